@@ -1,0 +1,175 @@
+"""One typed Settings object read from the environment and validated at start-up.
+
+Every knob of the service lives here, so that a bad value stops the process before it
+serves a single request, with a message that names the variable and says what to put.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+PROVIDERS = ("openai",)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid; the message says which and how to fix it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Validated configuration of one ChatWait process (see the README's table)."""
+
+    llm_provider: str = "openai"
+    openai_api_key: str | None = dataclasses.field(default=None, repr=False)
+    openai_base_url: str | None = None
+    openai_model: str = "gpt-4o-mini"
+    allowed_models: tuple[str, ...] = ()
+    max_tokens: int = 1024
+    max_message_chars: int = 8000
+    max_history_messages: int = 200
+    max_input_tokens: int = 16000
+    timeout_seconds: float = 30.0
+    idle_timeout_seconds: float = 30.0
+    max_stream_seconds: float = 600.0
+    upstream_retries: int = 2
+    keepalive_seconds: float = 15.0
+    stream_ttl_seconds: float = 300.0
+    max_streams: int = 5000
+    log_level: str = "INFO"
+    max_body_bytes: int = 1_048_576
+    testing: bool = False
+
+    @property
+    def default_model(self) -> str:
+        """The model used when a request names none."""
+        return self.openai_model
+
+
+def _text(name: str, raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        raise ConfigError(f"{name} is set but empty: unset it or give it a value.")
+    return value
+
+
+def _integer(minimum: int, maximum: int) -> Callable[[str, str], int]:
+    def parse(name: str, raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a whole number: use e.g. {name}={minimum}.") from None
+        if not minimum <= value <= maximum:
+            raise ConfigError(f"{name}={value} is out of range: use a value from {minimum} to {maximum}.")
+        return value
+
+    return parse
+
+
+def _seconds(minimum: float, maximum: float) -> Callable[[str, str], float]:
+    def parse(name: str, raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a number of seconds: use e.g. {name}=30.") from None
+        if not minimum <= value <= maximum:  # also rejects nan
+            raise ConfigError(f"{name}={raw.strip()} is out of range: use {minimum:g} to {maximum:g} seconds.")
+        return value
+
+    return parse
+
+
+def _choice(options: tuple[str, ...], upper: bool = False) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip().upper() if upper else raw.strip().lower()
+        if value not in options:
+            raise ConfigError(f"{name}={raw!r} is not supported: use one of {', '.join(options)}.")
+        return value
+
+    return parse
+
+
+def _url(name: str, raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if not value.startswith(("http://", "https://")) or len(value) < 10 or " " in value:
+        raise ConfigError(f"{name}={raw!r} is not an http(s) URL: use e.g. {name}=http://localhost:11434/v1.")
+    return value
+
+
+def _models(name: str, raw: str) -> tuple[str, ...]:
+    models = tuple(dict.fromkeys(m.strip() for m in raw.split(",") if m.strip()))
+    if not models:
+        raise ConfigError(f"{name} lists no model: give a comma-separated list, e.g. {name}=gpt-4o-mini,gpt-4o.")
+    return models
+
+
+def _flag(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in ("1", "0", "true", "false", "yes", "no"):
+        raise ConfigError(f"{name}={raw!r} is not a boolean: use true or false.")
+    return value in ("1", "true", "yes")
+
+
+# Environment variable -> (Settings field, parser).
+_VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
+    "LLM_PROVIDER": ("llm_provider", _choice(PROVIDERS)),
+    "OPENAI_API_KEY": ("openai_api_key", _text),
+    "OPENAI_BASE_URL": ("openai_base_url", _url),
+    "OPENAI_MODEL": ("openai_model", _text),
+    "ALLOWED_MODELS": ("allowed_models", _models),
+    "MAX_TOKENS": ("max_tokens", _integer(1, 1_000_000)),
+    "MAX_MESSAGE_CHARS": ("max_message_chars", _integer(1, 10_000_000)),
+    "MAX_HISTORY_MESSAGES": ("max_history_messages", _integer(0, 100_000)),
+    "MAX_INPUT_TOKENS": ("max_input_tokens", _integer(1, 10_000_000)),
+    "TIMEOUT_SECONDS": ("timeout_seconds", _seconds(0.05, 3600)),
+    "IDLE_TIMEOUT_SECONDS": ("idle_timeout_seconds", _seconds(0.05, 3600)),
+    "MAX_STREAM_SECONDS": ("max_stream_seconds", _seconds(0.1, 86400)),
+    "UPSTREAM_RETRIES": ("upstream_retries", _integer(0, 10)),
+    "KEEPALIVE_SECONDS": ("keepalive_seconds", _seconds(0.05, 3600)),
+    "STREAM_TTL_SECONDS": ("stream_ttl_seconds", _seconds(0.1, 86400)),
+    "MAX_STREAMS": ("max_streams", _integer(1, 1_000_000)),
+    "LOG_LEVEL": ("log_level", _choice(LOG_LEVELS, upper=True)),
+    "MAX_BODY_BYTES": ("max_body_bytes", _integer(1024, 100_000_000)),
+    "TESTING": ("testing", _flag),
+}
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from the environment, with `overrides` (same variable names) on top.
+
+    Raises ConfigError naming the first bad variable.
+    """
+    source = {name: os.environ[name] for name in _VARIABLES if name in os.environ} if environ is None else dict(environ)
+    for name, value in (overrides or {}).items():
+        if name not in _VARIABLES:
+            raise ConfigError(f"{name} is not a ChatWait setting: check the spelling against the README.")
+        if value is None:
+            source.pop(name, None)
+        else:
+            source[name] = value if isinstance(value, str) else str(value)
+    values: dict[str, Any] = {}
+    for name, (field, parse) in _VARIABLES.items():
+        if name in source:
+            values[field] = parse(name, source[name])
+    if "idle_timeout_seconds" not in values and "timeout_seconds" in values:
+        values["idle_timeout_seconds"] = values["timeout_seconds"]
+    settings = Settings(**values)
+    if not settings.allowed_models:
+        settings = dataclasses.replace(settings, allowed_models=(settings.default_model,))
+    _check_consistency(settings)
+    return settings
+
+
+def _check_consistency(settings: Settings) -> None:
+    if settings.default_model not in settings.allowed_models:
+        raise ConfigError(
+            f"OPENAI_MODEL={settings.default_model!r} is not in ALLOWED_MODELS: add it to the list or pick one of them."
+        )
+    if settings.llm_provider == "openai" and not (settings.openai_api_key or settings.openai_base_url):
+        raise ConfigError(
+            "LLM_PROVIDER=openai needs OPENAI_API_KEY (for api.openai.com) or OPENAI_BASE_URL "
+            "(for an OpenAI-compatible server such as vLLM, Ollama or llama.cpp): set one of them."
+        )

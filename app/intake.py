@@ -1,0 +1,103 @@
+"""From an HTTP request to a ChatCall: strict JSON body, schema validation, input-token check.
+
+Every way a body can be wrong ends here as a catalogue error with a 4xx status: wrong
+content type, invalid UTF-8, malformed JSON, NaN/Infinity, numbers too big to hold, nesting
+too deep for the parser, unknown or mistyped fields, and conversations over the token limit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from flask import Request
+from marshmallow import ValidationError
+
+from .config import Settings
+from .errors import ApiError
+from .providers.base import ChatCall, Provider
+from .schemas import ChatRequestSchema
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError("number out of range")
+    return number
+
+
+def read_json(request: Request) -> Any:
+    """The request body as JSON, or ApiError (415, 413 via MAX_CONTENT_LENGTH, 400)."""
+    if request.mimetype != "application/json":
+        raise ApiError("unsupported_media_type")
+    raw = request.get_data(cache=False)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError("invalid_json", f"The body is not valid UTF-8 (byte {exc.start}).") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ApiError("invalid_json", "The JSON is nested too deeply.") from None
+    except json.JSONDecodeError as exc:
+        raise ApiError("invalid_json", f"Malformed JSON at line {exc.lineno}, column {exc.colno}.") from None
+    except ValueError:
+        raise ApiError("invalid_json", "The JSON holds a number that is not finite or too large.") from None
+
+
+def validate_chat_request(data: Any, schema: ChatRequestSchema) -> dict[str, Any]:
+    """The validated request fields, or ApiError(validation_error) naming every bad field."""
+    if not isinstance(data, dict):
+        raise ApiError("validation_error", "The body must be a JSON object.", fields={"_body": ["Not an object."]})
+    try:
+        return schema.load(data)
+    except ValidationError as exc:
+        messages = exc.normalized_messages()
+        raise ApiError("validation_error", f"{len(messages)} field(s) are invalid.", fields=messages) from None
+
+
+def build_call(fields: dict[str, Any], settings: Settings, provider: Provider) -> tuple[ChatCall, int]:
+    """The provider call for validated fields and its prompt token count.
+
+    Raises ApiError(input_too_long) with how many oldest history messages to drop.
+    """
+    system = [{"role": "system", "content": fields["system"]}] if "system" in fields else []
+    history = [{"role": m["role"], "content": m["content"]} for m in fields["history"]]
+    messages = [*system, *history, {"role": "user", "content": fields["message"]}]
+    costs = provider.message_costs(messages)
+    total = provider.prompt_tokens(messages)
+    limit = settings.max_input_tokens
+    if total > limit:
+        raise _too_long(total, limit, costs[len(system) : len(system) + len(history)])
+    call = ChatCall(
+        model=fields.get("model", settings.default_model),
+        messages=messages,
+        max_tokens=fields.get("max_tokens", settings.max_tokens),
+        temperature=fields.get("temperature"),
+    )
+    return call, total
+
+
+def _too_long(total: int, limit: int, history_costs: list[int]) -> ApiError:
+    detail = f"The conversation is {total} tokens; the limit (MAX_INPUT_TOKENS) is {limit}."
+    excess = total - limit
+    dropped = 0
+    for count, cost in enumerate(history_costs, start=1):
+        dropped += cost
+        if dropped >= excess:
+            return ApiError(
+                "input_too_long",
+                detail,
+                action=f"Drop the {count} oldest history message(s) and send the request again.",
+            )
+    return ApiError(
+        "input_too_long",
+        detail,
+        action=f"Shorten the message or the system prompt: without any history it is still "
+        f"{total - sum(history_costs)} tokens.",
+    )

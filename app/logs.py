@@ -1,0 +1,167 @@
+"""One logging setup: JSON lines on stdout, correlation ids, and redaction of secrets and PII.
+
+Redaction runs on the final formatted line of every handler, so tracebacks, `extra` fields
+and third-party loggers (gunicorn, httpx, openai) are covered, not only our own messages.
+The correlation and stream ids live in context variables: gevent gives each greenlet its
+own context, so a request greenlet and its producer greenlet each bind them (see `bind`).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime
+import logging
+import logging.config
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
+
+correlation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
+stream_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("stream_id", default=None)
+
+_CORRELATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+REDACTED = "[REDACTED]"
+_SECRET_PATTERNS = [
+    # Authorization headers and bearer tokens.
+    re.compile(r"(?i)\bbearer\s+[A-Za-z0-9\-._~+/]+=*"),
+    # OpenAI-style keys, including masked fragments such as sk-...abcd or sk-proj-****wxyz.
+    re.compile(r"\bsk-[A-Za-z0-9_\-.*]{3,}"),
+    # JSON Web Tokens.
+    re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),
+    # Values of key-like fields: api_key=..., "password": "...", token: ...
+    re.compile(
+        r"(?i)\b(?:api[_-]?key|apikey|authorization|password|passwd|secret|access[_-]?token)"
+        r"(?:[\"']?\s*[:=]\s*[\"']?)[^\s\"',;}]+"
+    ),
+    # E-mail addresses.
+    re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
+    # Phone numbers: international (+33 6 12 34 56 78) and grouped national (555-123-4567, (555) 123 4567).
+    re.compile(r"(?<![\w.])\+\d{1,3}(?:[\s.-]?\(?\d{1,4}\)?){2,6}(?![\w.])"),
+    re.compile(r"(?<![\w.])(?:\(\d{2,4}\)\s?|\d{2,4}[\s.-])\d{3,4}[\s.-]\d{3,5}(?![\w.])"),
+]
+# Card numbers: 13-19 digits, optionally grouped, checked with Luhn to spare ordinary numbers.
+_CARD_CANDIDATE = re.compile(r"(?<![\w.])\d(?:[ -]?\d){12,18}(?![\w.])")
+
+
+def _luhn_valid(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2 == 1:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def _redact_card(match: re.Match[str]) -> str:
+    digits = re.sub(r"[ -]", "", match.group(0))
+    return REDACTED if _luhn_valid(digits) else match.group(0)
+
+
+def redact(text: str) -> str:
+    """Replace secrets and personal data in `text` with a marker."""
+    text = _CARD_CANDIDATE.sub(_redact_card, text)
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(REDACTED, text)
+    return text
+
+
+class ContextFilter(logging.Filter):
+    """Stamp every record with the correlation and stream ids bound in the current greenlet."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "correlation_id"):
+            record.correlation_id = correlation_id_var.get()
+        if not hasattr(record, "stream_id"):
+            record.stream_id = stream_id_var.get()
+        return True
+
+
+class RedactingJsonFormatter(JsonFormatter):
+    """python-json-logger formatter: UTC ISO-8601 timestamp, level, event; redacts the final line."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("rename_fields", {"levelname": "level", "message": "event", "name": "logger"})
+        super().__init__("%(levelname)s %(name)s %(message)s", *args, **kwargs)
+
+    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
+        """Put the timestamp first and drop empty ids, then let the base class add the rest."""
+        stamp = datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc)
+        log_data["timestamp"] = stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        super().add_fields(log_data, record, message_dict)
+        for key in ("correlation_id", "stream_id"):
+            if log_data.get(key) is None:
+                log_data.pop(key, None)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def logging_config(level: str = "INFO") -> dict[str, Any]:
+    """The one dictConfig of the process, shared by the app and gunicorn (`logconfig_dict`)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"context": {"()": ContextFilter}},
+        "formatters": {"json": {"()": RedactingJsonFormatter}},
+        "handlers": {
+            "stdout": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stdout",
+                "formatter": "json",
+                "filters": ["context"],
+            }
+        },
+        "root": {"level": level, "handlers": ["stdout"]},
+        "loggers": {
+            "gunicorn.error": {"level": level, "handlers": [], "propagate": True},
+            "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": True},
+            # Their DEBUG lines carry request headers (the API key); keep them at INFO at most.
+            "httpx": {"level": "WARNING"},
+            "httpcore": {"level": "WARNING"},
+            "openai": {"level": "WARNING"},
+        },
+    }
+
+
+def configure_logging(level: str) -> None:
+    """Install the JSON logging setup for the whole process."""
+    logging.config.dictConfig(logging_config(level))
+
+
+def new_correlation_id() -> str:
+    """A fresh correlation id (32 hex digits)."""
+    return uuid.uuid4().hex
+
+
+def accept_correlation_id(candidate: str | None) -> str:
+    """The client's X-Correlation-Id if it is well formed, otherwise a new one."""
+    if candidate and _CORRELATION_ID.fullmatch(candidate):
+        return candidate
+    return new_correlation_id()
+
+
+@contextmanager
+def bind(correlation_id: str | None, stream_id: str | None = None) -> Iterator[None]:
+    """Bind the ids to every log line of the current greenlet for the duration of the block."""
+    tokens = (correlation_id_var.set(correlation_id), stream_id_var.set(stream_id))
+    try:
+        yield
+    finally:
+        stream_id_var.reset(tokens[1])
+        correlation_id_var.reset(tokens[0])
+
+
+def log_greenlet_failure(greenlet: Any) -> None:
+    """`link_exception` callback for every spawned greenlet: a crash is logged, never silent."""
+    exc = greenlet.exception
+    logging.getLogger("chatwait").error(
+        "greenlet_failed",
+        exc_info=(type(exc), exc, exc.__traceback__) if exc is not None else None,
+        extra={"error_type": type(exc).__name__},
+    )

@@ -1,0 +1,13 @@
+"""Model providers: where generated text comes from (see base.Provider)."""
+
+from __future__ import annotations
+
+from ..config import Settings
+from .base import Provider
+
+
+def build_provider(settings: Settings) -> Provider:
+    """The provider selected by LLM_PROVIDER."""
+    from .openai import OpenAIProvider
+
+    return OpenAIProvider(settings)

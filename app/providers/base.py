@@ -1,0 +1,128 @@
+"""The provider interface: what the relay needs from any source of generated text."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Iterator, Sequence
+from types import TracebackType
+from typing import Any
+
+from ..errors import CATALOGUE
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ChatCall:
+    """One validated generation request, as sent to a provider."""
+
+    model: str
+    messages: list[dict[str, str]]
+    max_tokens: int
+    temperature: float | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Usage:
+    """Token usage of one generation."""
+
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt plus completion tokens."""
+        return self.prompt_tokens + self.completion_tokens
+
+    def as_dict(self) -> dict[str, int]:
+        """The `usage` object of the API."""
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+
+class UpstreamError(Exception):
+    """A provider failure, already classified by its catalogue error code.
+
+    `detail` is written by ChatWait, never copied from the upstream body, so it is safe to
+    show and log. `retryable` says whether trying again (before the first token) may help.
+    """
+
+    def __init__(
+        self,
+        error_code: str,
+        detail: str,
+        *,
+        retry_after: float | None = None,
+        upstream_status: int | None = None,
+        upstream_request_id: str | None = None,
+    ) -> None:
+        super().__init__(error_code)
+        self.error_code = error_code
+        self.detail = detail
+        self.retry_after = retry_after
+        self.upstream_status = upstream_status
+        self.upstream_request_id = upstream_request_id
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the same request may succeed if tried again."""
+        return CATALOGUE[self.error_code].retryable
+
+
+class Generation(abc.ABC):
+    """One generation in progress: iterate to get text pieces; close releases the upstream.
+
+    After the iteration ends normally, `finish_reason` is set (a provider raises
+    UpstreamError rather than end without one) and `usage` holds the upstream's own count
+    when it sent one.
+    """
+
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    upstream_request_id: str | None = None
+
+    @abc.abstractmethod
+    def __iter__(self) -> Iterator[str]: ...
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the upstream connection at once (idempotent)."""
+
+    def __enter__(self) -> Generation:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class Provider(abc.ABC):
+    """A source of generated text: OpenAI-compatible HTTP, or an embedded model."""
+
+    name: str
+
+    @abc.abstractmethod
+    def open(self, call: ChatCall) -> Generation:
+        """Start a generation; raises UpstreamError when it cannot start."""
+
+    @abc.abstractmethod
+    def message_costs(self, messages: Sequence[dict[str, str]]) -> list[int]:
+        """Token cost of each message with this provider's tokenizer."""
+
+    @abc.abstractmethod
+    def prompt_tokens(self, messages: Sequence[dict[str, str]]) -> int:
+        """Tokens the model reads for these messages."""
+
+    @abc.abstractmethod
+    def completion_tokens(self, text: str) -> int:
+        """Tokens of a generated text, for when the upstream reports no usage."""
+
+    @abc.abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """What /ready reports about this provider (never a secret)."""
+
+    def close(self) -> None:
+        """Release pooled connections (shutdown)."""

@@ -1,0 +1,240 @@
+"""The producer: runs one generation from a provider into a listener, whatever happens.
+
+It owns the retry policy (retryable failures, only before the first token, with backoff and
+jitter, honouring Retry-After), the deadlines (first token, and a total cap; the idle
+deadline between tokens is the provider's read timeout), cancellation (StreamCancelled
+raised into the producer greenlet), usage (the upstream's count, else our own) and the
+lifecycle log lines. Streaming and wait mode share it; only the listener differs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import time
+from collections.abc import Iterator
+from typing import Protocol
+
+import gevent
+
+from .config import Settings
+from .errors import ApiError
+from .logs import bind
+from .providers.base import ChatCall, Generation, Provider, UpstreamError, Usage
+from .streams import StreamCancelled
+
+log = logging.getLogger("chatwait.relay")
+
+BACKOFF_BASE_SECONDS = 0.25
+BACKOFF_CAP_SECONDS = 8.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """How a generation ended: exactly one of `finish_reason` and `error` is set."""
+
+    text: str
+    chunks: int
+    usage: Usage
+    duration_ms: float
+    ttft_ms: float | None
+    finish_reason: str | None = None
+    error: ApiError | None = None
+
+
+class Listener(Protocol):
+    """Receives a generation as it happens (a stream writer; nothing in wait mode)."""
+
+    def chunk(self, content: str) -> None: ...
+
+    def end(self, outcome: Outcome) -> None: ...
+
+
+class _FirstTokenDeadline(BaseException):
+    """Raised by the first-token timer; a BaseException so the SDK cannot wrap it."""
+
+
+class Relay:
+    """One generation: `run()` drives the provider and tells the listener; returns the Outcome."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        settings: Settings,
+        call: ChatCall,
+        prompt_tokens: int,
+        listener: Listener | None,
+        correlation_id: str,
+        stream_id: str | None = None,
+    ) -> None:
+        self.provider = provider
+        self.settings = settings
+        self.call = call
+        self.prompt_tokens = prompt_tokens
+        self.listener = listener
+        self.correlation_id = correlation_id
+        self.stream_id = stream_id
+        self._pieces: list[str] = []
+        self._first_token_at: float | None = None
+        self._started = 0.0
+
+    def run(self) -> Outcome:
+        """Generate to the end, cancellation or failure; always ends the listener exactly once."""
+        with bind(self.correlation_id, self.stream_id):
+            self._started = time.monotonic()
+            log.info(
+                "stream_started",
+                extra={
+                    "provider": self.provider.name,
+                    "model": self.call.model,
+                    "mode": "wait" if self.listener is None else "streaming",
+                    "prompt_tokens": self.prompt_tokens,
+                    "max_tokens": self.call.max_tokens,
+                },
+            )
+            finish_reason, usage, error = self._generate()
+            outcome = self._outcome(finish_reason, usage, error)
+            self._log_end(outcome)
+            if self.listener is not None:
+                self.listener.end(outcome)
+            return outcome
+
+    def _generate(self) -> tuple[str | None, Usage | None, ApiError | None]:
+        total = gevent.Timeout(self.settings.max_stream_seconds)
+        total.start()
+        try:
+            generation, rest = self._open_until_first_piece()
+            with generation:
+                for piece in rest:
+                    self._emit(piece)
+            return generation.finish_reason, generation.usage, None
+        except StreamCancelled:
+            return "cancelled", None, None
+        except gevent.Timeout as timeout:
+            if timeout is not total:
+                raise
+            detail = f"The reply took longer than MAX_STREAM_SECONDS ({self.settings.max_stream_seconds:g} s)."
+            return None, None, self._upstream_failure(UpstreamError("upstream_timeout", detail))
+        except UpstreamError as failure:
+            return None, None, self._upstream_failure(failure)
+        except Exception as exc:
+            log.exception("error_occurred", extra={"error_code": "internal_error", "error_type": type(exc).__name__})
+            return None, None, ApiError("internal_error")
+        finally:
+            total.close()
+
+    def _open_until_first_piece(self) -> tuple[Generation, Iterator[str]]:
+        """Open the upstream and wait for its first piece, retrying what may be retried.
+
+        The first-token deadline (TIMEOUT_SECONDS) covers every attempt and the waits between.
+        """
+        deadline = time.monotonic() + self.settings.timeout_seconds
+        attempt = 0
+        while True:
+            try:
+                return self._attempt(deadline)
+            except UpstreamError as failure:
+                delay = _backoff(attempt, failure.retry_after)
+                if (
+                    not failure.retryable
+                    or attempt >= self.settings.upstream_retries
+                    or time.monotonic() + delay >= deadline
+                ):
+                    raise
+                attempt += 1
+                log.warning(
+                    "upstream_retry",
+                    extra={
+                        "attempt": attempt,
+                        "delay_ms": round(delay * 1000),
+                        "error_code": failure.error_code,
+                        "upstream_status": failure.upstream_status,
+                    },
+                )
+                gevent.sleep(delay)
+
+    def _attempt(self, deadline: float) -> tuple[Generation, Iterator[str]]:
+        timeout = gevent.Timeout(max(0.0, deadline - time.monotonic()), _FirstTokenDeadline)
+        timeout.start()
+        generation: Generation | None = None
+        try:
+            generation = self.provider.open(self.call)
+            pieces = iter(generation)
+            first = next(pieces, None)
+        except _FirstTokenDeadline:
+            if generation is not None:
+                generation.close()
+            detail = f"No first token within TIMEOUT_SECONDS ({self.settings.timeout_seconds:g} s)."
+            raise UpstreamError("upstream_timeout", detail) from None
+        except BaseException:
+            if generation is not None:
+                generation.close()
+            raise
+        finally:
+            timeout.close()
+        if first is not None:
+            self._emit(first)
+        return generation, pieces
+
+    def _emit(self, piece: str) -> None:
+        self._pieces.append(piece)
+        if self._first_token_at is None:
+            self._first_token_at = time.monotonic()
+            log.info("first_token", extra={"ttft_ms": _ms(self._first_token_at - self._started)})
+        if self.listener is not None:
+            self.listener.chunk(piece)
+
+    def _upstream_failure(self, failure: UpstreamError) -> ApiError:
+        log.warning(
+            "error_occurred",
+            extra={
+                "error_code": failure.error_code,
+                "error_type": "UpstreamError",
+                "action": ApiError(failure.error_code).action,
+                "upstream_status": failure.upstream_status,
+                "upstream_request_id": failure.upstream_request_id,
+                "chunks_sent": len(self._pieces),
+            },
+        )
+        return ApiError(failure.error_code, failure.detail, retry_after=failure.retry_after)
+
+    def _outcome(self, finish_reason: str | None, usage: Usage | None, error: ApiError | None) -> Outcome:
+        text = "".join(self._pieces)
+        if usage is None:
+            usage = Usage(self.prompt_tokens, self.provider.completion_tokens(text))
+        first = self._first_token_at
+        return Outcome(
+            text=text,
+            chunks=len(self._pieces),
+            usage=usage,
+            duration_ms=_ms(time.monotonic() - self._started),
+            ttft_ms=None if first is None else _ms(first - self._started),
+            finish_reason=finish_reason,
+            error=error,
+        )
+
+    def _log_end(self, outcome: Outcome) -> None:
+        fields = {
+            "duration_ms": outcome.duration_ms,
+            "ttft_ms": outcome.ttft_ms,
+            "chunks": outcome.chunks,
+            **outcome.usage.as_dict(),
+        }
+        if outcome.error is not None:
+            log.warning("stream_failed", extra={"error_code": outcome.error.error_code, **fields})
+        else:
+            event = "stream_cancelled" if outcome.finish_reason == "cancelled" else "stream_completed"
+            log.info(event, extra={"finish_reason": outcome.finish_reason, **fields})
+
+
+def _backoff(attempt: int, retry_after: float | None) -> float:
+    """Seconds to wait before retry number `attempt + 1`: Retry-After if given, else exponential."""
+    if retry_after is not None:
+        return retry_after + random.uniform(0, 0.1 * retry_after + 0.05)
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)

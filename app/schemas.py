@@ -1,0 +1,234 @@
+"""marshmallow schemas, one per component of contracts/openapi.yaml (a test keeps them in step).
+
+The request schema validates; the response and event schemas document the shapes the
+service emits and let the tests check live output against both the schema and the contract.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
+
+ROLES = ("user", "assistant", "system")
+FINISH_REASONS = ("stop", "length", "content_filter", "tool_calls", "function_call", "cancelled")
+
+
+class Text(fields.String):
+    """A string that must be valid Unicode text (no unpaired surrogates from `\\ud800` escapes)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError("Contains an unpaired UTF-16 surrogate; send valid Unicode text.") from None
+        return text
+
+
+class StrictInteger(fields.Integer):
+    """A JSON integer: no strings, booleans or fractions."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, bool):
+            raise ValidationError("Not a valid integer.")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class StrictNumber(fields.Float):
+    """A finite JSON number: no strings or booleans."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_nan=False, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValidationError("Not a valid number.")
+        if isinstance(value, int) and abs(value) > 2**53:
+            raise ValidationError("Number too large.")
+        number = super()._deserialize(value, attr, data, **kwargs)
+        if not math.isfinite(number):
+            raise ValidationError("Not a finite number.")
+        return number
+
+
+class StrictSchema(Schema):
+    """Rejects unknown fields."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class HistoryMessageSchema(StrictSchema):
+    """One earlier turn of the conversation, managed by the client."""
+
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    content = Text(required=True)
+
+
+class ChatRequestSchema(StrictSchema):
+    """The body of POST /v1/chat/wait and /v1/chat/streaming; bounds come from Settings."""
+
+    message = Text(required=True)
+    history = fields.List(fields.Nested(HistoryMessageSchema), load_default=list)
+    system = Text()
+    model = fields.String()
+    max_tokens = StrictInteger()
+    temperature = StrictNumber(validate=validate.Range(min=0, max=2))
+
+    def __init__(
+        self,
+        *,
+        max_message_chars: int = 8000,
+        max_history_messages: int = 200,
+        max_tokens: int = 1024,
+        allowed_models: tuple[str, ...] = (),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.max_message_chars = max_message_chars
+        self.max_history_messages = max_history_messages
+        self.max_tokens_limit = max_tokens
+        self.allowed_models = allowed_models
+
+    @validates("message")
+    def _message(self, value: str, **_: Any) -> None:
+        if not value.strip():
+            raise ValidationError("Must not be empty or blank: type a message.")
+        if len(value) > self.max_message_chars:
+            raise ValidationError(f"Longer than {self.max_message_chars} characters ({len(value)}): shorten it.")
+
+    @validates("system")
+    def _system(self, value: str, **_: Any) -> None:
+        if len(value) > self.max_message_chars:
+            raise ValidationError(f"Longer than {self.max_message_chars} characters: shorten it.")
+
+    @validates("history")
+    def _history(self, value: list[Any], **_: Any) -> None:
+        if len(value) > self.max_history_messages:
+            raise ValidationError(f"More than {self.max_history_messages} messages: drop the oldest ones.")
+
+    @validates("model")
+    def _model(self, value: str, **_: Any) -> None:
+        if value not in self.allowed_models:
+            raise ValidationError(f"Not an allowed model: use one of {', '.join(self.allowed_models)}.")
+
+    @validates("max_tokens")
+    def _max_tokens(self, value: int, **_: Any) -> None:
+        if not 1 <= value <= self.max_tokens_limit:
+            raise ValidationError(f"Must be between 1 and {self.max_tokens_limit}.")
+
+
+class UsageSchema(StrictSchema):
+    """Token usage of one generation."""
+
+    prompt_tokens = fields.Integer(required=True)
+    completion_tokens = fields.Integer(required=True)
+    total_tokens = fields.Integer(required=True)
+
+
+class ChatReplySchema(StrictSchema):
+    """The JSON reply of wait mode."""
+
+    id = fields.String(required=True)
+    correlation_id = fields.String(required=True)
+    model = fields.String(required=True)
+    content = fields.String(required=True)
+    finish_reason = fields.String(required=True, validate=validate.OneOf(FINISH_REASONS))
+    usage = fields.Nested(UsageSchema, required=True)
+    duration_ms = fields.Float(required=True)
+
+
+class ErrorSchema(StrictSchema):
+    """Every error body, and the data of the SSE `error` event minus its stream fields."""
+
+    error_code = fields.String(required=True)
+    message = fields.String(required=True)
+    detail = fields.String(required=True)
+    action = fields.String(required=True)
+    retryable = fields.Boolean(required=True)
+    correlation_id = fields.String(required=True, allow_none=True)
+    fields_ = fields.Dict(data_key="fields")
+    retry_after_seconds = fields.Float()
+
+
+class StreamEventSchema(StrictSchema):
+    """Data of the priming `stream` event (id 0)."""
+
+    stream_id = fields.String(required=True)
+    correlation_id = fields.String(required=True)
+    model = fields.String(required=True)
+    created = fields.Integer(required=True)
+
+
+class ChunkEventSchema(StrictSchema):
+    """Data of a `chunk` event."""
+
+    sequence = fields.Integer(required=True)
+    content = fields.String(required=True)
+    is_final = fields.Boolean(required=True)
+
+
+class _TerminalFields(StrictSchema):
+    sequence = fields.Integer(required=True)
+    is_final = fields.Boolean(required=True)
+    last_sequence = fields.Integer(required=True)
+    content_length = fields.Integer(required=True)
+    duration_ms = fields.Float(required=True)
+    usage = fields.Nested(UsageSchema, required=True)
+
+
+class DoneEventSchema(_TerminalFields):
+    """Data of the terminal `done` event."""
+
+    finish_reason = fields.String(required=True, validate=validate.OneOf(FINISH_REASONS))
+
+
+class ErrorEventSchema(_TerminalFields, ErrorSchema):
+    """Data of the terminal `error` event."""
+
+
+class StopResultSchema(StrictSchema):
+    """The reply of DELETE /v1/chat/streaming/{stream_id}."""
+
+    stream_id = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(("cancelled", "already_finished")))
+    last_event_id = fields.Integer(required=True)
+
+
+class HealthSchema(StrictSchema):
+    """The reply of GET /health."""
+
+    status = fields.String(required=True)
+
+
+class ReadySchema(StrictSchema):
+    """The reply of GET /ready."""
+
+    status = fields.String(required=True)
+    provider = fields.String(required=True)
+    model = fields.String(required=True)
+    allowed_models = fields.List(fields.String(), required=True)
+    upstream = fields.String()
+    streams = fields.Integer(required=True)
+
+
+# Contract component name -> schema class (used by the contract test).
+COMPONENTS: dict[str, type[Schema]] = {
+    "ChatRequest": ChatRequestSchema,
+    "HistoryMessage": HistoryMessageSchema,
+    "Usage": UsageSchema,
+    "ChatReply": ChatReplySchema,
+    "Error": ErrorSchema,
+    "StreamEvent": StreamEventSchema,
+    "ChunkEvent": ChunkEventSchema,
+    "DoneEvent": DoneEventSchema,
+    "ErrorEvent": ErrorEventSchema,
+    "StopResult": StopResultSchema,
+    "Health": HealthSchema,
+    "Ready": ReadySchema,
+}

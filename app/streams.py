@@ -1,0 +1,192 @@
+"""Streams and the in-memory stream store.
+
+A Stream is the event log of one generation: the encoded SSE frames, indexed by event id,
+written by one producer and read by any number of consumers (HTTP responses), each of which
+replays from its own position and then follows live frames. The store keeps streams by id,
+bounded (LRU among finished streams), and a reaper drops finished streams after the TTL and
+cancels live ones nobody has followed for the TTL. Everything runs on one gevent hub, so a
+frame append and its wake-up happen without a switch in between and need no lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+
+import gevent
+from gevent.event import Event
+
+from .errors import ApiError
+from .logs import log_greenlet_failure
+from .sse import KEEPALIVE_FRAME
+
+log = logging.getLogger("chatwait.streams")
+
+
+class StreamCancelled(BaseException):
+    """Raised inside a producer greenlet to stop its generation (DELETE, or expiry).
+
+    A BaseException, like GreenletExit, so that no library's `except Exception` swallows it.
+    """
+
+
+class Stream:
+    """The event log of one generation and the handle on its producer."""
+
+    __slots__ = (
+        "stream_id",
+        "correlation_id",
+        "model",
+        "created",
+        "frames",
+        "finished",
+        "finished_at",
+        "consumers",
+        "idle_since",
+        "producer",
+        "_wakeup",
+    )
+
+    def __init__(self, stream_id: str, correlation_id: str, model: str, now: float) -> None:
+        self.stream_id = stream_id
+        self.correlation_id = correlation_id
+        self.model = model
+        self.created = time.time()
+        self.frames: list[bytes] = []
+        self.finished = False
+        self.finished_at = 0.0
+        self.consumers = 0
+        self.idle_since = now
+        self.producer: gevent.Greenlet | None = None
+        self._wakeup = Event()
+
+    @property
+    def last_event_id(self) -> int:
+        """The id of the newest frame (-1 while empty)."""
+        return len(self.frames) - 1
+
+    def append(self, frame: bytes, final: bool = False, now: float | None = None) -> None:
+        """Add the next frame (its id is its index) and wake every follower."""
+        self.frames.append(frame)
+        if final:
+            self.finished = True
+            self.finished_at = time.monotonic() if now is None else now
+        wakeup, self._wakeup = self._wakeup, Event()
+        wakeup.set()
+
+    def follow(self, after_id: int | None, keepalive_seconds: float) -> Iterator[bytes]:
+        """Yield the frames after `after_id` (all when None), then live ones until the end.
+
+        Frames that piled up since the last yield go out together in one write; a keepalive
+        comment is yielded after each `keepalive_seconds` of silence.
+        """
+        cursor = 0 if after_id is None else after_id + 1
+        frames = self.frames
+        while True:
+            wakeup = self._wakeup
+            end = len(frames)
+            if cursor < end:
+                yield frames[cursor] if end - cursor == 1 else b"".join(frames[cursor:end])
+                cursor = end
+            elif self.finished:
+                return
+            elif not wakeup.wait(keepalive_seconds):
+                yield KEEPALIVE_FRAME
+
+    def attach(self) -> None:
+        """Count a consumer in."""
+        self.consumers += 1
+
+    def detach(self, now: float) -> None:
+        """Count a consumer out; the idle clock starts when the last one leaves."""
+        self.consumers -= 1
+        if self.consumers == 0:
+            self.idle_since = now
+
+    def cancel(self) -> bool:
+        """Stop the producer if it still runs; True when this call stopped it."""
+        producer = self.producer
+        if self.finished or producer is None or producer.dead:
+            return False
+        producer.kill(StreamCancelled(), block=False)
+        return True
+
+
+class StreamStore:
+    """Streams by id: bounded, LRU among finished streams, expired after `ttl_seconds`."""
+
+    def __init__(self, max_streams: int, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_streams = max_streams
+        self.ttl_seconds = ttl_seconds
+        self.clock = clock
+        self._streams: OrderedDict[str, Stream] = OrderedDict()
+        self._reaper: gevent.Greenlet | None = None
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+    def create(self, correlation_id: str, model: str) -> Stream:
+        """A new, empty stream; evicts the least recently used finished stream when full.
+
+        Raises ApiError(server_busy) when every stream held is still live: those are never evicted.
+        """
+        if len(self._streams) >= self.max_streams and not self._evict_one_finished():
+            raise ApiError("server_busy", f"All {self.max_streams} stream slots (MAX_STREAMS) hold live streams.")
+        stream = Stream(uuid.uuid4().hex, correlation_id, model, self.clock())
+        self._streams[stream.stream_id] = stream
+        return stream
+
+    def get(self, stream_id: str) -> Stream:
+        """The stream with this id (marked recently used); ApiError(stream_not_found) otherwise."""
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            raise ApiError("stream_not_found", "The id is unknown, or the stream ended and expired.")
+        self._streams.move_to_end(stream_id)
+        return stream
+
+    def _evict_one_finished(self) -> bool:
+        for stream_id, stream in self._streams.items():
+            if stream.finished and stream.consumers == 0:
+                del self._streams[stream_id]
+                return True
+        return False
+
+    def reap(self) -> int:
+        """Drop finished streams older than the TTL; cancel and drop live ones unfollowed for the TTL."""
+        now = self.clock()
+        expired = [
+            stream
+            for stream in self._streams.values()
+            if (stream.finished and now - stream.finished_at > self.ttl_seconds)
+            or (not stream.finished and stream.consumers == 0 and now - stream.idle_since > self.ttl_seconds)
+        ]
+        for stream in expired:
+            del self._streams[stream.stream_id]
+            if stream.cancel():
+                log.info(
+                    "stream_expired",
+                    extra={"correlation_id": stream.correlation_id, "stream_id": stream.stream_id, "reason": "no_consumer"},
+                )
+        return len(expired)
+
+    def start_reaper(self) -> None:
+        """Run `reap` periodically in a background greenlet (a few times per TTL)."""
+        if self._reaper is None:
+            self._reaper = gevent.spawn(self._reap_forever, min(5.0, self.ttl_seconds / 4))
+            self._reaper.link_exception(log_greenlet_failure)
+
+    def _reap_forever(self, interval: float) -> None:
+        while True:
+            gevent.sleep(interval)
+            self.reap()
+
+    def close(self) -> None:
+        """Stop the reaper and cancel every live stream (shutdown)."""
+        if self._reaper is not None:
+            self._reaper.kill(block=False)
+            self._reaper = None
+        for stream in list(self._streams.values()):
+            stream.cancel()

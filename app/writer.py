@@ -1,0 +1,60 @@
+"""Turns a generation into SSE frames on a Stream: the `stream`, `chunk`, `done`/`error` events."""
+
+from __future__ import annotations
+
+import logging
+
+from .relay import Outcome
+from .sse import SseEvent, encode_chunk
+from .streams import Stream
+
+log = logging.getLogger("chatwait.writer")
+
+
+class StreamWriter:
+    """The relay's listener in streaming mode; writes the priming `stream` event at once.
+
+    Chunk sequences equal their event ids (1..n); the terminal event has id n+1 and tells
+    the last chunk sequence and the total content length so a client can check it has all.
+    """
+
+    def __init__(self, stream: Stream) -> None:
+        self.stream = stream
+        self.sequence = 0
+        self._debug = log.isEnabledFor(logging.DEBUG)
+        stream.append(
+            SseEvent(
+                0,
+                "stream",
+                {
+                    "stream_id": stream.stream_id,
+                    "correlation_id": stream.correlation_id,
+                    "model": stream.model,
+                    "created": int(stream.created),
+                },
+            ).encode()
+        )
+
+    def chunk(self, content: str) -> None:
+        """Append one `chunk` event."""
+        self.sequence += 1
+        self.stream.append(encode_chunk(self.sequence, content))
+        if self._debug:
+            log.debug("chunk_sent", extra={"sequence": self.sequence, "chars": len(content)})
+
+    def end(self, outcome: Outcome) -> None:
+        """Append the one terminal event: `done`, or `error` with the catalogue fields."""
+        sequence = self.sequence + 1
+        data = {
+            "sequence": sequence,
+            "is_final": True,
+            "last_sequence": self.sequence,
+            "content_length": len(outcome.text),
+            "duration_ms": outcome.duration_ms,
+            "usage": outcome.usage.as_dict(),
+        }
+        if outcome.error is not None:
+            event = SseEvent(sequence, "error", {**data, **outcome.error.body(self.stream.correlation_id)})
+        else:
+            event = SseEvent(sequence, "done", {**data, "finish_reason": outcome.finish_reason})
+        self.stream.append(event.encode(), final=True)

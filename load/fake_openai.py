@@ -1,0 +1,277 @@
+"""A fake OpenAI-compatible chat completions server for tests and benchmarks.
+
+Run: python load/fake_openai.py [--port 0] [--tokens 20] [--delay-ms 0] [--first-ms 0]
+It prints `FAKE_OPENAI_PORT=<port>` once listening on 127.0.0.1.
+
+Behaviour is chosen per request by `@key=value` directives in the last user message (so
+parallel tests do not interfere), falling back to the command-line defaults:
+
+  @tokens=N        reply length in tokens (the reply is "tok0 tok1 ... tok{N-1} ")
+  @first_ms=MS     delay before the first token;  @delay_ms=MS  delay between tokens
+  @text=unicode    tokens cycle through accents, CJK, emoji, quotes, newlines and markup
+  @fault=429|401|500|503   answer with that HTTP error (401 echoes the key, like OpenAI)
+  @retry_after=S   Retry-After header of a 429/503
+  @fail_times=N    fault only the first N requests carrying this exact message
+  @fault=reset@K   reset the TCP connection after K tokens
+  @fault=stall@K   stop sending after K tokens (the connection stays open)
+  @fault=nofinish  end cleanly without a finish_reason
+  @fault=badjson@K send a chunk that is not JSON after K tokens
+  @fault=errorchunk@K  send an {"error": ...} chunk after K tokens
+  @usage=0         never send usage, even when asked (stream_options.include_usage)
+
+Tokens are scheduled on an absolute clock (first_ms + i * delay_ms after the request), chunk
+bytes are pre-encoded, TCP_NODELAY is set, connections are kept alive, and a client that
+closes its connection mid-reply is noticed at once. GET /_stats lists recent requests with
+how each ended (`completed`, `client_closed`, `reset`, ...) and when, for tests.
+"""
+
+from __future__ import annotations
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import collections  # noqa: E402
+import json  # noqa: E402
+import socket  # noqa: E402
+import struct  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import gevent  # noqa: E402
+from gevent.server import StreamServer  # noqa: E402
+
+UNICODE_TOKENS = ["héllo", " 世界", " 🎉", "\n", ' "quoted"', " <b>&amp;</b>", " \\slash", " naïve", "\t", " Ωmega"]
+
+
+class ClientGone(Exception):
+    """The client closed the connection."""
+
+
+class Directives:
+    """The knobs of one request."""
+
+    def __init__(self, text: str, defaults: argparse.Namespace) -> None:
+        found = {}
+        for word in text.split():
+            if word.startswith("@") and "=" in word:
+                key, _, value = word[1:].partition("=")
+                found[key] = value
+        self.tokens = int(found.get("tokens", defaults.tokens))
+        self.first_ms = float(found.get("first_ms", defaults.first_ms))
+        self.delay_ms = float(found.get("delay_ms", defaults.delay_ms))
+        self.unicode = found.get("text") == "unicode"
+        self.usage = found.get("usage", "1") != "0"
+        self.retry_after = found.get("retry_after")
+        self.fail_times = int(found["fail_times"]) if "fail_times" in found else None
+        fault = found.get("fault", "")
+        self.fault, _, at = fault.partition("@")
+        self.fault_at = int(at) if at else 0
+
+
+class FakeOpenAI:
+    """The server state: defaults, per-message failure counters, recent request outcomes."""
+
+    def __init__(self, defaults: argparse.Namespace) -> None:
+        self.defaults = defaults
+        self.attempts: collections.Counter[str] = collections.Counter()
+        self.outcomes: collections.deque[dict] = collections.deque(maxlen=5000)
+        self.requests = 0
+        self._token_cache: dict[tuple[bool, int], bytes] = {}
+
+    # --- HTTP plumbing -------------------------------------------------------------------
+
+    def handle(self, sock: socket.socket, address: tuple) -> None:
+        """Serve one connection (keep-alive: any number of requests)."""
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        buffer = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                method, path, _ = lines[0].split(" ", 2)
+                headers = {}
+                for line in lines[1:]:
+                    name, _, value = line.partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                length = int(headers.get("content-length", "0"))
+                while len(buffer) < length:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                body, buffer = buffer[:length], buffer[length:]
+                buffer = self.route(sock, method, path.split("?")[0], headers, body, buffer)
+                if buffer is None or headers.get("connection", "").lower() == "close":
+                    return
+        except (ConnectionError, OSError, ClientGone):
+            return
+        finally:
+            sock.close()
+
+    @staticmethod
+    def send_json(sock: socket.socket, status: int, payload: object, extra: dict[str, str] | None = None) -> None:
+        body = json.dumps(payload).encode()
+        head = [f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}", "Content-Type: application/json"]
+        head += [f"Content-Length: {len(body)}"] + [f"{k}: {v}" for k, v in (extra or {}).items()]
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+
+    def route(self, sock, method, path, headers, body, buffer):
+        """Answer one request; returns the unread bytes (None: close the connection)."""
+        if method == "GET" and path == "/_stats":
+            self.send_json(sock, 200, {"requests": self.requests, "outcomes": list(self.outcomes)})
+        elif method == "GET" and path in ("/v1/models", "/models"):
+            self.send_json(sock, 200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+        elif method == "POST" and path in ("/v1/chat/completions", "/chat/completions"):
+            return self.completions(sock, headers, json.loads(body or b"{}"), buffer)
+        else:
+            self.send_json(sock, 404, {"error": {"message": "not found"}})
+        return buffer
+
+    # --- chat completions -------------------------------------------------------------------
+
+    def completions(self, sock, headers, request, buffer):
+        self.requests += 1
+        request_id = f"req_{self.requests}"
+        messages = request.get("messages") or [{}]
+        last_user = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
+        knobs = Directives(last_user, self.defaults)
+        outcome = {"request_id": request_id, "started": time.time(), "stream": bool(request.get("stream"))}
+        self.outcomes.append(outcome)
+        base_headers = {"x-request-id": request_id}
+
+        if knobs.fault in ("429", "401", "500", "503"):
+            self.attempts[last_user] += 1
+            if knobs.fail_times is None or self.attempts[last_user] <= knobs.fail_times:
+                status = int(knobs.fault)
+                key = headers.get("authorization", "").removeprefix("Bearer ")
+                message = {
+                    401: f"Incorrect API key provided: {key}. You can find your API key at the dashboard.",
+                    429: f"Rate limit reached for {key[:8]} on requests per min.",
+                }.get(status, f"The server had an error processing request from {key}.")
+                extra = dict(base_headers)
+                if knobs.retry_after is not None:
+                    extra["Retry-After"] = knobs.retry_after
+                self.send_json(sock, status, {"error": {"message": message, "type": "fake_error"}}, extra)
+                outcome.update(ended=time.time(), how=f"http_{status}")
+                return buffer
+
+        prompt_tokens = sum(len(str(m.get("content", "")).split()) + 4 for m in messages)
+        if not request.get("stream"):
+            gevent.sleep((knobs.first_ms + max(0, knobs.tokens - 1) * knobs.delay_ms) / 1000)
+            content = "".join(self.token_text(knobs.unicode, i) for i in range(knobs.tokens))
+            self.send_json(
+                sock,
+                200,
+                {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion",
+                    "created": 1700000000,
+                    "model": request.get("model"),
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": knobs.tokens, "total_tokens": prompt_tokens + knobs.tokens},
+                },
+                base_headers,
+            )
+            outcome.update(ended=time.time(), how="completed", tokens=knobs.tokens)
+            return buffer
+
+        include_usage = knobs.usage and bool((request.get("stream_options") or {}).get("include_usage"))
+        return self.stream(sock, request, knobs, outcome, buffer, prompt_tokens, include_usage, base_headers)
+
+    def token_text(self, unicode: bool, index: int) -> str:
+        return UNICODE_TOKENS[index % len(UNICODE_TOKENS)] if unicode else f"tok{index} "
+
+    def token_chunk(self, unicode: bool, index: int) -> bytes:
+        """Pre-encoded `"content":...` JSON of token `index`."""
+        key = (unicode, index)
+        cached = self._token_cache.get(key)
+        if cached is None:
+            cached = self._token_cache[key] = json.dumps(self.token_text(unicode, index)).encode()
+        return cached
+
+    def stream(self, sock, request, knobs, outcome, buffer, prompt_tokens, include_usage, base_headers):
+        start = time.monotonic()
+        model = json.dumps(request.get("model", "fake-model")).encode()
+        prefix = b'{"id":"chatcmpl-fake","object":"chat.completion.chunk","created":1700000000,"model":' + model
+        head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in base_headers.items()) + "\r\n"
+        sock.sendall(head.encode())
+        watcher = gevent.spawn(sock.recv, 1)  # returns b"" when the client closes
+        sent = 0
+
+        def send(data: bytes) -> None:
+            sock.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+
+        def wait_until(offset_ms: float) -> None:
+            delay = start + offset_ms / 1000 - time.monotonic()
+            if delay > 0:
+                watcher.join(timeout=delay)
+            if watcher.ready():
+                raise ClientGone
+
+        try:
+            for index in range(knobs.tokens):
+                if knobs.fault in ("reset", "stall", "badjson", "errorchunk") and index == knobs.fault_at:
+                    break
+                wait_until(knobs.first_ms + index * knobs.delay_ms)
+                send(
+                    b"data: "
+                    + prefix
+                    + b',"choices":[{"index":0,"delta":{"content":'
+                    + self.token_chunk(knobs.unicode, index)
+                    + b'},"finish_reason":null}]}\n\n'
+                )
+                sent += 1
+            if knobs.fault == "reset":
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                outcome.update(ended=time.time(), how="reset", tokens=sent)
+                return None
+            if knobs.fault == "stall":
+                outcome.update(how="stalled", tokens=sent)
+                wait_until(3_600_000)
+            if knobs.fault == "badjson":
+                send(b"data: {not json\n\n")
+            elif knobs.fault == "errorchunk":
+                send(b'data: {"error":{"message":"upstream exploded sk-canary-in-stream-0000"}}\n\n')
+            elif knobs.fault != "nofinish":
+                send(b"data: " + prefix + b',"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n')
+            if include_usage:
+                usage = {"prompt_tokens": prompt_tokens, "completion_tokens": sent, "total_tokens": prompt_tokens + sent}
+                send(b"data: " + prefix + b',"choices":[],"usage":' + json.dumps(usage).encode() + b"}\n\n")
+            send(b"data: [DONE]\n\n")
+            sock.sendall(b"0\r\n\r\n")
+            outcome.update(ended=time.time(), how="completed", tokens=sent)
+        except (ClientGone, ConnectionError, OSError):
+            outcome.update(ended=time.time(), how="client_closed", tokens=sent)
+            return None
+        if watcher.ready():
+            data = watcher.value
+            return None if not data else data + buffer
+        watcher.kill()
+        return buffer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--tokens", type=int, default=20)
+    parser.add_argument("--delay-ms", dest="delay_ms", type=float, default=0.0)
+    parser.add_argument("--first-ms", dest="first_ms", type=float, default=0.0)
+    args = parser.parse_args()
+    fake = FakeOpenAI(args)
+    server = StreamServer((args.host, args.port), fake.handle, backlog=4096)
+    server.init_socket()
+    print(f"FAKE_OPENAI_PORT={server.server_port}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
