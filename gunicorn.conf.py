@@ -60,3 +60,7 @@ accesslog = None
 
 # Log gunicorn's errors through the JSON logging above (stderr would bypass it).
 errorlog = "-"
+
+# gunicorn's runtime control socket (one path per user) is not used; several instances on
+# one host would fight over it. Set GUNICORN_CONTROL_SOCKET=1 to enable it.
+control_socket_disable = os.environ.get("GUNICORN_CONTROL_SOCKET", "0") != "1"

@@ -18,6 +18,7 @@ parallel tests do not interfere), falling back to the command-line defaults:
   @fault=badjson@K send a chunk that is not JSON after K tokens
   @fault=errorchunk@K  send an {"error": ...} chunk after K tokens
   @usage=0         never send usage, even when asked (stream_options.include_usage)
+  @reply=request   reply with one token: the JSON of what was asked (model, messages, options)
 
 Tokens are scheduled on an absolute clock (first_ms + i * delay_ms after the request), chunk
 bytes are pre-encoded, TCP_NODELAY is set, connections are kept alive, and a client that
@@ -62,6 +63,8 @@ class Directives:
         self.first_ms = float(found.get("first_ms", defaults.first_ms))
         self.delay_ms = float(found.get("delay_ms", defaults.delay_ms))
         self.unicode = found.get("text") == "unicode"
+        self.echo_request = found.get("reply") == "request"
+        self.text: str | None = None
         self.usage = found.get("usage", "1") != "0"
         self.retry_after = found.get("retry_after")
         self.fail_times = int(found["fail_times"]) if "fail_times" in found else None
@@ -142,7 +145,12 @@ class FakeOpenAI:
         messages = request.get("messages") or [{}]
         last_user = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
         knobs = Directives(last_user, self.defaults)
-        outcome = {"request_id": request_id, "started": time.time(), "stream": bool(request.get("stream"))}
+        outcome = {
+            "request_id": request_id,
+            "started": time.time(),
+            "stream": bool(request.get("stream")),
+            "message": last_user[:200],
+        }
         self.outcomes.append(outcome)
         base_headers = {"x-request-id": request_id}
 
@@ -163,9 +171,12 @@ class FakeOpenAI:
                 return buffer
 
         prompt_tokens = sum(len(str(m.get("content", "")).split()) + 4 for m in messages)
+        if knobs.echo_request:
+            knobs.tokens = 1
+            knobs.text = json.dumps({k: v for k, v in request.items() if k != "stream"}, sort_keys=True)
         if not request.get("stream"):
             gevent.sleep((knobs.first_ms + max(0, knobs.tokens - 1) * knobs.delay_ms) / 1000)
-            content = "".join(self.token_text(knobs.unicode, i) for i in range(knobs.tokens))
+            content = "".join(self.token_text(knobs, i) for i in range(knobs.tokens))
             self.send_json(
                 sock,
                 200,
@@ -185,15 +196,19 @@ class FakeOpenAI:
         include_usage = knobs.usage and bool((request.get("stream_options") or {}).get("include_usage"))
         return self.stream(sock, request, knobs, outcome, buffer, prompt_tokens, include_usage, base_headers)
 
-    def token_text(self, unicode: bool, index: int) -> str:
-        return UNICODE_TOKENS[index % len(UNICODE_TOKENS)] if unicode else f"tok{index} "
+    def token_text(self, knobs: Directives, index: int) -> str:
+        if knobs.text is not None:
+            return knobs.text
+        return UNICODE_TOKENS[index % len(UNICODE_TOKENS)] if knobs.unicode else f"tok{index} "
 
-    def token_chunk(self, unicode: bool, index: int) -> bytes:
+    def token_chunk(self, knobs: Directives, index: int) -> bytes:
         """Pre-encoded `"content":...` JSON of token `index`."""
-        key = (unicode, index)
+        if knobs.text is not None:
+            return json.dumps(knobs.text).encode()
+        key = (knobs.unicode, index)
         cached = self._token_cache.get(key)
         if cached is None:
-            cached = self._token_cache[key] = json.dumps(self.token_text(unicode, index)).encode()
+            cached = self._token_cache[key] = json.dumps(self.token_text(knobs, index)).encode()
         return cached
 
     def stream(self, sock, request, knobs, outcome, buffer, prompt_tokens, include_usage, base_headers):
@@ -225,7 +240,7 @@ class FakeOpenAI:
                     b"data: "
                     + prefix
                     + b',"choices":[{"index":0,"delta":{"content":'
-                    + self.token_chunk(knobs.unicode, index)
+                    + self.token_chunk(knobs, index)
                     + b'},"finish_reason":null}]}\n\n'
                 )
                 sent += 1

@@ -1,0 +1,97 @@
+"""Fixture chains: fake upstream -> ChatWait server -> HTTP client; and app -> test client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from app import create_app
+
+from .servers import ChatWaitServer, FakeUpstream
+
+CANARY_KEY = "sk-proj-CANARYkey0123456789abcdefXYZ"
+FAKE_MODEL = "fake-model"
+
+
+def server_env(fake: FakeUpstream, **overrides: str) -> dict[str, str]:
+    """ChatWait's environment for the integration tests (short timeouts and keepalives)."""
+    return {
+        "OPENAI_BASE_URL": fake.base_url,
+        "OPENAI_API_KEY": CANARY_KEY,
+        "OPENAI_MODEL": FAKE_MODEL,
+        "ALLOWED_MODELS": f"{FAKE_MODEL},other-model",
+        "TIMEOUT_SECONDS": "5",
+        "IDLE_TIMEOUT_SECONDS": "2",
+        "KEEPALIVE_SECONDS": "0.5",
+        "UPSTREAM_RETRIES": "2",
+        "MAX_INPUT_TOKENS": "2000",
+        **overrides,
+    }
+
+
+@pytest.fixture(scope="session")
+def fake() -> Iterator[FakeUpstream]:
+    """The fake OpenAI-compatible upstream."""
+    upstream = FakeUpstream()
+    yield upstream
+    upstream.stop()
+
+
+@pytest.fixture(scope="session")
+def server(fake: FakeUpstream) -> Iterator[ChatWaitServer]:
+    """ChatWait under gunicorn/gevent, pointed at the fake upstream."""
+    running = ChatWaitServer(server_env(fake))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def http(server: ChatWaitServer) -> Iterator[httpx.Client]:
+    """An HTTP client for the shared server."""
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def start_server(fake: FakeUpstream) -> Iterator[Callable[..., ChatWaitServer]]:
+    """Start a ChatWait server with extra settings; stopped after the test."""
+    started: list[ChatWaitServer] = []
+
+    def start(**overrides: str) -> ChatWaitServer:
+        running = ChatWaitServer(server_env(fake, **overrides))
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop()
+
+
+UNIT_UPSTREAM = "http://upstream.test/v1"
+
+
+@pytest.fixture
+def app():
+    """An app in TESTING mode whose upstream is mocked with respx in the tests that call it."""
+    application = create_app(
+        {
+            "TESTING": "true",
+            "OPENAI_BASE_URL": UNIT_UPSTREAM,
+            "OPENAI_API_KEY": CANARY_KEY,
+            "OPENAI_MODEL": FAKE_MODEL,
+            "MAX_INPUT_TOKENS": "200",
+            "MAX_BODY_BYTES": "65536",
+            "UPSTREAM_RETRIES": "1",
+            "TIMEOUT_SECONDS": "3",
+        }
+    )
+    yield application
+    application.extensions["chatwait"].store.close()
+
+
+@pytest.fixture
+def client(app):
+    """Flask's test client for `app`."""
+    return app.test_client()

@@ -1,0 +1,114 @@
+"""DELETE stops generation and closes the upstream; a client drop only detaches its consumer."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import httpx
+import pytest
+
+from ..sse import content_of, expected_reply, iter_events, parse
+
+pytestmark = pytest.mark.integration
+
+
+def _unique(directives: str) -> str:
+    return f"{uuid.uuid4().hex} {directives}"
+
+
+def test_delete_closes_upstream_within_a_second_and_ends_with_cancelled(http, fake) -> None:
+    message = _unique("@tokens=2000 @delay_ms=20")
+    with http.stream("POST", "/v1/chat/streaming", json={"message": message}) as response:
+        stream_id = response.headers["x-stream-id"]
+        events = iter_events(response)
+        received = [next(events) for _ in range(4)]  # stream + 3 chunks
+        asked_at = time.time()
+        stop = http.delete(f"/v1/chat/streaming/{stream_id}")
+        rest = list(events)
+    assert stop.status_code == 200
+    assert stop.json()["status"] == "cancelled"
+    closed = fake.wait_for_outcome(message, "client_closed")
+    assert closed["ended"] - asked_at < 1.0, "the upstream connection must close within 1 s of DELETE"
+    done = rest[-1]
+    assert done.event == "done"
+    assert done.data["finish_reason"] == "cancelled"
+    chunks = received[1:] + [e for e in rest if e.event == "chunk"]
+    assert done.data["last_sequence"] == len(chunks)
+    assert done.data["usage"]["completion_tokens"] > 0
+    assert done.data["usage"]["prompt_tokens"] > 0
+    assert content_of(chunks) == expected_reply(len(chunks))
+
+
+def test_delete_before_the_first_token(http, fake) -> None:
+    message = _unique("@tokens=5 @first_ms=3000")
+    with http.stream("POST", "/v1/chat/streaming", json={"message": message}) as response:
+        stream_id = response.headers["x-stream-id"]
+        events = iter_events(response)
+        assert next(events).event == "stream"
+        time.sleep(0.2)
+        assert http.delete(f"/v1/chat/streaming/{stream_id}").json()["status"] == "cancelled"
+        rest = [e for e in events if e.event != ":comment"]
+    assert [e.event for e in rest] == ["done"]
+    assert rest[0].data["finish_reason"] == "cancelled"
+    assert rest[0].data["usage"]["completion_tokens"] == 0
+    fake.wait_for_outcome(message, "client_closed")
+
+
+def test_delete_is_idempotent_and_404_for_unknown(http) -> None:
+    stream_id = http.post("/v1/chat/streaming", json={"message": "@tokens=2"}).headers["x-stream-id"]
+    again = http.delete(f"/v1/chat/streaming/{stream_id}")
+    assert again.status_code == 200
+    assert again.json()["status"] == "already_finished"
+    unknown = http.delete("/v1/chat/streaming/nope")
+    assert unknown.status_code == 404 and unknown.json()["error_code"] == "stream_not_found"
+
+
+def test_client_drop_does_not_stop_generation(http, fake, server) -> None:
+    message = _unique("@tokens=40 @delay_ms=10")
+    with http.stream("POST", "/v1/chat/streaming", json={"message": message}) as response:
+        stream_id = response.headers["x-stream-id"]
+        events = iter_events(response)
+        received = [next(events) for _ in range(3)]
+    completed = fake.wait_for_outcome(message, "completed")
+    assert completed["tokens"] == 40
+    rest, _ = parse(http.get(f"/v1/chat/streaming/{stream_id}", headers={"Last-Event-ID": "2"}).content)
+    assert content_of(received + rest) == expected_reply(40)
+    deadline = time.monotonic() + 5
+    while not any(r.get("event") == "client_detached" and r.get("stream_id") == stream_id for r in server.log_records()):
+        assert time.monotonic() < deadline, "client_detached was never logged"
+        time.sleep(0.05)
+
+
+def test_abandoned_stream_is_cancelled_after_the_ttl(start_server, fake) -> None:
+    server = start_server(STREAM_TTL_SECONDS="1", KEEPALIVE_SECONDS="0.2")
+    message = _unique("@tokens=5000 @delay_ms=10")
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        with client.stream("POST", "/v1/chat/streaming", json={"message": message}) as response:
+            stream_id = response.headers["x-stream-id"]
+            next(iter_events(response))
+        closed = fake.wait_for_outcome(message, "client_closed", timeout=15)
+        assert closed["tokens"] < 5000
+        assert client.get(f"/v1/chat/streaming/{stream_id}").status_code == 404
+    assert any(r.get("event") == "stream_expired" and r.get("stream_id") == stream_id for r in server.log_records())
+
+
+def test_store_full_of_live_streams_answers_server_busy(start_server) -> None:
+    server = start_server(MAX_STREAMS="2")
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        ids = [
+            client.post("/v1/chat/streaming", json={"message": "@tokens=1"}).headers["x-stream-id"] for _ in range(2)
+        ]
+        # Both finished: a third stream evicts the least recently used finished one.
+        third = client.post("/v1/chat/streaming", json={"message": "@tokens=1"})
+        assert third.status_code == 200
+        assert client.get(f"/v1/chat/streaming/{ids[0]}").status_code == 404
+        with client.stream("POST", "/v1/chat/streaming", json={"message": "@tokens=500 @delay_ms=20"}) as one:
+            with client.stream("POST", "/v1/chat/streaming", json={"message": "@tokens=500 @delay_ms=20"}) as two:
+                assert one.status_code == two.status_code == 200
+                busy = client.post("/v1/chat/streaming", json={"message": "@tokens=1"})
+                assert busy.status_code == 503
+                assert busy.json()["error_code"] == "server_busy"
+                assert busy.json()["retryable"] is True
+                for live in (one, two):
+                    client.delete(f"/v1/chat/streaming/{live.headers['x-stream-id']}")

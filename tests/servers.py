@@ -1,0 +1,146 @@
+"""Real processes for integration tests: the fake upstream and ChatWait under gunicorn/gevent.
+
+Both bind 127.0.0.1 on a port the OS picks, report it, and are stopped by their fixtures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+START_TIMEOUT = 60.0
+
+
+def _clean_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LLM_", "LOCAL_"))}
+    env.update(extra)
+    return env
+
+
+def _wait_for(search: Callable[[], re.Match[str] | None], proc: subprocess.Popen, log: Callable[[], str]) -> str:
+    """The first group of `search` once it matches the process's log; fails if the process dies."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        match = search()
+        if match:
+            return match.group(1)
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited at start-up:\n{log()}")
+        time.sleep(0.05)
+    raise RuntimeError(f"process did not start in {START_TIMEOUT} s:\n{log()}")
+
+
+class FakeUpstream:
+    """load/fake_openai.py in a subprocess."""
+
+    def __init__(self, *args: str) -> None:
+        self.log_file = tempfile.NamedTemporaryFile(prefix="fake-openai-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "load" / "fake_openai.py"), "--port", "0", *args],
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=_clean_env({}),
+        )
+        self.port = int(_wait_for(lambda: re.search(r"FAKE_OPENAI_PORT=(\d+)", self._log()), self.proc, self._log))
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"{self.url}/v1"
+
+    def _log(self) -> str:
+        return Path(self.log_file.name).read_text(errors="replace")
+
+    def stats(self) -> dict[str, Any]:
+        """Requests seen and how each ended."""
+        return httpx.get(f"{self.url}/_stats", timeout=10).json()
+
+    def outcomes_for(self, message: str) -> list[dict[str, Any]]:
+        """How each upstream request whose last user message was `message` went, oldest first."""
+        return [o for o in self.stats()["outcomes"] if o["message"] == message]
+
+    def wait_for_outcome(self, message: str, how: str, timeout: float = 10.0) -> dict[str, Any]:
+        """The first request for `message` that ended as `how` (e.g. client_closed), once it has."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [o for o in self.outcomes_for(message) if o.get("how") == how]
+            if found:
+                return found[0]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {how!r} outcome for {message!r}: {self.outcomes_for(message)}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.log_file.close()
+
+
+class ChatWaitServer:
+    """`gunicorn -c gunicorn.conf.py wsgi:app` with the given environment; logs to a file."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.log_file = tempfile.NamedTemporaryFile(prefix="chatwait-", suffix=".log", delete=False)
+        self.log_path = Path(self.log_file.name)
+        self.proc = subprocess.Popen(
+            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=ROOT,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=_clean_env({"BIND": "127.0.0.1:0", "PYTHONUNBUFFERED": "1", **env}),
+        )
+        self.port = self._wait_for_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._wait_until_healthy()
+
+    def _wait_for_port(self) -> int:
+        found = _wait_for(
+            lambda: re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", self.log_text()), self.proc, self.log_text
+        )
+        return int(found)
+
+    def _wait_until_healthy(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ChatWait exited at start-up:\n{self.log_text()}")
+            time.sleep(0.05)
+        raise RuntimeError(f"ChatWait never became healthy:\n{self.log_text()}")
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def log_records(self) -> list[dict[str, Any]]:
+        """Every log line parsed as JSON (a non-JSON line fails the parse)."""
+        return [json.loads(line) for line in self.log_text().splitlines() if line.strip()]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log_file.close()

@@ -1,0 +1,77 @@
+"""Test-side SSE reading: an incremental parser and a streaming HTTP reader."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+
+@dataclasses.dataclass
+class Event:
+    """One dispatched SSE event (or a comment, with event == ":comment")."""
+
+    id: int | None
+    event: str
+    data: Any
+
+
+class SseParser:
+    """Feed bytes, get complete events; keeps `retry` and comments as the spec says."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self.retry: int | None = None
+
+    def feed(self, data: bytes) -> list[Event]:
+        self._buffer += data
+        events = []
+        while b"\n\n" in self._buffer:
+            block, self._buffer = self._buffer.split(b"\n\n", 1)
+            fields: dict[str, str] = {}
+            comment = None
+            for line in block.decode("utf-8").split("\n"):
+                if line.startswith(":"):
+                    comment = line[1:].strip()
+                    continue
+                name, _, value = line.partition(":")
+                fields[name] = value[1:] if value.startswith(" ") else value
+            if "retry" in fields:
+                self.retry = int(fields["retry"])
+            if "data" in fields:
+                events.append(
+                    Event(
+                        int(fields["id"]) if "id" in fields else None,
+                        fields.get("event", "message"),
+                        json.loads(fields["data"]),
+                    )
+                )
+            elif comment is not None:
+                events.append(Event(None, ":comment", comment))
+        return events
+
+
+def parse(body: bytes) -> tuple[list[Event], SseParser]:
+    """All events of a complete body."""
+    parser = SseParser()
+    return parser.feed(body), parser
+
+
+def iter_events(response: httpx.Response) -> Iterator[Event]:
+    """Events of a streaming httpx response as they arrive."""
+    parser = SseParser()
+    for data in response.iter_raw():
+        yield from parser.feed(data)
+
+
+def content_of(events: list[Event]) -> str:
+    """The reply text carried by the chunk events."""
+    return "".join(e.data["content"] for e in events if e.event == "chunk")
+
+
+def expected_reply(tokens: int) -> str:
+    """What the fake upstream answers with @tokens=N."""
+    return "".join(f"tok{i} " for i in range(tokens))
