@@ -36,6 +36,10 @@ def read_json(request: Request) -> Any:
     if request.mimetype != "application/json":
         raise ApiError("unsupported_media_type")
     raw = request.get_data(cache=False)
+    limit = request.max_content_length
+    if limit is not None and len(raw) >= limit:
+        # A chunked body (no Content-Length) is cut at the limit rather than refused: refuse it here.
+        raise ApiError("payload_too_large", f"The body reached MAX_BODY_BYTES ({limit} bytes).")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

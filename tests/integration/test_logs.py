@@ -1,0 +1,87 @@
+"""JSON logs of a real server: every line is JSON, traceable by correlation id, and no canary
+secret or personal datum sent in messages, headers or upstream errors ever appears."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from ..conftest import CANARY_KEY
+from ..sse import parse
+
+pytestmark = pytest.mark.integration
+
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjYW5hcnkifQ.c2lnbmF0dXJlY2FuYXJ5"
+MESSAGE_CANARIES = [
+    "canary.person@example.com",
+    "4111 1111 1111 1111",
+    "+1 415 555 2671",
+    "sk-live-CANARYinMessage123456",
+    "CANARY-MESSAGE-CONTENT",
+]
+HEADER_CANARIES = {"Authorization": "Bearer canary-bearer-token-xyz", "X-Api-Key": JWT, "Cookie": f"session={JWT}"}
+
+
+@pytest.fixture(scope="module")
+def debug_server(fake):
+    from ..conftest import server_env
+    from ..servers import ChatWaitServer
+
+    running = ChatWaitServer(server_env(fake, LOG_LEVEL="DEBUG"))
+    yield running
+    running.stop()
+
+
+def test_log_lines_are_json_and_leak_nothing(debug_server) -> None:
+    content = "CANARY-MESSAGE-CONTENT " + " ".join(MESSAGE_CANARIES)
+    with httpx.Client(base_url=debug_server.url, timeout=30, headers=HEADER_CANARIES) as client:
+        client.post("/v1/chat/wait", json={"message": content + " @tokens=3"})
+        client.post("/v1/chat/streaming", json={"message": content + " @tokens=3", "system": content})
+        client.post("/v1/chat/wait", json={"message": content + " @fault=401"})
+        client.post("/v1/chat/wait", json={"message": content + " @fault=429 @retry_after=0"})
+        client.post("/v1/chat/streaming", json={"message": content + " @tokens=4 @fault=errorchunk@2"})
+        client.post("/v1/chat/wait", json={"message": content, "bogus": content})
+        client.post("/v1/chat/wait", content=content.encode(), headers={"Content-Type": "application/json"})
+        masked_id = client.post(
+            "/v1/chat/wait", json={"message": "@tokens=1"}, headers={"X-Correlation-Id": "sk-CANARYcorrelation12345"}
+        )
+        assert masked_id.status_code == 200
+    text = debug_server.log_text()
+    records = debug_server.log_records()  # fails on any line that is not JSON
+    assert len(records) > 20
+    for canary in [CANARY_KEY, CANARY_KEY[-12:], *MESSAGE_CANARIES, "canary-bearer-token", JWT, "CANARYcorrelation"]:
+        assert canary not in text, f"{canary!r} leaked into the log"
+    assert "Incorrect API key" not in text and "exploded" not in text
+    events = {r.get("event") for r in records}
+    assert {"request_received", "stream_started", "first_token", "stream_completed", "error_occurred"} <= events
+    assert "chunk_sent" in events  # DEBUG shows chunk metadata, never content
+
+
+def test_a_request_is_traceable_by_correlation_id(server, http) -> None:
+    response = http.post("/v1/chat/streaming", json={"message": "@tokens=3"}, headers={"X-Correlation-Id": "trace-me-1"})
+    events, _ = parse(response.content)
+    stream_id = response.headers["x-stream-id"]
+    http.get(f"/v1/chat/streaming/{stream_id}")
+    lines = [r for r in server.log_records() if r.get("correlation_id") == "trace-me-1"]
+    names = [r["event"] for r in lines]
+    for expected in ("request_received", "stream_started", "first_token", "stream_completed", "stream_resumed"):
+        assert expected in names
+    completed = next(r for r in lines if r["event"] == "stream_completed")
+    assert completed["stream_id"] == stream_id
+    assert completed["finish_reason"] == "stop"
+    assert completed["completion_tokens"] == 3
+    assert completed["duration_ms"] >= completed["ttft_ms"] >= 0
+    for record in lines:
+        assert record["timestamp"].endswith("Z") and record["level"]
+
+
+def test_error_lines_carry_code_type_action_and_upstream_request_id(server, http) -> None:
+    http.post("/v1/chat/wait", json={"message": "@fault=401"}, headers={"X-Correlation-Id": "trace-err-1"})
+    errors = [r for r in server.log_records() if r.get("correlation_id") == "trace-err-1" and r["event"] == "error_occurred"]
+    assert errors
+    line = errors[0]
+    assert line["error_code"] == "upstream_auth_failed"
+    assert line["error_type"] == "UpstreamError"
+    assert line["action"]
+    assert line["upstream_request_id"].startswith("req_")
+    assert line["upstream_status"] == 401
