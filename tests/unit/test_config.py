@@ -1,0 +1,69 @@
+"""Settings: typed, validated at start-up, with a message naming the variable and the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.config import ConfigError, load_settings
+
+BASE = {"OPENAI_API_KEY": "sk-test"}
+
+
+def test_defaults() -> None:
+    settings = load_settings(environ=BASE)
+    assert settings.llm_provider == "openai"
+    assert settings.max_message_chars == 8000
+    assert settings.timeout_seconds == 30
+    assert settings.keepalive_seconds == 15
+    assert settings.stream_ttl_seconds == 300
+    assert settings.allowed_models == ("gpt-4o-mini",)
+    assert settings.idle_timeout_seconds == 30
+
+
+def test_values_are_parsed_and_overrides_win() -> None:
+    settings = load_settings(
+        {"MAX_TOKENS": 64, "TIMEOUT_SECONDS": "2.5"},
+        environ={**BASE, "ALLOWED_MODELS": "a, b,a", "OPENAI_MODEL": "b", "LOG_LEVEL": "debug", "MAX_TOKENS": "9"},
+    )
+    assert settings.max_tokens == 64
+    assert settings.timeout_seconds == 2.5
+    assert settings.idle_timeout_seconds == 2.5  # follows TIMEOUT_SECONDS unless set
+    assert settings.allowed_models == ("a", "b")
+    assert settings.log_level == "DEBUG"
+
+
+def test_the_key_is_not_in_the_repr() -> None:
+    assert "sk-test" not in repr(load_settings(environ=BASE))
+
+
+@pytest.mark.parametrize(
+    "env,fragment",
+    [
+        ({"MAX_TOKENS": "many"}, "MAX_TOKENS='many' is not a whole number"),
+        ({"MAX_TOKENS": "0"}, "MAX_TOKENS=0 is out of range"),
+        ({"TIMEOUT_SECONDS": "nan"}, "TIMEOUT_SECONDS=nan is out of range"),
+        ({"TIMEOUT_SECONDS": "soon"}, "is not a number of seconds"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL='LOUD' is not supported"),
+        ({"LLM_PROVIDER": "magic"}, "LLM_PROVIDER='magic' is not supported"),
+        ({"OPENAI_BASE_URL": "localhost:11434"}, "is not an http(s) URL"),
+        ({"ALLOWED_MODELS": " , "}, "ALLOWED_MODELS lists no model"),
+        ({"ALLOWED_MODELS": "x,y"}, "OPENAI_MODEL='gpt-4o-mini' is not in ALLOWED_MODELS"),
+        ({"OPENAI_MODEL": "  "}, "OPENAI_MODEL is set but empty"),
+        ({"TESTING": "maybe"}, "TESTING='maybe' is not a boolean"),
+    ],
+)
+def test_bad_values_name_the_variable_and_the_fix(env, fragment) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(environ={**BASE, **env})
+    assert fragment in str(raised.value)
+
+
+def test_openai_needs_a_key_or_a_base_url() -> None:
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
+        load_settings(environ={})
+    assert load_settings(environ={"OPENAI_BASE_URL": "http://localhost:11434/v1"}).openai_api_key is None
+
+
+def test_unknown_override_is_refused() -> None:
+    with pytest.raises(ConfigError, match="MAX_TOKEN is not a ChatWait setting"):
+        load_settings({"MAX_TOKEN": 1}, environ=BASE)

@@ -1,0 +1,117 @@
+"""Redaction on the final formatted line, JSON shape, correlation ids."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from app.logs import (
+    ContextFilter,
+    RedactingJsonFormatter,
+    accept_correlation_id,
+    bind,
+    redact,
+)
+
+SECRETS = [
+    "sk-proj-abcdefghijklmnop0123456789",
+    "sk-...abcd",
+    "sk-proj-****wxyz",
+    "Bearer abc.def-ghi_jkl",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    "jane.doe+tag@example.co.uk",
+    "+1 415 555 2671",
+    "+33 6 12 34 56 78",
+    "(555) 123 4567",
+    "555-123-4567",
+    "4111 1111 1111 1111",
+    "4111-1111-1111-1111",
+    "5500005555555559",
+    'api_key="topsecretvalue"',
+    "password: hunter2hunter2",
+]
+
+
+@pytest.mark.parametrize("secret", SECRETS)
+def test_redact(secret: str) -> None:
+    redacted = redact(f"before {secret} after")
+    assert redacted.startswith("before ") and redacted.endswith(" after")
+    assert "[REDACTED]" in redacted
+    assert secret not in redacted
+
+
+@pytest.mark.parametrize(
+    "harmless",
+    [
+        '"timestamp": "2026-11-21T18:53:43.123Z"',
+        '"correlation_id": "9f1c2d3e4a5b6c7d8e9f001122334455"',
+        '"duration_ms": 1234.5, "ttft_ms": 12.0',
+        '"prompt_tokens": 1234567, "total": 1234567890123',
+        '"upstream_request_id": "req_12"',
+    ],
+)
+def test_harmless_fields_survive(harmless: str) -> None:
+    assert redact(harmless) == harmless
+
+
+def _capture(level: int = logging.INFO) -> tuple[logging.Logger, io.StringIO]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(RedactingJsonFormatter())
+    handler.addFilter(ContextFilter())
+    logger = logging.getLogger(f"test.{id(stream)}")
+    logger.handlers = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+    return logger, stream
+
+
+def test_lines_are_json_with_the_fields_and_ids() -> None:
+    logger, stream = _capture()
+    with bind("cid-1", "sid-1"):
+        logger.info("stream_completed", extra={"duration_ms": 5.5, "finish_reason": "stop"})
+    logger.info("outside")
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert first["event"] == "stream_completed" and first["level"] == "INFO"
+    assert first["timestamp"].endswith("Z") and "T" in first["timestamp"]
+    assert (first["correlation_id"], first["stream_id"]) == ("cid-1", "sid-1")
+    assert first["duration_ms"] == 5.5
+    assert "correlation_id" not in second
+
+
+def test_tracebacks_and_extra_fields_are_redacted_too() -> None:
+    logger, stream = _capture()
+    try:
+        raise RuntimeError("upstream said: Incorrect API key provided: sk-proj-LEAKED0123456789")
+    except RuntimeError:
+        logger.exception("error_occurred", extra={"header": "Bearer leaked-token-123"})
+    line = stream.getvalue()
+    assert json.loads(line)["event"] == "error_occurred"
+    assert "LEAKED0123456789" not in line and "leaked-token-123" not in line
+    assert "RuntimeError" in line
+
+
+def test_third_party_loggers_go_through_the_same_redaction() -> None:
+    from app.logs import configure_logging
+
+    configure_logging("INFO")
+    handler = logging.getLogger().handlers[0]
+    stream = io.StringIO()
+    handler.setStream(stream)
+    try:
+        logging.getLogger("gunicorn.error").error("bad auth header Bearer sk-thirdparty-0123456789")
+    finally:
+        handler.setStream(__import__("sys").stdout)
+    line = stream.getvalue()
+    assert json.loads(line)["logger"] == "gunicorn.error"
+    assert "sk-thirdparty" not in line
+
+
+def test_correlation_ids() -> None:
+    assert accept_correlation_id("abc-123_x.y:z") == "abc-123_x.y:z"
+    for bad in (None, "", "has space", "x" * 65, "semi;colon", "émoji"):
+        generated = accept_correlation_id(bad)
+        assert generated != bad and len(generated) == 32

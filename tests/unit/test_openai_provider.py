@@ -1,0 +1,171 @@
+"""The OpenAI provider at the HTTP layer (respx): parsing, usage, error classes, no leaks."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+import respx
+
+from app.config import load_settings
+from app.providers.base import ChatCall, UpstreamError
+from app.providers.openai import OpenAIProvider, retry_after_seconds
+
+URL = "http://upstream.test/v1/chat/completions"
+SECRET_BODY = {"error": {"message": "Incorrect API key provided: sk-proj-LEAKYkey0123456789. See dashboard."}}
+CALL = ChatCall(model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=5)
+
+
+def _sse(*chunks: object, done: bool = True) -> bytes:
+    lines = [f"data: {json.dumps(c)}\n\n" for c in chunks] + (["data: [DONE]\n\n"] if done else [])
+    return "".join(lines).encode()
+
+
+def _delta(text: str | None, finish: str | None = None) -> dict:
+    delta = {} if text is None else {"content": text}
+    return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}], "usage": None}
+
+
+@pytest.fixture
+def provider() -> OpenAIProvider:
+    settings = load_settings(environ={"OPENAI_BASE_URL": "http://upstream.test/v1", "OPENAI_API_KEY": "sk-x"})
+    made = OpenAIProvider(settings)
+    yield made
+    made.close()
+
+
+def _collect(provider: OpenAIProvider) -> tuple[list[str], object]:
+    with provider.open(CALL) as generation:
+        return list(generation), generation
+
+
+@respx.mock
+def test_pieces_finish_reason_usage_and_request_id(provider) -> None:
+    body = _sse(
+        {"choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]},
+        _delta("Hel"),
+        _delta("lo"),
+        _delta(None, "stop"),
+        {"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}},
+    )
+    route = respx.post(URL).mock(return_value=httpx.Response(200, content=body, headers={"x-request-id": "req_7"}))
+    pieces, generation = _collect(provider)
+    assert pieces == ["Hel", "lo"]
+    assert generation.finish_reason == "stop"
+    assert (generation.usage.prompt_tokens, generation.usage.completion_tokens) == (9, 2)
+    assert generation.upstream_request_id == "req_7"
+    sent = json.loads(route.calls.last.request.content)
+    assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
+    assert sent["max_tokens"] == 5 and "temperature" not in sent
+    assert route.calls.last.request.headers["authorization"] == "Bearer sk-x"
+
+
+@respx.mock
+def test_stream_options_rejected_then_asked_without(provider) -> None:
+    ok = httpx.Response(200, content=_sse(_delta("x", "stop")))
+    route = respx.post(URL).mock(side_effect=[httpx.Response(400, json={"error": {"message": "no"}}), ok, ok])
+    pieces, generation = _collect(provider)
+    assert pieces == ["x"] and generation.usage is None
+    assert "stream_options" not in json.loads(route.calls[1].request.content)
+    _collect(provider)
+    assert "stream_options" not in json.loads(route.calls[2].request.content), "remembered"
+
+
+@pytest.mark.parametrize(
+    "status,code",
+    [
+        (401, "upstream_auth_failed"),
+        (403, "upstream_auth_failed"),
+        (429, "upstream_rate_limited"),
+        (404, "upstream_rejected"),
+        (422, "upstream_rejected"),
+        (408, "upstream_unavailable"),
+        (500, "upstream_unavailable"),
+        (502, "upstream_unavailable"),
+        (503, "upstream_unavailable"),
+    ],
+)
+@respx.mock
+def test_status_errors_are_classified_without_upstream_text(provider, status, code) -> None:
+    route = respx.post(URL).mock(
+        return_value=httpx.Response(status, json=SECRET_BODY, headers={"retry-after-ms": "1500", "x-request-id": "r1"})
+    )
+    with pytest.raises(UpstreamError) as raised:
+        provider._open(CALL, include_usage=False)
+    error = raised.value
+    assert error.error_code == code
+    assert error.upstream_status == status and error.upstream_request_id == "r1"
+    assert error.retry_after == 1.5
+    assert "LEAKY" not in str(error) + error.detail and "Incorrect" not in error.detail
+    assert error.__cause__ is None and error.__suppress_context__
+    assert route.call_count == 1, "the SDK must not retry on its own"
+
+
+@pytest.mark.parametrize(
+    "side_effect,code",
+    [(httpx.ConnectError("refused"), "upstream_unavailable"), (httpx.ConnectTimeout("slow"), "upstream_timeout")],
+)
+@respx.mock
+def test_transport_errors(provider, side_effect, code) -> None:
+    respx.post(URL).mock(side_effect=side_effect)
+    with pytest.raises(UpstreamError) as raised:
+        provider.open(CALL)
+    assert raised.value.error_code == code
+
+
+@pytest.mark.parametrize(
+    "body,code",
+    [
+        (_sse(_delta("a"), done=False), "upstream_interrupted"),
+        (_sse(_delta("a")), "upstream_interrupted"),
+        (b"data: {oops\n\n", "upstream_bad_response"),
+        (b"data: [1, 2]\n\n", "upstream_bad_response"),
+        (_sse(_delta("a"), {"error": {"message": "boom sk-proj-LEAKYkey0123456789"}}), "upstream_interrupted"),
+    ],
+)
+@respx.mock
+def test_broken_streams(provider, body, code) -> None:
+    respx.post(URL).mock(return_value=httpx.Response(200, content=body))
+    with pytest.raises(UpstreamError) as raised:
+        _collect(provider)
+    assert raised.value.error_code == code
+    assert "LEAKY" not in raised.value.detail
+
+
+@respx.mock
+def test_comments_and_other_fields_are_ignored(provider) -> None:
+    body = b": ping\n\nevent: message\nid: 3\ndata:" + json.dumps(_delta("a", "length")).encode() + b"\n\n"
+    respx.post(URL).mock(return_value=httpx.Response(200, content=body))
+    pieces, generation = _collect(provider)
+    assert pieces == ["a"] and generation.finish_reason == "length"
+
+
+def test_describe_has_no_secret(provider) -> None:
+    described = provider.describe()
+    assert described["upstream"] == "http://upstream.test"
+    assert "sk-x" not in json.dumps(described)
+
+
+@pytest.mark.parametrize(
+    "headers,expected",
+    [
+        ({"retry-after-ms": "250"}, 0.25),
+        ({"retry-after": "2"}, 2.0),
+        ({"retry-after": "1.5"}, 1.5),
+        ({"retry-after": "soon"}, None),
+        ({"retry-after": "-3"}, None),
+        ({"retry-after": "nan"}, None),
+        ({}, None),
+    ],
+)
+def test_retry_after(headers, expected) -> None:
+    assert retry_after_seconds(httpx.Headers(headers)) == expected
+
+
+def test_retry_after_http_date() -> None:
+    import email.utils
+    import time
+
+    value = retry_after_seconds(httpx.Headers({"retry-after": email.utils.formatdate(time.time() + 30, usegmt=True)}))
+    assert 25 < value <= 31

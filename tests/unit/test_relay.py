@@ -1,0 +1,194 @@
+"""The producer: retries only before the first token, deadlines, cancellation, usage, one end."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import gevent
+import pytest
+
+from app.config import load_settings
+from app.providers.base import ChatCall, Generation, Provider, UpstreamError, Usage
+from app.relay import Relay
+from app.streams import StreamCancelled
+
+CALL = ChatCall(model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=5)
+
+
+class ScriptedGeneration(Generation):
+    def __init__(self, pieces: list, finish: str | None = "stop", usage: Usage | None = None, delay: float = 0) -> None:
+        self.pieces, self.finish, self.delay = pieces, finish, delay
+        self.usage_at_end = usage
+        self.closed = False
+
+    def __iter__(self) -> Iterator[str]:
+        for piece in self.pieces:
+            if self.delay:
+                gevent.sleep(self.delay)
+            if isinstance(piece, BaseException):
+                raise piece
+            yield piece
+        self.finish_reason, self.usage = self.finish, self.usage_at_end
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class ScriptedProvider(Provider):
+    """Each open() takes the next scripted item: a Generation, or an exception to raise."""
+
+    name = "scripted"
+
+    def __init__(self, *script: object, open_delay: float = 0) -> None:
+        self.script = list(script)
+        self.opened: list[Generation] = []
+        self.open_delay = open_delay
+
+    def open(self, call: ChatCall) -> Generation:
+        if self.open_delay:
+            gevent.sleep(self.open_delay)
+        item = self.script.pop(0)
+        if isinstance(item, BaseException):
+            raise item
+        self.opened.append(item)
+        return item
+
+    def message_costs(self, messages):
+        return [len(m["content"]) for m in messages]
+
+    def prompt_tokens(self, messages):
+        return 10
+
+    def completion_tokens(self, text):
+        return len(text.split())
+
+    def describe(self):
+        return {"provider": self.name, "model": "m"}
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.chunks: list[str] = []
+        self.ends: list = []
+
+    def chunk(self, content: str) -> None:
+        self.chunks.append(content)
+
+    def end(self, outcome) -> None:
+        self.ends.append(outcome)
+
+
+def _relay(provider: Provider, listener=None, **settings: str) -> Relay:
+    config = load_settings(
+        {"TIMEOUT_SECONDS": "2", "UPSTREAM_RETRIES": "2", **settings}, environ={"OPENAI_API_KEY": "sk-x"}
+    )
+    return Relay(provider, config, CALL, 10, listener, "cid", "sid")
+
+
+@pytest.fixture
+def sleeps(monkeypatch) -> list[float]:
+    """Backoff sleeps, recorded instead of slept."""
+    recorded: list[float] = []
+    real_sleep = gevent.sleep
+    monkeypatch.setattr("app.relay.gevent.sleep", lambda seconds=0: recorded.append(seconds) or real_sleep(0))
+    return recorded
+
+
+def test_success_with_upstream_usage() -> None:
+    listener = Recorder()
+    outcome = _relay(ScriptedProvider(ScriptedGeneration(["a ", "b"], usage=Usage(7, 2))), listener).run()
+    assert listener.chunks == ["a ", "b"] and listener.ends == [outcome]
+    assert outcome.text == "a b" and outcome.finish_reason == "stop" and outcome.error is None
+    assert outcome.usage == Usage(7, 2) and outcome.chunks == 2 and outcome.ttft_ms is not None
+
+
+def test_usage_is_counted_when_the_upstream_gives_none() -> None:
+    outcome = _relay(ScriptedProvider(ScriptedGeneration(["one ", "two ", "three"]))).run()
+    assert outcome.usage == Usage(10, 3)
+
+
+def test_retryable_failure_before_the_first_token_is_retried(sleeps) -> None:
+    failure = UpstreamError("upstream_rate_limited", "429", retry_after=1.0)
+    provider = ScriptedProvider(failure, UpstreamError("upstream_unavailable", "503"), ScriptedGeneration(["ok"]))
+    outcome = _relay(provider).run()
+    assert outcome.text == "ok" and outcome.error is None
+    assert 1.0 <= sleeps[0] <= 1.2, "Retry-After is honoured"
+    assert 0 < sleeps[1] <= 0.5, "then exponential backoff with jitter"
+
+
+def test_failure_while_waiting_for_the_first_token_is_retried(sleeps) -> None:
+    broken = ScriptedGeneration([UpstreamError("upstream_interrupted", "reset")])
+    fine = ScriptedGeneration(["x"])
+    outcome = _relay(ScriptedProvider(broken, fine)).run()
+    assert outcome.text == "x" and broken.closed and fine.closed
+
+
+def test_no_retry_after_the_first_token(sleeps) -> None:
+    generation = ScriptedGeneration(["a", UpstreamError("upstream_interrupted", "reset")])
+    provider = ScriptedProvider(generation, ScriptedGeneration(["never"]))
+    listener = Recorder()
+    outcome = _relay(provider, listener).run()
+    assert outcome.error.error_code == "upstream_interrupted"
+    assert outcome.text == "a" and listener.chunks == ["a"] and len(listener.ends) == 1
+    assert len(provider.script) == 1 and generation.closed and sleeps == []
+
+
+def test_non_retryable_is_not_retried(sleeps) -> None:
+    provider = ScriptedProvider(UpstreamError("upstream_auth_failed", "401"), ScriptedGeneration(["x"]))
+    outcome = _relay(provider).run()
+    assert outcome.error.error_code == "upstream_auth_failed" and outcome.error.status == 502
+    assert len(provider.script) == 1 and sleeps == []
+
+
+def test_retries_are_bounded(sleeps) -> None:
+    provider = ScriptedProvider(*[UpstreamError("upstream_unavailable", "503") for _ in range(5)])
+    outcome = _relay(provider, UPSTREAM_RETRIES="2").run()
+    assert outcome.error.error_code == "upstream_unavailable" and len(sleeps) == 2 and len(provider.script) == 2
+
+
+def test_retry_after_beyond_the_deadline_gives_up_at_once(sleeps) -> None:
+    provider = ScriptedProvider(UpstreamError("upstream_rate_limited", "429", retry_after=60), ScriptedGeneration(["x"]))
+    outcome = _relay(provider).run()
+    assert outcome.error.error_code == "upstream_rate_limited" and sleeps == []
+    assert outcome.error.retry_after == 60
+
+
+def test_first_token_deadline_closes_the_generation() -> None:
+    slow = ScriptedGeneration(["late"], delay=5)
+    outcome = _relay(ScriptedProvider(slow), TIMEOUT_SECONDS="0.1", UPSTREAM_RETRIES="0").run()
+    assert outcome.error.error_code == "upstream_timeout" and "TIMEOUT_SECONDS" in outcome.error.detail
+    assert slow.closed
+
+
+def test_total_deadline_keeps_the_partial_reply() -> None:
+    slow = ScriptedGeneration(["a", "b", "c", "d"], delay=0.1)
+    outcome = _relay(ScriptedProvider(slow), MAX_STREAM_SECONDS="0.25").run()
+    assert outcome.error.error_code == "upstream_timeout" and "MAX_STREAM_SECONDS" in outcome.error.detail
+    assert outcome.text in ("a", "ab") and slow.closed
+
+
+def test_cancel_ends_with_cancelled_and_partial_usage() -> None:
+    generation = ScriptedGeneration(["one ", "two ", "three ", "four "], delay=0.05)
+    listener = Recorder()
+    producer = gevent.spawn(_relay(ScriptedProvider(generation), listener).run)
+    gevent.sleep(0.12)
+    producer.kill(StreamCancelled(), block=True)
+    outcome = listener.ends[0]
+    assert len(listener.ends) == 1
+    assert outcome.finish_reason == "cancelled" and outcome.error is None
+    assert outcome.usage == Usage(10, len(listener.chunks)) and 1 <= len(listener.chunks) < 4
+    assert generation.closed
+
+
+def test_cancel_during_backoff() -> None:
+    provider = ScriptedProvider(UpstreamError("upstream_unavailable", "503"), ScriptedGeneration(["x"]))
+    listener = Recorder()
+    producer = gevent.spawn(_relay(provider, listener, TIMEOUT_SECONDS="30").run)
+    gevent.sleep(0.01)
+    producer.kill(StreamCancelled(), block=True)
+    assert listener.ends[0].finish_reason == "cancelled" and listener.chunks == []
+
+
+def test_a_bug_becomes_internal_error() -> None:
+    outcome = _relay(ScriptedProvider(ValueError("bug"))).run()
+    assert outcome.error.error_code == "internal_error" and outcome.error.status == 500
