@@ -28,7 +28,7 @@ class Text(fields.String):
 
 
 class StrictInteger(fields.Integer):
-    """A JSON integer: no strings, booleans or fractions."""
+    """A JSON integer: no strings, booleans or fractions (5.0 is an integer, as JSON Schema says)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(strict=True, **kwargs)
@@ -36,6 +36,8 @@ class StrictInteger(fields.Integer):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
         if isinstance(value, bool):
             raise ValidationError("Not a valid integer.")
+        if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
+            value = int(value)
         return super()._deserialize(value, attr, data, **kwargs)
 
 

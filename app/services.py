@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from pathlib import Path
-
 from flask import current_app
 
 from .config import Settings
+from .contract import render_contract
 from .providers.base import Provider
 from .schemas import ChatRequestSchema
 from .streams import StreamStore
-
-
-CONTRACT_PATH = Path(__file__).resolve().parent.parent / "contracts" / "openapi.yaml"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +36,7 @@ class Services:
                 max_tokens=settings.max_tokens,
                 allowed_models=settings.allowed_models,
             ),
-            contract=CONTRACT_PATH.read_bytes(),
+            contract=render_contract(settings),
         )
 
 

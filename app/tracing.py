@@ -16,8 +16,7 @@ log = logging.getLogger("chatwait.http")
 def _before() -> None:
     g.correlation_id = accept_correlation_id(request.headers.get("X-Correlation-Id"))
     g.started = time.monotonic()
-    correlation_id_var.set(g.correlation_id)
-    stream_id_var.set(None)
+    g.log_tokens = (correlation_id_var.set(g.correlation_id), stream_id_var.set(None))
     log.info("request_received", extra={"method": request.method, "path": request.path})
 
 
@@ -29,10 +28,19 @@ def _after(response: Response) -> Response:
     return response
 
 
+def _teardown(_: BaseException | None) -> None:
+    """Unbind the ids: the greenlet may serve another request of the connection next."""
+    tokens = g.pop("log_tokens", None)
+    if tokens is not None:
+        correlation_id_var.reset(tokens[0])
+        stream_id_var.reset(tokens[1])
+
+
 def init_app(app: Flask) -> None:
     """Install the hooks."""
     app.before_request(_before)
     app.after_request(_after)
+    app.teardown_request(_teardown)
 
 
 def trace_stream(stream_id: str, correlation_id: str) -> None:

@@ -15,10 +15,10 @@ CANARY_KEY = "sk-proj-CANARYkey0123456789abcdefXYZ"
 FAKE_MODEL = "fake-model"
 
 
-def server_env(fake: FakeUpstream, **overrides: str) -> dict[str, str]:
+def server_env(upstream_url: str, **overrides: str) -> dict[str, str]:
     """ChatWait's environment for the integration tests (short timeouts and keepalives)."""
     return {
-        "OPENAI_BASE_URL": fake.base_url,
+        "OPENAI_BASE_URL": upstream_url,
         "OPENAI_API_KEY": CANARY_KEY,
         "OPENAI_MODEL": FAKE_MODEL,
         "ALLOWED_MODELS": f"{FAKE_MODEL},other-model",
@@ -42,7 +42,7 @@ def fake() -> Iterator[FakeUpstream]:
 @pytest.fixture(scope="session")
 def server(fake: FakeUpstream) -> Iterator[ChatWaitServer]:
     """ChatWait under gunicorn/gevent, pointed at the fake upstream."""
-    running = ChatWaitServer(server_env(fake))
+    running = ChatWaitServer(server_env(fake.base_url))
     yield running
     running.stop()
 
@@ -60,7 +60,7 @@ def start_server(fake: FakeUpstream) -> Iterator[Callable[..., ChatWaitServer]]:
     started: list[ChatWaitServer] = []
 
     def start(**overrides: str) -> ChatWaitServer:
-        running = ChatWaitServer(server_env(fake, **overrides))
+        running = ChatWaitServer(server_env(fake.base_url, **overrides))
         started.append(running)
         return running
 

@@ -27,7 +27,7 @@ def debug_server(fake):
     from ..conftest import server_env
     from ..servers import ChatWaitServer
 
-    running = ChatWaitServer(server_env(fake, LOG_LEVEL="DEBUG"))
+    running = ChatWaitServer(server_env(fake.base_url, LOG_LEVEL="DEBUG"))
     yield running
     running.stop()
 

@@ -1,0 +1,27 @@
+"""The contract as served at /openapi.yaml: the file, with this deployment's limits filled in.
+
+contracts/openapi.yaml states the defaults; a deployment may allow other models or other
+bounds, and its served contract says so, so generated clients and fuzzers see the truth.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from .config import Settings
+
+CONTRACT_PATH = Path(__file__).resolve().parent.parent / "contracts" / "openapi.yaml"
+
+
+def render_contract(settings: Settings) -> bytes:
+    """The contract with the allowed models and the configured bounds of ChatRequest."""
+    contract = yaml.safe_load(CONTRACT_PATH.read_text(encoding="utf-8"))
+    request = contract["components"]["schemas"]["ChatRequest"]["properties"]
+    request["model"]["enum"] = list(settings.allowed_models)
+    request["message"]["maxLength"] = settings.max_message_chars
+    request["system"]["maxLength"] = settings.max_message_chars
+    request["history"]["maxItems"] = settings.max_history_messages
+    request["max_tokens"]["maximum"] = settings.max_tokens
+    return yaml.safe_dump(contract, sort_keys=False, allow_unicode=True).encode("utf-8")

@@ -1,0 +1,112 @@
+"""The contract: a valid OpenAPI 3.1 document, mirrored by the marshmallow schemas, and obeyed
+by live responses of the real server (JSON bodies and every SSE event's data)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+import yaml
+from marshmallow import fields as mfields
+from marshmallow import validate
+from openapi_spec_validator import validate as validate_spec
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from app.schemas import COMPONENTS, ChatRequestSchema
+
+from ..sse import parse
+
+CONTRACT = yaml.safe_load((Path(__file__).resolve().parents[2] / "contracts" / "openapi.yaml").read_text())
+SCHEMAS = CONTRACT["components"]["schemas"]
+REGISTRY = Registry().with_resource("contract", Resource(contents=CONTRACT, specification=DRAFT202012))
+
+
+def conform(component: str, instance: Any) -> None:
+    """Fail unless `instance` is valid against the contract component."""
+    schema = {"$ref": f"contract#/components/schemas/{component}"}
+    jsonschema.Draft202012Validator(schema, registry=REGISTRY).validate(instance)
+
+
+def test_the_contract_is_valid_openapi() -> None:
+    validate_spec(CONTRACT)
+
+
+_TYPES = {
+    mfields.Integer: "integer",
+    mfields.Float: "number",
+    mfields.Boolean: "boolean",
+    mfields.String: "string",
+    mfields.List: "array",
+    mfields.Dict: "object",
+}
+
+
+def _json_type(field: mfields.Field) -> str | None:
+    for cls, name in _TYPES.items():
+        if isinstance(field, cls):
+            return name
+    return None
+
+
+@pytest.mark.parametrize("name", sorted(COMPONENTS))
+def test_marshmallow_schemas_mirror_the_contract(name: str) -> None:
+    schema = COMPONENTS[name]()
+    component = SCHEMAS[name]
+    properties = component["properties"]
+    by_key = {(f.data_key or key): f for key, f in schema.fields.items()}
+    assert set(by_key) == set(properties), f"{name}: field names differ"
+    assert {k for k, f in by_key.items() if f.required} == set(component.get("required", [])), f"{name}: required"
+    assert component.get("additionalProperties") is False, f"{name}: unknown fields must be rejected"
+    for key, field in by_key.items():
+        spec = properties[key]
+        if isinstance(field, mfields.Nested):
+            nested = field.nested if isinstance(field.nested, type) else type(field.nested)
+            assert spec["$ref"].endswith("/" + next(k for k, v in COMPONENTS.items() if v is nested))
+            continue
+        spec_type = spec.get("type")
+        expected = _json_type(field)
+        assert expected in (spec_type if isinstance(spec_type, list) else [spec_type]), f"{name}.{key} type"
+        for validator in field.validators:
+            if isinstance(validator, validate.OneOf):
+                assert list(validator.choices) == spec["enum"], f"{name}.{key} enum"
+            if isinstance(validator, validate.Range):
+                assert (validator.min, validator.max) == (spec.get("minimum"), spec.get("maximum")), f"{name}.{key}"
+        if isinstance(field, mfields.List) and isinstance(field.inner, mfields.Nested):
+            assert spec["items"]["$ref"].endswith("/HistoryMessage")
+
+
+def test_request_bounds_match_the_default_settings() -> None:
+    schema = ChatRequestSchema()
+    request = SCHEMAS["ChatRequest"]["properties"]
+    assert request["message"]["maxLength"] == schema.max_message_chars
+    assert request["system"]["maxLength"] == schema.max_message_chars
+    assert request["history"]["maxItems"] == schema.max_history_messages
+    assert request["max_tokens"]["maximum"] == schema.max_tokens_limit
+
+
+@pytest.mark.integration
+def test_live_responses_conform(http: httpx.Client) -> None:
+    conform("Health", http.get("/health").json())
+    conform("Ready", http.get("/ready").json())
+    conform("ChatReply", http.post("/v1/chat/wait", json={"message": "@tokens=3"}).json())
+    conform("Error", http.post("/v1/chat/wait", json={"message": ""}).json())
+    conform("Error", http.get("/nowhere").json())
+    conform("Error", http.post("/v1/chat/wait", json={"message": "@fault=401"}).json())
+
+    streamed = http.post("/v1/chat/streaming", json={"message": "@tokens=3"})
+    failed = http.post("/v1/chat/streaming", json={"message": "@tokens=3 @fault=reset@1"})
+    names = {"stream": "StreamEvent", "chunk": "ChunkEvent", "done": "DoneEvent", "error": "ErrorEvent"}
+    seen = set()
+    for response in (streamed, failed):
+        for event in parse(response.content)[0]:
+            conform(names[event.event], event.data)
+            seen.add(event.event)
+    assert seen == set(names)
+
+    stream_id = streamed.headers["x-stream-id"]
+    conform("StopResult", http.delete(f"/v1/chat/streaming/{stream_id}").json())
+    conform("Error", http.get(f"/v1/chat/streaming/{stream_id}", params={"last_event_id": "x"}).json())

@@ -1,0 +1,44 @@
+"""Schemathesis generates requests from the served contract and checks the live server's answers."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import schemathesis
+import yaml
+from hypothesis import HealthCheck, settings
+
+from app.config import load_settings
+from app.contract import render_contract
+
+from ..conftest import server_env
+from ..servers import ChatWaitServer
+
+GENEROUS = {"MAX_INPUT_TOKENS": "1000000", "STREAM_TTL_SECONDS": "30"}
+
+
+# The contract such a server serves: its allowed models and bounds filled in.
+CONTRACT = render_contract(load_settings(environ=server_env("http://127.0.0.1:1/v1", **GENEROUS)))
+SCHEMA = schemathesis.openapi.from_dict(yaml.safe_load(CONTRACT))
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def generous_server(fake):
+    """A server whose token limit admits every request the contract allows."""
+    running = ChatWaitServer(server_env(fake.base_url, **GENEROUS))
+    yield running
+    running.stop()
+
+
+def test_the_served_contract_is_the_one_fuzzed(generous_server) -> None:
+    served = yaml.safe_load(httpx.get(f"{generous_server.url}/openapi.yaml").content)
+    assert served == yaml.safe_load(CONTRACT)
+    assert served["components"]["schemas"]["ChatRequest"]["properties"]["model"]["enum"] == ["fake-model", "other-model"]
+
+
+@SCHEMA.parametrize()
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+def test_the_server_honours_its_contract(case, generous_server) -> None:
+    case.call_and_validate(base_url=generous_server.url, timeout=30)
