@@ -17,7 +17,7 @@ except ConfigError as _error:
 
 
 def _int(name: str, default: int, minimum: int) -> int:
-    raw = os.environ.get(name, str(default)).strip()
+    raw = os.environ.get(name, "").strip() or str(default)
     if not raw.isdigit() or int(raw) < minimum:
         raise SystemExit(f"{name}={raw!r} is not valid: use a whole number of at least {minimum}.")
     return int(raw)
@@ -28,7 +28,7 @@ if _port > 65535:
     raise SystemExit(f"PORT={_port} is not valid: use 1 to 65535.")
 
 # Where to listen: BIND (host:port) wins over PORT; 0.0.0.0 so a container is reachable.
-bind = os.environ.get("BIND", f"0.0.0.0:{_port}")
+bind = os.environ.get("BIND", "").strip() or f"0.0.0.0:{_port}"
 
 # gevent worker: one process serves thousands of concurrent streams as greenlets.
 worker_class = "gevent"
@@ -63,4 +63,4 @@ errorlog = "-"
 
 # gunicorn's runtime control socket (one path per user) is not used; several instances on
 # one host would fight over it. Set GUNICORN_CONTROL_SOCKET=1 to enable it.
-control_socket_disable = os.environ.get("GUNICORN_CONTROL_SOCKET", "0") != "1"
+control_socket_disable = os.environ.get("GUNICORN_CONTROL_SOCKET", "").strip() != "1"

@@ -50,10 +50,7 @@ class Settings:
 
 
 def _text(name: str, raw: str) -> str:
-    value = raw.strip()
-    if not value:
-        raise ConfigError(f"{name} is set but empty: unset it or give it a value.")
-    return value
+    return raw.strip()
 
 
 def _integer(minimum: int, maximum: int) -> Callable[[str, str], int]:
@@ -140,6 +137,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
 def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from the environment, with `overrides` (same variable names) on top.
 
+    A blank value counts as unset (so an .env copied from .env.example works as it is).
     Raises ConfigError naming the first bad variable.
     """
     source = {name: os.environ[name] for name in _VARIABLES if name in os.environ} if environ is None else dict(environ)
@@ -152,7 +150,7 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
             source[name] = value if isinstance(value, str) else str(value)
     values: dict[str, Any] = {}
     for name, (field, parse) in _VARIABLES.items():
-        if name in source:
+        if source.get(name, "").strip():
             values[field] = parse(name, source[name])
     if "idle_timeout_seconds" not in values and "timeout_seconds" in values:
         values["idle_timeout_seconds"] = values["timeout_seconds"]

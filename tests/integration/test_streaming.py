@@ -135,3 +135,11 @@ def test_health_ready_and_contract(http: httpx.Client) -> None:
     assert "CANARY" not in str(ready)
     contract = http.get("/openapi.yaml")
     assert contract.status_code == 200 and contract.text.startswith("openapi: 3.1")
+
+
+def test_keepalive_comments_during_silence(http: httpx.Client) -> None:
+    """KEEPALIVE_SECONDS is 0.5 in the test server; the first token comes after 1.6 s."""
+    response = http.post("/v1/chat/streaming", json={"message": "@tokens=2 @first_ms=1600"})
+    assert response.content.count(b": keepalive\n\n") >= 2
+    events, _ = parse(response.content)
+    assert content_of(events) == expected_reply(2)

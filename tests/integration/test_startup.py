@@ -1,0 +1,68 @@
+"""Start-up: a bad setting stops the service with its message; gevent must patch first."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+
+import pytest
+
+from app import create_app
+
+from ..servers import BIN, ROOT, _clean_env
+
+pytestmark = pytest.mark.integration
+
+
+def _run(args: list[str], **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        args, cwd=ROOT, env=_clean_env(env), capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
+
+
+@pytest.mark.parametrize(
+    "env,message",
+    [
+        ({"OPENAI_API_KEY": "sk-x", "MAX_TOKENS": "lots"}, "MAX_TOKENS='lots' is not a whole number"),
+        ({}, "LLM_PROVIDER=openai needs OPENAI_API_KEY"),
+        ({"OPENAI_API_KEY": "sk-x", "KEEPALIVE_SECONDS": "-1"}, "KEEPALIVE_SECONDS=-1 is out of range"),
+        ({"OPENAI_API_KEY": "sk-x", "PORT": "http"}, "PORT='http' is not valid"),
+    ],
+)
+def test_bad_configuration_stops_gunicorn_with_a_clear_message(env, message) -> None:
+    result = _run([str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"], BIND="127.0.0.1:0", **env)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert "sk-x" not in result.stdout + result.stderr
+
+
+def test_the_app_refuses_to_run_unpatched() -> None:
+    with pytest.raises(RuntimeError, match="gevent has not patched"):
+        create_app({"OPENAI_API_KEY": "sk-x"})
+
+
+def test_importing_the_app_unpatched_in_a_fresh_process_fails() -> None:
+    result = _run([sys.executable, "-c", "from app import create_app; create_app()"], OPENAI_API_KEY="sk-x")
+    assert result.returncode != 0 and "gevent has not patched" in result.stderr
+
+
+def test_wsgi_patches_before_anything_else() -> None:
+    tree = ast.parse((ROOT / "wsgi.py").read_text())
+    statements = tree.body[1:] if ast.get_docstring(tree) else tree.body
+    assert ast.unparse(statements[0]) == "from gevent import monkey"
+    assert ast.unparse(statements[1]) == "monkey.patch_all()"
+
+
+def test_gunicorn_configuration() -> None:
+    result = _run(
+        [
+            sys.executable,
+            "-c",
+            "import runpy; c = runpy.run_path('gunicorn.conf.py'); "
+            "print(c['worker_class'], c['workers'], c['worker_connections'], c['preload_app'], c['bind'])",
+        ],
+        OPENAI_API_KEY="sk-x",
+        PORT="9000",
+    )
+    assert result.stdout.split() == ["gevent", "1", "4000", "False", "0.0.0.0:9000"]
