@@ -60,11 +60,11 @@ def start_stream() -> Response:
     found = services()
     stream = found.store.create(g.correlation_id, call.model)
     trace_stream(stream.stream_id, stream.correlation_id)
-    relay = Relay(
-        found.provider, found.settings, call, prompt_tokens, StreamWriter(stream), g.correlation_id, stream.stream_id
-    )
+    writer = StreamWriter(stream)
+    relay = Relay(found.provider, found.settings, call, prompt_tokens, writer, g.correlation_id, stream.stream_id)
     stream.producer = gevent.spawn(relay.run)
     stream.producer.link_exception(log_greenlet_failure)
+    stream.producer.link_exception(lambda _: writer.abort())
     return _event_stream(stream, None)
 
 

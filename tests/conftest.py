@@ -9,7 +9,7 @@ import pytest
 
 from app import create_app
 
-from .servers import ChatWaitServer, FakeUpstream
+from load.processes import ChatWaitServer, FakeUpstream
 
 CANARY_KEY = "sk-proj-CANARYkey0123456789abcdefXYZ"
 FAKE_MODEL = "fake-model"

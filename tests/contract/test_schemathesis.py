@@ -12,7 +12,7 @@ from app.config import load_settings
 from app.contract import render_contract
 
 from ..conftest import server_env
-from ..servers import ChatWaitServer
+from load.processes import ChatWaitServer
 
 GENEROUS = {"MAX_INPUT_TOKENS": "1000000", "STREAM_TTL_SECONDS": "30"}
 

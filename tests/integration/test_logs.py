@@ -6,7 +6,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from ..conftest import CANARY_KEY
+from load.processes import ChatWaitServer
+
+from ..conftest import CANARY_KEY, server_env
 from ..sse import parse
 
 pytestmark = pytest.mark.integration
@@ -24,9 +26,7 @@ HEADER_CANARIES = {"Authorization": "Bearer canary-bearer-token-xyz", "X-Api-Key
 
 @pytest.fixture(scope="module")
 def debug_server(fake):
-    from ..conftest import server_env
-    from ..servers import ChatWaitServer
-
+    """A server logging at DEBUG, so third-party and per-chunk lines are in the log too."""
     running = ChatWaitServer(server_env(fake.base_url, LOG_LEVEL="DEBUG"))
     yield running
     running.stop()

@@ -10,14 +10,14 @@ import pytest
 
 from app import create_app
 
-from ..servers import BIN, ROOT, _clean_env
+from load.processes import BIN, ROOT, clean_env
 
 pytestmark = pytest.mark.integration
 
 
 def _run(args: list[str], **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        args, cwd=ROOT, env=_clean_env(env), capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+        args, cwd=ROOT, env=clean_env(env), capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
     )
 
 

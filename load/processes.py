@@ -1,6 +1,6 @@
-"""Real processes for integration tests: the fake upstream and ChatWait under gunicorn/gevent.
+"""Real processes for tests and benchmarks: the fake upstream and ChatWait under gunicorn/gevent.
 
-Both bind 127.0.0.1 on a port the OS picks, report it, and are stopped by their fixtures.
+Both bind 127.0.0.1 on a port the OS picks and report it; call stop() (fixtures do).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+BIN = Path(sys.executable).parent  # the virtualenv's bin, where gunicorn is
 START_TIMEOUT = 60.0
 
 
-def _clean_env(extra: dict[str, str]) -> dict[str, str]:
+def clean_env(extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LLM_", "LOCAL_"))}
     env.update(extra)
     return env
@@ -53,7 +53,7 @@ class FakeUpstream:
             stdout=self.log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=_clean_env({}),
+            env=clean_env({}),
         )
         self.port = int(_wait_for(lambda: re.search(r"FAKE_OPENAI_PORT=(\d+)", self._log()), self.proc, self._log))
         self.url = f"http://127.0.0.1:{self.port}"
@@ -103,7 +103,7 @@ class ChatWaitServer:
             stdout=self.log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=_clean_env({"BIND": "127.0.0.1:0", "PYTHONUNBUFFERED": "1", **env}),
+            env=clean_env({"BIND": "127.0.0.1:0", "PYTHONUNBUFFERED": "1", **env}),
         )
         self.port = self._wait_for_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -1,0 +1,69 @@
+"""The stream writer: priming event, chunk sequences, exactly one terminal event."""
+
+from __future__ import annotations
+
+from app.errors import ApiError
+from app.providers.base import Usage
+from app.relay import Outcome
+from app.streams import Stream
+from app.writer import StreamWriter
+
+from ..sse import parse
+
+
+def _events(stream: Stream):
+    return parse(b"".join(stream.frames))[0]
+
+
+def test_priming_chunks_and_done() -> None:
+    stream = Stream("sid", "cid", "m", 0.0)
+    writer = StreamWriter(stream)
+    assert stream.last_event_id == 0 and not stream.finished
+    writer.chunk("Hé")
+    writer.chunk("llo")
+    writer.end(Outcome("Héllo", 2, Usage(3, 2), 12.5, 1.0, finish_reason="stop"))
+    first, one, two, done = _events(stream)
+    assert first.data == {"stream_id": "sid", "correlation_id": "cid", "model": "m", "created": int(stream.created)}
+    assert (one.data["sequence"], two.data["sequence"]) == (1, 2)
+    assert done.id == 3 and done.data == {
+        "sequence": 3,
+        "is_final": True,
+        "last_sequence": 2,
+        "content_length": 5,
+        "duration_ms": 12.5,
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+        "finish_reason": "stop",
+    }
+    assert stream.finished
+
+
+def test_error_event_carries_the_catalogue_fields() -> None:
+    stream = Stream("sid", "cid", "m", 0.0)
+    writer = StreamWriter(stream)
+    writer.chunk("a")
+    error = ApiError("upstream_interrupted", "cut")
+    writer.end(Outcome("a", 1, Usage(3, 1), 5.0, 1.0, error=error))
+    last = _events(stream)[-1]
+    assert last.event == "error"
+    assert last.data["error_code"] == "upstream_interrupted" and last.data["detail"] == "cut"
+    assert last.data["correlation_id"] == "cid" and last.data["retryable"] is True
+    assert last.data["last_sequence"] == 1 and last.data["content_length"] == 1
+
+
+def test_abort_ends_an_orphaned_stream_once() -> None:
+    stream = Stream("sid", "cid", "m", 0.0)
+    writer = StreamWriter(stream)
+    writer.chunk("abc")
+    writer.abort()
+    writer.abort()
+    events = _events(stream)
+    assert [e.event for e in events] == ["stream", "chunk", "error"]
+    assert events[-1].data["error_code"] == "internal_error" and events[-1].data["content_length"] == 3
+
+
+def test_abort_after_a_normal_end_does_nothing() -> None:
+    stream = Stream("sid", "cid", "m", 0.0)
+    writer = StreamWriter(stream)
+    writer.end(Outcome("", 0, Usage(1, 0), 1.0, None, finish_reason="stop"))
+    writer.abort()
+    assert [e.event for e in _events(stream)] == ["stream", "done"]
