@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,13 @@ def clean_env(extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LLM_", "LOCAL_"))}
     env.update(extra)
     return env
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _wait_for(search: Callable[[], re.Match[str] | None], proc: subprocess.Popen, log: Callable[[], str]) -> str:
@@ -97,23 +105,17 @@ class ChatWaitServer:
     def __init__(self, env: dict[str, str]) -> None:
         self.log_file = tempfile.NamedTemporaryFile(prefix="chatwait-", suffix=".log", delete=False)
         self.log_path = Path(self.log_file.name)
+        self.port = free_port()
         self.proc = subprocess.Popen(
             [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
             cwd=ROOT,
             stdout=self.log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=clean_env({"BIND": "127.0.0.1:0", "PYTHONUNBUFFERED": "1", **env}),
+            env=clean_env({"BIND": f"127.0.0.1:{self.port}", "PYTHONUNBUFFERED": "1", **env}),
         )
-        self.port = self._wait_for_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._wait_until_healthy()
-
-    def _wait_for_port(self) -> int:
-        found = _wait_for(
-            lambda: re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", self.log_text()), self.proc, self.log_text
-        )
-        return int(found)
 
     def _wait_until_healthy(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT
