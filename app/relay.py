@@ -1,8 +1,9 @@
 """The producer: runs one generation from a provider into a listener, whatever happens.
 
 It owns the retry policy (retryable failures, only before the first token, with backoff and
-jitter, honouring Retry-After), the deadlines (first token, and a total cap; the idle
-deadline between tokens is the provider's read timeout), cancellation (StreamCancelled
+jitter, honouring Retry-After), the deadlines (first token, counted once the provider's turn
+has come; and a total cap, queueing included; the idle deadline between tokens is the
+provider's read timeout), cancellation (StreamCancelled
 raised into the producer greenlet), usage (the upstream's count, else our own) and the
 lifecycle log lines. Streaming and wait mode share it; only the listener differs.
 """
@@ -14,7 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 import gevent
 
@@ -104,10 +105,11 @@ class Relay:
         total = gevent.Timeout(self.settings.max_stream_seconds)
         total.start()
         try:
-            generation, rest = self._open_until_first_piece()
-            with generation:
-                for piece in rest:
-                    self._emit(piece)
+            with self.provider.reserve() as slot:  # a queue for the embedded model; no wait otherwise
+                generation, rest = self._open_until_first_piece(slot)
+                with generation:
+                    for piece in rest:
+                        self._emit(piece)
             return generation.finish_reason, generation.usage, None
         except StreamCancelled:
             return "cancelled", None, None
@@ -124,7 +126,7 @@ class Relay:
         finally:
             total.close()
 
-    def _open_until_first_piece(self) -> tuple[Generation, Iterator[str]]:
+    def _open_until_first_piece(self, slot: Any) -> tuple[Generation, Iterator[str]]:
         """Open the upstream and wait for its first piece, retrying what may be retried.
 
         The first-token deadline (TIMEOUT_SECONDS) covers every attempt and the waits between.
@@ -133,7 +135,7 @@ class Relay:
         attempt = 0
         while True:
             try:
-                return self._attempt(deadline)
+                return self._attempt(deadline, slot)
             except UpstreamError as failure:
                 delay = _backoff(attempt, failure.retry_after)
                 if (
@@ -154,12 +156,12 @@ class Relay:
                 )
                 gevent.sleep(delay)
 
-    def _attempt(self, deadline: float) -> tuple[Generation, Iterator[str]]:
+    def _attempt(self, deadline: float, slot: Any) -> tuple[Generation, Iterator[str]]:
         timeout = gevent.Timeout(max(0.0, deadline - time.monotonic()), _FirstTokenDeadline)
         timeout.start()
         generation: Generation | None = None
         try:
-            generation = self.provider.open(self.call)
+            generation = self.provider.open(self.call, slot)
             pieces = iter(generation)
             first = next(pieces, None)
         except _FirstTokenDeadline:

@@ -7,7 +7,11 @@ from .base import Provider
 
 
 def build_provider(settings: Settings) -> Provider:
-    """The provider selected by LLM_PROVIDER."""
+    """The provider selected by LLM_PROVIDER (already resolved from `auto` by the settings)."""
+    if settings.llm_provider == "local":
+        from .local import LocalProvider
+
+        return LocalProvider(settings)
     from .openai import OpenAIProvider
 
     return OpenAIProvider(settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
 from collections.abc import Iterator, Sequence
 from types import TracebackType
@@ -104,9 +105,18 @@ class Provider(abc.ABC):
 
     name: str
 
+    @contextlib.contextmanager
+    def reserve(self) -> Iterator[Any]:
+        """Wait for this provider's turn and hold it during one generation (retries included).
+
+        Yields the slot to pass to `open`. Remote providers have no turn to wait for; the
+        embedded model serves one generation per instance, first come, first served.
+        """
+        yield None
+
     @abc.abstractmethod
-    def open(self, call: ChatCall) -> Generation:
-        """Start a generation; raises UpstreamError when it cannot start."""
+    def open(self, call: ChatCall, slot: Any = None) -> Generation:
+        """Start a generation in `slot` (from `reserve`); raises UpstreamError when it cannot start."""
 
     @abc.abstractmethod
     def message_costs(self, messages: Sequence[dict[str, str]]) -> list[int]:
@@ -119,6 +129,10 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     def completion_tokens(self, text: str) -> int:
         """Tokens of a generated text, for when the upstream reports no usage."""
+
+    def input_token_limit(self, configured: int) -> int:
+        """The most prompt tokens accepted: MAX_INPUT_TOKENS, or less where the model's context is smaller."""
+        return configured
 
     @abc.abstractmethod
     def describe(self) -> dict[str, Any]:

@@ -111,7 +111,7 @@ class OpenAIProvider(Provider):
         )
         tokens.encoding()  # load the tokenizer now rather than on the first request
 
-    def open(self, call: ChatCall) -> Generation:
+    def open(self, call: ChatCall, slot: Any = None) -> Generation:
         """Send the request; return once the upstream answered 200 with its headers."""
         try:
             return self._open(call, self._include_usage)

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
+import httpx
 import pytest
+import respx
 
 from ..bad_inputs import CASES, ERROR_FIELDS
+from ..conftest import UNIT_UPSTREAM
+
+
+def _sse_reply(text: str) -> bytes:
+    chunk = {"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": "stop"}]}
+    return f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
@@ -40,9 +50,13 @@ def test_input_too_long_says_how_many_history_messages_to_drop(client) -> None:
     body = response.get_json()
     assert body["error_code"] == "input_too_long"
     assert "Drop the 3 oldest history message(s)" in body["action"]
-    assert "limit (MAX_INPUT_TOKENS) is 200" in body["detail"]
-    shortened = client.post("/v1/chat/wait", json={"message": "hello", "history": history[3:]})
-    assert shortened.get_json().get("error_code") != "input_too_long"
+    assert "the limit is 200" in body["detail"]
+    with respx.mock:
+        respx.post(f"{UNIT_UPSTREAM}/chat/completions").mock(
+            return_value=httpx.Response(200, content=_sse_reply("fine"))
+        )
+        shortened = client.post("/v1/chat/wait", json={"message": "hello", "history": history[3:]})
+    assert shortened.status_code == 200 and shortened.get_json()["content"] == "fine"
 
 
 def test_input_too_long_without_history_asks_to_shorten(client) -> None:

@@ -11,7 +11,7 @@ BASE = {"OPENAI_API_KEY": "sk-test"}
 
 def test_defaults() -> None:
     settings = load_settings(environ=BASE)
-    assert settings.llm_provider == "openai"
+    assert settings.llm_provider == "openai", "auto picks openai when a key is set"
     assert settings.max_message_chars == 8000
     assert settings.timeout_seconds == 30
     assert settings.keepalive_seconds == 15
@@ -65,8 +65,33 @@ def test_bad_values_name_the_variable_and_the_fix(env, fragment) -> None:
 
 def test_openai_needs_a_key_or_a_base_url() -> None:
     with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
+        load_settings(environ={"LLM_PROVIDER": "openai"})
+    settings = load_settings(environ={"OPENAI_BASE_URL": "http://localhost:11434/v1"})
+    assert settings.llm_provider == "openai" and settings.openai_api_key is None
+
+
+def test_auto_without_upstream_is_the_embedded_model() -> None:
+    settings = load_settings(environ={})
+    assert settings.llm_provider == "local"
+    assert settings.local_model_path is not None and settings.local_model_path.name.endswith(".gguf")
+    assert settings.default_model == "SmolLM2-135M-Instruct.Q4_1"
+    assert settings.allowed_models == ("SmolLM2-135M-Instruct.Q4_1",)
+    assert load_settings(environ={"LLM_PROVIDER": "local", "OPENAI_API_KEY": "sk-x"}).llm_provider == "local"
+
+
+def test_local_model_path_must_be_a_file(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="LOCAL_MODEL_PATH='/nowhere/model.gguf' is not a file"):
+        load_settings(environ={"LOCAL_MODEL_PATH": "/nowhere/model.gguf"})
+    model = tmp_path / "tiny-chat.gguf"
+    model.write_bytes(b"GGUF")
+    settings = load_settings(environ={"LOCAL_MODEL_PATH": str(model)})
+    assert settings.local_model_path == model and settings.default_model == "tiny-chat"
+
+
+def test_missing_bundled_model_is_a_clear_error(monkeypatch) -> None:
+    monkeypatch.setattr("app.config.bundled_model_path", lambda: None)
+    with pytest.raises(ConfigError, match="embedded model file was not found"):
         load_settings(environ={})
-    assert load_settings(environ={"OPENAI_BASE_URL": "http://localhost:11434/v1"}).openai_api_key is None
 
 
 def test_unknown_override_is_refused() -> None:

@@ -1,0 +1,185 @@
+"""The embedded model: a GGUF chat model run in-process by llama.cpp (llama-cpp-python).
+
+llama.cpp is blocking C code, so every call into it runs in gevent's threadpool (ctypes
+releases the GIL), one token per call: the event loop keeps serving other streams and
+/health meanwhile, and a cancelled generation stops after the token in flight. A model
+instance is not thread-safe, so each generation leases one instance from a pool
+(LOCAL_INSTANCES, default 1) and waiters are served first come, first served. An instance
+goes back to the pool only once its last step in the threadpool has finished, whatever
+interrupted the generation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import gevent
+from gevent.event import AsyncResult
+from gevent.queue import Queue
+
+from ..config import Settings
+from .base import ChatCall, Generation, Provider, UpstreamError
+
+log = logging.getLogger("chatwait.local")
+
+MESSAGE_OVERHEAD_TOKENS = 3  # role markers and separators around each message
+REPLY_ROOM_TOKENS = 16  # the input limit keeps at least this much of the context for the reply
+_END = object()
+
+
+class Lease:
+    """One model instance, held by one generation; runs its steps in the threadpool."""
+
+    def __init__(self, llama: Any, pool: Queue, idle_timeout: float) -> None:
+        self.llama = llama
+        self._pool = pool
+        self._idle_timeout = idle_timeout
+        self._step: AsyncResult | None = None
+
+    def run(self, function: Any, *args: Any) -> Any:
+        """Run `function(*args)` in the threadpool and wait for it without blocking the loop.
+
+        Raises UpstreamError(upstream_timeout) after IDLE_TIMEOUT_SECONDS without a result.
+        """
+        self._step = gevent.get_hub().threadpool.spawn(function, *args)
+        try:
+            return self._step.get(timeout=self._idle_timeout)
+        except gevent.Timeout:
+            detail = f"The embedded model produced nothing for {self._idle_timeout:g} s (IDLE_TIMEOUT_SECONDS)."
+            raise UpstreamError("upstream_timeout", detail) from None
+
+    def after_step(self, callback: Any) -> None:
+        """Call `callback()` now, or when the step in flight has finished."""
+        step = self._step
+        if step is None or step.ready():
+            callback()
+        else:
+            step.rawlink(lambda _: callback())
+
+    def release(self) -> None:
+        """Give the instance back to the pool once it is idle."""
+        self.after_step(lambda: self._pool.put(self.llama))
+
+
+class LocalGeneration(Generation):
+    """One chat completion from the embedded model, advanced one token per threadpool call."""
+
+    def __init__(self, lease: Lease, call: ChatCall) -> None:
+        self._lease = lease
+        options: dict[str, Any] = {"messages": call.messages, "max_tokens": call.max_tokens, "stream": True}
+        if call.temperature is not None:
+            options["temperature"] = call.temperature
+        self._options = options
+        self._chunks: Iterator[dict[str, Any]] | None = None
+        self._closed = False
+
+    def __iter__(self) -> Iterator[str]:
+        lease = self._lease
+        self._chunks = lease.run(lambda: lease.llama.create_chat_completion(**self._options))
+        while not self._closed:
+            chunk = lease.run(next, self._chunks, _END)
+            if chunk is _END:
+                break
+            choice = chunk["choices"][0]
+            content = choice.get("delta", {}).get("content")
+            if content:
+                yield content
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+        if self.finish_reason is None and not self._closed:
+            raise UpstreamError("upstream_interrupted", "The embedded model stopped without a finish reason.")
+
+    def close(self) -> None:
+        """Stop asking for tokens; the step in flight finishes, then the generator is closed."""
+        if self._closed:
+            return
+        self._closed = True
+        chunks = self._chunks
+        if chunks is not None:
+            self._lease.after_step(chunks.close)
+
+
+class LocalProvider(Provider):
+    """The embedded GGUF model (SmolLM2-135M-Instruct unless LOCAL_MODEL_PATH says otherwise)."""
+
+    name = "local"
+
+    def __init__(self, settings: Settings) -> None:
+        from llama_cpp import Llama  # imported here: only this provider needs the C library
+
+        assert settings.local_model_path is not None  # resolved by load_settings
+        self.settings = settings
+        self.model = settings.default_model
+        started = time.monotonic()
+        self._instances = [
+            Llama(
+                model_path=str(settings.local_model_path),
+                n_ctx=settings.local_context_tokens,
+                n_threads=settings.local_threads,
+                verbose=False,
+            )
+            for _ in range(settings.local_instances)
+        ]
+        self._pool: Queue = Queue()
+        for instance in self._instances:
+            self._pool.put(instance)
+        self.context_tokens = self._instances[0].n_ctx()
+        log.info(
+            "model_loaded",
+            extra={
+                "model": self.model,
+                "instances": len(self._instances),
+                "context_tokens": self.context_tokens,
+                "threads": settings.local_threads,
+                "load_ms": round((time.monotonic() - started) * 1000),
+            },
+        )
+
+    @contextlib.contextmanager
+    def reserve(self) -> Iterator[Lease]:
+        """Wait in line for a model instance (first come, first served) and hold it."""
+        lease = Lease(self._pool.get(), self._pool, self.settings.idle_timeout_seconds)
+        try:
+            yield lease
+        finally:
+            lease.release()
+
+    def open(self, call: ChatCall, slot: Lease | None = None) -> Generation:
+        if slot is None:
+            raise RuntimeError("the local provider generates only inside reserve()")
+        return LocalGeneration(slot, call)
+
+    def _count(self, text: str) -> int:
+        if not text:
+            return 0
+        return len(self._instances[0].tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def message_costs(self, messages: Sequence[dict[str, str]]) -> list[int]:
+        return [MESSAGE_OVERHEAD_TOKENS + self._count(m["role"]) + self._count(m["content"]) for m in messages]
+
+    def prompt_tokens(self, messages: Sequence[dict[str, str]]) -> int:
+        return sum(self.message_costs(messages)) + MESSAGE_OVERHEAD_TOKENS
+
+    def completion_tokens(self, text: str) -> int:
+        return self._count(text)
+
+    def input_token_limit(self, configured: int) -> int:
+        return min(configured, self.context_tokens - REPLY_ROOM_TOKENS)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "provider": self.name,
+            "model": self.model,
+            "allowed_models": [self.model],
+            "model_file": self.settings.local_model_path.name if self.settings.local_model_path else None,
+            "context_tokens": self.context_tokens,
+            "instances": len(self._instances),
+        }
+
+    def close(self) -> None:
+        for instance in self._instances:
+            instance.close()
