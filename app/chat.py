@@ -85,6 +85,7 @@ def resume_stream(stream_id: str) -> Response:
 def stop_stream(stream_id: str) -> dict[str, Any]:
     """Stop a generation: the upstream is closed and the stream ends with `done`/cancelled."""
     stream = _find(stream_id)
+    log.info("stop_requested", extra={"last_event_id": stream.last_event_id, "finished": stream.finished})
     stopped = stream.cancel()
     if stopped and stream.producer is not None:
         stream.producer.join(timeout=STOP_WAIT_SECONDS)

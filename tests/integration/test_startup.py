@@ -25,7 +25,8 @@ def _run(args: list[str], **env: str) -> subprocess.CompletedProcess:
     "env,message",
     [
         ({"OPENAI_API_KEY": "sk-x", "MAX_TOKENS": "lots"}, "MAX_TOKENS='lots' is not a whole number"),
-        ({}, "LLM_PROVIDER=openai needs OPENAI_API_KEY"),
+        ({"LLM_PROVIDER": "openai"}, "LLM_PROVIDER=openai needs OPENAI_API_KEY"),
+        ({"LOCAL_MODEL_PATH": "/models/missing.gguf"}, "LOCAL_MODEL_PATH='/models/missing.gguf' is not a file"),
         ({"OPENAI_API_KEY": "sk-x", "KEEPALIVE_SECONDS": "-1"}, "KEEPALIVE_SECONDS=-1 is out of range"),
         ({"OPENAI_API_KEY": "sk-x", "PORT": "http"}, "PORT='http' is not valid"),
     ],

@@ -1,0 +1,191 @@
+"""The embedded model, for real (no mocks): ChatWait with no upstream configured answers with
+SmolLM2-135M-Instruct through llama.cpp, in both modes, with stop, resume and queueing."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from load.processes import ChatWaitServer
+
+from ..sse import Event, content_of, iter_events, parse
+
+pytestmark = pytest.mark.integration
+
+MODEL = "SmolLM2-135M-Instruct.Q4_1"
+LONG_PROMPT = "Write a long story about a dragon who learns to bake bread, with many details."
+
+
+@pytest.fixture(scope="module")
+def local_server():
+    """ChatWait with no OPENAI_* variables: LLM_PROVIDER=auto picks the embedded model."""
+    running = ChatWaitServer({"KEEPALIVE_SECONDS": "0.3", "LOCAL_CONTEXT_TOKENS": "1024"})
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def local(local_server):
+    with httpx.Client(base_url=local_server.url, timeout=120) as client:
+        yield client
+
+
+def _chunks(events: list[Event]) -> list[Event]:
+    return [e for e in events if e.event == "chunk"]
+
+
+def test_ready_says_local_provider_and_model(local, local_server) -> None:
+    ready = local.get("/ready").json()
+    assert ready["provider"] == "local" and ready["model"] == MODEL
+    assert ready["allowed_models"] == [MODEL] and ready["context_tokens"] == 1024
+    started = [r for r in local_server.log_records() if r.get("event") == "service_started"]
+    assert started and started[0]["provider"] == "local" and started[0]["model"] == MODEL
+
+
+def test_wait_answers_with_generated_text(local) -> None:
+    response = local.post("/v1/chat/wait", json={"message": "What is 2+2?"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["content"].strip()
+    assert body["model"] == MODEL
+    assert body["finish_reason"] in ("stop", "length")
+    assert body["usage"]["prompt_tokens"] > 5 and body["usage"]["completion_tokens"] > 0
+
+
+def test_streaming_yields_many_contiguous_chunks_and_done_with_usage(local) -> None:
+    response = local.post("/v1/chat/streaming", json={"message": "What is 2+2?", "max_tokens": 60})
+    events, _ = parse(response.content)
+    chunks = _chunks(events)
+    assert len(chunks) >= 3, "token by token, not one blob"
+    assert [c.data["sequence"] for c in chunks] == list(range(1, len(chunks) + 1))
+    done = events[-1]
+    assert done.event == "done"
+    assert done.data["usage"]["completion_tokens"] >= len(chunks) - 2
+    assert done.data["usage"]["prompt_tokens"] > 5
+    assert done.data["content_length"] == len(content_of(events)) > 0
+
+
+def test_max_tokens_and_temperature_are_honoured(local) -> None:
+    short = local.post("/v1/chat/wait", json={"message": LONG_PROMPT, "max_tokens": 5}).json()
+    assert short["finish_reason"] == "length"
+    assert short["usage"]["completion_tokens"] <= 6
+    greedy = [
+        local.post("/v1/chat/wait", json={"message": "Name a colour.", "temperature": 0, "max_tokens": 12}).json()
+        for _ in range(2)
+    ]
+    assert greedy[0]["content"] == greedy[1]["content"], "temperature 0 is deterministic"
+
+
+def test_history_and_system_reach_the_model(local) -> None:
+    bare = local.post("/v1/chat/wait", json={"message": "And mine?", "max_tokens": 3}).json()
+    rich = local.post(
+        "/v1/chat/wait",
+        json={
+            "message": "And mine?",
+            "system": "You are a helpful assistant who answers briefly.",
+            "history": [
+                {"role": "user", "content": "My name is Ada. What is your name?"},
+                {"role": "assistant", "content": "I am a small model."},
+            ],
+            "max_tokens": 3,
+        },
+    ).json()
+    # The model's own tokenizer counts the extra turns and the system prompt.
+    assert rich["usage"]["prompt_tokens"] >= bare["usage"]["prompt_tokens"] + 25
+
+
+def test_input_check_uses_the_model_context(local) -> None:
+    response = local.post("/v1/chat/wait", json={"message": "word " * 1500})
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error_code"] == "input_too_long"
+    assert "the limit is 1008" in body["detail"]  # LOCAL_CONTEXT_TOKENS=1024 minus room for a reply
+
+
+def test_stop_mid_generation(local, local_server) -> None:
+    with local.stream("POST", "/v1/chat/streaming", json={"message": LONG_PROMPT, "max_tokens": 400}) as response:
+        stream_id = response.headers["x-stream-id"]
+        events = iter_events(response)
+        seen = []
+        while len(_chunks(seen)) < 5:
+            seen.append(next(events))
+        stop = local.delete(f"/v1/chat/streaming/{stream_id}").json()
+        rest = [e for e in events if e.event != ":comment"]
+    assert stop["status"] == "cancelled"
+    done = rest[-1]
+    assert done.event == "done" and done.data["finish_reason"] == "cancelled"
+    # Stopped within one token: at most the token in flight follows the last one appended when
+    # the DELETE arrived.
+    requested = next(
+        r for r in local_server.log_records() if r.get("event") == "stop_requested" and r.get("stream_id") == stream_id
+    )
+    assert done.data["last_sequence"] <= requested["last_event_id"] + 1
+    assert done.data["usage"]["completion_tokens"] < 400
+    after = local.post("/v1/chat/wait", json={"message": "Hi", "max_tokens": 3})
+    assert after.status_code == 200, "the model instance was released"
+
+
+def test_resume_mid_generation_and_client_drop_does_not_stop_it(local) -> None:
+    with local.stream("POST", "/v1/chat/streaming", json={"message": LONG_PROMPT, "max_tokens": 80}) as response:
+        stream_id = response.headers["x-stream-id"]
+        events = iter_events(response)
+        first = []
+        while len(_chunks(first)) < 4:
+            first.append(next(events))
+    with local.stream("GET", f"/v1/chat/streaming/{stream_id}", headers={"Last-Event-ID": str(first[-1].id)}) as again:
+        rest = [e for e in iter_events(again) if e.event != ":comment"]
+    assert rest[-1].event == "done" and rest[-1].data["finish_reason"] in ("stop", "length")
+    replay, _ = parse(local.get(f"/v1/chat/streaming/{stream_id}").content)
+    assert content_of(first + rest) == content_of(replay)
+    assert [e.id for e in first + rest] == list(range(len(first + rest)))
+
+
+def test_health_answers_while_the_model_generates(local) -> None:
+    answers = []
+    with local.stream("POST", "/v1/chat/streaming", json={"message": LONG_PROMPT, "max_tokens": 200}) as response:
+        events = iter_events(response)
+        seen = []
+        while len(_chunks(seen)) < 3:
+            seen.append(next(events))
+        for _ in range(5):
+            answers.append(local.get("/health").status_code)
+        more = []
+        while len(_chunks(more)) < 3:  # generation is still running after /health answered
+            more.append(next(events))
+        local.delete(f"/v1/chat/streaming/{response.headers['x-stream-id']}")
+    assert answers == [200] * 5
+    assert _chunks(more)[0].data["sequence"] > _chunks(seen)[-1].data["sequence"]
+
+
+def test_concurrent_streams_all_complete_and_a_queued_one_is_primed_at_once(local_server) -> None:
+    primed = threading.Event()
+
+    def one(index: int) -> tuple[list[Event], bytes]:
+        with httpx.Client(base_url=local_server.url, timeout=120) as client:
+            body = {"message": f"Count from 1 to {index + 5}.", "max_tokens": 40}
+            with client.stream("POST", "/v1/chat/streaming", json=body) as response:
+                raw = b""
+                events = []
+                for data in response.iter_raw():
+                    raw += data
+                    if not events and b"event: stream" in raw:
+                        primed.set()
+                    events = parse(raw)[0]
+                return events, raw
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        started = time.monotonic()
+        futures = [pool.submit(one, i) for i in range(3)]
+        assert primed.wait(5), "every stream gets its priming event at once, queued or not"
+        results = [f.result() for f in futures]
+    assert time.monotonic() - started < 120
+    for events, _ in results:
+        assert events[0].event == "stream" and events[-1].event == "done"
+        assert _chunks(events)
+    # One model instance: the streams were served one after another, so the ones that waited
+    # in line saw keepalive comments before their first token.
+    assert any(raw.split(b"event: chunk")[0].count(b": keepalive") >= 1 for _, raw in results)
