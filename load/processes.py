@@ -31,6 +31,19 @@ def clean_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def _stop(proc: subprocess.Popen, log_file: Any) -> None:
+    """SIGTERM, then SIGKILL after a grace period; the log file is removed."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    log_file.close()
+    Path(log_file.name).unlink(missing_ok=True)
+
+
 def free_port() -> int:
     """A loopback port nobody listens on right now."""
     with socket.socket() as probe:
@@ -90,13 +103,7 @@ class FakeUpstream:
             time.sleep(0.02)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-        self.log_file.close()
+        _stop(self.proc, self.log_file)
 
 
 class ChatWaitServer:
@@ -138,11 +145,4 @@ class ChatWaitServer:
         return [json.loads(line) for line in self.log_text().splitlines() if line.strip()]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.log_file.close()
+        _stop(self.proc, self.log_file)

@@ -103,6 +103,18 @@ class LocalGeneration(Generation):
             self._lease.after_step(chunks.close)
 
 
+def _chat_formatter(llama: Any) -> Any:
+    """The model's chat template (from the GGUF metadata) as llama-cpp-python renders it."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    template = llama.metadata.get("tokenizer.chat_template")
+    if not template:
+        return None
+    eos = llama.detokenize([llama.token_eos()], special=True).decode("utf-8", "replace")
+    bos = llama.detokenize([llama.token_bos()], special=True).decode("utf-8", "replace")
+    return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+
+
 class LocalProvider(Provider):
     """The embedded GGUF model (SmolLM2-135M-Instruct unless LOCAL_MODEL_PATH says otherwise)."""
 
@@ -128,6 +140,7 @@ class LocalProvider(Provider):
         for instance in self._instances:
             self._pool.put(instance)
         self.context_tokens = self._instances[0].n_ctx()
+        self._formatter = _chat_formatter(self._instances[0])
         log.info(
             "model_loaded",
             extra={
@@ -153,16 +166,21 @@ class LocalProvider(Provider):
             raise RuntimeError("the local provider generates only inside reserve()")
         return LocalGeneration(slot, call)
 
-    def _count(self, text: str) -> int:
+    def _count(self, text: str, special: bool = False, add_bos: bool = False) -> int:
+        # Tokenizing reads only the vocabulary, which is safe while the instance generates.
         if not text:
             return 0
-        return len(self._instances[0].tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        return len(self._instances[0].tokenize(text.encode("utf-8"), add_bos=add_bos, special=special))
 
     def message_costs(self, messages: Sequence[dict[str, str]]) -> list[int]:
         return [MESSAGE_OVERHEAD_TOKENS + self._count(m["role"]) + self._count(m["content"]) for m in messages]
 
     def prompt_tokens(self, messages: Sequence[dict[str, str]]) -> int:
-        return sum(self.message_costs(messages)) + MESSAGE_OVERHEAD_TOKENS
+        """Exact: the messages rendered with the model's own chat template, then tokenized."""
+        if self._formatter is None:
+            return sum(self.message_costs(messages)) + MESSAGE_OVERHEAD_TOKENS
+        rendered = self._formatter(messages=list(messages))
+        return self._count(rendered.prompt, special=True, add_bos=not rendered.added_special)
 
     def completion_tokens(self, text: str) -> int:
         return self._count(text)

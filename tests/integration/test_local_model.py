@@ -81,21 +81,19 @@ def test_max_tokens_and_temperature_are_honoured(local) -> None:
 
 
 def test_history_and_system_reach_the_model(local) -> None:
-    bare = local.post("/v1/chat/wait", json={"message": "And mine?", "max_tokens": 3}).json()
-    rich = local.post(
-        "/v1/chat/wait",
-        json={
-            "message": "And mine?",
-            "system": "You are a helpful assistant who answers briefly.",
-            "history": [
-                {"role": "user", "content": "My name is Ada. What is your name?"},
-                {"role": "assistant", "content": "I am a small model."},
-            ],
-            "max_tokens": 3,
-        },
-    ).json()
-    # The model's own tokenizer counts the extra turns and the system prompt.
-    assert rich["usage"]["prompt_tokens"] >= bare["usage"]["prompt_tokens"] + 25
+    def prompt_tokens(**fields) -> int:
+        body = {"message": "And mine?", "max_tokens": 2, **fields}
+        return local.post("/v1/chat/wait", json=body).json()["usage"]["prompt_tokens"]
+
+    bare = prompt_tokens()
+    history = [
+        {"role": "user", "content": "My name is Ada. What is your name?"},
+        {"role": "assistant", "content": "I am a small model."},
+    ]
+    # Usage comes from the model's own template and tokenizer: the two turns add their words
+    # and their role markers; a long system prompt replaces the template's default one.
+    assert prompt_tokens(history=history) >= bare + 18
+    assert prompt_tokens(system="Answer like a pirate. " * 20) >= bare + 60
 
 
 def test_input_check_uses_the_model_context(local) -> None:
