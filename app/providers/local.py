@@ -31,6 +31,10 @@ REPLY_ROOM_TOKENS = 16  # the input limit keeps at least this much of the contex
 _END = object()
 
 
+class _Idle(Exception):
+    """Our own idle timer fired (distinct from any other gevent.Timeout in flight)."""
+
+
 class Lease:
     """One model instance, held by one generation; runs its steps in the threadpool."""
 
@@ -47,8 +51,9 @@ class Lease:
         """
         self._step = gevent.get_hub().threadpool.spawn(function, *args)
         try:
-            return self._step.get(timeout=self._idle_timeout)
-        except gevent.Timeout:
+            with gevent.Timeout(self._idle_timeout, _Idle):
+                return self._step.get()
+        except _Idle:
             detail = f"The embedded model produced nothing for {self._idle_timeout:g} s (IDLE_TIMEOUT_SECONDS)."
             raise UpstreamError("upstream_timeout", detail) from None
 
