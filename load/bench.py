@@ -1,13 +1,24 @@
-"""Overhead benchmark: the same fake upstream, read directly and through ChatWait, in one run.
+"""Overhead benchmark: what ChatWait adds on top of the model, measured against a direct client.
 
-    .venv/bin/python load/bench.py --concurrency 1,10,100 --tokens 200 --delay-ms 20 --rounds 2
+    ./scripts/load bench.py                    # the full grid (about 15 minutes)
+    ./scripts/load bench.py --quick            # 1/10/100 streams, 200 tokens, 20 ms (about 2 minutes)
 
-Starts the fake upstream and ChatWait (gunicorn, one gevent worker) on loopback, then for each
-concurrency runs the arms alternately, `--rounds` times: `direct` (streaming chat completions
-straight from the fake), `chatwait` (POST /v1/chat/streaming), and for wait mode `direct_wait`
-and `chatwait_wait`. The client is gevent on raw sockets, so its own cost stays small and equal
-across arms. Reports time to first token, inter-token gaps and errors per arm, and the added
-time (ChatWait minus direct), as a table and as JSON (`--out`).
+Starts the fake upstream and ChatWait (gunicorn, one gevent worker) on loopback. For every cell
+of the grid (concurrent streams x reply tokens x ms between tokens) the arms run alternately,
+`--rounds` times: `direct` (streaming chat completions straight from the fake) and `chatwait`
+(POST /v1/chat/streaming), both read by the same raw-socket gevent client; at up to 100 streams
+also `direct_wait` and `chatwait_wait`. A stream is read for at most `--read-seconds`, then
+dropped (and stopped with DELETE on ChatWait), so long replies measure their steady state.
+
+Reported per cell: added time to first token (p50, p95, p99), added inter-token p99, errors,
+and ChatWait's CPU time per relayed token (the worker's CPU during the chatwait arm over the
+tokens relayed). Then: memory per open stream (worker RSS with N streams open minus idle, over
+N) for short and long replies, and RSS growth across 10,000 sequential requests. The run is
+declared invalid if the direct arm itself sees inter-token p99 more than 1 ms off nominal at
+up to 100 streams (then the machine, not ChatWait, is the bottleneck).
+
+Writes artifacts/bench.json, artifacts/bench.png (added latency against concurrency) and
+artifacts/bench.md (the table for the README).
 """
 
 from __future__ import annotations
@@ -19,18 +30,19 @@ monkey.patch_all()
 import argparse  # noqa: E402
 import json  # noqa: E402
 import socket  # noqa: E402
-import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gevent  # noqa: E402
+import psutil  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from load.processes import ChatWaitServer, FakeUpstream  # noqa: E402
 
 ARMS = ("direct", "chatwait", "direct_wait", "chatwait_wait")
 MARKERS = {"direct": b'"content":"', "chatwait": b"event: chunk\n"}
+SELF_CHECK_MS = 1.0
 
 
 def _request(path: str, body: dict) -> bytes:
@@ -39,52 +51,198 @@ def _request(path: str, body: dict) -> bytes:
     return (head + "Connection: close\r\n\r\n").encode() + payload
 
 
-def one_stream(port: int, request: bytes, marker: bytes, deadline: float) -> dict:
-    """Send one request; return the arrival time of each token event, relative to the send."""
+def one_stream(port: int, request: bytes, marker: bytes, deadline: float, read_seconds: float | None = None) -> dict:
+    """Send one request; the arrival time of each token event (seconds after the send).
+
+    Stops reading after `read_seconds` (None: to the end). Returns the X-Stream-Id if any.
+    """
     arrivals: list[float] = []
     tail = b""
+    head = b""
+    status = None
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=deadline) as sock:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             started = time.perf_counter()
             sock.sendall(request)
-            status = None
             while True:
                 data = sock.recv(262144)
                 now = time.perf_counter() - started
                 if not data:
                     break
                 if status is None:
-                    status = int(data.split(b" ", 2)[1])
+                    head += data
+                    if b"\r\n\r\n" not in head:
+                        continue
+                    status = int(head.split(b" ", 2)[1])
+                    data = head
                 window = tail + data
                 arrivals.extend([now] * window.count(marker))
                 tail = window[-(len(marker) - 1) :]
-        ok = status == 200
-        return {"ok": ok, "arrivals": arrivals, "total": time.perf_counter() - started}
+                if read_seconds is not None and now > read_seconds:
+                    break
+        stream_id = None
+        for line in head.split(b"\r\n\r\n")[0].split(b"\r\n"):
+            if line.lower().startswith(b"x-stream-id:"):
+                stream_id = line.split(b":", 1)[1].strip().decode()
+        return {"ok": status == 200, "arrivals": arrivals, "total": time.perf_counter() - started, "stream_id": stream_id}
     except OSError:
-        return {"ok": False, "arrivals": arrivals, "total": None}
+        return {"ok": False, "arrivals": arrivals, "total": None, "stream_id": None}
 
 
-def run_arm(arm: str, port: int, concurrency: int, tokens: int, delay_ms: float) -> dict:
-    """`concurrency` simultaneous requests of one arm."""
-    message = f"bench @tokens={tokens} @delay_ms={delay_ms}"
-    if arm.startswith("direct"):
-        body = {"model": "fake-model", "messages": [{"role": "user", "content": message}]}
-        if arm == "direct":
-            body |= {"stream": True, "stream_options": {"include_usage": True}}
-        request = _request("/v1/chat/completions", body)
-    else:
-        request = _request("/v1/chat/wait" if arm.endswith("_wait") else "/v1/chat/streaming", {"message": message})
-    marker = MARKERS.get(arm, b"")
-    deadline = 60 + tokens * delay_ms / 1000 * 2
-    jobs = [gevent.spawn(one_stream, port, request, marker, deadline) for _ in range(concurrency)]
-    gevent.joinall(jobs, timeout=deadline + 10)
-    results = [job.value or {"ok": False, "arrivals": [], "total": None} for job in jobs]
-    errors = sum(1 for r in results if not r["ok"] or (marker and len(r["arrivals"]) != tokens))
-    firsts = [r["arrivals"][0] for r in results if r["arrivals"]]
-    gaps = [b - a for r in results for a, b in zip(r["arrivals"], r["arrivals"][1:])]
-    totals = [r["total"] for r in results if r["total"] is not None and r["ok"]]
-    return {"errors": errors, "ttft": firsts, "gaps": gaps, "totals": totals}
+def _stop(port: int, stream_id: str) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"DELETE /v1/chat/streaming/{stream_id} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n".encode())
+        while sock.recv(65536):
+            pass
+
+
+class Bench:
+    """The two processes and the measurements."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.fake = FakeUpstream()
+        self.server = self._start_server()
+
+    def _start_server(self, **extra: str) -> ChatWaitServer:
+        server = ChatWaitServer(
+            {
+                "OPENAI_BASE_URL": self.fake.base_url,
+                "OPENAI_API_KEY": "sk-bench",
+                "OPENAI_MODEL": "fake-model",
+                "MAX_STREAMS": "20000",
+                "MAX_TOKENS": "20000",
+                **extra,
+            }
+        )
+        server.worker = psutil.Process(server.proc.pid).children()[0]
+        return server
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.fake.stop()
+
+    def run_arm(self, arm: str, concurrency: int, tokens: int, delay_ms: float) -> dict:
+        """`concurrency` simultaneous requests of one arm."""
+        message = f"bench @tokens={tokens} @delay_ms={delay_ms}"
+        streaming = arm in ("direct", "chatwait")
+        if arm.startswith("direct"):
+            body = {"model": "fake-model", "messages": [{"role": "user", "content": message}], "max_tokens": tokens}
+            if streaming:
+                body |= {"stream": True, "stream_options": {"include_usage": True}}
+            port, request = self.fake.port, _request("/v1/chat/completions", body)
+        else:
+            body = {"message": message, "max_tokens": tokens}
+            path = "/v1/chat/streaming" if streaming else "/v1/chat/wait"
+            port, request = self.server.port, _request(path, body)
+        marker = MARKERS.get(arm, b"")
+        read_seconds = self.args.read_seconds if streaming else None
+        deadline = 60 + tokens * delay_ms / 1000 * 2
+        cpu_before = self.server.worker.cpu_times()
+        jobs = [gevent.spawn(one_stream, port, request, marker, deadline, read_seconds) for _ in range(concurrency)]
+        gevent.joinall(jobs, timeout=deadline + 10)
+        cpu_after = self.server.worker.cpu_times()
+        results = [job.value or {"ok": False, "arrivals": [], "total": None, "stream_id": None} for job in jobs]
+        if arm == "chatwait":
+            stops = [gevent.spawn(_stop, port, r["stream_id"]) for r in results if r["stream_id"]]
+            gevent.joinall(stops, timeout=30)
+        expected = None if read_seconds and tokens * delay_ms / 1000 > read_seconds else tokens
+        errors = sum(1 for r in results if not r["ok"] or (marker and expected and len(r["arrivals"]) != expected))
+        relayed = sum(len(r["arrivals"]) for r in results)
+        cpu = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
+        return {
+            "errors": errors,
+            "ttft": [r["arrivals"][0] for r in results if r["arrivals"]],
+            "gaps": [b - a for r in results for a, b in zip(r["arrivals"], r["arrivals"][1:])],
+            "totals": [r["total"] for r in results if r["total"] is not None and r["ok"]],
+            "tokens": relayed,
+            "cpu": cpu,
+        }
+
+    def cell(self, concurrency: int, tokens: int, delay_ms: float) -> dict:
+        arms = ARMS if concurrency <= 100 else ("direct", "chatwait")
+        pooled = {arm: {"errors": 0, "ttft": [], "gaps": [], "totals": [], "tokens": 0, "cpu": 0.0} for arm in arms}
+        for _ in range(self.args.rounds):
+            for arm in arms:
+                samples = self.run_arm(arm, concurrency, tokens, delay_ms)
+                for key, value in samples.items():
+                    pooled[arm][key] += value
+        summary = {arm: summarise(samples) for arm, samples in pooled.items()}
+        added = {
+            f"ttft_p{q}_ms": _diff(summary["chatwait"]["ttft_ms"][f"p{q}"], summary["direct"]["ttft_ms"][f"p{q}"])
+            for q in (50, 95, 99)
+        }
+        added["gap_p99_ms"] = _diff(summary["chatwait"]["gap_ms"]["p99"], summary["direct"]["gap_ms"]["p99"])
+        if "chatwait_wait" in summary:
+            added["wait_p50_ms"] = _diff(summary["chatwait_wait"]["total_ms"]["p50"], summary["direct_wait"]["total_ms"]["p50"])
+        chatwait = pooled["chatwait"]
+        cpu_per_token_us = round(chatwait["cpu"] / chatwait["tokens"] * 1e6, 1) if chatwait["tokens"] else None
+        direct_gap = summary["direct"]["gap_ms"]["p99"]
+        valid = concurrency > 100 or direct_gap is None or tokens < 2 or direct_gap - delay_ms <= SELF_CHECK_MS
+        return {
+            "concurrency": concurrency,
+            "tokens": tokens,
+            "delay_ms": delay_ms,
+            "arms": summary,
+            "added": added,
+            "cpu_per_token_us": cpu_per_token_us,
+            "errors": {arm: s["errors"] for arm, s in summary.items()},
+            "valid": valid,
+        }
+
+    def memory_per_stream(self, streams: int, tokens: int, hold_seconds: float) -> dict:
+        """Worker RSS with `streams` open (mid-reply, after `hold_seconds`) minus idle, over `streams`."""
+        gevent.sleep(1)
+        idle = self.server.worker.memory_info().rss
+        request = _request("/v1/chat/streaming", {"message": f"mem @tokens={tokens} @delay_ms=20", "max_tokens": tokens})
+        jobs = [
+            gevent.spawn(one_stream, self.server.port, request, MARKERS["chatwait"], 120, hold_seconds)
+            for _ in range(streams)
+        ]
+        gevent.sleep(hold_seconds - 0.5)
+        loaded = self.server.worker.memory_info().rss
+        gevent.joinall(jobs, timeout=120)
+        errors = sum(1 for job in jobs if not (job.value and job.value["ok"] and job.value["arrivals"]))
+        stops = [gevent.spawn(_stop, self.server.port, job.value["stream_id"]) for job in jobs if job.value and job.value["stream_id"]]
+        gevent.joinall(stops, timeout=60)
+        return {
+            "streams": streams,
+            "tokens": tokens,
+            "held_seconds": hold_seconds,
+            "kb_per_stream": round((loaded - idle) / streams / 1024, 1),
+            "errors": errors,
+        }
+
+    def rss_growth(self, requests: int) -> dict:
+        """RSS after a warm-up tenth of `requests` sequential requests, and after all of them.
+
+        Uses a server with a 2 s STREAM_TTL_SECONDS, so that finished streams, which are kept
+        for resumes by design, do not count as growth.
+        """
+        server = self._start_server(STREAM_TTL_SECONDS="2")
+        try:
+            request = _request("/v1/chat/streaming", {"message": "leak @tokens=5", "max_tokens": 5})
+            errors = 0
+            warm = requests // 10
+            rss_warm = 0
+            for index in range(requests):
+                result = one_stream(server.port, request, MARKERS["chatwait"], 30)
+                errors += not (result["ok"] and len(result["arrivals"]) == 5)
+                if index + 1 == warm:
+                    gevent.sleep(3)
+                    rss_warm = server.worker.memory_info().rss
+            gevent.sleep(3)
+            rss_end = server.worker.memory_info().rss
+            return {
+                "requests": requests,
+                "rss_after_warmup_mb": round(rss_warm / 2**20, 1),
+                "rss_end_mb": round(rss_end / 2**20, 1),
+                "growth_percent": round((rss_end - rss_warm) / rss_warm * 100, 2),
+                "errors": errors,
+            }
+        finally:
+            server.stop()
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -103,55 +261,114 @@ def summarise(samples: dict) -> dict:
         "errors": samples["errors"],
         "ttft_ms": {f"p{q}": ms(pct(samples["ttft"], q)) for q in (50, 95, 99)},
         "gap_ms": {f"p{q}": ms(pct(samples["gaps"], q)) for q in (50, 99)},
-        "total_ms": {"p50": ms(pct(samples["totals"], 50)), "mean": ms(statistics.fmean(samples["totals"]) if samples["totals"] else None)},
+        "total_ms": {"p50": ms(pct(samples["totals"], 50))},
     }
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--concurrency", default="1,10,100")
-    parser.add_argument("--tokens", type=int, default=200)
-    parser.add_argument("--delay-ms", dest="delay_ms", type=float, default=20.0)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--out", default="artifacts/bench.json")
-    args = parser.parse_args()
-
-    fake = FakeUpstream()
-    server = ChatWaitServer(
-        {"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "sk-bench", "OPENAI_MODEL": "fake-model", "MAX_STREAMS": "20000"}
-    )
-    report: dict = {"tokens": args.tokens, "delay_ms": args.delay_ms, "rounds": args.rounds, "results": []}
-    try:
-        for arm in ARMS:  # warm-up: first connections, lazy imports, caches
-            run_arm(arm, fake.port if arm.startswith("direct") else server.port, 4, 5, 1)
-        for concurrency in (int(c) for c in args.concurrency.split(",")):
-            pooled = {arm: {"errors": 0, "ttft": [], "gaps": [], "totals": []} for arm in ARMS}
-            for _ in range(args.rounds):
-                for arm in pooled:
-                    port = fake.port if arm.startswith("direct") else server.port
-                    samples = run_arm(arm, port, concurrency, args.tokens, args.delay_ms)
-                    for key in pooled[arm]:
-                        pooled[arm][key] += samples[key]
-            summary = {arm: summarise(samples) for arm, samples in pooled.items()}
-            added = {
-                f"ttft_p{q}_ms": _diff(summary["chatwait"]["ttft_ms"][f"p{q}"], summary["direct"]["ttft_ms"][f"p{q}"])
-                for q in (50, 95, 99)
-            }
-            added["gap_p99_ms"] = _diff(summary["chatwait"]["gap_ms"]["p99"], summary["direct"]["gap_ms"]["p99"])
-            added["wait_p50_ms"] = _diff(summary["chatwait_wait"]["total_ms"]["p50"], summary["direct_wait"]["total_ms"]["p50"])
-            report["results"].append({"concurrency": concurrency, "arms": summary, "added": added})
-            print(f"concurrency {concurrency:>5}: added {added}  errors "
-                  f"{ {arm: s['errors'] for arm, s in summary.items()} }", flush=True)
-    finally:
-        server.stop()
-        fake.stop()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2))
-    print(f"wrote {args.out}")
 
 
 def _diff(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else round(a - b, 2)
+
+
+def write_outputs(report: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(report, indent=2))
+    (out / "bench.md").write_text(markdown(report))
+    plot(report, out / "bench.png")
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        "| streams | tokens | ms/token | added TTFT p50 / p95 / p99 (ms) | added inter-token p99 (ms) | wait added p50 (ms) | CPU/token (µs) | errors | valid |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for cell in report["cells"]:
+        added = cell["added"]
+        errors = sum(cell["errors"].values())
+        lines.append(
+            f"| {cell['concurrency']} | {cell['tokens']} | {cell['delay_ms']:g} | "
+            f"{added['ttft_p50_ms']} / {added['ttft_p95_ms']} / {added['ttft_p99_ms']} | {added['gap_p99_ms']} | "
+            f"{added.get('wait_p50_ms', '–')} | {cell['cpu_per_token_us']} | {errors} | {'yes' if cell['valid'] else 'NO'} |"
+        )
+    for memory in report.get("memory", []):
+        lines.append(
+            f"\nMemory per open stream, {memory['streams']} streams of {memory['tokens']} tokens "
+            f"after {memory['held_seconds']} s: {memory['kb_per_stream']} KB ({memory['errors']} errors)."
+        )
+    growth = report.get("rss_growth")
+    if growth:
+        lines.append(
+            f"\nRSS across {growth['requests']} sequential requests: {growth['rss_after_warmup_mb']} MB after warm-up, "
+            f"{growth['rss_end_mb']} MB at the end ({growth['growth_percent']:+}%, {growth['errors']} errors)."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    series: dict[tuple[int, float], list[dict]] = {}
+    for cell in report["cells"]:
+        series.setdefault((cell["tokens"], cell["delay_ms"]), []).append(cell)
+    for (tokens, delay), cells in sorted(series.items()):
+        cells.sort(key=lambda c: c["concurrency"])
+        x = [c["concurrency"] for c in cells]
+        label = f"{tokens} tokens, {delay:g} ms"
+        axes[0].plot(x, [c["added"]["ttft_p50_ms"] for c in cells], marker="o", label=f"p50, {label}")
+        axes[0].plot(x, [c["added"]["ttft_p95_ms"] for c in cells], marker="x", linestyle="--", label=f"p95, {label}")
+        axes[1].plot(x, [c["added"]["gap_p99_ms"] for c in cells], marker="o", label=label)
+    for axis, title in zip(axes, ("Added time to first token (ms)", "Added inter-token p99 (ms)")):
+        axis.set_xscale("log")
+        axis.set_xlabel("concurrent streams")
+        axis.set_title(title)
+        axis.grid(True, alpha=0.3)
+        axis.legend(fontsize=7)
+    figure.suptitle("ChatWait overhead over a direct client (same fake upstream, same run)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--concurrency", default="1,10,100,1000")
+    parser.add_argument("--tokens", default="200,2000,10000")
+    parser.add_argument("--delay-ms", dest="delay_ms", default="5,20")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--read-seconds", dest="read_seconds", type=float, default=6.0)
+    parser.add_argument("--memory-streams", dest="memory_streams", type=int, default=1000)
+    parser.add_argument("--sequential", type=int, default=10000)
+    parser.add_argument("--quick", action="store_true", help="1/10/100 streams, 200 tokens, 20 ms; 2,000 sequential")
+    parser.add_argument("--out", default="artifacts")
+    args = parser.parse_args()
+    if args.quick:
+        args.concurrency, args.tokens, args.delay_ms, args.sequential, args.memory_streams = "1,10,100", "200", "20", 2000, 200
+
+    bench = Bench(args)
+    report: dict = {"arguments": vars(args), "cells": []}
+    try:
+        for arm in ARMS:  # warm-up: first connections, lazy imports, caches
+            bench.run_arm(arm, 4, 5, 1)
+        for concurrency in (int(c) for c in args.concurrency.split(",")):
+            for tokens in (int(t) for t in args.tokens.split(",")):
+                for delay in (float(d) for d in args.delay_ms.split(",")):
+                    cell = bench.cell(concurrency, tokens, delay)
+                    report["cells"].append(cell)
+                    print(json.dumps({k: cell[k] for k in ("concurrency", "tokens", "delay_ms", "added", "cpu_per_token_us", "errors", "valid")}), flush=True)
+        report["memory"] = [
+            bench.memory_per_stream(args.memory_streams, tokens, hold_seconds=3.5) for tokens in (200, 10000)
+        ]
+        print(json.dumps(report["memory"]), flush=True)
+        report["rss_growth"] = bench.rss_growth(args.sequential)
+        print(json.dumps(report["rss_growth"]), flush=True)
+    finally:
+        bench.stop()
+    report["valid"] = all(cell["valid"] for cell in report["cells"])
+    write_outputs(report, Path(args.out))
+    print(markdown(report))
+    print(f"wrote {args.out}/bench.json, bench.png, bench.md" + ("" if report["valid"] else "  (INVALID: see 'valid')"))
 
 
 if __name__ == "__main__":

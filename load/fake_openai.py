@@ -225,8 +225,10 @@ class FakeOpenAI:
             sock.sendall(b"%x\r\n%s\r\n" % (len(data), data))
 
         def wait_until(offset_ms: float) -> None:
-            delay = start + offset_ms / 1000 - time.monotonic()
-            if delay > 0:
+            # The loop's cached clock can make a timer fire a little early: sleep until the
+            # absolute target has really passed, so tokens never drift or bunch up.
+            target = start + offset_ms / 1000
+            while (delay := target - time.monotonic()) > 0 and not watcher.ready():
                 watcher.join(timeout=delay)
             if watcher.ready():
                 raise ClientGone

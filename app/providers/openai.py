@@ -1,11 +1,14 @@
 """OpenAI and OpenAI-compatible servers (vLLM, Ollama, llama.cpp server, LiteLLM, Azure).
 
-The `openai` SDK's client sends the request (auth, headers, base URL, error classes). Two of its
-costs are avoided: the body goes through `client.post` as plain JSON rather than
-`chat.completions.create`, whose per-request TypedDict transform costs over a millisecond, and
-the streamed body is read as raw SSE lines parsed with `json.loads` (a few microseconds per
-chunk, where the SDK's pydantic objects cost tens). The SDK never retries (`max_retries=0`):
-the relay is the one retry owner. Upstream error text is never copied into our errors.
+The `openai` SDK's client is configured once (base URL, including its OPENAI_BASE_URL default;
+authentication; its standard headers; the httpx client with pool limits and timeouts), and
+each request is sent with that same httpx client, prepared from the SDK's headers. The SDK's
+per-request machinery is skipped on purpose: `chat.completions.create` transforms the body
+through TypedDicts and builds request options (together over a millisecond of CPU per
+request, which queues every other stream's start on one worker), and its streaming wrapper
+builds a pydantic object per chunk (tens of microseconds); here the body is plain JSON and the
+streamed body is read as raw SSE lines parsed with `json.loads`. Nothing retries here: the
+relay is the one retry owner. Upstream error text is never copied into our errors.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from typing import Any
 import gevent
 import httpx
 import openai
-from openai._constants import RAW_RESPONSE_HEADER
 
 from .. import tokens
 from ..config import Settings
@@ -99,16 +101,23 @@ class OpenAIProvider(Provider):
             write=settings.timeout_seconds,
             pool=settings.timeout_seconds,
         )
-        self._client = openai.OpenAI(
+        self._http = openai.DefaultHttpxClient(
+            timeout=timeout, limits=httpx.Limits(max_connections=None, max_keepalive_connections=256)
+        )
+        sdk = openai.OpenAI(
             api_key=settings.openai_api_key or "no-key-needed",
             base_url=settings.openai_base_url,
             max_retries=0,
             timeout=timeout,
-            http_client=openai.DefaultHttpxClient(
-                timeout=timeout,
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
-            ),
+            http_client=self._http,
         )
+        self._base_url = sdk.base_url
+        self._url = str(sdk.base_url.join("chat/completions"))
+        self._headers = {
+            **{k: v for k, v in sdk.default_headers.items() if isinstance(v, str)},
+            **sdk.auth_headers,
+            "X-Stainless-Retry-Count": "0",
+        }
         tokens.encoding()  # load the tokenizer now rather than on the first request
 
     def open(self, call: ChatCall, slot: Any = None) -> Generation:
@@ -134,20 +143,16 @@ class OpenAIProvider(Provider):
             body["stream_options"] = {"include_usage": True}
         if call.temperature is not None:
             body["temperature"] = call.temperature
+        request = self._http.build_request("POST", self._url, json=body, headers=self._headers)
         try:
-            response = self._client.post(
-                "/chat/completions",
-                body=body,
-                cast_to=httpx.Response,
-                # Hand back the response unread, for us to stream (as with_streaming_response does).
-                options={"headers": {RAW_RESPONSE_HEADER: "stream"}},
-            )
-        except openai.APIStatusError as exc:
-            raise _status_error(exc.status_code, exc.response.headers) from None
-        except openai.APITimeoutError:
+            response = self._http.send(request, stream=True)
+        except httpx.TimeoutException:
             raise UpstreamError("upstream_timeout", "The model provider did not answer in time.") from None
-        except openai.APIConnectionError:
+        except httpx.TransportError:
             raise UpstreamError("upstream_unavailable", "Could not connect to the model provider.") from None
+        if response.status_code >= 400:
+            response.close()  # the body is not read: it may echo the key
+            raise _status_error(response.status_code, response.headers)
         return OpenAIGeneration(response, self.settings.idle_timeout_seconds)
 
     def message_costs(self, messages: Sequence[dict[str, str]]) -> list[int]:
@@ -160,7 +165,7 @@ class OpenAIProvider(Provider):
         return tokens.count_text(text)
 
     def describe(self) -> dict[str, Any]:
-        base = urllib.parse.urlsplit(str(self._client.base_url))
+        base = urllib.parse.urlsplit(str(self._base_url))
         return {
             "provider": self.name,
             "model": self.settings.default_model,
@@ -169,7 +174,7 @@ class OpenAIProvider(Provider):
         }
 
     def close(self) -> None:
-        self._client.close()
+        self._http.close()
 
 
 def _lines(blocks: Iterator[bytes]) -> Iterator[bytes]:

@@ -98,8 +98,8 @@ def test_status_errors_are_classified_without_upstream_text(provider, status, co
     assert error.upstream_status == status and error.upstream_request_id == "r1"
     assert error.retry_after == 1.5
     assert "LEAKY" not in str(error) + error.detail and "Incorrect" not in error.detail
-    assert error.__cause__ is None and error.__suppress_context__
-    assert route.call_count == 1, "the SDK must not retry on its own"
+    assert error.__cause__ is None and (error.__context__ is None or error.__suppress_context__)
+    assert route.call_count == 1, "nothing below the relay retries"
 
 
 @pytest.mark.parametrize(
