@@ -2,13 +2,16 @@
 
     ./scripts/load bench.py                    # the full grid (about 15 minutes)
     ./scripts/load bench.py --quick            # 1/10/100 streams, 200 tokens, 20 ms (about 2 minutes)
+    ./scripts/load bench.py --quick --starts burst   # all streams of a cell start at the same instant
 
 Starts the fake upstream and ChatWait (gunicorn, one gevent worker) on loopback. For every cell
 of the grid (concurrent streams x reply tokens x ms between tokens) the arms run alternately,
 `--rounds` times: `direct` (streaming chat completions straight from the fake) and `chatwait`
 (POST /v1/chat/streaming), both read by the same raw-socket gevent client; at up to 100 streams
-also `direct_wait` and `chatwait_wait`. A stream is read for at most `--read-seconds`, then
-dropped (and stopped with DELETE on ChatWait), so long replies measure their steady state.
+also `direct_wait` and `chatwait_wait`. Starts are spread over one reply's length by default
+(`--starts steady`: N streams open at once, as N independent users keep them), or all at the
+same instant (`--starts burst`). A stream is read for at most `--read-seconds`, then dropped
+(and stopped with DELETE on ChatWait), so long replies measure their steady state.
 
 Reported per cell: added time to first token (p50, p95, p99), added inter-token p99, errors,
 and ChatWait's CPU time per relayed token (the worker's CPU during the chatwait arm over the
@@ -51,11 +54,15 @@ def _request(path: str, body: dict) -> bytes:
     return (head + "Connection: close\r\n\r\n").encode() + payload
 
 
-def one_stream(port: int, request: bytes, marker: bytes, deadline: float, read_seconds: float | None = None) -> dict:
-    """Send one request; the arrival time of each token event (seconds after the send).
-
-    Stops reading after `read_seconds` (None: to the end). Returns the X-Stream-Id if any.
+def one_stream(
+    port: int, request: bytes, marker: bytes, deadline: float, read_seconds: float | None = None, after: float = 0.0
+) -> dict:
+    """Send one request `after` seconds from now; the arrival time of each token event
+    (seconds after the send). Stops reading after `read_seconds` (None: to the end).
+    Returns the X-Stream-Id if any.
     """
+    if after:
+        gevent.sleep(after)
     arrivals: list[float] = []
     tail = b""
     head = b""
@@ -139,8 +146,13 @@ class Bench:
         marker = MARKERS.get(arm, b"")
         read_seconds = self.args.read_seconds if streaming else None
         deadline = 60 + tokens * delay_ms / 1000 * 2
+        # Steady starts spread the streams over one reply's length, as independent users would;
+        # burst starts send them all at once (the worst case for time to first token).
+        reply_seconds = tokens * delay_ms / 1000
+        spread = 0.0 if self.args.starts == "burst" else min(reply_seconds, read_seconds or reply_seconds)
+        offsets = [spread * index / concurrency for index in range(concurrency)]
         cpu_before = self.server.worker.cpu_times()
-        jobs = [gevent.spawn(one_stream, port, request, marker, deadline, read_seconds) for _ in range(concurrency)]
+        jobs = [gevent.spawn(one_stream, port, request, marker, deadline, read_seconds, offset) for offset in offsets]
         gevent.joinall(jobs, timeout=deadline + 10)
         cpu_after = self.server.worker.cpu_times()
         results = [job.value or {"ok": False, "arrivals": [], "total": None, "stream_id": None} for job in jobs]
@@ -191,11 +203,12 @@ class Bench:
             "valid": valid,
         }
 
-    def memory_per_stream(self, streams: int, tokens: int, hold_seconds: float) -> dict:
+    def memory_per_stream(self, streams: int, tokens: int, hold_seconds: float, delay_ms: float) -> dict:
         """Worker RSS with `streams` open (mid-reply, after `hold_seconds`) minus idle, over `streams`."""
         gevent.sleep(1)
         idle = self.server.worker.memory_info().rss
-        request = _request("/v1/chat/streaming", {"message": f"mem @tokens={tokens} @delay_ms=20", "max_tokens": tokens})
+        message = f"mem @tokens={tokens} @delay_ms={delay_ms}"
+        request = _request("/v1/chat/streaming", {"message": message, "max_tokens": tokens})
         jobs = [
             gevent.spawn(one_stream, self.server.port, request, MARKERS["chatwait"], 120, hold_seconds)
             for _ in range(streams)
@@ -209,6 +222,7 @@ class Bench:
         return {
             "streams": streams,
             "tokens": tokens,
+            "delay_ms": delay_ms,
             "held_seconds": hold_seconds,
             "kb_per_stream": round((loaded - idle) / streams / 1024, 1),
             "errors": errors,
@@ -291,8 +305,9 @@ def markdown(report: dict) -> str:
         )
     for memory in report.get("memory", []):
         lines.append(
-            f"\nMemory per open stream, {memory['streams']} streams of {memory['tokens']} tokens "
-            f"after {memory['held_seconds']} s: {memory['kb_per_stream']} KB ({memory['errors']} errors)."
+            f"\nMemory per open stream, {memory['streams']} streams of {memory['tokens']} tokens at "
+            f"{memory['delay_ms']:g} ms/token, after {memory['held_seconds']} s: {memory['kb_per_stream']} KB "
+            f"({memory['errors']} errors)."
         )
     growth = report.get("rss_growth")
     if growth:
@@ -322,6 +337,7 @@ def plot(report: dict, path: Path) -> None:
         axes[1].plot(x, [c["added"]["gap_p99_ms"] for c in cells], marker="o", label=label)
     for axis, title in zip(axes, ("Added time to first token (ms)", "Added inter-token p99 (ms)")):
         axis.set_xscale("log")
+        axis.set_yscale("symlog", linthresh=1)
         axis.set_xlabel("concurrent streams")
         axis.set_title(title)
         axis.grid(True, alpha=0.3)
@@ -339,7 +355,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--read-seconds", dest="read_seconds", type=float, default=6.0)
     parser.add_argument("--memory-streams", dest="memory_streams", type=int, default=1000)
+    parser.add_argument("--memory-delay-ms", dest="memory_delay_ms", type=float, default=100.0)
     parser.add_argument("--sequential", type=int, default=10000)
+    parser.add_argument(
+        "--starts",
+        choices=("steady", "burst"),
+        default="steady",
+        help="steady: stream starts spread over one reply's length (N streams open at once); burst: all at once",
+    )
     parser.add_argument("--quick", action="store_true", help="1/10/100 streams, 200 tokens, 20 ms; 2,000 sequential")
     parser.add_argument("--out", default="artifacts")
     args = parser.parse_args()
@@ -358,7 +381,7 @@ def main() -> None:
                     report["cells"].append(cell)
                     print(json.dumps({k: cell[k] for k in ("concurrency", "tokens", "delay_ms", "added", "cpu_per_token_us", "errors", "valid")}), flush=True)
         report["memory"] = [
-            bench.memory_per_stream(args.memory_streams, tokens, hold_seconds=3.5) for tokens in (200, 10000)
+            bench.memory_per_stream(args.memory_streams, tokens, 3.5, args.memory_delay_ms) for tokens in (200, 10000)
         ]
         print(json.dumps(report["memory"]), flush=True)
         report["rss_growth"] = bench.rss_growth(args.sequential)
