@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -36,6 +37,14 @@ def local(local_server):
 
 def _chunks(events: list[Event]) -> list[Event]:
     return [e for e in events if e.event == "chunk"]
+
+
+def _until_chunks(events: Iterator[Event], count: int) -> list[Event]:
+    """Read events until `count` chunks have arrived; returns every event read."""
+    seen: list[Event] = []
+    while len(_chunks(seen)) < count:
+        seen.append(next(events))
+    return seen
 
 
 def test_ready_says_local_provider_and_model(local, local_server) -> None:
@@ -108,9 +117,7 @@ def test_stop_mid_generation(local, local_server) -> None:
     with local.stream("POST", "/v1/chat/streaming", json={"message": LONG_PROMPT, "max_tokens": 400}) as response:
         stream_id = response.headers["x-stream-id"]
         events = iter_events(response)
-        seen = []
-        while len(_chunks(seen)) < 5:
-            seen.append(next(events))
+        _until_chunks(events, 5)
         stop = local.delete(f"/v1/chat/streaming/{stream_id}").json()
         rest = [e for e in events if e.event != ":comment"]
     assert stop["status"] == "cancelled"
@@ -130,10 +137,7 @@ def test_stop_mid_generation(local, local_server) -> None:
 def test_resume_mid_generation_and_client_drop_does_not_stop_it(local) -> None:
     with local.stream("POST", "/v1/chat/streaming", json={"message": LONG_PROMPT, "max_tokens": 80}) as response:
         stream_id = response.headers["x-stream-id"]
-        events = iter_events(response)
-        first = []
-        while len(_chunks(first)) < 4:
-            first.append(next(events))
+        first = _until_chunks(iter_events(response), 4)
     with local.stream("GET", f"/v1/chat/streaming/{stream_id}", headers={"Last-Event-ID": str(first[-1].id)}) as again:
         rest = [e for e in iter_events(again) if e.event != ":comment"]
     assert rest[-1].event == "done" and rest[-1].data["finish_reason"] in ("stop", "length")
@@ -146,14 +150,10 @@ def test_health_answers_while_the_model_generates(local) -> None:
     answers = []
     with local.stream("POST", "/v1/chat/streaming", json={"message": LONG_PROMPT, "max_tokens": 200}) as response:
         events = iter_events(response)
-        seen = []
-        while len(_chunks(seen)) < 3:
-            seen.append(next(events))
+        seen = _until_chunks(events, 3)
         for _ in range(5):
             answers.append(local.get("/health").status_code)
-        more = []
-        while len(_chunks(more)) < 3:  # generation is still running after /health answered
-            more.append(next(events))
+        more = _until_chunks(events, 3)  # generation is still running after /health answered
         local.delete(f"/v1/chat/streaming/{response.headers['x-stream-id']}")
     assert answers == [200] * 5
     assert _chunks(more)[0].data["sequence"] > _chunks(seen)[-1].data["sequence"]
