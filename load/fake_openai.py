@@ -34,6 +34,7 @@ monkey.patch_all()
 
 import argparse  # noqa: E402
 import collections  # noqa: E402
+import heapq  # noqa: E402
 import json  # noqa: E402
 import socket  # noqa: E402
 import struct  # noqa: E402
@@ -41,6 +42,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 
 import gevent  # noqa: E402
+import gevent.event  # noqa: E402
 from gevent.server import StreamServer  # noqa: E402
 
 UNICODE_TOKENS = ["héllo", " 世界", " 🎉", "\n", ' "quoted"', " <b>&amp;</b>", " \\slash", " naïve", "\t", " Ωmega"]
@@ -48,6 +50,53 @@ UNICODE_TOKENS = ["héllo", " 世界", " 🎉", "\n", ' "quoted"', " <b>&amp;</b
 
 class ClientGone(Exception):
     """The client closed the connection."""
+
+
+class PreciseClock:
+    """Wake-ups at exact times: gevent's timers ride on epoll's millisecond timeouts and fire up
+    to a millisecond late, so one real OS thread sleeps until each due time (sub-millisecond
+    precision) and then wakes the waiting greenlet through the hub."""
+
+    def __init__(self) -> None:
+        allocate_lock = monkey.get_original("_thread", "allocate_lock")
+        self._mutex = allocate_lock()
+        self._wake = allocate_lock()
+        self._wake.acquire()
+        self._heap: list[tuple[float, int, object]] = []
+        self._order = 0
+        self._hub = gevent.get_hub()
+        monkey.get_original("_thread", "start_new_thread")(self._run, ())
+
+    def event_at(self, due: float):
+        """An event that is set at monotonic time `due`."""
+        event = gevent.event.Event()
+        with self._mutex:
+            self._order += 1
+            heapq.heappush(self._heap, (due, self._order, event))
+            earliest = self._heap[0][2] is event
+        if earliest and self._wake.locked():
+            self._wake.release()  # the sleeper re-reads the earliest due time
+        return event
+
+    def _run(self) -> None:
+        sleep = monkey.get_original("time", "sleep")
+        while True:
+            with self._mutex:
+                due = self._heap[0][0] if self._heap else None
+            delay = 1.0 if due is None else due - time.monotonic()
+            if delay > 0.0002:
+                if self._wake.acquire(timeout=min(delay - 0.0001, 1.0)):
+                    continue
+                continue
+            if delay > 0:
+                sleep(delay)
+            fired = []
+            now = time.monotonic()
+            with self._mutex:
+                while self._heap and self._heap[0][0] <= now + 0.00005:
+                    fired.append(heapq.heappop(self._heap)[2])
+            for event in fired:
+                self._hub.loop.run_callback_threadsafe(event.set)
 
 
 class Directives:
@@ -82,6 +131,7 @@ class FakeOpenAI:
         self.outcomes: collections.deque[dict] = collections.deque(maxlen=5000)
         self.requests = 0
         self._token_cache: dict[tuple[bool, int], bytes] = {}
+        self.clock = PreciseClock()
 
     # --- HTTP plumbing -------------------------------------------------------------------
 
@@ -225,11 +275,9 @@ class FakeOpenAI:
             sock.sendall(b"%x\r\n%s\r\n" % (len(data), data))
 
         def wait_until(offset_ms: float) -> None:
-            # The loop's cached clock can make a timer fire a little early: sleep until the
-            # absolute target has really passed, so tokens never drift or bunch up.
             target = start + offset_ms / 1000
-            while (delay := target - time.monotonic()) > 0 and not watcher.ready():
-                watcher.join(timeout=delay)
+            if target > time.monotonic():
+                gevent.wait([self.clock.event_at(target), watcher], count=1)
             if watcher.ready():
                 raise ClientGone
 
