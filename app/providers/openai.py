@@ -63,19 +63,19 @@ class OpenAIGeneration(Generation):
                 return
             try:
                 chunk = loads(data)
+                if chunk.get("error"):
+                    raise self._error("upstream_interrupted", "The model provider reported an error mid-reply.")
                 choices = chunk.get("choices")
-            except (ValueError, AttributeError):
-                raise self._error("upstream_bad_response", "A streamed chunk was not a JSON object.") from None
-            if chunk.get("error"):
-                raise self._error("upstream_interrupted", "The model provider reported an error mid-reply.")
-            if choices:
-                choice = choices[0]
+                choice = choices[0] if choices else {}
                 content = (choice.get("delta") or {}).get("content")
-                if content:
-                    yield content
-                if choice.get("finish_reason"):
-                    self.finish_reason = choice["finish_reason"]
-            usage = chunk.get("usage")
+                finish_reason = choice.get("finish_reason")
+                usage = chunk.get("usage")
+            except (ValueError, AttributeError, TypeError, KeyError, IndexError):
+                raise self._error("upstream_bad_response", "A streamed chunk is not a chat completion chunk.") from None
+            if content:
+                yield content
+            if finish_reason:
+                self.finish_reason = finish_reason
             if usage:
                 self.usage = _usage(usage)
 
@@ -200,7 +200,10 @@ def _drain(lines: Iterator[bytes]) -> None:
             pass
 
 
-def _usage(raw: dict[str, Any]) -> Usage | None:
+def _usage(raw: Any) -> Usage | None:
+    """The upstream's usage object, if it is a well-formed one (else we count ourselves)."""
+    if not isinstance(raw, dict):
+        return None
     prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
     if isinstance(prompt, int) and isinstance(completion, int):
         return Usage(prompt, completion)

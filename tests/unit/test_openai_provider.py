@@ -121,6 +121,8 @@ def test_transport_errors(provider, side_effect, code) -> None:
         (_sse(_delta("a")), "upstream_interrupted"),
         (b"data: {oops\n\n", "upstream_bad_response"),
         (b"data: [1, 2]\n\n", "upstream_bad_response"),
+        (b'data: {"choices": ["not an object"]}\n\n', "upstream_bad_response"),
+        (b'data: {"choices": [{"delta": "text"}]}\n\n', "upstream_bad_response"),
         (_sse(_delta("a"), {"error": {"message": "boom sk-proj-LEAKYkey0123456789"}}), "upstream_interrupted"),
     ],
 )
