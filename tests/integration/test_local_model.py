@@ -35,6 +35,11 @@ def local(local_server):
         yield client
 
 
+def _long(max_tokens: int) -> dict:
+    """A request whose reply (greedy, so the same every time) runs past `max_tokens`."""
+    return {"message": LONG_PROMPT, "max_tokens": max_tokens, "temperature": 0}
+
+
 def _chunks(events: list[Event]) -> list[Event]:
     return [e for e in events if e.event == "chunk"]
 
@@ -79,7 +84,7 @@ def test_streaming_yields_many_contiguous_chunks_and_done_with_usage(local) -> N
 
 
 def test_max_tokens_and_temperature_are_honoured(local) -> None:
-    short = local.post("/v1/chat/wait", json={"message": LONG_PROMPT, "max_tokens": 5}).json()
+    short = local.post("/v1/chat/wait", json=_long(5)).json()
     assert short["finish_reason"] == "length"
     assert short["usage"]["completion_tokens"] <= 6
     greedy = [
@@ -114,7 +119,7 @@ def test_input_check_uses_the_model_context(local) -> None:
 
 
 def test_stop_mid_generation(local, local_server) -> None:
-    with local.stream("POST", "/v1/chat/streaming", json={"message": LONG_PROMPT, "max_tokens": 400}) as response:
+    with local.stream("POST", "/v1/chat/streaming", json=_long(400)) as response:
         stream_id = response.headers["x-stream-id"]
         events = iter_events(response)
         _until_chunks(events, 5)
@@ -135,7 +140,7 @@ def test_stop_mid_generation(local, local_server) -> None:
 
 
 def test_resume_mid_generation_and_client_drop_does_not_stop_it(local) -> None:
-    with local.stream("POST", "/v1/chat/streaming", json={"message": LONG_PROMPT, "max_tokens": 80}) as response:
+    with local.stream("POST", "/v1/chat/streaming", json=_long(80)) as response:
         stream_id = response.headers["x-stream-id"]
         first = _until_chunks(iter_events(response), 4)
     with local.stream("GET", f"/v1/chat/streaming/{stream_id}", headers={"Last-Event-ID": str(first[-1].id)}) as again:
@@ -148,7 +153,7 @@ def test_resume_mid_generation_and_client_drop_does_not_stop_it(local) -> None:
 
 def test_health_answers_while_the_model_generates(local) -> None:
     answers = []
-    with local.stream("POST", "/v1/chat/streaming", json={"message": LONG_PROMPT, "max_tokens": 200}) as response:
+    with local.stream("POST", "/v1/chat/streaming", json=_long(200)) as response:
         events = iter_events(response)
         seen = _until_chunks(events, 3)
         for _ in range(5):
