@@ -1,6 +1,6 @@
 """Embedded-model benchmark: time to first token and tokens per second through the HTTP API.
 
-    .venv/bin/python load/bench_local.py --concurrency 1,4 --max-tokens 128 --repeats 3
+    ./scripts/load bench_local.py --concurrency 1,4 --max-tokens 128 --repeats 3
 
 Starts ChatWait with no upstream configured (so the embedded SmolLM2 model serves), and for
 each concurrency sends that many streaming requests at once, `--repeats` times. Before that it
