@@ -1,6 +1,6 @@
 """Streams and the in-memory stream store.
 
-A Stream is the event log of one generation: the encoded SSE frames, indexed by event id,
+A Stream is the event log of one generation: its SSE frames, indexed by event id,
 written by one producer and read by any number of consumers (HTTP responses), each of which
 replays from its own position and then follows live frames. The store keeps streams by id,
 bounded (LRU among finished streams), and a reaper drops finished streams after the TTL and
@@ -10,6 +10,8 @@ frame append and its wake-up happen without a switch in between and need no lock
 
 from __future__ import annotations
 
+import array
+import collections
 import logging
 import time
 import uuid
@@ -21,9 +23,11 @@ from gevent.event import Event
 
 from .errors import ApiError
 from .logs import log_greenlet_failure
-from .sse import KEEPALIVE_FRAME
+from .sse import KEEPALIVE_FRAME, encode_chunk
 
 log = logging.getLogger("chatwait.streams")
+
+RECENT_FRAMES = 64  # chunk frames kept encoded for followers that keep up
 
 
 class StreamCancelled(BaseException):
@@ -34,20 +38,31 @@ class StreamCancelled(BaseException):
 
 
 class Stream:
-    """The event log of one generation and the handle on its producer."""
+    """The event log of one generation and the handle on its producer.
+
+    Frames are kept compactly so that a long reply does not cost its weight in encoded SSE:
+    the priming and terminal frames as bytes, the chunks as their UTF-8 text in one buffer
+    with each chunk's length (2 bytes a chunk, 4 if one is ever longer than 64 KiB). The last RECENT_FRAMES chunk frames are also kept encoded: followers
+    that keep up share those exact bytes (encoded once); a resume from further back
+    re-encodes the older chunks from the text.
+    """
 
     __slots__ = (
         "stream_id",
         "correlation_id",
         "model",
         "created",
-        "frames",
         "finished",
         "finished_at",
         "consumers",
         "idle_since",
         "producer",
         "_wakeup",
+        "_head",
+        "_tail",
+        "_text",
+        "_lengths",
+        "_recent",
     )
 
     def __init__(self, stream_id: str, correlation_id: str, model: str, now: float) -> None:
@@ -55,27 +70,80 @@ class Stream:
         self.correlation_id = correlation_id
         self.model = model
         self.created = time.time()
-        self.frames: list[bytes] = []
         self.finished = False
         self.finished_at = 0.0
         self.consumers = 0
         self.idle_since = now
         self.producer: gevent.Greenlet | None = None
         self._wakeup = Event()
+        self._head: bytes | None = None
+        self._tail: bytes | None = None
+        self._text = bytearray()
+        self._lengths = array.array("H")
+        self._recent: collections.deque[bytes] = collections.deque(maxlen=RECENT_FRAMES)
+
+    @property
+    def chunks(self) -> int:
+        """How many chunk frames the stream holds."""
+        return len(self._lengths)
 
     @property
     def last_event_id(self) -> int:
         """The id of the newest frame (-1 while empty)."""
-        return len(self.frames) - 1
+        if self._head is None:
+            return -1
+        return len(self._lengths) + (1 if self._tail is not None else 0)
 
     def append(self, frame: bytes, final: bool = False, now: float | None = None) -> None:
-        """Add the next frame (its id is its index) and wake every follower."""
-        self.frames.append(frame)
-        if final:
+        """Add the priming frame (id 0), or with `final` the terminal one, and wake every follower."""
+        if self._head is None:
+            self._head = frame
+        elif final and self._tail is None:
+            self._tail = frame
             self.finished = True
             self.finished_at = time.monotonic() if now is None else now
+        else:
+            raise ValueError("after the priming frame, only chunks and then one terminal frame")
+        self._wake()
+
+    def append_chunk(self, content: str) -> bytes:
+        """Add the next `chunk` frame (its sequence is its event id), wake followers; its bytes."""
+        sequence = len(self._lengths) + 1
+        frame = encode_chunk(sequence, content)
+        self._recent.append(frame)
+        encoded = content.encode("utf-8", "replace")
+        self._text += encoded
+        if len(encoded) > 0xFFFF and self._lengths.typecode == "H":
+            self._lengths = array.array("I", self._lengths)
+        self._lengths.append(len(encoded))
+        self._wake()
+        return frame
+
+    def _wake(self) -> None:
         wakeup, self._wakeup = self._wakeup, Event()
         wakeup.set()
+
+    def frames(self, first: int, end: int) -> list[bytes]:
+        """The bytes of frames `first` to `end - 1` (within 0 .. last_event_id)."""
+        chunks = len(self._lengths)
+        recent_first = chunks - len(self._recent) + 1
+        found: list[bytes] = []
+        offset = -1
+        for event_id in range(first, end):
+            if event_id == 0:
+                found.append(self._head)  # type: ignore[arg-type]
+            elif event_id > chunks:
+                found.append(self._tail)  # type: ignore[arg-type]
+            elif event_id >= recent_first:
+                found.append(self._recent[event_id - recent_first])
+            else:  # older than the encoded window: re-encode from the text
+                if offset < 0:
+                    offset = sum(self._lengths[: event_id - 1])
+                length = self._lengths[event_id - 1]
+                text = self._text[offset : offset + length].decode("utf-8", "replace")
+                found.append(encode_chunk(event_id, text))
+                offset += length
+        return found
 
     def follow(self, after_id: int | None, keepalive_seconds: float) -> Iterator[bytes]:
         """Yield the frames after `after_id` (all when None), then live ones until the end.
@@ -84,12 +152,12 @@ class Stream:
         comment is yielded after each `keepalive_seconds` of silence.
         """
         cursor = 0 if after_id is None else after_id + 1
-        frames = self.frames
         while True:
             wakeup = self._wakeup
-            end = len(frames)
+            end = self.last_event_id + 1
             if cursor < end:
-                yield frames[cursor] if end - cursor == 1 else b"".join(frames[cursor:end])
+                found = self.frames(cursor, end)
+                yield found[0] if len(found) == 1 else b"".join(found)
                 cursor = end
             elif self.finished:
                 return

@@ -7,7 +7,7 @@ import logging
 from .errors import ApiError
 from .providers.base import Usage
 from .relay import Outcome
-from .sse import SseEvent, encode_chunk
+from .sse import SseEvent
 from .streams import Stream
 
 log = logging.getLogger("chatwait.writer")
@@ -22,7 +22,6 @@ class StreamWriter:
 
     def __init__(self, stream: Stream) -> None:
         self.stream = stream
-        self.sequence = 0
         self.content_length = 0
         self._debug = log.isEnabledFor(logging.DEBUG)
         stream.append(
@@ -40,25 +39,26 @@ class StreamWriter:
 
     def chunk(self, content: str) -> None:
         """Append one `chunk` event."""
-        self.sequence += 1
         self.content_length += len(content)
-        self.stream.append(encode_chunk(self.sequence, content))
+        self.stream.append_chunk(content)
         if self._debug:
-            log.debug("chunk_sent", extra={"sequence": self.sequence, "chars": len(content)})
+            log.debug("chunk_sent", extra={"sequence": self.stream.chunks, "chars": len(content)})
 
     def abort(self) -> None:
         """End the stream with internal_error if its producer died without ending it."""
         if not self.stream.finished:
             error = ApiError("internal_error", "The generation stopped unexpectedly.")
-            self.end(Outcome(text="", chunks=self.sequence, usage=Usage(0, 0), duration_ms=0.0, ttft_ms=None, error=error))
+            chunks = self.stream.chunks
+            self.end(Outcome(text="", chunks=chunks, usage=Usage(0, 0), duration_ms=0.0, ttft_ms=None, error=error))
 
     def end(self, outcome: Outcome) -> None:
         """Append the one terminal event: `done`, or `error` with the catalogue fields."""
-        sequence = self.sequence + 1
+        last = self.stream.chunks
+        sequence = last + 1
         data = {
             "sequence": sequence,
             "is_final": True,
-            "last_sequence": self.sequence,
+            "last_sequence": last,
             "content_length": self.content_length,
             "duration_ms": outcome.duration_ms,
             "usage": outcome.usage.as_dict(),

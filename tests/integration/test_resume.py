@@ -42,8 +42,12 @@ def _resume_options(last_id: int | None, form: str) -> dict:
 def _trial(base_url: str, seed: int) -> tuple[str, str, list[int]]:
     """One stream, dropped at random points (during resumes too) and resumed until done."""
     rng = random.Random(seed)
-    tokens = rng.randint(3, 40)
-    body = {"message": f"trial {seed} @tokens={tokens} @delay_ms={rng.choice([0, 1, 2, 5])}"}
+    # One trial in four is longer than the frames a stream keeps encoded, so that resumes
+    # replay re-encoded chunks too.
+    long = seed % 4 == 0
+    tokens = rng.randint(100, 300) if long else rng.randint(3, 40)
+    delay = rng.choice([0, 1]) if long else rng.choice([0, 1, 2, 5])
+    body = {"message": f"trial {seed} @tokens={tokens} @delay_ms={delay}"}
     received: list[Event] = []
     with httpx.Client(base_url=base_url, timeout=30) as client:
         with client.stream("POST", "/v1/chat/streaming", json=body) as response:

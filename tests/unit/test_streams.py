@@ -6,8 +6,8 @@ import gevent
 import pytest
 
 from app.errors import ApiError
-from app.sse import KEEPALIVE_FRAME
-from app.streams import Stream, StreamCancelled, StreamStore
+from app.sse import KEEPALIVE_FRAME, encode_chunk
+from app.streams import RECENT_FRAMES, Stream, StreamCancelled, StreamStore
 
 
 class FakeClock:
@@ -18,31 +18,38 @@ class FakeClock:
         return self.now
 
 
-def _stream(frames: int = 0) -> Stream:
+def _stream(chunks: int = 0) -> Stream:
+    """A stream with its priming frame b"head" and `chunks` chunks "c0", "c1", ..."""
     stream = Stream("s", "c", "m", 0.0)
-    for index in range(frames):
-        stream.append(b"f%d" % index)
+    stream.append(b"head")
+    for index in range(chunks):
+        stream.append_chunk(f"c{index}")
     return stream
 
 
+def _chunk(sequence: int) -> bytes:
+    return encode_chunk(sequence, f"c{sequence - 1}")
+
+
 def test_follow_replays_after_the_given_id_then_ends() -> None:
-    stream = _stream(4)
+    stream = _stream(3)
     stream.append(b"end", final=True)
-    assert b"".join(stream.follow(None, 1)) == b"f0f1f2f3end"
-    assert b"".join(stream.follow(1, 1)) == b"f2f3end"
+    assert stream.last_event_id == 4
+    assert b"".join(stream.follow(None, 1)) == b"head" + _chunk(1) + _chunk(2) + _chunk(3) + b"end"
+    assert b"".join(stream.follow(1, 1)) == _chunk(2) + _chunk(3) + b"end"
     assert list(stream.follow(4, 1)) == []
 
 
 def test_follow_waits_for_live_frames_and_batches_backlog() -> None:
-    stream = _stream(1)
+    stream = _stream()
     received: list[bytes] = []
     follower = gevent.spawn(lambda: received.extend(stream.follow(None, 5)))
     gevent.sleep(0)
-    assert received == [b"f0"]
-    stream.append(b"a")
-    stream.append(b"b")
+    assert received == [b"head"]
+    stream.append_chunk("a")
+    stream.append_chunk("b")
     gevent.sleep(0)
-    assert received == [b"f0", b"ab"], "frames that piled up go out in one write"
+    assert received == [b"head", encode_chunk(1, "a") + encode_chunk(2, "b")], "a backlog goes out in one write"
     stream.append(b"z", final=True)
     follower.join(timeout=1)
     assert follower.successful() and received[-1] == b"z"
@@ -51,17 +58,56 @@ def test_follow_waits_for_live_frames_and_batches_backlog() -> None:
 def test_many_followers_share_the_same_frame_bytes() -> None:
     stream = _stream()
     results: list[list[bytes]] = [[] for _ in range(3)]
-    followers = [gevent.spawn(lambda r=r: r.extend(stream.follow(None, 5))) for r in results]
+    followers = [gevent.spawn(lambda r=r: r.extend(stream.follow(0, 5))) for r in results]
     gevent.sleep(0)
-    frame = b"shared"
-    stream.append(frame, final=True)
+    frame = stream.append_chunk("shared")
+    gevent.sleep(0)
+    stream.append(b"end", final=True)
     gevent.joinall(followers, timeout=1)
-    assert all(r[0] is frame for r in results)
+    assert all(r[0] is frame for r in results), "encoded once, the same bytes for every follower"
+
+
+def test_old_chunks_are_kept_as_text_and_replayed_exactly() -> None:
+    stream = _stream()
+    pieces = [f"tök {index} 🎉\n" for index in range(RECENT_FRAMES * 3)]
+    live = [stream.append_chunk(piece) for piece in pieces]
+    stream.append(b"end", final=True)
+    replay = b"".join(stream.follow(None, 1))
+    assert replay == b"head" + b"".join(live) + b"end"
+    assert stream.frames(1, 2) == [live[0]] and stream.frames(len(pieces), len(pieces) + 1)[0] is live[-1]
+    assert stream.frames(5, 8) == live[4:7]
+
+
+def test_memory_stays_small_for_long_replies() -> None:
+    stream = _stream()
+    for index in range(10_000):
+        stream.append_chunk(f"tok{index % 100} ")
+    held = len(stream._text) + stream._lengths.itemsize * len(stream._lengths) + sum(map(len, stream._recent))
+    assert held < 100_000, "about the reply's own text, not its encoded frames"
+
+
+def test_a_chunk_longer_than_64_kib_is_kept_whole() -> None:
+    stream = _stream(2)
+    big = "x" * 70_000
+    stream.append_chunk(big)
+    for index in range(RECENT_FRAMES + 1):
+        stream.append_chunk("y")
+    assert stream.frames(3, 4) == [encode_chunk(3, big)]
+    assert stream.frames(1, 3) == [_chunk(1), _chunk(2)]
+
+
+def test_only_a_priming_frame_chunks_and_one_terminal_frame() -> None:
+    stream = _stream(1)
+    with pytest.raises(ValueError):
+        stream.append(b"not final")
+    stream.append(b"end", final=True)
+    with pytest.raises(ValueError):
+        stream.append(b"twice", final=True)
 
 
 def test_keepalive_during_silence() -> None:
     stream = _stream()
-    follow = stream.follow(None, 0.01)
+    follow = stream.follow(0, 0.01)
     assert next(follow) == KEEPALIVE_FRAME
 
 
@@ -79,6 +125,7 @@ def test_full_store_evicts_least_recently_used_finished_stream() -> None:
     store = StreamStore(2, 60, clock)
     first, second = store.create("a", "m"), store.create("b", "m")
     for stream in (first, second):
+        stream.append(b"head")
         stream.append(b"done", final=True, now=clock.now)
     store.get(first.stream_id)  # first is now the most recently used
     third = store.create("c", "m")
@@ -101,6 +148,7 @@ def test_reap_drops_finished_streams_after_the_ttl() -> None:
     clock = FakeClock()
     store = StreamStore(10, 300, clock)
     stream = store.create("a", "m")
+    stream.append(b"head")
     stream.append(b"done", final=True, now=clock.now)
     clock.now += 299
     assert store.reap() == 0
@@ -149,6 +197,7 @@ def test_cancel_only_stops_a_running_producer() -> None:
 def test_reaper_greenlet_runs_and_stops() -> None:
     store = StreamStore(10, 0.2)
     stream = store.create("a", "m")
+    stream.append(b"head")
     stream.append(b"done", final=True)
     store.start_reaper()
     gevent.sleep(0.5)

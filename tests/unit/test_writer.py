@@ -12,7 +12,7 @@ from ..sse import parse
 
 
 def _events(stream: Stream):
-    return parse(b"".join(stream.frames))[0]
+    return parse(b"".join(stream.follow(None, 0.01)))[0]
 
 
 def test_priming_chunks_and_done() -> None:
