@@ -38,7 +38,6 @@ import heapq  # noqa: E402
 import json  # noqa: E402
 import socket  # noqa: E402
 import struct  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 
 import gevent  # noqa: E402

@@ -90,7 +90,7 @@ def test_a_chunk_longer_than_64_kib_is_kept_whole() -> None:
     stream = _stream(2)
     big = "x" * 70_000
     stream.append_chunk(big)
-    for index in range(RECENT_FRAMES + 1):
+    for _ in range(RECENT_FRAMES + 1):
         stream.append_chunk("y")
     assert stream.frames(3, 4) == [encode_chunk(3, big)]
     assert stream.frames(1, 3) == [_chunk(1), _chunk(2)]
