@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import gevent
 
 from .config import Settings
-from .errors import ApiError
+from .errors import CATALOGUE, ApiError
 from .logs import bind
 from .providers.base import ChatCall, Generation, Provider, UpstreamError, Usage
 from .streams import StreamCancelled
@@ -193,7 +193,7 @@ class Relay:
             extra={
                 "error_code": failure.error_code,
                 "error_type": "UpstreamError",
-                "action": ApiError(failure.error_code).action,
+                "action": CATALOGUE[failure.error_code].action,
                 "upstream_status": failure.upstream_status,
                 "upstream_request_id": failure.upstream_request_id,
                 "chunks_sent": len(self._pieces),

@@ -48,7 +48,8 @@ MARKERS = {"direct": b'"content":"', "chatwait": b"event: chunk\n"}
 SELF_CHECK_MS = 1.0
 
 
-def _request(path: str, body: dict) -> bytes:
+def post_request(path: str, body: dict) -> bytes:
+    """The raw bytes of a JSON POST that asks the server to close the connection afterwards."""
     payload = json.dumps(body).encode()
     head = f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
     return (head + "Connection: close\r\n\r\n").encode() + payload
@@ -138,11 +139,11 @@ class Bench:
             body = {"model": "fake-model", "messages": [{"role": "user", "content": message}], "max_tokens": tokens}
             if streaming:
                 body |= {"stream": True, "stream_options": {"include_usage": True}}
-            port, request = self.fake.port, _request("/v1/chat/completions", body)
+            port, request = self.fake.port, post_request("/v1/chat/completions", body)
         else:
             body = {"message": message, "max_tokens": tokens}
             path = "/v1/chat/streaming" if streaming else "/v1/chat/wait"
-            port, request = self.server.port, _request(path, body)
+            port, request = self.server.port, post_request(path, body)
         marker = MARKERS.get(arm, b"")
         read_seconds = self.args.read_seconds if streaming else None
         deadline = 60 + tokens * delay_ms / 1000 * 2
@@ -208,7 +209,7 @@ class Bench:
         gevent.sleep(1)
         idle = self.server.worker.memory_info().rss
         message = f"mem @tokens={tokens} @delay_ms={delay_ms}"
-        request = _request("/v1/chat/streaming", {"message": message, "max_tokens": tokens})
+        request = post_request("/v1/chat/streaming", {"message": message, "max_tokens": tokens})
         jobs = [
             gevent.spawn(one_stream, self.server.port, request, MARKERS["chatwait"], 120, hold_seconds)
             for _ in range(streams)
@@ -236,7 +237,7 @@ class Bench:
         """
         server = self._start_server(STREAM_TTL_SECONDS="2")
         try:
-            request = _request("/v1/chat/streaming", {"message": "leak @tokens=5", "max_tokens": 5})
+            request = post_request("/v1/chat/streaming", {"message": "leak @tokens=5", "max_tokens": 5})
             errors = 0
             warm = requests // 10
             rss_warm = 0

@@ -25,7 +25,7 @@ from pathlib import Path  # noqa: E402
 import gevent  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from load.bench import MARKERS, _request, one_stream  # noqa: E402
+from load.bench import MARKERS, one_stream, post_request  # noqa: E402
 from load.processes import ChatWaitServer  # noqa: E402
 
 SUBJECTS = ["a lighthouse keeper", "a seagull", "a baker", "a robot", "a gardener", "a river", "a violinist",
@@ -94,7 +94,7 @@ def main() -> None:
 
     def request() -> bytes:
         body = {"message": prompt(next(counter)), "max_tokens": args.max_tokens, "temperature": 0}
-        return _request("/v1/chat/streaming", body)
+        return post_request("/v1/chat/streaming", body)
 
     try:
         one_stream(server.port, request(), MARKERS["chatwait"], 120)  # warm-up

@@ -16,13 +16,14 @@ import tempfile
 import time
 from pathlib import Path
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # the virtualenv's bin, where gunicorn is
 START_TIMEOUT = 60.0
+T = TypeVar("T")
 
 
 def clean_env(extra: dict[str, str]) -> dict[str, str]:
@@ -51,13 +52,22 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _wait_for(search: Callable[[], re.Match[str] | None], proc: subprocess.Popen, log: Callable[[], str]) -> str:
-    """The first group of `search` once it matches the process's log; fails if the process dies."""
+def _spawn(prefix: str, command: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, Any]:
+    """Start `command` in the project folder with its output in a temporary log file."""
+    log_file = tempfile.NamedTemporaryFile(prefix=prefix, suffix=".log", delete=False)
+    proc = subprocess.Popen(
+        command, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=clean_env(env)
+    )
+    return proc, log_file
+
+
+def _wait_for(probe: Callable[[], T | None], proc: subprocess.Popen, log: Callable[[], str]) -> T:
+    """The first result of `probe` that is not None; fails if the process dies or takes too long."""
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
-        match = search()
-        if match:
-            return match.group(1)
+        found = probe()
+        if found is not None:
+            return found
         if proc.poll() is not None:
             raise RuntimeError(f"process exited at start-up:\n{log()}")
         time.sleep(0.05)
@@ -68,15 +78,15 @@ class FakeUpstream:
     """load/fake_openai.py in a subprocess."""
 
     def __init__(self, *args: str) -> None:
-        self.log_file = tempfile.NamedTemporaryFile(prefix="fake-openai-", suffix=".log", delete=False)
-        self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "load" / "fake_openai.py"), "--port", "0", *args],
-            stdout=self.log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=clean_env({}),
+        self.proc, self.log_file = _spawn(
+            "fake-openai-", [sys.executable, str(ROOT / "load" / "fake_openai.py"), "--port", "0", *args], {}
         )
-        self.port = int(_wait_for(lambda: re.search(r"FAKE_OPENAI_PORT=(\d+)", self._log()), self.proc, self._log))
+
+        def announced_port() -> int | None:
+            match = re.search(r"FAKE_OPENAI_PORT=(\d+)", self._log())
+            return int(match.group(1)) if match else None
+
+        self.port = _wait_for(announced_port, self.proc, self._log)
         self.url = f"http://127.0.0.1:{self.port}"
         self.base_url = f"{self.url}/v1"
 
@@ -110,32 +120,21 @@ class ChatWaitServer:
     """`gunicorn -c gunicorn.conf.py wsgi:app` with the given environment; logs to a file."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.log_file = tempfile.NamedTemporaryFile(prefix="chatwait-", suffix=".log", delete=False)
-        self.log_path = Path(self.log_file.name)
         self.port = free_port()
-        self.proc = subprocess.Popen(
+        self.proc, self.log_file = _spawn(
+            "chatwait-",
             [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=ROOT,
-            stdout=self.log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=clean_env({"BIND": f"127.0.0.1:{self.port}", "PYTHONUNBUFFERED": "1", **env}),
+            {"BIND": f"127.0.0.1:{self.port}", "PYTHONUNBUFFERED": "1", **env},
         )
+        self.log_path = Path(self.log_file.name)
         self.url = f"http://127.0.0.1:{self.port}"
-        self._wait_until_healthy()
+        _wait_for(self._healthy, self.proc, self.log_text)
 
-    def _wait_until_healthy(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"ChatWait exited at start-up:\n{self.log_text()}")
-            time.sleep(0.05)
-        raise RuntimeError(f"ChatWait never became healthy:\n{self.log_text()}")
+    def _healthy(self) -> bool | None:
+        try:
+            return True if httpx.get(f"{self.url}/health", timeout=2).status_code == 200 else None
+        except httpx.TransportError:
+            return None
 
     def log_text(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
