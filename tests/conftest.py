@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+import respx
 
 from app import create_app
-
 from load.processes import ChatWaitServer, FakeUpstream
 
 CANARY_KEY = "sk-proj-CANARYkey0123456789abcdefXYZ"
@@ -70,6 +70,22 @@ def start_server(fake: FakeUpstream) -> Iterator[Callable[..., ChatWaitServer]]:
 
 
 UNIT_UPSTREAM = "http://upstream.test/v1"
+
+
+def mock_upstream() -> respx.MockRouter:
+    """A respx router for the OpenAI provider's requests, to use as a context manager.
+
+    It patches the httpx client (`using="httpx"`), not httpcore: the provider's transport
+    does not go through httpcore, and every request still passes through its client.
+    """
+    return respx.mock(using="httpx")
+
+
+@pytest.fixture
+def upstream_mock():
+    """`mock_upstream()` for the duration of a test; every route added must be called."""
+    with mock_upstream() as router:
+        yield router
 
 
 @pytest.fixture

@@ -6,10 +6,9 @@ import json
 
 import httpx
 import pytest
-import respx
 
 from ..bad_inputs import CASES, ERROR_FIELDS
-from ..conftest import UNIT_UPSTREAM
+from ..conftest import UNIT_UPSTREAM, mock_upstream
 
 
 def _sse_reply(text: str) -> bytes:
@@ -51,8 +50,8 @@ def test_input_too_long_says_how_many_history_messages_to_drop(client) -> None:
     assert body["error_code"] == "input_too_long"
     assert "Drop the 3 oldest history message(s)" in body["action"]
     assert "the limit is 200" in body["detail"]
-    with respx.mock:
-        respx.post(f"{UNIT_UPSTREAM}/chat/completions").mock(
+    with mock_upstream() as upstream:
+        upstream.post(f"{UNIT_UPSTREAM}/chat/completions").mock(
             return_value=httpx.Response(200, content=_sse_reply("fine"))
         )
         shortened = client.post("/v1/chat/wait", json={"message": "hello", "history": history[3:]})

@@ -1,4 +1,4 @@
-"""The OpenAI provider at the HTTP layer (respx): parsing, usage, error classes, no leaks."""
+"""The OpenAI provider at the HTTP layer (respx at its httpx client): parsing, usage, error classes, no leaks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 
 import httpx
 import pytest
-import respx
 
 from app.config import load_settings
 from app.providers.base import ChatCall, UpstreamError
@@ -40,8 +39,7 @@ def _collect(provider: OpenAIProvider) -> tuple[list[str], object]:
         return list(generation), generation
 
 
-@respx.mock
-def test_pieces_finish_reason_usage_and_request_id(provider) -> None:
+def test_pieces_finish_reason_usage_and_request_id(upstream_mock, provider) -> None:
     body = _sse(
         {"choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]},
         _delta("Hel"),
@@ -49,7 +47,9 @@ def test_pieces_finish_reason_usage_and_request_id(provider) -> None:
         _delta(None, "stop"),
         {"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}},
     )
-    route = respx.post(URL).mock(return_value=httpx.Response(200, content=body, headers={"x-request-id": "req_7"}))
+    route = upstream_mock.post(URL).mock(
+        return_value=httpx.Response(200, content=body, headers={"x-request-id": "req_7"})
+    )
     pieces, generation = _collect(provider)
     assert pieces == ["Hel", "lo"]
     assert generation.finish_reason == "stop"
@@ -61,10 +61,9 @@ def test_pieces_finish_reason_usage_and_request_id(provider) -> None:
     assert route.calls.last.request.headers["authorization"] == "Bearer sk-x"
 
 
-@respx.mock
-def test_stream_options_rejected_then_asked_without(provider) -> None:
+def test_stream_options_rejected_then_asked_without(upstream_mock, provider) -> None:
     ok = httpx.Response(200, content=_sse(_delta("x", "stop")))
-    route = respx.post(URL).mock(side_effect=[httpx.Response(400, json={"error": {"message": "no"}}), ok, ok])
+    route = upstream_mock.post(URL).mock(side_effect=[httpx.Response(400, json={"error": {"message": "no"}}), ok, ok])
     pieces, generation = _collect(provider)
     assert pieces == ["x"] and generation.usage is None
     assert "stream_options" not in json.loads(route.calls[1].request.content)
@@ -86,9 +85,8 @@ def test_stream_options_rejected_then_asked_without(provider) -> None:
         (503, "upstream_unavailable"),
     ],
 )
-@respx.mock
-def test_status_errors_are_classified_without_upstream_text(provider, status, code) -> None:
-    route = respx.post(URL).mock(
+def test_status_errors_are_classified_without_upstream_text(upstream_mock, provider, status, code) -> None:
+    route = upstream_mock.post(URL).mock(
         return_value=httpx.Response(status, json=SECRET_BODY, headers={"retry-after-ms": "1500", "x-request-id": "r1"})
     )
     with pytest.raises(UpstreamError) as raised:
@@ -106,9 +104,8 @@ def test_status_errors_are_classified_without_upstream_text(provider, status, co
     "side_effect,code",
     [(httpx.ConnectError("refused"), "upstream_unavailable"), (httpx.ConnectTimeout("slow"), "upstream_timeout")],
 )
-@respx.mock
-def test_transport_errors(provider, side_effect, code) -> None:
-    respx.post(URL).mock(side_effect=side_effect)
+def test_transport_errors(upstream_mock, provider, side_effect, code) -> None:
+    upstream_mock.post(URL).mock(side_effect=side_effect)
     with pytest.raises(UpstreamError) as raised:
         provider.open(CALL)
     assert raised.value.error_code == code
@@ -126,19 +123,17 @@ def test_transport_errors(provider, side_effect, code) -> None:
         (_sse(_delta("a"), {"error": {"message": "boom sk-proj-LEAKYkey0123456789"}}), "upstream_interrupted"),
     ],
 )
-@respx.mock
-def test_broken_streams(provider, body, code) -> None:
-    respx.post(URL).mock(return_value=httpx.Response(200, content=body))
+def test_broken_streams(upstream_mock, provider, body, code) -> None:
+    upstream_mock.post(URL).mock(return_value=httpx.Response(200, content=body))
     with pytest.raises(UpstreamError) as raised:
         _collect(provider)
     assert raised.value.error_code == code
     assert "LEAKY" not in raised.value.detail
 
 
-@respx.mock
-def test_comments_and_other_fields_are_ignored(provider) -> None:
+def test_comments_and_other_fields_are_ignored(upstream_mock, provider) -> None:
     body = b": ping\n\nevent: message\nid: 3\ndata:" + json.dumps(_delta("a", "length")).encode() + b"\n\n"
-    respx.post(URL).mock(return_value=httpx.Response(200, content=body))
+    upstream_mock.post(URL).mock(return_value=httpx.Response(200, content=body))
     pieces, generation = _collect(provider)
     assert pieces == ["a"] and generation.finish_reason == "length"
 

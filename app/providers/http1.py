@@ -1,0 +1,364 @@
+"""A lean HTTP/1.1 transport for httpx, made for relaying long streamed responses cheaply.
+
+httpx's default transport (httpcore + h11) costs about 100 µs of CPU for every body chunk:
+each streamed token passes through h11's event machinery and several layers of wrappers. A
+streamed chat completion is one small chunk per token, so on one gevent worker that cost
+dominates everything ChatWait does. This transport speaks the same HTTP/1.1 straight over a
+(gevent) socket: it writes the request in one send, parses the response head once, then
+decodes `Transfer-Encoding: chunked` (or Content-Length, or read-until-close) with plain
+bytes operations, yielding all of a recv's decoded data at once.
+
+It plugs in as an httpx transport, so the client keeps everything httpx and the SDK give it
+(base URL, headers, auth, timeouts, redirects, error types), and respx still mocks requests
+at the client (`respx.mock(using="httpx")`). It keeps idle connections per origin for
+reuse and checks that an idle connection is still open before reusing it. It never retries:
+the relay is the one retry owner. Proxies are not handled here: when proxy environment
+variables are set, the provider leaves httpx's own transport in place.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import ssl
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+MAX_HEAD_BYTES = 64 * 1024
+RECV_BYTES = 64 * 1024
+Origin = tuple[str, str, int]
+
+
+class _ConnectionClosed(Exception):
+    """The peer closed the connection (recv returned no bytes)."""
+
+
+class Connection:
+    """One socket to an origin and the bytes read from it but not consumed yet."""
+
+    __slots__ = ("buffer", "origin", "sock")
+
+    def __init__(self, origin: Origin, sock: socket.socket) -> None:
+        self.origin = origin
+        self.sock = sock
+        self.buffer = b""
+
+    def fill(self) -> None:
+        """Read more bytes into the buffer; _ConnectionClosed at end of stream."""
+        data = self.sock.recv(RECV_BYTES)
+        if not data:
+            raise _ConnectionClosed()
+        self.buffer += data
+
+    def is_dropped(self) -> bool:
+        """Whether an idle connection was closed by the peer (or sent something unasked)."""
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Http1Transport(httpx.BaseTransport):
+    """HTTP/1.1 over plain or TLS sockets with a keep-alive pool; see the module docstring."""
+
+    def __init__(self, ssl_context: ssl.SSLContext | None = None, max_idle_per_origin: int = 256) -> None:
+        self._ssl_context = ssl_context
+        self._max_idle = max_idle_per_origin
+        self._idle: dict[Origin, list[Connection]] = {}
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        timeouts = request.extensions.get("timeout", {})
+        url = request.url
+        scheme = url.scheme
+        if scheme not in DEFAULT_PORTS:
+            raise httpx.UnsupportedProtocol(f"Unsupported URL scheme {scheme!r}.", request=request)
+        origin = (scheme, url.host, url.port or DEFAULT_PORTS[scheme])
+        message = _serialize(request)
+        connection = self._checkout(origin) or self._connect(origin, request, timeouts)
+        return self._exchange(connection, request, message, timeouts)
+
+    def _exchange(
+        self, connection: Connection, request: httpx.Request, message: bytes, timeouts: dict[str, Any]
+    ) -> httpx.Response:
+        """Send the request and read the response head; the body streams from the result."""
+        sock = connection.sock
+        try:
+            sock.settimeout(timeouts.get("write"))
+            sock.sendall(message)
+            sock.settimeout(timeouts.get("read"))
+            status, reason, headers = _read_head(connection)
+        except _ConnectionClosed:
+            connection.close()
+            raise httpx.RemoteProtocolError(
+                "Server disconnected without sending a response.", request=request
+            ) from None
+        except BaseException as exc:
+            connection.close()
+            raise _mapped(exc, request, reading=True) from None
+        body = ResponseBody(self, connection, request, _framing(request.method, status, headers), _keep_alive(headers))
+        return httpx.Response(
+            status,
+            headers=headers,
+            stream=body,
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason},
+        )
+
+    def _checkout(self, origin: Origin) -> Connection | None:
+        idle = self._idle.get(origin)
+        while idle:
+            connection = idle.pop()
+            if connection.is_dropped():
+                connection.close()
+                continue
+            return connection
+        return None
+
+    def release(self, connection: Connection) -> None:
+        """Keep a connection whose response was read to the end for the next request."""
+        idle = self._idle.setdefault(connection.origin, [])
+        if len(idle) < self._max_idle:
+            idle.append(connection)
+        else:
+            connection.close()
+
+    def _connect(self, origin: Origin, request: httpx.Request, timeouts: dict[str, Any]) -> Connection:
+        scheme, host, port = origin
+        try:
+            sock = socket.create_connection((host, port), timeout=timeouts.get("connect"))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if scheme == "https":
+                sock = self._tls_context().wrap_socket(sock, server_hostname=host)
+        except BaseException as exc:
+            raise _mapped(exc, request, reading=False) from None
+        return Connection(origin, sock)
+
+    def _tls_context(self) -> ssl.SSLContext:
+        if self._ssl_context is None:
+            self._ssl_context = httpx.create_ssl_context()
+            self._ssl_context.set_alpn_protocols(["http/1.1"])
+        return self._ssl_context
+
+    def close(self) -> None:
+        for idle in self._idle.values():
+            for connection in idle:
+                connection.close()
+        self._idle.clear()
+
+
+class ResponseBody(httpx.SyncByteStream):
+    """A response body read from its connection as the caller iterates.
+
+    Read to its end on a keep-alive connection, the connection goes back to the pool;
+    closed before that, the connection is closed (which is how a stopped stream tells the
+    upstream to stop generating).
+    """
+
+    def __init__(
+        self, transport: Http1Transport, connection: Connection, request: httpx.Request, framing: int | None, keep: bool
+    ) -> None:
+        self._transport = transport
+        self._connection: Connection | None = connection
+        self._request = request
+        self._framing = framing  # CHUNKED, a Content-Length, or None for until-close
+        self._keep = keep
+
+    def __iter__(self) -> Iterator[bytes]:
+        connection = self._connection
+        if connection is None:
+            return
+        try:
+            if self._framing == CHUNKED:
+                yield from self._chunked(connection)
+            elif self._framing is None:
+                yield from self._until_close(connection)
+            else:
+                yield from self._sized(connection, self._framing)
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            self.close()
+            raise _mapped(exc, self._request, reading=True) from None
+        self._finish()
+
+    def _sized(self, connection: Connection, remaining: int) -> Iterator[bytes]:
+        while remaining:
+            if not connection.buffer:
+                connection.fill()
+            data = connection.buffer[:remaining]
+            connection.buffer = connection.buffer[len(data) :]
+            remaining -= len(data)
+            yield data
+
+    def _until_close(self, connection: Connection) -> Iterator[bytes]:
+        self._keep = False
+        while True:
+            if connection.buffer:
+                yield connection.buffer
+                connection.buffer = b""
+            try:
+                connection.fill()
+            except _ConnectionClosed:
+                return
+
+    def _chunked(self, connection: Connection) -> Iterator[bytes]:
+        """Decode chunks; each pass yields every chunk completed by the bytes read so far."""
+        buffer = connection.buffer
+        position = 0
+        while True:
+            decoded = []
+            while True:
+                line_end = buffer.find(b"\r\n", position)
+                if line_end < 0:
+                    break
+                size = _chunk_size(buffer[position:line_end])
+                if size == 0:
+                    connection.buffer = buffer[position:]
+                    if decoded:
+                        yield b"".join(decoded)
+                    _skip_trailers(connection)
+                    return
+                data_end = line_end + 2 + size
+                if len(buffer) < data_end + 2:
+                    break
+                if buffer[data_end : data_end + 2] != b"\r\n":
+                    raise httpx.RemoteProtocolError("Malformed chunked body.", request=self._request)
+                decoded.append(buffer[line_end + 2 : data_end])
+                position = data_end + 2
+            if decoded:
+                yield decoded[0] if len(decoded) == 1 else b"".join(decoded)
+            if position:
+                buffer = buffer[position:]
+                position = 0
+            if len(buffer) > MAX_HEAD_BYTES and buffer.find(b"\r\n") < 0:
+                raise httpx.RemoteProtocolError("Malformed chunk size line.", request=self._request)
+            connection.buffer = buffer
+            connection.fill()
+            buffer = connection.buffer
+
+    def _finish(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        if self._keep and not connection.buffer:
+            self._transport.release(connection)
+        else:
+            connection.close()
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+
+CHUNKED = -1
+
+
+def _serialize(request: httpx.Request) -> bytes:
+    """The request line, headers and body as one bytes object (one send, one packet)."""
+    lines = [b"%s %s HTTP/1.1" % (request.method.encode("ascii"), request.url.raw_path)]
+    for name, value in request.headers.raw:
+        if b"\n" in value or b"\r" in value or b"\n" in name or b"\r" in name:
+            raise httpx.LocalProtocolError("A request header contains a line break.", request=request)
+        lines.append(b"%s: %s" % (name, value))
+    lines.append(b"\r\n")
+    return b"\r\n".join(lines) + request.read()
+
+
+def _read_head(connection: Connection) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """The status, reason and headers of the next final (non-1xx) response."""
+    while True:
+        end = connection.buffer.find(b"\r\n\r\n")
+        while end < 0:
+            if len(connection.buffer) > MAX_HEAD_BYTES:
+                raise ValueError("response head too large")
+            connection.fill()
+            end = connection.buffer.find(b"\r\n\r\n")
+        head, connection.buffer = connection.buffer[:end], connection.buffer[end + 4 :]
+        status_line, *header_lines = head.split(b"\r\n")
+        version, _, rest = status_line.partition(b" ")
+        code, _, reason = rest.partition(b" ")
+        if not version.startswith(b"HTTP/1.") or len(code) != 3 or not code.isdigit():
+            raise ValueError("malformed status line")
+        headers = []
+        for line in header_lines:
+            name, colon, value = line.partition(b":")
+            if not colon or not name or name != name.strip():
+                raise ValueError("malformed header line")
+            headers.append((name, value.strip()))
+        status = int(code)
+        if status >= 200:
+            if version == b"HTTP/1.0":
+                headers.append((b"connection", b"close"))
+            return status, reason, headers
+
+
+def _framing(method: str, status: int, headers: list[tuple[bytes, bytes]]) -> int | None:
+    """How the body ends: CHUNKED, a byte count (0 for none), or None (at connection close)."""
+    if method == "HEAD" or status in (204, 304):
+        return 0
+    length = None
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == b"transfer-encoding" and b"chunked" in value.lower():
+            return CHUNKED
+        if lowered == b"content-length":
+            if not value.isdigit():
+                raise httpx.RemoteProtocolError("Malformed Content-Length.")
+            length = int(value)
+    return length
+
+
+def _keep_alive(headers: list[tuple[bytes, bytes]]) -> bool:
+    return not any(name.lower() == b"connection" and b"close" in value.lower() for name, value in headers)
+
+
+def _chunk_size(line: bytes) -> int:
+    digits = line.split(b";", 1)[0].strip()
+    try:
+        size = int(digits, 16)
+    except ValueError:
+        raise ValueError("malformed chunk size") from None
+    if size < 0 or not digits.isalnum():
+        raise ValueError("malformed chunk size")
+    return size
+
+
+def _skip_trailers(connection: Connection) -> None:
+    """Consume the last chunk's line and any trailer fields, up to the blank line that ends them."""
+    while True:
+        end = connection.buffer.find(b"\r\n\r\n")
+        if end >= 0:
+            connection.buffer = connection.buffer[end + 4 :]
+            return
+        if len(connection.buffer) > MAX_HEAD_BYTES:
+            raise ValueError("trailers too large")
+        connection.fill()
+
+
+def _mapped(exc: BaseException, request: httpx.Request, reading: bool) -> BaseException:
+    """The httpx exception for a socket-level failure; anything else passes through."""
+    if isinstance(exc, httpx.HTTPError | GeneratorExit) or not isinstance(exc, Exception):
+        return exc
+    if isinstance(exc, socket.timeout | TimeoutError):
+        kind = httpx.ReadTimeout if reading else httpx.ConnectTimeout
+        return kind("Timed out.", request=request)
+    if isinstance(exc, _ConnectionClosed):
+        return httpx.RemoteProtocolError(
+            "Peer closed connection without sending complete message body.", request=request
+        )
+    if isinstance(exc, ValueError):
+        return httpx.RemoteProtocolError(f"Malformed HTTP response: {exc}.", request=request)
+    if isinstance(exc, OSError):
+        kind = httpx.ReadError if reading else httpx.ConnectError
+        return kind(f"{type(exc).__name__}.", request=request)
+    return exc

@@ -1,0 +1,242 @@
+"""The lean HTTP/1.1 transport against a scripted socket server: framing, reuse, failures."""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from app.providers.http1 import Http1Transport
+
+Script = Callable[[socket.socket, bytes], None]
+
+
+class ScriptedServer:
+    """Answers each request on a connection with the next script; records what it received."""
+
+    def __init__(self, *scripts: Script) -> None:
+        self.scripts = list(scripts)
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.peer_closed = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            buffer = b""
+            while self.scripts:
+                while b"\r\n\r\n" not in buffer:
+                    data = conn.recv(65536)
+                    if not data:
+                        self.peer_closed.set()
+                        return
+                    buffer += data
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                length = next(
+                    (
+                        int(line.split(b":")[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length")
+                    ),
+                    0,
+                )
+                while len(buffer) < length:
+                    buffer += conn.recv(65536)
+                body, buffer = buffer[:length], buffer[length:]
+                self.requests.append(head + b"\r\n\r\n" + body)
+                self.scripts.pop(0)(conn, body)
+            if not conn.recv(65536):
+                self.peer_closed.set()
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+@pytest.fixture
+def client_for():
+    made: list[tuple[httpx.Client, ScriptedServer]] = []
+
+    def make(*scripts: Script, read_timeout: float = 5.0) -> tuple[httpx.Client, ScriptedServer]:
+        server = ScriptedServer(*scripts)
+        client = httpx.Client(transport=Http1Transport(), timeout=httpx.Timeout(5.0, read=read_timeout))
+        made.append((client, server))
+        return client, server
+
+    yield make
+    for client, server in made:
+        client.close()
+        server.close()
+
+
+def chunked(*pieces: bytes, trailer: bytes = b"") -> bytes:
+    body = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(p), p) for p in pieces)
+    return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body + b"0\r\n" + trailer + b"\r\n"
+
+
+def send_in_random_pieces(payload: bytes, seed: int) -> Script:
+    def script(conn: socket.socket, _: bytes) -> None:
+        rng = random.Random(seed)
+        position = 0
+        while position < len(payload):
+            step = rng.randint(1, 7)
+            conn.sendall(payload[position : position + step])
+            position += step
+            time.sleep(0.0005)
+
+    return script
+
+
+def reply(raw: bytes) -> Script:
+    return lambda conn, _: conn.sendall(raw)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_chunked_body_split_anywhere_decodes_exactly_and_the_connection_is_reused(client_for, seed) -> None:
+    pieces = [f'data: {{"n": {i}}}\n\n'.encode() for i in range(40)]
+    raw = chunked(*pieces, trailer=b"X-Trailer: yes\r\n")
+    client, server = client_for(send_in_random_pieces(raw, seed), reply(chunked(b"second")))
+    with client.stream("POST", server.url + "/v1/chat/completions", content=b'{"a":1}') as response:
+        assert response.status_code == 200
+        assert b"".join(response.iter_bytes()) == b"".join(pieces)
+    assert client.post(server.url + "/again").content == b"second"
+    assert server.connections == 1
+
+
+def test_request_bytes_on_the_wire(client_for) -> None:
+    client, server = client_for(reply(b"HTTP/1.1 204 No Content\r\n\r\n"))
+    response = client.post(server.url + "/v1/x?q=1", content=b"hello", headers={"Authorization": "Bearer k"})
+    assert response.status_code == 204 and response.content == b""
+    head, _, body = server.requests[0].partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"POST /v1/x?q=1 HTTP/1.1"
+    assert b"Host: 127.0.0.1:%d" % server.port in lines
+    assert b"Content-Length: 5" in lines and b"Authorization: Bearer k" in lines
+    assert body == b"hello"
+
+
+def test_content_length_body_and_informational_responses(client_for) -> None:
+    raw = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 11\r\nX-Request-Id: r1\r\n\r\nhello world"
+    client, server = client_for(reply(raw), reply(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+    response = client.get(server.url + "/")
+    assert response.content == b"hello world" and response.headers["x-request-id"] == "r1"
+    assert response.reason_phrase == "OK"
+    assert client.get(server.url + "/").content == b"ok"
+    assert server.connections == 1
+
+
+def test_body_until_close_is_read_whole_and_the_connection_is_not_reused(client_for) -> None:
+    def until_close(conn: socket.socket, _: bytes) -> None:
+        conn.sendall(b"HTTP/1.0 200 OK\r\n\r\npart one, ")
+        conn.sendall(b"part two")
+        conn.shutdown(socket.SHUT_WR)
+
+    client, server = client_for(until_close, reply(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx"))
+    assert client.get(server.url + "/").content == b"part one, part two"
+    assert client.get(server.url + "/").content == b"x"
+    assert server.connections == 2
+
+
+def test_closing_a_response_early_closes_its_connection(client_for) -> None:
+    def endless(conn: socket.socket, _: bytes) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        conn.sendall(b"5\r\nfirst\r\n")
+
+    client, server = client_for(endless)
+    with client.stream("GET", server.url + "/") as response:
+        assert next(response.iter_bytes()) == b"first"
+    assert server.peer_closed.wait(2)
+
+
+def test_an_idle_connection_closed_by_the_server_is_not_reused(client_for) -> None:
+    def answer_then_close(conn: socket.socket, _: bytes) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")
+        time.sleep(0.05)
+        conn.shutdown(socket.SHUT_RDWR)
+
+    client, server = client_for(answer_then_close, reply(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"))
+    assert client.get(server.url + "/").content == b"a"
+    time.sleep(0.2)
+    assert client.get(server.url + "/").content == b"b"
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabc",  # closed mid-chunk
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n",  # bad chunk size
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXY1\r\nz\r\n0\r\n\r\n",  # no CRLF after data
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",  # closed before Content-Length
+    ],
+)
+def test_broken_bodies_raise_protocol_errors(client_for, raw) -> None:
+    def broken(conn: socket.socket, _: bytes) -> None:
+        conn.sendall(raw)
+        conn.shutdown(socket.SHUT_WR)
+
+    client, server = client_for(broken)
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.get(server.url + "/")
+
+
+@pytest.mark.parametrize(
+    "raw", [b"", b"garbage\r\n\r\n", b"HTTP/1.1 2x0 OK\r\n\r\n", b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n"]
+)
+def test_missing_or_malformed_heads_raise_protocol_errors(client_for, raw) -> None:
+    def broken(conn: socket.socket, _: bytes) -> None:
+        conn.sendall(raw)
+        conn.shutdown(socket.SHUT_WR)
+
+    client, server = client_for(broken)
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.get(server.url + "/")
+
+
+def test_read_timeout_between_chunks(client_for) -> None:
+    stalled = threading.Event()
+
+    def stall(conn: socket.socket, _: bytes) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n")
+        stalled.wait(5)
+
+    client, server = client_for(stall, read_timeout=0.2)
+    with client.stream("GET", server.url + "/") as response:
+        pieces = response.iter_bytes()
+        assert next(pieces) == b"a"
+        with pytest.raises(httpx.ReadTimeout):
+            next(pieces)
+    stalled.set()
+
+
+def test_connect_error_and_unsupported_scheme() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    with httpx.Client(transport=Http1Transport()) as client:
+        with pytest.raises(httpx.ConnectError):
+            client.get(f"http://127.0.0.1:{port}/")
+        with pytest.raises(httpx.UnsupportedProtocol):
+            client.get("ftp://127.0.0.1/")
+
+
+def test_a_header_with_a_line_break_is_refused(client_for) -> None:
+    client, server = client_for()
+    with pytest.raises(httpx.LocalProtocolError):
+        client.get(server.url + "/", headers={"X-Evil": "a\r\nInjected: yes"})
+    assert server.requests == []
