@@ -149,20 +149,38 @@ class Stream:
         """Yield the frames after `after_id` (all when None), then live ones until the end.
 
         Frames that piled up since the last yield go out together in one write; a keepalive
-        comment is yielded after each `keepalive_seconds` of silence.
+        comment is yielded after each `keepalive_seconds` without a yield. The silence is
+        timed by one timer per follower, restarted after each yield, rather than a timeout
+        on each wait (which in gevent builds a Timeout and its watcher per frame).
         """
         cursor = 0 if after_id is None else after_id + 1
-        while True:
-            wakeup = self._wakeup
-            end = self.last_event_id + 1
-            if cursor < end:
-                found = self.frames(cursor, end)
-                yield found[0] if len(found) == 1 else b"".join(found)
-                cursor = end
-            elif self.finished:
-                return
-            elif not wakeup.wait(keepalive_seconds):
-                yield KEEPALIVE_FRAME
+        keepalive_due: list[bool] = []
+
+        def keepalive() -> None:
+            keepalive_due.append(True)
+            self._wake()
+
+        silence = gevent.get_hub().loop.timer(keepalive_seconds, keepalive_seconds)
+        silence.again(keepalive)
+        try:
+            while True:
+                wakeup = self._wakeup
+                end = self.last_event_id + 1
+                if cursor < end:
+                    found = self.frames(cursor, end)
+                    yield found[0] if len(found) == 1 else b"".join(found)
+                    cursor = end
+                    keepalive_due.clear()
+                    silence.again(keepalive)
+                elif self.finished:
+                    return
+                elif keepalive_due:
+                    keepalive_due.clear()
+                    yield KEEPALIVE_FRAME
+                else:
+                    wakeup.wait()
+        finally:
+            silence.close()
 
     def attach(self) -> None:
         """Count a consumer in."""

@@ -4,9 +4,11 @@ httpx's default transport (httpcore + h11) costs about 100 µs of CPU for every 
 each streamed token passes through h11's event machinery and several layers of wrappers. A
 streamed chat completion is one small chunk per token, so on one gevent worker that cost
 dominates everything ChatWait does. This transport speaks the same HTTP/1.1 straight over a
-(gevent) socket: it writes the request in one send, parses the response head once, then
+gevent socket: it writes the request in one send, parses the response head once, then
 decodes `Transfer-Encoding: chunked` (or Content-Length, or read-until-close) with plain
-bytes operations, yielding all of a recv's decoded data at once.
+bytes operations, yielding all of a recv's decoded data at once. The read timeout is one
+restartable timer per connection rather than a socket timeout, which in gevent builds a
+Timeout object and its watcher for every blocking recv.
 
 It plugs in as an httpx transport, so the client keeps everything httpx and the SDK give it
 (base URL, headers, auth, timeouts, redirects, error types), and respx still mocks requests
@@ -18,13 +20,12 @@ variables are set, the provider leaves httpx's own transport in place.
 
 from __future__ import annotations
 
-import select
-import socket
 import ssl
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
+from gevent import get_hub, getcurrent, select, socket
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 MAX_HEAD_BYTES = 64 * 1024
@@ -36,19 +37,67 @@ class _ConnectionClosed(Exception):
     """The peer closed the connection (recv returned no bytes)."""
 
 
-class Connection:
-    """One socket to an origin and the bytes read from it but not consumed yet."""
+class ReadDeadline:
+    """Raises socket.timeout in the greenlet reading when a recv waits longer than `seconds`.
 
-    __slots__ = ("buffer", "origin", "sock")
+    One timer, restarted before each recv and stopped after it: a few C calls per recv.
+    """
+
+    __slots__ = ("_reader", "_timer", "seconds")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._timer = get_hub().loop.timer(seconds, seconds, ref=False)
+        self._reader = None
+
+    def arm(self) -> None:
+        self._reader = getcurrent()
+        self._timer.again(self._expire)
+
+    def disarm(self) -> None:
+        self._timer.stop()
+        self._reader = None
+
+    def _expire(self) -> None:
+        reader = self._reader
+        self.disarm()
+        if reader is not None:
+            reader.throw(socket.timeout("timed out"))
+
+    def close(self) -> None:
+        self._timer.close()
+
+
+class Connection:
+    """One socket to an origin, its read deadline, and the bytes read but not consumed yet."""
+
+    __slots__ = ("buffer", "deadline", "origin", "sock")
 
     def __init__(self, origin: Origin, sock: socket.socket) -> None:
         self.origin = origin
         self.sock = sock
         self.buffer = b""
+        self.deadline: ReadDeadline | None = None
+
+    def set_read_timeout(self, seconds: float | None) -> None:
+        """Reads from now on fail with socket.timeout after `seconds` without data (None: never)."""
+        if self.deadline is not None and self.deadline.seconds != seconds:
+            self.deadline.close()
+            self.deadline = None
+        if seconds is not None and self.deadline is None:
+            self.deadline = ReadDeadline(seconds)
 
     def fill(self) -> None:
         """Read more bytes into the buffer; _ConnectionClosed at end of stream."""
-        data = self.sock.recv(RECV_BYTES)
+        deadline = self.deadline
+        if deadline is None:
+            data = self.sock.recv(RECV_BYTES)
+        else:
+            deadline.arm()
+            try:
+                data = self.sock.recv(RECV_BYTES)
+            finally:
+                deadline.disarm()
         if not data:
             raise _ConnectionClosed()
         self.buffer += data
@@ -62,6 +111,8 @@ class Connection:
         return bool(readable)
 
     def close(self) -> None:
+        if self.deadline is not None:
+            self.deadline.close()
         try:
             self.sock.close()
         except OSError:
@@ -95,7 +146,8 @@ class Http1Transport(httpx.BaseTransport):
         try:
             sock.settimeout(timeouts.get("write"))
             sock.sendall(message)
-            sock.settimeout(timeouts.get("read"))
+            sock.settimeout(None)
+            connection.set_read_timeout(timeouts.get("read"))
             status, reason, headers = _read_head(connection)
         except _ConnectionClosed:
             connection.close()
@@ -349,7 +401,7 @@ def _mapped(exc: BaseException, request: httpx.Request, reading: bool) -> BaseEx
     """The httpx exception for a socket-level failure; anything else passes through."""
     if isinstance(exc, httpx.HTTPError | GeneratorExit) or not isinstance(exc, Exception):
         return exc
-    if isinstance(exc, socket.timeout | TimeoutError):
+    if isinstance(exc, TimeoutError):
         kind = httpx.ReadTimeout if reading else httpx.ConnectTimeout
         return kind("Timed out.", request=request)
     if isinstance(exc, _ConnectionClosed):

@@ -1,15 +1,19 @@
-"""The lean HTTP/1.1 transport against a scripted socket server: framing, reuse, failures."""
+"""The lean HTTP/1.1 transport against a scripted socket server: framing, reuse, failures.
+
+The transport uses gevent sockets, so the server here is gevent too (greenlets, no threads).
+"""
 
 from __future__ import annotations
 
 import random
-import socket
-import threading
-import time
 from collections.abc import Callable
 
+import gevent
 import httpx
 import pytest
+from gevent import socket
+from gevent.event import Event
+from gevent.server import StreamServer
 
 from app.providers.http1 import Http1Transport
 
@@ -23,22 +27,14 @@ class ScriptedServer:
         self.scripts = list(scripts)
         self.requests: list[bytes] = []
         self.connections = 0
-        self.peer_closed = threading.Event()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
+        self.peer_closed = Event()
+        self._server = StreamServer(("127.0.0.1", 0), self._serve)
+        self._server.start()
+        self.port = self._server.server_port
         self.url = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self._accept, daemon=True).start()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
+    def _serve(self, conn: socket.socket, _: object) -> None:
+        self.connections += 1
         with conn:
             buffer = b""
             while self.scripts:
@@ -66,7 +62,7 @@ class ScriptedServer:
                 self.peer_closed.set()
 
     def close(self) -> None:
-        self._listener.close()
+        self._server.stop(timeout=1)
 
 
 @pytest.fixture
@@ -98,7 +94,7 @@ def send_in_random_pieces(payload: bytes, seed: int) -> Script:
             step = rng.randint(1, 7)
             conn.sendall(payload[position : position + step])
             position += step
-            time.sleep(0.0005)
+            gevent.sleep(0.0005)
 
     return script
 
@@ -167,12 +163,12 @@ def test_closing_a_response_early_closes_its_connection(client_for) -> None:
 def test_an_idle_connection_closed_by_the_server_is_not_reused(client_for) -> None:
     def answer_then_close(conn: socket.socket, _: bytes) -> None:
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")
-        time.sleep(0.05)
+        gevent.sleep(0.05)
         conn.shutdown(socket.SHUT_RDWR)
 
     client, server = client_for(answer_then_close, reply(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"))
     assert client.get(server.url + "/").content == b"a"
-    time.sleep(0.2)
+    gevent.sleep(0.2)
     assert client.get(server.url + "/").content == b"b"
     assert server.connections == 2
 
@@ -210,7 +206,7 @@ def test_missing_or_malformed_heads_raise_protocol_errors(client_for, raw) -> No
 
 
 def test_read_timeout_between_chunks(client_for) -> None:
-    stalled = threading.Event()
+    stalled = Event()
 
     def stall(conn: socket.socket, _: bytes) -> None:
         conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n")
@@ -223,6 +219,18 @@ def test_read_timeout_between_chunks(client_for) -> None:
         with pytest.raises(httpx.ReadTimeout):
             next(pieces)
     stalled.set()
+
+
+def test_the_read_timeout_restarts_with_each_recv(client_for) -> None:
+    def slow(conn: socket.socket, _: bytes) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for _ in range(6):
+            gevent.sleep(0.1)
+            conn.sendall(b"1\r\nx\r\n")
+        conn.sendall(b"0\r\n\r\n")
+
+    client, server = client_for(slow, read_timeout=0.3)
+    assert client.get(server.url + "/").content == b"xxxxxx"
 
 
 def test_connect_error_and_unsupported_scheme() -> None:
