@@ -65,6 +65,7 @@ def start_stream() -> Response:
     stream.producer = gevent.spawn(relay.run)
     stream.producer.link_exception(log_greenlet_failure)
     stream.producer.link_exception(lambda _: writer.abort())
+    gevent.sleep(0)  # the producer sends its upstream request first; this response is written meanwhile
     return _event_stream(stream, None)
 
 
@@ -123,6 +124,7 @@ def _event_stream(stream: Stream, after_id: int | None) -> Response:
 
     return Response(
         consume(),
+        direct_passthrough=True,  # the server iterates the frames itself, without werkzeug's wrappers
         mimetype="text/event-stream",
         headers={
             "Cache-Control": "no-cache",

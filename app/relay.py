@@ -181,11 +181,11 @@ class Relay:
 
     def _emit(self, piece: str) -> None:
         self._pieces.append(piece)
+        if self.listener is not None:
+            self.listener.chunk(piece)
         if self._first_token_at is None:
             self._first_token_at = time.monotonic()
             log.info("first_token", extra={"ttft_ms": _ms(self._first_token_at - self._started)})
-        if self.listener is not None:
-            self.listener.chunk(piece)
 
     def _upstream_failure(self, failure: UpstreamError) -> ApiError:
         log.warning(

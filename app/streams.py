@@ -167,8 +167,12 @@ class Stream:
                 wakeup = self._wakeup
                 end = self.last_event_id + 1
                 if cursor < end:
-                    found = self.frames(cursor, end)
-                    yield found[0] if len(found) == 1 else b"".join(found)
+                    recent = self._recent
+                    if end == cursor + 1 and self._tail is None and cursor and recent:
+                        yield recent[-1]  # the usual case: one new chunk, kept encoded
+                    else:
+                        found = self.frames(cursor, end)
+                        yield found[0] if len(found) == 1 else b"".join(found)
                     cursor = end
                     keepalive_due.clear()
                     silence.again(keepalive)
@@ -254,7 +258,11 @@ class StreamStore:
             if stream.cancel():
                 log.info(
                     "stream_expired",
-                    extra={"correlation_id": stream.correlation_id, "stream_id": stream.stream_id, "reason": "no_consumer"},
+                    extra={
+                        "correlation_id": stream.correlation_id,
+                        "stream_id": stream.stream_id,
+                        "reason": "no_consumer",
+                    },
                 )
         return len(expired)
 

@@ -25,6 +25,7 @@ from typing import Any
 import gevent
 import httpx
 import openai
+import orjson
 
 from .. import tokens
 from ..config import Settings
@@ -55,8 +56,12 @@ class OpenAIGeneration(Generation):
             raise self._error("upstream_interrupted", "The model provider ended the reply without a finish_reason.")
 
     def _pieces(self) -> Iterator[str]:
-        loads = json.loads
-        lines = _lines(self._response.iter_bytes())
+        loads, fast_loads = json.loads, orjson.loads
+        response = self._response
+        # Uncompressed (the usual case for SSE), the body's blocks are read from the transport's
+        # stream itself, without httpx's decoder and chunker layers around each block.
+        blocks = response.iter_bytes() if "content-encoding" in response.headers else response.stream
+        lines = _lines(blocks)
         for line in lines:
             if not line.startswith(b"data:"):
                 continue  # blank separators, comments, `event:` and `id:` fields
@@ -65,7 +70,10 @@ class OpenAIGeneration(Generation):
                 _drain(lines)
                 return
             try:
-                chunk = loads(data)
+                try:
+                    chunk = fast_loads(data)
+                except orjson.JSONDecodeError:
+                    chunk = loads(data)  # what orjson refuses but json takes, such as an escaped lone surrogate
                 if chunk.get("error"):
                     raise self._error("upstream_interrupted", "The model provider reported an error mid-reply.")
                 choices = chunk.get("choices")

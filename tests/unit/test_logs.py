@@ -6,10 +6,13 @@ import io
 import json
 import logging
 
+import gevent
 import pytest
 
+from app import logs
 from app.logs import (
     ContextFilter,
+    DeferredStreamHandler,
     RedactingJsonFormatter,
     accept_correlation_id,
     bind,
@@ -108,6 +111,48 @@ def test_third_party_loggers_go_through_the_same_redaction() -> None:
     line = stream.getvalue()
     assert json.loads(line)["logger"] == "gunicorn.error"
     assert "sk-thirdparty" not in line
+
+
+@pytest.fixture
+def deferred(monkeypatch):
+    """A DeferredStreamHandler as in a gevent worker (this test process is not patched)."""
+    monkeypatch.setattr(logs, "_patched_loop", lambda: (gevent.get_hub().loop, logs._os_thread_id()))
+    stream = io.StringIO()
+    handler = DeferredStreamHandler(stream)
+    handler.setFormatter(RedactingJsonFormatter())
+    logger = logging.getLogger("test.deferred")
+    logger.addHandler(handler)
+    logger.propagate = False
+    yield logger, handler, stream
+    logger.removeHandler(handler)
+    logger.propagate = True
+
+
+def _events(stream: io.StringIO) -> list[str]:
+    return [json.loads(line)["event"] for line in stream.getvalue().splitlines()]
+
+
+def test_deferred_lines_are_written_in_order_once_the_loop_runs(deferred) -> None:
+    logger, handler, stream = deferred
+    logger.warning("first")
+    try:
+        raise RuntimeError("with sk-proj-LEAKED0123456789")
+    except RuntimeError:
+        logger.exception("second")
+    assert stream.getvalue() == ""  # not on the caller's path
+    gevent.sleep(handler.FLUSH_SECONDS * 5)
+    assert _events(stream) == ["first", "second"]
+    assert "RuntimeError" in stream.getvalue() and "LEAKED" not in stream.getvalue()
+
+
+def test_deferred_lines_are_written_at_flush_and_when_the_backlog_is_full(deferred) -> None:
+    logger, handler, stream = deferred
+    logger.warning("pending")
+    handler.flush()  # as logging.shutdown does at exit
+    assert _events(stream) == ["pending"]
+    for number in range(handler.MAX_BACKLOG):
+        logger.warning(f"line{number}")
+    assert len(_events(stream)) == 1 + handler.MAX_BACKLOG
 
 
 def test_correlation_ids() -> None:

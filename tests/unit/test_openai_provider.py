@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import httpx
@@ -136,6 +137,19 @@ def test_comments_and_other_fields_are_ignored(upstream_mock, provider) -> None:
     upstream_mock.post(URL).mock(return_value=httpx.Response(200, content=body))
     pieces, generation = _collect(provider)
     assert pieces == ["a"] and generation.finish_reason == "length"
+
+
+def test_escaped_lone_surrogates_and_gzip_bodies_are_read(upstream_mock, provider) -> None:
+    """orjson refuses an escaped lone surrogate; the chunk is parsed by json instead."""
+    body = _sse(_delta("a"), _delta("b", "stop")).replace(b'"a"', b'"a\\ud83d"')
+    upstream_mock.post(URL).mock(
+        side_effect=[
+            httpx.Response(200, content=body),
+            httpx.Response(200, content=gzip.compress(body), headers={"content-encoding": "gzip"}),
+        ]
+    )
+    assert _collect(provider)[0] == ["a\ud83d", "b"]
+    assert _collect(provider)[0] == ["a\ud83d", "b"]
 
 
 def test_describe_has_no_secret(provider) -> None:
