@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import chat, errors, health, tracing
+from . import chat, errors, health, page, tracing
 from .config import load_settings
 from .logs import configure_logging
 from .providers import build_provider
@@ -33,6 +33,7 @@ def build_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     tracing.init_app(app)
     app.register_blueprint(chat.bp)
     app.register_blueprint(health.bp)
+    page.init_app(app)
     found.store.start_reaper()
     described = found.provider.describe()
     log.info("service_started", extra={"provider": described["provider"], "model": described["model"]})

@@ -11,7 +11,7 @@ parallel tests do not interfere), falling back to the command-line defaults:
   @text=unicode    tokens cycle through accents, CJK, emoji, quotes, newlines and markup
   @fault=429|401|500|503   answer with that HTTP error (401 echoes the key, like OpenAI)
   @retry_after=S   Retry-After header of a 429/503
-  @fail_times=N    fault only the first N requests carrying this exact message
+  @fail_times=N    fault (any of them) only the first N requests carrying this exact message
   @fault=reset@K   reset the TCP connection after K tokens
   @fault=stall@K   stop sending after K tokens (the connection stays open)
   @fault=nofinish  end cleanly without a finish_reason
@@ -203,21 +203,23 @@ class FakeOpenAI:
         self.outcomes.append(outcome)
         base_headers = {"x-request-id": request_id}
 
-        if knobs.fault in ("429", "401", "500", "503"):
+        if knobs.fault:
             self.attempts[last_user] += 1
-            if knobs.fail_times is None or self.attempts[last_user] <= knobs.fail_times:
-                status = int(knobs.fault)
-                key = headers.get("authorization", "").removeprefix("Bearer ")
-                message = {
-                    401: f"Incorrect API key provided: {key}. You can find your API key at the dashboard.",
-                    429: f"Rate limit reached for {key[:8]} on requests per min.",
-                }.get(status, f"The server had an error processing request from {key}.")
-                extra = dict(base_headers)
-                if knobs.retry_after is not None:
-                    extra["Retry-After"] = knobs.retry_after
-                self.send_json(sock, status, {"error": {"message": message, "type": "fake_error"}}, extra)
-                outcome.update(ended=time.time(), how=f"http_{status}")
-                return buffer
+            if knobs.fail_times is not None and self.attempts[last_user] > knobs.fail_times:
+                knobs.fault = ""  # this message has failed its share: answer normally
+        if knobs.fault in ("429", "401", "500", "503"):
+            status = int(knobs.fault)
+            key = headers.get("authorization", "").removeprefix("Bearer ")
+            message = {
+                401: f"Incorrect API key provided: {key}. You can find your API key at the dashboard.",
+                429: f"Rate limit reached for {key[:8]} on requests per min.",
+            }.get(status, f"The server had an error processing request from {key}.")
+            extra = dict(base_headers)
+            if knobs.retry_after is not None:
+                extra["Retry-After"] = knobs.retry_after
+            self.send_json(sock, status, {"error": {"message": message, "type": "fake_error"}}, extra)
+            outcome.update(ended=time.time(), how=f"http_{status}")
+            return buffer
 
         prompt_tokens = sum(len(str(m.get("content", "")).split()) + 4 for m in messages)
         if knobs.echo_request:

@@ -1,0 +1,34 @@
+"""The chat page at GET /: static HTML, CSS and JavaScript from app/static, nothing from elsewhere."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, Response, current_app
+
+bp = Blueprint("page", __name__)
+
+# The page loads only its own files and talks only to this service; text is never HTML.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+
+@bp.get("/")
+def index() -> Response:
+    """The chat page."""
+    response = current_app.send_static_file("index.html")
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+def _static_headers(response: Response) -> Response:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Register the page and the headers every response gets."""
+    app.register_blueprint(bp)
+    app.after_request(_static_headers)

@@ -1,0 +1,57 @@
+// The service's own API, as the page uses it: readiness, start, resume and stop a stream.
+
+/** An error answer of the service: its catalogue fields (message, detail, action, retryable). */
+export class ApiError extends Error {
+  constructor(status, body) {
+    super(body.message || `HTTP ${status}`);
+    this.status = status;
+    this.errorCode = body.error_code || "http_error";
+    this.detail = body.detail || "";
+    this.action = body.action || "Try again.";
+    this.retryable = body.retryable !== false;
+    this.correlationId = body.correlation_id || null;
+  }
+}
+
+async function checked(response) {
+  if (response.ok) return response;
+  let body = {};
+  try {
+    body = await response.json();
+  } catch {
+    body = { message: `The service answered HTTP ${response.status}.` };
+  }
+  throw new ApiError(response.status, body);
+}
+
+/** What /ready says: provider, model, allowed models. */
+export async function readiness() {
+  return (await checked(await fetch("/ready", { cache: "no-store" }))).json();
+}
+
+/** POST /v1/chat/streaming; resolves to the open SSE response. */
+export async function startStream(body, signal) {
+  const response = await fetch("/v1/chat/streaming", {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+    body: JSON.stringify(body),
+    signal,
+  });
+  return checked(response);
+}
+
+/** GET /v1/chat/streaming/{id}?last_event_id=N; the events after N, then live ones. */
+export async function resumeStream(streamId, lastEventId, signal) {
+  const query = lastEventId === null ? "" : `?last_event_id=${encodeURIComponent(lastEventId)}`;
+  const response = await fetch(`/v1/chat/streaming/${encodeURIComponent(streamId)}${query}`, {
+    headers: { Accept: "text/event-stream" },
+    cache: "no-store",
+    signal,
+  });
+  return checked(response);
+}
+
+/** DELETE /v1/chat/streaming/{id}: the reply stops; its stream ends with done/cancelled. */
+export async function stopStream(streamId) {
+  return (await checked(await fetch(`/v1/chat/streaming/${encodeURIComponent(streamId)}`, { method: "DELETE" }))).json();
+}

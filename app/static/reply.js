@@ -1,0 +1,167 @@
+// One assistant reply, followed from its first event to its terminal one.
+//
+// The reply survives a dropped connection: it resumes with the last event id it holds
+// (GET /v1/chat/streaming/{id}?last_event_id=N), backing off between attempts, and skips
+// any chunk it already has, so the text has no gap and no repeat. It also resumes a reply
+// that a reload interrupted, from the stream id and event id stored with the message.
+
+import { ApiError, resumeStream, startStream, stopStream } from "./api.js";
+import { SseParser } from "./sse.js";
+
+export const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 8000];
+
+class Gap extends Error {}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class ReplyStream {
+  /**
+   * @param message the stored assistant message this reply writes into
+   * @param hooks {onText(delta), onChange()}: text appended; status or details changed
+   */
+  constructor(message, hooks) {
+    this.message = message;
+    this.hooks = hooks;
+    this.abort = new AbortController();
+    this.stopping = false;
+    this.finished = false;
+    this.sentAt = performance.now();
+  }
+
+  /** Send the turn and follow the reply to its end. */
+  async start(body) {
+    this.setStatus("streaming");
+    let response = null;
+    try {
+      response = await startStream(body, this.abort.signal);
+    } catch (error) {
+      if (this.stopping) return this.end("stopped");
+      return this.fail(error, "Could not reach ChatWait.", "Check the connection, then retry.");
+    }
+    return this.follow(response);
+  }
+
+  /** Pick up a reply that a reload interrupted. */
+  async resume() {
+    this.setStatus("reconnecting");
+    return this.follow(null);
+  }
+
+  /** Stop generating; the partial text is kept. */
+  async stop() {
+    this.stopping = true;
+    if (!this.message.streamId) {
+      this.abort.abort();
+      return;
+    }
+    try {
+      await stopStream(this.message.streamId);
+    } catch {
+      // the stream may have ended or expired meanwhile: stopping locally is all that is left
+    }
+    if (!this.finished && this.message.status === "reconnecting") this.end("stopped");
+  }
+
+  async follow(response) {
+    let attempt = 0;
+    for (;;) {
+      if (response !== null) {
+        const before = this.message.lastEventId;
+        await this.read(response);
+        if (this.finished) return;
+        if (this.message.lastEventId !== before) attempt = 0; // it made progress: backoff starts over
+      }
+      if (this.stopping) return this.end("stopped");
+      if (!this.message.streamId) {
+        return this.fail(null, "The connection broke before the reply started.", "Retry the message.");
+      }
+      if (attempt >= RECONNECT_DELAYS_MS.length) {
+        return this.fail(null, "The connection was lost and could not be restored.", "Check the connection, then retry.");
+      }
+      this.setStatus("reconnecting");
+      await sleep(RECONNECT_DELAYS_MS[attempt] * (0.8 + Math.random() * 0.4));
+      attempt += 1;
+      if (this.stopping) return this.end("stopped");
+      try {
+        response = await resumeStream(this.message.streamId, this.message.lastEventId, this.abort.signal);
+      } catch (error) {
+        if (error instanceof ApiError) {
+          const gone = error.errorCode === "stream_not_found";
+          return this.fail(error, gone ? "This reply can no longer be resumed: it expired." : null, null, "interrupted");
+        }
+        response = null; // still offline: try again after the next delay
+      }
+    }
+  }
+
+  /** Read one SSE response until it ends or breaks. */
+  async read(response) {
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    const parser = new SseParser((event) => this.handle(event));
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        parser.push(decoder.decode(value, { stream: true }));
+        if (this.finished) return;
+      }
+    } catch {
+      // a network error or a Gap: the caller resumes from the last event id held
+    } finally {
+      reader.cancel().catch(() => {});
+    }
+  }
+
+  handle(event) {
+    const data = JSON.parse(event.data);
+    const message = this.message;
+    if (event.event === "stream") {
+      message.streamId = data.stream_id;
+      message.correlationId = data.correlation_id;
+      message.model = data.model;
+      if (message.lastEventId === null || message.lastEventId === undefined) message.lastEventId = 0;
+      this.setStatus("streaming");
+    } else if (event.event === "chunk") {
+      if (data.sequence <= message.lastEventId) return; // already held (a replay after resuming)
+      if (data.sequence !== message.lastEventId + 1) throw new Gap(`chunk ${data.sequence} after ${message.lastEventId}`);
+      if (message.ttftMs === undefined) message.ttftMs = Math.round(performance.now() - this.sentAt);
+      message.content += data.content;
+      message.lastEventId = data.sequence;
+      if (message.status !== "streaming") this.setStatus("streaming");
+      this.hooks.onText(data.content);
+    } else if (event.event === "done" || event.event === "error") {
+      message.lastEventId = data.sequence;
+      message.usage = data.usage;
+      message.durationMs = data.duration_ms;
+      message.finishReason = data.finish_reason ?? null;
+      if (event.event === "error") {
+        this.fail(new ApiError(0, data));
+      } else {
+        this.end(data.finish_reason === "cancelled" ? "stopped" : "complete");
+      }
+    }
+  }
+
+  setStatus(status) {
+    if (this.message.status !== status) {
+      this.message.status = status;
+      this.hooks.onChange();
+    }
+  }
+
+  end(status) {
+    this.finished = true;
+    this.setStatus(status);
+    this.hooks.onChange();
+  }
+
+  fail(error, message = null, action = null, status = "error") {
+    this.message.error = {
+      message: message || error?.message || "The reply failed.",
+      action: action || error?.action || "Retry the message.",
+      code: error?.errorCode || "network_error",
+    };
+    this.end(status);
+  }
+}

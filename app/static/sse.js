@@ -1,0 +1,52 @@
+// Server-Sent Events parsing for a fetch() body: text in, complete events out.
+//
+// EventSource cannot POST a JSON body, so the page reads the streaming response itself.
+// The parser follows the SSE rules: lines end with LF, CRLF or CR; `data` lines of one
+// event are joined with LF; a blank line dispatches the event; lines starting with ":" are
+// comments (the server's keepalives); `id` sets the last event id.
+
+export class SseParser {
+  /** @param {(event: {id: string|null, event: string, data: string}) => void} onEvent */
+  constructor(onEvent) {
+    this.onEvent = onEvent;
+    this.buffer = "";
+    this.lastEventId = null;
+    this.resetEvent();
+  }
+
+  resetEvent() {
+    this.eventType = "";
+    this.dataLines = [];
+  }
+
+  /** Feed decoded text; every event it completes is passed to onEvent, in order. */
+  push(text) {
+    this.buffer += text;
+    for (;;) {
+      const match = /\r\n|\r|\n/.exec(this.buffer);
+      if (match === null) return;
+      if (match[0] === "\r" && match.index === this.buffer.length - 1) return; // may be half of a CRLF
+      const line = this.buffer.slice(0, match.index);
+      this.buffer = this.buffer.slice(match.index + match[0].length);
+      this.line(line);
+    }
+  }
+
+  line(line) {
+    if (line === "") {
+      if (this.dataLines.length > 0) {
+        this.onEvent({ id: this.lastEventId, event: this.eventType || "message", data: this.dataLines.join("\n") });
+      }
+      this.resetEvent();
+      return;
+    }
+    if (line.startsWith(":")) return;
+    const colon = line.indexOf(":");
+    const field = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? "" : line.slice(colon + 1);
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (field === "data") this.dataLines.push(value);
+    else if (field === "event") this.eventType = value;
+    else if (field === "id" && !value.includes("\0")) this.lastEventId = value;
+  }
+}
