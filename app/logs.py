@@ -184,8 +184,6 @@ class DeferredStreamHandler(logging.StreamHandler):
         if self._timer is None or _os_thread_id() != self._thread_id:
             super().emit(record)
             return
-        if record.exc_info and record.exc_text is None:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)  # while the traceback exists
         self._pending.append(record)
         if len(self._pending) == 1:
             self._timer.start(self.flush)

@@ -1,7 +1,7 @@
 """A fake OpenAI-compatible chat completions server for tests and benchmarks.
 
 Run: python load/fake_openai.py [--port 0] [--tokens 20] [--delay-ms 0] [--first-ms 0]
-It prints `FAKE_OPENAI_PORT=<port>` once listening on 127.0.0.1.
+It prints `FAKE_OPENAI_PORT=<port>` once listening on 127.0.0.1 (HTTPS with --tls-cert/--tls-key).
 
 Behaviour is chosen per request by `@key=value` directives in the last user message (so
 parallel tests do not interfere), falling back to the command-line defaults:
@@ -37,6 +37,7 @@ import collections  # noqa: E402
 import heapq  # noqa: E402
 import json  # noqa: E402
 import socket  # noqa: E402
+import ssl  # noqa: E402
 import struct  # noqa: E402
 import time  # noqa: E402
 
@@ -236,8 +237,14 @@ class FakeOpenAI:
                     "object": "chat.completion",
                     "created": 1700000000,
                     "model": request.get("model"),
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": knobs.tokens, "total_tokens": prompt_tokens + knobs.tokens},
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+                    ],
+                    "usage": {
+                        "prompt_tokens": prompt_tokens,
+                        "completion_tokens": knobs.tokens,
+                        "total_tokens": prompt_tokens + knobs.tokens,
+                    },
                 },
                 base_headers,
             )
@@ -309,7 +316,11 @@ class FakeOpenAI:
             elif knobs.fault != "nofinish":
                 send(b"data: " + prefix + b',"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n')
             if include_usage:
-                usage = {"prompt_tokens": prompt_tokens, "completion_tokens": sent, "total_tokens": prompt_tokens + sent}
+                usage = {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": sent,
+                    "total_tokens": prompt_tokens + sent,
+                }
                 send(b"data: " + prefix + b',"choices":[],"usage":' + json.dumps(usage).encode() + b"}\n\n")
             send(b"data: [DONE]\n\n")
             sock.sendall(b"0\r\n\r\n")
@@ -331,9 +342,16 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=20)
     parser.add_argument("--delay-ms", dest="delay_ms", type=float, default=0.0)
     parser.add_argument("--first-ms", dest="first_ms", type=float, default=0.0)
+    parser.add_argument("--tls-cert", dest="tls_cert", help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--tls-key", dest="tls_key", help="the certificate's private key (PEM)")
     args = parser.parse_args()
     fake = FakeOpenAI(args)
-    server = StreamServer((args.host, args.port), fake.handle, backlog=4096)
+    tls = {}
+    if args.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        tls["ssl_context"] = context
+    server = StreamServer((args.host, args.port), fake.handle, backlog=4096, **tls)
     server.init_socket()
     print(f"FAKE_OPENAI_PORT={server.server_port}", flush=True)
     server.serve_forever()

@@ -87,7 +87,7 @@ class FakeUpstream:
             return int(match.group(1)) if match else None
 
         self.port = _wait_for(announced_port, self.proc, self._log)
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if '--tls-cert' in args else 'http'}://127.0.0.1:{self.port}"
         self.base_url = f"{self.url}/v1"
 
     def _log(self) -> str:
