@@ -1,6 +1,6 @@
 """Overhead benchmark: what ChatWait adds on top of the model, measured against a direct client.
 
-    ./scripts/load bench.py                    # the full grid (about 15 minutes)
+    ./scripts/load bench.py                    # the full grid (about an hour: wait mode reads whole replies)
     ./scripts/load bench.py --quick            # 1/10/100 streams, 200 tokens, 20 ms (about 2 minutes)
     ./scripts/load bench.py --quick --starts burst   # all streams of a cell start at the same instant
 
@@ -13,9 +13,11 @@ also `direct_wait` and `chatwait_wait`. Starts are spread over one reply's lengt
 same instant (`--starts burst`). A stream is read for at most `--read-seconds`, then dropped
 (and stopped with DELETE on ChatWait), so long replies measure their steady state.
 
-Reported per cell: added time to first token (p50, p95, p99), added inter-token p99, errors,
-and ChatWait's CPU time per relayed token (the worker's CPU during the chatwait arm over the
-tokens relayed). Then: memory per open stream (worker RSS with N streams open minus idle, over
+Reported per cell: added time to first token (p50, p95, p99), added inter-token p99, errors
+(a refused or broken request), incomplete streams (answered, but fewer tokens than the reply
+within the read window: an overloaded server) and ChatWait's CPU time per relayed token (the worker's CPU during the chatwait arm over the
+tokens relayed). After each arm the worker is left to go idle before the next one starts.
+Then: memory per open stream (worker RSS with N streams open minus idle, over
 N) for short and long replies, and RSS growth across 10,000 sequential requests. The run is
 declared invalid if the direct arm itself sees inter-token p99 more than 1 ms off nominal at
 up to 100 streams (then the machine, not ChatWait, is the bottleneck).
@@ -51,7 +53,9 @@ SELF_CHECK_MS = 1.0
 def post_request(path: str, body: dict) -> bytes:
     """The raw bytes of a JSON POST that asks the server to close the connection afterwards."""
     payload = json.dumps(body).encode()
-    head = f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+    )
     return (head + "Connection: close\r\n\r\n").encode() + payload
 
 
@@ -93,7 +97,12 @@ def one_stream(
         for line in head.split(b"\r\n\r\n")[0].split(b"\r\n"):
             if line.lower().startswith(b"x-stream-id:"):
                 stream_id = line.split(b":", 1)[1].strip().decode()
-        return {"ok": status == 200, "arrivals": arrivals, "total": time.perf_counter() - started, "stream_id": stream_id}
+        return {
+            "ok": status == 200,
+            "arrivals": arrivals,
+            "total": time.perf_counter() - started,
+            "stream_id": stream_id,
+        }
     except OSError:
         return {"ok": False, "arrivals": arrivals, "total": None, "stream_id": None}
 
@@ -160,12 +169,15 @@ class Bench:
         if arm == "chatwait":
             stops = [gevent.spawn(_stop, port, r["stream_id"]) for r in results if r["stream_id"]]
             gevent.joinall(stops, timeout=30)
+        self.settle()
         expected = None if read_seconds and tokens * delay_ms / 1000 > read_seconds else tokens
-        errors = sum(1 for r in results if not r["ok"] or (marker and expected and len(r["arrivals"]) != expected))
+        errors = sum(1 for r in results if not r["ok"])
+        incomplete = sum(1 for r in results if r["ok"] and marker and expected and len(r["arrivals"]) != expected)
         relayed = sum(len(r["arrivals"]) for r in results)
         cpu = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
         return {
             "errors": errors,
+            "incomplete": incomplete,
             "ttft": [r["arrivals"][0] for r in results if r["arrivals"]],
             "gaps": [b - a for r in results for a, b in zip(r["arrivals"], r["arrivals"][1:])],
             "totals": [r["total"] for r in results if r["total"] is not None and r["ok"]],
@@ -173,9 +185,21 @@ class Bench:
             "cpu": cpu,
         }
 
+    def settle(self, limit_seconds: float = 120.0) -> None:
+        """Wait until the worker is idle again, so that one arm's backlog never slows the next."""
+        deadline = time.monotonic() + limit_seconds
+        self.server.worker.cpu_percent()
+        while time.monotonic() < deadline:
+            gevent.sleep(0.5)
+            if self.server.worker.cpu_percent() < 5:
+                return
+
     def cell(self, concurrency: int, tokens: int, delay_ms: float) -> dict:
         arms = ARMS if concurrency <= 100 else ("direct", "chatwait")
-        pooled = {arm: {"errors": 0, "ttft": [], "gaps": [], "totals": [], "tokens": 0, "cpu": 0.0} for arm in arms}
+        pooled = {
+            arm: {"errors": 0, "incomplete": 0, "ttft": [], "gaps": [], "totals": [], "tokens": 0, "cpu": 0.0}
+            for arm in arms
+        }
         for _ in range(self.args.rounds):
             for arm in arms:
                 samples = self.run_arm(arm, concurrency, tokens, delay_ms)
@@ -188,7 +212,9 @@ class Bench:
         }
         added["gap_p99_ms"] = _diff(summary["chatwait"]["gap_ms"]["p99"], summary["direct"]["gap_ms"]["p99"])
         if "chatwait_wait" in summary:
-            added["wait_p50_ms"] = _diff(summary["chatwait_wait"]["total_ms"]["p50"], summary["direct_wait"]["total_ms"]["p50"])
+            added["wait_p50_ms"] = _diff(
+                summary["chatwait_wait"]["total_ms"]["p50"], summary["direct_wait"]["total_ms"]["p50"]
+            )
         chatwait = pooled["chatwait"]
         cpu_per_token_us = round(chatwait["cpu"] / chatwait["tokens"] * 1e6, 1) if chatwait["tokens"] else None
         direct_gap = summary["direct"]["gap_ms"]["p99"]
@@ -201,6 +227,7 @@ class Bench:
             "added": added,
             "cpu_per_token_us": cpu_per_token_us,
             "errors": {arm: s["errors"] for arm, s in summary.items()},
+            "incomplete": {arm: s["incomplete"] for arm, s in summary.items()},
             "valid": valid,
         }
 
@@ -218,7 +245,11 @@ class Bench:
         loaded = self.server.worker.memory_info().rss
         gevent.joinall(jobs, timeout=120)
         errors = sum(1 for job in jobs if not (job.value and job.value["ok"] and job.value["arrivals"]))
-        stops = [gevent.spawn(_stop, self.server.port, job.value["stream_id"]) for job in jobs if job.value and job.value["stream_id"]]
+        stops = [
+            gevent.spawn(_stop, self.server.port, job.value["stream_id"])
+            for job in jobs
+            if job.value and job.value["stream_id"]
+        ]
         gevent.joinall(stops, timeout=60)
         return {
             "streams": streams,
@@ -274,6 +305,7 @@ def ms(value: float | None) -> float | None:
 def summarise(samples: dict) -> dict:
     return {
         "errors": samples["errors"],
+        "incomplete": samples["incomplete"],
         "ttft_ms": {f"p{q}": ms(pct(samples["ttft"], q)) for q in (50, 95, 99)},
         "gap_ms": {f"p{q}": ms(pct(samples["gaps"], q)) for q in (50, 99)},
         "total_ms": {"p50": ms(pct(samples["totals"], 50))},
@@ -293,16 +325,19 @@ def write_outputs(report: dict, out: Path) -> None:
 
 def markdown(report: dict) -> str:
     lines = [
-        "| streams | tokens | ms/token | added TTFT p50 / p95 / p99 (ms) | added inter-token p99 (ms) | wait added p50 (ms) | CPU/token (µs) | errors | valid |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| streams | tokens | ms/token | added TTFT p50 / p95 / p99 (ms) | added inter-token p99 (ms) "
+        "| wait added p50 (ms) | CPU/token (µs) | errors | incomplete | valid |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for cell in report["cells"]:
         added = cell["added"]
         errors = sum(cell["errors"].values())
+        incomplete = sum(cell.get("incomplete", {}).values())
         lines.append(
             f"| {cell['concurrency']} | {cell['tokens']} | {cell['delay_ms']:g} | "
             f"{added['ttft_p50_ms']} / {added['ttft_p95_ms']} / {added['ttft_p99_ms']} | {added['gap_p99_ms']} | "
-            f"{added.get('wait_p50_ms', '–')} | {cell['cpu_per_token_us']} | {errors} | {'yes' if cell['valid'] else 'NO'} |"
+            f"{added.get('wait_p50_ms', '–')} | {cell['cpu_per_token_us']} | {errors} | {incomplete} | "
+            f"{'yes' if cell['valid'] else 'NO'} |"
         )
     for memory in report.get("memory", []):
         lines.append(
@@ -368,7 +403,13 @@ def main() -> None:
     parser.add_argument("--out", default="artifacts")
     args = parser.parse_args()
     if args.quick:
-        args.concurrency, args.tokens, args.delay_ms, args.sequential, args.memory_streams = "1,10,100", "200", "20", 2000, 200
+        args.concurrency, args.tokens, args.delay_ms, args.sequential, args.memory_streams = (
+            "1,10,100",
+            "200",
+            "20",
+            2000,
+            200,
+        )
 
     bench = Bench(args)
     report: dict = {"arguments": vars(args), "cells": []}
@@ -380,7 +421,23 @@ def main() -> None:
                 for delay in (float(d) for d in args.delay_ms.split(",")):
                     cell = bench.cell(concurrency, tokens, delay)
                     report["cells"].append(cell)
-                    print(json.dumps({k: cell[k] for k in ("concurrency", "tokens", "delay_ms", "added", "cpu_per_token_us", "errors", "valid")}), flush=True)
+                    print(
+                        json.dumps(
+                            {
+                                k: cell[k]
+                                for k in (
+                                    "concurrency",
+                                    "tokens",
+                                    "delay_ms",
+                                    "added",
+                                    "cpu_per_token_us",
+                                    "errors",
+                                    "valid",
+                                )
+                            }
+                        ),
+                        flush=True,
+                    )
         report["memory"] = [
             bench.memory_per_stream(args.memory_streams, tokens, 3.5, args.memory_delay_ms) for tokens in (200, 10000)
         ]

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -137,11 +138,30 @@ class ChatWaitServer:
             return None
 
     def log_text(self) -> str:
+        """The log so far: every line the worker logged before this call is in it."""
+        self._written_through_now()
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def log_records(self) -> list[dict[str, Any]]:
         """Every log line parsed as JSON (a non-JSON line fails the parse)."""
         return [json.loads(line) for line in self.log_text().splitlines() if line.strip()]
+
+    def _written_through_now(self, timeout: float = 10.0) -> None:
+        """Wait until lines logged up to now are in the file.
+
+        The worker writes its lines in order, a few milliseconds after they are logged (see
+        DeferredStreamHandler): once a marker request's line shows up, every earlier one has.
+        """
+        marker = f"log-marker-{uuid.uuid4().hex}"
+        try:
+            httpx.get(f"{self.url}/health", headers={"X-Correlation-Id": marker}, timeout=timeout)
+        except httpx.TransportError:
+            return  # the server is gone: its log is complete
+        deadline = time.monotonic() + timeout
+        while marker not in self.log_path.read_text(encoding="utf-8", errors="replace"):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"the log line of {marker} was not written within {timeout} s")
+            time.sleep(0.005)
 
     def stop(self) -> None:
         _stop(self.proc, self.log_file)

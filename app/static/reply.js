@@ -64,6 +64,7 @@ export class ReplyStream {
 
   async follow(response) {
     let attempt = 0;
+    let wait = response !== null; // a reply picked up after a reload is asked for at once
     for (;;) {
       if (response !== null) {
         const before = this.message.lastEventId;
@@ -79,7 +80,8 @@ export class ReplyStream {
         return this.fail(null, "The connection was lost and could not be restored.", "Check the connection, then retry.");
       }
       this.setStatus("reconnecting");
-      await sleep(RECONNECT_DELAYS_MS[attempt] * (0.8 + Math.random() * 0.4));
+      if (wait) await sleep(RECONNECT_DELAYS_MS[attempt] * (0.8 + Math.random() * 0.4));
+      wait = true;
       attempt += 1;
       if (this.stopping) return this.end("stopped");
       try {

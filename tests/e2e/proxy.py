@@ -1,8 +1,8 @@
 """A TCP proxy in front of ChatWait that can cut one streaming response part-way.
 
-Armed with `cut_next_stream(after_bytes)`, it closes both sides of the next connection that
-carries a `POST /v1/chat/streaming`, once that many response bytes have gone back to the
-browser: to the page this is a network drop in the middle of a reply.
+Armed with `cut_next_stream(after_bytes)`, it closes both sides of the next connection whose
+response is an event stream, once that many bytes of it have gone back to the browser: to the
+page this is a network drop in the middle of a reply.
 """
 
 from __future__ import annotations
@@ -33,36 +33,31 @@ class CuttingProxy:
             except OSError:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            state = {"cut_after": None, "sent": 0}
-            threading.Thread(target=self._to_server, args=(client, upstream, state), daemon=True).start()
-            threading.Thread(target=self._to_client, args=(upstream, client, state), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, True), daemon=True).start()
 
-    def _to_server(self, client: socket.socket, upstream: socket.socket, state: dict) -> None:
-        try:
-            while data := client.recv(65536):
-                if b"POST /v1/chat/streaming" in data:
-                    with self._lock:
-                        if self._cut_after is not None:
-                            state["cut_after"], state["sent"] = self._cut_after, 0
-                            self._cut_after = None
-                upstream.sendall(data)
-        except OSError:
-            pass
-        _close(client, upstream)
+    def _take_cut(self) -> int | None:
+        with self._lock:
+            limit, self._cut_after = self._cut_after, None
+            return limit
 
-    def _to_client(self, upstream: socket.socket, client: socket.socket, state: dict) -> None:
+    def _pipe(self, source: socket.socket, target: socket.socket, responses: bool) -> None:
+        limit = None
+        sent = 0
         try:
-            while data := upstream.recv(65536):
-                limit = state["cut_after"]
-                if limit is not None and state["sent"] + len(data) >= limit:
-                    client.sendall(data[: max(0, limit - state["sent"])])
+            while data := source.recv(65536):
+                if responses and limit is None and b"text/event-stream" in data:
+                    limit = self._take_cut()
+                    sent = 0
+                if limit is not None and sent + len(data) >= limit:
+                    target.sendall(data[: max(0, limit - sent)])
                     self.cuts += 1
                     break
-                client.sendall(data)
-                state["sent"] += len(data)
+                target.sendall(data)
+                sent += len(data)
         except OSError:
             pass
-        _close(client, upstream)
+        _close(source, target)
 
     def close(self) -> None:
         self._listener.close()

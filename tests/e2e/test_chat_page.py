@@ -37,7 +37,7 @@ def wait_for_text(page: Page, minimum_chars: int) -> None:
 
 
 def test_a_reply_streams_in_with_an_indicator_then_completes(page: Page) -> None:
-    send(page, "Hello @tokens=40 @delay_ms=60")
+    send(page, "Hello @tokens=40 @delay_ms=100")
     reply = last_reply(page)
     expect(reply).to_have_attribute("data-status", "streaming")
     expect(reply.locator(".cursor")).to_be_visible()
@@ -57,7 +57,7 @@ def test_a_reply_streams_in_with_an_indicator_then_completes(page: Page) -> None
     expect(page.locator("#input")).to_be_enabled()
     expect(page.locator("#send")).to_be_visible()
     expect(page.locator("#status")).to_have_text("Reply complete.")
-    expect(page.locator(".message.user .bubble")).to_have_text("Hello @tokens=40 @delay_ms=60")
+    expect(page.locator(".message.user .bubble")).to_have_text("Hello @tokens=40 @delay_ms=100")
     expect(page.locator("#model")).to_have_text("fake-model")
 
     reply.locator(".details-toggle").click()
@@ -69,7 +69,7 @@ def test_a_reply_streams_in_with_an_indicator_then_completes(page: Page) -> None
 
 
 def test_the_composer_refuses_a_second_message_while_a_reply_streams(page: Page) -> None:
-    send(page, "First @tokens=30 @delay_ms=50")
+    send(page, "First @tokens=60 @delay_ms=50")
     expect(last_reply(page)).to_have_attribute("data-status", "streaming")
     expect(page.locator("#input")).to_be_disabled()
     expect(page.locator("#send")).to_be_hidden()
@@ -119,8 +119,15 @@ def test_a_dropped_connection_resumes_to_the_exact_text(page: Page, proxy) -> No
     proxy.cut_next_stream(after_bytes=2500)
     send(page, "Survive @tokens=60 @delay_ms=40")
     reply = last_reply(page)
-    expect(reply).to_have_attribute("data-status", "reconnecting")
-    expect(reply.locator(".state")).to_have_text("Reconnecting…")
+    # The reconnecting state lasts one backoff delay (about 0.5 s): watched on every frame, as
+    # expect()'s polling slows down to once a second.
+    page.wait_for_function(
+        """() => {
+            const reply = document.querySelector('.message.assistant:last-of-type');
+            return reply?.dataset.status === 'reconnecting' && reply.querySelector('.state').textContent === 'Reconnecting…';
+        }""",
+        timeout=WAIT_MS,
+    )
     screenshot(page, "reconnecting")
     expect(reply).to_have_attribute("data-status", "complete")
     assert proxy.cuts == 1
@@ -179,7 +186,7 @@ def test_markup_in_messages_and_replies_is_shown_as_text(page: Page) -> None:
 
 
 def test_auto_scroll_follows_the_reply_until_the_person_scrolls_up(page: Page) -> None:
-    send(page, "Scroll @tokens=1500 @delay_ms=5")
+    send(page, "Scroll @tokens=3000 @delay_ms=5")
     wait_for_text(page, 3000)
     at_bottom = "m => m.scrollHeight - m.scrollTop - m.clientHeight < 60"
     messages = page.locator("#messages")

@@ -103,6 +103,14 @@ def reply(raw: bytes) -> Script:
     return lambda conn, _: conn.sendall(raw)
 
 
+def reply_and_close(raw: bytes) -> Script:
+    def script(conn: socket.socket, _: bytes) -> None:
+        conn.sendall(raw)
+        conn.shutdown(socket.SHUT_WR)
+
+    return script
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_chunked_body_split_anywhere_decodes_exactly_and_the_connection_is_reused(client_for, seed) -> None:
     pieces = [f'data: {{"n": {i}}}\n\n'.encode() for i in range(40)]
@@ -183,11 +191,7 @@ def test_an_idle_connection_closed_by_the_server_is_not_reused(client_for) -> No
     ],
 )
 def test_broken_bodies_raise_protocol_errors(client_for, raw) -> None:
-    def broken(conn: socket.socket, _: bytes) -> None:
-        conn.sendall(raw)
-        conn.shutdown(socket.SHUT_WR)
-
-    client, server = client_for(broken)
+    client, server = client_for(reply_and_close(raw))
     with pytest.raises(httpx.RemoteProtocolError):
         client.get(server.url + "/")
 
@@ -196,11 +200,7 @@ def test_broken_bodies_raise_protocol_errors(client_for, raw) -> None:
     "raw", [b"", b"garbage\r\n\r\n", b"HTTP/1.1 2x0 OK\r\n\r\n", b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n"]
 )
 def test_missing_or_malformed_heads_raise_protocol_errors(client_for, raw) -> None:
-    def broken(conn: socket.socket, _: bytes) -> None:
-        conn.sendall(raw)
-        conn.shutdown(socket.SHUT_WR)
-
-    client, server = client_for(broken)
+    client, server = client_for(reply_and_close(raw))
     with pytest.raises(httpx.RemoteProtocolError):
         client.get(server.url + "/")
 
