@@ -8,7 +8,7 @@ machinery is skipped on purpose: `chat.completions.create` transforms the body t
 TypedDicts and builds request options (together over a millisecond of CPU per request, which
 queues every other stream's start on one worker), and its streaming wrapper builds a pydantic
 object per chunk (tens of microseconds); here the body is plain JSON and the streamed body is
-read as raw SSE lines parsed with `json.loads`. Nothing retries here: the relay is the one
+read as raw SSE lines parsed with orjson (json for what orjson refuses). Nothing retries here: the relay is the one
 retry owner. Upstream error text is never copied into our errors.
 """
 
@@ -115,7 +115,7 @@ class OpenAIProvider(Provider):
         self._http = openai.DefaultHttpxClient(
             timeout=timeout,
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
-            transport=None if _proxied() else Http1Transport(max_idle_per_origin=256),
+            transport=None if _proxied() else Http1Transport(),
         )
         sdk = openai.OpenAI(
             api_key=settings.openai_api_key or "no-key-needed",
