@@ -55,8 +55,10 @@ keepalive = _int("GUNICORN_KEEPALIVE", 5, 0)
 # The same JSON logging with redaction as the app, for gunicorn's own lines too.
 logconfig_dict = logging_config(_settings.log_level)
 
-# The app logs each request itself (request_received/request_completed); no plain-text access log.
+# The app logs each request itself (request_received/request_completed); no plain-text access log,
+# and a logger class that does not build access lines nobody writes.
 accesslog = None
+logger_class = "app.logs.GunicornLogger"
 
 # Log gunicorn's errors through the JSON logging above (stderr would bypass it).
 errorlog = "-"

@@ -73,10 +73,10 @@ def build_call(fields: dict[str, Any], settings: Settings, provider: Provider) -
     system = [{"role": "system", "content": fields["system"]}] if "system" in fields else []
     history = [{"role": m["role"], "content": m["content"]} for m in fields["history"]]
     messages = [*system, *history, {"role": "user", "content": fields["message"]}]
-    costs = provider.message_costs(messages)
     total = provider.prompt_tokens(messages)
     limit = provider.input_token_limit(settings.max_input_tokens)
     if total > limit:
+        costs = provider.message_costs(messages)  # only a refusal needs them, to say what to drop
         raise _too_long(total, limit, costs[len(system) : len(system) + len(history)])
     call = ChatCall(
         model=fields.get("model", settings.default_model),

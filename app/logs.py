@@ -21,6 +21,7 @@ from typing import Any
 
 import gevent
 from gevent import monkey
+from gunicorn import glogging
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
@@ -245,16 +246,32 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
     }
 
 
+class GunicornLogger(glogging.Logger):
+    """gunicorn's logger, building an access line only when `gunicorn.access` would write it.
+
+    With a `logconfig_dict`, gunicorn formats every request's access fields (a dozen atoms,
+    a date) before its logger drops them: ours keeps `gunicorn.access` at WARNING, since the
+    app logs each request itself (request_received/request_completed).
+    """
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        if self.access_log.isEnabledFor(logging.INFO):
+            super().access(resp, req, environ, request_time)
+
+
 def configure_logging(level: str) -> None:
     """Install the JSON logging setup for the whole process.
 
     Records skip the thread and process fields: none is written, and under gevent asking
     for the current thread makes a dummy Thread object for every new greenlet (tens of
-    microseconds on the first line of each request and each producer).
+    microseconds on the first line of each request and each producer). They skip the
+    caller's file, line and function too (`_srcfile`, the logging HOWTO's optimisation):
+    none is written, and finding them walks the stack on every call.
     """
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+    logging._srcfile = None  # type: ignore[attr-defined]
     logging.config.dictConfig(logging_config(level))
 
 

@@ -19,11 +19,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 
 import gevent
-from gevent.event import Event
 
 from .errors import ApiError
 from .logs import log_greenlet_failure
 from .sse import KEEPALIVE_FRAME, encode_chunk
+from .wakeup import Wakeup
 
 log = logging.getLogger("chatwait.streams")
 
@@ -75,7 +75,7 @@ class Stream:
         self.consumers = 0
         self.idle_since = now
         self.producer: gevent.Greenlet | None = None
-        self._wakeup = Event()
+        self._wakeup = Wakeup()
         self._head: bytes | None = None
         self._tail: bytes | None = None
         self._text = bytearray()
@@ -120,8 +120,7 @@ class Stream:
         return frame
 
     def _wake(self) -> None:
-        wakeup, self._wakeup = self._wakeup, Event()
-        wakeup.set()
+        self._wakeup.notify()
 
     def frames(self, first: int, end: int) -> list[bytes]:
         """The bytes of frames `first` to `end - 1` (within 0 .. last_event_id)."""
@@ -164,7 +163,6 @@ class Stream:
         silence.again(keepalive)
         try:
             while True:
-                wakeup = self._wakeup
                 end = self.last_event_id + 1
                 if cursor < end:
                     recent = self._recent
@@ -182,7 +180,7 @@ class Stream:
                     keepalive_due.clear()
                     yield KEEPALIVE_FRAME
                 else:
-                    wakeup.wait()
+                    self._wakeup.wait()
         finally:
             silence.close()
 

@@ -34,7 +34,12 @@ def count_text(text: str) -> int:
 
 def message_costs(messages: Sequence[dict[str, str]]) -> list[int]:
     """The token cost of each chat message, format overhead included."""
-    return [TOKENS_PER_MESSAGE + count_text(m["role"]) + count_text(m["content"]) for m in messages]
+    return [TOKENS_PER_MESSAGE + _role_tokens(m["role"]) + count_text(m["content"]) for m in messages]
+
+
+@functools.lru_cache(maxsize=8)
+def _role_tokens(role: str) -> int:
+    return count_text(role)
 
 
 def prompt_tokens(messages: Sequence[dict[str, str]]) -> int:

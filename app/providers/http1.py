@@ -20,17 +20,23 @@ variables are set, the provider leaves httpx's own transport in place.
 
 from __future__ import annotations
 
+import ipaddress
 import ssl
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
-from gevent import get_hub, getcurrent, select, socket
+from gevent import get_hub, getcurrent, socket
+from gevent.monkey import get_original
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 MAX_HEAD_BYTES = 64 * 1024
 RECV_BYTES = 64 * 1024
 Origin = tuple[str, str, int]
+
+# The system call itself: gevent's select yields to every other greenlet even with a zero
+# timeout, which would let the whole response set-up run before the upstream request is sent.
+_poll_now = get_original("select", "select")
 
 
 class _ConnectionClosed(Exception):
@@ -105,7 +111,7 @@ class Connection:
     def is_dropped(self) -> bool:
         """Whether an idle connection was closed by the peer (or sent something unasked)."""
         try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
+            readable, _, _ = _poll_now([self.sock], [], [], 0)
         except (OSError, ValueError):
             return True
         return bool(readable)
@@ -186,7 +192,7 @@ class Http1Transport(httpx.BaseTransport):
     def _connect(self, origin: Origin, request: httpx.Request, timeouts: dict[str, Any]) -> Connection:
         scheme, host, port = origin
         try:
-            sock = socket.create_connection((host, port), timeout=timeouts.get("connect"))
+            sock = _open_socket(host, port, timeouts.get("connect"))
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if scheme == "https":
                 sock = self._tls_context().wrap_socket(sock, server_hostname=host)
@@ -313,6 +319,23 @@ class ResponseBody(httpx.SyncByteStream):
 
 
 CHUNKED = -1
+
+
+def _open_socket(host: str, port: int, timeout: float | None) -> socket.socket:
+    """A connected TCP socket. An IP address is connected to directly: gevent resolves every
+    name, even a numeric one, on its thread pool, a thread hand-off for nothing."""
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        return socket.create_connection((host, port), timeout=timeout)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _serialize(request: httpx.Request) -> bytes:

@@ -248,3 +248,23 @@ def test_a_header_with_a_line_break_is_refused(client_for) -> None:
     with pytest.raises(httpx.LocalProtocolError):
         client.get(server.url + "/", headers={"X-Evil": "a\r\nInjected: yes"})
     assert server.requests == []
+
+
+def test_a_host_name_is_resolved_and_an_ip_address_connected_to_directly(client_for) -> None:
+    client, server = client_for(reply(chunked(b"by name")), reply(chunked(b"by address")))
+    assert client.get(f"http://localhost:{server.port}/").content == b"by name"
+    assert client.get(f"http://127.0.0.1:{server.port}/").content == b"by address"
+
+
+def test_reusing_a_connection_does_not_yield_before_the_request_is_sent(client_for) -> None:
+    """Checking an idle connection must not let other greenlets run (they would go first)."""
+    client, server = client_for(reply(chunked(b"one")), reply(chunked(b"two")))
+    assert client.get(server.url + "/").content == b"one"
+    transport = client._transport
+    connection = transport._idle[("http", "127.0.0.1", server.port)][-1]
+    ran: list[bool] = []
+    gevent.spawn(ran.append, True)
+    assert not connection.is_dropped()
+    assert ran == [], "another greenlet ran during the check"
+    assert client.get(server.url + "/").content == b"two"
+    assert server.connections == 1

@@ -160,3 +160,21 @@ def test_correlation_ids() -> None:
     for bad in (None, "", "has space", "x" * 65, "semi;colon", "émoji"):
         generated = accept_correlation_id(bad)
         assert generated != bad and len(generated) == 32
+
+
+def test_gunicorn_access_lines_are_built_only_when_they_would_be_written(monkeypatch, tmp_path) -> None:
+    from gunicorn.config import Config
+
+    from app.logs import GunicornLogger
+
+    config = Config()
+    config.set("accesslog", str(tmp_path / "access.log"))
+    logger = GunicornLogger(config)
+    built: list[bool] = []
+    monkeypatch.setattr(logger, "atoms", lambda *args: built.append(True) or {})
+    logger.access_log.setLevel(logging.WARNING)  # as logging_config() sets it
+    logger.access(None, None, {}, None)
+    assert built == []
+    logger.access_log.setLevel(logging.INFO)
+    logger.access(None, None, {}, None)
+    assert built == [True]

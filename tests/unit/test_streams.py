@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gevent
+from gevent import socket
 import pytest
 
 from app.errors import ApiError
@@ -16,6 +17,11 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def _settle() -> None:
+    """Let the loop run everything pending: spawned greenlets, and followers a frame woke."""
+    gevent.idle()
 
 
 def _stream(chunks: int = 0) -> Stream:
@@ -44,11 +50,11 @@ def test_follow_waits_for_live_frames_and_batches_backlog() -> None:
     stream = _stream()
     received: list[bytes] = []
     follower = gevent.spawn(lambda: received.extend(stream.follow(None, 5)))
-    gevent.sleep(0)
+    _settle()
     assert received == [b"head"]
     stream.append_chunk("a")
     stream.append_chunk("b")
-    gevent.sleep(0)
+    _settle()
     assert received == [b"head", encode_chunk(1, "a") + encode_chunk(2, "b")], "a backlog goes out in one write"
     stream.append(b"z", final=True)
     follower.join(timeout=1)
@@ -59,9 +65,9 @@ def test_many_followers_share_the_same_frame_bytes() -> None:
     stream = _stream()
     results: list[list[bytes]] = [[] for _ in range(3)]
     followers = [gevent.spawn(lambda r=r: r.extend(stream.follow(0, 5))) for r in results]
-    gevent.sleep(0)
+    _settle()
     frame = stream.append_chunk("shared")
-    gevent.sleep(0)
+    _settle()
     stream.append(b"end", final=True)
     gevent.joinall(followers, timeout=1)
     assert all(r[0] is frame for r in results), "encoded once, the same bytes for every follower"
@@ -170,11 +176,11 @@ def test_reap_cancels_live_streams_nobody_follows() -> None:
 
     for stream in (followed, abandoned):
         stream.producer = gevent.spawn(produce, stream)
-    gevent.sleep(0)
+    _settle()
     followed.attach()
     clock.now += 301
     assert store.reap() == 1
-    gevent.sleep(0)
+    _settle()
     assert cancelled == [abandoned.stream_id]
     assert store.get(followed.stream_id) is followed
     followed.detach(clock.now)
@@ -187,7 +193,7 @@ def test_cancel_only_stops_a_running_producer() -> None:
     stream = _stream()
     assert stream.cancel() is False
     stream.producer = gevent.spawn(gevent.sleep, 3600)
-    gevent.sleep(0)
+    _settle()
     assert stream.cancel() is True
     stream.producer.join(timeout=1)
     assert isinstance(stream.producer.exception, StreamCancelled)
@@ -203,3 +209,45 @@ def test_reaper_greenlet_runs_and_stops() -> None:
     gevent.sleep(0.5)
     assert len(store) == 0
     store.close()
+
+
+def test_a_follower_writes_before_other_ready_reads_are_handled() -> None:
+    """A frame's follower runs as soon as its producer yields, ahead of other ready events.
+
+    Four producers are woken by the same loop turn (their sockets became readable together);
+    the first to run appends a frame. Its follower must run before the other three producers.
+    """
+    stream = _stream()
+    order: list[str] = []
+
+    def follower() -> None:
+        for frame in stream.follow(0, 5):
+            order.append(f"follower {frame.decode()[:5]}")
+
+    pairs = [socket.socketpair() for _ in range(4)]
+    first: list[int] = []
+
+    def producer(index: int) -> None:
+        pairs[index][1].recv(1)
+        order.append(f"producer {index}")
+        if not first:
+            first.append(index)
+            stream.append_chunk("x")
+        pairs[index][1].recv(1)
+
+    gevent.spawn(follower)
+    producers = [gevent.spawn(producer, index) for index in range(4)]
+    _settle()
+    for sender, _ in pairs:
+        sender.send(b"r")
+    _settle()
+    assert order[:2] == [f"producer {first[0]}", "follower id: 1"], order
+    assert len(order) == 5
+    for sender, _ in pairs:
+        sender.send(b"r")
+    gevent.joinall(producers, timeout=1)
+    stream.append(b"end", final=True)
+    _settle()
+    for sender, receiver in pairs:
+        sender.close()
+        receiver.close()

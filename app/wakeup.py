@@ -1,0 +1,60 @@
+"""Wakeup: how a stream's producer wakes its followers, right after it yields.
+
+A gevent Event wakes its waiters through `loop.run_callback`, and the loop runs such
+callbacks only once it has handled every other event of the current turn. On a busy worker
+a turn is dozens of upstream reads, so a token waited for all of them before its follower
+wrote it to the client (0.36 ms typical, 1.8 ms at the 99th percentile, with 100 streams).
+
+Here `notify` feeds an event to a watcher that is never started (libev's `ev_feed_event`).
+libev runs that watcher's callback as a pending event of the current turn, and runs the
+most recently added pending event first. So the followers run as soon as the producer
+yields, which is usually when it waits for the next upstream read. Each follower writes
+before any other upstream read is handled.
+
+The waits and the wakeups all happen in one OS thread, on its gevent hub.
+"""
+
+from __future__ import annotations
+
+from gevent import get_hub
+from gevent.hub import Waiter
+
+# libev's EV_CUSTOM: an event type of its own, so it can never be mistaken for I/O or a timer.
+_EV_CUSTOM = 0x01000000
+
+
+class Wakeup:
+    """Greenlets wait until the next `notify`; one notify wakes every greenlet waiting then."""
+
+    __slots__ = ("_hub", "_waiters", "_watcher")
+
+    def __init__(self) -> None:
+        self._hub = get_hub()
+        self._waiters: list[Waiter] = []
+        self._watcher = None
+
+    def wait(self) -> None:
+        """Block the current greenlet until the next notify."""
+        waiter = Waiter(self._hub)
+        self._waiters.append(waiter)
+        try:
+            waiter.get()
+        finally:
+            if waiter in self._waiters:  # left by a kill or timeout rather than a notify
+                self._waiters.remove(waiter)
+
+    def notify(self) -> None:
+        """Wake every waiting greenlet as soon as the caller yields to the hub."""
+        if not self._waiters:
+            return
+        if self._watcher is None:
+            self._watcher = self._hub.loop.timer(0)
+        try:
+            self._watcher.feed(_EV_CUSTOM, self._wake_all)
+        except NotImplementedError:  # a loop that cannot feed events (libuv): the usual way
+            self._hub.loop.run_callback(self._wake_all)
+
+    def _wake_all(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.switch(None)
