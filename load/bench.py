@@ -15,8 +15,11 @@ same instant (`--starts burst`). A stream is read for at most `--read-seconds`, 
 
 Reported per cell: added time to first token (p50, p95, p99), added inter-token p99, errors
 (a refused or broken request), incomplete streams (answered, but fewer tokens than the reply
-within the read window: an overloaded server) and ChatWait's CPU time per relayed token (the worker's CPU during the chatwait arm over the
-tokens relayed). After each arm the worker is left to go idle before the next one starts.
+within the read window: an overloaded server), ChatWait's CPU time per relayed token (the
+worker's CPU during the chatwait arm over the tokens relayed), and how long the client, the
+fake and the worker each waited for a CPU in each arm (Linux schedstat run-queue time: the
+chatwait arm runs three busy processes on the machine's cores, the direct arm two). After each
+arm the worker is left to go idle before the next one starts.
 Then: memory per open stream (worker RSS with N streams open minus idle, over
 N) for short and long replies, and RSS growth across 10,000 sequential requests. The run is
 declared invalid if the direct arm itself sees inter-token p99 more than 1 ms off nominal at
@@ -34,6 +37,7 @@ monkey.patch_all()
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -162,9 +166,11 @@ class Bench:
         spread = 0.0 if self.args.starts == "burst" else min(reply_seconds, read_seconds or reply_seconds)
         offsets = [spread * index / concurrency for index in range(concurrency)]
         cpu_before = self.server.worker.cpu_times()
+        waits_before = self.runqueue_waits()
         jobs = [gevent.spawn(one_stream, port, request, marker, deadline, read_seconds, offset) for offset in offsets]
         gevent.joinall(jobs, timeout=deadline + 10)
         cpu_after = self.server.worker.cpu_times()
+        waits = {name: after - waits_before[name] for name, after in self.runqueue_waits().items()}
         results = [job.value or {"ok": False, "arrivals": [], "total": None, "stream_id": None} for job in jobs]
         if arm == "chatwait":
             stops = [gevent.spawn(_stop, port, r["stream_id"]) for r in results if r["stream_id"]]
@@ -183,7 +189,16 @@ class Bench:
             "totals": [r["total"] for r in results if r["total"] is not None and r["ok"]],
             "tokens": relayed,
             "cpu": cpu,
+            "runqueue_wait_s": waits,
         }
+
+    def runqueue_waits(self) -> dict[str, float]:
+        """Seconds each process (this client, the fake, the worker) has spent runnable but not
+        running, waiting for a CPU (Linux schedstat). Three busy processes share two cores in
+        the chatwait arm and two in the direct arm: this shows how much they got in each
+        other's way."""
+        pids = {"client": os.getpid(), "fake": self.fake.proc.pid, "worker": self.server.worker.pid}
+        return {name: _runqueue_wait(pid) for name, pid in pids.items()}
 
     def settle(self, limit_seconds: float = 120.0) -> None:
         """Wait until the worker is idle again, so that one arm's backlog never slows the next."""
@@ -198,13 +213,18 @@ class Bench:
         arms = ARMS if concurrency <= 100 else ("direct", "chatwait")
         pooled = {
             arm: {"errors": 0, "incomplete": 0, "ttft": [], "gaps": [], "totals": [], "tokens": 0, "cpu": 0.0}
+            | {"runqueue_wait_s": dict.fromkeys(("client", "fake", "worker"), 0.0)}
             for arm in arms
         }
         for _ in range(self.args.rounds):
             for arm in arms:
                 samples = self.run_arm(arm, concurrency, tokens, delay_ms)
                 for key, value in samples.items():
-                    pooled[arm][key] += value
+                    if key == "runqueue_wait_s":
+                        for name, seconds in value.items():
+                            pooled[arm][key][name] += seconds
+                    else:
+                        pooled[arm][key] += value
         summary = {arm: summarise(samples) for arm, samples in pooled.items()}
         added = {
             f"ttft_p{q}_ms": _diff(summary["chatwait"]["ttft_ms"][f"p{q}"], summary["direct"]["ttft_ms"][f"p{q}"])
@@ -291,6 +311,16 @@ class Bench:
             server.stop()
 
 
+def _runqueue_wait(pid: int) -> float:
+    total = 0
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that ended, or a kernel without schedstats
+    return total / 1e9
+
+
 def pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -309,6 +339,7 @@ def summarise(samples: dict) -> dict:
         "ttft_ms": {f"p{q}": ms(pct(samples["ttft"], q)) for q in (50, 95, 99)},
         "gap_ms": {f"p{q}": ms(pct(samples["gaps"], q)) for q in (50, 99)},
         "total_ms": {"p50": ms(pct(samples["totals"], 50))},
+        "runqueue_wait_ms": {name: round(seconds * 1000) for name, seconds in samples["runqueue_wait_s"].items()},
     }
 
 
@@ -326,8 +357,8 @@ def write_outputs(report: dict, out: Path) -> None:
 def markdown(report: dict) -> str:
     lines = [
         "| streams | tokens | ms/token | added TTFT p50 / p95 / p99 (ms) | added inter-token p99 (ms) "
-        "| wait added p50 (ms) | CPU/token (µs) | errors | incomplete | valid |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| wait added p50 (ms) | CPU/token (µs) | errors | incomplete | CPU waits direct / chatwait (ms) | valid |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for cell in report["cells"]:
         added = cell["added"]
@@ -337,7 +368,7 @@ def markdown(report: dict) -> str:
             f"| {cell['concurrency']} | {cell['tokens']} | {cell['delay_ms']:g} | "
             f"{added['ttft_p50_ms']} / {added['ttft_p95_ms']} / {added['ttft_p99_ms']} | {added['gap_p99_ms']} | "
             f"{added.get('wait_p50_ms', '–')} | {cell['cpu_per_token_us']} | {errors} | {incomplete} | "
-            f"{'yes' if cell['valid'] else 'NO'} |"
+            f"{_waits(cell, 'direct')} / {_waits(cell, 'chatwait')} | {'yes' if cell['valid'] else 'NO'} |"
         )
     for memory in report.get("memory", []):
         lines.append(
@@ -352,6 +383,11 @@ def markdown(report: dict) -> str:
             f"{growth['rss_end_mb']} MB at the end ({growth['growth_percent']:+}%, {growth['errors']} errors)."
         )
     return "\n".join(lines) + "\n"
+
+
+def _waits(cell: dict, arm: str) -> int:
+    """Milliseconds the client, the fake and the worker spent waiting for a CPU in one arm."""
+    return sum(cell["arms"][arm]["runqueue_wait_ms"].values())
 
 
 def plot(report: dict, path: Path) -> None:
