@@ -47,14 +47,20 @@ class Wakeup:
         """Wake every waiting greenlet as soon as the caller yields to the hub."""
         if not self._waiters:
             return
+        loop = self._hub.loop
+        if not _feeds_events(loop):  # libuv has no such call: the way an Event does it
+            loop.run_callback(self._wake_all)
+            return
         if self._watcher is None:
-            self._watcher = self._hub.loop.timer(0)
-        try:
-            self._watcher.feed(_EV_CUSTOM, self._wake_all)
-        except NotImplementedError:  # a loop that cannot feed events (libuv): the usual way
-            self._hub.loop.run_callback(self._wake_all)
+            self._watcher = loop.timer(0)
+        self._watcher.feed(_EV_CUSTOM, self._wake_all)
 
     def _wake_all(self) -> None:
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             waiter.switch(None)
+
+
+def _feeds_events(loop: object) -> bool:
+    """Whether the gevent loop is libev's (the default), whose watchers can be fed events."""
+    return type(loop).__module__.startswith("gevent.libev")

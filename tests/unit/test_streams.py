@@ -251,3 +251,17 @@ def test_a_follower_writes_before_other_ready_reads_are_handled() -> None:
     for sender, receiver in pairs:
         sender.close()
         receiver.close()
+
+
+def test_followers_are_still_woken_on_a_loop_that_cannot_feed_events(monkeypatch) -> None:
+    monkeypatch.setattr("app.wakeup._feeds_events", lambda loop: False)
+    stream = _stream()
+    received: list[bytes] = []
+    follower = gevent.spawn(lambda: received.extend(stream.follow(0, 5)))
+    _settle()
+    stream.append_chunk("a")
+    _settle()
+    assert received == [encode_chunk(1, "a")]
+    stream.append(b"end", final=True)
+    follower.join(timeout=1)
+    assert follower.successful() and received[-1] == b"end"
