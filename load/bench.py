@@ -111,11 +111,17 @@ def one_stream(
         return {"ok": False, "arrivals": arrivals, "total": None, "stream_id": None}
 
 
-def _stop(port: int, stream_id: str) -> None:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(f"DELETE /v1/chat/streaming/{stream_id} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n".encode())
-        while sock.recv(65536):
-            pass
+def _stop(port: int, stream_id: str) -> bool:
+    """DELETE a stream the client stopped reading; False if the server did not answer in time
+    (an overloaded worker: the stream then ends on its own, and `settle` waits for it)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(f"DELETE /v1/chat/streaming/{stream_id} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n".encode())
+            while sock.recv(65536):
+                pass
+    except OSError:
+        return False
+    return True
 
 
 class Bench:
