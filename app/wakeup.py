@@ -32,7 +32,9 @@ class Wakeup:
     def __init__(self) -> None:
         self._hub = get_hub()
         self._waiters: list[Waiter] = []
-        self._watcher = None
+        loop = self._hub.loop
+        # A timer that is never started, only fed; None where the loop cannot feed (libuv).
+        self._watcher = loop.timer(0) if _feeds_events(loop) else None
 
     def wait(self) -> None:
         """Block the current greenlet until the next notify."""
@@ -48,13 +50,10 @@ class Wakeup:
         """Wake every waiting greenlet as soon as the caller yields to the hub."""
         if not self._waiters:
             return
-        loop = self._hub.loop
-        if not _feeds_events(loop):  # libuv has no such call: the way an Event does it
-            loop.run_callback(self._wake_all)
-            return
         if self._watcher is None:
-            self._watcher = loop.timer(0)
-        self._watcher.feed(_EV_CUSTOM, self._wake_all)
+            self._hub.loop.run_callback(self._wake_all)  # the way a gevent Event does it
+        else:
+            self._watcher.feed(_EV_CUSTOM, self._wake_all)
 
     def _wake_all(self) -> None:
         waiters, self._waiters = self._waiters, []

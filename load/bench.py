@@ -36,6 +36,7 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
+import collections  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import socket  # noqa: E402
@@ -48,10 +49,12 @@ import psutil  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from load.processes import ChatWaitServer, FakeUpstream  # noqa: E402
+from load.stats import ms, pct  # noqa: E402
 
 ARMS = ("direct", "chatwait", "direct_wait", "chatwait_wait")
 MARKERS = {"direct": b'"content":"', "chatwait": b"event: chunk\n"}
 SELF_CHECK_MS = 1.0
+PROCESSES = ("client", "fake", "worker")  # whose CPU waits are reported
 
 
 def post_request(path: str, body: dict) -> bytes:
@@ -176,7 +179,8 @@ class Bench:
         jobs = [gevent.spawn(one_stream, port, request, marker, deadline, read_seconds, offset) for offset in offsets]
         gevent.joinall(jobs, timeout=deadline + 10)
         cpu_after = self.server.worker.cpu_times()
-        waits = {name: after - waits_before[name] for name, after in self.runqueue_waits().items()}
+        waits = collections.Counter(self.runqueue_waits())
+        waits.subtract(waits_before)
         results = [job.value or {"ok": False, "arrivals": [], "total": None, "stream_id": None} for job in jobs]
         if arm == "chatwait":
             stops = [gevent.spawn(_stop, port, r["stream_id"]) for r in results if r["stream_id"]]
@@ -203,8 +207,8 @@ class Bench:
         running, waiting for a CPU (Linux schedstat). Three busy processes share two cores in
         the chatwait arm and two in the direct arm: this shows how much they got in each
         other's way."""
-        pids = {"client": os.getpid(), "fake": self.fake.proc.pid, "worker": self.server.worker.pid}
-        return {name: _runqueue_wait(pid) for name, pid in pids.items()}
+        pids = (os.getpid(), self.fake.proc.pid, self.server.worker.pid)
+        return {name: _runqueue_wait(pid) for name, pid in zip(PROCESSES, pids)}
 
     def settle(self, limit_seconds: float = 120.0) -> None:
         """Wait until the worker is idle again, so that one arm's backlog never slows the next."""
@@ -219,18 +223,14 @@ class Bench:
         arms = ARMS if concurrency <= 100 else ("direct", "chatwait")
         pooled = {
             arm: {"errors": 0, "incomplete": 0, "ttft": [], "gaps": [], "totals": [], "tokens": 0, "cpu": 0.0}
-            | {"runqueue_wait_s": dict.fromkeys(("client", "fake", "worker"), 0.0)}
+            | {"runqueue_wait_s": collections.Counter()}
             for arm in arms
         }
         for _ in range(self.args.rounds):
             for arm in arms:
                 samples = self.run_arm(arm, concurrency, tokens, delay_ms)
                 for key, value in samples.items():
-                    if key == "runqueue_wait_s":
-                        for name, seconds in value.items():
-                            pooled[arm][key][name] += seconds
-                    else:
-                        pooled[arm][key] += value
+                    pooled[arm][key] += value
         summary = {arm: summarise(samples) for arm, samples in pooled.items()}
         added = {
             f"ttft_p{q}_ms": _diff(summary["chatwait"]["ttft_ms"][f"p{q}"], summary["direct"]["ttft_ms"][f"p{q}"])
@@ -327,17 +327,6 @@ def _runqueue_wait(pid: int) -> float:
     return total / 1e9
 
 
-def pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
-
-
-def ms(value: float | None) -> float | None:
-    return None if value is None else round(value * 1000, 2)
-
-
 def summarise(samples: dict) -> dict:
     return {
         "errors": samples["errors"],
@@ -345,7 +334,7 @@ def summarise(samples: dict) -> dict:
         "ttft_ms": {f"p{q}": ms(pct(samples["ttft"], q)) for q in (50, 95, 99)},
         "gap_ms": {f"p{q}": ms(pct(samples["gaps"], q)) for q in (50, 99)},
         "total_ms": {"p50": ms(pct(samples["totals"], 50))},
-        "runqueue_wait_ms": {name: round(seconds * 1000) for name, seconds in samples["runqueue_wait_s"].items()},
+        "runqueue_wait_ms": {name: round(samples["runqueue_wait_s"][name] * 1000) for name in PROCESSES},
     }
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 from greenlet import getcurrent
 from gunicorn.workers.ggevent import GeventWorker
 
+from load.stats import pct
+
 QUANTILES = (50, 90, 99, 99.9)
 
 
@@ -92,11 +94,10 @@ class TimedWorker(GeventWorker):
 
 
 def quantiles(values: list[float]) -> dict[str, float | int | None]:
-    """Milliseconds at QUANTILES, and how many samples."""
-    ordered = sorted(values)
-    found: dict[str, float | int | None] = {
-        f"p{q:g}_ms": round(ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] * 1000, 3) if ordered else None
-        for q in QUANTILES
-    }
+    """Milliseconds (to the microsecond) at QUANTILES, and how many samples."""
+    found: dict[str, float | int | None] = {}
+    for q in QUANTILES:
+        value = pct(values, q)
+        found[f"p{q:g}_ms"] = None if value is None else round(value * 1000, 3)
     found["samples"] = len(values)
     return found
