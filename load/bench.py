@@ -9,8 +9,10 @@ of the grid (concurrent streams x reply tokens x ms between tokens) the arms run
 `--rounds` times: `direct` (streaming chat completions straight from the fake) and `chatwait`
 (POST /v1/chat/streaming), both read by the same raw-socket gevent client; at up to 100 streams
 also `direct_wait` and `chatwait_wait`. Starts are spread over one reply's length by default
-(`--starts steady`: N streams open at once, as N independent users keep them), or all at the
-same instant (`--starts burst`). A stream is read for at most `--read-seconds`, then dropped
+(`--starts steady`: N streams open at once, as N independent users keep them, each stream's
+tokens at its own instants within the token period), or the same without that phase shift
+(`--starts aligned`: at 100 streams of 200 tokens every stream's tokens come at once), or all
+at the same instant (`--starts burst`). A stream is read for at most `--read-seconds`, then dropped
 (and stopped with DELETE on ChatWait), so long replies measure their steady state.
 
 Reported per cell: added time to first token (p50, p95, p99), added inter-token p99, errors
@@ -49,6 +51,7 @@ import psutil  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from load.processes import ChatWaitServer, FakeUpstream  # noqa: E402
+from load.schedule import start_offsets  # noqa: E402
 from load.stats import ms, pct  # noqa: E402
 
 ARMS = ("direct", "chatwait", "direct_wait", "chatwait_wait")
@@ -169,11 +172,9 @@ class Bench:
         marker = MARKERS.get(arm, b"")
         read_seconds = self.args.read_seconds if streaming else None
         deadline = 60 + tokens * delay_ms / 1000 * 2
-        # Steady starts spread the streams over one reply's length, as independent users would;
-        # burst starts send them all at once (the worst case for time to first token).
         reply_seconds = tokens * delay_ms / 1000
-        spread = 0.0 if self.args.starts == "burst" else min(reply_seconds, read_seconds or reply_seconds)
-        offsets = [spread * index / concurrency for index in range(concurrency)]
+        spread = min(reply_seconds, read_seconds or reply_seconds)
+        offsets = start_offsets(self.args.starts, concurrency, spread, delay_ms / 1000)
         cpu_before = self.server.worker.cpu_times()
         waits_before = self.runqueue_waits()
         jobs = [gevent.spawn(one_stream, port, request, marker, deadline, read_seconds, offset) for offset in offsets]
@@ -426,9 +427,10 @@ def main() -> None:
     parser.add_argument("--sequential", type=int, default=10000)
     parser.add_argument(
         "--starts",
-        choices=("steady", "burst"),
+        choices=("steady", "aligned", "burst"),
         default="steady",
-        help="steady: stream starts spread over one reply's length (N streams open at once); burst: all at once",
+        help="steady: starts spread over one reply's length (N streams open at once), tokens at independent "
+        "instants; aligned: the same without the per-stream phase shift; burst: all at once",
     )
     parser.add_argument("--quick", action="store_true", help="1/10/100 streams, 200 tokens, 20 ms; 2,000 sequential")
     parser.add_argument("--out", default="artifacts")

@@ -13,7 +13,11 @@ Timeout object and its watcher for every blocking recv.
 It plugs in as an httpx transport, so the client keeps everything httpx and the SDK give it
 (base URL, headers, auth, timeouts, redirects, error types), and respx still mocks requests
 at the client (`respx.mock(using="httpx")`). It keeps idle connections per origin for
-reuse and checks that an idle connection is still open before reusing it. It never retries:
+reuse and checks that an idle connection is still open before reusing it. When concurrent
+requests to an origin have used up its idle connections, it opens one spare in the
+background, so that the next concurrent request does not wait for a TCP (and TLS) handshake
+before its request can leave; a client that sends one request at a time keeps its one
+connection and never gets a spare. It never retries:
 the relay is the one retry owner. Proxies are not handled here: when proxy environment
 variables are set, the provider leaves httpx's own transport in place.
 """
@@ -25,6 +29,7 @@ import ssl
 from collections.abc import Iterator
 from typing import Any
 
+import gevent
 import httpx
 from gevent import get_hub, getcurrent, socket
 from gevent.monkey import get_original
@@ -132,6 +137,9 @@ class Http1Transport(httpx.BaseTransport):
         self._ssl_context = ssl_context
         self._max_idle = max_idle_per_origin
         self._idle: dict[Origin, list[Connection]] = {}
+        self._busy: dict[Origin, int] = {}  # connections handed to a request and not back yet
+        self._opening_spare: set[Origin] = set()
+        self._closed = False
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         timeouts = request.extensions.get("timeout", {})
@@ -142,7 +150,11 @@ class Http1Transport(httpx.BaseTransport):
         origin = (scheme, url.host, url.port or DEFAULT_PORTS[scheme])
         message = _serialize(request)
         connection = self._checkout(origin) or self._connect(origin, request, timeouts)
-        return self._exchange(connection, request, message, timeouts)
+        busy = self._busy[origin] = self._busy.get(origin, 0) + 1
+        response = self._exchange(connection, request, message, timeouts)
+        if busy > 1 and not self._idle.get(origin):  # opened once this request is on its way
+            self._open_spare(origin, timeouts.get("connect"))
+        return response
 
     def _exchange(
         self, connection: Connection, request: httpx.Request, message: bytes, timeouts: dict[str, Any]
@@ -156,12 +168,12 @@ class Http1Transport(httpx.BaseTransport):
             connection.set_read_timeout(timeouts.get("read"))
             status, reason, headers = _read_head(connection)
         except _ConnectionClosed:
-            connection.close()
+            self.give_back(connection, reusable=False)
             raise httpx.RemoteProtocolError(
                 "Server disconnected without sending a response.", request=request
             ) from None
         except BaseException as exc:
-            connection.close()
+            self.give_back(connection, reusable=False)
             raise _mapped(exc, request, reading=True) from None
         body = ResponseBody(self, connection, request, _framing(request.method, status, headers), _keep_alive(headers))
         return httpx.Response(
@@ -181,23 +193,56 @@ class Http1Transport(httpx.BaseTransport):
             return connection
         return None
 
-    def release(self, connection: Connection) -> None:
-        """Keep a connection whose response was read to the end for the next request."""
+    def give_back(self, connection: Connection, reusable: bool) -> None:
+        """A request is done with its connection: keep it for the next request if its response
+        was read to the end on a keep-alive connection, else close it."""
+        self._busy[connection.origin] -= 1
+        if reusable:
+            self._keep_idle(connection)
+        else:
+            connection.close()
+
+    def _keep_idle(self, connection: Connection) -> None:
         idle = self._idle.setdefault(connection.origin, [])
-        if len(idle) < self._max_idle:
+        if len(idle) < self._max_idle and not self._closed:
             idle.append(connection)
         else:
             connection.close()
 
+    def _open_spare(self, origin: Origin, connect_timeout: float | None) -> None:
+        """Open one idle connection to `origin` in the background (one at a time per origin).
+        A failure is left to the next request that needs a connection, which reports it."""
+        if origin in self._opening_spare:
+            return
+        self._opening_spare.add(origin)
+
+        def open_spare() -> None:
+            try:
+                connection = self._open(origin, connect_timeout)
+            except Exception:
+                return
+            finally:
+                self._opening_spare.discard(origin)
+            self._keep_idle(connection)
+
+        gevent.spawn(open_spare)
+
     def _connect(self, origin: Origin, request: httpx.Request, timeouts: dict[str, Any]) -> Connection:
-        scheme, host, port = origin
         try:
-            sock = _open_socket(host, port, timeouts.get("connect"))
+            return self._open(origin, timeouts.get("connect"))
+        except BaseException as exc:
+            raise _mapped(exc, request, reading=False) from None
+
+    def _open(self, origin: Origin, connect_timeout: float | None) -> Connection:
+        scheme, host, port = origin
+        sock = _open_socket(host, port, connect_timeout)
+        try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if scheme == "https":
                 sock = self._tls_context().wrap_socket(sock, server_hostname=host)
-        except BaseException as exc:
-            raise _mapped(exc, request, reading=False) from None
+        except BaseException:
+            sock.close()
+            raise
         return Connection(origin, sock)
 
     def _tls_context(self) -> ssl.SSLContext:
@@ -207,6 +252,7 @@ class Http1Transport(httpx.BaseTransport):
         return self._ssl_context
 
     def close(self) -> None:
+        self._closed = True
         for idle in self._idle.values():
             for connection in idle:
                 connection.close()
@@ -307,15 +353,12 @@ class ResponseBody(httpx.SyncByteStream):
         connection, self._connection = self._connection, None
         if connection is None:
             return
-        if self._keep and not connection.buffer:
-            self._transport.release(connection)
-        else:
-            connection.close()
+        self._transport.give_back(connection, reusable=self._keep and not connection.buffer)
 
     def close(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
-            connection.close()
+            self._transport.give_back(connection, reusable=False)
 
 
 CHUNKED = -1

@@ -127,16 +127,15 @@ class OpenAIProvider(Provider):
         self._base_url = sdk.base_url
         self._url = sdk.base_url.join("chat/completions")
         self._timeout = timeout.as_dict()
-        self._headers = [
-            (name.encode("latin-1"), value.encode("latin-1"))
-            for name, value in {
+        self._headers = httpx.Headers(  # built once: each request copies the normalized list
+            {
                 **self._http.headers,
                 **{k: v for k, v in sdk.default_headers.items() if isinstance(v, str)},
                 **sdk.auth_headers,
                 "X-Stainless-Retry-Count": "0",
                 "Content-Type": "application/json",
-            }.items()
-        ]
+            }
+        )
         tokens.encoding()  # load the tokenizer now rather than on the first request
 
     def open(self, call: ChatCall, slot: Any = None) -> Generation:
@@ -166,7 +165,7 @@ class OpenAIProvider(Provider):
             "POST",
             self._url,
             headers=self._headers,
-            content=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+            content=_encode_body(body),
             extensions={"timeout": self._timeout},
         )
         try:
@@ -212,6 +211,14 @@ class OpenAIProvider(Provider):
 
     def close(self) -> None:
         self._http.close()
+
+
+def _encode_body(body: dict[str, Any]) -> bytes:
+    """The request body as compact UTF-8 JSON: orjson, or json for what orjson refuses."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _proxied() -> bool:

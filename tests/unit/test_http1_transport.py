@@ -26,6 +26,7 @@ class ScriptedServer:
     def __init__(self, *scripts: Script) -> None:
         self.scripts = list(scripts)
         self.requests: list[bytes] = []
+        self.request_connections: list[int] = []  # which connection (1, 2, ...) each request came on
         self.connections = 0
         self.peer_closed = Event()
         self._server = StreamServer(("127.0.0.1", 0), self._serve)
@@ -35,6 +36,7 @@ class ScriptedServer:
 
     def _serve(self, conn: socket.socket, _: object) -> None:
         self.connections += 1
+        number = self.connections
         with conn:
             buffer = b""
             while self.scripts:
@@ -57,6 +59,7 @@ class ScriptedServer:
                     buffer += conn.recv(65536)
                 body, buffer = buffer[:length], buffer[length:]
                 self.requests.append(head + b"\r\n\r\n" + body)
+                self.request_connections.append(number)
                 self.scripts.pop(0)(conn, body)
             if not conn.recv(65536):
                 self.peer_closed.set()
@@ -268,3 +271,58 @@ def test_reusing_a_connection_does_not_yield_before_the_request_is_sent(client_f
     assert ran == [], "another greenlet ran during the check"
     assert client.get(server.url + "/").content == b"two"
     assert server.connections == 1
+
+
+def test_concurrent_requests_keep_a_spare_connection_for_the_next_one(client_for) -> None:
+    """When concurrent requests have used up the idle connections, one spare is opened in the
+    background, and the next concurrent request is sent on it without a handshake first."""
+    release = Event()
+
+    def held(conn: socket.socket, _: bytes) -> None:  # the head and a chunk now, the end on release
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n")
+        release.wait()
+        conn.sendall(b"0\r\n\r\n")
+
+    client, server = client_for(held, held, held, reply(chunked(b"after")))
+    first = client.send(client.build_request("GET", server.url + "/"), stream=True)
+    gevent.sleep(0.05)
+    assert server.connections == 1, "one request at a time needs no spare"
+    second = client.send(client.build_request("GET", server.url + "/"), stream=True)
+    gevent.sleep(0.05)
+    assert server.connections == 3, "the second request connected, and a spare followed it"
+    third = client.send(client.build_request("GET", server.url + "/"), stream=True)
+    gevent.sleep(0.05)
+    assert server.request_connections == [1, 2, 3], "the third request went out on the spare"
+    assert server.connections == 4, "and a new spare replaced it"
+    release.set()
+    for response in (first, second, third):
+        assert response.read() == b"hi"
+        response.close()
+    assert client.get(server.url + "/").content == b"after"
+    assert server.connections == 4
+
+
+def test_a_spare_that_cannot_connect_leaves_the_error_to_the_next_request(client_for) -> None:
+    release = Event()
+
+    def held(conn: socket.socket, _: bytes) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
+        release.wait()
+        conn.sendall(b"ok")
+
+    def held_then_stop_listening(conn: socket.socket, body: bytes) -> None:
+        server._server.close()  # connections made so far stay open; new ones are refused
+        held(conn, body)
+
+    client, server = client_for(held, held_then_stop_listening)
+    first = client.send(client.build_request("GET", server.url + "/"), stream=True)
+    second = client.send(client.build_request("GET", server.url + "/"), stream=True)
+    gevent.sleep(0.05)  # the spare's attempt is refused, quietly
+    assert not client._transport._idle.get(("http", "127.0.0.1", server.port)), "no spare was kept"
+    with pytest.raises(httpx.ConnectError):
+        client.get(server.url + "/")
+    release.set()
+    for response in (first, second):
+        assert response.read() == b"ok"
+        response.close()
+    assert server.connections == 2

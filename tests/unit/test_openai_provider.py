@@ -180,3 +180,33 @@ def test_retry_after_http_date() -> None:
 
     value = retry_after_seconds(httpx.Headers({"retry-after": email.utils.formatdate(time.time() + 30, usegmt=True)}))
     assert 25 < value <= 31
+
+
+@pytest.mark.parametrize(
+    "content",
+    ['quotes " \\ control \x1f\n\t\b\f, line separator \u2028, é 🎉', 2**70],
+    ids=["text", "beyond-64-bit-int"],
+)
+def test_request_bodies_are_compact_utf8_json_whichever_encoder_writes_them(
+    upstream_mock, provider, content
+) -> None:
+    """orjson writes the body; json takes what orjson refuses; the bytes are json's either way."""
+    sent: list[bytes] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.content)
+        return httpx.Response(200, content=_sse(_delta("ok"), _delta(None, "stop")))
+
+    upstream_mock.post(URL).mock(side_effect=answer)
+    messages = [{"role": "user", "content": content}]
+    with provider.open(ChatCall(model="m", messages=messages, max_tokens=5, temperature=0.7)) as generation:
+        assert list(generation) == ["ok"]
+    body = {
+        "model": "m",
+        "messages": messages,
+        "max_tokens": 5,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "temperature": 0.7,
+    }
+    assert sent == [json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()]
