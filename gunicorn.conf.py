@@ -31,7 +31,7 @@ if _port > 65535:
 bind = os.environ.get("BIND", "").strip() or f"0.0.0.0:{_port}"
 
 # gevent worker: one process serves thousands of concurrent streams as greenlets.
-worker_class = "gevent"
+worker_class = "app.worker.ChatWaitWorker"
 
 # One worker by default: the stream store lives in the worker's memory, so every request for a
 # stream must reach the process that holds it. Raise only behind sticky routing (or, later, Redis).

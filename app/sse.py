@@ -18,6 +18,7 @@ RETRY_FRAME = b"retry: %d\n\n" % RECONNECT_MILLISECONDS
 KEEPALIVE_FRAME = b": keepalive\n\n"
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_quote = json.encoder.encode_basestring  # a str as a JSON string, as _dumps writes it (C)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -40,7 +41,7 @@ def encode_chunk(sequence: int, content: str) -> bytes:
     return b'id: %d\nevent: chunk\ndata: {"sequence":%d,"content":%s,"is_final":false}\n\n' % (
         sequence,
         sequence,
-        _dumps(content).encode("utf-8", "replace"),
+        _quote(content).encode("utf-8", "replace"),
     )
 
 

@@ -13,15 +13,15 @@ import time
 from pathlib import Path
 
 from greenlet import getcurrent
-from gunicorn.workers.ggevent import GeventWorker
+from app.worker import ChatWaitWorker
 
 from load.stats import pct
 
 QUANTILES = (50, 90, 99, 99.9)
 
 
-class TimedWorker(GeventWorker):
-    """A gevent worker that times each token from its upstream read to its client write.
+class TimedWorker(ChatWaitWorker):
+    """ChatWait's worker, timing each token from its upstream read to its client write.
 
     Writes what it measured to $RELAY_LATENCY_OUT as JSON on SIGUSR2, and starts afresh.
     """

@@ -82,13 +82,15 @@ class ReadDeadline:
 class Connection:
     """One socket to an origin, its read deadline, and the bytes read but not consumed yet."""
 
-    __slots__ = ("buffer", "deadline", "origin", "sock")
+    __slots__ = ("buffer", "deadline", "origin", "sock", "_plain", "_wait_first")
 
     def __init__(self, origin: Origin, sock: socket.socket) -> None:
         self.origin = origin
         self.sock = sock
         self.buffer = b""
         self.deadline: ReadDeadline | None = None
+        self._plain = type(sock) is socket.socket  # TLS may hold decrypted bytes the kernel does not show
+        self._wait_first = self._plain
 
     def set_read_timeout(self, seconds: float | None) -> None:
         """Reads from now on fail with socket.timeout after `seconds` without data (None: never)."""
@@ -99,18 +101,26 @@ class Connection:
             self.deadline = ReadDeadline(seconds)
 
     def fill(self) -> None:
-        """Read more bytes into the buffer; _ConnectionClosed at end of stream."""
+        """Read more bytes into the buffer; _ConnectionClosed at end of stream.
+
+        On a plain socket, after a request was sent or a read emptied the socket, it waits
+        until the socket is readable before reading: gevent's recv would try first, and a
+        streamed token would cost a failed recv and gevent's handling of it every time.
+        """
+        sock = self.sock
         deadline = self.deadline
-        if deadline is None:
-            data = self.sock.recv(RECV_BYTES)
-        else:
+        if deadline is not None:
             deadline.arm()
-            try:
-                data = self.sock.recv(RECV_BYTES)
-            finally:
+        try:
+            if self._wait_first:
+                sock._wait(sock._read_event)  # gevent's own wait, as its recv does after EAGAIN
+            data = sock.recv(RECV_BYTES)
+        finally:
+            if deadline is not None:
                 deadline.disarm()
         if not data:
             raise _ConnectionClosed()
+        self._wait_first = self._plain and len(data) < RECV_BYTES
         self.buffer += data
 
     def is_dropped(self) -> bool:

@@ -66,4 +66,4 @@ def test_gunicorn_configuration() -> None:
         OPENAI_API_KEY="sk-x",
         PORT="9000",
     )
-    assert result.stdout.split() == ["gevent", "1", "4000", "False", "0.0.0.0:9000"]
+    assert result.stdout.split() == ["app.worker.ChatWaitWorker", "1", "4000", "False", "0.0.0.0:9000"]

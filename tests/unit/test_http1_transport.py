@@ -326,3 +326,45 @@ def test_a_spare_that_cannot_connect_leaves_the_error_to_the_next_request(client
         assert response.read() == b"ok"
         response.close()
     assert server.connections == 2
+
+
+class _CountingRecv:
+    """Stands in for a gevent socket's OS socket and counts the recv system calls."""
+
+    def __init__(self, real: object) -> None:
+        self.real = real
+        self.recvs = 0
+        self.would_block = 0  # recv calls that found nothing to read
+
+    def recv(self, *args: object) -> bytes:
+        self.recvs += 1
+        try:
+            return self.real.recv(*args)
+        except BlockingIOError:
+            self.would_block += 1
+            raise
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.real, name)
+
+
+def test_a_streamed_chunk_costs_one_recv(client_for) -> None:
+    """The reader waits for the socket before reading, instead of a recv that fails first."""
+    pieces = [b"data: %d\n\n" % i for i in range(20)]
+
+    def paced(conn: socket.socket, _: bytes) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for piece in pieces:
+            gevent.sleep(0.003)
+            conn.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+        gevent.sleep(0.003)
+        conn.sendall(b"0\r\n\r\n")
+
+    client, server = client_for(reply(chunked(b"warm")), paced)
+    assert client.get(server.url + "/").content == b"warm"
+    connection = client._transport._idle[("http", "127.0.0.1", server.port)][-1]
+    counter = connection.sock._sock = _CountingRecv(connection.sock._sock)
+    with client.stream("GET", server.url + "/") as response:
+        assert b"".join(response.iter_bytes()) == b"".join(pieces)
+    assert counter.recvs > 0
+    assert counter.would_block == 0, f"{counter.would_block} of {counter.recvs} recv calls found nothing to read"
