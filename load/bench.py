@@ -73,8 +73,9 @@ def one_stream(
     port: int, request: bytes, marker: bytes, deadline: float, read_seconds: float | None = None, after: float = 0.0
 ) -> dict:
     """Send one request `after` seconds from now; the arrival time of each token event
-    (seconds after the send). Stops reading after `read_seconds` (None: to the end).
-    Returns the X-Stream-Id if any.
+    (seconds after the send). Stops reading after `read_seconds` (None: to the end), and then
+    stops a ChatWait stream at once with DELETE, as a client that drops a stream should (the
+    direct arm's upstream stops when its connection closes). Returns the X-Stream-Id if any.
     """
     if after:
         gevent.sleep(after)
@@ -82,6 +83,7 @@ def one_stream(
     tail = b""
     head = b""
     status = None
+    dropped = False
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=deadline) as sock:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -102,11 +104,14 @@ def one_stream(
                 arrivals.extend([now] * window.count(marker))
                 tail = window[-(len(marker) - 1) :]
                 if read_seconds is not None and now > read_seconds:
+                    dropped = True
                     break
         stream_id = None
         for line in head.split(b"\r\n\r\n")[0].split(b"\r\n"):
             if line.lower().startswith(b"x-stream-id:"):
                 stream_id = line.split(b":", 1)[1].strip().decode()
+        if dropped and stream_id:
+            _stop(port, stream_id)
         return {
             "ok": status == 200,
             "arrivals": arrivals,
@@ -183,9 +188,6 @@ class Bench:
         waits = collections.Counter(self.runqueue_waits())
         waits.subtract(waits_before)
         results = [job.value or {"ok": False, "arrivals": [], "total": None, "stream_id": None} for job in jobs]
-        if arm == "chatwait":
-            stops = [gevent.spawn(_stop, port, r["stream_id"]) for r in results if r["stream_id"]]
-            gevent.joinall(stops, timeout=30)
         self.settle()
         expected = None if read_seconds and tokens * delay_ms / 1000 > read_seconds else tokens
         errors = sum(1 for r in results if not r["ok"])

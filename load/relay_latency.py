@@ -5,8 +5,8 @@
 
 The overhead benchmark (bench.py) sees ChatWait from the client, together with everything
 the machine does meanwhile. This diagnostic runs the same streams through a worker whose
-relay is timed from inside (`load/timed_worker.py`, a gunicorn gevent worker that wraps
-four functions) and reports, per token:
+relay is timed from inside (`load/timed_worker.py`, ChatWait's worker with a few functions
+wrapped) and reports, per token:
 
 - `read_to_write`: from the upstream read that brought the token to the write of its frame
   to the client, split into `read_to_append` (parse, append to the stream) and
@@ -16,6 +16,10 @@ four functions) and reports, per token:
 
 If `upstream_gap` is already as spread out as `client_gap`, the spread comes from before
 ChatWait's relay: the upstream, and the processes waiting for a CPU.
+
+And per streaming request, `first_token`: the time between consecutive steps from gunicorn's
+first read of the request to the write of its first token (`timed_worker.FIRST_TOKEN_STEPS`).
+The client's own first-token time is printed as `client_ttft`.
 """
 
 from __future__ import annotations
@@ -64,7 +68,10 @@ def main() -> None:
         bench.run_arm("chatwait", 4, 5, 1)  # warm-up, not reported
         worker_report(bench, out)
         client = bench.run_arm("chatwait", args.concurrency, args.tokens, args.delay_ms)
-        report = worker_report(bench, out) | {"client_gap": quantiles(client["gaps"])}
+        report = worker_report(bench, out) | {
+            "client_gap": quantiles(client["gaps"]),
+            "client_ttft": quantiles(client["ttft"]),
+        }
         report["errors"] = client["errors"]
     finally:
         bench.stop()

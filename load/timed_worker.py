@@ -18,10 +18,25 @@ from app.worker import ChatWaitWorker
 from load.stats import pct
 
 QUANTILES = (50, 90, 99, 99.9)
+# The steps of a streaming request up to its first token, in the order they happen.
+FIRST_TOKEN_STEPS = (
+    "request_read",  # gunicorn's first recv of the request
+    "app_called",  # gunicorn parsed it and calls the Flask app
+    "body_read",  # Flask's request context, the hooks, routing, the JSON body
+    "validated",  # marshmallow
+    "prompt_counted",  # the ChatCall and its prompt tokens
+    "relay_created",  # the stream and its writer
+    "upstream_request_built",  # the producer started, the provider built the request
+    "upstream_sending",  # a connection checked out
+    "upstream_answered",  # sent; the upstream's response head read (the response set-up meanwhile)
+    "first_piece",  # the first piece parsed
+    "first_written",  # its frame written to the client, with the response head
+)
 
 
 class TimedWorker(ChatWaitWorker):
-    """ChatWait's worker, timing each token from its upstream read to its client write.
+    """ChatWait's worker, timing each token from its upstream read to its client write, and
+    each streaming request's steps up to its first token (FIRST_TOKEN_STEPS).
 
     Writes what it measured to $RELAY_LATENCY_OUT as JSON on SIGUSR2, and starts afresh.
     """
@@ -29,7 +44,9 @@ class TimedWorker(ChatWaitWorker):
     def load_wsgi(self) -> None:
         super().load_wsgi()
         import gunicorn.http.wsgi as gunicorn_wsgi
+        from gunicorn.http import unreader
 
+        from app import chat
         from app.providers import http1
         from app.relay import Relay
         from app.writer import StreamWriter
@@ -40,13 +57,50 @@ class TimedWorker(ChatWaitWorker):
             "append_to_write": [],
             "upstream_gap": [],
         }
+        steps = {f"{a}->{b}": [] for a, b in zip(FIRST_TOKEN_STEPS, FIRST_TOKEN_STEPS[1:])}
         clock = time.perf_counter
         relay_init, relay_run = Relay.__init__, Relay.run
         fill, chunk, write_chunk = http1.Connection.fill, StreamWriter.chunk, gunicorn_wsgi.util.write_chunk
 
+        def mark(step: str) -> None:
+            """Time a step of the request this greenlet serves (or produces for)."""
+            current = getcurrent()
+            marks = getattr(getattr(current, "timed_follower", current), "timed_marks", None)
+            if marks is not None and step not in marks:
+                marks[step] = clock()
+
+        def marking(function, before: str | None = None, after: str | None = None):
+            def timed(*args, **kwargs):
+                if before:
+                    mark(before)
+                result = function(*args, **kwargs)
+                if after:
+                    mark(after)
+                return result
+
+            return timed
+
+        def timed_recv(reader, *args):
+            current = getcurrent()
+            if getattr(current, "timed_marks", None) is None:
+                current.timed_marks = {"request_read": clock()}
+            return unreader_chunk(reader, *args)
+
+        unreader_chunk = unreader.SocketUnreader.chunk
+        unreader.SocketUnreader.chunk = timed_recv
+        self.wsgi.wsgi_app = marking(self.wsgi.wsgi_app, before="app_called")
+        chat.read_json = marking(chat.read_json, after="body_read")
+        chat.validate_chat_request = marking(chat.validate_chat_request, after="validated")
+        chat.build_call = marking(chat.build_call, after="prompt_counted")
+        http1._serialize = marking(http1._serialize, after="upstream_request_built")
+        http1.Http1Transport._exchange = marking(
+            http1.Http1Transport._exchange, before="upstream_sending", after="upstream_answered"
+        )
+
         def timed_init(relay, *args, **kwargs):  # remembers the greenlet that writes to the client
             relay_init(relay, *args, **kwargs)
             relay.timed_follower = getcurrent()
+            mark("relay_created")
 
         def timed_run(relay):
             getcurrent().timed_follower = relay.timed_follower
@@ -61,6 +115,7 @@ class TimedWorker(ChatWaitWorker):
             producer.timed_read = now
 
         def timed_chunk(writer, content):
+            mark("first_piece")
             producer = getcurrent()
             follower = getattr(producer, "timed_follower", None)
             if follower is not None and getattr(follower, "timed_read", None) is None:
@@ -76,6 +131,13 @@ class TimedWorker(ChatWaitWorker):
                 samples["read_to_append"].append(follower.timed_append - read)
                 samples["append_to_write"].append(now - follower.timed_append)
                 follower.timed_read = None
+            marks = getattr(follower, "timed_marks", None)
+            if marks is not None and "first_piece" in marks:
+                marks["first_written"] = clock()
+                if len(marks) == len(FIRST_TOKEN_STEPS):
+                    for a, b in zip(FIRST_TOKEN_STEPS, FIRST_TOKEN_STEPS[1:]):
+                        steps[f"{a}->{b}"].append(marks[b] - marks[a])
+                follower.timed_marks = None
             return write_chunk(sock, data)
 
         Relay.__init__, Relay.run = timed_init, timed_run
@@ -85,9 +147,11 @@ class TimedWorker(ChatWaitWorker):
         def report(*_: object) -> None:
             out = Path(os.environ["RELAY_LATENCY_OUT"])
             partial = out.with_suffix(".partial")
-            partial.write_text(json.dumps({k: quantiles(v) for k, v in samples.items()}))
+            measured = {k: quantiles(v) for k, v in samples.items()}
+            measured["first_token"] = {k: quantiles(v) for k, v in steps.items()}
+            partial.write_text(json.dumps(measured))
             partial.replace(out)  # the reader sees the whole report or none
-            for values in samples.values():
+            for values in (*samples.values(), *steps.values()):
                 values.clear()
 
         signal.signal(signal.SIGUSR2, report)
