@@ -33,7 +33,7 @@ class ClientSocket(gevent_socket.socket):
 class ChatWaitWorker(GeventWorker):
     """gunicorn's gevent worker, serving each plain connection through a ClientSocket."""
 
-    def handle(self, listener, client, addr) -> None:  # noqa: ANN001 - gunicorn's signature
+    def handle(self, listener, client, addr) -> None:
         if type(client) is gevent_socket.socket:
             client.__class__ = ClientSocket  # same layout: only the methods change
         super().handle(listener, client, addr)

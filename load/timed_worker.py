@@ -1,4 +1,5 @@
-"""A gunicorn gevent worker that times each token inside ChatWait's relay (see relay_latency.py).
+"""ChatWait's worker, timing each token inside the relay and each streaming request's steps up
+to its first token (see relay_latency.py).
 
 Kept apart from the runner: gunicorn imports the worker class in its master process too,
 which must not be monkey-patched.
@@ -6,6 +7,7 @@ which must not be monkey-patched.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -13,8 +15,8 @@ import time
 from pathlib import Path
 
 from greenlet import getcurrent
-from app.worker import ChatWaitWorker
 
+from app.worker import ChatWaitWorker
 from load.stats import pct
 
 QUANTILES = (50, 90, 99, 99.9)
@@ -32,6 +34,7 @@ FIRST_TOKEN_STEPS = (
     "first_piece",  # the first piece parsed
     "first_written",  # its frame written to the client, with the response head
 )
+STEP_PAIRS = tuple(itertools.pairwise(FIRST_TOKEN_STEPS))
 
 
 class TimedWorker(ChatWaitWorker):
@@ -57,7 +60,7 @@ class TimedWorker(ChatWaitWorker):
             "append_to_write": [],
             "upstream_gap": [],
         }
-        steps = {f"{a}->{b}": [] for a, b in zip(FIRST_TOKEN_STEPS, FIRST_TOKEN_STEPS[1:])}
+        steps: dict[tuple[str, str], list[float]] = {pair: [] for pair in STEP_PAIRS}
         clock = time.perf_counter
         relay_init, relay_run = Relay.__init__, Relay.run
         fill, chunk, write_chunk = http1.Connection.fill, StreamWriter.chunk, gunicorn_wsgi.util.write_chunk
@@ -135,8 +138,8 @@ class TimedWorker(ChatWaitWorker):
             if marks is not None and "first_piece" in marks:
                 marks["first_written"] = clock()
                 if len(marks) == len(FIRST_TOKEN_STEPS):
-                    for a, b in zip(FIRST_TOKEN_STEPS, FIRST_TOKEN_STEPS[1:]):
-                        steps[f"{a}->{b}"].append(marks[b] - marks[a])
+                    for a, b in STEP_PAIRS:
+                        steps[a, b].append(marks[b] - marks[a])
                 follower.timed_marks = None
             return write_chunk(sock, data)
 
@@ -148,7 +151,7 @@ class TimedWorker(ChatWaitWorker):
             out = Path(os.environ["RELAY_LATENCY_OUT"])
             partial = out.with_suffix(".partial")
             measured = {k: quantiles(v) for k, v in samples.items()}
-            measured["first_token"] = {k: quantiles(v) for k, v in steps.items()}
+            measured["first_token"] = {f"{a}->{b}": quantiles(v) for (a, b), v in steps.items()}
             partial.write_text(json.dumps(measured))
             partial.replace(out)  # the reader sees the whole report or none
             for values in (*samples.values(), *steps.values()):

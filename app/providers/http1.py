@@ -82,7 +82,7 @@ class ReadDeadline:
 class Connection:
     """One socket to an origin, its read deadline, and the bytes read but not consumed yet."""
 
-    __slots__ = ("buffer", "deadline", "origin", "sock", "_plain", "_wait_first")
+    __slots__ = ("_plain", "_wait_first", "buffer", "deadline", "origin", "sock")
 
     def __init__(self, origin: Origin, sock: socket.socket) -> None:
         self.origin = origin
