@@ -165,8 +165,9 @@ class DeferredStreamHandler(logging.StreamHandler):
     request written inline would sit between a request and its first token. Here `emit`
     queues the record (its ids were stamped by the filter already) and a timer formats and
     writes everything queued FLUSH_SECONDS later, in one write, while the request waits on
-    its upstream or after its first chunk has gone out. Order is kept and nothing is
-    dropped; `flush` (also at logging shutdown) writes what is queued. A queue of
+    its upstream or after its first chunk has gone out. The timer has the loop's lowest
+    priority: a read or write that is due in the same loop turn (an upstream token, a
+    frame for a client) goes first. Order is kept and nothing is dropped; `flush` (also at logging shutdown) writes what is queued. A queue of
     MAX_BACKLOG records is written at once. Unpatched (the gunicorn master, unit tests),
     or called from another OS thread (llama.cpp's threadpool), it writes inline like its
     base class.
@@ -180,6 +181,8 @@ class DeferredStreamHandler(logging.StreamHandler):
         self._pending: collections.deque[logging.LogRecord] = collections.deque()
         loop, self._thread_id = _patched_loop()
         self._timer = None if loop is None else loop.timer(self.FLUSH_SECONDS)
+        if self._timer is not None:
+            self._timer.priority = LOWEST_PRIORITY
 
     def emit(self, record: logging.LogRecord) -> None:
         if self._timer is None or _os_thread_id() != self._thread_id:
@@ -207,6 +210,10 @@ class DeferredStreamHandler(logging.StreamHandler):
                     self.handleError(record)
             self.stream.write("".join(lines))
         super().flush()
+
+
+# libev's EV_MINPRI: in each loop turn, due watchers run from the highest priority to this one.
+LOWEST_PRIORITY = -2
 
 
 def _patched_loop() -> tuple[Any, int]:

@@ -106,8 +106,10 @@ class Relay:
         total.start()
         try:
             with self.provider.reserve() as slot:  # a queue for the embedded model; no wait otherwise
-                generation, rest = self._open_until_first_piece(slot)
+                generation, first, rest = self._open_until_first_piece(slot)
                 with generation:
+                    if first is not None:
+                        self._emit(first)
                     for piece in rest:
                         self._emit(piece)
             return generation.finish_reason, generation.usage, None
@@ -126,8 +128,9 @@ class Relay:
         finally:
             total.close()
 
-    def _open_until_first_piece(self, slot: Any) -> tuple[Generation, Iterator[str]]:
-        """Open the upstream and wait for its first piece, retrying what may be retried.
+    def _open_until_first_piece(self, slot: Any) -> tuple[Generation, str | None, Iterator[str]]:
+        """Open the upstream and wait for its first piece (None: the reply has none), retrying
+        what may be retried; returns the generation, that piece and the rest.
 
         The first-token deadline (TIMEOUT_SECONDS) covers every attempt and the waits between.
         """
@@ -156,7 +159,7 @@ class Relay:
                 )
                 gevent.sleep(delay)
 
-    def _attempt(self, deadline: float, slot: Any) -> tuple[Generation, Iterator[str]]:
+    def _attempt(self, deadline: float, slot: Any) -> tuple[Generation, str | None, Iterator[str]]:
         timeout = gevent.Timeout(max(0.0, deadline - time.monotonic()), _FirstTokenDeadline)
         timeout.start()
         generation: Generation | None = None
@@ -175,9 +178,7 @@ class Relay:
             raise
         finally:
             timeout.close()
-        if first is not None:
-            self._emit(first)
-        return generation, pieces
+        return generation, first, pieces
 
     def _emit(self, piece: str) -> None:
         self._pieces.append(piece)

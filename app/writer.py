@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+import gevent
+
 from .errors import ApiError
 from .providers.base import Usage
 from .relay import Outcome
@@ -38,9 +40,12 @@ class StreamWriter:
         )
 
     def chunk(self, content: str) -> None:
-        """Append one `chunk` event."""
+        """Append one `chunk` event. The first one is written to the clients before this
+        returns: the producer yields to them once, before its own bookkeeping."""
         self.content_length += len(content)
         self.stream.append_chunk(content)
+        if self.stream.chunks == 1:
+            gevent.sleep(0)
         if self._debug:
             log.debug("chunk_sent", extra={"sequence": self.stream.chunks, "chars": len(content)})
 

@@ -127,8 +127,9 @@ class OpenAIProvider(Provider):
         self._base_url = sdk.base_url
         self._url = sdk.base_url.join("chat/completions")
         self._timeout = timeout.as_dict()
-        self._headers = httpx.Headers(  # built once: each request copies the normalized list
+        headers = httpx.Headers(
             {
+                "Host": self._url.netloc.decode("ascii"),
                 **self._http.headers,
                 **{k: v for k, v in sdk.default_headers.items() if isinstance(v, str)},
                 **sdk.auth_headers,
@@ -136,6 +137,7 @@ class OpenAIProvider(Provider):
                 "Content-Type": "application/json",
             }
         )
+        self._header_lines = headers.raw  # encoded once: a request adds only its Content-Length
         tokens.encoding()  # load the tokenizer now rather than on the first request
 
     def open(self, call: ChatCall, slot: Any = None) -> Generation:
@@ -161,13 +163,15 @@ class OpenAIProvider(Provider):
             body["stream_options"] = {"include_usage": True}
         if call.temperature is not None:
             body["temperature"] = call.temperature
-        request = httpx.Request(
+        content = _encode_body(body)
+        request = httpx.Request(  # the same request as `content=` makes, from headers encoded once
             "POST",
             self._url,
-            headers=self._headers,
-            content=_encode_body(body),
+            headers=httpx.Headers([*self._header_lines, (b"Content-Length", b"%d" % len(content))]),
+            stream=httpx.ByteStream(content),
             extensions={"timeout": self._timeout},
         )
+        request.read()
         try:
             response = self._send(request)
         except httpx.TimeoutException:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import socket
+import time
 
 import gevent
 import pytest
@@ -143,6 +145,23 @@ def test_deferred_lines_are_written_in_order_once_the_loop_runs(deferred) -> Non
     gevent.sleep(handler.FLUSH_SECONDS * 5)
     assert _events(stream) == ["first", "second"]
     assert "RuntimeError" in stream.getvalue() and "LEAKED" not in stream.getvalue()
+
+
+def test_deferred_lines_wait_for_reads_due_in_the_same_loop_turn(deferred) -> None:
+    """Formatting queued lines never delays a token: a socket read (an upstream token) that
+    is due in the same loop turn as the flush runs first."""
+    logger, handler, stream = deferred
+    seen_by_reader: list[str] = []
+    reader, writer = socket.socketpair()
+    with reader, writer:
+        watcher = gevent.get_hub().loop.io(reader.fileno(), 1)
+        watcher.start(lambda: (seen_by_reader.append(stream.getvalue()), watcher.stop()))
+        logger.warning("line")
+        writer.send(b"token")
+        time.sleep(handler.FLUSH_SECONDS * 3)  # the read and the flush both come due meanwhile
+        gevent.sleep(handler.FLUSH_SECONDS * 3)
+    assert seen_by_reader == [""]
+    assert _events(stream) == ["line"]
 
 
 def test_deferred_lines_are_written_at_flush_and_when_the_backlog_is_full(deferred) -> None:

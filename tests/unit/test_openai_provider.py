@@ -62,6 +62,31 @@ def test_pieces_finish_reason_usage_and_request_id(upstream_mock, provider) -> N
     assert route.calls.last.request.headers["authorization"] == "Bearer sk-x"
 
 
+@pytest.mark.parametrize("base_url", ["http://upstream.test/v1", "https://upstream.test:8443/v1"])
+def test_request_is_the_one_httpx_builds_from_content(upstream_mock, base_url) -> None:
+    """Headers encoded once per provider, plus the body's Content-Length: the same request,
+    header for header and in the same order, as httpx.Request(content=...) would make."""
+    settings = load_settings(environ={"OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": "sk-x"})
+    provider = OpenAIProvider(settings)
+    url = f"{base_url}/chat/completions"
+    route = upstream_mock.post(url).mock(return_value=httpx.Response(200, content=_sse(_delta("x", "stop"))))
+    try:
+        _collect(provider)
+    finally:
+        provider.close()
+    sent = route.calls.last.request
+    expected = httpx.Request(
+        "POST",
+        url,
+        headers=[h for h in sent.headers.raw if h[0] not in (b"Host", b"Content-Length")],
+        content=sent.content,
+    )
+    assert sent.headers.raw == expected.headers.raw
+    assert sent.headers["host"] == httpx.URL(url).netloc.decode()
+    assert int(sent.headers["content-length"]) == len(sent.content) > 0
+    assert sent.headers["content-type"] == "application/json" and sent.headers["x-stainless-retry-count"] == "0"
+
+
 def test_stream_options_rejected_then_asked_without(upstream_mock, provider) -> None:
     ok = httpx.Response(200, content=_sse(_delta("x", "stop")))
     route = upstream_mock.post(URL).mock(side_effect=[httpx.Response(400, json={"error": {"message": "no"}}), ok, ok])
@@ -187,9 +212,7 @@ def test_retry_after_http_date() -> None:
     ['quotes " \\ control \x1f\n\t\b\f, line separator \u2028, é 🎉', 2**70],
     ids=["text", "beyond-64-bit-int"],
 )
-def test_request_bodies_are_compact_utf8_json_whichever_encoder_writes_them(
-    upstream_mock, provider, content
-) -> None:
+def test_request_bodies_are_compact_utf8_json_whichever_encoder_writes_them(upstream_mock, provider, content) -> None:
     """orjson writes the body; json takes what orjson refuses; the bytes are json's either way."""
     sent: list[bytes] = []
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+
+import gevent
+import gevent.socket
+
 from app.errors import ApiError
 from app.providers.base import Usage
 from app.relay import Outcome
@@ -67,3 +72,31 @@ def test_abort_after_a_normal_end_does_nothing() -> None:
     writer.end(Outcome("", 0, Usage(1, 0), 1.0, None, finish_reason="stop"))
     writer.abort()
     assert [e.event for e in _events(stream)] == ["stream", "done"]
+
+
+def test_the_first_chunk_reaches_a_waiting_follower_before_chunk_returns() -> None:
+    """The producer yields once after the first chunk, so the follower's write of the first
+    token comes before the producer's own bookkeeping (its first_token log line)."""
+    stream = Stream("sid", "cid", "m", 0.0)
+    writer = StreamWriter(stream)
+    received: list[bytes] = []
+    seen_when_chunk_returned: list[int] = []
+
+    def produce(upstream: socket.socket) -> None:  # woken by a read, as the relay's producer is
+        for piece in ("first", "second"):
+            gevent.socket.wait_read(upstream.fileno())
+            upstream.recv(16)
+            writer.chunk(piece)
+            seen_when_chunk_returned.append(len(received))
+        writer.end(Outcome("firstsecond", 2, Usage(1, 2), 1.0, 1.0, finish_reason="stop"))
+
+    upstream, fake_model = socket.socketpair()
+    with upstream, fake_model:
+        follower = gevent.spawn(lambda: received.extend(stream.follow(None, 30)))
+        producer = gevent.spawn(produce, upstream)
+        for _ in range(2):
+            gevent.sleep(0.01)
+            fake_model.send(b"token")
+        gevent.joinall([producer, follower], timeout=5)
+    assert seen_when_chunk_returned == [2, 2], "the first chunk was written before chunk() returned; the second after"
+    assert [event.event for event in parse(b"".join(received))[0]] == ["stream", "chunk", "chunk", "done"]
