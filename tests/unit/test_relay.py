@@ -192,3 +192,19 @@ def test_cancel_during_backoff() -> None:
 def test_a_bug_becomes_internal_error() -> None:
     outcome = _relay(ScriptedProvider(ValueError("bug"))).run()
     assert outcome.error.error_code == "internal_error" and outcome.error.status == 500
+
+
+def test_a_stop_while_the_first_chunk_is_written_closes_the_upstream() -> None:
+    """The first chunk is emitted inside the generation's block: a cancellation raised while
+    it is written (the writer yields to the followers there) still closes the upstream."""
+
+    class StoppedAtFirstChunk(Recorder):
+        def chunk(self, content: str) -> None:
+            super().chunk(content)
+            raise StreamCancelled()
+
+    generation = ScriptedGeneration(["a", "b"])
+    listener = StoppedAtFirstChunk()
+    outcome = _relay(ScriptedProvider(generation), listener).run()
+    assert outcome.finish_reason == "cancelled" and listener.chunks == ["a"]
+    assert generation.closed and len(listener.ends) == 1
