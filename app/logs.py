@@ -168,9 +168,9 @@ class DeferredStreamHandler(logging.StreamHandler):
     its upstream or after its first chunk has gone out. The timer has the loop's lowest
     priority: a read or write that is due in the same loop turn (an upstream token, a
     frame for a client) goes first. Order is kept and nothing is dropped; `flush` (also at
-    logging shutdown) writes what is queued. A queue of MAX_BACKLOG records is written at once. Unpatched (the gunicorn master, unit tests),
-    or called from another OS thread (llama.cpp's threadpool), it writes inline like its
-    base class.
+    logging shutdown) writes what is queued. A queue of MAX_BACKLOG records is written at
+    once. Unpatched (the gunicorn master, unit tests), or called from another OS thread
+    (llama.cpp's threadpool), it writes inline like its base class.
     """
 
     FLUSH_SECONDS = 0.002

@@ -171,7 +171,6 @@ class OpenAIProvider(Provider):
             stream=httpx.ByteStream(content),
             extensions={"timeout": self._timeout},
         )
-        request.read()
         try:
             response = self._send(request)
         except httpx.TimeoutException:
