@@ -34,6 +34,8 @@ import httpx
 from gevent import get_hub, getcurrent, socket
 from gevent.monkey import get_original
 
+from ..directsend import is_plain, send_directly
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
 MAX_HEAD_BYTES = 64 * 1024
 RECV_BYTES = 64 * 1024
@@ -89,7 +91,7 @@ class Connection:
         self.sock = sock
         self.buffer = b""
         self.deadline: ReadDeadline | None = None
-        self._plain = type(sock) is socket.socket  # TLS may hold decrypted bytes the kernel does not show
+        self._plain = is_plain(sock)  # TLS may hold decrypted bytes the kernel does not show
         self._wait_first = self._plain
 
     def set_read_timeout(self, seconds: float | None) -> None:
@@ -250,6 +252,8 @@ class Http1Transport(httpx.BaseTransport):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if scheme == "https":
                 sock = self._tls_context().wrap_socket(sock, server_hostname=host)
+            else:
+                send_directly(sock)
         except BaseException:
             sock.close()
             raise

@@ -1,16 +1,18 @@
-"""The worker's client socket: one direct send for a small frame, gevent's sendall for the rest."""
+"""Direct-send sockets (the worker's client sockets, plain upstream sockets): one direct send for
+a small frame, gevent's sendall for the rest."""
 
 from __future__ import annotations
 
 import gevent
 from gevent import socket
 
-from app.worker import ClientSocket
+from app.directsend import DirectSendSocket, send_directly
 
 
 def _pair() -> tuple[socket.socket, socket.socket]:
     sender, receiver = socket.socketpair()
-    sender.__class__ = ClientSocket
+    send_directly(sender)
+    assert type(sender) is DirectSendSocket
     return sender, receiver
 
 
@@ -49,3 +51,16 @@ def test_a_peer_that_went_away_raises_as_before() -> None:
         except OSError:
             return
     raise AssertionError("writing to a closed peer never failed")
+
+
+def test_only_plain_gevent_sockets_are_changed() -> None:
+    """A TLS socket (a subclass, with its own send) and a socket gevent did not make keep their class."""
+
+    class Wrapped(socket.socket):
+        pass
+
+    for sock in (Wrapped(), socket.__socket__.socket()):  # __socket__: the standard library's module
+        with sock:
+            kind = type(sock)
+            assert send_directly(sock) is sock
+            assert type(sock) is kind
