@@ -62,17 +62,31 @@ class FloorRelay:
         return _follow(frames)
 
     def _produce(self, request: bytes, frames: Any) -> None:
-        import orjson
         from gevent import socket
 
         sock = self.idle.pop() if self.idle else socket.create_connection(self.address)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.sendall(request)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.sendall(request)
+            sequence = self._relay(sock, frames)
+            self.idle.append(sock)
+            frames.put(b"id: %d\nevent: done\ndata: {}\n\n" % (sequence + 1))
+        except BaseException:
+            sock.close()
+            raise
+        finally:
+            frames.put(END)  # whatever happened, the follower ends (a failed stream has no `done`)
+
+    @staticmethod
+    def _relay(sock: Any, frames: Any) -> int:
+        """Queue a frame per upstream token until the body ends; how many there were."""
+        import orjson
+
         sequence, rest, tail, done = 0, b"", b"", False
         while not (done and tail.endswith(b"\r\n0\r\n\r\n")):  # [DONE], then the body's last chunk
             data = sock.recv(65536)
             if not data:
-                return frames.put(END)
+                raise ConnectionError("the upstream closed the connection mid-reply")
             tail = (tail + data)[-16:]
             *lines, rest = (rest + data).split(b"\n")
             for line in lines:
@@ -85,9 +99,7 @@ class FloorRelay:
                         sequence += 1
                         event = orjson.dumps({"sequence": sequence, "content": content, "is_final": False})
                         frames.put(b"id: %d\nevent: chunk\ndata: %s\n\n" % (sequence, event))
-        self.idle.append(sock)
-        frames.put(b"id: %d\nevent: done\ndata: {}\n\n" % (sequence + 1))
-        frames.put(END)
+        return sequence
 
 
 def _follow(frames: Any) -> Iterator[bytes]:
