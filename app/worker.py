@@ -17,5 +17,5 @@ from .directsend import send_directly
 class ChatWaitWorker(GeventWorker):
     """gunicorn's gevent worker, serving each plain connection through a DirectSendSocket."""
 
-    def handle(self, listener, client, addr) -> None:
+    def handle(self, listener, client, addr) -> None:  # noqa: ANN001 - gunicorn's signature
         super().handle(listener, send_directly(client), addr)

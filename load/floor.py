@@ -58,8 +58,9 @@ def run_server(server: str, args: argparse.Namespace) -> dict:
                     cpu, tokens = cpu + result["cpu"], tokens + result["tokens"]
     finally:
         bench.stop()
+    measured = ttft["direct"] and ttft["chatwait"]  # a server that answered no stream has no figure
     added = {
-        f"added_ttft_p{q}_ms": ms(pct(ttft["chatwait"], q) - pct(ttft["direct"], q)) if ttft["direct"] else None
+        f"added_ttft_p{q}_ms": ms(pct(ttft["chatwait"], q) - pct(ttft["direct"], q)) if measured else None
         for q in (50, 95)
     }
     return {
