@@ -30,8 +30,8 @@ if _port > 65535:
 # Where to listen: BIND (host:port) wins over PORT; 0.0.0.0 so a container is reachable.
 bind = os.environ.get("BIND", "").strip() or f"0.0.0.0:{_port}"
 
-# gunicorn's gevent worker (app/worker.py: with a cheaper write to the client): one process
-# serves thousands of concurrent streams as greenlets.
+# gunicorn's gevent worker in its pywsgi form (app/worker.py: lighter per request, with a
+# cheaper write to the client): one process serves thousands of concurrent streams as greenlets.
 worker_class = "app.worker.ChatWaitWorker"
 
 # One worker by default: the stream store lives in the worker's memory, so every request for a

@@ -18,6 +18,7 @@ from .services import services
 from .sse import RETRY_FRAME, parse_last_event_id
 from .streams import Stream
 from .tracing import trace_stream
+from .wakeup import run_first
 from .writer import StreamWriter
 
 bp = Blueprint("chat", __name__)
@@ -65,7 +66,7 @@ def start_stream() -> Response:
     stream.producer = gevent.spawn(relay.run)
     stream.producer.link_exception(log_greenlet_failure)
     stream.producer.link_exception(lambda _: writer.abort())
-    gevent.sleep(0)  # the producer sends its upstream request first; this response is written meanwhile
+    run_first(stream.producer)  # it sends its upstream request first; this response is written meanwhile
     return _event_stream(stream, None)
 
 

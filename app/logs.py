@@ -14,7 +14,6 @@ import datetime
 import logging
 import logging.config
 import re
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,6 +23,8 @@ from gevent import monkey
 from gunicorn import glogging
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
+
+from .ids import random_id
 
 correlation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
 stream_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("stream_id", default=None)
@@ -184,10 +185,24 @@ class DeferredStreamHandler(logging.StreamHandler):
         if self._timer is not None:
             self._timer.priority = LOWEST_PRIORITY
 
+    def handle(self, record: logging.LogRecord) -> bool:
+        """Queue the record without the handler's lock where only greenlets of the loop's own
+        thread can call: queueing never yields, so no other caller can interleave. The lock
+        (gevent's, in pure Python) cost about 20 µs of a line's 70 on a request's path."""
+        if self._timer is None or _os_thread_id() != self._thread_id:
+            return super().handle(record)
+        accepted = self.filter(record)
+        if accepted:
+            self._queue(record)
+        return bool(accepted)
+
     def emit(self, record: logging.LogRecord) -> None:
         if self._timer is None or _os_thread_id() != self._thread_id:
             super().emit(record)
             return
+        self._queue(record)
+
+    def _queue(self, record: logging.LogRecord) -> None:
         self._pending.append(record)
         if len(self._pending) == 1:
             self._timer.start(self.flush)
@@ -284,7 +299,7 @@ def configure_logging(level: str) -> None:
 
 def new_correlation_id() -> str:
     """A fresh correlation id (32 hex digits)."""
-    return uuid.uuid4().hex
+    return random_id()
 
 
 def accept_correlation_id(candidate: str | None) -> str:

@@ -64,7 +64,7 @@ class Relay:
         provider: Provider,
         settings: Settings,
         call: ChatCall,
-        prompt_tokens: int,
+        prompt_tokens: int | None,
         listener: Listener | None,
         correlation_id: str,
         stream_id: str | None = None,
@@ -90,7 +90,6 @@ class Relay:
                     "provider": self.provider.name,
                     "model": self.call.model,
                     "mode": "wait" if self.listener is None else "streaming",
-                    "prompt_tokens": self.prompt_tokens,
                     "max_tokens": self.call.max_tokens,
                 },
             )
@@ -205,7 +204,10 @@ class Relay:
     def _outcome(self, finish_reason: str | None, usage: Usage | None, error: ApiError | None) -> Outcome:
         text = "".join(self._pieces)
         if usage is None:
-            usage = Usage(self.prompt_tokens, self.provider.completion_tokens(text))
+            prompt = self.prompt_tokens
+            if prompt is None:  # not counted at intake: the upstream's usage was expected
+                prompt = self.provider.prompt_tokens(self.call.messages)
+            usage = Usage(prompt, self.provider.completion_tokens(text))
         first = self._first_token_at
         return Outcome(
             text=text,

@@ -14,13 +14,13 @@ import array
 import collections
 import logging
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 
 import gevent
 
 from .errors import ApiError
+from .ids import random_id
 from .logs import log_greenlet_failure
 from .sse import KEEPALIVE_FRAME, encode_chunk
 from .wakeup import Wakeup
@@ -223,7 +223,7 @@ class StreamStore:
         """
         if len(self._streams) >= self.max_streams and not self._evict_one_finished():
             raise ApiError("server_busy", f"All {self.max_streams} stream slots (MAX_STREAMS) hold live streams.")
-        stream = Stream(uuid.uuid4().hex, correlation_id, model, self.clock())
+        stream = Stream(random_id(), correlation_id, model, self.clock())
         self._streams[stream.stream_id] = stream
         return stream
 

@@ -16,14 +16,14 @@ from pathlib import Path
 
 from greenlet import getcurrent
 
-from app.worker import ChatWaitWorker
+from app.worker import ChatWaitHandler, ChatWaitWorker
 from load.stats import pct
 
 QUANTILES = (50, 90, 99, 99.9)
 # The steps of a streaming request up to its first token, in the order they happen.
 FIRST_TOKEN_STEPS = (
-    "request_read",  # gunicorn's first recv of the request
-    "app_called",  # gunicorn parsed it and calls the Flask app
+    "request_read",  # the server read the request line
+    "app_called",  # the server parsed the request and calls the Flask app
     "body_read",  # Flask's request context, the hooks, routing, the JSON body
     "validated",  # marshmallow
     "prompt_counted",  # the ChatCall and its prompt tokens
@@ -46,9 +46,6 @@ class TimedWorker(ChatWaitWorker):
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
-        import gunicorn.http.wsgi as gunicorn_wsgi
-        from gunicorn.http import unreader
-
         from app import chat
         from app.providers import http1
         from app.relay import Relay
@@ -63,7 +60,8 @@ class TimedWorker(ChatWaitWorker):
         steps: dict[tuple[str, str], list[float]] = {pair: [] for pair in STEP_PAIRS}
         clock = time.perf_counter
         relay_init, relay_run = Relay.__init__, Relay.run
-        fill, chunk, write_chunk = http1.Connection.fill, StreamWriter.chunk, gunicorn_wsgi.util.write_chunk
+        fill, chunk = http1.Connection.fill, StreamWriter.chunk
+        read_requestline, write = ChatWaitHandler.read_requestline, ChatWaitHandler.write
 
         def mark(step: str) -> None:
             """Time a step of the request this greenlet serves (or produces for)."""
@@ -83,14 +81,12 @@ class TimedWorker(ChatWaitWorker):
 
             return timed
 
-        def timed_recv(reader, *args):
-            current = getcurrent()
-            if getattr(current, "timed_marks", None) is None:
-                current.timed_marks = {"request_read": clock()}
-            return unreader_chunk(reader, *args)
+        def timed_read_requestline(handler):
+            line = read_requestline(handler)
+            getcurrent().timed_marks = {"request_read": clock()} if line else None
+            return line
 
-        unreader_chunk = unreader.SocketUnreader.chunk
-        unreader.SocketUnreader.chunk = timed_recv
+        ChatWaitHandler.read_requestline = timed_read_requestline
         self.wsgi.wsgi_app = marking(self.wsgi.wsgi_app, before="app_called")
         chat.read_json = marking(chat.read_json, after="body_read")
         chat.validate_chat_request = marking(chat.validate_chat_request, after="validated")
@@ -125,7 +121,7 @@ class TimedWorker(ChatWaitWorker):
                 follower.timed_read, follower.timed_append = producer.timed_read, clock()
             return chunk(writer, content)
 
-        def timed_write_chunk(sock, data):
+        def timed_write(handler, data):
             follower = getcurrent()
             read = getattr(follower, "timed_read", None)
             if read is not None:
@@ -141,11 +137,11 @@ class TimedWorker(ChatWaitWorker):
                     for a, b in STEP_PAIRS:
                         steps[a, b].append(marks[b] - marks[a])
                 follower.timed_marks = None
-            return write_chunk(sock, data)
+            return write(handler, data)
 
         Relay.__init__, Relay.run = timed_init, timed_run
         http1.Connection.fill, StreamWriter.chunk = timed_fill, timed_chunk
-        gunicorn_wsgi.util.write_chunk = timed_write_chunk
+        ChatWaitHandler.write = timed_write
 
         def report(*_: object) -> None:
             out = Path(os.environ["RELAY_LATENCY_OUT"])

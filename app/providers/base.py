@@ -126,6 +126,14 @@ class Provider(abc.ABC):
     def prompt_tokens(self, messages: Sequence[dict[str, str]]) -> int:
         """Tokens the model reads for these messages."""
 
+    def prompt_tokens_bound(self, messages: Sequence[dict[str, str]]) -> int | None:
+        """A cheap upper bound of `prompt_tokens`, or None where only the exact count will do.
+
+        When the bound is within the input limit, the exact count is not needed to accept the
+        request, and is made only if the upstream reports no usage.
+        """
+        return None
+
     @abc.abstractmethod
     def completion_tokens(self, text: str) -> int:
         """Tokens of a generated text, for when the upstream reports no usage."""

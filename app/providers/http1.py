@@ -396,14 +396,19 @@ def _open_socket(host: str, port: int, timeout: float | None) -> socket.socket:
 
 
 def _serialize(request: httpx.Request) -> bytes:
-    """The request line, headers and body as one bytes object (one send, one packet)."""
+    """The request line, headers and body as one bytes object (one send, one packet).
+
+    A line break inside the request line or a header is refused: the head must then hold
+    exactly one CR and one LF per line, which two counts check at once.
+    """
     lines = [b"%s %s HTTP/1.1" % (request.method.encode("ascii"), request.url.raw_path)]
-    for name, value in request.headers.raw:
-        if b"\n" in value or b"\r" in value or b"\n" in name or b"\r" in name:
-            raise httpx.LocalProtocolError("A request header contains a line break.", request=request)
-        lines.append(b"%s: %s" % (name, value))
+    lines += [b"%s: %s" % header for header in request.headers.raw]
     lines.append(b"\r\n")
-    return b"\r\n".join(lines) + request.read()
+    head = b"\r\n".join(lines)
+    breaks = len(lines)  # one CRLF after each line, two after the last
+    if head.count(b"\n") != breaks or head.count(b"\r") != breaks:
+        raise httpx.LocalProtocolError("A request header contains a line break.", request=request)
+    return head + request.read()
 
 
 def _read_head(connection: Connection) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:

@@ -200,6 +200,9 @@ class OpenAIProvider(Provider):
     def prompt_tokens(self, messages: Sequence[dict[str, str]]) -> int:
         return tokens.prompt_tokens(messages)
 
+    def prompt_tokens_bound(self, messages: Sequence[dict[str, str]]) -> int:
+        return tokens.prompt_tokens_bound(messages)
+
     def completion_tokens(self, text: str) -> int:
         return tokens.count_text(text)
 

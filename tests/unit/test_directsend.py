@@ -7,6 +7,7 @@ import gevent
 from gevent import socket
 
 from app.directsend import DirectSendSocket, send_directly
+from app.worker import ChatWaitHandler
 
 
 def _pair() -> tuple[socket.socket, socket.socket]:
@@ -64,3 +65,11 @@ def test_only_plain_gevent_sockets_are_changed() -> None:
             kind = type(sock)
             assert send_directly(sock) is sock
             assert type(sock) is kind
+
+
+def test_the_worker_serves_each_plain_client_connection_through_a_direct_send_socket() -> None:
+    client, peer = socket.socketpair()
+    with client, peer:
+        handler = ChatWaitHandler(client, ("127.0.0.1", 50000), server=None)
+        assert handler.socket is client
+        assert type(client) is DirectSendSocket

@@ -107,6 +107,13 @@ def test_usage_is_counted_when_the_upstream_gives_none() -> None:
     assert outcome.usage == Usage(10, 3)
 
 
+def test_prompt_tokens_not_counted_at_intake_are_counted_for_the_usage() -> None:
+    config = load_settings({}, environ={"OPENAI_API_KEY": "sk-x"})
+    provider = ScriptedProvider(ScriptedGeneration(["one ", "two"]))
+    outcome = Relay(provider, config, CALL, None, None, "cid").run()
+    assert outcome.usage == Usage(10, 2)
+
+
 def test_retryable_failure_before_the_first_token_is_retried(sleeps) -> None:
     failure = UpstreamError("upstream_rate_limited", "429", retry_after=1.0)
     provider = ScriptedProvider(failure, UpstreamError("upstream_unavailable", "503"), ScriptedGeneration(["ok"]))

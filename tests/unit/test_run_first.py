@@ -1,0 +1,54 @@
+"""run_first: a just-spawned greenlet runs before what the loop already has ready, once."""
+
+from __future__ import annotations
+
+import gevent
+from gevent import get_hub
+
+from app.wakeup import run_first
+
+
+def test_the_greenlet_runs_before_ready_callbacks_and_the_caller_resumes_after_it_waits() -> None:
+    order: list[str] = []
+
+    def producer() -> None:
+        order.append("producer starts")
+        gevent.sleep(0.01)
+        order.append("producer ends")
+
+    def caller() -> None:
+        get_hub().loop.run_callback(order.append, "ready callback")
+        greenlet = gevent.spawn(producer)
+        run_first(greenlet)
+        order.append("caller resumes")
+        greenlet.join()
+
+    gevent.spawn(caller).join()
+    assert order == ["producer starts", "ready callback", "caller resumes", "producer ends"]
+
+
+def test_a_greenlet_that_ends_without_waiting_runs_once_and_the_caller_resumes() -> None:
+    runs: list[int] = []
+
+    def caller() -> gevent.Greenlet:
+        greenlet = gevent.spawn(runs.append, 1)
+        run_first(greenlet)
+        return greenlet
+
+    done = gevent.spawn(caller)
+    greenlet = done.get(timeout=5)
+    gevent.sleep(0.01)  # the start queued by spawn has had its turn
+    assert runs == [1] and greenlet.successful() and greenlet.dead
+
+
+def test_a_greenlet_that_raises_reports_like_a_spawned_one() -> None:
+    def fails() -> None:
+        raise ValueError("boom")
+
+    def caller() -> gevent.Greenlet:
+        greenlet = gevent.spawn(fails)
+        run_first(greenlet)
+        return greenlet
+
+    greenlet = gevent.spawn(caller).get(timeout=5)
+    assert isinstance(greenlet.exception, ValueError)
