@@ -416,9 +416,9 @@ def main() -> None:
     parser.add_argument("--delay-ms", dest="delay_ms", default="5,20")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--read-seconds", dest="read_seconds", type=float, default=6.0)
-    parser.add_argument("--memory-streams", dest="memory_streams", type=int, default=1000)
+    parser.add_argument("--memory-streams", dest="memory_streams", type=int, default=1000, help="0 skips the memory probe")
     parser.add_argument("--memory-delay-ms", dest="memory_delay_ms", type=float, default=100.0)
-    parser.add_argument("--sequential", type=int, default=10000)
+    parser.add_argument("--sequential", type=int, default=10000, help="0 skips the RSS growth run")
     parser.add_argument(
         "--starts",
         choices=("steady", "aligned", "burst"),
@@ -465,12 +465,15 @@ def main() -> None:
                         ),
                         flush=True,
                     )
-        report["memory"] = [
-            bench.memory_per_stream(args.memory_streams, tokens, 3.5, args.memory_delay_ms) for tokens in (200, 10000)
-        ]
-        print(json.dumps(report["memory"]), flush=True)
-        report["rss_growth"] = bench.rss_growth(args.sequential)
-        print(json.dumps(report["rss_growth"]), flush=True)
+        if args.memory_streams > 0:  # 0 skips the memory probe
+            report["memory"] = [
+                bench.memory_per_stream(args.memory_streams, tokens, 3.5, args.memory_delay_ms)
+                for tokens in (200, 10000)
+            ]
+            print(json.dumps(report["memory"]), flush=True)
+        if args.sequential > 0:  # 0 skips the RSS growth run
+            report["rss_growth"] = bench.rss_growth(args.sequential)
+            print(json.dumps(report["rss_growth"]), flush=True)
     finally:
         bench.stop()
     report["valid"] = all(cell["valid"] for cell in report["cells"])
