@@ -12,7 +12,8 @@ needs on top:
 - gunicorn's `keepalive` setting holds as it does in gunicorn's own worker: a connection
   that sends no request within `keepalive` seconds is closed, and 0 closes each connection
   after its response;
-- gevent's server logs its errors through the JSON logging (`gunicorn.error`), not stderr.
+- gevent's server logs its errors through the JSON logging (`gunicorn.error`), not stderr;
+- what start-up built is frozen out of the garbage collector's full collections.
 
 gunicorn imports this module in its master too, before gevent patches anything: it imports
 only what the master already has (gunicorn's gevent worker module imports gevent's pywsgi).
@@ -21,6 +22,7 @@ only what the master already has (gunicorn's gevent worker module imports gevent
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 from typing import Any
 
@@ -67,3 +69,21 @@ class ChatWaitWorker(GeventPyWSGIWorker):
     def init_process(self) -> None:
         self.server_class = functools.partial(ChatWaitServer, keepalive=self.cfg.keepalive)
         super().init_process()
+
+    def load_wsgi(self) -> None:
+        """Load the app, then take what start-up built out of the garbage collector's way.
+
+        The app, its libraries and the tokenizer leave about 125,000 objects that live as long
+        as the process. Each full collection walked them all: 70-80 ms during which no stream
+        moved, which showed as the benchmark's first-token p99 of 75-95 ms. Frozen (after one
+        collection, so start-up's garbage is not kept), full collections walk only what
+        requests create.
+        """
+        super().load_wsgi()
+        freeze_start_up()
+
+
+def freeze_start_up() -> None:
+    """Collect start-up's garbage, then move every object alive now to the permanent generation."""
+    gc.collect()
+    gc.freeze()

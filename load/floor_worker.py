@@ -18,7 +18,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from app.worker import ChatWaitWorker
+from app.worker import ChatWaitWorker, freeze_start_up
 
 END = None  # what the producer queues after the last frame
 
@@ -30,6 +30,7 @@ class FloorWorker(ChatWaitWorker):
         upstream = urllib.parse.urlsplit(os.environ["OPENAI_BASE_URL"])
         relay = FloorRelay((upstream.hostname, upstream.port))
         self.wsgi = flask_app(relay) if os.environ.get("FLOOR_APP") == "flask" else wsgi_app(relay)
+        freeze_start_up()  # as ChatWait's worker does
 
 
 class FloorRelay:
