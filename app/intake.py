@@ -57,11 +57,12 @@ def read_json(request: Request) -> Any:
 def _body(request: Request, limit: int | None) -> bytes:
     """The raw body, read at most up to `limit` bytes.
 
-    gunicorn ends the input stream itself (`wsgi.input_terminated`: at the Content-Length, or
-    at the last chunk), so with a limit the body is read straight from it, with werkzeug's
-    checks done here: a declared length over the limit is refused before reading (413), and
-    a longer chunked body stops at the limit, which `read_json` refuses. werkzeug's wrapper
-    stream cost about 20 µs per request for the same bytes. Other servers get `get_data`.
+    The server (gevent's pywsgi, in ChatWait's gunicorn worker) ends the input stream itself
+    (`wsgi.input_terminated`: at the Content-Length, or at the last chunk), so with a limit
+    the body is read straight from it, with werkzeug's checks done here: a declared length
+    over the limit is refused before reading (413), and a longer chunked body stops at the
+    limit, which `read_json` refuses. werkzeug's wrapper stream cost about 20 µs per request
+    for the same bytes. Other servers get `get_data`.
     """
     environ = request.environ
     if limit is None or "wsgi.input_terminated" not in environ:

@@ -57,9 +57,10 @@ class FloorRelay:
         )
         request = b"POST /v1/chat/completions HTTP/1.1\r\nHost: upstream\r\nContent-Type: application/json\r\n"
         request += b"Content-Length: %d\r\n\r\n%s" % (len(payload), payload)
+        from app.wakeup import run_first
+
         frames: gevent.queue.Queue = gevent.queue.Queue()
-        gevent.spawn(self._produce, request, frames)
-        gevent.sleep(0)  # the request leaves before the response is set up, as in ChatWait
+        run_first(gevent.spawn(self._produce, request, frames))  # the request leaves first, as in ChatWait
         return _follow(frames)
 
     def _produce(self, request: bytes, frames: Any) -> None:
