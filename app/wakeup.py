@@ -1,5 +1,6 @@
 """Wakeup: how a stream's producer wakes its followers right after it yields, and how a new
-producer runs before anything else the loop has ready (`run_first`).
+greenlet (a producer, a connection's handler) runs before anything else the loop has ready
+(`run_first`).
 
 A gevent Event wakes its waiters through `loop.run_callback`, and the loop runs such
 callbacks only once it has handled every other event of the current turn. On a busy worker
@@ -73,7 +74,12 @@ def run_first(greenlet: Greenlet) -> None:
 
     `spawn` queues the start behind the loop's pending events: on a busy worker, dozens of
     upstream reads. Switching to the greenlet directly skips them; its `run` cancels the
-    queued start. The caller is queued to resume the way `gevent.sleep(0)` would.
+    queued start. A calling greenlet is queued to resume the way `gevent.sleep(0)` would;
+    the hub itself (a server accepting in a loop callback) carries on where it was as soon
+    as the greenlet waits, as it does after any wake-up it hands to a greenlet.
     """
-    get_hub().loop.run_callback(getcurrent().switch)
+    caller = getcurrent()
+    hub = get_hub()
+    if caller is not hub:
+        hub.loop.run_callback(caller.switch)
     greenlet.switch()

@@ -52,3 +52,24 @@ def test_a_greenlet_that_raises_reports_like_a_spawned_one() -> None:
 
     greenlet = gevent.spawn(caller).get(timeout=5)
     assert isinstance(greenlet.exception, ValueError)
+
+
+def test_from_the_hub_the_greenlet_runs_at_once_and_the_hub_carries_on_when_it_waits() -> None:
+    """As a server calls it from its accept callback, which runs in the hub."""
+    order: list[str] = []
+    hub = get_hub()
+
+    def handler() -> None:
+        order.append("handler starts")
+        gevent.sleep(0.01)
+        order.append("handler ends")
+
+    def accept_callback() -> None:
+        assert gevent.getcurrent() is hub
+        hub.loop.run_callback(order.append, "ready callback")
+        run_first(gevent.spawn(handler))
+        order.append("hub carries on")
+
+    hub.loop.run_callback(accept_callback)
+    gevent.sleep(0.05)
+    assert order == ["handler starts", "hub carries on", "ready callback", "handler ends"]

@@ -100,3 +100,30 @@ def test_the_first_chunk_reaches_a_waiting_follower_before_chunk_returns() -> No
         gevent.joinall([producer, follower], timeout=5)
     assert seen_when_chunk_returned == [2, 2], "the first chunk was written before chunk() returned; the second after"
     assert [event.event for event in parse(b"".join(received))[0]] == ["stream", "chunk", "chunk", "done"]
+
+
+def test_the_worker_yields_its_cpu_once_after_the_first_chunk_is_written(monkeypatch) -> None:
+    """So that a client on this machine, woken on the worker's CPU, reads the first token
+    before the worker goes on with its bookkeeping and the other streams."""
+    stream = Stream("sid", "cid", "m", 0.0)
+    writer = StreamWriter(stream)
+    received: list[bytes] = []
+    received_at_yield: list[int] = []
+    monkeypatch.setattr("app.writer.os.sched_yield", lambda: received_at_yield.append(len(received)))
+
+    def produce(upstream: socket.socket) -> None:  # woken by a read, as the relay's producer is
+        for piece in ("first", "second", "third"):
+            gevent.socket.wait_read(upstream.fileno())
+            upstream.recv(16)
+            writer.chunk(piece)
+        writer.end(Outcome("firstsecondthird", 3, Usage(1, 3), 1.0, 1.0, finish_reason="stop"))
+
+    upstream, fake_model = socket.socketpair()
+    with upstream, fake_model:
+        follower = gevent.spawn(lambda: received.extend(stream.follow(None, 30)))
+        producer = gevent.spawn(produce, upstream)
+        for _ in range(3):
+            gevent.sleep(0.01)
+            fake_model.send(b"token")
+        gevent.joinall([producer, follower], timeout=5)
+    assert received_at_yield == [2], "one yield, once the follower had the priming event and the first chunk"
