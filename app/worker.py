@@ -11,6 +11,7 @@ needs on top:
   small write per token;
 - each accepted connection's greenlet starts at once, ahead of the events the loop already
   has ready (`started_at_once`);
+- request headers are parsed without the email package (`app.requestheaders`);
 - gunicorn's `keepalive` setting holds as it does in gunicorn's own worker: a connection
   that sends no request within `keepalive` seconds is closed, and 0 closes each connection
   after its response;
@@ -35,6 +36,7 @@ from gevent.pywsgi import MAX_REQUEST_LINE
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler, PyWSGIServer
 
 from .directsend import send_directly
+from .requestheaders import parse_headers
 from .wakeup import run_first
 
 
@@ -43,6 +45,10 @@ class ChatWaitHandler(PyWSGIHandler):
 
     def __init__(self, sock: Any, address: Any, server: Any, rfile: Any = None) -> None:
         super().__init__(send_directly(sock), address, server, rfile)
+
+    def MessageClass(self, rfile: Any, *_: Any) -> Any:  # noqa: N802 (pywsgi's name)
+        """The request's headers, parsed without the email package (`app.requestheaders`)."""
+        return parse_headers(rfile)
 
     def read_requestline(self) -> str:
         """The next request line, or "" (the connection closes) after `keepalive` idle seconds."""
