@@ -18,7 +18,7 @@ from .services import services
 from .sse import RETRY_FRAME, parse_last_event_id
 from .streams import Stream
 from .tracing import trace_stream
-from .wakeup import run_first
+from .wakeup import let_local_reader_run, run_first
 from .writer import StreamWriter
 
 bp = Blueprint("chat", __name__)
@@ -116,6 +116,7 @@ def _event_stream(stream: Stream, after_id: int | None) -> Response:
             try:
                 frames = stream.follow(after_id, keepalive)
                 yield RETRY_FRAME + next(frames, b"")
+                let_local_reader_run()  # the response head is out
                 yield from frames
                 delivered = True
             finally:

@@ -1,6 +1,7 @@
-"""Wakeup: how a stream's producer wakes its followers right after it yields, and how a new
+"""Wakeup: how a stream's producer wakes its followers right after it yields, how a new
 greenlet (a producer, a connection's handler) runs before anything else the loop has ready
-(`run_first`).
+(`run_first`), and how a client on this machine reads what the worker wrote at once
+(`let_local_reader_run`).
 
 A gevent Event wakes its waiters through `loop.run_callback`, and the loop runs such
 callbacks only once it has handled every other event of the current turn. On a busy worker
@@ -18,6 +19,8 @@ The waits and the wakeups all happen in one OS thread, on its gevent hub.
 """
 
 from __future__ import annotations
+
+import os
 
 from gevent import Greenlet, get_hub, getcurrent
 from gevent.hub import Waiter
@@ -83,3 +86,17 @@ def run_first(greenlet: Greenlet) -> None:
     if caller is not hub:
         hub.loop.run_callback(caller.switch)
     greenlet.switch()
+
+
+def let_local_reader_run() -> None:
+    """Give up the worker's CPU for a moment, right after a write that a client waits for.
+
+    Linux wakes the reader of a local socket on the writer's CPU, expecting the writer to
+    sleep next. The worker goes on instead (its bookkeeping, the next upstream read, the
+    other streams), and a client on the same machine waited for it: at 100 streams, 0.14-0.34
+    ms before it read the first token, against 0.03 ms with this. ChatWait calls it twice per
+    response: after the response head (the added first token p50 fell by a further 0.10-0.16
+    ms) and after a new stream's first chunk. It is one system call, which returns at once
+    when nothing else waits for the CPU, as when the client is on another machine.
+    """
+    os.sched_yield()

@@ -109,7 +109,7 @@ def test_the_worker_yields_its_cpu_once_after_the_first_chunk_is_written(monkeyp
     writer = StreamWriter(stream)
     received: list[bytes] = []
     received_at_yield: list[int] = []
-    monkeypatch.setattr("app.writer.os.sched_yield", lambda: received_at_yield.append(len(received)))
+    monkeypatch.setattr("app.wakeup.os.sched_yield", lambda: received_at_yield.append(len(received)))
 
     def produce(upstream: socket.socket) -> None:  # woken by a read, as the relay's producer is
         for piece in ("first", "second", "third"):
