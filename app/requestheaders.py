@@ -5,7 +5,7 @@ package's feed parser, whose message it keeps: 18-25 µs of the worker's CPU for
 five to eight headers, before the app is called. `parse_headers` reads the same lines and
 splits them as that parser does, into the same message class (`pywsgi.OldMessage`, an
 `email.message.Message`): the same names and values in the same order, the same refusal of a
-line that is too long (its `status`), the same error for too many headers, in 3-5 µs.
+line that is too long (its `status`), the same error for too many headers, in 4-7 µs.
 
 What the feed parser does with a header block, and so what this does:
 
