@@ -75,3 +75,10 @@ def content_of(events: list[Event]) -> str:
 def expected_reply(tokens: int) -> str:
     """What the fake upstream answers with @tokens=N."""
     return "".join(f"tok{i} " for i in range(tokens))
+
+
+def upstream_reply(*pieces: str) -> bytes:
+    """An OpenAI-style streamed chat completion body: one chunk per piece, the finish, [DONE]."""
+    chunks = [{"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]} for piece in pieces]
+    chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    return "".join(f"data: {json.dumps(chunk)}\n\n" for chunk in chunks).encode() + b"data: [DONE]\n\n"

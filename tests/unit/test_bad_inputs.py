@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import httpx
 import pytest
 
 from ..bad_inputs import CASES, ERROR_FIELDS
 from ..conftest import UNIT_UPSTREAM, mock_upstream
-
-
-def _sse_reply(text: str) -> bytes:
-    chunk = {"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": "stop"}]}
-    return f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode()
+from ..sse import upstream_reply
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
@@ -52,7 +46,7 @@ def test_input_too_long_says_how_many_history_messages_to_drop(client) -> None:
     assert "the limit is 200" in body["detail"]
     with mock_upstream() as upstream:
         upstream.post(f"{UNIT_UPSTREAM}/chat/completions").mock(
-            return_value=httpx.Response(200, content=_sse_reply("fine"))
+            return_value=httpx.Response(200, content=upstream_reply("fine"))
         )
         shortened = client.post("/v1/chat/wait", json={"message": "hello", "history": history[3:]})
     assert shortened.status_code == 200 and shortened.get_json()["content"] == "fine"

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import gevent
 import httpx
 
 from ..conftest import UNIT_UPSTREAM, mock_upstream
-
-
-def _sse_reply(*pieces: str) -> bytes:
-    chunks = [{"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]} for piece in pieces]
-    chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-    return "".join(f"data: {json.dumps(chunk)}\n\n" for chunk in chunks).encode() + b"data: [DONE]\n\n"
+from ..sse import upstream_reply
 
 
 def test_the_worker_yields_its_cpu_once_the_response_head_is_written(client, monkeypatch) -> None:
@@ -25,7 +18,7 @@ def test_the_worker_yields_its_cpu_once_the_response_head_is_written(client, mon
 
     def answer_a_moment_later(_: httpx.Request) -> httpx.Response:
         gevent.sleep(0.01)  # the response head goes out first, as with any real upstream
-        return httpx.Response(200, content=_sse_reply("Hel", "lo"))
+        return httpx.Response(200, content=upstream_reply("Hel", "lo"))
 
     with mock_upstream() as upstream:
         upstream.post(f"{UNIT_UPSTREAM}/chat/completions").mock(side_effect=answer_a_moment_later)

@@ -74,30 +74,37 @@ def test_abort_after_a_normal_end_does_nothing() -> None:
     assert [e.event for e in _events(stream)] == ["stream", "done"]
 
 
-def test_the_first_chunk_reaches_a_waiting_follower_before_chunk_returns() -> None:
-    """The producer yields once after the first chunk, so the follower's write of the first
-    token comes before the producer's own bookkeeping (its first_token log line)."""
+def _relay_woken_by_reads(pieces: tuple[str, ...], received: list[bytes], after_chunk=lambda: None) -> None:
+    """A producer that writes each piece when an upstream read wakes it, as the relay's producer
+    is, and one follower that collects the stream's frames into `received`;
+    `after_chunk` runs each time `chunk()` returns."""
     stream = Stream("sid", "cid", "m", 0.0)
     writer = StreamWriter(stream)
-    received: list[bytes] = []
-    seen_when_chunk_returned: list[int] = []
 
-    def produce(upstream: socket.socket) -> None:  # woken by a read, as the relay's producer is
-        for piece in ("first", "second"):
+    def produce(upstream: socket.socket) -> None:
+        for piece in pieces:
             gevent.socket.wait_read(upstream.fileno())
             upstream.recv(16)
             writer.chunk(piece)
-            seen_when_chunk_returned.append(len(received))
-        writer.end(Outcome("firstsecond", 2, Usage(1, 2), 1.0, 1.0, finish_reason="stop"))
+            after_chunk()
+        writer.end(Outcome("".join(pieces), len(pieces), Usage(1, len(pieces)), 1.0, 1.0, finish_reason="stop"))
 
     upstream, fake_model = socket.socketpair()
     with upstream, fake_model:
         follower = gevent.spawn(lambda: received.extend(stream.follow(None, 30)))
         producer = gevent.spawn(produce, upstream)
-        for _ in range(2):
+        for _ in pieces:
             gevent.sleep(0.01)
             fake_model.send(b"token")
         gevent.joinall([producer, follower], timeout=5)
+
+
+def test_the_first_chunk_reaches_a_waiting_follower_before_chunk_returns() -> None:
+    """The producer yields once after the first chunk, so the follower's write of the first
+    token comes before the producer's own bookkeeping (its first_token log line)."""
+    received: list[bytes] = []
+    seen_when_chunk_returned: list[int] = []
+    _relay_woken_by_reads(("first", "second"), received, lambda: seen_when_chunk_returned.append(len(received)))
     assert seen_when_chunk_returned == [2, 2], "the first chunk was written before chunk() returned; the second after"
     assert [event.event for event in parse(b"".join(received))[0]] == ["stream", "chunk", "chunk", "done"]
 
@@ -105,25 +112,8 @@ def test_the_first_chunk_reaches_a_waiting_follower_before_chunk_returns() -> No
 def test_the_worker_yields_its_cpu_once_after_the_first_chunk_is_written(monkeypatch) -> None:
     """So that a client on this machine, woken on the worker's CPU, reads the first token
     before the worker goes on with its bookkeeping and the other streams."""
-    stream = Stream("sid", "cid", "m", 0.0)
-    writer = StreamWriter(stream)
     received: list[bytes] = []
     received_at_yield: list[int] = []
     monkeypatch.setattr("app.wakeup.os.sched_yield", lambda: received_at_yield.append(len(received)))
-
-    def produce(upstream: socket.socket) -> None:  # woken by a read, as the relay's producer is
-        for piece in ("first", "second", "third"):
-            gevent.socket.wait_read(upstream.fileno())
-            upstream.recv(16)
-            writer.chunk(piece)
-        writer.end(Outcome("firstsecondthird", 3, Usage(1, 3), 1.0, 1.0, finish_reason="stop"))
-
-    upstream, fake_model = socket.socketpair()
-    with upstream, fake_model:
-        follower = gevent.spawn(lambda: received.extend(stream.follow(None, 30)))
-        producer = gevent.spawn(produce, upstream)
-        for _ in range(3):
-            gevent.sleep(0.01)
-            fake_model.send(b"token")
-        gevent.joinall([producer, follower], timeout=5)
+    _relay_woken_by_reads(("first", "second", "third"), received)
     assert received_at_yield == [2], "one yield, once the follower had the priming event and the first chunk"
