@@ -48,6 +48,14 @@ class Settings:
     local_context_tokens: int = 4096
     local_threads: int = dataclasses.field(default_factory=lambda: min(4, os.cpu_count() or 1))
     local_instances: int = 1
+    port: int = 8000
+    bind: str | None = None
+    web_concurrency: int = 1
+    gunicorn_worker_connections: int = 4000
+    gunicorn_timeout: int = 30
+    gunicorn_graceful_timeout: int = 30
+    gunicorn_keepalive: int = 5
+    gunicorn_control_socket: bool = False
     testing: bool = False
 
     @property
@@ -56,6 +64,11 @@ class Settings:
         if self.llm_provider == "local" and self.local_model_path is not None:
             return local_model_name(self.local_model_path)
         return self.openai_model
+
+    @property
+    def bind_address(self) -> str:
+        """Where gunicorn listens: BIND, else every interface on PORT (so a container is reachable)."""
+        return self.bind or f"0.0.0.0:{self.port}"
 
 
 def local_model_name(path: Path) -> str:
@@ -91,6 +104,13 @@ def _integer(minimum: int, maximum: int) -> Callable[[str, str], int]:
         return value
 
     return parse
+
+
+def _port(name: str, raw: str) -> int:
+    value = raw.strip()
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise ConfigError(f"{name}={raw!r} is not valid: use a port number from 1 to 65535.")
+    return int(value)
 
 
 def _seconds(minimum: float, maximum: float) -> Callable[[str, str], float]:
@@ -168,6 +188,14 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "LOCAL_CONTEXT_TOKENS": ("local_context_tokens", _integer(256, 1_048_576)),
     "LOCAL_THREADS": ("local_threads", _integer(1, 256)),
     "LOCAL_INSTANCES": ("local_instances", _integer(1, 16)),
+    "PORT": ("port", _port),
+    "BIND": ("bind", _text),
+    "WEB_CONCURRENCY": ("web_concurrency", _integer(1, 256)),
+    "GUNICORN_WORKER_CONNECTIONS": ("gunicorn_worker_connections", _integer(2000, 1_000_000)),
+    "GUNICORN_TIMEOUT": ("gunicorn_timeout", _integer(1, 86400)),
+    "GUNICORN_GRACEFUL_TIMEOUT": ("gunicorn_graceful_timeout", _integer(0, 86400)),
+    "GUNICORN_KEEPALIVE": ("gunicorn_keepalive", _integer(0, 3600)),
+    "GUNICORN_CONTROL_SOCKET": ("gunicorn_control_socket", _flag),
     "TESTING": ("testing", _flag),
 }
 

@@ -3,13 +3,11 @@
 The `openai` SDK's client is configured once (base URL, including its OPENAI_BASE_URL default;
 authentication; its standard headers; the httpx client with its timeouts), and each request
 is an httpx request with those headers, handed to that client's transport: the lean HTTP/1.1
-transport of `http1.py` (httpx's own when a proxy is configured). The SDK's per-request
-machinery is skipped on purpose: `chat.completions.create` transforms the body through
-TypedDicts and builds request options (together over a millisecond of CPU per request, which
-queues every other stream's start on one worker), and its streaming wrapper builds a pydantic
-object per chunk (tens of microseconds); here the body is plain JSON and the streamed body is
-read as raw SSE lines parsed with orjson (json for what orjson refuses). Nothing retries here: the relay is the one
-retry owner. Upstream error text is never copied into our errors.
+transport of `http1` (httpx's own when a proxy is configured). The SDK's per-request machinery
+is skipped on purpose: `chat.completions.create` transforms the body through TypedDicts and
+builds request options, CPU that queues every other stream's start on one worker; here the
+body is plain JSON, and the streamed body is read by `openai_stream`. Nothing retries here:
+the relay is the one retry owner. Upstream error text is never copied into our errors.
 """
 
 from __future__ import annotations
@@ -19,83 +17,18 @@ import json
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import gevent
 import httpx
 import openai
 import orjson
 
-from .. import tokens
 from ..config import Settings
-from .base import ChatCall, Generation, Provider, UpstreamError, Usage
+from . import tokens
+from .base import ChatCall, Generation, Provider, UpstreamError
 from .http1 import Http1Transport
-
-DRAIN_SECONDS = 0.2
-
-
-class OpenAIGeneration(Generation):
-    """A streamed chat completion read line by line from the upstream HTTP response."""
-
-    def __init__(self, response: Any, idle_timeout: float) -> None:
-        self._response = response
-        self._idle_timeout = idle_timeout
-        self.upstream_request_id = response.headers.get("x-request-id")
-
-    def __iter__(self) -> Iterator[str]:
-        try:
-            yield from self._pieces()
-        except httpx.TimeoutException:
-            raise self._error(
-                "upstream_timeout", f"No data from the model provider for {self._idle_timeout:g} s."
-            ) from None
-        except httpx.TransportError:
-            raise self._error("upstream_interrupted", "The connection to the model provider broke mid-reply.") from None
-        if self.finish_reason is None:
-            raise self._error("upstream_interrupted", "The model provider ended the reply without a finish_reason.")
-
-    def _pieces(self) -> Iterator[str]:
-        loads, fast_loads = json.loads, orjson.loads
-        response = self._response
-        # Uncompressed (the usual case for SSE), the body's blocks are read from the transport's
-        # stream itself, without httpx's decoder and chunker layers around each block.
-        blocks = response.iter_bytes() if "content-encoding" in response.headers else response.stream
-        lines = _lines(blocks)
-        for line in lines:
-            if not line.startswith(b"data:"):
-                continue  # blank separators, comments, `event:` and `id:` fields
-            data = line[5:].strip()
-            if data == b"[DONE]":
-                _drain(lines)
-                return
-            try:
-                try:
-                    chunk = fast_loads(data)
-                except orjson.JSONDecodeError:
-                    chunk = loads(data)  # what orjson refuses but json takes, such as an escaped lone surrogate
-                if chunk.get("error"):
-                    raise self._error("upstream_interrupted", "The model provider reported an error mid-reply.")
-                choices = chunk.get("choices")
-                choice = choices[0] if choices else {}
-                content = (choice.get("delta") or {}).get("content")
-                finish_reason = choice.get("finish_reason")
-                usage = chunk.get("usage")
-            except (ValueError, AttributeError, TypeError, KeyError, IndexError):
-                raise self._error("upstream_bad_response", "A streamed chunk is not a chat completion chunk.") from None
-            if content:
-                yield content
-            if finish_reason:
-                self.finish_reason = finish_reason
-            if usage:
-                self.usage = _usage(usage)
-
-    def _error(self, code: str, detail: str) -> UpstreamError:
-        return UpstreamError(code, detail, upstream_request_id=self.upstream_request_id)
-
-    def close(self) -> None:
-        """Close the upstream HTTP response; an unread body closes its connection."""
-        self._response.close()
+from .openai_stream import OpenAIGeneration
 
 
 class OpenAIProvider(Provider):
@@ -186,9 +119,8 @@ class OpenAIProvider(Provider):
         """Hand the request to the client's transport for its URL, as `Client.send` would.
 
         `Client.send` adds cookie handling, auth and redirect flows that these requests never
-        use, and they cost about 0.35 ms of CPU per request. `_transport_for_url` is the step
-        that still applies (it picks a proxy mount when one is configured), and it is the hook
-        respx's httpx mocker patches, so tests mock these requests as before.
+        use. `_transport_for_url` is the step that still applies (it picks a proxy mount when
+        one is configured), and it is the hook respx's httpx mocker patches.
         """
         response = self._http._transport_for_url(request.url).handle_request(request)
         response.request = request
@@ -231,39 +163,6 @@ def _proxied() -> bool:
     """Whether proxy environment variables are set (then httpx's own transport handles them)."""
     proxies = urllib.request.getproxies()
     return any(proxies.get(scheme) for scheme in ("http", "https", "all"))
-
-
-def _lines(blocks: Iterator[bytes]) -> Iterator[bytes]:
-    """Split a byte stream into lines (LF or CRLF endings; the CR is left to `strip`)."""
-    rest = b""
-    for block in blocks:
-        if rest:
-            block = rest + block
-        *complete, rest = block.split(b"\n")
-        yield from complete
-    if rest:
-        yield rest
-
-
-def _drain(lines: Iterator[bytes]) -> None:
-    """Read the end of the body after [DONE] so the connection goes back to the pool.
-
-    A server that keeps the body open after [DONE] gets DRAIN_SECONDS; its connection is then
-    simply closed rather than reused.
-    """
-    with gevent.Timeout(DRAIN_SECONDS, False):
-        for _ in lines:
-            pass
-
-
-def _usage(raw: Any) -> Usage | None:
-    """The upstream's usage object, if it is a well-formed one (else we count ourselves)."""
-    if not isinstance(raw, dict):
-        return None
-    prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
-    if isinstance(prompt, int) and isinstance(completion, int):
-        return Usage(prompt, completion)
-    return None
 
 
 _STATUS_ERRORS = {401: "upstream_auth_failed", 403: "upstream_auth_failed", 429: "upstream_rate_limited"}

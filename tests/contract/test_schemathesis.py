@@ -9,7 +9,7 @@ import yaml
 from hypothesis import HealthCheck, settings
 
 from app.config import load_settings
-from app.contract import render_contract
+from app.api.contract import render_contract
 
 from ..conftest import server_env
 from load.processes import ChatWaitServer

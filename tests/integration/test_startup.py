@@ -66,4 +66,12 @@ def test_gunicorn_configuration() -> None:
         OPENAI_API_KEY="sk-x",
         PORT="9000",
     )
-    assert result.stdout.split() == ["app.worker.ChatWaitWorker", "1", "4000", "False", "0.0.0.0:9000"]
+    assert result.stdout.split() == ["app.server.worker.ChatWaitWorker", "1", "4000", "False", "0.0.0.0:9000"]
+
+
+def test_wsgi_freezes_what_start_up_built() -> None:
+    """Objects built at start-up (the app among them) are moved out of full collections."""
+    script = "import gc, wsgi; print('frozen', gc.get_freeze_count() > 0, any(o is wsgi.app for o in gc.get_objects()))"
+    result = _run([sys.executable, "-c", script], OPENAI_API_KEY="sk-x")
+    found = [line.split() for line in result.stdout.splitlines() if line.startswith("frozen ")]
+    assert found == [["frozen", "True", "False"]], result.stdout + result.stderr

@@ -6,8 +6,8 @@ from __future__ import annotations
 import gevent
 from gevent import socket
 
-from app.directsend import DirectSendSocket, send_directly
-from app.worker import ChatWaitHandler
+from app.server.directsend import DirectSendSocket, send_directly
+from app.server.worker import ChatWaitHandler
 
 
 def _pair() -> tuple[socket.socket, socket.socket]:

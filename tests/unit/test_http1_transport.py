@@ -15,7 +15,7 @@ from gevent import socket
 from gevent.event import Event
 from gevent.server import StreamServer
 
-from app.directsend import DirectSendSocket
+from app.server.directsend import DirectSendSocket
 from app.providers.http1 import Http1Transport
 
 Script = Callable[[socket.socket, bytes], None]

@@ -6,7 +6,7 @@ import pytest
 
 from app.config import load_settings
 from app.errors import ApiError
-from app.intake import build_call
+from app.api.intake import build_call
 
 
 class CountingProvider:

@@ -12,7 +12,7 @@ from gevent.queue import Queue
 
 from app.providers.base import ChatCall, UpstreamError
 from app.providers.local import Lease, LocalGeneration
-from app.streams import StreamCancelled
+from app.streaming.stream import StreamCancelled
 
 CALL = ChatCall(model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=5)
 

@@ -11,7 +11,7 @@ import time
 import gevent
 import pytest
 
-from app import logs
+from app.logs import handler as log_handler
 from app.logs import (
     ContextFilter,
     DeferredStreamHandler,
@@ -118,7 +118,7 @@ def test_third_party_loggers_go_through_the_same_redaction() -> None:
 @pytest.fixture
 def deferred(monkeypatch):
     """A DeferredStreamHandler as in a gevent worker (this test process is not patched)."""
-    monkeypatch.setattr(logs, "_patched_loop", lambda: (gevent.get_hub().loop, logs._os_thread_id()))
+    monkeypatch.setattr(log_handler, "_patched_loop", lambda: (gevent.get_hub().loop, log_handler._os_thread_id()))
     stream = io.StringIO()
     handler = DeferredStreamHandler(stream)
     handler.setFormatter(RedactingJsonFormatter())
@@ -184,7 +184,7 @@ def test_correlation_ids() -> None:
 def test_gunicorn_access_lines_are_built_only_when_they_would_be_written(monkeypatch, tmp_path) -> None:
     from gunicorn.config import Config
 
-    from app.logs import GunicornLogger
+    from app.server.logger import GunicornLogger
 
     config = Config()
     config.set("accesslog", str(tmp_path / "access.log"))

@@ -9,8 +9,8 @@ import pytest
 
 from app.config import load_settings
 from app.providers.base import ChatCall, Generation, Provider, UpstreamError, Usage
-from app.relay import Relay
-from app.streams import StreamCancelled
+from app.streaming.relay import Relay
+from app.streaming.stream import StreamCancelled
 
 CALL = ChatCall(model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=5)
 
@@ -90,7 +90,7 @@ def sleeps(monkeypatch) -> list[float]:
     """Backoff sleeps, recorded instead of slept."""
     recorded: list[float] = []
     real_sleep = gevent.sleep
-    monkeypatch.setattr("app.relay.gevent.sleep", lambda seconds=0: recorded.append(seconds) or real_sleep(0))
+    monkeypatch.setattr("app.streaming.relay.gevent.sleep", lambda seconds=0: recorded.append(seconds) or real_sleep(0))
     return recorded
 
 

@@ -10,7 +10,7 @@ from gevent import pywsgi
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.requestheaders import parse_headers
+from app.server.requestheaders import parse_headers
 
 ENDINGS = st.sampled_from(["\r\n", "\n", "\r"])
 NAME_CHARS = st.sampled_from(list("Content-TypeXxy_09:@ \t\x7f\xe9F"))

@@ -14,7 +14,7 @@ def test_the_worker_yields_its_cpu_once_the_response_head_is_written(client, mon
     priming event, reads them before the worker goes on (`let_local_reader_run`)."""
     written: list[bytes] = []
     written_at_yield: list[int] = []
-    monkeypatch.setattr("app.wakeup.os.sched_yield", lambda: written_at_yield.append(len(written)))
+    monkeypatch.setattr("app.server.scheduling.os.sched_yield", lambda: written_at_yield.append(len(written)))
 
     def answer_a_moment_later(_: httpx.Request) -> httpx.Response:
         gevent.sleep(0.01)  # the response head goes out first, as with any real upstream

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import ApiError
+from ..errors import ApiError
 
 RECONNECT_MILLISECONDS = 2000
 RETRY_FRAME = b"retry: %d\n\n" % RECONNECT_MILLISECONDS

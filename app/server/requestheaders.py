@@ -1,11 +1,11 @@
 """A request's header block, parsed as gevent's WSGI server parses it, without the email package.
 
 gevent's pywsgi reads the header lines with `http.client` and hands them to the `email`
-package's feed parser, whose message it keeps: 18-25 µs of the worker's CPU for a request's
-five to eight headers, before the app is called. `parse_headers` reads the same lines and
-splits them as that parser does, into the same message class (`pywsgi.OldMessage`, an
-`email.message.Message`): the same names and values in the same order, the same refusal of a
-line that is too long (its `status`), the same error for too many headers, in 4-7 µs.
+package's feed parser, whose message it keeps; that parser is the costliest step before the
+app is called. `parse_headers` reads the same lines and splits them as that parser does,
+into the same message class (`pywsgi.OldMessage`, an `email.message.Message`): the same names
+and values in the same order, the same refusal of a line that is too long (its `status`),
+the same error for too many headers.
 
 What the feed parser does with a header block, and so what this does:
 

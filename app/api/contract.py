@@ -10,9 +10,9 @@ from pathlib import Path
 
 import yaml
 
-from .config import Settings
+from ..config import Settings
 
-CONTRACT_PATH = Path(__file__).resolve().parent.parent / "contracts" / "openapi.yaml"
+CONTRACT_PATH = Path(__file__).resolve().parents[2] / "contracts" / "openapi.yaml"
 
 
 def render_contract(settings: Settings) -> bytes:

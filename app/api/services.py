@@ -6,11 +6,14 @@ import dataclasses
 
 from flask import current_app
 
-from .config import Settings
+from ..config import Settings
+from ..providers import build_provider
+from ..providers.base import Provider
+from ..schemas import ChatRequestSchema
+from ..streaming.store import MemoryStreamStore, StreamStore
 from .contract import render_contract
-from .providers.base import Provider
-from .schemas import ChatRequestSchema
-from .streams import StreamStore
+
+SHUTDOWN_WAIT_SECONDS = 2.0  # for stopped generations to close their upstream requests
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,12 +27,12 @@ class Services:
     contract: bytes
 
     @classmethod
-    def build(cls, settings: Settings, provider: Provider) -> Services:
-        """Services for these settings and provider."""
+    def build(cls, settings: Settings) -> Services:
+        """Services for these settings."""
         return cls(
             settings=settings,
-            provider=provider,
-            store=StreamStore(settings.max_streams, settings.stream_ttl_seconds),
+            provider=build_provider(settings),
+            store=MemoryStreamStore(settings.max_streams, settings.stream_ttl_seconds),
             chat_schema=ChatRequestSchema(
                 max_message_chars=settings.max_message_chars,
                 max_history_messages=settings.max_history_messages,
@@ -38,6 +41,15 @@ class Services:
             ),
             contract=render_contract(settings),
         )
+
+    def start(self) -> None:
+        """Start background work (the store's expiry)."""
+        self.store.start()
+
+    def close(self) -> None:
+        """Stop every live generation (closing its upstream request), then release the provider."""
+        self.store.close(timeout=SHUTDOWN_WAIT_SECONDS)
+        self.provider.close()
 
 
 def services() -> Services:

@@ -1,11 +1,11 @@
-"""The producer: runs one generation from a provider into a listener, whatever happens.
+"""One generation from a provider into a listener, whatever happens.
 
-It owns the retry policy (retryable failures, only before the first token, with backoff and
-jitter, honouring Retry-After), the deadlines (first token, counted once the provider's turn
-has come; and a total cap, queueing included; the idle deadline between tokens is the
-provider's read timeout), cancellation (StreamCancelled
-raised into the producer greenlet), usage (the upstream's count, else our own) and the
-lifecycle log lines. Streaming and wait mode share it; only the listener differs.
+The relay owns the retry policy (retryable failures, only before the first token, with
+backoff and jitter, honouring Retry-After), the deadlines (first token, counted once the
+provider's turn has come; a total cap, queueing included; the idle deadline between tokens
+is the provider's read timeout), cancellation (StreamCancelled raised into the producer
+greenlet), usage (the upstream's count, else our own) and the lifecycle log lines. Streaming
+and wait mode share it; only the listener differs.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from typing import Any, Protocol
 
 import gevent
 
-from .config import Settings
-from .errors import CATALOGUE, ApiError
-from .logs import bind
-from .providers.base import ChatCall, Generation, Provider, UpstreamError, Usage
-from .streams import StreamCancelled
+from ..config import Settings
+from ..errors import CATALOGUE, ApiError
+from ..logs import bind
+from ..providers.base import ChatCall, Generation, Provider, UpstreamError, Usage
+from .stream import StreamCancelled
 
 log = logging.getLogger("chatwait.relay")
 

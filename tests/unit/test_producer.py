@@ -9,9 +9,9 @@ import gevent.socket
 
 from app.errors import ApiError
 from app.providers.base import Usage
-from app.relay import Outcome
-from app.streams import Stream
-from app.writer import StreamWriter
+from app.streaming.relay import Outcome
+from app.streaming.stream import Stream
+from app.streaming.producer import StreamWriter
 
 from ..sse import parse
 
@@ -114,6 +114,6 @@ def test_the_worker_yields_its_cpu_once_after_the_first_chunk_is_written(monkeyp
     before the worker goes on with its bookkeeping and the other streams."""
     received: list[bytes] = []
     received_at_yield: list[int] = []
-    monkeypatch.setattr("app.wakeup.os.sched_yield", lambda: received_at_yield.append(len(received)))
+    monkeypatch.setattr("app.server.scheduling.os.sched_yield", lambda: received_at_yield.append(len(received)))
     _relay_woken_by_reads(("first", "second", "third"), received)
     assert received_at_yield == [2], "one yield, once the follower had the priming event and the first chunk"

@@ -1,37 +1,27 @@
-"""Streams and the in-memory stream store.
+"""A Stream: the event log of one generation, written by one producer, read by its followers.
 
-A Stream is the event log of one generation: its SSE frames, indexed by event id,
-written by one producer and read by any number of consumers (HTTP responses), each of which
-replays from its own position and then follows live frames. The store keeps streams by id,
-bounded (LRU among finished streams), and a reaper drops finished streams after the TTL and
-cancels live ones nobody has followed for the TTL. Everything runs on one gevent hub, so a
-frame append and its wake-up happen without a switch in between and need no lock.
+Each follower (an HTTP response) replays from its own position, then follows live frames.
+Everything runs on one gevent hub, so a frame append and its wake-up happen without a switch
+in between and need no lock.
 """
 
 from __future__ import annotations
 
 import array
 import collections
-import logging
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import gevent
 
-from .errors import ApiError
-from .ids import random_id
-from .logs import log_greenlet_failure
+from ..server.scheduling import RestartableTimer, Wakeup
 from .sse import KEEPALIVE_FRAME, encode_chunk
-from .wakeup import Wakeup
-
-log = logging.getLogger("chatwait.streams")
 
 RECENT_FRAMES = 64  # chunk frames kept encoded for followers that keep up
 
 
 class StreamCancelled(BaseException):
-    """Raised inside a producer greenlet to stop its generation (DELETE, or expiry).
+    """Raised inside a producer greenlet to stop its generation (DELETE, expiry, shutdown).
 
     A BaseException, like GreenletExit, so that no library's `except Exception` swallows it.
     """
@@ -42,9 +32,9 @@ class Stream:
 
     Frames are kept compactly so that a long reply does not cost its weight in encoded SSE:
     the priming and terminal frames as bytes, the chunks as their UTF-8 text in one buffer
-    with each chunk's length (2 bytes a chunk, 4 if one is ever longer than 64 KiB). The last RECENT_FRAMES chunk frames are also kept encoded: followers
-    that keep up share those exact bytes (encoded once); a resume from further back
-    re-encodes the older chunks from the text.
+    with each chunk's length (2 bytes a chunk, 4 if one is ever longer than 64 KiB). The last
+    RECENT_FRAMES chunk frames are also kept encoded: followers that keep up share those exact
+    bytes (encoded once); a resume from further back re-encodes the older chunks from the text.
     """
 
     __slots__ = (
@@ -104,7 +94,7 @@ class Stream:
             self.finished_at = time.monotonic() if now is None else now
         else:
             raise ValueError("after the priming frame, only chunks and then one terminal frame")
-        self._wake()
+        self._wakeup.notify()
 
     def append_chunk(self, content: str) -> bytes:
         """Add the next `chunk` frame (its sequence is its event id), wake followers; its bytes."""
@@ -116,11 +106,8 @@ class Stream:
         if len(encoded) > 0xFFFF and self._lengths.typecode == "H":
             self._lengths = array.array("I", self._lengths)
         self._lengths.append(len(encoded))
-        self._wake()
-        return frame
-
-    def _wake(self) -> None:
         self._wakeup.notify()
+        return frame
 
     def frames(self, first: int, end: int) -> list[bytes]:
         """The bytes of frames `first` to `end - 1` (within 0 .. last_event_id)."""
@@ -148,29 +135,23 @@ class Stream:
         """Yield the frames after `after_id` (all when None), then live ones until the end.
 
         Frames that piled up since the last yield go out together in one write; a keepalive
-        comment is yielded after each `keepalive_seconds` without a yield. The silence is
-        timed by one timer per follower, restarted after each yield, rather than a timeout
-        on each wait (which in gevent builds a Timeout and its watcher per frame).
+        comment is yielded after each `keepalive_seconds` without a yield, timed by one timer
+        per follower, restarted after each yield.
         """
         cursor = 0 if after_id is None else after_id + 1
         keepalive_due: list[bool] = []
 
         def keepalive() -> None:
             keepalive_due.append(True)
-            self._wake()
+            self._wakeup.notify()
 
-        silence = gevent.get_hub().loop.timer(keepalive_seconds, keepalive_seconds)
+        silence = RestartableTimer(keepalive_seconds)
         silence.again(keepalive)
         try:
             while True:
                 end = self.last_event_id + 1
                 if cursor < end:
-                    recent = self._recent
-                    if end == cursor + 1 and self._tail is None and cursor and recent:
-                        yield recent[-1]  # the usual case: one new chunk, kept encoded
-                    else:
-                        found = self.frames(cursor, end)
-                        yield found[0] if len(found) == 1 else b"".join(found)
+                    yield self._next_write(cursor, end)
                     cursor = end
                     keepalive_due.clear()
                     silence.again(keepalive)
@@ -183,6 +164,14 @@ class Stream:
                     self._wakeup.wait()
         finally:
             silence.close()
+
+    def _next_write(self, cursor: int, end: int) -> bytes:
+        """The bytes of frames `cursor` to `end - 1` as one write."""
+        recent = self._recent
+        if end == cursor + 1 and self._tail is None and cursor and recent:
+            return recent[-1]  # the usual case: one new chunk, kept encoded
+        found = self.frames(cursor, end)
+        return found[0] if len(found) == 1 else b"".join(found)
 
     def attach(self) -> None:
         """Count a consumer in."""
@@ -201,84 +190,3 @@ class Stream:
             return False
         producer.kill(StreamCancelled(), block=False)
         return True
-
-
-class StreamStore:
-    """Streams by id: bounded, LRU among finished streams, expired after `ttl_seconds`."""
-
-    def __init__(self, max_streams: int, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.max_streams = max_streams
-        self.ttl_seconds = ttl_seconds
-        self.clock = clock
-        self._streams: OrderedDict[str, Stream] = OrderedDict()
-        self._reaper: gevent.Greenlet | None = None
-
-    def __len__(self) -> int:
-        return len(self._streams)
-
-    def create(self, correlation_id: str, model: str) -> Stream:
-        """A new, empty stream; evicts the least recently used finished stream when full.
-
-        Raises ApiError(server_busy) when every stream held is still live: those are never evicted.
-        """
-        if len(self._streams) >= self.max_streams and not self._evict_one_finished():
-            raise ApiError("server_busy", f"All {self.max_streams} stream slots (MAX_STREAMS) hold live streams.")
-        stream = Stream(random_id(), correlation_id, model, self.clock())
-        self._streams[stream.stream_id] = stream
-        return stream
-
-    def get(self, stream_id: str) -> Stream:
-        """The stream with this id (marked recently used); ApiError(stream_not_found) otherwise."""
-        stream = self._streams.get(stream_id)
-        if stream is None:
-            raise ApiError("stream_not_found", "The id is unknown, or the stream ended and expired.")
-        self._streams.move_to_end(stream_id)
-        return stream
-
-    def _evict_one_finished(self) -> bool:
-        for stream_id, stream in self._streams.items():
-            if stream.finished and stream.consumers == 0:
-                del self._streams[stream_id]
-                return True
-        return False
-
-    def reap(self) -> int:
-        """Drop finished streams older than the TTL; cancel and drop live ones unfollowed for the TTL."""
-        now = self.clock()
-        expired = [
-            stream
-            for stream in self._streams.values()
-            if (stream.finished and now - stream.finished_at > self.ttl_seconds)
-            or (not stream.finished and stream.consumers == 0 and now - stream.idle_since > self.ttl_seconds)
-        ]
-        for stream in expired:
-            del self._streams[stream.stream_id]
-            if stream.cancel():
-                log.info(
-                    "stream_expired",
-                    extra={
-                        "correlation_id": stream.correlation_id,
-                        "stream_id": stream.stream_id,
-                        "reason": "no_consumer",
-                    },
-                )
-        return len(expired)
-
-    def start_reaper(self) -> None:
-        """Run `reap` periodically in a background greenlet (a few times per TTL)."""
-        if self._reaper is None:
-            self._reaper = gevent.spawn(self._reap_forever, min(5.0, self.ttl_seconds / 4))
-            self._reaper.link_exception(log_greenlet_failure)
-
-    def _reap_forever(self, interval: float) -> None:
-        while True:
-            gevent.sleep(interval)
-            self.reap()
-
-    def close(self) -> None:
-        """Stop the reaper and cancel every live stream (shutdown)."""
-        if self._reaper is not None:
-            self._reaper.kill(block=False)
-            self._reaper = None
-        for stream in list(self._streams.values()):
-            stream.cancel()

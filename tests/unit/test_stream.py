@@ -1,4 +1,4 @@
-"""The stream event log and the store: replay, follow, keepalive, LRU, TTL, capacity, cancel."""
+"""The stream event log: replay, follow, keepalive, compact storage, cancel, wake-ups."""
 
 from __future__ import annotations
 
@@ -6,17 +6,8 @@ import gevent
 from gevent import socket
 import pytest
 
-from app.errors import ApiError
-from app.sse import KEEPALIVE_FRAME, encode_chunk
-from app.streams import RECENT_FRAMES, Stream, StreamCancelled, StreamStore
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from app.streaming.sse import KEEPALIVE_FRAME, encode_chunk
+from app.streaming.stream import RECENT_FRAMES, Stream, StreamCancelled
 
 
 def _settle() -> None:
@@ -117,78 +108,6 @@ def test_keepalive_during_silence() -> None:
     assert next(follow) == KEEPALIVE_FRAME
 
 
-def test_store_get_and_not_found() -> None:
-    store = StreamStore(10, 60)
-    stream = store.create("cid", "m")
-    assert store.get(stream.stream_id) is stream
-    with pytest.raises(ApiError) as raised:
-        store.get("missing")
-    assert raised.value.error_code == "stream_not_found" and raised.value.status == 404
-
-
-def test_full_store_evicts_least_recently_used_finished_stream() -> None:
-    clock = FakeClock()
-    store = StreamStore(2, 60, clock)
-    first, second = store.create("a", "m"), store.create("b", "m")
-    for stream in (first, second):
-        stream.append(b"head")
-        stream.append(b"done", final=True, now=clock.now)
-    store.get(first.stream_id)  # first is now the most recently used
-    third = store.create("c", "m")
-    assert len(store) == 2
-    assert store.get(first.stream_id) is first and store.get(third.stream_id) is third
-    with pytest.raises(ApiError):
-        store.get(second.stream_id)
-
-
-def test_full_store_of_live_streams_refuses_and_never_evicts() -> None:
-    store = StreamStore(2, 60)
-    live = [store.create("a", "m"), store.create("b", "m")]
-    with pytest.raises(ApiError) as raised:
-        store.create("c", "m")
-    assert raised.value.error_code == "server_busy" and raised.value.status == 503
-    assert all(store.get(s.stream_id) is s for s in live)
-
-
-def test_reap_drops_finished_streams_after_the_ttl() -> None:
-    clock = FakeClock()
-    store = StreamStore(10, 300, clock)
-    stream = store.create("a", "m")
-    stream.append(b"head")
-    stream.append(b"done", final=True, now=clock.now)
-    clock.now += 299
-    assert store.reap() == 0
-    clock.now += 2
-    assert store.reap() == 1 and len(store) == 0
-
-
-def test_reap_cancels_live_streams_nobody_follows() -> None:
-    clock = FakeClock()
-    store = StreamStore(10, 300, clock)
-    followed, abandoned = store.create("a", "m"), store.create("b", "m")
-    cancelled: list[str] = []
-
-    def produce(stream: Stream) -> None:
-        try:
-            gevent.sleep(3600)
-        except StreamCancelled:
-            cancelled.append(stream.stream_id)
-
-    for stream in (followed, abandoned):
-        stream.producer = gevent.spawn(produce, stream)
-    _settle()
-    followed.attach()
-    clock.now += 301
-    assert store.reap() == 1
-    _settle()
-    assert cancelled == [abandoned.stream_id]
-    assert store.get(followed.stream_id) is followed
-    followed.detach(clock.now)
-    clock.now += 100
-    assert store.reap() == 0, "the idle clock restarts when the last consumer leaves"
-    followed.producer.kill()
-
-
 def test_cancel_only_stops_a_running_producer() -> None:
     stream = _stream()
     assert stream.cancel() is False
@@ -198,17 +117,6 @@ def test_cancel_only_stops_a_running_producer() -> None:
     stream.producer.join(timeout=1)
     assert isinstance(stream.producer.exception, StreamCancelled)
     assert stream.cancel() is False
-
-
-def test_reaper_greenlet_runs_and_stops() -> None:
-    store = StreamStore(10, 0.2)
-    stream = store.create("a", "m")
-    stream.append(b"head")
-    stream.append(b"done", final=True)
-    store.start_reaper()
-    gevent.sleep(0.5)
-    assert len(store) == 0
-    store.close()
 
 
 def test_a_follower_writes_before_other_ready_reads_are_handled() -> None:
@@ -254,7 +162,7 @@ def test_a_follower_writes_before_other_ready_reads_are_handled() -> None:
 
 
 def test_followers_are_still_woken_on_a_loop_that_cannot_feed_events(monkeypatch) -> None:
-    monkeypatch.setattr("app.wakeup._feeds_events", lambda loop: False)
+    monkeypatch.setattr("app.server.scheduling._feeds_events", lambda loop: False)
     stream = _stream()
     received: list[bytes] = []
     follower = gevent.spawn(lambda: received.extend(stream.follow(0, 5)))

@@ -8,7 +8,7 @@ import time
 
 from flask import Flask, Response, g, request
 
-from .logs import accept_correlation_id, correlation_id_var, stream_id_var
+from ..logs import accept_correlation_id, correlation_id_var, stream_id_var
 
 log = logging.getLogger("chatwait.http")
 

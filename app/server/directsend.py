@@ -1,12 +1,12 @@
 """Plain gevent sockets whose `sendall` makes one direct `send` first.
 
 A streamed reply is one small write per token, and an upstream request is one small write
-too. gevent's `socket.sendall` spends about 2 µs of CPU on each (a getsockopt system call to
-size its send loop, three layers of Python) before the one `send` that a small message
-needs. A DirectSendSocket tries that `send` first and falls back to gevent's `sendall` for
-whatever the kernel did not take, which keeps its blocking and timeout behaviour. ChatWait's
-worker uses it for client connections, the HTTP/1.1 transport for plain upstream ones; TLS
-sockets are left as they are.
+too. gevent's `socket.sendall` makes a getsockopt system call to size its send loop and goes
+through three layers of Python before the one `send` that a small message needs. A
+DirectSendSocket tries that `send` first and falls back to gevent's `sendall` for whatever
+the kernel did not take, which keeps its blocking and timeout behaviour. ChatWait's worker
+uses it for client connections, the HTTP/1.1 transport for plain upstream ones; TLS sockets
+are left as they are.
 
 gunicorn's master imports this module (through the worker class) before gevent patches
 anything: it imports only gevent's socket module, which the master already has.

@@ -1,4 +1,9 @@
-"""Turns a generation into SSE frames on a Stream: the `stream`, `chunk`, `done`/`error` events."""
+"""The producer side of a stream: a generation runs in its own greenlet and writes SSE events.
+
+`start` spawns the producer (a Relay whose listener is a StreamWriter) and runs it at once,
+so that its upstream request leaves before this request's response is set up; `stop` cancels
+it. The writer turns the generation into the `stream`, `chunk` and `done`/`error` events.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,37 @@ import logging
 
 import gevent
 
-from .errors import ApiError
-from .providers.base import Usage
-from .relay import Outcome
+from ..config import Settings
+from ..errors import ApiError
+from ..logs import log_greenlet_failure
+from ..providers.base import ChatCall, Provider, Usage
+from ..server import scheduling
+from .relay import Outcome, Relay
 from .sse import SseEvent
-from .streams import Stream
-from .wakeup import let_local_reader_run
+from .stream import Stream
 
-log = logging.getLogger("chatwait.writer")
+log = logging.getLogger("chatwait.producer")
+
+STOP_WAIT_SECONDS = 2.0
+
+
+def start(stream: Stream, provider: Provider, settings: Settings, call: ChatCall, prompt_tokens: int | None) -> None:
+    """Generate `call` into `stream` in a new producer greenlet, which runs first."""
+    writer = StreamWriter(stream)
+    relay = Relay(provider, settings, call, prompt_tokens, writer, stream.correlation_id, stream.stream_id)
+    producer = stream.producer = gevent.spawn(relay.run)
+    producer.link_exception(log_greenlet_failure)
+    producer.link_exception(lambda _: writer.abort())
+    scheduling.run_first(producer)  # it sends its upstream request first; the response is written meanwhile
+
+
+def stop(stream: Stream, wait_seconds: float = STOP_WAIT_SECONDS) -> bool:
+    """Cancel the stream's generation and wait for its producer to end; False if it had ended."""
+    log.info("stop_requested", extra={"last_event_id": stream.last_event_id, "finished": stream.finished})
+    stopped = stream.cancel()
+    if stopped and stream.producer is not None:
+        stream.producer.join(timeout=wait_seconds)
+    return stopped
 
 
 class StreamWriter:
@@ -43,12 +71,12 @@ class StreamWriter:
     def chunk(self, content: str) -> None:
         """Append one `chunk` event. The first one is written to the clients before this
         returns: the producer yields to them once, before its own bookkeeping, and then lets
-        a client on this machine read it (`let_local_reader_run`)."""
+        a client on this machine read it."""
         self.content_length += len(content)
         self.stream.append_chunk(content)
         if self.stream.chunks == 1:
             gevent.sleep(0)
-            let_local_reader_run()
+            scheduling.let_local_reader_run()
         if self._debug:
             log.debug("chunk_sent", extra={"sequence": self.stream.chunks, "chars": len(content)})
 

@@ -1,0 +1,35 @@
+"""Logging: JSON lines on stdout, correlation and stream ids on every line, secrets redacted.
+
+Redaction runs on the final formatted line of every handler, so tracebacks, `extra` fields
+and third-party loggers (gunicorn, httpx, openai) are covered, not only our own messages.
+"""
+
+from .context import (
+    ContextFilter,
+    accept_correlation_id,
+    bind,
+    correlation_id_var,
+    log_greenlet_failure,
+    new_correlation_id,
+    stream_id_var,
+)
+from .formatter import RedactingJsonFormatter
+from .handler import DeferredStreamHandler
+from .redaction import REDACTED, redact
+from .setup import configure_logging, logging_config
+
+__all__ = [
+    "REDACTED",
+    "ContextFilter",
+    "DeferredStreamHandler",
+    "RedactingJsonFormatter",
+    "accept_correlation_id",
+    "bind",
+    "configure_logging",
+    "correlation_id_var",
+    "log_greenlet_failure",
+    "logging_config",
+    "new_correlation_id",
+    "redact",
+    "stream_id_var",
+]

@@ -1,0 +1,65 @@
+"""Which request and stream a log line belongs to: ids in context variables, stamped on each record.
+
+gevent gives each greenlet its own context, so a request greenlet and its producer greenlet
+each bind the ids (`bind`) and every line they log carries them.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ..ids import random_id
+
+correlation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
+stream_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("stream_id", default=None)
+
+_CORRELATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+class ContextFilter(logging.Filter):
+    """Stamp every record with the correlation and stream ids bound in the current greenlet."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "correlation_id"):
+            record.correlation_id = correlation_id_var.get()
+        if not hasattr(record, "stream_id"):
+            record.stream_id = stream_id_var.get()
+        return True
+
+
+def new_correlation_id() -> str:
+    """A fresh correlation id (32 hex digits)."""
+    return random_id()
+
+
+def accept_correlation_id(candidate: str | None) -> str:
+    """The client's X-Correlation-Id if it is well formed, otherwise a new one."""
+    if candidate and _CORRELATION_ID.fullmatch(candidate):
+        return candidate
+    return new_correlation_id()
+
+
+@contextmanager
+def bind(correlation_id: str | None, stream_id: str | None = None) -> Iterator[None]:
+    """Bind the ids to every log line of the current greenlet for the duration of the block."""
+    tokens = (correlation_id_var.set(correlation_id), stream_id_var.set(stream_id))
+    try:
+        yield
+    finally:
+        stream_id_var.reset(tokens[1])
+        correlation_id_var.reset(tokens[0])
+
+
+def log_greenlet_failure(greenlet: Any) -> None:
+    """`link_exception` callback for every spawned greenlet: a crash is logged, never silent."""
+    exc = greenlet.exception
+    logging.getLogger("chatwait").error(
+        "greenlet_failed",
+        exc_info=(type(exc), exc, exc.__traceback__) if exc is not None else None,
+        extra={"error_type": type(exc).__name__},
+    )

@@ -1,0 +1,52 @@
+"""The one logging setup of the process, shared by the app and gunicorn: JSON lines on stdout."""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+from typing import Any
+
+from .context import ContextFilter
+from .formatter import RedactingJsonFormatter
+from .handler import DeferredStreamHandler
+
+
+def logging_config(level: str = "INFO") -> dict[str, Any]:
+    """The dictConfig of the process (also gunicorn's `logconfig_dict`)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"context": {"()": ContextFilter}},
+        "formatters": {"json": {"()": RedactingJsonFormatter}},
+        "handlers": {
+            "stdout": {
+                "()": DeferredStreamHandler,
+                "stream": "ext://sys.stdout",
+                "formatter": "json",
+                "filters": ["context"],
+            }
+        },
+        "root": {"level": level, "handlers": ["stdout"]},
+        "loggers": {
+            "gunicorn.error": {"level": level, "handlers": [], "propagate": True},
+            "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": True},
+            # Their DEBUG lines carry request headers (the API key); keep them at INFO at most.
+            "httpx": {"level": "WARNING"},
+            "httpcore": {"level": "WARNING"},
+            "openai": {"level": "WARNING"},
+        },
+    }
+
+
+def configure_logging(level: str) -> None:
+    """Install the JSON logging setup for the whole process.
+
+    Records skip the thread, process and caller fields (the logging HOWTO's optimisation):
+    none is written, and under gevent asking for the current thread builds a dummy Thread
+    object for every new greenlet, while finding the caller walks the stack on every call.
+    """
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.config.dictConfig(logging_config(level))

@@ -1,0 +1,131 @@
+"""One upstream socket: its read deadline, its buffer of bytes read but not consumed yet."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from gevent import get_hub, getcurrent, socket
+from gevent.monkey import get_original
+
+from ...server import directsend
+
+Origin = tuple[str, str, int]
+RECV_BYTES = 64 * 1024
+
+# The system call itself: gevent's select yields to every other greenlet even with a zero
+# timeout, which would let the whole response set-up run before the upstream request is sent.
+_poll_now = get_original("select", "select")
+
+
+class ConnectionClosed(Exception):
+    """The peer closed the connection (recv returned no bytes)."""
+
+
+class ReadDeadline:
+    """Raises socket.timeout in the greenlet reading when a recv waits longer than `seconds`.
+
+    One timer, restarted before each recv and stopped after it, rather than a socket timeout,
+    which in gevent builds a Timeout object and its watcher for every blocking recv.
+    """
+
+    __slots__ = ("_reader", "_timer", "seconds")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._timer = get_hub().loop.timer(seconds, seconds, ref=False)
+        self._reader = None
+
+    def arm(self) -> None:
+        self._reader = getcurrent()
+        self._timer.again(self._expire)
+
+    def disarm(self) -> None:
+        self._timer.stop()
+        self._reader = None
+
+    def _expire(self) -> None:
+        reader = self._reader
+        self.disarm()
+        if reader is not None:
+            reader.throw(socket.timeout("timed out"))
+
+    def close(self) -> None:
+        self._timer.close()
+
+
+class Connection:
+    """One socket to an origin, its read deadline, and the bytes read but not consumed yet."""
+
+    __slots__ = ("_plain", "_wait_first", "buffer", "deadline", "origin", "sock")
+
+    def __init__(self, origin: Origin, sock: socket.socket) -> None:
+        self.origin = origin
+        self.sock = sock
+        self.buffer = b""
+        self.deadline: ReadDeadline | None = None
+        self._plain = directsend.is_plain(sock)  # TLS may hold decrypted bytes the kernel does not show
+        self._wait_first = self._plain
+
+    def set_read_timeout(self, seconds: float | None) -> None:
+        """Reads from now on fail with socket.timeout after `seconds` without data (None: never)."""
+        if self.deadline is not None and self.deadline.seconds != seconds:
+            self.deadline.close()
+            self.deadline = None
+        if seconds is not None and self.deadline is None:
+            self.deadline = ReadDeadline(seconds)
+
+    def fill(self) -> None:
+        """Read more bytes into the buffer; ConnectionClosed at end of stream.
+
+        On a plain socket, after a request was sent or a read emptied the socket, it waits
+        until the socket is readable before reading: gevent's recv would try first, and a
+        streamed token would cost a failed recv and gevent's handling of it every time.
+        """
+        sock = self.sock
+        deadline = self.deadline
+        if deadline is not None:
+            deadline.arm()
+        try:
+            if self._wait_first:
+                sock._wait(sock._read_event)  # gevent's own wait, as its recv does after EAGAIN
+            data = sock.recv(RECV_BYTES)
+        finally:
+            if deadline is not None:
+                deadline.disarm()
+        if not data:
+            raise ConnectionClosed()
+        self._wait_first = self._plain and len(data) < RECV_BYTES
+        self.buffer += data
+
+    def is_dropped(self) -> bool:
+        """Whether an idle connection was closed by the peer (or sent something unasked)."""
+        try:
+            readable, _, _ = _poll_now([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
+    def close(self) -> None:
+        if self.deadline is not None:
+            self.deadline.close()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def open_socket(host: str, port: int, timeout: float | None) -> socket.socket:
+    """A connected TCP socket. An IP address is connected to directly: gevent resolves every
+    name, even a numeric one, on its thread pool, a thread hand-off for nothing."""
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        return socket.create_connection((host, port), timeout=timeout)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock

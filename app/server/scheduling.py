@@ -1,0 +1,112 @@
+"""How ChatWait's greenlets are scheduled on the gevent hub, in one place.
+
+- `Wakeup`: a stream's producer wakes its followers as soon as it yields, ahead of the other
+  events the loop has ready in the same turn (a gevent Event wakes them only after all of them).
+- `run_first`: a greenlet just spawned (a producer, an accepted connection) runs at once.
+- `let_local_reader_run`: after a write a client waits for, a client on this machine reads it
+  before the worker carries on.
+- `RestartableTimer`: one timer restarted after each event, rather than a Timeout per wait.
+
+Everything here runs in one OS thread, on its gevent hub.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from gevent import Greenlet, get_hub, getcurrent
+from gevent.hub import Waiter
+
+# libev's EV_CUSTOM: an event type of its own, so it can never be mistaken for I/O or a timer.
+_EV_CUSTOM = 0x01000000
+
+
+class Wakeup:
+    """Greenlets wait until the next `notify`; one notify wakes every greenlet waiting then.
+
+    `notify` feeds an event to a watcher that is never started (libev's `ev_feed_event`): libev
+    runs its callback as a pending event of the current turn, most recently added first, so the
+    followers run as soon as the notifying greenlet yields. Where the loop cannot feed events
+    (libuv), it falls back to `run_callback`, the way a gevent Event wakes its waiters.
+    """
+
+    __slots__ = ("_hub", "_waiters", "_watcher")
+
+    def __init__(self) -> None:
+        self._hub = get_hub()
+        self._waiters: list[Waiter] = []
+        loop = self._hub.loop
+        self._watcher = loop.timer(0) if _feeds_events(loop) else None
+
+    def wait(self) -> None:
+        """Block the current greenlet until the next notify."""
+        waiter = Waiter(self._hub)
+        self._waiters.append(waiter)
+        try:
+            waiter.get()
+        finally:
+            if waiter in self._waiters:  # left by a kill or timeout rather than a notify
+                self._waiters.remove(waiter)
+
+    def notify(self) -> None:
+        """Wake every waiting greenlet as soon as the caller yields to the hub."""
+        if not self._waiters:
+            return
+        if self._watcher is None:
+            self._hub.loop.run_callback(self._wake_all)
+        else:
+            self._watcher.feed(_EV_CUSTOM, self._wake_all)
+
+    def _wake_all(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.switch(None)
+
+
+def _feeds_events(loop: object) -> bool:
+    """Whether the gevent loop is libev's (the default), whose watchers can be fed events."""
+    return type(loop).__module__.startswith("gevent.libev")
+
+
+def run_first(greenlet: Greenlet) -> None:
+    """Run a greenlet that was just spawned now, ahead of every event the loop has ready;
+    return once it waits for something (or ends).
+
+    `spawn` queues the start behind the loop's pending events (on a busy worker, dozens of
+    upstream reads). Switching to the greenlet directly skips them; its `run` cancels the
+    queued start. A calling greenlet is queued to resume the way `gevent.sleep(0)` would;
+    the hub itself (a server accepting in a loop callback) carries on where it was as soon as
+    the greenlet waits.
+    """
+    caller = getcurrent()
+    hub = get_hub()
+    if caller is not hub:
+        hub.loop.run_callback(caller.switch)
+    greenlet.switch()
+
+
+def let_local_reader_run() -> None:
+    """Give up the worker's CPU for a moment, right after a write that a client waits for.
+
+    Linux wakes the reader of a local socket on the writer's CPU, expecting the writer to
+    sleep next; the worker goes on instead, and a client on the same machine waits for it.
+    One system call, which returns at once when nothing else waits for the CPU.
+    """
+    os.sched_yield()
+
+
+class RestartableTimer:
+    """A repeating timer on the hub's loop: `again(callback)` (re)starts it, `close` ends it."""
+
+    __slots__ = ("_timer",)
+
+    def __init__(self, seconds: float) -> None:
+        self._timer = get_hub().loop.timer(seconds, seconds)
+
+    def again(self, callback: Callable[[], None]) -> None:
+        """Call `callback` after the full period from now (and every period after)."""
+        self._timer.again(callback)
+
+    def close(self) -> None:
+        self._timer.close()

@@ -1,0 +1,131 @@
+"""Where streams live between requests: the store interface and its in-memory implementation.
+
+A store keeps streams by id for resumes and stops, bounded: it never evicts a stream that is
+still producing, refusing new ones instead (`503 server_busy`), and it expires streams after
+their TTL. The memory store holds them in this worker's memory.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+import gevent
+
+from ..errors import ApiError
+from ..ids import random_id
+from ..logs import log_greenlet_failure
+from .stream import Stream
+
+log = logging.getLogger("chatwait.store")
+
+
+class StreamStore(abc.ABC):
+    """What the API needs from a stream store."""
+
+    clock: Callable[[], float]
+
+    @abc.abstractmethod
+    def __len__(self) -> int:
+        """How many streams the store holds."""
+
+    @abc.abstractmethod
+    def create(self, correlation_id: str, model: str) -> Stream:
+        """A new, empty stream; ApiError(server_busy) when the store is full of live streams."""
+
+    @abc.abstractmethod
+    def get(self, stream_id: str) -> Stream:
+        """The stream with this id; ApiError(stream_not_found) when it is unknown or expired."""
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Start background work (expiry)."""
+
+    @abc.abstractmethod
+    def close(self, timeout: float = 0.0) -> None:
+        """Stop background work and every live stream, waiting up to `timeout` s for them to end."""
+
+
+class MemoryStreamStore(StreamStore):
+    """Streams by id in this process: bounded, LRU among finished streams, expired after `ttl_seconds`."""
+
+    def __init__(self, max_streams: int, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_streams = max_streams
+        self.ttl_seconds = ttl_seconds
+        self.clock = clock
+        self._streams: OrderedDict[str, Stream] = OrderedDict()
+        self._reaper: gevent.Greenlet | None = None
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+    def create(self, correlation_id: str, model: str) -> Stream:
+        """A new, empty stream; evicts the least recently used finished stream when full.
+
+        Raises ApiError(server_busy) when every stream held is still live: those are never evicted.
+        """
+        if len(self._streams) >= self.max_streams and not self._evict_one_finished():
+            raise ApiError("server_busy", f"All {self.max_streams} stream slots (MAX_STREAMS) hold live streams.")
+        stream = Stream(random_id(), correlation_id, model, self.clock())
+        self._streams[stream.stream_id] = stream
+        return stream
+
+    def get(self, stream_id: str) -> Stream:
+        """The stream with this id (marked recently used); ApiError(stream_not_found) otherwise."""
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            raise ApiError("stream_not_found", "The id is unknown, or the stream ended and expired.")
+        self._streams.move_to_end(stream_id)
+        return stream
+
+    def _evict_one_finished(self) -> bool:
+        for stream_id, stream in self._streams.items():
+            if stream.finished and stream.consumers == 0:
+                del self._streams[stream_id]
+                return True
+        return False
+
+    def reap(self) -> int:
+        """Drop finished streams older than the TTL; cancel and drop live ones unfollowed for the TTL."""
+        now = self.clock()
+        expired = [
+            stream
+            for stream in self._streams.values()
+            if (stream.finished and now - stream.finished_at > self.ttl_seconds)
+            or (not stream.finished and stream.consumers == 0 and now - stream.idle_since > self.ttl_seconds)
+        ]
+        for stream in expired:
+            del self._streams[stream.stream_id]
+            if stream.cancel():
+                log.info(
+                    "stream_expired",
+                    extra={
+                        "correlation_id": stream.correlation_id,
+                        "stream_id": stream.stream_id,
+                        "reason": "no_consumer",
+                    },
+                )
+        return len(expired)
+
+    def start(self) -> None:
+        """Run `reap` periodically in a background greenlet (a few times per TTL)."""
+        if self._reaper is None:
+            self._reaper = gevent.spawn(self._reap_forever, min(5.0, self.ttl_seconds / 4))
+            self._reaper.link_exception(log_greenlet_failure)
+
+    def _reap_forever(self, interval: float) -> None:
+        while True:
+            gevent.sleep(interval)
+            self.reap()
+
+    def close(self, timeout: float = 0.0) -> None:
+        """Stop the reaper; cancel every live stream and wait up to `timeout` s for their producers."""
+        if self._reaper is not None:
+            self._reaper.kill(block=False)
+            self._reaper = None
+        stopping = [stream.producer for stream in list(self._streams.values()) if stream.cancel()]
+        if stopping and timeout > 0:
+            gevent.joinall(stopping, timeout=timeout)

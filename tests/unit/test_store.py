@@ -1,0 +1,106 @@
+"""The in-memory stream store: lookup, LRU among finished streams, capacity, TTL, the reaper."""
+
+from __future__ import annotations
+
+import gevent
+import pytest
+
+from app.errors import ApiError
+from app.streaming.store import MemoryStreamStore
+from app.streaming.stream import Stream, StreamCancelled
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _settle() -> None:
+    """Let the loop run everything pending: spawned greenlets, and followers a frame woke."""
+    gevent.idle()
+
+
+def test_store_get_and_not_found() -> None:
+    store = MemoryStreamStore(10, 60)
+    stream = store.create("cid", "m")
+    assert store.get(stream.stream_id) is stream
+    with pytest.raises(ApiError) as raised:
+        store.get("missing")
+    assert raised.value.error_code == "stream_not_found" and raised.value.status == 404
+
+
+def test_full_store_evicts_least_recently_used_finished_stream() -> None:
+    clock = FakeClock()
+    store = MemoryStreamStore(2, 60, clock)
+    first, second = store.create("a", "m"), store.create("b", "m")
+    for stream in (first, second):
+        stream.append(b"head")
+        stream.append(b"done", final=True, now=clock.now)
+    store.get(first.stream_id)  # first is now the most recently used
+    third = store.create("c", "m")
+    assert len(store) == 2
+    assert store.get(first.stream_id) is first and store.get(third.stream_id) is third
+    with pytest.raises(ApiError):
+        store.get(second.stream_id)
+
+
+def test_full_store_of_live_streams_refuses_and_never_evicts() -> None:
+    store = MemoryStreamStore(2, 60)
+    live = [store.create("a", "m"), store.create("b", "m")]
+    with pytest.raises(ApiError) as raised:
+        store.create("c", "m")
+    assert raised.value.error_code == "server_busy" and raised.value.status == 503
+    assert all(store.get(s.stream_id) is s for s in live)
+
+
+def test_reap_drops_finished_streams_after_the_ttl() -> None:
+    clock = FakeClock()
+    store = MemoryStreamStore(10, 300, clock)
+    stream = store.create("a", "m")
+    stream.append(b"head")
+    stream.append(b"done", final=True, now=clock.now)
+    clock.now += 299
+    assert store.reap() == 0
+    clock.now += 2
+    assert store.reap() == 1 and len(store) == 0
+
+
+def test_reap_cancels_live_streams_nobody_follows() -> None:
+    clock = FakeClock()
+    store = MemoryStreamStore(10, 300, clock)
+    followed, abandoned = store.create("a", "m"), store.create("b", "m")
+    cancelled: list[str] = []
+
+    def produce(stream: Stream) -> None:
+        try:
+            gevent.sleep(3600)
+        except StreamCancelled:
+            cancelled.append(stream.stream_id)
+
+    for stream in (followed, abandoned):
+        stream.producer = gevent.spawn(produce, stream)
+    _settle()
+    followed.attach()
+    clock.now += 301
+    assert store.reap() == 1
+    _settle()
+    assert cancelled == [abandoned.stream_id]
+    assert store.get(followed.stream_id) is followed
+    followed.detach(clock.now)
+    clock.now += 100
+    assert store.reap() == 0, "the idle clock restarts when the last consumer leaves"
+    followed.producer.kill()
+
+
+def test_reaper_greenlet_runs_and_stops() -> None:
+    store = MemoryStreamStore(10, 0.2)
+    stream = store.create("a", "m")
+    stream.append(b"head")
+    stream.append(b"done", final=True)
+    store.start()
+    gevent.sleep(0.5)
+    assert len(store) == 0
+    store.close()
