@@ -209,13 +209,17 @@ class HealthSchema(StrictSchema):
 
 
 class ReadySchema(StrictSchema):
-    """The reply of GET /ready."""
+    """The reply of GET /ready: `upstream` with the openai provider; `model_file`,
+    `context_tokens` and `instances` with the local one."""
 
     status = fields.String(required=True)
-    provider = fields.String(required=True)
+    provider = fields.String(required=True, validate=validate.OneOf(("openai", "local")))
     model = fields.String(required=True)
     allowed_models = fields.List(fields.String(), required=True)
     upstream = fields.String()
+    model_file = fields.String()
+    context_tokens = fields.Integer()
+    instances = fields.Integer()
     streams = fields.Integer(required=True)
 
 

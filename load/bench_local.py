@@ -25,7 +25,7 @@ from pathlib import Path  # noqa: E402
 import gevent  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from load.bench import MARKERS, one_stream, post_request  # noqa: E402
+from load.bench_client import MARKERS, one_stream, post_request  # noqa: E402
 from load.processes import ChatWaitServer  # noqa: E402
 
 SUBJECTS = ["a lighthouse keeper", "a seagull", "a baker", "a robot", "a gardener", "a river", "a violinist",
@@ -103,7 +103,8 @@ def main() -> None:
             batches = []
             for _ in range(args.repeats):
                 started = time.perf_counter()
-                jobs = [gevent.spawn(one_stream, server.port, request(), MARKERS["chatwait"], 300) for _ in range(concurrency)]
+                marker = MARKERS["chatwait"]
+                jobs = [gevent.spawn(one_stream, server.port, request(), marker, 300) for _ in range(concurrency)]
                 gevent.joinall(jobs)
                 batches.append(([job.value["arrivals"] for job in jobs], time.perf_counter() - started))
             result = {"concurrency": concurrency, **_rates(batches)}

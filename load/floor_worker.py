@@ -1,6 +1,6 @@
 """The floor of the decided stack: ChatWait's gunicorn worker serving the least possible relay.
 
-`floor.py` runs the benchmark's streams through this worker instead of ChatWait's app, to
+`bench.py --floor` runs the benchmark's streams through this worker beside ChatWait, to
 measure what gunicorn's gevent worker (`FLOOR_APP=wsgi`) and gunicorn plus a Flask view
 (`FLOOR_APP=flask`) add by themselves on this machine. The relay does only what any relay
 must: read the JSON body, send a pre-formed request to the upstream (the fake, at
@@ -18,7 +18,8 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from app.worker import ChatWaitWorker, freeze_start_up
+from app.server.startup import freeze_start_up
+from app.server.worker import ChatWaitWorker
 
 END = None  # what the producer queues after the last frame
 
@@ -57,7 +58,7 @@ class FloorRelay:
         )
         request = b"POST /v1/chat/completions HTTP/1.1\r\nHost: upstream\r\nContent-Type: application/json\r\n"
         request += b"Content-Length: %d\r\n\r\n%s" % (len(payload), payload)
-        from app.wakeup import run_first
+        from app.server.scheduling import run_first
 
         frames: gevent.queue.Queue = gevent.queue.Queue()
         run_first(gevent.spawn(self._produce, request, frames))  # the request leaves first, as in ChatWait

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from load.processes import BIN, ROOT, ChatWaitServer, FakeUpstream  # noqa: E402
+from load.processes import BIN, ROOT, ChatWaitServer, FakeUpstream
 
 
 def main() -> int:
@@ -26,7 +26,9 @@ def main() -> int:
     parser.add_argument("--csv", default="artifacts/locust")
     args = parser.parse_args()
     fake = FakeUpstream()
-    server = ChatWaitServer({"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "sk-load", "OPENAI_MODEL": "fake-model"})
+    server = ChatWaitServer(
+        {"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "sk-load", "OPENAI_MODEL": "fake-model"}
+    )
     Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
     try:
         command = [

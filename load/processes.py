@@ -15,8 +15,8 @@ import sys
 import tempfile
 import time
 import uuid
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -53,11 +53,20 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _spawn(prefix: str, command: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, Any]:
-    """Start `command` in the project folder with its output in a temporary log file."""
-    log_file = tempfile.NamedTemporaryFile(prefix=prefix, suffix=".log", delete=False)
+def pinned(command: list[str], cpus: set[int] | None) -> list[str]:
+    """`command`, run on the given CPUs only (taskset), or as it is when `cpus` is None."""
+    if not cpus:
+        return command
+    return ["taskset", "-c", ",".join(str(cpu) for cpu in sorted(cpus)), *command]
+
+
+def _spawn(
+    prefix: str, command: list[str], env: dict[str, str], cwd: Path = ROOT
+) -> tuple[subprocess.Popen, Any]:
+    """Start `command` in `cwd` with its output in a temporary log file."""
+    log_file = tempfile.NamedTemporaryFile(prefix=prefix, suffix=".log", delete=False)  # noqa: SIM115 (closed by _stop)
     proc = subprocess.Popen(
-        command, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=clean_env(env)
+        command, cwd=cwd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=clean_env(env)
     )
     return proc, log_file
 
@@ -78,10 +87,9 @@ def _wait_for(probe: Callable[[], T | None], proc: subprocess.Popen, log: Callab
 class FakeUpstream:
     """load/fake_openai.py in a subprocess."""
 
-    def __init__(self, *args: str) -> None:
-        self.proc, self.log_file = _spawn(
-            "fake-openai-", [sys.executable, str(ROOT / "load" / "fake_openai.py"), "--port", "0", *args], {}
-        )
+    def __init__(self, *args: str, cpus: set[int] | None = None) -> None:
+        command = [sys.executable, str(ROOT / "load" / "fake_openai.py"), "--port", "0", *args]
+        self.proc, self.log_file = _spawn("fake-openai-", pinned(command, cpus), {})
 
         def announced_port() -> int | None:
             match = re.search(r"FAKE_OPENAI_PORT=(\d+)", self._log())
@@ -118,14 +126,22 @@ class FakeUpstream:
 
 
 class ChatWaitServer:
-    """`gunicorn -c gunicorn.conf.py wsgi:app` with the given environment; logs to a file."""
+    """`gunicorn -c gunicorn.conf.py wsgi:app` with the given environment; logs to a file.
 
-    def __init__(self, env: dict[str, str]) -> None:
+    `root` is the checkout to serve (another one to compare against this one), `cpus` the CPUs
+    to run on, `args` more gunicorn arguments (they win over gunicorn.conf.py).
+    """
+
+    def __init__(
+        self, env: dict[str, str], root: Path = ROOT, cpus: set[int] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.port = free_port()
+        command = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", *args, "wsgi:app"]
         self.proc, self.log_file = _spawn(
             "chatwait-",
-            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+            pinned(command, cpus),
             {"BIND": f"127.0.0.1:{self.port}", "PYTHONUNBUFFERED": "1", **env},
+            cwd=root,
         )
         self.log_path = Path(self.log_file.name)
         self.url = f"http://127.0.0.1:{self.port}"

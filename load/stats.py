@@ -1,5 +1,4 @@
-"""Percentiles as the load tools report them (no imports with side effects: gunicorn's master
-imports this through load/timed_worker.py)."""
+"""Percentiles as the load tools report them."""
 
 from __future__ import annotations
 

@@ -42,8 +42,8 @@ class RedactingJsonFormatter(JsonFormatter):
                     fields[key] = value
             _drop_empty_ids(fields)
             body = self.serialize_log_record(self.process_log_record(fields))
-        stamp = datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc)
-        return '{"timestamp": "%s", %s' % (stamp.isoformat(timespec="milliseconds")[:-6] + "Z", redact(body)[1:])
+        stamp = datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(timespec="milliseconds")
+        return f'{{"timestamp": "{stamp[:-6]}Z", {redact(body)[1:]}'
 
 
 def _drop_empty_ids(fields: dict[str, Any]) -> None:

@@ -75,7 +75,7 @@ class DeferredStreamHandler(logging.StreamHandler):
                 record = pending.popleft()
                 try:
                     lines.append(self.format(record) + terminator)
-                except Exception:  # noqa: BLE001 - the logging module's own policy: report, go on
+                except Exception:
                     self.handleError(record)
             self.stream.write("".join(lines))
         super().flush()

@@ -144,7 +144,7 @@ class OpenAIProvider(Provider):
             "provider": self.name,
             "model": self.settings.default_model,
             "allowed_models": list(self.settings.allowed_models),
-            "upstream": f"{base.scheme}://{base.hostname}{':%d' % base.port if base.port else ''}",
+            "upstream": f"{base.scheme}://{base.hostname}{f':{base.port}' if base.port else ''}",
         }
 
     def close(self) -> None:

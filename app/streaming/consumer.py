@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 from ..errors import ApiError
 from ..logs import bind
-from ..server import scheduling
+from ..server.scheduling import let_local_reader_run
 from .sse import RETRY_FRAME, parse_last_event_id
 from .stream import Stream
 
@@ -27,7 +27,9 @@ def resume_position(stream: Stream, header: str | None, query: str | None) -> in
     return after
 
 
-def consume(stream: Stream, after_id: int | None, keepalive_seconds: float, clock: Callable[[], float]) -> Iterator[bytes]:
+def consume(
+    stream: Stream, after_id: int | None, keepalive_seconds: float, clock: Callable[[], float]
+) -> Iterator[bytes]:
     """The SSE body of one consumer: the retry frame, the frames after `after_id`, then live ones."""
     with bind(stream.correlation_id, stream.stream_id):
         stream.attach()
@@ -35,7 +37,7 @@ def consume(stream: Stream, after_id: int | None, keepalive_seconds: float, cloc
         try:
             frames = stream.follow(after_id, keepalive_seconds)
             yield RETRY_FRAME + next(frames, b"")
-            scheduling.let_local_reader_run()  # the response head is out
+            let_local_reader_run()  # the response head is out
             yield from frames
             delivered = True
         finally:

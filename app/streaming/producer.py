@@ -15,7 +15,7 @@ from ..config import Settings
 from ..errors import ApiError
 from ..logs import log_greenlet_failure
 from ..providers.base import ChatCall, Provider, Usage
-from ..server import scheduling
+from ..server.scheduling import let_local_reader_run, run_first
 from .relay import Outcome, Relay
 from .sse import SseEvent
 from .stream import Stream
@@ -32,7 +32,7 @@ def start(stream: Stream, provider: Provider, settings: Settings, call: ChatCall
     producer = stream.producer = gevent.spawn(relay.run)
     producer.link_exception(log_greenlet_failure)
     producer.link_exception(lambda _: writer.abort())
-    scheduling.run_first(producer)  # it sends its upstream request first; the response is written meanwhile
+    run_first(producer)  # it sends its upstream request first; the response is written meanwhile
 
 
 def stop(stream: Stream, wait_seconds: float = STOP_WAIT_SECONDS) -> bool:
@@ -76,7 +76,7 @@ class StreamWriter:
         self.stream.append_chunk(content)
         if self.stream.chunks == 1:
             gevent.sleep(0)
-            scheduling.let_local_reader_run()
+            let_local_reader_run()
         if self._debug:
             log.debug("chunk_sent", extra={"sequence": self.stream.chunks, "chars": len(content)})
 

@@ -38,21 +38,21 @@ class Stream:
     """
 
     __slots__ = (
-        "stream_id",
+        "_head",
+        "_lengths",
+        "_recent",
+        "_tail",
+        "_text",
+        "_wakeup",
+        "consumers",
         "correlation_id",
-        "model",
         "created",
         "finished",
         "finished_at",
-        "consumers",
         "idle_since",
+        "model",
         "producer",
-        "_wakeup",
-        "_head",
-        "_tail",
-        "_text",
-        "_lengths",
-        "_recent",
+        "stream_id",
     )
 
     def __init__(self, stream_id: str, correlation_id: str, model: str, now: float) -> None:

@@ -7,6 +7,7 @@ page this is a network drop in the middle of a reply.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -65,8 +66,6 @@ class CuttingProxy:
 
 def _close(*sockets: socket.socket) -> None:
     for sock in sockets:
-        try:
+        with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         sock.close()

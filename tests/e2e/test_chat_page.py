@@ -124,7 +124,8 @@ def test_a_dropped_connection_resumes_to_the_exact_text(page: Page, proxy) -> No
     page.wait_for_function(
         """() => {
             const reply = document.querySelector('.message.assistant:last-of-type');
-            return reply?.dataset.status === 'reconnecting' && reply.querySelector('.state').textContent === 'Reconnecting…';
+            return reply?.dataset.status === 'reconnecting'
+              && reply.querySelector('.state').textContent === 'Reconnecting…';
         }""",
         timeout=WAIT_MS,
     )

@@ -13,6 +13,7 @@ import pytest
 
 from load.processes import ChatWaitServer
 
+from ..conformance import conform
 from ..sse import Event, content_of, iter_events, parse
 
 pytestmark = pytest.mark.integration
@@ -56,6 +57,7 @@ def test_ready_says_local_provider_and_model(local, local_server) -> None:
     ready = local.get("/ready").json()
     assert ready["provider"] == "local" and ready["model"] == MODEL
     assert ready["allowed_models"] == [MODEL] and ready["context_tokens"] == 1024
+    conform("Ready", ready)  # the contract describes the local provider's fields too
     started = [r for r in local_server.log_records() if r.get("event") == "service_started"]
     assert started and started[0]["provider"] == "local" and started[0]["model"] == MODEL
 

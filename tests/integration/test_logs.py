@@ -58,8 +58,10 @@ def test_log_lines_are_json_and_leak_nothing(debug_server) -> None:
 
 
 def test_a_request_is_traceable_by_correlation_id(server, http) -> None:
-    response = http.post("/v1/chat/streaming", json={"message": "@tokens=3"}, headers={"X-Correlation-Id": "trace-me-1"})
-    events, _ = parse(response.content)
+    response = http.post(
+        "/v1/chat/streaming", json={"message": "@tokens=3"}, headers={"X-Correlation-Id": "trace-me-1"}
+    )
+    parse(response.content)
     stream_id = response.headers["x-stream-id"]
     http.get(f"/v1/chat/streaming/{stream_id}")
     lines = [r for r in server.log_records() if r.get("correlation_id") == "trace-me-1"]
@@ -77,7 +79,8 @@ def test_a_request_is_traceable_by_correlation_id(server, http) -> None:
 
 def test_error_lines_carry_code_type_action_and_upstream_request_id(server, http) -> None:
     http.post("/v1/chat/wait", json={"message": "@fault=401"}, headers={"X-Correlation-Id": "trace-err-1"})
-    errors = [r for r in server.log_records() if r.get("correlation_id") == "trace-err-1" and r["event"] == "error_occurred"]
+    records = server.log_records()
+    errors = [r for r in records if r.get("correlation_id") == "trace-err-1" and r["event"] == "error_occurred"]
     assert errors
     line = errors[0]
     assert line["error_code"] == "upstream_auth_failed"

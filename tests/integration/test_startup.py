@@ -1,16 +1,21 @@
-"""Start-up: a bad setting stops the service with its message; gevent must patch first."""
+"""Start-up and shutdown: a bad setting stops the service with its message; gevent must patch
+first; start-up objects are frozen; a stopping worker stops its live generations."""
 
 from __future__ import annotations
 
 import ast
+import signal
 import subprocess
 import sys
+import uuid
 
+import httpx
 import pytest
 
 from app import create_app
-
 from load.processes import BIN, ROOT, clean_env
+
+from ..sse import iter_events
 
 pytestmark = pytest.mark.integration
 
@@ -69,9 +74,20 @@ def test_gunicorn_configuration() -> None:
     assert result.stdout.split() == ["app.server.worker.ChatWaitWorker", "1", "4000", "False", "0.0.0.0:9000"]
 
 
-def test_wsgi_freezes_what_start_up_built() -> None:
-    """Objects built at start-up (the app among them) are moved out of full collections."""
-    script = "import gc, wsgi; print('frozen', gc.get_freeze_count() > 0, any(o is wsgi.app for o in gc.get_objects()))"
-    result = _run([sys.executable, "-c", script], OPENAI_API_KEY="sk-x")
-    found = [line.split() for line in result.stdout.splitlines() if line.startswith("frozen ")]
-    assert found == [["frozen", "True", "False"]], result.stdout + result.stderr
+def test_a_stopping_worker_stops_the_generations_it_still_runs(start_server, fake) -> None:
+    """On SIGTERM, a generation whose client has gone (it goes on, for a resume) is cancelled by
+    the worker's exit hook: its upstream request is closed and the stream ends as cancelled."""
+    running = start_server()
+    message = f"{uuid.uuid4().hex} @tokens=2000 @delay_ms=20"
+    with (
+        httpx.Client(base_url=running.url, timeout=30) as client,
+        client.stream("POST", "/v1/chat/streaming", json={"message": message}) as response,
+    ):
+        stream_id = response.headers["x-stream-id"]
+        events = iter_events(response)
+        assert [next(events).event for _ in range(3)] == ["stream", "chunk", "chunk"]
+    running.proc.send_signal(signal.SIGTERM)
+    running.proc.wait(20)
+    assert fake.wait_for_outcome(message, "client_closed")["tokens"] < 2000
+    lines = [line for line in running.log_path.read_text().splitlines() if stream_id in line]
+    assert any('"event": "stream_cancelled"' in line for line in lines), lines

@@ -75,7 +75,12 @@ def test_client_drop_does_not_stop_generation(http, fake, server) -> None:
     rest, _ = parse(http.get(f"/v1/chat/streaming/{stream_id}", headers={"Last-Event-ID": "2"}).content)
     assert content_of(received + rest) == expected_reply(40)
     deadline = time.monotonic() + 5
-    while not any(r.get("event") == "client_detached" and r.get("stream_id") == stream_id for r in server.log_records()):
+
+    def detached() -> bool:
+        records = server.log_records()
+        return any(r.get("event") == "client_detached" and r.get("stream_id") == stream_id for r in records)
+
+    while not detached():
         assert time.monotonic() < deadline, "client_detached was never logged"
         time.sleep(0.05)
 
@@ -103,12 +108,15 @@ def test_store_full_of_live_streams_answers_server_busy(start_server) -> None:
         third = client.post("/v1/chat/streaming", json={"message": "@tokens=1"})
         assert third.status_code == 200
         assert client.get(f"/v1/chat/streaming/{ids[0]}").status_code == 404
-        with client.stream("POST", "/v1/chat/streaming", json={"message": "@tokens=500 @delay_ms=20"}) as one:
-            with client.stream("POST", "/v1/chat/streaming", json={"message": "@tokens=500 @delay_ms=20"}) as two:
-                assert one.status_code == two.status_code == 200
-                busy = client.post("/v1/chat/streaming", json={"message": "@tokens=1"})
-                assert busy.status_code == 503
-                assert busy.json()["error_code"] == "server_busy"
-                assert busy.json()["retryable"] is True
-                for live in (one, two):
-                    client.delete(f"/v1/chat/streaming/{live.headers['x-stream-id']}")
+        long_reply = {"message": "@tokens=500 @delay_ms=20"}
+        with (
+            client.stream("POST", "/v1/chat/streaming", json=long_reply) as one,
+            client.stream("POST", "/v1/chat/streaming", json=long_reply) as two,
+        ):
+            assert one.status_code == two.status_code == 200
+            busy = client.post("/v1/chat/streaming", json={"message": "@tokens=1"})
+            assert busy.status_code == 503
+            assert busy.json()["error_code"] == "server_busy"
+            assert busy.json()["retryable"] is True
+            for live in (one, two):
+                client.delete(f"/v1/chat/streaming/{live.headers['x-stream-id']}")

@@ -54,7 +54,7 @@ def test_faults_before_the_first_token(http, fake, directives, code, status, ret
     _no_leak(wait.text)
     assert len(fake.outcomes_for(message)) == attempts, "retries happen only for retryable errors"
 
-    events, error = _stream(http, _unique(directives))
+    _, error = _stream(http, _unique(directives))
     assert error.event == "error"
     assert error.data["error_code"] == code
     assert error.data["retryable"] is retryable
@@ -117,7 +117,7 @@ def test_first_token_deadline(http) -> None:
 
 
 def test_missing_usage_is_counted(http) -> None:
-    events, done = _stream(http, _unique("@tokens=8 @usage=0"))
+    _, done = _stream(http, _unique("@tokens=8 @usage=0"))
     assert done.event == "done"
     usage = done.data["usage"]
     assert usage["completion_tokens"] > 0 and usage["prompt_tokens"] > 0

@@ -25,7 +25,7 @@ def test_aligned_starts_put_every_streams_tokens_at_one_instant() -> None:
 def test_steady_starts_spread_the_streams_tokens_over_the_period(concurrency: int) -> None:
     offsets = start_offsets("steady", concurrency, 4.0, PERIOD)
     phases = _phases(offsets)
-    widest_gap = max(b - a for a, b in zip(phases, phases[1:] + [phases[0] + PERIOD]))
+    widest_gap = max(b - a for a, b in zip(phases, [*phases[1:], phases[0] + PERIOD], strict=True))
     assert widest_gap < 3 * PERIOD / concurrency, "no part of the period is left without tokens"
     assert max(offsets) < 4.0 + PERIOD, "the streams still start within one reply's length"
 

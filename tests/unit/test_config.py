@@ -80,7 +80,7 @@ def test_auto_without_upstream_is_the_embedded_model() -> None:
 
 
 def test_local_model_path_must_be_a_file(tmp_path) -> None:
-    with pytest.raises(ConfigError, match="LOCAL_MODEL_PATH='/nowhere/model.gguf' is not a file"):
+    with pytest.raises(ConfigError, match=r"LOCAL_MODEL_PATH='/nowhere/model\.gguf' is not a file"):
         load_settings(environ={"LOCAL_MODEL_PATH": "/nowhere/model.gguf"})
     model = tmp_path / "tiny-chat.gguf"
     model.write_bytes(b"GGUF")

@@ -15,8 +15,9 @@ from gevent import socket
 from gevent.event import Event
 from gevent.server import StreamServer
 
-from app.server.directsend import DirectSendSocket
 from app.providers.http1 import Http1Transport
+from app.providers.http1.wire import chunk_size
+from app.server.directsend import DirectSendSocket
 
 Script = Callable[[socket.socket, bytes], None]
 
@@ -190,6 +191,7 @@ def test_an_idle_connection_closed_by_the_server_is_not_reused(client_for) -> No
     [
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabc",  # closed mid-chunk
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n",  # bad chunk size
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n0\r\n\r\n",  # not hex digits only
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXY1\r\nz\r\n0\r\n\r\n",  # no CRLF after data
         b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",  # closed before Content-Length
     ],
@@ -198,6 +200,17 @@ def test_broken_bodies_raise_protocol_errors(client_for, raw) -> None:
     client, server = client_for(reply_and_close(raw))
     with pytest.raises(httpx.RemoteProtocolError):
         client.get(server.url + "/")
+
+
+@pytest.mark.parametrize("line", [b"1a", b"1A", b"0", b"00000000000000ff", b"1a;name=value", b"1a \t;ext"])
+def test_a_chunk_size_is_hex_digits_then_optional_extensions(line) -> None:
+    assert chunk_size(line) == int(line.split(b";")[0], 16)
+
+
+@pytest.mark.parametrize("line", [b"", b"0x1a", b"+1a", b"-0", b" 1a", b"1a ", b"1_a", b"1a\t", b"1" * 17, b"\xd9\xa1"])
+def test_anything_else_is_a_malformed_chunk_size(line) -> None:
+    with pytest.raises(ValueError):
+        chunk_size(line)
 
 
 @pytest.mark.parametrize(

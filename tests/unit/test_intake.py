@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from app.api.intake import build_call
 from app.config import load_settings
 from app.errors import ApiError
-from app.api.intake import build_call
 
 
 class CountingProvider:

@@ -130,7 +130,6 @@ def test_waiters_are_served_first_come_first_served() -> None:
 def test_an_outer_deadline_is_not_mistaken_for_the_idle_one() -> None:
     llama = FakeLlama(["slow"], step_seconds=0.5)
     outer = gevent.Timeout(0.1)
-    with pytest.raises(gevent.Timeout) as raised:
-        with outer:
-            list(LocalGeneration(_lease(llama, idle=5), CALL))
+    with pytest.raises(gevent.Timeout) as raised, outer:
+        list(LocalGeneration(_lease(llama, idle=5), CALL))
     assert raised.value is outer

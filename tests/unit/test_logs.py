@@ -11,7 +11,6 @@ import time
 import gevent
 import pytest
 
-from app.logs import handler as log_handler
 from app.logs import (
     ContextFilter,
     DeferredStreamHandler,
@@ -20,6 +19,7 @@ from app.logs import (
     bind,
     redact,
 )
+from app.logs import handler as log_handler
 
 SECRETS = [
     "sk-proj-abcdefghijklmnop0123456789",

@@ -10,6 +10,7 @@ import pytest
 
 from app.config import load_settings
 from app.providers.base import ChatCall, UpstreamError
+from app.providers.http1 import Http1Transport
 from app.providers.openai import OpenAIProvider, retry_after_seconds
 
 URL = "http://upstream.test/v1/chat/completions"
@@ -233,3 +234,45 @@ def test_request_bodies_are_compact_utf8_json_whichever_encoder_writes_them(upst
         "temperature": 0.7,
     }
     assert sent == [json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()]
+
+
+def test_with_a_proxy_configured_requests_go_through_it_with_httpx_own_transport(monkeypatch) -> None:
+    """The fallback path: proxy variables set, the lean transport steps aside and httpx's own
+    transport sends each request to the proxy (absolute-form target), streaming as usual."""
+    import http.server
+    import threading
+
+    seen: list[tuple[str, str | None]] = []
+    body = _sse(_delta("via "), _delta("proxy"), _delta(None, "stop"))
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append((self.path, self.headers.get("Authorization")))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_port}")
+    settings = load_settings(environ={"OPENAI_BASE_URL": "http://upstream.test/v1", "OPENAI_API_KEY": "sk-x"})
+    provider = OpenAIProvider(settings)
+    try:
+        assert not isinstance(provider._http._transport, Http1Transport)
+        pieces, generation = _collect(provider)
+    finally:
+        provider.close()
+        server.shutdown()
+        thread.join(5)
+        server.server_close()
+    assert pieces == ["via ", "proxy"] and generation.finish_reason == "stop"
+    assert seen == [(URL, "Bearer sk-x")]

@@ -9,9 +9,9 @@ import gevent.socket
 
 from app.errors import ApiError
 from app.providers.base import Usage
+from app.streaming.producer import StreamWriter
 from app.streaming.relay import Outcome
 from app.streaming.stream import Stream
-from app.streaming.producer import StreamWriter
 
 from ..sse import parse
 

@@ -154,7 +154,8 @@ def test_retries_are_bounded(sleeps) -> None:
 
 
 def test_retry_after_beyond_the_deadline_gives_up_at_once(sleeps) -> None:
-    provider = ScriptedProvider(UpstreamError("upstream_rate_limited", "429", retry_after=60), ScriptedGeneration(["x"]))
+    limited = UpstreamError("upstream_rate_limited", "429", retry_after=60)
+    provider = ScriptedProvider(limited, ScriptedGeneration(["x"]))
     outcome = _relay(provider).run()
     assert outcome.error.error_code == "upstream_rate_limited" and sleeps == []
     assert outcome.error.retry_after == 60

@@ -25,11 +25,13 @@ def test_chunk_bytes_escape_json_and_keep_one_data_line() -> None:
 
 def test_chunk_bytes_equal_the_generic_encoder() -> None:
     content = "tab\t<script>\u2028"
-    assert encode_chunk(3, content) == SseEvent(3, "chunk", {"sequence": 3, "content": content, "is_final": False}).encode()
+    generic = SseEvent(3, "chunk", {"sequence": 3, "content": content, "is_final": False}).encode()
+    assert encode_chunk(3, content) == generic
 
 
 def test_unpaired_surrogate_from_upstream_cannot_break_the_frame() -> None:
-    assert encode_chunk(1, "a\ud800b").decode("utf-8") == 'id: 1\nevent: chunk\ndata: {"sequence":1,"content":"a?b","is_final":false}\n\n'
+    expected = 'id: 1\nevent: chunk\ndata: {"sequence":1,"content":"a?b","is_final":false}\n\n'
+    assert encode_chunk(1, "a\ud800b").decode("utf-8") == expected
 
 
 def test_retry_and_keepalive_frames() -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import gevent
-from gevent import socket
 import pytest
+from gevent import socket
 
 from app.streaming.sse import KEEPALIVE_FRAME, encode_chunk
 from app.streaming.stream import RECENT_FRAMES, Stream, StreamCancelled

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 
 from gevent import get_hub, getcurrent, socket
@@ -108,10 +109,8 @@ class Connection:
     def close(self) -> None:
         if self.deadline is not None:
             self.deadline.close()
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass
 
 
 def open_socket(host: str, port: int, timeout: float | None) -> socket.socket:

@@ -1,0 +1,259 @@
+"""The benchmark's processes and measurements (bench.py has the command line and the method).
+
+Imported by bench.py after gevent has patched: the client's streams are greenlets.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import time
+from pathlib import Path
+
+import gevent
+import psutil
+
+from load.bench_client import MARKERS, one_stream, post_request
+from load.bench_report import PROCESSES, added, cpu_per_token_us, diff, summarise
+from load.processes import ROOT, ChatWaitServer, FakeUpstream
+from load.schedule import start_offsets
+
+SELF_CHECK_MS = 1.0
+SERVER_ENV = {"OPENAI_API_KEY": "sk-bench", "OPENAI_MODEL": "fake-model", "MAX_STREAMS": "20000", "MAX_TOKENS": "20000"}
+
+
+def cpu_split(pin: bool) -> tuple[set[int] | None, set[int] | None]:
+    """The server's CPU (the last one) and the load's (the others); None, None unpinned."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if not pin or len(cpus) < 2:
+        return None, None
+    return {cpus[-1]}, set(cpus[:-1])
+
+
+class Bench:
+    """The fake upstream, the servers under test, and the measurements."""
+
+    def __init__(self, pin: bool = True, starts: str = "steady", read_seconds: float = 6.0) -> None:
+        self.server_cpus, self.load_cpus = cpu_split(pin)
+        if self.load_cpus:
+            os.sched_setaffinity(0, self.load_cpus)
+        self.starts = starts
+        self.read_seconds = read_seconds
+        self.fake = FakeUpstream(cpus=self.load_cpus)
+        self.servers: dict[str, ChatWaitServer] = {}
+
+    def pinning(self) -> dict[str, list[int] | None]:
+        return {"server": _listed(self.server_cpus), "load": _listed(self.load_cpus)}
+
+    def add_server(
+        self, name: str, root: Path = ROOT, variant: str | None = None, worker_class: str | None = None, **env: str
+    ) -> ChatWaitServer:
+        """Start a server arm: ChatWait from `root`, a variant of it (load/variants.py), or another worker."""
+        env = {"OPENAI_BASE_URL": self.fake.base_url, **SERVER_ENV, **env}
+        if variant:
+            env["CHATWAIT_VARIANT"] = variant
+            worker_class = "load.variants.VariantWorker"
+        args = ("--worker-class", worker_class) if worker_class else ()
+        server = self.servers[name] = ChatWaitServer(env, root=root, cpus=self.server_cpus, args=args)
+        server.worker = psutil.Process(server.proc.pid).children()[0]
+        return server
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+        self.fake.stop()
+
+    def warm_up(self) -> None:
+        """First connections, lazy imports, caches: a few short streams on every arm."""
+        for target in ("direct", *self.servers):
+            self.run_arm(target, True, 4, 5, 1)
+        self.run_arm("direct", False, 4, 5, 1)
+        self.run_arm("chatwait", False, 4, 5, 1)
+
+    def run_arm(self, target: str, streaming: bool, concurrency: int, tokens: int, delay_ms: float) -> dict:
+        """`concurrency` requests to `target` (direct, or a server's name), started as `starts` says."""
+        message = f"bench @tokens={tokens} @delay_ms={delay_ms}"
+        if target == "direct":
+            body = {"model": "fake-model", "messages": [{"role": "user", "content": message}], "max_tokens": tokens}
+            if streaming:
+                body |= {"stream": True, "stream_options": {"include_usage": True}}
+            port, request, marker = self.fake.port, post_request("/v1/chat/completions", body), MARKERS["direct"]
+        else:
+            path = "/v1/chat/streaming" if streaming else "/v1/chat/wait"
+            port = self.servers[target].port
+            request, marker = post_request(path, {"message": message, "max_tokens": tokens}), MARKERS["chatwait"]
+        marker = marker if streaming else b""
+        read_seconds = self.read_seconds if streaming else None
+        deadline = 60 + tokens * delay_ms / 1000 * 2
+        reply_seconds = tokens * delay_ms / 1000
+        spread = min(reply_seconds, read_seconds or reply_seconds)
+        offsets = start_offsets(self.starts, concurrency, spread, delay_ms / 1000)
+        worker = self.servers.get(target, next(iter(self.servers.values()))).worker
+        cpu_before, waits_before = worker.cpu_times(), self.runqueue_waits(worker.pid)
+        jobs = [gevent.spawn(one_stream, port, request, marker, deadline, read_seconds, at) for at in offsets]
+        gevent.joinall(jobs, timeout=deadline + 10)
+        cpu_after = worker.cpu_times()
+        waits = collections.Counter(self.runqueue_waits(worker.pid))
+        waits.subtract(waits_before)
+        results = [job.value or {"ok": False, "arrivals": [], "total": None} for job in jobs]
+        self.settle(worker)
+        expected = None if read_seconds and reply_seconds > read_seconds else tokens
+        relayed = sum(len(r["arrivals"]) for r in results)
+        return {
+            "errors": sum(1 for r in results if not r["ok"]),
+            "incomplete": sum(1 for r in results if r["ok"] and marker and expected and len(r["arrivals"]) != expected),
+            "ttft": [r["arrivals"][0] for r in results if r["arrivals"]],
+            "gaps": [b - a for r in results for a, b in zip(r["arrivals"], r["arrivals"][1:], strict=False)],
+            "totals": [r["total"] for r in results if r["total"] is not None and r["ok"]],
+            "tokens": relayed,
+            "cpu": (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system),
+            "runqueue_wait_s": waits,
+        }
+
+    def runqueue_waits(self, worker_pid: int) -> dict[str, float]:
+        """Seconds this client, the fake and the worker have spent runnable but not running,
+        waiting for a CPU (Linux schedstat): how much they got in each other's way."""
+        pids = (os.getpid(), self.fake.proc.pid, worker_pid)
+        return {name: _runqueue_wait(pid) for name, pid in zip(PROCESSES, pids, strict=True)}
+
+    def settle(self, worker: psutil.Process, limit_seconds: float = 120.0) -> None:
+        """Wait until the worker is idle again, so that one arm's backlog never slows the next."""
+        deadline = time.monotonic() + limit_seconds
+        worker.cpu_percent()
+        while time.monotonic() < deadline:
+            gevent.sleep(0.5)
+            if worker.cpu_percent() < 5:
+                return
+
+    def cell(self, concurrency: int, tokens: int, delay_ms: float, rounds: int, wait_arms: bool) -> dict:
+        """Every arm, `rounds` times alternately (the servers' order rotating); pooled and per round."""
+        servers = list(self.servers)
+        arms = [("direct", True), *((name, True) for name in servers)]
+        if wait_arms:
+            arms += [("direct", False), ("chatwait", False)]
+        pooled = {_arm(t, s): _empty() for t, s in arms}
+        per_round: dict[str, list[dict]] = {name: [] for name in servers}
+        for index in range(rounds):
+            shift = index % len(servers)
+            order = [arms[0], *arms[1 + shift : 1 + len(servers)], *arms[1 : 1 + shift], *arms[1 + len(servers) :]]
+            samples = {_arm(t, s): self.run_arm(t, s, concurrency, tokens, delay_ms) for t, s in order}
+            for arm, sample in samples.items():
+                for key, value in sample.items():
+                    pooled[arm][key] += value
+            direct = summarise(_pool([samples["direct"]]))
+            for name in servers:
+                own = summarise(_pool([samples[name]]))
+                per_round[name].append(
+                    {
+                        "ttft_p50_ms": diff(own["ttft_ms"]["p50"], direct["ttft_ms"]["p50"]),
+                        "gap_p99_ms": diff(own["gap_ms"]["p99"], direct["gap_ms"]["p99"]),
+                        "cpu_per_token_us": cpu_per_token_us(samples[name]),
+                    }
+                )
+        return self._cell_report(concurrency, tokens, delay_ms, pooled, per_round)
+
+    def _cell_report(
+        self, concurrency: int, tokens: int, delay_ms: float, pooled: dict, per_round: dict[str, list[dict]]
+    ) -> dict:
+        summary = {arm: summarise(samples) for arm, samples in pooled.items()}
+        servers = {
+            name: {"added": added(summary[name], summary["direct"]), "cpu_per_token_us": cpu_per_token_us(pooled[name])}
+            | {"rounds": rounds}
+            for name, rounds in per_round.items()
+        }
+        if "chatwait_wait" in summary:
+            wait = summary["chatwait_wait"]["total_ms"]["p50"]
+            servers["chatwait"]["wait_p50_ms"] = diff(wait, summary["direct_wait"]["total_ms"]["p50"])
+        direct_gap = summary["direct"]["gap_ms"]["p99"]
+        valid = concurrency > 100 or direct_gap is None or tokens < 2 or direct_gap - delay_ms <= SELF_CHECK_MS
+        return {
+            "concurrency": concurrency,
+            "tokens": tokens,
+            "delay_ms": delay_ms,
+            "arms": summary,
+            "servers": servers,
+            "errors": {arm: s["errors"] for arm, s in summary.items()},
+            "incomplete": {arm: s["incomplete"] for arm, s in summary.items()},
+            "valid": valid,
+        }
+
+    def memory_per_stream(self, streams: int, tokens: int, hold_seconds: float, delay_ms: float) -> dict:
+        """Worker RSS with `streams` open (mid-reply, after `hold_seconds`) minus idle, over `streams`."""
+        server = self.servers["chatwait"]
+        gevent.sleep(1)
+        idle = server.worker.memory_info().rss
+        request = post_request("/v1/chat/streaming", {"message": f"mem @tokens={tokens} @delay_ms={delay_ms}"})
+        marker = MARKERS["chatwait"]
+        jobs = [gevent.spawn(one_stream, server.port, request, marker, 120, hold_seconds) for _ in range(streams)]
+        gevent.sleep(hold_seconds - 0.5)
+        loaded = server.worker.memory_info().rss
+        gevent.joinall(jobs, timeout=120)
+        errors = sum(1 for job in jobs if not (job.value and job.value["ok"] and job.value["arrivals"]))
+        return {  # each stream was stopped with DELETE when its client stopped reading
+            "streams": streams,
+            "tokens": tokens,
+            "delay_ms": delay_ms,
+            "held_seconds": hold_seconds,
+            "kb_per_stream": round((loaded - idle) / streams / 1024, 1),
+            "errors": errors,
+        }
+
+    def rss_growth(self, requests: int) -> dict:
+        """RSS after a warm-up tenth of `requests` sequential requests, and after all of them, on a
+        server whose finished streams expire after 2 s (kept for resumes by design, not growth)."""
+        server = self.add_server("rss", STREAM_TTL_SECONDS="2")
+        try:
+            request = post_request("/v1/chat/streaming", {"message": "leak @tokens=5", "max_tokens": 5})
+            errors = rss_warm = 0
+            for index in range(requests):
+                result = one_stream(server.port, request, MARKERS["chatwait"], 30)
+                errors += not (result["ok"] and len(result["arrivals"]) == 5)
+                if index + 1 == requests // 10:
+                    gevent.sleep(3)
+                    rss_warm = server.worker.memory_info().rss
+            gevent.sleep(3)
+            rss_end = server.worker.memory_info().rss
+            return {
+                "requests": requests,
+                "rss_after_warmup_mb": round(rss_warm / 2**20, 1),
+                "rss_end_mb": round(rss_end / 2**20, 1),
+                "growth_percent": round((rss_end - rss_warm) / rss_warm * 100, 2),
+                "errors": errors,
+            }
+        finally:
+            self.servers.pop("rss").stop()
+
+
+def _arm(target: str, streaming: bool) -> str:
+    if target == "direct":
+        return "direct" if streaming else "direct_wait"
+    return target if streaming else f"{target}_wait"
+
+
+def _empty() -> dict:
+    return {"errors": 0, "incomplete": 0, "ttft": [], "gaps": [], "totals": [], "tokens": 0, "cpu": 0.0} | {
+        "runqueue_wait_s": collections.Counter()
+    }
+
+
+def _pool(samples: list[dict]) -> dict:
+    pooled = _empty()
+    for sample in samples:
+        for key, value in sample.items():
+            pooled[key] += value
+    return pooled
+
+
+def _listed(cpus: set[int] | None) -> list[int] | None:
+    return None if cpus is None else sorted(cpus)
+
+
+def _runqueue_wait(pid: int) -> float:
+    total = 0
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that ended, or a kernel without schedstats
+    return total / 1e9
+

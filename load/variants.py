@@ -1,0 +1,114 @@
+"""ChatWait with one of its micro-optimisations switched off, or another upstream transport, so
+that bench.py can measure what each is worth (`bench.py --variant NAME`).
+
+gunicorn loads `VariantWorker` (by `--worker-class`); in the worker process, after gevent has
+patched and before the app is built, it applies the changes named in $CHATWAIT_VARIANT
+(comma-separated). Nothing here is used by ChatWait itself. gunicorn imports this module in
+its master, before gevent patches: it imports the app's modules only inside the functions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from app.server.worker import ChatWaitWorker
+
+
+def _no_direct_send() -> None:
+    """Client and upstream sockets keep gevent's own sendall."""
+    from app.server import directsend
+
+    directsend.send_directly = lambda sock: sock
+
+
+def _no_local_reader_yield() -> None:
+    """No sched_yield after the response head and after the first chunk."""
+    from app.streaming import consumer, producer
+
+    consumer.let_local_reader_run = producer.let_local_reader_run = lambda: None
+
+
+def _no_fed_wakeup() -> None:
+    """Followers are woken the way a gevent Event wakes its waiters (a loop callback)."""
+    from app.server import scheduling
+
+    scheduling._feeds_events = lambda loop: False
+
+
+def _no_run_first() -> None:
+    """The producer greenlet starts when the loop gets to it, like any spawned greenlet."""
+    from app.streaming import producer
+
+    producer.run_first = lambda greenlet: None
+
+
+def _no_accept_first() -> None:
+    """An accepted connection's greenlet starts when the loop gets to it."""
+    from app.server import worker
+
+    worker.started_at_once = lambda spawn: spawn
+
+
+def _no_wait_readable() -> None:
+    """The transport reads with gevent's recv, which tries first and waits after EAGAIN."""
+    from app.providers.http1 import connection
+
+    original = connection.Connection.__init__
+
+    def init(self: Any, origin: Any, sock: Any) -> None:
+        original(self, origin, sock)
+        self._plain = self._wait_first = False
+
+    connection.Connection.__init__ = init
+
+
+def _client_send() -> None:
+    """Each upstream request goes through httpx's Client.send, not straight to its transport."""
+    from app.providers import openai
+
+    openai.OpenAIProvider._send = lambda self, request: self._http.send(request, stream=True)
+
+
+def _transport(factory: Callable[[], Any]) -> Callable[[], None]:
+    def use() -> None:
+        from app.providers import openai
+
+        openai.Http1Transport = factory
+
+    return use
+
+
+def _httpx_transport() -> Any:
+    import httpx
+
+    return httpx.HTTPTransport(limits=httpx.Limits(max_connections=None, max_keepalive_connections=256))
+
+
+def _geventhttpclient_transport() -> Any:
+    from load.geventhttpclient_transport import GeventHttpClientTransport
+
+    return GeventHttpClientTransport()
+
+
+VARIANTS: dict[str, Callable[[], None]] = {
+    "no_direct_send": _no_direct_send,
+    "no_local_reader_yield": _no_local_reader_yield,
+    "no_fed_wakeup": _no_fed_wakeup,
+    "no_run_first": _no_run_first,
+    "no_accept_first": _no_accept_first,
+    "no_wait_readable": _no_wait_readable,
+    "client_send": _client_send,
+    "httpx_transport": _transport(_httpx_transport),
+    "geventhttpclient": _transport(_geventhttpclient_transport),
+}
+
+
+class VariantWorker(ChatWaitWorker):
+    """ChatWait's worker with the variants named in $CHATWAIT_VARIANT applied."""
+
+    def load_wsgi(self) -> None:
+        for name in filter(None, os.environ.get("CHATWAIT_VARIANT", "").split(",")):
+            VARIANTS[name]()
+        super().load_wsgi()

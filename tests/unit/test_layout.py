@@ -1,0 +1,110 @@
+"""The package layout holds: small modules and functions, imports that run one way, and no
+reaching into gevent's internals from the API or the stream lifecycle."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+APP = Path(__file__).resolve().parents[2] / "app"
+MAX_MODULE_LINES = 300
+MAX_FUNCTION_LINES = 40
+# The layers, from the top: a module may import from its own package and from lower ranks.
+RANKS = {"api": 4, "streaming": 3, "providers": 2, "server": 1, "logs": 1}
+BASE_RANK = 0  # config, errors, schemas, ids: beside app/__init__.py
+# What the API and the stream lifecycle may use of gevent: its public greenlet API only.
+PUBLIC_GEVENT = {"spawn", "sleep", "Timeout", "Greenlet", "joinall"}
+WEB_FRAMEWORK = ("flask", "werkzeug")
+
+MODULES = sorted(path for path in APP.rglob("*.py"))
+
+
+def _name(path: Path) -> str:
+    return ".".join(path.relative_to(APP.parent).with_suffix("").parts)
+
+
+def _package(module: str) -> str | None:
+    """The layer package of `module` (app.api.chat -> api), None for the base pieces."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in RANKS else None
+
+
+def _rank(module: str) -> int:
+    package = _package(module)
+    return BASE_RANK if package is None else RANKS[package]
+
+
+def _imports(path: Path) -> list[str]:
+    """Absolute names of every module `path` imports (relative imports resolved)."""
+    module = _name(path)
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            found.append(base)
+            found += [f"{base}.{alias.name}" for alias in node.names]
+    return found
+
+
+@pytest.mark.parametrize("path", MODULES, ids=_name)
+def test_modules_and_functions_stay_small(path: Path) -> None:
+    source = path.read_text()
+    assert len(source.splitlines()) <= MAX_MODULE_LINES
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            assert node.end_lineno - node.lineno + 1 <= MAX_FUNCTION_LINES, f"{node.name} is too long"
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if p != APP / "__init__.py"], ids=_name)
+def test_imports_run_one_way(path: Path) -> None:
+    """api -> streaming -> providers -> server, logs -> base pieces; never upwards or sideways."""
+    module = _name(path)
+    own = _package(module)
+    for imported in _imports(path):
+        if not imported.startswith("app."):
+            continue
+        target = _package(imported)
+        if target is not None and target == own:
+            continue
+        assert _rank(imported) < _rank(module) or (own is None and target is None), (
+            f"{module} imports {imported}, a layer above or beside it"
+        )
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if _package(_name(p)) in ("api", "streaming")], ids=_name)
+def test_api_and_streaming_use_only_gevents_public_greenlet_api(path: Path) -> None:
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("gevent"):
+            raise AssertionError(f"from {node.module} import ...: go through app.server instead")
+        if isinstance(node, ast.Import):
+            assert all(alias.name == "gevent" or not alias.name.startswith("gevent") for alias in node.names)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "gevent":
+            assert node.attr in PUBLIC_GEVENT, f"gevent.{node.attr}: go through app.server instead"
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in MODULES if _package(_name(p)) in ("streaming", "providers", "server", "logs")], ids=_name
+)
+def test_only_the_api_and_the_error_handlers_know_the_web_framework(path: Path) -> None:
+    for imported in _imports(path):
+        assert not imported.startswith(WEB_FRAMEWORK), f"{_name(path)} imports {imported}"
+
+
+def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
+    """The import check resolves relative imports: a provider importing the API is caught."""
+    bad = APP / "providers" / "_layout_probe.py"
+    bad.write_text("from ..api import services\n")
+    try:
+        with pytest.raises(AssertionError, match="a layer above or beside it"):
+            test_imports_run_one_way(bad)
+    finally:
+        bad.unlink()
