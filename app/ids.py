@@ -1,7 +1,7 @@
 """Random ids for streams and requests: 128 random bits as 32 hex digits.
 
-The same form as `uuid.uuid4().hex`, without building a UUID object (a few microseconds
-each, twice on every streaming request's path).
+The same form as `uuid.uuid4().hex`, without building a UUID object, twice on every
+streaming request's path.
 """
 
 from __future__ import annotations

@@ -23,13 +23,6 @@ def _no_direct_send() -> None:
     directsend.send_directly = lambda sock: sock
 
 
-def _no_local_reader_yield() -> None:
-    """No sched_yield after the response head and after the first chunk."""
-    from app.streaming import consumer, producer
-
-    consumer.let_local_reader_run = producer.let_local_reader_run = lambda: None
-
-
 def _no_fed_wakeup() -> None:
     """Followers are woken the way a gevent Event wakes its waiters (a loop callback)."""
     from app.server import scheduling
@@ -42,26 +35,6 @@ def _no_run_first() -> None:
     from app.streaming import producer
 
     producer.run_first = lambda greenlet: None
-
-
-def _no_accept_first() -> None:
-    """An accepted connection's greenlet starts when the loop gets to it."""
-    from app.server import worker
-
-    worker.started_at_once = lambda spawn: spawn
-
-
-def _no_wait_readable() -> None:
-    """The transport reads with gevent's recv, which tries first and waits after EAGAIN."""
-    from app.providers.http1 import connection
-
-    original = connection.Connection.__init__
-
-    def init(self: Any, origin: Any, sock: Any) -> None:
-        original(self, origin, sock)
-        self._plain = self._wait_first = False
-
-    connection.Connection.__init__ = init
 
 
 def _client_send() -> None:
@@ -94,11 +67,8 @@ def _geventhttpclient_transport() -> Any:
 
 VARIANTS: dict[str, Callable[[], None]] = {
     "no_direct_send": _no_direct_send,
-    "no_local_reader_yield": _no_local_reader_yield,
     "no_fed_wakeup": _no_fed_wakeup,
     "no_run_first": _no_run_first,
-    "no_accept_first": _no_accept_first,
-    "no_wait_readable": _no_wait_readable,
     "client_send": _client_send,
     "httpx_transport": _transport(_httpx_transport),
     "geventhttpclient": _transport(_geventhttpclient_transport),

@@ -4,10 +4,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${CHATWAIT_VENV:-$ROOT/.venv}"
 # The interpreter: $PYTHON if set; else Debian's /usr/bin/python3.11 where it can make a venv,
-# else python3. Debian's is a statically linked build: on the 2-core benchmark machine,
-# whose default python3 is a pyenv build without --enable-optimizations, it relayed tokens
-# with 13% less CPU (README, Performance). The Docker image's python:3.11-slim is an
-# optimized build too (--enable-optimizations, --with-lto).
+# else python3. Debian's is an optimized, statically linked build; a pyenv build without
+# --enable-optimizations relays tokens with more CPU (docs/performance.md). The Docker image's
+# python:3.11-slim is an optimized build too.
 default_python() {
   if [ -x /usr/bin/python3.11 ] && /usr/bin/python3.11 -c "import ensurepip, venv" 2>/dev/null; then
     echo /usr/bin/python3.11

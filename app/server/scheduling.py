@@ -2,9 +2,7 @@
 
 - `Wakeup`: a stream's producer wakes its followers as soon as it yields, ahead of the other
   events the loop has ready in the same turn (a gevent Event wakes them only after all of them).
-- `run_first`: a greenlet just spawned (a producer, an accepted connection) runs at once.
-- `let_local_reader_run`: after a write a client waits for, a client on this machine reads it
-  before the worker carries on.
+- `run_first`: a greenlet just spawned (a stream's producer) runs at once.
 - `RestartableTimer`: one timer restarted after each event, rather than a Timeout per wait.
 
 Everything here runs in one OS thread, on its gevent hub.
@@ -12,7 +10,6 @@ Everything here runs in one OS thread, on its gevent hub.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 from gevent import Greenlet, get_hub, getcurrent
@@ -84,16 +81,6 @@ def run_first(greenlet: Greenlet) -> None:
     if caller is not hub:
         hub.loop.run_callback(caller.switch)
     greenlet.switch()
-
-
-def let_local_reader_run() -> None:
-    """Give up the worker's CPU for a moment, right after a write that a client waits for.
-
-    Linux wakes the reader of a local socket on the writer's CPU, expecting the writer to
-    sleep next; the worker goes on instead, and a client on the same machine waits for it.
-    One system call, which returns at once when nothing else waits for the CPU.
-    """
-    os.sched_yield()
 
 
 class RestartableTimer:

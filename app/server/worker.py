@@ -7,8 +7,6 @@ request on this service's path (one small POST, then a streamed reply). This wor
 
 - each plain client connection sends directly (`directsend`): a streamed reply is one small
   write per token;
-- each accepted connection's greenlet starts at once, ahead of the events the loop already
-  has ready (`started_at_once`);
 - request headers are parsed without the email package (`requestheaders`);
 - gunicorn's `keepalive` setting holds as in gunicorn's own worker: a connection that sends
   no request within `keepalive` seconds is closed, and 0 closes each after its response;
@@ -22,15 +20,13 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import gevent
-from gevent import Greenlet
 from gevent.pywsgi import MAX_REQUEST_LINE
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler, PyWSGIServer
 
-from . import directsend, scheduling
+from . import directsend
 from .requestheaders import parse_headers
 
 
@@ -58,34 +54,12 @@ class ChatWaitHandler(PyWSGIHandler):
 
 
 class ChatWaitServer(PyWSGIServer):
-    """gevent's WSGI server as gunicorn starts it, knowing the keep-alive time, and starting
-    each accepted connection's greenlet at once."""
+    """gevent's WSGI server as gunicorn starts it, knowing the keep-alive time."""
 
     def __init__(self, *args: Any, keepalive: float, **kwargs: Any) -> None:
         kwargs.setdefault("error_log", logging.getLogger("gunicorn.error"))
         super().__init__(*args, **kwargs)
         self.keepalive = keepalive
-
-    def set_spawn(self, spawn: Any) -> None:
-        super().set_spawn(spawn)
-        if self._spawn is not None:
-            self._spawn = started_at_once(self._spawn)
-
-
-def started_at_once(spawn: Callable[..., Greenlet]) -> Callable[..., Greenlet]:
-    """`spawn`, and the new greenlet runs at once until it first waits (`run_first`).
-
-    The server accepts in a callback of the hub, and `spawn` queues the connection's start
-    behind every event the loop has ready: on a busy worker, several upstream reads to relay
-    before the new request is even read.
-    """
-
-    def spawn_and_run(*args: Any) -> Greenlet:
-        greenlet = spawn(*args)
-        scheduling.run_first(greenlet)
-        return greenlet
-
-    return spawn_and_run
 
 
 class ChatWaitWorker(GeventPyWSGIWorker):

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 
 from ..errors import ApiError
 from ..logs import bind
-from ..server.scheduling import let_local_reader_run
 from .sse import RETRY_FRAME, parse_last_event_id
 from .stream import Stream
 
@@ -37,7 +36,6 @@ def consume(
         try:
             frames = stream.follow(after_id, keepalive_seconds)
             yield RETRY_FRAME + next(frames, b"")
-            let_local_reader_run()  # the response head is out
             yield from frames
             delivered = True
         finally:

@@ -15,7 +15,7 @@ from ..config import Settings
 from ..errors import ApiError
 from ..logs import log_greenlet_failure
 from ..providers.base import ChatCall, Provider, Usage
-from ..server.scheduling import let_local_reader_run, run_first
+from ..server.scheduling import run_first
 from .relay import Outcome, Relay
 from .sse import SseEvent
 from .stream import Stream
@@ -70,13 +70,11 @@ class StreamWriter:
 
     def chunk(self, content: str) -> None:
         """Append one `chunk` event. The first one is written to the clients before this
-        returns: the producer yields to them once, before its own bookkeeping, and then lets
-        a client on this machine read it."""
+        returns: the producer yields to them once, before its own bookkeeping."""
         self.content_length += len(content)
         self.stream.append_chunk(content)
         if self.stream.chunks == 1:
             gevent.sleep(0)
-            let_local_reader_run()
         if self._debug:
             log.debug("chunk_sent", extra={"sequence": self.stream.chunks, "chars": len(content)})
 

@@ -107,13 +107,3 @@ def test_the_first_chunk_reaches_a_waiting_follower_before_chunk_returns() -> No
     _relay_woken_by_reads(("first", "second"), received, lambda: seen_when_chunk_returned.append(len(received)))
     assert seen_when_chunk_returned == [2, 2], "the first chunk was written before chunk() returned; the second after"
     assert [event.event for event in parse(b"".join(received))[0]] == ["stream", "chunk", "chunk", "done"]
-
-
-def test_the_worker_yields_its_cpu_once_after_the_first_chunk_is_written(monkeypatch) -> None:
-    """So that a client on this machine, woken on the worker's CPU, reads the first token
-    before the worker goes on with its bookkeeping and the other streams."""
-    received: list[bytes] = []
-    received_at_yield: list[int] = []
-    monkeypatch.setattr("app.server.scheduling.os.sched_yield", lambda: received_at_yield.append(len(received)))
-    _relay_woken_by_reads(("first", "second", "third"), received)
-    assert received_at_yield == [2], "one yield, once the follower had the priming event and the first chunk"

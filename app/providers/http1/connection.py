@@ -8,8 +8,6 @@ import ipaddress
 from gevent import get_hub, getcurrent, socket
 from gevent.monkey import get_original
 
-from ...server import directsend
-
 Origin = tuple[str, str, int]
 RECV_BYTES = 64 * 1024
 
@@ -57,15 +55,13 @@ class ReadDeadline:
 class Connection:
     """One socket to an origin, its read deadline, and the bytes read but not consumed yet."""
 
-    __slots__ = ("_plain", "_wait_first", "buffer", "deadline", "origin", "sock")
+    __slots__ = ("buffer", "deadline", "origin", "sock")
 
     def __init__(self, origin: Origin, sock: socket.socket) -> None:
         self.origin = origin
         self.sock = sock
         self.buffer = b""
         self.deadline: ReadDeadline | None = None
-        self._plain = directsend.is_plain(sock)  # TLS may hold decrypted bytes the kernel does not show
-        self._wait_first = self._plain
 
     def set_read_timeout(self, seconds: float | None) -> None:
         """Reads from now on fail with socket.timeout after `seconds` without data (None: never)."""
@@ -76,26 +72,17 @@ class Connection:
             self.deadline = ReadDeadline(seconds)
 
     def fill(self) -> None:
-        """Read more bytes into the buffer; ConnectionClosed at end of stream.
-
-        On a plain socket, after a request was sent or a read emptied the socket, it waits
-        until the socket is readable before reading: gevent's recv would try first, and a
-        streamed token would cost a failed recv and gevent's handling of it every time.
-        """
-        sock = self.sock
+        """Read more bytes into the buffer; ConnectionClosed at end of stream."""
         deadline = self.deadline
         if deadline is not None:
             deadline.arm()
         try:
-            if self._wait_first:
-                sock._wait(sock._read_event)  # gevent's own wait, as its recv does after EAGAIN
-            data = sock.recv(RECV_BYTES)
+            data = self.sock.recv(RECV_BYTES)
         finally:
             if deadline is not None:
                 deadline.disarm()
         if not data:
             raise ConnectionClosed()
-        self._wait_first = self._plain and len(data) < RECV_BYTES
         self.buffer += data
 
     def is_dropped(self) -> bool:
