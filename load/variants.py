@@ -16,13 +16,6 @@ from typing import Any
 from app.server.worker import ChatWaitWorker
 
 
-def _no_direct_send() -> None:
-    """Client and upstream sockets keep gevent's own sendall."""
-    from app.server import directsend
-
-    directsend.send_directly = lambda sock: sock
-
-
 def _no_fed_wakeup() -> None:
     """Followers are woken the way a gevent Event wakes its waiters (a loop callback)."""
     from app.server import scheduling
@@ -66,7 +59,6 @@ def _geventhttpclient_transport() -> Any:
 
 
 VARIANTS: dict[str, Callable[[], None]] = {
-    "no_direct_send": _no_direct_send,
     "no_fed_wakeup": _no_fed_wakeup,
     "no_run_first": _no_run_first,
     "client_send": _client_send,

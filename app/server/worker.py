@@ -5,8 +5,6 @@ parser, `gevent_pywsgi` hands the connection to gevent's `pywsgi` server, which 
 request on this service's path (one small POST, then a streamed reply). This worker is
 `gevent_pywsgi` with what ChatWait needs on top:
 
-- each plain client connection sends directly (`directsend`): a streamed reply is one small
-  write per token;
 - request headers are parsed without the email package (`requestheaders`);
 - gunicorn's `keepalive` setting holds as in gunicorn's own worker: a connection that sends
   no request within `keepalive` seconds is closed, and 0 closes each after its response;
@@ -26,15 +24,11 @@ import gevent
 from gevent.pywsgi import MAX_REQUEST_LINE
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler, PyWSGIServer
 
-from . import directsend
 from .requestheaders import parse_headers
 
 
 class ChatWaitHandler(PyWSGIHandler):
-    """gunicorn's pywsgi handler on a directly sending socket, with gunicorn's keep-alive rule."""
-
-    def __init__(self, sock: Any, address: Any, server: Any, rfile: Any = None) -> None:
-        super().__init__(directsend.send_directly(sock), address, server, rfile)
+    """gunicorn's pywsgi handler with gunicorn's keep-alive rule."""
 
     def MessageClass(self, rfile: Any, *_: Any) -> Any:  # noqa: N802 (pywsgi's name)
         """The request's headers, parsed without the email package (`requestheaders`)."""

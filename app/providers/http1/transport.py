@@ -15,7 +15,6 @@ import gevent
 import httpx
 from gevent import socket
 
-from ...server import directsend
 from .body import ResponseBody
 from .connection import Connection, ConnectionClosed, Origin, open_socket
 from .wire import framing, keep_alive, mapped, read_head, serialize
@@ -133,8 +132,6 @@ class Http1Transport(httpx.BaseTransport):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if scheme == "https":
                 sock = self._tls_context().wrap_socket(sock, server_hostname=host)
-            else:
-                directsend.send_directly(sock)
         except BaseException:
             sock.close()
             raise
