@@ -14,7 +14,7 @@ tokens x ms between tokens) the arms run alternately, `--rounds` times, the serv
 rotating each round: `direct` (streaming chat completions straight from the fake) and
 `chatwait` (POST /v1/chat/streaming), both read by the same raw-socket gevent client; at up to
 100 streams also `direct_wait` and `chatwait_wait` (unless `--no-wait`). More server arms:
-`baseline` (another checkout, same virtualenv), a variant (ChatWait with one trick switched
+`baseline:FOLDER` (another checkout, same virtualenv), a variant (ChatWait with one trick switched
 off or another upstream transport: load/variants.py), `floor_wsgi` and `floor_flask` (the least possible relay on
 the same worker, load/floor_worker.py).
 
@@ -63,7 +63,10 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--sequential", type=int, default=10000, help="0 skips the RSS growth run")
     parser.add_argument("--starts", choices=("steady", "aligned", "burst"), default="steady")
     parser.add_argument("--quick", action="store_true", help="1/10/100 streams, 200 tokens, 20 ms; 2,000 sequential")
-    parser.add_argument("--baseline-root", dest="baseline_root", type=Path, help="another checkout to compare with")
+    parser.add_argument(
+        "--baseline-root", dest="baseline_roots", type=Path, action="append", default=[],
+        help="another checkout to compare with (repeatable; the arm is named after its folder)",
+    )
     parser.add_argument("--variant", action="append", default=[], choices=sorted(VARIANTS), help="repeatable")
     parser.add_argument("--floor", action="store_true", help="add the floor servers (bare WSGI and Flask relays)")
     parser.add_argument("--no-wait", dest="wait_arms", action="store_false", help="no wait-mode arms")
@@ -78,8 +81,8 @@ def parse_arguments() -> argparse.Namespace:
 
 def start_servers(bench: Bench, args: argparse.Namespace) -> None:
     bench.add_server("chatwait")
-    if args.baseline_root:
-        bench.add_server("baseline", root=args.baseline_root.resolve())
+    for root in args.baseline_roots:
+        bench.add_server(f"baseline:{root.resolve().name}", root=root.resolve())
     for name in args.variant:
         bench.add_server(name, variant=name)
     if args.floor:

@@ -8,7 +8,7 @@ import httpx
 import pytest
 import respx
 
-from app import create_app
+from app import close_app, create_app
 from load.processes import ChatWaitServer, FakeUpstream
 
 CANARY_KEY = "sk-proj-CANARYkey0123456789abcdefXYZ"
@@ -104,7 +104,7 @@ def app():
         }
     )
     yield application
-    application.extensions["chatwait"].store.close()
+    close_app(application)
 
 
 @pytest.fixture

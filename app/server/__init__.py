@@ -1,4 +1,4 @@
-"""What runs ChatWait under gunicorn and gevent: the worker, socket and scheduling helpers, start-up.
+"""What runs ChatWait under gunicorn and gevent: the worker and its logger, scheduling helpers, start-up.
 
 Nothing here imports the layers above (api, streaming, providers): they use these helpers,
 never gevent's or the sockets' internals directly.
