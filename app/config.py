@@ -108,7 +108,7 @@ def _integer(minimum: int, maximum: int) -> Callable[[str, str], int]:
 
 def _port(name: str, raw: str) -> int:
     value = raw.strip()
-    if not value.isdigit() or not 1 <= int(value) <= 65535:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 65535:
         raise ConfigError(f"{name}={raw!r} is not valid: use a port number from 1 to 65535.")
     return int(value)
 

@@ -55,6 +55,13 @@ def test_the_key_is_not_in_the_repr() -> None:
         ({"ALLOWED_MODELS": " , "}, "ALLOWED_MODELS lists no model"),
         ({"ALLOWED_MODELS": "x,y"}, "OPENAI_MODEL='gpt-4o-mini' is not in ALLOWED_MODELS"),
         ({"TESTING": "maybe"}, "TESTING='maybe' is not a boolean"),
+        ({"PORT": "http"}, "PORT='http' is not valid"),
+        ({"PORT": "65536"}, "PORT='65536' is not valid"),
+        ({"PORT": "٨٠"}, "is not valid: use a port number"),
+        ({"WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY=0 is out of range"),
+        ({"GUNICORN_WORKER_CONNECTIONS": "100"}, "GUNICORN_WORKER_CONNECTIONS=100 is out of range"),
+        ({"GUNICORN_KEEPALIVE": "-1"}, "GUNICORN_KEEPALIVE=-1 is out of range"),
+        ({"GUNICORN_CONTROL_SOCKET": "on"}, "GUNICORN_CONTROL_SOCKET='on' is not a boolean"),
     ],
 )
 def test_bad_values_name_the_variable_and_the_fix(env, fragment) -> None:
@@ -97,3 +104,14 @@ def test_missing_bundled_model_is_a_clear_error(monkeypatch) -> None:
 def test_unknown_override_is_refused() -> None:
     with pytest.raises(ConfigError, match="MAX_TOKEN is not a ChatWait setting"):
         load_settings({"MAX_TOKEN": 1}, environ=BASE)
+
+
+def test_the_server_settings_gunicorn_reads() -> None:
+    settings = load_settings(environ=BASE)
+    assert settings.bind_address == "0.0.0.0:8000"
+    assert (settings.web_concurrency, settings.gunicorn_worker_connections) == (1, 4000)
+    assert (settings.gunicorn_timeout, settings.gunicorn_graceful_timeout, settings.gunicorn_keepalive) == (30, 30, 5)
+    assert settings.gunicorn_control_socket is False
+    custom = load_settings(environ={**BASE, "PORT": "9000", "GUNICORN_KEEPALIVE": "0", "GUNICORN_CONTROL_SOCKET": "1"})
+    assert custom.bind_address == "0.0.0.0:9000" and custom.gunicorn_keepalive == 0 and custom.gunicorn_control_socket
+    assert load_settings(environ={**BASE, "PORT": "9000", "BIND": "127.0.0.1:7000"}).bind_address == "127.0.0.1:7000"
