@@ -102,7 +102,8 @@ def main() -> None:
                 for delay in (float(d) for d in args.delay_ms.split(",")):
                     cell = bench.cell(concurrency, tokens, delay, args.rounds, args.wait_arms and concurrency <= 100)
                     report["cells"].append(cell)
-                    print(json.dumps({k: cell[k] for k in ("concurrency", "tokens", "delay_ms", "servers", "valid")}))
+                    progress = {k: cell[k] for k in ("concurrency", "tokens", "delay_ms", "servers", "valid")}
+                    print(json.dumps(progress), flush=True)
         if args.memory_streams > 0:
             streams, delay = args.memory_streams, args.memory_delay_ms
             report["memory"] = [bench.memory_per_stream(streams, tokens, 3.5, delay) for tokens in (200, 10000)]
