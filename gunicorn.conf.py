@@ -17,8 +17,8 @@ except ConfigError as _error:
 # Where to listen: BIND (host:port) wins over PORT; 0.0.0.0 so a container is reachable.
 bind = _settings.bind_address
 
-# gunicorn's gevent worker in its pywsgi form (app/server/worker.py): one process serves
-# thousands of concurrent streams as greenlets.
+# gunicorn's gevent worker with gunicorn's own HTTP parser, under read and write deadlines
+# (app/server/worker.py): one process serves thousands of concurrent streams as greenlets.
 worker_class = "app.server.worker.ChatWaitWorker"
 
 # One worker by default: the stream store lives in the worker's memory, so every request for a
@@ -34,11 +34,18 @@ preload_app = False
 # For gevent workers this is a heartbeat, not a request limit: long streams are fine.
 timeout = _settings.gunicorn_timeout
 
-# On restart or deploy, open streams get this long before they are cut (clients then resume).
+# On SIGTERM or SIGHUP, running generations get this long to finish; those still running then
+# end with a terminal service_restarting error (app/server/shutdown.py).
 graceful_timeout = _settings.gunicorn_graceful_timeout
 
 # Seconds an idle keep-alive connection stays open between requests.
 keepalive = _settings.gunicorn_keepalive
+
+# What one request head may hold: the request line, the number of headers, each header's size.
+# Over them the request is refused (414 or 431, JSON); a head's buffer is bounded by their product.
+limit_request_line = _settings.gunicorn_limit_request_line
+limit_request_fields = _settings.gunicorn_limit_request_fields
+limit_request_field_size = _settings.gunicorn_limit_request_field_size
 
 # The same JSON logging with redaction as the app, for gunicorn's own lines too.
 logconfig_dict = logging_config(_settings.log_level)

@@ -33,6 +33,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from .api.services import Services
     from .config import load_settings
     from .logs import configure_logging
+    from .server.shutdown import LIFECYCLE
     from .server.startup import require_gevent_patched
 
     settings = load_settings(overrides)
@@ -44,6 +45,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     services = Services.build(settings)
     app.extensions["chatwait"] = services
+    app.extensions[LIFECYCLE] = services  # what the worker tells when it stops
     api.init_app(app)
     services.start()
     described = services.provider.describe()

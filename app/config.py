@@ -44,6 +44,11 @@ class Settings:
     max_streams: int = 5000
     log_level: str = "INFO"
     max_body_bytes: int = 1_048_576
+    max_conversation_chars: int | None = None  # None: 12 characters per input token allowed
+    request_read_timeout_seconds: float = 10.0
+    client_write_timeout_seconds: float = 30.0
+    upstream_max_line_bytes: int = 1_048_576
+    openai_ca_bundle: Path | None = None
     local_model_path: Path | None = None
     local_context_tokens: int = 4096
     local_threads: int = dataclasses.field(default_factory=lambda: min(4, os.cpu_count() or 1))
@@ -55,6 +60,9 @@ class Settings:
     gunicorn_timeout: int = 30
     gunicorn_graceful_timeout: int = 30
     gunicorn_keepalive: int = 5
+    gunicorn_limit_request_line: int = 4094
+    gunicorn_limit_request_fields: int = 50
+    gunicorn_limit_request_field_size: int = 8190
     gunicorn_control_socket: bool = False
     testing: bool = False
 
@@ -150,11 +158,14 @@ def _models(name: str, raw: str) -> tuple[str, ...]:
     return models
 
 
-def _model_file(name: str, raw: str) -> Path:
-    path = Path(raw.strip()).expanduser()
-    if not path.is_file():
-        raise ConfigError(f"{name}={raw.strip()!r} is not a file: give the path of a chat model in GGUF format.")
-    return path
+def _file(what: str) -> Callable[[str, str], Path]:
+    def parse(name: str, raw: str) -> Path:
+        path = Path(raw.strip()).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{name}={raw.strip()!r} is not a file: give the path of {what}.")
+        return path
+
+    return parse
 
 
 def _flag(name: str, raw: str) -> bool:
@@ -184,7 +195,12 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "MAX_STREAMS": ("max_streams", _integer(1, 1_000_000)),
     "LOG_LEVEL": ("log_level", _choice(LOG_LEVELS, upper=True)),
     "MAX_BODY_BYTES": ("max_body_bytes", _integer(1024, 100_000_000)),
-    "LOCAL_MODEL_PATH": ("local_model_path", _model_file),
+    "MAX_CONVERSATION_CHARS": ("max_conversation_chars", _integer(1, 100_000_000)),
+    "REQUEST_READ_TIMEOUT_SECONDS": ("request_read_timeout_seconds", _seconds(0.1, 3600)),
+    "CLIENT_WRITE_TIMEOUT_SECONDS": ("client_write_timeout_seconds", _seconds(0.1, 3600)),
+    "UPSTREAM_MAX_LINE_BYTES": ("upstream_max_line_bytes", _integer(1024, 64 * 1_048_576)),
+    "OPENAI_CA_BUNDLE": ("openai_ca_bundle", _file("a PEM file of CA certificates")),
+    "LOCAL_MODEL_PATH": ("local_model_path", _file("a chat model in GGUF format")),
     "LOCAL_CONTEXT_TOKENS": ("local_context_tokens", _integer(256, 1_048_576)),
     "LOCAL_THREADS": ("local_threads", _integer(1, 256)),
     "LOCAL_INSTANCES": ("local_instances", _integer(1, 16)),
@@ -195,6 +211,9 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "GUNICORN_TIMEOUT": ("gunicorn_timeout", _integer(1, 86400)),
     "GUNICORN_GRACEFUL_TIMEOUT": ("gunicorn_graceful_timeout", _integer(0, 86400)),
     "GUNICORN_KEEPALIVE": ("gunicorn_keepalive", _integer(0, 3600)),
+    "GUNICORN_LIMIT_REQUEST_LINE": ("gunicorn_limit_request_line", _integer(256, 8190)),
+    "GUNICORN_LIMIT_REQUEST_FIELDS": ("gunicorn_limit_request_fields", _integer(8, 1000)),
+    "GUNICORN_LIMIT_REQUEST_FIELD_SIZE": ("gunicorn_limit_request_field_size", _integer(256, 65536)),
     "GUNICORN_CONTROL_SOCKET": ("gunicorn_control_socket", _flag),
     "TESTING": ("testing", _flag),
 }

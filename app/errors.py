@@ -1,20 +1,17 @@
-"""The one error catalogue and the handlers that turn every failure into its JSON body.
+"""The one error catalogue: every error a client can get, and the JSON object that carries it.
 
 Each entry says what happened (`message`), what to do (`action`), whether the same request
-may succeed later (`retryable`) and the HTTP status. A raised ApiError adds `detail` (why).
-Nothing else ever reaches a client: no HTML error page, no stack trace, no upstream text.
+may succeed later (`retryable`), the HTTP status, and for errors that promise a retry, the
+delay to send in Retry-After. A raised ApiError adds `detail` (why). Nothing else ever
+reaches a client: no HTML error page, no stack trace, no upstream text. This module is plain
+Python (no web framework): the worker answers protocol errors with it before any app code runs;
+`app.api.errors` renders it for Flask.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 from typing import Any
-
-from flask import Flask, Response, g, json
-from werkzeug.exceptions import HTTPException
-
-log = logging.getLogger("chatwait.errors")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +22,7 @@ class ErrorKind:
     message: str
     action: str
     retryable: bool
+    retry_after: float | None = None  # seconds for Retry-After when the raiser gives none
 
 
 CATALOGUE: dict[str, ErrorKind] = {
@@ -52,6 +50,13 @@ CATALOGUE: dict[str, ErrorKind] = {
         "Send the `id` of the last event you received (a whole number), or none to replay from the start.",
         False,
     ),
+    "bad_http_request": ErrorKind(
+        400,
+        "The request is not valid HTTP/1.1.",
+        "Send one well-formed request per message: CRLF line ends, valid header names, and either one "
+        "Content-Length or Transfer-Encoding: chunked. Open a new connection to try again.",
+        False,
+    ),
     "not_found": ErrorKind(404, "There is no such endpoint.", "Check the path against /openapi.yaml.", False),
     "stream_not_found": ErrorKind(
         404,
@@ -66,10 +71,22 @@ CATALOGUE: dict[str, ErrorKind] = {
         "Use one of the methods listed in the Allow header.",
         False,
     ),
+    "request_timeout": ErrorKind(
+        408,
+        "The request did not arrive in time.",
+        "Send the whole request without pausing; if it keeps happening, check the network between you and the service.",
+        True,
+    ),
     "payload_too_large": ErrorKind(
         413,
         "The request body is larger than this server accepts.",
         "Shorten the message or the history and send the request again.",
+        False,
+    ),
+    "request_line_too_long": ErrorKind(
+        414,
+        "The request line (method and URL) is too long.",
+        "Shorten the URL: what the request carries belongs in its JSON body.",
         False,
     ),
     "unsupported_media_type": ErrorKind(
@@ -78,16 +95,36 @@ CATALOGUE: dict[str, ErrorKind] = {
         "Send the body with the header Content-Type: application/json.",
         False,
     ),
+    "expectation_failed": ErrorKind(
+        417,
+        "The Expect header asks for something this server does not do.",
+        "Send the request without Expect, or with Expect: 100-continue.",
+        False,
+    ),
+    "headers_too_large": ErrorKind(
+        431,
+        "The request has too many headers, or one that is too long.",
+        "Send fewer and shorter headers and try again.",
+        False,
+    ),
     "server_busy": ErrorKind(
         503,
         "The server is handling as many streams as it can.",
-        "Retry after a few seconds.",
+        "Retry after the delay given in Retry-After (retry_after_seconds).",
         True,
+        retry_after=2.0,
+    ),
+    "service_restarting": ErrorKind(
+        503,
+        "The service is restarting and stopped this generation.",
+        "Send the request again in a moment; the text received so far stays valid.",
+        True,
+        retry_after=1.0,
     ),
     "upstream_rate_limited": ErrorKind(
         429,
         "The model provider is rate limiting this service.",
-        "Retry after the delay given in Retry-After, or send fewer requests.",
+        "Retry after the delay given in Retry-After (retry_after_seconds), or send fewer requests.",
         True,
     ),
     "upstream_auth_failed": ErrorKind(
@@ -102,10 +139,17 @@ CATALOGUE: dict[str, ErrorKind] = {
         "Check the model name and parameters; retrying the same request will not help.",
         False,
     ),
+    "upstream_tls_failed": ErrorKind(
+        502,
+        "The model provider's TLS certificate could not be verified.",
+        "Retrying will not help: the operator must fix the provider's certificate, or set "
+        "OPENAI_CA_BUNDLE to the certificate authority that signed it.",
+        False,
+    ),
     "upstream_unavailable": ErrorKind(
         503,
         "The model provider is temporarily unavailable.",
-        "Retry in a few seconds.",
+        "Retry after the delay given in Retry-After (retry_after_seconds).",
         True,
     ),
     "upstream_timeout": ErrorKind(
@@ -127,20 +171,18 @@ CATALOGUE: dict[str, ErrorKind] = {
         "OpenAI-compatible server.",
         True,
     ),
+    "unsupported_transfer_encoding": ErrorKind(
+        501,
+        "The request body uses a Transfer-Encoding this server does not support.",
+        "Send the body with Content-Length, or with Transfer-Encoding: chunked.",
+        False,
+    ),
     "internal_error": ErrorKind(
         500,
         "Something went wrong inside ChatWait.",
         "Retry; if it keeps happening, report the correlation_id to the operator.",
         True,
     ),
-}
-
-_HTTP_STATUS_CODES = {
-    400: "invalid_json",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
 }
 
 
@@ -162,12 +204,19 @@ class ApiError(Exception):
         self.detail = detail
         self.action = action or self.kind.action
         self.fields = fields
-        self.retry_after = retry_after
+        self.retry_after = retry_after if retry_after is not None else self.kind.retry_after
 
     @property
     def status(self) -> int:
         """The HTTP status of this error."""
         return self.kind.status
+
+    @property
+    def retry_after_header(self) -> str | None:
+        """The Retry-After header value (whole seconds, at least 1), or None."""
+        if self.retry_after is None:
+            return None
+        return str(max(1, round(self.retry_after)))
 
     def body(self, correlation_id: str | None) -> dict[str, Any]:
         """The JSON error object shared by HTTP error responses and SSE `error` events."""
@@ -184,51 +233,3 @@ class ApiError(Exception):
         if self.retry_after is not None:
             body["retry_after_seconds"] = round(self.retry_after, 3)
         return body
-
-
-def error_response(error: ApiError) -> Response:
-    """Render an ApiError as a JSON response with the request's correlation id."""
-    correlation_id = g.get("correlation_id")
-    response = Response(json.dumps(error.body(correlation_id)), status=error.status, mimetype="application/json")
-    if correlation_id:
-        response.headers["X-Correlation-Id"] = correlation_id
-    if error.retry_after is not None:
-        response.headers["Retry-After"] = str(max(1, round(error.retry_after)))
-    return response
-
-
-def _handle_api_error(error: ApiError) -> Response:
-    log.info(
-        "request_rejected" if error.status < 500 else "error_occurred",
-        extra={"error_code": error.error_code, "status": error.status, "action": error.action},
-    )
-    return error_response(error)
-
-
-def _handle_http_exception(exc: HTTPException) -> Response:
-    status = exc.code or 500
-    code = _HTTP_STATUS_CODES.get(status, "internal_error" if status >= 500 else "invalid_json")
-    response = _handle_api_error(ApiError(code, _HTTP_DETAILS.get(code)))
-    if status == 405:
-        response.headers.update({name: value for name, value in exc.get_headers() if name.lower() == "allow"})
-    return response
-
-
-_HTTP_DETAILS = {
-    "not_found": "No route matches this path.",
-    "method_not_allowed": "The path exists but not for this method.",
-    "payload_too_large": "The body exceeds MAX_BODY_BYTES.",
-    "unsupported_media_type": "The Content-Type header is not application/json.",
-}
-
-
-def _handle_unexpected(exc: Exception) -> Response:
-    log.exception("error_occurred", extra={"error_code": "internal_error", "error_type": type(exc).__name__})
-    return error_response(ApiError("internal_error"))
-
-
-def init_app(app: Flask) -> None:
-    """Route every exception through the catalogue."""
-    app.register_error_handler(ApiError, _handle_api_error)
-    app.register_error_handler(HTTPException, _handle_http_exception)
-    app.register_error_handler(Exception, _handle_unexpected)

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from .. import errors
-from . import chat, health, page, tracing
+from . import chat, errors, health, page, tracing
 
 
 def init_app(app: Flask) -> None:

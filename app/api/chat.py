@@ -11,7 +11,7 @@ from ..providers.base import ChatCall
 from ..streaming import consumer, producer
 from ..streaming.relay import Relay
 from ..streaming.stream import Stream
-from .intake import build_call, read_json, validate_chat_request
+from .intake import build_call, read_json, refuse_oversized, validate_chat_request
 from .services import services
 from .tracing import trace_stream
 
@@ -24,7 +24,8 @@ def wait() -> dict[str, Any]:
     """Generate the whole reply and return it as one JSON object."""
     call, prompt_tokens = _prepare()
     found = services()
-    outcome = Relay(found.provider, found.settings, call, prompt_tokens, None, g.correlation_id).run()
+    relay = Relay(found.provider, found.settings, call, prompt_tokens, None, g.correlation_id)
+    outcome = found.waits.run(relay, request.environ.get("gunicorn.socket"))  # cancelled if the client leaves
     if outcome.error is not None:
         raise outcome.error
     return {
@@ -74,7 +75,9 @@ def stop_stream(stream_id: str) -> dict[str, Any]:
 
 def _prepare() -> tuple[ChatCall, int | None]:
     found = services()
-    fields = validate_chat_request(read_json(request), found.chat_schema)
+    data = read_json(request)
+    refuse_oversized(data, found.settings, found.provider)  # before any per-message work
+    fields = validate_chat_request(data, found.chat_schema)
     return build_call(fields, found.settings, found.provider)
 
 
@@ -85,9 +88,11 @@ def _find(stream_id: str) -> Stream:
 
 
 def _event_stream(stream: Stream, after_id: int | None) -> Response:
-    """The SSE response of one consumer of `stream`."""
+    """The SSE response of one consumer of `stream` (HEAD: the same head, and no consumer)."""
     found = services()
-    body: Iterator[bytes] = consumer.consume(stream, after_id, found.settings.keepalive_seconds, found.store.clock)
+    body: Iterator[bytes] = iter(())
+    if request.method != "HEAD":
+        body = consumer.consume(stream, after_id, found.settings.keepalive_seconds, found.store.clock)
     return Response(
         body,
         direct_passthrough=True,  # the server iterates the frames itself, without werkzeug's wrappers

@@ -18,6 +18,11 @@ from ..config import Settings
 from ..errors import ApiError
 from ..providers.base import ChatCall, Provider
 from ..schemas import ChatRequestSchema
+from ..server.request_body import RequestBodyError
+
+# MAX_CONVERSATION_CHARS when unset: characters per input token allowed. Real text runs 2-5
+# characters a token; this bound only spares the tokenizer a conversation that cannot fit.
+CHARS_PER_INPUT_TOKEN = 12
 
 
 def _reject_constant(name: str) -> float:
@@ -70,7 +75,39 @@ def _body(request: Request, limit: int | None) -> bytes:
     length = request.content_length
     if length is not None and length > limit:
         raise ApiError("payload_too_large", f"The body is {length} bytes; MAX_BODY_BYTES is {limit}.")
-    return environ["wsgi.input"].read(limit)
+    try:
+        return environ["wsgi.input"].read(limit)
+    except RequestBodyError as exc:  # too slow, or malformed chunked framing
+        raise exc.error from None
+
+
+def refuse_oversized(data: Any, settings: Settings, provider: Provider) -> None:
+    """Refuse a conversation from its sizes alone, before any per-message work: more history
+    entries than MAX_HISTORY_MESSAGES, or more characters than MAX_CONVERSATION_CHARS."""
+    if not isinstance(data, dict):
+        return
+    history = data.get("history")
+    if isinstance(history, list) and len(history) > settings.max_history_messages:
+        message = f"{len(history)} messages; at most {settings.max_history_messages}: drop the oldest ones."
+        raise ApiError("validation_error", "1 field(s) are invalid.", fields={"history": [message]})
+    if max(_text_length(data.get("message")), _text_length(data.get("system"))) > settings.max_message_chars:
+        return  # the schema names that field, within the history's bound
+    limit = settings.max_conversation_chars or CHARS_PER_INPUT_TOKEN * provider.input_token_limit(
+        settings.max_input_tokens
+    )
+    lengths = [_text_length(entry.get("content")) for entry in history or () if isinstance(entry, dict)]
+    total = _text_length(data.get("message")) + _text_length(data.get("system")) + sum(lengths)
+    if total > limit:
+        raise _too_long(
+            f"The conversation is {total} characters; the limit is {limit} (MAX_CONVERSATION_CHARS).",
+            total - limit,
+            lengths,
+            "characters",
+        )
+
+
+def _text_length(value: Any) -> int:
+    return len(value) if isinstance(value, str) else 0
 
 
 def validate_chat_request(data: Any, schema: ChatRequestSchema) -> dict[str, Any]:
@@ -100,7 +137,8 @@ def build_call(fields: dict[str, Any], settings: Settings, provider: Provider) -
         total = provider.prompt_tokens(messages)
     if total is not None and total > limit:
         costs = provider.message_costs(messages)  # only a refusal needs them, to say what to drop
-        raise _too_long(total, limit, costs[len(system) : len(system) + len(history)])
+        detail = f"The conversation is {total} tokens; the limit is {limit} (MAX_INPUT_TOKENS or the model's context)."
+        raise _too_long(detail, total - limit, costs[len(system) : len(system) + len(history)])
     call = ChatCall(
         model=fields.get("model", settings.default_model),
         messages=messages,
@@ -110,9 +148,8 @@ def build_call(fields: dict[str, Any], settings: Settings, provider: Provider) -
     return call, total
 
 
-def _too_long(total: int, limit: int, history_costs: list[int]) -> ApiError:
-    detail = f"The conversation is {total} tokens; the limit is {limit} (MAX_INPUT_TOKENS or the model's context)."
-    excess = total - limit
+def _too_long(detail: str, excess: int, history_costs: list[int], unit: str = "tokens") -> ApiError:
+    """input_too_long, with how many of the oldest history messages to drop to get `excess` under."""
     dropped = 0
     for count, cost in enumerate(history_costs, start=1):
         dropped += cost
@@ -125,6 +162,6 @@ def _too_long(total: int, limit: int, history_costs: list[int]) -> ApiError:
     return ApiError(
         "input_too_long",
         detail,
-        action=f"Shorten the message or the system prompt: without any history it is still "
-        f"{total - sum(history_costs)} tokens.",
+        action=f"Shorten the message or the system prompt: without any history it is still {excess - dropped} "
+        f"{unit} over the limit.",
     )

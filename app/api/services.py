@@ -11,6 +11,7 @@ from ..providers import build_provider
 from ..providers.base import Provider
 from ..schemas import ChatRequestSchema
 from ..streaming.store import MemoryStreamStore, StreamStore
+from ..streaming.waiting import WaitGenerations
 from .contract import render_contract
 
 SHUTDOWN_WAIT_SECONDS = 2.0  # for stopped generations to close their upstream requests
@@ -18,11 +19,13 @@ SHUTDOWN_WAIT_SECONDS = 2.0  # for stopped generations to close their upstream r
 
 @dataclasses.dataclass(frozen=True)
 class Services:
-    """Everything a view needs, built once by create_app."""
+    """Everything a view needs, built once by create_app; also the app's side of a worker's
+    graceful stop (`app.server.shutdown.Lifecycle`)."""
 
     settings: Settings
     provider: Provider
     store: StreamStore
+    waits: WaitGenerations
     chat_schema: ChatRequestSchema
     contract: bytes
 
@@ -33,6 +36,7 @@ class Services:
             settings=settings,
             provider=build_provider(settings),
             store=MemoryStreamStore(settings.max_streams, settings.stream_ttl_seconds),
+            waits=WaitGenerations(),
             chat_schema=ChatRequestSchema(
                 max_message_chars=settings.max_message_chars,
                 max_history_messages=settings.max_history_messages,
@@ -46,8 +50,23 @@ class Services:
         """Start background work (the store's expiry)."""
         self.store.start()
 
+    def stop_accepting(self) -> None:
+        """Refuse new generations: the worker stops."""
+        self.store.stop_accepting()
+        self.waits.stop_accepting()
+
+    def generating(self) -> int:
+        """How many generations (streaming and wait) are still running."""
+        return self.store.live() + len(self.waits)
+
+    def end_generations(self) -> None:
+        """End every running generation with a terminal service_restarting error."""
+        self.waits.end_all()
+        self.store.end_live()
+
     def close(self) -> None:
-        """Stop every live generation (closing its upstream request), then release the provider."""
+        """End every live generation (closing its upstream request), then release the provider."""
+        self.waits.end_all()
         self.store.close(timeout=SHUTDOWN_WAIT_SECONDS)
         self.provider.close()
 

@@ -48,6 +48,7 @@ class UpstreamError(Exception):
 
     `detail` is written by ChatWait, never copied from the upstream body, so it is safe to
     show and log. `retryable` says whether trying again (before the first token) may help.
+    `log_fields` go to the log line only (e.g. a redirect's Location), never to the client.
     """
 
     def __init__(
@@ -58,8 +59,10 @@ class UpstreamError(Exception):
         retry_after: float | None = None,
         upstream_status: int | None = None,
         upstream_request_id: str | None = None,
+        log_fields: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(error_code)
+        self.log_fields = log_fields or {}
         self.error_code = error_code
         self.detail = detail
         self.retry_after = retry_after

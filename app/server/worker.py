@@ -1,66 +1,71 @@
-"""ChatWait's gunicorn worker: gunicorn's gevent worker that serves with gevent's WSGI server.
+"""ChatWait's gunicorn worker: gunicorn's gevent worker, with its own HTTP parser, under deadlines.
 
-gunicorn ships two gevent workers: `gevent` parses each request with gunicorn's own HTTP
-parser, `gevent_pywsgi` hands the connection to gevent's `pywsgi` server, which does less per
-request on this service's path (one small POST, then a streamed reply). This worker is
-`gevent_pywsgi` with what ChatWait needs on top:
+gunicorn's `gevent` worker parses each request with gunicorn's HTTP parser, which is
+maintained and strict where leniency desyncs a connection (Content-Length with chunked,
+repeated or malformed Content-Length, bad chunk framing) and enforces `limit_request_line`,
+`limit_request_fields` and `limit_request_field_size`. On top of it this worker:
 
-- request headers are parsed without the email package (`requestheaders`);
-- gunicorn's `keepalive` setting holds as in gunicorn's own worker: a connection that sends
-  no request within `keepalive` seconds is closed, and 0 closes each after its response;
-- gevent's server logs its errors through the JSON logging (`gunicorn.error`), not stderr.
+- serves each connection under read and write deadlines, and answers the parser's refusals in
+  the catalogue's JSON (`connection`);
+- bounds the reading of each request body by a deadline (`request_body`);
+- on SIGTERM or SIGHUP, lets generations finish, then ends those still running with a
+  terminal event before it exits (`shutdown`).
 
 gunicorn imports this module in its master too, before gevent patches anything: it imports
-only what the master already has (gunicorn's gevent worker module imports gevent's pywsgi).
+only what the master already has (gunicorn's gevent worker module imports gevent).
 """
 
 from __future__ import annotations
 
 import functools
-import logging
 from typing import Any
 
 import gevent
-from gevent.pywsgi import MAX_REQUEST_LINE
-from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler, PyWSGIServer
+from gevent.pool import Pool
+from gevent.server import StreamServer
+from gunicorn.sock import ssl_context
+from gunicorn.workers.ggevent import GeventWorker
 
-from .requestheaders import parse_headers
-
-
-class ChatWaitHandler(PyWSGIHandler):
-    """gunicorn's pywsgi handler with gunicorn's keep-alive rule."""
-
-    def MessageClass(self, rfile: Any, *_: Any) -> Any:  # noqa: N802 (pywsgi's name)
-        """The request's headers, parsed without the email package (`requestheaders`)."""
-        return parse_headers(rfile)
-
-    def read_requestline(self) -> str:
-        """The next request line, or "" (the connection closes) after `keepalive` idle seconds."""
-        line = b""
-        with gevent.Timeout(self.server.keepalive or None, False):
-            line = self.rfile.readline(MAX_REQUEST_LINE)
-        return line.decode("latin-1")
-
-    def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        if not self.server.keepalive:  # keepalive 0: this response is the connection's last
-            headers = [*headers, ("Connection", "close")]
-        return super().start_response(status, headers, exc_info)
+from ..config import load_settings
+from .connection import ClientConnection
+from .request_body import DeadlineBody
+from .shutdown import drain, lifecycle_of
 
 
-class ChatWaitServer(PyWSGIServer):
-    """gevent's WSGI server as gunicorn starts it, knowing the keep-alive time."""
+class ChatWaitWorker(GeventWorker):
+    """gunicorn's `gevent` worker with deadlines, JSON refusals and a graceful stop that ends streams."""
 
-    def __init__(self, *args: Any, keepalive: float, **kwargs: Any) -> None:
-        kwargs.setdefault("error_log", logging.getLogger("gunicorn.error"))
-        super().__init__(*args, **kwargs)
-        self.keepalive = keepalive
-
-
-class ChatWaitWorker(GeventPyWSGIWorker):
-    """gunicorn's `gevent_pywsgi` worker with ChatWait's server and handler."""
-
-    wsgi_handler = ChatWaitHandler
+    read_timeout = 10.0
+    write_timeout = 30.0
 
     def init_process(self) -> None:
-        self.server_class = functools.partial(ChatWaitServer, keepalive=self.cfg.keepalive)
+        settings = load_settings()  # validated in the master already
+        self.read_timeout = settings.request_read_timeout_seconds
+        self.write_timeout = settings.client_write_timeout_seconds
         super().init_process()
+
+    def handle(self, listener: Any, client: Any, addr: Any) -> None:
+        ClientConnection(self, listener, client, addr).serve()
+
+    def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
+        req.body = DeadlineBody(req.body, self.read_timeout)
+        return super().handle_request(listener_name, req, sock, addr)
+
+    def run(self) -> None:
+        servers = [self._serve(sock) for sock in self.sockets]
+        while self.alive:
+            self.notify()
+            gevent.sleep(1.0)
+        drain(servers, lifecycle_of(self.wsgi), self.cfg.graceful_timeout, self.notify)
+
+    def _serve(self, sock: Any) -> StreamServer:
+        """Start accepting on one listening socket (as gunicorn's gevent worker does)."""
+        sock.setblocking(1)
+        tls = {"ssl_context": ssl_context(self.cfg)} if self.cfg.is_ssl else {}
+        server = StreamServer(
+            sock, handle=functools.partial(self.handle, sock), spawn=Pool(self.worker_connections), **tls
+        )
+        if self.cfg.workers > 1:
+            server.max_accept = 1
+        server.start()
+        return server

@@ -29,6 +29,10 @@ log = logging.getLogger("chatwait.relay")
 
 BACKOFF_BASE_SECONDS = 0.25
 BACKOFF_CAP_SECONDS = 8.0
+# A reply longer than this many characters per token asked for is not a model's reply: a broken
+# or hostile upstream that ignores max_tokens would otherwise fill memory.
+MAX_CHARS_PER_TOKEN = 64
+REPLY_CHARS_FLOOR = 65_536
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +81,8 @@ class Relay:
         self.correlation_id = correlation_id
         self.stream_id = stream_id
         self._pieces: list[str] = []
+        self._chars = 0
+        self._max_chars = call.max_tokens * MAX_CHARS_PER_TOKEN + REPLY_CHARS_FLOOR
         self._first_token_at: float | None = None
         self._started = 0.0
 
@@ -112,8 +118,8 @@ class Relay:
                     for piece in rest:
                         self._emit(piece)
             return generation.finish_reason, generation.usage, None
-        except StreamCancelled:
-            return "cancelled", None, None
+        except StreamCancelled as stop:
+            return ("cancelled", None, None) if stop.error is None else (None, None, stop.error)
         except gevent.Timeout as timeout:
             if timeout is not total:
                 raise
@@ -180,6 +186,10 @@ class Relay:
         return generation, first, pieces
 
     def _emit(self, piece: str) -> None:
+        self._chars += len(piece)
+        if self._chars > self._max_chars:
+            detail = f"The reply is longer than {self.call.max_tokens} tokens (max_tokens) can be."
+            raise UpstreamError("upstream_bad_response", detail)
         self._pieces.append(piece)
         if self.listener is not None:
             self.listener.chunk(piece)
@@ -197,9 +207,13 @@ class Relay:
                 "upstream_status": failure.upstream_status,
                 "upstream_request_id": failure.upstream_request_id,
                 "chunks_sent": len(self._pieces),
+                **failure.log_fields,
             },
         )
-        return ApiError(failure.error_code, failure.detail, retry_after=failure.retry_after)
+        retry_after = failure.retry_after
+        if retry_after is None and failure.error_code in ("upstream_rate_limited", "upstream_unavailable"):
+            retry_after = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (self.settings.upstream_retries + 1))
+        return ApiError(failure.error_code, failure.detail, retry_after=retry_after)
 
     def _outcome(self, finish_reason: str | None, usage: Usage | None, error: ApiError | None) -> Outcome:
         text = "".join(self._pieces)

@@ -18,9 +18,17 @@ import gevent
 from ..errors import ApiError
 from ..ids import random_id
 from ..logs import log_greenlet_failure
-from .stream import Stream
+from .stream import Stream, StreamCancelled
 
 log = logging.getLogger("chatwait.store")
+
+STOPPING_DETAIL = "This worker is stopping (a deploy or restart) and starts no new generation."
+
+
+def restarting() -> StreamCancelled:
+    """What stops a generation when its worker stops: it ends with a service_restarting error."""
+    error = ApiError("service_restarting", "The worker serving this generation stopped (a deploy or restart).")
+    return StreamCancelled("restarting", error)
 
 
 class StreamStore(abc.ABC):
@@ -41,6 +49,18 @@ class StreamStore(abc.ABC):
         """The stream with this id; ApiError(stream_not_found) when it is unknown or expired."""
 
     @abc.abstractmethod
+    def live(self) -> int:
+        """How many streams are still generating."""
+
+    @abc.abstractmethod
+    def stop_accepting(self) -> None:
+        """Refuse new streams from now on (ApiError(service_restarting)): the worker stops."""
+
+    @abc.abstractmethod
+    def end_live(self) -> list[gevent.Greenlet]:
+        """End every stream still generating with a terminal service_restarting error; their producers."""
+
+    @abc.abstractmethod
     def start(self) -> None:
         """Start background work (expiry)."""
 
@@ -58,6 +78,7 @@ class MemoryStreamStore(StreamStore):
         self.clock = clock
         self._streams: OrderedDict[str, Stream] = OrderedDict()
         self._reaper: gevent.Greenlet | None = None
+        self._accepting = True
 
     def __len__(self) -> int:
         return len(self._streams)
@@ -65,8 +86,11 @@ class MemoryStreamStore(StreamStore):
     def create(self, correlation_id: str, model: str) -> Stream:
         """A new, empty stream; evicts the least recently used finished stream when full.
 
-        Raises ApiError(server_busy) when every stream held is still live: those are never evicted.
+        Raises ApiError(server_busy) when every stream held is still live: those are never evicted,
+        and ApiError(service_restarting) once the worker stops.
         """
+        if not self._accepting:
+            raise ApiError("service_restarting", STOPPING_DETAIL)
         if len(self._streams) >= self.max_streams and not self._evict_one_finished():
             raise ApiError("server_busy", f"All {self.max_streams} stream slots (MAX_STREAMS) hold live streams.")
         stream = Stream(random_id(), correlation_id, model, self.clock())
@@ -110,6 +134,15 @@ class MemoryStreamStore(StreamStore):
                 )
         return len(expired)
 
+    def live(self) -> int:
+        return sum(1 for stream in self._streams.values() if not stream.finished)
+
+    def stop_accepting(self) -> None:
+        self._accepting = False
+
+    def end_live(self) -> list[gevent.Greenlet]:
+        return [stream.producer for stream in list(self._streams.values()) if stream.cancel(restarting())]
+
     def start(self) -> None:
         """Run `reap` periodically in a background greenlet (a few times per TTL)."""
         if self._reaper is None:
@@ -122,10 +155,12 @@ class MemoryStreamStore(StreamStore):
             self.reap()
 
     def close(self, timeout: float = 0.0) -> None:
-        """Stop the reaper; cancel every live stream and wait up to `timeout` s for their producers."""
+        """Stop the reaper; end every live stream and wait up to `timeout` s for their producers."""
+        self._accepting = False
         if self._reaper is not None:
             self._reaper.kill(block=False)
             self._reaper = None
-        stopping = [stream.producer for stream in list(self._streams.values()) if stream.cancel()]
+        self.end_live()
+        stopping = [s.producer for s in self._streams.values() if s.producer is not None and not s.producer.dead]
         if stopping and timeout > 0:
             gevent.joinall(stopping, timeout=timeout)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import gevent
 
+from ..errors import ApiError
 from ..server.scheduling import RestartableTimer, Wakeup
 from .sse import KEEPALIVE_FRAME, encode_chunk
 
@@ -21,10 +22,17 @@ RECENT_FRAMES = 64  # chunk frames kept encoded for followers that keep up
 
 
 class StreamCancelled(BaseException):
-    """Raised inside a producer greenlet to stop its generation (DELETE, expiry, shutdown).
+    """Raised inside a producer greenlet to stop its generation (DELETE, expiry, a client gone,
+    a restart).
 
     A BaseException, like GreenletExit, so that no library's `except Exception` swallows it.
+    With an `error`, the generation ends with that error rather than `cancelled` (a restart).
     """
+
+    def __init__(self, reason: str = "stopped", error: ApiError | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.error = error
 
 
 class Stream:
@@ -44,6 +52,7 @@ class Stream:
         "_tail",
         "_text",
         "_wakeup",
+        "cancelled",
         "consumers",
         "correlation_id",
         "created",
@@ -65,6 +74,7 @@ class Stream:
         self.consumers = 0
         self.idle_since = now
         self.producer: gevent.Greenlet | None = None
+        self.cancelled = False  # a stop was sent to the producer (it ends the stream shortly)
         self._wakeup = Wakeup()
         self._head: bytes | None = None
         self._tail: bytes | None = None
@@ -183,10 +193,12 @@ class Stream:
         if self.consumers == 0:
             self.idle_since = now
 
-    def cancel(self) -> bool:
-        """Stop the producer if it still runs; True when this call stopped it."""
+    def cancel(self, reason: StreamCancelled | None = None) -> bool:
+        """Stop the producer if it still runs (with `reason`, default a plain stop); True when
+        this call stopped it."""
         producer = self.producer
-        if self.finished or producer is None or producer.dead:
+        if self.finished or self.cancelled or producer is None or producer.dead:
             return False
-        producer.kill(StreamCancelled(), block=False)
+        self.cancelled = True
+        producer.kill(reason or StreamCancelled(), block=False)
         return True

@@ -4,6 +4,7 @@ first; start-up objects are frozen; a stopping worker stops its live generations
 from __future__ import annotations
 
 import ast
+import json
 import signal
 import subprocess
 import sys
@@ -75,8 +76,8 @@ def test_gunicorn_configuration() -> None:
 
 
 def test_a_stopping_worker_stops_the_generations_it_still_runs(start_server, fake) -> None:
-    """On SIGTERM, a generation whose client has gone (it goes on, for a resume) is cancelled by
-    the worker's exit hook: its upstream request is closed and the stream ends as cancelled."""
+    """On SIGTERM, a generation whose client has gone (it goes on, for a resume) is ended by the
+    stopping worker: its upstream request is closed and the stream ends with service_restarting."""
     running = start_server()
     message = f"{uuid.uuid4().hex} @tokens=2000 @delay_ms=20"
     with (
@@ -90,4 +91,5 @@ def test_a_stopping_worker_stops_the_generations_it_still_runs(start_server, fak
     running.proc.wait(20)
     assert fake.wait_for_outcome(message, "client_closed")["tokens"] < 2000
     lines = [line for line in running.log_path.read_text().splitlines() if stream_id in line]
-    assert any('"event": "stream_cancelled"' in line for line in lines), lines
+    ended = [json.loads(line) for line in lines if '"event": "stream_failed"' in line]
+    assert [line["error_code"] for line in ended] == ["service_restarting"], lines

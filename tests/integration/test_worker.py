@@ -61,4 +61,4 @@ def test_a_malformed_request_is_refused_and_logged_as_json(server) -> None:
         sock.sendall(b"NOT-HTTP\r\n\r\n")
         assert _read_response(sock).startswith(b"HTTP/1.1 400")
     lines = [json.loads(line) for line in server.log_text().splitlines() if line.strip()]
-    assert any(line["logger"] == "gunicorn.error" and "NOT-HTTP" in line["event"] for line in lines)
+    assert any(line["event"] == "request_rejected" and line["error_code"] == "bad_http_request" for line in lines)

@@ -14,7 +14,7 @@ def test_every_entry_says_what_and_what_to_do(code: str) -> None:
     assert kind.message.endswith(".") and len(kind.message) > 15
     assert kind.action.endswith(".") and len(kind.action) > 10
     body = ApiError(code, "why it happened").body("cid")
-    assert body == {
+    expected = {
         "error_code": code,
         "message": kind.message,
         "detail": "why it happened",
@@ -22,13 +22,34 @@ def test_every_entry_says_what_and_what_to_do(code: str) -> None:
         "retryable": kind.retryable,
         "correlation_id": "cid",
     }
+    if kind.retry_after is not None:
+        expected["retry_after_seconds"] = kind.retry_after
+    assert body == expected
+
+
+def test_errors_that_promise_a_retry_say_when() -> None:
+    """server_busy and service_restarting carry a Retry-After of their own; a given delay wins."""
+    for code in ("server_busy", "service_restarting"):
+        error = ApiError(code)
+        assert error.retry_after and error.retry_after_header == str(max(1, round(error.retry_after)))
+    assert ApiError("server_busy", retry_after=7.4).retry_after_header == "7"
+    assert ApiError("upstream_rate_limited", retry_after=0.2).retry_after_header == "1"
+    assert ApiError("validation_error").retry_after_header is None
 
 
 def test_server_side_failures_are_retryable_and_client_mistakes_are_not() -> None:
     for code, kind in CATALOGUE.items():
-        if kind.status in (400, 404, 405, 413, 415):
+        if kind.status in (400, 404, 405, 413, 414, 415, 417, 431, 501):
             assert not kind.retryable, code
-    for code in ("server_busy", "upstream_unavailable", "upstream_timeout", "upstream_rate_limited", "internal_error"):
+    for code in (
+        "server_busy",
+        "service_restarting",
+        "request_timeout",
+        "upstream_unavailable",
+        "upstream_timeout",
+        "upstream_rate_limited",
+        "internal_error",
+    ):
         assert CATALOGUE[code].retryable
 
 

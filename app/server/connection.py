@@ -1,0 +1,140 @@
+"""One client connection: requests parsed by gunicorn's parser under deadlines, answered by the worker.
+
+- Between requests a connection may stay idle for GUNICORN_KEEPALIVE seconds (the first
+  request: REQUEST_READ_TIMEOUT_SECONDS), then it is closed without a word.
+- Once a request's first byte is in, its head must arrive within REQUEST_READ_TIMEOUT_SECONDS
+  (else 408), and its body within that time of the head (`request_body`).
+- Every send must complete within CLIENT_WRITE_TIMEOUT_SECONDS: a client that stops reading
+  is disconnected (a stream it followed stays resumable).
+- What gunicorn's parser refuses is answered with the catalogue's JSON and the connection closes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import time
+from typing import Any
+
+import gevent
+from gevent.socket import wait_read
+from gunicorn import http, util
+from gunicorn.http.errors import NoMoreData
+
+from ..errors import ApiError
+from ..ids import random_id
+from .protocol import error_response, refusal
+from .request_body import RequestBodyError
+
+log = logging.getLogger("chatwait.server")
+
+_QUIET_ERRNOS = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ECONNABORTED)
+LINGER_SECONDS = 1.0
+IDLE_POLL_SECONDS = 0.5  # how soon an idle connection notices that the worker stops
+
+
+class _HeadTimeout(BaseException):
+    """The request head did not arrive in time (a BaseException: no parser code may catch it)."""
+
+
+class ClientConnection:
+    """Serves the requests of one accepted connection through `worker.handle_request`."""
+
+    def __init__(self, worker: Any, listener: Any, client: Any, addr: Any) -> None:
+        self.worker = worker
+        self.listener_name = listener.getsockname()
+        self.client = client
+        self.addr = addr
+        self.parser = http.get_parser(worker.cfg, client, addr)
+        self._linger = False
+
+    def serve(self) -> None:
+        """Read and serve requests until the connection must close; always closes the socket."""
+        self.client.settimeout(self.worker.write_timeout)
+        request = None
+        try:
+            first = True
+            while True:
+                request = None
+                request = self._next_request(first)
+                if request is None:
+                    return
+                self.worker.handle_request(self.listener_name, request, self.client, self.addr)
+                first = False
+        except (StopIteration, NoMoreData, RequestBodyError):
+            pass  # closed by either side; or a body the app did not read turned out bad: it has answered
+        except OSError as exc:
+            self._socket_error(exc)
+        except Exception as exc:
+            self.refuse(refusal(exc), request, exc)
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        """Close the socket; after a refusal or an unread body, first let the client read the answer
+        (closing with unread input makes the kernel reset the connection, losing the answer)."""
+        if self._linger:
+            util.close_graceful(self.client, timeout=LINGER_SECONDS)
+        else:
+            util.close(self.client)
+
+    def _next_request(self, first: bool) -> Any:
+        """The next parsed request, or None when the connection should close quietly."""
+        if not self.parser.finish_body():  # what the app left of the previous body, bounded by its deadline
+            self._linger = True
+            return None
+        idle = self.worker.read_timeout if first else self.worker.cfg.keepalive
+        if not self._request_starts(idle):
+            return None
+        try:
+            with gevent.Timeout(self.worker.read_timeout, _HeadTimeout):
+                return next(self.parser)
+        except _HeadTimeout:
+            seconds = self.worker.read_timeout
+            detail = f"The request head did not arrive within {seconds:g} s (REQUEST_READ_TIMEOUT_SECONDS)."
+            self.refuse(ApiError("request_timeout", detail), None, None)
+            return None
+
+    def _request_starts(self, idle_seconds: float) -> bool:
+        """Whether a request's first byte arrives (or is already buffered) within `idle_seconds`;
+        an idle keep-alive connection of a stopping worker closes at once."""
+        buffered = self.parser.unreader.take_buffered()
+        if buffered:
+            self.parser.unreader.unread(buffered)
+            return True
+        if getattr(self.client, "pending", lambda: 0)():  # TLS: bytes already decrypted
+            return True
+        deadline = time.monotonic() + idle_seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                wait_read(self.client.fileno(), timeout=min(remaining, IDLE_POLL_SECONDS))
+                return True
+            except TimeoutError:
+                if not self.worker.alive:
+                    return False
+            except OSError:
+                return False
+        return False
+
+    def refuse(self, error: ApiError, request: Any, exc: BaseException | None) -> None:
+        """Answer `error` as JSON and log it (a traceback only for our own bugs); the connection closes."""
+        correlation_id = random_id()
+        fields = {"error_code": error.error_code, "status": error.status, "correlation_id": correlation_id}
+        if error.status >= 500:
+            log.error("error_occurred", exc_info=exc, extra=fields)
+        else:
+            log.info("request_rejected", extra={**fields, "detail": error.detail, "remote_addr": self._remote()})
+        head_only = getattr(request, "method", None) == "HEAD"
+        self._linger = True
+        with contextlib.suppress(OSError):  # the client is gone or does not read: nothing more to tell it
+            self.client.sendall(error_response(error, correlation_id, body=not head_only))
+
+    def _socket_error(self, exc: OSError) -> None:
+        if isinstance(exc, TimeoutError):
+            log.info("client_timeout", extra={"remote_addr": self._remote()})
+        elif exc.errno not in _QUIET_ERRNOS:
+            log.warning("client_socket_error", extra={"error_type": type(exc).__name__, "errno": exc.errno})
+
+    def _remote(self) -> str | None:
+        return self.addr[0] if isinstance(self.addr, tuple) and self.addr else None

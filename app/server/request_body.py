@@ -1,0 +1,82 @@
+"""A request body read under a deadline, failing with errors the app can answer in its own words.
+
+gunicorn's body reader waits as long as the client takes and raises its parser's exceptions
+for a malformed chunked body. Wrapped, every read must finish by the request's deadline
+(REQUEST_READ_TIMEOUT_SECONDS after its head arrived), and both failures become a
+`RequestBodyError` carrying the catalogue error. Raised inside gunicorn's reader, it marks the
+body as failed, so the connection is closed after the response instead of reused.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import gevent
+from gunicorn.http.errors import ParseException
+
+from ..errors import ApiError
+from .protocol import refusal
+
+
+class RequestBodyError(Exception):
+    """The request body could not be read; `error` is what to answer."""
+
+    def __init__(self, error: ApiError) -> None:
+        super().__init__(error.error_code)
+        self.error = error
+
+
+class RequestReadTimeout(RequestBodyError, TimeoutError):
+    """The body did not arrive by the request's deadline (a TimeoutError, as gunicorn's drain expects)."""
+
+    def __init__(self, seconds: float) -> None:
+        detail = f"The request body did not arrive within {seconds:g} s (REQUEST_READ_TIMEOUT_SECONDS)."
+        super().__init__(ApiError("request_timeout", detail))
+
+
+class DeadlineBody:
+    """gunicorn's request body (`wsgi.input`), each read bounded by one deadline for the whole body."""
+
+    def __init__(self, body: Any, seconds: float) -> None:
+        self._body = body
+        self._seconds = seconds
+        self._deadline = time.monotonic() + seconds
+
+    @property
+    def failed(self) -> bool:
+        """Whether a read failed: gunicorn then closes the connection rather than reuse it."""
+        return bool(getattr(self._body, "failed", False))
+
+    def _bounded(self, method: Any, *args: Any) -> Any:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            self._body.failed = True
+            raise RequestReadTimeout(self._seconds)
+        try:
+            with gevent.Timeout(remaining, RequestReadTimeout(self._seconds)):
+                return method(*args)
+        except ParseException as exc:
+            raise RequestBodyError(refusal(exc)) from None
+        except RequestBodyError:
+            raise
+        except TimeoutError:  # the socket's own (write) timeout, shorter than the deadline
+            raise RequestReadTimeout(self._seconds) from None
+
+    def read(self, size: int | None = None) -> bytes:
+        return self._bounded(self._body.read, size)
+
+    def readline(self, size: int | None = None) -> bytes:
+        return self._bounded(self._body.readline, size)
+
+    def readlines(self, size: int | None = None) -> list[bytes]:
+        return self._bounded(self._body.readlines, size)
+
+    def __iter__(self) -> DeadlineBody:
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
