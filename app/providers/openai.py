@@ -12,9 +12,8 @@ the relay is the one retry owner. Upstream error text is never copied into our e
 
 from __future__ import annotations
 
-import email.utils
 import json
-import time
+import ssl
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from ..config import Settings
 from . import tokens
 from .base import ChatCall, Generation, Provider, UpstreamError
 from .http1 import Http1Transport
+from .openai_errors import status_error, transport_error
 from .openai_stream import OpenAIGeneration
 
 
@@ -45,10 +45,12 @@ class OpenAIProvider(Provider):
             write=settings.timeout_seconds,
             pool=settings.timeout_seconds,
         )
+        tls = _tls_context(settings)
         self._http = openai.DefaultHttpxClient(
             timeout=timeout,
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
-            transport=None if _proxied() else Http1Transport(),
+            verify=tls,
+            transport=None if _proxied() else Http1Transport(tls, max_chunk_bytes=settings.upstream_max_line_bytes),
         )
         sdk = openai.OpenAI(
             api_key=settings.openai_api_key or "no-key-needed",
@@ -60,17 +62,16 @@ class OpenAIProvider(Provider):
         self._base_url = sdk.base_url
         self._url = sdk.base_url.join("chat/completions")
         self._timeout = timeout.as_dict()
-        headers = httpx.Headers(
-            {
-                "Host": self._url.netloc.decode("ascii"),
-                **self._http.headers,
-                **{k: v for k, v in sdk.default_headers.items() if isinstance(v, str)},
-                **sdk.auth_headers,
-                "X-Stainless-Retry-Count": "0",
-                "Content-Type": "application/json",
-            }
-        )
+        headers = httpx.Headers({"Host": self._url.netloc.decode("ascii")})
+        for layer in (self._http.headers, {k: v for k, v in sdk.default_headers.items() if isinstance(v, str)}):
+            headers.update(layer)  # later layers replace earlier ones, whatever the case of a name
+        headers.update(sdk.auth_headers)
+        # No compression: a token stream barely shrinks, and a compressed body could inflate
+        # without bound; an answer compressed anyway is refused (OpenAIGeneration).
+        headers.update({"X-Stainless-Retry-Count": "0", "Content-Type": "application/json"})
+        headers["Accept-Encoding"] = "identity"
         self._header_lines = headers.raw  # encoded once: a request adds only its Content-Length
+        self._host = self._url.host
         tokens.encoding()  # load the tokenizer now rather than on the first request
 
     def open(self, call: ChatCall, slot: Any = None) -> Generation:
@@ -106,14 +107,12 @@ class OpenAIProvider(Provider):
         )
         try:
             response = self._send(request)
-        except httpx.TimeoutException:
-            raise UpstreamError("upstream_timeout", "The model provider did not answer in time.") from None
-        except httpx.TransportError:
-            raise UpstreamError("upstream_unavailable", "Could not connect to the model provider.") from None
-        if response.status_code >= 400:
+        except httpx.TransportError as exc:
+            raise transport_error(exc, self._host) from None
+        if response.status_code != 200:
             response.close()  # the body is not read: it may echo the key
-            raise _status_error(response.status_code, response.headers)
-        return OpenAIGeneration(response, self.settings.idle_timeout_seconds)
+            raise status_error(response.status_code, response.headers)
+        return OpenAIGeneration(response, self.settings.idle_timeout_seconds, self.settings.upstream_max_line_bytes)
 
     def _send(self, request: httpx.Request) -> httpx.Response:
         """Hand the request to the client's transport for its URL, as `Client.send` would.
@@ -165,39 +164,12 @@ def _proxied() -> bool:
     return any(proxies.get(scheme) for scheme in ("http", "https", "all"))
 
 
-_STATUS_ERRORS = {401: "upstream_auth_failed", 403: "upstream_auth_failed", 429: "upstream_rate_limited"}
-
-
-def _status_error(status: int, headers: httpx.Headers) -> UpstreamError:
-    """Classify an upstream HTTP error status; the body (which may echo the key) is ignored."""
-    if status in _STATUS_ERRORS:
-        code = _STATUS_ERRORS[status]
-    elif status in (408, 409) or status >= 500:
-        code = "upstream_unavailable"
+def _tls_context(settings: Settings) -> ssl.SSLContext:
+    """The context that verifies the upstream's certificate: OPENAI_CA_BUNDLE's authorities if
+    set, else httpx's defaults (certifi, or SSL_CERT_FILE / SSL_CERT_DIR when set)."""
+    if settings.openai_ca_bundle is not None:
+        context = ssl.create_default_context(cafile=str(settings.openai_ca_bundle))
     else:
-        code = "upstream_rejected"
-    return UpstreamError(
-        code,
-        f"The model provider answered HTTP {status}.",
-        retry_after=retry_after_seconds(headers),
-        upstream_status=status,
-        upstream_request_id=headers.get("x-request-id"),
-    )
-
-
-def retry_after_seconds(headers: httpx.Headers) -> float | None:
-    """The delay asked for by `retry-after-ms` or `retry-after` (seconds or HTTP date)."""
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        raw = headers.get(name)
-        if raw is None:
-            continue
-        try:
-            value = float(raw) * scale
-        except ValueError:
-            parsed = email.utils.parsedate_tz(raw)
-            if parsed is None:
-                continue
-            value = email.utils.mktime_tz(parsed) - time.time()
-        if 0 <= value < 3600:  # also rejects nan
-            return value
-    return None
+        context = httpx.create_ssl_context()
+    context.set_alpn_protocols(["http/1.1"])
+    return context

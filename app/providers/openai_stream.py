@@ -2,11 +2,15 @@
 
 The body's `data:` lines are parsed with orjson (json for what orjson refuses, such as an
 escaped lone surrogate), not by the SDK's streaming wrapper, which builds a pydantic object
-per chunk. A reply that ends without a finish_reason is an error, not a success.
+per chunk. A reply that ends without a finish_reason is an error, not a success; one that
+reached `[DONE]` is complete, however its connection ends. What is not an OpenAI stream
+(a compressed body, a line over UPSTREAM_MAX_LINE_BYTES, a chunk that is not a chat completion
+chunk, content that is not text) ends the generation with upstream_bad_response.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -16,21 +20,29 @@ import httpx
 import orjson
 
 from .base import Generation, UpstreamError, Usage
+from .http1 import MalformedResponse
 
 DRAIN_SECONDS = 0.2
+MAX_FINISH_REASON_CHARS = 64
 
 
 class OpenAIGeneration(Generation):
     """A streamed chat completion read line by line from the upstream HTTP response."""
 
-    def __init__(self, response: Any, idle_timeout: float) -> None:
+    def __init__(self, response: Any, idle_timeout: float, max_line: int) -> None:
         self._response = response
         self._idle_timeout = idle_timeout
+        self._max_line = max_line
         self.upstream_request_id = response.headers.get("x-request-id")
 
     def __iter__(self) -> Iterator[str]:
+        encoding = self._response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("identity", ""):
+            raise self._error("upstream_bad_response", "The model provider compressed its reply, though asked not to.")
         try:
             yield from self._pieces()
+        except MalformedResponse:
+            raise self._error("upstream_bad_response", "The model provider's reply breaks HTTP/1.1 framing.") from None
         except httpx.TimeoutException:
             raise self._error(
                 "upstream_timeout", f"No data from the model provider for {self._idle_timeout:g} s."
@@ -41,11 +53,9 @@ class OpenAIGeneration(Generation):
             raise self._error("upstream_interrupted", "The model provider ended the reply without a finish_reason.")
 
     def _pieces(self) -> Iterator[str]:
-        response = self._response
-        # Uncompressed (the usual case for SSE), the body's blocks are read from the transport's
-        # stream itself, without httpx's decoder and chunker layers around each block.
-        blocks = response.iter_bytes() if "content-encoding" in response.headers else response.stream
-        lines = _lines(blocks)
+        # The body's blocks are read from the transport's stream itself, without httpx's decoder
+        # and chunker layers around each block (there is no compression to decode).
+        lines = _lines(self._response.stream, self._max_line)
         for line in lines:
             if not line.startswith(b"data:"):
                 continue  # blank separators, comments, `event:` and `id:` fields
@@ -72,9 +82,14 @@ class OpenAIGeneration(Generation):
                 raise self._error("upstream_interrupted", "The model provider reported an error mid-reply.")
             choices = chunk.get("choices")
             choice = choices[0] if choices else {}
-            return (choice.get("delta") or {}).get("content"), choice.get("finish_reason"), chunk.get("usage")
-        except (ValueError, AttributeError, TypeError, KeyError, IndexError):
+            content, finish_reason = (choice.get("delta") or {}).get("content"), choice.get("finish_reason")
+        except (ValueError, AttributeError, TypeError, KeyError, IndexError, RecursionError):
             raise self._error("upstream_bad_response", "A streamed chunk is not a chat completion chunk.") from None
+        if not isinstance(content, str | None) or not (
+            finish_reason is None or (isinstance(finish_reason, str) and len(finish_reason) <= MAX_FINISH_REASON_CHARS)
+        ):
+            raise self._error("upstream_bad_response", "A streamed chunk's content or finish_reason is not text.")
+        return content, finish_reason, chunk.get("usage")
 
     def _error(self, code: str, detail: str) -> UpstreamError:
         return UpstreamError(code, detail, upstream_request_id=self.upstream_request_id)
@@ -84,13 +99,16 @@ class OpenAIGeneration(Generation):
         self._response.close()
 
 
-def _lines(blocks: Iterator[bytes]) -> Iterator[bytes]:
-    """Split a byte stream into lines (LF or CRLF endings; the CR is left to `strip`)."""
+def _lines(blocks: Iterator[bytes], max_line: int) -> Iterator[bytes]:
+    """Split a byte stream into lines (LF or CRLF endings; the CR is left to `strip`); a line
+    longer than `max_line` bytes is refused before it is buffered further."""
     rest = b""
     for block in blocks:
         if rest:
             block = rest + block
         *complete, rest = block.split(b"\n")
+        if len(block) > max_line and (len(rest) > max_line or any(len(line) > max_line for line in complete)):
+            raise UpstreamError("upstream_bad_response", f"A line of the reply is over {max_line} bytes.")
         yield from complete
     if rest:
         yield rest
@@ -99,10 +117,10 @@ def _lines(blocks: Iterator[bytes]) -> Iterator[bytes]:
 def _drain(lines: Iterator[bytes]) -> None:
     """Read the end of the body after [DONE] so the connection goes back to the pool.
 
-    A server that keeps the body open after [DONE] gets DRAIN_SECONDS; its connection is then
-    simply closed rather than reused.
+    A server that keeps the body open after [DONE] gets DRAIN_SECONDS, one that breaks the
+    end of its body is forgiven: the reply is complete, only the connection is not reused.
     """
-    with gevent.Timeout(DRAIN_SECONDS, False):
+    with gevent.Timeout(DRAIN_SECONDS, False), contextlib.suppress(httpx.TransportError, UpstreamError):
         for _ in lines:
             pass
 
@@ -112,6 +130,11 @@ def _usage(raw: Any) -> Usage | None:
     if not isinstance(raw, dict):
         return None
     prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
-    if isinstance(prompt, int) and isinstance(completion, int):
+    if _count(prompt) and _count(completion):
         return Usage(prompt, completion)
     return None
+
+
+def _count(value: Any) -> bool:
+    """Whether `value` is a plausible token count (not a bool, a fraction or a negative)."""
+    return type(value) is int and 0 <= value < 1_000_000_000

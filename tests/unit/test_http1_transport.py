@@ -15,7 +15,7 @@ from gevent import socket
 from gevent.event import Event
 from gevent.server import StreamServer
 
-from app.providers.http1 import Http1Transport
+from app.providers.http1 import Http1Transport, MalformedResponse
 from app.providers.http1.wire import chunk_size
 
 Script = Callable[[socket.socket, bytes], None]
@@ -73,9 +73,9 @@ class ScriptedServer:
 def client_for():
     made: list[tuple[httpx.Client, ScriptedServer]] = []
 
-    def make(*scripts: Script, read_timeout: float = 5.0) -> tuple[httpx.Client, ScriptedServer]:
+    def make(*scripts: Script, read_timeout: float = 5.0, **options: int) -> tuple[httpx.Client, ScriptedServer]:
         server = ScriptedServer(*scripts)
-        client = httpx.Client(transport=Http1Transport(), timeout=httpx.Timeout(5.0, read=read_timeout))
+        client = httpx.Client(transport=Http1Transport(**options), timeout=httpx.Timeout(5.0, read=read_timeout))
         made.append((client, server))
         return client, server
 
@@ -199,6 +199,28 @@ def test_broken_bodies_raise_protocol_errors(client_for, raw) -> None:
     client, server = client_for(reply_and_close(raw))
     with pytest.raises(httpx.RemoteProtocolError):
         client.get(server.url + "/")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\ne8d4a51000\r\n" + b"x" * 70_000,  # 10**12 bytes
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",  # a coding not asked for
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",  # lengths that disagree
+        b"HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\nabc",
+        b"".join(b"HTTP/1.1 100 Continue\r\n\r\n" for _ in range(20)) + b"HTTP/1.1 200 OK\r\n\r\n",
+    ],
+)
+def test_framing_over_the_limits_or_ambiguous_is_a_malformed_response(client_for, raw) -> None:
+    """Refused at once, without buffering what the upstream announces (a chunk of 10**12 bytes)."""
+    client, server = client_for(reply_and_close(raw), max_chunk_bytes=65_536)
+    with pytest.raises(MalformedResponse), client.stream("GET", server.url + "/") as response:
+        response.read()
+
+
+def test_a_chunk_within_the_limit_is_read(client_for) -> None:
+    client, server = client_for(reply(chunked(b"y" * 65_536)), max_chunk_bytes=65_536)
+    assert client.get(server.url + "/").content == b"y" * 65_536
 
 
 @pytest.mark.parametrize("line", [b"1a", b"1A", b"0", b"00000000000000ff", b"1a;name=value", b"1a \t;ext"])

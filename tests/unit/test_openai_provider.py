@@ -11,7 +11,8 @@ import pytest
 from app.config import load_settings
 from app.providers.base import ChatCall, UpstreamError
 from app.providers.http1 import Http1Transport
-from app.providers.openai import OpenAIProvider, retry_after_seconds
+from app.providers.openai import OpenAIProvider
+from app.providers.openai_errors import retry_after_seconds
 
 URL = "http://upstream.test/v1/chat/completions"
 SECRET_BODY = {"error": {"message": "Incorrect API key provided: sk-proj-LEAKYkey0123456789. See dashboard."}}
@@ -104,6 +105,8 @@ def test_stream_options_rejected_then_asked_without(upstream_mock, provider) -> 
         (401, "upstream_auth_failed"),
         (403, "upstream_auth_failed"),
         (429, "upstream_rate_limited"),
+        (302, "upstream_rejected"),
+        (307, "upstream_rejected"),
         (404, "upstream_rejected"),
         (422, "upstream_rejected"),
         (408, "upstream_unavailable"),
@@ -127,9 +130,22 @@ def test_status_errors_are_classified_without_upstream_text(upstream_mock, provi
     assert route.call_count == 1, "nothing below the relay retries"
 
 
+def test_a_redirect_is_not_followed_and_its_location_goes_to_the_log_only(upstream_mock, provider) -> None:
+    upstream_mock.post(URL).mock(return_value=httpx.Response(301, headers={"location": "http://elsewhere.test/v1"}))
+    with pytest.raises(UpstreamError) as raised:
+        provider.open(CALL)
+    assert raised.value.error_code == "upstream_rejected" and "redirect" in raised.value.detail
+    assert "elsewhere" not in raised.value.detail
+    assert raised.value.log_fields == {"upstream_location": "http://elsewhere.test/v1"}
+
+
 @pytest.mark.parametrize(
     "side_effect,code",
-    [(httpx.ConnectError("refused"), "upstream_unavailable"), (httpx.ConnectTimeout("slow"), "upstream_timeout")],
+    [
+        (httpx.ConnectError("refused"), "upstream_unavailable"),
+        (httpx.ConnectTimeout("slow"), "upstream_timeout"),
+        (httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"), "upstream_tls_failed"),
+    ],
 )
 def test_transport_errors(upstream_mock, provider, side_effect, code) -> None:
     upstream_mock.post(URL).mock(side_effect=side_effect)
@@ -147,6 +163,13 @@ def test_transport_errors(upstream_mock, provider, side_effect, code) -> None:
         (b"data: [1, 2]\n\n", "upstream_bad_response"),
         (b'data: {"choices": ["not an object"]}\n\n', "upstream_bad_response"),
         (b'data: {"choices": [{"delta": "text"}]}\n\n', "upstream_bad_response"),
+        (b'data: {"choices": [{"delta": {"content": 42}}]}\n\n', "upstream_bad_response"),
+        (b'data: {"choices": [{"delta": {"content": ["a"]}}]}\n\n', "upstream_bad_response"),
+        (b'data: {"choices": [{"delta": {}, "finish_reason": {"x": 1}}]}\n\n', "upstream_bad_response"),
+        (b"data: " + b"[" * 100_000 + b"\n\n", "upstream_bad_response"),
+        (b"data: " + b'{"a":' * 5_000 + b"1" + b"}" * 5_000 + b"\n\n", "upstream_bad_response"),
+        (b"data: " + b"x" * 2_000_000 + b"\n\n", "upstream_bad_response"),
+        (b"data: " + b"x" * 2_000_000, "upstream_bad_response"),
         (_sse(_delta("a"), {"error": {"message": "boom sk-proj-LEAKYkey0123456789"}}), "upstream_interrupted"),
     ],
 )
@@ -165,17 +188,25 @@ def test_comments_and_other_fields_are_ignored(upstream_mock, provider) -> None:
     assert pieces == ["a"] and generation.finish_reason == "length"
 
 
-def test_escaped_lone_surrogates_and_gzip_bodies_are_read(upstream_mock, provider) -> None:
+def test_escaped_lone_surrogates_are_read(upstream_mock, provider) -> None:
     """orjson refuses an escaped lone surrogate; the chunk is parsed by json instead."""
     body = _sse(_delta("a"), _delta("b", "stop")).replace(b'"a"', b'"a\\ud83d"')
-    upstream_mock.post(URL).mock(
-        side_effect=[
-            httpx.Response(200, content=body),
-            httpx.Response(200, content=gzip.compress(body), headers={"content-encoding": "gzip"}),
-        ]
+    upstream_mock.post(URL).mock(return_value=httpx.Response(200, content=body))
+    assert _collect(provider)[0] == ["a\ud83d", "b"]
+
+
+def test_no_compression_is_asked_for_and_a_compressed_reply_is_refused(upstream_mock, provider) -> None:
+    """A compressed body could inflate without bound (a gzip bomb): ChatWait asks for identity."""
+    body = _sse(_delta("a", "stop"))
+    route = upstream_mock.post(URL).mock(
+        return_value=httpx.Response(200, content=gzip.compress(body), headers={"content-encoding": "gzip"})
     )
-    assert _collect(provider)[0] == ["a\ud83d", "b"]
-    assert _collect(provider)[0] == ["a\ud83d", "b"]
+    with pytest.raises(UpstreamError) as raised:
+        _collect(provider)
+    assert raised.value.error_code == "upstream_bad_response"
+    sent = route.calls.last.request.headers
+    assert sent.get_list("accept-encoding") == ["identity"]
+    assert len(sent.get_list("accept")) == 1 and len(sent.get_list("user-agent")) == 1
 
 
 def test_describe_has_no_secret(provider) -> None:
@@ -193,6 +224,8 @@ def test_describe_has_no_secret(provider) -> None:
         ({"retry-after": "soon"}, None),
         ({"retry-after": "-3"}, None),
         ({"retry-after": "nan"}, None),
+        ({"llm_provider-retry-after": "4"}, 4.0),  # what LiteLLM forwards from the provider behind it
+        ({"llm_provider-retry-after": "4", "retry-after": "9"}, 4.0),
         ({}, None),
     ],
 )

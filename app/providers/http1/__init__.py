@@ -21,5 +21,6 @@ with proxy environment variables set, the provider keeps httpx's own transport.
 """
 
 from .transport import Http1Transport
+from .wire import MalformedResponse
 
-__all__ = ["Http1Transport"]
+__all__ = ["Http1Transport", "MalformedResponse"]

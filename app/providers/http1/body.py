@@ -8,7 +8,7 @@ from typing import Protocol
 import httpx
 
 from .connection import Connection, ConnectionClosed
-from .wire import CHUNKED, MAX_HEAD_BYTES, chunk_size, mapped, skip_trailers
+from .wire import CHUNKED, MAX_HEAD_BYTES, MalformedResponse, chunk_size, mapped, skip_trailers
 
 
 class Pool(Protocol):
@@ -26,13 +26,20 @@ class ResponseBody(httpx.SyncByteStream):
     """
 
     def __init__(
-        self, pool: Pool, connection: Connection, request: httpx.Request, framing: int | None, keep: bool
+        self,
+        pool: Pool,
+        connection: Connection,
+        request: httpx.Request,
+        framing: int | None,
+        keep: bool,
+        max_chunk: int,
     ) -> None:
         self._pool = pool
         self._connection: Connection | None = connection
         self._request = request
         self._framing = framing  # CHUNKED, a Content-Length, or None for until-close
         self._keep = keep
+        self._max_chunk = max_chunk  # a bigger chunk is refused rather than buffered
 
     def __iter__(self) -> Iterator[bytes]:
         connection = self._connection
@@ -91,7 +98,7 @@ class ResponseBody(httpx.SyncByteStream):
                 buffer = buffer[position:]
                 position = 0
             if len(buffer) > MAX_HEAD_BYTES and buffer.find(b"\r\n") < 0:
-                raise httpx.RemoteProtocolError("Malformed chunk size line.", request=self._request)
+                raise MalformedResponse("Malformed chunk size line.", request=self._request)
             connection.buffer = buffer
             connection.fill()
             buffer = connection.buffer
@@ -106,11 +113,13 @@ class ResponseBody(httpx.SyncByteStream):
             size = chunk_size(buffer[position:line_end])
             if size == 0:
                 return position, True
+            if size > self._max_chunk:
+                raise MalformedResponse(f"A chunk of {size} bytes is over the limit.", request=self._request)
             data_end = line_end + 2 + size
             if len(buffer) < data_end + 2:
                 return position, False
             if buffer[data_end : data_end + 2] != b"\r\n":
-                raise httpx.RemoteProtocolError("Malformed chunked body.", request=self._request)
+                raise MalformedResponse("Malformed chunked body.", request=self._request)
             decoded.append(buffer[line_end + 2 : data_end])
             position = data_end + 2
 

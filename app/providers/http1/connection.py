@@ -5,11 +5,15 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 
+import gevent
 from gevent import get_hub, getcurrent, socket
 from gevent.monkey import get_original
 
 Origin = tuple[str, str, int]
 RECV_BYTES = 64 * 1024
+# A recv that finds data waiting returns without yielding to the loop: an upstream that sends
+# faster than it is relayed would keep the loop to itself. Every YIELD_BYTES read, it yields.
+YIELD_BYTES = 64 * 1024
 
 # The system call itself: gevent's select yields to every other greenlet even with a zero
 # timeout, which would let the whole response set-up run before the upstream request is sent.
@@ -55,13 +59,14 @@ class ReadDeadline:
 class Connection:
     """One socket to an origin, its read deadline, and the bytes read but not consumed yet."""
 
-    __slots__ = ("buffer", "deadline", "origin", "sock")
+    __slots__ = ("_unyielded", "buffer", "deadline", "origin", "sock")
 
     def __init__(self, origin: Origin, sock: socket.socket) -> None:
         self.origin = origin
         self.sock = sock
         self.buffer = b""
         self.deadline: ReadDeadline | None = None
+        self._unyielded = 0
 
     def set_read_timeout(self, seconds: float | None) -> None:
         """Reads from now on fail with socket.timeout after `seconds` without data (None: never)."""
@@ -84,6 +89,10 @@ class Connection:
         if not data:
             raise ConnectionClosed()
         self.buffer += data
+        self._unyielded += len(data)
+        if self._unyielded >= YIELD_BYTES:
+            self._unyielded = 0
+            gevent.sleep(0)
 
     def is_dropped(self) -> bool:
         """Whether an idle connection was closed by the peer (or sent something unasked)."""

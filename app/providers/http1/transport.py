@@ -25,9 +25,15 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 class Http1Transport(httpx.BaseTransport):
     """HTTP/1.1 over plain or TLS sockets with a keep-alive pool (see the package docstring)."""
 
-    def __init__(self, ssl_context: ssl.SSLContext | None = None, max_idle_per_origin: int = 256) -> None:
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext | None = None,
+        max_idle_per_origin: int = 256,
+        max_chunk_bytes: int = 1_048_576,
+    ) -> None:
         self._ssl_context = ssl_context
         self._max_idle = max_idle_per_origin
+        self._max_chunk = max_chunk_bytes
         self._idle: dict[Origin, list[Connection]] = {}
         self._busy: dict[Origin, int] = {}  # connections handed to a request and not back yet
         self._opening_spare: set[Origin] = set()
@@ -59,6 +65,7 @@ class Http1Transport(httpx.BaseTransport):
             sock.settimeout(None)
             connection.set_read_timeout(timeouts.get("read"))
             status, reason, headers = read_head(connection)
+            body_framing = framing(request.method, status, headers)
         except ConnectionClosed:
             self.give_back(connection, reusable=False)
             raise httpx.RemoteProtocolError(
@@ -67,7 +74,7 @@ class Http1Transport(httpx.BaseTransport):
         except BaseException as exc:
             self.give_back(connection, reusable=False)
             raise mapped(exc, request, reading=True) from None
-        body = ResponseBody(self, connection, request, framing(request.method, status, headers), keep_alive(headers))
+        body = ResponseBody(self, connection, request, body_framing, keep_alive(headers), self._max_chunk)
         return httpx.Response(
             status,
             headers=headers,

@@ -14,8 +14,13 @@ import httpx
 from .connection import Connection, ConnectionClosed
 
 MAX_HEAD_BYTES = 64 * 1024
+MAX_INTERIM_RESPONSES = 8
 CHUNKED = -1
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+
+
+class MalformedResponse(httpx.RemoteProtocolError):
+    """The upstream's answer breaks HTTP/1.1 framing or a size limit (not a connection that broke)."""
 
 
 def serialize(request: httpx.Request) -> bytes:
@@ -35,8 +40,9 @@ def serialize(request: httpx.Request) -> bytes:
 
 
 def read_head(connection: Connection) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-    """The status, reason and headers of the next final (non-1xx) response."""
-    while True:
+    """The status, reason and headers of the next final (non-1xx) response (after at most
+    MAX_INTERIM_RESPONSES informational ones)."""
+    for _ in range(MAX_INTERIM_RESPONSES + 1):
         end = connection.buffer.find(b"\r\n\r\n")
         while end < 0:
             if len(connection.buffer) > MAX_HEAD_BYTES:
@@ -60,22 +66,34 @@ def read_head(connection: Connection) -> tuple[int, bytes, list[tuple[bytes, byt
             if version == b"HTTP/1.0":
                 headers.append((b"connection", b"close"))
             return status, reason, headers
+    raise ValueError("too many informational responses")
 
 
 def framing(method: str, status: int, headers: list[tuple[bytes, bytes]]) -> int | None:
-    """How the body ends: CHUNKED, a byte count (0 for none), or None (at connection close)."""
+    """How the body ends: CHUNKED, a byte count (0 for none), or None (at connection close).
+
+    Transfer-Encoding must be exactly `chunked` (the request asks for no compression); several
+    Content-Length values must agree (RFC 9112 section 6.3).
+    """
     if method == "HEAD" or status in (204, 304):
         return 0
-    length = None
+    lengths = set()
+    chunked = False
     for name, value in headers:
         lowered = name.lower()
-        if lowered == b"transfer-encoding" and b"chunked" in value.lower():
-            return CHUNKED
-        if lowered == b"content-length":
-            if not value.isdigit():
-                raise httpx.RemoteProtocolError("Malformed Content-Length.")
-            length = int(value)
-    return length
+        if lowered == b"transfer-encoding":
+            if value.strip().lower() != b"chunked":
+                raise MalformedResponse("Unsupported Transfer-Encoding.")
+            chunked = True
+        elif lowered == b"content-length":
+            if not value.isdigit() or len(value) > 18:
+                raise MalformedResponse("Malformed Content-Length.")
+            lengths.add(int(value))
+    if chunked:
+        return CHUNKED
+    if len(lengths) > 1:
+        raise MalformedResponse("Conflicting Content-Length values.")
+    return lengths.pop() if lengths else None
 
 
 def keep_alive(headers: list[tuple[bytes, bytes]]) -> bool:
@@ -121,7 +139,7 @@ def mapped(exc: BaseException, request: httpx.Request, reading: bool) -> BaseExc
             "Peer closed connection without sending complete message body.", request=request
         )
     if isinstance(exc, ValueError):
-        return httpx.RemoteProtocolError(f"Malformed HTTP response: {exc}.", request=request)
+        return MalformedResponse(f"Malformed HTTP response: {exc}.", request=request)
     if isinstance(exc, OSError):
         kind = httpx.ReadError if reading else httpx.ConnectError
         return kind(f"{type(exc).__name__}.", request=request)
