@@ -9,6 +9,7 @@ parallel tests do not interfere), falling back to the command-line defaults:
   @tokens=N        reply length in tokens (the reply is "tok0 tok1 ... tok{N-1} ")
   @first_ms=MS     delay before the first token;  @delay_ms=MS  delay between tokens
   @text=unicode    tokens cycle through accents, CJK, emoji, quotes, newlines and markup
+  @tokbytes=N      every token is N times "x" (large replies)
   @fault=429|401|500|503   answer with that HTTP error (401 echoes the key, like OpenAI)
   @retry_after=S   Retry-After header of a 429/503
   @fail_times=N    fault (any of them) only the first N requests carrying this exact message
@@ -112,6 +113,7 @@ class Directives:
         self.first_ms = float(found.get("first_ms", defaults.first_ms))
         self.delay_ms = float(found.get("delay_ms", defaults.delay_ms))
         self.unicode = found.get("text") == "unicode"
+        self.token_bytes = int(found.get("tokbytes", 0))
         self.echo_request = found.get("reply") == "request"
         self.text: str | None = None
         self.usage = found.get("usage", "1") != "0"
@@ -257,12 +259,14 @@ class FakeOpenAI:
     def token_text(self, knobs: Directives, index: int) -> str:
         if knobs.text is not None:
             return knobs.text
+        if knobs.token_bytes:
+            return "x" * knobs.token_bytes
         return UNICODE_TOKENS[index % len(UNICODE_TOKENS)] if knobs.unicode else f"tok{index} "
 
     def token_chunk(self, knobs: Directives, index: int) -> bytes:
         """Pre-encoded `"content":...` JSON of token `index`."""
-        if knobs.text is not None:
-            return json.dumps(knobs.text).encode()
+        if knobs.text is not None or knobs.token_bytes:
+            return json.dumps(self.token_text(knobs, index)).encode()
         key = (knobs.unicode, index)
         cached = self._token_cache.get(key)
         if cached is None:

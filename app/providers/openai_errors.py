@@ -60,15 +60,16 @@ def transport_error(exc: httpx.TransportError, host: str) -> UpstreamError:
 
 def tls_problem(exc: BaseException) -> str | None:
     """What certificate verification refused, if that is what `exc` (or what caused it) is."""
-    seen: set[int] = set()
+    chain = []
     current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ssl.SSLCertVerificationError):
-            return current.verify_message or "certificate verify failed"
-        if "CERTIFICATE_VERIFY_FAILED" in str(current):
-            return "certificate verify failed"
+    while current is not None and current not in chain:
+        chain.append(current)
         current = current.__cause__ or current.__context__
+    for link in chain:
+        if isinstance(link, ssl.SSLCertVerificationError):
+            return link.verify_message or "certificate verify failed"
+    if any("CERTIFICATE_VERIFY_FAILED" in str(link) for link in chain):
+        return "certificate verify failed"
     return None
 
 

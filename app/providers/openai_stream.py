@@ -101,17 +101,24 @@ class OpenAIGeneration(Generation):
 
 def _lines(blocks: Iterator[bytes], max_line: int) -> Iterator[bytes]:
     """Split a byte stream into lines (LF or CRLF endings; the CR is left to `strip`); a line
-    longer than `max_line` bytes is refused before it is buffered further."""
+    longer than `max_line` bytes is refused, after the lines before it, before it is buffered further."""
     rest = b""
     for block in blocks:
         if rest:
             block = rest + block
         *complete, rest = block.split(b"\n")
-        if len(block) > max_line and (len(rest) > max_line or any(len(line) > max_line for line in complete)):
-            raise UpstreamError("upstream_bad_response", f"A line of the reply is over {max_line} bytes.")
-        yield from complete
+        for line in complete:
+            if len(line) > max_line:
+                raise _line_too_long(max_line)
+            yield line
+        if len(rest) > max_line:
+            raise _line_too_long(max_line)
     if rest:
         yield rest
+
+
+def _line_too_long(max_line: int) -> UpstreamError:
+    return UpstreamError("upstream_bad_response", f"A line of the reply is over {max_line} bytes.")
 
 
 def _drain(lines: Iterator[bytes]) -> None:

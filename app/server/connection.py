@@ -121,7 +121,7 @@ class ClientConnection:
         """Answer `error` as JSON and log it (a traceback only for our own bugs); the connection closes."""
         correlation_id = random_id()
         fields = {"error_code": error.error_code, "status": error.status, "correlation_id": correlation_id}
-        if error.status >= 500:
+        if error.error_code == "internal_error":
             log.error("error_occurred", exc_info=exc, extra=fields)
         else:
             log.info("request_rejected", extra={**fields, "detail": error.detail, "remote_addr": self._remote()})

@@ -10,6 +10,7 @@ body as failed, so the connection is closed after the response instead of reused
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -36,12 +37,16 @@ class RequestReadTimeout(RequestBodyError, TimeoutError):
 
 
 class DeadlineBody:
-    """gunicorn's request body (`wsgi.input`), each read bounded by one deadline for the whole body."""
+    """gunicorn's request body (`wsgi.input`), each read bounded by one deadline for the whole body.
 
-    def __init__(self, body: Any, seconds: float) -> None:
+    `on_failure` is called when a read fails: the response then says `Connection: close`.
+    """
+
+    def __init__(self, body: Any, seconds: float, on_failure: Callable[[], None]) -> None:
         self._body = body
         self._seconds = seconds
         self._deadline = time.monotonic() + seconds
+        self._on_failure = on_failure
 
     @property
     def failed(self) -> bool:
@@ -49,19 +54,27 @@ class DeadlineBody:
         return bool(getattr(self._body, "failed", False))
 
     def _bounded(self, method: Any, *args: Any) -> Any:
-        remaining = self._deadline - time.monotonic()
-        if remaining <= 0:
-            self._body.failed = True
-            raise RequestReadTimeout(self._seconds)
         try:
+            remaining = self._deadline - time.monotonic()
+            if remaining <= 0:
+                self._body.failed = True
+                raise RequestReadTimeout(self._seconds)
             with gevent.Timeout(remaining, RequestReadTimeout(self._seconds)):
                 return method(*args)
         except ParseException as exc:
+            self._on_failure()
             raise RequestBodyError(refusal(exc)) from None
         except RequestBodyError:
+            self._on_failure()
             raise
         except TimeoutError:  # the socket's own (write) timeout, shorter than the deadline
+            self._on_failure()
             raise RequestReadTimeout(self._seconds) from None
+        except OSError:  # reset, or closed mid-body (gunicorn's NoMoreData)
+            self._on_failure()
+            raise RequestBodyError(
+                ApiError("bad_http_request", "The connection closed before the whole body arrived.")
+            ) from None
 
     def read(self, size: int | None = None) -> bytes:
         return self._bounded(self._body.read, size)

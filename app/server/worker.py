@@ -48,7 +48,7 @@ class ChatWaitWorker(GeventWorker):
         ClientConnection(self, listener, client, addr).serve()
 
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
-        req.body = DeadlineBody(req.body, self.read_timeout)
+        req.body = DeadlineBody(req.body, self.read_timeout, req.force_close)
         return super().handle_request(listener_name, req, sock, addr)
 
     def run(self) -> None:

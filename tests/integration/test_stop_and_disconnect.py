@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
 import httpx
 import pytest
 
+from ..rawhttp import connect, read_until_close, responses
 from ..sse import content_of, expected_reply, iter_events, parse
 
 pytestmark = pytest.mark.integration
@@ -120,3 +122,33 @@ def test_store_full_of_live_streams_answers_server_busy(start_server) -> None:
             assert busy.json()["retryable"] is True
             for live in (one, two):
                 client.delete(f"/v1/chat/streaming/{live.headers['x-stream-id']}")
+
+
+def test_a_wait_client_that_leaves_cancels_its_generation(server, fake) -> None:
+    """Wait mode writes nothing until the end: the worker watches the socket for the client leaving."""
+    message = _unique("@tokens=2000 @delay_ms=20")
+    with connect(server.port) as sock:
+        body = json.dumps({"message": message}).encode()
+        sock.sendall(b"POST /v1/chat/wait HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n")
+        sock.sendall(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        time.sleep(0.5)  # the generation is under way
+        left_at = time.time()
+    closed = fake.wait_for_outcome(message, "client_closed")
+    assert closed["tokens"] < 2000 and closed["ended"] >= left_at
+    records = server.log_records()
+    detached = [r for r in records if r["event"] == "client_detached" and r.get("mode") == "wait"]
+    assert detached, "the departure is logged"
+    ended = [r for r in records if r["event"] == "stream_cancelled"]
+    assert any(r["correlation_id"] == detached[-1]["correlation_id"] for r in ended)
+
+
+def test_a_wait_client_that_stays_gets_its_reply_on_a_kept_alive_connection(server) -> None:
+    """The watch must not mistake the next pipelined request for a departure."""
+    with connect(server.port) as sock:
+        body = json.dumps({"message": _unique("@tokens=5 @delay_ms=50")}).encode()
+        request = b"POST /v1/chat/wait HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        request += b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        sock.sendall(request + b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answers = responses(read_until_close(sock))
+    assert [a.status for a in answers] == [200, 200]
+    assert answers[0].json()["content"] == expected_reply(5)

@@ -57,9 +57,10 @@ def https_fake(certificate) -> Iterator[FakeUpstream]:
     upstream.stop()
 
 
-def test_replies_stream_from_an_https_upstream(https_fake, certificate) -> None:
+@pytest.mark.parametrize("trust", ["SSL_CERT_FILE", "OPENAI_CA_BUNDLE"])
+def test_replies_stream_from_an_https_upstream(https_fake, certificate, trust) -> None:
     assert https_fake.base_url.startswith("https://")
-    server = ChatWaitServer(server_env(https_fake.base_url, SSL_CERT_FILE=str(certificate[0])))
+    server = ChatWaitServer(server_env(https_fake.base_url, **{trust: str(certificate[0])}))
     try:
         with httpx.Client(base_url=server.url, timeout=30) as http:
             for tokens in (15, 40):
@@ -72,11 +73,20 @@ def test_replies_stream_from_an_https_upstream(https_fake, certificate) -> None:
         server.stop()
 
 
-def test_an_untrusted_certificate_is_refused(https_fake) -> None:
-    server = ChatWaitServer(server_env(https_fake.base_url, UPSTREAM_RETRIES="0"))
+def test_an_untrusted_certificate_is_refused_once_with_its_reason(https_fake) -> None:
+    """Not retried (it would fail the same way), and the error and the log say why."""
+    server = ChatWaitServer(server_env(https_fake.base_url, UPSTREAM_RETRIES="2"))
     try:
-        response = httpx.post(f"{server.url}/v1/chat/wait", json={"message": "Untrusted @tokens=3"}, timeout=30)
-        assert response.status_code == 503
-        assert response.json()["error_code"] == "upstream_unavailable"
+        message = "Untrusted @tokens=3"
+        response = httpx.post(f"{server.url}/v1/chat/wait", json={"message": message}, timeout=30)
+        assert response.status_code == 502
+        body = response.json()
+        assert body["error_code"] == "upstream_tls_failed" and body["retryable"] is False
+        assert "self-signed certificate" in body["detail"] and "127.0.0.1" in body["detail"]
+        records = server.log_records()
+        assert not [r for r in records if r.get("event") == "upstream_retry"]
+        failures = [r for r in records if r.get("event") == "error_occurred" and r.get("error_code")]
+        assert failures[-1]["error_code"] == "upstream_tls_failed"
+        assert "OPENAI_CA_BUNDLE" in failures[-1]["action"]
     finally:
         server.stop()

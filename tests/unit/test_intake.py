@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.api.intake import build_call
+from app.api.intake import build_call, refuse_oversized
 from app.config import load_settings
 from app.errors import ApiError
 
@@ -53,3 +53,44 @@ def test_an_exact_count_over_the_limit_is_refused() -> None:
     with pytest.raises(ApiError) as refused:
         build_call({"message": "x" * 101, "history": []}, SETTINGS, provider)
     assert refused.value.error_code == "input_too_long"
+
+
+def _oversized(data: object, **settings: str) -> ApiError | None:
+    config = load_settings({"MAX_INPUT_TOKENS": "100", **settings}, environ={"OPENAI_API_KEY": "sk-x"})
+    try:
+        refuse_oversized(data, config, CountingProvider(bound=None))
+    except ApiError as error:
+        return error
+    return None
+
+
+def test_a_history_over_the_limit_is_refused_from_its_length_alone() -> None:
+    """Not one entry is looked at: 10,000 of them cost what 10 do."""
+    history = [object()] * 10_000  # not even valid entries: their validation would come later
+    error = _oversized({"message": "hi", "history": history})
+    assert error.error_code == "validation_error" and "10000 messages; at most 200" in error.fields["history"][0]
+
+
+def test_a_conversation_over_the_character_bound_is_refused_with_what_to_drop() -> None:
+    """MAX_INPUT_TOKENS=100: 1,200 characters at 12 per token; the 2 oldest of 3 entries must go."""
+    history = [{"role": "user", "content": "a" * 500}] * 3
+    error = _oversized({"message": "m" * 100, "history": history})
+    assert error.error_code == "input_too_long" and "1600 characters; the limit is 1200" in error.detail
+    assert error.action.startswith("Drop the 1 oldest")
+    error = _oversized({"message": "m" * 100, "history": history}, MAX_CONVERSATION_CHARS="700")
+    assert error.action.startswith("Drop the 2 oldest")
+    error = _oversized({"message": "m" * 800, "system": "s", "history": []}, MAX_CONVERSATION_CHARS="700")
+    assert "still 101 characters over" in error.action
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"message": "m" * 1000, "history": []},
+        {"message": "m" * 9000},  # over MAX_MESSAGE_CHARS: the schema names the field
+        {"message": 5, "history": "no", "system": None},  # the schema refuses these
+        [1, 2],
+    ],
+)
+def test_what_fits_or_what_the_schema_refuses_passes_through(data) -> None:
+    assert _oversized(data) is None

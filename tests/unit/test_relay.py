@@ -216,3 +216,37 @@ def test_a_stop_while_the_first_chunk_is_written_closes_the_upstream() -> None:
     outcome = _relay(ScriptedProvider(generation), listener).run()
     assert outcome.finish_reason == "cancelled" and listener.chunks == ["a"]
     assert generation.closed and len(listener.ends) == 1
+
+
+def test_a_restart_ends_the_generation_with_its_error_and_keeps_the_partial_reply() -> None:
+    from app.streaming.store import restarting
+
+    generation = ScriptedGeneration(["one ", "two ", "three ", "four "], delay=0.05)
+    listener = Recorder()
+    producer = gevent.spawn(_relay(ScriptedProvider(generation), listener).run)
+    gevent.sleep(0.12)
+    producer.kill(restarting(), block=True)
+    outcome = listener.ends[0]
+    assert outcome.error is not None and outcome.error.error_code == "service_restarting"
+    assert outcome.error.retry_after == 1.0 and outcome.finish_reason is None
+    assert outcome.text == "".join(listener.chunks) and 1 <= len(listener.chunks) < 4
+    assert generation.closed
+
+
+def test_a_reply_longer_than_max_tokens_allows_is_a_bad_response() -> None:
+    """An upstream that ignores max_tokens (5 here) is cut before it fills memory."""
+    flood = ScriptedGeneration(["x" * 1000] * 1000)
+    listener = Recorder()
+    outcome = _relay(ScriptedProvider(flood), listener).run()
+    assert outcome.error is not None and outcome.error.error_code == "upstream_bad_response"
+    assert "max_tokens" in outcome.error.detail
+    assert 60 <= len(listener.chunks) <= 70 and flood.closed
+
+
+@pytest.mark.parametrize("code", ["upstream_rate_limited", "upstream_unavailable"])
+def test_rate_limits_and_outages_without_a_delay_get_the_backoff_estimate(sleeps, code) -> None:
+    outcome = _relay(ScriptedProvider(*[UpstreamError(code, "x")] * 3)).run()
+    assert outcome.error.error_code == code
+    assert outcome.error.retry_after == 2.0  # 0.25 s doubled per retry: the next wait after 2 retries
+    given = _relay(ScriptedProvider(*[UpstreamError(code, "x", retry_after=0.01)] * 3)).run()
+    assert given.error.retry_after == 0.01

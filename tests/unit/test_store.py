@@ -104,3 +104,32 @@ def test_reaper_greenlet_runs_and_stops() -> None:
     gevent.sleep(0.5)
     assert len(store) == 0
     store.close()
+
+
+def test_a_stopping_store_refuses_new_streams_and_ends_live_ones_with_service_restarting() -> None:
+    store = MemoryStreamStore(10, 60)
+    live, finished = store.create("a", "m"), store.create("b", "m")
+    for stream in (live, finished):
+        stream.append(b"head")
+    finished.append(b"done", final=True)
+    ended: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            gevent.sleep(60)
+        except StreamCancelled as stop:
+            ended.append(stop)
+            live.append(b"error", final=True)
+
+    live.producer = gevent.spawn(produce)
+    _settle()
+    assert store.live() == 1
+    store.stop_accepting()
+    with pytest.raises(ApiError) as raised:
+        store.create("c", "m")
+    assert raised.value.error_code == "service_restarting" and raised.value.status == 503
+    assert store.end_live() == [live.producer]
+    assert store.end_live() == [], "a stream is ended once"
+    live.producer.join(1)
+    assert [stop.error.error_code for stop in ended] == ["service_restarting"]
+    assert store.live() == 0

@@ -85,7 +85,12 @@ class ResponseBody(httpx.SyncByteStream):
         position = 0
         while True:
             decoded: list[bytes] = []
-            position, ended = self._complete_chunks(buffer, position, decoded)
+            try:
+                position, ended = self._complete_chunks(buffer, position, decoded)
+            except (ValueError, MalformedResponse):  # what came before it is still delivered
+                if decoded:
+                    yield b"".join(decoded)
+                raise
             if ended:
                 connection.buffer = buffer[position:]
                 if decoded:

@@ -12,8 +12,8 @@ from gevent.monkey import get_original
 Origin = tuple[str, str, int]
 RECV_BYTES = 64 * 1024
 # A recv that finds data waiting returns without yielding to the loop: an upstream that sends
-# faster than it is relayed would keep the loop to itself. Every YIELD_BYTES read, it yields.
-YIELD_BYTES = 64 * 1024
+# faster than it is relayed would keep the loop to itself. Every YIELD_BYTES read (about 100 tokens), it yields.
+YIELD_BYTES = 16 * 1024
 
 # The system call itself: gevent's select yields to every other greenlet even with a zero
 # timeout, which would let the whole response set-up run before the upstream request is sent.

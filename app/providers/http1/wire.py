@@ -8,6 +8,7 @@ chunk size of hex digits only, and a bound on every head, size line and trailer 
 from __future__ import annotations
 
 import re
+import ssl
 
 import httpx
 
@@ -138,6 +139,9 @@ def mapped(exc: BaseException, request: httpx.Request, reading: bool) -> BaseExc
         return httpx.RemoteProtocolError(
             "Peer closed connection without sending complete message body.", request=request
         )
+    if isinstance(exc, ssl.SSLError):  # before ValueError: a refused certificate is both
+        kind = httpx.ReadError if reading else httpx.ConnectError
+        return kind(f"TLS: {exc.reason}.", request=request)
     if isinstance(exc, ValueError):
         return MalformedResponse(f"Malformed HTTP response: {exc}.", request=request)
     if isinstance(exc, OSError):

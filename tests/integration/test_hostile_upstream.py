@@ -1,0 +1,98 @@
+"""A hostile or broken upstream cannot exhaust ChatWait's memory, block its loop, or turn into a
+500: every case ends the stream with one clean terminal error (the partial reply kept), /health
+answers throughout, and the worker's RSS stays within 50 MB of its idle value."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from load.processes import ChatWaitServer
+
+from ..conftest import server_env
+from ..hostile_upstream import HostileUpstream
+from ..rawhttp import HealthProbe, worker_rss_kb
+from ..sse import content_of, parse
+
+pytestmark = pytest.mark.integration
+
+RSS_BOUND_KB = 50_000
+
+
+@pytest.fixture(scope="module")
+def hostile():
+    upstream = HostileUpstream()
+    yield upstream
+    upstream.close()
+
+
+@pytest.fixture(scope="module")
+def exposed(hostile):
+    """ChatWait in front of the hostile upstream: no retries, so each attack runs once."""
+    running = ChatWaitServer(server_env(hostile.base_url, UPSTREAM_RETRIES="0", MAX_TOKENS="50"))
+    yield running
+    running.stop()
+
+
+# (script, error code, whether the first token "ok " came before the fault)
+CASES = [
+    ("huge_chunk", "upstream_bad_response", True),
+    ("long_line", "upstream_bad_response", True),
+    ("gzip_bomb", "upstream_bad_response", False),
+    ("bad_gzip", "upstream_bad_response", False),
+    ("deep_json", "upstream_bad_response", True),
+    ("not_text", "upstream_bad_response", True),
+    ("endless", "upstream_bad_response", True),
+    ("redirect", "upstream_rejected", False),
+]
+
+
+@pytest.mark.parametrize("script,code,partial", CASES, ids=[c[0] for c in CASES])
+def test_each_attack_ends_in_one_clean_error(exposed, script, code, partial) -> None:
+    idle = worker_rss_kb(exposed.proc.pid)
+    message = f"{uuid.uuid4().hex} @hostile={script}"
+    with (
+        HealthProbe(exposed.url, f"upstream {script}", master_pid=exposed.proc.pid) as probe,
+        httpx.Client(base_url=exposed.url, timeout=60) as client,
+    ):
+        events, _ = parse(client.post("/v1/chat/streaming", json={"message": message}).content)
+        wait = client.post("/v1/chat/wait", json={"message": message})
+    terminal = [e for e in events if e.event in ("done", "error")]
+    assert terminal == [events[-1]] and events[-1].event == "error"
+    error = events[-1].data
+    assert error["error_code"] == code
+    assert content_of(events) == ("ok " if partial else "") or (script == "endless" and content_of(events))
+    assert error["last_sequence"] == len([e for e in events if e.event == "chunk"])
+    assert wait.status_code == 502 and wait.json()["error_code"] == code
+    assert probe.peak_rss_kb - idle < RSS_BOUND_KB, f"RSS grew {probe.peak_rss_kb - idle} KB"
+    records = exposed.log_records()
+    assert not [r for r in records if r["level"] == "ERROR"], "no traceback, no internal_error"
+
+
+def test_a_redirect_is_logged_with_its_location(exposed) -> None:
+    message = f"{uuid.uuid4().hex} @hostile=redirect"
+    httpx.post(f"{exposed.url}/v1/chat/wait", json={"message": message}, timeout=30)
+    failures = [r for r in exposed.log_records() if r["event"] == "error_occurred" and r.get("upstream_status") == 302]
+    assert failures and failures[-1]["upstream_location"] == "http://collector.invalid/steal"
+
+
+def test_a_reply_that_reached_done_is_complete_however_the_connection_ends(exposed) -> None:
+    message = f"{uuid.uuid4().hex} @hostile=done_then_drop"
+    events, _ = parse(httpx.post(f"{exposed.url}/v1/chat/streaming", json={"message": message}, timeout=30).content)
+    assert events[-1].event == "done" and events[-1].data["finish_reason"] == "stop"
+    assert content_of(events) == "ok "
+
+
+@pytest.mark.parametrize("script,expected", [("rate_limited_litellm", "7"), ("rate_limited_silently", None)])
+def test_rate_limits_always_say_when_to_retry(exposed, script, expected) -> None:
+    """LiteLLM's forwarded delay is honoured; with none at all, ChatWait's own estimate is sent."""
+    message = f"{uuid.uuid4().hex} @hostile={script}"
+    response = httpx.post(f"{exposed.url}/v1/chat/wait", json={"message": message}, timeout=30)
+    assert response.status_code == 429 and response.json()["error_code"] == "upstream_rate_limited"
+    retry_after = response.headers["retry-after"]
+    assert int(retry_after) >= 1 and (expected is None or retry_after == expected)
+    assert response.json()["retry_after_seconds"] >= 0.25
+    events, _ = parse(httpx.post(f"{exposed.url}/v1/chat/streaming", json={"message": message}, timeout=30).content)
+    assert events[-1].data["error_code"] == "upstream_rate_limited" and events[-1].data["retry_after_seconds"] > 0

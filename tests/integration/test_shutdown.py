@@ -1,0 +1,124 @@
+"""A worker that stops (SIGTERM on deploy, SIGHUP's reload) leaves no client without an ending:
+generations that can finish within GUNICORN_GRACEFUL_TIMEOUT finish; the others end with one
+terminal service_restarting error, their partial text kept; wait requests get a 503 that says
+when to retry."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from ..sse import content_of, expected_reply, parse
+
+pytestmark = pytest.mark.integration
+
+
+def _unique(directives: str) -> str:
+    return f"{uuid.uuid4().hex} {directives}"
+
+
+class Clients:
+    """Streaming and wait requests, each read to its end in its own thread."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.results: dict[str, Any] = {}
+        self.started: dict[str, threading.Event] = {}
+        self._threads: list[threading.Thread] = []
+
+    def stream(self, name: str, message: str) -> None:
+        self._start(name, self._read_stream, message)
+
+    def wait(self, name: str, message: str) -> None:
+        self._start(name, self._read_wait, message)
+
+    def _start(self, name: str, target: Any, message: str) -> None:
+        self.started[name] = threading.Event()
+        thread = threading.Thread(target=target, args=(name, message), daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _read_stream(self, name: str, message: str) -> None:
+        with (
+            httpx.Client(timeout=60) as client,
+            client.stream("POST", f"{self.url}/v1/chat/streaming", json={"message": message}) as response,
+        ):
+            body = b""
+            for block in response.iter_raw():
+                body += block
+                if b"event: chunk" in body:
+                    self.started[name].set()
+        self.results[name] = parse(body)[0]
+
+    def _read_wait(self, name: str, message: str) -> None:
+        self.started[name].set()
+        self.results[name] = httpx.post(f"{self.url}/v1/chat/wait", json={"message": message}, timeout=60)
+
+    def all_started(self, timeout: float = 30) -> None:
+        for event in self.started.values():
+            assert event.wait(timeout)
+
+    def join(self, timeout: float = 60) -> None:
+        for thread in self._threads:
+            thread.join(timeout)
+        assert len(self.results) == len(self._threads), "every client got an ending"
+
+
+def _one_terminal(events: list) -> Any:
+    terminal = [e for e in events if e.event in ("done", "error")]
+    assert terminal == [events[-1]], [e.event for e in events[-3:]]
+    chunks = [e for e in events if e.event == "chunk"]
+    assert events[-1].data["last_sequence"] == len(chunks)
+    assert content_of(events) == expected_reply(len(chunks)), "the partial reply is intact"
+    return events[-1]
+
+
+def test_sigterm_with_fifty_open_streams(start_server) -> None:
+    running = start_server(GUNICORN_GRACEFUL_TIMEOUT="5")
+    clients = Clients(running.url)
+    for index in range(45):
+        clients.stream(f"long{index}", _unique("@tokens=3000 @delay_ms=20"))  # a minute of reply
+    for index in range(5):
+        clients.stream(f"short{index}", _unique("@tokens=60 @delay_ms=25"))  # 1.5 s: finishes in the grace
+    clients.wait("wait", _unique("@tokens=3000 @delay_ms=20"))
+    clients.all_started()
+    time.sleep(0.3)
+    stopped_at = time.monotonic()
+    running.proc.send_signal(signal.SIGTERM)
+    clients.join()
+    running.proc.wait(15)
+    assert time.monotonic() - stopped_at < 10
+
+    for index in range(5):
+        done = _one_terminal(clients.results[f"short{index}"])
+        assert done.event == "done" and done.data["finish_reason"] == "stop"
+    for index in range(45):
+        error = _one_terminal(clients.results[f"long{index}"])
+        assert error.event == "error" and error.data["error_code"] == "service_restarting"
+        assert error.data["retryable"] is True and error.data["retry_after_seconds"] >= 1
+        assert 0 < error.data["last_sequence"] < 3000
+    wait = clients.results["wait"]
+    assert wait.status_code == 503 and wait.json()["error_code"] == "service_restarting"
+    assert int(wait.headers["retry-after"]) >= 1
+
+
+def test_sighup_reload_ends_the_old_workers_streams_and_the_new_worker_serves(start_server) -> None:
+    running = start_server(GUNICORN_GRACEFUL_TIMEOUT="3")
+    clients = Clients(running.url)
+    for index in range(5):
+        clients.stream(f"long{index}", _unique("@tokens=3000 @delay_ms=20"))
+    clients.all_started()
+    running.proc.send_signal(signal.SIGHUP)
+    clients.join()
+    for index in range(5):
+        assert _one_terminal(clients.results[f"long{index}"]).data["error_code"] == "service_restarting"
+    with httpx.Client(base_url=running.url, timeout=30) as client:
+        events, _ = parse(client.post("/v1/chat/streaming", json={"message": "after @tokens=3"}).content)
+    assert events[-1].event == "done" and content_of(events) == expected_reply(3)
+    assert running.proc.poll() is None, "the master carries on with its new worker"

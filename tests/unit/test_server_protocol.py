@@ -1,0 +1,163 @@
+"""The worker's own answers: gunicorn's refusals as catalogue errors, the JSON response bytes,
+request bodies under a deadline, and the order of a graceful stop."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import gevent
+import pytest
+from gunicorn.http import errors as parse_errors
+
+from app.errors import ApiError
+from app.server import shutdown
+from app.server.protocol import error_response, refusal
+from app.server.request_body import DeadlineBody, RequestBodyError, RequestReadTimeout
+
+
+@pytest.mark.parametrize(
+    "exc,code,status",
+    [
+        (parse_errors.InvalidHeader("CONTENT-LENGTH"), "bad_http_request", 400),
+        (parse_errors.InvalidHeader("TRANSFER-ENCODING"), "bad_http_request", 400),
+        (parse_errors.InvalidHeader("X-ODD"), "bad_http_request", 400),
+        (parse_errors.InvalidHeaderName("a b"), "bad_http_request", 400),
+        (parse_errors.ObsoleteFolding("X"), "bad_http_request", 400),
+        (parse_errors.InvalidRequestLine("x"), "bad_http_request", 400),
+        (parse_errors.InvalidRequestMethod("x"), "bad_http_request", 400),
+        (parse_errors.InvalidHTTPVersion("x"), "bad_http_request", 400),
+        (parse_errors.InvalidChunkSize(b"zz"), "bad_http_request", 400),
+        (parse_errors.ChunkMissingTerminator(b"xx"), "bad_http_request", 400),
+        (parse_errors.InvalidChunkExtension("x"), "bad_http_request", 400),
+        (parse_errors.LimitRequestLine(9000, 4094), "request_line_too_long", 414),
+        (parse_errors.LimitRequestHeaders("x"), "headers_too_large", 431),
+        (parse_errors.UnsupportedTransferCoding("gzip"), "unsupported_transfer_encoding", 501),
+        (parse_errors.ExpectationFailed("x"), "expectation_failed", 417),
+        (parse_errors.InvalidResponseHeader("x"), "internal_error", 500),
+        (RuntimeError("a bug"), "internal_error", 500),
+    ],
+)
+def test_every_refusal_is_a_catalogue_error_in_our_own_words(exc, code, status) -> None:
+    error = refusal(exc)
+    assert (error.error_code, error.status) == (code, status)
+    assert "a b" not in (error.detail or "") and "zz" not in (error.detail or ""), "client bytes are not echoed"
+
+
+def test_the_response_is_complete_json_that_closes_the_connection() -> None:
+    raw = error_response(ApiError("request_timeout", "slow"), "cid")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert b"Connection: close" in head and b"Content-Type: application/json" in head
+    assert b"Content-Length: %d" % len(body) in head and b"X-Correlation-Id: cid" in head
+    assert json.loads(body)["error_code"] == "request_timeout"
+    assert error_response(ApiError("request_timeout", "slow"), "cid", body=False) == head + b"\r\n\r\n"
+    assert b"Retry-After: 2" in error_response(ApiError("server_busy"), "cid")
+
+
+class SlowBody:
+    """Stands for gunicorn's Body: reads take `delay` seconds, or raise `error`."""
+
+    def __init__(self, delay: float = 0.0, error: BaseException | None = None) -> None:
+        self.delay, self.error = delay, error
+        self.failed = False
+
+    def read(self, size=None) -> bytes:
+        gevent.sleep(self.delay)
+        if self.error is not None:
+            self.failed = True
+            raise self.error
+        return b"x"
+
+    readline = read
+
+
+def test_a_body_read_past_its_deadline_fails_and_asks_to_close() -> None:
+    closes: list[bool] = []
+    body = DeadlineBody(SlowBody(delay=5), 0.05, lambda: closes.append(True))
+    with pytest.raises(RequestReadTimeout) as raised:
+        body.read(10)
+    assert raised.value.error.error_code == "request_timeout" and isinstance(raised.value, TimeoutError)
+    assert closes == [True]
+    with pytest.raises(RequestReadTimeout):
+        body.readline()  # the deadline has passed: at once
+
+
+@pytest.mark.parametrize(
+    "error,code",
+    [
+        (parse_errors.InvalidChunkSize(b"zz"), "bad_http_request"),
+        (parse_errors.NoMoreData(b""), "bad_http_request"),
+        (ConnectionResetError(), "bad_http_request"),
+        (TimeoutError(), "request_timeout"),
+    ],
+)
+def test_a_body_that_breaks_is_a_catalogue_error(error, code) -> None:
+    closes: list[bool] = []
+    body = DeadlineBody(SlowBody(error=error), 5, lambda: closes.append(True))
+    with pytest.raises(RequestBodyError) as raised:
+        body.read()
+    assert raised.value.error.error_code == code and closes == [True] and body.failed
+
+
+def test_a_body_in_time_reads_through() -> None:
+    body = DeadlineBody(io.BytesIO(b"a\nb\n"), 5, lambda: None)
+    assert list(body) == [b"a\n", b"b\n"]
+
+
+class FakePool:
+    def __init__(self, busy: int) -> None:
+        self.size, self.busy = 100, busy
+
+    def free_count(self) -> int:
+        return self.size - self.busy
+
+
+class FakeServer:
+    def __init__(self, busy: int) -> None:
+        self.pool = FakePool(busy)
+        self.calls: list[str] = []
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+    def stop(self, timeout: float) -> None:
+        self.calls.append("stop")
+
+
+class FakeLifecycle:
+    def __init__(self, running: int, server: FakeServer, finishes_after: float | None) -> None:
+        self.running, self.server, self.calls = running, server, []
+        self.finishes_after = finishes_after
+
+    def stop_accepting(self) -> None:
+        self.calls.append("stop_accepting")
+        if self.finishes_after is not None:
+            gevent.spawn_later(self.finishes_after, self._finish)
+
+    def _finish(self) -> None:
+        self.running = 0
+
+    def generating(self) -> int:
+        return self.running
+
+    def end_generations(self) -> None:
+        self.calls.append("end_generations")
+        self._finish()
+        self.server.pool.busy = 0  # the followers wrote their terminal events and left
+
+
+def test_generations_that_finish_in_the_grace_are_not_ended() -> None:
+    server = FakeServer(busy=3)
+    lifecycle = FakeLifecycle(3, server, finishes_after=0.2)
+    shutdown.drain([server], lifecycle, graceful_seconds=2.0, heartbeat=lambda: None)
+    assert lifecycle.calls == ["stop_accepting"] and server.calls[0] == "close" and server.calls[-1] == "stop"
+
+
+def test_generations_still_running_at_the_deadline_are_ended_before_the_stop() -> None:
+    server = FakeServer(busy=3)
+    lifecycle = FakeLifecycle(3, server, finishes_after=None)
+    beats: list[bool] = []
+    shutdown.drain([server], lifecycle, graceful_seconds=2.6, heartbeat=lambda: beats.append(True))
+    assert lifecycle.calls == ["stop_accepting", "end_generations"]
+    assert server.calls == ["close", "stop"] and beats, "the master heard from the worker meanwhile"
