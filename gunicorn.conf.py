@@ -41,6 +41,10 @@ graceful_timeout = _settings.gunicorn_graceful_timeout
 # Seconds an idle keep-alive connection stays open between requests.
 keepalive = _settings.gunicorn_keepalive
 
+# gunicorn's pure-Python parser, even where its C parser (gunicorn-h1c) is installed: that one
+# accepts bare LF line ends, so a request hidden behind them gets answered (docs/performance.md).
+http_parser = "python"
+
 # What one request head may hold: the request line, the number of headers, each header's size.
 # Over them the request is refused (414 or 431, JSON); a head's buffer is bounded by their product.
 limit_request_line = _settings.gunicorn_limit_request_line

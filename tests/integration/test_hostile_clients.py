@@ -125,32 +125,32 @@ def test_head_answers_the_head_only_and_does_not_follow_the_stream(edgy, http) -
     assert "content-length" not in answers[0].headers and "transfer-encoding" not in answers[0].headers
 
 
-def test_a_slow_head_is_cut_with_408(edgy) -> None:
-    with HealthProbe(edgy.url, "slow head"), connect(edgy.port) as sock:
-        sock.sendall(b"POST /v1/chat/wait HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-        for _ in range(8):  # one byte every 0.3 s: each recv is quick, the head never completes
-            try:
-                sock.sendall(b"a")
-            except OSError:
-                break
-            time.sleep(0.3)
-        answers = responses(read_until_close(sock))
-    _refused(answers, 408, "request_timeout")
-    assert "REQUEST_READ_TIMEOUT_SECONDS" in answers[0].json()["detail"]
-
-
-def test_a_slow_body_is_cut_with_408(edgy) -> None:
-    with connect(edgy.port) as sock:
-        sock.sendall(WAIT + b"Content-Length: 200\r\n\r\n{")
+def _dribble(port: int, start: bytes, byte: bytes) -> list:
+    """Send `start`, then one byte every 0.3 s (each recv is quick, the request never completes)."""
+    with connect(port) as sock:
+        sock.sendall(start)
         for _ in range(8):
             try:
-                sock.sendall(b" ")
+                sock.sendall(byte)
             except OSError:
                 break
             time.sleep(0.3)
-        answers = responses(read_until_close(sock))
+        return responses(read_until_close(sock))
+
+
+@pytest.mark.parametrize(
+    "start,byte,detail",
+    [
+        (b"POST /v1/chat/wait HTTP/1.1\r\nHost: x\r\nX-Slow: ", b"a", "request head"),
+        (WAIT + b"Content-Length: 200\r\n\r\n{", b" ", "request body"),
+    ],
+    ids=["head", "body"],
+)
+def test_a_slow_request_is_cut_with_408(edgy, start, byte, detail) -> None:
+    with HealthProbe(edgy.url, f"slow {detail}"):
+        answers = _dribble(edgy.port, start, byte)
     _refused(answers, 408, "request_timeout")
-    assert "body" in answers[0].json()["detail"]
+    assert detail in answers[0].json()["detail"] and "REQUEST_READ_TIMEOUT_SECONDS" in answers[0].json()["detail"]
 
 
 def test_a_connection_that_sends_nothing_is_closed_without_a_word(edgy) -> None:

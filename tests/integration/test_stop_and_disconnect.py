@@ -120,6 +120,7 @@ def test_store_full_of_live_streams_answers_server_busy(start_server) -> None:
             assert busy.status_code == 503
             assert busy.json()["error_code"] == "server_busy"
             assert busy.json()["retryable"] is True
+            assert busy.headers["retry-after"] == "2" and busy.json()["retry_after_seconds"] == 2
             for live in (one, two):
                 client.delete(f"/v1/chat/streaming/{live.headers['x-stream-id']}")
 

@@ -175,12 +175,18 @@ def test_total_deadline_keeps_the_partial_reply() -> None:
     assert outcome.text in ("a", "ab") and slow.closed
 
 
-def test_cancel_ends_with_cancelled_and_partial_usage() -> None:
+def _stopped_midway(reason: StreamCancelled) -> tuple[Recorder, ScriptedGeneration]:
+    """A generation of four pieces 50 ms apart, stopped with `reason` after the second."""
     generation = ScriptedGeneration(["one ", "two ", "three ", "four "], delay=0.05)
     listener = Recorder()
     producer = gevent.spawn(_relay(ScriptedProvider(generation), listener).run)
     gevent.sleep(0.12)
-    producer.kill(StreamCancelled(), block=True)
+    producer.kill(reason, block=True)
+    return listener, generation
+
+
+def test_cancel_ends_with_cancelled_and_partial_usage() -> None:
+    listener, generation = _stopped_midway(StreamCancelled())
     outcome = listener.ends[0]
     assert len(listener.ends) == 1
     assert outcome.finish_reason == "cancelled" and outcome.error is None
@@ -221,11 +227,7 @@ def test_a_stop_while_the_first_chunk_is_written_closes_the_upstream() -> None:
 def test_a_restart_ends_the_generation_with_its_error_and_keeps_the_partial_reply() -> None:
     from app.streaming.store import restarting
 
-    generation = ScriptedGeneration(["one ", "two ", "three ", "four "], delay=0.05)
-    listener = Recorder()
-    producer = gevent.spawn(_relay(ScriptedProvider(generation), listener).run)
-    gevent.sleep(0.12)
-    producer.kill(restarting(), block=True)
+    listener, generation = _stopped_midway(restarting())
     outcome = listener.ends[0]
     assert outcome.error is not None and outcome.error.error_code == "service_restarting"
     assert outcome.error.retry_after == 1.0 and outcome.finish_reason is None
