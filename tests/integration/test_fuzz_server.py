@@ -28,7 +28,7 @@ def test_any_bytes_get_well_formed_answers(server, raw: bytes) -> None:
             pass  # refused early and closed: what came back is still checked
         data = read_until_close(sock)
     if raw.startswith(b"HEAD"):  # an answer to a HEAD has no body, a refusal has one: not parsed further
-        assert data == b"" or data.startswith(b"HTTP/1.1 ")
+        assert data == b"" or data.startswith((b"HTTP/1.1 ", b"HTTP/1.0 "))
         return
     for answer in responses(data):
         assert 100 <= answer.status <= 599
