@@ -5,8 +5,10 @@
    the services and starts the stream store's reaper.
 3. `wsgi.py` then freezes what start-up built out of the garbage collector's way
    (`freeze_start_up`).
-4. On exit, gunicorn's `worker_exit` hook (gunicorn.conf.py) calls `app.close_app`: live
-   generations are stopped and upstream connections closed.
+4. On SIGTERM or SIGHUP the worker drains (`shutdown`): running generations get the graceful
+   time, then end with a terminal service_restarting error.
+5. On exit, gunicorn's `worker_exit` hook (gunicorn.conf.py) calls `app.close_app`: what still
+   runs is ended the same way and upstream connections are closed.
 """
 
 from __future__ import annotations
