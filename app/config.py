@@ -47,6 +47,7 @@ class Settings:
     max_conversation_chars: int | None = None  # None: 12 characters per input token allowed
     request_read_timeout_seconds: float = 10.0
     client_write_timeout_seconds: float = 30.0
+    request_max_head_bytes: int = 65536
     upstream_max_line_bytes: int = 1_048_576
     openai_ca_bundle: Path | None = None
     local_model_path: Path | None = None
@@ -198,6 +199,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "MAX_CONVERSATION_CHARS": ("max_conversation_chars", _integer(1, 100_000_000)),
     "REQUEST_READ_TIMEOUT_SECONDS": ("request_read_timeout_seconds", _seconds(0.1, 3600)),
     "CLIENT_WRITE_TIMEOUT_SECONDS": ("client_write_timeout_seconds", _seconds(0.1, 3600)),
+    "REQUEST_MAX_HEAD_BYTES": ("request_max_head_bytes", _integer(1024, 1_048_576)),
     "UPSTREAM_MAX_LINE_BYTES": ("upstream_max_line_bytes", _integer(1024, 64 * 1_048_576)),
     "OPENAI_CA_BUNDLE": ("openai_ca_bundle", _file("a PEM file of CA certificates")),
     "LOCAL_MODEL_PATH": ("local_model_path", _file("a chat model in GGUF format")),

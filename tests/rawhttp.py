@@ -109,7 +109,7 @@ class HealthProbe:
         self.interval = interval
         self.timeout = timeout
         self.master_pid = master_pid  # also sample its worker's RSS: `peak_rss_kb`
-        self.peak_rss_kb = 0
+        self.idle_rss_kb = self.peak_rss_kb = 0
         self.latencies: list[float] = []
         self.failures: list[str] = []
         self._stop = threading.Event()
@@ -117,6 +117,8 @@ class HealthProbe:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> HealthProbe:
+        if self.master_pid is not None:
+            self.idle_rss_kb = worker_rss_kb(self.master_pid)
         self._thread.start()
         self._first.wait(self.timeout)  # probing is under way before the attack starts
         return self
@@ -124,7 +126,8 @@ class HealthProbe:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(self.timeout + 5)
-        _record(self.name, self.latencies)
+        growth = (self.peak_rss_kb - self.idle_rss_kb) / 1000 if self.master_pid is not None else None
+        _record(self.name, self.latencies, growth)
         assert not self.failures, f"/health failed during {self.name}: {self.failures[:3]}"
         assert self.latencies, "the probe never ran"
 
@@ -146,7 +149,7 @@ class HealthProbe:
                 self._stop.wait(self.interval)
 
 
-def _record(name: str, latencies: list[float]) -> None:
+def _record(name: str, latencies: list[float], rss_growth_mb: float | None) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / "health-probes.json"
     try:
@@ -158,5 +161,6 @@ def _record(name: str, latencies: list[float]) -> None:
         "probes": len(ordered),
         "p50_ms": round(ordered[len(ordered) // 2] * 1000, 2) if ordered else None,
         "max_ms": round(ordered[-1] * 1000, 2) if ordered else None,
+        "rss_growth_mb": rss_growth_mb,
     }
     path.write_text(json.dumps(recorded, indent=1, sort_keys=True))

@@ -24,6 +24,7 @@ from gunicorn.http.errors import NoMoreData
 
 from ..errors import ApiError
 from ..ids import random_id
+from .head_budget import HeadBudgetSocket
 from .protocol import error_response, refusal
 from .request_body import RequestBodyError
 
@@ -46,7 +47,8 @@ class ClientConnection:
         self.listener_name = listener.getsockname()
         self.client = client
         self.addr = addr
-        self.parser = http.get_parser(worker.cfg, client, addr)
+        self.reader = HeadBudgetSocket(client, worker.max_head_bytes)
+        self.parser = http.get_parser(worker.cfg, self.reader, addr)
         self._linger = False
 
     def serve(self) -> None:
@@ -88,6 +90,7 @@ class ClientConnection:
         if not self._request_starts(idle):
             return None
         try:
+            self.reader.reading_head()
             with gevent.Timeout(self.worker.read_timeout, _HeadTimeout):
                 return next(self.parser)
         except _HeadTimeout:
@@ -95,6 +98,8 @@ class ClientConnection:
             detail = f"The request head did not arrive within {seconds:g} s (REQUEST_READ_TIMEOUT_SECONDS)."
             self.refuse(ApiError("request_timeout", detail), None, None)
             return None
+        finally:
+            self.reader.done()
 
     def _request_starts(self, idle_seconds: float) -> bool:
         """Whether a request's first byte arrives (or is already buffered) within `idle_seconds`;

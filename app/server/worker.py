@@ -37,11 +37,13 @@ class ChatWaitWorker(GeventWorker):
 
     read_timeout = 10.0
     write_timeout = 30.0
+    max_head_bytes = 65536
 
     def init_process(self) -> None:
         settings = load_settings()  # validated in the master already
         self.read_timeout = settings.request_read_timeout_seconds
         self.write_timeout = settings.client_write_timeout_seconds
+        self.max_head_bytes = settings.request_max_head_bytes
         super().init_process()
 
     def handle(self, listener: Any, client: Any, addr: Any) -> None:

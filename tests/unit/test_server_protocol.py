@@ -12,6 +12,7 @@ from gunicorn.http import errors as parse_errors
 
 from app.errors import ApiError
 from app.server import shutdown
+from app.server.head_budget import HeadBudgetSocket
 from app.server.protocol import error_response, refusal
 from app.server.request_body import DeadlineBody, RequestBodyError, RequestReadTimeout
 
@@ -161,3 +162,30 @@ def test_generations_still_running_at_the_deadline_are_ended_before_the_stop() -
     shutdown.drain([server], lifecycle, graceful_seconds=2.6, heartbeat=lambda: beats.append(True))
     assert lifecycle.calls == ["stop_accepting", "end_generations"]
     assert server.calls == ["close", "stop"] and beats, "the master heard from the worker meanwhile"
+
+
+class Chunks:
+    """Stands for a socket: each recv returns the next block."""
+
+    def __init__(self, *blocks: bytes) -> None:
+        self.blocks = list(blocks)
+
+    def recv(self, size: int) -> bytes:
+        return self.blocks.pop(0)
+
+    def gettimeout(self) -> float:
+        return 3.0
+
+
+def test_a_head_over_its_budget_is_refused_and_bodies_are_not_counted() -> None:
+    reader = HeadBudgetSocket(Chunks(*[b"x" * 8192] * 20), limit=16384)
+    reader.reading_head()
+    for _ in range(3):  # the budget, and one recv that may carry what follows the head
+        reader.recv(8192)
+    with pytest.raises(parse_errors.LimitRequestHeaders):
+        reader.recv(8192)
+    assert refusal(parse_errors.LimitRequestHeaders("x")).status == 431
+    reader.done()
+    for _ in range(10):  # a body: no budget
+        reader.recv(8192)
+    assert reader.gettimeout() == 3.0
