@@ -12,7 +12,7 @@ repeated or malformed Content-Length, bad chunk framing) and enforces `limit_req
   terminal event before it exits (`shutdown`).
 
 gunicorn imports this module in its master too, before gevent patches anything: it imports
-only what the master already has (gunicorn's gevent worker module imports gevent).
+only gunicorn, gevent and the app's plain-Python base pieces (config, errors, ids).
 """
 
 from __future__ import annotations
