@@ -90,13 +90,14 @@ def refuse_oversized(data: Any, settings: Settings, provider: Provider) -> None:
     if isinstance(history, list) and len(history) > settings.max_history_messages:
         message = f"{len(history)} messages; at most {settings.max_history_messages}: drop the oldest ones."
         raise ApiError("validation_error", "1 field(s) are invalid.", fields={"history": [message]})
-    if max(_text_length(data.get("message")), _text_length(data.get("system"))) > settings.max_message_chars:
+    own = (_text_length(data.get("message")), _text_length(data.get("system")))
+    if max(own) > settings.max_message_chars:
         return  # the schema names that field, within the history's bound
     limit = settings.max_conversation_chars or CHARS_PER_INPUT_TOKEN * provider.input_token_limit(
         settings.max_input_tokens
     )
     lengths = [_text_length(entry.get("content")) for entry in history or () if isinstance(entry, dict)]
-    total = _text_length(data.get("message")) + _text_length(data.get("system")) + sum(lengths)
+    total = sum(own) + sum(lengths)
     if total > limit:
         raise _too_long(
             f"The conversation is {total} characters; the limit is {limit} (MAX_CONVERSATION_CHARS).",

@@ -1,9 +1,9 @@
 """The client socket as gunicorn's parser reads it, with a budget of bytes for each request head.
 
 gunicorn bounds a head by its number of fields times their size (50 x 8 KB: 410 KB), and copies
-and scans the whole head read so far after each recv: 30 heads of 400 KB took the worker's loop
-for 0.4 s. With a budget (REQUEST_MAX_HEAD_BYTES, 64 KB by default) a head over it is refused
-with 431 as soon as it is read past. Bytes read along with the head (the start of the body, a
+and scans the whole head read so far after each recv, so large heads cost time quadratic in
+their size (docs/performance.md). With a budget (REQUEST_MAX_HEAD_BYTES, 64 KB by default) a
+head over it is refused with 431 as soon as it is read past. Bytes read along with the head (the start of the body, a
 pipelined request: one recv's worth) count too, so a head of exactly the budget always fits.
 """
 

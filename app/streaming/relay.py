@@ -212,7 +212,7 @@ class Relay:
         )
         retry_after = failure.retry_after
         if retry_after is None and failure.error_code in ("upstream_rate_limited", "upstream_unavailable"):
-            retry_after = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (self.settings.upstream_retries + 1))
+            retry_after = _backoff_ceiling(self.settings.upstream_retries + 1)  # what the next retry would wait
         return ApiError(failure.error_code, failure.detail, retry_after=retry_after)
 
     def _outcome(self, finish_reason: str | None, usage: Usage | None, error: ApiError | None) -> Outcome:
@@ -251,8 +251,13 @@ def _backoff(attempt: int, retry_after: float | None) -> float:
     """Seconds to wait before retry number `attempt + 1`: Retry-After if given, else exponential."""
     if retry_after is not None:
         return retry_after + random.uniform(0, 0.1 * retry_after + 0.05)
-    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)
+    ceiling = _backoff_ceiling(attempt)
     return random.uniform(ceiling / 2, ceiling)
+
+
+def _backoff_ceiling(attempt: int) -> float:
+    """The longest backoff before retry number `attempt + 1`: exponential, capped."""
+    return min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)
 
 
 def _ms(seconds: float) -> float:
