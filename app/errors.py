@@ -121,6 +121,21 @@ CATALOGUE: dict[str, ErrorKind] = {
         True,
         retry_after=1.0,
     ),
+    "store_unavailable": ErrorKind(
+        503,
+        "The stream store (Redis) is not answering.",
+        "Retry after the delay given in Retry-After; streams already finished stay resumable once the "
+        "store is back. If it keeps happening, the operator must check Redis and REDIS_URL.",
+        True,
+        retry_after=1.0,
+    ),
+    "generation_lost": ErrorKind(
+        503,
+        "The server generating this reply stopped unexpectedly (a crash or a lost connection).",
+        "Send the message again; the text received so far stays valid.",
+        True,
+        retry_after=1.0,
+    ),
     "upstream_rate_limited": ErrorKind(
         429,
         "The model provider is rate limiting this service.",

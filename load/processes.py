@@ -60,9 +60,7 @@ def pinned(command: list[str], cpus: set[int] | None) -> list[str]:
     return ["taskset", "-c", ",".join(str(cpu) for cpu in sorted(cpus)), *command]
 
 
-def _spawn(
-    prefix: str, command: list[str], env: dict[str, str], cwd: Path = ROOT
-) -> tuple[subprocess.Popen, Any]:
+def _spawn(prefix: str, command: list[str], env: dict[str, str], cwd: Path = ROOT) -> tuple[subprocess.Popen, Any]:
     """Start `command` in `cwd` with its output in a temporary log file."""
     log_file = tempfile.NamedTemporaryFile(prefix=prefix, suffix=".log", delete=False)  # noqa: SIM115 (closed by _stop)
     proc = subprocess.Popen(
@@ -125,6 +123,37 @@ class FakeUpstream:
         _stop(self.proc, self.log_file)
 
 
+class RedisServer:
+    """Debian's redis-server on a loopback port of its own, with no persistence; stop/start keep the port."""
+
+    def __init__(self, cpus: set[int] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.cpus = cpus
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        """Start the server (again, empty) on its port; returns once it answers."""
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.proc, self.log_file = _spawn("redis-", pinned(command, self.cpus), {})
+        _wait_for(self._answers, self.proc, lambda: Path(self.log_file.name).read_text(errors="replace"))
+
+    def _answers(self) -> bool | None:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as probe:
+                probe.sendall(b"PING\r\n")
+                return True if probe.recv(16).startswith(b"+PONG") else None
+        except OSError:
+            return None
+
+    def stop(self) -> None:
+        """Stop the server (what it held is gone)."""
+        if self.proc is not None:
+            _stop(self.proc, self.log_file)
+            self.proc = None
+
+
 class ChatWaitServer:
     """`gunicorn -c gunicorn.conf.py wsgi:app` with the given environment; logs to a file.
 
@@ -136,6 +165,7 @@ class ChatWaitServer:
         self, env: dict[str, str], root: Path = ROOT, cpus: set[int] | None = None, args: tuple[str, ...] = ()
     ) -> None:
         self.port = free_port()
+        self.env = env
         command = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", *args, "wsgi:app"]
         self.proc, self.log_file = _spawn(
             "chatwait-",

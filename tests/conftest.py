@@ -11,7 +11,7 @@ import respx
 from hypothesis import settings
 
 from app import close_app, create_app
-from load.processes import ChatWaitServer, FakeUpstream
+from load.processes import ChatWaitServer, FakeUpstream, RedisServer
 
 # The fuzz tests explore new inputs on every local run; in CI (CI=true) they replay a fixed
 # sequence, so that a run cannot fail on a new example nobody can see locally.
@@ -47,11 +47,51 @@ def fake() -> Iterator[FakeUpstream]:
 
 
 @pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A redis-server of the tests' own on a free loopback port (no system service relied on)."""
+    running = RedisServer()
+    yield running
+    running.stop()
+
+
+def store_env(request: pytest.FixtureRequest, store: str, workers: int = 2) -> dict[str, str]:
+    """The settings of a stream store: memory (one worker), or the tests' Redis with `workers`."""
+    if store == "memory":
+        return {"STREAM_STORE": "memory"}
+    redis_url = request.getfixturevalue("redis_server").url
+    return {"STREAM_STORE": "redis", "REDIS_URL": redis_url, "WEB_CONCURRENCY": str(workers)}
+
+
+@pytest.fixture(scope="session")
 def server(fake: FakeUpstream) -> Iterator[ChatWaitServer]:
     """ChatWait under gunicorn/gevent, pointed at the fake upstream."""
     running = ChatWaitServer(server_env(fake.base_url))
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def store_server(request: pytest.FixtureRequest, fake: FakeUpstream) -> Iterator[ChatWaitServer]:
+    """The shared server once per stream store (a module aliases `server` to it to run its
+    tests against both): memory with one worker, Redis with two."""
+    running = ChatWaitServer(server_env(fake.base_url, **store_env(request, request.param)))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def start_store_server(request: pytest.FixtureRequest, fake: FakeUpstream) -> Iterator[Callable[..., ChatWaitServer]]:
+    """`start_server` once per stream store."""
+    started: list[ChatWaitServer] = []
+
+    def start(**overrides: str) -> ChatWaitServer:
+        running = ChatWaitServer(server_env(fake.base_url, **{**store_env(request, request.param), **overrides}))
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, g, request
 from ..providers.base import ChatCall
 from ..streaming import consumer, producer
 from ..streaming.relay import Relay
-from ..streaming.stream import Stream
+from ..streaming.stream import StreamView
 from .intake import build_call, read_json, refuse_oversized, validate_chat_request
 from .services import services
 from .tracing import trace_stream
@@ -65,7 +65,7 @@ def resume_stream(stream_id: str) -> Response:
 def stop_stream(stream_id: str) -> dict[str, Any]:
     """Stop a generation: the upstream is closed and the stream ends with `done`/cancelled."""
     stream = _find(stream_id)
-    stopped = producer.stop(stream)
+    stopped = services().store.stop(stream)
     return {
         "stream_id": stream.stream_id,
         "status": "cancelled" if stopped else "already_finished",
@@ -81,13 +81,13 @@ def _prepare() -> tuple[ChatCall, int | None]:
     return build_call(fields, found.settings, found.provider)
 
 
-def _find(stream_id: str) -> Stream:
+def _find(stream_id: str) -> StreamView:
     stream = services().store.get(stream_id)
     trace_stream(stream.stream_id, stream.correlation_id)  # a resume or stop is traced with its stream
     return stream
 
 
-def _event_stream(stream: Stream, after_id: int | None) -> Response:
+def _event_stream(stream: StreamView, after_id: int | None) -> Response:
     """The SSE response of one consumer of `stream` (HEAD: the same head, and no consumer)."""
     found = services()
     body: Iterator[bytes] = iter(())

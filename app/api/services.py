@@ -35,7 +35,7 @@ class Services:
         return cls(
             settings=settings,
             provider=build_provider(settings),
-            store=MemoryStreamStore(settings.max_streams, settings.stream_ttl_seconds),
+            store=_build_store(settings),
             waits=WaitGenerations(),
             chat_schema=ChatRequestSchema(
                 max_message_chars=settings.max_message_chars,
@@ -45,6 +45,12 @@ class Services:
             ),
             contract=render_contract(settings),
         )
+
+    @property
+    def durable(self) -> bool:
+        """Whether streams outlive this worker (a shared store): generations are worth finishing
+        on a stop even when no client follows them here."""
+        return self.settings.stream_store == "redis"
 
     def start(self) -> None:
         """Start background work (the store's expiry)."""
@@ -69,6 +75,17 @@ class Services:
         self.waits.end_all()
         self.store.close(timeout=SHUTDOWN_WAIT_SECONDS)
         self.provider.close()
+
+
+def _build_store(settings: Settings) -> StreamStore:
+    """The stream store STREAM_STORE names (Redis is imported only when used)."""
+    if settings.stream_store == "redis":
+        from ..streaming.redis_store import RedisStreamStore
+
+        return RedisStreamStore(
+            settings.redis_url, settings.max_streams, settings.stream_ttl_seconds, settings.max_stream_seconds
+        )
+    return MemoryStreamStore(settings.max_streams, settings.stream_ttl_seconds)
 
 
 def services() -> Services:

@@ -4,6 +4,7 @@ request's log lines and echoed in the response; plus the request_received/comple
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 from flask import Flask, Response, g, request
@@ -17,7 +18,7 @@ def _before() -> None:
     g.correlation_id = accept_correlation_id(request.headers.get("X-Correlation-Id"))
     g.started = time.monotonic()
     g.log_tokens = (correlation_id_var.set(g.correlation_id), stream_id_var.set(None))
-    log.info("request_received", extra={"method": request.method, "path": request.path})
+    log.info("request_received", extra={"method": request.method, "path": request.path, "pid": os.getpid()})
 
 
 def _after(response: Response) -> Response:

@@ -31,6 +31,11 @@ class Lifecycle(Protocol):
     def stop_accepting(self) -> None:
         """Refuse new generations from now on."""
 
+    @property
+    def durable(self) -> bool:
+        """Whether streams outlive the worker (a shared store): then generations are left to
+        finish even once no connection follows them."""
+
     def generating(self) -> int:
         """How many generations are still running."""
 
@@ -59,7 +64,8 @@ def drain(
         server.close()
     if lifecycle is not None:
         lifecycle.stop_accepting()
-        _wait_until(lambda: not lifecycle.generating() or _idle(servers), last - margin, heartbeat)
+        durable = lifecycle.durable
+        _wait_until(lambda: not lifecycle.generating() or (not durable and _idle(servers)), last - margin, heartbeat)
         if lifecycle.generating():
             lifecycle.end_generations()
     _wait_until(lambda: _idle(servers), last, heartbeat)

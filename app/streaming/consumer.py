@@ -12,12 +12,12 @@ from collections.abc import Callable, Iterator
 from ..errors import ApiError
 from ..logs import bind
 from .sse import RETRY_FRAME, parse_last_event_id
-from .stream import Stream
+from .stream import StreamView
 
 log = logging.getLogger("chatwait.consumer")
 
 
-def resume_position(stream: Stream, header: str | None, query: str | None) -> int | None:
+def resume_position(stream: StreamView, header: str | None, query: str | None) -> int | None:
     """The last event id a resuming client received (None: replay all); ApiError if never sent."""
     after = parse_last_event_id(header, query)
     if after is not None and after > stream.last_event_id:
@@ -27,7 +27,7 @@ def resume_position(stream: Stream, header: str | None, query: str | None) -> in
 
 
 def consume(
-    stream: Stream, after_id: int | None, keepalive_seconds: float, clock: Callable[[], float]
+    stream: StreamView, after_id: int | None, keepalive_seconds: float, clock: Callable[[], float]
 ) -> Iterator[bytes]:
     """The SSE body of one consumer: the retry frame, the frames after `after_id`, then live ones."""
     with bind(stream.correlation_id, stream.stream_id):

@@ -18,7 +18,8 @@ import gevent
 from ..errors import ApiError
 from ..ids import random_id
 from ..logs import log_greenlet_failure
-from .stream import Stream, StreamCancelled
+from . import producer
+from .stream import Stream, StreamCancelled, StreamView
 
 log = logging.getLogger("chatwait.store")
 
@@ -35,17 +36,27 @@ class StreamStore(abc.ABC):
     """What the API needs from a stream store."""
 
     clock: Callable[[], float]
+    worker_id: str = "local"
 
     @abc.abstractmethod
     def __len__(self) -> int:
         """How many streams the store holds."""
+
+    def stop(self, stream: StreamView, wait_seconds: float = producer.STOP_WAIT_SECONDS) -> bool:
+        """Stop a stream's generation and wait for it to end; False if it had ended."""
+        assert isinstance(stream, Stream)
+        return producer.stop(stream, wait_seconds)
+
+    def ready(self) -> tuple[bool, str]:
+        """Whether the store can serve streams now, and why not."""
+        return True, "In this worker's memory."
 
     @abc.abstractmethod
     def create(self, correlation_id: str, model: str) -> Stream:
         """A new, empty stream; ApiError(server_busy) when the store is full of live streams."""
 
     @abc.abstractmethod
-    def get(self, stream_id: str) -> Stream:
+    def get(self, stream_id: str) -> StreamView:
         """The stream with this id; ApiError(stream_not_found) when it is unknown or expired."""
 
     @abc.abstractmethod

@@ -2,7 +2,9 @@
 
 Each follower (an HTTP response) replays from its own position, then follows live frames.
 Everything runs on one gevent hub, so a frame append and its wake-up happen without a switch
-in between and need no lock.
+in between and need no lock. With a journal (the Redis store), frames become visible to
+followers only once the journal has made them durable, so no client ever holds an event that
+the shared store lacks.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import array
 import collections
 import time
 from collections.abc import Iterator
+from typing import Protocol
 
 import gevent
 
@@ -35,6 +38,29 @@ class StreamCancelled(BaseException):
         self.error = error
 
 
+class Journal(Protocol):
+    """Makes a stream's written frames durable, then calls `stream.publish` (the Redis store)."""
+
+    def written(self, stream: Stream) -> None: ...
+
+
+class StreamView(Protocol):
+    """What resumes and stops need of a stream: a local `Stream`, or one followed through Redis."""
+
+    stream_id: str
+    correlation_id: str
+    finished: bool
+
+    @property
+    def last_event_id(self) -> int: ...
+
+    def follow(self, after_id: int | None, keepalive_seconds: float) -> Iterator[bytes]: ...
+
+    def attach(self) -> None: ...
+
+    def detach(self, now: float) -> None: ...
+
+
 class Stream:
     """The event log of one generation and the handle on its producer.
 
@@ -43,10 +69,12 @@ class Stream:
     with each chunk's length (2 bytes a chunk, 4 if one is ever longer than 64 KiB). The last
     RECENT_FRAMES chunk frames are also kept encoded: followers that keep up share those exact
     bytes (encoded once); a resume from further back re-encodes the older chunks from the text.
+    Followers see frames up to `visible` (all written ones, unless a journal holds some back).
     """
 
     __slots__ = (
         "_head",
+        "_journal",
         "_lengths",
         "_recent",
         "_tail",
@@ -62,9 +90,12 @@ class Stream:
         "model",
         "producer",
         "stream_id",
+        "visible",
     )
 
-    def __init__(self, stream_id: str, correlation_id: str, model: str, now: float) -> None:
+    def __init__(
+        self, stream_id: str, correlation_id: str, model: str, now: float, journal: Journal | None = None
+    ) -> None:
         self.stream_id = stream_id
         self.correlation_id = correlation_id
         self.model = model
@@ -75,6 +106,8 @@ class Stream:
         self.idle_since = now
         self.producer: gevent.Greenlet | None = None
         self.cancelled = False  # a stop was sent to the producer (it ends the stream shortly)
+        self.visible = 0  # frames 0 .. visible - 1 are what followers may see
+        self._journal = journal
         self._wakeup = Wakeup()
         self._head: bytes | None = None
         self._tail: bytes | None = None
@@ -89,10 +122,20 @@ class Stream:
 
     @property
     def last_event_id(self) -> int:
-        """The id of the newest frame (-1 while empty)."""
+        """The id of the newest frame followers may see (-1 while none)."""
+        return self.visible - 1
+
+    @property
+    def written(self) -> int:
+        """How many frames have been written (visible or not yet)."""
         if self._head is None:
-            return -1
-        return len(self._lengths) + (1 if self._tail is not None else 0)
+            return 0
+        return 1 + len(self._lengths) + (1 if self._tail is not None else 0)
+
+    @property
+    def ended(self) -> bool:
+        """Whether the terminal frame has been written (followers may not see it yet)."""
+        return self._tail is not None
 
     def append(self, frame: bytes, final: bool = False, now: float | None = None) -> None:
         """Add the priming frame (id 0), or with `final` the terminal one, and wake every follower."""
@@ -100,11 +143,9 @@ class Stream:
             self._head = frame
         elif final and self._tail is None:
             self._tail = frame
-            self.finished = True
-            self.finished_at = time.monotonic() if now is None else now
         else:
             raise ValueError("after the priming frame, only chunks and then one terminal frame")
-        self._wakeup.notify()
+        self._written(now)
 
     def append_chunk(self, content: str) -> bytes:
         """Add the next `chunk` frame (its sequence is its event id), wake followers; its bytes."""
@@ -116,8 +157,41 @@ class Stream:
         if len(encoded) > 0xFFFF and self._lengths.typecode == "H":
             self._lengths = array.array("I", self._lengths)
         self._lengths.append(len(encoded))
-        self._wakeup.notify()
+        self._written()
         return frame
+
+    def _written(self, now: float | None = None) -> None:
+        if self._journal is None:
+            self.publish(self.written, now)
+        else:
+            self._journal.written(self)
+
+    def publish(self, end: int, now: float | None = None) -> None:
+        """Let followers see frames up to `end - 1` and wake them (the terminal one ends the stream)."""
+        self.visible = end
+        if self._tail is not None and end == self.written and not self.finished:
+            self.finished = True
+            self.finished_at = time.monotonic() if now is None else now
+        self._wakeup.notify()
+
+    def entries(self, first: int, end: int) -> list[tuple[int, bytes | None, bytes]]:
+        """Frames `first` to `end - 1` as the journal stores them: (event id, frame or None, text).
+
+        The priming and terminal frames come as bytes; a chunk as its UTF-8 text (`frame` None).
+        """
+        chunks = len(self._lengths)
+        offset = len(self._text) - sum(self._lengths[max(0, first - 1) :])
+        found: list[tuple[int, bytes | None, bytes]] = []
+        for event_id in range(first, end):
+            if event_id == 0:
+                found.append((0, self._head, b""))  # type: ignore[arg-type]
+            elif event_id > chunks:
+                found.append((event_id, self._tail, b""))  # type: ignore[arg-type]
+            else:
+                length = self._lengths[event_id - 1]
+                found.append((event_id, None, bytes(self._text[offset : offset + length])))
+                offset += length
+        return found
 
     def frames(self, first: int, end: int) -> list[bytes]:
         """The bytes of frames `first` to `end - 1` (within 0 .. last_event_id)."""
@@ -178,8 +252,8 @@ class Stream:
     def _next_write(self, cursor: int, end: int) -> bytes:
         """The bytes of frames `cursor` to `end - 1` as one write."""
         recent = self._recent
-        if end == cursor + 1 and self._tail is None and cursor and recent:
-            return recent[-1]  # the usual case: one new chunk, kept encoded
+        if end == cursor + 1 and cursor == len(self._lengths) and recent:
+            return recent[-1]  # the usual case: the one new chunk, kept encoded
         found = self.frames(cursor, end)
         return found[0] if len(found) == 1 else b"".join(found)
 
@@ -197,7 +271,7 @@ class Stream:
         """Stop the producer if it still runs (with `reason`, default a plain stop); True when
         this call stopped it."""
         producer = self.producer
-        if self.finished or self.cancelled or producer is None or producer.dead:
+        if self._tail is not None or self.cancelled or producer is None or producer.dead:
             return False
         self.cancelled = True
         producer.kill(reason or StreamCancelled(), block=False)

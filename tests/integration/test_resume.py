@@ -13,6 +13,18 @@ from ..sse import Event, content_of, expected_reply, iter_events, parse
 
 pytestmark = pytest.mark.integration
 
+
+@pytest.fixture(scope="module")
+def server(store_server):
+    """These tests run against both stream stores."""
+    return store_server
+
+
+@pytest.fixture
+def start_server(start_store_server):
+    """Servers started here use both stream stores too."""
+    return start_store_server
+
 TRIALS = 200
 
 

@@ -19,6 +19,12 @@ from ..sse import content_of, expected_reply, parse
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture
+def start_server(start_store_server):
+    """Both stream stores: memory with one worker, Redis with two."""
+    return start_store_server
+
+
 def _unique(directives: str) -> str:
     return f"{uuid.uuid4().hex} {directives}"
 
@@ -106,6 +112,16 @@ def test_sigterm_with_fifty_open_streams(start_server) -> None:
     wait = clients.results["wait"]
     assert wait.status_code == 503 and wait.json()["error_code"] == "service_restarting"
     assert int(wait.headers["retry-after"]) >= 1
+    if running.env["STREAM_STORE"] == "redis":
+        _resumable_after_restart(start_server(), [clients.results[name] for name in clients.started if name != "wait"])
+
+
+def _resumable_after_restart(restarted: Any, streams: list[list[Any]]) -> None:
+    """With Redis, every stream ended by the stop replays whole from the next deployment."""
+    with httpx.Client(base_url=restarted.url, timeout=30) as client:
+        for events in streams:
+            replay = client.get(f"/v1/chat/streaming/{events[0].data['stream_id']}")
+            assert replay.status_code == 200 and parse(replay.content)[0] == events
 
 
 def test_sighup_reload_ends_the_old_workers_streams_and_the_new_worker_serves(start_server) -> None:

@@ -106,10 +106,23 @@ def test_unknown_override_is_refused() -> None:
         load_settings({"MAX_TOKEN": 1}, environ=BASE)
 
 
+def test_workers_default_to_one_per_core_with_redis_and_one_with_memory(monkeypatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 6)
+    assert load_settings(environ=BASE).workers == 1
+    shared = load_settings(environ={**BASE, "STREAM_STORE": "redis", "REDIS_URL": "redis://cache:6379/2"})
+    assert (shared.stream_store, shared.redis_url, shared.workers) == ("redis", "redis://cache:6379/2", 6)
+    assert load_settings(environ={**BASE, "STREAM_STORE": "Redis", "WEB_CONCURRENCY": "3"}).workers == 3
+    assert "redis_url" not in repr(shared), "a Redis URL may hold a password"
+    with pytest.raises(ConfigError, match="STREAM_STORE='disk' is not supported: use one of memory, redis"):
+        load_settings(environ={**BASE, "STREAM_STORE": "disk"})
+    with pytest.raises(ConfigError, match="REDIS_URL is not a Redis URL"):
+        load_settings(environ={**BASE, "REDIS_URL": "http://cache:6379"})
+
+
 def test_the_server_settings_gunicorn_reads() -> None:
     settings = load_settings(environ=BASE)
     assert settings.bind_address == "0.0.0.0:8000"
-    assert (settings.web_concurrency, settings.gunicorn_worker_connections) == (1, 4000)
+    assert (settings.workers, settings.gunicorn_worker_connections) == (1, 4000)
     assert (settings.gunicorn_timeout, settings.gunicorn_graceful_timeout, settings.gunicorn_keepalive) == (30, 30, 5)
     assert settings.gunicorn_control_socket is False
     custom = load_settings(environ={**BASE, "PORT": "9000", "GUNICORN_KEEPALIVE": "0", "GUNICORN_CONTROL_SOCKET": "1"})

@@ -127,9 +127,10 @@ class FakeServer:
 
 
 class FakeLifecycle:
-    def __init__(self, running: int, server: FakeServer, finishes_after: float | None) -> None:
+    def __init__(self, running: int, server: FakeServer, finishes_after: float | None, durable: bool = False) -> None:
         self.running, self.server, self.calls = running, server, []
         self.finishes_after = finishes_after
+        self.durable = durable
 
     def stop_accepting(self) -> None:
         self.calls.append("stop_accepting")
@@ -162,6 +163,18 @@ def test_generations_still_running_at_the_deadline_are_ended_before_the_stop() -
     shutdown.drain([server], lifecycle, graceful_seconds=2.6, heartbeat=lambda: beats.append(True))
     assert lifecycle.calls == ["stop_accepting", "end_generations"]
     assert server.calls == ["close", "stop"] and beats, "the master heard from the worker meanwhile"
+
+
+@pytest.mark.parametrize(("durable", "ended"), [(False, True), (True, False)])
+def test_generations_nobody_follows_get_the_grace_only_when_streams_outlive_the_worker(
+    durable: bool, ended: bool
+) -> None:
+    """Memory store: with no connection left, nobody can ever read a generation, so it ends at
+    once. Redis store: its stream stays resumable elsewhere, so it gets the grace to finish."""
+    server = FakeServer(busy=0)
+    lifecycle = FakeLifecycle(3, server, finishes_after=0.3, durable=durable)
+    shutdown.drain([server], lifecycle, graceful_seconds=3.0, heartbeat=lambda: None)
+    assert ("end_generations" in lifecycle.calls) is ended
 
 
 class Chunks:

@@ -1,0 +1,165 @@
+"""The Redis store's journal: a worker's new frames go to Redis in batches, then become visible.
+
+A producer only marks its stream dirty (no I/O per token). One writer greenlet per worker sends,
+per round trip, one script call per dirty stream with all of its new entries, then publishes
+them to the stream's followers on this worker. So whatever any client has seen is in Redis, and
+a resume on any worker continues exactly where it left off.
+
+When Redis fails, the store ends this worker's live streams with store_unavailable; followers
+here still get every frame and the ending at once, and the journal keeps retrying, so that
+once Redis is back, resumes anywhere see the same stream.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+import gevent
+import redis
+
+from ..logs import log_greenlet_failure
+from ..server.scheduling import Wakeup
+from . import redis_link
+from .redis_link import Scripts
+from .stream import Stream
+
+log = logging.getLogger("chatwait.journal")
+
+RETRY_FIRST_SECONDS = 0.2
+RETRY_MAX_SECONDS = 2.0
+
+
+class RedisJournal:
+    """Writes streams' frames to Redis in batches; publishes them to local followers once written."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        scripts: Scripts,
+        ttls_ms: tuple[int, int],
+        on_failure: Callable[[], None],
+        on_lost: Callable[[Stream], None],
+    ) -> None:
+        self._client = client
+        self._scripts = scripts
+        self._live_ttl_ms, self._done_ttl_ms = ttls_ms
+        self._on_failure = on_failure  # Redis failed while healthy: the store ends its live streams
+        self._on_lost = on_lost  # Redis says a stream is no longer live (declared lost meanwhile)
+        self._dirty: dict[str, Stream] = {}
+        self._durable: dict[str, int] = {}  # frames in Redis, per stream with frames still to write
+        self._wakeup = Wakeup()
+        self._writer: gevent.Greenlet | None = None
+        self.healthy = True
+
+    def written(self, stream: Stream) -> None:
+        """A stream has new frames: write them with the next batch (at once while Redis is down)."""
+        self._dirty[stream.stream_id] = stream
+        if not self.healthy:
+            stream.publish(stream.written)
+        self._wakeup.notify()
+
+    def durable(self, stream: Stream) -> bool:
+        """Whether every frame written to `stream` is in Redis."""
+        return stream.stream_id not in self._dirty and stream.stream_id not in self._durable
+
+    def idle(self) -> bool:
+        """Whether nothing is waiting to be written."""
+        return not self._dirty and not self._durable
+
+    def start(self) -> None:
+        """Start the writer greenlet."""
+        if self._writer is None:
+            self._writer = gevent.spawn(self._run)
+            self._writer.link_exception(log_greenlet_failure)
+
+    def close(self) -> None:
+        """Stop the writer (whatever is unwritten stays unwritten)."""
+        if self._writer is not None:
+            self._writer.kill(block=False)
+            self._writer = None
+
+    def _run(self) -> None:
+        delay = RETRY_FIRST_SECONDS
+        while True:
+            if not self._dirty:
+                self._wakeup.wait()
+            batch, self._dirty = self._dirty, {}
+            if self._flush(batch):
+                delay = RETRY_FIRST_SECONDS
+                continue
+            gevent.sleep(delay)
+            delay = min(RETRY_MAX_SECONDS, delay * 2)
+
+    def _flush(self, batch: dict[str, Stream]) -> bool:
+        """Write `batch` in one round trip; False when it must be tried again."""
+        pipe = self._client.pipeline(transaction=False)
+        calls = [(stream, stream.written) for stream in batch.values()]
+        for stream, end in calls:
+            self._scripts.call(pipe, "write", _keys(stream.stream_id), self._args(stream, end))
+        try:
+            results = pipe.execute(raise_on_error=False)
+        except redis.RedisError as error:
+            self._requeue(batch.values())
+            self._failed(error)
+            return False
+        retry = False
+        for (stream, end), result in zip(calls, results, strict=True):
+            if isinstance(result, Exception):
+                retry = True
+                self._requeue((stream,))
+                if isinstance(result, redis.exceptions.NoScriptError):
+                    self._reload_scripts()
+                else:
+                    self._failed(result)
+                continue
+            self._written_to_redis(stream, end, lost=result == -1)
+        if not retry and not self.healthy:
+            self.healthy = True
+            log.info("store_recovered")
+        return not retry
+
+    def _requeue(self, streams: Iterable[Stream]) -> None:
+        """Write these streams again with the next batch (with anything they wrote since)."""
+        for stream in streams:
+            self._dirty.setdefault(stream.stream_id, stream)
+
+    def _args(self, stream: Stream, end: int) -> list[object]:
+        first = self._durable.get(stream.stream_id, 0)
+        final = "1" if stream.ended and end == stream.written else "0"
+        args: list[object] = [stream.stream_id, self._live_ttl_ms, self._done_ttl_ms, final, ""]
+        for event_id, frame, text in stream.entries(first, end):
+            field = "c" if frame is None else ("h" if event_id == 0 else "t")
+            args += (event_id, field, text if frame is None else frame)
+        return args
+
+    def _written_to_redis(self, stream: Stream, end: int, lost: bool) -> None:
+        if lost:
+            self._durable.pop(stream.stream_id, None)
+            self._dirty.pop(stream.stream_id, None)
+            self._on_lost(stream)
+            return
+        if stream.ended and end == stream.written:
+            self._durable.pop(stream.stream_id, None)
+        else:
+            self._durable[stream.stream_id] = end
+        if end > stream.visible:
+            stream.publish(end)
+
+    def _failed(self, error: Exception) -> None:
+        log.warning("store_write_failed", extra={"error_type": type(error).__name__, "healthy": self.healthy})
+        if self.healthy:
+            self.healthy = False
+            for stream in self._dirty.values():
+                stream.publish(stream.written)
+            self._on_failure()
+
+    def _reload_scripts(self) -> None:
+        try:
+            self._scripts.load()
+        except redis.RedisError as error:
+            self._failed(error)
+
+
+def _keys(stream_id: str) -> list[str]:
+    return [redis_link.meta_key(stream_id), redis_link.events_key(stream_id), redis_link.LIVE_KEY]

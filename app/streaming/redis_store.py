@@ -1,0 +1,195 @@
+"""The Redis stream store (STREAM_STORE=redis): any worker of any instance serves any stream.
+
+A stream's producer runs on the worker that started it (its owner) and writes through the
+journal; followers there read the same frames from memory once they are in Redis, followers
+elsewhere read them from Redis (`RemoteStream`). The owner holds a lease it renews every second
+and listens for stops on its channel (`OwnerDuties`). MAX_STREAMS bounds live streams across the
+cluster; finished streams expire STREAM_TTL_SECONDS after they end.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import gevent
+import redis
+
+from ..errors import ApiError
+from ..ids import random_id
+from . import producer
+from . import redis_link as keys
+from .redis_follow import RemoteStream
+from .redis_journal import RedisJournal
+from .redis_link import Link, Scripts, store_errors
+from .redis_owner import OwnerDuties
+from .store import STOPPING_DETAIL, StreamStore, restarting
+from .stream import Stream, StreamCancelled, StreamView
+
+log = logging.getLogger("chatwait.store")
+
+LIVE_MARGIN_SECONDS = 600  # a live stream's keys outlive MAX_STREAM_SECONDS by this much, in case all crash
+CLOSE_FLUSH_SECONDS = 2.0
+
+
+class StoreUnreachable(RuntimeError):
+    """Redis did not answer at start-up; the message says where and what to do."""
+
+
+class RedisStreamStore(StreamStore):
+    """Streams shared through Redis; this worker's own live streams are also kept in memory."""
+
+    def __init__(
+        self,
+        url: str,
+        max_streams: int,
+        ttl_seconds: float,
+        max_stream_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_streams = max_streams
+        self.ttl_seconds = ttl_seconds
+        self.clock = clock
+        self.worker_id = random_id()[:12]
+        commands = keys.connect(url, keys.COMMAND_CONNECTIONS, keys.COMMAND_TIMEOUT_SECONDS)
+        blocking = keys.connect(url, keys.FOLLOW_CONNECTIONS, keys.COMMAND_TIMEOUT_SECONDS + 2.0)
+        scripts = Scripts(commands)
+        live_ttl_ms = int((max_stream_seconds + ttl_seconds + LIVE_MARGIN_SECONDS) * 1000)
+        self.link = Link(commands, blocking, scripts, self.worker_id, live_ttl_ms, int(ttl_seconds * 1000))
+        try:
+            commands.ping()
+            scripts.load()
+        except redis.RedisError as error:
+            raise StoreUnreachable(
+                f"STREAM_STORE=redis, but Redis at {keys.redacted(url)} did not answer ({type(error).__name__}): "
+                "start Redis, fix REDIS_URL, or set STREAM_STORE=memory."
+            ) from None
+        self._local: dict[str, Stream] = {}
+        self._expired: set[str] = set()  # cancelled for want of followers: deleted once ended
+        self._accepting = True
+        self.journal = RedisJournal(
+            commands, scripts, (live_ttl_ms, self.link.done_ttl_ms), self._store_failed, self._declared_lost
+        )
+        self.duties = OwnerDuties(self.link, self._local, self._reap, ttl_seconds)
+
+    def __len__(self) -> int:
+        return len(self._local)
+
+    def create(self, correlation_id: str, model: str) -> Stream:
+        """A new stream owned by this worker; server_busy when the cluster holds MAX_STREAMS live ones."""
+        if not self._accepting:
+            raise ApiError("service_restarting", STOPPING_DETAIL)
+        stream_id = random_id()
+        args = [
+            stream_id,
+            self.worker_id,
+            self.max_streams,
+            self.link.live_ttl_ms,
+            correlation_id,
+            model,
+            int(time.time()),
+        ]
+        with store_errors("creating the stream"):
+            created = self.link.scripts.run("create", [keys.LIVE_KEY, keys.meta_key(stream_id)], args)
+        if not created:
+            raise ApiError("server_busy", f"The cluster holds {self.max_streams} live streams (MAX_STREAMS).")
+        stream = Stream(stream_id, correlation_id, model, self.clock(), journal=self.journal)
+        self._local[stream_id] = stream
+        return stream
+
+    def get(self, stream_id: str) -> StreamView:
+        """This worker's own stream from memory, else the stream as Redis has it."""
+        stream = self._local.get(stream_id)
+        if stream is not None:
+            return stream
+        if len(stream_id) > 64:
+            raise ApiError("stream_not_found", "The id is unknown, or the stream ended and expired.")
+        with store_errors("reading the stream"):
+            pipe = self.link.commands.pipeline(transaction=False)
+            pipe.hgetall(keys.meta_key(stream_id))
+            pipe.xrevrange(keys.events_key(stream_id), count=1)
+            meta, newest = pipe.execute()
+        if not meta:
+            raise ApiError("stream_not_found", "The id is unknown, or the stream ended and expired.")
+        return RemoteStream(self.link, stream_id, meta, keys.event_id(newest[0][0]) if newest else -1)
+
+    def stop(self, stream: StreamView, wait_seconds: float = producer.STOP_WAIT_SECONDS) -> bool:
+        """Stop a stream here, or through its owner's channel when another worker produces it."""
+        if isinstance(stream, RemoteStream):
+            return stream.stop(wait_seconds)
+        assert isinstance(stream, Stream)
+        return producer.stop(stream, wait_seconds)
+
+    def live(self) -> int:
+        return sum(1 for stream in self._local.values() if not stream.finished)
+
+    def stop_accepting(self) -> None:
+        self._accepting = False
+
+    def end_live(self) -> list[gevent.Greenlet]:
+        return [stream.producer for stream in list(self._local.values()) if stream.cancel(restarting())]
+
+    def start(self) -> None:
+        """Start the journal's writer and the owner's duties (lease, stops, expiry)."""
+        self.journal.start()
+        self.duties.start()
+
+    def close(self, timeout: float = 0.0) -> None:
+        """End every live stream, give the journal time to write the endings, then let go of Redis."""
+        self._accepting = False
+        producers = [stream.producer for stream in self._local.values() if stream.producer is not None]
+        self.end_live()
+        if timeout > 0:
+            gevent.joinall([p for p in producers if not p.dead], timeout=timeout)
+        deadline = time.monotonic() + CLOSE_FLUSH_SECONDS
+        while not self.journal.idle() and time.monotonic() < deadline:
+            gevent.sleep(0.02)
+        self.journal.close()
+        self.duties.close()
+        for client in (self.link.commands, self.link.blocking):
+            client.connection_pool.disconnect()
+
+    def ready(self) -> tuple[bool, str]:
+        """Whether Redis answers now, and how it went."""
+        try:
+            self.link.commands.ping()
+        except redis.RedisError as error:
+            return False, f"Redis did not answer ({type(error).__name__})."
+        return True, "Redis answers."
+
+    def _store_failed(self) -> None:
+        """Redis failed under the journal: end this worker's live streams with store_unavailable."""
+        error = ApiError("store_unavailable", "Redis failed while this reply was being generated.")
+        for stream in list(self._local.values()):
+            stream.cancel(StreamCancelled("store_unavailable", error))
+
+    def _declared_lost(self, stream: Stream) -> None:
+        """Another worker ended this stream as lost (this worker's lease had lapsed): stop generating."""
+        error = ApiError("generation_lost", "This worker's lease on the stream lapsed.")
+        stream.cancel(StreamCancelled("lost", error))
+
+    def _reap(self, seen: Callable[[list[str]], dict[str, float]]) -> None:
+        """Drop finished streams that are in Redis from memory; cancel live ones nobody followed
+        anywhere for the TTL (`seen`: when remote followers last checked in)."""
+        now = self.clock()
+        for stream in list(self._local.values()):
+            if stream.finished and stream.consumers == 0 and self.journal.durable(stream):
+                del self._local[stream.stream_id]
+                if stream.stream_id in self._expired:  # dropped, as the memory store drops it
+                    self._expired.discard(stream.stream_id)
+                    self.link.commands.delete(keys.meta_key(stream.stream_id), keys.events_key(stream.stream_id))
+        idle = [
+            s
+            for s in self._local.values()
+            if not s.finished and s.consumers == 0 and now - s.idle_since > self.ttl_seconds
+        ]
+        if not idle:
+            return
+        last_seen = seen([stream.stream_id for stream in idle])
+        for stream in idle:
+            if time.time() - last_seen.get(stream.stream_id, 0.0) < self.ttl_seconds:
+                stream.idle_since = now
+            elif stream.cancel():
+                self._expired.add(stream.stream_id)
+                log.info("stream_expired", extra={"stream_id": stream.stream_id, "reason": "no_consumer"})
