@@ -212,7 +212,7 @@ class ReadySchema(StrictSchema):
     """The reply of GET /ready: `upstream` with the openai provider; `model_file`,
     `context_tokens` and `instances` with the local one."""
 
-    status = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(("ready", "not_ready")))
     provider = fields.String(required=True, validate=validate.OneOf(("openai", "local")))
     model = fields.String(required=True)
     allowed_models = fields.List(fields.String(), required=True)
@@ -221,6 +221,8 @@ class ReadySchema(StrictSchema):
     context_tokens = fields.Integer()
     instances = fields.Integer()
     streams = fields.Integer(required=True)
+    store = fields.String(required=True, validate=validate.OneOf(("memory", "redis")))
+    store_detail = fields.String(required=True)
 
 
 # Contract component name -> schema class (used by the contract test).

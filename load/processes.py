@@ -175,7 +175,11 @@ class ChatWaitServer:
         )
         self.log_path = Path(self.log_file.name)
         self.url = f"http://127.0.0.1:{self.port}"
-        _wait_for(self._healthy, self.proc, self.log_text)
+        try:
+            _wait_for(self._healthy, self.proc, self.log_text)
+        except RuntimeError:
+            self.stop()
+            raise
 
     def _healthy(self) -> bool | None:
         try:

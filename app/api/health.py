@@ -16,10 +16,18 @@ def health() -> dict[str, str]:
 
 
 @bp.get("/ready")
-def ready() -> dict[str, object]:
-    """Readiness: configuration loaded and the provider built; says which provider and model."""
+def ready() -> tuple[dict[str, object], int]:
+    """Readiness: the provider built and the stream store answering (503 when it does not);
+    says which provider, model and store."""
     found = services()
-    return {"status": "ready", **found.provider.describe(), "streams": len(found.store)}
+    store_ok, store_detail = found.store.ready()
+    return {
+        "status": "ready" if store_ok else "not_ready",
+        **found.provider.describe(),
+        "streams": len(found.store),
+        "store": found.settings.stream_store,
+        "store_detail": store_detail,
+    }, 200 if store_ok else 503
 
 
 @bp.get("/openapi.yaml")

@@ -77,6 +77,7 @@ class StreamWriter:
     def end(self, outcome: Outcome) -> None:
         """Append the one terminal event: `done`, or `error` with the catalogue fields."""
         frame = terminal_frame(self.stream.chunks, self.content_length, outcome, self.stream.correlation_id)
+        self.stream.ending = outcome.error.error_code if outcome.error is not None else outcome.finish_reason
         self.stream.append(frame, final=True)
 
 

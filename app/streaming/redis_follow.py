@@ -44,6 +44,7 @@ class RemoteStream:
         self.created = float(meta.get(b"created", b"0"))
         self.finished = meta.get(b"state") != b"live"
         self.last_event_id = last_event_id
+        self._ending: bytes | None = None
 
     def attach(self) -> None:
         """Followers of a remote stream are counted by the owner through `seen`, not here."""
@@ -107,7 +108,7 @@ class RemoteStream:
 
     def stop(self, wait_seconds: float) -> bool:
         """Ask the owner to stop the generation and wait up to `wait_seconds` for the stream to
-        end; False when it had already ended."""
+        end; False when it ended otherwise (it had ended, or ended on its own meanwhile)."""
         meta = keys.meta_key(self.stream_id)
         with store_errors("stopping the stream"):
             if self._link.commands.hget(meta, "state") != b"live":
@@ -122,11 +123,13 @@ class RemoteStream:
                 if not self._link.commands.exists(keys.lease_key(self.owner)):
                     end_if_owner_gone(self._link, self.stream_id, self._meta)
                 gevent.sleep(STOP_POLL_SECONDS)
-        return True
+        return not self.finished or self._ending == b"cancelled"
 
     def _refresh(self) -> bool:
-        """Read whether the stream has ended and its newest event id; whether it has ended."""
-        state, last = self._link.commands.hmget(keys.meta_key(self.stream_id), ["state", "last"])
+        """Read whether the stream has ended, how, and its newest event id; whether it has ended."""
+        state, last, self._ending = self._link.commands.hmget(
+            keys.meta_key(self.stream_id), ["state", "last", "ending"]
+        )
         self.finished = state != b"live"
         if last is not None:
             self.last_event_id = int(last)
@@ -168,7 +171,7 @@ def end_if_owner_gone(link: Link, stream_id: str, meta: dict[bytes, bytes]) -> b
             frames += (0, "h", priming_frame(stream_id, correlation_id, model, created))
         ending = terminal_frame(len(chunks), sum(map(len, chunks)), outcome, correlation_id)
         frames += (max(last, 0) + 1, "t", ending)
-        args = [stream_id, link.live_ttl_ms, link.done_ttl_ms, "1", last, *frames]
+        args = [stream_id, link.live_ttl_ms, link.done_ttl_ms, "generation_lost", last, *frames]
         result = link.scripts.run("write", [*_stream_keys(stream_id), keys.lease_key(owner)], args)
         if result != -3:
             if result == 1:

@@ -126,7 +126,7 @@ class RedisJournal:
 
     def _args(self, stream: Stream, end: int) -> list[object]:
         first = self._durable.get(stream.stream_id, 0)
-        final = "1" if stream.ended and end == stream.written else "0"
+        final = (stream.ending or "ended") if stream.ended and end == stream.written else "0"
         args: list[object] = [stream.stream_id, self._live_ttl_ms, self._done_ttl_ms, final, ""]
         for event_id, frame, text in stream.entries(first, end):
             field = "c" if frame is None else ("h" if event_id == 0 else "t")

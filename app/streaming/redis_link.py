@@ -32,7 +32,8 @@ COMMAND_CONNECTIONS = 64
 FOLLOW_CONNECTIONS = 512  # each remote follower blocked in XREAD holds one while it waits
 
 # Writes a stream's next entries: (event id, field, value) triples, field h (priming frame),
-# c (a chunk's text) or t (terminal frame). Entries already there are skipped, so a batch can be
+# c (a chunk's text) or t (terminal frame); ARGV[4] is how it ended when the batch ends it
+# (finish_reason or error_code), else 0. Entries already there are skipped, so a batch can be
 # sent again after a failure. Refused (-1) once the stream is no longer live (declared lost).
 # With a 4th key (a dead owner's lease), it writes only if that lease is gone and the newest
 # entry is still ARGV[5]: then whoever calls it is the one that ends the stream.
@@ -58,8 +59,8 @@ for i = 6, #ARGV, 3 do
   end
 end
 if ARGV[6] == '0' then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
-if ARGV[4] == '1' then
-  redis.call('HSET', KEYS[1], 'state', 'finished', 'last', last)
+if ARGV[4] ~= '0' then
+  redis.call('HSET', KEYS[1], 'state', 'finished', 'last', last, 'ending', ARGV[4])
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
   redis.call('PEXPIRE', KEYS[2], ARGV[3])
   redis.call('HDEL', KEYS[3], ARGV[1])

@@ -119,7 +119,11 @@ class RedisStreamStore(StreamStore):
         if isinstance(stream, RemoteStream):
             return stream.stop(wait_seconds)
         assert isinstance(stream, Stream)
-        return producer.stop(stream, wait_seconds)
+        deadline = time.monotonic() + wait_seconds
+        stopped = producer.stop(stream, wait_seconds)
+        while stream.ended and not stream.finished and time.monotonic() < deadline:
+            gevent.sleep(0.005)  # the ending is being written to Redis: answer with its id
+        return stopped
 
     def live(self) -> int:
         return sum(1 for stream in self._local.values() if not stream.finished)

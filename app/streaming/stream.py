@@ -84,6 +84,7 @@ class Stream:
         "consumers",
         "correlation_id",
         "created",
+        "ending",
         "finished",
         "finished_at",
         "idle_since",
@@ -107,6 +108,7 @@ class Stream:
         self.producer: gevent.Greenlet | None = None
         self.cancelled = False  # a stop was sent to the producer (it ends the stream shortly)
         self.visible = 0  # frames 0 .. visible - 1 are what followers may see
+        self.ending: str | None = None  # once ended: the finish_reason, or the error_code
         self._journal = journal
         self._wakeup = Wakeup()
         self._head: bytes | None = None

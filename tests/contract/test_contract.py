@@ -9,6 +9,7 @@ from marshmallow import fields as mfields
 from marshmallow import validate
 from openapi_spec_validator import validate as validate_spec
 
+from app.errors import CATALOGUE
 from app.schemas import COMPONENTS, ChatRequestSchema
 
 from ..conformance import CONTRACT, SCHEMAS, conform
@@ -70,6 +71,10 @@ def test_request_bounds_match_the_default_settings() -> None:
     assert request["system"]["maxLength"] == schema.max_message_chars
     assert request["history"]["maxItems"] == schema.max_history_messages
     assert request["max_tokens"]["maximum"] == schema.max_tokens_limit
+
+
+def test_the_contract_lists_every_error_code_of_the_catalogue() -> None:
+    assert SCHEMAS["ErrorCode"]["enum"] == list(CATALOGUE)
 
 
 @pytest.mark.integration
