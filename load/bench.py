@@ -6,6 +6,7 @@
     ./scripts/load bench.py --concurrency 100 --tokens 200 --rounds 6 --no-wait \\
         --variant no_direct_send --variant geventhttpclient   # what a trick or a library is worth
     ./scripts/load bench.py --concurrency 100 --tokens 200 --rounds 3 --floor   # the stack's floor
+    ./scripts/load bench.py --quick --rounds 5 --no-wait --redis   # the Redis store against memory
 
 Starts the fake upstream and ChatWait (gunicorn, one gevent worker) on loopback. With two or
 more CPUs the server runs on the last one and the fake and this client on the others
@@ -16,7 +17,8 @@ rotating each round: `direct` (streaming chat completions straight from the fake
 100 streams also `direct_wait` and `chatwait_wait` (unless `--no-wait`). More server arms:
 `baseline:FOLDER` (another checkout, same virtualenv), a variant (ChatWait with one trick switched
 off or another upstream transport: load/variants.py), `floor_wsgi` and `floor_flask` (the least possible relay on
-the same worker, load/floor_worker.py).
+the same worker, load/floor_worker.py), `redis` (STREAM_STORE=redis, one worker, its redis-server on the
+load's CPUs; Redis's own CPU per token is reported beside the worker's).
 
 Starts are spread over one reply's length (`--starts steady`: N streams open at once, each
 stream's tokens at its own instants within the token period), or the same without that phase
@@ -69,6 +71,7 @@ def parse_arguments() -> argparse.Namespace:
     )
     parser.add_argument("--variant", action="append", default=[], choices=sorted(VARIANTS), help="repeatable")
     parser.add_argument("--floor", action="store_true", help="add the floor servers (bare WSGI and Flask relays)")
+    parser.add_argument("--redis", action="store_true", help="add ChatWait on the Redis store (its own redis-server)")
     parser.add_argument("--no-wait", dest="wait_arms", action="store_false", help="no wait-mode arms")
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin server and load to CPUs")
     parser.add_argument("--out", default="artifacts")
@@ -85,6 +88,8 @@ def start_servers(bench: Bench, args: argparse.Namespace) -> None:
         bench.add_server(f"baseline:{root.resolve().name}", root=root.resolve())
     for name in args.variant:
         bench.add_server(name, variant=name)
+    if args.redis:
+        bench.add_redis_server()
     if args.floor:
         for app in FLOOR_APPS:
             bench.add_server(f"floor_{app}", worker_class="load.floor_worker.FloorWorker", FLOOR_APP=app)

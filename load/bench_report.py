@@ -34,8 +34,9 @@ def added(server: dict, direct: dict) -> dict:
     return found
 
 
-def cpu_per_token_us(samples: dict) -> float | None:
-    return round(samples["cpu"] / samples["tokens"] * 1e6, 1) if samples["tokens"] else None
+def cpu_per_token_us(samples: dict, key: str = "cpu") -> float | None:
+    """Microseconds of CPU (the worker's, or with key="store_cpu" Redis's) per relayed token."""
+    return round(samples[key] / samples["tokens"] * 1e6, 1) if samples["tokens"] else None
 
 
 def spread(rounds: list[dict], key: str) -> str:

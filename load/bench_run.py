@@ -15,7 +15,7 @@ import psutil
 
 from load.bench_client import MARKERS, one_stream, post_request
 from load.bench_report import PROCESSES, added, cpu_per_token_us, diff, summarise
-from load.processes import ROOT, ChatWaitServer, FakeUpstream
+from load.processes import ROOT, ChatWaitServer, FakeUpstream, RedisServer
 from load.schedule import start_offsets
 
 SELF_CHECK_MS = 1.0
@@ -58,9 +58,19 @@ class Bench:
         server.worker = psutil.Process(server.proc.pid).children()[0]
         return server
 
+    def add_redis_server(self, name: str = "redis") -> ChatWaitServer:
+        """A ChatWait arm on the Redis store (one worker), with a Redis of its own on the load's CPUs."""
+        redis = RedisServer(cpus=self.load_cpus)
+        server = self.add_server(name, STREAM_STORE="redis", REDIS_URL=redis.url, WEB_CONCURRENCY="1")
+        server.redis = redis
+        server.store = psutil.Process(redis.proc.pid)
+        return server
+
     def stop(self) -> None:
         for server in self.servers.values():
             server.stop()
+            if getattr(server, "redis", None) is not None:
+                server.redis.stop()
         self.fake.stop()
 
     def warm_up(self) -> None:
@@ -88,11 +98,14 @@ class Bench:
         reply_seconds = tokens * delay_ms / 1000
         spread = min(reply_seconds, read_seconds or reply_seconds)
         offsets = start_offsets(self.starts, concurrency, spread, delay_ms / 1000)
-        worker = self.servers.get(target, next(iter(self.servers.values()))).worker
+        server = self.servers.get(target, next(iter(self.servers.values())))
+        worker, store = server.worker, getattr(server, "store", None) if target != "direct" else None
         cpu_before, waits_before = worker.cpu_times(), self.runqueue_waits(worker.pid)
+        store_before = _cpu(store)
         jobs = [gevent.spawn(one_stream, port, request, marker, deadline, read_seconds, at) for at in offsets]
         gevent.joinall(jobs, timeout=deadline + 10)
         cpu_after = worker.cpu_times()
+        store_cpu = _cpu(store) - store_before
         waits = collections.Counter(self.runqueue_waits(worker.pid))
         waits.subtract(waits_before)
         results = [job.value or {"ok": False, "arrivals": [], "total": None} for job in jobs]
@@ -107,6 +120,7 @@ class Bench:
             "totals": [r["total"] for r in results if r["total"] is not None and r["ok"]],
             "tokens": relayed,
             "cpu": (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system),
+            "store_cpu": store_cpu,
             "runqueue_wait_s": waits,
         }
 
@@ -148,6 +162,7 @@ class Bench:
                         "ttft_p50_ms": diff(own["ttft_ms"]["p50"], direct["ttft_ms"]["p50"]),
                         "gap_p99_ms": diff(own["gap_ms"]["p99"], direct["gap_ms"]["p99"]),
                         "cpu_per_token_us": cpu_per_token_us(samples[name]),
+                        "store_cpu_per_token_us": cpu_per_token_us(samples[name], "store_cpu"),
                     }
                 )
         return self._cell_report(concurrency, tokens, delay_ms, pooled, per_round)
@@ -158,7 +173,7 @@ class Bench:
         summary = {arm: summarise(samples) for arm, samples in pooled.items()}
         servers = {
             name: {"added": added(summary[name], summary["direct"]), "cpu_per_token_us": cpu_per_token_us(pooled[name])}
-            | {"rounds": rounds}
+            | {"store_cpu_per_token_us": cpu_per_token_us(pooled[name], "store_cpu"), "rounds": rounds}
             for name, rounds in per_round.items()
         }
         if "chatwait_wait" in summary:
@@ -232,6 +247,7 @@ def _arm(target: str, streaming: bool) -> str:
 
 def _empty() -> dict:
     return {"errors": 0, "incomplete": 0, "ttft": [], "gaps": [], "totals": [], "tokens": 0, "cpu": 0.0} | {
+        "store_cpu": 0.0,
         "runqueue_wait_s": collections.Counter()
     }
 
@@ -242,6 +258,14 @@ def _pool(samples: list[dict]) -> dict:
         for key, value in sample.items():
             pooled[key] += value
     return pooled
+
+
+def _cpu(process: psutil.Process | None) -> float:
+    """CPU seconds a process (Redis) has used so far; 0 without one."""
+    if process is None:
+        return 0.0
+    times = process.cpu_times()
+    return times.user + times.system
 
 
 def _listed(cpus: set[int] | None) -> list[int] | None:
