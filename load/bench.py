@@ -66,7 +66,11 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--starts", choices=("steady", "aligned", "burst"), default="steady")
     parser.add_argument("--quick", action="store_true", help="1/10/100 streams, 200 tokens, 20 ms; 2,000 sequential")
     parser.add_argument(
-        "--baseline-root", dest="baseline_roots", type=Path, action="append", default=[],
+        "--baseline-root",
+        dest="baseline_roots",
+        type=Path,
+        action="append",
+        default=[],
         help="another checkout to compare with (repeatable; the arm is named after its folder)",
     )
     parser.add_argument("--variant", action="append", default=[], choices=sorted(VARIANTS), help="repeatable")

@@ -28,8 +28,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from load.bench_client import MARKERS, one_stream, post_request  # noqa: E402
 from load.processes import ChatWaitServer  # noqa: E402
 
-SUBJECTS = ["a lighthouse keeper", "a seagull", "a baker", "a robot", "a gardener", "a river", "a violinist",
-            "a fox", "a train driver", "a kite", "an astronomer", "a cat", "a potter", "a glacier", "a librarian"]
+SUBJECTS = [
+    "a lighthouse keeper",
+    "a seagull",
+    "a baker",
+    "a robot",
+    "a gardener",
+    "a river",
+    "a violinist",
+    "a fox",
+    "a train driver",
+    "a kite",
+    "an astronomer",
+    "a cat",
+    "a potter",
+    "a glacier",
+    "a librarian",
+]
 
 
 def prompt(index: int) -> str:

@@ -248,7 +248,7 @@ def _arm(target: str, streaming: bool) -> str:
 def _empty() -> dict:
     return {"errors": 0, "incomplete": 0, "ttft": [], "gaps": [], "totals": [], "tokens": 0, "cpu": 0.0} | {
         "store_cpu": 0.0,
-        "runqueue_wait_s": collections.Counter()
+        "runqueue_wait_s": collections.Counter(),
     }
 
 
@@ -280,4 +280,3 @@ def _runqueue_wait(pid: int) -> float:
         except (OSError, IndexError, ValueError):
             continue  # a thread that ended, or a kernel without schedstats
     return total / 1e9
-

@@ -32,9 +32,21 @@ def main() -> int:
     Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
     try:
         command = [
-            str(BIN / "locust"), "-f", str(ROOT / "load" / "locustfile.py"), "--headless",
-            "--users", str(args.users), "--spawn-rate", str(max(1, args.users // 5)),
-            "--run-time", f"{args.seconds}s", "--host", server.url, "--csv", args.csv, "--only-summary",
+            str(BIN / "locust"),
+            "-f",
+            str(ROOT / "load" / "locustfile.py"),
+            "--headless",
+            "--users",
+            str(args.users),
+            "--spawn-rate",
+            str(max(1, args.users // 5)),
+            "--run-time",
+            f"{args.seconds}s",
+            "--host",
+            server.url,
+            "--csv",
+            args.csv,
+            "--only-summary",
         ]
         env = {**os.environ, "CHAT_TOKENS": str(args.tokens), "CHAT_DELAY_MS": str(args.delay_ms)}
         return subprocess.run(command, env=env, check=False).returncode

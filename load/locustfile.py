@@ -77,6 +77,9 @@ def _check_targets(environment, **_) -> None:
     p95 = first_token.get_response_time_percentile(0.95) if first_token.num_requests else None
     failures = stats.total.num_failures
     ok = failures == 0 and p95 is not None and p95 <= FIRST_TOKEN_P95_MS
-    print(f"first_token p95 = {p95} ms (target <= {FIRST_TOKEN_P95_MS:g}), failures = {failures}: "
-          f"{'PASS' if ok else 'FAIL'}", flush=True)
+    print(
+        f"first_token p95 = {p95} ms (target <= {FIRST_TOKEN_P95_MS:g}), failures = {failures}: "
+        f"{'PASS' if ok else 'FAIL'}",
+        flush=True,
+    )
     environment.process_exit_code = 0 if ok else 1
