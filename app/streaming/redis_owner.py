@@ -45,7 +45,7 @@ class OwnerDuties:
 
     def start(self) -> None:
         """Take the lease at once, then keep it and listen for stops in the background."""
-        self._renew()
+        self.renew()
         for run in (self._keep_lease, self._listen):
             greenlet = gevent.spawn(run)
             greenlet.link_exception(log_greenlet_failure)
@@ -59,7 +59,8 @@ class OwnerDuties:
         with contextlib.suppress(redis.RedisError):  # else it lapses by itself
             self._link.commands.delete(keys.lease_key(self._link.worker))
 
-    def _renew(self) -> None:
+    def renew(self) -> None:
+        """Take or renew this worker's lease now."""
         self._link.commands.set(keys.lease_key(self._link.worker), 1, px=int(LEASE_SECONDS * 1000))
 
     def _keep_lease(self) -> None:
@@ -67,7 +68,7 @@ class OwnerDuties:
         while True:
             gevent.sleep(RENEW_SECONDS)
             try:
-                self._renew()
+                self.renew()
                 if time.monotonic() - swept >= self._sweep_every:
                     swept = time.monotonic()
                     self._reap(self._last_seen)

@@ -1,0 +1,128 @@
+"""The Redis store's parts against a real redis-server: the write script, the journal, a remote
+follower and the end of a stream whose owner died."""
+
+from __future__ import annotations
+
+import gevent
+import pytest
+import redis
+
+from app.streaming import redis_link as keys
+from app.streaming.producer import priming_frame
+from app.streaming.redis_follow import RemoteStream, end_if_owner_gone
+from app.streaming.redis_journal import RedisJournal
+from app.streaming.redis_store import RedisStreamStore, StoreUnreachable
+from app.streaming.stream import Stream
+from load.processes import RedisServer, free_port
+
+from ..sse import parse
+
+
+@pytest.fixture
+def store(redis_server: RedisServer):
+    """A Redis store (one "worker") on the tests' Redis, emptied first."""
+    redis.Redis.from_url(redis_server.url).flushall()
+    found = RedisStreamStore(redis_server.url, max_streams=3, ttl_seconds=60, max_stream_seconds=60)
+    found.journal.start()  # not the owner's greenlets: unpatched, their blocking reads would hold the test up
+    found.duties.renew()
+    yield found
+    found.close()
+
+
+def _write(stream: Stream, chunks: list[str], end: bytes | None = None) -> None:
+    stream.append(priming_frame(stream.stream_id, stream.correlation_id, stream.model, stream.created))
+    for chunk in chunks:
+        stream.append_chunk(chunk)
+    if end is not None:
+        stream.ending = "stop"
+        stream.append(end, final=True)
+
+
+def _settle(condition, seconds: float = 5.0) -> None:
+    with gevent.Timeout(seconds):
+        while not condition():
+            gevent.sleep(0.01)
+
+
+def test_frames_become_visible_once_in_redis_and_a_remote_follower_gets_the_same_bytes(store, redis_server) -> None:
+    stream = store.create("cid-1", "m")
+    _write(stream, ["Hel", "lo é \ud800", '"quoted"'], end=b"id: 4\nevent: done\ndata: {}\n\n")
+    assert stream.visible == 0 and not stream.finished, "nothing is visible before Redis has it"
+    _settle(lambda: stream.finished)
+    local = b"".join(stream.frames(0, stream.visible))
+    assert len(store.link.commands.xrange(keys.events_key(stream.stream_id))) == 5
+    other = RedisStreamStore(redis_server.url, 3, 60, 60)  # another worker
+    try:
+        remote = other.get(stream.stream_id)
+        assert isinstance(remote, RemoteStream) and remote.finished and remote.last_event_id == 4
+        assert b"".join(remote.follow(None, 1.0)) == local
+        assert b"".join(remote.follow(1, 1.0)) == b"".join(stream.frames(2, 5))
+    finally:
+        other.close()
+
+
+def test_a_batch_sent_again_is_not_written_twice_and_an_ended_stream_refuses_more(store) -> None:
+    stream = store.create("cid-2", "m")
+    _write(stream, ["a", "b"])
+    _settle(lambda: stream.visible == 3)
+    args = [stream.stream_id, 60000, 60000, "0", "", 1, "c", b"a", 2, "c", b"b", 3, "c", b"c"]
+    stream_keys = [keys.meta_key(stream.stream_id), keys.events_key(stream.stream_id), keys.LIVE_KEY]
+    assert store.link.scripts.run("write", stream_keys, args) == 1
+    texts = [f.get(b"c") for _, f in store.link.commands.xrange(keys.events_key(stream.stream_id))]
+    assert texts == [None, b"a", b"b", b"c"], "entries 1 and 2 were skipped, 3 added"
+    store.link.commands.hset(keys.meta_key(stream.stream_id), "state", "finished")
+    assert store.link.scripts.run("write", stream_keys, [*args[:5], 4, "c", b"d"]) == -1
+
+
+def test_the_cluster_holds_at_most_max_streams_live_ones(store) -> None:
+    for _ in range(3):
+        store.create("cid", "m")
+    with pytest.raises(Exception, match="server_busy"):
+        store.create("cid", "m")
+
+
+def test_a_stream_whose_owner_lease_lapsed_is_ended_once_with_generation_lost(store) -> None:
+    stream = store.create("cid-3", "m")
+    _write(stream, ["one ", "two"])
+    _settle(lambda: stream.visible == 3)
+    meta = store.link.commands.hgetall(keys.meta_key(stream.stream_id))
+    assert not end_if_owner_gone(store.link, stream.stream_id, meta), "the owner's lease is alive"
+    store.link.commands.delete(keys.lease_key(store.worker_id))  # the lease lapses: the owner died
+    assert end_if_owner_gone(store.link, stream.stream_id, meta)
+    assert not end_if_owner_gone(store.link, stream.stream_id, meta), "only one caller ends it"
+    entries = store.link.commands.xrange(keys.events_key(stream.stream_id))
+    events, _ = parse(b"".join(f.get(b"t", b"") for _, f in entries))
+    assert [e.event for e in events] == ["error"] and events[0].id == 3
+    assert events[0].data["error_code"] == "generation_lost" and events[0].data["content_length"] == 7
+    assert store.link.commands.hget(keys.meta_key(stream.stream_id), "ending") == b"generation_lost"
+    assert not store.link.commands.hexists(keys.LIVE_KEY, stream.stream_id)
+
+
+def test_the_journal_publishes_at_once_while_redis_is_down_and_writes_once_it_is_back() -> None:
+    server = RedisServer()
+    try:
+        client = keys.connect(server.url, 4, 1.0)
+        scripts = keys.Scripts(client)
+        scripts.load()
+        failures, lost = [], []
+        journal = RedisJournal(client, scripts, (60000, 60000), lambda: failures.append(1), lost.append)
+        stream = Stream("s1", "cid", "m", 0.0, journal=journal)
+        client.hset(keys.meta_key("s1"), "state", "live")
+        _write(stream, ["x"])
+        assert journal._flush({"s1": stream}) and stream.visible == 2
+        server.stop()
+        stream.append_chunk("y")
+        assert not journal._flush({"s1": stream})
+        assert failures == [1] and stream.visible == 3 and not journal.healthy, "followers here get it at once"
+        server.start()  # empty: the scripts are loaded again, and the stream, gone, counts as lost
+        assert not journal._flush(dict(journal._dirty)), "this round reloads the scripts"
+        assert journal._flush(dict(journal._dirty)) and lost == [stream] and journal.healthy
+    finally:
+        server.stop()
+
+
+def test_redis_down_at_start_up_says_where_and_what_to_do() -> None:
+    url = f"redis://:secret@127.0.0.1:{free_port()}/0"
+    with pytest.raises(StoreUnreachable, match=r"Redis at redis://:\*\*\*@127.0.0.1:\d+/0 did not answer") as raised:
+        RedisStreamStore(url, 3, 60, 60)
+    assert "secret" not in str(raised.value) and "STREAM_STORE=memory" in str(raised.value)
