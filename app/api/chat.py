@@ -48,6 +48,7 @@ def start_stream() -> Response:
     stream = found.store.create(g.correlation_id, call.model)
     trace_stream(stream.stream_id, stream.correlation_id)
     producer.start(stream, found.provider, found.settings, call, prompt_tokens)
+    found.store.admit(stream)  # the Redis store registers the stream meanwhile
     return _event_stream(stream, None)
 
 

@@ -98,12 +98,13 @@ class RemoteStream:
         pipe = self._link.commands.pipeline(transaction=False)
         pipe.hget(keys.meta_key(self.stream_id), "state")
         pipe.exists(keys.lease_key(self.owner))
-        pipe.hset(keys.meta_key(self.stream_id), "seen", int(time.time()))
-        state, owner_alive, _ = pipe.execute()
+        state, owner_alive = pipe.execute()
         if state is None:
             return False
         if state == b"live" and not owner_alive:
             end_if_owner_gone(self._link, self.stream_id, self._meta)
+        elif state == b"live":  # (never on an expired hash: that would make a key with no TTL)
+            self._link.commands.hset(keys.meta_key(self.stream_id), "seen", int(time.time()))
         return True
 
     def stop(self, wait_seconds: float) -> bool:
@@ -171,7 +172,7 @@ def end_if_owner_gone(link: Link, stream_id: str, meta: dict[bytes, bytes]) -> b
             frames += (0, "h", priming_frame(stream_id, correlation_id, model, created))
         ending = terminal_frame(len(chunks), sum(map(len, chunks)), outcome, correlation_id)
         frames += (max(last, 0) + 1, "t", ending)
-        args = [stream_id, link.live_ttl_ms, link.done_ttl_ms, "generation_lost", last, *frames]
+        args = [stream_id, link.live_ttl_ms, link.done_ttl_ms, "generation_lost", last, *keys.NOT_CREATING, *frames]
         result = link.scripts.run("write", [*_stream_keys(stream_id), keys.lease_key(owner)], args)
         if result != -3:
             if result == 1:

@@ -31,14 +31,24 @@ POOL_WAIT_SECONDS = 2.0  # for a free connection when the pool is at its bound
 COMMAND_CONNECTIONS = 64
 FOLLOW_CONNECTIONS = 512  # each remote follower blocked in XREAD holds one while it waits
 
-# Writes a stream's next entries: (event id, field, value) triples, field h (priming frame),
-# c (a chunk's text) or t (terminal frame); ARGV[4] is how it ended when the batch ends it
-# (finish_reason or error_code), else 0. Entries already there are skipped, so a batch can be
-# sent again after a failure. Refused (-1) once the stream is no longer live (declared lost).
-# With a 4th key (a dead owner's lease), it writes only if that lease is gone and the newest
-# entry is still ARGV[5]: then whoever calls it is the one that ends the stream.
+# Writes a stream's next entries, ARGV[11..] as (event id, field, value) triples: field h (the
+# priming frame), c (a chunk's text) or t (the terminal frame). ARGV[4] is how the stream ended
+# when this batch ends it (finish_reason or error_code), else 0. With ARGV[6..10] (max live
+# streams, owner, correlation id, model, created), the first batch also creates the stream,
+# unless the cluster already holds MAX_STREAMS live ones (-4). Entries already there are
+# skipped, so a batch can be sent again after a failure. Refused (-1) once the stream is no
+# longer live (declared lost). With a 4th key (a dead owner's lease), it writes only if that
+# lease is gone and the newest entry is still ARGV[5]: whoever calls it then ends the stream.
 WRITE_SCRIPT = """
 local state = redis.call('HGET', KEYS[1], 'state')
+if not state and ARGV[6] ~= '' then
+  if redis.call('HLEN', KEYS[3]) >= tonumber(ARGV[6]) then return -4 end
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[7])
+  redis.call('HSET', KEYS[1], 'state', 'live', 'owner', ARGV[7], 'correlation_id', ARGV[8],
+    'model', ARGV[9], 'created', ARGV[10])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  state = 'live'
+end
 if state ~= 'live' then
   redis.call('HDEL', KEYS[3], ARGV[1])
   return -1
@@ -51,14 +61,14 @@ if KEYS[4] then
   if top_id ~= tonumber(ARGV[5]) then return -3 end
 end
 local last = -1
-for i = 6, #ARGV, 3 do
+for i = 11, #ARGV, 3 do
   last = tonumber(ARGV[i])
   local ok = redis.pcall('XADD', KEYS[2], '0-' .. (last + 1), ARGV[i + 1], ARGV[i + 2])
   if type(ok) == 'table' and ok.err and not string.find(ok.err, 'equal or smaller', 1, true) then
     return ok
   end
 end
-if ARGV[6] == '0' then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+if ARGV[11] == '0' then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
 if ARGV[4] ~= '0' then
   redis.call('HSET', KEYS[1], 'state', 'finished', 'last', last, 'ending', ARGV[4])
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
@@ -67,16 +77,7 @@ if ARGV[4] ~= '0' then
 end
 return 1
 """
-
-# Registers a new live stream unless the cluster already holds MAX_STREAMS live ones (0).
-CREATE_SCRIPT = """
-if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[2], 'state', 'live', 'owner', ARGV[2], 'correlation_id', ARGV[5],
-  'model', ARGV[6], 'created', ARGV[7])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-return 1
-"""
+NOT_CREATING = ("", "", "", "", "")  # ARGV[6..10] of a batch that does not create its stream
 
 
 def meta_key(stream_id: str) -> str:
@@ -159,12 +160,16 @@ class Scripts:
 
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
-        self._sources = {"write": WRITE_SCRIPT, "create": CREATE_SCRIPT}
+        self._sources = {"write": WRITE_SCRIPT}
         self._shas = {name: _sha1(source) for name, source in self._sources.items()}
+
+    def command(self, name: str, keys: Sequence[str], args: Sequence[object]) -> tuple[object, ...]:
+        """The EVALSHA command calling a script, as arguments to send."""
+        return ("EVALSHA", self._shas[name], len(keys), *keys, *args)
 
     def call(self, target: redis.Redis, name: str, keys: Sequence[str], args: Sequence[object]) -> object:
         """EVALSHA on `target` (a client or a pipeline); the caller loads on NoScriptError."""
-        return target.evalsha(self._shas[name], len(keys), *keys, *args)
+        return target.execute_command(*self.command(name, keys, args))
 
     def load(self) -> None:
         """Load every script into Redis (after a restart of Redis, or at start-up)."""

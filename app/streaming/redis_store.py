@@ -31,6 +31,7 @@ log = logging.getLogger("chatwait.store")
 
 LIVE_MARGIN_SECONDS = 600  # a live stream's keys outlive MAX_STREAM_SECONDS by this much, in case all crash
 CLOSE_FLUSH_SECONDS = 2.0
+ADMIT_SECONDS = keys.COMMAND_TIMEOUT_SECONDS + 1.0
 
 
 class StoreUnreachable(RuntimeError):
@@ -67,6 +68,7 @@ class RedisStreamStore(StreamStore):
             ) from None
         self._local: dict[str, Stream] = {}
         self._expired: set[str] = set()  # cancelled for want of followers: deleted once ended
+        self._refused: set[str] = set()  # new streams Redis did not admit (MAX_STREAMS)
         self._accepting = True
         self.journal = RedisJournal(
             commands, scripts, (live_ttl_ms, self.link.done_ttl_ms), self._store_failed, self._declared_lost
@@ -77,26 +79,34 @@ class RedisStreamStore(StreamStore):
         return len(self._local)
 
     def create(self, correlation_id: str, model: str) -> Stream:
-        """A new stream owned by this worker; server_busy when the cluster holds MAX_STREAMS live ones."""
+        """A new stream owned by this worker, registered in Redis with its first frames (`admit`)."""
         if not self._accepting:
             raise ApiError("service_restarting", STOPPING_DETAIL)
-        stream_id = random_id()
-        args = [
-            stream_id,
-            self.worker_id,
-            self.max_streams,
-            self.link.live_ttl_ms,
-            correlation_id,
-            model,
-            int(time.time()),
-        ]
-        with store_errors("creating the stream"):
-            created = self.link.scripts.run("create", [keys.LIVE_KEY, keys.meta_key(stream_id)], args)
-        if not created:
-            raise ApiError("server_busy", f"The cluster holds {self.max_streams} live streams (MAX_STREAMS).")
-        stream = Stream(stream_id, correlation_id, model, self.clock(), journal=self.journal)
-        self._local[stream_id] = stream
+        if not self.journal.healthy:
+            raise ApiError("store_unavailable", "Redis did not answer the last writes of this worker.")
+        stream = Stream(random_id(), correlation_id, model, self.clock(), journal=self.journal)
+        self.journal.create(stream, (self.max_streams, self.worker_id, correlation_id, model, int(stream.created)))
+        self._local[stream.stream_id] = stream
         return stream
+
+    def admit(self, stream: Stream) -> None:
+        """Wait until Redis holds the new stream's priming frame; server_busy when the cluster
+        already holds MAX_STREAMS live streams, store_unavailable when Redis does not answer.
+        Meanwhile the generation has started: its upstream request is not delayed by Redis."""
+        deadline = time.monotonic() + ADMIT_SECONDS
+        while stream.visible == 0 and stream.stream_id not in self._refused and time.monotonic() < deadline:
+            if not self.journal.healthy:
+                break
+            stream.wait(max(0.0, deadline - time.monotonic()))
+        if stream.visible and self.journal.healthy:
+            return
+        busy = stream.stream_id in self._refused
+        self._refused.discard(stream.stream_id)
+        self._local.pop(stream.stream_id, None)
+        producer.stop(stream, 0.0)
+        if busy:
+            raise ApiError("server_busy", f"The cluster holds {self.max_streams} live streams (MAX_STREAMS).")
+        raise ApiError("store_unavailable", "Redis did not register the new stream in time.")
 
     def get(self, stream_id: str) -> StreamView:
         """This worker's own stream from memory, else the stream as Redis has it."""
@@ -168,8 +178,11 @@ class RedisStreamStore(StreamStore):
         for stream in list(self._local.values()):
             stream.cancel(StreamCancelled("store_unavailable", error))
 
-    def _declared_lost(self, stream: Stream) -> None:
-        """Another worker ended this stream as lost (this worker's lease had lapsed): stop generating."""
+    def _declared_lost(self, stream: Stream, refused: bool) -> None:
+        """Redis refused the stream: the cluster was full (`admit` answers server_busy), or
+        another worker ended it as lost (this worker's lease had lapsed). Stop generating."""
+        if refused:
+            self._refused.add(stream.stream_id)
         error = ApiError("generation_lost", "This worker's lease on the stream lapsed.")
         stream.cancel(StreamCancelled("lost", error))
 

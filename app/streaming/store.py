@@ -47,6 +47,10 @@ class StreamStore(abc.ABC):
         assert isinstance(stream, Stream)
         return producer.stop(stream, wait_seconds)
 
+    def admit(self, stream: Stream) -> None:
+        """Confirm a new stream whose generation has started (the Redis store registers it
+        meanwhile); raises ApiError when it cannot be kept, after stopping its generation."""
+
     def ready(self) -> tuple[bool, str]:
         """Whether the store can serve streams now, and why not."""
         return True, "In this worker's memory."

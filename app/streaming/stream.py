@@ -168,6 +168,11 @@ class Stream:
         else:
             self._journal.written(self)
 
+    def wait(self, timeout: float) -> None:
+        """Block until the stream changes (a frame written or published) or `timeout` passes."""
+        with gevent.Timeout(timeout, False):
+            self._wakeup.wait()
+
     def publish(self, end: int, now: float | None = None) -> None:
         """Let followers see frames up to `end - 1` and wake them (the terminal one ends the stream)."""
         self.visible = end

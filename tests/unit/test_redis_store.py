@@ -7,6 +7,7 @@ import gevent
 import pytest
 import redis
 
+from app.errors import ApiError
 from app.streaming import redis_link as keys
 from app.streaming.producer import priming_frame
 from app.streaming.redis_follow import RemoteStream, end_if_owner_gone
@@ -65,20 +66,26 @@ def test_a_batch_sent_again_is_not_written_twice_and_an_ended_stream_refuses_mor
     stream = store.create("cid-2", "m")
     _write(stream, ["a", "b"])
     _settle(lambda: stream.visible == 3)
-    args = [stream.stream_id, 60000, 60000, "0", "", 1, "c", b"a", 2, "c", b"b", 3, "c", b"c"]
+    args = [stream.stream_id, 60000, 60000, "0", "", *keys.NOT_CREATING, 1, "c", b"a", 2, "c", b"b", 3, "c", b"c"]
     stream_keys = [keys.meta_key(stream.stream_id), keys.events_key(stream.stream_id), keys.LIVE_KEY]
     assert store.link.scripts.run("write", stream_keys, args) == 1
     texts = [f.get(b"c") for _, f in store.link.commands.xrange(keys.events_key(stream.stream_id))]
     assert texts == [None, b"a", b"b", b"c"], "entries 1 and 2 were skipped, 3 added"
     store.link.commands.hset(keys.meta_key(stream.stream_id), "state", "finished")
-    assert store.link.scripts.run("write", stream_keys, [*args[:5], 4, "c", b"d"]) == -1
+    assert store.link.scripts.run("write", stream_keys, [*args[:10], 4, "c", b"d"]) == -1
 
 
 def test_the_cluster_holds_at_most_max_streams_live_ones(store) -> None:
+    """A new stream is registered with its first frames; over MAX_STREAMS live ones, refused."""
     for _ in range(3):
-        store.create("cid", "m")
-    with pytest.raises(Exception, match="server_busy"):
-        store.create("cid", "m")
+        stream = store.create("cid", "m")
+        _write(stream, [])
+        store.admit(stream)
+    fourth = store.create("cid", "m")
+    _write(fourth, [])
+    with pytest.raises(ApiError, match="server_busy"):
+        store.admit(fourth)
+    assert fourth.stream_id not in store.link.commands.hgetall(keys.LIVE_KEY)
 
 
 def test_a_stream_whose_owner_lease_lapsed_is_ended_once_with_generation_lost(store) -> None:
@@ -105,7 +112,7 @@ def test_the_journal_publishes_at_once_while_redis_is_down_and_writes_once_it_is
         scripts = keys.Scripts(client)
         scripts.load()
         failures, lost = [], []
-        journal = RedisJournal(client, scripts, (60000, 60000), lambda: failures.append(1), lost.append)
+        journal = RedisJournal(client, scripts, (60000, 60000), lambda: failures.append(1), lambda s, _: lost.append(s))
         stream = Stream("s1", "cid", "m", 0.0, journal=journal)
         client.hset(keys.meta_key("s1"), "state", "live")
         _write(stream, ["x"])
