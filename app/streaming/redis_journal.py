@@ -117,7 +117,9 @@ class RedisJournal:
 
     def _flush(self, batch: dict[str, Stream]) -> bool:
         """Write `batch` in one round trip; False when it must be tried again."""
-        calls = [(stream, stream.written) for stream in batch.values()]
+        calls = [(s, s.written) for s in batch.values() if s.written > self._durable.get(s.stream_id, 0)]
+        if not calls:
+            return True
         commands = [self._scripts.command("write", _keys(s.stream_id), self._args(s, end)) for s, end in calls]
         try:
             results = self._send(commands)
