@@ -5,8 +5,8 @@ per round trip on a connection of its own, one script call per dirty stream with
 entries, then publishes them to the stream's followers on this worker. So whatever any client
 has seen is in Redis, and a resume on any worker continues exactly where it left off. A new
 stream's first batch also registers it (the cluster-wide MAX_STREAMS), in parallel with its
-upstream request. Batches gather for up to FLUSH_WINDOW_SECONDS, except a stream's first frames
-and its ending, which go at once (first token, stops).
+upstream request. Under load (the last batch held several streams) a batch gathers for up to
+FLUSH_WINDOW_SECONDS, except for a stream's first frames and its ending, which go at once.
 
 When Redis fails, the store ends this worker's live streams with store_unavailable; followers
 here still get every frame and the ending at once, and the journal keeps retrying, so that
@@ -32,6 +32,7 @@ log = logging.getLogger("chatwait.journal")
 RETRY_FIRST_SECONDS = 0.2
 RETRY_MAX_SECONDS = 2.0
 FLUSH_WINDOW_SECONDS = 0.001
+GATHER_FROM_STREAMS = 2  # a batch of at least this many streams: the next one gathers for the window
 Creation = tuple[int, str, str, str, int]  # MAX_STREAMS, owner, correlation id, model, created
 
 
@@ -101,14 +102,16 @@ class RedisJournal:
 
     def _run(self) -> None:
         delay = RETRY_FIRST_SECONDS
+        gather = False
         while True:
             if not self._dirty:
                 self._wakeup.wait()
-            if not self._urgent:
+            if gather and not self._urgent:
                 with gevent.Timeout(FLUSH_WINDOW_SECONDS, False):  # gather; an urgent write ends it
                     self._wakeup.wait()
             self._urgent = False
             batch, self._dirty = self._dirty, {}
+            gather = len(batch) >= GATHER_FROM_STREAMS  # busy: worth a window for the next batch
             if self._flush(batch):
                 delay = RETRY_FIRST_SECONDS
                 continue
