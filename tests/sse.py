@@ -67,6 +67,21 @@ def iter_events(response: httpx.Response) -> Iterator[Event]:
         yield from parser.feed(data)
 
 
+def read_events(response: httpx.Response, limit: int | None) -> tuple[list[Event], bool]:
+    """Up to `limit` events of a streaming response (all when None), comments skipped; True if
+    the terminal event was among them."""
+    events: list[Event] = []
+    for event in iter_events(response):
+        if event.event == ":comment":
+            continue
+        events.append(event)
+        if event.event in ("done", "error"):
+            return events, True
+        if limit is not None and len(events) >= limit:
+            break
+    return events, False
+
+
 def content_of(events: list[Event]) -> str:
     """The reply text carried by the chunk events."""
     return "".join(e.data["content"] for e in events if e.event == "chunk")

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from ..sse import Event, content_of, expected_reply, iter_events, parse
+from ..sse import Event, content_of, expected_reply, parse, read_events
 
 pytestmark = pytest.mark.integration
 
@@ -25,21 +25,8 @@ def start_server(start_store_server):
     """Servers started here use both stream stores too."""
     return start_store_server
 
+
 TRIALS = 200
-
-
-def _read(response: httpx.Response, limit: int | None) -> tuple[list[Event], bool]:
-    """Read up to `limit` events (all when None); True if the terminal event was among them."""
-    events: list[Event] = []
-    for event in iter_events(response):
-        if event.event == ":comment":
-            continue
-        events.append(event)
-        if event.event in ("done", "error"):
-            return events, True
-        if limit is not None and len(events) >= limit:
-            break
-    return events, False
 
 
 def _resume_options(last_id: int | None, form: str) -> dict:
@@ -65,7 +52,7 @@ def _trial(base_url: str, seed: int) -> tuple[str, str, list[int]]:
         with client.stream("POST", "/v1/chat/streaming", json=body) as response:
             assert response.status_code == 200
             stream_id = response.headers["x-stream-id"]
-            events, finished = _read(response, rng.randint(0, tokens + 1))
+            events, finished = read_events(response, rng.randint(0, tokens + 1))
         received += events
         drops = 0
         while not finished:
@@ -75,7 +62,7 @@ def _trial(base_url: str, seed: int) -> tuple[str, str, list[int]]:
             options = _resume_options(last_id, form)
             with client.stream("GET", f"/v1/chat/streaming/{stream_id}", **options) as response:
                 assert response.status_code == 200, response.read()
-                events, finished = _read(response, limit)
+                events, finished = read_events(response, limit)
             received += events
             drops += 1
     ids = [e.id for e in received]
@@ -111,7 +98,7 @@ def test_header_wins_over_query(http: httpx.Client) -> None:
 def test_late_resume_after_the_end_gets_the_rest(http: httpx.Client) -> None:
     with http.stream("POST", "/v1/chat/streaming", json={"message": "@tokens=30 @delay_ms=5"}) as response:
         stream_id = response.headers["x-stream-id"]
-        events, _ = _read(response, 4)
+        events, _ = read_events(response, 4)
     time.sleep(0.5)  # the generation finishes while nobody follows it
     rest, _ = parse(http.get(f"/v1/chat/streaming/{stream_id}", headers={"Last-Event-ID": str(events[-1].id)}).content)
     assert content_of(events + rest) == expected_reply(30)
@@ -121,9 +108,9 @@ def test_late_resume_after_the_end_gets_the_rest(http: httpx.Client) -> None:
 def test_resume_while_generating_follows_live(http: httpx.Client) -> None:
     with http.stream("POST", "/v1/chat/streaming", json={"message": "@tokens=20 @delay_ms=20"}) as response:
         stream_id = response.headers["x-stream-id"]
-        events, _ = _read(response, 3)
+        events, _ = read_events(response, 3)
     with http.stream("GET", f"/v1/chat/streaming/{stream_id}", params={"last_event_id": events[-1].id}) as response:
-        rest, finished = _read(response, None)
+        rest, finished = read_events(response, None)
     assert finished
     assert content_of(events + rest) == expected_reply(20)
 
@@ -132,7 +119,7 @@ def test_two_consumers_see_the_same_stream(http: httpx.Client) -> None:
     with http.stream("POST", "/v1/chat/streaming", json={"message": "@tokens=15 @delay_ms=10"}) as response:
         stream_id = response.headers["x-stream-id"]
         second = http.get(f"/v1/chat/streaming/{stream_id}")  # follows to the end in full
-        first, _ = _read(response, None)
+        first, _ = read_events(response, None)
     assert content_of(parse(second.content)[0]) == content_of(first) == expected_reply(15)
 
 

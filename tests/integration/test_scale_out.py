@@ -20,7 +20,7 @@ import pytest
 from load.processes import ChatWaitServer, RedisServer, free_port
 
 from ..conftest import server_env
-from ..sse import Event, content_of, expected_reply, iter_events, parse
+from ..sse import Event, content_of, expected_reply, iter_events, parse, read_events
 
 pytestmark = pytest.mark.integration
 
@@ -48,20 +48,6 @@ def cluster(fake, redis_server):
         running.stop()
 
 
-def _read(response: httpx.Response, limit: int | None) -> tuple[list[Event], bool]:
-    """Up to `limit` events (all when None), comments skipped; True if the terminal one came."""
-    events: list[Event] = []
-    for event in iter_events(response):
-        if event.event == ":comment":
-            continue
-        events.append(event)
-        if event.event in ("done", "error"):
-            return events, True
-        if limit is not None and len(events) >= limit:
-            break
-    return events, False
-
-
 def _request_id(kind: str, seed: int, step: int) -> dict[str, str]:
     return {"X-Correlation-Id": f"{kind}-{seed}-{step}"}
 
@@ -80,7 +66,7 @@ def _trial(base_url: str, seed: int) -> dict[str, Any]:
         with client.stream("POST", "/v1/chat/streaming", **post) as response:
             assert response.status_code == 200
             stream_id = response.headers["x-stream-id"]
-            events, finished = _read(response, rng.randint(1, tokens // 2))
+            events, finished = read_events(response, rng.randint(1, tokens // 2))
         received += events
         step = 0
         while not finished:
@@ -92,7 +78,7 @@ def _trial(base_url: str, seed: int) -> dict[str, Any]:
             headers = {"Last-Event-ID": str(received[-1].id), **_request_id("resume", seed, step)}
             with client.stream("GET", f"/v1/chat/streaming/{stream_id}", headers=headers) as response:
                 assert response.status_code == 200, response.read()
-                events, finished = _read(response, rng.randint(1, tokens) if rng.random() < 0.6 else None)
+                events, finished = read_events(response, rng.randint(1, tokens) if rng.random() < 0.6 else None)
             received += events
     return {"message": message, "tokens": tokens, "events": received, "stopped": stopped}
 
@@ -160,7 +146,7 @@ def test_streams_resume_exactly_after_a_full_restart(cluster) -> None:
     with httpx.Client(base_url=first.url, timeout=30) as client:
         whole = [parse(client.post("/v1/chat/streaming", json={"message": f"@tokens={n}"}).content)[0] for n in (3, 40)]
         with client.stream("POST", "/v1/chat/streaming", json={"message": "@tokens=60 @delay_ms=5"}) as response:
-            dropped, _ = _read(response, 5)  # it finishes while nobody follows
+            dropped, _ = read_events(response, 5)  # it finishes while nobody follows
         time.sleep(1.0)
     first.stop()  # SIGTERM: every worker exits; the master too
     assert first.proc.poll() is not None
@@ -208,7 +194,7 @@ def test_sigkill_of_the_producing_worker_ends_its_stream_with_generation_lost(cl
         body = {"message": "@tokens=5000 @delay_ms=10"}
         with client.stream("POST", "/v1/chat/streaming", json=body, headers={"X-Correlation-Id": cid}) as response:
             stream_id = response.headers["x-stream-id"]
-            _read(response, 3)
+            read_events(response, 3)
     owner = _worker_of(server, cid)
     following = threading.Event()
     with ThreadPoolExecutor(max_workers=1) as pool:
