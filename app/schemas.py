@@ -221,6 +221,7 @@ class ReadySchema(StrictSchema):
     context_tokens = fields.Integer()
     instances = fields.Integer()
     streams = fields.Integer(required=True)
+    live_streams = fields.Integer(required=True)
     store = fields.String(required=True, validate=validate.OneOf(("memory", "redis")))
     store_detail = fields.String(required=True)
 

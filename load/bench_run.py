@@ -100,12 +100,12 @@ class Bench:
         offsets = start_offsets(self.starts, concurrency, spread, delay_ms / 1000)
         server = self.servers.get(target, next(iter(self.servers.values())))
         worker, store = server.worker, getattr(server, "store", None) if target != "direct" else None
-        cpu_before, waits_before = worker.cpu_times(), self.runqueue_waits(worker.pid)
-        store_before = _cpu(store)
+        cpu_before, waits_before = cpu_seconds(worker), self.runqueue_waits(worker.pid)
+        store_before = cpu_seconds(store)
         jobs = [gevent.spawn(one_stream, port, request, marker, deadline, read_seconds, at) for at in offsets]
         gevent.joinall(jobs, timeout=deadline + 10)
-        cpu_after = worker.cpu_times()
-        store_cpu = _cpu(store) - store_before
+        cpu_after = cpu_seconds(worker)
+        store_cpu = cpu_seconds(store) - store_before
         waits = collections.Counter(self.runqueue_waits(worker.pid))
         waits.subtract(waits_before)
         results = [job.value or {"ok": False, "arrivals": [], "total": None} for job in jobs]
@@ -119,7 +119,7 @@ class Bench:
             "gaps": [b - a for r in results for a, b in zip(r["arrivals"], r["arrivals"][1:], strict=False)],
             "totals": [r["total"] for r in results if r["total"] is not None and r["ok"]],
             "tokens": relayed,
-            "cpu": (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system),
+            "cpu": cpu_after - cpu_before,
             "store_cpu": store_cpu,
             "runqueue_wait_s": waits,
         }
@@ -260,12 +260,16 @@ def _pool(samples: list[dict]) -> dict:
     return pooled
 
 
-def _cpu(process: psutil.Process | None) -> float:
-    """CPU seconds a process (Redis) has used so far; 0 without one."""
+def cpu_seconds(process: psutil.Process | None) -> float:
+    """CPU seconds a process has used so far, to the nanosecond (Linux schedstat, all its
+    threads; psutil's 10 ms ticks where there is none); 0 without a process."""
     if process is None:
         return 0.0
-    times = process.cpu_times()
-    return times.user + times.system
+    ran = _schedstat(process.pid, 0)
+    if ran is None:
+        times = process.cpu_times()
+        return times.user + times.system
+    return ran
 
 
 def _listed(cpus: set[int] | None) -> list[int] | None:
@@ -273,10 +277,17 @@ def _listed(cpus: set[int] | None) -> list[int] | None:
 
 
 def _runqueue_wait(pid: int) -> float:
-    total = 0
+    return _schedstat(pid, 1) or 0.0
+
+
+def _schedstat(pid: int, field: int) -> float | None:
+    """Seconds summed over a process's threads: field 0 on a CPU, 1 waiting for one (None
+    without schedstats)."""
+    total, found = 0, False
     for task in Path(f"/proc/{pid}/task").glob("*"):
         try:
-            total += int((task / "schedstat").read_text().split()[1])
+            total += int((task / "schedstat").read_text().split()[field])
+            found = True
         except (OSError, IndexError, ValueError):
             continue  # a thread that ended, or a kernel without schedstats
-    return total / 1e9
+    return total / 1e9 if found else None

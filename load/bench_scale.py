@@ -1,20 +1,24 @@
-"""Scale-out benchmark: tokens per second relayed by one worker and by two, on the Redis store.
+"""Scale-out benchmark: the tokens/s one worker and two relay on the Redis store within a latency bound.
 
-    ./scripts/load bench_scale.py                       # 2 arms x 3 rounds, alternating
-    ./scripts/load bench_scale.py --streams 300 --delay-ms 5 --rounds 5
+    ./scripts/load bench_scale.py                          # 2 arms x 3 rounds, alternating
+    ./scripts/load bench_scale.py --rounds 5 --steps 30,45,60,75,90 --p99-ms 5
 
 Starts the fake upstream, a redis-server and two ChatWait servers (STREAM_STORE=redis), one
-with WEB_CONCURRENCY=1 and one with 2. Each round, each arm in turn gets `--streams` streams
-at once, `--delay-ms` between tokens, read for `--seconds`; reported per arm: tokens per
-second relayed, inter-token p99 (ms), and CPU per relayed token summed over the arm's workers,
-and Redis's CPU per token.
+with WEB_CONCURRENCY=1 and one with 2, each worker on a CPU of its own. Each round, each arm in
+turn climbs a ladder of loads: `--steps` streams per worker (the two-worker arm gets twice as
+many), `--delay-ms` between tokens, starts spread over a second and each stream's tokens at its
+own phase, then `--seconds` measured. A step passes when no stream failed, at least 95% of the
+tokens asked for arrived, and the inter-token p99 is at most `--p99-ms`; the arm's capacity is
+the tokens/s of its highest passing step (the ladder stops at the first failure). Reported per
+step: tokens/s, inter-token p99, the workers' CPU per relayed token and Redis's.
 
-CPUs: with N CPUs, the one-worker arm runs on the last CPU, the two-worker arm on the last
-two, and the load (this client, the fake, Redis) on the CPUs before those. With fewer than four
-CPUs the load cannot be kept off the workers' CPUs: then it shares them, the run says so
-(`load_shares_worker_cpus`), and the tokens/s ratio measures the machine, not ChatWait. The CPU
-per token of each arm stays meaningful: two workers that need no more CPU per token than one
-can relay twice as much on two free cores.
+CPUs. With four or more, the one-worker arm runs on the last CPU, the two-worker arm on the
+last two, and the load (this client, the fake, Redis) on the CPUs before those. With two or
+three, the load cannot be kept off the workers' CPUs, so each worker gets a fixed slice of its
+CPU instead (`--slice`, default a third: a CFS quota of 1 ms per 3 ms, with priority over the
+load within it, load/cpu_slice.py), and the load runs on every CPU in what the slices leave.
+Each worker is then a small core of its own; the report gives how much of its slice each arm
+used, so a reader can check that the workers, not the load generator, were the limit.
 """
 
 from __future__ import annotations
@@ -24,100 +28,179 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
+import itertools  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gevent  # noqa: E402
 import psutil  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from load import cpu_slice  # noqa: E402
 from load.bench_client import MARKERS, one_stream, post_request  # noqa: E402
+from load.bench_run import cpu_seconds  # noqa: E402
 from load.processes import ChatWaitServer, FakeUpstream, RedisServer  # noqa: E402
+from load.schedule import GOLDEN_FRACTION  # noqa: E402
 from load.stats import ms, pct  # noqa: E402
 
 ENV = {"OPENAI_API_KEY": "sk-bench", "OPENAI_MODEL": "fake-model", "MAX_STREAMS": "20000", "MAX_TOKENS": "20000"}
+RAMP_SECONDS = 1.0  # streams start over this long; tokens count from half a second after
+DELIVERED_AT_LEAST = 0.95
 
 
-def cpu_plan() -> dict[str, set[int] | None]:
-    """Which CPUs each process runs on (see the module docstring)."""
+def cpu_plan(slice_share: float | None) -> dict:
+    """The CPUs of each arm's workers (one set per worker), of the load, and the slice per worker."""
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
-        return {"one": None, "two": None, "load": None}
-    if len(cpus) >= 4:
-        return {"one": {cpus[-1]}, "two": set(cpus[-2:]), "load": set(cpus[:-2])}
-    return {"one": {cpus[-1]}, "two": set(cpus[-2:]), "load": set(cpus[:-1])}
+        raise SystemExit("bench_scale needs at least two CPUs")
+    plan = {"one": [{cpus[-1]}], "two": [{cpus[-2]}, {cpus[-1]}], "load": set(cpus[:-2]) or None, "slice": None}
+    if len(cpus) < 4 or slice_share:
+        if not cpu_slice.available():
+            raise SystemExit("fewer than four CPUs and no CPU cgroups to slice them: run as root on Linux")
+        plan["load"], plan["slice"] = None, slice_share or 1 / 3
+    return plan
 
 
-def cpu_seconds(processes: list[psutil.Process]) -> float:
-    return sum(p.cpu_times().user + p.cpu_times().system for p in processes)
+def cpu_total(processes: list[psutil.Process]) -> float:
+    return sum(cpu_seconds(p) for p in processes)
 
 
-def run_arm(server: ChatWaitServer, workers: list[psutil.Process], redis: psutil.Process, args) -> dict:
-    """`args.streams` streams at once for `args.seconds`: tokens/s, inter-token p99, CPU per token."""
-    tokens = int(args.seconds * 1000 / args.delay_ms) * 2
+def place_workers(name: str, server: ChatWaitServer, plan: dict) -> tuple[list[psutil.Process], list]:
+    """Pin each of the arm's workers to its CPU and, when slicing, into a slice of its own."""
+    workers = sorted(psutil.Process(server.proc.pid).children(), key=lambda p: p.pid)
+    slices = []
+    for index, (worker, cpus) in enumerate(zip(workers, plan[name], strict=True)):
+        os.sched_setaffinity(worker.pid, cpus)
+        if plan["slice"]:
+            slices.append(cpu_slice.CpuSlice(f"{name}{index}", plan["slice"]))
+            slices[-1].add(worker.pid)
+    return workers, slices
+
+
+def run_step(server: ChatWaitServer, streams: int, arm: dict, redis: psutil.Process, args) -> dict:
+    """`streams` streams, measured for `args.seconds` once all have started."""
+    period = args.delay_ms / 1000
+    start, end = RAMP_SECONDS + 0.5, RAMP_SECONDS + 0.5 + args.seconds
+    tokens = int((end + 2) / period)
     request = post_request("/v1/chat/streaming", {"message": f"scale @tokens={tokens} @delay_ms={args.delay_ms}"})
-    before, redis_before = cpu_seconds(workers), cpu_seconds([redis])
+    offsets = [RAMP_SECONDS * i / streams + period * (i * GOLDEN_FRACTION % 1.0) for i in range(streams)]
     marker = MARKERS["chatwait"]
-    jobs = [gevent.spawn(one_stream, server.port, request, marker, 120, args.seconds) for _ in range(args.streams)]
-    gevent.joinall(jobs, timeout=args.seconds + 60)
-    worker_cpu, redis_cpu = cpu_seconds(workers) - before, cpu_seconds([redis]) - redis_before
+    before, redis_before = cpu_total(arm["workers"]), cpu_total([redis])
+    throttled_before = [s.stat().get("nr_throttled", 0) for s in arm["slices"]]
+    began = time.monotonic()
+    jobs = [gevent.spawn(one_stream, server.port, request, marker, 120, end - at, at) for at in offsets]
+    gevent.joinall(jobs, timeout=end + 60)
+    worker_cpu, redis_cpu = cpu_total(arm["workers"]) - before, cpu_total([redis]) - redis_before
+    wall = time.monotonic() - began
     results = [job.value or {"ok": False, "arrivals": []} for job in jobs]
+    counted, gaps = 0, []
+    for at, result in zip(offsets, results, strict=True):
+        times = [at + t for t in result["arrivals"]]
+        counted += sum(1 for t in times if start <= t < end)
+        gaps += [b - a for a, b in itertools.pairwise(times) if a >= start and b < end]
     relayed = sum(len(r["arrivals"]) for r in results)
-    gaps = [b - a for r in results for a, b in zip(r["arrivals"], r["arrivals"][1:], strict=False)]
     gevent.sleep(2)  # the DELETEs land, the workers go idle
-    return {
-        "tokens_per_second": round(relayed / args.seconds),
+    found = {
+        "streams": streams,
+        "tokens_per_second": round(counted / args.seconds),
+        "asked_per_second": round(streams / period),
         "gap_p99_ms": ms(pct(gaps, 99)),
+        "errors": sum(1 for r in results if not r["ok"]),
         "worker_cpu_per_token_us": round(worker_cpu / relayed * 1e6, 1) if relayed else None,
         "redis_cpu_per_token_us": round(redis_cpu / relayed * 1e6, 1) if relayed else None,
-        "errors": sum(1 for r in results if not r["ok"]),
     }
+    if arm["slices"]:
+        found["slice_used"] = round(worker_cpu / (len(arm["slices"]) * arm["slices"][0].share * wall), 2)
+        found["throttled_periods"] = sum(s.stat().get("nr_throttled", 0) for s in arm["slices"]) - sum(throttled_before)
+    found["passed"] = (
+        found["errors"] == 0
+        and found["tokens_per_second"] >= DELIVERED_AT_LEAST * found["asked_per_second"]
+        and found["gap_p99_ms"] is not None
+        and found["gap_p99_ms"] <= args.p99_ms
+    )
+    return found
+
+
+def climb(name: str, server: ChatWaitServer, arm: dict, redis: psutil.Process, args, index: int) -> dict:
+    """Run the arm's ladder up to its first failing step; its capacity and every step."""
+    steps, capacity = [], 0
+    for per_worker in args.steps:
+        step = run_step(server, per_worker * len(arm["workers"]), arm, redis, args)
+        steps.append(step)
+        print(json.dumps({"round": index, "arm": name, **step}), flush=True)
+        if not step["passed"]:
+            break
+        capacity = max(capacity, step["tokens_per_second"])
+    return {"capacity_tokens_per_second": capacity, "steps": steps}
+
+
+def parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=lambda s: [int(x) for x in s.split(",")], default=[20, 30, 40, 50, 60, 70, 80])
+    parser.add_argument("--delay-ms", dest="delay_ms", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--p99-ms", dest="p99_ms", type=float, default=5.0)
+    parser.add_argument(
+        "--slice", type=float, default=None, help="a worker's share of its CPU (default: 1/3 on <4 CPUs)"
+    )
+    parser.add_argument("--out", default="artifacts")
+    return parser.parse_args()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--streams", type=int, default=300)
-    parser.add_argument("--delay-ms", dest="delay_ms", type=float, default=5.0)
-    parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--out", default="artifacts")
-    args = parser.parse_args()
-    plan = cpu_plan()
+    args = parse_arguments()
+    plan = cpu_plan(args.slice)
     if plan["load"]:
         os.sched_setaffinity(0, plan["load"])
     fake, redis = FakeUpstream(cpus=plan["load"]), RedisServer(cpus=plan["load"])
     servers: dict[str, ChatWaitServer] = {}
+    arms: dict[str, dict] = {}
     try:
         for name, workers in (("one", 1), ("two", 2)):
             env = {**ENV, "OPENAI_BASE_URL": fake.base_url, "STREAM_STORE": "redis", "REDIS_URL": redis.url}
-            servers[name] = ChatWaitServer({**env, "WEB_CONCURRENCY": str(workers)}, cpus=plan[name])
-        processes = {name: psutil.Process(s.proc.pid).children() for name, s in servers.items()}
+            servers[name] = ChatWaitServer({**env, "WEB_CONCURRENCY": str(workers)})
+            found, slices = place_workers(name, servers[name], plan)
+            arms[name] = {"workers": found, "slices": slices}
+        time.sleep(1)
         redis_process = psutil.Process(redis.proc.pid)
         rounds: dict[str, list[dict]] = {name: [] for name in servers}
         for index in range(args.rounds):
             for name in ["one", "two"] if index % 2 == 0 else ["two", "one"]:
-                rounds[name].append(run_arm(servers[name], processes[name], redis_process, args))
-                print(json.dumps({"round": index, "arm": name, **rounds[name][-1]}), flush=True)
+                rounds[name].append(climb(name, servers[name], arms[name], redis_process, args, index))
     finally:
         for server in servers.values():
             server.stop()
+        for arm in arms.values():
+            for piece in arm["slices"]:
+                piece.close()
         fake.stop()
         redis.stop()
-    shares = bool(plan["load"] and plan["two"] and plan["load"] & plan["two"])
+    report(args, plan, rounds)
+
+
+def report(args, plan: dict, rounds: dict[str, list[dict]]) -> None:
+    """Write artifacts/bench-scale.json and print the summary line."""
     pairs = zip(rounds["one"], rounds["two"], strict=True)
-    ratios = [two["tokens_per_second"] / one["tokens_per_second"] for one, two in pairs]
-    report = {
-        "arguments": vars(args),
-        "cpus": {k: sorted(v) if v else None for k, v in plan.items()},
-        "load_shares_worker_cpus": shares,
-        "rounds": rounds,
-        "two_over_one_tokens_per_second": {"min": round(min(ratios), 2), "max": round(max(ratios), 2)},
+    ratios = [two["capacity_tokens_per_second"] / max(1, one["capacity_tokens_per_second"]) for one, two in pairs]
+    summary = {
+        "cpus": {k: [sorted(c) for c in plan[k]] for k in ("one", "two")} | {"load": sorted(plan["load"] or [])},
+        "worker_slice": round(plan["slice"], 3) if plan["slice"] else None,
+        "capacity": {name: [r["capacity_tokens_per_second"] for r in arm] for name, arm in rounds.items()},
+        "two_over_one": {
+            "min": round(min(ratios), 2),
+            "max": round(max(ratios), 2),
+            "each": [round(r, 2) for r in ratios],
+        },
     }
     Path(args.out).mkdir(exist_ok=True)
-    (Path(args.out) / "bench-scale.json").write_text(json.dumps(report, indent=1))
-    print(json.dumps({k: report[k] for k in ("cpus", "load_shares_worker_cpus", "two_over_one_tokens_per_second")}))
+    (Path(args.out) / "bench-scale.json").write_text(
+        json.dumps({"arguments": vars(args), **summary, "rounds": rounds}, indent=1)
+    )
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

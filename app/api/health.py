@@ -18,13 +18,15 @@ def health() -> dict[str, str]:
 @bp.get("/ready")
 def ready() -> tuple[dict[str, object], int]:
     """Readiness: the provider built and the stream store answering (503 when it does not);
-    says which provider, model and store."""
+    says which provider, model and store, the streams this worker holds, and the live streams
+    the store counts (the cluster's, with Redis)."""
     found = services()
-    store_ok, store_detail = found.store.ready()
+    store_ok, store_detail, live = found.store.ready()
     return {
         "status": "ready" if store_ok else "not_ready",
         **found.provider.describe(),
         "streams": len(found.store),
+        "live_streams": live,
         "store": found.settings.stream_store,
         "store_detail": store_detail,
     }, 200 if store_ok else 503

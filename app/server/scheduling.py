@@ -95,5 +95,9 @@ class RestartableTimer:
         """Call `callback` after the full period from now (and every period after)."""
         self._timer.again(callback)
 
+    def stop(self) -> None:
+        """Stop it until the next `again`."""
+        self._timer.stop()
+
     def close(self) -> None:
         self._timer.close()

@@ -36,9 +36,11 @@ FOLLOW_CONNECTIONS = 512  # each remote follower blocked in XREAD holds one whil
 # when this batch ends it (finish_reason or error_code), else 0. With ARGV[6..10] (max live
 # streams, owner, correlation id, model, created), the first batch also creates the stream,
 # unless the cluster already holds MAX_STREAMS live ones (-4). Entries already there are
-# skipped, so a batch can be sent again after a failure. Refused (-1) once the stream is no
-# longer live (declared lost). With a 4th key (a dead owner's lease), it writes only if that
-# lease is gone and the newest entry is still ARGV[5]: whoever calls it then ends the stream.
+# skipped, so a batch can be sent again after a failure; a batch that would leave a gap (an
+# earlier one, sent on the same connection, failed) is refused (-5) and is sent again from the
+# newest entry. Refused (-1) once the stream is no longer live (declared lost). With a 4th key
+# (a dead owner's lease), it writes only if that lease is gone and the newest entry is still
+# ARGV[5]: whoever calls it then ends the stream.
 WRITE_SCRIPT = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state and ARGV[6] ~= '' then
@@ -53,19 +55,20 @@ if state ~= 'live' then
   redis.call('HDEL', KEYS[3], ARGV[1])
   return -1
 end
+local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+local next_id = 0
+if #top > 0 then next_id = tonumber(string.match(top[1][1], '%-(%d+)$')) end
 if KEYS[4] then
   if redis.call('EXISTS', KEYS[4]) == 1 then return -2 end
-  local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
-  local top_id = -1
-  if #top > 0 then top_id = tonumber(string.match(top[1][1], '%-(%d+)$')) - 1 end
-  if top_id ~= tonumber(ARGV[5]) then return -3 end
+  if next_id - 1 ~= tonumber(ARGV[5]) then return -3 end
 end
+if #ARGV >= 11 and tonumber(ARGV[11]) > next_id then return -5 end
 local last = -1
 for i = 11, #ARGV, 3 do
   last = tonumber(ARGV[i])
-  local ok = redis.pcall('XADD', KEYS[2], '0-' .. (last + 1), ARGV[i + 1], ARGV[i + 2])
-  if type(ok) == 'table' and ok.err and not string.find(ok.err, 'equal or smaller', 1, true) then
-    return ok
+  if last >= next_id then
+    local ok = redis.pcall('XADD', KEYS[2], '0-' .. (last + 1), ARGV[i + 1], ARGV[i + 2])
+    if type(ok) == 'table' and ok.err then return ok end
   end
 end
 if ARGV[11] == '0' then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end

@@ -90,21 +90,18 @@ class RedisStreamStore(StreamStore):
         return stream
 
     def admit(self, stream: Stream) -> None:
-        """Wait until Redis holds the new stream's priming frame; server_busy when the cluster
-        already holds MAX_STREAMS live streams, store_unavailable when Redis does not answer.
-        Meanwhile the generation has started: its upstream request is not delayed by Redis."""
-        deadline = time.monotonic() + ADMIT_SECONDS
-        while stream.visible == 0 and stream.stream_id not in self._refused and time.monotonic() < deadline:
-            if not self.journal.healthy:
-                break
-            stream.wait(max(0.0, deadline - time.monotonic()))
-        if stream.visible and self.journal.healthy:
+        """Wait until Redis has registered the new stream (sent with its priming frame);
+        server_busy when the cluster already holds MAX_STREAMS live streams, store_unavailable
+        when Redis does not answer. Meanwhile the generation has started: its upstream request
+        is not delayed by Redis."""
+        self.journal.await_registration(stream, ADMIT_SECONDS)
+        refused = stream.stream_id in self._refused
+        if not self.journal.registering(stream) and not refused and self.journal.healthy:
             return
-        busy = stream.stream_id in self._refused
         self._refused.discard(stream.stream_id)
         self._local.pop(stream.stream_id, None)
         producer.stop(stream, 0.0)
-        if busy:
+        if refused:
             raise ApiError("server_busy", f"The cluster holds {self.max_streams} live streams (MAX_STREAMS).")
         raise ApiError("store_unavailable", "Redis did not register the new stream in time.")
 
@@ -164,13 +161,13 @@ class RedisStreamStore(StreamStore):
         for client in (self.link.commands, self.link.blocking):
             client.connection_pool.disconnect()
 
-    def ready(self) -> tuple[bool, str]:
-        """Whether Redis answers now, and how it went."""
+    def ready(self) -> tuple[bool, str, int]:
+        """Whether Redis answers now, how it went, and the cluster's live streams (0 if unknown)."""
         try:
-            self.link.commands.ping()
+            live = self.link.commands.hlen(keys.LIVE_KEY)
         except redis.RedisError as error:
-            return False, f"Redis did not answer ({type(error).__name__})."
-        return True, "Redis answers."
+            return False, f"Redis did not answer ({type(error).__name__}).", 0
+        return True, "Redis answers.", live
 
     def _store_failed(self) -> None:
         """Redis failed under the journal: end this worker's live streams with store_unavailable."""

@@ -51,9 +51,10 @@ class StreamStore(abc.ABC):
         """Confirm a new stream whose generation has started (the Redis store registers it
         meanwhile); raises ApiError when it cannot be kept, after stopping its generation."""
 
-    def ready(self) -> tuple[bool, str]:
-        """Whether the store can serve streams now, and why not."""
-        return True, "In this worker's memory."
+    def ready(self) -> tuple[bool, str, int]:
+        """Whether the store can serve streams now, why not, and how many live streams it
+        counts (this worker's here; the whole cluster's in Redis)."""
+        return True, "In this worker's memory.", self.live()
 
     @abc.abstractmethod
     def create(self, correlation_id: str, model: str) -> Stream:

@@ -45,10 +45,10 @@ def _settle(condition, seconds: float = 5.0) -> None:
             gevent.sleep(0.01)
 
 
-def test_frames_become_visible_once_in_redis_and_a_remote_follower_gets_the_same_bytes(store, redis_server) -> None:
+def test_frames_become_visible_once_sent_to_redis_and_a_remote_follower_gets_the_same_bytes(store, redis_server) -> None:
     stream = store.create("cid-1", "m")
     _write(stream, ["Hel", "lo é \ud800", '"quoted"'], end=b"id: 4\nevent: done\ndata: {}\n\n")
-    assert stream.visible == 0 and not stream.finished, "nothing is visible before Redis has it"
+    assert stream.visible == 0 and not stream.finished, "nothing is visible before it is sent to Redis"
     _settle(lambda: stream.finished)
     local = b"".join(stream.frames(0, stream.visible))
     assert len(store.link.commands.xrange(keys.events_key(stream.stream_id))) == 5
@@ -107,25 +107,66 @@ def test_a_stream_whose_owner_lease_lapsed_is_ended_once_with_generation_lost(st
 
 def test_the_journal_publishes_at_once_while_redis_is_down_and_writes_once_it_is_back() -> None:
     server = RedisServer()
+    journal = None
     try:
         client = keys.connect(server.url, 4, 1.0)
         scripts = keys.Scripts(client)
         scripts.load()
         failures, lost = [], []
         journal = RedisJournal(client, scripts, (60000, 60000), lambda: failures.append(1), lambda s, _: lost.append(s))
+        journal.start()
         stream = Stream("s1", "cid", "m", 0.0, journal=journal)
         client.hset(keys.meta_key("s1"), "state", "live")
         _write(stream, ["x"])
-        assert journal._flush({"s1": stream}) and stream.visible == 2
+        _settle(lambda: stream.visible == 2)
         server.stop()
         stream.append_chunk("y")
-        assert not journal._flush({"s1": stream})
-        assert failures == [1] and stream.visible == 3 and not journal.healthy, "followers here get it at once"
+        _settle(lambda: failures == [1])
+        assert stream.visible == 3 and not journal.healthy, "followers here get it at once"
         server.start()  # empty: the scripts are loaded again, and the stream, gone, counts as lost
-        assert not journal._flush(dict(journal._dirty)), "this round reloads the scripts"
-        assert journal._flush(dict(journal._dirty)) and lost == [stream] and journal.healthy
+        _settle(lambda: lost == [stream] and journal.healthy)
     finally:
+        if journal is not None:
+            journal.close()
         server.stop()
+
+
+def _send_now(journal: RedisJournal) -> None:
+    """Send what is dirty as one batch now, as the writer would, without yielding."""
+    journal._send(journal.take())
+
+
+def test_frames_are_published_once_sent_and_their_replies_are_read_later_in_one_go(store) -> None:
+    """Write-ahead: a frame reaches followers only after it was handed to Redis; a first token
+    goes out behind its stream's registration without waiting for that reply."""
+    stream = store.create("cid-4", "m")
+    _write(stream, [])
+    assert stream.visible == 0, "not before it is sent"
+    _send_now(store.journal)
+    assert stream.visible == 1 and store.journal.registering(stream)
+    stream.append_chunk("first")
+    _send_now(store.journal)
+    assert store.journal._pipe.in_flight == 2 and stream.visible == 2
+    assert not store.journal._replies_due(), "young replies wait to be read together"
+    _settle(lambda: not store.journal._pipe.in_flight)  # read within ACK_IDLE_SECONDS
+    assert not store.journal.registering(stream)
+    texts = [f.get(b"c") for _, f in store.link.commands.xrange(keys.events_key(stream.stream_id))]
+    assert texts == [None, b"first"]
+
+
+def test_a_batch_behind_one_that_failed_is_refused_and_the_stream_is_written_again_without_a_gap(store) -> None:
+    stream = store.create("cid-5", "m")
+    _write(stream, ["a"])
+    _settle(lambda: stream.visible == 2)
+    stream_keys = [keys.meta_key(stream.stream_id), keys.events_key(stream.stream_id), keys.LIVE_KEY]
+    args = [stream.stream_id, 60000, 60000, "0", "", *keys.NOT_CREATING, 3, "c", b"d"]
+    assert store.link.scripts.run("write", stream_keys, args) == -5, "entry 2 is missing: no gap is left"
+    stream.append_chunk("b")
+    stream.append_chunk("c")
+    store.journal._sent[stream.stream_id] = 3  # as if frame 2 had gone out in a batch that was lost
+    _settle(lambda: stream.visible == 4 and store.journal.durable(stream))
+    texts = [f.get(b"c") for _, f in store.link.commands.xrange(keys.events_key(stream.stream_id))]
+    assert texts == [None, b"a", b"b", b"c"]
 
 
 def test_redis_down_at_start_up_says_where_and_what_to_do() -> None:
