@@ -45,7 +45,7 @@ def _settle(condition, seconds: float = 5.0) -> None:
             gevent.sleep(0.01)
 
 
-def test_frames_become_visible_once_sent_to_redis_and_a_remote_follower_gets_the_same_bytes(store, redis_server) -> None:
+def test_frames_become_visible_once_sent_to_redis_and_remote_followers_get_the_same_bytes(store, redis_server) -> None:
     stream = store.create("cid-1", "m")
     _write(stream, ["Hel", "lo é \ud800", '"quoted"'], end=b"id: 4\nevent: done\ndata: {}\n\n")
     assert stream.visible == 0 and not stream.finished, "nothing is visible before it is sent to Redis"
