@@ -16,7 +16,7 @@ step: tokens/s, inter-token p99, the workers' CPU per relayed token and Redis's.
 CPUs. With four or more, the one-worker arm runs on the last CPU, the two-worker arm on the
 last two, and the load (this client, the fake, Redis) on the CPUs before those. With two or
 three, the load cannot be kept off the workers' CPUs, so each worker gets a fixed slice of its
-CPU instead (`--slice`, default a third: a CFS quota of 1 ms per 3 ms, with priority over the
+CPU instead (`--slice`, default 0.3: a CFS quota of 1 ms per 3.3 ms, with priority over the
 load within it, load/cpu_slice.py), and the load runs on every CPU in what the slices leave.
 Each worker is then a small core of its own; the report gives how much of its slice each arm
 used, so a reader can check that the workers, not the load generator, were the limit.
@@ -61,7 +61,7 @@ def cpu_plan(slice_share: float | None) -> dict:
     if len(cpus) < 4 or slice_share:
         if not cpu_slice.available():
             raise SystemExit("fewer than four CPUs and no CPU cgroups to slice them: run as root on Linux")
-        plan["load"], plan["slice"] = None, slice_share or 1 / 3
+        plan["load"], plan["slice"] = None, slice_share or 0.3
     return plan
 
 
@@ -144,13 +144,15 @@ def climb(name: str, server: ChatWaitServer, arm: dict, redis: psutil.Process, a
 
 def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=lambda s: [int(x) for x in s.split(",")], default=[20, 30, 40, 50, 60, 70, 80])
+    parser.add_argument(
+        "--steps", type=lambda s: [int(x) for x in s.split(",")], default=[25, 30, 35, 40, 45, 50, 55, 60]
+    )
     parser.add_argument("--delay-ms", dest="delay_ms", type=float, default=5.0)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--p99-ms", dest="p99_ms", type=float, default=5.0)
     parser.add_argument(
-        "--slice", type=float, default=None, help="a worker's share of its CPU (default: 1/3 on <4 CPUs)"
+        "--slice", type=float, default=None, help="a worker's share of its CPU (default: 0.3 on <4 CPUs)"
     )
     parser.add_argument("--out", default="artifacts")
     return parser.parse_args()

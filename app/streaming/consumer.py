@@ -21,6 +21,8 @@ def resume_position(stream: StreamView, header: str | None, query: str | None) -
     """The last event id a resuming client received (None: replay all); ApiError if never sent."""
     after = parse_last_event_id(header, query)
     if after is not None and after > stream.last_event_id:
+        stream.catch_up(after)
+    if after is not None and after > stream.last_event_id:
         raise ApiError("invalid_last_event_id", f"Event {after} was never sent; the newest is {stream.last_event_id}.")
     log.info("stream_resumed", extra={"last_event_id": after, "finished": stream.finished})
     return after

@@ -28,6 +28,7 @@ log = logging.getLogger("chatwait.follow")
 LIVENESS_SECONDS = 1.0  # how often a silent follower checks that the producer is alive
 OUTAGE_SECONDS = 5.0  # how long a follower keeps trying through a Redis outage
 STOP_POLL_SECONDS = 0.02
+CATCH_UP_SECONDS = 1.0  # how long a resume waits for an event the client has and Redis not yet
 PAGE = 512  # entries per read
 
 
@@ -45,6 +46,18 @@ class RemoteStream:
         self.finished = meta.get(b"state") != b"live"
         self.last_event_id = last_event_id
         self._ending: bytes | None = None
+
+    def catch_up(self, event_id: int) -> None:
+        """Wait, at most CATCH_UP_SECONDS, until Redis holds `event_id` of this live stream: its
+        owner hands each event to Redis before any client gets it, but a client that resumes
+        here at once may still overtake the event on its way."""
+        deadline = time.monotonic() + CATCH_UP_SECONDS
+        while self.last_event_id < event_id and not self.finished and time.monotonic() < deadline:
+            gevent.sleep(STOP_POLL_SECONDS)
+            with store_errors("reading the stream"):
+                newest = self._link.commands.xrevrange(keys.events_key(self.stream_id), count=1)
+                self.finished = self._link.commands.hget(keys.meta_key(self.stream_id), "state") != b"live"
+            self.last_event_id = keys.event_id(newest[0][0]) if newest else -1
 
     def attach(self) -> None:
         """Followers of a remote stream are counted by the owner through `seen`, not here."""

@@ -56,6 +56,8 @@ class StreamView(Protocol):
 
     def follow(self, after_id: int | None, keepalive_seconds: float) -> Iterator[bytes]: ...
 
+    def catch_up(self, event_id: int) -> None: ...
+
     def attach(self) -> None: ...
 
     def detach(self, now: float) -> None: ...
@@ -263,6 +265,9 @@ class Stream:
             return recent[-1]  # the usual case: the one new chunk, kept encoded
         found = self.frames(cursor, end)
         return found[0] if len(found) == 1 else b"".join(found)
+
+    def catch_up(self, event_id: int) -> None:
+        """Nothing to wait for: every event a client got from this worker is here."""
 
     def attach(self) -> None:
         """Count a consumer in."""

@@ -3,6 +3,7 @@ lose nothing that can be kept, and every client gets an ending."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -217,6 +218,29 @@ def test_sigkill_of_the_producing_worker_ends_its_stream_with_generation_lost(cl
     assert again == events, "every later resume gets the same ending"
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "generation-lost.json").write_text(json.dumps({"seconds_from_sigkill_to_terminal": lost_after}))
+
+
+def test_a_client_of_a_killed_worker_resumes_right_after_the_last_event_it_got(cluster) -> None:
+    """Every event a client gets was handed to Redis first: after a SIGKILL of the worker that
+    served it, the client's resume elsewhere continues with the next id, the generation_lost."""
+    server = cluster()
+    cid = f"killed-client-{uuid.uuid4().hex[:8]}"
+    seen = []
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        body = {"message": "@tokens=20000 @delay_ms=1"}
+        with client.stream("POST", "/v1/chat/streaming", json=body, headers={"X-Correlation-Id": cid}) as response:
+            stream_id = response.headers["x-stream-id"]
+            events = iter_events(response)
+            seen += [next(events) for _ in range(50)]
+            os.kill(_worker_of(server, cid), signal.SIGKILL)
+            with contextlib.suppress(httpx.HTTPError):
+                seen += events  # what was on its way when the worker died
+        last = seen[-1].id
+        reply = client.get(f"/v1/chat/streaming/{stream_id}", headers={"Last-Event-ID": str(last)})
+    resumed = [e for e in parse(reply.content)[0] if e.event != ":comment"]  # keepalives until the lease lapses
+    assert [e.id for e in seen] == list(range(last + 1))
+    assert [e.id for e in resumed] == [last + 1] and resumed[0].event == "error"
+    assert resumed[0].data["error_code"] == "generation_lost" and resumed[0].data["last_sequence"] == last
 
 
 def test_redis_lost_and_back_mid_run(cluster) -> None:

@@ -62,6 +62,21 @@ def test_frames_become_visible_once_sent_to_redis_and_remote_followers_get_the_s
         other.close()
 
 
+def test_a_resume_elsewhere_waits_for_an_event_still_on_its_way_to_redis(store, redis_server) -> None:
+    stream = store.create("cid-6", "m")
+    _write(stream, [])
+    _settle(lambda: stream.visible == 1)
+    other = RedisStreamStore(redis_server.url, 3, 60, 60)  # another worker
+    try:
+        remote = other.get(stream.stream_id)
+        assert remote.last_event_id == 0
+        stream.append_chunk("on its way")  # a client of the owner gets it once it is sent
+        remote.catch_up(1)
+        assert remote.last_event_id == 1 and not remote.finished
+    finally:
+        other.close()
+
+
 def test_a_batch_sent_again_is_not_written_twice_and_an_ended_stream_refuses_more(store) -> None:
     stream = store.create("cid-2", "m")
     _write(stream, ["a", "b"])
