@@ -1,7 +1,7 @@
 """Scale-out benchmark: the tokens/s one worker and two relay on the Redis store within a latency bound.
 
     ./scripts/load bench_scale.py                          # 2 arms x 3 rounds, alternating
-    ./scripts/load bench_scale.py --rounds 5 --steps 30,45,60,75,90 --p99-ms 5
+    ./scripts/load bench_scale.py --rounds 5 --steps 30,40,50,60,70 --seconds 6
 
 Starts the fake upstream, a redis-server and two ChatWait servers (STREAM_STORE=redis), one
 with WEB_CONCURRENCY=1 and one with 2, each worker on a CPU of its own. Each round, each arm in
@@ -16,10 +16,12 @@ step: tokens/s, inter-token p99, the workers' CPU per relayed token and Redis's.
 CPUs. With four or more, the one-worker arm runs on the last CPU, the two-worker arm on the
 last two, and the load (this client, the fake, Redis) on the CPUs before those. With two or
 three, the load cannot be kept off the workers' CPUs, so each worker gets a fixed slice of its
-CPU instead (`--slice`, default 0.3: a CFS quota of 1 ms per 3.3 ms, with priority over the
+CPU instead (`--slice`, default 0.4: a CFS quota of 1 ms per 2.5 ms, with priority over the
 load within it, load/cpu_slice.py), and the load runs on every CPU in what the slices leave.
-Each worker is then a small core of its own; the report gives how much of its slice each arm
-used, so a reader can check that the workers, not the load generator, were the limit.
+Each worker is then a small core of its own. While the one-worker arm runs, a busy loop holds
+the same slice of the other CPU, so that the load generator has the same CPU left over in both
+arms. The report gives how much of its slice each arm used and the load's CPU share, so a
+reader can check that the workers, not the load generator, were the limit.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ import argparse  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -61,7 +65,7 @@ def cpu_plan(slice_share: float | None) -> dict:
     if len(cpus) < 4 or slice_share:
         if not cpu_slice.available():
             raise SystemExit("fewer than four CPUs and no CPU cgroups to slice them: run as root on Linux")
-        plan["load"], plan["slice"] = None, slice_share or 0.3
+        plan["load"], plan["slice"] = None, slice_share or 0.4
     return plan
 
 
@@ -132,27 +136,43 @@ def run_step(server: ChatWaitServer, streams: int, arm: dict, redis: psutil.Proc
 def climb(name: str, server: ChatWaitServer, arm: dict, redis: psutil.Process, args, index: int) -> dict:
     """Run the arm's ladder up to its first failing step; its capacity and every step."""
     steps, capacity = [], 0
-    for per_worker in args.steps:
-        step = run_step(server, per_worker * len(arm["workers"]), arm, redis, args)
-        steps.append(step)
-        print(json.dumps({"round": index, "arm": name, **step}), flush=True)
-        if not step["passed"]:
-            break
-        capacity = max(capacity, step["tokens_per_second"])
+    ballast = start_ballast(arm.get("ballast"))
+    try:
+        for per_worker in args.steps:
+            step = run_step(server, per_worker * len(arm["workers"]), arm, redis, args)
+            steps.append(step)
+            print(json.dumps({"round": index, "arm": name, **step}), flush=True)
+            if not step["passed"]:
+                break
+            capacity = max(capacity, step["tokens_per_second"])
+    finally:
+        if ballast is not None:
+            ballast.kill()
+            ballast.wait()
     return {"capacity_tokens_per_second": capacity, "steps": steps}
+
+
+def start_ballast(where: tuple[set[int], cpu_slice.CpuSlice] | None) -> subprocess.Popen | None:
+    """A busy loop in a slice on the CPU the one-worker arm leaves free, so that the load
+    generator has the same CPU left over in both arms."""
+    if where is None:
+        return None
+    cpus, piece = where
+    ballast = subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
+    os.sched_setaffinity(ballast.pid, cpus)
+    piece.add(ballast.pid)
+    return ballast
 
 
 def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--steps", type=lambda s: [int(x) for x in s.split(",")], default=[25, 30, 35, 40, 45, 50, 55, 60]
-    )
+    parser.add_argument("--steps", type=lambda s: [int(x) for x in s.split(",")], default=[40, 45, 50, 55, 60, 65, 70])
     parser.add_argument("--delay-ms", dest="delay_ms", type=float, default=5.0)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--p99-ms", dest="p99_ms", type=float, default=5.0)
     parser.add_argument(
-        "--slice", type=float, default=None, help="a worker's share of its CPU (default: 0.3 on <4 CPUs)"
+        "--slice", type=float, default=None, help="a worker's share of its CPU (default: 0.4 on <4 CPUs)"
     )
     parser.add_argument("--out", default="artifacts")
     return parser.parse_args()
@@ -160,6 +180,7 @@ def parse_arguments() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_arguments()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # clean up (cgroups, servers) when stopped
     plan = cpu_plan(args.slice)
     if plan["load"]:
         os.sched_setaffinity(0, plan["load"])
@@ -172,6 +193,8 @@ def main() -> None:
             servers[name] = ChatWaitServer({**env, "WEB_CONCURRENCY": str(workers)})
             found, slices = place_workers(name, servers[name], plan)
             arms[name] = {"workers": found, "slices": slices, "fake": psutil.Process(fake.proc.pid)}
+        if plan["slice"]:
+            arms["one"]["ballast"] = (plan["two"][0], cpu_slice.CpuSlice("ballast", plan["slice"]))
         time.sleep(1)
         redis_process = psutil.Process(redis.proc.pid)
         rounds: dict[str, list[dict]] = {name: [] for name in servers}
@@ -182,7 +205,7 @@ def main() -> None:
         for server in servers.values():
             server.stop()
         for arm in arms.values():
-            for piece in arm["slices"]:
+            for piece in [*arm["slices"], *([arm["ballast"][1]] if "ballast" in arm else [])]:
                 piece.close()
         fake.stop()
         redis.stop()
