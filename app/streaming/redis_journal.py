@@ -3,15 +3,15 @@
 A producer only marks its stream dirty (no I/O per token). One writer greenlet per worker sends
 batches, each one script call per dirty stream with all of its new entries, on a connection of
 its own (`RedisPipe`), and only then publishes the frames to the streams' followers on this
-worker. So whatever a client has seen was handed to Redis first (a worker killed at any point
-still delivers what it had sent), and a resume on any worker continues exactly where it left
-off. The replies are read when the next batch goes out, when the worker has been idle for
-ACK_SECONDS, or at once when a new stream awaits its registration (the cluster-wide
-MAX_STREAMS), which its first batch makes in parallel with its upstream request.
+worker. So whatever a client has seen was sent to Redis first, and a resume on any worker
+continues exactly where it left off. The replies are read together, without a wake-up of their
+own: at the next send once the oldest is ACK_SECONDS old, after ACK_IDLE_SECONDS without a send,
+or at once when a new stream awaits its registration (the cluster-wide MAX_STREAMS), which its
+first batch makes in parallel with its upstream request.
 
-While the previous batch's replies are due, new frames wait for them and go out together,
-except a stream's first frames and its ending, which go at once behind it. Under load (the last
-batch held several streams) a batch also gathers for up to FLUSH_WINDOW_SECONDS.
+Frames written while the writer is busy (sending, or reading replies that are due) go out
+together in its next batch. Under load (the last batch held several streams) a batch also
+gathers for up to FLUSH_WINDOW_SECONDS, except for a stream's first frames and its ending.
 
 When Redis fails, the store ends this worker's live streams with store_unavailable; followers
 here still get every frame and the ending at once, and the journal keeps retrying, so that
