@@ -9,9 +9,10 @@ turn climbs a ladder of loads: `--steps` streams per worker (the two-worker arm 
 many), `--delay-ms` between tokens, starts spread over a second and each stream's tokens at its
 own phase, then `--seconds` measured. A step passes when no stream failed, at least 95% of the
 tokens asked for arrived, and the inter-token p99 is at most `--p99-ms` over the nominal
-`--delay-ms` (the fake upstream sends on an absolute clock); the arm's capacity is
-the tokens/s of its highest passing step (the ladder stops at the first failure). Reported per
-step: tokens/s, inter-token p99, the workers' CPU per relayed token and Redis's.
+`--delay-ms` (the fake upstream sends on an absolute clock). The ladder stops at the first
+failure; the arm's capacity is the tokens/s at which its p99 reaches the bound, interpolated
+between its last passing step and that one. Reported per step: tokens/s, inter-token p99, the
+workers' CPU per relayed token and Redis's, the share of their slices used, the load's CPU.
 
 CPUs. With four or more, the one-worker arm runs on the last CPU, the two-worker arm on the
 last two, and the load (this client, the fake, Redis) on the CPUs before those. With two or
@@ -136,7 +137,7 @@ def run_step(server: ChatWaitServer, streams: int, arm: dict, redis: psutil.Proc
 
 def climb(name: str, server: ChatWaitServer, arm: dict, redis: psutil.Process, args, index: int) -> dict:
     """Run the arm's ladder up to its first failing step; its capacity and every step."""
-    steps, capacity = [], 0
+    steps = []
     ballast = start_ballast(arm.get("ballast"))
     try:
         for per_worker in args.steps:
@@ -145,12 +146,28 @@ def climb(name: str, server: ChatWaitServer, arm: dict, redis: psutil.Process, a
             print(json.dumps({"round": index, "arm": name, **step}), flush=True)
             if not step["passed"]:
                 break
-            capacity = max(capacity, step["tokens_per_second"])
     finally:
         if ballast is not None:
             ballast.kill()
             ballast.wait()
-    return {"capacity_tokens_per_second": capacity, "steps": steps}
+    return {"capacity_tokens_per_second": capacity(steps, args.p99_ms), "steps": steps}
+
+
+def capacity(steps: list[dict], bound_ms: float) -> int:
+    """The tokens/s at which the added inter-token p99 reaches `bound_ms`, interpolated between
+    the last passing step and the first failing one (a step's tokens/s when it failed on errors
+    or delivery instead; 0 when the first step failed)."""
+    passed = [step for step in steps if step["passed"]]
+    if not passed:
+        return 0
+    last, failed = passed[-1], steps[len(passed)] if len(passed) < len(steps) else None
+    if failed is None or failed["errors"] or failed["added_gap_p99_ms"] is None:
+        return last["tokens_per_second"]
+    rise = failed["added_gap_p99_ms"] - last["added_gap_p99_ms"]
+    if failed["added_gap_p99_ms"] <= bound_ms or rise <= 0:
+        return last["tokens_per_second"]  # it failed on delivery
+    share = (bound_ms - last["added_gap_p99_ms"]) / rise
+    return round(last["tokens_per_second"] + share * (failed["tokens_per_second"] - last["tokens_per_second"]))
 
 
 def start_ballast(where: tuple[set[int], cpu_slice.CpuSlice] | None) -> subprocess.Popen | None:
