@@ -19,9 +19,9 @@ last two, and the load (this client, the fake, Redis) on the CPUs before those. 
 three, the load cannot be kept off the workers' CPUs, so each worker gets a fixed slice of its
 CPU instead (`--slice`, default 0.4: a CFS quota of 1 ms per 2.5 ms, with priority over the
 load within it, load/cpu_slice.py), and the load runs on every CPU in what the slices leave.
-Each worker is then a small core of its own. While the one-worker arm runs, a busy loop holds
-the same slice of the other CPU, so that the load generator has the same CPU left over in both
-arms. The report gives how much of its slice each arm used and the load's CPU share, so a
+Each worker is then a small core of its own. While the one-worker arm runs, a stand-in busy in
+bursts holds the same slice of the other CPU, so that the load generator has the same CPU left
+over in both arms. The report gives how much of its slice each arm used and the load's CPU share, so a
 reader can check that the workers, not the load generator, were the limit.
 """
 
@@ -54,6 +54,14 @@ from load.schedule import GOLDEN_FRACTION  # noqa: E402
 from load.stats import ms, pct  # noqa: E402
 
 ENV = {"OPENAI_API_KEY": "sk-bench", "OPENAI_MODEL": "fake-model", "MAX_STREAMS": "20000", "MAX_TOKENS": "20000"}
+# Busy 0.5 ms, idle 0.75 ms: 40% of a CPU in bursts, as a worker at the default slice.
+BALLAST = (
+    "import time\n"
+    "while True:\n"
+    "    end = time.perf_counter() + 0.0005\n"
+    "    while time.perf_counter() < end: pass\n"
+    "    time.sleep(0.00075)\n"
+)
 RAMP_SECONDS = 1.0  # streams start over this long; tokens count from half a second after
 DELIVERED_AT_LEAST = 0.95
 
@@ -171,12 +179,13 @@ def capacity(steps: list[dict], bound_ms: float) -> int:
 
 
 def start_ballast(where: tuple[set[int], cpu_slice.CpuSlice] | None) -> subprocess.Popen | None:
-    """A busy loop in a slice on the CPU the one-worker arm leaves free, so that the load
-    generator has the same CPU left over in both arms."""
+    """A stand-in for the second worker, in a slice on the CPU the one-worker arm leaves free,
+    busy in bursts as a loaded worker is, so that the load generator has the same CPU left over
+    in both arms."""
     if where is None:
         return None
     cpus, piece = where
-    ballast = subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
+    ballast = subprocess.Popen([sys.executable, "-c", BALLAST], stdin=subprocess.DEVNULL)
     os.sched_setaffinity(ballast.pid, cpus)
     piece.add(ballast.pid)
     return ballast
@@ -215,6 +224,8 @@ def main() -> None:
             arms["one"]["ballast"] = (plan["two"][0], cpu_slice.CpuSlice("ballast", plan["slice"]))
         time.sleep(1)
         redis_process = psutil.Process(redis.proc.pid)
+        for name in servers:  # warm-up: first connections, lazy imports
+            run_step(servers[name], 10, arms[name], redis_process, args)
         rounds: dict[str, list[dict]] = {name: [] for name in servers}
         for index in range(args.rounds):
             for name in ["one", "two"] if index % 2 == 0 else ["two", "one"]:
