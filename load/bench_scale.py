@@ -47,7 +47,7 @@ import psutil  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from load import cpu_slice  # noqa: E402
-from load.bench_client import MARKERS, one_stream, post_request  # noqa: E402
+from load.bench_client import post_request  # noqa: E402
 from load.bench_run import cpu_seconds  # noqa: E402
 from load.processes import ChatWaitServer, FakeUpstream, RedisServer  # noqa: E402
 from load.schedule import GOLDEN_FRACTION  # noqa: E402
@@ -102,17 +102,14 @@ def run_step(server: ChatWaitServer, streams: int, arm: dict, redis: psutil.Proc
     tokens = int((end + 2) / period)
     request = post_request("/v1/chat/streaming", {"message": f"scale @tokens={tokens} @delay_ms={args.delay_ms}"})
     offsets = [RAMP_SECONDS * i / streams + period * (i * GOLDEN_FRACTION % 1.0) for i in range(streams)]
-    marker = MARKERS["chatwait"]
-    load = [psutil.Process(), redis, arm["fake"]]
+    load = [redis, arm["fake"]]
     before, load_before = cpu_total(arm["workers"]), [cpu_seconds(p) for p in load]
     throttled_before = [s.stat().get("nr_throttled", 0) for s in arm["slices"]]
     began = time.monotonic()
-    jobs = [gevent.spawn(one_stream, server.port, request, marker, 120, end - at, at) for at in offsets]
-    gevent.joinall(jobs, timeout=end + 60)
+    offsets, results, client_cpu = drive(server.port, request, offsets, end, args.clients)
     worker_cpu = cpu_total(arm["workers"]) - before
-    client_cpu, redis_cpu, fake_cpu = (cpu_seconds(p) - b for p, b in zip(load, load_before, strict=True))
+    redis_cpu, fake_cpu = (cpu_seconds(p) - b for p, b in zip(load, load_before, strict=True))
     wall = time.monotonic() - began
-    results = [job.value or {"ok": False, "arrivals": []} for job in jobs]
     counted, gaps = 0, []
     for at, result in zip(offsets, results, strict=True):
         times = [at + t for t in result["arrivals"]]
@@ -141,6 +138,25 @@ def run_step(server: ChatWaitServer, streams: int, arm: dict, redis: psutil.Proc
         and found["added_gap_p99_ms"] <= args.p99_ms
     )
     return found
+
+
+def drive(port: int, request: bytes, offsets: list[float], end: float, clients: int) -> tuple[list, list, float]:
+    """Run the streams in `clients` processes (load/scale_client.py), which start together;
+    the offsets in the order of the results, the results, and the clients' CPU seconds."""
+    shares = [offsets[index::clients] for index in range(clients)]
+    start_at = time.time() + 0.5
+    command = [sys.executable, str(Path(__file__).resolve().parent / "scale_client.py")]
+    procs = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE) for _ in shares]
+    replies = []
+    for proc, share in zip(procs, shares, strict=True):
+        job = {"port": port, "request": request.decode("latin-1"), "offsets": share, "end": end, "start_at": start_at}
+        proc.stdin.write(json.dumps(job).encode())
+        proc.stdin.close()
+    for proc in procs:
+        replies.append(json.loads(proc.stdout.read()))
+        proc.wait(timeout=60)
+    results = [result for reply in replies for result in reply["results"]]
+    return [at for share in shares for at in share], results, sum(reply["cpu_seconds"] for reply in replies)
 
 
 def climb(name: str, server: ChatWaitServer, arm: dict, redis: psutil.Process, args, index: int) -> dict:
@@ -201,6 +217,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument(
         "--slice", type=float, default=None, help="a worker's share of its CPU (default: 0.4 on <4 CPUs)"
     )
+    parser.add_argument("--clients", type=int, default=2, help="load processes (each one gevent loop)")
     parser.add_argument("--out", default="artifacts")
     return parser.parse_args()
 
