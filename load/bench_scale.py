@@ -105,8 +105,7 @@ def run_step(server: ChatWaitServer, streams: int, arm: dict, redis: psutil.Proc
     load = [redis, arm["fake"]]
     before, load_before = cpu_total(arm["workers"]), [cpu_seconds(p) for p in load]
     throttled_before = [s.stat().get("nr_throttled", 0) for s in arm["slices"]]
-    began = time.monotonic()
-    offsets, results, client_cpu = drive(server.port, request, offsets, end, args.clients)
+    offsets, results, client_cpu, began = drive(server.port, request, offsets, end, args.clients)
     worker_cpu = cpu_total(arm["workers"]) - before
     redis_cpu, fake_cpu = (cpu_seconds(p) - b for p, b in zip(load, load_before, strict=True))
     wall = time.monotonic() - began
@@ -140,11 +139,12 @@ def run_step(server: ChatWaitServer, streams: int, arm: dict, redis: psutil.Proc
     return found
 
 
-def drive(port: int, request: bytes, offsets: list[float], end: float, clients: int) -> tuple[list, list, float]:
+def drive(port: int, request: bytes, offsets: list[float], end: float, clients: int) -> tuple[list, list, float, float]:
     """Run the streams in `clients` processes (load/scale_client.py), which start together;
-    the offsets in the order of the results, the results, and the clients' CPU seconds."""
+    the offsets in the order of the results, the results, the clients' CPU seconds, and when
+    they started (time.monotonic)."""
     shares = [offsets[index::clients] for index in range(clients)]
-    start_at = time.time() + 0.5
+    start_at, started = time.time() + 0.5, time.monotonic() + 0.5
     command = [sys.executable, str(Path(__file__).resolve().parent / "scale_client.py")]
     procs = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE) for _ in shares]
     replies = []
@@ -156,7 +156,8 @@ def drive(port: int, request: bytes, offsets: list[float], end: float, clients: 
         replies.append(json.loads(proc.stdout.read()))
         proc.wait(timeout=60)
     results = [result for reply in replies for result in reply["results"]]
-    return [at for share in shares for at in share], results, sum(reply["cpu_seconds"] for reply in replies)
+    client_cpu = sum(reply["cpu_seconds"] for reply in replies)
+    return [at for share in shares for at in share], results, client_cpu, started
 
 
 def climb(name: str, server: ChatWaitServer, arm: dict, redis: psutil.Process, args, index: int) -> dict:
