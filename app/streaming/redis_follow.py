@@ -55,9 +55,12 @@ class RemoteStream:
         while self.last_event_id < event_id and not self.finished and time.monotonic() < deadline:
             gevent.sleep(STOP_POLL_SECONDS)
             with store_errors("reading the stream"):
-                newest = self._link.commands.xrevrange(keys.events_key(self.stream_id), count=1)
-                self.finished = self._link.commands.hget(keys.meta_key(self.stream_id), "state") != b"live"
+                pipe = self._link.commands.pipeline(transaction=False)
+                pipe.xrevrange(keys.events_key(self.stream_id), count=1)
+                pipe.hget(keys.meta_key(self.stream_id), "state")
+                newest, state = pipe.execute()
             self.last_event_id = keys.event_id(newest[0][0]) if newest else -1
+            self.finished = state != b"live"
 
     def attach(self) -> None:
         """Followers of a remote stream are counted by the owner through `seen`, not here."""

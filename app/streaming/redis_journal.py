@@ -208,12 +208,15 @@ class RedisJournal:
     def _confirmed(self, context: object, results: list[object]) -> None:
         """A batch's replies: what Redis now holds; what it refused goes again or ends the stream."""
         calls: list[Call] = context  # type: ignore[assignment]
-        again = [(call, r) for call, r in zip(calls, results, strict=True) if isinstance(r, Exception) or r == -5]
+        again: list[Call] = []
+        errors: list[Exception] = []
         for call, result in zip(calls, results, strict=True):
-            if not (isinstance(result, Exception) or result == -5):  # -5: an earlier batch failed
+            if isinstance(result, Exception) or result == -5:  # -5: an earlier batch failed
+                again.append(call)
+                errors += [result] if isinstance(result, Exception) else []
+            else:
                 self._written_to_redis(call[0], call[2], result)
-        self._requeue(call for call, _ in again)
-        errors = [r for _, r in again if isinstance(r, Exception)]
+        self._requeue(again)
         if any(isinstance(r, redis.exceptions.NoScriptError) for r in errors):
             self._reload_scripts()  # Redis restarted empty
         elif errors:
