@@ -53,7 +53,7 @@ limit_request_fields = _settings.gunicorn_limit_request_fields
 limit_request_field_size = _settings.gunicorn_limit_request_field_size
 
 # The same JSON logging with redaction as the app, for gunicorn's own lines too.
-logconfig_dict = logging_config(_settings.log_level)
+logconfig_dict = logging_config(_settings.log_level, _settings.secrets)
 
 # The app logs each request itself (request_received/request_completed); no plain-text access log,
 # and a logger class that does not build access lines nobody writes.

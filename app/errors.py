@@ -57,12 +57,24 @@ CATALOGUE: dict[str, ErrorKind] = {
         "Content-Length or Transfer-Encoding: chunked. Open a new connection to try again.",
         False,
     ),
+    "invalid_api_key": ErrorKind(
+        401,
+        "The request has no valid API key.",
+        "Send the header Authorization: Bearer <key> with a key the operator of this service gave you.",
+        False,
+    ),
     "not_found": ErrorKind(404, "There is no such endpoint.", "Check the path against /openapi.yaml.", False),
     "stream_not_found": ErrorKind(
         404,
         "No stream with this id exists: it is unknown or has expired.",
         "Streams stay resumable for a limited time after they end; send the message again with "
         "POST /v1/chat/streaming.",
+        False,
+    ),
+    "model_not_found": ErrorKind(
+        404,
+        "There is no such model here.",
+        "List the models this service allows with GET /v1/models.",
         False,
     ),
     "method_not_allowed": ErrorKind(
@@ -248,3 +260,4 @@ class ApiError(Exception):
         if self.retry_after is not None:
             body["retry_after_seconds"] = round(self.retry_after, 3)
         return body
+

@@ -13,18 +13,23 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 ROLES = ("user", "assistant", "system")
 FINISH_REASONS = ("stop", "length", "content_filter", "tool_calls", "function_call", "cancelled")
+USAGE_SOURCES = ("upstream", "estimated")
+
+
+def text_of(value: str) -> str:
+    """`value` if it is valid Unicode text; ValidationError for an unpaired surrogate (`\\ud800`)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("Contains an unpaired UTF-16 surrogate; send valid Unicode text.") from None
+    return value
 
 
 class Text(fields.String):
     """A string that must be valid Unicode text (no unpaired surrogates from `\\ud800` escapes)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValidationError("Contains an unpaired UTF-16 surrogate; send valid Unicode text.") from None
-        return text
+        return text_of(super()._deserialize(value, attr, data, **kwargs))
 
 
 class StrictInteger(fields.Integer):
@@ -142,6 +147,7 @@ class ChatReplySchema(StrictSchema):
     content = fields.String(required=True)
     finish_reason = fields.String(required=True, validate=validate.OneOf(FINISH_REASONS))
     usage = fields.Nested(UsageSchema, required=True)
+    usage_source = fields.String(required=True, validate=validate.OneOf(USAGE_SOURCES))
     duration_ms = fields.Float(required=True)
 
 
@@ -182,6 +188,7 @@ class _TerminalFields(StrictSchema):
     content_length = fields.Integer(required=True)
     duration_ms = fields.Float(required=True)
     usage = fields.Nested(UsageSchema, required=True)
+    usage_source = fields.String(required=True, validate=validate.OneOf(USAGE_SOURCES))
 
 
 class DoneEventSchema(_TerminalFields):

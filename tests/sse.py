@@ -20,37 +20,35 @@ class Event:
 
 
 class SseParser:
-    """Feed bytes, get complete events; keeps `retry` and comments as the spec says."""
+    """Feed bytes, get complete events, line by line as the SSE spec reads them: a comment line is
+    reported at once (as a ":comment" event, so tests see keepalives), a blank line dispatches
+    the block's event if it has data, `retry` is kept."""
 
     def __init__(self) -> None:
         self._buffer = b""
+        self._fields: dict[str, str] = {}
         self.retry: int | None = None
 
     def feed(self, data: bytes) -> list[Event]:
         self._buffer += data
-        events = []
-        while b"\n\n" in self._buffer:
-            block, self._buffer = self._buffer.split(b"\n\n", 1)
-            fields: dict[str, str] = {}
-            comment = None
-            for line in block.decode("utf-8").split("\n"):
-                if line.startswith(":"):
-                    comment = line[1:].strip()
-                    continue
+        events: list[Event] = []
+        while b"\n" in self._buffer:
+            raw, self._buffer = self._buffer.split(b"\n", 1)
+            line = raw.decode("utf-8")
+            if line.startswith(":"):
+                events.append(Event(None, ":comment", line[1:].strip()))
+            elif line:
                 name, _, value = line.partition(":")
-                fields[name] = value[1:] if value.startswith(" ") else value
-            if "retry" in fields:
-                self.retry = int(fields["retry"])
-            if "data" in fields:
-                events.append(
-                    Event(
-                        int(fields["id"]) if "id" in fields else None,
-                        fields.get("event", "message"),
-                        json.loads(fields["data"]),
-                    )
-                )
-            elif comment is not None:
-                events.append(Event(None, ":comment", comment))
+                self._fields[name] = value[1:] if value.startswith(" ") else value
+            else:
+                fields, self._fields = self._fields, {}
+                if "retry" in fields:
+                    self.retry = int(fields["retry"])
+                if "data" in fields:
+                    event_id = int(fields["id"]) if "id" in fields else None
+                    data = fields["data"]
+                    parsed = data if data == "[DONE]" else json.loads(data)
+                    events.append(Event(event_id, fields.get("event", "message"), parsed))
         return events
 
 

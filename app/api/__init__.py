@@ -1,20 +1,24 @@
-"""The HTTP API: blueprints (chat, health, page), request intake, tracing, the served contract.
+"""The HTTP API: blueprints (chat, completions, models, health, page), request intake, client
+keys, tracing, the served contract.
 
 Views stay thin: validate, hand over to the streaming layer, return; every failure is raised
-as an ApiError and rendered by `errors`.
+as an ApiError and rendered by `errors` in the shape of the endpoint's family.
 """
 
 from __future__ import annotations
 
 from flask import Flask
 
-from . import chat, errors, health, page, tracing
+from . import auth, chat, completions, errors, health, models, page, tracing
 
 
 def init_app(app: Flask) -> None:
-    """Register the error handlers, the tracing hooks and every blueprint."""
+    """Register the error handlers, the tracing and key hooks, and every blueprint."""
     errors.init_app(app)
     tracing.init_app(app)
+    auth.init_app(app)  # after tracing: a refused request is logged with its correlation id
     app.register_blueprint(chat.bp)
+    app.register_blueprint(completions.bp)
+    app.register_blueprint(models.bp)
     app.register_blueprint(health.bp)
     page.init_app(app)

@@ -16,12 +16,17 @@ CONTRACT_PATH = Path(__file__).resolve().parents[2] / "contracts" / "openapi.yam
 
 
 def render_contract(settings: Settings) -> bytes:
-    """The contract with the allowed models and the configured bounds of ChatRequest."""
+    """The contract with the allowed models and the configured bounds of both request bodies."""
     contract = yaml.safe_load(CONTRACT_PATH.read_text(encoding="utf-8"))
-    request = contract["components"]["schemas"]["ChatRequest"]["properties"]
+    schemas = contract["components"]["schemas"]
+    request = schemas["ChatRequest"]["properties"]
     request["model"]["enum"] = list(settings.allowed_models)
     request["message"]["maxLength"] = settings.max_message_chars
     request["system"]["maxLength"] = settings.max_message_chars
     request["history"]["maxItems"] = settings.max_history_messages
     request["max_tokens"]["maximum"] = settings.max_tokens
+    completion = schemas["CompletionRequest"]["properties"]
+    completion["model"]["enum"] = [*settings.allowed_models, None]
+    completion["messages"]["maxItems"] = settings.max_history_messages + 2
+    completion["max_tokens"]["maximum"] = completion["max_completion_tokens"]["maximum"] = settings.max_tokens
     return yaml.safe_dump(contract, sort_keys=False, allow_unicode=True).encode("utf-8")

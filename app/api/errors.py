@@ -1,13 +1,16 @@
-"""Flask's side of the error catalogue: every exception a view raises becomes its JSON body."""
+"""Flask's side of the error catalogue: every exception a view raises becomes its JSON body, in
+the shape of the endpoint's family: the catalogue's own, or OpenAI's `{"error": {...}}` on the
+OpenAI-compatible endpoints (and any other /v1/ path, which an OpenAI client may try)."""
 
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, g, json
+from flask import Flask, Response, g, json, request
 from werkzeug.exceptions import HTTPException
 
 from ..errors import ApiError
+from ..openai_shape import openai_error_body
 
 log = logging.getLogger("chatwait.errors")
 
@@ -19,6 +22,8 @@ _HTTP_STATUS_CODES = {
     415: "unsupported_media_type",
 }
 
+NATIVE_PREFIXES = ("/v1/chat/wait", "/v1/chat/streaming")
+
 _HTTP_DETAILS = {
     "not_found": "No route matches this path.",
     "method_not_allowed": "The path exists but not for this method.",
@@ -27,15 +32,23 @@ _HTTP_DETAILS = {
 }
 
 
+def openai_family(path: str) -> bool:
+    """Whether errors on `path` take OpenAI's shape: /v1/ paths but the native chat endpoints."""
+    return path.startswith("/v1/") and not path.startswith(NATIVE_PREFIXES)
+
+
 def error_response(error: ApiError) -> Response:
     """Render an ApiError as a JSON response with the request's correlation id."""
     correlation_id = g.get("correlation_id")
-    response = Response(json.dumps(error.body(correlation_id)), status=error.status, mimetype="application/json")
+    shaped = openai_error_body if openai_family(request.path) else ApiError.body
+    response = Response(json.dumps(shaped(error, correlation_id)), status=error.status, mimetype="application/json")
     if correlation_id:
         response.headers["X-Correlation-Id"] = correlation_id
     retry_after = error.retry_after_header
     if retry_after is not None:
         response.headers["Retry-After"] = retry_after
+    if error.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="chatwait"'
     return response
 
 

@@ -93,17 +93,30 @@ def refuse_oversized(data: Any, settings: Settings, provider: Provider) -> None:
     own = (_text_length(data.get("message")), _text_length(data.get("system")))
     if max(own) > settings.max_message_chars:
         return  # the schema names that field, within the history's bound
+    lengths = [_text_length(entry.get("content")) for entry in history or () if isinstance(entry, dict)]
+    refuse_long_text([own[1], *lengths, own[0]], (1, 1 + len(lengths)), settings, provider)
+
+
+def refuse_long_text(
+    lengths: list[int],
+    droppable: tuple[int, int],
+    settings: Settings,
+    provider: Provider,
+    what: str = "history message(s)",
+) -> None:
+    """Refuse a conversation whose messages (`lengths`, in characters) are over MAX_CONVERSATION_CHARS,
+    saying how many of the oldest droppable ones (`droppable`: their range of indexes) to drop."""
     limit = settings.max_conversation_chars or CHARS_PER_INPUT_TOKEN * provider.input_token_limit(
         settings.max_input_tokens
     )
-    lengths = [_text_length(entry.get("content")) for entry in history or () if isinstance(entry, dict)]
-    total = sum(own) + sum(lengths)
+    total = sum(lengths)
     if total > limit:
         raise _too_long(
             f"The conversation is {total} characters; the limit is {limit} (MAX_CONVERSATION_CHARS).",
             total - limit,
-            lengths,
+            lengths[droppable[0] : droppable[1]],
             "characters",
+            what,
         )
 
 
@@ -131,15 +144,7 @@ def build_call(fields: dict[str, Any], settings: Settings, provider: Provider) -
     system = [{"role": "system", "content": fields["system"]}] if "system" in fields else []
     history = [{"role": m["role"], "content": m["content"]} for m in fields["history"]]
     messages = [*system, *history, {"role": "user", "content": fields["message"]}]
-    limit = provider.input_token_limit(settings.max_input_tokens)
-    bound = provider.prompt_tokens_bound(messages)
-    total = None
-    if bound is None or bound > limit:
-        total = provider.prompt_tokens(messages)
-    if total is not None and total > limit:
-        costs = provider.message_costs(messages)  # only a refusal needs them, to say what to drop
-        detail = f"The conversation is {total} tokens; the limit is {limit} (MAX_INPUT_TOKENS or the model's context)."
-        raise _too_long(detail, total - limit, costs[len(system) : len(system) + len(history)])
+    total = count_prompt(messages, (len(system), len(system) + len(history)), settings, provider)
     call = ChatCall(
         model=fields.get("model", settings.default_model),
         messages=messages,
@@ -149,8 +154,34 @@ def build_call(fields: dict[str, Any], settings: Settings, provider: Provider) -
     return call, total
 
 
-def _too_long(detail: str, excess: int, history_costs: list[int], unit: str = "tokens") -> ApiError:
-    """input_too_long, with how many of the oldest history messages to drop to get `excess` under."""
+def count_prompt(
+    messages: list[dict[str, str]],
+    droppable: tuple[int, int],
+    settings: Settings,
+    provider: Provider,
+    what: str = "history message(s)",
+) -> int | None:
+    """The conversation's prompt tokens, or None when the provider's cheap bound shows it fits.
+
+    Raises ApiError(input_too_long) saying how many of the oldest droppable messages (`droppable`:
+    the range of indexes the client may drop, `what` they are called) to drop.
+    """
+    limit = provider.input_token_limit(settings.max_input_tokens)
+    bound = provider.prompt_tokens_bound(messages)
+    if bound is not None and bound <= limit:
+        return None
+    total = provider.prompt_tokens(messages)
+    if total > limit:
+        costs = provider.message_costs(messages)  # only a refusal needs them, to say what to drop
+        detail = f"The conversation is {total} tokens; the limit is {limit} (MAX_INPUT_TOKENS or the model's context)."
+        raise _too_long(detail, total - limit, costs[droppable[0] : droppable[1]], what=what)
+    return total
+
+
+def _too_long(
+    detail: str, excess: int, history_costs: list[int], unit: str = "tokens", what: str = "history message(s)"
+) -> ApiError:
+    """input_too_long, with how many of the oldest droppable messages to drop to get `excess` under."""
     dropped = 0
     for count, cost in enumerate(history_costs, start=1):
         dropped += cost
@@ -158,7 +189,7 @@ def _too_long(detail: str, excess: int, history_costs: list[int], unit: str = "t
             return ApiError(
                 "input_too_long",
                 detail,
-                action=f"Drop the {count} oldest history message(s) and send the request again.",
+                action=f"Drop the {count} oldest {what} and send the request again.",
             )
     return ApiError(
         "input_too_long",

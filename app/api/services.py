@@ -1,18 +1,22 @@
-"""The per-app services (settings, provider, stream store, request schema, contract) in app.extensions."""
+"""The per-app services (settings, provider, stream store, request schemas, client keys, contract)
+in app.extensions."""
 
 from __future__ import annotations
 
 import dataclasses
+import time
 
 from flask import current_app
 
 from ..config import Settings
+from ..openai_schemas import CompletionRequestSchema
 from ..providers import build_provider
 from ..providers.base import Provider
 from ..schemas import ChatRequestSchema
 from ..streaming.store import MemoryStreamStore, StreamStore
 from ..streaming.waiting import WaitGenerations
 from .contract import render_contract
+from .keys import ClientKeys
 
 SHUTDOWN_WAIT_SECONDS = 2.0  # for stopped generations to close their upstream requests
 
@@ -27,7 +31,10 @@ class Services:
     store: StreamStore
     waits: WaitGenerations
     chat_schema: ChatRequestSchema
+    completion_schema: CompletionRequestSchema
+    client_keys: ClientKeys
     contract: bytes
+    started: int  # Unix time the services were built (the `created` of /v1/models)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -43,7 +50,14 @@ class Services:
                 max_tokens=settings.max_tokens,
                 allowed_models=settings.allowed_models,
             ),
+            completion_schema=CompletionRequestSchema(
+                max_messages=settings.max_history_messages + 2,
+                max_tokens=settings.max_tokens,
+                allowed_models=settings.allowed_models,
+            ),
+            client_keys=ClientKeys(settings.client_keys),
             contract=render_contract(settings),
+            started=int(time.time()),
         )
 
     @property

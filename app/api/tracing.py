@@ -23,6 +23,7 @@ def _before() -> None:
 
 def _after(response: Response) -> Response:
     response.headers.setdefault("X-Correlation-Id", g.get("correlation_id", ""))
+    response.headers.setdefault("X-Request-Id", response.headers["X-Correlation-Id"])  # where OpenAI's SDKs look
     if not response.is_streamed:
         duration = round((time.monotonic() - g.get("started", time.monotonic())) * 1000, 1)
         log.info("request_completed", extra={"status": response.status_code, "duration_ms": duration})

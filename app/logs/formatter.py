@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import datetime
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
-from .redaction import redact
+from .redaction import literal_redactor, redact
 
 _RESERVED = frozenset(RESERVED_ATTRS)
 
 
 class RedactingJsonFormatter(JsonFormatter):
-    """python-json-logger formatter: UTC ISO-8601 timestamp, level, event; redacts the final line.
+    """python-json-logger formatter: UTC ISO-8601 timestamp, level, event; redacts the final line,
+    the configured `secrets` first (as they are, and as JSON escapes them), then every pattern.
 
     The timestamp is joined after redaction, so the date's digits are never scanned for phone
     and card numbers. A record without exception or stack information (nearly every line) is
@@ -23,9 +25,10 @@ class RedactingJsonFormatter(JsonFormatter):
     its generic field machinery.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, secrets: Sequence[str] = (), **kwargs: Any) -> None:
         kwargs.setdefault("rename_fields", {"levelname": "level", "message": "event", "name": "logger"})
         super().__init__("%(levelname)s %(name)s %(message)s", *args, **kwargs)
+        self._secrets = literal_redactor(secrets)
 
     def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
         """The base class's fields, without empty ids."""
@@ -43,7 +46,7 @@ class RedactingJsonFormatter(JsonFormatter):
             _drop_empty_ids(fields)
             body = self.serialize_log_record(self.process_log_record(fields))
         stamp = datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(timespec="milliseconds")
-        return f'{{"timestamp": "{stamp[:-6]}Z", {redact(body)[1:]}'
+        return f'{{"timestamp": "{stamp[:-6]}Z", {redact(self._secrets(body))[1:]}'
 
 
 def _drop_empty_ids(fields: dict[str, Any]) -> None:

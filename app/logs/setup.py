@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import logging.config
+from collections.abc import Sequence
 from typing import Any
 
 from .context import ContextFilter
@@ -11,13 +12,14 @@ from .formatter import RedactingJsonFormatter
 from .handler import DeferredStreamHandler
 
 
-def logging_config(level: str = "INFO") -> dict[str, Any]:
-    """The dictConfig of the process (also gunicorn's `logconfig_dict`)."""
+def logging_config(level: str = "INFO", secrets: Sequence[str] = ()) -> dict[str, Any]:
+    """The dictConfig of the process (also gunicorn's `logconfig_dict`); `secrets` (the configured
+    keys) are redacted wherever they appear, whatever they look like."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {"context": {"()": ContextFilter}},
-        "formatters": {"json": {"()": RedactingJsonFormatter}},
+        "formatters": {"json": {"()": RedactingJsonFormatter, "secrets": list(secrets)}},
         "handlers": {
             "stdout": {
                 "()": DeferredStreamHandler,
@@ -38,7 +40,7 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
     }
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, secrets: Sequence[str] = ()) -> None:
     """Install the JSON logging setup for the whole process.
 
     Records skip the thread, process and caller fields (the logging HOWTO's optimisation):
@@ -49,4 +51,4 @@ def configure_logging(level: str) -> None:
     logging.logProcesses = False
     logging.logMultiprocessing = False
     logging._srcfile = None  # type: ignore[attr-defined]
-    logging.config.dictConfig(logging_config(level))
+    logging.config.dictConfig(logging_config(level, secrets))

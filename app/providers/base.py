@@ -11,6 +11,11 @@ from typing import Any
 
 from ..errors import CATALOGUE
 
+# The finish reasons a generation ends with (the contract's, but for ChatWait's own `cancelled`).
+FINISH_REASONS = ("stop", "length", "content_filter", "tool_calls", "function_call")
+# Other servers' names for running out of tokens; any other unknown reason (eos_token, end_turn) is a stop.
+_LENGTH_REASONS = frozenset(("max_tokens", "max_length", "max_output_tokens", "max_new_tokens", "model_length"))
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ChatCall:
@@ -20,14 +25,23 @@ class ChatCall:
     messages: list[dict[str, str]]
     max_tokens: int
     temperature: float | None = None
+    # More sampling options, by their OpenAI names (top_p, stop, seed, presence_penalty,
+    # frequency_penalty, user): sent upstream as they are; the embedded model takes what it can.
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Usage:
-    """Token usage of one generation."""
+    """Token usage of one generation: the upstream's own count, or ChatWait's (`estimated`)."""
 
     prompt_tokens: int
     completion_tokens: int
+    estimated: bool = False
+
+    @property
+    def source(self) -> str:
+        """Who counted: `upstream` (the model's server said), or `estimated` (ChatWait counted)."""
+        return "estimated" if self.estimated else "upstream"
 
     @property
     def total_tokens(self) -> int:
@@ -84,8 +98,17 @@ class Generation(abc.ABC):
     """
 
     finish_reason: str | None = None
+    upstream_finish_reason: str | None = None  # the upstream's own word, when it is not one of FINISH_REASONS
     usage: Usage | None = None
     upstream_request_id: str | None = None
+
+    def finish(self, reason: str) -> None:
+        """Record the upstream's finish reason as one of FINISH_REASONS (keeping its own word if mapped)."""
+        known = reason.strip().lower()
+        if known not in FINISH_REASONS:
+            known = "length" if known in _LENGTH_REASONS else "stop"
+            self.upstream_finish_reason = reason
+        self.finish_reason = known
 
     @abc.abstractmethod
     def __iter__(self) -> Iterator[str]: ...

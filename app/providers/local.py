@@ -28,6 +28,8 @@ log = logging.getLogger("chatwait.local")
 
 MESSAGE_OVERHEAD_TOKENS = 3  # role markers and separators around each message
 REPLY_ROOM_TOKENS = 16  # the input limit keeps at least this much of the context for the reply
+# The sampling options llama.cpp takes under their OpenAI names (not `user`, which is OpenAI's own).
+LLAMA_OPTIONS = frozenset(("top_p", "stop", "seed", "presence_penalty", "frequency_penalty"))
 _END = object()
 
 
@@ -78,6 +80,7 @@ class LocalGeneration(Generation):
         options: dict[str, Any] = {"messages": call.messages, "max_tokens": call.max_tokens, "stream": True}
         if call.temperature is not None:
             options["temperature"] = call.temperature
+        options.update((name, value) for name, value in call.options.items() if name in LLAMA_OPTIONS)
         self._options = options
         self._chunks: Iterator[dict[str, Any]] | None = None
         self._closed = False
@@ -94,7 +97,7 @@ class LocalGeneration(Generation):
             if content:
                 yield content
             if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
+                self.finish(choice["finish_reason"])
         if self.finish_reason is None and not self._closed:
             raise UpstreamError("upstream_interrupted", "The embedded model stopped without a finish reason.")
 

@@ -97,6 +97,8 @@ class OpenAIProvider(Provider):
             body["stream_options"] = {"include_usage": True}
         if call.temperature is not None:
             body["temperature"] = call.temperature
+        if call.options:
+            body.update(call.options)
         content = _encode_body(body)
         request = httpx.Request(  # the same request as `content=` makes, from headers encoded once
             "POST",

@@ -67,7 +67,7 @@ class OpenAIGeneration(Generation):
             if content:
                 yield content
             if finish_reason:
-                self.finish_reason = finish_reason
+                self.finish(finish_reason)
             if usage:
                 self.usage = _usage(usage)
 

@@ -11,15 +11,19 @@ from collections.abc import Callable, Iterator
 
 from ..errors import ApiError
 from ..logs import bind
-from .sse import RETRY_FRAME, parse_last_event_id
+from .sse import RETRY_LINE, parse_last_event_id
 from .stream import StreamView
 
 log = logging.getLogger("chatwait.consumer")
 
 
 def resume_position(stream: StreamView, header: str | None, query: str | None) -> int | None:
-    """The last event id a resuming client received (None: replay all); ApiError if never sent."""
+    """The last event id a resuming client received (None: replay all); ApiError if a live stream
+    never sent it (a finished stream has nothing after it: see `nothing_left`)."""
     after = parse_last_event_id(header, query)
+    if nothing_left(stream, after):
+        log.info("stream_resumed", extra={"last_event_id": after, "finished": True, "nothing_left": True})
+        return after
     if after is not None and after > stream.last_event_id:
         stream.catch_up(after)
     if after is not None and after > stream.last_event_id:
@@ -28,16 +32,28 @@ def resume_position(stream: StreamView, header: str | None, query: str | None) -
     return after
 
 
+def nothing_left(stream: StreamView, after_id: int | None) -> bool:
+    """Whether a resume after `after_id` has nothing to get: the stream ended at or before it.
+    Such a resume is answered 204, which tells EventSource to stop reconnecting."""
+    return after_id is not None and stream.finished and after_id >= stream.last_event_id
+
+
 def consume(
     stream: StreamView, after_id: int | None, keepalive_seconds: float, clock: Callable[[], float]
 ) -> Iterator[bytes]:
-    """The SSE body of one consumer: the retry frame, the frames after `after_id`, then live ones."""
+    """The SSE body of one consumer: the frames after `after_id`, then live ones. The first event
+    carries the `retry:` field (a keepalive before it goes out as it is)."""
     with bind(stream.correlation_id, stream.stream_id):
         stream.attach()
         delivered = False
         try:
             frames = stream.follow(after_id, keepalive_seconds)
-            yield RETRY_FRAME + next(frames, b"")
+            for frame in frames:
+                if frame.startswith(b":"):
+                    yield frame
+                    continue
+                yield RETRY_LINE + frame
+                break
             yield from frames
             delivered = True
         finally:

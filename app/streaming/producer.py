@@ -17,7 +17,6 @@ from ..logs import log_greenlet_failure
 from ..providers.base import ChatCall, Provider, Usage
 from ..server.scheduling import run_first
 from .relay import Outcome, Relay
-from .sse import SseEvent
 from .stream import Stream
 
 log = logging.getLogger("chatwait.producer")
@@ -55,7 +54,7 @@ class StreamWriter:
         self.stream = stream
         self.content_length = 0
         self._debug = log.isEnabledFor(logging.DEBUG)
-        stream.append(priming_frame(stream.stream_id, stream.correlation_id, stream.model, stream.created))
+        stream.append(stream.wire.priming())
 
     def chunk(self, content: str) -> None:
         """Append one `chunk` event. The first one is written to the clients before this
@@ -72,32 +71,11 @@ class StreamWriter:
         if not self.stream.ended:
             error = ApiError("internal_error", "The generation stopped unexpectedly.")
             chunks = self.stream.chunks
-            self.end(Outcome(text="", chunks=chunks, usage=Usage(0, 0), duration_ms=0.0, ttft_ms=None, error=error))
+            usage = Usage(0, 0, estimated=True)
+            self.end(Outcome(text="", chunks=chunks, usage=usage, duration_ms=0.0, ttft_ms=None, error=error))
 
     def end(self, outcome: Outcome) -> None:
         """Append the one terminal event: `done`, or `error` with the catalogue fields."""
-        frame = terminal_frame(self.stream.chunks, self.content_length, outcome, self.stream.correlation_id)
+        frame = self.stream.wire.terminal(self.stream.chunks, self.content_length, outcome)
         self.stream.ending = outcome.error.error_code if outcome.error is not None else outcome.finish_reason
         self.stream.append(frame, final=True)
-
-
-def terminal_frame(last_chunk: int, content_length: int, outcome: Outcome, correlation_id: str) -> bytes:
-    """The terminal event after chunk `last_chunk`: `done`, or `error` with the catalogue fields."""
-    sequence = last_chunk + 1
-    data = {
-        "sequence": sequence,
-        "is_final": True,
-        "last_sequence": last_chunk,
-        "content_length": content_length,
-        "duration_ms": outcome.duration_ms,
-        "usage": outcome.usage.as_dict(),
-    }
-    if outcome.error is not None:
-        return SseEvent(sequence, "error", {**data, **outcome.error.body(correlation_id)}).encode()
-    return SseEvent(sequence, "done", {**data, "finish_reason": outcome.finish_reason}).encode()
-
-
-def priming_frame(stream_id: str, correlation_id: str, model: str, created: float) -> bytes:
-    """The `stream` event (id 0) that opens every stream."""
-    data = {"stream_id": stream_id, "correlation_id": correlation_id, "model": model, "created": int(created)}
-    return SseEvent(0, "stream", data).encode()

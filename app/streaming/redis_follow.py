@@ -18,10 +18,10 @@ import redis
 from ..errors import ApiError
 from ..providers.base import Usage
 from . import redis_link as keys
-from .producer import priming_frame, terminal_frame
 from .redis_link import Link, store_errors
 from .relay import Outcome
-from .sse import KEEPALIVE_FRAME, encode_chunk
+from .sse import KEEPALIVE_FRAME
+from .wire import DIALECTS, Format, Wire
 
 log = logging.getLogger("chatwait.follow")
 
@@ -44,6 +44,8 @@ class RemoteStream:
         self.owner = meta.get(b"owner", b"").decode()
         self.created = float(meta.get(b"created", b"0"))
         self.finished = meta.get(b"state") != b"live"
+        self.client = meta.get(b"client", b"").decode()
+        self.wire = wire_of(stream_id, meta)
         self.last_event_id = last_event_id
         self._ending: bytes | None = None
 
@@ -86,7 +88,7 @@ class RemoteStream:
                 gevent.sleep(block)
                 entries = []
             if entries:
-                frames, cursor, ended = _frames(entries)
+                frames, cursor, ended = _frames(entries, self.wire)
                 yield frames
                 last_write = time.monotonic()
                 if ended:
@@ -153,7 +155,15 @@ class RemoteStream:
         return self.finished
 
 
-def _frames(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> tuple[bytes, int, bool]:
+def wire_of(stream_id: str, meta: dict[bytes, bytes]) -> Wire:
+    """The wire format of a stream as its hash in Redis records it."""
+    dialect = meta.get(b"wire", b"").decode()
+    fmt = Format(dialect if dialect in DIALECTS else "chatwait")
+    correlation_id, model = meta.get(b"correlation_id", b"").decode(), meta.get(b"model", b"").decode()
+    return fmt.wire(stream_id, correlation_id, model, float(meta.get(b"created", b"0")))
+
+
+def _frames(entries: list[tuple[bytes, dict[bytes, bytes]]], wire: Wire) -> tuple[bytes, int, bool]:
     """The SSE bytes of Redis entries, the next event id wanted, and whether the last one ends the stream."""
     out: list[bytes] = []
     ended = False
@@ -162,7 +172,7 @@ def _frames(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> tuple[bytes, int
         event_id = keys.event_id(entry)
         text = fields.get(b"c")
         if text is not None:
-            out.append(encode_chunk(event_id, text.decode("utf-8", "replace")))
+            out.append(wire.chunk(event_id, text.decode("utf-8", "replace")))
         else:
             ended = b"t" in fields
             out.append(fields[b"t"] if ended else fields[b"h"])
@@ -173,20 +183,17 @@ def end_if_owner_gone(link: Link, stream_id: str, meta: dict[bytes, bytes]) -> b
     """End a live stream (`meta`: its hash) whose owner's lease has lapsed with one terminal
     generation_lost error; True when this call ended it (exactly one caller in the cluster does)."""
     owner = meta.get(b"owner", b"").decode()
-    correlation_id = meta.get(b"correlation_id", b"").decode()
     created = float(meta.get(b"created", b"0"))
+    wire = wire_of(stream_id, meta)
     error = ApiError("generation_lost", "The worker generating this reply stopped renewing its lease.")
     for _ in range(3):  # the owner may have written its last entries meanwhile: read again
         entries = link.commands.xrange(keys.events_key(stream_id))
         chunks = [fields[b"c"].decode("utf-8", "replace") for _, fields in entries if b"c" in fields]
         last = keys.event_id(entries[-1][0]) if entries else -1
         duration_ms = round(max(0.0, time.time() - created) * 1000, 1)
-        outcome = Outcome("", len(chunks), Usage(0, 0), duration_ms, None, error=error)
-        frames: list[object] = []
-        if last < 0:
-            model = meta.get(b"model", b"").decode()
-            frames += (0, "h", priming_frame(stream_id, correlation_id, model, created))
-        ending = terminal_frame(len(chunks), sum(map(len, chunks)), outcome, correlation_id)
+        outcome = Outcome("", len(chunks), Usage(0, 0, estimated=True), duration_ms, None, error=error)
+        frames: list[object] = [0, "h", wire.priming()] if last < 0 else []
+        ending = wire.terminal(len(chunks), sum(map(len, chunks)), outcome)
         frames += (max(last, 0) + 1, "t", ending)
         args = [stream_id, link.live_ttl_ms, link.done_ttl_ms, "generation_lost", last, *keys.NOT_CREATING, *frames]
         result = link.scripts.run("write", [*_stream_keys(stream_id), keys.lease_key(owner)], args)

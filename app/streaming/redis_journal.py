@@ -43,7 +43,8 @@ GATHER_FROM_STREAMS = 2  # a batch of at least this many streams: the next one g
 MAX_IN_FLIGHT = 64  # batches sent whose replies are not read yet
 ACK_SECONDS = 0.05  # replies are read at the next send once their batch is this old
 ACK_IDLE_SECONDS = 0.1  # or, when nothing more is sent, this long after the batch
-Creation = tuple[int, str, str, str, int]  # MAX_STREAMS, owner, correlation id, model, created
+Creation = tuple[int, str, str, str, int, str, str]  # MAX_STREAMS, owner, correlation id, model, created,
+# wire format, client
 Call = tuple[Stream, int, int]  # a stream, and the frames a batch writes: first .. end - 1
 
 

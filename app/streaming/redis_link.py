@@ -31,10 +31,11 @@ POOL_WAIT_SECONDS = 2.0  # for a free connection when the pool is at its bound
 COMMAND_CONNECTIONS = 64
 FOLLOW_CONNECTIONS = 512  # each remote follower blocked in XREAD holds one while it waits
 
-# Writes a stream's next entries, ARGV[11..] as (event id, field, value) triples: field h (the
+# Writes a stream's next entries, ARGV[13..] as (event id, field, value) triples: field h (the
 # priming frame), c (a chunk's text) or t (the terminal frame). ARGV[4] is how the stream ended
-# when this batch ends it (finish_reason or error_code), else 0. With ARGV[6..10] (max live
-# streams, owner, correlation id, model, created), the first batch also creates the stream,
+# when this batch ends it (finish_reason or error_code), else 0. With ARGV[6..12] (max live
+# streams, owner, correlation id, model, created, wire format, the client's key digest), the
+# first batch also creates the stream,
 # unless the cluster already holds MAX_STREAMS live ones (-4). Entries already there are
 # skipped, so a batch can be sent again after a failure; a batch that would leave a gap (an
 # earlier one, sent on the same connection, failed) is refused (-5) and is sent again from the
@@ -47,7 +48,7 @@ if not state and ARGV[6] ~= '' then
   if redis.call('HLEN', KEYS[3]) >= tonumber(ARGV[6]) then return -4 end
   redis.call('HSET', KEYS[3], ARGV[1], ARGV[7])
   redis.call('HSET', KEYS[1], 'state', 'live', 'owner', ARGV[7], 'correlation_id', ARGV[8],
-    'model', ARGV[9], 'created', ARGV[10])
+    'model', ARGV[9], 'created', ARGV[10], 'wire', ARGV[11], 'client', ARGV[12])
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   state = 'live'
 end
@@ -62,16 +63,16 @@ if KEYS[4] then
   if redis.call('EXISTS', KEYS[4]) == 1 then return -2 end
   if next_id - 1 ~= tonumber(ARGV[5]) then return -3 end
 end
-if #ARGV >= 11 and tonumber(ARGV[11]) > next_id then return -5 end
+if #ARGV >= 13 and tonumber(ARGV[13]) > next_id then return -5 end
 local last = -1
-for i = 11, #ARGV, 3 do
+for i = 13, #ARGV, 3 do
   last = tonumber(ARGV[i])
   if last >= next_id then
     local ok = redis.pcall('XADD', KEYS[2], '0-' .. (last + 1), ARGV[i + 1], ARGV[i + 2])
     if type(ok) == 'table' and ok.err then return ok end
   end
 end
-if ARGV[11] == '0' then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+if ARGV[13] == '0' then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
 if ARGV[4] ~= '0' then
   redis.call('HSET', KEYS[1], 'state', 'finished', 'last', last, 'ending', ARGV[4])
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
@@ -80,7 +81,7 @@ if ARGV[4] ~= '0' then
 end
 return 1
 """
-NOT_CREATING = ("", "", "", "", "")  # ARGV[6..10] of a batch that does not create its stream
+NOT_CREATING = ("",) * 7  # ARGV[6..12] of a batch that does not create its stream
 
 
 def meta_key(stream_id: str) -> str:

@@ -26,6 +26,7 @@ from .redis_link import Link, Scripts, store_errors
 from .redis_owner import OwnerDuties
 from .store import STOPPING_DETAIL, StreamStore, restarting
 from .stream import Stream, StreamCancelled, StreamView
+from .wire import NATIVE, Format
 
 log = logging.getLogger("chatwait.store")
 
@@ -78,14 +79,15 @@ class RedisStreamStore(StreamStore):
     def __len__(self) -> int:
         return len(self._local)
 
-    def create(self, correlation_id: str, model: str) -> Stream:
+    def create(self, correlation_id: str, model: str, fmt: Format = NATIVE, client: str = "") -> Stream:
         """A new stream owned by this worker, registered in Redis with its first frames (`admit`)."""
         if not self._accepting:
             raise ApiError("service_restarting", STOPPING_DETAIL)
         if not self.journal.healthy:
             raise ApiError("store_unavailable", "Redis did not answer the last writes of this worker.")
-        stream = Stream(random_id(), correlation_id, model, self.clock(), journal=self.journal)
-        self.journal.create(stream, (self.max_streams, self.worker_id, correlation_id, model, int(stream.created)))
+        stream = Stream(random_id(), correlation_id, model, self.clock(), self.journal, fmt, client)
+        registration = (self.max_streams, self.worker_id, correlation_id, model, int(stream.created), fmt.dialect)
+        self.journal.create(stream, (*registration, client))
         self._local[stream.stream_id] = stream
         return stream
 

@@ -85,6 +85,7 @@ class Relay:
         self._max_chars = call.max_tokens * MAX_CHARS_PER_TOKEN + REPLY_CHARS_FLOOR
         self._first_token_at: float | None = None
         self._started = 0.0
+        self._upstream_finish_reason: str | None = None
 
     def run(self) -> Outcome:
         """Generate to the end, cancellation or failure; always ends the listener exactly once."""
@@ -117,6 +118,7 @@ class Relay:
                         self._emit(first)
                     for piece in rest:
                         self._emit(piece)
+            self._upstream_finish_reason = generation.upstream_finish_reason
             return generation.finish_reason, generation.usage, None
         except StreamCancelled as stop:
             return ("cancelled", None, None) if stop.error is None else (None, None, stop.error)
@@ -221,7 +223,7 @@ class Relay:
             prompt = self.prompt_tokens
             if prompt is None:  # not counted at intake: the upstream's usage was expected
                 prompt = self.provider.prompt_tokens(self.call.messages)
-            usage = Usage(prompt, self.provider.completion_tokens(text))
+            usage = Usage(prompt, self.provider.completion_tokens(text), estimated=True)
         first = self._first_token_at
         return Outcome(
             text=text,
@@ -239,7 +241,10 @@ class Relay:
             "ttft_ms": outcome.ttft_ms,
             "chunks": outcome.chunks,
             **outcome.usage.as_dict(),
+            "usage_source": outcome.usage.source,
         }
+        if self._upstream_finish_reason is not None:  # mapped to one of the contract's reasons
+            fields["upstream_finish_reason"] = self._upstream_finish_reason
         if outcome.error is not None:
             log.warning("stream_failed", extra={"error_code": outcome.error.error_code, **fields})
         else:

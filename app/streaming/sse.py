@@ -14,11 +14,16 @@ from typing import Any
 from ..errors import ApiError
 
 RECONNECT_MILLISECONDS = 2000
-RETRY_FRAME = b"retry: %d\n\n" % RECONNECT_MILLISECONDS
-KEEPALIVE_FRAME = b": keepalive\n\n"
+# The reconnection delay for EventSource, sent inside the first event's block: a block of its own
+# would be an event without data, which common SSE parsers hand on as an empty event.
+RETRY_LINE = b"retry: %d\n" % RECONNECT_MILLISECONDS
+# A comment line without the blank line that would end a block: it joins the next event's block,
+# where every parser skips it. A block of its own would dispatch an empty event in parsers that
+# keep the last event id across events (the `openai` SDK's, httpx-sse's), and `json.loads("")` fails.
+KEEPALIVE_FRAME = b": keepalive\n"
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
-_quote = json.encoder.encode_basestring  # a str as a JSON string, as _dumps writes it (C)
+dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+quote = json.encoder.encode_basestring  # a str as a JSON string, as `dumps` writes it (C)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -32,7 +37,7 @@ class SseEvent:
     def encode(self) -> bytes:
         """The exact bytes of this event on the wire."""
         # "replace" turns an unpaired surrogate from upstream into U+FFFD instead of failing.
-        payload = _dumps(self.data).encode("utf-8", "replace")
+        payload = dumps(self.data).encode("utf-8", "replace")
         return b"id: %d\nevent: %s\ndata: %s\n\n" % (self.id, self.event.encode("ascii"), payload)
 
 
@@ -41,7 +46,7 @@ def encode_chunk(sequence: int, content: str) -> bytes:
     return b'id: %d\nevent: chunk\ndata: {"sequence":%d,"content":%s,"is_final":false}\n\n' % (
         sequence,
         sequence,
-        _quote(content).encode("utf-8", "replace"),
+        quote(content).encode("utf-8", "replace"),
     )
 
 

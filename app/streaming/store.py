@@ -20,6 +20,7 @@ from ..ids import random_id
 from ..logs import log_greenlet_failure
 from . import producer
 from .stream import Stream, StreamCancelled, StreamView
+from .wire import NATIVE, Format
 
 log = logging.getLogger("chatwait.store")
 
@@ -57,8 +58,9 @@ class StreamStore(abc.ABC):
         return True, "In this worker's memory.", self.live()
 
     @abc.abstractmethod
-    def create(self, correlation_id: str, model: str) -> Stream:
-        """A new, empty stream; ApiError(server_busy) when the store is full of live streams."""
+    def create(self, correlation_id: str, model: str, fmt: Format = NATIVE, client: str = "") -> Stream:
+        """A new, empty stream in wire format `fmt`, started by `client` (a key digest, or "");
+        ApiError(server_busy) when the store is full of live streams."""
 
     @abc.abstractmethod
     def get(self, stream_id: str) -> StreamView:
@@ -99,7 +101,7 @@ class MemoryStreamStore(StreamStore):
     def __len__(self) -> int:
         return len(self._streams)
 
-    def create(self, correlation_id: str, model: str) -> Stream:
+    def create(self, correlation_id: str, model: str, fmt: Format = NATIVE, client: str = "") -> Stream:
         """A new, empty stream; evicts the least recently used finished stream when full.
 
         Raises ApiError(server_busy) when every stream held is still live: those are never evicted,
@@ -109,7 +111,7 @@ class MemoryStreamStore(StreamStore):
             raise ApiError("service_restarting", STOPPING_DETAIL)
         if len(self._streams) >= self.max_streams and not self._evict_one_finished():
             raise ApiError("server_busy", f"All {self.max_streams} stream slots (MAX_STREAMS) hold live streams.")
-        stream = Stream(random_id(), correlation_id, model, self.clock())
+        stream = Stream(random_id(), correlation_id, model, self.clock(), fmt=fmt, client=client)
         self._streams[stream.stream_id] = stream
         return stream
 

@@ -19,7 +19,8 @@ import gevent
 
 from ..errors import ApiError
 from ..server.scheduling import RestartableTimer, Wakeup
-from .sse import KEEPALIVE_FRAME, encode_chunk
+from .sse import KEEPALIVE_FRAME
+from .wire import NATIVE, Format, Wire
 
 RECENT_FRAMES = 64  # chunk frames kept encoded for followers that keep up
 
@@ -50,6 +51,8 @@ class StreamView(Protocol):
     stream_id: str
     correlation_id: str
     finished: bool
+    client: str  # the key digest of the client that started it ("" when the API is open)
+    wire: Wire
 
     @property
     def last_event_id(self) -> int: ...
@@ -83,6 +86,7 @@ class Stream:
         "_text",
         "_wakeup",
         "cancelled",
+        "client",
         "consumers",
         "correlation_id",
         "created",
@@ -94,15 +98,19 @@ class Stream:
         "producer",
         "stream_id",
         "visible",
+        "wire",
     )
 
     def __init__(
-        self, stream_id: str, correlation_id: str, model: str, now: float, journal: Journal | None = None
+        self, stream_id: str, correlation_id: str, model: str, now: float, journal: Journal | None = None,
+        fmt: Format = NATIVE, client: str = ""
     ) -> None:
         self.stream_id = stream_id
         self.correlation_id = correlation_id
         self.model = model
         self.created = time.time()
+        self.wire = fmt.wire(stream_id, correlation_id, model, self.created)
+        self.client = client
         self.finished = False
         self.finished_at = 0.0
         self.consumers = 0
@@ -154,7 +162,7 @@ class Stream:
     def append_chunk(self, content: str) -> bytes:
         """Add the next `chunk` frame (its sequence is its event id), wake followers; its bytes."""
         sequence = len(self._lengths) + 1
-        frame = encode_chunk(sequence, content)
+        frame = self.wire.chunk(sequence, content)
         self._recent.append(frame)
         encoded = content.encode("utf-8", "replace")
         self._text += encoded
@@ -220,7 +228,7 @@ class Stream:
                     offset = sum(self._lengths[: event_id - 1])
                 length = self._lengths[event_id - 1]
                 text = self._text[offset : offset + length].decode("utf-8", "replace")
-                found.append(encode_chunk(event_id, text))
+                found.append(self.wire.chunk(event_id, text))
                 offset += length
         return found
 

@@ -10,6 +10,8 @@ from marshmallow import validate
 from openapi_spec_validator import validate as validate_spec
 
 from app.errors import CATALOGUE
+from app.openai_replies import OPENAI_COMPONENTS
+from app.openai_schemas import CompletionRequestSchema
 from app.schemas import COMPONENTS, ChatRequestSchema
 
 from ..conformance import CONTRACT, SCHEMAS, conform
@@ -30,6 +32,18 @@ _TYPES = {
 }
 
 
+ALL_COMPONENTS = {**COMPONENTS, **OPENAI_COMPONENTS}
+
+
+def _json_types(field: mfields.Field) -> tuple[str, ...]:
+    """The JSON types a field takes: its own `json_types` (fields of several types), else by class."""
+    if hasattr(field, "json_types"):
+        return field.json_types
+    if type(field) is mfields.Raw:
+        return ("null",) if field.allow_none else ()
+    return (_json_type(field),)
+
+
 def _json_type(field: mfields.Field) -> str | None:
     for cls, name in _TYPES.items():
         if isinstance(field, cls):
@@ -37,9 +51,9 @@ def _json_type(field: mfields.Field) -> str | None:
     return None
 
 
-@pytest.mark.parametrize("name", sorted(COMPONENTS))
+@pytest.mark.parametrize("name", sorted(ALL_COMPONENTS))
 def test_marshmallow_schemas_mirror_the_contract(name: str) -> None:
-    schema = COMPONENTS[name]()
+    schema = ALL_COMPONENTS[name]()
     component = SCHEMAS[name]
     properties = component["properties"]
     by_key = {(f.data_key or key): f for key, f in schema.fields.items()}
@@ -50,18 +64,22 @@ def test_marshmallow_schemas_mirror_the_contract(name: str) -> None:
         spec = properties[key]
         if isinstance(field, mfields.Nested):
             nested = field.nested if isinstance(field.nested, type) else type(field.nested)
-            assert spec["$ref"].endswith("/" + next(k for k, v in COMPONENTS.items() if v is nested))
+            ref = spec.get("$ref") or next(option["$ref"] for option in spec["anyOf"] if "$ref" in option)
+            assert ref.endswith("/" + next(k for k, v in ALL_COMPONENTS.items() if v is nested))
             continue
-        spec_type = spec.get("type")
-        expected = _json_type(field)
-        assert expected in (spec_type if isinstance(spec_type, list) else [spec_type]), f"{name}.{key} type"
+        options = spec.get("oneOf", spec.get("anyOf", ()))
+        spec_type = spec.get("type") or [option["type"] for option in options if "type" in option]
+        spec_types = spec_type if isinstance(spec_type, list) else [spec_type]
+        assert set(_json_types(field)) <= set(spec_types), f"{name}.{key} type"
         for validator in field.validators:
             if isinstance(validator, validate.OneOf):
-                assert list(validator.choices) == spec["enum"], f"{name}.{key} enum"
+                allowed = [choice for choice in spec["enum"] if choice is not None]
+                assert list(validator.choices) == allowed, f"{name}.{key} enum"
             if isinstance(validator, validate.Range):
                 assert (validator.min, validator.max) == (spec.get("minimum"), spec.get("maximum")), f"{name}.{key}"
         if isinstance(field, mfields.List) and isinstance(field.inner, mfields.Nested):
-            assert spec["items"]["$ref"].endswith("/HistoryMessage")
+            inner = field.inner.nested if isinstance(field.inner.nested, type) else type(field.inner.nested)
+            assert spec["items"]["$ref"].endswith("/" + next(k for k, v in ALL_COMPONENTS.items() if v is inner))
 
 
 def test_request_bounds_match_the_default_settings() -> None:
@@ -71,6 +89,13 @@ def test_request_bounds_match_the_default_settings() -> None:
     assert request["system"]["maxLength"] == schema.max_message_chars
     assert request["history"]["maxItems"] == schema.max_history_messages
     assert request["max_tokens"]["maximum"] == schema.max_tokens_limit
+
+
+def test_completion_request_bounds_match_the_default_settings() -> None:
+    schema = CompletionRequestSchema()
+    request = SCHEMAS["CompletionRequest"]["properties"]
+    assert request["messages"]["maxItems"] == schema.max_messages
+    assert request["max_tokens"]["maximum"] == request["max_completion_tokens"]["maximum"] == schema.max_tokens_limit
 
 
 def test_the_contract_lists_every_error_code_of_the_catalogue() -> None:

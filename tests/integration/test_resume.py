@@ -124,14 +124,33 @@ def test_two_consumers_see_the_same_stream(http: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize(
-    "params,headers",
-    [({"last_event_id": "abc"}, {}), ({}, {"Last-Event-ID": "-1"}), ({}, {"Last-Event-ID": "99"})],
+    "message,params,headers",
+    [
+        ("@tokens=2", {"last_event_id": "abc"}, {}),
+        ("@tokens=2", {}, {"Last-Event-ID": "-1"}),
+        ("@tokens=40 @delay_ms=50", {}, {"Last-Event-ID": "99"}),  # a live stream never sent it (yet)
+    ],
 )
-def test_bad_last_event_id_is_a_400(http: httpx.Client, params, headers) -> None:
+def test_bad_last_event_id_is_a_400(http: httpx.Client, message, params, headers) -> None:
+    with http.stream("POST", "/v1/chat/streaming", json={"message": message}) as first:
+        response = http.get(f"/v1/chat/streaming/{first.headers['x-stream-id']}", params=params, headers=headers)
+        assert response.status_code == 400
+        assert response.json()["error_code"] == "invalid_last_event_id"
+        http.delete(f"/v1/chat/streaming/{first.headers['x-stream-id']}")
+
+
+@pytest.mark.parametrize("after", ["3", "4", "99"])
+def test_a_resume_at_or_past_the_end_of_a_finished_stream_is_a_204(http: httpx.Client, after: str) -> None:
+    """Nothing is left to send: 204, on which EventSource stops reconnecting (a 200 with an empty
+    body would have it reconnect every `retry` milliseconds for as long as the stream is kept)."""
     first = http.post("/v1/chat/streaming", json={"message": "@tokens=2"})
-    response = http.get(f"/v1/chat/streaming/{first.headers['x-stream-id']}", params=params, headers=headers)
-    assert response.status_code == 400
-    assert response.json()["error_code"] == "invalid_last_event_id"
+    stream_id = first.headers["x-stream-id"]
+    assert parse(first.content)[0][-1].id == 3
+    response = http.get(f"/v1/chat/streaming/{stream_id}", headers={"Last-Event-ID": after})
+    assert response.status_code == 204 and response.content == b""
+    assert response.headers["x-stream-id"] == stream_id
+    before_end = http.get(f"/v1/chat/streaming/{stream_id}", params={"last_event_id": "2"})
+    assert [(e.id, e.event) for e in parse(before_end.content)[0]] == [(3, "done")]
 
 
 def test_unknown_stream_is_a_404_with_advice(http: httpx.Client) -> None:

@@ -32,7 +32,7 @@ def test_streaming_frames_headers_and_terminal_event(http: httpx.Client) -> None
     assert response.headers["x-accel-buffering"] == "no"
     stream_id = response.headers["x-stream-id"]
     events, parser = parse(response.content)
-    assert response.content.startswith(b"retry: 2000\n\n")
+    assert response.content.startswith(b"retry: 2000\nid: 0\nevent: stream\n"), "retry is in the first event's block"
     assert parser.retry == 2000
     first, *chunks, last = events
     assert (first.id, first.event) == (0, "stream")
@@ -50,6 +50,7 @@ def test_streaming_frames_headers_and_terminal_event(http: httpx.Client) -> None
     assert last.data["content_length"] == len(expected_reply(12))
     assert last.data["usage"]["completion_tokens"] == 12
     assert last.data["usage"]["total_tokens"] == last.data["usage"]["prompt_tokens"] + 12
+    assert last.data["usage_source"] == "upstream"
     assert [e.event for e in events].count("done") + [e.event for e in events].count("error") == 1
 
 
@@ -152,6 +153,7 @@ def test_health_ready_and_contract(http: httpx.Client) -> None:
 def test_keepalive_comments_during_silence(http: httpx.Client) -> None:
     """KEEPALIVE_SECONDS is 0.5 in the test server; the first token comes after 1.6 s."""
     response = http.post("/v1/chat/streaming", json={"message": "@tokens=2 @first_ms=1600"})
-    assert response.content.count(b": keepalive\n\n") >= 2
+    assert response.content.count(b": keepalive\n") >= 2
+    assert b": keepalive\n\n" not in response.content, "a keepalive never makes a block of its own"
     events, _ = parse(response.content)
     assert content_of(events) == expected_reply(2)

@@ -37,6 +37,7 @@ def test_priming_chunks_and_done() -> None:
         "content_length": 5,
         "duration_ms": 12.5,
         "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+        "usage_source": "upstream",
         "finish_reason": "stop",
     }
     assert stream.finished

@@ -9,7 +9,6 @@ import redis
 
 from app.errors import ApiError
 from app.streaming import redis_link as keys
-from app.streaming.producer import priming_frame
 from app.streaming.redis_follow import RemoteStream, end_if_owner_gone
 from app.streaming.redis_journal import RedisJournal
 from app.streaming.redis_store import RedisStreamStore, StoreUnreachable
@@ -31,7 +30,7 @@ def store(redis_server: RedisServer):
 
 
 def _write(stream: Stream, chunks: list[str], end: bytes | None = None) -> None:
-    stream.append(priming_frame(stream.stream_id, stream.correlation_id, stream.model, stream.created))
+    stream.append(stream.wire.priming())
     for chunk in chunks:
         stream.append_chunk(chunk)
     if end is not None:

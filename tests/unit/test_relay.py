@@ -100,18 +100,19 @@ def test_success_with_upstream_usage() -> None:
     assert listener.chunks == ["a ", "b"] and listener.ends == [outcome]
     assert outcome.text == "a b" and outcome.finish_reason == "stop" and outcome.error is None
     assert outcome.usage == Usage(7, 2) and outcome.chunks == 2 and outcome.ttft_ms is not None
+    assert outcome.usage.source == "upstream"
 
 
 def test_usage_is_counted_when_the_upstream_gives_none() -> None:
     outcome = _relay(ScriptedProvider(ScriptedGeneration(["one ", "two ", "three"]))).run()
-    assert outcome.usage == Usage(10, 3)
+    assert outcome.usage == Usage(10, 3, estimated=True) and outcome.usage.source == "estimated"
 
 
 def test_prompt_tokens_not_counted_at_intake_are_counted_for_the_usage() -> None:
     config = load_settings({}, environ={"OPENAI_API_KEY": "sk-x"})
     provider = ScriptedProvider(ScriptedGeneration(["one ", "two"]))
     outcome = Relay(provider, config, CALL, None, None, "cid").run()
-    assert outcome.usage == Usage(10, 2)
+    assert outcome.usage == Usage(10, 2, estimated=True)
 
 
 def test_retryable_failure_before_the_first_token_is_retried(sleeps) -> None:
@@ -190,7 +191,7 @@ def test_cancel_ends_with_cancelled_and_partial_usage() -> None:
     outcome = listener.ends[0]
     assert len(listener.ends) == 1
     assert outcome.finish_reason == "cancelled" and outcome.error is None
-    assert outcome.usage == Usage(10, len(listener.chunks)) and 1 <= len(listener.chunks) < 4
+    assert outcome.usage == Usage(10, len(listener.chunks), estimated=True) and 1 <= len(listener.chunks) < 4
     assert generation.closed
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.errors import ApiError
-from app.streaming.sse import KEEPALIVE_FRAME, RETRY_FRAME, SseEvent, encode_chunk, parse_last_event_id
+from app.streaming.sse import KEEPALIVE_FRAME, RETRY_LINE, SseEvent, encode_chunk, parse_last_event_id
 
 
 def test_event_bytes() -> None:
@@ -34,9 +34,11 @@ def test_unpaired_surrogate_from_upstream_cannot_break_the_frame() -> None:
     assert encode_chunk(1, "a\ud800b").decode("utf-8") == expected
 
 
-def test_retry_and_keepalive_frames() -> None:
-    assert RETRY_FRAME == b"retry: 2000\n\n"
-    assert KEEPALIVE_FRAME == b": keepalive\n\n"
+def test_retry_and_keepalive_are_lines_that_never_make_an_event_of_their_own() -> None:
+    """Both join the next event's block: a block of their own is an event without data, which
+    parsers that keep the last event id (the openai SDK's, httpx-sse's) hand on as empty data."""
+    assert RETRY_LINE == b"retry: 2000\n"
+    assert KEEPALIVE_FRAME == b": keepalive\n"
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,83 @@
+"""What the native and the OpenAI-compatible stream endpoints share: starting a stream, finding
+one for this client, the SSE response of a consumer (or 204 when nothing is left), a stop."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from flask import Response, g, request
+
+from ..errors import ApiError
+from ..providers.base import ChatCall
+from ..streaming import consumer, producer
+from ..streaming.stream import StreamView
+from ..streaming.wire import Format
+from . import auth
+from .services import services
+from .tracing import trace_stream
+
+# Where each wire format's streams start and resume, for the errors that point a client there.
+STARTED_AT = {"chatwait": "/v1/chat/streaming", "openai": "/v1/chat/completions"}
+RESUMED_AT = {"chatwait": "/v1/chat/streaming/{id}", "openai": "/v1/chat/completions/{id}/stream"}
+
+
+def start(call: ChatCall, prompt_tokens: int | None, fmt: Format) -> Response:
+    """Start a generation in its own greenlet and answer with its event stream."""
+    found = services()
+    stream = found.store.create(g.correlation_id, call.model, fmt, auth.client())
+    trace_stream(stream.stream_id, stream.correlation_id)
+    producer.start(stream, found.provider, found.settings, call, prompt_tokens)
+    found.store.admit(stream)  # the Redis store registers the stream meanwhile
+    return event_stream(stream, None)
+
+
+def find(stream_id: str, dialect: str) -> StreamView:
+    """This client's stream with this id, started on the endpoint family of `dialect`;
+    ApiError(stream_not_found) otherwise (another client's stream does not exist for it)."""
+    stream = services().store.get(stream_id)
+    action = f"Send the request again with POST {STARTED_AT[dialect]}."
+    if not auth.owns(stream.client):
+        raise ApiError("stream_not_found", "The id is unknown, or the stream ended and expired.", action=action)
+    trace_stream(stream.stream_id, stream.correlation_id)  # a resume or stop is traced with its stream
+    if stream.wire.dialect != dialect:
+        other = stream.wire.dialect
+        detail = f"This stream was started with POST {STARTED_AT[other]}."
+        raise ApiError("stream_not_found", detail, action=f"Resume it with GET {RESUMED_AT[other]}.")
+    return stream
+
+
+def resume(stream: StreamView, query: str | None) -> Response:
+    """The events after the client's last event id (`Last-Event-ID`, else `query`), then live ones."""
+    after = consumer.resume_position(stream, request.headers.get("Last-Event-ID"), query)
+    if consumer.nothing_left(stream, after):
+        return Response(status=204, headers=_headers(stream))
+    return event_stream(stream, after)
+
+
+def stop(stream: StreamView) -> tuple[str, int]:
+    """Stop a stream's generation: `cancelled`, or `already_finished`; and its last event id."""
+    stopped = services().store.stop(stream)
+    return ("cancelled" if stopped else "already_finished"), stream.last_event_id
+
+
+def event_stream(stream: StreamView, after_id: int | None) -> Response:
+    """The SSE response of one consumer of `stream` (HEAD: the same head, and no consumer)."""
+    found = services()
+    body: Iterator[bytes] = iter(())
+    if request.method != "HEAD":
+        body = consumer.consume(stream, after_id, found.settings.keepalive_seconds, found.store.clock)
+    return Response(
+        body,
+        direct_passthrough=True,  # the server iterates the frames itself, without werkzeug's wrappers
+        mimetype="text/event-stream",
+        headers=_headers(stream),
+    )
+
+
+def _headers(stream: StreamView) -> dict[str, str]:
+    return {
+        "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no",
+        "X-Stream-Id": stream.stream_id,
+        "X-Correlation-Id": stream.correlation_id,
+    }

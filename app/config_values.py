@@ -1,0 +1,141 @@
+"""Parsers of configuration values: each turns an environment variable's raw text into a typed
+value, or raises ConfigError naming the variable and saying what to put instead."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+MIN_KEY_CHARS = 16
+MAX_KEY_CHARS = 256
+MAX_KEYS = 100  # each is searched for in every log line (about 0.2 µs a key)
+_CLIENT_KEY = re.compile(r"[A-Za-z0-9._~+/-]+=*")  # what an HTTP Bearer token may hold (RFC 6750)
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid; the message says which and how to fix it."""
+
+
+def text(name: str, raw: str) -> str:
+    """Any text, trimmed."""
+    return raw.strip()
+
+
+def integer(minimum: int, maximum: int) -> Callable[[str, str], int]:
+    """A parser of whole numbers from `minimum` to `maximum`."""
+    def parse(name: str, raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a whole number: use e.g. {name}={minimum}.") from None
+        if not minimum <= value <= maximum:
+            raise ConfigError(f"{name}={value} is out of range: use a value from {minimum} to {maximum}.")
+        return value
+
+    return parse
+
+
+def port(name: str, raw: str) -> int:
+    """A TCP port number."""
+    value = raw.strip()
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 65535:
+        raise ConfigError(f"{name}={raw!r} is not valid: use a port number from 1 to 65535.")
+    return int(value)
+
+
+def seconds(minimum: float, maximum: float) -> Callable[[str, str], float]:
+    """A parser of durations in seconds from `minimum` to `maximum`."""
+    def parse(name: str, raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a number of seconds: use e.g. {name}=30.") from None
+        if not minimum <= value <= maximum:  # also rejects nan
+            raise ConfigError(f"{name}={raw.strip()} is out of range: use {minimum:g} to {maximum:g} seconds.")
+        return value
+
+    return parse
+
+
+def choice(options: tuple[str, ...], upper: bool = False) -> Callable[[str, str], str]:
+    """A parser of one of `options` (compared in lower case, or upper with `upper`)."""
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip().upper() if upper else raw.strip().lower()
+        if value not in options:
+            raise ConfigError(f"{name}={raw!r} is not supported: use one of {', '.join(options)}.")
+        return value
+
+    return parse
+
+
+def url(name: str, raw: str) -> str:
+    """An http(s) URL, without its trailing slash."""
+    value = raw.strip().rstrip("/")
+    if not value.startswith(("http://", "https://")) or len(value) < 10 or " " in value:
+        raise ConfigError(f"{name}={raw!r} is not an http(s) URL: use e.g. {name}=http://localhost:11434/v1.")
+    return value
+
+
+def redis_url(name: str, raw: str) -> str:
+    """A Redis URL (redis://, rediss:// or unix://)."""
+    value = raw.strip()
+    if not value.startswith(("redis://", "rediss://", "unix://")) or " " in value:
+        raise ConfigError(f"{name} is not a Redis URL: use e.g. {name}=redis://localhost:6379/0.")
+    return value
+
+
+def models(name: str, raw: str) -> tuple[str, ...]:
+    """A comma-separated list of model names, at least one."""
+    models = tuple(dict.fromkeys(m.strip() for m in raw.split(",") if m.strip()))
+    if not models:
+        raise ConfigError(f"{name} lists no model: give a comma-separated list, e.g. {name}=gpt-4o-mini,gpt-4o.")
+    return models
+
+
+def file(what: str) -> Callable[[str, str], Path]:
+    """A parser of paths to an existing file (`what` names it in the error)."""
+    def parse(name: str, raw: str) -> Path:
+        path = Path(raw.strip()).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{name}={raw.strip()!r} is not a file: give the path of {what}.")
+        return path
+
+    return parse
+
+
+def client_keys(name: str, raw: str) -> tuple[str, ...]:
+    """Comma-separated client keys (CHATWAIT_API_KEYS)."""
+    return _checked_keys(name, [key.strip() for key in raw.split(",") if key.strip()])
+
+
+def client_key_file(name: str, raw: str) -> tuple[str, ...]:
+    """The keys in a file: one per line; blank lines and lines starting with # are skipped."""
+    path = file("a file of client keys, one per line")(name, raw)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        raise ConfigError(f"{name}={raw.strip()!r} cannot be read as UTF-8 text: check the file.") from None
+    return _checked_keys(name, [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")])
+
+
+def _checked_keys(name: str, keys: list[str]) -> tuple[str, ...]:
+    if not keys:
+        raise ConfigError(f"{name} holds no key: give at least one, or leave it unset to keep the API open.")
+    if len(keys) > MAX_KEYS:
+        raise ConfigError(f"{name} holds {len(keys)} keys; at most {MAX_KEYS}.")
+    for number, key in enumerate(keys, start=1):
+        if not (MIN_KEY_CHARS <= len(key) <= MAX_KEY_CHARS and _CLIENT_KEY.fullmatch(key)):
+            raise ConfigError(
+                f"{name}: key number {number} is not valid: use {MIN_KEY_CHARS} to {MAX_KEY_CHARS} characters from "
+                "A-Z a-z 0-9 - . _ ~ + / (e.g. `openssl rand -hex 24`)."
+            )
+    return tuple(dict.fromkeys(keys))
+
+
+def flag(name: str, raw: str) -> bool:
+    """A boolean: true/false, yes/no, 1/0."""
+    value = raw.strip().lower()
+    if value not in ("1", "0", "true", "false", "yes", "no"):
+        raise ConfigError(f"{name}={raw!r} is not a boolean: use true or false.")
+    return value in ("1", "true", "yes")
