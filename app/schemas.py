@@ -231,6 +231,7 @@ class ReadySchema(StrictSchema):
     live_streams = fields.Integer(required=True)
     store = fields.String(required=True, validate=validate.OneOf(("memory", "redis")))
     store_detail = fields.String(required=True)
+    client_keys = fields.Boolean(required=True)
 
 
 # Contract component name -> schema class (used by the contract test).

@@ -19,6 +19,7 @@ parallel tests do not interfere), falling back to the command-line defaults:
   @fault=badjson@K send a chunk that is not JSON after K tokens
   @fault=errorchunk@K  send an {"error": ...} chunk after K tokens
   @usage=0         never send usage, even when asked (stream_options.include_usage)
+  @finish=REASON   end with this finish_reason instead of `stop` (e.g. eos_token, as some servers do)
   @reply=request   reply with one token: the JSON of what was asked (model, messages, options)
 
 Tokens are scheduled on an absolute clock (first_ms + i * delay_ms after the request), chunk
@@ -118,6 +119,7 @@ class Directives:
         self.text: str | None = None
         self.usage = found.get("usage", "1") != "0"
         self.retry_after = found.get("retry_after")
+        self.finish = found.get("finish", "stop")
         self.fail_times = int(found["fail_times"]) if "fail_times" in found else None
         fault = found.get("fault", "")
         self.fault, _, at = fault.partition("@")
@@ -240,7 +242,11 @@ class FakeOpenAI:
                     "created": 1700000000,
                     "model": request.get("model"),
                     "choices": [
-                        {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": content},
+                            "finish_reason": knobs.finish,
+                        }
                     ],
                     "usage": {
                         "prompt_tokens": prompt_tokens,
@@ -318,7 +324,8 @@ class FakeOpenAI:
             elif knobs.fault == "errorchunk":
                 send(b'data: {"error":{"message":"upstream exploded sk-canary-in-stream-0000"}}\n\n')
             elif knobs.fault != "nofinish":
-                send(b"data: " + prefix + b',"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n')
+                finish = json.dumps(knobs.finish).encode()
+                send(b"data: " + prefix + b',"choices":[{"index":0,"delta":{},"finish_reason":' + finish + b"}]}\n\n")
             if include_usage:
                 usage = {
                     "prompt_tokens": prompt_tokens,

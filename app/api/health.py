@@ -18,8 +18,8 @@ def health() -> dict[str, str]:
 @bp.get("/ready")
 def ready() -> tuple[dict[str, object], int]:
     """Readiness: the provider built and the stream store answering (503 when it does not);
-    says which provider, model and store, the streams this worker holds, and the live streams
-    the store counts (the cluster's, with Redis)."""
+    says which provider, model and store, the streams this worker holds, the live streams the
+    store counts (the cluster's, with Redis), and whether the API asks for client keys."""
     found = services()
     store_ok, store_detail, live = found.store.ready()
     return {
@@ -29,6 +29,7 @@ def ready() -> tuple[dict[str, object], int]:
         "live_streams": live,
         "store": found.settings.stream_store,
         "store_detail": store_detail,
+        "client_keys": found.client_keys.enabled,
     }, 200 if store_ok else 503
 
 

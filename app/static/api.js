@@ -1,4 +1,31 @@
-// The service's own API, as the page uses it: readiness, start, resume and stop a stream.
+// The service's own API, as the page uses it: readiness, start, resume and stop a stream; with
+// the client key this browser was given (when the service asks for one: CHATWAIT_API_KEYS).
+
+const KEY_ITEM = "chatwait.apiKey";
+
+/** The client key kept in this browser ("" when none). */
+export function apiKey() {
+  try {
+    return localStorage.getItem(KEY_ITEM) || "";
+  } catch {
+    return "";
+  }
+}
+
+/** Keep (or, with "", forget) the client key in this browser. */
+export function setApiKey(key) {
+  try {
+    if (key) localStorage.setItem(KEY_ITEM, key);
+    else localStorage.removeItem(KEY_ITEM);
+  } catch {
+    // storage refused: the key is not kept, and the next request is asked for it again
+  }
+}
+
+function withKey(headers = {}) {
+  const key = apiKey();
+  return key ? { ...headers, Authorization: `Bearer ${key}` } : headers;
+}
 
 /** An error answer of the service: its catalogue fields (message, detail, action, retryable). */
 export class ApiError extends Error {
@@ -33,7 +60,7 @@ export async function readiness() {
 export async function startStream(body, signal) {
   const response = await fetch("/v1/chat/streaming", {
     method: "POST",
-    headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+    headers: withKey({ "Content-Type": "application/json", Accept: "text/event-stream" }),
     body: JSON.stringify(body),
     signal,
   });
@@ -44,7 +71,7 @@ export async function startStream(body, signal) {
 export async function resumeStream(streamId, lastEventId, signal) {
   const query = lastEventId === null ? "" : `?last_event_id=${encodeURIComponent(lastEventId)}`;
   const response = await fetch(`/v1/chat/streaming/${encodeURIComponent(streamId)}${query}`, {
-    headers: { Accept: "text/event-stream" },
+    headers: withKey({ Accept: "text/event-stream" }),
     cache: "no-store",
     signal,
   });
@@ -53,5 +80,6 @@ export async function resumeStream(streamId, lastEventId, signal) {
 
 /** DELETE /v1/chat/streaming/{id}: the reply stops; its stream ends with done/cancelled. */
 export async function stopStream(streamId) {
-  return (await checked(await fetch(`/v1/chat/streaming/${encodeURIComponent(streamId)}`, { method: "DELETE" }))).json();
+  const url = `/v1/chat/streaming/${encodeURIComponent(streamId)}`;
+  return (await checked(await fetch(url, { method: "DELETE", headers: withKey() }))).json();
 }

@@ -3,7 +3,7 @@
 // Text from the model or the person is only ever inserted as text (textContent / Text
 // nodes), never as HTML. One reply streams at a time; the composer is disabled meanwhile.
 
-import { readiness } from "./api.js";
+import { apiKey, readiness, setApiKey } from "./api.js";
 import { ReplyStream } from "./reply.js";
 import { ConversationStore, IN_FLIGHT, historyOf, titleFrom } from "./store.js";
 
@@ -22,6 +22,11 @@ const ui = {
   input: $("#input"),
   send: $("#send"),
   stop: $("#stop"),
+  keyButton: $("#key-button"),
+  keyDialog: $("#key-dialog"),
+  keyForm: $("#key-form"),
+  keyInput: $("#key-input"),
+  keyCancel: $("#key-cancel"),
 };
 
 const STATUS_TEXT = {
@@ -230,6 +235,9 @@ function follow(conversation, message, run) {
       announce(message.status);
       saveNow();
     },
+    onKeyNeeded() {
+      askForKey(message);
+    },
   });
   current = { reply, conversation, message };
   renderComposer();
@@ -289,6 +297,36 @@ function resumeInterrupted() {
   }
   saveNow();
 }
+
+// ---- the client key ------------------------------------------------------------------------
+
+let keyFor = null; // the reply refused for want of a key: sent again once one is given
+
+/** Ask for the client key (the service answered 401); then pick up the refused reply. */
+function askForKey(message = null) {
+  keyFor = message;
+  ui.keyButton.hidden = false;
+  ui.keyInput.value = apiKey();
+  if (!ui.keyDialog.open) ui.keyDialog.showModal();
+  ui.keyInput.focus();
+}
+
+ui.keyForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  setApiKey(ui.keyInput.value.trim());
+  ui.keyDialog.close();
+  const message = keyFor;
+  keyFor = null;
+  if (!message || current) return;
+  if (message.status === "interrupted" && message.streamId) {
+    const conversation = store.conversations.find((candidate) => candidate.messages.includes(message));
+    if (conversation) follow(conversation, message, (reply) => reply.resume());
+  } else if (message.status === "error") {
+    retry(message);
+  }
+});
+ui.keyCancel.addEventListener("click", () => ui.keyDialog.close());
+ui.keyButton.addEventListener("click", () => askForKey());
 
 // ---- conversations -------------------------------------------------------------------------
 
@@ -370,6 +408,7 @@ readiness()
   .then((ready) => {
     ui.model.textContent = ready.model;
     ui.model.title = `Provider: ${ready.provider}`;
+    ui.keyButton.hidden = !ready.client_keys;
   })
   .catch(() => {
     ui.model.textContent = "service not ready";

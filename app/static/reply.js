@@ -36,6 +36,9 @@ export class ReplyStream {
       response = await startStream(body, this.abort.signal);
     } catch (error) {
       if (this.stopping) return this.end("stopped");
+      if (error instanceof ApiError && error.status === 401) {
+        return this.fail(error, "ChatWait asks for an API key.", "Enter the key you were given, then retry.");
+      }
       return this.fail(error, "Could not reach ChatWait.", "Check the connection, then retry.");
     }
     return this.follow(response);
@@ -88,6 +91,7 @@ export class ReplyStream {
         response = await resumeStream(this.message.streamId, this.message.lastEventId, this.abort.signal);
       } catch (error) {
         if (error instanceof ApiError) {
+          if (error.status === 401) return this.fail(error, "ChatWait asks for an API key.", null, "interrupted");
           const gone = error.errorCode === "stream_not_found";
           return this.fail(error, gone ? "This reply can no longer be resumed: it expired." : null, null, "interrupted");
         }
@@ -165,5 +169,6 @@ export class ReplyStream {
       code: error?.errorCode || "network_error",
     };
     this.end(status);
+    if (error?.status === 401) this.hooks.onKeyNeeded?.();
   }
 }

@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from load.processes import ChatWaitServer
 
 from ..conftest import server_env
-from .proxy import CuttingProxy
+from ..proxy import CuttingProxy
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"

@@ -1,0 +1,50 @@
+"""The chat page in front of a ChatWait that asks for client keys (CHATWAIT_API_KEYS): it asks
+the person for a key on the first 401, sends the turn again with it, and keeps using it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, expect
+
+from load.processes import ChatWaitServer
+
+from ..conftest import server_env
+from .conftest import open_page, screenshot
+from .test_chat_page import full_reply, last_reply, reply_text, send
+
+KEY = "page-key-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def keyed_page_server(fake) -> Iterator[ChatWaitServer]:
+    running = ChatWaitServer(server_env(fake.base_url, KEEPALIVE_SECONDS="5", CHATWAIT_API_KEYS=KEY))
+    yield running
+    running.stop()
+
+
+def test_the_page_asks_for_a_key_then_sends_the_turn_with_it(browser: Browser, keyed_page_server) -> None:
+    page = open_page(browser, keyed_page_server.url)
+    try:
+        expect(page.locator("#key-button")).to_be_visible()  # /ready says the API asks for keys
+        send(page, "Hello with a key @tokens=6")
+        expect(page.locator("#key-dialog")).to_be_visible()
+        expect(last_reply(page)).to_have_attribute("data-status", "error")
+        expect(last_reply(page).locator(".error")).to_contain_text("API key")
+        page.locator("#key-input").fill("a-wrong-key-0000000000")
+        page.locator("#key-save").click()  # refused again: the dialog comes back
+        expect(page.locator("#key-dialog")).to_be_visible()
+        screenshot(page, "key-dialog")
+        page.locator("#key-input").fill(KEY)
+        page.locator("#key-save").click()
+        expect(page.locator("#key-dialog")).to_be_hidden()
+        expect(last_reply(page)).to_have_attribute("data-status", "complete")
+        assert reply_text(page) == full_reply(6)
+        expect(page.locator(".message.user")).to_have_count(1)
+        send(page, "Again @tokens=3")  # the key is kept
+        expect(last_reply(page)).to_have_attribute("data-status", "complete")
+        assert reply_text(page) == full_reply(3)
+        expect(page.locator("#key-dialog")).to_be_hidden()
+    finally:
+        page.context.close()
