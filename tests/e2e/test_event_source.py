@@ -14,7 +14,7 @@ from ..sse import iter_events
 from .conftest import WAIT_MS
 
 FOLLOW = """
-async ({url}) => new Promise((resolve) => {
+async ({url, wait}) => new Promise((resolve) => {
   const seen = [];
   let opens = 0, errors = 0;
   const source = new EventSource(url);
@@ -24,9 +24,9 @@ async ({url}) => new Promise((resolve) => {
     errors += 1;
     if (source.readyState === EventSource.CLOSED) resolve({seen, opens, errors, closed: true});
   };
-  setTimeout(() => { source.close(); resolve({seen, opens, errors, closed: false}); }, %d);
+  setTimeout(() => { source.close(); resolve({seen, opens, errors, closed: false}); }, wait);
 })
-""" % WAIT_MS
+"""
 
 
 def test_event_source_resumes_a_completion_through_a_cut_and_stops_at_the_end(browser: Browser, proxy) -> None:
@@ -41,7 +41,8 @@ def test_event_source_resumes_a_completion_through_a_cut_and_stops_at_the_end(br
     try:
         page = context.new_page()
         page.goto(f"{proxy.url}/health")  # the same origin as the API
-        result = page.evaluate(FOLLOW, {"url": f"/v1/chat/completions/{stream_id}/stream?starting_after=3"})
+        url = f"/v1/chat/completions/{stream_id}/stream?starting_after=3"
+        result = page.evaluate(FOLLOW, {"url": url, "wait": WAIT_MS})
     finally:
         context.close()
     assert result["closed"], "EventSource stopped reconnecting by itself (the 204 after [DONE])"

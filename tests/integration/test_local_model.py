@@ -194,3 +194,29 @@ def test_concurrent_streams_all_complete_and_a_queued_one_is_primed_at_once(loca
     # One model instance: the streams were served one after another, so the ones that waited
     # in line saw keepalive comments before their first token.
     assert any(raw.split(b"event: chunk")[0].count(b": keepalive") >= 1 for _, raw in results)
+
+
+def test_the_openai_sdk_works_against_the_embedded_model(local_server) -> None:
+    """The README's first OpenAI example, as it is, then a stream with its options."""
+    import openai
+
+    client = openai.OpenAI(base_url=f"{local_server.url}/v1", api_key="unused", max_retries=0, timeout=120)
+    reply = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "What is 2+2?"}])
+    assert reply.choices[0].message.content.strip() and reply.choices[0].finish_reason in ("stop", "length")
+    assert reply.usage.prompt_tokens > 5 and reply.model_extra["usage_source"] == "estimated"
+    assert [model.id for model in client.models.list()] == [MODEL]
+    stream = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": LONG_PROMPT}],
+        stream=True,
+        stream_options={"include_usage": True},
+        max_tokens=12,
+        temperature=0,
+        seed=1,
+        top_p=0.9,
+        stop=["\n\n\n"],
+    )
+    chunks = list(stream)
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    assert text.strip() and chunks[-2].choices[0].finish_reason == "length"
+    assert chunks[-1].usage.completion_tokens > 0

@@ -128,3 +128,43 @@ def test_the_server_settings_gunicorn_reads() -> None:
     custom = load_settings(environ={**BASE, "PORT": "9000", "GUNICORN_KEEPALIVE": "0", "GUNICORN_CONTROL_SOCKET": "1"})
     assert custom.bind_address == "0.0.0.0:9000" and custom.gunicorn_keepalive == 0 and custom.gunicorn_control_socket
     assert load_settings(environ={**BASE, "PORT": "9000", "BIND": "127.0.0.1:7000"}).bind_address == "127.0.0.1:7000"
+
+
+KEY = "k" * 16
+
+
+def test_client_keys_from_the_variable_and_the_file(tmp_path) -> None:
+    assert load_settings(environ=BASE).client_keys == ()
+    key_file = tmp_path / "keys"
+    key_file.write_text(f"# comment\n\n  {KEY}b  \n{KEY}a\n", encoding="utf-8")
+    both = {"CHATWAIT_API_KEYS": f" {KEY}a, ,{KEY}c", "CHATWAIT_API_KEYS_FILE": str(key_file)}
+    settings = load_settings(environ={**BASE, **both})
+    assert settings.client_keys == (f"{KEY}a", f"{KEY}c", f"{KEY}b")
+    assert settings.secrets == ("sk-test", f"{KEY}a", f"{KEY}c", f"{KEY}b")
+    assert KEY not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "raw,words",
+    [
+        ("short-key", "key number 1"),
+        (f"{KEY},with space{KEY}", "key number 2"),
+        (f"{KEY}é", "key number 1"),
+        (" , ", "holds no key"),
+        (",".join(f"{KEY}{index}" for index in range(101)), "at most 100"),
+    ],
+)
+def test_bad_client_keys_stop_the_start(raw: str, words: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(environ={**BASE, "CHATWAIT_API_KEYS": raw})
+    assert "CHATWAIT_API_KEYS" in str(raised.value) and words in str(raised.value)
+    assert KEY not in str(raised.value), "the message never shows a key"
+
+
+def test_a_key_file_that_is_missing_or_empty_stops_the_start(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="not a file"):
+        load_settings(environ={**BASE, "CHATWAIT_API_KEYS_FILE": str(tmp_path / "nope")})
+    empty = tmp_path / "empty"
+    empty.write_text("# nothing\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="holds no key"):
+        load_settings(environ={**BASE, "CHATWAIT_API_KEYS_FILE": str(empty)})

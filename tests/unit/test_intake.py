@@ -94,3 +94,59 @@ def test_a_conversation_over_the_character_bound_is_refused_with_what_to_drop() 
 )
 def test_what_fits_or_what_the_schema_refuses_passes_through(data) -> None:
     assert _oversized(data) is None
+
+
+def _completion(messages: list, provider: CountingProvider, **extra):
+    from flask import Flask
+
+    from app.api.completion_intake import prepare_completion
+    from app.api.services import Services
+    from app.openai_schemas import CompletionRequestSchema
+
+    settings = load_settings({"MAX_INPUT_TOKENS": "100", "MAX_HISTORY_MESSAGES": "4"}, environ={"OPENAI_API_KEY": "x"})
+    schema = CompletionRequestSchema(max_messages=6, allowed_models=settings.allowed_models)
+    found = Services(
+        settings=settings,
+        provider=provider,  # type: ignore[arg-type]
+        store=None,  # type: ignore[arg-type]
+        waits=None,  # type: ignore[arg-type]
+        chat_schema=None,  # type: ignore[arg-type]
+        completion_schema=schema,
+        client_keys=None,  # type: ignore[arg-type]
+        contract=b"",
+        started=0,
+    )
+    with Flask(__name__).test_request_context(json={"messages": messages, **extra}):
+        from flask import request
+
+        return prepare_completion(request, found)
+
+
+def test_a_completion_drops_the_oldest_messages_after_the_system_prompt() -> None:
+    messages = [{"role": "developer", "content": "s" * 10}, *({"role": "user", "content": "x" * 40} for _ in range(3))]
+    with pytest.raises(ApiError) as raised:
+        _completion(messages, CountingProvider(bound=None))
+    assert raised.value.error_code == "input_too_long"
+    assert raised.value.action.startswith("Drop the 1 oldest message(s) after the system prompt")
+
+
+def test_a_completion_is_refused_from_its_sizes_before_any_message_is_read() -> None:
+    too_many = [{"role": "user", "content": "x"}] * 7
+    with pytest.raises(ApiError) as raised:
+        _completion(too_many, CountingProvider(bound=0))
+    expected = "7 messages; at most 6 (MAX_HISTORY_MESSAGES + 2): drop the oldest ones."
+    assert raised.value.fields == {"messages": [expected]}
+    parts = [{"type": "text", "text": "x" * 700}, {"type": "text", "text": "y" * 700}]
+    long_parts = [{"role": "user", "content": parts}]
+    with pytest.raises(ApiError) as raised:
+        _completion(long_parts, CountingProvider(bound=0))  # 1400 characters: 12 a token allowed, 100 tokens
+    assert raised.value.error_code == "input_too_long" and "MAX_CONVERSATION_CHARS" in raised.value.detail
+
+
+def test_a_completion_becomes_a_call() -> None:
+    text_parts = [{"type": "text", "text": "a"}]
+    messages = [{"role": "developer", "content": "be brief"}, {"role": "user", "content": text_parts}]
+    completion = _completion(messages, CountingProvider(bound=10), max_tokens=30, max_completion_tokens=20, seed=3)
+    assert completion.call.messages == [{"role": "system", "content": "be brief"}, {"role": "user", "content": "a"}]
+    assert completion.call.max_tokens == 20 and completion.call.options == {"seed": 3}
+    assert completion.call.model == "gpt-4o-mini" and not completion.stream and completion.prompt_tokens is None

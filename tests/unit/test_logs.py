@@ -62,10 +62,10 @@ def test_harmless_fields_survive(harmless: str) -> None:
     assert redact(harmless) == harmless
 
 
-def _capture(level: int = logging.INFO) -> tuple[logging.Logger, io.StringIO]:
+def _capture(level: int = logging.INFO, secrets: tuple[str, ...] = ()) -> tuple[logging.Logger, io.StringIO]:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(RedactingJsonFormatter())
+    handler.setFormatter(RedactingJsonFormatter(secrets=secrets))
     handler.addFilter(ContextFilter())
     logger = logging.getLogger(f"test.{id(stream)}")
     logger.handlers = [handler]
@@ -85,6 +85,22 @@ def test_lines_are_json_with_the_fields_and_ids() -> None:
     assert (first["correlation_id"], first["stream_id"]) == ("cid-1", "sid-1")
     assert first["duration_ms"] == 5.5
     assert "correlation_id" not in second
+
+
+def test_configured_keys_are_redacted_whatever_they_look_like() -> None:
+    """Client keys and an Azure-style upstream key are plain text to the patterns: they are
+    redacted as the configured literals, also where JSON escaped them."""
+    keys = ("chatwait-client-key-000111", "0123456789abcdef0123456789abcdef", 'weird"key\\with/escapes')
+    logger, stream = _capture(secrets=keys)
+    logger.info("request_received", extra={"path": f"/v1/models/{keys[0]}", "note": keys[1], "raw": keys[2]})
+    try:
+        raise ValueError(f"bad header: {keys[0]}")
+    except ValueError:
+        logger.exception("error_occurred")
+    text = stream.getvalue()
+    assert all(key not in text for key in keys) and "weird" not in text
+    assert json.loads(text.splitlines()[0])["path"] == "/v1/models/[REDACTED]"
+    _capture(secrets=())[0].info("no keys configured: nothing else changes")
 
 
 def test_tracebacks_and_extra_fields_are_redacted_too() -> None:
