@@ -6,8 +6,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from .openai_schemas import CompletionMessageSchema, CompletionRequestSchema, StreamOptionsSchema
-from .openai_shape import OPENAI_FINISH_REASONS
-from .schemas import USAGE_SOURCES, StrictSchema, UsageSchema
+from .schemas import OPENAI_FINISH_REASONS, USAGE_SOURCES, StrictSchema, UsageSchema
 
 
 class CompletionTextPartSchema(StrictSchema):

@@ -1,5 +1,4 @@
-"""The OpenAI API's shapes that ChatWait's own values take on its OpenAI-compatible endpoints:
-an error body, and a finish reason from the list OpenAI's clients know.
+"""The OpenAI API's shape of ChatWait's errors, for its OpenAI-compatible endpoints.
 
 The catalogue (`errors`) stays the one source of what an error says; this module only says it
 the way the `openai` SDK, LangChain and the like expect to read it.
@@ -10,9 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import ApiError
-
-# The finish reasons of OpenAI's chat completions; a stop by the client reads as `stop` there.
-OPENAI_FINISH_REASONS = ("stop", "length", "content_filter", "tool_calls", "function_call")
 
 # OpenAI's own `code` for the errors it has a name for (its SDKs and clients look for these).
 _OPENAI_CODES = {

@@ -12,7 +12,10 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
 
 ROLES = ("user", "assistant", "system")
-FINISH_REASONS = ("stop", "length", "content_filter", "tool_calls", "function_call", "cancelled")
+# How a generation ends: OpenAI's finish reasons (what providers report, other servers' words
+# mapped onto them), and ChatWait's own `cancelled` (a stop by the client) in the native API.
+OPENAI_FINISH_REASONS = ("stop", "length", "content_filter", "tool_calls", "function_call")
+FINISH_REASONS = (*OPENAI_FINISH_REASONS, "cancelled")
 USAGE_SOURCES = ("upstream", "estimated")
 
 

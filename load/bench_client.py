@@ -8,8 +8,11 @@ import time
 
 import gevent
 
-# What marks one token in each kind of response body.
-MARKERS = {"direct": b'"content":"', "chatwait": b"event: chunk\n"}
+# What marks one token in each kind of response body (ChatWait's OpenAI-compatible stream: a
+# text chunk's delta; its first chunk's delta starts with the role, so it is not counted).
+MARKERS = {"direct": b'"content":"', "chatwait": b"event: chunk\n", "openai": b'"delta":{"content":'}
+# Where a dropped stream is stopped, by the API family that started it.
+STOP_PATHS = {"chatwait": "/v1/chat/streaming/{}", "openai": "/v1/chat/completions/{}/stream"}
 
 
 def post_request(path: str, body: dict) -> bytes:
@@ -22,7 +25,13 @@ def post_request(path: str, body: dict) -> bytes:
 
 
 def one_stream(
-    port: int, request: bytes, marker: bytes, deadline: float, read_seconds: float | None = None, after: float = 0.0
+    port: int,
+    request: bytes,
+    marker: bytes,
+    deadline: float,
+    read_seconds: float | None = None,
+    after: float = 0.0,
+    stop_path: str = STOP_PATHS["chatwait"],
 ) -> dict:
     """Send one request `after` seconds from now; the arrival time of each token event
     (seconds after the send). Stops reading after `read_seconds` (None: to the end), and then
@@ -41,7 +50,7 @@ def one_stream(
         status = int(head.split(b" ", 2)[1]) if head else None
         stream_id = _header(head, b"x-stream-id")
         if dropped and stream_id:
-            stop_stream(port, stream_id)
+            stop_stream(port, stop_path.format(stream_id))
         return {"ok": status == 200, "arrivals": arrivals, "total": time.perf_counter() - started}
     except OSError:
         return {"ok": False, "arrivals": arrivals, "total": None}
@@ -78,10 +87,10 @@ def _header(head: bytes, name: bytes) -> str | None:
     return None
 
 
-def stop_stream(port: int, stream_id: str) -> None:
+def stop_stream(port: int, path: str) -> None:
     """DELETE a stream the client stopped reading. An overloaded worker may not answer in time:
     the stream then ends on its own, and the benchmark waits for the worker to settle."""
-    request = f"DELETE /v1/chat/streaming/{stream_id} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n"
+    request = f"DELETE {path} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n"
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(request.encode())

@@ -13,7 +13,7 @@ from pathlib import Path
 import gevent
 import psutil
 
-from load.bench_client import MARKERS, one_stream, post_request
+from load.bench_client import MARKERS, STOP_PATHS, one_stream, post_request
 from load.bench_report import PROCESSES, added, cpu_per_token_us, diff, summarise
 from load.processes import ROOT, ChatWaitServer, FakeUpstream, RedisServer
 from load.schedule import start_offsets
@@ -41,6 +41,7 @@ class Bench:
         self.read_seconds = read_seconds
         self.fake = FakeUpstream(cpus=self.load_cpus)
         self.servers: dict[str, ChatWaitServer] = {}
+        self.openai_arms: dict[str, str] = {}  # arm -> the server whose OpenAI-compatible endpoint it uses
 
     def pinning(self) -> dict[str, list[int] | None]:
         return {"server": _listed(self.server_cpus), "load": _listed(self.load_cpus)}
@@ -75,34 +76,27 @@ class Bench:
 
     def warm_up(self) -> None:
         """First connections, lazy imports, caches: a few short streams on every arm."""
-        for target in ("direct", *self.servers):
+        for target in ("direct", *self.servers, *self.openai_arms):
             self.run_arm(target, True, 4, 5, 1)
         self.run_arm("direct", False, 4, 5, 1)
         self.run_arm("chatwait", False, 4, 5, 1)
 
     def run_arm(self, target: str, streaming: bool, concurrency: int, tokens: int, delay_ms: float) -> dict:
         """`concurrency` requests to `target` (direct, or a server's name), started as `starts` says."""
-        message = f"bench @tokens={tokens} @delay_ms={delay_ms}"
-        if target == "direct":
-            body = {"model": "fake-model", "messages": [{"role": "user", "content": message}], "max_tokens": tokens}
-            if streaming:
-                body |= {"stream": True, "stream_options": {"include_usage": True}}
-            port, request, marker = self.fake.port, post_request("/v1/chat/completions", body), MARKERS["direct"]
-        else:
-            path = "/v1/chat/streaming" if streaming else "/v1/chat/wait"
-            port = self.servers[target].port
-            request, marker = post_request(path, {"message": message, "max_tokens": tokens}), MARKERS["chatwait"]
+        port, request, marker, stop_path = self.request_for(target, streaming, tokens, delay_ms)
         marker = marker if streaming else b""
         read_seconds = self.read_seconds if streaming else None
         deadline = 60 + tokens * delay_ms / 1000 * 2
         reply_seconds = tokens * delay_ms / 1000
         spread = min(reply_seconds, read_seconds or reply_seconds)
         offsets = start_offsets(self.starts, concurrency, spread, delay_ms / 1000)
-        server = self.servers.get(target, next(iter(self.servers.values())))
+        server = self.servers.get(self.openai_arms.get(target, target), next(iter(self.servers.values())))
         worker, store = server.worker, getattr(server, "store", None) if target != "direct" else None
         cpu_before, waits_before = cpu_seconds(worker), self.runqueue_waits(worker.pid)
         store_before = cpu_seconds(store)
-        jobs = [gevent.spawn(one_stream, port, request, marker, deadline, read_seconds, at) for at in offsets]
+        jobs = [
+            gevent.spawn(one_stream, port, request, marker, deadline, read_seconds, at, stop_path) for at in offsets
+        ]
         gevent.joinall(jobs, timeout=deadline + 10)
         cpu_after = cpu_seconds(worker)
         store_cpu = cpu_seconds(store) - store_before
@@ -124,6 +118,22 @@ class Bench:
             "runqueue_wait_s": waits,
         }
 
+    def request_for(self, target: str, streaming: bool, tokens: int, delay_ms: float) -> tuple[int, bytes, bytes, str]:
+        """The port, request bytes, token marker and stop path of one request of an arm: a chat
+        completion to the fake (direct) or to ChatWait's OpenAI-compatible endpoint, or ChatWait's native API."""
+        message = f"bench @tokens={tokens} @delay_ms={delay_ms}"
+        if target == "direct" or target in self.openai_arms:
+            body = {"model": "fake-model", "messages": [{"role": "user", "content": message}], "max_tokens": tokens}
+            if streaming:
+                body |= {"stream": True, "stream_options": {"include_usage": True}}
+            request = post_request("/v1/chat/completions", body)
+            if target == "direct":
+                return self.fake.port, request, MARKERS["direct"], STOP_PATHS["chatwait"]
+            return self.servers[self.openai_arms[target]].port, request, MARKERS["openai"], STOP_PATHS["openai"]
+        path = "/v1/chat/streaming" if streaming else "/v1/chat/wait"
+        request = post_request(path, {"message": message, "max_tokens": tokens})
+        return self.servers[target].port, request, MARKERS["chatwait"], STOP_PATHS["chatwait"]
+
     def runqueue_waits(self, worker_pid: int) -> dict[str, float]:
         """Seconds this client, the fake and the worker have spent runnable but not running,
         waiting for a CPU (Linux schedstat): how much they got in each other's way."""
@@ -141,7 +151,7 @@ class Bench:
 
     def cell(self, concurrency: int, tokens: int, delay_ms: float, rounds: int, wait_arms: bool) -> dict:
         """Every arm, `rounds` times alternately (the servers' order rotating); pooled and per round."""
-        servers = list(self.servers)
+        servers = [*self.servers, *self.openai_arms]
         arms = [("direct", True), *((name, True) for name in servers)]
         if wait_arms:
             arms += [("direct", False), ("chatwait", False)]

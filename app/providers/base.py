@@ -10,9 +10,8 @@ from types import TracebackType
 from typing import Any
 
 from ..errors import CATALOGUE
+from ..schemas import OPENAI_FINISH_REASONS
 
-# The finish reasons a generation ends with (the contract's, but for ChatWait's own `cancelled`).
-FINISH_REASONS = ("stop", "length", "content_filter", "tool_calls", "function_call")
 # Other servers' names for running out of tokens; any other unknown reason (eos_token, end_turn) is a stop.
 _LENGTH_REASONS = frozenset(("max_tokens", "max_length", "max_output_tokens", "max_new_tokens", "model_length"))
 
@@ -98,14 +97,14 @@ class Generation(abc.ABC):
     """
 
     finish_reason: str | None = None
-    upstream_finish_reason: str | None = None  # the upstream's own word, when it is not one of FINISH_REASONS
+    upstream_finish_reason: str | None = None  # the upstream's own word, when it is not one of OpenAI's
     usage: Usage | None = None
     upstream_request_id: str | None = None
 
     def finish(self, reason: str) -> None:
-        """Record the upstream's finish reason as one of FINISH_REASONS (keeping its own word if mapped)."""
+        """Record the upstream's finish reason as one of OpenAI's (keeping its own word if mapped)."""
         known = reason.strip().lower()
-        if known not in FINISH_REASONS:
+        if known not in OPENAI_FINISH_REASONS:
             known = "length" if known in _LENGTH_REASONS else "stop"
             self.upstream_finish_reason = reason
         self.finish_reason = known

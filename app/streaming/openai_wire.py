@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..openai_shape import OPENAI_FINISH_REASONS, openai_error_body
+from ..openai_shape import openai_error_body
+from ..schemas import OPENAI_FINISH_REASONS
 from .sse import dumps, quote
 
 if TYPE_CHECKING:
