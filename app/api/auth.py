@@ -31,7 +31,8 @@ def owns(started_by: str) -> bool:
 def _check() -> None:
     g.client = ""
     keys = services().client_keys
-    if keys.enabled and request.path.startswith(PROTECTED_PREFIXES):
+    # OPTIONS is exempt: a browser's CORS preflight never carries credentials.
+    if keys.enabled and request.method != "OPTIONS" and request.path.startswith(PROTECTED_PREFIXES):
         g.client = keys.identify(request.headers.get("Authorization"))
 
 

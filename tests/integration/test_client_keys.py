@@ -66,6 +66,7 @@ def test_every_api_endpoint_refuses_a_missing_or_wrong_key_in_its_shape(keyed, k
             refused = client.request(method, path, json=completion("@tokens=1"))
             assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_api_key"
             conform("OpenAIError", refused.json())
+        assert client.options("/v1/chat/completions").status_code == 200, "a CORS preflight carries no key"
     sdk = openai.OpenAI(base_url=f"{keyed.url}/v1", api_key=key or "missing", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         sdk.models.list()
