@@ -14,7 +14,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, pre_load, validate, validates, validates_schema
 
-from .schemas import StrictInteger, StrictNumber, StrictSchema, Text, text_of
+from .schemas import StrictInteger, StrictNumber, StrictSchema, Text, check_max_tokens, check_model, text_of
 
 ROLES = ("system", "developer", "user", "assistant")
 MAX_STOP_SEQUENCES = 4
@@ -173,14 +173,11 @@ class CompletionRequestSchema(NullMeansAbsent):
 
     @validates("model")
     def _model(self, value: str, **_: Any) -> None:
-        if value not in self.allowed_models:
-            allowed = ", ".join(self.allowed_models)
-            raise ValidationError(f"The model {value[:100]!r} does not exist here: use one of {allowed}.")
+        check_model(value, self.allowed_models)
 
     @validates("max_tokens", "max_completion_tokens")
     def _max_tokens(self, value: int, **_: Any) -> None:
-        if not 1 <= value <= self.max_tokens_limit:
-            raise ValidationError(f"Must be between 1 and {self.max_tokens_limit}.")
+        check_max_tokens(value, self.max_tokens_limit)
 
     @validates_schema
     def _consistent(self, data: dict[str, Any], **_: Any) -> None:

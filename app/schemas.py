@@ -28,6 +28,18 @@ def text_of(value: str) -> str:
     return value
 
 
+def check_model(value: str, allowed: tuple[str, ...]) -> None:
+    """A request's model must be one of the allowed ones (both APIs)."""
+    if value not in allowed:
+        raise ValidationError(f"The model {value[:100]!r} does not exist here: use one of {', '.join(allowed)}.")
+
+
+def check_max_tokens(value: int, limit: int) -> None:
+    """A request's reply length must be from 1 to MAX_TOKENS (both APIs)."""
+    if not 1 <= value <= limit:
+        raise ValidationError(f"Must be between 1 and {limit}.")
+
+
 class Text(fields.String):
     """A string that must be valid Unicode text (no unpaired surrogates from `\\ud800` escapes)."""
 
@@ -124,13 +136,11 @@ class ChatRequestSchema(StrictSchema):
 
     @validates("model")
     def _model(self, value: str, **_: Any) -> None:
-        if value not in self.allowed_models:
-            raise ValidationError(f"Not an allowed model: use one of {', '.join(self.allowed_models)}.")
+        check_model(value, self.allowed_models)
 
     @validates("max_tokens")
     def _max_tokens(self, value: int, **_: Any) -> None:
-        if not 1 <= value <= self.max_tokens_limit:
-            raise ValidationError(f"Must be between 1 and {self.max_tokens_limit}.")
+        check_max_tokens(value, self.max_tokens_limit)
 
 
 class UsageSchema(StrictSchema):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Protocol
 
+from .openai_wire import OpenAIWire
 from .sse import SseEvent, encode_chunk
 
 if TYPE_CHECKING:
@@ -48,8 +49,6 @@ class Format:
     def wire(self, stream_id: str, correlation_id: str, model: str, created: float) -> Wire:
         """The writer of this format for one stream."""
         if self.dialect == "openai":
-            from .openai_wire import OpenAIWire
-
             return OpenAIWire(stream_id, correlation_id, model, created, self.include_usage)
         return ChatWaitWire(stream_id, correlation_id, model, created)
 
