@@ -35,6 +35,7 @@ class Settings:
     api_keys: tuple[str, ...] = dataclasses.field(default=(), repr=False)
     api_keys_from_file: tuple[str, ...] = dataclasses.field(default=(), repr=False)
     allowed_models: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()  # () = same origin only; ("*",) = any
     max_tokens: int = 1024
     max_message_chars: int = 8000
     max_history_messages: int = 200
@@ -60,6 +61,8 @@ class Settings:
     local_context_tokens: int = 4096
     local_threads: int = dataclasses.field(default_factory=lambda: min(4, os.cpu_count() or 1))
     local_instances: int = 1
+    local_max_tokens: int = 512
+    local_abandon_seconds: float = 10.0
     port: int = 8000
     bind: str | None = None
     web_concurrency: int | None = None  # None: one per CPU core with Redis, else 1
@@ -130,6 +133,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "ALLOWED_MODELS": ("allowed_models", read.models),
     "CHATWAIT_API_KEYS": ("api_keys", read.client_keys),
     "CHATWAIT_API_KEYS_FILE": ("api_keys_from_file", read.client_key_file),
+    "CORS_ORIGINS": ("cors_origins", read.origins),
     "MAX_TOKENS": ("max_tokens", read.integer(1, 1_000_000)),
     "MAX_MESSAGE_CHARS": ("max_message_chars", read.integer(1, 10_000_000)),
     "MAX_HISTORY_MESSAGES": ("max_history_messages", read.integer(0, 100_000)),
@@ -155,6 +159,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "LOCAL_CONTEXT_TOKENS": ("local_context_tokens", read.integer(256, 1_048_576)),
     "LOCAL_THREADS": ("local_threads", read.integer(1, 256)),
     "LOCAL_INSTANCES": ("local_instances", read.integer(1, 16)),
+    "LOCAL_MAX_TOKENS": ("local_max_tokens", read.integer(1, 1_000_000)),
+    "LOCAL_ABANDON_SECONDS": ("local_abandon_seconds", read.seconds(0.1, 86400)),
     "PORT": ("port", read.port),
     "BIND": ("bind", read.text),
     "WEB_CONCURRENCY": ("web_concurrency", read.integer(1, 256)),
@@ -208,7 +214,9 @@ def _resolve_provider(settings: Settings) -> Settings:
                 "package), or set LOCAL_MODEL_PATH to a chat model in GGUF format."
             )
         settings = dataclasses.replace(settings, llm_provider="local", local_model_path=path)
-        return dataclasses.replace(settings, allowed_models=(settings.default_model,))
+        # The embedded model's reply limit is its own (a small model that loops holds the only slot).
+        limit = settings.local_max_tokens
+        return dataclasses.replace(settings, allowed_models=(settings.default_model,), max_tokens=limit)
     settings = dataclasses.replace(settings, llm_provider=provider)
     if not settings.allowed_models:
         settings = dataclasses.replace(settings, allowed_models=(settings.default_model,))

@@ -24,6 +24,7 @@ def text(name: str, raw: str) -> str:
 
 def integer(minimum: int, maximum: int) -> Callable[[str, str], int]:
     """A parser of whole numbers from `minimum` to `maximum`."""
+
     def parse(name: str, raw: str) -> int:
         try:
             value = int(raw.strip())
@@ -46,6 +47,7 @@ def port(name: str, raw: str) -> int:
 
 def seconds(minimum: float, maximum: float) -> Callable[[str, str], float]:
     """A parser of durations in seconds from `minimum` to `maximum`."""
+
     def parse(name: str, raw: str) -> float:
         try:
             value = float(raw.strip())
@@ -60,6 +62,7 @@ def seconds(minimum: float, maximum: float) -> Callable[[str, str], float]:
 
 def choice(options: tuple[str, ...], upper: bool = False) -> Callable[[str, str], str]:
     """A parser of one of `options` (compared in lower case, or upper with `upper`)."""
+
     def parse(name: str, raw: str) -> str:
         value = raw.strip().upper() if upper else raw.strip().lower()
         if value not in options:
@@ -85,6 +88,23 @@ def redis_url(name: str, raw: str) -> str:
     return value
 
 
+_ORIGIN = re.compile(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9a-f:.]+\](:[0-9]{1,5})?")
+
+
+def origins(name: str, raw: str) -> tuple[str, ...]:
+    """Web origins (scheme://host[:port], comma-separated), or `*` for any origin."""
+    found = tuple(dict.fromkeys(o.strip().lower().rstrip("/") for o in raw.split(",") if o.strip()))
+    if found == ("*",):
+        return found
+    for origin in found:
+        if not _ORIGIN.fullmatch(origin):
+            raise ConfigError(
+                f"{name} holds {origin!r}, which is not a web origin: list origins such as "
+                f"https://app.example.com,http://localhost:3000 (scheme, host, port; no path), or *."
+            )
+    return found
+
+
 def models(name: str, raw: str) -> tuple[str, ...]:
     """A comma-separated list of model names, at least one."""
     models = tuple(dict.fromkeys(m.strip() for m in raw.split(",") if m.strip()))
@@ -95,6 +115,7 @@ def models(name: str, raw: str) -> tuple[str, ...]:
 
 def file(what: str) -> Callable[[str, str], Path]:
     """A parser of paths to an existing file (`what` names it in the error)."""
+
     def parse(name: str, raw: str) -> Path:
         path = Path(raw.strip()).expanduser()
         if not path.is_file():

@@ -23,6 +23,7 @@ class ErrorKind:
     action: str
     retryable: bool
     retry_after: float | None = None  # seconds for Retry-After when the raiser gives none
+    operator: str = ""  # what the operator should check: logged, never sent (people read `action`)
 
 
 CATALOGUE: dict[str, ErrorKind] = {
@@ -61,6 +62,12 @@ CATALOGUE: dict[str, ErrorKind] = {
         401,
         "The request has no valid API key.",
         "Send the header Authorization: Bearer <key> with a key the operator of this service gave you.",
+        False,
+    ),
+    "origin_not_allowed": ErrorKind(
+        403,
+        "This web page's origin may not call ChatWait from a browser.",
+        "Ask the operator to add the origin to CORS_ORIGINS, or call ChatWait from your server.",
         False,
     ),
     "not_found": ErrorKind(404, "There is no such endpoint.", "Check the path against /openapi.yaml.", False),
@@ -121,8 +128,8 @@ CATALOGUE: dict[str, ErrorKind] = {
     ),
     "server_busy": ErrorKind(
         503,
-        "The server is handling as many streams as it can.",
-        "Retry after the delay given in Retry-After (retry_after_seconds).",
+        "The server is handling as many replies as it can.",
+        "Try again in a few seconds.",
         True,
         retry_after=2.0,
     ),
@@ -136,10 +143,11 @@ CATALOGUE: dict[str, ErrorKind] = {
     "store_unavailable": ErrorKind(
         503,
         "The stream store (Redis) is not answering.",
-        "Retry after the delay given in Retry-After; streams already finished stay resumable once the "
-        "store is back. If it keeps happening, the operator must check Redis and REDIS_URL.",
+        "Try again in a few seconds; replies already finished can be resumed once it is back. If it "
+        "keeps happening, tell the service's operator.",
         True,
         retry_after=1.0,
+        operator="Check that Redis is up and REDIS_URL points at it.",
     ),
     "generation_lost": ErrorKind(
         503,
@@ -151,14 +159,15 @@ CATALOGUE: dict[str, ErrorKind] = {
     "upstream_rate_limited": ErrorKind(
         429,
         "The model provider is rate limiting this service.",
-        "Retry after the delay given in Retry-After (retry_after_seconds), or send fewer requests.",
+        "Try again in a few seconds, or send fewer requests.",
         True,
     ),
     "upstream_auth_failed": ErrorKind(
         502,
         "The model provider rejected this service's credentials.",
-        "Retrying will not help: the operator must check OPENAI_API_KEY and OPENAI_BASE_URL.",
+        "Retrying will not help: tell the service's operator, who must fix its access to the model provider.",
         False,
+        operator="Check OPENAI_API_KEY and OPENAI_BASE_URL.",
     ),
     "upstream_rejected": ErrorKind(
         502,
@@ -169,34 +178,34 @@ CATALOGUE: dict[str, ErrorKind] = {
     "upstream_tls_failed": ErrorKind(
         502,
         "The model provider's TLS certificate could not be verified.",
-        "Retrying will not help: the operator must fix the provider's certificate, or set "
-        "OPENAI_CA_BUNDLE to the certificate authority that signed it.",
+        "Retrying will not help: tell the service's operator, who must fix the provider's certificate.",
         False,
+        operator="Fix the provider's certificate, or set OPENAI_CA_BUNDLE to the authority that signed it.",
     ),
     "upstream_unavailable": ErrorKind(
         503,
         "The model provider is temporarily unavailable.",
-        "Retry after the delay given in Retry-After (retry_after_seconds).",
+        "Try again in a few seconds.",
         True,
     ),
     "upstream_timeout": ErrorKind(
         504,
         "The model provider did not answer in time.",
-        "Retry; if it keeps happening, ask for a shorter reply (max_tokens) or try later.",
+        "Try again; if it keeps happening, ask for a shorter reply or try later.",
         True,
     ),
     "upstream_interrupted": ErrorKind(
         502,
         "The model provider's reply was cut off before it finished.",
-        "Keep the partial reply if useful and retry the request.",
+        "Keep the partial reply if it helps, or try again.",
         True,
     ),
     "upstream_bad_response": ErrorKind(
         502,
         "The model provider sent a reply this service could not read.",
-        "Retry; if it keeps happening, the operator should check OPENAI_BASE_URL points at an "
-        "OpenAI-compatible server.",
+        "Try again; if it keeps happening, tell the service's operator.",
         True,
+        operator="Check that OPENAI_BASE_URL points at an OpenAI-compatible server.",
     ),
     "unsupported_transfer_encoding": ErrorKind(
         501,
@@ -207,7 +216,7 @@ CATALOGUE: dict[str, ErrorKind] = {
     "internal_error": ErrorKind(
         500,
         "Something went wrong inside ChatWait.",
-        "Retry; if it keeps happening, report the correlation_id to the operator.",
+        "Try again; if it keeps happening, give the operator the correlation id shown with this error.",
         True,
     ),
 }
@@ -224,6 +233,7 @@ class ApiError(Exception):
         action: str | None = None,
         fields: dict[str, Any] | None = None,
         retry_after: float | None = None,
+        drop_history_messages: int | None = None,
     ) -> None:
         super().__init__(error_code)
         self.kind = CATALOGUE[error_code]
@@ -232,6 +242,12 @@ class ApiError(Exception):
         self.action = action or self.kind.action
         self.fields = fields
         self.retry_after = retry_after if retry_after is not None else self.kind.retry_after
+        self.drop_history_messages = drop_history_messages  # input_too_long: how many oldest to drop
+
+    @property
+    def operator_action(self) -> str:
+        """What the log says to do: the operator's hint where the catalogue has one, else `action`."""
+        return self.kind.operator or self.action
 
     @property
     def status(self) -> int:
@@ -259,5 +275,6 @@ class ApiError(Exception):
             body["fields"] = self.fields
         if self.retry_after is not None:
             body["retry_after_seconds"] = round(self.retry_after, 3)
+        if self.drop_history_messages is not None:
+            body["drop_history_messages"] = self.drop_history_messages
         return body
-

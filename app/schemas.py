@@ -175,6 +175,7 @@ class ErrorSchema(StrictSchema):
     correlation_id = fields.String(required=True, allow_none=True)
     fields_ = fields.Dict(data_key="fields")
     retry_after_seconds = fields.Float()
+    drop_history_messages = fields.Integer()
 
 
 class StreamEventSchema(StrictSchema):
@@ -225,7 +226,8 @@ class StopResultSchema(StrictSchema):
 class HealthSchema(StrictSchema):
     """The reply of GET /health."""
 
-    status = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(("healthy",)))
+    timestamp = fields.String(required=True)
 
 
 class ReadySchema(StrictSchema):

@@ -21,6 +21,7 @@ parallel tests do not interfere), falling back to the command-line defaults:
   @usage=0         never send usage, even when asked (stream_options.include_usage)
   @finish=REASON   end with this finish_reason instead of `stop` (e.g. eos_token, as some servers do)
   @reply=request   reply with one token: the JSON of what was asked (model, messages, options)
+  @reply=message   reply with the last message itself, its @directives removed, 3 characters a token
 
 Tokens are scheduled on an absolute clock (first_ms + i * delay_ms after the request), chunk
 bytes are pre-encoded, TCP_NODELAY is set, connections are kept alive, and a client that
@@ -38,6 +39,7 @@ import argparse  # noqa: E402
 import collections  # noqa: E402
 import heapq  # noqa: E402
 import json  # noqa: E402
+import re  # noqa: E402
 import socket  # noqa: E402
 import ssl  # noqa: E402
 import struct  # noqa: E402
@@ -116,6 +118,8 @@ class Directives:
         self.unicode = found.get("text") == "unicode"
         self.token_bytes = int(found.get("tokbytes", 0))
         self.echo_request = found.get("reply") == "request"
+        self.echo_message = found.get("reply") == "message"
+        self.pieces: list[str] | None = None
         self.text: str | None = None
         self.usage = found.get("usage", "1") != "0"
         self.retry_after = found.get("retry_after")
@@ -230,6 +234,10 @@ class FakeOpenAI:
         if knobs.echo_request:
             knobs.tokens = 1
             knobs.text = json.dumps({k: v for k, v in request.items() if k != "stream"}, sort_keys=True)
+        if knobs.echo_message and messages:
+            said = re.sub(r"[ \t]*@\w+=\S+", "", str(messages[-1].get("content", "")))
+            knobs.pieces = [said[i : i + 3] for i in range(0, len(said), 3)] or [""]
+            knobs.tokens = len(knobs.pieces)
         if not request.get("stream"):
             gevent.sleep((knobs.first_ms + max(0, knobs.tokens - 1) * knobs.delay_ms) / 1000)
             content = "".join(self.token_text(knobs, i) for i in range(knobs.tokens))
@@ -263,6 +271,8 @@ class FakeOpenAI:
         return self.stream(sock, request, knobs, outcome, buffer, prompt_tokens, include_usage, base_headers)
 
     def token_text(self, knobs: Directives, index: int) -> str:
+        if knobs.pieces is not None:
+            return knobs.pieces[index]
         if knobs.text is not None:
             return knobs.text
         if knobs.token_bytes:
@@ -271,7 +281,7 @@ class FakeOpenAI:
 
     def token_chunk(self, knobs: Directives, index: int) -> bytes:
         """Pre-encoded `"content":...` JSON of token `index`."""
-        if knobs.text is not None or knobs.token_bytes:
+        if knobs.text is not None or knobs.token_bytes or knobs.pieces is not None:
             return json.dumps(self.token_text(knobs, index)).encode()
         key = (knobs.unicode, index)
         cached = self._token_cache.get(key)

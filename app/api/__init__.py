@@ -1,5 +1,5 @@
 """The HTTP API: blueprints (chat, completions, models, health, page), request intake, client
-keys, tracing, the served contract.
+keys, CORS, tracing, the served contract.
 
 Views stay thin: validate, hand over to the streaming layer, return; every failure is raised
 as an ApiError and rendered by `errors` in the shape of the endpoint's family.
@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import auth, chat, completions, errors, health, models, page, tracing
+from . import auth, chat, completions, cors, errors, health, models, page, tracing
 
 
 def init_app(app: Flask) -> None:
     """Register the error handlers, the tracing and key hooks, and every blueprint."""
     errors.init_app(app)
     tracing.init_app(app)
+    cors.init_app(app)  # a preflight is answered before the key check: it never carries one
     auth.init_app(app)  # after tracing: a refused request is logged with its correlation id
     app.register_blueprint(chat.bp)
     app.register_blueprint(completions.bp)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 from flask import Blueprint, Response
 
 from .services import services
@@ -11,8 +13,9 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/health")
 def health() -> dict[str, str]:
-    """Liveness: the worker answers."""
-    return {"status": "ok"}
+    """Liveness: the worker answers; with its clock (ISO 8601, UTC) for a monitor to compare."""
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {"status": "healthy", "timestamp": now}
 
 
 @bp.get("/ready")

@@ -190,6 +190,7 @@ def _too_long(
                 "input_too_long",
                 detail,
                 action=f"Drop the {count} oldest {what} and send the request again.",
+                drop_history_messages=count,
             )
     return ApiError(
         "input_too_long",

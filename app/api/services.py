@@ -13,6 +13,7 @@ from ..openai_schemas import CompletionRequestSchema
 from ..providers import build_provider
 from ..providers.base import Provider
 from ..schemas import ChatRequestSchema
+from ..streaming.abandon import Abandon
 from ..streaming.store import MemoryStreamStore, StreamStore
 from ..streaming.waiting import WaitGenerations
 from .contract import render_contract
@@ -39,10 +40,12 @@ class Services:
     @classmethod
     def build(cls, settings: Settings) -> Services:
         """Services for these settings."""
+        provider = build_provider(settings)
+        abandon = Abandon(settings.local_abandon_seconds, lambda: provider.waiting() > 0)
         return cls(
             settings=settings,
-            provider=build_provider(settings),
-            store=_build_store(settings),
+            provider=provider,
+            store=_build_store(settings, abandon),
             waits=WaitGenerations(),
             chat_schema=ChatRequestSchema(
                 max_message_chars=settings.max_message_chars,
@@ -91,15 +94,19 @@ class Services:
         self.provider.close()
 
 
-def _build_store(settings: Settings) -> StreamStore:
+def _build_store(settings: Settings, abandon: Abandon) -> StreamStore:
     """The stream store STREAM_STORE names (Redis is imported only when used)."""
     if settings.stream_store == "redis":
         from ..streaming.redis_store import RedisStreamStore
 
         return RedisStreamStore(
-            settings.redis_url, settings.max_streams, settings.stream_ttl_seconds, settings.max_stream_seconds
+            settings.redis_url,
+            settings.max_streams,
+            settings.stream_ttl_seconds,
+            settings.max_stream_seconds,
+            abandon=abandon,
         )
-    return MemoryStreamStore(settings.max_streams, settings.stream_ttl_seconds)
+    return MemoryStreamStore(settings.max_streams, settings.stream_ttl_seconds, abandon=abandon)
 
 
 def services() -> Services:

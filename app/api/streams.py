@@ -10,7 +10,7 @@ from flask import Response, g, request
 from ..errors import ApiError
 from ..providers.base import ChatCall
 from ..streaming import consumer, producer
-from ..streaming.stream import StreamView
+from ..streaming.view import StreamView
 from ..streaming.wire import Format
 from . import auth
 from .services import services

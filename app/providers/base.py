@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -131,13 +131,18 @@ class Provider(abc.ABC):
     name: str
 
     @contextlib.contextmanager
-    def reserve(self) -> Iterator[Any]:
+    def reserve(self, on_wait: Callable[[int], None] | None = None) -> Iterator[Any]:
         """Wait for this provider's turn and hold it during one generation (retries included).
 
         Yields the slot to pass to `open`. Remote providers have no turn to wait for; the
-        embedded model serves one generation per instance, first come, first served.
+        embedded model serves one generation per instance, first come, first served, and tells
+        `on_wait` how many are ahead while the caller waits (then 0).
         """
         yield None
+
+    def waiting(self) -> int:
+        """How many generations wait for their turn (the embedded model's line)."""
+        return 0
 
     @abc.abstractmethod
     def open(self, call: ChatCall, slot: Any = None) -> Generation:

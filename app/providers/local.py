@@ -4,8 +4,8 @@ llama.cpp is blocking C code, so every call into it runs in gevent's threadpool 
 releases the GIL), one token per call: the event loop keeps serving other streams and
 /health meanwhile, and a cancelled generation stops after the token in flight. A model
 instance is not thread-safe, so each generation leases one instance from a pool
-(LOCAL_INSTANCES, default 1) and waiters are served first come, first served. An instance
-goes back to the pool only once its last step in the threadpool has finished, whatever
+(LOCAL_INSTANCES, default 1); waiters are served first come, first served, each told its place
+in line. An instance goes back only once its last step in the threadpool has finished, whatever
 interrupted the generation.
 """
 
@@ -14,15 +14,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import gevent
 from gevent.event import AsyncResult
-from gevent.queue import Queue
 
 from ..config import Settings
 from .base import ChatCall, Generation, Provider, UpstreamError
+from .waiting_line import WaitingLine
 
 log = logging.getLogger("chatwait.local")
 
@@ -40,9 +40,9 @@ class _Idle(Exception):
 class Lease:
     """One model instance, held by one generation; runs its steps in the threadpool."""
 
-    def __init__(self, llama: Any, pool: Queue, idle_timeout: float) -> None:
+    def __init__(self, llama: Any, give_back: Callable[[Any], None], idle_timeout: float) -> None:
         self.llama = llama
-        self._pool = pool
+        self._give_back = give_back
         self._idle_timeout = idle_timeout
         self._step: AsyncResult | None = None
 
@@ -69,7 +69,7 @@ class Lease:
 
     def release(self) -> None:
         """Give the instance back to the pool once it is idle."""
-        self.after_step(lambda: self._pool.put(self.llama))
+        self.after_step(lambda: self._give_back(self.llama))
 
 
 class LocalGeneration(Generation):
@@ -144,9 +144,7 @@ class LocalProvider(Provider):
             )
             for _ in range(settings.local_instances)
         ]
-        self._pool: Queue = Queue()
-        for instance in self._instances:
-            self._pool.put(instance)
+        self._line = WaitingLine(self._instances)
         self.context_tokens = self._instances[0].n_ctx()
         self._formatter = _chat_formatter(self._instances[0])
         log.info(
@@ -161,13 +159,17 @@ class LocalProvider(Provider):
         )
 
     @contextlib.contextmanager
-    def reserve(self) -> Iterator[Lease]:
-        """Wait in line for a model instance (first come, first served) and hold it."""
-        lease = Lease(self._pool.get(), self._pool, self.settings.idle_timeout_seconds)
+    def reserve(self, on_wait: Callable[[int], None] | None = None) -> Iterator[Lease]:
+        """Wait in line for a model instance (first come, first served) and hold it; `on_wait`
+        hears how many are ahead while waiting, then 0."""
+        lease = Lease(self._line.take(on_wait), self._line.give_back, self.settings.idle_timeout_seconds)
         try:
             yield lease
         finally:
             lease.release()
+
+    def waiting(self) -> int:
+        return len(self._line)
 
     def open(self, call: ChatCall, slot: Lease | None = None) -> Generation:
         if slot is None:

@@ -37,6 +37,7 @@ export class ApiError extends Error {
     this.action = body.action || "Try again.";
     this.retryable = body.retryable !== false;
     this.correlationId = body.correlation_id || null;
+    this.dropHistoryMessages = body.drop_history_messages ?? null;
   }
 }
 

@@ -1,15 +1,16 @@
 // The chat page: conversations on the left, the active one on the right, a composer below.
 //
-// Text from the model or the person is only ever inserted as text (textContent / Text
-// nodes), never as HTML. One reply streams at a time; the composer is disabled meanwhile.
+// One reply streams at a time per tab; its text reaches the screen once per animation frame.
+// A turn the service refuses is taken back: its text returns to the composer and a notice says
+// why and what to do. Several tabs share the conversations (store.js); each has its own active one.
 
 import { apiKey, readiness, setApiKey } from "./api.js";
 import { ReplyStream } from "./reply.js";
-import { ConversationStore, IN_FLIGHT, historyOf, titleFrom } from "./store.js";
+import { BEAT_MS, ConversationStore, IN_FLIGHT, TAB_ID, dropOldest, historyOf, newId, streamingElsewhere, titleFrom } from "./store.js";
+import { element, messageView, noticeView, renderState, showText, stateText, viewOf, welcomeView } from "./views.js";
 
 const $ = (selector) => document.querySelector(selector);
 const ui = {
-  sidebar: $("#sidebar"),
   list: $("#conversation-list"),
   newConversation: $("#new-conversation"),
   toggleSidebar: $("#toggle-sidebar"),
@@ -18,6 +19,7 @@ const ui = {
   messages: $("#messages"),
   jump: $("#jump"),
   status: $("#status"),
+  notice: $("#notice"),
   form: $("#composer"),
   input: $("#input"),
   send: $("#send"),
@@ -29,14 +31,6 @@ const ui = {
   keyCancel: $("#key-cancel"),
 };
 
-const STATUS_TEXT = {
-  streaming: "Generating…",
-  reconnecting: "Reconnecting…",
-  complete: "",
-  stopped: "Stopped",
-  error: "Error",
-  interrupted: "Interrupted",
-};
 const ANNOUNCEMENTS = {
   streaming: "Generating a reply.",
   reconnecting: "Connection lost; reconnecting.",
@@ -47,26 +41,27 @@ const ANNOUNCEMENTS = {
 };
 
 const store = new ConversationStore();
-let current = null; // {reply: ReplyStream, conversation, message, view} while a reply streams
+let current = null; // {reply, conversation, message} while this tab streams a reply
 let following = true; // keep the newest text in view unless the person scrolled up
 let pinnedTop = 0; // where following last put the scroll position
+let modelName = "";
+const unsaved = new Set();
 let saveTimer = null;
+const unshown = new Set();
+let frame = 0;
+
+const visible = (messages) => messages.filter((message) => !message.deleted);
 
 // ---- rendering -------------------------------------------------------------------------
-
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 function renderSidebar() {
   ui.list.replaceChildren(
     ...store.conversations.map((conversation) => {
-      const item = element("li", conversation.id === store.state.activeId ? "active" : "");
+      const item = element("li", conversation.id === store.activeId ? "active" : "");
+      const busy = conversation.messages.some((message) => IN_FLIGHT.has(message.status) && !message.deleted);
       const open = element("button", "open", conversation.title);
       open.addEventListener("click", () => switchTo(conversation.id));
+      if (busy) open.append(element("span", "busy", " ●"));
       const remove = element("button", "delete", "×");
       remove.setAttribute("aria-label", `Delete conversation “${conversation.title}”`);
       remove.addEventListener("click", () => deleteConversation(conversation.id));
@@ -79,91 +74,53 @@ function renderSidebar() {
 function renderConversation() {
   const conversation = store.active;
   ui.title.textContent = conversation ? conversation.title : "ChatWait";
-  ui.messages.replaceChildren(...(conversation ? conversation.messages.map((message) => messageView(message).root) : []));
+  const messages = conversation ? conversation.messages : [];
+  const nodes = [];
+  messages.forEach((message, index) => {
+    if (index === conversation.contextStart && index > 0) {
+      nodes.push(element("p", "context-start", "The messages above are no longer sent to the model."));
+    }
+    if (message.deleted) return;
+    const { root } = messageView(message, retry);
+    if (index < (conversation.contextStart || 0)) root.classList.add("out-of-context");
+    nodes.push(root);
+  });
+  if (visible(messages).length === 0) nodes.push(welcomeView(modelName, (text) => submit(text)));
+  ui.messages.replaceChildren(...nodes);
   scrollToNewest();
   following = true;
   ui.jump.hidden = true;
-}
-
-const views = new WeakMap();
-
-function viewOf(message) {
-  return views.get(message);
-}
-
-/** The DOM of one message; assistant messages also get state, details and retry. */
-function messageView(message) {
-  const root = element("article", `message ${message.role}`);
-  const bubble = element("div", "bubble");
-  const text = document.createTextNode(message.content);
-  bubble.append(text);
-  root.append(bubble);
-  const view = { root, bubble, text };
-  if (message.role === "assistant") {
-    view.cursor = element("span", "cursor");
-    view.cursor.setAttribute("aria-hidden", "true");
-    bubble.append(view.cursor);
-    const meta = element("div", "meta");
-    view.state = element("span", "state");
-    view.retry = element("button", "retry", "Retry");
-    view.retry.addEventListener("click", () => retry(message));
-    view.detailsToggle = element("button", "details-toggle", "Details");
-    view.detailsToggle.setAttribute("aria-expanded", "false");
-    view.details = element("dl", "details");
-    view.details.hidden = true;
-    view.detailsToggle.addEventListener("click", () => {
-      view.details.hidden = !view.details.hidden;
-      view.detailsToggle.setAttribute("aria-expanded", String(!view.details.hidden));
-      if (!view.details.hidden) renderDetails(message, view);
-    });
-    view.error = element("div", "error");
-    view.error.setAttribute("role", "alert");
-    meta.append(view.state, view.detailsToggle, view.retry);
-    root.append(view.error, meta, view.details);
-  }
-  views.set(message, view);
-  renderState(message, view);
-  return view;
-}
-
-function renderState(message, view) {
-  if (message.role !== "assistant") return;
-  const status = message.status || "complete";
-  view.root.dataset.status = status;
-  view.root.setAttribute("aria-busy", String(IN_FLIGHT.has(status)));
-  view.cursor.hidden = !IN_FLIGHT.has(status);
-  view.state.textContent = STATUS_TEXT[status] ?? "";
-  view.retry.hidden = IN_FLIGHT.has(status) || status === "complete";
-  view.detailsToggle.hidden = IN_FLIGHT.has(status);
-  const failed = (status === "error" || status === "interrupted") && message.error;
-  view.error.hidden = !failed;
-  view.error.textContent = failed ? `${message.error.message} ${message.error.action}` : "";
-  if (!view.details.hidden) renderDetails(message, view);
-}
-
-function renderDetails(message, view) {
-  const rows = [
-    ["Model", message.model],
-    ["Finish", message.finishReason],
-    ["Prompt tokens", message.usage?.prompt_tokens],
-    ["Completion tokens", message.usage?.completion_tokens],
-    ["First token", message.ttftMs !== undefined ? `${message.ttftMs} ms` : undefined],
-    ["Duration", message.durationMs !== undefined ? `${Math.round(message.durationMs)} ms` : undefined],
-    ["Stream", message.streamId],
-  ].filter(([, value]) => value !== undefined && value !== null);
-  view.details.replaceChildren(...rows.flatMap(([name, value]) => [element("dt", "", name), element("dd", "", String(value))]));
+  renderComposer();
 }
 
 function renderComposer() {
-  const busy = current !== null;
+  const elsewhere = store.active?.messages.some((message) => streamingElsewhere(message)) ?? false;
+  const busy = current !== null || elsewhere;
   ui.input.disabled = busy;
   ui.send.disabled = busy;
-  ui.send.hidden = busy;
-  ui.stop.hidden = !busy;
+  ui.send.hidden = current !== null;
+  ui.stop.hidden = current === null;
+  ui.input.placeholder = elsewhere ? "This conversation is answering in another tab…" : "Message ChatWait…";
 }
 
-function announce(status) {
-  ui.status.textContent = ANNOUNCEMENTS[status] ?? "";
+function announce(message) {
+  ui.status.textContent = message.queuedAhead > 0 ? `${stateText(message)}.` : (ANNOUNCEMENTS[message.status] ?? "");
+}
+
+/** Show new reply text at the next animation frame, all of it in one go. */
+function textChanged(message) {
+  unshown.add(message);
+  if (!frame) frame = requestAnimationFrame(showUnshown);
+}
+
+function showUnshown() {
+  frame = 0;
+  for (const message of unshown) {
+    const view = viewOf(message);
+    if (view?.root.isConnected) showText(message, view);
+  }
+  unshown.clear();
+  keepNewestInView();
 }
 
 // ---- scrolling ---------------------------------------------------------------------------
@@ -200,70 +157,177 @@ ui.jump.addEventListener("click", () => {
 
 // ---- saving ------------------------------------------------------------------------------
 
-function saveSoon() {
-  if (saveTimer === null) {
-    saveTimer = setTimeout(() => {
-      saveTimer = null;
-      store.save();
-    }, 250);
-  }
+function touch(message) {
+  message.updatedAt = Date.now();
 }
 
-function saveNow() {
+function saveSoon(conversation) {
+  unsaved.add(conversation);
+  if (saveTimer === null) saveTimer = setTimeout(saveNow, 250);
+}
+
+function saveNow(conversation = null) {
+  if (conversation) unsaved.add(conversation);
   clearTimeout(saveTimer);
   saveTimer = null;
-  store.save();
+  for (const pending of unsaved) store.save(pending);
+  unsaved.clear();
 }
 
-window.addEventListener("pagehide", saveNow);
+window.addEventListener("pagehide", () => saveNow());
+
+// Another tab saved or deleted a conversation: take its version in (this tab's own newer work stays).
+window.addEventListener("storage", (event) => {
+  const id = store.received(event);
+  if (id === null) return;
+  if (!store.active) {
+    store.select(store.conversations[0]?.id ?? store.create().id);
+    renderConversation();
+  } else if (id === store.activeId) {
+    refreshActive();
+  }
+  renderSidebar();
+});
+
+/** Bring the active conversation's views up to date after a merge, rebuilding only when needed. */
+function refreshActive() {
+  const messages = store.active.messages;
+  const shown = messages.every((message) => message.deleted || viewOf(message)?.root.isConnected);
+  const removed = [...ui.messages.querySelectorAll(".message")].length !== visible(messages).length;
+  if (!shown || removed) return renderConversation();
+  for (const message of messages) {
+    const view = viewOf(message);
+    if (message.deleted || !view || message.role !== "assistant") continue;
+    if (view.shown !== message.content) textChanged(message);
+    renderState(message, view);
+  }
+  renderComposer();
+}
 
 // ---- replies -----------------------------------------------------------------------------
 
-function follow(conversation, message, run) {
+function follow(conversation, message, run, sentText = null) {
+  Object.assign(message, { tab: TAB_ID, beat: Date.now() });
   const reply = new ReplyStream(message, {
-    onText(delta) {
-      const view = viewOf(message);
-      if (view?.root.isConnected) {
-        view.text.appendData(delta);
-        keepNewestInView();
-      }
-      saveSoon();
+    onText() {
+      message.beat = Date.now();
+      touch(message);
+      textChanged(message);
+      saveSoon(conversation);
     },
     onChange() {
+      touch(message);
       const view = viewOf(message);
       if (view) renderState(message, view);
-      announce(message.status);
-      saveNow();
+      announce(message);
+      saveNow(conversation);
+      if (!IN_FLIGHT.has(message.status)) renderSidebar();
     },
     onKeyNeeded() {
       askForKey(message);
     },
   });
   current = { reply, conversation, message };
+  const beating = setInterval(() => {
+    message.beat = Date.now();
+    touch(message);
+    saveSoon(conversation);
+  }, BEAT_MS);
   renderComposer();
-  announce(message.status);
+  renderSidebar();
+  announce(message);
   run(reply).finally(() => {
+    clearInterval(beating);
     if (current?.reply === reply) current = null;
+    if (reply.refusal && sentText !== null) refused(conversation, message, sentText, reply.refusal);
+    else if (reply.refusal) refusedAgain(message, reply.refusal);
     renderComposer();
-    saveNow();
+    saveNow(conversation);
+    renderSidebar();
     if (store.active === conversation) ui.input.focus();
   });
 }
 
+/** Send a turn: the person's text, with the conversation's history. */
 function send(text) {
-  let conversation = store.active || store.create();
-  const history = historyOf(conversation.messages);
-  if (conversation.messages.length === 0) conversation.title = titleFrom(text);
-  const user = { role: "user", content: text, createdAt: Date.now() };
-  const assistant = { role: "assistant", content: "", status: "streaming", streamId: null, lastEventId: null, createdAt: Date.now() };
+  hideNotice();
+  const conversation = store.active || store.create();
+  const history = historyOf(conversation.messages, conversation.contextStart || 0);
+  if (visible(conversation.messages).length === 0) conversation.title = titleFrom(text);
+  const now = Date.now();
+  const user = { id: newId(), role: "user", content: text, createdAt: now, updatedAt: now };
+  const assistant = {
+    id: newId(), role: "assistant", content: "", status: "streaming", streamId: null, lastEventId: null,
+    createdAt: now + 1, updatedAt: now, tab: TAB_ID, beat: now,
+  };
   conversation.messages.push(user, assistant);
-  saveNow();
+  saveNow(conversation);
+  renderConversation();
   renderSidebar();
-  ui.title.textContent = conversation.title;
-  ui.messages.append(messageView(user).root, messageView(assistant).root);
-  following = true;
-  keepNewestInView();
-  follow(conversation, assistant, (reply) => reply.start({ message: text, history }));
+  follow(conversation, assistant, (reply) => reply.start({ message: text, history }), text);
+}
+
+/** The service refused the turn (or it could not be sent): take it back, say why, offer what helps. */
+function refused(conversation, assistant, text, error) {
+  const index = conversation.messages.indexOf(assistant);
+  for (const message of conversation.messages.slice(Math.max(0, index - 1), index + 1)) {
+    Object.assign(message, { deleted: true, status: "complete", content: message.role === "user" ? "" : message.content });
+    touch(message);
+  }
+  saveNow(conversation);
+  if (store.active === conversation) {
+    renderConversation();
+    if (!ui.input.value.trim()) {
+      ui.input.value = text;
+      autoGrow();
+    }
+  }
+  const actions = [];
+  if (error.status === 401) {
+    askForKey(() => submit());
+    actions.push(["Enter a key", () => askForKey(() => submit()), true]);
+  } else if (error.errorCode === "input_too_long") {
+    if (error.dropHistoryMessages) {
+      const count = error.dropHistoryMessages;
+      actions.push([`Leave out the ${count} oldest message${count > 1 ? "s" : ""} and send`, () => leaveOut(conversation, count), true]);
+    }
+    actions.push(["Continue in a new conversation", () => { newConversation(); submit(); }]);
+  } else if (error.retryable) {
+    actions.push(["Try again", () => submit(), true]);
+  }
+  showNotice(error, actions);
+}
+
+/** A retried turn was refused: the reply says why, in place. */
+function refusedAgain(message, error) {
+  message.status = "error";
+  message.error = {
+    message: error.message, action: error.action, code: error.errorCode, detail: error.detail,
+    retryable: error.retryable, correlationId: error.correlationId,
+  };
+  touch(message);
+  const view = viewOf(message);
+  if (view) renderState(message, view);
+  if (error.status === 401) askForKey(message);
+}
+
+/** Stop sending the oldest messages of a conversation (they stay on screen), then send the composer's text. */
+function leaveOut(conversation, count) {
+  conversation.contextStart = dropOldest(conversation.messages, conversation.contextStart || 0, count);
+  conversation.messages.forEach(touch);
+  saveNow(conversation);
+  renderConversation();
+  submit();
+}
+
+function showNotice(error, actions) {
+  ui.notice.replaceChildren(noticeView(error, actions, hideNotice));
+  ui.notice.hidden = false;
+}
+
+function hideNotice() {
+  ui.notice.hidden = true;
+  ui.notice.replaceChildren();
 }
 
 /** Send the same turn again in place of a failed or stopped reply. */
@@ -273,38 +337,43 @@ function retry(message) {
   const index = conversation.messages.indexOf(message);
   const user = conversation.messages[index - 1];
   if (index < 1 || user.role !== "user") return;
-  const history = historyOf(conversation.messages.slice(0, index - 1));
+  const history = historyOf(conversation.messages.slice(0, index - 1), conversation.contextStart || 0);
   Object.assign(message, { content: "", status: "streaming", streamId: null, lastEventId: null, error: null });
-  for (const key of ["usage", "durationMs", "finishReason", "ttftMs", "model"]) delete message[key];
+  for (const key of ["usage", "durationMs", "finishReason", "ttftMs", "model", "queuedAhead"]) delete message[key];
+  touch(message);
   const view = viewOf(message);
-  view.text.data = "";
+  view.markdown.reset();
   renderState(message, view);
   follow(conversation, message, (reply) => reply.start({ message: user.content, history }));
 }
 
-/** A reply that was streaming when the page was left: resume it, or say why not. */
-function resumeInterrupted() {
+/** Replies left in flight: resume this tab's own (a reload) and those of tabs that have gone. */
+function pickUpOrphans() {
   for (const conversation of store.conversations) {
     for (const message of conversation.messages) {
-      if (message.role !== "assistant" || !IN_FLIGHT.has(message.status)) continue;
-      if (message.streamId && current === null) {
-        follow(conversation, message, (reply) => reply.resume());
+      if (message.role !== "assistant" || message.deleted || !IN_FLIGHT.has(message.status) || streamingElsewhere(message)) continue;
+      if (current?.message === message) continue;
+      if (message.streamId) {
+        if (current === null) follow(conversation, message, (reply) => reply.resume());
       } else {
         message.status = "interrupted";
-        message.error = { message: "The page was closed before this reply finished.", action: "Retry the message." };
+        message.error = { message: "The page was closed before this reply finished.", action: "Retry the message.", retryable: true };
+        touch(message);
+        saveNow(conversation);
+        const view = viewOf(message);
+        if (view) renderState(message, view);
       }
     }
   }
-  saveNow();
 }
 
 // ---- the client key ------------------------------------------------------------------------
 
-let keyFor = null; // the reply refused for want of a key: sent again once one is given
+let keyFor = null; // what to do once a key is given: resume a reply, or send the composer's text
 
-/** Ask for the client key (the service answered 401); then pick up the refused reply. */
-function askForKey(message = null) {
-  keyFor = message;
+/** Ask for the client key (the service answered 401); `then`: a reply to pick up, or a function. */
+function askForKey(then = null) {
+  keyFor = then;
   ui.keyButton.hidden = false;
   ui.keyInput.value = apiKey();
   if (!ui.keyDialog.open) ui.keyDialog.showModal();
@@ -315,14 +384,15 @@ ui.keyForm.addEventListener("submit", (event) => {
   event.preventDefault();
   setApiKey(ui.keyInput.value.trim());
   ui.keyDialog.close();
-  const message = keyFor;
+  const then = keyFor;
   keyFor = null;
-  if (!message || current) return;
-  if (message.status === "interrupted" && message.streamId) {
-    const conversation = store.conversations.find((candidate) => candidate.messages.includes(message));
-    if (conversation) follow(conversation, message, (reply) => reply.resume());
-  } else if (message.status === "error") {
-    retry(message);
+  if (typeof then === "function") return then();
+  if (!then || current) return;
+  if (then.status === "interrupted" && then.streamId) {
+    const conversation = store.conversations.find((candidate) => candidate.messages.includes(then));
+    if (conversation) follow(conversation, then, (reply) => reply.resume());
+  } else if (then.status === "error") {
+    retry(then);
   }
 });
 ui.keyCancel.addEventListener("click", () => ui.keyDialog.close());
@@ -332,6 +402,7 @@ ui.keyButton.addEventListener("click", () => askForKey());
 
 function switchTo(id) {
   store.select(id);
+  hideNotice();
   renderSidebar();
   renderConversation();
   document.body.classList.remove("sidebar-open");
@@ -346,11 +417,13 @@ function deleteConversation(id) {
   renderConversation();
 }
 
+function newConversation() {
+  const empty = store.conversations.find((conversation) => visible(conversation.messages).length === 0);
+  switchTo(empty ? empty.id : store.create().id);
+}
+
 ui.newConversation.addEventListener("click", () => {
-  const empty = store.conversations.find((conversation) => conversation.messages.length === 0);
-  if (empty) store.select(empty.id);
-  else store.create();
-  switchTo(store.state.activeId);
+  newConversation();
   ui.input.focus();
 });
 
@@ -361,13 +434,20 @@ ui.toggleSidebar.addEventListener("click", () => {
 
 // ---- composer ------------------------------------------------------------------------------
 
+/** Send `text`, or the composer's text (which is then cleared). */
+function submit(text = null) {
+  const sending = text ?? ui.input.value;
+  if (current || !sending.trim() || ui.input.disabled) return;
+  if (text === null) {
+    ui.input.value = "";
+    autoGrow();
+  }
+  send(sending);
+}
+
 ui.form.addEventListener("submit", (event) => {
   event.preventDefault();
-  const text = ui.input.value;
-  if (current || !text.trim()) return;
-  ui.input.value = "";
-  autoGrow();
-  send(text);
+  submit();
 });
 
 ui.input.addEventListener("keydown", (event) => {
@@ -385,30 +465,24 @@ function autoGrow() {
 ui.input.addEventListener("input", autoGrow);
 ui.stop.addEventListener("click", () => current?.reply.stop());
 
-// Another tab changed the conversations: show the new list (this tab's reply keeps its own).
-window.addEventListener("storage", (event) => {
-  if (event.key && event.key.startsWith("chatwait.") && current === null) {
-    store.state = store.read();
-    renderSidebar();
-    renderConversation();
-  }
-});
-
 // ---- start ---------------------------------------------------------------------------------
 
-if (!store.active) {
-  if (store.conversations.length) store.select(store.conversations[0].id);
-  else store.create();
-}
-resumeInterrupted();
+if (!store.active) store.select(store.conversations[0]?.id ?? store.create().id);
+pickUpOrphans();
 renderSidebar();
 renderConversation();
-renderComposer();
+setInterval(() => {
+  pickUpOrphans(); // a tab that streamed a reply has gone: this one takes it over
+  if (store.active) refreshActive();
+}, BEAT_MS * 2);
 readiness()
   .then((ready) => {
+    modelName = ready.model;
     ui.model.textContent = ready.model;
     ui.model.title = `Provider: ${ready.provider}`;
     ui.keyButton.hidden = !ready.client_keys;
+    const welcome = ui.messages.querySelector(".welcome-model");
+    if (welcome) welcome.textContent = `Model: ${ready.model}`;
   })
   .catch(() => {
     ui.model.textContent = "service not ready";

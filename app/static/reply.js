@@ -28,7 +28,8 @@ export class ReplyStream {
     this.sentAt = performance.now();
   }
 
-  /** Send the turn and follow the reply to its end. */
+  /** Send the turn and follow the reply to its end. A turn the service refused (or could not
+   * be sent) ends `refused`, with the reason in `this.refusal`: no reply was started. */
   async start(body) {
     this.setStatus("streaming");
     let response = null;
@@ -36,10 +37,16 @@ export class ReplyStream {
       response = await startStream(body, this.abort.signal);
     } catch (error) {
       if (this.stopping) return this.end("stopped");
-      if (error instanceof ApiError && error.status === 401) {
-        return this.fail(error, "ChatWait asks for an API key.", "Enter the key you were given, then retry.");
-      }
-      return this.fail(error, "Could not reach ChatWait.", "Check the connection, then retry.");
+      this.refusal =
+        error instanceof ApiError
+          ? error
+          : new ApiError(0, {
+              error_code: "network_error",
+              message: "ChatWait could not be reached.",
+              detail: String(error?.message || error),
+              action: "Check your connection, then try again.",
+            });
+      return this.end("refused");
     }
     return this.follow(response);
   }
@@ -122,7 +129,10 @@ export class ReplyStream {
   handle(event) {
     const data = JSON.parse(event.data);
     const message = this.message;
-    if (event.event === "stream") {
+    if (event.event === "queued") {
+      message.queuedAhead = data.ahead; // waiting for the embedded model: this many before it
+      this.hooks.onChange();
+    } else if (event.event === "stream") {
       message.streamId = data.stream_id;
       message.correlationId = data.correlation_id;
       message.model = data.model;
@@ -132,6 +142,10 @@ export class ReplyStream {
       if (data.sequence <= message.lastEventId) return; // already held (a replay after resuming)
       if (data.sequence !== message.lastEventId + 1) throw new Gap(`chunk ${data.sequence} after ${message.lastEventId}`);
       if (message.ttftMs === undefined) message.ttftMs = Math.round(performance.now() - this.sentAt);
+      if (message.queuedAhead) {
+        delete message.queuedAhead;
+        this.hooks.onChange();
+      }
       message.content += data.content;
       message.lastEventId = data.sequence;
       if (message.status !== "streaming") this.setStatus("streaming");
@@ -167,7 +181,11 @@ export class ReplyStream {
       message: message || error?.message || "The reply failed.",
       action: action || error?.action || "Retry the message.",
       code: error?.errorCode || "network_error",
+      detail: error?.detail || "",
+      retryable: error ? error.retryable : true,
+      correlationId: error?.correlationId || null,
     };
+    delete this.message.queuedAhead;
     this.end(status);
     if (error?.status === 401) this.hooks.onKeyNeeded?.();
   }

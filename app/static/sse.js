@@ -19,17 +19,22 @@ export class SseParser {
     this.dataLines = [];
   }
 
-  /** Feed decoded text; every event it completes is passed to onEvent, in order. */
+  /** Feed decoded text; every event it completes is passed to onEvent, in order. Linear in the
+   * text fed: lines are found from a moving offset, and only an unfinished line is kept. */
   push(text) {
-    this.buffer += text;
+    const buffer = this.buffer + text;
+    let start = 0;
+    let cr = buffer.indexOf("\r"); // searched again only once passed: most streams have none
     for (;;) {
-      const match = /\r\n|\r|\n/.exec(this.buffer);
-      if (match === null) return;
-      if (match[0] === "\r" && match.index === this.buffer.length - 1) return; // may be half of a CRLF
-      const line = this.buffer.slice(0, match.index);
-      this.buffer = this.buffer.slice(match.index + match[0].length);
-      this.line(line);
+      const lf = buffer.indexOf("\n", start);
+      if (cr >= 0 && cr < start) cr = buffer.indexOf("\r", start);
+      if (lf < 0 && cr < 0) break;
+      const end = cr < 0 || (lf >= 0 && lf < cr) ? lf : cr;
+      if (end === cr && cr === buffer.length - 1) break; // may be half of a CRLF
+      this.line(buffer.slice(start, end));
+      start = end + (end === cr && buffer[cr + 1] === "\n" ? 2 : 1);
     }
+    this.buffer = start === 0 ? buffer : buffer.slice(start);
   }
 
   line(line) {

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from ..errors import ApiError
 from ..logs import bind
 from .sse import RETRY_LINE, parse_last_event_id
-from .stream import StreamView
+from .view import StreamView
 
 log = logging.getLogger("chatwait.consumer")
 

@@ -54,6 +54,10 @@ class OpenAIWire:
             quote(content).encode("utf-8", "replace"),
         )
 
+    def queued(self, ahead: int) -> bytes:
+        """A comment line that joins the next event's block: OpenAI's clients have no such event."""
+        return b": queued, %d ahead\n" % ahead
+
     def terminal(self, last_chunk: int, content_length: int, outcome: Outcome) -> bytes:
         """The finish chunk (and the usage chunk when asked), or the error chunk; then [DONE]."""
         event = b"id: %d\ndata: " % (last_chunk + 1)

@@ -35,12 +35,14 @@ def start(stream: Stream, provider: Provider, settings: Settings, call: ChatCall
 
 
 def stop(stream: Stream, wait_seconds: float = STOP_WAIT_SECONDS) -> bool:
-    """Cancel the stream's generation and wait for its producer to end; False if it had ended."""
+    """Cancel the stream's generation and wait for its producer to end; False if it ended
+    otherwise (it had ended, or a producer already woken ended it before the stop landed)."""
     log.info("stop_requested", extra={"last_event_id": stream.last_event_id, "finished": stream.finished})
-    stopped = stream.cancel()
-    if stopped and stream.producer is not None:
+    if not stream.cancel():
+        return False
+    if stream.producer is not None:
         stream.producer.join(timeout=wait_seconds)
-    return stopped
+    return stream.ending in (None, "cancelled")  # None: still ending (a slow producer); the stop wins
 
 
 class StreamWriter:
@@ -65,6 +67,10 @@ class StreamWriter:
             gevent.sleep(0)
         if self._debug:
             log.debug("chunk_sent", extra={"sequence": self.stream.chunks, "chars": len(content)})
+
+    def queued(self, ahead: int) -> None:
+        """Tell the stream's followers how many replies are ahead of this one (0: it starts)."""
+        self.stream.set_notice(self.stream.wire.queued(ahead) if ahead else None)
 
     def abort(self) -> None:
         """End the stream with internal_error if its producer died without ending it."""

@@ -20,12 +20,15 @@ from ..errors import ApiError
 from ..ids import random_id
 from . import producer
 from . import redis_link as keys
+from .abandon import Abandon
+from .abandon import cancel as cancel_abandoned
 from .redis_follow import RemoteStream
 from .redis_journal import RedisJournal
 from .redis_link import Link, Scripts, store_errors
 from .redis_owner import OwnerDuties
 from .store import STOPPING_DETAIL, StreamStore, restarting
-from .stream import Stream, StreamCancelled, StreamView
+from .stream import Stream, StreamCancelled
+from .view import StreamView
 from .wire import NATIVE, Format
 
 log = logging.getLogger("chatwait.store")
@@ -49,9 +52,11 @@ class RedisStreamStore(StreamStore):
         ttl_seconds: float,
         max_stream_seconds: float,
         clock: Callable[[], float] = time.monotonic,
+        abandon: Abandon | None = None,
     ) -> None:
         self.max_streams = max_streams
         self.ttl_seconds = ttl_seconds
+        self.abandon = abandon
         self.clock = clock
         self.worker_id = random_id()[:12]
         commands = keys.connect(url, keys.COMMAND_CONNECTIONS, keys.COMMAND_TIMEOUT_SECONDS)
@@ -187,7 +192,7 @@ class RedisStreamStore(StreamStore):
 
     def _reap(self, seen: Callable[[list[str]], dict[str, float]]) -> None:
         """Drop finished streams that are in Redis from memory; cancel live ones nobody followed
-        anywhere for the TTL (`seen`: when remote followers last checked in)."""
+        anywhere for the TTL (`seen`: when remote followers last checked in), or abandoned."""
         now = self.clock()
         for stream in list(self._local.values()):
             if stream.finished and stream.consumers == 0 and self.journal.durable(stream):
@@ -200,9 +205,13 @@ class RedisStreamStore(StreamStore):
             for s in self._local.values()
             if not s.finished and s.consumers == 0 and now - s.idle_since > self.ttl_seconds
         ]
-        if not idle:
+        abandoned = [] if self.abandon is None else self.abandon.candidates(self._local.values(), now)
+        if not idle and not abandoned:
             return
-        last_seen = seen([stream.stream_id for stream in idle])
+        last_seen = seen(list({stream.stream_id: None for stream in (*idle, *abandoned)}))
+        for stream in abandoned:
+            if time.time() - last_seen.get(stream.stream_id, 0.0) >= self.abandon.seconds:  # type: ignore[union-attr]
+                cancel_abandoned(stream, now - stream.idle_since)
         for stream in idle:
             if time.time() - last_seen.get(stream.stream_id, 0.0) < self.ttl_seconds:
                 stream.idle_since = now

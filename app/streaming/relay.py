@@ -53,6 +53,8 @@ class Listener(Protocol):
 
     def chunk(self, content: str) -> None: ...
 
+    def queued(self, ahead: int) -> None: ...
+
     def end(self, outcome: Outcome) -> None: ...
 
 
@@ -111,7 +113,8 @@ class Relay:
         total = gevent.Timeout(self.settings.max_stream_seconds)
         total.start()
         try:
-            with self.provider.reserve() as slot:  # a queue for the embedded model; no wait otherwise
+            on_wait = None if self.listener is None else self.listener.queued
+            with self.provider.reserve(on_wait) as slot:  # a line for the embedded model; no wait otherwise
                 generation, first, rest = self._open_until_first_piece(slot)
                 with generation:
                     if first is not None:
@@ -205,7 +208,7 @@ class Relay:
             extra={
                 "error_code": failure.error_code,
                 "error_type": "UpstreamError",
-                "action": CATALOGUE[failure.error_code].action,
+                "action": CATALOGUE[failure.error_code].operator or CATALOGUE[failure.error_code].action,
                 "upstream_status": failure.upstream_status,
                 "upstream_request_id": failure.upstream_request_id,
                 "chunks_sent": len(self._pieces),

@@ -19,7 +19,10 @@ from ..errors import ApiError
 from ..ids import random_id
 from ..logs import log_greenlet_failure
 from . import producer
-from .stream import Stream, StreamCancelled, StreamView
+from .abandon import Abandon
+from .abandon import cancel as cancel_abandoned
+from .stream import Stream, StreamCancelled
+from .view import StreamView
 from .wire import NATIVE, Format
 
 log = logging.getLogger("chatwait.store")
@@ -90,9 +93,16 @@ class StreamStore(abc.ABC):
 class MemoryStreamStore(StreamStore):
     """Streams by id in this process: bounded, LRU among finished streams, expired after `ttl_seconds`."""
 
-    def __init__(self, max_streams: int, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        max_streams: int,
+        ttl_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        abandon: Abandon | None = None,
+    ) -> None:
         self.max_streams = max_streams
         self.ttl_seconds = ttl_seconds
+        self.abandon = abandon
         self.clock = clock
         self._streams: OrderedDict[str, Stream] = OrderedDict()
         self._reaper: gevent.Greenlet | None = None
@@ -131,7 +141,8 @@ class MemoryStreamStore(StreamStore):
         return False
 
     def reap(self) -> int:
-        """Drop finished streams older than the TTL; cancel and drop live ones unfollowed for the TTL."""
+        """Drop finished streams older than the TTL; cancel and drop live ones unfollowed for the TTL;
+        cancel (and keep) abandoned ones. How many were dropped."""
         now = self.clock()
         expired = [
             stream
@@ -150,6 +161,9 @@ class MemoryStreamStore(StreamStore):
                         "reason": "no_consumer",
                     },
                 )
+        if self.abandon is not None:
+            for stream in self.abandon.candidates(self._streams.values(), now):
+                cancel_abandoned(stream, now - stream.idle_since)
         return len(expired)
 
     def live(self) -> int:
@@ -164,7 +178,8 @@ class MemoryStreamStore(StreamStore):
     def start(self) -> None:
         """Run `reap` periodically in a background greenlet (a few times per TTL)."""
         if self._reaper is None:
-            self._reaper = gevent.spawn(self._reap_forever, min(5.0, self.ttl_seconds / 4))
+            every = min(5.0, self.ttl_seconds / 4, self.abandon.seconds / 4 if self.abandon else 5.0)
+            self._reaper = gevent.spawn(self._reap_forever, every)
             self._reaper.link_exception(log_greenlet_failure)
 
     def _reap_forever(self, interval: float) -> None:

@@ -20,7 +20,7 @@ import gevent
 from ..errors import ApiError
 from ..server.scheduling import RestartableTimer, Wakeup
 from .sse import KEEPALIVE_FRAME
-from .wire import NATIVE, Format, Wire
+from .wire import NATIVE, Format
 
 RECENT_FRAMES = 64  # chunk frames kept encoded for followers that keep up
 
@@ -43,27 +43,6 @@ class Journal(Protocol):
     """Makes a stream's written frames durable, then calls `stream.publish` (the Redis store)."""
 
     def written(self, stream: Stream) -> None: ...
-
-
-class StreamView(Protocol):
-    """What resumes and stops need of a stream: a local `Stream`, or one followed through Redis."""
-
-    stream_id: str
-    correlation_id: str
-    finished: bool
-    client: str  # the key digest of the client that started it ("" when the API is open)
-    wire: Wire
-
-    @property
-    def last_event_id(self) -> int: ...
-
-    def follow(self, after_id: int | None, keepalive_seconds: float) -> Iterator[bytes]: ...
-
-    def catch_up(self, event_id: int) -> None: ...
-
-    def attach(self) -> None: ...
-
-    def detach(self, now: float) -> None: ...
 
 
 class Stream:
@@ -95,6 +74,8 @@ class Stream:
         "finished_at",
         "idle_since",
         "model",
+        "notice",
+        "notice_serial",
         "producer",
         "stream_id",
         "visible",
@@ -102,8 +83,14 @@ class Stream:
     )
 
     def __init__(
-        self, stream_id: str, correlation_id: str, model: str, now: float, journal: Journal | None = None,
-        fmt: Format = NATIVE, client: str = ""
+        self,
+        stream_id: str,
+        correlation_id: str,
+        model: str,
+        now: float,
+        journal: Journal | None = None,
+        fmt: Format = NATIVE,
+        client: str = "",
     ) -> None:
         self.stream_id = stream_id
         self.correlation_id = correlation_id
@@ -119,6 +106,8 @@ class Stream:
         self.cancelled = False  # a stop was sent to the producer (it ends the stream shortly)
         self.visible = 0  # frames 0 .. visible - 1 are what followers may see
         self.ending: str | None = None  # once ended: the finish_reason, or the error_code
+        self.notice: bytes | None = None  # a live frame outside the log (the place in line), or None
+        self.notice_serial = 0
         self._journal = journal
         self._wakeup = Wakeup()
         self._head: bytes | None = None
@@ -177,6 +166,13 @@ class Stream:
             self.publish(self.written, now)
         else:
             self._journal.written(self)
+
+    def set_notice(self, frame: bytes | None) -> None:
+        """Show followers a frame that is not part of the log (sent to those following now, never
+        replayed); None withdraws it."""
+        self.notice = frame
+        self.notice_serial += 1
+        self._wakeup.notify()
 
     def wait(self, timeout: float) -> None:
         """Block until the stream changes (a frame written or published) or `timeout` passes."""
@@ -241,6 +237,7 @@ class Stream:
         """
         cursor = 0 if after_id is None else after_id + 1
         keepalive_due: list[bool] = []
+        notice_seen = 0
 
         def keepalive() -> None:
             keepalive_due.append(True)
@@ -258,6 +255,10 @@ class Stream:
                     silence.again(keepalive)
                 elif self.finished:
                     return
+                elif self.notice_serial != notice_seen and cursor > 0:
+                    notice_seen = self.notice_serial
+                    if self.notice is not None:
+                        yield self.notice
                 elif keepalive_due:
                     keepalive_due.clear()
                     yield KEEPALIVE_FRAME

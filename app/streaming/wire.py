@@ -38,6 +38,10 @@ class Wire(Protocol):
         """The one terminal event (id `last_chunk` + 1): how the generation ended."""
         ...
 
+    def queued(self, ahead: int) -> bytes:
+        """A notice without an id (never replayed): the reply waits for the model, `ahead` before it."""
+        ...
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Format:
@@ -71,6 +75,9 @@ class ChatWaitWire:
     def priming(self) -> bytes:
         data = {"stream_id": self.stream_id, "correlation_id": self.correlation_id, "model": self.model}
         return SseEvent(0, "stream", {**data, "created": self.created}).encode()
+
+    def queued(self, ahead: int) -> bytes:
+        return b'event: queued\ndata: {"ahead":%d}\n\n' % ahead
 
     def terminal(self, last_chunk: int, content_length: int, outcome: Outcome) -> bytes:
         """`done`, or `error` with the catalogue's fields; both tell the last chunk and the length

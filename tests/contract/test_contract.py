@@ -126,4 +126,3 @@ def test_live_responses_conform(http: httpx.Client) -> None:
     stream_id = streamed.headers["x-stream-id"]
     conform("StopResult", http.delete(f"/v1/chat/streaming/{stream_id}").json())
     conform("Error", http.get(f"/v1/chat/streaming/{stream_id}", params={"last_event_id": "x"}).json())
-

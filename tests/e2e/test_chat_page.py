@@ -15,6 +15,11 @@ def full_reply(tokens: int) -> str:
     return "".join(f"tok{i} " for i in range(tokens))
 
 
+def norm(text: str) -> str:
+    """Text as a person reads it: Markdown rendering drops and adds line breaks and spaces."""
+    return " ".join(text.split())
+
+
 def send(page: Page, text: str) -> None:
     page.locator("#input").fill(text)
     page.locator("#input").press("Enter")
@@ -25,7 +30,26 @@ def last_reply(page: Page):
 
 
 def reply_text(page: Page) -> str:
-    return last_reply(page).locator(".bubble").text_content() or ""
+    """The last reply as shown (whitespace normalised)."""
+    return norm(last_reply(page).locator(".bubble").inner_text())
+
+
+STORED_REPLIES = """() => {
+    const id = sessionStorage.getItem('chatwait.active');
+    const conversation = JSON.parse(localStorage.getItem('chatwait.conversation.' + id));
+    return conversation.messages.filter(m => m.role === 'assistant' && !m.deleted).map(m => m.content);
+}"""
+
+
+def stored_reply(page: Page) -> str:
+    """The last reply's exact text, as the page keeps it."""
+    return page.evaluate(STORED_REPLIES)[-1]
+
+
+def assert_reply(page: Page, text: str) -> None:
+    """The last reply holds exactly `text` and shows it."""
+    assert stored_reply(page) == text
+    assert reply_text(page) == norm(text)
 
 
 def wait_for_text(page: Page, minimum_chars: int) -> None:
@@ -47,13 +71,13 @@ def test_a_reply_streams_in_with_an_indicator_then_completes(page: Page) -> None
     expect(page.locator("#stop")).to_be_visible()
     wait_for_text(page, 10)
     partial = reply_text(page)
-    assert 0 < len(partial) < len(full_reply(40)), "text appears while the reply is still being generated"
+    assert 0 < len(partial) < len(norm(full_reply(40))), "text appears while the reply is still being generated"
     screenshot(page, "streaming")
 
     expect(reply).to_have_attribute("data-status", "complete")
     expect(reply.locator(".cursor")).to_be_hidden()
     expect(reply.locator(".state")).to_be_hidden()
-    assert reply_text(page) == full_reply(40)
+    assert_reply(page, full_reply(40))
     expect(page.locator("#input")).to_be_enabled()
     expect(page.locator("#send")).to_be_visible()
     expect(page.locator("#status")).to_have_text("Reply complete.")
@@ -89,13 +113,14 @@ def test_stop_keeps_the_partial_text_and_stops_the_upstream(page: Page, fake) ->
     expect(reply.locator(".state")).to_have_text("Stopped")
     expect(reply.locator(".retry")).to_be_visible()
     expect(page.locator("#input")).to_be_enabled()
-    text = reply_text(page)
+    text = stored_reply(page)
     assert len(text) >= 30 and full_reply(500).startswith(text) and text != full_reply(500)
+    assert reply_text(page) == norm(text)
     fake.wait_for_outcome(message, "client_closed")
     screenshot(page, "stopped")
     page.reload()
     expect(last_reply(page)).to_have_attribute("data-status", "stopped")  # saved as a partial reply
-    assert reply_text(page) == text
+    assert_reply(page, text)
 
 
 def test_an_error_keeps_the_partial_text_and_retry_sends_the_turn_again(page: Page) -> None:
@@ -103,14 +128,14 @@ def test_an_error_keeps_the_partial_text_and_retry_sends_the_turn_again(page: Pa
     reply = last_reply(page)
     expect(reply).to_have_attribute("data-status", "error")
     expect(reply.locator(".error")).to_be_visible()
-    expect(reply.locator(".error")).to_contain_text(re.compile("retry", re.IGNORECASE))
-    assert reply_text(page) == full_reply(10)
+    expect(reply.locator(".error")).to_contain_text(re.compile("try again", re.IGNORECASE))
+    assert_reply(page, full_reply(10))
     expect(page.locator("#input")).to_be_enabled()
     screenshot(page, "error")
 
     reply.locator(".retry").click()
     expect(reply).to_have_attribute("data-status", "complete")
-    assert reply_text(page) == full_reply(30)
+    assert_reply(page, full_reply(30))
     expect(reply.locator(".error")).to_be_hidden()
     expect(page.locator(".message.user")).to_have_count(1)
 
@@ -132,7 +157,7 @@ def test_a_dropped_connection_resumes_to_the_exact_text(page: Page, proxy) -> No
     screenshot(page, "reconnecting")
     expect(reply).to_have_attribute("data-status", "complete")
     assert proxy.cuts == 1
-    assert reply_text(page) == full_reply(60)
+    assert_reply(page, full_reply(60))
 
 
 def test_reload_keeps_the_conversations_and_history_is_sent(page: Page) -> None:
@@ -141,7 +166,7 @@ def test_reload_keeps_the_conversations_and_history_is_sent(page: Page) -> None:
     send(page, "What did I say? @reply=request")
     expect(page.locator(".message.assistant")).to_have_count(2)
     expect(last_reply(page)).to_have_attribute("data-status", "complete")
-    asked = json.loads(reply_text(page))
+    asked = json.loads(stored_reply(page))
     assert [m["role"] for m in asked["messages"]] == ["user", "assistant", "user"]
     assert asked["messages"][0]["content"] == "Remember the word avocado @tokens=3"
     assert asked["messages"][1]["content"] == full_reply(3)
@@ -172,7 +197,7 @@ def test_reload_in_the_middle_of_a_reply_resumes_it(page: Page) -> None:
     page.reload()
     reply = last_reply(page)
     expect(reply).to_have_attribute("data-status", "complete")
-    assert reply_text(page) == full_reply(80)
+    assert_reply(page, full_reply(80))
     expect(page.locator(".message.assistant")).to_have_count(1)
 
 
@@ -180,7 +205,7 @@ def test_markup_in_messages_and_replies_is_shown_as_text(page: Page) -> None:
     markup = "<script>window.__injected = 1</script><img src=x onerror=window.__injected=2><b>bold</b>"
     send(page, f"{markup} @reply=request")
     expect(last_reply(page)).to_have_attribute("data-status", "complete")
-    assert markup in reply_text(page)
+    assert markup in reply_text(page) and markup in stored_reply(page)
     expect(page.locator(".message.user .bubble")).to_have_text(f"{markup} @reply=request")
     assert page.locator("#messages img, #messages script, #messages b").count() == 0
     assert page.evaluate("window.__injected") is None

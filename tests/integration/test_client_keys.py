@@ -27,7 +27,9 @@ def keyed(request, fake, tmp_path_factory) -> ChatWaitServer:
     key_file = tmp_path_factory.mktemp("keys") / "keys.txt"
     key_file.write_text(f"# one key per line\n\n{KEY_C}\n", encoding="utf-8")
     env = server_env(
-        fake.base_url, CHATWAIT_API_KEYS=f"{KEY_A}, {KEY_B}", CHATWAIT_API_KEYS_FILE=str(key_file),
+        fake.base_url,
+        CHATWAIT_API_KEYS=f"{KEY_A}, {KEY_B}",
+        CHATWAIT_API_KEYS_FILE=str(key_file),
         **store_env(request, request.param),
     )
     running = ChatWaitServer(env)

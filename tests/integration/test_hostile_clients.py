@@ -252,4 +252,3 @@ def test_a_reset_mid_request_is_not_an_error(edgy) -> None:
     time.sleep(0.3)
     assert httpx.get(f"{edgy.url}/health", timeout=5).status_code == 200
     assert not any(r["level"] == "ERROR" for r in edgy.log_records())
-

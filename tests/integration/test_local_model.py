@@ -25,7 +25,9 @@ LONG_PROMPT = "Write a long story about a dragon who learns to bake bread, with 
 @pytest.fixture(scope="module")
 def local_server():
     """ChatWait with no OPENAI_* variables: LLM_PROVIDER=auto picks the embedded model."""
-    running = ChatWaitServer({"KEEPALIVE_SECONDS": "0.3", "LOCAL_CONTEXT_TOKENS": "1024"})
+    running = ChatWaitServer(
+        {"KEEPALIVE_SECONDS": "0.3", "LOCAL_CONTEXT_TOKENS": "1024", "LOCAL_ABANDON_SECONDS": "0.5"}
+    )
     yield running
     running.stop()
 
@@ -194,6 +196,54 @@ def test_concurrent_streams_all_complete_and_a_queued_one_is_primed_at_once(loca
     # One model instance: the streams were served one after another, so the ones that waited
     # in line saw keepalive comments before their first token.
     assert any(raw.split(b"event: chunk")[0].count(b": keepalive") >= 1 for _, raw in results)
+
+
+def test_waiting_replies_hear_their_place_and_an_abandoned_one_gives_way(local, local_server) -> None:
+    """One instance: A generates, B and C wait and are told 1 and 2 ahead. A's client leaves:
+    A is cancelled (others wait), B starts, C moves up; A's partial reply stays resumable."""
+    endless = {"message": LONG_PROMPT, "max_tokens": 500, "temperature": 2}  # sampled wildly: no early end
+    heard: dict[str, list[Event]] = {"B": [], "C": []}
+
+    def follow(name: str) -> None:
+        with httpx.Client(base_url=local_server.url, timeout=120) as client:
+            body = {"message": "Say hi.", "max_tokens": 8}
+            with client.stream("POST", "/v1/chat/streaming", json=body) as response:
+                heard[name].extend(iter_events(response))
+
+    def places(name: str) -> list[int]:
+        return [e.data["ahead"] for e in heard[name] if e.event == "queued"]
+
+    def until(check, what: str) -> None:
+        deadline = time.monotonic() + 60
+        while not check():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.02)
+
+    with local.stream("POST", "/v1/chat/streaming", json=endless) as first:
+        a_id = first.headers["x-stream-id"]
+        _until_chunks(iter_events(first), 2)
+        b = threading.Thread(target=follow, args=("B",))
+        b.start()
+        until(lambda: places("B") == [1], "B is told one reply is ahead")
+        c = threading.Thread(target=follow, args=("C",))
+        c.start()
+        until(lambda: places("C") == [2], "C is told two replies are ahead")
+    # A's client left: while B and C wait, A gives way after LOCAL_ABANDON_SECONDS.
+    b.join(120)
+    c.join(120)
+    for name, expected in (("B", [1]), ("C", [2, 1])):
+        events = [e for e in heard[name] if e.event != ":comment"]
+        assert places(name) == expected
+        assert events[0].event == "stream" and [e.event for e in events[1 : len(expected) + 1]] == ["queued"] * len(
+            expected
+        ), "the place comes after the priming event, before any text"
+        assert events[-1].event == "done" and _chunks(events)
+        assert [e.id for e in events if e.event != "queued"] == list(range(len(events) - len(expected)))
+    replay, _ = parse(local.get(f"/v1/chat/streaming/{a_id}").content)
+    assert replay[-1].event == "done" and replay[-1].data["finish_reason"] == "cancelled"
+    assert len(_chunks(replay)) >= 2 and not [e for e in replay if e.event == "queued"], "never replayed"
+    abandoned = [r for r in local_server.log_records() if r.get("event") == "stream_abandoned"]
+    assert [r["stream_id"] for r in abandoned] == [a_id]
 
 
 def test_the_openai_sdk_works_against_the_embedded_model(local_server) -> None:

@@ -1,5 +1,5 @@
 """Resumable completions, with both stream stores (Redis: two workers, so a resume may land on
-the other one): the raw resume endpoint, the README's SDK helper through a connection cut
+the other one): the raw resume endpoint, the SDK helper of docs/clients.md through a connection cut
 mid-reply, stop, and the boundaries between the two API families."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ..sse import expected_reply, iter_events, parse
 
 pytestmark = pytest.mark.integration
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+CLIENTS = Path(__file__).resolve().parents[2] / "docs" / "clients.md"
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +30,11 @@ def completion(text: str, **extra) -> dict:
 
 
 def readme_helper() -> dict:
-    """The resuming helper exactly as the README shows it, run as a user would paste it."""
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+    """The resuming helper exactly as docs/clients.md shows it, run as a user would paste it."""
+    blocks = re.findall(r"```python\n(.*?)```", CLIENTS.read_text(encoding="utf-8"), re.DOTALL)
     source = next(block for block in blocks if "def resumable_stream" in block)
     namespace: dict = {}
-    exec(compile(source.split("\nclient = ")[0], "README.md", "exec"), namespace)  # the helper, not its usage
+    exec(compile(source.split("\nclient = ")[0], "docs/clients.md", "exec"), namespace)  # the helper, not its usage
     return namespace
 
 

@@ -269,9 +269,14 @@ def test_redis_lost_and_back_mid_run(cluster) -> None:
                 assert events[-1].event == "error" and events[-1].data["error_code"] == "store_unavailable"
                 assert events[-1].data["retryable"] is True
                 assert content_of(events) == expected_reply(events[-1].data["last_sequence"])
-            refused = client.post("/v1/chat/streaming", json={"message": "@tokens=3"})
+            refused = client.post(
+                "/v1/chat/streaming", json={"message": "@tokens=3"}, headers={"X-Correlation-Id": "refused-1"}
+            )
             assert refused.status_code == 503 and refused.json()["error_code"] == "store_unavailable"
-            assert int(refused.headers["retry-after"]) >= 1 and "Redis" in refused.json()["action"]
+            assert int(refused.headers["retry-after"]) >= 1 and "try again" in refused.json()["action"].lower()
+            assert "REDIS_URL" not in refused.text, "the operator's hint is logged, not sent"
+            logged = [r for r in server.log_records() if r.get("correlation_id") == "refused-1" and "action" in r]
+            assert logged and "REDIS_URL" in logged[0]["action"], "the log tells the operator what to check"
             # A stream no worker holds in memory (any not produced here) must be read from Redis.
             unknown = client.get(f"/v1/chat/streaming/{uuid.uuid4().hex}")
             assert unknown.status_code == 503 and unknown.json()["error_code"] == "store_unavailable"

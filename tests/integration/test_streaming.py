@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 
 import httpx
@@ -142,7 +143,11 @@ def test_client_correlation_id_is_echoed_and_bad_ones_replaced(http: httpx.Clien
 
 
 def test_health_ready_and_contract(http: httpx.Client) -> None:
-    assert http.get("/health").json() == {"status": "ok"}
+    health = http.get("/health").json()
+    assert set(health) == {"status", "timestamp"} and health["status"] == "healthy"
+    stamp = datetime.datetime.fromisoformat(health["timestamp"])
+    assert stamp.utcoffset() == datetime.timedelta(0)
+    assert abs((datetime.datetime.now(datetime.UTC) - stamp).total_seconds()) < 3600
     ready = http.get("/ready").json()
     assert ready["provider"] == "openai" and ready["model"] == "fake-model"
     assert "CANARY" not in str(ready)

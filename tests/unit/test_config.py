@@ -62,6 +62,10 @@ def test_the_key_is_not_in_the_repr() -> None:
         ({"GUNICORN_WORKER_CONNECTIONS": "100"}, "GUNICORN_WORKER_CONNECTIONS=100 is out of range"),
         ({"GUNICORN_KEEPALIVE": "-1"}, "GUNICORN_KEEPALIVE=-1 is out of range"),
         ({"GUNICORN_CONTROL_SOCKET": "on"}, "GUNICORN_CONTROL_SOCKET='on' is not a boolean"),
+        ({"CORS_ORIGINS": "https://app.example.com/chat"}, "'https://app.example.com/chat', which is not a web origin"),
+        ({"CORS_ORIGINS": "app.example.com"}, "list origins such as https://app.example.com"),
+        ({"CORS_ORIGINS": "*,https://a.example"}, "'*', which is not a web origin"),
+        ({"LOCAL_ABANDON_SECONDS": "0"}, "LOCAL_ABANDON_SECONDS=0 is out of range"),
     ],
 )
 def test_bad_values_name_the_variable_and_the_fix(env, fragment) -> None:
@@ -84,6 +88,21 @@ def test_auto_without_upstream_is_the_embedded_model() -> None:
     assert settings.default_model == "SmolLM2-135M-Instruct.Q4_1"
     assert settings.allowed_models == ("SmolLM2-135M-Instruct.Q4_1",)
     assert load_settings(environ={"LLM_PROVIDER": "local", "OPENAI_API_KEY": "sk-x"}).llm_provider == "local"
+
+
+def test_cors_origins_are_normalised() -> None:
+    assert load_settings(environ=BASE).cors_origins == ()
+    listed = load_settings(environ={**BASE, "CORS_ORIGINS": " https://App.example.com/, http://localhost:3000 "})
+    assert listed.cors_origins == ("https://app.example.com", "http://localhost:3000")
+    assert load_settings(environ={**BASE, "CORS_ORIGINS": "*"}).cors_origins == ("*",)
+    assert load_settings(environ={**BASE, "CORS_ORIGINS": "http://[::1]:8080"}).cors_origins == ("http://[::1]:8080",)
+
+
+def test_the_embedded_model_has_its_own_reply_limit() -> None:
+    local = load_settings(environ={})
+    assert local.max_tokens == 512 and local.local_abandon_seconds == 10
+    assert load_settings(environ={"LOCAL_MAX_TOKENS": "64", "MAX_TOKENS": "2000"}).max_tokens == 64
+    assert load_settings(environ={**BASE, "LOCAL_MAX_TOKENS": "64"}).max_tokens == 1024, "MAX_TOKENS for others"
 
 
 def test_local_model_path_must_be_a_file(tmp_path) -> None:

@@ -24,6 +24,7 @@ CONFIG.set("limit_request_fields", FIELDS)
 CONFIG.set("limit_request_field_size", FIELD_SIZE)
 CONFIG.set("limit_request_line", 4094)
 
+
 def mostly(good: list[bytes], bad: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
     """One of `good` 39 times in 40, else something from `bad`."""
     return st.integers(0, 39).flatmap(lambda n: bad if n == 39 else st.sampled_from(good))

@@ -372,5 +372,3 @@ def test_a_spare_that_cannot_connect_leaves_the_error_to_the_next_request(client
         assert response.read() == b"ok"
         response.close()
     assert server.connections == 2
-
-

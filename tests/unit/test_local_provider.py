@@ -12,6 +12,7 @@ from gevent.queue import Queue
 
 from app.providers.base import ChatCall, UpstreamError
 from app.providers.local import Lease, LocalGeneration
+from app.providers.waiting_line import WaitingLine
 from app.streaming.stream import StreamCancelled
 
 CALL = ChatCall(model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=5)
@@ -52,7 +53,7 @@ class FakeLlama:
 
 
 def _lease(llama: FakeLlama, pool: Queue | None = None, idle: float = 5.0) -> Lease:
-    return Lease(llama, pool if pool is not None else Queue(), idle)
+    return Lease(llama, (pool if pool is not None else Queue()).put, idle)
 
 
 def test_generation_yields_pieces_and_finish_reason() -> None:
@@ -108,16 +109,16 @@ def test_cancel_releases_the_instance_only_after_the_step_in_flight() -> None:
     assert instance is llama and llama.closed_generators == 1 and not llama.overlapped
 
 
-def test_waiters_are_served_first_come_first_served() -> None:
-    pool: Queue = Queue()
-    pool.put("instance")
+def test_waiters_are_served_first_come_first_served_and_told_their_place() -> None:
+    line = WaitingLine(["instance"])
     order: list[int] = []
+    heard: dict[int, list[int]] = {index: [] for index in range(5)}
 
     def waiter(index: int) -> None:
-        item = pool.get()
+        item = line.take(heard[index].append)
         order.append(index)
         gevent.sleep(0.01)
-        pool.put(item)
+        line.give_back(item)
 
     greenlets = []
     for index in range(5):
@@ -125,6 +126,35 @@ def test_waiters_are_served_first_come_first_served() -> None:
         gevent.sleep(0)
     gevent.joinall(greenlets, timeout=2)
     assert order == [0, 1, 2, 3, 4]
+    assert heard[0] == []  # served at once: never waited
+    assert heard[1] == [1, 0] and heard[2] == [2, 1, 0] and heard[4] == [4, 3, 2, 1, 0]
+    assert len(line) == 0 and line.take() == "instance"
+
+
+def test_a_waiter_that_leaves_moves_the_ones_behind_it_up() -> None:
+    line = WaitingLine(["instance"])
+    held = line.take()
+    heard: dict[str, list[int]] = {"a": [], "b": [], "c": []}
+    greenlets = {name: gevent.spawn(line.take, heard[name].append) for name in heard}
+    gevent.sleep(0)
+    assert len(line) == 3 and heard == {"a": [1], "b": [2], "c": [3]}
+    greenlets["b"].kill(StreamCancelled(), block=True)
+    assert len(line) == 2 and heard["a"] == [1] and heard["c"] == [3, 2]
+    line.give_back(held)
+    assert greenlets["a"].get(timeout=1) == "instance" and heard["c"] == [3, 2, 1]
+
+
+def test_a_waiter_cancelled_as_it_is_served_passes_the_instance_on() -> None:
+    line = WaitingLine(["instance"])
+    held = line.take()
+    first = gevent.spawn(line.take)
+    second = gevent.spawn(line.take)
+    gevent.sleep(0)
+    first.kill(StreamCancelled(), block=False)  # the kill lands after it is served, before it runs
+    line.give_back(held)
+    first.join(timeout=1)
+    assert isinstance(first.exception, StreamCancelled)
+    assert second.get(timeout=1) == "instance" and len(line) == 0
 
 
 def test_an_outer_deadline_is_not_mistaken_for_the_idle_one() -> None:

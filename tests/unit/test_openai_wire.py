@@ -36,7 +36,15 @@ def done(reason: str | None = "stop", usage: Usage | None = None) -> Outcome:
 
 
 def test_priming_and_chunks_are_what_the_sdk_parses() -> None:
-    frames = (RETRY_LINE + WIRE.priming(), WIRE.chunk(1, 'Hé "q"\n'), KEEPALIVE_FRAME, WIRE.chunk(2, "🎉"))
+    frames = (
+        RETRY_LINE + WIRE.priming(),
+        WIRE.queued(2),  # the place in line is a comment: OpenAI's clients have no such event
+        KEEPALIVE_FRAME,
+        WIRE.queued(1),
+        WIRE.chunk(1, 'Hé "q"\n'),
+        KEEPALIVE_FRAME,
+        WIRE.chunk(2, "🎉"),
+    )
     events = decoded(*frames)
     assert [event.id for event in events] == ["0", "1", "2"] and events[0].retry == 2000
     first, one, two = (ChatCompletionChunk.model_validate_json(event.data) for event in events)

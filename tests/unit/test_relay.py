@@ -69,10 +69,14 @@ class ScriptedProvider(Provider):
 class Recorder:
     def __init__(self) -> None:
         self.chunks: list[str] = []
+        self.places: list[int] = []
         self.ends: list = []
 
     def chunk(self, content: str) -> None:
         self.chunks.append(content)
+
+    def queued(self, ahead: int) -> None:
+        self.places.append(ahead)
 
     def end(self, outcome) -> None:
         self.ends.append(outcome)

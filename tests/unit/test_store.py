@@ -6,6 +6,7 @@ import gevent
 import pytest
 
 from app.errors import ApiError
+from app.streaming.abandon import Abandon
 from app.streaming.store import MemoryStreamStore
 from app.streaming.stream import Stream, StreamCancelled
 
@@ -92,6 +93,36 @@ def test_reap_cancels_live_streams_nobody_follows() -> None:
     followed.detach(clock.now)
     clock.now += 100
     assert store.reap() == 0, "the idle clock restarts when the last consumer leaves"
+    followed.producer.kill()
+
+
+def test_unfollowed_streams_are_abandoned_only_while_others_wait_and_stay_resumable() -> None:
+    clock = FakeClock()
+    waiting = [0]
+    store = MemoryStreamStore(10, 300, clock, Abandon(10, lambda: waiting[0] > 0))
+    followed, left = store.create("a", "m"), store.create("b", "m")
+    cancelled: list[str] = []
+
+    def produce(stream: Stream) -> None:
+        try:
+            gevent.sleep(3600)
+        except StreamCancelled as stop:
+            cancelled.append(stop.reason)
+
+    for stream in (followed, left):
+        stream.producer = gevent.spawn(produce, stream)
+    _settle()
+    followed.attach()
+    clock.now += 11
+    store.reap()
+    _settle()
+    assert cancelled == [], "nobody waits for the model: an unfollowed reply keeps generating"
+    waiting[0] = 1
+    clock.now += 1
+    assert store.reap() == 0, "abandoned, not dropped"
+    _settle()
+    assert cancelled == ["abandoned"] and left.cancelled and not followed.cancelled
+    assert store.get(left.stream_id) is left
     followed.producer.kill()
 
 

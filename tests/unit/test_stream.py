@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gevent
+import gevent.event
 import pytest
 from gevent import socket
 
+from app.streaming import producer
 from app.streaming.sse import KEEPALIVE_FRAME, encode_chunk
 from app.streaming.stream import RECENT_FRAMES, Stream, StreamCancelled
 
@@ -119,6 +121,40 @@ def test_cancel_only_stops_a_running_producer() -> None:
     assert stream.cancel() is False
 
 
+def test_a_stop_that_lands_after_the_generation_ended_on_its_own_says_so() -> None:
+    """The producer was already woken to end the reply when the stop came: the stop is queued
+    behind that wake-up, so the reply ends `stop` and the stop must not claim it cancelled it."""
+    stream = _stream(chunks=2)
+    last_piece = gevent.event.Event()
+
+    def generate() -> None:
+        last_piece.wait()
+        stream.ending = "stop"
+        stream.append(b"done", final=True)
+
+    stream.producer = gevent.spawn(generate)
+    _settle()
+    last_piece.set()  # the producer is woken, not yet run
+    assert producer.stop(stream, wait_seconds=1) is False
+    assert stream.ending == "stop" and stream.producer.successful()
+
+
+def test_a_stop_of_a_running_generation_says_it_cancelled_it() -> None:
+    stream = _stream(chunks=2)
+
+    def generate() -> None:
+        try:
+            gevent.sleep(3600)
+        except StreamCancelled:
+            stream.ending = "cancelled"
+            stream.append(b"done", final=True)
+
+    stream.producer = gevent.spawn(generate)
+    _settle()
+    assert producer.stop(stream, wait_seconds=1) is True
+    assert stream.ending == "cancelled"
+
+
 def test_a_follower_writes_before_other_ready_reads_are_handled() -> None:
     """A frame's follower runs as soon as its producer yields, ahead of other ready events.
 
@@ -173,3 +209,20 @@ def test_followers_are_still_woken_on_a_loop_that_cannot_feed_events(monkeypatch
     stream.append(b"end", final=True)
     follower.join(timeout=1)
     assert follower.successful() and received[-1] == b"end"
+
+
+def test_a_notice_reaches_those_following_after_the_priming_frame_and_is_never_replayed() -> None:
+    stream = _stream()
+    stream.set_notice(b"queued 2")
+    received: list[bytes] = []
+    follower = gevent.spawn(lambda: received.extend(stream.follow(None, 5)))
+    _settle()
+    assert received == [b"head", b"queued 2"], "a follower that joins while it stands gets the notice"
+    stream.set_notice(b"queued 1")
+    _settle()
+    stream.set_notice(None)  # withdrawn: nothing is sent
+    stream.append_chunk("a")
+    stream.append(b"end", final=True)
+    follower.join(timeout=1)
+    assert b"".join(received) == b"head" + b"queued 2" + b"queued 1" + encode_chunk(1, "a") + b"end"
+    assert b"".join(stream.follow(None, 5)) == b"head" + encode_chunk(1, "a") + b"end", "not in the log"

@@ -1,0 +1,29 @@
+"""What resumes and stops need of a stream, wherever it lives (this worker, or Redis)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+from .wire import Wire
+
+
+class StreamView(Protocol):
+    """What resumes and stops need of a stream: a local `Stream`, or one followed through Redis."""
+
+    stream_id: str
+    correlation_id: str
+    finished: bool
+    client: str  # the key digest of the client that started it ("" when the API is open)
+    wire: Wire
+
+    @property
+    def last_event_id(self) -> int: ...
+
+    def follow(self, after_id: int | None, keepalive_seconds: float) -> Iterator[bytes]: ...
+
+    def catch_up(self, event_id: int) -> None: ...
+
+    def attach(self) -> None: ...
+
+    def detach(self, now: float) -> None: ...

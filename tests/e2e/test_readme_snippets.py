@@ -1,0 +1,68 @@
+"""The README's two streaming readers, as they are: the JavaScript one in Chromium, the Python
+(httpx) one in this process, both against the live service through a proxy that cuts the
+stream part-way, so that each must resume to the exact text."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from playwright.sync_api import Browser
+
+from .conftest import open_page
+from .test_chat_page import full_reply
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_block(language: str, marker: str) -> str:
+    blocks = re.findall(rf"```{language}\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+    return next(block for block in blocks if marker in block)
+
+
+def test_the_javascript_reader_resumes_to_the_exact_text(browser: Browser, proxy) -> None:
+    source = readme_block("javascript", "async function chat(")
+    page = open_page(browser, proxy.url)
+    try:
+        proxy.cut_next_stream(after_bytes=3000)
+        result = page.evaluate(
+            f"""async (base) => {{
+                {source}
+                let text = "";
+                const onText = (piece) => {{ text += piece; }};
+                const done = await chat("From the README @tokens=120 @delay_ms=10", onText, base);
+                return {{text, finish: done.finish_reason, length: done.content_length}};
+            }}""",
+            proxy.url,
+        )
+        assert proxy.cuts == 1
+        assert result == {"text": full_reply(120), "finish": "stop", "length": len(full_reply(120))}
+        refused = page.evaluate(
+            f"async (base) => {{ {source} try {{ await chat('', () => {{}}, base); }}"
+            f" catch (e) {{ return e.error_code; }} }}",
+            proxy.url,
+        )
+        assert refused == "validation_error", "a refusal is thrown with the service's error body"
+    finally:
+        page.context.close()
+
+
+def test_the_python_reader_resumes_to_the_exact_text(proxy) -> None:
+    namespace: dict = {}
+    exec(compile(readme_block("python", "def chat("), "README.md", "exec"), namespace)
+    proxy.cut_next_stream(after_bytes=3000)
+    reader = namespace["chat"]("From the README @tokens=120 @delay_ms=10", base=proxy.url)
+    pieces = []
+    try:
+        while True:
+            pieces.append(next(reader))
+    except StopIteration as ended:
+        done = ended.value
+    assert proxy.cuts == 1
+    assert "".join(pieces) == full_reply(120) and done["finish_reason"] == "stop"
+    failing = namespace["chat"]("Break @tokens=5 @fault=500 @fail_times=9", base=proxy.url)
+    try:
+        list(failing)
+        raise AssertionError("an error event must raise")
+    except RuntimeError as error:
+        assert "try again" in str(error).lower()
