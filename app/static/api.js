@@ -38,6 +38,7 @@ export class ApiError extends Error {
     this.retryable = body.retryable !== false;
     this.correlationId = body.correlation_id || null;
     this.dropHistoryMessages = body.drop_history_messages ?? null;
+    this.fields = body.fields && typeof body.fields === "object" ? body.fields : null;
   }
 }
 

@@ -4,9 +4,11 @@
 // A turn the service refuses is taken back: its text returns to the composer and a notice says
 // why and what to do. Several tabs share the conversations (store.js); each has its own active one.
 
-import { apiKey, readiness, setApiKey } from "./api.js";
+import { readiness } from "./api.js";
+import { KeyDialog } from "./keydialog.js";
 import { ReplyStream } from "./reply.js";
-import { BEAT_MS, ConversationStore, IN_FLIGHT, TAB_ID, dropOldest, historyOf, newId, streamingElsewhere, titleFrom } from "./store.js";
+import { FollowScroll } from "./scroll.js";
+import { BEAT_MS, ConversationStore, IN_FLIGHT, TAB_ID, dropOldest, historyOf, newId, streamingElsewhere, titleOf } from "./store.js";
 import { element, messageView, noticeView, renderState, showText, stateText, viewOf, welcomeView } from "./views.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -42,13 +44,16 @@ const ANNOUNCEMENTS = {
 
 const store = new ConversationStore();
 let current = null; // {reply, conversation, message} while this tab streams a reply
-let following = true; // keep the newest text in view unless the person scrolled up
-let pinnedTop = 0; // where following last put the scroll position
 let modelName = "";
 const unsaved = new Set();
 let saveTimer = null;
 const unshown = new Set();
 let frame = 0;
+
+const scroll = new FollowScroll(ui.messages, ui.jump);
+const keys = new KeyDialog({
+  dialog: ui.keyDialog, form: ui.keyForm, input: ui.keyInput, cancel: ui.keyCancel, button: ui.keyButton,
+});
 
 const visible = (messages) => messages.filter((message) => !message.deleted);
 
@@ -87,9 +92,7 @@ function renderConversation() {
   });
   if (visible(messages).length === 0) nodes.push(welcomeView(modelName, (text) => submit(text)));
   ui.messages.replaceChildren(...nodes);
-  scrollToNewest();
-  following = true;
-  ui.jump.hidden = true;
+  scroll.restart();
   renderComposer();
 }
 
@@ -120,40 +123,8 @@ function showUnshown() {
     if (view?.root.isConnected) showText(message, view);
   }
   unshown.clear();
-  keepNewestInView();
+  scroll.keep();
 }
-
-// ---- scrolling ---------------------------------------------------------------------------
-
-function nearBottom() {
-  return ui.messages.scrollHeight - ui.messages.scrollTop - ui.messages.clientHeight < 48;
-}
-
-function scrollToNewest() {
-  ui.messages.scrollTop = ui.messages.scrollHeight;
-  pinnedTop = ui.messages.scrollTop;
-}
-
-function keepNewestInView() {
-  // Scrolled up since the last pin, even if its scroll event is not dispatched yet: let go.
-  if (following && ui.messages.scrollTop < pinnedTop - 4) following = false;
-  if (following) scrollToNewest();
-  else ui.jump.hidden = false;
-}
-
-ui.messages.addEventListener("scroll", () => {
-  following = nearBottom();
-  if (following) {
-    pinnedTop = ui.messages.scrollTop;
-    ui.jump.hidden = true;
-  }
-});
-
-ui.jump.addEventListener("click", () => {
-  following = true;
-  ui.jump.hidden = true;
-  scrollToNewest();
-});
 
 // ---- saving ------------------------------------------------------------------------------
 
@@ -253,7 +224,6 @@ function send(text) {
   hideNotice();
   const conversation = store.active || store.create();
   const history = historyOf(conversation.messages, conversation.contextStart || 0);
-  if (visible(conversation.messages).length === 0) conversation.title = titleFrom(text);
   const now = Date.now();
   const user = { id: newId(), role: "user", content: text, createdAt: now, updatedAt: now };
   const assistant = {
@@ -261,6 +231,7 @@ function send(text) {
     createdAt: now + 1, updatedAt: now, tab: TAB_ID, beat: now,
   };
   conversation.messages.push(user, assistant);
+  conversation.title = titleOf(conversation.messages);
   saveNow(conversation);
   renderConversation();
   renderSidebar();
@@ -274,7 +245,9 @@ function refused(conversation, assistant, text, error) {
     Object.assign(message, { deleted: true, status: "complete", content: message.role === "user" ? "" : message.content });
     touch(message);
   }
+  conversation.title = titleOf(conversation.messages);
   saveNow(conversation);
+  renderSidebar();
   if (store.active === conversation) {
     renderConversation();
     if (!ui.input.value.trim()) {
@@ -284,8 +257,8 @@ function refused(conversation, assistant, text, error) {
   }
   const actions = [];
   if (error.status === 401) {
-    askForKey(() => submit());
-    actions.push(["Enter a key", () => askForKey(() => submit()), true]);
+    keys.ask(() => submit());
+    actions.push(["Enter a key", () => keys.ask(() => submit()), true]);
   } else if (error.errorCode === "input_too_long") {
     if (error.dropHistoryMessages) {
       const count = error.dropHistoryMessages;
@@ -369,34 +342,18 @@ function pickUpOrphans() {
 
 // ---- the client key ------------------------------------------------------------------------
 
-let keyFor = null; // what to do once a key is given: resume a reply, or send the composer's text
-
-/** Ask for the client key (the service answered 401); `then`: a reply to pick up, or a function. */
-function askForKey(then = null) {
-  keyFor = then;
-  ui.keyButton.hidden = false;
-  ui.keyInput.value = apiKey();
-  if (!ui.keyDialog.open) ui.keyDialog.showModal();
-  ui.keyInput.focus();
+/** Ask for the client key (the service answered 401), then pick up the refused reply. */
+function askForKey(message) {
+  keys.ask(() => {
+    if (current) return;
+    if (message.status === "interrupted" && message.streamId) {
+      const conversation = store.conversations.find((candidate) => candidate.messages.includes(message));
+      if (conversation) follow(conversation, message, (reply) => reply.resume());
+    } else if (message.status === "error") {
+      retry(message);
+    }
+  });
 }
-
-ui.keyForm.addEventListener("submit", (event) => {
-  event.preventDefault();
-  setApiKey(ui.keyInput.value.trim());
-  ui.keyDialog.close();
-  const then = keyFor;
-  keyFor = null;
-  if (typeof then === "function") return then();
-  if (!then || current) return;
-  if (then.status === "interrupted" && then.streamId) {
-    const conversation = store.conversations.find((candidate) => candidate.messages.includes(then));
-    if (conversation) follow(conversation, then, (reply) => reply.resume());
-  } else if (then.status === "error") {
-    retry(then);
-  }
-});
-ui.keyCancel.addEventListener("click", () => ui.keyDialog.close());
-ui.keyButton.addEventListener("click", () => askForKey());
 
 // ---- conversations -------------------------------------------------------------------------
 

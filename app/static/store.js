@@ -157,7 +157,7 @@ export class ConversationStore {
   /** Take another tab's version of a conversation into this one (both kept, the newer of each message). */
   adopt(conversation, stored) {
     conversation.messages = mergeMessages(conversation.messages, stored.messages);
-    if (conversation.title === "New conversation") conversation.title = stored.title;
+    conversation.title = titleOf(conversation.messages);
     conversation.contextStart = Math.max(conversation.contextStart || 0, stored.contextStart || 0);
   }
 
@@ -219,7 +219,13 @@ export function dropOldest(messages, contextStart, count) {
   return index;
 }
 
-/** A conversation's title: the start of its first message. */
+/** A conversation's title: the start of its first message still in it (a refused turn is not). */
+export function titleOf(messages) {
+  const first = messages.find((message) => message.role === "user" && !message.deleted);
+  return titleFrom(first ? first.content : "");
+}
+
+/** A title from a message's text: its first line, shortened. */
 export function titleFrom(text) {
   const line = text.trim().split("\n")[0];
   return line.length > 48 ? `${line.slice(0, 47)}…` : line || "New conversation";

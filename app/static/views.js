@@ -145,6 +145,21 @@ export function welcomeView(model, onPick) {
   return root;
 }
 
+const FIELD_NAMES = { message: "Your message", history: "The earlier messages", system: "The instructions" };
+
+/** What the service found wrong with each field of a refused turn, in the words it used, at most 5. */
+export function fieldProblems(fields, limit = 5) {
+  const found = [];
+  const walk = (value, name) => {
+    if (found.length >= limit) return;
+    if (typeof value === "string") found.push(`${FIELD_NAMES[name] || name}: ${value}`);
+    else if (Array.isArray(value)) value.forEach((item) => walk(item, name));
+    else if (value && typeof value === "object") Object.values(value).forEach((item) => walk(item, name));
+  };
+  for (const [name, value] of Object.entries(fields || {})) walk(value, name);
+  return found;
+}
+
 /** The notice above the composer for a turn that was not sent: what happened, what to do, the
  * buttons that help (`actions`: [label, handler]), and the technical detail under Details. */
 export function noticeView(error, actions, onClose) {
@@ -152,6 +167,9 @@ export function noticeView(error, actions, onClose) {
   root.setAttribute("role", "alert");
   const text = element("p", "notice-text");
   text.append(element("strong", "", error.message), " ", error.action);
+  const problems = fieldProblems(error.fields);
+  if (problems.length) text.append(element("ul", "notice-fields"));
+  for (const problem of problems) text.lastChild.append(element("li", "", problem));
   const buttons = element("div", "notice-buttons");
   for (const [label, handler, primary] of actions) {
     const button = element("button", primary ? "primary" : "", label);
