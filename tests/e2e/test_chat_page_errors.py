@@ -42,8 +42,9 @@ def test_a_refused_turn_goes_back_to_the_composer_with_the_servers_words(strict:
     expect(notice).to_be_visible()
     expect(notice).to_contain_text("invalid or unknown fields")  # the catalogue's message
     expect(notice).to_contain_text("Fix the fields")  # ...and its action
-    expect(notice.locator(".notice-fields li")).to_have_text(["Your message: Longer than 400 characters (401): shorten it."])
-    expect(page.locator("#conversation-list li")).to_have_text(["New conversation×"])  # not titled by the refused turn
+    problems = notice.locator(".notice-fields li")
+    expect(problems).to_have_text(["Your message: Longer than 400 characters (401): shorten it."])
+    expect(page.locator("#conversation-list .open")).to_have_text(["New conversation"])  # not titled by the refusal
     expect(page.locator(".message")).to_have_count(0)  # no empty bubble, no orphan turn
     expect(page.locator("#input")).to_have_value(text)
     expect(notice.get_by_role("button", name="Try again")).to_have_count(0)  # retrying will not help
