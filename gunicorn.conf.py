@@ -7,12 +7,18 @@ and app.logs.
 
 from app.config import ConfigError, load_settings
 from app.logs import logging_config
+from app.metrics import prepare_multiprocess_dir, remove_multiprocess_dir
 
 # Validate the whole configuration once in the master: a bad value stops start-up with its message.
 try:
     _settings = load_settings()
 except ConfigError as _error:
     raise SystemExit(f"ChatWait configuration error: {_error}") from None
+
+# /metrics sums every worker's values (prometheus_client's multiprocess mode): the workers write
+# them to files in PROMETHEUS_MULTIPROC_DIR (emptied at start), or in a temporary folder removed
+# when the server stops.
+_metrics_dir, _metrics_dir_created = prepare_multiprocess_dir() if _settings.metrics_enabled else (None, False)
 
 # Where to listen: BIND (host:port) wins over PORT; 0.0.0.0 so a container is reachable.
 bind = _settings.bind_address
@@ -75,3 +81,9 @@ def worker_exit(server, worker):
     app = getattr(worker, "wsgi", None)  # None when the worker failed before loading the app
     if app is not None:
         close_app(app)
+
+
+def on_exit(server):
+    """The server stops: remove the metrics folder it created."""
+    if _metrics_dir is not None and _metrics_dir_created:
+        remove_multiprocess_dir(_metrics_dir)

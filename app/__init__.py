@@ -1,8 +1,9 @@
 """ChatWait: a wait and resumable streaming chat API in front of a large language model.
 
 Layers, each importing only those after it: `api` (HTTP views) → `streaming` (a stream's
-lifecycle) → `providers` (where text comes from) → `server` and `logs` (gevent, sockets,
-gunicorn; logging) → the base pieces beside this file (`config`, `errors`, `schemas`, `ids`).
+lifecycle) → `providers` (where text comes from) → `metrics` (Prometheus) → `server` and `logs`
+(gevent, sockets, gunicorn; logging) → the base pieces beside this file (`config`, `errors`,
+`schemas`, `ids`).
 
 Importing this package stays light (no Flask, no HTTP client, no ssl): gunicorn.conf.py
 reads `app.config` and `app.logs` in the master process, before gevent patches the worker.

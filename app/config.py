@@ -50,6 +50,9 @@ class Settings:
     stream_store: str = "memory"
     redis_url: str = dataclasses.field(default="redis://localhost:6379/0", repr=False)
     log_level: str = "INFO"
+    log_requests: bool = True  # false: no request lines for the probes (/health, /ready)
+    metrics_enabled: bool = True
+    ready_cache_seconds: float = 5.0
     max_body_bytes: int = 1_048_576
     max_conversation_chars: int | None = None  # None: 12 characters per input token allowed
     request_read_timeout_seconds: float = 10.0
@@ -148,6 +151,9 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "STREAM_STORE": ("stream_store", read.choice(STREAM_STORES)),
     "REDIS_URL": ("redis_url", read.redis_url),
     "LOG_LEVEL": ("log_level", read.choice(LOG_LEVELS, upper=True)),
+    "LOG_REQUESTS": ("log_requests", read.flag),
+    "METRICS_ENABLED": ("metrics_enabled", read.flag),
+    "READY_CACHE_SECONDS": ("ready_cache_seconds", read.seconds(0, 3600)),
     "MAX_BODY_BYTES": ("max_body_bytes", read.integer(1024, 100_000_000)),
     "MAX_CONVERSATION_CHARS": ("max_conversation_chars", read.integer(1, 100_000_000)),
     "REQUEST_READ_TIMEOUT_SECONDS": ("request_read_timeout_seconds", read.seconds(0.1, 3600)),

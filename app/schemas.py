@@ -230,11 +230,31 @@ class HealthSchema(StrictSchema):
     timestamp = fields.String(required=True)
 
 
+READY_CHECKS = ("upstream", "model", "store")
+
+
+class ReadyCheckSchema(StrictSchema):
+    """One check of GET /ready: passed or not, and how it went (in ChatWait's words)."""
+
+    ok = fields.Boolean(required=True)
+    detail = fields.String(required=True)
+
+
+class ReadyChecksSchema(StrictSchema):
+    """The checks of GET /ready: the upstream (openai provider) or the model (local one), and the store."""
+
+    upstream = fields.Nested(ReadyCheckSchema)
+    model = fields.Nested(ReadyCheckSchema)
+    store = fields.Nested(ReadyCheckSchema, required=True)
+
+
 class ReadySchema(StrictSchema):
     """The reply of GET /ready: `upstream` with the openai provider; `model_file`,
     `context_tokens` and `instances` with the local one."""
 
     status = fields.String(required=True, validate=validate.OneOf(("ready", "not_ready")))
+    checks = fields.Nested(ReadyChecksSchema, required=True)
+    failing = fields.List(fields.String(validate=validate.OneOf(READY_CHECKS)), required=True)
     provider = fields.String(required=True, validate=validate.OneOf(("openai", "local")))
     model = fields.String(required=True)
     allowed_models = fields.List(fields.String(), required=True)
@@ -263,4 +283,6 @@ COMPONENTS: dict[str, type[Schema]] = {
     "StopResult": StopResultSchema,
     "Health": HealthSchema,
     "Ready": ReadySchema,
+    "ReadyChecks": ReadyChecksSchema,
+    "ReadyCheck": ReadyCheckSchema,
 }

@@ -203,8 +203,8 @@ class ChatWaitServer:
         DeferredStreamHandler): once a marker request's line shows up, every earlier one has.
         """
         marker = f"log-marker-{uuid.uuid4().hex}"
-        try:
-            httpx.get(f"{self.url}/health", headers={"X-Correlation-Id": marker}, timeout=timeout)
+        try:  # not a probe (/health): LOG_REQUESTS=false leaves those out of the log
+            httpx.head(f"{self.url}/openapi.yaml", headers={"X-Correlation-Id": marker}, timeout=timeout)
         except httpx.TransportError:
             return  # the server is gone: its log is complete
         deadline = time.monotonic() + timeout

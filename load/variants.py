@@ -1,5 +1,5 @@
-"""ChatWait with one of its micro-optimisations switched off, or another upstream transport, so
-that bench.py can measure what each is worth (`bench.py --variant NAME`).
+"""ChatWait with one of its micro-optimisations (or its metrics) switched off, or another upstream
+transport, so that bench.py can measure what each is worth (`bench.py --variant NAME`).
 
 gunicorn loads `VariantWorker` (by `--worker-class`); in the worker process, after gevent has
 patched and before the app is built, it applies the changes named in $CHATWAIT_VARIANT
@@ -58,7 +58,13 @@ def _geventhttpclient_transport() -> Any:
     return GeventHttpClientTransport()
 
 
+def _metrics_off() -> None:
+    """No Prometheus metrics (METRICS_ENABLED=false): what counting costs."""
+    os.environ["METRICS_ENABLED"] = "false"
+
+
 VARIANTS: dict[str, Callable[[], None]] = {
+    "metrics_off": _metrics_off,
     "no_fed_wakeup": _no_fed_wakeup,
     "no_run_first": _no_run_first,
     "client_send": _client_send,

@@ -1,4 +1,4 @@
-"""The HTTP API: blueprints (chat, completions, models, health, page), request intake, client
+"""The HTTP API: blueprints (chat, completions, models, health, metrics, page), request intake, client
 keys, CORS, tracing, the served contract.
 
 Views stay thin: validate, hand over to the streaming layer, return; every failure is raised
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import auth, chat, completions, cors, errors, health, models, page, tracing
+from . import auth, chat, completions, cors, errors, health, metrics, models, page, tracing
 
 
 def init_app(app: Flask) -> None:
@@ -20,6 +20,7 @@ def init_app(app: Flask) -> None:
     auth.init_app(app)  # after tracing: a refused request is logged with its correlation id
     app.register_blueprint(chat.bp)
     app.register_blueprint(completions.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(models.bp)
     app.register_blueprint(health.bp)
     page.init_app(app)

@@ -22,7 +22,7 @@ def wait() -> dict[str, Any]:
     """Generate the whole reply and return it as one JSON object."""
     call, prompt_tokens = _prepare()
     found = services()
-    relay = Relay(found.provider, found.settings, call, prompt_tokens, None, g.correlation_id)
+    relay = Relay(found.provider, found.settings, call, prompt_tokens, None, g.correlation_id, metrics=found.metrics)
     outcome = found.waits.run(relay, request.environ.get("gunicorn.socket"))  # cancelled if the client leaves
     if outcome.error is not None:
         raise outcome.error

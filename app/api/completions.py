@@ -34,7 +34,9 @@ def create() -> Response | dict[str, Any]:
     call = completion.call
     if completion.stream:
         return streams.start(call, completion.prompt_tokens, Format(DIALECT, completion.include_usage))
-    relay = Relay(found.provider, found.settings, call, completion.prompt_tokens, None, g.correlation_id)
+    relay = Relay(
+        found.provider, found.settings, call, completion.prompt_tokens, None, g.correlation_id, metrics=found.metrics
+    )
     created = time.time()
     outcome = found.waits.run(relay, request.environ.get("gunicorn.socket"))  # cancelled if the client leaves
     if outcome.error is not None:

@@ -55,7 +55,13 @@ def error_response(error: ApiError) -> Response:
 def _handle_api_error(error: ApiError) -> Response:
     log.info(
         "request_rejected" if error.status < 500 else "error_occurred",
-        extra={"error_code": error.error_code, "status": error.status, "action": error.operator_action},
+        extra={
+            "error_code": error.error_code,
+            "status": error.status,
+            "error_message": error.kind.message,
+            "detail": error.detail,
+            "action": error.operator_action,
+        },
     )
     return error_response(error)
 

@@ -20,20 +20,23 @@ def health() -> dict[str, str]:
 
 @bp.get("/ready")
 def ready() -> tuple[dict[str, object], int]:
-    """Readiness: the provider built and the stream store answering (503 when it does not);
-    says which provider, model and store, the streams this worker holds, the live streams the
-    store counts (the cluster's, with Redis), and whether the API asks for client keys."""
+    """Readiness: the upstream answering (or the embedded model loaded) and the stream store
+    answering; 503 naming the failing checks. Also which provider, model and store, the streams
+    this worker holds, the live streams the store counts (the cluster's, with Redis), and
+    whether the API asks for client keys."""
     found = services()
-    store_ok, store_detail, live = found.store.ready()
+    checks, live, ok = found.readiness.report()
     return {
-        "status": "ready" if store_ok else "not_ready",
+        "status": "ready" if ok else "not_ready",
+        "checks": checks,
+        "failing": [name for name, check in checks.items() if not check["ok"]],
         **found.provider.describe(),
         "streams": len(found.store),
         "live_streams": live,
         "store": found.settings.stream_store,
-        "store_detail": store_detail,
+        "store_detail": checks["store"]["detail"],
         "client_keys": found.client_keys.enabled,
-    }, 200 if store_ok else 503
+    }, 200 if ok else 503
 
 
 @bp.get("/openapi.yaml")

@@ -9,6 +9,7 @@ import time
 from flask import current_app
 
 from ..config import Settings
+from ..metrics.catalogue import Metrics, NoMetrics
 from ..openai_schemas import CompletionRequestSchema
 from ..providers import build_provider
 from ..providers.base import Provider
@@ -18,6 +19,7 @@ from ..streaming.store import MemoryStreamStore, StreamStore
 from ..streaming.waiting import WaitGenerations
 from .contract import render_contract
 from .keys import ClientKeys
+from .readiness import Readiness
 
 SHUTDOWN_WAIT_SECONDS = 2.0  # for stopped generations to close their upstream requests
 
@@ -35,6 +37,8 @@ class Services:
     completion_schema: CompletionRequestSchema
     client_keys: ClientKeys
     contract: bytes
+    metrics: Metrics | NoMetrics
+    readiness: Readiness
     started: int  # Unix time the services were built (the `created` of /v1/models)
 
     @classmethod
@@ -42,10 +46,11 @@ class Services:
         """Services for these settings."""
         provider = build_provider(settings)
         abandon = Abandon(settings.local_abandon_seconds, lambda: provider.waiting() > 0)
+        store = _build_store(settings, abandon)
         return cls(
             settings=settings,
             provider=provider,
-            store=_build_store(settings, abandon),
+            store=store,
             waits=WaitGenerations(),
             chat_schema=ChatRequestSchema(
                 max_message_chars=settings.max_message_chars,
@@ -60,6 +65,8 @@ class Services:
             ),
             client_keys=ClientKeys(settings.client_keys),
             contract=render_contract(settings),
+            metrics=Metrics() if settings.metrics_enabled else NoMetrics(),
+            readiness=Readiness(provider, store, settings.ready_cache_seconds),
             started=int(time.time()),
         )
 
@@ -70,8 +77,9 @@ class Services:
         return self.settings.stream_store == "redis"
 
     def start(self) -> None:
-        """Start background work (the store's expiry)."""
+        """Start background work (the store's expiry, the sampled metrics)."""
         self.store.start()
+        self.metrics.watch(lambda: (len(self.store), self.provider.waiting()))
 
     def stop_accepting(self) -> None:
         """Refuse new generations: the worker stops."""
@@ -92,6 +100,7 @@ class Services:
         self.waits.end_all()
         self.store.close(timeout=SHUTDOWN_WAIT_SECONDS)
         self.provider.close()
+        self.metrics.close()
 
 
 def _build_store(settings: Settings, abandon: Abandon) -> StreamStore:

@@ -26,7 +26,7 @@ def start(call: ChatCall, prompt_tokens: int | None, fmt: Format) -> Response:
     found = services()
     stream = found.store.create(g.correlation_id, call.model, fmt, auth.client())
     trace_stream(stream.stream_id, stream.correlation_id)
-    producer.start(stream, found.provider, found.settings, call, prompt_tokens)
+    producer.start(stream, found.provider, found.settings, call, prompt_tokens, found.metrics)
     found.store.admit(stream)  # the Redis store registers the stream meanwhile
     return event_stream(stream, None)
 
@@ -49,6 +49,7 @@ def find(stream_id: str, dialect: str) -> StreamView:
 def resume(stream: StreamView, query: str | None) -> Response:
     """The events after the client's last event id (`Last-Event-ID`, else `query`), then live ones."""
     after = consumer.resume_position(stream, request.headers.get("Last-Event-ID"), query)
+    services().metrics.resumed(stream.wire.dialect)
     if consumer.nothing_left(stream, after):
         return Response(status=204, headers=_headers(stream))
     return event_stream(stream, after)
@@ -56,8 +57,10 @@ def resume(stream: StreamView, query: str | None) -> Response:
 
 def stop(stream: StreamView) -> tuple[str, int]:
     """Stop a stream's generation: `cancelled`, or `already_finished`; and its last event id."""
-    stopped = services().store.stop(stream)
-    return ("cancelled" if stopped else "already_finished"), stream.last_event_id
+    found = services()
+    result = "cancelled" if found.store.stop(stream) else "already_finished"
+    found.metrics.stopped(result)
+    return result, stream.last_event_id
 
 
 def event_stream(stream: StreamView, after_id: int | None) -> Response:
@@ -65,7 +68,7 @@ def event_stream(stream: StreamView, after_id: int | None) -> Response:
     found = services()
     body: Iterator[bytes] = iter(())
     if request.method != "HEAD":
-        body = consumer.consume(stream, after_id, found.settings.keepalive_seconds, found.store.clock)
+        body = consumer.consume(stream, after_id, found.settings.keepalive_seconds, found.store.clock, found.metrics)
     return Response(
         body,
         direct_passthrough=True,  # the server iterates the frames itself, without werkzeug's wrappers

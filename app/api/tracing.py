@@ -1,5 +1,6 @@
 """Per-request correlation id: taken from a valid X-Correlation-Id or generated, bound to the
-request's log lines and echoed in the response; plus the request_received/completed lines."""
+request's log lines and echoed in the response; the request_received/completed lines (never for
+/metrics; for the probes only with LOG_REQUESTS); and the request counter of /metrics."""
 
 from __future__ import annotations
 
@@ -10,21 +11,36 @@ import time
 from flask import Flask, Response, g, request
 
 from ..logs import accept_correlation_id, correlation_id_var, stream_id_var
+from .metrics import PATH as METRICS_PATH
+from .services import services
 
 log = logging.getLogger("chatwait.http")
+
+PROBES = frozenset(("/health", "/ready"))
+
+
+def _logged() -> bool:
+    """Whether this request gets request_received/request_completed lines."""
+    if request.path == METRICS_PATH:
+        return False
+    return request.path not in PROBES or services().settings.log_requests
 
 
 def _before() -> None:
     g.correlation_id = accept_correlation_id(request.headers.get("X-Correlation-Id"))
     g.started = time.monotonic()
     g.log_tokens = (correlation_id_var.set(g.correlation_id), stream_id_var.set(None))
-    log.info("request_received", extra={"method": request.method, "path": request.path, "pid": os.getpid()})
+    g.logged = _logged()
+    if g.logged:
+        log.info("request_received", extra={"method": request.method, "path": request.path, "pid": os.getpid()})
 
 
 def _after(response: Response) -> Response:
     response.headers.setdefault("X-Correlation-Id", g.get("correlation_id", ""))
     response.headers.setdefault("X-Request-Id", response.headers["X-Correlation-Id"])  # where OpenAI's SDKs look
-    if not response.is_streamed:
+    route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    services().metrics.request(route, request.method, response.status_code)
+    if g.get("logged", True) and not response.is_streamed:
         duration = round((time.monotonic() - g.get("started", time.monotonic())) * 1000, 1)
         log.info("request_completed", extra={"status": response.status_code, "duration_ms": duration})
     return response

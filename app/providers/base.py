@@ -129,6 +129,7 @@ class Provider(abc.ABC):
     """A source of generated text: OpenAI-compatible HTTP, or an embedded model."""
 
     name: str
+    takes_turns = False  # generations wait in line for this provider (the embedded model)
 
     @contextlib.contextmanager
     def reserve(self, on_wait: Callable[[int], None] | None = None) -> Iterator[Any]:
@@ -175,6 +176,13 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     def describe(self) -> dict[str, Any]:
         """What /ready reports about this provider (never a secret)."""
+
+    check_name: str  # what /ready calls this provider's check: `upstream` or `model`
+
+    @abc.abstractmethod
+    def check(self) -> tuple[bool, str]:
+        """Whether this provider can generate now, and why not (in ChatWait's words, never the
+        upstream's); called by /ready, whose answer is cached."""
 
     def close(self) -> None:
         """Release pooled connections (shutdown)."""

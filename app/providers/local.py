@@ -127,6 +127,8 @@ class LocalProvider(Provider):
     """The embedded GGUF model (SmolLM2-135M-Instruct unless LOCAL_MODEL_PATH says otherwise)."""
 
     name = "local"
+    takes_turns = True
+    check_name = "model"
 
     def __init__(self, settings: Settings) -> None:
         from llama_cpp import Llama  # imported here: only this provider needs the C library
@@ -207,6 +209,11 @@ class LocalProvider(Provider):
             "context_tokens": self.context_tokens,
             "instances": len(self._instances),
         }
+
+    def check(self) -> tuple[bool, str]:
+        """The model is loaded once at start-up (a failure stops the start): it is ready."""
+        count = len(self._instances)
+        return True, f"{self.model} is loaded ({count} instance{'s' if count > 1 else ''})."
 
     def close(self) -> None:
         for instance in self._instances:

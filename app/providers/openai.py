@@ -24,17 +24,23 @@ import openai
 import orjson
 
 from ..config import Settings
+from ..errors import CATALOGUE
 from . import tokens
 from .base import ChatCall, Generation, Provider, UpstreamError
 from .http1 import Http1Transport
 from .openai_errors import status_error, transport_error
 from .openai_stream import OpenAIGeneration
 
+CHECK_TIMEOUT_SECONDS = 3.0
+# Answers to GET /models that still show the upstream reachable with valid credentials.
+_REACHABLE = frozenset((404, 405, 429))
+
 
 class OpenAIProvider(Provider):
     """Chat completions over HTTP with the `openai` SDK's sync client."""
 
     name = "openai"
+    check_name = "upstream"
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -126,6 +132,25 @@ class OpenAIProvider(Provider):
         response = self._http._transport_for_url(request.url).handle_request(request)
         response.request = request
         return response
+
+    def check(self) -> tuple[bool, str]:
+        """GET /models with this service's credentials: reachable and accepted, or why not."""
+        request = httpx.Request(
+            "GET",
+            self._base_url.join("models"),
+            headers=httpx.Headers([line for line in self._header_lines if line[0].lower() != b"content-type"]),
+            extensions={"timeout": httpx.Timeout(min(CHECK_TIMEOUT_SECONDS, self.settings.timeout_seconds)).as_dict()},
+        )
+        try:
+            response = self._send(request)
+        except httpx.TransportError as exc:
+            failure = transport_error(exc, self._host)
+            return False, f"{CATALOGUE[failure.error_code].message} {failure.detail}"
+        response.close()  # the body is not read
+        if response.status_code < 300 or response.status_code in _REACHABLE:
+            return True, f"GET /models answered HTTP {response.status_code}."
+        failure = status_error(response.status_code, response.headers)
+        return False, f"{CATALOGUE[failure.error_code].message} {failure.detail}"
 
     def message_costs(self, messages: Sequence[dict[str, str]]) -> list[int]:
         return tokens.message_costs(messages)

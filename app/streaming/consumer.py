@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 
 from ..errors import ApiError
 from ..logs import bind
+from ..metrics.catalogue import Metrics
 from .sse import RETRY_LINE, parse_last_event_id
 from .view import StreamView
 
@@ -39,12 +40,13 @@ def nothing_left(stream: StreamView, after_id: int | None) -> bool:
 
 
 def consume(
-    stream: StreamView, after_id: int | None, keepalive_seconds: float, clock: Callable[[], float]
+    stream: StreamView, after_id: int | None, keepalive_seconds: float, clock: Callable[[], float], metrics: Metrics
 ) -> Iterator[bytes]:
     """The SSE body of one consumer: the frames after `after_id`, then live ones. The first event
     carries the `retry:` field (a keepalive before it goes out as it is)."""
     with bind(stream.correlation_id, stream.stream_id):
         stream.attach()
+        metrics.follower(1)
         delivered = False
         try:
             frames = stream.follow(after_id, keepalive_seconds)
@@ -58,5 +60,6 @@ def consume(
             delivered = True
         finally:
             stream.detach(clock())
+            metrics.follower(-1)
             if not delivered:
                 log.info("client_detached", extra={"stream_finished": stream.finished})

@@ -14,6 +14,7 @@ import gevent
 from ..config import Settings
 from ..errors import ApiError
 from ..logs import log_greenlet_failure
+from ..metrics.catalogue import Metrics
 from ..providers.base import ChatCall, Provider, Usage
 from ..server.scheduling import run_first
 from .relay import Outcome, Relay
@@ -24,10 +25,14 @@ log = logging.getLogger("chatwait.producer")
 STOP_WAIT_SECONDS = 2.0
 
 
-def start(stream: Stream, provider: Provider, settings: Settings, call: ChatCall, prompt_tokens: int | None) -> None:
+def start(
+    stream: Stream, provider: Provider, settings: Settings, call: ChatCall, prompt_tokens: int | None, metrics: Metrics
+) -> None:
     """Generate `call` into `stream` in a new producer greenlet, which runs first."""
     writer = StreamWriter(stream)
-    relay = Relay(provider, settings, call, prompt_tokens, writer, stream.correlation_id, stream.stream_id)
+    relay = Relay(
+        provider, settings, call, prompt_tokens, writer, stream.correlation_id, stream.stream_id, metrics=metrics
+    )
     producer = stream.producer = gevent.spawn(relay.run)
     producer.link_exception(log_greenlet_failure)
     producer.link_exception(lambda _: writer.abort())

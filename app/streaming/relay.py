@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import random
 import time
 from collections.abc import Iterator
 from typing import Any, Protocol
@@ -22,13 +21,14 @@ import gevent
 from ..config import Settings
 from ..errors import CATALOGUE, ApiError
 from ..logs import bind
+from ..metrics.catalogue import Metrics
 from ..providers.base import ChatCall, Generation, Provider, UpstreamError, Usage
+from . import backoff
+from .gaps import Gaps
 from .stream import StreamCancelled
 
 log = logging.getLogger("chatwait.relay")
 
-BACKOFF_BASE_SECONDS = 0.25
-BACKOFF_CAP_SECONDS = 8.0
 # A reply longer than this many characters per token asked for is not a model's reply: a broken
 # or hostile upstream that ignores max_tokens would otherwise fill memory.
 MAX_CHARS_PER_TOKEN = 64
@@ -74,8 +74,11 @@ class Relay:
         listener: Listener | None,
         correlation_id: str,
         stream_id: str | None = None,
+        *,
+        metrics: Metrics,
     ) -> None:
         self.provider = provider
+        self.metrics = metrics
         self.settings = settings
         self.call = call
         self.prompt_tokens = prompt_tokens
@@ -88,6 +91,8 @@ class Relay:
         self._first_token_at: float | None = None
         self._started = 0.0
         self._upstream_finish_reason: str | None = None
+        self._gaps = Gaps()
+        self._mode = "wait" if listener is None else "streaming"
 
     def run(self) -> Outcome:
         """Generate to the end, cancellation or failure; always ends the listener exactly once."""
@@ -98,16 +103,20 @@ class Relay:
                 extra={
                     "provider": self.provider.name,
                     "model": self.call.model,
-                    "mode": "wait" if self.listener is None else "streaming",
+                    "mode": self._mode,
                     "max_tokens": self.call.max_tokens,
                 },
             )
-            finish_reason, usage, error = self._generate()
-            outcome = self._outcome(finish_reason, usage, error)
-            self._log_end(outcome)
-            if self.listener is not None:
-                self.listener.end(outcome)
-            return outcome
+            self.metrics.generation_started(self.call.model, self.provider.name, self._mode)
+            try:
+                finish_reason, usage, error = self._generate()
+                outcome = self._outcome(finish_reason, usage, error)
+                self._report_end(outcome)
+                if self.listener is not None:
+                    self.listener.end(outcome)
+                return outcome
+            finally:
+                self.metrics.generation_closed(self._mode)  # however run() ends
 
     def _generate(self) -> tuple[str | None, Usage | None, ApiError | None]:
         total = gevent.Timeout(self.settings.max_stream_seconds)
@@ -115,6 +124,8 @@ class Relay:
         try:
             on_wait = None if self.listener is None else self.listener.queued
             with self.provider.reserve(on_wait) as slot:  # a line for the embedded model; no wait otherwise
+                if self.provider.takes_turns:
+                    self.metrics.queue_waited(time.monotonic() - self._started)
                 generation, first, rest = self._open_until_first_piece(slot)
                 with generation:
                     if first is not None:
@@ -150,7 +161,7 @@ class Relay:
             try:
                 return self._attempt(deadline, slot)
             except UpstreamError as failure:
-                delay = _backoff(attempt, failure.retry_after)
+                delay = backoff.delay(attempt, failure.retry_after)
                 if (
                     not failure.retryable
                     or attempt >= self.settings.upstream_retries
@@ -158,6 +169,7 @@ class Relay:
                 ):
                     raise
                 attempt += 1
+                self.metrics.upstream_retry(failure.error_code)
                 log.warning(
                     "upstream_retry",
                     extra={
@@ -198,17 +210,24 @@ class Relay:
         self._pieces.append(piece)
         if self.listener is not None:
             self.listener.chunk(piece)
+        now = time.monotonic()
+        self._gaps.token_at(now)
         if self._first_token_at is None:
-            self._first_token_at = time.monotonic()
-            log.info("first_token", extra={"ttft_ms": _ms(self._first_token_at - self._started)})
+            self._first_token_at = now
+            log.info("first_token", extra={"ttft_ms": _ms(now - self._started)})
+            self.metrics.first_token_after(self.call.model, self.provider.name, now - self._started)
 
     def _upstream_failure(self, failure: UpstreamError) -> ApiError:
+        self.metrics.upstream_error(failure.error_code)
+        kind = CATALOGUE[failure.error_code]
         log.warning(
             "error_occurred",
             extra={
                 "error_code": failure.error_code,
                 "error_type": "UpstreamError",
-                "action": CATALOGUE[failure.error_code].operator or CATALOGUE[failure.error_code].action,
+                "error_message": kind.message,
+                "detail": failure.detail,
+                "action": kind.operator or kind.action,
                 "upstream_status": failure.upstream_status,
                 "upstream_request_id": failure.upstream_request_id,
                 "chunks_sent": len(self._pieces),
@@ -217,7 +236,7 @@ class Relay:
         )
         retry_after = failure.retry_after
         if retry_after is None and failure.error_code in ("upstream_rate_limited", "upstream_unavailable"):
-            retry_after = _backoff_ceiling(self.settings.upstream_retries + 1)  # what the next retry would wait
+            retry_after = backoff.ceiling(self.settings.upstream_retries + 1)  # what the next retry would wait
         return ApiError(failure.error_code, failure.detail, retry_after=retry_after)
 
     def _outcome(self, finish_reason: str | None, usage: Usage | None, error: ApiError | None) -> Outcome:
@@ -238,34 +257,32 @@ class Relay:
             error=error,
         )
 
-    def _log_end(self, outcome: Outcome) -> None:
+    def _report_end(self, outcome: Outcome) -> None:
+        """The generation's last log line, and its metrics."""
+        median = self._gaps.median()
         fields = {
             "duration_ms": outcome.duration_ms,
             "ttft_ms": outcome.ttft_ms,
             "chunks": outcome.chunks,
+            "gap_p50_ms": None if median is None else _ms(median),
+            "gap_max_ms": _ms(self._gaps.longest),
             **outcome.usage.as_dict(),
             "usage_source": outcome.usage.source,
         }
         if self._upstream_finish_reason is not None:  # mapped to one of the contract's reasons
             fields["upstream_finish_reason"] = self._upstream_finish_reason
-        if outcome.error is not None:
-            log.warning("stream_failed", extra={"error_code": outcome.error.error_code, **fields})
+        failed = outcome.error is not None
+        ending = outcome.error.error_code if outcome.error is not None else str(outcome.finish_reason)
+        if failed:
+            log.warning("stream_failed", extra={"error_code": ending, **fields})
         else:
-            event = "stream_cancelled" if outcome.finish_reason == "cancelled" else "stream_completed"
-            log.info(event, extra={"finish_reason": outcome.finish_reason, **fields})
-
-
-def _backoff(attempt: int, retry_after: float | None) -> float:
-    """Seconds to wait before retry number `attempt + 1`: Retry-After if given, else exponential."""
-    if retry_after is not None:
-        return retry_after + random.uniform(0, 0.1 * retry_after + 0.05)
-    ceiling = _backoff_ceiling(attempt)
-    return random.uniform(ceiling / 2, ceiling)
-
-
-def _backoff_ceiling(attempt: int) -> float:
-    """The longest backoff before retry number `attempt + 1`: exponential, capped."""
-    return min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)
+            event = "stream_cancelled" if ending == "cancelled" else "stream_completed"
+            log.info(event, extra={"finish_reason": ending, **fields})
+        usage = outcome.usage
+        self.metrics.generation_ended(
+            self.call.model, self.provider.name, ending, failed, outcome.duration_ms / 1000,
+            (usage.prompt_tokens, usage.completion_tokens, usage.source),
+        )
 
 
 def _ms(seconds: float) -> float:

@@ -59,6 +59,8 @@ def test_ready_says_local_provider_and_model(local, local_server) -> None:
     ready = local.get("/ready").json()
     assert ready["provider"] == "local" and ready["model"] == MODEL
     assert ready["allowed_models"] == [MODEL] and ready["context_tokens"] == 1024
+    assert ready["failing"] == []
+    assert ready["checks"]["model"] == {"ok": True, "detail": f"{MODEL} is loaded (1 instance)."}
     conform("Ready", ready)  # the contract describes the local provider's fields too
     started = [r for r in local_server.log_records() if r.get("event") == "service_started"]
     assert started and started[0]["provider"] == "local" and started[0]["model"] == MODEL

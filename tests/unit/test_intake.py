@@ -114,6 +114,8 @@ def _completion(messages: list, provider: CountingProvider, **extra):
         completion_schema=schema,
         client_keys=None,  # type: ignore[arg-type]
         contract=b"",
+        metrics=None,  # type: ignore[arg-type]
+        readiness=None,  # type: ignore[arg-type]
         started=0,
     )
     with Flask(__name__).test_request_context(json={"messages": messages, **extra}):

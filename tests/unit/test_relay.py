@@ -8,6 +8,7 @@ import gevent
 import pytest
 
 from app.config import load_settings
+from app.metrics.catalogue import Metrics
 from app.providers.base import ChatCall, Generation, Provider, UpstreamError, Usage
 from app.streaming.relay import Relay
 from app.streaming.stream import StreamCancelled
@@ -38,6 +39,7 @@ class ScriptedProvider(Provider):
     """Each open() takes the next scripted item: a Generation, or an exception to raise."""
 
     name = "scripted"
+    check_name = "upstream"
 
     def __init__(self, *script: object, open_delay: float = 0) -> None:
         self.script = list(script)
@@ -65,6 +67,9 @@ class ScriptedProvider(Provider):
     def describe(self):
         return {"provider": self.name, "model": "m"}
 
+    def check(self):
+        return True, "Scripted."
+
 
 class Recorder:
     def __init__(self) -> None:
@@ -82,11 +87,11 @@ class Recorder:
         self.ends.append(outcome)
 
 
-def _relay(provider: Provider, listener=None, **settings: str) -> Relay:
+def _relay(provider: Provider, listener=None, metrics: Metrics | None = None, **settings: str) -> Relay:
     config = load_settings(
         {"TIMEOUT_SECONDS": "2", "UPSTREAM_RETRIES": "2", **settings}, environ={"OPENAI_API_KEY": "sk-x"}
     )
-    return Relay(provider, config, CALL, 10, listener, "cid", "sid")
+    return Relay(provider, config, CALL, 10, listener, "cid", "sid", metrics=metrics or Metrics())
 
 
 @pytest.fixture
@@ -115,7 +120,7 @@ def test_usage_is_counted_when_the_upstream_gives_none() -> None:
 def test_prompt_tokens_not_counted_at_intake_are_counted_for_the_usage() -> None:
     config = load_settings({}, environ={"OPENAI_API_KEY": "sk-x"})
     provider = ScriptedProvider(ScriptedGeneration(["one ", "two"]))
-    outcome = Relay(provider, config, CALL, None, None, "cid").run()
+    outcome = Relay(provider, config, CALL, None, None, "cid", metrics=Metrics()).run()
     assert outcome.usage == Usage(10, 2, estimated=True)
 
 

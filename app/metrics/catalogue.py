@@ -1,0 +1,186 @@
+"""Every metric ChatWait exports, and the events that move them.
+
+Label values are bounded: models come from ALLOWED_MODELS (requests naming another are refused
+first), routes are Flask's URL rules (never raw paths), codes come from the error catalogue.
+Nothing here runs per token: a generation's tokens are added once, when it ends.
+
+Under gunicorn, PROMETHEUS_MULTIPROC_DIR is set (gunicorn.conf.py) and each worker writes its
+values to files there; a scrape of any worker sums them all. Live gauges (open streams,
+followers, queue) count only workers that are still running.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import gevent
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+from ..logs import log_greenlet_failure
+from . import MULTIPROC_ENV
+
+log = logging.getLogger("chatwait.metrics")
+
+# First token and queue wait: 25 ms to a minute, fine enough to tell 50 ms from 75 ms and 20 s from 30 s.
+LATENCY_BUCKETS = (0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30, 60)
+# A whole generation: up to MAX_STREAM_SECONDS' default (10 minutes).
+DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
+SAMPLE_SECONDS = 1.0  # how often this worker's sampled gauges are refreshed
+_WORKER_FILE = re.compile(r"_(\d+)\.db$")
+
+
+class Metrics:
+    """The metrics of one process; `render` answers a scrape (all workers' values under gunicorn)."""
+
+    enabled = True
+
+    def __init__(self) -> None:
+        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
+        self.registry = None if self.multiprocess else CollectorRegistry()
+        self._sampler: gevent.Greenlet | None = None
+        count, gauge, histogram = self._counter, self._gauge, self._histogram
+        self.requests = count("http_requests", "HTTP requests answered, by route, method and status.",
+                              "route", "method", "status")
+        self.started = count("streams_started", "Generations started (mode: streaming or wait).",
+                             "model", "provider", "mode")
+        self.completed = count("streams_completed", "Generations that ended with a finish reason.",
+                               "model", "provider", "finish_reason")
+        self.cancelled = count("streams_cancelled", "Generations stopped before their end.", "model")
+        self.failed = count("streams_failed", "Generations that ended with an error.", "model", "error_code")
+        self.open = gauge("streams_open", "Generations running now.", "mode")
+        self.followers = gauge("stream_followers", "Clients following a stream now.")
+        self.first_token = histogram("first_token_seconds", "From a generation's start to its first token "
+                                     "(queue included).", LATENCY_BUCKETS, "model", "provider")
+        self.duration = histogram("stream_duration_seconds", "From a generation's start to its end.",
+                                  DURATION_BUCKETS, "model", "provider")
+        self.tokens = count("tokens", "Tokens in and out (source: the upstream's usage, or estimated by ChatWait).",
+                            "model", "direction", "source")
+        self.retries = count("upstream_retries", "Upstream attempts retried, by error.", "error_code")
+        self.upstream_errors = count("upstream_errors", "Upstream failures that ended a generation.", "error_code")
+        self.resumes = count("stream_resumes", "Stream resumes (api: chatwait or openai).", "api")
+        self.stops = count("stream_stops", "Stop requests, by result.", "result")
+        self.store_streams = gauge("store_streams", "Streams held in workers' memory.")
+        self.queue_length = gauge("local_queue_length", "Replies waiting for the embedded model.")
+        self.queue_wait = histogram("local_queue_wait_seconds", "How long a reply waited for the embedded model.",
+                                    LATENCY_BUCKETS)
+        if self.multiprocess:
+            self._forget_dead_workers()
+
+    def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
+        return Counter(f"chatwait_{name}", documentation, labels, registry=self.registry)
+
+    def _gauge(self, name: str, documentation: str, *labels: str) -> Gauge:
+        """A gauge of this worker's state: summed over the workers that are still running."""
+        return Gauge(f"chatwait_{name}", documentation, labels, registry=self.registry, multiprocess_mode="livesum")
+
+    def _histogram(self, name: str, documentation: str, buckets: tuple[float, ...], *labels: str) -> Histogram:
+        return Histogram(f"chatwait_{name}", documentation, labels, registry=self.registry, buckets=buckets)
+
+    def request(self, route: str, method: str, status: int) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+
+    def generation_started(self, model: str, provider: str, mode: str) -> None:
+        self.started.labels(model, provider, mode).inc()
+        self.open.labels(mode).inc()
+
+    def first_token_after(self, model: str, provider: str, seconds: float) -> None:
+        self.first_token.labels(model, provider).observe(seconds)
+
+    def generation_ended(  # one event with all its facts
+        self, model: str, provider: str, ending: str, failed: bool, seconds: float, tokens: tuple[int, int, str]
+    ) -> None:
+        """A generation ended: `ending` is its finish reason (or `cancelled`), or with `failed`
+        its error code; `tokens` are (prompt, completion, source)."""
+        if failed:
+            self.failed.labels(model, ending).inc()
+        elif ending == "cancelled":
+            self.cancelled.labels(model).inc()
+        else:
+            self.completed.labels(model, provider, ending).inc()
+        self.duration.labels(model, provider).observe(seconds)
+        prompt, completion, source = tokens
+        self.tokens.labels(model, "in", source).inc(prompt)
+        self.tokens.labels(model, "out", source).inc(completion)
+
+    def generation_closed(self, mode: str) -> None:
+        """A generation's greenlet is done with it, whatever happened (the open gauge)."""
+        self.open.labels(mode).dec()
+
+    def upstream_retry(self, error_code: str) -> None:
+        self.retries.labels(error_code).inc()
+
+    def upstream_error(self, error_code: str) -> None:
+        self.upstream_errors.labels(error_code).inc()
+
+    def queue_waited(self, seconds: float) -> None:
+        self.queue_wait.observe(seconds)
+
+    def resumed(self, api: str) -> None:
+        self.resumes.labels(api).inc()
+
+    def stopped(self, result: str) -> None:
+        self.stops.labels(result).inc()
+
+    def follower(self, delta: int) -> None:
+        self.followers.inc(delta)
+
+    def watch(self, read: Callable[[], tuple[int, int]]) -> None:
+        """Refresh the sampled gauges from `read()` -> (streams held, replies queued) every second."""
+
+        def sample_forever() -> None:
+            while True:
+                self.sample(*read())
+                gevent.sleep(SAMPLE_SECONDS)
+
+        self._sampler = gevent.spawn(sample_forever)
+        self._sampler.link_exception(log_greenlet_failure)
+
+    def sample(self, store_streams: int, queue_length: int) -> None:
+        self.store_streams.set(store_streams)
+        self.queue_length.set(queue_length)
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition text of every metric (every worker's, under gunicorn), and its type."""
+        if not self.multiprocess:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        self._forget_dead_workers()
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+
+    def close(self) -> None:
+        """This worker stops: its live gauges stop counting (its counters stay in the sums)."""
+        if self._sampler is not None:
+            self._sampler.kill(block=False)
+        if self.multiprocess:
+            mark_process_dead(os.getpid())
+
+    @staticmethod
+    def _forget_dead_workers() -> None:
+        """Drop the live gauges of workers that died without saying so (SIGKILL, a crash)."""
+        folder = Path(os.environ[MULTIPROC_ENV])
+        for pid in {int(m.group(1)) for f in folder.glob("gauge_live*.db") if (m := _WORKER_FILE.search(f.name))}:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                mark_process_dead(pid)
+            except PermissionError:
+                pass  # alive, as another user
+
+
+class NoMetrics:
+    """METRICS_ENABLED=false: every event is ignored and there is nothing to scrape."""
+
+    enabled = False
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return _ignore
+
+
+def _ignore(*_args: object, **_kwargs: object) -> None:
+    return None

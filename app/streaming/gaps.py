@@ -1,0 +1,43 @@
+"""The gaps between a generation's tokens, for its `stream_completed` line: the median and the
+longest, in bounded memory whatever the reply's length."""
+
+from __future__ import annotations
+
+import array
+
+SAMPLE_LIMIT = 4096  # gaps kept at most; past it, every other one is dropped and the stride doubles
+
+
+class Gaps:
+    """Inter-token gaps: the longest exactly, the median from an evenly spaced sample."""
+
+    __slots__ = ("_last", "_sample", "_seen", "_stride", "longest")
+
+    def __init__(self) -> None:
+        self._sample = array.array("d")
+        self._last: float | None = None
+        self._seen = 0
+        self._stride = 1
+        self.longest = 0.0
+
+    def token_at(self, now: float) -> None:
+        """A token arrived at `now` (a monotonic clock, in seconds)."""
+        last, self._last = self._last, now
+        if last is None:
+            return
+        gap = now - last
+        if gap > self.longest:
+            self.longest = gap
+        self._seen += 1
+        if self._seen % self._stride == 0:
+            self._sample.append(gap)
+            if len(self._sample) >= SAMPLE_LIMIT:
+                self._sample = self._sample[1::2]
+                self._stride *= 2
+
+    def median(self) -> float | None:
+        """The median gap (None: fewer than two tokens)."""
+        if not self._sample:
+            return None
+        ordered = sorted(self._sample)
+        return ordered[len(ordered) // 2]

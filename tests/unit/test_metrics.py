@@ -1,0 +1,157 @@
+"""The metrics' own behaviour: each event moves its series, a relay reports a generation's life,
+the gap sample stays bounded, and the multiprocess folder is prepared once per server run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from app.metrics import MULTIPROC_ENV, prepare_multiprocess_dir, remove_multiprocess_dir
+from app.metrics.catalogue import Metrics, NoMetrics
+from app.providers.base import UpstreamError, Usage
+from app.streaming.gaps import SAMPLE_LIMIT, Gaps
+from app.streaming.stream import StreamCancelled
+
+from .test_relay import Recorder, ScriptedGeneration, ScriptedProvider, _relay, sleeps  # noqa: F401 (a fixture)
+
+
+def value(metrics: Metrics, name: str, **labels: str) -> float:
+    """A sample's value (0 when it has never been set)."""
+    return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def test_each_event_moves_its_series() -> None:
+    metrics = Metrics()
+    metrics.request("/v1/chat/wait", "POST", 200)
+    metrics.generation_started("m", "openai", "streaming")
+    metrics.first_token_after("m", "openai", 0.06)
+    assert value(metrics, "chatwait_streams_open", mode="streaming") == 1
+    metrics.generation_ended("m", "openai", "stop", False, 1.5, (12, 30, "upstream"))
+    metrics.generation_closed("streaming")
+    metrics.resumed("chatwait")
+    metrics.stopped("already_finished")
+    metrics.follower(1)
+    metrics.sample(7, 2)
+    assert value(metrics, "chatwait_http_requests_total", route="/v1/chat/wait", method="POST", status="200") == 1
+    assert value(metrics, "chatwait_streams_started_total", model="m", provider="openai", mode="streaming") == 1
+    assert value(metrics, "chatwait_streams_open", mode="streaming") == 0
+    assert value(metrics, "chatwait_streams_completed_total", model="m", provider="openai", finish_reason="stop") == 1
+    assert value(metrics, "chatwait_tokens_total", model="m", direction="in", source="upstream") == 12
+    assert value(metrics, "chatwait_tokens_total", model="m", direction="out", source="upstream") == 30
+    first = {"model": "m", "provider": "openai"}
+    assert value(metrics, "chatwait_first_token_seconds_bucket", **first, le="0.05") == 0
+    assert value(metrics, "chatwait_first_token_seconds_bucket", **first, le="0.075") == 1
+    assert value(metrics, "chatwait_stream_duration_seconds_sum", **first) == 1.5
+    assert value(metrics, "chatwait_stream_resumes_total", api="chatwait") == 1
+    assert value(metrics, "chatwait_stream_stops_total", result="already_finished") == 1
+    assert value(metrics, "chatwait_stream_followers") == 1
+    assert value(metrics, "chatwait_store_streams") == 7 and value(metrics, "chatwait_local_queue_length") == 2
+    body, content_type = metrics.render()
+    assert content_type.startswith("text/plain") and b"chatwait_http_requests_total{" in body
+
+
+def test_an_ending_is_counted_as_completed_cancelled_or_failed() -> None:
+    metrics = Metrics()
+    for ending, failed in (("length", False), ("cancelled", False), ("upstream_timeout", True)):
+        metrics.generation_started("m", "local", "wait")
+        metrics.generation_ended("m", "local", ending, failed, 0.2, (1, 2, "estimated"))
+        metrics.generation_closed("wait")
+    assert value(metrics, "chatwait_streams_completed_total", model="m", provider="local", finish_reason="length") == 1
+    assert value(metrics, "chatwait_streams_cancelled_total", model="m") == 1
+    assert value(metrics, "chatwait_streams_failed_total", model="m", error_code="upstream_timeout") == 1
+    assert value(metrics, "chatwait_tokens_total", model="m", direction="out", source="estimated") == 6
+    assert value(metrics, "chatwait_streams_open", mode="wait") == 0
+
+
+def test_switched_off_every_event_is_ignored() -> None:
+    metrics = NoMetrics()
+    assert metrics.enabled is False
+    metrics.request("/x", "GET", 200)
+    metrics.generation_ended("m", "openai", "stop", False, 1.0, (1, 1, "upstream"))
+    metrics.watch(lambda: (0, 0))
+    metrics.close()
+
+
+def test_a_relay_reports_a_completed_generation() -> None:
+    metrics = Metrics()
+    provider = ScriptedProvider(ScriptedGeneration(["a", "b", "c"], usage=Usage(5, 3)))
+    outcome = _relay(provider, Recorder(), metrics).run()
+    assert outcome.finish_reason == "stop"
+    labels = {"model": "m", "provider": "scripted"}
+    assert value(metrics, "chatwait_streams_started_total", **labels, mode="streaming") == 1
+    assert value(metrics, "chatwait_streams_completed_total", **labels, finish_reason="stop") == 1
+    assert value(metrics, "chatwait_first_token_seconds_count", **labels) == 1
+    assert value(metrics, "chatwait_stream_duration_seconds_count", **labels) == 1
+    assert value(metrics, "chatwait_tokens_total", model="m", direction="out", source="upstream") == 3
+    assert value(metrics, "chatwait_streams_open", mode="streaming") == 0
+
+
+@pytest.mark.usefixtures("sleeps")
+def test_a_relay_reports_retries_and_the_failure_that_ended_it() -> None:
+    metrics = Metrics()
+    unavailable = [UpstreamError("upstream_unavailable", "HTTP 503.", upstream_status=503) for _ in range(3)]
+    outcome = _relay(ScriptedProvider(*unavailable), Recorder(), metrics).run()
+    assert outcome.error is not None and outcome.error.error_code == "upstream_unavailable"
+    assert value(metrics, "chatwait_upstream_retries_total", error_code="upstream_unavailable") == 2
+    assert value(metrics, "chatwait_upstream_errors_total", error_code="upstream_unavailable") == 1
+    assert value(metrics, "chatwait_streams_failed_total", model="m", error_code="upstream_unavailable") == 1
+    assert value(metrics, "chatwait_first_token_seconds_count", model="m", provider="scripted") == 0
+
+
+def test_a_relay_reports_a_cancelled_generation() -> None:
+    metrics = Metrics()
+    provider = ScriptedProvider(ScriptedGeneration(["a", StreamCancelled()]))
+    outcome = _relay(provider, Recorder(), metrics).run()
+    assert outcome.finish_reason == "cancelled"
+    assert value(metrics, "chatwait_streams_cancelled_total", model="m") == 1
+
+
+def test_gaps_give_the_median_and_the_longest_in_bounded_memory() -> None:
+    gaps = Gaps()
+    assert gaps.median() is None
+    now = 0.0
+    for index in range(100_000):
+        now += 0.030 if index % 10 == 0 else 0.010  # one gap in ten is 30 ms
+        gaps.token_at(now)
+    gaps.token_at(now + 2.0)  # one stall
+    assert gaps.median() == pytest.approx(0.010)
+    assert gaps.longest == pytest.approx(2.0)
+    assert len(gaps._sample) < SAMPLE_LIMIT
+
+
+@pytest.fixture
+def metrics_env() -> Iterator[None]:
+    """The variables `prepare_multiprocess_dir` reads and sets, unset during the test, then as before."""
+    names = (MULTIPROC_ENV, "CHATWAIT_METRICS_PREPARED_BY", "CHATWAIT_METRICS_CREATED")
+    saved = {name: os.environ.pop(name, None) for name in names}
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.mark.usefixtures("metrics_env")
+def test_the_multiprocess_folder_is_emptied_once_per_server_run(tmp_path) -> None:
+    stale = tmp_path / "counter_123.db"
+    stale.write_bytes(b"old")
+    os.environ[MULTIPROC_ENV] = str(tmp_path)
+    assert prepare_multiprocess_dir() == (tmp_path, False)
+    assert not stale.exists()
+    (tmp_path / "counter_456.db").write_bytes(b"this run's")
+    assert prepare_multiprocess_dir() == (tmp_path, False)  # a configuration reload (SIGHUP)
+    assert (tmp_path / "counter_456.db").exists(), "the running workers' files stay"
+
+
+@pytest.mark.usefixtures("metrics_env")
+def test_without_a_folder_one_is_made_and_removed() -> None:
+    folder, created = prepare_multiprocess_dir()
+    try:
+        assert created and folder.is_dir() and os.environ[MULTIPROC_ENV] == str(folder)
+        assert prepare_multiprocess_dir() == (folder, True)
+    finally:
+        remove_multiprocess_dir(folder)
+    assert not folder.exists()

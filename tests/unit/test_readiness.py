@@ -1,0 +1,107 @@
+"""GET /ready: the upstream check (GET /models with the service's credentials, in ChatWait's
+words), cached and run once at a time; a failing check named; /metrics on and off."""
+
+from __future__ import annotations
+
+import gevent
+import httpx
+import pytest
+
+from app import close_app, create_app
+from app.api.readiness import Readiness
+from app.streaming.store import MemoryStreamStore
+
+from ..conftest import CANARY_KEY, FAKE_MODEL, UNIT_UPSTREAM
+
+MODELS = f"{UNIT_UPSTREAM}/models"
+
+
+@pytest.mark.parametrize(
+    ("answer", "ok", "words"),
+    [
+        (httpx.Response(200, json={"data": []}), True, "answered HTTP 200"),
+        (httpx.Response(404), True, "answered HTTP 404"),  # a server without /models still answers
+        (httpx.Response(429), True, "answered HTTP 429"),  # rate limited: reachable, credentials fine
+        (httpx.Response(401, json={"error": {"message": f"Incorrect API key {CANARY_KEY}"}}), False, "credentials"),
+        (httpx.Response(503, text="upstream body"), False, "temporarily unavailable"),
+        (httpx.ConnectError("refused"), False, "Could not connect"),
+        (httpx.ConnectTimeout("slow"), False, "did not answer in time"),
+    ],
+)
+def test_the_upstream_check_says_how_get_models_went(client, upstream_mock, answer, ok, words) -> None:
+    route = upstream_mock.get(MODELS)
+    route.side_effect = answer if isinstance(answer, Exception) else None
+    if not isinstance(answer, Exception):
+        route.return_value = answer
+    response = client.get("/ready")
+    body = response.get_json()
+    assert response.status_code == (200 if ok else 503)
+    assert body["checks"]["upstream"]["ok"] is ok and words in body["checks"]["upstream"]["detail"]
+    assert body["failing"] == ([] if ok else ["upstream"])
+    assert body["checks"]["store"] == {"ok": True, "detail": "In this worker's memory."}
+    assert CANARY_KEY not in response.get_data(as_text=True) and "upstream body" not in response.get_data(as_text=True)
+    assert route.calls.last.request.headers["Authorization"] == f"Bearer {CANARY_KEY}"
+
+
+def test_the_upstream_check_is_cached(client, upstream_mock) -> None:
+    route = upstream_mock.get(MODELS).respond(200, json={"data": []})
+    for _ in range(5):
+        assert client.get("/ready").status_code == 200
+    assert route.call_count == 1
+
+
+class SlowProvider:
+    """A provider whose check takes a while, or raises."""
+
+    check_name = "upstream"
+
+    def __init__(self, fails: bool = False) -> None:
+        self.checks = 0
+        self.fails = fails
+
+    def check(self) -> tuple[bool, str]:
+        self.checks += 1
+        gevent.sleep(0.05)
+        if self.fails:
+            raise RuntimeError("a bug")
+        return True, "Fine."
+
+
+def test_callers_during_a_check_share_it_and_the_result_expires() -> None:
+    now = [0.0]
+    provider = SlowProvider()
+    readiness = Readiness(provider, MemoryStreamStore(10, 60), cache_seconds=5, clock=lambda: now[0])  # type: ignore[arg-type]
+    reports = gevent.joinall([gevent.spawn(readiness.report) for _ in range(10)], raise_error=True)
+    assert provider.checks == 1 and all(g.value[2] for g in reports)
+    now[0] = 4.9
+    readiness.report()
+    assert provider.checks == 1
+    now[0] = 5.0
+    readiness.report()
+    assert provider.checks == 2
+
+
+def test_a_check_that_raises_is_a_failed_check_not_a_500() -> None:
+    readiness = Readiness(SlowProvider(fails=True), MemoryStreamStore(10, 60), cache_seconds=5)  # type: ignore[arg-type]
+    checks, _, ok = readiness.report()
+    assert not ok and checks["upstream"] == {"ok": False, "detail": "The check failed unexpectedly (RuntimeError)."}
+
+
+@pytest.fixture
+def no_metrics_app():
+    application = create_app(
+        {"TESTING": "true", "OPENAI_BASE_URL": UNIT_UPSTREAM, "OPENAI_MODEL": FAKE_MODEL, "METRICS_ENABLED": "false"}
+    )
+    yield application
+    close_app(application)
+
+
+def test_metrics_are_scraped_or_switched_off(client, no_metrics_app) -> None:
+    client.get("/health")
+    scraped = client.get("/metrics")
+    assert scraped.status_code == 200 and scraped.mimetype == "text/plain"
+    health = 'chatwait_http_requests_total{method="GET",route="/health",status="200"} 1.0'
+    assert health in scraped.get_data(as_text=True)
+    off = no_metrics_app.test_client().get("/metrics")
+    assert off.status_code == 404 and off.get_json()["error_code"] == "not_found"
+    assert "METRICS_ENABLED=false" in off.get_json()["detail"]
