@@ -182,6 +182,12 @@ class ChatWaitServer:
             raise
 
     def _healthy(self) -> bool | None:
+        """The server answers /health and, with several workers, each has built its app (one
+        answering is not enough: a test may stop Redis while another still starts)."""
+        shared = self.env.get("STREAM_STORE") == "redis"
+        workers = int(self.env.get("WEB_CONCURRENCY") or ((os.cpu_count() or 1) if shared else 1))
+        if workers > 1 and self.log_path.read_text(errors="replace").count('"service_started"') < workers:
+            return None
         try:
             return True if httpx.get(f"{self.url}/health", timeout=2).status_code == 200 else None
         except httpx.TransportError:

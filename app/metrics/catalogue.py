@@ -91,7 +91,7 @@ class Metrics:
     def first_token_after(self, model: str, provider: str, seconds: float) -> None:
         self.first_token.labels(model, provider).observe(seconds)
 
-    def generation_ended(  # one event with all its facts
+    def generation_ended(
         self, model: str, provider: str, ending: str, failed: bool, seconds: float, tokens: tuple[int, int, str]
     ) -> None:
         """A generation ended: `ending` is its finish reason (or `cancelled`), or with `failed`
