@@ -16,12 +16,14 @@ from pathlib import Path
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _PREPARED_BY = "CHATWAIT_METRICS_PREPARED_BY"  # the master's pid, once it has prepared the folder
 _CREATED = "CHATWAIT_METRICS_CREATED"  # the folder, when the master created it
+_PREFIX = "chatwait-metrics-"  # then its master's pid, so that a dead master's folder is found
 
 
 def prepare_multiprocess_dir() -> tuple[Path, bool]:
     """Make PROMETHEUS_MULTIPROC_DIR ready for a new server run, before workers start: the
     folder it names (emptied of an earlier run's files), else a new temporary one. Returns the
-    folder and whether it was created here (then `remove_multiprocess_dir` deletes it at exit).
+    folder and whether it was created here (then `remove_multiprocess_dir` deletes it at exit;
+    folders of masters killed before that are deleted by the next start).
 
     Only once per master process: gunicorn reads its configuration again on SIGHUP, and the
     running workers' files must stay."""
@@ -35,9 +37,24 @@ def prepare_multiprocess_dir() -> tuple[Path, bool]:
         for stale in folder.glob("*.db"):
             stale.unlink(missing_ok=True)
         return folder, False
-    folder = Path(tempfile.mkdtemp(prefix="chatwait-metrics-"))
+    _remove_orphans(Path(tempfile.gettempdir()))
+    folder = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-"))
     os.environ[MULTIPROC_ENV] = os.environ[_CREATED] = str(folder)
     return folder, True
+
+
+def _remove_orphans(parent: Path) -> None:
+    """Delete the temporary folders of masters that are gone without removing theirs (SIGKILL)."""
+    for folder in parent.glob(f"{_PREFIX}*-*"):
+        pid = folder.name.removeprefix(_PREFIX).split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            pass  # alive, as another user
 
 
 def remove_multiprocess_dir(folder: Path) -> None:

@@ -4,6 +4,7 @@ the gap sample stays bounded, and the multiprocess folder is prepared once per s
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -155,3 +156,25 @@ def test_without_a_folder_one_is_made_and_removed() -> None:
     finally:
         remove_multiprocess_dir(folder)
     assert not folder.exists()
+
+
+@pytest.mark.usefixtures("metrics_env")
+def test_a_killed_masters_folder_is_removed_by_the_next_start(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    orphan = tmp_path / f"chatwait-metrics-{_dead_pid()}-abc"
+    alive = tmp_path / f"chatwait-metrics-{os.getpid()}-def"
+    for folder in (orphan, alive):
+        folder.mkdir()
+        (folder / "counter_1.db").write_bytes(b"x")
+    folder, _ = prepare_multiprocess_dir()
+    try:
+        assert not orphan.exists() and alive.exists() and folder.parent == tmp_path
+    finally:
+        remove_multiprocess_dir(folder)
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited and been reaped."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
