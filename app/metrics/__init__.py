@@ -47,14 +47,19 @@ def _remove_orphans(parent: Path) -> None:
     """Delete the temporary folders of masters that are gone without removing theirs (SIGKILL)."""
     for folder in parent.glob(f"{_PREFIX}*-*"):
         pid = folder.name.removeprefix(_PREFIX).split("-", 1)[0]
-        if not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
+        if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-        except PermissionError:
-            pass  # alive, as another user
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid is running (this user's or another's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
 
 
 def remove_multiprocess_dir(folder: Path) -> None:

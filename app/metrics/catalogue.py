@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from ..logs import log_greenlet_failure
-from . import MULTIPROC_ENV
+from . import MULTIPROC_ENV, process_alive
 
 log = logging.getLogger("chatwait.metrics")
 
@@ -165,12 +165,8 @@ class Metrics:
         """Drop the live gauges of workers that died without saying so (SIGKILL, a crash)."""
         folder = Path(os.environ[MULTIPROC_ENV])
         for pid in {int(m.group(1)) for f in folder.glob("gauge_live*.db") if (m := _WORKER_FILE.search(f.name))}:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+            if not process_alive(pid):
                 mark_process_dead(pid)
-            except PermissionError:
-                pass  # alive, as another user
 
 
 class NoMetrics:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import gevent
 
 from ..config import Settings
-from ..errors import CATALOGUE, ApiError
+from ..errors import ApiError
 from ..logs import bind
 from ..metrics.catalogue import Metrics
 from ..providers.base import ChatCall, Generation, Provider, UpstreamError, Usage
@@ -219,25 +219,25 @@ class Relay:
 
     def _upstream_failure(self, failure: UpstreamError) -> ApiError:
         self.metrics.upstream_error(failure.error_code)
-        kind = CATALOGUE[failure.error_code]
+        retry_after = failure.retry_after
+        if retry_after is None and failure.error_code in ("upstream_rate_limited", "upstream_unavailable"):
+            retry_after = backoff.ceiling(self.settings.upstream_retries + 1)  # what the next retry would wait
+        error = ApiError(failure.error_code, failure.detail, retry_after=retry_after)
         log.warning(
             "error_occurred",
             extra={
                 "error_code": failure.error_code,
                 "error_type": "UpstreamError",
-                "error_message": kind.message,
+                "error_message": error.kind.message,
                 "detail": failure.detail,
-                "action": kind.operator or kind.action,
+                "action": error.operator_action,
                 "upstream_status": failure.upstream_status,
                 "upstream_request_id": failure.upstream_request_id,
                 "chunks_sent": len(self._pieces),
                 **failure.log_fields,
             },
         )
-        retry_after = failure.retry_after
-        if retry_after is None and failure.error_code in ("upstream_rate_limited", "upstream_unavailable"):
-            retry_after = backoff.ceiling(self.settings.upstream_retries + 1)  # what the next retry would wait
-        return ApiError(failure.error_code, failure.detail, retry_after=retry_after)
+        return error
 
     def _outcome(self, finish_reason: str | None, usage: Usage | None, error: ApiError | None) -> Outcome:
         text = "".join(self._pieces)
