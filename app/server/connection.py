@@ -19,12 +19,13 @@ from typing import Any
 
 import gevent
 from gevent.socket import wait_read
-from gunicorn import http, util
+from gunicorn import util
 from gunicorn.http.errors import NoMoreData
 
 from ..errors import ApiError
 from ..ids import random_id
 from .head_budget import HeadBudgetSocket
+from .parser import StrictRequestParser
 from .protocol import error_response, refusal
 from .request_body import RequestBodyError
 
@@ -48,7 +49,7 @@ class ClientConnection:
         self.client = client
         self.addr = addr
         self.reader = HeadBudgetSocket(client, worker.max_head_bytes)
-        self.parser = http.get_parser(worker.cfg, self.reader, addr)
+        self.parser = StrictRequestParser(worker.cfg, self.reader, addr)
         self._linger = False
 
     def serve(self) -> None:

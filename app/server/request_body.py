@@ -54,11 +54,11 @@ class DeadlineBody:
         return bool(getattr(self._body, "failed", False))
 
     def _bounded(self, method: Any, *args: Any) -> Any:
+        """Call `method` under the deadline. Past it, a read that needs no wait (the rest of the
+        body is buffered, or there is none: a request answered long after its head) still
+        succeeds; one that would wait fails at once."""
         try:
-            remaining = self._deadline - time.monotonic()
-            if remaining <= 0:
-                self._body.failed = True
-                raise RequestReadTimeout(self._seconds)
+            remaining = max(0.0, self._deadline - time.monotonic())
             with gevent.Timeout(remaining, RequestReadTimeout(self._seconds)):
                 return method(*args)
         except ParseException as exc:

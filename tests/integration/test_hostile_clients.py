@@ -252,3 +252,51 @@ def test_a_reset_mid_request_is_not_an_error(edgy) -> None:
     time.sleep(0.3)
     assert httpx.get(f"{edgy.url}/health", timeout=5).status_code == 200
     assert not any(r["level"] == "ERROR" for r in edgy.log_records())
+
+
+def _keeps_alive_after(port: int, first: bytes) -> list:
+    """Send `first` on a kept-alive connection, read its whole answer, then send a second request
+    on the same connection: both are answered."""
+    with connect(port, timeout=30) as sock:
+        sock.sendall(first)
+        data = b""
+        while not _complete(data):
+            block = sock.recv(65536)
+            assert block, f"closed after the first answer: {data[-300:]!r}"
+            data += block
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        return responses(data + read_until_close(sock))
+
+
+def _complete(data: bytes) -> list:
+    """The responses in `data` once the first one is whole (an SSE body ends with its chunked end)."""
+    if b"\r\n\r\n" not in data:
+        return []
+    head = data.split(b"\r\n\r\n", 1)[0].lower()
+    if b"transfer-encoding: chunked" in head and not data.endswith(b"\r\n0\r\n\r\n"):
+        return []
+    try:
+        return responses(data)
+    except (AssertionError, ValueError):
+        return []
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/streaming", "/v1/chat/wait"])
+def test_a_connection_stays_usable_after_a_response_longer_than_the_read_deadline(edgy, path) -> None:
+    """REQUEST_READ_TIMEOUT_SECONDS (1 s here) bounds reading a request, not the life of the
+    connection: an answer that takes 2 s is followed by another request on the same connection."""
+    body = json.dumps({"message": f"{uuid.uuid4().hex} @tokens=20 @delay_ms=100"}).encode()
+    head = b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" % path.encode()
+    answers = _keeps_alive_after(edgy.port, head + b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    assert [a.status for a in answers] == [200, 200]
+    assert answers[0].headers.get("connection", "keep-alive").lower() != "close"
+
+
+def test_chunk_size_lines_ending_in_a_bare_lf_are_refused_at_once(edgy) -> None:
+    """A chunked body whose size lines end in LF alone is malformed (RFC 9112): 400 at once, not
+    a wait for a CRLF until the body's deadline."""
+    with connect(edgy.port) as sock:
+        sock.sendall(WAIT + b"Transfer-Encoding: chunked\r\n\r\n%x\n%s\n0\n\n" % (len(BODY), BODY))
+        answers = responses(read_until_close(sock))
+    _refused(answers, 400, "bad_http_request")  # not 408: the body's deadline did not have to pass
+    assert "chunk" in answers[0].json()["detail"].lower()

@@ -9,10 +9,10 @@ import itertools
 
 from gunicorn.config import Config
 from gunicorn.http.errors import NoMoreData, ParseException
-from gunicorn.http.parser import RequestParser
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from app.server.parser import StrictRequestParser
 from app.server.protocol import refusal
 from app.server.request_body import DeadlineBody, RequestBodyError
 
@@ -100,7 +100,7 @@ def _split(data: bytes, cuts: list[int]) -> list[bytes]:
 def _serve(pieces: list[bytes]) -> tuple[list[tuple[str, bytes]], BaseException | None]:
     """What the worker's loop does with a connection's bytes: the requests served and their
     bodies, in order, and the exception that ended the connection (None: four were served)."""
-    parser = RequestParser(CONFIG, iter(pieces), ("127.0.0.1", 1))
+    parser = StrictRequestParser(CONFIG, iter(pieces), ("127.0.0.1", 1))
     served: list[tuple[str, bytes]] = []
     try:
         for _ in range(4):
@@ -141,6 +141,6 @@ def test_a_valid_chunked_body_split_anywhere_reads_back_exactly(pieces: list[byt
 
 
 def _serve_one(pieces: list[bytes]) -> bytes:
-    request = next(RequestParser(CONFIG, iter(pieces), ("127.0.0.1", 1)))
+    request = next(StrictRequestParser(CONFIG, iter(pieces), ("127.0.0.1", 1)))
     body = DeadlineBody(request.body, 5.0, request.force_close)
     return body.read()
