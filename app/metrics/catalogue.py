@@ -1,7 +1,8 @@
 """Every metric ChatWait exports, and the events that move them.
 
 Label values are bounded: models come from ALLOWED_MODELS (requests naming another are refused
-first), routes are Flask's URL rules (never raw paths), codes come from the error catalogue.
+first), routes are Flask's URL rules (never raw paths), methods are HTTP's own (any other is
+`other`), codes come from the error catalogue.
 Nothing here runs per token: a generation's tokens are added once, when it ends.
 
 Under gunicorn, PROMETHEUS_MULTIPROC_DIR is set (gunicorn.conf.py) and each worker writes its
@@ -32,6 +33,7 @@ LATENCY_BUCKETS = (0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
 SAMPLE_SECONDS = 1.0  # how often this worker's sampled gauges are refreshed
 _WORKER_FILE = re.compile(r"_(\d+)\.db$")
+METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 
 
 class Metrics:
@@ -82,7 +84,7 @@ class Metrics:
         return Histogram(f"chatwait_{name}", documentation, labels, registry=self.registry, buckets=buckets)
 
     def request(self, route: str, method: str, status: int) -> None:
-        self.requests.labels(route, method, str(status)).inc()
+        self.requests.labels(route, method if method in METHODS else "other", str(status)).inc()
 
     def generation_started(self, model: str, provider: str, mode: str) -> None:
         self.started.labels(model, provider, mode).inc()

@@ -260,3 +260,18 @@ def test_ready_names_a_store_that_is_down(fake) -> None:
     finally:
         server.stop()
         redis.stop()
+
+
+def test_every_label_is_bounded_whatever_clients_send(watched) -> None:
+    """Made-up methods and paths do not make new series: the method is one of HTTP's (else
+    `other`), the route a URL rule (else `unmatched`)."""
+    before, _ = scrape(watched.url)
+    with httpx.Client(base_url=watched.url, timeout=10) as client:
+        for number in range(300):
+            client.request(f"M{uuid.uuid4().hex[:10].upper()}", f"/made-up/{number}")
+    after, _ = scrape(watched.url)
+    requests = {labels for name, labels in after if name == "chatwait_http_requests_total"}
+    methods = {dict(labels)["method"] for labels in requests}
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}, methods
+    assert moved(before, after, "chatwait_http_requests_total", route="unmatched", method="other", status="404") == 300
+    assert len(after) - len(before) < 10, "300 new methods and paths add at most a few series"
