@@ -1,19 +1,29 @@
 """gunicorn settings for ChatWait, read through app/config.py (the README's configuration table).
 
 Start with `gunicorn -c gunicorn.conf.py wsgi:app` (scripts/run does). This file runs in the
-gunicorn master, before gevent patches the worker: it imports nothing heavier than app.config
-and app.logs.
+gunicorn master (again on each SIGHUP), before gevent patches the worker: it imports nothing
+heavier than app.config, app.logs and plain-socket helpers.
 """
 
-from app.config import ConfigError, load_settings
+import logging
+
+from app.config import ConfigError, master_settings
 from app.logs import logging_config
 from app.metrics import prepare_multiprocess_dir, remove_multiprocess_dir
+from app.server.listen import address_in_use
 
-# Validate the whole configuration once in the master: a bad value stops start-up with its message.
+# Validate the whole configuration in the master: at start-up a bad value stops it with its
+# message. On a reload (SIGHUP) a bad value is logged and the running configuration stays; the
+# new workers inherit it (app.config.running_settings).
 try:
-    _settings = load_settings()
+    _settings, _refused, _reload = master_settings()
 except ConfigError as _error:
     raise SystemExit(f"ChatWait configuration error: {_error}") from None
+if _refused is not None:
+    logging.getLogger("chatwait.config").error(
+        "config_reload_refused",
+        extra={"detail": str(_refused), "action": "Fix the setting, then send SIGHUP again; the running one stays."},
+    )
 
 # /metrics sums every worker's values (prometheus_client's multiprocess mode): the workers write
 # them to files in PROMETHEUS_MULTIPROC_DIR (emptied at start), or in a temporary folder removed
@@ -22,6 +32,11 @@ _metrics_dir, _metrics_dir_created = prepare_multiprocess_dir() if _settings.met
 
 # Where to listen: BIND (host:port) wins over PORT; 0.0.0.0 so a container is reachable.
 bind = _settings.bind_address
+if not _reload and address_in_use(bind):
+    raise SystemExit(
+        f"ChatWait cannot listen on {bind}: another process uses that port. Set PORT (or BIND) to a "
+        "free port, or stop the other process."
+    )
 
 # gunicorn's gevent worker with gunicorn's own HTTP parser, under read and write deadlines
 # (app/server/worker.py): one process serves thousands of concurrent streams as greenlets.

@@ -19,28 +19,38 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from flask import Flask
 
+    from .config import Settings
+
 log = logging.getLogger("chatwait")
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app: settings (env plus `overrides`, same names), logging, services, routes.
+    """The app as a server runs it: refuses to run unless gevent has patched the standard
+    library first, then `build_app` with the settings the gunicorn master validated (or the
+    environment's, with `overrides` on top, same names).
 
-    Raises ConfigError on a bad setting, and RuntimeError when gevent has not patched the
-    standard library first (unless TESTING, where the Flask test client drives it).
+    Raises ConfigError on a bad setting, and RuntimeError when gevent has not patched first.
+    """
+    from .config import load_settings, running_settings
+    from .server.startup import require_gevent_patched
+
+    require_gevent_patched()
+    return build_app(running_settings() if overrides is None else load_settings(overrides))
+
+
+def build_app(settings: Settings) -> Flask:
+    """Build the app for `settings`: logging, services, routes, background work started.
+
+    It does not check gevent's patching: tests drive it with Flask's test client.
     """
     from flask import Flask
 
     from . import api
     from .api.services import Services
-    from .config import load_settings
     from .logs import configure_logging
     from .server.shutdown import LIFECYCLE
-    from .server.startup import require_gevent_patched
 
-    settings = load_settings(overrides)
     configure_logging(settings.log_level, settings.secrets)
-    if not settings.testing:
-        require_gevent_patched()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]

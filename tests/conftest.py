@@ -10,7 +10,8 @@ import pytest
 import respx
 from hypothesis import settings
 
-from app import close_app, create_app
+from app import build_app, close_app
+from app.config import load_settings
 from load.processes import ChatWaitServer, FakeUpstream, RedisServer
 
 # The fuzz tests explore new inputs on every local run; in CI (CI=true) they replay a fixed
@@ -137,19 +138,18 @@ def upstream_mock():
 
 @pytest.fixture
 def app():
-    """An app in TESTING mode whose upstream is mocked with respx in the tests that call it."""
-    application = create_app(
-        {
-            "TESTING": "true",
-            "OPENAI_BASE_URL": UNIT_UPSTREAM,
-            "OPENAI_API_KEY": CANARY_KEY,
-            "OPENAI_MODEL": FAKE_MODEL,
-            "MAX_INPUT_TOKENS": "200",
-            "MAX_BODY_BYTES": "65536",
-            "UPSTREAM_RETRIES": "1",
-            "TIMEOUT_SECONDS": "3",
-        }
-    )
+    """An app whose upstream is mocked with respx in the tests that call it (built without the
+    server's gevent check: Flask's test client drives it)."""
+    settings = {
+        "OPENAI_BASE_URL": UNIT_UPSTREAM,
+        "OPENAI_API_KEY": CANARY_KEY,
+        "OPENAI_MODEL": FAKE_MODEL,
+        "MAX_INPUT_TOKENS": "200",
+        "MAX_BODY_BYTES": "65536",
+        "UPSTREAM_RETRIES": "1",
+        "TIMEOUT_SECONDS": "3",
+    }
+    application = build_app(load_settings(settings))
     yield application
     close_app(application)
 

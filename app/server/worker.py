@@ -26,7 +26,7 @@ from gevent.server import StreamServer
 from gunicorn.sock import ssl_context
 from gunicorn.workers.ggevent import GeventWorker
 
-from ..config import load_settings
+from ..config import running_settings
 from .connection import ClientConnection
 from .request_body import DeadlineBody
 from .shutdown import drain, lifecycle_of
@@ -40,7 +40,7 @@ class ChatWaitWorker(GeventWorker):
     max_head_bytes = 65536
 
     def init_process(self) -> None:
-        settings = load_settings()  # validated in the master already
+        settings = running_settings()  # validated in the master, inherited through fork
         self.read_timeout = settings.request_read_timeout_seconds
         self.write_timeout = settings.client_write_timeout_seconds
         self.max_head_bytes = settings.request_max_head_bytes

@@ -32,8 +32,9 @@ def _unique(directives: str) -> str:
 class Clients:
     """Streaming and wait requests, each read to its end in its own thread."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
         self.url = url
+        self.headers = headers or {}
         self.results: dict[str, Any] = {}
         self.started: dict[str, threading.Event] = {}
         self._threads: list[threading.Thread] = []
@@ -52,7 +53,7 @@ class Clients:
 
     def _read_stream(self, name: str, message: str) -> None:
         with (
-            httpx.Client(timeout=60) as client,
+            httpx.Client(timeout=60, headers=self.headers) as client,
             client.stream("POST", f"{self.url}/v1/chat/streaming", json={"message": message}) as response,
         ):
             body = b""
@@ -64,7 +65,9 @@ class Clients:
 
     def _read_wait(self, name: str, message: str) -> None:
         self.started[name].set()
-        self.results[name] = httpx.post(f"{self.url}/v1/chat/wait", json={"message": message}, timeout=60)
+        self.results[name] = httpx.post(
+            f"{self.url}/v1/chat/wait", json={"message": message}, headers=self.headers, timeout=60
+        )
 
     def all_started(self, timeout: float = 30) -> None:
         for event in self.started.values():
@@ -138,3 +141,43 @@ def test_sighup_reload_ends_the_old_workers_streams_and_the_new_worker_serves(st
         events, _ = parse(client.post("/v1/chat/streaming", json={"message": "after @tokens=3"}).content)
     assert events[-1].event == "done" and content_of(events) == expected_reply(3)
     assert running.proc.poll() is None, "the master carries on with its new worker"
+
+
+def test_sighup_with_a_bad_key_file_keeps_the_running_configuration(start_server, tmp_path) -> None:
+    """A reload whose configuration is bad is refused: the master carries on, the log names the
+    variable (never the key), the new workers keep the running keys, and every stream gets its
+    one ending. Once the file is fixed, the next SIGHUP applies it."""
+    keys = tmp_path / "keys"
+    good, later = "k" * 24, "n" * 24
+    keys.write_text(f"{good}\n")
+    running = start_server(CHATWAIT_API_KEYS_FILE=str(keys), GUNICORN_GRACEFUL_TIMEOUT="3")
+    auth = {"Authorization": f"Bearer {good}"}
+    clients = Clients(running.url, auth)
+    clients.stream("long", _unique("@tokens=3000 @delay_ms=20"))
+    clients.all_started()
+    keys.write_text(f"{good}\nsk-tooshort\n")
+    running.proc.send_signal(signal.SIGHUP)
+    clients.join()
+    _one_terminal(clients.results["long"])
+    refused = _logged(running, "config_reload_refused")
+    assert refused and "CHATWAIT_API_KEYS_FILE" in refused[0]["detail"], running.log_text()[-3000:]
+    assert "sk-tooshort" not in running.log_text()
+    assert running.proc.poll() is None, "the master carries on"
+    with httpx.Client(base_url=running.url, timeout=30) as client:
+        _until_answered(client, auth)  # the new workers, with the running keys
+        keys.write_text(f"{later}\n")
+        running.proc.send_signal(signal.SIGHUP)
+        _until_answered(client, {"Authorization": f"Bearer {later}"})
+        assert client.post("/v1/chat/wait", json={"message": "@tokens=2"}, headers=auth).status_code == 401
+
+
+def _logged(server: Any, event: str) -> list[dict[str, Any]]:
+    return [record for record in server.log_records() if record.get("event") == event]
+
+
+def _until_answered(client: httpx.Client, headers: dict[str, str], seconds: float = 30) -> None:
+    """Send a wait request with `headers` until a worker answers it with 200 (a reload takes a moment)."""
+    deadline = time.monotonic() + seconds
+    while (reply := client.post("/v1/chat/wait", json={"message": "@tokens=2"}, headers=headers)).status_code != 200:
+        assert time.monotonic() < deadline, reply.text
+        time.sleep(0.2)

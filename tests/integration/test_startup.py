@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import json
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -50,7 +51,9 @@ def test_the_app_refuses_to_run_unpatched() -> None:
 
 
 def test_importing_the_app_unpatched_in_a_fresh_process_fails() -> None:
-    result = _run([sys.executable, "-c", "from app import create_app; create_app()"], OPENAI_API_KEY="sk-x")
+    """No setting turns the check off (a test switch left on in production would)."""
+    script = "from app import create_app; create_app()"
+    result = _run([sys.executable, "-c", script], OPENAI_API_KEY="sk-x", TESTING="true")
     assert result.returncode != 0 and "gevent has not patched" in result.stderr
 
 
@@ -93,3 +96,15 @@ def test_a_stopping_worker_stops_the_generations_it_still_runs(start_server, fak
     lines = [line for line in running.log_path.read_text().splitlines() if stream_id in line]
     ended = [json.loads(line) for line in lines if '"event": "stream_failed"' in line]
     assert [line["error_code"] for line in ended] == ["service_restarting"], lines
+
+
+def test_a_port_in_use_stops_the_start_naming_the_setting_to_change() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _run([str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"], OPENAI_API_KEY="sk-x",
+                      BIND=f"127.0.0.1:{port}")
+    assert result.returncode != 0
+    said = result.stdout + result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in said and "Set PORT (or BIND)" in said, said

@@ -54,7 +54,7 @@ def test_the_key_is_not_in_the_repr() -> None:
         ({"OPENAI_BASE_URL": "localhost:11434"}, "is not an http(s) URL"),
         ({"ALLOWED_MODELS": " , "}, "ALLOWED_MODELS lists no model"),
         ({"ALLOWED_MODELS": "x,y"}, "OPENAI_MODEL='gpt-4o-mini' is not in ALLOWED_MODELS"),
-        ({"TESTING": "maybe"}, "TESTING='maybe' is not a boolean"),
+        ({"METRICS_ENABLED": "maybe"}, "METRICS_ENABLED='maybe' is not a boolean"),
         ({"PORT": "http"}, "PORT='http' is not valid"),
         ({"PORT": "65536"}, "PORT='65536' is not valid"),
         ({"PORT": "٨٠"}, "is not valid: use a port number"),

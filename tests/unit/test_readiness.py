@@ -7,8 +7,9 @@ import gevent
 import httpx
 import pytest
 
-from app import close_app, create_app
+from app import build_app, close_app
 from app.api.readiness import Readiness
+from app.config import load_settings
 from app.streaming.store import MemoryStreamStore
 
 from ..conftest import CANARY_KEY, FAKE_MODEL, UNIT_UPSTREAM
@@ -89,9 +90,8 @@ def test_a_check_that_raises_is_a_failed_check_not_a_500() -> None:
 
 @pytest.fixture
 def no_metrics_app():
-    application = create_app(
-        {"TESTING": "true", "OPENAI_BASE_URL": UNIT_UPSTREAM, "OPENAI_MODEL": FAKE_MODEL, "METRICS_ENABLED": "false"}
-    )
+    settings = {"OPENAI_BASE_URL": UNIT_UPSTREAM, "OPENAI_MODEL": FAKE_MODEL, "METRICS_ENABLED": "false"}
+    application = build_app(load_settings(settings))
     yield application
     close_app(application)
 
