@@ -230,7 +230,7 @@ class HealthSchema(StrictSchema):
     timestamp = fields.String(required=True)
 
 
-READY_CHECKS = ("upstream", "model", "store")
+READY_CHECKS = ("upstream", "model", "store", "worker")
 
 
 class ReadyCheckSchema(StrictSchema):
@@ -241,11 +241,13 @@ class ReadyCheckSchema(StrictSchema):
 
 
 class ReadyChecksSchema(StrictSchema):
-    """The checks of GET /ready: the upstream (openai provider) or the model (local one), and the store."""
+    """The checks of GET /ready: the upstream (openai provider) or the model (local one), the
+    store, and the worker (it fails while the worker stops)."""
 
     upstream = fields.Nested(ReadyCheckSchema)
     model = fields.Nested(ReadyCheckSchema)
     store = fields.Nested(ReadyCheckSchema, required=True)
+    worker = fields.Nested(ReadyCheckSchema, required=True)
 
 
 class ReadySchema(StrictSchema):

@@ -21,15 +21,23 @@ from ..streaming.store import StreamStore
 
 log = logging.getLogger("chatwait.ready")
 
+STOPPING = "This worker is stopping (a deploy or restart): it starts no new generation."
+
 
 class Readiness:
     """What /ready answers: each check's result, and whether all passed."""
 
     def __init__(
-        self, provider: Provider, store: StreamStore, cache_seconds: float, clock: Callable[[], float] = time.monotonic
+        self,
+        provider: Provider,
+        store: StreamStore,
+        cache_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        accepting: Callable[[], bool] = lambda: True,
     ) -> None:
         self.provider = provider
         self.store = store
+        self.accepting = accepting
         self.cache_seconds = cache_seconds
         self.clock = clock
         self._checking: gevent.Greenlet | None = None
@@ -38,7 +46,13 @@ class Readiness:
     def report(self) -> tuple[dict[str, Any], int, bool]:
         """Every check ({name: {ok, detail}}), the live streams the store counts, and whether all passed."""
         store_ok, store_detail, live = self.store.ready()
-        checks = {self.provider.check_name: self._provider_check(), "store": {"ok": store_ok, "detail": store_detail}}
+        checks = {
+            self.provider.check_name: self._provider_check(),
+            "store": {"ok": store_ok, "detail": store_detail},
+            "worker": {"ok": True, "detail": "Accepting new generations."},
+        }
+        if not self.accepting():
+            checks["worker"] = {"ok": False, "detail": STOPPING}
         return checks, live, all(check["ok"] for check in checks.values())
 
     def _provider_check(self) -> dict[str, Any]:

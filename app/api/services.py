@@ -47,11 +47,12 @@ class Services:
         provider = build_provider(settings)
         abandon = Abandon(settings.local_abandon_seconds, lambda: provider.waiting() > 0)
         store = _build_store(settings, abandon)
+        waits = WaitGenerations()
         return cls(
             settings=settings,
             provider=provider,
             store=store,
-            waits=WaitGenerations(),
+            waits=waits,
             chat_schema=ChatRequestSchema(
                 max_message_chars=settings.max_message_chars,
                 max_history_messages=settings.max_history_messages,
@@ -66,7 +67,7 @@ class Services:
             client_keys=ClientKeys(settings.client_keys),
             contract=render_contract(settings),
             metrics=Metrics() if settings.metrics_enabled else NoMetrics(),
-            readiness=Readiness(provider, store, settings.ready_cache_seconds),
+            readiness=Readiness(provider, store, settings.ready_cache_seconds, accepting=lambda: waits.accepting),
             started=int(time.time()),
         )
 

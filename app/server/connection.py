@@ -1,7 +1,8 @@
 """One client connection: requests parsed by gunicorn's parser under deadlines, answered by the worker.
 
 - Between requests a connection may stay idle for GUNICORN_KEEPALIVE seconds (the first
-  request: REQUEST_READ_TIMEOUT_SECONDS), then it is closed without a word.
+  request: REQUEST_READ_TIMEOUT_SECONDS), then it is closed without a word; also while the
+  worker stops, so that a request already on its way gets an answer.
 - Once a request's first byte is in, its head must arrive within REQUEST_READ_TIMEOUT_SECONDS
   (else 408), and its body within that time of the head (`request_body`).
 - Every send must complete within CLIENT_WRITE_TIMEOUT_SECONDS: a client that stops reading
@@ -14,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
-import time
 from typing import Any
 
 import gevent
@@ -33,7 +33,6 @@ log = logging.getLogger("chatwait.server")
 
 _QUIET_ERRNOS = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ECONNABORTED)
 LINGER_SECONDS = 1.0
-IDLE_POLL_SECONDS = 0.5  # how soon an idle connection notices that the worker stops
 
 
 class _HeadTimeout(BaseException):
@@ -103,25 +102,23 @@ class ClientConnection:
             self.reader.done()
 
     def _request_starts(self, idle_seconds: float) -> bool:
-        """Whether a request's first byte arrives (or is already buffered) within `idle_seconds`;
-        an idle keep-alive connection of a stopping worker closes at once."""
+        """Whether a request's first byte arrives (or is already buffered) within `idle_seconds`.
+
+        A stopping worker keeps its idle connections for that time too: a request already on
+        its way is answered (503 service_restarting for a new generation, `Connection: close`)
+        rather than met by a closed socket.
+        """
         buffered = self.parser.unreader.take_buffered()
         if buffered:
             self.parser.unreader.unread(buffered)
             return True
         if getattr(self.client, "pending", lambda: 0)():  # TLS: bytes already decrypted
             return True
-        deadline = time.monotonic() + idle_seconds
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                wait_read(self.client.fileno(), timeout=min(remaining, IDLE_POLL_SECONDS))
-                return True
-            except TimeoutError:
-                if not self.worker.alive:
-                    return False
-            except OSError:
-                return False
-        return False
+        try:
+            wait_read(self.client.fileno(), timeout=idle_seconds)
+        except (TimeoutError, OSError):
+            return False
+        return True
 
     def refuse(self, error: ApiError, request: Any, exc: BaseException | None) -> None:
         """Answer `error` as JSON and log it (a traceback only for our own bugs); the connection closes."""

@@ -8,7 +8,8 @@ repeated or malformed Content-Length, bad chunk framing) and enforces `limit_req
 - serves each connection under read and write deadlines, and answers the parser's refusals in
   the catalogue's JSON (`connection`);
 - bounds the reading of each request body by a deadline (`request_body`);
-- on SIGTERM or SIGHUP, lets generations finish, then ends those still running with a
+- on SIGTERM, stops accepting at once (new generations on open connections get 503
+  service_restarting), lets generations finish, then ends those still running with a
   terminal event before it exits (`shutdown`).
 
 gunicorn imports this module in its master too, before gevent patches anything: it imports
@@ -18,9 +19,11 @@ only gunicorn, gevent and the app's plain-Python base pieces (config, errors, id
 from __future__ import annotations
 
 import functools
+import signal
 from typing import Any
 
 import gevent
+import gevent.event
 from gevent.pool import Pool
 from gevent.server import StreamServer
 from gunicorn.sock import ssl_context
@@ -30,6 +33,8 @@ from ..config import running_settings
 from .connection import ClientConnection
 from .request_body import DeadlineBody
 from .shutdown import drain, lifecycle_of
+
+HEARTBEAT_SECONDS = 1.0  # how often the worker tells the master it lives
 
 
 class ChatWaitWorker(GeventWorker):
@@ -53,11 +58,22 @@ class ChatWaitWorker(GeventWorker):
         req.body = DeadlineBody(req.body, self.read_timeout, req.force_close)
         return super().handle_request(listener_name, req, sock, addr)
 
+    def init_signals(self) -> None:
+        """gunicorn's handlers, and SIGTERM through the loop: the stop starts at once, not at
+        the next heartbeat (a Python handler waits until the loop next runs Python code)."""
+        super().init_signals()
+        self._stopping = gevent.event.Event()
+        gevent.signal_handler(signal.SIGTERM, self._stop)
+
+    def _stop(self) -> None:
+        self.alive = False
+        self._stopping.set()
+
     def run(self) -> None:
         servers = [self._serve(sock) for sock in self.sockets]
         while self.alive:
             self.notify()
-            gevent.sleep(1.0)
+            self._stopping.wait(HEARTBEAT_SECONDS)
         drain(servers, lifecycle_of(self.wsgi), self.cfg.graceful_timeout, self.notify)
 
     def _serve(self, sock: Any) -> StreamServer:

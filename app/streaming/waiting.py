@@ -58,6 +58,11 @@ class WaitGenerations:
             self._stopped.add(generation)
             generation.kill(reason, block=False)
 
+    @property
+    def accepting(self) -> bool:
+        """Whether new generations are taken (until the worker stops)."""
+        return self._accepting
+
     def stop_accepting(self) -> None:
         """Refuse new generations (ApiError(service_restarting)): the worker stops."""
         self._accepting = False

@@ -5,6 +5,7 @@ when to retry."""
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from ..rawhttp import connect, read_until_close, responses
 from ..sse import content_of, expected_reply, parse
 
 pytestmark = pytest.mark.integration
@@ -181,3 +183,52 @@ def _until_answered(client: httpx.Client, headers: dict[str, str], seconds: floa
     while (reply := client.post("/v1/chat/wait", json={"message": "@tokens=2"}, headers=headers)).status_code != 200:
         assert time.monotonic() < deadline, reply.text
         time.sleep(0.2)
+
+
+def test_on_sigterm_a_worker_refuses_new_generations_at_once_and_says_when_to_retry(start_server) -> None:
+    """From SIGTERM on, a request that arrives on a connection opened before gets 503
+    service_restarting with Retry-After and Connection: close; /ready fails on `worker`; a
+    resume of a running stream is still served, and the stream gets its one ending."""
+    running = start_server(GUNICORN_GRACEFUL_TIMEOUT="5")
+    clients = Clients(running.url)
+    clients.stream("long", _unique("@tokens=300 @delay_ms=20"))
+    clients.all_started()
+    opened = [connect(running.port) for _ in range(8)]
+    try:
+        pid, mine = _a_worker_and_its_connections(running, opened)
+        os.kill(pid, signal.SIGTERM)
+        time.sleep(0.25)
+        body = b'{"message": "after the signal @tokens=3"}'
+        mine[0].sendall(
+            b"POST /v1/chat/streaming HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        mine[1].sendall(b"GET /ready HTTP/1.1\r\nHost: x\r\n\r\n")
+        refused, ready = (responses(read_until_close(sock))[0] for sock in mine[:2])
+    finally:
+        for sock in opened:
+            sock.close()
+    assert refused.status == 503 and refused.json()["error_code"] == "service_restarting", refused
+    assert int(refused.headers["retry-after"]) >= 1 and refused.headers["connection"] == "close"
+    assert ready.status == 503 and ready.json()["failing"] == ["worker"], ready.json()
+    clients.join()
+    assert _one_terminal(clients.results["long"]).event in ("done", "error")
+
+
+def _a_worker_and_its_connections(server: Any, opened: list[Any]) -> tuple[int, list[Any]]:
+    """A worker holding two or more of the `opened` keep-alive connections, and those."""
+    by_worker: dict[int, list[Any]] = {}
+    for number, sock in enumerate(opened):
+        marker = f"conn-{number}-{uuid.uuid4().hex[:8]}"
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Correlation-Id: %s\r\n\r\n" % marker.encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(1)
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        while length:
+            length -= len(sock.recv(length))
+        pid = next(r["pid"] for r in server.log_records() if r.get("correlation_id") == marker)
+        by_worker.setdefault(pid, []).append(sock)
+    pid, mine = max(by_worker.items(), key=lambda item: len(item[1]))
+    assert len(mine) >= 2, by_worker
+    return pid, mine
