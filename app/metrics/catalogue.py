@@ -7,19 +7,24 @@ Nothing here runs per token: a generation's tokens are added once, when it ends.
 
 Under gunicorn, PROMETHEUS_MULTIPROC_DIR is set (gunicorn.conf.py) and each worker writes its
 values to files there; a scrape of any worker sums them all. Live gauges (open streams,
-followers, queue) count only workers that are still running.
+followers, queue) count only workers that are still running. A worker that exits folds its
+counters and histograms into the folder's archive files (a killed one's are folded by the next
+scrape), so reloads do not grow the folder.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import gevent
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from ..logs import log_greenlet_failure
@@ -33,6 +38,8 @@ LATENCY_BUCKETS = (0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
 SAMPLE_SECONDS = 1.0  # how often this worker's sampled gauges are refreshed
 _WORKER_FILE = re.compile(r"_(\d+)\.db$")
+SUMMED_KINDS = ("counter", "histogram")  # what a worker that exits leaves in the archive files
+ARCHIVE = "archive"  # counter_archive.db, histogram_archive.db
 METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 
 
@@ -153,22 +160,53 @@ class Metrics:
         self._forget_dead_workers()
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
+        with _folder_lock(exclusive=False):  # no worker's files are being folded meanwhile
+            return generate_latest(registry), CONTENT_TYPE_LATEST
 
     def close(self) -> None:
-        """This worker stops: its live gauges stop counting (its counters stay in the sums)."""
+        """This worker stops: its live gauges stop counting, its counts go to the archive."""
         if self._sampler is not None:
             self._sampler.kill(block=False)
         if self.multiprocess:
-            mark_process_dead(os.getpid())
+            retire_worker(os.getpid())
 
     @staticmethod
     def _forget_dead_workers() -> None:
-        """Drop the live gauges of workers that died without saying so (SIGKILL, a crash)."""
+        """Retire the files of workers that died without doing so (SIGKILL, a crash)."""
         folder = Path(os.environ[MULTIPROC_ENV])
-        for pid in {int(m.group(1)) for f in folder.glob("gauge_live*.db") if (m := _WORKER_FILE.search(f.name))}:
+        for pid in {int(m.group(1)) for f in folder.glob("*.db") if (m := _WORKER_FILE.search(f.name))}:
             if not process_alive(pid):
-                mark_process_dead(pid)
+                retire_worker(pid)
+
+
+def retire_worker(pid: int) -> None:
+    """Fold the counters and histograms of worker `pid` into the archive files and delete its
+    files (its live gauges with them), under the folder's lock: a scrape sees them once."""
+    folder = Path(os.environ[MULTIPROC_ENV])
+    with _folder_lock(exclusive=True):
+        for kind in SUMMED_KINDS:
+            own = folder / f"{kind}_{pid}.db"
+            if not own.exists():
+                continue  # retired already by another worker, or it never counted one
+            archive = MmapedDict(str(folder / f"{kind}_{ARCHIVE}.db"))
+            try:
+                for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(str(own)):
+                    archive.write_value(key, archive.read_value(key)[0] + value, timestamp)
+            finally:
+                archive.close()
+            own.unlink()
+        mark_process_dead(pid, str(folder))
+
+
+@contextlib.contextmanager
+def _folder_lock(exclusive: bool) -> Iterator[None]:
+    """The metrics folder's lock (flock): shared for a scrape, exclusive to retire a worker."""
+    with open(Path(os.environ[MULTIPROC_ENV]) / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class NoMetrics:

@@ -275,3 +275,40 @@ def test_every_label_is_bounded_whatever_clients_send(watched) -> None:
     assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}, methods
     assert moved(before, after, "chatwait_http_requests_total", route="unmatched", method="other", status="404") == 300
     assert len(after) - len(before) < 10, "300 new methods and paths add at most a few series"
+
+
+def test_reloads_do_not_grow_the_metrics_folder_and_keep_the_counts(fake, tmp_path) -> None:
+    """Each exiting worker folds its counters into the folder's archive files: after several
+    SIGHUPs the folder holds the live workers' files and the archive, and no count is lost."""
+    env = server_env(fake.base_url, WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    server = ChatWaitServer(env)
+    labels = frozenset({("route", "/v1/chat/wait"), ("method", "POST"), ("status", "200")})
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            sent = 0
+            for _ in range(4):
+                for _ in range(5):
+                    assert http.post("/v1/chat/wait", json={"message": "@tokens=2"}).status_code == 200
+                    sent += 1
+                assert scrape(server.url)[0][("chatwait_http_requests_total", labels)] == sent
+                booted = server.log_text().count('"service_started"')
+                server.proc.send_signal(signal.SIGHUP)
+                _until(lambda booted=booted: server.log_text().count('"service_started"') == booted + 2)
+                _until(lambda: len(_worker_pids(tmp_path)) == 2)  # only the new workers have files
+                shared = {f.name for f in tmp_path.glob("*.db") if not re.search(r"_\d+\.db$", f.name)}
+                assert shared <= {"counter_archive.db", "histogram_archive.db"}, shared
+            assert scrape(server.url)[0][("chatwait_http_requests_total", labels)] == sent
+    finally:
+        server.stop()
+
+
+def _worker_pids(folder: Path) -> set[str]:
+    """The pids that have files of their own in the metrics folder."""
+    return {m.group(1) for f in folder.glob("*.db") if (m := re.search(r"_(\d+)\.db$", f.name))}
+
+
+def _until(done, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, "not within the time allowed"
+        time.sleep(0.1)

@@ -1,5 +1,6 @@
 """The metrics' own behaviour: each event moves its series, a relay reports a generation's life,
-the gap sample stays bounded, and the multiprocess folder is prepared once per server run."""
+the gap sample stays bounded, the multiprocess folder is prepared once per server run, and a
+retired worker's counts are folded into it once."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
 from app.metrics import MULTIPROC_ENV, prepare_multiprocess_dir, remove_multiprocess_dir
-from app.metrics.catalogue import Metrics, NoMetrics
+from app.metrics.catalogue import Metrics, NoMetrics, retire_worker
 from app.providers.base import UpstreamError, Usage
 from app.streaming.gaps import SAMPLE_LIMIT, Gaps
 from app.streaming.stream import StreamCancelled
@@ -178,3 +180,23 @@ def _dead_pid() -> int:
     child = subprocess.Popen(["true"])
     child.wait()
     return child.pid
+
+
+@pytest.mark.usefixtures("metrics_env")
+def test_a_retired_workers_counts_are_folded_into_the_archive_once(tmp_path) -> None:
+    os.environ[MULTIPROC_ENV] = str(tmp_path)
+    key = mmap_key("chatwait_x", "chatwait_x_total", ["route"], ["/a"], "x")
+    for pid, value in ((101, 2.0), (102, 3.0)):
+        worker = MmapedDict(str(tmp_path / f"counter_{pid}.db"))
+        worker.write_value(key, value, 0.0)
+        worker.close()
+        (tmp_path / f"gauge_livesum_{pid}.db").write_bytes(b"")
+    retire_worker(101)
+    retire_worker(101)  # a second scrape finds nothing more to fold
+    retire_worker(102)
+    assert sorted(f.name for f in tmp_path.glob("*.db")) == ["counter_archive.db"]
+    archive = MmapedDict(str(tmp_path / "counter_archive.db"))
+    try:
+        assert archive.read_value(key)[0] == 5.0
+    finally:
+        archive.close()
