@@ -79,6 +79,12 @@ def endless(sock: socket.socket) -> None:
     _flood(sock, _chunk(FIRST * 64), 500_000_000)
 
 
+def one_big_chunk(sock: socket.socket) -> None:
+    """A legal reply of 50,000 small events in one HTTP chunk of 2.4 MB (a buffering proxy)."""
+    events = b'data: {"choices":[{"delta":{"content":"x"}}]}\n\n' * 50_000 + STOP + b"data: [DONE]\n\n"
+    sock.sendall(CHUNKED_HEAD + _chunk(events) + b"0\r\n\r\n")
+
+
 def rate_limited_litellm(sock: socket.socket) -> None:
     """LiteLLM's 429: the provider's delay in llm_provider-retry-after, no Retry-After."""
     sock.sendall(b"HTTP/1.1 429 Too Many Requests\r\nllm_provider-retry-after: 7\r\nContent-Length: 0\r\n\r\n")
@@ -101,6 +107,7 @@ SCRIPTS: dict[str, Callable[[socket.socket], None]] = {
         redirect,
         done_then_drop,
         endless,
+        one_big_chunk,
         rate_limited_litellm,
         rate_limited_silently,
     )

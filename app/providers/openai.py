@@ -56,7 +56,7 @@ class OpenAIProvider(Provider):
             timeout=timeout,
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
             verify=tls,
-            transport=None if _proxied() else Http1Transport(tls, max_chunk_bytes=settings.upstream_max_line_bytes),
+            transport=None if _proxied() else Http1Transport(tls),
         )
         sdk = openai.OpenAI(
             api_key=settings.openai_api_key or "no-key-needed",

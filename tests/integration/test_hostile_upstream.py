@@ -85,6 +85,16 @@ def test_a_reply_that_reached_done_is_complete_however_the_connection_ends(expos
     assert content_of(events) == "ok "
 
 
+def test_a_legal_reply_in_one_big_chunk_is_read_as_it_arrives(exposed) -> None:
+    """Chunk sizes are not bounded, lines and events are: 50,000 events in one 2.4 MB chunk."""
+    message = f"{uuid.uuid4().hex} @hostile=one_big_chunk"
+    body = {"message": message, "max_tokens": 50}
+    with httpx.Client(base_url=exposed.url, timeout=60) as client:
+        events, _ = parse(client.post("/v1/chat/streaming", json=body).content)
+    assert events[-1].event == "done", events[-1].data
+    assert content_of(events) == "x" * 50_000
+
+
 @pytest.mark.parametrize("script,expected", [("rate_limited_litellm", "7"), ("rate_limited_silently", None)])
 def test_rate_limits_always_say_when_to_retry(exposed, script, expected) -> None:
     """LiteLLM's forwarded delay is honoured; with none at all, ChatWait's own estimate is sent."""

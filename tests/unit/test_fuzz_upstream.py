@@ -19,7 +19,7 @@ from app.providers.http1.connection import ConnectionClosed
 from app.providers.http1.wire import CHUNKED, framing, read_head
 from app.providers.openai_stream import OpenAIGeneration
 
-MAX_CHUNK = 4096
+PIECE = 4096  # the largest chunk the valid bodies hold
 MAX_LINE = 2048
 REQUEST = httpx.Request("POST", "http://upstream.test/v1/chat/completions")
 
@@ -62,12 +62,12 @@ def _mutate(data: bytes, edits: list[tuple[int, int]]) -> bytes:
 
 
 def _decode(connection: FedConnection) -> bytes:
-    body = ResponseBody(Pool(), connection, REQUEST, CHUNKED, True, MAX_CHUNK)
+    body = ResponseBody(Pool(), connection, REQUEST, CHUNKED, True)
     return b"".join(body)
 
 
 @settings(max_examples=200, deadline=None)
-@given(pieces=st.lists(st.binary(max_size=MAX_CHUNK), max_size=6), cuts=st.lists(st.integers(0, 30_000), max_size=10))
+@given(pieces=st.lists(st.binary(max_size=PIECE), max_size=6), cuts=st.lists(st.integers(0, 30_000), max_size=10))
 def test_a_valid_chunked_body_split_anywhere_decodes_exactly(pieces: list[bytes], cuts: list[int]) -> None:
     assert _decode(FedConnection(_split(_chunked(pieces), cuts))) == b"".join(pieces)
 
@@ -89,7 +89,16 @@ def test_a_broken_chunked_body_yields_bytes_or_a_protocol_error(pieces, edits, c
         event("protocol error")
         decoded = b""
     assert len(decoded) <= len(raw)
-    assert connection.held <= len(raw) and connection.held <= 2 * (MAX_CHUNK + 70_000), "bounded buffering"
+    assert connection.held <= len(raw) and connection.held <= 2 * (PIECE + 70_000), "bounded buffering"
+
+
+def test_a_chunk_larger_than_a_read_is_delivered_as_its_bytes_arrive() -> None:
+    """A chunk's size is not bounded and it is not buffered whole: each read's data goes out."""
+    reads = [b"%x\r\n" % 100_000 + b"a" * 1000] + [b"a" * 1000] * 98 + [b"a" * 1000 + b"\r\n0\r\n\r\n"]
+    connection = FedConnection(reads)
+    delivered = list(ResponseBody(Pool(), connection, REQUEST, CHUNKED, True))
+    assert b"".join(delivered) == b"a" * 100_000 and len(delivered) == len(reads)
+    assert connection.held <= 1010, "never more than one read held"
 
 
 @settings(max_examples=200, deadline=None)

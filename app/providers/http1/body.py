@@ -32,14 +32,12 @@ class ResponseBody(httpx.SyncByteStream):
         request: httpx.Request,
         framing: int | None,
         keep: bool,
-        max_chunk: int,
     ) -> None:
         self._pool = pool
         self._connection: Connection | None = connection
         self._request = request
         self._framing = framing  # CHUNKED, a Content-Length, or None for until-close
         self._keep = keep
-        self._max_chunk = max_chunk  # a bigger chunk is refused rather than buffered
 
     def __iter__(self) -> Iterator[bytes]:
         connection = self._connection
@@ -80,53 +78,58 @@ class ResponseBody(httpx.SyncByteStream):
                 return
 
     def _chunked(self, connection: Connection) -> Iterator[bytes]:
-        """Decode chunks; each pass yields every chunk completed by the bytes read so far."""
-        buffer = connection.buffer
-        position = 0
+        """Decode chunks as their bytes arrive: each pass yields all the chunk data the bytes
+        read so far hold, whether or not a chunk is complete. A chunk's size is not bounded
+        (the reader bounds the lines in it); a size line is."""
+        left: int | None = None  # within a chunk: its data and CRLF still to come; None: at a size line
         while True:
+            buffer = connection.buffer
             decoded: list[bytes] = []
             try:
-                position, ended = self._complete_chunks(buffer, position, decoded)
+                position, left, ended = self._decode(buffer, left, decoded)
             except (ValueError, MalformedResponse):  # what came before it is still delivered
                 if decoded:
                     yield b"".join(decoded)
                 raise
-            if ended:
-                connection.buffer = buffer[position:]
-                if decoded:
-                    yield b"".join(decoded)
-                skip_trailers(connection)
-                return
+            connection.buffer = buffer[position:] if position else buffer
             if decoded:
                 yield decoded[0] if len(decoded) == 1 else b"".join(decoded)
-            if position:
-                buffer = buffer[position:]
-                position = 0
-            if len(buffer) > MAX_HEAD_BYTES and buffer.find(b"\r\n") < 0:
+            if ended:
+                skip_trailers(connection)
+                return
+            if left is None and len(connection.buffer) > MAX_HEAD_BYTES:
                 raise MalformedResponse("Malformed chunk size line.", request=self._request)
-            connection.buffer = buffer
             connection.fill()
-            buffer = connection.buffer
 
-    def _complete_chunks(self, buffer: bytes, position: int, decoded: list[bytes]) -> tuple[int, bool]:
-        """Append each whole chunk of `buffer` from `position` to `decoded`; the position after
-        them, and whether the last chunk (size 0) was reached (the position is then its line's)."""
+    def _decode(self, buffer: bytes, left: int | None, decoded: list[bytes]) -> tuple[int, int | None, bool]:
+        """Append the chunk data in `buffer` to `decoded`. Returns where decoding stopped, what
+        is left of the current chunk there (None: at a size line), and whether the last chunk
+        (size 0) was reached (decoding stops at its size line, for `skip_trailers`)."""
+        position = 0
         while True:
-            line_end = buffer.find(b"\r\n", position)
-            if line_end < 0:
-                return position, False
-            size = chunk_size(buffer[position:line_end])
-            if size == 0:
-                return position, True
-            if size > self._max_chunk:
-                raise MalformedResponse(f"A chunk of {size} bytes is over the limit.", request=self._request)
-            data_end = line_end + 2 + size
-            if len(buffer) < data_end + 2:
-                return position, False
-            if buffer[data_end : data_end + 2] != b"\r\n":
+            if left is None:
+                line_end = buffer.find(b"\r\n", position)
+                if line_end < 0:
+                    return position, None, False
+                size = chunk_size(buffer[position:line_end])
+                if size == 0:
+                    return position, None, True
+                position, left = line_end + 2, size + 2  # the data, then its CRLF
+            data = min(left - 2, len(buffer) - position)
+            if data > 0:
+                decoded.append(buffer[position : position + data])
+                position += data
+                left -= data
+            if left > 2:
+                return position, left, False
+            ending = buffer[position : position + left]
+            if ending != b"\r\n"[2 - left :][: len(ending)]:
                 raise MalformedResponse("Malformed chunked body.", request=self._request)
-            decoded.append(buffer[line_end + 2 : data_end])
-            position = data_end + 2
+            position += len(ending)
+            left -= len(ending)
+            if left:
+                return position, left, False
+            left = None
 
     def _finish(self) -> None:
         connection, self._connection = self._connection, None

@@ -29,11 +29,9 @@ class Http1Transport(httpx.BaseTransport):
         self,
         ssl_context: ssl.SSLContext | None = None,
         max_idle_per_origin: int = 256,
-        max_chunk_bytes: int = 1_048_576,
     ) -> None:
         self._ssl_context = ssl_context
         self._max_idle = max_idle_per_origin
-        self._max_chunk = max_chunk_bytes
         self._idle: dict[Origin, list[Connection]] = {}
         self._busy: dict[Origin, int] = {}  # connections handed to a request and not back yet
         self._opening_spare: set[Origin] = set()
@@ -74,7 +72,7 @@ class Http1Transport(httpx.BaseTransport):
         except BaseException as exc:
             self.give_back(connection, reusable=False)
             raise mapped(exc, request, reading=True) from None
-        body = ResponseBody(self, connection, request, body_framing, keep_alive(headers), self._max_chunk)
+        body = ResponseBody(self, connection, request, body_framing, keep_alive(headers))
         return httpx.Response(
             status,
             headers=headers,
