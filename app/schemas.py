@@ -78,6 +78,21 @@ class StrictNumber(fields.Float):
         return number
 
 
+# What counts as blank in a message: the whitespace of JSON Schema's regular expressions
+# (ECMA-262 `\s`) and of Python (str.isspace) together, listed, so that the contract's pattern
+# and this check are one rule in any regex engine.
+BLANK = frozenset(
+    "\t\n\v\f\r \x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+NOT_BLANK_PATTERN = "[^" + "".join(f"\\u{ord(c):04X}" for c in sorted(BLANK)) + "]"  # the contract's
+
+
+def blank(text: str) -> bool:
+    """Whether `text` holds nothing but BLANK characters (or nothing)."""
+    return all(char in BLANK for char in text)
+
+
 class StrictSchema(Schema):
     """Rejects unknown fields."""
 
@@ -119,7 +134,7 @@ class ChatRequestSchema(StrictSchema):
 
     @validates("message")
     def _message(self, value: str, **_: Any) -> None:
-        if not value.strip():
+        if blank(value):
             raise ValidationError("Must not be empty or blank: type a message.")
         if len(value) > self.max_message_chars:
             raise ValidationError(f"Longer than {self.max_message_chars} characters ({len(value)}): shorten it.")

@@ -4,6 +4,7 @@ by live responses of the real server (JSON bodies and every SSE event's data).""
 from __future__ import annotations
 
 import httpx
+import jsonschema
 import pytest
 from marshmallow import fields as mfields
 from marshmallow import validate
@@ -12,7 +13,7 @@ from openapi_spec_validator import validate as validate_spec
 from app.errors import CATALOGUE
 from app.openai_replies import OPENAI_COMPONENTS
 from app.openai_schemas import CompletionRequestSchema
-from app.schemas import COMPONENTS, ChatRequestSchema
+from app.schemas import BLANK, COMPONENTS, NOT_BLANK_PATTERN, ChatRequestSchema
 
 from ..conformance import CONTRACT, SCHEMAS, conform
 from ..sse import parse
@@ -126,3 +127,17 @@ def test_live_responses_conform(http: httpx.Client) -> None:
     stream_id = streamed.headers["x-stream-id"]
     conform("StopResult", http.delete(f"/v1/chat/streaming/{stream_id}").json())
     conform("Error", http.get(f"/v1/chat/streaming/{stream_id}", params={"last_event_id": "x"}).json())
+
+
+def test_blank_is_one_rule_in_the_contract_and_the_app() -> None:
+    """The contract's pattern for `message` lists the blank characters the app refuses, so a
+    JSON Schema validator (any regex engine) and the app agree on every character."""
+    pattern = SCHEMAS["ChatRequest"]["properties"]["message"]["pattern"]
+    assert pattern == NOT_BLANK_PATTERN
+    schema = ChatRequestSchema()
+    contract = jsonschema.Draft202012Validator({"type": "string", "pattern": pattern})
+    candidates = [chr(code) for code in range(0x3100)] + ["\ufeff", "\u200b", "\U0001f600"]
+    for char in candidates:
+        by_contract = contract.is_valid(char * 3)
+        by_app = "message" not in schema.validate({"message": char * 3})
+        assert by_contract == by_app == (char not in BLANK), repr(char)
