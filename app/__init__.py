@@ -51,6 +51,7 @@ def build_app(settings: Settings) -> Flask:
     from .server.shutdown import LIFECYCLE
 
     configure_logging(settings.log_level, settings.secrets)
+    _warn_of_short_keys(settings)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -62,6 +63,18 @@ def build_app(settings: Settings) -> Flask:
     described = services.provider.describe()
     log.info("service_started", extra={"provider": described["provider"], "model": described["model"]})
     return app
+
+
+def _warn_of_short_keys(settings: Settings) -> None:
+    """A key shorter than MIN_LITERAL_CHARS is not redacted from the logs as it is: say so."""
+    from .logs.redaction import MIN_LITERAL_CHARS
+
+    key = settings.openai_api_key
+    if key and len(key) < MIN_LITERAL_CHARS:
+        log.warning(
+            "short_key_not_redacted",
+            extra={"setting": "OPENAI_API_KEY", "min_chars": MIN_LITERAL_CHARS, "chars": len(key)},
+        )
 
 
 def close_app(app: Flask) -> None:

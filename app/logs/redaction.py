@@ -11,6 +11,9 @@ import re
 from collections.abc import Callable, Sequence
 
 REDACTED = "[REDACTED]"
+# A configured secret shorter than this is not searched for as it is: a one-letter key would
+# redact that letter everywhere. Such a key protects nothing anyway (build_app warns).
+MIN_LITERAL_CHARS = 8
 
 _BEARER = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9\-._~+/]+=*")
 # OpenAI-style keys, including masked fragments such as sk-...abcd or sk-proj-****wxyz.
@@ -85,8 +88,10 @@ def redact(text: str) -> str:
 
 def literal_redactor(secrets: Sequence[str]) -> Callable[[str], str]:
     """A function that replaces each of `secrets` (as it is, and as JSON escapes it) in a text
-    with the marker: the configured keys, whatever they look like (an Azure key is plain hex)."""
-    forms = {form for secret in secrets if secret for form in (secret, json.dumps(secret)[1:-1])}
+    with the marker: the configured keys, whatever they look like (an Azure key is plain hex).
+    Secrets shorter than MIN_LITERAL_CHARS are left to the patterns."""
+    kept = [secret for secret in secrets if len(secret) >= MIN_LITERAL_CHARS]
+    forms = {form for secret in kept for form in (secret, json.dumps(secret)[1:-1])}
     if not forms:
         return lambda text: text
     pattern = re.compile("|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True)))

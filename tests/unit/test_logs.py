@@ -12,6 +12,7 @@ import gevent
 import pytest
 
 from app.logs import (
+    REDACTED,
     ContextFilter,
     DeferredStreamHandler,
     RedactingJsonFormatter,
@@ -101,6 +102,13 @@ def test_configured_keys_are_redacted_whatever_they_look_like() -> None:
     assert all(key not in text for key in keys) and "weird" not in text
     assert json.loads(text.splitlines()[0])["path"] == "/v1/models/[REDACTED]"
     _capture(secrets=())[0].info("no keys configured: nothing else changes")
+
+
+def test_a_key_too_short_to_be_secret_is_not_redacted_as_a_literal() -> None:
+    """OPENAI_API_KEY=x must not turn every "x" of every line into the marker."""
+    logger, stream = _capture(secrets=("x", "abcdefgh"))
+    logger.info("request_received", extra={"path": "/v1/x/abcdefgh"})
+    assert json.loads(stream.getvalue())["path"] == f"/v1/x/{REDACTED}"
 
 
 def test_tracebacks_and_extra_fields_are_redacted_too() -> None:
