@@ -41,7 +41,7 @@ CATALOGUE: dict[str, ErrorKind] = {
     ),
     "input_too_long": ErrorKind(
         400,
-        "The conversation is longer than the model input limit.",
+        "The conversation is longer than the model's maximum context length.",
         "Drop the oldest history messages or shorten the message, then send the request again.",
         False,
     ),

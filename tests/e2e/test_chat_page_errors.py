@@ -60,7 +60,7 @@ def test_a_conversation_over_the_input_limit_drops_its_oldest_turns_as_advised(s
         expect(last_reply(page)).to_have_attribute("data-status", "complete")
     send(page, "What did I say? @reply=request")
     notice = page.locator("#notice")
-    expect(notice).to_contain_text("longer than the model input limit")
+    expect(notice).to_contain_text("longer than the model's maximum context length")
     expect(notice).to_contain_text("Drop the")  # the server's advice
     expect(page.locator(".message")).to_have_count(4)
     expect(page.locator("#input")).to_have_value("What did I say? @reply=request")

@@ -165,6 +165,7 @@ def test_a_conversation_over_the_limit_says_what_to_drop(sdk: openai.OpenAI) -> 
     error = raised.value.body
     assert error["code"] == "context_length_exceeded" and error["param"] == "messages"
     assert "oldest message(s) after the system prompt" in error["message"]
+    assert "maximum context length" in error["message"], "what LiteLLM and others map to their context error"
 
 
 def test_upstream_failures_in_openai_shape(sdk: openai.OpenAI) -> None:
