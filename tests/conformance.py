@@ -10,7 +10,8 @@ import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-CONTRACT = yaml.safe_load((Path(__file__).resolve().parents[1] / "contracts" / "openapi.yaml").read_text())
+CONTRACT_PATH = Path(__file__).resolve().parents[1] / "contracts" / "openapi.yaml"
+CONTRACT = yaml.safe_load(CONTRACT_PATH.read_text())
 SCHEMAS = CONTRACT["components"]["schemas"]
 REGISTRY = Registry().with_resource("contract", Resource(contents=CONTRACT, specification=DRAFT202012))
 
