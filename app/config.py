@@ -73,6 +73,7 @@ class Settings:
     local_threads: int = dataclasses.field(default_factory=lambda: min(4, os.cpu_count() or 1))
     local_instances: int = 1
     local_max_tokens: int = 512
+    local_repeat_penalty: float = 1.2  # against the loops a small model falls into (1.0: none)
     local_abandon_seconds: float = 10.0
     port: int = 8000
     bind: str | None = None
@@ -173,6 +174,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "LOCAL_THREADS": ("local_threads", read.integer(1, 256)),
     "LOCAL_INSTANCES": ("local_instances", read.integer(1, 16)),
     "LOCAL_MAX_TOKENS": ("local_max_tokens", read.integer(1, 1_000_000)),
+    "LOCAL_REPEAT_PENALTY": ("local_repeat_penalty", read.number(1.0, 2.0)),
     "LOCAL_ABANDON_SECONDS": ("local_abandon_seconds", read.seconds(0.1, 86400)),
     "PORT": ("port", read.port),
     "BIND": ("bind", read.text),

@@ -37,6 +37,21 @@ def integer(minimum: int, maximum: int) -> Callable[[str, str], int]:
     return parse
 
 
+def number(minimum: float, maximum: float) -> Callable[[str, str], float]:
+    """A parser of numbers from `minimum` to `maximum`."""
+
+    def parse(name: str, raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a number: use e.g. {name}={minimum:g}.") from None
+        if not minimum <= value <= maximum:  # also rejects nan
+            raise ConfigError(f"{name}={raw.strip()} is out of range: use {minimum:g} to {maximum:g}.")
+        return value
+
+    return parse
+
+
 def port(name: str, raw: str) -> int:
     """A TCP port number."""
     value = raw.strip()

@@ -75,9 +75,14 @@ class Lease:
 class LocalGeneration(Generation):
     """One chat completion from the embedded model, advanced one token per threadpool call."""
 
-    def __init__(self, lease: Lease, call: ChatCall) -> None:
+    def __init__(self, lease: Lease, call: ChatCall, repeat_penalty: float = 1.0) -> None:
         self._lease = lease
-        options: dict[str, Any] = {"messages": call.messages, "max_tokens": call.max_tokens, "stream": True}
+        options: dict[str, Any] = {
+            "messages": call.messages,
+            "max_tokens": call.max_tokens,
+            "stream": True,
+            "repeat_penalty": repeat_penalty,
+        }
         if call.temperature is not None:
             options["temperature"] = call.temperature
         options.update((name, value) for name, value in call.options.items() if name in LLAMA_OPTIONS)
@@ -176,7 +181,7 @@ class LocalProvider(Provider):
     def open(self, call: ChatCall, slot: Lease | None = None) -> Generation:
         if slot is None:
             raise RuntimeError("the local provider generates only inside reserve()")
-        return LocalGeneration(slot, call)
+        return LocalGeneration(slot, call, self.settings.local_repeat_penalty)
 
     def _count(self, text: str, special: bool = False, add_bos: bool = False) -> int:
         # Tokenizing reads only the vocabulary, which is safe while the instance generates.

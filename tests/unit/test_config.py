@@ -66,6 +66,8 @@ def test_the_key_is_not_in_the_repr() -> None:
         ({"CORS_ORIGINS": "app.example.com"}, "list origins such as https://app.example.com"),
         ({"CORS_ORIGINS": "*,https://a.example"}, "'*', which is not a web origin"),
         ({"LOCAL_ABANDON_SECONDS": "0"}, "LOCAL_ABANDON_SECONDS=0 is out of range"),
+        ({"LOCAL_REPEAT_PENALTY": "3"}, "LOCAL_REPEAT_PENALTY=3 is out of range: use 1 to 2"),
+        ({"LOCAL_REPEAT_PENALTY": "strong"}, "LOCAL_REPEAT_PENALTY='strong' is not a number"),
     ],
 )
 def test_bad_values_name_the_variable_and_the_fix(env, fragment) -> None:

@@ -58,9 +58,10 @@ def _lease(llama: FakeLlama, pool: Queue | None = None, idle: float = 5.0) -> Le
 
 def test_generation_yields_pieces_and_finish_reason() -> None:
     llama = FakeLlama(["Hel", "lo"])
-    generation = LocalGeneration(_lease(llama), ChatCall(model="m", messages=[], max_tokens=7, temperature=0.5))
+    call = ChatCall(model="m", messages=[], max_tokens=7, temperature=0.5)
+    generation = LocalGeneration(_lease(llama), call, repeat_penalty=1.2)
     assert list(generation) == ["Hel", "lo"] and generation.finish_reason == "stop"
-    assert llama.options == {"messages": [], "max_tokens": 7, "stream": True, "temperature": 0.5}
+    assert llama.options == {"messages": [], "max_tokens": 7, "stream": True, "temperature": 0.5, "repeat_penalty": 1.2}
 
 
 def test_steps_run_off_the_event_loop() -> None:
