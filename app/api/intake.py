@@ -39,7 +39,8 @@ def _finite_float(text: str) -> float:
 def read_json(request: Request) -> Any:
     """The request body as JSON, or ApiError (415, 413 via MAX_CONTENT_LENGTH, 400)."""
     if request.mimetype != "application/json":
-        raise ApiError("unsupported_media_type")
+        sent = "has no Content-Type header" if not request.mimetype else "is not sent as application/json"
+        raise ApiError("unsupported_media_type", f"The request {sent}.")
     limit = request.max_content_length
     raw = _body(request, limit)
     if limit is not None and len(raw) >= limit:

@@ -19,6 +19,7 @@ def test_bad_input(client, case) -> None:
     payload = response.get_json()
     assert payload["error_code"] == code
     assert payload.keys() >= ERROR_FIELDS
+    assert payload["detail"] != payload["message"], "why it happened, not what happened again"
     assert payload["correlation_id"] == response.headers["X-Correlation-Id"]
     assert "Traceback" not in response.get_data(as_text=True)
 
