@@ -14,7 +14,7 @@ from ..streaming.view import StreamView
 from ..streaming.wire import Format
 from . import auth
 from .services import services
-from .tracing import trace_stream
+from .tracing import trace_stream, traced_body
 
 # Where each wire format's streams start and resume, for the errors that point a client there.
 STARTED_AT = {"chatwait": "/v1/chat/streaming", "openai": "/v1/chat/completions"}
@@ -70,7 +70,7 @@ def event_stream(stream: StreamView, after_id: int | None) -> Response:
     if request.method != "HEAD":
         body = consumer.consume(stream, after_id, found.settings.keepalive_seconds, found.store.clock, found.metrics)
     return Response(
-        body,
+        traced_body(body, stream.stream_id),
         direct_passthrough=True,  # the server iterates the frames itself, without werkzeug's wrappers
         mimetype="text/event-stream",
         headers=_headers(stream),
@@ -82,5 +82,5 @@ def _headers(stream: StreamView) -> dict[str, str]:
         "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no",
         "X-Stream-Id": stream.stream_id,
-        "X-Correlation-Id": stream.correlation_id,
+        "X-Correlation-Id": g.correlation_id,
     }

@@ -1,16 +1,18 @@
 """Per-request correlation id: taken from a valid X-Correlation-Id or generated, bound to the
 request's log lines and echoed in the response; the request_received/completed lines (never for
-/metrics; for the probes only with LOG_REQUESTS); and the request counter of /metrics."""
+/metrics; for the probes only with LOG_REQUESTS; a streamed response's once its body ends); and
+the request counter of /metrics."""
 
 from __future__ import annotations
 
 import logging
 import os
 import time
+from collections.abc import Iterator
 
 from flask import Flask, Response, g, request
 
-from ..logs import accept_correlation_id, correlation_id_var, stream_id_var
+from ..logs import accept_correlation_id, bind, correlation_id_var, stream_id_var
 from .metrics import PATH as METRICS_PATH
 from .services import services
 
@@ -27,12 +29,32 @@ def _logged() -> bool:
 
 
 def _before() -> None:
-    g.correlation_id = accept_correlation_id(request.headers.get("X-Correlation-Id"))
+    sent = request.headers.get("X-Correlation-Id")
+    g.correlation_id = accept_correlation_id(sent)
+    g.client_correlation_id = g.correlation_id == sent  # the client named this request itself
     g.started = time.monotonic()
     g.log_tokens = (correlation_id_var.set(g.correlation_id), stream_id_var.set(None))
     g.logged = _logged()
     if g.logged:
         log.info("request_received", extra={"method": request.method, "path": request.path, "pid": os.getpid()})
+
+
+def traced_body(body: Iterator[bytes], stream_id: str) -> Iterator[bytes]:
+    """A streamed response's body with this request's ids on its log lines, and its
+    request_completed line once the body has ended (however it ended)."""
+    return _traced(body, stream_id, g.correlation_id, g.get("started", time.monotonic()), g.get("logged", True))
+
+
+def _traced(
+    body: Iterator[bytes], stream_id: str, correlation_id: str, started: float, logged: bool
+) -> Iterator[bytes]:
+    with bind(correlation_id, stream_id):
+        try:
+            yield from body
+        finally:
+            if logged:
+                duration = round((time.monotonic() - started) * 1000, 1)
+                log.info("request_completed", extra={"status": 200, "duration_ms": duration, "streamed": True})
 
 
 def _after(response: Response) -> Response:
@@ -62,7 +84,10 @@ def init_app(app: Flask) -> None:
 
 
 def trace_stream(stream_id: str, correlation_id: str) -> None:
-    """Trace the rest of this request with a stream and the correlation id it was started with."""
-    g.correlation_id = correlation_id
-    correlation_id_var.set(correlation_id)
+    """Trace the rest of this request with a stream: under the correlation id the client sent
+    with this request, else the one the stream was started with (a resume or stop continues
+    the same turn)."""
+    if not g.get("client_correlation_id"):
+        g.correlation_id = correlation_id
+    correlation_id_var.set(g.correlation_id)
     stream_id_var.set(stream_id)

@@ -10,7 +10,6 @@ import logging
 from collections.abc import Callable, Iterator
 
 from ..errors import ApiError
-from ..logs import bind
 from ..metrics.catalogue import Metrics
 from .sse import RETRY_LINE, parse_last_event_id
 from .view import StreamView
@@ -23,13 +22,24 @@ def resume_position(stream: StreamView, header: str | None, query: str | None) -
     never sent it (a finished stream has nothing after it: see `nothing_left`)."""
     after = parse_last_event_id(header, query)
     if nothing_left(stream, after):
-        log.info("stream_resumed", extra={"last_event_id": after, "finished": True, "nothing_left": True})
+        log.info(
+            "stream_resumed",
+            extra={
+                "last_event_id": after,
+                "finished": True,
+                "nothing_left": True,
+                "stream_correlation_id": stream.correlation_id,
+            },
+        )
         return after
     if after is not None and after > stream.last_event_id:
         stream.catch_up(after)
     if after is not None and after > stream.last_event_id:
         raise ApiError("invalid_last_event_id", f"Event {after} was never sent; the newest is {stream.last_event_id}.")
-    log.info("stream_resumed", extra={"last_event_id": after, "finished": stream.finished})
+    log.info(
+        "stream_resumed",
+        extra={"last_event_id": after, "finished": stream.finished, "stream_correlation_id": stream.correlation_id},
+    )
     return after
 
 
@@ -44,22 +54,21 @@ def consume(
 ) -> Iterator[bytes]:
     """The SSE body of one consumer: the frames after `after_id`, then live ones. The first event
     carries the `retry:` field (a keepalive before it goes out as it is)."""
-    with bind(stream.correlation_id, stream.stream_id):
-        stream.attach()
-        metrics.follower(1)
-        delivered = False
-        try:
-            frames = stream.follow(after_id, keepalive_seconds)
-            for frame in frames:
-                if frame.startswith(b":"):
-                    yield frame
-                    continue
-                yield RETRY_LINE + frame
-                break
-            yield from frames
-            delivered = True
-        finally:
-            stream.detach(clock())
-            metrics.follower(-1)
-            if not delivered:
-                log.info("client_detached", extra={"stream_finished": stream.finished})
+    stream.attach()
+    metrics.follower(1)
+    delivered = False
+    try:
+        frames = stream.follow(after_id, keepalive_seconds)
+        for frame in frames:
+            if frame.startswith(b":"):
+                yield frame
+                continue
+            yield RETRY_LINE + frame
+            break
+        yield from frames
+        delivered = True
+    finally:
+        stream.detach(clock())
+        metrics.follower(-1)
+        if not delivered:
+            log.info("client_detached", extra={"stream_finished": stream.finished})

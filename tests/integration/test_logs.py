@@ -88,3 +88,13 @@ def test_error_lines_carry_code_type_action_and_upstream_request_id(server, http
     assert line["action"]
     assert line["upstream_request_id"].startswith("req_")
     assert line["upstream_status"] == 401
+
+
+def test_a_streamed_request_has_its_request_completed_line_when_its_body_ends(server, http) -> None:
+    http.post("/v1/chat/streaming", json={"message": "@tokens=3"}, headers={"X-Correlation-Id": "trace-done-1"})
+    lines = [r for r in server.log_records() if r.get("correlation_id") == "trace-done-1"]
+    completed = [r for r in lines if r["event"] == "request_completed"]
+    assert len(completed) == 1 and completed[0]["status"] == 200 and completed[0]["streamed"] is True, lines
+    assert [r["event"] for r in lines].index("stream_completed") < [r["event"] for r in lines].index(
+        "request_completed"
+    )

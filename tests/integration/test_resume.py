@@ -171,3 +171,15 @@ def test_expired_stream_is_a_404(start_server) -> None:
             assert time.monotonic() < deadline, "the finished stream never expired"
             time.sleep(0.1)
         assert client.get(f"/v1/chat/streaming/{stream_id}").json()["error_code"] == "stream_not_found"
+
+
+def test_a_resume_or_stop_answers_with_the_correlation_id_the_client_sent(http: httpx.Client) -> None:
+    """Without one of its own, a resume continues under the stream's; with one, it is echoed."""
+    first = http.post("/v1/chat/streaming", json={"message": "@tokens=400 @delay_ms=5"})
+    stream_id = first.headers["x-stream-id"]
+    mine = {"X-Correlation-Id": "resume-own-id-1"}
+    with http.stream("GET", f"/v1/chat/streaming/{stream_id}", headers={**mine, "Last-Event-ID": "1"}) as resumed:
+        assert resumed.headers["x-correlation-id"] == "resume-own-id-1"
+    stopped = http.delete(f"/v1/chat/streaming/{stream_id}", headers={"X-Correlation-Id": "stop-own-id-1"})
+    assert stopped.headers["x-correlation-id"] == "stop-own-id-1"
+    assert http.get(f"/v1/chat/streaming/{stream_id}").headers["x-correlation-id"] == first.headers["x-correlation-id"]
