@@ -14,7 +14,8 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, pre_load, validate, validates, validates_schema
 
-from .schemas import StrictInteger, StrictNumber, StrictSchema, Text, check_max_tokens, check_model, text_of
+from .schema_fields import StrictInteger, StrictNumber, Text, check_max_tokens, check_model, text_of
+from .schemas import StrictSchema
 
 ROLES = ("system", "developer", "user", "assistant")
 MAX_STOP_SEQUENCES = 4

@@ -6,10 +6,11 @@ service emits and let the tests check live output against both the schema and th
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
+
+from .schema_fields import StrictInteger, StrictNumber, Text, blank, check_max_tokens, check_model
 
 ROLES = ("user", "assistant", "system")
 # How a generation ends: OpenAI's finish reasons (what providers report, other servers' words
@@ -17,80 +18,6 @@ ROLES = ("user", "assistant", "system")
 OPENAI_FINISH_REASONS = ("stop", "length", "content_filter", "tool_calls", "function_call")
 FINISH_REASONS = (*OPENAI_FINISH_REASONS, "cancelled")
 USAGE_SOURCES = ("upstream", "estimated")
-
-
-def text_of(value: str) -> str:
-    """`value` if it is valid Unicode text; ValidationError for an unpaired surrogate (`\\ud800`)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError("Contains an unpaired UTF-16 surrogate; send valid Unicode text.") from None
-    return value
-
-
-def check_model(value: str, allowed: tuple[str, ...]) -> None:
-    """A request's model must be one of the allowed ones (both APIs)."""
-    if value not in allowed:
-        raise ValidationError(f"The model {value[:100]!r} does not exist here: use one of {', '.join(allowed)}.")
-
-
-def check_max_tokens(value: int, limit: int) -> None:
-    """A request's reply length must be from 1 to MAX_TOKENS (both APIs)."""
-    if not 1 <= value <= limit:
-        raise ValidationError(f"Must be between 1 and {limit}.")
-
-
-class Text(fields.String):
-    """A string that must be valid Unicode text (no unpaired surrogates from `\\ud800` escapes)."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        return text_of(super()._deserialize(value, attr, data, **kwargs))
-
-
-class StrictInteger(fields.Integer):
-    """A JSON integer: no strings, booleans or fractions (5.0 is an integer, as JSON Schema says)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(strict=True, **kwargs)
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
-        if isinstance(value, bool):
-            raise ValidationError("Not a valid integer.")
-        if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
-            value = int(value)
-        return super()._deserialize(value, attr, data, **kwargs)
-
-
-class StrictNumber(fields.Float):
-    """A finite JSON number: no strings or booleans."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(allow_nan=False, **kwargs)
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValidationError("Not a valid number.")
-        if isinstance(value, int) and abs(value) > 2**53:
-            raise ValidationError("Number too large.")
-        number = super()._deserialize(value, attr, data, **kwargs)
-        if not math.isfinite(number):
-            raise ValidationError("Not a finite number.")
-        return number
-
-
-# What counts as blank in a message: the whitespace of JSON Schema's regular expressions
-# (ECMA-262 `\s`) and of Python (str.isspace) together, listed, so that the contract's pattern
-# and this check are one rule in any regex engine.
-BLANK = frozenset(
-    "\t\n\v\f\r \x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
-    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
-)
-NOT_BLANK_PATTERN = "[^" + "".join(f"\\u{ord(c):04X}" for c in sorted(BLANK)) + "]"  # the contract's
-
-
-def blank(text: str) -> bool:
-    """Whether `text` holds nothing but BLANK characters (or nothing)."""
-    return all(char in BLANK for char in text)
 
 
 class StrictSchema(Schema):

@@ -17,7 +17,8 @@ from openapi_spec_validator import validate as validate_spec
 from app.errors import CATALOGUE
 from app.openai_replies import OPENAI_COMPONENTS
 from app.openai_schemas import CompletionRequestSchema
-from app.schemas import BLANK, COMPONENTS, NOT_BLANK_PATTERN, ChatRequestSchema
+from app.schema_fields import BLANK, NOT_BLANK_PATTERN
+from app.schemas import COMPONENTS, ChatRequestSchema
 
 from ..conformance import CONTRACT, CONTRACT_PATH, SCHEMAS, conform
 from ..sse import parse
