@@ -114,6 +114,14 @@ class CompletionStopSchema(StrictSchema):
     last_event_id = fields.Integer(required=True)
 
 
+class CompletionDeletedSchema(StrictSchema):
+    """The reply of DELETE /v1/chat/completions/{id}."""
+
+    id = fields.String(required=True)
+    object = fields.String(required=True, validate=validate.OneOf(("chat.completion.deleted",)))
+    deleted = fields.Boolean(required=True)
+
+
 # Contract component name -> schema class (the contract test checks them with COMPONENTS).
 OPENAI_COMPONENTS: dict[str, type[Schema]] = {
     "CompletionRequest": CompletionRequestSchema,
@@ -131,4 +139,5 @@ OPENAI_COMPONENTS: dict[str, type[Schema]] = {
     "Model": ModelSchema,
     "ModelList": ModelListSchema,
     "CompletionStop": CompletionStopSchema,
+    "CompletionDeleted": CompletionDeletedSchema,
 }

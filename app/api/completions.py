@@ -1,7 +1,8 @@
 """OpenAI's chat completions API: POST /v1/chat/completions (`stream` false or true), for the
 clients people already have (the `openai` SDK, LangChain, Open WebUI), with what no other
 OpenAI-compatible server offers: a streamed completion is a ChatWait stream, resumed with
-GET /v1/chat/completions/{id}/stream and stopped with DELETE on the same path.
+GET /v1/chat/completions/{id}/stream and stopped with DELETE on the same path; DELETE
+/v1/chat/completions/{id} (the SDK's `chat.completions.delete`) stops and deletes it.
 
 `{id}` is the stream id (the X-Stream-Id header) or the completion id (`chatcmpl-` and it).
 """
@@ -63,3 +64,11 @@ def stop(completion_id: str) -> dict[str, Any]:
         "status": status,
         "last_event_id": last_event_id,
     }
+
+
+@bp.delete("/v1/chat/completions/<completion_id>")
+def delete(completion_id: str) -> dict[str, Any]:
+    """Stop a streamed completion if it still runs and delete it (OpenAI's deletion object)."""
+    stream = streams.find(completion_id.removeprefix(COMPLETION_PREFIX), DIALECT)
+    streams.forget(stream)
+    return {"id": COMPLETION_PREFIX + stream.stream_id, "object": "chat.completion.deleted", "deleted": True}

@@ -63,6 +63,12 @@ def stop(stream: StreamView) -> tuple[str, int]:
     return result, stream.last_event_id
 
 
+def forget(stream: StreamView) -> None:
+    """Stop a stream's generation (if it runs) and delete the stream."""
+    found = services()
+    found.metrics.stopped("cancelled" if found.store.forget(stream) else "already_finished")
+
+
 def event_stream(stream: StreamView, after_id: int | None) -> Response:
     """The SSE response of one consumer of `stream` (HEAD: the same head, and no consumer)."""
     found = services()

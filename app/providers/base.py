@@ -116,6 +116,11 @@ class Generation(abc.ABC):
     def close(self) -> None:
         """Release the upstream connection at once (idempotent)."""
 
+    def stop(self) -> None:
+        """Nobody wants the rest: close, and where the upstream can be told to stop generating
+        (a ChatWait named its stream), tell it. Closing alone leaves some servers generating."""
+        self.close()
+
     def __enter__(self) -> Generation:
         return self
 

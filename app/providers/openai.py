@@ -13,25 +13,33 @@ the relay is the one retry owner. Upstream error text is never copied into our e
 from __future__ import annotations
 
 import json
+import logging
 import ssl
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
+import gevent
 import httpx
 import openai
 import orjson
+from gevent.pool import Pool
 
 from ..config import Settings
 from ..errors import CATALOGUE
+from ..logs import log_greenlet_failure
 from . import tokens
 from .base import ChatCall, Generation, Provider, UpstreamError
 from .http1 import Http1Transport
 from .openai_errors import status_error, transport_error
 from .openai_stream import OpenAIGeneration
 
+log = logging.getLogger("chatwait.openai")
+
 CHECK_TIMEOUT_SECONDS = 3.0
+STOP_TIMEOUT_SECONDS = 2.0  # for an upstream ChatWait to answer the stop of its stream
+STOPS_AT_ONCE = 64  # stops sent upstream at a time; more at once (a mass cancel) are skipped
 # Answers to GET /models that still show the upstream reachable with valid credentials.
 _REACHABLE = frozenset((404, 405, 429))
 
@@ -78,6 +86,7 @@ class OpenAIProvider(Provider):
         headers["Accept-Encoding"] = "identity"
         self._header_lines = headers.raw  # encoded once: a request adds only its Content-Length
         self._host = self._url.host
+        self._stops = Pool(STOPS_AT_ONCE)
         tokens.encoding()  # load the tokenizer now rather than on the first request
 
     def open(self, call: ChatCall, slot: Any = None) -> Generation:
@@ -120,7 +129,35 @@ class OpenAIProvider(Provider):
         if response.status_code != 200:
             response.close()  # the body is not read: it may echo the key
             raise status_error(response.status_code, response.headers)
-        return OpenAIGeneration(response, self.settings.idle_timeout_seconds, self.settings.upstream_max_line_bytes)
+        return OpenAIGeneration(
+            response, self.settings.idle_timeout_seconds, self.settings.upstream_max_line_bytes, self._stop_stream
+        )
+
+    def _stop_stream(self, stream_id: str) -> None:
+        """Ask the upstream (a ChatWait, which named its stream) to stop generating it, in the
+        background, within STOP_TIMEOUT_SECONDS: closing the connection alone does not stop it."""
+        if self._stops.full():
+            log.warning("upstream_stop_skipped", extra={"upstream_stream_id": stream_id})
+            return
+        self._stops.spawn(self._send_stop, stream_id).link_exception(log_greenlet_failure)
+
+    def _send_stop(self, stream_id: str) -> None:
+        request = httpx.Request(
+            "DELETE",
+            self._base_url.join(f"chat/completions/{stream_id}/stream"),
+            headers=httpx.Headers([line for line in self._header_lines if line[0].lower() != b"content-type"]),
+            extensions={"timeout": httpx.Timeout(STOP_TIMEOUT_SECONDS).as_dict()},
+        )
+        try:
+            with gevent.Timeout(STOP_TIMEOUT_SECONDS):
+                response = self._send(request)
+                response.close()  # the body is not read
+        except (httpx.HTTPError, gevent.Timeout) as error:
+            failed = {"upstream_stream_id": stream_id, "error_type": type(error).__name__}
+            log.warning("upstream_stop_failed", extra=failed)
+            return
+        sent = {"upstream_stream_id": stream_id, "upstream_status": response.status_code}
+        log.info("upstream_stop_sent", extra=sent)
 
     def _send(self, request: httpx.Request) -> httpx.Response:
         """Hand the request to the client's transport for its URL, as `Client.send` would.
@@ -174,6 +211,7 @@ class OpenAIProvider(Provider):
         }
 
     def close(self) -> None:
+        self._stops.join(timeout=STOP_TIMEOUT_SECONDS)  # stops still on their way
         self._http.close()
 
 

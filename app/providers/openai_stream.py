@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gevent
@@ -24,16 +25,27 @@ from .http1 import MalformedResponse
 
 DRAIN_SECONDS = 0.2
 MAX_FINISH_REASON_CHARS = 64
+_STREAM_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")  # an upstream ChatWait's X-Stream-Id
 
 
 class OpenAIGeneration(Generation):
     """A streamed chat completion read line by line from the upstream HTTP response."""
 
-    def __init__(self, response: Any, idle_timeout: float, max_line: int) -> None:
+    def __init__(
+        self,
+        response: Any,
+        idle_timeout: float,
+        max_line: int,
+        stop_upstream: Callable[[str], None] | None = None,
+    ) -> None:
         self._response = response
         self._idle_timeout = idle_timeout
         self._max_line = max_line
         self.upstream_request_id = response.headers.get("x-request-id")
+        stream_id = response.headers.get("x-stream-id", "")
+        # An upstream that names its stream (a ChatWait) is told to stop it: `stop_upstream(id)`.
+        self._upstream_stream = stream_id if stop_upstream and _STREAM_ID.fullmatch(stream_id) else None
+        self._stop_upstream = stop_upstream
 
     def __iter__(self) -> Iterator[str]:
         encoding = self._response.headers.get("content-encoding", "identity").strip().lower()
@@ -97,6 +109,13 @@ class OpenAIGeneration(Generation):
     def close(self) -> None:
         """Close the upstream HTTP response; an unread body closes its connection."""
         self._response.close()
+
+    def stop(self) -> None:
+        """Close, and ask an upstream that named its stream to stop generating it."""
+        self.close()
+        if self._upstream_stream is not None and self.finish_reason is None and self._stop_upstream is not None:
+            self._stop_upstream(self._upstream_stream)
+            self._upstream_stream = None
 
 
 def _lines(blocks: Iterator[bytes], max_line: int) -> Iterator[bytes]:

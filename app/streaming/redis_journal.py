@@ -94,6 +94,12 @@ class RedisJournal:
         elif idle:
             self._wakeup.notify()
 
+    def forget(self, stream: Stream) -> None:
+        """Write nothing more of `stream` (it was deleted)."""
+        sid = stream.stream_id
+        for pending in (self._dirty, self._creating, self._durable, self._sent):
+            pending.pop(sid, None)
+
     def registering(self, stream: Stream) -> bool:
         """Whether Redis has yet to answer `stream`'s registration."""
         return stream.stream_id in self._creating

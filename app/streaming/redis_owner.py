@@ -31,15 +31,17 @@ LISTEN_SECONDS = 1.0
 RECONNECT_MAX_SECONDS = 2.0
 
 Reaper = Callable[[Callable[[list[str]], dict[str, float]]], None]
+Forget = Callable[[str], None]
 
 
 class OwnerDuties:
     """The lease, the stop listener and the periodic sweeps of one worker."""
 
-    def __init__(self, link: Link, local: dict[str, Stream], reap: Reaper, ttl_seconds: float) -> None:
+    def __init__(self, link: Link, local: dict[str, Stream], reap: Reaper, ttl_seconds: float, forget: Forget) -> None:
         self._link = link
         self._local = local
         self._reap = reap
+        self._forget = forget
         self._sweep_every = min(SWEEP_SECONDS, ttl_seconds / 4)
         self._greenlets: list[gevent.Greenlet] = []
 
@@ -113,7 +115,7 @@ class OwnerDuties:
                 while True:
                     message = pubsub.get_message(timeout=LISTEN_SECONDS)
                     if message is not None and message.get("type") == "message":
-                        self._stop(message["data"].decode("ascii", "replace"))
+                        self._heard(message["data"].decode("ascii", "replace"))
             except redis.RedisError as error:
                 log.warning("store_listen_failed", extra={"error_type": type(error).__name__})
                 gevent.sleep(delay)
@@ -131,6 +133,15 @@ class OwnerDuties:
         for stream, flag in zip(live, pipe.execute(), strict=True):
             if flag:
                 self._stop(stream.stream_id)
+
+    def _heard(self, message: str) -> None:
+        """A message on this worker's channel: a stream id to stop, or `forget:<id>` (the stream
+        was stopped and deleted elsewhere: drop this worker's copy)."""
+        command, _, stream_id = message.rpartition(":")
+        if command == "forget":
+            self._forget(stream_id)
+        else:
+            self._stop(stream_id)
 
     def _stop(self, stream_id: str) -> None:
         stream = self._local.get(stream_id)

@@ -79,7 +79,7 @@ class RedisStreamStore(StreamStore):
         self.journal = RedisJournal(
             commands, scripts, (live_ttl_ms, self.link.done_ttl_ms), self._store_failed, self._declared_lost
         )
-        self.duties = OwnerDuties(self.link, self._local, self._reap, ttl_seconds)
+        self.duties = OwnerDuties(self.link, self._local, self._reap, ttl_seconds, self._forget_local)
 
     def __len__(self) -> int:
         return len(self._local)
@@ -138,6 +138,23 @@ class RedisStreamStore(StreamStore):
         while stream.ended and not stream.finished and time.monotonic() < deadline:
             gevent.sleep(0.005)  # the ending is being written to Redis: answer with its id
         return stopped
+
+    def _forget_local(self, stream_id: str) -> None:
+        """Drop this worker's copy of a stream deleted elsewhere; nothing of it is written again."""
+        stream = self._local.pop(stream_id, None)
+        if stream is not None:
+            self.journal.forget(stream)
+
+    def _drop(self, stream_id: str) -> None:
+        """Delete a stream that has ended: its keys, and the owner's copy (told through its channel)."""
+        self._forget_local(stream_id)
+        with store_errors("deleting the stream"):
+            owner = self.link.commands.hget(keys.meta_key(stream_id), "owner")
+            pipe = self.link.commands.pipeline(transaction=False)
+            if owner is not None and owner.decode() != self.worker_id:
+                pipe.publish(keys.stop_channel(owner.decode()), f"forget:{stream_id}")
+            pipe.delete(keys.meta_key(stream_id), keys.events_key(stream_id))
+            pipe.execute()
 
     def live(self) -> int:
         return sum(1 for stream in self._local.values() if not stream.finished)

@@ -128,10 +128,14 @@ class Relay:
                     self.metrics.queue_waited(time.monotonic() - self._started)
                 generation, first, rest = self._open_until_first_piece(slot)
                 with generation:
-                    if first is not None:
-                        self._emit(first)
-                    for piece in rest:
-                        self._emit(piece)
+                    try:
+                        if first is not None:
+                            self._emit(first)
+                        for piece in rest:
+                            self._emit(piece)
+                    except StreamCancelled:
+                        generation.stop()  # nobody wants the rest: an upstream ChatWait stops too
+                        raise
             self._upstream_finish_reason = generation.upstream_finish_reason
             return generation.finish_reason, generation.usage, None
         except StreamCancelled as stop:
@@ -194,8 +198,10 @@ class Relay:
                 generation.close()
             detail = f"No first token within TIMEOUT_SECONDS ({self.settings.timeout_seconds:g} s)."
             raise UpstreamError("upstream_timeout", detail) from None
-        except BaseException:
-            if generation is not None:
+        except BaseException as exc:
+            if generation is not None and isinstance(exc, StreamCancelled):
+                generation.stop()
+            elif generation is not None:
                 generation.close()
             raise
         finally:

@@ -51,6 +51,16 @@ class StreamStore(abc.ABC):
         assert isinstance(stream, Stream)
         return producer.stop(stream, wait_seconds)
 
+    def forget(self, stream: StreamView) -> bool:
+        """Stop a stream (as `stop`) and delete it: later resumes get stream_not_found."""
+        stopped = self.stop(stream)
+        self._drop(stream.stream_id)
+        return stopped
+
+    @abc.abstractmethod
+    def _drop(self, stream_id: str) -> None:
+        """Delete a stream that has ended."""
+
     def admit(self, stream: Stream) -> None:
         """Confirm a new stream whose generation has started (the Redis store registers it
         meanwhile); raises ApiError when it cannot be kept, after stopping its generation."""
@@ -132,6 +142,9 @@ class MemoryStreamStore(StreamStore):
             raise ApiError("stream_not_found", "The id is unknown, or the stream ended and expired.")
         self._streams.move_to_end(stream_id)
         return stream
+
+    def _drop(self, stream_id: str) -> None:
+        self._streams.pop(stream_id, None)
 
     def _evict_one_finished(self) -> bool:
         for stream_id, stream in self._streams.items():

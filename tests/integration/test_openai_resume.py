@@ -5,6 +5,7 @@ mid-reply, stop, and the boundaries between the two API families."""
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
 
 import httpx
@@ -115,3 +116,22 @@ def test_each_family_resumes_only_its_own_streams(http: httpx.Client) -> None:
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "stream_not_found"
     bad = http.get(f"/v1/chat/completions/{compat}/stream", params={"starting_after": "x"})
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_last_event_id"
+
+
+def test_the_sdks_delete_stops_and_deletes_a_streamed_completion(server, fake) -> None:
+    message = f"delete {uuid.uuid4().hex} @tokens=2000 @delay_ms=10"
+    sdk = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        with http.stream("POST", "/v1/chat/completions", json=completion(message)) as response:
+            stream_id = response.headers["x-stream-id"]
+            events = iter_events(response)
+            assert [next(events).id for _ in range(3)] == [0, 1, 2]
+            deleted = sdk.chat.completions.delete(f"chatcmpl-{stream_id}")
+            rest = [e for e in events if e.event != ":comment"]
+        assert deleted.deleted is True and deleted.id == f"chatcmpl-{stream_id}"
+        assert rest[-1].data == "[DONE]", "the open stream still ends with its finish chunk"
+        assert fake.wait_for_outcome(message, "client_closed")["tokens"] < 2000
+        gone = http.get(f"/v1/chat/completions/{stream_id}/stream")
+        assert gone.status_code == 404 and gone.json()["error"]["code"] == "stream_not_found"
+        with pytest.raises(openai.NotFoundError):
+            sdk.chat.completions.delete(f"chatcmpl-{stream_id}")

@@ -170,3 +170,31 @@ def test_a_wait_client_that_stays_gets_its_reply_on_a_kept_alive_connection(serv
         answers = responses(read_until_close(sock))
     assert [a.status for a in answers] == [200, 200]
     assert answers[0].json()["content"] == expected_reply(5)
+
+
+def test_a_stop_travels_up_a_chain_of_chatwaits(fake) -> None:
+    """B relays A (any upstream that names its stream with X-Stream-Id): a DELETE on B stops
+    the generation on A too, which closes its own upstream instead of generating for nobody."""
+    from load.processes import ChatWaitServer
+
+    from ..conftest import server_env
+
+    a = ChatWaitServer(server_env(fake.base_url))
+    b = ChatWaitServer(server_env(f"{a.url}/v1", OPENAI_API_KEY="sk-chain-not-checked-by-a", UPSTREAM_RETRIES="0"))
+    try:
+        message = _unique("@tokens=3000 @delay_ms=10")
+        with (
+            httpx.Client(base_url=b.url, timeout=30) as http,
+            http.stream("POST", "/v1/chat/streaming", json={"message": message}) as response,
+        ):
+            stream_id = response.headers["x-stream-id"]
+            events = iter_events(response)
+            assert [next(events).event for _ in range(3)] == ["stream", "chunk", "chunk"]
+            assert http.delete(f"/v1/chat/streaming/{stream_id}").json()["status"] == "cancelled"
+            assert list(events)[-1].data["finish_reason"] == "cancelled"
+        assert fake.wait_for_outcome(message, "client_closed")["tokens"] < 3000, "A stopped generating"
+        sent = [r for r in b.log_records() if r.get("event") == "upstream_stop_sent"]
+        assert sent and sent[0]["upstream_status"] == 200, sent
+    finally:
+        b.stop()
+        a.stop()

@@ -7,6 +7,7 @@ import json
 
 import httpx
 import pytest
+import respx
 
 from app.config import load_settings
 from app.providers.base import ChatCall, UpstreamError
@@ -309,3 +310,28 @@ def test_with_a_proxy_configured_requests_go_through_it_with_httpx_own_transport
         server.server_close()
     assert pieces == ["via ", "proxy"] and generation.finish_reason == "stop"
     assert seen == [(URL, "Bearer sk-x")]
+
+
+@pytest.mark.parametrize(
+    ("stream_id", "read_to_the_end", "stops"),
+    [("9c1e0a", False, 1), ("9c1e0a", True, 0), ("../../admin", False, 0), ("", False, 0)],
+)
+def test_a_stopped_generation_stops_an_upstream_that_named_its_stream(
+    provider, stream_id, read_to_the_end, stops
+) -> None:
+    """Only a well-formed X-Stream-Id of a reply not yet finished is stopped upstream, with the
+    service's credentials, in the background."""
+    headers = {"X-Stream-Id": stream_id} if stream_id else {}
+    with respx.mock(using="httpx", assert_all_called=False) as upstream:  # the stop's route may be missed
+        upstream.post(URL).mock(return_value=httpx.Response(200, headers=headers, content=_sse(_delta("a", "stop"))))
+        stop = upstream.delete(f"http://upstream.test/v1/chat/completions/{stream_id}/stream").mock(
+            return_value=httpx.Response(200, json={"status": "cancelled"})
+        )
+        generation = provider.open(CALL)
+        if read_to_the_end:
+            list(generation)
+        generation.stop()
+        provider.close()  # waits for stops on their way
+    assert stop.call_count == stops
+    if stops:
+        assert stop.calls[0].request.headers["authorization"] == "Bearer sk-x"
