@@ -7,14 +7,15 @@ heavier than app.config, app.logs and plain-socket helpers.
 
 import logging
 
-from app.config import ConfigError, master_settings
+from app.config import ConfigError
 from app.logs import logging_config
 from app.metrics import prepare_multiprocess_dir, remove_multiprocess_dir
 from app.server.listen import address_in_use
+from app.server.master import master_settings
 
 # Validate the whole configuration in the master: at start-up a bad value stops it with its
 # message. On a reload (SIGHUP) a bad value is logged and the running configuration stays; the
-# new workers inherit it (app.config.running_settings).
+# new workers inherit it (app/server/master.py).
 try:
     _settings, _refused, _reload = master_settings()
 except ConfigError as _error:

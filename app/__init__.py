@@ -31,7 +31,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
     Raises ConfigError on a bad setting, and RuntimeError when gevent has not patched first.
     """
-    from .config import load_settings, running_settings
+    from .config import load_settings
+    from .server.master import running_settings
     from .server.startup import require_gevent_patched
 
     require_gevent_patched()

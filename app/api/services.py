@@ -107,15 +107,20 @@ class Services:
 def _build_store(settings: Settings, abandon: Abandon) -> StreamStore:
     """The stream store STREAM_STORE names (Redis is imported only when used)."""
     if settings.stream_store == "redis":
-        from ..streaming.redis_store import RedisStreamStore
+        from ..streaming.redis_connect import Topology
+        from ..streaming.redis_store import RedisSettings, RedisStreamStore
 
-        return RedisStreamStore(
-            settings.redis_url,
+        topology = Topology.of(
+            settings.redis_url, settings.redis_sentinels, settings.redis_sentinel_master or "", settings.redis_cluster
+        )
+        config = RedisSettings(
+            topology,
             settings.max_streams,
             settings.stream_ttl_seconds,
             settings.max_stream_seconds,
-            abandon=abandon,
+            settings.redis_outage_seconds,
         )
+        return RedisStreamStore(config, abandon=abandon)
     return MemoryStreamStore(settings.max_streams, settings.stream_ttl_seconds, abandon=abandon)
 
 

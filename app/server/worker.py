@@ -29,8 +29,8 @@ from gevent.server import StreamServer
 from gunicorn.sock import ssl_context
 from gunicorn.workers.ggevent import GeventWorker
 
-from ..config import running_settings
 from .connection import ClientConnection
+from .master import running_settings
 from .request_body import DeadlineBody
 from .shutdown import drain, lifecycle_of
 

@@ -18,6 +18,7 @@ from ..schemas import OPENAI_FINISH_REASONS
 from .sse import dumps, quote
 
 if TYPE_CHECKING:
+    from ..errors import ApiError
     from .relay import Outcome
 
 COMPLETION_PREFIX = "chatcmpl-"
@@ -57,6 +58,13 @@ class OpenAIWire:
     def queued(self, ahead: int) -> bytes:
         """A comment line that joins the next event's block: OpenAI's clients have no such event."""
         return b": queued, %d ahead\n" % ahead
+
+    def interrupted(self, last_id: int, error: ApiError) -> bytes:
+        """The error chunk and [DONE], without ids: this response ends, the stream goes on (a
+        resume with starting_after `last_id` continues it)."""
+        body = openai_error_body(error, self.correlation_id)
+        body["error"]["resume_after"] = last_id
+        return b"data: %b\n\ndata: [DONE]\n\n" % dumps(body).encode("utf-8", "replace")
 
     def terminal(self, last_chunk: int, content_length: int, outcome: Outcome) -> bytes:
         """The finish chunk (and the usage chunk when asked), or the error chunk; then [DONE]."""

@@ -1,9 +1,15 @@
 """A stream that another worker or instance produces, followed (and stopped) through Redis.
 
 A follower replays the entries after its position, then blocks in XREAD for new ones, with the
-same frames as a follower on the producer's own worker. About every second of silence it checks
-that the producer is still there: when the owner's lease has lapsed (a crash or SIGKILL), it
-ends the stream with one terminal `generation_lost` error, in Redis, for every follower.
+same frames as a follower on the producer's own worker. About every second of silence it looks
+at the stream and its owner, and tells apart what can happen:
+- the owner is gone (its lease lapsed: a crash, SIGKILL, a lost network): the follower ends
+  the stream with one terminal `generation_lost` error, in Redis, for every follower;
+- Redis lost the stream's keys (evicted, restarted empty, failed over) while its owner lives:
+  the owner writes it again, and the follower reads on where it was;
+- Redis does not answer, or the keys do not come back: after the outage grace the response
+  ends with an `error` event without an id (store_unavailable): the stream's own log goes on,
+  and a resume after the last id received continues it once Redis is back.
 """
 
 from __future__ import annotations
@@ -25,8 +31,7 @@ from .wire import DIALECTS, Format, Wire
 
 log = logging.getLogger("chatwait.follow")
 
-LIVENESS_SECONDS = 1.0  # how often a silent follower checks that the producer is alive
-OUTAGE_SECONDS = 5.0  # how long a follower keeps trying through a Redis outage
+LIVENESS_SECONDS = 1.0  # how often a silent follower looks at the stream and its owner
 STOP_POLL_SECONDS = 0.02
 CATCH_UP_SECONDS = 1.0  # how long a resume waits for an event the client has and Redis not yet
 PAGE = 512  # entries per read
@@ -35,7 +40,9 @@ PAGE = 512  # entries per read
 class RemoteStream:
     """A stream produced elsewhere: its metadata as read from Redis, and a follower's view of it."""
 
-    def __init__(self, link: Link, stream_id: str, meta: dict[bytes, bytes], last_event_id: int) -> None:
+    def __init__(
+        self, link: Link, stream_id: str, meta: dict[bytes, bytes], last_event_id: int, outage_seconds: float
+    ) -> None:
         self._link = link
         self._meta = meta
         self.stream_id = stream_id
@@ -48,6 +55,8 @@ class RemoteStream:
         self.wire = wire_of(stream_id, meta)
         self.last_event_id = last_event_id
         self._ending: bytes | None = None
+        # How long a follower waits through an outage, or for Redis to get the stream's keys back.
+        self._patience = max(outage_seconds, keys.RECOVERY_SECONDS)
 
     def catch_up(self, event_id: int) -> None:
         """Wait, at most CATCH_UP_SECONDS, until Redis holds `event_id` of this live stream: its
@@ -71,23 +80,16 @@ class RemoteStream:
         """See attach."""
 
     def follow(self, after_id: int | None, keepalive_seconds: float) -> Iterator[bytes]:
-        """Yield the frames after `after_id` (all when None), then live ones until the terminal one."""
+        """Yield the frames after `after_id` (all when None), then live ones until the terminal
+        one, or an interruption when Redis stays out of reach (see the module docstring)."""
         cursor = 0 if after_id is None else after_id + 1
         block = min(keepalive_seconds, LIVENESS_SECONDS)
         last_write = last_check = time.monotonic()
-        outage_since: float | None = None
+        trouble_since: float | None = None  # since when Redis fails, or the stream's keys are gone
         while True:
-            try:
-                entries = self._read(cursor, block)
-                outage_since = None
-            except redis.RedisError as error:
-                outage_since = outage_since or time.monotonic()
-                log.warning("store_read_failed", extra={"error_type": type(error).__name__})
-                if time.monotonic() - outage_since > OUTAGE_SECONDS:
-                    return  # no terminal event: the client resumes from its last id later
-                gevent.sleep(block)
-                entries = []
+            entries = self._read(cursor, block)
             if entries:
+                trouble_since = None
                 frames, cursor, ended = _frames(entries, self.wire)
                 yield frames
                 last_write = time.monotonic()
@@ -99,47 +101,64 @@ class RemoteStream:
             if now - last_write >= keepalive_seconds:
                 yield KEEPALIVE_FRAME
                 last_write = now
-            if outage_since is None and now - last_check >= LIVENESS_SECONDS:
+            if entries is None or now - last_check >= LIVENESS_SECONDS:
                 last_check = now
-                if not self._still_there():
-                    return
+                trouble_since = None if self._healthy() else (trouble_since or now)
+            if trouble_since is not None and now - trouble_since > self._patience:
+                yield self._interruption(cursor - 1, now - trouble_since)
+                return
+            if entries is None:
+                gevent.sleep(block)
 
-    def _read(self, cursor: int, block: float) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        found = self._link.blocking.xread(
-            {keys.events_key(self.stream_id): keys.entry_id(cursor - 1)}, count=PAGE, block=max(1, int(block * 1000))
-        )
+    def _read(self, cursor: int, block: float) -> list[tuple[bytes, dict[bytes, bytes]]] | None:
+        """The entries from `cursor` on, waiting up to `block` s for some; None when Redis fails."""
+        try:
+            position = {keys.events_key(self.stream_id): keys.entry_id(cursor - 1)}
+            found = self._link.blocking.xread(position, count=PAGE, block=max(1, int(block * 1000)))
+        except redis.RedisError as error:
+            log.warning("store_read_failed", extra={"error_type": type(error).__name__})
+            return None
         return found[0][1] if found else []
 
-    def _still_there(self) -> bool:
-        """Whether the stream still exists; ends it as lost when its owner's lease has lapsed.
-        Also tells the owner (`seen`) that someone follows it."""
-        pipe = self._link.commands.pipeline(transaction=False)
-        pipe.hget(keys.meta_key(self.stream_id), "state")
-        pipe.exists(keys.lease_key(self.owner))
-        state, owner_alive = pipe.execute()
-        if state is None:
+    def _healthy(self) -> bool:
+        """Whether the stream can go on being followed: it is in Redis and its owner is there, or
+        it has ended. Ends it as lost when its owner is gone; tells the owner (`seen`) that
+        someone follows it. False when Redis fails or lost the stream."""
+        try:
+            state = self._link.commands.hget(keys.meta_key(self.stream_id), "state")
+            if state is not None and state != b"live":
+                return True  # ended: the terminal entry is on its way to this follower
+            _, gone = self._link.gone([self.owner])
+            if state is None:
+                return False  # lost by Redis: its owner writes it again, if it is there
+            if self.owner in gone:
+                end_if_owner_gone(self._link, self.stream_id, self._meta)
+            else:
+                self._link.mark(self.stream_id, "seen", int(time.time()))
+        except redis.RedisError as error:
+            log.warning("store_read_failed", extra={"error_type": type(error).__name__})
             return False
-        if state == b"live" and not owner_alive:
-            end_if_owner_gone(self._link, self.stream_id, self._meta)
-        elif state == b"live":  # (never on an expired hash: that would make a key with no TTL)
-            self._link.commands.hset(keys.meta_key(self.stream_id), "seen", int(time.time()))
         return True
+
+    def _interruption(self, last_id: int, seconds: float) -> bytes:
+        """The id-less error that ends this response when Redis stays out of reach."""
+        log.warning("follower_interrupted", extra={"last_event_id": last_id, "seconds": round(seconds, 1)})
+        detail = f"Redis did not serve this reply for {seconds:.0f} s; its generation may go on."
+        action = f"Resume after event {last_id} in a few seconds: the reply continues where it left off."
+        error = ApiError("store_unavailable", detail, action=action)
+        return self.wire.interrupted(last_id, error)
 
     def stop(self, wait_seconds: float) -> bool:
         """Ask the owner to stop the generation and wait up to `wait_seconds` for the stream to
         end; False when it ended otherwise (it had ended, or ended on its own meanwhile)."""
-        meta = keys.meta_key(self.stream_id)
         with store_errors("stopping the stream"):
-            if self._link.commands.hget(meta, "state") != b"live":
+            if not self._link.mark(self.stream_id, "stop", 1):
                 self._refresh()
                 return False
-            pipe = self._link.commands.pipeline(transaction=False)
-            pipe.hset(meta, "stop", 1)
-            pipe.publish(keys.stop_channel(self.owner), self.stream_id)
-            pipe.execute()
+            self._link.commands.publish(keys.stop_channel(self.owner), self.stream_id)
             deadline = time.monotonic() + wait_seconds
             while time.monotonic() < deadline and not self._refresh():
-                if not self._link.commands.exists(keys.lease_key(self.owner)):
+                if self.owner in self._link.gone([self.owner])[1]:
                     end_if_owner_gone(self._link, self.stream_id, self._meta)
                 gevent.sleep(STOP_POLL_SECONDS)
         return not self.finished or self._ending == b"cancelled"
@@ -180,29 +199,27 @@ def _frames(entries: list[tuple[bytes, dict[bytes, bytes]]], wire: Wire) -> tupl
 
 
 def end_if_owner_gone(link: Link, stream_id: str, meta: dict[bytes, bytes]) -> bool:
-    """End a live stream (`meta`: its hash) whose owner's lease has lapsed with one terminal
-    generation_lost error; True when this call ended it (exactly one caller in the cluster does)."""
+    """End a live stream (`meta`: its hash) whose owner is gone with one terminal generation_lost
+    error; True when this call ended it (exactly one caller in the cluster does: the ending is
+    written only if the newest entry is still the one read)."""
     owner = meta.get(b"owner", b"").decode()
-    created = float(meta.get(b"created", b"0"))
     wire = wire_of(stream_id, meta)
     error = ApiError("generation_lost", "The worker generating this reply stopped renewing its lease.")
     for _ in range(3):  # the owner may have written its last entries meanwhile: read again
         entries = link.commands.xrange(keys.events_key(stream_id))
         chunks = [fields[b"c"].decode("utf-8", "replace") for _, fields in entries if b"c" in fields]
         last = keys.event_id(entries[-1][0]) if entries else -1
-        duration_ms = round(max(0.0, time.time() - created) * 1000, 1)
+        duration_ms = round(max(0.0, time.time() - float(meta.get(b"created", b"0"))) * 1000, 1)
         outcome = Outcome("", len(chunks), Usage(0, 0, estimated=True), duration_ms, None, error=error)
         frames: list[object] = [0, "h", wire.priming()] if last < 0 else []
-        ending = wire.terminal(len(chunks), sum(map(len, chunks)), outcome)
-        frames += (max(last, 0) + 1, "t", ending)
-        args = [stream_id, link.live_ttl_ms, link.done_ttl_ms, "generation_lost", last, *keys.NOT_CREATING, *frames]
-        result = link.scripts.run("write", [*_stream_keys(stream_id), keys.lease_key(owner)], args)
-        if result != -3:
-            if result == 1:
+        frames += (max(last, 0) + 1, "t", wire.terminal(len(chunks), sum(map(len, chunks)), outcome))
+        identity = (owner, "", "", "", "", "")
+        args = [link.live_ttl_ms, link.done_ttl_ms, "generation_lost", "0", last, *identity, *frames]
+        status, _ = link.scripts.run(link.commands, "end", keys.stream_keys(stream_id), args)
+        if status != b"moved":
+            ended = status == b"ok"
+            if ended:
                 log.warning("generation_lost", extra={"stream_id": stream_id, "owner": owner, "chunks": len(chunks)})
-            return result == 1
+            link.commands.hdel(keys.LIVE_KEY, stream_id)
+            return ended
     return False
-
-
-def _stream_keys(stream_id: str) -> list[str]:
-    return [keys.meta_key(stream_id), keys.events_key(stream_id), keys.LIVE_KEY]

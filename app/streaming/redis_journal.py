@@ -1,92 +1,99 @@
 """The Redis store's journal: a worker's new frames go to Redis in batches, ahead of any client.
 
 A producer only marks its stream dirty (no I/O per token). One writer greenlet per worker sends
-batches, each one script call per dirty stream with all of its new entries, on a connection of
-its own (`RedisPipe`), and only then publishes the frames to the streams' followers on this
-worker. So whatever a client has seen was sent to Redis first, and a resume on any worker
-continues exactly where it left off. The replies are read together, without a wake-up of their
-own: at the next send once the oldest is ACK_SECONDS old, after ACK_IDLE_SECONDS without a send,
-or at once when a new stream awaits its registration (the cluster-wide MAX_STREAMS), which its
-first batch makes in parallel with its upstream request.
+batches, one script call per dirty stream with all of its new entries, and only then publishes
+the frames to the streams' followers on this worker. So whatever a client has seen was sent to
+Redis first, and a resume on any worker continues exactly where it left off. The replies are
+read together, without a wake-up of their own: at the next send once the oldest is ACK_SECONDS
+old, after ACK_IDLE_SECONDS without a send, or at once when a new stream awaits its admission
+(the cluster-wide MAX_STREAMS), which goes out ahead of its first frames.
 
-Frames written while the writer is busy (sending, or reading replies that are due) go out
-together in its next batch. Under load (the last batch held several streams) a batch also
-gathers for up to FLUSH_WINDOW_SECONDS, except for a stream's first frames and its ending.
-
-When Redis fails, the store ends this worker's live streams with store_unavailable; followers
-here still get every frame and the ending at once, and the journal keeps retrying, so that
-once Redis is back, resumes anywhere see the same stream.
+What Redis answers decides what happens next, and no answer is taken for another:
+- its hash is gone (Redis lost the key: evicted, restarted empty, failed over): the stream is
+  written again from its first frame, and counted again among the live ones;
+- an earlier batch is missing (a failed send, a failover that lost writes): written again from
+  the newest entry Redis holds;
+- it was ended by another worker (this worker's lease had lapsed): generation_lost;
+- Redis fails or refuses writes (out of memory): the journal retries; frames wait meanwhile.
+  After the outage grace (REDIS_OUTAGE_SECONDS) the store ends its live streams with
+  store_unavailable and frames are published at once; once Redis is back the journal writes
+  them all, so resumes anywhere see what the clients here saw.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from typing import Any
 
 import gevent
 import redis
 
 from ..logs import log_greenlet_failure
 from ..server.scheduling import RestartableTimer, Wakeup
-from . import redis_link
-from .redis_link import Scripts
-from .redis_pipe import RedisPipe
+from .redis_batch import Batch, Call
+from .redis_health import Health
+from .redis_ledger import Ledger
+from .redis_scripts import Scripts
 from .stream import Stream
 
 log = logging.getLogger("chatwait.journal")
 
-RETRY_FIRST_SECONDS = 0.2
-RETRY_MAX_SECONDS = 2.0
 FLUSH_WINDOW_SECONDS = 0.001
 GATHER_FROM_STREAMS = 2  # a batch of at least this many streams: the next one gathers for the window
 MAX_IN_FLIGHT = 64  # batches sent whose replies are not read yet
 ACK_SECONDS = 0.05  # replies are read at the next send once their batch is this old
 ACK_IDLE_SECONDS = 0.1  # or, when nothing more is sent, this long after the batch
-Creation = tuple[int, str, str, str, int, str, str]  # MAX_STREAMS, owner, correlation id, model, created,
-# wire format, client
-Call = tuple[Stream, int, int]  # a stream, and the frames a batch writes: first .. end - 1
+# Errors after which a batch is simply sent again: the cluster's slot map changed under it.
+_REDIRECTS = (redis.exceptions.MovedError, redis.exceptions.AskError, redis.exceptions.TryAgainError)
+
+
+class Owner:
+    """What the journal needs to know of the store it writes for, and tells it."""
+
+    worker_id: str
+    max_streams: int
+    outage_seconds: float
+
+    def outage(self) -> None:
+        """Redis has been failing for the outage grace: end the live streams."""
+
+    def lost(self, stream: Stream, refused: bool) -> None:
+        """Redis refused `stream`: the cluster was full (`refused`), or another worker ended it."""
+
+    def keys_lost(self) -> None:
+        """Redis lost keys (its scripts are gone: a restart, a failover): check every stream."""
 
 
 class RedisJournal:
-    """Writes streams' frames to Redis in batches; publishes them to local followers once written."""
+    """Writes streams' frames to Redis in batches; publishes them to local followers once sent."""
 
-    def __init__(
-        self,
-        client: redis.Redis,
-        scripts: Scripts,
-        ttls_ms: tuple[int, int],
-        on_failure: Callable[[], None],
-        on_lost: Callable[[Stream, bool], None],
-    ) -> None:
-        self._pipe = RedisPipe(client, self._confirmed, self._broken)
+    def __init__(self, pipe: Any, scripts: Scripts, ttls_ms: tuple[int, int], owner: Owner) -> None:
+        self._pipe = pipe
+        pipe.bind(self._confirmed, self._broken)
         self._scripts = scripts
-        self._live_ttl_ms, self._done_ttl_ms = ttls_ms
-        self._on_failure = on_failure  # Redis failed while healthy: the store ends its live streams
-        self._on_lost = on_lost  # Redis refused a stream: (stream, True) over MAX_STREAMS, else no longer live
-        self._dirty: dict[str, Stream] = {}
-        self._creating: dict[str, Creation] = {}
+        self._batch = Batch(scripts, *ttls_ms, owner.worker_id, owner.max_streams)
+        self._owner = owner
+        self._ledger = Ledger()
         self._urgent = False
-        self._durable: dict[str, int] = {}  # frames in Redis, per stream with frames still to write
-        self._sent: dict[str, int] = {}  # frames sent, per stream with a batch in flight
         self._wakeup = Wakeup()
         self._writer: gevent.Greenlet | None = None
-        self._delay = RETRY_FIRST_SECONDS
-        self._retry_at = 0.0  # after a failure, the next send waits until then
-        self._awaited = 0  # new streams whose admission waits for their registration's reply
+        self.health = Health(owner.outage_seconds, owner.outage)
+        self._awaited = 0  # new streams whose POST waits for their admission
         self._ack_now = False  # the replies' timer fired: read them
         self._ack_timer: RestartableTimer | None = None
-        self.healthy = True
 
-    def create(self, stream: Stream, creation: Creation) -> None:
-        """Register `stream` in Redis with its first batch."""
-        self._creating[stream.stream_id] = creation
+    def create(self, stream: Stream) -> None:
+        """Register a new stream: admitted first (MAX_STREAMS), then written from its first frame."""
+        self._ledger.create(stream)
+        self._urgent = True
+        self._wakeup.notify()
 
     def written(self, stream: Stream) -> None:
-        """A stream has new frames: write them with the next batch (at once while Redis is down)."""
-        idle = not self._dirty
-        self._dirty[stream.stream_id] = stream
-        if not self.healthy:
+        """A stream has new frames: write them with the next batch (published at once when degraded)."""
+        idle = not self._ledger.dirty
+        self._ledger.dirty[stream.stream_id] = stream
+        if self.health.degraded:
             stream.publish(stream.written)
         if stream.written <= 2 or stream.ended:  # the priming frame, the first token, the end
             self._urgent = True
@@ -94,36 +101,38 @@ class RedisJournal:
         elif idle:
             self._wakeup.notify()
 
+    def rewrite(self, stream: Stream) -> None:
+        """Redis lost `stream`: write it again from its first frame (counted again if live)."""
+        if self._ledger.rewrite(stream):
+            log.warning("store_stream_rewritten", extra={"stream_id": stream.stream_id, "frames": stream.written})
+            self.written(stream)
+
     def forget(self, stream: Stream) -> None:
         """Write nothing more of `stream` (it was deleted)."""
-        sid = stream.stream_id
-        for pending in (self._dirty, self._creating, self._durable, self._sent):
-            pending.pop(sid, None)
+        self._ledger.forget(stream)
 
-    def registering(self, stream: Stream) -> bool:
-        """Whether Redis has yet to answer `stream`'s registration."""
-        return stream.stream_id in self._creating
+    def admitting(self, stream: Stream) -> bool:
+        """Whether Redis has yet to admit `stream`."""
+        return stream.stream_id in self._ledger.admitting
 
-    def await_registration(self, stream: Stream, seconds: float) -> None:
-        """Wait, at most `seconds`, until Redis has answered `stream`'s registration (or failed)."""
+    def await_admission(self, stream: Stream, seconds: float) -> None:
+        """Wait, at most `seconds`, until Redis has answered `stream`'s admission (or fails)."""
         deadline = time.monotonic() + seconds
         self._awaited += 1
         self._wakeup.notify()
         try:
-            while self.registering(stream) and self.healthy and time.monotonic() < deadline:
+            while self.admitting(stream) and self.health.healthy and time.monotonic() < deadline:
                 stream.wait(max(0.0, deadline - time.monotonic()))
         finally:
             self._awaited -= 1
 
     def durable(self, stream: Stream) -> bool:
         """Whether Redis has confirmed every frame written to `stream`."""
-        sid = stream.stream_id
-        confirmed = self._durable.get(sid, stream.written)  # absent once the ending is confirmed
-        return sid not in self._dirty and sid not in self._sent and confirmed >= stream.written
+        return self._ledger.durable(stream)
 
     def idle(self) -> bool:
         """Whether nothing is waiting to be written or confirmed."""
-        return not self._dirty and not self._durable and not self._sent and not self._pipe.in_flight
+        return self._ledger.idle() and not self._pipe.in_flight
 
     def start(self) -> None:
         """Start the writer greenlet."""
@@ -145,25 +154,25 @@ class RedisJournal:
     def _run(self) -> None:
         gather = False
         while True:
-            while not self._dirty and not self._replies_due():
+            while not self._ledger.has_work() and not self._replies_due():
                 self._wakeup.wait()
             if self._replies_due():
                 self._receive()
-            if not self._dirty:
+            if not self._ledger.has_work():
                 continue
-            pause = self._retry_at - time.monotonic()
+            pause = self.health.retry_at - time.monotonic()
             if pause > 0:
                 gevent.sleep(pause)
                 continue
             if gather and not self._urgent:
                 with gevent.Timeout(FLUSH_WINDOW_SECONDS, False):  # gather; an urgent write ends it
                     self._wakeup.wait()
-            batch = self.take()
-            gather = len(batch) >= GATHER_FROM_STREAMS  # busy: worth a window for the next batch
-            self._send(batch)
+            calls = self.take()
+            gather = len(calls) >= GATHER_FROM_STREAMS  # busy: worth a window for the next batch
+            self._send(calls)
 
     def _replies_due(self) -> bool:
-        """Whether to read the replies in flight now: a registration is awaited, MAX_IN_FLIGHT
+        """Whether to read the replies in flight now: an admission is awaited, MAX_IN_FLIGHT
         batches are out, or the oldest was sent ACK_SECONDS ago."""
         in_flight = self._pipe.in_flight
         if not in_flight:
@@ -183,115 +192,100 @@ class RedisJournal:
         self._ack_now = True
         self._wakeup.notify()
 
-    def take(self) -> dict[str, Stream]:
-        """The streams with frames to send, as the next batch."""
+    def take(self) -> list[Call]:
+        """The next batch's calls (see Ledger.take)."""
         self._urgent = False
-        batch, self._dirty = self._dirty, {}
-        return batch
+        return self._ledger.take()
 
-    def _send(self, batch: dict[str, Stream]) -> None:
-        """Send `batch` in one write, each stream from the first frame not yet sent."""
-        calls: list[Call] = []
-        for stream in batch.values():
-            first = self._sent.get(stream.stream_id, self._durable.get(stream.stream_id, 0))
-            if stream.written > first:
-                calls.append((stream, first, stream.written))
-        if not calls:
+    def _send(self, calls: list[Call]) -> None:
+        """Send `calls` in one write, then publish the frames sent to this worker's followers."""
+        commands: list[tuple[object, ...]] = []
+        context: list[Call] = []
+        for call in calls:
+            for command, part in self._batch.commands(call, *self._ledger.flags(call)):
+                commands.append(command)
+                context.append(part)
+        if not commands:
             return
-        commands = [self._scripts.command("write", _keys(s.stream_id), self._args(s, a, b)) for s, a, b in calls]
+        self._ledger.sending(calls)
         try:
-            self._pipe.send(commands, calls)
+            self._pipe.send(commands, context)
         except redis.RedisError as error:
-            self._requeue(calls)
+            self._ledger.requeue(calls)
             self._failed(error)
             return
         if self._pipe.in_flight == 1 and self._ack_timer is not None:
             self._ack_timer.again(self._ack_due)
-        for stream, _, end in calls:
-            self._sent[stream.stream_id] = end
-            if end > stream.visible and self.healthy:
+        for kind, stream, _, end in calls:
+            if kind == "write" and end > stream.visible:
                 stream.publish(end)
 
-    def _confirmed(self, context: object, results: list[object]) -> None:
+    def _confirmed(self, context: list[Call], results: list[object]) -> None:
         """A batch's replies: what Redis now holds; what it refused goes again or ends the stream."""
-        calls: list[Call] = context  # type: ignore[assignment]
         again: list[Call] = []
         errors: list[Exception] = []
-        for call, result in zip(calls, results, strict=True):
-            if isinstance(result, Exception) or result == -5:  # -5: an earlier batch failed
+        for call, result in zip(context, results, strict=True):
+            if isinstance(result, Exception):
                 again.append(call)
-                errors += [result] if isinstance(result, Exception) else []
-            else:
-                self._written_to_redis(call[0], call[2], result)
-        self._requeue(again)
-        if any(isinstance(r, redis.exceptions.NoScriptError) for r in errors):
-            self._reload_scripts()  # Redis restarted empty
-        elif errors:
-            self._failed(errors[0])
-        if not again:
-            self._delay = RETRY_FIRST_SECONDS
-            if not self.healthy:
-                self.healthy = True
-                log.info("store_recovered")
+                errors.append(result)
+            elif call[0] == "admit":
+                self._admitted(call[1], result == 1)
+            elif call[0] == "write":
+                again += self._written(call, result)
+        self._ledger.requeue(again)
+        self._after(errors)
 
-    def _broken(self, contexts: list[object], error: Exception) -> None:
+    def _after(self, errors: list[Exception]) -> None:
+        """Sort a batch's failures: scripts Redis lost, the slot map changing, or an outage."""
+        if any(isinstance(error, redis.exceptions.NoScriptError) for error in errors):
+            self._reload_scripts()  # Redis restarted or failed over: maybe without our keys
+            self._owner.keys_lost()
+        failures = [e for e in errors if not isinstance(e, (redis.exceptions.NoScriptError, *_REDIRECTS))]
+        if failures:
+            self._failed(failures[0])
+        elif not errors:
+            self.health.recovered()
+
+    def _admitted(self, stream: Stream, admitted: bool) -> None:
+        answer = self._ledger.admitted(stream, admitted)
+        if answer is None:
+            return
+        if not answer:
+            self._owner.lost(stream, True)
+        elif stream.written:
+            self._wakeup.notify()
+        stream.publish(stream.visible)  # wakes the POST waiting for the admission
+
+    def _written(self, call: Call, result: Any) -> list[Call]:
+        """What one write's answer means: the calls to send again."""
+        stream = call[1]
+        status = self._ledger.booked(call, result)
+        if status == "again":
+            return [call]
+        if status == "missing":
+            self.rewrite(stream)
+        elif status == "ended":  # another worker ended it: this worker's lease had lapsed
+            self._ledger.forget(stream)
+            self._owner.lost(stream, False)
+            stream.publish(stream.written)
+        return []
+
+    def _broken(self, contexts: list[list[Call]], error: Exception) -> None:
         """The connection failed with these batches in flight: send their streams again."""
-        for calls in contexts:
-            self._requeue(calls)  # type: ignore[arg-type]
+        for context in contexts:
+            self._ledger.requeue(context)
         self._failed(error)
 
-    def _requeue(self, calls: Iterable[Call]) -> None:
-        """Write these streams again with the next batch, from their first frame not in Redis."""
-        for stream, _, _ in calls:
-            self._sent.pop(stream.stream_id, None)
-            self._dirty.setdefault(stream.stream_id, stream)
-
-    def _args(self, stream: Stream, first: int, end: int) -> list[object]:
-        final = (stream.ending or "ended") if stream.ended and end == stream.written else "0"
-        creation = redis_link.NOT_CREATING
-        if first == 0:
-            creation = self._creating.get(stream.stream_id, creation)
-        args: list[object] = [stream.stream_id, self._live_ttl_ms, self._done_ttl_ms, final, "", *creation]
-        for event_id, frame, text in stream.entries(first, end):
-            field = "c" if frame is None else ("h" if event_id == 0 else "t")
-            args += (event_id, field, text if frame is None else frame)
-        return args
-
-    def _written_to_redis(self, stream: Stream, end: int, result: object) -> None:
-        sid = stream.stream_id
-        registered = self._creating.pop(sid, None) is not None
-        if self._sent.get(sid) == end:
-            del self._sent[sid]
-        if result in (-1, -4):  # no longer live; or never admitted, the cluster being full
-            self._durable.pop(sid, None)
-            self._dirty.pop(sid, None)
-            self._sent.pop(sid, None)
-            self._on_lost(stream, result == -4)
-            stream.publish(stream.written)  # its followers here get its ending; admission learns
-            return
-        if stream.ended and end == stream.written:
-            self._durable.pop(sid, None)
-        elif end > self._durable.get(sid, 0):
-            self._durable[sid] = end
-        if registered:
-            stream.publish(stream.visible)  # wakes the admission waiting for it
-
     def _failed(self, error: Exception) -> None:
-        log.warning("store_write_failed", extra={"error_type": type(error).__name__, "healthy": self.healthy})
-        self._retry_at = time.monotonic() + self._delay
-        self._delay = min(RETRY_MAX_SECONDS, self._delay * 2)
-        if self.healthy:
-            self.healthy = False
-            for stream in self._dirty.values():
+        for stream in self._ledger.admitting.values():
+            stream.publish(stream.visible)  # a POST waiting for its admission learns of the failure
+        if self.health.failed(error):
+            for stream in self._ledger.dirty.values():
                 stream.publish(stream.written)
-            self._on_failure()
+            self._owner.outage()
 
     def _reload_scripts(self) -> None:
         try:
             self._scripts.load()
         except redis.RedisError as error:
             self._failed(error)
-
-
-def _keys(stream_id: str) -> list[str]:
-    return [redis_link.meta_key(stream_id), redis_link.events_key(stream_id), redis_link.LIVE_KEY]

@@ -1,9 +1,13 @@
 """What a worker does as the owner of its streams in the Redis store, in two greenlets.
 
-- Every second it renews its lease (`owner:<id>`, LEASE_SECONDS); every few seconds it expires
-  its own streams and ends the streams of owners whose lease lapsed (`generation_lost`).
+- Every second it renews its lease (in the `owners` hash, by Redis's clock); every few seconds
+  it expires its own streams, ends the streams of owners that are gone (`generation_lost`), and
+  keeps the cluster's count of live streams true for its own. Every CHECK_SECONDS (at once when
+  Redis has lost its scripts: a restart, a failover) it checks that Redis still holds each of
+  its streams, and writes again those Redis lost.
 - It listens on its stop channel: a DELETE served by another worker publishes the stream id
-  there (and sets `stop` in the stream's hash, read again after a reconnect).
+  there (and sets `stop` in the stream's hash, read again after a reconnect); `forget:<id>`
+  drops a stream deleted elsewhere.
 """
 
 from __future__ import annotations
@@ -19,14 +23,14 @@ import redis
 from ..logs import log_greenlet_failure
 from . import redis_link as keys
 from .redis_follow import end_if_owner_gone
+from .redis_journal import RedisJournal
 from .redis_link import Link
 from .stream import Stream
 
 log = logging.getLogger("chatwait.owner")
 
-LEASE_SECONDS = 3.0  # followers declare a stream lost this long after its owner's last renewal
-RENEW_SECONDS = 1.0
 SWEEP_SECONDS = 2.0
+CHECK_SECONDS = 10.0  # how often Redis is asked whether it still holds this worker's streams
 LISTEN_SECONDS = 1.0
 RECONNECT_MAX_SECONDS = 2.0
 
@@ -37,12 +41,23 @@ Forget = Callable[[str], None]
 class OwnerDuties:
     """The lease, the stop listener and the periodic sweeps of one worker."""
 
-    def __init__(self, link: Link, local: dict[str, Stream], reap: Reaper, ttl_seconds: float, forget: Forget) -> None:
+    def __init__(
+        self,
+        link: Link,
+        local: dict[str, Stream],
+        journal: RedisJournal,
+        reap: Reaper,
+        forget: Forget,
+        ttl_seconds: float,
+    ) -> None:
         self._link = link
         self._local = local
+        self._journal = journal
         self._reap = reap
         self._forget = forget
         self._sweep_every = min(SWEEP_SECONDS, ttl_seconds / 4)
+        self._checked = time.monotonic()
+        self._renewed = False  # renewed once: a lease found gone afterwards means Redis lost it
         self._greenlets: list[gevent.Greenlet] = []
 
     def start(self) -> None:
@@ -59,22 +74,39 @@ class OwnerDuties:
             greenlet.kill(block=False)
         self._greenlets.clear()
         with contextlib.suppress(redis.RedisError):  # else it lapses by itself
-            self._link.commands.delete(keys.lease_key(self._link.worker))
+            self._link.commands.hset(keys.OWNERS_KEY, self._link.worker, 0)
+
+    def check_soon(self) -> None:
+        """Redis may have lost keys: check this worker's streams at the next sweep."""
+        self._checked = 0.0
 
     def renew(self) -> None:
-        """Take or renew this worker's lease now."""
-        self._link.commands.set(keys.lease_key(self._link.worker), 1, px=int(LEASE_SECONDS * 1000))
+        """Take or renew this worker's lease now (a few bytes: allowed when memory is full)."""
+        args = [self._link.worker, int(keys.LEASE_SECONDS * 1000), int(self._renewed)]
+        renewal = self._link.scripts.command("renew", [keys.OWNERS_KEY], args)
+        try:
+            lost = self._link.commands.execute_command(*renewal)
+        except redis.exceptions.NoScriptError:
+            self._link.scripts.load()  # Redis restarted, or failed over: its keys may be gone too
+            self.check_soon()
+            lost = self._link.commands.execute_command(*renewal)
+        if lost:
+            self.check_soon()  # Redis lost this worker's lease: and its streams?
+        self._renewed = True
 
     def _keep_lease(self) -> None:
         swept = time.monotonic()
         while True:
-            gevent.sleep(RENEW_SECONDS)
+            gevent.sleep(keys.RENEW_SECONDS)
             try:
                 self.renew()
                 if time.monotonic() - swept >= self._sweep_every:
                     swept = time.monotonic()
                     self._reap(self._last_seen)
                     self.end_orphans()
+                if time.monotonic() - self._checked >= CHECK_SECONDS:
+                    self._checked = time.monotonic()
+                    self.check_streams()
             except redis.RedisError as error:
                 log.warning("store_lease_failed", extra={"error_type": type(error).__name__})
 
@@ -86,23 +118,47 @@ class OwnerDuties:
         return {sid: float(seen) for sid, seen in zip(stream_ids, pipe.execute(), strict=True) if seen}
 
     def end_orphans(self) -> int:
-        """End the live streams of every owner whose lease lapsed; how many this call ended."""
-        owners = {
-            sid.decode(): owner.decode()
-            for sid, owner in self._link.commands.hgetall(keys.LIVE_KEY).items()
-            if owner.decode() != self._link.worker
-        }
-        distinct = sorted(set(owners.values()))
-        pipe = self._link.commands.pipeline(transaction=False)
-        for owner in distinct:
-            pipe.exists(keys.lease_key(owner))
-        dead = {owner for owner, alive in zip(distinct, pipe.execute(), strict=True) if not alive}
+        """End the live streams of every owner that is gone, and keep the count of live streams
+        true for this worker's; how many streams this call ended."""
+        live = {sid.decode(): owner.decode() for sid, owner in self._link.commands.hgetall(keys.LIVE_KEY).items()}
+        self._count_own(live)
+        others = sorted({owner for owner in live.values() if owner != self._link.worker})
+        if not others:
+            return 0
+        _, gone = self._link.gone(others)
         ended = 0
-        for stream_id, owner in owners.items():
-            if owner in dead:
+        for stream_id, owner in live.items():
+            if owner in gone:
                 meta = self._link.commands.hgetall(keys.meta_key(stream_id))
                 ended += end_if_owner_gone(self._link, stream_id, meta or {b"owner": owner.encode()})
         return ended
+
+    def _count_own(self, live: dict[str, str]) -> None:
+        """Count this worker's live streams in `live` (Redis may have lost it), and only those."""
+        admitting = self._journal.admitting
+        own = {sid for sid, stream in self._local.items() if not stream.finished and not admitting(stream)}
+        counted = {sid for sid, owner in live.items() if owner == self._link.worker}
+        if own == counted:
+            return
+        pipe = self._link.commands.pipeline(transaction=False)
+        for sid in counted - own:
+            pipe.hdel(keys.LIVE_KEY, sid)
+        for sid in own - counted:
+            pipe.hset(keys.LIVE_KEY, sid, self._link.worker)
+        pipe.execute()
+
+    def check_streams(self) -> int:
+        """Write again every stream of this worker whose keys Redis lost; how many."""
+        streams = list(self._local.values())
+        if not streams:
+            return 0
+        pipe = self._link.commands.pipeline(transaction=False)
+        for stream in streams:
+            pipe.exists(keys.meta_key(stream.stream_id))
+        lost = [stream for stream, held in zip(streams, pipe.execute(), strict=True) if not held]
+        for stream in lost:
+            self._journal.rewrite(stream)
+        return len(lost)
 
     def _listen(self) -> None:
         delay = 0.1

@@ -1,14 +1,16 @@
-"""The Redis stream store (STREAM_STORE=redis): any worker of any instance serves any stream.
+"""The Redis store (STREAM_STORE=redis): any worker of any instance serves any stream.
 
 A stream's producer runs on the worker that started it (its owner) and writes through the
-journal; followers there read the same frames from memory once they are in Redis, followers
-elsewhere read them from Redis (`RemoteStream`). The owner holds a lease it renews every second
-and listens for stops on its channel (`OwnerDuties`). MAX_STREAMS bounds live streams across the
-cluster; finished streams expire STREAM_TTL_SECONDS after they end.
+journal; followers there read the same frames from memory once they are sent to Redis,
+followers elsewhere read them from Redis (`RemoteStream`). The owner holds a lease it renews
+every second and listens for stops on its channel (`OwnerDuties`). MAX_STREAMS bounds live
+streams across the cluster; finished streams expire STREAM_TTL_SECONDS after they end.
+Redis may be one server, a primary found through Sentinel, or a Cluster (`redis_connect`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -22,10 +24,13 @@ from . import producer
 from . import redis_link as keys
 from .abandon import Abandon
 from .abandon import cancel as cancel_abandoned
+from .redis_connect import StoreUnusable, Topology, connect, problems
 from .redis_follow import RemoteStream
 from .redis_journal import RedisJournal
-from .redis_link import Link, Scripts, store_errors
+from .redis_link import Link, store_errors
 from .redis_owner import OwnerDuties
+from .redis_pipe import ClusterPipe, RedisPipe
+from .redis_scripts import Scripts
 from .store import STOPPING_DETAIL, StreamStore, restarting
 from .stream import Stream, StreamCancelled
 from .view import StreamView
@@ -36,81 +41,119 @@ log = logging.getLogger("chatwait.store")
 LIVE_MARGIN_SECONDS = 600  # a live stream's keys outlive MAX_STREAM_SECONDS by this much, in case all crash
 CLOSE_FLUSH_SECONDS = 2.0
 ADMIT_SECONDS = keys.COMMAND_TIMEOUT_SECONDS + 1.0
+READY_PROBE_MS = 5000
 
 
-class StoreUnreachable(RuntimeError):
-    """Redis did not answer at start-up; the message says where and what to do."""
+@dataclasses.dataclass(frozen=True)
+class RedisSettings:
+    """What the Redis store is given: where Redis is, the bounds and the lifetimes of streams."""
+
+    topology: Topology
+    max_streams: int
+    ttl_seconds: float
+    max_stream_seconds: float
+    outage_seconds: float = 10.0
 
 
 class RedisStreamStore(StreamStore):
-    """Streams shared through Redis; this worker's own live streams are also kept in memory."""
+    """Streams shared through Redis; this worker's own streams are also kept in memory."""
 
     def __init__(
         self,
-        url: str,
-        max_streams: int,
-        ttl_seconds: float,
-        max_stream_seconds: float,
+        config: RedisSettings,
         clock: Callable[[], float] = time.monotonic,
         abandon: Abandon | None = None,
     ) -> None:
-        self.max_streams = max_streams
-        self.ttl_seconds = ttl_seconds
+        self.max_streams = config.max_streams
+        self.ttl_seconds = config.ttl_seconds
+        self.outage_seconds = config.outage_seconds
         self.abandon = abandon
         self.clock = clock
         self.worker_id = random_id()[:12]
-        commands = keys.connect(url, keys.COMMAND_CONNECTIONS, keys.COMMAND_TIMEOUT_SECONDS)
-        blocking = keys.connect(url, keys.FOLLOW_CONNECTIONS, keys.COMMAND_TIMEOUT_SECONDS + 2.0)
+        self.topology = config.topology
+        commands = connect(config.topology, keys.COMMAND_CONNECTIONS, keys.COMMAND_TIMEOUT_SECONDS)
+        blocking = connect(config.topology, keys.FOLLOW_CONNECTIONS, keys.COMMAND_TIMEOUT_SECONDS + 2.0)
         scripts = Scripts(commands)
-        live_ttl_ms = int((max_stream_seconds + ttl_seconds + LIVE_MARGIN_SECONDS) * 1000)
-        self.link = Link(commands, blocking, scripts, self.worker_id, live_ttl_ms, int(ttl_seconds * 1000))
-        try:
-            commands.ping()
-            scripts.load()
-        except redis.RedisError as error:
-            raise StoreUnreachable(
-                f"STREAM_STORE=redis, but Redis at {keys.redacted(url)} did not answer ({type(error).__name__}): "
-                "start Redis, fix REDIS_URL, or set STREAM_STORE=memory."
-            ) from None
+        live_ttl_ms = int((config.max_stream_seconds + config.ttl_seconds + LIVE_MARGIN_SECONDS) * 1000)
+        self.link = Link(commands, blocking, scripts, self.worker_id, live_ttl_ms, int(config.ttl_seconds * 1000))
+        self._check_at_start(commands, scripts)
         self._local: dict[str, Stream] = {}
         self._expired: set[str] = set()  # cancelled for want of followers: deleted once ended
         self._refused: set[str] = set()  # new streams Redis did not admit (MAX_STREAMS)
         self._accepting = True
-        self.journal = RedisJournal(
-            commands, scripts, (live_ttl_ms, self.link.done_ttl_ms), self._store_failed, self._declared_lost
+        pipe = ClusterPipe(commands) if config.topology.kind == "cluster" else RedisPipe(commands)
+        self.journal = RedisJournal(pipe, scripts, (live_ttl_ms, self.link.done_ttl_ms), self)
+        self.duties = OwnerDuties(
+            self.link, self._local, self.journal, self._reap, self._forget_local, self.ttl_seconds
         )
-        self.duties = OwnerDuties(self.link, self._local, self._reap, ttl_seconds, self._forget_local)
+
+    def _check_at_start(self, commands: object, scripts: Scripts) -> None:
+        """Refuse to start on a Redis that does not answer, is too old, or may evict our keys."""
+        where = self.topology.describe()
+        try:
+            found = problems(commands)  # type: ignore[arg-type]
+            if not found:
+                scripts.load()
+        except redis.RedisError as error:
+            raise StoreUnusable(
+                f"STREAM_STORE=redis, but {where} did not answer ({type(error).__name__}): "
+                "start Redis, fix REDIS_URL, or set STREAM_STORE=memory."
+            ) from None
+        if found:
+            raise StoreUnusable(f"STREAM_STORE=redis, but {where} cannot hold streams: " + " ".join(found))
 
     def __len__(self) -> int:
         return len(self._local)
 
+    # What the journal needs of its owner (redis_journal.Owner).
+
+    def outage(self) -> None:
+        """Redis has failed for REDIS_OUTAGE_SECONDS: end this worker's live streams."""
+        detail = f"Redis did not take this reply's events for {self.outage_seconds:g} s."
+        error = ApiError("store_unavailable", detail)
+        for stream in list(self._local.values()):
+            stream.cancel(StreamCancelled("store_unavailable", error))
+
+    def lost(self, stream: Stream, refused: bool) -> None:
+        """Redis refused the stream: the cluster was full (`admit` answers server_busy), or
+        another worker ended it as lost (this worker's lease had lapsed). Stop generating."""
+        if refused:
+            self._refused.add(stream.stream_id)
+        error = ApiError("generation_lost", "This worker's lease on the stream lapsed.")
+        stream.cancel(StreamCancelled("lost", error))
+
+    def keys_lost(self) -> None:
+        """Redis lost its scripts (a restart, a failover): check at once what else it lost."""
+        self.duties.check_soon()
+
+    # The store.
+
     def create(self, correlation_id: str, model: str, fmt: Format = NATIVE, client: str = "") -> Stream:
-        """A new stream owned by this worker, registered in Redis with its first frames (`admit`)."""
+        """A new stream owned by this worker; Redis admits it (`admit`) before its first frames."""
         if not self._accepting:
             raise ApiError("service_restarting", STOPPING_DETAIL)
-        if not self.journal.healthy:
-            raise ApiError("store_unavailable", "Redis did not answer the last writes of this worker.")
+        if not self.journal.health.healthy:
+            raise ApiError("store_unavailable", "Redis did not take the last writes of this worker.")
         stream = Stream(random_id(), correlation_id, model, self.clock(), self.journal, fmt, client)
-        registration = (self.max_streams, self.worker_id, correlation_id, model, int(stream.created), fmt.dialect)
-        self.journal.create(stream, (*registration, client))
+        self.journal.create(stream)
         self._local[stream.stream_id] = stream
         return stream
 
     def admit(self, stream: Stream) -> None:
-        """Wait until Redis has registered the new stream (sent with its priming frame);
-        server_busy when the cluster already holds MAX_STREAMS live streams, store_unavailable
-        when Redis does not answer. Meanwhile the generation has started: its upstream request
-        is not delayed by Redis."""
-        self.journal.await_registration(stream, ADMIT_SECONDS)
+        """Wait until Redis has admitted the new stream: server_busy when the cluster already
+        holds MAX_STREAMS live streams, store_unavailable when Redis does not answer. Meanwhile
+        the generation has started: its upstream request is not delayed by Redis."""
+        self.journal.await_admission(stream, ADMIT_SECONDS)
         refused = stream.stream_id in self._refused
-        if not self.journal.registering(stream) and not refused and self.journal.healthy:
+        if not self.journal.admitting(stream) and not refused and self.journal.health.healthy:
             return
         self._refused.discard(stream.stream_id)
         self._local.pop(stream.stream_id, None)
+        self.journal.forget(stream)
         producer.stop(stream, 0.0)
         if refused:
             raise ApiError("server_busy", f"The cluster holds {self.max_streams} live streams (MAX_STREAMS).")
-        raise ApiError("store_unavailable", "Redis did not register the new stream in time.")
+        raise ApiError("store_unavailable", "Redis did not admit the new stream in time.")
 
     def get(self, stream_id: str) -> StreamView:
         """This worker's own stream from memory, else the stream as Redis has it."""
@@ -124,9 +167,19 @@ class RedisStreamStore(StreamStore):
             pipe.hgetall(keys.meta_key(stream_id))
             pipe.xrevrange(keys.events_key(stream_id), count=1)
             meta, newest = pipe.execute()
-        if not meta:
-            raise ApiError("stream_not_found", "The id is unknown, or the stream ended and expired.")
-        return RemoteStream(self.link, stream_id, meta, keys.event_id(newest[0][0]) if newest else -1)
+            if not meta:
+                self._not_found()
+        last = keys.event_id(newest[0][0]) if newest else -1
+        return RemoteStream(self.link, stream_id, meta, last, self.outage_seconds)
+
+    def _not_found(self) -> None:
+        """stream_not_found; or store_unavailable while Redis has just lost its keys (their
+        owners may not have written them again yet)."""
+        age, _ = self.link.gone([])
+        if age is not None and age < keys.RECOVERY_SECONDS:
+            detail = "Redis lost its keys moments ago; their workers are writing them again."
+            raise ApiError("store_unavailable", detail, retry_after=keys.RECOVERY_SECONDS - age)
+        raise ApiError("stream_not_found", "The id is unknown, or the stream ended and expired.")
 
     def stop(self, stream: StreamView, wait_seconds: float = producer.STOP_WAIT_SECONDS) -> bool:
         """Stop a stream here, or through its owner's channel when another worker produces it."""
@@ -150,11 +203,10 @@ class RedisStreamStore(StreamStore):
         self._forget_local(stream_id)
         with store_errors("deleting the stream"):
             owner = self.link.commands.hget(keys.meta_key(stream_id), "owner")
-            pipe = self.link.commands.pipeline(transaction=False)
             if owner is not None and owner.decode() != self.worker_id:
-                pipe.publish(keys.stop_channel(owner.decode()), f"forget:{stream_id}")
-            pipe.delete(keys.meta_key(stream_id), keys.events_key(stream_id))
-            pipe.execute()
+                self.link.commands.publish(keys.stop_channel(owner.decode()), f"forget:{stream_id}")
+            self.link.commands.delete(*keys.stream_keys(stream_id))
+            self.link.commands.hdel(keys.LIVE_KEY, stream_id)
 
     def live(self) -> int:
         return sum(1 for stream in self._local.values() if not stream.finished)
@@ -183,29 +235,22 @@ class RedisStreamStore(StreamStore):
         self.journal.close()
         self.duties.close()
         for client in (self.link.commands, self.link.blocking):
-            client.connection_pool.disconnect()
+            client.close()
 
     def ready(self) -> tuple[bool, str, int]:
-        """Whether Redis answers now, how it went, and the cluster's live streams (0 if unknown)."""
+        """Whether Redis takes writes now and keeps our keys, how it went, and the cluster's
+        live streams (0 if unknown)."""
         try:
+            found = problems(self.link.commands)
+            self.link.commands.set(keys.ready_key(self.worker_id), 1, px=READY_PROBE_MS)
             live = self.link.commands.hlen(keys.LIVE_KEY)
+        except redis.exceptions.OutOfMemoryError:
+            return False, "Redis refuses writes: it is out of memory (maxmemory). Raise maxmemory or free memory.", 0
         except redis.RedisError as error:
             return False, f"Redis did not answer ({type(error).__name__}).", 0
-        return True, "Redis answers.", live
-
-    def _store_failed(self) -> None:
-        """Redis failed under the journal: end this worker's live streams with store_unavailable."""
-        error = ApiError("store_unavailable", "Redis failed while this reply was being generated.")
-        for stream in list(self._local.values()):
-            stream.cancel(StreamCancelled("store_unavailable", error))
-
-    def _declared_lost(self, stream: Stream, refused: bool) -> None:
-        """Redis refused the stream: the cluster was full (`admit` answers server_busy), or
-        another worker ended it as lost (this worker's lease had lapsed). Stop generating."""
-        if refused:
-            self._refused.add(stream.stream_id)
-        error = ApiError("generation_lost", "This worker's lease on the stream lapsed.")
-        stream.cancel(StreamCancelled("lost", error))
+        if found:
+            return False, " ".join(found), live
+        return True, "Redis answers and takes writes.", live
 
     def _reap(self, seen: Callable[[list[str]], dict[str, float]]) -> None:
         """Drop finished streams that are in Redis from memory; cancel live ones nobody followed
@@ -216,7 +261,7 @@ class RedisStreamStore(StreamStore):
                 del self._local[stream.stream_id]
                 if stream.stream_id in self._expired:  # dropped, as the memory store drops it
                     self._expired.discard(stream.stream_id)
-                    self.link.commands.delete(keys.meta_key(stream.stream_id), keys.events_key(stream.stream_id))
+                    self.link.commands.delete(*keys.stream_keys(stream.stream_id))
         idle = [
             s
             for s in self._local.values()

@@ -13,9 +13,10 @@ import dataclasses
 from typing import TYPE_CHECKING, Protocol
 
 from .openai_wire import OpenAIWire
-from .sse import SseEvent, encode_chunk
+from .sse import SseEvent, dumps, encode_chunk
 
 if TYPE_CHECKING:
+    from ..errors import ApiError
     from .relay import Outcome
 
 DIALECTS = ("chatwait", "openai")
@@ -40,6 +41,11 @@ class Wire(Protocol):
 
     def queued(self, ahead: int) -> bytes:
         """A notice without an id (never replayed): the reply waits for the model, `ahead` before it."""
+        ...
+
+    def interrupted(self, last_id: int, error: ApiError) -> bytes:
+        """The end of one response, not of the stream (no id: never replayed): `error` says why,
+        and a resume after `last_id` continues the stream."""
         ...
 
 
@@ -78,6 +84,10 @@ class ChatWaitWire:
 
     def queued(self, ahead: int) -> bytes:
         return b'event: queued\ndata: {"ahead":%d}\n\n' % ahead
+
+    def interrupted(self, last_id: int, error: ApiError) -> bytes:
+        data = {**error.body(self.correlation_id), "is_final": True, "resume_after": last_id}
+        return b"event: error\ndata: %s\n\n" % dumps(data).encode("utf-8", "replace")
 
     def terminal(self, last_chunk: int, content_length: int, outcome: Outcome) -> bytes:
         """`done`, or `error` with the catalogue's fields; both tell the last chunk and the length

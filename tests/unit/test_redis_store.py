@@ -1,7 +1,11 @@
-"""The Redis store's parts against a real redis-server: the write script, the journal, a remote
-follower and the end of a stream whose owner died."""
+"""The Redis store's parts against a real redis-server: the scripts, the journal through Redis's
+failures (down, restarted empty, out of memory, a lost batch, lost keys), a remote follower,
+the end of a stream whose owner died, and the checks at start-up and in /ready."""
 
 from __future__ import annotations
+
+import contextlib
+import time
 
 import gevent
 import pytest
@@ -9,20 +13,24 @@ import redis
 
 from app.errors import ApiError
 from app.streaming import redis_link as keys
+from app.streaming.redis_connect import StoreUnusable, Topology
 from app.streaming.redis_follow import RemoteStream, end_if_owner_gone
-from app.streaming.redis_journal import RedisJournal
-from app.streaming.redis_store import RedisStreamStore, StoreUnreachable
-from app.streaming.stream import Stream
+from app.streaming.redis_store import RedisSettings, RedisStreamStore
+from app.streaming.stream import Stream, StreamCancelled
 from load.processes import RedisServer, free_port
 
 from ..sse import parse
+
+
+def _store(url: str, max_streams: int = 3, outage_seconds: float = 10.0) -> RedisStreamStore:
+    return RedisStreamStore(RedisSettings(Topology.of(url), max_streams, 60, 60, outage_seconds))
 
 
 @pytest.fixture
 def store(redis_server: RedisServer):
     """A Redis store (one "worker") on the tests' Redis, emptied first."""
     redis.Redis.from_url(redis_server.url).flushall()
-    found = RedisStreamStore(redis_server.url, max_streams=3, ttl_seconds=60, max_stream_seconds=60)
+    found = _store(redis_server.url)
     found.journal.start()  # not the owner's greenlets: unpatched, their blocking reads would hold the test up
     found.duties.renew()
     yield found
@@ -30,7 +38,8 @@ def store(redis_server: RedisServer):
 
 
 def _write(stream: Stream, chunks: list[str], end: bytes | None = None) -> None:
-    stream.append(stream.wire.priming())
+    if not stream.written:
+        stream.append(stream.wire.priming())
     for chunk in chunks:
         stream.append_chunk(chunk)
     if end is not None:
@@ -44,6 +53,25 @@ def _settle(condition, seconds: float = 5.0) -> None:
             gevent.sleep(0.01)
 
 
+def _texts(store: RedisStreamStore, stream_id: str) -> list[bytes | None]:
+    return [f.get(b"c") for _, f in store.link.commands.xrange(keys.events_key(stream_id))]
+
+
+def _write_args(stream_id: str, frames: list[object], ending: str = "0", creating: str = "0") -> list[object]:
+    return [60000, 60000, ending, creating, "", "w", "cid", "m", 0, "chatwait", "", *frames]
+
+
+def _run(store: RedisStreamStore, name: str, stream_id: str, args: list[object]) -> tuple[str, int]:
+    status, held = store.link.scripts.run(store.link.commands, name, keys.stream_keys(stream_id), args)
+    return status.decode(), held
+
+
+def _settled(store: RedisStreamStore) -> None:
+    """As if this worker's lease had been fresh for long: it may tell other owners are gone."""
+    now_ms = int(time.time() * 1000)
+    store.link.commands.hset(keys.OWNERS_KEY, mapping={store.worker_id: now_ms, f"{store.worker_id}:since": 0})
+
+
 def test_frames_become_visible_once_sent_to_redis_and_remote_followers_get_the_same_bytes(store, redis_server) -> None:
     stream = store.create("cid-1", "m")
     _write(stream, ["Hel", "lo é \ud800", '"quoted"'], end=b"id: 4\nevent: done\ndata: {}\n\n")
@@ -51,7 +79,8 @@ def test_frames_become_visible_once_sent_to_redis_and_remote_followers_get_the_s
     _settle(lambda: stream.finished)
     local = b"".join(stream.frames(0, stream.visible))
     assert len(store.link.commands.xrange(keys.events_key(stream.stream_id))) == 5
-    other = RedisStreamStore(redis_server.url, 3, 60, 60)  # another worker
+    assert not store.link.commands.hexists(keys.LIVE_KEY, stream.stream_id), "no longer counted as live"
+    other = _store(redis_server.url)  # another worker
     try:
         remote = other.get(stream.stream_id)
         assert isinstance(remote, RemoteStream) and remote.finished and remote.last_event_id == 4
@@ -65,7 +94,7 @@ def test_a_resume_elsewhere_waits_for_an_event_still_on_its_way_to_redis(store, 
     stream = store.create("cid-6", "m")
     _write(stream, [])
     _settle(lambda: stream.visible == 1)
-    other = RedisStreamStore(redis_server.url, 3, 60, 60)  # another worker
+    other = _store(redis_server.url)  # another worker
     try:
         remote = other.get(stream.stream_id)
         assert remote.last_event_id == 0
@@ -76,21 +105,20 @@ def test_a_resume_elsewhere_waits_for_an_event_still_on_its_way_to_redis(store, 
         other.close()
 
 
-def test_a_batch_sent_again_is_not_written_twice_and_an_ended_stream_refuses_more(store) -> None:
+def test_a_batch_sent_again_is_not_written_twice_even_once_the_stream_has_ended(store) -> None:
     stream = store.create("cid-2", "m")
     _write(stream, ["a", "b"])
-    _settle(lambda: stream.visible == 3)
-    args = [stream.stream_id, 60000, 60000, "0", "", *keys.NOT_CREATING, 1, "c", b"a", 2, "c", b"b", 3, "c", b"c"]
-    stream_keys = [keys.meta_key(stream.stream_id), keys.events_key(stream.stream_id), keys.LIVE_KEY]
-    assert store.link.scripts.run("write", stream_keys, args) == 1
-    texts = [f.get(b"c") for _, f in store.link.commands.xrange(keys.events_key(stream.stream_id))]
-    assert texts == [None, b"a", b"b", b"c"], "entries 1 and 2 were skipped, 3 added"
-    store.link.commands.hset(keys.meta_key(stream.stream_id), "state", "finished")
-    assert store.link.scripts.run("write", stream_keys, [*args[:10], 4, "c", b"d"]) == -1
+    _settle(lambda: stream.visible == 3 and store.journal.durable(stream))
+    sid = stream.stream_id
+    assert _run(store, "write", sid, _write_args(sid, [1, "c", b"a", 2, "c", b"b", 3, "c", b"c"])) == ("ok", 4)
+    assert _texts(store, sid) == [None, b"a", b"b", b"c"], "entries 1 and 2 were skipped, 3 added"
+    assert _run(store, "end", sid, _write_args(sid, [4, "t", b"end"], ending="stop")) == ("ok", 5)
+    assert _run(store, "end", sid, _write_args(sid, [4, "t", b"end"], ending="stop")) == ("ok", 5), "again: held"
+    assert _run(store, "write", sid, _write_args(sid, [5, "c", b"late"])) == ("ended", 0), "nothing after the end"
 
 
 def test_the_cluster_holds_at_most_max_streams_live_ones(store) -> None:
-    """A new stream is registered with its first frames; over MAX_STREAMS live ones, refused."""
+    """A new stream is admitted before its first frames; over MAX_STREAMS live ones, refused."""
     for _ in range(3):
         stream = store.create("cid", "m")
         _write(stream, [])
@@ -99,16 +127,21 @@ def test_the_cluster_holds_at_most_max_streams_live_ones(store) -> None:
     _write(fourth, [])
     with pytest.raises(ApiError, match="server_busy"):
         store.admit(fourth)
-    assert fourth.stream_id not in store.link.commands.hgetall(keys.LIVE_KEY)
+    assert fourth.stream_id.encode() not in store.link.commands.hgetall(keys.LIVE_KEY)
+    assert not store.link.commands.exists(keys.meta_key(fourth.stream_id)), "nothing of it was written"
 
 
-def test_a_stream_whose_owner_lease_lapsed_is_ended_once_with_generation_lost(store) -> None:
+def test_a_stream_whose_owner_is_gone_is_ended_once_with_generation_lost(store) -> None:
     stream = store.create("cid-3", "m")
     _write(stream, ["one ", "two"])
-    _settle(lambda: stream.visible == 3)
+    _settle(lambda: stream.visible == 3 and store.journal.durable(stream))
     meta = store.link.commands.hgetall(keys.meta_key(stream.stream_id))
-    assert not end_if_owner_gone(store.link, stream.stream_id, meta), "the owner's lease is alive"
-    store.link.commands.delete(keys.lease_key(store.worker_id))  # the lease lapses: the owner died
+    meta[b"owner"] = b"dead-worker"
+    store.link.commands.hset(keys.meta_key(stream.stream_id), "owner", "dead-worker")
+    assert store.link.gone(["dead-worker"])[1] == set(), "no verdict before this worker's lease has settled"
+    _settled(store)
+    store.link.commands.hset(keys.OWNERS_KEY, "dead-worker", 1)  # its last renewal, long ago
+    assert store.link.gone(["dead-worker", store.worker_id])[1] == {"dead-worker"}
     assert end_if_owner_gone(store.link, stream.stream_id, meta)
     assert not end_if_owner_gone(store.link, stream.stream_id, meta), "only one caller ends it"
     entries = store.link.commands.xrange(keys.events_key(stream.stream_id))
@@ -119,72 +152,170 @@ def test_a_stream_whose_owner_lease_lapsed_is_ended_once_with_generation_lost(st
     assert not store.link.commands.hexists(keys.LIVE_KEY, stream.stream_id)
 
 
-def test_the_journal_publishes_at_once_while_redis_is_down_and_writes_once_it_is_back() -> None:
-    server = RedisServer()
-    journal = None
-    try:
-        client = keys.connect(server.url, 4, 1.0)
-        scripts = keys.Scripts(client)
-        scripts.load()
-        failures, lost = [], []
-        journal = RedisJournal(client, scripts, (60000, 60000), lambda: failures.append(1), lambda s, _: lost.append(s))
-        journal.start()
-        stream = Stream("s1", "cid", "m", 0.0, journal=journal)
-        client.hset(keys.meta_key("s1"), "state", "live")
-        _write(stream, ["x"])
-        _settle(lambda: stream.visible == 2)
-        server.stop()
-        stream.append_chunk("y")
-        _settle(lambda: failures == [1])
-        assert stream.visible == 3 and not journal.healthy, "followers here get it at once"
-        server.start()  # empty: the scripts are loaded again, and the stream, gone, counts as lost
-        _settle(lambda: lost == [stream] and journal.healthy)
-    finally:
-        if journal is not None:
-            journal.close()
-        server.stop()
-
-
-def _send_now(journal: RedisJournal) -> None:
-    """Send what is dirty as one batch now, as the writer would, without yielding."""
-    journal._send(journal.take())
+def _send_now(store: RedisStreamStore) -> None:
+    """Send what is due as one batch now, as the writer would, without yielding."""
+    store.journal._send(store.journal.take())
 
 
 def test_frames_are_published_once_sent_and_their_replies_are_read_later_in_one_go(store) -> None:
-    """Write-ahead: a frame reaches followers only after it was handed to Redis; a first token
-    goes out behind its stream's registration without waiting for that reply."""
+    """Write-ahead: a frame reaches followers only after it was handed to Redis, and only once
+    the stream was admitted; a first token goes out without waiting for the earlier reply."""
     stream = store.create("cid-4", "m")
     _write(stream, [])
-    assert stream.visible == 0, "not before it is sent"
-    _send_now(store.journal)
-    assert stream.visible == 1 and store.journal.registering(stream)
+    _send_now(store)  # the admission
+    assert stream.visible == 0 and store.journal.admitting(stream), "not before its admission"
+    store.journal._receive()
+    assert not store.journal.admitting(stream)
+    _send_now(store)
+    assert stream.visible == 1
     stream.append_chunk("first")
-    _send_now(store.journal)
+    _send_now(store)
     assert store.journal._pipe.in_flight == 2 and stream.visible == 2
     assert not store.journal._replies_due(), "young replies wait to be read together"
     _settle(lambda: not store.journal._pipe.in_flight)  # read within ACK_IDLE_SECONDS
-    assert not store.journal.registering(stream)
-    texts = [f.get(b"c") for _, f in store.link.commands.xrange(keys.events_key(stream.stream_id))]
-    assert texts == [None, b"first"]
+    assert _texts(store, stream.stream_id) == [None, b"first"]
 
 
-def test_a_batch_behind_one_that_failed_is_refused_and_the_stream_is_written_again_without_a_gap(store) -> None:
+def test_a_batch_behind_one_that_was_lost_is_written_again_from_what_redis_holds(store) -> None:
     stream = store.create("cid-5", "m")
     _write(stream, ["a"])
-    _settle(lambda: stream.visible == 2)
-    stream_keys = [keys.meta_key(stream.stream_id), keys.events_key(stream.stream_id), keys.LIVE_KEY]
-    args = [stream.stream_id, 60000, 60000, "0", "", *keys.NOT_CREATING, 3, "c", b"d"]
-    assert store.link.scripts.run("write", stream_keys, args) == -5, "entry 2 is missing: no gap is left"
+    _settle(lambda: stream.visible == 2 and store.journal.durable(stream))
+    sid = stream.stream_id
+    assert _run(store, "write", sid, _write_args(sid, [3, "c", b"d"])) == ("gap", 2), "no gap is left"
     stream.append_chunk("b")
     stream.append_chunk("c")
-    store.journal._sent[stream.stream_id] = 3  # as if frame 2 had gone out in a batch that was lost
+    store.journal._ledger._sent[sid] = 3  # as if frame 2 had gone out in a batch that was lost
+    store.journal._ledger._durable[sid] = 3
     _settle(lambda: stream.visible == 4 and store.journal.durable(stream))
-    texts = [f.get(b"c") for _, f in store.link.commands.xrange(keys.events_key(stream.stream_id))]
-    assert texts == [None, b"a", b"b", b"c"]
+    assert _texts(store, sid) == [None, b"a", b"b", b"c"]
+
+
+def test_a_stream_redis_lost_is_written_again_whole_and_counted_again(store) -> None:
+    stream = store.create("cid-7", "m")
+    _write(stream, ["a", "b"])
+    _settle(lambda: store.journal.durable(stream) and stream.visible == 3)
+    store.link.commands.delete(*keys.stream_keys(stream.stream_id), keys.LIVE_KEY)  # evicted, or Redis emptied
+    stream.append_chunk("c")  # the next write finds the hash gone
+    _settle(lambda: store.journal.durable(stream) and len(_texts(store, stream.stream_id)) == 4)
+    assert _texts(store, stream.stream_id) == [None, b"a", b"b", b"c"]
+    assert store.link.commands.hget(keys.meta_key(stream.stream_id), "state") == b"live"
+    assert store.link.commands.hget(keys.LIVE_KEY, stream.stream_id) == store.worker_id.encode()
+    assert store.link.commands.pttl(keys.events_key(stream.stream_id)) > 0, "every key keeps a TTL"
+
+
+def test_an_idle_stream_redis_lost_is_found_by_the_owners_check(store) -> None:
+    stream = store.create("cid-8", "m")
+    _write(stream, ["a"])
+    _settle(lambda: store.journal.durable(stream))
+    store.link.commands.delete(*keys.stream_keys(stream.stream_id))
+    assert store.duties.check_streams() == 1
+    _settle(lambda: store.journal.durable(stream) and len(_texts(store, stream.stream_id)) == 2)
+
+
+def test_out_of_memory_refuses_a_batch_whole_but_lets_endings_and_leases_through(store) -> None:
+    stream = store.create("cid-9", "m")
+    _write(stream, ["a"])
+    _settle(lambda: store.journal.durable(stream))
+    sid = stream.stream_id
+    used = int(store.link.commands.info("memory")["used_memory"])
+    store.link.commands.config_set("maxmemory", max(1, used // 2))
+    try:
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            _run(store, "write", sid, _write_args(sid, [2, "c", b"b"]))
+        assert _texts(store, sid) == [None, b"a"], "nothing of a refused batch was written"
+        assert _run(store, "end", sid, _write_args(sid, [2, "c", b"b", 3, "t", b"end"], ending="stop")) == ("ok", 4)
+        store.duties.renew()  # a lease is renewed however full memory is
+        assert store.ready()[0] is False and "out of memory" in store.ready()[1]
+    finally:
+        store.link.commands.config_set("maxmemory", 0)
+
+
+def test_while_redis_is_down_frames_wait_then_the_outage_ends_the_streams_and_all_is_written_later() -> None:
+    server = RedisServer()
+    found = None
+    try:
+        found = _store(server.url, outage_seconds=0.5)
+        found.journal.start()
+        stream = found.create("cid", "m")
+        _write(stream, ["x"])
+        found.admit(stream)
+        _settle(lambda: stream.visible == 2)
+        stream.producer = gevent.spawn(_generating)  # a generation that the outage ends
+        server.stop()
+        stream.append_chunk("y")  # may go out on the connection Redis had: it is written again later
+        _settle(lambda: not found.journal.health.healthy)
+        shown = stream.visible
+        stream.append_chunk("z")
+        gevent.sleep(0.2)
+        assert stream.visible == shown, "frames Redis did not take wait while it may come back"
+        _settle(lambda: found.journal.health.degraded and stream.cancelled)
+        stream.ending = "store_unavailable"
+        stream.append(b"id: 4\nevent: error\ndata: {}\n\n", final=True)
+        assert stream.visible == 5 and stream.finished, "past the grace, the ending reaches clients at once"
+        server.start()  # empty: the scripts are loaded again, and the stream is written again whole
+        _settle(lambda: found.journal.health.healthy and found.journal.durable(stream), seconds=10)
+        held = found.link.commands.xrange(keys.events_key(stream.stream_id))
+        assert [f.get(b"c") for _, f in held] == [None, b"x", b"y", b"z", None]
+        assert found.link.commands.hget(keys.meta_key(stream.stream_id), "ending") == b"store_unavailable"
+    finally:
+        if found is not None:
+            found.close()
+        server.stop()
+
+
+def _generating() -> None:
+    with contextlib.suppress(StreamCancelled):
+        gevent.sleep(60)
+
+
+def test_a_follower_elsewhere_ends_with_an_interruption_when_the_stream_is_lost_for_good(store, redis_server) -> None:
+    stream = store.create("cid-10", "m")
+    _write(stream, ["a"])
+    _settle(lambda: store.journal.durable(stream))
+    other = _store(redis_server.url)
+    try:
+        remote = other.get(stream.stream_id)
+        remote._patience = 0.5
+        store.journal.forget(stream)  # its owner will not write it again
+        store.link.commands.delete(*keys.stream_keys(stream.stream_id))
+        frames = b"".join(remote.follow(0, 0.2))
+    finally:
+        other.close()
+    events, _ = parse(frames)
+    assert [e.event for e in events if e.event != ":comment"] == ["error"]
+    assert events[-1].id is None and events[-1].data["error_code"] == "store_unavailable"
+    assert events[-1].data["resume_after"] == 0, "the client resumes after the last event it has"
+
+
+def test_an_unknown_stream_is_not_found_unless_redis_lost_its_keys_moments_ago(store) -> None:
+    with pytest.raises(ApiError, match="stream_not_found"):
+        store.get("0" * 32)
+    store.link.commands.delete(keys.OWNERS_KEY)  # Redis lost the leases: restarted empty, say
+    store.duties.renew()
+    with pytest.raises(ApiError, match="store_unavailable") as raised:
+        store.get("0" * 32)
+    assert raised.value.retry_after and raised.value.retry_after <= keys.RECOVERY_SECONDS
 
 
 def test_redis_down_at_start_up_says_where_and_what_to_do() -> None:
     url = f"redis://:secret@127.0.0.1:{free_port()}/0"
-    with pytest.raises(StoreUnreachable, match=r"Redis at redis://:\*\*\*@127.0.0.1:\d+/0 did not answer") as raised:
-        RedisStreamStore(url, 3, 60, 60)
+    with pytest.raises(StoreUnusable, match=r"Redis at redis://:\*\*\*@127.0.0.1:\d+/0 did not answer") as raised:
+        _store(url)
     assert "secret" not in str(raised.value) and "STREAM_STORE=memory" in str(raised.value)
+
+
+@pytest.mark.parametrize("policy", ["volatile-ttl", "allkeys-lru"])
+def test_a_redis_that_may_evict_keys_is_refused_at_start_up_and_fails_ready(store, redis_server, policy) -> None:
+    client = store.link.commands
+    client.config_set("maxmemory", "1gb")
+    client.config_set("maxmemory-policy", policy)
+    try:
+        with pytest.raises(StoreUnusable, match=f"maxmemory-policy {policy}") as raised:
+            _store(redis_server.url)
+        assert "noeviction" in str(raised.value) and "docs/scaling.md" in str(raised.value)
+        ok, detail, _ = store.ready()
+        assert not ok and policy in detail
+    finally:
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", 0)
+    assert store.ready()[0]

@@ -1,0 +1,167 @@
+"""How ChatWait reaches Redis: one server, a primary found through Sentinel, or a Cluster; and
+whether that Redis can hold streams (version 7 or later, a policy that never evicts our keys).
+
+Every client has bounded pools, deadlines on every wait and no retries of its own: the store's
+parts decide what to do when Redis fails. Sentinel clients find the primary again after a
+failover; Cluster clients route each key to its node and follow the slot map as it changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import urllib.parse
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
+from redis.retry import Retry
+from redis.sentinel import Sentinel, SentinelConnectionPool
+
+CONNECT_TIMEOUT_SECONDS = 1.0
+POOL_WAIT_SECONDS = 2.0  # for a free connection when a pool is at its bound
+MIN_VERSION = (7, 0)  # scripts declare their flags (allow-oom, no-writes)
+SAFE_POLICY = "noeviction"
+
+Client = redis.Redis | RedisCluster
+
+
+class StoreUnusable(RuntimeError):
+    """Redis cannot hold ChatWait's streams (unreachable, too old, or evicting); the message
+    says what was found and what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Topology:
+    """Where Redis is: `kind` is standalone, sentinel or cluster; `url` carries the credentials,
+    database and TLS of the data nodes; `sentinels` and `master` name a Sentinel-managed primary."""
+
+    kind: str
+    url: str
+    sentinels: tuple[tuple[str, int], ...] = ()
+    master: str = ""
+
+    @classmethod
+    def of(
+        cls, url: str, sentinels: tuple[tuple[str, int], ...] = (), master: str = "", cluster: bool = False
+    ) -> Topology:
+        """The topology of REDIS_URL (redis+sentinel:// and redis+cluster:// URLs included),
+        REDIS_SENTINELS with REDIS_SENTINEL_MASTER, or REDIS_CLUSTER."""
+        scheme, _, rest = url.partition("://")
+        base, _, mode = scheme.partition("+")
+        if mode == "sentinel":
+            return _sentinel_url(base, rest)
+        if mode == "cluster" or cluster:
+            return cls("cluster", f"{base}://{rest}")
+        if sentinels:
+            return cls("sentinel", url, sentinels, master)
+        return cls("standalone", url)
+
+    def describe(self) -> str:
+        """Where Redis is, for messages and logs (no password)."""
+        if self.kind == "sentinel":
+            where = ",".join(f"{host}:{port}" for host, port in self.sentinels)
+            return f"the primary {self.master!r} of the Sentinels {where}"
+        return f"the Redis {'Cluster ' if self.kind == 'cluster' else ''}at {redacted(self.url)}"
+
+
+def _sentinel_url(base: str, rest: str) -> Topology:
+    """redis+sentinel://[user:password@]host:port[,host:port...]/master[/db][?options]."""
+    credentials, _, hosts_and_path = rest.rpartition("@")
+    hosts, _, path = hosts_and_path.partition("/")
+    master, _, db = path.partition("?")[0].partition("/")
+    sentinels = tuple(_host_port(item, 26379) for item in hosts.split(",") if item)
+    auth = f"{credentials}@" if credentials else ""
+    return Topology("sentinel", f"{base}://{auth}sentinel/{db or 0}", sentinels, master)
+
+
+def _host_port(item: str, default_port: int) -> tuple[str, int]:
+    host, _, port = item.rpartition(":") if ":" in item else (item, "", "")
+    return host.strip("[]"), int(port) if port else default_port
+
+
+def connect(topology: Topology, max_connections: int, socket_timeout: float) -> Client:
+    """A client with bounded pools (a wait for a free connection is bounded too), deadlines on
+    connecting and on every reply, and no retries of its own."""
+    options: dict[str, Any] = {
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        "socket_keepalive": True,
+        "retry": Retry(NoBackoff(), 0),
+    }
+    if topology.kind == "cluster":
+        return RedisCluster.from_url(
+            topology.url,
+            connection_pool_class=redis.BlockingConnectionPool,
+            max_connections=max_connections,
+            timeout=POOL_WAIT_SECONDS,
+            cluster_error_retry_attempts=1,
+            **options,
+        )
+    if topology.kind == "sentinel":
+        return _sentinel_primary(topology, max_connections, options)
+    pool = redis.BlockingConnectionPool.from_url(
+        topology.url, max_connections=max_connections, timeout=POOL_WAIT_SECONDS, **options
+    )
+    return redis.Redis(connection_pool=pool)
+
+
+class _BlockingSentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool):
+    """A Sentinel-managed pool that waits (a bounded time) for a free connection at its bound."""
+
+
+def _sentinel_primary(topology: Topology, max_connections: int, options: dict[str, Any]) -> redis.Redis:
+    parts = urllib.parse.urlsplit(topology.url)
+    auth = {"username": parts.username, "password": parts.password}
+    sentinel_options = {k: v for k, v in options.items() if k != "retry"}
+    sentinel = Sentinel(list(topology.sentinels), sentinel_kwargs=sentinel_options, **sentinel_options)
+    return sentinel.master_for(
+        topology.master,
+        connection_pool_class=_BlockingSentinelPool,
+        max_connections=max_connections,
+        timeout=POOL_WAIT_SECONDS,
+        db=int(parts.path.strip("/") or 0),
+        ssl=parts.scheme == "rediss",
+        **{k: v for k, v in auth.items() if v},
+        **options,
+    )
+
+
+def problems(client: Client) -> list[str]:
+    """What makes this Redis unfit for ChatWait's streams, in words an operator can act on
+    (empty when it is fit): a version before 7.0, or a policy that may evict keys."""
+    found = []
+    for node, info in _nodes_info(client).items():
+        where = f" ({node})" if node else ""
+        version = tuple(int(part) for part in str(info.get("redis_version", "0.0")).split(".")[:2])
+        if version < MIN_VERSION:
+            found.append(
+                f"Redis{where} is version {info.get('redis_version')}: ChatWait needs 7.0 or later (its "
+                "scripts declare how they may run when memory is full)."
+            )
+        policy = str(info.get("maxmemory_policy", SAFE_POLICY))
+        if policy != SAFE_POLICY and int(info.get("maxmemory", 0) or 0) > 0:
+            found.append(
+                f"Redis{where} may evict keys (maxmemory-policy {policy}): streams would be cut. Set "
+                "maxmemory-policy noeviction (CONFIG SET maxmemory-policy noeviction, or your provider's "
+                "parameter group) and size maxmemory as docs/scaling.md says."
+            )
+    return found
+
+
+def _nodes_info(client: Client) -> dict[str, dict[str, Any]]:
+    """INFO server and memory of every node that holds data: {node: fields} ('' for one server)."""
+    if isinstance(client, RedisCluster):
+        server = client.info("server", target_nodes=RedisCluster.PRIMARIES)
+        memory = client.info("memory", target_nodes=RedisCluster.PRIMARIES)
+        return {node: {**server.get(node, {}), **fields} for node, fields in memory.items()}
+    return {"": {**client.info("server"), **client.info("memory")}}
+
+
+def redacted(url: str) -> str:
+    """`url` without its password, for messages and logs."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))

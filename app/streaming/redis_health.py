@@ -1,0 +1,50 @@
+"""How the journal stands with Redis: healthy; failing (it retries, with backoff, and frames
+wait); or, past the outage grace, degraded (the store ends its live streams, and frames go to
+clients without waiting for Redis). Any batch Redis takes whole makes it healthy again."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+log = logging.getLogger("chatwait.journal")
+
+RETRY_FIRST_SECONDS = 0.2
+RETRY_MAX_SECONDS = 2.0
+
+
+class Health:
+    """The journal's standing with Redis, and when it may send again."""
+
+    def __init__(self, outage_seconds: float, on_outage: Callable[[], None]) -> None:
+        self.healthy = True
+        self.degraded = False
+        self.retry_at = 0.0  # after a failure, the next send waits until then
+        self._outage_seconds = outage_seconds
+        self._on_outage = on_outage
+        self._delay = RETRY_FIRST_SECONDS
+        self._failing_since = 0.0
+
+    def failed(self, error: Exception) -> bool:
+        """Redis failed a send or a batch; True when this failure starts the outage (degraded)."""
+        now = time.monotonic()
+        log.warning("store_write_failed", extra={"error_type": type(error).__name__, "healthy": self.healthy})
+        self.retry_at = now + self._delay
+        self._delay = min(RETRY_MAX_SECONDS, self._delay * 2)
+        if self.healthy:
+            self.healthy = False
+            self._failing_since = now
+        elif not self.degraded and now - self._failing_since >= self._outage_seconds:
+            self.degraded = True
+            log.warning("store_outage", extra={"seconds": round(now - self._failing_since, 1)})
+            return True
+        return False
+
+    def recovered(self) -> None:
+        """Redis took a batch whole."""
+        self._delay = RETRY_FIRST_SECONDS
+        if not self.healthy:
+            self.healthy = True
+            self.degraded = False
+            log.info("store_recovered", extra={"seconds": round(time.monotonic() - self._failing_since, 1)})

@@ -1,0 +1,156 @@
+"""The Lua scripts that keep the Redis store consistent, and how they are called (EVALSHA).
+
+Each script touches the keys of one hash slot only (a stream's two keys share a hash tag), so
+they run on Redis Cluster too. Each declares its flags (Redis 7): a script without `allow-oom`
+is refused as a whole when Redis is out of memory, never half run; the few with it (a stream's
+ending, a lease, a stop) write a few bytes, so that every stream can still end and every owner
+still be seen alive while memory is full.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+
+# Writes a stream's next entries: KEYS = meta, events. ARGV: [1] live TTL ms, [2] TTL once
+# finished, [3] how the stream ends with this batch (finish_reason or error_code) or 0, [4] 1
+# to create the stream (its first batch, or again once Redis lost it), [5] the newest entry id
+# expected (compare and set: a lost stream's ending) or '', [6..11] owner, correlation id, model,
+# created, wire format, client key digest; [12..] (event id, field, value) triples, field h (the
+# priming frame), c (a chunk's text) or t (the terminal frame). Entries Redis holds already are
+# skipped, so a batch can be sent again, even once the stream has ended. Returns {status, n}: ok
+# (n: entries held), gap (an
+# earlier batch is missing: send again from entry n), missing (the stream's hash is gone: create
+# it again), ended (someone ended it), moved (the newest entry is not the one expected).
+_WRITE = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then
+  if ARGV[4] ~= '1' then return {'missing', 0} end
+  redis.call('HSET', KEYS[1], 'state', 'live', 'owner', ARGV[6], 'correlation_id', ARGV[7],
+    'model', ARGV[8], 'created', ARGV[9], 'wire', ARGV[10], 'client', ARGV[11])
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  state = 'live'
+end
+local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+local next_id = 0
+if #top > 0 then next_id = tonumber(string.match(top[1][1], '%-(%d+)$')) end
+if state ~= 'live' then
+  if tonumber(ARGV[#ARGV - 2]) < next_id then return {'ok', next_id} end  -- all held: sent again
+  return {'ended', 0}
+end
+if ARGV[5] ~= '' and next_id - 1 ~= tonumber(ARGV[5]) then return {'moved', next_id} end
+if #ARGV >= 12 and tonumber(ARGV[12]) > next_id then return {'gap', next_id} end
+local last = next_id - 1
+for i = 12, #ARGV, 3 do
+  last = tonumber(ARGV[i])
+  if last >= next_id then redis.call('XADD', KEYS[2], '0-' .. (last + 1), ARGV[i + 1], ARGV[i + 2]) end
+end
+if next_id == 0 and last >= 0 then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
+if ARGV[3] ~= '0' then
+  redis.call('HSET', KEYS[1], 'state', 'finished', 'last', last, 'ending', ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+return {'ok', last + 1}
+"""
+
+# Counts a new live stream in the cluster's registry: KEYS = live. ARGV: stream id, MAX_STREAMS,
+# owner, 1 to count it whatever the count (a stream Redis lost, written again). 1, or 0 when full.
+_ADMIT = """#!lua
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 1 end
+if ARGV[4] ~= '1' and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
+
+# A worker's lease, in the owners hash (KEYS), by Redis's clock: ARGV = worker, lease ms, 1 if
+# this worker has renewed before. Also when its renewals last began again after a gap
+# (<worker>:since), when the hash was made (_since), and when a worker that had renewed found
+# its lease gone (_lost): Redis lost the hash (restarted empty, evicted, failed over); 1 then.
+_RENEW = """#!lua flags=allow-oom
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local previous = redis.call('HGET', KEYS[1], ARGV[1])
+local lost = 0
+if not previous and ARGV[3] == '1' then
+  redis.call('HSET', KEYS[1], '_lost', now)
+  lost = 1
+end
+if now - tonumber(previous or '0') > tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], ARGV[1] .. ':since', now) end
+redis.call('HSET', KEYS[1], ARGV[1], now)
+redis.call('HSETNX', KEYS[1], '_since', now)
+return lost
+"""
+
+# Which of ARGV[4..] (owners) are gone, as seen by ARGV[1] (this worker), lease ARGV[2] ms: an
+# owner whose lease is older than that, or missing from a hash older than ARGV[3] ms. No verdict
+# (an empty list) unless this worker's own lease has been fresh for ARGV[3] ms: after an outage
+# every lease is old, and their owners get time to renew. Also how many ms ago Redis was last
+# found to have lost the hash (-1: never).
+_GONE = """#!lua flags=no-writes
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease, settle = tonumber(ARGV[2]), tonumber(ARGV[3])
+local lost = redis.call('HGET', KEYS[1], '_lost')
+local lost_age = -1
+if lost then lost_age = now - tonumber(lost) end
+local hash_age = now - tonumber(redis.call('HGET', KEYS[1], '_since') or now)
+local mine = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+local since = tonumber(redis.call('HGET', KEYS[1], ARGV[1] .. ':since') or now)
+local gone = {}
+if now - mine > lease or now - since < settle then return {lost_age, gone} end
+for i = 4, #ARGV do
+  local seen = redis.call('HGET', KEYS[1], ARGV[i])
+  if seen then
+    if now - tonumber(seen) > lease then gone[#gone + 1] = ARGV[i] end
+  elseif hash_age > settle then
+    gone[#gone + 1] = ARGV[i]
+  end
+end
+return {lost_age, gone}
+"""
+
+# Marks a live stream for a stop (its owner reads it again after a reconnect) or as followed
+# (ARGV[1] = field, ARGV[2] = value): never on a hash that is gone or finished. 1 when marked.
+_MARK = """#!lua flags=allow-oom
+if redis.call('HGET', KEYS[1], 'state') ~= 'live' then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+SOURCES = {
+    "write": "#!lua\n" + _WRITE,
+    "end": "#!lua flags=allow-oom\n" + _WRITE,  # a batch with the ending: every stream can end
+    "admit": _ADMIT,
+    "renew": _RENEW,
+    "gone": _GONE,
+    "mark": _MARK,
+}
+
+
+class Scripts:
+    """The scripts by name, called by their SHA1 and loaded again when Redis lost them."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._shas = {name: hashlib.sha1(source.encode("utf-8")).hexdigest() for name, source in SOURCES.items()}
+
+    def command(self, name: str, keys: Sequence[str], args: Sequence[object]) -> tuple[object, ...]:
+        """The EVALSHA command calling a script, as arguments to send."""
+        return ("EVALSHA", self._shas[name], len(keys), *keys, *args)
+
+    def load(self) -> None:
+        """Load every script (at start-up, and after Redis lost them: a restart, a failover)."""
+        for source in SOURCES.values():
+            self._client.script_load(source)
+
+    def run(self, target: Any, name: str, keys: Sequence[str], args: Sequence[object]) -> Any:
+        """Call one script now on `target` (a client), loading the scripts first if Redis lost them."""
+        try:
+            return target.execute_command(*self.command(name, keys, args))
+        except redis.exceptions.NoScriptError:
+            self.load()
+            return target.execute_command(*self.command(name, keys, args))
