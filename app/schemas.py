@@ -157,6 +157,26 @@ class ErrorEventSchema(_TerminalFields, ErrorSchema):
     """Data of the terminal `error` event."""
 
 
+class InterruptedEventSchema(StrictSchema):
+    """Data of an `error` event without an id: one response ends, the stream goes on."""
+
+    error_code = fields.String(required=True, validate=validate.OneOf(("store_unavailable",)))
+    message = fields.String(required=True)
+    detail = fields.String(required=True)
+    action = fields.String(required=True)
+    retryable = fields.Boolean(required=True)
+    correlation_id = fields.String(required=True, allow_none=True)
+    retry_after_seconds = fields.Float()
+    is_final = fields.Boolean(required=True)
+    resume_after = fields.Integer(required=True)
+
+
+class QueuedEventSchema(StrictSchema):
+    """Data of the `queued` notice: how many replies are before this one for the embedded model."""
+
+    ahead = fields.Integer(required=True)
+
+
 class StopResultSchema(StrictSchema):
     """The reply of DELETE /v1/chat/streaming/{stream_id}."""
 
@@ -224,6 +244,8 @@ COMPONENTS: dict[str, type[Schema]] = {
     "ChunkEvent": ChunkEventSchema,
     "DoneEvent": DoneEventSchema,
     "ErrorEvent": ErrorEventSchema,
+    "InterruptedEvent": InterruptedEventSchema,
+    "QueuedEvent": QueuedEventSchema,
     "StopResult": StopResultSchema,
     "Health": HealthSchema,
     "Ready": ReadySchema,

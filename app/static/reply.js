@@ -3,14 +3,18 @@
 // The reply survives a dropped connection: it resumes with the last event id it holds
 // (GET /v1/chat/streaming/{id}?last_event_id=N), backing off between attempts, and skips
 // any chunk it already has, so the text has no gap and no repeat. It also resumes a reply
-// that a reload interrupted, from the stream id and event id stored with the message.
+// that a reload interrupted, from the stream id and event id stored with the message, and one
+// whose store went out of reach for a while (an `error` without an id ends that response only;
+// a 503 that says to retry is retried).
 
 import { ApiError, resumeStream, startStream, stopStream } from "./api.js";
 import { SseParser } from "./sse.js";
 
-export const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 8000];
+export const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 8000, 8000, 8000, 8000, 8000];
 
 class Gap extends Error {}
+
+class Interrupted extends Error {} // the response ended, the stream did not: resume it
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -97,12 +101,12 @@ export class ReplyStream {
       try {
         response = await resumeStream(this.message.streamId, this.message.lastEventId, this.abort.signal);
       } catch (error) {
-        if (error instanceof ApiError) {
+        if (error instanceof ApiError && !(error.status === 503 && error.retryable)) {
           if (error.status === 401) return this.fail(error, "ChatWait asks for an API key.", null, "interrupted");
           const gone = error.errorCode === "stream_not_found";
           return this.fail(error, gone ? "This reply can no longer be resumed: it expired." : null, null, "interrupted");
         }
-        response = null; // still offline: try again after the next delay
+        response = null; // still offline, or the store still out of reach: try again after the next delay
       }
     }
   }
@@ -120,7 +124,7 @@ export class ReplyStream {
         if (this.finished) return;
       }
     } catch {
-      // a network error or a Gap: the caller resumes from the last event id held
+      // a network error, a Gap or an interruption: the caller resumes from the last event id held
     } finally {
       reader.cancel().catch(() => {});
     }
@@ -150,6 +154,8 @@ export class ReplyStream {
       message.lastEventId = data.sequence;
       if (message.status !== "streaming") this.setStatus("streaming");
       this.hooks.onText(data.content);
+    } else if (event.event === "error" && data.sequence === undefined) {
+      throw new Interrupted(data.detail); // no id: this response ends here, the reply goes on
     } else if (event.event === "done" || event.event === "error") {
       message.lastEventId = data.sequence;
       message.usage = data.usage;

@@ -246,3 +246,36 @@ def test_phone_layout(browser, proxy) -> None:
         assert re.fullmatch(r"On a phone @tokens=12 @delay_ms=30", page.locator("#conversation-title").inner_text())
     finally:
         page.context.close()
+
+
+def test_a_store_out_of_reach_makes_the_page_resume_not_fail(page: Page) -> None:
+    """A response that ends with an `error` without an id (its store was out of reach: the
+    stream goes on), then a resume answered 503 store_unavailable: the page keeps resuming and
+    the reply completes with the exact text."""
+    refused: list[str] = []
+
+    def interrupt(route) -> None:
+        response = route.fetch()
+        blocks = response.body().split(b"\n\n")
+        cut = b"\n\n".join(blocks[:6]) + b"\n\n"  # the stream event and five chunks
+        interruption = {"error_code": "store_unavailable", "message": "The stream store (Redis) is not answering.",
+                        "detail": "Redis did not serve this reply for 12 s.", "action": "Resume.", "retryable": True,
+                        "correlation_id": None, "is_final": True, "resume_after": 5}
+        body = cut + b"event: error\ndata: " + json.dumps(interruption).encode() + b"\n\n"
+        route.fulfill(status=200, headers=dict(response.headers), body=body)
+
+    def refuse_once(route) -> None:
+        if refused:
+            route.continue_()
+            return
+        refused.append(route.request.url)
+        error = {"error_code": "store_unavailable", "message": "The stream store (Redis) is not answering.",
+                 "detail": "Redis did not answer.", "action": "Try again in a few seconds.", "retryable": True}
+        route.fulfill(status=503, headers={"Retry-After": "1"}, json=error)
+
+    page.route("**/v1/chat/streaming", interrupt)
+    page.route(re.compile(r".*/v1/chat/streaming/[0-9a-f]+.*"), refuse_once)
+    send(page, "Through an outage @tokens=40 @delay_ms=5")
+    expect(last_reply(page)).to_have_attribute("data-status", "complete")
+    assert refused, "the resume that was refused was tried again"
+    assert_reply(page, full_reply(40))

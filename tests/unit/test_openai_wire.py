@@ -17,6 +17,9 @@ from app.streaming.sse import KEEPALIVE_FRAME, RETRY_LINE
 from app.streaming.stream import Stream
 from app.streaming.wire import Format
 
+from ..conformance import conform
+from ..sse import parse
+
 WIRE = OpenAIWire("sid", "cid", "m-1", 1700000000.9, include_usage=True)
 
 
@@ -102,3 +105,18 @@ def test_a_stream_keeps_its_format_for_replays_from_further_back() -> None:
     replay = b"".join(stream.frames(0, stream.written))
     texts = [chunk.choices[0].delta.content for chunk in chunks_of(replay)]
     assert texts == ["", *(f"t{index}" for index in range(80))]
+
+
+def test_an_interruption_ends_the_response_not_the_stream_in_both_formats() -> None:
+    """No id (EventSource and clients keep their last one): the SDK raises it, the native event
+    is the contract's InterruptedEvent, and a resume after `resume_after` continues."""
+    error = ApiError("store_unavailable", "Redis did not serve this reply for 12 s.", action="Resume after event 1.")
+    frame = WIRE.interrupted(1, error)
+    assert b"id:" not in frame and decoded(frame)[-1].data == "[DONE]"
+    with pytest.raises(openai.APIError) as raised:
+        chunks_of(WIRE.chunk(1, "a"), frame)
+    assert raised.value.body["code"] == "store_unavailable" and raised.value.body["resume_after"] == 1
+    native = Format().wire("sid", "cid", "m-1", 0).interrupted(1, error)
+    events, _ = parse(native)
+    assert [(e.id, e.event) for e in events] == [(None, "error")]
+    conform("InterruptedEvent", events[0].data)

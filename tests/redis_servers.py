@@ -1,0 +1,192 @@
+"""Real Redis topologies for the fault tests, each on free loopback ports in a folder of its own:
+one server (with or without persistence), a primary with a replica and a Sentinel, and a Cluster
+of three primaries with a replica each. Every process is stopped by `stop()`; faults are
+injected as an operator (or a crash) would: SIGKILL, SIGSTOP/SIGCONT, CONFIG SET."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+from load.processes import free_port
+
+START_SECONDS = 30.0
+
+
+class RedisProcess:
+    """One redis-server (or redis-sentinel) on its own port and folder; stop/start keep both."""
+
+    def __init__(self, folder: Path, args: list[str], port: int | None = None, sentinel: bool = False) -> None:
+        self.port = port or free_port()
+        self.folder = folder
+        self.args = args
+        self.sentinel = sentinel
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start (again) with the same port, folder and arguments; returns once it answers."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        where = ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder)]
+        command = ["redis-server", *self.args, *where]
+        if self.sentinel:
+            command.append("--sentinel")
+        log = open(self.folder / "redis.log", "ab")  # noqa: SIM115 (closed with the process)
+        self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        deadline = time.monotonic() + START_SECONDS
+        while not self._answers():
+            assert self.proc.poll() is None, (self.folder / "redis.log").read_text(errors="replace")[-2000:]
+            assert time.monotonic() < deadline, f"redis on {self.port} did not start"
+            time.sleep(0.05)
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as probe:
+                probe.sendall(b"PING\r\n")
+                return probe.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+
+    def kill(self) -> None:
+        """SIGKILL: what was not persisted is gone."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def pause(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a paused server cannot act on SIGTERM
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+
+class Topology:
+    """Processes under one temporary folder; `env` is ChatWait's settings to reach them."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="chatwait-redis-"))
+        self.processes: list[RedisProcess] = []
+        self.env: dict[str, str] = {}
+
+    def _server(self, name: str, args: list[str], sentinel: bool = False) -> RedisProcess:
+        process = RedisProcess(self.root / name, args, sentinel=sentinel)
+        self.processes.append(process)
+        return process
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Standalone(Topology):
+    """One server; with `persistent`, every write is in its append-only file before it answers."""
+
+    def __init__(self, persistent: bool = False) -> None:
+        super().__init__()
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if persistent else ["--appendonly", "no"]
+        self.server = self._server("server", ["--save", "", *persistence])
+        self.env = {"REDIS_URL": self.server.url}
+
+
+class WithSentinel(Topology):
+    """A primary, its replica, and one Sentinel that fails over a second after the primary dies."""
+
+    MASTER = "chatwait-primary"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.primary = self._server("primary", ["--save", "", "--appendonly", "no"])
+        self.replica = self._server(
+            "replica", ["--save", "", "--appendonly", "no", "--replicaof", "127.0.0.1", str(self.primary.port)]
+        )
+        config = self.root / "sentinel" / "sentinel.conf"
+        config.parent.mkdir(parents=True)
+        config.write_text(
+            f"sentinel monitor {self.MASTER} 127.0.0.1 {self.primary.port} 1\n"
+            f"sentinel down-after-milliseconds {self.MASTER} 1000\n"
+            f"sentinel failover-timeout {self.MASTER} 5000\n"
+            f"sentinel parallel-syncs {self.MASTER} 1\n"
+        )
+        self.sentinel = self._server("sentinel", [str(config)], sentinel=True)
+        self._until_replicated()
+        self.env = {"REDIS_SENTINELS": f"127.0.0.1:{self.sentinel.port}", "REDIS_SENTINEL_MASTER": self.MASTER}
+
+    def _until_replicated(self) -> None:
+        deadline = time.monotonic() + START_SECONDS
+        while self.replica.client().info("replication").get("master_link_status") != "up":
+            assert time.monotonic() < deadline, "the replica did not sync"
+            time.sleep(0.1)
+
+    def primary_port(self) -> int:
+        """The port of the primary the Sentinel names now."""
+        with contextlib.closing(self.sentinel.client()) as sentinel:
+            return int(sentinel.sentinel_get_master_addr_by_name(self.MASTER)[1])
+
+
+class Cluster(Topology):
+    """Three primaries with a replica each; a replica takes over two seconds after its primary dies."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        args = ["--save", "", "--appendonly", "no", "--cluster-enabled", "yes", "--cluster-node-timeout", "2000",
+                "--cluster-require-full-coverage", "no", "--cluster-replica-validity-factor", "0"]
+        self.nodes = [self._server(f"node-{n}", [*args, "--cluster-config-file", "nodes.conf"]) for n in range(6)]
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas", "1", "--cluster-yes"],
+            check=True, capture_output=True, timeout=60, stdin=subprocess.DEVNULL,
+        )
+        self.until_healthy()
+        self.env = {"REDIS_URL": f"redis+cluster://127.0.0.1:{self.nodes[0].port}"}
+
+    def until_healthy(self, seconds: float = START_SECONDS) -> None:
+        """Wait until every live node says the cluster is ok and every slot is served."""
+        deadline = time.monotonic() + seconds
+        while not all(self._ok(node) for node in self.nodes if node.proc is not None):
+            assert time.monotonic() < deadline, "the cluster did not settle"
+            time.sleep(0.2)
+
+    @staticmethod
+    def _ok(node: RedisProcess) -> bool:
+        try:
+            info = node.client().cluster("info")
+        except redis.RedisError:
+            return False
+        return info.get("cluster_state") == "ok" and int(info.get("cluster_slots_ok", 0)) == 16384
+
+    def a_primary(self) -> RedisProcess:
+        """One of the nodes that is a primary now."""
+        for node in self.nodes:
+            if node.proc is not None and node.client().info("replication").get("role") == "master":
+                return node
+        raise AssertionError("no primary")
