@@ -160,7 +160,8 @@ class Cluster(Topology):
         super().__init__()
         args = ["--save", "", "--appendonly", "no", "--cluster-enabled", "yes", "--cluster-node-timeout", "2000",
                 "--cluster-require-full-coverage", "no", "--cluster-replica-validity-factor", "0"]
-        self.nodes = [self._server(f"node-{n}", [*args, "--cluster-config-file", "nodes.conf"]) for n in range(6)]
+        own = ["--cluster-config-file", "nodes.conf", "--cluster-port"]  # the bus port: any free one
+        self.nodes = [self._server(f"node-{n}", [*args, *own, str(free_port())]) for n in range(6)]
         addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
         subprocess.run(
             ["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas", "1", "--cluster-yes"],
@@ -170,19 +171,22 @@ class Cluster(Topology):
         self.env = {"REDIS_URL": f"redis+cluster://127.0.0.1:{self.nodes[0].port}"}
 
     def until_healthy(self, seconds: float = START_SECONDS) -> None:
-        """Wait until every live node says the cluster is ok and every slot is served."""
+        """Wait until every live node says the cluster is ok and every slot is served by a
+        primary that is alive (after a primary died: once its replica has taken over)."""
         deadline = time.monotonic() + seconds
         while not all(self._ok(node) for node in self.nodes if node.proc is not None):
             assert time.monotonic() < deadline, "the cluster did not settle"
             time.sleep(0.2)
 
-    @staticmethod
-    def _ok(node: RedisProcess) -> bool:
+    def _ok(self, node: RedisProcess) -> bool:
+        alive = {other.port for other in self.nodes if other.proc is not None}
         try:
             info = node.client().cluster("info")
+            slots = node.client().cluster("slots")
         except redis.RedisError:
             return False
-        return info.get("cluster_state") == "ok" and int(info.get("cluster_slots_ok", 0)) == 16384
+        served = sum(end - start + 1 for start, end, primary, *_ in _ranges(slots) if primary in alive)
+        return info.get("cluster_state") == "ok" and served == 16384
 
     def a_primary(self) -> RedisProcess:
         """One of the nodes that is a primary now."""
@@ -190,3 +194,10 @@ class Cluster(Topology):
             if node.proc is not None and node.client().info("replication").get("role") == "master":
                 return node
         raise AssertionError("no primary")
+
+
+def _ranges(slots: object) -> list[tuple[int, int, int]]:
+    """CLUSTER SLOTS as (first slot, last slot, the primary's port), whichever shape redis-py gives."""
+    if isinstance(slots, dict):  # redis-py's parsed form: {(start, end): {"primary": (host, port), ...}}
+        return [(start, end, int(found["primary"][1])) for (start, end), found in slots.items()]
+    return [(int(entry[0]), int(entry[1]), int(entry[2][1])) for entry in slots]  # type: ignore[union-attr]

@@ -8,7 +8,9 @@ failover; Cluster clients route each key to its node and follow the slot map as 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import time
 import urllib.parse
 from typing import Any
 
@@ -106,6 +108,13 @@ def connect(topology: Topology, max_connections: int, socket_timeout: float) -> 
     return redis.Redis(connection_pool=pool)
 
 
+def disconnect(client: Client) -> None:
+    """Close every connection of `client` (a client made on its own pool does not on close())."""
+    client.close()
+    if not isinstance(client, RedisCluster):
+        client.connection_pool.disconnect()
+
+
 class _BlockingSentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool):
     """A Sentinel-managed pool that waits (a bounded time) for a free connection at its bound."""
 
@@ -125,6 +134,26 @@ def _sentinel_primary(topology: Topology, max_connections: int, options: dict[st
         **{k: v for k, v in auth.items() if v},
         **options,
     )
+
+
+class SlotMaps:
+    """After a failure, a Cluster client reads the cluster's slot map again (a failover moved a
+    primary), at most once a second per client; other clients need nothing."""
+
+    REFRESH_SECONDS = 1.0
+
+    def __init__(self) -> None:
+        self._refreshed: dict[int, float] = {}
+
+    def refresh(self, client: Client) -> None:
+        if not isinstance(client, RedisCluster):
+            return
+        now = time.monotonic()
+        if now - self._refreshed.get(id(client), 0.0) < self.REFRESH_SECONDS:
+            return
+        self._refreshed[id(client)] = now
+        with contextlib.suppress(redis.RedisError):
+            client.nodes_manager.initialize()
 
 
 def problems(client: Client) -> list[str]:
@@ -147,6 +176,14 @@ def problems(client: Client) -> list[str]:
                 "parameter group) and size maxmemory as docs/scaling.md says."
             )
     return found
+
+
+def evicted_keys(client: Client) -> int:
+    """How many keys Redis has evicted since it started (all primaries of a Cluster)."""
+    if isinstance(client, RedisCluster):
+        stats = client.info("stats", target_nodes=RedisCluster.PRIMARIES)
+        return sum(int(fields.get("evicted_keys", 0)) for fields in stats.values())
+    return int(client.info("stats").get("evicted_keys", 0))
 
 
 def _nodes_info(client: Client) -> dict[str, dict[str, Any]]:

@@ -7,9 +7,10 @@ at the stream and its owner, and tells apart what can happen:
   the stream with one terminal `generation_lost` error, in Redis, for every follower;
 - Redis lost the stream's keys (evicted, restarted empty, failed over) while its owner lives:
   the owner writes it again, and the follower reads on where it was;
-- Redis does not answer, or the keys do not come back: after the outage grace the response
-  ends with an `error` event without an id (store_unavailable): the stream's own log goes on,
-  and a resume after the last id received continues it once Redis is back.
+- Redis does not answer, the keys do not come back, or the owner cannot write to Redis: after
+  the outage grace the response ends with an `error` event without an id (store_unavailable):
+  the stream's own log goes on, and a resume after the last id received continues it once
+  Redis is back.
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ class RemoteStream:
     def catch_up(self, event_id: int) -> None:
         """Wait, at most CATCH_UP_SECONDS, until Redis holds `event_id` of this live stream: its
         owner hands each event to Redis before any client gets it, but a client that resumes
-        here at once may still overtake the event on its way."""
+        here at once may still overtake the event on its way, and Redis may have refused it
+        (memory full: the owner writes it again). Still missing from a live stream after the
+        wait: store_unavailable, to try again."""
         deadline = time.monotonic() + CATCH_UP_SECONDS
         while self.last_event_id < event_id and not self.finished and time.monotonic() < deadline:
             gevent.sleep(STOP_POLL_SECONDS)
@@ -72,6 +75,9 @@ class RemoteStream:
                 newest, state = pipe.execute()
             self.last_event_id = keys.event_id(newest[0][0]) if newest else -1
             self.finished = state != b"live"
+        if self.last_event_id < event_id and not self.finished:
+            detail = f"Redis does not hold event {event_id} yet: the worker generating this reply writes it late."
+            raise ApiError("store_unavailable", detail)
 
     def attach(self) -> None:
         """Followers of a remote stream are counted by the owner through `seen`, not here."""
@@ -103,7 +109,8 @@ class RemoteStream:
                 last_write = now
             if entries is None or now - last_check >= LIVENESS_SECONDS:
                 last_check = now
-                trouble_since = None if self._healthy() else (trouble_since or now)
+                fine = entries is not None and self._healthy()
+                trouble_since = None if fine else (trouble_since or now)
             if trouble_since is not None and now - trouble_since > self._patience:
                 yield self._interruption(cursor - 1, now - trouble_since)
                 return
@@ -117,6 +124,7 @@ class RemoteStream:
             found = self._link.blocking.xread(position, count=PAGE, block=max(1, int(block * 1000)))
         except redis.RedisError as error:
             log.warning("store_read_failed", extra={"error_type": type(error).__name__})
+            self._link.failed()
             return None
         return found[0][1] if found else []
 
@@ -128,15 +136,16 @@ class RemoteStream:
             state = self._link.commands.hget(keys.meta_key(self.stream_id), "state")
             if state is not None and state != b"live":
                 return True  # ended: the terminal entry is on its way to this follower
-            _, gone = self._link.gone([self.owner])
-            if state is None:
-                return False  # lost by Redis: its owner writes it again, if it is there
+            _, gone, stuck = self._link.owners([self.owner])
+            if state is None or self.owner in stuck:
+                return False  # lost by Redis (its owner writes it again), or its owner cannot write
             if self.owner in gone:
                 end_if_owner_gone(self._link, self.stream_id, self._meta)
             else:
                 self._link.mark(self.stream_id, "seen", int(time.time()))
         except redis.RedisError as error:
             log.warning("store_read_failed", extra={"error_type": type(error).__name__})
+            self._link.failed()
             return False
         return True
 

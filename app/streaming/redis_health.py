@@ -41,6 +41,10 @@ class Health:
             return True
         return False
 
+    def failing_for(self) -> float:
+        """How long Redis has been failing (0 while healthy)."""
+        return 0.0 if self.healthy else time.monotonic() - self._failing_since
+
     def recovered(self) -> None:
         """Redis took a batch whole."""
         self._delay = RETRY_FIRST_SECONDS

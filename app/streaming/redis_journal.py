@@ -46,6 +46,7 @@ ACK_SECONDS = 0.05  # replies are read at the next send once their batch is this
 ACK_IDLE_SECONDS = 0.1  # or, when nothing more is sent, this long after the batch
 # Errors after which a batch is simply sent again: the cluster's slot map changed under it.
 _REDIRECTS = (redis.exceptions.MovedError, redis.exceptions.AskError, redis.exceptions.TryAgainError)
+PROBE: Call = ("probe", None, 0, 0)  # type: ignore[assignment]  # a PING: is Redis back?
 
 
 class Owner:
@@ -60,9 +61,6 @@ class Owner:
 
     def lost(self, stream: Stream, refused: bool) -> None:
         """Redis refused `stream`: the cluster was full (`refused`), or another worker ended it."""
-
-    def keys_lost(self) -> None:
-        """Redis lost keys (its scripts are gone: a restart, a failover): check every stream."""
 
 
 class RedisJournal:
@@ -111,17 +109,23 @@ class RedisJournal:
         """Write nothing more of `stream` (it was deleted)."""
         self._ledger.forget(stream)
 
+    def retry_now(self) -> None:
+        """Redis answers again: send what waits without waiting out the backoff."""
+        self.health.retry_at = 0.0
+        self._wakeup.notify()
+
     def admitting(self, stream: Stream) -> bool:
         """Whether Redis has yet to admit `stream`."""
         return stream.stream_id in self._ledger.admitting
 
     def await_admission(self, stream: Stream, seconds: float) -> None:
-        """Wait, at most `seconds`, until Redis has answered `stream`'s admission (or fails)."""
+        """Wait, at most `seconds`, until Redis has answered `stream`'s admission (through the
+        journal's retries, when a send fails)."""
         deadline = time.monotonic() + seconds
         self._awaited += 1
         self._wakeup.notify()
         try:
-            while self.admitting(stream) and self.health.healthy and time.monotonic() < deadline:
+            while self.admitting(stream) and time.monotonic() < deadline:
                 stream.wait(max(0.0, deadline - time.monotonic()))
         finally:
             self._awaited -= 1
@@ -154,15 +158,16 @@ class RedisJournal:
     def _run(self) -> None:
         gather = False
         while True:
-            while not self._ledger.has_work() and not self._replies_due():
+            while not self._has_work() and not self._replies_due():
                 self._wakeup.wait()
             if self._replies_due():
                 self._receive()
-            if not self._ledger.has_work():
+            if not self._has_work():
                 continue
             pause = self.health.retry_at - time.monotonic()
             if pause > 0:
-                gevent.sleep(pause)
+                with gevent.Timeout(pause, False):  # the backoff; `retry_now` ends it
+                    self._wakeup.wait()
                 continue
             if gather and not self._urgent:
                 with gevent.Timeout(FLUSH_WINDOW_SECONDS, False):  # gather; an urgent write ends it
@@ -170,6 +175,11 @@ class RedisJournal:
             calls = self.take()
             gather = len(calls) >= GATHER_FROM_STREAMS  # busy: worth a window for the next batch
             self._send(calls)
+
+    def _has_work(self) -> bool:
+        """Something to send; or, while Redis fails, a probe to learn that it is back (a worker
+        with nothing to write would otherwise refuse new streams after Redis returned)."""
+        return self._ledger.has_work() or (not self.health.healthy and not self._pipe.in_flight)
 
     def _replies_due(self) -> bool:
         """Whether to read the replies in flight now: an admission is awaited, MAX_IN_FLIGHT
@@ -205,8 +215,10 @@ class RedisJournal:
             for command, part in self._batch.commands(call, *self._ledger.flags(call)):
                 commands.append(command)
                 context.append(part)
-        if not commands:
+        if not commands and self.health.healthy:
             return
+        if not commands:
+            commands, context = [("PING",)], [PROBE]
         self._ledger.sending(calls)
         try:
             self._pipe.send(commands, context)
@@ -239,7 +251,6 @@ class RedisJournal:
         """Sort a batch's failures: scripts Redis lost, the slot map changing, or an outage."""
         if any(isinstance(error, redis.exceptions.NoScriptError) for error in errors):
             self._reload_scripts()  # Redis restarted or failed over: maybe without our keys
-            self._owner.keys_lost()
         failures = [e for e in errors if not isinstance(e, (redis.exceptions.NoScriptError, *_REDIRECTS))]
         if failures:
             self._failed(failures[0])
@@ -286,6 +297,6 @@ class RedisJournal:
 
     def _reload_scripts(self) -> None:
         try:
-            self._scripts.load()
+            self._scripts.reload()  # tells the store, which checks what else Redis lost
         except redis.RedisError as error:
             self._failed(error)

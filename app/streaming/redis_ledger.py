@@ -100,6 +100,8 @@ class Ledger:
     def requeue(self, calls: Iterable[Call]) -> None:
         """Send these again with the next batch, from each stream's first frame not in Redis."""
         for kind, stream, _, _ in calls:
+            if kind == "probe":
+                continue
             sid = stream.stream_id
             if sid in self._forgotten:
                 continue

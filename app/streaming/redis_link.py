@@ -19,6 +19,7 @@ from typing import Any
 import redis
 
 from ..errors import ApiError
+from .redis_connect import SlotMaps
 from .redis_scripts import Scripts
 
 log = logging.getLogger("chatwait.redis")
@@ -86,15 +87,30 @@ class Link:
     worker: str
     live_ttl_ms: int
     done_ttl_ms: int
+    maps: SlotMaps = dataclasses.field(default_factory=SlotMaps)
+
+    def failed(self) -> None:
+        """A command failed: on a Cluster, both clients read the slot map again (a failover)."""
+        self.maps.refresh(self.commands)
+        self.maps.refresh(self.blocking)
 
     def gone(self, owners: list[str]) -> tuple[float | None, set[str]]:
         """Which of `owners` are gone (their lease lapsed), as far as this worker can tell (no
         verdict while its own lease has not been fresh for SETTLE_SECONDS); and how many seconds
         ago Redis was last found to have lost the leases (None: never)."""
+        lost_age, gone, _ = self.owners(owners)
+        return lost_age, gone
+
+    def owners(self, owners: list[str]) -> tuple[float | None, set[str], set[str]]:
+        """As `gone`, and also which of `owners` cannot write their streams (an outage of theirs)."""
         args = [self.worker, int(LEASE_SECONDS * 1000), int(SETTLE_SECONDS * 1000), *owners]
-        lost_ms, gone = self.scripts.run(self.commands, "gone", [OWNERS_KEY], args)
-        return (None if lost_ms < 0 else lost_ms / 1000), {owner.decode() for owner in gone}
+        lost_ms, gone, stuck = self.scripts.run(self.commands, "gone", [OWNERS_KEY], args)
+        return (None if lost_ms < 0 else lost_ms / 1000), _names(gone), _names(stuck)
 
     def mark(self, stream_id: str, field: str, value: object) -> bool:
         """Set `field` in a live stream's hash (never on one that is gone or finished)."""
         return bool(self.scripts.run(self.commands, "mark", [meta_key(stream_id)], [field, value]))
+
+
+def _names(found: list[bytes]) -> set[str]:
+    return {name.decode() for name in found}

@@ -22,6 +22,7 @@ import redis
 
 from ..logs import log_greenlet_failure
 from . import redis_link as keys
+from .redis_connect import evicted_keys
 from .redis_follow import end_if_owner_gone
 from .redis_journal import RedisJournal
 from .redis_link import Link
@@ -58,6 +59,7 @@ class OwnerDuties:
         self._sweep_every = min(SWEEP_SECONDS, ttl_seconds / 4)
         self._checked = time.monotonic()
         self._renewed = False  # renewed once: a lease found gone afterwards means Redis lost it
+        self._evicted: int | None = None  # keys Redis had evicted at the last sweep
         self._greenlets: list[gevent.Greenlet] = []
 
     def start(self) -> None:
@@ -80,17 +82,19 @@ class OwnerDuties:
         """Redis may have lost keys: check this worker's streams at the next sweep."""
         self._checked = 0.0
 
-    def renew(self) -> None:
-        """Take or renew this worker's lease now (a few bytes: allowed when memory is full)."""
-        args = [self._link.worker, int(keys.LEASE_SECONDS * 1000), int(self._renewed)]
+    def renew(self, lost: bool = False) -> None:
+        """Take or renew this worker's lease now (a few bytes: allowed when memory is full);
+        with `lost`, also record that Redis lost data (a resume of an unknown stream is then
+        told to come back rather than that it does not exist)."""
+        stuck = int(self._journal.health.degraded)
+        args = [self._link.worker, int(keys.LEASE_SECONDS * 1000), 2 if lost else int(self._renewed), stuck]
         renewal = self._link.scripts.command("renew", [keys.OWNERS_KEY], args)
         try:
-            lost = self._link.commands.execute_command(*renewal)
+            found_lost = self._link.commands.execute_command(*renewal)
         except redis.exceptions.NoScriptError:
-            self._link.scripts.load()  # Redis restarted, or failed over: its keys may be gone too
-            self.check_soon()
-            lost = self._link.commands.execute_command(*renewal)
-        if lost:
+            self._link.scripts.reload()  # Redis restarted, or failed over: tells the store
+            found_lost = self._link.commands.execute_command(*renewal)
+        if found_lost:
             self.check_soon()  # Redis lost this worker's lease: and its streams?
         self._renewed = True
 
@@ -103,12 +107,23 @@ class OwnerDuties:
                 if time.monotonic() - swept >= self._sweep_every:
                     swept = time.monotonic()
                     self._reap(self._last_seen)
+                    self._watch_evictions()
                     self.end_orphans()
                 if time.monotonic() - self._checked >= CHECK_SECONDS:
                     self._checked = time.monotonic()
                     self.check_streams()
             except redis.RedisError as error:
                 log.warning("store_lease_failed", extra={"error_type": type(error).__name__})
+                self._link.failed()
+
+    def _watch_evictions(self) -> None:
+        """Redis evicted keys since the last sweep (someone let it): they may be ours."""
+        evicted = evicted_keys(self._link.commands)
+        if self._evicted is not None and evicted > self._evicted:
+            log.warning("store_keys_evicted", extra={"keys": evicted - self._evicted})
+            self.check_soon()
+            self.renew(lost=True)
+        self._evicted = evicted
 
     def _last_seen(self, stream_ids: list[str]) -> dict[str, float]:
         """When a remote follower last checked in on each stream (Unix time; absent: never)."""
@@ -174,6 +189,7 @@ class OwnerDuties:
                         self._heard(message["data"].decode("ascii", "replace"))
             except redis.RedisError as error:
                 log.warning("store_listen_failed", extra={"error_type": type(error).__name__})
+                self._link.failed()
                 gevent.sleep(delay)
                 delay = min(RECONNECT_MAX_SECONDS, delay * 2)
             finally:

@@ -22,6 +22,8 @@ from typing import Any
 
 import redis
 
+from .redis_connect import SlotMaps
+
 Replies = Callable[[Any, list[object]], None]  # (the batch's context, its replies; an error reply as its exception)
 Broken = Callable[[list[Any], Exception], None]  # (the contexts of the batches lost, why)
 
@@ -57,6 +59,8 @@ class RedisPipe:
             self._connection = self._client.connection_pool.make_connection()
         connection = self._connection
         try:
+            if not connection.is_connected:
+                connection.connect()  # a Sentinel-managed connection finds the primary here
             connection.send_packed_command(connection.pack_commands(commands))
         except BaseException:
             self._drop(connection)
@@ -106,8 +110,9 @@ class ClusterPipe:
     """Each batch through redis-py's cluster pipeline; its replies are handed back at the next
     `receive` (the interface of RedisPipe)."""
 
-    def __init__(self, cluster: Any) -> None:
+    def __init__(self, cluster: Any, maps: SlotMaps) -> None:
         self._cluster = cluster
+        self._maps = maps
         self._on_replies: Replies = _ignore
         self._done: collections.deque[tuple[Any, list[object]]] = collections.deque()
         self.oldest = 0.0
@@ -125,7 +130,13 @@ class ClusterPipe:
         pipe = self._cluster.pipeline(transaction=False)
         for command in commands:
             pipe.execute_command(*command)
-        replies = pipe.execute(raise_on_error=False)
+        try:
+            replies = pipe.execute(raise_on_error=False)
+        except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterDownError):
+            self._maps.refresh(self._cluster)
+            raise
+        if any(isinstance(reply, (redis.ConnectionError, redis.exceptions.ClusterDownError)) for reply in replies):
+            self._maps.refresh(self._cluster)
         if not self._done:
             self.oldest = time.monotonic()
         self._done.append((context, replies))

@@ -10,7 +10,7 @@ still be seen alive while memory is full.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
@@ -67,20 +67,24 @@ return 1
 """
 
 # A worker's lease, in the owners hash (KEYS), by Redis's clock: ARGV = worker, lease ms, 1 if
-# this worker has renewed before. Also when its renewals last began again after a gap
-# (<worker>:since), when the hash was made (_since), and when a worker that had renewed found
-# its lease gone (_lost): Redis lost the hash (restarted empty, evicted, failed over); 1 then.
+# this worker has renewed before (2: and has seen Redis lose its scripts), 1 if it cannot write
+# its streams (past its outage grace; followers elsewhere then stop waiting for them). Also when
+# its renewals last began again after a gap (<worker>:since), when the hash was made (_since),
+# and when Redis was last seen to lose data (_lost: a worker that had renewed found its lease
+# gone, or saw the scripts gone; a restart, an eviction, a failover); returns 1 then.
 _RENEW = """#!lua flags=allow-oom
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local previous = redis.call('HGET', KEYS[1], ARGV[1])
 local lost = 0
-if not previous and ARGV[3] == '1' then
+if (not previous and ARGV[3] == '1') or ARGV[3] == '2' then
   redis.call('HSET', KEYS[1], '_lost', now)
   lost = 1
 end
-if now - tonumber(previous or '0') > tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], ARGV[1] .. ':since', now) end
-redis.call('HSET', KEYS[1], ARGV[1], now)
+if now - tonumber(previous or '0') > tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], ARGV[1] .. ':since', now)
+end
+redis.call('HSET', KEYS[1], ARGV[1], now, ARGV[1] .. ':stuck', ARGV[4])
 redis.call('HSETNX', KEYS[1], '_since', now)
 return lost
 """
@@ -89,7 +93,7 @@ return lost
 # owner whose lease is older than that, or missing from a hash older than ARGV[3] ms. No verdict
 # (an empty list) unless this worker's own lease has been fresh for ARGV[3] ms: after an outage
 # every lease is old, and their owners get time to renew. Also how many ms ago Redis was last
-# found to have lost the hash (-1: never).
+# found to have lost the hash (-1: never), and which owners cannot write their streams.
 _GONE = """#!lua flags=no-writes
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -100,8 +104,11 @@ if lost then lost_age = now - tonumber(lost) end
 local hash_age = now - tonumber(redis.call('HGET', KEYS[1], '_since') or now)
 local mine = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 local since = tonumber(redis.call('HGET', KEYS[1], ARGV[1] .. ':since') or now)
-local gone = {}
-if now - mine > lease or now - since < settle then return {lost_age, gone} end
+local gone, stuck = {}, {}
+for i = 4, #ARGV do
+  if redis.call('HGET', KEYS[1], ARGV[i] .. ':stuck') == '1' then stuck[#stuck + 1] = ARGV[i] end
+end
+if now - mine > lease or now - since < settle then return {lost_age, gone, stuck} end
 for i = 4, #ARGV do
   local seen = redis.call('HGET', KEYS[1], ARGV[i])
   if seen then
@@ -110,7 +117,7 @@ for i = 4, #ARGV do
     gone[#gone + 1] = ARGV[i]
   end
 end
-return {lost_age, gone}
+return {lost_age, gone, stuck}
 """
 
 # Marks a live stream for a stop (its owner reads it again after a reconnect) or as followed
@@ -132,25 +139,36 @@ SOURCES = {
 
 
 class Scripts:
-    """The scripts by name, called by their SHA1 and loaded again when Redis lost them."""
+    """The scripts by name, called by their SHA1 and loaded again when Redis lost them (then
+    `on_reload` is told: Redis restarted or failed over, and may have lost keys too)."""
 
     def __init__(self, client: Any) -> None:
         self._client = client
         self._shas = {name: hashlib.sha1(source.encode("utf-8")).hexdigest() for name, source in SOURCES.items()}
+        self.on_reload: Callable[[], None] = lambda: None
 
     def command(self, name: str, keys: Sequence[str], args: Sequence[object]) -> tuple[object, ...]:
         """The EVALSHA command calling a script, as arguments to send."""
         return ("EVALSHA", self._shas[name], len(keys), *keys, *args)
 
     def load(self) -> None:
-        """Load every script (at start-up, and after Redis lost them: a restart, a failover)."""
+        """Load every script (at start-up)."""
         for source in SOURCES.values():
             self._client.script_load(source)
+
+    def reload(self) -> None:
+        """Load every script again: Redis lost them (a restart, a failover)."""
+        self.load()
+        self.on_reload()
+
+    def loaded(self) -> bool:
+        """Whether Redis holds the scripts (it lost them when it restarted or failed over)."""
+        return all(self._client.script_exists(*self._shas.values()))
 
     def run(self, target: Any, name: str, keys: Sequence[str], args: Sequence[object]) -> Any:
         """Call one script now on `target` (a client), loading the scripts first if Redis lost them."""
         try:
             return target.execute_command(*self.command(name, keys, args))
         except redis.exceptions.NoScriptError:
-            self.load()
+            self.reload()
             return target.execute_command(*self.command(name, keys, args))

@@ -10,6 +10,7 @@ Redis may be one server, a primary found through Sentinel, or a Cluster (`redis_
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -24,7 +25,7 @@ from . import producer
 from . import redis_link as keys
 from .abandon import Abandon
 from .abandon import cancel as cancel_abandoned
-from .redis_connect import StoreUnusable, Topology, connect, problems
+from .redis_connect import StoreUnusable, Topology, connect, disconnect, problems
 from .redis_follow import RemoteStream
 from .redis_journal import RedisJournal
 from .redis_link import Link, store_errors
@@ -74,14 +75,21 @@ class RedisStreamStore(StreamStore):
         commands = connect(config.topology, keys.COMMAND_CONNECTIONS, keys.COMMAND_TIMEOUT_SECONDS)
         blocking = connect(config.topology, keys.FOLLOW_CONNECTIONS, keys.COMMAND_TIMEOUT_SECONDS + 2.0)
         scripts = Scripts(commands)
+        scripts.on_reload = self.keys_lost
+        self._noting_loss = False
         live_ttl_ms = int((config.max_stream_seconds + config.ttl_seconds + LIVE_MARGIN_SECONDS) * 1000)
         self.link = Link(commands, blocking, scripts, self.worker_id, live_ttl_ms, int(config.ttl_seconds * 1000))
-        self._check_at_start(commands, scripts)
+        try:
+            self._check_at_start(commands, scripts)
+        except StoreUnusable:
+            disconnect(commands)
+            disconnect(blocking)
+            raise
         self._local: dict[str, Stream] = {}
         self._expired: set[str] = set()  # cancelled for want of followers: deleted once ended
         self._refused: set[str] = set()  # new streams Redis did not admit (MAX_STREAMS)
         self._accepting = True
-        pipe = ClusterPipe(commands) if config.topology.kind == "cluster" else RedisPipe(commands)
+        pipe = ClusterPipe(commands, self.link.maps) if config.topology.kind == "cluster" else RedisPipe(commands)
         self.journal = RedisJournal(pipe, scripts, (live_ttl_ms, self.link.done_ttl_ms), self)
         self.duties = OwnerDuties(
             self.link, self._local, self.journal, self._reap, self._forget_local, self.ttl_seconds
@@ -123,8 +131,16 @@ class RedisStreamStore(StreamStore):
         stream.cancel(StreamCancelled("lost", error))
 
     def keys_lost(self) -> None:
-        """Redis lost its scripts (a restart, a failover): check at once what else it lost."""
+        """Redis lost its scripts (a restart, a failover): record it, and check at once what
+        else it lost (this worker's streams are written again)."""
         self.duties.check_soon()
+        if not self._noting_loss:  # the renewal itself may find the scripts gone again
+            self._noting_loss = True
+            try:
+                with contextlib.suppress(redis.RedisError):
+                    self.duties.renew(lost=True)
+            finally:
+                self._noting_loss = False
 
     # The store.
 
@@ -132,12 +148,21 @@ class RedisStreamStore(StreamStore):
         """A new stream owned by this worker; Redis admits it (`admit`) before its first frames."""
         if not self._accepting:
             raise ApiError("service_restarting", STOPPING_DETAIL)
-        if not self.journal.health.healthy:
-            raise ApiError("store_unavailable", "Redis did not take the last writes of this worker.")
+        if self.journal.health.failing_for() > ADMIT_SECONDS and not self._back():  # an outage: at once
+            raise ApiError("store_unavailable", "Redis has not taken this worker's writes for a while.")
         stream = Stream(random_id(), correlation_id, model, self.clock(), self.journal, fmt, client)
         self.journal.create(stream)
         self._local[stream.stream_id] = stream
         return stream
+
+    def _back(self) -> bool:
+        """Whether Redis answers again after an outage (then the journal retries at once)."""
+        try:
+            self.link.commands.ping()
+        except redis.RedisError:
+            return False
+        self.journal.retry_now()
+        return True
 
     def admit(self, stream: Stream) -> None:
         """Wait until Redis has admitted the new stream: server_busy when the cluster already
@@ -145,7 +170,7 @@ class RedisStreamStore(StreamStore):
         the generation has started: its upstream request is not delayed by Redis."""
         self.journal.await_admission(stream, ADMIT_SECONDS)
         refused = stream.stream_id in self._refused
-        if not self.journal.admitting(stream) and not refused and self.journal.health.healthy:
+        if not self.journal.admitting(stream) and not refused:
             return
         self._refused.discard(stream.stream_id)
         self._local.pop(stream.stream_id, None)
@@ -173,11 +198,12 @@ class RedisStreamStore(StreamStore):
         return RemoteStream(self.link, stream_id, meta, last, self.outage_seconds)
 
     def _not_found(self) -> None:
-        """stream_not_found; or store_unavailable while Redis has just lost its keys (their
-        owners may not have written them again yet)."""
-        age, _ = self.link.gone([])
+        """stream_not_found; or store_unavailable while Redis may have lost the stream (it lost
+        keys moments ago: a restart, a failover, an eviction; or it may evict now): its owner
+        may not have written it again yet."""
+        age = 0.0 if not self.link.scripts.loaded() or problems(self.link.commands) else self.link.gone([])[0]
         if age is not None and age < keys.RECOVERY_SECONDS:
-            detail = "Redis lost its keys moments ago; their workers are writing them again."
+            detail = "Redis lost keys moments ago (a restart, a failover, an eviction); their workers write them again."
             raise ApiError("store_unavailable", detail, retry_after=keys.RECOVERY_SECONDS - age)
         raise ApiError("stream_not_found", "The id is unknown, or the stream ended and expired.")
 
@@ -235,19 +261,20 @@ class RedisStreamStore(StreamStore):
         self.journal.close()
         self.duties.close()
         for client in (self.link.commands, self.link.blocking):
-            client.close()
+            disconnect(client)
 
     def ready(self) -> tuple[bool, str, int]:
-        """Whether Redis takes writes now and keeps our keys, how it went, and the cluster's
-        live streams (0 if unknown)."""
+        """Whether Redis takes writes now and keeps our keys, how it went (every problem found),
+        and the cluster's live streams (0 if unknown)."""
+        live = 0
         try:
             found = problems(self.link.commands)
-            self.link.commands.set(keys.ready_key(self.worker_id), 1, px=READY_PROBE_MS)
             live = self.link.commands.hlen(keys.LIVE_KEY)
+            self.link.commands.set(keys.ready_key(self.worker_id), 1, px=READY_PROBE_MS)
         except redis.exceptions.OutOfMemoryError:
-            return False, "Redis refuses writes: it is out of memory (maxmemory). Raise maxmemory or free memory.", 0
+            found.append("Redis refuses writes: it is out of memory (maxmemory). Raise maxmemory or free memory.")
         except redis.RedisError as error:
-            return False, f"Redis did not answer ({type(error).__name__}).", 0
+            return False, f"Redis did not answer ({type(error).__name__}).", live
         if found:
             return False, " ".join(found), live
         return True, "Redis answers and takes writes.", live
