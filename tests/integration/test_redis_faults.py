@@ -38,6 +38,7 @@ pytestmark = pytest.mark.integration
 
 STREAMS = 30
 TOKENS, DELAY_MS = 300, 25  # 7.5 s of reply each
+LONG_TOKENS = 1000  # 25 s: longer than REDIS_OUTAGE_SECONDS (10), so that an outage ends them
 CLIENT_SECONDS = 120  # a client that has no ending by then has failed
 FRESH = httpx.Limits(max_keepalive_connections=0)  # a new connection per request: any worker takes it
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
@@ -117,7 +118,7 @@ def _follow(client: Client, url: str, seed: int) -> None:
         client.problems.append(f"no ending ({outcome}) within {CLIENT_SECONDS} s")
 
 
-def _check(client: Client) -> None:
+def _check(client: Client, tokens: int) -> None:
     """One ending, nothing missing or repeated, the text exact."""
     assert not client.problems, (client.message, client.problems)
     events = client.events
@@ -127,13 +128,16 @@ def _check(client: Client) -> None:
     assert content_of(chunks) == expected_reply(len(chunks)), "the text is exact"
     assert events[-1].data["last_sequence"] == len(chunks)
     if events[-1].event == "done":
-        assert events[-1].data["finish_reason"] == "stop" and len(chunks) == TOKENS
+        assert events[-1].data["finish_reason"] == "stop" and len(chunks) == tokens
 
 
 def _replay_equals(url: str, client: Client) -> None:
     """What Redis holds now is what the client saw, from any worker."""
+    deadline = time.monotonic() + 20
     with httpx.Client(base_url=url, timeout=30, limits=FRESH) as http:
-        replay = http.get(f"/v1/chat/streaming/{client.stream_id}")
+        while (replay := http.get(f"/v1/chat/streaming/{client.stream_id}")).status_code == 503:
+            assert time.monotonic() < deadline, replay.text  # Redis lost it moments ago: being written again
+            time.sleep(float(replay.headers["retry-after"]))
     assert replay.status_code == 200, (client.stream_id, replay.status_code, replay.text[:300])
     events = [e for e in parse(replay.content)[0] if e.event != ":comment"]
     assert events == client.events, f"{client.stream_id}: the replay differs from what its client saw"
@@ -233,12 +237,13 @@ FAULTS: dict[str, tuple[Callable[[], Topology], Callable[[Topology, ChatWaitServ
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_every_client_gets_its_stream_whole_through_a_redis_fault(fake, fault) -> None:
     make_topology, inject = FAULTS[fault]
+    tokens = LONG_TOKENS if fault.startswith("down_") else TOKENS
     topology = make_topology()
     server = None
     try:
         server = ChatWaitServer(server_env(fake.base_url, STREAM_STORE="redis", WEB_CONCURRENCY="3", **topology.env))
         clients = [
-            Client(f"{fault} {n} {uuid.uuid4().hex[:6]} @tokens={TOKENS} @delay_ms={DELAY_MS}", n % 2 == 0)
+            Client(f"{fault} {n} {uuid.uuid4().hex[:6]} @tokens={tokens} @delay_ms={DELAY_MS}", n % 2 == 0)
             for n in range(STREAMS)
         ]
         with ThreadPoolExecutor(max_workers=STREAMS) as pool:
@@ -251,7 +256,7 @@ def test_every_client_gets_its_stream_whole_through_a_redis_fault(fake, fault) -
                 future.result(timeout=CLIENT_SECONDS + 30)
         recovery = _recovered(server)
         for client in clients:
-            _check(client)
+            _check(client, tokens)
             _replay_equals(server.url, client)
         RESULTS[fault] = _summary(clients, lasted, recovery)
     finally:
