@@ -77,7 +77,9 @@ def parse_arguments() -> argparse.Namespace:
     )
     parser.add_argument("--variant", action="append", default=[], choices=sorted(VARIANTS), help="repeatable")
     parser.add_argument("--floor", action="store_true", help="add the floor servers (bare WSGI and Flask relays)")
-    parser.add_argument("--redis", action="store_true", help="add ChatWait on the Redis store (its own redis-server)")
+    parser.add_argument(
+        "--redis", action="store_true", help="add ChatWait on the Redis store (its own redis-server; baselines' too)"
+    )
     parser.add_argument("--openai", action="store_true", help="add ChatWait's OpenAI-compatible endpoint (same server)")
     parser.add_argument("--no-wait", dest="wait_arms", action="store_false", help="no wait-mode arms")
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin server and load to CPUs")
@@ -97,6 +99,8 @@ def start_servers(bench: Bench, args: argparse.Namespace) -> None:
         bench.add_server(name, variant=name)
     if args.redis:
         bench.add_redis_server()
+        for root in args.baseline_roots:  # the Redis store of each other checkout too
+            bench.add_redis_server(f"redis:{root.resolve().name}", root=root.resolve())
     if args.openai:
         bench.openai_arms["openai"] = "chatwait"
     if args.floor:

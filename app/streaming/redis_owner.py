@@ -116,6 +116,10 @@ class OwnerDuties:
                 log.warning("store_lease_failed", extra={"error_type": type(error).__name__})
                 self._link.failed()
 
+    def evicted_since_sweep(self) -> bool:
+        """Whether Redis has evicted keys since this worker's last sweep looked."""
+        return self._evicted is not None and evicted_keys(self._link.commands) > self._evicted
+
     def _watch_evictions(self) -> None:
         """Redis evicted keys since the last sweep (someone let it): they may be ours."""
         evicted = evicted_keys(self._link.commands)

@@ -201,7 +201,8 @@ class RedisStreamStore(StreamStore):
         """stream_not_found; or store_unavailable while Redis may have lost the stream (it lost
         keys moments ago: a restart, a failover, an eviction; or it may evict now): its owner
         may not have written it again yet."""
-        age = 0.0 if not self.link.scripts.loaded() or problems(self.link.commands) else self.link.gone([])[0]
+        lost_now = not self.link.scripts.loaded() or problems(self.link.commands) or self.duties.evicted_since_sweep()
+        age = 0.0 if lost_now else self.link.gone([])[0]
         if age is not None and age < keys.RECOVERY_SECONDS:
             detail = "Redis lost keys moments ago (a restart, a failover, an eviction); their workers write them again."
             raise ApiError("store_unavailable", detail, retry_after=keys.RECOVERY_SECONDS - age)

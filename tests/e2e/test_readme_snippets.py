@@ -1,6 +1,7 @@
-"""The README's two streaming readers, as they are: the JavaScript one in Chromium, the Python
-(httpx) one in this process, both against the live service through a proxy that cuts the
-stream part-way, so that each must resume to the exact text."""
+"""The streaming readers of the README (JavaScript, in Chromium) and docs/clients.md (Python with
+httpx, in this process), as they are, against the live service through a proxy that cuts the
+stream part-way, so that each must resume to the exact text; a refusal reaches the caller with
+what to fix in which field."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ from playwright.sync_api import Browser
 from .conftest import open_page
 from .test_chat_page import full_reply
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def readme_block(language: str, marker: str) -> str:
-    blocks = re.findall(rf"```{language}\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+def readme_block(language: str, marker: str, document: str = "README.md") -> str:
+    blocks = re.findall(rf"```{language}\n(.*?)```", (ROOT / document).read_text(encoding="utf-8"), re.DOTALL)
     return next(block for block in blocks if marker in block)
 
 
@@ -39,17 +40,17 @@ def test_the_javascript_reader_resumes_to_the_exact_text(browser: Browser, proxy
         assert result == {"text": full_reply(120), "finish": "stop", "length": len(full_reply(120))}
         refused = page.evaluate(
             f"async (base) => {{ {source} try {{ await chat('', () => {{}}, base); }}"
-            f" catch (e) {{ return e.error_code; }} }}",
+            f" catch (e) {{ return [e.error_code, Object.keys(e.fields)]; }} }}",
             proxy.url,
         )
-        assert refused == "validation_error", "a refusal is thrown with the service's error body"
+        assert refused == ["validation_error", ["message"]], "a refusal is thrown with the service's error body"
     finally:
         page.context.close()
 
 
 def test_the_python_reader_resumes_to_the_exact_text(proxy) -> None:
     namespace: dict = {}
-    exec(compile(readme_block("python", "def chat("), "README.md", "exec"), namespace)
+    exec(compile(readme_block("python", "def chat(", "docs/clients.md"), "docs/clients.md", "exec"), namespace)
     proxy.cut_next_stream(after_bytes=3000)
     reader = namespace["chat"]("From the README @tokens=120 @delay_ms=10", base=proxy.url)
     pieces = []
@@ -66,3 +67,8 @@ def test_the_python_reader_resumes_to_the_exact_text(proxy) -> None:
         raise AssertionError("an error event must raise")
     except RuntimeError as error:
         assert "try again" in str(error).lower()
+    try:
+        list(namespace["chat"]("", base=proxy.url))
+        raise AssertionError("a refusal must raise")
+    except RuntimeError as error:
+        assert "message" in error.args[1], "what to fix, field by field"
