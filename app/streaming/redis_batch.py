@@ -11,6 +11,7 @@ from .redis_scripts import Scripts
 from .stream import Stream
 
 Call = tuple[str, Stream, int, int]  # (admit, write or release), a stream, frames first .. end - 1
+PROBE: Call = ("probe", None, 0, 0)  # type: ignore[assignment]  # a PING: is Redis back?
 Command = tuple[object, ...]
 
 

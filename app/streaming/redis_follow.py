@@ -63,8 +63,8 @@ class RemoteStream:
         """Wait, at most CATCH_UP_SECONDS, until Redis holds `event_id` of this live stream: its
         owner hands each event to Redis before any client gets it, but a client that resumes
         here at once may still overtake the event on its way, and Redis may have refused it
-        (memory full: the owner writes it again). Still missing from a live stream after the
-        wait: store_unavailable, to try again."""
+        (memory full: the owner writes it again). Still missing from a live stream whose owner's
+        writes fail: store_unavailable, to try again (else the id was never sent)."""
         deadline = time.monotonic() + CATCH_UP_SECONDS
         while self.last_event_id < event_id and not self.finished and time.monotonic() < deadline:
             gevent.sleep(STOP_POLL_SECONDS)
@@ -76,8 +76,11 @@ class RemoteStream:
             self.last_event_id = keys.event_id(newest[0][0]) if newest else -1
             self.finished = state != b"live"
         if self.last_event_id < event_id and not self.finished:
-            detail = f"Redis does not hold event {event_id} yet: the worker generating this reply writes it late."
-            raise ApiError("store_unavailable", detail)
+            with store_errors("reading the stream"):
+                behind = self.owner in self._link.owners([self.owner]).behind
+            if behind:  # Redis refuses its owner's writes: the event may be on the owner's side
+                detail = f"Redis does not hold event {event_id} yet: the worker generating this reply writes it late."
+                raise ApiError("store_unavailable", detail)
 
     def attach(self) -> None:
         """Followers of a remote stream are counted by the owner through `seen`, not here."""
@@ -136,10 +139,10 @@ class RemoteStream:
             state = self._link.commands.hget(keys.meta_key(self.stream_id), "state")
             if state is not None and state != b"live":
                 return True  # ended: the terminal entry is on its way to this follower
-            _, gone, stuck = self._link.owners([self.owner])
-            if state is None or self.owner in stuck:
+            owners = self._link.owners([self.owner])
+            if state is None or self.owner in owners.stuck:
                 return False  # lost by Redis (its owner writes it again), or its owner cannot write
-            if self.owner in gone:
+            if self.owner in owners.gone:
                 end_if_owner_gone(self._link, self.stream_id, self._meta)
             else:
                 self._link.mark(self.stream_id, "seen", int(time.time()))

@@ -8,8 +8,18 @@ import logging
 import time
 from collections.abc import Callable
 
+import redis
+
 log = logging.getLogger("chatwait.journal")
 
+# Errors after which a batch is simply sent again: Redis lost its scripts (they are loaded
+# again), or a Cluster's slot map changed under the batch. Not an outage.
+_NOT_OUTAGES = (
+    redis.exceptions.NoScriptError,
+    redis.exceptions.MovedError,
+    redis.exceptions.AskError,
+    redis.exceptions.TryAgainError,
+)
 RETRY_FIRST_SECONDS = 0.2
 RETRY_MAX_SECONDS = 2.0
 
@@ -52,3 +62,8 @@ class Health:
             self.healthy = True
             self.degraded = False
             log.info("store_recovered", extra={"seconds": round(time.monotonic() - self._failing_since, 1)})
+
+
+def outages(errors: list[Exception]) -> list[Exception]:
+    """The errors of a batch that count against Redis's health."""
+    return [error for error in errors if not isinstance(error, _NOT_OUTAGES)]

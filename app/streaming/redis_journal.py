@@ -8,16 +8,12 @@ read together, without a wake-up of their own: at the next send once the oldest 
 old, after ACK_IDLE_SECONDS without a send, or at once when a new stream awaits its admission
 (the cluster-wide MAX_STREAMS), which goes out ahead of its first frames.
 
-What Redis answers decides what happens next, and no answer is taken for another:
-- its hash is gone (Redis lost the key: evicted, restarted empty, failed over): the stream is
-  written again from its first frame, and counted again among the live ones;
-- an earlier batch is missing (a failed send, a failover that lost writes): written again from
-  the newest entry Redis holds;
-- it was ended by another worker (this worker's lease had lapsed): generation_lost;
-- Redis fails or refuses writes (out of memory): the journal retries; frames wait meanwhile.
-  After the outage grace (REDIS_OUTAGE_SECONDS) the store ends its live streams with
-  store_unavailable and frames are published at once; once Redis is back the journal writes
-  them all, so resumes anywhere see what the clients here saw.
+What Redis answers decides what follows (Ledger.booked): a stream whose hash is gone is written
+again whole and counted again; one behind a lost batch, again from the newest entry Redis holds;
+one ended by another worker (this worker's lease had lapsed) ends generation_lost. When Redis
+fails or refuses writes the journal retries and frames wait; past REDIS_OUTAGE_SECONDS (Health)
+the store ends its live streams with store_unavailable and frames are published at once; once
+Redis is back the journal writes them all, so resumes anywhere see what the clients here saw.
 """
 
 from __future__ import annotations
@@ -31,8 +27,8 @@ import redis
 
 from ..logs import log_greenlet_failure
 from ..server.scheduling import RestartableTimer, Wakeup
-from .redis_batch import Batch, Call
-from .redis_health import Health
+from .redis_batch import PROBE, Batch, Call
+from .redis_health import Health, outages
 from .redis_ledger import Ledger
 from .redis_scripts import Scripts
 from .stream import Stream
@@ -44,9 +40,6 @@ GATHER_FROM_STREAMS = 2  # a batch of at least this many streams: the next one g
 MAX_IN_FLIGHT = 64  # batches sent whose replies are not read yet
 ACK_SECONDS = 0.05  # replies are read at the next send once their batch is this old
 ACK_IDLE_SECONDS = 0.1  # or, when nothing more is sent, this long after the batch
-# Errors after which a batch is simply sent again: the cluster's slot map changed under it.
-_REDIRECTS = (redis.exceptions.MovedError, redis.exceptions.AskError, redis.exceptions.TryAgainError)
-PROBE: Call = ("probe", None, 0, 0)  # type: ignore[assignment]  # a PING: is Redis back?
 
 
 class Owner:
@@ -61,6 +54,9 @@ class Owner:
 
     def lost(self, stream: Stream, refused: bool) -> None:
         """Redis refused `stream`: the cluster was full (`refused`), or another worker ended it."""
+
+    def failing(self) -> None:
+        """Writes began to fail: say so in the lease (this worker's clients may be ahead of Redis)."""
 
 
 class RedisJournal:
@@ -106,8 +102,7 @@ class RedisJournal:
             self.written(stream)
 
     def forget(self, stream: Stream) -> None:
-        """Write nothing more of `stream` (it was deleted)."""
-        self._ledger.forget(stream)
+        self._ledger.forget(stream)  # write nothing more of it (it was deleted)
 
     def retry_now(self) -> None:
         """Redis answers again: send what waits without waiting out the backoff."""
@@ -115,8 +110,7 @@ class RedisJournal:
         self._wakeup.notify()
 
     def admitting(self, stream: Stream) -> bool:
-        """Whether Redis has yet to admit `stream`."""
-        return stream.stream_id in self._ledger.admitting
+        return stream.stream_id in self._ledger.admitting  # Redis has yet to admit it
 
     def await_admission(self, stream: Stream, seconds: float) -> None:
         """Wait, at most `seconds`, until Redis has answered `stream`'s admission (through the
@@ -131,8 +125,7 @@ class RedisJournal:
             self._awaited -= 1
 
     def durable(self, stream: Stream) -> bool:
-        """Whether Redis has confirmed every frame written to `stream`."""
-        return self._ledger.durable(stream)
+        return self._ledger.durable(stream)  # Redis confirmed every frame written to it
 
     def idle(self) -> bool:
         """Whether nothing is waiting to be written or confirmed."""
@@ -251,7 +244,7 @@ class RedisJournal:
         """Sort a batch's failures: scripts Redis lost, the slot map changing, or an outage."""
         if any(isinstance(error, redis.exceptions.NoScriptError) for error in errors):
             self._reload_scripts()  # Redis restarted or failed over: maybe without our keys
-        failures = [e for e in errors if not isinstance(e, (redis.exceptions.NoScriptError, *_REDIRECTS))]
+        failures = outages(errors)
         if failures:
             self._failed(failures[0])
         elif not errors:
@@ -290,10 +283,13 @@ class RedisJournal:
     def _failed(self, error: Exception) -> None:
         for stream in self._ledger.admitting.values():
             stream.publish(stream.visible)  # a POST waiting for its admission learns of the failure
+        healthy = self.health.healthy
         if self.health.failed(error):
             for stream in self._ledger.dirty.values():
                 stream.publish(stream.written)
             self._owner.outage()
+        elif healthy:
+            self._owner.failing()
 
     def _reload_scripts(self) -> None:
         try:

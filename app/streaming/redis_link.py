@@ -77,6 +77,18 @@ def store_errors(operation: str) -> Iterator[None]:
 
 
 @dataclasses.dataclass(frozen=True)
+class Owners:
+    """What the leases say: seconds since Redis last lost them (None: never); the owners that are
+    gone; those that cannot write their streams (past their outage grace); and those whose
+    writes fail or are refused (their clients may have events Redis does not hold yet)."""
+
+    lost_age: float | None
+    gone: set[str]
+    stuck: set[str]
+    behind: set[str]
+
+
+@dataclasses.dataclass(frozen=True)
 class Link:
     """What the Redis store's parts share: two clients (short commands; followers' blocking
     reads), the scripts, this worker's id, and how long keys live (while live, once finished)."""
@@ -98,14 +110,14 @@ class Link:
         """Which of `owners` are gone (their lease lapsed), as far as this worker can tell (no
         verdict while its own lease has not been fresh for SETTLE_SECONDS); and how many seconds
         ago Redis was last found to have lost the leases (None: never)."""
-        lost_age, gone, _ = self.owners(owners)
-        return lost_age, gone
+        found = self.owners(owners)
+        return found.lost_age, found.gone
 
-    def owners(self, owners: list[str]) -> tuple[float | None, set[str], set[str]]:
-        """As `gone`, and also which of `owners` cannot write their streams (an outage of theirs)."""
+    def owners(self, owners: list[str]) -> Owners:
+        """What the leases say of `owners` (see Owners)."""
         args = [self.worker, int(LEASE_SECONDS * 1000), int(SETTLE_SECONDS * 1000), *owners]
-        lost_ms, gone, stuck = self.scripts.run(self.commands, "gone", [OWNERS_KEY], args)
-        return (None if lost_ms < 0 else lost_ms / 1000), _names(gone), _names(stuck)
+        lost_ms, gone, stuck, behind = self.scripts.run(self.commands, "gone", [OWNERS_KEY], args)
+        return Owners(None if lost_ms < 0 else lost_ms / 1000, _names(gone), _names(stuck), _names(behind))
 
     def mark(self, stream_id: str, field: str, value: object) -> bool:
         """Set `field` in a live stream's hash (never on one that is gone or finished)."""

@@ -86,8 +86,9 @@ class OwnerDuties:
         """Take or renew this worker's lease now (a few bytes: allowed when memory is full);
         with `lost`, also record that Redis lost data (a resume of an unknown stream is then
         told to come back rather than that it does not exist)."""
-        stuck = int(self._journal.health.degraded)
-        args = [self._link.worker, int(keys.LEASE_SECONDS * 1000), 2 if lost else int(self._renewed), stuck]
+        health = self._journal.health
+        writes = 2 if health.degraded else (0 if health.healthy else 1)
+        args = [self._link.worker, int(keys.LEASE_SECONDS * 1000), 2 if lost else int(self._renewed), writes]
         renewal = self._link.scripts.command("renew", [keys.OWNERS_KEY], args)
         try:
             found_lost = self._link.commands.execute_command(*renewal)

@@ -67,8 +67,9 @@ return 1
 """
 
 # A worker's lease, in the owners hash (KEYS), by Redis's clock: ARGV = worker, lease ms, 1 if
-# this worker has renewed before (2: and has seen Redis lose its scripts), 1 if it cannot write
-# its streams (past its outage grace; followers elsewhere then stop waiting for them). Also when
+# this worker has renewed before (2: and has seen Redis lose its scripts), how its writes go (0
+# well; 1 refused or failing: its clients may be ahead of Redis; 2 past its outage grace:
+# followers elsewhere stop waiting for its streams). Also when
 # its renewals last began again after a gap (<worker>:since), when the hash was made (_since),
 # and when Redis was last seen to lose data (_lost: a worker that had renewed found its lease
 # gone, or saw the scripts gone; a restart, an eviction, a failover); returns 1 then.
@@ -84,7 +85,7 @@ end
 if now - tonumber(previous or '0') > tonumber(ARGV[2]) then
   redis.call('HSET', KEYS[1], ARGV[1] .. ':since', now)
 end
-redis.call('HSET', KEYS[1], ARGV[1], now, ARGV[1] .. ':stuck', ARGV[4])
+redis.call('HSET', KEYS[1], ARGV[1], now, ARGV[1] .. ':writes', ARGV[4])
 redis.call('HSETNX', KEYS[1], '_since', now)
 return lost
 """
@@ -93,7 +94,8 @@ return lost
 # owner whose lease is older than that, or missing from a hash older than ARGV[3] ms. No verdict
 # (an empty list) unless this worker's own lease has been fresh for ARGV[3] ms: after an outage
 # every lease is old, and their owners get time to renew. Also how many ms ago Redis was last
-# found to have lost the hash (-1: never), and which owners cannot write their streams.
+# found to have lost the hash (-1: never), which owners cannot write their streams, and which
+# may be ahead of Redis (their writes fail or are refused).
 _GONE = """#!lua flags=no-writes
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -104,11 +106,13 @@ if lost then lost_age = now - tonumber(lost) end
 local hash_age = now - tonumber(redis.call('HGET', KEYS[1], '_since') or now)
 local mine = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 local since = tonumber(redis.call('HGET', KEYS[1], ARGV[1] .. ':since') or now)
-local gone, stuck = {}, {}
+local gone, stuck, behind = {}, {}, {}
 for i = 4, #ARGV do
-  if redis.call('HGET', KEYS[1], ARGV[i] .. ':stuck') == '1' then stuck[#stuck + 1] = ARGV[i] end
+  local writes = redis.call('HGET', KEYS[1], ARGV[i] .. ':writes')
+  if writes == '2' then stuck[#stuck + 1] = ARGV[i] end
+  if writes == '1' or writes == '2' then behind[#behind + 1] = ARGV[i] end
 end
-if now - mine > lease or now - since < settle then return {lost_age, gone, stuck} end
+if now - mine > lease or now - since < settle then return {lost_age, gone, stuck, behind} end
 for i = 4, #ARGV do
   local seen = redis.call('HGET', KEYS[1], ARGV[i])
   if seen then
@@ -117,7 +121,7 @@ for i = 4, #ARGV do
     gone[#gone + 1] = ARGV[i]
   end
 end
-return {lost_age, gone, stuck}
+return {lost_age, gone, stuck, behind}
 """
 
 # Marks a live stream for a stop (its owner reads it again after a reconnect) or as followed

@@ -25,7 +25,8 @@ from . import producer
 from . import redis_link as keys
 from .abandon import Abandon
 from .abandon import cancel as cancel_abandoned
-from .redis_connect import StoreUnusable, Topology, connect, disconnect, problems
+from .redis_checks import check_at_start, not_found, ready
+from .redis_connect import StoreUnusable, Topology, connect, disconnect
 from .redis_follow import RemoteStream
 from .redis_journal import RedisJournal
 from .redis_link import Link, store_errors
@@ -42,7 +43,6 @@ log = logging.getLogger("chatwait.store")
 LIVE_MARGIN_SECONDS = 600  # a live stream's keys outlive MAX_STREAM_SECONDS by this much, in case all crash
 CLOSE_FLUSH_SECONDS = 2.0
 ADMIT_SECONDS = keys.COMMAND_TIMEOUT_SECONDS + 1.0
-READY_PROBE_MS = 5000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +80,7 @@ class RedisStreamStore(StreamStore):
         live_ttl_ms = int((config.max_stream_seconds + config.ttl_seconds + LIVE_MARGIN_SECONDS) * 1000)
         self.link = Link(commands, blocking, scripts, self.worker_id, live_ttl_ms, int(config.ttl_seconds * 1000))
         try:
-            self._check_at_start(commands, scripts)
+            check_at_start(commands, scripts, self.topology)
         except StoreUnusable:
             disconnect(commands)
             disconnect(blocking)
@@ -94,21 +94,6 @@ class RedisStreamStore(StreamStore):
         self.duties = OwnerDuties(
             self.link, self._local, self.journal, self._reap, self._forget_local, self.ttl_seconds
         )
-
-    def _check_at_start(self, commands: object, scripts: Scripts) -> None:
-        """Refuse to start on a Redis that does not answer, is too old, or may evict our keys."""
-        where = self.topology.describe()
-        try:
-            found = problems(commands)  # type: ignore[arg-type]
-            if not found:
-                scripts.load()
-        except redis.RedisError as error:
-            raise StoreUnusable(
-                f"STREAM_STORE=redis, but {where} did not answer ({type(error).__name__}): "
-                "start Redis, fix REDIS_URL, or set STREAM_STORE=memory."
-            ) from None
-        if found:
-            raise StoreUnusable(f"STREAM_STORE=redis, but {where} cannot hold streams: " + " ".join(found))
 
     def __len__(self) -> int:
         return len(self._local)
@@ -129,6 +114,12 @@ class RedisStreamStore(StreamStore):
             self._refused.add(stream.stream_id)
         error = ApiError("generation_lost", "This worker's lease on the stream lapsed.")
         stream.cancel(StreamCancelled("lost", error))
+
+    def failing(self) -> None:
+        """Writes began to fail: the lease says so at once (resumes elsewhere then wait for events
+        this worker's clients have and Redis has not)."""
+        with contextlib.suppress(redis.RedisError):
+            self.duties.renew()
 
     def keys_lost(self) -> None:
         """Redis lost its scripts (a restart, a failover): record it, and check at once what
@@ -193,20 +184,9 @@ class RedisStreamStore(StreamStore):
             pipe.xrevrange(keys.events_key(stream_id), count=1)
             meta, newest = pipe.execute()
             if not meta:
-                self._not_found()
+                not_found(self.link, self.duties)
         last = keys.event_id(newest[0][0]) if newest else -1
         return RemoteStream(self.link, stream_id, meta, last, self.outage_seconds)
-
-    def _not_found(self) -> None:
-        """stream_not_found; or store_unavailable while Redis may have lost the stream (it lost
-        keys moments ago: a restart, a failover, an eviction; or it may evict now): its owner
-        may not have written it again yet."""
-        lost_now = not self.link.scripts.loaded() or problems(self.link.commands) or self.duties.evicted_since_sweep()
-        age = 0.0 if lost_now else self.link.gone([])[0]
-        if age is not None and age < keys.RECOVERY_SECONDS:
-            detail = "Redis lost keys moments ago (a restart, a failover, an eviction); their workers write them again."
-            raise ApiError("store_unavailable", detail, retry_after=keys.RECOVERY_SECONDS - age)
-        raise ApiError("stream_not_found", "The id is unknown, or the stream ended and expired.")
 
     def stop(self, stream: StreamView, wait_seconds: float = producer.STOP_WAIT_SECONDS) -> bool:
         """Stop a stream here, or through its owner's channel when another worker produces it."""
@@ -265,20 +245,8 @@ class RedisStreamStore(StreamStore):
             disconnect(client)
 
     def ready(self) -> tuple[bool, str, int]:
-        """Whether Redis takes writes now and keeps our keys, how it went (every problem found),
-        and the cluster's live streams (0 if unknown)."""
-        live = 0
-        try:
-            found = problems(self.link.commands)
-            live = self.link.commands.hlen(keys.LIVE_KEY)
-            self.link.commands.set(keys.ready_key(self.worker_id), 1, px=READY_PROBE_MS)
-        except redis.exceptions.OutOfMemoryError:
-            found.append("Redis refuses writes: it is out of memory (maxmemory). Raise maxmemory or free memory.")
-        except redis.RedisError as error:
-            return False, f"Redis did not answer ({type(error).__name__}).", live
-        if found:
-            return False, " ".join(found), live
-        return True, "Redis answers and takes writes.", live
+        """Whether Redis takes writes now and keeps our keys, how it went, and the cluster's live streams."""
+        return ready(self.link)
 
     def _reap(self, seen: Callable[[list[str]], dict[str, float]]) -> None:
         """Drop finished streams that are in Redis from memory; cancel live ones nobody followed
