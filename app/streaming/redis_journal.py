@@ -1,12 +1,11 @@
 """The Redis store's journal: a worker's new frames go to Redis in batches, ahead of any client.
 
 A producer only marks its stream dirty (no I/O per token). One writer greenlet per worker sends
-batches, one script call per dirty stream with all of its new entries, and only then publishes
-the frames to the streams' followers on this worker. So whatever a client has seen was sent to
-Redis first, and a resume on any worker continues exactly where it left off. The replies are
-read together, without a wake-up of their own: at the next send once the oldest is ACK_SECONDS
-old, after ACK_IDLE_SECONDS without a send, or at once when a new stream awaits its admission
-(the cluster-wide MAX_STREAMS), which goes out ahead of its first frames.
+batches, one script call per dirty stream with all of its new entries, then publishes the frames
+to the streams' followers here: whatever a client has seen was sent to Redis first, so a resume
+on any worker continues exactly where it left off. Replies are read together, without a wake-up
+of their own: at the next send once the oldest is ACK_SECONDS old, after ACK_IDLE_SECONDS
+without a send, or at once when a new stream's POST awaits its admission (MAX_STREAMS).
 
 What Redis answers decides what follows (Ledger.booked): a stream whose hash is gone is written
 again whole and counted again; one behind a lost batch, again from the newest entry Redis holds;
@@ -166,6 +165,9 @@ class RedisJournal:
                 with gevent.Timeout(FLUSH_WINDOW_SECONDS, False):  # gather; an urgent write ends it
                     self._wakeup.wait()
             calls = self.take()
+            if not calls and self.health.healthy:
+                self._wakeup.wait()  # nothing due after all: never spin (the loop would hold the worker)
+                continue
             gather = len(calls) >= GATHER_FROM_STREAMS  # busy: worth a window for the next batch
             self._send(calls)
 

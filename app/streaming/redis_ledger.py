@@ -20,6 +20,7 @@ class Ledger:
     def __init__(self) -> None:
         self.admitting: dict[str, Stream] = {}  # new streams whose admission is not confirmed yet
         self.dirty: dict[str, Stream] = {}  # streams with frames to write
+        self._held: dict[str, Stream] = {}  # new streams with frames, written once admitted
         self.release: dict[str, Stream] = {}  # ended streams still counted among the live ones
         self._readmit: set[str] = set()  # live streams Redis lost: counted again, whatever the count
         self._creating: set[str] = set()  # streams whose next write creates their hash
@@ -50,7 +51,7 @@ class Ledger:
         """Owe nothing more for `stream` (deleted, or ended by another worker)."""
         sid = stream.stream_id
         self._forgotten.add(sid)
-        for pending in (self.dirty, self.admitting, self._durable, self._sent, self.release):
+        for pending in (self.dirty, self._held, self.admitting, self._durable, self._sent, self.release):
             pending.pop(sid, None)
         self._creating.discard(sid)
         self._readmit.discard(sid)
@@ -67,7 +68,8 @@ class Ledger:
         return not (self.dirty or self._durable or self._sent or self.admitting or self.release)
 
     def has_work(self) -> bool:
-        """Whether a batch has something to send."""
+        """Whether a batch has something to send (not a new stream's frames, held until it is
+        admitted: the writer would take them again and again until then)."""
         return bool(self.dirty or self.release or any(sid not in self._sent for sid in self.admitting))
 
     def take(self) -> list[Call]:
@@ -75,14 +77,13 @@ class Ledger:
         calls: list[Call] = [("admit", s, 0, 0) for sid, s in self.admitting.items() if sid not in self._sent]
         calls += [("release", stream, 0, 0) for stream in self.release.values()]
         self.release = {}
-        held: dict[str, Stream] = {}
         for sid, stream in self.dirty.items():
             first = self._sent.get(sid, self._durable.get(sid, 0))
             if sid in self.admitting:
-                held[sid] = stream  # written once admitted
+                self._held[sid] = stream
             elif stream.written > first:
                 calls.append(("write", stream, first, stream.written))
-        self.dirty = held
+        self.dirty = {}
         return calls
 
     def flags(self, call: Call) -> tuple[bool, bool]:
@@ -120,6 +121,7 @@ class Ledger:
             self._readmit.discard(sid)
             return None
         self._sent.pop(sid, None)
+        self._held.pop(sid, None)
         if not admitted:  # the cluster holds MAX_STREAMS live streams
             self._creating.discard(sid)
             self.dirty.pop(sid, None)

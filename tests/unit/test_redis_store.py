@@ -176,6 +176,26 @@ def test_frames_are_published_once_sent_and_their_replies_are_read_later_in_one_
     assert _texts(store, stream.stream_id) == [None, b"first"]
 
 
+def test_the_writer_waits_while_a_new_streams_admission_is_in_flight(store) -> None:
+    """Frames held until their stream is admitted are not work: the writer waits for the reply
+    instead of taking them again and again (a busy loop that held the whole worker up to
+    ACK_SECONDS, every new stream's first token with it)."""
+    journal, taken = store.journal, []
+    take = journal._ledger.take
+    journal._ledger.take = lambda: taken.append(1) or take()  # type: ignore[method-assign]
+    stream = store.create("cid-held", "m")
+    _write(stream, ["first"])
+    ticks = 0
+    while not journal._pipe.in_flight or ticks < 20:  # the admission goes out; then 20 turns of the loop
+        gevent.sleep(0)
+        ticks += 1
+    assert journal.admitting(stream) and stream.visible == 0
+    assert not journal._ledger.has_work(), "held frames are no work until the admission is answered"
+    assert len(taken) <= 3, f"the writer took {len(taken)} batches with nothing to send"
+    store.admit(stream)
+    _settle(lambda: stream.visible == stream.written)
+
+
 def test_a_batch_behind_one_that_was_lost_is_written_again_from_what_redis_holds(store) -> None:
     stream = store.create("cid-5", "m")
     _write(stream, ["a"])
