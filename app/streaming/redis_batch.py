@@ -12,6 +12,7 @@ from .stream import Stream
 
 Call = tuple[str, Stream, int, int]  # (admit, write or release), a stream, frames first .. end - 1
 PROBE: Call = ("probe", None, 0, 0)  # type: ignore[assignment]  # a PING: is Redis back?
+NO_IDENTITY: tuple[object, ...] = ("",) * 6  # the hash's fields, sent only by the write that creates it
 Command = tuple[object, ...]
 
 
@@ -47,8 +48,10 @@ class Batch:
     def _args(self, call: Call, creating: bool) -> list[object]:
         _, stream, first, end = call
         final = (stream.ending or "ended") if stream.ended and end == stream.written else "0"
-        created = int(stream.created)
-        identity = (self.owner, stream.correlation_id, stream.model, created, stream.wire.dialect, stream.client)
+        identity: tuple[object, ...] = NO_IDENTITY
+        if creating:
+            created = int(stream.created)
+            identity = (self.owner, stream.correlation_id, stream.model, created, stream.wire.dialect, stream.client)
         args: list[object] = [self.live_ttl_ms, self.done_ttl_ms, final, "1" if creating else "0", "", *identity]
         for event_id, frame, text in stream.entries(first, end):
             field = "c" if frame is None else ("h" if event_id == 0 else "t")

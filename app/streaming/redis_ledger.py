@@ -70,7 +70,9 @@ class Ledger:
     def has_work(self) -> bool:
         """Whether a batch has something to send (not a new stream's frames, held until it is
         admitted: the writer would take them again and again until then)."""
-        return bool(self.dirty or self.release or any(sid not in self._sent for sid in self.admitting))
+        if self.dirty or self.release:
+            return True
+        return bool(self.admitting) and any(sid not in self._sent for sid in self.admitting)
 
     def take(self) -> list[Call]:
         """The next batch: admissions not asked yet, releases, each admitted dirty stream's new frames."""

@@ -19,12 +19,12 @@ import redis
 # finished, [3] how the stream ends with this batch (finish_reason or error_code) or 0, [4] 1
 # to create the stream (its first batch, or again once Redis lost it), [5] the newest entry id
 # expected (compare and set: a lost stream's ending) or '', [6..11] owner, correlation id, model,
-# created, wire format, client key digest; [12..] (event id, field, value) triples, field h (the
-# priming frame), c (a chunk's text) or t (the terminal frame). Entries Redis holds already are
-# skipped, so a batch can be sent again, even once the stream has ended. Returns {status, n}: ok
-# (n: entries held), gap (an
-# earlier batch is missing: send again from entry n), missing (the stream's hash is gone: create
-# it again), ended (someone ended it), moved (the newest entry is not the one expected).
+# created, wire format, client key digest (empty unless [4] is 1); [12..] (event id, field, value)
+# triples, field h (the priming frame), c (a chunk's text) or t (the terminal frame). Entries
+# Redis holds already are skipped, so a batch can be sent again, even once the stream has ended.
+# Returns {status, n}: ok (n: entries held), gap (an earlier batch is missing: send again from
+# entry n), missing (the stream's hash is gone: create it again), ended (someone ended it), moved
+# (the newest entry is not the one expected).
 _WRITE = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then
