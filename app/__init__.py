@@ -1,9 +1,11 @@
 """ChatWait: a wait and resumable streaming chat API in front of a large language model.
 
-Layers, each importing only those after it: `api` (HTTP views) → `streaming` (a stream's
-lifecycle) → `providers` (where text comes from) → `metrics` (Prometheus) → `server` and `logs`
-(gevent, sockets, gunicorn; logging) → the base pieces beside this file (`config`, `errors`,
-`schemas`, `ids`).
+Packages, each importing only those after it: `http` (views per API, intake, keys, tracing) →
+`streaming` (resumable streams, their `wire` formats, the `redis` store) → `generation` (a
+generation in any mode) → `providers` (where text comes from) → `metrics` (Prometheus) →
+`contract` (request and reply shapes) → `hub` and `logs` (gevent primitives; logging) → the base
+pieces beside this file (`config`, `errors`, `ids`). `server` is the gunicorn shell on top:
+only gunicorn.conf.py, wsgi.py and `create_app` reach it.
 
 Importing this package stays light (no Flask, no HTTP client, no ssl): gunicorn.conf.py
 reads `app.config` and `app.logs` in the master process, before gevent patches the worker.
@@ -46,8 +48,8 @@ def build_app(settings: Settings) -> Flask:
     """
     from flask import Flask
 
-    from . import api
-    from .api.services import Services
+    from . import http
+    from .http.services import Services
     from .logs import configure_logging
     from .server.shutdown import LIFECYCLE
 
@@ -59,7 +61,7 @@ def build_app(settings: Settings) -> Flask:
     services = Services.build(settings)
     app.extensions["chatwait"] = services
     app.extensions[LIFECYCLE] = services  # what the worker tells when it stops
-    api.init_app(app)
+    http.init_app(app)
     services.start()
     described = services.provider.describe()
     log.info("service_started", extra={"provider": described["provider"], "model": described["model"]})

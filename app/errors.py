@@ -5,7 +5,7 @@ may succeed later (`retryable`), the HTTP status, and for errors that promise a 
 delay to send in Retry-After. A raised ApiError adds `detail` (why). Nothing else ever
 reaches a client: no HTML error page, no stack trace, no upstream text. This module is plain
 Python (no web framework): the worker answers protocol errors with it before any app code runs;
-`app.api.errors` renders it for Flask.
+`app.http.errors` renders it for Flask.
 """
 
 from __future__ import annotations
@@ -278,3 +278,19 @@ class ApiError(Exception):
         if self.drop_history_messages is not None:
             body["drop_history_messages"] = self.drop_history_messages
         return body
+
+
+class RequestBodyError(Exception):
+    """The request body could not be read; `error` is what to answer."""
+
+    def __init__(self, error: ApiError) -> None:
+        super().__init__(error.error_code)
+        self.error = error
+
+
+class RequestReadTimeout(RequestBodyError, TimeoutError):
+    """The body did not arrive by the request's deadline (a TimeoutError, as gunicorn's drain expects)."""
+
+    def __init__(self, seconds: float) -> None:
+        detail = f"The request body did not arrive within {seconds:g} s (REQUEST_READ_TIMEOUT_SECONDS)."
+        super().__init__(ApiError("request_timeout", detail))

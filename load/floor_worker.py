@@ -58,7 +58,7 @@ class FloorRelay:
         )
         request = b"POST /v1/chat/completions HTTP/1.1\r\nHost: upstream\r\nContent-Type: application/json\r\n"
         request += b"Content-Length: %d\r\n\r\n%s" % (len(payload), payload)
-        from app.server.scheduling import run_first
+        from app.hub.scheduling import run_first
 
         frames: gevent.queue.Queue = gevent.queue.Queue()
         run_first(gevent.spawn(self._produce, request, frames))  # the request leaves first, as in ChatWait

@@ -18,7 +18,7 @@ from app.server.worker import ChatWaitWorker
 
 def _no_fed_wakeup() -> None:
     """Followers are woken the way a gevent Event wakes its waiters (a loop callback)."""
-    from app.server import scheduling
+    from app.hub import scheduling
 
     scheduling._feeds_events = lambda loop: False
 
@@ -32,14 +32,14 @@ def _no_run_first() -> None:
 
 def _client_send() -> None:
     """Each upstream request goes through httpx's Client.send, not straight to its transport."""
-    from app.providers import openai
+    from app.providers.openai import client as openai
 
     openai.OpenAIProvider._send = lambda self, request: self._http.send(request, stream=True)
 
 
 def _transport(factory: Callable[[], Any]) -> Callable[[], None]:
     def use() -> None:
-        from app.providers import openai
+        from app.providers.openai import client as openai
 
         openai.Http1Transport = factory
 

@@ -9,9 +9,9 @@ from .base import Provider
 def build_provider(settings: Settings) -> Provider:
     """The provider selected by LLM_PROVIDER (already resolved from `auto` by the settings)."""
     if settings.llm_provider == "local":
-        from .local import LocalProvider
+        from .local.model import LocalProvider
 
         return LocalProvider(settings)
-    from .openai import OpenAIProvider
+    from .openai.client import OpenAIProvider
 
     return OpenAIProvider(settings)

@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
+from ..contract.native import OPENAI_FINISH_REASONS
 from ..errors import CATALOGUE
-from ..schemas import OPENAI_FINISH_REASONS
 
 # Other servers' names for running out of tokens; any other unknown reason (eos_token, end_turn) is a stop.
 _LENGTH_REASONS = frozenset(("max_tokens", "max_length", "max_output_tokens", "max_new_tokens", "model_length"))

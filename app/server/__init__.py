@@ -1,7 +1,5 @@
-"""What runs ChatWait under gunicorn and gevent: the worker (connections under deadlines, request
-bodies, protocol refusals, graceful shutdown) and its logger, scheduling helpers, start-up, and
-the watch for a client that leaves.
+"""The gunicorn shell: the worker (connections under deadlines, request bodies, protocol
+refusals, graceful shutdown), its logger, the master's reload hooks and start-up checks.
 
-Nothing here imports the layers above (api, streaming, providers): they use these helpers,
-never gevent's or the sockets' internals directly.
+Only gunicorn.conf.py, wsgi.py and `create_app` import it; nothing below reaches gunicorn.
 """

@@ -22,12 +22,11 @@ from gevent.socket import wait_read
 from gunicorn import util
 from gunicorn.http.errors import NoMoreData
 
-from ..errors import ApiError
+from ..errors import ApiError, RequestBodyError
 from ..ids import random_id
 from .head_budget import HeadBudgetSocket
 from .parser import StrictRequestParser
 from .protocol import error_response, refusal
-from .request_body import RequestBodyError
 
 log = logging.getLogger("chatwait.server")
 

@@ -16,24 +16,8 @@ from typing import Any
 import gevent
 from gunicorn.http.errors import ParseException
 
-from ..errors import ApiError
+from ..errors import ApiError, RequestBodyError, RequestReadTimeout
 from .protocol import refusal
-
-
-class RequestBodyError(Exception):
-    """The request body could not be read; `error` is what to answer."""
-
-    def __init__(self, error: ApiError) -> None:
-        super().__init__(error.error_code)
-        self.error = error
-
-
-class RequestReadTimeout(RequestBodyError, TimeoutError):
-    """The body did not arrive by the request's deadline (a TimeoutError, as gunicorn's drain expects)."""
-
-    def __init__(self, seconds: float) -> None:
-        detail = f"The request body did not arrive within {seconds:g} s (REQUEST_READ_TIMEOUT_SECONDS)."
-        super().__init__(ApiError("request_timeout", detail))
 
 
 class DeadlineBody:

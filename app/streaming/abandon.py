@@ -8,7 +8,8 @@ import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 
-from .stream import Stream, StreamCancelled
+from ..generation.cancel import StreamCancelled
+from .stream import Stream
 
 log = logging.getLogger("chatwait.store")
 

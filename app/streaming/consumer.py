@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 
 from ..errors import ApiError
 from ..metrics.catalogue import Metrics
-from .sse import RETRY_LINE, parse_last_event_id
 from .view import StreamView
+from .wire.sse import RETRY_LINE, parse_last_event_id
 
 log = logging.getLogger("chatwait.consumer")
 

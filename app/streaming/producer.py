@@ -13,11 +13,12 @@ import gevent
 
 from ..config import Settings
 from ..errors import ApiError
+from ..generation.outcome import Outcome
+from ..generation.relay import Relay
+from ..hub.scheduling import run_first
 from ..logs import log_greenlet_failure
 from ..metrics.catalogue import Metrics
 from ..providers.base import ChatCall, Provider, Usage
-from ..server.scheduling import run_first
-from .relay import Outcome, Relay
 from .stream import Stream
 
 log = logging.getLogger("chatwait.producer")
@@ -61,7 +62,7 @@ class StreamWriter:
         self.stream = stream
         self.content_length = 0
         self._debug = log.isEnabledFor(logging.DEBUG)
-        stream.append(stream.wire.priming())
+        stream.append(stream.writer.priming())
 
     def chunk(self, content: str) -> None:
         """Append one `chunk` event. The first one is written to the clients before this
@@ -75,7 +76,7 @@ class StreamWriter:
 
     def queued(self, ahead: int) -> None:
         """Tell the stream's followers how many replies are ahead of this one (0: it starts)."""
-        self.stream.set_notice(self.stream.wire.queued(ahead) if ahead else None)
+        self.stream.set_notice(self.stream.writer.queued(ahead) if ahead else None)
 
     def abort(self) -> None:
         """End the stream with internal_error if its producer died without ending it."""
@@ -87,6 +88,6 @@ class StreamWriter:
 
     def end(self, outcome: Outcome) -> None:
         """Append the one terminal event: `done`, or `error` with the catalogue fields."""
-        frame = self.stream.wire.terminal(self.stream.chunks, self.content_length, outcome)
+        frame = self.stream.writer.terminal(self.stream.chunks, self.content_length, outcome)
         self.stream.ending = outcome.error.error_code if outcome.error is not None else outcome.finish_reason
         self.stream.append(frame, final=True)

@@ -11,36 +11,29 @@ import abc
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import gevent
 
 from ..errors import ApiError
+from ..generation.cancel import STOPPING_DETAIL, restarting
 from ..ids import random_id
 from ..logs import log_greenlet_failure
 from . import producer
 from .abandon import Abandon
 from .abandon import cancel as cancel_abandoned
-from .stream import Stream, StreamCancelled
+from .stream import Stream
 from .view import StreamView
-from .wire import NATIVE, Format
+from .wire import NATIVE, Wire
 
 log = logging.getLogger("chatwait.store")
-
-STOPPING_DETAIL = "This worker is stopping (a deploy or restart) and starts no new generation."
-
-
-def restarting() -> StreamCancelled:
-    """What stops a generation when its worker stops: it ends with a service_restarting error."""
-    error = ApiError("service_restarting", "The worker serving this generation stopped (a deploy or restart).")
-    return StreamCancelled("restarting", error)
-
 
 class StreamStore(abc.ABC):
     """What the API needs from a stream store."""
 
     clock: Callable[[], float]
     worker_id: str = "local"
+    _accepting = True  # until `stop_accepting`
 
     @abc.abstractmethod
     def __len__(self) -> int:
@@ -71,8 +64,8 @@ class StreamStore(abc.ABC):
         return True, "In this worker's memory.", self.live()
 
     @abc.abstractmethod
-    def create(self, correlation_id: str, model: str, fmt: Format = NATIVE, client: str = "") -> Stream:
-        """A new, empty stream in wire format `fmt`, started by `client` (a key digest, or "");
+    def create(self, correlation_id: str, model: str, wire: Wire = NATIVE, client: str = "") -> Stream:
+        """A new, empty stream in wire format `wire`, started by `client` (a key digest, or "");
         ApiError(server_busy) when the store is full of live streams."""
 
     @abc.abstractmethod
@@ -80,16 +73,24 @@ class StreamStore(abc.ABC):
         """The stream with this id; ApiError(stream_not_found) when it is unknown or expired."""
 
     @abc.abstractmethod
-    def live(self) -> int:
-        """How many streams are still generating."""
+    def _own(self) -> Iterable[Stream]:
+        """The streams whose generation runs in this worker."""
 
-    @abc.abstractmethod
+    def live(self) -> int:
+        """How many of this worker's streams are still generating."""
+        return sum(1 for stream in self._own() if not stream.finished)
+
     def stop_accepting(self) -> None:
         """Refuse new streams from now on (ApiError(service_restarting)): the worker stops."""
+        self._accepting = False
 
-    @abc.abstractmethod
+    def _refuse_when_stopping(self) -> None:
+        if not self._accepting:
+            raise ApiError("service_restarting", STOPPING_DETAIL)
+
     def end_live(self) -> list[gevent.Greenlet]:
-        """End every stream still generating with a terminal service_restarting error; their producers."""
+        """End every stream still generating here with a terminal service_restarting error; their producers."""
+        return [stream.producer for stream in list(self._own()) if stream.cancel(restarting())]
 
     @abc.abstractmethod
     def start(self) -> None:
@@ -116,22 +117,20 @@ class MemoryStreamStore(StreamStore):
         self.clock = clock
         self._streams: OrderedDict[str, Stream] = OrderedDict()
         self._reaper: gevent.Greenlet | None = None
-        self._accepting = True
 
     def __len__(self) -> int:
         return len(self._streams)
 
-    def create(self, correlation_id: str, model: str, fmt: Format = NATIVE, client: str = "") -> Stream:
+    def create(self, correlation_id: str, model: str, wire: Wire = NATIVE, client: str = "") -> Stream:
         """A new, empty stream; evicts the least recently used finished stream when full.
 
         Raises ApiError(server_busy) when every stream held is still live: those are never evicted,
         and ApiError(service_restarting) once the worker stops.
         """
-        if not self._accepting:
-            raise ApiError("service_restarting", STOPPING_DETAIL)
+        self._refuse_when_stopping()
         if len(self._streams) >= self.max_streams and not self._evict_one_finished():
             raise ApiError("server_busy", f"All {self.max_streams} stream slots (MAX_STREAMS) hold live streams.")
-        stream = Stream(random_id(), correlation_id, model, self.clock(), fmt=fmt, client=client)
+        stream = Stream(random_id(), correlation_id, model, self.clock(), wire=wire, client=client)
         self._streams[stream.stream_id] = stream
         return stream
 
@@ -179,14 +178,8 @@ class MemoryStreamStore(StreamStore):
                 cancel_abandoned(stream, now - stream.idle_since)
         return len(expired)
 
-    def live(self) -> int:
-        return sum(1 for stream in self._streams.values() if not stream.finished)
-
-    def stop_accepting(self) -> None:
-        self._accepting = False
-
-    def end_live(self) -> list[gevent.Greenlet]:
-        return [stream.producer for stream in list(self._streams.values()) if stream.cancel(restarting())]
+    def _own(self) -> Iterable[Stream]:
+        return self._streams.values()
 
     def start(self) -> None:
         """Run `reap` periodically in a background greenlet (a few times per TTL)."""

@@ -17,26 +17,14 @@ from typing import Protocol
 
 import gevent
 
-from ..errors import ApiError
-from ..server.scheduling import RestartableTimer, Wakeup
-from .sse import KEEPALIVE_FRAME
-from .wire import NATIVE, Format
+from ..generation.cancel import StreamCancelled
+from ..hub.scheduling import RestartableTimer, Wakeup
+from .wire import NATIVE, Wire
+from .wire.sse import KEEPALIVE_FRAME
 
 RECENT_FRAMES = 64  # chunk frames kept encoded for followers that keep up
 
 
-class StreamCancelled(BaseException):
-    """Raised inside a producer greenlet to stop its generation (DELETE, expiry, a client gone,
-    a restart).
-
-    A BaseException, like GreenletExit, so that no library's `except Exception` swallows it.
-    With an `error`, the generation ends with that error rather than `cancelled` (a restart).
-    """
-
-    def __init__(self, reason: str = "stopped", error: ApiError | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.error = error
 
 
 class Journal(Protocol):
@@ -79,7 +67,7 @@ class Stream:
         "producer",
         "stream_id",
         "visible",
-        "wire",
+        "writer",
     )
 
     def __init__(
@@ -89,14 +77,14 @@ class Stream:
         model: str,
         now: float,
         journal: Journal | None = None,
-        fmt: Format = NATIVE,
+        wire: Wire = NATIVE,
         client: str = "",
     ) -> None:
         self.stream_id = stream_id
         self.correlation_id = correlation_id
         self.model = model
         self.created = time.time()
-        self.wire = fmt.wire(stream_id, correlation_id, model, self.created)
+        self.writer = wire.writer(stream_id, correlation_id, model, self.created)
         self.client = client
         self.finished = False
         self.finished_at = 0.0
@@ -151,7 +139,7 @@ class Stream:
     def append_chunk(self, content: str) -> bytes:
         """Add the next `chunk` frame (its sequence is its event id), wake followers; its bytes."""
         sequence = len(self._lengths) + 1
-        frame = self.wire.chunk(sequence, content)
+        frame = self.writer.chunk(sequence, content)
         self._recent.append(frame)
         encoded = content.encode("utf-8", "replace")
         self._text += encoded
@@ -224,7 +212,7 @@ class Stream:
                     offset = sum(self._lengths[: event_id - 1])
                 length = self._lengths[event_id - 1]
                 text = self._text[offset : offset + length].decode("utf-8", "replace")
-                found.append(self.wire.chunk(event_id, text))
+                found.append(self.writer.chunk(event_id, text))
                 offset += length
         return found
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol
 
-from .wire import Wire
+from .wire import WireWriter
 
 
 class StreamView(Protocol):
@@ -15,7 +15,7 @@ class StreamView(Protocol):
     correlation_id: str
     finished: bool
     client: str  # the key digest of the client that started it ("" when the API is open)
-    wire: Wire
+    wire: WireWriter
 
     @property
     def last_event_id(self) -> int: ...

@@ -14,11 +14,11 @@ from marshmallow import fields as mfields
 from marshmallow import validate
 from openapi_spec_validator import validate as validate_spec
 
+from app.contract.fields import BLANK, NOT_BLANK_PATTERN
+from app.contract.native import COMPONENTS, ChatRequestSchema
+from app.contract.openai import CompletionRequestSchema
+from app.contract.openai_replies import OPENAI_COMPONENTS
 from app.errors import CATALOGUE
-from app.openai_replies import OPENAI_COMPONENTS
-from app.openai_schemas import CompletionRequestSchema
-from app.schema_fields import BLANK, NOT_BLANK_PATTERN
-from app.schemas import COMPONENTS, ChatRequestSchema
 
 from ..conformance import CONTRACT, CONTRACT_PATH, SCHEMAS, conform
 from ..sse import parse

@@ -8,8 +8,8 @@ import schemathesis
 import yaml
 from hypothesis import HealthCheck, settings
 
-from app.api.contract import render_contract
 from app.config import load_settings
+from app.http.openapi import render_contract
 from load.processes import ChatWaitServer
 
 from ..conftest import server_env

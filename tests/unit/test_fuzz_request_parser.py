@@ -12,9 +12,10 @@ from gunicorn.http.errors import NoMoreData, ParseException
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from app.errors import RequestBodyError
 from app.server.parser import StrictRequestParser
 from app.server.protocol import refusal
-from app.server.request_body import DeadlineBody, RequestBodyError
+from app.server.request_body import DeadlineBody
 
 FIELDS = 50
 FIELD_SIZE = 8190

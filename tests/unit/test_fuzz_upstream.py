@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from app.providers.base import UpstreamError
 from app.providers.http1.body import ResponseBody
 from app.providers.http1.connection import ConnectionClosed
-from app.providers.http1.wire import CHUNKED, framing, read_head
-from app.providers.openai_stream import OpenAIGeneration
+from app.providers.http1.framing import CHUNKED, framing, read_head
+from app.providers.openai.stream import OpenAIGeneration
 
 PIECE = 4096  # the largest chunk the valid bodies hold
 MAX_LINE = 2048

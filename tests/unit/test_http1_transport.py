@@ -16,7 +16,7 @@ from gevent.event import Event
 from gevent.server import StreamServer
 
 from app.providers.http1 import Http1Transport, MalformedResponse
-from app.providers.http1.wire import chunk_size
+from app.providers.http1.framing import chunk_size
 
 Script = Callable[[socket.socket, bytes], None]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.api.intake import build_call, refuse_oversized
 from app.config import load_settings
 from app.errors import ApiError
+from app.http.intake import build_call, refuse_oversized
 
 
 class CountingProvider:
@@ -99,9 +99,9 @@ def test_what_fits_or_what_the_schema_refuses_passes_through(data) -> None:
 def _completion(messages: list, provider: CountingProvider, **extra):
     from flask import Flask
 
-    from app.api.completion_intake import prepare_completion
-    from app.api.services import Services
-    from app.openai_schemas import CompletionRequestSchema
+    from app.contract.openai import CompletionRequestSchema
+    from app.http.intake.openai import prepare_completion
+    from app.http.services import Services
 
     settings = load_settings({"MAX_INPUT_TOKENS": "100", "MAX_HISTORY_MESSAGES": "4"}, environ={"OPENAI_API_KEY": "x"})
     schema = CompletionRequestSchema(max_messages=6, allowed_models=settings.allowed_models)

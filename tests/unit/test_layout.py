@@ -1,5 +1,6 @@
-"""The package layout holds: small modules and functions, imports that run one way, and no
-reaching into gevent's internals from the API or the stream lifecycle."""
+"""The package layout holds: small modules and functions, imports that run one way without
+cycles, the gunicorn shell reached only from the top, and no reaching into gevent's internals
+from the HTTP views, the generations or the streams."""
 
 from __future__ import annotations
 
@@ -9,12 +10,23 @@ from pathlib import Path
 import pytest
 
 APP = Path(__file__).resolve().parents[2] / "app"
-MAX_MODULE_LINES = 300
+MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 40
+MAX_TOP_MODULES = 5  # app/__init__.py and the base pieces beside it
 # The layers, from the top: a module may import from its own package and from lower ranks.
-RANKS = {"api": 5, "streaming": 4, "providers": 3, "metrics": 2, "server": 1, "logs": 1}
-BASE_RANK = 0  # config, errors, schemas, ids: beside app/__init__.py
-# What the API and the stream lifecycle may use of gevent: its public greenlet API only.
+RANKS = {
+    "server": 9,
+    "http": 8,
+    "streaming": 7,
+    "generation": 6,
+    "providers": 5,
+    "metrics": 4,
+    "contract": 3,
+    "hub": 2,
+    "logs": 1,
+}
+BASE_RANK = 0  # config, errors, ids: beside app/__init__.py
+# What the views, the generations and the streams may use of gevent: its public greenlet API only.
 PUBLIC_GEVENT = {"spawn", "sleep", "Timeout", "Greenlet", "joinall"}
 WEB_FRAMEWORK = ("flask", "werkzeug")
 
@@ -26,7 +38,7 @@ def _name(path: Path) -> str:
 
 
 def _package(module: str) -> str | None:
-    """The layer package of `module` (app.api.chat -> api), None for the base pieces."""
+    """The layer package of `module` (app.http.native -> api), None for the base pieces."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 and parts[1] in RANKS else None
 
@@ -83,36 +95,106 @@ def test_modules_and_functions_stay_small(path: Path) -> None:
 
 @pytest.mark.parametrize("path", [p for p in MODULES if p != APP / "__init__.py"], ids=_name)
 def test_imports_run_one_way(path: Path) -> None:
-    """api -> streaming -> providers -> metrics -> server, logs -> base pieces; never upwards or sideways."""
+    """http -> streaming -> generation -> providers -> metrics -> contract -> hub -> logs -> base
+    pieces; never upwards or sideways."""
     assert _upward(_name(path), _imports(path)) == []
 
 
-@pytest.mark.parametrize("path", [p for p in MODULES if _package(_name(p)) in ("api", "streaming")], ids=_name)
-def test_api_and_streaming_use_only_gevents_public_greenlet_api(path: Path) -> None:
-    tree = ast.parse(path.read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("gevent"):
-            raise AssertionError(f"from {node.module} import ...: go through app.server instead")
-        if isinstance(node, ast.Import):
-            assert all(alias.name == "gevent" or not alias.name.startswith("gevent") for alias in node.names)
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "gevent":
-            assert node.attr in PUBLIC_GEVENT, f"gevent.{node.attr}: go through app.server instead"
+@pytest.mark.parametrize("path", [p for p in MODULES if _package(_name(p)) != "server"], ids=_name)
+def test_only_the_top_reaches_the_gunicorn_shell(path: Path) -> None:
+    """app.server is reached from gunicorn.conf.py, wsgi.py and create_app, never from below."""
+    allowed = path == APP / "__init__.py"
+    reached = [name for name in _imports(path) if name == "app.server" or name.startswith("app.server.")]
+    assert allowed or reached == []
+
+
+def test_no_module_imports_itself_back() -> None:
+    """No import cycle, whether the imports run at start-up, in a function or for type checks only."""
+    known = {_name(path).removesuffix(".__init__") for path in MODULES}
+    graph = {
+        _name(path).removesuffix(".__init__"): sorted({name for name in _imports(path) if name in known})
+        for path in MODULES
+    }
+    assert _cycles(graph) == []
+
+
+def test_the_cycle_check_finds_a_cycle() -> None:
+    graph = {"a": ["b"], "b": ["c"], "c": ["a"], "d": ["a"]}
+    assert _cycles(graph) == [["a", "b", "c"]]
+    assert _cycles({"a": ["b"], "b": []}) == []
+
+
+def test_the_top_of_app_holds_only_the_base_pieces() -> None:
+    """Each concept has its package: at most a few modules beside app/__init__.py, and no file
+    whose prefix stands in for a package (openai_*, redis_*)."""
+    top = sorted(path.name for path in APP.glob("*.py"))
+    assert len(top) <= MAX_TOP_MODULES, top
+    prefixed = [str(p.relative_to(APP)) for p in MODULES if p.name.startswith(("openai_", "redis_"))]
+    assert prefixed == [] or all("/contract/" in f"/{name}" for name in prefixed), prefixed
+
+
+def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (or a module importing itself)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in graph.get(node, []):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1 or node in graph.get(node, []):
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
 
 
 @pytest.mark.parametrize(
-    "path", [p for p in MODULES if _package(_name(p)) in ("streaming", "providers", "server", "logs")], ids=_name
+    "path", [p for p in MODULES if _package(_name(p)) in ("http", "streaming", "generation")], ids=_name
 )
-def test_only_the_api_and_the_error_handlers_know_the_web_framework(path: Path) -> None:
+def test_views_generations_and_streams_use_only_gevents_public_greenlet_api(path: Path) -> None:
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("gevent"):
+            raise AssertionError(f"from {node.module} import ...: go through app.hub instead")
+        if isinstance(node, ast.Import):
+            assert all(alias.name == "gevent" or not alias.name.startswith("gevent") for alias in node.names)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "gevent":
+            assert node.attr in PUBLIC_GEVENT, f"gevent.{node.attr}: go through app.hub instead"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in MODULES if _package(_name(p)) in ("streaming", "generation", "providers", "contract", "hub", "logs")],
+    ids=_name,
+)
+def test_only_the_views_and_the_server_know_the_web_framework(path: Path) -> None:
     for imported in _imports(path):
         assert not imported.startswith(WEB_FRAMEWORK), f"{_name(path)} imports {imported}"
 
 
 def test_the_check_sees_upward_and_sideways_imports() -> None:
-    """Relative imports are resolved, and a provider importing the API, the server importing the
-    logs, or a base piece importing a layer are caught; imports within a package or downwards pass."""
-    provider = _imports_of("from ..api import services\nfrom . import tokens\n", "app.providers.openai", False)
-    assert provider == ["app.api", "app.api.services", "app.providers", "app.providers.tokens"]
-    assert _upward("app.providers.openai", provider) == ["app.api", "app.api.services"]
-    assert _upward("app.server.worker", ["app.logs.context"]) == ["app.logs.context"]
+    """Relative imports are resolved, and a provider importing the views, the hub importing the
+    streams, or a base piece importing a layer are caught; imports within a package or downwards pass."""
+    provider = _imports_of("from ...http import services\nfrom . import tokens\n", "app.providers.openai.client", False)
+    assert provider == ["app.http", "app.http.services", "app.providers.openai", "app.providers.openai.tokens"]
+    assert _upward("app.providers.openai.client", provider) == ["app.http", "app.http.services"]
+    assert _upward("app.hub.scheduling", ["app.streaming.stream"]) == ["app.streaming.stream"]
     assert _upward("app.errors", ["app.streaming.stream"]) == ["app.streaming.stream"]
-    assert _upward("app.api.chat", ["app.streaming.producer", "app.errors", "app.api.intake"]) == []
+    assert _upward("app.http.native", ["app.streaming.producer", "app.errors", "app.http.intake"]) == []

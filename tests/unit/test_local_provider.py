@@ -10,10 +10,10 @@ import gevent
 import pytest
 from gevent.queue import Queue
 
+from app.generation.cancel import StreamCancelled
 from app.providers.base import ChatCall, UpstreamError
-from app.providers.local import Lease, LocalGeneration
-from app.providers.waiting_line import WaitingLine
-from app.streaming.stream import StreamCancelled
+from app.providers.local.model import Lease, LocalGeneration
+from app.providers.local.waiting_line import WaitingLine
 
 CALL = ChatCall(model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=5)
 

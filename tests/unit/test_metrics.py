@@ -11,11 +11,11 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
+from app.generation.cancel import StreamCancelled
+from app.generation.gaps import SAMPLE_LIMIT, Gaps
 from app.metrics import MULTIPROC_ENV, prepare_multiprocess_dir, remove_multiprocess_dir
 from app.metrics.catalogue import Metrics, NoMetrics, retire_worker
 from app.providers.base import UpstreamError, Usage
-from app.streaming.gaps import SAMPLE_LIMIT, Gaps
-from app.streaming.stream import StreamCancelled
 
 from .test_relay import Recorder, ScriptedGeneration, ScriptedProvider, _relay, sleeps  # noqa: F401 (a fixture)
 

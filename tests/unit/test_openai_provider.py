@@ -12,8 +12,8 @@ import respx
 from app.config import load_settings
 from app.providers.base import ChatCall, UpstreamError
 from app.providers.http1 import Http1Transport
-from app.providers.openai import OpenAIProvider
-from app.providers.openai_errors import retry_after_seconds
+from app.providers.openai.client import OpenAIProvider
+from app.providers.openai.errors import retry_after_seconds
 
 URL = "http://upstream.test/v1/chat/completions"
 SECRET_BODY = {"error": {"message": "Incorrect API key provided: sk-proj-LEAKYkey0123456789. See dashboard."}}

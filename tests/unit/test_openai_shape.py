@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from app.contract.openai_errors import openai_error_body
 from app.errors import CATALOGUE, ApiError
-from app.openai_shape import openai_error_body
 
 
 @pytest.mark.parametrize("code", sorted(CATALOGUE))

@@ -10,17 +10,17 @@ from openai._streaming import SSEDecoder
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from app.errors import ApiError
+from app.generation.outcome import Outcome
 from app.providers.base import Usage
-from app.streaming.openai_wire import OpenAIWire, completion_object
-from app.streaming.relay import Outcome
-from app.streaming.sse import KEEPALIVE_FRAME, RETRY_LINE
 from app.streaming.stream import Stream
-from app.streaming.wire import Format
+from app.streaming.wire import Wire
+from app.streaming.wire.openai import OpenAIWriter, completion_object
+from app.streaming.wire.sse import KEEPALIVE_FRAME, RETRY_LINE
 
 from ..conformance import conform
 from ..sse import parse
 
-WIRE = OpenAIWire("sid", "cid", "m-1", 1700000000.9, include_usage=True)
+WIRE = OpenAIWriter("sid", "cid", "m-1", 1700000000.9, include_usage=True)
 
 
 def decoded(*frames: bytes) -> list:
@@ -64,7 +64,7 @@ def test_the_ending_is_the_finish_chunk_the_usage_chunk_and_done_under_one_id() 
     assert finish.choices[0].finish_reason == "stop" and finish.choices[0].delta.content is None
     assert usage.choices == [] and usage.usage.total_tokens == 5
     assert usage.model_extra["usage_source"] == "estimated"
-    without = OpenAIWire("sid", "cid", "m", 0, include_usage=False).terminal(0, 0, done())
+    without = OpenAIWriter("sid", "cid", "m", 0, include_usage=False).terminal(0, 0, done())
     assert len(decoded(without)) == 2 and without.endswith(b"id: 1\ndata: [DONE]\n\n")
 
 
@@ -92,14 +92,14 @@ def test_a_whole_completion_is_a_chat_completion() -> None:
 
 
 def test_an_unpaired_surrogate_or_an_odd_model_name_cannot_break_a_frame() -> None:
-    wire = OpenAIWire("s", "c", 'm"\n\ud800', 0, include_usage=False)
+    wire = OpenAIWriter("s", "c", 'm"\n\ud800', 0, include_usage=False)
     chunk = ChatCompletionChunk.model_validate_json(decoded(wire.priming(), wire.chunk(1, "a\ud800b"))[1].data)
     assert chunk.choices[0].delta.content == "a?b" and chunk.model == 'm"\n?'
 
 
 def test_a_stream_keeps_its_format_for_replays_from_further_back() -> None:
-    stream = Stream("sid", "cid", "m", 0.0, fmt=Format("openai"))
-    stream.append(stream.wire.priming())
+    stream = Stream("sid", "cid", "m", 0.0, wire=Wire("openai"))
+    stream.append(stream.writer.priming())
     for index in range(80):  # past the encoded window: older chunks are encoded again from the text
         stream.append_chunk(f"t{index}")
     replay = b"".join(stream.frames(0, stream.written))
@@ -116,7 +116,7 @@ def test_an_interruption_ends_the_response_not_the_stream_in_both_formats() -> N
     with pytest.raises(openai.APIError) as raised:
         chunks_of(WIRE.chunk(1, "a"), frame)
     assert raised.value.body["code"] == "store_unavailable" and raised.value.body["resume_after"] == 1
-    native = Format().wire("sid", "cid", "m-1", 0).interrupted(1, error)
+    native = Wire().writer("sid", "cid", "m-1", 0).interrupted(1, error)
     events, _ = parse(native)
     assert [(e.id, e.event) for e in events] == [(None, "error")]
     conform("InterruptedEvent", events[0].data)

@@ -8,9 +8,9 @@ import gevent
 import gevent.socket
 
 from app.errors import ApiError
+from app.generation.outcome import Outcome
 from app.providers.base import Usage
 from app.streaming.producer import StreamWriter
-from app.streaming.relay import Outcome
 from app.streaming.stream import Stream
 
 from ..sse import parse

@@ -12,11 +12,12 @@ import pytest
 import redis
 
 from app.errors import ApiError
-from app.streaming import redis_link as keys
-from app.streaming.redis_connect import StoreUnusable, Topology
-from app.streaming.redis_follow import RemoteStream, end_if_owner_gone
-from app.streaming.redis_store import RedisSettings, RedisStreamStore
-from app.streaming.stream import Stream, StreamCancelled
+from app.generation.cancel import StreamCancelled
+from app.streaming.redis import link as keys
+from app.streaming.redis.connect import StoreUnusable, Topology
+from app.streaming.redis.follow import RemoteStream, end_if_owner_gone
+from app.streaming.redis.store import RedisSettings, RedisStreamStore
+from app.streaming.stream import Stream
 from load.processes import RedisServer, free_port
 
 from ..sse import parse
@@ -39,7 +40,7 @@ def store(redis_server: RedisServer):
 
 def _write(stream: Stream, chunks: list[str], end: bytes | None = None) -> None:
     if not stream.written:
-        stream.append(stream.wire.priming())
+        stream.append(stream.writer.priming())
     for chunk in chunks:
         stream.append_chunk(chunk)
     if end is not None:

@@ -8,10 +8,10 @@ import gevent
 import pytest
 
 from app.config import load_settings
+from app.generation.cancel import StreamCancelled
+from app.generation.relay import Relay
 from app.metrics.catalogue import Metrics
 from app.providers.base import ChatCall, Generation, Provider, UpstreamError, Usage
-from app.streaming.relay import Relay
-from app.streaming.stream import StreamCancelled
 
 CALL = ChatCall(model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=5)
 
@@ -99,7 +99,9 @@ def sleeps(monkeypatch) -> list[float]:
     """Backoff sleeps, recorded instead of slept."""
     recorded: list[float] = []
     real_sleep = gevent.sleep
-    monkeypatch.setattr("app.streaming.relay.gevent.sleep", lambda seconds=0: recorded.append(seconds) or real_sleep(0))
+    monkeypatch.setattr(
+        "app.generation.relay.gevent.sleep", lambda seconds=0: recorded.append(seconds) or real_sleep(0)
+    )
     return recorded
 
 
@@ -235,7 +237,7 @@ def test_a_stop_while_the_first_chunk_is_written_closes_the_upstream() -> None:
 
 
 def test_a_restart_ends_the_generation_with_its_error_and_keeps_the_partial_reply() -> None:
-    from app.streaming.store import restarting
+    from app.generation.cancel import restarting
 
     listener, generation = _stopped_midway(restarting())
     outcome = listener.ends[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gevent
 from gevent import get_hub
 
-from app.server.scheduling import run_first
+from app.hub.scheduling import run_first
 
 
 def test_the_greenlet_runs_before_ready_callbacks_and_the_caller_resumes_after_it_waits() -> None:

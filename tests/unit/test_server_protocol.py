@@ -11,11 +11,11 @@ import gevent
 import pytest
 from gunicorn.http import errors as parse_errors
 
-from app.errors import ApiError
+from app.errors import ApiError, RequestBodyError, RequestReadTimeout
 from app.server import shutdown
 from app.server.head_budget import HeadBudgetSocket
 from app.server.protocol import error_response, refusal
-from app.server.request_body import DeadlineBody, RequestBodyError, RequestReadTimeout
+from app.server.request_body import DeadlineBody
 
 
 @pytest.mark.parametrize(

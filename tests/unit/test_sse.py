@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.errors import ApiError
-from app.streaming.sse import KEEPALIVE_FRAME, RETRY_LINE, SseEvent, encode_chunk, parse_last_event_id
+from app.streaming.wire.sse import KEEPALIVE_FRAME, RETRY_LINE, SseEvent, encode_chunk, parse_last_event_id
 
 
 def test_event_bytes() -> None:

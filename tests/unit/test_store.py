@@ -6,9 +6,10 @@ import gevent
 import pytest
 
 from app.errors import ApiError
+from app.generation.cancel import StreamCancelled
 from app.streaming.abandon import Abandon
 from app.streaming.store import MemoryStreamStore
-from app.streaming.stream import Stream, StreamCancelled
+from app.streaming.stream import Stream
 
 
 class FakeClock:

@@ -7,9 +7,10 @@ import gevent.event
 import pytest
 from gevent import socket
 
+from app.generation.cancel import StreamCancelled
 from app.streaming import producer
-from app.streaming.sse import KEEPALIVE_FRAME, encode_chunk
-from app.streaming.stream import RECENT_FRAMES, Stream, StreamCancelled
+from app.streaming.stream import RECENT_FRAMES, Stream
+from app.streaming.wire.sse import KEEPALIVE_FRAME, encode_chunk
 
 
 def _settle() -> None:
@@ -198,7 +199,7 @@ def test_a_follower_writes_before_other_ready_reads_are_handled() -> None:
 
 
 def test_followers_are_still_woken_on_a_loop_that_cannot_feed_events(monkeypatch) -> None:
-    monkeypatch.setattr("app.server.scheduling._feeds_events", lambda loop: False)
+    monkeypatch.setattr("app.hub.scheduling._feeds_events", lambda loop: False)
     stream = _stream()
     received: list[bytes] = []
     follower = gevent.spawn(lambda: received.extend(stream.follow(0, 5)))

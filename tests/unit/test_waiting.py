@@ -7,10 +7,10 @@ import pytest
 from gevent import socket
 
 from app.errors import ApiError
+from app.generation.cancel import StreamCancelled
+from app.generation.outcome import Outcome
+from app.generation.waiting import WaitGenerations
 from app.providers.base import Usage
-from app.streaming.relay import Outcome
-from app.streaming.stream import StreamCancelled
-from app.streaming.waiting import WaitGenerations
 
 
 class SlowRelay:

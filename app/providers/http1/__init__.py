@@ -16,11 +16,11 @@ with proxy environment variables set, the provider keeps httpx's own transport.
 
 - `transport`: the keep-alive pool and the request/response exchange;
 - `connection`: one socket, its read deadline and its read buffer;
-- `wire`: the request bytes and the response head, framing and chunk-size parsing;
+- `framing`: the request bytes and the response head, framing and chunk-size parsing;
 - `body`: a response body read as the caller iterates.
 """
 
+from .framing import MalformedResponse
 from .transport import Http1Transport
-from .wire import MalformedResponse
 
 __all__ = ["Http1Transport", "MalformedResponse"]

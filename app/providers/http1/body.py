@@ -8,7 +8,7 @@ from typing import Protocol
 import httpx
 
 from .connection import Connection, ConnectionClosed
-from .wire import CHUNKED, MAX_HEAD_BYTES, MalformedResponse, chunk_size, mapped, skip_trailers
+from .framing import CHUNKED, MAX_HEAD_BYTES, MalformedResponse, chunk_size, mapped, skip_trailers
 
 
 class Pool(Protocol):

@@ -17,7 +17,7 @@ from gevent import socket
 
 from .body import ResponseBody
 from .connection import Connection, ConnectionClosed, Origin, open_socket
-from .wire import framing, keep_alive, mapped, read_head, serialize
+from .framing import framing, keep_alive, mapped, read_head, serialize
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 

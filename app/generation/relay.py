@@ -1,0 +1,282 @@
+"""One generation from a provider into a listener, whatever happens.
+
+The relay owns the retry policy (retryable failures, only before the first token, with
+backoff and jitter, honouring Retry-After), the deadlines (first token, counted once the
+provider's turn has come; a total cap, queueing included; the idle deadline between tokens
+is the provider's read timeout), cancellation (StreamCancelled raised into the producer
+greenlet), usage (the upstream's count, else our own) and the lifecycle log lines. Streaming
+and wait mode share it; only the listener differs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import gevent
+
+from ..config import Settings
+from ..errors import ApiError
+from ..logs import bind
+from ..metrics.catalogue import Metrics
+from ..providers.base import ChatCall, Generation, Provider, UpstreamError, Usage
+from . import backoff
+from .cancel import StreamCancelled
+from .gaps import Gaps
+from .outcome import Outcome
+
+log = logging.getLogger("chatwait.relay")
+
+# A reply longer than this many characters per token asked for is not a model's reply: a broken
+# or hostile upstream that ignores max_tokens would otherwise fill memory.
+MAX_CHARS_PER_TOKEN = 64
+REPLY_CHARS_FLOOR = 65_536
+
+
+class Listener(Protocol):
+    """Receives a generation as it happens (a stream writer; nothing in wait mode)."""
+
+    def chunk(self, content: str) -> None: ...
+
+    def queued(self, ahead: int) -> None: ...
+
+    def end(self, outcome: Outcome) -> None: ...
+
+
+class _FirstTokenDeadline(BaseException):
+    """Raised by the first-token timer; a BaseException so the SDK cannot wrap it."""
+
+
+class Relay:
+    """One generation: `run()` drives the provider and tells the listener; returns the Outcome."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        settings: Settings,
+        call: ChatCall,
+        prompt_tokens: int | None,
+        listener: Listener | None,
+        correlation_id: str,
+        stream_id: str | None = None,
+        *,
+        metrics: Metrics,
+    ) -> None:
+        self.provider = provider
+        self.metrics = metrics
+        self.settings = settings
+        self.call = call
+        self.prompt_tokens = prompt_tokens
+        self.listener = listener
+        self.correlation_id = correlation_id
+        self.stream_id = stream_id
+        self._pieces: list[str] = []
+        self._chars = 0
+        self._max_chars = call.max_tokens * MAX_CHARS_PER_TOKEN + REPLY_CHARS_FLOOR
+        self._first_token_at: float | None = None
+        self._started = 0.0
+        self._upstream_finish_reason: str | None = None
+        self._gaps = Gaps()
+        self._mode = "wait" if listener is None else "streaming"
+
+    def run(self) -> Outcome:
+        """Generate to the end, cancellation or failure; always ends the listener exactly once."""
+        with bind(self.correlation_id, self.stream_id):
+            self._started = time.monotonic()
+            log.info(
+                "stream_started",
+                extra={
+                    "provider": self.provider.name,
+                    "model": self.call.model,
+                    "mode": self._mode,
+                    "max_tokens": self.call.max_tokens,
+                },
+            )
+            self.metrics.generation_started(self.call.model, self.provider.name, self._mode)
+            try:
+                finish_reason, usage, error = self._generate()
+                outcome = self._outcome(finish_reason, usage, error)
+                self._report_end(outcome)
+                if self.listener is not None:
+                    self.listener.end(outcome)
+                return outcome
+            finally:
+                self.metrics.generation_closed(self._mode)  # however run() ends
+
+    def _generate(self) -> tuple[str | None, Usage | None, ApiError | None]:
+        total = gevent.Timeout(self.settings.max_stream_seconds)
+        total.start()
+        try:
+            on_wait = None if self.listener is None else self.listener.queued
+            with self.provider.reserve(on_wait) as slot:  # a line for the embedded model; no wait otherwise
+                if self.provider.takes_turns:
+                    self.metrics.queue_waited(time.monotonic() - self._started)
+                generation, first, rest = self._open_until_first_piece(slot)
+                with generation:
+                    try:
+                        if first is not None:
+                            self._emit(first)
+                        for piece in rest:
+                            self._emit(piece)
+                    except StreamCancelled:
+                        generation.stop()  # nobody wants the rest: an upstream ChatWait stops too
+                        raise
+            self._upstream_finish_reason = generation.upstream_finish_reason
+            return generation.finish_reason, generation.usage, None
+        except StreamCancelled as stop:
+            return ("cancelled", None, None) if stop.error is None else (None, None, stop.error)
+        except gevent.Timeout as timeout:
+            if timeout is not total:
+                raise
+            detail = f"The reply took longer than MAX_STREAM_SECONDS ({self.settings.max_stream_seconds:g} s)."
+            return None, None, self._upstream_failure(UpstreamError("upstream_timeout", detail))
+        except UpstreamError as failure:
+            return None, None, self._upstream_failure(failure)
+        except Exception as exc:
+            log.exception("error_occurred", extra={"error_code": "internal_error", "error_type": type(exc).__name__})
+            return None, None, ApiError("internal_error")
+        finally:
+            total.close()
+
+    def _open_until_first_piece(self, slot: Any) -> tuple[Generation, str | None, Iterator[str]]:
+        """Open the upstream and wait for its first piece (None: the reply has none), retrying
+        what may be retried; returns the generation, that piece and the rest.
+
+        The first-token deadline (TIMEOUT_SECONDS) covers every attempt and the waits between.
+        """
+        deadline = time.monotonic() + self.settings.timeout_seconds
+        attempt = 0
+        while True:
+            try:
+                return self._attempt(deadline, slot)
+            except UpstreamError as failure:
+                delay = backoff.delay(attempt, failure.retry_after)
+                if (
+                    not failure.retryable
+                    or attempt >= self.settings.upstream_retries
+                    or time.monotonic() + delay >= deadline
+                ):
+                    raise
+                attempt += 1
+                self.metrics.upstream_retry(failure.error_code)
+                log.warning(
+                    "upstream_retry",
+                    extra={
+                        "attempt": attempt,
+                        "delay_ms": round(delay * 1000),
+                        "error_code": failure.error_code,
+                        "upstream_status": failure.upstream_status,
+                    },
+                )
+                gevent.sleep(delay)
+
+    def _attempt(self, deadline: float, slot: Any) -> tuple[Generation, str | None, Iterator[str]]:
+        timeout = gevent.Timeout(max(0.0, deadline - time.monotonic()), _FirstTokenDeadline)
+        timeout.start()
+        generation: Generation | None = None
+        try:
+            generation = self.provider.open(self.call, slot)
+            pieces = iter(generation)
+            first = next(pieces, None)
+        except _FirstTokenDeadline:
+            if generation is not None:
+                generation.close()
+            detail = f"No first token within TIMEOUT_SECONDS ({self.settings.timeout_seconds:g} s)."
+            raise UpstreamError("upstream_timeout", detail) from None
+        except BaseException as exc:
+            if generation is not None and isinstance(exc, StreamCancelled):
+                generation.stop()
+            elif generation is not None:
+                generation.close()
+            raise
+        finally:
+            timeout.close()
+        return generation, first, pieces
+
+    def _emit(self, piece: str) -> None:
+        self._chars += len(piece)
+        if self._chars > self._max_chars:
+            detail = f"The reply is longer than {self.call.max_tokens} tokens (max_tokens) can be."
+            raise UpstreamError("upstream_bad_response", detail)
+        self._pieces.append(piece)
+        if self.listener is not None:
+            self.listener.chunk(piece)
+        now = time.monotonic()
+        self._gaps.token_at(now)
+        if self._first_token_at is None:
+            self._first_token_at = now
+            log.info("first_token", extra={"ttft_ms": _ms(now - self._started)})
+            self.metrics.first_token_after(self.call.model, self.provider.name, now - self._started)
+
+    def _upstream_failure(self, failure: UpstreamError) -> ApiError:
+        self.metrics.upstream_error(failure.error_code)
+        retry_after = failure.retry_after
+        if retry_after is None and failure.error_code in ("upstream_rate_limited", "upstream_unavailable"):
+            retry_after = backoff.ceiling(self.settings.upstream_retries + 1)  # what the next retry would wait
+        error = ApiError(failure.error_code, failure.detail, retry_after=retry_after)
+        log.warning(
+            "error_occurred",
+            extra={
+                "error_code": failure.error_code,
+                "error_type": "UpstreamError",
+                "error_message": error.kind.message,
+                "detail": failure.detail,
+                "action": error.operator_action,
+                "upstream_status": failure.upstream_status,
+                "upstream_request_id": failure.upstream_request_id,
+                "chunks_sent": len(self._pieces),
+                **failure.log_fields,
+            },
+        )
+        return error
+
+    def _outcome(self, finish_reason: str | None, usage: Usage | None, error: ApiError | None) -> Outcome:
+        text = "".join(self._pieces)
+        if usage is None:
+            prompt = self.prompt_tokens
+            if prompt is None:  # not counted at intake: the upstream's usage was expected
+                prompt = self.provider.prompt_tokens(self.call.messages)
+            usage = Usage(prompt, self.provider.completion_tokens(text), estimated=True)
+        first = self._first_token_at
+        return Outcome(
+            text=text,
+            chunks=len(self._pieces),
+            usage=usage,
+            duration_ms=_ms(time.monotonic() - self._started),
+            ttft_ms=None if first is None else _ms(first - self._started),
+            finish_reason=finish_reason,
+            error=error,
+        )
+
+    def _report_end(self, outcome: Outcome) -> None:
+        """The generation's last log line, and its metrics."""
+        median = self._gaps.median()
+        fields = {
+            "duration_ms": outcome.duration_ms,
+            "ttft_ms": outcome.ttft_ms,
+            "chunks": outcome.chunks,
+            "gap_p50_ms": None if median is None else _ms(median),
+            "gap_max_ms": _ms(self._gaps.longest),
+            **outcome.usage.as_dict(),
+            "usage_source": outcome.usage.source,
+        }
+        if self._upstream_finish_reason is not None:  # mapped to one of the contract's reasons
+            fields["upstream_finish_reason"] = self._upstream_finish_reason
+        failed = outcome.error is not None
+        ending = outcome.error.error_code if outcome.error is not None else str(outcome.finish_reason)
+        if failed:
+            log.warning("stream_failed", extra={"error_code": ending, **fields})
+        else:
+            event = "stream_cancelled" if ending == "cancelled" else "stream_completed"
+            log.info(event, extra={"finish_reason": ending, **fields})
+        usage = outcome.usage
+        self.metrics.generation_ended(
+            self.call.model, self.provider.name, ending, failed, outcome.duration_ms / 1000,
+            (usage.prompt_tokens, usage.completion_tokens, usage.source),
+        )
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)

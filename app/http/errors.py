@@ -1,0 +1,87 @@
+"""Flask's side of the error catalogue: every exception a view raises becomes its JSON body, in
+the shape of the endpoint's family: the catalogue's own, or OpenAI's `{"error": {...}}` on the
+OpenAI-compatible endpoints (and any other /v1/ path, which an OpenAI client may try)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, g, json, request
+from werkzeug.exceptions import HTTPException
+
+from ..contract.openai_errors import openai_error_body
+from ..errors import ApiError
+
+log = logging.getLogger("chatwait.errors")
+
+_HTTP_STATUS_CODES = {
+    400: "invalid_json",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+NATIVE_PREFIXES = ("/v1/chat/wait", "/v1/chat/streaming")
+
+_HTTP_DETAILS = {
+    "not_found": "No route matches this path.",
+    "method_not_allowed": "The path exists but not for this method.",
+    "payload_too_large": "The body exceeds MAX_BODY_BYTES.",
+    "unsupported_media_type": "The Content-Type header is not application/json.",
+}
+
+
+def openai_family(path: str) -> bool:
+    """Whether errors on `path` take OpenAI's shape: /v1/ paths but the native chat endpoints."""
+    return path.startswith("/v1/") and not path.startswith(NATIVE_PREFIXES)
+
+
+def error_response(error: ApiError) -> Response:
+    """Render an ApiError as a JSON response with the request's correlation id."""
+    correlation_id = g.get("correlation_id")
+    shaped = openai_error_body if openai_family(request.path) else ApiError.body
+    response = Response(json.dumps(shaped(error, correlation_id)), status=error.status, mimetype="application/json")
+    if correlation_id:
+        response.headers["X-Correlation-Id"] = correlation_id
+    retry_after = error.retry_after_header
+    if retry_after is not None:
+        response.headers["Retry-After"] = retry_after
+    if error.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="chatwait"'
+    return response
+
+
+def _handle_api_error(error: ApiError) -> Response:
+    log.info(
+        "request_rejected" if error.status < 500 else "error_occurred",
+        extra={
+            "error_code": error.error_code,
+            "status": error.status,
+            "error_message": error.kind.message,
+            "detail": error.detail,
+            "action": error.operator_action,
+        },
+    )
+    return error_response(error)
+
+
+def _handle_http_exception(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    code = _HTTP_STATUS_CODES.get(status, "internal_error" if status >= 500 else "invalid_json")
+    response = _handle_api_error(ApiError(code, _HTTP_DETAILS.get(code)))
+    if status == 405:
+        response.headers.update({name: value for name, value in exc.get_headers() if name.lower() == "allow"})
+    return response
+
+
+def _handle_unexpected(exc: Exception) -> Response:
+    log.exception("error_occurred", extra={"error_code": "internal_error", "error_type": type(exc).__name__})
+    return error_response(ApiError("internal_error"))
+
+
+def init_app(app: Flask) -> None:
+    """Route every exception through the catalogue."""
+    app.register_error_handler(ApiError, _handle_api_error)
+    app.register_error_handler(HTTPException, _handle_http_exception)
+    app.register_error_handler(Exception, _handle_unexpected)

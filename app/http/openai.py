@@ -1,0 +1,68 @@
+"""OpenAI's chat completions API: POST /v1/chat/completions (`stream` false or true), for the
+clients people already have (the `openai` SDK, LangChain, Open WebUI), with what no other
+OpenAI-compatible server offers: a streamed completion is a ChatWait stream, resumed with
+GET /v1/chat/completions/{id}/stream and stopped with DELETE on the same path; DELETE
+/v1/chat/completions/{id} (the SDK's `chat.completions.delete`) stops and deletes it.
+
+`{id}` is the stream id (the X-Stream-Id header) or the completion id (`chatcmpl-` and it).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, Response, g, request
+
+from ..ids import random_id
+from ..streaming.wire import Wire
+from ..streaming.wire.openai import COMPLETION_PREFIX, completion_object
+from . import streams
+from .intake.openai import prepare_completion
+from .services import current_services
+
+bp = Blueprint("completions", __name__)
+
+WIRE = "openai"
+
+
+@bp.post("/v1/chat/completions")
+def create() -> Response | dict[str, Any]:
+    """A `chat.completion` object, or (`stream`: true) its chunks as Server-Sent Events."""
+    services = current_services()
+    completion = prepare_completion(request, services)
+    call = completion.call
+    if completion.stream:
+        return streams.start(call, completion.prompt_tokens, Wire(WIRE, completion.include_usage))
+    created = time.time()
+    outcome = services.wait(call, completion.prompt_tokens, g.correlation_id, request.environ)
+    return completion_object(random_id(), created, call.model, outcome)
+
+
+@bp.get("/v1/chat/completions/<completion_id>/stream")
+def resume(completion_id: str) -> Response:
+    """The chunks after the client's last event id (Last-Event-ID, else ?starting_after=N), then
+    live ones and [DONE]; 204 when it already has the last one."""
+    stream = streams.find(completion_id.removeprefix(COMPLETION_PREFIX), WIRE)
+    return streams.resume(stream, request.args.get("starting_after"))
+
+
+@bp.delete("/v1/chat/completions/<completion_id>/stream")
+def stop(completion_id: str) -> dict[str, Any]:
+    """Stop a streamed completion: the upstream is closed, the stream ends with its finish chunk."""
+    stream = streams.find(completion_id.removeprefix(COMPLETION_PREFIX), WIRE)
+    status, last_event_id = streams.stop(stream)
+    return {
+        "id": COMPLETION_PREFIX + stream.stream_id,
+        "object": "chat.completion.stream",
+        "status": status,
+        "last_event_id": last_event_id,
+    }
+
+
+@bp.delete("/v1/chat/completions/<completion_id>")
+def delete(completion_id: str) -> dict[str, Any]:
+    """Stop a streamed completion if it still runs and delete it (OpenAI's deletion object)."""
+    stream = streams.find(completion_id.removeprefix(COMPLETION_PREFIX), WIRE)
+    streams.forget(stream)
+    return {"id": COMPLETION_PREFIX + stream.stream_id, "object": "chat.completion.deleted", "deleted": True}

@@ -1,0 +1,156 @@
+"""The per-app services (settings, provider, stream store, request schemas, client keys, contract)
+in app.extensions, and the one way a view runs a generation (`wait`, `stream`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from flask import current_app
+
+from ..config import Settings
+from ..contract.native import ChatRequestSchema
+from ..contract.openai import CompletionRequestSchema
+from ..generation.outcome import Outcome
+from ..generation.relay import Relay
+from ..generation.waiting import WaitGenerations
+from ..hub.disconnect import client_socket
+from ..metrics.catalogue import Metrics, NoMetrics
+from ..providers import build_provider
+from ..providers.base import ChatCall, Provider
+from ..streaming import producer
+from ..streaming.abandon import Abandon
+from ..streaming.store import MemoryStreamStore, StreamStore
+from ..streaming.stream import Stream
+from ..streaming.wire import Wire
+from .keys import ClientKeys
+from .openapi import render_contract
+from .readiness import Readiness
+
+SHUTDOWN_WAIT_SECONDS = 2.0  # for stopped generations to close their upstream requests
+
+
+@dataclasses.dataclass(frozen=True)
+class Services:
+    """Everything a view needs, built once by create_app; also the app's side of a worker's
+    graceful stop (`app.server.shutdown.Lifecycle`)."""
+
+    settings: Settings
+    provider: Provider
+    store: StreamStore
+    waits: WaitGenerations
+    chat_schema: ChatRequestSchema
+    completion_schema: CompletionRequestSchema
+    client_keys: ClientKeys
+    contract: bytes
+    metrics: Metrics | NoMetrics
+    readiness: Readiness
+    started: int  # Unix time the services were built (the `created` of /v1/models)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        """Services for these settings."""
+        provider = build_provider(settings)
+        abandon = Abandon(settings.local_abandon_seconds, lambda: provider.waiting() > 0)
+        store = _build_store(settings, abandon)
+        waits = WaitGenerations()
+        return cls(
+            settings=settings,
+            provider=provider,
+            store=store,
+            waits=waits,
+            chat_schema=ChatRequestSchema(
+                max_message_chars=settings.max_message_chars,
+                max_history_messages=settings.max_history_messages,
+                max_tokens=settings.max_tokens,
+                allowed_models=settings.allowed_models,
+            ),
+            completion_schema=CompletionRequestSchema(
+                max_messages=settings.max_history_messages + 2,
+                max_tokens=settings.max_tokens,
+                allowed_models=settings.allowed_models,
+            ),
+            client_keys=ClientKeys(settings.client_keys),
+            contract=render_contract(settings),
+            metrics=Metrics() if settings.metrics_enabled else NoMetrics(),
+            readiness=Readiness(provider, store, settings.ready_cache_seconds, accepting=lambda: waits.accepting),
+            started=int(time.time()),
+        )
+
+    @property
+    def durable(self) -> bool:
+        """Whether streams outlive this worker (a shared store): generations are worth finishing
+        on a stop even when no client follows them here."""
+        return self.settings.stream_store == "redis"
+
+    def wait(
+        self, call: ChatCall, prompt_tokens: int | None, correlation_id: str, environ: Mapping[str, Any]
+    ) -> Outcome:
+        """Generate a whole reply for a wait-mode request, cancelled if its client leaves first;
+        raises the ApiError it ended with."""
+        relay = Relay(self.provider, self.settings, call, prompt_tokens, None, correlation_id, metrics=self.metrics)
+        outcome = self.waits.run(relay, client_socket(environ))
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome
+
+    def stream(self, call: ChatCall, prompt_tokens: int | None, wire: Wire, correlation_id: str, client: str) -> Stream:
+        """Start a generation into a new stream in its own greenlet; returns once the store has
+        admitted the stream (the Redis store registers it meanwhile)."""
+        stream = self.store.create(correlation_id, call.model, wire, client)
+        producer.start(stream, self.provider, self.settings, call, prompt_tokens, self.metrics)
+        self.store.admit(stream)
+        return stream
+
+    def start(self) -> None:
+        """Start background work (the store's expiry, the sampled metrics)."""
+        self.store.start()
+        self.metrics.watch(lambda: (len(self.store), self.provider.waiting()))
+
+    def stop_accepting(self) -> None:
+        """Refuse new generations: the worker stops."""
+        self.store.stop_accepting()
+        self.waits.stop_accepting()
+
+    def generating(self) -> int:
+        """How many generations (streaming and wait) are still running."""
+        return self.store.live() + len(self.waits)
+
+    def end_generations(self) -> None:
+        """End every running generation with a terminal service_restarting error."""
+        self.waits.end_all()
+        self.store.end_live()
+
+    def close(self) -> None:
+        """End every live generation (closing its upstream request), then release the provider."""
+        self.waits.end_all()
+        self.store.close(timeout=SHUTDOWN_WAIT_SECONDS)
+        self.provider.close()
+        self.metrics.close()
+
+
+def _build_store(settings: Settings, abandon: Abandon) -> StreamStore:
+    """The stream store STREAM_STORE names (Redis is imported only when used)."""
+    if settings.stream_store == "redis":
+        from ..streaming.redis.connect import Topology
+        from ..streaming.redis.store import RedisSettings, RedisStreamStore
+
+        topology = Topology.of(
+            settings.redis_url, settings.redis_sentinels, settings.redis_sentinel_master or "", settings.redis_cluster
+        )
+        config = RedisSettings(
+            topology,
+            settings.max_streams,
+            settings.stream_ttl_seconds,
+            settings.max_stream_seconds,
+            settings.redis_outage_seconds,
+        )
+        return RedisStreamStore(config, abandon=abandon)
+    return MemoryStreamStore(settings.max_streams, settings.stream_ttl_seconds, abandon=abandon)
+
+
+def current_services() -> Services:
+    """The services of the current app."""
+    return current_app.extensions["chatwait"]

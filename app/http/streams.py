@@ -1,0 +1,90 @@
+"""What the native and the OpenAI-compatible stream endpoints share: starting a stream, finding
+one for this client, the SSE response of a consumer (or 204 when nothing is left), a stop."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from flask import Response, g, request
+
+from ..errors import ApiError
+from ..providers.base import ChatCall
+from ..streaming import consumer
+from ..streaming.view import StreamView
+from ..streaming.wire import Wire
+from . import auth
+from .services import current_services
+from .tracing import trace_stream, traced_body
+
+# Where each wire format's streams start and resume, for the errors that point a client there.
+STARTED_AT = {"chatwait": "/v1/chat/streaming", "openai": "/v1/chat/completions"}
+RESUMED_AT = {"chatwait": "/v1/chat/streaming/{id}", "openai": "/v1/chat/completions/{id}/stream"}
+
+
+def start(call: ChatCall, prompt_tokens: int | None, wire: Wire) -> Response:
+    """Start a generation in its own greenlet and answer with its event stream."""
+    stream = current_services().stream(call, prompt_tokens, wire, g.correlation_id, auth.client())
+    trace_stream(stream.stream_id, stream.correlation_id)
+    return event_stream(stream, None)
+
+
+def find(stream_id: str, wire: str) -> StreamView:
+    """This client's stream with this id, started on the endpoint family of `wire`;
+    ApiError(stream_not_found) otherwise (another client's stream does not exist for it)."""
+    stream = current_services().store.get(stream_id)
+    action = f"Send the request again with POST {STARTED_AT[wire]}."
+    if not auth.owns(stream.client):
+        raise ApiError("stream_not_found", "The id is unknown, or the stream ended and expired.", action=action)
+    trace_stream(stream.stream_id, stream.correlation_id)  # a resume or stop is traced with its stream
+    if stream.writer.name != wire:
+        other = stream.writer.name
+        detail = f"This stream was started with POST {STARTED_AT[other]}."
+        raise ApiError("stream_not_found", detail, action=f"Resume it with GET {RESUMED_AT[other]}.")
+    return stream
+
+
+def resume(stream: StreamView, query: str | None) -> Response:
+    """The events after the client's last event id (`Last-Event-ID`, else `query`), then live ones."""
+    after = consumer.resume_position(stream, request.headers.get("Last-Event-ID"), query)
+    current_services().metrics.resumed(stream.writer.name)
+    if consumer.nothing_left(stream, after):
+        return Response(status=204, headers=_headers(stream))
+    return event_stream(stream, after)
+
+
+def stop(stream: StreamView) -> tuple[str, int]:
+    """Stop a stream's generation: `cancelled`, or `already_finished`; and its last event id."""
+    services = current_services()
+    result = "cancelled" if services.store.stop(stream) else "already_finished"
+    services.metrics.stopped(result)
+    return result, stream.last_event_id
+
+
+def forget(stream: StreamView) -> None:
+    """Stop a stream's generation (if it runs) and delete the stream."""
+    services = current_services()
+    services.metrics.stopped("cancelled" if services.store.forget(stream) else "already_finished")
+
+
+def event_stream(stream: StreamView, after_id: int | None) -> Response:
+    """The SSE response of one consumer of `stream` (HEAD: the same head, and no consumer)."""
+    services = current_services()
+    body: Iterator[bytes] = iter(())
+    if request.method != "HEAD":
+        keepalive = services.settings.keepalive_seconds
+        body = consumer.consume(stream, after_id, keepalive, services.store.clock, services.metrics)
+    return Response(
+        traced_body(body, stream.stream_id),
+        direct_passthrough=True,  # the server iterates the frames itself, without werkzeug's wrappers
+        mimetype="text/event-stream",
+        headers=_headers(stream),
+    )
+
+
+def _headers(stream: StreamView) -> dict[str, str]:
+    return {
+        "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no",
+        "X-Stream-Id": stream.stream_id,
+        "X-Correlation-Id": g.correlation_id,
+    }

@@ -1,0 +1,225 @@
+"""The embedded model: a GGUF chat model run in-process by llama.cpp (llama-cpp-python).
+
+llama.cpp is blocking C code, so every call into it runs in gevent's threadpool (ctypes
+releases the GIL), one token per call: the event loop keeps serving other streams and
+/health meanwhile, and a cancelled generation stops after the token in flight. A model
+instance is not thread-safe, so each generation leases one instance from a pool
+(LOCAL_INSTANCES, default 1); waiters are served first come, first served, each told its place
+in line. An instance goes back only once its last step in the threadpool has finished, whatever
+interrupted the generation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import gevent
+from gevent.event import AsyncResult
+
+from ...config import Settings
+from ..base import ChatCall, Generation, Provider, UpstreamError
+from .waiting_line import WaitingLine
+
+log = logging.getLogger("chatwait.local")
+
+MESSAGE_OVERHEAD_TOKENS = 3  # role markers and separators around each message
+REPLY_ROOM_TOKENS = 16  # the input limit keeps at least this much of the context for the reply
+# The sampling options llama.cpp takes under their OpenAI names (not `user`, which is OpenAI's own).
+LLAMA_OPTIONS = frozenset(("top_p", "stop", "seed", "presence_penalty", "frequency_penalty"))
+_END = object()
+
+
+class _Idle(Exception):
+    """Our own idle timer fired (distinct from any other gevent.Timeout in flight)."""
+
+
+class Lease:
+    """One model instance, held by one generation; runs its steps in the threadpool."""
+
+    def __init__(self, llama: Any, give_back: Callable[[Any], None], idle_timeout: float) -> None:
+        self.llama = llama
+        self._give_back = give_back
+        self._idle_timeout = idle_timeout
+        self._step: AsyncResult | None = None
+
+    def run(self, function: Any, *args: Any) -> Any:
+        """Run `function(*args)` in the threadpool and wait for it without blocking the loop.
+
+        Raises UpstreamError(upstream_timeout) after IDLE_TIMEOUT_SECONDS without a result.
+        """
+        self._step = gevent.get_hub().threadpool.spawn(function, *args)
+        try:
+            with gevent.Timeout(self._idle_timeout, _Idle):
+                return self._step.get()
+        except _Idle:
+            detail = f"The embedded model produced nothing for {self._idle_timeout:g} s (IDLE_TIMEOUT_SECONDS)."
+            raise UpstreamError("upstream_timeout", detail) from None
+
+    def after_step(self, callback: Any) -> None:
+        """Call `callback()` now, or when the step in flight has finished."""
+        step = self._step
+        if step is None or step.ready():
+            callback()
+        else:
+            step.rawlink(lambda _: callback())
+
+    def release(self) -> None:
+        """Give the instance back to the pool once it is idle."""
+        self.after_step(lambda: self._give_back(self.llama))
+
+
+class LocalGeneration(Generation):
+    """One chat completion from the embedded model, advanced one token per threadpool call."""
+
+    def __init__(self, lease: Lease, call: ChatCall, repeat_penalty: float = 1.0) -> None:
+        self._lease = lease
+        options: dict[str, Any] = {
+            "messages": call.messages,
+            "max_tokens": call.max_tokens,
+            "stream": True,
+            "repeat_penalty": repeat_penalty,
+        }
+        if call.temperature is not None:
+            options["temperature"] = call.temperature
+        options.update((name, value) for name, value in call.options.items() if name in LLAMA_OPTIONS)
+        self._options = options
+        self._chunks: Iterator[dict[str, Any]] | None = None
+        self._closed = False
+
+    def __iter__(self) -> Iterator[str]:
+        lease = self._lease
+        self._chunks = lease.run(lambda: lease.llama.create_chat_completion(**self._options))
+        while not self._closed:
+            chunk = lease.run(next, self._chunks, _END)
+            if chunk is _END:
+                break
+            choice = chunk["choices"][0]
+            content = choice.get("delta", {}).get("content")
+            if content:
+                yield content
+            if choice.get("finish_reason"):
+                self.finish(choice["finish_reason"])
+        if self.finish_reason is None and not self._closed:
+            raise UpstreamError("upstream_interrupted", "The embedded model stopped without a finish reason.")
+
+    def close(self) -> None:
+        """Stop asking for tokens; the step in flight finishes, then the generator is closed."""
+        if self._closed:
+            return
+        self._closed = True
+        chunks = self._chunks
+        if chunks is not None:
+            self._lease.after_step(chunks.close)
+
+
+def _chat_formatter(llama: Any) -> Any:
+    """The model's chat template (from the GGUF metadata) as llama-cpp-python renders it."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    template = llama.metadata.get("tokenizer.chat_template")
+    if not template:
+        return None
+    eos = llama.detokenize([llama.token_eos()], special=True).decode("utf-8", "replace")
+    bos = llama.detokenize([llama.token_bos()], special=True).decode("utf-8", "replace")
+    return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+
+
+class LocalProvider(Provider):
+    """The embedded GGUF model (SmolLM2-135M-Instruct unless LOCAL_MODEL_PATH says otherwise)."""
+
+    name = "local"
+    takes_turns = True
+    check_name = "model"
+
+    def __init__(self, settings: Settings) -> None:
+        from llama_cpp import Llama  # imported here: only this provider needs the C library
+
+        assert settings.local_model_path is not None  # resolved by load_settings
+        self.settings = settings
+        self.model = settings.default_model
+        started = time.monotonic()
+        self._instances = [
+            Llama(
+                model_path=str(settings.local_model_path),
+                n_ctx=settings.local_context_tokens,
+                n_threads=settings.local_threads,
+                verbose=False,
+            )
+            for _ in range(settings.local_instances)
+        ]
+        self._line = WaitingLine(self._instances)
+        self.context_tokens = self._instances[0].n_ctx()
+        self._formatter = _chat_formatter(self._instances[0])
+        log.info(
+            "model_loaded",
+            extra={
+                "model": self.model,
+                "instances": len(self._instances),
+                "context_tokens": self.context_tokens,
+                "threads": settings.local_threads,
+                "load_ms": round((time.monotonic() - started) * 1000),
+            },
+        )
+
+    @contextlib.contextmanager
+    def reserve(self, on_wait: Callable[[int], None] | None = None) -> Iterator[Lease]:
+        """Wait in line for a model instance (first come, first served) and hold it; `on_wait`
+        hears how many are ahead while waiting, then 0."""
+        lease = Lease(self._line.take(on_wait), self._line.give_back, self.settings.idle_timeout_seconds)
+        try:
+            yield lease
+        finally:
+            lease.release()
+
+    def waiting(self) -> int:
+        return len(self._line)
+
+    def open(self, call: ChatCall, slot: Lease | None = None) -> Generation:
+        if slot is None:
+            raise RuntimeError("the local provider generates only inside reserve()")
+        return LocalGeneration(slot, call, self.settings.local_repeat_penalty)
+
+    def _count(self, text: str, special: bool = False, add_bos: bool = False) -> int:
+        # Tokenizing reads only the vocabulary, which is safe while the instance generates.
+        if not text:
+            return 0
+        return len(self._instances[0].tokenize(text.encode("utf-8"), add_bos=add_bos, special=special))
+
+    def message_costs(self, messages: Sequence[dict[str, str]]) -> list[int]:
+        return [MESSAGE_OVERHEAD_TOKENS + self._count(m["role"]) + self._count(m["content"]) for m in messages]
+
+    def prompt_tokens(self, messages: Sequence[dict[str, str]]) -> int:
+        """Exact: the messages rendered with the model's own chat template, then tokenized."""
+        if self._formatter is None:
+            return sum(self.message_costs(messages)) + MESSAGE_OVERHEAD_TOKENS
+        rendered = self._formatter(messages=list(messages))
+        return self._count(rendered.prompt, special=True, add_bos=not rendered.added_special)
+
+    def completion_tokens(self, text: str) -> int:
+        return self._count(text)
+
+    def input_token_limit(self, configured: int) -> int:
+        return min(configured, self.context_tokens - REPLY_ROOM_TOKENS)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "provider": self.name,
+            "model": self.model,
+            "allowed_models": [self.model],
+            "model_file": self.settings.local_model_path.name if self.settings.local_model_path else None,
+            "context_tokens": self.context_tokens,
+            "instances": len(self._instances),
+        }
+
+    def check(self) -> tuple[bool, str]:
+        """The model is loaded once at start-up (a failure stops the start): it is ready."""
+        count = len(self._instances)
+        return True, f"{self.model} is loaded ({count} instance{'s' if count > 1 else ''})."
+
+    def close(self) -> None:
+        for instance in self._instances:
+            instance.close()

@@ -1,0 +1,91 @@
+"""How an OpenAI-compatible upstream's failures are classified into catalogue errors.
+
+Only the status, a few headers and the kind of exception are read: the upstream's body (which
+may echo the API key) and its error text never reach a client or a log line.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ssl
+import time
+from collections.abc import Mapping
+
+import httpx
+
+from ..base import UpstreamError
+from ..http1 import MalformedResponse
+
+_STATUS_ERRORS = {401: "upstream_auth_failed", 403: "upstream_auth_failed", 429: "upstream_rate_limited"}
+# Delay headers, most precise first: OpenAI's milliseconds, LiteLLM's forwarded provider delay, HTTP's.
+_RETRY_AFTER_HEADERS = (("retry-after-ms", 0.001), ("llm_provider-retry-after", 1.0), ("retry-after", 1.0))
+MAX_LOCATION_CHARS = 200
+
+
+def status_error(status: int, headers: Mapping[str, str]) -> UpstreamError:
+    """Classify an upstream answer other than 200 from its status (and a redirect's Location)."""
+    log_fields = {}
+    if status in _STATUS_ERRORS:
+        code = _STATUS_ERRORS[status]
+    elif status in (408, 409) or status >= 500:
+        code = "upstream_unavailable"
+    else:  # other 4xx, and 3xx: a redirect is not followed (it could lead the key anywhere)
+        code = "upstream_rejected"
+        if 300 <= status < 400:
+            log_fields["upstream_location"] = headers.get("location", "")[:MAX_LOCATION_CHARS]
+    detail = f"The model provider answered HTTP {status}."
+    if 300 <= status < 400:
+        detail = f"The model provider answered HTTP {status}, a redirect; redirects are not followed."
+    return UpstreamError(
+        code,
+        detail,
+        retry_after=retry_after_seconds(headers),
+        upstream_status=status,
+        upstream_request_id=headers.get("x-request-id"),
+        log_fields=log_fields,
+    )
+
+
+def transport_error(exc: httpx.TransportError, host: str) -> UpstreamError:
+    """Classify a failure to connect or to read the head of the answer."""
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamError("upstream_timeout", "The model provider did not answer in time.")
+    problem = tls_problem(exc)
+    if problem is not None:
+        return UpstreamError("upstream_tls_failed", f"The TLS certificate of {host} was refused: {problem}.")
+    if isinstance(exc, MalformedResponse):
+        return UpstreamError("upstream_bad_response", "The model provider's answer is not valid HTTP/1.1.")
+    return UpstreamError("upstream_unavailable", "Could not connect to the model provider.")
+
+
+def tls_problem(exc: BaseException) -> str | None:
+    """What certificate verification refused, if that is what `exc` (or what caused it) is."""
+    chain = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    for link in chain:
+        if isinstance(link, ssl.SSLCertVerificationError):
+            return link.verify_message or "certificate verify failed"
+    if any("CERTIFICATE_VERIFY_FAILED" in str(link) for link in chain):
+        return "certificate verify failed"
+    return None
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """The delay asked for by a delay header (seconds, milliseconds or an HTTP date), if any."""
+    for name, scale in _RETRY_AFTER_HEADERS:
+        raw = headers.get(name)
+        if raw is None:
+            continue
+        try:
+            value = float(raw) * scale
+        except ValueError:
+            parsed = email.utils.parsedate_tz(raw)
+            if parsed is None:
+                continue
+            value = email.utils.mktime_tz(parsed) - time.time()
+        if 0 <= value < 3600:  # also rejects nan
+            return value
+    return None

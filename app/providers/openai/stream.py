@@ -1,0 +1,166 @@
+"""A streamed chat completion read from the upstream's response: raw SSE lines to text pieces.
+
+The body's `data:` lines are parsed with orjson (json for what orjson refuses, such as an
+escaped lone surrogate), not by the SDK's streaming wrapper, which builds a pydantic object
+per chunk. A reply that ends without a finish_reason is an error, not a success; one that
+reached `[DONE]` is complete, however its connection ends. What is not an OpenAI stream
+(a compressed body, a line over UPSTREAM_MAX_LINE_BYTES, a chunk that is not a chat completion
+chunk, content that is not text) ends the generation with upstream_bad_response.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import gevent
+import httpx
+import orjson
+
+from ..base import Generation, UpstreamError, Usage
+from ..http1 import MalformedResponse
+
+DRAIN_SECONDS = 0.2
+MAX_FINISH_REASON_CHARS = 64
+_STREAM_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")  # an upstream ChatWait's X-Stream-Id
+
+
+class OpenAIGeneration(Generation):
+    """A streamed chat completion read line by line from the upstream HTTP response."""
+
+    def __init__(
+        self,
+        response: Any,
+        idle_timeout: float,
+        max_line: int,
+        stop_upstream: Callable[[str], None] | None = None,
+    ) -> None:
+        self._response = response
+        self._idle_timeout = idle_timeout
+        self._max_line = max_line
+        self.upstream_request_id = response.headers.get("x-request-id")
+        stream_id = response.headers.get("x-stream-id", "")
+        # An upstream that names its stream (a ChatWait) is told to stop it: `stop_upstream(id)`.
+        self._upstream_stream = stream_id if stop_upstream and _STREAM_ID.fullmatch(stream_id) else None
+        self._stop_upstream = stop_upstream
+
+    def __iter__(self) -> Iterator[str]:
+        encoding = self._response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("identity", ""):
+            raise self._error("upstream_bad_response", "The model provider compressed its reply, though asked not to.")
+        try:
+            yield from self._pieces()
+        except MalformedResponse:
+            raise self._error("upstream_bad_response", "The model provider's reply breaks HTTP/1.1 framing.") from None
+        except httpx.TimeoutException:
+            raise self._error(
+                "upstream_timeout", f"No data from the model provider for {self._idle_timeout:g} s."
+            ) from None
+        except httpx.TransportError:
+            raise self._error("upstream_interrupted", "The connection to the model provider broke mid-reply.") from None
+        if self.finish_reason is None:
+            raise self._error("upstream_interrupted", "The model provider ended the reply without a finish_reason.")
+
+    def _pieces(self) -> Iterator[str]:
+        # The body's blocks are read from the transport's stream itself, without httpx's decoder
+        # and chunker layers around each block (there is no compression to decode).
+        lines = _lines(self._response.stream, self._max_line)
+        for line in lines:
+            if not line.startswith(b"data:"):
+                continue  # blank separators, comments, `event:` and `id:` fields
+            data = line[5:].strip()
+            if data == b"[DONE]":
+                _drain(lines)
+                return
+            content, finish_reason, usage = self._parse(data)
+            if content:
+                yield content
+            if finish_reason:
+                self.finish(finish_reason)
+            if usage:
+                self.usage = _usage(usage)
+
+    def _parse(self, data: bytes) -> tuple[Any, Any, Any]:
+        """The content, finish_reason and usage of one chunk; UpstreamError if it is not one."""
+        try:
+            try:
+                chunk = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                chunk = json.loads(data)  # what orjson refuses but json takes, such as an escaped lone surrogate
+            if chunk.get("error"):
+                raise self._error("upstream_interrupted", "The model provider reported an error mid-reply.")
+            choices = chunk.get("choices")
+            choice = choices[0] if choices else {}
+            content, finish_reason = (choice.get("delta") or {}).get("content"), choice.get("finish_reason")
+        except (ValueError, AttributeError, TypeError, KeyError, IndexError, RecursionError):
+            raise self._error("upstream_bad_response", "A streamed chunk is not a chat completion chunk.") from None
+        if not isinstance(content, str | None) or not (
+            finish_reason is None or (isinstance(finish_reason, str) and len(finish_reason) <= MAX_FINISH_REASON_CHARS)
+        ):
+            raise self._error("upstream_bad_response", "A streamed chunk's content or finish_reason is not text.")
+        return content, finish_reason, chunk.get("usage")
+
+    def _error(self, code: str, detail: str) -> UpstreamError:
+        return UpstreamError(code, detail, upstream_request_id=self.upstream_request_id)
+
+    def close(self) -> None:
+        """Close the upstream HTTP response; an unread body closes its connection."""
+        self._response.close()
+
+    def stop(self) -> None:
+        """Close, and ask an upstream that named its stream to stop generating it."""
+        self.close()
+        if self._upstream_stream is not None and self.finish_reason is None and self._stop_upstream is not None:
+            self._stop_upstream(self._upstream_stream)
+            self._upstream_stream = None
+
+
+def _lines(blocks: Iterator[bytes], max_line: int) -> Iterator[bytes]:
+    """Split a byte stream into lines (LF or CRLF endings; the CR is left to `strip`); a line
+    longer than `max_line` bytes is refused, after the lines before it, before it is buffered further."""
+    rest = b""
+    for block in blocks:
+        if rest:
+            block = rest + block
+        *complete, rest = block.split(b"\n")
+        for line in complete:
+            if len(line) > max_line:
+                raise _line_too_long(max_line)
+            yield line
+        if len(rest) > max_line:
+            raise _line_too_long(max_line)
+    if rest:
+        yield rest
+
+
+def _line_too_long(max_line: int) -> UpstreamError:
+    return UpstreamError("upstream_bad_response", f"A line of the reply is over {max_line} bytes.")
+
+
+def _drain(lines: Iterator[bytes]) -> None:
+    """Read the end of the body after [DONE] so the connection goes back to the pool.
+
+    A server that keeps the body open after [DONE] gets DRAIN_SECONDS, one that breaks the
+    end of its body is forgiven: the reply is complete, only the connection is not reused.
+    """
+    with gevent.Timeout(DRAIN_SECONDS, False), contextlib.suppress(httpx.TransportError, UpstreamError):
+        for _ in lines:
+            pass
+
+
+def _usage(raw: Any) -> Usage | None:
+    """The upstream's usage object, if it is a well-formed one (else we count ourselves)."""
+    if not isinstance(raw, dict):
+        return None
+    prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
+    if _count(prompt) and _count(completion):
+        return Usage(prompt, completion)
+    return None
+
+
+def _count(value: Any) -> bool:
+    """Whether `value` is a plausible token count (not a bool, a fraction or a negative)."""
+    return type(value) is int and 0 <= value < 1_000_000_000

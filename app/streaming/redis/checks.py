@@ -1,0 +1,62 @@
+"""What the Redis store tells of Redis itself: whether it can hold streams at start-up, whether
+it is ready now, and whether a stream it does not know may yet come back (Redis lost keys moments
+ago and their owners are writing them again) or does not exist."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from ...errors import ApiError
+from . import link as keys
+from .connect import StoreUnusable, Topology, problems
+from .link import Link
+from .scripts import Scripts
+
+READY_PROBE_MS = 5000
+
+
+def check_at_start(commands: Any, scripts: Scripts, topology: Topology) -> None:
+    """Refuse to start on a Redis that does not answer, is too old, or may evict our keys."""
+    where = topology.describe()
+    try:
+        found = problems(commands)
+        if not found:
+            scripts.load()
+    except redis.RedisError as error:
+        raise StoreUnusable(
+            f"STREAM_STORE=redis, but {where} did not answer ({type(error).__name__}): "
+            "start Redis, fix REDIS_URL, or set STREAM_STORE=memory."
+        ) from None
+    if found:
+        raise StoreUnusable(f"STREAM_STORE=redis, but {where} cannot hold streams: " + " ".join(found))
+
+
+def ready(link: Link) -> tuple[bool, str, int]:
+    """Whether Redis takes writes now and keeps our keys, how it went (every problem found),
+    and the cluster's live streams (0 if unknown)."""
+    live, found = 0, []
+    try:
+        found = problems(link.commands)
+        live = link.commands.hlen(keys.LIVE_KEY)
+        link.commands.set(keys.ready_key(link.worker), 1, px=READY_PROBE_MS)
+    except redis.exceptions.OutOfMemoryError:
+        found.append("Redis refuses writes: it is out of memory (maxmemory). Raise maxmemory or free memory.")
+    except redis.RedisError as error:
+        return False, f"Redis did not answer ({type(error).__name__}).", live
+    if found:
+        return False, " ".join(found), live
+    return True, "Redis answers and takes writes.", live
+
+
+def not_found(link: Link, duties: Any) -> None:
+    """Raise stream_not_found; or store_unavailable while Redis may have lost the stream (it lost
+    keys moments ago: a restart, a failover, an eviction; or it may evict now): its owner may
+    not have written it again yet."""
+    lost_now = not link.scripts.loaded() or problems(link.commands) or duties.evicted_since_sweep()
+    age = 0.0 if lost_now else link.gone([])[0]
+    if age is not None and age < keys.RECOVERY_SECONDS:
+        detail = "Redis lost keys moments ago (a restart, a failover, an eviction); their workers write them again."
+        raise ApiError("store_unavailable", detail, retry_after=keys.RECOVERY_SECONDS - age)
+    raise ApiError("stream_not_found", "The id is unknown, or the stream ended and expired.")

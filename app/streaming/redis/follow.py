@@ -1,0 +1,237 @@
+"""A stream that another worker or instance produces, followed (and stopped) through Redis.
+
+A follower replays the entries after its position, then blocks in XREAD for new ones, with the
+same frames as a follower on the producer's own worker. About every second of silence it looks
+at the stream and its owner, and tells apart what can happen:
+- the owner is gone (its lease lapsed: a crash, SIGKILL, a lost network): the follower ends
+  the stream with one terminal `generation_lost` error, in Redis, for every follower;
+- Redis lost the stream's keys (evicted, restarted empty, failed over) while its owner lives:
+  the owner writes it again, and the follower reads on where it was;
+- Redis does not answer, the keys do not come back, or the owner cannot write to Redis: after
+  the outage grace the response ends with an `error` event without an id (store_unavailable):
+  the stream's own log goes on, and a resume after the last id received continues it once
+  Redis is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+
+import gevent
+import redis
+
+from ...errors import ApiError
+from ...generation.outcome import Outcome
+from ...providers.base import Usage
+from ..wire import WIRES, Wire, WireWriter
+from ..wire.sse import KEEPALIVE_FRAME
+from . import link as keys
+from .link import Link, store_errors
+
+log = logging.getLogger("chatwait.follow")
+
+LIVENESS_SECONDS = 1.0  # how often a silent follower looks at the stream and its owner
+STOP_POLL_SECONDS = 0.02
+CATCH_UP_SECONDS = 1.0  # how long a resume waits for an event the client has and Redis not yet
+PAGE = 512  # entries per read
+
+
+class RemoteStream:
+    """A stream produced elsewhere: its metadata as read from Redis, and a follower's view of it."""
+
+    def __init__(
+        self, link: Link, stream_id: str, meta: dict[bytes, bytes], last_event_id: int, outage_seconds: float
+    ) -> None:
+        self._link = link
+        self._meta = meta
+        self.stream_id = stream_id
+        self.correlation_id = meta.get(b"correlation_id", b"").decode()
+        self.model = meta.get(b"model", b"").decode()
+        self.owner = meta.get(b"owner", b"").decode()
+        self.created = float(meta.get(b"created", b"0"))
+        self.finished = meta.get(b"state") != b"live"
+        self.client = meta.get(b"client", b"").decode()
+        self.writer = writer_of(stream_id, meta)
+        self.last_event_id = last_event_id
+        self._ending: bytes | None = None
+        # How long a follower waits through an outage, or for Redis to get the stream's keys back.
+        self._patience = max(outage_seconds, keys.RECOVERY_SECONDS)
+
+    def catch_up(self, event_id: int) -> None:
+        """Wait, at most CATCH_UP_SECONDS, until Redis holds `event_id` of this live stream: its
+        owner hands each event to Redis before any client gets it, but a client that resumes
+        here at once may still overtake the event on its way, and Redis may have refused it
+        (memory full: the owner writes it again). Still missing from a live stream whose owner's
+        writes fail: store_unavailable, to try again (else the id was never sent)."""
+        deadline = time.monotonic() + CATCH_UP_SECONDS
+        while self.last_event_id < event_id and not self.finished and time.monotonic() < deadline:
+            gevent.sleep(STOP_POLL_SECONDS)
+            with store_errors("reading the stream"):
+                pipe = self._link.commands.pipeline(transaction=False)
+                pipe.xrevrange(keys.events_key(self.stream_id), count=1)
+                pipe.hget(keys.meta_key(self.stream_id), "state")
+                newest, state = pipe.execute()
+            self.last_event_id = keys.event_id(newest[0][0]) if newest else -1
+            self.finished = state != b"live"
+        if self.last_event_id < event_id and not self.finished:
+            with store_errors("reading the stream"):
+                behind = self.owner in self._link.owners([self.owner]).behind
+            if behind:  # Redis refuses its owner's writes: the event may be on the owner's side
+                detail = f"Redis does not hold event {event_id} yet: the worker generating this reply writes it late."
+                raise ApiError("store_unavailable", detail)
+
+    def attach(self) -> None:
+        """Followers of a remote stream are counted by the owner through `seen`, not here."""
+
+    def detach(self, now: float) -> None:
+        """See attach."""
+
+    def follow(self, after_id: int | None, keepalive_seconds: float) -> Iterator[bytes]:
+        """Yield the frames after `after_id` (all when None), then live ones until the terminal
+        one, or an interruption when Redis stays out of reach (see the module docstring)."""
+        cursor = 0 if after_id is None else after_id + 1
+        block = min(keepalive_seconds, LIVENESS_SECONDS)
+        last_write = last_check = time.monotonic()
+        trouble_since: float | None = None  # since when Redis fails, or the stream's keys are gone
+        while True:
+            entries = self._read(cursor, block)
+            if entries:
+                trouble_since = None
+                frames, cursor, ended = _frames(entries, self.writer)
+                yield frames
+                last_write = time.monotonic()
+                if ended:
+                    self.finished = True
+                    return
+                continue
+            now = time.monotonic()
+            if now - last_write >= keepalive_seconds:
+                yield KEEPALIVE_FRAME
+                last_write = now
+            if entries is None or now - last_check >= LIVENESS_SECONDS:
+                last_check = now
+                fine = entries is not None and self._healthy()
+                trouble_since = None if fine else (trouble_since or now)
+            if trouble_since is not None and now - trouble_since > self._patience:
+                yield self._interruption(cursor - 1, now - trouble_since)
+                return
+            if entries is None:
+                gevent.sleep(block)
+
+    def _read(self, cursor: int, block: float) -> list[tuple[bytes, dict[bytes, bytes]]] | None:
+        """The entries from `cursor` on, waiting up to `block` s for some; None when Redis fails."""
+        try:
+            position = {keys.events_key(self.stream_id): keys.entry_id(cursor - 1)}
+            found = self._link.blocking.xread(position, count=PAGE, block=max(1, int(block * 1000)))
+        except redis.RedisError as error:
+            log.warning("store_read_failed", extra={"error_type": type(error).__name__})
+            self._link.failed()
+            return None
+        return found[0][1] if found else []
+
+    def _healthy(self) -> bool:
+        """Whether the stream can go on being followed: it is in Redis and its owner is there, or
+        it has ended. Ends it as lost when its owner is gone; tells the owner (`seen`) that
+        someone follows it. False when Redis fails or lost the stream."""
+        try:
+            state = self._link.commands.hget(keys.meta_key(self.stream_id), "state")
+            if state is not None and state != b"live":
+                return True  # ended: the terminal entry is on its way to this follower
+            owners = self._link.owners([self.owner])
+            if state is None or self.owner in owners.stuck:
+                return False  # lost by Redis (its owner writes it again), or its owner cannot write
+            if self.owner in owners.gone:
+                end_if_owner_gone(self._link, self.stream_id, self._meta)
+            else:
+                self._link.mark(self.stream_id, "seen", int(time.time()))
+        except redis.RedisError as error:
+            log.warning("store_read_failed", extra={"error_type": type(error).__name__})
+            self._link.failed()
+            return False
+        return True
+
+    def _interruption(self, last_id: int, seconds: float) -> bytes:
+        """The id-less error that ends this response when Redis stays out of reach."""
+        log.warning("follower_interrupted", extra={"last_event_id": last_id, "seconds": round(seconds, 1)})
+        detail = f"Redis did not serve this reply for {seconds:.0f} s; its generation may go on."
+        action = f"Resume after event {last_id} in a few seconds: the reply continues where it left off."
+        error = ApiError("store_unavailable", detail, action=action)
+        return self.writer.interrupted(last_id, error)
+
+    def stop(self, wait_seconds: float) -> bool:
+        """Ask the owner to stop the generation and wait up to `wait_seconds` for the stream to
+        end; False when it ended otherwise (it had ended, or ended on its own meanwhile)."""
+        with store_errors("stopping the stream"):
+            if not self._link.mark(self.stream_id, "stop", 1):
+                self._refresh()
+                return False
+            self._link.commands.publish(keys.stop_channel(self.owner), self.stream_id)
+            deadline = time.monotonic() + wait_seconds
+            while time.monotonic() < deadline and not self._refresh():
+                if self.owner in self._link.gone([self.owner])[1]:
+                    end_if_owner_gone(self._link, self.stream_id, self._meta)
+                gevent.sleep(STOP_POLL_SECONDS)
+        return not self.finished or self._ending == b"cancelled"
+
+    def _refresh(self) -> bool:
+        """Read whether the stream has ended, how, and its newest event id; whether it has ended."""
+        state, last, self._ending = self._link.commands.hmget(
+            keys.meta_key(self.stream_id), ["state", "last", "ending"]
+        )
+        self.finished = state != b"live"
+        if last is not None:
+            self.last_event_id = int(last)
+        return self.finished
+
+
+def writer_of(stream_id: str, meta: dict[bytes, bytes]) -> WireWriter:
+    """The wire format of a stream as its hash in Redis records it."""
+    name = meta.get(b"wire", b"").decode()
+    wire = Wire(name if name in WIRES else "chatwait")
+    correlation_id, model = meta.get(b"correlation_id", b"").decode(), meta.get(b"model", b"").decode()
+    return wire.writer(stream_id, correlation_id, model, float(meta.get(b"created", b"0")))
+
+
+def _frames(entries: list[tuple[bytes, dict[bytes, bytes]]], wire: WireWriter) -> tuple[bytes, int, bool]:
+    """The SSE bytes of Redis entries, the next event id wanted, and whether the last one ends the stream."""
+    out: list[bytes] = []
+    ended = False
+    event_id = -1
+    for entry, fields in entries:
+        event_id = keys.event_id(entry)
+        text = fields.get(b"c")
+        if text is not None:
+            out.append(wire.chunk(event_id, text.decode("utf-8", "replace")))
+        else:
+            ended = b"t" in fields
+            out.append(fields[b"t"] if ended else fields[b"h"])
+    return b"".join(out), event_id + 1, ended
+
+
+def end_if_owner_gone(link: Link, stream_id: str, meta: dict[bytes, bytes]) -> bool:
+    """End a live stream (`meta`: its hash) whose owner is gone with one terminal generation_lost
+    error; True when this call ended it (exactly one caller in the cluster does: the ending is
+    written only if the newest entry is still the one read)."""
+    owner = meta.get(b"owner", b"").decode()
+    wire = writer_of(stream_id, meta)
+    error = ApiError("generation_lost", "The worker generating this reply stopped renewing its lease.")
+    for _ in range(3):  # the owner may have written its last entries meanwhile: read again
+        entries = link.commands.xrange(keys.events_key(stream_id))
+        chunks = [fields[b"c"].decode("utf-8", "replace") for _, fields in entries if b"c" in fields]
+        last = keys.event_id(entries[-1][0]) if entries else -1
+        duration_ms = round(max(0.0, time.time() - float(meta.get(b"created", b"0"))) * 1000, 1)
+        outcome = Outcome("", len(chunks), Usage(0, 0, estimated=True), duration_ms, None, error=error)
+        frames: list[object] = [0, "h", wire.priming()] if last < 0 else []
+        frames += (max(last, 0) + 1, "t", wire.terminal(len(chunks), sum(map(len, chunks)), outcome))
+        identity = (owner, "", "", "", "", "")
+        args = [link.live_ttl_ms, link.done_ttl_ms, "generation_lost", "0", last, *identity, *frames]
+        status, _ = link.scripts.run(link.commands, "end", keys.stream_keys(stream_id), args)
+        if status != b"moved":
+            ended = status == b"ok"
+            if ended:
+                log.warning("generation_lost", extra={"stream_id": stream_id, "owner": owner, "chunks": len(chunks)})
+            link.commands.hdel(keys.LIVE_KEY, stream_id)
+            return ended
+    return False

@@ -1,0 +1,300 @@
+"""The Redis store's journal: a worker's new frames go to Redis in batches, ahead of any client.
+
+A producer only marks its stream dirty (no I/O per token). One writer greenlet per worker sends
+batches, one script call per dirty stream with all of its new entries, then publishes the frames
+to the streams' followers here: whatever a client has seen was sent to Redis first, so a resume
+on any worker continues exactly where it left off. Replies are read together, without a wake-up
+of their own: at the next send once the oldest is ACK_SECONDS old, after ACK_IDLE_SECONDS
+without a send, or at once when a new stream's POST awaits its admission (MAX_STREAMS).
+
+What Redis answers decides what follows (Ledger.booked): a stream whose hash is gone is written
+again whole and counted again; one behind a lost batch, again from the newest entry Redis holds;
+one ended by another worker (this worker's lease had lapsed) ends generation_lost. When Redis
+fails or refuses writes the journal retries and frames wait; past REDIS_OUTAGE_SECONDS (Health)
+the store ends its live streams with store_unavailable and frames are published at once; once
+Redis is back the journal writes them all, so resumes anywhere see what the clients here saw.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import gevent
+import redis
+
+from ...hub.scheduling import RestartableTimer, Wakeup
+from ...logs import log_greenlet_failure
+from ..stream import Stream
+from .batch import PROBE, Batch, Call
+from .health import Health, outages
+from .ledger import Ledger
+from .scripts import Scripts
+
+log = logging.getLogger("chatwait.journal")
+
+FLUSH_WINDOW_SECONDS = 0.001
+GATHER_FROM_STREAMS = 2  # a batch of at least this many streams: the next one gathers for the window
+MAX_IN_FLIGHT = 64  # batches sent whose replies are not read yet
+ACK_SECONDS = 0.05  # replies are read at the next send once their batch is this old
+ACK_IDLE_SECONDS = 0.1  # or, when nothing more is sent, this long after the batch
+
+
+class Owner:
+    """What the journal needs to know of the store it writes for, and tells it."""
+
+    worker_id: str
+    max_streams: int
+    outage_seconds: float
+
+    def outage(self) -> None:
+        """Redis has been failing for the outage grace: end the live streams."""
+
+    def lost(self, stream: Stream, refused: bool) -> None:
+        """Redis refused `stream`: the cluster was full (`refused`), or another worker ended it."""
+
+    def failing(self) -> None:
+        """Writes began to fail: say so in the lease (this worker's clients may be ahead of Redis)."""
+
+
+class RedisJournal:
+    """Writes streams' frames to Redis in batches; publishes them to local followers once sent."""
+
+    def __init__(self, pipe: Any, scripts: Scripts, ttls_ms: tuple[int, int], owner: Owner) -> None:
+        self._pipe = pipe
+        pipe.bind(self._confirmed, self._broken)
+        self._scripts = scripts
+        self._batch = Batch(scripts, *ttls_ms, owner.worker_id, owner.max_streams)
+        self._owner = owner
+        self._ledger = Ledger()
+        self._urgent = False
+        self._wakeup = Wakeup()
+        self._writer: gevent.Greenlet | None = None
+        self.health = Health(owner.outage_seconds, owner.outage)
+        self._awaited = 0  # new streams whose POST waits for their admission
+        self._ack_now = False  # the replies' timer fired: read them
+        self._ack_timer: RestartableTimer | None = None
+
+    def create(self, stream: Stream) -> None:
+        """Register a new stream: admitted first (MAX_STREAMS), then written from its first frame."""
+        self._ledger.create(stream)
+        self._urgent = True
+        self._wakeup.notify()
+
+    def written(self, stream: Stream) -> None:
+        """A stream has new frames: write them with the next batch (published at once when degraded)."""
+        idle = not self._ledger.dirty
+        self._ledger.dirty[stream.stream_id] = stream
+        if self.health.degraded:
+            stream.publish(stream.written)
+        if stream.written <= 2 or stream.ended:  # the priming frame, the first token, the end
+            self._urgent = True
+            self._wakeup.notify()
+        elif idle:
+            self._wakeup.notify()
+
+    def rewrite(self, stream: Stream) -> None:
+        """Redis lost `stream`: write it again from its first frame (counted again if live)."""
+        if self._ledger.rewrite(stream):
+            log.warning("store_stream_rewritten", extra={"stream_id": stream.stream_id, "frames": stream.written})
+            self.written(stream)
+
+    def forget(self, stream: Stream) -> None:
+        self._ledger.forget(stream)  # write nothing more of it (it was deleted)
+
+    def retry_now(self) -> None:
+        """Redis answers again: send what waits without waiting out the backoff."""
+        self.health.retry_at = 0.0
+        self._wakeup.notify()
+
+    def admitting(self, stream: Stream) -> bool:
+        return stream.stream_id in self._ledger.admitting  # Redis has yet to admit it
+
+    def await_admission(self, stream: Stream, seconds: float) -> None:
+        """Wait, at most `seconds`, until Redis has answered `stream`'s admission (through the
+        journal's retries, when a send fails)."""
+        deadline = time.monotonic() + seconds
+        self._awaited += 1
+        self._wakeup.notify()
+        try:
+            while self.admitting(stream) and time.monotonic() < deadline:
+                stream.wait(max(0.0, deadline - time.monotonic()))
+        finally:
+            self._awaited -= 1
+
+    def durable(self, stream: Stream) -> bool:
+        return self._ledger.durable(stream)  # Redis confirmed every frame written to it
+
+    def idle(self) -> bool:
+        """Whether nothing is waiting to be written or confirmed."""
+        return self._ledger.idle() and not self._pipe.in_flight
+
+    def start(self) -> None:
+        """Start the writer greenlet."""
+        if self._writer is None:
+            self._ack_timer = RestartableTimer(ACK_IDLE_SECONDS)
+            self._writer = gevent.spawn(self._run)
+            self._writer.link_exception(log_greenlet_failure)
+
+    def close(self) -> None:
+        """Stop the writer (whatever is unwritten stays unwritten) and close its connection."""
+        if self._writer is not None:
+            self._writer.kill(block=False)
+            self._writer = None
+        if self._ack_timer is not None:
+            self._ack_timer.close()
+            self._ack_timer = None
+        self._pipe.close()
+
+    def _run(self) -> None:
+        gather = False
+        while True:
+            while not self._has_work() and not self._replies_due():
+                self._wakeup.wait()
+            if self._replies_due():
+                self._receive()
+            if not self._has_work():
+                continue
+            pause = self.health.retry_at - time.monotonic()
+            if pause > 0:
+                with gevent.Timeout(pause, False):  # the backoff; `retry_now` ends it
+                    self._wakeup.wait()
+                continue
+            if gather and not self._urgent:
+                with gevent.Timeout(FLUSH_WINDOW_SECONDS, False):  # gather; an urgent write ends it
+                    self._wakeup.wait()
+            calls = self.take()
+            if not calls and self.health.healthy:
+                self._wakeup.wait()  # nothing due after all: never spin (the loop would hold the worker)
+                continue
+            gather = len(calls) >= GATHER_FROM_STREAMS  # busy: worth a window for the next batch
+            self._send(calls)
+
+    def _has_work(self) -> bool:
+        """Something to send; or, while Redis fails, a probe to learn that it is back (a worker
+        with nothing to write would otherwise refuse new streams after Redis returned)."""
+        return self._ledger.has_work() or (not self.health.healthy and not self._pipe.in_flight)
+
+    def _replies_due(self) -> bool:
+        """Whether to read the replies in flight now: an admission is awaited, MAX_IN_FLIGHT
+        batches are out, or the oldest was sent ACK_SECONDS ago."""
+        in_flight = self._pipe.in_flight
+        if not in_flight:
+            return False
+        return bool(self._awaited or self._ack_now or in_flight >= MAX_IN_FLIGHT) or (
+            time.monotonic() - self._pipe.oldest >= ACK_SECONDS
+        )
+
+    def _receive(self) -> None:
+        self._ack_now = False
+        self._pipe.receive()
+        if not self._pipe.in_flight and self._ack_timer is not None:
+            self._ack_timer.stop()
+
+    def _ack_due(self) -> None:
+        """ACK_IDLE_SECONDS after a batch went out to an empty pipe: have the replies read."""
+        self._ack_now = True
+        self._wakeup.notify()
+
+    def take(self) -> list[Call]:
+        """The next batch's calls (see Ledger.take)."""
+        self._urgent = False
+        return self._ledger.take()
+
+    def _send(self, calls: list[Call]) -> None:
+        """Send `calls` in one write, then publish the frames sent to this worker's followers."""
+        commands: list[tuple[object, ...]] = []
+        context: list[Call] = []
+        for call in calls:
+            for command, part in self._batch.commands(call, *self._ledger.flags(call)):
+                commands.append(command)
+                context.append(part)
+        if not commands and self.health.healthy:
+            return
+        if not commands:
+            commands, context = [("PING",)], [PROBE]
+        self._ledger.sending(calls)
+        try:
+            self._pipe.send(commands, context)
+        except redis.RedisError as error:
+            self._ledger.requeue(calls)
+            self._failed(error)
+            return
+        if self._pipe.in_flight == 1 and self._ack_timer is not None:
+            self._ack_timer.again(self._ack_due)
+        for kind, stream, _, end in calls:
+            if kind == "write" and end > stream.visible:
+                stream.publish(end)
+
+    def _confirmed(self, context: list[Call], results: list[object]) -> None:
+        """A batch's replies: what Redis now holds; what it refused goes again or ends the stream."""
+        again: list[Call] = []
+        errors: list[Exception] = []
+        for call, result in zip(context, results, strict=True):
+            if isinstance(result, Exception):
+                again.append(call)
+                errors.append(result)
+            elif call[0] == "admit":
+                self._admitted(call[1], result == 1)
+            elif call[0] == "write":
+                again += self._written(call, result)
+        self._ledger.requeue(again)
+        self._after(errors)
+
+    def _after(self, errors: list[Exception]) -> None:
+        """Sort a batch's failures: scripts Redis lost, the slot map changing, or an outage."""
+        if any(isinstance(error, redis.exceptions.NoScriptError) for error in errors):
+            self._reload_scripts()  # Redis restarted or failed over: maybe without our keys
+        failures = outages(errors)
+        if failures:
+            self._failed(failures[0])
+        elif not errors:
+            self.health.recovered()
+
+    def _admitted(self, stream: Stream, admitted: bool) -> None:
+        answer = self._ledger.admitted(stream, admitted)
+        if answer is None:
+            return
+        if not answer:
+            self._owner.lost(stream, True)
+        elif stream.written:
+            self._wakeup.notify()
+        stream.publish(stream.visible)  # wakes the POST waiting for the admission
+
+    def _written(self, call: Call, result: Any) -> list[Call]:
+        """What one write's answer means: the calls to send again."""
+        stream = call[1]
+        status = self._ledger.booked(call, result)
+        if status == "again":
+            return [call]
+        if status == "missing":
+            self.rewrite(stream)
+        elif status == "ended":  # another worker ended it: this worker's lease had lapsed
+            self._ledger.forget(stream)
+            self._owner.lost(stream, False)
+            stream.publish(stream.written)
+        return []
+
+    def _broken(self, contexts: list[list[Call]], error: Exception) -> None:
+        """The connection failed with these batches in flight: send their streams again."""
+        for context in contexts:
+            self._ledger.requeue(context)
+        self._failed(error)
+
+    def _failed(self, error: Exception) -> None:
+        for stream in self._ledger.admitting.values():
+            stream.publish(stream.visible)  # a POST waiting for its admission learns of the failure
+        healthy = self.health.healthy
+        if self.health.failed(error):
+            for stream in self._ledger.dirty.values():
+                stream.publish(stream.written)
+            self._owner.outage()
+        elif healthy:
+            self._owner.failing()
+
+    def _reload_scripts(self) -> None:
+        try:
+            self._scripts.reload()  # tells the store, which checks what else Redis lost
+        except redis.RedisError as error:
+            self._failed(error)

@@ -1,0 +1,271 @@
+"""The Redis store (STREAM_STORE=redis): any worker of any instance serves any stream.
+
+A stream's producer runs on the worker that started it (its owner) and writes through the
+journal; followers there read the same frames from memory once they are sent to Redis,
+followers elsewhere read them from Redis (`RemoteStream`). The owner holds a lease it renews
+every second and listens for stops on its channel (`OwnerDuties`). MAX_STREAMS bounds live
+streams across the cluster; finished streams expire STREAM_TTL_SECONDS after they end.
+Redis may be one server, a primary found through Sentinel, or a Cluster (`connect`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+import gevent
+import redis
+
+from ...errors import ApiError
+from ...generation.cancel import StreamCancelled
+from ...ids import random_id
+from .. import producer
+from ..abandon import Abandon
+from ..abandon import cancel as cancel_abandoned
+from ..store import StreamStore
+from ..stream import Stream
+from ..view import StreamView
+from ..wire import NATIVE, Wire
+from . import link as keys
+from .checks import check_at_start, not_found, ready
+from .connect import StoreUnusable, Topology, connect, disconnect
+from .follow import RemoteStream
+from .journal import RedisJournal
+from .link import Link, store_errors
+from .owner import OwnerDuties
+from .pipe import ClusterPipe, RedisPipe
+from .scripts import Scripts
+
+log = logging.getLogger("chatwait.store")
+
+LIVE_MARGIN_SECONDS = 600  # a live stream's keys outlive MAX_STREAM_SECONDS by this much, in case all crash
+CLOSE_FLUSH_SECONDS = 2.0
+ADMIT_SECONDS = keys.COMMAND_TIMEOUT_SECONDS + 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class RedisSettings:
+    """What the Redis store is given: where Redis is, the bounds and the lifetimes of streams."""
+
+    topology: Topology
+    max_streams: int
+    ttl_seconds: float
+    max_stream_seconds: float
+    outage_seconds: float = 10.0
+
+
+class RedisStreamStore(StreamStore):
+    """Streams shared through Redis; this worker's own streams are also kept in memory."""
+
+    def __init__(
+        self,
+        config: RedisSettings,
+        clock: Callable[[], float] = time.monotonic,
+        abandon: Abandon | None = None,
+    ) -> None:
+        self.max_streams = config.max_streams
+        self.ttl_seconds = config.ttl_seconds
+        self.outage_seconds = config.outage_seconds
+        self.abandon = abandon
+        self.clock = clock
+        self.worker_id = random_id()[:12]
+        self.topology = config.topology
+        commands = connect(config.topology, keys.COMMAND_CONNECTIONS, keys.COMMAND_TIMEOUT_SECONDS)
+        blocking = connect(config.topology, keys.FOLLOW_CONNECTIONS, keys.COMMAND_TIMEOUT_SECONDS + 2.0)
+        scripts = Scripts(commands)
+        scripts.on_reload = self.keys_lost
+        self._noting_loss = False
+        live_ttl_ms = int((config.max_stream_seconds + config.ttl_seconds + LIVE_MARGIN_SECONDS) * 1000)
+        self.link = Link(commands, blocking, scripts, self.worker_id, live_ttl_ms, int(config.ttl_seconds * 1000))
+        try:
+            check_at_start(commands, scripts, self.topology)
+        except StoreUnusable:
+            disconnect(commands)
+            disconnect(blocking)
+            raise
+        self._local: dict[str, Stream] = {}
+        self._expired: set[str] = set()  # cancelled for want of followers: deleted once ended
+        self._refused: set[str] = set()  # new streams Redis did not admit (MAX_STREAMS)
+        pipe = ClusterPipe(commands, self.link.maps) if config.topology.kind == "cluster" else RedisPipe(commands)
+        self.journal = RedisJournal(pipe, scripts, (live_ttl_ms, self.link.done_ttl_ms), self)
+        self.duties = OwnerDuties(
+            self.link, self._local, self.journal, self._reap, self._forget_local, self.ttl_seconds
+        )
+
+    def __len__(self) -> int:
+        return len(self._local)
+
+    # What the journal needs of its owner (journal.Owner).
+
+    def outage(self) -> None:
+        """Redis has failed for REDIS_OUTAGE_SECONDS: end this worker's live streams."""
+        detail = f"Redis did not take this reply's events for {self.outage_seconds:g} s."
+        error = ApiError("store_unavailable", detail)
+        for stream in list(self._local.values()):
+            stream.cancel(StreamCancelled("store_unavailable", error))
+
+    def lost(self, stream: Stream, refused: bool) -> None:
+        """Redis refused the stream: the cluster was full (`admit` answers server_busy), or
+        another worker ended it as lost (this worker's lease had lapsed). Stop generating."""
+        if refused:
+            self._refused.add(stream.stream_id)
+        error = ApiError("generation_lost", "This worker's lease on the stream lapsed.")
+        stream.cancel(StreamCancelled("lost", error))
+
+    def failing(self) -> None:
+        """Writes began to fail: the lease says so at once (resumes elsewhere then wait for events
+        this worker's clients have and Redis has not)."""
+        with contextlib.suppress(redis.RedisError):
+            self.duties.renew()
+
+    def keys_lost(self) -> None:
+        """Redis lost its scripts (a restart, a failover): record it, and check at once what
+        else it lost (this worker's streams are written again)."""
+        self.duties.check_soon()
+        if not self._noting_loss:  # the renewal itself may find the scripts gone again
+            self._noting_loss = True
+            try:
+                with contextlib.suppress(redis.RedisError):
+                    self.duties.renew(lost=True)
+            finally:
+                self._noting_loss = False
+
+    # The store.
+
+    def create(self, correlation_id: str, model: str, wire: Wire = NATIVE, client: str = "") -> Stream:
+        """A new stream owned by this worker; Redis admits it (`admit`) before its first frames."""
+        self._refuse_when_stopping()
+        if self.journal.health.failing_for() > ADMIT_SECONDS and not self._back():  # an outage: at once
+            raise ApiError("store_unavailable", "Redis has not taken this worker's writes for a while.")
+        stream = Stream(random_id(), correlation_id, model, self.clock(), self.journal, wire, client)
+        self.journal.create(stream)
+        self._local[stream.stream_id] = stream
+        return stream
+
+    def _back(self) -> bool:
+        """Whether Redis answers again after an outage (then the journal retries at once)."""
+        try:
+            self.link.commands.ping()
+        except redis.RedisError:
+            return False
+        self.journal.retry_now()
+        return True
+
+    def admit(self, stream: Stream) -> None:
+        """Wait until Redis has admitted the new stream: server_busy when the cluster already
+        holds MAX_STREAMS live streams, store_unavailable when Redis does not answer. Meanwhile
+        the generation has started: its upstream request is not delayed by Redis."""
+        self.journal.await_admission(stream, ADMIT_SECONDS)
+        refused = stream.stream_id in self._refused
+        if not self.journal.admitting(stream) and not refused:
+            return
+        self._refused.discard(stream.stream_id)
+        self._local.pop(stream.stream_id, None)
+        self.journal.forget(stream)
+        producer.stop(stream, 0.0)
+        if refused:
+            raise ApiError("server_busy", f"The cluster holds {self.max_streams} live streams (MAX_STREAMS).")
+        raise ApiError("store_unavailable", "Redis did not admit the new stream in time.")
+
+    def get(self, stream_id: str) -> StreamView:
+        """This worker's own stream from memory, else the stream as Redis has it."""
+        stream = self._local.get(stream_id)
+        if stream is not None:
+            return stream
+        if len(stream_id) > 64:
+            raise ApiError("stream_not_found", "The id is unknown, or the stream ended and expired.")
+        with store_errors("reading the stream"):
+            pipe = self.link.commands.pipeline(transaction=False)
+            pipe.hgetall(keys.meta_key(stream_id))
+            pipe.xrevrange(keys.events_key(stream_id), count=1)
+            meta, newest = pipe.execute()
+            if not meta:
+                not_found(self.link, self.duties)
+        last = keys.event_id(newest[0][0]) if newest else -1
+        return RemoteStream(self.link, stream_id, meta, last, self.outage_seconds)
+
+    def stop(self, stream: StreamView, wait_seconds: float = producer.STOP_WAIT_SECONDS) -> bool:
+        """Stop a stream here, or through its owner's channel when another worker produces it."""
+        if isinstance(stream, RemoteStream):
+            return stream.stop(wait_seconds)
+        assert isinstance(stream, Stream)
+        deadline = time.monotonic() + wait_seconds
+        stopped = producer.stop(stream, wait_seconds)
+        while stream.ended and not stream.finished and time.monotonic() < deadline:
+            gevent.sleep(0.005)  # the ending is being written to Redis: answer with its id
+        return stopped
+
+    def _forget_local(self, stream_id: str) -> None:
+        """Drop this worker's copy of a stream deleted elsewhere; nothing of it is written again."""
+        stream = self._local.pop(stream_id, None)
+        if stream is not None:
+            self.journal.forget(stream)
+
+    def _drop(self, stream_id: str) -> None:
+        """Delete a stream that has ended: its keys, and the owner's copy (told through its channel)."""
+        self._forget_local(stream_id)
+        with store_errors("deleting the stream"):
+            owner = self.link.commands.hget(keys.meta_key(stream_id), "owner")
+            if owner is not None and owner.decode() != self.worker_id:
+                self.link.commands.publish(keys.stop_channel(owner.decode()), f"forget:{stream_id}")
+            self.link.commands.delete(*keys.stream_keys(stream_id))
+            self.link.commands.hdel(keys.LIVE_KEY, stream_id)
+
+    def _own(self) -> Iterable[Stream]:
+        return self._local.values()
+
+    def start(self) -> None:
+        """Start the journal's writer and the owner's duties (lease, stops, expiry)."""
+        self.journal.start()
+        self.duties.start()
+
+    def close(self, timeout: float = 0.0) -> None:
+        """End every live stream, give the journal time to write the endings, then let go of Redis."""
+        self._accepting = False
+        producers = [stream.producer for stream in self._local.values() if stream.producer is not None]
+        self.end_live()
+        if timeout > 0:
+            gevent.joinall([p for p in producers if not p.dead], timeout=timeout)
+        deadline = time.monotonic() + CLOSE_FLUSH_SECONDS
+        while not self.journal.idle() and time.monotonic() < deadline:
+            gevent.sleep(0.02)
+        self.journal.close()
+        self.duties.close()
+        for client in (self.link.commands, self.link.blocking):
+            disconnect(client)
+
+    def ready(self) -> tuple[bool, str, int]:
+        """Whether Redis takes writes now and keeps our keys, how it went, and the cluster's live streams."""
+        return ready(self.link)
+
+    def _reap(self, seen: Callable[[list[str]], dict[str, float]]) -> None:
+        """Drop finished streams that are in Redis from memory; cancel live ones nobody followed
+        anywhere for the TTL (`seen`: when remote followers last checked in), or abandoned."""
+        now = self.clock()
+        for stream in list(self._local.values()):
+            if stream.finished and stream.consumers == 0 and self.journal.durable(stream):
+                del self._local[stream.stream_id]
+                if stream.stream_id in self._expired:  # dropped, as the memory store drops it
+                    self._expired.discard(stream.stream_id)
+                    self.link.commands.delete(*keys.stream_keys(stream.stream_id))
+        idle = [
+            s
+            for s in self._local.values()
+            if not s.finished and s.consumers == 0 and now - s.idle_since > self.ttl_seconds
+        ]
+        abandoned = [] if self.abandon is None else self.abandon.candidates(self._local.values(), now)
+        if not idle and not abandoned:
+            return
+        last_seen = seen(list({stream.stream_id: None for stream in (*idle, *abandoned)}))
+        for stream in abandoned:
+            if time.time() - last_seen.get(stream.stream_id, 0.0) >= self.abandon.seconds:  # type: ignore[union-attr]
+                cancel_abandoned(stream, now - stream.idle_since)
+        for stream in idle:
+            if time.time() - last_seen.get(stream.stream_id, 0.0) < self.ttl_seconds:
+                stream.idle_since = now
+            elif stream.cancel():
+                self._expired.add(stream.stream_id)
+                log.info("stream_expired", extra={"stream_id": stream.stream_id, "reason": "no_consumer"})

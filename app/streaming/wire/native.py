@@ -1,0 +1,52 @@
+"""The native API's wire: `stream`, `chunk`, then `done` or `error` events."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .sse import SseEvent, dumps, encode_chunk
+
+if TYPE_CHECKING:
+    from ...errors import ApiError
+    from ...generation.outcome import Outcome
+
+
+class NativeWriter:
+    """The native API's events: `stream`, `chunk`, then `done` or `error`."""
+
+    name = "chatwait"
+    chunk = staticmethod(encode_chunk)
+
+    def __init__(self, stream_id: str, correlation_id: str, model: str, created: float) -> None:
+        self.stream_id = stream_id
+        self.correlation_id = correlation_id
+        self.model = model
+        self.created = int(created)
+
+    def priming(self) -> bytes:
+        data = {"stream_id": self.stream_id, "correlation_id": self.correlation_id, "model": self.model}
+        return SseEvent(0, "stream", {**data, "created": self.created}).encode()
+
+    def queued(self, ahead: int) -> bytes:
+        return b'event: queued\ndata: {"ahead":%d}\n\n' % ahead
+
+    def interrupted(self, last_id: int, error: ApiError) -> bytes:
+        data = {**error.body(self.correlation_id), "is_final": True, "resume_after": last_id}
+        return b"event: error\ndata: %s\n\n" % dumps(data).encode("utf-8", "replace")
+
+    def terminal(self, last_chunk: int, content_length: int, outcome: Outcome) -> bytes:
+        """`done`, or `error` with the catalogue's fields; both tell the last chunk and the length
+        of the whole text, so a client can check it has everything."""
+        sequence = last_chunk + 1
+        data = {
+            "sequence": sequence,
+            "is_final": True,
+            "last_sequence": last_chunk,
+            "content_length": content_length,
+            "duration_ms": outcome.duration_ms,
+            "usage": outcome.usage.as_dict(),
+            "usage_source": outcome.usage.source,
+        }
+        if outcome.error is not None:
+            return SseEvent(sequence, "error", {**data, **outcome.error.body(self.correlation_id)}).encode()
+        return SseEvent(sequence, "done", {**data, "finish_reason": outcome.finish_reason}).encode()
