@@ -115,7 +115,7 @@ class ErrorSchema(StrictSchema):
     action = fields.String(required=True)
     retryable = fields.Boolean(required=True)
     correlation_id = fields.String(required=True, allow_none=True)
-    fields_ = fields.Dict(data_key="fields")
+    fields_ = fields.Dict(data_key="fields", attribute="fields")
     retry_after_seconds = fields.Float()
     drop_history_messages = fields.Integer()
 

@@ -9,7 +9,10 @@ import logging
 from flask import Flask, Response, g, json, request
 from werkzeug.exceptions import HTTPException
 
+from ..contract.native import ErrorSchema
 from ..contract.openai_errors import openai_error_body
+from ..contract.openai_replies import OpenAIErrorSchema
+from ..contract.serve import serialise
 from ..errors import ApiError
 
 log = logging.getLogger("chatwait.errors")
@@ -40,8 +43,11 @@ def openai_family(path: str) -> bool:
 def error_response(error: ApiError) -> Response:
     """Render an ApiError as a JSON response with the request's correlation id."""
     correlation_id = g.get("correlation_id")
-    shaped = openai_error_body if openai_family(request.path) else ApiError.body
-    response = Response(json.dumps(shaped(error, correlation_id)), status=error.status, mimetype="application/json")
+    if openai_family(request.path):
+        body = serialise(OpenAIErrorSchema, openai_error_body(error, correlation_id))
+    else:
+        body = serialise(ErrorSchema, error.body(correlation_id))
+    response = Response(json.dumps(body), status=error.status, mimetype="application/json")
     if correlation_id:
         response.headers["X-Correlation-Id"] = correlation_id
     retry_after = error.retry_after_header

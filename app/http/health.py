@@ -6,6 +6,8 @@ import datetime
 
 from flask import Blueprint, Response
 
+from ..contract.native import HealthSchema, ReadySchema
+from ..contract.serve import serialise
 from .services import current_services
 
 bp = Blueprint("health", __name__)
@@ -15,7 +17,7 @@ bp = Blueprint("health", __name__)
 def health() -> dict[str, str]:
     """Liveness: the worker answers; with its clock (ISO 8601, UTC) for a monitor to compare."""
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return {"status": "healthy", "timestamp": now}
+    return serialise(HealthSchema, {"status": "healthy", "timestamp": now})
 
 
 @bp.get("/ready")
@@ -26,7 +28,7 @@ def ready() -> tuple[dict[str, object], int]:
     whether the API asks for client keys."""
     services = current_services()
     checks, live, ok = services.readiness.report()
-    return {
+    reply = {
         "status": "ready" if ok else "not_ready",
         "checks": checks,
         "failing": [name for name, check in checks.items() if not check["ok"]],
@@ -36,7 +38,8 @@ def ready() -> tuple[dict[str, object], int]:
         "store": services.settings.stream_store,
         "store_detail": checks["store"]["detail"],
         "client_keys": services.client_keys.enabled,
-    }, 200 if ok else 503
+    }
+    return serialise(ReadySchema, reply), 200 if ok else 503
 
 
 @bp.get("/openapi.yaml")

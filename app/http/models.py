@@ -6,6 +6,8 @@ from typing import Any
 
 from flask import Blueprint
 
+from ..contract.openai_replies import ModelListSchema, ModelSchema
+from ..contract.serve import serialise
 from ..errors import ApiError
 from .services import current_services
 
@@ -15,7 +17,8 @@ bp = Blueprint("models", __name__)
 @bp.get("/v1/models")
 def list_models() -> dict[str, Any]:
     """Every allowed model, in OpenAI's list shape."""
-    return {"object": "list", "data": [_model(name) for name in current_services().settings.allowed_models]}
+    models = [_model(name) for name in current_services().settings.allowed_models]
+    return serialise(ModelListSchema, {"object": "list", "data": models})
 
 
 @bp.get("/v1/models/<path:model_id>")
@@ -23,7 +26,7 @@ def get_model(model_id: str) -> dict[str, Any]:
     """One allowed model; 404 model_not_found for any other."""
     if model_id not in current_services().settings.allowed_models:
         raise ApiError("model_not_found", f"{model_id[:100]!r} is not one of the models this service allows.")
-    return _model(model_id)
+    return serialise(ModelSchema, _model(model_id))
 
 
 def _model(name: str) -> dict[str, Any]:

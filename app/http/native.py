@@ -6,6 +6,8 @@ from typing import Any
 
 from flask import Blueprint, Response, g, request
 
+from ..contract.native import ChatReplySchema, StopResultSchema
+from ..contract.serve import serialise
 from ..providers.base import ChatCall
 from ..streaming.wire import NATIVE
 from . import streams
@@ -21,7 +23,7 @@ def wait() -> dict[str, Any]:
     """Generate the whole reply and return it as one JSON object."""
     call, prompt_tokens = _prepare()
     outcome = current_services().wait(call, prompt_tokens, g.correlation_id, request.environ)
-    return {
+    reply = {
         "id": g.correlation_id,
         "correlation_id": g.correlation_id,
         "model": call.model,
@@ -31,6 +33,7 @@ def wait() -> dict[str, Any]:
         "usage_source": outcome.usage.source,
         "duration_ms": outcome.duration_ms,
     }
+    return serialise(ChatReplySchema, reply)
 
 
 @bp.post("/v1/chat/streaming")
@@ -54,7 +57,8 @@ def stop_stream(stream_id: str) -> dict[str, Any]:
     """Stop a generation: the upstream is closed and the stream ends with `done`/cancelled."""
     stream = streams.find(stream_id, NATIVE.name)
     status, last_event_id = streams.stop(stream)
-    return {"stream_id": stream.stream_id, "status": status, "last_event_id": last_event_id}
+    reply = {"stream_id": stream.stream_id, "status": status, "last_event_id": last_event_id}
+    return serialise(StopResultSchema, reply)
 
 
 def _prepare() -> tuple[ChatCall, int | None]:

@@ -14,6 +14,8 @@ from typing import Any
 
 from flask import Blueprint, Response, g, request
 
+from ..contract.openai_replies import CompletionDeletedSchema, CompletionSchema, CompletionStopSchema
+from ..contract.serve import serialise
 from ..ids import random_id
 from ..streaming.wire import Wire
 from ..streaming.wire.openai import COMPLETION_PREFIX, completion_object
@@ -36,7 +38,7 @@ def create() -> Response | dict[str, Any]:
         return streams.start(call, completion.prompt_tokens, Wire(WIRE, completion.include_usage))
     created = time.time()
     outcome = services.wait(call, completion.prompt_tokens, g.correlation_id, request.environ)
-    return completion_object(random_id(), created, call.model, outcome)
+    return serialise(CompletionSchema, completion_object(random_id(), created, call.model, outcome))
 
 
 @bp.get("/v1/chat/completions/<completion_id>/stream")
@@ -52,12 +54,13 @@ def stop(completion_id: str) -> dict[str, Any]:
     """Stop a streamed completion: the upstream is closed, the stream ends with its finish chunk."""
     stream = streams.find(completion_id.removeprefix(COMPLETION_PREFIX), WIRE)
     status, last_event_id = streams.stop(stream)
-    return {
+    reply = {
         "id": COMPLETION_PREFIX + stream.stream_id,
         "object": "chat.completion.stream",
         "status": status,
         "last_event_id": last_event_id,
     }
+    return serialise(CompletionStopSchema, reply)
 
 
 @bp.delete("/v1/chat/completions/<completion_id>")
@@ -65,4 +68,5 @@ def delete(completion_id: str) -> dict[str, Any]:
     """Stop a streamed completion if it still runs and delete it (OpenAI's deletion object)."""
     stream = streams.find(completion_id.removeprefix(COMPLETION_PREFIX), WIRE)
     streams.forget(stream)
-    return {"id": COMPLETION_PREFIX + stream.stream_id, "object": "chat.completion.deleted", "deleted": True}
+    reply = {"id": COMPLETION_PREFIX + stream.stream_id, "object": "chat.completion.deleted", "deleted": True}
+    return serialise(CompletionDeletedSchema, reply)
