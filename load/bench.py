@@ -28,8 +28,9 @@ shift (`aligned`), or all at once (`burst`). A stream is read for at most `--rea
 then dropped (and stopped with DELETE on ChatWait), so long replies measure their steady state.
 
 Reported per cell and server arm: added time to first token (p50, p95, p99, and the p50's range
-over the rounds), added inter-token p99, errors and incomplete streams, the worker's CPU time per
-relayed token (and its range over the rounds), and how long the client, the fake and the worker
+over the rounds), added inter-token p99, errors and incomplete streams, the CPU time per relayed
+token of the server's whole process tree, gunicorn's master and its worker (and its range over
+the rounds), and how long the client, the fake and the worker
 waited for a CPU (Linux schedstat). After each arm the worker is left to go idle. Then memory per
 open stream and RSS growth across sequential requests (ChatWait only). The run is invalid if the
 direct arm sees inter-token p99 more than 1 ms off nominal at up to 100 streams (the machine,

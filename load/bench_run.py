@@ -6,6 +6,7 @@ Imported by bench.py after gevent has patched: the client's streams are greenlet
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -56,7 +57,8 @@ class Bench:
             worker_class = "load.variants.VariantWorker"
         args = ("--worker-class", worker_class) if worker_class else ()
         server = self.servers[name] = ChatWaitServer(env, root=root, cpus=self.server_cpus, args=args)
-        server.worker = psutil.Process(server.proc.pid).children()[0]
+        server.master = psutil.Process(server.proc.pid)
+        server.worker = server.master.children()[0]
         return server
 
     def add_redis_server(self, name: str = "redis", root: Path = ROOT) -> ChatWaitServer:
@@ -92,13 +94,13 @@ class Bench:
         offsets = start_offsets(self.starts, concurrency, spread, delay_ms / 1000)
         server = self.servers.get(self.openai_arms.get(target, target), next(iter(self.servers.values())))
         worker, store = server.worker, getattr(server, "store", None) if target != "direct" else None
-        cpu_before, waits_before = cpu_seconds(worker), self.runqueue_waits(worker.pid)
+        cpu_before, waits_before = tree_cpu_seconds(server.master), self.runqueue_waits(worker.pid)
         store_before = cpu_seconds(store)
         jobs = [
             gevent.spawn(one_stream, port, request, marker, deadline, read_seconds, at, stop_path) for at in offsets
         ]
         gevent.joinall(jobs, timeout=deadline + 10)
-        cpu_after = cpu_seconds(worker)
+        cpu_after = tree_cpu_seconds(server.master)
         store_cpu = cpu_seconds(store) - store_before
         waits = collections.Counter(self.runqueue_waits(worker.pid))
         waits.subtract(waits_before)
@@ -280,6 +282,17 @@ def cpu_seconds(process: psutil.Process | None) -> float:
         times = process.cpu_times()
         return times.user + times.system
     return ran
+
+
+def tree_cpu_seconds(root: psutil.Process) -> float:
+    """CPU seconds of a server's whole process tree (gunicorn's master and its workers): what
+    an operator pays, not one worker's share."""
+    total = cpu_seconds(root)
+    with contextlib.suppress(psutil.Error):
+        for child in root.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                total += cpu_seconds(child)
+    return total
 
 
 def _listed(cpus: set[int] | None) -> list[int] | None:

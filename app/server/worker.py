@@ -8,6 +8,7 @@ repeated or malformed Content-Length, bad chunk framing) and enforces `limit_req
 - serves each connection under read and write deadlines, and answers the parser's refusals in
   the catalogue's JSON (`connection`);
 - bounds the reading of each request body by a deadline (`request_body`);
+- sends each small write with one `send` first on plain connections (`send_first`);
 - on SIGTERM, stops accepting at once (new generations on open connections get 503
   service_restarting), lets generations finish, then ends those still running with a
   terminal event before it exits (`shutdown`).
@@ -32,6 +33,7 @@ from gunicorn.workers.ggevent import GeventWorker
 from .connection import ClientConnection
 from .master import running_settings
 from .request_body import DeadlineBody
+from .send_first import SendFirst
 from .shutdown import drain, lifecycle_of
 
 HEARTBEAT_SECONDS = 1.0  # how often the worker tells the master it lives
@@ -56,7 +58,7 @@ class ChatWaitWorker(GeventWorker):
 
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
         req.body = DeadlineBody(req.body, self.read_timeout, req.force_close)
-        return super().handle_request(listener_name, req, sock, addr)
+        return super().handle_request(listener_name, req, sock if self.cfg.is_ssl else SendFirst(sock), addr)
 
     def init_signals(self) -> None:
         """gunicorn's handlers, and SIGTERM through the loop: the stop starts at once, not at

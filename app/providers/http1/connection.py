@@ -59,7 +59,7 @@ class ReadDeadline:
 class Connection:
     """One socket to an origin, its read deadline, and the bytes read but not consumed yet."""
 
-    __slots__ = ("_unyielded", "buffer", "deadline", "origin", "sock")
+    __slots__ = ("_readable", "_unyielded", "_wait_first", "buffer", "deadline", "origin", "sock")
 
     def __init__(self, origin: Origin, sock: socket.socket) -> None:
         self.origin = origin
@@ -67,6 +67,11 @@ class Connection:
         self.buffer = b""
         self.deadline: ReadDeadline | None = None
         self._unyielded = 0
+        # A plain socket is read once the kernel says it is readable (TLS may hold decrypted
+        # bytes the kernel does not show): a recv tried first would fail on nearly every token.
+        plain = origin[0] == "http"
+        self._readable = get_hub().loop.io(sock.fileno(), 1) if plain else None
+        self._wait_first = plain
 
     def set_read_timeout(self, seconds: float | None) -> None:
         """Reads from now on fail with socket.timeout after `seconds` without data (None: never)."""
@@ -82,12 +87,15 @@ class Connection:
         if deadline is not None:
             deadline.arm()
         try:
+            if self._wait_first:
+                get_hub().wait(self._readable)
             data = self.sock.recv(RECV_BYTES)
         finally:
             if deadline is not None:
                 deadline.disarm()
         if not data:
             raise ConnectionClosed()
+        self._wait_first = self._readable is not None and len(data) < RECV_BYTES  # else more may wait
         self.buffer += data
         self._unyielded += len(data)
         if self._unyielded >= YIELD_BYTES:
@@ -105,6 +113,8 @@ class Connection:
     def close(self) -> None:
         if self.deadline is not None:
             self.deadline.close()
+        if self._readable is not None:
+            self._readable.close()
         with contextlib.suppress(OSError):
             self.sock.close()
 
