@@ -15,7 +15,7 @@ class StreamView(Protocol):
     correlation_id: str
     finished: bool
     client: str  # the key digest of the client that started it ("" when the API is open)
-    wire: WireWriter
+    writer: WireWriter  # writes its events in the wire format of the API that started it
 
     @property
     def last_event_id(self) -> int: ...

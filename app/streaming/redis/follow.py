@@ -187,14 +187,14 @@ class RemoteStream:
 
 
 def writer_of(stream_id: str, meta: dict[bytes, bytes]) -> WireWriter:
-    """The wire format of a stream as its hash in Redis records it."""
+    """The writer of a stream's events, in the wire its hash in Redis records."""
     name = meta.get(b"wire", b"").decode()
     wire = Wire(name if name in WIRES else "chatwait")
     correlation_id, model = meta.get(b"correlation_id", b"").decode(), meta.get(b"model", b"").decode()
     return wire.writer(stream_id, correlation_id, model, float(meta.get(b"created", b"0")))
 
 
-def _frames(entries: list[tuple[bytes, dict[bytes, bytes]]], wire: WireWriter) -> tuple[bytes, int, bool]:
+def _frames(entries: list[tuple[bytes, dict[bytes, bytes]]], writer: WireWriter) -> tuple[bytes, int, bool]:
     """The SSE bytes of Redis entries, the next event id wanted, and whether the last one ends the stream."""
     out: list[bytes] = []
     ended = False
@@ -203,7 +203,7 @@ def _frames(entries: list[tuple[bytes, dict[bytes, bytes]]], wire: WireWriter) -
         event_id = keys.event_id(entry)
         text = fields.get(b"c")
         if text is not None:
-            out.append(wire.chunk(event_id, text.decode("utf-8", "replace")))
+            out.append(writer.chunk(event_id, text.decode("utf-8", "replace")))
         else:
             ended = b"t" in fields
             out.append(fields[b"t"] if ended else fields[b"h"])
@@ -215,7 +215,7 @@ def end_if_owner_gone(link: Link, stream_id: str, meta: dict[bytes, bytes]) -> b
     error; True when this call ended it (exactly one caller in the cluster does: the ending is
     written only if the newest entry is still the one read)."""
     owner = meta.get(b"owner", b"").decode()
-    wire = writer_of(stream_id, meta)
+    writer = writer_of(stream_id, meta)
     error = ApiError("generation_lost", "The worker generating this reply stopped renewing its lease.")
     for _ in range(3):  # the owner may have written its last entries meanwhile: read again
         entries = link.commands.xrange(keys.events_key(stream_id))
@@ -223,8 +223,8 @@ def end_if_owner_gone(link: Link, stream_id: str, meta: dict[bytes, bytes]) -> b
         last = keys.event_id(entries[-1][0]) if entries else -1
         duration_ms = round(max(0.0, time.time() - float(meta.get(b"created", b"0"))) * 1000, 1)
         outcome = Outcome("", len(chunks), Usage(0, 0, estimated=True), duration_ms, None, error=error)
-        frames: list[object] = [0, "h", wire.priming()] if last < 0 else []
-        frames += (max(last, 0) + 1, "t", wire.terminal(len(chunks), sum(map(len, chunks)), outcome))
+        frames: list[object] = [0, "h", writer.priming()] if last < 0 else []
+        frames += (max(last, 0) + 1, "t", writer.terminal(len(chunks), sum(map(len, chunks)), outcome))
         identity = (owner, "", "", "", "", "")
         args = [link.live_ttl_ms, link.done_ttl_ms, "generation_lost", "0", last, *identity, *frames]
         status, _ = link.scripts.run(link.commands, "end", keys.stream_keys(stream_id), args)
