@@ -46,6 +46,7 @@ class Settings:
     upstream_retries: int = 2
     keepalive_seconds: float = 15.0
     stream_ttl_seconds: float = 300.0
+    response_ttl_seconds: float = 3600.0
     max_streams: int = 5000
     stream_store: str = "memory"
     redis_url: str = dataclasses.field(default="redis://localhost:6379/0", repr=False)
@@ -71,6 +72,7 @@ class Settings:
     local_max_tokens: int = 512
     local_repeat_penalty: float = 1.2  # against the loops a small model falls into (1.0: none)
     local_abandon_seconds: float = 10.0
+    abandon_seconds: float = 30.0
     port: int = 8000
     bind: str | None = None
     web_concurrency: int | None = None  # None: one per CPU core with Redis, else 1
@@ -151,6 +153,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "UPSTREAM_RETRIES": ("upstream_retries", read.integer(0, 10)),
     "KEEPALIVE_SECONDS": ("keepalive_seconds", read.seconds(0.05, 3600)),
     "STREAM_TTL_SECONDS": ("stream_ttl_seconds", read.seconds(0.1, 86400)),
+    "RESPONSE_TTL_SECONDS": ("response_ttl_seconds", read.seconds(0.1, 7 * 86400)),
     "MAX_STREAMS": ("max_streams", read.integer(1, 1_000_000)),
     "STREAM_STORE": ("stream_store", read.choice(STREAM_STORES)),
     "REDIS_URL": ("redis_url", read.redis_url),
@@ -176,6 +179,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "LOCAL_MAX_TOKENS": ("local_max_tokens", read.integer(1, 1_000_000)),
     "LOCAL_REPEAT_PENALTY": ("local_repeat_penalty", read.number(1.0, 2.0)),
     "LOCAL_ABANDON_SECONDS": ("local_abandon_seconds", read.seconds(0.1, 86400)),
+    "ABANDON_SECONDS": ("abandon_seconds", read.seconds(0.1, 86400)),
     "PORT": ("port", read.port),
     "BIND": ("bind", read.text),
     "WEB_CONCURRENCY": ("web_concurrency", read.integer(1, 256)),

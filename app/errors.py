@@ -78,6 +78,12 @@ CATALOGUE: dict[str, ErrorKind] = {
         "POST /v1/chat/streaming.",
         False,
     ),
+    "response_not_found": ErrorKind(
+        404,
+        "No stored response with this id exists: it is unknown, was not stored, or has expired.",
+        "Send the whole conversation in input instead (responses are kept for RESPONSE_TTL_SECONDS).",
+        False,
+    ),
     "model_not_found": ErrorKind(
         404,
         "There is no such model here.",

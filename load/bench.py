@@ -8,6 +8,7 @@
     ./scripts/load bench.py --concurrency 100 --tokens 200 --rounds 3 --floor   # the stack's floor
     ./scripts/load bench.py --quick --rounds 5 --no-wait --redis   # the Redis store against memory
     ./scripts/load bench.py --quick --rounds 5 --no-wait --openai  # POST /v1/chat/completions against the native
+    ./scripts/load bench.py --quick --rounds 5 --no-wait --openai --responses  # and POST /v1/responses
 
 Starts the fake upstream and ChatWait (gunicorn, one gevent worker) on loopback. With two or
 more CPUs the server runs on the last one and the fake and this client on the others
@@ -20,7 +21,8 @@ rotating each round: `direct` (streaming chat completions straight from the fake
 off or another upstream transport: load/variants.py), `floor_wsgi` and `floor_flask` (the least possible relay on
 the same worker, load/floor_worker.py), `redis` (STREAM_STORE=redis, one worker, its redis-server on the
 load's CPUs; Redis's own CPU per token is reported beside the worker's), `openai` (the `chatwait`
-server's OpenAI-compatible endpoint, POST /v1/chat/completions with stream and usage).
+server's OpenAI-compatible endpoint, POST /v1/chat/completions with stream and usage), `responses`
+(the same server's POST /v1/responses, streamed).
 
 Starts are spread over one reply's length (`--starts steady`: N streams open at once, each
 stream's tokens at its own instants within the token period), or the same without that phase
@@ -82,6 +84,7 @@ def parse_arguments() -> argparse.Namespace:
         "--redis", action="store_true", help="add ChatWait on the Redis store (its own redis-server; baselines' too)"
     )
     parser.add_argument("--openai", action="store_true", help="add ChatWait's OpenAI-compatible endpoint (same server)")
+    parser.add_argument("--responses", action="store_true", help="add ChatWait's Responses API (same server)")
     parser.add_argument("--no-wait", dest="wait_arms", action="store_false", help="no wait-mode arms")
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin server and load to CPUs")
     parser.add_argument("--out", default="artifacts")
@@ -104,6 +107,8 @@ def start_servers(bench: Bench, args: argparse.Namespace) -> None:
             bench.add_redis_server(f"redis:{root.resolve().name}", root=root.resolve())
     if args.openai:
         bench.openai_arms["openai"] = "chatwait"
+    if args.responses:
+        bench.openai_arms["responses"] = "chatwait"
     if args.floor:
         for app in FLOOR_APPS:
             bench.add_server(f"floor_{app}", worker_class="load.floor_worker.FloorWorker", FLOOR_APP=app)

@@ -10,9 +10,18 @@ import gevent
 
 # What marks one token in each kind of response body (ChatWait's OpenAI-compatible stream: a
 # text chunk's delta; its first chunk's delta starts with the role, so it is not counted).
-MARKERS = {"direct": b'"content":"', "chatwait": b"event: chunk\n", "openai": b'"delta":{"content":'}
+MARKERS = {
+    "direct": b'"content":"',
+    "chatwait": b"event: chunk\n",
+    "openai": b'"delta":{"content":',
+    "responses": b"event: response.output_text.delta\n",
+}
 # Where a dropped stream is stopped, by the API family that started it.
-STOP_PATHS = {"chatwait": "/v1/chat/streaming/{}", "openai": "/v1/chat/completions/{}/stream"}
+STOP_PATHS = {
+    "chatwait": "/v1/chat/streaming/{}",
+    "openai": "/v1/chat/completions/{}/stream",
+    "responses": "/v1/responses/{}",
+}
 
 
 def post_request(path: str, body: dict) -> bytes:

@@ -42,7 +42,7 @@ class Bench:
         self.read_seconds = read_seconds
         self.fake = FakeUpstream(cpus=self.load_cpus)
         self.servers: dict[str, ChatWaitServer] = {}
-        self.openai_arms: dict[str, str] = {}  # arm -> the server whose OpenAI-compatible endpoint it uses
+        self.openai_arms: dict[str, str] = {}  # arm (openai, responses) -> the server whose OpenAI API it uses
 
     def pinning(self) -> dict[str, list[int] | None]:
         return {"server": _listed(self.server_cpus), "load": _listed(self.load_cpus)}
@@ -122,8 +122,13 @@ class Bench:
 
     def request_for(self, target: str, streaming: bool, tokens: int, delay_ms: float) -> tuple[int, bytes, bytes, str]:
         """The port, request bytes, token marker and stop path of one request of an arm: a chat
-        completion to the fake (direct) or to ChatWait's OpenAI-compatible endpoint, or ChatWait's native API."""
+        completion to the fake (direct) or to ChatWait's OpenAI-compatible endpoint, a response
+        (ChatWait's Responses API), or ChatWait's native API."""
         message = f"bench @tokens={tokens} @delay_ms={delay_ms}"
+        if target == "responses":
+            body = {"model": "fake-model", "input": message, "max_output_tokens": tokens, "stream": streaming}
+            port = self.servers[self.openai_arms[target]].port
+            return port, post_request("/v1/responses", body), MARKERS["responses"], STOP_PATHS["responses"]
         if target == "direct" or target in self.openai_arms:
             body = {"model": "fake-model", "messages": [{"role": "user", "content": message}], "max_tokens": tokens}
             if streaming:

@@ -5,6 +5,8 @@ Both bind 127.0.0.1 on a port the OS picks and report it; call stop() (fixtures 
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
 import re
@@ -24,6 +26,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # the virtualenv's bin, where gunicorn is
 START_TIMEOUT = 60.0
+_PR_SET_PDEATHSIG = 1
 T = TypeVar("T")
 
 
@@ -60,11 +63,25 @@ def pinned(command: list[str], cpus: set[int] | None) -> list[str]:
     return ["taskset", "-c", ",".join(str(cpu) for cpu in sorted(cpus)), *command]
 
 
+def ends_with_parent() -> None:
+    """In a child before exec: the kernel sends it SIGTERM when its parent dies, so a killed
+    benchmark or test run leaves no server behind (Linux's PR_SET_PDEATHSIG; elsewhere, nothing).
+    The kernel watches the thread that started the child: start servers from the main thread."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _spawn(prefix: str, command: list[str], env: dict[str, str], cwd: Path = ROOT) -> tuple[subprocess.Popen, Any]:
-    """Start `command` in `cwd` with its output in a temporary log file."""
+    """Start `command` in `cwd` with its output in a temporary log file; it ends with this process."""
     log_file = tempfile.NamedTemporaryFile(prefix=prefix, suffix=".log", delete=False)  # noqa: SIM115 (closed by _stop)
     proc = subprocess.Popen(
-        command, cwd=cwd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=clean_env(env)
+        command,
+        cwd=cwd,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=clean_env(env),
+        preexec_fn=ends_with_parent,
     )
     return proc, log_file
 

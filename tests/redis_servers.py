@@ -16,7 +16,7 @@ from pathlib import Path
 
 import redis
 
-from load.processes import free_port
+from load.processes import ends_with_parent, free_port
 
 START_SECONDS = 30.0
 
@@ -44,7 +44,9 @@ class RedisProcess:
         if self.sentinel:
             command.append("--sentinel")
         log = open(self.folder / "redis.log", "ab")  # noqa: SIM115 (closed with the process)
-        self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=ends_with_parent
+        )
         log.close()
         deadline = time.monotonic() + START_SECONDS
         while not self._answers():

@@ -10,6 +10,7 @@ as not given, as OpenAI's API takes it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from marshmallow import ValidationError, fields, pre_load, validate, validates, validates_schema
@@ -42,16 +43,21 @@ class StrictBoolean(fields.Boolean):
 
 class MessageContent(fields.Field):
     """A message's text: a string, or a list of text parts (joined by newlines); no images,
-    audio or files."""
+    audio or files. `part_text(index, part)` reads one part, or refuses it (chat completions'
+    `text` parts by default)."""
 
     json_types = ("string", "array")
+
+    def __init__(self, part_text: Callable[[int, Any], str] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.part_text = part_text or _part_text
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         if isinstance(value, str):
             return text_of(value)
         if not isinstance(value, list) or not value:
             raise ValidationError("Must be a string, or a non-empty list of text parts.")
-        return "\n".join(_part_text(index, part) for index, part in enumerate(value))
+        return "\n".join(self.part_text(index, part) for index, part in enumerate(value))
 
 
 def _part_text(index: int, part: Any) -> str:

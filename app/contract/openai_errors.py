@@ -24,9 +24,10 @@ _OPENAI_ACTIONS = {
 }
 
 
-def openai_error_body(error: ApiError, correlation_id: str | None) -> dict[str, Any]:
+def openai_error_body(error: ApiError, correlation_id: str | None, conversation: str = "messages") -> dict[str, Any]:
     """The same error in the OpenAI API's shape, `{"error": {message, type, param, code}}`, for the
-    OpenAI-compatible endpoints: `message` says what happened, why and what to do, in one text."""
+    OpenAI-compatible endpoints: `message` says what happened, why and what to do, in one text.
+    `conversation` names the parameter a too long conversation is in (`input` in the Responses API)."""
     status = error.status
     kind = "invalid_request_error" if status < 500 else "server_error"
     if status == 429:
@@ -40,7 +41,7 @@ def openai_error_body(error: ApiError, correlation_id: str | None) -> dict[str, 
     if param == "model" and len(error.fields or ()) == 1:
         code = "model_not_found"
     if error.error_code == "input_too_long":
-        param = "messages"
+        param = conversation
     action = error.action if error.action != error.kind.action else _OPENAI_ACTIONS.get(error.error_code, error.action)
     said = [error.kind.message, *([why] if why and why != error.kind.message else []), action]
     body: dict[str, Any] = {"message": " ".join(said), "type": kind, "param": param, "code": code}

@@ -1,5 +1,5 @@
-"""The HTTP API: views per API family (`native`, `openai`; `streams` for what both do with a
-stream), models, health, metrics, the page; request `intake`, client keys, CORS, tracing, the
+"""The HTTP API: views per API family (`native`, `openai` chat completions, `responses`; `streams`
+for what they do with a stream), models, health, metrics, the page; request `intake`, client keys, CORS, tracing, the
 served contract (`openapi`).
 
 Views stay thin: validate, hand over to the services, return; every failure is raised
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import auth, cors, errors, health, metrics, models, page, tracing
+from . import auth, cors, errors, health, metrics, models, page, responses, tracing
 from . import native as chat
 from . import openai as completions
 
@@ -23,6 +23,7 @@ def init_app(app: Flask) -> None:
     auth.init_app(app)  # after tracing: a refused request is logged with its correlation id
     app.register_blueprint(chat.bp)
     app.register_blueprint(completions.bp)
+    app.register_blueprint(responses.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(models.bp)
     app.register_blueprint(health.bp)

@@ -44,7 +44,8 @@ def error_response(error: ApiError) -> Response:
     """Render an ApiError as a JSON response with the request's correlation id."""
     correlation_id = g.get("correlation_id")
     if openai_family(request.path):
-        body = serialise(OpenAIErrorSchema, openai_error_body(error, correlation_id))
+        conversation = "input" if request.path.startswith("/v1/responses") else "messages"
+        body = serialise(OpenAIErrorSchema, openai_error_body(error, correlation_id, conversation))
     else:
         body = serialise(ErrorSchema, error.body(correlation_id))
     response = Response(json.dumps(body), status=error.status, mimetype="application/json")

@@ -17,6 +17,7 @@ from flask import Blueprint, Response, g, request
 from ..contract.openai_replies import CompletionDeletedSchema, CompletionSchema, CompletionStopSchema
 from ..contract.serve import serialise
 from ..ids import random_id
+from ..streaming.stream import Retention
 from ..streaming.wire import Wire
 from ..streaming.wire.openai import COMPLETION_PREFIX, completion_object
 from . import streams
@@ -35,7 +36,8 @@ def create() -> Response | dict[str, Any]:
     completion = prepare_completion(request, services)
     call = completion.call
     if completion.stream:
-        return streams.start(call, completion.prompt_tokens, Wire(WIRE, completion.include_usage))
+        wire = Wire(WIRE, completion.include_usage)
+        return streams.start(call, completion.prompt_tokens, wire, Retention(foreground=True))
     created = time.time()
     outcome = services.wait(call, completion.prompt_tokens, g.correlation_id, request.environ)
     return serialise(CompletionSchema, completion_object(random_id(), created, call.model, outcome))

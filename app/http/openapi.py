@@ -16,7 +16,7 @@ CONTRACT_PATH = Path(__file__).resolve().parents[2] / "contracts" / "openapi.yam
 
 
 def render_contract(settings: Settings) -> bytes:
-    """The contract with the allowed models and the configured bounds of both request bodies."""
+    """The contract with the allowed models and the configured bounds of every request body."""
     contract = yaml.safe_load(CONTRACT_PATH.read_text(encoding="utf-8"))
     schemas = contract["components"]["schemas"]
     request = schemas["ChatRequest"]["properties"]
@@ -29,4 +29,8 @@ def render_contract(settings: Settings) -> bytes:
     completion["model"]["enum"] = [*settings.allowed_models, None]
     completion["messages"]["maxItems"] = settings.max_history_messages + 2
     completion["max_tokens"]["maximum"] = completion["max_completion_tokens"]["maximum"] = settings.max_tokens
+    response = schemas["ResponseRequest"]["properties"]
+    response["model"]["enum"] = [*settings.allowed_models, None]
+    response["input"]["oneOf"][1]["maxItems"] = settings.max_history_messages + 2
+    response["max_output_tokens"]["maximum"] = settings.max_tokens
     return yaml.safe_dump(contract, sort_keys=False, allow_unicode=True).encode("utf-8")

@@ -13,6 +13,7 @@ from flask import current_app
 from ..config import Settings
 from ..contract.native import ChatRequestSchema
 from ..contract.openai import CompletionRequestSchema
+from ..contract.openai_responses import ResponseRequestSchema
 from ..generation.outcome import Outcome
 from ..generation.relay import Relay
 from ..generation.waiting import WaitGenerations
@@ -23,7 +24,7 @@ from ..providers.base import ChatCall, Provider
 from ..streaming import producer
 from ..streaming.abandon import Abandon
 from ..streaming.store import MemoryStreamStore, StreamStore
-from ..streaming.stream import Stream
+from ..streaming.stream import DEFAULT_RETENTION, Retention, Stream
 from ..streaming.wire import Wire
 from .keys import ClientKeys
 from .openapi import render_contract
@@ -43,6 +44,7 @@ class Services:
     waits: WaitGenerations
     chat_schema: ChatRequestSchema
     completion_schema: CompletionRequestSchema
+    response_schema: ResponseRequestSchema
     client_keys: ClientKeys
     contract: bytes
     metrics: Metrics | NoMetrics
@@ -53,7 +55,7 @@ class Services:
     def build(cls, settings: Settings) -> Services:
         """Services for these settings."""
         provider = build_provider(settings)
-        abandon = Abandon(settings.local_abandon_seconds, lambda: provider.waiting() > 0)
+        abandon = Abandon(settings.local_abandon_seconds, lambda: provider.waiting() > 0, settings.abandon_seconds)
         store = _build_store(settings, abandon)
         waits = WaitGenerations()
         return cls(
@@ -69,6 +71,11 @@ class Services:
             ),
             completion_schema=CompletionRequestSchema(
                 max_messages=settings.max_history_messages + 2,
+                max_tokens=settings.max_tokens,
+                allowed_models=settings.allowed_models,
+            ),
+            response_schema=ResponseRequestSchema(
+                max_items=settings.max_history_messages + 2,
                 max_tokens=settings.max_tokens,
                 allowed_models=settings.allowed_models,
             ),
@@ -96,10 +103,18 @@ class Services:
             raise outcome.error
         return outcome
 
-    def stream(self, call: ChatCall, prompt_tokens: int | None, wire: Wire, correlation_id: str, client: str) -> Stream:
+    def stream(
+        self,
+        call: ChatCall,
+        prompt_tokens: int | None,
+        wire: Wire,
+        correlation_id: str,
+        client: str,
+        retention: Retention = DEFAULT_RETENTION,
+    ) -> Stream:
         """Start a generation into a new stream in its own greenlet; returns once the store has
         admitted the stream (the Redis store registers it meanwhile)."""
-        stream = self.store.create(correlation_id, call.model, wire, client)
+        stream = self.store.create(correlation_id, call.model, wire, client, retention)
         producer.start(stream, self.provider, self.settings, call, prompt_tokens, self.metrics)
         self.store.admit(stream)
         return stream

@@ -3,29 +3,62 @@ one for this client, the SSE response of a consumer (or 204 when nothing is left
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from flask import Response, g, request
 
 from ..errors import ApiError
+from ..hub.disconnect import client_socket, until_client_gone
 from ..providers.base import ChatCall
 from ..streaming import consumer
+from ..streaming.stream import DEFAULT_RETENTION, Retention, Stream
 from ..streaming.view import StreamView
 from ..streaming.wire import Wire
+from ..streaming.wire.sse import Position
 from . import auth
 from .services import current_services
 from .tracing import trace_stream, traced_body
 
 # Where each wire format's streams start and resume, for the errors that point a client there.
-STARTED_AT = {"chatwait": "/v1/chat/streaming", "openai": "/v1/chat/completions"}
-RESUMED_AT = {"chatwait": "/v1/chat/streaming/{id}", "openai": "/v1/chat/completions/{id}/stream"}
+STARTED_AT = {"chatwait": "/v1/chat/streaming", "openai": "/v1/chat/completions", "responses": "/v1/responses"}
+RESUMED_AT = {
+    "chatwait": "/v1/chat/streaming/{id}",
+    "openai": "/v1/chat/completions/{id}/stream",
+    "responses": "/v1/responses/{id}?stream=true",
+}
 
 
-def start(call: ChatCall, prompt_tokens: int | None, wire: Wire) -> Response:
+def start(
+    call: ChatCall, prompt_tokens: int | None, wire: Wire, retention: Retention = DEFAULT_RETENTION
+) -> Response:
     """Start a generation in its own greenlet and answer with its event stream."""
-    stream = current_services().stream(call, prompt_tokens, wire, g.correlation_id, auth.client())
+    return event_stream(begin(call, prompt_tokens, wire, retention), Position(None))
+
+
+def begin(call: ChatCall, prompt_tokens: int | None, wire: Wire, retention: Retention = DEFAULT_RETENTION) -> Stream:
+    """Start a generation in its own greenlet; its stream, traced with this request."""
+    services = current_services()
+    stream = services.stream(call, prompt_tokens, wire, g.correlation_id, auth.client(), retention)
     trace_stream(stream.stream_id, stream.correlation_id)
-    return event_stream(stream, None)
+    return stream
+
+
+def wait_for_end(stream: StreamView, environ: Mapping[str, Any]) -> None:
+    """Follow a stream until its terminal event, as one of its clients, or until this request's
+    client leaves (the stream is then unfollowed: see ABANDON_SECONDS)."""
+    services = current_services()
+    keepalive, clock = services.settings.keepalive_seconds, services.store.clock
+    until_client_gone(lambda: _follow_to_end(stream, keepalive, clock), client_socket(environ))
+
+
+def _follow_to_end(stream: StreamView, keepalive_seconds: float, clock: Callable[[], float]) -> None:
+    stream.attach()
+    try:
+        for _ in stream.follow(None, keepalive_seconds):
+            pass
+    finally:
+        stream.detach(clock())
 
 
 def find(stream_id: str, wire: str) -> StreamView:
@@ -45,11 +78,11 @@ def find(stream_id: str, wire: str) -> StreamView:
 
 def resume(stream: StreamView, query: str | None) -> Response:
     """The events after the client's last event id (`Last-Event-ID`, else `query`), then live ones."""
-    after = consumer.resume_position(stream, request.headers.get("Last-Event-ID"), query)
+    position = consumer.resume_position(stream, request.headers.get("Last-Event-ID"), query)
     current_services().metrics.resumed(stream.writer.name)
-    if consumer.nothing_left(stream, after):
+    if position is None:
         return Response(status=204, headers=_headers(stream))
-    return event_stream(stream, after)
+    return event_stream(stream, position)
 
 
 def stop(stream: StreamView) -> tuple[str, int]:
@@ -66,13 +99,13 @@ def forget(stream: StreamView) -> None:
     services.metrics.stopped("cancelled" if services.store.forget(stream) else "already_finished")
 
 
-def event_stream(stream: StreamView, after_id: int | None) -> Response:
+def event_stream(stream: StreamView, position: Position) -> Response:
     """The SSE response of one consumer of `stream` (HEAD: the same head, and no consumer)."""
     services = current_services()
     body: Iterator[bytes] = iter(())
     if request.method != "HEAD":
         keepalive = services.settings.keepalive_seconds
-        body = consumer.consume(stream, after_id, keepalive, services.store.clock, services.metrics)
+        body = consumer.consume(stream, position, keepalive, services.store.clock, services.metrics)
     return Response(
         traced_body(body, stream.stream_id),
         direct_passthrough=True,  # the server iterates the frames itself, without werkzeug's wrappers

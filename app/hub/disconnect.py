@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import gevent
+import gevent.event
 from gevent.socket import wait_read
 
 log = logging.getLogger("chatwait.server")
@@ -44,6 +45,30 @@ def on_client_gone(sock: Any, callback: Callable[[], None]) -> Iterator[None]:
         yield
     finally:
         watcher.kill(block=False)
+
+
+def until_client_gone(function: Callable[[], None], sock: Any) -> bool:
+    """Run `function` in a greenlet of its own until it returns (True) or the client of `sock`
+    leaves first (False: the greenlet is killed). What it raises is raised here."""
+    raised: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            function()
+            raised.append(None)
+        except Exception as exc:  # handed to the caller, not to the hub's error printer
+            raised.append(exc)
+
+    gone = gevent.event.Event()
+    worker = gevent.spawn(run)
+    try:
+        with on_client_gone(sock, gone.set):
+            gevent.wait([worker, gone], count=1)
+    finally:
+        worker.kill()
+    if raised and raised[0] is not None:
+        raise raised[0]
+    return bool(raised)
 
 
 def _watch(sock: Any, callback: Callable[[], None]) -> None:

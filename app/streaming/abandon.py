@@ -1,11 +1,14 @@
-"""Abandoned generations: a live stream that nobody has followed for LOCAL_ABANDON_SECONDS gives
-up its turn at the embedded model while other requests wait for it. Its partial reply stays
-resumable and ends `cancelled`."""
+"""Abandoned generations: a foreground stream (an OpenAI API's, `background` false) that nobody
+has followed for ABANDON_SECONDS is cancelled, as OpenAI's clients expect when they disconnect;
+any live stream that nobody has followed for LOCAL_ABANDON_SECONDS gives up its turn at the
+embedded model while other requests wait for it. Its partial reply stays resumable and ends
+`cancelled`."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Callable, Iterable
 
 from ..generation.cancel import StreamCancelled
@@ -16,16 +19,29 @@ log = logging.getLogger("chatwait.store")
 
 @dataclasses.dataclass(frozen=True)
 class Abandon:
-    """When to cancel unfollowed streams: after `seconds` without a consumer, while `crowded()`."""
+    """When to cancel unfollowed streams: a foreground one after `foreground_seconds` without a
+    consumer, any after `seconds` while `crowded()`."""
 
     seconds: float
     crowded: Callable[[], bool]
+    foreground_seconds: float = math.inf
 
-    def candidates(self, streams: Iterable[Stream], now: float) -> list[Stream]:
-        """The live streams unfollowed here for `seconds`, when someone waits (else none)."""
-        if not self.crowded():
-            return []
-        return [s for s in streams if not s.finished and s.consumers == 0 and now - s.idle_since > self.seconds]
+    def candidates(self, streams: Iterable[Stream], now: float) -> list[tuple[Stream, float]]:
+        """The live streams unfollowed here for longer than their limit, each with that limit."""
+        crowded = math.inf if not self.crowded() else self.seconds
+        found = []
+        for stream in streams:
+            if stream.finished or stream.consumers:
+                continue
+            limit = min(crowded, self.foreground_seconds if stream.retention.foreground else math.inf)
+            if now - stream.idle_since > limit:
+                found.append((stream, limit))
+        return found
+
+    @property
+    def shortest(self) -> float:
+        """The shortest time after which a stream may be abandoned."""
+        return min(self.seconds, self.foreground_seconds)
 
 
 def cancel(stream: Stream, idle_seconds: float) -> None:

@@ -12,57 +12,47 @@ from collections.abc import Callable, Iterator
 from ..errors import ApiError
 from ..metrics.catalogue import Metrics
 from .view import StreamView
-from .wire.sse import RETRY_LINE, parse_last_event_id
+from .wire.sse import RETRY_LINE, Position, parse_last_event_id, skip_numbered
 
 log = logging.getLogger("chatwait.consumer")
 
 
-def resume_position(stream: StreamView, header: str | None, query: str | None) -> int | None:
-    """The last event id a resuming client received (None: replay all); ApiError if a live stream
-    never sent it (a finished stream has nothing after it: see `nothing_left`)."""
-    after = parse_last_event_id(header, query)
-    if nothing_left(stream, after):
-        log.info(
-            "stream_resumed",
-            extra={
-                "last_event_id": after,
-                "finished": True,
-                "nothing_left": True,
-                "stream_correlation_id": stream.correlation_id,
-            },
-        )
-        return after
-    if after is not None and after > stream.last_event_id:
-        stream.catch_up(after)
-    if after is not None and after > stream.last_event_id:
-        raise ApiError("invalid_last_event_id", f"Event {after} was never sent; the newest is {stream.last_event_id}.")
-    log.info(
-        "stream_resumed",
-        extra={"last_event_id": after, "finished": stream.finished, "stream_correlation_id": stream.correlation_id},
-    )
-    return after
-
-
-def nothing_left(stream: StreamView, after_id: int | None) -> bool:
-    """Whether a resume after `after_id` has nothing to get: the stream ended at or before it.
-    Such a resume is answered 204, which tells EventSource to stop reconnecting."""
-    return after_id is not None and stream.finished and after_id >= stream.last_event_id
+def resume_position(stream: StreamView, header: str | None, query: str | None) -> Position | None:
+    """Where a resuming client starts, from the last SSE id it received (None: replay all);
+    None when the stream ended and nothing is left after it (answered 204, which tells
+    EventSource to stop reconnecting); ApiError if a live stream never sent that id."""
+    seen = parse_last_event_id(header, query)
+    position = stream.writer.position(seen, stream.last_event_id, stream.finished)
+    if position is not None and position.after is not None and position.after > stream.last_event_id:
+        stream.catch_up(position.after)
+        position = stream.writer.position(seen, stream.last_event_id, stream.finished)
+    extra = {"last_event_id": seen, "finished": stream.finished, "stream_correlation_id": stream.correlation_id}
+    if position is None:
+        log.info("stream_resumed", extra={**extra, "nothing_left": True})
+        return None
+    if position.after is not None and position.after > stream.last_event_id:
+        newest = stream.writer.numbered(stream.last_event_id)
+        raise ApiError("invalid_last_event_id", f"Event {seen} was never sent; the newest is {newest}.")
+    log.info("stream_resumed", extra=extra)
+    return position
 
 
 def consume(
-    stream: StreamView, after_id: int | None, keepalive_seconds: float, clock: Callable[[], float], metrics: Metrics
+    stream: StreamView, position: Position, keepalive_seconds: float, clock: Callable[[], float], metrics: Metrics
 ) -> Iterator[bytes]:
-    """The SSE body of one consumer: the frames after `after_id`, then live ones. The first event
+    """The SSE body of one consumer: the frames from `position`, then live ones. The first event
     carries the `retry:` field (a keepalive before it goes out as it is)."""
     stream.attach()
     metrics.follower(1)
     delivered = False
     try:
-        frames = stream.follow(after_id, keepalive_seconds)
+        frames = stream.follow(position.after, keepalive_seconds)
         for frame in frames:
             if frame.startswith(b":"):
                 yield frame
                 continue
+            if position.skip_through is not None:
+                frame = skip_numbered(frame, position.skip_through)
             yield RETRY_LINE + frame
             break
         yield from frames

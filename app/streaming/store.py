@@ -22,16 +22,18 @@ from ..logs import log_greenlet_failure
 from . import producer
 from .abandon import Abandon
 from .abandon import cancel as cancel_abandoned
-from .stream import Stream
+from .stream import DEFAULT_RETENTION, Journal, Retention, Stream
 from .view import StreamView
 from .wire import NATIVE, Wire
 
 log = logging.getLogger("chatwait.store")
 
+
 class StreamStore(abc.ABC):
     """What the API needs from a stream store."""
 
     clock: Callable[[], float]
+    journal: Journal | None = None  # where a stream's frames go before its followers see them (Redis)
     worker_id: str = "local"
     _accepting = True  # until `stop_accepting`
 
@@ -63,10 +65,30 @@ class StreamStore(abc.ABC):
         counts (this worker's here; the whole cluster's in Redis)."""
         return True, "In this worker's memory.", self.live()
 
+    def create(
+        self,
+        correlation_id: str,
+        model: str,
+        wire: Wire = NATIVE,
+        client: str = "",
+        retention: Retention = DEFAULT_RETENTION,
+    ) -> Stream:
+        """A new, empty stream in wire format `wire`, started by `client` (a key digest, or ""),
+        kept as `retention` says. ApiError when the store cannot take it now (`_make_room`), and
+        service_restarting once the worker stops."""
+        self._refuse_when_stopping()
+        self._make_room()
+        stream = Stream(random_id(), correlation_id, model, self.clock(), self.journal, wire, client, retention)
+        self._hold(stream)
+        return stream
+
     @abc.abstractmethod
-    def create(self, correlation_id: str, model: str, wire: Wire = NATIVE, client: str = "") -> Stream:
-        """A new, empty stream in wire format `wire`, started by `client` (a key digest, or "");
-        ApiError(server_busy) when the store is full of live streams."""
+    def _make_room(self) -> None:
+        """Make room for a new stream, or refuse it with ApiError."""
+
+    @abc.abstractmethod
+    def _hold(self, stream: Stream) -> None:
+        """Keep a new stream."""
 
     @abc.abstractmethod
     def get(self, stream_id: str) -> StreamView:
@@ -121,18 +143,14 @@ class MemoryStreamStore(StreamStore):
     def __len__(self) -> int:
         return len(self._streams)
 
-    def create(self, correlation_id: str, model: str, wire: Wire = NATIVE, client: str = "") -> Stream:
-        """A new, empty stream; evicts the least recently used finished stream when full.
-
-        Raises ApiError(server_busy) when every stream held is still live: those are never evicted,
-        and ApiError(service_restarting) once the worker stops.
-        """
-        self._refuse_when_stopping()
+    def _make_room(self) -> None:
+        """Evict the least recently used finished stream when full; ApiError(server_busy) when
+        every stream held is still live: those are never evicted."""
         if len(self._streams) >= self.max_streams and not self._evict_one_finished():
             raise ApiError("server_busy", f"All {self.max_streams} stream slots (MAX_STREAMS) hold live streams.")
-        stream = Stream(random_id(), correlation_id, model, self.clock(), wire=wire, client=client)
+
+    def _hold(self, stream: Stream) -> None:
         self._streams[stream.stream_id] = stream
-        return stream
 
     def get(self, stream_id: str) -> Stream:
         """The stream with this id (marked recently used); ApiError(stream_not_found) otherwise."""
@@ -159,7 +177,7 @@ class MemoryStreamStore(StreamStore):
         expired = [
             stream
             for stream in self._streams.values()
-            if (stream.finished and now - stream.finished_at > self.ttl_seconds)
+            if (stream.finished and now - stream.finished_at > stream.retention.kept_for(self.ttl_seconds))
             or (not stream.finished and stream.consumers == 0 and now - stream.idle_since > self.ttl_seconds)
         ]
         for stream in expired:
@@ -174,7 +192,7 @@ class MemoryStreamStore(StreamStore):
                     },
                 )
         if self.abandon is not None:
-            for stream in self.abandon.candidates(self._streams.values(), now):
+            for stream, _ in self.abandon.candidates(self._streams.values(), now):
                 cancel_abandoned(stream, now - stream.idle_since)
         return len(expired)
 
@@ -184,7 +202,7 @@ class MemoryStreamStore(StreamStore):
     def start(self) -> None:
         """Run `reap` periodically in a background greenlet (a few times per TTL)."""
         if self._reaper is None:
-            every = min(5.0, self.ttl_seconds / 4, self.abandon.seconds / 4 if self.abandon else 5.0)
+            every = min(5.0, self.ttl_seconds / 4, self.abandon.shortest / 4 if self.abandon else 5.0)
             self._reaper = gevent.spawn(self._reap_forever, every)
             self._reaper.link_exception(log_greenlet_failure)
 

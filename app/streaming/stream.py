@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import array
 import collections
+import dataclasses
 import time
 from collections.abc import Iterator
 from typing import Protocol
@@ -25,12 +26,29 @@ from .wire.sse import KEEPALIVE_FRAME
 RECENT_FRAMES = 64  # chunk frames kept encoded for followers that keep up
 
 
-
-
 class Journal(Protocol):
     """Makes a stream's written frames durable, then calls `stream.publish` (the Redis store)."""
 
     def written(self, stream: Stream) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Retention:
+    """How a stream is kept, as the API that starts it says: how long once finished (None: the
+    store's STREAM_TTL_SECONDS), an opaque context stored with it (the Responses API's
+    conversation, for `previous_response_id`), and whether it is a foreground one, cancelled
+    when nobody follows it for ABANDON_SECONDS."""
+
+    finished_seconds: float | None = None
+    context: bytes = b""
+    foreground: bool = False
+
+    def kept_for(self, store_ttl: float) -> float:
+        """Seconds a finished stream is kept: as its API asked, else the store's TTL."""
+        return store_ttl if self.finished_seconds is None else self.finished_seconds
+
+
+DEFAULT_RETENTION = Retention()
 
 
 class Stream:
@@ -65,6 +83,7 @@ class Stream:
         "notice",
         "notice_serial",
         "producer",
+        "retention",
         "stream_id",
         "visible",
         "writer",
@@ -79,6 +98,7 @@ class Stream:
         journal: Journal | None = None,
         wire: Wire = NATIVE,
         client: str = "",
+        retention: Retention = DEFAULT_RETENTION,
     ) -> None:
         self.stream_id = stream_id
         self.correlation_id = correlation_id
@@ -86,6 +106,7 @@ class Stream:
         self.created = time.time()
         self.writer = wire.writer(stream_id, correlation_id, model, self.created)
         self.client = client
+        self.retention = retention
         self.finished = False
         self.finished_at = 0.0
         self.consumers = 0
@@ -103,6 +124,11 @@ class Stream:
         self._text = bytearray()
         self._lengths = array.array("H")
         self._recent: collections.deque[bytes] = collections.deque(maxlen=RECENT_FRAMES)
+
+    @property
+    def context(self) -> bytes:
+        """What the API that started it stored with it."""
+        return self.retention.context
 
     @property
     def chunks(self) -> int:
@@ -193,6 +219,10 @@ class Stream:
                 found.append((event_id, None, bytes(self._text[offset : offset + length])))
                 offset += length
         return found
+
+    def contents(self) -> tuple[bytes, str, bytes | None]:
+        """The priming frame, the text so far, and the terminal frame once written."""
+        return self._head or b"", self._text.decode("utf-8", "replace"), self._tail
 
     def frames(self, first: int, end: int) -> list[bytes]:
         """The bytes of frames `first` to `end - 1` (within 0 .. last_event_id)."""

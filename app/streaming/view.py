@@ -16,6 +16,7 @@ class StreamView(Protocol):
     finished: bool
     client: str  # the key digest of the client that started it ("" when the API is open)
     writer: WireWriter  # writes its events in the wire format of the API that started it
+    context: bytes  # what the API that started it stored with it (Retention.context)
 
     @property
     def last_event_id(self) -> int: ...
@@ -23,6 +24,10 @@ class StreamView(Protocol):
     def follow(self, after_id: int | None, keepalive_seconds: float) -> Iterator[bytes]: ...
 
     def catch_up(self, event_id: int) -> None: ...
+
+    def contents(self) -> tuple[bytes, str, bytes | None]:
+        """The priming frame, the text so far, and the terminal frame once written."""
+        ...
 
     def attach(self) -> None: ...
 

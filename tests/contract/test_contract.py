@@ -18,6 +18,7 @@ from app.contract.fields import BLANK, NOT_BLANK_PATTERN
 from app.contract.native import COMPONENTS, ChatRequestSchema
 from app.contract.openai import CompletionRequestSchema
 from app.contract.openai_replies import OPENAI_COMPONENTS
+from app.contract.openai_responses import RESPONSES_COMPONENTS
 from app.errors import CATALOGUE
 
 from ..conformance import CONTRACT, CONTRACT_PATH, SCHEMAS, conform
@@ -38,7 +39,7 @@ _TYPES = {
 }
 
 
-ALL_COMPONENTS = {**COMPONENTS, **OPENAI_COMPONENTS}
+ALL_COMPONENTS = {**COMPONENTS, **OPENAI_COMPONENTS, **RESPONSES_COMPONENTS}
 
 
 def _json_types(field: mfields.Field) -> tuple[str, ...]:
@@ -161,3 +162,22 @@ def test_a_common_client_generator_takes_every_json_endpoint(tmp_path) -> None:
     assert "Unable to process schema" not in said and "will not be generated" not in said, said
     operations = {path.stem for path in (tmp_path / "client").glob("*/api/default/*.py")}
     assert {"create_chat_completion", "chat_streaming", "resume_stream", "stop_stream"} <= operations
+
+
+@pytest.mark.integration
+def test_live_responses_of_the_responses_api_conform(http: httpx.Client) -> None:
+    body = {"model": "fake-model", "input": "@tokens=3", "metadata": {"k": "v"}}
+    created = http.post("/v1/responses", json=body).json()
+    conform("ResponseObject", created)
+    conform("ResponseObject", http.get(f"/v1/responses/{created['id']}").json())
+    for text in ("@tokens=3", "@tokens=3 @fault=reset@1", "@tokens=3 @finish=length"):
+        streamed = http.post("/v1/responses", json={**body, "input": text, "stream": True})
+        events = parse(streamed.content)[0]
+        assert [e.id for e in events] == list(range(len(events)))
+        for event in events:
+            conform("ResponseEvent", event.data)
+            assert event.data["type"] == event.event
+    conform("ResponseObject", http.post(f"/v1/responses/{created['id']}/cancel").json())
+    conform("ResponseDeleted", http.delete(f"/v1/responses/{created['id']}").json())
+    conform("OpenAIError", http.get(f"/v1/responses/{created['id']}").json())
+    conform("OpenAIError", http.post("/v1/responses", json={"input": "x", "tools": [{"type": "x"}]}).json())

@@ -72,3 +72,29 @@ def test_the_python_reader_resumes_to_the_exact_text(proxy) -> None:
         raise AssertionError("a refusal must raise")
     except RuntimeError as error:
         assert "message" in error.args[1], "what to fix, field by field"
+
+
+def test_the_javascript_responses_reader_resumes_to_the_exact_text(browser: Browser, proxy) -> None:
+    source = readme_block("javascript", "async function respond(", "docs/clients.md")
+    page = open_page(browser, proxy.url)
+    try:
+        proxy.cut_next_stream(after_bytes=4000)
+        result = page.evaluate(
+            f"""async (base) => {{
+                {source}
+                let text = "";
+                const final = await respond("From the docs @tokens=120 @delay_ms=10", (p) => {{ text += p; }}, base);
+                return {{text, status: final.status, output: final.output[0].content[0].text}};
+            }}""",
+            proxy.url,
+        )
+        assert proxy.cuts == 1
+        assert result == {"text": full_reply(120), "status": "completed", "output": full_reply(120)}
+        refused = page.evaluate(
+            f"async (base) => {{ {source} try {{ await respond([], () => {{}}, base); }}"
+            f" catch (e) {{ return e.body.error.param; }} }}",
+            proxy.url,
+        )
+        assert refused == "input", "a refusal is thrown with the service's error body"
+    finally:
+        page.context.close()

@@ -114,3 +114,15 @@ def test_keys_never_reach_the_logs(keyed) -> None:
     assert "/v1/models/[REDACTED]" in text
     for key in (KEY_A, KEY_B, KEY_C):
         assert key not in text and key[:20] not in text
+
+
+def test_only_the_key_that_made_a_response_reads_cancels_chains_or_deletes_it(keyed) -> None:
+    with as_client(keyed, KEY_A) as owner, as_client(keyed, KEY_B) as other:
+        body = {"model": FAKE_MODEL, "input": "@tokens=200 @delay_ms=20", "background": True}
+        response_id = owner.post("/v1/responses", json=body).json()["id"]
+        for method, path in (("GET", ""), ("GET", "?stream=true"), ("POST", "/cancel"), ("DELETE", "")):
+            refused = other.request(method, f"/v1/responses/{response_id}{path}")
+            assert refused.status_code == 404 and refused.json()["error"]["code"] == "response_not_found"
+        chained = other.post("/v1/responses", json={"input": "more", "previous_response_id": response_id})
+        assert chained.status_code == 404, "another key cannot continue it either"
+        assert owner.post(f"/v1/responses/{response_id}/cancel").json()["status"] == "cancelled"

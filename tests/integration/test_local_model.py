@@ -272,3 +272,29 @@ def test_the_openai_sdk_works_against_the_embedded_model(local_server) -> None:
     text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
     assert text.strip() and chunks[-2].choices[0].finish_reason == "length"
     assert chunks[-1].usage.completion_tokens > 0
+
+
+def test_the_responses_api_works_against_the_embedded_model(local_server, request) -> None:
+    """A response in the background, streamed and resumed part-way, then one chained to it."""
+    import openai
+
+    client = openai.OpenAI(base_url=f"{local_server.url}/v1", api_key="unused", max_retries=0, timeout=120)
+    request.addfinalizer(client.close)
+    stream = client.responses.create(model=MODEL, input=LONG_PROMPT, max_output_tokens=16, background=True, stream=True)
+    received = []
+    for event in stream:
+        received.append(event)
+        if event.type == "response.output_text.delta":
+            break  # the client drops after the first piece of text
+    stream.close()
+    rest = list(
+        client.responses.retrieve(received[0].response.id, stream=True, starting_after=received[-1].sequence_number)
+    )
+    events = received + rest
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    final = events[-1].response
+    assert text.strip() and final.output_text == text and final.status == "incomplete"  # 16 tokens: cut short
+    chained = client.responses.create(model=MODEL, input="Say it shorter.", previous_response_id=final.id)
+    assert chained.status in ("completed", "incomplete") and chained.output_text.strip()
+    assert chained.usage.input_tokens > final.usage.input_tokens, "the earlier turn reached the model"

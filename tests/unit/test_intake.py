@@ -112,6 +112,7 @@ def _completion(messages: list, provider: CountingProvider, **extra):
         waits=None,  # type: ignore[arg-type]
         chat_schema=None,  # type: ignore[arg-type]
         completion_schema=schema,
+        response_schema=None,  # type: ignore[arg-type]
         client_keys=None,  # type: ignore[arg-type]
         contract=b"",
         metrics=None,  # type: ignore[arg-type]

@@ -68,11 +68,11 @@ def refuse_oversized_messages(data: Any, settings: Settings, provider: Provider)
         message = f"{len(messages)} messages; at most {bound} (MAX_HISTORY_MESSAGES + 2): drop the oldest ones."
         raise ApiError("validation_error", "1 field(s) are invalid.", fields={"messages": [message]})
     entries = [entry if isinstance(entry, dict) else {} for entry in messages]
-    lengths = [_content_length(entry.get("content")) for entry in entries]
+    lengths = [content_length(entry.get("content")) for entry in entries]
     refuse_long_text(lengths, _droppable(entries), settings, provider, DROPPABLE)
 
 
-def _content_length(content: Any) -> int:
+def content_length(content: Any) -> int:
     if isinstance(content, str):
         return len(content)
     if isinstance(content, list):

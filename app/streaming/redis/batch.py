@@ -4,6 +4,7 @@ frames, its release from the live count) as the commands to send."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterable
 
 from ..stream import Stream
@@ -12,7 +13,7 @@ from .scripts import Scripts
 
 Call = tuple[str, Stream, int, int]  # (admit, write or release), a stream, frames first .. end - 1
 PROBE: Call = ("probe", None, 0, 0)  # type: ignore[assignment]  # a PING: is Redis back?
-NO_IDENTITY: tuple[object, ...] = ("",) * 6  # the hash's fields, sent only by the write that creates it
+NO_IDENTITY: tuple[object, ...] = ("",) * 8  # the hash's fields, sent only by the write that creates it
 Command = tuple[object, ...]
 
 
@@ -51,8 +52,18 @@ class Batch:
         identity: tuple[object, ...] = NO_IDENTITY
         if creating:
             created = int(stream.created)
-            identity = (self.owner, stream.correlation_id, stream.model, created, stream.writer.name, stream.client)
-        args: list[object] = [self.live_ttl_ms, self.done_ttl_ms, final, "1" if creating else "0", "", *identity]
+            identity = (
+                self.owner,
+                stream.correlation_id,
+                stream.model,
+                created,
+                stream.writer.name,
+                stream.client,
+                json.dumps(stream.writer.echo) if stream.writer.echo else "",
+                stream.retention.context,
+            )
+        done_ttl_ms = int(stream.retention.kept_for(self.done_ttl_ms / 1000) * 1000)
+        args: list[object] = [self.live_ttl_ms, done_ttl_ms, final, "1" if creating else "0", "", *identity]
         for event_id, frame, text in stream.entries(first, end):
             field = "c" if frame is None else ("h" if event_id == 0 else "t")
             args += (event_id, field, text if frame is None else frame)

@@ -15,6 +15,7 @@ at the stream and its owner, and tells apart what can happen:
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -54,6 +55,7 @@ class RemoteStream:
         self.finished = meta.get(b"state") != b"live"
         self.client = meta.get(b"client", b"").decode()
         self.writer = writer_of(stream_id, meta)
+        self.context = meta.get(b"context", b"")
         self.last_event_id = last_event_id
         self._ending: bytes | None = None
         # How long a follower waits through an outage, or for Redis to get the stream's keys back.
@@ -66,6 +68,7 @@ class RemoteStream:
         (memory full: the owner writes it again). Still missing from a live stream whose owner's
         writes fail: store_unavailable, to try again (else the id was never sent)."""
         deadline = time.monotonic() + CATCH_UP_SECONDS
+        lost = False  # the hash is gone: Redis lost the stream (its owner writes it again), not an ending
         while self.last_event_id < event_id and not self.finished and time.monotonic() < deadline:
             gevent.sleep(STOP_POLL_SECONDS)
             with store_errors("reading the stream"):
@@ -74,13 +77,31 @@ class RemoteStream:
                 pipe.hget(keys.meta_key(self.stream_id), "state")
                 newest, state = pipe.execute()
             self.last_event_id = keys.event_id(newest[0][0]) if newest else -1
-            self.finished = state != b"live"
+            lost = state is None
+            self.finished = state not in (b"live", None)
+        if lost and self.last_event_id < event_id:
+            detail = "Redis lost this stream moments ago (an eviction, a restart); its worker writes it again."
+            raise ApiError("store_unavailable", detail)
         if self.last_event_id < event_id and not self.finished:
             with store_errors("reading the stream"):
                 behind = self.owner in self._link.owners([self.owner]).behind
             if behind:  # Redis refuses its owner's writes: the event may be on the owner's side
                 detail = f"Redis does not hold event {event_id} yet: the worker generating this reply writes it late."
                 raise ApiError("store_unavailable", detail)
+
+    def contents(self) -> tuple[bytes, str, bytes | None]:
+        """The priming frame, the text so far, and the terminal frame once written, as Redis holds them."""
+        head, text, tail = b"", [], None
+        with store_errors("reading the stream"):
+            entries = self._link.commands.xrange(keys.events_key(self.stream_id))
+        for _, fields in entries:
+            if b"c" in fields:
+                text.append(fields[b"c"].decode("utf-8", "replace"))
+            elif b"t" in fields:
+                tail = fields[b"t"]
+            else:
+                head = fields.get(b"h", b"")
+        return head, "".join(text), tail
 
     def attach(self) -> None:
         """Followers of a remote stream are counted by the owner through `seen`, not here."""
@@ -176,10 +197,13 @@ class RemoteStream:
         return not self.finished or self._ending == b"cancelled"
 
     def _refresh(self) -> bool:
-        """Read whether the stream has ended, how, and its newest event id; whether it has ended."""
+        """Read whether the stream has ended, how, and its newest event id; whether it has ended.
+        store_unavailable when Redis lost it (its owner writes it again): no ending to report yet."""
         state, last, self._ending = self._link.commands.hmget(
             keys.meta_key(self.stream_id), ["state", "last", "ending"]
         )
+        if state is None:
+            raise ApiError("store_unavailable", "Redis lost this stream moments ago; its worker writes it again.")
         self.finished = state != b"live"
         if last is not None:
             self.last_event_id = int(last)
@@ -187,9 +211,10 @@ class RemoteStream:
 
 
 def writer_of(stream_id: str, meta: dict[bytes, bytes]) -> WireWriter:
-    """The writer of a stream's events, in the wire its hash in Redis records."""
+    """The writer of a stream's events, in the wire (and with the echoed parameters) its hash in Redis records."""
     name = meta.get(b"wire", b"").decode()
-    wire = Wire(name if name in WIRES else "chatwait")
+    echo = json.loads(meta[b"echo"]) if meta.get(b"echo") else None
+    wire = Wire(name if name in WIRES else "chatwait", echo=echo)
     correlation_id, model = meta.get(b"correlation_id", b"").decode(), meta.get(b"model", b"").decode()
     return wire.writer(stream_id, correlation_id, model, float(meta.get(b"created", b"0")))
 
@@ -222,10 +247,11 @@ def end_if_owner_gone(link: Link, stream_id: str, meta: dict[bytes, bytes]) -> b
         chunks = [fields[b"c"].decode("utf-8", "replace") for _, fields in entries if b"c" in fields]
         last = keys.event_id(entries[-1][0]) if entries else -1
         duration_ms = round(max(0.0, time.time() - float(meta.get(b"created", b"0"))) * 1000, 1)
-        outcome = Outcome("", len(chunks), Usage(0, 0, estimated=True), duration_ms, None, error=error)
+        text = "".join(chunks)
+        outcome = Outcome(text, len(chunks), Usage(0, 0, estimated=True), duration_ms, None, error=error)
         frames: list[object] = [0, "h", writer.priming()] if last < 0 else []
-        frames += (max(last, 0) + 1, "t", writer.terminal(len(chunks), sum(map(len, chunks)), outcome))
-        identity = (owner, "", "", "", "", "")
+        frames += (max(last, 0) + 1, "t", writer.terminal(len(chunks), len(text), outcome))
+        identity = (owner, "", "", "", "", "", "", "")
         args = [link.live_ttl_ms, link.done_ttl_ms, "generation_lost", "0", last, *identity, *frames]
         status, _ = link.scripts.run(link.commands, "end", keys.stream_keys(stream_id), args)
         if status != b"moved":

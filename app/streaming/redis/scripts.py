@@ -18,8 +18,9 @@ import redis
 # Writes a stream's next entries: KEYS = meta, events. ARGV: [1] live TTL ms, [2] TTL once
 # finished, [3] how the stream ends with this batch (finish_reason or error_code) or 0, [4] 1
 # to create the stream (its first batch, or again once Redis lost it), [5] the newest entry id
-# expected (compare and set: a lost stream's ending) or '', [6..11] owner, correlation id, model,
-# created, wire format, client key digest (empty unless [4] is 1); [12..] (event id, field, value)
+# expected (compare and set: a lost stream's ending) or '', [6..13] owner, correlation id, model,
+# created, wire format, client key digest, the wire's echoed parameters (JSON), the API's context
+# (empty unless [4] is 1); [14..] (event id, field, value)
 # triples, field h (the priming frame), c (a chunk's text) or t (the terminal frame). Entries
 # Redis holds already are skipped, so a batch can be sent again, even once the stream has ended.
 # Returns {status, n}: ok (n: entries held), gap (an earlier batch is missing: send again from
@@ -30,7 +31,8 @@ local state = redis.call('HGET', KEYS[1], 'state')
 if not state then
   if ARGV[4] ~= '1' then return {'missing', 0} end
   redis.call('HSET', KEYS[1], 'state', 'live', 'owner', ARGV[6], 'correlation_id', ARGV[7],
-    'model', ARGV[8], 'created', ARGV[9], 'wire', ARGV[10], 'client', ARGV[11])
+    'model', ARGV[8], 'created', ARGV[9], 'wire', ARGV[10], 'client', ARGV[11], 'echo', ARGV[12],
+    'context', ARGV[13])
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
   state = 'live'
 end
@@ -42,9 +44,9 @@ if state ~= 'live' then
   return {'ended', 0}
 end
 if ARGV[5] ~= '' and next_id - 1 ~= tonumber(ARGV[5]) then return {'moved', next_id} end
-if #ARGV >= 12 and tonumber(ARGV[12]) > next_id then return {'gap', next_id} end
+if #ARGV >= 14 and tonumber(ARGV[14]) > next_id then return {'gap', next_id} end
 local last = next_id - 1
-for i = 12, #ARGV, 3 do
+for i = 14, #ARGV, 3 do
   last = tonumber(ARGV[i])
   if last >= next_id then redis.call('XADD', KEYS[2], '0-' .. (last + 1), ARGV[i + 1], ARGV[i + 2]) end
 end

@@ -28,7 +28,6 @@ from ..abandon import cancel as cancel_abandoned
 from ..store import StreamStore
 from ..stream import Stream
 from ..view import StreamView
-from ..wire import NATIVE, Wire
 from . import link as keys
 from .checks import check_at_start, not_found, ready
 from .connect import StoreUnusable, Topology, connect, disconnect
@@ -135,15 +134,15 @@ class RedisStreamStore(StreamStore):
 
     # The store.
 
-    def create(self, correlation_id: str, model: str, wire: Wire = NATIVE, client: str = "") -> Stream:
-        """A new stream owned by this worker; Redis admits it (`admit`) before its first frames."""
-        self._refuse_when_stopping()
-        if self.journal.health.failing_for() > ADMIT_SECONDS and not self._back():  # an outage: at once
+    def _make_room(self) -> None:
+        """In an outage, refuse at once; MAX_STREAMS is Redis's to check (`admit`)."""
+        if self.journal.health.failing_for() > ADMIT_SECONDS and not self._back():
             raise ApiError("store_unavailable", "Redis has not taken this worker's writes for a while.")
-        stream = Stream(random_id(), correlation_id, model, self.clock(), self.journal, wire, client)
+
+    def _hold(self, stream: Stream) -> None:
+        """Own the new stream here; Redis admits it (`admit`) before its first frames."""
         self.journal.create(stream)
         self._local[stream.stream_id] = stream
-        return stream
 
     def _back(self) -> bool:
         """Whether Redis answers again after an outage (then the journal retries at once)."""
@@ -259,9 +258,9 @@ class RedisStreamStore(StreamStore):
         abandoned = [] if self.abandon is None else self.abandon.candidates(self._local.values(), now)
         if not idle and not abandoned:
             return
-        last_seen = seen(list({stream.stream_id: None for stream in (*idle, *abandoned)}))
-        for stream in abandoned:
-            if time.time() - last_seen.get(stream.stream_id, 0.0) >= self.abandon.seconds:  # type: ignore[union-attr]
+        last_seen = seen(list({stream.stream_id: None for stream in (*idle, *(s for s, _ in abandoned))}))
+        for stream, limit in abandoned:
+            if time.time() - last_seen.get(stream.stream_id, 0.0) >= limit:
                 cancel_abandoned(stream, now - stream.idle_since)
         for stream in idle:
             if time.time() - last_seen.get(stream.stream_id, 0.0) < self.ttl_seconds:

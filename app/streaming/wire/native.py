@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .sse import SseEvent, dumps, encode_chunk
+from .sse import SseEvent, dumps, encode_chunk, one_id_per_event
 
 if TYPE_CHECKING:
     from ...errors import ApiError
@@ -15,13 +15,20 @@ class NativeWriter:
     """The native API's events: `stream`, `chunk`, then `done` or `error`."""
 
     name = "chatwait"
+    echo = None  # no request parameters repeated in its events
     chunk = staticmethod(encode_chunk)
+    position = staticmethod(one_id_per_event)
 
     def __init__(self, stream_id: str, correlation_id: str, model: str, created: float) -> None:
         self.stream_id = stream_id
         self.correlation_id = correlation_id
         self.model = model
         self.created = int(created)
+
+    @staticmethod
+    def numbered(event_id: int) -> int:
+        """The SSE id of stream event `event_id`: the same."""
+        return event_id
 
     def priming(self) -> bytes:
         data = {"stream_id": self.stream_id, "correlation_id": self.correlation_id, "model": self.model}

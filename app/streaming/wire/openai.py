@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...contract.native import OPENAI_FINISH_REASONS
 from ...contract.openai_errors import openai_error_body
-from .sse import dumps, quote
+from .sse import dumps, one_id_per_event, quote
 
 if TYPE_CHECKING:
     from ...errors import ApiError
@@ -33,6 +33,8 @@ class OpenAIWriter:
     """One completion stream's frames; the bytes every chunk shares are built once per stream."""
 
     name = "openai"
+    echo = None  # no request parameters repeated in its events
+    position = staticmethod(one_id_per_event)
 
     def __init__(self, stream_id: str, correlation_id: str, model: str, created: float, include_usage: bool) -> None:
         self.correlation_id = correlation_id
@@ -43,6 +45,11 @@ class OpenAIWriter:
             quote(model).encode("utf-8", "replace"),
         )
         self._delta = b"\ndata: " + self._head + b',"choices":[{"index":0,"delta":{"content":'
+
+    @staticmethod
+    def numbered(event_id: int) -> int:
+        """The SSE id of stream event `event_id`: the same."""
+        return event_id
 
     def priming(self) -> bytes:
         opening = b'"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}'

@@ -41,6 +41,32 @@ class SseEvent:
         return b"id: %d\nevent: %s\ndata: %s\n\n" % (self.id, self.event.encode("ascii"), payload)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Position:
+    """Where a resume starts: after stream event `after` (None: from the first), skipping the
+    numbered events up to `skip_through` in the first frame it gets (None: none to skip)."""
+
+    after: int | None
+    skip_through: int | None = None
+
+
+def one_id_per_event(seen: int | None, last_event_id: int, finished: bool) -> Position | None:
+    """The resume position of a wire whose SSE ids are the stream's event ids (None: nothing left)."""
+    if seen is not None and finished and seen >= last_event_id:
+        return None
+    return Position(seen)
+
+
+def skip_numbered(frames: bytes, skip_through: int) -> bytes:
+    """`frames` without their events numbered up to `skip_through` (blocks that start `id: N`)."""
+    kept = []
+    for block in frames.split(b"\n\n"):
+        if block.startswith(b"id: ") and int(block[4:].split(b"\n", 1)[0]) <= skip_through:
+            continue
+        kept.append(block)
+    return b"\n\n".join(kept)
+
+
 def encode_chunk(sequence: int, content: str) -> bytes:
     """The `chunk` frame for one piece of generated text (the hot path: no intermediate objects)."""
     return b'id: %d\nevent: chunk\ndata: {"sequence":%d,"content":%s,"is_final":false}\n\n' % (
