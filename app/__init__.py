@@ -72,12 +72,11 @@ def _warn_of_short_keys(settings: Settings) -> None:
     """A key shorter than MIN_LITERAL_CHARS is not redacted from the logs as it is: say so."""
     from .logs.redaction import MIN_LITERAL_CHARS
 
-    key = settings.openai_api_key
-    if key and len(key) < MIN_LITERAL_CHARS:
-        log.warning(
-            "short_key_not_redacted",
-            extra={"setting": "OPENAI_API_KEY", "min_chars": MIN_LITERAL_CHARS, "chars": len(key)},
-        )
+    keys = {server.name: server.api_key for server in settings.upstreams}
+    for server, key in keys.items():
+        if key and len(key) < MIN_LITERAL_CHARS:
+            extra = {"setting": "OPENAI_API_KEY", "upstream_server": server, "min_chars": MIN_LITERAL_CHARS}
+            log.warning("short_key_not_redacted", extra={**extra, "chars": len(key)})
 
 
 def close_app(app: Flask) -> None:

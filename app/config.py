@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import config_values as read
-from .config_values import ConfigError
+from .config_values import ConfigError, UpstreamServer
 
 __all__ = ["ConfigError", "Settings", "bundled_model_path", "load_settings", "local_model_name"]
 
@@ -30,7 +30,10 @@ class Settings:
 
     llm_provider: str = "auto"
     openai_api_key: str | None = dataclasses.field(default=None, repr=False)
-    openai_base_url: str | None = None
+    openai_base_url: str | None = None  # one URL, or a comma-separated list (a pool)
+    upstreams_file: tuple[UpstreamServer, ...] = ()
+    upstreams: tuple[UpstreamServer, ...] = ()  # resolved: the file's servers, else OPENAI_BASE_URL's
+    upstream_rest_seconds: float = 5.0
     openai_model: str = "gpt-4o-mini"
     api_keys: tuple[str, ...] = dataclasses.field(default=(), repr=False)
     api_keys_from_file: tuple[str, ...] = dataclasses.field(default=(), repr=False)
@@ -100,7 +103,8 @@ class Settings:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Every configured secret, redacted from the logs wherever it appears."""
-        return tuple(key for key in (self.openai_api_key, *self.client_keys) if key)
+        upstream_keys = (server.api_key for server in self.upstreams)
+        return tuple(dict.fromkeys(key for key in (self.openai_api_key, *upstream_keys, *self.client_keys) if key))
 
     @property
     def workers(self) -> int:
@@ -137,7 +141,9 @@ def bundled_model_path() -> Path | None:
 _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "LLM_PROVIDER": ("llm_provider", read.choice(PROVIDERS)),
     "OPENAI_API_KEY": ("openai_api_key", read.text),
-    "OPENAI_BASE_URL": ("openai_base_url", read.url),
+    "OPENAI_BASE_URL": ("openai_base_url", read.urls),
+    "UPSTREAMS_FILE": ("upstreams_file", read.upstreams_file),
+    "UPSTREAM_REST_SECONDS": ("upstream_rest_seconds", read.seconds(0.1, 3600)),
     "OPENAI_MODEL": ("openai_model", read.text),
     "ALLOWED_MODELS": ("allowed_models", read.models),
     "CHATWAIT_API_KEYS": ("api_keys", read.client_keys),
@@ -214,17 +220,19 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
             values[field] = parse(name, source[name])
     if "idle_timeout_seconds" not in values and "timeout_seconds" in values:
         values["idle_timeout_seconds"] = values["timeout_seconds"]
-    settings = _resolve_provider(Settings(**values))
+    settings = _resolve_provider(Settings(**values), model_named="openai_model" in values)
     _check_consistency(settings)
     _check_redis(settings)
     return settings
 
 
-def _resolve_provider(settings: Settings) -> Settings:
-    """Turn `auto` into `openai` (a key or base URL is set) or `local`; fill in the model list."""
+def _resolve_provider(settings: Settings, model_named: bool = True) -> Settings:
+    """Turn `auto` into `openai` (a key, base URL or upstreams file is set) or `local`; fill in
+    the model list and the pool of servers."""
     provider = settings.llm_provider
     if provider == "auto":
-        provider = "openai" if settings.openai_api_key or settings.openai_base_url else "local"
+        remote = settings.openai_api_key or settings.openai_base_url or settings.upstreams_file
+        provider = "openai" if remote else "local"
     if provider == "local":
         path = settings.local_model_path or bundled_model_path()
         if path is None:
@@ -236,10 +244,23 @@ def _resolve_provider(settings: Settings) -> Settings:
         # The embedded model's reply limit is its own (a small model that loops holds the only slot).
         limit = settings.local_max_tokens
         return dataclasses.replace(settings, allowed_models=(settings.default_model,), max_tokens=limit)
-    settings = dataclasses.replace(settings, llm_provider=provider)
+    settings = dataclasses.replace(settings, llm_provider=provider, upstreams=_pool(settings))
+    listed = tuple(dict.fromkeys(model for server in settings.upstreams for model in server.models))
+    if listed and not model_named and not any(server.serves(settings.openai_model) for server in settings.upstreams):
+        settings = dataclasses.replace(settings, openai_model=listed[0])  # the file's first model is the default
     if not settings.allowed_models:
-        settings = dataclasses.replace(settings, allowed_models=(settings.default_model,))
+        models = (settings.default_model, *listed)
+        settings = dataclasses.replace(settings, allowed_models=tuple(dict.fromkeys(models)))
     return settings
+
+
+def _pool(settings: Settings) -> tuple[UpstreamServer, ...]:
+    """The model servers: UPSTREAMS_FILE's, else OPENAI_BASE_URL's with OPENAI_API_KEY."""
+    if settings.upstreams_file and settings.openai_base_url:
+        raise ConfigError("UPSTREAMS_FILE and OPENAI_BASE_URL both list servers: list them in one of the two.")
+    if settings.upstreams_file:
+        return settings.upstreams_file
+    return read.pool_from_list(settings.openai_base_url, settings.openai_api_key)
 
 
 def _check_redis(settings: Settings) -> None:
@@ -262,7 +283,14 @@ def _check_consistency(settings: Settings) -> None:
         raise ConfigError(
             f"OPENAI_MODEL={settings.default_model!r} is not in ALLOWED_MODELS: add it to the list or pick one of them."
         )
-    if settings.llm_provider == "openai" and not (settings.openai_api_key or settings.openai_base_url):
+    for model in settings.allowed_models if settings.llm_provider == "openai" else ():
+        if not any(server.serves(model) for server in settings.upstreams):
+            raise ConfigError(
+                f"No server in UPSTREAMS_FILE serves {model!r}, which ALLOWED_MODELS (or OPENAI_MODEL) allows: "
+                "add it to a server's models, or take it off the list."
+            )
+    remote = settings.openai_api_key or settings.openai_base_url or settings.upstreams_file
+    if settings.llm_provider == "openai" and not remote:
         raise ConfigError(
             "LLM_PROVIDER=openai needs OPENAI_API_KEY (for api.openai.com) or OPENAI_BASE_URL "
             "(for an OpenAI-compatible server such as vLLM, Ollama or llama.cpp): set one of them."

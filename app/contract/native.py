@@ -212,6 +212,20 @@ class ReadyChecksSchema(StrictSchema):
     worker = fields.Nested(ReadyCheckSchema, required=True)
 
 
+class ReadyServerSchema(StrictSchema):
+    """One model server of the pool in GET /ready, as this worker sees it."""
+
+    name = fields.String(required=True)
+    url = fields.String(required=True)
+    models = fields.List(fields.String(), required=True)
+    weight = fields.Float(required=True)
+    state = fields.String(required=True, validate=validate.OneOf(("healthy", "resting", "probing")))
+    rest_seconds = fields.Float(required=True)
+    open = fields.Integer(required=True)
+    ok = fields.Boolean(required=True)
+    detail = fields.String(required=True)
+
+
 class ReadySchema(StrictSchema):
     """The reply of GET /ready: `upstream` with the openai provider; `model_file`,
     `context_tokens` and `instances` with the local one."""
@@ -223,6 +237,7 @@ class ReadySchema(StrictSchema):
     model = fields.String(required=True)
     allowed_models = fields.List(fields.String(), required=True)
     upstream = fields.String()
+    servers = fields.List(fields.Nested(ReadyServerSchema))
     model_file = fields.String()
     context_tokens = fields.Integer()
     instances = fields.Integer()
@@ -251,4 +266,5 @@ COMPONENTS: dict[str, type[Schema]] = {
     "Ready": ReadySchema,
     "ReadyChecks": ReadyChecksSchema,
     "ReadyCheck": ReadyCheckSchema,
+    "ReadyServer": ReadyServerSchema,
 }

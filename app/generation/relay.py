@@ -21,7 +21,7 @@ from ..config import Settings
 from ..errors import ApiError
 from ..logs import bind
 from ..metrics.catalogue import Metrics
-from ..providers.base import ChatCall, Generation, Provider, UpstreamError, Usage
+from ..providers.base import ChatCall, FirstTokenDeadline, Generation, Provider, Route, UpstreamError, Usage
 from . import backoff
 from .cancel import StreamCancelled
 from .gaps import Gaps
@@ -45,10 +45,6 @@ class Listener(Protocol):
     def end(self, outcome: Outcome) -> None: ...
 
 
-class _FirstTokenDeadline(BaseException):
-    """Raised by the first-token timer; a BaseException so the SDK cannot wrap it."""
-
-
 class Relay:
     """One generation: `run()` drives the provider and tells the listener; returns the Outcome."""
 
@@ -63,8 +59,10 @@ class Relay:
         stream_id: str | None = None,
         *,
         metrics: Metrics,
+        route: Route | None = None,
     ) -> None:
         self.provider = provider
+        self.route = route or Route()  # the server of each attempt (a pool's), named in the log lines
         self.metrics = metrics
         self.settings = settings
         self.call = call
@@ -92,6 +90,7 @@ class Relay:
                     "model": self.call.model,
                     "mode": self._mode,
                     "max_tokens": self.call.max_tokens,
+                    **self._server(),
                 },
             )
             self.metrics.generation_started(self.call.model, self.provider.name, self._mode)
@@ -152,7 +151,7 @@ class Relay:
             try:
                 return self._attempt(deadline, slot)
             except UpstreamError as failure:
-                delay = backoff.delay(attempt, failure.retry_after)
+                delay = 0.0 if failure.failover else backoff.delay(attempt, failure.retry_after)
                 if (
                     not failure.retryable
                     or attempt >= self.settings.upstream_retries
@@ -168,19 +167,20 @@ class Relay:
                         "delay_ms": round(delay * 1000),
                         "error_code": failure.error_code,
                         "upstream_status": failure.upstream_status,
+                        **self._server(),
                     },
                 )
                 gevent.sleep(delay)
 
     def _attempt(self, deadline: float, slot: Any) -> tuple[Generation, str | None, Iterator[str]]:
-        timeout = gevent.Timeout(max(0.0, deadline - time.monotonic()), _FirstTokenDeadline)
+        timeout = gevent.Timeout(max(0.0, deadline - time.monotonic()), FirstTokenDeadline)
         timeout.start()
         generation: Generation | None = None
         try:
-            generation = self.provider.open(self.call, slot)
+            generation = self.provider.open(self.call, slot, self.route)
             pieces = iter(generation)
             first = next(pieces, None)
-        except _FirstTokenDeadline:
+        except FirstTokenDeadline:
             if generation is not None:
                 generation.close()
             detail = f"No first token within TIMEOUT_SECONDS ({self.settings.timeout_seconds:g} s)."
@@ -227,6 +227,7 @@ class Relay:
                 "upstream_status": failure.upstream_status,
                 "upstream_request_id": failure.upstream_request_id,
                 "chunks_sent": len(self._pieces),
+                **self._server(),
                 **failure.log_fields,
             },
         )
@@ -261,6 +262,7 @@ class Relay:
             "gap_max_ms": _ms(self._gaps.longest),
             **outcome.usage.as_dict(),
             "usage_source": outcome.usage.source,
+            **self._server(),
         }
         if self._upstream_finish_reason is not None:  # mapped to one of the contract's reasons
             fields["upstream_finish_reason"] = self._upstream_finish_reason
@@ -276,6 +278,11 @@ class Relay:
             self.call.model, self.provider.name, ending, failed, outcome.duration_ms / 1000,
             (usage.prompt_tokens, usage.completion_tokens, usage.source),
         )
+
+
+    def _server(self) -> dict[str, str]:
+        """The log field naming the server of the current attempt (none for a single source)."""
+        return {} if self.route.server is None else {"upstream_server": self.route.server}
 
 
 def _ms(seconds: float) -> float:

@@ -54,7 +54,8 @@ class Services:
     @classmethod
     def build(cls, settings: Settings) -> Services:
         """Services for these settings."""
-        provider = build_provider(settings)
+        metrics = Metrics() if settings.metrics_enabled else NoMetrics()
+        provider = build_provider(settings, metrics)
         abandon = Abandon(settings.local_abandon_seconds, lambda: provider.waiting() > 0, settings.abandon_seconds)
         store = _build_store(settings, abandon)
         waits = WaitGenerations()
@@ -81,7 +82,7 @@ class Services:
             ),
             client_keys=ClientKeys(settings.client_keys),
             contract=render_contract(settings),
-            metrics=Metrics() if settings.metrics_enabled else NoMetrics(),
+            metrics=metrics,
             readiness=Readiness(provider, store, settings.ready_cache_seconds, accepting=lambda: waits.accepting),
             started=int(time.time()),
         )
@@ -96,8 +97,11 @@ class Services:
         self, call: ChatCall, prompt_tokens: int | None, correlation_id: str, environ: Mapping[str, Any]
     ) -> Outcome:
         """Generate a whole reply for a wait-mode request, cancelled if its client leaves first;
-        raises the ApiError it ended with."""
-        relay = Relay(self.provider, self.settings, call, prompt_tokens, None, correlation_id, metrics=self.metrics)
+        raises the ApiError it ended with (upstream_unavailable at once when every server rests)."""
+        route = self.provider.route(call.model)
+        relay = Relay(
+            self.provider, self.settings, call, prompt_tokens, None, correlation_id, metrics=self.metrics, route=route
+        )
         outcome = self.waits.run(relay, client_socket(environ))
         if outcome.error is not None:
             raise outcome.error
@@ -113,9 +117,11 @@ class Services:
         retention: Retention = DEFAULT_RETENTION,
     ) -> Stream:
         """Start a generation into a new stream in its own greenlet; returns once the store has
-        admitted the stream (the Redis store registers it meanwhile)."""
+        admitted the stream (the Redis store registers it meanwhile); upstream_unavailable before
+        any stream when every server of the model rests."""
+        route = self.provider.route(call.model)
         stream = self.store.create(correlation_id, call.model, wire, client, retention)
-        producer.start(stream, self.provider, self.settings, call, prompt_tokens, self.metrics)
+        producer.start(stream, self.provider, self.settings, call, prompt_tokens, self.metrics, route)
         self.store.admit(stream)
         return stream
 

@@ -2,7 +2,7 @@
 
 Label values are bounded: models come from ALLOWED_MODELS (requests naming another are refused
 first), routes are Flask's URL rules (never raw paths), methods are HTTP's own (any other is
-`other`), codes come from the error catalogue.
+`other`), codes come from the error catalogue, servers from the configured pool (at most 32).
 Nothing here runs per token: a generation's tokens are added once, when it ends.
 
 Under gunicorn, PROMETHEUS_MULTIPROC_DIR is set (gunicorn.conf.py) and each worker writes its
@@ -73,6 +73,14 @@ class Metrics:
         self.upstream_errors = count("upstream_errors", "Upstream failures that ended a generation.", "error_code")
         self.resumes = count("stream_resumes", "Stream resumes (api: chatwait, openai or responses).", "api")
         self.stops = count("stream_stops", "Stop requests, by result.", "result")
+        self.server_requests = count("upstream_server_requests", "Requests sent to each model server of the pool.",
+                                     "server")
+        self.server_failures = count("upstream_server_failures", "Failed requests to each model server, by kind "
+                                     "(connection, unavailable, rate_limited, tls, timeout, bad_response, rejected).",
+                                     "server", "kind")
+        self.server_open = gauge("upstream_server_open", "Generations open on each model server now.", "server")
+        self.server_rested = Gauge("chatwait_upstream_server_resting", "1 while a worker rests a model server after "
+                                   "failures.", ["server"], registry=self.registry, multiprocess_mode="livemax")
         self.store_streams = gauge("store_streams", "Streams held in workers' memory.")
         self.queue_length = gauge("local_queue_length", "Replies waiting for the embedded model.")
         self.queue_wait = histogram("local_queue_wait_seconds", "How long a reply waited for the embedded model.",
@@ -125,6 +133,26 @@ class Metrics:
 
     def upstream_error(self, error_code: str) -> None:
         self.upstream_errors.labels(error_code).inc()
+
+    def server_known(self, server: str, kinds: tuple[str, ...]) -> None:
+        """Every series of a pool's server, at zero: present before its first request or failure."""
+        self.server_requests.labels(server)
+        for kind in kinds:
+            self.server_failures.labels(server, kind)
+        self.server_open.labels(server)
+        self.server_rested.labels(server).set(0)
+
+    def server_request(self, server: str) -> None:
+        self.server_requests.labels(server).inc()
+
+    def server_failure(self, server: str, kind: str) -> None:
+        self.server_failures.labels(server, kind).inc()
+
+    def server_open_delta(self, server: str, delta: int) -> None:
+        self.server_open.labels(server).inc(delta)
+
+    def server_resting(self, server: str, resting: bool) -> None:
+        self.server_rested.labels(server).set(1 if resting else 0)
 
     def queue_waited(self, seconds: float) -> None:
         self.queue_wait.observe(seconds)

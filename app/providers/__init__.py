@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from ..config import Settings
+from ..metrics.catalogue import Metrics, NoMetrics
 from .base import Provider
 
 
-def build_provider(settings: Settings) -> Provider:
-    """The provider selected by LLM_PROVIDER (already resolved from `auto` by the settings)."""
+def build_provider(settings: Settings, metrics: Metrics | NoMetrics) -> Provider:
+    """The provider selected by LLM_PROVIDER (already resolved from `auto` by the settings): the
+    embedded model, or the pool of OpenAI-compatible servers (one server is a pool of one)."""
     if settings.llm_provider == "local":
         from .local.model import LocalProvider
 
         return LocalProvider(settings)
-    from .openai.client import OpenAIProvider
+    from .pool import UpstreamPool
 
-    return OpenAIProvider(settings)
+    return UpstreamPool(settings, metrics)

@@ -56,6 +56,20 @@ class Usage:
         }
 
 
+@dataclasses.dataclass(slots=True)
+class Route:
+    """Where one generation's attempts go: the server of the current attempt (a pool's choice;
+    None for a single source), and the servers tried so far (a retry prefers another)."""
+
+    server: str | None = None
+    tried: set[str] = dataclasses.field(default_factory=set)
+
+
+class FirstTokenDeadline(BaseException):
+    """Raised into a generation's greenlet when no first token came within TIMEOUT_SECONDS (a
+    BaseException, so that no library wraps it); a pool rests the server that kept it waiting."""
+
+
 class UpstreamError(Exception):
     """A provider failure, already classified by its catalogue error code.
 
@@ -81,6 +95,7 @@ class UpstreamError(Exception):
         self.retry_after = retry_after
         self.upstream_status = upstream_status
         self.upstream_request_id = upstream_request_id
+        self.failover = False  # another server can take the retry at once (no backoff)
 
     @property
     def retryable(self) -> bool:
@@ -150,9 +165,15 @@ class Provider(abc.ABC):
         """How many generations wait for their turn (the embedded model's line)."""
         return 0
 
+    def route(self, model: str) -> Route:
+        """Where a new generation of `model` goes first (a pool picks a server); raises
+        ApiError(upstream_unavailable) when no server can take it now."""
+        return Route()
+
     @abc.abstractmethod
-    def open(self, call: ChatCall, slot: Any = None) -> Generation:
-        """Start a generation in `slot` (from `reserve`); raises UpstreamError when it cannot start."""
+    def open(self, call: ChatCall, slot: Any = None, route: Route | None = None) -> Generation:
+        """Start a generation in `slot` (from `reserve`) on `route`'s server (a pool moves it to
+        another after a failure); raises UpstreamError when it cannot start."""
 
     @abc.abstractmethod
     def message_costs(self, messages: Sequence[dict[str, str]]) -> list[int]:

@@ -18,7 +18,7 @@ from ..generation.relay import Relay
 from ..hub.scheduling import run_first
 from ..logs import log_greenlet_failure
 from ..metrics.catalogue import Metrics
-from ..providers.base import ChatCall, Provider, Usage
+from ..providers.base import ChatCall, Provider, Route, Usage
 from .stream import Stream
 
 log = logging.getLogger("chatwait.producer")
@@ -27,12 +27,19 @@ STOP_WAIT_SECONDS = 2.0
 
 
 def start(
-    stream: Stream, provider: Provider, settings: Settings, call: ChatCall, prompt_tokens: int | None, metrics: Metrics
+    stream: Stream,
+    provider: Provider,
+    settings: Settings,
+    call: ChatCall,
+    prompt_tokens: int | None,
+    metrics: Metrics,
+    route: Route | None = None,
 ) -> None:
     """Generate `call` into `stream` in a new producer greenlet, which runs first."""
     writer = StreamWriter(stream)
     relay = Relay(
-        provider, settings, call, prompt_tokens, writer, stream.correlation_id, stream.stream_id, metrics=metrics
+        provider, settings, call, prompt_tokens, writer, stream.correlation_id, stream.stream_id,
+        metrics=metrics, route=route,
     )
     producer = stream.producer = gevent.spawn(relay.run)
     producer.link_exception(log_greenlet_failure)

@@ -46,7 +46,7 @@ class ScriptedProvider(Provider):
         self.opened: list[Generation] = []
         self.open_delay = open_delay
 
-    def open(self, call: ChatCall, slot=None) -> Generation:
+    def open(self, call: ChatCall, slot=None, route=None) -> Generation:
         if self.open_delay:
             gevent.sleep(self.open_delay)
         item = self.script.pop(0)

@@ -21,7 +21,7 @@ import gevent
 from gevent.event import AsyncResult
 
 from ...config import Settings
-from ..base import ChatCall, Generation, Provider, UpstreamError
+from ..base import ChatCall, Generation, Provider, Route, UpstreamError
 from .waiting_line import WaitingLine
 
 log = logging.getLogger("chatwait.local")
@@ -178,7 +178,7 @@ class LocalProvider(Provider):
     def waiting(self) -> int:
         return len(self._line)
 
-    def open(self, call: ChatCall, slot: Lease | None = None) -> Generation:
+    def open(self, call: ChatCall, slot: Lease | None = None, route: Route | None = None) -> Generation:
         if slot is None:
             raise RuntimeError("the local provider generates only inside reserve()")
         return LocalGeneration(slot, call, self.settings.local_repeat_penalty)

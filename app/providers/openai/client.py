@@ -26,10 +26,10 @@ import openai
 import orjson
 from gevent.pool import Pool
 
-from ...config import Settings
+from ...config import Settings, UpstreamServer
 from ...errors import CATALOGUE
 from ...logs import log_greenlet_failure
-from ..base import ChatCall, Generation, Provider, UpstreamError
+from ..base import ChatCall, Generation, Provider, Route, UpstreamError
 from ..http1 import Http1Transport
 from . import tokens
 from .errors import status_error, transport_error
@@ -45,13 +45,15 @@ _REACHABLE = frozenset((404, 405, 429))
 
 
 class OpenAIProvider(Provider):
-    """Chat completions over HTTP with the `openai` SDK's sync client."""
+    """Chat completions over HTTP with the `openai` SDK's sync client, to one server (a pool's
+    member: `providers.pool`)."""
 
     name = "openai"
     check_name = "upstream"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, server: UpstreamServer | None = None) -> None:
         self.settings = settings
+        self.server = server or settings.upstreams[0]
         self._include_usage = True
         timeout = httpx.Timeout(
             connect=min(10.0, settings.timeout_seconds),
@@ -67,8 +69,8 @@ class OpenAIProvider(Provider):
             transport=None if _proxied() else Http1Transport(tls),
         )
         sdk = openai.OpenAI(
-            api_key=settings.openai_api_key or "no-key-needed",
-            base_url=settings.openai_base_url,
+            api_key=self.server.api_key or "no-key-needed",
+            base_url=self.server.url,
             max_retries=0,
             timeout=timeout,
             http_client=self._http,
@@ -89,7 +91,7 @@ class OpenAIProvider(Provider):
         self._stops = Pool(STOPS_AT_ONCE)
         tokens.encoding()  # load the tokenizer now rather than on the first request
 
-    def open(self, call: ChatCall, slot: Any = None) -> Generation:
+    def open(self, call: ChatCall, slot: Any = None, route: Route | None = None) -> Generation:
         """Send the request; return once the upstream answered 200 with its headers."""
         try:
             return self._open(call, self._include_usage)
@@ -202,13 +204,18 @@ class OpenAIProvider(Provider):
         return tokens.count_text(text)
 
     def describe(self) -> dict[str, Any]:
-        base = urllib.parse.urlsplit(str(self._base_url))
         return {
             "provider": self.name,
             "model": self.settings.default_model,
             "allowed_models": list(self.settings.allowed_models),
-            "upstream": f"{base.scheme}://{base.hostname}{f':{base.port}' if base.port else ''}",
+            "upstream": self.origin,
         }
+
+    @property
+    def origin(self) -> str:
+        """The server's scheme, host and port: never a credential or path."""
+        base = urllib.parse.urlsplit(str(self._base_url))
+        return f"{base.scheme}://{base.hostname}{f':{base.port}' if base.port else ''}"
 
     def close(self) -> None:
         self._stops.join(timeout=STOP_TIMEOUT_SECONDS)  # stops still on their way

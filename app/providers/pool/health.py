@@ -1,0 +1,79 @@
+"""One server's health as this worker sees it: healthy, resting after a failure (with backoff,
+or for a 429's Retry-After), then tried again by one request (half-open) before it takes others."""
+
+from __future__ import annotations
+
+from ..base import UpstreamError
+
+REST_CEILING_SECONDS = 60.0  # doubling rests stop here (or at UPSTREAM_REST_SECONDS when larger)
+RETRY_AFTER_CEILING_SECONDS = 300.0  # a 429's Retry-After rests a server at most this long
+# Failure kinds (a bounded label): the server's fault, which rest it; `rejected` (401, 403, other
+# 4xx) is the request's or the configuration's, so it rests nothing.
+KINDS = ("connection", "unavailable", "rate_limited", "tls", "timeout", "bad_response", "rejected")
+RESTING_KINDS = frozenset(KINDS[:-1])
+_KIND_OF_CODE = {
+    "upstream_rate_limited": "rate_limited",
+    "upstream_tls_failed": "tls",
+    "upstream_timeout": "timeout",
+    "upstream_bad_response": "bad_response",
+}
+
+
+def failure_kind(error: UpstreamError) -> str:
+    """How a server failed: refused or reset (`connection`), 5xx/408/409 (`unavailable`), 429,
+    TLS, no first token or silence (`timeout`), a broken answer, or `rejected`."""
+    if error.error_code == "upstream_unavailable":
+        return "connection" if error.upstream_status is None else "unavailable"
+    return _KIND_OF_CODE.get(error.error_code, "rejected")
+
+
+class Health:
+    """The state machine of one server: `healthy`, `resting` until `rest_until`, `probing` (one
+    request tries it after its rest). A server that is alone in serving a model is never rested
+    (`restable` False): every request tries it, with the relay's retries, as a single upstream."""
+
+    def __init__(self, rest_seconds: float, restable: bool) -> None:
+        self.rest_seconds = rest_seconds
+        self.restable = restable
+        self.state = "healthy"
+        self.rests = 0  # rests in a row, for the backoff
+        self.rest_until = 0.0
+
+    def usable(self, now: float) -> bool:
+        """Whether a request may go to this server now (a rest that is over lets one probe in)."""
+        return self.state == "healthy" or (self.state == "resting" and now >= self.rest_until)
+
+    def take(self, now: float) -> bool:
+        """A request goes to this server; True when it is the probe after a rest."""
+        if self.state == "resting" and now >= self.rest_until:
+            self.state = "probing"
+            return True
+        return False
+
+    def succeeded(self, probe: bool) -> bool:
+        """A generation got its first token (or ended well); True when this ends a rest."""
+        if not (probe or self.state == "healthy"):
+            return False  # an older request's success does not cut a rest short
+        recovered = self.state != "healthy"
+        self.state, self.rests = "healthy", 0
+        return recovered
+
+    def failed(self, kind: str, retry_after: float | None, probe: bool, now: float) -> float | None:
+        """A request failed with `kind`; the rest it starts, in seconds (None: no rest)."""
+        if kind not in RESTING_KINDS or not self.restable:
+            self.released(probe, now)
+            return None
+        if not (probe or self.state == "healthy"):
+            return None  # already resting: a request sent before the rest failed too
+        self.rests += 1
+        if kind == "rate_limited" and retry_after is not None:
+            rest = min(retry_after, RETRY_AFTER_CEILING_SECONDS)
+        else:
+            rest = min(self.rest_seconds * 2 ** (self.rests - 1), max(REST_CEILING_SECONDS, self.rest_seconds))
+        self.state, self.rest_until = "resting", now + rest
+        return rest
+
+    def released(self, probe: bool, now: float) -> None:
+        """The probe ended without a verdict (cancelled, or the request's fault): another may probe."""
+        if probe and self.state == "probing":
+            self.state, self.rest_until = "resting", now

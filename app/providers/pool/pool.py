@@ -1,0 +1,134 @@
+"""The pool as a provider: routes each attempt to a server, fails over before the first token,
+answers /ready for every server. One worker's view: each worker learns health on its own."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from gevent.pool import Pool
+
+from ...config import Settings, UpstreamServer
+from ...errors import ApiError
+from ...metrics.catalogue import Metrics, NoMetrics
+from ..base import ChatCall, Generation, Provider, Route, UpstreamError
+from ..openai.client import OpenAIProvider
+from .health import Health
+from .server import Server
+
+ALL_RESTING = "Every model server for {model} is resting after failures; ChatWait tries one again when its rest ends."
+
+
+class UpstreamPool(Provider):
+    """OpenAI-compatible servers behind one provider (one server is a pool of one)."""
+
+    name = "openai"
+    check_name = "upstream"
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics | NoMetrics,
+        clock: Callable[[], float] = time.monotonic,
+        connect: Callable[[Settings, UpstreamServer], Provider] = OpenAIProvider,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        configs = settings.upstreams
+
+        def restable(config: UpstreamServer) -> bool:  # not alone in serving any of its models
+            models = config.models or settings.allowed_models
+            return all(sum(other.serves(model) for other in configs) > 1 for model in models)
+
+        self.servers = [
+            Server(config, connect(settings, config), Health(settings.upstream_rest_seconds, restable(config)),
+                   metrics, clock)
+            for config in configs
+        ]
+        self._by_name = {server.name: server for server in self.servers}
+        self._tokens = self.servers[0].provider
+
+    def route(self, model: str) -> Route:
+        server = self._choose(model, set())
+        if server is None:
+            raise ApiError("upstream_unavailable", ALL_RESTING.format(model=model), retry_after=self._soonest(model))
+        return Route(server.name)
+
+    def open(self, call: ChatCall, slot: Any = None, route: Route | None = None) -> Generation:
+        """Open on the route's server, or the best other one after a failure; a failure that
+        another server can take is marked `failover` (the relay retries at once)."""
+        route = route if route is not None else Route()
+        server = self._by_name.get(route.server or "")
+        if server is None or route.server in route.tried or not server.health.usable(self.clock()):
+            server = self._choose(call.model, route.tried)
+        if server is None:
+            detail = ALL_RESTING.format(model=call.model)
+            raise UpstreamError("upstream_unavailable", detail, retry_after=self._soonest(call.model))
+        route.server = server.name
+        route.tried.add(server.name)
+        try:
+            return server.open(call)
+        except UpstreamError as failure:
+            failure.failover = failure.retryable and bool(self._usable(call.model, route.tried))
+            raise
+
+    def _usable(self, model: str, tried: set[str]) -> list[Server]:
+        """The servers of `model` a request may go to now, not yet tried by this generation."""
+        now = self.clock()
+        return [s for s in self.servers if s.serves(model) and s.name not in tried and s.health.usable(now)]
+
+    def _choose(self, model: str, tried: set[str]) -> Server | None:
+        """Least outstanding (weighted) among the usable servers, untried first; ties at random."""
+        candidates = self._usable(model, tried) or self._usable(model, set())
+        if not candidates:
+            return None
+        best = min(server.load() for server in candidates)
+        return random.choice([server for server in candidates if server.load() == best])
+
+    def _soonest(self, model: str) -> float:
+        """Seconds until the first rest of `model`'s servers ends (Retry-After when all rest)."""
+        now = self.clock()
+        ends = [s.health.rest_until - now for s in self.servers if s.serves(model)]
+        return max(1.0, min(ends, default=1.0))
+
+    def check(self) -> tuple[bool, str]:
+        """Every server's check at once (GET /models), then: does each allowed model have a
+        server that answers and is not resting?"""
+        checking = Pool(len(self.servers))
+        for server, result in zip(self.servers, checking.imap(lambda s: s.provider.check(), self.servers), strict=True):
+            server.checked = result
+        healthy = [server for server in self.servers if server.checked[0] and server.health.state == "healthy"]
+        missing = [m for m in self.settings.allowed_models if not any(s.serves(m) for s in healthy)]
+        if len(self.servers) == 1:
+            return self.servers[0].checked
+        if missing:
+            return False, f"No healthy server for {', '.join(missing)}: see `servers`."
+        return True, f"{len(healthy)} of {len(self.servers)} servers healthy; every allowed model has one."
+
+    def describe(self) -> dict[str, Any]:
+        now = self.clock()
+        return {
+            "provider": self.name,
+            "model": self.settings.default_model,
+            "allowed_models": list(self.settings.allowed_models),
+            "upstream": self.servers[0].report(now)["url"],
+            "servers": [server.report(now) for server in self.servers],
+        }
+
+    def message_costs(self, messages: Sequence[dict[str, str]]) -> list[int]:
+        return self._tokens.message_costs(messages)
+
+    def prompt_tokens(self, messages: Sequence[dict[str, str]]) -> int:
+        return self._tokens.prompt_tokens(messages)
+
+    def prompt_tokens_bound(self, messages: Sequence[dict[str, str]]) -> int | None:
+        return self._tokens.prompt_tokens_bound(messages)
+
+    def completion_tokens(self, text: str) -> int:
+        return self._tokens.completion_tokens(text)
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.provider.close()

@@ -1,0 +1,154 @@
+"""One member of the pool: its client, its health, the generations open on it, and a generation
+wrapper that tells the health what happened (first token, failure, or neither)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ...config import UpstreamServer
+from ...metrics.catalogue import Metrics, NoMetrics
+from ..base import ChatCall, FirstTokenDeadline, Generation, Provider, UpstreamError
+from .health import KINDS, Health, failure_kind
+
+log = logging.getLogger("chatwait.pool")
+
+
+class Server:
+    """A model server of the pool, as this worker sees it."""
+
+    def __init__(
+        self,
+        config: UpstreamServer,
+        provider: Provider,
+        health: Health,
+        metrics: Metrics | NoMetrics,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self.provider = provider
+        self.health = health
+        self.metrics = metrics
+        self.clock = clock
+        self.outstanding = 0
+        self.checked: tuple[bool, str] = (True, "Not checked yet.")
+        metrics.server_known(self.name, KINDS)
+
+    def serves(self, model: str) -> bool:
+        return self.config.serves(model)
+
+    def load(self) -> float:
+        """Least outstanding requests first, weighted: the score this request would give it."""
+        return (self.outstanding + 1) / self.config.weight
+
+    def open(self, call: ChatCall) -> Generation:
+        """Send the request to this server; its generation reports back to this server's health."""
+        probe = self.health.take(self.clock())
+        self._count(1)
+        self.metrics.server_request(self.name)
+        try:
+            inner = self.provider.open(call)
+        except UpstreamError as failure:
+            self._count(-1)
+            self.failed(failure_kind(failure), failure.retry_after, probe)
+            raise
+        except FirstTokenDeadline:
+            self._count(-1)
+            self.failed("timeout", None, probe)
+            raise
+        except BaseException:
+            self._count(-1)
+            self.health.released(probe, self.clock())
+            raise
+        return PooledGeneration(inner, self, probe)
+
+    def succeeded(self, probe: bool) -> None:
+        if self.health.succeeded(probe):
+            self.metrics.server_resting(self.name, False)
+            log.info("upstream_recovered", extra={"upstream_server": self.name})
+
+    def failed(self, kind: str, retry_after: float | None, probe: bool) -> None:
+        """Count a failure of `kind`; rest the server when it is the server's fault."""
+        self.metrics.server_failure(self.name, kind)
+        rest = self.health.failed(kind, retry_after, probe, self.clock())
+        if rest is not None:
+            self.metrics.server_resting(self.name, True)
+            extra = {"upstream_server": self.name, "failure": kind, "rest_seconds": round(rest, 1)}
+            log.warning("upstream_rested", extra=extra)
+
+    def _count(self, delta: int) -> None:
+        self.outstanding += delta
+        self.metrics.server_open_delta(self.name, delta)
+
+    def report(self, now: float) -> dict[str, Any]:
+        """What /ready shows of this server (never a credential)."""
+        ok, detail = self.checked
+        resting = max(0.0, self.health.rest_until - now) if self.health.state != "healthy" else 0.0
+        return {
+            "name": self.name,
+            "url": getattr(self.provider, "origin", ""),
+            "models": list(self.config.models),
+            "weight": self.config.weight,
+            "state": self.health.state,
+            "rest_seconds": round(resting, 1),
+            "open": self.outstanding,
+            "ok": ok,
+            "detail": detail,
+        }
+
+
+class PooledGeneration(Generation):
+    """A server's generation: the first token (or a good end) is the server's success; a failure
+    before or after it counts against the server; closing it frees the server's slot once."""
+
+    def __init__(self, inner: Generation, server: Server, probe: bool) -> None:
+        self.inner = inner
+        self.server = server
+        self.probe = probe
+        self.upstream_request_id = inner.upstream_request_id
+        self._open = True
+
+    def __iter__(self) -> Iterator[str]:
+        pieces = iter(self.inner)
+        try:
+            first = next(pieces, None)
+            self.server.succeeded(self.probe)
+            if first is None:
+                return
+            yield first
+            yield from pieces
+        except UpstreamError as failure:
+            self.server.failed(failure_kind(failure), failure.retry_after, self.probe)
+            raise
+        except FirstTokenDeadline:
+            self.server.failed("timeout", None, self.probe)
+            raise
+
+    @property
+    def finish_reason(self) -> str | None:  # type: ignore[override]
+        return self.inner.finish_reason
+
+    @property
+    def upstream_finish_reason(self) -> str | None:  # type: ignore[override]
+        return self.inner.upstream_finish_reason
+
+    @property
+    def usage(self) -> Any:  # type: ignore[override]
+        return self.inner.usage
+
+    def close(self) -> None:
+        self.inner.close()
+        self._release()
+
+    def stop(self) -> None:
+        self.inner.stop()
+        self._release()
+
+    def _release(self) -> None:
+        if self._open:
+            self._open = False
+            self.server._count(-1)
+            self.server.health.released(self.probe, self.server.clock())

@@ -1,0 +1,215 @@
+"""The pool of model servers: routing (least outstanding, weighted, ties at random), passive
+health (rest with backoff or Retry-After, one probe after a rest), failover before the first token."""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+
+from app.config import load_settings
+from app.errors import ApiError
+from app.generation.relay import Relay
+from app.metrics.catalogue import NoMetrics
+from app.providers.base import FirstTokenDeadline, Route, UpstreamError
+from app.providers.pool import UpstreamPool
+
+from .test_relay import CALL, Recorder, ScriptedGeneration, ScriptedProvider
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _pool(urls: str = "http://a/v1,http://b/v1", rest: str = "2", **env: str):
+    settings = load_settings(
+        environ={"OPENAI_BASE_URL": urls, "OPENAI_MODEL": "m", "UPSTREAM_REST_SECONDS": rest, **env}
+    )
+    providers: dict[str, ScriptedProvider] = {}
+
+    def connect(_settings, server):
+        providers[server.name] = ScriptedProvider()
+        return providers[server.name]
+
+    clock = Clock()
+    return UpstreamPool(settings, NoMetrics(), clock, connect), providers, clock
+
+
+def _ok(*pieces: str) -> ScriptedGeneration:
+    return ScriptedGeneration(list(pieces or ("hi",)))
+
+
+def _open(pool: UpstreamPool, route: Route | None = None):
+    generation = pool.open(CALL, None, route or pool.route(CALL.model))
+    return generation, list(generation)
+
+
+def test_least_outstanding_first_and_ties_at_random() -> None:
+    pool, providers, _ = _pool()
+    for provider in providers.values():
+        provider.script = [_ok() for _ in range(200)]
+    held = pool.open(CALL, None, Route("a"))  # one generation open on a
+    assert {pool.route(CALL.model).server for _ in range(50)} == {"b"}
+    held.close()
+    firsts = collections.Counter(pool.route(CALL.model).server for _ in range(400))
+    assert set(firsts) == {"a", "b"} and min(firsts.values()) > 120  # not herded onto one
+
+
+def test_weights_share_open_generations(tmp_path) -> None:
+    listing = tmp_path / "u.toml"
+    listing.write_text('[[upstream]]\nname="big"\nurl="http://a/v1"\nweight=3\n[[upstream]]\nname="small"\nurl="http://b/v1"\n')
+    pool, providers, _ = _pool(urls="", UPSTREAMS_FILE=str(listing))
+    for provider in providers.values():
+        provider.script = [_ok() for _ in range(40)]
+    opened = [pool.open(CALL, None, pool.route(CALL.model)) for _ in range(40)]
+    counts = collections.Counter(s.name for s in pool.servers for _ in range(s.outstanding))
+    assert counts == {"big": 30, "small": 10}
+    for generation in opened:
+        generation.close()
+    assert all(server.outstanding == 0 for server in pool.servers)
+
+
+def test_a_failure_rests_the_server_and_fails_over_at_once() -> None:
+    pool, providers, clock = _pool()
+    providers["a"].script = [UpstreamError("upstream_unavailable", "down", upstream_status=503)]
+    providers["b"].script = [_ok("x", "y")]
+    route = Route("a")
+    with pytest.raises(UpstreamError) as raised:
+        pool.open(CALL, None, route)
+    assert raised.value.failover
+    assert pool.servers[0].health.state == "resting" and pool.servers[0].health.rest_until == clock.now + 2
+    _, pieces = _open(pool, route)
+    assert pieces == ["x", "y"] and route.server == "b" and route.tried == {"a", "b"}
+    assert {pool.route(CALL.model).server for _ in range(20)} == {"b"}  # a rests
+
+
+def test_the_relay_retries_on_another_server_and_names_it(caplog) -> None:
+    pool, providers, _ = _pool()
+    providers["a"].script = [UpstreamError("upstream_unavailable", "refused")]
+    providers["b"].script = [_ok("one ", "two")]
+    settings = load_settings(environ={"OPENAI_BASE_URL": "http://a/v1", "UPSTREAM_RETRIES": "1"})
+    recorder = Recorder()
+    with caplog.at_level("INFO"):
+        outcome = Relay(pool, settings, CALL, 3, recorder, "cid", metrics=NoMetrics(), route=Route("a")).run()
+    assert outcome.error is None and outcome.text == "one two"
+    started = next(r for r in caplog.records if r.msg == "stream_started")
+    retried = next(r for r in caplog.records if r.msg == "upstream_retry")
+    completed = next(r for r in caplog.records if r.msg == "stream_completed")
+    assert (started.upstream_server, retried.upstream_server, completed.upstream_server) == ("a", "a", "b")
+    assert retried.delay_ms == 0  # another server: no backoff
+
+
+def test_a_429_rests_for_its_retry_after_and_backoff_doubles_otherwise() -> None:
+    pool, providers, clock = _pool()
+    a = pool.servers[0]
+    providers["a"].script = [UpstreamError("upstream_rate_limited", "slow", retry_after=7.0, upstream_status=429)]
+    with pytest.raises(UpstreamError):
+        pool.open(CALL, None, Route("a"))
+    assert a.health.rest_until == clock.now + 7
+    clock.now += 7
+    providers["a"].script = [UpstreamError("upstream_unavailable", "down"), UpstreamError("upstream_unavailable", "x")]
+    with pytest.raises(UpstreamError):  # the probe fails: the second rest is twice the first
+        pool.open(CALL, None, Route("a"))
+    assert a.health.rest_until == clock.now + 4
+    clock.now += 4
+    with pytest.raises(UpstreamError):
+        pool.open(CALL, None, Route("a"))
+    assert a.health.rest_until == clock.now + 8
+
+
+def test_after_its_rest_one_request_probes_the_server_then_it_takes_its_share() -> None:
+    pool, providers, clock = _pool()
+    a = pool.servers[0]
+    providers["a"].script = [UpstreamError("upstream_unavailable", "down"), _ok()]
+    providers["b"].script = [_ok() for _ in range(10)]
+    with pytest.raises(UpstreamError):
+        pool.open(CALL, None, Route("a"))
+    clock.now += 2
+    probe = pool.open(CALL, None, Route("a"))
+    assert a.health.state == "probing"
+    assert {pool.route(CALL.model).server for _ in range(20)} == {"b"}  # one probe at a time
+    assert list(probe) == ["hi"] and a.health.state == "healthy" and a.health.rests == 0
+    probe.close()
+    assert "a" in {pool.route(CALL.model).server for _ in range(50)}
+
+
+def test_a_probe_cancelled_before_its_first_token_lets_another_probe() -> None:
+    pool, providers, clock = _pool()
+    providers["a"].script = [UpstreamError("upstream_unavailable", "down"), _ok()]
+    with pytest.raises(UpstreamError):
+        pool.open(CALL, None, Route("a"))
+    clock.now += 2
+    pool.open(CALL, None, Route("a")).close()  # cancelled: no verdict
+    assert pool.servers[0].health.usable(clock.now)
+
+
+def test_no_first_token_in_time_rests_the_server_but_a_rejection_does_not() -> None:
+    pool, providers, _ = _pool()
+    providers["a"].script = [ScriptedGeneration([FirstTokenDeadline()])]
+    generation = pool.open(CALL, None, Route("a"))
+    with pytest.raises(FirstTokenDeadline):
+        list(generation)
+    assert pool.servers[0].health.state == "resting"
+    providers["b"].script = [UpstreamError("upstream_auth_failed", "401", upstream_status=401)]
+    with pytest.raises(UpstreamError) as raised:
+        pool.open(CALL, None, Route("b"))
+    assert not raised.value.failover and pool.servers[1].health.state == "healthy"
+
+
+def test_a_failure_after_the_first_token_rests_the_server_without_failover() -> None:
+    pool, providers, _ = _pool()
+    providers["a"].script = [ScriptedGeneration(["x", UpstreamError("upstream_unavailable", "reset")])]
+    generation = pool.open(CALL, None, Route("a"))
+    pieces = iter(generation)
+    assert next(pieces) == "x"
+    with pytest.raises(UpstreamError):
+        next(pieces)
+    assert pool.servers[0].health.state == "resting"
+
+
+def test_every_server_resting_is_503_with_the_soonest_rest_end() -> None:
+    pool, providers, clock = _pool()
+    providers["a"].script = [UpstreamError("upstream_unavailable", "down")]
+    providers["b"].script = [UpstreamError("upstream_rate_limited", "slow", retry_after=30.0)]
+    route = Route("a")
+    with pytest.raises(UpstreamError):
+        pool.open(CALL, None, route)
+    with pytest.raises(UpstreamError) as raised:
+        pool.open(CALL, None, route)
+    assert not raised.value.failover
+    with pytest.raises(ApiError) as refused:
+        pool.route(CALL.model)
+    assert refused.value.error_code == "upstream_unavailable" and refused.value.retry_after == 2
+    with pytest.raises(UpstreamError) as inside:
+        pool.open(CALL, None, route)
+    assert inside.value.error_code == "upstream_unavailable" and inside.value.retry_after == 2
+    clock.now += 2
+    assert pool.route(CALL.model).server == "a"
+
+
+def test_a_server_alone_in_serving_its_model_is_never_rested() -> None:
+    pool, providers, _ = _pool(urls="http://a/v1")
+    providers["a"].script = [UpstreamError("upstream_unavailable", "down"), _ok()]
+    with pytest.raises(UpstreamError) as raised:
+        pool.open(CALL, None, pool.route(CALL.model))
+    assert not raised.value.failover and pool.servers[0].health.state == "healthy"
+    assert _open(pool)[1] == ["hi"]  # retried on the same server, as a single upstream always was
+
+
+def test_ready_lists_every_server_and_passes_while_each_model_has_a_healthy_one() -> None:
+    pool, providers, _ = _pool()
+    providers["a"].script = [UpstreamError("upstream_unavailable", "down")]
+    with pytest.raises(UpstreamError):
+        pool.open(CALL, None, Route("a"))
+    ok, detail = pool.check()
+    assert ok and detail == "1 of 2 servers healthy; every allowed model has one."
+    described = pool.describe()["servers"]
+    states = [(s["name"], s["state"], s["rest_seconds"]) for s in described]
+    assert states == [("a", "resting", 2.0), ("b", "healthy", 0)]
+    providers["b"].check = lambda: (False, "The model provider is temporarily unavailable.")
+    ok, detail = pool.check()
+    assert not ok and detail == "No healthy server for m: see `servers`."

@@ -1,0 +1,116 @@
+"""The pool's configuration: OPENAI_BASE_URL lists, UPSTREAMS_FILE (TOML and YAML), and errors
+that name the entry and field without ever echoing a key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.config import ConfigError, load_settings
+
+KEY = "sk-secret-0123456789abcdefghij"
+
+
+def _settings(**env: str):
+    return load_settings(environ=env)
+
+
+def test_a_comma_list_is_a_pool_of_servers_with_one_key_or_one_each() -> None:
+    one_key = _settings(OPENAI_BASE_URL="http://a:8000/v1, http://b:8000/v1/", OPENAI_API_KEY=KEY)
+    assert [(s.name, s.url, s.api_key) for s in one_key.upstreams] == [
+        ("a:8000", "http://a:8000/v1", KEY),
+        ("b:8000", "http://b:8000/v1", KEY),
+    ]
+    each = _settings(OPENAI_BASE_URL="http://a/v1,http://a/v2", OPENAI_API_KEY=f"{KEY}1,{KEY}2")
+    assert [(s.name, s.api_key) for s in each.upstreams] == [("a", f"{KEY}1"), ("a#2", f"{KEY}2")]
+    assert {f"{KEY}1", f"{KEY}2"} <= set(each.secrets)  # each key is redacted from the logs
+
+
+def test_one_server_or_openai_itself_is_a_pool_of_one() -> None:
+    assert [(s.name, s.url) for s in _settings(OPENAI_API_KEY=KEY).upstreams] == [("api.openai.com", None)]
+    assert [s.name for s in _settings(OPENAI_BASE_URL="http://localhost:11434/v1").upstreams] == ["localhost:11434"]
+
+
+def test_keys_that_do_not_match_the_servers_stop_start_up_without_echoing_them() -> None:
+    with pytest.raises(ConfigError) as raised:
+        _settings(OPENAI_BASE_URL="http://a/v1,http://b/v1,http://c/v1", OPENAI_API_KEY=f"{KEY}1,{KEY}2")
+    assert "2 keys for 3 servers" in str(raised.value) and KEY not in str(raised.value)
+    with pytest.raises(ConfigError, match=r"OPENAI_BASE_URL.*not an http"):
+        _settings(OPENAI_BASE_URL="http://a/v1,ftp://b")
+
+
+def test_a_toml_file_lists_servers_with_models_weights_and_keys(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("LOCAL_KEY", KEY)
+    listing = tmp_path / "upstreams.toml"
+    listing.write_text(
+        '[[upstream]]\nname = "openai"\nurl = "https://api.openai.com/v1"\napi_key_env = "LOCAL_KEY"\n'
+        'models = ["gpt-4o-mini", "gpt-4o"]\nweight = 3\n\n'
+        '[[upstream]]\nurl = "http://10.0.0.5:8000/v1"\nmodels = ["gpt-4o-mini", "llama"]\n'
+    )
+    settings = _settings(UPSTREAMS_FILE=str(listing))
+    assert settings.llm_provider == "openai"
+    assert [(s.name, s.models, s.weight, s.api_key) for s in settings.upstreams] == [
+        ("openai", ("gpt-4o-mini", "gpt-4o"), 3.0, KEY),
+        ("10.0.0.5:8000", ("gpt-4o-mini", "llama"), 1.0, None),
+    ]
+    assert settings.allowed_models == ("gpt-4o-mini", "gpt-4o", "llama")  # the default model, then the file's
+    assert KEY in settings.secrets and KEY not in repr(settings)
+
+
+def test_a_yaml_file_works_the_same(tmp_path: Path) -> None:
+    listing = tmp_path / "upstreams.yaml"
+    listing.write_text(
+        "upstreams:\n  - name: vllm-1\n    url: http://10.0.0.5:8000/v1\n    models: [llama]\n"
+        "  - name: vllm-2\n    url: http://10.0.0.6:8000/v1\n    models: [llama]\n    weight: 0.5\n"
+    )
+    settings = _settings(UPSTREAMS_FILE=str(listing))
+    assert [(s.name, s.weight) for s in settings.upstreams] == [("vllm-1", 1.0), ("vllm-2", 0.5)]
+    assert settings.default_model == "llama" and settings.allowed_models == ("llama",)
+
+
+@pytest.mark.parametrize(
+    ("entry", "said"),
+    [
+        ('url = "http://a/v1"\nweight = -1', "entry 1 (a): weight must be a number above 0"),
+        ('url = "http://a/v1"\nmodels = "llama"', "entry 1 (a): models must be a list"),
+        ('url = "http://a/v1"\nkey = "x"', "entry 1: 'key' is not a field"),
+        ('name = "a"', "entry 1: url is missing"),
+        ('url = "gopher://a"', "entry 1: url"),
+        ('url = "http://a/v1"\nname = "has space"', "entry 1: name must be"),
+        ('url = "http://a/v1"\napi_key_env = "NOT_SET_ANYWHERE"', "names 'NOT_SET_ANYWHERE', which is not set"),
+        (f'url = "http://a/v1"\napi_key = "{KEY}"\napi_key_env = "X"', "give api_key or api_key_env, not both"),
+    ],
+)
+def test_a_bad_entry_stops_start_up_naming_entry_and_field(tmp_path: Path, entry: str, said: str) -> None:
+    listing = tmp_path / "upstreams.toml"
+    listing.write_text(f"[[upstream]]\n{entry}\n")
+    with pytest.raises(ConfigError) as raised:
+        _settings(UPSTREAMS_FILE=str(listing))
+    assert str(raised.value).startswith("UPSTREAMS_FILE") and said in str(raised.value)
+    assert KEY not in str(raised.value)
+
+
+def test_files_that_are_not_pools_are_refused(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text(f'[[upstream]\nurl = "http://a/v1"\napi_key = "{KEY}"\n')
+    with pytest.raises(ConfigError, match="cannot be read as TOML") as raised:
+        _settings(UPSTREAMS_FILE=str(broken))
+    assert KEY not in str(raised.value)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("servers: []\n")
+    with pytest.raises(ConfigError, match="lists no server"):
+        _settings(UPSTREAMS_FILE=str(empty))
+    twice = tmp_path / "twice.toml"
+    twice.write_text('[[upstream]]\nurl = "http://a/v1"\n[[upstream]]\nurl = "http://a/v1"\n')
+    with pytest.raises(ConfigError, match="two servers are named 'a'"):
+        _settings(UPSTREAMS_FILE=str(twice))
+
+
+def test_the_file_and_the_list_do_not_mix_and_every_allowed_model_needs_a_server(tmp_path: Path) -> None:
+    listing = tmp_path / "upstreams.toml"
+    listing.write_text('[[upstream]]\nurl = "http://a/v1"\nmodels = ["llama"]\n')
+    with pytest.raises(ConfigError, match="both list servers"):
+        _settings(UPSTREAMS_FILE=str(listing), OPENAI_BASE_URL="http://b/v1")
+    with pytest.raises(ConfigError, match="No server in UPSTREAMS_FILE serves 'gpt-4o'"):
+        _settings(UPSTREAMS_FILE=str(listing), ALLOWED_MODELS="llama,gpt-4o")
