@@ -9,6 +9,7 @@
     ./scripts/load bench.py --quick --rounds 5 --no-wait --redis   # the Redis store against memory
     ./scripts/load bench.py --quick --rounds 5 --no-wait --openai  # POST /v1/chat/completions against the native
     ./scripts/load bench.py --quick --rounds 5 --no-wait --openai --responses  # and POST /v1/responses
+    ./scripts/load bench.py --quick --rounds 5 --no-wait --pool  # a pool of two fake upstreams against one
 
 Starts the fake upstream and ChatWait (gunicorn, one gevent worker) on loopback. With two or
 more CPUs the server runs on the last one and the fake and this client on the others
@@ -22,7 +23,8 @@ off or another upstream transport: load/variants.py), `floor_wsgi` and `floor_fl
 the same worker, load/floor_worker.py), `redis` (STREAM_STORE=redis, one worker, its redis-server on the
 load's CPUs; Redis's own CPU per token is reported beside the worker's), `openai` (the `chatwait`
 server's OpenAI-compatible endpoint, POST /v1/chat/completions with stream and usage), `responses`
-(the same server's POST /v1/responses, streamed).
+(the same server's POST /v1/responses, streamed), `pool` (ChatWait with two fake upstreams in
+OPENAI_BASE_URL, the second on the load's CPUs too).
 
 Starts are spread over one reply's length (`--starts steady`: N streams open at once, each
 stream's tokens at its own instants within the token period), or the same without that phase
@@ -85,6 +87,7 @@ def parse_arguments() -> argparse.Namespace:
     )
     parser.add_argument("--openai", action="store_true", help="add ChatWait's OpenAI-compatible endpoint (same server)")
     parser.add_argument("--responses", action="store_true", help="add ChatWait's Responses API (same server)")
+    parser.add_argument("--pool", action="store_true", help="add ChatWait with a pool of two fake upstreams")
     parser.add_argument("--no-wait", dest="wait_arms", action="store_false", help="no wait-mode arms")
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin server and load to CPUs")
     parser.add_argument("--out", default="artifacts")
@@ -105,6 +108,8 @@ def start_servers(bench: Bench, args: argparse.Namespace) -> None:
         bench.add_redis_server()
         for root in args.baseline_roots:  # the Redis store of each other checkout too
             bench.add_redis_server(f"redis:{root.resolve().name}", root=root.resolve())
+    if args.pool:
+        bench.add_pool_server()
     if args.openai:
         bench.openai_arms["openai"] = "chatwait"
     if args.responses:

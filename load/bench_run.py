@@ -41,6 +41,7 @@ class Bench:
         self.starts = starts
         self.read_seconds = read_seconds
         self.fake = FakeUpstream(cpus=self.load_cpus)
+        self.fake2: FakeUpstream | None = None  # the pool arm's second server
         self.servers: dict[str, ChatWaitServer] = {}
         self.openai_arms: dict[str, str] = {}  # arm (openai, responses) -> the server whose OpenAI API it uses
 
@@ -69,12 +70,19 @@ class Bench:
         server.store = psutil.Process(redis.proc.pid)
         return server
 
+    def add_pool_server(self, name: str = "pool") -> ChatWaitServer:
+        """A ChatWait arm whose pool holds two servers: the fake and a second one on the load's CPUs."""
+        self.fake2 = FakeUpstream(cpus=self.load_cpus)
+        return self.add_server(name, OPENAI_BASE_URL=f"{self.fake.base_url},{self.fake2.base_url}")
+
     def stop(self) -> None:
         for server in self.servers.values():
             server.stop()
             if getattr(server, "redis", None) is not None:
                 server.redis.stop()
         self.fake.stop()
+        if self.fake2 is not None:
+            self.fake2.stop()
 
     def warm_up(self) -> None:
         """First connections, lazy imports, caches: a few short streams on every arm."""

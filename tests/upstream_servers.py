@@ -60,15 +60,22 @@ class SwitchServer:
                     return
                 data += chunk
             head, _, body = data.partition(b"\r\n\r\n")
-            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                           if line.lower().startswith(b"content-length:")), 0)
+            length = next(
+                (
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
             while len(body) < length and (chunk := client.recv(65536)):
                 body += chunk
             extra = f"Retry-After: {retry_after[0]}\r\n" if retry_after else ""
             payload = b'{"error": {"message": "busy", "type": "server_error"}}'
             client.sendall(
                 f"HTTP/1.1 {code} Busy\r\nContent-Type: application/json\r\n{extra}"
-                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload
+                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
+                + payload
             )
             with self._lock:
                 self.answered += 1

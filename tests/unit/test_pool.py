@@ -61,7 +61,9 @@ def test_least_outstanding_first_and_ties_at_random() -> None:
 
 def test_weights_share_open_generations(tmp_path) -> None:
     listing = tmp_path / "u.toml"
-    listing.write_text('[[upstream]]\nname="big"\nurl="http://a/v1"\nweight=3\n[[upstream]]\nname="small"\nurl="http://b/v1"\n')
+    listing.write_text(
+        '[[upstream]]\nname="big"\nurl="http://a/v1"\nweight=3\n[[upstream]]\nname="small"\nurl="http://b/v1"\n'
+    )
     pool, providers, _ = _pool(urls="", UPSTREAMS_FILE=str(listing))
     for provider in providers.values():
         provider.script = [_ok() for _ in range(40)]

@@ -3,6 +3,7 @@ that name the entry and field without ever echoing a key."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,20 @@ def test_the_file_and_the_list_do_not_mix_and_every_allowed_model_needs_a_server
         _settings(UPSTREAMS_FILE=str(listing), OPENAI_BASE_URL="http://b/v1")
     with pytest.raises(ConfigError, match="No server in UPSTREAMS_FILE serves 'gpt-4o'"):
         _settings(UPSTREAMS_FILE=str(listing), ALLOWED_MODELS="llama,gpt-4o")
+
+
+@pytest.mark.parametrize(
+    ("document", "language", "suffix"), [("README.md", "toml", ".toml"), ("docs/scaling.md", "yaml", ".yaml")]
+)
+def test_the_documented_examples_are_valid_pools(
+    tmp_path: Path, monkeypatch, document: str, language: str, suffix: str
+) -> None:
+    text = (Path(__file__).resolve().parents[2] / document).read_text(encoding="utf-8")
+    fence = "`" * 3
+    example = next(b for b in re.findall(rf"{fence}{language}\n(.*?){fence}", text, re.DOTALL) if "fallback" in b)
+    listing = tmp_path / f"upstreams{suffix}"
+    listing.write_text(example)
+    monkeypatch.setenv("OPENAI_KEY", KEY)
+    settings = _settings(UPSTREAMS_FILE=str(listing))
+    assert [s.name for s in settings.upstreams] == ["openai", "fallback"]
+    assert settings.upstreams[0].api_key == KEY and settings.upstreams[0].weight == 3

@@ -43,8 +43,13 @@ class UpstreamPool(Provider):
             return all(sum(other.serves(model) for other in configs) > 1 for model in models)
 
         self.servers = [
-            Server(config, connect(settings, config), Health(settings.upstream_rest_seconds, restable(config)),
-                   metrics, clock)
+            Server(
+                config,
+                connect(settings, config),
+                Health(settings.upstream_rest_seconds, restable(config)),
+                metrics,
+                clock,
+            )
             for config in configs
         ]
         self._by_name = {server.name: server for server in self.servers}
