@@ -208,18 +208,18 @@ class OpenAIProvider(Provider):
             "provider": self.name,
             "model": self.settings.default_model,
             "allowed_models": list(self.settings.allowed_models),
-            "upstream": self.origin,
+            "upstream": origin(self.server.url),
         }
-
-    @property
-    def origin(self) -> str:
-        """The server's scheme, host and port: never a credential or path."""
-        base = urllib.parse.urlsplit(str(self._base_url))
-        return f"{base.scheme}://{base.hostname}{f':{base.port}' if base.port else ''}"
 
     def close(self) -> None:
         self._stops.join(timeout=STOP_TIMEOUT_SECONDS)  # stops still on their way
         self._http.close()
+
+
+def origin(base_url: str | None) -> str:
+    """A server's scheme, host and port, as /ready shows it: never a credential or a path."""
+    parts = urllib.parse.urlsplit(base_url or "https://api.openai.com/v1")
+    return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
 
 
 def _encode_body(body: dict[str, Any]) -> bytes:

@@ -100,11 +100,12 @@ class UpstreamPool(Provider):
 
     def check(self) -> tuple[bool, str]:
         """Every server's check at once (GET /models), then: does each allowed model have a
-        server that answers and is not resting?"""
+        server that answers and is not resting (or whose rest is over)?"""
         checking = Pool(len(self.servers))
         for server, result in zip(self.servers, checking.imap(lambda s: s.provider.check(), self.servers), strict=True):
             server.checked = result
-        healthy = [server for server in self.servers if server.checked[0] and server.health.state == "healthy"]
+        now = self.clock()  # a rest that is over counts: the next request tries the server
+        healthy = [s for s in self.servers if s.checked[0] and (s.health.state == "healthy" or s.health.usable(now))]
         missing = [m for m in self.settings.allowed_models if not any(s.serves(m) for s in healthy)]
         if len(self.servers) == 1:
             return self.servers[0].checked

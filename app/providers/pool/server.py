@@ -11,6 +11,7 @@ from typing import Any
 from ...config import UpstreamServer
 from ...metrics.catalogue import Metrics, NoMetrics
 from ..base import ChatCall, FirstTokenDeadline, Generation, Provider, UpstreamError
+from ..openai.client import origin
 from .health import KINDS, Health, failure_kind
 
 log = logging.getLogger("chatwait.pool")
@@ -89,7 +90,7 @@ class Server:
         resting = max(0.0, self.health.rest_until - now) if self.health.state != "healthy" else 0.0
         return {
             "name": self.name,
-            "url": getattr(self.provider, "origin", ""),
+            "url": origin(self.config.url),
             "models": list(self.config.models),
             "weight": self.config.weight,
             "state": self.health.state,
