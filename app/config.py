@@ -34,6 +34,7 @@ class Settings:
     upstreams_file: tuple[UpstreamServer, ...] = ()
     upstreams: tuple[UpstreamServer, ...] = ()  # resolved: the file's servers, else OPENAI_BASE_URL's
     upstream_rest_seconds: float = 5.0
+    upstream_attempt_seconds: float | None = None  # None: an attempt may take all of TIMEOUT_SECONDS
     openai_model: str = "gpt-4o-mini"
     api_keys: tuple[str, ...] = dataclasses.field(default=(), repr=False)
     api_keys_from_file: tuple[str, ...] = dataclasses.field(default=(), repr=False)
@@ -144,6 +145,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "OPENAI_BASE_URL": ("openai_base_url", read.urls),
     "UPSTREAMS_FILE": ("upstreams_file", read.upstreams_file),
     "UPSTREAM_REST_SECONDS": ("upstream_rest_seconds", read.seconds(0.1, 3600)),
+    "UPSTREAM_ATTEMPT_SECONDS": ("upstream_attempt_seconds", read.seconds(0.05, 3600)),
     "OPENAI_MODEL": ("openai_model", read.text),
     "ALLOWED_MODELS": ("allowed_models", read.models),
     "CHATWAIT_API_KEYS": ("api_keys", read.client_keys),

@@ -151,7 +151,8 @@ class Relay:
             try:
                 return self._attempt(deadline, slot)
             except UpstreamError as failure:
-                delay = 0.0 if failure.failover else backoff.delay(attempt, failure.retry_after)
+                failover = failure.retryable and self.provider.can_fail_over(self.call.model, self.route)
+                delay = 0.0 if failover else backoff.delay(attempt, failure.retry_after)
                 if (
                     not failure.retryable
                     or attempt >= self.settings.upstream_retries
@@ -173,7 +174,9 @@ class Relay:
                 gevent.sleep(delay)
 
     def _attempt(self, deadline: float, slot: Any) -> tuple[Generation, str | None, Iterator[str]]:
-        timeout = gevent.Timeout(max(0.0, deadline - time.monotonic()), FirstTokenDeadline)
+        left = deadline - time.monotonic()
+        per_attempt = self.settings.upstream_attempt_seconds
+        timeout = gevent.Timeout(max(0.0, min(left, per_attempt or left)), FirstTokenDeadline)
         timeout.start()
         generation: Generation | None = None
         try:
@@ -184,6 +187,8 @@ class Relay:
             if generation is not None:
                 generation.close()
             detail = f"No first token within TIMEOUT_SECONDS ({self.settings.timeout_seconds:g} s)."
+            if per_attempt is not None and per_attempt < left:
+                detail = f"No first token from the server within UPSTREAM_ATTEMPT_SECONDS ({per_attempt:g} s)."
             raise UpstreamError("upstream_timeout", detail) from None
         except BaseException as exc:
             if generation is not None and isinstance(exc, StreamCancelled):

@@ -76,8 +76,8 @@ class Metrics:
         self.server_requests = count("upstream_server_requests", "Requests sent to each model server of the pool.",
                                      "server")
         self.server_failures = count("upstream_server_failures", "Failed requests to each model server, by kind "
-                                     "(connection, unavailable, rate_limited, tls, timeout, bad_response, rejected).",
-                                     "server", "kind")
+                                     "(connection, unavailable, rate_limited, tls, timeout, interrupted, "
+                                     "bad_response, rejected).", "server", "kind")
         self.server_open = gauge("upstream_server_open", "Generations open on each model server now.", "server")
         self.server_rested = Gauge("chatwait_upstream_server_resting", "1 while a worker rests a model server after "
                                    "failures.", ["server"], registry=self.registry, multiprocess_mode="livemax")

@@ -95,7 +95,6 @@ class UpstreamError(Exception):
         self.retry_after = retry_after
         self.upstream_status = upstream_status
         self.upstream_request_id = upstream_request_id
-        self.failover = False  # another server can take the retry at once (no backoff)
 
     @property
     def retryable(self) -> bool:
@@ -169,6 +168,10 @@ class Provider(abc.ABC):
         """Where a new generation of `model` goes first (a pool picks a server); raises
         ApiError(upstream_unavailable) when no server can take it now."""
         return Route()
+
+    def can_fail_over(self, model: str, route: Route) -> bool:
+        """Whether a server `route` has not tried can take a retry now (then without backoff)."""
+        return False
 
     @abc.abstractmethod
     def open(self, call: ChatCall, slot: Any = None, route: Route | None = None) -> Generation:

@@ -80,9 +80,9 @@ def test_a_failure_rests_the_server_and_fails_over_at_once() -> None:
     providers["a"].script = [UpstreamError("upstream_unavailable", "down", upstream_status=503)]
     providers["b"].script = [_ok("x", "y")]
     route = Route("a")
-    with pytest.raises(UpstreamError) as raised:
+    with pytest.raises(UpstreamError):
         pool.open(CALL, None, route)
-    assert raised.value.failover
+    assert pool.can_fail_over(CALL.model, route)
     assert pool.servers[0].health.state == "resting" and pool.servers[0].health.rest_until == clock.now + 2
     _, pieces = _open(pool, route)
     assert pieces == ["x", "y"] and route.server == "b" and route.tried == {"a", "b"}
@@ -157,9 +157,9 @@ def test_no_first_token_in_time_rests_the_server_but_a_rejection_does_not() -> N
         list(generation)
     assert pool.servers[0].health.state == "resting"
     providers["b"].script = [UpstreamError("upstream_auth_failed", "401", upstream_status=401)]
-    with pytest.raises(UpstreamError) as raised:
+    with pytest.raises(UpstreamError):
         pool.open(CALL, None, Route("b"))
-    assert not raised.value.failover and pool.servers[1].health.state == "healthy"
+    assert pool.servers[1].health.state == "healthy"
 
 
 def test_a_failure_after_the_first_token_rests_the_server_without_failover() -> None:
@@ -180,9 +180,9 @@ def test_every_server_resting_is_503_with_the_soonest_rest_end() -> None:
     route = Route("a")
     with pytest.raises(UpstreamError):
         pool.open(CALL, None, route)
-    with pytest.raises(UpstreamError) as raised:
+    with pytest.raises(UpstreamError):
         pool.open(CALL, None, route)
-    assert not raised.value.failover
+    assert not pool.can_fail_over(CALL.model, route)
     with pytest.raises(ApiError) as refused:
         pool.route(CALL.model)
     assert refused.value.error_code == "upstream_unavailable" and refused.value.retry_after == 2
@@ -196,9 +196,10 @@ def test_every_server_resting_is_503_with_the_soonest_rest_end() -> None:
 def test_a_server_alone_in_serving_its_model_is_never_rested() -> None:
     pool, providers, _ = _pool(urls="http://a/v1")
     providers["a"].script = [UpstreamError("upstream_unavailable", "down"), _ok()]
-    with pytest.raises(UpstreamError) as raised:
-        pool.open(CALL, None, pool.route(CALL.model))
-    assert not raised.value.failover and pool.servers[0].health.state == "healthy"
+    route = pool.route(CALL.model)
+    with pytest.raises(UpstreamError):
+        pool.open(CALL, None, route)
+    assert not pool.can_fail_over(CALL.model, route) and pool.servers[0].health.state == "healthy"
     assert _open(pool)[1] == ["hi"]  # retried on the same server, as a single upstream always was
 
 
@@ -215,3 +216,13 @@ def test_ready_lists_every_server_and_passes_while_each_model_has_a_healthy_one(
     providers["b"].check = lambda: (False, "The model provider is temporarily unavailable.")
     ok, detail = pool.check()
     assert not ok and detail == "No healthy server for m: see `servers`."
+
+
+def test_with_upstream_attempt_seconds_a_silent_server_costs_the_attempt_not_the_request() -> None:
+    pool, providers, _ = _pool(UPSTREAM_ATTEMPT_SECONDS="0.2", TIMEOUT_SECONDS="5")
+    providers["a"].script = [ScriptedGeneration(["late"], delay=3)]
+    providers["b"].script = [_ok("on ", "time")]
+    relay = Relay(pool, pool.settings, CALL, 3, Recorder(), "cid", metrics=NoMetrics(), route=Route("a"))
+    outcome = relay.run()
+    assert outcome.error is None and outcome.text == "on time" and relay.route.server == "b"
+    assert pool.servers[0].health.state == "resting" and pool.servers[0].outstanding == 0

@@ -9,19 +9,21 @@ REST_CEILING_SECONDS = 60.0  # doubling rests stop here (or at UPSTREAM_REST_SEC
 RETRY_AFTER_CEILING_SECONDS = 300.0  # a 429's Retry-After rests a server at most this long
 # Failure kinds (a bounded label): the server's fault, which rest it; `rejected` (401, 403, other
 # 4xx) is the request's or the configuration's, so it rests nothing.
-KINDS = ("connection", "unavailable", "rate_limited", "tls", "timeout", "bad_response", "rejected")
+KINDS = ("connection", "unavailable", "rate_limited", "tls", "timeout", "interrupted", "bad_response", "rejected")
 RESTING_KINDS = frozenset(KINDS[:-1])
 _KIND_OF_CODE = {
     "upstream_rate_limited": "rate_limited",
     "upstream_tls_failed": "tls",
     "upstream_timeout": "timeout",
+    "upstream_interrupted": "interrupted",
     "upstream_bad_response": "bad_response",
 }
 
 
 def failure_kind(error: UpstreamError) -> str:
     """How a server failed: refused or reset (`connection`), 5xx/408/409 (`unavailable`), 429,
-    TLS, no first token or silence (`timeout`), a broken answer, or `rejected`."""
+    TLS, no first token or silence (`timeout`), a reply cut off (`interrupted`), a broken answer,
+    or `rejected`."""
     if error.error_code == "upstream_unavailable":
         return "connection" if error.upstream_status is None else "unavailable"
     return _KIND_OF_CODE.get(error.error_code, "rejected")

@@ -61,9 +61,11 @@ class UpstreamPool(Provider):
             raise ApiError("upstream_unavailable", ALL_RESTING.format(model=model), retry_after=self._soonest(model))
         return Route(server.name)
 
+    def can_fail_over(self, model: str, route: Route) -> bool:
+        return bool(self._usable(model, route.tried))
+
     def open(self, call: ChatCall, slot: Any = None, route: Route | None = None) -> Generation:
-        """Open on the route's server, or the best other one after a failure; a failure that
-        another server can take is marked `failover` (the relay retries at once)."""
+        """Open on the route's server, or the best other one after a failure."""
         route = route if route is not None else Route()
         server = self._by_name.get(route.server or "")
         if server is None or route.server in route.tried or not server.health.usable(self.clock()):
@@ -73,11 +75,7 @@ class UpstreamPool(Provider):
             raise UpstreamError("upstream_unavailable", detail, retry_after=self._soonest(call.model))
         route.server = server.name
         route.tried.add(server.name)
-        try:
-            return server.open(call)
-        except UpstreamError as failure:
-            failure.failover = failure.retryable and bool(self._usable(call.model, route.tried))
-            raise
+        return server.open(call)
 
     def _usable(self, model: str, tried: set[str]) -> list[Server]:
         """The servers of `model` a request may go to now, not yet tried by this generation."""

@@ -3,6 +3,7 @@ wrapper that tells the health what happened (first token, failure, or neither)."
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -48,23 +49,28 @@ class Server:
     def open(self, call: ChatCall) -> Generation:
         """Send the request to this server; its generation reports back to this server's health."""
         probe = self.health.take(self.clock())
-        self._count(1)
+        self.count_open(1)
         self.metrics.server_request(self.name)
         try:
-            inner = self.provider.open(call)
+            with self.judging(probe):
+                inner = self.provider.open(call)
+        except BaseException:
+            self.count_open(-1)
+            self.health.released(probe, self.clock())  # no verdict yet (a failure rested it already)
+            raise
+        return PooledGeneration(inner, self, probe)
+
+    @contextlib.contextmanager
+    def judging(self, probe: bool) -> Iterator[None]:
+        """Count a failure inside against this server: an upstream error, or no first token in time."""
+        try:
+            yield
         except UpstreamError as failure:
-            self._count(-1)
             self.failed(failure_kind(failure), failure.retry_after, probe)
             raise
         except FirstTokenDeadline:
-            self._count(-1)
             self.failed("timeout", None, probe)
             raise
-        except BaseException:
-            self._count(-1)
-            self.health.released(probe, self.clock())
-            raise
-        return PooledGeneration(inner, self, probe)
 
     def succeeded(self, probe: bool) -> None:
         if self.health.succeeded(probe):
@@ -80,7 +86,8 @@ class Server:
             extra = {"upstream_server": self.name, "failure": kind, "rest_seconds": round(rest, 1)}
             log.warning("upstream_rested", extra=extra)
 
-    def _count(self, delta: int) -> None:
+    def count_open(self, delta: int) -> None:
+        """A generation opened on this server (1) or closed (-1)."""
         self.outstanding += delta
         self.metrics.server_open_delta(self.name, delta)
 
@@ -114,19 +121,13 @@ class PooledGeneration(Generation):
 
     def __iter__(self) -> Iterator[str]:
         pieces = iter(self.inner)
-        try:
+        with self.server.judging(self.probe):
             first = next(pieces, None)
             self.server.succeeded(self.probe)
             if first is None:
                 return
             yield first
             yield from pieces
-        except UpstreamError as failure:
-            self.server.failed(failure_kind(failure), failure.retry_after, self.probe)
-            raise
-        except FirstTokenDeadline:
-            self.server.failed("timeout", None, self.probe)
-            raise
 
     @property
     def finish_reason(self) -> str | None:  # type: ignore[override]
@@ -151,5 +152,5 @@ class PooledGeneration(Generation):
     def _release(self) -> None:
         if self._open:
             self._open = False
-            self.server._count(-1)
+            self.server.count_open(-1)
             self.server.health.released(self.probe, self.server.clock())
