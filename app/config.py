@@ -294,6 +294,6 @@ def _check_consistency(settings: Settings) -> None:
     remote = settings.openai_api_key or settings.openai_base_url or settings.upstreams_file
     if settings.llm_provider == "openai" and not remote:
         raise ConfigError(
-            "LLM_PROVIDER=openai needs OPENAI_API_KEY (for api.openai.com) or OPENAI_BASE_URL "
-            "(for an OpenAI-compatible server such as vLLM, Ollama or llama.cpp): set one of them."
+            "LLM_PROVIDER=openai needs OPENAI_API_KEY (for api.openai.com), OPENAI_BASE_URL (for an "
+            "OpenAI-compatible server such as vLLM, Ollama or llama.cpp) or UPSTREAMS_FILE: set one of them."
         )
