@@ -232,3 +232,28 @@ def _a_worker_and_its_connections(server: Any, opened: list[Any]) -> tuple[int, 
     pid, mine = max(by_worker.items(), key=lambda item: len(item[1]))
     assert len(mine) >= 2, by_worker
     return pid, mine
+
+
+def test_sighup_with_a_bad_upstreams_file_keeps_the_running_pool(start_server, fake, tmp_path) -> None:
+    """A pool file broken on disk is refused at the reload (the log names UPSTREAMS_FILE, never a
+    key); the workers keep the running pool; once it is fixed, the next SIGHUP applies it."""
+    listing = tmp_path / "upstreams.toml"
+    listing.write_text(f'[[upstream]]\nname = "first"\nurl = "{fake.base_url}"\n')
+    running = start_server(UPSTREAMS_FILE=str(listing), OPENAI_BASE_URL="")
+    leaky = f'api_key = "sk-leak-{"x" * 20}"\nweight = 0\n'
+    listing.write_text(f'[[upstream]]\nname = "first"\nurl = "{fake.base_url}"\n{leaky}')
+    running.proc.send_signal(signal.SIGHUP)
+    with httpx.Client(base_url=running.url, timeout=30) as client:
+        deadline = time.monotonic() + 30
+        while not (refused := _logged(running, "config_reload_refused")):
+            assert time.monotonic() < deadline, running.log_text()[-3000:]
+            time.sleep(0.2)
+        assert "UPSTREAMS_FILE" in refused[0]["detail"] and "weight" in refused[0]["detail"]
+        assert "sk-leak" not in running.log_text() and running.proc.poll() is None
+        _until_answered(client, {})
+        assert [s["name"] for s in client.get("/ready").json()["servers"]] == ["first"]
+        listing.write_text(f'[[upstream]]\nname = "second"\nurl = "{fake.base_url}"\n')
+        running.proc.send_signal(signal.SIGHUP)
+        while [s["name"] for s in client.get("/ready").json()["servers"]] != ["second"]:
+            assert time.monotonic() < deadline + 30
+            time.sleep(0.2)
