@@ -72,10 +72,10 @@ def _warn_of_short_keys(settings: Settings) -> None:
     """A key shorter than MIN_LITERAL_CHARS is not redacted from the logs as it is: say so."""
     from .logs.redaction import MIN_LITERAL_CHARS
 
-    keys = {server.name: server.api_key for server in settings.upstreams}
-    for server, key in keys.items():
+    for server in settings.upstreams:
+        key = server.api_key
         if key and len(key) < MIN_LITERAL_CHARS:
-            extra = {"setting": "OPENAI_API_KEY", "upstream_server": server, "min_chars": MIN_LITERAL_CHARS}
+            extra = {"setting": "OPENAI_API_KEY", "upstream_server": server.name, "min_chars": MIN_LITERAL_CHARS}
             log.warning("short_key_not_redacted", extra={**extra, "chars": len(key)})
 
 

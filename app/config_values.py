@@ -269,10 +269,8 @@ def pool_from_list(base_urls: str | None, api_keys: str | None) -> tuple[Upstrea
             "give one key for all of them, or one per server in the same order."
         )
     names = _unique_names([server_name(address) for address in listed])
-    return tuple(
-        UpstreamServer(name, address, keys[0] if len(keys) == 1 else keys[n]) for n, (name, address) in
-        enumerate(zip(names, listed, strict=True))
-    )
+    keys = keys * len(listed) if len(keys) == 1 else keys
+    return tuple(UpstreamServer(*server) for server in zip(names, listed, keys, strict=True))
 
 
 def _unique_names(names: list[str]) -> list[str]:
@@ -302,8 +300,10 @@ def upstreams_file(name: str, raw: str, environ: Mapping[str, str] | None = None
         raise ConfigError(f"{name}: the file lists no server: write [[upstream]] tables (TOML) or an upstreams: list.")
     if len(entries) > MAX_UPSTREAMS:
         raise ConfigError(f"{name}: the file lists {len(entries)} servers; at most {MAX_UPSTREAMS}.")
-    servers = [_entry(name, number, entry, os.environ if environ is None else environ)
-               for number, entry in enumerate(entries, start=1)]
+    servers = [
+        _entry(name, number, entry, os.environ if environ is None else environ)
+        for number, entry in enumerate(entries, start=1)
+    ]
     names = [server.name for server in servers]
     for server in servers:
         if names.count(server.name) > 1:
@@ -325,8 +325,10 @@ def _entry(name: str, number: int, entry: Any, environ: Mapping[str, str]) -> Up
     label = entry.get("name", server_name(address))
     if not isinstance(label, str) or not _SERVER_NAME.fullmatch(label):
         raise ConfigError(f"{where}: name must be 1 to 64 characters from A-Z a-z 0-9 . _ : - (e.g. vllm-1).")
-    return UpstreamServer(label, address, _entry_key(f"{where} ({label})", entry, environ),
-                          _entry_models(f"{where} ({label})", entry), _entry_weight(f"{where} ({label})", entry))
+    named = f"{where} ({label})"
+    return UpstreamServer(
+        label, address, _entry_key(named, entry, environ), _entry_models(named, entry), _entry_weight(named, entry)
+    )
 
 
 def _entry_key(where: str, entry: dict[str, Any], environ: Mapping[str, str]) -> str | None:
@@ -346,7 +348,7 @@ def _entry_key(where: str, entry: dict[str, Any], environ: Mapping[str, str]) ->
 def _entry_models(where: str, entry: dict[str, Any]) -> tuple[str, ...]:
     listed = entry.get("models", [])
     if not isinstance(listed, list) or not all(isinstance(m, str) and m.strip() for m in listed):
-        raise ConfigError(f"{where}: models must be a list of model names, e.g. [\"llama-3.1-8b\"].")
+        raise ConfigError(f'{where}: models must be a list of model names, e.g. ["llama-3.1-8b"].')
     return tuple(dict.fromkeys(m.strip() for m in listed))
 
 

@@ -58,13 +58,14 @@ class CuttingProxy:
                 sent += len(data)
         except OSError:
             pass
-        _close(source, target)
+        close_sockets(source, target)
 
     def close(self) -> None:
         self._listener.close()
 
 
-def _close(*sockets: socket.socket) -> None:
+def close_sockets(*sockets: socket.socket) -> None:
+    """Shut down and close each socket, whatever state it is in."""
     for sock in sockets:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)

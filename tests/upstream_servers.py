@@ -4,9 +4,10 @@ each new connection is served — passed on to a real upstream, answered with a 
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
+
+from .proxy import close_sockets
 
 MAX_HEAD_BYTES = 65536
 
@@ -82,13 +83,13 @@ class SwitchServer:
         except OSError:
             pass
         finally:
-            _close(client)
+            close_sockets(client)
 
     def close(self) -> None:
         self._listener.close()
         with self._lock:
             for held in self._held:
-                _close(held)
+                close_sockets(held)
 
 
 def _pipe(source: socket.socket, target: socket.socket) -> None:
@@ -97,11 +98,4 @@ def _pipe(source: socket.socket, target: socket.socket) -> None:
             target.sendall(data)
     except OSError:
         pass
-    _close(source, target)
-
-
-def _close(*sockets: socket.socket) -> None:
-    for sock in sockets:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-        sock.close()
+    close_sockets(source, target)
