@@ -46,8 +46,6 @@ def build_app(settings: Settings) -> Flask:
 
     It does not check gevent's patching: tests drive it with Flask's test client.
     """
-    from flask import Flask
-
     from . import http
     from .http.services import Services
     from .logs import configure_logging
@@ -55,7 +53,7 @@ def build_app(settings: Settings) -> Flask:
 
     configure_logging(settings.log_level, settings.secrets)
     _warn_of_short_keys(settings)
-    app = Flask(__name__)
+    app = http.SyncFlask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     services = Services.build(settings)

@@ -11,12 +11,12 @@ SAMPLE_LIMIT = 4096  # gaps kept at most; past it, every other one is dropped an
 class Gaps:
     """Inter-token gaps: the longest exactly, the median from an evenly spaced sample."""
 
-    __slots__ = ("_last", "_sample", "_seen", "_stride", "longest")
+    __slots__ = ("_due", "_last", "_sample", "_stride", "longest")
 
     def __init__(self) -> None:
         self._sample = array.array("d")
         self._last: float | None = None
-        self._seen = 0
+        self._due = 1  # gaps until the next one sampled
         self._stride = 1
         self.longest = 0.0
 
@@ -28,12 +28,13 @@ class Gaps:
         gap = now - last
         if gap > self.longest:
             self.longest = gap
-        self._seen += 1
-        if self._seen % self._stride == 0:
+        self._due -= 1
+        if not self._due:
             self._sample.append(gap)
             if len(self._sample) >= SAMPLE_LIMIT:
                 self._sample = self._sample[1::2]
                 self._stride *= 2
+            self._due = self._stride
 
     def median(self) -> float | None:
         """The median gap (None: fewer than two tokens)."""

@@ -8,11 +8,23 @@ as an ApiError and rendered by `errors` in the shape of the endpoint's family.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from flask import Flask
 
 from . import auth, cors, errors, health, metrics, models, page, responses, tracing
 from . import native as chat
 from . import openai as completions
+
+
+class SyncFlask(Flask):
+    """Flask for views and hooks that are all plain functions, as a gevent worker runs them."""
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """`func` itself: Flask's own check for a coroutine function runs on every hook and view
+        of every request, and none here is one (`test_layout` checks)."""
+        return func
 
 
 def init_app(app: Flask) -> None:

@@ -20,7 +20,7 @@ PROTECTED_PREFIXES = ("/v1/", "/chat/")
 
 def client() -> str:
     """The digest of this request's key ("" when the API is open)."""
-    return g.get("client", "")
+    return g._get_current_object().get("client", "")
 
 
 def owns(started_by: str) -> bool:
@@ -29,11 +29,15 @@ def owns(started_by: str) -> bool:
 
 
 def _check() -> None:
-    g.client = ""
+    state = g._get_current_object()
+    state.client = ""
     keys = current_services().client_keys
+    if not keys.enabled:
+        return
+    req = request._get_current_object()
     # OPTIONS is exempt: a browser's CORS preflight never carries credentials.
-    if keys.enabled and request.method != "OPTIONS" and request.path.startswith(PROTECTED_PREFIXES):
-        g.client = keys.identify(request.headers.get("Authorization"))
+    if req.method != "OPTIONS" and req.path.startswith(PROTECTED_PREFIXES):
+        state.client = keys.identify(req.headers.get("Authorization"))
 
 
 def init_app(app: Flask) -> None:

@@ -31,7 +31,8 @@ def _allowed(origin: str | None) -> bool:
 
 def _preflight() -> Response | None:
     """Answer a CORS preflight; leave every other request to the app."""
-    if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
+    req = request._get_current_object()
+    if req.method != "OPTIONS" or "Access-Control-Request-Method" not in req.headers:
         return None
     origin = request.headers.get("Origin")
     if not _allowed(origin):

@@ -22,10 +22,11 @@ bp = Blueprint("chat", __name__)
 def wait() -> dict[str, Any]:
     """Generate the whole reply and return it as one JSON object."""
     call, prompt_tokens = _prepare()
-    outcome = current_services().wait(call, prompt_tokens, g.correlation_id, request.environ)
+    correlation_id = g._get_current_object().correlation_id
+    outcome = current_services().wait(call, prompt_tokens, correlation_id, request.environ)
     reply = {
-        "id": g.correlation_id,
-        "correlation_id": g.correlation_id,
+        "id": correlation_id,
+        "correlation_id": correlation_id,
         "model": call.model,
         "content": outcome.text,
         "finish_reason": outcome.finish_reason,
@@ -63,7 +64,7 @@ def stop_stream(stream_id: str) -> dict[str, Any]:
 
 def _prepare() -> tuple[ChatCall, int | None]:
     services = current_services()
-    data = read_json(request)
+    data = read_json(request._get_current_object())
     refuse_oversized(data, services.settings, services.provider)  # before any per-message work
     fields = validate_chat_request(data, services.chat_schema)
     return build_call(fields, services.settings, services.provider)

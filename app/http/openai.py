@@ -33,7 +33,7 @@ WIRE = "openai"
 def create() -> Response | dict[str, Any]:
     """A `chat.completion` object, or (`stream`: true) its chunks as Server-Sent Events."""
     services = current_services()
-    completion = prepare_completion(request, services)
+    completion = prepare_completion(request._get_current_object(), services)
     call = completion.call
     if completion.stream:
         wire = Wire(WIRE, completion.include_usage)

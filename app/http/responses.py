@@ -34,7 +34,7 @@ def create() -> Response | dict[str, Any]:
     """Start a response: its events as Server-Sent Events (`stream`), else its object once it
     has ended, or at once (`background`)."""
     services = current_services()
-    asked = prepare_response(request, services, _earlier_turns)
+    asked = prepare_response(request._get_current_object(), services, _earlier_turns)
     retention, wire = asked.retention(services.settings), Wire(WIRE, echo=asked.echo)
     if asked.stream:
         return streams.start(asked.call, asked.prompt_tokens, wire, retention)

@@ -174,4 +174,5 @@ def _build_store(settings: Settings, abandon: Abandon) -> StreamStore:
 
 def current_services() -> Services:
     """The services of the current app."""
-    return current_app.extensions["chatwait"]
+    # The app object itself: an attribute looked up on the proxy first fails on the proxy.
+    return current_app._get_current_object().extensions["chatwait"]

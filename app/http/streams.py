@@ -39,7 +39,8 @@ def start(
 def begin(call: ChatCall, prompt_tokens: int | None, wire: Wire, retention: Retention = DEFAULT_RETENTION) -> Stream:
     """Start a generation in its own greenlet; its stream, traced with this request."""
     services = current_services()
-    stream = services.stream(call, prompt_tokens, wire, g.correlation_id, auth.client(), retention)
+    correlation_id = g._get_current_object().correlation_id
+    stream = services.stream(call, prompt_tokens, wire, correlation_id, auth.client(), retention)
     trace_stream(stream.stream_id, stream.correlation_id)
     return stream
 
@@ -103,7 +104,7 @@ def event_stream(stream: StreamView, position: Position) -> Response:
     """The SSE response of one consumer of `stream` (HEAD: the same head, and no consumer)."""
     services = current_services()
     body: Iterator[bytes] = iter(())
-    if request.method != "HEAD":
+    if request._get_current_object().method != "HEAD":
         keepalive = services.settings.keepalive_seconds
         body = consumer.consume(stream, position, keepalive, services.store.clock, services.metrics)
     return Response(
@@ -119,5 +120,5 @@ def _headers(stream: StreamView) -> dict[str, str]:
         "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no",
         "X-Stream-Id": stream.stream_id,
-        "X-Correlation-Id": g.correlation_id,
+        "X-Correlation-Id": g._get_current_object().correlation_id,
     }

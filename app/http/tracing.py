@@ -21,28 +21,31 @@ log = logging.getLogger("chatwait.http")
 PROBES = frozenset(("/health", "/ready"))
 
 
-def _logged() -> bool:
-    """Whether this request gets request_received/request_completed lines."""
-    if request.path == METRICS_PATH:
+def _logged(path: str) -> bool:
+    """Whether a request for `path` gets request_received/request_completed lines."""
+    if path == METRICS_PATH:
         return False
-    return request.path not in PROBES or current_services().settings.log_requests
+    return path not in PROBES or current_services().settings.log_requests
 
 
 def _before() -> None:
-    sent = request.headers.get("X-Correlation-Id")
-    g.correlation_id = accept_correlation_id(sent)
-    g.client_correlation_id = g.correlation_id == sent  # the client named this request itself
-    g.started = time.monotonic()
-    g.log_tokens = (correlation_id_var.set(g.correlation_id), stream_id_var.set(None))
-    g.logged = _logged()
-    if g.logged:
-        log.info("request_received", extra={"method": request.method, "path": request.path, "pid": os.getpid()})
+    req, state = request._get_current_object(), g._get_current_object()  # the objects, looked up once
+    sent = req.headers.get("X-Correlation-Id")
+    state.correlation_id = correlation_id = accept_correlation_id(sent)
+    state.client_correlation_id = correlation_id == sent  # the client named this request itself
+    state.started = time.monotonic()
+    state.log_tokens = (correlation_id_var.set(correlation_id), stream_id_var.set(None))
+    state.logged = _logged(req.path)
+    if state.logged:
+        log.info("request_received", extra={"method": req.method, "path": req.path, "pid": os.getpid()})
 
 
 def traced_body(body: Iterator[bytes], stream_id: str) -> Iterator[bytes]:
     """A streamed response's body with this request's ids on its log lines, and its
     request_completed line once the body has ended (however it ended)."""
-    return _traced(body, stream_id, g.correlation_id, g.get("started", time.monotonic()), g.get("logged", True))
+    state = g._get_current_object()
+    started = state.get("started", time.monotonic())
+    return _traced(body, stream_id, state.correlation_id, started, state.get("logged", True))
 
 
 def _traced(
@@ -58,19 +61,21 @@ def _traced(
 
 
 def _after(response: Response) -> Response:
-    response.headers.setdefault("X-Correlation-Id", g.get("correlation_id", ""))
-    response.headers.setdefault("X-Request-Id", response.headers["X-Correlation-Id"])  # where OpenAI's SDKs look
-    route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    current_services().metrics.request(route, request.method, response.status_code)
-    if g.get("logged", True) and not response.is_streamed:
-        duration = round((time.monotonic() - g.get("started", time.monotonic())) * 1000, 1)
+    req, state = request._get_current_object(), g._get_current_object()
+    headers = response.headers
+    headers.setdefault("X-Correlation-Id", state.get("correlation_id", ""))
+    headers.setdefault("X-Request-Id", headers["X-Correlation-Id"])  # where OpenAI's SDKs look
+    rule = req.url_rule
+    current_services().metrics.request(rule.rule if rule is not None else "unmatched", req.method, response.status_code)
+    if state.get("logged", True) and not response.is_streamed:
+        duration = round((time.monotonic() - state.get("started", time.monotonic())) * 1000, 1)
         log.info("request_completed", extra={"status": response.status_code, "duration_ms": duration})
     return response
 
 
 def _teardown(_: BaseException | None) -> None:
     """Unbind the ids: the greenlet may serve another request of the connection next."""
-    tokens = g.pop("log_tokens", None)
+    tokens = g._get_current_object().pop("log_tokens", None)
     if tokens is not None:
         correlation_id_var.reset(tokens[0])
         stream_id_var.reset(tokens[1])
@@ -87,7 +92,8 @@ def trace_stream(stream_id: str, correlation_id: str) -> None:
     """Trace the rest of this request with a stream: under the correlation id the client sent
     with this request, else the one the stream was started with (a resume or stop continues
     the same turn)."""
-    if not g.get("client_correlation_id"):
-        g.correlation_id = correlation_id
-    correlation_id_var.set(g.correlation_id)
+    state = g._get_current_object()
+    if not state.get("client_correlation_id"):
+        state.correlation_id = correlation_id
+    correlation_id_var.set(state.correlation_id)
     stream_id_var.set(stream_id)

@@ -3,7 +3,7 @@
 - `Wakeup`: a stream's producer wakes its followers as soon as it yields, ahead of the other
   events the loop has ready in the same turn (a gevent Event wakes them only after all of them).
 - `run_first`: a greenlet just spawned (a stream's producer) runs at once.
-- `RestartableTimer`: one timer restarted after each event, rather than a Timeout per wait.
+- `RestartableTimer`: one (repeating) timer per waiter, rather than a Timeout per wait.
 
 Everything here runs in one OS thread, on its gevent hub.
 """
@@ -42,9 +42,10 @@ class Wakeup:
         self._waiters.append(waiter)
         try:
             waiter.get()
-        finally:
-            if waiter in self._waiters:  # left by a kill or timeout rather than a notify
+        except BaseException:  # left by a kill or timeout rather than a notify
+            if waiter in self._waiters:
                 self._waiters.remove(waiter)
+            raise
 
     def notify(self) -> None:
         """Wake every waiting greenlet as soon as the caller yields to the hub."""

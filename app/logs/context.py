@@ -25,10 +25,11 @@ class ContextFilter(logging.Filter):
     """Stamp every record with the correlation and stream ids bound in the current greenlet."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not hasattr(record, "correlation_id"):
-            record.correlation_id = correlation_id_var.get()
-        if not hasattr(record, "stream_id"):
-            record.stream_id = stream_id_var.get()
+        fields = record.__dict__  # a lookup, not hasattr: a missing attribute raises inside hasattr
+        if "correlation_id" not in fields:
+            fields["correlation_id"] = correlation_id_var.get()
+        if "stream_id" not in fields:
+            fields["stream_id"] = stream_id_var.get()
         return True
 
 

@@ -31,6 +31,7 @@ _KEY_WORDS = (
     "access_token",
     "access-token",
 )
+_KEY_WORD = re.compile("|".join(re.escape(word) for word in _KEY_WORDS))
 _KEY_VALUE = re.compile(
     r"(?i)\b(?:api[_-]?key|apikey|authorization|password|passwd|secret|access[_-]?token)"
     r"(?:[\"']?\s*[:=]\s*[\"']?)[^\s\"',;}]+"
@@ -75,7 +76,7 @@ def redact(text: str) -> str:
         text = _OPENAI_KEY.sub(REDACTED, text)
     if "eyj" in lowered:
         text = _JWT.sub(REDACTED, text)
-    if any(word in lowered for word in _KEY_WORDS):
+    if _KEY_WORD.search(lowered):
         text = _KEY_VALUE.sub(REDACTED, text)
     if "@" in text:
         text = _EMAIL.sub(REDACTED, text)

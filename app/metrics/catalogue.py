@@ -21,6 +21,7 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import gevent
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -52,6 +53,7 @@ class Metrics:
         self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
         self.registry = None if self.multiprocess else CollectorRegistry()
         self._sampler: gevent.Greenlet | None = None
+        self._children: dict[tuple, Any] = {}  # (metric, label values) -> its child: labels() once each
         count, gauge, histogram = self._counter, self._gauge, self._histogram
         self.requests = count("http_requests", "HTTP requests answered, by route, method and status.",
                               "route", "method", "status")
@@ -98,15 +100,23 @@ class Metrics:
     def _histogram(self, name: str, documentation: str, buckets: tuple[float, ...], *labels: str) -> Histogram:
         return Histogram(f"chatwait_{name}", documentation, labels, registry=self.registry, buckets=buckets)
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, looked up in a dict after the first time (a few per request)."""
+        key = (metric, labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def request(self, route: str, method: str, status: int) -> None:
-        self.requests.labels(route, method if method in METHODS else "other", str(status)).inc()
+        self._child(self.requests, route, method if method in METHODS else "other", str(status)).inc()
 
     def generation_started(self, model: str, provider: str, mode: str) -> None:
-        self.started.labels(model, provider, mode).inc()
-        self.open.labels(mode).inc()
+        self._child(self.started, model, provider, mode).inc()
+        self._child(self.open, mode).inc()
 
     def first_token_after(self, model: str, provider: str, seconds: float) -> None:
-        self.first_token.labels(model, provider).observe(seconds)
+        self._child(self.first_token, model, provider).observe(seconds)
 
     def generation_ended(
         self, model: str, provider: str, ending: str, failed: bool, seconds: float, tokens: tuple[int, int, str]
@@ -114,19 +124,19 @@ class Metrics:
         """A generation ended: `ending` is its finish reason (or `cancelled`), or with `failed`
         its error code; `tokens` are (prompt, completion, source)."""
         if failed:
-            self.failed.labels(model, ending).inc()
+            self._child(self.failed, model, ending).inc()
         elif ending == "cancelled":
-            self.cancelled.labels(model).inc()
+            self._child(self.cancelled, model).inc()
         else:
-            self.completed.labels(model, provider, ending).inc()
-        self.duration.labels(model, provider).observe(seconds)
+            self._child(self.completed, model, provider, ending).inc()
+        self._child(self.duration, model, provider).observe(seconds)
         prompt, completion, source = tokens
-        self.tokens.labels(model, "in", source).inc(prompt)
-        self.tokens.labels(model, "out", source).inc(completion)
+        self._child(self.tokens, model, "in", source).inc(prompt)
+        self._child(self.tokens, model, "out", source).inc(completion)
 
     def generation_closed(self, mode: str) -> None:
         """A generation's greenlet is done with it, whatever happened (the open gauge)."""
-        self.open.labels(mode).dec()
+        self._child(self.open, mode).dec()
 
     def upstream_retry(self, error_code: str) -> None:
         self.retries.labels(error_code).inc()
@@ -143,13 +153,13 @@ class Metrics:
         self.server_rested.labels(server).set(0)
 
     def server_request(self, server: str) -> None:
-        self.server_requests.labels(server).inc()
+        self._child(self.server_requests, server).inc()
 
     def server_failure(self, server: str, kind: str) -> None:
-        self.server_failures.labels(server, kind).inc()
+        self._child(self.server_failures, server, kind).inc()
 
     def server_open_delta(self, server: str, delta: int) -> None:
-        self.server_open.labels(server).inc(delta)
+        self._child(self.server_open, server).inc(delta)
 
     def server_resting(self, server: str, resting: bool) -> None:
         self.server_rested.labels(server).set(1 if resting else 0)
@@ -158,10 +168,10 @@ class Metrics:
         self.queue_wait.observe(seconds)
 
     def resumed(self, api: str) -> None:
-        self.resumes.labels(api).inc()
+        self._child(self.resumes, api).inc()
 
     def stopped(self, result: str) -> None:
-        self.stops.labels(result).inc()
+        self._child(self.stops, result).inc()
 
     def follower(self, delta: int) -> None:
         self.followers.inc(delta)

@@ -68,6 +68,7 @@ class StreamWriter:
     def __init__(self, stream: Stream) -> None:
         self.stream = stream
         self.content_length = 0
+        self._first = True  # until the first chunk
         self._debug = log.isEnabledFor(logging.DEBUG)
         stream.append(stream.writer.priming())
 
@@ -76,7 +77,8 @@ class StreamWriter:
         returns: the producer yields to them once, before its own bookkeeping."""
         self.content_length += len(content)
         self.stream.append_chunk(content)
-        if self.stream.chunks == 1:
+        if self._first:
+            self._first = False
             gevent.sleep(0)
         if self._debug:
             log.debug("chunk_sent", extra={"sequence": self.stream.chunks, "chars": len(content)})

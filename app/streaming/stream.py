@@ -172,7 +172,11 @@ class Stream:
         if len(encoded) > 0xFFFF and self._lengths.typecode == "H":
             self._lengths = array.array("I", self._lengths)
         self._lengths.append(len(encoded))
-        self._written()
+        if self._journal is None:  # as `publish` does, for a chunk: followers may see it now
+            self.visible = sequence + 1
+            self._wakeup.notify()
+        else:
+            self._journal.written(self)
         return frame
 
     def _written(self, now: float | None = None) -> None:
@@ -249,41 +253,43 @@ class Stream:
     def follow(self, after_id: int | None, keepalive_seconds: float) -> Iterator[bytes]:
         """Yield the frames after `after_id` (all when None), then live ones until the end.
 
-        Frames that piled up since the last yield go out together in one write; a keepalive
-        comment is yielded after each `keepalive_seconds` without a yield, timed by one timer
-        per follower, restarted after each yield.
+        Frames that piled up since the last yield go out together in one write. A keepalive goes
+        out once a whole half of `keepalive_seconds` passed without a write (so within it), timed
+        by one repeating timer per follower rather than one restarted after every write.
         """
         cursor = 0 if after_id is None else after_id + 1
-        keepalive_due: list[bool] = []
         notice_seen = 0
+        quiet = due = False  # no write since the timer's last tick; a keepalive is due
 
-        def keepalive() -> None:
-            keepalive_due.append(True)
-            self._wakeup.notify()
+        def tick() -> None:
+            nonlocal quiet, due
+            if quiet:
+                due = True
+                self._wakeup.notify()
+            quiet = True
 
-        silence = RestartableTimer(keepalive_seconds)
-        silence.again(keepalive)
+        ticks = RestartableTimer(keepalive_seconds / 2)
+        ticks.again(tick)
         try:
             while True:
-                end = self.last_event_id + 1
+                end = self.visible
                 if cursor < end:
                     yield self._next_write(cursor, end)
                     cursor = end
-                    keepalive_due.clear()
-                    silence.again(keepalive)
+                    quiet = due = False
                 elif self.finished:
                     return
                 elif self.notice_serial != notice_seen and cursor > 0:
                     notice_seen = self.notice_serial
                     if self.notice is not None:
                         yield self.notice
-                elif keepalive_due:
-                    keepalive_due.clear()
+                elif due:
+                    quiet = due = False
                     yield KEEPALIVE_FRAME
                 else:
                     self._wakeup.wait()
         finally:
-            silence.close()
+            ticks.close()
 
     def _next_write(self, cursor: int, end: int) -> bytes:
         """The bytes of frames `cursor` to `end - 1` as one write."""

@@ -93,6 +93,18 @@ def test_modules_and_functions_stay_small(path: Path) -> None:
             assert node.end_lineno - node.lineno + 1 <= MAX_FUNCTION_LINES, f"{node.name} is too long"
 
 
+def test_no_view_or_hook_is_a_coroutine() -> None:
+    """The app runs every view and hook as it is (app.http.SyncFlask skips Flask's check for
+    coroutines): a coroutine function anywhere in app/ would be returned unawaited."""
+    found = [
+        f"{_name(path)}.{node.name}"
+        for path in MODULES
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.AsyncFunctionDef)
+    ]
+    assert found == []
+
+
 @pytest.mark.parametrize("path", [p for p in MODULES if p != APP / "__init__.py"], ids=_name)
 def test_imports_run_one_way(path: Path) -> None:
     """http -> streaming -> generation -> providers -> metrics -> contract -> hub -> logs -> base

@@ -8,7 +8,7 @@ from typing import Protocol
 import httpx
 
 from .connection import Connection, ConnectionClosed
-from .framing import CHUNKED, MAX_HEAD_BYTES, MalformedResponse, chunk_size, mapped, skip_trailers
+from .framing import CHUNK_SIZES, CHUNKED, MAX_HEAD_BYTES, MalformedResponse, chunk_size, mapped, skip_trailers
 
 
 class Pool(Protocol):
@@ -84,6 +84,11 @@ class ResponseBody(httpx.SyncByteStream):
         left: int | None = None  # within a chunk: its data and CRLF still to come; None: at a size line
         while True:
             buffer = connection.buffer
+            if left is None and (whole := _one_whole_chunk(buffer)) is not None:
+                connection.buffer = b""
+                yield whole
+                connection.fill()
+                continue
             decoded: list[bytes] = []
             try:
                 position, left, ended = self._decode(buffer, left, decoded)
@@ -141,3 +146,13 @@ class ResponseBody(httpx.SyncByteStream):
         connection, self._connection = self._connection, None
         if connection is not None:
             self._pool.give_back(connection, reusable=False)
+
+
+def _one_whole_chunk(buffer: bytes) -> bytes | None:
+    """The data of `buffer` when it holds exactly one whole chunk of a size seen before (the
+    usual read while streaming: one token's event); None otherwise (`_decode` then decodes it)."""
+    line_end = buffer.find(b"\r\n")
+    size = CHUNK_SIZES.get(buffer[:line_end]) if line_end > 0 else None
+    if size and len(buffer) == line_end + size + 4 and buffer.endswith(b"\r\n"):
+        return buffer[line_end + 2 : line_end + 2 + size]
+    return None

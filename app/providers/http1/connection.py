@@ -25,41 +25,51 @@ class ConnectionClosed(Exception):
 
 
 class ReadDeadline:
-    """Raises socket.timeout in the greenlet reading when a recv waits longer than `seconds`.
+    """Raises socket.timeout in the greenlet reading when a read waits longer than `seconds`.
 
-    One timer, restarted before each recv and stopped after it, rather than a socket timeout,
-    which in gevent builds a Timeout object and its watcher for every blocking recv.
+    A read per token would restart a timer twice per token; instead each read stamps its start
+    on the loop's clock (`reading`) and clears it when done (`reader = None`), and the timer,
+    when it fires, finds the read it guards older than `seconds`, or starts again for the rest.
     """
 
-    __slots__ = ("_reader", "_timer", "seconds")
+    __slots__ = ("_loop", "_timer", "reader", "seconds", "since")
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self._timer = get_hub().loop.timer(seconds, seconds, ref=False)
-        self._reader = None
+        self._loop = get_hub().loop
+        self._timer = self._loop.timer(seconds, ref=False)
+        self.reader = None  # the greenlet waiting in a read, or None between reads
+        self.since = 0.0  # when that read started (the loop's clock)
 
-    def arm(self) -> None:
-        self._reader = getcurrent()
-        self._timer.again(self._expire)
-
-    def disarm(self) -> None:
-        self._timer.stop()
-        self._reader = None
+    def reading(self) -> None:
+        """A read may wait from now on."""
+        self.reader = getcurrent()
+        self.since = self._loop.now()
+        if not self._timer.active:
+            self._timer.start(self._expire)
 
     def _expire(self) -> None:
-        reader = self._reader
-        self.disarm()
-        if reader is not None:
-            reader.throw(socket.timeout("timed out"))
+        reader = self.reader
+        if reader is None:
+            return  # between reads: the next read starts the timer again
+        left = self.seconds - (self._loop.now() - self.since)
+        if left > 0.001:  # a later read than the one the timer was started for
+            self._timer.close()
+            self._timer = self._loop.timer(left, ref=False)
+            self._timer.start(self._expire)
+            return
+        self.reader = None
+        reader.throw(socket.timeout("timed out"))
 
     def close(self) -> None:
+        self.reader = None
         self._timer.close()
 
 
 class Connection:
     """One socket to an origin, its read deadline, and the bytes read but not consumed yet."""
 
-    __slots__ = ("_readable", "_unyielded", "_wait_first", "buffer", "deadline", "origin", "sock")
+    __slots__ = ("_hub", "_readable", "_unyielded", "_wait_first", "buffer", "deadline", "origin", "sock")
 
     def __init__(self, origin: Origin, sock: socket.socket) -> None:
         self.origin = origin
@@ -70,7 +80,8 @@ class Connection:
         # A plain socket is read once the kernel says it is readable (TLS may hold decrypted
         # bytes the kernel does not show): a recv tried first would fail on nearly every token.
         plain = origin[0] == "http"
-        self._readable = get_hub().loop.io(sock.fileno(), 1) if plain else None
+        self._hub = get_hub()
+        self._readable = self._hub.loop.io(sock.fileno(), 1) if plain else None
         self._wait_first = plain
 
     def set_read_timeout(self, seconds: float | None) -> None:
@@ -85,14 +96,14 @@ class Connection:
         """Read more bytes into the buffer; ConnectionClosed at end of stream."""
         deadline = self.deadline
         if deadline is not None:
-            deadline.arm()
+            deadline.reading()
         try:
             if self._wait_first:
-                get_hub().wait(self._readable)
+                self._hub.wait(self._readable)
             data = self.sock.recv(RECV_BYTES)
         finally:
             if deadline is not None:
-                deadline.disarm()
+                deadline.reader = None
         if not data:
             raise ConnectionClosed()
         self._wait_first = self._readable is not None and len(data) < RECV_BYTES  # else more may wait

@@ -18,6 +18,9 @@ MAX_HEAD_BYTES = 64 * 1024
 MAX_INTERIM_RESPONSES = 8
 CHUNKED = -1
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+# Size lines seen (without extensions) and their sizes: a stream of tokens repeats a few dozen.
+CHUNK_SIZES: dict[bytes, int] = {}
+MAX_CACHED_SIZES = 4096
 
 
 class MalformedResponse(httpx.RemoteProtocolError):
@@ -113,7 +116,10 @@ def chunk_size(line: bytes) -> int:
         digits = digits.rstrip(b" \t")
     if not _CHUNK_SIZE.fullmatch(digits):
         raise ValueError("malformed chunk size")
-    return int(digits, 16)
+    size = int(digits, 16)
+    if not semicolon and len(CHUNK_SIZES) < MAX_CACHED_SIZES:
+        CHUNK_SIZES[line] = size
+    return size
 
 
 def skip_trailers(connection: Connection) -> None:

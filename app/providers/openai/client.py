@@ -87,6 +87,7 @@ class OpenAIProvider(Provider):
         headers.update({"X-Stainless-Retry-Count": "0", "Content-Type": "application/json"})
         headers["Accept-Encoding"] = "identity"
         self._header_lines = headers.raw  # encoded once: a request adds only its Content-Length
+        self._headers = headers
         self._host = self._url.host
         self._stops = Pool(STOPS_AT_ONCE)
         tokens.encoding()  # load the tokenizer now rather than on the first request
@@ -117,10 +118,12 @@ class OpenAIProvider(Provider):
         if call.options:
             body.update(call.options)
         content = _encode_body(body)
-        request = httpx.Request(  # the same request as `content=` makes, from headers encoded once
+        headers = httpx.Headers(self._headers)  # a copy of the headers encoded once
+        headers["Content-Length"] = str(len(content))
+        request = httpx.Request(  # the same request as `content=` makes
             "POST",
             self._url,
-            headers=httpx.Headers([*self._header_lines, (b"Content-Length", b"%d" % len(content))]),
+            headers=headers,
             stream=httpx.ByteStream(content),
             extensions={"timeout": self._timeout},
         )

@@ -11,6 +11,7 @@ chunk, content that is not text) ends the generation with upstream_bad_response.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -66,22 +67,35 @@ class OpenAIGeneration(Generation):
 
     def _pieces(self) -> Iterator[str]:
         # The body's blocks are read from the transport's stream itself, without httpx's decoder
-        # and chunker layers around each block (there is no compression to decode).
-        lines = _lines(self._response.stream, self._max_line)
-        for line in lines:
-            if not line.startswith(b"data:"):
-                continue  # blank separators, comments, `event:` and `id:` fields
-            data = line[5:].strip()
-            if data == b"[DONE]":
-                _drain(lines)
-                return
-            content, finish_reason, usage = self._parse(data)
-            if content:
-                yield content
-            if finish_reason:
-                self.finish(finish_reason)
-            if usage:
-                self.usage = _usage(usage)
+        # and chunker layers around each block (there is no compression to decode). Lines end
+        # with LF or CRLF (the CR is left to `strip`); one over UPSTREAM_MAX_LINE_BYTES is
+        # refused, after the lines before it, before it is buffered further. A final newline
+        # ends a last line the body left unterminated.
+        blocks = itertools.chain(self._response.stream, (b"\n",))
+        max_line = self._max_line
+        rest = b""
+        for block in blocks:
+            if rest:
+                block = rest + block
+            *complete, rest = block.split(b"\n")
+            for line in complete:
+                if len(line) > max_line:
+                    raise _line_too_long(max_line)
+                if line[:5] != b"data:":
+                    continue  # blank separators, comments, `event:` and `id:` fields
+                data = line[5:].strip()
+                if data == b"[DONE]":
+                    _drain(blocks)
+                    return
+                content, finish_reason, usage = self._parse(data)
+                if content:
+                    yield content
+                if finish_reason:
+                    self.finish(finish_reason)
+                if usage:
+                    self.usage = _usage(usage)
+            if len(rest) > max_line:
+                raise _line_too_long(max_line)
 
     def _parse(self, data: bytes) -> tuple[Any, Any, Any]:
         """The content, finish_reason and usage of one chunk; UpstreamError if it is not one."""
@@ -97,8 +111,9 @@ class OpenAIGeneration(Generation):
             content, finish_reason = (choice.get("delta") or {}).get("content"), choice.get("finish_reason")
         except (ValueError, AttributeError, TypeError, KeyError, IndexError, RecursionError):
             raise self._error("upstream_bad_response", "A streamed chunk is not a chat completion chunk.") from None
-        if not isinstance(content, str | None) or not (
-            finish_reason is None or (isinstance(finish_reason, str) and len(finish_reason) <= MAX_FINISH_REASON_CHARS)
+        if (content is not None and type(content) is not str) or (
+            finish_reason is not None
+            and (type(finish_reason) is not str or len(finish_reason) > MAX_FINISH_REASON_CHARS)
         ):
             raise self._error("upstream_bad_response", "A streamed chunk's content or finish_reason is not text.")
         return content, finish_reason, chunk.get("usage")
@@ -118,36 +133,18 @@ class OpenAIGeneration(Generation):
             self._upstream_stream = None
 
 
-def _lines(blocks: Iterator[bytes], max_line: int) -> Iterator[bytes]:
-    """Split a byte stream into lines (LF or CRLF endings; the CR is left to `strip`); a line
-    longer than `max_line` bytes is refused, after the lines before it, before it is buffered further."""
-    rest = b""
-    for block in blocks:
-        if rest:
-            block = rest + block
-        *complete, rest = block.split(b"\n")
-        for line in complete:
-            if len(line) > max_line:
-                raise _line_too_long(max_line)
-            yield line
-        if len(rest) > max_line:
-            raise _line_too_long(max_line)
-    if rest:
-        yield rest
-
-
 def _line_too_long(max_line: int) -> UpstreamError:
     return UpstreamError("upstream_bad_response", f"A line of the reply is over {max_line} bytes.")
 
 
-def _drain(lines: Iterator[bytes]) -> None:
+def _drain(blocks: Iterator[bytes]) -> None:
     """Read the end of the body after [DONE] so the connection goes back to the pool.
 
     A server that keeps the body open after [DONE] gets DRAIN_SECONDS, one that breaks the
     end of its body is forgiven: the reply is complete, only the connection is not reused.
     """
     with gevent.Timeout(DRAIN_SECONDS, False), contextlib.suppress(httpx.TransportError, UpstreamError):
-        for _ in lines:
+        for _ in blocks:
             pass
 
 
