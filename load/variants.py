@@ -63,8 +63,24 @@ def _metrics_off() -> None:
     os.environ["METRICS_ENABLED"] = "false"
 
 
+def _no_direct_writes() -> None:
+    """Every frame goes through gunicorn's write, from the follower's greenlet (no ClientWriter)."""
+    from app.server import worker
+
+    worker.with_client_writer = lambda app: app
+
+
+def _quiet() -> None:
+    """Only warnings are logged (LOG_LEVEL=WARNING): what the INFO lines cost."""
+    import logging
+
+    logging.getLogger().setLevel(logging.WARNING)
+
+
 VARIANTS: dict[str, Callable[[], None]] = {
     "metrics_off": _metrics_off,
+    "quiet": _quiet,
+    "no_direct_writes": _no_direct_writes,
     "no_fed_wakeup": _no_fed_wakeup,
     "no_run_first": _no_run_first,
     "client_send": _client_send,

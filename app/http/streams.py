@@ -12,6 +12,7 @@ from ..errors import ApiError
 from ..hub.disconnect import client_socket, until_client_gone
 from ..providers.base import ChatCall
 from ..streaming import consumer
+from ..streaming.direct import client_writer
 from ..streaming.stream import DEFAULT_RETENTION, Retention, Stream
 from ..streaming.view import StreamView
 from ..streaming.wire import Wire
@@ -104,9 +105,11 @@ def event_stream(stream: StreamView, position: Position) -> Response:
     """The SSE response of one consumer of `stream` (HEAD: the same head, and no consumer)."""
     services = current_services()
     body: Iterator[bytes] = iter(())
-    if request._get_current_object().method != "HEAD":
+    req = request._get_current_object()
+    if req.method != "HEAD":
         keepalive = services.settings.keepalive_seconds
-        body = consumer.consume(stream, position, keepalive, services.store.clock, services.metrics)
+        writer = client_writer(req.environ)
+        body = consumer.consume(stream, position, keepalive, services.store.clock, services.metrics, writer)
     return Response(
         traced_body(body, stream.stream_id),
         direct_passthrough=True,  # the server iterates the frames itself, without werkzeug's wrappers

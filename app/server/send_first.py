@@ -25,5 +25,13 @@ class SendFirst:
         if sent < len(data):
             self._sock.sendall(memoryview(data)[sent:], flags)
 
+    def send_now(self, data: bytes) -> int:
+        """Send what the kernel takes of `data` without waiting (gevent's send with no timeout);
+        how many bytes that was."""
+        try:
+            return self._sock.send(data, 0, timeout=0.0)
+        except BlockingIOError:
+            return 0
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)

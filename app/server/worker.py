@@ -30,6 +30,7 @@ from gevent.server import StreamServer
 from gunicorn.sock import ssl_context
 from gunicorn.workers.ggevent import GeventWorker
 
+from .client_writer import with_client_writer
 from .connection import ClientConnection
 from .master import running_settings
 from .request_body import DeadlineBody
@@ -52,6 +53,11 @@ class ChatWaitWorker(GeventWorker):
         self.write_timeout = settings.client_write_timeout_seconds
         self.max_head_bytes = settings.request_max_head_bytes
         super().init_process()
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        # Flask's place for WSGI middleware: gunicorn still calls the app itself (its lifecycle).
+        self.wsgi.wsgi_app = with_client_writer(self.wsgi.wsgi_app)
 
     def handle(self, listener: Any, client: Any, addr: Any) -> None:
         ClientConnection(self, listener, client, addr).serve()

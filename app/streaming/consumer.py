@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 
 from ..errors import ApiError
 from ..metrics.catalogue import Metrics
+from .direct import ClientWriter
 from .view import StreamView
 from .wire.sse import RETRY_LINE, Position, parse_last_event_id, skip_numbered
 
@@ -38,15 +39,21 @@ def resume_position(stream: StreamView, header: str | None, query: str | None) -
 
 
 def consume(
-    stream: StreamView, position: Position, keepalive_seconds: float, clock: Callable[[], float], metrics: Metrics
+    stream: StreamView,
+    position: Position,
+    keepalive_seconds: float,
+    clock: Callable[[], float],
+    metrics: Metrics,
+    writer: ClientWriter | None = None,
 ) -> Iterator[bytes]:
-    """The SSE body of one consumer: the frames from `position`, then live ones. The first event
-    carries the `retry:` field (a keepalive before it goes out as it is)."""
+    """The SSE body of one consumer: the frames from `position`, then live ones (written by the
+    producer through `writer` while the consumer keeps up). The first event carries the `retry:`
+    field (a keepalive before it goes out as it is)."""
     stream.attach()
     metrics.follower(1)
     delivered = False
     try:
-        frames = stream.follow(position.after, keepalive_seconds)
+        frames = stream.follow(position.after, keepalive_seconds, writer)
         for frame in frames:
             if frame.startswith(b":"):
                 yield frame

@@ -13,13 +13,14 @@ import array
 import collections
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 import gevent
 
 from ..generation.cancel import StreamCancelled
 from ..hub.scheduling import RestartableTimer, Wakeup
+from .direct import ClientWriter, DirectFollowers, Parked
 from .wire import NATIVE, Wire
 from .wire.sse import KEEPALIVE_FRAME
 
@@ -30,6 +31,36 @@ class Journal(Protocol):
     """Makes a stream's written frames durable, then calls `stream.publish` (the Redis store)."""
 
     def written(self, stream: Stream) -> None: ...
+
+
+class Silence:
+    """A follower's keepalive clock: a keepalive is due once a whole half of `seconds` passed
+    without a write to its client (so within `seconds` of silence), checked by one repeating
+    timer rather than a timer restarted after every write."""
+
+    __slots__ = ("_timer", "_wake", "due", "parked", "quiet")
+
+    def __init__(self, seconds: float, wake: Callable[[Parked | None], None]) -> None:
+        self._wake = wake  # wakes the follower
+        self.parked: Parked | None = None  # the follower's side of direct writes, once it may park
+        self.quiet = self.due = False  # no write since the last tick; a keepalive is due
+        self._timer = RestartableTimer(seconds / 2)
+        self._timer.again(self._tick)
+
+    def wrote(self) -> None:
+        """The follower wrote to its client."""
+        self.quiet = self.due = False
+
+    def _tick(self) -> None:
+        if self.parked is not None and self.parked.wrote:  # the producer wrote for it meanwhile
+            self.parked.wrote = self.quiet = False
+        if self.quiet:
+            self.due = True
+            self._wake(self.parked)
+        self.quiet = True
+
+    def close(self) -> None:
+        self._timer.close()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -63,6 +94,7 @@ class Stream:
     """
 
     __slots__ = (
+        "_direct",
         "_head",
         "_journal",
         "_lengths",
@@ -119,6 +151,7 @@ class Stream:
         self.notice_serial = 0
         self._journal = journal
         self._wakeup = Wakeup()
+        self._direct = DirectFollowers()  # followers the producer writes to (see `direct`)
         self._head: bytes | None = None
         self._tail: bytes | None = None
         self._text = bytearray()
@@ -174,6 +207,8 @@ class Stream:
         self._lengths.append(len(encoded))
         if self._journal is None:  # as `publish` does, for a chunk: followers may see it now
             self.visible = sequence + 1
+            if self._direct:
+                self._direct.write(sequence, sequence + 1, frame)
             self._wakeup.notify()
         else:
             self._journal.written(self)
@@ -190,6 +225,7 @@ class Stream:
         replayed); None withdraws it."""
         self.notice = frame
         self.notice_serial += 1
+        self._direct.wake_all()
         self._wakeup.notify()
 
     def wait(self, timeout: float) -> None:
@@ -199,10 +235,15 @@ class Stream:
 
     def publish(self, end: int, now: float | None = None) -> None:
         """Let followers see frames up to `end - 1` and wake them (the terminal one ends the stream)."""
-        self.visible = end
+        seen, self.visible = self.visible, end
         if self._tail is not None and end == self.written and not self.finished:
             self.finished = True
             self.finished_at = time.monotonic() if now is None else now
+        if self._direct:  # chunks go to parked followers' clients; the end wakes them
+            if self.finished or end <= seen:
+                self._direct.wake_all()
+            else:
+                self._direct.write(seen, end, self._next_write(seen, end))
         self._wakeup.notify()
 
     def entries(self, first: int, end: int) -> list[tuple[int, bytes | None, bytes]]:
@@ -250,46 +291,48 @@ class Stream:
                 offset += length
         return found
 
-    def follow(self, after_id: int | None, keepalive_seconds: float) -> Iterator[bytes]:
+    def follow(
+        self, after_id: int | None, keepalive_seconds: float, writer: ClientWriter | None = None
+    ) -> Iterator[bytes]:
         """Yield the frames after `after_id` (all when None), then live ones until the end.
 
-        Frames that piled up since the last yield go out together in one write. A keepalive goes
-        out once a whole half of `keepalive_seconds` passed without a write (so within it), timed
-        by one repeating timer per follower rather than one restarted after every write.
+        Frames that piled up since the last yield go out together in one write. With the
+        client's `writer`, a follower that has caught up parks and the producer writes the
+        chunks itself (`direct`). A keepalive goes out within `keepalive_seconds` of silence.
         """
         cursor = 0 if after_id is None else after_id + 1
         notice_seen = 0
-        quiet = due = False  # no write since the timer's last tick; a keepalive is due
-
-        def tick() -> None:
-            nonlocal quiet, due
-            if quiet:
-                due = True
-                self._wakeup.notify()
-            quiet = True
-
-        ticks = RestartableTimer(keepalive_seconds / 2)
-        ticks.again(tick)
+        silence = Silence(keepalive_seconds, self._wake_follower)
         try:
             while True:
                 end = self.visible
                 if cursor < end:
                     yield self._next_write(cursor, end)
                     cursor = end
-                    quiet = due = False
+                    silence.wrote()
+                    if silence.parked is None and writer is not None:
+                        silence.parked = Parked(writer)  # the server wrote the head: the producer may write now
                 elif self.finished:
                     return
                 elif self.notice_serial != notice_seen and cursor > 0:
                     notice_seen = self.notice_serial
                     if self.notice is not None:
                         yield self.notice
-                elif due:
-                    quiet = due = False
+                elif silence.due:
+                    silence.wrote()
                     yield KEEPALIVE_FRAME
+                elif silence.parked is not None:
+                    cursor = self._direct.park(silence.parked, cursor)
                 else:
                     self._wakeup.wait()
         finally:
-            ticks.close()
+            silence.close()
+
+    def _wake_follower(self, parked: Parked | None) -> None:
+        """Wake a follower (parked or not) that owes its client a keepalive."""
+        if parked is not None:
+            self._direct.wake(parked)
+        self._wakeup.notify()
 
     def _next_write(self, cursor: int, end: int) -> bytes:
         """The bytes of frames `cursor` to `end - 1` as one write."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol
 
+from .direct import ClientWriter
 from .wire import WireWriter
 
 
@@ -21,7 +22,9 @@ class StreamView(Protocol):
     @property
     def last_event_id(self) -> int: ...
 
-    def follow(self, after_id: int | None, keepalive_seconds: float) -> Iterator[bytes]: ...
+    def follow(
+        self, after_id: int | None, keepalive_seconds: float, writer: ClientWriter | None = None
+    ) -> Iterator[bytes]: ...
 
     def catch_up(self, event_id: int) -> None: ...
 

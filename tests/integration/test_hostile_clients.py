@@ -241,6 +241,28 @@ def test_a_client_that_stops_reading_is_disconnected_and_its_stream_stays_resuma
     assert events[-1].event == "done" and content_of(events) == "x" * 4000 * 1500
 
 
+def test_a_client_that_pauses_gets_every_byte_once(edgy) -> None:
+    """A client that stops reading for a while (less than CLIENT_WRITE_TIMEOUT_SECONDS): its
+    socket fills up, the producer's write of a token finds it full, the follower writes what it
+    left before anything else (app.streaming.direct), and the backlog follows through the server."""
+    tokens, size = 14, 900_000  # 12.6 MB, a token every 100 ms: more than the socket buffers hold
+    message = f"{uuid.uuid4().hex} @tokens={tokens} @tokbytes={size} @delay_ms=100"
+    body = json.dumps({"message": message, "max_tokens": 200000}).encode()
+    raw = bytearray()
+    with connect(edgy.port, rcvbuf=4096) as sock:
+        sock.sendall(b"POST /v1/chat/streaming HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n")
+        sock.sendall(b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        raw += sock.recv(4096)
+        time.sleep(1.0)
+        raw += read_until_close(sock)
+    [answer] = responses(bytes(raw))
+    events, _ = parse(answer.body)
+    assert events[-1].event == "done"
+    chunks = [event for event in events if event.event == "chunk"]
+    assert [event.data["sequence"] for event in chunks] == list(range(1, tokens + 1)), "each once, in order"
+    assert content_of(events) == "x" * size * tokens
+
+
 def _logged(server, event: str) -> bool:
     return any(r.get("event") == event for r in server.log_records())
 

@@ -26,6 +26,7 @@ import redis
 from ...errors import ApiError
 from ...generation.outcome import Outcome
 from ...providers.base import Usage
+from ..direct import ClientWriter
 from ..wire import WIRES, Wire, WireWriter
 from ..wire.sse import KEEPALIVE_FRAME
 from . import link as keys
@@ -109,9 +110,12 @@ class RemoteStream:
     def detach(self, now: float) -> None:
         """See attach."""
 
-    def follow(self, after_id: int | None, keepalive_seconds: float) -> Iterator[bytes]:
+    def follow(
+        self, after_id: int | None, keepalive_seconds: float, writer: ClientWriter | None = None
+    ) -> Iterator[bytes]:
         """Yield the frames after `after_id` (all when None), then live ones until the terminal
-        one, or an interruption when Redis stays out of reach (see the module docstring)."""
+        one, or an interruption when Redis stays out of reach (see the module docstring). Every
+        frame goes through the server (`writer` is for the owner's own followers)."""
         cursor = 0 if after_id is None else after_id + 1
         block = min(keepalive_seconds, LIVENESS_SECONDS)
         last_write = last_check = time.monotonic()
