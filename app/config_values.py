@@ -29,34 +29,37 @@ def text(name: str, raw: str) -> str:
     return raw.strip()
 
 
-def integer(minimum: int, maximum: int) -> Callable[[str, str], int]:
-    """A parser of whole numbers from `minimum` to `maximum`."""
+def _ranged(
+    convert: Callable[[str], Any], minimum: float, maximum: float, kind: str, example: str, span: str
+) -> Callable[[str, str], Any]:
+    """A parser of values `convert` reads, from `minimum` to `maximum` (nan is out of range);
+    `kind` and `example` say what a value should look like, `span` the range in words."""
 
-    def parse(name: str, raw: str) -> int:
+    def parse(name: str, raw: str) -> Any:
         try:
-            value = int(raw.strip())
+            value = convert(raw.strip())
         except ValueError:
-            raise ConfigError(f"{name}={raw!r} is not a whole number: use e.g. {name}={minimum}.") from None
+            raise ConfigError(f"{name}={raw!r} is not {kind}: use e.g. {name}={example}.") from None
         if not minimum <= value <= maximum:
-            raise ConfigError(f"{name}={value} is out of range: use a value from {minimum} to {maximum}.")
+            raise ConfigError(f"{name}={raw.strip()} is out of range: use {span}.")
         return value
 
     return parse
+
+
+def integer(minimum: int, maximum: int) -> Callable[[str, str], int]:
+    """A parser of whole numbers from `minimum` to `maximum`."""
+    return _ranged(int, minimum, maximum, "a whole number", str(minimum), f"a value from {minimum} to {maximum}")
 
 
 def number(minimum: float, maximum: float) -> Callable[[str, str], float]:
     """A parser of numbers from `minimum` to `maximum`."""
+    return _ranged(float, minimum, maximum, "a number", f"{minimum:g}", f"{minimum:g} to {maximum:g}")
 
-    def parse(name: str, raw: str) -> float:
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            raise ConfigError(f"{name}={raw!r} is not a number: use e.g. {name}={minimum:g}.") from None
-        if not minimum <= value <= maximum:  # also rejects nan
-            raise ConfigError(f"{name}={raw.strip()} is out of range: use {minimum:g} to {maximum:g}.")
-        return value
 
-    return parse
+def seconds(minimum: float, maximum: float) -> Callable[[str, str], float]:
+    """A parser of durations in seconds from `minimum` to `maximum`."""
+    return _ranged(float, minimum, maximum, "a number of seconds", "30", f"{minimum:g} to {maximum:g} seconds")
 
 
 def port(name: str, raw: str) -> int:
@@ -67,19 +70,6 @@ def port(name: str, raw: str) -> int:
     return int(value)
 
 
-def seconds(minimum: float, maximum: float) -> Callable[[str, str], float]:
-    """A parser of durations in seconds from `minimum` to `maximum`."""
-
-    def parse(name: str, raw: str) -> float:
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            raise ConfigError(f"{name}={raw!r} is not a number of seconds: use e.g. {name}=30.") from None
-        if not minimum <= value <= maximum:  # also rejects nan
-            raise ConfigError(f"{name}={raw.strip()} is out of range: use {minimum:g} to {maximum:g} seconds.")
-        return value
-
-    return parse
 
 
 def choice(options: tuple[str, ...], upper: bool = False) -> Callable[[str, str], str]:
