@@ -1,0 +1,149 @@
+"""Instructions per request and per token of ChatWait's worker (or the floor relay's), counted by
+callgrind: repeatable where the CPU time of a shared machine is not, so a small change shows.
+
+    ./scripts/load bench_instructions.py                    # this tree, 20 streams of 1 and 41 tokens
+    ./scripts/load bench_instructions.py --arm floor_wsgi   # the bare relay, for comparison
+    ./scripts/load bench_instructions.py --root ../old      # another checkout
+
+The worker runs under `valgrind --tool=callgrind` with instrumentation off; after a warm-up it is
+switched on for `--batches` batches of `--streams` concurrent streams of 1 token, then of
+`--tokens`: the first count over the requests is a request's cost, the difference over the
+extra tokens a token's. Under valgrind the worker is about 50 times slower, so tokens come
+`--delay-ms` apart (each still read on its own). Needs Debian's valgrind.
+"""
+
+from __future__ import annotations
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gevent  # noqa: E402
+import httpx  # noqa: E402
+import psutil  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from load.bench_client import MARKERS, one_stream, post_request  # noqa: E402
+from load.processes import BIN, ROOT, FakeUpstream, free_port  # noqa: E402
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arm", default="chatwait", choices=("chatwait", "floor_wsgi", "floor_flask"))
+    parser.add_argument("--root", type=Path, default=ROOT, help="the checkout to serve")
+    parser.add_argument("--streams", type=int, default=4)
+    parser.add_argument("--tokens", type=int, default=41)
+    parser.add_argument("--batches", type=int, default=5)
+    parser.add_argument("--delay-ms", dest="delay_ms", type=float, default=60.0)
+    return parser.parse_args()
+
+
+def start_worker(args: argparse.Namespace, fake: FakeUpstream, out: str) -> tuple[subprocess.Popen, int, int]:
+    """gunicorn under callgrind (instrumentation off); its process, port and worker pid."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "OPENAI_BASE_URL": fake.base_url,
+        "OPENAI_API_KEY": "sk-bench",
+        "OPENAI_MODEL": "fake-model",
+        "MAX_STREAMS": "20000",
+        "MAX_TOKENS": "20000",
+        "BIND": f"127.0.0.1:{port}",
+        "GUNICORN_TIMEOUT": "3600",
+        "PYTHONPATH": str(ROOT),
+    }
+    extra: list[str] = []
+    if args.arm.startswith("floor"):
+        env["FLOOR_APP"] = args.arm.split("_")[1]
+        extra = ["--worker-class", "load.floor_worker.FloorWorker"]
+    command = ["valgrind", "--tool=callgrind", "--trace-children=yes", "--instr-atstart=no"]
+    command += [f"--callgrind-out-file={out}.%p", str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", *extra, "wsgi:app"]
+    proc = subprocess.Popen(command, cwd=args.root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200:
+                return proc, port, psutil.Process(proc.pid).children()[-1].pid
+        except httpx.TransportError:
+            time.sleep(1)
+    proc.kill()
+    raise SystemExit("the server did not start under valgrind within 300 s")
+
+
+def batch(port: int, tokens: int, streams: int, delay_ms: float) -> None:
+    """`streams` concurrent streams of `tokens` tokens, each read whole."""
+    request = post_request(
+        "/v1/chat/streaming", {"message": f"bench @tokens={tokens} @delay_ms={delay_ms}", "max_tokens": tokens}
+    )
+    spread = delay_ms / 1000 / streams
+    jobs = [gevent.spawn(one_stream, port, request, MARKERS["chatwait"], 600, None, i * spread) for i in range(streams)]
+    gevent.joinall(jobs)
+    counts = [len(job.value["arrivals"]) if job.value else 0 for job in jobs]
+    if counts != [tokens] * streams:
+        raise SystemExit(f"incomplete streams: {counts}")
+
+
+def batches(port: int, tokens: int, args: argparse.Namespace) -> None:
+    for _ in range(args.batches):
+        batch(port, tokens, args.streams, args.delay_ms)
+
+
+def counted(worker: int, out: str, run: Callable[[], None]) -> int:
+    """The instructions the worker runs during `run()`."""
+    control = ["callgrind_control"]
+    subprocess.run([*control, "-z", str(worker)], check=True, capture_output=True)
+    subprocess.run([*control, "-i", "on", str(worker)], check=True, capture_output=True)
+    run()
+    subprocess.run([*control, "-i", "off", str(worker)], check=True, capture_output=True)
+    before = set(Path(out).parent.glob(f"{Path(out).name}.{worker}*"))
+    subprocess.run([*control, "-d", str(worker)], check=True, capture_output=True)
+    time.sleep(1)
+    dumped = sorted(set(Path(out).parent.glob(f"{Path(out).name}.{worker}*")) - before, key=os.path.getmtime)
+    totals = re.search(r"^totals: (\d+)", dumped[-1].read_text(), re.M)
+    return int(totals.group(1)) if totals else 0
+
+
+def main() -> None:
+    args = arguments()
+    folder = tempfile.mkdtemp(prefix="chatwait-callgrind-")
+    out = f"{folder}/callgrind"
+    fake = FakeUpstream()
+    proc, port, worker = start_worker(args, fake, out)
+    try:
+        for _ in range(3):
+            batch(port, 5, args.streams, args.delay_ms)  # warm-up, not counted
+        requests = args.batches * args.streams
+        counts = {}
+        for tokens in (1, args.tokens):
+            counts[tokens] = counted(worker, out, lambda t=tokens: batches(port, t, args))
+    finally:
+        proc.terminate()
+        proc.wait(60)
+        fake.stop()
+    per_request = counts[1] / requests
+    per_token = (counts[args.tokens] - counts[1]) / requests / (args.tokens - 1)
+    report = {
+        "arm": args.arm,
+        "root": str(args.root),
+        "instructions_per_request": round(per_request),
+        "instructions_per_token": round(per_token),
+        "per_token_at_200_tokens": round((per_request + 199 * per_token) / 200),
+        "callgrind_files": folder,
+    }
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
