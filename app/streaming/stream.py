@@ -1,6 +1,7 @@
 """A Stream: the event log of one generation, written by one producer, read by its followers.
 
-Each follower (an HTTP response) replays from its own position, then follows live frames.
+Each follower (an HTTP response) replays from its own position, then follows live frames; one
+that has caught up parks, and the producer writes new chunks to its client itself (`direct`).
 Everything runs on one gevent hub, so a frame append and its wake-up happen without a switch
 in between and need no lock. With a journal (the Redis store), frames become visible to
 followers only once the journal has made them durable, so no client ever holds an event that
