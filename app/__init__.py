@@ -1,8 +1,9 @@
 """ChatWait: a wait and resumable streaming chat API in front of a large language model.
 
 Packages, each importing only those after it: `http` (views per API, intake, keys, tracing) →
-`streaming` (resumable streams, their `wire` formats, the `redis` store) → `generation` (a
-generation in any mode) → `providers` (where text comes from) → `metrics` (Prometheus) →
+`limits` (client keys' limits) → `streaming` (resumable streams, their `wire` formats, the `redis`
+store) → `generation` (a generation in any mode) → `providers` (where text comes from) →
+`metrics` (Prometheus) →
 `contract` (request and reply shapes) → `hub` and `logs` (gevent primitives; logging) → the base
 pieces beside this file (`config`, `errors`, `ids`). `server` is the gunicorn shell on top:
 only gunicorn.conf.py, wsgi.py and `create_app` reach it.

@@ -162,6 +162,15 @@ CATALOGUE: dict[str, ErrorKind] = {
         True,
         retry_after=1.0,
     ),
+    "rate_limited": ErrorKind(
+        429,
+        "This client key is at one of its limits.",
+        "Wait the seconds Retry-After says, then send the request again; if this is your usual load, ask "
+        "the operator for higher limits.",
+        True,
+        retry_after=1.0,
+        operator="A client key reached a limit set for it (CHATWAIT_API_KEYS_FILE, KEY_* defaults).",
+    ),
     "upstream_rate_limited": ErrorKind(
         429,
         "The model provider is rate limiting this service.",

@@ -14,6 +14,7 @@ from ..errors import ApiError
 _OPENAI_CODES = {
     "input_too_long": "context_length_exceeded",
     "upstream_rate_limited": "rate_limit_exceeded",
+    "rate_limited": "rate_limit_exceeded",
     "invalid_api_key": "invalid_api_key",
 }
 # Actions that name the native API's fields, said in the OpenAI API's terms.

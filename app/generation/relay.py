@@ -104,6 +104,10 @@ class Relay:
             finally:
                 self.metrics.generation_closed(self._mode)  # however run() ends
 
+    def produced(self) -> int:
+        """How many pieces of text it has produced so far (about the completion tokens)."""
+        return len(self._pieces)
+
     def _generate(self) -> tuple[str | None, Usage | None, ApiError | None]:
         total = gevent.Timeout(self.settings.max_stream_seconds)
         total.start()

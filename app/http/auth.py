@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hmac
 
-from flask import Flask, g, request
+from flask import Flask, Response, g, request
 
+from .. import limits
+from ..config import ClientKey
 from .services import current_services
 
 PROTECTED_PREFIXES = ("/v1/", "/chat/")
@@ -21,6 +23,11 @@ PROTECTED_PREFIXES = ("/v1/", "/chat/")
 def client() -> str:
     """The digest of this request's key ("" when the API is open)."""
     return g._get_current_object().get("client", "")
+
+
+def client_key() -> ClientKey | None:
+    """This request's key: its name and limits (None when the API is open)."""
+    return g._get_current_object().get("client_key")
 
 
 def owns(started_by: str) -> bool:
@@ -37,9 +44,21 @@ def _check() -> None:
     req = request._get_current_object()
     # OPTIONS is exempt: a browser's CORS preflight never carries credentials.
     if req.method != "OPTIONS" and req.path.startswith(PROTECTED_PREFIXES):
-        state.client = keys.identify(req.headers.get("Authorization"))
+        state.client, state.client_key = keys.identify(req.headers.get("Authorization"))
+
+
+def _limit_headers(response: Response) -> Response:
+    """The x-ratelimit-* headers on every answer to a key with limits: where its limits stand
+    after this request (its admission's verdict, or a look at the counters)."""
+    state = g._get_current_object()
+    key = state.get("client_key")
+    if key is not None and key.limited:
+        verdict = state.get("verdict") if "verdict" in state else current_services().limits.look(key)
+        response.headers.update(limits.headers(verdict))
+    return response
 
 
 def init_app(app: Flask) -> None:
-    """Check the key of every API request, after the request is traced."""
+    """Check the key of every API request, after the request is traced; tell it its limits."""
     app.before_request(_check)
+    app.after_request(_limit_headers)

@@ -10,7 +10,7 @@ from ..contract.native import ChatReplySchema, StopResultSchema
 from ..contract.serve import serialise
 from ..providers.base import ChatCall
 from ..streaming.wire import NATIVE
-from . import streams
+from . import auth, streams
 from .intake import build_call, read_json, refuse_oversized, validate_chat_request
 from .services import current_services
 
@@ -23,7 +23,7 @@ def wait() -> dict[str, Any]:
     """Generate the whole reply and return it as one JSON object."""
     call, prompt_tokens = _prepare()
     correlation_id = g._get_current_object().correlation_id
-    outcome = current_services().wait(call, prompt_tokens, correlation_id, request.environ)
+    outcome = current_services().wait(call, prompt_tokens, correlation_id, request.environ, auth.client_key())
     reply = {
         "id": correlation_id,
         "correlation_id": correlation_id,

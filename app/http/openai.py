@@ -20,7 +20,7 @@ from ..ids import random_id
 from ..streaming.stream import Retention
 from ..streaming.wire import Wire
 from ..streaming.wire.openai import COMPLETION_PREFIX, completion_object
-from . import streams
+from . import auth, streams
 from .intake.openai import prepare_completion
 from .services import current_services
 
@@ -39,7 +39,8 @@ def create() -> Response | dict[str, Any]:
         wire = Wire(WIRE, completion.include_usage)
         return streams.start(call, completion.prompt_tokens, wire, Retention(foreground=True))
     created = time.time()
-    outcome = services.wait(call, completion.prompt_tokens, g.correlation_id, request.environ)
+    correlation_id = g._get_current_object().correlation_id
+    outcome = services.wait(call, completion.prompt_tokens, correlation_id, request.environ, auth.client_key())
     return serialise(CompletionSchema, completion_object(random_id(), created, call.model, outcome))
 
 

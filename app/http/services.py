@@ -8,9 +8,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from flask import current_app
+from flask import current_app, g
 
-from ..config import Settings
+from ..config import ClientKey, Settings
 from ..contract.native import ChatRequestSchema
 from ..contract.openai import CompletionRequestSchema
 from ..contract.openai_responses import ResponseRequestSchema
@@ -18,6 +18,7 @@ from ..generation.outcome import Outcome
 from ..generation.relay import Relay
 from ..generation.waiting import WaitGenerations
 from ..hub.disconnect import client_socket
+from ..limits import Limits, MemoryCounters, Ticket
 from ..metrics.catalogue import Metrics, NoMetrics
 from ..providers import build_provider
 from ..providers.base import ChatCall, Provider
@@ -46,6 +47,7 @@ class Services:
     completion_schema: CompletionRequestSchema
     response_schema: ResponseRequestSchema
     client_keys: ClientKeys
+    limits: Limits
     contract: bytes
     metrics: Metrics | NoMetrics
     readiness: Readiness
@@ -80,7 +82,8 @@ class Services:
                 max_tokens=settings.max_tokens,
                 allowed_models=settings.allowed_models,
             ),
-            client_keys=ClientKeys(settings.client_keys),
+            client_keys=ClientKeys(settings.keys),
+            limits=Limits(MemoryCounters(), metrics, fail_open=settings.key_limits_without_redis == "open"),
             contract=render_contract(settings),
             metrics=metrics,
             readiness=Readiness(provider, store, settings.ready_cache_seconds, accepting=lambda: waits.accepting),
@@ -94,15 +97,29 @@ class Services:
         return self.settings.stream_store == "redis"
 
     def wait(
-        self, call: ChatCall, prompt_tokens: int | None, correlation_id: str, environ: Mapping[str, Any]
+        self,
+        call: ChatCall,
+        prompt_tokens: int | None,
+        correlation_id: str,
+        environ: Mapping[str, Any],
+        key: ClientKey | None = None,
     ) -> Outcome:
         """Generate a whole reply for a wait-mode request, cancelled if its client leaves first;
-        raises the ApiError it ended with (upstream_unavailable at once when every server rests)."""
+        raises the ApiError it ended with (upstream_unavailable at once when every server rests,
+        rate_limited when one of `key`'s limits says no)."""
         route = self.provider.route(call.model)
+        ticket = self._admit(key, call, prompt_tokens)
         relay = Relay(
             self.provider, self.settings, call, prompt_tokens, None, correlation_id, metrics=self.metrics, route=route
         )
-        outcome = self.waits.run(relay, client_socket(environ))
+        outcome = None
+        try:
+            if ticket is not None:
+                ticket.progress = relay.produced
+            outcome = self.waits.run(relay, client_socket(environ))
+        finally:
+            if ticket is not None:
+                self.limits.end(ticket, outcome.usage.completion_tokens if outcome else relay.produced())
         if outcome.error is not None:
             raise outcome.error
         return outcome
@@ -115,19 +132,54 @@ class Services:
         correlation_id: str,
         client: str,
         retention: Retention = DEFAULT_RETENTION,
+        key: ClientKey | None = None,
     ) -> Stream:
         """Start a generation into a new stream in its own greenlet; returns once the store has
         admitted the stream (the Redis store registers it meanwhile); upstream_unavailable before
         any stream when every server of the model rests."""
         route = self.provider.route(call.model)
-        stream = self.store.create(correlation_id, call.model, wire, client, retention)
+        ticket = self._admit(key, call, prompt_tokens)
+        try:
+            stream = self.store.create(correlation_id, call.model, wire, client, retention)
+        except BaseException:
+            if ticket is not None:
+                self.limits.end(ticket, 0)
+            raise
         producer.start(stream, self.provider, self.settings, call, prompt_tokens, self.metrics, route)
+        if ticket is not None:
+            self._count_while_it_runs(ticket, stream)
         self.store.admit(stream)
         return stream
+
+    def _admit(self, key: ClientKey | None, call: ChatCall, prompt_tokens: int | None) -> Ticket | None:
+        """Admit a generation of `key` under its limits (None: the key has none); its verdict goes
+        to the request's x-ratelimit-* headers (`auth`)."""
+        if key is None or not key.limited:
+            return None
+        if prompt_tokens is None and key.tpm is not None:
+            prompt_tokens = self.provider.prompt_tokens(call.messages)
+        ticket, verdict = self.limits.admit(key, prompt_tokens or 0)
+        g._get_current_object().verdict = verdict
+        return ticket
+
+    def _count_while_it_runs(self, ticket: Ticket, stream: Stream) -> None:
+        """Count a stream's completion tokens as its chunks come, and end its ticket with it."""
+        ticket.progress = lambda: stream.chunks
+        greenlet = stream.producer
+        if greenlet is None or greenlet.dead:
+            self.limits.end(ticket, stream.chunks)
+            return
+
+        def ended(done: Any) -> None:
+            outcome = done.value if done.successful() else None
+            self.limits.end(ticket, outcome.usage.completion_tokens if outcome is not None else stream.chunks)
+
+        greenlet.link(ended)
 
     def start(self) -> None:
         """Start background work (the store's expiry, the sampled metrics)."""
         self.store.start()
+        self.limits.start()
         self.metrics.watch(lambda: (len(self.store), self.provider.waiting()))
 
     def stop_accepting(self) -> None:
@@ -149,6 +201,7 @@ class Services:
         self.waits.end_all()
         self.store.close(timeout=SHUTDOWN_WAIT_SECONDS)
         self.provider.close()
+        self.limits.close()
         self.metrics.close()
 
 

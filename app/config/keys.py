@@ -1,0 +1,134 @@
+"""Client keys as configured: CHATWAIT_API_KEYS (a comma list) and CHATWAIT_API_KEYS_FILE, whose
+lines are `KEY [name=NAME] [max_streams=N] [rpm=N] [tpm=N]`. A key's name is what logs and
+metrics show (a key never appears there); a limit left out takes KEY_MAX_STREAMS,
+KEY_REQUESTS_PER_MINUTE or KEY_TOKENS_PER_MINUTE (unset: unlimited). Errors name the variable,
+the line and the field, never the key."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+
+from .values import ConfigError, file
+
+MIN_KEY_CHARS = 16
+MAX_KEY_CHARS = 256
+MAX_KEYS = 100  # each key is searched for in every log line, each name is a metric label
+MAX_LIMIT = 1_000_000_000
+_CLIENT_KEY = re.compile(r"[A-Za-z0-9._~+/-]+=*")  # what an HTTP Bearer token may hold (RFC 6750)
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_FIELD_WORD = re.compile(r"[a-z_]{1,20}")
+LIMIT_FIELDS = ("max_streams", "rpm", "tpm")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientKey:
+    """A key clients may present, the name it goes by, and its own limits (None: the defaults)."""
+
+    key: str = dataclasses.field(repr=False)
+    name: str
+    max_streams: int | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+
+    def with_defaults(self, max_streams: int | None, rpm: int | None, tpm: int | None) -> ClientKey:
+        """This key with each limit it leaves out taken from the defaults."""
+        return dataclasses.replace(
+            self,
+            max_streams=self.max_streams if self.max_streams is not None else max_streams,
+            rpm=self.rpm if self.rpm is not None else rpm,
+            tpm=self.tpm if self.tpm is not None else tpm,
+        )
+
+    @property
+    def limited(self) -> bool:
+        """Whether any limit applies to it."""
+        return any(value is not None for value in (self.max_streams, self.rpm, self.tpm))
+
+
+def default_name(key: str) -> str:
+    """The name of a key given without one: `key-` and the start of its SHA-256 (stable, and no
+    more of the key than its digest already shows)."""
+    return "key-" + hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:8]
+
+
+def client_keys(name: str, raw: str) -> tuple[ClientKey, ...]:
+    """Comma-separated client keys (CHATWAIT_API_KEYS): default names, default limits."""
+    keys = [key.strip() for key in raw.split(",") if key.strip()]
+    _check_count(name, len(keys))
+    for number, key in enumerate(keys, start=1):
+        _check_key(f"{name}: key number {number}", key)
+    return tuple(ClientKey(key, default_name(key)) for key in dict.fromkeys(keys))
+
+
+def client_key_file(name: str, raw: str) -> tuple[ClientKey, ...]:
+    """The keys in a file, one per line with its name and limits; blank lines and lines starting
+    with # are skipped."""
+    path = file("a file of client keys, one per line")(name, raw)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        raise ConfigError(f"{name}={raw.strip()!r} cannot be read as UTF-8 text: check the file.") from None
+    found = [
+        _line(f"{name} line {number}", line)
+        for number, line in enumerate(lines, start=1)
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    _check_count(name, len(found))
+    return unique(name, found)
+
+
+def unique(name: str, keys: list[ClientKey]) -> tuple[ClientKey, ...]:
+    """`keys` without repeats: the same key twice, or two keys under one name, is an error."""
+    seen_keys: set[str] = set()
+    seen_names: set[str] = set()
+    for entry in keys:
+        if entry.key in seen_keys:
+            raise ConfigError(f"{name}: the key named {entry.name!r} is listed twice: keep one line.")
+        if entry.name in seen_names:
+            raise ConfigError(f"{name}: two keys are named {entry.name!r}: give each its own name.")
+        seen_keys.add(entry.key)
+        seen_names.add(entry.name)
+    return tuple(keys)
+
+
+def _line(where: str, line: str) -> ClientKey:
+    """One line of the key file: the key, then `field=value` words."""
+    key, *words = line.split()
+    _check_key(where, key)
+    fields: dict[str, str] = {}
+    for word in words:
+        field, equals, value = word.partition("=")
+        if not equals or field not in ("name", *LIMIT_FIELDS):
+            shown = repr(field) if equals and _FIELD_WORD.fullmatch(field) else "a word"  # never a key
+            raise ConfigError(f"{where}: {shown} is not a field: use name=, max_streams=, rpm= or tpm=.")
+        if field in fields:
+            raise ConfigError(f"{where}: {field} is given twice.")
+        fields[field] = value
+    named = fields.pop("name", None)
+    if named is not None and not _NAME.fullmatch(named):
+        raise ConfigError(f"{where}: name must be 1 to 64 characters from A-Z a-z 0-9 . _ - (not starting with . _ -).")
+    limits = {field: _limit(where, field, value) for field, value in fields.items()}
+    return ClientKey(key, named or default_name(key), **limits)
+
+
+def _limit(where: str, field: str, value: str) -> int:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_LIMIT:
+        raise ConfigError(f"{where}: {field}={value[:20]!r} is not valid: use a whole number from 1 to {MAX_LIMIT}.")
+    return int(value)
+
+
+def _check_key(where: str, key: str) -> None:
+    if not (MIN_KEY_CHARS <= len(key) <= MAX_KEY_CHARS and _CLIENT_KEY.fullmatch(key)):
+        raise ConfigError(
+            f"{where} is not valid: use {MIN_KEY_CHARS} to {MAX_KEY_CHARS} characters from "
+            "A-Z a-z 0-9 - . _ ~ + / (e.g. `openssl rand -hex 24`)."
+        )
+
+
+def _check_count(name: str, count: int) -> None:
+    if not count:
+        raise ConfigError(f"{name} holds no key: give at least one, or leave it unset to keep the API open.")
+    if count > MAX_KEYS:
+        raise ConfigError(f"{name} holds {count} keys; at most {MAX_KEYS}.")

@@ -1,0 +1,146 @@
+"""The pool of model servers as configured: OPENAI_BASE_URL's list (with OPENAI_API_KEY's keys)
+or UPSTREAMS_FILE's entries, each checked field by field; errors name the entry and the field,
+never a key."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from .values import MAX_UPSTREAMS, ConfigError, file, url
+
+MAX_WEIGHT = 1000.0
+_SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+_ENTRY_FIELDS = ("name", "url", "api_key", "api_key_env", "models", "weight")
+
+
+@dataclasses.dataclass(frozen=True)
+class UpstreamServer:
+    """One model server of the pool: its name (metrics, logs, /ready), base URL (None: OpenAI's),
+    key, the models it serves (empty: every allowed model) and its routing weight."""
+
+    name: str
+    url: str | None
+    api_key: str | None = dataclasses.field(default=None, repr=False)
+    models: tuple[str, ...] = ()
+    weight: float = 1.0
+
+    def serves(self, model: str) -> bool:
+        """Whether requests for `model` may go to this server."""
+        return not self.models or model in self.models
+
+
+def server_name(base_url: str | None) -> str:
+    """A server's default name: the host (and port) of its URL."""
+    if base_url is None:
+        return "api.openai.com"
+    parts = urllib.parse.urlsplit(base_url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+
+
+def pool_from_list(base_urls: str | None, api_keys: str | None) -> tuple[UpstreamServer, ...]:
+    """The servers of OPENAI_BASE_URL (one, or a list serving the same models) with OPENAI_API_KEY
+    (one key for all, or a list in the same order)."""
+    listed: list[str | None] = list(base_urls.split(",")) if base_urls else [None]
+    keys = [key.strip() for key in api_keys.split(",")] if api_keys else [None]
+    if len(keys) not in (1, len(listed)):
+        raise ConfigError(
+            f"OPENAI_API_KEY holds {len(keys)} keys for {len(listed)} servers in OPENAI_BASE_URL: "
+            "give one key for all of them, or one per server in the same order."
+        )
+    names = _unique_names([server_name(address) for address in listed])
+    keys = keys * len(listed) if len(keys) == 1 else keys
+    return tuple(UpstreamServer(*server) for server in zip(names, listed, keys, strict=True))
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    """Names made unique by a #2, #3 suffix (two servers on one host)."""
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return unique
+
+
+def upstreams_file(name: str, raw: str, environ: Mapping[str, str] | None = None) -> tuple[UpstreamServer, ...]:
+    """The servers listed in a TOML (`[[upstream]]` tables) or YAML (`upstreams:` list) file."""
+    path = file("a TOML or YAML file listing the model servers")(name, raw)
+    try:
+        text = path.read_text(encoding="utf-8")
+        document = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else tomllib.loads(text)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, yaml.YAMLError) as error:
+        where = getattr(error, "problem_mark", None) or ""
+        raise ConfigError(
+            f"{name}={raw.strip()!r} cannot be read as {'YAML' if path.suffix in ('.yaml', '.yml') else 'TOML'}"
+            f"{f' ({where})' if where else ''}: check the file (a .yaml or .yml file is YAML, any other TOML)."
+        ) from None
+    entries = document.get("upstream", document.get("upstreams")) if isinstance(document, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{name}: the file lists no server: write [[upstream]] tables (TOML) or an upstreams: list.")
+    if len(entries) > MAX_UPSTREAMS:
+        raise ConfigError(f"{name}: the file lists {len(entries)} servers; at most {MAX_UPSTREAMS}.")
+    servers = [
+        _entry(name, number, entry, os.environ if environ is None else environ)
+        for number, entry in enumerate(entries, start=1)
+    ]
+    names = [server.name for server in servers]
+    for server in servers:
+        if names.count(server.name) > 1:
+            raise ConfigError(f"{name}: two servers are named {server.name!r}: give each entry its own name.")
+    return tuple(servers)
+
+
+def _entry(name: str, number: int, entry: Any, environ: Mapping[str, str]) -> UpstreamServer:
+    """One server entry, checked field by field; errors name the entry and field, never a key."""
+    where = f"{name}: entry {number}"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} is not a table of fields: give url (and optionally name, api_key, models, weight).")
+    for field in entry:
+        if field not in _ENTRY_FIELDS:
+            raise ConfigError(f"{where}: {field!r} is not a field: use {', '.join(_ENTRY_FIELDS)}.")
+    if not isinstance(entry.get("url"), str):
+        raise ConfigError(f"{where}: url is missing: give the server's base URL, e.g. http://10.0.0.5:8000/v1.")
+    address = url(f"{where}: url", entry["url"])
+    label = entry.get("name", server_name(address))
+    if not isinstance(label, str) or not _SERVER_NAME.fullmatch(label):
+        raise ConfigError(f"{where}: name must be 1 to 64 characters from A-Z a-z 0-9 . _ : - (e.g. vllm-1).")
+    named = f"{where} ({label})"
+    return UpstreamServer(
+        label, address, _entry_key(named, entry, environ), _entry_models(named, entry), _entry_weight(named, entry)
+    )
+
+
+def _entry_key(where: str, entry: dict[str, Any], environ: Mapping[str, str]) -> str | None:
+    if "api_key" in entry and "api_key_env" in entry:
+        raise ConfigError(f"{where}: give api_key or api_key_env, not both.")
+    if "api_key_env" in entry:
+        variable = entry["api_key_env"]
+        if not isinstance(variable, str) or not environ.get(variable, "").strip():
+            raise ConfigError(f"{where}: api_key_env names {variable!r}, which is not set: set it or fix the name.")
+        return environ[variable].strip()
+    key = entry.get("api_key")
+    if key is not None and (not isinstance(key, str) or not key.strip() or "," in key):
+        raise ConfigError(f"{where}: api_key must be one key as text (or use api_key_env).")
+    return key.strip() if key else None
+
+
+def _entry_models(where: str, entry: dict[str, Any]) -> tuple[str, ...]:
+    listed = entry.get("models", [])
+    if not isinstance(listed, list) or not all(isinstance(m, str) and m.strip() for m in listed):
+        raise ConfigError(f'{where}: models must be a list of model names, e.g. ["llama-3.1-8b"].')
+    return tuple(dict.fromkeys(m.strip() for m in listed))
+
+
+def _entry_weight(where: str, entry: dict[str, Any]) -> float:
+    weight = entry.get("weight", 1)
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 < weight <= MAX_WEIGHT:
+        raise ConfigError(f"{where}: weight must be a number above 0 and at most {MAX_WEIGHT:g} (default 1).")
+    return float(weight)

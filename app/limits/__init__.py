@@ -1,0 +1,17 @@
+"""Client keys' limits (max_streams, rpm, tpm) and where they are counted: in this worker's
+memory, or in Redis, shared by every worker and instance (see `limits` and `counters`)."""
+
+from .counters import Counters, MemoryCounters, Quota, Verdict
+from .limits import CountersUnavailable, Limits, Ticket, duration, headers
+
+__all__ = [
+    "Counters",
+    "CountersUnavailable",
+    "Limits",
+    "MemoryCounters",
+    "Quota",
+    "Ticket",
+    "Verdict",
+    "duration",
+    "headers",
+]

@@ -1,0 +1,129 @@
+"""What a key's limits allow now: the verdict of an admission or a look, and the counts of one
+worker's memory (the Redis store shares them across workers and instances: `redis_counters`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from ..config import ClientKey
+from .window import Minute
+
+STREAMS_RETRY_SECONDS = 1.0  # nobody knows when a stream ends: a client at max_streams tries again soon
+
+
+@dataclasses.dataclass(frozen=True)
+class Quota:
+    """A per-minute limit as the x-ratelimit-* headers tell it."""
+
+    limit: int
+    remaining: int
+    reset: float  # seconds until the oldest count leaves the minute
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """Whether a key may start a generation now, and where its limits stand."""
+
+    refused: str | None = None  # the limit that refuses: max_streams, rpm or tpm
+    retry_after: float = 0.0
+    requests: Quota | None = None
+    tokens: Quota | None = None
+    streams: tuple[int, int] | None = None  # (max_streams, live generations)
+
+
+class Counters(Protocol):
+    """Where a key's counts live: this worker's memory, or Redis."""
+
+    def admit(self, key: ClientKey, ticket: str, prompt_tokens: int) -> Verdict:
+        """Admit a generation `ticket` of `key` and count it, or refuse it without counting."""
+        ...
+
+    def peek(self, key: ClientKey) -> Verdict:
+        """Where `key`'s limits stand (nothing counted)."""
+        ...
+
+    def spend(self, spent: Iterable[tuple[ClientKey, int]]) -> None:
+        """Count completion tokens produced since the last call, per key."""
+        ...
+
+    def release(self, key: ClientKey, ticket: str) -> None:
+        """A generation ended: it no longer counts against max_streams."""
+        ...
+
+    def renew(self, tickets: Iterable[tuple[ClientKey, str]]) -> None:
+        """The generations still running here (Redis: their leases)."""
+        ...
+
+
+class _Counts:
+    __slots__ = ("live", "requests", "tokens")
+
+    def __init__(self) -> None:
+        self.live: set[str] = set()
+        self.requests = Minute()
+        self.tokens = Minute()
+
+
+class MemoryCounters:
+    """Counts in this worker's memory: each worker (and instance) enforces its own limits."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._keys: dict[str, _Counts] = {}  # by key name: at most MAX_KEYS
+
+    def admit(self, key: ClientKey, ticket: str, prompt_tokens: int) -> Verdict:
+        counts, now = self._counts(key), self._clock()
+        refused, retry_after = _refusal(key, counts, now, prompt_tokens)
+        if refused is None:
+            counts.live.add(ticket)
+            counts.requests.add(now, 1)
+            counts.tokens.add(now, prompt_tokens)
+        return _verdict(key, counts, now, refused, retry_after)
+
+    def peek(self, key: ClientKey) -> Verdict:
+        return _verdict(key, self._counts(key), self._clock(), None, 0.0)
+
+    def spend(self, spent: Iterable[tuple[ClientKey, int]]) -> None:
+        now = self._clock()
+        for key, tokens in spent:
+            self._counts(key).tokens.add(now, tokens)
+
+    def release(self, key: ClientKey, ticket: str) -> None:
+        self._counts(key).live.discard(ticket)
+
+    def renew(self, tickets: Iterable[tuple[ClientKey, str]]) -> None:
+        """Nothing to renew: a worker's memory goes with it."""
+
+    def _counts(self, key: ClientKey) -> _Counts:
+        counts = self._keys.get(key.name)
+        if counts is None:
+            counts = self._keys[key.name] = _Counts()
+        return counts
+
+
+def _refusal(key: ClientKey, counts: _Counts, now: float, prompt_tokens: int) -> tuple[str | None, float]:
+    """Which limit refuses a new generation, and when to try again (None: none refuses)."""
+    if key.max_streams is not None and len(counts.live) >= key.max_streams:
+        return "max_streams", STREAMS_RETRY_SECONDS
+    if key.rpm is not None and counts.requests.total(now) >= key.rpm:
+        return "rpm", counts.requests.free_after(now, 1, key.rpm)
+    if key.tpm is not None:
+        spent = counts.tokens.total(now)
+        if spent >= key.tpm or (spent and spent + prompt_tokens > key.tpm):  # a prompt alone may be more
+            return "tpm", counts.tokens.free_after(now, min(prompt_tokens, key.tpm), key.tpm)
+    return None, 0.0
+
+
+def _verdict(key: ClientKey, counts: _Counts, now: float, refused: str | None, retry_after: float) -> Verdict:
+    requests = tokens = None
+    if key.rpm is not None:
+        used = counts.requests.total(now)
+        requests = Quota(key.rpm, max(0, key.rpm - used), counts.requests.reset_after(now))
+    if key.tpm is not None:
+        used = counts.tokens.total(now)
+        tokens = Quota(key.tpm, max(0, key.tpm - used), counts.tokens.reset_after(now))
+    streams = None if key.max_streams is None else (key.max_streams, len(counts.live))
+    return Verdict(refused, retry_after, requests, tokens, streams)

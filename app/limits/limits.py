@@ -1,0 +1,168 @@
+"""Per-key limits for the views: admit a generation (429 rate_limited when a limit says no),
+count its completion tokens while it runs, release it when it ends, and the x-ratelimit-*
+headers of an answer.
+
+Completion tokens are counted without any work per token: once a second the counts of the
+generations running here are read (their chunks so far) and what is new is added; when a
+generation ends, its usage settles the difference. With Redis, counters that cannot be reached
+admit without counting (KEY_LIMITS_WITHOUT_REDIS=open) or refuse with 503 (closed).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+
+import gevent
+
+from ..config import ClientKey
+from ..errors import ApiError
+from ..ids import random_id
+from ..logs import log_greenlet_failure
+from ..metrics.catalogue import Metrics, NoMetrics
+from .counters import Counters, Quota, Verdict
+
+log = logging.getLogger("chatwait.limits")
+
+FLUSH_SECONDS = 1.0
+WORDS = {
+    "max_streams": "generations running at once (max_streams)",
+    "rpm": "requests in the last minute (rpm)",
+    "tpm": "tokens in the last minute (tpm)",
+}
+
+
+class CountersUnavailable(Exception):
+    """The counters could not be reached (Redis out of reach)."""
+
+
+class Ticket:
+    """One admitted generation: its key, how many completion tokens it has produced so far
+    (`progress`), and how many of them are counted already."""
+
+    __slots__ = ("counted", "id", "key", "progress")
+
+    def __init__(self, key: ClientKey) -> None:
+        self.id = random_id()
+        self.key = key
+        self.progress: Callable[[], int] = lambda: 0
+        self.counted = 0
+
+
+class Limits:
+    """The limits of every key with limits, over the store's counters."""
+
+    def __init__(self, counters: Counters, metrics: Metrics | NoMetrics, fail_open: bool = True) -> None:
+        self.counters = counters
+        self.metrics = metrics
+        self.fail_open = fail_open
+        self._running: dict[str, Ticket] = {}
+        self._flusher: gevent.Greenlet | None = None
+
+    def admit(self, key: ClientKey, prompt_tokens: int) -> tuple[Ticket, Verdict | None]:
+        """Admit a generation of `key`, counting its request and prompt tokens; its ticket and the
+        verdict (None: counters out of reach, admitted anyway). ApiError when a limit refuses."""
+        ticket = Ticket(key)
+        try:
+            verdict = self.counters.admit(key, ticket.id, prompt_tokens)
+        except CountersUnavailable:
+            return self._unreached(ticket), None
+        if verdict.refused is not None:
+            self.metrics.key_refused(key.name, verdict.refused)
+            raise ApiError("rate_limited", _detail(key, verdict), retry_after=max(1.0, verdict.retry_after))
+        self._running[ticket.id] = ticket
+        self.metrics.key_generation(key.name, 1, prompt_tokens)
+        return ticket, verdict
+
+    def look(self, key: ClientKey) -> Verdict | None:
+        """Where `key`'s limits stand (None: counters out of reach)."""
+        try:
+            return self.counters.peek(key)
+        except CountersUnavailable:
+            return None
+
+    def end(self, ticket: Ticket, completion_tokens: int) -> None:
+        """A generation ended: count the completion tokens not counted yet, release its slot."""
+        if self._running.pop(ticket.id, None) is None:
+            return
+        self.metrics.key_generation(ticket.key.name, -1, 0)
+        try:
+            self._spend([(ticket, max(completion_tokens, ticket.counted))])
+            self.counters.release(ticket.key, ticket.id)
+        except CountersUnavailable:
+            log.warning("limits_unreached", extra={"client_name": ticket.key.name, "operation": "release"})
+
+    def start(self) -> None:
+        """Count running generations' tokens (and renew their leases) every FLUSH_SECONDS."""
+        self._flusher = gevent.spawn(self._flush_forever)
+        self._flusher.link_exception(log_greenlet_failure)
+
+    def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.kill(block=False)
+
+    def _flush_forever(self) -> None:
+        while True:
+            gevent.sleep(FLUSH_SECONDS)
+            running = list(self._running.values())
+            try:
+                self._spend([(ticket, ticket.progress()) for ticket in running])
+                self.counters.renew([(ticket.key, ticket.id) for ticket in running])
+            except CountersUnavailable:
+                log.warning("limits_unreached", extra={"operation": "flush", "generations": len(running)})
+
+    def _spend(self, produced: list[tuple[Ticket, int]]) -> None:
+        spent = []
+        for ticket, total in produced:
+            if total > ticket.counted:
+                spent.append((ticket.key, total - ticket.counted))
+                self.metrics.key_tokens_out(ticket.key.name, total - ticket.counted)
+                ticket.counted = total
+        if spent:
+            self.counters.spend(spent)
+
+    def _unreached(self, ticket: Ticket) -> Ticket:
+        log.warning("limits_unreached", extra={"client_name": ticket.key.name, "operation": "admit"})
+        if not self.fail_open:
+            detail = "The client key limits live in Redis, which is out of reach (KEY_LIMITS_WITHOUT_REDIS=closed)."
+            raise ApiError("store_unavailable", detail)
+        return ticket
+
+
+def _detail(key: ClientKey, verdict: Verdict) -> str:
+    limit = verdict.refused or ""
+    allowed = {"max_streams": key.max_streams, "rpm": key.rpm, "tpm": key.tpm}.get(limit)
+    return f"The key {key.name!r} is at its limit of {allowed} {WORDS.get(limit, limit)}."
+
+
+def headers(verdict: Verdict | None) -> dict[str, str]:
+    """The x-ratelimit-* headers of an answer to a key with limits, as OpenAI sends them (and
+    ChatWait's own pair for max_streams)."""
+    found: dict[str, str] = {}
+    if verdict is None:
+        return found
+    for kind, quota in (("requests", verdict.requests), ("tokens", verdict.tokens)):
+        if quota is not None:
+            found |= _quota(kind, quota)
+    if verdict.streams is not None:
+        limit, live = verdict.streams
+        found["x-ratelimit-limit-streams"] = str(limit)
+        found["x-ratelimit-remaining-streams"] = str(max(0, limit - live))
+    return found
+
+
+def _quota(kind: str, quota: Quota) -> dict[str, str]:
+    return {
+        f"x-ratelimit-limit-{kind}": str(quota.limit),
+        f"x-ratelimit-remaining-{kind}": str(quota.remaining),
+        f"x-ratelimit-reset-{kind}": duration(quota.reset),
+    }
+
+
+def duration(seconds: float) -> str:
+    """A duration the way OpenAI writes it in x-ratelimit-reset-*: `250ms`, `12s`, `1m3s`."""
+    if seconds < 1:
+        return f"{math.ceil(seconds * 1000)}ms"
+    whole = math.ceil(seconds)
+    return f"{whole // 60}m{whole % 60}s" if whole >= 60 else f"{whole}s"
