@@ -192,7 +192,7 @@ class HealthSchema(StrictSchema):
     timestamp = fields.String(required=True)
 
 
-READY_CHECKS = ("upstream", "model", "store", "worker")
+READY_CHECKS = ("upstream", "model", "store", "worker", "key_limits")
 
 
 class ReadyCheckSchema(StrictSchema):
@@ -210,6 +210,7 @@ class ReadyChecksSchema(StrictSchema):
     model = fields.Nested(ReadyCheckSchema)
     store = fields.Nested(ReadyCheckSchema, required=True)
     worker = fields.Nested(ReadyCheckSchema, required=True)
+    key_limits = fields.Nested(ReadyCheckSchema)
 
 
 class ReadyServerSchema(StrictSchema):

@@ -1,5 +1,6 @@
 """The checks behind GET /ready: the provider (the upstream answers with this service's
-credentials, or the embedded model is loaded) and the stream store (Redis answers).
+credentials, or the embedded model is loaded), the stream store (Redis answers), and, when a
+client key has limits, where they are counted (and whether Redis answers for them).
 
 The provider's check is a request to the upstream, so its result is kept READY_CACHE_SECONDS
 and one check runs at a time (a probe storm waits for the check in flight). The store's check
@@ -34,8 +35,10 @@ class Readiness:
         cache_seconds: float,
         clock: Callable[[], float] = time.monotonic,
         accepting: Callable[[], bool] = lambda: True,
+        key_limits: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.provider = provider
+        self.key_limits = key_limits
         self.store = store
         self.accepting = accepting
         self.cache_seconds = cache_seconds
@@ -53,6 +56,8 @@ class Readiness:
         }
         if not self.accepting():
             checks["worker"] = {"ok": False, "detail": STOPPING}
+        if self.key_limits is not None:
+            checks["key_limits"] = self.key_limits()
         return checks, live, all(check["ok"] for check in checks.values())
 
     def _provider_check(self) -> dict[str, Any]:

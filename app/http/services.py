@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Generator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app, g
 
@@ -18,7 +18,8 @@ from ..generation.outcome import Outcome
 from ..generation.relay import Relay
 from ..generation.waiting import WaitGenerations
 from ..hub.disconnect import client_socket
-from ..limits import Limits, MemoryCounters, Ticket
+from ..ids import random_id
+from ..limits import Counters, Limits, MemoryCounters, Ticket
 from ..metrics.catalogue import Metrics, NoMetrics
 from ..providers import build_provider
 from ..providers.base import ChatCall, Provider
@@ -27,11 +28,33 @@ from ..streaming.abandon import Abandon
 from ..streaming.store import MemoryStreamStore, StreamStore
 from ..streaming.stream import DEFAULT_RETENTION, Retention, Stream
 from ..streaming.wire import Wire
+from .admission import Gate, waited
 from .keys import ClientKeys
 from .openapi import render_contract
 from .readiness import Readiness
 
+if TYPE_CHECKING:
+    from ..streaming.redis.connect import Topology
+
 SHUTDOWN_WAIT_SECONDS = 2.0  # for stopped generations to close their upstream requests
+
+
+@dataclasses.dataclass(frozen=True)
+class Pending:
+    """A new stream waiting for a slot (MAX_STREAMS): its id, its turns (`Gate.turns`: places,
+    then the stream), and what to do when it never opens."""
+
+    stream_id: str
+    turns: Generator[int | None, None, Stream]
+    never_opened: Callable[[], None]
+
+    def wait(self) -> Stream:
+        """The stream, once it has a slot (waiting here); ApiError(server_busy) past the wait."""
+        try:
+            return waited(self.turns)
+        except BaseException:
+            self.never_opened()
+            raise
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +71,7 @@ class Services:
     response_schema: ResponseRequestSchema
     client_keys: ClientKeys
     limits: Limits
+    gate: Gate
     contract: bytes
     metrics: Metrics | NoMetrics
     readiness: Readiness
@@ -61,32 +85,26 @@ class Services:
         abandon = Abandon(settings.local_abandon_seconds, lambda: provider.waiting() > 0, settings.abandon_seconds)
         store = _build_store(settings, abandon)
         waits = WaitGenerations()
+        limits = _build_limits(settings, metrics)
+        limited = any(key.limited for key in settings.keys)
         return cls(
             settings=settings,
             provider=provider,
             store=store,
             waits=waits,
-            chat_schema=ChatRequestSchema(
-                max_message_chars=settings.max_message_chars,
-                max_history_messages=settings.max_history_messages,
-                max_tokens=settings.max_tokens,
-                allowed_models=settings.allowed_models,
-            ),
-            completion_schema=CompletionRequestSchema(
-                max_messages=settings.max_history_messages + 2,
-                max_tokens=settings.max_tokens,
-                allowed_models=settings.allowed_models,
-            ),
-            response_schema=ResponseRequestSchema(
-                max_items=settings.max_history_messages + 2,
-                max_tokens=settings.max_tokens,
-                allowed_models=settings.allowed_models,
-            ),
+            **_schemas(settings),
             client_keys=ClientKeys(settings.keys),
-            limits=Limits(MemoryCounters(), metrics, fail_open=settings.key_limits_without_redis == "open"),
+            limits=limits,
+            gate=Gate(settings.admission_wait_seconds),
             contract=render_contract(settings),
             metrics=metrics,
-            readiness=Readiness(provider, store, settings.ready_cache_seconds, accepting=lambda: waits.accepting),
+            readiness=Readiness(
+                provider,
+                store,
+                settings.ready_cache_seconds,
+                accepting=lambda: waits.accepting,
+                key_limits=(lambda: limits.check(settings.stream_store == "redis")) if limited else None,
+            ),
             started=int(time.time()),
         )
 
@@ -133,23 +151,40 @@ class Services:
         client: str,
         retention: Retention = DEFAULT_RETENTION,
         key: ClientKey | None = None,
-    ) -> Stream:
+    ) -> Stream | Pending:
         """Start a generation into a new stream in its own greenlet; returns once the store has
-        admitted the stream (the Redis store registers it meanwhile); upstream_unavailable before
-        any stream when every server of the model rests."""
+        admitted the stream (the Redis store registers it meanwhile), or, when every slot is taken
+        and ADMISSION_WAIT_SECONDS allows, the request's place in the queue (`Pending`);
+        upstream_unavailable before any stream when every server of the model rests."""
         route = self.provider.route(call.model)
         ticket = self._admit(key, call, prompt_tokens)
-        try:
-            stream = self.store.create(correlation_id, call.model, wire, client, retention)
-        except BaseException:
+        stream_id = random_id()
+
+        def open_slot() -> Stream:
+            stream = self.store.create(correlation_id, call.model, wire, client, retention, stream_id)
+            producer.start(stream, self.provider, self.settings, call, prompt_tokens, self.metrics, route)
+            assert stream.producer is not None
+            stream.producer.link(lambda _: self.gate.notify())
+            self.store.admit(stream)
             if ticket is not None:
-                self.limits.end(ticket, 0)
+                self._count_while_it_runs(ticket, stream)
+            return stream
+
+        name = "" if key is None else key.name
+        try:
+            opened = self.gate.try_now(name, open_slot)
+        except BaseException:
+            self._end(ticket)
             raise
-        producer.start(stream, self.provider, self.settings, call, prompt_tokens, self.metrics, route)
+        if opened is not None:
+            return opened
+        turns = self.gate.turns(name, open_slot, self.store.has_room, self.settings.keepalive_seconds)
+        return Pending(stream_id, turns, lambda: self._end(ticket))
+
+    def _end(self, ticket: Ticket | None) -> None:
+        """A generation admitted under its key's limits never started: release its slot."""
         if ticket is not None:
-            self._count_while_it_runs(ticket, stream)
-        self.store.admit(stream)
-        return stream
+            self.limits.end(ticket, 0)
 
     def _admit(self, key: ClientKey | None, call: ChatCall, prompt_tokens: int | None) -> Ticket | None:
         """Admit a generation of `key` under its limits (None: the key has none); its verdict goes
@@ -208,14 +243,10 @@ class Services:
 def _build_store(settings: Settings, abandon: Abandon) -> StreamStore:
     """The stream store STREAM_STORE names (Redis is imported only when used)."""
     if settings.stream_store == "redis":
-        from ..streaming.redis.connect import Topology
         from ..streaming.redis.store import RedisSettings, RedisStreamStore
 
-        topology = Topology.of(
-            settings.redis_url, settings.redis_sentinels, settings.redis_sentinel_master or "", settings.redis_cluster
-        )
         config = RedisSettings(
-            topology,
+            _topology(settings),
             settings.max_streams,
             settings.stream_ttl_seconds,
             settings.max_stream_seconds,
@@ -223,6 +254,48 @@ def _build_store(settings: Settings, abandon: Abandon) -> StreamStore:
         )
         return RedisStreamStore(config, abandon=abandon)
     return MemoryStreamStore(settings.max_streams, settings.stream_ttl_seconds, abandon=abandon)
+
+
+def _schemas(settings: Settings) -> dict[str, Any]:
+    """The request schemas, bounded by the settings."""
+    return {
+        "chat_schema": ChatRequestSchema(
+            max_message_chars=settings.max_message_chars,
+            max_history_messages=settings.max_history_messages,
+            max_tokens=settings.max_tokens,
+            allowed_models=settings.allowed_models,
+        ),
+        "completion_schema": CompletionRequestSchema(
+            max_messages=settings.max_history_messages + 2,
+            max_tokens=settings.max_tokens,
+            allowed_models=settings.allowed_models,
+        ),
+        "response_schema": ResponseRequestSchema(
+            max_items=settings.max_history_messages + 2,
+            max_tokens=settings.max_tokens,
+            allowed_models=settings.allowed_models,
+        ),
+    }
+
+
+def _topology(settings: Settings) -> Topology:
+    """Where Redis is: one server, a primary found through Sentinel, or a Cluster."""
+    from ..streaming.redis.connect import Topology
+
+    return Topology.of(
+        settings.redis_url, settings.redis_sentinels, settings.redis_sentinel_master or "", settings.redis_cluster
+    )
+
+
+def _build_limits(settings: Settings, metrics: Metrics | NoMetrics) -> Limits:
+    """Per-key limits counted where the store keeps streams: in Redis, shared by every worker and
+    instance (only when some key has limits), else in this worker's memory."""
+    counters: Counters = MemoryCounters()
+    if settings.stream_store == "redis" and any(key.limited for key in settings.keys):
+        from ..limits.shared import RedisCounters
+
+        counters = RedisCounters(_topology(settings))
+    return Limits(counters, metrics, fail_open=settings.key_limits_without_redis == "open")
 
 
 def current_services() -> Services:

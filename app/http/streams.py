@@ -17,8 +17,8 @@ from ..streaming.stream import DEFAULT_RETENTION, Retention, Stream
 from ..streaming.view import StreamView
 from ..streaming.wire import Wire
 from ..streaming.wire.sse import Position
-from . import auth
-from .services import current_services
+from . import auth, queued
+from .services import Pending, current_services
 from .tracing import trace_stream, traced_body
 
 # Where each wire format's streams start and resume, for the errors that point a client there.
@@ -33,17 +33,32 @@ RESUMED_AT = {
 def start(
     call: ChatCall, prompt_tokens: int | None, wire: Wire, retention: Retention = DEFAULT_RETENTION
 ) -> Response:
-    """Start a generation in its own greenlet and answer with its event stream."""
-    return event_stream(begin(call, prompt_tokens, wire, retention), Position(None))
+    """Start a generation in its own greenlet and answer with its event stream (when it waits
+    for a slot, at once: its place in `queued` notices, then the stream)."""
+    opened = _open(call, prompt_tokens, wire, retention)
+    if isinstance(opened, Pending):
+        trace_stream(opened.stream_id, g._get_current_object().correlation_id)
+        return queued.response(opened, wire, call.model, _headers(opened))
+    return event_stream(opened, Position(None))
 
 
 def begin(call: ChatCall, prompt_tokens: int | None, wire: Wire, retention: Retention = DEFAULT_RETENTION) -> Stream:
-    """Start a generation in its own greenlet; its stream, traced with this request."""
+    """Start a generation in its own greenlet (waiting here for a slot if it must); its stream,
+    traced with this request."""
+    opened = _open(call, prompt_tokens, wire, retention)
+    if isinstance(opened, Pending):
+        opened = opened.wait()
+        trace_stream(opened.stream_id, opened.correlation_id)
+    return opened
+
+
+def _open(call: ChatCall, prompt_tokens: int | None, wire: Wire, retention: Retention) -> Stream | Pending:
     services = current_services()
     correlation_id = g._get_current_object().correlation_id
-    stream = services.stream(call, prompt_tokens, wire, correlation_id, auth.client(), retention, auth.client_key())
-    trace_stream(stream.stream_id, stream.correlation_id)
-    return stream
+    opened = services.stream(call, prompt_tokens, wire, correlation_id, auth.client(), retention, auth.client_key())
+    if isinstance(opened, Stream):
+        trace_stream(opened.stream_id, opened.correlation_id)
+    return opened
 
 
 def wait_for_end(stream: StreamView, environ: Mapping[str, Any]) -> None:
@@ -118,7 +133,7 @@ def event_stream(stream: StreamView, position: Position) -> Response:
     )
 
 
-def _headers(stream: StreamView) -> dict[str, str]:
+def _headers(stream: StreamView | Pending) -> dict[str, str]:
     return {
         "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no",

@@ -1,6 +1,7 @@
 """Per-request correlation id: taken from a valid X-Correlation-Id or generated, bound to the
 request's log lines and echoed in the response; the request_received/completed lines (never for
-/metrics; for the probes only with LOG_REQUESTS; a streamed response's once its body ends); and
+/metrics; for the probes only with LOG_REQUESTS; a streamed response's once its body ends; with
+the client key's name); and
 the request counter of /metrics."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from flask import Flask, Response, g, request
 
@@ -45,11 +47,17 @@ def traced_body(body: Iterator[bytes], stream_id: str) -> Iterator[bytes]:
     request_completed line once the body has ended (however it ended)."""
     state = g._get_current_object()
     started = state.get("started", time.monotonic())
-    return _traced(body, stream_id, state.correlation_id, started, state.get("logged", True))
+    return _traced(body, stream_id, state.correlation_id, started, state.get("logged", True), _client_name(state))
+
+
+def _client_name(state: Any) -> dict[str, str]:
+    """The name of the request's client key, for its request_completed line (never the key)."""
+    key = state.get("client_key")
+    return {} if key is None else {"client_name": key.name}
 
 
 def _traced(
-    body: Iterator[bytes], stream_id: str, correlation_id: str, started: float, logged: bool
+    body: Iterator[bytes], stream_id: str, correlation_id: str, started: float, logged: bool, client: dict[str, str]
 ) -> Iterator[bytes]:
     with bind(correlation_id, stream_id):
         try:
@@ -57,7 +65,8 @@ def _traced(
         finally:
             if logged:
                 duration = round((time.monotonic() - started) * 1000, 1)
-                log.info("request_completed", extra={"status": 200, "duration_ms": duration, "streamed": True})
+                extra = {"status": 200, "duration_ms": duration, "streamed": True, **client}
+                log.info("request_completed", extra=extra)
 
 
 def _after(response: Response) -> Response:
@@ -69,7 +78,8 @@ def _after(response: Response) -> Response:
     current_services().metrics.request(rule.rule if rule is not None else "unmatched", req.method, response.status_code)
     if state.get("logged", True) and not response.is_streamed:
         duration = round((time.monotonic() - state.get("started", time.monotonic())) * 1000, 1)
-        log.info("request_completed", extra={"status": response.status_code, "duration_ms": duration})
+        extra = {"status": response.status_code, "duration_ms": duration, **_client_name(state)}
+        log.info("request_completed", extra=extra)
     return response
 
 

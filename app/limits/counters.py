@@ -1,5 +1,5 @@
 """What a key's limits allow now: the verdict of an admission or a look, and the counts of one
-worker's memory (the Redis store shares them across workers and instances: `redis_counters`)."""
+worker's memory (the Redis store shares them across workers and instances: `shared`)."""
 
 from __future__ import annotations
 
@@ -57,6 +57,14 @@ class Counters(Protocol):
         """The generations still running here (Redis: their leases)."""
         ...
 
+    def reachable(self) -> bool:
+        """Whether the counters answer now."""
+        ...
+
+    def close(self) -> None:
+        """Let go of what holds the counters."""
+        ...
+
 
 class _Counts:
     __slots__ = ("live", "requests", "tokens")
@@ -96,6 +104,12 @@ class MemoryCounters:
 
     def renew(self, tickets: Iterable[tuple[ClientKey, str]]) -> None:
         """Nothing to renew: a worker's memory goes with it."""
+
+    def reachable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        """Nothing to let go of."""
 
     def _counts(self, key: ClientKey) -> _Counts:
         counts = self._keys.get(key.name)

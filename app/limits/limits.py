@@ -101,6 +101,19 @@ class Limits:
     def close(self) -> None:
         if self._flusher is not None:
             self._flusher.kill(block=False)
+        self.counters.close()
+
+    def check(self, shared: bool) -> dict[str, object]:
+        """/ready's word on the limits: where they are counted, and what happens without Redis."""
+        if not shared:
+            return {"ok": True, "detail": "Counted in each worker's memory: every worker enforces its own limits."}
+        if self.counters.reachable():
+            return {"ok": True, "detail": "Counted in Redis: shared by every worker and instance."}
+        if self.fail_open:
+            detail = "Redis is out of reach: limits go unenforced until it answers (KEY_LIMITS_WITHOUT_REDIS=open)."
+            return {"ok": True, "detail": detail}
+        detail = "Redis is out of reach: keys with limits get 503 until it answers (KEY_LIMITS_WITHOUT_REDIS=closed)."
+        return {"ok": False, "detail": detail}
 
     def _flush_forever(self) -> None:
         while True:

@@ -1,6 +1,6 @@
 """A sliding minute counted in one-second buckets: what a key spent in the last 60 seconds, and
 when enough of it leaves the window. Bounded: at most 61 buckets, whatever the traffic. The
-Redis store's script counts the same way (`redis_counters`)."""
+Redis store's script counts the same way (`shared`)."""
 
 from __future__ import annotations
 

@@ -72,15 +72,21 @@ class StreamStore(abc.ABC):
         wire: Wire = NATIVE,
         client: str = "",
         retention: Retention = DEFAULT_RETENTION,
+        stream_id: str | None = None,
     ) -> Stream:
         """A new, empty stream in wire format `wire`, started by `client` (a key digest, or ""),
-        kept as `retention` says. ApiError when the store cannot take it now (`_make_room`), and
-        service_restarting once the worker stops."""
+        kept as `retention` says (its id chosen here unless given). ApiError when the store cannot
+        take it now (`_make_room`), and service_restarting once the worker stops."""
         self._refuse_when_stopping()
         self._make_room()
-        stream = Stream(random_id(), correlation_id, model, self.clock(), self.journal, wire, client, retention)
+        stream_id = stream_id or random_id()
+        stream = Stream(stream_id, correlation_id, model, self.clock(), self.journal, wire, client, retention)
         self._hold(stream)
         return stream
+
+    @abc.abstractmethod
+    def has_room(self) -> bool:
+        """Whether a new stream would find a slot now (MAX_STREAMS): a hint, for waiters."""
 
     @abc.abstractmethod
     def _make_room(self) -> None:
@@ -142,6 +148,11 @@ class MemoryStreamStore(StreamStore):
 
     def __len__(self) -> int:
         return len(self._streams)
+
+    def has_room(self) -> bool:
+        return len(self._streams) < self.max_streams or any(
+            stream.finished and stream.consumers == 0 for stream in self._streams.values()
+        )
 
     def _make_room(self) -> None:
         """Evict the least recently used finished stream when full; ApiError(server_busy) when

@@ -115,6 +115,7 @@ def _completion(messages: list, provider: CountingProvider, **extra):
         response_schema=None,  # type: ignore[arg-type]
         client_keys=None,  # type: ignore[arg-type]
         limits=None,  # type: ignore[arg-type]
+        gate=None,  # type: ignore[arg-type]
         contract=b"",
         metrics=None,  # type: ignore[arg-type]
         readiness=None,  # type: ignore[arg-type]

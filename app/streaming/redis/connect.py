@@ -97,7 +97,6 @@ def connect(topology: Topology, max_connections: int, socket_timeout: float) -> 
             connection_pool_class=redis.BlockingConnectionPool,
             max_connections=max_connections,
             timeout=POOL_WAIT_SECONDS,
-            cluster_error_retry_attempts=1,
             **options,
         )
     if topology.kind == "sentinel":

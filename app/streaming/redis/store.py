@@ -134,6 +134,14 @@ class RedisStreamStore(StreamStore):
 
     # The store.
 
+    def has_room(self) -> bool:
+        """Whether the cluster holds fewer than MAX_STREAMS live streams (one round trip; True
+        when Redis does not answer: trying then tells what it is)."""
+        try:
+            return self.link.commands.hlen(keys.LIVE_KEY) < self.max_streams
+        except redis.RedisError:
+            return True
+
     def _make_room(self) -> None:
         """In an outage, refuse at once; MAX_STREAMS is Redis's to check (`admit`)."""
         if self.journal.health.failing_for() > ADMIT_SECONDS and not self._back():

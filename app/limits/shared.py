@@ -1,0 +1,221 @@
+"""Counters in Redis (STREAM_STORE=redis): every worker of every instance counts against the same
+limits. One script call admits or refuses a generation (one round trip per request); a key's
+three counters share a hash tag, so the script runs on a Cluster too. All of it is bounded:
+a key's minute is at most 61 one-second fields, its live generations a sorted set of leases
+(each renewed every second by the worker running it, gone three seconds after that worker is),
+and every key expires a minute after its last use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import redis
+
+from ..config import ClientKey
+from ..streaming.redis.connect import Client, Topology, connect, disconnect
+from .counters import STREAMS_RETRY_SECONDS, Quota, Verdict
+from .limits import CountersUnavailable
+
+PREFIX = "chatwait:limits"
+CONNECTIONS = 32
+TIMEOUT_SECONDS = 1.0  # a request waits this long at most for its admission
+PAUSE_SECONDS = 1.0  # after a failure, calls do not wait on Redis again for this long
+LEASE_MS = 5_000
+
+# Where a key's limits stand, and with ARGV[1] = 'admit' its new generation counted when no limit
+# refuses. KEYS: live (ZSET ticket -> lease end, ms), requests and tokens (HASH second -> count).
+# ARGV: mode (admit|peek), ticket, max_streams, rpm, tpm (-1: none), prompt tokens, lease ms.
+# Redis's clock, so every worker agrees. Returns {refused ('' none), retry ms, live, requests
+# used, requests reset ms, tokens used, tokens reset ms}.
+_LOOK = """#!lua
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local second = math.floor(now / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local function minute(key)
+  local seconds, counts, total = {}, {}, 0
+  local all = redis.call('HGETALL', key)
+  for i = 1, #all, 2 do
+    local s = tonumber(all[i])
+    if s <= second - 60 then redis.call('HDEL', key, all[i])
+    else table.insert(seconds, s); counts[s] = tonumber(all[i + 1]); total = total + counts[s] end
+  end
+  table.sort(seconds)
+  return seconds, counts, total
+end
+local function free_after(seconds, counts, total, needed, limit)
+  local left = total
+  for _, s in ipairs(seconds) do
+    if left + needed <= limit then return 0 end
+    left = left - counts[s]
+    if left + needed <= limit then return math.max(0, (s + 60) * 1000 - now) end
+  end
+  if left + needed <= limit then return 0 end
+  return 60000
+end
+local function reset(seconds)
+  if #seconds == 0 then return 0 end
+  return math.max(0, (seconds[1] + 60) * 1000 - now)
+end
+local max_streams, rpm, tpm = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local prompt = tonumber(ARGV[6])
+local live = redis.call('ZCARD', KEYS[1])
+local rs, rc, rtotal = minute(KEYS[2])
+local ts, tc, ttotal = minute(KEYS[3])
+local refused, retry = '', 0
+if ARGV[1] == 'admit' then
+  if max_streams >= 0 and live >= max_streams then refused = 'max_streams'
+  elseif rpm >= 0 and rtotal >= rpm then refused = 'rpm'; retry = free_after(rs, rc, rtotal, 1, rpm)
+  elseif tpm >= 0 and (ttotal >= tpm or (ttotal > 0 and ttotal + prompt > tpm)) then
+    refused = 'tpm'; retry = free_after(ts, tc, ttotal, math.min(prompt, tpm), tpm)
+  end
+  if refused == '' then
+    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[7]), ARGV[2])
+    redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[7]) + 60000)
+    live = live + 1
+    redis.call('HINCRBY', KEYS[2], second, 1)
+    redis.call('PEXPIRE', KEYS[2], 61000)
+    if #rs == 0 or rs[#rs] ~= second then table.insert(rs, second) end
+    rtotal = rtotal + 1
+    if prompt > 0 then
+      redis.call('HINCRBY', KEYS[3], second, prompt)
+      redis.call('PEXPIRE', KEYS[3], 61000)
+      if #ts == 0 or ts[#ts] ~= second then table.insert(ts, second) end
+      ttotal = ttotal + prompt
+    end
+  end
+end
+return {refused, retry, live, rtotal, reset(rs), ttotal, reset(ts)}
+"""
+
+# A worker's generations still running: their leases renewed by Redis's clock. KEYS: live.
+# ARGV: lease ms, tickets. allow-oom: a few bytes, so that running generations keep counting.
+_RENEW = """#!lua flags=allow-oom
+local t = redis.call('TIME')
+local until_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], until_ms, ARGV[i]) end
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) + 60000)
+return #ARGV - 1
+"""
+
+# Completion tokens produced: KEYS: tokens. ARGV: count. By Redis's clock.
+_SPEND = """#!lua
+local second = tonumber(redis.call('TIME')[1])
+redis.call('HINCRBY', KEYS[1], second, tonumber(ARGV[1]))
+redis.call('PEXPIRE', KEYS[1], 61000)
+return 1
+"""
+
+_SOURCES = {"look": _LOOK, "renew": _RENEW, "spend": _SPEND}
+_SHAS = {name: hashlib.sha1(source.encode("utf-8")).hexdigest() for name, source in _SOURCES.items()}
+
+
+def counter_keys(name: str) -> tuple[str, str, str]:
+    """A key's live generations, requests and tokens: one hash tag, one slot."""
+    tag = f"{PREFIX}:{{{name}}}"
+    return f"{tag}:live", f"{tag}:requests", f"{tag}:tokens"
+
+
+class RedisCounters:
+    """The counters of every key in Redis, through a small pool of its own."""
+
+    def __init__(self, topology: Topology, clock: Callable[[], float] = time.monotonic) -> None:
+        self._client: Client = connect(topology, CONNECTIONS, TIMEOUT_SECONDS)
+        self._clock = clock
+        self._paused_until = 0.0
+
+    def admit(self, key: ClientKey, ticket: str, prompt_tokens: int) -> Verdict:
+        return self._look(key, "admit", ticket, prompt_tokens)
+
+    def peek(self, key: ClientKey) -> Verdict:
+        return self._look(key, "peek", "", 0)
+
+    def spend(self, spent: Iterable[tuple[ClientKey, int]]) -> None:
+        with self._reaching() as client:
+            pipe = client.pipeline(transaction=False)
+            for key, tokens in spent:
+                self._queue(pipe, "spend", [counter_keys(key.name)[2]], [tokens])
+            self._execute(client, pipe)
+
+    def release(self, key: ClientKey, ticket: str) -> None:
+        with self._reaching() as client:
+            client.zrem(counter_keys(key.name)[0], ticket)
+
+    def renew(self, tickets: Iterable[tuple[ClientKey, str]]) -> None:
+        by_key: dict[str, list[str]] = {}
+        for key, ticket in tickets:
+            by_key.setdefault(key.name, []).append(ticket)
+        if not by_key:
+            return
+        with self._reaching() as client:
+            pipe = client.pipeline(transaction=False)
+            for name, ids in by_key.items():
+                self._queue(pipe, "renew", [counter_keys(name)[0]], [LEASE_MS, *ids])
+            self._execute(client, pipe)
+
+    def reachable(self) -> bool:
+        """Whether Redis answers now (for /ready)."""
+        try:
+            with self._reaching() as client:
+                client.ping()
+        except CountersUnavailable:
+            return False
+        return True
+
+    def close(self) -> None:
+        disconnect(self._client)
+
+    def _look(self, key: ClientKey, mode: str, ticket: str, prompt_tokens: int) -> Verdict:
+        limits = [-1 if value is None else value for value in (key.max_streams, key.rpm, key.tpm)]
+        args = [mode, ticket, *limits, prompt_tokens, LEASE_MS]
+        with self._reaching() as client:
+            found = self._run(client, "look", counter_keys(key.name), args)
+        return _verdict(key, found)
+
+    @contextlib.contextmanager
+    def _reaching(self) -> Iterator[Any]:
+        """The client, unless Redis failed less than PAUSE_SECONDS ago; a failure of Redis
+        becomes CountersUnavailable (and pauses the calls that follow)."""
+        if self._clock() < self._paused_until:
+            raise CountersUnavailable("paused after a failure")
+        try:
+            yield self._client
+        except redis.RedisError as exc:
+            self._paused_until = self._clock() + PAUSE_SECONDS
+            raise CountersUnavailable(type(exc).__name__) from exc
+
+    def _run(self, client: Any, name: str, keys: list[str], args: list[object]) -> Any:
+        try:
+            return client.execute_command("EVALSHA", _SHAS[name], len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:  # Redis restarted, failed over, or was flushed
+            return client.execute_command("EVAL", _SOURCES[name], len(keys), *keys, *args)
+
+    def _queue(self, pipe: Any, name: str, keys: list[str], args: list[object]) -> None:
+        pipe.execute_command("EVAL", _SOURCES[name], len(keys), *keys, *args)
+
+    def _execute(self, client: Any, pipe: Any) -> None:
+        for result in pipe.execute(raise_on_error=False):
+            if isinstance(result, Exception):
+                raise result
+
+
+def _verdict(key: ClientKey, found: list[Any]) -> Verdict:
+    refused, retry_ms, live, requests, requests_reset, tokens, tokens_reset = found
+    refused = refused.decode() if isinstance(refused, bytes) else refused
+    retry = STREAMS_RETRY_SECONDS if refused == "max_streams" else int(retry_ms) / 1000
+    return Verdict(
+        refused=refused or None,
+        retry_after=retry if refused else 0.0,
+        requests=None if key.rpm is None else _quota(key.rpm, requests, requests_reset),
+        tokens=None if key.tpm is None else _quota(key.tpm, tokens, tokens_reset),
+        streams=None if key.max_streams is None else (key.max_streams, int(live)),
+    )
+
+
+def _quota(limit: int, used: Any, reset_ms: Any) -> Quota:
+    return Quota(limit, max(0, limit - int(used)), int(reset_ms) / 1000)

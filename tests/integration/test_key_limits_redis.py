@@ -1,0 +1,197 @@
+"""The Redis counters of per-key limits against real servers: the script counts as the memory
+counters do (one server and a Cluster), leases of dead workers lapse, every key has a TTL, and
+Redis's failures (killed, restarted empty, paused, out of memory) make the counters fail fast,
+open or closed as KEY_LIMITS_WITHOUT_REDIS says, then recover."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from app.config import ClientKey
+from app.limits import CountersUnavailable, MemoryCounters, shared
+from app.limits.shared import RedisCounters, counter_keys
+from app.streaming.redis.connect import Topology
+from load.processes import ChatWaitServer
+
+from ..conftest import server_env
+from ..redis_servers import Cluster, Standalone
+
+pytestmark = pytest.mark.integration
+
+KEY = "limits-redis-key-0123456789abcdef"
+
+
+@pytest.fixture
+def standalone():
+    topology = Standalone()
+    yield topology
+    topology.stop()
+
+
+def _counters(url: str, kind: str = "single") -> RedisCounters:
+    return RedisCounters(Topology.of(url, (), "", kind == "cluster"))
+
+
+def _same(redis_verdict, memory_verdict) -> None:
+    assert redis_verdict.refused == memory_verdict.refused
+    assert redis_verdict.streams == memory_verdict.streams
+    for kind in ("requests", "tokens"):
+        shared, local = getattr(redis_verdict, kind), getattr(memory_verdict, kind)
+        assert (shared is None) == (local is None)
+        if shared is not None:
+            assert (shared.limit, shared.remaining) == (local.limit, local.remaining)
+
+
+def _sequence(counters) -> list:
+    """The same admissions, spends and releases, for both kinds of counters."""
+    key = ClientKey("", "seq", max_streams=2, rpm=4, tpm=100)
+    seen = [counters.admit(key, "a", 30), counters.admit(key, "b", 30), counters.admit(key, "c", 5)]
+    counters.release(key, "a")
+    counters.spend([(key, 35)])
+    seen += [counters.admit(key, "d", 10), counters.peek(key)]
+    counters.release(key, "b")
+    counters.release(key, "d")
+    seen.append(counters.admit(key, "e", 1))
+    counters.release(key, "e")
+    seen += [counters.admit(key, "f", 1), counters.admit(key, "g", 1), counters.peek(key)]
+    return seen
+
+
+def test_the_script_counts_as_the_memory_counters_do(standalone) -> None:
+    counters = _counters(standalone.server.url)
+    try:
+        shared, local = _sequence(counters), _sequence(MemoryCounters())
+        assert [v.refused for v in shared] == [None, None, "max_streams", "tpm", None, None, None, "rpm", None]
+        for redis_verdict, memory_verdict in zip(shared, local, strict=True):
+            _same(redis_verdict, memory_verdict)
+        assert 59 <= shared[7].retry_after <= 60, "rpm frees when the minute's first request leaves it"
+        ttls = [standalone.server.client().pttl(name) for name in counter_keys("seq")]
+        assert all(0 < ttl <= 65_000 for ttl in ttls), ttls
+    finally:
+        counters.close()
+
+
+def test_the_script_runs_on_a_cluster() -> None:
+    cluster = Cluster()
+    try:
+        counters = _counters(cluster.env["REDIS_URL"], "cluster")
+        shared, local = _sequence(counters), _sequence(MemoryCounters())
+        for redis_verdict, memory_verdict in zip(shared, local, strict=True):
+            _same(redis_verdict, memory_verdict)
+        key = ClientKey("", "seq", max_streams=2)
+        counters.renew([(key, "e"), (ClientKey("", "other"), "x")])  # two keys, two slots, one pipeline
+        counters.close()
+    finally:
+        cluster.stop()
+
+
+def test_a_lease_not_renewed_lapses_and_a_renewed_one_holds(standalone, monkeypatch) -> None:
+    monkeypatch.setattr(shared, "LEASE_MS", 400)
+    counters = _counters(standalone.server.url)
+    key = ClientKey("", "lease", max_streams=2)
+    try:
+        counters.admit(key, "kept", 0)
+        counters.admit(key, "dead", 0)  # its worker died: nobody renews it
+        assert counters.admit(key, "third", 0).refused == "max_streams"
+        for _ in range(6):
+            time.sleep(0.1)
+            counters.renew([(key, "kept")])
+        assert counters.peek(key).streams == (2, 1)
+        assert counters.admit(key, "third", 0).refused is None
+    finally:
+        counters.close()
+
+
+def test_killed_then_restarted_empty_the_counters_fail_fast_then_count_again(standalone) -> None:
+    counters = _counters(standalone.server.url)
+    key = ClientKey("", "restart", max_streams=1, rpm=100)
+    try:
+        assert counters.admit(key, "running", 0).refused is None
+        standalone.server.kill()
+        with pytest.raises(CountersUnavailable):
+            counters.admit(key, "next", 0)
+        with pytest.raises(CountersUnavailable, match="paused"):
+            counters.peek(key)  # within PAUSE_SECONDS: no wait on a dead server
+        standalone.server.start()
+        time.sleep(shared.PAUSE_SECONDS)
+        assert counters.reachable()
+        assert counters.peek(key).requests.remaining == 100, "Redis lost the minute"
+        counters.renew([(key, "running")])  # the worker's next renewal counts its generation again
+        assert counters.admit(key, "next", 0).refused == "max_streams"
+    finally:
+        counters.close()
+
+
+def test_paused_redis_is_given_up_on_and_paused_calls_do_not_wait(standalone) -> None:
+    counters = _counters(standalone.server.url)
+    key = ClientKey("", "paused", rpm=10)
+    try:
+        counters.peek(key)
+        standalone.server.pause()
+        with pytest.raises(CountersUnavailable):
+            counters.admit(key, "t", 0)
+        with pytest.raises(CountersUnavailable, match="paused"):
+            counters.admit(key, "t", 0)
+        assert not counters.reachable()
+    finally:
+        standalone.server.resume()
+        counters.close()
+
+
+def test_out_of_memory_refuses_admissions_whole_but_running_ones_still_end(standalone) -> None:
+    counters = _counters(standalone.server.url)
+    key = ClientKey("", "oom", max_streams=5, rpm=10)
+    client = standalone.server.client()
+    try:
+        counters.admit(key, "running", 0)
+        client.config_set("maxmemory-policy", "noeviction")
+        client.set("filler", b"x" * 2_000_000)
+        client.config_set("maxmemory", "1mb")
+        with pytest.raises(CountersUnavailable):
+            counters.admit(key, "new", 0)
+        time.sleep(shared.PAUSE_SECONDS)
+        counters.renew([(key, "running")])  # allow-oom: running generations keep their leases
+        counters.release(key, "running")
+        client.config_set("maxmemory", "0")
+        time.sleep(shared.PAUSE_SECONDS)
+        verdict = counters.peek(key)
+        assert verdict.streams == (5, 0) and verdict.requests.remaining == 9, "the refused admission counted nothing"
+    finally:
+        client.config_set("maxmemory", "0")
+        counters.close()
+
+
+@pytest.mark.parametrize("mode,status", [("open", 200), ("closed", 503)])
+def test_limits_without_redis_fail_open_or_closed_as_set(fake, tmp_path, mode: str, status: int) -> None:
+    topology = Standalone()
+    key_file = tmp_path / "keys"
+    key_file.write_text(f"{KEY} name=limited rpm=100\n", encoding="utf-8")
+    env = server_env(fake.base_url, STREAM_STORE="redis", WEB_CONCURRENCY="1", CHATWAIT_API_KEYS_FILE=str(key_file),
+                     KEY_LIMITS_WITHOUT_REDIS=mode, **topology.env)
+    server = ChatWaitServer(env)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {KEY}"}) as client:
+            assert client.post("/v1/chat/wait", json={"message": "@tokens=1"}).status_code == 200
+            topology.server.kill()
+            answer = client.post("/v1/chat/wait", json={"message": "@tokens=1"})
+            assert answer.status_code == status, answer.text
+            if status == 503:
+                assert answer.json()["error_code"] == "store_unavailable" and "closed" in answer.json()["detail"]
+                assert int(answer.headers["retry-after"]) >= 1
+            else:
+                assert "x-ratelimit-remaining-requests" not in answer.headers, "no counts to tell"
+            check = httpx.get(f"{server.url}/ready").json()["checks"]["key_limits"]
+            assert check["ok"] is (mode == "open") and f"KEY_LIMITS_WITHOUT_REDIS={mode}" in check["detail"]
+            topology.server.start()
+            for _ in range(50):
+                answer = client.post("/v1/chat/wait", json={"message": "@tokens=1"})
+                if answer.status_code == 200 and "x-ratelimit-remaining-requests" in answer.headers:
+                    break
+                time.sleep(0.2)
+            assert answer.status_code == 200 and "x-ratelimit-remaining-requests" in answer.headers
+    finally:
+        server.stop()
+        topology.stop()
