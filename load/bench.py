@@ -7,6 +7,8 @@
         --variant no_direct_send --variant geventhttpclient   # what a trick or a library is worth
     ./scripts/load bench.py --concurrency 100 --tokens 200 --rounds 3 --floor   # the stack's floor
     ./scripts/load bench.py --quick --rounds 5 --no-wait --redis   # the Redis store against memory
+    ./scripts/load bench.py --concurrency 100 --tokens 200 --rounds 4 --no-wait --redis --variant limits
+        # every request under a client key's limits (counted in Redis in the redis_limits arm)
     ./scripts/load bench.py --quick --rounds 5 --no-wait --openai  # POST /v1/chat/completions against the native
     ./scripts/load bench.py --quick --rounds 5 --no-wait --openai --responses  # and POST /v1/responses
     ./scripts/load bench.py --quick --rounds 5 --no-wait --pool  # a pool of two fake upstreams against one
@@ -108,6 +110,8 @@ def start_servers(bench: Bench, args: argparse.Namespace) -> None:
         bench.add_redis_server()
         for root in args.baseline_roots:  # the Redis store of each other checkout too
             bench.add_redis_server(f"redis:{root.resolve().name}", root=root.resolve())
+        for name in args.variant:  # and each variant on it
+            bench.add_redis_server(f"redis_{name}", variant=name)
     if args.pool:
         bench.add_pool_server()
     if args.openai:

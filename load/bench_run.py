@@ -62,10 +62,11 @@ class Bench:
         server.worker = server.master.children()[0]
         return server
 
-    def add_redis_server(self, name: str = "redis", root: Path = ROOT) -> ChatWaitServer:
+    def add_redis_server(self, name: str = "redis", root: Path = ROOT, variant: str | None = None) -> ChatWaitServer:
         """A ChatWait arm on the Redis store (one worker), with a Redis of its own on the load's CPUs."""
         redis = RedisServer(cpus=self.load_cpus)
-        server = self.add_server(name, root=root, STREAM_STORE="redis", REDIS_URL=redis.url, WEB_CONCURRENCY="1")
+        env = {"STREAM_STORE": "redis", "REDIS_URL": redis.url, "WEB_CONCURRENCY": "1"}
+        server = self.add_server(name, root=root, variant=variant, **env)
         server.redis = redis
         server.store = psutil.Process(redis.proc.pid)
         return server

@@ -77,7 +77,34 @@ def _quiet() -> None:
     logging.getLogger().setLevel(logging.WARNING)
 
 
+def _limits() -> None:
+    """Every API request comes from a key with limits it never reaches (max_streams, rpm, tpm), so
+    each generation is admitted, counted and released (in Redis on the Redis store): what the
+    limits cost, without the cost of checking a key."""
+    from app.config import ClientKey
+    from app.http import auth, services
+    from app.limits import Limits
+    from app.limits.shared import RedisCounters
+
+    key = ClientKey("", "bench", max_streams=1_000_000, rpm=1_000_000_000, tpm=1_000_000_000)
+    checked = auth._check
+
+    def check() -> None:
+        checked()
+        auth.g._get_current_object().client_key = key
+
+    def build_limits(settings: Any, metrics: Any) -> Limits:
+        if settings.stream_store != "redis":
+            return built(settings, metrics)
+        return Limits(RedisCounters(services._topology(settings)), metrics)
+
+    built = services._build_limits
+    auth._check = check
+    services._build_limits = build_limits
+
+
 VARIANTS: dict[str, Callable[[], None]] = {
+    "limits": _limits,
     "metrics_off": _metrics_off,
     "quiet": _quiet,
     "no_direct_writes": _no_direct_writes,

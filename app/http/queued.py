@@ -32,14 +32,16 @@ def response(pending: Pending, wire: Wire, model: str, headers: dict[str, str]) 
     writer = client_writer(request._get_current_object().environ)
     correlation_id = g._get_current_object().correlation_id
     ending = wire.writer(pending.stream_id, correlation_id, model, time.time())
+    opened: list[bool] = []
 
     def body() -> Iterator[bytes]:
         try:
             while True:
                 try:
                     ahead = next(pending.turns)
-                except StopIteration as opened:
-                    stream = opened.value
+                except StopIteration as done:
+                    stream = done.value
+                    opened.append(True)
                     break
                 yield KEEPALIVE_FRAME if ahead is None else ending.queued(ahead)
         except ApiError as busy:
@@ -52,6 +54,8 @@ def response(pending: Pending, wire: Wire, model: str, headers: dict[str, str]) 
             raise
         yield from consumer.consume(stream, Position(None), settings.keepalive_seconds, clock, metrics, writer)
 
-    return Response(
+    answer = Response(
         traced_body(body(), pending.stream_id), direct_passthrough=True, mimetype="text/event-stream", headers=headers
     )
+    answer.call_on_close(lambda: None if opened else pending.never_opened())  # even if never iterated
+    return answer
