@@ -93,9 +93,9 @@ def _limits() -> None:
         checked()
         auth.g._get_current_object().client_key = key
 
-    def build_limits(settings: Any, metrics: Any) -> Limits:
+    def build_limits(settings: Any, metrics: Any, shared: bool) -> Limits:
         if settings.stream_store != "redis":
-            return built(settings, metrics)
+            return built(settings, metrics, shared)
         return Limits(RedisCounters(services._topology(settings)), metrics)
 
     built = services._build_limits

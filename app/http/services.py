@@ -85,15 +85,16 @@ class Services:
         abandon = Abandon(settings.local_abandon_seconds, lambda: provider.waiting() > 0, settings.abandon_seconds)
         store = _build_store(settings, abandon)
         waits = WaitGenerations()
-        limits = _build_limits(settings, metrics)
-        limited = any(key.limited for key in settings.keys)
+        keys = settings.keys
+        limited = any(key.limited for key in keys)
+        limits = _build_limits(settings, metrics, shared=limited and settings.stream_store == "redis")
         return cls(
             settings=settings,
             provider=provider,
             store=store,
             waits=waits,
             **_schemas(settings),
-            client_keys=ClientKeys(settings.keys),
+            client_keys=ClientKeys(keys),
             limits=limits,
             gate=Gate(settings.admission_wait_seconds),
             contract=render_contract(settings),
@@ -163,8 +164,9 @@ class Services:
         def open_slot() -> Stream:
             stream = self.store.create(correlation_id, call.model, wire, client, retention, stream_id)
             producer.start(stream, self.provider, self.settings, call, prompt_tokens, self.metrics, route)
-            assert stream.producer is not None
-            stream.producer.link(lambda _: self.gate.notify())
+            if self.gate.wait_seconds > 0:  # a slot freed here wakes the next waiter at once
+                assert stream.producer is not None
+                stream.producer.link(lambda _: self.gate.notify())
             self.store.admit(stream)
             if ticket is not None:
                 self._count_while_it_runs(ticket, stream)
@@ -287,11 +289,11 @@ def _topology(settings: Settings) -> Topology:
     )
 
 
-def _build_limits(settings: Settings, metrics: Metrics | NoMetrics) -> Limits:
-    """Per-key limits counted where the store keeps streams: in Redis, shared by every worker and
-    instance (only when some key has limits), else in this worker's memory."""
+def _build_limits(settings: Settings, metrics: Metrics | NoMetrics, shared: bool) -> Limits:
+    """Per-key limits counted in Redis when `shared` (the Redis store, and some key has limits),
+    shared by every worker and instance; else in this worker's memory."""
     counters: Counters = MemoryCounters()
-    if settings.stream_store == "redis" and any(key.limited for key in settings.keys):
+    if shared:
         from ..limits.shared import RedisCounters
 
         counters = RedisCounters(_topology(settings))
