@@ -2,7 +2,7 @@
 limits. One script call admits or refuses a generation (one round trip per request); a key's
 three counters share a hash tag, so the script runs on a Cluster too. All of it is bounded:
 a key's minute is at most 61 one-second fields, its live generations a sorted set of leases
-(each renewed every second by the worker running it, gone three seconds after that worker is),
+(each renewed every second by the worker running it, gone within LEASE_MS once that worker is),
 and every key expires a minute after its last use.
 """
 
