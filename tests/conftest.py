@@ -63,6 +63,15 @@ def store_env(request: pytest.FixtureRequest, store: str, workers: int = 2) -> d
     return {"STREAM_STORE": "redis", "REDIS_URL": redis_url, "WEB_CONCURRENCY": str(workers)}
 
 
+def gateways_of(request: pytest.FixtureRequest, env: dict[str, str], store: str) -> list[ChatWaitServer]:
+    """The instances of one deployment: one process on the memory store, or two gateways (2 + 1
+    workers) on the tests' Redis, sharing it."""
+    if store == "memory":
+        return [ChatWaitServer({**env, "STREAM_STORE": "memory"})]
+    shared = {**env, "STREAM_STORE": "redis", "REDIS_URL": request.getfixturevalue("redis_server").url}
+    return [ChatWaitServer({**shared, "WEB_CONCURRENCY": "2"}), ChatWaitServer({**shared, "WEB_CONCURRENCY": "1"})]
+
+
 @pytest.fixture(scope="session")
 def server(fake: FakeUpstream) -> Iterator[ChatWaitServer]:
     """ChatWait under gunicorn/gevent, pointed at the fake upstream."""

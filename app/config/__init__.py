@@ -55,6 +55,7 @@ class Settings:
     key_tokens_per_minute: int | None = None
     key_limits_without_redis: str = "open"  # Redis out of reach: admit (open) or refuse (closed)
     admission_wait_seconds: float = 0.0  # MAX_STREAMS reached: how long a request waits for a slot
+    admission_queue_size: int = 1000  # places in a worker's queue, shared fairly among keys when full
     allowed_models: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()  # () = same origin only; ("*",) = any
     max_tokens: int = 1024
@@ -68,6 +69,7 @@ class Settings:
     keepalive_seconds: float = 15.0
     stream_ttl_seconds: float = 300.0
     response_ttl_seconds: float = 3600.0
+    max_stored_responses: int = 1000  # finished stored responses kept per client key
     max_streams: int = 5000
     stream_store: str = "memory"
     redis_url: str = dataclasses.field(default="redis://localhost:6379/0", repr=False)
@@ -181,6 +183,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "KEY_TOKENS_PER_MINUTE": ("key_tokens_per_minute", read.integer(1, keys.MAX_LIMIT)),
     "KEY_LIMITS_WITHOUT_REDIS": ("key_limits_without_redis", read.choice(FAILURE_MODES)),
     "ADMISSION_WAIT_SECONDS": ("admission_wait_seconds", read.seconds(0, 300)),
+    "ADMISSION_QUEUE_SIZE": ("admission_queue_size", read.integer(1, 100_000)),
     "CORS_ORIGINS": ("cors_origins", read.origins),
     "MAX_TOKENS": ("max_tokens", read.integer(1, 1_000_000)),
     "MAX_MESSAGE_CHARS": ("max_message_chars", read.integer(1, 10_000_000)),
@@ -193,6 +196,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "KEEPALIVE_SECONDS": ("keepalive_seconds", read.seconds(0.05, 3600)),
     "STREAM_TTL_SECONDS": ("stream_ttl_seconds", read.seconds(0.1, 86400)),
     "RESPONSE_TTL_SECONDS": ("response_ttl_seconds", read.seconds(0.1, 7 * 86400)),
+    "MAX_STORED_RESPONSES": ("max_stored_responses", read.integer(1, 1_000_000)),
     "MAX_STREAMS": ("max_streams", read.integer(1, 1_000_000)),
     "STREAM_STORE": ("stream_store", read.choice(STREAM_STORES)),
     "REDIS_URL": ("redis_url", read.redis_url),

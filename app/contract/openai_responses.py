@@ -3,7 +3,8 @@ response objects it sends, one per `Response*` component of contracts/openapi.ya
 
 The request takes text: `input` as a string or as message items (roles user, assistant, system,
 developer; content a string or `input_text` / `output_text` parts), `instructions`, the
-sampling options, `stream`, `background`, `store`, `previous_response_id`, `metadata`, `user`.
+sampling options, `stream`, `background`, `store`, `previous_response_id`, `truncation`,
+`metadata`, `user`.
 What needs tools, files, images, structured output or reasoning is refused with a 400 naming
 the parameter; an optional field set to null counts as not given.
 """
@@ -18,6 +19,7 @@ from .fields import StrictInteger, StrictNumber, Text, check_max_tokens, check_m
 from .native import StrictSchema
 from .openai import ROLES, MessageContent, Neutral, NullMeansAbsent, StrictBoolean
 
+TRUNCATIONS = ("auto", "disabled")
 STATUSES = ("queued", "in_progress", "completed", "incomplete", "failed", "cancelled")
 MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY_CHARS = 64
@@ -122,7 +124,9 @@ class ResponseRequestSchema(NullMeansAbsent):
     text = fields.Nested(TextOptionsSchema)
     reasoning = Neutral(({},), "Reasoning options are not supported: leave the field out.", ("object",))
     include = Neutral(([],), "No extra output can be included: leave the field out.", ("array",))
-    truncation = Neutral(("disabled",), "Input is never truncated: leave it out or send disabled.", ("string",))
+    truncation = fields.String(
+        validate=validate.OneOf(TRUNCATIONS, error="Must be auto (drop the oldest turns to fit) or disabled (refuse).")
+    )
     service_tier = Neutral(("auto", "default"), "One service tier: leave it out or send auto.", ("string",))
     top_logprobs = Neutral((0,), "Log probabilities are not supported: leave it out.", ("integer",))
     prompt = Neutral((), "Prompt templates are not supported: send input instead.", ("null",))
@@ -203,7 +207,7 @@ class ResponseObjectSchema(StrictSchema):
     text = fields.Dict(required=True)
     tool_choice = fields.String(required=True)
     tools = fields.List(fields.Dict(), required=True)
-    truncation = fields.String(required=True)
+    truncation = fields.String(required=True, validate=validate.OneOf(TRUNCATIONS))
     usage = fields.Nested(ResponseUsageSchema, required=True, allow_none=True)
     background = fields.Boolean(required=True)
     instructions = fields.String(required=True, allow_none=True)

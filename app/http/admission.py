@@ -3,6 +3,11 @@ for a slot instead of an instant 503, served round-robin across client keys (the
 longest ago goes first, so one busy key cannot starve the others), FIFO within a key. Past the
 wait: 503 server_busy. A worker's queue is its own; slots freed elsewhere (Redis) are found by
 the head waiter looking again every POLL_SECONDS, slots freed here wake it at once.
+
+The queue holds ADMISSION_QUEUE_SIZE waiters; when it is full each key is owed a fair share: a
+newcomer whose key holds fewer places than the key holding most takes that key's newest place
+(which ends with 429 rate_limited), else it is refused (429 naming its share; 503 without client
+keys). A waiter whose client hangs up leaves the queue at once (`hang_up`) and opens nothing.
 """
 
 from __future__ import annotations
@@ -19,22 +24,37 @@ from ..hub.scheduling import Wakeup
 
 T = TypeVar("T")
 POLL_SECONDS = 0.25
-MAX_WAITERS = 1_000  # past this many waiting, a request is refused at once
+MAX_WAITERS = 1_000  # ADMISSION_QUEUE_SIZE's default
+SHARE_RETRY_SECONDS = 1.0
+
+
+class ClientLeft(ApiError):
+    """The client of a waiting request hung up: its place is given up, nothing was started."""
+
+    def __init__(self) -> None:
+        super().__init__("server_busy", "The client hung up while its request waited for a slot; nothing was started.")
 
 
 class Waiter:
     """One request waiting for a slot."""
 
-    __slots__ = ("flagged", "key", "wakeup")
+    __slots__ = ("ended", "flagged", "key", "queued", "wakeup")
 
     def __init__(self, key: str) -> None:
         self.key = key
         self.wakeup = Wakeup()
         self.flagged = False  # woken while it was not waiting: it looks again at once
+        self.queued = True  # until it leaves the queue
+        self.ended: ApiError | None = None  # why its wait ends without a slot (displaced, hung up)
 
     def wake(self) -> None:
         self.flagged = True
         self.wakeup.notify()
+
+    def end(self, reason: ApiError) -> None:
+        """End the wait with `reason` (raised where it waits)."""
+        self.ended = reason
+        self.wake()
 
     def sleep(self, seconds: float) -> None:
         """Until woken, or `seconds` at most."""
@@ -47,9 +67,17 @@ class Waiter:
 class Gate:
     """The waiting requests of this worker, by key name."""
 
-    def __init__(self, wait_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        wait_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        places: int = MAX_WAITERS,
+        over_share: Callable[[str], None] = lambda key: None,
+    ) -> None:
         self.wait_seconds = wait_seconds
         self.clock = clock
+        self.places = places
+        self.over_share = over_share  # told the key of each request a full queue refuses or displaces
         self._queues: dict[str, collections.deque[Waiter]] = {}
         self._served: dict[str, float] = {}  # by key name: when it last got a slot (bounded by MAX_KEYS)
         self._waiting = 0
@@ -60,33 +88,46 @@ class Gate:
         return self._waiting
 
     def try_now(self, key: str, open_slot: Callable[[], T]) -> T | None:
-        """`open_slot()` now if nobody waits; None when the request is to wait its turn (`turns`);
-        ApiError(server_busy) when it may not wait."""
+        """`open_slot()` now if nobody waits; None when the request is to wait its turn (`join`,
+        then `turns`); ApiError(server_busy) when it may not wait."""
         if not self._waiting:
             try:
                 return self._served_now(key, open_slot())
             except ApiError as busy:
                 if busy.error_code != "server_busy" or self.wait_seconds <= 0:
                     raise
-        if self.wait_seconds <= 0 or self._waiting >= MAX_WAITERS:
+        if self.wait_seconds <= 0:
             raise _busy(0.0)
         return None
 
+    def join(self, key: str) -> Waiter:
+        """A place in the queue for a request of `key`, taken now; ApiError when the queue is
+        full and `key` holds its share of it already (see the module's docstring)."""
+        self._make_place(key)
+        waiter = Waiter(key)
+        self._queues.setdefault(key, collections.deque()).append(waiter)
+        self._waiting += 1
+        return waiter
+
     def turns(
-        self, key: str, open_slot: Callable[[], T], has_room: Callable[[], bool], tick_seconds: float
+        self,
+        key: str,
+        open_slot: Callable[[], T],
+        has_room: Callable[[], bool],
+        tick_seconds: float,
+        waiter: Waiter | None = None,
     ) -> Generator[int | None, None, T]:
         """Wait in turn for a slot, up to ADMISSION_WAIT_SECONDS: yields how many are served first
         whenever that changes (None every `tick_seconds` otherwise: a keepalive), and returns
-        what `open_slot()` opened; ApiError(server_busy) past the wait."""
-        waiter = Waiter(key)
+        what `open_slot()` opened; ApiError(server_busy) past the wait, or why the wait ended
+        (`Waiter.end`). `waiter`: the place `join` took (else one is taken when it starts)."""
+        waiter = waiter or self.join(key)
         deadline = self.clock() + self.wait_seconds
-        self._queues.setdefault(key, collections.deque()).append(waiter)
-        self._waiting += 1
         told, ticked = -1, self.clock()
         try:
             while True:
-                ahead = self.ahead_of(waiter)
-                if ahead == 0 and has_room():
+                ahead = self._ahead_or_ended(waiter)
+                if ahead == 0 and has_room() and waiter.ended is None:
                     try:
                         return self._served_now(key, open_slot())
                     except ApiError as busy:
@@ -100,7 +141,44 @@ class Gate:
                     raise _busy(self.wait_seconds)
                 waiter.sleep(min(left, POLL_SECONDS))
         finally:
-            self._leave(waiter)
+            self.leave(waiter)
+
+    def leave(self, waiter: Waiter) -> None:
+        """Give up `waiter`'s place (once; later calls do nothing); the next in turn looks now."""
+        if not waiter.queued:
+            return
+        waiter.queued = False
+        queue = self._queues[waiter.key]
+        queue.remove(waiter)
+        if not queue:
+            del self._queues[waiter.key]
+        self._waiting -= 1
+        self.notify()  # the next in turn looks now (a slot, or its turn)
+
+    def hang_up(self, waiter: Waiter) -> None:
+        """`waiter`'s client hung up: its place goes at once, and its wait ends with ClientLeft."""
+        self.leave(waiter)
+        waiter.end(ClientLeft())
+
+    def _ahead_or_ended(self, waiter: Waiter) -> int:
+        if waiter.ended is not None:
+            raise waiter.ended
+        return self.ahead_of(waiter)
+
+    def _make_place(self, key: str) -> None:
+        """Room for one more waiter of `key`: the newest waiter of the key holding most places
+        gives its place up when that key holds two more than `key`; else ApiError."""
+        if self._waiting < self.places:
+            return
+        mine = len(self._queues.get(key, ()))
+        largest = max(self._queues, key=lambda name: len(self._queues[name]))
+        if len(self._queues[largest]) <= mine + 1:
+            self.over_share(key)
+            raise _over_share(key, mine, self.places)
+        displaced = self._queues[largest][-1]
+        self.leave(displaced)
+        self.over_share(largest)
+        displaced.end(_over_share(largest, len(self._queues.get(largest, ())) + 1, self.places))
 
     def notify(self) -> None:
         """A slot may have freed here: wake the waiter whose turn it is."""
@@ -129,14 +207,6 @@ class Gate:
         self._served[key] = self.clock()
         return opened
 
-    def _leave(self, waiter: Waiter) -> None:
-        queue = self._queues[waiter.key]
-        queue.remove(waiter)
-        if not queue:
-            del self._queues[waiter.key]
-        self._waiting -= 1
-        self.notify()  # the next in turn looks now (a slot, or its turn)
-
 
 def _busy(waited: float) -> ApiError:
     if waited:
@@ -144,6 +214,17 @@ def _busy(waited: float) -> ApiError:
             "server_busy", f"Every stream slot (MAX_STREAMS) stayed taken for {waited:g} s (ADMISSION_WAIT_SECONDS)."
         )
     return ApiError("server_busy", "Every stream slot (MAX_STREAMS) holds a live stream, and too many requests wait.")
+
+
+def _over_share(key: str, held: int, places: int) -> ApiError:
+    """The refusal of a request whose key holds its share of a full queue (no client keys: busy)."""
+    if not key:
+        return _busy(0.0)
+    detail = (
+        f"The key {key!r} holds {held} of the {places} places of this worker's admission queue "
+        "(ADMISSION_QUEUE_SIZE), its share while other keys wait too."
+    )
+    return ApiError("rate_limited", detail, retry_after=SHARE_RETRY_SECONDS)
 
 
 def waited(turns: Generator[int | None, None, T]) -> T:

@@ -1,6 +1,6 @@
 """Flask's side of the error catalogue: every exception a view raises becomes its JSON body, in
-the shape of the endpoint's family: the catalogue's own, or OpenAI's `{"error": {...}}` on the
-OpenAI-compatible endpoints (and any other /v1/ path, which an OpenAI client may try)."""
+the shape of the endpoint's family (`contract.shapes`): the catalogue's own, or OpenAI's
+`{"error": {...}}` on the OpenAI-compatible endpoints (and any other /v1/ path)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,7 @@ import logging
 from flask import Flask, Response, g, json, request
 from werkzeug.exceptions import HTTPException
 
-from ..contract.native import ErrorSchema
-from ..contract.openai_errors import openai_error_body
-from ..contract.openai_replies import OpenAIErrorSchema
-from ..contract.serve import serialise
+from ..contract.shapes import error_body
 from ..errors import ApiError
 
 log = logging.getLogger("chatwait.errors")
@@ -25,8 +22,6 @@ _HTTP_STATUS_CODES = {
     415: "unsupported_media_type",
 }
 
-NATIVE_PREFIXES = ("/v1/chat/wait", "/v1/chat/streaming")
-
 _HTTP_DETAILS = {
     "not_found": "No route matches this path.",
     "method_not_allowed": "The path exists but not for this method.",
@@ -35,19 +30,10 @@ _HTTP_DETAILS = {
 }
 
 
-def openai_family(path: str) -> bool:
-    """Whether errors on `path` take OpenAI's shape: /v1/ paths but the native chat endpoints."""
-    return path.startswith("/v1/") and not path.startswith(NATIVE_PREFIXES)
-
-
 def error_response(error: ApiError) -> Response:
     """Render an ApiError as a JSON response with the request's correlation id."""
     correlation_id = g.get("correlation_id")
-    if openai_family(request.path):
-        conversation = "input" if request.path.startswith("/v1/responses") else "messages"
-        body = serialise(OpenAIErrorSchema, openai_error_body(error, correlation_id, conversation))
-    else:
-        body = serialise(ErrorSchema, error.body(correlation_id))
+    body = error_body(error, correlation_id, request.path)
     response = Response(json.dumps(body), status=error.status, mimetype="application/json")
     if correlation_id:
         response.headers["X-Correlation-Id"] = correlation_id

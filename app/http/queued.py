@@ -13,11 +13,13 @@ from flask import Response, g, request
 
 from ..errors import ApiError
 from ..generation.outcome import Outcome
+from ..hub.disconnect import client_socket, on_client_gone
 from ..providers.base import Usage
 from ..streaming import consumer
 from ..streaming.direct import client_writer
 from ..streaming.wire import Wire
 from ..streaming.wire.sse import KEEPALIVE_FRAME, Position
+from .admission import ClientLeft
 from .services import current_services
 from .tracing import traced_body
 
@@ -29,21 +31,26 @@ def response(pending: Pending, wire: Wire, model: str, headers: dict[str, str]) 
     """The SSE response of a stream waiting for its slot."""
     services = current_services()
     settings, metrics, clock = services.settings, services.metrics, services.store.clock
-    writer = client_writer(request._get_current_object().environ)
+    environ = request._get_current_object().environ
+    writer, sock = client_writer(environ), client_socket(environ)
     correlation_id = g._get_current_object().correlation_id
     ending = wire.writer(pending.stream_id, correlation_id, model, time.time())
     opened: list[bool] = []
 
     def body() -> Iterator[bytes]:
         try:
-            while True:
-                try:
-                    ahead = next(pending.turns)
-                except StopIteration as done:
-                    stream = done.value
-                    opened.append(True)
-                    break
-                yield KEEPALIVE_FRAME if ahead is None else ending.queued(ahead)
+            with on_client_gone(sock, pending.hang_up):  # a hang-up gives the place up at once
+                while True:
+                    try:
+                        ahead = next(pending.turns)
+                    except StopIteration as done:
+                        stream = done.value
+                        opened.append(True)
+                        break
+                    yield KEEPALIVE_FRAME if ahead is None else ending.queued(ahead)
+        except ClientLeft:
+            pending.never_opened()
+            return
         except ApiError as busy:
             pending.never_opened()
             yield ending.priming() + ending.terminal(0, 0, Outcome("", 0, Usage(0, 0), 0.0, None, error=busy))

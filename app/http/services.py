@@ -14,10 +14,11 @@ from ..config import ClientKey, Settings
 from ..contract.native import ChatRequestSchema
 from ..contract.openai import CompletionRequestSchema
 from ..contract.openai_responses import ResponseRequestSchema
+from ..errors import ApiError
 from ..generation.outcome import Outcome
 from ..generation.relay import Relay
 from ..generation.waiting import WaitGenerations
-from ..hub.disconnect import client_socket
+from ..hub.disconnect import client_socket, on_client_gone
 from ..ids import random_id
 from ..limits import Counters, Limits, MemoryCounters, Ticket
 from ..metrics.catalogue import Metrics, NoMetrics
@@ -42,16 +43,19 @@ SHUTDOWN_WAIT_SECONDS = 2.0  # for stopped generations to close their upstream r
 @dataclasses.dataclass(frozen=True)
 class Pending:
     """A new stream waiting for a slot (MAX_STREAMS): its id, its turns (`Gate.turns`: places,
-    then the stream), and what to do when it never opens."""
+    then the stream), what to do when it never opens, and when its client hangs up."""
 
     stream_id: str
     turns: Generator[int | None, None, Stream]
     never_opened: Callable[[], None]
+    hang_up: Callable[[], None]
 
-    def wait(self) -> Stream:
-        """The stream, once it has a slot (waiting here); ApiError(server_busy) past the wait."""
+    def wait(self, sock: Any) -> Stream:
+        """The stream, once it has a slot (waiting here, while the client of `sock` stays);
+        ApiError(server_busy) past the wait or once the client left."""
         try:
-            return waited(self.turns)
+            with on_client_gone(sock, self.hang_up):
+                return waited(self.turns)
         except BaseException:
             self.never_opened()
             raise
@@ -96,7 +100,11 @@ class Services:
             **_schemas(settings),
             client_keys=ClientKeys(keys),
             limits=limits,
-            gate=Gate(settings.admission_wait_seconds),
+            gate=Gate(
+                settings.admission_wait_seconds,
+                places=settings.admission_queue_size,
+                over_share=lambda name: metrics.key_refused(name, "queue_share") if name else None,
+            ),
             contract=render_contract(settings),
             metrics=metrics,
             readiness=Readiness(
@@ -178,10 +186,23 @@ class Services:
         except BaseException:
             self._end(ticket)
             raise
-        if opened is not None:
-            return opened
-        turns = self.gate.turns(name, open_slot, self.store.has_room, self.settings.keepalive_seconds)
-        return Pending(stream_id, turns, lambda: self._end(ticket))
+        return opened if opened is not None else self._queue(name, stream_id, open_slot, ticket)
+
+    def _queue(self, name: str, stream_id: str, open_slot: Callable[[], Stream], ticket: Ticket | None) -> Pending:
+        """A place in the admission queue for a new stream of key `name` (ApiError when its key
+        holds its share of a full queue: its ticket is released)."""
+        try:
+            waiter = self.gate.join(name)
+        except ApiError:
+            self._end(ticket)
+            raise
+        turns = self.gate.turns(name, open_slot, self.store.has_room, self.settings.keepalive_seconds, waiter)
+
+        def never_opened() -> None:
+            self.gate.leave(waiter)
+            self._end(ticket)
+
+        return Pending(stream_id, turns, never_opened, lambda: self.gate.hang_up(waiter))
 
     def _end(self, ticket: Ticket | None) -> None:
         """A generation admitted under its key's limits never started: release its slot."""
@@ -195,7 +216,7 @@ class Services:
             return None
         if prompt_tokens is None and key.tpm is not None:
             prompt_tokens = self.provider.prompt_tokens(call.messages)
-        ticket, verdict = self.limits.admit(key, prompt_tokens or 0)
+        ticket, verdict = self.limits.admit(key, prompt_tokens or 0, call.max_tokens)
         g._get_current_object().verdict = verdict
         return ticket
 
@@ -253,9 +274,12 @@ def _build_store(settings: Settings, abandon: Abandon) -> StreamStore:
             settings.stream_ttl_seconds,
             settings.max_stream_seconds,
             settings.redis_outage_seconds,
+            settings.max_stored_responses,
         )
         return RedisStreamStore(config, abandon=abandon)
-    return MemoryStreamStore(settings.max_streams, settings.stream_ttl_seconds, abandon=abandon)
+    return MemoryStreamStore(
+        settings.max_streams, settings.stream_ttl_seconds, abandon=abandon, max_stored=settings.max_stored_responses
+    )
 
 
 def _schemas(settings: Settings) -> dict[str, Any]:

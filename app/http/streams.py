@@ -47,7 +47,7 @@ def begin(call: ChatCall, prompt_tokens: int | None, wire: Wire, retention: Rete
     traced with this request."""
     opened = _open(call, prompt_tokens, wire, retention)
     if isinstance(opened, Pending):
-        opened = opened.wait()
+        opened = opened.wait(client_socket(request.environ))
         trace_stream(opened.stream_id, opened.correlation_id)
     return opened
 

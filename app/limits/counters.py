@@ -32,13 +32,15 @@ class Verdict:
     requests: Quota | None = None
     tokens: Quota | None = None
     streams: tuple[int, int] | None = None  # (max_streams, live generations)
+    second: int = 0  # the second of the minute an admission's tokens were counted in (for `release`)
 
 
 class Counters(Protocol):
     """Where a key's counts live: this worker's memory, or Redis."""
 
-    def admit(self, key: ClientKey, ticket: str, prompt_tokens: int) -> Verdict:
-        """Admit a generation `ticket` of `key` and count it, or refuse it without counting."""
+    def admit(self, key: ClientKey, ticket: str, tokens: int) -> Verdict:
+        """Admit a generation `ticket` of `key` and count it with `tokens` (its prompt and what
+        is reserved for its completion), or refuse it without counting."""
         ...
 
     def peek(self, key: ClientKey) -> Verdict:
@@ -49,8 +51,10 @@ class Counters(Protocol):
         """Count completion tokens produced since the last call, per key."""
         ...
 
-    def release(self, key: ClientKey, ticket: str) -> None:
-        """A generation ended: it no longer counts against max_streams."""
+    def release(self, key: ClientKey, ticket: str, spent: int = 0, refund: int = 0, second: int = 0) -> None:
+        """A generation ended: it no longer counts against max_streams; `spent` tokens it produced
+        beyond what was counted count now, and `refund` tokens of its reservation come off the
+        second it was admitted in (`Verdict.second`), if that is still counted."""
         ...
 
     def renew(self, tickets: Iterable[tuple[ClientKey, str]]) -> None:
@@ -82,14 +86,14 @@ class MemoryCounters:
         self._clock = clock
         self._keys: dict[str, _Counts] = {}  # by key name: at most MAX_KEYS
 
-    def admit(self, key: ClientKey, ticket: str, prompt_tokens: int) -> Verdict:
+    def admit(self, key: ClientKey, ticket: str, tokens: int) -> Verdict:
         counts, now = self._counts(key), self._clock()
-        refused, retry_after = _refusal(key, counts, now, prompt_tokens)
+        refused, retry_after = _refusal(key, counts, now, tokens)
         if refused is None:
             counts.live.add(ticket)
             counts.requests.add(now, 1)
-            counts.tokens.add(now, prompt_tokens)
-        return _verdict(key, counts, now, refused, retry_after)
+            counts.tokens.add(now, tokens)
+        return dataclasses.replace(_verdict(key, counts, now, refused, retry_after), second=int(now))
 
     def peek(self, key: ClientKey) -> Verdict:
         return _verdict(key, self._counts(key), self._clock(), None, 0.0)
@@ -99,8 +103,11 @@ class MemoryCounters:
         for key, tokens in spent:
             self._counts(key).tokens.add(now, tokens)
 
-    def release(self, key: ClientKey, ticket: str) -> None:
-        self._counts(key).live.discard(ticket)
+    def release(self, key: ClientKey, ticket: str, spent: int = 0, refund: int = 0, second: int = 0) -> None:
+        counts, now = self._counts(key), self._clock()
+        counts.live.discard(ticket)
+        counts.tokens.add(now, spent)
+        counts.tokens.take(now, second, refund)
 
     def renew(self, tickets: Iterable[tuple[ClientKey, str]]) -> None:
         """Nothing to renew: a worker's memory goes with it."""
@@ -118,16 +125,17 @@ class MemoryCounters:
         return counts
 
 
-def _refusal(key: ClientKey, counts: _Counts, now: float, prompt_tokens: int) -> tuple[str | None, float]:
-    """Which limit refuses a new generation, and when to try again (None: none refuses)."""
+def _refusal(key: ClientKey, counts: _Counts, now: float, tokens: int) -> tuple[str | None, float]:
+    """Which limit refuses a new generation needing `tokens`, and when to try again (None: none
+    refuses). With nothing counted, one that needs more than tpm alone still goes."""
     if key.max_streams is not None and len(counts.live) >= key.max_streams:
         return "max_streams", STREAMS_RETRY_SECONDS
     if key.rpm is not None and counts.requests.total(now) >= key.rpm:
         return "rpm", counts.requests.free_after(now, 1, key.rpm)
     if key.tpm is not None:
         spent = counts.tokens.total(now)
-        if spent >= key.tpm or (spent and spent + prompt_tokens > key.tpm):  # a prompt alone may be more
-            return "tpm", counts.tokens.free_after(now, min(prompt_tokens, key.tpm), key.tpm)
+        if spent >= key.tpm or (spent and spent + tokens > key.tpm):
+            return "tpm", counts.tokens.free_after(now, min(tokens, key.tpm), key.tpm)
     return None, 0.0
 
 

@@ -2,10 +2,13 @@
 count its completion tokens while it runs, release it when it ends, and the x-ratelimit-*
 headers of an answer.
 
-Completion tokens are counted without any work per token: once a second the counts of the
-generations running here are read (their chunks so far) and what is new is added; when a
-generation ends, its usage settles the difference. With Redis, counters that cannot be reached
-admit without counting (KEY_LIMITS_WITHOUT_REDIS=open) or refuse with 503 (closed).
+A key with tpm reserves a generation's whole completion (its max_tokens) at admission, with its
+prompt, so that concurrent requests cannot all pass a limit none of them has reached yet: N at
+once overshoot it by one reservation at most. Tokens produced beyond the reservation are counted
+without any work per token: once a second the counts of the generations running here are read
+(their chunks so far) and what is new is added. When a generation ends, its usage settles: what
+it reserved and did not produce is taken back. With Redis, counters that cannot be reached admit
+without counting (KEY_LIMITS_WITHOUT_REDIS=open) or refuse with 503 (closed).
 """
 
 from __future__ import annotations
@@ -38,16 +41,20 @@ class CountersUnavailable(Exception):
 
 
 class Ticket:
-    """One admitted generation: its key, how many completion tokens it has produced so far
-    (`progress`), and how many of them are counted already."""
+    """One admitted generation: its key, the completion tokens reserved for it (tpm), how many it
+    has produced so far (`progress`), how many are counted against tpm already (the reservation
+    counts from admission), how many are in the metrics, and the second it was admitted in."""
 
-    __slots__ = ("counted", "id", "key", "progress")
+    __slots__ = ("counted", "id", "key", "progress", "reported", "reserved", "second")
 
-    def __init__(self, key: ClientKey) -> None:
+    def __init__(self, key: ClientKey, reserved: int = 0) -> None:
         self.id = random_id()
         self.key = key
         self.progress: Callable[[], int] = lambda: 0
-        self.counted = 0
+        self.reserved = reserved
+        self.counted = reserved
+        self.reported = 0
+        self.second = 0
 
 
 class Limits:
@@ -60,17 +67,20 @@ class Limits:
         self._running: dict[str, Ticket] = {}
         self._flusher: gevent.Greenlet | None = None
 
-    def admit(self, key: ClientKey, prompt_tokens: int) -> tuple[Ticket, Verdict | None]:
-        """Admit a generation of `key`, counting its request and prompt tokens; its ticket and the
-        verdict (None: counters out of reach, admitted anyway). ApiError when a limit refuses."""
-        ticket = Ticket(key)
+    def admit(self, key: ClientKey, prompt_tokens: int, max_tokens: int = 0) -> tuple[Ticket, Verdict | None]:
+        """Admit a generation of `key`, counting its request, its prompt tokens and (with tpm)
+        its `max_tokens` as reserved; its ticket and the verdict (None: counters out of reach,
+        admitted anyway). ApiError when a limit refuses."""
+        ticket = Ticket(key, max_tokens if key.tpm is not None else 0)
         try:
-            verdict = self.counters.admit(key, ticket.id, prompt_tokens)
+            verdict = self.counters.admit(key, ticket.id, prompt_tokens + ticket.reserved)
         except CountersUnavailable:
+            ticket.counted = 0  # nothing was reserved
             return self._unreached(ticket), None
         if verdict.refused is not None:
             self.metrics.key_refused(key.name, verdict.refused)
             raise ApiError("rate_limited", _detail(key, verdict), retry_after=max(1.0, verdict.retry_after))
+        ticket.second = verdict.second
         self._running[ticket.id] = ticket
         self.metrics.key_generation(key.name, 1, prompt_tokens)
         return ticket, verdict
@@ -83,13 +93,16 @@ class Limits:
             return None
 
     def end(self, ticket: Ticket, completion_tokens: int) -> None:
-        """A generation ended: count the completion tokens not counted yet, release its slot."""
+        """A generation ended with `completion_tokens`: count what was not counted yet, take back
+        what was reserved and not produced, and release its slot (one call to the counters)."""
         if self._running.pop(ticket.id, None) is None:
             return
         self.metrics.key_generation(ticket.key.name, -1, 0)
+        self._report(ticket, completion_tokens)
+        spent = max(0, completion_tokens - ticket.counted)
+        refund = min(ticket.reserved, max(0, ticket.counted - completion_tokens))
         try:
-            self._spend([(ticket, max(completion_tokens, ticket.counted))])
-            self.counters.release(ticket.key, ticket.id)
+            self.counters.release(ticket.key, ticket.id, spent, refund, ticket.second)
         except CountersUnavailable:
             log.warning("limits_unreached", extra={"client_name": ticket.key.name, "operation": "release"})
 
@@ -126,14 +139,21 @@ class Limits:
                 log.warning("limits_unreached", extra={"operation": "flush", "generations": len(running)})
 
     def _spend(self, produced: list[tuple[Ticket, int]]) -> None:
+        """Count the running generations' tokens produced beyond what is counted (their reservation)."""
         spent = []
         for ticket, total in produced:
+            self._report(ticket, total)
             if total > ticket.counted:
                 spent.append((ticket.key, total - ticket.counted))
-                self.metrics.key_tokens_out(ticket.key.name, total - ticket.counted)
                 ticket.counted = total
         if spent:
             self.counters.spend(spent)
+
+    def _report(self, ticket: Ticket, total: int) -> None:
+        """The metrics count every token produced as it comes, reserved or not."""
+        if total > ticket.reported:
+            self.metrics.key_tokens_out(ticket.key.name, total - ticket.reported)
+            ticket.reported = total
 
     def _unreached(self, ticket: Ticket) -> Ticket:
         log.warning("limits_unreached", extra={"client_name": ticket.key.name, "operation": "admit"})

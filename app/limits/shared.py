@@ -29,9 +29,10 @@ LEASE_MS = 5_000
 
 # Where a key's limits stand, and with ARGV[1] = 'admit' its new generation counted when no limit
 # refuses. KEYS: live (ZSET ticket -> lease end, ms), requests and tokens (HASH second -> count).
-# ARGV: mode (admit|peek), ticket, max_streams, rpm, tpm (-1: none), prompt tokens, lease ms.
-# Redis's clock, so every worker agrees. Returns {refused ('' none), retry ms, live, requests
-# used, requests reset ms, tokens used, tokens reset ms}.
+# ARGV: mode (admit|peek), ticket, max_streams, rpm, tpm (-1: none), tokens (the prompt and the
+# completion's reservation), lease ms. Redis's clock, so every worker agrees. Returns {refused
+# ('' none), retry ms, live, requests used, requests reset ms, tokens used, tokens reset ms, the
+# second counted in}.
 _LOOK = """#!lua
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -90,7 +91,7 @@ if ARGV[1] == 'admit' then
     end
   end
 end
-return {refused, retry, live, rtotal, reset(rs), ttotal, reset(ts)}
+return {refused, retry, live, rtotal, reset(rs), ttotal, reset(ts), second}
 """
 
 # A worker's generations still running: their leases renewed by Redis's clock. KEYS: live.
@@ -103,6 +104,24 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) + 60000)
 return #ARGV - 1
 """
 
+# A generation ended: KEYS: live, tokens. ARGV: ticket, tokens produced beyond what was counted
+# (counted now), tokens reserved and not produced (taken back off ARGV[4], the second it was
+# admitted in, if that is still counted). allow-oom: it frees more than it writes.
+_RELEASE = """#!lua flags=allow-oom
+redis.call('ZREM', KEYS[1], ARGV[1])
+local spent, refund = tonumber(ARGV[2]), tonumber(ARGV[3])
+if spent > 0 then
+  redis.call('HINCRBY', KEYS[2], tonumber(redis.call('TIME')[1]), spent)
+  redis.call('PEXPIRE', KEYS[2], 61000)
+end
+if refund > 0 then
+  local held = tonumber(redis.call('HGET', KEYS[2], ARGV[4]) or '0')
+  if held > refund then redis.call('HINCRBY', KEYS[2], ARGV[4], -refund)
+  elseif held > 0 then redis.call('HDEL', KEYS[2], ARGV[4]) end
+end
+return 1
+"""
+
 # Completion tokens produced: KEYS: tokens. ARGV: count. By Redis's clock.
 _SPEND = """#!lua
 local second = tonumber(redis.call('TIME')[1])
@@ -111,7 +130,7 @@ redis.call('PEXPIRE', KEYS[1], 61000)
 return 1
 """
 
-_SOURCES = {"look": _LOOK, "renew": _RENEW, "spend": _SPEND}
+_SOURCES = {"look": _LOOK, "renew": _RENEW, "spend": _SPEND, "release": _RELEASE}
 _SHAS = {name: hashlib.sha1(source.encode("utf-8")).hexdigest() for name, source in _SOURCES.items()}
 
 
@@ -129,8 +148,8 @@ class RedisCounters:
         self._clock = clock
         self._paused_until = 0.0
 
-    def admit(self, key: ClientKey, ticket: str, prompt_tokens: int) -> Verdict:
-        return self._look(key, "admit", ticket, prompt_tokens)
+    def admit(self, key: ClientKey, ticket: str, tokens: int) -> Verdict:
+        return self._look(key, "admit", ticket, tokens)
 
     def peek(self, key: ClientKey) -> Verdict:
         return self._look(key, "peek", "", 0)
@@ -142,9 +161,10 @@ class RedisCounters:
                 self._queue(pipe, "spend", [counter_keys(key.name)[2]], [tokens])
             self._execute(client, pipe)
 
-    def release(self, key: ClientKey, ticket: str) -> None:
+    def release(self, key: ClientKey, ticket: str, spent: int = 0, refund: int = 0, second: int = 0) -> None:
+        live, _, tokens = counter_keys(key.name)
         with self._reaching() as client:
-            client.zrem(counter_keys(key.name)[0], ticket)
+            self._run(client, "release", [live, tokens], [ticket, spent, refund, second])
 
     def renew(self, tickets: Iterable[tuple[ClientKey, str]]) -> None:
         by_key: dict[str, list[str]] = {}
@@ -170,9 +190,9 @@ class RedisCounters:
     def close(self) -> None:
         disconnect(self._client)
 
-    def _look(self, key: ClientKey, mode: str, ticket: str, prompt_tokens: int) -> Verdict:
+    def _look(self, key: ClientKey, mode: str, ticket: str, tokens: int) -> Verdict:
         limits = [-1 if value is None else value for value in (key.max_streams, key.rpm, key.tpm)]
-        args = [mode, ticket, *limits, prompt_tokens, LEASE_MS]
+        args = [mode, ticket, *limits, tokens, LEASE_MS]
         with self._reaching() as client:
             found = self._run(client, "look", counter_keys(key.name), args)
         return _verdict(key, found)
@@ -205,7 +225,7 @@ class RedisCounters:
 
 
 def _verdict(key: ClientKey, found: list[Any]) -> Verdict:
-    refused, retry_ms, live, requests, requests_reset, tokens, tokens_reset = found
+    refused, retry_ms, live, requests, requests_reset, tokens, tokens_reset, second = found
     refused = refused.decode() if isinstance(refused, bytes) else refused
     retry = STREAMS_RETRY_SECONDS if refused == "max_streams" else int(retry_ms) / 1000
     return Verdict(
@@ -214,6 +234,7 @@ def _verdict(key: ClientKey, found: list[Any]) -> Verdict:
         requests=None if key.rpm is None else _quota(key.rpm, requests, requests_reset),
         tokens=None if key.tpm is None else _quota(key.tpm, tokens, tokens_reset),
         streams=None if key.max_streams is None else (key.max_streams, int(live)),
+        second=int(second),
     )
 
 

@@ -35,6 +35,20 @@ class Minute:
             self._buckets.append([second, count])
         self._total += count
 
+    def take(self, now: float, second: int, count: int) -> None:
+        """Take up to `count` back off what second `second` counted, if it is still in the window."""
+        if count <= 0:
+            return
+        self._prune(now)
+        for index, bucket in enumerate(self._buckets):
+            if bucket[0] == second:
+                taken = min(count, bucket[1])
+                bucket[1] -= taken
+                self._total -= taken
+                if not bucket[1]:
+                    del self._buckets[index]
+                return
+
     def free_after(self, now: float, needed: int, limit: int) -> float:
         """Seconds until the window holds at most `limit - needed` (0: it does now)."""
         self._prune(now)

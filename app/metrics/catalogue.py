@@ -99,7 +99,7 @@ class Metrics:
     def _declare_key_metrics(self) -> None:
         """The series of client keys' limits, by key name (at most MAX_KEYS names)."""
         self.key_refusals = self._counter("key_refusals", "Requests a client key's limit refused (limit: "
-                                          "max_streams, rpm, tpm), by key name.", "key", "limit")
+                                          "max_streams, rpm, tpm, queue_share), by key name.", "key", "limit")
         self.key_generations = self._gauge("key_generations", "Generations running now, by client key name.", "key")
         self.key_tokens = self._counter("key_tokens", "Tokens counted against client keys' limits (prompt at "
                                         "admission, completion as produced), by key name.", "key", "direction")

@@ -26,7 +26,7 @@ from ..errors import ApiError, RequestBodyError
 from ..ids import random_id
 from .head_budget import HeadBudgetSocket
 from .parser import StrictRequestParser
-from .protocol import error_response, refusal
+from .protocol import error_response, refusal, request_path
 
 log = logging.getLogger("chatwait.server")
 
@@ -86,10 +86,11 @@ class ClientConnection:
             self._linger = True
             return None
         idle = self.worker.read_timeout if first else self.worker.cfg.keepalive
-        if not self._request_starts(idle):
+        buffered = self._buffered()
+        if not buffered and not self._request_starts(idle):
             return None
         try:
-            self.reader.reading_head()
+            self.reader.reading_head(buffered)
             with gevent.Timeout(self.worker.read_timeout, _HeadTimeout):
                 return next(self.parser)
         except _HeadTimeout:
@@ -101,16 +102,12 @@ class ClientConnection:
             self.reader.done()
 
     def _request_starts(self, idle_seconds: float) -> bool:
-        """Whether a request's first byte arrives (or is already buffered) within `idle_seconds`.
+        """Whether a request's first byte arrives within `idle_seconds` (none is buffered yet).
 
         A stopping worker keeps its idle connections for that time too: a request already on
         its way is answered (503 service_restarting for a new generation, `Connection: close`)
         rather than met by a closed socket.
         """
-        buffered = self.parser.unreader.take_buffered()
-        if buffered:
-            self.parser.unreader.unread(buffered)
-            return True
         if getattr(self.client, "pending", lambda: 0)():  # TLS: bytes already decrypted
             return True
         try:
@@ -118,6 +115,13 @@ class ClientConnection:
         except (TimeoutError, OSError):
             return False
         return True
+
+    def _buffered(self) -> bytes:
+        """What the parser holds already of the next request (left in place)."""
+        buffered = self.parser.unreader.take_buffered()
+        if buffered:
+            self.parser.unreader.unread(buffered)
+        return buffered
 
     def refuse(self, error: ApiError, request: Any, exc: BaseException | None) -> None:
         """Answer `error` as JSON and log it (a traceback only for our own bugs); the connection closes."""
@@ -130,7 +134,8 @@ class ClientConnection:
         head_only = getattr(request, "method", None) == "HEAD"
         self._linger = True
         with contextlib.suppress(OSError):  # the client is gone or does not read: nothing more to tell it
-            self.client.sendall(error_response(error, correlation_id, body=not head_only))
+            path = request_path(self.reader.start)
+            self.client.sendall(error_response(error, correlation_id, body=not head_only, path=path))
 
     def _socket_error(self, exc: OSError) -> None:
         if isinstance(exc, TimeoutError):

@@ -14,6 +14,7 @@ from typing import Any
 from gunicorn.http.errors import LimitRequestHeaders
 
 RECV_BYTES = 8192  # what gunicorn's reader asks for at a time while it reads a head
+START_BYTES = 64  # the start of each head kept: its path says the shape of a refusal
 
 
 class HeadBudgetSocket:
@@ -23,9 +24,12 @@ class HeadBudgetSocket:
         self._sock = sock
         self._limit = limit + RECV_BYTES
         self._used: int | None = None  # None: no head is being read
+        self.start = b""  # the first bytes of the head being read (or of the last one)
 
-    def reading_head(self) -> None:
+    def reading_head(self, buffered: bytes = b"") -> None:
+        """A head starts: `buffered`, what was read of it already, is its start."""
         self._used = 0
+        self.start = buffered[:START_BYTES]
 
     def done(self) -> None:
         self._used = None
@@ -33,6 +37,8 @@ class HeadBudgetSocket:
     def recv(self, size: int) -> bytes:
         data = self._sock.recv(size)
         if self._used is not None:
+            if len(self.start) < START_BYTES:
+                self.start += data[: START_BYTES - len(self.start)]
             self._used += len(data)
             if self._used > self._limit:
                 raise LimitRequestHeaders(f"request head over {self._limit - RECV_BYTES} bytes")

@@ -13,6 +13,7 @@ from http import HTTPStatus
 
 from gunicorn.http import errors as parse_errors
 
+from ..contract.shapes import error_body
 from ..errors import ApiError
 
 # Most specific first: (exception classes, error code, detail).
@@ -60,12 +61,21 @@ def refusal(exc: BaseException) -> ApiError:
     return ApiError("internal_error")
 
 
-def error_response(error: ApiError, correlation_id: str, body: bool = True) -> bytes:
-    """A complete HTTP/1.1 response carrying `error` as JSON, closing the connection.
+def request_path(start: bytes) -> str:
+    """The path of a request from the first bytes of its head ("" when they do not show one)."""
+    parts = start.split(b"\r\n", 1)[0].split(b"\n", 1)[0].split(b" ", 2)
+    if len(parts) < 2 or not parts[1].startswith(b"/"):
+        return ""
+    return parts[1].split(b"?", 1)[0].decode("latin-1")
+
+
+def error_response(error: ApiError, correlation_id: str, body: bool = True, path: str = "") -> bytes:
+    """A complete HTTP/1.1 response carrying `error` as JSON in the shape of `path`'s family
+    (as far as it was read), closing the connection.
 
     `body=False` (a HEAD request) sends the head with the same Content-Length and no body.
     """
-    payload = json.dumps(error.body(correlation_id), separators=(",", ":")).encode()
+    payload = json.dumps(error_body(error, correlation_id, path), separators=(",", ":")).encode()
     lines = [
         f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}",
         "Connection: close",

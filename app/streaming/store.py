@@ -22,11 +22,14 @@ from ..logs import log_greenlet_failure
 from . import producer
 from .abandon import Abandon
 from .abandon import cancel as cancel_abandoned
+from .stored import StoredIndex
 from .stream import DEFAULT_RETENTION, Journal, Retention, Stream
 from .view import StreamView
 from .wire import NATIVE, Wire
 
 log = logging.getLogger("chatwait.store")
+
+DEFAULT_MAX_STORED = 1000  # MAX_STORED_RESPONSES
 
 
 class StreamStore(abc.ABC):
@@ -58,7 +61,17 @@ class StreamStore(abc.ABC):
 
     def admit(self, stream: Stream) -> None:
         """Confirm a new stream whose generation has started (the Redis store registers it
-        meanwhile); raises ApiError when it cannot be kept, after stopping its generation."""
+        meanwhile); raises ApiError when it cannot be kept, after stopping its generation. A
+        stored response is counted against its key's MAX_STORED_RESPONSES once it has ended."""
+        self._watch_stored(stream)
+
+    def _watch_stored(self, stream: Stream) -> None:
+        """Have a stored response's end counted (`_stored_ended`)."""
+        if stream.retention.stored and stream.producer is not None:
+            stream.producer.link(lambda _: self._stored_ended(stream))
+
+    def _stored_ended(self, stream: Stream) -> None:
+        """A stored response's generation has ended (the Redis store counts it once it is durable)."""
 
     def ready(self) -> tuple[bool, str, int]:
         """Whether the store can serve streams now, why not, and how many live streams it
@@ -138,12 +151,14 @@ class MemoryStreamStore(StreamStore):
         ttl_seconds: float,
         clock: Callable[[], float] = time.monotonic,
         abandon: Abandon | None = None,
+        max_stored: int = DEFAULT_MAX_STORED,
     ) -> None:
         self.max_streams = max_streams
         self.ttl_seconds = ttl_seconds
         self.abandon = abandon
         self.clock = clock
         self._streams: OrderedDict[str, Stream] = OrderedDict()
+        self._stored = StoredIndex(max_stored)
         self._reaper: gevent.Greenlet | None = None
 
     def __len__(self) -> int:
@@ -172,14 +187,23 @@ class MemoryStreamStore(StreamStore):
         return stream
 
     def _drop(self, stream_id: str) -> None:
-        self._streams.pop(stream_id, None)
+        stream = self._streams.pop(stream_id, None)
+        if stream is not None:
+            self._stored.discard(stream.client, stream_id)
 
     def _evict_one_finished(self) -> bool:
         for stream_id, stream in self._streams.items():
             if stream.finished and stream.consumers == 0:
-                del self._streams[stream_id]
+                self._drop(stream_id)
                 return True
         return False
+
+    def _stored_ended(self, stream: Stream) -> None:
+        """Count a finished stored response; drop its key's oldest ones over MAX_STORED_RESPONSES."""
+        if self._streams.get(stream.stream_id) is not stream:
+            return  # dropped meanwhile
+        for stream_id in self._stored.add(stream.client, stream.stream_id):
+            self._streams.pop(stream_id, None)
 
     def reap(self) -> int:
         """Drop finished streams older than the TTL; cancel and drop live ones unfollowed for the TTL;
@@ -192,7 +216,7 @@ class MemoryStreamStore(StreamStore):
             or (not stream.finished and stream.consumers == 0 and now - stream.idle_since > self.ttl_seconds)
         ]
         for stream in expired:
-            del self._streams[stream.stream_id]
+            self._drop(stream.stream_id)
             if stream.cancel():
                 log.info(
                     "stream_expired",

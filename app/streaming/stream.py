@@ -68,12 +68,13 @@ class Silence:
 class Retention:
     """How a stream is kept, as the API that starts it says: how long once finished (None: the
     store's STREAM_TTL_SECONDS), an opaque context stored with it (the Responses API's
-    conversation, for `previous_response_id`), and whether it is a foreground one, cancelled
-    when nobody follows it for ABANDON_SECONDS."""
+    conversation, for `previous_response_id`), whether it is a foreground one, cancelled
+    when nobody follows it for ABANDON_SECONDS, and whether it is a stored response."""
 
     finished_seconds: float | None = None
     context: bytes = b""
     foreground: bool = False
+    stored: bool = False  # a stored response: counted against MAX_STORED_RESPONSES once finished
 
     def kept_for(self, store_ttl: float) -> float:
         """Seconds a finished stream is kept: as its API asked, else the store's TTL."""

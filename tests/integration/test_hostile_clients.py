@@ -12,6 +12,7 @@ import uuid
 import httpx
 import pytest
 
+from ..conformance import conform
 from ..rawhttp import HealthProbe, connect, read_until_close, responses
 from ..sse import content_of, expected_reply, parse
 
@@ -180,6 +181,25 @@ def test_protocol_errors_are_json_and_logged_without_traceback(edgy, raw, status
     records = edgy.log_records()
     assert any(r["event"] == "request_rejected" and r.get("error_code") == code for r in records)
     assert not any("Traceback" in json.dumps(r) for r in records)
+
+
+@pytest.mark.parametrize(
+    "raw,status,code",
+    [
+        (b"GET /v1/responses/" + b"r" * 5000 + b" HTTP/1.1\r\n\r\n", 414, "request_line_too_long"),
+        (b"POST /v1/chat/completions HTTP/1.1\r\n" + _headers(51) + b"\r\n", 431, "headers_too_large"),
+        (b"GET /v1/models HTTP/1.1\r\nX-Big: " + b"v" * 9000 + b"\r\n\r\n", 431, "headers_too_large"),
+    ],
+    ids=["long_responses_path", "51_headers_on_completions", "long_header_on_models"],
+)
+def test_protocol_errors_on_openai_paths_take_openais_shape(edgy, raw, status, code) -> None:
+    answers = _exchange(edgy.port, raw)
+    assert [a.status for a in answers] == [status], answers
+    body = answers[0].json()
+    conform("OpenAIError", body)
+    assert body["error"]["code"] == code and body["error"]["type"] == "invalid_request_error"
+    assert answers[0].headers["x-correlation-id"] == body["error"]["correlation_id"]
+    assert answers[0].headers["connection"] == "close"
 
 
 def test_two_thousand_slow_heads_do_not_stop_the_worker(edgy) -> None:

@@ -57,6 +57,10 @@ def _sequence(counters) -> list:
     seen.append(counters.admit(key, "e", 1))
     counters.release(key, "e")
     seen += [counters.admit(key, "f", 1), counters.admit(key, "g", 1), counters.peek(key)]
+    reserving = ClientKey("", "seq-reserve", tpm=100)
+    reserved = counters.admit(reserving, "h", 60)  # 10 of prompt, 50 reserved
+    counters.release(reserving, "h", spent=7, refund=45, second=reserved.second)  # 7 past what it reserved
+    seen.append(counters.peek(reserving))
     return seen
 
 
@@ -64,7 +68,8 @@ def test_the_script_counts_as_the_memory_counters_do(standalone) -> None:
     counters = _counters(standalone.server.url)
     try:
         shared, local = _sequence(counters), _sequence(MemoryCounters())
-        assert [v.refused for v in shared] == [None, None, "max_streams", "tpm", None, None, None, "rpm", None]
+        assert [v.refused for v in shared] == [None, None, "max_streams", "tpm", None, None, None, "rpm", None, None]
+        assert shared[-1].tokens.remaining == 78, "what was reserved and not produced came back"
         for redis_verdict, memory_verdict in zip(shared, local, strict=True):
             _same(redis_verdict, memory_verdict)
         assert 59 <= shared[7].retry_after <= 60, "rpm frees when the minute's first request leaves it"

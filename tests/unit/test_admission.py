@@ -7,7 +7,7 @@ import gevent
 import pytest
 
 from app.errors import ApiError
-from app.http.admission import Gate, waited
+from app.http.admission import ClientLeft, Gate, waited
 
 
 class Slots:
@@ -119,3 +119,70 @@ def test_a_waiter_that_leaves_frees_its_place() -> None:
     gate.notify()
     gevent.joinall([stayer], timeout=2)
     assert stayer.value == "stayer"
+
+
+def _waiting(gate: Gate, slots: Slots, key: str, who: str, ended: dict[str, ApiError]) -> gevent.Greenlet:
+    """A request of `key` that takes its place at once (as the service does) and waits."""
+    waiter = gate.join(key)
+
+    def run() -> str | None:
+        try:
+            return waited(gate.turns(key, slots.opener(who), slots.has_room, 60, waiter))
+        except ApiError as error:
+            ended[who] = error
+            return None
+
+    return gevent.spawn(run)
+
+
+def test_a_full_queue_gives_a_flooding_key_place_up_to_a_newcomer() -> None:
+    told: list[str] = []
+    gate, slots, ended = Gate(30.0, over_share=told.append), Slots(0), {}
+    flood = [_waiting(gate, slots, "flood", f"f{i}", ended) for i in range(1_000)]
+    gevent.sleep(0)
+    assert gate.waiting == 1_000 == gate.places
+    other = _waiting(gate, slots, "other", "o1", ended)
+    gevent.sleep(0.01)
+    assert gate.waiting == 1_000, "one place changed hands"
+    assert ended["f999"].error_code == "rate_limited" and "'flood' holds 1000 of the 1000" in ended["f999"].detail
+    assert ended["f999"].status == 429 and "ADMISSION_QUEUE_SIZE" in ended["f999"].detail
+    with pytest.raises(ApiError) as refused:
+        gate.join("flood")
+    assert refused.value.error_code == "rate_limited" and "'flood' holds 999" in refused.value.detail
+    assert told == ["flood", "flood"], "each refusal and displacement is counted against the key"
+    slots.free = 2
+    gate.notify()
+    gevent.joinall([other], timeout=2)
+    assert other.value == "o1" and slots.opened == ["f0", "o1"], "served in the first round, beside the flood's first"
+    gevent.killall(flood)
+    assert gate.waiting == 0
+
+
+def test_keys_holding_even_shares_are_refused_and_without_keys_it_is_busy() -> None:
+    gate, slots, ended = Gate(30.0, places=4), Slots(0), {}
+    waiting = [_waiting(gate, slots, key, f"{key}{i}", ended) for key in ("a", "b") for i in range(2)]
+    with pytest.raises(ApiError) as refused:
+        gate.join("a")
+    assert refused.value.error_code == "rate_limited" and ended == {}
+    assert "holds 2 of the 4 places" in refused.value.detail
+    gevent.killall(waiting)
+    lone = Gate(30.0, places=1)
+    lone.join("")
+    with pytest.raises(ApiError) as busy:
+        lone.join("")
+    assert busy.value.error_code == "server_busy" and busy.value.status == 503
+
+
+def test_a_waiter_whose_client_hangs_up_leaves_at_once_and_never_opens() -> None:
+    gate, slots, ended = Gate(30.0), Slots(0), {}
+    first = gate.join("k")
+    behind = _waiting(gate, slots, "k", "behind", ended)
+    runner = gevent.spawn(waited, gate.turns("k", slots.opener("first"), slots.has_room, 60, first))
+    gevent.sleep(0.01)
+    slots.free = 1
+    gate.hang_up(first)  # its client left just as a slot freed
+    assert gate.waiting == 1, "its place is given up at once"
+    gevent.joinall([runner, behind], timeout=2)
+    assert isinstance(runner.exception, ClientLeft) and slots.opened == ["behind"]
+    gate.leave(first)  # giving the place up twice does nothing
+    assert gate.waiting == 0

@@ -194,3 +194,47 @@ def test_headers_are_openais_with_durations() -> None:
     }
     assert [duration(s) for s in (0.0, 0.25, 1.0, 12.2, 59.5, 60.0, 63.0)] == [
         "0ms", "250ms", "1s", "13s", "1m0s", "1m0s", "1m3s"]
+
+
+def test_tpm_reserves_max_tokens_so_a_burst_overshoots_by_one_reservation_at_most() -> None:
+    limits = Limits(MemoryCounters(Clock()), NoMetrics())
+    key = ClientKey("", "web", tpm=500)
+    admitted = []
+    for _ in range(12):  # twelve at once: none has produced a token yet
+        try:
+            admitted.append(limits.admit(key, 10, 200)[0])
+        except ApiError as refused:
+            assert refused.error_code == "rate_limited" and "(tpm)" in refused.detail
+    assert len(admitted) == 2, "210 + 210 fit in 500; a third would not"
+    assert limits.look(key).tokens.remaining == 80
+
+
+def test_the_end_takes_back_what_was_reserved_and_not_produced() -> None:
+    clock = Clock()
+    limits = Limits(MemoryCounters(clock), NoMetrics())
+    key = ClientKey("", "web", tpm=1000)
+    short, _ = limits.admit(key, 10, 400)
+    clock.now += 5
+    long, _ = limits.admit(key, 10, 100)
+    assert limits.look(key).tokens.remaining == 480
+    limits.end(short, 5)  # 395 of its reservation come back
+    assert limits.look(key).tokens.remaining == 875
+    long.progress = lambda: 150
+    limits._spend([(long, long.progress())])  # past its reservation: the 50 more count as they come
+    assert limits.look(key).tokens.remaining == 825
+    limits.end(long, 140)  # usage says fewer than the chunks: back to what it produced
+    assert limits.look(key).tokens.remaining == 835
+    unlimited = ClientKey("", "free", rpm=100)
+    ticket, _ = limits.admit(unlimited, 10, 400)
+    assert ticket.reserved == 0, "nothing is reserved for a key without tpm"
+
+
+def test_a_refund_after_the_window_moved_on_takes_nothing() -> None:
+    clock = Clock()
+    counters = MemoryCounters(clock)
+    key = ClientKey("", "web", tpm=1000)
+    verdict = counters.admit(key, "t1", 300)
+    clock.now += 61
+    counters.admit(key, "t2", 100)
+    counters.release(key, "t1", refund=290, second=verdict.second)
+    assert counters.peek(key).tokens.remaining == 900

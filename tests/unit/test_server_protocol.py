@@ -14,7 +14,7 @@ from gunicorn.http import errors as parse_errors
 from app.errors import ApiError, RequestBodyError, RequestReadTimeout
 from app.server import shutdown
 from app.server.head_budget import HeadBudgetSocket
-from app.server.protocol import error_response, refusal
+from app.server.protocol import error_response, refusal, request_path
 from app.server.request_body import DeadlineBody
 
 
@@ -211,3 +211,35 @@ def test_a_head_over_its_budget_is_refused_and_bodies_are_not_counted() -> None:
     for _ in range(10):  # a body: no budget
         reader.recv(8192)
     assert reader.gettimeout() == 3.0
+
+
+@pytest.mark.parametrize(
+    "start,path",
+    [
+        (b"GET /v1/responses/" + b"r" * 46, "/v1/responses/" + "r" * 46),
+        (b"POST /v1/chat/completions?x=1 HTTP/1.1\r\nHost: a\r\n", "/v1/chat/completions"),
+        (b"GET /v1/chat/wait HTTP/1.1\n", "/v1/chat/wait"),
+        (b"NOT-HTTP\r\n\r\n", ""),
+        (b"GET", ""),
+        (b"GET http://host/v1/models HTTP/1.1\r\n", ""),
+        (b"\xff\xfe /\xff\x00 x", "/\xff\x00"),
+        (b"", ""),
+    ],
+    ids=["cut_long_path", "query", "bare_lf", "garbage", "method_only", "absolute_form", "binary", "empty"],
+)
+def test_a_refusal_finds_its_path_in_the_start_of_the_head(start, path) -> None:
+    assert request_path(start) == path
+
+
+def test_the_head_keeps_only_its_first_bytes_and_a_refusal_takes_their_shape() -> None:
+    reader = HeadBudgetSocket(Chunks(b"GET /v1/", b"responses/" + b"r" * 5000), limit=16384)
+    reader.reading_head(b"")
+    reader.recv(8192)
+    reader.recv(8192)
+    assert len(reader.start) == 64 and request_path(reader.start).startswith("/v1/responses/r")
+    reader.reading_head(b"POST /v1/chat/wait HTTP/1.1\r\n")  # a pipelined head, already read
+    assert request_path(reader.start) == "/v1/chat/wait"
+    error = ApiError("request_line_too_long")
+    openai = json.loads(error_response(error, "cid", path="/v1/responses/x").split(b"\r\n\r\n", 1)[1])
+    native = json.loads(error_response(error, "cid", path="/v1/chat/wait").split(b"\r\n\r\n", 1)[1])
+    assert openai["error"]["code"] == "request_line_too_long" and native["error_code"] == "request_line_too_long"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import gevent
+import gevent.event
 import pytest
 
 from app.errors import ApiError
 from app.generation.cancel import StreamCancelled
 from app.streaming.abandon import Abandon
 from app.streaming.store import MemoryStreamStore
-from app.streaming.stream import Stream
+from app.streaming.stream import Retention, Stream
 
 
 class FakeClock:
@@ -165,3 +166,37 @@ def test_a_stopping_store_refuses_new_streams_and_ends_live_ones_with_service_re
     live.producer.join(1)
     assert [stop.error.error_code for stop in ended] == ["service_restarting"]
     assert store.live() == 0
+
+
+def _stored(store: MemoryStreamStore, client: str, ended: gevent.event.Event) -> Stream:
+    """A stored response of `client` whose producer ends (with its stream) once `ended` is set."""
+    stream = store.create("cid", "m", client=client, retention=Retention(3600.0, b"[]", stored=True))
+
+    def produce() -> None:
+        stream.append(b"head")
+        ended.wait()
+        stream.append(b"done", final=True)
+
+    stream.producer = gevent.spawn(produce)
+    store.admit(stream)
+    return stream
+
+
+def test_each_key_keeps_its_newest_finished_stored_responses_and_never_a_live_one() -> None:
+    store = MemoryStreamStore(100, 60, max_stored=3)
+    now, later = gevent.event.Event(), gevent.event.Event()
+    live = _stored(store, "key-a", later)
+    finished = [_stored(store, "key-a", now) for _ in range(5)]
+    other = [_stored(store, "key-b", now) for _ in range(2)]
+    now.set()
+    _settle()
+    kept = [s for s in (live, *finished, *other) if s.stream_id in store._streams]
+    assert kept == [live, *finished[-3:], *other], "the oldest finished went; the live one stays"
+    later.set()
+    _settle()
+    assert live.stream_id in store._streams, "once it ends it is the newest finished one"
+    assert finished[-3].stream_id not in store._streams, "and the oldest finished one goes"
+    store.forget(finished[-1])
+    assert store._stored.count("key-a") == 2, "a deleted response leaves the count"
+    plain = store.create("cid", "m", client="key-a")  # not a stored response: never counted
+    assert store._stored.count("key-a") == 2 and store.get(plain.stream_id) is plain

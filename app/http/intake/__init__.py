@@ -105,9 +105,7 @@ def refuse_long_text(
 ) -> None:
     """Refuse a conversation whose messages (`lengths`, in characters) are over MAX_CONVERSATION_CHARS,
     saying how many of the oldest droppable ones (`droppable`: their range of indexes) to drop."""
-    limit = settings.max_conversation_chars or CHARS_PER_INPUT_TOKEN * provider.input_token_limit(
-        settings.max_input_tokens
-    )
+    limit = conversation_char_limit(settings, provider)
     total = sum(lengths)
     if total > limit:
         raise _too_long(
@@ -117,6 +115,13 @@ def refuse_long_text(
             "characters",
             what,
         )
+
+
+def conversation_char_limit(settings: Settings, provider: Provider) -> int:
+    """MAX_CONVERSATION_CHARS, else CHARS_PER_INPUT_TOKEN per input token allowed."""
+    return settings.max_conversation_chars or CHARS_PER_INPUT_TOKEN * provider.input_token_limit(
+        settings.max_input_tokens
+    )
 
 
 def _text_length(value: Any) -> int:

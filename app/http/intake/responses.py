@@ -2,8 +2,9 @@
 per-item work, the schema, the earlier turns of `previous_response_id`, and the input-token limit.
 
 The conversation sent to the model is `instructions` (as a system message), then the stored
-conversation of the previous response (its input and its output), then this request's input.
-Instructions are not carried over from a previous response, as OpenAI's API does.
+conversation of the previous response (its input and its output), then this request's input;
+together they meet the bounds a direct input meets, or lose their oldest turns with truncation
+"auto" (`fit`). Instructions are not carried over from a previous response, as OpenAI's API does.
 """
 
 from __future__ import annotations
@@ -21,10 +22,9 @@ from ...providers.base import ChatCall
 from ...streaming.stream import Retention
 from ...streaming.wire.responses import ECHOED
 from ..services import Services
-from . import count_prompt, read_json, refuse_long_text, validate_chat_request
+from . import read_json, refuse_long_text, validate_chat_request
+from .fit import DROPPABLE, fit
 from .openai import SYSTEM_ROLES, content_length
-
-DROPPABLE = "input item(s) (or earlier turns)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +47,7 @@ class ResponseRequest:
         if not self.store:
             return Retention(foreground=not self.background)
         context = json.dumps(self.conversation).encode()
-        return Retention(settings.response_ttl_seconds, context, foreground=not self.background)
+        return Retention(settings.response_ttl_seconds, context, foreground=not self.background, stored=True)
 
 
 def prepare_response(
@@ -66,8 +66,9 @@ def prepare_response(
     history = earlier(previous) if previous else []
     turn = [_message(item) for item in fields["input"]]
     system = [{"role": "system", "content": fields["instructions"]}] if fields.get("instructions") else []
-    messages = [*system, *history, *turn]
-    total = count_prompt(messages, (len(system), len(messages) - 1), settings, provider, DROPPABLE)
+    auto = fields.get("truncation") == "auto"
+    fitted = fit(system, [*history, *turn], len(history), settings, provider, auto)
+    messages = [*system, *fitted.items]
     options = {name: fields[name] for name in ("top_p", "user") if name in fields}
     call = ChatCall(
         model=fields.get("model", settings.default_model),
@@ -79,29 +80,36 @@ def prepare_response(
     echo = {name: fields[name] for name in ECHOED if name in fields}  # what the response object repeats
     return ResponseRequest(
         call=call,
-        prompt_tokens=total,
+        prompt_tokens=fitted.prompt_tokens,
         stream=bool(fields.get("stream")),
         background=bool(fields.get("background")),
         store=fields.get("store", True),
         echo=echo,
-        conversation=[*history, *turn],
+        conversation=fitted.items,
     )
 
 
 def _refuse_oversized_input(data: Any, services: Services) -> None:
     """Refuse an input from its sizes alone, before any per-item work: more items than
-    MAX_HISTORY_MESSAGES + 2, or, with the instructions, more characters than MAX_CONVERSATION_CHARS."""
+    MAX_HISTORY_MESSAGES + 2, or, with the instructions, more characters than MAX_CONVERSATION_CHARS.
+    With truncation "auto", an input list over the item bound loses its oldest items instead, and
+    its length is left to `fit`."""
     if not isinstance(data, dict):
         return
     items = data.get("input")
+    auto = data.get("truncation") == "auto"
     if isinstance(items, list):
         bound = services.settings.max_history_messages + 2
+        if len(items) > bound and auto:
+            data["input"] = items = items[-bound:]
         if len(items) > bound:
             message = f"{len(items)} items; at most {bound} (MAX_HISTORY_MESSAGES + 2): drop the oldest ones."
             raise ApiError("validation_error", "1 field(s) are invalid.", fields={"input": [message]})
         lengths = [content_length(item.get("content")) if isinstance(item, dict) else 0 for item in items]
     else:
         lengths = [content_length(items)]
+    if auto:
+        return
     instructions = content_length(data.get("instructions"))
     settings, provider = services.settings, services.provider
     refuse_long_text([instructions, *lengths], (1, len(lengths)), settings, provider, DROPPABLE)

@@ -134,6 +134,25 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
 
+# Counts a client key's finished stored responses (MAX_STORED_RESPONSES): KEYS = its index (ZSET
+# member -> when it finished, ms). ARGV: the bound, ms they are kept, now (ms), then members
+# (`<stream id>@<owner>`) and when each finished. Drops what expired, adds the new ones, and
+# pops the oldest over the bound: returns those, for their keys to be deleted. allow-oom: it
+# adds a few bytes so that many more can be freed.
+_STORED = """#!lua flags=allow-oom
+local kept, now = tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - kept)
+for i = 4, #ARGV, 2 do redis.call('ZADD', KEYS[1], ARGV[i + 1], ARGV[i]) end
+local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[1])
+local evicted = {}
+if over > 0 then
+  local popped = redis.call('ZPOPMIN', KEYS[1], over)
+  for i = 1, #popped, 2 do evicted[#evicted + 1] = popped[i] end
+end
+redis.call('PEXPIRE', KEYS[1], kept)
+return evicted
+"""
+
 SOURCES = {
     "write": "#!lua\n" + _WRITE,
     "end": "#!lua flags=allow-oom\n" + _WRITE,  # a batch with the ending: every stream can end
@@ -141,6 +160,7 @@ SOURCES = {
     "renew": _RENEW,
     "gone": _GONE,
     "mark": _MARK,
+    "stored": _STORED,
 }
 
 

@@ -25,7 +25,7 @@ from ...ids import random_id
 from .. import producer
 from ..abandon import Abandon
 from ..abandon import cancel as cancel_abandoned
-from ..store import StreamStore
+from ..store import DEFAULT_MAX_STORED, StreamStore
 from ..stream import Stream
 from ..view import StreamView
 from . import link as keys
@@ -37,6 +37,7 @@ from .link import Link, store_errors
 from .owner import OwnerDuties
 from .pipe import ClusterPipe, RedisPipe
 from .scripts import Scripts
+from .stored import StoredResponses, unlist
 
 log = logging.getLogger("chatwait.store")
 
@@ -54,6 +55,7 @@ class RedisSettings:
     ttl_seconds: float
     max_stream_seconds: float
     outage_seconds: float = 10.0
+    max_stored: int = DEFAULT_MAX_STORED
 
 
 class RedisStreamStore(StreamStore):
@@ -93,6 +95,7 @@ class RedisStreamStore(StreamStore):
         self.duties = OwnerDuties(
             self.link, self._local, self.journal, self._reap, self._forget_local, self.ttl_seconds
         )
+        self.stored = StoredResponses(self.link, config.max_stored, self._forget_local)
 
     def __len__(self) -> int:
         return len(self._local)
@@ -168,6 +171,7 @@ class RedisStreamStore(StreamStore):
         self.journal.await_admission(stream, ADMIT_SECONDS)
         refused = stream.stream_id in self._refused
         if not self.journal.admitting(stream) and not refused:
+            self._watch_stored(stream)
             return
         self._refused.discard(stream.stream_id)
         self._local.pop(stream.stream_id, None)
@@ -207,19 +211,25 @@ class RedisStreamStore(StreamStore):
 
     def _forget_local(self, stream_id: str) -> None:
         """Drop this worker's copy of a stream deleted elsewhere; nothing of it is written again."""
+        self.stored.forget(stream_id)
         stream = self._local.pop(stream_id, None)
         if stream is not None:
             self.journal.forget(stream)
 
     def _drop(self, stream_id: str) -> None:
-        """Delete a stream that has ended: its keys, and the owner's copy (told through its channel)."""
+        """Delete a stream that has ended: its keys, its place among its key's stored responses,
+        and the owner's copy (told through its channel)."""
         self._forget_local(stream_id)
         with store_errors("deleting the stream"):
-            owner = self.link.commands.hget(keys.meta_key(stream_id), "owner")
+            owner, client = self.link.commands.hmget(keys.meta_key(stream_id), "owner", "client")
             if owner is not None and owner.decode() != self.worker_id:
                 self.link.commands.publish(keys.stop_channel(owner.decode()), f"forget:{stream_id}")
             self.link.commands.delete(*keys.stream_keys(stream_id))
             self.link.commands.hdel(keys.LIVE_KEY, stream_id)
+            unlist(self.link, stream_id, owner, client)
+
+    def _stored_ended(self, stream: Stream) -> None:
+        self.stored.ended(stream)
 
     def _own(self) -> Iterable[Stream]:
         return self._local.values()
@@ -250,7 +260,13 @@ class RedisStreamStore(StreamStore):
 
     def _reap(self, seen: Callable[[list[str]], dict[str, float]]) -> None:
         """Drop finished streams that are in Redis from memory; cancel live ones nobody followed
-        anywhere for the TTL (`seen`: when remote followers last checked in), or abandoned."""
+        anywhere for the TTL (`seen`: when remote followers last checked in), or abandoned.
+        First, list the stored responses that ended (MAX_STORED_RESPONSES)."""
+        try:
+            self.stored.list_durable(self.journal.durable, self.ttl_seconds)
+        except redis.RedisError as error:  # listed at the next sweep
+            extra = {"operation": "listing stored responses", "error_type": type(error).__name__}
+            log.warning("store_failed", extra=extra)
         now = self.clock()
         for stream in list(self._local.values()):
             if stream.finished and stream.consumers == 0 and self.journal.durable(stream):

@@ -38,6 +38,7 @@ ECHOED = {
     "store": True,
     "temperature": None,
     "top_p": None,
+    "truncation": "disabled",
     "user": None,
 }
 
@@ -150,7 +151,6 @@ class ResponsesWriter:
             "text": {"format": {"type": "text"}},
             "tool_choice": "none",
             "tools": [],
-            "truncation": "disabled",
             "usage": None if usage is None else response_usage(usage),
             **self.echo,
         }
