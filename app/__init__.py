@@ -1,12 +1,13 @@
 """ChatWait: a wait and resumable streaming chat API in front of a large language model.
 
-Packages, each importing only those after it: `http` (views per API, intake, keys, tracing) →
-`limits` (client keys' limits) → `streaming` (resumable streams, their `wire` formats, the `redis`
-store) → `generation` (a generation in any mode) → `providers` (where text comes from) →
-`metrics` (Prometheus) →
-`contract` (request and reply shapes) → `hub` and `logs` (gevent primitives; logging) → the base
-pieces beside this file (`config`, `errors`, `ids`). `server` is the gunicorn shell on top:
-only gunicorn.conf.py, wsgi.py and `create_app` reach it.
+Packages, each importing only those after it: `http` (the Flask glue: hooks, the service's own
+endpoints, the families registered) → `apis` (one package per API family, and what they share)
+→ `service` (framework-free: admission, key limits, starting or waiting a generation) →
+`limits` (client keys' limits) → `streaming` (resumable streams, their wire registry, the
+`redis` store) → `generation` (a generation in any mode) → `providers` (where text comes from)
+→ `metrics` (Prometheus) → `connect` (Redis connections) → `hub` and `logs` (gevent
+primitives; logging) → the base pieces beside this file (`config`, `errors`, `ids`). `server`
+is the gunicorn shell on top: only gunicorn.conf.py, wsgi.py and `create_app` reach it.
 
 Importing this package stays light (no Flask, no HTTP client, no ssl): gunicorn.conf.py
 reads `app.config` and `app.logs` in the master process, before gevent patches the worker.
@@ -48,9 +49,9 @@ def build_app(settings: Settings) -> Flask:
     It does not check gevent's patching: tests drive it with Flask's test client.
     """
     from . import http
-    from .http.services import Services
     from .logs import configure_logging
     from .server.shutdown import LIFECYCLE
+    from .service.services import Services
 
     configure_logging(settings.log_level, settings.secrets)
     _warn_of_short_keys(settings)
@@ -60,7 +61,7 @@ def build_app(settings: Settings) -> Flask:
     services = Services.build(settings)
     app.extensions["chatwait"] = services
     app.extensions[LIFECYCLE] = services  # what the worker tells when it stops
-    http.init_app(app)
+    http.init_app(app, settings)
     services.start()
     described = services.provider.describe()
     log.info("service_started", extra={"provider": described["provider"], "model": described["model"]})

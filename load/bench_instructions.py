@@ -4,6 +4,7 @@ callgrind: repeatable where the CPU time of a shared machine is not, so a small 
     ./scripts/load bench_instructions.py                    # this tree, 20 streams of 1 and 41 tokens
     ./scripts/load bench_instructions.py --arm floor_wsgi   # the bare relay, for comparison
     ./scripts/load bench_instructions.py --root ../old      # another checkout
+    ./scripts/load bench_instructions.py --variant quiet    # with a trick of load/variants.py
 
 The worker runs under `valgrind --tool=callgrind` with instrumentation off; after a warm-up it is
 switched on for `--batches` batches of `--streams` concurrent streams of 1 token, then of
@@ -42,6 +43,7 @@ from load.processes import BIN, ROOT, FakeUpstream, free_port  # noqa: E402
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arm", default="chatwait", choices=("chatwait", "floor_wsgi", "floor_flask"))
+    parser.add_argument("--variant", action="append", default=[], help="load/variants.py names, repeatable")
     parser.add_argument("--root", type=Path, default=ROOT, help="the checkout to serve")
     parser.add_argument("--streams", type=int, default=4)
     parser.add_argument("--tokens", type=int, default=41)
@@ -68,6 +70,9 @@ def start_worker(args: argparse.Namespace, fake: FakeUpstream, out: str) -> tupl
     if args.arm.startswith("floor"):
         env["FLOOR_APP"] = args.arm.split("_")[1]
         extra = ["--worker-class", "load.floor_worker.FloorWorker"]
+    elif args.variant:
+        env["CHATWAIT_VARIANT"] = ",".join(args.variant)
+        extra = ["--worker-class", "load.variants.VariantWorker"]
     command = ["valgrind", "--tool=callgrind", "--trace-children=yes", "--instr-atstart=no"]
     command += [f"--callgrind-out-file={out}.%p", str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", *extra, "wsgi:app"]
     proc = subprocess.Popen(command, cwd=args.root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -136,6 +141,7 @@ def main() -> None:
     per_token = (counts[args.tokens] - counts[1]) / requests / (args.tokens - 1)
     report = {
         "arm": args.arm,
+        "variant": ",".join(args.variant),
         "root": str(args.root),
         "instructions_per_request": round(per_request),
         "instructions_per_token": round(per_token),

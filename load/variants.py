@@ -82,9 +82,10 @@ def _limits() -> None:
     each generation is admitted, counted and released (in Redis on the Redis store): what the
     limits cost, without the cost of checking a key."""
     from app.config import ClientKey
-    from app.http import auth, services
+    from app.http import auth
     from app.limits import Limits
     from app.limits.shared import RedisCounters
+    from app.service import services
 
     key = ClientKey("", "bench", max_streams=1_000_000, rpm=1_000_000_000, tpm=1_000_000_000)
     checked = auth._check

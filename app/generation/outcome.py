@@ -1,10 +1,12 @@
-"""How a generation ended, in any mode: what wait mode answers and a stream's terminal event says."""
+"""How a generation ended, in any mode: what wait mode answers, a stream's terminal event says,
+and a stream keeps beside its events (`record`) for the objects built from it later."""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
-from ..errors import ApiError
+from ..errors import CATALOGUE, ApiError
 from ..providers.base import Usage
 
 
@@ -19,3 +21,42 @@ class Outcome:
     ttft_ms: float | None
     finish_reason: str | None = None
     error: ApiError | None = None
+
+    def record(self) -> dict[str, Any]:
+        """How it ended, as a stream keeps it beside its events (JSON-ready; the text is the
+        stream's own chunks, so it is left out)."""
+        usage = self.usage
+        error = self.error
+        return {
+            "finish_reason": self.finish_reason,
+            "usage": [usage.prompt_tokens, usage.completion_tokens, usage.estimated],
+            "chunks": self.chunks,
+            "duration_ms": self.duration_ms,
+            "ttft_ms": self.ttft_ms,
+            "error": None if error is None else _error_record(error),
+        }
+
+    @classmethod
+    def from_record(cls, text: str, record: dict[str, Any]) -> Outcome:
+        """The outcome a `record` keeps, with the stream's `text`."""
+        prompt, completion, estimated = record["usage"]
+        found = record.get("error")
+        error = None
+        if found is not None:
+            kind = found["code"] if found["code"] in CATALOGUE else "internal_error"
+            error = ApiError(
+                kind, found.get("detail"), action=found.get("action"), retry_after=found.get("retry_after")
+            )
+        usage = Usage(int(prompt), int(completion), estimated=bool(estimated))
+        return cls(
+            text, record["chunks"], usage, record["duration_ms"], record["ttft_ms"], record["finish_reason"], error
+        )
+
+
+def _error_record(error: ApiError) -> dict[str, Any]:
+    record: dict[str, Any] = {"code": error.error_code, "detail": error.detail}
+    if error.action != error.kind.action:
+        record["action"] = error.action
+    if error.retry_after is not None and error.retry_after != error.kind.retry_after:
+        record["retry_after"] = error.retry_after
+    return record

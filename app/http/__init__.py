@@ -1,6 +1,6 @@
-"""The HTTP API: views per API family (`native`, `openai` chat completions, `responses`; `streams`
-for what they do with a stream), models, health, metrics, the page; request `intake`, client keys, CORS, tracing, the
-served contract (`openapi`).
+"""The Flask glue: the app's hooks (tracing, CORS, client keys, error rendering), the service's
+own endpoints (health and readiness, metrics, the contract, the page), and the API families
+(`app.apis`), registered here: one line each in FAMILIES.
 
 Views stay thin: validate, hand over to the services, return; every failure is raised
 as an ApiError and rendered by `errors` in the shape of the endpoint's family.
@@ -13,9 +13,15 @@ from typing import Any
 
 from flask import Flask
 
-from . import auth, cors, errors, health, metrics, models, page, responses, tracing
-from . import native as chat
-from . import openai as completions
+from ..apis import chat_completions, native, responses
+from ..config import Settings
+from . import auth, cors, errors, health, metrics, openapi, page, tracing
+
+FAMILIES = (
+    native.FAMILY,
+    chat_completions.FAMILY,
+    responses.FAMILY,
+)
 
 
 class SyncFlask(Flask):
@@ -27,16 +33,22 @@ class SyncFlask(Flask):
         return func
 
 
-def init_app(app: Flask) -> None:
-    """Register the error handlers, the tracing and key hooks, and every blueprint."""
+def register_formats() -> None:
+    """Every family's error shape and stream wire (what the stores and the server shell need,
+    with or without an app)."""
+    for family in FAMILIES:
+        family.register_formats()
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    """Register the error handlers, the tracing and key hooks, the service's endpoints and every family."""
     errors.init_app(app)
     tracing.init_app(app)
     cors.init_app(app)  # a preflight is answered before the key check: it never carries one
     auth.init_app(app)  # after tracing: a refused request is logged with its correlation id
-    app.register_blueprint(chat.bp)
-    app.register_blueprint(completions.bp)
-    app.register_blueprint(responses.bp)
+    for family in FAMILIES:
+        family.init_app(app, settings)
+    openapi.init_app(app, settings, FAMILIES)
     app.register_blueprint(metrics.bp)
-    app.register_blueprint(models.bp)
     app.register_blueprint(health.bp)
     page.init_app(app)

@@ -9,36 +9,18 @@ key resumes or stops it; to any other it does not exist. Without keys everything
 
 from __future__ import annotations
 
-import hmac
-
 from flask import Flask, Response, g, request
 
 from .. import limits
-from ..config import ClientKey
-from .services import current_services
+from ..apis.request import NOT_ADMITTED, services, verdict
 
 PROTECTED_PREFIXES = ("/v1/", "/chat/")
-
-
-def client() -> str:
-    """The digest of this request's key ("" when the API is open)."""
-    return g._get_current_object().get("client", "")
-
-
-def client_key() -> ClientKey | None:
-    """This request's key: its name and limits (None when the API is open)."""
-    return g._get_current_object().get("client_key")
-
-
-def owns(started_by: str) -> bool:
-    """Whether this request's key is the one that started a stream (always, when the API is open)."""
-    return hmac.compare_digest(started_by, client())
 
 
 def _check() -> None:
     state = g._get_current_object()
     state.client = ""
-    keys = current_services().client_keys
+    keys = services().client_keys
     if not keys.enabled:
         return
     req = request._get_current_object()
@@ -50,11 +32,12 @@ def _check() -> None:
 def _limit_headers(response: Response) -> Response:
     """The x-ratelimit-* headers on every answer to a key with limits: where its limits stand
     after this request (its admission's verdict, or a look at the counters)."""
-    state = g._get_current_object()
-    key = state.get("client_key")
+    key = g._get_current_object().get("client_key")
     if key is not None and key.limited:
-        verdict = state.get("verdict") if "verdict" in state else current_services().limits.look(key)
-        response.headers.update(limits.headers(verdict))
+        standing = verdict()
+        if standing is NOT_ADMITTED:
+            standing = services().limits.look(key)
+        response.headers.update(limits.headers(standing))  # type: ignore[arg-type]
     return response
 
 

@@ -13,8 +13,8 @@ import re
 
 from flask import Flask, Response, request
 
+from ..apis.request import services
 from ..errors import ApiError
-from .services import current_services
 
 ALLOWED_METHODS = "GET, POST, DELETE, OPTIONS"
 EXPOSED_HEADERS = "X-Stream-Id, X-Correlation-Id, X-Request-Id, Retry-After"
@@ -25,7 +25,7 @@ _HEADER_LIST = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+(\s*,\s*[!#$%&'*+.^_`|~0-
 
 
 def _allowed(origin: str | None) -> bool:
-    listed = current_services().settings.cors_origins
+    listed = services().settings.cors_origins
     return bool(origin) and bool(listed) and (listed == ("*",) or origin.lower() in listed)
 
 
@@ -48,7 +48,7 @@ def _preflight() -> Response | None:
 
 def _headers(response: Response) -> Response:
     """Let a listed origin read this answer (errors included) and the stream headers."""
-    if current_services().settings.cors_origins:
+    if services().settings.cors_origins:
         response.vary.add("Origin")
         origin = request.headers.get("Origin")
         if _allowed(origin):

@@ -1,18 +1,21 @@
 """Flask's side of the error catalogue: every exception a view raises becomes its JSON body, in
-the shape of the endpoint's family (`contract.shapes`): the catalogue's own, or OpenAI's
+the shape of the endpoint's family (`app.apis.shapes`): the catalogue's own, or OpenAI's
 `{"error": {...}}` on the OpenAI-compatible endpoints (and any other /v1/ path)."""
 
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, g, json, request
+from flask import Flask, Response, current_app, g, json, request
 from werkzeug.exceptions import HTTPException
 
-from ..contract.shapes import error_body
+from ..apis.shapes import error_body
 from ..errors import ApiError
+from .routes import Routes
 
 log = logging.getLogger("chatwait.errors")
+
+ROUTES = "chatwait.routes"  # app.extensions: the app's routes, for the 404's nearest one
 
 _HTTP_STATUS_CODES = {
     400: "invalid_json",
@@ -62,10 +65,24 @@ def _handle_api_error(error: ApiError) -> Response:
 def _handle_http_exception(exc: HTTPException) -> Response:
     status = exc.code or 500
     code = _HTTP_STATUS_CODES.get(status, "internal_error" if status >= 500 else "invalid_json")
-    response = _handle_api_error(ApiError(code, _HTTP_DETAILS.get(code)))
+    response = _handle_api_error(
+        ApiError(code, _HTTP_DETAILS.get(code), action=_nearest_route() if status == 404 else None)
+    )
     if status == 405:
         response.headers.update({name: value for name, value in exc.get_headers() if name.lower() == "allow"})
     return response
+
+
+def _nearest_route() -> str | None:
+    """For a 404: the route the client may have meant, as the action to take (None: none is near)."""
+    app = current_app._get_current_object()
+    routes = app.extensions.get(ROUTES)
+    if routes is None:
+        routes = app.extensions[ROUTES] = Routes(app.url_map.iter_rules())
+    nearest = routes.nearest(request.path)
+    if nearest is None:
+        return None
+    return f"Did you mean {nearest}? The routes are listed in /openapi.yaml."
 
 
 def _handle_unexpected(exc: Exception) -> Response:

@@ -1,14 +1,14 @@
-"""Liveness, readiness and the contract file."""
+"""Liveness and readiness."""
 
 from __future__ import annotations
 
 import datetime
 
-from flask import Blueprint, Response
+from flask import Blueprint
 
-from ..contract.native import HealthSchema, ReadySchema
-from ..contract.serve import serialise
-from .services import current_services
+from ..apis.request import services
+from ..apis.schema import serialise
+from .schemas import HealthSchema, ReadySchema
 
 bp = Blueprint("health", __name__)
 
@@ -26,23 +26,17 @@ def ready() -> tuple[dict[str, object], int]:
     answering; 503 naming the failing checks. Also which provider, model and store, the streams
     this worker holds, the live streams the store counts (the cluster's, with Redis), and
     whether the API asks for client keys."""
-    services = current_services()
-    checks, live, ok = services.readiness.report()
+    found = services()
+    checks, live, ok = found.readiness.report()
     reply = {
         "status": "ready" if ok else "not_ready",
         "checks": checks,
         "failing": [name for name, check in checks.items() if not check["ok"]],
-        **services.provider.describe(),
-        "streams": len(services.store),
+        **found.provider.describe(),
+        "streams": len(found.store),
         "live_streams": live,
-        "store": services.settings.stream_store,
+        "store": found.settings.stream_store,
         "store_detail": checks["store"]["detail"],
-        "client_keys": services.client_keys.enabled,
+        "client_keys": found.client_keys.enabled,
     }
     return serialise(ReadySchema, reply), 200 if ok else 503
-
-
-@bp.get("/openapi.yaml")
-def contract() -> Response:
-    """The OpenAPI contract this service implements."""
-    return Response(current_services().contract, mimetype="application/yaml")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
+from ..apis.request import services
 from ..errors import ApiError
-from .services import current_services
 
 bp = Blueprint("metrics", __name__)
 
@@ -15,7 +15,7 @@ PATH = "/metrics"
 @bp.get(PATH)
 def metrics() -> Response:
     """The current value of every metric (404 when METRICS_ENABLED=false)."""
-    catalogue = current_services().metrics
+    catalogue = services().metrics
     if not catalogue.enabled:
         raise ApiError("not_found", "Metrics are switched off (METRICS_ENABLED=false).")
     body, content_type = catalogue.render()

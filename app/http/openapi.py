@@ -1,36 +1,48 @@
 """The contract as served at /openapi.yaml: the file, with this deployment's limits filled in.
 
 contracts/openapi.yaml states the defaults; a deployment may allow other models or other
-bounds, and its served contract says so, so generated clients and fuzzers see the truth.
+bounds, and its served contract says so, so generated clients and fuzzers see the truth. Each
+API family fills in its own components (`Family.contract`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import yaml
+from flask import Blueprint, Flask, Response, current_app
 
+from ..apis.family import Family
 from ..config import Settings
 
 CONTRACT_PATH = Path(__file__).resolve().parents[2] / "contracts" / "openapi.yaml"
+EXTENSION = "chatwait.contract"
+
+bp = Blueprint("contract", __name__)
 
 
-def render_contract(settings: Settings) -> bytes:
+def render_contract(settings: Settings, families: Iterable[Family] | None = None) -> bytes:
     """The contract with the allowed models and the configured bounds of every request body."""
+    if families is None:
+        from . import FAMILIES
+
+        families = FAMILIES
     contract = yaml.safe_load(CONTRACT_PATH.read_text(encoding="utf-8"))
     schemas = contract["components"]["schemas"]
-    request = schemas["ChatRequest"]["properties"]
-    request["model"]["enum"] = list(settings.allowed_models)
-    request["message"]["maxLength"] = settings.max_message_chars
-    request["system"]["maxLength"] = settings.max_message_chars
-    request["history"]["maxItems"] = settings.max_history_messages
-    request["max_tokens"]["maximum"] = settings.max_tokens
-    completion = schemas["CompletionRequest"]["properties"]
-    completion["model"]["enum"] = [*settings.allowed_models, None]
-    completion["messages"]["maxItems"] = settings.max_history_messages + 2
-    completion["max_tokens"]["maximum"] = completion["max_completion_tokens"]["maximum"] = settings.max_tokens
-    response = schemas["ResponseRequest"]["properties"]
-    response["model"]["enum"] = [*settings.allowed_models, None]
-    response["input"]["oneOf"][1]["maxItems"] = settings.max_history_messages + 2
-    response["max_output_tokens"]["maximum"] = settings.max_tokens
+    for family in families:
+        if family.contract is not None:
+            family.contract(schemas, settings)
     return yaml.safe_dump(contract, sort_keys=False, allow_unicode=True).encode("utf-8")
+
+
+@bp.get("/openapi.yaml")
+def contract() -> Response:
+    """The OpenAPI contract this service implements."""
+    return Response(current_app._get_current_object().extensions[EXTENSION], mimetype="application/yaml")
+
+
+def init_app(app: Flask, settings: Settings, families: Iterable[Family]) -> None:
+    """Render the contract once for this app, and serve it."""
+    app.extensions[EXTENSION] = render_contract(settings, families)
+    app.register_blueprint(bp)

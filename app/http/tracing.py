@@ -9,14 +9,12 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator
-from typing import Any
 
 from flask import Flask, Response, g, request
 
-from ..logs import accept_correlation_id, bind, correlation_id_var, stream_id_var
+from ..apis.request import client_name, services
+from ..logs import accept_correlation_id, correlation_id_var, stream_id_var
 from .metrics import PATH as METRICS_PATH
-from .services import current_services
 
 log = logging.getLogger("chatwait.http")
 
@@ -27,7 +25,7 @@ def _logged(path: str) -> bool:
     """Whether a request for `path` gets request_received/request_completed lines."""
     if path == METRICS_PATH:
         return False
-    return path not in PROBES or current_services().settings.log_requests
+    return path not in PROBES or services().settings.log_requests
 
 
 def _before() -> None:
@@ -42,43 +40,16 @@ def _before() -> None:
         log.info("request_received", extra={"method": req.method, "path": req.path, "pid": os.getpid()})
 
 
-def traced_body(body: Iterator[bytes], stream_id: str) -> Iterator[bytes]:
-    """A streamed response's body with this request's ids on its log lines, and its
-    request_completed line once the body has ended (however it ended)."""
-    state = g._get_current_object()
-    started = state.get("started", time.monotonic())
-    return _traced(body, stream_id, state.correlation_id, started, state.get("logged", True), _client_name(state))
-
-
-def _client_name(state: Any) -> dict[str, str]:
-    """The name of the request's client key, for its request_completed line (never the key)."""
-    key = state.get("client_key")
-    return {} if key is None else {"client_name": key.name}
-
-
-def _traced(
-    body: Iterator[bytes], stream_id: str, correlation_id: str, started: float, logged: bool, client: dict[str, str]
-) -> Iterator[bytes]:
-    with bind(correlation_id, stream_id):
-        try:
-            yield from body
-        finally:
-            if logged:
-                duration = round((time.monotonic() - started) * 1000, 1)
-                extra = {"status": 200, "duration_ms": duration, "streamed": True, **client}
-                log.info("request_completed", extra=extra)
-
-
 def _after(response: Response) -> Response:
     req, state = request._get_current_object(), g._get_current_object()
     headers = response.headers
     headers.setdefault("X-Correlation-Id", state.get("correlation_id", ""))
     headers.setdefault("X-Request-Id", headers["X-Correlation-Id"])  # where OpenAI's SDKs look
     rule = req.url_rule
-    current_services().metrics.request(rule.rule if rule is not None else "unmatched", req.method, response.status_code)
+    services().metrics.request(rule.rule if rule is not None else "unmatched", req.method, response.status_code)
     if state.get("logged", True) and not response.is_streamed:
         duration = round((time.monotonic() - state.get("started", time.monotonic())) * 1000, 1)
-        extra = {"status": response.status_code, "duration_ms": duration, **_client_name(state)}
+        extra = {"status": response.status_code, "duration_ms": duration, **client_name(state)}
         log.info("request_completed", extra=extra)
     return response
 
@@ -96,14 +67,3 @@ def init_app(app: Flask) -> None:
     app.before_request(_before)
     app.after_request(_after)
     app.teardown_request(_teardown)
-
-
-def trace_stream(stream_id: str, correlation_id: str) -> None:
-    """Trace the rest of this request with a stream: under the correlation id the client sent
-    with this request, else the one the stream was started with (a resume or stop continues
-    the same turn)."""
-    state = g._get_current_object()
-    if not state.get("client_correlation_id"):
-        state.correlation_id = correlation_id
-    correlation_id_var.set(state.correlation_id)
-    stream_id_var.set(stream_id)

@@ -17,7 +17,7 @@ from typing import Any
 import redis
 
 from ..config import ClientKey
-from ..streaming.redis.connect import Client, Topology, connect, disconnect
+from ..connect.redis import Client, Topology, connect, disconnect
 from .counters import STREAMS_RETRY_SECONDS, Quota, Verdict
 from .limits import CountersUnavailable
 

@@ -9,8 +9,11 @@ from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
-from ..contract.native import OPENAI_FINISH_REASONS
 from ..errors import CATALOGUE
+
+# How a generation ends, as providers report it: OpenAI's finish reasons (other servers' words
+# are mapped onto them). The native API adds its own `cancelled` (a stop by the client).
+OPENAI_FINISH_REASONS = ("stop", "length", "content_filter", "tool_calls", "function_call")
 
 # Other servers' names for running out of tokens; any other unknown reason (eos_token, end_turn) is a stop.
 _LENGTH_REASONS = frozenset(("max_tokens", "max_length", "max_output_tokens", "max_new_tokens", "model_length"))

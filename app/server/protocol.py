@@ -13,7 +13,7 @@ from http import HTTPStatus
 
 from gunicorn.http import errors as parse_errors
 
-from ..contract.shapes import error_body
+from ..apis.shapes import error_body
 from ..errors import ApiError
 
 # Most specific first: (exception classes, error code, detail).

@@ -60,7 +60,10 @@ export function messageView(message, onRetry) {
     view.detailsToggle.addEventListener("click", () => {
       view.details.hidden = !view.details.hidden;
       view.detailsToggle.setAttribute("aria-expanded", String(!view.details.hidden));
-      if (!view.details.hidden) renderDetails(message, view);
+      if (!view.details.hidden) {
+        renderDetails(message, view);
+        view.details.scrollIntoView({block: "nearest"}); // opened below the fold: bring it in view
+      }
     });
     view.error = element("div", "error");
     view.error.setAttribute("role", "alert");
@@ -190,6 +193,7 @@ export function noticeView(error, actions, onClose) {
   details.append(...rows.flatMap(([name, value]) => [element("dt", "", name), element("dd", "", String(value))]));
   toggle.addEventListener("click", () => {
     details.hidden = !details.hidden;
+    if (!details.hidden) details.scrollIntoView({block: "nearest"});
   });
   const close = element("button", "notice-close", "×");
   close.type = "button";

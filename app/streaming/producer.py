@@ -99,4 +99,5 @@ class StreamWriter:
         """Append the one terminal event: `done`, or `error` with the catalogue fields."""
         frame = self.stream.writer.terminal(self.stream.chunks, self.content_length, outcome)
         self.stream.ending = outcome.error.error_code if outcome.error is not None else outcome.finish_reason
+        self.stream.outcome = outcome
         self.stream.append(frame, final=True)

@@ -20,6 +20,7 @@ from typing import Protocol
 import gevent
 
 from ..generation.cancel import StreamCancelled
+from ..generation.outcome import Outcome
 from ..hub.scheduling import RestartableTimer, Wakeup
 from .direct import ClientWriter, DirectFollowers, Parked
 from .wire import NATIVE, Wire
@@ -116,6 +117,7 @@ class Stream:
         "model",
         "notice",
         "notice_serial",
+        "outcome",
         "producer",
         "retention",
         "stream_id",
@@ -149,6 +151,7 @@ class Stream:
         self.cancelled = False  # a stop was sent to the producer (it ends the stream shortly)
         self.visible = 0  # frames 0 .. visible - 1 are what followers may see
         self.ending: str | None = None  # once ended: the finish_reason, or the error_code
+        self.outcome: Outcome | None = None  # once ended: how (what the API's objects are built from)
         self.notice: bytes | None = None  # a live frame outside the log (the place in line), or None
         self.notice_serial = 0
         self._journal = journal
@@ -267,9 +270,12 @@ class Stream:
                 offset += length
         return found
 
-    def contents(self) -> tuple[bytes, str, bytes | None]:
-        """The priming frame, the text so far, and the terminal frame once written."""
-        return self._head or b"", self._text.decode("utf-8", "replace"), self._tail
+    def result(self) -> tuple[str, Outcome | None] | None:
+        """The text so far and, once the terminal frame is written, how the generation ended
+        (None before the priming frame)."""
+        if self._head is None:
+            return None
+        return self._text.decode("utf-8", "replace"), self.outcome if self._tail is not None else None
 
     def frames(self, first: int, end: int) -> list[bytes]:
         """The bytes of frames `first` to `end - 1` (within 0 .. last_event_id)."""

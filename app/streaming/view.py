@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol
 
+from ..generation.outcome import Outcome
 from .direct import ClientWriter
 from .wire import WireWriter
 
@@ -14,6 +15,8 @@ class StreamView(Protocol):
 
     stream_id: str
     correlation_id: str
+    model: str
+    created: float  # Unix time it was started
     finished: bool
     client: str  # the key digest of the client that started it ("" when the API is open)
     writer: WireWriter  # writes its events in the wire format of the API that started it
@@ -28,8 +31,9 @@ class StreamView(Protocol):
 
     def catch_up(self, event_id: int) -> None: ...
 
-    def contents(self) -> tuple[bytes, str, bytes | None]:
-        """The priming frame, the text so far, and the terminal frame once written."""
+    def result(self) -> tuple[str, Outcome | None] | None:
+        """The text so far and, once ended, how the generation ended (what the API's objects are
+        built from); None when its events are gone (Redis lost them)."""
         ...
 
     def attach(self) -> None: ...

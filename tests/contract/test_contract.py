@@ -14,12 +14,12 @@ from marshmallow import fields as mfields
 from marshmallow import validate
 from openapi_spec_validator import validate as validate_spec
 
-from app.contract.fields import BLANK, NOT_BLANK_PATTERN
-from app.contract.native import COMPONENTS, ChatRequestSchema
-from app.contract.openai import CompletionRequestSchema
-from app.contract.openai_replies import OPENAI_COMPONENTS
-from app.contract.openai_responses import RESPONSES_COMPONENTS
+from app.apis.chat_completions.schemas import OPENAI_COMPONENTS, CompletionRequestSchema
+from app.apis.native.schemas import NATIVE_COMPONENTS, ChatRequestSchema
+from app.apis.responses.schemas import RESPONSES_COMPONENTS
+from app.apis.schema import BLANK, NOT_BLANK_PATTERN
 from app.errors import CATALOGUE
+from app.http.schemas import SERVICE_COMPONENTS
 
 from ..conformance import CONTRACT, CONTRACT_PATH, SCHEMAS, conform
 from ..sse import parse
@@ -39,7 +39,7 @@ _TYPES = {
 }
 
 
-ALL_COMPONENTS = {**COMPONENTS, **OPENAI_COMPONENTS, **RESPONSES_COMPONENTS}
+ALL_COMPONENTS = {**NATIVE_COMPONENTS, **SERVICE_COMPONENTS, **OPENAI_COMPONENTS, **RESPONSES_COMPONENTS}
 
 
 def _json_types(field: mfields.Field) -> tuple[str, ...]:
@@ -155,7 +155,11 @@ def test_a_common_client_generator_takes_every_json_endpoint(tmp_path) -> None:
     generator = Path(sys.executable).parent / "openapi-python-client"
     result = subprocess.run(
         [str(generator), "generate", "--path", str(CONTRACT_PATH), "--output-path", str(tmp_path / "client")],
-        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        check=False,
     )
     said = result.stdout + result.stderr
     assert result.returncode == 0, said

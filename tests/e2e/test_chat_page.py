@@ -248,6 +248,20 @@ def test_phone_layout(browser, proxy) -> None:
         page.context.close()
 
 
+def test_details_open_in_view_below_a_long_reply(browser, proxy) -> None:
+    """On a phone, the Details of a reply that fills the screen open where they can be read."""
+    page = open_page(browser, proxy.url, PHONE)
+    try:
+        send(page, "Long @tokens=300 @delay_ms=1")
+        reply = last_reply(page)
+        expect(reply).to_have_attribute("data-status", "complete")
+        page.locator("#messages").evaluate("list => { list.scrollTop = 0; }")  # read from the top
+        reply.locator(".details-toggle").click()
+        expect(reply.locator(".details")).to_be_in_viewport()
+    finally:
+        page.context.close()
+
+
 def test_a_store_out_of_reach_makes_the_page_resume_not_fail(page: Page) -> None:
     """A response that ends with an `error` without an id (its store was out of reach: the
     stream goes on), then a resume answered 503 store_unavailable: the page keeps resuming and

@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from app.config import ClientKey
+from app.connect.redis import Topology
 from app.limits import CountersUnavailable, MemoryCounters, shared
 from app.limits.shared import RedisCounters, counter_keys
-from app.streaming.redis.connect import Topology
 from load.processes import ChatWaitServer
 
 from ..conftest import server_env

@@ -7,7 +7,7 @@ import gevent
 import pytest
 
 from app.errors import ApiError
-from app.http.admission import ClientLeft, Gate, waited
+from app.service.admission import ClientLeft, Gate, waited
 
 
 class Slots:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from app.apis.responses.fit import fit
 from app.config import load_settings
 from app.errors import ApiError
-from app.http.intake.fit import fit
 
 BOUNDS = {"MAX_HISTORY_MESSAGES": "4", "MAX_CONVERSATION_CHARS": "400", "MAX_INPUT_TOKENS": "60"}
 SETTINGS = load_settings({"OPENAI_API_KEY": "sk-test", **BOUNDS})

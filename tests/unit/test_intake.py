@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from app.apis.native.intake import build_call, refuse_oversized
 from app.config import load_settings
 from app.errors import ApiError
-from app.http.intake import build_call, refuse_oversized
 
 
 class CountingProvider:
@@ -99,32 +99,15 @@ def test_what_fits_or_what_the_schema_refuses_passes_through(data) -> None:
 def _completion(messages: list, provider: CountingProvider, **extra):
     from flask import Flask
 
-    from app.contract.openai import CompletionRequestSchema
-    from app.http.intake.openai import prepare_completion
-    from app.http.services import Services
+    from app.apis.chat_completions.intake import prepare_completion
+    from app.apis.chat_completions.schemas import CompletionRequestSchema
 
     settings = load_settings({"MAX_INPUT_TOKENS": "100", "MAX_HISTORY_MESSAGES": "4"}, environ={"OPENAI_API_KEY": "x"})
     schema = CompletionRequestSchema(max_messages=6, allowed_models=settings.allowed_models)
-    found = Services(
-        settings=settings,
-        provider=provider,  # type: ignore[arg-type]
-        store=None,  # type: ignore[arg-type]
-        waits=None,  # type: ignore[arg-type]
-        chat_schema=None,  # type: ignore[arg-type]
-        completion_schema=schema,
-        response_schema=None,  # type: ignore[arg-type]
-        client_keys=None,  # type: ignore[arg-type]
-        limits=None,  # type: ignore[arg-type]
-        gate=None,  # type: ignore[arg-type]
-        contract=b"",
-        metrics=None,  # type: ignore[arg-type]
-        readiness=None,  # type: ignore[arg-type]
-        started=0,
-    )
     with Flask(__name__).test_request_context(json={"messages": messages, **extra}):
         from flask import request
 
-        return prepare_completion(request, found)
+        return prepare_completion(request, schema, settings, provider)  # type: ignore[arg-type]
 
 
 def test_a_completion_drops_the_oldest_messages_after_the_system_prompt() -> None:

@@ -7,10 +7,10 @@ import pytest
 
 from app.config import ClientKey, ConfigError, load_settings
 from app.errors import ApiError
-from app.http.keys import ClientKeys
 from app.limits import CountersUnavailable, Limits, MemoryCounters, duration, headers
 from app.limits.window import Minute
 from app.metrics.catalogue import NoMetrics
+from app.service.keys import ClientKeys
 
 BASE = {"OPENAI_API_KEY": "sk-test"}
 KEY = "k" * 16

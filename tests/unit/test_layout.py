@@ -1,6 +1,6 @@
 """The package layout holds: small modules and functions, imports that run one way without
-cycles, the gunicorn shell reached only from the top, and no reaching into gevent's internals
-from the HTTP views, the generations or the streams."""
+cycles, the gunicorn shell reached only from the top, no API family importing another, and no
+reaching into gevent's internals from the views, the service, the generations or the streams."""
 
 from __future__ import annotations
 
@@ -15,14 +15,16 @@ MAX_FUNCTION_LINES = 40
 MAX_TOP_MODULES = 5  # app/__init__.py and the base pieces beside it
 # The layers, from the top: a module may import from its own package and from lower ranks.
 RANKS = {
-    "server": 10,
-    "http": 9,
+    "server": 12,
+    "http": 11,
+    "apis": 10,
+    "service": 9,
     "limits": 8,
     "streaming": 7,
     "generation": 6,
     "providers": 5,
     "metrics": 4,
-    "contract": 3,
+    "connect": 3,
     "hub": 2,
     "logs": 1,
 }
@@ -39,7 +41,7 @@ def _name(path: Path) -> str:
 
 
 def _package(module: str) -> str | None:
-    """The layer package of `module` (app.http.native -> api), None for the base pieces."""
+    """The layer package of `module` (app.apis.native.views -> apis), None for the base pieces."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 and parts[1] in RANKS else None
 
@@ -108,8 +110,8 @@ def test_no_view_or_hook_is_a_coroutine() -> None:
 
 @pytest.mark.parametrize("path", [p for p in MODULES if p != APP / "__init__.py"], ids=_name)
 def test_imports_run_one_way(path: Path) -> None:
-    """http -> streaming -> generation -> providers -> metrics -> contract -> hub -> logs -> base
-    pieces; never upwards or sideways."""
+    """http -> apis -> service -> limits -> streaming -> generation -> providers -> metrics ->
+    connect -> hub -> logs -> base pieces; never upwards or sideways."""
     assert _upward(_name(path), _imports(path)) == []
 
 
@@ -143,7 +145,46 @@ def test_the_top_of_app_holds_only_the_base_pieces() -> None:
     top = sorted(path.name for path in APP.glob("*.py"))
     assert len(top) <= MAX_TOP_MODULES, top
     prefixed = [str(p.relative_to(APP)) for p in MODULES if p.name.startswith(("openai_", "redis_"))]
-    assert prefixed == [] or all("/contract/" in f"/{name}" for name in prefixed), prefixed
+    assert prefixed == [], prefixed
+
+
+def _family(module: str) -> str | None:
+    """The API family of `module` (app.apis.responses.views -> responses), None outside one."""
+    parts = module.split(".")
+    if len(parts) > 2 and parts[1] == "apis" and (APP / "apis" / parts[2]).is_dir():
+        return parts[2]
+    return None
+
+
+def _other_families(module: str, imports: list[str]) -> list[str]:
+    """The imports of `module` that reach an API family other than its own (a module beside the
+    families, shared by them, may reach none)."""
+    own = _family(module)
+    return [name for name in imports if _family(name) not in (None, own)]
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if _package(_name(p)) == "apis"], ids=_name)
+def test_no_api_family_imports_another(path: Path) -> None:
+    """Each family is a folder of its own over the shared pieces: adding one touches no other."""
+    assert _other_families(_name(path), _imports(path)) == []
+
+
+def test_the_family_check_sees_a_family_reaching_another() -> None:
+    assert _other_families("app.apis.responses.intake", ["app.apis.chat_completions.intake"]) == [
+        "app.apis.chat_completions.intake"
+    ]
+    assert _other_families("app.apis.streams", ["app.apis.native"]) == ["app.apis.native"]
+    assert _other_families("app.apis.responses.views", ["app.apis.openai", "app.apis.responses.wire"]) == []
+    assert _family("app.apis.schema") is None and _family("app.apis.native.wire") == "native"
+
+
+def test_every_family_is_registered_once() -> None:
+    """A family's folder is one line in app.http.FAMILIES, and every line is a folder."""
+    from app.http import FAMILIES
+
+    folders = sorted(p.name for p in (APP / "apis").iterdir() if p.is_dir() and (p / "__init__.py").exists())
+    registered = sorted(family.blueprint.import_name.split(".")[2] for family in FAMILIES)
+    assert registered == folders
 
 
 def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
@@ -179,7 +220,9 @@ def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
 
 
 @pytest.mark.parametrize(
-    "path", [p for p in MODULES if _package(_name(p)) in ("http", "streaming", "generation")], ids=_name
+    "path",
+    [p for p in MODULES if _package(_name(p)) in ("http", "apis", "service", "streaming", "generation")],
+    ids=_name,
 )
 def test_views_generations_and_streams_use_only_gevents_public_greenlet_api(path: Path) -> None:
     tree = ast.parse(path.read_text())
@@ -197,7 +240,8 @@ def test_views_generations_and_streams_use_only_gevents_public_greenlet_api(path
     [
         p
         for p in MODULES
-        if _package(_name(p)) in ("limits", "streaming", "generation", "providers", "contract", "hub", "logs")
+        if _package(_name(p))
+        in ("service", "limits", "streaming", "generation", "providers", "metrics", "connect", "hub", "logs")
     ],
     ids=_name,
 )
@@ -214,4 +258,5 @@ def test_the_check_sees_upward_and_sideways_imports() -> None:
     assert _upward("app.providers.openai.client", provider) == ["app.http", "app.http.services"]
     assert _upward("app.hub.scheduling", ["app.streaming.stream"]) == ["app.streaming.stream"]
     assert _upward("app.errors", ["app.streaming.stream"]) == ["app.streaming.stream"]
-    assert _upward("app.http.native", ["app.streaming.producer", "app.errors", "app.http.intake"]) == []
+    assert _upward("app.apis.native.views", ["app.streaming.producer", "app.errors", "app.apis.intake"]) == []
+    assert _upward("app.service.services", ["app.apis.request"]) == ["app.apis.request"]

@@ -11,7 +11,7 @@ import pytest
 from gevent.queue import Queue
 
 from app.generation.cancel import StreamCancelled
-from app.providers.base import ChatCall, UpstreamError
+from app.providers.base import ChatCall, UpstreamError, Usage
 from app.providers.local.model import Lease, LocalGeneration
 from app.providers.local.waiting_line import WaitingLine
 
@@ -62,6 +62,31 @@ def test_generation_yields_pieces_and_finish_reason() -> None:
     generation = LocalGeneration(_lease(llama), call, repeat_penalty=1.2)
     assert list(generation) == ["Hel", "lo"] and generation.finish_reason == "stop"
     assert llama.options == {"messages": [], "max_tokens": 7, "stream": True, "temperature": 0.5, "repeat_penalty": 1.2}
+
+
+class WordCounter:
+    """Counts tokens as words, the way a model's own tokenizer would count its tokens."""
+
+    def prompt_tokens(self, messages) -> int:
+        return sum(len(m["content"].split()) for m in messages) + 10
+
+    def completion_tokens(self, text: str) -> int:
+        return len(text.split())
+
+
+def test_usage_is_the_models_own_count_not_an_estimate() -> None:
+    generation = LocalGeneration(_lease(FakeLlama(["one ", "two ", "three"])), CALL, counter=WordCounter())
+    assert list(generation) == ["one ", "two ", "three"]
+    assert generation.usage == Usage(11, 3) and generation.usage.source == "upstream"
+
+
+def test_a_generation_stopped_early_reports_no_usage_of_its_own() -> None:
+    generation = LocalGeneration(_lease(FakeLlama(["one ", "two"])), CALL, counter=WordCounter())
+    pieces = iter(generation)
+    next(pieces)
+    generation.close()
+    assert list(pieces) == [], "nothing more once closed"
+    assert generation.usage is None, "the relay counts what was sent (estimated)"
 
 
 def test_steps_run_off_the_event_loop() -> None:

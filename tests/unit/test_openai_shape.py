@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.contract.openai_errors import openai_error_body
+from app.apis.openai import openai_error_body
 from app.errors import CATALOGUE, ApiError
 
 

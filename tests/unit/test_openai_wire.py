@@ -9,12 +9,13 @@ import pytest
 from openai._streaming import SSEDecoder
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+from app.apis.chat_completions.replies import completion as completion_object
+from app.apis.chat_completions.wire import OpenAIWriter
 from app.errors import ApiError
 from app.generation.outcome import Outcome
 from app.providers.base import Usage
 from app.streaming.stream import Stream
 from app.streaming.wire import Wire
-from app.streaming.wire.openai import OpenAIWriter, completion_object
 from app.streaming.wire.sse import KEEPALIVE_FRAME, RETRY_LINE
 
 from ..conformance import conform

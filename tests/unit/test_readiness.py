@@ -9,7 +9,7 @@ import pytest
 
 from app import build_app, close_app
 from app.config import load_settings
-from app.http.readiness import Readiness
+from app.service.readiness import Readiness
 from app.streaming.store import MemoryStreamStore
 
 from ..conftest import CANARY_KEY, FAKE_MODEL, UNIT_UPSTREAM

@@ -11,10 +11,10 @@ import gevent
 import pytest
 import redis
 
+from app.connect.redis import StoreUnusable, Topology
 from app.errors import ApiError
 from app.generation.cancel import StreamCancelled
 from app.streaming.redis import link as keys
-from app.streaming.redis.connect import StoreUnusable, Topology
 from app.streaming.redis.follow import RemoteStream, end_if_owner_gone
 from app.streaming.redis.store import RedisSettings, RedisStreamStore
 from app.streaming.stream import Stream
@@ -59,7 +59,7 @@ def _texts(store: RedisStreamStore, stream_id: str) -> list[bytes | None]:
 
 
 def _write_args(stream_id: str, frames: list[object], ending: str = "0", creating: str = "0") -> list[object]:
-    return [60000, 60000, ending, creating, "", "w", "cid", "m", 0, "chatwait", "", "", "", *frames]
+    return [60000, 60000, ending, creating, "", "w", "cid", "m", 0, "chatwait", "", "", "", "", *frames]
 
 
 def _run(store: RedisStreamStore, name: str, stream_id: str, args: list[object]) -> tuple[str, int]:

@@ -11,10 +11,11 @@ from openai._models import construct_type
 from openai._streaming import SSEDecoder
 from openai.types.responses import ResponseStreamEvent
 
+from app.apis.responses.objects import Head
+from app.apis.responses.wire import ResponsesWriter, resume_position
 from app.errors import ApiError
 from app.generation.outcome import Outcome
 from app.providers.base import Usage
-from app.streaming.wire.responses import ResponsesWriter, response_object, resume_position
 from app.streaming.wire.sse import Position, one_id_per_event, skip_numbered
 
 ECHO = {"instructions": "Be brief.", "metadata": {"k": "v"}, "temperature": 0.5}
@@ -96,14 +97,17 @@ def test_the_other_wires_have_one_id_per_event() -> None:
     assert one_id_per_event(4, 9, False) == Position(4) and one_id_per_event(9, 9, True) is None
 
 
-def test_the_object_as_it_stands_is_rebuilt_from_the_streams_contents() -> None:
-    started = response_object(WRITER.priming(), "", None)
+def test_the_object_as_it_stands_is_built_from_the_streams_text_and_outcome() -> None:
+    head = Head.of("sid", 1700000000.9, "m-1", ECHO)
+    started = head.as_it_stands("", None, "cid")
     assert started["status"] == "in_progress" and started["output"] == [] and started["usage"] is None
-    live = response_object(WRITER.priming(), "Hel", None)
+    live = head.as_it_stands("Hel", None, "cid")
     assert live["output"][0]["content"][0]["text"] == "Hel" and live["output"][0]["status"] == "in_progress"
-    ended = response_object(WRITER.priming(), "Hello", WRITER.terminal(2, 5, outcome("Hello")))
+    ended = head.as_it_stands("Hello", outcome("Hello"), "cid")
     assert ended["status"] == "completed" and ended["usage"]["output_tokens"] == 3
     assert json.loads(json.dumps(ended)) == ended
+    last = json.loads(WRITER.terminal(2, 5, outcome("Hello")).rstrip(b"\n").rsplit(b"\ndata: ", 1)[1])
+    assert last["response"] == ended, "the object is the one the last event carried"
 
 
 def test_an_interruption_tells_the_sequence_number_to_resume_after() -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from app.contract.native import ErrorSchema, StopResultSchema
-from app.contract.serve import serialise
+from app.apis.native.schemas import StopResultSchema
+from app.apis.schema import serialise
+from app.apis.shapes import ErrorSchema
 from app.errors import ApiError
 
 

@@ -15,13 +15,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import gevent
 from gevent.event import AsyncResult
 
 from ...config import Settings
-from ..base import ChatCall, Generation, Provider, Route, UpstreamError
+from ..base import ChatCall, Generation, Provider, Route, UpstreamError, Usage
 from .waiting_line import WaitingLine
 
 log = logging.getLogger("chatwait.local")
@@ -31,6 +31,14 @@ REPLY_ROOM_TOKENS = 16  # the input limit keeps at least this much of the contex
 # The sampling options llama.cpp takes under their OpenAI names (not `user`, which is OpenAI's own).
 LLAMA_OPTIONS = frozenset(("top_p", "stop", "seed", "presence_penalty", "frequency_penalty"))
 _END = object()
+
+
+class TokenCounter(Protocol):
+    """What counts a generation's tokens with the model's own tokenizer."""
+
+    def prompt_tokens(self, messages: Sequence[dict[str, str]]) -> int: ...
+
+    def completion_tokens(self, text: str) -> int: ...
 
 
 class _Idle(Exception):
@@ -73,10 +81,16 @@ class Lease:
 
 
 class LocalGeneration(Generation):
-    """One chat completion from the embedded model, advanced one token per threadpool call."""
+    """One chat completion from the embedded model, advanced one token per threadpool call. Its
+    usage is counted with the model's own tokenizer (`counter`: the prompt as its chat template
+    renders it, and the text it generated), as llama.cpp counts what it evaluates."""
 
-    def __init__(self, lease: Lease, call: ChatCall, repeat_penalty: float = 1.0) -> None:
+    def __init__(
+        self, lease: Lease, call: ChatCall, repeat_penalty: float = 1.0, counter: TokenCounter | None = None
+    ) -> None:
         self._lease = lease
+        self._counter = counter
+        self._messages = call.messages
         options: dict[str, Any] = {
             "messages": call.messages,
             "max_tokens": call.max_tokens,
@@ -93,6 +107,7 @@ class LocalGeneration(Generation):
     def __iter__(self) -> Iterator[str]:
         lease = self._lease
         self._chunks = lease.run(lambda: lease.llama.create_chat_completion(**self._options))
+        pieces: list[str] = []
         while not self._closed:
             chunk = lease.run(next, self._chunks, _END)
             if chunk is _END:
@@ -100,11 +115,15 @@ class LocalGeneration(Generation):
             choice = chunk["choices"][0]
             content = choice.get("delta", {}).get("content")
             if content:
+                pieces.append(content)
                 yield content
             if choice.get("finish_reason"):
                 self.finish(choice["finish_reason"])
         if self.finish_reason is None and not self._closed:
             raise UpstreamError("upstream_interrupted", "The embedded model stopped without a finish reason.")
+        if self.finish_reason is not None and self._counter is not None:
+            counter = self._counter
+            self.usage = Usage(counter.prompt_tokens(self._messages), counter.completion_tokens("".join(pieces)))
 
     def close(self) -> None:
         """Stop asking for tokens; the step in flight finishes, then the generator is closed."""
@@ -181,7 +200,7 @@ class LocalProvider(Provider):
     def open(self, call: ChatCall, slot: Lease | None = None, route: Route | None = None) -> Generation:
         if slot is None:
             raise RuntimeError("the local provider generates only inside reserve()")
-        return LocalGeneration(slot, call, self.settings.local_repeat_penalty)
+        return LocalGeneration(slot, call, self.settings.local_repeat_penalty, self)
 
     def _count(self, text: str, special: bool = False, add_bos: bool = False) -> int:
         # Tokenizing reads only the vocabulary, which is safe while the instance generates.

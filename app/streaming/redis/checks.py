@@ -8,9 +8,9 @@ from typing import Any
 
 import redis
 
+from ...connect.redis import StoreUnusable, Topology, problems
 from ...errors import ApiError
 from . import link as keys
-from .connect import StoreUnusable, Topology, problems
 from .link import Link
 from .scripts import Scripts
 

@@ -23,11 +23,11 @@ from collections.abc import Iterator
 import gevent
 import redis
 
-from ...errors import ApiError
+from ...errors import CATALOGUE, ApiError
 from ...generation.outcome import Outcome
 from ...providers.base import Usage
 from ..direct import ClientWriter
-from ..wire import WIRES, Wire, WireWriter
+from ..wire import NATIVE_NAME, Wire, WireWriter, known
 from ..wire.sse import KEEPALIVE_FRAME
 from . import link as keys
 from .link import Link, store_errors
@@ -90,19 +90,22 @@ class RemoteStream:
                 detail = f"Redis does not hold event {event_id} yet: the worker generating this reply writes it late."
                 raise ApiError("store_unavailable", detail)
 
-    def contents(self) -> tuple[bytes, str, bytes | None]:
-        """The priming frame, the text so far, and the terminal frame once written, as Redis holds them."""
-        head, text, tail = b"", [], None
-        with store_errors("reading the stream"):
-            entries = self._link.commands.xrange(keys.events_key(self.stream_id))
-        for _, fields in entries:
-            if b"c" in fields:
-                text.append(fields[b"c"].decode("utf-8", "replace"))
-            elif b"t" in fields:
-                tail = fields[b"t"]
-            else:
-                head = fields.get(b"h", b"")
-        return head, "".join(text), tail
+    def result(self) -> tuple[str, Outcome | None] | None:
+        """The text so far and, once ended, how the generation ended, as Redis holds them (None:
+        its events are gone). A stream ended by a worker of an earlier release has no outcome
+        kept: its ending is read from the hash, without usage."""
+        with store_errors("reading the stream"), self._link.commands.pipeline(transaction=False) as pipe:
+            pipe.xrange(keys.events_key(self.stream_id))
+            pipe.hmget(keys.meta_key(self.stream_id), ["outcome", "ending"])
+            entries, (record, ending) = pipe.execute()
+        if not entries or b"h" not in entries[0][1]:
+            return None
+        text = "".join(fields[b"c"].decode("utf-8", "replace") for _, fields in entries if b"c" in fields)
+        if b"t" not in entries[-1][1]:
+            return text, None
+        if record:
+            return text, Outcome.from_record(text, json.loads(record))
+        return text, _outcome_of_ending(text, len(entries) - 2, (ending or b"").decode())
 
     def attach(self) -> None:
         """Followers of a remote stream are counted by the owner through `seen`, not here."""
@@ -214,11 +217,19 @@ class RemoteStream:
         return self.finished
 
 
+def _outcome_of_ending(text: str, chunks: int, ending: str) -> Outcome:
+    """How a stream ended, from its hash's `ending` alone (a finish reason or an error code)."""
+    usage = Usage(0, 0, estimated=True)
+    if ending in CATALOGUE:
+        return Outcome(text, chunks, usage, 0.0, None, error=ApiError(ending))
+    return Outcome(text, chunks, usage, 0.0, None, finish_reason=ending or "stop")
+
+
 def writer_of(stream_id: str, meta: dict[bytes, bytes]) -> WireWriter:
     """The writer of a stream's events, in the wire (and with the echoed parameters) its hash in Redis records."""
     name = meta.get(b"wire", b"").decode()
     echo = json.loads(meta[b"echo"]) if meta.get(b"echo") else None
-    wire = Wire(name if name in WIRES else "chatwait", echo=echo)
+    wire = Wire(name if known(name) else NATIVE_NAME, echo)
     correlation_id, model = meta.get(b"correlation_id", b"").decode(), meta.get(b"model", b"").decode()
     return wire.writer(stream_id, correlation_id, model, float(meta.get(b"created", b"0")))
 
@@ -256,7 +267,8 @@ def end_if_owner_gone(link: Link, stream_id: str, meta: dict[bytes, bytes]) -> b
         frames: list[object] = [0, "h", writer.priming()] if last < 0 else []
         frames += (max(last, 0) + 1, "t", writer.terminal(len(chunks), len(text), outcome))
         identity = (owner, "", "", "", "", "", "", "")
-        args = [link.live_ttl_ms, link.done_ttl_ms, "generation_lost", "0", last, *identity, *frames]
+        record = json.dumps(outcome.record())
+        args = [link.live_ttl_ms, link.done_ttl_ms, "generation_lost", "0", last, *identity, record, *frames]
         status, _ = link.scripts.run(link.commands, "end", keys.stream_keys(stream_id), args)
         if status != b"moved":
             ended = status == b"ok"

@@ -18,8 +18,8 @@ from typing import Any
 
 import redis
 
+from ...connect.redis import SlotMaps
 from ...errors import ApiError
-from .connect import SlotMaps
 from .scripts import Scripts
 
 log = logging.getLogger("chatwait.redis")

@@ -20,10 +20,10 @@ from collections.abc import Callable
 import gevent
 import redis
 
+from ...connect.redis import evicted_keys
 from ...logs import log_greenlet_failure
 from ..stream import Stream
 from . import link as keys
-from .connect import evicted_keys
 from .follow import end_if_owner_gone
 from .journal import RedisJournal
 from .link import Link

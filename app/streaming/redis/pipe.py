@@ -22,7 +22,7 @@ from typing import Any
 
 import redis
 
-from .connect import SlotMaps
+from ...connect.redis import SlotMaps
 
 Replies = Callable[[Any, list[object]], None]  # (the batch's context, its replies; an error reply as its exception)
 Broken = Callable[[list[Any], Exception], None]  # (the contexts of the batches lost, why)

@@ -20,7 +20,8 @@ import redis
 # to create the stream (its first batch, or again once Redis lost it), [5] the newest entry id
 # expected (compare and set: a lost stream's ending) or '', [6..13] owner, correlation id, model,
 # created, wire format, client key digest, the wire's echoed parameters (JSON), the API's context
-# (empty unless [4] is 1); [14..] (event id, field, value)
+# (empty unless [4] is 1); [14] how the generation ended (the outcome's record, JSON) with the
+# ending, else ''; [15..] (event id, field, value)
 # triples, field h (the priming frame), c (a chunk's text) or t (the terminal frame). Entries
 # Redis holds already are skipped, so a batch can be sent again, even once the stream has ended.
 # Returns {status, n}: ok (n: entries held), gap (an earlier batch is missing: send again from
@@ -44,15 +45,15 @@ if state ~= 'live' then
   return {'ended', 0}
 end
 if ARGV[5] ~= '' and next_id - 1 ~= tonumber(ARGV[5]) then return {'moved', next_id} end
-if #ARGV >= 14 and tonumber(ARGV[14]) > next_id then return {'gap', next_id} end
+if #ARGV >= 15 and tonumber(ARGV[15]) > next_id then return {'gap', next_id} end
 local last = next_id - 1
-for i = 14, #ARGV, 3 do
+for i = 15, #ARGV, 3 do
   last = tonumber(ARGV[i])
   if last >= next_id then redis.call('XADD', KEYS[2], '0-' .. (last + 1), ARGV[i + 1], ARGV[i + 2]) end
 end
 if next_id == 0 and last >= 0 then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
 if ARGV[3] ~= '0' then
-  redis.call('HSET', KEYS[1], 'state', 'finished', 'last', last, 'ending', ARGV[3])
+  redis.call('HSET', KEYS[1], 'state', 'finished', 'last', last, 'ending', ARGV[3], 'outcome', ARGV[14])
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
 end

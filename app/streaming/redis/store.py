@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 import gevent
 import redis
 
+from ...connect.redis import StoreUnusable, Topology, connect, disconnect
 from ...errors import ApiError
 from ...generation.cancel import StreamCancelled
 from ...ids import random_id
@@ -30,7 +31,6 @@ from ..stream import Stream
 from ..view import StreamView
 from . import link as keys
 from .checks import check_at_start, not_found, ready
-from .connect import StoreUnusable, Topology, connect, disconnect
 from .follow import RemoteStream
 from .journal import RedisJournal
 from .link import Link, store_errors

@@ -1,37 +1,33 @@
 """How a stream's events look on the wire, for the API family that started it.
 
 Every stream has the same events: a priming one (id 0), one per chunk of text (ids 1..n) and one
-terminal event (id n+1). A stream's `Wire` names its API family; its `WireWriter` writes the
-events as SSE bytes (`sse`), once, when they are appended: the native API's
-`stream`/`chunk`/`done`/`error` events (`native.NativeWriter`), or the OpenAI API's
-`chat.completion.chunk` objects and `[DONE]` (`openai.OpenAIWriter`), or the Responses API's
-numbered `response.*` events (`responses.ResponsesWriter`). A stream in Redis keeps its wire's
-name and echoed parameters, so any worker writes the same bytes for it.
+terminal event (id n+1). A stream's `Wire` names its family's format; the family's
+`WireWriter` writes the events as SSE bytes (`sse`), once, when they are appended. Families
+register their writer by name when the app is built (`register`), so this package knows none
+of them. A stream in Redis keeps its wire's name and its writer's `echo` (the options other
+workers need), so any worker writes the same bytes for it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .native import NativeWriter
-from .openai import OpenAIWriter
-from .responses import ResponsesWriter
 from .sse import Position
 
 if TYPE_CHECKING:
     from ...errors import ApiError
     from ...generation.outcome import Outcome
 
-WIRES = ("chatwait", "openai", "responses")
+NATIVE_NAME = "chatwait"  # the native API's wire, every stream's unless its family says otherwise
 
 
 class WireWriter(Protocol):
     """Writes one stream's events as SSE frames."""
 
     name: str
-    echo: Mapping[str, Any] | None  # the request parameters its events repeat (the Responses API's)
+    echo: Mapping[str, Any] | None  # the options other workers need to write its events (kept in Redis)
 
     def position(self, seen: int | None, last_event_id: int, finished: bool) -> Position | None:
         """Where a resume after the SSE id `seen` starts in a stream whose last event is
@@ -64,22 +60,32 @@ class WireWriter(Protocol):
         ...
 
 
+# (stream id, correlation id, model, created, options) -> the writer of one stream
+WriterFactory = Callable[[str, str, str, float, "Mapping[str, Any] | None"], WireWriter]
+_WRITERS: dict[str, WriterFactory] = {}
+
+
+def register(name: str, factory: WriterFactory) -> None:
+    """Streams whose wire is `name` are written by what `factory` makes (registering again replaces)."""
+    _WRITERS[name] = factory
+
+
+def known(name: str) -> bool:
+    """Whether a family has registered the wire `name`."""
+    return name in _WRITERS
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Wire:
-    """A stream's wire: its API family, (OpenAI) whether usage ends the stream, and (Responses)
-    the request's parameters each response object repeats."""
+    """A stream's wire: the name its family registered, and the options its writer takes (the
+    request's parameters its events repeat, whether usage ends the stream)."""
 
-    name: str = "chatwait"
-    include_usage: bool = False
-    echo: Mapping[str, Any] | None = None
+    name: str = NATIVE_NAME
+    options: Mapping[str, Any] | None = None
 
     def writer(self, stream_id: str, correlation_id: str, model: str, created: float) -> WireWriter:
         """The writer of this wire for one stream."""
-        if self.name == "openai":
-            return OpenAIWriter(stream_id, correlation_id, model, created, self.include_usage)
-        if self.name == "responses":
-            return ResponsesWriter(stream_id, correlation_id, model, created, self.echo)
-        return NativeWriter(stream_id, correlation_id, model, created)
+        return _WRITERS[self.name](stream_id, correlation_id, model, created, self.options)
 
 
 NATIVE = Wire()

@@ -1,0 +1,89 @@
+"""From an OpenAI chat completion request to a ChatCall, with the native API's checks in OpenAI's
+terms: the strict JSON body, the conversation's size before any per-message work (message count,
+MAX_CONVERSATION_CHARS), the schema, and the input-token limit. MAX_MESSAGE_CHARS, the native
+API's bound on its `message` and `system` fields, has no counterpart here: OpenAI's API bounds no
+single message, and its clients send long ones (a pasted document).
+
+The messages a client may drop to make a conversation fit are those between the leading system
+prompt(s) and the last message, oldest first: what `input_too_long` counts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from flask import Request
+
+from ...config import Settings
+from ...errors import ApiError
+from ...providers.base import ChatCall, Provider
+from ..intake import count_prompt, read_json, refuse_long_text, validate_request
+from ..openai import SYSTEM_ROLES, content_length
+from .schemas import CompletionRequestSchema
+
+DROPPABLE = "message(s) after the system prompt"
+# Options passed to the provider as they are, under OpenAI's names.
+OPTIONS = ("top_p", "stop", "seed", "presence_penalty", "frequency_penalty", "user")
+
+
+@dataclasses.dataclass(frozen=True)
+class Completion:
+    """A validated completion request: the provider call, its counted prompt tokens (None: not
+    counted, it fits), and how to answer it."""
+
+    call: ChatCall
+    prompt_tokens: int | None
+    stream: bool
+    include_usage: bool
+
+
+def prepare_completion(
+    request: Request, schema: CompletionRequestSchema, settings: Settings, provider: Provider
+) -> Completion:
+    """The validated request, or ApiError (400 naming the fields, input_too_long, 413, 415)."""
+    data = read_json(request)
+    refuse_oversized_messages(data, settings, provider)
+    fields = validate_request(data, schema)
+    messages = [_message(entry) for entry in fields["messages"]]
+    total = count_prompt(messages, _droppable(messages), settings, provider, DROPPABLE)
+    call = ChatCall(
+        model=fields.get("model", settings.default_model),
+        messages=messages,
+        max_tokens=min(fields.get(name, settings.max_tokens) for name in ("max_tokens", "max_completion_tokens")),
+        temperature=fields.get("temperature"),
+        options={name: fields[name] for name in OPTIONS if name in fields},
+    )
+    include_usage = bool(fields.get("stream_options", {}).get("include_usage"))
+    return Completion(call, total, bool(fields.get("stream")), include_usage)
+
+
+def refuse_oversized_messages(data: Any, settings: Settings, provider: Provider) -> None:
+    """Refuse a conversation from its sizes alone, before any per-message work: more messages than
+    MAX_HISTORY_MESSAGES + 2, or more characters than MAX_CONVERSATION_CHARS."""
+    messages = data.get("messages") if isinstance(data, dict) else None
+    if not isinstance(messages, list):
+        return
+    bound = settings.max_history_messages + 2
+    if len(messages) > bound:
+        message = f"{len(messages)} messages; at most {bound} (MAX_HISTORY_MESSAGES + 2): drop the oldest ones."
+        raise ApiError("validation_error", "1 field(s) are invalid.", fields={"messages": [message]})
+    entries = [entry if isinstance(entry, dict) else {} for entry in messages]
+    lengths = [content_length(entry.get("content")) for entry in entries]
+    refuse_long_text(lengths, _droppable(entries), settings, provider, DROPPABLE)
+
+
+def _droppable(messages: list[dict[str, Any]]) -> tuple[int, int]:
+    """The range of messages a client may drop: after the leading system prompts, before the last."""
+    first = 0
+    while first < len(messages) - 1 and messages[first].get("role") in SYSTEM_ROLES:
+        first += 1
+    return first, max(first, len(messages) - 1)
+
+
+def _message(entry: dict[str, Any]) -> dict[str, str]:
+    """A validated message as the provider takes it (`developer` is OpenAI's newer `system`)."""
+    message = {"role": "system" if entry["role"] == "developer" else entry["role"], "content": entry["content"]}
+    if "name" in entry:
+        message["name"] = entry["name"]
+    return message

@@ -1,0 +1,55 @@
+"""The objects chat completions answers with, built once from what they say (a generation's
+outcome, a stream's id) and shaped by their schemas: the whole `chat.completion` (`stream`
+false), a stopped stream and a deleted completion. The stream's own chunks are written by `wire`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ...providers.base import OPENAI_FINISH_REASONS
+from ..schema import serialise
+from .schemas import CompletionDeletedSchema, CompletionSchema, CompletionStopSchema
+
+if TYPE_CHECKING:
+    from ...generation.outcome import Outcome
+
+COMPLETION_PREFIX = "chatcmpl-"
+
+
+def openai_finish_reason(reason: str | None) -> str:
+    """A finish reason as OpenAI's clients know them: a stop by the client (`cancelled`) is `stop`."""
+    return reason if reason in OPENAI_FINISH_REASONS else "stop"
+
+
+def completion(completion_id: str, created: float, model: str, outcome: Outcome) -> dict[str, Any]:
+    """A whole reply as a `chat.completion` object (`stream: false`)."""
+    message = {"role": "assistant", "content": outcome.text}
+    finish_reason = openai_finish_reason(outcome.finish_reason)
+    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
+    reply = {
+        "id": COMPLETION_PREFIX + completion_id,
+        "object": "chat.completion",
+        "created": int(created),
+        "model": model,
+        "choices": [choice],
+        "usage": outcome.usage.as_dict(),
+        "usage_source": outcome.usage.source,
+    }
+    return serialise(CompletionSchema, reply)
+
+
+def stopped(stream_id: str, status: str, last_event_id: int) -> dict[str, Any]:
+    """What a stop of a completion stream answers: `cancelled` or `already_finished`, and its last event id."""
+    reply = {
+        "id": COMPLETION_PREFIX + stream_id,
+        "object": "chat.completion.stream",
+        "status": status,
+        "last_event_id": last_event_id,
+    }
+    return serialise(CompletionStopSchema, reply)
+
+
+def deleted(stream_id: str) -> dict[str, Any]:
+    """OpenAI's deletion object for a completion."""
+    reply = {"id": COMPLETION_PREFIX + stream_id, "object": "chat.completion.deleted", "deleted": True}
+    return serialise(CompletionDeletedSchema, reply)

@@ -1,0 +1,102 @@
+"""What a view knows of the request it answers, over Flask's request context: the app's services,
+the correlation id, the client's key (its digest and what it is), where its limits stand once a
+generation is admitted (the after-request hook sends them as x-ratelimit-* headers), and tracing
+the rest of the request with a stream. The Flask glue (`app.http`) fills it in its hooks."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from flask import current_app, g
+
+from ..logs import bind, correlation_id_var, stream_id_var
+
+if TYPE_CHECKING:
+    from ..config import ClientKey
+    from ..limits import Verdict
+    from ..service.services import Admission, Services
+
+log = logging.getLogger("chatwait.http")
+
+NOT_ADMITTED = object()  # the verdict of a request that admitted no generation (look at the counters)
+
+
+def services() -> Services:
+    """The services of the current app."""
+    # The app object itself: an attribute looked up on the proxy first fails on the proxy.
+    return current_app._get_current_object().extensions["chatwait"]
+
+
+def correlation_id() -> str:
+    """This request's correlation id (`app.http.tracing` sets it)."""
+    return g._get_current_object().correlation_id
+
+
+def client() -> str:
+    """The digest of this request's key ("" when the API is open)."""
+    return g._get_current_object().get("client", "")
+
+
+def client_key() -> ClientKey | None:
+    """This request's key: its name and limits (None when the API is open)."""
+    return g._get_current_object().get("client_key")
+
+
+def owns(started_by: str) -> bool:
+    """Whether this request's key is the one that started a stream (always, when the API is open)."""
+    return hmac.compare_digest(started_by, client())
+
+
+def admitted(admission: Admission) -> Admission:
+    """Keep where this request's key stands after its generation was admitted, for its answer."""
+    if admission.limited:
+        g._get_current_object().verdict = admission.verdict
+    return admission
+
+
+def verdict() -> Verdict | object | None:
+    """Where this request's key stood at its admission (None: the counters were out of reach),
+    or NOT_ADMITTED."""
+    return g._get_current_object().get("verdict", NOT_ADMITTED)
+
+
+def trace_stream(stream_id: str, stream_correlation_id: str) -> None:
+    """Trace the rest of this request with a stream: under the correlation id the client sent
+    with this request, else the one the stream was started with (a resume or stop continues
+    the same turn)."""
+    state = g._get_current_object()
+    if not state.get("client_correlation_id"):
+        state.correlation_id = stream_correlation_id
+    correlation_id_var.set(state.correlation_id)
+    stream_id_var.set(stream_id)
+
+
+def traced_body(body: Iterator[bytes], stream_id: str) -> Iterator[bytes]:
+    """A streamed response's body with this request's ids on its log lines, and its
+    request_completed line once the body has ended (however it ended)."""
+    state = g._get_current_object()
+    started = state.get("started", time.monotonic())
+    return _traced(body, stream_id, state.correlation_id, started, state.get("logged", True), client_name(state))
+
+
+def client_name(state: Any) -> dict[str, str]:
+    """The name of the request's client key, for its request_completed line (never the key)."""
+    key = state.get("client_key")
+    return {} if key is None else {"client_name": key.name}
+
+
+def _traced(
+    body: Iterator[bytes], stream_id: str, correlation_id: str, started: float, logged: bool, client: dict[str, str]
+) -> Iterator[bytes]:
+    with bind(correlation_id, stream_id):
+        try:
+            yield from body
+        finally:
+            if logged:
+                duration = round((time.monotonic() - started) * 1000, 1)
+                extra = {"status": 200, "duration_ms": duration, "streamed": True, **client}
+                log.info("request_completed", extra=extra)

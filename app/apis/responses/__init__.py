@@ -1,0 +1,42 @@
+"""OpenAI's Responses API (POST /v1/responses: foreground, background, streamed; retrieve,
+resume, cancel, delete; `previous_response_id` chains), in OpenAI's error shape (a conversation
+too long is in `input`). `views`, `intake`, `fit`, `schemas`, `objects`, `wire`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...config import Settings
+from ..family import Family, StreamWire
+from ..openai import openai_error_shape
+from . import wire
+from .schemas import ResponseRequestSchema
+from .views import NAME, bp
+
+
+def _schema(settings: Settings) -> ResponseRequestSchema:
+    """The request schema, bounded by the settings."""
+    return ResponseRequestSchema(
+        max_items=settings.max_history_messages + 2,
+        max_tokens=settings.max_tokens,
+        allowed_models=settings.allowed_models,
+    )
+
+
+def _contract(schemas: dict[str, Any], settings: Settings) -> None:
+    """This deployment's bounds in the ResponseRequest component."""
+    response = schemas["ResponseRequest"]["properties"]
+    response["model"]["enum"] = [*settings.allowed_models, None]
+    response["input"]["oneOf"][1]["maxItems"] = settings.max_history_messages + 2
+    response["max_output_tokens"]["maximum"] = settings.max_tokens
+
+
+FAMILY = Family(
+    name=NAME,
+    blueprint=bp,
+    error_prefixes=("/v1/responses",),
+    error_shape=openai_error_shape("input"),
+    stream_wire=StreamWire(wire.NAME, wire.writer, "/v1/responses", "/v1/responses/{id}?stream=true"),
+    per_app=_schema,
+    contract=_contract,
+)

@@ -1,0 +1,103 @@
+"""OpenAI's Responses API: POST /v1/responses (foreground or background, streamed or not),
+GET /v1/responses/{id} (the object as it stands, or with `stream=true` its events after
+`starting_after`), POST /v1/responses/{id}/cancel and DELETE /v1/responses/{id}.
+
+Every response is a ChatWait stream in the `responses` wire: its events resume on any worker,
+and its stored conversation (`store`, the default) lets a later request continue it with
+`previous_response_id` for RESPONSE_TTL_SECONDS. Its object is built from the stream's text
+and outcome (`objects`), never from its events' bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from ...errors import ApiError
+from ...streaming.view import StreamView
+from ...streaming.wire import Wire
+from .. import streams
+from ..family import kept
+from ..request import correlation_id, services
+from .intake import prepare_response
+from .objects import RESPONSE_PREFIX, Head, deleted_reply, response_reply
+from .wire import NAME as WIRE
+
+bp = Blueprint("responses", __name__)
+NAME = "responses"
+
+
+@bp.post("/v1/responses")
+def create() -> Response | dict[str, Any]:
+    """Start a response: its events as Server-Sent Events (`stream`), else its object once it
+    has ended, or at once (`background`)."""
+    found = services()
+    req = request._get_current_object()
+    asked = prepare_response(req, kept(NAME), found.settings, found.provider, _earlier_turns)
+    retention, wire = asked.retention(found.settings), Wire(WIRE, asked.echo)
+    if asked.stream:
+        return streams.start(asked.call, asked.prompt_tokens, wire, retention)
+    stream = streams.begin(asked.call, asked.prompt_tokens, wire, retention)
+    if not asked.background:
+        streams.wait_for_end(stream, request.environ)
+    return _object(stream)
+
+
+@bp.get("/v1/responses/<response_id>")
+def retrieve(response_id: str) -> Response | dict[str, Any]:
+    """The response object as it stands; with `stream=true`, its events after `starting_after`
+    (or Last-Event-ID), then live ones."""
+    stream = _find(response_id)
+    if request.args.get("stream") == "true":
+        return streams.resume(stream, request.args.get("starting_after"))
+    return _object(stream, stored_only=True)
+
+
+@bp.post("/v1/responses/<response_id>/cancel")
+def cancel(response_id: str) -> dict[str, Any]:
+    """Stop a response's generation (its partial text and usage are kept); the object as it ended."""
+    stream = _find(response_id)
+    streams.stop(stream)
+    return _object(stream)
+
+
+@bp.delete("/v1/responses/<response_id>")
+def delete(response_id: str) -> dict[str, Any]:
+    """Stop a response if it still runs, and forget it."""
+    stream = _find(response_id)
+    streams.forget(stream)
+    return deleted_reply(stream.stream_id)
+
+
+def _find(response_id: str) -> StreamView:
+    try:
+        return streams.find(response_id.removeprefix(RESPONSE_PREFIX), WIRE)
+    except ApiError as error:
+        if error.error_code != "stream_not_found":
+            raise
+        raise ApiError("response_not_found", f"No response {response_id[:80]!r} is kept here.") from None
+
+
+def _object(stream: StreamView, stored_only: bool = False) -> dict[str, Any]:
+    found = stream.result()
+    if found is None:  # its events are gone (Redis lost them): only its metadata is left
+        raise ApiError("response_not_found", "This response's events are no longer kept.")
+    head = Head.of(stream.stream_id, stream.created, stream.model, stream.writer.echo)
+    if stored_only and not head.echo["store"]:
+        raise ApiError("response_not_found", "This response was created with store false: it is not kept.")
+    text, outcome = found
+    return response_reply(head, text, outcome, correlation_id())
+
+
+def _earlier_turns(response_id: str) -> list[dict[str, str]]:
+    """The conversation a stored response continues: its input (with the turns before it) and its output."""
+    stream = _find(response_id)
+    if not stream.context:
+        raise ApiError("response_not_found", "That response was created with store false: it is not kept.")
+    if not stream.finished:
+        detail = f"The response {response_id[:80]!r} is still in progress."
+        raise ApiError("validation_error", detail, fields={"previous_response_id": ["Wait until it has ended."]})
+    found = stream.result()
+    return [*json.loads(stream.context), {"role": "assistant", "content": found[0] if found else ""}]

@@ -1,0 +1,148 @@
+"""What every API family's stream endpoints share: starting a stream (admitted under the client
+key's limits, at once or after a place in the admission queue), finding one for this client,
+the SSE response of a consumer (or 204 when nothing is left), a stop, a deletion.
+
+Each family registers where its streams start and resume (`register_paths`), so that a stream
+asked for on another family's path is pointed to its own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from flask import Response, request
+
+from ..errors import ApiError
+from ..hub.disconnect import client_socket, until_client_gone
+from ..providers.base import ChatCall
+from ..service.services import Pending
+from ..streaming import consumer
+from ..streaming.direct import client_writer
+from ..streaming.stream import DEFAULT_RETENTION, Retention, Stream
+from ..streaming.view import StreamView
+from ..streaming.wire import Wire
+from ..streaming.wire.sse import Position
+from . import queued
+from .request import admitted, client, client_key, correlation_id, owns, services, trace_stream, traced_body
+
+# Where each wire's streams start and resume, for the errors that point a client there.
+_STARTED_AT: dict[str, str] = {}
+_RESUMED_AT: dict[str, str] = {}
+
+
+def register_paths(wire: str, started_at: str, resumed_at: str) -> None:
+    """Streams of `wire` start with POST `started_at` and resume with GET `resumed_at` (`{id}`: the stream's)."""
+    _STARTED_AT[wire] = started_at
+    _RESUMED_AT[wire] = resumed_at
+
+
+def start(
+    call: ChatCall, prompt_tokens: int | None, wire: Wire, retention: Retention = DEFAULT_RETENTION
+) -> Response:
+    """Start a generation in its own greenlet and answer with its event stream (when it waits
+    for a slot, at once: its place in `queued` notices, then the stream)."""
+    opened = _open(call, prompt_tokens, wire, retention)
+    if isinstance(opened, Pending):
+        trace_stream(opened.stream_id, correlation_id())
+        return queued.response(opened, wire, call.model, _headers(opened))
+    return event_stream(opened, Position(None))
+
+
+def begin(call: ChatCall, prompt_tokens: int | None, wire: Wire, retention: Retention = DEFAULT_RETENTION) -> Stream:
+    """Start a generation in its own greenlet (waiting here for a slot if it must); its stream,
+    traced with this request."""
+    opened = _open(call, prompt_tokens, wire, retention)
+    if isinstance(opened, Pending):
+        opened = opened.wait(client_socket(request.environ))
+        trace_stream(opened.stream_id, opened.correlation_id)
+    return opened
+
+
+def _open(call: ChatCall, prompt_tokens: int | None, wire: Wire, retention: Retention) -> Stream | Pending:
+    found, key = services(), client_key()
+    admission = admitted(found.admit(call, prompt_tokens, key))
+    opened = found.stream(admission, call, prompt_tokens, wire, correlation_id(), client(), retention, key)
+    if isinstance(opened, Stream):
+        trace_stream(opened.stream_id, opened.correlation_id)
+    return opened
+
+
+def wait_for_end(stream: StreamView, environ: Mapping[str, Any]) -> None:
+    """Follow a stream until its terminal event, as one of its clients, or until this request's
+    client leaves (the stream is then unfollowed: see ABANDON_SECONDS)."""
+    found = services()
+    keepalive, clock = found.settings.keepalive_seconds, found.store.clock
+    until_client_gone(lambda: _follow_to_end(stream, keepalive, clock), client_socket(environ))
+
+
+def _follow_to_end(stream: StreamView, keepalive_seconds: float, clock: Callable[[], float]) -> None:
+    stream.attach()
+    try:
+        for _ in stream.follow(None, keepalive_seconds):
+            pass
+    finally:
+        stream.detach(clock())
+
+
+def find(stream_id: str, wire: str) -> StreamView:
+    """This client's stream with this id, started on the endpoint family of `wire`;
+    ApiError(stream_not_found) otherwise (another client's stream does not exist for it)."""
+    stream = services().store.get(stream_id)
+    action = f"Send the request again with POST {_STARTED_AT[wire]}."
+    if not owns(stream.client):
+        raise ApiError("stream_not_found", "The id is unknown, or the stream ended and expired.", action=action)
+    trace_stream(stream.stream_id, stream.correlation_id)  # a resume or stop is traced with its stream
+    if stream.writer.name != wire:
+        other = stream.writer.name
+        detail = f"This stream was started with POST {_STARTED_AT[other]}."
+        raise ApiError("stream_not_found", detail, action=f"Resume it with GET {_RESUMED_AT[other]}.")
+    return stream
+
+
+def resume(stream: StreamView, query: str | None) -> Response:
+    """The events after the client's last event id (`Last-Event-ID`, else `query`), then live ones."""
+    position = consumer.resume_position(stream, request.headers.get("Last-Event-ID"), query)
+    services().metrics.resumed(stream.writer.name)
+    if position is None:
+        return Response(status=204, headers=_headers(stream))
+    return event_stream(stream, position)
+
+
+def stop(stream: StreamView) -> tuple[str, int]:
+    """Stop a stream's generation: `cancelled`, or `already_finished`; and its last event id."""
+    found = services()
+    result = "cancelled" if found.store.stop(stream) else "already_finished"
+    found.metrics.stopped(result)
+    return result, stream.last_event_id
+
+
+def forget(stream: StreamView) -> None:
+    """Stop a stream's generation (if it runs) and delete the stream."""
+    found = services()
+    found.metrics.stopped("cancelled" if found.store.forget(stream) else "already_finished")
+
+
+def event_stream(stream: StreamView, position: Position) -> Response:
+    """The SSE response of one consumer of `stream` (HEAD: the same head, and no consumer)."""
+    found = services()
+    body: Iterator[bytes] = iter(())
+    req = request._get_current_object()
+    if req.method != "HEAD":
+        keepalive = found.settings.keepalive_seconds
+        writer = client_writer(req.environ)
+        body = consumer.consume(stream, position, keepalive, found.store.clock, found.metrics, writer)
+    return Response(
+        traced_body(body, stream.stream_id),
+        direct_passthrough=True,  # the server iterates the frames itself, without werkzeug's wrappers
+        mimetype="text/event-stream",
+        headers=_headers(stream),
+    )
+
+
+def _headers(stream: StreamView | Pending) -> dict[str, str]:
+    return {
+        "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no",
+        "X-Stream-Id": stream.stream_id,
+        "X-Correlation-Id": correlation_id(),
+    }

@@ -1,0 +1,82 @@
+"""The schemas of the service's own endpoints (GET /health and /ready), one per component of
+contracts/openapi.yaml (a test keeps them in step)."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from ..apis.schema import StrictSchema
+
+
+class HealthSchema(StrictSchema):
+    """The reply of GET /health."""
+
+    status = fields.String(required=True, validate=validate.OneOf(("healthy",)))
+    timestamp = fields.String(required=True)
+
+
+READY_CHECKS = ("upstream", "model", "store", "worker", "key_limits")
+
+
+class ReadyCheckSchema(StrictSchema):
+    """One check of GET /ready: passed or not, and how it went (in ChatWait's words)."""
+
+    ok = fields.Boolean(required=True)
+    detail = fields.String(required=True)
+
+
+class ReadyChecksSchema(StrictSchema):
+    """The checks of GET /ready: the upstream (openai provider) or the model (local one), the
+    store, and the worker (it fails while the worker stops)."""
+
+    upstream = fields.Nested(ReadyCheckSchema)
+    model = fields.Nested(ReadyCheckSchema)
+    store = fields.Nested(ReadyCheckSchema, required=True)
+    worker = fields.Nested(ReadyCheckSchema, required=True)
+    key_limits = fields.Nested(ReadyCheckSchema)
+
+
+class ReadyServerSchema(StrictSchema):
+    """One model server of the pool in GET /ready, as this worker sees it."""
+
+    name = fields.String(required=True)
+    url = fields.String(required=True)
+    models = fields.List(fields.String(), required=True)
+    weight = fields.Float(required=True)
+    state = fields.String(required=True, validate=validate.OneOf(("healthy", "resting", "probing")))
+    rest_seconds = fields.Float(required=True)
+    open = fields.Integer(required=True)
+    ok = fields.Boolean(required=True)
+    detail = fields.String(required=True)
+
+
+class ReadySchema(StrictSchema):
+    """The reply of GET /ready: `upstream` with the openai provider; `model_file`,
+    `context_tokens` and `instances` with the local one."""
+
+    status = fields.String(required=True, validate=validate.OneOf(("ready", "not_ready")))
+    checks = fields.Nested(ReadyChecksSchema, required=True)
+    failing = fields.List(fields.String(validate=validate.OneOf(READY_CHECKS)), required=True)
+    provider = fields.String(required=True, validate=validate.OneOf(("openai", "local")))
+    model = fields.String(required=True)
+    allowed_models = fields.List(fields.String(), required=True)
+    upstream = fields.String()
+    servers = fields.List(fields.Nested(ReadyServerSchema))
+    model_file = fields.String()
+    context_tokens = fields.Integer()
+    instances = fields.Integer()
+    streams = fields.Integer(required=True)
+    live_streams = fields.Integer(required=True)
+    store = fields.String(required=True, validate=validate.OneOf(("memory", "redis")))
+    store_detail = fields.String(required=True)
+    client_keys = fields.Boolean(required=True)
+
+
+# Contract component name -> schema class (used by the contract test).
+SERVICE_COMPONENTS: dict[str, type[Schema]] = {
+    "Health": HealthSchema,
+    "Ready": ReadySchema,
+    "ReadyChecks": ReadyChecksSchema,
+    "ReadyCheck": ReadyCheckSchema,
+    "ReadyServer": ReadyServerSchema,
+}

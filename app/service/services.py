@@ -1,0 +1,310 @@
+"""The generation service, framework-free: everything a view needs (settings, provider, stream
+store, client keys, limits, fair admission, readiness), built once per app, and the one way a
+view runs a generation: `admit` it (its route, and its key's limits: the verdict the view sends
+as x-ratelimit-* headers), then `wait` for it or `stream` it (at once, or after a place in the
+admission queue, `Pending`); its tokens are counted and its slot released when it ends."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+from ..config import ClientKey, Settings
+from ..errors import ApiError
+from ..generation.outcome import Outcome
+from ..generation.relay import Relay
+from ..generation.waiting import WaitGenerations
+from ..hub.disconnect import on_client_gone
+from ..ids import random_id
+from ..limits import Counters, Limits, MemoryCounters, Ticket, Verdict
+from ..metrics.catalogue import Metrics, NoMetrics
+from ..providers import build_provider
+from ..providers.base import ChatCall, Provider, Route
+from ..streaming import producer
+from ..streaming.abandon import Abandon
+from ..streaming.store import MemoryStreamStore, StreamStore
+from ..streaming.stream import DEFAULT_RETENTION, Retention, Stream
+from ..streaming.wire import Wire
+from .admission import Gate, waited
+from .keys import ClientKeys
+from .readiness import Readiness
+
+if TYPE_CHECKING:
+    from ..connect.redis import Topology
+
+SHUTDOWN_WAIT_SECONDS = 2.0  # for stopped generations to close their upstream requests
+
+
+@dataclasses.dataclass(frozen=True)
+class Pending:
+    """A new stream waiting for a slot (MAX_STREAMS): its id, its turns (`Gate.turns`: places,
+    then the stream), what to do when it never opens, and when its client hangs up."""
+
+    stream_id: str
+    turns: Generator[int | None, None, Stream]
+    never_opened: Callable[[], None]
+    hang_up: Callable[[], None]
+
+    def wait(self, sock: Any) -> Stream:
+        """The stream, once it has a slot (waiting here, while the client of `sock` stays);
+        ApiError(server_busy) past the wait or once the client left."""
+        try:
+            with on_client_gone(sock, self.hang_up):
+                return waited(self.turns)
+        except BaseException:
+            self.never_opened()
+            raise
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Admission:
+    """A generation admitted to start: where its attempts go, and (for a key with limits) its
+    ticket and the verdict its answer's x-ratelimit-* headers tell (None when the counters were
+    out of reach and it was admitted anyway)."""
+
+    route: Route
+    ticket: Ticket | None = None
+    verdict: Verdict | None = None
+
+    @property
+    def limited(self) -> bool:
+        """Whether its key's limits were checked (its answer tells where they stand)."""
+        return self.ticket is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class Services:
+    """Everything a view needs, built once by create_app; also the app's side of a worker's
+    graceful stop (`app.server.shutdown.Lifecycle`)."""
+
+    settings: Settings
+    provider: Provider
+    store: StreamStore
+    waits: WaitGenerations
+    client_keys: ClientKeys
+    limits: Limits
+    gate: Gate
+    metrics: Metrics | NoMetrics
+    readiness: Readiness
+    started: int  # Unix time the services were built (the `created` of /v1/models)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        """Services for these settings."""
+        metrics = Metrics() if settings.metrics_enabled else NoMetrics()
+        provider = build_provider(settings, metrics)
+        abandon = Abandon(settings.local_abandon_seconds, lambda: provider.waiting() > 0, settings.abandon_seconds)
+        store = _build_store(settings, abandon)
+        waits = WaitGenerations()
+        keys = settings.keys
+        limited = any(key.limited for key in keys)
+        limits = _build_limits(settings, metrics, shared=limited and settings.stream_store == "redis")
+        return cls(
+            settings=settings,
+            provider=provider,
+            store=store,
+            waits=waits,
+            client_keys=ClientKeys(keys),
+            limits=limits,
+            gate=Gate(
+                settings.admission_wait_seconds,
+                places=settings.admission_queue_size,
+                over_share=lambda name: metrics.key_refused(name, "queue_share") if name else None,
+            ),
+            metrics=metrics,
+            readiness=Readiness(
+                provider,
+                store,
+                settings.ready_cache_seconds,
+                accepting=lambda: waits.accepting,
+                key_limits=(lambda: limits.check(settings.stream_store == "redis")) if limited else None,
+            ),
+            started=int(time.time()),
+        )
+
+    @property
+    def durable(self) -> bool:
+        """Whether streams outlive this worker (a shared store): generations are worth finishing
+        on a stop even when no client follows them here."""
+        return self.settings.stream_store == "redis"
+
+    def admit(self, call: ChatCall, prompt_tokens: int | None, key: ClientKey | None) -> Admission:
+        """Admit a generation of `call` for a request of `key`: its route (upstream_unavailable at
+        once when every server of the model rests), then its key's limits (rate_limited when one
+        says no; None or a key without limits: nothing to count)."""
+        route = self.provider.route(call.model)
+        if key is None or not key.limited:
+            return Admission(route)
+        if prompt_tokens is None and key.tpm is not None:
+            prompt_tokens = self.provider.prompt_tokens(call.messages)
+        ticket, verdict = self.limits.admit(key, prompt_tokens or 0, call.max_tokens)
+        return Admission(route, ticket, verdict)
+
+    def wait(
+        self, admitted: Admission, call: ChatCall, prompt_tokens: int | None, correlation_id: str, sock: Any
+    ) -> Outcome:
+        """Generate a whole reply for a wait-mode request, cancelled if the client of `sock`
+        leaves first; raises the ApiError it ended with."""
+        ticket = admitted.ticket
+        relay = Relay(
+            self.provider,
+            self.settings,
+            call,
+            prompt_tokens,
+            None,
+            correlation_id,
+            metrics=self.metrics,
+            route=admitted.route,
+        )
+        outcome = None
+        try:
+            if ticket is not None:
+                ticket.progress = relay.produced
+            outcome = self.waits.run(relay, sock)
+        finally:
+            if ticket is not None:
+                self.limits.end(ticket, outcome.usage.completion_tokens if outcome else relay.produced())
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome
+
+    def stream(
+        self,
+        admitted: Admission,
+        call: ChatCall,
+        prompt_tokens: int | None,
+        wire: Wire,
+        correlation_id: str,
+        client: str,
+        retention: Retention = DEFAULT_RETENTION,
+        key: ClientKey | None = None,
+    ) -> Stream | Pending:
+        """Start a generation into a new stream in its own greenlet; returns once the store has
+        admitted the stream (the Redis store registers it meanwhile), or, when every slot is taken
+        and ADMISSION_WAIT_SECONDS allows, the request's place in the queue (`Pending`). Its
+        ticket is released if it cannot start."""
+        ticket = admitted.ticket
+        stream_id = random_id()
+
+        def open_slot() -> Stream:
+            stream = self.store.create(correlation_id, call.model, wire, client, retention, stream_id)
+            producer.start(stream, self.provider, self.settings, call, prompt_tokens, self.metrics, admitted.route)
+            if self.gate.wait_seconds > 0:  # a slot freed here wakes the next waiter at once
+                assert stream.producer is not None
+                stream.producer.link(lambda _: self.gate.notify())
+            self.store.admit(stream)
+            if ticket is not None:
+                self._count_while_it_runs(ticket, stream)
+            return stream
+
+        name = "" if key is None else key.name
+        try:
+            opened = self.gate.try_now(name, open_slot)
+        except BaseException:
+            self._end(ticket)
+            raise
+        return opened if opened is not None else self._queue(name, stream_id, open_slot, ticket)
+
+    def _queue(self, name: str, stream_id: str, open_slot: Callable[[], Stream], ticket: Ticket | None) -> Pending:
+        """A place in the admission queue for a new stream of key `name` (ApiError when its key
+        holds its share of a full queue: its ticket is released)."""
+        try:
+            waiter = self.gate.join(name)
+        except ApiError:
+            self._end(ticket)
+            raise
+        turns = self.gate.turns(name, open_slot, self.store.has_room, self.settings.keepalive_seconds, waiter)
+
+        def never_opened() -> None:
+            self.gate.leave(waiter)
+            self._end(ticket)
+
+        return Pending(stream_id, turns, never_opened, lambda: self.gate.hang_up(waiter))
+
+    def _end(self, ticket: Ticket | None) -> None:
+        """A generation admitted under its key's limits never started: release its slot."""
+        if ticket is not None:
+            self.limits.end(ticket, 0)
+
+    def _count_while_it_runs(self, ticket: Ticket, stream: Stream) -> None:
+        """Count a stream's completion tokens as its chunks come, and end its ticket with it."""
+        ticket.progress = lambda: stream.chunks
+        greenlet = stream.producer
+        if greenlet is None or greenlet.dead:
+            self.limits.end(ticket, stream.chunks)
+            return
+
+        def ended(done: Any) -> None:
+            outcome = done.value if done.successful() else None
+            self.limits.end(ticket, outcome.usage.completion_tokens if outcome is not None else stream.chunks)
+
+        greenlet.link(ended)
+
+    def start(self) -> None:
+        """Start background work (the store's expiry, the sampled metrics)."""
+        self.store.start()
+        self.limits.start()
+        self.metrics.watch(lambda: (len(self.store), self.provider.waiting()))
+
+    def stop_accepting(self) -> None:
+        """Refuse new generations: the worker stops."""
+        self.store.stop_accepting()
+        self.waits.stop_accepting()
+
+    def generating(self) -> int:
+        """How many generations (streaming and wait) are still running."""
+        return self.store.live() + len(self.waits)
+
+    def end_generations(self) -> None:
+        """End every running generation with a terminal service_restarting error."""
+        self.waits.end_all()
+        self.store.end_live()
+
+    def close(self) -> None:
+        """End every live generation (closing its upstream request), then release the provider."""
+        self.waits.end_all()
+        self.store.close(timeout=SHUTDOWN_WAIT_SECONDS)
+        self.provider.close()
+        self.limits.close()
+        self.metrics.close()
+
+
+def _build_store(settings: Settings, abandon: Abandon) -> StreamStore:
+    """The stream store STREAM_STORE names (Redis is imported only when used)."""
+    if settings.stream_store == "redis":
+        from ..streaming.redis.store import RedisSettings, RedisStreamStore
+
+        config = RedisSettings(
+            _topology(settings),
+            settings.max_streams,
+            settings.stream_ttl_seconds,
+            settings.max_stream_seconds,
+            settings.redis_outage_seconds,
+            settings.max_stored_responses,
+        )
+        return RedisStreamStore(config, abandon=abandon)
+    return MemoryStreamStore(
+        settings.max_streams, settings.stream_ttl_seconds, abandon=abandon, max_stored=settings.max_stored_responses
+    )
+
+
+def _topology(settings: Settings) -> Topology:
+    """Where Redis is: one server, a primary found through Sentinel, or a Cluster."""
+    from ..connect.redis import Topology
+
+    return Topology.of(
+        settings.redis_url, settings.redis_sentinels, settings.redis_sentinel_master or "", settings.redis_cluster
+    )
+
+
+def _build_limits(settings: Settings, metrics: Metrics | NoMetrics, shared: bool) -> Limits:
+    """Per-key limits counted in Redis when `shared` (the Redis store, and some key has limits),
+    shared by every worker and instance; else in this worker's memory."""
+    counters: Counters = MemoryCounters()
+    if shared:
+        from ..limits.shared import RedisCounters
+
+        counters = RedisCounters(_topology(settings))
+    return Limits(counters, metrics, fail_open=settings.key_limits_without_redis == "open")
