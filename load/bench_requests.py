@@ -1,16 +1,18 @@
 """Per-request CPU: sequential one-token requests to every server arm, rounds alternating.
 
     ./scripts/load bench_requests.py --requests 2000 --rounds 6 --baseline-root ../prev
+    ./scripts/load bench_requests.py --variant quiet --variant metrics_off   # what logs and metrics cost
 
 Agents make many short calls, so what a request costs apart from its tokens decides how many a
 worker core serves. Each round sends `--requests` one-token streaming requests, one after the
 other, on one kept-alive connection as an SDK's client does (`--new-connections`: each on a new
-one, as bench.py's client does), to each arm in turn (the order
-rotating each round): `chatwait` (POST /v1/chat/streaming), `openai` (the same server's POST
-/v1/chat/completions, streamed), `baseline:FOLDER` (another checkout), and the bare relays
-`floor_wsgi` and `floor_flask` (load/floor_worker.py). Reported: CPU of each server's whole
-process tree per request (µs; median and range over rounds) and its ratio to `floor_wsgi` in
-the same round. Servers are pinned apart from the client and the fake as bench.py pins them.
+one, as bench.py's client does), to each arm in turn (the order rotating each round):
+`chatwait` (POST /v1/chat/streaming), `openai` (the same server's POST /v1/chat/completions,
+streamed), `baseline:FOLDER` (another checkout), `--variant` arms (load/variants.py), and the
+bare relays `floor_wsgi` and `floor_flask` (load/floor_worker.py). Reported: CPU of each
+server's whole process tree per request (µs; median and range over rounds) and its ratio to
+`floor_wsgi` in the same round. Servers are pinned apart from the client and the fake as
+bench.py pins them.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ def main() -> None:
     parser.add_argument("--baseline-root", dest="baseline_roots", type=Path, action="append", default=[])
     parser.add_argument("--no-openai", dest="openai", action="store_false")
     parser.add_argument("--new-connections", dest="keep_alive", action="store_false")
+    parser.add_argument("--variant", action="append", default=[], help="load/variants.py names, repeatable")
     parser.add_argument("--out", default="artifacts")
     args = parser.parse_args()
     bench = Bench()
@@ -95,6 +98,8 @@ def main() -> None:
         bench.add_server("chatwait")
         for root in args.baseline_roots:
             bench.add_server(f"baseline:{root.resolve().name}", root=root.resolve())
+        for name in args.variant:
+            bench.add_server(name, variant=name)
         for app in ("wsgi", "flask"):
             bench.add_server(f"floor_{app}", worker_class="load.floor_worker.FloorWorker", FLOOR_APP=app)
         arms = [*bench.servers, *(["openai"] if args.openai else [])]

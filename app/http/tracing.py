@@ -43,8 +43,14 @@ def _before() -> None:
 def _after(response: Response) -> Response:
     req, state = request._get_current_object(), g._get_current_object()
     headers = response.headers
-    headers.setdefault("X-Correlation-Id", state.get("correlation_id", ""))
-    headers.setdefault("X-Request-Id", headers["X-Correlation-Id"])  # where OpenAI's SDKs look
+    # One pass over the names: werkzeug's get and setdefault build an exception for a missing one.
+    present = {name.lower(): value for name, value in headers}
+    correlation_id = present.get("x-correlation-id")
+    if correlation_id is None:
+        correlation_id = state.get("correlation_id", "")
+        headers.add("X-Correlation-Id", correlation_id)
+    if "x-request-id" not in present:  # where OpenAI's SDKs look
+        headers.add("X-Request-Id", correlation_id)
     rule = req.url_rule
     services().metrics.request(rule.rule if rule is not None else "unmatched", req.method, response.status_code)
     if state.get("logged", True) and not response.is_streamed:

@@ -1,4 +1,4 @@
-"""The streaming readers of the README (JavaScript, in Chromium) and docs/clients.md (Python with
+"""The streaming readers of docs/clients.md (JavaScript, in Chromium; Python with
 httpx, in this process), as they are, against the live service through a proxy that cuts the
 stream part-way, so that each must resume to the exact text; a refusal reaches the caller with
 what to fix in which field."""
@@ -22,7 +22,7 @@ def readme_block(language: str, marker: str, document: str = "README.md") -> str
 
 
 def test_the_javascript_reader_resumes_to_the_exact_text(browser: Browser, proxy) -> None:
-    source = readme_block("javascript", "async function chat(")
+    source = readme_block("javascript", "async function chat(", "docs/clients.md")
     page = open_page(browser, proxy.url)
     try:
         proxy.cut_next_stream(after_bytes=3000)
