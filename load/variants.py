@@ -58,9 +58,19 @@ def _geventhttpclient_transport() -> Any:
     return GeventHttpClientTransport()
 
 
+def _settings(**changes: Any) -> None:
+    """The worker's app is built with these settings changed (the master validated the rest)."""
+    import dataclasses
+
+    from app.server import master
+
+    running = master.running_settings
+    master.running_settings = lambda: dataclasses.replace(running(), **changes)
+
+
 def _metrics_off() -> None:
     """No Prometheus metrics (METRICS_ENABLED=false): what counting costs."""
-    os.environ["METRICS_ENABLED"] = "false"
+    _settings(metrics_enabled=False)
 
 
 def _no_direct_writes() -> None:
@@ -72,9 +82,7 @@ def _no_direct_writes() -> None:
 
 def _quiet() -> None:
     """Only warnings are logged (LOG_LEVEL=WARNING): what the INFO lines cost."""
-    import logging
-
-    logging.getLogger().setLevel(logging.WARNING)
+    _settings(log_level="WARNING")
 
 
 def _limits() -> None:
