@@ -147,6 +147,9 @@ BLANK = frozenset(
 NOT_BLANK_PATTERN = "[^" + "".join(f"\\u{ord(c):04X}" for c in sorted(BLANK)) + "]"  # the contract's
 
 
+_BLANK_CHARS = "".join(sorted(BLANK))
+
+
 def blank(text: str) -> bool:
     """Whether `text` holds nothing but BLANK characters (or nothing)."""
-    return all(char in BLANK for char in text)
+    return not text.strip(_BLANK_CHARS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import itertools
 import json
 import logging
@@ -57,8 +58,17 @@ class RedactingJsonFormatter(JsonFormatter):
                     fields[key] = value
             _drop_empty_ids(fields)
             body = self.serialize_log_record(fields)
-        stamp = datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(timespec="milliseconds")
-        return f'{{"timestamp": "{stamp[:-6]}Z", {redact(self._secrets(body))[1:]}'
+        return f'{{"timestamp": "{_timestamp(record)}", {redact(self._secrets(body))[1:]}'
+
+
+@functools.lru_cache(maxsize=4)
+def _utc_second(second: int) -> str:
+    return datetime.datetime.fromtimestamp(second, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    """The record's time as UTC ISO-8601 with milliseconds (the second's text made once)."""
+    return f"{_utc_second(int(record.created))}.{int(record.msecs):03d}Z"
 
 
 def _drop_empty_ids(fields: dict[str, Any]) -> None:

@@ -1,7 +1,8 @@
 """Redaction of secrets and personal data in a formatted log line.
 
-Each pattern runs only when a cheap substring test says it could match: redaction runs on
-every log line, so it must not cost a dozen regex scans.
+Each pattern runs only when a cheap substring test says it could match, and the digit patterns
+only inside the runs of digit-like characters that could hold a match (a line's hex ids are
+such runs): redaction runs on every log line, so it must not cost a dozen regex scans.
 """
 
 from __future__ import annotations
@@ -19,19 +20,9 @@ _BEARER = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9\-._~+/]+=*")
 # OpenAI-style keys, including masked fragments such as sk-...abcd or sk-proj-****wxyz.
 _OPENAI_KEY = re.compile(r"\bsk-[A-Za-z0-9_\-.*]{3,}")
 _JWT = re.compile(r"(?i)\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
-# Values of key-like fields: api_key=..., "password": "...", authorization: ...
-_KEY_WORDS = (
-    "api_key",
-    "api-key",
-    "apikey",
-    "authorization",
-    "password",
-    "passwd",
-    "secret",
-    "access_token",
-    "access-token",
-)
-_KEY_WORD = re.compile("|".join(re.escape(word) for word in _KEY_WORDS))
+# Values of key-like fields: api_key=..., "password": "...", authorization: ...; _KEY_VALUE runs
+# only on a line holding one of the hints, which every name it matches contains.
+_KEY_HINTS = ("api", "authorization", "passw", "secret", "access")
 _KEY_VALUE = re.compile(
     r"(?i)\b(?:api[_-]?key|apikey|authorization|password|passwd|secret|access[_-]?token)"
     r"(?:[\"']?\s*[:=]\s*[\"']?)[^\s\"',;}]+"
@@ -42,7 +33,10 @@ _INTL_PHONE = re.compile(r"(?<![\w.])\+\d{1,3}(?:[\s.-]?\(?\d{1,4}\)?){2,6}(?![\
 # Runs of grouped digits; each is then judged: a card number (13-19 digits passing Luhn) or a
 # national phone number (555-123-4567, (555) 123 4567) is redacted, anything else is kept.
 _DIGIT_GROUPS = re.compile(r"(?<![\w.(])\(?\d[\d \t().-]{5,26}\d(?![\w.])")
-_DIGIT_RUN = re.compile(r"\d[\d \t().-]{5,26}\d")  # what every _DIGIT_GROUPS match contains; a faster scan
+# From a digit, the longest run of the characters a _DIGIT_GROUPS match is made of: every match
+# starts at most one character (its "(") before such a run and lies inside it. A pattern that
+# starts with a single \d is scanned fast; one that starts with a repeated class is not.
+_DIGIT_SPAN = re.compile(r"\d[\d \t().-]{5,}")
 _NATIONAL_PHONE = re.compile(r"(?:\(\d{2,4}\)\s?|\d{2,4}[\s.-])\d{3,4}[\s.-]\d{3,5}")
 _NOT_DIGIT = re.compile(r"\D")
 
@@ -76,15 +70,36 @@ def redact(text: str) -> str:
         text = _OPENAI_KEY.sub(REDACTED, text)
     if "eyj" in lowered:
         text = _JWT.sub(REDACTED, text)
-    if _KEY_WORD.search(lowered):
+    if any(hint in lowered for hint in _KEY_HINTS):
         text = _KEY_VALUE.sub(REDACTED, text)
     if "@" in text:
         text = _EMAIL.sub(REDACTED, text)
     if "+" in text:
         text = _INTL_PHONE.sub(REDACTED, text)
-    if _DIGIT_RUN.search(text):
-        text = _DIGIT_GROUPS.sub(_judge_digits, text)
-    return text
+    return _redact_digit_groups(text)
+
+
+def _is_word(char: str) -> bool:
+    """Whether `re`'s \\w matches `char` (its definition for str patterns)."""
+    return char.isalnum() or char == "_"
+
+
+def _redact_digit_groups(text: str) -> str:
+    """`_DIGIT_GROUPS.sub(_judge_digits, text)`, searching only the runs that could hold a match
+    (the lookbehind still sees the characters before a run, the lookahead the one after it)."""
+    pieces: list[str] = []
+    done = 0
+    for span in _DIGIT_SPAN.finditer(text):
+        start = span.start()
+        if start and _is_word(text[start - 1]) and span.group().isdigit():
+            continue  # digits glued to a word (a hex id): every start fails the lookbehind
+        for match in _DIGIT_GROUPS.finditer(text, max(start - 1, 0), span.end() + 1):
+            pieces += (text[done : match.start()], _judge_digits(match))
+            done = match.end()
+    if not pieces:
+        return text
+    pieces.append(text[done:])
+    return "".join(pieces)
 
 
 def literal_redactor(secrets: Sequence[str]) -> Callable[[str], str]:
@@ -96,4 +111,4 @@ def literal_redactor(secrets: Sequence[str]) -> Callable[[str], str]:
     if not forms:
         return lambda text: text
     pattern = re.compile("|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True)))
-    return lambda text: pattern.sub(REDACTED, text)
+    return lambda text: pattern.sub(REDACTED, text) if any(form in text for form in forms) else text

@@ -31,6 +31,7 @@ class DeadlineBody:
         self._seconds = seconds
         self._deadline = time.monotonic() + seconds
         self._on_failure = on_failure
+        self._expired: RequestReadTimeout | None = None  # what a read past the deadline raises, made once
 
     @property
     def failed(self) -> bool:
@@ -43,7 +44,9 @@ class DeadlineBody:
         succeeds; one that would wait fails at once."""
         try:
             remaining = max(0.0, self._deadline - time.monotonic())
-            with gevent.Timeout(remaining, RequestReadTimeout(self._seconds)):
+            if self._expired is None:
+                self._expired = RequestReadTimeout(self._seconds)
+            with gevent.Timeout(remaining, self._expired):
                 return method(*args)
         except ParseException as exc:
             self._on_failure()

@@ -10,6 +10,8 @@ import time
 
 import gevent
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.logs import (
     REDACTED,
@@ -19,6 +21,7 @@ from app.logs import (
     accept_correlation_id,
     bind,
     redact,
+    redaction,
 )
 from app.logs import handler as log_handler
 
@@ -61,6 +64,17 @@ def test_redact(secret: str) -> None:
 )
 def test_harmless_fields_survive(harmless: str) -> None:
     assert redact(harmless) == harmless
+
+
+_PIECES = ["(555) 123 4567", "555-123-4567", "4111 1111 1111 1111", "5500005555555559", "+1 415 555 2671"]
+_PIECES += ["a", "Z", "_", ".", "(", ")", " ", "\t", "-", "+", "12", "9", "0 0", "٣", "²", "f1234567", '"']
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=12).map("".join))
+def test_digit_groups_are_redacted_as_one_scan_of_the_whole_line_would(text: str) -> None:
+    """The run-by-run search finds exactly what one pass of the pattern over the line finds."""
+    assert redaction._redact_digit_groups(text) == redaction._DIGIT_GROUPS.sub(redaction._judge_digits, text)
 
 
 def _capture(level: int = logging.INFO, secrets: tuple[str, ...] = ()) -> tuple[logging.Logger, io.StringIO]:
