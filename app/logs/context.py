@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextvars
 import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from ..ids import random_id
@@ -45,15 +43,21 @@ def accept_correlation_id(candidate: str | None) -> str:
     return new_correlation_id()
 
 
-@contextmanager
-def bind(correlation_id: str | None, stream_id: str | None = None) -> Iterator[None]:
-    """Bind the ids to every log line of the current greenlet for the duration of the block."""
-    tokens = (correlation_id_var.set(correlation_id), stream_id_var.set(stream_id))
-    try:
-        yield
-    finally:
-        stream_id_var.reset(tokens[1])
-        correlation_id_var.reset(tokens[0])
+class bind:  # noqa: N801 - used as a function: `with bind(...)`
+    """Bind the ids to every log line of the current greenlet for the duration of the block
+    (a class rather than a generator: it is entered twice per request)."""
+
+    __slots__ = ("_ids", "_tokens")
+
+    def __init__(self, correlation_id: str | None, stream_id: str | None = None) -> None:
+        self._ids = (correlation_id, stream_id)
+
+    def __enter__(self) -> None:
+        self._tokens = (correlation_id_var.set(self._ids[0]), stream_id_var.set(self._ids[1]))
+
+    def __exit__(self, *exc: object) -> None:
+        stream_id_var.reset(self._tokens[1])
+        correlation_id_var.reset(self._tokens[0])
 
 
 def log_greenlet_failure(greenlet: Any) -> None:

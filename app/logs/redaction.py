@@ -33,10 +33,11 @@ _INTL_PHONE = re.compile(r"(?<![\w.])\+\d{1,3}(?:[\s.-]?\(?\d{1,4}\)?){2,6}(?![\
 # Runs of grouped digits; each is then judged: a card number (13-19 digits passing Luhn) or a
 # national phone number (555-123-4567, (555) 123 4567) is redacted, anything else is kept.
 _DIGIT_GROUPS = re.compile(r"(?<![\w.(])\(?\d[\d \t().-]{5,26}\d(?![\w.])")
-# From a digit, the longest run of the characters a _DIGIT_GROUPS match is made of: every match
-# starts at most one character (its "(") before such a run and lies inside it. A pattern that
-# starts with a single \d is scanned fast; one that starts with a repeated class is not.
-_DIGIT_SPAN = re.compile(r"\d[\d \t().-]{5,}")
+# From a digit not glued to a word (a match can only start there, or at the "(" before it), the
+# longest run of the characters a _DIGIT_GROUPS match is made of: every match lies inside such a
+# run, starting at most one character before it. A pattern that starts with a single \d is
+# scanned fast; the lookbehind skips the digits inside words (hex ids) once one is found.
+_DIGIT_SPAN = re.compile(r"\d(?<!\w\d)[\d \t().-]{5,}")
 _NATIONAL_PHONE = re.compile(r"(?:\(\d{2,4}\)\s?|\d{2,4}[\s.-])\d{3,4}[\s.-]\d{3,5}")
 _NOT_DIGIT = re.compile(r"\D")
 
@@ -79,21 +80,13 @@ def redact(text: str) -> str:
     return _redact_digit_groups(text)
 
 
-def _is_word(char: str) -> bool:
-    """Whether `re`'s \\w matches `char` (its definition for str patterns)."""
-    return char.isalnum() or char == "_"
-
-
 def _redact_digit_groups(text: str) -> str:
     """`_DIGIT_GROUPS.sub(_judge_digits, text)`, searching only the runs that could hold a match
     (the lookbehind still sees the characters before a run, the lookahead the one after it)."""
     pieces: list[str] = []
     done = 0
     for span in _DIGIT_SPAN.finditer(text):
-        start = span.start()
-        if start and _is_word(text[start - 1]) and span.group().isdigit():
-            continue  # digits glued to a word (a hex id): every start fails the lookbehind
-        for match in _DIGIT_GROUPS.finditer(text, max(start - 1, 0), span.end() + 1):
+        for match in _DIGIT_GROUPS.finditer(text, max(span.start() - 1, 0), span.end() + 1):
             pieces += (text[done : match.start()], _judge_digits(match))
             done = match.end()
     if not pieces:

@@ -32,6 +32,7 @@ class DeadlineBody:
         self._deadline = time.monotonic() + seconds
         self._on_failure = on_failure
         self._expired: RequestReadTimeout | None = None  # what a read past the deadline raises, made once
+        self._ended = False  # a read came back short: the body is all read
 
     @property
     def failed(self) -> bool:
@@ -64,7 +65,15 @@ class DeadlineBody:
             ) from None
 
     def read(self, size: int | None = None) -> bytes:
-        return self._bounded(self._body.read, size)
+        """gunicorn's read under the deadline; after a short read (gunicorn's reads only stop
+        short at the body's end) what follows is b"" without a timer: gunicorn's drain after
+        the response reads again."""
+        if self._ended:
+            return b""
+        data = self._bounded(self._body.read, size)
+        if size is None or size < 0 or len(data) < size:
+            self._ended = True
+        return data
 
     def readline(self, size: int | None = None) -> bytes:
         return self._bounded(self._body.readline, size)
