@@ -7,12 +7,12 @@ the request counter of /metrics."""
 from __future__ import annotations
 
 import logging
-import os
 import time
 
 from flask import Flask, Response, g, request
 
 from ..apis.request import client_name, services
+from ..ids import current_pid
 from ..logs import accept_correlation_id, correlation_id_var, stream_id_var
 from .metrics import PATH as METRICS_PATH
 
@@ -37,7 +37,7 @@ def _before() -> None:
     state.log_tokens = (correlation_id_var.set(correlation_id), stream_id_var.set(None))
     state.logged = _logged(req.path)
     if state.logged:
-        log.info("request_received", extra={"method": req.method, "path": req.path, "pid": os.getpid()})
+        log.info("request_received", extra={"method": req.method, "path": req.path, "pid": current_pid()})
 
 
 def _after(response: Response) -> Response:

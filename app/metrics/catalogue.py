@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import gevent
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from ..ids import current_pid
 from ..logs import log_greenlet_failure
 from . import MULTIPROC_ENV, process_alive
 
@@ -42,6 +43,12 @@ _WORKER_FILE = re.compile(r"_(\d+)\.db$")
 SUMMED_KINDS = ("counter", "histogram")  # what a worker that exits leaves in the archive files
 ARCHIVE = "archive"  # counter_archive.db, histogram_archive.db
 METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+
+if os.environ.get(MULTIPROC_ENV):
+    # The multiprocess values as prometheus_client makes them, told the process id by a function
+    # that makes no system call (its default, os.getpid, made one on every update). Set once, at
+    # import, before any metric exists: two value classes would keep two maps of the same files.
+    values.ValueClass = values.MultiProcessValue(current_pid)
 
 
 class Metrics:
@@ -232,7 +239,7 @@ class Metrics:
         if self._sampler is not None:
             self._sampler.kill(block=False)
         if self.multiprocess:
-            retire_worker(os.getpid())
+            retire_worker(current_pid())
 
     @staticmethod
     def _forget_dead_workers() -> None:
