@@ -31,7 +31,7 @@ class DeadlineBody:
         self._seconds = seconds
         self._deadline = time.monotonic() + seconds
         self._on_failure = on_failure
-        self._expired: RequestReadTimeout | None = None  # what a read past the deadline raises, made once
+        self._expired = RequestReadTimeout(seconds)  # what a read past the deadline raises
         self._ended = False  # a read came back short: the body is all read
 
     @property
@@ -45,8 +45,6 @@ class DeadlineBody:
         succeeds; one that would wait fails at once."""
         try:
             remaining = max(0.0, self._deadline - time.monotonic())
-            if self._expired is None:
-                self._expired = RequestReadTimeout(self._seconds)
             with gevent.Timeout(remaining, self._expired):
                 return method(*args)
         except ParseException as exc:
