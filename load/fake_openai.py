@@ -45,6 +45,7 @@ import ssl  # noqa: E402
 import struct  # noqa: E402
 import time  # noqa: E402
 
+import fake_replies  # noqa: E402  (beside this script)
 import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 from gevent.server import StreamServer  # noqa: E402
@@ -128,6 +129,8 @@ class Directives:
         fault = found.get("fault", "")
         self.fault, _, at = fault.partition("@")
         self.fault_at = int(at) if at else 0
+        self.found = found
+        self.typed: dict | None = None  # a reply beyond text (fake_replies)
 
 
 class FakeOpenAI:
@@ -202,7 +205,13 @@ class FakeOpenAI:
         request_id = f"req_{self.requests}"
         messages = request.get("messages") or [{}]
         last_user = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
+        last_user = fake_replies._text(last_user)
         knobs = Directives(last_user, self.defaults)
+        knobs.typed = fake_replies.typed_reply(request, knobs.found)
+        if knobs.typed is not None and knobs.typed["content"] is not None:
+            knobs.pieces, knobs.tokens = knobs.typed["content"], len(knobs.typed["content"])
+        if knobs.typed is not None and knobs.typed.get("finish"):
+            knobs.finish = knobs.typed["finish"]
         outcome = {
             "request_id": request_id,
             "started": time.time(),
@@ -241,6 +250,9 @@ class FakeOpenAI:
         if not request.get("stream"):
             gevent.sleep((knobs.first_ms + max(0, knobs.tokens - 1) * knobs.delay_ms) / 1000)
             content = "".join(self.token_text(knobs, i) for i in range(knobs.tokens))
+            message = {"role": "assistant", "content": content}
+            if knobs.typed is not None:
+                message = {**fake_replies.whole_message(knobs.typed), **({"content": content} if content else {})}
             self.send_json(
                 sock,
                 200,
@@ -252,7 +264,7 @@ class FakeOpenAI:
                     "choices": [
                         {
                             "index": 0,
-                            "message": {"role": "assistant", "content": content},
+                            "message": message,
                             "finish_reason": knobs.finish,
                         }
                     ],
@@ -310,10 +322,15 @@ class FakeOpenAI:
                 raise ClientGone
 
         try:
+            typed = fake_replies.delta_chunks(knobs.typed or fake_replies.PLAIN, knobs.found.get("quirk", ""))
+            for index, (delta, finish) in enumerate(typed):
+                wait_until(knobs.first_ms + index * knobs.delay_ms)
+                data = {"index": 0, "delta": delta, "finish_reason": finish}
+                send(b"data: " + prefix + b',"choices":[' + json.dumps(data).encode() + b"]}\n\n")
             for index in range(knobs.tokens):
                 if knobs.fault in ("reset", "stall", "badjson", "errorchunk") and index == knobs.fault_at:
                     break
-                wait_until(knobs.first_ms + index * knobs.delay_ms)
+                wait_until(knobs.first_ms + (index + len(typed)) * knobs.delay_ms)
                 send(
                     b"data: "
                     + prefix

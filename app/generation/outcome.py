@@ -8,11 +8,13 @@ from typing import Any
 
 from ..errors import CATALOGUE, ApiError
 from ..providers.base import Usage
+from ..providers.deltas import ReplyParts
 
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
-    """How a generation ended: exactly one of `finish_reason` and `error` is set."""
+    """How a generation ended: exactly one of `finish_reason` and `error` is set. `parts`: what
+    its typed deltas add up to (reasoning, refusal, tool calls), where its family carries them."""
 
     text: str
     chunks: int
@@ -21,6 +23,7 @@ class Outcome:
     ttft_ms: float | None
     finish_reason: str | None = None
     error: ApiError | None = None
+    parts: ReplyParts | None = None
 
     def record(self) -> dict[str, Any]:
         """How it ended, as a stream keeps it beside its events (JSON-ready; the text is the

@@ -22,6 +22,7 @@ from ..errors import ApiError
 from ..logs import bind
 from ..metrics.catalogue import Metrics
 from ..providers.base import ChatCall, FirstTokenDeadline, Generation, Provider, Route, UpstreamError, Usage
+from ..providers.deltas import Delta, ReplyParts
 from . import backoff
 from .cancel import StreamCancelled
 from .gaps import Gaps
@@ -38,7 +39,7 @@ REPLY_CHARS_FLOOR = 65_536
 class Listener(Protocol):
     """Receives a generation as it happens (a stream writer; nothing in wait mode)."""
 
-    def chunk(self, content: str) -> None: ...
+    def chunk(self, content: str | Delta) -> None: ...
 
     def queued(self, ahead: int) -> None: ...
 
@@ -71,6 +72,8 @@ class Relay:
         self.correlation_id = correlation_id
         self.stream_id = stream_id
         self._pieces: list[str] = []
+        self._parts = ReplyParts()  # the typed deltas (a family that carries them)
+        self._deltas = 0
         self._chars = 0
         self._max_chars = call.max_tokens * MAX_CHARS_PER_TOKEN + REPLY_CHARS_FLOOR
         self._first_token_at: float | None = None
@@ -105,8 +108,8 @@ class Relay:
                 self.metrics.generation_closed(self._mode)  # however run() ends
 
     def produced(self) -> int:
-        """How many pieces of text it has produced so far (about the completion tokens)."""
-        return len(self._pieces)
+        """How many pieces it has produced so far (about the completion tokens)."""
+        return len(self._pieces) + self._deltas
 
     def _generate(self) -> tuple[str | None, Usage | None, ApiError | None]:
         total = gevent.Timeout(self.settings.max_stream_seconds)
@@ -143,7 +146,7 @@ class Relay:
         finally:
             total.close()
 
-    def _open_until_first_piece(self, slot: Any) -> tuple[Generation, str | None, Iterator[str]]:
+    def _open_until_first_piece(self, slot: Any) -> tuple[Generation, str | Delta | None, Iterator[str | Delta]]:
         """Open the upstream and wait for its first piece (None: the reply has none), retrying
         what may be retried; returns the generation, that piece and the rest.
 
@@ -177,7 +180,7 @@ class Relay:
                 )
                 gevent.sleep(delay)
 
-    def _attempt(self, deadline: float, slot: Any) -> tuple[Generation, str | None, Iterator[str]]:
+    def _attempt(self, deadline: float, slot: Any) -> tuple[Generation, str | Delta | None, Iterator[str | Delta]]:
         left = deadline - time.monotonic()
         per_attempt = self.settings.upstream_attempt_seconds
         timeout = gevent.Timeout(max(0.0, min(left, per_attempt or left)), FirstTokenDeadline)
@@ -204,12 +207,19 @@ class Relay:
             timeout.close()
         return generation, first, pieces
 
-    def _emit(self, piece: str) -> None:
-        self._chars += len(piece)
+    def _emit(self, piece: str | Delta) -> None:
+        text = type(piece) is str
+        if not (text or self.call.typed):
+            return  # a family that carries the text only gets nothing else, as before
+        self._chars += len(piece) if text else piece.size  # type: ignore[arg-type,union-attr]
         if self._chars > self._max_chars:
             detail = f"The reply is longer than {self.call.max_tokens} tokens (max_tokens) can be."
             raise UpstreamError("upstream_bad_response", detail)
-        self._pieces.append(piece)
+        if text:
+            self._pieces.append(piece)  # type: ignore[arg-type]
+        else:
+            self._parts.add(piece)  # type: ignore[arg-type]
+            self._deltas += 1
         if self.listener is not None:
             self.listener.chunk(piece)
         now = time.monotonic()
@@ -235,7 +245,7 @@ class Relay:
                 "action": error.operator_action,
                 "upstream_status": failure.upstream_status,
                 "upstream_request_id": failure.upstream_request_id,
-                "chunks_sent": len(self._pieces),
+                "chunks_sent": self.produced(),
                 **self._server(),
                 **failure.log_fields,
             },
@@ -248,16 +258,18 @@ class Relay:
             prompt = self.prompt_tokens
             if prompt is None:  # not counted at intake: the upstream's usage was expected
                 prompt = self.provider.prompt_tokens(self.call.messages)
-            usage = Usage(prompt, self.provider.completion_tokens(text), estimated=True)
+            generated = text + self._parts.counted_text() if self._deltas else text
+            usage = Usage(prompt, self.provider.completion_tokens(generated), estimated=True)
         first = self._first_token_at
         return Outcome(
             text=text,
-            chunks=len(self._pieces),
+            chunks=self.produced(),
             usage=usage,
             duration_ms=_ms(time.monotonic() - self._started),
             ttft_ms=None if first is None else _ms(first - self._started),
             finish_reason=finish_reason,
             error=error,
+            parts=self._parts if self._deltas else None,
         )
 
     def _report_end(self, outcome: Outcome) -> None:
@@ -287,7 +299,6 @@ class Relay:
             self.call.model, self.provider.name, ending, failed, outcome.duration_ms / 1000,
             (usage.prompt_tokens, usage.completion_tokens, usage.source),
         )
-
 
     def _server(self) -> dict[str, str]:
         """The log field naming the server of the current attempt (none for a single source)."""

@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Any
 
 from ..errors import CATALOGUE
+from .deltas import Delta
 
 # How a generation ends, as providers report it: OpenAI's finish reasons (other servers' words
 # are mapped onto them). The native API adds its own `cancelled` (a stop by the client).
@@ -21,15 +22,48 @@ _LENGTH_REASONS = frozenset(("max_tokens", "max_length", "max_output_tokens", "m
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ChatCall:
-    """One validated generation request, as sent to a provider."""
+    """One validated generation request, as sent to a provider.
+
+    A message is `{"role", "content"}` with text content, as every family sends; chat completions
+    may also send content parts (images), an assistant's `tool_calls` and a `tool` message's
+    `tool_call_id`, as OpenAI's API has them. `typed`: the caller's family carries typed deltas
+    (reasoning, refusals, tool calls); the others get the reply's text only, as before.
+    """
 
     model: str
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     max_tokens: int
     temperature: float | None = None
-    # More sampling options, by their OpenAI names (top_p, stop, seed, presence_penalty,
-    # frequency_penalty, user): sent upstream as they are; the embedded model takes what it can.
+    # More options, by their OpenAI names (top_p, stop, seed, presence_penalty, frequency_penalty,
+    # user, tools, response_format...): sent upstream as they are; the embedded model takes what it can.
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    typed: bool = False
+
+
+# What one image of a message is counted as (OpenAI bills a 1024x1024 image at high detail so):
+# an estimate for the input limit; the upstream's usage is what the reply reports.
+IMAGE_TOKENS = 765
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """What of a message the model reads as text: its content (text parts joined), and an
+    assistant's tool calls (names and arguments) or a tool message's call id."""
+    content = message.get("content")
+    text = content if type(content) is str else ""
+    if type(content) is list:
+        text = "".join(part["text"] for part in content if "text" in part)
+    calls = message.get("tool_calls")
+    if calls:
+        text += "".join(call["function"]["name"] + call["function"]["arguments"] for call in calls)
+    return text + message.get("tool_call_id", "")
+
+
+def image_tokens(message: dict[str, Any]) -> int:
+    """The tokens a message's images are counted as."""
+    content = message.get("content")
+    if type(content) is not list:
+        return 0
+    return IMAGE_TOKENS * sum(1 for part in content if part.get("type") == "image_url")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -106,7 +140,8 @@ class UpstreamError(Exception):
 
 
 class Generation(abc.ABC):
-    """One generation in progress: iterate to get text pieces; close releases the upstream.
+    """One generation in progress: iterate to get its pieces (text as `str`, anything else as a
+    `Delta`); close releases the upstream.
 
     After the iteration ends normally, `finish_reason` is set (a provider raises
     UpstreamError rather than end without one) and `usage` holds the upstream's own count
@@ -127,7 +162,7 @@ class Generation(abc.ABC):
         self.finish_reason = known
 
     @abc.abstractmethod
-    def __iter__(self) -> Iterator[str]: ...
+    def __iter__(self) -> Iterator[str | Delta]: ...
 
     @abc.abstractmethod
     def close(self) -> None:
@@ -200,6 +235,12 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     def completion_tokens(self, text: str) -> int:
         """Tokens of a generated text, for when the upstream reports no usage."""
+
+    def takes(self, option: str) -> bool:
+        """Whether this provider honours the request option `option` (by its OpenAI name, or
+        `images` for image parts): a call asking for what it cannot do is refused, not answered
+        as if it had not asked. OpenAI-compatible servers take everything and say otherwise."""
+        return True
 
     def input_token_limit(self, configured: int) -> int:
         """The most prompt tokens accepted: MAX_INPUT_TOKENS, or less where the model's context is smaller."""

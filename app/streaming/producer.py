@@ -19,6 +19,7 @@ from ..hub.scheduling import run_first
 from ..logs import log_greenlet_failure
 from ..metrics.catalogue import Metrics
 from ..providers.base import ChatCall, Provider, Route, Usage
+from ..providers.deltas import Delta
 from .stream import Stream
 
 log = logging.getLogger("chatwait.producer")
@@ -72,16 +73,20 @@ class StreamWriter:
         self._debug = log.isEnabledFor(logging.DEBUG)
         stream.append(stream.writer.priming())
 
-    def chunk(self, content: str) -> None:
-        """Append one `chunk` event. The first one is written to the clients before this
-        returns: the producer yields to them once, before its own bookkeeping."""
-        self.content_length += len(content)
-        self.stream.append_chunk(content)
+    def chunk(self, content: str | Delta) -> None:
+        """Append one `chunk` event (text, or a typed delta). The first one is written to the
+        clients before this returns: the producer yields to them once, before its own bookkeeping."""
+        if type(content) is str:
+            self.content_length += len(content)
+            self.stream.append_chunk(content)
+        else:
+            self.stream.append_delta(content)  # type: ignore[arg-type]
         if self._first:
             self._first = False
             gevent.sleep(0)
         if self._debug:
-            log.debug("chunk_sent", extra={"sequence": self.stream.chunks, "chars": len(content)})
+            size = len(content) if type(content) is str else content.size  # type: ignore[union-attr]
+            log.debug("chunk_sent", extra={"sequence": self.stream.chunks, "chars": size})
 
     def queued(self, ahead: int) -> None:
         """Tell the stream's followers how many replies are ahead of this one (0: it starts)."""

@@ -14,16 +14,18 @@ import array
 import collections
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Protocol
 
 import gevent
 
 from ..generation.cancel import StreamCancelled
 from ..generation.outcome import Outcome
-from ..hub.scheduling import RestartableTimer, Wakeup
+from ..hub.scheduling import Wakeup
+from ..providers.deltas import TEXT_KIND, Delta
 from .direct import ClientWriter, DirectFollowers, Parked
-from .wire import NATIVE, Wire
+from .silence import Silence
+from .wire import NATIVE, Wire, chunk_frame
 from .wire.sse import KEEPALIVE_FRAME
 
 RECENT_FRAMES = 64  # chunk frames kept encoded for followers that keep up
@@ -33,36 +35,6 @@ class Journal(Protocol):
     """Makes a stream's written frames durable, then calls `stream.publish` (the Redis store)."""
 
     def written(self, stream: Stream) -> None: ...
-
-
-class Silence:
-    """A follower's keepalive clock: a keepalive is due once a whole half of `seconds` passed
-    without a write to its client (so within `seconds` of silence), checked by one repeating
-    timer rather than a timer restarted after every write."""
-
-    __slots__ = ("_timer", "_wake", "due", "parked", "quiet")
-
-    def __init__(self, seconds: float, wake: Callable[[Parked | None], None]) -> None:
-        self._wake = wake  # wakes the follower
-        self.parked: Parked | None = None  # the follower's side of direct writes, once it may park
-        self.quiet = self.due = False  # no write since the last tick; a keepalive is due
-        self._timer = RestartableTimer(seconds / 2)
-        self._timer.again(self._tick)
-
-    def wrote(self) -> None:
-        """The follower wrote to its client."""
-        self.quiet = self.due = False
-
-    def _tick(self) -> None:
-        if self.parked is not None and self.parked.wrote:  # the producer wrote for it meanwhile
-            self.parked.wrote = self.quiet = False
-        if self.quiet:
-            self.due = True
-            self._wake(self.parked)
-        self.quiet = True
-
-    def close(self) -> None:
-        self._timer.close()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -100,6 +72,7 @@ class Stream:
         "_direct",
         "_head",
         "_journal",
+        "_kinds",
         "_lengths",
         "_recent",
         "_tail",
@@ -161,6 +134,7 @@ class Stream:
         self._tail: bytes | None = None
         self._text = bytearray()
         self._lengths = array.array("H")
+        self._kinds: bytearray | None = None  # each chunk's stored kind, once one is not text
         self._recent: collections.deque[bytes] = collections.deque(maxlen=RECENT_FRAMES)
 
     @property
@@ -204,8 +178,22 @@ class Stream:
         """Add the next `chunk` frame (its sequence is its event id), wake followers; its bytes."""
         sequence = len(self._lengths) + 1
         frame = self.writer.chunk(sequence, content)
+        if self._kinds is not None:
+            self._kinds += TEXT_KIND
+        return self._store(sequence, frame, content.encode("utf-8", "replace"))
+
+    def append_delta(self, delta: Delta) -> bytes:
+        """Add the next chunk event as a typed delta (reasoning, a refusal, a tool call's piece)."""
+        sequence = len(self._lengths) + 1
+        frame = self.writer.delta(sequence, delta)
+        kind, payload = delta.encode()
+        if self._kinds is None:
+            self._kinds = bytearray(TEXT_KIND * len(self._lengths))
+        self._kinds += kind
+        return self._store(sequence, frame, payload)
+
+    def _store(self, sequence: int, frame: bytes, encoded: bytes) -> bytes:
         self._recent.append(frame)
-        encoded = content.encode("utf-8", "replace")
         self._text += encoded
         if len(encoded) > 0xFFFF and self._lengths.typecode == "H":
             self._lengths = array.array("I", self._lengths)
@@ -251,22 +239,25 @@ class Stream:
                 self._direct.write(seen, end, self._next_write(seen, end))
         self._wakeup.notify()
 
-    def entries(self, first: int, end: int) -> list[tuple[int, bytes | None, bytes]]:
-        """Frames `first` to `end - 1` as the journal stores them: (event id, frame or None, text).
+    def entries(self, first: int, end: int) -> list[tuple[int, bytes, bytes]]:
+        """Frames `first` to `end - 1` as the journal stores them: (event id, field, value).
 
-        The priming and terminal frames come as bytes; a chunk as its UTF-8 text (`frame` None).
+        The priming (`h`) and terminal (`t`) frames come as bytes; a chunk as its kind (`c` for
+        text, a delta's letter) and its UTF-8 text or payload.
         """
         chunks = len(self._lengths)
+        kinds = self._kinds
         offset = len(self._text) - sum(self._lengths[max(0, first - 1) :])
-        found: list[tuple[int, bytes | None, bytes]] = []
+        found: list[tuple[int, bytes, bytes]] = []
         for event_id in range(first, end):
             if event_id == 0:
-                found.append((0, self._head, b""))  # type: ignore[arg-type]
+                found.append((0, b"h", self._head))  # type: ignore[arg-type]
             elif event_id > chunks:
-                found.append((event_id, self._tail, b""))  # type: ignore[arg-type]
+                found.append((event_id, b"t", self._tail))  # type: ignore[arg-type]
             else:
                 length = self._lengths[event_id - 1]
-                found.append((event_id, None, bytes(self._text[offset : offset + length])))
+                kind = TEXT_KIND if kinds is None else kinds[event_id - 1 : event_id]
+                found.append((event_id, bytes(kind), bytes(self._text[offset : offset + length])))
                 offset += length
         return found
 
@@ -275,7 +266,17 @@ class Stream:
         (None before the priming frame)."""
         if self._head is None:
             return None
-        return self._text.decode("utf-8", "replace"), self.outcome if self._tail is not None else None
+        text = self._text.decode("utf-8", "replace") if self._kinds is None else self._only_text()
+        return text, self.outcome if self._tail is not None else None
+
+    def _only_text(self) -> str:
+        """The text chunks' text, where the stream also holds typed deltas."""
+        offset, texts = 0, []
+        for kind, length in zip(self._kinds or b"", self._lengths, strict=True):
+            if kind == TEXT_KIND[0]:
+                texts.append(self._text[offset : offset + length])
+            offset += length
+        return b"".join(texts).decode("utf-8", "replace")
 
     def frames(self, first: int, end: int) -> list[bytes]:
         """The bytes of frames `first` to `end - 1` (within 0 .. last_event_id)."""
@@ -294,8 +295,8 @@ class Stream:
                 if offset < 0:
                     offset = sum(self._lengths[: event_id - 1])
                 length = self._lengths[event_id - 1]
-                text = self._text[offset : offset + length].decode("utf-8", "replace")
-                found.append(self.writer.chunk(event_id, text))
+                kind = TEXT_KIND if self._kinds is None else self._kinds[event_id - 1 : event_id]
+                found.append(chunk_frame(self.writer, event_id, bytes(kind), self._text[offset : offset + length]))
                 offset += length
         return found
 

@@ -29,6 +29,9 @@ class CountingProvider:
     def input_token_limit(self, configured: int) -> int:
         return configured
 
+    def takes(self, option: str) -> bool:
+        return True
+
 
 SETTINGS = load_settings({"MAX_INPUT_TOKENS": "100"}, environ={"OPENAI_API_KEY": "sk-x"})
 FIELDS = {"message": "x" * 60, "history": []}

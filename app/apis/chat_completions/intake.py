@@ -18,13 +18,20 @@ from flask import Request
 from ...config import Settings
 from ...errors import ApiError
 from ...providers.base import ChatCall, Provider
+from ...streaming.wire.sse import dumps
 from ..intake import count_prompt, read_json, refuse_long_text, validate_request
 from ..openai import SYSTEM_ROLES, content_length
 from .schemas import CompletionRequestSchema
 
 DROPPABLE = "message(s) after the system prompt"
 # Options passed to the provider as they are, under OpenAI's names.
-OPTIONS = ("top_p", "stop", "seed", "presence_penalty", "frequency_penalty", "user")
+OPTIONS = (
+    "top_p", "stop", "seed", "presence_penalty", "frequency_penalty", "user", "tools", "tool_choice",
+    "parallel_tool_calls", "response_format", "logit_bias", "reasoning_effort", "verbosity", "store", "metadata",
+    "service_tier", "prompt_cache_key", "safety_identifier",
+)  # fmt: skip
+# Values that ask for nothing: not sent on (some servers refuse an empty list of tools).
+_NOTHING = {"tools": [], "tool_choice": "none", "response_format": {"type": "text"}, "logit_bias": {}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,13 +53,16 @@ def prepare_completion(
     refuse_oversized_messages(data, settings, provider)
     fields = validate_request(data, schema)
     messages = [_message(entry) for entry in fields["messages"]]
-    total = count_prompt(messages, _droppable(messages), settings, provider, DROPPABLE)
+    options = {name: fields[name] for name in OPTIONS if name in fields and fields[name] != _NOTHING.get(name)}
+    _refuse_untaken(options, messages, provider)
+    total = _count(messages, options.get("tools"), settings, provider)
     call = ChatCall(
         model=fields.get("model", settings.default_model),
         messages=messages,
         max_tokens=min(fields.get(name, settings.max_tokens) for name in ("max_tokens", "max_completion_tokens")),
         temperature=fields.get("temperature"),
-        options={name: fields[name] for name in OPTIONS if name in fields},
+        options=options,
+        typed=True,
     )
     include_usage = bool(fields.get("stream_options", {}).get("include_usage"))
     return Completion(call, total, bool(fields.get("stream")), include_usage)
@@ -81,9 +91,32 @@ def _droppable(messages: list[dict[str, Any]]) -> tuple[int, int]:
     return first, max(first, len(messages) - 1)
 
 
-def _message(entry: dict[str, Any]) -> dict[str, str]:
-    """A validated message as the provider takes it (`developer` is OpenAI's newer `system`)."""
-    message = {"role": "system" if entry["role"] == "developer" else entry["role"], "content": entry["content"]}
-    if "name" in entry:
-        message["name"] = entry["name"]
+def _message(entry: dict[str, Any]) -> dict[str, Any]:
+    """A validated message as the provider takes it (`developer` is OpenAI's newer `system`; an
+    assistant's message that only calls tools has null content, as OpenAI writes it)."""
+    message = {"role": "system" if entry["role"] == "developer" else entry["role"], "content": entry.get("content")}
+    for name in ("name", "tool_calls", "tool_call_id", "refusal"):
+        if name in entry:
+            message[name] = entry[name]
     return message
+
+
+def _refuse_untaken(options: dict[str, Any], messages: list[dict[str, Any]], provider: Provider) -> None:
+    """A 400 naming each option (or the images) the provider cannot honour, and what to do."""
+    wanted = [name for name in options if not provider.takes(name)]
+    if any(type(m["content"]) is list for m in messages) and not provider.takes("images"):
+        wanted.append("messages")
+    if wanted:
+        why = "The embedded model cannot honour it (tools, structured output, images): set OPENAI_BASE_URL or "
+        why += "UPSTREAMS_FILE to a server whose model can, or leave it out."
+        raise ApiError("validation_error", f"{len(wanted)} field(s) are invalid.", fields={n: [why] for n in wanted})
+
+
+def _count(messages: list[dict[str, Any]], tools: Any, settings: Settings, provider: Provider) -> int | None:
+    """The prompt tokens (None: it fits by the cheap bound), the tools' definitions included
+    (counted as a leading system message: the model reads them too)."""
+    if not tools:
+        return count_prompt(messages, _droppable(messages), settings, provider, DROPPABLE)
+    counted = [{"role": "system", "content": dumps(tools)}, *messages]
+    first, end = _droppable(messages)
+    return count_prompt(counted, (first + 1, end + 1), settings, provider, DROPPABLE)

@@ -22,8 +22,18 @@ def openai_finish_reason(reason: str | None) -> str:
 
 
 def completion(completion_id: str, created: float, model: str, outcome: Outcome) -> dict[str, Any]:
-    """A whole reply as a `chat.completion` object (`stream: false`)."""
-    message = {"role": "assistant", "content": outcome.text}
+    """A whole reply as a `chat.completion` object (`stream: false`): its text (null when it only
+    calls tools), refusal, tool calls and reasoning."""
+    parts = outcome.parts
+    message: dict[str, Any] = {"role": "assistant", "content": outcome.text, "refusal": None}
+    if parts is not None:
+        if parts.tool_calls:
+            message["tool_calls"] = [call.as_openai() for call in parts.tool_calls]
+            message["content"] = outcome.text or None
+        if parts.refusal:
+            message["refusal"] = parts.refusal
+        if parts.reasoning:
+            message["reasoning_content"] = parts.reasoning
     finish_reason = openai_finish_reason(outcome.finish_reason)
     choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
     reply = {

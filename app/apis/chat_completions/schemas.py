@@ -16,7 +16,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from ...providers.base import OPENAI_FINISH_REASONS
-from ..openai import ROLES, MessageContent, OpenAIErrorDetailSchema, OpenAIErrorSchema
+from ..openai import ROLES, OpenAIErrorDetailSchema, OpenAIErrorSchema
 from ..schema import (
     USAGE_SOURCES,
     Neutral,
@@ -31,8 +31,20 @@ from ..schema import (
     check_model,
     text_of,
 )
+from .tools import (
+    MAX_TOOLS,
+    CalledFunctionSchema,
+    ChatContent,
+    FunctionSchema,
+    ResponseFormat,
+    ToolCallSchema,
+    ToolChoice,
+    ToolSchema,
+)
 
 MAX_STOP_SEQUENCES = 4
+MAX_LOGIT_BIAS = 300
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 MAX_STOP_CHARS = 256
 SEED_BOUND = 2**63
 
@@ -53,23 +65,41 @@ class Stop(fields.Field):
         return value
 
 
-_NO_TOOLS = "ChatWait does not support tools (function calling): leave the field out."
+_DEPRECATED = "Deprecated by OpenAI: send tools and tool_choice instead."
+MESSAGE_ROLES = (*ROLES, "tool")
+MAX_HISTORY_TOOL_CALLS = 128
 
 
 class CompletionMessageSchema(NullMeansAbsent):
-    """One message of the conversation: system (or developer), user or assistant text."""
+    """One message of the conversation: system (or developer), user (text and images), assistant
+    (text, a refusal, tool calls) or tool (a call's result)."""
 
     role = fields.String(
         required=True,
-        validate=validate.OneOf(ROLES, error="Must be one of: system, developer, user, assistant (no tool messages)."),
+        validate=validate.OneOf(MESSAGE_ROLES, error="Must be one of: system, developer, user, assistant, tool."),
     )
-    content = MessageContent(required=True, error_messages={"required": "Every message needs text content."})
+    content = ChatContent()
     name = Text(validate=validate.Length(min=1, max=64))
-    tool_calls = Neutral(([],), _NO_TOOLS, ("array",))
-    function_call = Neutral((), _NO_TOOLS, ("null",))
-    refusal = Neutral((), "Send a refusal as the message's content instead.", ("null",))
-    audio = Neutral((), "ChatWait takes text only.", ("null",))
+    tool_calls = fields.List(fields.Nested(ToolCallSchema), validate=validate.Length(max=MAX_HISTORY_TOOL_CALLS))
+    tool_call_id = Text(validate=validate.Length(min=1, max=256))
+    function_call = Neutral((), _DEPRECATED, ("null",))
+    refusal = Text()
+    audio = Neutral((), "ChatWait takes text and images only.", ("null",))
     annotations = Neutral(([],), "Annotations are not supported: leave the field out.", ("array",))
+
+    @validates_schema
+    def _by_role(self, data: dict[str, Any], **_: Any) -> None:
+        role = data.get("role")
+        if role == "tool" and "tool_call_id" not in data:
+            raise ValidationError("A tool message needs the tool_call_id it answers.", "tool_call_id")
+        if role != "tool" and "tool_call_id" in data:
+            raise ValidationError("Only tool messages have a tool_call_id.", "tool_call_id")
+        if role != "assistant" and ("tool_calls" in data or "refusal" in data):
+            raise ValidationError("Only assistant messages have tool_calls or a refusal.", "role")
+        if "content" not in data and not (role == "assistant" and (data.get("tool_calls") or "refusal" in data)):
+            raise ValidationError("Every message needs text content.", "content")
+        if isinstance(data.get("content"), list) and role != "user":
+            raise ValidationError("Only user messages take images.", "content")
 
 
 class StreamOptionsSchema(NullMeansAbsent):
@@ -96,19 +126,32 @@ class CompletionRequestSchema(NullMeansAbsent):
     seed = StrictInteger(validate=validate.Range(min=-SEED_BOUND, max=SEED_BOUND - 1))
     user = Text(validate=validate.Length(max=256))
     n = Neutral((1,), "ChatWait generates one choice: leave n out or send 1.", ("integer",))
-    tools = Neutral(([],), _NO_TOOLS, ("array",))
-    tool_choice = Neutral(("none",), _NO_TOOLS, ("string", "object"))
-    parallel_tool_calls = Neutral((), _NO_TOOLS, ("null",))
-    functions = Neutral(([],), _NO_TOOLS, ("array",))
-    function_call = Neutral(("none",), _NO_TOOLS, ("string", "object"))
-    response_format = Neutral(
-        ({"type": "text"},), 'ChatWait replies in text only: leave it out or send {"type": "text"}.', ("object",)
+    tools = fields.List(fields.Nested(ToolSchema), validate=validate.Length(max=MAX_TOOLS))
+    tool_choice = ToolChoice()
+    parallel_tool_calls = StrictBoolean()
+    functions = Neutral(([],), _DEPRECATED, ("array",))
+    function_call = Neutral(("none",), _DEPRECATED, ("string", "object"))
+    response_format = ResponseFormat()
+    logprobs = Neutral(
+        (False,), "ChatWait does not carry log probabilities yet: leave it out or send false.", ("boolean",)
     )
-    logprobs = Neutral((False,), "Log probabilities are not supported: leave it out or send false.", ("boolean",))
-    top_logprobs = Neutral((), "Log probabilities are not supported: leave it out.", ("null",))
-    logit_bias = Neutral(({},), "logit_bias is not supported: leave it out.", ("object",))
-    store = Neutral((False,), "ChatWait stores no completions: leave it out or send false.", ("boolean",))
-    metadata = Neutral(({},), "metadata belongs to stored completions, which ChatWait does not keep.", ("object",))
+    top_logprobs = Neutral((), "ChatWait does not carry log probabilities yet: leave it out.", ("null",))
+    logit_bias = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(r"^[0-9]{1,9}$", error="Keys are token ids.")),
+        values=StrictNumber(validate=validate.Range(min=-100, max=100)),
+        validate=validate.Length(max=MAX_LOGIT_BIAS),
+    )
+    reasoning_effort = fields.String(validate=validate.OneOf(REASONING_EFFORTS))
+    verbosity = fields.String(validate=validate.OneOf(("low", "medium", "high")))
+    store = StrictBoolean()
+    metadata = fields.Dict(
+        keys=fields.String(validate=validate.Length(max=64)),
+        values=fields.String(validate=validate.Length(max=512)),
+        validate=validate.Length(max=16),
+    )
+    service_tier = fields.String(validate=validate.OneOf(("auto", "default", "flex", "scale", "priority")))
+    prompt_cache_key = Text(validate=validate.Length(max=1024))
+    safety_identifier = Text(validate=validate.Length(max=256))
     modalities = Neutral((["text"],), 'ChatWait replies in text only: leave it out or send ["text"].', ("array",))
 
     def __init__(
@@ -141,6 +184,14 @@ class CompletionRequestSchema(NullMeansAbsent):
     def _consistent(self, data: dict[str, Any], **_: Any) -> None:
         if "stream_options" in data and not data.get("stream"):
             raise ValidationError("Only allowed when stream is true.", "stream_options")
+        names = {tool["function"]["name"] for tool in data.get("tools", ())}
+        choice = data.get("tool_choice")
+        if isinstance(choice, dict) and choice["function"]["name"] not in names:
+            raise ValidationError("Names no function of tools.", "tool_choice")
+        if not names and choice not in (None, "none", "auto"):
+            raise ValidationError("Only allowed with tools.", "tool_choice")
+        if not names and "parallel_tool_calls" in data:
+            raise ValidationError("Only allowed with tools.", "parallel_tool_calls")
 
 
 class CompletionTextPartSchema(StrictSchema):
@@ -151,10 +202,14 @@ class CompletionTextPartSchema(StrictSchema):
 
 
 class ReplyMessageSchema(StrictSchema):
-    """The assistant's message in a `chat.completion`."""
+    """The assistant's message in a `chat.completion`: its text (null when it only calls tools),
+    its refusal, its tool calls, and the reasoning a reasoning model's server sent."""
 
     role = fields.String(required=True, validate=validate.OneOf(("assistant",)))
-    content = fields.String(required=True)
+    content = fields.String(required=True, allow_none=True)
+    refusal = fields.String(required=True, allow_none=True)
+    tool_calls = fields.List(fields.Nested(ToolCallSchema))
+    reasoning_content = fields.String()
 
 
 class CompletionChoiceSchema(StrictSchema):
@@ -178,11 +233,31 @@ class CompletionSchema(StrictSchema):
     usage_source = fields.String(required=True, validate=validate.OneOf(USAGE_SOURCES))
 
 
+class ChunkFunctionSchema(StrictSchema):
+    """A tool call's function in a chunk: its name (first chunk) and a piece of its arguments."""
+
+    name = fields.String()
+    arguments = fields.String(required=True)
+
+
+class ChunkToolCallSchema(StrictSchema):
+    """A piece of one tool call: `index` names the call; its first piece has `id` and `type`."""
+
+    index = fields.Integer(required=True)
+    id = fields.String()
+    type = fields.String(validate=validate.OneOf(("function",)))
+    function = fields.Nested(ChunkFunctionSchema, required=True)
+
+
 class ChunkDeltaSchema(StrictSchema):
-    """What a chunk adds: the role (first chunk), text, or nothing (the finish chunk)."""
+    """What a chunk adds: the role (first chunk), text, reasoning, a refusal, a piece of a tool
+    call, or nothing (the finish chunk)."""
 
     role = fields.String(validate=validate.OneOf(("assistant",)))
     content = fields.String()
+    reasoning_content = fields.String()
+    refusal = fields.String()
+    tool_calls = fields.List(fields.Nested(ChunkToolCallSchema))
 
 
 class ChunkChoiceSchema(StrictSchema):
@@ -244,6 +319,12 @@ OPENAI_COMPONENTS: dict[str, type[Schema]] = {
     "CompletionRequest": CompletionRequestSchema,
     "CompletionMessage": CompletionMessageSchema,
     "CompletionTextPart": CompletionTextPartSchema,
+    "CompletionTool": ToolSchema,
+    "CompletionFunction": FunctionSchema,
+    "CompletionToolCall": ToolCallSchema,
+    "CompletionCalledFunction": CalledFunctionSchema,
+    "ChunkToolCall": ChunkToolCallSchema,
+    "ChunkFunction": ChunkFunctionSchema,
     "StreamOptions": StreamOptionsSchema,
     "Completion": CompletionSchema,
     "CompletionChoice": CompletionChoiceSchema,

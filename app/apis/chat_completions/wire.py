@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ...providers.deltas import REFUSAL, TOOL_CALL
 from ...streaming.wire.sse import dumps, one_id_per_event, quote
 from ..openai import openai_error_body
 from .replies import COMPLETION_PREFIX, openai_finish_reason
@@ -21,6 +22,7 @@ from .replies import COMPLETION_PREFIX, openai_finish_reason
 if TYPE_CHECKING:
     from ...errors import ApiError
     from ...generation.outcome import Outcome
+    from ...providers.deltas import Delta
 
 NAME = "openai"  # the wire's name, as streams in Redis record it
 
@@ -56,6 +58,25 @@ class OpenAIWriter:
             sequence,
             self._delta,
             quote(content).encode("utf-8", "replace"),
+        )
+
+    def delta(self, sequence: int, delta: Delta) -> bytes:
+        """A chunk of reasoning (`reasoning_content`, as DeepSeek, vLLM and llama.cpp send it), of
+        a refusal, or of a tool call (its first chunk with `id`, `type` and `name`), in OpenAI's shape."""
+        if delta.kind == TOOL_CALL:
+            function: dict[str, str] = {"arguments": delta.text}
+            call: dict[str, Any] = {"index": delta.index}
+            if delta.starts_call:
+                call |= {"id": delta.call_id, "type": "function"}
+                function = {"name": delta.name or "", "arguments": delta.text}
+            added = b'"tool_calls":%b' % dumps([{**call, "function": function}]).encode("utf-8", "replace")
+        else:
+            field = b"refusal" if delta.kind == REFUSAL else b"reasoning_content"
+            added = b'"%b":%b' % (field, quote(delta.text).encode("utf-8", "replace"))
+        return b'id: %d\ndata: %b,"choices":[{"index":0,"delta":{%b},"finish_reason":null}]}\n\n' % (
+            sequence,
+            self._head,
+            added,
         )
 
     def queued(self, ahead: int) -> bytes:

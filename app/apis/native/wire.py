@@ -11,6 +11,7 @@ from ...streaming.wire.sse import SseEvent, dumps, encode_chunk, one_id_per_even
 if TYPE_CHECKING:
     from ...errors import ApiError
     from ...generation.outcome import Outcome
+    from ...providers.deltas import Delta
 
 
 class NativeWriter:
@@ -35,6 +36,11 @@ class NativeWriter:
     def priming(self) -> bytes:
         data = {"stream_id": self.stream_id, "correlation_id": self.correlation_id, "model": self.model}
         return SseEvent(0, "stream", {**data, "created": self.created}).encode()
+
+    @staticmethod
+    def delta(sequence: int, delta: Delta) -> bytes:
+        """Never called: the native API's calls are not typed: it carries the text only."""
+        raise TypeError("this wire carries text only")
 
     def queued(self, ahead: int) -> bytes:
         return b'event: queued\ndata: {"ahead":%d}\n\n' % ahead

@@ -23,6 +23,7 @@ from .objects import Head, text_part
 if TYPE_CHECKING:
     from ...errors import ApiError
     from ...generation.outcome import Outcome
+    from ...providers.deltas import Delta
 
 NAME = "responses"  # the wire's name, as streams in Redis record it
 EXTRA = 3  # numbered events beyond the first in the priming event, and in the terminal one
@@ -83,6 +84,11 @@ class ResponsesWriter:
             quote(content).encode("utf-8", "replace"),
             sequence + EXTRA,
         )
+
+    @staticmethod
+    def delta(sequence: int, delta: Delta) -> bytes:
+        """Never called: the Responses API's calls are not typed yet: it carries the text only."""
+        raise TypeError("this wire carries text only")
 
     def queued(self, ahead: int) -> bytes:
         """A comment line that joins the next event's block: the Responses API has no such event."""

@@ -21,7 +21,7 @@ import gevent
 from gevent.event import AsyncResult
 
 from ...config import Settings
-from ..base import ChatCall, Generation, Provider, Route, UpstreamError, Usage
+from ..base import ChatCall, Generation, Provider, Route, UpstreamError, Usage, message_text
 from .waiting_line import WaitingLine
 
 log = logging.getLogger("chatwait.local")
@@ -30,13 +30,16 @@ MESSAGE_OVERHEAD_TOKENS = 3  # role markers and separators around each message
 REPLY_ROOM_TOKENS = 16  # the input limit keeps at least this much of the context for the reply
 # The sampling options llama.cpp takes under their OpenAI names (not `user`, which is OpenAI's own).
 LLAMA_OPTIONS = frozenset(("top_p", "stop", "seed", "presence_penalty", "frequency_penalty"))
+# What the embedded model cannot honour (a request asking for it is refused, naming the setting
+# that points ChatWait at a server that can): tools, structured output, images, logit_bias.
+NOT_TAKEN = frozenset(("tools", "tool_choice", "parallel_tool_calls", "response_format", "logit_bias", "images"))
 _END = object()
 
 
 class TokenCounter(Protocol):
     """What counts a generation's tokens with the model's own tokenizer."""
 
-    def prompt_tokens(self, messages: Sequence[dict[str, str]]) -> int: ...
+    def prompt_tokens(self, messages: Sequence[dict[str, Any]]) -> int: ...
 
     def completion_tokens(self, text: str) -> int: ...
 
@@ -197,6 +200,9 @@ class LocalProvider(Provider):
     def waiting(self) -> int:
         return len(self._line)
 
+    def takes(self, option: str) -> bool:
+        return option not in NOT_TAKEN
+
     def open(self, call: ChatCall, slot: Lease | None = None, route: Route | None = None) -> Generation:
         if slot is None:
             raise RuntimeError("the local provider generates only inside reserve()")
@@ -208,10 +214,10 @@ class LocalProvider(Provider):
             return 0
         return len(self._instances[0].tokenize(text.encode("utf-8"), add_bos=add_bos, special=special))
 
-    def message_costs(self, messages: Sequence[dict[str, str]]) -> list[int]:
-        return [MESSAGE_OVERHEAD_TOKENS + self._count(m["role"]) + self._count(m["content"]) for m in messages]
+    def message_costs(self, messages: Sequence[dict[str, Any]]) -> list[int]:
+        return [MESSAGE_OVERHEAD_TOKENS + self._count(m["role"]) + self._count(message_text(m)) for m in messages]
 
-    def prompt_tokens(self, messages: Sequence[dict[str, str]]) -> int:
+    def prompt_tokens(self, messages: Sequence[dict[str, Any]]) -> int:
         """Exact: the messages rendered with the model's own chat template, then tokenized."""
         if self._formatter is None:
             return sum(self.message_costs(messages)) + MESSAGE_OVERHEAD_TOKENS

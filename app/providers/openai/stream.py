@@ -1,4 +1,5 @@
-"""A streamed chat completion read from the upstream's response: raw SSE lines to text pieces.
+"""A streamed chat completion read from the upstream's response: raw SSE lines to text pieces
+and typed deltas (reasoning, refusals, tool calls: `deltas`).
 
 The body's `data:` lines are parsed with orjson (json for what orjson refuses, such as an
 escaped lone surrogate), not by the SDK's streaming wrapper, which builds a pydantic object
@@ -22,10 +23,13 @@ import httpx
 import orjson
 
 from ..base import Generation, UpstreamError, Usage
+from ..deltas import REASONING, REFUSAL, Delta
 from ..http1 import MalformedResponse
+from .tool_calls import MalformedToolCall, ToolCalls
 
 DRAIN_SECONDS = 0.2
 MAX_FINISH_REASON_CHARS = 64
+_NO_DELTA: dict[str, Any] = {}
 _STREAM_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")  # an upstream ChatWait's X-Stream-Id
 
 
@@ -47,8 +51,9 @@ class OpenAIGeneration(Generation):
         # An upstream that names its stream (a ChatWait) is told to stop it: `stop_upstream(id)`.
         self._upstream_stream = stream_id if stop_upstream and _STREAM_ID.fullmatch(stream_id) else None
         self._stop_upstream = stop_upstream
+        self._tool_calls = ToolCalls()
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> Iterator[str | Delta]:
         encoding = self._response.headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("identity", ""):
             raise self._error("upstream_bad_response", "The model provider compressed its reply, though asked not to.")
@@ -64,8 +69,10 @@ class OpenAIGeneration(Generation):
             raise self._error("upstream_interrupted", "The connection to the model provider broke mid-reply.") from None
         if self.finish_reason is None:
             raise self._error("upstream_interrupted", "The model provider ended the reply without a finish_reason.")
+        if self._tool_calls.unnamed():
+            raise self._error("upstream_bad_response", "A streamed tool call never got its name.")
 
-    def _pieces(self) -> Iterator[str]:
+    def _pieces(self) -> Iterator[str | Delta]:
         # The body's blocks are read from the transport's stream itself, without httpx's decoder
         # and chunker layers around each block (there is no compression to decode). Lines end
         # with LF or CRLF (the CR is left to `strip`); one over UPSTREAM_MAX_LINE_BYTES is
@@ -87,9 +94,11 @@ class OpenAIGeneration(Generation):
                 if data == b"[DONE]":
                     _drain(blocks)
                     return
-                content, finish_reason, usage = self._parse(data)
+                content, finish_reason, usage, delta = self._parse(data)
                 if content:
                     yield content
+                if len(delta) > 1 or content is None:  # more than text: reasoning, a refusal, tool calls
+                    yield from self._typed(delta)
                 if finish_reason:
                     self.finish(finish_reason)
                 if usage:
@@ -97,8 +106,8 @@ class OpenAIGeneration(Generation):
             if len(rest) > max_line:
                 raise _line_too_long(max_line)
 
-    def _parse(self, data: bytes) -> tuple[Any, Any, Any]:
-        """The content, finish_reason and usage of one chunk; UpstreamError if it is not one."""
+    def _parse(self, data: bytes) -> tuple[Any, Any, Any, dict[str, Any]]:
+        """The content, finish_reason, usage and delta of one chunk; UpstreamError if it is not one."""
         try:
             try:
                 chunk = orjson.loads(data)
@@ -108,7 +117,8 @@ class OpenAIGeneration(Generation):
                 raise self._error("upstream_interrupted", "The model provider reported an error mid-reply.")
             choices = chunk.get("choices")
             choice = choices[0] if choices else {}
-            content, finish_reason = (choice.get("delta") or {}).get("content"), choice.get("finish_reason")
+            delta = choice.get("delta") or _NO_DELTA
+            content, finish_reason = delta.get("content"), choice.get("finish_reason")
         except (ValueError, AttributeError, TypeError, KeyError, IndexError, RecursionError):
             raise self._error("upstream_bad_response", "A streamed chunk is not a chat completion chunk.") from None
         if (content is not None and type(content) is not str) or (
@@ -116,7 +126,31 @@ class OpenAIGeneration(Generation):
             and (type(finish_reason) is not str or len(finish_reason) > MAX_FINISH_REASON_CHARS)
         ):
             raise self._error("upstream_bad_response", "A streamed chunk's content or finish_reason is not text.")
-        return content, finish_reason, chunk.get("usage")
+        return content, finish_reason, chunk.get("usage"), delta
+
+    def _typed(self, delta: dict[str, Any]) -> list[Delta]:
+        """The reasoning, refusal and tool-call deltas of one chunk's delta, in that order."""
+        found = []
+        for field in ("reasoning_content", "reasoning"):  # DeepSeek, vLLM, llama.cpp; OpenRouter, newer vLLM
+            text = delta.get(field)
+            if text:
+                found.append(Delta(REASONING, self._text(text)))
+                break
+        refusal = delta.get("refusal")
+        if refusal:
+            found.append(Delta(REFUSAL, self._text(refusal)))
+        calls = delta.get("tool_calls")
+        if calls:
+            try:
+                found += self._tool_calls.feed(calls)
+            except MalformedToolCall:
+                raise self._error("upstream_bad_response", "A streamed tool call is not one.") from None
+        return found
+
+    def _text(self, value: Any) -> str:
+        if type(value) is not str:
+            raise self._error("upstream_bad_response", "A streamed chunk's reasoning or refusal is not text.")
+        return value
 
     def _error(self, code: str, detail: str) -> UpstreamError:
         return UpstreamError(code, detail, upstream_request_id=self.upstream_request_id)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from ..base import image_tokens, message_text
 
 if TYPE_CHECKING:
     import tiktoken
@@ -32,9 +34,11 @@ def count_text(text: str) -> int:
     return len(encoding().encode_ordinary(text)) if text else 0
 
 
-def message_costs(messages: Sequence[dict[str, str]]) -> list[int]:
+def message_costs(messages: Sequence[dict[str, Any]]) -> list[int]:
     """The token cost of each chat message, format overhead included."""
-    return [TOKENS_PER_MESSAGE + _role_tokens(m["role"]) + count_text(m["content"]) for m in messages]
+    return [
+        TOKENS_PER_MESSAGE + _role_tokens(m["role"]) + count_text(message_text(m)) + image_tokens(m) for m in messages
+    ]
 
 
 @functools.lru_cache(maxsize=8)
@@ -42,12 +46,12 @@ def _role_tokens(role: str) -> int:
     return count_text(role)
 
 
-def prompt_tokens(messages: Sequence[dict[str, str]]) -> int:
+def prompt_tokens(messages: Sequence[dict[str, Any]]) -> int:
     """Tokens the model reads for these messages, as the upstream would bill them."""
     return sum(message_costs(messages)) + TOKENS_REPLY_PRIMING
 
 
-def prompt_tokens_bound(messages: Sequence[dict[str, str]]) -> int:
+def prompt_tokens_bound(messages: Sequence[dict[str, Any]]) -> int:
     """At least `prompt_tokens(messages)`, without a tokenizer pass.
 
     A BPE token stands for one or more bytes of UTF-8, so a text has at most as many tokens as
@@ -55,7 +59,8 @@ def prompt_tokens_bound(messages: Sequence[dict[str, str]]) -> int:
     """
     total = TOKENS_REPLY_PRIMING
     for message in messages:
-        total += TOKENS_PER_MESSAGE + _utf8_length(message["role"]) + _utf8_length(message["content"])
+        total += TOKENS_PER_MESSAGE + _utf8_length(message["role"]) + _utf8_length(message_text(message))
+        total += image_tokens(message)
     return total
 
 

@@ -65,7 +65,6 @@ class Batch:
         done_ttl_ms = int(stream.retention.kept_for(self.done_ttl_ms / 1000) * 1000)
         outcome = json.dumps(stream.outcome.record()) if final != "0" and stream.outcome is not None else ""
         args: list[object] = [self.live_ttl_ms, done_ttl_ms, final, "1" if creating else "0", "", *identity, outcome]
-        for event_id, frame, text in stream.entries(first, end):
-            field = "c" if frame is None else ("h" if event_id == 0 else "t")
-            args += (event_id, field, text if frame is None else frame)
+        for event_id, field, value in stream.entries(first, end):
+            args += (event_id, field, value)
         return args

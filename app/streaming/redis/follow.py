@@ -27,7 +27,7 @@ from ...errors import CATALOGUE, ApiError
 from ...generation.outcome import Outcome
 from ...providers.base import Usage
 from ..direct import ClientWriter
-from ..wire import NATIVE_NAME, Wire, WireWriter, known
+from ..wire import NATIVE_NAME, Wire, WireWriter, chunk_frame, known
 from ..wire.sse import KEEPALIVE_FRAME
 from . import link as keys
 from .link import Link, store_errors
@@ -244,9 +244,12 @@ def _frames(entries: list[tuple[bytes, dict[bytes, bytes]]], writer: WireWriter)
         text = fields.get(b"c")
         if text is not None:
             out.append(writer.chunk(event_id, text.decode("utf-8", "replace")))
-        else:
+        elif b"t" in fields or b"h" in fields:
             ended = b"t" in fields
             out.append(fields[b"t"] if ended else fields[b"h"])
+        else:  # a typed delta: its kind's letter is its field
+            ((kind, payload),) = fields.items()
+            out.append(chunk_frame(writer, event_id, kind, payload))
     return b"".join(out), event_id + 1, ended
 
 
@@ -259,10 +262,10 @@ def end_if_owner_gone(link: Link, stream_id: str, meta: dict[bytes, bytes]) -> b
     error = ApiError("generation_lost", "The worker generating this reply stopped renewing its lease.")
     for _ in range(3):  # the owner may have written its last entries meanwhile: read again
         entries = link.commands.xrange(keys.events_key(stream_id))
-        chunks = [fields[b"c"].decode("utf-8", "replace") for _, fields in entries if b"c" in fields]
+        chunks = [fields for _, fields in entries if b"h" not in fields and b"t" not in fields]
         last = keys.event_id(entries[-1][0]) if entries else -1
         duration_ms = round(max(0.0, time.time() - float(meta.get(b"created", b"0"))) * 1000, 1)
-        text = "".join(chunks)
+        text = "".join(fields[b"c"].decode("utf-8", "replace") for fields in chunks if b"c" in fields)
         outcome = Outcome(text, len(chunks), Usage(0, 0, estimated=True), duration_ms, None, error=error)
         frames: list[object] = [0, "h", writer.priming()] if last < 0 else []
         frames += (max(last, 0) + 1, "t", writer.terminal(len(chunks), len(text), outcome))

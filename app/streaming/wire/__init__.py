@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ...providers.deltas import TEXT_KIND, Delta, decode
 from .sse import Position
 
 if TYPE_CHECKING:
@@ -44,6 +45,11 @@ class WireWriter(Protocol):
 
     def chunk(self, sequence: int, content: str) -> bytes:
         """The event of chunk `sequence` (stream event 1..n; its SSE id is `numbered(sequence)`); the hot path."""
+        ...
+
+    def delta(self, sequence: int, delta: Delta) -> bytes:
+        """The event of chunk `sequence` when it is a typed delta (only families whose calls are
+        `typed` get any)."""
         ...
 
     def terminal(self, last_chunk: int, content_length: int, outcome: Outcome) -> bytes:
@@ -89,3 +95,10 @@ class Wire:
 
 
 NATIVE = Wire()
+
+
+def chunk_frame(writer: WireWriter, event_id: int, kind: bytes, stored: bytes | bytearray) -> bytes:
+    """The event of a stored chunk (its kind and UTF-8 text or payload), re-written by `writer`."""
+    if kind == TEXT_KIND:
+        return writer.chunk(event_id, stored.decode("utf-8", "replace"))
+    return writer.delta(event_id, decode(kind, bytes(stored)))

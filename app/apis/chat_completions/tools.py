@@ -1,0 +1,153 @@
+"""What chat completions takes beyond text: function tools, the choice of tool, structured output
+(`response_format`), an assistant's tool calls and content parts with images, checked here and
+passed to the upstream as they are (an upstream that cannot honour one says so itself; the
+embedded model's refusals come from `Provider.takes`)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from marshmallow import ValidationError, fields, validate
+
+from ..schema import NullMeansAbsent, StrictBoolean, StrictSchema, Text, text_of
+
+MAX_TOOLS = 128
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_NAME_RULE = "Must be 1 to 64 letters, digits, underscores or dashes."
+TOOL_CHOICES = ("none", "auto", "required")
+IMAGE_DETAILS = ("auto", "low", "high")
+_IMAGE_URL = re.compile(r"(?:https?://|data:image/[A-Za-z0-9.+-]+;base64,)\S+", re.IGNORECASE)
+MAX_IMAGE_URL_CHARS = 20 * 1024 * 1024  # a data URL of a 15 MB image; the body limit bounds it first
+
+
+def check_name(value: str) -> None:
+    if not _NAME.fullmatch(value):
+        raise ValidationError(_NAME_RULE)
+
+
+class FunctionSchema(NullMeansAbsent):
+    """A function the model may call: its name, what it does, its JSON Schema parameters."""
+
+    name = Text(required=True, validate=check_name)
+    description = Text()
+    parameters = fields.Dict(keys=fields.String())
+    strict = StrictBoolean()
+
+
+class ToolSchema(StrictSchema):
+    """One tool: a function (tools that need OpenAI's own infrastructure cannot run here)."""
+
+    type = fields.String(
+        required=True,
+        validate=validate.OneOf(("function",), error="Only function tools can be called through ChatWait."),
+    )
+    function = fields.Nested(FunctionSchema, required=True)
+
+
+class CalledFunctionSchema(StrictSchema):
+    """The function an assistant's tool call named, and its arguments as JSON text."""
+
+    name = Text(required=True, validate=check_name)
+    arguments = Text(required=True)
+
+
+class ToolCallSchema(StrictSchema):
+    """One tool call of an assistant message in the conversation."""
+
+    id = Text(required=True, validate=validate.Length(min=1, max=256))
+    type = fields.String(required=True, validate=validate.OneOf(("function",)))
+    function = fields.Nested(CalledFunctionSchema, required=True)
+
+
+class ToolChoice(fields.Field):
+    """`none`, `auto`, `required`, or `{"type": "function", "function": {"name": ...}}`."""
+
+    json_types = ("string", "object")
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if value in TOOL_CHOICES:
+            return value
+        function = value.get("function") if isinstance(value, dict) else None
+        if (
+            isinstance(function, dict)
+            and value.get("type") == "function"
+            and set(value) == {"type", "function"}
+            and set(function) == {"name"}
+            and isinstance(function["name"], str)
+            and _NAME.fullmatch(function["name"])
+        ):
+            return value
+        raise ValidationError('Must be "none", "auto", "required" or {"type": "function", "function": {"name": ...}}.')
+
+
+class ResponseFormat(fields.Field):
+    """`{"type": "text"}`, `{"type": "json_object"}`, or `{"type": "json_schema", "json_schema":
+    {"name", "description"?, "schema"?, "strict"?}}`."""
+
+    json_types = ("object",)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        kind = value.get("type") if isinstance(value, dict) else None
+        if kind in ("text", "json_object") and set(value) == {"type"}:
+            return value
+        spec = value.get("json_schema") if kind == "json_schema" and set(value) == {"type", "json_schema"} else None
+        if not isinstance(spec, dict):
+            raise ValidationError(
+                'Must be {"type": "text"}, {"type": "json_object"} or {"type": "json_schema", '
+                '"json_schema": {"name": ..., "schema": {...}}}.'
+            )
+        if set(spec) - {"name", "description", "schema", "strict"} or not isinstance(spec.get("name"), str):
+            raise ValidationError("json_schema takes name, description, schema and strict.")
+        check_name(spec["name"])
+        if not isinstance(spec.get("schema", {}), dict) or not isinstance(spec.get("strict", False), bool):
+            raise ValidationError("json_schema.schema must be an object and strict a boolean.")
+        return value
+
+
+class ChatContent(fields.Field):
+    """A message's content: a string, or a list of parts — `text`, `image_url` (an http(s) URL
+    or an image's data URL) and, in an assistant's message, `refusal`. Text parts alone are joined
+    by newlines into one string, as before; with an image the parts are kept as they are."""
+
+    json_types = ("string", "array")
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str | list[dict[str, Any]]:
+        if isinstance(value, str):
+            return text_of(value)
+        if not isinstance(value, list) or not value:
+            raise ValidationError("Must be a string, or a non-empty list of parts.")
+        parts = [_part(index, part) for index, part in enumerate(value)]
+        if all(part["type"] == "text" for part in parts):
+            return "\n".join(part["text"] for part in parts)
+        return parts
+
+
+def _part(index: int, part: Any) -> dict[str, Any]:
+    kind = part.get("type") if isinstance(part, dict) else None
+    if kind == "text" and set(part) == {"type", "text"} and isinstance(part["text"], str):
+        return {"type": "text", "text": text_of(part["text"])}
+    if kind == "refusal" and set(part) == {"type", "refusal"} and isinstance(part["refusal"], str):
+        return {"type": "text", "text": text_of(part["refusal"])}
+    if kind == "image_url" and set(part) == {"type", "image_url"}:
+        return {"type": "image_url", "image_url": _image(index, part["image_url"])}
+    if kind in ("text", "refusal", "image_url"):
+        raise ValidationError(f"Part {index} is not a well-formed {kind} part.")
+    shown = str(kind)[:40]
+    raise ValidationError(f"Part {index} is of type {shown!r}: ChatWait takes text and image_url parts.")
+
+
+def _image(index: int, image: Any) -> dict[str, Any]:
+    url = image.get("url") if isinstance(image, dict) else None
+    if (
+        not isinstance(url, str)
+        or len(url) > MAX_IMAGE_URL_CHARS
+        or not _IMAGE_URL.match(url)
+        or set(image) - {"url", "detail"}
+        or image.get("detail", "auto") not in IMAGE_DETAILS
+    ):
+        raise ValidationError(
+            f'Part {index}: image_url must be {{"url": "https://..." or "data:image/png;base64,...", '
+            '"detail": "auto" | "low" | "high"}.'
+        )
+    return image

@@ -1,0 +1,101 @@
+"""The typed pieces of a reply besides its text: reasoning, a refusal, tool calls.
+
+A generation yields `str` for text (the common case, kept as cheap as before) and a `Delta`
+for anything else. A stream stores each delta as a one-letter kind and a payload (`encode`),
+in memory and in Redis alike, so that any worker re-writes the same event from it (`decode`).
+`ReplyParts` folds the deltas of one reply into what a whole reply object says.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import orjson
+
+REASONING = "reasoning"
+REFUSAL = "refusal"
+TOOL_CALL = "tool_call"  # a call's start (with `call_id` and `name`) or a piece of its arguments
+
+TEXT_KIND = b"c"  # a stored text chunk's kind (the Redis entry's field)
+_KIND_OF = {REASONING: b"r", REFUSAL: b"f", TOOL_CALL: b"x"}
+_NAME_OF = {letter: name for name, letter in _KIND_OF.items()}
+KINDS = frozenset(_NAME_OF)  # the stored kinds of deltas (text is `TEXT_KIND`)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Delta:
+    """One typed piece: reasoning or refusal `text`, or a tool call's start (`call_id`, `name`,
+    no text) or a piece of its arguments (`text`), at its `index` among the reply's calls."""
+
+    kind: str
+    text: str = ""
+    index: int = 0
+    call_id: str | None = None
+    name: str | None = None
+
+    @property
+    def starts_call(self) -> bool:
+        """Whether this delta opens a tool call (it carries the call's id and name)."""
+        return self.call_id is not None
+
+    @property
+    def size(self) -> int:
+        """Characters it adds to the reply (what MAX_CHARS bounds)."""
+        return len(self.text) + len(self.name or "") + len(self.call_id or "")
+
+    def encode(self) -> tuple[bytes, bytes]:
+        """Its stored form: the kind's letter and the payload."""
+        if self.kind == TOOL_CALL:
+            return _KIND_OF[TOOL_CALL], orjson.dumps([self.index, self.call_id, self.name, self.text])
+        return _KIND_OF[self.kind], self.text.encode("utf-8", "replace")
+
+
+def decode(kind: bytes, payload: bytes) -> Delta:
+    """The delta a stored (kind, payload) pair holds."""
+    name = _NAME_OF[kind]
+    if name == TOOL_CALL:
+        index, call_id, call_name, text = orjson.loads(payload)
+        return Delta(TOOL_CALL, text, index, call_id, call_name)
+    return Delta(name, payload.decode("utf-8", "replace"))
+
+
+@dataclasses.dataclass(slots=True)
+class ToolCall:
+    """One whole tool call of a reply."""
+
+    call_id: str
+    name: str
+    arguments: str = ""
+
+    def as_openai(self) -> dict[str, Any]:
+        """The call as chat completions writes it in a message's `tool_calls`."""
+        return {"id": self.call_id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+
+
+@dataclasses.dataclass(slots=True)
+class ReplyParts:
+    """What a reply's deltas add up to: its reasoning, refusal and tool calls, in order."""
+
+    reasoning: str = ""
+    refusal: str = ""
+    tool_calls: list[ToolCall] = dataclasses.field(default_factory=list)
+
+    def add(self, delta: Delta) -> None:
+        """Fold one delta in."""
+        if delta.kind == REASONING:
+            self.reasoning += delta.text
+        elif delta.kind == REFUSAL:
+            self.refusal += delta.text
+        elif delta.starts_call:
+            self.tool_calls.append(ToolCall(delta.call_id or "", delta.name or "", delta.text))
+        elif 0 <= delta.index < len(self.tool_calls):
+            self.tool_calls[delta.index].arguments += delta.text
+
+    def counted_text(self) -> str:
+        """What the model generated besides the text, for counting its tokens."""
+        calls = "".join(call.name + call.arguments for call in self.tool_calls)
+        return self.reasoning + self.refusal + calls
+
+    def __bool__(self) -> bool:
+        return bool(self.reasoning or self.refusal or self.tool_calls)

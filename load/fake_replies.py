@@ -1,0 +1,121 @@
+"""What the fake upstream answers beyond text: reasoning, tool calls, structured output, and the
+ways real servers stray from OpenAI's tool-call shape (`@quirk=`).
+
+The reply follows the request as a model would: with `tools` (and tool_choice not `none`) and no
+tool result yet after the last user message, it calls tools (`@tool_calls=K`, default 1; the one
+tool_choice names, else the first K), with arguments made from each function's JSON Schema; after a
+tool result it answers in text that quotes it; with `response_format` json_schema (or json_object)
+its text is a JSON value that validates against the schema. `@reasoning=N` sends N pieces of
+reasoning first. Quirks: noindex, reuse_index, empty_name, finish_every, whole_args, noid, dict_args.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+ARG_PIECE = 4  # characters of arguments per chunk
+PLAIN = {"reasoning": [], "tool_calls": []}  # a text reply's typed deltas: none
+
+
+def instance(schema: Any, defs: dict[str, Any] | None = None, depth: int = 0) -> Any:
+    """A value that validates against the JSON Schema `schema` (the kinds SDKs generate)."""
+    if not isinstance(schema, dict) or depth > 8:
+        return None
+    defs = {**(defs or {}), **schema.get("$defs", {}), **schema.get("definitions", {})}
+    if "$ref" in schema:
+        return instance(defs.get(schema["$ref"].rsplit("/", 1)[-1], {}), defs, depth + 1)
+    for key in ("anyOf", "oneOf", "allOf"):
+        if schema.get(key):
+            return instance(schema[key][0], defs, depth + 1)
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = schema.get("type", "object")
+    kind = next((k for k in kind if k != "null"), "null") if isinstance(kind, list) else kind
+    if kind == "object":
+        properties = schema.get("properties", {})
+        return {name: instance(spec, defs, depth + 1) for name, spec in properties.items()}
+    return {
+        "string": "fake",
+        "integer": 1,
+        "number": 1.5,
+        "boolean": True,
+        "array": [instance(schema.get("items", {}), defs, depth + 1)] if schema.get("items") else [],
+        "null": None,
+    }.get(kind)
+
+
+def typed_reply(request: dict[str, Any], found: dict[str, str]) -> dict[str, Any] | None:
+    """The deltas of a reply that is more than text (None: plain text, as before): `reasoning`
+    pieces, then `tool_calls` (each `{"id", "name", "arguments"}`) or `content` pieces."""
+    reasoning = [f"think{i} " for i in range(int(found.get("reasoning", 0)))]
+    messages = request.get("messages") or []
+    tools = [tool["function"] for tool in request.get("tools") or () if tool.get("type") == "function"]
+    choice = request.get("tool_choice", "auto")
+    answered = bool(messages) and messages[-1].get("role") == "tool"
+    if tools and choice != "none" and not answered:
+        if isinstance(choice, dict):
+            tools = [tool for tool in tools if tool["name"] == choice["function"]["name"]]
+        count = int(found.get("tool_calls", 1))
+        calls = [
+            {"id": f"call_fake{i}", "name": tool["name"], "arguments": json.dumps(instance(tool.get("parameters", {})))}
+            for i, tool in enumerate((tools * count)[:count])
+        ]
+        return {"reasoning": reasoning, "tool_calls": calls, "content": [], "finish": "tool_calls"}
+    text = None
+    if answered:
+        text = f"The tool said: {_text(messages[-1].get('content'))}"
+    form = request.get("response_format") or {}
+    if form.get("type") == "json_schema":
+        text = json.dumps(instance(form.get("json_schema", {}).get("schema", {})))
+    elif form.get("type") == "json_object":
+        text = json.dumps({"answer": "fake"})
+    if text is None and not reasoning:
+        return None
+    if text is None:
+        return {"reasoning": reasoning, "tool_calls": [], "content": None, "finish": None}
+    return {"reasoning": reasoning, "tool_calls": [], "content": [text[i : i + 3] for i in range(0, len(text), 3)]}
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return str(content or "")
+
+
+def delta_chunks(reply: dict[str, Any], quirk: str) -> list[tuple[dict[str, Any], str | None]]:
+    """The streamed (delta, finish_reason) pairs of a typed reply's reasoning and tool calls."""
+    chunks: list[tuple[dict[str, Any], str | None]] = [({"reasoning_content": r}, None) for r in reply["reasoning"]]
+    every = "tool_calls" if quirk == "finish_every" else None
+    for index, call in enumerate(reply["tool_calls"]):
+        chunks += [({"tool_calls": [entry]}, every) for entry in _call_entries(index, call, quirk)]
+    return chunks
+
+
+def _call_entries(index: int, call: dict[str, Any], quirk: str) -> list[dict[str, Any]]:
+    args = call["arguments"]
+    where = {} if quirk == "noindex" else {"index": 0 if quirk == "reuse_index" else index}
+    ident = {} if quirk == "noid" else {"id": call["id"]}
+    first = {**where, **ident, "type": "function", "function": {"name": call["name"], "arguments": ""}}
+    if quirk == "dict_args":
+        return [first, {**where, "function": {"arguments": json.loads(args)}}]
+    if quirk == "whole_args":
+        return [first, {**where, "function": {"arguments": args}}]
+    name = {"name": ""} if quirk == "empty_name" else {}
+    pieces = [args[i : i + ARG_PIECE] for i in range(0, len(args), ARG_PIECE)]
+    return [first, *({**where, "function": {**name, "arguments": piece}} for piece in pieces)]
+
+
+def whole_message(reply: dict[str, Any]) -> dict[str, Any]:
+    """The `message` of a non-streamed reply."""
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(reply["content"] or []) or None}
+    if reply["reasoning"]:
+        message["reasoning_content"] = "".join(reply["reasoning"])
+    if reply["tool_calls"]:
+        message["tool_calls"] = [
+            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+            for c in reply["tool_calls"]
+        ]
+    return message
