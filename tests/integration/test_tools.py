@@ -146,9 +146,11 @@ def test_what_chatwait_cannot_carry_is_refused_by_name(http: httpx.Client) -> No
     hosted = {"model": FAKE_MODEL, "messages": ask("hi"), "tools": [{"type": "web_search"}]}
     refused = http.post("/v1/chat/completions", json=hosted)
     assert refused.status_code == 400 and refused.json()["error"]["param"].startswith("tools")
-    orphan = {"model": FAKE_MODEL, "messages": ask("hi"), "tool_choice": {"type": "function", "function": {"name": "x"}}}
+    named = {"type": "function", "function": {"name": "x"}}
+    orphan = {"model": FAKE_MODEL, "messages": ask("hi"), "tool_choice": named}
     assert http.post("/v1/chat/completions", json=orphan).json()["error"]["param"] == "tool_choice"
     logprobs = http.post("/v1/chat/completions", json={"model": FAKE_MODEL, "messages": ask("hi"), "logprobs": True})
     assert logprobs.status_code == 400 and logprobs.json()["error"]["param"] == "logprobs"
     tool_without_id = {"model": FAKE_MODEL, "messages": [*ask("hi"), {"role": "tool", "content": "x"}]}
-    assert http.post("/v1/chat/completions", json=tool_without_id).json()["error"]["param"] == "messages[1].tool_call_id"
+    refused = http.post("/v1/chat/completions", json=tool_without_id)
+    assert refused.json()["error"]["param"] == "messages[1].tool_call_id"
