@@ -236,10 +236,11 @@ class Provider(abc.ABC):
     def completion_tokens(self, text: str) -> int:
         """Tokens of a generated text, for when the upstream reports no usage."""
 
-    def takes(self, option: str) -> bool:
+    def takes(self, option: str, options: dict[str, Any]) -> bool:
         """Whether this provider honours the request option `option` (by its OpenAI name, or
-        `images` for image parts): a call asking for what it cannot do is refused, not answered
-        as if it had not asked. OpenAI-compatible servers take everything and say otherwise."""
+        `images` for image parts) among `options`: a call asking for what it cannot do is refused,
+        not answered as if it had not asked. OpenAI-compatible servers take everything and say
+        otherwise themselves."""
         return True
 
     def input_token_limit(self, configured: int) -> int:

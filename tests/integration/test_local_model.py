@@ -298,3 +298,58 @@ def test_the_responses_api_works_against_the_embedded_model(local_server, reques
     chained = client.responses.create(model=MODEL, input="Say it shorter.", previous_response_id=final.id)
     assert chained.status in ("completed", "incomplete") and chained.output_text.strip()
     assert chained.usage.input_tokens > final.usage.input_tokens, "the earlier turn reached the model"
+
+
+FORECAST = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string", "maxLength": 20},
+        "days": {"type": "integer"},
+        "sunny": {"type": "boolean"},
+        "kind": {"enum": ["rain", "snow", "sun"]},
+    },
+    "required": ["city", "days", "sunny", "kind"],
+    "additionalProperties": False,
+}
+
+
+def test_structured_output_always_parses_and_validates(local_server) -> None:
+    import json
+
+    import jsonschema
+    import openai
+
+    sdk = openai.OpenAI(base_url=f"{local_server.url}/v1", api_key="unused", max_retries=0, timeout=120)
+    form = {"type": "json_schema", "json_schema": {"name": "forecast", "schema": FORECAST, "strict": True}}
+    cities = ["Paris", "Lima", "Oslo", "Kyoto", "Accra"]
+    for number in range(20):
+        messages = [{"role": "user", "content": f"The weather in {cities[number % 5]} for {number + 1} days, as JSON."}]
+        reply = sdk.chat.completions.create(
+            model=MODEL, messages=messages, response_format=form, max_tokens=96, temperature=1.0, seed=number,
+            stream=number % 2 == 1,
+        )  # fmt: skip
+        text = "".join(c.choices[0].delta.content or "" for c in reply if c.choices) if number % 2 else (
+            reply.choices[0].message.content
+        )  # fmt: skip
+        jsonschema.validate(json.loads(text), FORECAST)
+
+
+def test_a_forced_tool_call_comes_whole_and_what_it_cannot_do_is_refused(local_server) -> None:
+    import json
+
+    import openai
+
+    sdk = openai.OpenAI(base_url=f"{local_server.url}/v1", api_key="unused", max_retries=0, timeout=120)
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": FORECAST}}
+    messages = [{"role": "user", "content": "What is the weather in Paris?"}]
+    reply = sdk.chat.completions.create(model=MODEL, messages=messages, tools=[tool], tool_choice="required")
+    (call,) = reply.choices[0].message.tool_calls
+    assert reply.choices[0].finish_reason == "tool_calls" and call.function.name == "get_weather"
+    assert set(json.loads(call.function.arguments)) == set(FORECAST["required"])
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk.chat.completions.create(model=MODEL, messages=messages, tools=[tool])  # tool_choice auto
+    assert refused.value.body["param"] == "tools" and "OPENAI_BASE_URL" in refused.value.body["message"]
+    image = {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": [image]}])
+    assert refused.value.body["param"] == "messages"

@@ -29,7 +29,7 @@ class CountingProvider:
     def input_token_limit(self, configured: int) -> int:
         return configured
 
-    def takes(self, option: str) -> bool:
+    def takes(self, option: str, options: dict) -> bool:
         return True
 
 

@@ -103,12 +103,12 @@ def _message(entry: dict[str, Any]) -> dict[str, Any]:
 
 def _refuse_untaken(options: dict[str, Any], messages: list[dict[str, Any]], provider: Provider) -> None:
     """A 400 naming each option (or the images) the provider cannot honour, and what to do."""
-    wanted = [name for name in options if not provider.takes(name)]
-    if any(type(m["content"]) is list for m in messages) and not provider.takes("images"):
+    wanted = [name for name in options if not provider.takes(name, options)]
+    if any(type(m["content"]) is list for m in messages) and not provider.takes("images", options):
         wanted.append("messages")
     if wanted:
-        why = "The embedded model cannot honour it (tools, structured output, images): set OPENAI_BASE_URL or "
-        why += "UPSTREAMS_FILE to a server whose model can, or leave it out."
+        why = "The embedded model cannot honour it (images, logit_bias, tools unless tool_choice names one): set "
+        why += "OPENAI_BASE_URL or UPSTREAMS_FILE to a server whose model can, or leave it out."
         raise ApiError("validation_error", f"{len(wanted)} field(s) are invalid.", fields={n: [why] for n in wanted})
 
 

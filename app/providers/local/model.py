@@ -21,7 +21,10 @@ import gevent
 from gevent.event import AsyncResult
 
 from ...config import Settings
+from ...ids import random_id
 from ..base import ChatCall, Generation, Provider, Route, UpstreamError, Usage, message_text
+from ..deltas import TOOL_CALL, Delta
+from .grammar import forced_tool, json_grammar, structured
 from .waiting_line import WaitingLine
 
 log = logging.getLogger("chatwait.local")
@@ -31,8 +34,9 @@ REPLY_ROOM_TOKENS = 16  # the input limit keeps at least this much of the contex
 # The sampling options llama.cpp takes under their OpenAI names (not `user`, which is OpenAI's own).
 LLAMA_OPTIONS = frozenset(("top_p", "stop", "seed", "presence_penalty", "frequency_penalty"))
 # What the embedded model cannot honour (a request asking for it is refused, naming the setting
-# that points ChatWait at a server that can): tools, structured output, images, logit_bias.
-NOT_TAKEN = frozenset(("tools", "tool_choice", "parallel_tool_calls", "response_format", "logit_bias", "images"))
+# that points ChatWait at a server that can): images, logit_bias; tools unless one is forced.
+NOT_TAKEN = frozenset(("logit_bias", "images"))
+TOOL_OPTIONS = frozenset(("tools", "tool_choice", "parallel_tool_calls"))
 _END = object()
 
 
@@ -103,11 +107,14 @@ class LocalGeneration(Generation):
         if call.temperature is not None:
             options["temperature"] = call.temperature
         options.update((name, value) for name, value in call.options.items() if name in LLAMA_OPTIONS)
+        schema, self._tool = structured(call.options)
+        if schema is not None:
+            options["grammar"] = json_grammar(schema)
         self._options = options
         self._chunks: Iterator[dict[str, Any]] | None = None
         self._closed = False
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> Iterator[str | Delta]:
         lease = self._lease
         self._chunks = lease.run(lambda: lease.llama.create_chat_completion(**self._options))
         pieces: list[str] = []
@@ -116,12 +123,18 @@ class LocalGeneration(Generation):
             if chunk is _END:
                 break
             choice = chunk["choices"][0]
-            content = choice.get("delta", {}).get("content")
-            if content:
+            content = (choice.get("delta") or {}).get("content")
+            if content and self._tool is not None:  # the forced tool call's arguments
+                if not pieces:
+                    yield Delta(TOOL_CALL, "", 0, "call_" + random_id()[:24], self._tool)
+                pieces.append(content)
+                yield Delta(TOOL_CALL, content, 0)
+            elif content:
                 pieces.append(content)
                 yield content
             if choice.get("finish_reason"):
-                self.finish(choice["finish_reason"])
+                reason = choice["finish_reason"]
+                self.finish("tool_calls" if self._tool is not None and reason == "stop" else reason)
         if self.finish_reason is None and not self._closed:
             raise UpstreamError("upstream_interrupted", "The embedded model stopped without a finish reason.")
         if self.finish_reason is not None and self._counter is not None:
@@ -200,7 +213,11 @@ class LocalProvider(Provider):
     def waiting(self) -> int:
         return len(self._line)
 
-    def takes(self, option: str) -> bool:
+    def takes(self, option: str, options: dict[str, Any]) -> bool:
+        """Structured output (a grammar from the JSON Schema), and a tool call when tool_choice
+        forces one (`required` with one tool, or a function by name); not images or logit_bias."""
+        if option in TOOL_OPTIONS:
+            return forced_tool(options) is not None
         return option not in NOT_TAKEN
 
     def open(self, call: ChatCall, slot: Lease | None = None, route: Route | None = None) -> Generation:
@@ -248,3 +265,4 @@ class LocalProvider(Provider):
     def close(self) -> None:
         for instance in self._instances:
             instance.close()
+

@@ -25,7 +25,7 @@ import orjson
 from ..base import Generation, UpstreamError, Usage
 from ..deltas import REASONING, REFUSAL, Delta
 from ..http1 import MalformedResponse
-from .tool_calls import MalformedToolCall, ToolCalls
+from ..tool_calls import MalformedToolCall, ToolCalls
 
 DRAIN_SECONDS = 0.2
 MAX_FINISH_REASON_CHARS = 64

@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
-from ...ids import random_id
-from ..deltas import TOOL_CALL, Delta
+from ..ids import random_id
+from .deltas import TOOL_CALL, Delta
 
 MAX_TOOL_CALLS = 128  # calls in one reply; a stream that opens more is not a reply a client can use
 MAX_NAME_CHARS = 256
@@ -32,7 +32,7 @@ class _Call:
     def __init__(self, index: int, upstream_index: Any, call_id: str | None) -> None:
         self.index = index
         self.upstream_index = upstream_index
-        self.call_id = call_id or "call_" + random_id()[:24]
+        self.call_id = _utf8(call_id) if call_id else "call_" + random_id()[:24]
         self.name = ""
         self.started = False
         self.pending = ""  # arguments that came before the name
@@ -65,8 +65,8 @@ class ToolCalls:
             if name and not call.started:
                 if not isinstance(name, str) or len(name) > MAX_NAME_CHARS:
                     raise MalformedToolCall("a tool call's name is not a short string")
-                call.name, call.started = name, True
-                found.append(Delta(TOOL_CALL, "", call.index, call.call_id, name))
+                call.name, call.started = _utf8(name), True
+                found.append(Delta(TOOL_CALL, "", call.index, call.call_id, call.name))
                 arguments, call.pending = call.pending + arguments, ""
             if not arguments:
                 continue
@@ -119,7 +119,16 @@ def _arguments(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        return value
+        return _utf8(value)
     if isinstance(value, dict | list):
         return orjson.dumps(value).decode()
     raise MalformedToolCall("a tool call's arguments are not text")
+
+
+def _utf8(text: str) -> str:
+    """`text` as UTF-8 can hold it (an escaped lone surrogate becomes "?", as in text chunks)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
