@@ -5,6 +5,7 @@ stores (Redis: two workers, so a resume may land on the other one)."""
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
 import openai
@@ -12,6 +13,7 @@ import pydantic
 import pytest
 
 from ..conftest import FAKE_MODEL
+from ..proxy import CuttingProxy
 from ..sse import iter_events, parse
 
 pytestmark = pytest.mark.integration
@@ -154,3 +156,25 @@ def test_what_chatwait_cannot_carry_is_refused_by_name(http: httpx.Client) -> No
     tool_without_id = {"model": FAKE_MODEL, "messages": [*ask("hi"), {"role": "tool", "content": "x"}]}
     refused = http.post("/v1/chat/completions", json=tool_without_id)
     assert refused.json()["error"]["param"] == "messages[1].tool_call_id"
+
+
+def test_the_agent_of_docs_clients_md_runs_its_tool_through_a_cut_mid_arguments(server) -> None:
+    from .test_openai_resume import CLIENTS, readme_helper
+
+    blocks = re.findall(r"```python\n(.*?)```", CLIENTS.read_text(encoding="utf-8"), re.DOTALL)
+    source = next(block for block in blocks if "def run_agent" in block)
+    namespace = readme_helper()
+    exec(compile(source.split("\nweather = ")[0], "docs/clients.md", "exec"), namespace)  # the agent, not its usage
+    proxy = CuttingProxy(server.port)
+    try:
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=30)
+        proxy.cut_next_stream(after_bytes=900)  # inside the tool call's arguments
+        weather = {"type": "function", "function": {"name": "get_weather", "parameters": {
+            "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}  # fmt: skip
+        asked = [{"role": "user", "content": "Weather in Oslo? @delay_ms=20 @reasoning=2"}]
+        functions = {"get_weather": lambda city: {"city": city, "sky": "clear"}}
+        answer = namespace["run_agent"](client, [weather], functions, asked, model=FAKE_MODEL)
+        assert proxy.cuts == 1, "the first turn was cut, and the agent carried on"
+        assert answer == 'The tool said: {"city": "fake", "sky": "clear"}'
+    finally:
+        proxy.close()
