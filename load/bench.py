@@ -89,6 +89,9 @@ def parse_arguments() -> argparse.Namespace:
     )
     parser.add_argument("--openai", action="store_true", help="add ChatWait's OpenAI-compatible endpoint (same server)")
     parser.add_argument("--responses", action="store_true", help="add ChatWait's Responses API (same server)")
+    parser.add_argument(
+        "--tools", action="store_true", help="add streamed tool calls on ChatWait's chat completions (same server)"
+    )
     parser.add_argument("--pool", action="store_true", help="add ChatWait with a pool of two fake upstreams")
     parser.add_argument("--no-wait", dest="wait_arms", action="store_false", help="no wait-mode arms")
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin server and load to CPUs")
@@ -118,6 +121,8 @@ def start_servers(bench: Bench, args: argparse.Namespace) -> None:
         bench.openai_arms["openai"] = "chatwait"
     if args.responses:
         bench.openai_arms["responses"] = "chatwait"
+    if args.tools:
+        bench.openai_arms["tools"] = "chatwait"
     if args.floor:
         for app in FLOOR_APPS:
             bench.add_server(f"floor_{app}", worker_class="load.floor_worker.FloorWorker", FLOOR_APP=app)

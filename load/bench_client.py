@@ -14,12 +14,14 @@ MARKERS = {
     "direct": b'"content":"',
     "chatwait": b"event: chunk\n",
     "openai": b'"delta":{"content":',
+    "tools": b'"arguments":',  # a tool call's start, then each piece of its arguments
     "responses": b"event: response.output_text.delta\n",
 }
 # Where a dropped stream is stopped, by the API family that started it.
 STOP_PATHS = {
     "chatwait": "/v1/chat/streaming/{}",
     "openai": "/v1/chat/completions/{}/stream",
+    "tools": "/v1/chat/completions/{}/stream",
     "responses": "/v1/responses/{}",
 }
 

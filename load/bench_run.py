@@ -31,6 +31,10 @@ def cpu_split(pin: bool) -> tuple[set[int] | None, set[int] | None]:
     return {cpus[-1]}, set(cpus[:-1])
 
 
+BENCH_TOOL = {"type": "function", "function": {"name": "write", "parameters": {"type": "object",
+              "properties": {"text": {"type": "string"}}, "required": ["text"]}}}  # fmt: skip
+
+
 class Bench:
     """The fake upstream, the servers under test, and the measurements."""
 
@@ -142,10 +146,14 @@ class Bench:
             body = {"model": "fake-model", "messages": [{"role": "user", "content": message}], "max_tokens": tokens}
             if streaming:
                 body |= {"stream": True, "stream_options": {"include_usage": True}}
+            kind = "tools" if target == "tools" else "openai"
+            if kind == "tools":  # one tool call: its start, then tokens - 1 pieces of arguments, as far apart
+                body["messages"][0]["content"] = f"{message} @tool_calls=1 @argpieces={max(3, tokens - 1)}"
+                body["tools"] = [BENCH_TOOL]
             request = post_request("/v1/chat/completions", body)
             if target == "direct":
                 return self.fake.port, request, MARKERS["direct"], STOP_PATHS["chatwait"]
-            return self.servers[self.openai_arms[target]].port, request, MARKERS["openai"], STOP_PATHS["openai"]
+            return self.servers[self.openai_arms[target]].port, request, MARKERS[kind], STOP_PATHS[kind]
         path = "/v1/chat/streaming" if streaming else "/v1/chat/wait"
         request = post_request(path, {"message": message, "max_tokens": tokens})
         return self.servers[target].port, request, MARKERS["chatwait"], STOP_PATHS["chatwait"]

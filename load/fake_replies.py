@@ -6,7 +6,8 @@ tool result yet after the last user message, it calls tools (`@tool_calls=K`, de
 tool_choice names, else the first K), with arguments made from each function's JSON Schema; after a
 tool result it answers in text that quotes it; with `response_format` json_schema (or json_object)
 its text is a JSON value that validates against the schema. `@reasoning=N` sends N pieces of
-reasoning first. Quirks: noindex, reuse_index, empty_name, finish_every, whole_args, noid, dict_args.
+reasoning first; `@argpieces=N` makes a call's arguments N pieces long. Quirks: noindex,
+reuse_index, empty_name, finish_every, whole_args, noid, dict_args.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def typed_reply(request: dict[str, Any], found: dict[str, str]) -> dict[str, Any
             tools = [tool for tool in tools if tool["name"] == choice["function"]["name"]]
         count = int(found.get("tool_calls", 1))
         calls = [
-            {"id": f"call_fake{i}", "name": tool["name"], "arguments": json.dumps(instance(tool.get("parameters", {})))}
+            {"id": f"call_fake{i}", "name": tool["name"], "arguments": _arguments(tool, found)}
             for i, tool in enumerate((tools * count)[:count])
         ]
         return {"reasoning": reasoning, "tool_calls": calls, "content": [], "finish": "tool_calls"}
@@ -77,6 +78,14 @@ def typed_reply(request: dict[str, Any], found: dict[str, str]) -> dict[str, Any
     if text is None:
         return {"reasoning": reasoning, "tool_calls": [], "content": None, "finish": None}
     return {"reasoning": reasoning, "tool_calls": [], "content": [text[i : i + 3] for i in range(0, len(text), 3)]}
+
+
+def _arguments(tool: dict[str, Any], found: dict[str, str]) -> str:
+    """A call's arguments: from its schema, or (`@argpieces=N`, N >= 3) `{"text": "xx..."}` of
+    exactly N pieces of ARG_PIECE characters (the benchmark's tool-call arm)."""
+    if "argpieces" in found:
+        return '{"text": "' + "x" * (ARG_PIECE * int(found["argpieces"]) - 12) + '"}'
+    return json.dumps(instance(tool.get("parameters", {})))
 
 
 def _text(content: Any) -> str:

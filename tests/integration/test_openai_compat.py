@@ -119,16 +119,18 @@ def test_messages_and_options_reach_the_upstream_as_openai_names_them(sdk: opena
     expected = {"temperature": 0.5, "top_p": 0.9, "stop": ["END"], "seed": 7, "user": "user-1"}
     assert {key: sent[key] for key in expected} == expected
     assert (sent["presence_penalty"], sent["frequency_penalty"]) == (0.5, -0.5)
-    assert "n" not in sent and "tools" not in sent and "response_format" not in sent
+    assert "n" not in sent and "tools" not in sent and "response_format" not in sent, "what asks for nothing stays"
 
 
 @pytest.mark.parametrize(
     "extra,param,words",
     [
-        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools", "tools"),
+        ({"tools": [{"type": "web_search"}]}, "tools", "only function tools"),
+        ({"tools": [{"type": "function", "function": {"name": "no spaces"}}]}, "tools", "letters, digits"),
+        ({"tool_choice": "required"}, "tool_choice", "only allowed with tools"),
         ({"n": 2}, "n", "one choice"),
-        ({"response_format": {"type": "json_object"}}, "response_format", "text only"),
-        ({"logprobs": True}, "logprobs", "Log probabilities"),
+        ({"response_format": {"type": "xml"}}, "response_format", "json_schema"),
+        ({"logprobs": True}, "logprobs", "log probabilities"),
         ({"stream_options": {"include_usage": True}}, "stream_options", "stream is true"),
         ({"max_tokens": 5000}, "max_tokens", "between 1 and 1024"),
         ({"temperature": 3}, "temperature", "2"),
@@ -136,13 +138,18 @@ def test_messages_and_options_reach_the_upstream_as_openai_names_them(sdk: opena
         ({"model": "gpt-9"}, "model", "does not exist"),
         ({"extra_body": {"bogus": 1}}, "bogus", "Unknown field"),
         ({"messages": []}, "messages", "1 to"),
-        ({"messages": [{"role": "tool", "content": "x", "tool_call_id": "1"}]}, "messages[0].role", "no tool"),
+        ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].tool_call_id", "needs the tool_call_id"),
         (
-            {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x"}}]}]},
+            {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://x"}}]}]},
             "messages[0].content",
-            "text only",
+            "data:image/png;base64",
         ),
-        ({"messages": [{"role": "assistant", "content": None, "tool_calls": [{"id": "1"}]}]}, "messages[0]", "tools"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
+            "messages[0].content",
+            "text and image_url parts",
+        ),
+        ({"messages": [{"role": "assistant", "content": None, "tool_calls": [{"id": "1"}]}]}, "messages[0]", "missing"),
     ],
 )
 def test_what_chatwait_cannot_do_is_refused_with_a_clear_400(sdk: openai.OpenAI, extra, param, words) -> None:

@@ -279,3 +279,15 @@ def test_a_finished_response_outlives_a_restart_of_every_instance(request, fake)
         assert [m["role"] for m in json.loads(chained.output_text)["messages"]] == ["user", "assistant", "user"]
     finally:
         second.stop()
+
+
+def test_a_response_awaited_in_the_foreground_fails_with_the_http_status_and_an_error_object(server, sdk) -> None:
+    with pytest.raises(openai.InternalServerError) as failed:
+        sdk.responses.create(model=FAKE_MODEL, input=unique("@tokens=10 @fault=reset@3"))
+    error = failed.value.body
+    assert failed.value.status_code == 502 and error["code"] == "upstream_interrupted"
+    assert error["type"] == "server_error" and error["message"] and "param" in error
+    unavailable = httpx.post(f"{server.url}/v1/responses", json={"model": FAKE_MODEL, "input": unique("@fault=503")})
+    assert unavailable.status_code == 503 and unavailable.json()["error"]["type"] == "server_error"
+    started = sdk.responses.create(model=FAKE_MODEL, input=unique("@fault=503"), background=True)
+    assert started.status in ("queued", "in_progress", "failed"), "a background one answers at once, as before"

@@ -17,7 +17,8 @@ _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _NAME_RULE = "Must be 1 to 64 letters, digits, underscores or dashes."
 TOOL_CHOICES = ("none", "auto", "required")
 IMAGE_DETAILS = ("auto", "low", "high")
-_IMAGE_URL = re.compile(r"(?:https?://|data:image/[A-Za-z0-9.+-]+;base64,)\S+", re.IGNORECASE)
+# An http(s) URL or an image's data URL (the scheme in any case), as the contract's pattern says.
+_IMAGE_URL = re.compile(r"[Hh][Tt][Tt][Pp][Ss]?://|[Dd][Aa][Tt][Aa]:[Ii][Mm][Aa][Gg][Ee]/[A-Za-z0-9.+-]+;base64,")
 MAX_IMAGE_URL_CHARS = 20 * 1024 * 1024  # a data URL of a 15 MB image; the body limit bounds it first
 
 
@@ -100,8 +101,12 @@ class ResponseFormat(fields.Field):
         if set(spec) - {"name", "description", "schema", "strict"} or not isinstance(spec.get("name"), str):
             raise ValidationError("json_schema takes name, description, schema and strict.")
         check_name(spec["name"])
-        if not isinstance(spec.get("schema", {}), dict) or not isinstance(spec.get("strict", False), bool):
-            raise ValidationError("json_schema.schema must be an object and strict a boolean.")
+        if (
+            not isinstance(spec.get("schema", {}), dict)
+            or not isinstance(spec.get("strict", False), bool)
+            or not isinstance(spec.get("description", ""), str)
+        ):
+            raise ValidationError("json_schema.schema must be an object, strict a boolean, description a string.")
         return value
 
 

@@ -42,6 +42,7 @@ def create() -> Response | dict[str, Any]:
     stream = streams.begin(asked.call, asked.prompt_tokens, wire, retention)
     if not asked.background:
         streams.wait_for_end(stream, request.environ)
+        _raise_failure(stream)
     return _object(stream)
 
 
@@ -69,6 +70,15 @@ def delete(response_id: str) -> dict[str, Any]:
     stream = _find(response_id)
     streams.forget(stream)
     return deleted_reply(stream.stream_id)
+
+
+def _raise_failure(stream: StreamView) -> None:
+    """A response awaited in the foreground that failed answers with the failure's HTTP status and
+    OpenAI's error object, as chat completions does (a 200 with status `failed` is read as a
+    success by the SDKs); the failed response is still kept, for GET and a resume."""
+    found = stream.result()
+    if found is not None and found[1] is not None and found[1].error is not None:
+        raise found[1].error
 
 
 def _find(response_id: str) -> StreamView:
