@@ -18,9 +18,9 @@ REFUSAL = "refusal"
 TOOL_CALL = "tool_call"  # a call's start (with `call_id` and `name`) or a piece of its arguments
 
 TEXT_KIND = b"c"  # a stored text chunk's kind (the Redis entry's field)
-_KIND_OF = {REASONING: b"r", REFUSAL: b"f", TOOL_CALL: b"x"}
+_KIND_OF = {REASONING: b"r", REFUSAL: b"f"}
+_CALL_START, _CALL_PIECE = b"x", b"a"  # a tool call's start (JSON), a piece of its arguments (`index:text`)
 _NAME_OF = {letter: name for name, letter in _KIND_OF.items()}
-KINDS = frozenset(_NAME_OF)  # the stored kinds of deltas (text is `TEXT_KIND`)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -45,19 +45,24 @@ class Delta:
         return len(self.text) + len(self.name or "") + len(self.call_id or "")
 
     def encode(self) -> tuple[bytes, bytes]:
-        """Its stored form: the kind's letter and the payload."""
-        if self.kind == TOOL_CALL:
-            return _KIND_OF[TOOL_CALL], orjson.dumps([self.index, self.call_id, self.name, self.text])
-        return _KIND_OF[self.kind], self.text.encode("utf-8", "replace")
+        """Its stored form: the kind's letter and the payload (a piece of arguments, the most
+        frequent, as its index and its text)."""
+        if self.kind != TOOL_CALL:
+            return _KIND_OF[self.kind], self.text.encode("utf-8", "replace")
+        if self.call_id is None:
+            return _CALL_PIECE, b"%d:%b" % (self.index, self.text.encode("utf-8", "replace"))
+        return _CALL_START, orjson.dumps([self.index, self.call_id, self.name, self.text])
 
 
 def decode(kind: bytes, payload: bytes) -> Delta:
     """The delta a stored (kind, payload) pair holds."""
-    name = _NAME_OF[kind]
-    if name == TOOL_CALL:
+    if kind == _CALL_PIECE:
+        index, _, text = payload.partition(b":")
+        return Delta(TOOL_CALL, text.decode("utf-8", "replace"), int(index))
+    if kind == _CALL_START:
         index, call_id, call_name, text = orjson.loads(payload)
         return Delta(TOOL_CALL, text, index, call_id, call_name)
-    return Delta(name, payload.decode("utf-8", "replace"))
+    return Delta(_NAME_OF[kind], payload.decode("utf-8", "replace"))
 
 
 @dataclasses.dataclass(slots=True)

@@ -127,6 +127,8 @@ def _arguments(value: Any) -> str:
 
 def _utf8(text: str) -> str:
     """`text` as UTF-8 can hold it (an escaped lone surrogate becomes "?", as in text chunks)."""
+    if text.isascii():
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -42,7 +42,8 @@ class OpenAIWriter:
             int(created),
             quote(model).encode("utf-8", "replace"),
         )
-        self._delta = b"\ndata: " + self._head + b',"choices":[{"index":0,"delta":{"content":'
+        self._open_delta = b"\ndata: " + self._head + b',"choices":[{"index":0,"delta":{'
+        self._delta = self._open_delta + b'"content":'
 
     @staticmethod
     def numbered(event_id: int) -> int:
@@ -63,21 +64,17 @@ class OpenAIWriter:
     def delta(self, sequence: int, delta: Delta) -> bytes:
         """A chunk of reasoning (`reasoning_content`, as DeepSeek, vLLM and llama.cpp send it), of
         a refusal, or of a tool call (its first chunk with `id`, `type` and `name`), in OpenAI's shape."""
-        if delta.kind == TOOL_CALL:
-            function: dict[str, str] = {"arguments": delta.text}
-            call: dict[str, Any] = {"index": delta.index}
-            if delta.starts_call:
-                call |= {"id": delta.call_id, "type": "function"}
-                function = {"name": delta.name or "", "arguments": delta.text}
-            added = b'"tool_calls":%b' % dumps([{**call, "function": function}]).encode("utf-8", "replace")
-        else:
+        if delta.kind != TOOL_CALL:
             field = b"refusal" if delta.kind == REFUSAL else b"reasoning_content"
             added = b'"%b":%b' % (field, quote(delta.text).encode("utf-8", "replace"))
-        return b'id: %d\ndata: %b,"choices":[{"index":0,"delta":{%b},"finish_reason":null}]}\n\n' % (
-            sequence,
-            self._head,
-            added,
-        )
+        elif delta.starts_call:
+            function = {"name": delta.name or "", "arguments": delta.text}
+            call = {"index": delta.index, "id": delta.call_id, "type": "function", "function": function}
+            added = b'"tool_calls":[%b]' % dumps(call).encode("utf-8", "replace")
+        else:  # a piece of arguments: the frequent one
+            arguments = quote(delta.text).encode("utf-8", "replace")
+            added = b'"tool_calls":[{"index":%d,"function":{"arguments":%b}}]' % (delta.index, arguments)
+        return b'id: %d%b%b},"finish_reason":null}]}\n\n' % (sequence, self._open_delta, added)
 
     def queued(self, ahead: int) -> bytes:
         """A comment line that joins the next event's block: OpenAI's clients have no such event."""
