@@ -322,11 +322,11 @@ class FakeOpenAI:
                 raise ClientGone
 
         try:
-            typed = fake_replies.delta_chunks(knobs.typed or fake_replies.PLAIN, knobs.found.get("quirk", ""))
-            for index, (delta, finish) in enumerate(typed):
+            reply = json.dumps(knobs.typed or fake_replies.PLAIN)
+            typed = fake_replies.encoded_chunks(reply, knobs.found.get("quirk", ""))
+            for index, choice in enumerate(typed):
                 wait_until(knobs.first_ms + index * knobs.delay_ms)
-                data = {"index": 0, "delta": delta, "finish_reason": finish}
-                send(b"data: " + prefix + b',"choices":[' + json.dumps(data).encode() + b"]}\n\n")
+                send(b"data: " + prefix + b',"choices":[' + choice + b"]}\n\n")
             for index in range(knobs.tokens):
                 if knobs.fault in ("reset", "stall", "badjson", "errorchunk") and index == knobs.fault_at:
                     break

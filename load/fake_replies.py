@@ -12,6 +12,7 @@ reuse_index, empty_name, finish_every, whole_args, noid, dict_args.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -101,6 +102,14 @@ def delta_chunks(reply: dict[str, Any], quirk: str) -> list[tuple[dict[str, Any]
     for index, call in enumerate(reply["tool_calls"]):
         chunks += [({"tool_calls": [entry]}, every) for entry in _call_entries(index, call, quirk)]
     return chunks
+
+
+@functools.lru_cache(maxsize=64)
+def encoded_chunks(reply: str, quirk: str) -> tuple[bytes, ...]:
+    """The JSON `choices` entries of `delta_chunks(json.loads(reply), quirk)`, made once per
+    distinct reply (the benchmark sends the same one many times: the fake keeps up)."""
+    chunks = delta_chunks(json.loads(reply), quirk)
+    return tuple(json.dumps({"index": 0, "delta": d, "finish_reason": f}).encode() for d, f in chunks)
 
 
 def _call_entries(index: int, call: dict[str, Any], quirk: str) -> list[dict[str, Any]]:
