@@ -9,7 +9,7 @@ in memory and in Redis alike, so that any worker re-writes the same event from i
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -23,10 +23,10 @@ _CALL_START, _CALL_PIECE = b"x", b"a"  # a tool call's start (JSON), a piece of 
 _NAME_OF = {letter: name for name, letter in _KIND_OF.items()}
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Delta:
+class Delta(NamedTuple):
     """One typed piece: reasoning or refusal `text`, or a tool call's start (`call_id`, `name`,
-    no text) or a piece of its arguments (`text`), at its `index` among the reply's calls."""
+    no text) or a piece of its arguments (`text`), at its `index` among the reply's calls (a
+    tuple: one is made per piece, and a tuple is the cheapest immutable value to make)."""
 
     kind: str
     text: str = ""

@@ -115,9 +115,10 @@ def test_any_calls_in_any_stray_shape_arrive_whole(calls: list, shape: str) -> N
 
 @given(
     st.one_of(
-        st.builds(Delta, st.sampled_from([REASONING, REFUSAL]), st.text()),
-        st.builds(Delta, st.just(TOOL_CALL), st.just(""), st.integers(0, 127), st.text(min_size=1), names),
-        st.builds(Delta, st.just(TOOL_CALL), st.text(), st.integers(0, 127)),  # a piece of arguments
+        st.builds(lambda kind, text: Delta(kind, text), st.sampled_from([REASONING, REFUSAL]), st.text()),
+        st.builds(lambda i, call_id, name: Delta(TOOL_CALL, "", i, call_id, name), st.integers(0, 127),
+                  st.text(min_size=1), names),
+        st.builds(lambda text, i: Delta(TOOL_CALL, text, i), st.text(), st.integers(0, 127)),  # a piece of arguments
     )
 )
 def test_a_delta_is_stored_and_read_back_unchanged(delta: Delta) -> None:

@@ -131,11 +131,9 @@ class OpenAIGeneration(Generation):
     def _typed(self, delta: dict[str, Any]) -> list[Delta]:
         """The reasoning, refusal and tool-call deltas of one chunk's delta, in that order."""
         found = []
-        for field in ("reasoning_content", "reasoning"):  # DeepSeek, vLLM, llama.cpp; OpenRouter, newer vLLM
-            text = delta.get(field)
-            if text:
-                found.append(Delta(REASONING, self._text(text)))
-                break
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")  # DeepSeek, vLLM, llama.cpp; others
+        if reasoning:
+            found.append(Delta(REASONING, self._text(reasoning)))
         refusal = delta.get("refusal")
         if refusal:
             found.append(Delta(REFUSAL, self._text(refusal)))
