@@ -1,0 +1,45 @@
+"""The JavaScript clients (openai-node, the Vercel AI SDK), as they are, against ChatWait's chat
+completions over the fake upstream scripted to call tools: tests/node/clients.mjs runs each
+scenario with Node and prints what the client reported. Their packages are pinned by
+tests/node/package-lock.json and installed by the test command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ..conftest import FAKE_MODEL
+
+pytestmark = pytest.mark.integration
+
+SCRIPT = Path(__file__).resolve().parents[1] / "node" / "clients.mjs"
+
+
+def run(server, scenario: str) -> dict:
+    done = subprocess.run(
+        ["node", str(SCRIPT), server.url, FAKE_MODEL, scenario], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    reported = json.loads(done.stdout.strip().splitlines()[-1])
+    assert reported.pop("ok"), reported
+    return reported
+
+
+def test_openai_node_accumulates_two_streamed_tool_calls(server) -> None:
+    reported = run(server, "openai-tool-stream")
+    assert reported["finish"] == "tool_calls"
+    assert reported["calls"] == [["call_fake0", "get_weather", '{"city": "fake"}'],
+                                 ["call_fake1", "get_weather", '{"city": "fake"}']]  # fmt: skip
+
+
+def test_vercel_stream_text_runs_a_tool_and_answers(server) -> None:
+    reported = run(server, "vercel-stream-tool")
+    assert reported["calls"] == [["get_weather", {"city": "fake"}]], "called once, with its input parsed"
+    assert reported["text"] == "The tool said: clear in fake" and reported["finish"] == "stop"
+
+
+def test_vercel_generate_object_gets_an_object_of_its_schema(server) -> None:
+    assert run(server, "vercel-generate-object") == {"object": {"city": "fake", "days": 1.5}}
