@@ -6,6 +6,7 @@ Agents SDK on its chat-completions model (an agent with one function tool, `Runn
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 
 import httpx
 import pydantic
@@ -67,7 +68,9 @@ def _run(server, play, output_type=None):
             agent = Agent(name="weather", instructions="Be brief.", model=model, tools=tools, output_type=output_type)
             return await play(agent)
 
-    return asyncio.run(run())
+    # In a thread of its own: an earlier test's client (Playwright's) may hold this thread's loop.
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, run()).result(timeout=120)
 
 
 def test_the_agents_sdk_runs_a_function_tool_and_answers(server) -> None:
