@@ -178,3 +178,17 @@ def test_the_agent_of_docs_clients_md_runs_its_tool_through_a_cut_mid_arguments(
         assert answer == 'The tool said: {"city": "fake", "sky": "clear"}'
     finally:
         proxy.close()
+
+
+def test_a_long_tool_call_replayed_from_the_store_equals_what_was_sent_live(http: httpx.Client) -> None:
+    """Past the last 64 frames a stream keeps encoded, a replay re-writes each piece from its
+    stored form: the bytes must be those the client got live (memory), or those the owner wrote
+    (Redis, on whichever worker answers)."""
+    body = {"model": FAKE_MODEL, "messages": ask("@tool_calls=2 @argpieces=90 @reasoning=3"), "tools": [WEATHER],
+            "stream": True}  # fmt: skip
+    live = http.post("/v1/chat/completions", json=body)
+    stream_id = live.headers["x-stream-id"]
+    replay = http.get(f"/v1/chat/completions/{stream_id}/stream")
+    assert replay.content == live.content and live.content.count(b'"arguments":') == 2 * 91
+    rest = http.get(f"/v1/chat/completions/{stream_id}/stream", headers={"Last-Event-ID": "2"}).content
+    assert live.content.endswith(rest.removeprefix(b"retry: 2000\n"))
