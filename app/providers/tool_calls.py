@@ -51,8 +51,12 @@ class ToolCalls:
 
     def feed(self, entries: Any) -> list[Delta]:
         """The deltas one chunk's `tool_calls` list makes; MalformedToolCall when it is not one."""
-        if not isinstance(entries, list):
+        if type(entries) is not list:
             raise MalformedToolCall("tool_calls is not a list")
+        if len(entries) == 1:
+            piece = self._piece(entries[0])
+            if piece is not None:
+                return [piece] if piece.text else []
         found: list[Delta] = []
         for entry in entries:
             if not isinstance(entry, dict):
@@ -75,6 +79,18 @@ class ToolCalls:
             else:
                 call.pending += arguments
         return found
+
+    def _piece(self, entry: Any) -> Delta | None:
+        """The usual chunk, `{"index": i, "function": {"arguments": "..."}}` for the newest call
+        at index i (already named), as its delta; None for anything else (the general path)."""
+        function = entry.get("function") if type(entry) is dict and len(entry) == 2 else None
+        arguments = function.get("arguments") if type(function) is dict and len(function) == 1 else None
+        last = self._calls[-1] if self._calls else None
+        if type(arguments) is not str or last is None or not last.started:
+            return None
+        if entry.get("index") != last.upstream_index or type(last.upstream_index) is not int:
+            return None
+        return Delta(TOOL_CALL, _utf8(arguments), last.index)
 
     def unnamed(self) -> bool:
         """Whether a call never got its name (the reply is not usable)."""

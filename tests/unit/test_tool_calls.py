@@ -124,3 +124,12 @@ def test_any_calls_in_any_stray_shape_arrive_whole(calls: list, shape: str) -> N
 def test_a_delta_is_stored_and_read_back_unchanged(delta: Delta) -> None:
     kind, payload = delta.encode()
     assert decode(kind, payload) == delta
+
+
+def test_the_usual_piece_takes_the_short_path_to_the_same_deltas() -> None:
+    calls = ToolCalls()
+    calls.feed([entry(0, "a", "f", "")])
+    assert calls.feed([entry(0, arguments='{"x"')]) == [Delta(TOOL_CALL, '{"x"', 0)]
+    assert calls.feed([entry(0, arguments="")]) == [], "an empty piece makes nothing, as on the long path"
+    calls.feed([entry(1, "b", "g", "")])
+    assert calls.feed([entry(0, arguments=":1}")]) == [Delta(TOOL_CALL, ":1}", 0)], "an earlier call's piece"

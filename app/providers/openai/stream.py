@@ -130,14 +130,15 @@ class OpenAIGeneration(Generation):
 
     def _typed(self, delta: dict[str, Any]) -> list[Delta]:
         """The reasoning, refusal and tool-call deltas of one chunk's delta, in that order."""
-        found = []
-        reasoning = delta.get("reasoning_content") or delta.get("reasoning")  # DeepSeek, vLLM, llama.cpp; others
-        if reasoning:
-            found.append(Delta(REASONING, self._text(reasoning)))
-        refusal = delta.get("refusal")
-        if refusal:
-            found.append(Delta(REFUSAL, self._text(refusal)))
         calls = delta.get("tool_calls")
+        found = []
+        if not calls or len(delta) > 1:  # a piece of a tool call usually comes alone
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")  # DeepSeek, vLLM, llama.cpp; others
+            if reasoning:
+                found.append(Delta(REASONING, self._text(reasoning)))
+            refusal = delta.get("refusal")
+            if refusal:
+                found.append(Delta(REFUSAL, self._text(refusal)))
         if calls:
             try:
                 found += self._tool_calls.feed(calls)
