@@ -32,7 +32,7 @@ class _Call:
     def __init__(self, index: int, upstream_index: Any, call_id: str | None) -> None:
         self.index = index
         self.upstream_index = upstream_index
-        self.call_id = _utf8(call_id) if call_id else "call_" + random_id()[:24]
+        self.call_id = call_id or "call_" + random_id()[:24]
         self.name = ""
         self.started = False
         self.pending = ""  # arguments that came before the name
@@ -44,10 +44,6 @@ class ToolCalls:
     def __init__(self) -> None:
         self._calls: list[_Call] = []
         self._by_id: dict[str, _Call] = {}
-
-    @property
-    def count(self) -> int:
-        return len(self._calls)
 
     def feed(self, entries: Any) -> list[Delta]:
         """The deltas one chunk's `tool_calls` list makes; MalformedToolCall when it is not one."""
@@ -102,6 +98,7 @@ class ToolCalls:
         if call_id is not None and (not isinstance(call_id, str) or len(call_id) > MAX_NAME_CHARS):
             raise MalformedToolCall("a tool call's id is not a short string")
         if call_id:
+            call_id = _utf8(call_id)
             known = self._by_id.get(call_id)
             if known is not None:
                 return known

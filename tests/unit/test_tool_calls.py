@@ -79,9 +79,11 @@ def test_what_no_mending_makes_sense_of_is_refused(entries) -> None:
 
 
 def test_a_lone_surrogate_becomes_what_text_chunks_make_of_it() -> None:
-    (start, args) = ToolCalls().feed([entry(0, "a\ud800", "f", '{"x": "\udc00"}')])
+    calls = ToolCalls()
+    (start, args) = calls.feed([entry(0, "a\ud800", "f", '{"x": "\udc00"}')])
     assert (start.call_id, args.text) == ("a?", '{"x": "?"}')
     assert decode(*args.encode()) == args
+    assert calls.feed([entry(0, "a\ud800", arguments="1")]) == [Delta(TOOL_CALL, "1", 0)], "the same call"
 
 
 def test_a_call_that_never_gets_its_name_is_unusable_and_calls_are_bounded() -> None:
