@@ -192,3 +192,14 @@ def test_a_long_tool_call_replayed_from_the_store_equals_what_was_sent_live(http
     assert replay.content == live.content and live.content.count(b'"arguments":') == 2 * 91
     rest = http.get(f"/v1/chat/completions/{stream_id}/stream", headers={"Last-Event-ID": "2"}).content
     assert live.content.endswith(rest.removeprefix(b"retry: 2000\n"))
+
+
+def test_tool_choice_none_beside_tools_reaches_the_upstream(sdk: openai.OpenAI) -> None:
+    reply = sdk.chat.completions.create(
+        model=FAKE_MODEL, messages=ask("@reply=request"), tools=[WEATHER], tool_choice="none"
+    )
+    sent = json.loads(reply.choices[0].message.content)
+    assert sent["tool_choice"] == "none" and sent["tools"] == [WEATHER], "no call, as the client asked"
+    alone = json.loads(sdk.chat.completions.create(model=FAKE_MODEL, messages=ask("@reply=request"),
+                                                   tool_choice="none").choices[0].message.content)  # fmt: skip
+    assert "tool_choice" not in alone and "tools" not in alone

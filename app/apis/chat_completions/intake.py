@@ -31,7 +31,7 @@ OPTIONS = (
     "service_tier", "prompt_cache_key", "safety_identifier",
 )  # fmt: skip
 # Values that ask for nothing: not sent on (some servers refuse an empty list of tools).
-_NOTHING = {"tools": [], "tool_choice": "none", "response_format": {"type": "text"}, "logit_bias": {}}
+_NOTHING = {"tools": [], "response_format": {"type": "text"}, "logit_bias": {}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +54,8 @@ def prepare_completion(
     fields = validate_request(data, schema)
     messages = [_message(entry) for entry in fields["messages"]]
     options = {name: fields[name] for name in OPTIONS if name in fields and fields[name] != _NOTHING.get(name)}
+    if "tools" not in options:  # what is left of tool_choice without tools asks for nothing
+        options.pop("tool_choice", None)
     _refuse_untaken(options, messages, provider)
     total = _count(messages, options.get("tools"), settings, provider)
     call = ChatCall(

@@ -214,10 +214,11 @@ class LocalProvider(Provider):
         return len(self._line)
 
     def takes(self, option: str, options: dict[str, Any]) -> bool:
-        """Structured output (a grammar from the JSON Schema), and a tool call when tool_choice
-        forces one (`required` with one tool, or a function by name); not images or logit_bias."""
-        if option in TOOL_OPTIONS:
-            return forced_tool(options) is not None
+        """Structured output (a grammar from the JSON Schema), and tools when tool_choice forces a
+        call (`required` with one tool, or a function by name) or says `none`; not images or
+        logit_bias."""
+        if option in TOOL_OPTIONS:  # taken when a call is forced, or when none may be made
+            return forced_tool(options) is not None or options.get("tool_choice") == "none"
         return option not in NOT_TAKEN
 
     def open(self, call: ChatCall, slot: Lease | None = None, route: Route | None = None) -> Generation:
