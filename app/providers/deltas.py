@@ -101,6 +101,3 @@ class ReplyParts:
         """What the model generated besides the text, for counting its tokens."""
         calls = "".join(call.name + call.arguments for call in self.tool_calls)
         return self.reasoning + self.refusal + calls
-
-    def __bool__(self) -> bool:
-        return bool(self.reasoning or self.refusal or self.tool_calls)

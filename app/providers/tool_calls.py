@@ -20,6 +20,7 @@ from .deltas import TOOL_CALL, Delta
 
 MAX_TOOL_CALLS = 128  # calls in one reply; a stream that opens more is not a reply a client can use
 MAX_NAME_CHARS = 256
+MAX_PENDING_CHARS = 65_536  # arguments held for a call whose name has not come (sent on once it does)
 
 
 class MalformedToolCall(ValueError):
@@ -72,6 +73,8 @@ class ToolCalls:
                 continue
             if call.started:
                 found.append(Delta(TOOL_CALL, arguments, call.index))
+            elif len(call.pending) + len(arguments) > MAX_PENDING_CHARS:
+                raise MalformedToolCall("arguments without a name, past the bound")
             else:
                 call.pending += arguments
         return found

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.providers.deltas import REASONING, REFUSAL, TOOL_CALL, Delta, ReplyParts, decode
-from app.providers.tool_calls import MAX_TOOL_CALLS, MalformedToolCall, ToolCalls
+from app.providers.tool_calls import MAX_PENDING_CHARS, MAX_TOOL_CALLS, MalformedToolCall, ToolCalls
 
 
 def fold(chunks: list[list[dict]]) -> ReplyParts:
@@ -135,3 +135,10 @@ def test_the_usual_piece_takes_the_short_path_to_the_same_deltas() -> None:
     assert calls.feed([entry(0, arguments="")]) == [], "an empty piece makes nothing, as on the long path"
     calls.feed([entry(1, "b", "g", "")])
     assert calls.feed([entry(0, arguments=":1}")]) == [Delta(TOOL_CALL, ":1}", 0)], "an earlier call's piece"
+
+
+def test_arguments_held_for_a_call_without_a_name_are_bounded() -> None:
+    calls = ToolCalls()
+    calls.feed([{"index": 0, "function": {"arguments": "x" * MAX_PENDING_CHARS}}])
+    with pytest.raises(MalformedToolCall):
+        calls.feed([{"index": 0, "function": {"arguments": "x"}}])
