@@ -55,6 +55,27 @@ def serialise(cls: type[Schema], data: Mapping[str, Any]) -> dict[str, Any]:
     return _schema(cls).dump(data)
 
 
+class Tagged(fields.Field):
+    """A reply object whose `type` says which schema shapes it (a `oneOf` of components in the contract)."""
+
+    json_types = ("object",)
+
+    def __init__(self, by_type: Mapping[str, type[Schema]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.by_type = by_type
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return None if value is None else serialise(self.by_type[value["type"]], value)
+
+
+class AsGiven(fields.Raw):
+    """A reply field sent as the request gave it, of one of several JSON types (`json_types`)."""
+
+    def __init__(self, json_types: tuple[str, ...], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.json_types = json_types
+
+
 def text_of(value: str) -> str:
     """`value` if it is valid Unicode text; ValidationError for an unpaired surrogate (`\\ud800`)."""
     try:

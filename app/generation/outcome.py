@@ -40,8 +40,8 @@ class Outcome:
         }
 
     @classmethod
-    def from_record(cls, text: str, record: dict[str, Any]) -> Outcome:
-        """The outcome a `record` keeps, with the stream's `text`."""
+    def from_record(cls, text: str, record: dict[str, Any], parts: ReplyParts | None = None) -> Outcome:
+        """The outcome a `record` keeps, with the stream's `text` and `parts`."""
         prompt, completion, estimated = record["usage"]
         found = record.get("error")
         error = None
@@ -51,9 +51,8 @@ class Outcome:
                 kind, found.get("detail"), action=found.get("action"), retry_after=found.get("retry_after")
             )
         usage = Usage(int(prompt), int(completion), estimated=bool(estimated))
-        return cls(
-            text, record["chunks"], usage, record["duration_ms"], record["ttft_ms"], record["finish_reason"], error
-        )
+        duration, ttft = record["duration_ms"], record["ttft_ms"]
+        return cls(text, record["chunks"], usage, duration, ttft, record["finish_reason"], error, parts)
 
 
 def _error_record(error: ApiError) -> dict[str, Any]:

@@ -9,6 +9,7 @@ in memory and in Redis alike, so that any worker re-writes the same event from i
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 import orjson
@@ -101,3 +102,15 @@ class ReplyParts:
         """What the model generated besides the text, for counting its tokens."""
         calls = "".join(call.name + call.arguments for call in self.tool_calls)
         return self.reasoning + self.refusal + calls
+
+
+def fold_stored(chunks: Iterable[tuple[bytes, bytes]]) -> tuple[str, ReplyParts]:
+    """The text and the parts of a reply's stored chunks, (kind, payload) pairs in order."""
+    texts: list[bytes] = []
+    parts = ReplyParts()
+    for kind, payload in chunks:
+        if kind == TEXT_KIND:
+            texts.append(payload)
+        else:
+            parts.add(decode(kind, payload))
+    return b"".join(texts).decode("utf-8", "replace"), parts

@@ -13,6 +13,7 @@ from __future__ import annotations
 import array
 import collections
 import dataclasses
+import itertools
 import time
 from collections.abc import Iterator
 from typing import Protocol
@@ -22,7 +23,7 @@ import gevent
 from ..generation.cancel import StreamCancelled
 from ..generation.outcome import Outcome
 from ..hub.scheduling import Wakeup
-from ..providers.deltas import TEXT_KIND, Delta
+from ..providers.deltas import TEXT_KIND, Delta, ReplyParts, fold_stored
 from .direct import ClientWriter, DirectFollowers, Parked
 from .silence import Silence
 from .wire import NATIVE, Wire, chunk_frame
@@ -261,22 +262,18 @@ class Stream:
                 offset += length
         return found
 
-    def result(self) -> tuple[str, Outcome | None] | None:
-        """The text so far and, once the terminal frame is written, how the generation ended
-        (None before the priming frame)."""
+    def result(self) -> tuple[str, Outcome | None, ReplyParts] | None:
+        """The text so far, the typed deltas' parts so far and, once the terminal frame is
+        written, how the generation ended (None before the priming frame)."""
         if self._head is None:
             return None
-        text = self._text.decode("utf-8", "replace") if self._kinds is None else self._only_text()
-        return text, self.outcome if self._tail is not None else None
-
-    def _only_text(self) -> str:
-        """The text chunks' text, where the stream also holds typed deltas."""
-        offset, texts = 0, []
-        for kind, length in zip(self._kinds or b"", self._lengths, strict=True):
-            if kind == TEXT_KIND[0]:
-                texts.append(self._text[offset : offset + length])
-            offset += length
-        return b"".join(texts).decode("utf-8", "replace")
+        outcome = self.outcome if self._tail is not None else None
+        if self._kinds is None:
+            return self._text.decode("utf-8", "replace"), outcome, ReplyParts()
+        offsets = itertools.accumulate(self._lengths, initial=0)
+        stored = zip(self._kinds, offsets, self._lengths, strict=False)
+        text, parts = fold_stored((bytes((kind,)), bytes(self._text[at : at + n])) for kind, at, n in stored)
+        return text, outcome, parts
 
     def frames(self, first: int, end: int) -> list[bytes]:
         """The bytes of frames `first` to `end - 1` (within 0 .. last_event_id)."""

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from ..generation.outcome import Outcome
+from ..providers.deltas import ReplyParts
 from .direct import ClientWriter
 from .wire import WireWriter
 
@@ -31,9 +32,9 @@ class StreamView(Protocol):
 
     def catch_up(self, event_id: int) -> None: ...
 
-    def result(self) -> tuple[str, Outcome | None] | None:
-        """The text so far and, once ended, how the generation ended (what the API's objects are
-        built from); None when its events are gone (Redis lost them)."""
+    def result(self) -> tuple[str, Outcome | None, ReplyParts] | None:
+        """The text so far, what its typed deltas add up to and, once ended, how the generation
+        ended (what the API's objects are built from); None when its events are gone (Redis lost them)."""
         ...
 
     def attach(self) -> None: ...

@@ -19,6 +19,7 @@ from ...config import Settings
 from ...errors import ApiError
 from ...providers.base import ChatCall, Provider
 from ...streaming.wire.sse import dumps
+from ..functions import refuse_untaken
 from ..intake import count_prompt, read_json, refuse_long_text, validate_request
 from ..openai import SYSTEM_ROLES, content_length
 from .schemas import CompletionRequestSchema
@@ -56,7 +57,7 @@ def prepare_completion(
     options = {name: fields[name] for name in OPTIONS if name in fields and fields[name] != _NOTHING.get(name)}
     if "tools" not in options:  # what is left of tool_choice without tools asks for nothing
         options.pop("tool_choice", None)
-    _refuse_untaken(options, messages, provider)
+    refuse_untaken(options, any(type(m["content"]) is list for m in messages), provider, "messages")
     total = _count(messages, options.get("tools"), settings, provider)
     call = ChatCall(
         model=fields.get("model", settings.default_model),
@@ -101,17 +102,6 @@ def _message(entry: dict[str, Any]) -> dict[str, Any]:
         if name in entry:
             message[name] = entry[name]
     return message
-
-
-def _refuse_untaken(options: dict[str, Any], messages: list[dict[str, Any]], provider: Provider) -> None:
-    """A 400 naming each option (or the images) the provider cannot honour, and what to do."""
-    wanted = [name for name in options if not provider.takes(name, options)]
-    if any(type(m["content"]) is list for m in messages) and not provider.takes("images", options):
-        wanted.append("messages")
-    if wanted:
-        why = "The embedded model cannot honour it (images, logit_bias, tools unless tool_choice names one): set "
-        why += "OPENAI_BASE_URL or UPSTREAMS_FILE to a server whose model can, or leave it out."
-        raise ApiError("validation_error", f"{len(wanted)} field(s) are invalid.", fields={n: [why] for n in wanted})
 
 
 def _count(messages: list[dict[str, Any]], tools: Any, settings: Settings, provider: Provider) -> int | None:

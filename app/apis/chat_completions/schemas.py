@@ -16,6 +16,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from ...providers.base import OPENAI_FINISH_REASONS
+from ..functions import MAX_TOOLS
 from ..openai import ROLES, OpenAIErrorDetailSchema, OpenAIErrorSchema
 from ..schema import (
     USAGE_SOURCES,
@@ -32,7 +33,6 @@ from ..schema import (
     text_of,
 )
 from .tools import (
-    MAX_TOOLS,
     CalledFunctionSchema,
     ChatContent,
     FunctionSchema,

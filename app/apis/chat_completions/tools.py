@@ -5,26 +5,12 @@ embedded model's refusals come from `Provider.takes`)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from marshmallow import ValidationError, fields, validate
 
+from ..functions import NAME, TOOL_CHOICES, check_json_schema, check_name, image_url_ok
 from ..schema import NullMeansAbsent, StrictBoolean, StrictSchema, Text, text_of
-
-MAX_TOOLS = 128
-_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_NAME_RULE = "Must be 1 to 64 letters, digits, underscores or dashes."
-TOOL_CHOICES = ("none", "auto", "required")
-IMAGE_DETAILS = ("auto", "low", "high")
-# An http(s) URL or an image's data URL (the scheme in any case), as the contract's pattern says.
-_IMAGE_URL = re.compile(r"[Hh][Tt][Tt][Pp][Ss]?://|[Dd][Aa][Tt][Aa]:[Ii][Mm][Aa][Gg][Ee]/[A-Za-z0-9.+-]+;base64,")
-MAX_IMAGE_URL_CHARS = 20 * 1024 * 1024  # a data URL of a 15 MB image; the body limit bounds it first
-
-
-def check_name(value: str) -> None:
-    if not _NAME.fullmatch(value):
-        raise ValidationError(_NAME_RULE)
 
 
 class FunctionSchema(NullMeansAbsent):
@@ -76,7 +62,7 @@ class ToolChoice(fields.Field):
             and set(value) == {"type", "function"}
             and set(function) == {"name"}
             and isinstance(function["name"], str)
-            and _NAME.fullmatch(function["name"])
+            and NAME.fullmatch(function["name"])
         ):
             return value
         raise ValidationError('Must be "none", "auto", "required" or {"type": "function", "function": {"name": ...}}.')
@@ -98,15 +84,7 @@ class ResponseFormat(fields.Field):
                 'Must be {"type": "text"}, {"type": "json_object"} or {"type": "json_schema", '
                 '"json_schema": {"name": ..., "schema": {...}}}.'
             )
-        if set(spec) - {"name", "description", "schema", "strict"} or not isinstance(spec.get("name"), str):
-            raise ValidationError("json_schema takes name, description, schema and strict.")
-        check_name(spec["name"])
-        if (
-            not isinstance(spec.get("schema", {}), dict)
-            or not isinstance(spec.get("strict", False), bool)
-            or not isinstance(spec.get("description", ""), str)
-        ):
-            raise ValidationError("json_schema.schema must be an object, strict a boolean, description a string.")
+        check_json_schema(spec)
         return value
 
 
@@ -143,13 +121,10 @@ def _part(index: int, part: Any) -> dict[str, Any]:
 
 
 def _image(index: int, image: Any) -> dict[str, Any]:
-    url = image.get("url") if isinstance(image, dict) else None
     if (
-        not isinstance(url, str)
-        or len(url) > MAX_IMAGE_URL_CHARS
-        or not _IMAGE_URL.match(url)
+        not isinstance(image, dict)
+        or not image_url_ok(image.get("url"), image.get("detail", "auto"))
         or set(image) - {"url", "detail"}
-        or image.get("detail", "auto") not in IMAGE_DETAILS
     ):
         raise ValidationError(
             f'Part {index}: image_url must be {{"url": "https://..." or "data:image/png;base64,...", '

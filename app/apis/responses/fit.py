@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 from ...config import Settings
 from ...errors import ApiError
 from ...providers.base import Provider
 from ..intake import conversation_char_limit, count_prompt, refuse_long_text
+from .items import message_chars
 
-Message = dict[str, str]
+Message = dict[str, Any]
 DROPPABLE = "input item(s) (or earlier turns)"
 MAX_TOKEN_PASSES = 4  # token counts after a cut by estimated costs: the estimate is close
 
@@ -78,15 +80,15 @@ def _refuse_over_sizes(system: list[Message], items: list[Message], settings: Se
             action=f"Drop the {excess} oldest {DROPPABLE} and send the request again.",
             drop_history_messages=excess,
         )
-    lengths = [len(message["content"]) for message in (*system, *items)]
+    lengths = [message_chars(message) for message in (*system, *items)]
     refuse_long_text(lengths, (len(system), len(lengths) - 1), settings, provider, DROPPABLE)
 
 
 def _over_sizes(system: list[Message], items: list[Message], settings: Settings, provider: Provider) -> int:
     """How many of the oldest items to drop to be within the item and character bounds."""
     drop = max(0, len(items) - (settings.max_history_messages + 2))
-    excess = sum(len(m["content"]) for m in (*system, *items)) - conversation_char_limit(settings, provider)
-    return max(drop, _enough([len(m["content"]) for m in items[:-1]], excess))
+    excess = sum(message_chars(m) for m in (*system, *items)) - conversation_char_limit(settings, provider)
+    return max(drop, _enough([message_chars(m) for m in items[:-1]], excess))
 
 
 def _enough(costs: Sequence[int], excess: int) -> int:
@@ -103,12 +105,14 @@ def _enough(costs: Sequence[int], excess: int) -> int:
 
 def _cut(items: list[Message], count: int) -> list[Message]:
     """`items` without their `count` oldest, cut on to the next turn (a user message); the last
-    item always stays."""
+    item always stays, with the assistant's calls its tool results answer."""
     if count <= 0:
         return items
     count = min(count, len(items) - 1)
     while count < len(items) - 1 and items[count]["role"] != "user":
         count += 1
+    while count > 0 and items[count]["role"] == "tool":
+        count -= 1
     return items[count:]
 
 

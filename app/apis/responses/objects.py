@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..openai import openai_error_body
 from ..schema import serialise
+from .layout import FUNCTION_CALL, MESSAGE, REFUSAL_PART, TEXT_PART
 from .schemas import ResponseDeletedSchema, ResponseObjectSchema
 
 if TYPE_CHECKING:
     from ...errors import ApiError
     from ...generation.outcome import Outcome
     from ...providers.base import Usage
+    from ...providers.deltas import Delta
 
 RESPONSE_PREFIX = "resp_"
 MESSAGE_PREFIX = "msg_"
@@ -32,6 +34,10 @@ ECHOED = {
     "top_p": None,
     "truncation": "disabled",
     "user": None,
+    "parallel_tool_calls": True,
+    "text": {"format": {"type": "text"}},
+    "tool_choice": "auto",
+    "tools": [],
 }
 
 
@@ -65,32 +71,24 @@ class Head:
             "incomplete_details": incomplete,
             "model": self.model,
             "output": output,
-            "parallel_tool_calls": False,
             "reasoning": {"effort": None, "summary": None},
-            "text": {"format": {"type": "text"}},
-            "tool_choice": "none",
-            "tools": [],
             "usage": None if usage is None else response_usage(usage),
             **self.echo,
         }
 
-    def message(self, status: str, text: str | None) -> dict[str, Any]:
-        """The output message item (`text` None: no content part yet)."""
-        content = [] if text is None else [text_part(text)]
-        return {"id": self.item_id, "type": "message", "status": status, "role": "assistant", "content": content}
-
-    def ended(self, outcome: Outcome, correlation_id: str) -> dict[str, Any]:
-        """The object of a response whose generation ended with `outcome`."""
+    def ended(self, outcome: Outcome, correlation_id: str, output: list[dict[str, Any]]) -> dict[str, Any]:
+        """The object of a response whose generation ended with `outcome`, its `output` items."""
         status = response_status(outcome.finish_reason, outcome.error is not None)
-        item = self.message("completed" if status == "completed" else "incomplete", outcome.text)
         error = None if outcome.error is None else response_error(outcome.error, correlation_id)
-        return self.response(status, [item], outcome.usage, error)
+        return self.response(status, output, outcome.usage, error)
 
-    def as_it_stands(self, text: str, outcome: Outcome | None, correlation_id: str) -> dict[str, Any]:
-        """The object now: in progress with the text so far, or as it ended."""
+    def as_it_stands(
+        self, outcome: Outcome | None, correlation_id: str, output: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The object now: in progress with its output so far, or as it ended."""
         if outcome is not None:
-            return self.ended(outcome, correlation_id)
-        return self.response("in_progress", [self.message("in_progress", text)] if text else [], None)
+            return self.ended(outcome, correlation_id, output)
+        return self.response("in_progress", output, None)
 
 
 def response_status(finish_reason: str | None, failed: bool) -> str:
@@ -117,14 +115,46 @@ def response_error(error: ApiError, correlation_id: str | None) -> dict[str, str
     return {"code": body["code"], "message": body["message"]}
 
 
-def text_part(text: str) -> dict[str, Any]:
-    """An `output_text` content part."""
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+def item_status(outcome: Outcome | None) -> str:
+    """The status of a response's output items: in progress, else completed with the response or incomplete."""
+    if outcome is None:
+        return "in_progress"
+    return (
+        "completed"
+        if response_status(outcome.finish_reason, outcome.error is not None) == "completed"
+        else "incomplete"
+    )
 
 
-def response_reply(head: Head, text: str, outcome: Outcome | None, correlation_id: str) -> dict[str, Any]:
+def content_part(kind: str, text: str) -> dict[str, Any]:
+    """A content part of an output item: `output_text`, `refusal` or `reasoning_text`."""
+    if kind == TEXT_PART:
+        return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+    if kind == REFUSAL_PART:
+        return {"type": "refusal", "refusal": text}
+    return {"type": "reasoning_text", "text": text}
+
+
+def output_item(kind: str, item_id: str, status: str, parts: Mapping[str, str]) -> dict[str, Any]:
+    """A message or reasoning item with its content `parts` (kind -> text, in order)."""
+    content = [content_part(part, text) for part, text in parts.items()]
+    if kind == MESSAGE:
+        return {"id": item_id, "type": "message", "status": status, "role": "assistant", "content": content}
+    return {"id": item_id, "type": "reasoning", "status": status, "summary": [], "content": content}
+
+
+def call_item(item_id: str, status: str, call: Delta | None, arguments: str) -> dict[str, Any]:
+    """A `function_call` item: the call's id, the function's name, its arguments as JSON text."""
+    call_id, name = (call.call_id or "", call.name or "") if call is not None else ("", "")
+    item = {"id": item_id, "type": FUNCTION_CALL, "status": status, "call_id": call_id, "name": name}
+    return {**item, "arguments": arguments}
+
+
+def response_reply(
+    head: Head, outcome: Outcome | None, correlation_id: str, output: list[dict[str, Any]]
+) -> dict[str, Any]:
     """The response object as GET /v1/responses/{id} (and a create, a cancel) answers it."""
-    return serialise(ResponseObjectSchema, head.as_it_stands(text, outcome, correlation_id))
+    return serialise(ResponseObjectSchema, head.as_it_stands(outcome, correlation_id, output))
 
 
 def deleted_reply(stream_id: str) -> dict[str, Any]:

@@ -1,12 +1,12 @@
 """The Responses API's schemas (`/v1/responses`): the request ChatWait takes, and the response
 objects it sends, one per `Response*` component of contracts/openapi.yaml (a test keeps them in step).
 
-The request takes text: `input` as a string or as message items (roles user, assistant, system,
-developer; content a string or `input_text` / `output_text` parts), `instructions`, the
-sampling options, `stream`, `background`, `store`, `previous_response_id`, `truncation`,
-`metadata`, `user`.
-What needs tools, files, images, structured output or reasoning is refused with a 400 naming
-the parameter; an optional field set to null counts as not given.
+The request takes `input` as a string or as items (`items`), `instructions`, the sampling
+options, function `tools` with `tool_choice` and `parallel_tool_calls`, `text.format` (text,
+JSON, a JSON Schema), `stream`, `background`, `store`, `previous_response_id`, `truncation`,
+`metadata`, `user`. What needs OpenAI's own servers (hosted tools, files, prompt templates,
+conversations) is refused with a 400 naming the parameter; an optional field set to null counts
+as not given.
 """
 
 from __future__ import annotations
@@ -15,76 +15,106 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from ..openai import ROLES, MessageContent
+from ..functions import MAX_TOOLS, NAME, TOOL_CHOICES, check_json_schema, check_name
 from ..schema import (
+    AsGiven,
     Neutral,
     NullMeansAbsent,
     StrictBoolean,
     StrictInteger,
     StrictNumber,
     StrictSchema,
+    Tagged,
     Text,
     check_max_tokens,
     check_model,
     text_of,
 )
+from .items import (
+    FunctionCallInputSchema,
+    FunctionCallOutputInputSchema,
+    InputMessageSchema,
+    ReasoningInputSchema,
+    ResponseInput,
+)
 
 TRUNCATIONS = ("auto", "disabled")
 STATUSES = ("queued", "in_progress", "completed", "incomplete", "failed", "cancelled")
+ITEM_STATUSES = ("in_progress", "completed", "incomplete")
 MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY_CHARS = 64
 MAX_METADATA_VALUE_CHARS = 512
-PART_TYPES = ("input_text", "output_text")
-_NO_TOOLS = "ChatWait does not support tools (function calling): leave the field out."
-_TEXT_ONLY = "ChatWait takes and gives text only (no images, files or audio)."
 
 
-def _part_text(index: int, part: Any) -> str:
-    if not isinstance(part, dict):
-        raise ValidationError(f"Part {index} is not an object.")
-    kind = part.get("type")
-    if kind not in PART_TYPES:
-        raise ValidationError(f"Part {index} is of type {str(kind)[:40]!r}. {_TEXT_ONLY}")
-    extra = set(part) - {"type", "text", "annotations", "logprobs"}
-    if extra or not isinstance(part.get("text"), str) or part.get("annotations", []) or part.get("logprobs", []):
-        raise ValidationError(f'Part {index} must be {{"type": "{kind}", "text": "..."}} and nothing more.')
-    return text_of(part["text"])
+class FunctionToolSchema(NullMeansAbsent):
+    """A function the model may call: its name, what it does, its JSON Schema parameters."""
+
+    type = fields.String(required=True, validate=validate.OneOf(("function",)))
+    name = Text(required=True, validate=check_name)
+    description = Text()
+    parameters = fields.Dict(keys=fields.String())
+    strict = StrictBoolean()
 
 
-class InputMessageSchema(NullMeansAbsent):
-    """One message item of `input` (also an earlier reply's output item, sent back as it came)."""
+class Tools(fields.Field):
+    """`tools`: function tools (tools that need OpenAI's own servers cannot run here)."""
 
-    type = Neutral(("message",), "Only message items are taken (no tool calls or their outputs).", ("string",))
-    role = fields.String(
-        required=True, validate=validate.OneOf(ROLES, error="Must be one of: user, assistant, system, developer.")
-    )
-    content = MessageContent(_part_text, required=True, error_messages={"required": "Every item needs text content."})
-    id = Text(validate=validate.Length(min=1, max=128))
-    status = fields.String(validate=validate.OneOf(("in_progress", "completed", "incomplete")))
-
-
-class ResponseInput(fields.Field):
-    """`input`: a string (one user message), or a list of message items."""
-
-    json_types = ("string", "array")
+    json_types = ("array",)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[dict[str, Any]]:
-        if isinstance(value, str):
-            return [{"role": "user", "content": text_of(value)}]
-        if not isinstance(value, list) or not value:
-            raise ValidationError("Must be a string, or a non-empty list of message items.")
-        items, errors = [], {}
-        for index, item in enumerate(value):
-            if not isinstance(item, dict):
-                errors[index] = ["Not an object: send a message item."]
+        if not isinstance(value, list) or len(value) > MAX_TOOLS:
+            raise ValidationError(f"Must be a list of at most {MAX_TOOLS} function tools.")
+        tools, errors = [], {}
+        for index, tool in enumerate(value):
+            kind = tool.get("type") if isinstance(tool, dict) else None
+            if kind != "function":
+                errors[index] = [
+                    f"Tool {index} is of type {str(kind)[:40]!r}: only function tools can be called through "
+                    "ChatWait (hosted tools run on OpenAI's own servers)."
+                ]
                 continue
             try:
-                items.append(InputMessageSchema().load(item))
+                tools.append(FunctionToolSchema().load(tool))
             except ValidationError as exc:
                 errors[index] = exc.messages
         if errors:
             raise ValidationError(errors)
-        return items
+        return tools
+
+
+class ToolChoice(fields.Field):
+    """`none`, `auto`, `required`, or `{"type": "function", "name": ...}`."""
+
+    json_types = ("string", "object")
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if value in TOOL_CHOICES:
+            return value
+        if (
+            isinstance(value, dict)
+            and set(value) == {"type", "name"}
+            and value["type"] == "function"
+            and isinstance(value["name"], str)
+            and NAME.fullmatch(value["name"])
+        ):
+            return value
+        raise ValidationError('Must be "none", "auto", "required" or {"type": "function", "name": ...}.')
+
+
+class TextFormat(fields.Field):
+    """`{"type": "text"}`, `{"type": "json_object"}`, or `{"type": "json_schema", "name",
+    "schema", "description"?, "strict"?}`."""
+
+    json_types = ("object",)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        kind = value.get("type") if isinstance(value, dict) else None
+        if kind in ("text", "json_object") and set(value) == {"type"}:
+            return value
+        if kind != "json_schema":
+            raise ValidationError('Must be {"type": "text"}, {"type": "json_object"} or {"type": "json_schema", ...}.')
+        check_json_schema(value, ("type", "name", "description", "schema", "strict"))
+        return value
 
 
 class Metadata(fields.Dict):
@@ -106,9 +136,9 @@ class Metadata(fields.Dict):
 
 
 class TextOptionsSchema(NullMeansAbsent):
-    """`text`: the reply's format, text only."""
+    """`text`: the reply's format."""
 
-    format = Neutral(({"type": "text"},), 'ChatWait replies in text only: send {"type": "text"}.', ("object",))
+    format = TextFormat()
     verbosity = Neutral(("medium",), "Verbosity is not supported: leave it out.", ("string",))
 
 
@@ -127,10 +157,10 @@ class ResponseRequestSchema(NullMeansAbsent):
     previous_response_id = Text(validate=validate.Length(min=1, max=128))
     metadata = Metadata()
     user = Text(validate=validate.Length(max=256))
-    tools = Neutral(([],), _NO_TOOLS, ("array",))
-    tool_choice = Neutral(("none", "auto"), _NO_TOOLS, ("string", "object"))
-    parallel_tool_calls = Neutral((True, False), _NO_TOOLS, ("boolean",))
-    max_tool_calls = Neutral((), _NO_TOOLS, ("null",))
+    tools = Tools()
+    tool_choice = ToolChoice()
+    parallel_tool_calls = StrictBoolean()
+    max_tool_calls = Neutral((), "A bound on tool calls is not supported: leave it out.", ("null",))
     text = fields.Nested(TextOptionsSchema)
     reasoning = Neutral(({},), "Reasoning options are not supported: leave the field out.", ("object",))
     include = Neutral(([],), "No extra output can be included: leave the field out.", ("array",))
@@ -174,14 +204,57 @@ class OutputTextSchema(StrictSchema):
     logprobs = fields.List(fields.Dict(), required=True)
 
 
+class OutputRefusalSchema(StrictSchema):
+    """A refusal part of an output message: the model declined, and says why."""
+
+    type = fields.String(required=True, validate=validate.OneOf(("refusal",)))
+    refusal = fields.String(required=True)
+
+
+class ReasoningTextSchema(StrictSchema):
+    """A reasoning item's text part."""
+
+    type = fields.String(required=True, validate=validate.OneOf(("reasoning_text",)))
+    text = fields.String(required=True)
+
+
 class OutputMessageSchema(StrictSchema):
-    """The assistant's message, the one output item."""
+    """The assistant's message: its text (and a refusal) parts."""
 
     id = fields.String(required=True)
     type = fields.String(required=True, validate=validate.OneOf(("message",)))
-    status = fields.String(required=True, validate=validate.OneOf(("in_progress", "completed", "incomplete")))
+    status = fields.String(required=True, validate=validate.OneOf(ITEM_STATUSES))
     role = fields.String(required=True, validate=validate.OneOf(("assistant",)))
-    content = fields.List(fields.Nested(OutputTextSchema), required=True)
+    content = fields.List(Tagged({"output_text": OutputTextSchema, "refusal": OutputRefusalSchema}), required=True)
+
+
+class OutputFunctionCallSchema(StrictSchema):
+    """A call of one of the request's functions: its id (for the output sent back), name and
+    arguments as JSON text."""
+
+    id = fields.String(required=True)
+    type = fields.String(required=True, validate=validate.OneOf(("function_call",)))
+    status = fields.String(required=True, validate=validate.OneOf(ITEM_STATUSES))
+    call_id = fields.String(required=True)
+    name = fields.String(required=True)
+    arguments = fields.String(required=True)
+
+
+class OutputReasoningSchema(StrictSchema):
+    """The model's reasoning text, where its server gives it (no summary is made)."""
+
+    id = fields.String(required=True)
+    type = fields.String(required=True, validate=validate.OneOf(("reasoning",)))
+    status = fields.String(required=True, validate=validate.OneOf(ITEM_STATUSES))
+    summary = fields.List(fields.Dict(), required=True)
+    content = fields.List(fields.Nested(ReasoningTextSchema), required=True)
+
+
+OUTPUT_ITEMS = {
+    "message": OutputMessageSchema,
+    "function_call": OutputFunctionCallSchema,
+    "reasoning": OutputReasoningSchema,
+}
 
 
 class ResponseUsageSchema(StrictSchema):
@@ -211,11 +284,11 @@ class ResponseObjectSchema(StrictSchema):
     error = fields.Nested(ResponseErrorSchema, required=True, allow_none=True)
     incomplete_details = fields.Dict(required=True, allow_none=True)
     model = fields.String(required=True)
-    output = fields.List(fields.Nested(OutputMessageSchema), required=True)
+    output = fields.List(Tagged(OUTPUT_ITEMS), required=True)
     parallel_tool_calls = fields.Boolean(required=True)
     reasoning = fields.Dict(required=True)
     text = fields.Dict(required=True)
-    tool_choice = fields.String(required=True)
+    tool_choice = AsGiven(("string", "object"), required=True)
     tools = fields.List(fields.Dict(), required=True)
     truncation = fields.String(required=True, validate=validate.OneOf(TRUNCATIONS))
     usage = fields.Nested(ResponseUsageSchema, required=True, allow_none=True)
@@ -242,10 +315,18 @@ class ResponseDeletedSchema(StrictSchema):
 RESPONSES_COMPONENTS: dict[str, type[Schema]] = {
     "ResponseRequest": ResponseRequestSchema,
     "ResponseInputMessage": InputMessageSchema,
+    "ResponseFunctionCallInput": FunctionCallInputSchema,
+    "ResponseFunctionCallOutputInput": FunctionCallOutputInputSchema,
+    "ResponseReasoningInput": ReasoningInputSchema,
+    "ResponseFunctionTool": FunctionToolSchema,
     "ResponseTextOptions": TextOptionsSchema,
     "ResponseObject": ResponseObjectSchema,
     "ResponseOutputMessage": OutputMessageSchema,
     "ResponseOutputText": OutputTextSchema,
+    "ResponseOutputRefusal": OutputRefusalSchema,
+    "ResponseOutputFunctionCall": OutputFunctionCallSchema,
+    "ResponseOutputReasoning": OutputReasoningSchema,
+    "ResponseReasoningText": ReasoningTextSchema,
     "ResponseUsage": ResponseUsageSchema,
     "ResponseError": ResponseErrorSchema,
     "ResponseDeleted": ResponseDeletedSchema,

@@ -22,7 +22,8 @@ from .. import streams
 from ..family import kept
 from ..request import correlation_id, services
 from .intake import prepare_response
-from .objects import RESPONSE_PREFIX, Head, deleted_reply, response_reply
+from .objects import RESPONSE_PREFIX, deleted_reply, response_reply
+from .wire import LAYOUT_MARK, ResponsesWriter
 from .wire import NAME as WIRE
 
 bp = Blueprint("responses", __name__)
@@ -36,7 +37,7 @@ def create() -> Response | dict[str, Any]:
     found = services()
     req = request._get_current_object()
     asked = prepare_response(req, kept(NAME), found.settings, found.provider, _earlier_turns)
-    retention, wire = asked.retention(found.settings), Wire(WIRE, asked.echo)
+    retention, wire = asked.retention(found.settings), Wire(WIRE, {**asked.echo, LAYOUT_MARK: 1})
     if asked.stream:
         return streams.start(asked.call, asked.prompt_tokens, wire, retention)
     stream = streams.begin(asked.call, asked.prompt_tokens, wire, retention)
@@ -94,14 +95,15 @@ def _object(stream: StreamView, stored_only: bool = False) -> dict[str, Any]:
     found = stream.result()
     if found is None:  # its events are gone (Redis lost them): only its metadata is left
         raise ApiError("response_not_found", "This response's events are no longer kept.")
-    head = Head.of(stream.stream_id, stream.created, stream.model, stream.writer.echo)
-    if stored_only and not head.echo["store"]:
+    writer = stream.writer
+    assert isinstance(writer, ResponsesWriter)  # `_find` finds streams of this wire only
+    if stored_only and not writer.head.echo["store"]:
         raise ApiError("response_not_found", "This response was created with store false: it is not kept.")
-    text, outcome = found
-    return response_reply(head, text, outcome, correlation_id())
+    text, outcome, parts = found
+    return response_reply(writer.head, outcome, correlation_id(), writer.output(text, parts, outcome))
 
 
-def _earlier_turns(response_id: str) -> list[dict[str, str]]:
+def _earlier_turns(response_id: str) -> list[dict[str, Any]]:
     """The conversation a stored response continues: its input (with the turns before it) and its output."""
     stream = _find(response_id)
     if not stream.context:
@@ -110,4 +112,8 @@ def _earlier_turns(response_id: str) -> list[dict[str, str]]:
         detail = f"The response {response_id[:80]!r} is still in progress."
         raise ApiError("validation_error", detail, fields={"previous_response_id": ["Wait until it has ended."]})
     found = stream.result()
-    return [*json.loads(stream.context), {"role": "assistant", "content": found[0] if found else ""}]
+    text, calls = (found[0], found[2].tool_calls) if found else ("", [])
+    reply: dict[str, Any] = {"role": "assistant", "content": text or (None if calls else "")}
+    if calls:
+        reply["tool_calls"] = [call.as_openai() for call in calls]
+    return [*json.loads(stream.context), reply]

@@ -1,14 +1,15 @@
 """The OpenAI Responses API's wire: a stream's events as `response.*` events, numbered.
 
-Every SSE event carries its `sequence_number` as its `id:`, contiguous from 0. A stream's
-priming event (id 0) is written as four: `response.created`, `response.in_progress`,
-`response.output_item.added`, `response.content_part.added` (sequence numbers 0-3); chunk `i`
-is `response.output_text.delta` number `i + 3`; the terminal event is four again:
-`response.output_text.done`, `response.content_part.done`, `response.output_item.done`, then
-`response.completed`, `response.incomplete` (the token limit; also a cancelled response, status
-`cancelled`: the Responses API has no event of its own for it) or `response.failed`.
-A resume after sequence number N therefore maps to a position in the stream plus, inside the
-priming or terminal event, the numbered events to skip (`Position`).
+Every SSE event carries its `sequence_number` as its `id:`, contiguous from 0. The priming event
+(id 0) is written as two: `response.created`, `response.in_progress`. A chunk is its delta event
+(`response.output_text.delta`, `response.refusal.delta`, `response.reasoning_text.delta`,
+`response.function_call_arguments.delta`), preceded by `response.output_item.added` and
+`response.content_part.added` where it opens an output item or a content part (`layout`). The
+terminal event closes every item in output order (the `done` events of its parts, then
+`response.output_item.done`), then says how the response ended: `response.completed`,
+`response.incomplete` (the token limit; also a cancelled response, status `cancelled`: the
+Responses API has no event of its own for it) or `response.failed`. A text-only reply is
+numbered as before typed deltas: chunk `i` is number `i + 3`.
 """
 
 from __future__ import annotations
@@ -16,79 +17,160 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ...providers.deltas import REASONING, REFUSAL, TEXT_KIND, Delta, ReplyParts, decode
 from ...streaming.wire.sse import Position, dumps, quote
 from ..openai import openai_error_body
-from .objects import Head, text_part
+from .layout import FUNCTION_CALL, MESSAGE, REASONING_PART, REFUSAL_PART, TEXT_PART, Item, Layout
+from .objects import Head, call_item, content_part, item_status, output_item
 
 if TYPE_CHECKING:
     from ...errors import ApiError
     from ...generation.outcome import Outcome
-    from ...providers.deltas import Delta
 
 NAME = "responses"  # the wire's name, as streams in Redis record it
-EXTRA = 3  # numbered events beyond the first in the priming event, and in the terminal one
-
-
-def resume_position(seen: int | None, last_event_id: int, finished: bool) -> Position | None:
-    """Where a resume after sequence number `seen` starts (None: nothing is left)."""
-    if seen is None:
-        return Position(None)
-    if seen < EXTRA:
-        return Position(None, seen)
-    after = seen - EXTRA
-    if finished and after >= last_event_id:
-        if seen >= last_event_id + 2 * EXTRA:
-            return None
-        return Position(last_event_id - 1, seen)
-    return Position(after)
+LAYOUT_MARK = "layout"  # in the echo a stream keeps: its events are laid out by item (absent: an earlier release's)
+_DELTA_EVENTS = {TEXT_PART: "output_text", REFUSAL_PART: "refusal", REASONING_PART: "reasoning_text"}
 
 
 class ResponsesWriter:
-    """One response's events; the bytes every delta shares are built once per stream."""
+    """One response's events; fed its chunks in order (as they are written, or `learn`ed from a
+    stream another worker wrote), it writes any of them again with the same numbers."""
 
     name = NAME
-    position = staticmethod(resume_position)
 
     def __init__(
         self, stream_id: str, correlation_id: str, model: str, created: float, echo: Mapping[str, Any] | None
     ) -> None:
         self.correlation_id = correlation_id
+        legacy = echo is not None and not echo.get(LAYOUT_MARK)
         self.head = Head.of(stream_id, created, model, echo)
-        self.echo = self.head.echo  # kept with the stream in Redis: other workers write the same events
-        delta = b"response.output_text.delta"
-        item = quote(self.head.item_id).encode()
-        self._delta = b'\nevent: %b\ndata: {"type":"%b","item_id":%b' % (delta, delta, item)
+        # Kept with the stream in Redis, so that other workers write the same events.
+        self.echo = self.head.echo if legacy else {**self.head.echo, LAYOUT_MARK: 1}
+        self.layout = Layout(self.head.response_id, legacy)
+        self._delta = b""  # the bytes every text delta of this response shares, once its text part is open
 
-    @staticmethod
-    def numbered(event_id: int) -> int:
+    @property
+    def learned(self) -> int:
+        """The newest chunk this writer has placed: a follower feeds it the chunks up to where it starts."""
+        return self.layout.chunks
+
+    def learn(self, event_id: int, kind: bytes, payload: bytes) -> None:
+        """Place chunk `event_id` (the next one), as stored, without writing it."""
+        if event_id != self.layout.chunks + 1:
+            return
+        if kind == TEXT_KIND:
+            self.layout.place_text(event_id)
+        else:
+            self.layout.place(event_id, decode(kind, payload))
+
+    def numbered(self, event_id: int) -> int:
         """The sequence number of the last numbered event of stream event `event_id` (not the
         terminal one); -1 (none yet) stays -1."""
-        return event_id + EXTRA if event_id >= 0 else event_id
+        return self.layout.last_number(event_id)
+
+    def position(self, seen: int | None, last_event_id: int, finished: bool) -> Position | None:
+        """Where a resume after sequence number `seen` starts (None: nothing is left)."""
+        if seen is None:
+            return Position(None)
+        layout = self.layout
+        event = layout.event_of(seen)
+        if event == 0:
+            return Position(None, seen) if seen < layout.priming_events - 1 else Position(0)
+        if event <= layout.chunks:
+            return Position(event) if seen == layout.last_number(event) else Position(event - 1, seen)
+        if not finished:  # not placed yet: each event takes a number at least, so it is at most this one
+            return Position(max(layout.chunks, last_event_id) + 1 + seen - layout.next_number)
+        if seen >= layout.next_number + self._closing_events() - 1:
+            return None
+        return Position(last_event_id - 1, seen)
 
     def priming(self) -> bytes:
         started = self.head.response("in_progress", [], None)
-        item = self.head.message("in_progress", None)
-        return b"".join(
-            (
-                _event(0, "response.created", {"response": started}),
-                _event(1, "response.in_progress", {"response": started}),
-                _event(2, "response.output_item.added", {"output_index": 0, "item": item}),
-                _event(3, "response.content_part.added", {**self._place(), "part": text_part("")}),
+        frames = [
+            _event(0, "response.created", {"response": started}),
+            _event(1, "response.in_progress", {"response": started}),
+        ]
+        if self.layout.priming_events > 2:  # an earlier release's stream, written again elsewhere
+            message = self.layout.items[0]
+            frames.append(_event(2, "response.output_item.added", {"output_index": 0, "item": self._item(message)}))
+            frames.append(
+                _event(
+                    3, "response.content_part.added", {**self._place(message, 0), "part": content_part(TEXT_PART, "")}
+                )
             )
-        )
+        return b"".join(frames)
 
     def chunk(self, sequence: int, content: str) -> bytes:
-        return b'id: %d%b,"output_index":0,"content_index":0,"delta":%b,"logprobs":[],"sequence_number":%d}\n\n' % (
-            sequence + EXTRA,
+        layout = self.layout
+        first = layout.place_text(sequence) if sequence > layout.chunks else layout.firsts[sequence - 1]
+        if sequence == layout.text_opened_by or not self._delta:
+            opening = self._opening(sequence, first, layout.message)
+            return opening + self._text(first + self._opened(sequence), content)
+        return self._text(first, content)
+
+    def _text(self, number: int, content: str) -> bytes:
+        if not self._delta:
+            message = self.layout.message
+            assert message is not None  # placing a text chunk opens it
+            kind, item = b"response.output_text.delta", quote(message.item_id).encode()
+            place = b'"output_index":%d,"content_index":%d' % (message.output_index, message.part_index(TEXT_PART))
+            self._delta = b'\nevent: %b\ndata: {"type":"%b","item_id":%b,%b' % (kind, kind, item, place)
+        return b'id: %d%b,"delta":%b,"logprobs":[],"sequence_number":%d}\n\n' % (
+            number,
             self._delta,
             quote(content).encode("utf-8", "replace"),
-            sequence + EXTRA,
+            number,
         )
 
-    @staticmethod
-    def delta(sequence: int, delta: Delta) -> bytes:
-        """Never called: the Responses API's calls are not typed yet: it carries the text only."""
-        raise TypeError("this wire carries text only")
+    def delta(self, sequence: int, delta: Delta) -> bytes:
+        layout = self.layout
+        first = layout.place(sequence, delta) if sequence > layout.chunks else layout.firsts[sequence - 1]
+        if delta.kind in (REASONING, REFUSAL):
+            item = layout.reasoning if delta.kind == REASONING else layout.message
+            part = REASONING_PART if delta.kind == REASONING else REFUSAL_PART
+            opening = self._opening(sequence, first, item)
+            place = {**self._place(item, item.part_index(part)), "delta": delta.text}  # type: ignore[union-attr]
+            return opening + _event(first + self._opened(sequence), f"response.{_DELTA_EVENTS[part]}.delta", place)
+        item = layout.call_item(delta.index)
+        if item is None:  # a piece of a call that never started: the mender lets none through
+            return _event(
+                first,
+                "response.function_call_arguments.delta",
+                {"item_id": "", "output_index": -1, "delta": delta.text},
+            )
+        frames = []
+        if item.opened_by == sequence:
+            added = {"output_index": item.output_index, "item": self._item(item)}
+            frames.append(_event(first, "response.output_item.added", added))
+            first += 1
+        if delta.text:
+            place = {"item_id": item.item_id, "output_index": item.output_index, "delta": delta.text}
+            frames.append(_event(first, "response.function_call_arguments.delta", place))
+        return b"".join(frames)
+
+    def _opening(self, sequence: int, first: int, item: Item | None) -> bytes:
+        """The `added` events chunk `sequence` opens its item and content part with."""
+        if item is None:
+            return b""
+        frames = []
+        if item.opened_by == sequence:
+            added = {"output_index": item.output_index, "item": self._item(item)}
+            frames.append(_event(first, "response.output_item.added", added))
+            first += 1
+        for index, (part, opened_by) in enumerate(item.parts):
+            if opened_by == sequence:
+                added = {**self._place(item, index), "part": content_part(part, "")}
+                frames.append(_event(first, "response.content_part.added", added))
+                first += 1
+        return b"".join(frames)
+
+    def _opened(self, sequence: int) -> int:
+        """How many `added` events chunk `sequence` writes before its delta."""
+        count = 0
+        for item in (self.layout.message, self.layout.reasoning):
+            if item is not None:
+                count += (item.opened_by == sequence) + sum(opened_by == sequence for _, opened_by in item.parts)
+        return count
 
     def queued(self, ahead: int) -> bytes:
         """A comment line that joins the next event's block: the Responses API has no such event."""
@@ -102,22 +184,84 @@ class ResponsesWriter:
         return b"event: error\ndata: %b\n\n" % dumps({**data, "resume_after": self.numbered(last_id)}).encode()
 
     def terminal(self, last_chunk: int, content_length: int, outcome: Outcome) -> bytes:
-        """The text's three `done` events, then how the response ended."""
-        first = last_chunk + 1 + EXTRA
-        final = self.head.ended(outcome, self.correlation_id)
-        item, status = final["output"][0], final["status"]
-        ending = {"completed": "response.completed", "failed": "response.failed"}.get(status, "response.incomplete")
-        return b"".join(
-            (
-                _event(first, "response.output_text.done", {**self._place(), "text": outcome.text, "logprobs": []}),
-                _event(first + 1, "response.content_part.done", {**self._place(), "part": text_part(outcome.text)}),
-                _event(first + 2, "response.output_item.done", {"output_index": 0, "item": item}),
-                _event(first + 3, ending, {"response": final}),
+        """Every open item's `done` events, in output order, then how the response ended (a
+        reply without any chunk opens its empty message here, as a text-only reply always has one)."""
+        number = self.layout.next_number
+        final = self.head.ended(outcome, self.correlation_id, self.output(outcome.text, outcome.parts, outcome))
+        frames = []
+        if not self.layout.items:
+            message = final["output"][0]
+            opened = {**message, "status": "in_progress", "content": []}
+            frames.append(_event(number, "response.output_item.added", {"output_index": 0, "item": opened}))
+            place = {"item_id": message["id"], "output_index": 0, "content_index": 0}
+            frames.append(
+                _event(number + 1, "response.content_part.added", {**place, "part": content_part(TEXT_PART, "")})
             )
-        )
+            number += 2
+        for index, item in enumerate(final["output"]):
+            for event, data in _closing(index, item):
+                frames.append(_event(number, event, data))
+                number += 1
+        ending = {"completed": "response.completed", "failed": "response.failed"}.get(final["status"])
+        frames.append(_event(number, ending or "response.incomplete", {"response": final}))
+        return b"".join(frames)
 
-    def _place(self) -> dict[str, Any]:
-        return {"item_id": self.head.item_id, "output_index": 0, "content_index": 0}
+    def _closing_events(self) -> int:
+        """How many numbered events the terminal event holds (as `terminal` writes them)."""
+        if not self.layout.items:
+            return 6  # the empty message's two `added` events, its part's two `done` ones, its own, the ending
+        count = 1
+        for item in self.layout.items:
+            count += 2 if item.kind == FUNCTION_CALL else 1 + 2 * len(item.parts)
+        return count
+
+    def output(self, text: str, parts: ReplyParts | None, outcome: Outcome | None) -> list[dict[str, Any]]:
+        """The response's output items in output order, as they stand (`outcome` None: in
+        progress); once ended, a reply without any item has its empty message."""
+        status = item_status(outcome)
+        if not self.layout.items:
+            return [] if outcome is None else [output_item(MESSAGE, self.head.item_id, status, {TEXT_PART: text})]
+        found = parts or ReplyParts()
+        texts = {TEXT_PART: text, REFUSAL_PART: found.refusal, REASONING_PART: found.reasoning}
+        output = []
+        for item in self.layout.items:
+            if item.kind != FUNCTION_CALL:
+                output.append(
+                    output_item(item.kind, item.item_id, status, {part: texts[part] for part, _ in item.parts})
+                )
+                continue
+            index = item.call.index if item.call is not None else -1
+            arguments = found.tool_calls[index].arguments if 0 <= index < len(found.tool_calls) else ""
+            output.append(call_item(item.item_id, status, item.call, arguments))
+        return output
+
+    def _item(self, item: Item) -> dict[str, Any]:
+        """An item as it opens."""
+        if item.kind == FUNCTION_CALL:
+            return call_item(item.item_id, "in_progress", item.call, "")
+        return output_item(item.kind, item.item_id, "in_progress", {})
+
+    @staticmethod
+    def _place(item: Item, content_index: int) -> dict[str, Any]:
+        return {"item_id": item.item_id, "output_index": item.output_index, "content_index": content_index}
+
+
+def _closing(output_index: int, item: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The `done` events of one output item as it ended: its parts', then its own."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    place = {"item_id": item["id"], "output_index": output_index}
+    if item["type"] == FUNCTION_CALL:
+        done = {**place, "name": item["name"], "arguments": item["arguments"]}
+        events.append(("response.function_call_arguments.done", done))
+    for index, part in enumerate(item.get("content", [])):
+        kind = part["type"]
+        said = {"refusal": part.get("refusal")} if kind == REFUSAL_PART else {"text": part["text"]}
+        if kind == TEXT_PART:
+            said["logprobs"] = []
+        events.append((f"response.{_DELTA_EVENTS[kind]}.done", {**place, "content_index": index, **said}))
+        events.append(("response.content_part.done", {**place, "content_index": index, "part": part}))
+    events.append(("response.output_item.done", {"output_index": output_index, "item": item}))
+    return events
 
 
 def _event(sequence: int, kind: str, data: dict[str, Any]) -> bytes:

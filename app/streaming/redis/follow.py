@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from collections.abc import Iterator
 
@@ -26,6 +27,7 @@ import redis
 from ...errors import CATALOGUE, ApiError
 from ...generation.outcome import Outcome
 from ...providers.base import Usage
+from ...providers.deltas import ReplyParts, fold_stored
 from ..direct import ClientWriter
 from ..wire import NATIVE_NAME, Wire, WireWriter, chunk_frame, known
 from ..wire.sse import KEEPALIVE_FRAME
@@ -38,6 +40,7 @@ LIVENESS_SECONDS = 1.0  # how often a silent follower looks at the stream and it
 STOP_POLL_SECONDS = 0.02
 CATCH_UP_SECONDS = 1.0  # how long a resume waits for an event the client has and Redis not yet
 PAGE = 512  # entries per read
+STATELESS = sys.maxsize  # what a writer that writes any event on its own has `learned`
 
 
 class RemoteStream:
@@ -55,12 +58,23 @@ class RemoteStream:
         self.created = float(meta.get(b"created", b"0"))
         self.finished = meta.get(b"state") != b"live"
         self.client = meta.get(b"client", b"").decode()
-        self.writer = writer_of(stream_id, meta)
+        self._writer = writer_of(stream_id, meta)
         self.context = meta.get(b"context", b"")
         self.last_event_id = last_event_id
         self._ending: bytes | None = None
         # How long a follower waits through an outage, or for Redis to get the stream's keys back.
         self._patience = max(outage_seconds, keys.RECOVERY_SECONDS)
+
+    @property
+    def writer(self) -> WireWriter:
+        """The writer of this stream's events; one that lays them out (the Responses API's) has
+        been fed every chunk Redis holds up to the newest event known here."""
+        writer = self._writer
+        if getattr(writer, "learned", STATELESS) < self.last_event_id:
+            with store_errors("reading the stream"):
+                start, end = keys.entry_id(writer.learned + 1), keys.entry_id(self.last_event_id)  # type: ignore[attr-defined]
+                teach(writer, self._link.commands.xrange(keys.events_key(self.stream_id), start, end))
+        return writer
 
     def catch_up(self, event_id: int) -> None:
         """Wait, at most CATCH_UP_SECONDS, until Redis holds `event_id` of this live stream: its
@@ -90,22 +104,23 @@ class RemoteStream:
                 detail = f"Redis does not hold event {event_id} yet: the worker generating this reply writes it late."
                 raise ApiError("store_unavailable", detail)
 
-    def result(self) -> tuple[str, Outcome | None] | None:
-        """The text so far and, once ended, how the generation ended, as Redis holds them (None:
-        its events are gone). A stream ended by a worker of an earlier release has no outcome
-        kept: its ending is read from the hash, without usage."""
+    def result(self) -> tuple[str, Outcome | None, ReplyParts] | None:
+        """The text and parts so far and, once ended, how the generation ended, as Redis holds
+        them (None: its events are gone). A stream ended by a worker of an earlier release has no
+        outcome kept: its ending is read from the hash, without usage."""
         with store_errors("reading the stream"), self._link.commands.pipeline(transaction=False) as pipe:
             pipe.xrange(keys.events_key(self.stream_id))
             pipe.hmget(keys.meta_key(self.stream_id), ["outcome", "ending"])
             entries, (record, ending) = pipe.execute()
         if not entries or b"h" not in entries[0][1]:
             return None
-        text = "".join(fields[b"c"].decode("utf-8", "replace") for _, fields in entries if b"c" in fields)
+        teach(self._writer, entries)
+        text, parts = fold_stored(_stored_chunks(entries))
         if b"t" not in entries[-1][1]:
-            return text, None
+            return text, None, parts
         if record:
-            return text, Outcome.from_record(text, json.loads(record))
-        return text, _outcome_of_ending(text, len(entries) - 2, (ending or b"").decode())
+            return text, Outcome.from_record(text, json.loads(record), parts), parts
+        return text, _outcome_of_ending(text, len(entries) - 2, (ending or b"").decode()), parts
 
     def attach(self) -> None:
         """Followers of a remote stream are counted by the owner through `seen`, not here."""
@@ -120,6 +135,7 @@ class RemoteStream:
         one, or an interruption when Redis stays out of reach (see the module docstring). Every
         frame goes through the server (`writer` is for the owner's own followers)."""
         cursor = 0 if after_id is None else after_id + 1
+        writer = self.writer  # fed the chunks before `cursor` (its own writes place the rest)
         block = min(keepalive_seconds, LIVENESS_SECONDS)
         last_write = last_check = time.monotonic()
         trouble_since: float | None = None  # since when Redis fails, or the stream's keys are gone
@@ -127,7 +143,7 @@ class RemoteStream:
             entries = self._read(cursor, block)
             if entries:
                 trouble_since = None
-                frames, cursor, ended = _frames(entries, self.writer)
+                frames, cursor, ended = _frames(entries, writer)
                 yield frames
                 last_write = time.monotonic()
                 if ended:
@@ -225,6 +241,25 @@ def _outcome_of_ending(text: str, chunks: int, ending: str) -> Outcome:
     return Outcome(text, chunks, usage, 0.0, None, finish_reason=ending or "stop")
 
 
+def _stored_chunks(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> Iterator[tuple[bytes, bytes]]:
+    """The (kind, payload) of each chunk among Redis entries (the priming and terminal ones left out)."""
+    for _, fields in entries:
+        if b"h" not in fields and b"t" not in fields:
+            ((kind, payload),) = fields.items()
+            yield kind, payload
+
+
+def teach(writer: WireWriter, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    """Feed a writer that lays a stream's events out the chunks among `entries` it has not placed yet."""
+    learned = getattr(writer, "learned", STATELESS)
+    for entry, fields in entries:
+        event_id = keys.event_id(entry)
+        if event_id == learned + 1 and b"h" not in fields and b"t" not in fields:
+            ((kind, payload),) = fields.items()
+            writer.learn(event_id, kind, payload)  # type: ignore[attr-defined]
+            learned = event_id
+
+
 def writer_of(stream_id: str, meta: dict[bytes, bytes]) -> WireWriter:
     """The writer of a stream's events, in the wire (and with the echoed parameters) its hash in Redis records."""
     name = meta.get(b"wire", b"").decode()
@@ -262,11 +297,13 @@ def end_if_owner_gone(link: Link, stream_id: str, meta: dict[bytes, bytes]) -> b
     error = ApiError("generation_lost", "The worker generating this reply stopped renewing its lease.")
     for _ in range(3):  # the owner may have written its last entries meanwhile: read again
         entries = link.commands.xrange(keys.events_key(stream_id))
-        chunks = [fields for _, fields in entries if b"h" not in fields and b"t" not in fields]
+        chunks = list(_stored_chunks(entries))
         last = keys.event_id(entries[-1][0]) if entries else -1
         duration_ms = round(max(0.0, time.time() - float(meta.get(b"created", b"0"))) * 1000, 1)
-        text = "".join(fields[b"c"].decode("utf-8", "replace") for fields in chunks if b"c" in fields)
-        outcome = Outcome(text, len(chunks), Usage(0, 0, estimated=True), duration_ms, None, error=error)
+        text, parts = fold_stored(chunks)
+        teach(writer, entries)
+        usage = Usage(0, 0, estimated=True)
+        outcome = Outcome(text, len(chunks), usage, duration_ms, None, error=error, parts=parts)
         frames: list[object] = [0, "h", writer.priming()] if last < 0 else []
         frames += (max(last, 0) + 1, "t", writer.terminal(len(chunks), len(text), outcome))
         identity = (owner, "", "", "", "", "", "", "")

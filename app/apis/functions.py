@@ -1,0 +1,65 @@
+"""What the two OpenAI families check alike in what goes beyond text: a function's name, an
+image's URL, a JSON Schema response format, and the refusal of what the model cannot honour
+(each family has its own request shapes, which call these)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from marshmallow import ValidationError
+
+from ..errors import ApiError
+from ..providers.base import Provider
+
+MAX_TOOLS = 128
+TOOL_CHOICES = ("none", "auto", "required")
+IMAGE_DETAILS = ("auto", "low", "high")
+NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_NAME_RULE = "Must be 1 to 64 letters, digits, underscores or dashes."
+# An http(s) URL or an image's data URL (the scheme in any case), as the contract's pattern says.
+_IMAGE_URL = re.compile(r"[Hh][Tt][Tt][Pp][Ss]?://|[Dd][Aa][Tt][Aa]:[Ii][Mm][Aa][Gg][Ee]/[A-Za-z0-9.+-]+;base64,")
+MAX_IMAGE_URL_CHARS = 20 * 1024 * 1024  # a data URL of a 15 MB image; the body limit bounds it first
+_SCHEMA_KEYS = {"name", "description", "schema", "strict"}
+
+
+def check_name(value: str) -> None:
+    """A function's (or a response format's) name, as OpenAI's API bounds it."""
+    if not NAME.fullmatch(value):
+        raise ValidationError(_NAME_RULE)
+
+
+def image_url_ok(url: Any, detail: Any = "auto") -> bool:
+    """Whether `url` is an http(s) URL or an image's data URL within the bound, and `detail` known."""
+    return (
+        isinstance(url, str)
+        and len(url) <= MAX_IMAGE_URL_CHARS
+        and bool(_IMAGE_URL.match(url))
+        and detail in IMAGE_DETAILS
+    )
+
+
+def check_json_schema(spec: Any, keys: Iterable[str] = _SCHEMA_KEYS) -> None:
+    """A structured-output format: a name, and optionally a description, a JSON Schema and `strict`."""
+    if not isinstance(spec, dict) or set(spec) - set(keys) or not isinstance(spec.get("name"), str):
+        raise ValidationError(f"A json_schema format takes {', '.join(sorted(keys))}, and needs a name.")
+    check_name(spec["name"])
+    if (
+        not isinstance(spec.get("schema", {}), dict)
+        or not isinstance(spec.get("strict", False), bool)
+        or not isinstance(spec.get("description", ""), str)
+    ):
+        raise ValidationError("json_schema.schema must be an object, strict a boolean, description a string.")
+
+
+def refuse_untaken(options: dict[str, Any], images: bool, provider: Provider, conversation: str) -> None:
+    """A 400 naming each option (or the `conversation` field, for its images) the provider cannot
+    honour, and what to do."""
+    wanted = [name for name in options if not provider.takes(name, options)]
+    if images and not provider.takes("images", options):
+        wanted.append(conversation)
+    if wanted:
+        why = "The embedded model cannot honour it (images, logit_bias, tools unless tool_choice names one): set "
+        why += "OPENAI_BASE_URL or UPSTREAMS_FILE to a server whose model can, or leave it out."
+        raise ApiError("validation_error", f"{len(wanted)} field(s) are invalid.", fields={n: [why] for n in wanted})

@@ -1,0 +1,211 @@
+"""The Responses API's input items, checked, and the conversation they make for the model.
+
+`input` is a string (one user message) or a list of items: messages (content a string or
+`input_text`, `output_text`, `refusal` and `input_image` parts), an earlier reply's
+`function_call` items and the client's `function_call_output` for them, and its `reasoning`
+items. The model is sent a chat conversation: a message as it is, consecutive function calls as
+one assistant message's `tool_calls` (with the assistant's text just before them), an output as
+a `tool` message. A reasoning item is taken but not sent on: a chat completions server takes no
+reasoning back (the model reasons afresh each turn).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import ValidationError, fields, validate
+
+from ..functions import check_name, image_url_ok
+from ..openai import ROLES, SYSTEM_ROLES, content_length
+from ..schema import Neutral, NullMeansAbsent, Text, text_of
+
+ITEM_STATUSES = ("in_progress", "completed", "incomplete")
+TEXT_PARTS = ("input_text", "output_text")
+MAX_CALL_ID_CHARS = 256
+_TAKEN = "message, function_call, function_call_output and reasoning"
+
+
+class ItemContent(fields.Field):
+    """A message item's content: a string, or parts. Text parts alone are joined by newlines into
+    one string; with an image, the parts are kept as chat completions' `text` / `image_url` parts."""
+
+    json_types = ("string", "array")
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str | list[dict[str, Any]]:
+        if isinstance(value, str):
+            return text_of(value)
+        if not isinstance(value, list) or not value:
+            raise ValidationError("Must be a string, or a non-empty list of parts.")
+        parts = [_part(index, part) for index, part in enumerate(value)]
+        if all(part["type"] == "text" for part in parts):
+            return "\n".join(part["text"] for part in parts)
+        return parts
+
+
+def _part(index: int, part: Any) -> dict[str, Any]:
+    kind = part.get("type") if isinstance(part, dict) else None
+    if kind in TEXT_PARTS:
+        extra = set(part) - {"type", "text", "annotations", "logprobs"}
+        if not extra and isinstance(part.get("text"), str):
+            return {"type": "text", "text": text_of(part["text"])}
+    elif kind == "refusal" and set(part) == {"type", "refusal"} and isinstance(part["refusal"], str):
+        return {"type": "text", "text": text_of(part["refusal"])}
+    elif kind == "input_image":
+        if "file_id" in part and part["file_id"] is not None:
+            raise ValidationError(
+                f"Part {index}: ChatWait keeps no files: send the image as image_url (a URL or a data URL)."
+            )
+        url, detail = part.get("image_url"), part.get("detail", "auto")
+        if image_url_ok(url, detail) and not set(part) - {"type", "image_url", "detail", "file_id"}:
+            return {"type": "image_url", "image_url": {"url": url, "detail": detail}}
+        raise ValidationError(
+            f'Part {index} must be {{"type": "input_image", "image_url": "https://..." or "data:image/png;base64,...", '
+            '"detail": "auto" | "low" | "high"}.'
+        )
+    else:
+        shown = str(kind)[:40]
+        raise ValidationError(
+            f"Part {index} is of type {shown!r}: ChatWait takes input_text, output_text, refusal and input_image parts."
+        )
+    raise ValidationError(f"Part {index} is not a well-formed {kind} part.")
+
+
+class InputMessageSchema(NullMeansAbsent):
+    """A message item of `input` (also an earlier reply's output message, sent back as it came)."""
+
+    type = Neutral(("message",), "A message item's type is message.", ("string",))
+    role = fields.String(
+        required=True, validate=validate.OneOf(ROLES, error="Must be one of: user, assistant, system, developer.")
+    )
+    content = ItemContent(required=True, error_messages={"required": "Every message item needs content."})
+    id = Text(validate=validate.Length(min=1, max=128))
+    status = fields.String(validate=validate.OneOf(ITEM_STATUSES))
+
+
+class FunctionCallInputSchema(NullMeansAbsent):
+    """An earlier reply's `function_call` item, sent back with the conversation."""
+
+    type = fields.String(required=True, validate=validate.OneOf(("function_call",)))
+    call_id = Text(required=True, validate=validate.Length(min=1, max=MAX_CALL_ID_CHARS))
+    name = Text(required=True, validate=check_name)
+    arguments = Text(required=True)
+    id = Text(validate=validate.Length(min=1, max=128))
+    status = fields.String(validate=validate.OneOf(ITEM_STATUSES))
+
+
+class ToolOutput(fields.Field):
+    """A function's output: a string, or `input_text` parts (joined by newlines)."""
+
+    json_types = ("string", "array")
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, str):
+            return text_of(value)
+        if isinstance(value, list) and all(
+            isinstance(part, dict) and part.get("type") == "input_text" and isinstance(part.get("text"), str)
+            for part in value
+        ):
+            return "\n".join(text_of(part["text"]) for part in value)
+        raise ValidationError(
+            "Must be a string, or a list of input_text parts: a chat completions server takes text results."
+        )
+
+
+class FunctionCallOutputInputSchema(NullMeansAbsent):
+    """The client's result of a function call, for the model to go on with."""
+
+    type = fields.String(required=True, validate=validate.OneOf(("function_call_output",)))
+    call_id = Text(required=True, validate=validate.Length(min=1, max=MAX_CALL_ID_CHARS))
+    output = ToolOutput(required=True)
+    id = Text(validate=validate.Length(min=1, max=128))
+    status = fields.String(validate=validate.OneOf(ITEM_STATUSES))
+
+
+class ReasoningInputSchema(NullMeansAbsent):
+    """An earlier reply's reasoning item, sent back as it came (taken, not sent on)."""
+
+    type = fields.String(required=True, validate=validate.OneOf(("reasoning",)))
+    id = Text(validate=validate.Length(min=1, max=128))
+    summary = fields.List(fields.Dict(), required=True)
+    content = fields.List(fields.Dict())
+    encrypted_content = Text()
+    status = fields.String(validate=validate.OneOf(ITEM_STATUSES))
+
+
+_SCHEMAS = {
+    "message": InputMessageSchema,
+    "function_call": FunctionCallInputSchema,
+    "function_call_output": FunctionCallOutputInputSchema,
+    "reasoning": ReasoningInputSchema,
+}
+
+
+class ResponseInput(fields.Field):
+    """`input`: a string (one user message), or a list of items."""
+
+    json_types = ("string", "array")
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        if isinstance(value, str):
+            return [{"type": "message", "role": "user", "content": text_of(value)}]
+        if not isinstance(value, list) or not value:
+            raise ValidationError("Must be a string, or a non-empty list of items.")
+        items, errors = [], {}
+        for index, item in enumerate(value):
+            kind = item.get("type", "message") if isinstance(item, dict) else None
+            schema = _SCHEMAS.get(kind) if isinstance(kind, str) else None
+            if schema is None:
+                shown = "not an object" if not isinstance(item, dict) else f"of type {str(kind)[:40]!r}"
+                errors[index] = [
+                    f"This item is {shown}: ChatWait takes {_TAKEN} items (send items themselves, not references)."
+                ]
+                continue
+            try:
+                items.append({**schema().load(item), "type": kind})
+            except ValidationError as exc:
+                errors[index] = exc.messages
+        if errors:
+            raise ValidationError(errors)
+        return items
+
+
+def item_chars(item: Any) -> int:
+    """The characters of an input item as sent (before validation): its content, a call's
+    arguments or an output."""
+    if not isinstance(item, dict):
+        return 0
+    arguments = item.get("arguments")
+    return (
+        content_length(item.get("content"))
+        + content_length(item.get("output"))
+        + (len(arguments) if isinstance(arguments, str) else 0)
+    )
+
+
+def to_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The chat conversation `items` make (see the module docstring)."""
+    messages: list[dict[str, Any]] = []
+    for item in items:
+        kind = item["type"]
+        if kind == "message":
+            role = "system" if item["role"] in SYSTEM_ROLES else item["role"]
+            messages.append({"role": role, "content": item["content"]})
+        elif kind == "function_call":
+            function = {"name": item["name"], "arguments": item["arguments"]}
+            call = {"id": item["call_id"], "type": "function", "function": function}
+            last = messages[-1] if messages else None
+            if last is not None and last["role"] == "assistant" and type(last["content"]) is not list:
+                last.setdefault("tool_calls", []).append(call)
+            else:
+                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif kind == "function_call_output":
+            messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": item["output"]})
+    return messages
+
+
+def message_chars(message: dict[str, Any]) -> int:
+    """The characters of a chat message: its content and its tool calls' names and arguments."""
+    calls = message.get("tool_calls") or ()
+    return content_length(message.get("content")) + sum(
+        len(c["function"]["name"]) + len(c["function"]["arguments"]) for c in calls
+    )

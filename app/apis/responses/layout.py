@@ -1,0 +1,148 @@
+"""Where each of a response's events falls among its output items and sequence numbers.
+
+A response's output items open as their first delta comes, in that order: the message (text,
+a refusal), the reasoning item, one `function_call` item per tool call. Each stays open to the
+terminal event, which closes them all in output order. A stream event (a chunk) is therefore
+one numbered SSE event, or more where it opens an item or a content part; the layout records
+the first sequence number of every chunk as it is written, in order, so that any chunk's event
+is written again with the same numbers, and a resume after any sequence number lands exactly.
+"""
+
+from __future__ import annotations
+
+import array
+import bisect
+import dataclasses
+
+from ...providers.deltas import REASONING, REFUSAL, TOOL_CALL, Delta
+
+MESSAGE, REASONING_ITEM, FUNCTION_CALL = "message", "reasoning", "function_call"
+TEXT_PART, REFUSAL_PART, REASONING_PART = "output_text", "refusal", "reasoning_text"
+PRIMING_EVENTS = 2  # response.created, response.in_progress
+LEGACY_PRIMING_EVENTS = 4  # and the message's output_item.added, content_part.added (streams of earlier releases)
+_PREFIXES = {MESSAGE: "msg_", REASONING_ITEM: "rs_", FUNCTION_CALL: "fc_"}  # item ids: prefix + the stream's id
+
+
+@dataclasses.dataclass(slots=True)
+class Item:
+    """One output item: what it is, its id and place, the event that opened it, and its content
+    parts in order (each with the event that opened it). A call's item also has its index among
+    the reply's calls, its `call_id` and name."""
+
+    kind: str
+    item_id: str
+    output_index: int
+    opened_by: int
+    parts: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+    call: Delta | None = None
+
+    def part_index(self, part: str) -> int:
+        """The content index of the part `part` (-1: not opened)."""
+        for index, (kind, _) in enumerate(self.parts):
+            if kind == part:
+                return index
+        return -1
+
+
+class Layout:
+    """The output items of one response and the first sequence number of each of its chunks;
+    fed the chunks in order (`place`). `legacy`: a stream of an earlier release, whose priming
+    event opened the message and its text part."""
+
+    def __init__(self, response_id: str, legacy: bool = False) -> None:
+        self._suffix = response_id.removeprefix("resp_")
+        self.items: list[Item] = []
+        self.message: Item | None = None
+        self.reasoning: Item | None = None
+        self.calls: dict[int, Item] = {}
+        self.firsts = array.array("I")  # chunk i's first sequence number at [i - 1]
+        self.text_opened_by = -1  # the chunk that opened the message's text part (0: the priming event)
+        self.priming_events = LEGACY_PRIMING_EVENTS if legacy else PRIMING_EVENTS
+        self.next_number = self.priming_events
+        if legacy:
+            self._open(MESSAGE, 0)
+            self._open_part(MESSAGE, TEXT_PART, 0)
+
+    @property
+    def chunks(self) -> int:
+        """How many chunks have been placed."""
+        return len(self.firsts)
+
+    def place_text(self, event_id: int) -> int:
+        """Place chunk `event_id` (the next one) as text; its first sequence number."""
+        if self.text_opened_by >= 0:
+            return self._place(event_id, 0)
+        return self._place(event_id, self._open_part(MESSAGE, TEXT_PART, event_id))
+
+    def place(self, event_id: int, delta: Delta) -> int:
+        """Place chunk `event_id` (the next one) as a typed delta; its first sequence number."""
+        if delta.kind == REFUSAL:
+            return self._place(event_id, self._open_part(MESSAGE, REFUSAL_PART, event_id))
+        if delta.kind == REASONING:
+            return self._place(event_id, self._open_part(REASONING_ITEM, REASONING_PART, event_id))
+        if delta.kind == TOOL_CALL and delta.starts_call and delta.index not in self.calls:
+            item = self._open(FUNCTION_CALL, event_id)
+            item.call = delta
+            self.calls[delta.index] = item
+            return self._place(event_id, int(bool(delta.text)))  # `added`, then its first piece if any
+        return self._place(event_id, 0)
+
+    def _place(self, event_id: int, extra: int) -> int:
+        if event_id != len(self.firsts) + 1:
+            raise ValueError(f"chunk {event_id} placed after {len(self.firsts)}: chunks are placed in order")
+        first = self.next_number
+        self.firsts.append(first)
+        self.next_number = first + 1 + extra
+        return first
+
+    def _open_part(self, kind: str, part: str, event_id: int) -> int:
+        """Open the item `kind` (the message or the reasoning) and its part `part` where not yet
+        open; how many numbered events the opening takes."""
+        item = self.message if kind == MESSAGE else self.reasoning
+        opened = 0
+        if item is None:
+            item = self._open(kind, event_id)
+            opened = 1
+        if item.part_index(part) >= 0:
+            return opened
+        item.parts.append((part, event_id))
+        if part == TEXT_PART:
+            self.text_opened_by = event_id
+        return opened + 1
+
+    def _open(self, kind: str, event_id: int) -> Item:
+        index = len(self.items)
+        item_id = _PREFIXES[kind] + self._suffix
+        if kind == FUNCTION_CALL:
+            item_id += f"_{index}"
+        item = Item(kind, item_id, index, event_id)
+        self.items.append(item)
+        if kind == MESSAGE:
+            self.message = item
+        elif kind == REASONING_ITEM:
+            self.reasoning = item
+        return item
+
+    def call_item(self, index: int) -> Item | None:
+        """The item of the call at `index` among the reply's calls."""
+        return self.calls.get(index)
+
+    def last_number(self, event_id: int) -> int:
+        """The sequence number of the last numbered event of chunk `event_id` (0: the priming
+        event's; -1 stays -1)."""
+        if event_id < 0:
+            return -1
+        if event_id == 0:
+            return self.priming_events - 1
+        if event_id < len(self.firsts):
+            return self.firsts[event_id] - 1
+        return self.next_number - 1
+
+    def event_of(self, number: int) -> int:
+        """The stream event (0: the priming one) whose numbered events include `number`, among
+        those placed; len(firsts) + 1 (the terminal or a later event) past them."""
+        if number < (self.firsts[0] if self.firsts else self.next_number):
+            return 0
+        if number >= self.next_number:
+            return len(self.firsts) + 1
+        return bisect.bisect_right(self.firsts, number)
