@@ -1,5 +1,5 @@
 """The JavaScript clients (openai-node, the Vercel AI SDK), as they are, against ChatWait's chat
-completions over the fake upstream scripted to call tools: tests/node/clients.mjs runs each
+completions and Responses API over the fake upstream scripted to call tools: tests/node/clients.mjs runs each
 scenario with Node and prints what the client reported. Their packages are pinned by
 tests/node/package-lock.json and installed by the test command."""
 
@@ -35,11 +35,26 @@ def test_openai_node_accumulates_two_streamed_tool_calls(server) -> None:
                                  ["call_fake1", "get_weather", '{"city": "fake"}']]  # fmt: skip
 
 
-def test_vercel_stream_text_runs_a_tool_and_answers(server) -> None:
-    reported = run(server, "vercel-stream-tool")
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_vercel_stream_text_runs_a_tool_and_answers(server, api: str) -> None:
+    reported = run(server, "vercel-responses-stream-tool" if api == "responses" else "vercel-stream-tool")
     assert reported["calls"] == [["get_weather", {"city": "fake"}]], "called once, with its input parsed"
     assert reported["text"] == "The tool said: clear in fake" and reported["finish"] == "stop"
 
 
-def test_vercel_generate_object_gets_an_object_of_its_schema(server) -> None:
-    assert run(server, "vercel-generate-object") == {"object": {"city": "fake", "days": 1.5}}
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_vercel_generate_object_gets_an_object_of_its_schema(server, api: str) -> None:
+    scenario = "vercel-responses-generate-object" if api == "responses" else "vercel-generate-object"
+    assert run(server, scenario) == {"object": {"city": "fake", "days": 1.5}}
+
+
+def test_openai_node_accumulates_streamed_function_calls_of_the_responses_api(server) -> None:
+    reported = run(server, "openai-responses-tool-stream")
+    assert reported == {
+        "status": "completed",
+        "items": [
+            ["reasoning", None, None],
+            ["function_call", "call_fake0", '{"city": "fake"}'],
+            ["function_call", "call_fake1", '{"city": "fake"}'],
+        ],
+    }

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import re
 
 import httpx
 import openai
@@ -70,6 +71,10 @@ def test_a_function_call_and_its_output_make_a_conversation(sdk: openai.OpenAI) 
         tools=[WEATHER],
     )
     assert chained.output_text == "The tool said: rain", "the stored turn kept the call its output answers"
+    referenced = [given[0], {"type": "item_reference", "id": call.id}]  # as the Vercel AI SDK sends it
+    output = {"type": "function_call_output", "call_id": call.call_id, "output": "fog"}
+    by_reference = sdk.responses.create(model=FAKE_MODEL, input=[*referenced, output], tools=[WEATHER])
+    assert by_reference.output_text == "The tool said: fog"
     forced = sdk.responses.create(
         model=FAKE_MODEL,
         input="@tool_calls=2",
@@ -243,3 +248,12 @@ def test_langchain_binds_tools_over_the_responses_api(server, request) -> None:
     assert chat.with_structured_output(Forecast, method="json_schema").invoke("Forecast") == Forecast(
         city="fake", days=1
     )
+
+
+def test_the_function_call_snippet_of_docs_clients_md_runs(sdk: openai.OpenAI, capsys) -> None:
+    from .test_openai_resume import CLIENTS
+
+    blocks = re.findall(r"```python\n(.*?)```", CLIENTS.read_text(encoding="utf-8"), re.DOTALL)
+    source = next(block for block in blocks if "function_call_output" in block)
+    exec(compile(source, "docs/clients.md", "exec"), {"client": sdk, "MODEL": FAKE_MODEL})
+    assert capsys.readouterr().out == "The tool said: clear, 21 C\n"

@@ -1,5 +1,5 @@
-// The JavaScript clients people use, against ChatWait's chat completions, each scenario printing
-// what the client reported as one JSON line: node clients.mjs BASE_URL MODEL SCENARIO
+// The JavaScript clients people use, against ChatWait's chat completions and Responses API, each
+// scenario printing what the client reported as one JSON line: node clients.mjs BASE_URL MODEL SCENARIO
 import { createOpenAI } from "@ai-sdk/openai";
 import { generateObject, stepCountIs, streamText, tool } from "ai";
 import OpenAI from "openai";
@@ -14,6 +14,45 @@ const weather = {
   },
 };
 
+const weatherTools = {
+  get_weather: tool({
+    description: "The weather in a city.",
+    inputSchema: z.object({ city: z.string() }),
+    execute: async ({ city }) => `clear in ${city}`,
+  }),
+};
+
+// The Vercel AI SDK: streamText with a tool it executes, then the model's answer (`api`: chat or responses).
+async function vercelStreamTool(api) {
+  const openai = createOpenAI({ baseURL: `${base}/v1`, apiKey: "unused" });
+  const result = streamText({
+    model: openai[api](model),
+    prompt: "Weather in Oslo? @delay_ms=5",
+    tools: weatherTools,
+    stopWhen: stepCountIs(3),
+  });
+  const steps = await result.steps;
+  return {
+    text: await result.text,
+    finish: await result.finishReason,
+    calls: steps.flatMap((step) => step.toolCalls.map((c) => [c.toolName, c.input])),
+  };
+}
+
+// The Vercel AI SDK: generateObject with a schema (structured output).
+async function vercelGenerateObject(api) {
+  const openai = createOpenAI({ baseURL: `${base}/v1`, apiKey: "unused" });
+  const { object } = await generateObject({
+    model: openai[api](model),
+    schema: z.object({ city: z.string(), days: z.number() }),
+    prompt: "Forecast for Oslo",
+  });
+  return { object };
+}
+
+const cancelAsk = "Tell me @tokens=300 @delay_ms=20";
+const cancel = (id) => fetch(`${base}/v1/responses/${id}/cancel`, { method: "POST" });
+
 const scenarios = {
   // openai-node: a streamed tool call, accumulated by the SDK's stream helper.
   async "openai-tool-stream"() {
@@ -25,37 +64,49 @@ const scenarios = {
     const choice = final.choices[0];
     return { finish: choice.finish_reason, calls: choice.message.tool_calls.map((c) => [c.id, c.function.name, c.function.arguments]) };
   },
-  // The Vercel AI SDK: streamText with a tool it executes, then the model's answer.
-  async "vercel-stream-tool"() {
-    const openai = createOpenAI({ baseURL: `${base}/v1`, apiKey: "unused" });
-    const result = streamText({
-      model: openai.chat(model),
-      prompt: "Weather in Oslo? @delay_ms=5",
-      tools: {
-        get_weather: tool({
-          description: "The weather in a city.",
-          inputSchema: z.object({ city: z.string() }),
-          execute: async ({ city }) => `clear in ${city}`,
-        }),
-      },
-      stopWhen: stepCountIs(3),
+  "vercel-stream-tool": () => vercelStreamTool("chat"),
+  "vercel-generate-object": () => vercelGenerateObject("chat"),
+  "vercel-responses-stream-tool": () => vercelStreamTool("responses"),
+  "vercel-responses-generate-object": () => vercelGenerateObject("responses"),
+  // openai-node: a streamed response cancelled after its third delta, as its stream helper ends it
+  // (its final response is the snapshot it accumulated: only `response.completed` replaces it).
+  async "openai-responses-cancel"() {
+    const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: "unused", maxRetries: 0 });
+    const stream = client.responses.stream({ model, input: cancelAsk });
+    let deltas = 0;
+    let last;
+    stream.on("event", (event) => {
+      last = event;
+      if (event.type === "response.output_text.delta" && ++deltas === 3) cancel(event.item_id.replace("msg_", "resp_"));
     });
-    const steps = await result.steps;
-    return {
-      text: await result.text,
-      finish: await result.finishReason,
-      calls: steps.flatMap((step) => step.toolCalls.map((c) => [c.toolName, c.input])),
-    };
+    const final = await stream.finalResponse();
+    return { final: final.status, last: last.type, status: last.response.status, partial: (final.output_text ?? final.output[0]?.content?.[0]?.text ?? "").length > 0 };
   },
-  // The Vercel AI SDK: generateObject with a schema (structured output).
-  async "vercel-generate-object"() {
-    const openai = createOpenAI({ baseURL: `${base}/v1`, apiKey: "unused" });
-    const { object } = await generateObject({
-      model: openai.chat(model),
-      schema: z.object({ city: z.string(), days: z.number() }),
-      prompt: "Forecast for Oslo",
+  // The Vercel AI SDK: streamText on the Responses API, its response cancelled after the third delta.
+  async "vercel-responses-cancel"() {
+    let cancelled = false;
+    const watch = async (url, init) => {
+      const response = await fetch(url, init);
+      const id = response.headers.get("x-stream-id");
+      if (id && !cancelled) {
+        cancelled = true;
+        setTimeout(() => cancel(`resp_${id}`), 200);
+      }
+      return response;
+    };
+    const openai = createOpenAI({ baseURL: `${base}/v1`, apiKey: "unused", fetch: watch });
+    const result = streamText({ model: openai.responses(model), prompt: cancelAsk });
+    const text = await result.text;
+    return { finish: await result.finishReason, partial: text.length > 0 && text.length < 300 * 5 };
+  },
+  // openai-node: streamed function calls of the Responses API, accumulated by the SDK's stream helper.
+  async "openai-responses-tool-stream"() {
+    const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: "unused", maxRetries: 0 });
+    const stream = client.responses.stream({
+      model, input: "Weather in Oslo? @tool_calls=2 @reasoning=2 @delay_ms=5", tools: [{ type: "function", ...weather.function }],
     });
-    return { object };
+    const final = await stream.finalResponse();
+    return { status: final.status, items: final.output.map((item) => [item.type, item.call_id ?? null, item.arguments ?? null]) };
   },
 };
 

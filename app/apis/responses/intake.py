@@ -27,7 +27,7 @@ from ..functions import refuse_untaken
 from ..intake import read_json, refuse_long_text, validate_request
 from ..openai import content_length
 from .fit import DROPPABLE, fit
-from .items import item_chars, to_messages
+from .items import item_chars, resolve, to_messages
 from .objects import ECHOED
 from .schemas import ResponseRequestSchema
 
@@ -63,9 +63,11 @@ def prepare_response(
     settings: Settings,
     provider: Provider,
     earlier: Callable[[str], list[dict[str, Any]]],
+    lookup: Callable[[str], dict[str, Any] | None],
 ) -> ResponseRequest:
     """The validated request, or ApiError (400 naming the parameter, input_too_long, 404 for an
-    unknown previous_response_id, 413, 415). `earlier(id)` gives a stored response's conversation."""
+    unknown previous_response_id, 413, 415). `earlier(id)` gives a stored response's conversation,
+    `lookup(id)` a stored response's output item."""
     data = read_json(request)
     _refuse_oversized_input(data, settings, provider)
     fields = validate_request(data, schema)
@@ -74,7 +76,7 @@ def prepare_response(
         raise ApiError("validation_error", detail, fields={"store": ["Leave store out with background true."]})
     previous = fields.get("previous_response_id")
     history = earlier(previous) if previous else []
-    turn = _turn(fields["input"])
+    turn = _turn(resolve(fields["input"], lookup))
     options = _options(fields)
     refuse_untaken(options, any(type(m["content"]) is list for m in turn), provider, "input")
     system = [{"role": "system", "content": fields["instructions"]}] if fields.get("instructions") else []

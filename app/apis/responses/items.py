@@ -2,8 +2,9 @@
 
 `input` is a string (one user message) or a list of items: messages (content a string or
 `input_text`, `output_text`, `refusal` and `input_image` parts), an earlier reply's
-`function_call` items and the client's `function_call_output` for them, and its `reasoning`
-items. The model is sent a chat conversation: a message as it is, consecutive function calls as
+`function_call` items and the client's `function_call_output` for them, its `reasoning` items,
+and `item_reference`s to an earlier response's output items (by their id, which names the
+response: `resolve`). The model is sent a chat conversation: a message as it is, consecutive function calls as
 one assistant message's `tool_calls` (with the assistant's text just before them), an output as
 a `tool` message. A reasoning item is taken but not sent on: a chat completions server takes no
 reasoning back (the model reasons afresh each turn).
@@ -11,10 +12,12 @@ reasoning back (the model reasons afresh each turn).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from marshmallow import ValidationError, fields, validate
 
+from ...errors import ApiError
 from ..functions import check_name, image_url_ok
 from ..openai import ROLES, SYSTEM_ROLES, content_length
 from ..schema import Neutral, NullMeansAbsent, Text, text_of
@@ -22,7 +25,7 @@ from ..schema import Neutral, NullMeansAbsent, Text, text_of
 ITEM_STATUSES = ("in_progress", "completed", "incomplete")
 TEXT_PARTS = ("input_text", "output_text")
 MAX_CALL_ID_CHARS = 256
-_TAKEN = "message, function_call, function_call_output and reasoning"
+_TAKEN = "message, function_call, function_call_output, reasoning and item_reference"
 
 
 class ItemContent(fields.Field):
@@ -132,11 +135,19 @@ class ReasoningInputSchema(NullMeansAbsent):
     status = fields.String(validate=validate.OneOf(ITEM_STATUSES))
 
 
+class ItemReferenceSchema(NullMeansAbsent):
+    """An output item of an earlier stored response of this client, by its id."""
+
+    type = fields.String(required=True, validate=validate.OneOf(("item_reference",)))
+    id = Text(required=True, validate=validate.Length(min=1, max=128))
+
+
 _SCHEMAS = {
     "message": InputMessageSchema,
     "function_call": FunctionCallInputSchema,
     "function_call_output": FunctionCallOutputInputSchema,
     "reasoning": ReasoningInputSchema,
+    "item_reference": ItemReferenceSchema,
 }
 
 
@@ -180,6 +191,29 @@ def item_chars(item: Any) -> int:
         + content_length(item.get("output"))
         + (len(arguments) if isinstance(arguments, str) else 0)
     )
+
+
+def resolve(items: list[dict[str, Any]], lookup: Callable[[str], dict[str, Any] | None]) -> list[dict[str, Any]]:
+    """`items` with each `item_reference` replaced by the output item it names, as an input item
+    (`lookup(id)`: the output item, None when no stored response of this client has it)."""
+    resolved, errors = [], {}
+    for index, item in enumerate(items):
+        if item["type"] != "item_reference":
+            resolved.append(item)
+            continue
+        found = lookup(item["id"])
+        if found is None:
+            errors[index] = [
+                f"No output item {item['id'][:80]!r} of a stored response of yours is kept: send the item itself."
+            ]
+        elif found["type"] == "message":
+            text = "".join(part.get("text") or part.get("refusal") or "" for part in found["content"])
+            resolved.append({"type": "message", "role": "assistant", "content": text})
+        else:
+            resolved.append({key: found[key] for key in ("type", "call_id", "name", "arguments") if key in found})
+    if errors:
+        raise ApiError("validation_error", f"{len(errors)} field(s) are invalid.", fields={"input": errors})
+    return resolved
 
 
 def to_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:

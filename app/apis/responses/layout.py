@@ -21,6 +21,7 @@ TEXT_PART, REFUSAL_PART, REASONING_PART = "output_text", "refusal", "reasoning_t
 PRIMING_EVENTS = 2  # response.created, response.in_progress
 LEGACY_PRIMING_EVENTS = 4  # and the message's output_item.added, content_part.added (streams of earlier releases)
 _PREFIXES = {MESSAGE: "msg_", REASONING_ITEM: "rs_", FUNCTION_CALL: "fc_"}  # item ids: prefix + the stream's id
+ITEM_PREFIXES = ("msg", "rs", "fc")
 
 
 @dataclasses.dataclass(slots=True)

@@ -41,6 +41,9 @@ ECHOED = {
 }
 
 
+_INCOMPLETE = {"incomplete": {"reason": "max_output_tokens"}, "cancelled": {"reason": "cancelled"}}
+
+
 @dataclasses.dataclass(frozen=True)
 class Head:
     """What every object of one response repeats: its ids, creation time, model, echoed parameters."""
@@ -60,8 +63,10 @@ class Head:
     def response(
         self, status: str, output: list[dict[str, Any]], usage: Usage | None, error: dict[str, str] | None = None
     ) -> dict[str, Any]:
-        """The response object with this status, output, usage and error."""
-        incomplete = {"reason": "max_output_tokens"} if status == "incomplete" else None
+        """The response object with this status, output, usage and error. A cancelled response
+        says so in `incomplete_details` too: clients that read only that (the Vercel AI SDK)
+        would otherwise take its partial text for a whole answer."""
+        incomplete = _INCOMPLETE.get(status)
         return {
             "id": self.response_id,
             "object": "response",

@@ -34,6 +34,7 @@ from .items import (
     FunctionCallInputSchema,
     FunctionCallOutputInputSchema,
     InputMessageSchema,
+    ItemReferenceSchema,
     ReasoningInputSchema,
     ResponseInput,
 )
@@ -318,6 +319,7 @@ RESPONSES_COMPONENTS: dict[str, type[Schema]] = {
     "ResponseFunctionCallInput": FunctionCallInputSchema,
     "ResponseFunctionCallOutputInput": FunctionCallOutputInputSchema,
     "ResponseReasoningInput": ReasoningInputSchema,
+    "ResponseItemReferenceInput": ItemReferenceSchema,
     "ResponseFunctionTool": FunctionToolSchema,
     "ResponseTextOptions": TextOptionsSchema,
     "ResponseObject": ResponseObjectSchema,

@@ -22,6 +22,7 @@ from .. import streams
 from ..family import kept
 from ..request import correlation_id, services
 from .intake import prepare_response
+from .layout import ITEM_PREFIXES
 from .objects import RESPONSE_PREFIX, deleted_reply, response_reply
 from .wire import LAYOUT_MARK, ResponsesWriter
 from .wire import NAME as WIRE
@@ -36,7 +37,7 @@ def create() -> Response | dict[str, Any]:
     has ended, or at once (`background`)."""
     found = services()
     req = request._get_current_object()
-    asked = prepare_response(req, kept(NAME), found.settings, found.provider, _earlier_turns)
+    asked = prepare_response(req, kept(NAME), found.settings, found.provider, _earlier_turns, _output_item)
     retention, wire = asked.retention(found.settings), Wire(WIRE, {**asked.echo, LAYOUT_MARK: 1})
     if asked.stream:
         return streams.start(asked.call, asked.prompt_tokens, wire, retention)
@@ -101,6 +102,25 @@ def _object(stream: StreamView, stored_only: bool = False) -> dict[str, Any]:
         raise ApiError("response_not_found", "This response was created with store false: it is not kept.")
     text, outcome, parts = found
     return response_reply(writer.head, outcome, correlation_id(), writer.output(text, parts, outcome))
+
+
+def _output_item(item_id: str) -> dict[str, Any] | None:
+    """An output item of a finished stored response of this client, by its id (which names the
+    response: `msg_`, `rs_` or `fc_`, the stream's id, and a call's place); None when there is none."""
+    kind, _, rest = item_id.partition("_")
+    if kind not in ITEM_PREFIXES or not rest:
+        return None
+    try:
+        stream = streams.find(rest.split("_", 1)[0], WIRE)
+    except ApiError:
+        return None
+    found = stream.result() if stream.finished and stream.context else None
+    if found is None:
+        return None
+    writer = stream.writer
+    assert isinstance(writer, ResponsesWriter)
+    output = writer.output(found[0], found[2], found[1])
+    return next((item for item in output if item["id"] == item_id), None)
 
 
 def _earlier_turns(response_id: str) -> list[dict[str, Any]]:
