@@ -28,7 +28,7 @@ def test_the_openai_sdk_stream_helper_does_not_take_it_for_a_whole_answer(server
             events.append(event)
             if [e.type for e in events].count("response.output_text.delta") == 3:
                 sdk.responses.cancel(events[0].response.id)
-        with pytest.raises(RuntimeError, match="response.completed"):
+        with pytest.raises(RuntimeError, match=r"response\.completed"):
             stream.get_final_response()
     last = events[-1]
     assert last.type == "response.incomplete" and last.response.status == "cancelled"
@@ -56,9 +56,11 @@ def test_the_agents_sdk_raises_on_a_cancelled_response(server) -> None:
                     if deltas == 3:
                         await client.responses.cancel(response_id)
 
-    with concurrent.futures.ThreadPoolExecutor(1) as thread:
-        with pytest.raises(ModelBehaviorError, match="status=cancelled"):
-            thread.submit(asyncio.run, play()).result(timeout=120)
+    with (
+        concurrent.futures.ThreadPoolExecutor(1) as thread,
+        pytest.raises(ModelBehaviorError, match="status=cancelled"),
+    ):
+        thread.submit(asyncio.run, play()).result(timeout=120)
 
 
 def test_langchain_reports_the_status_with_the_partial_text(server, request) -> None:

@@ -16,7 +16,9 @@ import pydantic
 import pytest
 
 from ..conftest import FAKE_MODEL
+from ..proxy import CuttingProxy
 from ..sse import iter_events, parse
+from .test_tools import QUIRKS
 
 pytestmark = pytest.mark.integration
 
@@ -157,6 +159,41 @@ def test_a_function_call_cut_mid_arguments_resumes_exactly(http: httpx.Client) -
         assert whole.content.endswith(rest.removeprefix(b"retry: 2000\n")), "byte for byte the rest of the replay"
     last = http.get(f"/v1/responses/resp_{stream_id}", params={"stream": "true", "starting_after": len(events) - 1})
     assert last.status_code == 204
+
+
+@pytest.mark.parametrize("after_bytes", [2500, 3500, 5000])
+def test_the_resuming_helper_of_docs_clients_md_carries_calls_cut_mid_arguments(server, request, after_bytes) -> None:
+    """Cut through a proxy at several points inside the calls' arguments, resumed (on any worker):
+    the events the helper yields are those of the uncut stream, in order, each once."""
+    from .test_openai_resume import CLIENTS
+
+    blocks = re.findall(r"```python\n(.*?)```", CLIENTS.read_text(encoding="utf-8"), re.DOTALL)
+    source = next(block for block in blocks if "def resumable_response" in block)
+    namespace: dict = {}
+    exec(compile(source.split("\nclient = ")[0], "docs/clients.md", "exec"), namespace)  # the helper, not its usage
+    proxy = CuttingProxy(server.port)
+    request.addfinalizer(proxy.close)
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=30)
+    request.addfinalizer(client.close)
+    proxy.cut_next_stream(after_bytes=after_bytes)
+    asked = {"model": FAKE_MODEL, "input": "@tool_calls=2 @argpieces=20 @reasoning=2 @delay_ms=5", "tools": [WEATHER]}
+    events = list(namespace["resumable_response"](client, **asked))
+    assert proxy.cuts == 1
+    uncut = client.responses.retrieve(events[0].response.id, stream=True)
+    assert [e.model_dump() for e in events] == [e.model_dump() for e in uncut], "event for event the uncut stream"
+    assert events[-1].type == "response.completed" and [o.type for o in events[-1].response.output] == [
+        "reasoning", "function_call", "function_call"]  # fmt: skip
+
+
+@pytest.mark.parametrize("quirk", QUIRKS)
+def test_each_upstream_quirk_still_gives_one_well_formed_function_call_item_per_call(sdk, quirk: str) -> None:
+    with sdk.responses.stream(
+        model=FAKE_MODEL, input=f"Two calls @tool_calls=2 @quirk={quirk}", tools=[WEATHER]
+    ) as stream:
+        final = stream.get_final_response()
+    calls = [(item.name, json.loads(item.arguments)) for item in final.output]
+    assert calls == [("get_weather", {"city": "fake", "days": 1})] * 2
+    assert len({item.call_id for item in final.output}) == 2 and all(item.call_id for item in final.output)
 
 
 def test_hosted_tools_and_file_inputs_are_refused_by_name(http: httpx.Client) -> None:
