@@ -327,16 +327,20 @@ class FakeOpenAI:
             for index, choice in enumerate(typed):
                 wait_until(knobs.first_ms + index * knobs.delay_ms)
                 send(b"data: " + prefix + b',"choices":[' + choice + b"]}\n\n")
+            top = request.get("top_logprobs", 0) if request.get("logprobs") else None
             for index in range(knobs.tokens):
                 if knobs.fault in ("reset", "stall", "badjson", "errorchunk") and index == knobs.fault_at:
                     break
                 wait_until(knobs.first_ms + (index + len(typed)) * knobs.delay_ms)
+                logprobs = b"" if top is None else fake_replies.logprobs(self.token_text(knobs, index), index, top)
                 send(
                     b"data: "
                     + prefix
                     + b',"choices":[{"index":0,"delta":{"content":'
                     + self.token_chunk(knobs, index)
-                    + b'},"finish_reason":null}]}\n\n'
+                    + b"}"
+                    + logprobs
+                    + b',"finish_reason":null}]}\n\n'
                 )
                 sent += 1
             if knobs.fault == "reset":

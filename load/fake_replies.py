@@ -7,7 +7,8 @@ tool_choice names, else the first K), with arguments made from each function's J
 tool result it answers in text that quotes it; with `response_format` json_schema (or json_object)
 its text is a JSON value that validates against the schema. `@reasoning=N` sends N pieces of
 reasoning first; `@argpieces=N` makes a call's arguments N pieces long. Quirks: noindex,
-reuse_index, empty_name, finish_every, whole_args, noid, dict_args.
+reuse_index, empty_name, finish_every, whole_args, noid, dict_args. With `logprobs`, each text
+chunk has its token's log probability (-0.1 times its index) and `top_logprobs` alternatives.
 """
 
 from __future__ import annotations
@@ -87,6 +88,17 @@ def _arguments(tool: dict[str, Any], found: dict[str, str]) -> str:
     if "argpieces" in found:
         return '{"text": "' + "x" * (ARG_PIECE * int(found["argpieces"]) - 12) + '"}'
     return json.dumps(instance(tool.get("parameters", {})))
+
+
+def logprobs(token: str, index: int, top: int) -> bytes:
+    """A text chunk's `,"logprobs":{...}` for its one token, in OpenAI's shape."""
+
+    def entry(text: str, value: float) -> dict[str, Any]:
+        return {"token": text, "logprob": value, "bytes": list(text.encode())}
+
+    alternatives = [entry(f"alt{rank}", -1.0 - rank) for rank in range(top)]
+    found = {**entry(token, round(-0.1 * index, 3)), "top_logprobs": alternatives}
+    return b',"logprobs":' + json.dumps({"content": [found], "refusal": None}).encode()
 
 
 def _text(content: Any) -> str:

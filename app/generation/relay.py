@@ -22,7 +22,7 @@ from ..errors import ApiError
 from ..logs import bind
 from ..metrics.catalogue import Metrics
 from ..providers.base import ChatCall, FirstTokenDeadline, Generation, Provider, Route, UpstreamError, Usage
-from ..providers.deltas import Delta, ReplyParts
+from ..providers.deltas import LOGPROBS, Delta, ReplyParts
 from . import backoff
 from .cancel import StreamCancelled
 from .gaps import Gaps
@@ -209,6 +209,8 @@ class Relay:
 
     def _emit(self, piece: str | Delta) -> None:
         text = type(piece) is str
+        if not text and piece.kind == LOGPROBS and not self.call.typed:  # type: ignore[union-attr]
+            piece, text = piece.text, True  # type: ignore[union-attr]
         if not (text or self.call.typed):
             return  # a family that carries the text only gets nothing else, as before
         self._chars += len(piece) if text else piece.size  # type: ignore[arg-type,union-attr]
@@ -220,6 +222,8 @@ class Relay:
         else:
             self._parts.add(piece)  # type: ignore[arg-type]
             self._deltas += 1
+            if piece.kind == LOGPROBS:  # type: ignore[union-attr]
+                self._pieces.append(piece.text)  # type: ignore[union-attr]
         if self.listener is not None:
             self.listener.chunk(piece)
         now = time.monotonic()

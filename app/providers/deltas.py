@@ -1,4 +1,5 @@
-"""The typed pieces of a reply besides its text: reasoning, a refusal, tool calls.
+"""The typed pieces of a reply besides its text: reasoning, a refusal, tool calls, and text that
+comes with its tokens' log probabilities (when the client asked for them).
 
 A generation yields `str` for text (the common case, kept as cheap as before) and a `Delta`
 for anything else. A stream stores each delta as a one-letter kind and a payload (`encode`),
@@ -17,16 +18,19 @@ import orjson
 REASONING = "reasoning"
 REFUSAL = "refusal"
 TOOL_CALL = "tool_call"  # a call's start (with `call_id` and `name`) or a piece of its arguments
+LOGPROBS = "logprobs"  # a piece of the text, with its tokens' log probabilities (`data`)
 
 TEXT_KIND = b"c"  # a stored text chunk's kind (the Redis entry's field)
 _KIND_OF = {REASONING: b"r", REFUSAL: b"f"}
+_LOGPROBS = b"l"  # text and its log probabilities (JSON: [text, entries])
 _CALL_START, _CALL_PIECE = b"x", b"a"  # a tool call's start (JSON), a piece of its arguments (`index:text`)
 _NAME_OF = {letter: name for name, letter in _KIND_OF.items()}
 
 
 class Delta(NamedTuple):
     """One typed piece: reasoning or refusal `text`, or a tool call's start (`call_id`, `name`,
-    no text) or a piece of its arguments (`text`), at its `index` among the reply's calls (a
+    no text) or a piece of its arguments (`text`), at its `index` among the reply's calls, or a
+    piece of the reply's text with its tokens' log probabilities (`data`: OpenAI's entries) (a
     tuple: one is made per piece, and a tuple is the cheapest immutable value to make)."""
 
     kind: str
@@ -34,6 +38,7 @@ class Delta(NamedTuple):
     index: int = 0
     call_id: str | None = None
     name: str | None = None
+    data: Any = None
 
     @property
     def starts_call(self) -> bool:
@@ -48,6 +53,8 @@ class Delta(NamedTuple):
     def encode(self) -> tuple[bytes, bytes]:
         """Its stored form: the kind's letter and the payload (a piece of arguments, the most
         frequent, as its index and its text)."""
+        if self.kind == LOGPROBS:
+            return _LOGPROBS, orjson.dumps([self.text, self.data])
         if self.kind != TOOL_CALL:
             return _KIND_OF[self.kind], self.text.encode("utf-8", "replace")
         if self.call_id is None:
@@ -63,6 +70,9 @@ def decode(kind: bytes, payload: bytes) -> Delta:
     if kind == _CALL_START:
         index, call_id, call_name, text = orjson.loads(payload)
         return Delta(TOOL_CALL, text, index, call_id, call_name)
+    if kind == _LOGPROBS:
+        text, data = orjson.loads(payload)
+        return Delta(LOGPROBS, text, data=data)
     return Delta(_NAME_OF[kind], payload.decode("utf-8", "replace"))
 
 
@@ -86,10 +96,13 @@ class ReplyParts:
     reasoning: str = ""
     refusal: str = ""
     tool_calls: list[ToolCall] = dataclasses.field(default_factory=list)
+    logprobs: list[Any] = dataclasses.field(default_factory=list)  # the text's tokens', where asked
 
     def add(self, delta: Delta) -> None:
-        """Fold one delta in."""
-        if delta.kind == REASONING:
+        """Fold one delta in (the text of a LOGPROBS delta is the reply's text, kept apart)."""
+        if delta.kind == LOGPROBS:
+            self.logprobs += delta.data
+        elif delta.kind == REASONING:
             self.reasoning += delta.text
         elif delta.kind == REFUSAL:
             self.refusal += delta.text
@@ -111,6 +124,9 @@ def fold_stored(chunks: Iterable[tuple[bytes, bytes]]) -> tuple[str, ReplyParts]
     for kind, payload in chunks:
         if kind == TEXT_KIND:
             texts.append(payload)
-        else:
-            parts.add(decode(kind, payload))
+            continue
+        delta = decode(kind, payload)
+        parts.add(delta)
+        if delta.kind == LOGPROBS:
+            texts.append(delta.text.encode("utf-8", "replace"))
     return b"".join(texts).decode("utf-8", "replace"), parts

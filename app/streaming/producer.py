@@ -19,7 +19,7 @@ from ..hub.scheduling import run_first
 from ..logs import log_greenlet_failure
 from ..metrics.catalogue import Metrics
 from ..providers.base import ChatCall, Provider, Route, Usage
-from ..providers.deltas import Delta
+from ..providers.deltas import LOGPROBS, Delta
 from .stream import Stream
 
 log = logging.getLogger("chatwait.producer")
@@ -80,6 +80,8 @@ class StreamWriter:
             self.content_length += len(content)
             self.stream.append_chunk(content)
         else:
+            if content.kind == LOGPROBS:  # type: ignore[union-attr]
+                self.content_length += len(content.text)  # type: ignore[union-attr]
             self.stream.append_delta(content)  # type: ignore[arg-type]
         if self._first:
             self._first = False

@@ -353,3 +353,15 @@ def test_a_forced_tool_call_comes_whole_and_what_it_cannot_do_is_refused(local_s
     with pytest.raises(openai.BadRequestError) as refused:
         sdk.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": [image]}])
     assert refused.value.body["param"] == "messages"
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk.chat.completions.create(model=MODEL, messages=messages, logprobs=True)
+    assert refused.value.body["param"] == "logprobs"
+    responses_tool = {"type": "function", "name": "get_weather", "parameters": FORECAST}
+    forced = sdk.responses.create(
+        model=MODEL,
+        input="Weather in Paris?",
+        tools=[responses_tool],
+        tool_choice={"type": "function", "name": "get_weather"},
+    )
+    (item,) = forced.output
+    assert item.type == "function_call" and set(json.loads(item.arguments)) == set(FORECAST["required"])

@@ -151,8 +151,6 @@ def test_what_chatwait_cannot_carry_is_refused_by_name(http: httpx.Client) -> No
     named = {"type": "function", "function": {"name": "x"}}
     orphan = {"model": FAKE_MODEL, "messages": ask("hi"), "tool_choice": named}
     assert http.post("/v1/chat/completions", json=orphan).json()["error"]["param"] == "tool_choice"
-    logprobs = http.post("/v1/chat/completions", json={"model": FAKE_MODEL, "messages": ask("hi"), "logprobs": True})
-    assert logprobs.status_code == 400 and logprobs.json()["error"]["param"] == "logprobs"
     tool_without_id = {"model": FAKE_MODEL, "messages": [*ask("hi"), {"role": "tool", "content": "x"}]}
     refused = http.post("/v1/chat/completions", json=tool_without_id)
     assert refused.json()["error"]["param"] == "messages[1].tool_call_id"
@@ -203,3 +201,28 @@ def test_tool_choice_none_beside_tools_reaches_the_upstream(sdk: openai.OpenAI) 
     alone = json.loads(sdk.chat.completions.create(model=FAKE_MODEL, messages=ask("@reply=request"),
                                                    tool_choice="none").choices[0].message.content)  # fmt: skip
     assert "tool_choice" not in alone and "tools" not in alone
+
+
+def test_logprobs_come_with_their_text_streamed_or_not_and_resume_with_it(sdk: openai.OpenAI, http) -> None:
+    asked = {"model": FAKE_MODEL, "messages": ask("@tokens=4"), "logprobs": True, "top_logprobs": 2}
+    chunks = list(sdk.chat.completions.create(**asked, stream=True))
+    texts = [c.choices[0].delta.content for c in chunks[1:-1]]
+    entries = [c.choices[0].logprobs.content for c in chunks[1:-1]]
+    assert texts == ["tok0 ", "tok1 ", "tok2 ", "tok3 "] and [e[0].token for e in entries] == texts
+    assert [e[0].logprob for e in entries] == [0.0, -0.1, -0.2, -0.3]
+    assert all([t.token for t in e[0].top_logprobs] == ["alt0", "alt1"] for e in entries)
+    whole = sdk.chat.completions.create(**asked)
+    assert [e.token for e in whole.choices[0].logprobs.content] == texts and whole.choices[
+        0
+    ].message.content == "".join(texts)
+    plain = sdk.chat.completions.create(model=FAKE_MODEL, messages=ask("@tokens=2"))
+    assert plain.choices[0].logprobs is None
+    live = http.post("/v1/chat/completions", json={**asked, "stream": True})
+    stream_id = live.headers["x-stream-id"]
+    rest = http.get(f"/v1/chat/completions/{stream_id}/stream", headers={"Last-Event-ID": "2"}).content
+    assert (
+        live.content.endswith(rest.removeprefix(b"retry: 2000\n"))
+        and b'"logprobs":{"content":[{"token":"tok2 "' in rest
+    )
+    refused = http.post("/v1/chat/completions", json={"model": FAKE_MODEL, "messages": ask("hi"), "top_logprobs": 2})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "top_logprobs"

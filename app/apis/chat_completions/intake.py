@@ -29,10 +29,10 @@ DROPPABLE = "message(s) after the system prompt"
 OPTIONS = (
     "top_p", "stop", "seed", "presence_penalty", "frequency_penalty", "user", "tools", "tool_choice",
     "parallel_tool_calls", "response_format", "logit_bias", "reasoning_effort", "verbosity", "store", "metadata",
-    "service_tier", "prompt_cache_key", "safety_identifier",
+    "service_tier", "prompt_cache_key", "safety_identifier", "logprobs", "top_logprobs",
 )  # fmt: skip
 # Values that ask for nothing: not sent on (some servers refuse an empty list of tools).
-_NOTHING = {"tools": [], "response_format": {"type": "text"}, "logit_bias": {}}
+_NOTHING = {"tools": [], "response_format": {"type": "text"}, "logit_bias": {}, "logprobs": False}
 
 
 @dataclasses.dataclass(frozen=True)

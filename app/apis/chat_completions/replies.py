@@ -23,7 +23,7 @@ def openai_finish_reason(reason: str | None) -> str:
 
 def completion(completion_id: str, created: float, model: str, outcome: Outcome) -> dict[str, Any]:
     """A whole reply as a `chat.completion` object (`stream: false`): its text (null when it only
-    calls tools), refusal, tool calls and reasoning."""
+    calls tools), refusal, tool calls, reasoning, and its tokens' log probabilities where asked."""
     parts = outcome.parts
     message: dict[str, Any] = {"role": "assistant", "content": outcome.text, "refusal": None}
     if parts is not None:
@@ -35,7 +35,8 @@ def completion(completion_id: str, created: float, model: str, outcome: Outcome)
         if parts.reasoning:
             message["reasoning_content"] = parts.reasoning
     finish_reason = openai_finish_reason(outcome.finish_reason)
-    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
+    logprobs = {"content": parts.logprobs, "refusal": None} if parts is not None and parts.logprobs else None
+    choice = {"index": 0, "message": message, "logprobs": logprobs, "finish_reason": finish_reason}
     reply = {
         "id": COMPLETION_PREFIX + completion_id,
         "object": "chat.completion",

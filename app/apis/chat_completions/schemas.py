@@ -43,6 +43,7 @@ from .tools import (
 )
 
 MAX_STOP_SEQUENCES = 4
+MAX_TOP_LOGPROBS = 20
 MAX_LOGIT_BIAS = 300
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 MAX_STOP_CHARS = 256
@@ -132,10 +133,8 @@ class CompletionRequestSchema(NullMeansAbsent):
     functions = Neutral(([],), _DEPRECATED, ("array",))
     function_call = Neutral(("none",), _DEPRECATED, ("string", "object"))
     response_format = ResponseFormat()
-    logprobs = Neutral(
-        (False,), "ChatWait does not carry log probabilities yet: leave it out or send false.", ("boolean",)
-    )
-    top_logprobs = Neutral((), "ChatWait does not carry log probabilities yet: leave it out.", ("null",))
+    logprobs = StrictBoolean()
+    top_logprobs = StrictInteger(validate=validate.Range(min=0, max=MAX_TOP_LOGPROBS))
     logit_bias = fields.Dict(
         keys=fields.String(validate=validate.Regexp(r"^[0-9]{1,9}$", error="Keys are token ids.")),
         values=StrictNumber(validate=validate.Range(min=-100, max=100)),
@@ -192,6 +191,8 @@ class CompletionRequestSchema(NullMeansAbsent):
             raise ValidationError("Only allowed with tools.", "tool_choice")
         if not names and "parallel_tool_calls" in data:
             raise ValidationError("Only allowed with tools.", "parallel_tool_calls")
+        if "top_logprobs" in data and not data.get("logprobs"):
+            raise ValidationError("Only allowed with logprobs true.", "top_logprobs")
 
 
 class CompletionTextPartSchema(StrictSchema):
@@ -212,12 +213,20 @@ class ReplyMessageSchema(StrictSchema):
     reasoning_content = fields.String()
 
 
+class ChoiceLogprobsSchema(StrictSchema):
+    """The text's tokens with their log probabilities, as the upstream gave them (where the
+    client asked with `logprobs`)."""
+
+    content = fields.List(fields.Dict(), required=True, allow_none=True)
+    refusal = fields.List(fields.Dict(), required=True, allow_none=True)
+
+
 class CompletionChoiceSchema(StrictSchema):
     """The one choice of a `chat.completion`."""
 
     index = fields.Integer(required=True)
     message = fields.Nested(ReplyMessageSchema, required=True)
-    logprobs = fields.Raw(required=True, allow_none=True)
+    logprobs = fields.Nested(ChoiceLogprobsSchema, required=True, allow_none=True)
     finish_reason = fields.String(required=True, validate=validate.OneOf(OPENAI_FINISH_REASONS))
 
 
@@ -265,6 +274,7 @@ class ChunkChoiceSchema(StrictSchema):
 
     index = fields.Integer(required=True)
     delta = fields.Nested(ChunkDeltaSchema, required=True)
+    logprobs = fields.Nested(ChoiceLogprobsSchema, allow_none=True)
     finish_reason = fields.String(required=True, allow_none=True, validate=validate.OneOf(OPENAI_FINISH_REASONS))
 
 
@@ -328,6 +338,7 @@ OPENAI_COMPONENTS: dict[str, type[Schema]] = {
     "StreamOptions": StreamOptionsSchema,
     "Completion": CompletionSchema,
     "CompletionChoice": CompletionChoiceSchema,
+    "ChoiceLogprobs": ChoiceLogprobsSchema,
     "ReplyMessage": ReplyMessageSchema,
     "CompletionChunk": CompletionChunkSchema,
     "ChunkChoice": ChunkChoiceSchema,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ...providers.deltas import REFUSAL, TOOL_CALL
+from ...providers.deltas import LOGPROBS, REFUSAL, TOOL_CALL
 from ...streaming.wire.sse import dumps, one_id_per_event, quote
 from ..openai import openai_error_body
 from .replies import COMPLETION_PREFIX, openai_finish_reason
@@ -63,7 +63,17 @@ class OpenAIWriter:
 
     def delta(self, sequence: int, delta: Delta) -> bytes:
         """A chunk of reasoning (`reasoning_content`, as DeepSeek, vLLM and llama.cpp send it), of
-        a refusal, or of a tool call (its first chunk with `id`, `type` and `name`), in OpenAI's shape."""
+        a refusal, of a tool call (its first chunk with `id`, `type` and `name`), or text with its
+        tokens' `logprobs`, in OpenAI's shape."""
+        if delta.kind == LOGPROBS:
+            content = quote(delta.text).encode("utf-8", "replace")
+            logprobs = dumps(delta.data).encode("utf-8", "replace")
+            return b'id: %d%b%b},"logprobs":{"content":%b,"refusal":null},"finish_reason":null}]}\n\n' % (
+                sequence,
+                self._delta,
+                content,
+                logprobs,
+            )
         if delta.kind != TOOL_CALL:
             field = b"refusal" if delta.kind == REFUSAL else b"reasoning_content"
             added = b'"%b":%b' % (field, quote(delta.text).encode("utf-8", "replace"))

@@ -35,7 +35,7 @@ REPLY_ROOM_TOKENS = 16  # the input limit keeps at least this much of the contex
 LLAMA_OPTIONS = frozenset(("top_p", "stop", "seed", "presence_penalty", "frequency_penalty"))
 # What the embedded model cannot honour (a request asking for it is refused, naming the setting
 # that points ChatWait at a server that can): images, logit_bias; tools unless one is forced.
-NOT_TAKEN = frozenset(("logit_bias", "images"))
+NOT_TAKEN = frozenset(("logit_bias", "images", "logprobs", "top_logprobs"))
 TOOL_OPTIONS = frozenset(("tools", "tool_choice", "parallel_tool_calls"))
 _END = object()
 
@@ -215,8 +215,8 @@ class LocalProvider(Provider):
 
     def takes(self, option: str, options: dict[str, Any]) -> bool:
         """Structured output (a grammar from the JSON Schema), and tools when tool_choice forces a
-        call (`required` with one tool, or a function by name) or says `none`; not images or
-        logit_bias."""
+        call (`required` with one tool, or a function by name) or says `none`; not images,
+        logit_bias or log probabilities (llama.cpp keeps them only with every logit of the prompt)."""
         if option in TOOL_OPTIONS:  # taken when a call is forced, or when none may be made
             return forced_tool(options) is not None or options.get("tool_choice") == "none"
         return option not in NOT_TAKEN

@@ -23,12 +23,13 @@ import httpx
 import orjson
 
 from ..base import Generation, UpstreamError, Usage
-from ..deltas import REASONING, REFUSAL, Delta
+from ..deltas import LOGPROBS, REASONING, REFUSAL, Delta
 from ..http1 import MalformedResponse
 from ..tool_calls import MalformedToolCall, ToolCalls
 
 DRAIN_SECONDS = 0.2
 MAX_FINISH_REASON_CHARS = 64
+MAX_LOGPROB_ENTRIES = 256  # a chunk's tokens with log probabilities (one or a few, from any server)
 _NO_DELTA: dict[str, Any] = {}
 _STREAM_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")  # an upstream ChatWait's X-Stream-Id
 
@@ -94,8 +95,10 @@ class OpenAIGeneration(Generation):
                 if data == b"[DONE]":
                     _drain(blocks)
                     return
-                content, finish_reason, usage, delta = self._parse(data)
-                if content:
+                content, finish_reason, usage, delta, logprobs = self._parse(data)
+                if logprobs:
+                    yield Delta(LOGPROBS, content or "", data=self._logprobs(logprobs))
+                elif content:
                     yield content
                 if len(delta) > 1 or content is None:  # more than text: reasoning, a refusal, tool calls
                     yield from self._typed(delta)
@@ -106,8 +109,9 @@ class OpenAIGeneration(Generation):
             if len(rest) > max_line:
                 raise _line_too_long(max_line)
 
-    def _parse(self, data: bytes) -> tuple[Any, Any, Any, dict[str, Any]]:
-        """The content, finish_reason, usage and delta of one chunk; UpstreamError if it is not one."""
+    def _parse(self, data: bytes) -> tuple[Any, Any, Any, dict[str, Any], Any]:
+        """The content, finish_reason, usage, delta and log probabilities (the tokens' entries, where
+        the client asked for them) of one chunk; UpstreamError if it is not one."""
         try:
             try:
                 chunk = orjson.loads(data)
@@ -119,6 +123,9 @@ class OpenAIGeneration(Generation):
             choice = choices[0] if choices else {}
             delta = choice.get("delta") or _NO_DELTA
             content, finish_reason = delta.get("content"), choice.get("finish_reason")
+            logprobs = choice.get("logprobs")
+            if logprobs:
+                logprobs = logprobs.get("content")
         except (ValueError, AttributeError, TypeError, KeyError, IndexError, RecursionError):
             raise self._error("upstream_bad_response", "A streamed chunk is not a chat completion chunk.") from None
         if (content is not None and type(content) is not str) or (
@@ -126,7 +133,7 @@ class OpenAIGeneration(Generation):
             and (type(finish_reason) is not str or len(finish_reason) > MAX_FINISH_REASON_CHARS)
         ):
             raise self._error("upstream_bad_response", "A streamed chunk's content or finish_reason is not text.")
-        return content, finish_reason, chunk.get("usage"), delta
+        return content, finish_reason, chunk.get("usage"), delta, logprobs
 
     def _typed(self, delta: dict[str, Any]) -> list[Delta]:
         """The reasoning, refusal and tool-call deltas of one chunk's delta, in that order."""
@@ -145,6 +152,16 @@ class OpenAIGeneration(Generation):
             except MalformedToolCall:
                 raise self._error("upstream_bad_response", "A streamed tool call is not one.") from None
         return found
+
+    def _logprobs(self, entries: Any) -> list[dict[str, Any]]:
+        """A chunk's log-probability entries, as OpenAI shapes them (bounded in number)."""
+        if (
+            type(entries) is not list
+            or len(entries) > MAX_LOGPROB_ENTRIES
+            or not all(type(entry) is dict and type(entry.get("token")) is str for entry in entries)
+        ):
+            raise self._error("upstream_bad_response", "A streamed chunk's logprobs are not OpenAI's token entries.")
+        return entries
 
     def _text(self, value: Any) -> str:
         if type(value) is not str:
