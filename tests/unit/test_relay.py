@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import gevent
@@ -12,6 +13,7 @@ from app.generation.cancel import StreamCancelled
 from app.generation.relay import Relay
 from app.metrics.catalogue import Metrics
 from app.providers.base import ChatCall, Generation, Provider, UpstreamError, Usage
+from app.providers.deltas import LOGPROBS, Delta
 
 CALL = ChatCall(model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=5)
 
@@ -264,3 +266,22 @@ def test_rate_limits_and_outages_without_a_delay_get_the_backoff_estimate(sleeps
     assert outcome.error.retry_after == 2.0  # 0.25 s doubled per retry: the next wait after 2 retries
     given = _relay(ScriptedProvider(*[UpstreamError(code, "x", retry_after=0.01)] * 3)).run()
     assert given.error.retry_after == 0.01
+
+
+@pytest.mark.parametrize("typed", [True, False])
+def test_text_with_log_probabilities_is_the_replys_text_in_every_family(typed: bool) -> None:
+    """A family that carries typed deltas gets the log probabilities with the text; the others
+    (the native API) get the text alone: never nothing."""
+    entries = [{"token": "He", "logprob": -0.1}]
+    pieces = [Delta(LOGPROBS, "He", data=entries), "llo"]
+    recorder = Recorder()
+    config = load_settings({"TIMEOUT_SECONDS": "2"}, environ={"OPENAI_API_KEY": "sk-x"})
+    call = dataclasses.replace(CALL, typed=typed)
+    outcome = Relay(
+        ScriptedProvider(ScriptedGeneration(pieces)), config, call, 10, recorder, "c", "s", metrics=Metrics()
+    ).run()
+    assert outcome.text == "Hello"
+    if typed:
+        assert recorder.chunks == pieces and outcome.parts is not None and outcome.parts.logprobs == entries
+    else:
+        assert recorder.chunks == ["He", "llo"] and outcome.parts is None

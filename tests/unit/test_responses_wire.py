@@ -20,7 +20,7 @@ from app.apis.responses.wire import LAYOUT_MARK, ResponsesWriter
 from app.errors import ApiError
 from app.generation.outcome import Outcome
 from app.providers.base import Usage
-from app.providers.deltas import REASONING, REFUSAL, TEXT_KIND, TOOL_CALL, Delta, ReplyParts
+from app.providers.deltas import LOGPROBS, REASONING, REFUSAL, TEXT_KIND, TOOL_CALL, Delta, ReplyParts
 from app.streaming.wire import chunk_frame
 from app.streaming.wire.sse import Position, one_id_per_event, skip_numbered
 
@@ -254,3 +254,13 @@ def test_a_stream_of_an_earlier_release_is_written_in_its_own_layout() -> None:
     ]
     assert LAYOUT_MARK not in legacy.echo and writer().echo[LAYOUT_MARK] == 1
     assert legacy.position(3, 3, False) == Position(0) and legacy.position(4, 3, False) == Position(1)
+
+
+def test_text_with_log_probabilities_is_text_on_this_wire() -> None:
+    """An upstream may send log probabilities unasked: the Responses API carries their text alone."""
+    wire, plain = writer(), writer()
+    with_logprobs = Delta(LOGPROBS, "Hi", data=[{"token": "Hi", "logprob": -0.1}])
+    assert wire.delta(1, with_logprobs) == plain.chunk(1, "Hi")
+    other = writer()
+    other.learn(1, *with_logprobs.encode())
+    assert other.chunk(2, " there") == plain.chunk(2, " there")

@@ -8,7 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.providers.deltas import REASONING, REFUSAL, TOOL_CALL, Delta, ReplyParts, decode
+from app.providers.deltas import (
+    LOGPROBS,
+    REASONING,
+    REFUSAL,
+    TEXT_KIND,
+    TOOL_CALL,
+    Delta,
+    ReplyParts,
+    decode,
+    fold_stored,
+)
 from app.providers.tool_calls import MAX_PENDING_CHARS, MAX_TOOL_CALLS, MalformedToolCall, ToolCalls
 
 
@@ -121,6 +131,8 @@ def test_any_calls_in_any_stray_shape_arrive_whole(calls: list, shape: str) -> N
         st.builds(lambda i, call_id, name: Delta(TOOL_CALL, "", i, call_id, name), st.integers(0, 127),
                   st.text(min_size=1), names),
         st.builds(lambda text, i: Delta(TOOL_CALL, text, i), st.text(), st.integers(0, 127)),  # a piece of arguments
+        st.builds(lambda text, logprob: Delta(LOGPROBS, text, data=[{"token": text, "logprob": logprob}]), st.text(),
+                  st.floats(allow_nan=False, allow_infinity=False)),
     )
 )
 def test_a_delta_is_stored_and_read_back_unchanged(delta: Delta) -> None:
@@ -142,3 +154,13 @@ def test_arguments_held_for_a_call_without_a_name_are_bounded() -> None:
     calls.feed([{"index": 0, "function": {"arguments": "x" * MAX_PENDING_CHARS}}])
     with pytest.raises(MalformedToolCall):
         calls.feed([{"index": 0, "function": {"arguments": "x"}}])
+
+
+def test_stored_chunks_fold_into_the_text_and_the_parts() -> None:
+    entries = [{"token": "He", "logprob": -0.5}]
+    chunks = [Delta(REASONING, "hm"), Delta(LOGPROBS, "He", data=entries), Delta(TOOL_CALL, "", 0, "c", "f")]
+    stored = [chunks[0].encode(), chunks[1].encode(), (TEXT_KIND, b"llo"), chunks[2].encode()]
+    stored.append(Delta(TOOL_CALL, "{}", 0).encode())
+    text, parts = fold_stored(stored)
+    assert text == "Hello" and parts.reasoning == "hm" and parts.logprobs == entries
+    assert [(call.name, call.arguments) for call in parts.tool_calls] == [("f", "{}")]

@@ -14,7 +14,7 @@ import array
 import bisect
 import dataclasses
 
-from ...providers.deltas import REASONING, REFUSAL, TOOL_CALL, Delta
+from ...providers.deltas import LOGPROBS, REASONING, REFUSAL, TOOL_CALL, Delta
 
 MESSAGE, REASONING_ITEM, FUNCTION_CALL = "message", "reasoning", "function_call"
 TEXT_PART, REFUSAL_PART, REASONING_PART = "output_text", "refusal", "reasoning_text"
@@ -76,7 +76,10 @@ class Layout:
         return self._place(event_id, self._open_part(MESSAGE, TEXT_PART, event_id))
 
     def place(self, event_id: int, delta: Delta) -> int:
-        """Place chunk `event_id` (the next one) as a typed delta; its first sequence number."""
+        """Place chunk `event_id` (the next one) as a typed delta; its first sequence number (text
+        with log probabilities is text: this API carries none)."""
+        if delta.kind == LOGPROBS:
+            return self.place_text(event_id)
         if delta.kind == REFUSAL:
             return self._place(event_id, self._open_part(MESSAGE, REFUSAL_PART, event_id))
         if delta.kind == REASONING:

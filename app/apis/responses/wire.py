@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ...providers.deltas import REASONING, REFUSAL, TEXT_KIND, Delta, ReplyParts, decode
+from ...providers.deltas import LOGPROBS, REASONING, REFUSAL, TEXT_KIND, Delta, ReplyParts, decode
 from ...streaming.wire.sse import Position, dumps, quote
 from ..openai import openai_error_body
 from .layout import FUNCTION_CALL, MESSAGE, REASONING_PART, REFUSAL_PART, TEXT_PART, Item, Layout
@@ -123,6 +123,8 @@ class ResponsesWriter:
         )
 
     def delta(self, sequence: int, delta: Delta) -> bytes:
+        if delta.kind == LOGPROBS:  # an upstream's unasked log probabilities: the text alone
+            return self.chunk(sequence, delta.text)
         layout = self.layout
         first = layout.place(sequence, delta) if sequence > layout.chunks else layout.firsts[sequence - 1]
         if delta.kind in (REASONING, REFUSAL):

@@ -69,11 +69,18 @@ class RemoteStream:
     def writer(self) -> WireWriter:
         """The writer of this stream's events; one that lays them out (the Responses API's) has
         been fed every chunk Redis holds up to the newest event known here."""
+        return self._taught(self.last_event_id)
+
+    def _taught(self, through: int) -> WireWriter:
+        """The writer, fed the chunks up to event `through` it has not placed yet."""
         writer = self._writer
-        if getattr(writer, "learned", STATELESS) < self.last_event_id:
+        learned = getattr(writer, "learned", STATELESS)
+        if learned < through:
             with store_errors("reading the stream"):
-                start, end = keys.entry_id(writer.learned + 1), keys.entry_id(self.last_event_id)  # type: ignore[attr-defined]
-                teach(writer, self._link.commands.xrange(keys.events_key(self.stream_id), start, end))
+                found = self._link.commands.xrange(
+                    keys.events_key(self.stream_id), keys.entry_id(learned + 1), keys.entry_id(through)
+                )
+            teach(writer, found)
         return writer
 
     def catch_up(self, event_id: int) -> None:
@@ -135,7 +142,7 @@ class RemoteStream:
         one, or an interruption when Redis stays out of reach (see the module docstring). Every
         frame goes through the server (`writer` is for the owner's own followers)."""
         cursor = 0 if after_id is None else after_id + 1
-        writer = self.writer  # fed the chunks before `cursor` (its own writes place the rest)
+        writer = self._taught(cursor - 1)  # fed the chunks before `cursor` (its own writes place the rest)
         block = min(keepalive_seconds, LIVENESS_SECONDS)
         last_write = last_check = time.monotonic()
         trouble_since: float | None = None  # since when Redis fails, or the stream's keys are gone
