@@ -25,8 +25,9 @@ off or another upstream transport: load/variants.py), `floor_wsgi` and `floor_fl
 the same worker, load/floor_worker.py), `redis` (STREAM_STORE=redis, one worker, its redis-server on the
 load's CPUs; Redis's own CPU per token is reported beside the worker's), `openai` (the `chatwait`
 server's OpenAI-compatible endpoint, POST /v1/chat/completions with stream and usage), `responses`
-(the same server's POST /v1/responses, streamed), `pool` (ChatWait with two fake upstreams in
-OPENAI_BASE_URL, the second on the load's CPUs too).
+(the same server's POST /v1/responses, streamed), `tools` (its chat completions streaming one tool
+call), each also on every baseline checkout's server (`openai:FOLDER` and so on), `pool` (ChatWait
+with two fake upstreams in OPENAI_BASE_URL, the second on the load's CPUs too).
 
 Starts are spread over one reply's length (`--starts steady`: N streams open at once, each
 stream's tokens at its own instants within the token period), or the same without that phase
@@ -117,12 +118,10 @@ def start_servers(bench: Bench, args: argparse.Namespace) -> None:
             bench.add_redis_server(f"redis_{name}", variant=name)
     if args.pool:
         bench.add_pool_server()
-    if args.openai:
-        bench.openai_arms["openai"] = "chatwait"
-    if args.responses:
-        bench.openai_arms["responses"] = "chatwait"
-    if args.tools:
-        bench.openai_arms["tools"] = "chatwait"
+    for kind in (kind for kind in ("openai", "responses", "tools") if getattr(args, kind)):
+        bench.openai_arms[kind] = "chatwait"
+        for root in args.baseline_roots:  # the same endpoint of each other checkout: `kind:folder`
+            bench.openai_arms[f"{kind}:{root.resolve().name}"] = f"baseline:{root.resolve().name}"
     if args.floor:
         for app in FLOOR_APPS:
             bench.add_server(f"floor_{app}", worker_class="load.floor_worker.FloorWorker", FLOOR_APP=app)

@@ -47,7 +47,7 @@ class Bench:
         self.fake = FakeUpstream(cpus=self.load_cpus)
         self.fake2: FakeUpstream | None = None  # the pool arm's second server
         self.servers: dict[str, ChatWaitServer] = {}
-        self.openai_arms: dict[str, str] = {}  # arm (openai, responses) -> the server whose OpenAI API it uses
+        self.openai_arms: dict[str, str] = {}  # arm (openai, responses, tools[:FOLDER]) -> the server it uses
 
     def pinning(self) -> dict[str, list[int] | None]:
         return {"server": _listed(self.server_cpus), "load": _listed(self.load_cpus)}
@@ -138,7 +138,8 @@ class Bench:
         completion to the fake (direct) or to ChatWait's OpenAI-compatible endpoint, a response
         (ChatWait's Responses API), or ChatWait's native API."""
         message = f"bench @tokens={tokens} @delay_ms={delay_ms}"
-        if target == "responses":
+        family = target.split(":", 1)[0] if target in self.openai_arms else target  # `responses:FOLDER` too
+        if family == "responses":
             body = {"model": "fake-model", "input": message, "max_output_tokens": tokens, "stream": streaming}
             port = self.servers[self.openai_arms[target]].port
             return port, post_request("/v1/responses", body), MARKERS["responses"], STOP_PATHS["responses"]
@@ -146,7 +147,7 @@ class Bench:
             body = {"model": "fake-model", "messages": [{"role": "user", "content": message}], "max_tokens": tokens}
             if streaming:
                 body |= {"stream": True, "stream_options": {"include_usage": True}}
-            kind = "tools" if target == "tools" else "openai"
+            kind = "tools" if family == "tools" else "openai"
             if kind == "tools":  # one tool call: its start, then tokens - 1 pieces of arguments, as far apart
                 body["messages"][0]["content"] = f"{message} @tool_calls=1 @argpieces={max(3, tokens - 1)}"
                 body["tools"] = [BENCH_TOOL]
