@@ -5,7 +5,10 @@ terminal event (id n+1). A stream's `Wire` names its family's format; the family
 `WireWriter` writes the events as SSE bytes (`sse`), once, when they are appended. Families
 register their writer by name when the app is built (`register`), so this package knows none
 of them. A stream in Redis keeps its wire's name and its writer's `echo` (the options other
-workers need), so any worker writes the same bytes for it.
+workers need), so any worker writes the same bytes for it. A writer whose events depend on the
+chunks before them (the Responses API's, which lays them out among output items) also has
+`learned` (the chunks it has placed) and `learn(event_id, kind, payload)`: a worker that follows
+a stream another one writes feeds it the stored chunks before the first it writes.
 """
 
 from __future__ import annotations
