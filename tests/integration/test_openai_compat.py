@@ -130,7 +130,7 @@ def test_messages_and_options_reach_the_upstream_as_openai_names_them(sdk: opena
         ({"tool_choice": "required"}, "tool_choice", "only allowed with tools"),
         ({"n": 2}, "n", "one choice"),
         ({"response_format": {"type": "xml"}}, "response_format", "json_schema"),
-        ({"logprobs": True}, "logprobs", "log probabilities"),
+        ({"top_logprobs": 2}, "top_logprobs", "with logprobs true"),
         ({"stream_options": {"include_usage": True}}, "stream_options", "stream is true"),
         ({"max_tokens": 5000}, "max_tokens", "between 1 and 1024"),
         ({"temperature": 3}, "temperature", "2"),

@@ -205,7 +205,7 @@ def test_hosted_tools_and_file_inputs_are_refused_by_name(http: httpx.Client) ->
     files = http.post("/v1/responses", json={"model": FAKE_MODEL, "input": [{"role": "user", "content": [image]}]})
     assert files.status_code == 400 and files.json()["error"]["param"] == "input[0].content"
     reference = http.post("/v1/responses", json={"model": FAKE_MODEL, "input": [{"type": "item_reference", "id": "x"}]})
-    assert reference.status_code == 400 and reference.json()["error"]["param"] == "input[0]"
+    assert reference.status_code == 404 and reference.json()["error"]["code"] == "response_not_found"
     only_reasoning = {"model": FAKE_MODEL, "input": [{"type": "reasoning", "summary": []}]}
     assert http.post("/v1/responses", json=only_reasoning).json()["error"]["param"] == "input"
 

@@ -163,13 +163,11 @@ class ResponseInput(fields.Field):
             raise ValidationError("Must be a string, or a non-empty list of items.")
         items, errors = [], {}
         for index, item in enumerate(value):
-            kind = item.get("type", "message") if isinstance(item, dict) else None
+            kind = (item.get("type") or "message") if isinstance(item, dict) else None  # null: a message
             schema = _SCHEMAS.get(kind) if isinstance(kind, str) else None
             if schema is None:
                 shown = "not an object" if not isinstance(item, dict) else f"of type {str(kind)[:40]!r}"
-                errors[index] = [
-                    f"This item is {shown}: ChatWait takes {_TAKEN} items (send items themselves, not references)."
-                ]
+                errors[index] = [f"This item is {shown}: ChatWait takes {_TAKEN} items."]
                 continue
             try:
                 items.append({**schema().load(item), "type": kind})
@@ -195,24 +193,22 @@ def item_chars(item: Any) -> int:
 
 def resolve(items: list[dict[str, Any]], lookup: Callable[[str], dict[str, Any] | None]) -> list[dict[str, Any]]:
     """`items` with each `item_reference` replaced by the output item it names, as an input item
-    (`lookup(id)`: the output item, None when no stored response of this client has it)."""
-    resolved, errors = [], {}
-    for index, item in enumerate(items):
+    (`lookup(id)`: the output item, None when no stored response of this client has it: 404
+    response_not_found, as for an unknown previous_response_id)."""
+    resolved = []
+    for item in items:
         if item["type"] != "item_reference":
             resolved.append(item)
             continue
         found = lookup(item["id"])
         if found is None:
-            errors[index] = [
-                f"No output item {item['id'][:80]!r} of a stored response of yours is kept: send the item itself."
-            ]
-        elif found["type"] == "message":
+            detail = f"No output item {item['id'][:80]!r} of a finished stored response of yours is kept."
+            raise ApiError("response_not_found", detail, action="Send the item itself instead of a reference.")
+        if found["type"] == "message":
             text = "".join(part.get("text") or part.get("refusal") or "" for part in found["content"])
             resolved.append({"type": "message", "role": "assistant", "content": text})
         else:
             resolved.append({key: found[key] for key in ("type", "call_id", "name", "arguments") if key in found})
-    if errors:
-        raise ApiError("validation_error", f"{len(errors)} field(s) are invalid.", fields={"input": errors})
     return resolved
 
 
