@@ -26,7 +26,7 @@ the same worker, load/floor_worker.py), `redis` (STREAM_STORE=redis, one worker,
 load's CPUs; Redis's own CPU per token is reported beside the worker's), `openai` (the `chatwait`
 server's OpenAI-compatible endpoint, POST /v1/chat/completions with stream and usage), `responses`
 (the same server's POST /v1/responses, streamed), `tools` (its chat completions streaming one tool
-call), each also on every baseline checkout's server (`openai:FOLDER` and so on), `pool` (ChatWait
+call), the first two also on every baseline checkout's server (`openai:FOLDER`, `responses:FOLDER`), `pool` (ChatWait
 with two fake upstreams in OPENAI_BASE_URL, the second on the load's CPUs too).
 
 Starts are spread over one reply's length (`--starts steady`: N streams open at once, each
@@ -120,7 +120,7 @@ def start_servers(bench: Bench, args: argparse.Namespace) -> None:
         bench.add_pool_server()
     for kind in (kind for kind in ("openai", "responses", "tools") if getattr(args, kind)):
         bench.openai_arms[kind] = "chatwait"
-        for root in args.baseline_roots:  # the same endpoint of each other checkout: `kind:folder`
+        for root in args.baseline_roots if kind != "tools" else ():  # each other checkout's too: `kind:folder`
             bench.openai_arms[f"{kind}:{root.resolve().name}"] = f"baseline:{root.resolve().name}"
     if args.floor:
         for app in FLOOR_APPS:
