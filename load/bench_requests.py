@@ -8,8 +8,9 @@ worker core serves. Each round sends `--requests` one-token streaming requests, 
 other, on one kept-alive connection as an SDK's client does (`--new-connections`: each on a new
 one, as bench.py's client does), to each arm in turn (the order rotating each round):
 `chatwait` (POST /v1/chat/streaming), `openai` (the same server's POST /v1/chat/completions,
-streamed), `baseline:FOLDER` (another checkout), `--variant` arms (load/variants.py), and the
-bare relays `floor_wsgi` and `floor_flask` (load/floor_worker.py). Reported: CPU of each
+streamed), `responses` (its POST /v1/responses, streamed, with `--responses`), `baseline:FOLDER`
+(another checkout, whose endpoints are `openai:FOLDER` and `responses:FOLDER`), `--variant` arms
+(load/variants.py), and the bare relays `floor_wsgi` and `floor_flask` (load/floor_worker.py). Reported: CPU of each
 server's whole process tree per request (µs; median and range over rounds) and its ratio to
 `floor_wsgi` in the same round. Servers are pinned apart from the client and the fake as
 bench.py pins them.
@@ -38,19 +39,34 @@ BARE = "floor_wsgi"
 CHUNKED_END = b"\r\n0\r\n\r\n"
 
 
+FAMILIES = ("openai", "responses")  # arms on a server's other endpoints: `openai`, `openai:FOLDER`, ...
+
+
 def requests_of(arm: str) -> tuple[bytes, bytes]:
     """The request bytes and the token marker of one one-token request of `arm`."""
     message = "bench @tokens=1 @delay_ms=0"
-    if arm == "openai":
+    family = arm.split(":", 1)[0]
+    if family == "openai":
         body = {"model": "fake-model", "messages": [{"role": "user", "content": message}], "max_tokens": 1}
         body |= {"stream": True, "stream_options": {"include_usage": True}}
         return post_request("/v1/chat/completions", body), MARKERS["openai"]
+    if family == "responses":
+        body = {"model": "fake-model", "input": message, "max_output_tokens": 1, "stream": True}
+        return post_request("/v1/responses", body), MARKERS["responses"]
     return post_request("/v1/chat/streaming", {"message": message, "max_tokens": 1}), MARKERS["chatwait"]
+
+
+def server_of(arm: str) -> str:
+    """The server an arm's requests go to: `openai` to `chatwait`, `openai:FOLDER` to `baseline:FOLDER`."""
+    family, _, folder = arm.partition(":")
+    if family not in FAMILIES:
+        return arm
+    return f"baseline:{folder}" if folder else "chatwait"
 
 
 def one_round(bench: Bench, arm: str, count: int, keep_alive: bool) -> tuple[float, int]:
     """CPU seconds of the arm's server tree over `count` sequential requests, and how many failed."""
-    server = bench.servers["chatwait" if arm == "openai" else arm]
+    server = bench.servers[server_of(arm)]
     request, marker = requests_of(arm)
     before = tree_cpu_seconds(server.master)
     if keep_alive:
@@ -89,6 +105,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--baseline-root", dest="baseline_roots", type=Path, action="append", default=[])
     parser.add_argument("--no-openai", dest="openai", action="store_false")
+    parser.add_argument("--responses", action="store_true", help="POST /v1/responses too, on every checkout")
     parser.add_argument("--new-connections", dest="keep_alive", action="store_false")
     parser.add_argument("--variant", action="append", default=[], help="load/variants.py names, repeatable")
     parser.add_argument("--out", default="artifacts")
@@ -102,7 +119,9 @@ def main() -> None:
             bench.add_server(name, variant=name)
         for app in ("wsgi", "flask"):
             bench.add_server(f"floor_{app}", worker_class="load.floor_worker.FloorWorker", FLOOR_APP=app)
-        arms = [*bench.servers, *(["openai"] if args.openai else [])]
+        families = [family for family, wanted in zip(FAMILIES, (args.openai, args.responses), strict=True) if wanted]
+        folders = [""] + [root.resolve().name for root in args.baseline_roots]
+        arms = [*bench.servers, *(f"{family}:{folder}".rstrip(":") for family in families for folder in folders)]
         for arm in arms:  # warm up: connections, lazy imports, caches
             one_round(bench, arm, 50, args.keep_alive)
         per_round: dict[str, list[float]] = {arm: [] for arm in arms}
