@@ -264,3 +264,13 @@ def test_text_with_log_probabilities_is_text_on_this_wire() -> None:
     other = writer()
     other.learn(1, *with_logprobs.encode())
     assert other.chunk(2, " there") == plain.chunk(2, " there")
+
+
+def test_every_chunk_writes_as_many_events_as_the_layout_numbered() -> None:
+    """Even deltas the tool-call mender never lets through (an empty piece, a call started
+    twice) keep the numbers contiguous."""
+    wire = writer()
+    frames = [wire.priming(), wire.delta(1, Delta(TOOL_CALL, "", 0, "c", "f")), wire.delta(2, Delta(TOOL_CALL, "", 0))]
+    frames += [wire.delta(3, Delta(TOOL_CALL, "", 0, "c", "f")), wire.delta(4, Delta(TOOL_CALL, "{}", 7))]
+    frames.append(wire.terminal(4, 0, outcome("", "tool_calls")))
+    assert [int(sse_id) for sse_id, _ in events(*frames)] == list(range(len(events(*frames))))

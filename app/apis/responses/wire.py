@@ -145,7 +145,7 @@ class ResponsesWriter:
             added = {"output_index": item.output_index, "item": self._item(item)}
             frames.append(_event(first, "response.output_item.added", added))
             first += 1
-        if delta.text:
+        if delta.text or item.opened_by != sequence:  # as many events as the layout numbered
             place = {"item_id": item.item_id, "output_index": item.output_index, "delta": delta.text}
             frames.append(_event(first, "response.function_call_arguments.delta", place))
         return b"".join(frames)
