@@ -71,8 +71,12 @@ class Layout:
 
     def place_text(self, event_id: int) -> int:
         """Place chunk `event_id` (the next one) as text; its first sequence number."""
-        if self.text_opened_by >= 0:
-            return self._place(event_id, 0)
+        firsts = self.firsts
+        if self.text_opened_by >= 0 and event_id == len(firsts) + 1:  # the usual chunk, inline
+            first = self.next_number
+            firsts.append(first)
+            self.next_number = first + 1
+            return first
         return self._place(event_id, self._open_part(MESSAGE, TEXT_PART, event_id))
 
     def place(self, event_id: int, delta: Delta) -> int:

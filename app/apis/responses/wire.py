@@ -102,7 +102,8 @@ class ResponsesWriter:
 
     def chunk(self, sequence: int, content: str) -> bytes:
         layout = self.layout
-        first = layout.place_text(sequence) if sequence > layout.chunks else layout.firsts[sequence - 1]
+        firsts = layout.firsts
+        first = layout.place_text(sequence) if sequence > len(firsts) else firsts[sequence - 1]
         if sequence == layout.text_opened_by or not self._delta:
             opening = self._opening(sequence, first, layout.message)
             return opening + self._text(first + self._opened(sequence), content)
