@@ -10,6 +10,7 @@ and outcome (`objects`), never from its events' bytes.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -37,7 +38,9 @@ def create() -> Response | dict[str, Any]:
     has ended, or at once (`background`)."""
     found = services()
     req = request._get_current_object()
-    asked = prepare_response(req, kept(NAME), found.settings, found.provider, _earlier_turns, _output_item)
+    outputs: dict[str, list[dict[str, Any]]] = {}  # each referenced response's output, read once
+    lookup = functools.partial(_output_item, outputs)
+    asked = prepare_response(req, kept(NAME), found.settings, found.provider, _earlier_turns, lookup)
     retention, wire = asked.retention(found.settings), Wire(WIRE, {**asked.echo, LAYOUT_MARK: 1})
     if asked.stream:
         return streams.start(asked.call, asked.prompt_tokens, wire, retention)
@@ -104,23 +107,31 @@ def _object(stream: StreamView, stored_only: bool = False) -> dict[str, Any]:
     return response_reply(writer.head, outcome, correlation_id(), writer.output(text, parts, outcome))
 
 
-def _output_item(item_id: str) -> dict[str, Any] | None:
+def _output_item(outputs: dict[str, list[dict[str, Any]]], item_id: str) -> dict[str, Any] | None:
     """An output item of a finished stored response of this client, by its id (which names the
-    response: `msg_`, `rs_` or `fc_`, the stream's id, and a call's place); None when there is none."""
+    response: `msg_`, `rs_` or `fc_`, the stream's id, and a call's place); None when there is
+    none. `outputs`: the outputs of the responses already read for this request."""
     kind, _, rest = item_id.partition("_")
     if kind not in ITEM_PREFIXES or not rest:
         return None
+    stream_id = rest.split("_", 1)[0]
+    if stream_id not in outputs:
+        outputs[stream_id] = _stored_output(stream_id)
+    return next((item for item in outputs[stream_id] if item["id"] == item_id), None)
+
+
+def _stored_output(stream_id: str) -> list[dict[str, Any]]:
+    """The output items of this client's finished stored response (none when there is no such response)."""
     try:
-        stream = streams.find(rest.split("_", 1)[0], WIRE)
+        stream = streams.find(stream_id, WIRE)
     except ApiError:
-        return None
+        return []
     found = stream.result() if stream.finished and stream.context else None
     if found is None:
-        return None
+        return []
     writer = stream.writer
     assert isinstance(writer, ResponsesWriter)
-    output = writer.output(found[0], found[2], found[1])
-    return next((item for item in output if item["id"] == item_id), None)
+    return writer.output(found[0], found[2], found[1])
 
 
 def _earlier_turns(response_id: str) -> list[dict[str, Any]]:
