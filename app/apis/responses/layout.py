@@ -4,13 +4,13 @@ A response's output items open as their first delta comes, in that order: the me
 a refusal), the reasoning item, one `function_call` item per tool call. Each stays open to the
 terminal event, which closes them all in output order. A stream event (a chunk) is therefore
 one numbered SSE event, or more where it opens an item or a content part; the layout records
-the first sequence number of every chunk as it is written, in order, so that any chunk's event
-is written again with the same numbers, and a resume after any sequence number lands exactly.
+the chunks that open something (a few per reply) as they are placed, in order, so that any
+chunk's first number follows from them, its event is written again with the same numbers, and a
+resume after any sequence number lands exactly. The usual chunk records nothing.
 """
 
 from __future__ import annotations
 
-import array
 import bisect
 import dataclasses
 
@@ -56,7 +56,11 @@ class Layout:
         self.message: Item | None = None
         self.reasoning: Item | None = None
         self.calls: dict[int, Item] = {}
-        self.firsts = array.array("I")  # chunk i's first sequence number at [i - 1]
+        self.chunks = 0  # how many chunks have been placed
+        # The chunks that opened something, and the numbered events all such chunks up to each
+        # added beyond their own one: chunk e's first number is priming + e - 1 + what those before it added.
+        self._opening_ids: list[int] = []
+        self._added: list[int] = []
         self.text_opened_by = -1  # the chunk that opened the message's text part (0: the priming event)
         self.priming_events = LEGACY_PRIMING_EVENTS if legacy else PRIMING_EVENTS
         self.next_number = self.priming_events
@@ -64,18 +68,17 @@ class Layout:
             self._open(MESSAGE, 0)
             self._open_part(MESSAGE, TEXT_PART, 0)
 
-    @property
-    def chunks(self) -> int:
-        """How many chunks have been placed."""
-        return len(self.firsts)
+    def first_number(self, event_id: int) -> int:
+        """The first sequence number of chunk `event_id` (1 .. chunks)."""
+        before = bisect.bisect_left(self._opening_ids, event_id)
+        return self.priming_events + event_id - 1 + (self._added[before - 1] if before else 0)
 
     def place_text(self, event_id: int) -> int:
         """Place chunk `event_id` (the next one) as text; its first sequence number."""
-        firsts = self.firsts
-        if self.text_opened_by >= 0 and event_id == len(firsts) + 1:  # the usual chunk, inline
+        if self.text_opened_by >= 0 and event_id == self.chunks + 1:  # the usual chunk
             first = self.next_number
-            firsts.append(first)
             self.next_number = first + 1
+            self.chunks = event_id
             return first
         return self._place(event_id, self._open_part(MESSAGE, TEXT_PART, event_id))
 
@@ -96,10 +99,13 @@ class Layout:
         return self._place(event_id, 0)
 
     def _place(self, event_id: int, extra: int) -> int:
-        if event_id != len(self.firsts) + 1:
-            raise ValueError(f"chunk {event_id} placed after {len(self.firsts)}: chunks are placed in order")
+        if event_id != self.chunks + 1:
+            raise ValueError(f"chunk {event_id} placed after {self.chunks}: chunks are placed in order")
         first = self.next_number
-        self.firsts.append(first)
+        if extra:
+            self._opening_ids.append(event_id)
+            self._added.append((self._added[-1] if self._added else 0) + extra)
+        self.chunks = event_id
         self.next_number = first + 1 + extra
         return first
 
@@ -142,15 +148,22 @@ class Layout:
             return -1
         if event_id == 0:
             return self.priming_events - 1
-        if event_id < len(self.firsts):
-            return self.firsts[event_id] - 1
+        if event_id < self.chunks:
+            return self.first_number(event_id + 1) - 1
         return self.next_number - 1
 
     def event_of(self, number: int) -> int:
         """The stream event (0: the priming one) whose numbered events include `number`, among
-        those placed; len(firsts) + 1 (the terminal or a later event) past them."""
-        if number < (self.firsts[0] if self.firsts else self.next_number):
-            return 0
+        those placed; chunks + 1 (the terminal or a later event) past them."""
+        if number < self.priming_events or not self.chunks:
+            return 0 if number < self.next_number else self.chunks + 1
         if number >= self.next_number:
-            return len(self.firsts) + 1
-        return bisect.bisect_right(self.firsts, number)
+            return self.chunks + 1
+        low, high = 1, self.chunks  # the last chunk whose first number is at most `number`
+        while low < high:
+            middle = (low + high + 1) // 2
+            if self.first_number(middle) <= number:
+                low = middle
+            else:
+                high = middle - 1
+        return low

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 NAME = "responses"  # the wire's name, as streams in Redis record it
 LAYOUT_MARK = "layout"  # in the echo a stream keeps: its events are laid out by item (absent: an earlier release's)
 _DELTA_EVENTS = {TEXT_PART: "output_text", REFUSAL_PART: "refusal", REASONING_PART: "reasoning_text"}
+_TEXT_EVENT = b'id: %d%b,"delta":%b,"logprobs":[],"sequence_number":%d}\n\n'  # after `_delta`, its head
 
 
 class ResponsesWriter:
@@ -102,8 +103,12 @@ class ResponsesWriter:
 
     def chunk(self, sequence: int, content: str) -> bytes:
         layout = self.layout
-        firsts = layout.firsts
-        first = layout.place_text(sequence) if sequence > len(firsts) else firsts[sequence - 1]
+        if sequence == layout.chunks + 1 and layout.text_opened_by >= 0 and self._delta:  # the usual chunk
+            first = layout.next_number
+            layout.next_number = first + 1
+            layout.chunks = sequence
+            return _TEXT_EVENT % (first, self._delta, quote(content).encode("utf-8", "replace"), first)
+        first = layout.place_text(sequence) if sequence > layout.chunks else layout.first_number(sequence)
         if sequence == layout.text_opened_by or not self._delta:
             opening = self._opening(sequence, first, layout.message)
             return opening + self._text(first + self._opened(sequence), content)
@@ -116,18 +121,13 @@ class ResponsesWriter:
             kind, item = b"response.output_text.delta", quote(message.item_id).encode()
             place = b'"output_index":%d,"content_index":%d' % (message.output_index, message.part_index(TEXT_PART))
             self._delta = b'\nevent: %b\ndata: {"type":"%b","item_id":%b,%b' % (kind, kind, item, place)
-        return b'id: %d%b,"delta":%b,"logprobs":[],"sequence_number":%d}\n\n' % (
-            number,
-            self._delta,
-            quote(content).encode("utf-8", "replace"),
-            number,
-        )
+        return _TEXT_EVENT % (number, self._delta, quote(content).encode("utf-8", "replace"), number)
 
     def delta(self, sequence: int, delta: Delta) -> bytes:
         if delta.kind == LOGPROBS:  # an upstream's unasked log probabilities: the text alone
             return self.chunk(sequence, delta.text)
         layout = self.layout
-        first = layout.place(sequence, delta) if sequence > layout.chunks else layout.firsts[sequence - 1]
+        first = layout.place(sequence, delta) if sequence > layout.chunks else layout.first_number(sequence)
         if delta.kind in (REASONING, REFUSAL):
             item = layout.reasoning if delta.kind == REASONING else layout.message
             part = REASONING_PART if delta.kind == REASONING else REFUSAL_PART
