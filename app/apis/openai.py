@@ -100,34 +100,25 @@ class OpenAIErrorSchema(StrictSchema):
 
 
 class MessageContent(fields.Field):
-    """A message's text: a string, or a list of text parts (joined by newlines); no images,
-    audio or files. `part_text(index, part)` reads one part, or refuses it (chat completions'
-    `text` parts by default)."""
+    """A message's content: a string, or a non-empty list of parts, each read by `part(index,
+    part)` into a chat part (`{"type": "text", ...}`, `{"type": "image_url", ...}`) or refused.
+    Text parts alone are joined by newlines into one string; with an image, the parts are kept."""
 
     json_types = ("string", "array")
 
-    def __init__(self, part_text: Callable[[int, Any], str] | None = None, **kwargs: Any) -> None:
+    def __init__(self, part: Callable[[int, Any], dict[str, Any]], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.part_text = part_text or _part_text
+        self.part = part
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str | list[dict[str, Any]]:
         if isinstance(value, str):
             return text_of(value)
         if not isinstance(value, list) or not value:
-            raise ValidationError("Must be a string, or a non-empty list of text parts.")
-        return "\n".join(self.part_text(index, part) for index, part in enumerate(value))
-
-
-def _part_text(index: int, part: Any) -> str:
-    if not isinstance(part, dict):
-        raise ValidationError(f"Part {index} is not an object.")
-    kind = part.get("type")
-    if kind != "text":
-        shown = str(kind)[:40]
-        raise ValidationError(f"Part {index} is of type {shown!r}: ChatWait takes text only (no images, audio, files).")
-    if set(part) != {"type", "text"} or not isinstance(part["text"], str):
-        raise ValidationError(f'Part {index} must be {{"type": "text", "text": "..."}} and nothing more.')
-    return text_of(part["text"])
+            raise ValidationError("Must be a string, or a non-empty list of parts.")
+        parts = [self.part(index, part) for index, part in enumerate(value)]
+        if all(part["type"] == "text" for part in parts):
+            return "\n".join(part["text"] for part in parts)
+        return parts
 
 
 def content_length(content: Any) -> int:

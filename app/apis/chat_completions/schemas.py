@@ -17,7 +17,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates, va
 
 from ...providers.base import OPENAI_FINISH_REASONS
 from ..functions import MAX_TOOLS
-from ..openai import ROLES, OpenAIErrorDetailSchema, OpenAIErrorSchema
+from ..openai import ROLES, MessageContent, OpenAIErrorDetailSchema, OpenAIErrorSchema
 from ..schema import (
     USAGE_SOURCES,
     Neutral,
@@ -34,12 +34,12 @@ from ..schema import (
 )
 from .tools import (
     CalledFunctionSchema,
-    ChatContent,
     FunctionSchema,
     ResponseFormat,
     ToolCallSchema,
     ToolChoice,
     ToolSchema,
+    content_part,
 )
 
 MAX_STOP_SEQUENCES = 4
@@ -79,7 +79,7 @@ class CompletionMessageSchema(NullMeansAbsent):
         required=True,
         validate=validate.OneOf(MESSAGE_ROLES, error="Must be one of: system, developer, user, assistant, tool."),
     )
-    content = ChatContent()
+    content = MessageContent(content_part)
     name = Text(validate=validate.Length(min=1, max=64))
     tool_calls = fields.List(fields.Nested(ToolCallSchema), validate=validate.Length(max=MAX_HISTORY_TOOL_CALLS))
     tool_call_id = Text(validate=validate.Length(min=1, max=256))

@@ -88,25 +88,9 @@ class ResponseFormat(fields.Field):
         return value
 
 
-class ChatContent(fields.Field):
-    """A message's content: a string, or a list of parts — `text`, `image_url` (an http(s) URL
-    or an image's data URL) and, in an assistant's message, `refusal`. Text parts alone are joined
-    by newlines into one string, as before; with an image the parts are kept as they are."""
-
-    json_types = ("string", "array")
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str | list[dict[str, Any]]:
-        if isinstance(value, str):
-            return text_of(value)
-        if not isinstance(value, list) or not value:
-            raise ValidationError("Must be a string, or a non-empty list of parts.")
-        parts = [_part(index, part) for index, part in enumerate(value)]
-        if all(part["type"] == "text" for part in parts):
-            return "\n".join(part["text"] for part in parts)
-        return parts
-
-
-def _part(index: int, part: Any) -> dict[str, Any]:
+def content_part(index: int, part: Any) -> dict[str, Any]:
+    """One part of a message's content: `text`, `image_url` (an http(s) URL or an image's data
+    URL) and, in an assistant's message, `refusal` (read as text)."""
     kind = part.get("type") if isinstance(part, dict) else None
     if kind == "text" and set(part) == {"type", "text"} and isinstance(part["text"], str):
         return {"type": "text", "text": text_of(part["text"])}

@@ -19,30 +19,13 @@ from marshmallow import ValidationError, fields, validate
 
 from ...errors import ApiError
 from ..functions import check_name, image_url_ok
-from ..openai import ROLES, SYSTEM_ROLES, content_length
+from ..openai import ROLES, SYSTEM_ROLES, MessageContent, content_length
 from ..schema import Neutral, NullMeansAbsent, Text, text_of
 
 ITEM_STATUSES = ("in_progress", "completed", "incomplete")
 TEXT_PARTS = ("input_text", "output_text")
 MAX_CALL_ID_CHARS = 256
 _TAKEN = "message, function_call, function_call_output, reasoning and item_reference"
-
-
-class ItemContent(fields.Field):
-    """A message item's content: a string, or parts. Text parts alone are joined by newlines into
-    one string; with an image, the parts are kept as chat completions' `text` / `image_url` parts."""
-
-    json_types = ("string", "array")
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str | list[dict[str, Any]]:
-        if isinstance(value, str):
-            return text_of(value)
-        if not isinstance(value, list) or not value:
-            raise ValidationError("Must be a string, or a non-empty list of parts.")
-        parts = [_part(index, part) for index, part in enumerate(value)]
-        if all(part["type"] == "text" for part in parts):
-            return "\n".join(part["text"] for part in parts)
-        return parts
 
 
 def _part(index: int, part: Any) -> dict[str, Any]:
@@ -80,7 +63,7 @@ class InputMessageSchema(NullMeansAbsent):
     role = fields.String(
         required=True, validate=validate.OneOf(ROLES, error="Must be one of: user, assistant, system, developer.")
     )
-    content = ItemContent(required=True, error_messages={"required": "Every message item needs content."})
+    content = MessageContent(_part, required=True, error_messages={"required": "Every message item needs content."})
     id = Text(validate=validate.Length(min=1, max=128))
     status = fields.String(validate=validate.OneOf(ITEM_STATUSES))
 
