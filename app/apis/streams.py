@@ -92,8 +92,8 @@ def find(stream_id: str, wire: str) -> StreamView:
     if not owns(stream.client):
         raise ApiError("stream_not_found", "The id is unknown, or the stream ended and expired.", action=action)
     trace_stream(stream.stream_id, stream.correlation_id)  # a resume or stop is traced with its stream
-    if stream.writer.name != wire:
-        other = stream.writer.name
+    if stream.wire_name != wire:
+        other = stream.wire_name
         detail = f"This stream was started with POST {_STARTED_AT[other]}."
         raise ApiError("stream_not_found", detail, action=f"Resume it with GET {_RESUMED_AT[other]}.")
     return stream

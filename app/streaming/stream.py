@@ -149,6 +149,11 @@ class Stream:
         return len(self._lengths)
 
     @property
+    def wire_name(self) -> str:
+        """The name of the wire its events are written in."""
+        return self.writer.name
+
+    @property
     def last_event_id(self) -> int:
         """The id of the newest frame followers may see (-1 while none)."""
         return self.visible - 1

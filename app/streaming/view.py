@@ -21,6 +21,7 @@ class StreamView(Protocol):
     finished: bool
     client: str  # the key digest of the client that started it ("" when the API is open)
     writer: WireWriter  # writes its events in the wire format of the API that started it
+    wire_name: str  # that wire's name (read without laying out the events, as `writer` may)
     context: bytes  # what the API that started it stored with it (Retention.context)
 
     @property

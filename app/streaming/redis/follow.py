@@ -59,6 +59,7 @@ class RemoteStream:
         self.finished = meta.get(b"state") != b"live"
         self.client = meta.get(b"client", b"").decode()
         self._writer = writer_of(stream_id, meta)
+        self.wire_name = self._writer.name
         self.context = meta.get(b"context", b"")
         self.last_event_id = last_event_id
         self._ending: bytes | None = None
