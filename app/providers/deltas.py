@@ -47,8 +47,9 @@ class Delta(NamedTuple):
 
     @property
     def size(self) -> int:
-        """Characters it adds to the reply (what MAX_CHARS bounds)."""
-        return len(self.text) + len(self.name or "") + len(self.call_id or "")
+        """Characters it adds to the reply (what MAX_CHARS bounds); a log-probability entry counts
+        as one, so that pieces without text still end an endless reply."""
+        return len(self.text) + len(self.name or "") + len(self.call_id or "") + (len(self.data) if self.data else 0)
 
     def encode(self) -> tuple[bytes, bytes]:
         """Its stored form: the kind's letter and the payload (a piece of arguments, the most

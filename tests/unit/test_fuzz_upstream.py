@@ -10,10 +10,12 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from app.providers.base import UpstreamError
+from app.providers.deltas import LOGPROBS, Delta
 from app.providers.http1.body import ResponseBody
 from app.providers.http1.connection import ConnectionClosed
 from app.providers.http1.framing import CHUNKED, framing, read_head
@@ -178,3 +180,31 @@ def test_any_stream_gives_text_or_a_classified_error(chunks: list[bytes], cuts: 
         return
     assert all(isinstance(piece, str) and piece for piece in pieces)
     assert isinstance(generation.finish_reason, str)
+
+
+def _logprobs_chunk(content: str, entries: Any) -> bytes:
+    chunk = {"choices": [{"index": 0, "delta": {"content": content}, "logprobs": {"content": entries}}]}
+    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        "not a list",
+        [{"logprob": -1.0}],  # no token
+        [{"token": "a", "logprob": -1.0}] * 257,  # more entries than a chunk holds
+        [{"token": "a", "logprob": -1.0, "top_logprobs": [{"token": "b", "logprob": -2.0}] * 21}],
+    ],
+)
+def test_log_probabilities_out_of_shape_or_bounds_are_a_bad_response(entries: Any) -> None:
+    body = _logprobs_chunk("a", entries) + _sse_chunk(finish="stop") + b"data: [DONE]\n\n"
+    with pytest.raises(UpstreamError) as refused:
+        list(_generation([body]))
+    assert refused.value.error_code == "upstream_bad_response"
+
+
+def test_log_probabilities_come_with_their_text() -> None:
+    entries = [{"token": "a", "logprob": -1.0, "top_logprobs": []}]
+    body = _logprobs_chunk("a", entries) + _sse_chunk("b") + _sse_chunk(finish="stop") + b"data: [DONE]\n\n"
+    pieces = list(_generation([body]))
+    assert pieces == [Delta(LOGPROBS, "a", data=entries), "b"]

@@ -285,3 +285,14 @@ def test_text_with_log_probabilities_is_the_replys_text_in_every_family(typed: b
         assert recorder.chunks == pieces and outcome.parts is not None and outcome.parts.logprobs == entries
     else:
         assert recorder.chunks == ["He", "llo"] and outcome.parts is None
+
+
+def test_log_probabilities_without_text_still_end_an_endless_reply() -> None:
+    """A hostile upstream that sends log-probability entries with no text forever is cut as any
+    reply past what max_tokens allows (each entry counts)."""
+    entry = [{"token": "", "logprob": -0.1}]
+    flood = ScriptedGeneration([Delta(LOGPROBS, "", data=entry)] * 100_000)
+    config = load_settings({"TIMEOUT_SECONDS": "2"}, environ={"OPENAI_API_KEY": "sk-x"})
+    call = dataclasses.replace(CALL, typed=True)
+    outcome = Relay(ScriptedProvider(flood), config, call, 10, Recorder(), "c", "s", metrics=Metrics()).run()
+    assert outcome.error is not None and outcome.error.error_code == "upstream_bad_response" and flood.closed

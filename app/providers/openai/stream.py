@@ -30,6 +30,7 @@ from ..tool_calls import MalformedToolCall, ToolCalls
 DRAIN_SECONDS = 0.2
 MAX_FINISH_REASON_CHARS = 64
 MAX_LOGPROB_ENTRIES = 256  # a chunk's tokens with log probabilities (one or a few, from any server)
+MAX_TOP_LOGPROBS = 20  # alternatives per token, as OpenAI's API bounds top_logprobs
 _NO_DELTA: dict[str, Any] = {}
 _STREAM_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")  # an upstream ChatWait's X-Stream-Id
 
@@ -158,7 +159,12 @@ class OpenAIGeneration(Generation):
         if (
             type(entries) is not list
             or len(entries) > MAX_LOGPROB_ENTRIES
-            or not all(type(entry) is dict and type(entry.get("token")) is str for entry in entries)
+            or not all(
+                type(entry) is dict
+                and type(entry.get("token")) is str
+                and len(entry.get("top_logprobs") or ()) <= MAX_TOP_LOGPROBS
+                for entry in entries
+            )
         ):
             raise self._error("upstream_bad_response", "A streamed chunk's logprobs are not OpenAI's token entries.")
         return entries
