@@ -84,6 +84,19 @@ CATALOGUE: dict[str, ErrorKind] = {
         "Send the whole conversation in input instead (responses are kept for RESPONSE_TTL_SECONDS).",
         False,
     ),
+    "conversation_not_found": ErrorKind(
+        404,
+        "No conversation with this id exists for your key: it is unknown, was deleted, or has expired.",
+        "Create one with POST /v1/conversations (conversations are kept CONVERSATION_TTL_SECONDS after "
+        "their last change).",
+        False,
+    ),
+    "item_not_found": ErrorKind(
+        404,
+        "The conversation holds no item with this id.",
+        "List its items with GET /v1/conversations/{id}/items.",
+        False,
+    ),
     "model_not_found": ErrorKind(
         404,
         "There is no such model here.",

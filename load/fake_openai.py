@@ -104,6 +104,9 @@ class PreciseClock:
                 self._hub.loop.run_callback_threadsafe(event.set)
 
 
+_USUAL = {"model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "temperature"}
+
+
 class Directives:
     """The knobs of one request."""
 
@@ -217,7 +220,11 @@ class FakeOpenAI:
             "started": time.time(),
             "stream": bool(request.get("stream")),
             "message": last_user[:200],
+            "messages": len(messages),
         }
+        options = request.keys() - _USUAL
+        if options:  # what a test checks was passed on (not kept for the usual request: the bench's)
+            outcome["options"] = {name: request[name] for name in options if name != "tools"}
         self.outcomes.append(outcome)
         base_headers = {"x-request-id": request_id}
 

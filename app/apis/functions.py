@@ -5,7 +5,7 @@ image's URL, a JSON Schema response format, and the refusal of what the model ca
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from marshmallow import ValidationError
@@ -53,10 +53,12 @@ def check_json_schema(spec: Any, keys: Iterable[str] = _SCHEMA_KEYS) -> None:
         raise ValidationError("json_schema.schema must be an object, strict a boolean, description a string.")
 
 
-def refuse_untaken(options: dict[str, Any], images: bool, provider: Provider, conversation: str) -> None:
+def refuse_untaken(
+    options: dict[str, Any], images: bool, provider: Provider, conversation: str, names: Mapping[str, str] = {}
+) -> None:
     """A 400 naming each option (or the `conversation` field, for its images) the provider cannot
-    honour, and what to do."""
-    wanted = [name for name in options if not provider.takes(name, options)]
+    honour, and what to do; `names`: the request's name of an option, where it differs."""
+    wanted = list(dict.fromkeys(names.get(name, name) for name in options if not provider.takes(name, options)))
     if images and not provider.takes("images", options):
         wanted.append(conversation)
     if wanted:

@@ -17,6 +17,10 @@ from .schema import StrictSchema, serialise, text_of
 
 ROLES = ("system", "developer", "user", "assistant")
 SYSTEM_ROLES = ("system", "developer")
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+MAX_TOP_LOGPROBS = 20  # alternatives per token, as OpenAI bounds top_logprobs
+SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority")
+VERBOSITIES = ("low", "medium", "high")
 
 # OpenAI's own `code` for the errors it has a name for (its SDKs and clients look for these).
 _OPENAI_CODES = {

@@ -70,6 +70,9 @@ class Settings:
     stream_ttl_seconds: float = 300.0
     response_ttl_seconds: float = 3600.0
     max_stored_responses: int = 1000  # finished stored responses kept per client key
+    conversation_ttl_seconds: float = 604800.0  # a conversation is kept this long after its last change
+    max_conversations: int = 1000  # conversations kept per client key (the least recently changed go first)
+    max_conversation_items: int = 1000  # items kept per conversation (the oldest go first)
     max_streams: int = 5000
     stream_store: str = "memory"
     redis_url: str = dataclasses.field(default="redis://localhost:6379/0", repr=False)
@@ -197,6 +200,9 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "STREAM_TTL_SECONDS": ("stream_ttl_seconds", read.seconds(0.1, 86400)),
     "RESPONSE_TTL_SECONDS": ("response_ttl_seconds", read.seconds(0.1, 7 * 86400)),
     "MAX_STORED_RESPONSES": ("max_stored_responses", read.integer(1, 1_000_000)),
+    "CONVERSATION_TTL_SECONDS": ("conversation_ttl_seconds", read.seconds(1, 365 * 86400)),
+    "MAX_CONVERSATIONS": ("max_conversations", read.integer(1, 1_000_000)),
+    "MAX_CONVERSATION_ITEMS": ("max_conversation_items", read.integer(2, 100_000)),
     "MAX_STREAMS": ("max_streams", read.integer(1, 1_000_000)),
     "STREAM_STORE": ("stream_store", read.choice(STREAM_STORES)),
     "REDIS_URL": ("redis_url", read.redis_url),

@@ -12,6 +12,7 @@ from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from ..config import ClientKey, Settings
+from ..conversations import Bounds, ConversationStore, MemoryConversations
 from ..errors import ApiError
 from ..generation.outcome import Outcome
 from ..generation.relay import Relay
@@ -82,6 +83,7 @@ class Services:
     settings: Settings
     provider: Provider
     store: StreamStore
+    conversations: ConversationStore
     waits: WaitGenerations
     client_keys: ClientKeys
     limits: Limits
@@ -105,6 +107,7 @@ class Services:
             settings=settings,
             provider=provider,
             store=store,
+            conversations=_build_conversations(settings),
             waits=waits,
             client_keys=ClientKeys(keys),
             limits=limits,
@@ -268,6 +271,7 @@ class Services:
         self.store.close(timeout=SHUTDOWN_WAIT_SECONDS)
         self.provider.close()
         self.limits.close()
+        self.conversations.close()
         self.metrics.close()
 
 
@@ -288,6 +292,16 @@ def _build_store(settings: Settings, abandon: Abandon) -> StreamStore:
     return MemoryStreamStore(
         settings.max_streams, settings.stream_ttl_seconds, abandon=abandon, max_stored=settings.max_stored_responses
     )
+
+
+def _build_conversations(settings: Settings) -> ConversationStore:
+    """Conversations where the streams are: in Redis, or in this worker's memory."""
+    bounds = Bounds(settings.max_conversations, settings.max_conversation_items, settings.conversation_ttl_seconds)
+    if settings.stream_store == "redis":
+        from ..conversations.redis import RedisConversations
+
+        return RedisConversations(_topology(settings), bounds)
+    return MemoryConversations(bounds)
 
 
 def _topology(settings: Settings) -> Topology:

@@ -15,7 +15,7 @@ import collections
 import dataclasses
 import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 import gevent
@@ -43,12 +43,14 @@ class Retention:
     """How a stream is kept, as the API that starts it says: how long once finished (None: the
     store's STREAM_TTL_SECONDS), an opaque context stored with it (the Responses API's
     conversation, for `previous_response_id`), whether it is a foreground one, cancelled
-    when nobody follows it for ABANDON_SECONDS, and whether it is a stored response."""
+    when nobody follows it for ABANDON_SECONDS, whether it is a stored response, and what its API
+    does once its generation has ended (`ended(stream)`, in a greenlet of its own)."""
 
     finished_seconds: float | None = None
     context: bytes = b""
     foreground: bool = False
     stored: bool = False  # a stored response: counted against MAX_STORED_RESPONSES once finished
+    ended: Callable[[Stream], None] | None = None
 
     def kept_for(self, store_ttl: float) -> float:
         """Seconds a finished stream is kept: as its API asked, else the store's TTL."""

@@ -16,6 +16,7 @@ from openapi_spec_validator import validate as validate_spec
 
 from app.apis.chat_completions.schemas import OPENAI_COMPONENTS, CompletionRequestSchema
 from app.apis.native.schemas import NATIVE_COMPONENTS, ChatRequestSchema
+from app.apis.responses.conversation_schemas import CONVERSATION_COMPONENTS
 from app.apis.responses.schemas import RESPONSES_COMPONENTS
 from app.apis.schema import BLANK, NOT_BLANK_PATTERN
 from app.errors import CATALOGUE
@@ -39,7 +40,13 @@ _TYPES = {
 }
 
 
-ALL_COMPONENTS = {**NATIVE_COMPONENTS, **SERVICE_COMPONENTS, **OPENAI_COMPONENTS, **RESPONSES_COMPONENTS}
+ALL_COMPONENTS = {
+    **NATIVE_COMPONENTS,
+    **SERVICE_COMPONENTS,
+    **OPENAI_COMPONENTS,
+    **RESPONSES_COMPONENTS,
+    **CONVERSATION_COMPONENTS,
+}
 
 
 def _json_types(field: mfields.Field) -> tuple[str, ...]:

@@ -5,6 +5,7 @@ stored responses (Redis: two gateways share the bound)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -96,12 +97,14 @@ def test_truncation_auto_drops_the_oldest_turns_and_answers(chain_server, fake) 
 
 @pytest.fixture(params=["memory", "redis"])
 def key_gateways(request, fake, tmp_path):
-    """Gateways with two client keys and MAX_STORED_RESPONSES=50: one on the memory store, or
-    two (2 + 1 workers) on one Redis."""
+    """Gateways with two client keys, MAX_STORED_RESPONSES=50, MAX_CONVERSATIONS=3 and
+    MAX_CONVERSATION_ITEMS=4: one on the memory store, or two (2 + 1 workers) on one Redis."""
     env = server_env(
         fake.base_url,
         CHATWAIT_API_KEYS=f"{FIRST_KEY},{SECOND_KEY}",
         MAX_STORED_RESPONSES="50",
+        MAX_CONVERSATIONS="3",
+        MAX_CONVERSATION_ITEMS="4",
     )
     servers = gateways_of(request, env, request.param)
     yield servers
@@ -125,3 +128,30 @@ def test_each_key_keeps_its_newest_stored_responses_within_the_bound(key_gateway
         time.sleep(0.5)  # Redis: each owner lists its own at its next sweep
     assert kept == made[FIRST_KEY][-50:], "the newest 50, the oldest evicted first"
     assert _kept(key_gateways, SECOND_KEY, made[SECOND_KEY]) == made[SECOND_KEY], "another key keeps its own"
+
+
+def test_each_key_keeps_its_most_recently_changed_conversations_and_their_newest_items(key_gateways) -> None:
+    first = [_sdk(key_gateways[n % len(key_gateways)], FIRST_KEY) for n in range(2)]
+    other = _sdk(key_gateways[-1], SECOND_KEY)
+    mine = other.conversations.create(items=[{"role": "user", "content": "mine"}]).id
+    made = [first[n % 2].conversations.create(items=[{"role": "user", "content": f"c{n}"}]).id for n in range(4)]
+    first[1].conversations.items.create(made[1], items=[{"role": "user", "content": "touched"}])  # the other gateway's
+    made.append(first[0].conversations.create().id)
+
+    def kept(sdk: openai.OpenAI, ids: list[str]) -> list[str]:
+        found = []
+        for conversation_id in ids:
+            with contextlib.suppress(openai.NotFoundError):
+                found.append(sdk.conversations.retrieve(conversation_id).id)
+        return found
+
+    assert kept(first[1], made) == [made[1], made[3], made[4]], "the least recently changed went first"
+    assert kept(other, [mine, *made]) == [mine], "another key keeps its own and sees none of these"
+    for n in range(5):
+        first[n % 2].conversations.items.create(
+            made[4], items=[{"type": "message", "role": "user", "content": f"i{n}"}]
+        )
+    texts = [item.content[0].text for item in first[1].conversations.items.list(made[4], order="asc")]
+    assert texts == ["i1", "i2", "i3", "i4"], "the newest MAX_CONVERSATION_ITEMS, written on either gateway"
+    for sdk in (*first, other):
+        sdk.close()

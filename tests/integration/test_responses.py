@@ -169,7 +169,8 @@ def test_delete_forgets_a_response(sdk) -> None:
     [
         ({"tools": [{"type": "web_search"}]}, "tools[0]"),
         ({"text": {"format": {"type": "json_schema", "schema": {}}}}, "text.format"),
-        ({"reasoning": {"effort": "high"}}, "reasoning"),
+        ({"prompt": {"id": "pmpt_1"}}, "prompt"),
+        ({"include": ["file_search_call.everything"]}, "include[0]"),
         ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]}, "input[0].content"),
         ({"background": True, "store": False}, "store"),
         ({"max_output_tokens": 10**6}, "max_output_tokens"),

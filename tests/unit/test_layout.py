@@ -20,6 +20,7 @@ RANKS = {
     "apis": 10,
     "service": 9,
     "limits": 8,
+    "conversations": 8,
     "streaming": 7,
     "generation": 6,
     "providers": 5,

@@ -17,7 +17,16 @@ from marshmallow import Schema, ValidationError, fields, validate, validates, va
 
 from ...providers.base import OPENAI_FINISH_REASONS
 from ..functions import MAX_TOOLS
-from ..openai import ROLES, MessageContent, OpenAIErrorDetailSchema, OpenAIErrorSchema
+from ..openai import (
+    MAX_TOP_LOGPROBS,
+    REASONING_EFFORTS,
+    ROLES,
+    SERVICE_TIERS,
+    VERBOSITIES,
+    MessageContent,
+    OpenAIErrorDetailSchema,
+    OpenAIErrorSchema,
+)
 from ..schema import (
     USAGE_SOURCES,
     Neutral,
@@ -43,9 +52,7 @@ from .tools import (
 )
 
 MAX_STOP_SEQUENCES = 4
-MAX_TOP_LOGPROBS = 20
 MAX_LOGIT_BIAS = 300
-REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 MAX_STOP_CHARS = 256
 SEED_BOUND = 2**63
 
@@ -141,14 +148,14 @@ class CompletionRequestSchema(NullMeansAbsent):
         validate=validate.Length(max=MAX_LOGIT_BIAS),
     )
     reasoning_effort = fields.String(validate=validate.OneOf(REASONING_EFFORTS))
-    verbosity = fields.String(validate=validate.OneOf(("low", "medium", "high")))
+    verbosity = fields.String(validate=validate.OneOf(VERBOSITIES))
     store = StrictBoolean()
     metadata = fields.Dict(
         keys=fields.String(validate=validate.Length(max=64)),
         values=fields.String(validate=validate.Length(max=512)),
         validate=validate.Length(max=16),
     )
-    service_tier = fields.String(validate=validate.OneOf(("auto", "default", "flex", "scale", "priority")))
+    service_tier = fields.String(validate=validate.OneOf(SERVICE_TIERS))
     prompt_cache_key = Text(validate=validate.Length(max=1024))
     safety_identifier = Text(validate=validate.Length(max=256))
     modalities = Neutral((["text"],), 'ChatWait replies in text only: leave it out or send ["text"].', ("array",))

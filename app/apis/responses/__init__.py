@@ -1,6 +1,7 @@
 """OpenAI's Responses API (POST /v1/responses: foreground, background, streamed; retrieve,
-resume, cancel, delete; `previous_response_id` chains), in OpenAI's error shape (a conversation
-too long is in `input`). `views`, `intake`, `fit`, `schemas`, `objects`, `wire`."""
+resume, cancel, delete; input items and input tokens; `previous_response_id` chains) and its
+Conversations API, in OpenAI's error shape (a conversation too long is in `input`). `views`,
+`conversations`, `intake`, `fit`, `stored`, `listing`, `schemas`, `objects`, `wire`."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def _contract(schemas: dict[str, Any], settings: Settings) -> None:
 FAMILY = Family(
     name=NAME,
     blueprint=bp,
-    error_prefixes=("/v1/responses",),
+    error_prefixes=("/v1/responses", "/v1/conversations"),
     error_shape=openai_error_shape("input"),
     stream_wire=StreamWire(wire.NAME, wire.writer, "/v1/responses", "/v1/responses/{id}?stream=true"),
     per_app=_schema,

@@ -41,17 +41,18 @@ def fit(
     settings: Settings,
     provider: Provider,
     auto: bool,
+    chain: str = "previous_response_id",
 ) -> Fitted:
-    """`items` (the first `chained` of them from the stored chain) within the bounds, after the
-    `system` messages; ApiError(input_too_long) when they are over one (and, with `auto`, still
-    over with every droppable item dropped)."""
+    """`items` (the first `chained` of them from the stored chain, which the request names with
+    its `chain` parameter) within the bounds, after the `system` messages; ApiError(input_too_long)
+    when they are over one (and, with `auto`, still over with every droppable item dropped)."""
     if not auto:
         try:
             _refuse_over_sizes(system, items, settings, provider)
             droppable = (len(system), len(system) + len(items) - 1)
             total = count_prompt([*system, *items], droppable, settings, provider, DROPPABLE)
         except ApiError as error:
-            raise _advised(error, chained) from None
+            raise _advised(error, chained, chain) from None
         return Fitted(items, total)
     kept = _cut(items, _over_sizes(system, items, settings, provider))
     limit = provider.input_token_limit(settings.max_input_tokens)
@@ -125,7 +126,7 @@ def _count(system: list[Message], items: list[Message], settings: Settings, prov
     return provider.prompt_tokens(messages)
 
 
-def _advised(error: ApiError, chained: int) -> ApiError:
+def _advised(error: ApiError, chained: int, chain: str) -> ApiError:
     """A refusal of a chained conversation says how to go on: the client cannot drop earlier turns itself."""
     if not chained or error.error_code != "input_too_long":
         return error
@@ -133,6 +134,6 @@ def _advised(error: ApiError, chained: int) -> ApiError:
     oldest = f"the {count} oldest items" if count else "the oldest turns"
     action = (
         f'Send truncation "auto" to drop {oldest} of the conversation ({chained} of its items come from '
-        "previous_response_id), or start a new conversation without previous_response_id."
+        f"{chain}), or start a new conversation without {chain}."
     )
     return ApiError("input_too_long", error.detail, action=action, drop_history_messages=count)

@@ -28,17 +28,56 @@ from ..intake import read_json, refuse_long_text, validate_request
 from ..openai import content_length
 from .fit import DROPPABLE, fit
 from .items import item_chars, resolve, to_messages
+from .listing import listed
 from .objects import ECHOED
-from .schemas import ResponseRequestSchema
+from .schemas import LOGPROBS_INCLUDED, ResponseRequestSchema
+from .wire import LOGPROBS_MARK
 
 FUNCTION_FIELDS = ("name", "description", "parameters", "strict")
+# Options passed on as they are, under the same names in chat completions.
+PASSED = (
+    "top_p", "user", "presence_penalty", "frequency_penalty", "service_tier", "prompt_cache_key", "safety_identifier",
+)  # fmt: skip
+# This API's name of an option a provider may not take.
+NAMES = {
+    "logprobs": "include",
+    "reasoning_effort": "reasoning.effort",
+    "response_format": "text.format",
+    "verbosity": "text.verbosity",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Stored:
+    """Where a request's references are read, each raising ApiError (404) when there is nothing:
+    the conversation a stored response continues (`previous_response_id`), an output item of a
+    stored response (`item_reference`: None when there is none), a conversation's turns."""
+
+    turns: Callable[[str], list[dict[str, Any]]]
+    item: Callable[[str], dict[str, Any] | None]
+    conversation: Callable[[str], list[dict[str, Any]]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Planned:
+    """What the model is sent: the messages (instructions, then the earlier turns and the input
+    that fit), the options, the counted prompt tokens (None: it fits without counting) and what
+    was counted (the tools' definitions first); this input as listed items."""
+
+    messages: list[dict[str, Any]]
+    options: dict[str, Any]
+    prompt_tokens: int | None
+    counted: list[dict[str, Any]]
+    conversation: list[dict[str, Any]]
+    input_items: list[dict[str, Any]]
 
 
 @dataclasses.dataclass(frozen=True)
 class ResponseRequest:
     """A validated Responses request: the call, its counted prompt tokens (None: it fits without
-    counting), how to answer, the parameters echoed in the response object, and the
-    conversation to store for a later `previous_response_id` (earlier turns and this input)."""
+    counting), how to answer, the parameters echoed in the response object, the conversation to
+    store for a later `previous_response_id` (earlier turns and this input), this input as
+    listed items, and the conversation (`conversation`) its turn is appended to."""
 
     call: ChatCall
     prompt_tokens: int | None
@@ -47,52 +86,82 @@ class ResponseRequest:
     store: bool
     echo: dict[str, Any]
     conversation: list[dict[str, Any]]
+    input_items: list[dict[str, Any]]
+    conversation_id: str | None
 
-    def retention(self, settings: Settings) -> Retention:
-        """How its stream is kept: a stored response with its conversation for
-        RESPONSE_TTL_SECONDS; a foreground one cancelled when nobody follows it."""
+    def retention(self, settings: Settings, ended: Callable[[Any], None] | None = None) -> Retention:
+        """How its stream is kept: a stored response with its conversation and input items for
+        RESPONSE_TTL_SECONDS; a foreground one cancelled when nobody follows it. `ended`: called
+        with the stream once its generation has ended."""
+        foreground = not self.background
         if not self.store:
-            return Retention(foreground=not self.background)
-        context = json.dumps(self.conversation).encode()
-        return Retention(settings.response_ttl_seconds, context, foreground=not self.background, stored=True)
+            return Retention(foreground=foreground, ended=ended)
+        context = json.dumps({"messages": self.conversation, "input": self.input_items}).encode()
+        return Retention(settings.response_ttl_seconds, context, foreground=foreground, stored=True, ended=ended)
 
 
 def prepare_response(
-    request: Request,
-    schema: ResponseRequestSchema,
-    settings: Settings,
-    provider: Provider,
-    earlier: Callable[[str], list[dict[str, Any]]],
-    lookup: Callable[[str], dict[str, Any] | None],
+    request: Request, schema: ResponseRequestSchema, settings: Settings, provider: Provider, stored: Stored
 ) -> ResponseRequest:
     """The validated request, or ApiError (400 naming the parameter, input_too_long, 404 for an
-    unknown previous_response_id, 413, 415). `earlier(id)` gives a stored response's conversation,
-    `lookup(id)` a stored response's output item."""
-    data = read_json(request)
-    _refuse_oversized_input(data, settings, provider)
-    fields = validate_request(data, schema)
+    unknown previous_response_id, item or conversation, 413, 415)."""
+    fields = _fields(request, schema, settings, provider)
     if fields.get("background") and fields.get("store") is False:
         detail = "A background response is stored until it is fetched: store cannot be false."
         raise ApiError("validation_error", detail, fields={"store": ["Leave store out with background true."]})
-    previous = fields.get("previous_response_id")
-    history = earlier(previous) if previous else []
-    turn = _turn(resolve(fields["input"], lookup))
-    options = _options(fields)
-    refuse_untaken(options, any(type(m["content"]) is list for m in turn), provider, "input")
-    system = [{"role": "system", "content": fields["instructions"]}] if fields.get("instructions") else []
-    tools = [{"role": "system", "content": dumps(options["tools"])}] if "tools" in options else []
-    auto = fields.get("truncation") == "auto"
-    fitted = fit([*tools, *system], [*history, *turn], len(history), settings, provider, auto)
+    planned = _plan(fields, settings, provider, stored)
     call = ChatCall(
         model=fields.get("model", settings.default_model),
-        messages=[*system, *fitted.items],
+        messages=planned.messages,
         max_tokens=fields.get("max_output_tokens", settings.max_tokens),
         temperature=fields.get("temperature"),
-        options=options,
+        options=planned.options,
         typed=True,
     )
     stream, background, store = bool(fields.get("stream")), bool(fields.get("background")), fields.get("store", True)
-    return ResponseRequest(call, fitted.prompt_tokens, stream, background, store, _echo(fields), fitted.items)
+    return ResponseRequest(
+        call,
+        planned.prompt_tokens,
+        stream,
+        background,
+        store,
+        _echo(fields),
+        planned.conversation,
+        planned.input_items,
+        fields.get("conversation"),
+    )
+
+
+def count_input_tokens(
+    request: Request, schema: ResponseRequestSchema, settings: Settings, provider: Provider, stored: Stored
+) -> int:
+    """The input tokens a response to this request would be sent (the tools' definitions, the
+    instructions, the earlier turns and the input that fit), or the ApiError a create would get."""
+    planned = _plan(_fields(request, schema, settings, provider), settings, provider, stored)
+    return planned.prompt_tokens if planned.prompt_tokens is not None else provider.prompt_tokens(planned.counted)
+
+
+def _fields(request: Request, schema: ResponseRequestSchema, settings: Settings, provider: Provider) -> dict[str, Any]:
+    data = read_json(request)
+    _refuse_oversized_input(data, settings, provider)
+    return validate_request(data, schema)
+
+
+def _plan(fields: dict[str, Any], settings: Settings, provider: Provider, stored: Stored) -> Planned:
+    """The conversation and options for the model, fitted to the bounds (see the module docstring)."""
+    previous, conversation = fields.get("previous_response_id"), fields.get("conversation")
+    history = stored.turns(previous) if previous else stored.conversation(conversation) if conversation else []
+    items = resolve(fields["input"], stored.item)
+    turn = _turn(items)
+    options = _options(fields)
+    refuse_untaken(options, any(type(m["content"]) is list for m in turn), provider, "input", NAMES)
+    system = [{"role": "system", "content": fields["instructions"]}] if fields.get("instructions") else []
+    tools = [{"role": "system", "content": dumps(options["tools"])}] if "tools" in options else []
+    auto, chain = fields.get("truncation") == "auto", "conversation" if conversation else "previous_response_id"
+    fitted = fit([*tools, *system], [*history, *turn], len(history), settings, provider, auto, chain)
+    counted = [*tools, *system, *fitted.items]
+    listed_items = [listed(item) for item in items]
+    return Planned([*system, *fitted.items], options, fitted.prompt_tokens, counted, fitted.items, listed_items)
 
 
 def _turn(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -105,10 +174,17 @@ def _turn(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _echo(fields: dict[str, Any]) -> dict[str, Any]:
-    """The request's parameters the response object repeats (`text` with its default format)."""
+    """The request's parameters the response object repeats (what it left out of `text` and
+    `reasoning` takes their defaults: `objects.Head`)."""
     echo = {name: fields[name] for name in ECHOED if name in fields}
-    if "text" in fields:
-        echo["text"] = {"format": {"type": "text"}, **fields["text"]}
+    if "reasoning" in fields:
+        reasoning = fields["reasoning"]
+        summary = reasoning.get("summary", reasoning.get("generate_summary"))
+        echo["reasoning"] = {"effort": reasoning.get("effort"), "summary": summary}
+    if "conversation" in fields:
+        echo["conversation"] = {"id": fields["conversation"]}
+    if logprobs_asked(fields):
+        echo[LOGPROBS_MARK] = 1  # not repeated in the object: tells the wire to write them
     return echo
 
 
@@ -139,9 +215,11 @@ def _refuse_oversized_input(data: Any, settings: Settings, provider: Provider) -
 
 def _options(fields: dict[str, Any]) -> dict[str, Any]:
     """What the model is asked beyond the conversation, in chat completions' terms: tools as
-    chat tools, a named tool choice, `text.format` as `response_format`. The choice of tool and
-    parallel calls without tools ask for nothing and are not sent on."""
-    options = {name: fields[name] for name in ("top_p", "user") if name in fields}
+    chat tools, a named tool choice, `text.format` as `response_format`, `reasoning.effort` as
+    `reasoning_effort`, `text.verbosity` as `verbosity`, log probabilities when `include` names
+    them (or `top_logprobs` asks for alternatives). The choice of tool and parallel calls without
+    tools ask for nothing and are not sent on."""
+    options = {name: fields[name] for name in PASSED if name in fields}
     tools = fields.get("tools")
     if tools:
         functions = ({name: tool[name] for name in FUNCTION_FIELDS if name in tool} for tool in tools)
@@ -153,10 +231,24 @@ def _options(fields: dict[str, Any]) -> dict[str, Any]:
             options["tool_choice"] = choice
         if "parallel_tool_calls" in fields:
             options["parallel_tool_calls"] = fields["parallel_tool_calls"]
-    found = fields.get("text", {}).get("format")
+    text = fields.get("text", {})
+    found = text.get("format")
     if found and found["type"] == "json_object":
         options["response_format"] = found
     elif found and found["type"] == "json_schema":
         spec = {name: found[name] for name in ("name", "description", "schema", "strict") if name in found}
         options["response_format"] = {"type": "json_schema", "json_schema": spec}
+    if "verbosity" in text:
+        options["verbosity"] = text["verbosity"]
+    if "effort" in fields.get("reasoning", {}):
+        options["reasoning_effort"] = fields["reasoning"]["effort"]
+    if logprobs_asked(fields):
+        options["logprobs"] = True
+        if fields.get("top_logprobs"):
+            options["top_logprobs"] = fields["top_logprobs"]
     return options
+
+
+def logprobs_asked(fields: dict[str, Any]) -> bool:
+    """Whether the output's text carries its tokens' log probabilities."""
+    return LOGPROBS_INCLUDED in fields.get("include", ()) or bool(fields.get("top_logprobs"))

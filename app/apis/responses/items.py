@@ -23,6 +23,7 @@ from ..openai import ROLES, SYSTEM_ROLES, MessageContent, content_length
 from ..schema import Neutral, NullMeansAbsent, Text, text_of
 
 ITEM_STATUSES = ("in_progress", "completed", "incomplete")
+PHASES = ("commentary", "final_answer")
 TEXT_PARTS = ("input_text", "output_text")
 MAX_CALL_ID_CHARS = 256
 _TAKEN = "message, function_call, function_call_output, reasoning and item_reference"
@@ -66,6 +67,7 @@ class InputMessageSchema(NullMeansAbsent):
     content = MessageContent(_part, required=True, error_messages={"required": "Every message item needs content."})
     id = Text(validate=validate.Length(min=1, max=128))
     status = fields.String(validate=validate.OneOf(ITEM_STATUSES))
+    phase = fields.String(validate=validate.OneOf(PHASES))  # an assistant message's, as it came (not sent on)
 
 
 class FunctionCallInputSchema(NullMeansAbsent):
@@ -214,6 +216,11 @@ def to_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         elif kind == "function_call_output":
             messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": item["output"]})
     return messages
+
+
+def messages_of(items: list[Any]) -> list[dict[str, Any]]:
+    """The chat conversation kept items make (a conversation's, checked when they were added)."""
+    return to_messages(ResponseInput().deserialize(items)) if items else []
 
 
 def message_chars(message: dict[str, Any]) -> int:

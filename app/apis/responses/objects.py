@@ -22,20 +22,30 @@ if TYPE_CHECKING:
 
 RESPONSE_PREFIX = "resp_"
 MESSAGE_PREFIX = "msg_"
-# The request's parameters every response object repeats, and their value when not given.
-ECHOED = {
+# The request's parameters every response object repeats, and their value when not given (the
+# defaults OpenAI applies; `text` and `reasoning` given in part are completed with theirs).
+ECHOED: dict[str, Any] = {
     "background": False,
+    "conversation": None,
     "instructions": None,
     "max_output_tokens": None,
+    "max_tool_calls": None,
     "metadata": {},
     "previous_response_id": None,
+    "prompt_cache_key": None,
+    "safety_identifier": None,
+    "service_tier": "default",
     "store": True,
-    "temperature": None,
-    "top_p": None,
+    "temperature": 1.0,
+    "top_p": 1.0,
+    "presence_penalty": 0.0,
+    "frequency_penalty": 0.0,
+    "top_logprobs": 0,
     "truncation": "disabled",
     "user": None,
     "parallel_tool_calls": True,
-    "text": {"format": {"type": "text"}},
+    "reasoning": {"effort": None, "summary": None},
+    "text": {"format": {"type": "text"}, "verbosity": "medium"},
     "tool_choice": "auto",
     "tools": [],
 }
@@ -50,18 +60,27 @@ class Head:
 
     response_id: str
     item_id: str
-    created: int
+    created: int  # Unix seconds (whole: the Redis store keeps them so, and every worker agrees)
     model: str
     echo: dict[str, Any]
 
     @classmethod
     def of(cls, stream_id: str, created: float, model: str, echo: Mapping[str, Any] | None) -> Head:
         """The head of the response of stream `stream_id`; `echo`: the parameters the request gave."""
-        echoed = {name: (echo or {}).get(name, default) for name, default in ECHOED.items()}
+        given = echo or {}
+        echoed = {
+            name: {**default, **given.get(name, {})} if type(default) is dict and default else given.get(name, default)
+            for name, default in ECHOED.items()
+        }
         return cls(RESPONSE_PREFIX + stream_id, MESSAGE_PREFIX + stream_id, int(created), model, echoed)
 
     def response(
-        self, status: str, output: list[dict[str, Any]], usage: Usage | None, error: dict[str, str] | None = None
+        self,
+        status: str,
+        output: list[dict[str, Any]],
+        usage: Usage | None,
+        error: dict[str, str] | None = None,
+        completed_at: int | None = None,
     ) -> dict[str, Any]:
         """The response object with this status, output, usage and error. A cancelled response
         says so in `incomplete_details` too: clients that read only that (the Vercel AI SDK)
@@ -71,12 +90,12 @@ class Head:
             "id": self.response_id,
             "object": "response",
             "created_at": self.created,
+            "completed_at": completed_at,
             "status": status,
             "error": error,
             "incomplete_details": incomplete,
             "model": self.model,
             "output": output,
-            "reasoning": {"effort": None, "summary": None},
             "usage": None if usage is None else response_usage(usage),
             **self.echo,
         }
@@ -85,7 +104,8 @@ class Head:
         """The object of a response whose generation ended with `outcome`, its `output` items."""
         status = response_status(outcome.finish_reason, outcome.error is not None)
         error = None if outcome.error is None else response_error(outcome.error, correlation_id)
-        return self.response(status, output, outcome.usage, error)
+        completed = self.created + round(outcome.duration_ms / 1000) if status == "completed" else None
+        return self.response(status, output, outcome.usage, error, completed)
 
     def as_it_stands(
         self, outcome: Outcome | None, correlation_id: str, output: list[dict[str, Any]]
@@ -131,18 +151,22 @@ def item_status(outcome: Outcome | None) -> str:
     )
 
 
-def content_part(kind: str, text: str) -> dict[str, Any]:
-    """A content part of an output item: `output_text`, `refusal` or `reasoning_text`."""
+def content_part(kind: str, text: str, logprobs: list[Any] | None = None) -> dict[str, Any]:
+    """A content part of an output item: `output_text` (with its tokens' `logprobs` where they
+    were asked for), `refusal` or `reasoning_text`."""
     if kind == TEXT_PART:
-        return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+        return {"type": "output_text", "text": text, "annotations": [], "logprobs": logprobs or []}
     if kind == REFUSAL_PART:
         return {"type": "refusal", "refusal": text}
     return {"type": "reasoning_text", "text": text}
 
 
-def output_item(kind: str, item_id: str, status: str, parts: Mapping[str, str]) -> dict[str, Any]:
-    """A message or reasoning item with its content `parts` (kind -> text, in order)."""
-    content = [content_part(part, text) for part, text in parts.items()]
+def output_item(
+    kind: str, item_id: str, status: str, parts: Mapping[str, str], logprobs: list[Any] | None = None
+) -> dict[str, Any]:
+    """A message or reasoning item with its content `parts` (kind -> text, in order; the text's
+    `logprobs`, where asked for)."""
+    content = [content_part(part, text, logprobs) for part, text in parts.items()]
     if kind == MESSAGE:
         return {"id": item_id, "type": "message", "status": status, "role": "assistant", "content": content}
     return {"id": item_id, "type": "reasoning", "status": status, "summary": [], "content": content}

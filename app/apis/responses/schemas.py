@@ -1,21 +1,21 @@
 """The Responses API's schemas (`/v1/responses`): the request ChatWait takes, and the response
 objects it sends, one per `Response*` component of contracts/openapi.yaml (a test keeps them in step).
 
-The request takes `input` as a string or as items (`items`), `instructions`, the sampling
-options, function `tools` with `tool_choice` and `parallel_tool_calls`, `text.format` (text,
-JSON, a JSON Schema), `stream`, `background`, `store`, `previous_response_id`, `truncation`,
-`metadata`, `user`. What needs OpenAI's own servers (hosted tools, files, prompt templates,
-conversations) is refused with a 400 naming the parameter; an optional field set to null counts
-as not given.
+The request takes every parameter of OpenAI's published API: `input` as a string or as items
+(`items`), the options the upstream is sent (`intake`), the ways to chain (`previous_response_id`
+or `conversation`) and to answer. What needs OpenAI's own servers (hosted tools, files, prompt
+templates) is refused with a 400 naming the parameter; an optional field set to null counts as
+not given. The response object has every field of OpenAI's, numbers as numbers.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates
+from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from ..functions import MAX_TOOLS, NAME, TOOL_CHOICES, check_json_schema, check_name
+from ..openai import MAX_TOP_LOGPROBS, REASONING_EFFORTS, SERVICE_TIERS, VERBOSITIES
 from ..schema import (
     AsGiven,
     Neutral,
@@ -45,6 +45,22 @@ ITEM_STATUSES = ("in_progress", "completed", "incomplete")
 MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY_CHARS = 64
 MAX_METADATA_VALUE_CHARS = 512
+MAX_ID_CHARS = 128
+MAX_TOOL_CALLS = 1000
+REASONING_SUMMARIES = ("auto", "concise", "detailed")
+LOGPROBS_INCLUDED = "message.output_text.logprobs"
+# What `include` may name: log probabilities are filled; the rest names what no response here
+# holds (hosted tools' results, encrypted reasoning, files): there is nothing to add.
+INCLUDABLE = (
+    LOGPROBS_INCLUDED,
+    "reasoning.encrypted_content",
+    "message.input_image.image_url",
+    "file_search_call.results",
+    "web_search_call.results",
+    "web_search_call.action.sources",
+    "code_interpreter_call.outputs",
+    "computer_call_output.output.image_url",
+)
 
 
 class FunctionToolSchema(NullMeansAbsent):
@@ -137,10 +153,37 @@ class Metadata(fields.Dict):
 
 
 class TextOptionsSchema(NullMeansAbsent):
-    """`text`: the reply's format."""
+    """`text`: the reply's format and verbosity (passed on as chat completions' `verbosity`)."""
 
     format = TextFormat()
-    verbosity = Neutral(("medium",), "Verbosity is not supported: leave it out.", ("string",))
+    verbosity = fields.String(validate=validate.OneOf(VERBOSITIES))
+
+
+class ReasoningOptionsSchema(NullMeansAbsent):
+    """`reasoning`: the effort (passed on as `reasoning_effort`); a summary is asked for by name
+    only (no summary is made: a chat completions server gives none)."""
+
+    effort = fields.String(validate=validate.OneOf(REASONING_EFFORTS))
+    summary = fields.String(validate=validate.OneOf(REASONING_SUMMARIES))
+    generate_summary = fields.String(validate=validate.OneOf(REASONING_SUMMARIES))
+
+
+class StreamOptionsSchema(NullMeansAbsent):
+    """`stream_options`: obfuscation padding may be asked for or not; none is sent."""
+
+    include_obfuscation = StrictBoolean()
+
+
+class ConversationId(fields.Field):
+    """`conversation`: a conversation's id, or `{"id": ...}`."""
+
+    json_types = ("string", "object")
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        found = value.get("id") if isinstance(value, dict) and set(value) == {"id"} else value
+        if isinstance(found, str) and 0 < len(found) <= MAX_ID_CHARS:
+            return text_of(found)
+        raise ValidationError(f'Must be a conversation id (at most {MAX_ID_CHARS} characters) or {{"id": ...}}.')
 
 
 class ResponseRequestSchema(NullMeansAbsent):
@@ -152,27 +195,31 @@ class ResponseRequestSchema(NullMeansAbsent):
     max_output_tokens = StrictInteger()
     temperature = StrictNumber(validate=validate.Range(min=0, max=2))
     top_p = StrictNumber(validate=validate.Range(min=0, max=1))
+    presence_penalty = StrictNumber(validate=validate.Range(min=-2, max=2))
+    frequency_penalty = StrictNumber(validate=validate.Range(min=-2, max=2))
     stream = StrictBoolean()
+    stream_options = fields.Nested(StreamOptionsSchema)
     background = StrictBoolean()
     store = StrictBoolean()
-    previous_response_id = Text(validate=validate.Length(min=1, max=128))
+    previous_response_id = Text(validate=validate.Length(min=1, max=MAX_ID_CHARS))
+    conversation = ConversationId()
     metadata = Metadata()
     user = Text(validate=validate.Length(max=256))
+    safety_identifier = Text(validate=validate.Length(max=256))
+    prompt_cache_key = Text(validate=validate.Length(max=1024))
+    service_tier = fields.String(validate=validate.OneOf(SERVICE_TIERS))
     tools = Tools()
     tool_choice = ToolChoice()
     parallel_tool_calls = StrictBoolean()
-    max_tool_calls = Neutral((), "A bound on tool calls is not supported: leave it out.", ("null",))
+    max_tool_calls = StrictInteger(validate=validate.Range(min=1, max=MAX_TOOL_CALLS))
     text = fields.Nested(TextOptionsSchema)
-    reasoning = Neutral(({},), "Reasoning options are not supported: leave the field out.", ("object",))
-    include = Neutral(([],), "No extra output can be included: leave the field out.", ("array",))
+    reasoning = fields.Nested(ReasoningOptionsSchema)
+    include = fields.List(fields.String(validate=validate.OneOf(INCLUDABLE)), validate=validate.Length(max=16))
+    top_logprobs = StrictInteger(validate=validate.Range(min=0, max=MAX_TOP_LOGPROBS))
     truncation = fields.String(
         validate=validate.OneOf(TRUNCATIONS, error="Must be auto (drop the oldest turns to fit) or disabled (refuse).")
     )
-    service_tier = Neutral(("auto", "default"), "One service tier: leave it out or send auto.", ("string",))
-    top_logprobs = Neutral((0,), "Log probabilities are not supported: leave it out.", ("integer",))
     prompt = Neutral((), "Prompt templates are not supported: send input instead.", ("null",))
-    conversation = Neutral((), "Conversations are not supported: chain with previous_response_id.", ("null",))
-    stream_options = Neutral(({}, {"include_obfuscation": False}), "Leave stream_options out.", ("object",))
 
     def __init__(
         self, *, max_items: int = 202, max_tokens: int = 1024, allowed_models: tuple[str, ...] = (), **kwargs: Any
@@ -190,6 +237,11 @@ class ResponseRequestSchema(NullMeansAbsent):
     @validates("model")
     def _model(self, value: str, **_: Any) -> None:
         check_model(value, self.allowed_models)
+
+    @validates_schema
+    def _one_chain(self, data: dict[str, Any], **_: Any) -> None:
+        if "conversation" in data and "previous_response_id" in data:
+            raise ValidationError("Send conversation or previous_response_id, not both.", "conversation")
 
     @validates("max_output_tokens")
     def _max_tokens(self, value: int, **_: Any) -> None:
@@ -281,6 +333,7 @@ class ResponseObjectSchema(StrictSchema):
     id = fields.String(required=True)
     object = fields.String(required=True, validate=validate.OneOf(("response",)))
     created_at = fields.Integer(required=True)
+    completed_at = fields.Integer(required=True, allow_none=True)
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
     error = fields.Nested(ResponseErrorSchema, required=True, allow_none=True)
     incomplete_details = fields.Dict(required=True, allow_none=True)
@@ -294,13 +347,21 @@ class ResponseObjectSchema(StrictSchema):
     truncation = fields.String(required=True, validate=validate.OneOf(TRUNCATIONS))
     usage = fields.Nested(ResponseUsageSchema, required=True, allow_none=True)
     background = fields.Boolean(required=True)
+    conversation = fields.Dict(required=True, allow_none=True)
     instructions = fields.String(required=True, allow_none=True)
     max_output_tokens = fields.Integer(required=True, allow_none=True)
+    max_tool_calls = fields.Integer(required=True, allow_none=True)
     metadata = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
     previous_response_id = fields.String(required=True, allow_none=True)
+    prompt_cache_key = fields.String(required=True, allow_none=True)
+    safety_identifier = fields.String(required=True, allow_none=True)
+    service_tier = fields.String(required=True)
     store = fields.Boolean(required=True)
-    temperature = fields.Float(required=True, allow_none=True)
-    top_p = fields.Float(required=True, allow_none=True)
+    temperature = fields.Float(required=True)
+    top_p = fields.Float(required=True)
+    presence_penalty = fields.Float(required=True)
+    frequency_penalty = fields.Float(required=True)
+    top_logprobs = fields.Integer(required=True)
     user = fields.String(required=True, allow_none=True)
 
 
@@ -322,6 +383,8 @@ RESPONSES_COMPONENTS: dict[str, type[Schema]] = {
     "ResponseItemReferenceInput": ItemReferenceSchema,
     "ResponseFunctionTool": FunctionToolSchema,
     "ResponseTextOptions": TextOptionsSchema,
+    "ResponseReasoningOptions": ReasoningOptionsSchema,
+    "ResponseStreamOptions": StreamOptionsSchema,
     "ResponseObject": ResponseObjectSchema,
     "ResponseOutputMessage": OutputMessageSchema,
     "ResponseOutputText": OutputTextSchema,

@@ -10,8 +10,6 @@ and outcome (`objects`), never from its events' bytes.
 
 from __future__ import annotations
 
-import functools
-import json
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -21,14 +19,18 @@ from ...streaming.view import StreamView
 from ...streaming.wire import Wire
 from .. import streams
 from ..family import kept
-from ..request import correlation_id, services
-from .intake import prepare_response
-from .layout import ITEM_PREFIXES
-from .objects import RESPONSE_PREFIX, deleted_reply, response_reply
+from ..request import client, correlation_id, services
+from . import conversations
+from .conversations import appender, input_tokens_reply
+from .intake import count_input_tokens, prepare_response
+from .listing import page
+from .objects import deleted_reply, response_reply
+from .stored import find_response, kept_by, references
 from .wire import LAYOUT_MARK, ResponsesWriter
 from .wire import NAME as WIRE
 
 bp = Blueprint("responses", __name__)
+bp.register_blueprint(conversations.bp)
 NAME = "responses"
 
 
@@ -36,12 +38,10 @@ NAME = "responses"
 def create() -> Response | dict[str, Any]:
     """Start a response: its events as Server-Sent Events (`stream`), else its object once it
     has ended, or at once (`background`)."""
-    found = services()
-    req = request._get_current_object()
-    outputs: dict[str, list[dict[str, Any]]] = {}  # each referenced response's output, read once
-    lookup = functools.partial(_output_item, outputs)
-    asked = prepare_response(req, kept(NAME), found.settings, found.provider, _earlier_turns, lookup)
-    retention, wire = asked.retention(found.settings), Wire(WIRE, {**asked.echo, LAYOUT_MARK: 1})
+    found, req = services(), request._get_current_object()
+    asked = prepare_response(req, kept(NAME), found.settings, found.provider, references())
+    ended = appender(found, client(), asked.conversation_id, asked.input_items) if asked.conversation_id else None
+    retention, wire = asked.retention(found.settings, ended), Wire(WIRE, {**asked.echo, LAYOUT_MARK: 1})
     if asked.stream:
         return streams.start(asked.call, asked.prompt_tokens, wire, retention)
     stream = streams.begin(asked.call, asked.prompt_tokens, wire, retention)
@@ -51,20 +51,33 @@ def create() -> Response | dict[str, Any]:
     return _object(stream)
 
 
+@bp.post("/v1/responses/input_tokens")
+def input_tokens() -> dict[str, Any]:
+    """The input tokens a create with this body would send the model (nothing is generated)."""
+    found, req = services(), request._get_current_object()
+    counted = count_input_tokens(req, kept(NAME), found.settings, found.provider, references())
+    return input_tokens_reply(counted)
+
+
 @bp.get("/v1/responses/<response_id>")
 def retrieve(response_id: str) -> Response | dict[str, Any]:
     """The response object as it stands; with `stream=true`, its events after `starting_after`
-    (or Last-Event-ID), then live ones."""
-    stream = _find(response_id)
+    (or Last-Event-ID), then live ones (the only way to a response not stored)."""
     if request.args.get("stream") == "true":
-        return streams.resume(stream, request.args.get("starting_after"))
-    return _object(stream, stored_only=True)
+        return streams.resume(find_response(response_id, stored_only=False), request.args.get("starting_after"))
+    return _object(find_response(response_id))
+
+
+@bp.get("/v1/responses/<response_id>/input_items")
+def input_items(response_id: str) -> dict[str, Any]:
+    """The items of a stored response's input, a page at a time (`after`, `limit`, `order`)."""
+    return page(kept_by(find_response(response_id))["input"], request.args)
 
 
 @bp.post("/v1/responses/<response_id>/cancel")
 def cancel(response_id: str) -> dict[str, Any]:
     """Stop a response's generation (its partial text and usage are kept); the object as it ended."""
-    stream = _find(response_id)
+    stream = find_response(response_id)
     streams.stop(stream)
     return _object(stream)
 
@@ -72,7 +85,7 @@ def cancel(response_id: str) -> dict[str, Any]:
 @bp.delete("/v1/responses/<response_id>")
 def delete(response_id: str) -> dict[str, Any]:
     """Stop a response if it still runs, and forget it."""
-    stream = _find(response_id)
+    stream = find_response(response_id)
     streams.forget(stream)
     return deleted_reply(stream.stream_id)
 
@@ -86,65 +99,11 @@ def _raise_failure(stream: StreamView) -> None:
         raise found[1].error
 
 
-def _find(response_id: str) -> StreamView:
-    try:
-        return streams.find(response_id.removeprefix(RESPONSE_PREFIX), WIRE)
-    except ApiError as error:
-        if error.error_code != "stream_not_found":
-            raise
-        raise ApiError("response_not_found", f"No response {response_id[:80]!r} is kept here.") from None
-
-
-def _object(stream: StreamView, stored_only: bool = False) -> dict[str, Any]:
+def _object(stream: StreamView) -> dict[str, Any]:
     found = stream.result()
     if found is None:  # its events are gone (Redis lost them): only its metadata is left
         raise ApiError("response_not_found", "This response's events are no longer kept.")
     writer = stream.writer
-    assert isinstance(writer, ResponsesWriter)  # `_find` finds streams of this wire only
-    if stored_only and not writer.head.echo["store"]:
-        raise ApiError("response_not_found", "This response was created with store false: it is not kept.")
+    assert isinstance(writer, ResponsesWriter)
     text, outcome, parts = found
     return response_reply(writer.head, outcome, correlation_id(), writer.output(text, parts, outcome))
-
-
-def _output_item(outputs: dict[str, list[dict[str, Any]]], item_id: str) -> dict[str, Any] | None:
-    """An output item of a finished stored response of this client, by its id (which names the
-    response: `msg_`, `rs_` or `fc_`, the stream's id, and a call's place); None when there is
-    none. `outputs`: the outputs of the responses already read for this request."""
-    kind, _, rest = item_id.partition("_")
-    if kind not in ITEM_PREFIXES or not rest:
-        return None
-    stream_id = rest.split("_", 1)[0]
-    if stream_id not in outputs:
-        outputs[stream_id] = _stored_output(stream_id)
-    return next((item for item in outputs[stream_id] if item["id"] == item_id), None)
-
-
-def _stored_output(stream_id: str) -> list[dict[str, Any]]:
-    """The output items of this client's finished stored response (none when there is no such response)."""
-    try:
-        stream = streams.find(stream_id, WIRE)
-    except ApiError:
-        return []
-    found = stream.result() if stream.finished and stream.context else None
-    if found is None:
-        return []
-    writer = stream.writer
-    assert isinstance(writer, ResponsesWriter)
-    return writer.output(found[0], found[2], found[1])
-
-
-def _earlier_turns(response_id: str) -> list[dict[str, Any]]:
-    """The conversation a stored response continues: its input (with the turns before it) and its output."""
-    stream = _find(response_id)
-    if not stream.context:
-        raise ApiError("response_not_found", "That response was created with store false: it is not kept.")
-    if not stream.finished:
-        detail = f"The response {response_id[:80]!r} is still in progress."
-        raise ApiError("validation_error", detail, fields={"previous_response_id": ["Wait until it has ended."]})
-    found = stream.result()
-    text, calls = (found[0], found[2].tool_calls) if found else ("", [])
-    reply: dict[str, Any] = {"role": "assistant", "content": text or (None if calls else "")}
-    if calls:
-        reply["tool_calls"] = [call.as_openai() for call in calls]
-    return [*json.loads(stream.context), reply]

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 NAME = "responses"  # the wire's name, as streams in Redis record it
 LAYOUT_MARK = "layout"  # in the echo a stream keeps: its events are laid out by item (absent: an earlier release's)
+LOGPROBS_MARK = "logprobs"  # in the echo: the client asked for log probabilities (an upstream may send them unasked)
 _DELTA_EVENTS = {TEXT_PART: "output_text", REFUSAL_PART: "refusal", REASONING_PART: "reasoning_text"}
 _TEXT_EVENT = b'id: %d%b,"delta":%b,"logprobs":[],"sequence_number":%d}\n\n'  # after `_delta`, its head
 
@@ -47,6 +48,9 @@ class ResponsesWriter:
         self.head = Head.of(stream_id, created, model, echo)
         # Kept with the stream in Redis, so that other workers write the same events.
         self.echo = self.head.echo if legacy else {**self.head.echo, LAYOUT_MARK: 1}
+        self.logprobs = bool(echo and echo.get(LOGPROBS_MARK))
+        if self.logprobs:
+            self.echo[LOGPROBS_MARK] = 1
         self.layout = Layout(self.head.response_id, legacy)
         self._delta = b""  # the bytes every text delta of this response shares, once its text part is open
 
@@ -124,8 +128,12 @@ class ResponsesWriter:
         return _TEXT_EVENT % (number, self._delta, quote(content).encode("utf-8", "replace"), number)
 
     def delta(self, sequence: int, delta: Delta) -> bytes:
-        if delta.kind == LOGPROBS:  # an upstream's unasked log probabilities: the text alone
-            return self.chunk(sequence, delta.text)
+        if delta.kind == LOGPROBS:  # the text, with its log probabilities where they were asked for
+            written = self.chunk(sequence, delta.text)
+            if not self.logprobs:
+                return written
+            head, _, tail = written.rpartition(b'"logprobs":[]')  # the text delta's (the last event)
+            return head + b'"logprobs":' + dumps(delta.data).encode("utf-8", "replace") + tail
         layout = self.layout
         first = layout.place(sequence, delta) if sequence > layout.chunks else layout.first_number(sequence)
         if delta.kind in (REASONING, REFUSAL):
@@ -226,12 +234,12 @@ class ResponsesWriter:
             return [] if outcome is None else [output_item(MESSAGE, self.head.item_id, status, {TEXT_PART: text})]
         found = parts or ReplyParts()
         texts = {TEXT_PART: text, REFUSAL_PART: found.refusal, REASONING_PART: found.reasoning}
+        logprobs = found.logprobs if self.logprobs else None
         output = []
         for item in self.layout.items:
             if item.kind != FUNCTION_CALL:
-                output.append(
-                    output_item(item.kind, item.item_id, status, {part: texts[part] for part, _ in item.parts})
-                )
+                given = {part: texts[part] for part, _ in item.parts}
+                output.append(output_item(item.kind, item.item_id, status, given, logprobs))
                 continue
             index = item.call.index if item.call is not None else -1
             arguments = found.tool_calls[index].arguments if 0 <= index < len(found.tool_calls) else ""
@@ -260,7 +268,7 @@ def _closing(output_index: int, item: dict[str, Any]) -> list[tuple[str, dict[st
         kind = part["type"]
         said = {"refusal": part.get("refusal")} if kind == REFUSAL_PART else {"text": part["text"]}
         if kind == TEXT_PART:
-            said["logprobs"] = []
+            said["logprobs"] = part["logprobs"]
         events.append((f"response.{_DELTA_EVENTS[kind]}.done", {**place, "content_index": index, **said}))
         events.append(("response.content_part.done", {**place, "content_index": index, "part": part}))
     events.append(("response.output_item.done", {"output_index": output_index, "item": item}))

@@ -1,0 +1,171 @@
+"""OpenAI's Conversations API: POST /v1/conversations, GET / POST (its metadata) / DELETE
+/v1/conversations/{id}, and its items (GET a page, POST more, GET or DELETE one); and a
+response's `conversation`: the conversation's items come before its input, and once it has
+ended (completed or incomplete) its input and output items are appended.
+
+Conversations are this client key's own, bounded and expiring (`app.conversations`); in Redis
+(STREAM_STORE=redis) every worker and instance reads and changes the same ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, request
+
+from ...conversations import Conversation
+from ...errors import ApiError
+from ...service.services import Services
+from ...streaming.view import StreamView
+from ..intake import read_json, validate_request
+from ..request import client, services
+from ..schema import serialise
+from .conversation_schemas import (
+    ConversationCreateSchema,
+    ConversationDeletedSchema,
+    ConversationItemsCreateSchema,
+    ConversationSchema,
+    ConversationUpdateSchema,
+    InputTokensSchema,
+    ItemListSchema,
+)
+from .items import resolve
+from .listing import listed, page
+from .objects import response_status
+from .stored import conversation_items, references
+from .wire import ResponsesWriter
+
+bp = Blueprint("conversations", __name__)
+log = logging.getLogger("chatwait.conversations")
+
+
+@bp.post("/v1/conversations")
+def create() -> dict[str, Any]:
+    """A new conversation, with its first items."""
+    fields = validate_request(read_json(request), ConversationCreateSchema())
+    items = _new_items(fields.get("items", []))
+    return _reply(services().conversations.create(client(), fields.get("metadata", {}), items))
+
+
+@bp.get("/v1/conversations/<conversation_id>")
+def retrieve(conversation_id: str) -> dict[str, Any]:
+    """The conversation (its id, creation time and metadata)."""
+    return _reply(_found(services().conversations.get(client(), conversation_id), conversation_id))
+
+
+@bp.post("/v1/conversations/<conversation_id>")
+def update(conversation_id: str) -> dict[str, Any]:
+    """Replace the conversation's metadata."""
+    fields = validate_request(read_json(request), ConversationUpdateSchema())
+    updated = services().conversations.update(client(), conversation_id, fields.get("metadata", {}))
+    return _reply(_found(updated, conversation_id))
+
+
+@bp.delete("/v1/conversations/<conversation_id>")
+def delete(conversation_id: str) -> dict[str, Any]:
+    """Forget the conversation and its items."""
+    _found(services().conversations.delete(client(), conversation_id) or None, conversation_id)
+    deleted = {"id": conversation_id, "object": "conversation.deleted", "deleted": True}
+    return serialise(ConversationDeletedSchema, deleted)
+
+
+@bp.get("/v1/conversations/<conversation_id>/items")
+def list_items(conversation_id: str) -> dict[str, Any]:
+    """A page of the conversation's items (`after`, `limit`, `order`)."""
+    return serialise(ItemListSchema, page(conversation_items(conversation_id), request.args))
+
+
+@bp.post("/v1/conversations/<conversation_id>/items")
+def add_items(conversation_id: str) -> dict[str, Any]:
+    """Add items at the conversation's end; the items as added (with their ids)."""
+    fields = validate_request(read_json(request), ConversationItemsCreateSchema())
+    items = _new_items(fields["items"])
+    _found(services().conversations.append(client(), conversation_id, items) or None, conversation_id)
+    added = {"object": "list", "data": items, "has_more": False}
+    first, last = (items[0]["id"], items[-1]["id"]) if items else (None, None)
+    return serialise(ItemListSchema, {**added, "first_id": first, "last_id": last})
+
+
+@bp.get("/v1/conversations/<conversation_id>/items/<item_id>")
+def retrieve_item(conversation_id: str, item_id: str) -> dict[str, Any]:
+    """One item of the conversation."""
+    found = next((item for item in conversation_items(conversation_id) if item.get("id") == item_id), None)
+    if found is None:
+        raise ApiError("item_not_found", f"The conversation has no item {item_id[:80]!r}.")
+    return found
+
+
+@bp.delete("/v1/conversations/<conversation_id>/items/<item_id>")
+def delete_item(conversation_id: str, item_id: str) -> dict[str, Any]:
+    """Remove one item; the conversation."""
+    store = services().conversations
+    removed = _found(store.delete_item(client(), conversation_id, item_id), conversation_id)
+    if not removed:
+        raise ApiError("item_not_found", f"The conversation has no item {item_id[:80]!r}.")
+    return _reply(_found(store.get(client(), conversation_id), conversation_id))
+
+
+def appender(
+    found: Services, client_digest: str, conversation_id: str, input_items: list[dict[str, Any]]
+) -> Callable[[StreamView], None]:
+    """What appends a response's turn (its input items, then its output items) to its
+    conversation once its generation has ended; a failed or cancelled turn is not appended."""
+
+    def append(stream: StreamView) -> None:
+        said = {"conversation_id": conversation_id, "stream_id": stream.stream_id}
+        try:
+            output = _answered(stream)
+            if output is not None and not found.conversations.append(
+                client_digest, conversation_id, [*input_items, *output]
+            ):
+                log.warning("conversation_gone", extra=said)
+        except Exception as error:  # the response stands: only its turn is missing from the conversation
+            log.error("conversation_not_appended", extra={**said, "error_type": type(error).__name__})
+
+    return append
+
+
+def _answered(stream: StreamView) -> list[dict[str, Any]] | None:
+    """The output items of a response that completed (or reached its token limit); None otherwise."""
+    ended, writer = stream.result(), stream.writer
+    if ended is None or ended[1] is None or not isinstance(writer, ResponsesWriter):
+        return None
+    text, outcome, parts = ended
+    if response_status(outcome.finish_reason, outcome.error is not None) not in ("completed", "incomplete"):
+        return None
+    return writer.output(text, parts, outcome)
+
+
+def input_tokens_reply(count: int) -> dict[str, Any]:
+    """The reply of POST /v1/responses/input_tokens."""
+    return serialise(InputTokensSchema, {"object": "response.input_tokens", "input_tokens": count})
+
+
+def _new_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Checked items as kept: references resolved, each in OpenAI's item shape with an id; at most
+    MAX_CONVERSATION_ITEMS (a conversation keeps no more)."""
+    bound = services().settings.max_conversation_items
+    if len(items) > bound:
+        message = f"{len(items)} items; a conversation keeps at most {bound} (MAX_CONVERSATION_ITEMS)."
+        raise ApiError("validation_error", "1 field(s) are invalid.", fields={"items": [message]})
+    return [listed(item) for item in resolve(items, references().item)]
+
+
+def _found(found: Any, conversation_id: str) -> Any:
+    if found is None:
+        raise ApiError("conversation_not_found", f"No conversation {conversation_id[:80]!r} of yours is kept here.")
+    return found
+
+
+def _reply(conversation: Conversation) -> dict[str, Any]:
+    return serialise(
+        ConversationSchema,
+        {
+            "id": conversation.id,
+            "object": "conversation",
+            "created_at": conversation.created_at,
+            "metadata": conversation.metadata,
+        },
+    )

@@ -1,0 +1,84 @@
+"""Items as OpenAI lists them (a response's input items, a conversation's items), and their pages.
+
+An input item, once checked (`items`), is kept in OpenAI's item shape with an id of its own (the
+one it came with, else a fresh one): a message's content as `input_text` (an assistant's as
+`output_text`) and `input_image` parts, a function call, a function's output, a reasoning item.
+A page is `{"object": "list", "data", "first_id", "last_id", "has_more"}`, after `after`, at
+most `limit` (1 to 100, default 20) items, in `order` (`desc`, the default, or `asc`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ...errors import ApiError
+from ...ids import random_id
+
+MAX_PAGE = 100
+DEFAULT_PAGE = 20
+ORDERS = ("asc", "desc")
+_ID_PREFIXES = {"message": "msg", "function_call": "fc", "function_call_output": "fco", "reasoning": "rs"}
+
+
+def listed(item: dict[str, Any]) -> dict[str, Any]:
+    """A checked input item in OpenAI's item shape, with its id."""
+    kind = item["type"]
+    found = {"id": item.get("id") or f"{_ID_PREFIXES[kind]}_{random_id()}", "type": kind}
+    if kind == "message":
+        role = item["role"]
+        content = item["content"]
+        parts = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        found.update(role=role, status="completed", content=[_part(part, role) for part in parts])
+        if "phase" in item:
+            found["phase"] = item["phase"]
+    elif kind == "reasoning":
+        found.update({name: item[name] for name in ("summary", "content", "encrypted_content") if name in item})
+    else:
+        found.update({name: item[name] for name in ("call_id", "name", "arguments", "output") if name in item})
+        found["status"] = "completed"
+    return found
+
+
+def _part(part: dict[str, Any], role: str) -> dict[str, Any]:
+    if part["type"] == "image_url":
+        image = part["image_url"]
+        return {"type": "input_image", "image_url": image["url"], "detail": image.get("detail", "auto")}
+    if role == "assistant":
+        return {"type": "output_text", "text": part["text"], "annotations": [], "logprobs": []}
+    return {"type": "input_text", "text": part["text"]}
+
+
+def page(items: list[dict[str, Any]], args: Mapping[str, str]) -> dict[str, Any]:
+    """One page of `items` (oldest first) as the query `args` ask: `after`, `limit`, `order`."""
+    limit, order, after = _limit(args.get("limit")), args.get("order", "desc"), args.get("after")
+    if order not in ORDERS:
+        raise _invalid("order", "Must be asc or desc.")
+    ordered = items if order == "asc" else items[::-1]
+    start = 0
+    if after:
+        index = next((at for at, item in enumerate(ordered) if item.get("id") == after), None)
+        if index is None:
+            raise _invalid("after", "No item has this id: send the last_id of the page before.")
+        start = index + 1
+    data = ordered[start : start + limit]
+    first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": first,
+        "last_id": last,
+        "has_more": start + limit < len(ordered),
+    }
+
+
+def _limit(given: str | None) -> int:
+    if given is None:
+        return DEFAULT_PAGE
+    if not (given.isascii() and given.isdigit() and len(given) <= 3 and 1 <= int(given) <= MAX_PAGE):
+        raise _invalid("limit", f"Must be a whole number from 1 to {MAX_PAGE}.")
+    return int(given)
+
+
+def _invalid(name: str, message: str) -> ApiError:
+    return ApiError("validation_error", "1 field(s) are invalid.", fields={name: [message]})
