@@ -36,9 +36,7 @@ def register_paths(wire: str, started_at: str, resumed_at: str) -> None:
     _RESUMED_AT[wire] = resumed_at
 
 
-def start(
-    call: ChatCall, prompt_tokens: int | None, wire: Wire, retention: Retention = DEFAULT_RETENTION
-) -> Response:
+def start(call: ChatCall, prompt_tokens: int | None, wire: Wire, retention: Retention = DEFAULT_RETENTION) -> Response:
     """Start a generation in its own greenlet and answer with its event stream (when it waits
     for a slot, at once: its place in `queued` notices, then the stream)."""
     opened = _open(call, prompt_tokens, wire, retention)

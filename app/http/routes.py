@@ -4,6 +4,7 @@ meant to go (a typo, a missing /v1, a singular for a plural)."""
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Iterable
 
@@ -12,7 +13,15 @@ from werkzeug.routing import Rule
 MAX_PATH_CHARS = 200  # a longer path is compared by its start only
 CUTOFF = 0.75  # how alike a route must be to be named
 _VARIABLE = re.compile(r"<(?:[^>:]+:)?[^>]+>")
+_CONVERTER = re.compile(r"<[^>:]+:([^>]+)>")
 _SHOWN_METHODS = ("GET", "POST", "DELETE")
+
+
+@functools.lru_cache(maxsize=256)
+def route_label(rule: str) -> str:
+    """A route as clients and metrics name it: its variables without their converters
+    (`/v1/responses/<response_id>`)."""
+    return _CONVERTER.sub(r"<\1>", rule)
 
 
 class Routes:
@@ -20,7 +29,7 @@ class Routes:
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self._rules = [
-            (rule.rule, "/".join(m for m in _SHOWN_METHODS if m in (rule.methods or ())))
+            (route_label(rule.rule), "/".join(m for m in _SHOWN_METHODS if m in (rule.methods or ())))
             for rule in rules
             if rule.endpoint != "static"
         ]

@@ -15,6 +15,7 @@ from ..apis.request import client_name, services
 from ..ids import current_pid
 from ..logs import accept_correlation_id, correlation_id_var, stream_id_var
 from .metrics import PATH as METRICS_PATH
+from .routes import route_label
 
 log = logging.getLogger("chatwait.http")
 
@@ -52,7 +53,9 @@ def _after(response: Response) -> Response:
     if "x-request-id" not in present:  # where OpenAI's SDKs look
         headers.add("X-Request-Id", correlation_id)
     rule = req.url_rule
-    services().metrics.request(rule.rule if rule is not None else "unmatched", req.method, response.status_code)
+    services().metrics.request(
+        route_label(rule.rule) if rule is not None else "unmatched", req.method, response.status_code
+    )
     if state.get("logged", True) and not response.is_streamed:
         duration = round((time.monotonic() - state.get("started", time.monotonic())) * 1000, 1)
         extra = {"status": response.status_code, "duration_ms": duration, **client_name(state)}

@@ -276,3 +276,22 @@ def test_the_agents_sdk_runs_with_truncation_auto_and_a_conversations_session(se
     assert (one, two) == (expected_reply(2), expected_reply(3))
     assert fake.outcomes_for(second)[-1]["messages"] == 4, "instructions, the first turn (2 items), the second input"
     assert [item.get("role") for item in items] == ["user", "assistant", "user", "assistant"]
+
+
+def test_streamed_log_probabilities_ride_on_each_text_delta(server) -> None:
+    body = {"model": FAKE_MODEL, "input": unique("@tokens=3"), "stream": True, "top_logprobs": 1}
+    body["include"] = ["message.output_text.logprobs"]
+    with httpx.Client(timeout=30) as http, http.stream("POST", f"{server.url}/v1/responses", json=body) as streamed:
+        events = list(iter_events(streamed))
+    deltas = [event.data for event in events if event.event == "response.output_text.delta"]
+    assert [len(delta["logprobs"]) for delta in deltas] == [1, 1, 1]
+    assert all(len(delta["logprobs"][0]["top_logprobs"]) == 1 for delta in deltas)
+    (done,) = [event.data for event in events if event.event == "response.output_text.done"]
+    assert done["logprobs"] == [delta["logprobs"][0] for delta in deltas]
+    assert events[-1].data["response"]["output"][0]["content"][0]["logprobs"] == done["logprobs"]
+    resumed = httpx.get(
+        f"{server.url}/v1/responses/{events[0].data['response']['id']}",
+        params={"stream": "true", "starting_after": "3"},
+        timeout=30,
+    )
+    assert 'logprobs":[{' in resumed.text, "a resume (on either worker) writes them again"

@@ -43,8 +43,9 @@ log = logging.getLogger("chatwait.conversations")
 
 @bp.post("/v1/conversations")
 def create() -> dict[str, Any]:
-    """A new conversation, with its first items."""
-    fields = validate_request(read_json(request), ConversationCreateSchema())
+    """A new conversation, with its first items (no body: an empty one)."""
+    empty = not request.content_length and "chunked" not in request.headers.get("Transfer-Encoding", "").lower()
+    fields = validate_request({} if empty else read_json(request), ConversationCreateSchema())
     items = _new_items(fields.get("items", []))
     return _reply(services().conversations.create(client(), fields.get("metadata", {}), items))
 

@@ -33,7 +33,8 @@ def _part(index: int, part: Any) -> dict[str, Any]:
     kind = part.get("type") if isinstance(part, dict) else None
     if kind in TEXT_PARTS:
         extra = set(part) - {"type", "text", "annotations", "logprobs"}
-        if not extra and isinstance(part.get("text"), str):
+        listed = all(_objects(part.get(name, [])) for name in ("annotations", "logprobs"))
+        if not extra and listed and isinstance(part.get("text"), str):
             return {"type": "text", "text": text_of(part["text"])}
     elif kind == "refusal" and set(part) == {"type", "refusal"} and isinstance(part["refusal"], str):
         return {"type": "text", "text": text_of(part["refusal"])}
@@ -55,6 +56,11 @@ def _part(index: int, part: Any) -> dict[str, Any]:
             f"Part {index} is of type {shown!r}: ChatWait takes input_text, output_text, refusal and input_image parts."
         )
     raise ValidationError(f"Part {index} is not a well-formed {kind} part.")
+
+
+def _objects(value: Any) -> bool:
+    """Whether `value` is a list of JSON objects (a part's annotations or logprobs, sent back as they came)."""
+    return isinstance(value, list) and all(isinstance(entry, dict) for entry in value)
 
 
 class InputMessageSchema(NullMeansAbsent):

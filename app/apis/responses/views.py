@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, request
+from werkzeug.routing import BaseConverter
 
 from ...errors import ApiError
 from ...streaming.view import StreamView
@@ -30,8 +31,15 @@ from .wire import LAYOUT_MARK, ResponsesWriter
 from .wire import NAME as WIRE
 
 bp = Blueprint("responses", __name__)
+bp.record_once(lambda state: state.app.url_map.converters.setdefault("response_id", ResponseId))
 bp.register_blueprint(conversations.bp)
 NAME = "responses"
+
+
+class ResponseId(BaseConverter):
+    """A response id: any path segment but the API's own names (`input_tokens`)."""
+
+    regex = r"(?!input_tokens$)[^/]+"
 
 
 @bp.post("/v1/responses")
@@ -59,7 +67,7 @@ def input_tokens() -> dict[str, Any]:
     return input_tokens_reply(counted)
 
 
-@bp.get("/v1/responses/<response_id>")
+@bp.get("/v1/responses/<response_id:response_id>")
 def retrieve(response_id: str) -> Response | dict[str, Any]:
     """The response object as it stands; with `stream=true`, its events after `starting_after`
     (or Last-Event-ID), then live ones (the only way to a response not stored)."""
@@ -68,13 +76,13 @@ def retrieve(response_id: str) -> Response | dict[str, Any]:
     return _object(find_response(response_id))
 
 
-@bp.get("/v1/responses/<response_id>/input_items")
+@bp.get("/v1/responses/<response_id:response_id>/input_items")
 def input_items(response_id: str) -> dict[str, Any]:
     """The items of a stored response's input, a page at a time (`after`, `limit`, `order`)."""
     return page(kept_by(find_response(response_id))["input"], request.args)
 
 
-@bp.post("/v1/responses/<response_id>/cancel")
+@bp.post("/v1/responses/<response_id:response_id>/cancel")
 def cancel(response_id: str) -> dict[str, Any]:
     """Stop a response's generation (its partial text and usage are kept); the object as it ended."""
     stream = find_response(response_id)
@@ -82,7 +90,7 @@ def cancel(response_id: str) -> dict[str, Any]:
     return _object(stream)
 
 
-@bp.delete("/v1/responses/<response_id>")
+@bp.delete("/v1/responses/<response_id:response_id>")
 def delete(response_id: str) -> dict[str, Any]:
     """Stop a response if it still runs, and forget it."""
     stream = find_response(response_id)
