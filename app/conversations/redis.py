@@ -4,6 +4,7 @@ A key's conversations share one hash tag (so one Cluster slot): its index (a sor
 conversation ids by their last change, ms), and per conversation a hash (created_at, metadata,
 the bytes of its items) and a list of its items (JSON). Every change is one script, which
 applies the bounds (`conversations`) and renews the TTL; what the index evicts is deleted after.
+Each script declares itself (`#!lua`, no `allow-oom`): out of memory, Redis refuses it whole.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ TIMEOUT_SECONDS = 2.0
 # items; or, for a new conversation, 'new', its created_at, metadata and the key's bound (its
 # oldest conversations beyond it are popped and returned: the caller deletes their keys), then
 # the items. Returns -1 when the conversation is gone, else {evicted ids}.
-_APPEND = """
+_APPEND = """#!lua
 local first = 7
 local evicted = {}
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
@@ -65,7 +66,7 @@ return evicted
 
 # Replaces a conversation's metadata (ARGV[3]) and renews it; KEYS: index, meta, items. ARGV:
 # now ms, ttl ms, metadata, conversation id. Returns its created_at, or false when it is gone.
-_UPDATE = """
+_UPDATE = """#!lua
 if redis.call('EXISTS', KEYS[2]) == 0 then return false end
 redis.call('HSET', KEYS[2], 'metadata', ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
@@ -76,7 +77,7 @@ return redis.call('HGET', KEYS[2], 'created_at')
 
 # Removes a conversation's first item whose id is ARGV[1]; KEYS: meta, items. Returns -1 when
 # the conversation is gone, 0 when no item has that id, 1 once removed.
-_DELETE_ITEM = """
+_DELETE_ITEM = """#!lua
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 for _, entry in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
   if cjson.decode(entry)['id'] == ARGV[1] then
@@ -86,6 +87,14 @@ for _, entry in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
   end
 end
 return 0
+"""
+
+
+# Forgets a conversation; KEYS: index, meta, items; ARGV: its id. Returns whether it was there.
+_DELETE = """#!lua
+local found = redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('ZREM', KEYS[1], ARGV[1])
+return found
 """
 
 
@@ -103,7 +112,7 @@ def _keys(client: str, conversation_id: str) -> list[str]:
 def _reached() -> Iterator[None]:
     try:
         yield
-    except redis.RedisError:
+    except (redis.RedisError, redis.exceptions.RedisClusterException):
         raise ApiError("store_unavailable", "Redis did not answer: the conversation was not read or changed.") from None
 
 
@@ -116,6 +125,7 @@ class RedisConversations(ConversationStore):
         self._append = self._client.register_script(_APPEND)
         self._update = self._client.register_script(_UPDATE)
         self._delete_item = self._client.register_script(_DELETE_ITEM)
+        self._delete = self._client.register_script(_DELETE)
 
     def _bounds(self, conversation_id: str) -> list[Any]:
         ttl_ms = int(self.bounds.ttl_seconds * 1000)
@@ -129,8 +139,8 @@ class RedisConversations(ConversationStore):
                 _keys(client, conversation.id),
                 [*self._bounds(conversation.id), *head, *map(encoded, items)],
             )
-            if evicted:
-                self._client.delete(*(key for gone in evicted for key in _keys(client, gone.decode())[1:]))
+            for gone in evicted:
+                self._delete(_keys(client, gone.decode()), [gone])
         return conversation
 
     def get(self, client: str, conversation_id: str) -> Conversation | None:
@@ -147,13 +157,8 @@ class RedisConversations(ConversationStore):
         return None if created is None else Conversation(conversation_id, int(created), dict(metadata))
 
     def delete(self, client: str, conversation_id: str) -> bool:
-        index, meta, items = _keys(client, conversation_id)
         with _reached():
-            pipe = self._client.pipeline(transaction=False)
-            pipe.delete(meta, items)
-            pipe.zrem(index, conversation_id)
-            deleted, _ = pipe.execute()
-        return bool(deleted)
+            return bool(self._delete(_keys(client, conversation_id), [conversation_id]))
 
     def append(self, client: str, conversation_id: str, items: list[dict[str, Any]]) -> bool:
         with _reached():

@@ -1,0 +1,96 @@
+"""The conversation store's bounds and expiry (the memory store; the Redis one passes the same
+behaviour in tests/integration/test_response_bounds.py), and pages of items."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.apis.responses.listing import listed, page
+from app.conversations import Bounds, MemoryConversations, encoded
+from app.errors import ApiError
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def item(n: int, size: int = 1) -> dict:
+    return {"id": f"msg_{n}", "type": "message", "role": "user", "content": "x" * size}
+
+
+def test_a_key_keeps_its_most_recently_changed_conversations() -> None:
+    store = MemoryConversations(Bounds(per_key=2, items=10, ttl_seconds=60))
+    first, second = store.create("k", {}, []), store.create("k", {}, [])
+    assert store.append("k", first.id, [item(1)])  # first is now the most recently changed
+    third = store.create("k", {}, [])
+    assert store.get("k", second.id) is None and store.get("k", first.id) and store.get("k", third.id)
+    assert store.get("other", first.id) is None, "another key does not see it"
+    assert store.create("other", {}, []).id not in (first.id, third.id)
+
+
+def test_a_conversation_keeps_its_newest_items_within_the_count_and_the_bytes() -> None:
+    one = len(encoded(item(0, 100)))
+    store = MemoryConversations(Bounds(per_key=5, items=3, ttl_seconds=60, bytes=one * 2))
+    conversation = store.create("k", {}, [item(n, 100) for n in range(4)])
+    assert [found["id"] for found in store.items("k", conversation.id)] == ["msg_2", "msg_3"]
+    store.append("k", conversation.id, [item(9, 10_000)])
+    assert [found["id"] for found in store.items("k", conversation.id)] == ["msg_9"], "the newest always stays"
+
+
+def test_a_conversation_expires_after_its_last_change() -> None:
+    clock = Clock()
+    store = MemoryConversations(Bounds(per_key=5, items=3, ttl_seconds=60), clock)
+    conversation = store.create("k", {"a": "b"}, [])
+    clock.now = 50
+    assert store.update("k", conversation.id, {"c": "d"}).metadata == {"c": "d"}
+    clock.now = 100
+    assert store.items("k", conversation.id) == [], "renewed by the change at 50"
+    clock.now = 200
+    assert store.get("k", conversation.id) is None and not store.append("k", conversation.id, [item(1)])
+
+
+def test_deleting_an_item_or_a_conversation() -> None:
+    store = MemoryConversations(Bounds(per_key=5, items=5, ttl_seconds=60))
+    conversation = store.create("k", {}, [item(1), item(2)])
+    assert store.delete_item("k", conversation.id, "msg_1") is True
+    assert store.delete_item("k", conversation.id, "msg_1") is False
+    assert store.delete_item("k", "conv_nope", "msg_2") is None
+    assert store.delete("k", conversation.id) and not store.delete("k", conversation.id)
+
+
+def test_pages_follow_after_in_either_order() -> None:
+    items = [listed({"type": "message", "role": "user", "content": f"m{n}", "id": f"msg_{n}"}) for n in range(5)]
+    newest = page(items, {"limit": "2"})
+    assert [found["id"] for found in newest["data"]] == ["msg_4", "msg_3"] and newest["has_more"]
+    rest = page(items, {"limit": "2", "after": newest["last_id"]})
+    assert [found["id"] for found in rest["data"]] == ["msg_2", "msg_1"]
+    last = page(items, {"order": "asc", "after": "msg_3"})
+    assert [found["id"] for found in last["data"]] == ["msg_4"] and not last["has_more"]
+    assert page([], {})["first_id"] is None
+
+
+@pytest.mark.parametrize(
+    ("args", "name"), [({"limit": "0"}, "limit"), ({"limit": "9" * 5000}, "limit"), ({"limit": "\u0661"}, "limit"),
+                       ({"order": "up"}, "order"), ({"after": "msg_nope"}, "after")],
+)  # fmt: skip
+def test_a_bad_page_query_is_a_400_naming_it(args: dict, name: str) -> None:
+    with pytest.raises(ApiError) as refused:
+        page([listed({"type": "message", "role": "user", "content": "m"})], args)
+    assert list(refused.value.fields) == [name]
+
+
+def test_listed_items_take_openais_shape_and_ids() -> None:
+    image = {"type": "image_url", "image_url": {"url": "https://x/y.png", "detail": "low"}}
+    user = listed({"type": "message", "role": "user", "content": [{"type": "text", "text": "hi"}, image]})
+    assert user["id"].startswith("msg_") and user["content"] == [
+        {"type": "input_text", "text": "hi"},
+        {"type": "input_image", "image_url": "https://x/y.png", "detail": "low"},
+    ]
+    answer = listed({"type": "message", "role": "assistant", "content": "yes", "phase": "final_answer"})
+    assert answer["content"][0]["type"] == "output_text" and answer["phase"] == "final_answer"
+    output = listed({"type": "function_call_output", "call_id": "c1", "output": "21 C"})
+    assert output["id"].startswith("fco_") and output["status"] == "completed" and output["output"] == "21 C"
