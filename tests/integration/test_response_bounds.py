@@ -155,3 +155,22 @@ def test_each_key_keeps_its_most_recently_changed_conversations_and_their_newest
     assert texts == ["i1", "i2", "i3", "i4"], "the newest MAX_CONVERSATION_ITEMS, written on either gateway"
     for sdk in (*first, other):
         sdk.close()
+
+
+@pytest.mark.parametrize("mode", ["stream", "background"])
+def test_truncation_auto_holds_streamed_and_in_the_background(chain_server, fake, mode) -> None:
+    with _sdk(chain_server) as sdk:
+        previous = _chain(sdk, [unique(f"turn {n} @tokens=2") for n in range(3)])  # 6 items: at the bound
+        asked = unique("@tokens=2")
+        asking = {"model": FAKE_MODEL, "input": asked, "previous_response_id": previous, "truncation": "auto"}
+        if mode == "stream":
+            with sdk.responses.stream(**asking) as streamed:
+                final = streamed.get_final_response()
+        else:
+            final = sdk.responses.create(background=True, **asking)
+            deadline = time.monotonic() + 30
+            while final.status in ("queued", "in_progress") and time.monotonic() < deadline:
+                time.sleep(0.05)
+                final = sdk.responses.retrieve(final.id)
+        assert final.status == "completed" and final.truncation == "auto"
+        assert fake.outcomes_for(asked)[-1]["messages"] <= 6, "the oldest turn was dropped"
