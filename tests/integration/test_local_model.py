@@ -298,6 +298,8 @@ def test_the_responses_api_works_against_the_embedded_model(local_server, reques
     chained = client.responses.create(model=MODEL, input="Say it shorter.", previous_response_id=final.id)
     assert chained.status in ("completed", "incomplete") and chained.output_text.strip()
     assert chained.usage.input_tokens > final.usage.input_tokens, "the earlier turn reached the model"
+    counted = client.responses.input_tokens.count(model=MODEL, input="Say it shorter.", previous_response_id=final.id)
+    assert counted.input_tokens == chained.usage.input_tokens, "counted as the generation counts them"
 
 
 FORECAST = {
