@@ -103,7 +103,10 @@ class StreamWriter:
             self.end(Outcome(text="", chunks=chunks, usage=usage, duration_ms=0.0, ttft_ms=None, error=error))
 
     def end(self, outcome: Outcome) -> None:
-        """Append the one terminal event: `done`, or `error` with the catalogue fields."""
+        """Append the one terminal event: `done`, or `error` with the catalogue fields (once the
+        stream's API has recorded how it ended: `Retention.ended`)."""
+        if self.stream.retention.ended is not None:
+            self.stream.retention.ended(self.stream, outcome)
         frame = self.stream.writer.terminal(self.stream.chunks, self.content_length, outcome)
         self.stream.ending = outcome.error.error_code if outcome.error is not None else outcome.finish_reason
         self.stream.outcome = outcome

@@ -66,14 +66,9 @@ class StreamStore(abc.ABC):
         self._watch_stored(stream)
 
     def _watch_stored(self, stream: Stream) -> None:
-        """Have a stored response's end counted (`_stored_ended`), and its API told (`Retention.ended`)."""
-        if stream.producer is None:
-            return
-        if stream.retention.stored:
+        """Have a stored response's end counted (`_stored_ended`)."""
+        if stream.retention.stored and stream.producer is not None:
             stream.producer.link(lambda _: self._stored_ended(stream))
-        ended = stream.retention.ended
-        if ended is not None:
-            stream.producer.link(lambda _: ended(stream))
 
     def _stored_ended(self, stream: Stream) -> None:
         """A stored response's generation has ended (the Redis store counts it once it is durable)."""

@@ -44,13 +44,14 @@ class Retention:
     store's STREAM_TTL_SECONDS), an opaque context stored with it (the Responses API's
     conversation, for `previous_response_id`), whether it is a foreground one, cancelled
     when nobody follows it for ABANDON_SECONDS, whether it is a stored response, and what its API
-    does once its generation has ended (`ended(stream)`, in a greenlet of its own)."""
+    records once its generation has ended: `ended(stream, outcome)`, called by its producer just
+    before the terminal event, so that a client that saw the end finds it recorded."""
 
     finished_seconds: float | None = None
     context: bytes = b""
     foreground: bool = False
     stored: bool = False  # a stored response: counted against MAX_STORED_RESPONSES once finished
-    ended: Callable[[Stream], None] | None = None
+    ended: Callable[[Stream, Outcome], None] | None = None
 
     def kept_for(self, store_ttl: float) -> float:
         """Seconds a finished stream is kept: as its API asked, else the store's TTL."""

@@ -5,7 +5,6 @@ comes within the command timeout, never a hang or a 500; what Redis lost is a 40
 
 from __future__ import annotations
 
-import httpx
 import openai
 import pytest
 
@@ -38,10 +37,7 @@ def test_a_conversation_round_trip_on_redis(on_redis) -> None:
         response = sdk.responses.create(model=FAKE_MODEL, input="@tokens=2", conversation=conversation.id)
         assert response.status == "completed"
         sdk.conversations.items.delete(added.data[0].id, conversation_id=conversation.id)
-        deadline = 50
-        while len(items := sdk.conversations.items.list(conversation.id, order="asc").data) < 3 and deadline:
-            deadline -= 1
-            httpx.get(f"{server.url}/health", timeout=5)  # a moment for the turn to be appended
+        items = sdk.conversations.items.list(conversation.id, order="asc").data
         assert [item.role for item in items] == ["user", "user", "assistant"]
         assert sdk.conversations.delete(conversation.id).deleted
         with pytest.raises(openai.NotFoundError):

@@ -1,7 +1,7 @@
 """OpenAI's Conversations API: POST /v1/conversations, GET / POST (its metadata) / DELETE
 /v1/conversations/{id}, and its items (GET a page, POST more, GET or DELETE one); and a
-response's `conversation`: the conversation's items come before its input, and once it has
-ended (completed or incomplete) its input and output items are appended.
+response's `conversation`: the conversation's items come before its input, and as it ends
+(completed or incomplete) its input and output items are appended, before its last event.
 
 Conversations are this client key's own, bounded and expiring (`app.conversations`); in Redis
 (STREAM_STORE=redis) every worker and instance reads and changes the same ones.
@@ -17,8 +17,9 @@ from flask import Blueprint, request
 
 from ...conversations import Conversation
 from ...errors import ApiError
+from ...generation.outcome import Outcome
 from ...service.services import Services
-from ...streaming.view import StreamView
+from ...streaming.stream import Stream
 from ..intake import read_json, validate_request
 from ..request import client, services
 from ..schema import serialise
@@ -110,33 +111,26 @@ def delete_item(conversation_id: str, item_id: str) -> dict[str, Any]:
 
 def appender(
     found: Services, client_digest: str, conversation_id: str, input_items: list[dict[str, Any]]
-) -> Callable[[StreamView], None]:
+) -> Callable[[Stream, Outcome], None]:
     """What appends a response's turn (its input items, then its output items) to its
-    conversation once its generation has ended; a failed or cancelled turn is not appended."""
+    conversation as its generation ends, before its last event: a client that saw the end finds
+    the turn there. A failed or cancelled turn is not appended; a store that fails loses the
+    turn (logged), never the response."""
 
-    def append(stream: StreamView) -> None:
+    def append(stream: Stream, outcome: Outcome) -> None:
         said = {"conversation_id": conversation_id, "stream_id": stream.stream_id}
+        status = response_status(outcome.finish_reason, outcome.error is not None)
+        writer = stream.writer
+        if status not in ("completed", "incomplete") or not isinstance(writer, ResponsesWriter):
+            return
         try:
-            output = _answered(stream)
-            if output is not None and not found.conversations.append(
-                client_digest, conversation_id, [*input_items, *output]
-            ):
+            turn = [*input_items, *writer.output(outcome.text, outcome.parts, outcome)]
+            if not found.conversations.append(client_digest, conversation_id, turn):
                 log.warning("conversation_gone", extra=said)
         except Exception as error:  # the response stands: only its turn is missing from the conversation
             log.error("conversation_not_appended", extra={**said, "error_type": type(error).__name__})
 
     return append
-
-
-def _answered(stream: StreamView) -> list[dict[str, Any]] | None:
-    """The output items of a response that completed (or reached its token limit); None otherwise."""
-    ended, writer = stream.result(), stream.writer
-    if ended is None or ended[1] is None or not isinstance(writer, ResponsesWriter):
-        return None
-    text, outcome, parts = ended
-    if response_status(outcome.finish_reason, outcome.error is not None) not in ("completed", "incomplete"):
-        return None
-    return writer.output(text, parts, outcome)
 
 
 def input_tokens_reply(count: int) -> dict[str, Any]:

@@ -20,8 +20,9 @@ from flask import Request
 
 from ...config import Settings
 from ...errors import ApiError
+from ...generation.outcome import Outcome
 from ...providers.base import ChatCall, Provider
-from ...streaming.stream import Retention
+from ...streaming.stream import Retention, Stream
 from ...streaming.wire.sse import dumps
 from ..functions import refuse_untaken
 from ..intake import read_json, refuse_long_text, validate_request
@@ -89,10 +90,10 @@ class ResponseRequest:
     input_items: list[dict[str, Any]]
     conversation_id: str | None
 
-    def retention(self, settings: Settings, ended: Callable[[Any], None] | None = None) -> Retention:
+    def retention(self, settings: Settings, ended: Callable[[Stream, Outcome], None] | None = None) -> Retention:
         """How its stream is kept: a stored response with its conversation and input items for
-        RESPONSE_TTL_SECONDS; a foreground one cancelled when nobody follows it. `ended`: called
-        with the stream once its generation has ended."""
+        RESPONSE_TTL_SECONDS; a foreground one cancelled when nobody follows it. `ended`: what
+        records its end (`Retention.ended`)."""
         foreground = not self.background
         if not self.store:
             return Retention(foreground=foreground, ended=ended)
