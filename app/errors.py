@@ -84,6 +84,12 @@ CATALOGUE: dict[str, ErrorKind] = {
         "Send the whole conversation in input instead (responses are kept for RESPONSE_TTL_SECONDS).",
         False,
     ),
+    "content_policy_violation": ErrorKind(
+        400,
+        "The model provider refused the request under its content policy.",
+        "Change what the request asks for; the same request would be refused again.",
+        False,
+    ),
     "conversation_not_found": ErrorKind(
         404,
         "No conversation with this id exists for your key: it is unknown, was deleted, or has expired.",

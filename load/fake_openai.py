@@ -18,6 +18,8 @@ parallel tests do not interfere), falling back to the command-line defaults:
   @fault=nofinish  end cleanly without a finish_reason
   @fault=badjson@K send a chunk that is not JSON after K tokens
   @fault=errorchunk@K  send an {"error": ...} chunk after K tokens
+  @fault=context   400: the context length exceeded (vLLM's words); @fault=filter: 400, a content
+                   filter (Azure's); @fault=nostreamoptions: 400 to a request with stream_options
   @usage=0         never send usage, even when asked (stream_options.include_usage)
   @finish=REASON   end with this finish_reason instead of `stop` (e.g. eos_token, as some servers do)
   @reply=request   reply with one token: the JSON of what was asked (model, messages, options)
@@ -104,6 +106,28 @@ class PreciseClock:
                 self._hub.loop.run_callback_threadsafe(event.set)
 
 
+# 400 answers as providers word them: vLLM's context length, Azure's content filter, a server
+# that takes no stream_options (OpenAI's own words for an unknown parameter).
+_REFUSALS = {
+    "context": {
+        "message": "This model's maximum context length is 4096 tokens. However, you requested 9000 tokens.",
+        "type": "BadRequestError",
+        "param": None,
+        "code": 400,
+    },
+    "filter": {
+        "message": "The response was filtered due to the prompt triggering the content management policy.",
+        "type": None,
+        "param": "prompt",
+        "code": "content_filter",
+    },
+    "nostreamoptions": {
+        "message": "Unrecognized request argument supplied: stream_options",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    },
+}
 _USUAL = {"model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "temperature"}
 
 
@@ -244,6 +268,11 @@ class FakeOpenAI:
                 extra["Retry-After"] = knobs.retry_after
             self.send_json(sock, status, {"error": {"message": message, "type": "fake_error"}}, extra)
             outcome.update(ended=time.time(), how=f"http_{status}")
+            return buffer
+        refusal = _REFUSALS.get(knobs.fault)
+        if refusal is not None and (knobs.fault != "nostreamoptions" or "stream_options" in request):
+            self.send_json(sock, 400, {"error": refusal}, base_headers)
+            outcome.update(ended=time.time(), how=f"http_400_{knobs.fault}")
             return buffer
 
         prompt_tokens = sum(len(str(m.get("content", "")).split()) + 4 for m in messages)

@@ -7,7 +7,7 @@ import uuid
 import httpx
 import pytest
 
-from ..conftest import CANARY_KEY
+from ..conftest import CANARY_KEY, FAKE_MODEL
 from ..sse import content_of, expected_reply, parse
 
 pytestmark = pytest.mark.integration
@@ -39,6 +39,9 @@ FAULTS = [
     ("@fault=503", "upstream_unavailable", 503, True, 3),
     ("@fault=reset@0", "upstream_interrupted", 502, True, 3),
     ("@fault=nofinish @tokens=0", "upstream_interrupted", 502, True, 3),
+    # A refusal of the request's content is never sent again, and says why in ChatWait's words.
+    ("@fault=context", "input_too_long", 400, False, 1),
+    ("@fault=filter", "content_policy_violation", 400, False, 1),
 ]
 
 
@@ -142,3 +145,24 @@ def test_total_deadline(start_server) -> None:
         assert events[-1].data["error_code"] == "upstream_timeout"
         assert "MAX_STREAM_SECONDS" in events[-1].data["detail"]
         assert content_of(events) == expected_reply(events[-1].data["last_sequence"])
+
+
+def test_a_refusal_for_content_reaches_openai_clients_with_openais_code(start_server, fake) -> None:
+    server = start_server()
+    refusals = (("@fault=context", "context_length_exceeded"), ("@fault=filter", "content_policy_violation"))
+    for directive, code in refusals:
+        message = _unique(directive)
+        body = {"model": FAKE_MODEL, "messages": [{"role": "user", "content": message}]}
+        answer = httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=30)
+        assert answer.status_code == 400 and answer.json()["error"]["code"] == code, answer.text
+        _no_leak(answer.text)
+        assert "maximum context length is 4096" not in answer.text and "content management" not in answer.text
+        assert len(fake.outcomes_for(message)) == 1, "not sent again"
+
+
+def test_a_server_that_takes_no_stream_options_is_asked_again_without_them(start_server, fake) -> None:
+    server = start_server()  # its own: the worker then asks without stream_options from then on
+    message = _unique("@fault=nostreamoptions @tokens=3")
+    answer = httpx.post(f"{server.url}/v1/chat/wait", json={"message": message}, timeout=30)
+    assert answer.status_code == 200 and answer.json()["content"] == expected_reply(3)
+    assert [o["how"] for o in fake.outcomes_for(message)] == ["http_400_nostreamoptions", "completed"]

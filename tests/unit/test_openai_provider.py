@@ -13,7 +13,7 @@ from app.config import load_settings
 from app.providers.base import ChatCall, UpstreamError
 from app.providers.http1 import Http1Transport
 from app.providers.openai.client import OpenAIProvider
-from app.providers.openai.errors import retry_after_seconds
+from app.providers.openai.errors import refusal_reason, retry_after_seconds
 
 URL = "http://upstream.test/v1/chat/completions"
 SECRET_BODY = {"error": {"message": "Incorrect API key provided: sk-proj-LEAKYkey0123456789. See dashboard."}}
@@ -98,6 +98,38 @@ def test_stream_options_rejected_then_asked_without(upstream_mock, provider) -> 
     assert "stream_options" not in json.loads(route.calls[1].request.content)
     _collect(provider)
     assert "stream_options" not in json.loads(route.calls[2].request.content), "remembered"
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        ({"message": "This model's maximum context length is 4096 tokens.", "type": "BadRequest"}, "context_length"),
+        ({"message": "x", "code": "context_length_exceeded", "param": "messages"}, "context_length"),  # OpenAI
+        ({"message": "the request exceeds the available context size", "type": "exceed_context_size_error"},
+         "context_length"),  # llama.cpp's llama-server
+        ({"message": "filtered", "code": "content_filter", "param": "prompt"}, "content_policy"),  # Azure
+        ({"message": "Your request was rejected by our safety system.", "code": None}, "content_policy"),
+        ({"message": "Unrecognized request argument supplied: stream_options"}, "stream_options"),
+        ({"message": "no"}, None),
+        ("not an object", None),
+    ],
+)  # fmt: skip
+def test_a_400_says_why_in_chatwaits_words_and_a_refusal_for_content_is_not_sent_again(
+    upstream_mock, provider, error, reason
+) -> None:
+    assert refusal_reason(json.dumps({"error": error}).encode()) == reason
+    route = upstream_mock.post(URL).mock(return_value=httpx.Response(400, json={"error": error}))
+    with pytest.raises(UpstreamError) as refused:
+        _collect(provider)
+    expected = {"context_length": "input_too_long", "content_policy": "content_policy_violation"}
+    assert refused.value.error_code == expected.get(reason, "upstream_rejected")
+    assert route.call_count == (1 if reason in expected else 2), "only an unexplained 400 is asked again"
+    assert "maximum context" not in refused.value.detail and "safety system" not in refused.value.detail
+
+
+def test_garbage_and_huge_400_bodies_say_nothing() -> None:
+    assert refusal_reason(b"\xff\xfe") is None and refusal_reason(b"[1, 2]") is None
+    assert refusal_reason(b'{"error": "context length"}') is None
 
 
 @pytest.mark.parametrize(

@@ -32,7 +32,7 @@ from ...logs import log_greenlet_failure
 from ..base import ChatCall, Generation, Provider, Route, UpstreamError
 from ..http1 import Http1Transport
 from . import tokens
-from .errors import status_error, transport_error
+from .errors import MAX_REFUSAL_BYTES, refusal_reason, status_error, transport_error
 from .stream import OpenAIGeneration
 
 log = logging.getLogger("chatwait.openai")
@@ -97,7 +97,8 @@ class OpenAIProvider(Provider):
         try:
             return self._open(call, self._include_usage)
         except UpstreamError as error:
-            if not (self._include_usage and error.upstream_status == 400):
+            # A refusal of the request's content (its own code) is never sent again.
+            if not (self._include_usage and error.error_code == "upstream_rejected" and error.upstream_status == 400):
                 raise
         # Some compatible servers reject stream_options: ask once more without it.
         generation = self._open(call, include_usage=False)
@@ -132,8 +133,9 @@ class OpenAIProvider(Provider):
         except httpx.TransportError as exc:
             raise transport_error(exc, self._host) from None
         if response.status_code != 200:
-            response.close()  # the body is not read: it may echo the key
-            raise status_error(response.status_code, response.headers)
+            reason = _refusal(response) if response.status_code == 400 else None
+            response.close()  # the body is not passed on: it may echo the key
+            raise status_error(response.status_code, response.headers, reason)
         return OpenAIGeneration(
             response, self.settings.idle_timeout_seconds, self.settings.upstream_max_line_bytes, self._stop_stream
         )
@@ -223,6 +225,20 @@ def origin(base_url: str | None) -> str:
     """A server's scheme, host and port, as /ready shows it: never a credential or a path."""
     parts = urllib.parse.urlsplit(base_url or "https://api.openai.com/v1")
     return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
+
+
+def _refusal(response: httpx.Response) -> str | None:
+    """Why a 400 refused the request (`refusal_reason`), from at most MAX_REFUSAL_BYTES of its body."""
+    body = b""
+    try:
+        pieces = [response.content] if response.is_stream_consumed else response.iter_raw()  # read: a mock's
+        for piece in pieces:
+            body += piece
+            if len(body) >= MAX_REFUSAL_BYTES:
+                return None  # longer than any error object: it says nothing we read
+    except (httpx.HTTPError, httpx.StreamError):
+        return None
+    return refusal_reason(body)
 
 
 def _encode_body(body: dict[str, Any]) -> bytes:

@@ -1,12 +1,16 @@
 """How an OpenAI-compatible upstream's failures are classified into catalogue errors.
 
-Only the status, a few headers and the kind of exception are read: the upstream's body (which
-may echo the API key) and its error text never reach a client or a log line.
+Only the status, a few headers, the kind of exception and (for a 400) the code and words of its
+error object are read: the upstream's body (which may echo the API key) and its error text
+never reach a client or a log line. A 400 that refuses the request for its content says why in
+ChatWait's words: the conversation too long for the model (`input_too_long`, OpenAI's
+`context_length_exceeded`), or the provider's content policy (`content_policy_violation`).
 """
 
 from __future__ import annotations
 
 import email.utils
+import json
 import ssl
 import time
 from collections.abc import Mapping
@@ -20,11 +24,47 @@ _STATUS_ERRORS = {401: "upstream_auth_failed", 403: "upstream_auth_failed", 429:
 # Delay headers, most precise first: OpenAI's milliseconds, LiteLLM's forwarded provider delay, HTTP's.
 _RETRY_AFTER_HEADERS = (("retry-after-ms", 0.001), ("llm_provider-retry-after", 1.0), ("retry-after", 1.0))
 MAX_LOCATION_CHARS = 200
+MAX_REFUSAL_BYTES = 16_384  # of a 400's body, read to learn why (an error object is far shorter)
+CONTEXT, CONTENT, STREAM_OPTIONS = "context_length", "content_policy", "stream_options"
+# How providers say why they refused: error codes and types, then words of their messages.
+_CONTEXT_CODES = frozenset(("context_length_exceeded", "string_above_max_length", "exceed_context_size_error"))
+_CONTENT_CODES = frozenset(("content_filter", "content_policy_violation", "invalid_prompt", "moderation_blocked"))
+_CONTEXT_WORDS = ("maximum context length", "context length", "context size", "context window", "too many tokens")
+_CONTENT_WORDS = ("content management policy", "content policy", "content filter", "safety system")
+_REFUSALS = {
+    CONTEXT: ("input_too_long", "The model provider says the conversation is longer than the model's context."),
+    CONTENT: ("content_policy_violation", "The model provider refused the request under its content policy."),
+}
 
 
-def status_error(status: int, headers: Mapping[str, str]) -> UpstreamError:
-    """Classify an upstream answer other than 200 from its status (and a redirect's Location)."""
-    log_fields = {}
+def refusal_reason(body: bytes) -> str | None:
+    """Why a 400 refused the request, from its error object: CONTEXT, CONTENT, STREAM_OPTIONS
+    (a server that takes no stream_options), or None (it does not say)."""
+    try:
+        error = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(error, dict):
+        return None
+    said = {str(error.get(name)).lower() for name in ("code", "type", "param")}
+    words = str(error.get("message", ""))[:MAX_REFUSAL_BYTES].lower()
+    if said & _CONTEXT_CODES or any(phrase in words for phrase in _CONTEXT_WORDS):
+        return CONTEXT
+    if said & _CONTENT_CODES or any(phrase in words for phrase in _CONTENT_WORDS):
+        return CONTENT
+    if STREAM_OPTIONS in said or STREAM_OPTIONS in words or "include_usage" in words:
+        return STREAM_OPTIONS
+    return None
+
+
+def status_error(status: int, headers: Mapping[str, str], reason: str | None = None) -> UpstreamError:
+    """Classify an upstream answer other than 200 from its status (and a redirect's Location;
+    a 400's `reason`, from `refusal_reason`)."""
+    log_fields: dict[str, str] = {"upstream_refused": reason} if reason else {}
+    if reason in _REFUSALS:
+        code, detail = _REFUSALS[reason]
+        said = {"upstream_status": status, "upstream_request_id": headers.get("x-request-id"), "log_fields": log_fields}
+        return UpstreamError(code, detail, **said)
     if status in _STATUS_ERRORS:
         code = _STATUS_ERRORS[status]
     elif status in (408, 409) or status >= 500:
