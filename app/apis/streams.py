@@ -7,6 +7,7 @@ asked for on another family's path is pointed to its own."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -36,14 +37,38 @@ def register_paths(wire: str, started_at: str, resumed_at: str) -> None:
     _RESUMED_AT[wire] = resumed_at
 
 
-def start(call: ChatCall, prompt_tokens: int | None, wire: Wire, retention: Retention = DEFAULT_RETENTION) -> Response:
+def start(
+    call: ChatCall,
+    prompt_tokens: int | None,
+    wire: Wire,
+    retention: Retention = DEFAULT_RETENTION,
+    hold_seconds: float = 0.0,
+) -> Response:
     """Start a generation in its own greenlet and answer with its event stream (when it waits
-    for a slot, at once: its place in `queued` notices, then the stream)."""
+    for a slot, at once: its place in `queued` notices, then the stream). With `hold_seconds`,
+    the answer waits that long at most for the first chunk: a failure before it is raised, so
+    the client gets its HTTP status (and Retry-After) as the family's error, not a 200."""
     opened = _open(call, prompt_tokens, wire, retention)
     if isinstance(opened, Pending):
         trace_stream(opened.stream_id, correlation_id())
         return queued.response(opened, wire, call.model, _headers(opened))
+    if hold_seconds > 0:
+        _hold(opened, hold_seconds)
     return event_stream(opened, Position(None))
+
+
+def _hold(stream: Stream, seconds: float) -> None:
+    """Wait for the stream's first chunk or its end, at most `seconds`; raise its error if it
+    ended before any chunk."""
+    deadline = time.monotonic() + seconds
+    while stream.chunks == 0 and not stream.ended:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        stream.wait(left)
+    outcome = stream.outcome
+    if stream.chunks == 0 and outcome is not None and outcome.error is not None:
+        raise outcome.error
 
 
 def begin(call: ChatCall, prompt_tokens: int | None, wire: Wire, retention: Retention = DEFAULT_RETENTION) -> Stream:

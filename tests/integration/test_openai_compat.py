@@ -221,3 +221,34 @@ def test_a_body_that_is_not_json_is_refused_in_openai_shape(http: httpx.Client) 
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "invalid_json" and '"messages"' in error["message"]
+
+
+def test_a_streamed_completion_that_fails_before_its_first_token_answers_with_the_http_status(server, fake) -> None:
+    """As OpenAI answers: the SDK raises at create() and its own retries act (they honour Retry-After)."""
+    import uuid
+
+    base = {"base_url": f"{server.url}/v1", "api_key": "unused", "timeout": 30}
+    limited = f"{uuid.uuid4().hex} @fault=429 @retry_after=0"
+    with openai.OpenAI(max_retries=0, **base) as sdk, pytest.raises(openai.RateLimitError) as refused:
+        sdk.chat.completions.create(model=FAKE_MODEL, messages=user(limited), stream=True)
+    assert refused.value.body["code"] == "rate_limit_exceeded" and "retry-after" in refused.value.response.headers
+    down = f"{uuid.uuid4().hex} @fault=503"
+    with openai.OpenAI(max_retries=0, **base) as sdk, pytest.raises(openai.APIStatusError) as unavailable:
+        sdk.chat.completions.create(model=FAKE_MODEL, messages=user(down), stream=True)
+    assert unavailable.value.status_code == 503
+    flaky = f"{uuid.uuid4().hex} @fault=503 @fail_times=3 @tokens=2"  # ChatWait's own 3 attempts fail, then it works
+    with openai.OpenAI(max_retries=1, **base) as sdk:
+        chunks = list(sdk.chat.completions.create(model=FAKE_MODEL, messages=user(flaky), stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == expected_reply(2)
+    assert len(fake.outcomes_for(flaky)) == 4, "the SDK's retry acted on the status"
+
+
+def test_a_first_token_later_than_the_hold_is_streamed_as_before(start_server) -> None:
+    """Past the hold (5 s) the answer commits to 200 and keepalives; the tokens follow."""
+    server = start_server(TIMEOUT_SECONDS="20")
+    body = {"model": FAKE_MODEL, "messages": user("@first_ms=5600 @tokens=2"), "stream": True}
+    url = f"{server.url}/v1/chat/completions"
+    with httpx.Client(timeout=30) as http, http.stream("POST", url, json=body) as answer:
+        assert answer.status_code == 200
+        text = answer.read().decode()
+    assert ": keepalive" in text and text.rstrip().endswith("data: [DONE]")
