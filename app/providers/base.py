@@ -107,6 +107,9 @@ class FirstTokenDeadline(BaseException):
     BaseException, so that no library wraps it); a pool rests the server that kept it waiting."""
 
 
+ENDED_EARLY = "without_finish_reason"  # `upstream_ended` of a reply ended cleanly with no finish_reason
+
+
 class UpstreamError(Exception):
     """A provider failure, already classified by its catalogue error code.
 

@@ -11,7 +11,7 @@ from app.config import load_settings
 from app.errors import ApiError
 from app.generation.relay import Relay
 from app.metrics.catalogue import NoMetrics
-from app.providers.base import FirstTokenDeadline, Route, UpstreamError
+from app.providers.base import ENDED_EARLY, FirstTokenDeadline, Route, UpstreamError
 from app.providers.pool import UpstreamPool
 
 from .test_relay import CALL, Recorder, ScriptedGeneration, ScriptedProvider
@@ -171,6 +171,19 @@ def test_a_failure_after_the_first_token_rests_the_server_without_failover() -> 
     with pytest.raises(UpstreamError):
         next(pieces)
     assert pool.servers[0].health.state == "resting"
+
+
+def test_a_reply_ended_without_a_finish_reason_is_preemption_not_sickness() -> None:
+    pool, providers, _ = _pool()
+    early = UpstreamError("upstream_interrupted", "no finish", log_fields={"upstream_ended": ENDED_EARLY})
+    providers["a"].script = [ScriptedGeneration(["x", early])]
+    with pytest.raises(UpstreamError):
+        list(pool.open(CALL, None, Route("a")))
+    assert pool.servers[0].health.state == "healthy", "llama.cpp ends a preempted request so: the server is busy"
+    providers["a"].script = [ScriptedGeneration(["x", UpstreamError("upstream_interrupted", "cut")])]
+    with pytest.raises(UpstreamError):
+        list(pool.open(CALL, None, Route("a")))
+    assert pool.servers[0].health.state == "resting", "a reply cut off still rests it"
 
 
 def test_every_server_resting_is_503_with_the_soonest_rest_end() -> None:

@@ -22,7 +22,7 @@ import gevent
 import httpx
 import orjson
 
-from ..base import Generation, UpstreamError, Usage
+from ..base import ENDED_EARLY, Generation, UpstreamError, Usage
 from ..deltas import LOGPROBS, REASONING, REFUSAL, Delta
 from ..http1 import MalformedResponse
 from ..tool_calls import MalformedToolCall, ToolCalls
@@ -69,8 +69,9 @@ class OpenAIGeneration(Generation):
             ) from None
         except httpx.TransportError:
             raise self._error("upstream_interrupted", "The connection to the model provider broke mid-reply.") from None
-        if self.finish_reason is None:
-            raise self._error("upstream_interrupted", "The model provider ended the reply without a finish_reason.")
+        if self.finish_reason is None:  # e.g. llama.cpp ending a request another one preempted
+            detail = "The model provider ended the reply without a finish_reason."
+            raise self._error("upstream_interrupted", detail, upstream_ended=ENDED_EARLY)
         if self._tool_calls.unnamed():
             raise self._error("upstream_bad_response", "A streamed tool call never got its name.")
 
@@ -174,8 +175,8 @@ class OpenAIGeneration(Generation):
             raise self._error("upstream_bad_response", "A streamed chunk's reasoning or refusal is not text.")
         return value
 
-    def _error(self, code: str, detail: str) -> UpstreamError:
-        return UpstreamError(code, detail, upstream_request_id=self.upstream_request_id)
+    def _error(self, code: str, detail: str, **log_fields: str) -> UpstreamError:
+        return UpstreamError(code, detail, upstream_request_id=self.upstream_request_id, log_fields=log_fields)
 
     def close(self) -> None:
         """Close the upstream HTTP response; an unread body closes its connection."""

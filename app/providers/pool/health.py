@@ -3,14 +3,19 @@ or for a 429's Retry-After), then tried again by one request (half-open) before 
 
 from __future__ import annotations
 
-from ..base import UpstreamError
+from ..base import ENDED_EARLY, UpstreamError
 
 REST_CEILING_SECONDS = 60.0  # doubling rests stop here (or at UPSTREAM_REST_SECONDS when larger)
 RETRY_AFTER_CEILING_SECONDS = 300.0  # a 429's Retry-After rests a server at most this long
-# Failure kinds (a bounded label): the server's fault, which rest it; `rejected` (401, 403, other
-# 4xx) is the request's or the configuration's, so it rests nothing.
-KINDS = ("connection", "unavailable", "rate_limited", "tls", "timeout", "interrupted", "bad_response", "rejected")
-RESTING_KINDS = frozenset(KINDS[:-1])
+# Failure kinds (a bounded label): the server's fault, which rest it; `preempted` (a reply ended
+# cleanly without a finish_reason: llama.cpp's servers end a request another one preempts) is
+# the server being busy, not sick; `rejected` (401, 403, other 4xx) is the request's or the
+# configuration's. Neither of the last two rests a server.
+KINDS = (
+    "connection", "unavailable", "rate_limited", "tls", "timeout", "interrupted", "bad_response",
+    "preempted", "rejected",
+)  # fmt: skip
+RESTING_KINDS = frozenset(KINDS[:-2])
 _KIND_OF_CODE = {
     "upstream_rate_limited": "rate_limited",
     "upstream_tls_failed": "tls",
@@ -22,10 +27,12 @@ _KIND_OF_CODE = {
 
 def failure_kind(error: UpstreamError) -> str:
     """How a server failed: refused or reset (`connection`), 5xx/408/409 (`unavailable`), 429,
-    TLS, no first token or silence (`timeout`), a reply cut off (`interrupted`), a broken answer,
-    or `rejected`."""
+    TLS, no first token or silence (`timeout`), a reply cut off (`interrupted`) or ended early
+    (`preempted`), a broken answer, or `rejected`."""
     if error.error_code == "upstream_unavailable":
         return "connection" if error.upstream_status is None else "unavailable"
+    if error.log_fields.get("upstream_ended") == ENDED_EARLY:
+        return "preempted"
     return _KIND_OF_CODE.get(error.error_code, "rejected")
 
 
