@@ -26,6 +26,7 @@ from ..streaming.wire.sse import Position
 from . import queued
 from .request import admitted, client, client_key, correlation_id, owns, services, trace_stream, traced_body
 
+HOLD_SECONDS = 5.0  # an OpenAI family's streamed answer waits this long at most for its first chunk
 # Where each wire's streams start and resume, for the errors that point a client there.
 _STARTED_AT: dict[str, str] = {}
 _RESUMED_AT: dict[str, str] = {}

@@ -282,3 +282,15 @@ def test_streamed_log_probabilities_ride_on_each_text_delta(server) -> None:
         timeout=30,
     )
     assert 'logprobs":[{' in resumed.text, "a resume (on either worker) writes them again"
+
+
+def test_a_streamed_response_that_fails_before_its_first_token_answers_with_the_http_status(sdk) -> None:
+    with pytest.raises(openai.RateLimitError) as refused:
+        sdk.responses.create(model=FAKE_MODEL, input=unique("@fault=429 @retry_after=0"), stream=True)
+    assert refused.value.body["code"] == "rate_limit_exceeded" and "retry-after" in refused.value.response.headers
+    with pytest.raises(openai.BadRequestError) as too_long:
+        sdk.responses.create(model=FAKE_MODEL, input=unique("@fault=context"), stream=True)
+    assert too_long.value.body["code"] == "context_length_exceeded" and too_long.value.body["param"] == "input"
+    background = sdk.responses.create(model=FAKE_MODEL, input=unique("@fault=401"), stream=True, background=True)
+    events = list(background)
+    assert events[0].type == "response.created" and events[-1].type == "response.failed", "background: 200 at once"

@@ -27,7 +27,6 @@ from .wire import NAME as WIRE
 
 bp = Blueprint("completions", __name__)
 NAME = "chat_completions"
-HOLD_SECONDS = 5.0  # a streamed answer's head waits this long at most for the first chunk (see streams.start)
 
 
 @bp.post("/v1/chat/completions")
@@ -38,7 +37,7 @@ def create() -> Response | dict[str, Any]:
     call, prompt_tokens = completion.call, completion.prompt_tokens
     if completion.stream:
         wire = Wire(WIRE, {"include_usage": completion.include_usage})
-        return streams.start(call, prompt_tokens, wire, Retention(foreground=True), HOLD_SECONDS)
+        return streams.start(call, prompt_tokens, wire, Retention(foreground=True), streams.HOLD_SECONDS)
     created = time.time()
     admission = admitted(found.admit(call, prompt_tokens, client_key()))
     outcome = found.wait(admission, call, prompt_tokens, correlation_id(), client_socket(request.environ))

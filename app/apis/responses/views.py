@@ -50,8 +50,9 @@ def create() -> Response | dict[str, Any]:
     asked = prepare_response(req, kept(NAME), found.settings, found.provider, references())
     ended = appender(found, client(), asked.conversation_id, asked.input_items) if asked.conversation_id else None
     retention, wire = asked.retention(found.settings, ended), Wire(WIRE, {**asked.echo, LAYOUT_MARK: 1})
-    if asked.stream:
-        return streams.start(asked.call, asked.prompt_tokens, wire, retention)
+    if asked.stream:  # a failure before the first token is an HTTP status, as OpenAI answers (not in the background)
+        hold = 0.0 if asked.background else streams.HOLD_SECONDS
+        return streams.start(asked.call, asked.prompt_tokens, wire, retention, hold)
     stream = streams.begin(asked.call, asked.prompt_tokens, wire, retention)
     if not asked.background:
         streams.wait_for_end(stream, request.environ)
