@@ -112,12 +112,13 @@ def conversation_char_limit(settings: Settings, provider: Provider) -> int:
     )
 
 
-def validate_request(data: Any, schema: Schema) -> dict[str, Any]:
-    """The validated request fields, or ApiError(validation_error) naming every bad field."""
+def validate_request(data: Any, schema: Schema, partial: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The validated request fields, or ApiError(validation_error) naming every bad field (the
+    required ones named in `partial` may be missing)."""
     if not isinstance(data, dict):
         raise ApiError("validation_error", "The body must be a JSON object.", fields={"_body": ["Not an object."]})
     try:
-        return schema.load(data)
+        return schema.load(data, partial=partial or None)
     except ValidationError as exc:
         messages = exc.normalized_messages()
         raise ApiError("validation_error", f"{len(messages)} field(s) are invalid.", fields=messages) from None

@@ -165,6 +165,13 @@ def test_input_tokens_count_what_a_create_would_send(sdk) -> None:
     assert chained.input_tokens > short.input_tokens
     with pytest.raises(openai.NotFoundError):
         sdk.responses.input_tokens.count(model=FAKE_MODEL, input="x", previous_response_id="resp_nope")
+    alone = sdk.responses.input_tokens.count(model=FAKE_MODEL, previous_response_id=first.id)
+    assert 0 < alone.input_tokens < chained.input_tokens, "input may be left out when the turns come from a chain"
+    conversation = sdk.conversations.create(items=[{"role": "user", "content": "Hello there"}])
+    assert sdk.responses.input_tokens.count(model=FAKE_MODEL, conversation=conversation.id).input_tokens > 0
+    with pytest.raises(openai.BadRequestError) as nothing:
+        sdk.responses.input_tokens.count(model=FAKE_MODEL)
+    assert nothing.value.body["param"] == "input"
 
 
 def test_a_response_not_stored_is_resumable_for_its_events_and_nothing_else(server, sdk) -> None:

@@ -137,23 +137,34 @@ def count_input_tokens(
     request: Request, schema: ResponseRequestSchema, settings: Settings, provider: Provider, stored: Stored
 ) -> int:
     """The input tokens a response to this request would be sent (the tools' definitions, the
-    instructions, the earlier turns and the input that fit), or the ApiError a create would get."""
-    planned = _plan(_fields(request, schema, settings, provider), settings, provider, stored)
+    instructions, the earlier turns and the input that fit), or the ApiError a create would get;
+    `input` may be left out when `conversation` or `previous_response_id` gives the turns."""
+    fields = _fields(request, schema, settings, provider, input_optional=True)
+    if "input" not in fields and not (fields.get("conversation") or fields.get("previous_response_id")):
+        detail = "Nothing to count: send input, or a conversation or previous_response_id."
+        raise ApiError("validation_error", detail, fields={"input": ["Missing data for required field."]})
+    planned = _plan(fields, settings, provider, stored)
     return planned.prompt_tokens if planned.prompt_tokens is not None else provider.prompt_tokens(planned.counted)
 
 
-def _fields(request: Request, schema: ResponseRequestSchema, settings: Settings, provider: Provider) -> dict[str, Any]:
+def _fields(
+    request: Request,
+    schema: ResponseRequestSchema,
+    settings: Settings,
+    provider: Provider,
+    input_optional: bool = False,
+) -> dict[str, Any]:
     data = read_json(request)
     _refuse_oversized_input(data, settings, provider)
-    return validate_request(data, schema)
+    return validate_request(data, schema, partial=("input",) if input_optional else ())
 
 
 def _plan(fields: dict[str, Any], settings: Settings, provider: Provider, stored: Stored) -> Planned:
     """The conversation and options for the model, fitted to the bounds (see the module docstring)."""
     previous, conversation = fields.get("previous_response_id"), fields.get("conversation")
     history = stored.turns(previous) if previous else stored.conversation(conversation) if conversation else []
-    items = resolve(fields["input"], stored.item)
-    turn = _turn(items)
+    items = resolve(fields.get("input", []), stored.item)
+    turn = _turn(items) if items or not history else []
     options = _options(fields)
     refuse_untaken(options, any(type(m["content"]) is list for m in turn), provider, "input", NAMES)
     system = [{"role": "system", "content": fields["instructions"]}] if fields.get("instructions") else []
