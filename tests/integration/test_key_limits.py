@@ -253,7 +253,7 @@ def test_a_waiting_key_gets_the_next_free_slot_ahead_of_the_busy_one(start_serve
         begin(who, BUSY, "@tokens=40 @delay_ms=100")
     begin("busy5", BUSY, "@tokens=2")
     assert streams["busy5"][0].event == "queued" and streams["busy5"][0].data == {"ahead": 0}
-    begin("other", OTHER, "@tokens=2")
+    begin("other", OTHER, "@tokens=3 @delay_ms=300")  # holds the slot a while: busy5 opens after it, not 1 ms after
     assert streams["other"][0].event == "queued" and streams["other"][0].data == {"ahead": 0}, "it goes first"
     for thread in threads.values():
         thread.join(30)
