@@ -127,9 +127,14 @@ def test_a_400_says_why_in_chatwaits_words_and_a_refusal_for_content_is_not_sent
     assert "maximum context" not in refused.value.detail and "safety system" not in refused.value.detail
 
 
-def test_garbage_and_huge_400_bodies_say_nothing() -> None:
+def test_garbage_and_huge_400_bodies_say_nothing(upstream_mock, provider) -> None:
     assert refusal_reason(b"\xff\xfe") is None and refusal_reason(b"[1, 2]") is None
     assert refusal_reason(b'{"error": "context length"}') is None
+    huge = {"error": {"message": "maximum context length " + "x" * 20_000}}  # past MAX_REFUSAL_BYTES: not read
+    route = upstream_mock.post(URL).mock(return_value=httpx.Response(400, json=huge))
+    with pytest.raises(UpstreamError) as refused:
+        _collect(provider)
+    assert refused.value.error_code == "upstream_rejected" and route.call_count == 2
 
 
 @pytest.mark.parametrize(
