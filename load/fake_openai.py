@@ -16,7 +16,8 @@ parallel tests do not interfere), falling back to the command-line defaults:
   @fault=reset@K   reset the TCP connection after K tokens
   @fault=stall@K   stop sending after K tokens (the connection stays open)
   @fault=nofinish  end cleanly without a finish_reason
-  @fault=badjson@K send a chunk that is not JSON after K tokens
+  @fault=badjson@K send one chunk that is not JSON after K tokens, then the rest
+  @fault=garbage@K send chunks that are not JSON instead of the tokens from K on
   @fault=errorchunk@K  send an {"error": ...} chunk after K tokens
   @fault=context   400: the context length exceeded (vLLM's words); @fault=filter: 400, a content
                    filter (Azure's); @fault=nostreamoptions: 400 to a request with stream_options
@@ -24,6 +25,13 @@ parallel tests do not interfere), falling back to the command-line defaults:
   @finish=REASON   end with this finish_reason instead of `stop` (e.g. eos_token, as some servers do)
   @reply=request   reply with one token: the JSON of what was asked (model, messages, options)
   @reply=message   reply with the last message itself, its @directives removed, 3 characters a token
+  @prefill=reject  400 to a request ending with an assistant message (as a server that takes no prefill)
+  @overlap=N       a continuation asked for by message repeats the last N tokens (default 2)
+
+A continuation is honoured as a deterministic model would: a request ending with an assistant
+message (prefill) goes on after the tokens that message holds; one ending with that message and
+ChatWait's request to go on (its directives are the user message's before) starts @overlap tokens
+back. A fault's K counts from the reply's start.
 
 Tokens are scheduled on an absolute clock (first_ms + i * delay_ms after the request), chunk
 bytes are pre-encoded, TCP_NODELAY is set, connections are kept alive, and a client that
@@ -128,6 +136,7 @@ _REFUSALS = {
         "code": None,
     },
 }
+_ASKED_TO_GO_ON = "reply was cut off"  # in ChatWait's request to continue a reply (rescue.CONTINUE_PROMPT)
 _USUAL = {"model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "temperature"}
 
 
@@ -158,6 +167,7 @@ class Directives:
         self.fault_at = int(at) if at else 0
         self.found = found
         self.typed: dict | None = None  # a reply beyond text (fake_replies)
+        self.start = 0  # the first token sent (a continuation's: after what it was given)
 
 
 class FakeOpenAI:
@@ -231,8 +241,9 @@ class FakeOpenAI:
         self.requests += 1
         request_id = f"req_{self.requests}"
         messages = request.get("messages") or [{}]
-        last_user = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
-        last_user = fake_replies._text(last_user)
+        users = [fake_replies._text(m.get("content", "")) for m in messages if m.get("role") == "user"]
+        users = users[:-1] if len(users) > 1 and _ASKED_TO_GO_ON in users[-1] else users
+        last_user = users[-1] if users else ""
         knobs = Directives(last_user, self.defaults)
         knobs.typed = fake_replies.typed_reply(request, knobs.found)
         if knobs.typed is not None and knobs.typed["content"] is not None:
@@ -268,6 +279,12 @@ class FakeOpenAI:
                 extra["Retry-After"] = knobs.retry_after
             self.send_json(sock, status, {"error": {"message": message, "type": "fake_error"}}, extra)
             outcome.update(ended=time.time(), how=f"http_{status}")
+            return buffer
+        prefilled = messages[-1].get("role") == "assistant"
+        if prefilled and knobs.found.get("prefill") == "reject":
+            refused = {"message": "Final assistant message prefill is not supported.", "type": "invalid_request_error"}
+            self.send_json(sock, 400, {"error": refused}, base_headers)
+            outcome.update(ended=time.time(), how="http_400_prefill")
             return buffer
         refusal = _REFUSALS.get(knobs.fault)
         if refusal is not None and (knobs.fault != "nostreamoptions" or "stream_options" in request):
@@ -315,8 +332,24 @@ class FakeOpenAI:
             outcome.update(ended=time.time(), how="completed", tokens=knobs.tokens)
             return buffer
 
+        knobs.start = self.continued_from(knobs, messages)
+        if knobs.start:
+            outcome["continued_from"] = knobs.start
         include_usage = knobs.usage and bool((request.get("stream_options") or {}).get("include_usage"))
         return self.stream(sock, request, knobs, outcome, buffer, prompt_tokens, include_usage, base_headers)
+
+    def continued_from(self, knobs: Directives, messages: list[dict]) -> int:
+        """The token a continuation starts at (0: the request is no continuation)."""
+        asked = len(messages) >= 2 and messages[-2].get("role") == "assistant" and messages[-1].get("role") == "user"
+        asked = asked and _ASKED_TO_GO_ON in fake_replies._text(messages[-1].get("content", ""))
+        if messages[-1].get("role") != "assistant" and not asked:
+            return 0
+        delivered = fake_replies._text(messages[-1 if not asked else -2].get("content") or "")
+        held, index = "", 0
+        while index < knobs.tokens and delivered.startswith(held + self.token_text(knobs, index)):
+            held += self.token_text(knobs, index)
+            index += 1
+        return max(0, index - int(knobs.found.get("overlap", 2))) if asked else index
 
     def token_text(self, knobs: Directives, index: int) -> str:
         if knobs.pieces is not None:
@@ -364,10 +397,15 @@ class FakeOpenAI:
                 wait_until(knobs.first_ms + index * knobs.delay_ms)
                 send(b"data: " + prefix + b',"choices":[' + choice + b"]}\n\n")
             top = request.get("top_logprobs", 0) if request.get("logprobs") else None
-            for index in range(knobs.tokens):
-                if knobs.fault in ("reset", "stall", "badjson", "errorchunk") and index == knobs.fault_at:
+            for index in range(knobs.start, knobs.tokens):
+                if knobs.fault in ("reset", "stall", "errorchunk") and index == knobs.fault_at:
                     break
-                wait_until(knobs.first_ms + (index + len(typed)) * knobs.delay_ms)
+                wait_until(knobs.first_ms + (index - knobs.start + len(typed)) * knobs.delay_ms)
+                garbled = knobs.fault == "garbage" and index >= knobs.fault_at
+                if garbled or (knobs.fault == "badjson" and index == knobs.fault_at):
+                    send(b"data: {not json\n\n")
+                    if knobs.fault == "garbage":
+                        continue
                 logprobs = b"" if top is None else fake_replies.logprobs(self.token_text(knobs, index), index, top)
                 send(
                     b"data: "
@@ -386,9 +424,7 @@ class FakeOpenAI:
             if knobs.fault == "stall":
                 outcome.update(how="stalled", tokens=sent)
                 wait_until(3_600_000)
-            if knobs.fault == "badjson":
-                send(b"data: {not json\n\n")
-            elif knobs.fault == "errorchunk":
+            if knobs.fault == "errorchunk":
                 send(b'data: {"error":{"message":"upstream exploded sk-canary-in-stream-0000"}}\n\n')
             elif knobs.fault != "nofinish":
                 finish = json.dumps(knobs.finish).encode()

@@ -18,19 +18,25 @@ from .values import MAX_UPSTREAMS, ConfigError, file, url
 
 MAX_WEIGHT = 1000.0
 _SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
-_ENTRY_FIELDS = ("name", "url", "api_key", "api_key_env", "models", "weight")
+_ENTRY_FIELDS = ("name", "url", "api_key", "api_key_env", "models", "weight", "continuation")
+# How a server continues a reply another cut: the delivered text as a trailing assistant message
+# it completes (`prefill`: vLLM, llama.cpp's llama-server), that message and a request to go on
+# (`message`: any chat server; the overlap is dropped), or not at all (`none`).
+CONTINUATIONS = ("prefill", "message", "none")
 
 
 @dataclasses.dataclass(frozen=True)
 class UpstreamServer:
     """One model server of the pool: its name (metrics, logs, /ready), base URL (None: OpenAI's),
-    key, the models it serves (empty: every allowed model) and its routing weight."""
+    key, the models it serves (empty: every allowed model), its routing weight and how it
+    continues a reply cut mid-answer (`CONTINUATIONS`)."""
 
     name: str
     url: str | None
     api_key: str | None = dataclasses.field(default=None, repr=False)
     models: tuple[str, ...] = ()
     weight: float = 1.0
+    continuation: str = "message"
 
     def serves(self, model: str) -> bool:
         """Whether requests for `model` may go to this server."""
@@ -113,8 +119,16 @@ def _entry(name: str, number: int, entry: Any, environ: Mapping[str, str]) -> Up
     if not isinstance(label, str) or not _SERVER_NAME.fullmatch(label):
         raise ConfigError(f"{where}: name must be 1 to 64 characters from A-Z a-z 0-9 . _ : - (e.g. vllm-1).")
     named = f"{where} ({label})"
+    continuation = entry.get("continuation", "message")
+    if continuation not in CONTINUATIONS:
+        raise ConfigError(f"{named}: continuation must be one of {', '.join(CONTINUATIONS)} (default message).")
     return UpstreamServer(
-        label, address, _entry_key(named, entry, environ), _entry_models(named, entry), _entry_weight(named, entry)
+        label,
+        address,
+        _entry_key(named, entry, environ),
+        _entry_models(named, entry),
+        _entry_weight(named, entry),
+        continuation,
     )
 
 

@@ -10,6 +10,7 @@ and wait mode share it; only the listener differs.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from ..logs import bind
 from ..metrics.catalogue import Metrics
 from ..providers.base import ChatCall, FirstTokenDeadline, Generation, Provider, Route, UpstreamError, Usage
 from ..providers.deltas import LOGPROBS, Delta, ReplyParts
-from . import backoff
+from . import backoff, rescue
 from .cancel import StreamCancelled
 from .gaps import Gaps
 from .outcome import Outcome
@@ -34,6 +35,10 @@ log = logging.getLogger("chatwait.relay")
 # or hostile upstream that ignores max_tokens would otherwise fill memory.
 MAX_CHARS_PER_TOKEN = 64
 REPLY_CHARS_FLOOR = 65_536
+
+
+# An opened generation: it, its first piece (None: the reply has none) and the rest.
+Opened = tuple[Generation, str | Delta | None, Iterator[str | Delta]]
 
 
 class Listener(Protocol):
@@ -81,6 +86,8 @@ class Relay:
         self._upstream_finish_reason: str | None = None
         self._gaps = Gaps()
         self._mode = "wait" if listener is None else "streaming"
+        self._rescues = 0  # continuations opened after the upstream broke mid-answer
+        self._rescue_cause = ""
 
     def run(self) -> Outcome:
         """Generate to the end, cancellation or failure; always ends the listener exactly once."""
@@ -119,18 +126,11 @@ class Relay:
             with self.provider.reserve(on_wait) as slot:  # a line for the embedded model; no wait otherwise
                 if self.provider.takes_turns:
                     self.metrics.queue_waited(time.monotonic() - self._started)
-                generation, first, rest = self._open_until_first_piece(slot)
-                with generation:
-                    try:
-                        if first is not None:
-                            self._emit(first)
-                        for piece in rest:
-                            self._emit(piece)
-                    except StreamCancelled:
-                        generation.stop()  # nobody wants the rest: an upstream ChatWait stops too
-                        raise
+                opened = self._open_until_first_piece(slot, self.call)
+                generation = self._relay_all(opened, slot)
             self._upstream_finish_reason = generation.upstream_finish_reason
-            return generation.finish_reason, generation.usage, None
+            # A rescued reply's usage is counted by ChatWait: each attempt's own is logged.
+            return generation.finish_reason, None if self._rescues else generation.usage, None
         except StreamCancelled as stop:
             return ("cancelled", None, None) if stop.error is None else (None, None, stop.error)
         except gevent.Timeout as timeout:
@@ -146,7 +146,86 @@ class Relay:
         finally:
             total.close()
 
-    def _open_until_first_piece(self, slot: Any) -> tuple[Generation, str | Delta | None, Iterator[str | Delta]]:
+    def _relay_all(self, opened: Opened, slot: Any) -> Generation:
+        """Relay the opened generation to its end, continuing it on another route when the
+        upstream breaks mid-answer and it can be (`rescue`); returns the generation that ended it."""
+        while True:
+            generation, first, rest = opened
+            try:
+                with generation:
+                    try:
+                        if first is not None:
+                            self._emit(first)
+                        for piece in rest:
+                            self._emit(piece)
+                    except StreamCancelled:
+                        generation.stop()  # nobody wants the rest: an upstream ChatWait stops too
+                        raise
+                return generation
+            except UpstreamError as failure:
+                opened = self._rescued(failure, slot, generation)
+
+    def _rescued(self, failure: UpstreamError, slot: Any, broken: Generation) -> Opened:
+        """The continuation of a reply `failure` cut, opened on the route the provider picks;
+        raises `failure` (or the continuation's own) when none can be made."""
+        cause = rescue.cause(failure)
+        text = "".join(self._pieces)
+        left = self.call.max_tokens - self.provider.completion_tokens(text)
+        while (
+            cause is not None
+            and self._rescues < self.settings.upstream_rescues
+            and left > 0
+            and rescue.continuable(text, self._parts)
+        ):
+            failed_on = self._server()
+            strategy = self.provider.continuation(self.call.model, self.route)
+            if strategy not in rescue.STRATEGIES:
+                break
+            self._rescues += 1
+            self._log_rescue(failure, cause, strategy, failed_on, broken)
+            try:
+                return self._continue(strategy, text, left, slot)
+            except UpstreamError as again:  # tried again (the server rests) while it may help
+                failure, cause = again, rescue.CONTINUATION_FAILED if again.retryable else None
+        raise failure
+
+    def _continue(self, strategy: str, text: str, left: int, slot: Any) -> Opened:
+        """Open one continuation by `strategy`; a server that refuses a prefill is asked by message."""
+        deadline = time.monotonic() + self.settings.timeout_seconds
+        try:
+            opened = self._attempt(deadline, slot, rescue.continuation_call(self.call, text, strategy, left))
+        except UpstreamError as refused:
+            if strategy != "prefill" or refused.error_code != "upstream_rejected":
+                raise
+            self.provider.prefill_refused(self.route)
+            self.route.pinned, strategy = True, "message"
+            opened = self._attempt(deadline, slot, rescue.continuation_call(self.call, text, strategy, left))
+        self.metrics.upstream_rescue(self._rescue_cause, strategy)
+        generation, first, rest = opened
+        pieces = itertools.chain(() if first is None else (first,), rest)
+        return generation, None, rescue.continued(pieces, text, strategy)
+
+    def _log_rescue(
+        self, failure: UpstreamError, cause: str, strategy: str, failed_on: dict[str, str], broken: Generation
+    ) -> None:
+        self._rescue_cause = cause
+        usage = broken.usage
+        log.warning(
+            "upstream_rescue",
+            extra={
+                "rescue": self._rescues,
+                "cause": cause,
+                "strategy": strategy,
+                "error_code": failure.error_code,
+                "detail": failure.detail,
+                "chunks_sent": self.produced(),
+                "failed_server": failed_on.get("upstream_server"),
+                "attempt_completion_tokens": None if usage is None else usage.completion_tokens,
+                **self._server(),
+            },
+        )
+
+    def _open_until_first_piece(self, slot: Any, call: ChatCall) -> Opened:
         """Open the upstream and wait for its first piece (None: the reply has none), retrying
         what may be retried; returns the generation, that piece and the rest.
 
@@ -156,7 +235,7 @@ class Relay:
         attempt = 0
         while True:
             try:
-                return self._attempt(deadline, slot)
+                return self._attempt(deadline, slot, call)
             except UpstreamError as failure:
                 failover = failure.retryable and self.provider.can_fail_over(self.call.model, self.route)
                 delay = 0.0 if failover else backoff.delay(attempt, failure.retry_after)
@@ -180,14 +259,14 @@ class Relay:
                 )
                 gevent.sleep(delay)
 
-    def _attempt(self, deadline: float, slot: Any) -> tuple[Generation, str | Delta | None, Iterator[str | Delta]]:
+    def _attempt(self, deadline: float, slot: Any, call: ChatCall) -> Opened:
         left = deadline - time.monotonic()
         per_attempt = self.settings.upstream_attempt_seconds
         timeout = gevent.Timeout(max(0.0, min(left, per_attempt or left)), FirstTokenDeadline)
         timeout.start()
         generation: Generation | None = None
         try:
-            generation = self.provider.open(self.call, slot, self.route)
+            generation = self.provider.open(call, slot, self.route)
             pieces = iter(generation)
             first = next(pieces, None)
         except FirstTokenDeadline:
@@ -216,7 +295,7 @@ class Relay:
         self._chars += len(piece) if text else piece.size  # type: ignore[arg-type,union-attr]
         if self._chars > self._max_chars:
             detail = f"The reply is longer than {self.call.max_tokens} tokens (max_tokens) can be."
-            raise UpstreamError("upstream_bad_response", detail)
+            raise UpstreamError("upstream_bad_response", detail, log_fields={"limit": "max_tokens"})
         if text:
             self._pieces.append(piece)  # type: ignore[arg-type]
         else:
@@ -287,6 +366,7 @@ class Relay:
             "gap_max_ms": _ms(self._gaps.longest),
             **outcome.usage.as_dict(),
             "usage_source": outcome.usage.source,
+            "rescues": self._rescues,
             **self._server(),
         }
         if self._upstream_finish_reason is not None:  # mapped to one of the contract's reasons
@@ -300,7 +380,11 @@ class Relay:
             log.info(event, extra={"finish_reason": ending, **fields})
         usage = outcome.usage
         self.metrics.generation_ended(
-            self.call.model, self.provider.name, ending, failed, outcome.duration_ms / 1000,
+            self.call.model,
+            self.provider.name,
+            ending,
+            failed,
+            outcome.duration_ms / 1000,
             (usage.prompt_tokens, usage.completion_tokens, usage.source),
         )
 

@@ -79,6 +79,9 @@ class Metrics:
         self.tokens = count("tokens", "Tokens in and out (source: the upstream's usage, or estimated by ChatWait).",
                             "model", "direction", "source")
         self.retries = count("upstream_retries", "Upstream attempts retried, by error.", "error_code")
+        self.rescues = count("upstream_rescues", "Replies cut mid-answer continued on another route, by cause "
+                             "(interrupted, preempted, timeout, bad_response, continuation_failed) and strategy "
+                             "(prefill, message).", "cause", "strategy")
         self.upstream_errors = count("upstream_errors", "Upstream failures that ended a generation.", "error_code")
         self.resumes = count("stream_resumes", "Stream resumes (api: chatwait, openai or responses).", "api")
         self.stops = count("stream_stops", "Stop requests, by result.", "result")
@@ -161,6 +164,9 @@ class Metrics:
 
     def upstream_retry(self, error_code: str) -> None:
         self.retries.labels(error_code).inc()
+
+    def upstream_rescue(self, cause: str, strategy: str) -> None:
+        self._child(self.rescues, cause, strategy).inc()
 
     def upstream_error(self, error_code: str) -> None:
         self.upstream_errors.labels(error_code).inc()

@@ -96,10 +96,12 @@ class Usage:
 @dataclasses.dataclass(slots=True)
 class Route:
     """Where one generation's attempts go: the server of the current attempt (a pool's choice;
-    None for a single source), and the servers tried so far (a retry prefers another)."""
+    None for a single source), and the servers tried so far (a retry prefers another);
+    `pinned`: the next attempt goes to `server` (chosen for a continuation), tried or not."""
 
     server: str | None = None
     tried: set[str] = dataclasses.field(default_factory=set)
+    pinned: bool = False
 
 
 class FirstTokenDeadline(BaseException):
@@ -213,6 +215,15 @@ class Provider(abc.ABC):
     def can_fail_over(self, model: str, route: Route) -> bool:
         """Whether a server `route` has not tried can take a retry now (then without backoff)."""
         return False
+
+    def continuation(self, model: str, route: Route) -> str:
+        """How a reply of `model` cut mid-answer can be continued (`prefill`, `message` or `none`:
+        `config.upstreams.CONTINUATIONS`); a pool picks the server now (another than the one that
+        failed where it can) and pins `route` to it."""
+        return "none"
+
+    def prefill_refused(self, route: Route) -> None:
+        """`route`'s server refused a prefilled continuation: it continues by `message` from now on."""
 
     @abc.abstractmethod
     def open(self, call: ChatCall, slot: Any = None, route: Route | None = None) -> Generation:

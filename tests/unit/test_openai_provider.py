@@ -14,6 +14,7 @@ from app.providers.base import ChatCall, UpstreamError
 from app.providers.http1 import Http1Transport
 from app.providers.openai.client import OpenAIProvider
 from app.providers.openai.errors import refusal_reason, retry_after_seconds
+from app.providers.openai.stream import MAX_SKIPPED_CHUNKS
 
 URL = "http://upstream.test/v1/chat/completions"
 SECRET_BODY = {"error": {"message": "Incorrect API key provided: sk-proj-LEAKYkey0123456789. See dashboard."}}
@@ -28,6 +29,11 @@ def _sse(*chunks: object, done: bool = True) -> bytes:
 def _delta(text: str | None, finish: str | None = None) -> dict:
     delta = {} if text is None else {"content": text}
     return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}], "usage": None}
+
+
+def _garbled(line: bytes) -> bytes:
+    """A malformed chunk, once more than a reply may skip."""
+    return line * (MAX_SKIPPED_CHUNKS + 1)
 
 
 @pytest.fixture
@@ -197,26 +203,42 @@ def test_transport_errors(upstream_mock, provider, side_effect, code) -> None:
     [
         (_sse(_delta("a"), done=False), "upstream_interrupted"),
         (_sse(_delta("a")), "upstream_interrupted"),
-        (b"data: {oops\n\n", "upstream_bad_response"),
-        (b"data: [1, 2]\n\n", "upstream_bad_response"),
-        (b'data: {"choices": ["not an object"]}\n\n', "upstream_bad_response"),
-        (b'data: {"choices": [{"delta": "text"}]}\n\n', "upstream_bad_response"),
-        (b'data: {"choices": [{"delta": {"content": 42}}]}\n\n', "upstream_bad_response"),
-        (b'data: {"choices": [{"delta": {"content": ["a"]}}]}\n\n', "upstream_bad_response"),
-        (b'data: {"choices": [{"delta": {}, "finish_reason": {"x": 1}}]}\n\n', "upstream_bad_response"),
-        (b"data: " + b"[" * 100_000 + b"\n\n", "upstream_bad_response"),
-        (b"data: " + b'{"a":' * 5_000 + b"1" + b"}" * 5_000 + b"\n\n", "upstream_bad_response"),
+        (_garbled(b"data: {oops\n\n"), "upstream_bad_response"),
+        (_garbled(b"data: [1, 2]\n\n"), "upstream_bad_response"),
+        (_garbled(b'data: {"choices": ["not an object"]}\n\n'), "upstream_bad_response"),
+        (_garbled(b'data: {"choices": [{"delta": "text"}]}\n\n'), "upstream_bad_response"),
+        (_garbled(b'data: {"choices": [{"delta": {"content": 42}}]}\n\n'), "upstream_bad_response"),
+        (_garbled(b'data: {"choices": [{"delta": {"content": ["a"]}}]}\n\n'), "upstream_bad_response"),
+        (_garbled(b'data: {"choices": [{"delta": {}, "finish_reason": {"x": 1}}]}\n\n'), "upstream_bad_response"),
+        (_garbled(b"data: " + b"[" * 100_000 + b"\n\n"), "upstream_bad_response"),
+        (_garbled(b"data: " + b'{"a":' * 5_000 + b"1" + b"}" * 5_000 + b"\n\n"), "upstream_bad_response"),
         (b"data: " + b"x" * 2_000_000 + b"\n\n", "upstream_bad_response"),
         (b"data: " + b"x" * 2_000_000, "upstream_bad_response"),
         (_sse(_delta("a"), {"error": {"message": "boom sk-proj-LEAKYkey0123456789"}}), "upstream_interrupted"),
     ],
 )
 def test_broken_streams(upstream_mock, provider, body, code) -> None:
+    """What ends a reply as broken: a cut, an error chunk, a line too long, and more malformed
+    chunks than MAX_SKIPPED_CHUNKS."""
     upstream_mock.post(URL).mock(return_value=httpx.Response(200, content=body))
     with pytest.raises(UpstreamError) as raised:
         _collect(provider)
     assert raised.value.error_code == code
     assert "LEAKY" not in raised.value.detail
+
+
+@pytest.mark.parametrize("garbled", [b"data: {oops\n\n", b'data: {"choices": [{"delta": {"content": 42}}]}\n\n'])
+def test_a_few_malformed_chunks_are_skipped(upstream_mock, provider, garbled) -> None:
+    body = b"".join(
+        [
+            b"data: " + json.dumps(_delta("a")).encode() + b"\n\n",
+            garbled * MAX_SKIPPED_CHUNKS,
+            b"data: " + json.dumps(_delta("b", "stop")).encode() + b"\n\ndata: [DONE]\n\n",
+        ]
+    )
+    upstream_mock.post(URL).mock(return_value=httpx.Response(200, content=body))
+    pieces, generation = _collect(provider)
+    assert pieces == ["a", "b"] and generation.finish_reason == "stop"
 
 
 def test_comments_and_other_fields_are_ignored(upstream_mock, provider) -> None:

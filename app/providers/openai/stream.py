@@ -4,9 +4,10 @@ and typed deltas (reasoning, refusals, tool calls: `deltas`).
 The body's `data:` lines are parsed with orjson (json for what orjson refuses, such as an
 escaped lone surrogate), not by the SDK's streaming wrapper, which builds a pydantic object
 per chunk. A reply that ends without a finish_reason is an error, not a success; one that
-reached `[DONE]` is complete, however its connection ends. What is not an OpenAI stream
-(a compressed body, a line over UPSTREAM_MAX_LINE_BYTES, a chunk that is not a chat completion
-chunk, content that is not text) ends the generation with upstream_bad_response.
+reached `[DONE]` is complete, however its connection ends. A chunk that is not a chat
+completion chunk (or whose content is not text) is skipped and logged, up to MAX_SKIPPED_CHUNKS
+a reply; past them, or on what is no OpenAI stream at all (a compressed body, a line over
+UPSTREAM_MAX_LINE_BYTES, a broken tool call), the generation ends with upstream_bad_response.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import logging
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -27,7 +29,10 @@ from ..deltas import LOGPROBS, REASONING, REFUSAL, Delta
 from ..http1 import MalformedResponse
 from ..tool_calls import MalformedToolCall, ToolCalls
 
+log = logging.getLogger("chatwait.openai")
+
 DRAIN_SECONDS = 0.2
+MAX_SKIPPED_CHUNKS = 3  # malformed chunks skipped in one reply before it counts as broken
 MAX_FINISH_REASON_CHARS = 64
 MAX_LOGPROB_ENTRIES = 256  # a chunk's tokens with log probabilities (one or a few, from any server)
 MAX_TOP_LOGPROBS = 20  # alternatives per token, as OpenAI's API bounds top_logprobs
@@ -54,6 +59,7 @@ class OpenAIGeneration(Generation):
         self._upstream_stream = stream_id if stop_upstream and _STREAM_ID.fullmatch(stream_id) else None
         self._stop_upstream = stop_upstream
         self._tool_calls = ToolCalls()
+        self._skipped = 0  # malformed chunks skipped so far
 
     def __iter__(self) -> Iterator[str | Delta]:
         encoding = self._response.headers.get("content-encoding", "identity").strip().lower()
@@ -97,7 +103,11 @@ class OpenAIGeneration(Generation):
                 if data == b"[DONE]":
                     _drain(blocks)
                     return
-                content, finish_reason, usage, delta, logprobs = self._parse(data)
+                try:
+                    content, finish_reason, usage, delta, logprobs = self._parse(data)
+                except _Malformed:
+                    self._skip()
+                    continue
                 if logprobs:
                     yield Delta(LOGPROBS, content or "", data=self._logprobs(logprobs))
                 elif content:
@@ -113,7 +123,7 @@ class OpenAIGeneration(Generation):
 
     def _parse(self, data: bytes) -> tuple[Any, Any, Any, dict[str, Any], Any]:
         """The content, finish_reason, usage, delta and log probabilities (the tokens' entries, where
-        the client asked for them) of one chunk; UpstreamError if it is not one."""
+        the client asked for them) of one chunk; _Malformed if it is not one."""
         try:
             try:
                 chunk = orjson.loads(data)
@@ -129,13 +139,24 @@ class OpenAIGeneration(Generation):
             if logprobs:
                 logprobs = logprobs.get("content")
         except (ValueError, AttributeError, TypeError, KeyError, IndexError, RecursionError):
-            raise self._error("upstream_bad_response", "A streamed chunk is not a chat completion chunk.") from None
+            raise _Malformed from None
         if (content is not None and type(content) is not str) or (
             finish_reason is not None
             and (type(finish_reason) is not str or len(finish_reason) > MAX_FINISH_REASON_CHARS)
         ):
-            raise self._error("upstream_bad_response", "A streamed chunk's content or finish_reason is not text.")
+            raise _Malformed
         return content, finish_reason, chunk.get("usage"), delta, logprobs
+
+    def _skip(self) -> None:
+        """A malformed chunk is skipped (one garbled line need not lose a reply); more than
+        MAX_SKIPPED_CHUNKS in a reply end it: the server is broken."""
+        self._skipped += 1
+        if self._skipped > MAX_SKIPPED_CHUNKS:
+            detail = f"More than {MAX_SKIPPED_CHUNKS} streamed chunks were not chat completion chunks."
+            raise self._error("upstream_bad_response", detail)
+        log.warning(
+            "upstream_chunk_skipped", extra={"skipped": self._skipped, "upstream_request_id": self.upstream_request_id}
+        )
 
     def _typed(self, delta: dict[str, Any]) -> list[Delta]:
         """The reasoning, refusal and tool-call deltas of one chunk's delta, in that order."""
@@ -188,6 +209,10 @@ class OpenAIGeneration(Generation):
         if self._upstream_stream is not None and self.finish_reason is None and self._stop_upstream is not None:
             self._stop_upstream(self._upstream_stream)
             self._upstream_stream = None
+
+
+class _Malformed(Exception):
+    """A streamed chunk that is not a chat completion chunk (skipped, within bounds)."""
 
 
 def _line_too_long(max_line: int) -> UpstreamError:

@@ -3,6 +3,7 @@ answers /ready for every server. One worker's view: each worker learns health on
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +18,8 @@ from ..base import ChatCall, Generation, Provider, Route, UpstreamError
 from ..openai.client import OpenAIProvider
 from .health import Health
 from .server import Server
+
+log = logging.getLogger("chatwait.pool")
 
 ALL_RESTING = "Every model server for {model} is resting after failures; ChatWait tries one again when its rest ends."
 
@@ -64,11 +67,26 @@ class UpstreamPool(Provider):
     def can_fail_over(self, model: str, route: Route) -> bool:
         return bool(self._usable(model, route.tried))
 
+    def continuation(self, model: str, route: Route) -> str:
+        failed = {route.server} if route.server is not None else set()
+        server = self._choose(model, failed)
+        if server is None:
+            return "none"
+        route.server, route.pinned = server.name, True
+        return server.continuation
+
+    def prefill_refused(self, route: Route) -> None:
+        server = self._by_name.get(route.server or "")
+        if server is not None and server.continuation == "prefill":
+            server.continuation = "message"
+            log.warning("upstream_prefill_refused", extra={"upstream_server": server.name})
+
     def open(self, call: ChatCall, slot: Any = None, route: Route | None = None) -> Generation:
         """Open on the route's server, or the best other one after a failure."""
         route = route if route is not None else Route()
         server = self._by_name.get(route.server or "")
-        if server is None or route.server in route.tried or not server.health.usable(self.clock()):
+        pinned, route.pinned = route.pinned, False
+        if server is None or (route.server in route.tried and not pinned) or not server.health.usable(self.clock()):
             server = self._choose(call.model, route.tried)
         if server is None:
             detail = ALL_RESTING.format(model=call.model)

@@ -36,6 +36,7 @@ class Server:
         self.metrics = metrics
         self.clock = clock
         self.outstanding = 0
+        self.continuation = config.continuation  # `message` once it refused a prefill
         self.checked: tuple[bool, str] = (True, "Not checked yet.")
         metrics.server_known(self.name, KINDS)
 

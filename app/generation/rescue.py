@@ -1,0 +1,113 @@
+"""Mid-answer rescue: a reply the upstream cut, ended early, let go silent or garbled after its
+first token is continued on a healthy route from the text the client already has, in the same
+stream (contiguous, no seam, nothing twice).
+
+Strategies (per server, `continuation` in UPSTREAMS_FILE): `prefill` sends the delivered text as
+a trailing assistant message the server completes (vLLM with `continue_final_message`, llama.cpp's
+llama-server by default); `message` sends that message and a request to go on, and drops what the
+continuation repeats of the delivered text's end. A reply with a tool call or a refusal, or with
+reasoning and no text yet, is never continued: a call cut mid-arguments would be corrupted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator
+
+from ..providers.base import ENDED_EARLY, ChatCall, UpstreamError
+from ..providers.deltas import LOGPROBS, REASONING, Delta, ReplyParts
+
+# What cut the reply (the metric's `cause` label): the error codes a continuation can mend.
+_CAUSES = {
+    "upstream_interrupted": "interrupted",
+    "upstream_timeout": "timeout",
+    "upstream_bad_response": "bad_response",
+}
+CONTINUATION_FAILED = "continuation_failed"  # a continuation that could not be opened, tried again
+CAUSES = ("interrupted", "preempted", "timeout", "bad_response", CONTINUATION_FAILED)
+STRATEGIES = ("prefill", "message")
+# vLLM continues a trailing assistant message only when told so; other servers ignore the fields.
+PREFILL_OPTIONS = {"continue_final_message": True, "add_generation_prompt": False}
+CONTINUE_PROMPT = (
+    "Your previous reply was cut off. Continue it exactly where it stopped, mid-word if need be: "
+    "do not repeat anything and do not add any preamble."
+)
+OVERLAP_WINDOW = 4096  # at most this much of a `message` continuation is held to find what it repeats
+MIN_OVERLAP = 3  # a shorter repeat (a space, a letter) is taken as new text
+
+
+def cause(failure: UpstreamError) -> str | None:
+    """The rescue cause of a failure after the first token, or None when no continuation mends it
+    (a refusal, a reply longer than max_tokens allows, a rate limit)."""
+    if failure.log_fields.get("upstream_ended") == ENDED_EARLY:
+        return "preempted"
+    if failure.log_fields.get("limit"):
+        return None
+    return _CAUSES.get(failure.error_code)
+
+
+def continuable(text: str, parts: ReplyParts) -> bool:
+    """Whether a reply cut here can be continued: it has text, and no tool call or refusal."""
+    return bool(text) and not parts.tool_calls and not parts.refusal
+
+
+def continuation_call(call: ChatCall, text: str, strategy: str, tokens_left: int) -> ChatCall:
+    """The request that continues `call`'s reply from its delivered `text` by `strategy`."""
+    messages = [*call.messages, {"role": "assistant", "content": text}]
+    options = dict(call.options)
+    if strategy == "prefill":
+        options.update(PREFILL_OPTIONS)
+    else:
+        messages.append({"role": "user", "content": CONTINUE_PROMPT})
+    return dataclasses.replace(call, messages=messages, max_tokens=max(1, tokens_left), options=options)
+
+
+def continued(pieces: Iterable[str | Delta], text: str, strategy: str) -> Iterator[str | Delta]:
+    """A continuation's pieces as the client gets them: without reasoning (the reply's text has
+    begun), and, for `message`, without what repeats the end of the delivered `text`."""
+    pieces = (piece for piece in pieces if type(piece) is str or piece.kind != REASONING)
+    return pieces if strategy == "prefill" else without_overlap(text, pieces)
+
+
+def without_overlap(text: str, pieces: Iterable[str | Delta]) -> Iterator[str | Delta]:
+    """`pieces` less their beginning where it repeats the end of `text` (a model asked to go on
+    often starts a few words back, or from the start): pieces are held while what they say so far
+    is found in `text` (up to OVERLAP_WINDOW characters), then everything flows."""
+    held: list[str | Delta] = []
+    seen = ""
+    pieces = iter(pieces)
+    other = None  # a piece that is not text (a tool call) ends the holding
+    for piece in pieces:
+        if type(piece) is not str and piece.kind != LOGPROBS:
+            other = piece
+            break
+        held.append(piece)
+        seen += piece if type(piece) is str else piece.text
+        if len(seen) >= OVERLAP_WINDOW or seen not in text:
+            break
+    yield from _cut(held, overlap(text, seen))
+    if other is not None:
+        yield other
+    yield from pieces
+
+
+def overlap(text: str, seen: str) -> int:
+    """The length of the longest beginning of `seen` that `text` ends with (0 under MIN_OVERLAP)."""
+    for length in range(min(len(text), len(seen)), MIN_OVERLAP - 1, -1):
+        if text.endswith(seen[:length]):
+            return length
+    return 0
+
+
+def _cut(held: list[str | Delta], skip: int) -> Iterator[str | Delta]:
+    """The held pieces less their first `skip` characters."""
+    for piece in held:
+        piece_text = piece if type(piece) is str else piece.text
+        if skip >= len(piece_text):
+            skip -= len(piece_text)
+            continue
+        if skip:
+            rest = piece_text[skip:]
+            piece = rest if type(piece) is str else piece._replace(text=rest)
+            skip = 0
+        yield piece
