@@ -27,6 +27,7 @@ parallel tests do not interfere), falling back to the command-line defaults:
   @reply=message   reply with the last message itself, its @directives removed, 3 characters a token
   @prefill=reject  400 to a request ending with an assistant message (as a server that takes no prefill)
   @overlap=N       a continuation asked for by message repeats the last N tokens (default 2)
+  @only=MODEL      the fault (any of them) only for requests of this model
 
 A continuation is honoured as a deterministic model would: a request ending with an assistant
 message (prefill) goes on after the tokens that message holds; one ending with that message and
@@ -256,6 +257,7 @@ class FakeOpenAI:
             "stream": bool(request.get("stream")),
             "message": last_user[:200],
             "messages": len(messages),
+            "model": request.get("model"),
         }
         options = request.keys() - _USUAL
         if options:  # what a test checks was passed on (not kept for the usual request: the bench's)
@@ -263,6 +265,8 @@ class FakeOpenAI:
         self.outcomes.append(outcome)
         base_headers = {"x-request-id": request_id}
 
+        if knobs.found.get("only") not in (None, request.get("model")):
+            knobs.fault = ""
         if knobs.fault:
             self.attempts[last_user] += 1
             if knobs.fail_times is not None and self.attempts[last_user] > knobs.fail_times:

@@ -91,6 +91,17 @@ def check_model(value: str, allowed: tuple[str, ...]) -> None:
         raise ValidationError(f"The model {value[:100]!r} does not exist here: use one of {', '.join(allowed)}.")
 
 
+MAX_REQUEST_FALLBACKS = 5  # a request's own fallback models
+
+
+def check_fallbacks(value: list[str], allowed: tuple[str, ...]) -> None:
+    """A request's fallback models (tried in order when its model's servers fail): allowed ones, a few."""
+    if len(value) > MAX_REQUEST_FALLBACKS:
+        raise ValidationError(f"At most {MAX_REQUEST_FALLBACKS} models: keep the ones you most want.")
+    for model in value:
+        check_model(model, allowed)
+
+
 def check_max_tokens(value: int, limit: int) -> None:
     """A request's reply length must be from 1 to MAX_TOKENS (every API)."""
     if not 1 <= value <= limit:

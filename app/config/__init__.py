@@ -16,7 +16,7 @@ from typing import Any
 from . import keys, upstreams
 from . import values as read
 from .keys import ClientKey
-from .upstreams import UpstreamServer
+from .upstreams import UpstreamServer, UpstreamsFile
 from .values import ConfigError
 
 __all__ = [
@@ -43,7 +43,7 @@ class Settings:
     llm_provider: str = "auto"
     openai_api_key: str | None = dataclasses.field(default=None, repr=False)
     openai_base_url: str | None = None  # one URL, or a comma-separated list (a pool)
-    upstreams_file: tuple[UpstreamServer, ...] = ()
+    upstreams_file: UpstreamsFile | None = None
     upstreams: tuple[UpstreamServer, ...] = ()  # resolved: the file's servers, else OPENAI_BASE_URL's
     upstream_rest_seconds: float = 5.0
     upstream_attempt_seconds: float | None = None  # None: an attempt may take all of TIMEOUT_SECONDS
@@ -138,6 +138,14 @@ class Settings:
         """Every configured secret, redacted from the logs wherever it appears."""
         upstream_keys = (server.api_key for server in self.upstreams)
         return tuple(dict.fromkeys(key for key in (self.openai_api_key, *upstream_keys, *self.client_keys) if key))
+
+    def fallbacks_of(self, model: str, too_long: bool = False) -> tuple[str, ...]:
+        """The models UPSTREAMS_FILE names to answer instead of `model` when its servers fail
+        (`too_long`: when the input is over its context window), in order."""
+        found = self.upstreams_file
+        if found is None:
+            return ()
+        return (found.context_window if too_long else found.fallbacks).get(model, ())
 
     @property
     def workers(self) -> int:
@@ -304,7 +312,7 @@ def _pool(settings: Settings) -> tuple[UpstreamServer, ...]:
     if settings.upstreams_file and settings.openai_base_url:
         raise ConfigError("UPSTREAMS_FILE and OPENAI_BASE_URL both list servers: list them in one of the two.")
     if settings.upstreams_file:
-        return settings.upstreams_file
+        return settings.upstreams_file.servers
     return upstreams.pool_from_list(settings.openai_base_url, settings.openai_api_key)
 
 
@@ -334,6 +342,14 @@ def _check_consistency(settings: Settings) -> None:
             raise ConfigError(
                 f"No server in UPSTREAMS_FILE serves {model!r}, which ALLOWED_MODELS (or OPENAI_MODEL) allows: "
                 "add it to a server's models, or take it off the list."
+            )
+    listed = settings.upstreams_file
+    tables = (listed.fallbacks, listed.context_window) if listed is not None else ()
+    for model in {m for table in tables for models in table.values() for m in models}:
+        if not any(server.serves(model) for server in settings.upstreams):
+            raise ConfigError(
+                f"UPSTREAMS_FILE names {model!r} as a fallback, and no server in it serves it: "
+                "add it to a server's models, or take it out of the fallbacks."
             )
     remote = settings.openai_api_key or settings.openai_base_url or settings.upstreams_file
     if settings.llm_provider == "openai" and not remote:

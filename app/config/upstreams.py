@@ -76,8 +76,23 @@ def _unique_names(names: list[str]) -> list[str]:
     return unique
 
 
-def upstreams_file(name: str, raw: str, environ: Mapping[str, str] | None = None) -> tuple[UpstreamServer, ...]:
-    """The servers listed in a TOML (`[[upstream]]` tables) or YAML (`upstreams:` list) file."""
+@dataclasses.dataclass(frozen=True)
+class UpstreamsFile:
+    """What UPSTREAMS_FILE holds: the servers, and each model's fallback models, in order (when
+    its servers fail; `context_window`: when the input is too long for it)."""
+
+    servers: tuple[UpstreamServer, ...]
+    fallbacks: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    context_window: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+
+
+MAX_FALLBACKS = 5  # fallback models of one model (each costs a request's attempts)
+_FALLBACK_TABLES = ("fallbacks", "context_window_fallbacks")
+
+
+def upstreams_file(name: str, raw: str, environ: Mapping[str, str] | None = None) -> UpstreamsFile:
+    """The servers listed in a TOML (`[[upstream]]` tables) or YAML (`upstreams:` list) file, and
+    its `fallbacks` and `context_window_fallbacks` tables (model -> models)."""
     path = file("a TOML or YAML file listing the model servers")(name, raw)
     try:
         text = path.read_text(encoding="utf-8")
@@ -101,7 +116,28 @@ def upstreams_file(name: str, raw: str, environ: Mapping[str, str] | None = None
     for server in servers:
         if names.count(server.name) > 1:
             raise ConfigError(f"{name}: two servers are named {server.name!r}: give each entry its own name.")
-    return tuple(servers)
+    for field in document:
+        if field not in ("upstream", "upstreams", *_FALLBACK_TABLES):
+            tables = ", ".join(("upstreams", *_FALLBACK_TABLES))
+            raise ConfigError(f"{name}: {field!r} is not a table of the file: use {tables}.")
+    fallbacks, context_window = (_fallbacks(f"{name}: {table}", document.get(table, {})) for table in _FALLBACK_TABLES)
+    return UpstreamsFile(tuple(servers), fallbacks, context_window)
+
+
+def _fallbacks(where: str, table: Any) -> dict[str, tuple[str, ...]]:
+    """A fallback table: each model to the other models tried after it, in order."""
+    shape = f'{where} must map a model to a list of other models, e.g. {{"gpt-a": ["gpt-b", "local-c"]}}.'
+    if not isinstance(table, dict):
+        raise ConfigError(shape)
+    found = {}
+    for model, others in table.items():
+        if not isinstance(others, list) or not all(isinstance(m, str) and m.strip() for m in others):
+            raise ConfigError(shape)
+        others = tuple(dict.fromkeys(m.strip() for m in others if m.strip() != model))
+        if len(others) > MAX_FALLBACKS:
+            raise ConfigError(f"{where}: {model!r} has {len(others)} fallbacks; at most {MAX_FALLBACKS}.")
+        found[str(model)] = others
+    return found
 
 
 def _entry(name: str, number: int, entry: Any, environ: Mapping[str, str]) -> UpstreamServer:

@@ -24,6 +24,7 @@ class Outcome:
     finish_reason: str | None = None
     error: ApiError | None = None
     parts: ReplyParts | None = None
+    model: str | None = None  # the fallback model that answered (None: the one asked for)
 
     def record(self) -> dict[str, Any]:
         """How it ended, as a stream keeps it beside its events (JSON-ready; the text is the
@@ -37,6 +38,7 @@ class Outcome:
             "duration_ms": self.duration_ms,
             "ttft_ms": self.ttft_ms,
             "error": None if error is None else _error_record(error),
+            "model": self.model,
         }
 
     @classmethod
@@ -52,7 +54,8 @@ class Outcome:
             )
         usage = Usage(int(prompt), int(completion), estimated=bool(estimated))
         duration, ttft = record["duration_ms"], record["ttft_ms"]
-        return cls(text, record["chunks"], usage, duration, ttft, record["finish_reason"], error, parts)
+        model = record.get("model")
+        return cls(text, record["chunks"], usage, duration, ttft, record["finish_reason"], error, parts, model)
 
 
 def _error_record(error: ApiError) -> dict[str, Any]:

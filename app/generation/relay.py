@@ -1,9 +1,9 @@
 """One generation from a provider into a listener, whatever happens.
 
-The relay owns the retry policy (retryable failures, only before the first token, with
-backoff and jitter, honouring Retry-After), the deadlines (first token, counted once the
-provider's turn has come; a total cap, queueing included; the idle deadline between tokens
-is the provider's read timeout), cancellation (StreamCancelled raised into the producer
+The relay opens the upstream (`opening`: retries, failover and fallback models before the
+first token, counted once the provider's turn has come), continues a reply the upstream broke
+mid-answer (`rescue`), and owns the total cap (queueing included; the idle deadline between
+tokens is the provider's read timeout), cancellation (StreamCancelled raised into the producer
 greenlet), usage (the upstream's count, else our own) and the lifecycle log lines. Streaming
 and wait mode share it; only the listener differs.
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Iterator
 from typing import Any, Protocol
 
 import gevent
@@ -22,11 +21,12 @@ from ..config import Settings
 from ..errors import ApiError
 from ..logs import bind
 from ..metrics.catalogue import Metrics
-from ..providers.base import ChatCall, FirstTokenDeadline, Generation, Provider, Route, UpstreamError, Usage
+from ..providers.base import ChatCall, Generation, Provider, Route, UpstreamError, Usage
 from ..providers.deltas import LOGPROBS, Delta, ReplyParts
 from . import backoff, rescue
 from .cancel import StreamCancelled
 from .gaps import Gaps
+from .opening import Opened, Opener
 from .outcome import Outcome
 
 log = logging.getLogger("chatwait.relay")
@@ -35,10 +35,6 @@ log = logging.getLogger("chatwait.relay")
 # or hostile upstream that ignores max_tokens would otherwise fill memory.
 MAX_CHARS_PER_TOKEN = 64
 REPLY_CHARS_FLOOR = 65_536
-
-
-# An opened generation: it, its first piece (None: the reply has none) and the rest.
-Opened = tuple[Generation, str | Delta | None, Iterator[str | Delta]]
 
 
 class Listener(Protocol):
@@ -68,10 +64,9 @@ class Relay:
         route: Route | None = None,
     ) -> None:
         self.provider = provider
-        self.route = route or Route()  # the server of each attempt (a pool's), named in the log lines
+        self._opener = Opener(provider, settings, metrics, call, route or Route())
         self.metrics = metrics
         self.settings = settings
-        self.call = call
         self.prompt_tokens = prompt_tokens
         self.listener = listener
         self.correlation_id = correlation_id
@@ -87,6 +82,7 @@ class Relay:
         self._gaps = Gaps()
         self._mode = "wait" if listener is None else "streaming"
         self._rescues = 0  # continuations opened after the upstream broke mid-answer
+        self._requested = call.model  # `call` names a fallback model once one answers instead
         self._rescue_cause = ""
 
     def run(self) -> Outcome:
@@ -126,7 +122,7 @@ class Relay:
             with self.provider.reserve(on_wait) as slot:  # a line for the embedded model; no wait otherwise
                 if self.provider.takes_turns:
                     self.metrics.queue_waited(time.monotonic() - self._started)
-                opened = self._open_until_first_piece(slot, self.call)
+                opened = self._opener.open_routes(slot)
                 generation = self._relay_all(opened, slot)
             self._upstream_finish_reason = generation.upstream_finish_reason
             # A rescued reply's usage is counted by ChatWait: each attempt's own is logged.
@@ -193,13 +189,13 @@ class Relay:
         """Open one continuation by `strategy`; a server that refuses a prefill is asked by message."""
         deadline = time.monotonic() + self.settings.timeout_seconds
         try:
-            opened = self._attempt(deadline, slot, rescue.continuation_call(self.call, text, strategy, left))
+            opened = self._opener.attempt(deadline, slot, rescue.continuation_call(self.call, text, strategy, left))
         except UpstreamError as refused:
             if strategy != "prefill" or refused.error_code != "upstream_rejected":
                 raise
             self.provider.prefill_refused(self.route)
             self.route.pinned, strategy = True, "message"
-            opened = self._attempt(deadline, slot, rescue.continuation_call(self.call, text, strategy, left))
+            opened = self._opener.attempt(deadline, slot, rescue.continuation_call(self.call, text, strategy, left))
         self.metrics.upstream_rescue(self._rescue_cause, strategy)
         generation, first, rest = opened
         pieces = itertools.chain(() if first is None else (first,), rest)
@@ -224,67 +220,6 @@ class Relay:
                 **self._server(),
             },
         )
-
-    def _open_until_first_piece(self, slot: Any, call: ChatCall) -> Opened:
-        """Open the upstream and wait for its first piece (None: the reply has none), retrying
-        what may be retried; returns the generation, that piece and the rest.
-
-        The first-token deadline (TIMEOUT_SECONDS) covers every attempt and the waits between.
-        """
-        deadline = time.monotonic() + self.settings.timeout_seconds
-        attempt = 0
-        while True:
-            try:
-                return self._attempt(deadline, slot, call)
-            except UpstreamError as failure:
-                failover = failure.retryable and self.provider.can_fail_over(self.call.model, self.route)
-                delay = 0.0 if failover else backoff.delay(attempt, failure.retry_after)
-                if (
-                    not failure.retryable
-                    or attempt >= self.settings.upstream_retries
-                    or time.monotonic() + delay >= deadline
-                ):
-                    raise
-                attempt += 1
-                self.metrics.upstream_retry(failure.error_code)
-                log.warning(
-                    "upstream_retry",
-                    extra={
-                        "attempt": attempt,
-                        "delay_ms": round(delay * 1000),
-                        "error_code": failure.error_code,
-                        "upstream_status": failure.upstream_status,
-                        **self._server(),
-                    },
-                )
-                gevent.sleep(delay)
-
-    def _attempt(self, deadline: float, slot: Any, call: ChatCall) -> Opened:
-        left = deadline - time.monotonic()
-        per_attempt = self.settings.upstream_attempt_seconds
-        timeout = gevent.Timeout(max(0.0, min(left, per_attempt or left)), FirstTokenDeadline)
-        timeout.start()
-        generation: Generation | None = None
-        try:
-            generation = self.provider.open(call, slot, self.route)
-            pieces = iter(generation)
-            first = next(pieces, None)
-        except FirstTokenDeadline:
-            if generation is not None:
-                generation.close()
-            detail = f"No first token within TIMEOUT_SECONDS ({self.settings.timeout_seconds:g} s)."
-            if per_attempt is not None and per_attempt < left:
-                detail = f"No first token from the server within UPSTREAM_ATTEMPT_SECONDS ({per_attempt:g} s)."
-            raise UpstreamError("upstream_timeout", detail) from None
-        except BaseException as exc:
-            if generation is not None and isinstance(exc, StreamCancelled):
-                generation.stop()
-            elif generation is not None:
-                generation.close()
-            raise
-        finally:
-            timeout.close()
-        return generation, first, pieces
 
     def _emit(self, piece: str | Delta) -> None:
         text = type(piece) is str
@@ -353,6 +288,7 @@ class Relay:
             finish_reason=finish_reason,
             error=error,
             parts=self._parts if self._deltas else None,
+            model=self.call.model if self.call.model != self._requested else None,
         )
 
     def _report_end(self, outcome: Outcome) -> None:
@@ -367,6 +303,7 @@ class Relay:
             **outcome.usage.as_dict(),
             "usage_source": outcome.usage.source,
             "rescues": self._rescues,
+            "model": self.call.model,  # the fallback model, when one answered
             **self._server(),
         }
         if self._upstream_finish_reason is not None:  # mapped to one of the contract's reasons
@@ -388,9 +325,18 @@ class Relay:
             (usage.prompt_tokens, usage.completion_tokens, usage.source),
         )
 
+    @property
+    def call(self) -> ChatCall:
+        """The request, naming the model that answers (a fallback's once one does)."""
+        return self._opener.call
+
+    @property
+    def route(self) -> Route:
+        """The server of the current attempt (a pool's)."""
+        return self._opener.route
+
     def _server(self) -> dict[str, str]:
-        """The log field naming the server of the current attempt (none for a single source)."""
-        return {} if self.route.server is None else {"upstream_server": self.route.server}
+        return self._opener.server()
 
 
 def _ms(seconds: float) -> float:

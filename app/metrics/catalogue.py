@@ -82,6 +82,9 @@ class Metrics:
         self.rescues = count("upstream_rescues", "Replies cut mid-answer continued on another route, by cause "
                              "(interrupted, preempted, timeout, bad_response, continuation_failed) and strategy "
                              "(prefill, message).", "cause", "strategy")
+        self.fallbacks = count(
+            "upstream_fallbacks", "Requests given to a fallback model, by the error of the model before.", "error_code"
+        )
         self.upstream_errors = count("upstream_errors", "Upstream failures that ended a generation.", "error_code")
         self.resumes = count("stream_resumes", "Stream resumes (api: chatwait, openai or responses).", "api")
         self.stops = count("stream_stops", "Stop requests, by result.", "result")
@@ -167,6 +170,9 @@ class Metrics:
 
     def upstream_rescue(self, cause: str, strategy: str) -> None:
         self._child(self.rescues, cause, strategy).inc()
+
+    def upstream_fallback(self, error_code: str) -> None:
+        self._child(self.fallbacks, error_code).inc()
 
     def upstream_error(self, error_code: str) -> None:
         self.upstream_errors.labels(error_code).inc()

@@ -38,6 +38,7 @@ class ChatCall:
     # user, tools, response_format...): sent upstream as they are; the embedded model takes what it can.
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     typed: bool = False
+    fallbacks: tuple[str, ...] | None = None  # the request's own fallback models (None: UPSTREAMS_FILE's)
 
 
 # What one image of a message is counted as (OpenAI bills a 1024x1024 image at high detail so):

@@ -122,7 +122,7 @@ FAULTS = [
     ("@fault=reset@0", "upstream_interrupted", 2),
     ("@tokens=10 @fault=reset@4", "upstream_interrupted", 0),
     ("@tokens=10 @fault=nofinish", "upstream_interrupted", 0),
-    ("@tokens=10 @fault=badjson@5", "upstream_bad_response", 0),
+    ("@tokens=10 @fault=garbage@5", "upstream_bad_response", 0),
     ("@tokens=10 @fault=errorchunk@3", "upstream_interrupted", 0),
     ("@tokens=10 @fault=stall@6", "upstream_timeout", 0),
 ]

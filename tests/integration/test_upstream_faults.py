@@ -88,7 +88,7 @@ def test_a_transient_failure_is_retried_transparently(http, fake, server) -> Non
 MID_STREAM = [
     ("@tokens=10 @fault=reset@4", "upstream_interrupted"),
     ("@tokens=10 @fault=nofinish", "upstream_interrupted"),
-    ("@tokens=10 @fault=badjson@5", "upstream_bad_response"),
+    ("@tokens=10 @fault=garbage@5", "upstream_bad_response"),
     ("@tokens=10 @fault=errorchunk@3", "upstream_interrupted"),
     ("@tokens=10 @fault=stall@6", "upstream_timeout"),
 ]

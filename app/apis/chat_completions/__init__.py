@@ -29,6 +29,7 @@ def _contract(schemas: dict[str, Any], settings: Settings) -> None:
     """This deployment's bounds in the CompletionRequest component."""
     completion = schemas["CompletionRequest"]["properties"]
     completion["model"]["enum"] = [*settings.allowed_models, None]
+    completion["fallbacks"]["items"]["enum"] = list(settings.allowed_models)
     completion["messages"]["maxItems"] = settings.max_history_messages + 2
     completion["max_tokens"]["maximum"] = completion["max_completion_tokens"]["maximum"] = settings.max_tokens
 

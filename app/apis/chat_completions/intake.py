@@ -61,6 +61,7 @@ def prepare_completion(
     total = _count(messages, options.get("tools"), settings, provider)
     call = ChatCall(
         model=fields.get("model", settings.default_model),
+        fallbacks=tuple(fields["fallbacks"]) if "fallbacks" in fields else None,
         messages=messages,
         max_tokens=min(fields.get(name, settings.max_tokens) for name in ("max_tokens", "max_completion_tokens")),
         temperature=fields.get("temperature"),

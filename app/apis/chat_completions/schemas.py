@@ -37,6 +37,7 @@ from ..schema import (
     StrictSchema,
     Text,
     UsageSchema,
+    check_fallbacks,
     check_max_tokens,
     check_model,
     text_of,
@@ -121,6 +122,7 @@ class CompletionRequestSchema(NullMeansAbsent):
     """The body of POST /v1/chat/completions; bounds come from Settings."""
 
     model = fields.String()
+    fallbacks = fields.List(fields.String())  # ChatWait's (as LiteLLM's): models to answer when `model` cannot
     messages = fields.List(fields.Nested(CompletionMessageSchema), required=True)
     stream = StrictBoolean()
     stream_options = fields.Nested(StreamOptionsSchema)
@@ -181,6 +183,10 @@ class CompletionRequestSchema(NullMeansAbsent):
     @validates("model")
     def _model(self, value: str, **_: Any) -> None:
         check_model(value, self.allowed_models)
+
+    @validates("fallbacks")
+    def _fallbacks(self, value: list[str], **_: Any) -> None:
+        check_fallbacks(value, self.allowed_models)
 
     @validates("max_tokens", "max_completion_tokens")
     def _max_tokens(self, value: int, **_: Any) -> None:

@@ -41,7 +41,7 @@ def create() -> Response | dict[str, Any]:
     created = time.time()
     admission = admitted(found.admit(call, prompt_tokens, client_key()))
     outcome = found.wait(admission, call, prompt_tokens, correlation_id(), client_socket(request.environ))
-    return replies.completion(random_id(), created, call.model, outcome)
+    return replies.completion(random_id(), created, outcome.model or call.model, outcome)
 
 
 @bp.get("/v1/chat/completions/<completion_id>/stream")

@@ -28,7 +28,7 @@ def _schema(settings: Settings) -> ChatRequestSchema:
 def _contract(schemas: dict[str, Any], settings: Settings) -> None:
     """This deployment's bounds in the ChatRequest component."""
     request = schemas["ChatRequest"]["properties"]
-    request["model"]["enum"] = list(settings.allowed_models)
+    request["model"]["enum"] = request["fallbacks"]["items"]["enum"] = list(settings.allowed_models)
     request["message"]["maxLength"] = settings.max_message_chars
     request["system"]["maxLength"] = settings.max_message_chars
     request["history"]["maxItems"] = settings.max_history_messages

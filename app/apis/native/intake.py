@@ -61,6 +61,7 @@ def build_call(fields: dict[str, Any], settings: Settings, provider: Provider) -
     total = count_prompt(messages, (len(system), len(system) + len(history)), settings, provider)
     call = ChatCall(
         model=fields.get("model", settings.default_model),
+        fallbacks=tuple(fields["fallbacks"]) if "fallbacks" in fields else None,
         messages=messages,
         max_tokens=fields.get("max_tokens", settings.max_tokens),
         temperature=fields.get("temperature"),

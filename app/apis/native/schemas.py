@@ -18,6 +18,7 @@ from ..schema import (
     Text,
     UsageSchema,
     blank,
+    check_fallbacks,
     check_max_tokens,
     check_model,
 )
@@ -41,6 +42,7 @@ class ChatRequestSchema(StrictSchema):
     history = fields.List(fields.Nested(HistoryMessageSchema), load_default=list)
     system = Text()
     model = fields.String()
+    fallbacks = fields.List(fields.String())
     max_tokens = StrictInteger()
     temperature = StrictNumber(validate=validate.Range(min=0, max=2))
 
@@ -79,6 +81,10 @@ class ChatRequestSchema(StrictSchema):
     @validates("model")
     def _model(self, value: str, **_: Any) -> None:
         check_model(value, self.allowed_models)
+
+    @validates("fallbacks")
+    def _fallbacks(self, value: list[str], **_: Any) -> None:
+        check_fallbacks(value, self.allowed_models)
 
     @validates("max_tokens")
     def _max_tokens(self, value: int, **_: Any) -> None:
@@ -129,6 +135,7 @@ class DoneEventSchema(_TerminalFields):
     """Data of the terminal `done` event."""
 
     finish_reason = fields.String(required=True, validate=validate.OneOf(FINISH_REASONS))
+    model = fields.String()  # the fallback model that answered
 
 
 class ErrorEventSchema(_TerminalFields, ErrorSchema):

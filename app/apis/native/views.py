@@ -27,7 +27,7 @@ def wait() -> dict[str, Any]:
     found, cid = services(), correlation_id()
     admission = admitted(found.admit(call, prompt_tokens, client_key()))
     outcome = found.wait(admission, call, prompt_tokens, cid, client_socket(request.environ))
-    return wait_reply(cid, call.model, outcome)
+    return wait_reply(cid, outcome.model or call.model, outcome)
 
 
 @bp.post("/v1/chat/streaming")

@@ -64,6 +64,8 @@ class NativeWriter:
         }
         if outcome.error is not None:
             return SseEvent(sequence, "error", {**data, **outcome.error.body(self.correlation_id)}).encode()
+        if outcome.model is not None:  # a fallback model answered
+            data["model"] = outcome.model
         return SseEvent(sequence, "done", {**data, "finish_reason": outcome.finish_reason}).encode()
 
 

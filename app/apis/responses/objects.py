@@ -81,6 +81,7 @@ class Head:
         usage: Usage | None,
         error: dict[str, str] | None = None,
         completed_at: int | None = None,
+        model: str | None = None,
     ) -> dict[str, Any]:
         """The response object with this status, output, usage and error. A cancelled response
         says so in `incomplete_details` too: clients that read only that (the Vercel AI SDK)
@@ -94,7 +95,7 @@ class Head:
             "status": status,
             "error": error,
             "incomplete_details": incomplete,
-            "model": self.model,
+            "model": model or self.model,  # a fallback model's name once it answered
             "output": output,
             "usage": None if usage is None else response_usage(usage),
             **self.echo,
@@ -105,7 +106,7 @@ class Head:
         status = response_status(outcome.finish_reason, outcome.error is not None)
         error = None if outcome.error is None else response_error(outcome.error, correlation_id)
         completed = self.created + round(outcome.duration_ms / 1000) if status == "completed" else None
-        return self.response(status, output, outcome.usage, error, completed)
+        return self.response(status, output, outcome.usage, error, completed, outcome.model)
 
     def as_it_stands(
         self, outcome: Outcome | None, correlation_id: str, output: list[dict[str, Any]]

@@ -1,0 +1,130 @@
+"""Opening a generation's upstream until its first piece: retries of what may be retried (with
+backoff and jitter, honouring Retry-After; at once on another server of a pool), fallback models
+(UPSTREAMS_FILE's or the request's) and the first-token deadlines (TIMEOUT_SECONDS for it all,
+UPSTREAM_ATTEMPT_SECONDS for one attempt)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import gevent
+
+from ..config import Settings
+from ..metrics.catalogue import Metrics
+from ..providers.base import ChatCall, FirstTokenDeadline, Generation, Provider, Route, UpstreamError
+from ..providers.deltas import Delta
+from . import backoff
+from .cancel import StreamCancelled
+
+log = logging.getLogger("chatwait.relay")
+
+# An opened generation: it, its first piece (None: the reply has none) and the rest.
+Opened = tuple[Generation, str | Delta | None, Iterator[str | Delta]]
+
+
+class Opener:
+    """Opens one generation's upstream: `call` names the model that answers (a fallback's once
+    one does), `route` the server of the current attempt (a pool's), named in the log lines."""
+
+    def __init__(self, provider: Provider, settings: Settings, metrics: Metrics, call: ChatCall, route: Route) -> None:
+        self.provider = provider
+        self.settings = settings
+        self.metrics = metrics
+        self.call = call
+        self.route = route
+
+    def open_routes(self, slot: Any) -> Opened:
+        """Open the call's model, else its fallback models in turn, before the first token: a
+        failure of its servers goes to `fallbacks`, an input too long to `context_window_fallbacks`.
+        The first-token deadline is shared: each model gets its part of what is left."""
+        deadline = time.monotonic() + self.settings.timeout_seconds
+        model = self.call.model
+        spare = list(self.call.fallbacks if self.call.fallbacks is not None else self.settings.fallbacks_of(model))
+        wider = list(self.settings.fallbacks_of(model, too_long=True))
+        while True:
+            share = (deadline - time.monotonic()) / (1 + len(spare))
+            try:
+                return self._until_first_piece(slot, self.call, time.monotonic() + share)
+            except UpstreamError as failure:
+                models = wider if failure.error_code == "input_too_long" else spare if failure.retryable else []
+                if not models or time.monotonic() >= deadline:
+                    raise
+                self._fall_back(models.pop(0), failure)
+
+    def _fall_back(self, model: str, failure: UpstreamError) -> None:
+        """Answer with `model` instead: the failure of the one before is logged and counted."""
+        log.warning(
+            "upstream_fallback",
+            extra={"model": self.call.model, "fallback": model, "error_code": failure.error_code, **self.server()},
+        )
+        self.metrics.upstream_fallback(failure.error_code)
+        self.call = dataclasses.replace(self.call, model=model)
+        self.route = Route()
+
+    def _until_first_piece(self, slot: Any, call: ChatCall, deadline: float) -> Opened:
+        """Open the upstream and wait for its first piece (None: the reply has none), retrying
+        what may be retried; returns the generation, that piece and the rest.
+
+        The first-token `deadline` covers every attempt and the waits between.
+        """
+        attempt = 0
+        while True:
+            try:
+                return self.attempt(deadline, slot, call)
+            except UpstreamError as failure:
+                failover = failure.retryable and self.provider.can_fail_over(self.call.model, self.route)
+                delay = 0.0 if failover else backoff.delay(attempt, failure.retry_after)
+                if (
+                    not failure.retryable
+                    or attempt >= self.settings.upstream_retries
+                    or time.monotonic() + delay >= deadline
+                ):
+                    raise
+                attempt += 1
+                self.metrics.upstream_retry(failure.error_code)
+                log.warning(
+                    "upstream_retry",
+                    extra={
+                        "attempt": attempt,
+                        "delay_ms": round(delay * 1000),
+                        "error_code": failure.error_code,
+                        "upstream_status": failure.upstream_status,
+                        **self.server(),
+                    },
+                )
+                gevent.sleep(delay)
+
+    def attempt(self, deadline: float, slot: Any, call: ChatCall) -> Opened:
+        left = deadline - time.monotonic()
+        per_attempt = self.settings.upstream_attempt_seconds
+        timeout = gevent.Timeout(max(0.0, min(left, per_attempt or left)), FirstTokenDeadline)
+        timeout.start()
+        generation: Generation | None = None
+        try:
+            generation = self.provider.open(call, slot, self.route)
+            pieces = iter(generation)
+            first = next(pieces, None)
+        except FirstTokenDeadline:
+            if generation is not None:
+                generation.close()
+            detail = f"No first token within TIMEOUT_SECONDS ({self.settings.timeout_seconds:g} s)."
+            if per_attempt is not None and per_attempt < left:
+                detail = f"No first token from the server within UPSTREAM_ATTEMPT_SECONDS ({per_attempt:g} s)."
+            raise UpstreamError("upstream_timeout", detail) from None
+        except BaseException as exc:
+            if generation is not None and isinstance(exc, StreamCancelled):
+                generation.stop()
+            elif generation is not None:
+                generation.close()
+            raise
+        finally:
+            timeout.close()
+        return generation, first, pieces
+
+    def server(self) -> dict[str, str]:
+        """The log field naming the server of the current attempt (none for a single source)."""
+        return {} if self.route.server is None else {"upstream_server": self.route.server}

@@ -1,0 +1,124 @@
+"""Fallback models: when a model's servers fail before the first token, or the input is too long
+for it, another model answers, and the answer names it (wait replies, the native `done`, the
+Responses object, logs, metrics)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from app.config import ConfigError, load_settings
+from load.processes import ChatWaitServer, FakeUpstream
+
+from ..conftest import FAKE_MODEL, server_env
+from ..sse import content_of, expected_reply, parse
+
+pytestmark = pytest.mark.integration
+
+BACKUP = "other-model"
+
+
+def _unique(directives: str) -> str:
+    return f"{uuid.uuid4().hex} {directives}"
+
+
+def _listing(path: Path, fake: FakeUpstream) -> Path:
+    path.write_text(
+        "upstreams:\n"
+        f"  - {{name: primary, url: {fake.base_url!r}, models: [{FAKE_MODEL}]}}\n"
+        f"  - {{name: backup, url: {fake.base_url!r}, models: [{BACKUP}]}}\n"
+        f"fallbacks: {{{FAKE_MODEL}: [{BACKUP}]}}\n"
+        f"context_window_fallbacks: {{{FAKE_MODEL}: [{BACKUP}]}}\n"
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatWaitServer]:
+    listing = _listing(tmp_path_factory.mktemp("fallbacks") / "upstreams.yaml", fake)
+    running = ChatWaitServer(server_env("", UPSTREAMS_FILE=str(listing), UPSTREAM_RETRIES="1"))
+    yield running
+    running.stop()
+
+
+def _wait(server: ChatWaitServer, message: str, **body: object) -> httpx.Response:
+    return httpx.post(f"{server.url}/v1/chat/wait", json={"message": message, **body}, timeout=30)
+
+
+def test_a_model_whose_servers_fail_is_answered_by_its_fallback(server, fake) -> None:
+    message = _unique("@tokens=5 @fault=503 @only=fake-model")
+    reply = _wait(server, message)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["model"] == BACKUP and reply.json()["content"] == expected_reply(5)
+    tried = [(o["model"], o["how"]) for o in fake.outcomes_for(message)]
+    assert tried == [(FAKE_MODEL, "http_503"), (FAKE_MODEL, "http_503"), (BACKUP, "completed")]
+    fallen = [r for r in server.log_records() if r.get("event") == "upstream_fallback"]
+    assert fallen[-1]["model"] == FAKE_MODEL and fallen[-1]["fallback"] == BACKUP
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert 'chatwait_upstream_fallbacks_total{error_code="upstream_unavailable"}' in metrics
+
+
+def test_a_streamed_answer_names_its_fallback(server, fake) -> None:
+    message = _unique("@tokens=4 @fault=429 @retry_after=0 @only=fake-model")
+    response = httpx.post(f"{server.url}/v1/chat/streaming", json={"message": message}, timeout=30)
+    events, _ = parse(response.content)
+    assert events[-1].event == "done" and events[-1].data["model"] == BACKUP
+    assert content_of(events) == expected_reply(4)
+
+
+def test_a_silent_model_gives_way_within_the_deadline(server, fake) -> None:
+    """TIMEOUT_SECONDS is shared: the silent model gets its part, the fallback the rest."""
+    message = _unique("@tokens=3 @fault=stall@0 @only=fake-model")
+    reply = _wait(server, message)
+    assert reply.status_code == 200 and reply.json()["model"] == BACKUP
+
+
+def test_an_input_too_long_goes_to_the_wider_model_once(server, fake) -> None:
+    message = _unique("@tokens=3 @fault=context @only=fake-model")
+    reply = _wait(server, message)
+    assert reply.status_code == 200 and reply.json()["model"] == BACKUP
+    assert [o["how"] for o in fake.outcomes_for(message)] == ["http_400_context", "completed"], "never resent"
+
+
+def test_a_content_refusal_is_not_given_to_another_model(server, fake) -> None:
+    message = _unique("@fault=filter @only=fake-model")
+    reply = _wait(server, message)
+    assert reply.status_code == 400 and reply.json()["error_code"] == "content_policy_violation"
+    assert len(fake.outcomes_for(message)) == 1
+
+
+def test_the_request_chooses_its_own_fallbacks(server, fake) -> None:
+    message = _unique("@tokens=3 @fault=503 @only=fake-model")
+    refused = _wait(server, message, fallbacks=[])
+    assert refused.status_code == 503, "an empty list: no fallback"
+    sdk = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    completion = sdk.chat.completions.create(
+        model=FAKE_MODEL,
+        messages=[{"role": "user", "content": _unique("@tokens=3 @fault=503 @only=fake-model")}],
+        extra_body={"fallbacks": [BACKUP]},
+    )
+    assert completion.model == BACKUP and completion.choices[0].message.content == expected_reply(3)
+    unknown = _wait(server, message, fallbacks=["gpt-unknown"])
+    assert unknown.status_code == 400 and "fallbacks" in unknown.json()["fields"]
+
+
+def test_the_responses_object_names_the_fallback(server) -> None:
+    sdk = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    response = sdk.responses.create(model=FAKE_MODEL, input=_unique("@tokens=3 @fault=500 @only=fake-model"))
+    assert response.status == "completed" and response.model == BACKUP
+    assert sdk.responses.retrieve(response.id).model == BACKUP
+
+
+def test_a_fallback_no_server_serves_is_refused_at_start(tmp_path: Path, fake) -> None:
+    listing = tmp_path / "upstreams.yaml"
+    listing.write_text(f"upstreams:\n  - {{url: {fake.base_url!r}, models: [a]}}\nfallbacks: {{a: [b]}}\n")
+    with pytest.raises(ConfigError, match="names 'b' as a fallback"):
+        load_settings(environ={"UPSTREAMS_FILE": str(listing)})
+    listing.write_text(f"upstreams:\n  - {{url: {fake.base_url!r}}}\nfallbacks: {{a: b}}\n")
+    with pytest.raises(ConfigError, match="must map a model to a list"):
+        load_settings(environ={"UPSTREAMS_FILE": str(listing)})
