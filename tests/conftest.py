@@ -39,8 +39,10 @@ def server_env(upstream_url: str, **overrides: str) -> dict[str, str]:
         "IDLE_TIMEOUT_SECONDS": "2",
         "KEEPALIVE_SECONDS": "0.5",
         "UPSTREAM_RETRIES": "2",
-        # The fault tests check each failure's honest ending; rescues are tested on servers of their own.
+        # One fake plays every misbehaving server here: the fault tests check each failure's honest
+        # ending; rescues and the breaker of a lone server are tested on servers of their own.
         "UPSTREAM_RESCUES": "0",
+        "UPSTREAM_BREAKER_FAILURES": "0",
         "MAX_INPUT_TOKENS": "2000",
         **overrides,
     }

@@ -80,6 +80,7 @@ class Opener:
                 delay = 0.0 if failover else backoff.delay(attempt, failure.retry_after)
                 if (
                     not failure.retryable
+                    or "all_resting" in failure.log_fields
                     or attempt >= self.settings.upstream_retries
                     or time.monotonic() + delay >= deadline
                 ):

@@ -137,13 +137,23 @@ class Services:
         """Admit a generation of `call` for a request of `key`: its route (upstream_unavailable at
         once when every server of the model rests), then its key's limits (rate_limited when one
         says no; None or a key without limits: nothing to count)."""
-        route = self.provider.route(call.model)
+        route = self._route(call)
         if key is None or not key.limited:
             return Admission(route)
         if prompt_tokens is None and key.tpm is not None:
             prompt_tokens = self.provider.prompt_tokens(call.messages)
         ticket, verdict = self.limits.admit(key, prompt_tokens or 0, call.max_tokens)
         return Admission(route, ticket, verdict)
+
+    def _route(self, call: ChatCall) -> Route:
+        """Where the generation goes first; when every server of its model rests, its fallback
+        models answer (the relay goes on to them), else upstream_unavailable at once."""
+        try:
+            return self.provider.route(call.model)
+        except ApiError:
+            if call.fallbacks or (call.fallbacks is None and self.settings.fallbacks_of(call.model)):
+                return Route()
+            raise
 
     def wait(
         self, admitted: Admission, call: ChatCall, prompt_tokens: int | None, correlation_id: str, sock: Any

@@ -4,6 +4,7 @@ Responses object, logs, metrics)."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from load.processes import ChatWaitServer, FakeUpstream
 
 from ..conftest import FAKE_MODEL, server_env
 from ..sse import content_of, expected_reply, parse
+from ..upstream_servers import SwitchServer
 
 pytestmark = pytest.mark.integration
 
@@ -122,3 +124,33 @@ def test_a_fallback_no_server_serves_is_refused_at_start(tmp_path: Path, fake) -
     listing.write_text(f"upstreams:\n  - {{url: {fake.base_url!r}}}\nfallbacks: {{a: b}}\n")
     with pytest.raises(ConfigError, match="must map a model to a list"):
         load_settings(environ={"UPSTREAMS_FILE": str(listing)})
+
+
+def test_a_flapping_primary_costs_one_attempt_per_rest_and_is_used_again(fake, tmp_path: Path) -> None:
+    """A lone server that fails UPSTREAM_BREAKER_FAILURES times in a row rests (the breaker opens):
+    requests go to the fallback at once, one probe per rest tries it, and it answers again."""
+    primary = SwitchServer("status:503")
+    try:
+        listing = tmp_path / "upstreams.yaml"
+        listing.write_text(
+            "upstreams:\n"
+            f"  - {{name: primary, url: {primary.base_url!r}, models: [{FAKE_MODEL}]}}\n"
+            f"  - {{name: backup, url: {fake.base_url!r}, models: [{BACKUP}]}}\n"
+            f"fallbacks: {{{FAKE_MODEL}: [{BACKUP}]}}\n"
+        )
+        env = server_env("", UPSTREAMS_FILE=str(listing), UPSTREAM_BREAKER_FAILURES="3", UPSTREAM_REST_SECONDS="1")
+        running = ChatWaitServer({**env, "WEB_CONCURRENCY": "1"})
+        try:
+            answered = [_wait(running, _unique("@tokens=2")).json()["model"] for _ in range(15)]
+            assert answered == [BACKUP] * 15, "served from the fallback during the outage"
+            assert primary.answered <= 3 + 1, "the breaker: 3 failures in a row, then one probe per rest"
+            primary.target_port, primary.mode = fake.port, "pass"
+            deadline = time.monotonic() + 10
+            while _wait(running, _unique("@tokens=2")).json()["model"] != FAKE_MODEL:
+                assert time.monotonic() < deadline, "the primary is probed and used again when back"
+                time.sleep(0.2)
+            assert [_wait(running, _unique("@tokens=2")).json()["model"] for _ in range(3)] == [FAKE_MODEL] * 3
+        finally:
+            running.stop()
+    finally:
+        primary.close()

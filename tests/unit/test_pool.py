@@ -206,14 +206,33 @@ def test_every_server_resting_is_503_with_the_soonest_rest_end() -> None:
     assert pool.route(CALL.model).server == "a"
 
 
-def test_a_server_alone_in_serving_its_model_is_never_rested() -> None:
-    pool, providers, _ = _pool(urls="http://a/v1")
-    providers["a"].script = [UpstreamError("upstream_unavailable", "down"), _ok()]
+def test_a_server_alone_in_serving_its_model_rests_after_failures_in_a_row() -> None:
+    pool, providers, clock = _pool(urls="http://a/v1")
+    down = UpstreamError("upstream_unavailable", "down")
+    providers["a"].script = [down, _ok(), down, down, down, _ok()]
     route = pool.route(CALL.model)
     with pytest.raises(UpstreamError):
         pool.open(CALL, None, route)
     assert not pool.can_fail_over(CALL.model, route) and pool.servers[0].health.state == "healthy"
-    assert _open(pool)[1] == ["hi"]  # retried on the same server, as a single upstream always was
+    assert _open(pool)[1] == ["hi"]  # retried on the same server: one failure rests nothing
+    for _ in range(3):  # UPSTREAM_BREAKER_FAILURES (3) in a row rest it: the breaker opens
+        with pytest.raises(UpstreamError):
+            pool.open(CALL, None, Route())
+    assert pool.servers[0].health.state == "resting"
+    with pytest.raises(ApiError) as refused:
+        pool.route(CALL.model)
+    assert refused.value.retry_after == 2, "refused at once for the rest, no request sent"
+    clock.now += 2
+    assert _open(pool)[1] == ["hi"] and pool.servers[0].health.state == "healthy"  # the probe closes it
+
+
+def test_upstream_breaker_failures_zero_never_rests_a_lone_server() -> None:
+    pool, providers, _ = _pool(urls="http://a/v1", UPSTREAM_BREAKER_FAILURES="0")
+    providers["a"].script = [UpstreamError("upstream_unavailable", "down") for _ in range(5)]
+    for _ in range(5):
+        with pytest.raises(UpstreamError):
+            pool.open(CALL, None, Route())
+    assert pool.servers[0].health.state == "healthy"
 
 
 def test_ready_lists_every_server_and_passes_while_each_model_has_a_healthy_one() -> None:

@@ -38,14 +38,17 @@ def failure_kind(error: UpstreamError) -> str:
 
 class Health:
     """The state machine of one server: `healthy`, `resting` until `rest_until`, `probing` (one
-    request tries it after its rest). A server that is alone in serving a model is never rested
-    (`restable` False): every request tries it, with the relay's retries, as a single upstream."""
+    request tries it after its rest). It rests after `threshold` failures in a row: 1 for a server
+    with others serving its models, UPSTREAM_BREAKER_FAILURES for one alone in serving a model
+    (a circuit breaker: an outage then costs one attempt per rest, not every request's retries;
+    0: never rested)."""
 
-    def __init__(self, rest_seconds: float, restable: bool) -> None:
+    def __init__(self, rest_seconds: float, threshold: int) -> None:
         self.rest_seconds = rest_seconds
-        self.restable = restable
+        self.threshold = threshold
         self.state = "healthy"
         self.rests = 0  # rests in a row, for the backoff
+        self.failures = 0  # failures in a row while healthy
         self.rest_until = 0.0
 
     def usable(self, now: float) -> bool:
@@ -64,16 +67,19 @@ class Health:
         if not (probe or self.state == "healthy"):
             return False  # an older request's success does not cut a rest short
         recovered = self.state != "healthy"
-        self.state, self.rests = "healthy", 0
+        self.state, self.rests, self.failures = "healthy", 0, 0
         return recovered
 
     def failed(self, kind: str, retry_after: float | None, probe: bool, now: float) -> float | None:
         """A request failed with `kind`; the rest it starts, in seconds (None: no rest)."""
-        if kind not in RESTING_KINDS or not self.restable:
+        if kind not in RESTING_KINDS or not self.threshold:
             self.released(probe, now)
             return None
         if not (probe or self.state == "healthy"):
             return None  # already resting: a request sent before the rest failed too
+        self.failures += 1
+        if not probe and self.failures < self.threshold:
+            return None
         self.rests += 1
         if kind == "rate_limited" and retry_after is not None:
             rest = min(retry_after, RETRY_AFTER_CEILING_SECONDS)

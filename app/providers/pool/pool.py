@@ -41,15 +41,16 @@ class UpstreamPool(Provider):
         self.clock = clock
         configs = settings.upstreams
 
-        def restable(config: UpstreamServer) -> bool:  # not alone in serving any of its models
+        def threshold(config: UpstreamServer) -> int:  # failures in a row that rest it
             models = config.models or settings.allowed_models
-            return all(sum(other.serves(model) for other in configs) > 1 for model in models)
+            shared = all(sum(other.serves(model) for other in configs) > 1 for model in models)
+            return 1 if shared else settings.upstream_breaker_failures
 
         self.servers = [
             Server(
                 config,
                 connect(settings, config),
-                Health(settings.upstream_rest_seconds, restable(config)),
+                Health(settings.upstream_rest_seconds, threshold(config)),
                 metrics,
                 clock,
             )
@@ -90,7 +91,10 @@ class UpstreamPool(Provider):
             server = self._choose(call.model, route.tried)
         if server is None:
             detail = ALL_RESTING.format(model=call.model)
-            raise UpstreamError("upstream_unavailable", detail, retry_after=self._soonest(call.model))
+            resting = {"all_resting": call.model}  # no retry helps within the rest: a fallback may
+            raise UpstreamError(
+                "upstream_unavailable", detail, retry_after=self._soonest(call.model), log_fields=resting
+            )
         route.server = server.name
         route.tried.add(server.name)
         return server.open(call)
