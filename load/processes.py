@@ -140,6 +140,39 @@ class FakeUpstream:
         _stop(self.proc, self.log_file)
 
 
+class LlamaServer:
+    """llama-cpp-python's OpenAI-compatible server (`python -m llama_cpp.server`) on the embedded
+    GGUF model, on its defaults (it interrupts a running request when another arrives), named
+    `model` for its clients."""
+
+    def __init__(self, model_path: Path, model: str = "smol", *args: str, cpus: set[int] | None = None) -> None:
+        self.port = free_port()
+        command = [
+            sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--model_alias", model,
+            "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "2048", "--n_threads", "1", *args,
+        ]  # fmt: skip
+        self.proc, self.log_file = _spawn("llama-server-", pinned(command, cpus), {})
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+
+        def answers() -> bool | None:
+            with contextlib.suppress(httpx.HTTPError):
+                return httpx.get(f"{self.base_url}/models", timeout=1).status_code == 200 or None
+            return None
+
+        _wait_for(answers, self.proc, self._log)
+
+    def _log(self) -> str:
+        return Path(self.log_file.name).read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL: its connections reset mid-reply."""
+        self.proc.kill()
+        self.proc.wait(5)
+
+    def stop(self) -> None:
+        _stop(self.proc, self.log_file)
+
+
 class RedisServer:
     """Debian's redis-server on a loopback port of its own, with no persistence; stop/start keep the port."""
 

@@ -82,6 +82,11 @@ class Relay:
         self._gaps = Gaps()
         self._mode = "wait" if listener is None else "streaming"
         self._rescues = 0  # continuations opened after the upstream broke mid-answer
+        self._spent = 0  # those counted against UPSTREAM_RESCUES
+        self._rescued_at = 0  # pieces produced when the last one was opened
+        self._generated = 0  # tokens the attempts before the current one generated (rescued replies)
+        self._attempt_from = 0  # where the current attempt's text begins in `_pieces`
+        self._last_usage: Usage | None = None  # the upstream's count of a rescued reply's last attempt
         self._requested = call.model  # `call` names a fallback model once one answers instead
         self._rescue_cause = ""
 
@@ -125,8 +130,10 @@ class Relay:
                 opened = self._opener.open_routes(slot)
                 generation = self._relay_all(opened, slot)
             self._upstream_finish_reason = generation.upstream_finish_reason
-            # A rescued reply's usage is counted by ChatWait: each attempt's own is logged.
-            return generation.finish_reason, None if self._rescues else generation.usage, None
+            if not self._rescues:
+                return generation.finish_reason, generation.usage, None
+            self._last_usage = generation.usage
+            return generation.finish_reason, None, None  # a rescued reply's usage is ChatWait's count
         except StreamCancelled as stop:
             return ("cancelled", None, None) if stop.error is None else (None, None, stop.error)
         except gevent.Timeout as timeout:
@@ -164,12 +171,18 @@ class Relay:
     def _rescued(self, failure: UpstreamError, slot: Any, broken: Generation) -> Opened:
         """The continuation of a reply `failure` cut, opened on the route the provider picks;
         raises `failure` (or the continuation's own) when none can be made."""
+        self._generated += self._attempt_tokens(broken.usage)
+        self._attempt_from = len(self._pieces)
         cause = rescue.cause(failure)
         text = "".join(self._pieces)
         left = self.call.max_tokens - self.provider.completion_tokens(text)
+        # A preempted attempt that got text on is no failure to count (a busy llama.cpp server
+        # preempts again and again): each such rescue adds a piece, and max_tokens bounds them.
+        if cause == "preempted" and self.produced() > self._rescued_at:
+            self._spent -= 1
         while (
             cause is not None
-            and self._rescues < self.settings.upstream_rescues
+            and self._spent < self.settings.upstream_rescues
             and left > 0
             and rescue.continuable(text, self._parts)
         ):
@@ -178,6 +191,8 @@ class Relay:
             if strategy not in rescue.STRATEGIES:
                 break
             self._rescues += 1
+            self._spent += 1
+            self._rescued_at = self.produced()
             self._log_rescue(failure, cause, strategy, failed_on, broken)
             try:
                 return self._continue(strategy, text, left, slot)
@@ -200,6 +215,12 @@ class Relay:
         generation, first, rest = opened
         pieces = itertools.chain(() if first is None else (first,), rest)
         return generation, None, rescue.continued(pieces, text, strategy)
+
+    def _attempt_tokens(self, usage: Usage | None) -> int:
+        """What the current attempt generated: its upstream's count, else ChatWait's of its text."""
+        if usage is not None:
+            return usage.completion_tokens
+        return self.provider.completion_tokens("".join(self._pieces[self._attempt_from :]))
 
     def _log_rescue(
         self, failure: UpstreamError, cause: str, strategy: str, failed_on: dict[str, str], broken: Generation
@@ -277,7 +298,8 @@ class Relay:
             if prompt is None:  # not counted at intake: the upstream's usage was expected
                 prompt = self.provider.prompt_tokens(self.call.messages)
             generated = text + self._parts.counted_text() if self._deltas else text
-            usage = Usage(prompt, self.provider.completion_tokens(generated), estimated=True)
+            over_attempts = self._generated + self._attempt_tokens(self._last_usage) if self._rescues else None
+            usage = Usage(prompt, self.provider.completion_tokens(generated), True, over_attempts)
         first = self._first_token_at
         return Outcome(
             text=text,

@@ -74,6 +74,7 @@ class Usage:
     prompt_tokens: int
     completion_tokens: int
     estimated: bool = False
+    generated: int | None = None  # a rescued reply's tokens generated over its attempts (delivered or not)
 
     @property
     def source(self) -> str:
@@ -86,12 +87,15 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
     def as_dict(self) -> dict[str, int]:
-        """The `usage` object of the API."""
-        return {
+        """The `usage` object of the API (with `generated_tokens` for a rescued reply)."""
+        found = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,
         }
+        if self.generated is not None:
+            found["generated_tokens"] = self.generated
+        return found
 
 
 @dataclasses.dataclass(slots=True)

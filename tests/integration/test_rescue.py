@@ -16,6 +16,7 @@ import httpx
 import openai
 import pytest
 
+from app.providers.openai import tokens
 from load.processes import ChatWaitServer, FakeUpstream
 
 from ..conftest import FAKE_MODEL, gateways_of, server_env
@@ -86,7 +87,13 @@ def test_a_reply_cut_mid_answer_is_continued_whole(rescuing, fake, fault, contin
     attempts = fake.outcomes_for(message)
     assert len(attempts) == 2 and attempts[1]["continued_from"] == continued_from
     assert attempts[1]["how"] == "completed"
-    assert done.data["usage"]["completion_tokens"] > 0
+    usage = done.data["usage"]
+    assert done.data["usage_source"] == "estimated" and usage["completion_tokens"] > 0
+    # Generated over the attempts: the cut one's (its usage when it sent one before ending, else
+    # ChatWait's count of its text) and the continuation's (its usage: the tokens it sent).
+    first = 10 if "nofinish" in fault else tokens.count_text(expected_reply(continued_from + 2))
+    assert usage["generated_tokens"] == first + attempts[1]["tokens"]
+    assert usage["completion_tokens"] == tokens.count_text(expected_reply(10)), "what the client got"
 
 
 def test_one_malformed_chunk_is_skipped(rescuing, fake) -> None:

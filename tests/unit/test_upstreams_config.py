@@ -125,10 +125,15 @@ def test_the_documented_examples_are_valid_pools(
 ) -> None:
     text = (Path(__file__).resolve().parents[2] / document).read_text(encoding="utf-8")
     fence = "`" * 3
-    example = next(b for b in re.findall(rf"{fence}{language}\n(.*?){fence}", text, re.DOTALL) if "fallback" in b)
-    listing = tmp_path / f"upstreams{suffix}"
-    listing.write_text(example)
+    examples = [b for b in re.findall(rf"{fence}{language}\n(.*?){fence}", text, re.DOTALL) if "upstream" in b]
     monkeypatch.setenv("OPENAI_KEY", KEY)
-    settings = _settings(UPSTREAMS_FILE=str(listing))
-    assert [s.name for s in settings.upstreams] == ["openai", "fallback"]
-    assert settings.upstreams[0].api_key == KEY and settings.upstreams[0].weight == 3
+    assert examples
+    for number, example in enumerate(examples):
+        listing = tmp_path / f"upstreams{number}{suffix}"
+        listing.write_text(example)
+        settings = _settings(UPSTREAMS_FILE=str(listing))
+        assert settings.upstreams[0].name == "openai" and settings.upstreams[0].api_key == KEY
+        if "context_window_fallbacks" in example:  # the fallbacks example
+            assert settings.fallbacks_of("gpt-4o-mini") == ("llama-8b",)
+            assert settings.fallbacks_of("llama-8b", too_long=True) == ("llama-70b",)
+            assert settings.upstreams[1].continuation == "prefill"

@@ -132,6 +132,7 @@ def response_usage(usage: Usage) -> dict[str, Any]:
         "output_tokens": usage.completion_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": usage.total_tokens,
+        **({"generated_tokens": usage.generated} if usage.generated is not None else {}),
     }
 
 

@@ -318,6 +318,7 @@ class ResponseUsageSchema(StrictSchema):
     output_tokens = fields.Integer(required=True)
     output_tokens_details = fields.Dict(required=True)
     total_tokens = fields.Integer(required=True)
+    generated_tokens = fields.Integer()  # a rescued reply's, over its attempts
 
 
 class ResponseErrorSchema(StrictSchema):

@@ -69,8 +69,15 @@ class UpstreamPool(Provider):
         return bool(self._usable(model, route.tried))
 
     def continuation(self, model: str, route: Route) -> str:
+        """A usable server other than the one that failed, else any of the model's (a resting
+        one too: a rest keeps new requests away, and a continuation is tried at most
+        UPSTREAM_RESCUES times), least busy first."""
         failed = {route.server} if route.server is not None else set()
         server = self._choose(model, failed)
+        if server is None:
+            serving = [s for s in self.servers if s.serves(model)]
+            others = [s for s in serving if s.name not in failed] or serving
+            server = min(others, key=Server.load, default=None)
         if server is None:
             return "none"
         route.server, route.pinned = server.name, True
@@ -87,7 +94,7 @@ class UpstreamPool(Provider):
         route = route if route is not None else Route()
         server = self._by_name.get(route.server or "")
         pinned, route.pinned = route.pinned, False
-        if server is None or (route.server in route.tried and not pinned) or not server.health.usable(self.clock()):
+        if server is None or (not pinned and (route.server in route.tried or not server.health.usable(self.clock()))):
             server = self._choose(call.model, route.tried)
         if server is None:
             detail = ALL_RESTING.format(model=call.model)

@@ -1,0 +1,107 @@
+"""A pool of two real llama.cpp servers (llama-cpp-python's, on the embedded model and on their
+defaults: a request that arrives interrupts the one running, which ends with `[DONE]` and no
+finish_reason): concurrent streams through every API family complete, rescued from preemption
+and from a server killed mid-stream."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from app.config import bundled_model_path
+from load.processes import ChatWaitServer, LlamaServer
+
+from ..conftest import server_env
+from ..sse import parse
+
+pytestmark = pytest.mark.integration
+
+MODEL = "smol"
+MAX_TOKENS = 24
+
+
+@pytest.fixture
+def llama_pool(tmp_path: Path) -> Iterator[tuple[ChatWaitServer, list[LlamaServer]]]:
+    path = bundled_model_path()
+    assert path is not None, "scripts/test installs the embedded model"
+    servers = [LlamaServer(path, MODEL), LlamaServer(path, MODEL)]
+    listing = tmp_path / "upstreams.yaml"
+    listing.write_text(
+        "upstreams:\n" + "".join(f"  - {{name: llama-{i}, url: {s.base_url!r}}}\n" for i, s in enumerate(servers))
+    )
+    env = server_env(
+        "", UPSTREAMS_FILE=str(listing), OPENAI_MODEL=MODEL, ALLOWED_MODELS=MODEL, MAX_TOKENS=str(MAX_TOKENS)
+    )
+    # The product's defaults for what this tests; deadlines long enough for a 2-core machine.
+    for name in ("UPSTREAM_RESCUES", "UPSTREAM_BREAKER_FAILURES", "TIMEOUT_SECONDS", "IDLE_TIMEOUT_SECONDS"):
+        env.pop(name)
+    gateway = ChatWaitServer(env)
+    yield gateway, servers
+    gateway.stop()
+    for server in servers:
+        server.stop()
+
+
+def _native(url: str, n: int) -> tuple[str, str]:
+    body = {"message": f"{uuid.uuid4().hex[:6]}: tell me about rivers, number {n}."}
+    response = httpx.post(f"{url}/v1/chat/streaming", json=body, timeout=180)
+    events, _ = parse(response.content)
+    ending = events[-1]
+    assert [e.id for e in events] == list(range(len(events))), "contiguous ids"
+    return ending.event, ending.data.get("finish_reason") or ending.data.get("error_code")
+
+
+def _chat(url: str, n: int) -> tuple[str, str]:
+    sdk = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=180)
+    stream = sdk.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": f"Describe mountains, number {n}."}], stream=True
+    )
+    reasons = [c.choices[0].finish_reason for c in stream if c.choices and c.choices[0].finish_reason]
+    return "done", reasons[0]
+
+
+def _responses(url: str, n: int) -> tuple[str, str]:
+    sdk = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=180)
+    with sdk.responses.stream(model=MODEL, input=f"Write about the sea, number {n}.") as events:
+        final = events.get_final_response()
+    return "done", final.status
+
+
+def _run_all(url: str, count: int) -> list[tuple[str, str]]:
+    families = [_native, _chat, _responses]
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(lambda n: families[n % 3](url, n), range(count)))
+
+
+def _completed(endings: list[tuple[str, str]]) -> None:
+    for event, how in endings:
+        assert event == "done" and how in ("stop", "length", "completed", "incomplete"), endings
+
+
+def test_ten_concurrent_streams_on_preempting_servers_all_complete(llama_pool) -> None:
+    gateway, _ = llama_pool
+    _completed(_run_all(gateway.url, 10))
+    rescues = [r for r in gateway.log_records() if r.get("event") == "upstream_rescue"]
+    assert rescues and {r["cause"] for r in rescues} == {"preempted"}, "the servers did preempt"
+    assert not [r for r in gateway.log_records() if r.get("event") == "upstream_rested"], "busy is not sick"
+
+
+def test_a_server_killed_mid_stream_costs_no_answer(llama_pool) -> None:
+    gateway, servers = llama_pool
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(_run_all, gateway.url, 6)
+        deadline = time.monotonic() + 120
+        while not sum(r.get("event") == "first_token" for r in gateway.log_records()) >= 2:
+            assert time.monotonic() < deadline and not running.done()
+            time.sleep(0.05)
+        servers[0].kill()
+        _completed(running.result(timeout=600))
+    rested = [r for r in gateway.log_records() if r.get("event") == "upstream_rested"]
+    assert [r["upstream_server"] for r in rested] == ["llama-0"], "the killed server rests; answers went on"

@@ -1,0 +1,135 @@
+"""Mid-answer rescue: what a continuation asks, what of it the client gets, and when there is none."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from app.config import load_settings
+from app.generation import rescue
+from app.generation.relay import Relay
+from app.metrics.catalogue import NoMetrics
+from app.providers.base import ENDED_EARLY, ChatCall, UpstreamError
+from app.providers.deltas import LOGPROBS, REASONING, TOOL_CALL, Delta
+
+from .test_relay import Recorder, ScriptedGeneration, ScriptedProvider
+
+CALL = ChatCall(model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=20, options={"seed": 1})
+CUT = UpstreamError("upstream_interrupted", "cut")
+PREEMPTED = UpstreamError("upstream_interrupted", "ended early", log_fields={"upstream_ended": ENDED_EARLY})
+
+
+@pytest.mark.parametrize(
+    "text,seen,expected",
+    [
+        ("one two three ", "two three four", len("two three ")),
+        ("one two three ", "one two three four", len("one two three ")),  # restarted from the start
+        ("one two three ", "four five", 0),
+        ("one two three ", "e four", 0),  # under MIN_OVERLAP: new text
+        ("abc", "abc", 3),
+    ],
+)
+def test_overlap_is_the_longest_repeat_of_the_end(text, seen, expected) -> None:
+    assert rescue.overlap(text, seen) == expected
+
+
+def test_a_message_continuation_loses_what_it_repeats_across_pieces() -> None:
+    pieces = ["two ", "thr", "ee ", "four ", "five"]
+    assert "".join(rescue.without_overlap("one two three ", pieces)) == "four five"
+    logprobs = [Delta(LOGPROBS, "ee fo", data=[1]), "ur"]
+    kept = list(rescue.without_overlap("one two three ", ["thr", *logprobs]))
+    assert kept == [Delta(LOGPROBS, "fo", data=[1]), "ur"]
+
+
+def test_pieces_flow_once_they_differ_from_the_delivered_text() -> None:
+    def pieces():
+        yield "four "
+        raise AssertionError("read past the first piece that decides")
+
+    flowing = rescue.without_overlap("one two three ", pieces())
+    assert next(flowing) == "four "
+
+
+def test_a_tool_call_ends_the_holding_and_passes() -> None:
+    call = Delta(TOOL_CALL, "", 0, "call_1", "f")
+    assert list(rescue.without_overlap("a b c ", ["b c ", call, "x"])) == [call, "x"]
+
+
+def test_a_continuation_drops_reasoning() -> None:
+    pieces = [Delta(REASONING, "hmm"), "four"]
+    assert list(rescue.continued(pieces, "one ", "prefill")) == ["four"]
+
+
+class Continuing(ScriptedProvider):
+    """A scripted provider that continues by `strategy` and records the calls it was sent."""
+
+    def __init__(self, strategy: str, *script: object) -> None:
+        super().__init__(*script)
+        self.strategy = strategy
+        self.calls: list[ChatCall] = []
+
+    def continuation(self, model, route) -> str:
+        return self.strategy
+
+    def open(self, call, slot=None, route=None):
+        self.calls.append(call)
+        return super().open(call, slot, route)
+
+
+def _run(provider, call: ChatCall = CALL, **settings: str):
+    config = load_settings({"TIMEOUT_SECONDS": "2", **settings}, environ={"OPENAI_API_KEY": "sk-x"})
+    listener = Recorder()
+    outcome = Relay(provider, config, call, 10, listener, "cid", "sid", metrics=NoMetrics()).run()
+    return outcome, listener
+
+
+def test_a_prefill_continues_from_the_delivered_text() -> None:
+    provider = Continuing("prefill", ScriptedGeneration(["one ", "two ", CUT]), ScriptedGeneration(["three"]))
+    outcome, listener = _run(provider)
+    assert outcome.error is None and outcome.text == "one two three" and listener.chunks == ["one ", "two ", "three"]
+    continued = provider.calls[1]
+    assert continued.messages[-1] == {"role": "assistant", "content": "one two "}
+    assert continued.options == {"seed": 1, **rescue.PREFILL_OPTIONS} and continued.max_tokens == 18
+    assert outcome.usage.estimated, "a rescued reply's usage is ChatWait's count"
+
+
+def test_a_message_continuation_asks_to_go_on_and_drops_the_repeat() -> None:
+    provider = Continuing("message", ScriptedGeneration(["one ", "two ", CUT]), ScriptedGeneration(["two ", "three"]))
+    outcome, _ = _run(provider)
+    assert outcome.text == "one two three"
+    assert provider.calls[1].messages[-2:] == [
+        {"role": "assistant", "content": "one two "},
+        {"role": "user", "content": rescue.CONTINUE_PROMPT},
+    ]
+    assert "continue_final_message" not in provider.calls[1].options
+
+
+def test_no_rescue_for_a_tool_call_none_or_when_turned_off() -> None:
+    call = Delta(TOOL_CALL, "{", 0, "call_1", "f")
+    provider = Continuing("prefill", ScriptedGeneration(["a ", call, CUT]))
+    outcome, _ = _run(provider, dataclasses.replace(CALL, typed=True))
+    assert outcome.error is not None and len(provider.calls) == 1
+    provider = Continuing("none", ScriptedGeneration(["a ", CUT]))
+    assert _run(provider)[0].error.error_code == "upstream_interrupted" and len(provider.calls) == 1
+    provider = Continuing("prefill", ScriptedGeneration(["a ", CUT]))
+    assert _run(provider, UPSTREAM_RESCUES="0")[0].error is not None and len(provider.calls) == 1
+
+
+def test_rescues_are_bounded_but_a_preempted_reply_that_got_on_is_not_counted() -> None:
+    cuts = [ScriptedGeneration(["a ", CUT])] + [ScriptedGeneration([CUT]) for _ in range(5)]
+    provider = Continuing("prefill", *cuts)
+    outcome, _ = _run(provider, UPSTREAM_RESCUES="2")
+    assert outcome.error is not None and len(provider.calls) == 3, "the first attempt and 2 continuations"
+
+    preempted = [ScriptedGeneration([f"w{i} ", PREEMPTED]) for i in range(6)] + [ScriptedGeneration(["end"])]
+    provider = Continuing("prefill", *preempted)
+    outcome, _ = _run(provider, UPSTREAM_RESCUES="1")
+    assert outcome.error is None and outcome.text == "w0 w1 w2 w3 w4 w5 end", "each got a word on"
+
+
+def test_a_refused_prefill_is_asked_again_by_message() -> None:
+    refused = UpstreamError("upstream_rejected", "no prefill", upstream_status=400)
+    provider = Continuing("prefill", ScriptedGeneration(["a ", CUT]), refused, ScriptedGeneration(["b"]))
+    outcome, _ = _run(provider)
+    assert outcome.text == "a b" and provider.calls[2].messages[-1]["content"] == rescue.CONTINUE_PROMPT
