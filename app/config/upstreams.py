@@ -18,7 +18,8 @@ from .values import MAX_UPSTREAMS, ConfigError, file, url
 
 MAX_WEIGHT = 1000.0
 _SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
-_ENTRY_FIELDS = ("name", "url", "api_key", "api_key_env", "models", "weight", "continuation")
+_ENTRY_FIELDS = ("name", "url", "api_key", "api_key_env", "models", "weight", "continuation", "concurrency")
+MAX_CONCURRENCY = 100_000
 # How a server continues a reply another cut: the delivered text as a trailing assistant message
 # it completes (`prefill`: vLLM, llama.cpp's llama-server), that message and a request to go on
 # (`message`: any chat server; the overlap is dropped), or not at all (`none`).
@@ -37,6 +38,7 @@ class UpstreamServer:
     models: tuple[str, ...] = ()
     weight: float = 1.0
     continuation: str = "message"
+    concurrency: int | None = None  # requests it takes at once (None: no limit; 1 is learned from a preemption)
 
     def serves(self, model: str) -> bool:
         """Whether requests for `model` may go to this server."""
@@ -158,6 +160,9 @@ def _entry(name: str, number: int, entry: Any, environ: Mapping[str, str]) -> Up
     continuation = entry.get("continuation", "message")
     if continuation not in CONTINUATIONS:
         raise ConfigError(f"{named}: continuation must be one of {', '.join(CONTINUATIONS)} (default message).")
+    concurrency = entry.get("concurrency")
+    if concurrency is not None and (type(concurrency) is not int or not 1 <= concurrency <= MAX_CONCURRENCY):
+        raise ConfigError(f"{named}: concurrency must be a whole number from 1 to {MAX_CONCURRENCY} (unset: no limit).")
     return UpstreamServer(
         label,
         address,
@@ -165,6 +170,7 @@ def _entry(name: str, number: int, entry: Any, environ: Mapping[str, str]) -> Up
         _entry_models(named, entry),
         _entry_weight(named, entry),
         continuation,
+        concurrency,
     )
 
 

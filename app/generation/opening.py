@@ -15,15 +15,22 @@ import gevent
 
 from ..config import Settings
 from ..metrics.catalogue import Metrics
-from ..providers.base import ChatCall, FirstTokenDeadline, Generation, Provider, Route, UpstreamError
+from ..providers.base import ENDED_EARLY, ChatCall, FirstTokenDeadline, Generation, Provider, Route, UpstreamError
 from ..providers.deltas import Delta
 from . import backoff
 from .cancel import StreamCancelled
 
 log = logging.getLogger("chatwait.relay")
 
+MAX_PREEMPTIONS = 8  # preempted attempts of one generation tried again (with backoff), retries apart
+
 # An opened generation: it, its first piece (None: the reply has none) and the rest.
 Opened = tuple[Generation, str | Delta | None, Iterator[str | Delta]]
+
+
+def preempted(failure: UpstreamError) -> bool:
+    """Whether the server ended the reply early, without a finish_reason (a preemption)."""
+    return failure.log_fields.get("upstream_ended") == ENDED_EARLY
 
 
 class Opener:
@@ -36,6 +43,7 @@ class Opener:
         self.metrics = metrics
         self.call = call
         self.route = route
+        self.preemptions = 0  # attempts a busy server preempted, tried again outside the retries
 
     def open_routes(self, slot: Any) -> Opened:
         """Open the call's model, else its fallback models in turn, before the first token: a
@@ -76,6 +84,9 @@ class Opener:
             try:
                 return self.attempt(deadline, slot, call)
             except UpstreamError as failure:
+                retries = self.settings.upstream_retries
+                if preempted(failure) and retries and time.monotonic() < deadline and self.preempted_again():
+                    continue  # a busy server's preemption: tried again, not counted as a retry
                 failover = failure.retryable and self.provider.can_fail_over(self.call.model, self.route)
                 delay = 0.0 if failover else backoff.delay(attempt, failure.retry_after)
                 if (
@@ -125,6 +136,21 @@ class Opener:
         finally:
             timeout.close()
         return generation, first, pieces
+
+    def preempted_again(self) -> bool:
+        """A busy server ended an attempt of this generation early (llama.cpp's servers preempt a
+        request when another arrives): wait a little, with jitter, so that the requests it
+        preempted do not all come back at once; False once MAX_PREEMPTIONS are spent."""
+        if self.preemptions >= MAX_PREEMPTIONS:
+            return False
+        delay = backoff.delay(min(self.preemptions, 2), None)
+        self.preemptions += 1
+        log.info(
+            "upstream_preempted",
+            extra={"preemptions": self.preemptions, "delay_ms": round(delay * 1000), **self.server()},
+        )
+        gevent.sleep(delay)
+        return True
 
     def server(self) -> dict[str, str]:
         """The log field naming the server of the current attempt (none for a single source)."""

@@ -83,7 +83,6 @@ class Relay:
         self._mode = "wait" if listener is None else "streaming"
         self._rescues = 0  # continuations opened after the upstream broke mid-answer
         self._spent = 0  # those counted against UPSTREAM_RESCUES
-        self._rescued_at = 0  # pieces produced when the last one was opened
         self._generated = 0  # tokens the attempts before the current one generated (rescued replies)
         self._attempt_from = 0  # where the current attempt's text begins in `_pieces`
         self._last_usage: Usage | None = None  # the upstream's count of a rescued reply's last attempt
@@ -176,28 +175,23 @@ class Relay:
         cause = rescue.cause(failure)
         text = "".join(self._pieces)
         left = self.call.max_tokens - self.provider.completion_tokens(text)
-        # A preempted attempt that got text on is no failure to count (a busy llama.cpp server
-        # preempts again and again): each such rescue adds a piece, and max_tokens bounds them.
-        if cause == "preempted" and self.produced() > self._rescued_at:
-            self._spent -= 1
-        while (
-            cause is not None
-            and self._spent < self.settings.upstream_rescues
-            and left > 0
-            and rescue.continuable(text, self._parts)
-        ):
+        while cause is not None and left > 0 and rescue.continuable(text, self._parts):
+            if cause == "preempted" and self.settings.upstream_rescues and self._opener.preempted_again():
+                pass  # a busy server, not a broken one: not counted against UPSTREAM_RESCUES
+            elif self._spent < self.settings.upstream_rescues:
+                self._spent += 1
+            else:
+                break
             failed_on = self._server()
             strategy = self.provider.continuation(self.call.model, self.route)
             if strategy not in rescue.STRATEGIES:
                 break
             self._rescues += 1
-            self._spent += 1
-            self._rescued_at = self.produced()
             self._log_rescue(failure, cause, strategy, failed_on, broken)
             try:
                 return self._continue(strategy, text, left, slot)
             except UpstreamError as again:  # tried again (the server rests) while it may help
-                failure, cause = again, rescue.CONTINUATION_FAILED if again.retryable else None
+                failure, cause = again, rescue.after_failed_continuation(again)
         raise failure
 
     def _continue(self, strategy: str, text: str, left: int, slot: Any) -> Opened:

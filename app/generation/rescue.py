@@ -24,7 +24,6 @@ _CAUSES = {
     "upstream_bad_response": "bad_response",
 }
 CONTINUATION_FAILED = "continuation_failed"  # a continuation that could not be opened, tried again
-CAUSES = ("interrupted", "preempted", "timeout", "bad_response", CONTINUATION_FAILED)
 STRATEGIES = ("prefill", "message")
 # vLLM continues a trailing assistant message only when told so; other servers ignore the fields.
 PREFILL_OPTIONS = {"continue_final_message": True, "add_generation_prompt": False}
@@ -44,6 +43,14 @@ def cause(failure: UpstreamError) -> str | None:
     if failure.log_fields.get("limit"):
         return None
     return _CAUSES.get(failure.error_code)
+
+
+def after_failed_continuation(failure: UpstreamError) -> str | None:
+    """The cause of trying again after a continuation failed to open: a preemption, another
+    failure that trying again may mend, or None."""
+    if failure.log_fields.get("upstream_ended") == ENDED_EARLY:
+        return "preempted"
+    return CONTINUATION_FAILED if failure.retryable else None
 
 
 def continuable(text: str, parts: ReplyParts) -> bool:

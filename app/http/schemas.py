@@ -46,6 +46,7 @@ class ReadyServerSchema(StrictSchema):
     state = fields.String(required=True, validate=validate.OneOf(("healthy", "resting", "probing")))
     rest_seconds = fields.Float(required=True)
     open = fields.Integer(required=True)
+    concurrency = fields.Integer(allow_none=True)
     ok = fields.Boolean(required=True)
     detail = fields.String(required=True)
 

@@ -51,6 +51,14 @@ if os.environ.get(MULTIPROC_ENV):
     values.ValueClass = values.MultiProcessValue(current_pid)
 
 
+RESCUE_CAUSES = ("interrupted", "preempted", "timeout", "bad_response", "continuation_failed")
+# What gives a request to a fallback model: its model's servers' retryable failures, or an input too long.
+FALLBACK_ERRORS = (
+    "upstream_unavailable", "upstream_rate_limited", "upstream_timeout", "upstream_interrupted",
+    "upstream_bad_response", "upstream_tls_failed", "input_too_long",
+)  # fmt: skip
+
+
 class Metrics:
     """The metrics of one process; `render` answers a scrape (all workers' values under gunicorn)."""
 
@@ -79,12 +87,6 @@ class Metrics:
         self.tokens = count("tokens", "Tokens in and out (source: the upstream's usage, or estimated by ChatWait).",
                             "model", "direction", "source")
         self.retries = count("upstream_retries", "Upstream attempts retried, by error.", "error_code")
-        self.rescues = count("upstream_rescues", "Replies cut mid-answer continued on another route, by cause "
-                             "(interrupted, preempted, timeout, bad_response, continuation_failed) and strategy "
-                             "(prefill, message).", "cause", "strategy")
-        self.fallbacks = count(
-            "upstream_fallbacks", "Requests given to a fallback model, by the error of the model before.", "error_code"
-        )
         self.upstream_errors = count("upstream_errors", "Upstream failures that ended a generation.", "error_code")
         self.resumes = count("stream_resumes", "Stream resumes (api: chatwait, openai or responses).", "api")
         self.stops = count("stream_stops", "Stop requests, by result.", "result")
@@ -92,10 +94,26 @@ class Metrics:
         self.queue_length = gauge("local_queue_length", "Replies waiting for the embedded model.")
         self.queue_wait = histogram("local_queue_wait_seconds", "How long a reply waited for the embedded model.",
                                     LATENCY_BUCKETS)
+        self._declare_recovery_metrics()
         self._declare_server_metrics()
         self._declare_key_metrics()
         if self.multiprocess:
             self._forget_dead_workers()
+
+    def _declare_recovery_metrics(self) -> None:
+        """The rescues and fallbacks, every series (bounded sets) present at zero for the dashboard."""
+        count = self._counter
+        self.rescues = count("upstream_rescues", "Replies cut mid-answer continued on another route, by cause "
+                             "(interrupted, preempted, timeout, bad_response, continuation_failed) and strategy "
+                             "(prefill, message).", "cause", "strategy")
+        self.fallbacks = count(
+            "upstream_fallbacks", "Requests given to a fallback model, by the error of the model before.", "error_code"
+        )
+        for cause in RESCUE_CAUSES:
+            for strategy in ("prefill", "message"):
+                self.rescues.labels(cause, strategy)
+        for error_code in FALLBACK_ERRORS:
+            self.fallbacks.labels(error_code)
 
     def _declare_server_metrics(self) -> None:
         """The series of the pool's model servers, by server name (at most MAX_UPSTREAMS)."""

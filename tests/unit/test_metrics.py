@@ -17,7 +17,7 @@ from app.metrics import MULTIPROC_ENV, prepare_multiprocess_dir, remove_multipro
 from app.metrics.catalogue import Metrics, NoMetrics, retire_worker
 from app.providers.base import UpstreamError, Usage
 
-from .test_relay import Recorder, ScriptedGeneration, ScriptedProvider, _relay, sleeps  # noqa: F401 (a fixture)
+from .test_relay import Recorder, ScriptedGeneration, ScriptedProvider, _relay
 
 
 def value(metrics: Metrics, name: str, **labels: str) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 
+import gevent
 import pytest
 
 from app.config import load_settings
@@ -177,12 +178,12 @@ def test_a_reply_ended_without_a_finish_reason_is_preemption_not_sickness() -> N
     pool, providers, _ = _pool()
     early = UpstreamError("upstream_interrupted", "no finish", log_fields={"upstream_ended": ENDED_EARLY})
     providers["a"].script = [ScriptedGeneration(["x", early])]
-    with pytest.raises(UpstreamError):
-        list(pool.open(CALL, None, Route("a")))
+    with pytest.raises(UpstreamError), pool.open(CALL, None, Route("a")) as generation:
+        list(generation)
     assert pool.servers[0].health.state == "healthy", "llama.cpp ends a preempted request so: the server is busy"
     providers["a"].script = [ScriptedGeneration(["x", UpstreamError("upstream_interrupted", "cut")])]
-    with pytest.raises(UpstreamError):
-        list(pool.open(CALL, None, Route("a")))
+    with pytest.raises(UpstreamError), pool.open(CALL, None, Route("a")) as generation:
+        list(generation)
     assert pool.servers[0].health.state == "resting", "a reply cut off still rests it"
 
 
@@ -258,3 +259,32 @@ def test_with_upstream_attempt_seconds_a_silent_server_costs_the_attempt_not_the
     outcome = relay.run()
     assert outcome.error is None and outcome.text == "on time" and relay.route.server == "b"
     assert pool.servers[0].health.state == "resting" and pool.servers[0].outstanding == 0
+
+
+def test_a_server_that_preempts_takes_one_request_at_a_time_and_others_wait() -> None:
+    pool, providers, _ = _pool(urls="http://a/v1")
+    preempted = UpstreamError("upstream_interrupted", "early", log_fields={"upstream_ended": ENDED_EARLY})
+    providers["a"].script = [preempted, _ok("one"), _ok("two")]
+    with pytest.raises(UpstreamError):
+        pool.open(CALL, None, Route())
+    server = pool.servers[0]
+    assert server.slots == 1 and server.health.state == "healthy", "busy, not sick"
+    first = pool.open(CALL, None, Route())
+    waiting = gevent.spawn(pool.open, CALL, None, Route())
+    gevent.sleep(0.01)
+    assert not waiting.ready() and server.outstanding == 1, "no second request while one is open"
+    first.close()
+    assert list(waiting.get(timeout=1)) == ["two"]
+
+
+def test_concurrency_from_the_file_bounds_a_server_and_the_wait_is_the_callers() -> None:
+    pool, providers, _ = _pool(urls="http://a/v1,http://b/v1")
+    pool.servers[0].slots = pool.servers[1].slots = 1
+    providers["a"].script = [_ok("a")]
+    providers["b"].script = [_ok("b")]
+    held = [pool.open(CALL, None, Route()), pool.open(CALL, None, Route())]
+    assert {g.server.name for g in held} == {"a", "b"}, "the other server takes the second"
+    assert pool.route(CALL.model).server is None, "both full: admitted, and the request waits for room"
+    with pytest.raises(gevent.Timeout), gevent.Timeout(0.05):
+        pool.open(CALL, None, Route())  # the caller's first-token deadline bounds the wait
+    assert not pool._waiting, "a waiter that gave up is forgotten"

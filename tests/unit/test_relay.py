@@ -96,17 +96,6 @@ def _relay(provider: Provider, listener=None, metrics: Metrics | None = None, **
     return Relay(provider, config, CALL, 10, listener, "cid", "sid", metrics=metrics or Metrics())
 
 
-@pytest.fixture
-def sleeps(monkeypatch) -> list[float]:
-    """Backoff sleeps, recorded instead of slept."""
-    recorded: list[float] = []
-    real_sleep = gevent.sleep
-    monkeypatch.setattr(
-        "app.generation.relay.gevent.sleep", lambda seconds=0: recorded.append(seconds) or real_sleep(0)
-    )
-    return recorded
-
-
 def test_success_with_upstream_usage() -> None:
     listener = Recorder()
     outcome = _relay(ScriptedProvider(ScriptedGeneration(["a ", "b"], usage=Usage(7, 2))), listener).run()

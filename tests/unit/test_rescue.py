@@ -8,6 +8,7 @@ import pytest
 
 from app.config import load_settings
 from app.generation import rescue
+from app.generation.opening import MAX_PREEMPTIONS
 from app.generation.relay import Relay
 from app.metrics.catalogue import NoMetrics
 from app.providers.base import ENDED_EARLY, ChatCall, UpstreamError
@@ -116,7 +117,7 @@ def test_no_rescue_for_a_tool_call_none_or_when_turned_off() -> None:
     assert _run(provider, UPSTREAM_RESCUES="0")[0].error is not None and len(provider.calls) == 1
 
 
-def test_rescues_are_bounded_but_a_preempted_reply_that_got_on_is_not_counted() -> None:
+def test_rescues_are_bounded_and_preemptions_have_their_own_budget(sleeps) -> None:
     cuts = [ScriptedGeneration(["a ", CUT])] + [ScriptedGeneration([CUT]) for _ in range(5)]
     provider = Continuing("prefill", *cuts)
     outcome, _ = _run(provider, UPSTREAM_RESCUES="2")
@@ -125,7 +126,13 @@ def test_rescues_are_bounded_but_a_preempted_reply_that_got_on_is_not_counted() 
     preempted = [ScriptedGeneration([f"w{i} ", PREEMPTED]) for i in range(6)] + [ScriptedGeneration(["end"])]
     provider = Continuing("prefill", *preempted)
     outcome, _ = _run(provider, UPSTREAM_RESCUES="1")
-    assert outcome.error is None and outcome.text == "w0 w1 w2 w3 w4 w5 end", "each got a word on"
+    assert outcome.error is None and outcome.text == "w0 w1 w2 w3 w4 w5 end", "a busy server is waited for"
+    assert len(sleeps) == 6 and all(0 < delay <= 2 for delay in sleeps), "with backoff, so they do not herd"
+
+    endless = [ScriptedGeneration(["a ", PREEMPTED])] + [ScriptedGeneration([PREEMPTED]) for _ in range(30)]
+    provider = Continuing("prefill", *endless)
+    outcome, _ = _run(provider, UPSTREAM_RESCUES="1")
+    assert outcome.error is not None and len(provider.calls) == 1 + MAX_PREEMPTIONS + 1, "then UPSTREAM_RESCUES"
 
 
 def test_a_refused_prefill_is_asked_again_by_message() -> None:

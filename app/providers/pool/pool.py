@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from gevent.event import Event
 from gevent.pool import Pool
 
 from ...config import Settings, UpstreamServer
@@ -53,14 +54,18 @@ class UpstreamPool(Provider):
                 Health(settings.upstream_rest_seconds, threshold(config)),
                 metrics,
                 clock,
+                self._released,
             )
             for config in configs
         ]
         self._by_name = {server.name: server for server in self.servers}
+        self._waiting: list[Event] = []  # requests waiting for a server with room
         self._tokens = self.servers[0].provider
 
     def route(self, model: str) -> Route:
         server = self._choose(model, set())
+        if server is None and self._usable(model, set(), room=False):
+            return Route()  # its servers are busy, not resting: the request waits for room
         if server is None:
             raise ApiError("upstream_unavailable", ALL_RESTING.format(model=model), retry_after=self._soonest(model))
         return Route(server.name)
@@ -95,7 +100,9 @@ class UpstreamPool(Provider):
         server = self._by_name.get(route.server or "")
         pinned, route.pinned = route.pinned, False
         if server is None or (not pinned and (route.server in route.tried or not server.health.usable(self.clock()))):
-            server = self._choose(call.model, route.tried)
+            server = self._waited(lambda: self._choose(call.model, route.tried, room=False))
+        else:
+            server = self._waited(lambda: server)
         if server is None:
             detail = ALL_RESTING.format(model=call.model)
             resting = {"all_resting": call.model}  # no retry helps within the rest: a fallback may
@@ -106,18 +113,47 @@ class UpstreamPool(Provider):
         route.tried.add(server.name)
         return server.open(call)
 
-    def _usable(self, model: str, tried: set[str]) -> list[Server]:
-        """The servers of `model` a request may go to now, not yet tried by this generation."""
+    def _usable(self, model: str, tried: set[str], room: bool = True) -> list[Server]:
+        """The servers of `model` a request may go to now (with `room`: that take one more now),
+        not yet tried by this generation."""
         now = self.clock()
-        return [s for s in self.servers if s.serves(model) and s.name not in tried and s.health.usable(now)]
+        return [
+            s
+            for s in self.servers
+            if s.serves(model) and s.name not in tried and s.health.usable(now) and (s.has_room() or not room)
+        ]
 
-    def _choose(self, model: str, tried: set[str]) -> Server | None:
-        """Least outstanding (weighted) among the usable servers, untried first; ties at random."""
+    def _choose(self, model: str, tried: set[str], room: bool = True) -> Server | None:
+        """Least outstanding (weighted) among the usable servers with room, untried first, ties at
+        random; without `room`, the best of them even when full (the caller waits for room)."""
         candidates = self._usable(model, tried) or self._usable(model, set())
+        if not candidates and not room:
+            candidates = self._usable(model, tried, room=False) or self._usable(model, set(), room=False)
         if not candidates:
             return None
         best = min(server.load() for server in candidates)
         return random.choice([server for server in candidates if server.load() == best])
+
+    def _waited(self, pick: Callable[[], Server | None]) -> Server | None:
+        """The server `pick` gives once it has room (a server with slots takes the next request
+        when one of its own ends); the wait is bounded by the caller's first-token deadline."""
+        while True:
+            server = pick()
+            if server is None or server.has_room():
+                return server
+            waiter = Event()
+            self._waiting.append(waiter)
+            try:
+                waiter.wait()
+            finally:
+                if waiter in self._waiting:
+                    self._waiting.remove(waiter)
+
+    def _released(self) -> None:
+        """A generation ended on some server: the waiting requests look again."""
+        waiting, self._waiting = self._waiting, []
+        for waiter in waiting:
+            waiter.set()
 
     def _soonest(self, model: str) -> float:
         """Seconds until the first rest of `model`'s servers ends (Retry-After when all rest)."""

@@ -28,8 +28,10 @@ class Server:
         health: Health,
         metrics: Metrics | NoMetrics,
         clock: Callable[[], float] = time.monotonic,
+        on_release: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
+        self.on_release = on_release  # the pool wakes the requests waiting for room
         self.name = config.name
         self.provider = provider
         self.health = health
@@ -37,11 +39,16 @@ class Server:
         self.clock = clock
         self.outstanding = 0
         self.continuation = config.continuation  # `message` once it refused a prefill
+        self.slots = config.concurrency  # 1 once it preempted a request: it serves one at a time
         self.checked: tuple[bool, str] = (True, "Not checked yet.")
         metrics.server_known(self.name, KINDS)
 
     def serves(self, model: str) -> bool:
         return self.config.serves(model)
+
+    def has_room(self) -> bool:
+        """Whether it takes one more request now (a server with slots holds no more at once)."""
+        return self.slots is None or self.outstanding < self.slots
 
     def load(self) -> float:
         """Least outstanding requests first, weighted: the score this request would give it."""
@@ -79,8 +86,12 @@ class Server:
             log.info("upstream_recovered", extra={"upstream_server": self.name})
 
     def failed(self, kind: str, retry_after: float | None, probe: bool) -> None:
-        """Count a failure of `kind`; rest the server when it is the server's fault."""
+        """Count a failure of `kind`; rest the server when it is the server's fault. A server that
+        preempts a request when another arrives (llama-cpp-python's on its defaults) gets one at a time."""
         self.metrics.server_failure(self.name, kind)
+        if kind == "preempted" and self.slots is None:
+            self.slots = 1
+            log.warning("upstream_one_at_a_time", extra={"upstream_server": self.name})
         rest = self.health.failed(kind, retry_after, probe, self.clock())
         if rest is not None:
             self.metrics.server_resting(self.name, True)
@@ -91,6 +102,8 @@ class Server:
         """A generation opened on this server (1) or closed (-1)."""
         self.outstanding += delta
         self.metrics.server_open_delta(self.name, delta)
+        if delta < 0 and self.on_release is not None:
+            self.on_release()
 
     def report(self, now: float) -> dict[str, Any]:
         """What /ready shows of this server (never a credential)."""
@@ -104,6 +117,7 @@ class Server:
             "state": self.health.state,
             "rest_seconds": round(resting, 1),
             "open": self.outstanding,
+            "concurrency": self.slots,
             "ok": ok,
             "detail": detail,
         }
