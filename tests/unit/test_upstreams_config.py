@@ -81,6 +81,9 @@ def test_a_yaml_file_works_the_same(tmp_path: Path) -> None:
         ('url = "http://a/v1"\nname = "has space"', "entry 1: name must be"),
         ('url = "http://a/v1"\napi_key_env = "NOT_SET_ANYWHERE"', "names 'NOT_SET_ANYWHERE', which is not set"),
         (f'url = "http://a/v1"\napi_key = "{KEY}"\napi_key_env = "X"', "give api_key or api_key_env, not both"),
+        ('url = "http://a/v1"\nconcurrency = 0', "entry 1 (a): concurrency must be a whole number from 1"),
+        ('url = "http://a/v1"\nconcurrency = 1.5', "entry 1 (a): concurrency must be a whole number from 1"),
+        ('url = "http://a/v1"\ncontinuation = "maybe"', "entry 1 (a): continuation must be one of prefill"),
     ],
 )
 def test_a_bad_entry_stops_start_up_naming_entry_and_field(tmp_path: Path, entry: str, said: str) -> None:
