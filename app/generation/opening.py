@@ -15,22 +15,17 @@ import gevent
 
 from ..config import Settings
 from ..metrics.catalogue import Metrics
-from ..providers.base import ENDED_EARLY, ChatCall, FirstTokenDeadline, Generation, Provider, Route, UpstreamError
+from ..providers.base import ChatCall, FirstTokenDeadline, Generation, Provider, Route, UpstreamError
 from ..providers.deltas import Delta
 from . import backoff
 from .cancel import StreamCancelled
 
 log = logging.getLogger("chatwait.relay")
 
-MAX_PREEMPTIONS = 8  # preempted attempts of one generation tried again (with backoff), retries apart
+MAX_PREEMPTIONS = 8  # replies of one generation preempted mid-answer continued (with backoff), rescues apart
 
 # An opened generation: it, its first piece (None: the reply has none) and the rest.
 Opened = tuple[Generation, str | Delta | None, Iterator[str | Delta]]
-
-
-def preempted(failure: UpstreamError) -> bool:
-    """Whether the server ended the reply early, without a finish_reason (a preemption)."""
-    return failure.log_fields.get("upstream_ended") == ENDED_EARLY
 
 
 class Opener:
@@ -84,9 +79,6 @@ class Opener:
             try:
                 return self.attempt(deadline, slot, call)
             except UpstreamError as failure:
-                retries = self.settings.upstream_retries
-                if preempted(failure) and retries and time.monotonic() < deadline and self.preempted_again():
-                    continue  # a busy server's preemption: tried again, not counted as a retry
                 failover = failure.retryable and self.provider.can_fail_over(self.call.model, self.route)
                 delay = 0.0 if failover else backoff.delay(attempt, failure.retry_after)
                 if (
@@ -138,9 +130,10 @@ class Opener:
         return generation, first, pieces
 
     def preempted_again(self) -> bool:
-        """A busy server ended an attempt of this generation early (llama.cpp's servers preempt a
-        request when another arrives): wait a little, with jitter, so that the requests it
-        preempted do not all come back at once; False once MAX_PREEMPTIONS are spent."""
+        """A busy server ended this generation's reply early, mid-answer (llama.cpp's servers
+        preempt a request when another arrives): wait a little, with jitter, so that the replies it
+        preempted do not all come back at once; False once MAX_PREEMPTIONS are spent. (Before the
+        first token a preemption is a retry like any other: nothing was delivered yet.)"""
         if self.preemptions >= MAX_PREEMPTIONS:
             return False
         delay = backoff.delay(min(self.preemptions, 2), None)
