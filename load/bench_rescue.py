@@ -1,5 +1,7 @@
 """What a mid-answer rescue costs the client: the time from the last token before an upstream cut
-to the first token after it, less the usual gap between tokens.
+to the first token after it (the fake cuts at once after a token, and a continuation's first
+token comes at once: the seam is ChatWait's reaction, plus, by `message`, the repeated tokens
+the continuation sends again before new ones, 20 ms each).
 
     ./scripts/load bench_rescue.py --streams 20 --rounds 5
 
@@ -8,8 +10,8 @@ model would) behind one ChatWait worker pinned to CPU 0; the fake and this clien
 round runs `--streams` concurrent native streams of 60 tokens 20 ms apart, cut at token 30 (`reset`:
 the connection dropped; `nofinish`: [DONE] without a finish_reason at the end, so rescued after the
 last token), once per arm (continuation `prefill` and `message`, cut `reset`), arms alternating.
-Reported per arm: the added delay at the seam (p50, p95; median over rounds and the range) and
-whether every answer came whole.
+Reported per arm: the seam (p50, p95; median over rounds and the range) and whether every
+answer came whole.
 """
 
 from __future__ import annotations
@@ -46,13 +48,14 @@ def _server(fake: FakeUpstream, continuation: str, folder: Path) -> ChatWaitServ
         "UPSTREAMS_FILE": str(listing),
         "OPENAI_MODEL": "fake-model",
         "LOG_LEVEL": "WARNING",
-        "UPSTREAM_REST_SECONDS": "1",
+        "UPSTREAM_REST_SECONDS": "0.1",
     }
     return ChatWaitServer(env, cpus={0})
 
 
 def _stream(url: str) -> tuple[float, float, bool]:
-    """One stream cut at CUT_AT: the gap at the seam, the median other gap (ms), and whether whole."""
+    """One stream cut at CUT_AT: the gap at the seam (from the last token before the cut to the
+    first after it), the median other gap (ms), and whether the answer came whole."""
     message = f"{uuid.uuid4().hex} @tokens={TOKENS} @delay_ms={DELAY_MS} @fault=reset@{CUT_AT} @fail_times=1"
     arrivals: list[float] = []
     text = []
@@ -66,15 +69,18 @@ def _stream(url: str) -> tuple[float, float, bool]:
                 text.append(json.loads(line[5:])["content"])
     whole = "".join(text) == "".join(f"tok{i} " for i in range(TOKENS))
     gaps = [(b - a) * 1000 for a, b in itertools.pairwise(arrivals)]
-    seam = gaps[CUT_AT - 1] if len(gaps) >= CUT_AT else float("nan")
+    if not whole or len(gaps) < CUT_AT:
+        print(f"not whole: {len(arrivals)} chunks, status {response.status_code}", file=sys.stderr)
+        return float("nan"), float("nan"), False
     usual = statistics.median(g for i, g in enumerate(gaps) if i != CUT_AT - 1)
-    return seam, usual, whole
+    return gaps[CUT_AT - 1], usual, whole
 
 
 def _round(url: str, streams: int) -> tuple[list[float], bool]:
+    """The seams of one round's streams (ms), and whether every answer came whole."""
     with ThreadPoolExecutor(max_workers=streams) as pool:
         results = list(pool.map(lambda _: _stream(url), range(streams)))
-    return [seam - usual for seam, usual, _ in results], all(whole for *_, whole in results)
+    return [seam for seam, _, whole in results if whole], all(whole for *_, whole in results)
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -98,7 +104,7 @@ def main() -> None:
                 added, complete = _round(servers[arm].url, options.streams)
                 whole &= complete
                 found[arm].append((_quantile(added, 0.5), _quantile(added, 0.95)))
-                time.sleep(1.2)  # the cut server's rest (1 s) ends: each round starts from two servers
+                time.sleep(1.0)  # the cut servers' rests (0.1 s, doubling) end: each round starts with both
     finally:
         for server in servers.values():
             server.stop()
@@ -106,7 +112,8 @@ def main() -> None:
     for arm, rounds in found.items():
         p50s, p95s = [r[0] for r in rounds], [r[1] for r in rounds]
         print(
-            f"{arm:8} added at the seam: p50 {statistics.median(p50s):.1f} ms ({min(p50s):.1f}-{max(p50s):.1f}), "
+            f"{arm:8} the seam (usual gap {DELAY_MS} ms): "
+            f"p50 {statistics.median(p50s):.1f} ms ({min(p50s):.1f}-{max(p50s):.1f}), "
             f"p95 {statistics.median(p95s):.1f} ms ({min(p95s):.1f}-{max(p95s):.1f}) over {len(rounds)} rounds"
         )
     print(f"every answer whole: {whole}")
