@@ -38,7 +38,7 @@ class Opener:
         self.metrics = metrics
         self.call = call
         self.route = route
-        self.preemptions = 0  # attempts a busy server preempted, tried again outside the retries
+        self.preemptions = 0  # replies a busy server preempted mid-answer, continued so far
 
     def open_routes(self, slot: Any) -> Opened:
         """Open the call's model, else its fallback models in turn, before the first token: a

@@ -87,7 +87,6 @@ class Relay:
         self._attempt_from = 0  # where the current attempt's text begins in `_pieces`
         self._last_usage: Usage | None = None  # the upstream's count of a rescued reply's last attempt
         self._requested = call.model  # `call` names a fallback model once one answers instead
-        self._rescue_cause = ""
 
     def run(self) -> Outcome:
         """Generate to the end, cancellation or failure; always ends the listener exactly once."""
@@ -189,12 +188,12 @@ class Relay:
             self._rescues += 1
             self._log_rescue(failure, cause, strategy, failed_on, broken)
             try:
-                return self._continue(strategy, text, left, slot)
+                return self._continue(strategy, text, left, slot, cause)
             except UpstreamError as again:  # tried again (the server rests) while it may help
                 failure, cause = again, rescue.after_failed_continuation(again)
         raise failure
 
-    def _continue(self, strategy: str, text: str, left: int, slot: Any) -> Opened:
+    def _continue(self, strategy: str, text: str, left: int, slot: Any, cause: str) -> Opened:
         """Open one continuation by `strategy`; a server that refuses a prefill is asked by message."""
         deadline = time.monotonic() + self.settings.timeout_seconds
         try:
@@ -205,7 +204,7 @@ class Relay:
             self.provider.prefill_refused(self.route)
             self.route.pinned, strategy = True, "message"
             opened = self._opener.attempt(deadline, slot, rescue.continuation_call(self.call, text, strategy, left))
-        self.metrics.upstream_rescue(self._rescue_cause, strategy)
+        self.metrics.upstream_rescue(cause, strategy)
         generation, first, rest = opened
         pieces = itertools.chain(() if first is None else (first,), rest)
         return generation, None, rescue.continued(pieces, text, strategy)
@@ -219,7 +218,6 @@ class Relay:
     def _log_rescue(
         self, failure: UpstreamError, cause: str, strategy: str, failed_on: dict[str, str], broken: Generation
     ) -> None:
-        self._rescue_cause = cause
         usage = broken.usage
         log.warning(
             "upstream_rescue",
