@@ -39,6 +39,8 @@ class Opener:
         self.call = call
         self.route = route
         self.preemptions = 0  # replies a busy server preempted mid-answer, continued so far
+        # The fallback models not tried yet (the request's, else UPSTREAMS_FILE's), in order.
+        self.spare = list(call.fallbacks if call.fallbacks is not None else settings.fallbacks_of(call.model))
 
     def open_routes(self, slot: Any) -> Opened:
         """Open the call's model, else its fallback models in turn, before the first token: a
@@ -46,7 +48,7 @@ class Opener:
         The first-token deadline is shared: each model gets its part of what is left."""
         deadline = time.monotonic() + self.settings.timeout_seconds
         model = self.call.model
-        spare = list(self.call.fallbacks if self.call.fallbacks is not None else self.settings.fallbacks_of(model))
+        spare = self.spare
         wider = list(self.settings.fallbacks_of(model, too_long=True))
         while True:
             share = (deadline - time.monotonic()) / (1 + len(spare))
@@ -56,9 +58,9 @@ class Opener:
                 models = wider if failure.error_code == "input_too_long" else spare if failure.retryable else []
                 if not models or time.monotonic() >= deadline:
                     raise
-                self._fall_back(models.pop(0), failure)
+                self.fall_back(models.pop(0), failure)
 
-    def _fall_back(self, model: str, failure: UpstreamError) -> None:
+    def fall_back(self, model: str, failure: UpstreamError) -> None:
         """Answer with `model` instead: the failure of the one before is logged and counted."""
         log.warning(
             "upstream_fallback",

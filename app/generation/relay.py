@@ -182,6 +182,7 @@ class Relay:
             else:
                 break
             failed_on = self._server()
+            self._rescue_model(failure)
             strategy = self.provider.continuation(self.call.model, self.route)
             if strategy not in rescue.STRATEGIES:
                 break
@@ -192,6 +193,18 @@ class Relay:
             except UpstreamError as again:  # tried again (the server rests) while it may help
                 failure, cause = again, rescue.after_failed_continuation(again)
         raise failure
+
+    def _rescue_model(self, failure: UpstreamError) -> None:
+        """When no other server of the model can continue the reply (all rest), the first fallback
+        model one of whose servers can does; else the model's own servers are tried, resting or not."""
+        spare = self._opener.spare
+        if self.provider.can_continue(self.call.model, self.route):
+            return
+        for model in list(spare):
+            if self.provider.can_continue(model, Route()):
+                spare.remove(model)
+                self._opener.fall_back(model, failure)
+                return
 
     def _continue(self, strategy: str, text: str, left: int, slot: Any, cause: str) -> Opened:
         """Open one continuation by `strategy`; a server that refuses a prefill is asked by message."""

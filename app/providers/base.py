@@ -221,6 +221,11 @@ class Provider(abc.ABC):
         """Whether a server `route` has not tried can take a retry now (then without backoff)."""
         return False
 
+    def can_continue(self, model: str, route: Route) -> bool:
+        """Whether a server of `model` other than `route`'s, not resting, can take a continuation
+        (else a fallback model may); a single source always can."""
+        return True
+
     def continuation(self, model: str, route: Route) -> str:
         """How a reply of `model` cut mid-answer can be continued (`prefill`, `message` or `none`:
         `config.upstreams.CONTINUATIONS`); a pool picks the server now (another than the one that

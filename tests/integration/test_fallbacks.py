@@ -154,3 +154,20 @@ def test_a_flapping_primary_costs_one_attempt_per_rest_and_is_used_again(fake, t
             running.stop()
     finally:
         primary.close()
+
+
+def test_a_reply_cut_when_its_model_has_no_other_server_is_continued_by_the_fallback(fake, tmp_path: Path) -> None:
+    """The primary rests after the cut (UPSTREAM_BREAKER_FAILURES=1): the fallback model goes on."""
+    listing = _listing(tmp_path / "upstreams.yaml", fake)
+    env = server_env("", UPSTREAMS_FILE=str(listing), UPSTREAM_RESCUES="2", UPSTREAM_BREAKER_FAILURES="1")
+    running = ChatWaitServer(env)
+    try:
+        message = _unique("@tokens=10 @fault=reset@4 @fail_times=1")
+        response = httpx.post(f"{running.url}/v1/chat/streaming", json={"message": message}, timeout=30)
+        events, _ = parse(response.content)
+        assert events[-1].event == "done" and content_of(events) == expected_reply(10)
+        assert events[-1].data["model"] == BACKUP, "the answer names the model that finished it"
+        tried = [(o["model"], o.get("continued_from")) for o in fake.outcomes_for(message)]
+        assert tried == [(FAKE_MODEL, None), (BACKUP, 2)]
+    finally:
+        running.stop()

@@ -266,4 +266,3 @@ class LocalProvider(Provider):
     def close(self) -> None:
         for instance in self._instances:
             instance.close()
-

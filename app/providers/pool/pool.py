@@ -73,6 +73,9 @@ class UpstreamPool(Provider):
     def can_fail_over(self, model: str, route: Route) -> bool:
         return bool(self._usable(model, route.tried))
 
+    def can_continue(self, model: str, route: Route) -> bool:
+        return bool(self._usable(model, {route.server} if route.server is not None else set(), room=False))
+
     def continuation(self, model: str, route: Route) -> str:
         """A usable server other than the one that failed, else any of the model's (a resting
         one too: a rest keeps new requests away, and a continuation is tried at most
