@@ -15,7 +15,7 @@ MAX_HEAD_BYTES = 65536
 class SwitchServer:
     """`mode`: `pass` (to `target_port`), `status:CODE[:RETRY_AFTER]`, or `silent`. A new mode
     applies to new connections; `answered` counts the requests answered with an error,
-    `silenced` the connections left unanswered."""
+    `silenced` the connections left unanswered. Closing it closes every connection it holds."""
 
     def __init__(self, mode: str, target_port: int | None = None) -> None:
         self.mode = mode
@@ -41,6 +41,8 @@ class SwitchServer:
         if mode == "pass":
             assert self.target_port is not None
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            with self._lock:
+                self._held += [client, upstream]  # closed with the server, whatever the pipes do
             threading.Thread(target=_pipe, args=(upstream, client), daemon=True).start()
             _pipe(client, upstream)
         elif mode == "silent":

@@ -94,11 +94,12 @@ def test_a_content_refusal_is_not_given_to_another_model(server, fake) -> None:
     assert len(fake.outcomes_for(message)) == 1
 
 
-def test_the_request_chooses_its_own_fallbacks(server, fake) -> None:
+def test_the_request_chooses_its_own_fallbacks(server, fake, request) -> None:
     message = _unique("@tokens=3 @fault=503 @only=fake-model")
     refused = _wait(server, message, fallbacks=[])
     assert refused.status_code == 503, "an empty list: no fallback"
     sdk = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    request.addfinalizer(sdk.close)
     completion = sdk.chat.completions.create(
         model=FAKE_MODEL,
         messages=[{"role": "user", "content": _unique("@tokens=3 @fault=503 @only=fake-model")}],
@@ -109,8 +110,9 @@ def test_the_request_chooses_its_own_fallbacks(server, fake) -> None:
     assert unknown.status_code == 400 and "fallbacks" in unknown.json()["fields"]
 
 
-def test_the_responses_object_names_the_fallback(server) -> None:
+def test_the_responses_object_names_the_fallback(server, request) -> None:
     sdk = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    request.addfinalizer(sdk.close)
     response = sdk.responses.create(model=FAKE_MODEL, input=_unique("@tokens=3 @fault=500 @only=fake-model"))
     assert response.status == "completed" and response.model == BACKUP
     assert sdk.responses.retrieve(response.id).model == BACKUP

@@ -64,20 +64,22 @@ def _native(url: str, n: int) -> tuple[str, str]:
 
 
 def _chat(url: str, n: int) -> tuple[str, str]:
-    sdk = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=180)
-    stream = sdk.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": f"Describe mountains, number {n}."}], stream=True
-    )
-    reasons = [c.choices[0].finish_reason for c in stream if c.choices and c.choices[0].finish_reason]
+    with openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=180) as sdk:
+        stream = sdk.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": f"Describe mountains, number {n}."}], stream=True
+        )
+        reasons = [c.choices[0].finish_reason for c in stream if c.choices and c.choices[0].finish_reason]
     return "done", reasons[0]
 
 
 def _responses(url: str, n: int) -> tuple[str, str]:
-    sdk = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=180)
-    events = sdk.responses.create(model=MODEL, input=f"Write about the sea, number {n}.", stream=True)
-    ends = [
-        e.response.status for e in events if e.type in ("response.completed", "response.incomplete", "response.failed")
-    ]
+    with openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=180) as sdk:
+        events = sdk.responses.create(model=MODEL, input=f"Write about the sea, number {n}.", stream=True)
+        ends = [
+            e.response.status
+            for e in events
+            if e.type in ("response.completed", "response.incomplete", "response.failed")
+        ]
     return "done", ends[-1]  # incomplete: MAX_TOKENS reached
 
 

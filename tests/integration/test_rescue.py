@@ -125,13 +125,14 @@ def test_a_tool_call_is_never_continued(rescuing, fake) -> None:
     assert len(fake.outcomes_for(message)) == 1, "a call cut mid-arguments would be corrupted"
 
 
-def test_wait_mode_and_openai_families_get_the_whole_answer(rescuing, fake) -> None:
+def test_wait_mode_and_openai_families_get_the_whole_answer(rescuing, fake, request) -> None:
     wait = httpx.post(
         f"{rescuing.url}/v1/chat/wait", json={"message": _unique("@tokens=12 @fault=reset@5 @fail_times=1")}
     )
     assert wait.status_code == 200 and wait.json()["content"] == expected_reply(12)
 
     sdk = openai.OpenAI(base_url=f"{rescuing.url}/v1", api_key="unused", max_retries=0)
+    request.addfinalizer(sdk.close)
     message = _unique("@tokens=12 @fault=reset@5 @fail_times=1")
     stream = sdk.chat.completions.create(model=FAKE_MODEL, messages=[{"role": "user", "content": message}], stream=True)
     chunks = list(stream)
