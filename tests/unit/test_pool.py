@@ -264,11 +264,16 @@ def test_with_upstream_attempt_seconds_a_silent_server_costs_the_attempt_not_the
 def test_a_server_that_preempts_takes_one_request_at_a_time_and_others_wait() -> None:
     pool, providers, _ = _pool(urls="http://a/v1")
     preempted = UpstreamError("upstream_interrupted", "early", log_fields={"upstream_ended": ENDED_EARLY})
-    providers["a"].script = [preempted, _ok("one"), _ok("two")]
+    providers["a"].script = [preempted, _ok("held"), preempted, _ok("one"), _ok("two")]
+    server = pool.servers[0]
     with pytest.raises(UpstreamError):
         pool.open(CALL, None, Route())
-    server = pool.servers[0]
-    assert server.slots == 1 and server.health.state == "healthy", "busy, not sick"
+    assert server.slots is None, "alone on it, a request ended early says nothing of our load"
+    held = pool.open(CALL, None, Route())
+    with pytest.raises(UpstreamError):
+        pool.open(CALL, None, Route())
+    held.close()
+    assert server.slots == 1 and server.health.state == "healthy", "preempted beside another of ours: busy"
     first = pool.open(CALL, None, Route())
     waiting = gevent.spawn(pool.open, CALL, None, Route())
     gevent.sleep(0.01)

@@ -87,9 +87,10 @@ class Server:
 
     def failed(self, kind: str, retry_after: float | None, probe: bool) -> None:
         """Count a failure of `kind`; rest the server when it is the server's fault. A server that
-        preempts a request when another arrives (llama-cpp-python's on its defaults) gets one at a time."""
+        preempted one of this worker's requests while it held another (llama-cpp-python's on its
+        defaults does when a request arrives) gets one at a time from then on."""
         self.metrics.server_failure(self.name, kind)
-        if kind == "preempted" and self.slots is None:
+        if kind == "preempted" and self.slots is None and self.outstanding > 1:
             self.slots = 1
             log.warning("upstream_one_at_a_time", extra={"upstream_server": self.name})
         rest = self.health.failed(kind, retry_after, probe, self.clock())
