@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Iterator
 
-from ..providers.base import ENDED_EARLY, ChatCall, UpstreamError
+from ..providers.base import ChatCall, UpstreamError
 from ..providers.deltas import LOGPROBS, REASONING, Delta, ReplyParts
 
 # What cut the reply (the metric's `cause` label): the error codes a continuation can mend.
@@ -38,7 +38,7 @@ MIN_OVERLAP = 3  # a shorter repeat (a space, a letter) is taken as new text
 def cause(failure: UpstreamError) -> str | None:
     """The rescue cause of a failure after the first token, or None when no continuation mends it
     (a refusal, a reply longer than max_tokens allows, a rate limit)."""
-    if failure.log_fields.get("upstream_ended") == ENDED_EARLY:
+    if failure.preempted:
         return "preempted"
     if failure.log_fields.get("limit"):
         return None
@@ -48,7 +48,7 @@ def cause(failure: UpstreamError) -> str | None:
 def after_failed_continuation(failure: UpstreamError) -> str | None:
     """The cause of trying again after a continuation failed to open: a preemption, another
     failure that trying again may mend, or None."""
-    if failure.log_fields.get("upstream_ended") == ENDED_EARLY:
+    if failure.preempted:
         return "preempted"
     return CONTINUATION_FAILED if failure.retryable else None
 

@@ -144,6 +144,12 @@ class UpstreamError(Exception):
         self.upstream_request_id = upstream_request_id
 
     @property
+    def preempted(self) -> bool:
+        """Whether the server ended the reply cleanly without a finish_reason (llama.cpp's servers
+        end a request another one preempts so): busy, not sick."""
+        return self.log_fields.get("upstream_ended") == ENDED_EARLY
+
+    @property
     def retryable(self) -> bool:
         """Whether the same request may succeed if tried again."""
         return CATALOGUE[self.error_code].retryable

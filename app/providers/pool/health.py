@@ -3,7 +3,7 @@ or for a 429's Retry-After), then tried again by one request (half-open) before 
 
 from __future__ import annotations
 
-from ..base import ENDED_EARLY, UpstreamError
+from ..base import UpstreamError
 
 REST_CEILING_SECONDS = 60.0  # doubling rests stop here (or at UPSTREAM_REST_SECONDS when larger)
 RETRY_AFTER_CEILING_SECONDS = 300.0  # a 429's Retry-After rests a server at most this long
@@ -31,7 +31,7 @@ def failure_kind(error: UpstreamError) -> str:
     (`preempted`), a broken answer, or `rejected`."""
     if error.error_code == "upstream_unavailable":
         return "connection" if error.upstream_status is None else "unavailable"
-    if error.log_fields.get("upstream_ended") == ENDED_EARLY:
+    if error.preempted:
         return "preempted"
     return _KIND_OF_CODE.get(error.error_code, "rejected")
 
