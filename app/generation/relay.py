@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import gevent
 
@@ -47,8 +47,18 @@ class Listener(Protocol):
     def end(self, outcome: Outcome) -> None: ...
 
 
+class Prefix(NamedTuple):
+    """What a generation taken over from a worker that died had delivered: its text, its typed
+    deltas' parts, and how many chunks it took."""
+
+    text: str
+    parts: ReplyParts
+    chunks: int
+
+
 class Relay:
-    """One generation: `run()` drives the provider and tells the listener; returns the Outcome."""
+    """One generation: `run()` drives the provider and tells the listener; returns the Outcome.
+    With a `prefix` (a takeover), it continues that reply instead of starting one."""
 
     def __init__(
         self,
@@ -62,8 +72,10 @@ class Relay:
         *,
         metrics: Metrics,
         route: Route | None = None,
+        prefix: Prefix | None = None,
     ) -> None:
         self.provider = provider
+        self._prefix = prefix
         self._opener = Opener(provider, settings, metrics, call, route or Route())
         self.metrics = metrics
         self.settings = settings
@@ -87,6 +99,15 @@ class Relay:
         self._attempt_from = 0  # where the current attempt's text begins in `_pieces`
         self._last_usage: Usage | None = None  # the upstream's count of a rescued reply's last attempt
         self._requested = call.model  # `call` names a fallback model once one answers instead
+        self._inherited = self._inherit(prefix)
+
+    def _inherit(self, prefix: Prefix | None) -> int:
+        """Take a taken-over reply's text and parts as its own; the chunks it had besides its
+        text (kept here as one piece)."""
+        if prefix is None:
+            return 0
+        self._pieces, self._parts = [prefix.text], prefix.parts
+        return prefix.chunks - 1
 
     def run(self) -> Outcome:
         """Generate to the end, cancellation or failure; always ends the listener exactly once."""
@@ -115,7 +136,7 @@ class Relay:
 
     def produced(self) -> int:
         """How many pieces it has produced so far (about the completion tokens)."""
-        return len(self._pieces) + self._deltas
+        return len(self._pieces) + self._deltas + self._inherited
 
     def _generate(self) -> tuple[str | None, Usage | None, ApiError | None]:
         total = gevent.Timeout(self.settings.max_stream_seconds)
@@ -125,7 +146,7 @@ class Relay:
             with self.provider.reserve(on_wait) as slot:  # a line for the embedded model; no wait otherwise
                 if self.provider.takes_turns:
                     self.metrics.queue_waited(time.monotonic() - self._started)
-                opened = self._opener.open_routes(slot)
+                opened = self._taken_over(slot) if self._prefix is not None else self._opener.open_routes(slot)
                 generation = self._relay_all(opened, slot)
             self._upstream_finish_reason = generation.upstream_finish_reason
             if not self._rescues:
@@ -166,12 +187,20 @@ class Relay:
             except UpstreamError as failure:
                 opened = self._rescued(failure, slot, generation)
 
-    def _rescued(self, failure: UpstreamError, slot: Any, broken: Generation) -> Opened:
-        """The continuation of a reply `failure` cut, opened on the route the provider picks;
-        raises `failure` (or the continuation's own) when none can be made."""
-        self._generated += self._attempt_tokens(broken.usage)
+    def _taken_over(self, slot: Any) -> Opened:
+        """The continuation of a reply whose worker died, from the text its clients have."""
+        self._first_token_at = self._started  # its first token went out long ago
+        failure = UpstreamError("generation_lost", "The worker generating this reply stopped.")
+        return self._rescued(failure, slot, None, rescue.TAKEOVER)
+
+    def _rescued(
+        self, failure: UpstreamError, slot: Any, broken: Generation | None, cause: str | None = None
+    ) -> Opened:
+        """The continuation of a reply `failure` cut (`cause`: else the failure's), opened on the
+        route the provider picks; raises `failure` (or the continuation's own) when none can be made."""
+        self._generated += self._attempt_tokens(None if broken is None else broken.usage)
         self._attempt_from = len(self._pieces)
-        cause = rescue.cause(failure)
+        cause = cause or rescue.cause(failure)
         text = "".join(self._pieces)
         left = self.call.max_tokens - self.provider.completion_tokens(text)
         while cause is not None and left > 0 and rescue.continuable(text, self._parts):
@@ -229,9 +258,9 @@ class Relay:
         return self.provider.completion_tokens("".join(self._pieces[self._attempt_from :]))
 
     def _log_rescue(
-        self, failure: UpstreamError, cause: str, strategy: str, failed_on: dict[str, str], broken: Generation
+        self, failure: UpstreamError, cause: str, strategy: str, failed_on: dict[str, str], broken: Generation | None
     ) -> None:
-        usage = broken.usage
+        usage = None if broken is None else broken.usage
         log.warning(
             "upstream_rescue",
             extra={
@@ -302,7 +331,7 @@ class Relay:
             prompt = self.prompt_tokens
             if prompt is None:  # not counted at intake: the upstream's usage was expected
                 prompt = self.provider.prompt_tokens(self.call.messages)
-            generated = text + self._parts.counted_text() if self._deltas else text
+            generated = text + self._parts.counted_text() if self._deltas or self._inherited else text
             over_attempts = self._generated + self._attempt_tokens(self._last_usage) if self._rescues else None
             usage = Usage(prompt, self.provider.completion_tokens(generated), True, over_attempts)
         first = self._first_token_at
@@ -314,7 +343,7 @@ class Relay:
             ttft_ms=None if first is None else _ms(first - self._started),
             finish_reason=finish_reason,
             error=error,
-            parts=self._parts if self._deltas else None,
+            parts=self._parts if self._deltas or self._prefix is not None else None,
             model=self.call.model if self.call.model != self._requested else None,
         )
 

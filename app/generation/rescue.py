@@ -24,6 +24,7 @@ _CAUSES = {
     "upstream_bad_response": "bad_response",
 }
 CONTINUATION_FAILED = "continuation_failed"  # a continuation that could not be opened, tried again
+TAKEOVER = "takeover"  # a reply whose worker died, continued by another
 STRATEGIES = ("prefill", "message")
 # vLLM continues a trailing assistant message only when told so; other servers ignore the fields.
 PREFILL_OPTIONS = {"continue_final_message": True, "add_generation_prompt": False}

@@ -51,7 +51,7 @@ if os.environ.get(MULTIPROC_ENV):
     values.ValueClass = values.MultiProcessValue(current_pid)
 
 
-RESCUE_CAUSES = ("interrupted", "preempted", "timeout", "bad_response", "continuation_failed")
+RESCUE_CAUSES = ("interrupted", "preempted", "timeout", "bad_response", "continuation_failed", "takeover")
 # What gives a request to a fallback model: its model's servers' retryable failures, or an input too long.
 FALLBACK_ERRORS = (
     "upstream_unavailable", "upstream_rate_limited", "upstream_timeout", "upstream_interrupted",
@@ -103,9 +103,8 @@ class Metrics:
     def _declare_recovery_metrics(self) -> None:
         """The rescues and fallbacks, every series (bounded sets) present at zero for the dashboard."""
         count = self._counter
-        self.rescues = count("upstream_rescues", "Replies cut mid-answer continued on another route, by cause "
-                             "(interrupted, preempted, timeout, bad_response, continuation_failed) and strategy "
-                             "(prefill, message).", "cause", "strategy")
+        self.rescues = count("upstream_rescues", "Replies cut mid-answer (or whose worker died: takeover) continued "
+                             "on another route, by cause and strategy (prefill, message).", "cause", "strategy")
         self.fallbacks = count(
             "upstream_fallbacks", "Requests given to a fallback model, by the error of the model before.", "error_code"
         )

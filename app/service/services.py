@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import ClientKey, Settings
 from ..conversations import Bounds, ConversationStore, MemoryConversations
 from ..errors import ApiError
+from ..generation import rescue
 from ..generation.outcome import Outcome
 from ..generation.relay import Relay
 from ..generation.waiting import WaitGenerations
@@ -23,7 +24,8 @@ from ..limits import Counters, Limits, MemoryCounters, Ticket, Verdict
 from ..metrics.catalogue import Metrics, NoMetrics
 from ..providers import build_provider
 from ..providers.base import ChatCall, Provider, Route
-from ..streaming import producer
+from ..providers.deltas import ReplyParts
+from ..streaming import producer, revival
 from ..streaming.abandon import Abandon
 from ..streaming.store import MemoryStreamStore, StreamStore
 from ..streaming.stream import DEFAULT_RETENTION, Retention, Stream
@@ -91,6 +93,10 @@ class Services:
     metrics: Metrics | NoMetrics
     readiness: Readiness
     started: int  # Unix time the services were built (the `created` of /v1/models)
+    # What rebuilds a stream's `Retention.ended` from its `ended_args`, by wire (a family registers it).
+    revivers: dict[str, Callable[[str, dict[str, Any]], Callable[[Stream, Outcome], None]]] = dataclasses.field(
+        default_factory=dict
+    )
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -103,7 +109,7 @@ class Services:
         keys = settings.keys
         limited = any(key.limited for key in keys)
         limits = _build_limits(settings, metrics, shared=limited and settings.stream_store == "redis")
-        return cls(
+        built = cls(
             settings=settings,
             provider=provider,
             store=store,
@@ -126,6 +132,8 @@ class Services:
             ),
             started=int(time.time()),
         )
+        store.take_over_with(built.adopt)
+        return built
 
     @property
     def durable(self) -> bool:
@@ -203,6 +211,8 @@ class Services:
 
         def open_slot() -> Stream:
             stream = self.store.create(correlation_id, call.model, wire, client, retention, stream_id)
+            if self.durable and self.settings.upstream_rescues:  # continued elsewhere if this worker dies
+                stream.revival = revival.record(call, prompt_tokens, retention)
             producer.start(stream, self.provider, self.settings, call, prompt_tokens, self.metrics, admitted.route)
             if self.gate.wait_seconds > 0:  # a slot freed here wakes the next waiter at once
                 assert stream.producer is not None
@@ -219,6 +229,24 @@ class Services:
             self._end(ticket)
             raise
         return opened if opened is not None else self._queue(name, stream_id, open_slot, ticket)
+
+    def adopt(self, stream: Stream, record: dict[str, Any]) -> bool:
+        """Continue here a stream taken over from a worker that died (`record`: its call, as
+        `revival` keeps it), from the text its clients have; False when it cannot be continued
+        (a tool call or a refusal cut, reasoning without text, no server that continues)."""
+        call, prompt_tokens = revival.call_of(record)
+        if stream.chunks:
+            text, _, parts = stream.result() or ("", None, ReplyParts())
+            if not rescue.continuable(text, parts):
+                return False
+            if self.provider.continuation(call.model, Route()) not in rescue.STRATEGIES:
+                return False
+        args = stream.retention.ended_args
+        revive = self.revivers.get(stream.wire_name)
+        if args is not None and revive is not None:
+            stream.retention = dataclasses.replace(stream.retention, ended=revive(stream.client, args))
+        producer.start(stream, self.provider, self.settings, call, prompt_tokens, self.metrics)
+        return True
 
     def _queue(self, name: str, stream_id: str, open_slot: Callable[[], Stream], ticket: Ticket | None) -> Pending:
         """A place in the admission queue for a new stream of key `name` (ApiError when its key
@@ -297,6 +325,7 @@ def _build_store(settings: Settings, abandon: Abandon) -> StreamStore:
             settings.max_stream_seconds,
             settings.redis_outage_seconds,
             settings.max_stored_responses,
+            settings.upstream_rescues,
         )
         return RedisStreamStore(config, abandon=abandon)
     return MemoryStreamStore(

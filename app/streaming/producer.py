@@ -14,7 +14,7 @@ import gevent
 from ..config import Settings
 from ..errors import ApiError
 from ..generation.outcome import Outcome
-from ..generation.relay import Relay
+from ..generation.relay import Prefix, Relay
 from ..hub.scheduling import run_first
 from ..logs import log_greenlet_failure
 from ..metrics.catalogue import Metrics
@@ -36,11 +36,21 @@ def start(
     metrics: Metrics,
     route: Route | None = None,
 ) -> None:
-    """Generate `call` into `stream` in a new producer greenlet, which runs first."""
+    """Generate `call` into `stream` in a new producer greenlet, which runs first. A stream that
+    holds chunks already (taken over from a worker that died) is continued from its text."""
     writer = StreamWriter(stream)
+    so_far = stream.result() if stream.chunks else None
     relay = Relay(
-        provider, settings, call, prompt_tokens, writer, stream.correlation_id, stream.stream_id,
-        metrics=metrics, route=route,
+        provider,
+        settings,
+        call,
+        prompt_tokens,
+        writer,
+        stream.correlation_id,
+        stream.stream_id,
+        metrics=metrics,
+        route=route,
+        prefix=None if so_far is None else Prefix(so_far[0], so_far[2], stream.chunks),
     )
     producer = stream.producer = gevent.spawn(relay.run)
     producer.link_exception(log_greenlet_failure)
@@ -71,7 +81,11 @@ class StreamWriter:
         self.content_length = 0
         self._first = True  # until the first chunk
         self._debug = log.isEnabledFor(logging.DEBUG)
-        stream.append(stream.writer.priming())
+        if stream.written:  # taken over: its events so far came from Redis
+            found = stream.result()
+            self.content_length = 0 if found is None else len(found[0])
+        else:
+            stream.append(stream.writer.priming())
 
     def chunk(self, content: str | Delta) -> None:
         """Append one `chunk` event (text, or a typed delta). The first one is written to the

@@ -12,6 +12,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import gevent
 
@@ -72,6 +73,10 @@ class StreamStore(abc.ABC):
 
     def _stored_ended(self, stream: Stream) -> None:
         """A stored response's generation has ended (the Redis store counts it once it is durable)."""
+
+    def take_over_with(self, adopt: Callable[[Stream, dict[str, Any]], bool]) -> None:
+        """Continue here, with `adopt`, the streams of workers that died (a shared store's; the
+        memory store's streams die with their worker)."""
 
     def ready(self) -> tuple[bool, str, int]:
         """Whether the store can serve streams now, why not, and how many live streams it

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import array
 import collections
-import dataclasses
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Protocol
 
 import gevent
@@ -25,6 +24,7 @@ from ..generation.outcome import Outcome
 from ..hub.scheduling import Wakeup
 from ..providers.deltas import TEXT_KIND, Delta, ReplyParts, fold_stored
 from .direct import ClientWriter, DirectFollowers, Parked
+from .retention import DEFAULT_RETENTION, Retention
 from .silence import Silence
 from .wire import NATIVE, Wire, chunk_frame
 from .wire.sse import KEEPALIVE_FRAME
@@ -38,27 +38,14 @@ class Journal(Protocol):
     def written(self, stream: Stream) -> None: ...
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Retention:
-    """How a stream is kept, as the API that starts it says: how long once finished (None: the
-    store's STREAM_TTL_SECONDS), an opaque context stored with it (the Responses API's
-    conversation, for `previous_response_id`), whether it is a foreground one, cancelled
-    when nobody follows it for ABANDON_SECONDS, whether it is a stored response, and what its API
-    records once its generation has ended: `ended(stream, outcome)`, called by its producer just
-    before the terminal event, so that a client that saw the end finds it recorded."""
+class _Nowhere:
+    """The journal of a stream another worker took over: what is written here stays unseen."""
 
-    finished_seconds: float | None = None
-    context: bytes = b""
-    foreground: bool = False
-    stored: bool = False  # a stored response: counted against MAX_STORED_RESPONSES once finished
-    ended: Callable[[Stream, Outcome], None] | None = None
-
-    def kept_for(self, store_ttl: float) -> float:
-        """Seconds a finished stream is kept: as its API asked, else the store's TTL."""
-        return store_ttl if self.finished_seconds is None else self.finished_seconds
+    def written(self, stream: Stream) -> None:
+        """Nothing: the stream's frames are the new owner's to write."""
 
 
-DEFAULT_RETENTION = Retention()
+_NOWHERE = _Nowhere()
 
 
 class Stream:
@@ -92,11 +79,13 @@ class Stream:
         "finished_at",
         "idle_since",
         "model",
+        "moved",
         "notice",
         "notice_serial",
         "outcome",
         "producer",
         "retention",
+        "revival",
         "stream_id",
         "visible",
         "writer",
@@ -112,16 +101,16 @@ class Stream:
         wire: Wire = NATIVE,
         client: str = "",
         retention: Retention = DEFAULT_RETENTION,
+        created: float | None = None,
     ) -> None:
         self.stream_id = stream_id
         self.correlation_id = correlation_id
         self.model = model
-        self.created = time.time()
+        self.created = time.time() if created is None else created
         self.writer = wire.writer(stream_id, correlation_id, model, self.created)
         self.client = client
         self.retention = retention
-        self.finished = False
-        self.finished_at = 0.0
+        self.finished, self.finished_at = False, 0.0
         self.consumers = 0
         self.idle_since = now
         self.producer: gevent.Greenlet | None = None
@@ -131,6 +120,8 @@ class Stream:
         self.outcome: Outcome | None = None  # once ended: how (what the API's objects are built from)
         self.notice: bytes | None = None  # a live frame outside the log (the place in line), or None
         self.notice_serial = 0
+        self.revival = ""  # what another worker continues it with if this one dies (the Redis store's)
+        self.moved: bytes | None = None  # another worker took it over: followers here get this, then stop
         self._journal = journal
         self._wakeup = Wakeup()
         self._direct = DirectFollowers()  # followers the producer writes to (see `direct`)
@@ -221,6 +212,18 @@ class Stream:
             self.publish(self.written, now)
         else:
             self._journal.written(self)
+
+    def journal_to(self, journal: Journal) -> None:
+        """Make its frames durable through `journal` from now on (a stream rebuilt from Redis)."""
+        self._journal = journal
+
+    def move(self, frame: bytes) -> None:
+        """Another worker took this stream over (this one's lease had lapsed): followers here get
+        `frame` (an id-less ending: resume) after the visible frames; nothing more becomes visible."""
+        self.moved = frame
+        self._journal = _NOWHERE
+        self._direct.wake_all()
+        self._wakeup.notify()
 
     def set_notice(self, frame: bytes | None) -> None:
         """Show followers a frame that is not part of the log (sent to those following now, never
@@ -327,6 +330,9 @@ class Stream:
                     if silence.parked is None and writer is not None:
                         silence.parked = Parked(writer)  # the server wrote the head: the producer may write now
                 elif self.finished:
+                    return
+                elif self.moved is not None:
+                    yield self.moved
                     return
                 elif self.notice_serial != notice_seen and cursor > 0:
                     notice_seen = self.notice_serial

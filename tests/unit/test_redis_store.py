@@ -59,7 +59,7 @@ def _texts(store: RedisStreamStore, stream_id: str) -> list[bytes | None]:
 
 
 def _write_args(stream_id: str, frames: list[object], ending: str = "0", creating: str = "0") -> list[object]:
-    return [60000, 60000, ending, creating, "", "w", "cid", "m", 0, "chatwait", "", "", "", "", *frames]
+    return [60000, 60000, ending, creating, "", "w", "cid", "m", 0, "chatwait", "", "", "", "", "", "", *frames]
 
 
 def _run(store: RedisStreamStore, name: str, stream_id: str, args: list[object]) -> tuple[str, int]:

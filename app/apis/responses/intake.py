@@ -95,10 +95,14 @@ class ResponseRequest:
         RESPONSE_TTL_SECONDS; a foreground one cancelled when nobody follows it. `ended`: what
         records its end (`Retention.ended`)."""
         foreground = not self.background
+        turn = None  # what appends its turn to its conversation on a worker that takes it over
+        if ended is not None and self.conversation_id:
+            turn = {"conversation_id": self.conversation_id, "input_items": self.input_items}
         if not self.store:
-            return Retention(foreground=foreground, ended=ended)
+            return Retention(foreground=foreground, ended=ended, ended_args=turn)
         context = json.dumps({"messages": self.conversation, "input": self.input_items}).encode()
-        return Retention(settings.response_ttl_seconds, context, foreground=foreground, stored=True, ended=ended)
+        kept = settings.response_ttl_seconds
+        return Retention(kept, context, foreground=foreground, stored=True, ended=ended, ended_args=turn)
 
 
 def prepare_response(

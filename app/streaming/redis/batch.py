@@ -13,7 +13,7 @@ from .scripts import Scripts
 
 Call = tuple[str, Stream, int, int]  # (admit, write or release), a stream, frames first .. end - 1
 PROBE: Call = ("probe", None, 0, 0)  # type: ignore[assignment]  # a PING: is Redis back?
-NO_IDENTITY: tuple[object, ...] = ("",) * 8  # the hash's fields, sent only by the write that creates it
+NO_IDENTITY: tuple[object, ...] = ("",) * 9  # the hash's fields, sent only by the write that creates it
 Command = tuple[object, ...]
 
 
@@ -61,10 +61,20 @@ class Batch:
                 stream.client,
                 json.dumps(stream.writer.echo) if stream.writer.echo else "",
                 stream.retention.context,
+                stream.revival,
             )
         done_ttl_ms = int(stream.retention.kept_for(self.done_ttl_ms / 1000) * 1000)
         outcome = json.dumps(stream.outcome.record()) if final != "0" and stream.outcome is not None else ""
-        args: list[object] = [self.live_ttl_ms, done_ttl_ms, final, "1" if creating else "0", "", *identity, outcome]
+        args: list[object] = [
+            self.live_ttl_ms,
+            done_ttl_ms,
+            final,
+            "1" if creating else "0",
+            "",
+            *identity,
+            self.owner,
+            outcome,
+        ]
         for event_id, field, value in stream.entries(first, end):
             args += (event_id, field, value)
         return args

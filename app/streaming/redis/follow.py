@@ -3,8 +3,9 @@
 A follower replays the entries after its position, then blocks in XREAD for new ones, with the
 same frames as a follower on the producer's own worker. About every second of silence it looks
 at the stream and its owner, and tells apart what can happen:
-- the owner is gone (its lease lapsed: a crash, SIGKILL, a lost network): the follower ends
-  the stream with one terminal `generation_lost` error, in Redis, for every follower;
+- the owner is gone (its lease lapsed: a crash, SIGKILL, a lost network): the follower's worker
+  takes the stream over (`takeover`: the generation goes on there, and the follower reads on),
+  or ends it with one terminal `generation_lost` error, in Redis, for every follower;
 - Redis lost the stream's keys (evicted, restarted empty, failed over) while its owner lives:
   the owner writes it again, and the follower reads on where it was;
 - Redis does not answer, the keys do not come back, or the owner cannot write to Redis: after
@@ -19,7 +20,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import gevent
 import redis
@@ -41,15 +42,24 @@ STOP_POLL_SECONDS = 0.02
 CATCH_UP_SECONDS = 1.0  # how long a resume waits for an event the client has and Redis not yet
 PAGE = 512  # entries per read
 STATELESS = sys.maxsize  # what a writer that writes any event on its own has `learned`
+# What is done with a live stream whose owner is gone (its id, its hash): taken over, or ended.
+Orphaned = Callable[[str, dict[bytes, bytes]], bool]
 
 
 class RemoteStream:
     """A stream produced elsewhere: its metadata as read from Redis, and a follower's view of it."""
 
     def __init__(
-        self, link: Link, stream_id: str, meta: dict[bytes, bytes], last_event_id: int, outage_seconds: float
+        self,
+        link: Link,
+        stream_id: str,
+        meta: dict[bytes, bytes],
+        last_event_id: int,
+        outage_seconds: float,
+        orphaned: Orphaned = None,  # type: ignore[assignment]
     ) -> None:
         self._link = link
+        self._orphaned = orphaned or (lambda sid, found: end_if_owner_gone(link, sid, found))
         self._meta = meta
         self.stream_id = stream_id
         self.correlation_id = meta.get(b"correlation_id", b"").decode()
@@ -188,14 +198,15 @@ class RemoteStream:
         it has ended. Ends it as lost when its owner is gone; tells the owner (`seen`) that
         someone follows it. False when Redis fails or lost the stream."""
         try:
-            state = self._link.commands.hget(keys.meta_key(self.stream_id), "state")
+            state, owner = self._link.commands.hmget(keys.meta_key(self.stream_id), ["state", "owner"])
             if state is not None and state != b"live":
                 return True  # ended: the terminal entry is on its way to this follower
+            self.owner = self.owner if owner is None else owner.decode()  # another worker's, once taken over
             owners = self._link.owners([self.owner])
             if state is None or self.owner in owners.stuck:
                 return False  # lost by Redis (its owner writes it again), or its owner cannot write
             if self.owner in owners.gone:
-                end_if_owner_gone(self._link, self.stream_id, self._meta)
+                self._orphaned(self.stream_id, {**self._meta, b"owner": self.owner.encode()})
             else:
                 self._link.mark(self.stream_id, "seen", int(time.time()))
         except redis.RedisError as error:
@@ -219,20 +230,22 @@ class RemoteStream:
             if not self._link.mark(self.stream_id, "stop", 1):
                 self._refresh()
                 return False
+            self._refresh()  # its owner now (another worker, once one took it over)
             self._link.commands.publish(keys.stop_channel(self.owner), self.stream_id)
             deadline = time.monotonic() + wait_seconds
             while time.monotonic() < deadline and not self._refresh():
                 if self.owner in self._link.gone([self.owner])[1]:
-                    end_if_owner_gone(self._link, self.stream_id, self._meta)
+                    self._orphaned(self.stream_id, {**self._meta, b"owner": self.owner.encode()})
                 gevent.sleep(STOP_POLL_SECONDS)
         return not self.finished or self._ending == b"cancelled"
 
     def _refresh(self) -> bool:
         """Read whether the stream has ended, how, and its newest event id; whether it has ended.
         store_unavailable when Redis lost it (its owner writes it again): no ending to report yet."""
-        state, last, self._ending = self._link.commands.hmget(
-            keys.meta_key(self.stream_id), ["state", "last", "ending"]
+        state, last, self._ending, owner = self._link.commands.hmget(
+            keys.meta_key(self.stream_id), ["state", "last", "ending", "owner"]
         )
+        self.owner = self.owner if owner is None else owner.decode()
         if state is None:
             raise ApiError("store_unavailable", "Redis lost this stream moments ago; its worker writes it again.")
         self.finished = state != b"live"
@@ -268,13 +281,17 @@ def teach(writer: WireWriter, entries: list[tuple[bytes, dict[bytes, bytes]]]) -
             learned = event_id
 
 
-def writer_of(stream_id: str, meta: dict[bytes, bytes]) -> WireWriter:
-    """The writer of a stream's events, in the wire (and with the echoed parameters) its hash in Redis records."""
+def wire_of(meta: dict[bytes, bytes]) -> Wire:
+    """The wire (and the echoed parameters) a stream's hash in Redis records."""
     name = meta.get(b"wire", b"").decode()
     echo = json.loads(meta[b"echo"]) if meta.get(b"echo") else None
-    wire = Wire(name if known(name) else NATIVE_NAME, echo)
+    return Wire(name if known(name) else NATIVE_NAME, echo)
+
+
+def writer_of(stream_id: str, meta: dict[bytes, bytes]) -> WireWriter:
+    """The writer of a stream's events, as its hash in Redis records them."""
     correlation_id, model = meta.get(b"correlation_id", b"").decode(), meta.get(b"model", b"").decode()
-    return wire.writer(stream_id, correlation_id, model, float(meta.get(b"created", b"0")))
+    return wire_of(meta).writer(stream_id, correlation_id, model, float(meta.get(b"created", b"0")))
 
 
 def _frames(entries: list[tuple[bytes, dict[bytes, bytes]]], writer: WireWriter) -> tuple[bytes, int, bool]:
@@ -314,9 +331,9 @@ def end_if_owner_gone(link: Link, stream_id: str, meta: dict[bytes, bytes]) -> b
         outcome = Outcome(text, len(chunks), usage, duration_ms, None, error=error, parts=parts)
         frames: list[object] = [0, "h", writer.priming()] if last < 0 else []
         frames += (max(last, 0) + 1, "t", writer.terminal(len(chunks), len(text), outcome))
-        identity = (owner, "", "", "", "", "", "", "")
+        identity = (owner, "", "", "", "", "", "", "", "")
         record = json.dumps(outcome.record())
-        args = [link.live_ttl_ms, link.done_ttl_ms, "generation_lost", "0", last, *identity, record, *frames]
+        args = [link.live_ttl_ms, link.done_ttl_ms, "generation_lost", "0", last, *identity, owner, record, *frames]
         status, _ = link.scripts.run(link.commands, "end", keys.stream_keys(stream_id), args)
         if status != b"moved":
             ended = status == b"ok"

@@ -9,7 +9,8 @@ without a send, or at once when a new stream's POST awaits its admission (MAX_ST
 
 What Redis answers decides what follows (Ledger.booked): a stream whose hash is gone is written
 again whole and counted again; one behind a lost batch, again from the newest entry Redis holds;
-one ended by another worker (this worker's lease had lapsed) ends generation_lost. When Redis
+one ended by another worker (this worker's lease had lapsed) ends generation_lost; one another
+worker took over (the same) goes on there, and its followers here are told to resume. When Redis
 fails or refuses writes the journal retries and frames wait; past REDIS_OUTAGE_SECONDS (Health)
 the store ends its live streams with store_unavailable and frames are published at once; once
 Redis is back the journal writes them all, so resumes anywhere see what the clients here saw.
@@ -54,8 +55,15 @@ class Owner:
     def lost(self, stream: Stream, refused: bool) -> None:
         """Redis refused `stream`: the cluster was full (`refused`), or another worker ended it."""
 
+    def moved(self, stream: Stream) -> None:
+        """Another worker took `stream` over (this worker's lease had lapsed): stop generating it."""
+
     def failing(self) -> None:
         """Writes began to fail: say so in the lease (this worker's clients may be ahead of Redis)."""
+
+    def trusted(self) -> bool:
+        """Whether its lease surely held lately (frames are shown as they are sent, else once taken)."""
+        return True
 
 
 class RedisJournal:
@@ -99,6 +107,11 @@ class RedisJournal:
         if self._ledger.rewrite(stream):
             log.warning("store_stream_rewritten", extra={"stream_id": stream.stream_id, "frames": stream.written})
             self.written(stream)
+
+    def adopt(self, stream: Stream) -> None:
+        """Write a stream taken over from a dead worker from its next frame (Redis holds the rest)."""
+        self._ledger.adopt(stream)
+        stream.journal_to(self)
 
     def forget(self, stream: Stream) -> None:
         self._ledger.forget(stream)  # write nothing more of it (it was deleted)
@@ -223,6 +236,9 @@ class RedisJournal:
             return
         if self._pipe.in_flight == 1 and self._ack_timer is not None:
             self._ack_timer.again(self._ack_due)
+        if not self._owner.trusted():  # another worker may own them now: shown once Redis takes them
+            self._ack_now = True
+            return
         for kind, stream, _, end in calls:
             if kind == "write" and end > stream.visible:
                 stream.publish(end)
@@ -268,12 +284,17 @@ class RedisJournal:
         status = self._ledger.booked(call, result)
         if status == "again":
             return [call]
+        if status == "ok" and call[3] > stream.visible:  # sent while the lease was in doubt
+            stream.publish(call[3])
         if status == "missing":
             self.rewrite(stream)
         elif status == "ended":  # another worker ended it: this worker's lease had lapsed
             self._ledger.forget(stream)
             self._owner.lost(stream, False)
             stream.publish(stream.written)
+        elif status == "taken":  # another worker continues it: this worker's lease had lapsed
+            self._ledger.forget(stream)
+            self._owner.moved(stream)
         return []
 
     def _broken(self, contexts: list[list[Call]], error: Exception) -> None:

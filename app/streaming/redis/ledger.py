@@ -47,6 +47,12 @@ class Ledger:
         self.dirty[sid] = stream
         return True
 
+    def adopt(self, stream: Stream) -> None:
+        """A stream taken over from a dead worker: Redis holds its frames so far."""
+        sid = stream.stream_id
+        self._forgotten.discard(sid)
+        self._durable[sid] = stream.written
+
     def forget(self, stream: Stream) -> None:
         """Owe nothing more for `stream` (deleted, or ended by another worker)."""
         sid = stream.stream_id

@@ -1,8 +1,9 @@
 """What a worker does as the owner of its streams in the Redis store, in two greenlets.
 
 - Every second it renews its lease (in the `owners` hash, by Redis's clock); every few seconds
-  it expires its own streams, ends the streams of owners that are gone (`generation_lost`), and
-  keeps the cluster's count of live streams true for its own. Every CHECK_SECONDS (at once when
+  it expires its own streams, takes over the streams of owners that are gone (`takeover`; else
+  ends them, `generation_lost`), and keeps the cluster's count of live streams true for its
+  own. Every CHECK_SECONDS (at once when
   Redis has lost its scripts: a restart, a failover) it checks that Redis still holds each of
   its streams, and writes again those Redis lost.
 - It listens on its stop channel: a DELETE served by another worker publishes the stream id
@@ -24,7 +25,7 @@ from ...connect.redis import evicted_keys
 from ...logs import log_greenlet_failure
 from ..stream import Stream
 from . import link as keys
-from .follow import end_if_owner_gone
+from .follow import Orphaned
 from .journal import RedisJournal
 from .link import Link
 
@@ -34,6 +35,7 @@ SWEEP_SECONDS = 2.0
 CHECK_SECONDS = 10.0  # how often Redis is asked whether it still holds this worker's streams
 LISTEN_SECONDS = 1.0
 RECONNECT_MAX_SECONDS = 2.0
+LEASE_GRACE_SECONDS = keys.LEASE_SECONDS  # after a lapse, followers here see only what Redis took
 
 Reaper = Callable[[Callable[[list[str]], dict[str, float]]], None]
 Forget = Callable[[str], None]
@@ -47,18 +49,18 @@ class OwnerDuties:
         link: Link,
         local: dict[str, Stream],
         journal: RedisJournal,
-        reap: Reaper,
-        forget: Forget,
+        tasks: tuple[Reaper, Forget, Orphaned],
         ttl_seconds: float,
     ) -> None:
         self._link = link
         self._local = local
         self._journal = journal
-        self._reap = reap
-        self._forget = forget
+        self._reap, self._forget, self._orphaned = tasks
         self._sweep_every = min(SWEEP_SECONDS, ttl_seconds / 4)
         self._checked = time.monotonic()
         self._renewed = False  # renewed once: a lease found gone afterwards means Redis lost it
+        self._renewed_at = 0.0  # when the lease was last renewed (monotonic)
+        self._lapsed_at = -LEASE_GRACE_SECONDS  # when this worker last found it had not renewed in time
         self._evicted: int | None = None  # keys Redis had evicted at the last sweep
         self._greenlets: list[gevent.Greenlet] = []
 
@@ -86,6 +88,9 @@ class OwnerDuties:
         """Take or renew this worker's lease now (a few bytes: allowed when memory is full);
         with `lost`, also record that Redis lost data (a resume of an unknown stream is then
         told to come back rather than that it does not exist)."""
+        now = time.monotonic()
+        if self._renewed and now - self._renewed_at > keys.LEASE_SECONDS - keys.RENEW_SECONDS:
+            self._lapsed_at = now  # stalled (a pause, a stop) or cut off: its streams may be taken over
         health = self._journal.health
         writes = 2 if health.degraded else (0 if health.healthy else 1)
         args = [self._link.worker, int(keys.LEASE_SECONDS * 1000), 2 if lost else int(self._renewed), writes]
@@ -97,7 +102,14 @@ class OwnerDuties:
             found_lost = self._link.commands.execute_command(*renewal)
         if found_lost:
             self.check_soon()  # Redis lost this worker's lease: and its streams?
-        self._renewed = True
+        self._renewed, self._renewed_at = True, now
+
+    def trusted(self) -> bool:
+        """Whether this worker's lease surely held all along lately: else another worker may have
+        taken its streams over, and its followers see frames only once Redis took them."""
+        now = time.monotonic()
+        fresh = now - self._renewed_at < keys.LEASE_SECONDS - keys.RENEW_SECONDS
+        return fresh and now - self._lapsed_at > LEASE_GRACE_SECONDS
 
     def _keep_lease(self) -> None:
         swept = time.monotonic()
@@ -138,8 +150,8 @@ class OwnerDuties:
         return {sid: float(seen) for sid, seen in zip(stream_ids, pipe.execute(), strict=True) if seen}
 
     def end_orphans(self) -> int:
-        """End the live streams of every owner that is gone, and keep the count of live streams
-        true for this worker's; how many streams this call ended."""
+        """Take over (or end as lost) the live streams of every owner that is gone, and keep the
+        count of live streams true for this worker's; how many streams this call took or ended."""
         live = {sid.decode(): owner.decode() for sid, owner in self._link.commands.hgetall(keys.LIVE_KEY).items()}
         self._count_own(live)
         others = sorted({owner for owner in live.values() if owner != self._link.worker})
@@ -150,7 +162,7 @@ class OwnerDuties:
         for stream_id, owner in live.items():
             if owner in gone:
                 meta = self._link.commands.hgetall(keys.meta_key(stream_id))
-                ended += end_if_owner_gone(self._link, stream_id, meta or {b"owner": owner.encode()})
+                ended += self._orphaned(stream_id, meta or {b"owner": owner.encode()})
         return ended
 
     def _count_own(self, live: dict[str, str]) -> None:

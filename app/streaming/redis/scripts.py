@@ -18,15 +18,17 @@ import redis
 # Writes a stream's next entries: KEYS = meta, events. ARGV: [1] live TTL ms, [2] TTL once
 # finished, [3] how the stream ends with this batch (finish_reason or error_code) or 0, [4] 1
 # to create the stream (its first batch, or again once Redis lost it), [5] the newest entry id
-# expected (compare and set: a lost stream's ending) or '', [6..13] owner, correlation id, model,
-# created, wire format, client key digest, the wire's echoed parameters (JSON), the API's context
-# (empty unless [4] is 1); [14] how the generation ended (the outcome's record, JSON) with the
-# ending, else ''; [15..] (event id, field, value)
-# triples, field h (the priming frame), c (a chunk's text) or t (the terminal frame). Entries
-# Redis holds already are skipped, so a batch can be sent again, even once the stream has ended.
-# Returns {status, n}: ok (n: entries held), gap (an earlier batch is missing: send again from
-# entry n), missing (the stream's hash is gone: create it again), ended (someone ended it), moved
-# (the newest entry is not the one expected).
+# expected (compare and set: a lost stream's ending) or '', [6..14] owner, correlation id, model,
+# created, wire format, client key digest, the wire's echoed parameters (JSON), the API's context,
+# the call that another worker continues it with if this one dies (JSON, or '') (all empty unless
+# [4] is 1); [15] the worker writing (its owner: '' when the caller checked that itself); [16] how
+# the generation ended (the outcome's record, JSON) with the ending, else ''; [17..] (event id,
+# field, value) triples, field h (the priming frame), c (a chunk's text) or t (the terminal
+# frame). Entries Redis holds already are skipped, so a batch can be sent again, even once the
+# stream has ended. Returns {status, n}: ok (n: entries held), gap (an earlier batch is missing:
+# send again from entry n), missing (the stream's hash is gone: create it again), ended (someone
+# ended it), moved (the newest entry is not the one expected), taken (another worker owns it now:
+# it took the stream over from this one, whose lease had lapsed).
 _WRITE = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then
@@ -34,8 +36,12 @@ if not state then
   redis.call('HSET', KEYS[1], 'state', 'live', 'owner', ARGV[6], 'correlation_id', ARGV[7],
     'model', ARGV[8], 'created', ARGV[9], 'wire', ARGV[10], 'client', ARGV[11], 'echo', ARGV[12],
     'context', ARGV[13])
+  if ARGV[14] ~= '' then redis.call('HSET', KEYS[1], 'call', ARGV[14]) end
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
   state = 'live'
+end
+if state == 'live' and ARGV[15] ~= '' and redis.call('HGET', KEYS[1], 'owner') ~= ARGV[15] then
+  return {'taken', 0}
 end
 local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
 local next_id = 0
@@ -45,15 +51,16 @@ if state ~= 'live' then
   return {'ended', 0}
 end
 if ARGV[5] ~= '' and next_id - 1 ~= tonumber(ARGV[5]) then return {'moved', next_id} end
-if #ARGV >= 15 and tonumber(ARGV[15]) > next_id then return {'gap', next_id} end
+if #ARGV >= 17 and tonumber(ARGV[17]) > next_id then return {'gap', next_id} end
 local last = next_id - 1
-for i = 15, #ARGV, 3 do
+for i = 17, #ARGV, 3 do
   last = tonumber(ARGV[i])
   if last >= next_id then redis.call('XADD', KEYS[2], '0-' .. (last + 1), ARGV[i + 1], ARGV[i + 2]) end
 end
 if next_id == 0 and last >= 0 then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
 if ARGV[3] ~= '0' then
-  redis.call('HSET', KEYS[1], 'state', 'finished', 'last', last, 'ending', ARGV[3], 'outcome', ARGV[14])
+  redis.call('HSET', KEYS[1], 'state', 'finished', 'last', last, 'ending', ARGV[3], 'outcome', ARGV[16])
+  redis.call('HDEL', KEYS[1], 'call')
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
 end
@@ -135,6 +142,26 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
 
+# Claims a live stream whose owner is gone, for one worker of the cluster to continue it: KEYS =
+# meta, events. ARGV: the owner found gone, the claiming worker, how many takeovers a stream may
+# have, the newest event id the claimer read (-1: none). Returns {status, call}: ok (the call to
+# continue it with), ended, moved (another worker claimed it, or its owner wrote meanwhile),
+# none (no call kept: it cannot be continued) or spent.
+_CLAIM = """#!lua flags=allow-oom
+if redis.call('HGET', KEYS[1], 'state') ~= 'live' then return {'ended', ''} end
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return {'moved', ''} end
+local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+local newest = -1
+if #top > 0 then newest = tonumber(string.match(top[1][1], '%-(%d+)$')) - 1 end
+if newest ~= tonumber(ARGV[4]) then return {'moved', ''} end
+local call = redis.call('HGET', KEYS[1], 'call')
+if not call or call == '' then return {'none', ''} end
+if tonumber(redis.call('HGET', KEYS[1], 'takeovers') or '0') >= tonumber(ARGV[3]) then return {'spent', ''} end
+redis.call('HINCRBY', KEYS[1], 'takeovers', 1)
+redis.call('HSET', KEYS[1], 'owner', ARGV[2])
+return {'ok', call}
+"""
+
 # Counts a client key's finished stored responses (MAX_STORED_RESPONSES): KEYS = its index (ZSET
 # member -> when it finished, ms). ARGV: the bound, ms they are kept, now (ms), then members
 # (`<stream id>@<owner>`) and when each finished. Drops what expired, adds the new ones, and
@@ -161,6 +188,7 @@ SOURCES = {
     "renew": _RENEW,
     "gone": _GONE,
     "mark": _MARK,
+    "claim": _CLAIM,
     "stored": _STORED,
 }
 

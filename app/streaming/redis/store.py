@@ -38,6 +38,7 @@ from .owner import OwnerDuties
 from .pipe import ClusterPipe, RedisPipe
 from .scripts import Scripts
 from .stored import StoredResponses, unlist
+from .takeover import Adopt, Takeover
 
 log = logging.getLogger("chatwait.store")
 
@@ -56,6 +57,7 @@ class RedisSettings:
     max_stream_seconds: float
     outage_seconds: float = 10.0
     max_stored: int = DEFAULT_MAX_STORED
+    takeovers: int = 0  # how many times a stream whose worker died may be taken over (UPSTREAM_RESCUES)
 
 
 class RedisStreamStore(StreamStore):
@@ -92,8 +94,13 @@ class RedisStreamStore(StreamStore):
         self._refused: set[str] = set()  # new streams Redis did not admit (MAX_STREAMS)
         pipe = ClusterPipe(commands, self.link.maps) if config.topology.kind == "cluster" else RedisPipe(commands)
         self.journal = RedisJournal(pipe, scripts, (live_ttl_ms, self.link.done_ttl_ms), self)
+        self.takeover = Takeover(self.link, self.journal, self._local, clock, config.takeovers)
         self.duties = OwnerDuties(
-            self.link, self._local, self.journal, self._reap, self._forget_local, self.ttl_seconds
+            self.link,
+            self._local,
+            self.journal,
+            (self._reap, self._forget_local, self.takeover.orphaned),
+            self.ttl_seconds,
         )
         self.stored = StoredResponses(self.link, config.max_stored, self._forget_local)
 
@@ -116,6 +123,28 @@ class RedisStreamStore(StreamStore):
             self._refused.add(stream.stream_id)
         error = ApiError("generation_lost", "This worker's lease on the stream lapsed.")
         stream.cancel(StreamCancelled("lost", error))
+
+    def moved(self, stream: Stream) -> None:
+        """Another worker took `stream` over (this worker's lease had lapsed): stop generating
+        it here; its followers here are told to resume (the generation goes on there)."""
+        self._local.pop(stream.stream_id, None)
+        detail = "This worker lost its lease on the reply: another worker continues it."
+        action = f"Resume after event {stream.last_event_id}: the reply goes on where it left off."
+        error = ApiError("generation_lost", detail, action=action)
+        stream.move(stream.writer.interrupted(stream.last_event_id, error))
+        stream.cancel(StreamCancelled("moved", error))
+        log.warning("stream_moved", extra={"stream_id": stream.stream_id, "last_event_id": stream.last_event_id})
+
+    def trusted(self) -> bool:
+        return self.duties.trusted()
+
+    def take_over_with(self, adopt: Adopt) -> None:
+        """Continue here, with `adopt`, the live streams of workers that died (takeover)."""
+        self.takeover.adopt = adopt
+
+    def stop_accepting(self) -> None:
+        super().stop_accepting()
+        self.takeover.accepting = False
 
     def failing(self) -> None:
         """Writes began to fail: the lease says so at once (resumes elsewhere then wait for events
@@ -196,7 +225,7 @@ class RedisStreamStore(StreamStore):
             if not meta:
                 not_found(self.link, self.duties)
         last = keys.event_id(newest[0][0]) if newest else -1
-        return RemoteStream(self.link, stream_id, meta, last, self.outage_seconds)
+        return RemoteStream(self.link, stream_id, meta, last, self.outage_seconds, self.takeover.orphaned)
 
     def stop(self, stream: StreamView, wait_seconds: float = producer.STOP_WAIT_SECONDS) -> bool:
         """Stop a stream here, or through its owner's channel when another worker produces it."""

@@ -1,0 +1,50 @@
+"""What a stream keeps so that another worker can continue its generation if its own dies: the
+call, its counted prompt tokens and how the stream is kept (JSON, in the stream's hash in Redis,
+while it is live)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from ..providers.base import ChatCall
+from .retention import Retention
+
+_FIELDS = tuple(field.name for field in dataclasses.fields(ChatCall))
+
+
+def record(call: ChatCall, prompt_tokens: int | None, retention: Retention) -> str:
+    """The JSON another worker continues the generation of `call` from."""
+    kept = {name: getattr(call, name) for name in _FIELDS}
+    return json.dumps(
+        {
+            "call": kept,
+            "prompt_tokens": prompt_tokens,
+            "kept": retention.finished_seconds,
+            "foreground": retention.foreground,
+            "stored": retention.stored,
+            "ended": retention.ended_args,
+        },
+        separators=(",", ":"),
+    )
+
+
+def call_of(found: dict[str, Any]) -> tuple[ChatCall, int | None]:
+    """The call and its counted prompt tokens, from a `record`."""
+    kept = {name: value for name, value in found["call"].items() if name in _FIELDS}
+    if kept.get("fallbacks") is not None:
+        kept["fallbacks"] = tuple(kept["fallbacks"])
+    return ChatCall(**kept), found.get("prompt_tokens")
+
+
+def retention_of(found: dict[str, Any], context: bytes) -> Retention:
+    """How the stream is kept, from a `record` and the context its hash holds (`ended` is its
+    family's to rebuild from `ended_args`)."""
+    return Retention(
+        found.get("kept"),
+        context,
+        foreground=bool(found.get("foreground")),
+        stored=bool(found.get("stored")),
+        ended_args=found.get("ended"),
+    )

@@ -1,0 +1,203 @@
+"""Takeover: the live streams of a worker that dies (SIGKILL) or stalls past its lease (SIGSTOP)
+are claimed by another worker, which continues each from the text its clients have; followers
+anywhere, and later resumes, get one whole answer with contiguous ids and nothing twice.
+
+The fake upstream continues a prefill as a deterministic model would (load/fake_openai.py), so
+a taken-over answer equals the uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from load.processes import ChatWaitServer, FakeUpstream, RedisServer
+
+from ..conftest import server_env
+from ..sse import Event, content_of, expected_reply, iter_events, parse, read_events
+from .test_scale_out import FRESH, _follow_elsewhere, _worker_of
+
+pytestmark = pytest.mark.integration
+
+Start = Callable[..., ChatWaitServer]
+
+
+def _upstreams(fake: FakeUpstream, folder: Path, continuation: str = "prefill") -> str:
+    listing = folder / "upstreams.yaml"
+    listing.write_text(f"upstreams:\n  - {{name: fake, url: {fake.base_url!r}, continuation: {continuation}}}\n")
+    return str(listing)
+
+
+@pytest.fixture
+def takeover(fake: FakeUpstream, redis_server: RedisServer, tmp_path: Path) -> Iterator[Start]:
+    """ChatWait with two workers on the tests' Redis, continuing by prefill, rescues on."""
+    started: list[ChatWaitServer] = []
+
+    def start(continuation: str = "prefill", **overrides: str) -> ChatWaitServer:
+        env = server_env(
+            "",
+            UPSTREAMS_FILE=_upstreams(fake, tmp_path, continuation),
+            STREAM_STORE="redis",
+            REDIS_URL=redis_server.url,
+            WEB_CONCURRENCY="2",
+            UPSTREAM_RESCUES="2",
+            **overrides,
+        )
+        running = ChatWaitServer(env)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop()
+
+
+def _started(server: ChatWaitServer, message: str, events: int) -> tuple[str, int, list[Event]]:
+    """Start a native stream; its id, its worker's pid and its first `events` events."""
+    cid = f"taken-{uuid.uuid4().hex[:8]}"
+    with (
+        httpx.Client(base_url=server.url, timeout=30) as client,
+        client.stream("POST", "/v1/chat/streaming", json={"message": message}, headers={"X-Correlation-Id": cid}) as r,
+    ):
+        stream_id = r.headers["x-stream-id"]
+        seen, _ = read_events(r, events)
+    return stream_id, _worker_of(server, cid), seen
+
+
+def _whole(events: list[Event], tokens: int) -> None:
+    """One whole answer: contiguous ids from 0, one terminal `done` last, the exact text."""
+    assert [e.id for e in events] == list(range(len(events))), "contiguous ids, nothing twice"
+    assert [e.event for e in events].count("done") == 1 and events[-1].event == "done"
+    assert not [e for e in events if e.event == "error"]
+    assert content_of(events) == expected_reply(tokens), "no token lost, none twice, no seam"
+    chunks = [e for e in events if e.event == "chunk"]
+    assert events[-1].data["last_sequence"] == len(chunks)
+    assert events[-1].data["content_length"] == len(expected_reply(tokens))
+
+
+def test_a_killed_workers_stream_is_continued_by_another(takeover, fake) -> None:
+    server = takeover()
+    message = f"{uuid.uuid4().hex} @tokens=400 @delay_ms=10"
+    stream_id, owner, _ = _started(server, message, 3)
+    following = threading.Event()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        follower = pool.submit(_follow_elsewhere, server, stream_id, owner, following)
+        assert following.wait(60)
+        os.kill(owner, signal.SIGKILL)
+        events = follower.result(timeout=90)
+    _whole(events, 400)
+    attempts = fake.outcomes_for(message)
+    assert len(attempts) == 2 and 0 < attempts[1]["continued_from"] < 400, "continued, not started again"
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        again = parse(client.get(f"/v1/chat/streaming/{stream_id}").content)[0]
+    assert again == events, "every later resume gets the same answer"
+    taken = [r for r in server.log_records() if r.get("event") == "generation_taken_over"]
+    assert [r["stream_id"] for r in taken] == [stream_id]
+    rescues = [r for r in server.log_records() if r.get("event") == "upstream_rescue"]
+    assert [(r["cause"], r["strategy"]) for r in rescues] == [("takeover", "prefill")]
+
+
+def test_a_client_of_the_killed_worker_resumes_and_gets_the_rest(takeover) -> None:
+    server = takeover()
+    cid = f"taken-client-{uuid.uuid4().hex[:8]}"
+    seen: list[Event] = []
+    with httpx.Client(base_url=server.url, timeout=30, limits=FRESH) as client:
+        body = {"message": f"{uuid.uuid4().hex} @tokens=300 @delay_ms=10"}
+        with client.stream("POST", "/v1/chat/streaming", json=body, headers={"X-Correlation-Id": cid}) as response:
+            stream_id = response.headers["x-stream-id"]
+            events = (e for e in iter_events(response) if e.event != ":comment")
+            seen += [next(events) for _ in range(20)]
+            os.kill(_worker_of(server, cid), signal.SIGKILL)
+            with contextlib.suppress(httpx.HTTPError):
+                seen += events  # what was on its way when the worker died
+        while seen[-1].event != "done":  # resumed after the last event received, until the end
+            headers = {"Last-Event-ID": str(seen[-1].id)}
+            reply = client.get(f"/v1/chat/streaming/{stream_id}", headers=headers, timeout=60)
+            seen += [e for e in parse(reply.content)[0] if e.event != ":comment"]
+    _whole(seen, 300)
+
+
+def test_a_stream_cut_in_a_tool_call_is_not_continued_but_ends_lost(takeover) -> None:
+    server = takeover()
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    cid = f"taken-tool-{uuid.uuid4().hex[:8]}"
+    message = f"{uuid.uuid4().hex} @tokens=0 @argpieces=400 @delay_ms=10"
+    body = {"model": "fake-model", "messages": [{"role": "user", "content": message}], "tools": tools, "stream": True}
+    with (
+        httpx.Client(base_url=server.url, timeout=30) as client,
+        client.stream("POST", "/v1/chat/completions", json=body, headers={"X-Correlation-Id": cid}) as response,
+    ):
+        stream_id = response.headers["x-stream-id"]
+        read_events(response, 5)
+    os.kill(_worker_of(server, cid), signal.SIGKILL)
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        events = parse(client.get(f"/v1/chat/completions/{stream_id}/stream").content)[0]
+    errors = [e for e in events if e.event == "message" and e.data != "[DONE]" and "error" in e.data]
+    assert errors and errors[-1].data["error"]["code"] == "generation_lost", events[-3:]
+
+
+def test_a_background_response_whose_worker_dies_completes(takeover, fake) -> None:
+    server = takeover()
+    cid = f"taken-bg-{uuid.uuid4().hex[:8]}"
+    message = f"{uuid.uuid4().hex} @tokens=300 @delay_ms=10"
+    with httpx.Client(base_url=server.url, timeout=30, limits=FRESH) as client:
+        body = {"model": "fake-model", "input": message, "background": True}
+        created = client.post("/v1/responses", json=body, headers={"X-Correlation-Id": cid}).json()
+        assert created["status"] in ("queued", "in_progress")
+        time.sleep(0.5)  # some of it generated
+        os.kill(_worker_of(server, cid), signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while (found := client.get(f"/v1/responses/{created['id']}").json())["status"] == "in_progress":
+            assert time.monotonic() < deadline, "the response never ended"
+            time.sleep(0.2)
+    assert found["status"] == "completed", found.get("error")
+    assert found["output"][0]["content"][0]["text"] == expected_reply(300)
+    attempts = fake.outcomes_for(message)
+    assert len(attempts) == 2 and attempts[1]["continued_from"] > 0
+
+
+def test_a_stalled_owner_that_comes_back_hands_its_clients_over(takeover) -> None:
+    """SIGSTOP past the lease: another worker takes the stream over; once the first worker runs
+    again its own client gets an id-less ending that says to resume, and the resume gets the rest."""
+    server = takeover()
+    cid = f"taken-stalled-{uuid.uuid4().hex[:8]}"
+    seen: list[Event] = []
+    with httpx.Client(base_url=server.url, timeout=60, limits=FRESH) as client:
+        body = {"message": f"{uuid.uuid4().hex} @tokens=400 @delay_ms=10"}
+        with client.stream("POST", "/v1/chat/streaming", json=body, headers={"X-Correlation-Id": cid}) as response:
+            stream_id = response.headers["x-stream-id"]
+            events = iter_events(response)
+            seen += [e for e in (next(events) for _ in range(10)) if e.event != ":comment"]
+            owner = _worker_of(server, cid)
+            os.kill(owner, signal.SIGSTOP)
+            try:
+                _wait_for_takeover(server, stream_id)
+            finally:
+                os.kill(owner, signal.SIGCONT)
+            rest = [e for e in events if e.event != ":comment"]
+        assert rest[-1].id is None and rest[-1].event == "error", "an id-less ending: resume"
+        assert rest[-1].data["error_code"] == "generation_lost"
+        seen += rest[:-1]
+        while seen[-1].event != "done":
+            reply = client.get(f"/v1/chat/streaming/{stream_id}", headers={"Last-Event-ID": str(seen[-1].id)})
+            seen += [e for e in parse(reply.content)[0] if e.event != ":comment"]
+    _whole(seen, 400)
+
+
+def _wait_for_takeover(server: ChatWaitServer, stream_id: str) -> None:
+    deadline = time.monotonic() + 30
+    while not any(
+        r.get("event") == "generation_taken_over" and r.get("stream_id") == stream_id for r in server.log_records()
+    ):
+        assert time.monotonic() < deadline, "never taken over"
+        time.sleep(0.2)
