@@ -9,11 +9,14 @@ a taken-over answer equals the uninterrupted one exactly.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import random
 import signal
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,7 +28,7 @@ from load.processes import ChatWaitServer, FakeUpstream, RedisServer
 
 from ..conftest import server_env
 from ..sse import Event, content_of, expected_reply, iter_events, parse, read_events
-from .test_scale_out import FRESH, _follow_elsewhere, _worker_of
+from .test_scale_out import ARTIFACTS, FRESH, _follow_elsewhere, _worker_of
 
 pytestmark = pytest.mark.integration
 
@@ -201,3 +204,99 @@ def _wait_for_takeover(server: ChatWaitServer, stream_id: str) -> None:
     ):
         assert time.monotonic() < deadline, "never taken over"
         time.sleep(0.2)
+
+
+CHAOS_SECONDS = 70.0  # workers are killed at 10, 30 and 50 s; streams start until the end
+KILL_EVERY_SECONDS = 20.0
+CHAOS_CLIENTS = 24
+
+
+def _workers(server: ChatWaitServer) -> list[int]:
+    """The pids of a ChatWait instance's workers (the gunicorn master's children)."""
+    pid = server.proc.pid
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _chaos_stream(servers: list[ChatWaitServer], seed: int) -> tuple[list[Event], int]:
+    """One stream started on one instance, dropped at random and resumed on the other, again and
+    again, through connections cut by killed workers, until its terminal event; its events and
+    its length in tokens."""
+    rng = random.Random(seed)
+    tokens = rng.randint(100, 300)
+    message = f"chaos {seed} {uuid.uuid4().hex[:8]} @tokens={tokens} @delay_ms=20"
+    received: list[Event] = []
+    stream_id = None
+    deadline = time.monotonic() + 120
+    turn = rng.randrange(2)
+    while not received or received[-1].event not in ("done", "error"):
+        assert time.monotonic() < deadline, f"stream {stream_id} never ended: {received[-3:]}"
+        turn += 1
+        with contextlib.suppress(httpx.TransportError), httpx.Client(timeout=30, limits=FRESH) as client:
+            url = servers[turn % 2].url
+            if stream_id is None:
+                request = client.stream("POST", f"{url}/v1/chat/streaming", json={"message": message})
+            else:
+                headers = {"Last-Event-ID": str(received[-1].id)}
+                request = client.stream("GET", f"{url}/v1/chat/streaming/{stream_id}", headers=headers)
+            with request as response:
+                assert response.status_code == 200, (response.status_code, response.read())
+                stream_id = response.headers["x-stream-id"]
+                for event in iter_events(response):
+                    if event.event == ":comment":
+                        continue
+                    received.append(event)
+                    if event.event in ("done", "error") or rng.random() < 0.02:
+                        break  # the end, or a drop
+        time.sleep(rng.uniform(0.0, 0.3) if received else 0.2)
+    return received, tokens
+
+
+def test_streams_survive_workers_killed_under_load(fake, redis_server, tmp_path) -> None:
+    """Two instances of two workers on one Redis; clients stream, drop and resume on the other
+    instance while a worker is SIGKILLed every 20 s: every stream ends whole and exact, none lost."""
+    env = server_env(
+        "",
+        UPSTREAMS_FILE=_upstreams(fake, tmp_path),
+        STREAM_STORE="redis",
+        REDIS_URL=redis_server.url,
+        WEB_CONCURRENCY="2",
+        UPSTREAM_RESCUES="2",
+    )
+    servers = [ChatWaitServer(env), ChatWaitServer(env)]
+    stop = threading.Event()
+    killed: list[int] = []
+
+    def killer() -> None:
+        rng = random.Random(7)
+        while not stop.wait(KILL_EVERY_SECONDS / 2 if not killed else KILL_EVERY_SECONDS):
+            victim = rng.choice(_workers(rng.choice(servers)))
+            os.kill(victim, signal.SIGKILL)
+            killed.append(victim)
+
+    def client(index: int) -> list[tuple[list[Event], int]]:
+        done, seed = [], index
+        while not stop.is_set():
+            done.append(_chaos_stream(servers, seed))
+            seed += CHAOS_CLIENTS
+        return done
+
+    try:
+        with ThreadPoolExecutor(max_workers=CHAOS_CLIENTS + 1) as pool:
+            pool.submit(killer)
+            clients = [pool.submit(client, index) for index in range(CHAOS_CLIENTS)]
+            time.sleep(CHAOS_SECONDS)
+            stop.set()
+            results = [stream for running in clients for stream in running.result(timeout=180)]
+        taken = sum(r.get("event") == "generation_taken_over" for server in servers for r in server.log_records())
+    finally:
+        stop.set()
+        for server in servers:
+            server.stop()
+    endings = Counter(events[-1].data.get("error_code", "done") for events, _ in results)
+    assert endings == Counter({"done": len(results)}), endings
+    for events, tokens in results:
+        _whole(events, tokens)
+    assert len(killed) >= 3 and taken > 0, (killed, taken)
+    ARTIFACTS.mkdir(exist_ok=True)
+    summary = {"streams": len(results), "workers_killed": len(killed), "taken_over": taken}
+    (ARTIFACTS / "takeover-chaos.json").write_text(json.dumps(summary))
