@@ -97,8 +97,13 @@ def test_a_killed_workers_stream_is_continued_by_another(takeover, fake) -> None
         follower = pool.submit(_follow_elsewhere, server, stream_id, owner, following)
         assert following.wait(60)
         os.kill(owner, signal.SIGKILL)
+        killed_at = time.time()
         events = follower.result(timeout=90)
     _whole(events, 400)
+    continued = next(r for r in fake.outcomes_for(message) if r.get("continued_from"))
+    ARTIFACTS.mkdir(exist_ok=True)  # timings are recorded, not asserted (a shared, noisy machine)
+    gap = {"seconds_from_sigkill_to_continuation_request": round(continued["started"] - killed_at, 3)}
+    (ARTIFACTS / "takeover.json").write_text(json.dumps(gap))
     attempts = fake.outcomes_for(message)
     assert len(attempts) == 2 and 0 < attempts[1]["continued_from"] < 400, "continued, not started again"
     with httpx.Client(base_url=server.url, timeout=30) as client:

@@ -24,7 +24,8 @@ from ..sse import parse
 
 
 def _store(url: str, max_streams: int = 3, outage_seconds: float = 10.0) -> RedisStreamStore:
-    return RedisStreamStore(RedisSettings(Topology.of(url), max_streams, 60, 60, outage_seconds))
+    """A store that takes streams over twice at most, once it is given what continues them."""
+    return RedisStreamStore(RedisSettings(Topology.of(url), max_streams, 60, 60, outage_seconds, takeovers=2))
 
 
 @pytest.fixture
@@ -151,6 +152,83 @@ def test_a_stream_whose_owner_is_gone_is_ended_once_with_generation_lost(store) 
     assert events[0].data["error_code"] == "generation_lost" and events[0].data["content_length"] == 7
     assert store.link.commands.hget(keys.meta_key(stream.stream_id), "ending") == b"generation_lost"
     assert not store.link.commands.hexists(keys.LIVE_KEY, stream.stream_id)
+
+
+def _orphan(store: RedisStreamStore, chunks: list[str], revival: str = "") -> tuple[Stream, dict[bytes, bytes]]:
+    """A live stream in Redis whose owner ("dead-worker") is gone, and its hash."""
+    stream = store.create("cid-t", "m")
+    stream.revival = revival
+    _write(stream, chunks)
+    _settle(lambda: stream.visible == len(chunks) + 1 and store.journal.durable(stream))
+    store.journal.forget(stream)  # as if another worker had written it
+    del store._local[stream.stream_id]
+    store.link.commands.hset(keys.meta_key(stream.stream_id), "owner", "dead-worker")
+    return stream, store.link.commands.hgetall(keys.meta_key(stream.stream_id))
+
+
+def _claim(store: RedisStreamStore, stream_id: str, owner: str, newest: int, most: int = 2) -> str:
+    args = [owner, store.worker_id, most, newest]
+    status, _ = store.link.scripts.run(store.link.commands, "claim", keys.stream_keys(stream_id), args)
+    return status.decode()
+
+
+def test_a_claim_is_won_once_and_only_on_the_newest_event(store) -> None:
+    stream, _ = _orphan(store, ["one ", "two"], revival='{"call": {}}')
+    sid = stream.stream_id
+    assert _claim(store, sid, "dead-worker", 1) == "moved", "the owner wrote after what the claimer read"
+    assert _claim(store, sid, "someone-else", 2) == "moved", "not the owner found gone"
+    assert _claim(store, sid, "dead-worker", 2) == "ok"
+    assert store.link.commands.hget(keys.meta_key(sid), "owner") == store.worker_id.encode()
+    assert _claim(store, sid, "dead-worker", 2) == "moved", "one worker of the cluster wins"
+    store.link.commands.hset(keys.meta_key(sid), "owner", "dead-worker")
+    assert _claim(store, sid, "dead-worker", 2, most=1) == "spent"
+    other, _ = _orphan(store, ["x"])
+    assert _claim(store, other.stream_id, "dead-worker", 1) == "none", "no call kept: nothing to continue with"
+
+
+def test_the_former_owner_finds_its_writes_refused_once_the_stream_is_taken(store) -> None:
+    stream = store.create("cid-w", "m")
+    _write(stream, ["one "])
+    _settle(lambda: stream.visible == 2 and store.journal.durable(stream))
+    store.link.commands.hset(keys.meta_key(stream.stream_id), "owner", "new-owner")
+    store.duties._renewed_at -= keys.LEASE_SECONDS  # this worker stalled past its lease, then renewed
+    store.duties.renew()
+    assert not store.duties.trusted()
+    _write(stream, ["two"])
+    _settle(lambda: stream.moved is not None)
+    assert stream.visible == 2, "the frame Redis refused is never shown"
+    events, _ = parse(stream.moved)
+    assert events[0].id is None and events[0].data["error_code"] == "generation_lost"
+    assert _texts(store, stream.stream_id) == [None, b"one "]
+    assert stream.stream_id not in store._local
+
+
+def test_a_stream_whose_owner_is_gone_is_taken_over_and_rebuilt_whole(store) -> None:
+    stream, meta = _orphan(store, ["one ", "two"], revival='{"call": {"model": "m"}, "foreground": true}')
+    adopted: list[tuple[Stream, dict]] = []
+    store.take_over_with(lambda found, record: adopted.append((found, record)) or True)
+    _settled(store)
+    store.link.commands.hset(keys.OWNERS_KEY, "dead-worker", 1)
+    assert store.takeover.orphaned(stream.stream_id, meta)
+    assert not store.takeover.orphaned(stream.stream_id, meta), "taken once"
+    ((taken, record),) = adopted
+    assert record["call"] == {"model": "m"} and taken.retention.foreground
+    assert taken.chunks == 2 and taken.result()[0] == "one two" and taken.frames(0, 3) == stream.frames(0, 3)
+    assert store._local[stream.stream_id] is taken and taken.created == int(stream.created)
+    _write(taken, ["three"])
+    _settle(lambda: store.journal.durable(taken) and taken.visible == 4)
+    assert _texts(store, stream.stream_id) == [None, b"one ", b"two", b"three"], "written on from the next id"
+    assert store.link.commands.hget(keys.LIVE_KEY, stream.stream_id) == store.worker_id.encode()
+
+
+def test_a_stream_that_cannot_be_continued_ends_lost(store) -> None:
+    stream, meta = _orphan(store, ["one "], revival='{"call": {}}')
+    store.take_over_with(lambda found, record: False)
+    _settled(store)
+    store.link.commands.hset(keys.OWNERS_KEY, "dead-worker", 1)
+    assert store.takeover.orphaned(stream.stream_id, meta)
+    assert store.link.commands.hget(keys.meta_key(stream.stream_id), "ending") == b"generation_lost"
+    assert stream.stream_id not in store._local
 
 
 def _send_now(store: RedisStreamStore) -> None:

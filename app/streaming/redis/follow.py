@@ -195,8 +195,8 @@ class RemoteStream:
 
     def _healthy(self) -> bool:
         """Whether the stream can go on being followed: it is in Redis and its owner is there, or
-        it has ended. Ends it as lost when its owner is gone; tells the owner (`seen`) that
-        someone follows it. False when Redis fails or lost the stream."""
+        it has ended. Takes it over (or ends it as lost) when its owner is gone; tells the owner
+        (`seen`) that someone follows it. False when Redis fails or lost the stream."""
         try:
             state, owner = self._link.commands.hmget(keys.meta_key(self.stream_id), ["state", "owner"])
             if state is not None and state != b"live":

@@ -63,6 +63,7 @@ class OwnerDuties:
         self._lapsed_at = -LEASE_GRACE_SECONDS  # when this worker last found it had not renewed in time
         self._evicted: int | None = None  # keys Redis had evicted at the last sweep
         self._greenlets: list[gevent.Greenlet] = []
+        self._orphans: gevent.Greenlet | None = None  # the sweep of gone owners' streams, while it runs
 
     def start(self) -> None:
         """Take the lease at once, then keep it and listen for stops in the background."""
@@ -74,7 +75,7 @@ class OwnerDuties:
 
     def close(self) -> None:
         """Stop both greenlets and give the lease up (streams still live are then lost at once)."""
-        for greenlet in self._greenlets:
+        for greenlet in (*self._greenlets, *([self._orphans] if self._orphans is not None else [])):
             greenlet.kill(block=False)
         self._greenlets.clear()
         with contextlib.suppress(redis.RedisError):  # else it lapses by itself
@@ -121,7 +122,7 @@ class OwnerDuties:
                     swept = time.monotonic()
                     self._reap(self._last_seen)
                     self._watch_evictions()
-                    self.end_orphans()
+                    self._sweep_orphans()
                 if time.monotonic() - self._checked >= CHECK_SECONDS:
                     self._checked = time.monotonic()
                     self.check_streams()
@@ -148,6 +149,21 @@ class OwnerDuties:
         for stream_id in stream_ids:
             pipe.hget(keys.meta_key(stream_id), "seen")
         return {sid: float(seen) for sid, seen in zip(stream_ids, pipe.execute(), strict=True) if seen}
+
+    def _sweep_orphans(self) -> None:
+        """Take over the streams of owners that are gone in a greenlet of its own: rebuilding them
+        must not hold up this worker's own renewals (one sweep at a time)."""
+        if self._orphans is not None and not self._orphans.dead:
+            return
+        self._orphans = gevent.spawn(self._end_orphans_logged)
+        self._orphans.link_exception(log_greenlet_failure)
+
+    def _end_orphans_logged(self) -> None:
+        try:
+            self.end_orphans()
+        except redis.RedisError as error:
+            log.warning("store_lease_failed", extra={"error_type": type(error).__name__})
+            self._link.failed()
 
     def end_orphans(self) -> int:
         """Take over (or end as lost) the live streams of every owner that is gone, and keep the

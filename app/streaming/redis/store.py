@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import gevent
 import redis
@@ -139,8 +140,16 @@ class RedisStreamStore(StreamStore):
         return self.duties.trusted()
 
     def take_over_with(self, adopt: Adopt) -> None:
-        """Continue here, with `adopt`, the live streams of workers that died (takeover)."""
-        self.takeover.adopt = adopt
+        """Continue here, with `adopt`, the live streams of workers that died (takeover); a
+        stored response taken over is listed once it ends, as any."""
+
+        def adopted(stream: Stream, record: dict[str, Any]) -> bool:
+            if not adopt(stream, record):
+                return False
+            self._watch_stored(stream)
+            return True
+
+        self.takeover.adopt = adopted
 
     def stop_accepting(self) -> None:
         super().stop_accepting()
@@ -258,7 +267,8 @@ class RedisStreamStore(StreamStore):
             unlist(self.link, stream_id, owner, client)
 
     def _stored_ended(self, stream: Stream) -> None:
-        self.stored.ended(stream)
+        if stream.moved is None:  # else listed by the worker that took it over
+            self.stored.ended(stream)
 
     def _own(self) -> Iterable[Stream]:
         return self._local.values()
