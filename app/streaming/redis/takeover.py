@@ -48,7 +48,9 @@ class Takeover:
     def orphaned(self, stream_id: str, meta: dict[bytes, bytes]) -> bool:
         """Take over a live stream whose owner (in `meta`) is gone, or end it as lost; True when
         this call did either (exactly one worker of the cluster does)."""
-        if self.adopt is None or self._most <= 0 or not self.accepting:
+        if not self.accepting:
+            return False  # this worker stops: left to one that goes on
+        if self.adopt is None or self._most <= 0:
             return end_if_owner_gone(self._link, stream_id, meta)
         owner = meta.get(b"owner", b"").decode()
         for _ in range(CLAIM_TRIES):
