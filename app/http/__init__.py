@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask
 
-from ..apis import chat_completions, native, responses
+from ..apis import chat_completions, messages, native, responses
 from ..config import Settings
 from . import auth, cors, errors, health, metrics, openapi, page, tracing
 
@@ -21,6 +21,7 @@ FAMILIES = (
     native.FAMILY,
     chat_completions.FAMILY,
     responses.FAMILY,
+    messages.FAMILY,
 )
 
 

@@ -1,7 +1,8 @@
 """Optional client keys (CHATWAIT_API_KEYS): with keys set, every API endpoint asks for one.
 
 A request to the API (`/v1/...`, and the short `/chat/...` paths) must then carry
-`Authorization: Bearer <key>` with one of the keys, or it is refused with 401 invalid_api_key.
+`Authorization: Bearer <key>` (or `x-api-key: <key>`, as Anthropic's clients send it) with one of
+the keys, or it is refused with 401 invalid_api_key.
 The page, its files, /health, /ready and /openapi.yaml stay open. A stream remembers the
 digest of the key that started it (never the key itself, in memory or in Redis), and only that
 key resumes or stops it; to any other it does not exist. Without keys everything stays open.
@@ -26,7 +27,10 @@ def _check() -> None:
     req = request._get_current_object()
     # OPTIONS is exempt: a browser's CORS preflight never carries credentials.
     if req.method != "OPTIONS" and req.path.startswith(PROTECTED_PREFIXES):
-        state.client, state.client_key = keys.identify(req.headers.get("Authorization"))
+        authorization = req.headers.get("Authorization")
+        if authorization is None and "x-api-key" in req.headers:  # how Anthropic's clients send their key
+            authorization = "Bearer " + req.headers["x-api-key"]
+        state.client, state.client_key = keys.identify(authorization)
 
 
 def _limit_headers(response: Response) -> Response:

@@ -1,0 +1,165 @@
+"""Anthropic's content blocks, checked one by one by their type, and what each becomes in the chat
+messages every upstream takes: text stays text, an image becomes an `image_url` part (base64 as a
+data URL), an assistant's `tool_use` a tool call, a user's `tool_result` a `tool` message, and
+thinking is left out (the model's own reasoning is not sent back to it)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from marshmallow import ValidationError, fields
+
+from ..functions import MAX_IMAGE_URL_CHARS, NAME, image_url_ok
+from ..schema import text_of
+
+MAX_BLOCKS = 512
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+# Each block type, its required fields and the optional ones (cache_control and citations are
+# taken and ignored: ChatWait does not cache prompts or cite).
+_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "text": (("text",), ("cache_control", "citations")),
+    "image": (("source",), ("cache_control",)),
+    "tool_use": (("id", "name", "input"), ("cache_control",)),
+    "tool_result": (("tool_use_id",), ("content", "is_error", "cache_control")),
+    "thinking": (("thinking",), ("signature",)),
+    "redacted_thinking": (("data",), ()),
+}
+
+
+def _block(index: int, block: Any, nested: bool = False) -> dict[str, Any]:
+    """One content block, checked (`nested`: inside a tool result, where only text and images go)."""
+    kind = block.get("type") if isinstance(block, dict) else None
+    if kind not in _FIELDS or (nested and kind not in ("text", "image")):
+        allowed = "text or image" if nested else ", ".join(_FIELDS)
+        raise ValidationError({index: [f"A content block is an object whose type is {allowed}."]})
+    required, optional = _FIELDS[kind]
+    missing = [name for name in required if name not in block]
+    unknown = sorted(set(block) - {"type", *required, *optional})
+    if missing or unknown:
+        said = f"needs {', '.join(missing)}" if missing else f"has no field {unknown[0]}"
+        raise ValidationError({index: [f"A {kind} block {said}."]})
+    try:
+        _check(kind, block)
+    except ValidationError as error:
+        raise ValidationError({index: error.messages}) from None
+    return block
+
+
+def _check(kind: str, block: dict[str, Any]) -> None:
+    if kind == "text" and not isinstance(block["text"], str):
+        raise ValidationError("text must be a string.")
+    if kind == "text":
+        text_of(block["text"])
+    elif kind == "image" and image_url(block["source"]) is None:
+        raise ValidationError(
+            f"source is {{type: base64, media_type ({', '.join(IMAGE_TYPES)}), data}} or {{type: url, url}}."
+        )
+    elif kind == "tool_use" and not (
+        isinstance(block["id"], str) and isinstance(block["name"], str) and NAME.fullmatch(block["name"])
+    ):
+        raise ValidationError("A tool_use block has a string id and a tool's name.")
+    elif kind == "tool_use" and not isinstance(block["input"], dict):
+        raise ValidationError("input must be an object.")
+    elif kind == "tool_result":
+        _tool_result(block)
+    elif kind == "thinking" and not isinstance(block["thinking"], str):
+        raise ValidationError("thinking must be a string.")
+
+
+def _tool_result(block: dict[str, Any]) -> None:
+    if not isinstance(block["tool_use_id"], str) or not block["tool_use_id"]:
+        raise ValidationError("tool_use_id must name the tool_use block it answers.")
+    if not isinstance(block.get("is_error", False), bool):
+        raise ValidationError("is_error must be a boolean.")
+    content = block.get("content", "")
+    if isinstance(content, list):
+        for index, part in enumerate(content):
+            _block(index, part, nested=True)
+    elif not isinstance(content, str):
+        raise ValidationError("content is a string or a list of text and image blocks.")
+
+
+def image_url(source: Any) -> str | None:
+    """An image block's source as the URL of an `image_url` part (None: not a valid source)."""
+    if not isinstance(source, dict):
+        return None
+    if source.get("type") == "url" and set(source) == {"type", "url"}:
+        url = source["url"]
+        return url if image_url_ok(url) and not str(url).lower().startswith("data:") else None
+    if source.get("type") == "base64" and set(source) == {"type", "media_type", "data"}:
+        media, data = source["media_type"], source["data"]
+        if media in IMAGE_TYPES and isinstance(data, str) and 0 < len(data) <= MAX_IMAGE_URL_CHARS:
+            return f"data:{media};base64,{data}"
+    return None
+
+
+class Content(fields.Field):
+    """A message's content: a string, or a non-empty list of content blocks."""
+
+    json_types = ("string", "array")
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str | list[dict[str, Any]]:
+        if isinstance(value, str):
+            return text_of(value)
+        if not isinstance(value, list) or not 1 <= len(value) <= MAX_BLOCKS:
+            raise ValidationError(f"Must be a string or a list of 1 to {MAX_BLOCKS} content blocks.")
+        return [_block(index, block) for index, block in enumerate(value)]
+
+
+class SystemPrompt(fields.Field):
+    """The system prompt: a string, or a list of text blocks (joined by blank lines)."""
+
+    json_types = ("string", "array")
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, str):
+            return text_of(value)
+        if not isinstance(value, list) or not value:
+            raise ValidationError("Must be a string or a list of text blocks.")
+        blocks = [_block(index, block) for index, block in enumerate(value)]
+        if any(block["type"] != "text" for block in blocks):
+            raise ValidationError("A system prompt takes text blocks only.")
+        return "\n\n".join(block["text"] for block in blocks)
+
+
+def chat_messages(role: str, content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One Anthropic message as chat messages: a user's tool results become `tool` messages
+    (before the rest of its content), an assistant's tool calls its message's `tool_calls`."""
+    if isinstance(content, str):
+        return [{"role": role, "content": content}]
+    texts = [block["text"] for block in content if block["type"] == "text"]
+    images = [block for block in content if block["type"] == "image"]
+    out: list[dict[str, Any]] = []
+    for block in content:
+        if block["type"] == "tool_result":
+            out.append({"role": "tool", "tool_call_id": block["tool_use_id"], "content": _result_text(block)})
+    if role == "assistant":
+        calls = [
+            {"id": b["id"], "type": "function", "function": {"name": b["name"], "arguments": json.dumps(b["input"])}}
+            for b in content
+            if b["type"] == "tool_use"
+        ]
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
+        if calls:
+            message["tool_calls"] = calls
+        return [message]
+    if images:
+        parts = [_part(block) for block in content if block["type"] in ("text", "image")]
+        out.append({"role": "user", "content": parts})
+    elif texts:
+        out.append({"role": "user", "content": "\n".join(texts)})
+    return out
+
+
+def _part(block: dict[str, Any]) -> dict[str, Any]:
+    if block["type"] == "text":
+        return {"type": "text", "text": block["text"]}
+    return {"type": "image_url", "image_url": {"url": image_url(block["source"]), "detail": "auto"}}
+
+
+def _result_text(block: dict[str, Any]) -> str:
+    """A tool result's content as the text a `tool` message carries (an error said as one)."""
+    content = block.get("content", "")
+    text = content if isinstance(content, str) else "\n".join(p["text"] for p in content if p["type"] == "text")
+    return f"Error: {text}" if block.get("is_error") else text

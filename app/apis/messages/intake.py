@@ -1,0 +1,151 @@
+"""From an Anthropic Messages request to a ChatCall: the strict JSON body, the conversation's size
+before any per-message work, the schema, then the translation into the chat messages and options
+every upstream takes (`blocks`), and the input-token limit.
+
+The messages a client may drop to make a conversation fit are those before the last one, oldest
+first: what `input_too_long` counts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from flask import Request
+
+from ...config import Settings
+from ...errors import ApiError
+from ...providers.base import ChatCall, Provider
+from ...streaming.wire.sse import dumps
+from ..functions import refuse_untaken
+from ..intake import count_prompt, read_json, refuse_long_text, validate_request
+from ..openai import content_length
+from .blocks import chat_messages
+from .schemas import CountTokensSchema, MessagesRequestSchema
+
+DROPPABLE = "message(s) before the last one"
+# Anthropic's option names that the chat upstreams know by another name.
+NAMES = {
+    "stop": "stop_sequences",
+    "user": "metadata",
+    "reasoning_effort": "thinking",
+    "parallel_tool_calls": "tool_choice",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class MessagesRequest:
+    """A validated Messages request: the provider call, its counted prompt tokens (None: not
+    counted, it fits), and whether to stream the answer."""
+
+    call: ChatCall
+    prompt_tokens: int | None
+    stream: bool
+
+
+def prepare_message(
+    request: Request, schema: MessagesRequestSchema, settings: Settings, provider: Provider
+) -> MessagesRequest:
+    """The validated request, or ApiError (400 naming the fields, input_too_long, 413, 415)."""
+    fields = _fields(request, schema, settings, provider)
+    messages, options = _translated(fields, provider)
+    call = ChatCall(
+        model=fields["model"],
+        messages=messages,
+        max_tokens=fields["max_tokens"],
+        temperature=fields.get("temperature"),
+        options=options,
+        typed=True,
+    )
+    return MessagesRequest(call, _count(messages, options.get("tools"), settings, provider), bool(fields.get("stream")))
+
+
+def count_tokens(request: Request, schema: CountTokensSchema, settings: Settings, provider: Provider) -> int:
+    """The input tokens the model would read for this request (its tools' definitions included),
+    or the ApiError a create would get."""
+    fields = _fields(request, schema, settings, provider)
+    messages, options = _translated(fields, provider)
+    counted = _count(messages, options.get("tools"), settings, provider)
+    if counted is not None:
+        return counted
+    tools = options.get("tools")
+    return provider.prompt_tokens([{"role": "system", "content": dumps(tools)}, *messages] if tools else messages)
+
+
+def _fields(request: Request, schema: CountTokensSchema, settings: Settings, provider: Provider) -> dict[str, Any]:
+    data = read_json(request)
+    _refuse_oversized(data, settings, provider)
+    return validate_request(data, schema)
+
+
+def _refuse_oversized(data: Any, settings: Settings, provider: Provider) -> None:
+    """Refuse a conversation from its sizes alone: more messages than MAX_HISTORY_MESSAGES + 2,
+    or more characters than MAX_CONVERSATION_CHARS."""
+    messages = data.get("messages") if isinstance(data, dict) else None
+    if not isinstance(messages, list):
+        return
+    bound = settings.max_history_messages + 2
+    if len(messages) > bound:
+        message = f"{len(messages)} messages; at most {bound} (MAX_HISTORY_MESSAGES + 2): drop the oldest ones."
+        raise ApiError("validation_error", "1 field(s) are invalid.", fields={"messages": [message]})
+    lengths = [content_length(entry.get("content")) if isinstance(entry, dict) else 0 for entry in messages]
+    refuse_long_text(lengths, (0, max(0, len(messages) - 1)), settings, provider, DROPPABLE)
+
+
+def _translated(fields: dict[str, Any], provider: Provider) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The chat messages (the system prompt first) and options of a validated request."""
+    messages: list[dict[str, Any]] = [{"role": "system", "content": fields["system"]}] if fields.get("system") else []
+    for message in fields["messages"]:
+        messages += chat_messages(message["role"], message["content"])
+    options = _options(fields)
+    images = any(isinstance(m.get("content"), list) for m in messages)
+    refuse_untaken(options, images, provider, "messages", NAMES)
+    return messages, options
+
+
+def _options(fields: dict[str, Any]) -> dict[str, Any]:
+    """The sampling and tool options under the names the chat upstreams know."""
+    options: dict[str, Any] = {name: fields[name] for name in ("top_p", "top_k") if name in fields}
+    if fields.get("stop_sequences"):
+        options["stop"] = fields["stop_sequences"]
+    user = (fields.get("metadata") or {}).get("user_id")
+    if user:
+        options["user"] = user
+    thinking = fields.get("thinking")
+    if thinking is not None and thinking["type"] != "disabled":
+        options["reasoning_effort"] = "high" if thinking.get("budget_tokens", 0) >= 16384 else "medium"
+    choice = fields.get("tool_choice")
+    if fields.get("tools") and (choice is None or choice["type"] != "none"):
+        options["tools"] = [_tool(tool) for tool in fields["tools"]]
+        options.update(_tool_choice(choice))
+    return options
+
+
+def _tool(tool: dict[str, Any]) -> dict[str, Any]:
+    function = {"name": tool["name"], "parameters": tool["input_schema"]}
+    if tool.get("description"):
+        function["description"] = tool["description"]
+    return {"type": "function", "function": function}
+
+
+def _tool_choice(choice: dict[str, Any] | None) -> dict[str, Any]:
+    """Anthropic's tool choice as chat completions' (`any`: some tool; `tool`: that one)."""
+    if choice is None:
+        return {}
+    found: dict[str, Any] = {}
+    if choice["type"] == "any":
+        found["tool_choice"] = "required"
+    elif choice["type"] == "tool":
+        found["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
+    if choice.get("disable_parallel_tool_use"):
+        found["parallel_tool_calls"] = False
+    return found
+
+
+def _count(messages: list[dict[str, Any]], tools: Any, settings: Settings, provider: Provider) -> int | None:
+    """The prompt tokens (None: it fits by the cheap bound), the tools' definitions included."""
+    droppable = (1 if messages and messages[0]["role"] == "system" else 0, max(0, len(messages) - 1))
+    if not tools:
+        return count_prompt(messages, droppable, settings, provider, DROPPABLE)
+    counted = [{"role": "system", "content": dumps(tools)}, *messages]
+    return count_prompt(counted, (droppable[0] + 1, droppable[1] + 1), settings, provider, DROPPABLE)

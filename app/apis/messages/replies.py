@@ -1,0 +1,95 @@
+"""The objects Anthropic's Messages API answers with, built from what they say (a generation's
+outcome, a stream's id): the whole `message` (`stream` false), its usage and stop reason, a
+stopped stream, a token count, and ChatWait's errors in Anthropic's shape. The stream's own
+events are written by `wire`."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from ..openai import openai_error_body
+
+if TYPE_CHECKING:
+    from ...errors import ApiError
+    from ...generation.outcome import Outcome
+    from ...providers.base import Usage
+
+MESSAGE_PREFIX = "msg_"
+# How a generation ended, as Anthropic says it (a stop by the client ends the turn).
+_STOP_REASONS = {"length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
+# Anthropic's error types, by HTTP status (its SDKs raise a class per status).
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+    529: "overloaded_error",
+}
+
+
+def stop_reason(finish_reason: str | None) -> str:
+    """A finish reason as Anthropic's clients know it."""
+    return _STOP_REASONS.get(finish_reason or "", "end_turn")
+
+
+def usage_of(usage: Usage) -> dict[str, Any]:
+    """A generation's usage in Anthropic's names, and where the count comes from."""
+    return {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens}
+
+
+def anthropic_error(error: ApiError, correlation_id: str | None) -> dict[str, Any]:
+    """ChatWait's error in Anthropic's shape, `{"type": "error", "error": {type, message}}`:
+    `message` says what happened, why and what to do, as the OpenAI families word it."""
+    said = openai_error_body(error, correlation_id)["error"]
+    kind = _ERROR_TYPES.get(error.status, "api_error" if error.status >= 500 else "invalid_request_error")
+    body: dict[str, Any] = {"type": kind, "message": said["message"], "code": error.error_code}
+    if error.retry_after is not None:
+        body["retry_after_seconds"] = round(error.retry_after, 3)
+    return {"type": "error", "error": body, "request_id": correlation_id}
+
+
+def message(message_id: str, model: str, outcome: Outcome) -> dict[str, Any]:
+    """A whole reply as a `message`: its thinking, text and tool calls as content blocks."""
+    content: list[dict[str, Any]] = []
+    parts = outcome.parts
+    if parts is not None and parts.reasoning:
+        content.append({"type": "thinking", "thinking": parts.reasoning, "signature": ""})
+    text = outcome.text + (parts.refusal if parts is not None else "")
+    if text:
+        content.append({"type": "text", "text": text})
+    for call in parts.tool_calls if parts is not None else ():
+        content.append({"type": "tool_use", "id": call.call_id, "name": call.name, "input": _input(call.arguments)})
+    return {
+        "id": MESSAGE_PREFIX + message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop_reason(outcome.finish_reason),
+        "stop_sequence": None,
+        "usage": usage_of(outcome.usage),
+        "usage_source": outcome.usage.source,
+    }
+
+
+def _input(arguments: str) -> Any:
+    """A tool call's arguments as the object Anthropic's `input` is (kept as text if not JSON)."""
+    try:
+        return json.loads(arguments) if arguments else {}
+    except ValueError:
+        return {"arguments": arguments}
+
+
+def stopped(stream_id: str, status: str, last_event_id: int) -> dict[str, Any]:
+    """What a stop of a message stream answers: `cancelled` or `already_finished`, and its last event id."""
+    reply = {"id": MESSAGE_PREFIX + stream_id, "type": "message_stream", "status": status}
+    return {**reply, "last_event_id": last_event_id}
+
+
+def token_count(input_tokens: int) -> dict[str, Any]:
+    """The reply of POST /v1/messages/count_tokens."""
+    return {"input_tokens": input_tokens}

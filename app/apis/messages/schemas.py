@@ -1,0 +1,153 @@
+"""The request schemas of Anthropic's Messages API (POST /v1/messages and its count_tokens): what
+Anthropic's clients send, checked as strictly as the other families check theirs. A message's
+content is a string or a list of content blocks (`text`, `image`, `tool_use`, `tool_result`,
+`thinking`, `redacted_thinking`), each checked by its type (`blocks`); anything ChatWait cannot
+honour is refused with a 400 that names the field and says why."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import ValidationError, fields, validate, validates, validates_schema
+
+from ..functions import MAX_TOOLS, check_json_schema, check_name
+from ..schema import (
+    NullMeansAbsent,
+    StrictBoolean,
+    StrictInteger,
+    StrictNumber,
+    StrictSchema,
+    Text,
+    check_max_tokens,
+    check_model,
+    text_of,
+)
+from .blocks import Content, SystemPrompt
+
+MAX_STOP_SEQUENCES = 16
+MAX_STOP_CHARS = 256
+TOOL_CHOICES = ("auto", "any", "tool", "none")
+_BLOCKS_OF = {
+    "user": {"text", "image", "tool_result"},
+    "assistant": {"text", "tool_use", "thinking", "redacted_thinking"},
+}
+
+
+class ToolSchema(StrictSchema):
+    """A client tool: its name, description and the JSON Schema of its input."""
+
+    name = Text(required=True)
+    description = Text(validate=validate.Length(max=16384))
+    input_schema = fields.Dict(required=True)
+    type = fields.String(validate=validate.OneOf(("custom",), error="Only client tools (custom) are supported."))
+    cache_control = fields.Dict()
+
+    @validates("name")
+    def _name(self, value: str, **_: Any) -> None:
+        check_name(value)
+
+    @validates("input_schema")
+    def _schema(self, value: dict[str, Any], **_: Any) -> None:
+        check_json_schema({"name": "input", "schema": value})
+
+
+class ToolChoiceSchema(StrictSchema):
+    """How the model may use the tools: `auto`, `any` (one at least), `tool` (that one), `none`."""
+
+    type = fields.String(required=True, validate=validate.OneOf(TOOL_CHOICES))
+    name = Text()
+    disable_parallel_tool_use = StrictBoolean()
+
+    @validates_schema
+    def _named(self, data: dict[str, Any], **_: Any) -> None:
+        if (data["type"] == "tool") != ("name" in data):
+            raise ValidationError("A `tool` choice names its tool; other choices name none.", "name")
+
+
+class MessageSchema(StrictSchema):
+    """One turn: a user's (text, images, tool results) or an assistant's (text, tool calls, thinking)."""
+
+    role = fields.String(required=True, validate=validate.OneOf(("user", "assistant")))
+    content = Content(required=True)
+
+    @validates_schema
+    def _by_role(self, data: dict[str, Any], **_: Any) -> None:
+        blocks = data["content"] if isinstance(data["content"], list) else []
+        allowed = _BLOCKS_OF[data["role"]]
+        wrong = [block["type"] for block in blocks if block["type"] not in allowed]
+        if wrong:
+            raise ValidationError(f"A {data['role']} message has no {wrong[0]} blocks.", "content")
+
+
+class ThinkingSchema(StrictSchema):
+    """Extended thinking: asked of the upstream as a reasoning effort."""
+
+    type = fields.String(required=True, validate=validate.OneOf(("enabled", "disabled", "adaptive")))
+    budget_tokens = StrictInteger(validate=validate.Range(min=1024))
+
+
+class MetadataSchema(StrictSchema):
+    """`metadata`: the end user's id, passed on as OpenAI's `user`."""
+
+    user_id = Text(validate=validate.Length(max=256), allow_none=True)
+
+
+class CountTokensSchema(NullMeansAbsent):
+    """The body of POST /v1/messages/count_tokens: what the model would read."""
+
+    model = fields.String(required=True)
+    system = SystemPrompt()
+    messages = fields.List(fields.Nested(MessageSchema), required=True)
+    tools = fields.List(fields.Nested(ToolSchema), validate=validate.Length(max=MAX_TOOLS))
+    tool_choice = fields.Nested(ToolChoiceSchema)
+    thinking = fields.Nested(ThinkingSchema)
+
+    def __init__(
+        self, *, max_messages: int = 202, max_tokens: int = 1024, allowed_models: tuple[str, ...] = (), **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.max_messages = max_messages
+        self.max_tokens_limit = max_tokens
+        self.allowed_models = allowed_models
+
+    @validates("messages")
+    def _messages(self, value: list[Any], **_: Any) -> None:
+        if not 1 <= len(value) <= self.max_messages:
+            raise ValidationError(f"Send 1 to {self.max_messages} messages (MAX_HISTORY_MESSAGES + 2).")
+
+    @validates("model")
+    def _model(self, value: str, **_: Any) -> None:
+        check_model(value, self.allowed_models)
+
+    @validates_schema
+    def _tools_named(self, data: dict[str, Any], **_: Any) -> None:
+        choice = data.get("tool_choice")
+        names = {tool["name"] for tool in data.get("tools", ())}
+        if choice is not None and choice.get("name") is not None and choice["name"] not in names:
+            raise ValidationError("Names no tool of `tools`.", "tool_choice")
+        if choice is not None and choice["type"] in ("any", "tool") and not names:
+            raise ValidationError("Asks for a tool call, and `tools` is empty.", "tool_choice")
+
+
+class MessagesRequestSchema(CountTokensSchema):
+    """The body of POST /v1/messages; bounds come from Settings."""
+
+    max_tokens = StrictInteger(required=True)
+    stream = StrictBoolean()
+    stop_sequences = fields.List(Text(validate=validate.Length(min=1, max=MAX_STOP_CHARS)))
+    temperature = StrictNumber(validate=validate.Range(min=0, max=1))
+    top_p = StrictNumber(validate=validate.Range(min=0, max=1))
+    top_k = StrictInteger(validate=validate.Range(min=0))
+    metadata = fields.Nested(MetadataSchema)
+    service_tier = fields.String(validate=validate.OneOf(("auto", "standard_only")))
+
+    @validates("max_tokens")
+    def _max_tokens(self, value: int, **_: Any) -> None:
+        check_max_tokens(value, self.max_tokens_limit)
+
+    @validates("stop_sequences")
+    def _stops(self, value: list[str], **_: Any) -> None:
+        if len(value) > MAX_STOP_SEQUENCES:
+            raise ValidationError(f"At most {MAX_STOP_SEQUENCES} stop sequences.")
+        for text in value:
+            text_of(text)

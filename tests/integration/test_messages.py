@@ -1,0 +1,225 @@
+"""Anthropic's Messages API through ChatWait, as the `anthropic` SDK uses it: plain, system and
+multi-turn messages, an image, a stream (text and the final message), a tool-use round trip,
+count_tokens and errors as the SDK's exception classes; a stream resumed after a drop. Over the
+fake upstream, translated from chat completions."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Iterator
+
+import anthropic
+import httpx
+import pytest
+
+from load.fake_replies import ARG_PIECE
+from load.processes import ChatWaitServer, FakeUpstream
+
+from ..conftest import FAKE_MODEL, server_env
+from ..sse import expected_reply, parse
+from .test_scale_out import _worker_of
+
+pytestmark = pytest.mark.integration
+
+PIXEL = base64.b64encode(
+    bytes.fromhex(
+        "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+        "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+    )
+).decode()
+TOOLS = [
+    {
+        "name": "lookup",
+        "description": "Look a word up.",
+        "input_schema": {"type": "object", "properties": {"word": {"type": "string"}}, "required": ["word"]},
+    }
+]
+
+
+@pytest.fixture(scope="module")
+def server(fake: FakeUpstream) -> Iterator[ChatWaitServer]:
+    running = ChatWaitServer(server_env(fake.base_url))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def sdk(server: ChatWaitServer, request: pytest.FixtureRequest) -> anthropic.Anthropic:
+    client = anthropic.Anthropic(base_url=server.url, api_key="unused", max_retries=0)
+    request.addfinalizer(client.close)
+    return client
+
+
+def _unique(directives: str) -> str:
+    return f"{uuid.uuid4().hex} {directives}"
+
+
+def test_a_plain_message(sdk) -> None:
+    message = _unique("@tokens=6")
+    reply = sdk.messages.create(model=FAKE_MODEL, max_tokens=100, messages=[{"role": "user", "content": message}])
+    assert reply.type == "message" and reply.role == "assistant" and reply.id.startswith("msg_")
+    assert [block.type for block in reply.content] == ["text"]
+    assert reply.content[0].text == expected_reply(6)
+    assert reply.stop_reason == "end_turn" and reply.model == FAKE_MODEL
+    assert reply.usage.output_tokens > 0 and reply.usage.input_tokens > 0
+
+
+def _asked(reply: anthropic.types.Message) -> dict:
+    """What the fake was sent, as it says with @reply=request."""
+    return json.loads(reply.content[0].text)
+
+
+def test_a_system_prompt_and_earlier_turns_reach_the_model(sdk) -> None:
+    message = _unique("@reply=request")
+    reply = sdk.messages.create(
+        model=FAKE_MODEL,
+        max_tokens=50,
+        system=[{"type": "text", "text": "Be brief."}, {"type": "text", "text": "Be kind."}],
+        messages=[
+            {"role": "user", "content": "Hello"},
+            {"role": "assistant", "content": [{"type": "text", "text": "Hi."}]},
+            {"role": "user", "content": [{"type": "text", "text": message}]},
+        ],
+        stop_sequences=["END"],
+        metadata={"user_id": "user-7"},
+    )
+    asked = _asked(reply)
+    assert asked["messages"] == [
+        {"role": "system", "content": "Be brief.\n\nBe kind."},
+        {"role": "user", "content": "Hello"},
+        {"role": "assistant", "content": "Hi."},
+        {"role": "user", "content": message},
+    ]
+    assert asked["stop"] == ["END"] and asked["user"] == "user-7"
+
+
+def test_an_image_is_sent_on_as_an_image_part(sdk) -> None:
+    message = _unique("@reply=request")
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}}
+    reply = sdk.messages.create(
+        model=FAKE_MODEL,
+        max_tokens=50,
+        messages=[{"role": "user", "content": [image, {"type": "text", "text": message}]}],
+    )
+    parts = _asked(reply)["messages"][-1]["content"]
+    assert parts[0] == {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PIXEL}", "detail": "auto"}}
+    assert parts[1] == {"type": "text", "text": message}
+
+
+def test_a_stream_gives_the_text_and_the_final_message(sdk) -> None:
+    message = _unique("@tokens=12")
+    with sdk.messages.stream(model=FAKE_MODEL, max_tokens=100, messages=[{"role": "user", "content": message}]) as s:
+        text = "".join(s.text_stream)
+        final = s.get_final_message()
+    assert text == expected_reply(12) == final.content[0].text
+    assert final.stop_reason == "end_turn" and final.usage.output_tokens > 0
+
+
+def test_a_tool_use_round_trip(sdk) -> None:
+    question = [{"role": "user", "content": _unique("look up 'hello'")}]
+    asked = sdk.messages.create(model=FAKE_MODEL, max_tokens=100, tools=TOOLS, messages=question)
+    assert asked.stop_reason == "tool_use"
+    (call,) = [block for block in asked.content if block.type == "tool_use"]
+    assert call.name == "lookup" and isinstance(call.input, dict) and "word" in call.input
+    result = {"type": "tool_result", "tool_use_id": call.id, "content": "a greeting"}
+    turns = [*question, {"role": "assistant", "content": asked.content}, {"role": "user", "content": [result]}]
+    answered = sdk.messages.create(model=FAKE_MODEL, max_tokens=100, tools=TOOLS, messages=turns)
+    assert answered.stop_reason == "end_turn"
+    assert answered.content[0].text == "The tool said: a greeting"
+
+
+def test_a_streamed_tool_call_arrives_whole(sdk) -> None:
+    question = [{"role": "user", "content": _unique("@argpieces=8")}]
+    with sdk.messages.stream(model=FAKE_MODEL, max_tokens=100, tools=TOOLS, messages=question) as s:
+        final = s.get_final_message()
+    (call,) = [block for block in final.content if block.type == "tool_use"]
+    assert call.input == {"text": "x" * (ARG_PIECE * 8 - 12)}, "never input: {}"
+    assert final.stop_reason == "tool_use"
+
+
+def test_count_tokens(sdk) -> None:
+    counted = sdk.messages.count_tokens(model=FAKE_MODEL, messages=[{"role": "user", "content": "Hello there"}])
+    more = sdk.messages.count_tokens(
+        model=FAKE_MODEL, tools=TOOLS, messages=[{"role": "user", "content": "Hello there"}]
+    )
+    assert 0 < counted.input_tokens < more.input_tokens, "the tools' definitions are read too"
+
+
+def test_errors_are_the_sdks_exception_classes(sdk, server) -> None:
+    with pytest.raises(anthropic.BadRequestError) as bad:
+        sdk.messages.create(model=FAKE_MODEL, max_tokens=0, messages=[{"role": "user", "content": "x"}])
+    assert bad.value.body["error"]["type"] == "invalid_request_error" and "max_tokens" in bad.value.message
+    with pytest.raises(anthropic.BadRequestError):
+        sdk.messages.create(model="no-such-model", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    missing = httpx.get(f"{server.url}/v1/messages/streams/nope")
+    assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found_error"
+    down = sdk.messages.with_raw_response
+    with pytest.raises(anthropic.InternalServerError) as failed:
+        down.create(model=FAKE_MODEL, max_tokens=5, messages=[{"role": "user", "content": _unique("@fault=503")}])
+    assert failed.value.body["error"]["type"] == "overloaded_error"
+
+
+def test_a_dropped_stream_resumes_after_its_last_event(server) -> None:
+    body = {"model": FAKE_MODEL, "max_tokens": 200, "stream": True, "messages": [{"role": "user", "content": ""}]}
+    body["messages"][0]["content"] = _unique("@tokens=30 @delay_ms=5")
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        with client.stream("POST", "/v1/messages", json=body) as response:
+            stream_id = response.headers["x-stream-id"]
+            head = b""
+            for data in response.iter_raw():
+                head += data
+                if head.count(b"content_block_delta") >= 5:
+                    break
+        seen = [e for e in parse(head.rpartition(b"\n\n")[0] + b"\n\n")[0] if e.event != ":comment"]
+        rest = client.get(f"/v1/messages/streams/{stream_id}", headers={"Last-Event-ID": str(seen[-1].id)})
+    events = seen + [e for e in parse(rest.content)[0] if e.event != ":comment"]
+    ids = sorted({e.id for e in events})
+    assert ids == list(range(len(ids))), "no event id missing or skipped"
+    text = "".join(e.data["delta"]["text"] for e in events if e.event == "content_block_delta")
+    assert text == expected_reply(30)
+    assert [e.event for e in events][-2:] == ["message_delta", "message_stop"]
+
+
+def test_a_tool_call_cut_mid_input_and_resumed_on_another_worker_arrives_whole(fake, redis_server) -> None:
+    """Two workers on Redis: a streamed tool call dropped in the middle of its input and resumed
+    on a new connection (either worker) is reassembled by the SDK exactly as the uncut one."""
+    env = server_env(fake.base_url, STREAM_STORE="redis", REDIS_URL=redis_server.url, WEB_CONCURRENCY="2")
+    server = ChatWaitServer(env)
+    try:
+        body = {
+            "model": FAKE_MODEL,
+            "max_tokens": 500,
+            "stream": True,
+            "tools": TOOLS,
+            "messages": [{"role": "user", "content": _unique("@argpieces=120 @delay_ms=5")}],
+        }
+        fresh = httpx.Limits(max_keepalive_connections=0)
+        with httpx.Client(base_url=server.url, timeout=30, limits=fresh) as client:
+            started = {"X-Correlation-Id": f"tool-{uuid.uuid4().hex[:8]}"}
+            with client.stream("POST", "/v1/messages", json=body, headers=started) as response:
+                stream_id = response.headers["x-stream-id"]
+                head = b""
+                for data in response.iter_raw():
+                    head += data
+                    if head.count(b"input_json_delta") >= 20:
+                        break
+            seen = [e for e in parse(head.rpartition(b"\n\n")[0] + b"\n\n")[0] if e.event != ":comment"]
+            for attempt in range(40):  # until a resume lands on the other worker
+                resumed = {
+                    "Last-Event-ID": str(seen[-1].id),
+                    "X-Correlation-Id": f"{started['X-Correlation-Id']}-{attempt}",
+                }
+                rest = client.get(f"/v1/messages/streams/{stream_id}", headers=resumed)
+                if _worker_of(server, resumed["X-Correlation-Id"]) != _worker_of(server, started["X-Correlation-Id"]):
+                    break
+            else:
+                raise AssertionError("no resume reached the other worker")
+        events = seen + [e for e in parse(rest.content)[0] if e.event != ":comment"]
+        assert [e.event for e in events if e.event == "content_block_start"] == ["content_block_start"]
+        pieces = "".join(e.data["delta"]["partial_json"] for e in events if e.event == "content_block_delta")
+        assert json.loads(pieces) == {"text": "x" * (ARG_PIECE * 120 - 12)}, "never input: {}"
+        assert [e.data["delta"]["stop_reason"] for e in events if e.event == "message_delta"] == ["tool_use"]
+    finally:
+        server.stop()
