@@ -15,6 +15,7 @@ from marshmallow import validate
 from openapi_spec_validator import validate as validate_spec
 
 from app.apis.chat_completions.schemas import OPENAI_COMPONENTS, CompletionRequestSchema
+from app.apis.messages.schemas import MESSAGES_COMPONENTS, MessagesRequestSchema
 from app.apis.native.schemas import NATIVE_COMPONENTS, ChatRequestSchema
 from app.apis.responses.conversation_schemas import CONVERSATION_COMPONENTS
 from app.apis.responses.schemas import RESPONSES_COMPONENTS
@@ -46,6 +47,7 @@ ALL_COMPONENTS = {
     **OPENAI_COMPONENTS,
     **RESPONSES_COMPONENTS,
     **CONVERSATION_COMPONENTS,
+    **MESSAGES_COMPONENTS,
 }
 
 
@@ -110,6 +112,13 @@ def test_completion_request_bounds_match_the_default_settings() -> None:
     request = SCHEMAS["CompletionRequest"]["properties"]
     assert request["messages"]["maxItems"] == schema.max_messages
     assert request["max_tokens"]["maximum"] == request["max_completion_tokens"]["maximum"] == schema.max_tokens_limit
+
+
+def test_messages_request_bounds_match_the_default_settings() -> None:
+    schema = MessagesRequestSchema()
+    request = SCHEMAS["MessagesRequest"]["properties"]
+    assert request["messages"]["maxItems"] == schema.max_messages
+    assert request["max_tokens"]["maximum"] == schema.max_tokens_limit
 
 
 def test_the_contract_lists_every_error_code_of_the_catalogue() -> None:

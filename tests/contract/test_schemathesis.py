@@ -27,11 +27,15 @@ pytestmark = pytest.mark.integration
 @schemathesis.hook
 def filter_body(ctx, body) -> bool:
     """The one rule of the contract JSON Schema cannot say (its description does): a tool_choice
-    that names a function names one of `tools`."""
+    that names a function (OpenAI's) or a tool (Anthropic's) names one of `tools`."""
     if not isinstance(body, dict) or not isinstance(body.get("tool_choice"), dict):
         return True
-    named = (body["tool_choice"].get("function") or {}).get("name")
-    return any((tool.get("function") or {}).get("name") == named for tool in body.get("tools") or ())
+    choice = body["tool_choice"]
+    named = (choice.get("function") or {}).get("name") if "function" in choice else choice.get("name")
+    if "function" not in choice and named is None:
+        return True
+    tools = body.get("tools") or ()
+    return any(((tool.get("function") or {}).get("name") or tool.get("name")) == named for tool in tools)
 
 
 @pytest.fixture(scope="module")

@@ -36,6 +36,15 @@ def _schemas(settings: Settings) -> Schemas:
     return Schemas(MessagesRequestSchema(**bounds), CountTokensSchema(**bounds))
 
 
+def _contract(schemas: dict[str, Any], settings: Settings) -> None:
+    """This deployment's bounds in the Messages request components."""
+    for name in ("MessagesRequest", "MessagesCountTokensRequest"):
+        request = schemas[name]["properties"]
+        request["model"]["enum"] = list(settings.allowed_models)
+        request["messages"]["maxItems"] = settings.max_history_messages + 2
+    schemas["MessagesRequest"]["properties"]["max_tokens"]["maximum"] = settings.max_tokens
+
+
 def _shape(error: ApiError, correlation_id: str | None) -> dict[str, Any]:
     return anthropic_error(error, correlation_id)
 
@@ -47,4 +56,5 @@ FAMILY = Family(
     error_shape=_shape,
     stream_wire=StreamWire(wire.NAME, wire.writer, "/v1/messages", "/v1/messages/streams/{id}"),
     per_app=_schemas,
+    contract=_contract,
 )

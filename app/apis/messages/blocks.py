@@ -15,10 +15,10 @@ from ..schema import text_of
 
 MAX_BLOCKS = 512
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
-# Each block type, its required fields and the optional ones (cache_control and citations are
-# taken and ignored: ChatWait does not cache prompts or cite).
+# Each block type, its required fields and the optional ones (cache_control is taken and
+# ignored: ChatWait does not cache prompts).
 _FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "text": (("text",), ("cache_control", "citations")),
+    "text": (("text",), ("cache_control",)),
     "image": (("source",), ("cache_control",)),
     "tool_use": (("id", "name", "input"), ("cache_control",)),
     "tool_result": (("tool_use_id",), ("content", "is_error", "cache_control")),
@@ -30,7 +30,7 @@ _FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 def _block(index: int, block: Any, nested: bool = False) -> dict[str, Any]:
     """One content block, checked (`nested`: inside a tool result, where only text and images go)."""
     kind = block.get("type") if isinstance(block, dict) else None
-    if kind not in _FIELDS or (nested and kind not in ("text", "image")):
+    if not isinstance(kind, str) or kind not in _FIELDS or (nested and kind not in ("text", "image")):
         allowed = "text or image" if nested else ", ".join(_FIELDS)
         raise ValidationError({index: [f"A content block is an object whose type is {allowed}."]})
     required, optional = _FIELDS[kind]
@@ -40,6 +40,8 @@ def _block(index: int, block: Any, nested: bool = False) -> dict[str, Any]:
         said = f"needs {', '.join(missing)}" if missing else f"has no field {unknown[0]}"
         raise ValidationError({index: [f"A {kind} block {said}."]})
     try:
+        if not isinstance(block.get("cache_control", {}), dict):
+            raise ValidationError("cache_control must be an object.")
         _check(kind, block)
     except ValidationError as error:
         raise ValidationError({index: error.messages}) from None
@@ -63,8 +65,10 @@ def _check(kind: str, block: dict[str, Any]) -> None:
         raise ValidationError("input must be an object.")
     elif kind == "tool_result":
         _tool_result(block)
-    elif kind == "thinking" and not isinstance(block["thinking"], str):
-        raise ValidationError("thinking must be a string.")
+    elif kind == "thinking" and not all(isinstance(block.get(name, ""), str) for name in ("thinking", "signature")):
+        raise ValidationError("thinking and signature must be strings.")
+    elif kind == "redacted_thinking" and not isinstance(block["data"], str):
+        raise ValidationError("data must be a string.")
 
 
 def _tool_result(block: dict[str, Any]) -> None:

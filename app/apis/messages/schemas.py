@@ -12,7 +12,6 @@ from marshmallow import ValidationError, fields, validate, validates, validates_
 
 from ..functions import MAX_TOOLS, check_json_schema, check_name
 from ..schema import (
-    NullMeansAbsent,
     StrictBoolean,
     StrictInteger,
     StrictNumber,
@@ -58,6 +57,10 @@ class ToolChoiceSchema(StrictSchema):
     name = Text()
     disable_parallel_tool_use = StrictBoolean()
 
+    @validates("name")
+    def _name(self, value: str, **_: Any) -> None:
+        check_name(value)
+
     @validates_schema
     def _named(self, data: dict[str, Any], **_: Any) -> None:
         if (data["type"] == "tool") != ("name" in data):
@@ -92,7 +95,7 @@ class MetadataSchema(StrictSchema):
     user_id = Text(validate=validate.Length(max=256), allow_none=True)
 
 
-class CountTokensSchema(NullMeansAbsent):
+class CountTokensSchema(StrictSchema):
     """The body of POST /v1/messages/count_tokens: what the model would read."""
 
     model = fields.String(required=True)
@@ -151,3 +154,15 @@ class MessagesRequestSchema(CountTokensSchema):
             raise ValidationError(f"At most {MAX_STOP_SEQUENCES} stop sequences.")
         for text in value:
             text_of(text)
+
+
+# The contract's components these schemas mirror (tests/contract keeps them in step).
+MESSAGES_COMPONENTS: dict[str, type[StrictSchema]] = {
+    "MessagesRequest": MessagesRequestSchema,
+    "MessagesCountTokensRequest": CountTokensSchema,
+    "MessagesTurn": MessageSchema,
+    "MessagesTool": ToolSchema,
+    "MessagesToolChoice": ToolChoiceSchema,
+    "MessagesThinking": ThinkingSchema,
+    "MessagesMetadata": MetadataSchema,
+}
