@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import anthropic
 import httpx
@@ -18,10 +20,13 @@ from load.fake_replies import ARG_PIECE
 from load.processes import ChatWaitServer, FakeUpstream
 
 from ..conftest import FAKE_MODEL, server_env
+from ..proxy import CuttingProxy
 from ..sse import expected_reply, parse
 from .test_scale_out import _worker_of
 
 pytestmark = pytest.mark.integration
+
+CLIENTS = Path(__file__).resolve().parents[2] / "docs" / "clients.md"
 
 PIXEL = base64.b64encode(
     bytes.fromhex(
@@ -223,3 +228,56 @@ def test_a_tool_call_cut_mid_input_and_resumed_on_another_worker_arrives_whole(f
         assert [e.data["delta"]["stop_reason"] for e in events if e.event == "message_delta"] == ["tool_use"]
     finally:
         server.stop()
+
+
+def test_a_stopped_stream_ends_with_its_usage(server) -> None:
+    body = {"model": FAKE_MODEL, "max_tokens": 500, "stream": True, "messages": [{"role": "user", "content": ""}]}
+    body["messages"][0]["content"] = _unique("@tokens=400 @delay_ms=10")
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        with client.stream("POST", "/v1/messages", json=body) as response:
+            stream_id = response.headers["x-stream-id"]
+            for data in response.iter_raw():
+                if b"content_block_delta" in data:
+                    break
+        stopped = client.delete(f"/v1/messages/streams/msg_{stream_id}").json()
+        assert stopped["status"] == "cancelled" and stopped["type"] == "message_stream"
+        events = [e for e in parse(client.get(f"/v1/messages/streams/{stream_id}").content)[0] if e.event != ":comment"]
+    assert [e.event for e in events][-3:] == ["content_block_stop", "message_delta", "message_stop"]
+    final = events[-2].data
+    assert final["delta"]["stop_reason"] == "end_turn" and final["usage"]["output_tokens"] > 0
+    assert len([e for e in events if e.event == "content_block_delta"]) < 400
+
+
+def _clients_helper() -> dict:
+    """The resuming helper exactly as docs/clients.md shows it, run as a user would paste it."""
+    blocks = re.findall(r"```python\n(.*?)```", CLIENTS.read_text(encoding="utf-8"), re.DOTALL)
+    source = next(block for block in blocks if "def resumable_events" in block)
+    namespace: dict = {}
+    exec(compile(source.split("\nclient = ")[0], "docs/clients.md", "exec"), namespace)  # the helper, not its usage
+    return namespace
+
+
+@pytest.mark.parametrize("cut_after", [700, 1500, 2600, 4100])
+def test_the_clients_helper_resumes_the_sdks_stream_after_a_cut(server, cut_after) -> None:
+    """Cut at different points (inside an event that opens a block too): every event once."""
+    proxy = CuttingProxy(server.port)
+    try:
+        client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=30)
+        resumable_events = _clients_helper()["resumable_events"]
+        proxy.cut_next_stream(after_bytes=cut_after)
+        message = _unique("@tokens=40 @delay_ms=10 @reasoning=5")
+        events = list(
+            resumable_events(client, model=FAKE_MODEL, max_tokens=300, messages=[{"role": "user", "content": message}])
+        )
+        client.close()
+        assert proxy.cuts == 1, "the connection was cut once, and the helper carried on"
+        kinds = [event.type for event in events]
+        assert kinds.count("message_start") == kinds.count("message_stop") == 1
+        assert kinds.count("content_block_start") == kinds.count("content_block_stop") == 2
+        text = "".join(e.delta.text for e in events if e.type == "content_block_delta" and e.delta.type == "text_delta")
+        thinking = "".join(
+            e.delta.thinking for e in events if e.type == "content_block_delta" and e.delta.type == "thinking_delta"
+        )
+        assert text == expected_reply(40) and thinking == "".join(f"think{i} " for i in range(5))
+    finally:
+        proxy.close()

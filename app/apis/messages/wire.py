@@ -1,9 +1,10 @@
 """Anthropic Messages' wire: a stream's events as Anthropic streams them, as the `anthropic` SDKs
 and Claude Code parse them.
 
-The priming event (id 0) is `message_start`. Each chunk is a `content_block_delta` (`text_delta`,
-`thinking_delta`, `input_json_delta`), preceded, when it opens a content block, by the previous
-block's `content_block_stop` and its own `content_block_start` (a tool call's with its id and name).
+The priming event (id 0) is `message_start`. Each chunk ends with one `content_block_delta`
+(`text_delta`, `thinking_delta`, `input_json_delta`: a tool call's start has an empty one, as
+Anthropic sends it), preceded, when it opens a content block, by the previous block's
+`content_block_stop` and its own `content_block_start` (a tool call's with its id and name).
 The terminal event closes the open block, then `message_delta` (stop reason, usage) and
 `message_stop`, or is an `error` event. Every SSE event of a stream event carries its id, so it
 resumes like any other stream. Which block a chunk is in depends on the chunks before it: the
@@ -89,10 +90,7 @@ class MessagesWriter:
         (a refusal, or text with log probabilities: Anthropic has neither)."""
         kind = _block_type(delta)
         block, opens = self._place(sequence, kind, delta)
-        frames = self._opening(sequence, block, opens)
-        if kind == TOOL_USE and delta.starts_call and not delta.text:
-            return frames or _event(sequence, b"ping", b'{"type":"ping"}')
-        return frames + self._delta(sequence, block, kind, delta.text)
+        return self._opening(sequence, block, opens) + self._delta(sequence, block, kind, delta.text)
 
     def _place(self, sequence: int, kind: str, delta: Delta | None = None) -> tuple[int, bool]:
         """Chunk `sequence`'s block and whether it opens it (placed once: later calls look it up)."""
