@@ -6,13 +6,15 @@ tool result yet after the last user message, it calls tools (`@tool_calls=K`, de
 tool_choice names, else the first K), with arguments made from each function's JSON Schema; after a
 tool result it answers in text that quotes it; with `response_format` json_schema (or json_object)
 its text is a JSON value that validates against the schema. `@reasoning=N` sends N pieces of
-reasoning first; `@argpieces=N` makes a call's arguments N pieces long. Quirks: noindex,
+reasoning first; `@argpieces=N` makes a call's arguments N pieces long; `@tool=NAME` calls that
+tool and `@args=B64` (URL-safe base64 of the JSON) gives its arguments. Quirks: noindex,
 reuse_index, empty_name, finish_every, whole_args, noid, dict_args. With `logprobs`, each text
 chunk has its token's log probability (-0.1 times its index) and `top_logprobs` alternatives.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 from typing import Any
@@ -61,6 +63,8 @@ def typed_reply(request: dict[str, Any], found: dict[str, str]) -> dict[str, Any
     if tools and choice != "none" and not answered:
         if isinstance(choice, dict):
             tools = [tool for tool in tools if tool["name"] == choice["function"]["name"]]
+        elif "tool" in found:  # `@tool=NAME`: call that one (an agent's many tools: the one the test wants)
+            tools = [tool for tool in tools if tool["name"] == found["tool"]] or tools
         count = int(found.get("tool_calls", 1))
         calls = [
             {"id": f"call_fake{i}", "name": tool["name"], "arguments": _arguments(tool, found)}
@@ -87,6 +91,8 @@ def _arguments(tool: dict[str, Any], found: dict[str, str]) -> str:
     exactly N pieces of ARG_PIECE characters (the benchmark's tool-call arm)."""
     if "argpieces" in found:
         return '{"text": "' + "x" * (ARG_PIECE * int(found["argpieces"]) - 12) + '"}'
+    if "args" in found:  # `@args=<URL-safe base64 of the JSON>`: the arguments as given
+        return base64.urlsafe_b64decode(found["args"] + "=" * (-len(found["args"]) % 4)).decode()
     return json.dumps(instance(tool.get("parameters", {})))
 
 

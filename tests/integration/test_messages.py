@@ -281,3 +281,24 @@ def test_the_clients_helper_resumes_the_sdks_stream_after_a_cut(server, cut_afte
         assert text == expected_reply(40) and thinking == "".join(f"think{i} " for i in range(5))
     finally:
         proxy.close()
+
+
+def test_what_claude_code_sends_is_taken(sdk) -> None:
+    """A system message between turns, output_config's effort, context_management, and a
+    max_tokens above MAX_TOKENS (lowered to it)."""
+    message = _unique("@reply=request")
+    reply = sdk.with_options(timeout=30).messages.create(  # the SDK wants a stream for 32,000 tokens otherwise
+        model=FAKE_MODEL,
+        max_tokens=32000,
+        messages=[
+            {"role": "user", "content": "Hello"},
+            {"role": "system", "content": [{"type": "text", "text": "Agents: none."}]},
+            {"role": "user", "content": message},
+        ],
+        thinking={"type": "adaptive"},
+        extra_body={"output_config": {"effort": "max"}, "context_management": {"edits": []}},
+    )
+    asked = _asked(reply)
+    assert [m["role"] for m in asked["messages"]] == ["user", "system", "user"]
+    assert asked["messages"][1]["content"] == "Agents: none."
+    assert asked["reasoning_effort"] == "xhigh" and asked["max_tokens"] == 1024

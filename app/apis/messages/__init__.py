@@ -30,7 +30,6 @@ class Schemas:
 def _schemas(settings: Settings) -> Schemas:
     bounds: dict[str, Any] = {
         "max_messages": settings.max_history_messages + 2,
-        "max_tokens": settings.max_tokens,
         "allowed_models": settings.allowed_models,
     }
     return Schemas(MessagesRequestSchema(**bounds), CountTokensSchema(**bounds))
@@ -42,7 +41,6 @@ def _contract(schemas: dict[str, Any], settings: Settings) -> None:
         request = schemas[name]["properties"]
         request["model"]["enum"] = list(settings.allowed_models)
         request["messages"]["maxItems"] = settings.max_history_messages + 2
-    schemas["MessagesRequest"]["properties"]["max_tokens"]["maximum"] = settings.max_tokens
 
 
 def _shape(error: ApiError, correlation_id: str | None) -> dict[str, Any]:

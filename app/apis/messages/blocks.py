@@ -133,6 +133,8 @@ def chat_messages(role: str, content: str | list[dict[str, Any]]) -> list[dict[s
     if isinstance(content, str):
         return [{"role": role, "content": content}]
     texts = [block["text"] for block in content if block["type"] == "text"]
+    if role == "system":
+        return [{"role": "system", "content": "\n\n".join(texts)}]
     images = [block for block in content if block["type"] == "image"]
     out: list[dict[str, Any]] = []
     for block in content:

@@ -52,7 +52,7 @@ def prepare_message(
     call = ChatCall(
         model=fields["model"],
         messages=messages,
-        max_tokens=fields["max_tokens"],
+        max_tokens=min(fields["max_tokens"], settings.max_tokens),  # Claude Code asks for 32,000
         temperature=fields.get("temperature"),
         options=options,
         typed=True,
@@ -111,14 +111,26 @@ def _options(fields: dict[str, Any]) -> dict[str, Any]:
     user = (fields.get("metadata") or {}).get("user_id")
     if user:
         options["user"] = user
-    thinking = fields.get("thinking")
-    if thinking is not None and thinking["type"] != "disabled":
-        options["reasoning_effort"] = "high" if thinking.get("budget_tokens", 0) >= 16384 else "medium"
+    effort = _effort(fields)
+    if effort is not None:
+        options["reasoning_effort"] = effort
     choice = fields.get("tool_choice")
     if fields.get("tools") and (choice is None or choice["type"] != "none"):
         options["tools"] = [_tool(tool) for tool in fields["tools"]]
         options.update(_tool_choice(choice))
     return options
+
+
+def _effort(fields: dict[str, Any]) -> str | None:
+    """The reasoning effort asked of the upstream: `output_config.effort` (`max` is OpenAI's
+    `xhigh`), else from `thinking` (`high` from a 16,384-token budget)."""
+    said = (fields.get("output_config") or {}).get("effort")
+    if said is not None:
+        return "xhigh" if said == "max" else said
+    thinking = fields.get("thinking")
+    if thinking is None or thinking["type"] == "disabled":
+        return None
+    return "high" if thinking.get("budget_tokens", 0) >= 16384 else "medium"
 
 
 def _tool(tool: dict[str, Any]) -> dict[str, Any]:

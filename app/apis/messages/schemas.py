@@ -17,7 +17,6 @@ from ..schema import (
     StrictNumber,
     StrictSchema,
     Text,
-    check_max_tokens,
     check_model,
     text_of,
 )
@@ -29,14 +28,16 @@ TOOL_CHOICES = ("auto", "any", "tool", "none")
 _BLOCKS_OF = {
     "user": {"text", "image", "tool_result"},
     "assistant": {"text", "tool_use", "thinking", "redacted_thinking"},
+    "system": {"text"},
 }
+EFFORTS = ("low", "medium", "high", "max")
 
 
 class ToolSchema(StrictSchema):
     """A client tool: its name, description and the JSON Schema of its input."""
 
     name = Text(required=True)
-    description = Text(validate=validate.Length(max=16384))
+    description = Text()
     input_schema = fields.Dict(required=True)
     type = fields.String(validate=validate.OneOf(("custom",), error="Only client tools (custom) are supported."))
     cache_control = fields.Dict()
@@ -68,9 +69,10 @@ class ToolChoiceSchema(StrictSchema):
 
 
 class MessageSchema(StrictSchema):
-    """One turn: a user's (text, images, tool results) or an assistant's (text, tool calls, thinking)."""
+    """One turn: a user's (text, images, tool results), an assistant's (text, tool calls,
+    thinking), or a system message between turns (text; Claude Code sends them)."""
 
-    role = fields.String(required=True, validate=validate.OneOf(("user", "assistant")))
+    role = fields.String(required=True, validate=validate.OneOf(("user", "assistant", "system")))
     content = Content(required=True)
 
     @validates_schema
@@ -92,7 +94,13 @@ class ThinkingSchema(StrictSchema):
 class MetadataSchema(StrictSchema):
     """`metadata`: the end user's id, passed on as OpenAI's `user`."""
 
-    user_id = Text(validate=validate.Length(max=256), allow_none=True)
+    user_id = Text(validate=validate.Length(max=1024), allow_none=True)
+
+
+class OutputConfigSchema(StrictSchema):
+    """`output_config`: how hard the model thinks (`effort`), asked of the upstream as a reasoning effort."""
+
+    effort = fields.String(validate=validate.OneOf(EFFORTS))
 
 
 class CountTokensSchema(StrictSchema):
@@ -104,13 +112,12 @@ class CountTokensSchema(StrictSchema):
     tools = fields.List(fields.Nested(ToolSchema), validate=validate.Length(max=MAX_TOOLS))
     tool_choice = fields.Nested(ToolChoiceSchema)
     thinking = fields.Nested(ThinkingSchema)
+    output_config = fields.Nested(OutputConfigSchema)
+    context_management = fields.Dict()  # server-side context editing: taken and ignored
 
-    def __init__(
-        self, *, max_messages: int = 202, max_tokens: int = 1024, allowed_models: tuple[str, ...] = (), **kwargs: Any
-    ) -> None:
+    def __init__(self, *, max_messages: int = 202, allowed_models: tuple[str, ...] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.max_messages = max_messages
-        self.max_tokens_limit = max_tokens
         self.allowed_models = allowed_models
 
     @validates("messages")
@@ -135,7 +142,7 @@ class CountTokensSchema(StrictSchema):
 class MessagesRequestSchema(CountTokensSchema):
     """The body of POST /v1/messages; bounds come from Settings."""
 
-    max_tokens = StrictInteger(required=True)
+    max_tokens = StrictInteger(required=True, validate=validate.Range(min=1))
     stream = StrictBoolean()
     stop_sequences = fields.List(Text(validate=validate.Length(min=1, max=MAX_STOP_CHARS)))
     temperature = StrictNumber(validate=validate.Range(min=0, max=1))
@@ -143,10 +150,6 @@ class MessagesRequestSchema(CountTokensSchema):
     top_k = StrictInteger(validate=validate.Range(min=0))
     metadata = fields.Nested(MetadataSchema)
     service_tier = fields.String(validate=validate.OneOf(("auto", "standard_only")))
-
-    @validates("max_tokens")
-    def _max_tokens(self, value: int, **_: Any) -> None:
-        check_max_tokens(value, self.max_tokens_limit)
 
     @validates("stop_sequences")
     def _stops(self, value: list[str], **_: Any) -> None:
@@ -165,4 +168,5 @@ MESSAGES_COMPONENTS: dict[str, type[StrictSchema]] = {
     "MessagesToolChoice": ToolChoiceSchema,
     "MessagesThinking": ThinkingSchema,
     "MessagesMetadata": MetadataSchema,
+    "MessagesOutputConfig": OutputConfigSchema,
 }

@@ -1,0 +1,61 @@
+"""Claude Code (`claude -p`, `@anthropic-ai/claude-code` from npm, in tests/node) through ChatWait's
+Messages API, over the fake upstream scripted to call one tool (Bash) and then answer: the
+command finishes with the scripted answer, and the tool ran."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from load.processes import ChatWaitServer, FakeUpstream
+
+from ..conftest import FAKE_MODEL, server_env
+
+pytestmark = pytest.mark.integration
+
+CLAUDE = Path(__file__).resolve().parents[1] / "node" / "node_modules" / ".bin" / "claude"
+
+
+@pytest.fixture(scope="module")
+def server(fake: FakeUpstream) -> Iterator[ChatWaitServer]:
+    """Claude Code's prompt (its tools' definitions) is some 18,000 tokens."""
+    running = ChatWaitServer(server_env(fake.base_url, MAX_INPUT_TOKENS="200000"))
+    yield running
+    running.stop()
+
+
+def _claude(server: ChatWaitServer, home: Path, prompt: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(home),
+        "ANTHROPIC_BASE_URL": server.url,
+        "ANTHROPIC_API_KEY": "sk-unused",
+        "ANTHROPIC_MODEL": FAKE_MODEL,
+        "ANTHROPIC_SMALL_FAST_MODEL": FAKE_MODEL,
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    }
+    command = [str(CLAUDE), "-p", prompt, "--allowedTools", "Bash"]
+    return subprocess.run(
+        command, cwd=home, env=env, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL, check=False
+    )
+
+
+def test_claude_code_runs_the_tool_and_ends_with_the_answer(server, tmp_path) -> None:
+    marker = tmp_path / "ran.txt"
+    call = {"command": f"echo ran > {marker}", "description": "Mark that the tool ran"}
+    args = base64.urlsafe_b64encode(json.dumps(call).encode()).decode().rstrip("=")
+    prompt = f"Mark it @tool=Bash @args={args}"
+    result = _claude(server, tmp_path, prompt)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("The tool said: "), result.stdout  # the fake's answer to the tool's result
+    assert marker.read_text() == "ran\n", "Claude Code ran the Bash call ChatWait streamed to it"
+    ended = [r for r in server.log_records() if r.get("event") == "stream_completed"]
+    assert [r["finish_reason"] for r in ended][-2:] == ["tool_calls", "stop"], "the call, then the answer"
