@@ -26,8 +26,9 @@ the same worker, load/floor_worker.py), `redis` (STREAM_STORE=redis, one worker,
 load's CPUs; Redis's own CPU per token is reported beside the worker's), `openai` (the `chatwait`
 server's OpenAI-compatible endpoint, POST /v1/chat/completions with stream and usage), `responses`
 (the same server's POST /v1/responses, streamed), `tools` (its chat completions streaming one tool
-call), the first two also on every baseline checkout's server (`openai:FOLDER`, `responses:FOLDER`), `pool` (ChatWait
-with two fake upstreams in OPENAI_BASE_URL, the second on the load's CPUs too).
+call), `messages` (its POST /v1/messages, streamed), the first two also on every baseline
+checkout's server (`openai:FOLDER`, `responses:FOLDER`), `pool` (ChatWait with two fake upstreams
+in OPENAI_BASE_URL, the second on the load's CPUs too).
 
 Starts are spread over one reply's length (`--starts steady`: N streams open at once, each
 stream's tokens at its own instants within the token period), or the same without that phase
@@ -90,6 +91,7 @@ def parse_arguments() -> argparse.Namespace:
     )
     parser.add_argument("--openai", action="store_true", help="add ChatWait's OpenAI-compatible endpoint (same server)")
     parser.add_argument("--responses", action="store_true", help="add ChatWait's Responses API (same server)")
+    parser.add_argument("--messages", action="store_true", help="add ChatWait's Anthropic Messages API (same server)")
     parser.add_argument(
         "--tools", action="store_true", help="add streamed tool calls on ChatWait's chat completions (same server)"
     )
@@ -118,9 +120,9 @@ def start_servers(bench: Bench, args: argparse.Namespace) -> None:
             bench.add_redis_server(f"redis_{name}", variant=name)
     if args.pool:
         bench.add_pool_server()
-    for kind in (kind for kind in ("openai", "responses", "tools") if getattr(args, kind)):
+    for kind in (kind for kind in ("openai", "responses", "tools", "messages") if getattr(args, kind)):
         bench.openai_arms[kind] = "chatwait"
-        for root in args.baseline_roots if kind != "tools" else ():  # each other checkout's too: `kind:folder`
+        for root in args.baseline_roots if kind not in ("tools", "messages") else ():  # `kind:folder` too
             bench.openai_arms[f"{kind}:{root.resolve().name}"] = f"baseline:{root.resolve().name}"
     if args.floor:
         for app in FLOOR_APPS:

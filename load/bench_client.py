@@ -16,6 +16,7 @@ MARKERS = {
     "openai": b'"delta":{"content":',
     "tools": b'"arguments":',  # a tool call's start, then each piece of its arguments
     "responses": b"event: response.output_text.delta\n",
+    "messages": b"event: content_block_delta\n",
 }
 # Where a dropped stream is stopped, by the API family that started it.
 STOP_PATHS = {
@@ -23,6 +24,7 @@ STOP_PATHS = {
     "openai": "/v1/chat/completions/{}/stream",
     "tools": "/v1/chat/completions/{}/stream",
     "responses": "/v1/responses/{}",
+    "messages": "/v1/messages/streams/{}",
 }
 
 

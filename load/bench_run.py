@@ -136,13 +136,18 @@ class Bench:
     def request_for(self, target: str, streaming: bool, tokens: int, delay_ms: float) -> tuple[int, bytes, bytes, str]:
         """The port, request bytes, token marker and stop path of one request of an arm: a chat
         completion to the fake (direct) or to ChatWait's OpenAI-compatible endpoint, a response
-        (ChatWait's Responses API), or ChatWait's native API."""
+        (ChatWait's Responses API), a message (its Anthropic Messages API), or its native API."""
         message = f"bench @tokens={tokens} @delay_ms={delay_ms}"
         family = target.split(":", 1)[0] if target in self.openai_arms else target  # `responses:FOLDER` too
         if family == "responses":
             body = {"model": "fake-model", "input": message, "max_output_tokens": tokens, "stream": streaming}
             port = self.servers[self.openai_arms[target]].port
             return port, post_request("/v1/responses", body), MARKERS["responses"], STOP_PATHS["responses"]
+        if family == "messages":
+            body = {"model": "fake-model", "max_tokens": tokens, "stream": streaming}
+            body["messages"] = [{"role": "user", "content": message}]
+            port = self.servers[self.openai_arms[target]].port
+            return port, post_request("/v1/messages", body), MARKERS["messages"], STOP_PATHS["messages"]
         if target == "direct" or target in self.openai_arms:
             body = {"model": "fake-model", "messages": [{"role": "user", "content": message}], "max_tokens": tokens}
             if streaming:
