@@ -88,7 +88,7 @@ class Metrics:
                             "model", "direction", "source")
         self.retries = count("upstream_retries", "Upstream attempts retried, by error.", "error_code")
         self.upstream_errors = count("upstream_errors", "Upstream failures that ended a generation.", "error_code")
-        self.resumes = count("stream_resumes", "Stream resumes (api: chatwait, openai or responses).", "api")
+        self.resumes = count("stream_resumes", "Stream resumes (api: chatwait, openai, responses or anthropic).", "api")
         self.stops = count("stream_stops", "Stop requests, by result.", "result")
         self.store_streams = gauge("store_streams", "Streams held in workers' memory.")
         self.queue_length = gauge("local_queue_length", "Replies waiting for the embedded model.")
