@@ -302,3 +302,20 @@ def test_what_claude_code_sends_is_taken(sdk) -> None:
     assert [m["role"] for m in asked["messages"]] == ["user", "system", "user"]
     assert asked["messages"][1]["content"] == "Agents: none."
     assert asked["reasoning_effort"] == "xhigh" and asked["max_tokens"] == 1024
+
+
+def test_the_client_key_comes_as_x_api_key(fake) -> None:
+    key = "k-" + uuid.uuid4().hex
+    server = ChatWaitServer(server_env(fake.base_url, CHATWAIT_API_KEYS=key))
+    try:
+        with anthropic.Anthropic(base_url=server.url, api_key=key, max_retries=0) as sdk:
+            reply = sdk.messages.create(
+                model=FAKE_MODEL, max_tokens=20, messages=[{"role": "user", "content": "@tokens=2"}]
+            )
+            assert reply.content[0].text == expected_reply(2)
+        wrong = anthropic.Anthropic(base_url=server.url, api_key="k-" + "0" * 32, max_retries=0)
+        with wrong, pytest.raises(anthropic.AuthenticationError) as refused:
+            wrong.messages.create(model=FAKE_MODEL, max_tokens=20, messages=[{"role": "user", "content": "x"}])
+        assert refused.value.body["error"]["type"] == "authentication_error"
+    finally:
+        server.stop()

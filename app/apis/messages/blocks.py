@@ -63,6 +63,8 @@ def _check(kind: str, block: dict[str, Any]) -> None:
         raise ValidationError("A tool_use block has a string id and a tool's name.")
     elif kind == "tool_use" and not isinstance(block["input"], dict):
         raise ValidationError("input must be an object.")
+    elif kind == "tool_use":
+        text_of(block["id"])
     elif kind == "tool_result":
         _tool_result(block)
     elif kind == "thinking" and not all(isinstance(block.get(name, ""), str) for name in ("thinking", "signature")):
@@ -74,6 +76,7 @@ def _check(kind: str, block: dict[str, Any]) -> None:
 def _tool_result(block: dict[str, Any]) -> None:
     if not isinstance(block["tool_use_id"], str) or not block["tool_use_id"]:
         raise ValidationError("tool_use_id must name the tool_use block it answers.")
+    text_of(block["tool_use_id"])
     if not isinstance(block.get("is_error", False), bool):
         raise ValidationError("is_error must be a boolean.")
     content = block.get("content", "")
