@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 from flask import Request
@@ -18,6 +19,7 @@ from marshmallow import Schema, ValidationError
 from ..config import Settings
 from ..errors import ApiError, RequestBodyError
 from ..providers.base import Provider
+from .openai import content_length
 
 # MAX_CONVERSATION_CHARS when unset: characters per input token allowed. Real text runs 2-5
 # characters a token; this bound only spares the tokenizer a conversation that cannot fit.
@@ -103,6 +105,28 @@ def refuse_long_text(
             "characters",
             what,
         )
+
+
+def refuse_oversized_messages(
+    data: Any,
+    settings: Settings,
+    provider: Provider,
+    droppable: Callable[[list[dict[str, Any]]], tuple[int, int]],
+    what: str,
+) -> None:
+    """Refuse a body's `messages` from their sizes alone, before any per-message work: more than
+    MAX_HISTORY_MESSAGES + 2, or more characters than MAX_CONVERSATION_CHARS (saying how many of
+    the oldest `droppable` ones, called `what`, to drop)."""
+    messages = data.get("messages") if isinstance(data, dict) else None
+    if not isinstance(messages, list):
+        return
+    bound = settings.max_history_messages + 2
+    if len(messages) > bound:
+        message = f"{len(messages)} messages; at most {bound} (MAX_HISTORY_MESSAGES + 2): drop the oldest ones."
+        raise ApiError("validation_error", "1 field(s) are invalid.", fields={"messages": [message]})
+    entries = [entry if isinstance(entry, dict) else {} for entry in messages]
+    lengths = [content_length(entry.get("content")) for entry in entries]
+    refuse_long_text(lengths, droppable(entries), settings, provider, what)
 
 
 def conversation_char_limit(settings: Settings, provider: Provider) -> int:

@@ -103,6 +103,12 @@ def check_fallbacks(value: list[str], allowed: tuple[str, ...]) -> None:
         check_model(model, allowed)
 
 
+def check_message_count(value: list[Any], bound: int) -> None:
+    """A conversation's messages must be 1 to MAX_HISTORY_MESSAGES + 2 (`bound`)."""
+    if not 1 <= len(value) <= bound:
+        raise ValidationError(f"Send 1 to {bound} messages (MAX_HISTORY_MESSAGES + 2).")
+
+
 def check_max_tokens(value: int, limit: int) -> None:
     """A request's reply length must be from 1 to MAX_TOKENS (every API)."""
     if not 1 <= value <= limit:

@@ -418,3 +418,14 @@ def test_a_redis_that_may_evict_keys_is_refused_at_start_up_and_fails_ready(stor
         client.config_set("maxmemory-policy", "noeviction")
         client.config_set("maxmemory", 0)
     assert store.ready()[0]
+
+
+def test_the_call_kept_for_a_takeover_lives_only_while_the_stream_does(store) -> None:
+    stream = store.create("cid-k", "m")
+    stream.revival = '{"call": {"model": "m"}}'
+    _write(stream, ["one "])
+    _settle(lambda: store.journal.durable(stream))
+    assert store.link.commands.hget(keys.meta_key(stream.stream_id), "call") == b'{"call": {"model": "m"}}'
+    _write(stream, [], end=b"id: 2\nevent: done\ndata: {}\n\n")
+    _settle(lambda: stream.finished and store.journal.durable(stream))
+    assert store.link.commands.hget(keys.meta_key(stream.stream_id), "call") is None, "deleted with the ending"

@@ -16,12 +16,11 @@ from typing import Any
 from flask import Request
 
 from ...config import Settings
-from ...errors import ApiError
 from ...providers.base import ChatCall, Provider
 from ...streaming.wire.sse import dumps
 from ..functions import refuse_untaken
-from ..intake import count_prompt, read_json, refuse_long_text, validate_request
-from ..openai import SYSTEM_ROLES, content_length
+from ..intake import count_prompt, read_json, refuse_oversized_messages, validate_request
+from ..openai import SYSTEM_ROLES
 from .schemas import CompletionRequestSchema
 
 DROPPABLE = "message(s) after the system prompt"
@@ -51,7 +50,7 @@ def prepare_completion(
 ) -> Completion:
     """The validated request, or ApiError (400 naming the fields, input_too_long, 413, 415)."""
     data = read_json(request)
-    refuse_oversized_messages(data, settings, provider)
+    refuse_oversized_messages(data, settings, provider, _droppable, DROPPABLE)
     fields = validate_request(data, schema)
     messages = [_message(entry) for entry in fields["messages"]]
     options = {name: fields[name] for name in OPTIONS if name in fields and fields[name] != _NOTHING.get(name)}
@@ -70,21 +69,6 @@ def prepare_completion(
     )
     include_usage = bool(fields.get("stream_options", {}).get("include_usage"))
     return Completion(call, total, bool(fields.get("stream")), include_usage)
-
-
-def refuse_oversized_messages(data: Any, settings: Settings, provider: Provider) -> None:
-    """Refuse a conversation from its sizes alone, before any per-message work: more messages than
-    MAX_HISTORY_MESSAGES + 2, or more characters than MAX_CONVERSATION_CHARS."""
-    messages = data.get("messages") if isinstance(data, dict) else None
-    if not isinstance(messages, list):
-        return
-    bound = settings.max_history_messages + 2
-    if len(messages) > bound:
-        message = f"{len(messages)} messages; at most {bound} (MAX_HISTORY_MESSAGES + 2): drop the oldest ones."
-        raise ApiError("validation_error", "1 field(s) are invalid.", fields={"messages": [message]})
-    entries = [entry if isinstance(entry, dict) else {} for entry in messages]
-    lengths = [content_length(entry.get("content")) for entry in entries]
-    refuse_long_text(lengths, _droppable(entries), settings, provider, DROPPABLE)
 
 
 def _droppable(messages: list[dict[str, Any]]) -> tuple[int, int]:

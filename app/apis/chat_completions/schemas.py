@@ -39,6 +39,7 @@ from ..schema import (
     UsageSchema,
     check_fallbacks,
     check_max_tokens,
+    check_message_count,
     check_model,
     text_of,
 )
@@ -177,8 +178,7 @@ class CompletionRequestSchema(NullMeansAbsent):
 
     @validates("messages")
     def _messages(self, value: list[Any], **_: Any) -> None:
-        if not 1 <= len(value) <= self.max_messages:
-            raise ValidationError(f"Send 1 to {self.max_messages} messages (MAX_HISTORY_MESSAGES + 2).")
+        check_message_count(value, self.max_messages)
 
     @validates("model")
     def _model(self, value: str, **_: Any) -> None:

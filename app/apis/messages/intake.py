@@ -14,12 +14,10 @@ from typing import Any
 from flask import Request
 
 from ...config import Settings
-from ...errors import ApiError
 from ...providers.base import ChatCall, Provider
 from ...streaming.wire.sse import dumps
 from ..functions import refuse_untaken
-from ..intake import count_prompt, read_json, refuse_long_text, validate_request
-from ..openai import content_length
+from ..intake import count_prompt, read_json, refuse_oversized_messages, validate_request
 from .blocks import chat_messages
 from .schemas import CountTokensSchema, MessagesRequestSchema
 
@@ -74,22 +72,8 @@ def count_tokens(request: Request, schema: CountTokensSchema, settings: Settings
 
 def _fields(request: Request, schema: CountTokensSchema, settings: Settings, provider: Provider) -> dict[str, Any]:
     data = read_json(request)
-    _refuse_oversized(data, settings, provider)
+    refuse_oversized_messages(data, settings, provider, lambda found: (0, max(0, len(found) - 1)), DROPPABLE)
     return validate_request(data, schema)
-
-
-def _refuse_oversized(data: Any, settings: Settings, provider: Provider) -> None:
-    """Refuse a conversation from its sizes alone: more messages than MAX_HISTORY_MESSAGES + 2,
-    or more characters than MAX_CONVERSATION_CHARS."""
-    messages = data.get("messages") if isinstance(data, dict) else None
-    if not isinstance(messages, list):
-        return
-    bound = settings.max_history_messages + 2
-    if len(messages) > bound:
-        message = f"{len(messages)} messages; at most {bound} (MAX_HISTORY_MESSAGES + 2): drop the oldest ones."
-        raise ApiError("validation_error", "1 field(s) are invalid.", fields={"messages": [message]})
-    lengths = [content_length(entry.get("content")) if isinstance(entry, dict) else 0 for entry in messages]
-    refuse_long_text(lengths, (0, max(0, len(messages) - 1)), settings, provider, DROPPABLE)
 
 
 def _translated(fields: dict[str, Any], provider: Provider) -> tuple[list[dict[str, Any]], dict[str, Any]]:

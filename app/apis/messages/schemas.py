@@ -17,6 +17,7 @@ from ..schema import (
     StrictNumber,
     StrictSchema,
     Text,
+    check_message_count,
     check_model,
     text_of,
 )
@@ -122,8 +123,7 @@ class CountTokensSchema(StrictSchema):
 
     @validates("messages")
     def _messages(self, value: list[Any], **_: Any) -> None:
-        if not 1 <= len(value) <= self.max_messages:
-            raise ValidationError(f"Send 1 to {self.max_messages} messages (MAX_HISTORY_MESSAGES + 2).")
+        check_message_count(value, self.max_messages)
 
     @validates("model")
     def _model(self, value: str, **_: Any) -> None:
