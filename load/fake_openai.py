@@ -1,4 +1,5 @@
-"""A fake OpenAI-compatible chat completions server for tests and benchmarks.
+"""A fake OpenAI-compatible chat completions server for tests and benchmarks; it speaks
+Anthropic's Messages API too (POST /v1/messages: `fake_anthropic`), with the same directives.
 
 Run: python load/fake_openai.py [--port 0] [--tokens 20] [--delay-ms 0] [--first-ms 0]
 It prints `FAKE_OPENAI_PORT=<port>` once listening on 127.0.0.1 (HTTPS with --tls-cert/--tls-key).
@@ -56,6 +57,7 @@ import ssl  # noqa: E402
 import struct  # noqa: E402
 import time  # noqa: E402
 
+import fake_anthropic  # noqa: E402  (beside this script)
 import fake_replies  # noqa: E402  (beside this script)
 import gevent  # noqa: E402
 import gevent.event  # noqa: E402
@@ -232,9 +234,24 @@ class FakeOpenAI:
             self.send_json(sock, 200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
         elif method == "POST" and path in ("/v1/chat/completions", "/chat/completions"):
             return self.completions(sock, headers, json.loads(body or b"{}"), buffer)
+        elif method == "POST" and path in ("/v1/messages", "/messages"):
+            return self.messages(sock, headers, json.loads(body or b"{}"), buffer)
         else:
             self.send_json(sock, 404, {"error": {"message": "not found"}})
         return buffer
+
+    # --- Anthropic's Messages API: the same replies, in its events (fake_anthropic) ----------
+
+    def messages(self, sock, headers, request, buffer):
+        model, from_cache = request.get("model"), fake_anthropic.cached(request)
+        wrapped = fake_anthropic.MessagesSocket(sock, model, from_cache)
+        asked = {**headers, "authorization": "Bearer " + headers.get("x-api-key", "")}
+        outcome_at = len(self.outcomes)
+        result = self.completions(wrapped, asked, fake_anthropic.chat_request(request), buffer)
+        if len(self.outcomes) > outcome_at:  # what a test checks came as the Messages API
+            sent = {name: headers.get(name) for name in ("x-api-key", "anthropic-version", "anthropic-beta")}
+            self.outcomes[-1].update(api="messages", headers=sent, body=request)
+        return result
 
     # --- chat completions -------------------------------------------------------------------
 

@@ -41,10 +41,11 @@ class Family:
     stream_wire: StreamWire | None = None
     per_app: Callable[[Settings], Any] | None = None
     contract: Callable[[dict[str, Any], Settings], None] | None = None  # (the contract's schemas, settings)
+    error_status: shapes.Status | None = None  # its statuses where they differ from the catalogue's
 
     def register_formats(self) -> None:
         """Its error shape and stream wire, which need no app (the server shell and the stores use them)."""
-        shapes.register(self.error_prefixes, self.error_shape)
+        shapes.register(self.error_prefixes, self.error_shape, self.error_status)
         if self.stream_wire is not None:
             found = self.stream_wire
             wire.register(found.name, found.writer)

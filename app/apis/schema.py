@@ -41,6 +41,7 @@ class UsageSchema(StrictSchema):
     prompt_tokens = fields.Integer(required=True)
     completion_tokens = fields.Integer(required=True)
     total_tokens = fields.Integer(required=True)
+    prompt_tokens_details = fields.Dict()  # {cached_tokens}, where the upstream read its prompt cache
     generated_tokens = fields.Integer()  # a rescued reply's, over its attempts
 
 

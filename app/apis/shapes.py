@@ -15,6 +15,7 @@ from ..errors import ApiError
 from .schema import StrictSchema, serialise
 
 Shape = Callable[[ApiError, str | None], dict[str, Any]]  # (error, correlation id) -> body
+Status = Callable[[ApiError], int]  # error -> the HTTP status a family answers it with
 
 
 class ErrorSchema(StrictSchema):
@@ -38,19 +39,31 @@ def own_shape(error: ApiError, correlation_id: str | None) -> dict[str, Any]:
 
 
 _SHAPES: dict[str, Shape] = {}  # by path prefix
+_STATUSES: dict[str, Status] = {}  # by path prefix, for families whose statuses differ from the catalogue's
 _ORDER: list[str] = []  # the prefixes, longest first
 
 
-def register(prefixes: Iterable[str], shape: Shape) -> None:
-    """Errors on paths that start with one of `prefixes` take `shape` (registering again replaces)."""
+def register(prefixes: Iterable[str], shape: Shape, status: Status | None = None) -> None:
+    """Errors on paths that start with one of `prefixes` take `shape`, and `status` where given
+    (registering again replaces)."""
     for prefix in prefixes:
         _SHAPES[prefix] = shape
+        if status is not None:
+            _STATUSES[prefix] = status
     _ORDER[:] = sorted(_SHAPES, key=len, reverse=True)
+
+
+def _prefix(path: str) -> str | None:
+    return next((prefix for prefix in _ORDER if path.startswith(prefix)), None)
 
 
 def error_body(error: ApiError, correlation_id: str | None, path: str) -> dict[str, Any]:
     """The JSON body of `error` in the shape of `path`'s family."""
-    for prefix in _ORDER:
-        if path.startswith(prefix):
-            return _SHAPES[prefix](error, correlation_id)
-    return own_shape(error, correlation_id)
+    prefix = _prefix(path)
+    return own_shape(error, correlation_id) if prefix is None else _SHAPES[prefix](error, correlation_id)
+
+
+def error_status(error: ApiError, path: str) -> int:
+    """The HTTP status of `error` on `path`: the catalogue's, unless the path's family says otherwise."""
+    status = _STATUSES.get(_prefix(path) or "")
+    return error.status if status is None else status(error)

@@ -18,7 +18,10 @@ from .values import MAX_UPSTREAMS, ConfigError, file, url
 
 MAX_WEIGHT = 1000.0
 _SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
-_ENTRY_FIELDS = ("name", "url", "api_key", "api_key_env", "models", "weight", "continuation", "concurrency")
+_ENTRY_FIELDS = ("name", "url", "kind", "api_key", "api_key_env", "models", "weight", "continuation", "concurrency")
+# The API a server speaks: OpenAI's chat completions, or Anthropic's Messages API (Anthropic's
+# own, vLLM, llama.cpp's server, SGLang).
+KINDS = ("openai", "anthropic")
 MAX_CONCURRENCY = 100_000
 # How a server continues a reply another cut: the delivered text as a trailing assistant message
 # it completes (`prefill`: vLLM, llama.cpp's llama-server), that message and a request to go on
@@ -29,8 +32,8 @@ CONTINUATIONS = ("prefill", "message", "none")
 @dataclasses.dataclass(frozen=True)
 class UpstreamServer:
     """One model server of the pool: its name (metrics, logs, /ready), base URL (None: OpenAI's),
-    key, the models it serves (empty: every allowed model), its routing weight and how it
-    continues a reply cut mid-answer (`CONTINUATIONS`)."""
+    key, the models it serves (empty: every allowed model), its routing weight, how it
+    continues a reply cut mid-answer (`CONTINUATIONS`) and the API it speaks (`KINDS`)."""
 
     name: str
     url: str | None
@@ -39,6 +42,7 @@ class UpstreamServer:
     weight: float = 1.0
     continuation: str = "message"
     concurrency: int | None = None  # requests it takes at once (None: no limit; 1 is learned from a preemption)
+    kind: str = "openai"  # the API it speaks (`KINDS`)
 
     def serves(self, model: str) -> bool:
         """Whether requests for `model` may go to this server."""
@@ -160,6 +164,9 @@ def _entry(name: str, number: int, entry: Any, environ: Mapping[str, str]) -> Up
     continuation = entry.get("continuation", "message")
     if continuation not in CONTINUATIONS:
         raise ConfigError(f"{named}: continuation must be one of {', '.join(CONTINUATIONS)} (default message).")
+    kind = entry.get("kind", "openai")
+    if kind not in KINDS:
+        raise ConfigError(f"{named}: kind must be one of {', '.join(KINDS)} (default openai).")
     concurrency = entry.get("concurrency")
     if concurrency is not None and (type(concurrency) is not int or not 1 <= concurrency <= MAX_CONCURRENCY):
         raise ConfigError(f"{named}: concurrency must be a whole number from 1 to {MAX_CONCURRENCY} (unset: no limit).")
@@ -171,6 +178,7 @@ def _entry(name: str, number: int, entry: Any, environ: Mapping[str, str]) -> Up
         _entry_weight(named, entry),
         continuation,
         concurrency,
+        kind,
     )
 
 

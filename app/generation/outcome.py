@@ -33,7 +33,14 @@ class Outcome:
         error = self.error
         return {
             "finish_reason": self.finish_reason,
-            "usage": [usage.prompt_tokens, usage.completion_tokens, usage.estimated, usage.generated],
+            "usage": [
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.estimated,
+                usage.generated,
+                usage.cached_tokens,
+                usage.cache_write_tokens,
+            ],
             "chunks": self.chunks,
             "duration_ms": self.duration_ms,
             "ttft_ms": self.ttft_ms,
@@ -44,7 +51,7 @@ class Outcome:
     @classmethod
     def from_record(cls, text: str, record: dict[str, Any], parts: ReplyParts | None = None) -> Outcome:
         """The outcome a `record` keeps, with the stream's `text` and `parts`."""
-        prompt, completion, estimated, *generated = record["usage"]  # no 4th: a record of an older release
+        prompt, completion, estimated, *more = record["usage"]  # fewer: a record of an older release
         found = record.get("error")
         error = None
         if found is not None:
@@ -52,7 +59,8 @@ class Outcome:
             error = ApiError(
                 kind, found.get("detail"), action=found.get("action"), retry_after=found.get("retry_after")
             )
-        usage = Usage(int(prompt), int(completion), bool(estimated), generated[0] if generated else None)
+        generated, cached, written = (*more, None, 0, 0)[:3]
+        usage = Usage(int(prompt), int(completion), bool(estimated), generated, int(cached), int(written))
         duration, ttft = record["duration_ms"], record["ttft_ms"]
         model = record.get("model")
         return cls(text, record["chunks"], usage, duration, ttft, record["finish_reason"], error, parts, model)

@@ -67,7 +67,7 @@ def continuation_call(call: ChatCall, text: str, strategy: str, tokens_left: int
         options.update(PREFILL_OPTIONS)
     else:
         messages.append({"role": "user", "content": CONTINUE_PROMPT})
-    return dataclasses.replace(call, messages=messages, max_tokens=max(1, tokens_left), options=options)
+    return dataclasses.replace(call, messages=messages, max_tokens=max(1, tokens_left), options=options, native=None)
 
 
 def continued(pieces: Iterable[str | Delta], text: str, strategy: str) -> Iterator[str | Delta]:

@@ -9,7 +9,7 @@ import logging
 from flask import Flask, Response, current_app, g, json, request
 from werkzeug.exceptions import HTTPException
 
-from ..apis.shapes import error_body
+from ..apis.shapes import error_body, error_status
 from ..errors import ApiError
 from .routes import Routes
 
@@ -37,7 +37,7 @@ def error_response(error: ApiError) -> Response:
     """Render an ApiError as a JSON response with the request's correlation id."""
     correlation_id = g.get("correlation_id")
     body = error_body(error, correlation_id, request.path)
-    response = Response(json.dumps(body), status=error.status, mimetype="application/json")
+    response = Response(json.dumps(body), status=error_status(error, request.path), mimetype="application/json")
     if correlation_id:
         response.headers["X-Correlation-Id"] = correlation_id
     retry_after = error.retry_after_header

@@ -39,6 +39,9 @@ class ChatCall:
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     typed: bool = False
     fallbacks: tuple[str, ...] | None = None  # the request's own fallback models (None: UPSTREAMS_FILE's)
+    # The request as the client wrote it in another API (`{"api": "messages", "body", "beta"}`): a
+    # server that speaks that API is sent it as it is; the others, and continuations, `messages`.
+    native: dict[str, Any] | None = None
 
 
 # What one image of a message is counted as (OpenAI bills a 1024x1024 image at high detail so):
@@ -71,10 +74,12 @@ def image_tokens(message: dict[str, Any]) -> int:
 class Usage:
     """Token usage of one generation: the upstream's own count, or ChatWait's (`estimated`)."""
 
-    prompt_tokens: int
+    prompt_tokens: int  # every token of the prompt, those read from or written to a cache included
     completion_tokens: int
     estimated: bool = False
     generated: int | None = None  # a rescued reply's tokens generated over its attempts (delivered or not)
+    cached_tokens: int = 0  # of the prompt, read from the upstream's prompt cache
+    cache_write_tokens: int = 0  # of the prompt, written to it (Anthropic's cache_creation_input_tokens)
 
     @property
     def source(self) -> str:
@@ -93,6 +98,8 @@ class Usage:
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,
         }
+        if self.cached_tokens:
+            found["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
         if self.generated is not None:
             found["generated_tokens"] = self.generated
         return found

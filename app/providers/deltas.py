@@ -1,5 +1,6 @@
-"""The typed pieces of a reply besides its text: reasoning, a refusal, tool calls, and text that
-comes with its tokens' log probabilities (when the client asked for them).
+"""The typed pieces of a reply besides its text: reasoning (and the signature an Anthropic server
+seals a thinking block with), a refusal, tool calls, and text that comes with its tokens' log
+probabilities (when the client asked for them).
 
 A generation yields `str` for text (the common case, kept as cheap as before) and a `Delta`
 for anything else. A stream stores each delta as a one-letter kind and a payload (`encode`),
@@ -23,6 +24,7 @@ LOGPROBS = "logprobs"  # a piece of the text, with its tokens' log probabilities
 TEXT_KIND = b"c"  # a stored text chunk's kind (the Redis entry's field)
 _KIND_OF = {REASONING: b"r", REFUSAL: b"f"}
 _LOGPROBS = b"l"  # text and its log probabilities (JSON: [text, entries])
+_SIGNATURE = b"s"  # a thinking block's signature (a REASONING delta without text, `data` the signature)
 _CALL_START, _CALL_PIECE = b"x", b"a"  # a tool call's start (JSON), a piece of its arguments (`index:text`)
 _NAME_OF = {letter: name for name, letter in _KIND_OF.items()}
 
@@ -30,8 +32,9 @@ _NAME_OF = {letter: name for name, letter in _KIND_OF.items()}
 class Delta(NamedTuple):
     """One typed piece: reasoning or refusal `text`, or a tool call's start (`call_id`, `name`,
     no text) or a piece of its arguments (`text`), at its `index` among the reply's calls, or a
-    piece of the reply's text with its tokens' log probabilities (`data`: OpenAI's entries) (a
-    tuple: one is made per piece, and a tuple is the cheapest immutable value to make)."""
+    piece of the reply's text with its tokens' log probabilities (`data`: OpenAI's entries), or a
+    thinking block's signature (REASONING, no text, `data` the signature) (a tuple: one is made per
+    piece, and a tuple is the cheapest immutable value to make)."""
 
     kind: str
     text: str = ""
@@ -56,6 +59,8 @@ class Delta(NamedTuple):
         frequent, as its index and its text)."""
         if self.kind == LOGPROBS:
             return _LOGPROBS, orjson.dumps([self.text, self.data])
+        if self.kind == REASONING and self.data is not None:
+            return _SIGNATURE, self.data.encode("utf-8", "replace")
         if self.kind != TOOL_CALL:
             return _KIND_OF[self.kind], self.text.encode("utf-8", "replace")
         if self.call_id is None:
@@ -74,6 +79,8 @@ def decode(kind: bytes, payload: bytes) -> Delta:
     if kind == _LOGPROBS:
         text, data = orjson.loads(payload)
         return Delta(LOGPROBS, text, data=data)
+    if kind == _SIGNATURE:
+        return Delta(REASONING, data=payload.decode("utf-8", "replace"))
     return Delta(_NAME_OF[kind], payload.decode("utf-8", "replace"))
 
 
@@ -95,6 +102,7 @@ class ReplyParts:
     """What a reply's deltas add up to: its reasoning, refusal and tool calls, in order."""
 
     reasoning: str = ""
+    signature: str = ""  # the last thinking block's, where an Anthropic server sealed it
     refusal: str = ""
     tool_calls: list[ToolCall] = dataclasses.field(default_factory=list)
     logprobs: list[Any] = dataclasses.field(default_factory=list)  # the text's tokens', where asked
@@ -105,6 +113,8 @@ class ReplyParts:
             self.logprobs += delta.data
         elif delta.kind == REASONING:
             self.reasoning += delta.text
+            if delta.data is not None:
+                self.signature = delta.data
         elif delta.kind == REFUSAL:
             self.refusal += delta.text
         elif delta.starts_call:

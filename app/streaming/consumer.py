@@ -13,7 +13,7 @@ from ..errors import ApiError
 from ..metrics.catalogue import Metrics
 from .direct import ClientWriter
 from .view import StreamView
-from .wire.sse import RETRY_LINE, Position, parse_last_event_id, skip_numbered
+from .wire.sse import KEEPALIVE_FRAME, RETRY_LINE, Position, parse_last_event_id, skip_numbered
 
 log = logging.getLogger("chatwait.consumer")
 
@@ -48,21 +48,26 @@ def consume(
 ) -> Iterator[bytes]:
     """The SSE body of one consumer: the frames from `position`, then live ones (written by the
     producer through `writer` while the consumer keeps up). The first event carries the `retry:`
-    field (a keepalive before it goes out as it is)."""
+    field (a keepalive before it goes out as it is). A keepalive is the wire's own where it has one
+    (`keepalive`: Anthropic's `ping` event), else an SSE comment."""
     stream.attach()
     metrics.follower(1)
     delivered = False
+    keepalive = getattr(stream.writer, "keepalive", KEEPALIVE_FRAME)
     try:
         frames = stream.follow(position.after, keepalive_seconds, writer)
         for frame in frames:
             if frame.startswith(b":"):
-                yield frame
+                yield keepalive if frame is KEEPALIVE_FRAME else frame
                 continue
             if position.skip_through is not None:
                 frame = skip_numbered(frame, position.skip_through)
             yield RETRY_LINE + frame
             break
-        yield from frames
+        if keepalive is KEEPALIVE_FRAME:
+            yield from frames
+        else:
+            yield from (keepalive if frame is KEEPALIVE_FRAME else frame for frame in frames)
         delivered = True
     finally:
         stream.detach(clock())

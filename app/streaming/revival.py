@@ -11,7 +11,8 @@ from typing import Any
 from ..providers.base import ChatCall
 from .retention import Retention
 
-_FIELDS = tuple(field.name for field in dataclasses.fields(ChatCall))
+# The client's own body (`native`) is not kept: a continuation is sent the translated messages.
+_FIELDS = tuple(field.name for field in dataclasses.fields(ChatCall) if field.name != "native")
 
 
 def record(call: ChatCall, prompt_tokens: int | None, retention: Retention) -> str:

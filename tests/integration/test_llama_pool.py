@@ -21,7 +21,7 @@ from load.processes import ChatWaitServer, LlamaServer
 from ..conftest import server_env
 from ..sse import parse
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]  # CPU-bound: run alone (scripts/test)
 
 MODEL = "smol"
 MAX_TOKENS = 24

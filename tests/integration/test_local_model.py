@@ -16,7 +16,7 @@ from load.processes import ChatWaitServer
 from ..conformance import conform
 from ..sse import Event, content_of, iter_events, parse
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]  # CPU-bound: run alone (scripts/test)
 
 MODEL = "SmolLM2-135M-Instruct.Q4_1"
 LONG_PROMPT = "Write a long story about a dragon who learns to bake bread, with many details."

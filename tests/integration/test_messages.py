@@ -1,7 +1,8 @@
 """Anthropic's Messages API through ChatWait, as the `anthropic` SDK uses it: plain, system and
 multi-turn messages, an image, a stream (text and the final message), a tool-use round trip,
-count_tokens and errors as the SDK's exception classes; a stream resumed after a drop. Over the
-fake upstream, translated from chat completions."""
+count_tokens and errors as the SDK's exception classes; a stream resumed after a drop. Each over
+the fake upstream twice: as chat completions (translated), and as a server that speaks the
+Messages API itself (`kind = "anthropic"`: the client's body passed through as it is)."""
 
 from __future__ import annotations
 
@@ -43,11 +44,43 @@ TOOLS = [
 ]
 
 
+UPSTREAM_KEY = "sk-ant-upstream-" + "0" * 16
+
+
+def anthropic_upstream(fake: FakeUpstream, folder: Path, **fields: str) -> Path:
+    """An UPSTREAMS_FILE with the fake as a server that speaks the Messages API."""
+    listing = folder / "upstreams.toml"
+    extra = "".join(f'{name} = "{value}"\n' for name, value in fields.items())
+    listing.write_text(
+        f'[[upstream]]\nname = "claude"\nurl = "{fake.base_url}"\nkind = "anthropic"\n'
+        f'api_key = "{UPSTREAM_KEY}"\nmodels = ["{FAKE_MODEL}", "other-model"]\n{extra}'
+    )
+    return listing
+
+
+@pytest.fixture(scope="module", params=["chat", "messages"])
+def upstream(request: pytest.FixtureRequest) -> str:
+    """The API the fake upstream is spoken to in: chat completions, or the Messages API."""
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def server(fake: FakeUpstream) -> Iterator[ChatWaitServer]:
-    running = ChatWaitServer(server_env(fake.base_url))
+def server(fake: FakeUpstream, upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatWaitServer]:
+    if upstream == "chat":
+        env = server_env(fake.base_url)
+    else:
+        env = server_env("", UPSTREAMS_FILE=str(anthropic_upstream(fake, tmp_path_factory.mktemp("claude"))))
+    running = ChatWaitServer(env)
     yield running
     running.stop()
+
+
+def _sent(fake: FakeUpstream, message: str) -> dict:
+    """The body a Messages API upstream got for the request whose last user text is `message`."""
+    (outcome,) = fake.outcomes_for(message)
+    assert outcome["api"] == "messages" and outcome["headers"]["x-api-key"] == UPSTREAM_KEY
+    assert outcome["headers"]["anthropic-version"] == "2023-06-01"
+    return outcome["body"]
 
 
 @pytest.fixture
@@ -76,20 +109,38 @@ def _asked(reply: anthropic.types.Message) -> dict:
     return json.loads(reply.content[0].text)
 
 
-def test_a_system_prompt_and_earlier_turns_reach_the_model(sdk) -> None:
+def test_a_system_prompt_and_earlier_turns_reach_the_model(sdk, fake, upstream) -> None:
     message = _unique("@reply=request")
+    system = [
+        {"type": "text", "text": "Be brief."},
+        {"type": "text", "text": "Be kind.", "cache_control": {"type": "ephemeral"}},
+    ]
+    turns = [
+        {"role": "user", "content": "Hello"},
+        {"role": "assistant", "content": [{"type": "text", "text": "Hi."}]},
+        {"role": "user", "content": [{"type": "text", "text": message}]},
+    ]
     reply = sdk.messages.create(
         model=FAKE_MODEL,
         max_tokens=50,
-        system=[{"type": "text", "text": "Be brief."}, {"type": "text", "text": "Be kind."}],
-        messages=[
-            {"role": "user", "content": "Hello"},
-            {"role": "assistant", "content": [{"type": "text", "text": "Hi."}]},
-            {"role": "user", "content": [{"type": "text", "text": message}]},
-        ],
+        system=system,
+        messages=turns,
         stop_sequences=["END"],
         metadata={"user_id": "user-7"},
     )
+    if upstream == "messages":  # passed through as it came, its cache marks too; the cache's part counted
+        sent = _sent(fake, message)
+        assert sent == {
+            "model": FAKE_MODEL,
+            "max_tokens": 50,
+            "stream": True,
+            "system": system,
+            "messages": turns,
+            "stop_sequences": ["END"],
+            "metadata": {"user_id": "user-7"},
+        }
+        assert (reply.usage.cache_read_input_tokens, reply.usage.cache_creation_input_tokens) == (7, 5)
+        return
     asked = _asked(reply)
     assert asked["messages"] == [
         {"role": "system", "content": "Be brief.\n\nBe kind."},
@@ -100,7 +151,7 @@ def test_a_system_prompt_and_earlier_turns_reach_the_model(sdk) -> None:
     assert asked["stop"] == ["END"] and asked["user"] == "user-7"
 
 
-def test_an_image_is_sent_on_as_an_image_part(sdk) -> None:
+def test_an_image_is_sent_on_as_an_image_part(sdk, fake, upstream) -> None:
     message = _unique("@reply=request")
     image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}}
     reply = sdk.messages.create(
@@ -108,6 +159,9 @@ def test_an_image_is_sent_on_as_an_image_part(sdk) -> None:
         max_tokens=50,
         messages=[{"role": "user", "content": [image, {"type": "text", "text": message}]}],
     )
+    if upstream == "messages":
+        assert _sent(fake, message)["messages"][0]["content"][0] == image
+        return
     parts = _asked(reply)["messages"][-1]["content"]
     assert parts[0] == {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PIXEL}", "detail": "auto"}}
     assert parts[1] == {"type": "text", "text": message}
@@ -161,9 +215,9 @@ def test_errors_are_the_sdks_exception_classes(sdk, server) -> None:
     missing = httpx.get(f"{server.url}/v1/messages/streams/nope")
     assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found_error"
     down = sdk.messages.with_raw_response
-    with pytest.raises(anthropic.InternalServerError) as failed:
+    with pytest.raises(anthropic.OverloadedError) as failed:  # the model servers busy: Anthropic's 529
         down.create(model=FAKE_MODEL, max_tokens=5, messages=[{"role": "user", "content": _unique("@fault=503")}])
-    assert failed.value.body["error"]["type"] == "overloaded_error"
+    assert failed.value.status_code == 529 and failed.value.body["error"]["type"] == "overloaded_error"
 
 
 def test_a_dropped_stream_resumes_after_its_last_event(server) -> None:
@@ -283,10 +337,11 @@ def test_the_clients_helper_resumes_the_sdks_stream_after_a_cut(server, cut_afte
         proxy.close()
 
 
-def test_what_claude_code_sends_is_taken(sdk) -> None:
+def test_what_claude_code_sends_is_taken(sdk, fake, upstream) -> None:
     """A system message between turns, output_config's effort, context_management, and a
-    max_tokens above MAX_TOKENS (lowered to it)."""
+    max_tokens above MAX_TOKENS (lowered to it); its beta features go on with its body."""
     message = _unique("@reply=request")
+    beta = {"anthropic-beta": "context-management-2025-06-27"}
     reply = sdk.with_options(timeout=30).messages.create(  # the SDK wants a stream for 32,000 tokens otherwise
         model=FAKE_MODEL,
         max_tokens=32000,
@@ -297,7 +352,15 @@ def test_what_claude_code_sends_is_taken(sdk) -> None:
         ],
         thinking={"type": "adaptive"},
         extra_body={"output_config": {"effort": "max"}, "context_management": {"edits": []}},
+        extra_headers=beta,
     )
+    if upstream == "messages":
+        sent = _sent(fake, message)
+        assert [m["role"] for m in sent["messages"]] == ["user", "system", "user"]
+        assert sent["output_config"] == {"effort": "max"} and sent["context_management"] == {"edits": []}
+        assert sent["thinking"] == {"type": "adaptive"} and sent["max_tokens"] == 1024
+        assert fake.outcomes_for(message)[0]["headers"]["anthropic-beta"] == beta["anthropic-beta"]
+        return
     asked = _asked(reply)
     assert [m["role"] for m in asked["messages"]] == ["user", "system", "user"]
     assert asked["messages"][1]["content"] == "Agents: none."
@@ -319,3 +382,51 @@ def test_the_client_key_comes_as_x_api_key(fake) -> None:
         assert refused.value.body["error"]["type"] == "authentication_error"
     finally:
         server.stop()
+
+
+def test_thinking_comes_back_sealed_with_its_signature(sdk, upstream) -> None:
+    """Over a Messages API server a thinking block keeps the signature that seals it (Claude Code
+    sends it back with the next turn), waited for or streamed; over chat completions there is none."""
+    message = _unique("@tokens=4 @reasoning=3")
+    whole = sdk.messages.create(model=FAKE_MODEL, max_tokens=100, messages=[{"role": "user", "content": message}])
+    with sdk.messages.stream(model=FAKE_MODEL, max_tokens=100, messages=[{"role": "user", "content": message}]) as s:
+        streamed = s.get_final_message()
+    for reply in (whole, streamed):
+        thinking, text = reply.content
+        assert thinking.type == "thinking" and thinking.thinking == "think0 think1 think2 "
+        assert thinking.signature == ("sig-fake-0" if upstream == "messages" else "")
+        assert text.text == expected_reply(4)
+
+
+def test_a_reply_cut_mid_answer_over_a_messages_server_is_continued_whole(fake, tmp_path) -> None:
+    """A Messages API server's reply cut after 10 tokens: the continuation (translated, with the
+    delivered text) completes it, and the client's stream never shows the seam."""
+    listing = anthropic_upstream(fake, tmp_path)
+    server = ChatWaitServer(server_env("", UPSTREAMS_FILE=str(listing), UPSTREAM_RESCUES="1"))
+    try:
+        message = _unique("@tokens=30 @delay_ms=5 @fault=reset@10 @fail_times=1")
+        with anthropic.Anthropic(base_url=server.url, api_key="unused", max_retries=0) as sdk:
+            turns = [{"role": "user", "content": message}]
+            with sdk.messages.stream(model=FAKE_MODEL, max_tokens=200, messages=turns) as s:
+                text = "".join(s.text_stream)
+                final = s.get_final_message()
+        assert text == expected_reply(30) and final.stop_reason == "end_turn"
+        first, again = fake.outcomes_for(message)
+        assert first["how"] == "reset" and again["api"] == "messages" and again["continued_from"] == 8
+        assert again["body"]["messages"][-2] == {
+            "role": "assistant",
+            "content": [{"type": "text", "text": expected_reply(10)}],
+        }
+    finally:
+        server.stop()
+
+
+def test_a_silent_stream_is_kept_alive_with_ping_events(sdk, server) -> None:
+    """While the model is silent mid-answer the stream carries Anthropic's `ping` events
+    (KEEPALIVE_SECONDS is 0.5 here), which the SDK passes over."""
+    message = _unique("@delay_ms=900 @tokens=3")
+    body = {"model": FAKE_MODEL, "max_tokens": 50, "stream": True, "messages": [{"role": "user", "content": message}]}
+    raw = httpx.post(f"{server.url}/v1/messages", json=body, timeout=30).content
+    assert raw.count(b'event: ping\ndata: {"type":"ping"}\n\n') >= 2 and b": keepalive" not in raw
+    with sdk.messages.stream(model=FAKE_MODEL, max_tokens=50, messages=[{"role": "user", "content": message}]) as s:
+        assert "".join(s.text_stream) == expected_reply(3)

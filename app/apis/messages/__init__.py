@@ -12,7 +12,7 @@ from ...config import Settings
 from ...errors import ApiError
 from ..family import Family, StreamWire
 from . import wire
-from .replies import anthropic_error
+from .replies import anthropic_error, error_status
 from .schemas import CountTokensSchema, MessagesRequestSchema
 from .views import NAME, bp
 
@@ -55,4 +55,5 @@ FAMILY = Family(
     stream_wire=StreamWire(wire.NAME, wire.writer, "/v1/messages", "/v1/messages/streams/{id}"),
     per_app=_schemas,
     contract=_contract,
+    error_status=error_status,
 )

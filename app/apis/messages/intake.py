@@ -45,7 +45,7 @@ def prepare_message(
     request: Request, schema: MessagesRequestSchema, settings: Settings, provider: Provider
 ) -> MessagesRequest:
     """The validated request, or ApiError (400 naming the fields, input_too_long, 413, 415)."""
-    fields = _fields(request, schema, settings, provider)
+    data, fields = _fields(request, schema, settings, provider)
     messages, options = _translated(fields, provider)
     call = ChatCall(
         model=fields["model"],
@@ -54,6 +54,7 @@ def prepare_message(
         temperature=fields.get("temperature"),
         options=options,
         typed=True,
+        native=_native(data, request),
     )
     return MessagesRequest(call, _count(messages, options.get("tools"), settings, provider), bool(fields.get("stream")))
 
@@ -61,7 +62,7 @@ def prepare_message(
 def count_tokens(request: Request, schema: CountTokensSchema, settings: Settings, provider: Provider) -> int:
     """The input tokens the model would read for this request (its tools' definitions included),
     or the ApiError a create would get."""
-    fields = _fields(request, schema, settings, provider)
+    _, fields = _fields(request, schema, settings, provider)
     messages, options = _translated(fields, provider)
     counted = _count(messages, options.get("tools"), settings, provider)
     if counted is not None:
@@ -70,10 +71,20 @@ def count_tokens(request: Request, schema: CountTokensSchema, settings: Settings
     return provider.prompt_tokens([{"role": "system", "content": dumps(tools)}, *messages] if tools else messages)
 
 
-def _fields(request: Request, schema: CountTokensSchema, settings: Settings, provider: Provider) -> dict[str, Any]:
+def _fields(
+    request: Request, schema: CountTokensSchema, settings: Settings, provider: Provider
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The body as sent and its validated fields."""
     data = read_json(request)
     refuse_oversized_messages(data, settings, provider, lambda found: (0, max(0, len(found) - 1)), DROPPABLE)
-    return validate_request(data, schema)
+    return data, validate_request(data, schema)
+
+
+def _native(data: dict[str, Any], request: Request) -> dict[str, Any]:
+    """The body as the client wrote it (its nulls left out, as validation reads them) and its beta
+    features: what a server that speaks the Messages API is sent, so nothing is translated twice."""
+    body = {name: value for name, value in data.items() if value is not None}
+    return {"api": "messages", "body": body, "beta": request.headers.get("anthropic-beta")}
 
 
 def _translated(fields: dict[str, Any], provider: Provider) -> tuple[list[dict[str, Any]], dict[str, Any]]:

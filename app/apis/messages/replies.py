@@ -26,9 +26,16 @@ _ERROR_TYPES = {
     404: "not_found_error",
     413: "request_too_large",
     429: "rate_limit_error",
-    503: "overloaded_error",
     529: "overloaded_error",
 }
+OVERLOADED = 529  # Anthropic's status for "busy, try again", its SDKs' OverloadedError
+# The errors that say ChatWait or its model servers are busy: Anthropic's 529 rather than 503.
+_OVERLOADED_CODES = frozenset(("server_busy", "upstream_unavailable"))
+
+
+def error_status(error: ApiError) -> int:
+    """The status of `error` on Anthropic's paths: 529 where ChatWait or its model servers are busy."""
+    return OVERLOADED if error.error_code in _OVERLOADED_CODES else error.status
 
 
 def stop_reason(finish_reason: str | None) -> str:
@@ -37,15 +44,22 @@ def stop_reason(finish_reason: str | None) -> str:
 
 
 def usage_of(usage: Usage) -> dict[str, Any]:
-    """A generation's usage in Anthropic's names, and where the count comes from."""
-    return {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens}
+    """A generation's usage in Anthropic's names (its input_tokens leave out the prompt's cached part)."""
+    cached, written = usage.cached_tokens, usage.cache_write_tokens
+    return {
+        "input_tokens": max(0, usage.prompt_tokens - cached - written),
+        "output_tokens": usage.completion_tokens,
+        "cache_creation_input_tokens": written,
+        "cache_read_input_tokens": cached,
+    }
 
 
 def anthropic_error(error: ApiError, correlation_id: str | None) -> dict[str, Any]:
     """ChatWait's error in Anthropic's shape, `{"type": "error", "error": {type, message}}`:
     `message` says what happened, why and what to do, as the OpenAI families word it."""
     said = openai_error_body(error, correlation_id)["error"]
-    kind = _ERROR_TYPES.get(error.status, "api_error" if error.status >= 500 else "invalid_request_error")
+    status = error_status(error)
+    kind = _ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
     body: dict[str, Any] = {"type": kind, "message": said["message"], "code": error.error_code}
     if error.retry_after is not None:
         body["retry_after_seconds"] = round(error.retry_after, 3)
@@ -57,7 +71,7 @@ def message(message_id: str, model: str, outcome: Outcome) -> dict[str, Any]:
     content: list[dict[str, Any]] = []
     parts = outcome.parts
     if parts is not None and parts.reasoning:
-        content.append({"type": "thinking", "thinking": parts.reasoning, "signature": ""})
+        content.append({"type": "thinking", "thinking": parts.reasoning, "signature": parts.signature})
     text = outcome.text + (parts.refusal if parts is not None else "")
     if text:
         content.append({"type": "text", "text": text})

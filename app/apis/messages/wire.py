@@ -2,13 +2,15 @@
 and Claude Code parse them.
 
 The priming event (id 0) is `message_start`. Each chunk ends with one `content_block_delta`
-(`text_delta`, `thinking_delta`, `input_json_delta`: a tool call's start has an empty one, as
-Anthropic sends it), preceded, when it opens a content block, by the previous block's
-`content_block_stop` and its own `content_block_start` (a tool call's with its id and name).
+(`text_delta`, `thinking_delta`, `signature_delta`, `input_json_delta`: a tool call's start
+has an empty one, as Anthropic sends it), preceded, when it opens a content block, by the
+previous block's `content_block_stop` and its own `content_block_start` (a tool call's with its
+id and name).
 The terminal event closes the open block, then `message_delta` (stop reason, usage) and
-`message_stop`, or is an `error` event. Every SSE event of a stream event carries its id, so it
-resumes like any other stream. Which block a chunk is in depends on the chunks before it: the
-writer places each (`learn` for a stream another worker wrote) and writes any again the same.
+`message_stop`, or is an `error` event; a keepalive is a `ping` event. Every SSE event of a
+stream event carries its id, so it resumes like any other stream. Which block a chunk is in
+depends on the chunks before it: the writer places each (`learn` for a stream another worker
+wrote) and writes any again the same.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class MessagesWriter:
 
     name = NAME
     echo = None
+    # Anthropic's keepalive: an event without an id (a resume goes on from the last event's).
+    keepalive = b'event: ping\ndata: {"type":"ping"}\n\n'
     position = staticmethod(one_id_per_event)
 
     def __init__(self, stream_id: str, correlation_id: str, model: str) -> None:
@@ -77,7 +81,12 @@ class MessagesWriter:
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {"input_tokens": 0, "output_tokens": 0},
+            "usage": {
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+            },
         }
         return _event(0, b"message_start", dumps({"type": "message_start", "message": message}).encode())
 
@@ -90,6 +99,9 @@ class MessagesWriter:
         (a refusal, or text with log probabilities: Anthropic has neither)."""
         kind = _block_type(delta)
         block, opens = self._place(sequence, kind, delta)
+        if kind == THINKING and delta.data is not None:  # the signature that seals the thinking block
+            signed = _event(sequence, b"content_block_delta", _signed(block, delta))
+            return self._opening(sequence, block, opens) + signed
         return self._opening(sequence, block, opens) + self._delta(sequence, block, kind, delta.text)
 
     def _place(self, sequence: int, kind: str, delta: Delta | None = None) -> tuple[int, bool]:
@@ -163,6 +175,14 @@ class MessagesWriter:
         }
         frames += _event(event_id, b"message_delta", dumps(delta).encode())
         return frames + _event(event_id, b"message_stop", b'{"type":"message_stop"}')
+
+
+def _signed(block: int, delta: Delta) -> bytes:
+    signature = quote(delta.data).encode("utf-8", "replace")
+    return b'{"type":"content_block_delta","index":%d,"delta":{"type":"signature_delta","signature":%b}}' % (
+        block,
+        signature,
+    )
 
 
 def _block_type(delta: Delta) -> str:

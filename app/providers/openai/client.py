@@ -50,6 +50,7 @@ class OpenAIProvider(Provider):
 
     name = "openai"
     check_name = "upstream"
+    endpoint = "chat/completions"  # under the server's base URL
 
     def __init__(self, settings: Settings, server: UpstreamServer | None = None) -> None:
         self.settings = settings
@@ -76,21 +77,31 @@ class OpenAIProvider(Provider):
             http_client=self._http,
         )
         self._base_url = sdk.base_url
-        self._url = sdk.base_url.join("chat/completions")
+        self._url = sdk.base_url.join(self.endpoint)
         self._timeout = timeout.as_dict()
-        headers = httpx.Headers({"Host": self._url.netloc.decode("ascii")})
-        for layer in (self._http.headers, {k: v for k, v in sdk.default_headers.items() if isinstance(v, str)}):
-            headers.update(layer)  # later layers replace earlier ones, whatever the case of a name
-        headers.update(sdk.auth_headers)
-        # No compression: a token stream barely shrinks, and a compressed body could inflate
-        # without bound; an answer compressed anyway is refused (OpenAIGeneration).
-        headers.update({"X-Stainless-Retry-Count": "0", "Content-Type": "application/json"})
-        headers["Accept-Encoding"] = "identity"
+        headers = self._request_headers(sdk)
         self._header_lines = headers.raw  # encoded once: a request adds only its Content-Length
         self._headers = headers
         self._host = self._url.host
         self._stops = Pool(STOPS_AT_ONCE)
         tokens.encoding()  # load the tokenizer now rather than on the first request
+
+    def _request_headers(self, sdk: openai.OpenAI) -> httpx.Headers:
+        """Every request's headers: the SDK's standard ones, the key as this server takes it, JSON
+        and no compression (a token stream barely shrinks, and a compressed body could inflate
+        without bound; an answer compressed anyway is refused)."""
+        headers = httpx.Headers({"Host": self._url.netloc.decode("ascii")})
+        for layer in (self._http.headers, {k: v for k, v in sdk.default_headers.items() if isinstance(v, str)}):
+            headers.update(layer)  # later layers replace earlier ones, whatever the case of a name
+        headers.pop("Authorization", None)  # the SDK's default headers hold it: said once, the server's way
+        headers.update(self._auth_headers(sdk))
+        headers.update({"X-Stainless-Retry-Count": "0", "Content-Type": "application/json"})
+        headers["Accept-Encoding"] = "identity"
+        return headers
+
+    def _auth_headers(self, sdk: openai.OpenAI) -> dict[str, str]:
+        """How this server is told the key (OpenAI's API: a bearer token)."""
+        return dict(sdk.auth_headers)
 
     def open(self, call: ChatCall, slot: Any = None, route: Route | None = None) -> Generation:
         """Send the request; return once the upstream answered 200 with its headers."""
@@ -118,9 +129,19 @@ class OpenAIProvider(Provider):
             body["temperature"] = call.temperature
         if call.options:
             body.update(call.options)
+        response = self.post(body)
+        return OpenAIGeneration(
+            response, self.settings.idle_timeout_seconds, self.settings.upstream_max_line_bytes, self._stop_stream
+        )
+
+    def post(self, body: dict[str, Any], extra_headers: dict[str, str] | None = None) -> httpx.Response:
+        """POST `body` to the endpoint; the response once the upstream answered 200 with its
+        headers, else the UpstreamError its failure is."""
         content = _encode_body(body)
         headers = httpx.Headers(self._headers)  # a copy of the headers encoded once
         headers["Content-Length"] = str(len(content))
+        if extra_headers:
+            headers.update(extra_headers)
         request = httpx.Request(  # the same request as `content=` makes
             "POST",
             self._url,
@@ -136,9 +157,7 @@ class OpenAIProvider(Provider):
             reason = _refusal(response) if response.status_code == 400 else None
             response.close()  # the body is not passed on: it may echo the key
             raise status_error(response.status_code, response.headers, reason)
-        return OpenAIGeneration(
-            response, self.settings.idle_timeout_seconds, self.settings.upstream_max_line_bytes, self._stop_stream
-        )
+        return response
 
     def _stop_stream(self, stream_id: str) -> None:
         """Ask the upstream (a ChatWait, which named its stream) to stop generating it, in the

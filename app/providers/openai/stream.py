@@ -101,7 +101,7 @@ class OpenAIGeneration(Generation):
                     continue  # blank separators, comments, `event:` and `id:` fields
                 data = line[5:].strip()
                 if data == b"[DONE]":
-                    _drain(blocks)
+                    drain(blocks)
                     return
                 try:
                     content, finish_reason, usage, delta, logprobs = self._parse(data)
@@ -219,7 +219,7 @@ def _line_too_long(max_line: int) -> UpstreamError:
     return UpstreamError("upstream_bad_response", f"A line of the reply is over {max_line} bytes.")
 
 
-def _drain(blocks: Iterator[bytes]) -> None:
+def drain(blocks: Iterator[bytes]) -> None:
     """Read the end of the body after [DONE] so the connection goes back to the pool.
 
     A server that keeps the body open after [DONE] gets DRAIN_SECONDS, one that breaks the
@@ -235,11 +235,13 @@ def _usage(raw: Any) -> Usage | None:
     if not isinstance(raw, dict):
         return None
     prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
-    if _count(prompt) and _count(completion):
-        return Usage(prompt, completion)
-    return None
+    if not (count(prompt) and count(completion)):
+        return None
+    details = raw.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    return Usage(prompt, completion, cached_tokens=cached if count(cached) and cached <= prompt else 0)
 
 
-def _count(value: Any) -> bool:
+def count(value: Any) -> bool:
     """Whether `value` is a plausible token count (not a bool, a fraction or a negative)."""
     return type(value) is int and 0 <= value < 1_000_000_000

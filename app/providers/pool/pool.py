@@ -15,6 +15,7 @@ from gevent.pool import Pool
 from ...config import Settings, UpstreamServer
 from ...errors import ApiError
 from ...metrics.catalogue import Metrics, NoMetrics
+from ..anthropic.client import AnthropicProvider
 from ..base import ChatCall, Generation, Provider, Route, UpstreamError
 from ..openai.client import OpenAIProvider
 from .health import Health
@@ -23,6 +24,11 @@ from .server import Server
 log = logging.getLogger("chatwait.pool")
 
 ALL_RESTING = "Every model server for {model} is resting after failures; ChatWait tries one again when its rest ends."
+
+
+def member(settings: Settings, config: UpstreamServer) -> Provider:
+    """The client of one server, by the API it speaks."""
+    return AnthropicProvider(settings, config) if config.kind == "anthropic" else OpenAIProvider(settings, config)
 
 
 class UpstreamPool(Provider):
@@ -36,7 +42,7 @@ class UpstreamPool(Provider):
         settings: Settings,
         metrics: Metrics | NoMetrics,
         clock: Callable[[], float] = time.monotonic,
-        connect: Callable[[Settings, UpstreamServer], Provider] = OpenAIProvider,
+        connect: Callable[[Settings, UpstreamServer], Provider] | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -50,7 +56,7 @@ class UpstreamPool(Provider):
         self.servers = [
             Server(
                 config,
-                connect(settings, config),
+                (connect or member)(settings, config),
                 Health(settings.upstream_rest_seconds, threshold(config)),
                 metrics,
                 clock,

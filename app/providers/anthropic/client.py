@@ -1,0 +1,38 @@
+"""A pool member that speaks Anthropic's Messages API (`kind = "anthropic"` in UPSTREAMS_FILE):
+the same HTTP client, transport, timeouts and failure classes as an OpenAI-compatible server,
+with Anthropic's endpoint (`messages` under the base URL), its key header (`x-api-key`) and
+version header, its request body (`request`) and its event stream (`stream`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+
+from ..base import ChatCall, Generation, Route
+from ..openai.client import OpenAIProvider
+from .request import ANTHROPIC_VERSION, messages_body
+from .stream import AnthropicGeneration
+
+BETA_HEADER = "anthropic-beta"  # a client's beta features, sent on with its own body
+
+
+class AnthropicProvider(OpenAIProvider):
+    """The Messages API over HTTP, to one server."""
+
+    name = "anthropic"
+    endpoint = "messages"
+
+    def _auth_headers(self, sdk: openai.OpenAI) -> dict[str, str]:
+        """Anthropic's key header (vLLM's and llama.cpp's servers take it too) and API version."""
+        headers = {"anthropic-version": ANTHROPIC_VERSION}
+        if self.server.api_key:
+            headers["x-api-key"] = self.server.api_key
+        return headers
+
+    def open(self, call: ChatCall, slot: Any = None, route: Route | None = None) -> Generation:
+        """Send the request (the client's own Messages body where it came in one); return once
+        the upstream answered 200 with its headers."""
+        beta = (call.native or {}).get("beta")
+        response = self.post(messages_body(call), {BETA_HEADER: beta} if beta else None)
+        return AnthropicGeneration(response, self.settings.idle_timeout_seconds, self.settings.upstream_max_line_bytes)

@@ -1,0 +1,227 @@
+"""A streamed Messages API reply read from the upstream's response: Anthropic's events to text
+pieces and typed deltas (thinking and its signature, tool calls), its stop reason and usage.
+
+Each `data:` line is one event, its `type` says which. Text and thinking deltas are text and
+reasoning; a `tool_use` block's start opens a tool call (numbered 0, 1, ... among the reply's
+calls) and its `input_json_delta` pieces are the call's arguments, passed on as they come (never
+parsed, so a call cut anywhere is whole once resumed). Blocks ChatWait does not carry (redacted
+thinking, a server tool's use and results, citations) are skipped. A reply is complete at
+`message_stop` after a `message_delta` with its stop reason; one that ends otherwise is an
+error. Malformed events are skipped up to MAX_SKIPPED_CHUNKS a reply, as for chat completions.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import orjson
+
+from ..base import ENDED_EARLY, Generation, UpstreamError, Usage
+from ..deltas import REASONING, TOOL_CALL, Delta
+from ..http1 import MalformedResponse
+from ..openai.stream import MAX_FINISH_REASON_CHARS, MAX_SKIPPED_CHUNKS, count, drain
+from ..tool_calls import MAX_NAME_CHARS, MAX_TOOL_CALLS
+
+log = logging.getLogger("chatwait.anthropic")
+
+# Anthropic's stop reasons as OpenAI's finish reasons (others, like pause_turn, are a stop).
+FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+MAX_ID_CHARS = 256
+_SKIPPED = object()  # a content block ChatWait does not carry
+
+
+class AnthropicGeneration(Generation):
+    """A Messages API stream read line by line from the upstream HTTP response."""
+
+    def __init__(self, response: Any, idle_timeout: float, max_line: int) -> None:
+        self._response = response
+        self._idle_timeout = idle_timeout
+        self._max_line = max_line
+        headers = response.headers
+        self.upstream_request_id = headers.get("request-id") or headers.get("x-request-id")
+        self._blocks: dict[int, Any] = {}  # a block's index -> its kind (text, thinking, a call's number) or _SKIPPED
+        self._calls = 0
+        self._usage: dict[str, int] = {}
+        self._skipped = 0
+        self._stop_reason: str | None = None
+        self._body: Iterator[bytes] = iter(())
+
+    def __iter__(self) -> Iterator[str | Delta]:
+        encoding = self._response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("identity", ""):
+            raise self._error("upstream_bad_response", "The model provider compressed its reply, though asked not to.")
+        try:
+            yield from self._events()
+        except MalformedResponse:
+            raise self._error("upstream_bad_response", "The model provider's reply breaks HTTP/1.1 framing.") from None
+        except httpx.TimeoutException:
+            raise self._error(
+                "upstream_timeout", f"No data from the model provider for {self._idle_timeout:g} s."
+            ) from None
+        except httpx.TransportError:
+            raise self._error("upstream_interrupted", "The connection to the model provider broke mid-reply.") from None
+        if self.finish_reason is None:
+            detail = "The model provider ended the reply without a stop reason."
+            raise self._error("upstream_interrupted", detail, upstream_ended=ENDED_EARLY)
+
+    def _events(self) -> Iterator[str | Delta]:
+        for data in self._data():
+            try:
+                event = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                try:
+                    event = json.loads(data)  # an escaped lone surrogate, which orjson refuses
+                except (ValueError, RecursionError):
+                    event = None
+            kind = event.get("type") if isinstance(event, dict) else None
+            if kind == "message_stop":
+                self._finish()
+                drain(self._body)  # the end of the body, so the connection goes back to the pool
+                return
+            try:
+                yield from self._event(kind, event)
+            except (_Malformed, AttributeError, TypeError, KeyError):
+                self._skip()
+
+    def _data(self) -> Iterator[bytes]:
+        """The `data:` payloads of the body's lines (LF or CRLF; one over the line limit refused
+        before it is buffered further; a final newline ends a last unterminated line)."""
+        self._body = blocks = itertools.chain(self._response.stream, (b"\n",))
+        rest = b""
+        for block in blocks:
+            *complete, rest = (rest + block).split(b"\n")
+            for line in complete:
+                if len(line) > self._max_line:
+                    raise self._too_long()
+                if line[:5] == b"data:":
+                    yield line[5:].strip()
+            if len(rest) > self._max_line:
+                raise self._too_long()
+
+    def _event(self, kind: Any, event: Any) -> Iterator[str | Delta]:
+        if kind == "content_block_delta":
+            yield from self._delta(event["index"], event["delta"])
+        elif kind == "content_block_start":
+            yield from self._start(event["index"], event["content_block"])
+        elif kind == "message_start":
+            self._count(event["message"].get("usage"))
+        elif kind == "message_delta":
+            self._count(event.get("usage"))
+            reason = event["delta"].get("stop_reason")
+            if reason is not None:
+                if type(reason) is not str or len(reason) > MAX_FINISH_REASON_CHARS:
+                    raise _Malformed
+                self._stop_reason = reason
+        elif kind == "error":
+            raise self._failure(event.get("error"))
+        elif kind not in ("ping", "content_block_stop"):
+            raise _Malformed
+
+    def _start(self, index: Any, block: dict[str, Any]) -> Iterator[str | Delta]:
+        """A content block's start: what it opens, and the text it already holds."""
+        kind = block["type"]
+        if type(index) is not int or index in self._blocks:
+            raise _Malformed
+        if kind == "tool_use":
+            yield self._call(index, block)
+            return
+        self._blocks[index] = kind if kind in ("text", "thinking") else _SKIPPED
+        if kind in ("text", "thinking"):
+            yield from self._delta(index, {"type": f"{kind}_delta", kind: block.get(kind) or ""})
+
+    def _call(self, index: int, block: dict[str, Any]) -> Delta:
+        call_id, name, given = block["id"], block["name"], block.get("input") or {}
+        if not (_short(call_id, MAX_ID_CHARS) and _short(name, MAX_NAME_CHARS) and name and isinstance(given, dict)):
+            raise self._error("upstream_bad_response", "A streamed tool_use block is not one.")
+        if self._calls >= MAX_TOOL_CALLS:
+            raise self._error("upstream_bad_response", f"The reply opened more than {MAX_TOOL_CALLS} tool calls.")
+        self._blocks[index] = self._calls
+        self._calls += 1
+        return Delta(TOOL_CALL, orjson.dumps(given).decode() if given else "", self._blocks[index], call_id, name)
+
+    def _delta(self, index: Any, delta: dict[str, Any]) -> Iterator[str | Delta]:
+        """One piece of the block at `index`, as text or a typed delta (nothing if empty)."""
+        block = self._blocks.get(index, _SKIPPED) if type(index) is int else _SKIPPED
+        kind = delta["type"]
+        if block is _SKIPPED or kind == "citations_delta":
+            return
+        field = {"text_delta": "text", "thinking_delta": "thinking", "signature_delta": "signature"}
+        piece = delta.get(field.get(kind, "partial_json"))
+        if type(piece) is not str:
+            raise _Malformed
+        if type(block) is int and kind == "input_json_delta":
+            if piece:
+                yield Delta(TOOL_CALL, piece, block)
+        elif block == "text" and kind == "text_delta":
+            if piece:
+                yield piece
+        elif block == "thinking" and kind == "thinking_delta":
+            if piece:
+                yield Delta(REASONING, piece)
+        elif block == "thinking" and kind == "signature_delta":
+            yield Delta(REASONING, data=piece)
+        else:
+            raise _Malformed
+
+    def _count(self, usage: Any) -> None:
+        """Keep the usage counts an event gives (message_delta's are the latest)."""
+        if isinstance(usage, dict):
+            for name in ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
+                if count(usage.get(name)):
+                    self._usage[name] = usage[name]
+
+    def _finish(self) -> None:
+        if self._stop_reason is None:
+            return  # no stop reason: an error once the body is read
+        self.finish(FINISH_REASONS.get(self._stop_reason, self._stop_reason))
+        found = self._usage
+        if "input_tokens" in found and "output_tokens" in found:
+            cached, written = found.get("cache_read_input_tokens", 0), found.get("cache_creation_input_tokens", 0)
+            prompt = found["input_tokens"] + cached + written
+            self.usage = Usage(prompt, found["output_tokens"], cached_tokens=cached, cache_write_tokens=written)
+
+    def _failure(self, error: Any) -> UpstreamError:
+        """An `error` event: the server busy (overloaded, rate limited) or otherwise failed mid-reply."""
+        kind = error.get("type") if isinstance(error, dict) else None
+        if kind in ("overloaded_error", "rate_limit_error"):
+            return self._error("upstream_unavailable", "The model provider said it is overloaded mid-reply.")
+        return self._error("upstream_interrupted", "The model provider reported an error mid-reply.")
+
+    def _skip(self) -> None:
+        self._skipped += 1
+        if self._skipped > MAX_SKIPPED_CHUNKS:
+            detail = f"More than {MAX_SKIPPED_CHUNKS} streamed events were not Messages API events."
+            raise self._error("upstream_bad_response", detail)
+        log.warning(
+            "upstream_chunk_skipped", extra={"skipped": self._skipped, "upstream_request_id": self.upstream_request_id}
+        )
+
+    def _too_long(self) -> UpstreamError:
+        return self._error("upstream_bad_response", f"A line of the reply is over {self._max_line} bytes.")
+
+    def _error(self, code: str, detail: str, **log_fields: str) -> UpstreamError:
+        return UpstreamError(code, detail, upstream_request_id=self.upstream_request_id, log_fields=log_fields)
+
+    def close(self) -> None:
+        """Close the upstream HTTP response; an unread body closes its connection."""
+        self._response.close()
+
+
+class _Malformed(Exception):
+    """An event that is not a Messages API event (skipped, within bounds)."""
+
+
+def _short(value: Any, limit: int) -> bool:
+    return type(value) is str and len(value) <= limit
