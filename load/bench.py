@@ -28,7 +28,9 @@ server's OpenAI-compatible endpoint, POST /v1/chat/completions with stream and u
 (the same server's POST /v1/responses, streamed), `tools` (its chat completions streaming one tool
 call), `messages` (its POST /v1/messages, streamed), the first two also on every baseline
 checkout's server (`openai:FOLDER`, `responses:FOLDER`), `pool` (ChatWait with two fake upstreams
-in OPENAI_BASE_URL, the second on the load's CPUs too).
+in OPENAI_BASE_URL, the second on the load's CPUs too), `messages:anthropic` and `openai:anthropic`
+(`--anthropic-upstream`: a server whose one upstream is the fake spoken to as a Messages API
+server, `kind = "anthropic"`: /v1/messages passed through, chat completions translated).
 
 Starts are spread over one reply's length (`--starts steady`: N streams open at once, each
 stream's tokens at its own instants within the token period), or the same without that phase
@@ -96,6 +98,12 @@ def parse_arguments() -> argparse.Namespace:
         "--tools", action="store_true", help="add streamed tool calls on ChatWait's chat completions (same server)"
     )
     parser.add_argument("--pool", action="store_true", help="add ChatWait with a pool of two fake upstreams")
+    parser.add_argument(
+        "--anthropic-upstream",
+        dest="anthropic_upstream",
+        action="store_true",
+        help="add ChatWait over the fake as a Messages API server: its Messages (passed through) and chat arms",
+    )
     parser.add_argument("--no-wait", dest="wait_arms", action="store_false", help="no wait-mode arms")
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin server and load to CPUs")
     parser.add_argument("--out", default="artifacts")
@@ -124,6 +132,9 @@ def start_servers(bench: Bench, args: argparse.Namespace) -> None:
         bench.openai_arms[kind] = "chatwait"
         for root in args.baseline_roots if kind not in ("tools", "messages") else ():  # `kind:folder` too
             bench.openai_arms[f"{kind}:{root.resolve().name}"] = f"baseline:{root.resolve().name}"
+    if args.anthropic_upstream:
+        bench.add_anthropic_server()
+        bench.openai_arms["messages:anthropic"] = bench.openai_arms["openai:anthropic"] = "anthropic"
     if args.floor:
         for app in FLOOR_APPS:
             bench.add_server(f"floor_{app}", worker_class="load.floor_worker.FloorWorker", FLOOR_APP=app)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,6 +47,7 @@ class Bench:
         self.read_seconds = read_seconds
         self.fake = FakeUpstream(cpus=self.load_cpus)
         self.fake2: FakeUpstream | None = None  # the pool arm's second server
+        self.scratch = tempfile.TemporaryDirectory(prefix="chatwait-bench-")  # an arm's UPSTREAMS_FILE
         self.servers: dict[str, ChatWaitServer] = {}
         self.openai_arms: dict[str, str] = {}  # arm (openai, responses, tools[:FOLDER]) -> the server it uses
 
@@ -80,6 +82,15 @@ class Bench:
         self.fake2 = FakeUpstream(cpus=self.load_cpus)
         return self.add_server(name, OPENAI_BASE_URL=f"{self.fake.base_url},{self.fake2.base_url}")
 
+    def add_anthropic_server(self, name: str = "anthropic") -> ChatWaitServer:
+        """A ChatWait arm whose one server is the fake spoken to as a Messages API server."""
+        listing = Path(self.scratch.name) / "upstreams.toml"
+        listing.write_text(
+            f'[[upstream]]\nname = "fake-messages"\nurl = "{self.fake.base_url}"\nkind = "anthropic"\n'
+            'models = ["fake-model"]\n'
+        )
+        return self.add_server(name, OPENAI_BASE_URL="", UPSTREAMS_FILE=str(listing))
+
     def stop(self) -> None:
         for server in self.servers.values():
             server.stop()
@@ -88,6 +99,7 @@ class Bench:
         self.fake.stop()
         if self.fake2 is not None:
             self.fake2.stop()
+        self.scratch.cleanup()
 
     def warm_up(self) -> None:
         """First connections, lazy imports, caches: a few short streams on every arm."""

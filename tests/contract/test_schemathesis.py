@@ -21,7 +21,7 @@ GENEROUS = {"MAX_INPUT_TOKENS": "1000000", "STREAM_TTL_SECONDS": "30"}
 CONTRACT = render_contract(load_settings(environ=server_env("http://127.0.0.1:1/v1", **GENEROUS)))
 SCHEMA = schemathesis.openapi.from_dict(yaml.safe_load(CONTRACT))
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]  # xdist (--dist loadfile) loses its generated cases
 
 
 @schemathesis.hook
