@@ -16,10 +16,11 @@ from typing import Any
 from . import keys, upstreams
 from . import values as read
 from .keys import ClientKey
-from .upstreams import UpstreamServer, UpstreamsFile
+from .upstreams import KINDS, UpstreamServer, UpstreamsFile
 from .values import ConfigError
 
 __all__ = [
+    "KINDS",
     "ClientKey",
     "ConfigError",
     "Settings",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from ..apis.schema import StrictSchema
+from ..config import KINDS
 
 
 class HealthSchema(StrictSchema):
@@ -41,6 +42,7 @@ class ReadyServerSchema(StrictSchema):
 
     name = fields.String(required=True)
     url = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(KINDS))
     models = fields.List(fields.String(), required=True)
     weight = fields.Float(required=True)
     state = fields.String(required=True, validate=validate.OneOf(("healthy", "resting", "probing")))

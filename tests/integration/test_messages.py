@@ -430,3 +430,23 @@ def test_a_silent_stream_is_kept_alive_with_ping_events(sdk, server) -> None:
     assert raw.count(b'event: ping\ndata: {"type":"ping"}\n\n') >= 2 and b": keepalive" not in raw
     with sdk.messages.stream(model=FAKE_MODEL, max_tokens=50, messages=[{"role": "user", "content": message}]) as s:
         assert "".join(s.text_stream) == expected_reply(3)
+
+
+def test_structured_output_follows_the_schema(sdk, fake, upstream) -> None:
+    """`output_config.format`: the reply's text is JSON of the schema, over either upstream (a
+    chat completions server is asked for a json_schema response format)."""
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+        "required": ["city", "days"],
+    }
+    message = _unique("plan a trip")
+    reply = sdk.messages.create(
+        model=FAKE_MODEL,
+        max_tokens=100,
+        messages=[{"role": "user", "content": message}],
+        output_config={"format": {"type": "json_schema", "schema": schema}},
+    )
+    assert json.loads(reply.content[0].text) == {"city": "fake", "days": 1}
+    if upstream == "messages":
+        assert _sent(fake, message)["output_config"] == {"format": {"type": "json_schema", "schema": schema}}

@@ -128,7 +128,7 @@ def test_stop_reasons_are_openais_finish_reasons(stop: str, finish: str, kept: s
     [
         (HEAD + _start(0, {"type": "text", "text": "a"}), "upstream_interrupted"),  # no message_stop
         (HEAD + _event({"type": "message_stop"}), "upstream_interrupted"),  # no stop reason
-        (HEAD + _event({"type": "error", "error": {"type": "overloaded_error"}}), "upstream_unavailable"),
+        (HEAD + _event({"type": "error", "error": {"type": "overloaded_error"}}), "upstream_interrupted"),
         (HEAD + _event({"type": "error", "error": {"type": "api_error"}}), "upstream_interrupted"),
         (HEAD + _start(0, {"type": "tool_use", "id": 7, "name": "x"}) + _tail(), "upstream_bad_response"),
         (HEAD + b"data: " + b"x" * (MAX_LINE + 1) + b"\n", "upstream_bad_response"),

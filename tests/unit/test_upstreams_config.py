@@ -84,6 +84,7 @@ def test_a_yaml_file_works_the_same(tmp_path: Path) -> None:
         ('url = "http://a/v1"\nconcurrency = 0', "entry 1 (a): concurrency must be a whole number from 1"),
         ('url = "http://a/v1"\nconcurrency = 1.5', "entry 1 (a): concurrency must be a whole number from 1"),
         ('url = "http://a/v1"\ncontinuation = "maybe"', "entry 1 (a): continuation must be one of prefill"),
+        ('url = "http://a/v1"\nkind = "gemini"', "entry 1 (a): kind must be one of openai, anthropic"),
     ],
 )
 def test_a_bad_entry_stops_start_up_naming_entry_and_field(tmp_path: Path, entry: str, said: str) -> None:
@@ -130,12 +131,14 @@ def test_the_documented_examples_are_valid_pools(
     fence = "`" * 3
     examples = [b for b in re.findall(rf"{fence}{language}\n(.*?){fence}", text, re.DOTALL) if "upstream" in b]
     monkeypatch.setenv("OPENAI_KEY", KEY)
+    monkeypatch.setenv("ANTHROPIC_KEY", KEY + "a")
     assert examples
     for number, example in enumerate(examples):
         listing = tmp_path / f"upstreams{number}{suffix}"
         listing.write_text(example)
         settings = _settings(UPSTREAMS_FILE=str(listing))
         assert settings.upstreams[0].name == "openai" and settings.upstreams[0].api_key == KEY
+        assert [(s.name, s.kind) for s in settings.upstreams if s.kind != "openai"] == [("claude", "anthropic")]
         if "context_window_fallbacks" in example:  # the fallbacks example
             assert settings.fallbacks_of("gpt-4o-mini") == ("llama-8b",)
             assert settings.fallbacks_of("llama-8b", too_long=True) == ("llama-70b",)

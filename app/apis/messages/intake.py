@@ -28,6 +28,7 @@ NAMES = {
     "user": "metadata",
     "reasoning_effort": "thinking",
     "parallel_tool_calls": "tool_choice",
+    "response_format": "output_config",
 }
 
 
@@ -109,6 +110,10 @@ def _options(fields: dict[str, Any]) -> dict[str, Any]:
     effort = _effort(fields)
     if effort is not None:
         options["reasoning_effort"] = effort
+    form = (fields.get("output_config") or {}).get("format")
+    if form is not None:
+        schema = {"name": "output", "schema": form["schema"]}
+        options["response_format"] = {"type": "json_schema", "json_schema": schema}
     choice = fields.get("tool_choice")
     if fields.get("tools") and (choice is None or choice["type"] != "none"):
         options["tools"] = [_tool(tool) for tool in fields["tools"]]

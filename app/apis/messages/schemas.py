@@ -31,7 +31,7 @@ _BLOCKS_OF = {
     "assistant": {"text", "tool_use", "thinking", "redacted_thinking"},
     "system": {"text"},
 }
-EFFORTS = ("low", "medium", "high", "max")
+EFFORTS = ("low", "medium", "high", "xhigh", "max")
 
 
 class ToolSchema(StrictSchema):
@@ -98,10 +98,19 @@ class MetadataSchema(StrictSchema):
     user_id = Text(validate=validate.Length(max=1024), allow_none=True)
 
 
+class OutputFormatSchema(StrictSchema):
+    """`output_config.format`: the JSON Schema the reply's text follows (structured output)."""
+
+    type = fields.String(required=True, validate=validate.OneOf(("json_schema",)))
+    schema = fields.Dict(required=True)
+
+
 class OutputConfigSchema(StrictSchema):
-    """`output_config`: how hard the model thinks (`effort`), asked of the upstream as a reasoning effort."""
+    """`output_config`: how hard the model thinks (`effort`, asked of the upstream as a reasoning
+    effort) and the reply's format (asked as a `json_schema` response format)."""
 
     effort = fields.String(validate=validate.OneOf(EFFORTS))
+    format = fields.Nested(OutputFormatSchema)
 
 
 class CountTokensSchema(StrictSchema):
@@ -169,4 +178,5 @@ MESSAGES_COMPONENTS: dict[str, type[StrictSchema]] = {
     "MessagesThinking": ThinkingSchema,
     "MessagesMetadata": MetadataSchema,
     "MessagesOutputConfig": OutputConfigSchema,
+    "MessagesOutputFormat": OutputFormatSchema,
 }

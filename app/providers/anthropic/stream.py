@@ -38,6 +38,20 @@ FINISH_REASONS = {
     "tool_use": "tool_calls",
     "refusal": "content_filter",
 }
+# The error types of Anthropic's `error` event, as logged (any other: `other`).
+ERROR_TYPES = frozenset(
+    (
+        "overloaded_error",
+        "api_error",
+        "rate_limit_error",
+        "invalid_request_error",
+        "authentication_error",
+        "permission_error",
+        "not_found_error",
+        "request_too_large",
+        "timeout_error",
+    )
+)
 MAX_ID_CHARS = 256
 _SKIPPED = object()  # a content block ChatWait does not carry
 
@@ -193,11 +207,12 @@ class AnthropicGeneration(Generation):
             self.usage = Usage(prompt, found["output_tokens"], cached_tokens=cached, cache_write_tokens=written)
 
     def _failure(self, error: Any) -> UpstreamError:
-        """An `error` event: the server busy (overloaded, rate limited) or otherwise failed mid-reply."""
+        """An `error` event (Anthropic's servers send `overloaded_error` so): the reply is cut, and
+        may be continued elsewhere. Its type is logged when it is one of Anthropic's."""
         kind = error.get("type") if isinstance(error, dict) else None
-        if kind in ("overloaded_error", "rate_limit_error"):
-            return self._error("upstream_unavailable", "The model provider said it is overloaded mid-reply.")
-        return self._error("upstream_interrupted", "The model provider reported an error mid-reply.")
+        said = kind if isinstance(kind, str) and kind in ERROR_TYPES else "other"
+        detail = "The model provider reported an error mid-reply."
+        return self._error("upstream_interrupted", detail, upstream_error=said)
 
     def _skip(self) -> None:
         self._skipped += 1

@@ -29,7 +29,14 @@ CONTEXT, CONTENT, STREAM_OPTIONS = "context_length", "content_policy", "stream_o
 # How providers say why they refused: error codes and types, then words of their messages.
 _CONTEXT_CODES = frozenset(("context_length_exceeded", "string_above_max_length", "exceed_context_size_error"))
 _CONTENT_CODES = frozenset(("content_filter", "content_policy_violation", "invalid_prompt", "moderation_blocked"))
-_CONTEXT_WORDS = ("maximum context length", "context length", "context size", "context window", "too many tokens")
+_CONTEXT_WORDS = (
+    "maximum context length",
+    "context length",
+    "context size",
+    "context window",
+    "too many tokens",
+    "prompt is too long",  # Anthropic's
+)
 _CONTENT_WORDS = ("content management policy", "content policy", "content filter", "safety system")
 _REFUSALS = {
     CONTEXT: ("input_too_long", "The model provider says the conversation is longer than the model's context."),

@@ -113,6 +113,7 @@ class Server:
         return {
             "name": self.name,
             "url": origin(self.config.url),
+            "kind": self.config.kind,
             "models": list(self.config.models),
             "weight": self.config.weight,
             "state": self.health.state,
