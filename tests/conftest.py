@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -46,6 +47,20 @@ def server_env(upstream_url: str, **overrides: str) -> dict[str, str]:
         "MAX_INPUT_TOKENS": "2000",
         **overrides,
     }
+
+
+UPSTREAM_KEY = "sk-ant-upstream-" + "0" * 16  # the key of the fake as a Messages API server
+
+
+def anthropic_upstream(fake: FakeUpstream, folder: Path, **fields: str) -> Path:
+    """An UPSTREAMS_FILE with the fake as a server that speaks the Messages API."""
+    listing = folder / "upstreams.toml"
+    extra = "".join(f'{name} = "{value}"\n' for name, value in fields.items())
+    listing.write_text(
+        f'[[upstream]]\nname = "claude"\nurl = "{fake.base_url}"\nkind = "anthropic"\n'
+        f'api_key = "{UPSTREAM_KEY}"\nmodels = ["{FAKE_MODEL}", "other-model"]\n{extra}'
+    )
+    return listing
 
 
 @pytest.fixture(scope="session")

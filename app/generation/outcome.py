@@ -59,7 +59,7 @@ class Outcome:
             error = ApiError(
                 kind, found.get("detail"), action=found.get("action"), retry_after=found.get("retry_after")
             )
-        generated, cached, written = (*more, None, 0, 0)[:3]
+        generated, cached, written = (*more, *(None, 0, 0)[len(more) :])[:3]
         usage = Usage(int(prompt), int(completion), bool(estimated), generated, int(cached), int(written))
         duration, ttft = record["duration_ms"], record["ttft_ms"]
         model = record.get("model")

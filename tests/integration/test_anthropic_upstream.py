@@ -16,9 +16,8 @@ import pytest
 from load.fake_replies import ARG_PIECE
 from load.processes import ChatWaitServer, FakeUpstream
 
-from ..conftest import FAKE_MODEL, server_env
+from ..conftest import FAKE_MODEL, UPSTREAM_KEY, anthropic_upstream, server_env
 from ..sse import expected_reply
-from .test_messages import UPSTREAM_KEY, anthropic_upstream
 
 pytestmark = pytest.mark.integration
 

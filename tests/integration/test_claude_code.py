@@ -1,6 +1,7 @@
 """Claude Code (`claude -p`, `@anthropic-ai/claude-code` from npm, in tests/node) through ChatWait's
 Messages API, over the fake upstream scripted to call one tool (Bash) and then answer: the
-command finishes with the scripted answer, and the tool ran."""
+command finishes with the scripted answer, and the tool ran. Over the fake as chat completions
+(translated) and as a Messages API server (Claude Code's own bodies passed through)."""
 
 from __future__ import annotations
 
@@ -15,17 +16,25 @@ import pytest
 
 from load.processes import ChatWaitServer, FakeUpstream
 
-from ..conftest import FAKE_MODEL, server_env
+from ..conftest import FAKE_MODEL, anthropic_upstream, server_env
 
 pytestmark = pytest.mark.integration
 
 CLAUDE = Path(__file__).resolve().parents[1] / "node" / "node_modules" / ".bin" / "claude"
 
 
-@pytest.fixture(scope="module")
-def server(fake: FakeUpstream) -> Iterator[ChatWaitServer]:
+@pytest.fixture(scope="module", params=["chat", "messages"])
+def server(
+    fake: FakeUpstream, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ChatWaitServer]:
     """Claude Code's prompt (its tools' definitions) is some 18,000 tokens."""
-    running = ChatWaitServer(server_env(fake.base_url, MAX_INPUT_TOKENS="200000"))
+    if request.param == "chat":
+        env = server_env(fake.base_url, MAX_INPUT_TOKENS="200000")
+    else:
+        listing = anthropic_upstream(fake, tmp_path_factory.mktemp("claude"))
+        env = server_env("", UPSTREAMS_FILE=str(listing), MAX_INPUT_TOKENS="200000")
+    running = ChatWaitServer(env)
+    running.upstream = request.param
     yield running
     running.stop()
 
@@ -48,7 +57,7 @@ def _claude(server: ChatWaitServer, home: Path, prompt: str) -> subprocess.Compl
     )
 
 
-def test_claude_code_runs_the_tool_and_ends_with_the_answer(server, tmp_path) -> None:
+def test_claude_code_runs_the_tool_and_ends_with_the_answer(server, fake, tmp_path) -> None:
     marker = tmp_path / "ran.txt"
     call = {"command": f"echo ran > {marker}", "description": "Mark that the tool ran"}
     args = base64.urlsafe_b64encode(json.dumps(call).encode()).decode().rstrip("=")
@@ -59,3 +68,9 @@ def test_claude_code_runs_the_tool_and_ends_with_the_answer(server, tmp_path) ->
     assert marker.read_text() == "ran\n", "Claude Code ran the Bash call ChatWait streamed to it"
     ended = [r for r in server.log_records() if r.get("event") == "stream_completed"]
     assert [r["finish_reason"] for r in ended][-2:] == ["tool_calls", "stop"], "the call, then the answer"
+    if server.upstream == "messages":  # Claude Code's own bodies reached the Messages API server
+        sent = [o["body"] for o in fake.stats()["outcomes"] if o.get("api") == "messages" and args in json.dumps(o)]
+        asked, answered = sent[-2:]
+        assert isinstance(asked["system"], list) and asked["tools"], "its system blocks and tools, as it sent them"
+        results = [b for b in answered["messages"][-1]["content"] if b["type"] == "tool_result"]
+        assert [b["tool_use_id"] for b in results] == ["call_fake0"]

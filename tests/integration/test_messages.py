@@ -20,7 +20,7 @@ import pytest
 from load.fake_replies import ARG_PIECE
 from load.processes import ChatWaitServer, FakeUpstream
 
-from ..conftest import FAKE_MODEL, server_env
+from ..conftest import FAKE_MODEL, UPSTREAM_KEY, anthropic_upstream, server_env
 from ..proxy import CuttingProxy
 from ..sse import expected_reply, parse
 from .test_scale_out import _worker_of
@@ -42,20 +42,6 @@ TOOLS = [
         "input_schema": {"type": "object", "properties": {"word": {"type": "string"}}, "required": ["word"]},
     }
 ]
-
-
-UPSTREAM_KEY = "sk-ant-upstream-" + "0" * 16
-
-
-def anthropic_upstream(fake: FakeUpstream, folder: Path, **fields: str) -> Path:
-    """An UPSTREAMS_FILE with the fake as a server that speaks the Messages API."""
-    listing = folder / "upstreams.toml"
-    extra = "".join(f'{name} = "{value}"\n' for name, value in fields.items())
-    listing.write_text(
-        f'[[upstream]]\nname = "claude"\nurl = "{fake.base_url}"\nkind = "anthropic"\n'
-        f'api_key = "{UPSTREAM_KEY}"\nmodels = ["{FAKE_MODEL}", "other-model"]\n{extra}'
-    )
-    return listing
 
 
 @pytest.fixture(scope="module", params=["chat", "messages"])

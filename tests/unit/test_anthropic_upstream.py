@@ -293,3 +293,16 @@ def test_the_clients_own_body_is_passed_through() -> None:
     }
     assert body["max_tokens"] == 32000, "the client's body is not changed"
     assert "thinking" not in messages_body(_call(native=native, max_tokens=1000))
+
+
+def test_a_streams_record_keeps_the_caches_part_and_reads_older_records() -> None:
+    from app.generation.outcome import Outcome
+    from app.providers.base import Usage
+
+    usage = Usage(150, 9, cached_tokens=100, cache_write_tokens=30)
+    kept = Outcome("", 3, usage, 12.0, 1.0, finish_reason="stop").record()
+    assert Outcome.from_record("", json.loads(json.dumps(kept))).usage == usage
+    older = {**kept, "usage": [150, 9, False, 4]}  # a record of the release before: no cache counts
+    assert Outcome.from_record("", older).usage == Usage(150, 9, generated=4)
+    assert usage.as_dict()["prompt_tokens_details"] == {"cached_tokens": 100}
+    assert "prompt_tokens_details" not in Usage(150, 9).as_dict()
