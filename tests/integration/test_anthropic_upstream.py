@@ -10,6 +10,7 @@ import json
 import uuid
 from collections.abc import Iterator
 
+import httpx
 import openai
 import pytest
 
@@ -180,3 +181,11 @@ def test_what_the_messages_api_cannot_do_is_refused_with_a_reason(sdk) -> None:
     error = refused.value.body
     assert refused.value.status_code == 502 and error["code"] == "upstream_rejected"
     assert "logprobs" in error["message"] and "Messages API" in error["message"]
+
+
+def test_ready_checks_a_messages_api_server_and_names_its_api(server) -> None:
+    """/ready's check of the server (GET /models) passes, names the API it speaks, shows no key."""
+    ready = httpx.get(f"{server.url}/ready", timeout=10)
+    (listed,) = ready.json()["servers"]
+    assert ready.status_code == 200 and listed["kind"] == "anthropic" and listed["ok"] is True
+    assert UPSTREAM_KEY not in ready.text
