@@ -101,6 +101,13 @@ def test_a_stream_split_anywhere_reads_whole(cuts: list[int], crlf: bool) -> Non
     assert (usage.cached_tokens, usage.cache_write_tokens) == (100, 30)
 
 
+def test_pieces_of_a_block_whose_start_never_came_are_kept() -> None:
+    """A server that skips content_block_start: its text and thinking still arrive."""
+    thinking, text = {"type": "thinking_delta", "thinking": "hm"}, {"type": "text_delta", "text": "hi"}
+    generation = _generation([HEAD + _delta(0, thinking) + _delta(1, text) + _tail()])
+    assert list(generation) == [Delta(REASONING, "hm"), "hi"] and generation.finish_reason == "stop"
+
+
 def test_a_signature_is_kept_as_stored_and_read_back() -> None:
     signed = Delta(REASONING, data="EqQBCgIYAhIM")
     assert decode(*signed.encode()) == signed

@@ -5,7 +5,8 @@ Each `data:` line is one event, its `type` says which. Text and thinking deltas 
 reasoning; a `tool_use` block's start opens a tool call (numbered 0, 1, ... among the reply's
 calls) and its `input_json_delta` pieces are the call's arguments, passed on as they come (never
 parsed, so a call cut anywhere is whole once resumed). Blocks ChatWait does not carry (redacted
-thinking, a server tool's use and results, citations) are skipped. A reply is complete at
+thinking, a server tool's use and results, citations) are skipped; a text or thinking piece of
+a block whose start never came opens it. A reply is complete at
 `message_stop` after a `message_delta` with its stop reason; one that ends otherwise is an
 error. Malformed events are skipped up to MAX_SKIPPED_CHUNKS a reply, as for chat completions.
 """
@@ -54,6 +55,7 @@ ERROR_TYPES = frozenset(
 )
 MAX_ID_CHARS = 256
 _SKIPPED = object()  # a content block ChatWait does not carry
+_OPENS = {"text_delta": "text", "thinking_delta": "thinking"}  # the block a piece of one never started is
 
 
 class AnthropicGeneration(Generation):
@@ -166,9 +168,12 @@ class AnthropicGeneration(Generation):
         return Delta(TOOL_CALL, orjson.dumps(given).decode() if given else "", self._blocks[index], call_id, name)
 
     def _delta(self, index: Any, delta: dict[str, Any]) -> Iterator[str | Delta]:
-        """One piece of the block at `index`, as text or a typed delta (nothing if empty)."""
-        block = self._blocks.get(index, _SKIPPED) if type(index) is int else _SKIPPED
+        """One piece of the block at `index`, as text or a typed delta (nothing if empty). A text or
+        thinking piece of a block never started opens it (a server that skips the start loses nothing)."""
         kind = delta["type"]
+        if type(index) is int and index not in self._blocks and kind in _OPENS:
+            self._blocks[index] = _OPENS[kind]
+        block = self._blocks.get(index, _SKIPPED) if type(index) is int else _SKIPPED
         if block is _SKIPPED or kind == "citations_delta":
             return
         field = {"text_delta": "text", "thinking_delta": "thinking", "signature_delta": "signature"}
