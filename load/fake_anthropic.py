@@ -4,10 +4,11 @@ A request is read as the chat completions request it means (`chat_request`), so 
 directives and typed replies drive it; what the fake would send as chat completions is written
 as Anthropic's events (`MessagesSocket`): `message_start` and a `ping`, content blocks (text,
 thinking sealed with a signature, tool_use with `input_json_delta` pieces), `message_delta` with
-the stop reason and usage, `message_stop`; an `{"error": ...}` chunk becomes an `error` event,
-and a reply ended without a finish reason ends without a stop reason. A request that marks any
-block with `cache_control` is answered as if part of its prompt came from the cache
-(CACHE_READ and CACHE_WRITTEN tokens). Errors are in Anthropic's shape.
+the stop reason (`@stopped_by=SEQ`: that stop sequence) and usage, `message_stop`; an
+`{"error": ...}` chunk becomes an `error` event, and a reply ended without a finish reason ends
+without a stop reason. A request that marks any block with `cache_control` is answered as if
+part of its prompt came from the cache (CACHE_READ and CACHE_WRITTEN tokens). Errors are in
+Anthropic's shape.
 """
 
 from __future__ import annotations
@@ -131,8 +132,9 @@ class MessagesSocket:
     """The client's socket, through which the fake's chat completions answer goes out as the
     Messages API's (the rest of the socket's methods are the socket's own)."""
 
-    def __init__(self, sock: Any, model: str | None, from_cache: bool) -> None:
+    def __init__(self, sock: Any, model: str | None, from_cache: bool, stopped_by: str | None = None) -> None:
         self._sock = sock
+        self._stopped_by = stopped_by  # a reply that ends with end_turn ends by this stop sequence
         self._model = model
         self._from_cache = from_cache
         self._headed = False
@@ -254,6 +256,9 @@ class MessagesSocket:
         self._close()
         self._blocks.append("closed")  # nothing more to stop
         if self._stop is not None:
-            delta = {"type": "message_delta", "delta": {"stop_reason": self._stop, "stop_sequence": None}}
+            ended = {"stop_reason": self._stop, "stop_sequence": None}
+            if self._stopped_by is not None and self._stop == "end_turn":
+                ended = {"stop_reason": "stop_sequence", "stop_sequence": self._stopped_by}
+            delta = {"type": "message_delta", "delta": ended}
             self._event("message_delta", {**delta, "usage": self._usage})
         self._event("message_stop", {"type": "message_stop"})

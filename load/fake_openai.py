@@ -244,7 +244,8 @@ class FakeOpenAI:
 
     def messages(self, sock, headers, request, buffer):
         model, from_cache = request.get("model"), fake_anthropic.cached(request)
-        wrapped = fake_anthropic.MessagesSocket(sock, model, from_cache)
+        stopped_by = re.search(r"@stopped_by=(\w+)", json.dumps(request.get("messages")))
+        wrapped = fake_anthropic.MessagesSocket(sock, model, from_cache, stopped_by and stopped_by[1])
         asked = {**headers, "authorization": "Bearer " + headers.get("x-api-key", "")}
         outcome_at = len(self.outcomes)
         result = self.completions(wrapped, asked, fake_anthropic.chat_request(request), buffer)

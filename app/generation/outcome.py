@@ -25,6 +25,7 @@ class Outcome:
     error: ApiError | None = None
     parts: ReplyParts | None = None
     model: str | None = None  # the fallback model that answered (None: the one asked for)
+    stop_sequence: str | None = None  # the stop sequence that ended it, where the upstream said which
 
     def record(self) -> dict[str, Any]:
         """How it ended, as a stream keeps it beside its events (JSON-ready; the text is the
@@ -46,6 +47,7 @@ class Outcome:
             "ttft_ms": self.ttft_ms,
             "error": None if error is None else _error_record(error),
             "model": self.model,
+            "stop_sequence": self.stop_sequence,
         }
 
     @classmethod
@@ -62,8 +64,8 @@ class Outcome:
         generated, cached, written = (*more, *(None, 0, 0)[len(more) :])[:3]
         usage = Usage(int(prompt), int(completion), bool(estimated), generated, int(cached), int(written))
         duration, ttft = record["duration_ms"], record["ttft_ms"]
-        model = record.get("model")
-        return cls(text, record["chunks"], usage, duration, ttft, record["finish_reason"], error, parts, model)
+        model, stop = record.get("model"), record.get("stop_sequence")
+        return cls(text, record["chunks"], usage, duration, ttft, record["finish_reason"], error, parts, model, stop)
 
 
 def _error_record(error: ApiError) -> dict[str, Any]:

@@ -90,7 +90,7 @@ class Relay:
         self._max_chars = call.max_tokens * MAX_CHARS_PER_TOKEN + REPLY_CHARS_FLOOR
         self._first_token_at: float | None = None
         self._started = 0.0
-        self._upstream_finish_reason: str | None = None
+        self._ended_by: Generation | None = None  # the attempt that ended the reply (its own words)
         self._gaps = Gaps()
         self._mode = "wait" if listener is None else "streaming"
         self._rescues = 0  # continuations opened after the upstream broke mid-answer
@@ -148,7 +148,7 @@ class Relay:
                     self.metrics.queue_waited(time.monotonic() - self._started)
                 opened = self._taken_over(slot) if self._prefix is not None else self._opener.open_routes(slot)
                 generation = self._relay_all(opened, slot)
-            self._upstream_finish_reason = generation.upstream_finish_reason
+            self._ended_by = generation
             if not self._rescues:
                 return generation.finish_reason, generation.usage, None
             self._last_usage = generation.usage
@@ -345,6 +345,7 @@ class Relay:
             error=error,
             parts=self._parts if self._deltas or self._prefix is not None else None,
             model=self.call.model if self.call.model != self._requested else None,
+            stop_sequence=None if self._ended_by is None else self._ended_by.stop_sequence,
         )
 
     def _report_end(self, outcome: Outcome) -> None:
@@ -362,8 +363,8 @@ class Relay:
             "model": self.call.model,  # the fallback model, when one answered
             **self._server(),
         }
-        if self._upstream_finish_reason is not None:  # mapped to one of the contract's reasons
-            fields["upstream_finish_reason"] = self._upstream_finish_reason
+        if self._ended_by is not None and self._ended_by.upstream_finish_reason is not None:  # mapped
+            fields["upstream_finish_reason"] = self._ended_by.upstream_finish_reason
         failed = outcome.error is not None
         ending = outcome.error.error_code if outcome.error is not None else str(outcome.finish_reason)
         if failed:

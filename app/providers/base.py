@@ -173,6 +173,7 @@ class Generation(abc.ABC):
 
     finish_reason: str | None = None
     upstream_finish_reason: str | None = None  # the upstream's own word, when it is not one of OpenAI's
+    stop_sequence: str | None = None  # the client's stop sequence that ended it, where the upstream says which
     usage: Usage | None = None
     upstream_request_id: str | None = None
 

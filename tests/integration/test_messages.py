@@ -436,3 +436,15 @@ def test_structured_output_follows_the_schema(sdk, fake, upstream) -> None:
     assert json.loads(reply.content[0].text) == {"city": "fake", "days": 1}
     if upstream == "messages":
         assert _sent(fake, message)["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
+
+
+def test_the_stop_sequence_that_ended_a_reply_is_named(sdk, upstream) -> None:
+    """A Messages API server says which stop sequence ended the reply, and so does ChatWait,
+    waited for or streamed; a chat completions server cannot say (`end_turn`)."""
+    turns = [{"role": "user", "content": _unique("@tokens=3 @stopped_by=END")}]
+    whole = sdk.messages.create(model=FAKE_MODEL, max_tokens=50, messages=turns, stop_sequences=["END"])
+    with sdk.messages.stream(model=FAKE_MODEL, max_tokens=50, messages=turns, stop_sequences=["END"]) as s:
+        streamed = s.get_final_message()
+    said = ("stop_sequence", "END") if upstream == "messages" else ("end_turn", None)
+    for reply in (whole, streamed):
+        assert (reply.stop_reason, reply.stop_sequence) == said and reply.content[0].text == expected_reply(3)

@@ -13,9 +13,10 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from app.generation.outcome import Outcome
 from app.providers.anthropic.request import messages_body
 from app.providers.anthropic.stream import AnthropicGeneration
-from app.providers.base import ChatCall, UpstreamError
+from app.providers.base import ChatCall, UpstreamError, Usage
 from app.providers.deltas import REASONING, TOOL_CALL, Delta, ReplyParts, decode
 
 from .test_fuzz_upstream import _split
@@ -48,8 +49,9 @@ USAGE = {"input_tokens": 20, "output_tokens": 1, "cache_read_input_tokens": 100,
 HEAD = _event({"type": "message_start", "message": {"id": "msg_1", "usage": USAGE}}) + _event({"type": "ping"})
 
 
-def _tail(stop: str = "end_turn", output: int = 9) -> bytes:
-    ending = {"type": "message_delta", "delta": {"stop_reason": stop}, "usage": {"output_tokens": output}}
+def _tail(stop: str = "end_turn", output: int = 9, sequence: str | None = None) -> bytes:
+    ended = {"stop_reason": stop, "stop_sequence": sequence}
+    ending = {"type": "message_delta", "delta": ended, "usage": {"output_tokens": output}}
     return _event(ending) + _event({"type": "message_stop"})
 
 
@@ -112,6 +114,13 @@ def test_a_signature_is_kept_as_stored_and_read_back() -> None:
     signed = Delta(REASONING, data="EqQBCgIYAhIM")
     assert decode(*signed.encode()) == signed
     assert decode(*Delta(REASONING, "text").encode()) == Delta(REASONING, "text")
+
+
+def test_the_stop_sequence_that_ended_a_reply_is_kept() -> None:
+    generation = _generation([HEAD + _start(0, {"type": "text", "text": "a"}) + _tail("stop_sequence", 1, "END")])
+    assert list(generation) == ["a"] and (generation.finish_reason, generation.stop_sequence) == ("stop", "END")
+    kept = Outcome("a", 1, Usage(1, 1), 1.0, 1.0, finish_reason="stop", stop_sequence="END").record()
+    assert Outcome.from_record("a", json.loads(json.dumps(kept))).stop_sequence == "END"
 
 
 @pytest.mark.parametrize(
@@ -303,9 +312,6 @@ def test_the_clients_own_body_is_passed_through() -> None:
 
 
 def test_a_streams_record_keeps_the_caches_part_and_reads_older_records() -> None:
-    from app.generation.outcome import Outcome
-    from app.providers.base import Usage
-
     usage = Usage(150, 9, cached_tokens=100, cache_write_tokens=30)
     kept = Outcome("", 3, usage, 12.0, 1.0, finish_reason="stop").record()
     assert Outcome.from_record("", json.loads(json.dumps(kept))).usage == usage

@@ -103,3 +103,21 @@ def test_an_error_ends_with_one_error_event_in_anthropics_shape() -> None:
     assert (sse_id, kind) == ("1", "error") and body["error"]["type"] == "overloaded_error"
     interrupted = wire.interrupted(4, ApiError("store_unavailable", "Redis is away."))
     assert not interrupted.startswith(b"id:") and json.loads(interrupted.split(b"data: ", 1)[1])["resume_after"] == 4
+
+
+def test_a_signature_and_a_stop_sequence_reach_the_sdk() -> None:
+    """A thinking block's signature is its `signature_delta`; a reply a stop sequence ended says
+    which (the SDK's accumulated message has both)."""
+    wire = writer()
+    frames = [
+        wire.priming(),
+        wire.delta(1, Delta(REASONING, "Hm.")),
+        wire.delta(2, Delta(REASONING, data="EqQBsig")),
+        wire.chunk(3, "Done"),
+    ]
+    ended = Outcome("Done", 3, Usage(7, 3, cached_tokens=4), 5.0, 1.0, finish_reason="stop", stop_sequence="END")
+    message = accumulated(decoded(*frames, wire.terminal(3, 4, ended)))
+    thinking, text = message.content
+    assert (thinking.thinking, thinking.signature, text.text) == ("Hm.", "EqQBsig", "Done")
+    assert (message.stop_reason, message.stop_sequence) == ("stop_sequence", "END")
+    assert (message.usage.input_tokens, message.usage.cache_read_input_tokens) == (3, 4)

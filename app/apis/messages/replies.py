@@ -38,9 +38,12 @@ def error_status(error: ApiError) -> int:
     return OVERLOADED if error.error_code in _OVERLOADED_CODES else error.status
 
 
-def stop_reason(finish_reason: str | None) -> str:
-    """A finish reason as Anthropic's clients know it."""
-    return _STOP_REASONS.get(finish_reason or "", "end_turn")
+def stop_reason(outcome: Outcome) -> dict[str, Any]:
+    """How a generation ended as Anthropic's clients know it: `stop_reason`, and `stop_sequence`
+    where the upstream said which of the client's ended it."""
+    if outcome.stop_sequence is not None and outcome.finish_reason == "stop":
+        return {"stop_reason": "stop_sequence", "stop_sequence": outcome.stop_sequence}
+    return {"stop_reason": _STOP_REASONS.get(outcome.finish_reason or "", "end_turn"), "stop_sequence": None}
 
 
 def usage_of(usage: Usage) -> dict[str, Any]:
@@ -83,8 +86,7 @@ def message(message_id: str, model: str, outcome: Outcome) -> dict[str, Any]:
         "role": "assistant",
         "model": model,
         "content": content,
-        "stop_reason": stop_reason(outcome.finish_reason),
-        "stop_sequence": None,
+        **stop_reason(outcome),
         "usage": usage_of(outcome.usage),
         "usage_source": outcome.usage.source,
     }

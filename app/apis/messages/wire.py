@@ -170,7 +170,7 @@ class MessagesWriter:
             frames = _event(event_id, b"content_block_stop", stop)
         delta = {
             "type": "message_delta",
-            "delta": {"stop_reason": stop_reason(outcome.finish_reason), "stop_sequence": None},
+            "delta": stop_reason(outcome),
             "usage": usage_of(outcome.usage),
         }
         frames += _event(event_id, b"message_delta", dumps(delta).encode())

@@ -54,6 +54,7 @@ ERROR_TYPES = frozenset(
     )
 )
 MAX_ID_CHARS = 256
+MAX_STOP_SEQUENCE_CHARS = 1024  # a stop sequence the server says ended the reply (the client's, bounded)
 _SKIPPED = object()  # a content block ChatWait does not carry
 _OPENS = {"text_delta": "text", "thinking_delta": "thinking"}  # the block a piece of one never started is
 
@@ -135,11 +136,13 @@ class AnthropicGeneration(Generation):
             self._count(event["message"].get("usage"))
         elif kind == "message_delta":
             self._count(event.get("usage"))
-            reason = event["delta"].get("stop_reason")
+            reason, sequence = event["delta"].get("stop_reason"), event["delta"].get("stop_sequence")
             if reason is not None:
                 if type(reason) is not str or len(reason) > MAX_FINISH_REASON_CHARS:
                     raise _Malformed
                 self._stop_reason = reason
+            if type(sequence) is str and len(sequence) <= MAX_STOP_SEQUENCE_CHARS:
+                self.stop_sequence = sequence
         elif kind == "error":
             raise self._failure(event.get("error"))
         elif kind not in ("ping", "content_block_stop"):

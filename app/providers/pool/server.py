@@ -155,6 +155,10 @@ class PooledGeneration(Generation):
         return self.inner.upstream_finish_reason
 
     @property
+    def stop_sequence(self) -> str | None:  # type: ignore[override]
+        return self.inner.stop_sequence
+
+    @property
     def usage(self) -> Any:  # type: ignore[override]
         return self.inner.usage
 
