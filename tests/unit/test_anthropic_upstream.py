@@ -149,6 +149,10 @@ def test_stop_reasons_are_openais_finish_reasons(stop: str, finish: str, kept: s
         (HEAD + _start(0, {"type": "tool_use", "id": 7, "name": "x"}) + _tail(), "upstream_bad_response"),
         (HEAD + b"data: " + b"x" * (MAX_LINE + 1) + b"\n", "upstream_bad_response"),
         (HEAD + b"data: {}\n\n" * 4 + _tail(), "upstream_bad_response"),  # more malformed events than skipped
+        (
+            HEAD + b"".join(_start(n, {"type": "redacted_thinking", "data": ""}) for n in range(4097)),
+            "upstream_bad_response",
+        ),
     ],
 )
 def test_broken_streams_are_classified(body: bytes, code: str) -> None:

@@ -54,6 +54,7 @@ ERROR_TYPES = frozenset(
     )
 )
 MAX_ID_CHARS = 256
+MAX_BLOCKS = 4096  # content blocks in one reply (each is remembered until the reply ends)
 MAX_STOP_SEQUENCE_CHARS = 1024  # a stop sequence the server says ended the reply (the client's, bounded)
 _SKIPPED = object()  # a content block ChatWait does not carry
 _OPENS = {"text_delta": "text", "thinking_delta": "thinking"}  # the block a piece of one never started is
@@ -153,12 +154,18 @@ class AnthropicGeneration(Generation):
         kind = block["type"]
         if type(index) is not int or index in self._blocks:
             raise _Malformed
+        self._room()
         if kind == "tool_use":
             yield self._call(index, block)
             return
         self._blocks[index] = kind if kind in ("text", "thinking") else _SKIPPED
         if kind in ("text", "thinking"):
             yield from self._delta(index, {"type": f"{kind}_delta", kind: block.get(kind) or ""})
+
+    def _room(self) -> None:
+        """Room for one more content block (a reply of endless empty blocks is no reply)."""
+        if len(self._blocks) >= MAX_BLOCKS:
+            raise self._error("upstream_bad_response", f"The reply opened more than {MAX_BLOCKS} content blocks.")
 
     def _call(self, index: int, block: dict[str, Any]) -> Delta:
         call_id, name, given = block["id"], block["name"], block.get("input") or {}
@@ -175,6 +182,7 @@ class AnthropicGeneration(Generation):
         thinking piece of a block never started opens it (a server that skips the start loses nothing)."""
         kind = delta["type"]
         if type(index) is int and index not in self._blocks and kind in _OPENS:
+            self._room()
             self._blocks[index] = _OPENS[kind]
         block = self._blocks.get(index, _SKIPPED) if type(index) is int else _SKIPPED
         if block is _SKIPPED or kind == "citations_delta":
