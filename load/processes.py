@@ -249,8 +249,11 @@ class ChatWaitServer:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def log_records(self) -> list[dict[str, Any]]:
-        """Every log line parsed as JSON (a non-JSON line fails the parse)."""
-        return [json.loads(line) for line in self.log_text().splitlines() if line.strip()]
+        """Every whole log line parsed as JSON (a non-JSON line fails the parse); a last line still
+        being written (no newline yet) is left for the next call."""
+        text = self.log_text()
+        whole = text[: text.rfind("\n") + 1]
+        return [json.loads(line) for line in whole.splitlines() if line.strip()]
 
     def _written_through_now(self, timeout: float = 10.0) -> None:
         """Wait until lines logged up to now are in the file.

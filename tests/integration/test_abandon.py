@@ -18,6 +18,9 @@ pytestmark = pytest.mark.integration
 
 ABANDON = "1"
 TOKENS = 150  # at 20 ms a token: 3 s, well past ABANDON_SECONDS and the reaper's rounds
+# A reply that should be cancelled: 10 s, so that a busy machine (tests run in parallel) still
+# cancels it long before its end.
+LONG = 500
 
 
 @pytest.fixture
@@ -35,8 +38,8 @@ def _drop_after(server, path: str, body: dict, events: int) -> str:
     return stream_id
 
 
-def _message() -> str:
-    return f"{uuid.uuid4().hex} @tokens={TOKENS} @delay_ms=20"
+def _message(tokens: int = TOKENS) -> str:
+    return f"{uuid.uuid4().hex} @tokens={tokens} @delay_ms=20"
 
 
 def _final_status(server, response_id: str) -> dict:
@@ -49,10 +52,10 @@ def _final_status(server, response_id: str) -> dict:
 
 
 def test_a_foreground_response_nobody_follows_is_cancelled_with_its_usage(server, fake) -> None:
-    message = _message()
+    message = _message(LONG)
     body = {"model": FAKE_MODEL, "input": message, "stream": True}
     stream_id = _drop_after(server, "/v1/responses", body, 6)
-    assert fake.wait_for_outcome(message, "client_closed", timeout=20)["tokens"] < TOKENS
+    assert fake.wait_for_outcome(message, "client_closed", timeout=20)["tokens"] < LONG
     ended = _final_status(server, f"resp_{stream_id}")
     assert ended["status"] == "cancelled" and ended["usage"]["output_tokens"] > 0
     assert ended["output"][0]["content"][0]["text"], "the partial text is kept"
@@ -67,10 +70,10 @@ def test_a_background_response_nobody_follows_runs_to_its_end(server, fake) -> N
 
 
 def test_a_streamed_completion_nobody_follows_is_cancelled(server, fake) -> None:
-    message = _message()
+    message = _message(LONG)
     body = {"model": FAKE_MODEL, "messages": [{"role": "user", "content": message}], "stream": True}
     _drop_after(server, "/v1/chat/completions", body, 4)
-    assert fake.wait_for_outcome(message, "client_closed", timeout=20)["tokens"] < TOKENS
+    assert fake.wait_for_outcome(message, "client_closed", timeout=20)["tokens"] < LONG
 
 
 def test_a_native_stream_nobody_follows_runs_on(server, fake) -> None:
@@ -95,7 +98,7 @@ def test_a_stored_response_is_kept_for_response_ttl_seconds(start_store_server) 
 
 
 def test_a_foreground_response_awaited_by_a_client_that_left_is_cancelled(server, fake) -> None:
-    message = _message()
+    message = _message(LONG)
     with pytest.raises(httpx.ReadTimeout):  # the client gives up waiting for the whole reply
         httpx.post(f"{server.url}/v1/responses", json={"model": FAKE_MODEL, "input": message}, timeout=0.5)
-    assert fake.wait_for_outcome(message, "client_closed", timeout=20)["tokens"] < TOKENS
+    assert fake.wait_for_outcome(message, "client_closed", timeout=20)["tokens"] < LONG
