@@ -206,18 +206,23 @@ def test_errors_are_the_sdks_exception_classes(sdk, server) -> None:
     assert failed.value.status_code == 529 and failed.value.body["error"]["type"] == "overloaded_error"
 
 
+def _events_until(response: httpx.Response, marker: bytes, count: int) -> list:
+    """The whole events a stream sent until `marker` had come `count` times (the client then drops it)."""
+    head = b""
+    for data in response.iter_raw():
+        head += data
+        if head.count(marker) >= count:
+            break
+    return [e for e in parse(head.rpartition(b"\n\n")[0] + b"\n\n")[0] if e.event != ":comment"]
+
+
 def test_a_dropped_stream_resumes_after_its_last_event(server) -> None:
     body = {"model": FAKE_MODEL, "max_tokens": 200, "stream": True, "messages": [{"role": "user", "content": ""}]}
     body["messages"][0]["content"] = _unique("@tokens=30 @delay_ms=5")
     with httpx.Client(base_url=server.url, timeout=30) as client:
         with client.stream("POST", "/v1/messages", json=body) as response:
             stream_id = response.headers["x-stream-id"]
-            head = b""
-            for data in response.iter_raw():
-                head += data
-                if head.count(b"content_block_delta") >= 5:
-                    break
-        seen = [e for e in parse(head.rpartition(b"\n\n")[0] + b"\n\n")[0] if e.event != ":comment"]
+            seen = _events_until(response, b"content_block_delta", 5)
         rest = client.get(f"/v1/messages/streams/{stream_id}", headers={"Last-Event-ID": str(seen[-1].id)})
     events = seen + [e for e in parse(rest.content)[0] if e.event != ":comment"]
     ids = sorted({e.id for e in events})
@@ -245,12 +250,7 @@ def test_a_tool_call_cut_mid_input_and_resumed_on_another_worker_arrives_whole(f
             started = {"X-Correlation-Id": f"tool-{uuid.uuid4().hex[:8]}"}
             with client.stream("POST", "/v1/messages", json=body, headers=started) as response:
                 stream_id = response.headers["x-stream-id"]
-                head = b""
-                for data in response.iter_raw():
-                    head += data
-                    if head.count(b"input_json_delta") >= 20:
-                        break
-            seen = [e for e in parse(head.rpartition(b"\n\n")[0] + b"\n\n")[0] if e.event != ":comment"]
+                seen = _events_until(response, b"input_json_delta", 20)
             for attempt in range(40):  # until a resume lands on the other worker
                 resumed = {
                     "Last-Event-ID": str(seen[-1].id),

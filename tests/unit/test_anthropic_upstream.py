@@ -119,6 +119,8 @@ def test_a_signature_is_kept_as_stored_and_read_back() -> None:
 def test_the_stop_sequence_that_ended_a_reply_is_kept() -> None:
     generation = _generation([HEAD + _start(0, {"type": "text", "text": "a"}) + _tail("stop_sequence", 1, "END")])
     assert list(generation) == ["a"] and (generation.finish_reason, generation.stop_sequence) == ("stop", "END")
+    endless = _generation([HEAD + _start(0, {"type": "text", "text": "a"}) + _tail("stop_sequence", 1, "x" * 1025)])
+    assert list(endless) == ["a"] and endless.stop_sequence is None, "a stop sequence longer than any is not kept"
     kept = Outcome("a", 1, Usage(1, 1), 1.0, 1.0, finish_reason="stop", stop_sequence="END").record()
     assert Outcome.from_record("a", json.loads(json.dumps(kept))).stop_sequence == "END"
 

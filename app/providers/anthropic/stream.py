@@ -15,20 +15,15 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import orjson
 
-from ..base import ENDED_EARLY, Generation, UpstreamError, Usage
+from ..base import UpstreamError, Usage
 from ..deltas import REASONING, TOOL_CALL, Delta
-from ..http1 import MalformedResponse
-from ..openai.stream import MAX_FINISH_REASON_CHARS, MAX_SKIPPED_CHUNKS, count, drain
+from ..openai.stream import MAX_FINISH_REASON_CHARS, OpenAIGeneration, count, drain
 from ..tool_calls import MAX_NAME_CHARS, MAX_TOOL_CALLS
-
-log = logging.getLogger("chatwait.anthropic")
 
 # Anthropic's stop reasons as OpenAI's finish reasons (others, like pause_turn, are a stop).
 FINISH_REASONS = {
@@ -60,41 +55,24 @@ _SKIPPED = object()  # a content block ChatWait does not carry
 _OPENS = {"text_delta": "text", "thinking_delta": "thinking"}  # the block a piece of one never started is
 
 
-class AnthropicGeneration(Generation):
-    """A Messages API stream read line by line from the upstream HTTP response."""
+class AnthropicGeneration(OpenAIGeneration):
+    """A Messages API stream read line by line from the upstream HTTP response (the chat
+    completions reader's frame: encoding check, failure classes, skipped-event bound, close)."""
+
+    chunks = "Messages API events"
+    ending = "a stop reason"
 
     def __init__(self, response: Any, idle_timeout: float, max_line: int) -> None:
-        self._response = response
-        self._idle_timeout = idle_timeout
-        self._max_line = max_line
+        super().__init__(response, idle_timeout, max_line)
         headers = response.headers
         self.upstream_request_id = headers.get("request-id") or headers.get("x-request-id")
         self._blocks: dict[int, Any] = {}  # a block's index -> its kind (text, thinking, a call's number) or _SKIPPED
         self._calls = 0
         self._usage: dict[str, int] = {}
-        self._skipped = 0
         self._stop_reason: str | None = None
         self._body: Iterator[bytes] = iter(())
 
-    def __iter__(self) -> Iterator[str | Delta]:
-        encoding = self._response.headers.get("content-encoding", "identity").strip().lower()
-        if encoding not in ("identity", ""):
-            raise self._error("upstream_bad_response", "The model provider compressed its reply, though asked not to.")
-        try:
-            yield from self._events()
-        except MalformedResponse:
-            raise self._error("upstream_bad_response", "The model provider's reply breaks HTTP/1.1 framing.") from None
-        except httpx.TimeoutException:
-            raise self._error(
-                "upstream_timeout", f"No data from the model provider for {self._idle_timeout:g} s."
-            ) from None
-        except httpx.TransportError:
-            raise self._error("upstream_interrupted", "The connection to the model provider broke mid-reply.") from None
-        if self.finish_reason is None:
-            detail = "The model provider ended the reply without a stop reason."
-            raise self._error("upstream_interrupted", detail, upstream_ended=ENDED_EARLY)
-
-    def _events(self) -> Iterator[str | Delta]:
+    def _pieces(self) -> Iterator[str | Delta]:
         for data in self._data():
             try:
                 event = orjson.loads(data)
@@ -230,24 +208,8 @@ class AnthropicGeneration(Generation):
         detail = "The model provider reported an error mid-reply."
         return self._error("upstream_interrupted", detail, upstream_error=said)
 
-    def _skip(self) -> None:
-        self._skipped += 1
-        if self._skipped > MAX_SKIPPED_CHUNKS:
-            detail = f"More than {MAX_SKIPPED_CHUNKS} streamed events were not Messages API events."
-            raise self._error("upstream_bad_response", detail)
-        log.warning(
-            "upstream_chunk_skipped", extra={"skipped": self._skipped, "upstream_request_id": self.upstream_request_id}
-        )
-
     def _too_long(self) -> UpstreamError:
         return self._error("upstream_bad_response", f"A line of the reply is over {self._max_line} bytes.")
-
-    def _error(self, code: str, detail: str, **log_fields: str) -> UpstreamError:
-        return UpstreamError(code, detail, upstream_request_id=self.upstream_request_id, log_fields=log_fields)
-
-    def close(self) -> None:
-        """Close the upstream HTTP response; an unread body closes its connection."""
-        self._response.close()
 
 
 class _Malformed(Exception):

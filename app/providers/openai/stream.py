@@ -41,7 +41,12 @@ _STREAM_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")  # an upstream ChatWait's X-Stre
 
 
 class OpenAIGeneration(Generation):
-    """A streamed chat completion read line by line from the upstream HTTP response."""
+    """A streamed chat completion read line by line from the upstream HTTP response. Another
+    API's reader (`anthropic.stream`) keeps this frame — the encoding check, the failures'
+    classes, the bound on skipped chunks — and reads its own events in `_pieces`."""
+
+    chunks = "chat completion chunks"  # what a well-formed piece of the reply is, as errors say it
+    ending = "a finish_reason"  # what a complete reply ends with, as errors say it
 
     def __init__(
         self,
@@ -76,7 +81,7 @@ class OpenAIGeneration(Generation):
         except httpx.TransportError:
             raise self._error("upstream_interrupted", "The connection to the model provider broke mid-reply.") from None
         if self.finish_reason is None:  # e.g. llama.cpp ending a request another one preempted
-            detail = "The model provider ended the reply without a finish_reason."
+            detail = f"The model provider ended the reply without {self.ending}."
             raise self._error("upstream_interrupted", detail, upstream_ended=ENDED_EARLY)
         if self._tool_calls.unnamed():
             raise self._error("upstream_bad_response", "A streamed tool call never got its name.")
@@ -152,7 +157,7 @@ class OpenAIGeneration(Generation):
         MAX_SKIPPED_CHUNKS in a reply end it: the server is broken."""
         self._skipped += 1
         if self._skipped > MAX_SKIPPED_CHUNKS:
-            detail = f"More than {MAX_SKIPPED_CHUNKS} streamed chunks were not chat completion chunks."
+            detail = f"More than {MAX_SKIPPED_CHUNKS} streamed chunks were not {self.chunks}."
             raise self._error("upstream_bad_response", detail)
         log.warning(
             "upstream_chunk_skipped", extra={"skipped": self._skipped, "upstream_request_id": self.upstream_request_id}
