@@ -22,7 +22,6 @@ from .cancel import StreamCancelled
 
 log = logging.getLogger("chatwait.relay")
 
-MAX_PREEMPTIONS = 8  # replies of one generation preempted mid-answer continued (with backoff), rescues apart
 
 # An opened generation: it, its first piece (None: the reply has none) and the rest.
 Opened = tuple[Generation, str | Delta | None, Iterator[str | Delta]]
@@ -131,13 +130,11 @@ class Opener:
             timeout.close()
         return generation, first, pieces
 
-    def preempted_again(self) -> bool:
+    def preempted_pause(self) -> None:
         """A busy server ended this generation's reply early, mid-answer (llama.cpp's servers
         preempt a request when another arrives): wait a little, with jitter, so that the replies it
-        preempted do not all come back at once; False once MAX_PREEMPTIONS are spent. (Before the
-        first token a preemption is a retry like any other: nothing was delivered yet.)"""
-        if self.preemptions >= MAX_PREEMPTIONS:
-            return False
+        preempted do not all come back at once. (Before the first token a preemption is a retry
+        like any other: nothing was delivered yet.)"""
         delay = backoff.delay(min(self.preemptions, 2), None)
         self.preemptions += 1
         log.info(
@@ -145,7 +142,6 @@ class Opener:
             extra={"preemptions": self.preemptions, "delay_ms": round(delay * 1000), **self.server()},
         )
         gevent.sleep(delay)
-        return True
 
     def server(self) -> dict[str, str]:
         """The log field naming the server of the current attempt (none for a single source)."""

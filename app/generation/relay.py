@@ -23,7 +23,7 @@ from ..logs import bind
 from ..metrics.catalogue import Metrics
 from ..providers.base import ChatCall, Generation, Provider, Route, UpstreamError, Usage
 from ..providers.deltas import LOGPROBS, Delta, ReplyParts
-from . import backoff, rescue
+from . import report, rescue
 from .cancel import StreamCancelled
 from .gaps import Gaps
 from .opening import Opened, Opener
@@ -43,6 +43,8 @@ class Listener(Protocol):
     def chunk(self, content: str | Delta) -> None: ...
 
     def queued(self, ahead: int) -> None: ...
+
+    def continuing(self) -> bool: ...
 
     def end(self, outcome: Outcome) -> None: ...
 
@@ -85,8 +87,7 @@ class Relay:
         self.stream_id = stream_id
         self._pieces: list[str] = []
         self._parts = ReplyParts()  # the typed deltas (a family that carries them)
-        self._deltas = 0
-        self._chars = 0
+        self._deltas = self._chars = 0  # typed deltas relayed; characters of the reply so far
         self._max_chars = call.max_tokens * MAX_CHARS_PER_TOKEN + REPLY_CHARS_FLOOR
         self._first_token_at: float | None = None
         self._started = 0.0
@@ -96,6 +97,7 @@ class Relay:
         self._rescues = 0  # continuations opened after the upstream broke mid-answer
         self._spent = 0  # those counted against UPSTREAM_RESCUES
         self._generated = 0  # tokens the attempts before the current one generated (rescued replies)
+        self._resent = 0  # input tokens sent again by continuations (the prompt and the text so far)
         self._attempt_from = 0  # where the current attempt's text begins in `_pieces`
         self._last_usage: Usage | None = None  # the upstream's count of a rescued reply's last attempt
         self._requested = call.model  # `call` names a fallback model once one answers instead
@@ -204,11 +206,7 @@ class Relay:
         text = "".join(self._pieces)
         left = self.call.max_tokens - self.provider.completion_tokens(text)
         while cause is not None and left > 0 and rescue.continuable(text, self._parts):
-            if cause == "preempted" and self.settings.upstream_rescues and self._opener.preempted_again():
-                pass  # a busy server, not a broken one: not counted against UPSTREAM_RESCUES
-            elif self._spent < self.settings.upstream_rescues:
-                self._spent += 1
-            else:
+            if not self._may_continue(cause):
                 break
             failed_on = self._server()
             self._rescue_model(failure)
@@ -222,6 +220,21 @@ class Relay:
             except UpstreamError as again:  # tried again (the server rests) while it may help
                 failure, cause = again, rescue.after_failed_continuation(again)
         raise failure
+
+    def _may_continue(self, cause: str) -> bool:
+        """Whether one more continuation fits UPSTREAM_RESCUES, then counted: one budget for
+        rescues, preemptions (after a short wait: a busy server) and takeovers (counted by the
+        claim), shared by every worker that generates the stream (its listener's word)."""
+        if cause == rescue.TAKEOVER:
+            return True
+        if self._spent >= self.settings.upstream_rescues:
+            return False
+        if self.listener is not None and not self.listener.continuing():
+            return False
+        self._spent += 1
+        if cause == "preempted":
+            self._opener.preempted_pause()
+        return True
 
     def _rescue_model(self, failure: UpstreamError) -> None:
         """When no other server of the model can continue the reply (all rest), the first fallback
@@ -239,17 +252,23 @@ class Relay:
         """Open one continuation by `strategy`; a server that refuses a prefill is asked by message."""
         deadline = time.monotonic() + self.settings.timeout_seconds
         try:
-            opened = self._opener.attempt(deadline, slot, rescue.continuation_call(self.call, text, strategy, left))
+            opened = self._opener.attempt(deadline, slot, self._continuation(text, strategy, left))
         except UpstreamError as refused:
             if strategy != "prefill" or refused.error_code != "upstream_rejected":
                 raise
             self.provider.prefill_refused(self.route)
             self.route.pinned, strategy = True, "message"
-            opened = self._opener.attempt(deadline, slot, rescue.continuation_call(self.call, text, strategy, left))
+            opened = self._opener.attempt(deadline, slot, self._continuation(text, strategy, left))
         self.metrics.upstream_rescue(cause, strategy)
         generation, first, rest = opened
         pieces = itertools.chain(() if first is None else (first,), rest)
         return generation, None, rescue.continued(pieces, text, strategy)
+
+    def _continuation(self, text: str, strategy: str, left: int) -> ChatCall:
+        """The call that continues the reply from `text`; its input is counted (charged to the key)."""
+        call = rescue.continuation_call(self.call, text, strategy, left)
+        self._resent += self.provider.prompt_tokens(call.messages)
+        return call
 
     def _attempt_tokens(self, usage: Usage | None) -> int:
         """What the current attempt generated: its upstream's count, else ChatWait's of its text."""
@@ -303,27 +322,8 @@ class Relay:
             self.metrics.first_token_after(self.call.model, self.provider.name, now - self._started)
 
     def _upstream_failure(self, failure: UpstreamError) -> ApiError:
-        self.metrics.upstream_error(failure.error_code)
-        retry_after = failure.retry_after
-        if retry_after is None and failure.error_code in ("upstream_rate_limited", "upstream_unavailable"):
-            retry_after = backoff.ceiling(self.settings.upstream_retries + 1)  # what the next retry would wait
-        error = ApiError(failure.error_code, failure.detail, retry_after=retry_after)
-        log.warning(
-            "error_occurred",
-            extra={
-                "error_code": failure.error_code,
-                "error_type": "UpstreamError",
-                "error_message": error.kind.message,
-                "detail": failure.detail,
-                "action": error.operator_action,
-                "upstream_status": failure.upstream_status,
-                "upstream_request_id": failure.upstream_request_id,
-                "chunks_sent": self.produced(),
-                **self._server(),
-                **failure.log_fields,
-            },
-        )
-        return error
+        extra = {"chunks_sent": self.produced(), **self._server()}
+        return report.upstream_failure(failure, self.metrics, self.settings.upstream_retries, extra)
 
     def _outcome(self, finish_reason: str | None, usage: Usage | None, error: ApiError | None) -> Outcome:
         text = "".join(self._pieces)
@@ -333,7 +333,7 @@ class Relay:
                 prompt = self.provider.prompt_tokens(self.call.messages)
             generated = text + self._parts.counted_text() if self._deltas or self._inherited else text
             over_attempts = self._generated + self._attempt_tokens(self._last_usage) if self._rescues else None
-            usage = Usage(prompt, self.provider.completion_tokens(generated), True, over_attempts)
+            usage = Usage(prompt, self.provider.completion_tokens(generated), True, over_attempts, resent=self._resent)
         first = self._first_token_at
         return Outcome(
             text=text,
@@ -352,35 +352,15 @@ class Relay:
         """The generation's last log line, and its metrics."""
         median = self._gaps.median()
         fields = {
-            "duration_ms": outcome.duration_ms,
-            "ttft_ms": outcome.ttft_ms,
-            "chunks": outcome.chunks,
             "gap_p50_ms": None if median is None else _ms(median),
             "gap_max_ms": _ms(self._gaps.longest),
-            **outcome.usage.as_dict(),
-            "usage_source": outcome.usage.source,
             "rescues": self._rescues,
             "model": self.call.model,  # the fallback model, when one answered
             **self._server(),
         }
         if self._ended_by is not None and self._ended_by.upstream_finish_reason is not None:  # mapped
             fields["upstream_finish_reason"] = self._ended_by.upstream_finish_reason
-        failed = outcome.error is not None
-        ending = outcome.error.error_code if outcome.error is not None else str(outcome.finish_reason)
-        if failed:
-            log.warning("stream_failed", extra={"error_code": ending, **fields})
-        else:
-            event = "stream_cancelled" if ending == "cancelled" else "stream_completed"
-            log.info(event, extra={"finish_reason": ending, **fields})
-        usage = outcome.usage
-        self.metrics.generation_ended(
-            self.call.model,
-            self.provider.name,
-            ending,
-            failed,
-            outcome.duration_ms / 1000,
-            (usage.prompt_tokens, usage.completion_tokens, usage.source),
-        )
+        report.ended(outcome, self.metrics, (self.call.model, self.provider.name), fields)
 
     @property
     def call(self) -> ChatCall:

@@ -47,8 +47,8 @@ class Ticket:
 
     __slots__ = ("counted", "id", "key", "progress", "reported", "reserved", "second")
 
-    def __init__(self, key: ClientKey, reserved: int = 0) -> None:
-        self.id = random_id()
+    def __init__(self, key: ClientKey, reserved: int = 0, ticket_id: str = "") -> None:
+        self.id = ticket_id or random_id()
         self.key = key
         self.progress: Callable[[], int] = lambda: 0
         self.reserved = reserved
@@ -105,6 +105,28 @@ class Limits:
             self.counters.release(ticket.key, ticket.id, spent, refund, ticket.second)
         except CountersUnavailable:
             log.warning("limits_unreached", extra={"client_name": ticket.key.name, "operation": "release"})
+
+    def held(self, ticket: Ticket) -> dict[str, object]:
+        """What another worker needs to go on with `ticket` if this one dies (kept with the call)."""
+        return {"key": ticket.key.name, "id": ticket.id, "reserved": ticket.reserved, "second": ticket.second}
+
+    def resume(self, key: ClientKey, held: dict[str, object]) -> Ticket:
+        """A generation taken over from a worker that died keeps its place among its key's
+        (max_streams) and its reservation: its ticket (`held`) is renewed and settled here."""
+        ticket = Ticket(key, int(held.get("reserved") or 0), str(held["id"]))  # type: ignore[call-overload]
+        ticket.second = int(held.get("second") or 0)  # type: ignore[call-overload]
+        self._running[ticket.id] = ticket
+        self.metrics.key_generation(key.name, 1, 0)
+        try:
+            self.counters.renew([(key, ticket.id)])
+        except CountersUnavailable:
+            log.warning("limits_unreached", extra={"client_name": key.name, "operation": "resume"})
+        return ticket
+
+    def hand_over(self, ticket: Ticket) -> None:
+        """Another worker took the generation over and settles its ticket: forget it here."""
+        if self._running.pop(ticket.id, None) is not None:
+            self.metrics.key_generation(ticket.key.name, -1, 0)
 
     def start(self) -> None:
         """Count running generations' tokens (and renew their leases) every FLUSH_SECONDS."""

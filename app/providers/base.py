@@ -80,6 +80,14 @@ class Usage:
     generated: int | None = None  # a rescued reply's tokens generated over its attempts (delivered or not)
     cached_tokens: int = 0  # of the prompt, read from the upstream's prompt cache
     cache_write_tokens: int = 0  # of the prompt, written to it (Anthropic's cache_creation_input_tokens)
+    resent: int = 0  # input tokens continuations sent again (a rescued or taken-over reply's prompt and text)
+
+    @property
+    def charged(self) -> int:
+        """What the client key's tpm is charged beyond the prompt counted at admission: every
+        token generated over the attempts (delivered or not) and the input continuations sent."""
+        generated = self.completion_tokens if self.generated is None else max(self.generated, self.completion_tokens)
+        return generated + self.resent
 
     @property
     def source(self) -> str:

@@ -186,7 +186,7 @@ class Services:
             outcome = self.waits.run(relay, sock)
         finally:
             if ticket is not None:
-                self.limits.end(ticket, outcome.usage.completion_tokens if outcome else relay.produced())
+                self.limits.end(ticket, outcome.usage.charged if outcome else relay.produced())
         if outcome.error is not None:
             raise outcome.error
         return outcome
@@ -212,7 +212,8 @@ class Services:
         def open_slot() -> Stream:
             stream = self.store.create(correlation_id, call.model, wire, client, retention, stream_id)
             if self.durable and self.settings.upstream_rescues:  # continued elsewhere if this worker dies
-                stream.revival = revival.record(call, prompt_tokens, retention)
+                held = None if ticket is None else self.limits.held(ticket)
+                stream.revival = revival.record(call, prompt_tokens, retention, held)
             producer.start(stream, self.provider, self.settings, call, prompt_tokens, self.metrics, admitted.route)
             if self.gate.wait_seconds > 0:  # a slot freed here wakes the next waiter at once
                 assert stream.producer is not None
@@ -246,6 +247,11 @@ class Services:
         if args is not None and revive is not None:
             stream.retention = dataclasses.replace(stream.retention, ended=revive(stream.client, args))
         producer.start(stream, self.provider, self.settings, call, prompt_tokens, self.metrics)
+        held, key = record.get("ticket"), None
+        if isinstance(held, dict):
+            key = next((k for k in self.settings.keys if k.name == held.get("key") and k.limited), None)
+        if key is not None:  # it keeps its key's place (max_streams) and its tokens are charged
+            self._count_while_it_runs(self.limits.resume(key, held), stream)
         return True
 
     def _queue(self, name: str, stream_id: str, open_slot: Callable[[], Stream], ticket: Ticket | None) -> Pending:
@@ -278,8 +284,11 @@ class Services:
             return
 
         def ended(done: Any) -> None:
+            if stream.moved is not None:  # another worker took it over: it settles the ticket
+                self.limits.hand_over(ticket)
+                return
             outcome = done.value if done.successful() else None
-            self.limits.end(ticket, outcome.usage.completion_tokens if outcome is not None else stream.chunks)
+            self.limits.end(ticket, outcome.usage.charged if outcome is not None else stream.chunks)
 
         greenlet.link(ended)
 
@@ -316,6 +325,7 @@ class Services:
 def _build_store(settings: Settings, abandon: Abandon) -> StreamStore:
     """The stream store STREAM_STORE names (Redis is imported only when used)."""
     if settings.stream_store == "redis":
+        from ..streaming.redis.deferred import open_store
         from ..streaming.redis.store import RedisSettings, RedisStreamStore
 
         config = RedisSettings(
@@ -327,7 +337,7 @@ def _build_store(settings: Settings, abandon: Abandon) -> StreamStore:
             settings.max_stored_responses,
             settings.upstream_rescues,
         )
-        return RedisStreamStore(config, abandon=abandon)
+        return open_store(lambda: RedisStreamStore(config, abandon=abandon))  # boots whatever Redis does
     return MemoryStreamStore(
         settings.max_streams, settings.stream_ttl_seconds, abandon=abandon, max_stored=settings.max_stored_responses
     )

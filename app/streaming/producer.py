@@ -108,6 +108,11 @@ class StreamWriter:
         """Tell the stream's followers how many replies are ahead of this one (0: it starts)."""
         self.stream.set_notice(self.stream.writer.queued(ahead) if ahead else None)
 
+    def continuing(self) -> bool:
+        """A continuation is about to be sent upstream: whether the stream's budget allows it
+        (StreamCancelled when another worker has taken the stream over)."""
+        return self.stream.continuing()
+
     def abort(self) -> None:
         """End the stream with internal_error if its producer died without ending it."""
         if not self.stream.ended:

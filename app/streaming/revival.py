@@ -1,6 +1,6 @@
 """What a stream keeps so that another worker can continue its generation if its own dies: the
-call, its counted prompt tokens and how the stream is kept (JSON, in the stream's hash in Redis,
-while it is live)."""
+call, its counted prompt tokens, its client key's ticket and how the stream is kept (JSON, in
+the stream's hash in Redis, while it is live)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,11 @@ from .retention import Retention
 _FIELDS = tuple(field.name for field in dataclasses.fields(ChatCall) if field.name != "native")
 
 
-def record(call: ChatCall, prompt_tokens: int | None, retention: Retention) -> str:
-    """The JSON another worker continues the generation of `call` from."""
+def record(
+    call: ChatCall, prompt_tokens: int | None, retention: Retention, held: dict[str, object] | None = None
+) -> str:
+    """The JSON another worker continues the generation of `call` from; `held`: its client key's
+    ticket (the worker that continues it holds the key's place and settles its tokens)."""
     kept = {name: getattr(call, name) for name in _FIELDS}
     return json.dumps(
         {
@@ -26,6 +29,7 @@ def record(call: ChatCall, prompt_tokens: int | None, retention: Retention) -> s
             "foreground": retention.foreground,
             "stored": retention.stored,
             "ended": retention.ended_args,
+            "ticket": held,
         },
         separators=(",", ":"),
     )

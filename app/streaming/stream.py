@@ -15,7 +15,6 @@ import collections
 import itertools
 import time
 from collections.abc import Iterator
-from typing import Protocol
 
 import gevent
 
@@ -24,28 +23,13 @@ from ..generation.outcome import Outcome
 from ..hub.scheduling import Wakeup
 from ..providers.deltas import TEXT_KIND, Delta, ReplyParts, fold_stored
 from .direct import ClientWriter, DirectFollowers, Parked
+from .journal import NOWHERE, Handover, Journal
 from .retention import DEFAULT_RETENTION, Retention
 from .silence import Silence
 from .wire import NATIVE, Wire, chunk_frame
 from .wire.sse import KEEPALIVE_FRAME
 
 RECENT_FRAMES = 64  # chunk frames kept encoded for followers that keep up
-
-
-class Journal(Protocol):
-    """Makes a stream's written frames durable, then calls `stream.publish` (the Redis store)."""
-
-    def written(self, stream: Stream) -> None: ...
-
-
-class _Nowhere:
-    """The journal of a stream another worker took over: what is written here stays unseen."""
-
-    def written(self, stream: Stream) -> None:
-        """Nothing: the stream's frames are the new owner's to write."""
-
-
-_NOWHERE = _Nowhere()
 
 
 class Stream:
@@ -75,6 +59,7 @@ class Stream:
         "correlation_id",
         "created",
         "ending",
+        "epoch",
         "finished",
         "finished_at",
         "idle_since",
@@ -110,8 +95,7 @@ class Stream:
         self.writer = wire.writer(stream_id, correlation_id, model, self.created)
         self.client = client
         self.retention = retention
-        self.finished, self.finished_at = False, 0.0
-        self.consumers = 0
+        self.finished, self.finished_at, self.consumers = False, 0.0, 0
         self.idle_since = now
         self.producer: gevent.Greenlet | None = None
         self.cancelled = False  # a stop was sent to the producer (it ends the stream shortly)
@@ -121,7 +105,8 @@ class Stream:
         self.notice: bytes | None = None  # a live frame outside the log (the place in line), or None
         self.notice_serial = 0
         self.revival = ""  # what another worker continues it with if this one dies (the Redis store's)
-        self.moved: bytes | None = None  # another worker took it over: followers here get this, then stop
+        self.moved: Handover | None = None  # another worker took it over: followers here follow it there
+        self.epoch = 0  # the fencing token its writes to Redis carry (raised by each takeover)
         self._journal = journal
         self._wakeup = Wakeup()
         self._direct = DirectFollowers()  # followers the producer writes to (see `direct`)
@@ -217,11 +202,11 @@ class Stream:
         """Make its frames durable through `journal` from now on (a stream rebuilt from Redis)."""
         self._journal = journal
 
-    def move(self, frame: bytes) -> None:
-        """Another worker took this stream over (this one's lease had lapsed): followers here get
-        `frame` (an id-less ending: resume) after the visible frames; nothing more becomes visible."""
-        self.moved = frame
-        self._journal = _NOWHERE
+    def move(self, handover: Handover) -> None:
+        """Another worker took this stream over (this one's lease had lapsed): followers here
+        follow it there (`handover`) after the visible frames; nothing more becomes visible."""
+        self.moved = handover
+        self._journal = NOWHERE
         self._direct.wake_all()
         self._wakeup.notify()
 
@@ -332,7 +317,7 @@ class Stream:
                 elif self.finished:
                     return
                 elif self.moved is not None:
-                    yield self.moved
+                    yield from self.moved(cursor - 1, keepalive_seconds)
                     return
                 elif self.notice_serial != notice_seen and cursor > 0:
                     notice_seen = self.notice_serial
@@ -374,6 +359,12 @@ class Stream:
         self.consumers -= 1
         if self.consumers == 0:
             self.idle_since = now
+
+    def continuing(self) -> bool:
+        """A continuation of its reply is about to be sent upstream: whether the budget for them,
+        shared by every worker that generates the stream, allows one more (then counted there);
+        StreamCancelled once another worker has taken the stream over."""
+        return self._journal is None or self._journal.continuing(self)
 
     def cancel(self, reason: StreamCancelled | None = None) -> bool:
         """Stop the producer if it still runs (with `reason`, default a plain stop); True when

@@ -59,8 +59,12 @@ def _texts(store: RedisStreamStore, stream_id: str) -> list[bytes | None]:
     return [f.get(b"c") for _, f in store.link.commands.xrange(keys.events_key(stream_id))]
 
 
-def _write_args(stream_id: str, frames: list[object], ending: str = "0", creating: str = "0") -> list[object]:
-    return [60000, 60000, ending, creating, "", "w", "cid", "m", 0, "chatwait", "", "", "", "", "", "", *frames]
+def _write_args(
+    store: RedisStreamStore, frames: list[object], ending: str = "0", creating: str = "0", epoch: int = 0
+) -> list[object]:
+    """A write script's arguments from `store`'s worker (the owner) at `epoch`."""
+    identity = ["w", "cid", "m", 0, "chatwait", "", "", "", ""]
+    return [60000, 60000, ending, creating, "", *identity, store.worker_id, "", epoch, 0, *frames]
 
 
 def _run(store: RedisStreamStore, name: str, stream_id: str, args: list[object]) -> tuple[str, int]:
@@ -112,11 +116,11 @@ def test_a_batch_sent_again_is_not_written_twice_even_once_the_stream_has_ended(
     _write(stream, ["a", "b"])
     _settle(lambda: stream.visible == 3 and store.journal.durable(stream))
     sid = stream.stream_id
-    assert _run(store, "write", sid, _write_args(sid, [1, "c", b"a", 2, "c", b"b", 3, "c", b"c"])) == ("ok", 4)
+    assert _run(store, "write", sid, _write_args(store, [1, "c", b"a", 2, "c", b"b", 3, "c", b"c"])) == ("ok", 4)
     assert _texts(store, sid) == [None, b"a", b"b", b"c"], "entries 1 and 2 were skipped, 3 added"
-    assert _run(store, "end", sid, _write_args(sid, [4, "t", b"end"], ending="stop")) == ("ok", 5)
-    assert _run(store, "end", sid, _write_args(sid, [4, "t", b"end"], ending="stop")) == ("ok", 5), "again: held"
-    assert _run(store, "write", sid, _write_args(sid, [5, "c", b"late"])) == ("ended", 0), "nothing after the end"
+    assert _run(store, "end", sid, _write_args(store, [4, "t", b"end"], ending="stop")) == ("ok", 5)
+    assert _run(store, "end", sid, _write_args(store, [4, "t", b"end"], ending="stop")) == ("ok", 5), "again: held"
+    assert _run(store, "write", sid, _write_args(store, [5, "c", b"late"])) == ("ended", 0), "nothing after the end"
 
 
 def test_the_cluster_holds_at_most_max_streams_live_ones(store) -> None:
@@ -166,9 +170,11 @@ def _orphan(store: RedisStreamStore, chunks: list[str], revival: str = "") -> tu
     return stream, store.link.commands.hgetall(keys.meta_key(stream.stream_id))
 
 
-def _claim(store: RedisStreamStore, stream_id: str, owner: str, newest: int, most: int = 2) -> str:
-    args = [owner, store.worker_id, most, newest]
-    status, _ = store.link.scripts.run(store.link.commands, "claim", keys.stream_keys(stream_id), args)
+def _claim(
+    store: RedisStreamStore, stream_id: str, owner: str, newest: int, most: int = 2, epoch: int = 0, by: str = ""
+) -> str:
+    args = [owner, by or store.worker_id, most, newest, epoch]
+    status, _, _ = store.link.scripts.run(store.link.commands, "claim", keys.stream_keys(stream_id), args)
     return status.decode()
 
 
@@ -177,11 +183,15 @@ def test_a_claim_is_won_once_and_only_on_the_newest_event(store) -> None:
     sid = stream.stream_id
     assert _claim(store, sid, "dead-worker", 1) == "moved", "the owner wrote after what the claimer read"
     assert _claim(store, sid, "someone-else", 2) == "moved", "not the owner found gone"
+    assert _claim(store, sid, "dead-worker", 2, epoch=1) == "moved", "not the epoch read"
+    assert _claim(store, sid, "dead-worker", 2, by="dead-worker") == "moved", "never claimed from itself"
     assert _claim(store, sid, "dead-worker", 2) == "ok"
-    assert store.link.commands.hget(keys.meta_key(sid), "owner") == store.worker_id.encode()
+    meta = store.link.commands.hgetall(keys.meta_key(sid))
+    assert meta[b"owner"] == store.worker_id.encode() and meta[b"epoch"] == b"1", "the claim raises the epoch"
     assert _claim(store, sid, "dead-worker", 2) == "moved", "one worker of the cluster wins"
+    assert _claim(store, sid, store.worker_id, 2, epoch=1) == "moved", "a live owner is never claimed from by itself"
     store.link.commands.hset(keys.meta_key(sid), "owner", "dead-worker")
-    assert _claim(store, sid, "dead-worker", 2, most=1) == "spent"
+    assert _claim(store, sid, "dead-worker", 2, most=1, epoch=1) == "spent"
     other, _ = _orphan(store, ["x"])
     assert _claim(store, other.stream_id, "dead-worker", 1) == "none", "no call kept: nothing to continue with"
 
@@ -197,10 +207,32 @@ def test_the_former_owner_finds_its_writes_refused_once_the_stream_is_taken(stor
     _write(stream, ["two"])
     _settle(lambda: stream.moved is not None)
     assert stream.visible == 2, "the frame Redis refused is never shown"
-    events, _ = parse(stream.moved)
-    assert events[0].id is None and events[0].data["error_code"] == "generation_lost"
     assert _texts(store, stream.stream_id) == [None, b"one "]
     assert stream.stream_id not in store._local
+    store.link.commands.xadd(keys.events_key(stream.stream_id), {"c": "new owner's"}, id="0-3")
+    store.link.commands.xadd(keys.events_key(stream.stream_id), {"t": b"end"}, id="0-4")
+    store.link.commands.hset(keys.meta_key(stream.stream_id), "state", "finished")
+    handed = b"".join(stream.follow(0, 1.0))
+    assert handed == stream.writer.chunk(1, "one ") + stream.writer.chunk(2, "new owner's") + b"end", (
+        "its followers here go on with what the new owner wrote"
+    )
+
+
+def test_a_write_from_an_older_epoch_is_refused_even_by_the_same_worker(store) -> None:
+    """The fencing token: a worker that took a stream back (its copy from before still writing)
+    writes with the new epoch only; the older copy's writes are refused whole."""
+    stream = store.create("cid-e", "m")
+    _write(stream, ["a"])
+    _settle(lambda: store.journal.durable(stream))
+    sid = stream.stream_id
+    store.link.commands.hset(keys.meta_key(sid), "epoch", 2)
+    assert _run(store, "write", sid, _write_args(store, [2, "c", b"old"])) == ("taken", 0)
+    assert _run(store, "write", sid, _write_args(store, [2, "c", b"new"], epoch=2)) == ("ok", 3)
+    assert _run(store, "end", sid, _write_args(store, [3, "t", b"end"], ending="stop", epoch=2)) == ("ok", 4)
+    assert _run(store, "end", sid, _write_args(store, [3, "t", b"x"], ending="stop")) == ("ended", 0), (
+        "an older epoch's ending is not taken for the one held"
+    )
+    assert _texts(store, sid) == [None, b"a", b"new", None]
 
 
 def test_a_stream_whose_owner_is_gone_is_taken_over_and_rebuilt_whole(store) -> None:
@@ -219,6 +251,42 @@ def test_a_stream_whose_owner_is_gone_is_taken_over_and_rebuilt_whole(store) -> 
     _settle(lambda: store.journal.durable(taken) and taken.visible == 4)
     assert _texts(store, stream.stream_id) == [None, b"one ", b"two", b"three"], "written on from the next id"
     assert store.link.commands.hget(keys.LIVE_KEY, stream.stream_id) == store.worker_id.encode()
+
+
+def test_a_sweep_never_claims_from_this_worker_what_the_live_registry_names_stale(store) -> None:
+    """The live registry still names the dead owner of a stream this worker took over (its
+    entry is written after the adoption): the next sweep must not claim it again from itself."""
+    stream, meta = _orphan(store, ["one "], revival='{"call": {"model": "m"}}')
+    adopted: list[Stream] = []
+    store.take_over_with(lambda found, record: adopted.append(found) or True)
+    _settled(store)
+    store.link.commands.hset(keys.OWNERS_KEY, "dead-worker", 1)
+    assert store.takeover.orphaned(stream.stream_id, meta)
+    store.link.commands.hset(keys.LIVE_KEY, stream.stream_id, "dead-worker")  # as if not yet rewritten
+    assert store.duties.end_orphans() == 0
+    assert len(adopted) == 1, "one producer: never claimed twice"
+    assert store.link.commands.hget(keys.meta_key(stream.stream_id), "epoch") == b"1"
+
+
+def test_a_stream_taken_back_from_a_worker_that_took_it_stops_the_stale_copy(store) -> None:
+    """A -> B -> A: this worker lost a stream (its lease lapsed), the taker died, and this worker
+    claims it back while its first copy still runs: that copy is moved away, never written."""
+    stale = store.create("cid-b", "m")
+    stale.revival = '{"call": {"model": "m"}}'
+    _write(stale, ["one "])
+    _settle(lambda: store.journal.durable(stale))
+    sid = stale.stream_id
+    store.link.commands.hset(keys.meta_key(sid), mapping={"owner": "taker", "epoch": 1})
+    store.take_over_with(lambda found, record: True)
+    _settled(store)
+    store.link.commands.hset(keys.OWNERS_KEY, "taker", 1)
+    assert store.takeover.orphaned(sid, {b"owner": b"taker"})
+    taken = store._local[sid]
+    assert taken is not stale and taken.epoch == 2 and stale.moved is not None
+    _write(stale, ["stale"])
+    _write(taken, ["two"])
+    _settle(lambda: store.journal.durable(taken) and taken.visible == 3)
+    assert _texts(store, sid) == [None, b"one ", b"two"]
 
 
 def test_a_stream_that_cannot_be_continued_ends_lost(store) -> None:
@@ -280,7 +348,7 @@ def test_a_batch_behind_one_that_was_lost_is_written_again_from_what_redis_holds
     _write(stream, ["a"])
     _settle(lambda: stream.visible == 2 and store.journal.durable(stream))
     sid = stream.stream_id
-    assert _run(store, "write", sid, _write_args(sid, [3, "c", b"d"])) == ("gap", 2), "no gap is left"
+    assert _run(store, "write", sid, _write_args(store, [3, "c", b"d"])) == ("gap", 2), "no gap is left"
     stream.append_chunk("b")
     stream.append_chunk("c")
     store.journal._ledger._sent[sid] = 3  # as if frame 2 had gone out in a batch that was lost
@@ -320,9 +388,9 @@ def test_out_of_memory_refuses_a_batch_whole_but_lets_endings_and_leases_through
     store.link.commands.config_set("maxmemory", max(1, used // 2))
     try:
         with pytest.raises(redis.exceptions.OutOfMemoryError):
-            _run(store, "write", sid, _write_args(sid, [2, "c", b"b"]))
+            _run(store, "write", sid, _write_args(store, [2, "c", b"b"]))
         assert _texts(store, sid) == [None, b"a"], "nothing of a refused batch was written"
-        assert _run(store, "end", sid, _write_args(sid, [2, "c", b"b", 3, "t", b"end"], ending="stop")) == ("ok", 4)
+        assert _run(store, "end", sid, _write_args(store, [2, "c", b"b", 3, "t", b"end"], ending="stop")) == ("ok", 4)
         store.duties.renew()  # a lease is renewed however full memory is
         assert store.ready()[0] is False and "out of memory" in store.ready()[1]
     finally:

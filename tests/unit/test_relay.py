@@ -74,10 +74,21 @@ class ScriptedProvider(Provider):
 
 
 class Recorder:
-    def __init__(self) -> None:
+    """A listener; `budget`: the continuations its stream's shared count still allows (None: any)."""
+
+    def __init__(self, budget: int | None = None) -> None:
         self.chunks: list[str] = []
         self.places: list[int] = []
         self.ends: list = []
+        self.budget = budget
+        self.asked = 0
+
+    def continuing(self) -> bool:
+        self.asked += 1
+        if self.budget is None:
+            return True
+        self.budget -= 1
+        return self.budget >= 0
 
     def chunk(self, content: str) -> None:
         self.chunks.append(content)

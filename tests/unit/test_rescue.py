@@ -8,7 +8,6 @@ import pytest
 
 from app.config import load_settings
 from app.generation import rescue
-from app.generation.opening import MAX_PREEMPTIONS
 from app.generation.relay import Relay
 from app.metrics.catalogue import NoMetrics
 from app.providers.base import ENDED_EARLY, ChatCall, UpstreamError
@@ -78,9 +77,9 @@ class Continuing(ScriptedProvider):
         return super().open(call, slot, route)
 
 
-def _run(provider, call: ChatCall = CALL, **settings: str):
+def _run(provider, call: ChatCall = CALL, listener: Recorder | None = None, **settings: str):
     config = load_settings({"TIMEOUT_SECONDS": "2", **settings}, environ={"OPENAI_API_KEY": "sk-x"})
-    listener = Recorder()
+    listener = listener or Recorder()
     outcome = Relay(provider, config, call, 10, listener, "cid", "sid", metrics=NoMetrics()).run()
     return outcome, listener
 
@@ -117,22 +116,39 @@ def test_no_rescue_for_a_tool_call_none_or_when_turned_off() -> None:
     assert _run(provider, UPSTREAM_RESCUES="0")[0].error is not None and len(provider.calls) == 1
 
 
-def test_rescues_are_bounded_and_preemptions_have_their_own_budget(sleeps) -> None:
+def test_rescues_and_preemptions_come_out_of_one_budget(sleeps) -> None:
     cuts = [ScriptedGeneration(["a ", CUT])] + [ScriptedGeneration([CUT]) for _ in range(5)]
     provider = Continuing("prefill", *cuts)
     outcome, _ = _run(provider, UPSTREAM_RESCUES="2")
     assert outcome.error is not None and len(provider.calls) == 3, "the first attempt and 2 continuations"
 
-    preempted = [ScriptedGeneration([f"w{i} ", PREEMPTED]) for i in range(6)] + [ScriptedGeneration(["end"])]
+    preempted = [ScriptedGeneration([f"w{i} ", PREEMPTED]) for i in range(3)] + [ScriptedGeneration(["end"])]
     provider = Continuing("prefill", *preempted)
-    outcome, _ = _run(provider, UPSTREAM_RESCUES="1")
-    assert outcome.error is None and outcome.text == "w0 w1 w2 w3 w4 w5 end", "a busy server is waited for"
-    assert len(sleeps) == 6 and all(0 < delay <= 2 for delay in sleeps), "with backoff, so they do not herd"
+    outcome, _ = _run(provider, UPSTREAM_RESCUES="3")
+    assert outcome.error is None and outcome.text == "w0 w1 w2 end", "a busy server is waited for"
+    assert len(sleeps) == 3 and all(0 < delay <= 2 for delay in sleeps), "with backoff, so they do not herd"
 
     endless = [ScriptedGeneration(["a ", PREEMPTED])] + [ScriptedGeneration([PREEMPTED]) for _ in range(30)]
     provider = Continuing("prefill", *endless)
-    outcome, _ = _run(provider, UPSTREAM_RESCUES="1")
-    assert outcome.error is not None and len(provider.calls) == 1 + MAX_PREEMPTIONS + 1, "then UPSTREAM_RESCUES"
+    outcome, _ = _run(provider, UPSTREAM_RESCUES="2")
+    assert outcome.error is not None and len(provider.calls) == 1 + 2, "a preemption spends UPSTREAM_RESCUES too"
+
+    mixed = [ScriptedGeneration(["a ", PREEMPTED]), ScriptedGeneration([CUT]), ScriptedGeneration(["b"])]
+    provider = Continuing("prefill", *mixed)
+    assert _run(provider, UPSTREAM_RESCUES="1")[0].error is not None and len(provider.calls) == 2
+
+
+def test_the_streams_shared_budget_has_the_last_word_and_continuations_are_charged() -> None:
+    """Another worker may have spent some of the stream's continuations (it took the stream over):
+    the listener's count decides; what a continuation sends again is charged to the key."""
+    provider = Continuing("prefill", ScriptedGeneration(["a ", CUT]), ScriptedGeneration(["b"]))
+    outcome, listener = _run(provider, listener=Recorder(budget=0), UPSTREAM_RESCUES="2")
+    assert outcome.error is not None and len(provider.calls) == 1 and listener.asked == 1
+    provider = Continuing("prefill", ScriptedGeneration(["one ", CUT]), ScriptedGeneration(["two"]))
+    outcome, _ = _run(provider, UPSTREAM_RESCUES="2")
+    resent = provider.prompt_tokens(provider.calls[1].messages)
+    assert outcome.error is None and outcome.usage.resent == resent > 0
+    assert outcome.usage.charged == outcome.usage.generated + resent, "generated over the attempts, and resent"
 
 
 def test_a_refused_prefill_is_asked_again_by_message() -> None:

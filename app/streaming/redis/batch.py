@@ -74,6 +74,8 @@ class Batch:
             *identity,
             self.owner,
             outcome,
+            stream.epoch,
+            "0",
         ]
         for event_id, field, value in stream.entries(first, end):
             args += (event_id, field, value)

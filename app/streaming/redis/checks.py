@@ -25,12 +25,17 @@ def check_at_start(commands: Any, scripts: Scripts, topology: Topology) -> None:
         if not found:
             scripts.load()
     except redis.RedisError as error:
-        raise StoreUnusable(
-            f"STREAM_STORE=redis, but {where} did not answer ({type(error).__name__}): "
-            "start Redis, fix REDIS_URL, or set STREAM_STORE=memory."
-        ) from None
+        raise StoreUnusable(not_answering(topology, error)) from None
     if found:
         raise StoreUnusable(f"STREAM_STORE=redis, but {where} cannot hold streams: " + " ".join(found))
+
+
+def not_answering(topology: Topology, error: Exception) -> str:
+    """What to tell when Redis does not answer."""
+    return (
+        f"STREAM_STORE=redis, but {topology.describe()} did not answer ({type(error).__name__}): "
+        "start Redis, fix REDIS_URL, or set STREAM_STORE=memory."
+    )
 
 
 def ready(link: Link) -> tuple[bool, str, int]:

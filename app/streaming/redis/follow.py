@@ -321,7 +321,10 @@ def end_if_owner_gone(link: Link, stream_id: str, meta: dict[bytes, bytes]) -> b
     writer = writer_of(stream_id, meta)
     error = ApiError("generation_lost", "The worker generating this reply stopped renewing its lease.")
     for _ in range(3):  # the owner may have written its last entries meanwhile: read again
-        entries = link.commands.xrange(keys.events_key(stream_id))
+        pipe = link.commands.pipeline(transaction=False)
+        pipe.xrange(keys.events_key(stream_id))
+        pipe.hget(keys.meta_key(stream_id), "epoch")
+        entries, epoch = pipe.execute()
         chunks = list(_stored_chunks(entries))
         last = keys.event_id(entries[-1][0]) if entries else -1
         duration_ms = round(max(0.0, time.time() - float(meta.get(b"created", b"0"))) * 1000, 1)
@@ -333,8 +336,11 @@ def end_if_owner_gone(link: Link, stream_id: str, meta: dict[bytes, bytes]) -> b
         frames += (max(last, 0) + 1, "t", writer.terminal(len(chunks), len(text), outcome))
         identity = (owner, "", "", "", "", "", "", "", "")
         record = json.dumps(outcome.record())
-        args = [link.live_ttl_ms, link.done_ttl_ms, "generation_lost", "0", last, *identity, owner, record, *frames]
-        status, _ = link.scripts.run(link.commands, "end", keys.stream_keys(stream_id), args)
+        fencing = [int(epoch or 0), 1]  # written as the owner found gone, whose later writes it refuses
+        args = [link.live_ttl_ms, link.done_ttl_ms, "generation_lost", "0", last, *identity, owner, record]
+        status, _ = link.scripts.run(link.commands, "end", keys.stream_keys(stream_id), [*args, *fencing, *frames])
+        if status == b"taken":
+            return False  # another worker claimed it meanwhile: it goes on there
         if status != b"moved":
             ended = status == b"ok"
             if ended:

@@ -9,8 +9,8 @@ without a send, or at once when a new stream's POST awaits its admission (MAX_ST
 
 What Redis answers decides what follows (Ledger.booked): a stream whose hash is gone is written
 again whole and counted again; one behind a lost batch, again from the newest entry Redis holds;
-one ended by another worker (this worker's lease had lapsed) ends generation_lost; one another
-worker took over (the same) goes on there, and its followers here are told to resume. When Redis
+one another worker ended or took over (this worker's lease had lapsed: it wrote with an older
+owner or epoch) stops here, and its followers here follow it on from Redis. When Redis
 fails or refuses writes the journal retries and frames wait; past REDIS_OUTAGE_SECONDS (Health)
 the store ends its live streams with store_unavailable and frames are published at once; once
 Redis is back the journal writes them all, so resumes anywhere see what the clients here saw.
@@ -52,11 +52,16 @@ class Owner:
     def outage(self) -> None:
         """Redis has been failing for the outage grace: end the live streams."""
 
-    def lost(self, stream: Stream, refused: bool) -> None:
-        """Redis refused `stream`: the cluster was full (`refused`), or another worker ended it."""
+    def refused(self, stream: Stream) -> None:
+        """Redis did not admit `stream`: the cluster holds MAX_STREAMS live streams."""
 
     def moved(self, stream: Stream) -> None:
-        """Another worker took `stream` over (this worker's lease had lapsed): stop generating it."""
+        """Another worker took `stream` over or ended it (this worker's lease had lapsed): stop
+        generating it; its followers here follow it from Redis."""
+
+    def continuing(self, stream: Stream) -> bool:
+        """A continuation of `stream` is about to be sent upstream: whether its shared budget allows it."""
+        return True
 
     def failing(self) -> None:
         """Writes began to fail: say so in the lease (this worker's clients may be ahead of Redis)."""
@@ -101,6 +106,10 @@ class RedisJournal:
             self._wakeup.notify()
         elif idle:
             self._wakeup.notify()
+
+    def continuing(self, stream: Stream) -> bool:
+        """A continuation of `stream` is about to be sent upstream: its owner's word (Redis's count)."""
+        return self._owner.continuing(stream)
 
     def rewrite(self, stream: Stream) -> None:
         """Redis lost `stream`: write it again from its first frame (counted again if live)."""
@@ -273,7 +282,7 @@ class RedisJournal:
         if answer is None:
             return
         if not answer:
-            self._owner.lost(stream, True)
+            self._owner.refused(stream)
         elif stream.written:
             self._wakeup.notify()
         stream.publish(stream.visible)  # wakes the POST waiting for the admission
@@ -288,11 +297,7 @@ class RedisJournal:
             stream.publish(call[3])
         if status == "missing":
             self.rewrite(stream)
-        elif status == "ended":  # another worker ended it: this worker's lease had lapsed
-            self._ledger.forget(stream)
-            self._owner.lost(stream, False)
-            stream.publish(stream.written)
-        elif status == "taken":  # another worker continues it: this worker's lease had lapsed
+        elif status in ("ended", "taken"):  # another worker ended or continues it: this worker's lease had lapsed
             self._ledger.forget(stream)
             self._owner.moved(stream)
         return []

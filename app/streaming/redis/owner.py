@@ -176,9 +176,9 @@ class OwnerDuties:
         _, gone = self._link.gone(others)
         ended = 0
         for stream_id, owner in live.items():
-            if owner in gone:
+            if owner in gone:  # the owner found gone is the one claimed from (the hash may name a newer one)
                 meta = self._link.commands.hgetall(keys.meta_key(stream_id))
-                ended += self._orphaned(stream_id, meta or {b"owner": owner.encode()})
+                ended += self._orphaned(stream_id, {**meta, b"owner": owner.encode()})
         return ended
 
     def _count_own(self, live: dict[str, str]) -> None:
@@ -186,12 +186,13 @@ class OwnerDuties:
         admitting = self._journal.admitting
         own = {sid for sid, stream in self._local.items() if not stream.finished and not admitting(stream)}
         counted = {sid for sid, owner in live.items() if owner == self._link.worker}
-        if own == counted:
+        missing = own - counted if self.trusted() else set()  # after a lapse some may be another's now
+        if not missing and not counted - own:
             return
         pipe = self._link.commands.pipeline(transaction=False)
         for sid in counted - own:
             pipe.hdel(keys.LIVE_KEY, sid)
-        for sid in own - counted:
+        for sid in missing:
             pipe.hset(keys.LIVE_KEY, sid, self._link.worker)
         pipe.execute()
 

@@ -21,45 +21,49 @@ import redis
 # expected (compare and set: a lost stream's ending) or '', [6..14] owner, correlation id, model,
 # created, wire format, client key digest, the wire's echoed parameters (JSON), the API's context,
 # the call that another worker continues it with if this one dies (JSON, or '') (all empty unless
-# [4] is 1); [15] the worker writing (its owner: '' when the caller checked that itself); [16] how
-# the generation ended (the outcome's record, JSON) with the ending, else ''; [17..] (event id,
-# field, value) triples, field h (the priming frame), c (a chunk's text) or t (the terminal
-# frame). Entries Redis holds already are skipped, so a batch can be sent again, even once the
-# stream has ended. Returns {status, n}: ok (n: entries held), gap (an earlier batch is missing:
-# send again from entry n), missing (the stream's hash is gone: create it again), ended (someone
-# ended it), moved (the newest entry is not the one expected), taken (another worker owns it now:
-# it took the stream over from this one, whose lease had lapsed).
+# [4] is 1); [15] the worker writing (its owner); [16] how the generation ended (the outcome's
+# record, JSON) with the ending, else ''; [17] the writer's epoch (the fencing token: 0 for the
+# worker that started the stream, raised by each claim); [18] 1 to fence the writer out once the
+# ending is written (a lost stream's ending, written by a worker that is not its owner); [19..]
+# (event id, field, value) triples, field h (the priming frame), c (a chunk's text) or t (the
+# terminal frame). Entries Redis holds already are skipped, so a batch can be sent again by the
+# same owner and epoch, even once the stream has ended. Returns {status, n}: ok (n: entries
+# held), gap (an earlier batch is missing: send again from entry n), missing (the stream's hash is
+# gone: create it again), ended (someone else ended it), moved (the newest entry is not the one
+# expected), taken (another owner or epoch holds it now: it was taken over from this writer,
+# whose lease had lapsed). A write from any other owner or epoch is refused whole.
 _WRITE = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then
   if ARGV[4] ~= '1' then return {'missing', 0} end
   redis.call('HSET', KEYS[1], 'state', 'live', 'owner', ARGV[6], 'correlation_id', ARGV[7],
     'model', ARGV[8], 'created', ARGV[9], 'wire', ARGV[10], 'client', ARGV[11], 'echo', ARGV[12],
-    'context', ARGV[13])
+    'context', ARGV[13], 'epoch', ARGV[17])
   if ARGV[14] ~= '' then redis.call('HSET', KEYS[1], 'call', ARGV[14]) end
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
   state = 'live'
 end
-if state == 'live' and ARGV[15] ~= '' and redis.call('HGET', KEYS[1], 'owner') ~= ARGV[15] then
-  return {'taken', 0}
-end
+local fenced = redis.call('HGET', KEYS[1], 'owner') ~= ARGV[15]
+  or tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0') ~= tonumber(ARGV[17])
+if state == 'live' and fenced then return {'taken', 0} end
 local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
 local next_id = 0
 if #top > 0 then next_id = tonumber(string.match(top[1][1], '%-(%d+)$')) end
 if state ~= 'live' then
-  if tonumber(ARGV[#ARGV - 2]) < next_id then return {'ok', next_id} end  -- all held: sent again
+  if not fenced and tonumber(ARGV[#ARGV - 2]) < next_id then return {'ok', next_id} end  -- all held: sent again
   return {'ended', 0}
 end
 if ARGV[5] ~= '' and next_id - 1 ~= tonumber(ARGV[5]) then return {'moved', next_id} end
-if #ARGV >= 17 and tonumber(ARGV[17]) > next_id then return {'gap', next_id} end
+if #ARGV >= 19 and tonumber(ARGV[19]) > next_id then return {'gap', next_id} end
 local last = next_id - 1
-for i = 17, #ARGV, 3 do
+for i = 19, #ARGV, 3 do
   last = tonumber(ARGV[i])
   if last >= next_id then redis.call('XADD', KEYS[2], '0-' .. (last + 1), ARGV[i + 1], ARGV[i + 2]) end
 end
 if next_id == 0 and last >= 0 then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
 if ARGV[3] ~= '0' then
   redis.call('HSET', KEYS[1], 'state', 'finished', 'last', last, 'ending', ARGV[3], 'outcome', ARGV[16])
+  if ARGV[18] == '1' then redis.call('HINCRBY', KEYS[1], 'epoch', 1) end
   redis.call('HDEL', KEYS[1], 'call')
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
@@ -143,23 +147,44 @@ return 1
 """
 
 # Claims a live stream whose owner is gone, for one worker of the cluster to continue it: KEYS =
-# meta, events. ARGV: the owner found gone, the claiming worker, how many takeovers a stream may
-# have, the newest event id the claimer read (-1: none). Returns {status, call}: ok (the call to
+# meta, events. ARGV: the owner found gone, the claiming worker (never the owner itself), how
+# many continuations a stream may have (UPSTREAM_RESCUES: its rescues and takeovers, `spent`),
+# the newest event id and the epoch the claimer read (-1: no event). A compare-and-set on the
+# owner, the epoch and the newest event: the claim fails against any owner or epoch but the one
+# found gone, so one worker of the cluster wins, and a stream is never claimed from a live owner
+# that claimed it meanwhile. Raises the epoch (the fencing token the new owner's writes carry:
+# the former owner's are refused from then on). Returns {status, call, epoch}: ok (the call to
 # continue it with), ended, moved (another worker claimed it, or its owner wrote meanwhile),
 # none (no call kept: it cannot be continued) or spent.
 _CLAIM = """#!lua flags=allow-oom
-if redis.call('HGET', KEYS[1], 'state') ~= 'live' then return {'ended', ''} end
-if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return {'moved', ''} end
+if redis.call('HGET', KEYS[1], 'state') ~= 'live' then return {'ended', '', 0} end
+if ARGV[1] == ARGV[2] or redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return {'moved', '', 0} end
+if tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0') ~= tonumber(ARGV[5]) then return {'moved', '', 0} end
 local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
 local newest = -1
 if #top > 0 then newest = tonumber(string.match(top[1][1], '%-(%d+)$')) - 1 end
-if newest ~= tonumber(ARGV[4]) then return {'moved', ''} end
+if newest ~= tonumber(ARGV[4]) then return {'moved', '', 0} end
 local call = redis.call('HGET', KEYS[1], 'call')
-if not call or call == '' then return {'none', ''} end
-if tonumber(redis.call('HGET', KEYS[1], 'takeovers') or '0') >= tonumber(ARGV[3]) then return {'spent', ''} end
-redis.call('HINCRBY', KEYS[1], 'takeovers', 1)
+if not call or call == '' then return {'none', '', 0} end
+if tonumber(redis.call('HGET', KEYS[1], 'spent') or '0') >= tonumber(ARGV[3]) then return {'spent', '', 0} end
+redis.call('HINCRBY', KEYS[1], 'spent', 1)
+local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
 redis.call('HSET', KEYS[1], 'owner', ARGV[2])
-return {'ok', call}
+return {'ok', call, epoch}
+"""
+
+# Counts one continuation of a live stream's reply (a rescue, a preemption) against its budget,
+# shared with its takeovers (`spent`): KEYS = meta. ARGV: the worker, its epoch, the budget
+# (UPSTREAM_RESCUES). Returns ok (counted), spent (none left), taken (another owner or epoch
+# holds it: the caller's copy is stale) or missing (Redis lost the hash: the caller counts alone).
+_CONTINUE = """#!lua flags=allow-oom
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return 'missing' end
+if state ~= 'live' or redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1]
+  or tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0') ~= tonumber(ARGV[2]) then return 'taken' end
+if tonumber(redis.call('HGET', KEYS[1], 'spent') or '0') >= tonumber(ARGV[3]) then return 'spent' end
+redis.call('HINCRBY', KEYS[1], 'spent', 1)
+return 'ok'
 """
 
 # Counts a client key's finished stored responses (MAX_STORED_RESPONSES): KEYS = its index (ZSET
@@ -189,6 +214,7 @@ SOURCES = {
     "gone": _GONE,
     "mark": _MARK,
     "claim": _CLAIM,
+    "continue": _CONTINUE,
     "stored": _STORED,
 }
 

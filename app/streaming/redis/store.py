@@ -14,7 +14,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import gevent
@@ -31,7 +31,7 @@ from ..store import DEFAULT_MAX_STORED, StreamStore
 from ..stream import Stream
 from ..view import StreamView
 from . import link as keys
-from .checks import check_at_start, not_found, ready
+from .checks import check_at_start, not_answering, not_found, ready
 from .follow import RemoteStream
 from .journal import RedisJournal
 from .link import Link, store_errors
@@ -58,7 +58,7 @@ class RedisSettings:
     max_stream_seconds: float
     outage_seconds: float = 10.0
     max_stored: int = DEFAULT_MAX_STORED
-    takeovers: int = 0  # how many times a stream whose worker died may be taken over (UPSTREAM_RESCUES)
+    takeovers: int = 0  # continuations of a stream, takeovers of it included (UPSTREAM_RESCUES)
 
 
 class RedisStreamStore(StreamStore):
@@ -77,32 +77,21 @@ class RedisStreamStore(StreamStore):
         self.clock = clock
         self.worker_id = random_id()[:12]
         self.topology = config.topology
-        commands = connect(config.topology, keys.COMMAND_CONNECTIONS, keys.COMMAND_TIMEOUT_SECONDS)
-        blocking = connect(config.topology, keys.FOLLOW_CONNECTIONS, keys.COMMAND_TIMEOUT_SECONDS + 2.0)
-        scripts = Scripts(commands)
-        scripts.on_reload = self.keys_lost
-        self._noting_loss = False
         live_ttl_ms = int((config.max_stream_seconds + config.ttl_seconds + LIVE_MARGIN_SECONDS) * 1000)
-        self.link = Link(commands, blocking, scripts, self.worker_id, live_ttl_ms, int(config.ttl_seconds * 1000))
-        try:
-            check_at_start(commands, scripts, self.topology)
-        except StoreUnusable:
-            disconnect(commands)
-            disconnect(blocking)
-            raise
+        self.link = linked(config.topology, self.worker_id, live_ttl_ms, int(config.ttl_seconds * 1000))
+        self.link.scripts.on_reload = self.keys_lost
+        self._noting_loss = False
         self._local: dict[str, Stream] = {}
         self._expired: set[str] = set()  # cancelled for want of followers: deleted once ended
         self._refused: set[str] = set()  # new streams Redis did not admit (MAX_STREAMS)
+        commands = self.link.commands
         pipe = ClusterPipe(commands, self.link.maps) if config.topology.kind == "cluster" else RedisPipe(commands)
-        self.journal = RedisJournal(pipe, scripts, (live_ttl_ms, self.link.done_ttl_ms), self)
+        self.journal = RedisJournal(pipe, self.link.scripts, (live_ttl_ms, self.link.done_ttl_ms), self)
+        self._budget = config.takeovers
         self.takeover = Takeover(self.link, self.journal, self._local, clock, config.takeovers)
-        self.duties = OwnerDuties(
-            self.link,
-            self._local,
-            self.journal,
-            (self._reap, self._forget_local, self.takeover.orphaned),
-            self.ttl_seconds,
-        )
+        self.takeover.moved = self.moved
+        tasks = (self._reap, self._forget_local, self.takeover.orphaned)
+        self.duties = OwnerDuties(self.link, self._local, self.journal, tasks, self.ttl_seconds)
         self.stored = StoredResponses(self.link, config.max_stored, self._forget_local)
 
     def __len__(self) -> int:
@@ -117,27 +106,53 @@ class RedisStreamStore(StreamStore):
         for stream in list(self._local.values()):
             stream.cancel(StreamCancelled("store_unavailable", error))
 
-    def lost(self, stream: Stream, refused: bool) -> None:
-        """Redis refused the stream: the cluster was full (`admit` answers server_busy), or
-        another worker ended it as lost (this worker's lease had lapsed). Stop generating."""
-        if refused:
-            self._refused.add(stream.stream_id)
-        error = ApiError("generation_lost", "This worker's lease on the stream lapsed.")
-        stream.cancel(StreamCancelled("lost", error))
+    def refused(self, stream: Stream) -> None:
+        """Redis did not admit the new stream: the cluster holds MAX_STREAMS (`admit` answers
+        server_busy). Stop generating."""
+        self._refused.add(stream.stream_id)
+        error = ApiError("server_busy", f"The cluster holds {self.max_streams} live streams (MAX_STREAMS).")
+        stream.cancel(StreamCancelled("refused", error))
 
     def moved(self, stream: Stream) -> None:
-        """Another worker took `stream` over (this worker's lease had lapsed): stop generating
-        it here; its followers here are told to resume (the generation goes on there)."""
-        self._local.pop(stream.stream_id, None)
+        """Another worker took `stream` over, or ended it as lost (this worker's lease had
+        lapsed): stop generating it here; its followers here follow it on from Redis, where the
+        new owner writes it (every frame they have seen is there: shown only once Redis took it,
+        or while the lease surely held)."""
+        if self._local.get(stream.stream_id) is stream:
+            del self._local[stream.stream_id]
+        self.journal.forget(stream)
+        stream.move(lambda after_id, keepalive: self._handed_over(stream, after_id, keepalive))
         detail = "This worker lost its lease on the reply: another worker continues it."
-        action = f"Resume after event {stream.last_event_id}: the reply goes on where it left off."
-        error = ApiError("generation_lost", detail, action=action)
-        stream.move(stream.writer.interrupted(stream.last_event_id, error))
-        stream.cancel(StreamCancelled("moved", error))
+        stream.cancel(StreamCancelled("moved", ApiError("generation_lost", detail)))
         log.warning("stream_moved", extra={"stream_id": stream.stream_id, "last_event_id": stream.last_event_id})
+
+    def _handed_over(self, stream: Stream, after_id: int, keepalive_seconds: float) -> Iterator[bytes]:
+        """The frames after `after_id` of a stream this worker lost, as Redis has them; when
+        Redis cannot be read, an id-less ending that says to resume."""
+        try:
+            view = self.get(stream.stream_id)  # Redis's, or this worker's again if it took it back
+        except ApiError as error:
+            action = f"Resume after event {after_id}: the reply goes on where it left off."
+            yield stream.writer.interrupted(after_id, ApiError(error.error_code, error.detail, action=action))
+            return
+        yield from view.follow(after_id, keepalive_seconds)
 
     def trusted(self) -> bool:
         return self.duties.trusted()
+
+    def continuing(self, stream: Stream) -> bool:
+        """Whether one more continuation of `stream` fits UPSTREAM_RESCUES, counted in its hash
+        (one budget for its rescues and takeovers, whichever worker makes them); StreamCancelled
+        when another worker owns it now. Redis out of reach: this worker's own count decides."""
+        args = [self.worker_id, stream.epoch, self._budget]
+        try:
+            status = self.link.scripts.run(self.link.commands, "continue", [keys.meta_key(stream.stream_id)], args)
+        except redis.RedisError:
+            return True
+        if status == b"taken":
+            detail = "This worker lost its lease on the reply: another worker continues it."
+            raise StreamCancelled("moved", ApiError("generation_lost", detail))
+        return status != b"spent"
 
     def take_over_with(self, adopt: Adopt) -> None:
         """Continue here, with `adopt`, the live streams of workers that died (takeover); a
@@ -331,3 +346,21 @@ class RedisStreamStore(StreamStore):
             elif stream.cancel():
                 self._expired.add(stream.stream_id)
                 log.info("stream_expired", extra={"stream_id": stream.stream_id, "reason": "no_consumer"})
+
+
+def linked(topology: Topology, worker_id: str, live_ttl_ms: int, done_ttl_ms: int) -> Link:
+    """The link to a Redis fit to hold streams (checked, its scripts loaded); StoreUnusable,
+    saying what was found and what to do, when it does not answer or cannot hold them."""
+    try:
+        commands = connect(topology, keys.COMMAND_CONNECTIONS, keys.COMMAND_TIMEOUT_SECONDS)
+        blocking = connect(topology, keys.FOLLOW_CONNECTIONS, keys.COMMAND_TIMEOUT_SECONDS + 2.0)
+    except (redis.RedisError, redis.exceptions.RedisClusterException) as error:  # a Cluster's client connects at once
+        raise StoreUnusable(not_answering(topology, error)) from None
+    scripts = Scripts(commands)
+    try:
+        check_at_start(commands, scripts, topology)
+    except StoreUnusable:
+        disconnect(commands)
+        disconnect(blocking)
+        raise
+    return Link(commands, blocking, scripts, worker_id, live_ttl_ms, done_ttl_ms)

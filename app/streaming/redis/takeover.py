@@ -1,5 +1,6 @@
 """Taking over the live streams of a worker that died (its lease lapsed): one worker of the
-cluster claims each (a compare-and-set on its owner and newest event in Redis), rebuilds it from
+cluster claims each (a compare-and-set on its owner, epoch and newest event in Redis, never from
+itself; the claim raises the epoch, which fences the former owner's writes out), rebuilds it from
 Redis and continues its generation from the text its clients have (`Adopt`: the services pick
 the continuation, as a rescue does). Where none can be made (no call kept, UPSTREAM_RESCUES
 spent, a tool call cut, no server that continues) it ends as generation_lost, for every follower.
@@ -43,6 +44,7 @@ class Takeover:
         self._clock = clock
         self._most = most  # takeovers of one stream (UPSTREAM_RESCUES; 0: none)
         self.adopt: Adopt | None = None  # set by the services; None: streams are ended as lost
+        self.moved: Callable[[Stream], None] = lambda stream: None  # the store's: a stale copy stops
         self.accepting = True
 
     def orphaned(self, stream_id: str, meta: dict[bytes, bytes]) -> bool:
@@ -53,18 +55,25 @@ class Takeover:
         if self.adopt is None or self._most <= 0:
             return end_if_owner_gone(self._link, stream_id, meta)
         owner = meta.get(b"owner", b"").decode()
+        if owner == self._link.worker:
+            return False  # never claimed from itself: a stale owner read (this worker claimed it since)
         for _ in range(CLAIM_TRIES):
             found, entries = self._read(stream_id)
+            if found.get(b"owner", b"").decode() != owner:
+                return False  # claimed by another worker meanwhile (or ended and gone)
             newest = keys.event_id(entries[-1][0]) if entries else -1
-            args = [owner, self._link.worker, self._most, newest]
-            status, call = self._link.scripts.run(self._link.commands, "claim", keys.stream_keys(stream_id), args)
+            args = [owner, self._link.worker, self._most, newest, int(found.get(b"epoch", b"0"))]
+            status, call, epoch = self._link.scripts.run(
+                self._link.commands, "claim", keys.stream_keys(stream_id), args
+            )
             status = status.decode()
             if status == "ok":
-                return self._take(stream_id, {**found, b"owner": self._link.worker.encode()}, entries, call)
+                taken = {**found, b"owner": self._link.worker.encode(), b"epoch": str(epoch).encode()}
+                return self._take(stream_id, taken, entries, call)
             if status in ("none", "spent"):
                 return end_if_owner_gone(self._link, stream_id, meta)
-            if status == "ended" or found.get(b"owner", b"").decode() != owner:
-                return False  # ended, or claimed by another worker
+            if status == "ended":
+                return False
         return False
 
     def _read(self, stream_id: str) -> tuple[dict[bytes, bytes], Entries]:
@@ -77,8 +86,12 @@ class Takeover:
     def _take(self, stream_id: str, meta: dict[bytes, bytes], entries: Entries, call: bytes) -> bool:
         """Continue a stream claimed here (`meta` naming this worker its owner)."""
         record = json.loads(call)
+        stale = self._local.get(stream_id)
+        if stale is not None:  # this worker owned it before another did: that copy's producer stops
+            self.moved(stale)
         stream = rebuilt(stream_id, meta, entries, self._clock(), record)
         stream.revival = call.decode()
+        stream.epoch = int(meta[b"epoch"])
         self._journal.adopt(stream)
         self._local[stream_id] = stream
         extra = {"stream_id": stream_id, "correlation_id": stream.correlation_id, "chunks": stream.chunks}
