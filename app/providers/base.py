@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import dataclasses
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
@@ -122,6 +123,7 @@ class Route:
     server: str | None = None
     tried: set[str] = dataclasses.field(default_factory=set)
     pinned: bool = False
+    request: int = dataclasses.field(default_factory=itertools.count(1).__next__)  # the generation's number
 
 
 class FirstTokenDeadline(BaseException):

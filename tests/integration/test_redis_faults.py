@@ -16,7 +16,9 @@ import collections
 import contextlib
 import dataclasses
 import json
+import os
 import random
+import signal
 import threading
 import time
 import uuid
@@ -182,6 +184,34 @@ def _pause(seconds: float) -> Callable[[Topology, ChatWaitServer], None]:
     return pause
 
 
+def _workers(server: ChatWaitServer) -> list[int]:
+    pid = server.proc.pid
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _pause_across(operation: str) -> Callable[[Topology, ChatWaitServer], None]:
+    """Redis paused for 8 s while a worker is killed (gunicorn starts another, which boots while
+    Redis does not answer) or every worker is replaced (SIGHUP, as a deploy does): the master
+    goes on, and so does the service once Redis is back."""
+
+    def pause(topology: Topology, server: ChatWaitServer) -> None:
+        topology.server.pause()  # type: ignore[attr-defined]
+        try:
+            before = set(_workers(server))
+            if operation == "kill":
+                os.kill(min(before), signal.SIGKILL)
+            else:
+                os.kill(server.proc.pid, signal.SIGHUP)
+            _until(lambda: len(set(_workers(server)) - before) >= (1 if operation == "kill" else 3), 20)
+            _until(lambda: any(r.get("event") == "store_unavailable" for r in server.log_records()), 30)
+            time.sleep(8.0)
+        finally:
+            topology.server.resume()  # type: ignore[attr-defined]
+        assert server.proc.poll() is None, "the master runs on"
+
+    return pause
+
+
 def _memory_full(topology: Topology, _: ChatWaitServer) -> None:
     """maxmemory below what Redis holds, with noeviction: every write that needs memory is refused."""
     redis = topology.server.client()  # type: ignore[attr-defined]
@@ -227,6 +257,8 @@ FAULTS: dict[str, tuple[Callable[[], Topology], Callable[[Topology, ChatWaitServ
     "down_40s_restart_empty": (Standalone, _down(40.0)),
     "pause_5s": (Standalone, _pause(5.0)),
     "pause_40s": (Standalone, _pause(40.0)),
+    "pause_worker_killed": (Standalone, _pause_across("kill")),
+    "pause_sighup": (Standalone, _pause_across("hup")),
     "memory_full": (Standalone, _memory_full),
     "eviction": (Standalone, _evicting),
     "sentinel_failover": (WithSentinel, _failover),

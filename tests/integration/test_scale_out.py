@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from load.processes import ChatWaitServer, RedisServer, free_port
+from load.processes import ChatWaitServer, RedisServer
 
 from ..conftest import server_env
 from ..sse import Event, content_of, expected_reply, iter_events, parse, read_events
@@ -294,10 +294,35 @@ def test_redis_lost_and_back_mid_run(cluster) -> None:
         redis.stop()
 
 
-def test_redis_down_at_start_up_stops_the_start_with_a_clear_message(fake) -> None:
-    nobody = f"redis://127.0.0.1:{free_port()}/0"
-    env = server_env(fake.base_url, STREAM_STORE="redis", REDIS_URL=nobody, WEB_CONCURRENCY="1")
-    with pytest.raises(RuntimeError, match="process exited at start-up") as failed:
-        ChatWaitServer(env)
-    assert f"Redis at {nobody} did not answer" in str(failed.value)
-    assert "start Redis, fix REDIS_URL, or set STREAM_STORE=memory" in str(failed.value)
+def test_redis_down_at_start_up_boots_says_why_and_serves_once_it_is_back(fake) -> None:
+    """No Redis fault stops ChatWait: it starts, answers /health, refuses streams with 503
+    store_unavailable saying what to do (and /ready too), and serves once Redis answers."""
+    redis = RedisServer()
+    redis.stop()  # its port is free: nothing answers there
+    env = server_env(fake.base_url, STREAM_STORE="redis", REDIS_URL=redis.url, WEB_CONCURRENCY="2")
+    server = ChatWaitServer(env)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30, limits=FRESH) as client:
+            assert client.get("/health").status_code == 200
+            refused = client.post("/v1/chat/streaming", json={"message": "@tokens=3"})
+            assert refused.status_code == 503 and refused.headers["retry-after"], refused.text
+            body = refused.json()
+            assert body["error_code"] == "store_unavailable"
+            assert f"Redis at {redis.url} did not answer" in body["detail"]
+            assert "start Redis, fix REDIS_URL, or set STREAM_STORE=memory" in body["detail"]
+            ready = client.get("/ready")
+            assert ready.status_code == 503 and "did not answer" in ready.json()["checks"]["store"]["detail"]
+            assert client.post("/v1/chat/wait", json={"message": "@tokens=3"}).status_code == 200, "wait needs no store"
+            logged = [r for r in server.log_records() if r.get("event") == "store_unavailable"]
+            assert logged and logged[0]["level"] == "ERROR" and "STREAM_STORE=memory" in logged[0]["detail"]
+            redis.start()
+            deadline = time.monotonic() + 20
+            for _ in range(4):  # new connections: both workers, most likely
+                while (again := client.post("/v1/chat/streaming", json={"message": "@tokens=4"})).status_code != 200:
+                    assert time.monotonic() < deadline, again.text
+                    time.sleep(0.2)
+                assert content_of(parse(again.content)[0]) == expected_reply(4)
+            assert client.get("/ready").status_code == 200
+    finally:
+        server.stop()
+        redis.stop()

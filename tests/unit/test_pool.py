@@ -207,24 +207,88 @@ def test_every_server_resting_is_503_with_the_soonest_rest_end() -> None:
     assert pool.route(CALL.model).server == "a"
 
 
-def test_a_server_alone_in_serving_its_model_rests_after_failures_in_a_row() -> None:
-    pool, providers, clock = _pool(urls="http://a/v1")
+def _with_fallback(tmp_path, *extra: str):
+    listing = tmp_path / "u.toml"
+    servers = '[[upstream]]\nname="a"\nurl="http://a/v1"\nmodels=["m"]\n[[upstream]]\nname="b"\nurl="http://b/v1"\nmodels=["f"]\n'
+    listing.write_text(servers + '[fallbacks]\nm = ["f"]\n' + "".join(extra))
+    return _pool(urls="", UPSTREAMS_FILE=str(listing), ALLOWED_MODELS="m,f")
+
+
+def test_a_lone_server_with_a_fallback_rests_after_failures_of_distinct_requests(tmp_path) -> None:
+    pool, providers, clock = _with_fallback(tmp_path)
     down = UpstreamError("upstream_unavailable", "down")
-    providers["a"].script = [down, _ok(), down, down, down, _ok()]
+    providers["a"].script = [down, down, down, _ok(), down, down, down, _ok()]
     route = pool.route(CALL.model)
-    with pytest.raises(UpstreamError):
-        pool.open(CALL, None, route)
-    assert not pool.can_fail_over(CALL.model, route) and pool.servers[0].health.state == "healthy"
-    assert _open(pool)[1] == ["hi"]  # retried on the same server: one failure rests nothing
-    for _ in range(3):  # UPSTREAM_BREAKER_FAILURES (3) in a row rest it: the breaker opens
+    for _ in range(3):  # one request and its retries: evidence of one request only
+        with pytest.raises(UpstreamError):
+            pool.open(CALL, None, route)
+    assert pool.servers[0].health.state == "healthy"
+    assert _open(pool)[1] == ["hi"]
+    for _ in range(3):  # UPSTREAM_BREAKER_FAILURES (3) requests in a row fail: the breaker opens
         with pytest.raises(UpstreamError):
             pool.open(CALL, None, Route())
     assert pool.servers[0].health.state == "resting"
     with pytest.raises(ApiError) as refused:
         pool.route(CALL.model)
-    assert refused.value.retry_after == 2, "refused at once for the rest, no request sent"
+    assert refused.value.retry_after == 2, "refused at once for the rest, no request sent (the fallback answers)"
     clock.now += 2
     assert _open(pool)[1] == ["hi"] and pool.servers[0].health.state == "healthy"  # the probe closes it
+
+
+def test_a_lone_route_is_never_shut_by_one_request_and_sheds_in_proportion_to_failures() -> None:
+    pool, providers, clock = _pool(urls="http://a/v1")
+    down = UpstreamError("upstream_unavailable", "down")
+    providers["a"].script = [down, down, down, _ok()]
+    route = pool.route(CALL.model)
+    for _ in range(3):  # one request failing on every attempt
+        with pytest.raises(UpstreamError):
+            pool.open(CALL, None, route)
+    assert _open(pool)[1] == ["hi"], "the next request (another client) is served"
+    providers["a"].script = [down for _ in range(1000)]
+    refused = sent = 0
+    for _ in range(300):  # a hard-down server, 10 requests a second for 30 s
+        clock.now += 0.1
+        try:
+            route = pool.route(CALL.model)
+        except ApiError as shed:
+            assert shed.error_code == "upstream_unavailable" and 1 <= shed.retry_after <= 5
+            refused += 1
+            continue
+        sent += 1
+        with pytest.raises(UpstreamError):
+            pool.open(CALL, None, route)
+    assert pool.servers[0].health.state == "healthy", "never rested: shed"
+    assert sent <= 30 and refused >= 270, (sent, refused)  # about one request a second still tries it
+    assert pool.describe()["servers"][0]["shed"] > 0.9
+    providers["a"].script = [_ok() for _ in range(1000)]
+    served_at = None
+    for step in range(400):  # it recovers: tried within seconds, back to every request within the window
+        clock.now += 0.1
+        try:
+            _open(pool)
+        except ApiError:
+            continue
+        served_at = served_at if served_at is not None else step
+    assert served_at is not None and served_at <= 60, "tried again within PROBE_SECONDS of its recovery"
+    assert pool.describe()["servers"][0]["shed"] == 0.0, "all of the traffic back within the window (30 s)"
+
+
+def test_a_lone_server_rate_limiting_is_a_rate_limit_for_the_requests_shed() -> None:
+    pool, providers, clock = _pool(urls="http://a/v1")
+    limited = UpstreamError("upstream_rate_limited", "slow down", upstream_status=429, retry_after=20.0)
+    providers["a"].script = [limited for _ in range(10)]
+    for _ in range(3):
+        clock.now += 0.01
+        with pytest.raises(UpstreamError):
+            pool.open(CALL, None, Route())
+    answers = []
+    for _ in range(20):
+        clock.now += 0.01
+        try:
+            pool.route(CALL.model)
+        except ApiError as shed:
+            answers.append((shed.error_code, shed.status, round(shed.retry_after)))
+    assert answers and set(answers) == {("upstream_rate_limited", 429, 20)}
 
 
 def test_upstream_breaker_failures_zero_never_rests_a_lone_server() -> None:

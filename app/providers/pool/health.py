@@ -4,6 +4,7 @@ or for a 429's Retry-After), then tried again by one request (half-open) before 
 from __future__ import annotations
 
 from ..base import UpstreamError
+from .throttle import Throttle
 
 REST_CEILING_SECONDS = 60.0  # doubling rests stop here (or at UPSTREAM_REST_SECONDS when larger)
 RETRY_AFTER_CEILING_SECONDS = 300.0  # a 429's Retry-After rests a server at most this long
@@ -38,17 +39,20 @@ def failure_kind(error: UpstreamError) -> str:
 
 class Health:
     """The state machine of one server: `healthy`, `resting` until `rest_until`, `probing` (one
-    request tries it after its rest). It rests after `threshold` failures in a row: 1 for a server
-    with others serving its models, UPSTREAM_BREAKER_FAILURES for one alone in serving a model
-    (a circuit breaker: an outage then costs one attempt per rest, not every request's retries;
-    0: never rested)."""
+    request tries it after its rest). It rests after `threshold` failures in a row of distinct
+    requests (a request's retries count once): 1 for a server with others serving its models,
+    UPSTREAM_BREAKER_FAILURES for one alone in serving a model that has fallback models (a circuit
+    breaker: an outage then costs one attempt per rest; 0: never rested). A server that is the
+    only route to a model never rests: its `throttle` sheds load in proportion to its failures."""
 
-    def __init__(self, rest_seconds: float, threshold: int) -> None:
+    def __init__(self, rest_seconds: float, threshold: int, throttle: Throttle | None = None) -> None:
         self.rest_seconds = rest_seconds
         self.threshold = threshold
+        self.throttle = throttle
         self.state = "healthy"
         self.rests = 0  # rests in a row, for the backoff
         self.failures = 0  # failures in a row while healthy
+        self._failing = 0  # the request that failed last (its retries count once)
         self.rest_until = 0.0
 
     def usable(self, now: float) -> bool:
@@ -66,18 +70,28 @@ class Health:
         """A generation got its first token (or ended well); True when this ends a rest."""
         if not (probe or self.state == "healthy"):
             return False  # an older request's success does not cut a rest short
+        if self.throttle is not None:
+            self.throttle.accepted()
         recovered = self.state != "healthy"
         self.state, self.rests, self.failures = "healthy", 0, 0
         return recovered
 
-    def failed(self, kind: str, retry_after: float | None, probe: bool, now: float) -> float | None:
-        """A request failed with `kind`; the rest it starts, in seconds (None: no rest)."""
+    def failed(
+        self, kind: str, retry_after: float | None, probe: bool, now: float, requester: int = 0
+    ) -> float | None:
+        """A request (`requester`: its id) failed with `kind`; the rest it starts, in seconds
+        (None: no rest)."""
         if kind not in RESTING_KINDS or not self.threshold:
             self.released(probe, now)
             return None
+        if self.throttle is not None:
+            self.throttle.failed(requester, retry_after if kind == "rate_limited" else None)
+            return None
         if not (probe or self.state == "healthy"):
             return None  # already resting: a request sent before the rest failed too
-        self.failures += 1
+        if requester != self._failing or not requester:
+            self.failures += 1
+        self._failing = requester
         if not probe and self.failures < self.threshold:
             return None
         self.rests += 1

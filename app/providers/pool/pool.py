@@ -20,10 +20,20 @@ from ..base import ChatCall, Generation, Provider, Route, UpstreamError
 from ..openai.client import OpenAIProvider
 from .health import Health
 from .server import Server
+from .throttle import Throttle
 
 log = logging.getLogger("chatwait.pool")
 
 ALL_RESTING = "Every model server for {model} is resting after failures; ChatWait tries one again when its rest ends."
+SHEDDING = (
+    "The only model server for {model} has been failing: ChatWait sends it part of the requests until it "
+    "recovers ({share}% refused now, in proportion to its recent failures)."
+)
+
+
+def resting_of(call: ChatCall) -> dict[str, str]:
+    """The log field that tells the opener no retry on this model helps now (a fallback may)."""
+    return {"all_resting": call.model}
 
 
 def member(settings: Settings, config: UpstreamServer) -> Provider:
@@ -48,20 +58,20 @@ class UpstreamPool(Provider):
         self.clock = clock
         configs = settings.upstreams
 
-        def threshold(config: UpstreamServer) -> int:  # failures in a row that rest it
+        def health(config: UpstreamServer) -> Health:
+            """Rested at once when others serve its models; after UPSTREAM_BREAKER_FAILURES
+            failing requests when its models have fallbacks; else throttled, never rested."""
             models = config.models or settings.allowed_models
-            shared = all(sum(other.serves(model) for other in configs) > 1 for model in models)
-            return 1 if shared else settings.upstream_breaker_failures
+            alone = [model for model in models if sum(other.serves(model) for other in configs) == 1]
+            rest, failures = settings.upstream_rest_seconds, settings.upstream_breaker_failures
+            if not alone:
+                return Health(rest, 1)
+            if all(settings.fallbacks_of(model) for model in alone):
+                return Health(rest, failures)
+            return Health(rest, failures, Throttle(failures, clock))
 
         self.servers = [
-            Server(
-                config,
-                (connect or member)(settings, config),
-                Health(settings.upstream_rest_seconds, threshold(config)),
-                metrics,
-                clock,
-                self._released,
-            )
+            Server(config, (connect or member)(settings, config), health(config), metrics, clock, self._released)
             for config in configs
         ]
         self._by_name = {server.name: server for server in self.servers}
@@ -70,11 +80,29 @@ class UpstreamPool(Provider):
 
     def route(self, model: str) -> Route:
         server = self._choose(model, set())
-        if server is None and self._usable(model, set(), room=False):
-            return Route()  # its servers are busy, not resting: the request waits for room
+        busy = server is None and self._usable(model, set(), room=False)
+        if busy:
+            server = self._choose(model, set(), room=False)  # busy, not resting: the request waits for room
         if server is None:
             raise ApiError("upstream_unavailable", ALL_RESTING.format(model=model), retry_after=self._soonest(model))
-        return Route(server.name)
+        shed = self._shed(server, model)
+        if shed is not None:
+            raise shed
+        return Route() if busy else Route(server.name)
+
+    def _shed(self, server: Server, model: str) -> ApiError | None:
+        """The refusal of this request here if `server`, the only route to `model`, sheds it (its
+        share of recent failures): 429 while the server asks to wait (Retry-After), else 503."""
+        shed = server.admit()
+        if shed is None:
+            return None
+        seconds, limited = shed
+        if limited:
+            detail = f"The model server for {model} is rate limiting this service (it asked to wait {seconds:.0f} s)."
+            return ApiError("upstream_rate_limited", detail, retry_after=seconds)
+        share = 0.0 if server.health.throttle is None else server.health.throttle.shed_ratio()
+        detail = SHEDDING.format(model=model, share=round(100 * share))
+        return ApiError("upstream_unavailable", detail, retry_after=seconds)
 
     def can_fail_over(self, model: str, route: Route) -> bool:
         return bool(self._usable(model, route.tried))
@@ -113,14 +141,16 @@ class UpstreamPool(Provider):
         else:
             server = self._waited(lambda: server)
         if server is None:
-            detail = ALL_RESTING.format(model=call.model)
-            resting = {"all_resting": call.model}  # no retry helps within the rest: a fallback may
+            detail = ALL_RESTING.format(model=call.model)  # no retry helps within the rest: a fallback may
             raise UpstreamError(
-                "upstream_unavailable", detail, retry_after=self._soonest(call.model), log_fields=resting
+                "upstream_unavailable", detail, retry_after=self._soonest(call.model), log_fields=resting_of(call)
             )
+        if server.name in route.tried and not pinned and (shed := self._shed(server, call.model)) is not None:
+            # A retry on a lone server that sheds load is shed too: no retry helps, a fallback may.
+            raise UpstreamError(shed.error_code, shed.detail, retry_after=shed.retry_after, log_fields=resting_of(call))
         route.server = server.name
         route.tried.add(server.name)
-        return server.open(call)
+        return server.open(call, route.request)
 
     def _usable(self, model: str, tried: set[str], room: bool = True) -> list[Server]:
         """The servers of `model` a request may go to now (with `room`: that take one more now),

@@ -54,30 +54,39 @@ class Server:
         """Least outstanding requests first, weighted: the score this request would give it."""
         return (self.outstanding + 1) / self.config.weight
 
-    def open(self, call: ChatCall) -> Generation:
-        """Send the request to this server; its generation reports back to this server's health."""
+    def open(self, call: ChatCall, requester: int = 0) -> Generation:
+        """Send the request to this server; its generation reports back to this server's health
+        (`requester`: the id of the request, the same for its retries)."""
         probe = self.health.take(self.clock())
         self.count_open(1)
         self.metrics.server_request(self.name)
         try:
-            with self.judging(probe):
+            with self.judging(probe, requester):
                 inner = self.provider.open(call)
         except BaseException:
             self.count_open(-1)
             self.health.released(probe, self.clock())  # no verdict yet (a failure rested it already)
             raise
-        return PooledGeneration(inner, self, probe)
+        return PooledGeneration(inner, self, probe, requester)
+
+    def admit(self) -> tuple[float, bool] | None:
+        """Whether a new request may go to this server (always, unless it is a model's only
+        route and sheds load: then how long to wait, and whether it is rate limiting)."""
+        throttle = self.health.throttle
+        if throttle is None or throttle.admit():
+            return None
+        return throttle.wait_seconds()
 
     @contextlib.contextmanager
-    def judging(self, probe: bool) -> Iterator[None]:
+    def judging(self, probe: bool, requester: int = 0) -> Iterator[None]:
         """Count a failure inside against this server: an upstream error, or no first token in time."""
         try:
             yield
         except UpstreamError as failure:
-            self.failed(failure_kind(failure), failure.retry_after, probe)
+            self.failed(failure_kind(failure), failure.retry_after, probe, requester)
             raise
         except FirstTokenDeadline:
-            self.failed("timeout", None, probe)
+            self.failed("timeout", None, probe, requester)
             raise
 
     def succeeded(self, probe: bool) -> None:
@@ -85,7 +94,7 @@ class Server:
             self.metrics.server_resting(self.name, False)
             log.info("upstream_recovered", extra={"upstream_server": self.name})
 
-    def failed(self, kind: str, retry_after: float | None, probe: bool) -> None:
+    def failed(self, kind: str, retry_after: float | None, probe: bool, requester: int = 0) -> None:
         """Count a failure of `kind`; rest the server when it is the server's fault. A server that
         preempted one of this worker's requests while it held another (llama-cpp-python's on its
         defaults does when a request arrives) gets one at a time from then on."""
@@ -93,7 +102,7 @@ class Server:
         if kind == "preempted" and self.slots is None and self.outstanding > 1:
             self.slots = 1
             log.warning("upstream_one_at_a_time", extra={"upstream_server": self.name})
-        rest = self.health.failed(kind, retry_after, probe, self.clock())
+        rest = self.health.failed(kind, retry_after, probe, self.clock(), requester)
         if rest is not None:
             self.metrics.server_resting(self.name, True)
             extra = {"upstream_server": self.name, "failure": kind, "rest_seconds": round(rest, 1)}
@@ -117,6 +126,7 @@ class Server:
             "models": list(self.config.models),
             "weight": self.config.weight,
             "state": self.health.state,
+            "shed": 0.0 if self.health.throttle is None else round(self.health.throttle.shed_ratio(), 2),
             "rest_seconds": round(resting, 1),
             "open": self.outstanding,
             "concurrency": self.slots,
@@ -129,16 +139,17 @@ class PooledGeneration(Generation):
     """A server's generation: the first token (or a good end) is the server's success; a failure
     before or after it counts against the server; closing it frees the server's slot once."""
 
-    def __init__(self, inner: Generation, server: Server, probe: bool) -> None:
+    def __init__(self, inner: Generation, server: Server, probe: bool, requester: int = 0) -> None:
         self.inner = inner
         self.server = server
         self.probe = probe
+        self.requester = requester
         self.upstream_request_id = inner.upstream_request_id
         self._open = True
 
     def __iter__(self) -> Iterator[str]:
         pieces = iter(self.inner)
-        with self.server.judging(self.probe):
+        with self.server.judging(self.probe, self.requester):
             first = next(pieces, None)
             self.server.succeeded(self.probe)
             if first is None:
