@@ -18,7 +18,7 @@ from marshmallow import Schema, ValidationError
 
 from ..config import Settings
 from ..errors import ApiError, RequestBodyError
-from ..providers.base import Provider
+from ..providers.base import Provider, message_text
 from .openai import content_length
 
 # MAX_CONVERSATION_CHARS when unset: characters per input token allowed. Real text runs 2-5
@@ -113,10 +113,11 @@ def refuse_oversized_messages(
     provider: Provider,
     droppable: Callable[[list[dict[str, Any]]], tuple[int, int]],
     what: str,
+    length: Callable[[Any], int] = content_length,
 ) -> None:
     """Refuse a body's `messages` from their sizes alone, before any per-message work: more than
-    MAX_HISTORY_MESSAGES + 2, or more characters than MAX_CONVERSATION_CHARS (saying how many of
-    the oldest `droppable` ones, called `what`, to drop)."""
+    MAX_HISTORY_MESSAGES + 2, or more characters (a content's `length`) than
+    MAX_CONVERSATION_CHARS (saying how many of the oldest `droppable` ones, called `what`, to drop)."""
     messages = data.get("messages") if isinstance(data, dict) else None
     if not isinstance(messages, list):
         return
@@ -125,7 +126,7 @@ def refuse_oversized_messages(
         message = f"{len(messages)} messages; at most {bound} (MAX_HISTORY_MESSAGES + 2): drop the oldest ones."
         raise ApiError("validation_error", "1 field(s) are invalid.", fields={"messages": [message]})
     entries = [entry if isinstance(entry, dict) else {} for entry in messages]
-    lengths = [content_length(entry.get("content")) for entry in entries]
+    lengths = [length(entry.get("content")) for entry in entries]
     refuse_long_text(lengths, droppable(entries), settings, provider, what)
 
 
@@ -164,6 +165,8 @@ def count_prompt(
     bound = provider.prompt_tokens_bound(messages)
     if bound is not None and bound <= limit:
         return None
+    # Over the characters a conversation may have: refused before a tokenizer pass over all of it.
+    refuse_long_text([len(message_text(m)) for m in messages], droppable, settings, provider, what)
     total = provider.prompt_tokens(messages)
     if total > limit:
         costs = provider.message_costs(messages)  # only a refusal needs them, to say what to drop

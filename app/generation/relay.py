@@ -267,7 +267,7 @@ class Relay:
     def _continuation(self, text: str, strategy: str, left: int) -> ChatCall:
         """The call that continues the reply from `text`; its input is counted (charged to the key)."""
         call = rescue.continuation_call(self.call, text, strategy, left)
-        self._resent += self.provider.prompt_tokens(call.messages)
+        self._resent += self.provider.prompt_tokens(call.counted())
         return call
 
     def _attempt_tokens(self, usage: Usage | None) -> int:
@@ -330,7 +330,7 @@ class Relay:
         if usage is None:
             prompt = self.prompt_tokens
             if prompt is None:  # not counted at intake: the upstream's usage was expected
-                prompt = self.provider.prompt_tokens(self.call.messages)
+                prompt = self.provider.prompt_tokens(self.call.counted())
             generated = text + self._parts.counted_text() if self._deltas or self._inherited else text
             over_attempts = self._generated + self._attempt_tokens(self._last_usage) if self._rescues else None
             usage = Usage(prompt, self.provider.completion_tokens(generated), True, over_attempts, resent=self._resent)

@@ -6,6 +6,7 @@ import abc
 import contextlib
 import dataclasses
 import itertools
+import json
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
@@ -43,6 +44,24 @@ class ChatCall:
     # The request as the client wrote it in another API (`{"api": "messages", "body", "beta"}`): a
     # server that speaks that API is sent it as it is; the others, and continuations, `messages`.
     native: dict[str, Any] | None = None
+    # What else the upstream reads, as messages, for counting only: the parts of a body passed
+    # through that `messages` leaves out (thinking and its signatures, images in tool results...).
+    extra: tuple[dict[str, Any], ...] = ()
+
+    def counted(self) -> list[dict[str, Any]]:
+        """Every message the model reads, for counting its input tokens: the tools' definitions,
+        what else a body passed through holds, then the conversation."""
+        return [*definitions(self.options), *self.extra, *self.messages]
+
+
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+def definitions(options: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tools' definitions as the system message the model reads them in: input tokens on
+    every API (Claude Code sends some 18,000 tokens of them with every request)."""
+    tools = options.get("tools")
+    return [{"role": "system", "content": _COMPACT(tools)}] if tools else []
 
 
 # What one image of a message is counted as (OpenAI bills a 1024x1024 image at high detail so):

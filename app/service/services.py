@@ -149,7 +149,7 @@ class Services:
         if key is None or not key.limited:
             return Admission(route)
         if prompt_tokens is None and key.tpm is not None:
-            prompt_tokens = self.provider.prompt_tokens(call.messages)
+            prompt_tokens = self.provider.prompt_tokens(call.counted())  # tools' definitions included
         ticket, verdict = self.limits.admit(key, prompt_tokens or 0, call.max_tokens)
         return Admission(route, ticket, verdict)
 

@@ -11,8 +11,9 @@ from typing import Any
 from ..providers.base import ChatCall
 from .retention import Retention
 
-# The client's own body (`native`) is not kept: a continuation is sent the translated messages.
-_FIELDS = tuple(field.name for field in dataclasses.fields(ChatCall) if field.name != "native")
+# The client's own body (`native`, and `extra` counted from it) is not kept: a continuation is
+# sent the translated messages.
+_FIELDS = tuple(field.name for field in dataclasses.fields(ChatCall) if field.name not in ("native", "extra"))
 
 
 def record(

@@ -16,8 +16,7 @@ from typing import Any
 from flask import Request
 
 from ...config import Settings
-from ...providers.base import ChatCall, Provider
-from ...streaming.wire.sse import dumps
+from ...providers.base import ChatCall, Provider, definitions
 from ..functions import refuse_untaken
 from ..intake import count_prompt, read_json, refuse_oversized_messages, validate_request
 from ..openai import SYSTEM_ROLES
@@ -57,7 +56,7 @@ def prepare_completion(
     if "tools" not in options:  # what is left of tool_choice without tools asks for nothing
         options.pop("tool_choice", None)
     refuse_untaken(options, any(type(m["content"]) is list for m in messages), provider, "messages")
-    total = _count(messages, options.get("tools"), settings, provider)
+    total = _count(messages, options, settings, provider)
     call = ChatCall(
         model=fields.get("model", settings.default_model),
         fallbacks=tuple(fields["fallbacks"]) if "fallbacks" in fields else None,
@@ -89,11 +88,11 @@ def _message(entry: dict[str, Any]) -> dict[str, Any]:
     return message
 
 
-def _count(messages: list[dict[str, Any]], tools: Any, settings: Settings, provider: Provider) -> int | None:
+def _count(
+    messages: list[dict[str, Any]], options: dict[str, Any], settings: Settings, provider: Provider
+) -> int | None:
     """The prompt tokens (None: it fits by the cheap bound), the tools' definitions included
     (counted as a leading system message: the model reads them too)."""
-    if not tools:
-        return count_prompt(messages, _droppable(messages), settings, provider, DROPPABLE)
-    counted = [{"role": "system", "content": dumps(tools)}, *messages]
+    tools = definitions(options)
     first, end = _droppable(messages)
-    return count_prompt(counted, (first + 1, end + 1), settings, provider, DROPPABLE)
+    return count_prompt([*tools, *messages], (first + len(tools), end + len(tools)), settings, provider, DROPPABLE)

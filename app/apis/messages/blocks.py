@@ -172,3 +172,50 @@ def _result_text(block: dict[str, Any]) -> str:
     content = block.get("content", "")
     text = content if isinstance(content, str) else "\n".join(p["text"] for p in content if p["type"] == "text")
     return f"Error: {text}" if block.get("is_error") else text
+
+
+# The top-level fields of a request that its translation carries (the rest pass through unread).
+TRANSLATED = frozenset(
+    (
+        "model", "messages", "system", "max_tokens", "stream", "temperature", "top_p", "top_k",
+        "stop_sequences", "metadata", "tools", "tool_choice", "thinking", "output_config",
+    )
+)  # fmt: skip
+
+
+def untranslated(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """What a body passed through as sent holds beyond its chat messages, as one message to count
+    (input tokens, the key's tpm): thinking and its signatures, redacted thinking, images in tool
+    results, and the top-level fields the translation does not read (context_management...)."""
+    texts: list[str] = []
+    images: list[dict[str, Any]] = []
+    for message in body.get("messages") or ():
+        for block in message.get("content") if isinstance(message.get("content"), list) else ():
+            texts += [block[name] for name in ("thinking", "signature", "data") if isinstance(block.get(name), str)]
+            nested = block.get("content") if block.get("type") == "tool_result" else None
+            images += [_part(part) for part in nested if part["type"] == "image"] if isinstance(nested, list) else []
+    rest = {name: value for name, value in body.items() if name not in TRANSLATED}
+    if rest:
+        texts.append(json.dumps(rest, ensure_ascii=False, separators=(",", ":")))
+    if not texts and not images:
+        return []
+    return [{"role": "user", "content": [{"type": "text", "text": "\n".join(texts)}, *images]}]
+
+
+def block_chars(content: Any) -> int:
+    """The characters of a message's content as sent, before validation: every string of its
+    blocks (text, thinking, signatures, redacted data, tool calls and results), images aside."""
+    if isinstance(content, str):
+        return len(content)
+    if not isinstance(content, list):
+        return 0
+    total = 0
+    for block in content:
+        if not isinstance(block, dict):
+            continue
+        total += sum(len(block[n]) for n in ("text", "thinking", "signature", "data") if isinstance(block.get(n), str))
+        if isinstance(block.get("input"), dict | list):
+            total += len(json.dumps(block["input"], ensure_ascii=False))
+        total += block_chars(block.get("content")) if block.get("type") == "tool_result" else 0
+    return total
+

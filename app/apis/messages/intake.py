@@ -15,10 +15,9 @@ from flask import Request
 
 from ...config import Settings
 from ...providers.base import ChatCall, Provider
-from ...streaming.wire.sse import dumps
 from ..functions import refuse_untaken
 from ..intake import count_prompt, read_json, refuse_oversized_messages, validate_request
-from .blocks import chat_messages
+from .blocks import block_chars, chat_messages, untranslated
 from .schemas import CountTokensSchema, MessagesRequestSchema
 
 DROPPABLE = "message(s) before the last one"
@@ -48,6 +47,7 @@ def prepare_message(
     """The validated request, or ApiError (400 naming the fields, input_too_long, 413, 415)."""
     data, fields = _fields(request, schema, settings, provider)
     messages, options = _translated(fields, provider)
+    native = _native(data, request)
     call = ChatCall(
         model=fields["model"],
         messages=messages,
@@ -55,21 +55,21 @@ def prepare_message(
         temperature=fields.get("temperature"),
         options=options,
         typed=True,
-        native=_native(data, request),
+        native=native,
+        extra=tuple(untranslated(native["body"])),
     )
-    return MessagesRequest(call, _count(messages, options.get("tools"), settings, provider), bool(fields.get("stream")))
+    return MessagesRequest(call, _count(call, settings, provider), bool(fields.get("stream")))
 
 
 def count_tokens(request: Request, schema: CountTokensSchema, settings: Settings, provider: Provider) -> int:
     """The input tokens the model would read for this request (its tools' definitions included),
     or the ApiError a create would get."""
-    _, fields = _fields(request, schema, settings, provider)
+    data, fields = _fields(request, schema, settings, provider)
     messages, options = _translated(fields, provider)
-    counted = _count(messages, options.get("tools"), settings, provider)
-    if counted is not None:
-        return counted
-    tools = options.get("tools")
-    return provider.prompt_tokens([{"role": "system", "content": dumps(tools)}, *messages] if tools else messages)
+    extra = tuple(untranslated(data))
+    call = ChatCall(model=fields["model"], messages=messages, max_tokens=1, options=options, extra=extra)
+    counted = _count(call, settings, provider)
+    return counted if counted is not None else provider.prompt_tokens(call.counted())
 
 
 def _fields(
@@ -77,7 +77,8 @@ def _fields(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The body as sent and its validated fields."""
     data = read_json(request)
-    refuse_oversized_messages(data, settings, provider, lambda found: (0, max(0, len(found) - 1)), DROPPABLE)
+    droppable = lambda found: (0, max(0, len(found) - 1))  # noqa: E731
+    refuse_oversized_messages(data, settings, provider, droppable, DROPPABLE, block_chars)
     return data, validate_request(data, schema)
 
 
@@ -154,10 +155,10 @@ def _tool_choice(choice: dict[str, Any] | None) -> dict[str, Any]:
     return found
 
 
-def _count(messages: list[dict[str, Any]], tools: Any, settings: Settings, provider: Provider) -> int | None:
-    """The prompt tokens (None: it fits by the cheap bound), the tools' definitions included."""
-    droppable = (1 if messages and messages[0]["role"] == "system" else 0, max(0, len(messages) - 1))
-    if not tools:
-        return count_prompt(messages, droppable, settings, provider, DROPPABLE)
-    counted = [{"role": "system", "content": dumps(tools)}, *messages]
-    return count_prompt(counted, (droppable[0] + 1, droppable[1] + 1), settings, provider, DROPPABLE)
+def _count(call: ChatCall, settings: Settings, provider: Provider) -> int | None:
+    """The prompt tokens (None: it fits by the cheap bound): the tools' definitions and what a
+    body passed through holds beyond its messages included."""
+    counted = call.counted()
+    ahead = len(counted) - len(call.messages)  # before the conversation: never dropped
+    first = 1 if call.messages and call.messages[0]["role"] == "system" else 0
+    return count_prompt(counted, (ahead + first, ahead + max(0, len(call.messages) - 1)), settings, provider, DROPPABLE)

@@ -21,9 +21,8 @@ from flask import Request
 from ...config import Settings
 from ...errors import ApiError
 from ...generation.outcome import Outcome
-from ...providers.base import ChatCall, Provider
+from ...providers.base import ChatCall, Provider, definitions
 from ...streaming.stream import Retention, Stream
-from ...streaming.wire.sse import dumps
 from ..functions import refuse_untaken
 from ..intake import read_json, refuse_long_text, validate_request
 from ..openai import content_length
@@ -172,7 +171,7 @@ def _plan(fields: dict[str, Any], settings: Settings, provider: Provider, stored
     options = _options(fields)
     refuse_untaken(options, any(type(m["content"]) is list for m in turn), provider, "input", NAMES)
     system = [{"role": "system", "content": fields["instructions"]}] if fields.get("instructions") else []
-    tools = [{"role": "system", "content": dumps(options["tools"])}] if "tools" in options else []
+    tools = definitions(options)
     auto, chain = fields.get("truncation") == "auto", "conversation" if conversation else "previous_response_id"
     fitted = fit([*tools, *system], [*history, *turn], len(history), settings, provider, auto, chain)
     counted = [*tools, *system, *fitted.items]
