@@ -58,6 +58,14 @@ def admitted(admission: Admission) -> Admission:
     return admission
 
 
+def counted() -> None:
+    """Count this request against its key's rpm (a request that starts no generation: a
+    conversation's change, a token count); rate_limited when the key is at its limit."""
+    key = client_key()
+    if key is not None and key.rpm is not None:
+        g._get_current_object().verdict = services().limits.request(key)
+
+
 def verdict() -> Verdict | object | None:
     """Where this request's key stood at its admission (None: the counters were out of reach),
     or NOT_ADMITTED."""

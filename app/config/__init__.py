@@ -76,6 +76,8 @@ class Settings:
     conversation_ttl_seconds: float = 604800.0  # a conversation is kept this long after its last change
     max_conversations: int = 1000  # conversations kept per client key (the least recently changed go first)
     max_conversation_items: int = 1000  # items kept per conversation (the oldest go first)
+    conversation_key_bytes: int = 64 * 1_048_576  # items all of a key's conversations hold
+    conversation_worker_bytes: int = 512 * 1_048_576  # items all conversations hold in one worker (memory store)
     max_streams: int = 5000
     stream_store: str = "memory"
     redis_url: str = dataclasses.field(default="redis://localhost:6379/0", repr=False)
@@ -216,6 +218,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "CONVERSATION_TTL_SECONDS": ("conversation_ttl_seconds", read.seconds(1, 365 * 86400)),
     "MAX_CONVERSATIONS": ("max_conversations", read.integer(1, 1_000_000)),
     "MAX_CONVERSATION_ITEMS": ("max_conversation_items", read.integer(2, 100_000)),
+    "CONVERSATION_KEY_BYTES": ("conversation_key_bytes", read.integer(65_536, 1 << 40)),
+    "CONVERSATION_WORKER_BYTES": ("conversation_worker_bytes", read.integer(65_536, 1 << 40)),
     "MAX_STREAMS": ("max_streams", read.integer(1, 1_000_000)),
     "STREAM_STORE": ("stream_store", read.choice(STREAM_STORES)),
     "REDIS_URL": ("redis_url", read.redis_url),

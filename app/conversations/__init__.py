@@ -2,9 +2,13 @@
 
 A conversation is its id, creation time, metadata and items (JSON objects, each with an `id`),
 oldest first. Each client key (without keys: the service) keeps at most MAX_CONVERSATIONS, the
-least recently changed going first; each keeps its newest MAX_CONVERSATION_ITEMS items within
-MAX_CONVERSATION_BYTES of JSON (the newest always stays), for CONVERSATION_TTL_SECONDS after its
-last change. `MemoryConversations` keeps them in this worker; `redis.RedisConversations` in Redis
+least recently changed going first, within CONVERSATION_KEY_BYTES of items in all (the same
+order); each keeps its newest MAX_CONVERSATION_ITEMS items within MAX_CONVERSATION_BYTES of JSON,
+dropped from the oldest by whole turns: once an item goes, so does everything up to the next
+message, so that no tool output ever stays without its call (an upstream that checks tool
+pairing would refuse every later turn). Each lives for CONVERSATION_TTL_SECONDS after its last
+change. `MemoryConversations` keeps them in this worker (within CONVERSATION_WORKER_BYTES for
+every key, the least recently changed going first); `redis.RedisConversations` in Redis
 (STREAM_STORE=redis), for every worker and instance.
 """
 
@@ -19,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from ..errors import ApiError
 from ..ids import random_id
 
 PREFIX = "conv_"
@@ -27,12 +32,15 @@ MAX_CONVERSATION_BYTES = 8 * 1024 * 1024
 
 @dataclasses.dataclass(frozen=True)
 class Bounds:
-    """How many conversations a key keeps, how many items (and bytes of them) each, for how long."""
+    """How many conversations a key keeps, how many items (and bytes of them) each, for how long,
+    and the bytes of items all of a key's conversations hold (and all keys', in one worker)."""
 
     per_key: int
     items: int
     ttl_seconds: float
     bytes: int = MAX_CONVERSATION_BYTES
+    key_bytes: int = 64 * 1024 * 1024
+    worker_bytes: int = 512 * 1024 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,8 +58,32 @@ def new_id() -> str:
 
 
 def encoded(item: dict[str, Any]) -> bytes:
-    """An item as it is kept (its size is what MAX_CONVERSATION_BYTES counts)."""
-    return orjson.dumps(item)
+    """An item as it is kept (its size is what MAX_CONVERSATION_BYTES counts); validation_error
+    for what JSON cannot keep here (an integer beyond 64 bits)."""
+    try:
+        return orjson.dumps(item)
+    except orjson.JSONEncodeError:
+        detail = "An item holds a value that cannot be kept (an integer beyond 64 bits)."
+        raise ApiError("validation_error", detail, fields={"items": ["Send integers within 64 bits."]}) from None
+
+
+def starts_turn(item: dict[str, Any]) -> bool:
+    """Whether an item is a message (what a conversation may begin with once older items went):
+    tool calls, their outputs and reasoning belong with the message before them."""
+    kind = item.get("type")
+    return kind == "message" or (kind is None and "role" in item)
+
+
+def trimmed(items: collections.deque[tuple[dict[str, Any], int]], size: int, bounds: Bounds) -> int:
+    """Drop the oldest `items` (each with its size) beyond the conversation's bounds, by whole
+    turns; the bytes left."""
+    dropped = False
+    while len(items) > 1 and (len(items) > bounds.items or size > bounds.bytes):
+        size -= items.popleft()[1]
+        dropped = True
+    while dropped and items and not starts_turn(items[0][0]):
+        size -= items.popleft()[1]
+    return size
 
 
 class ConversationStore(abc.ABC):
@@ -108,24 +140,50 @@ class MemoryConversations(ConversationStore):
         super().__init__(bounds)
         self._clock = clock
         self._by_client: dict[str, collections.OrderedDict[str, _Kept]] = {}
+        self._held: dict[str, int] = {}  # bytes of items per key
+        self._recent: collections.OrderedDict[tuple[str, str], None] = collections.OrderedDict()  # all, by change
+        self._total = 0
 
     def create(self, client: str, metadata: dict[str, str], items: list[dict[str, Any]]) -> Conversation:
         kept = self._by_client.setdefault(client, collections.OrderedDict())
         now = self._clock()
         for conversation_id in [cid for cid, found in kept.items() if self._expired(found, now)]:
-            del kept[conversation_id]
+            self._forget(client, conversation_id)
         while len(kept) >= self.bounds.per_key:
-            kept.popitem(last=False)
+            self._forget(client, next(iter(kept)))
         conversation = Conversation(new_id(), int(time.time()), dict(metadata))
         kept[conversation.id] = _Kept(conversation, collections.deque(), 0, now)
+        self._recent[(client, conversation.id)] = None
         self.append(client, conversation.id, items)
         return conversation
+
+    def _forget(self, client: str, conversation_id: str) -> None:
+        """Drop a conversation, and its bytes from its key's and the worker's."""
+        found = self._by_client[client].pop(conversation_id)
+        self._recent.pop((client, conversation_id), None)
+        self._resize(client, -found.size)
+
+    def _resize(self, client: str, delta: int) -> None:
+        self._held[client] = self._held.get(client, 0) + delta
+        self._total += delta
+        if not self._held[client]:
+            del self._held[client]
+
+    def _within_budgets(self, client: str, keep: str) -> None:
+        """Drop the least recently changed conversations (never `keep`) over the key's and the
+        worker's bytes."""
+        kept = self._by_client[client]
+        while self._held.get(client, 0) > self.bounds.key_bytes and len(kept) > 1:
+            self._forget(client, next(cid for cid in kept if cid != keep))
+        while self._total > self.bounds.worker_bytes and len(self._recent) > 1:
+            owner, oldest = next(pair for pair in self._recent if pair != (client, keep))
+            self._forget(owner, oldest)
 
     def _find(self, client: str, conversation_id: str) -> _Kept | None:
         kept = self._by_client.get(client)
         found = kept.get(conversation_id) if kept is not None else None
         if found is not None and self._expired(found, self._clock()):
-            del kept[conversation_id]  # type: ignore[union-attr]
+            self._forget(client, conversation_id)
             return None
         return found
 
@@ -135,6 +193,7 @@ class MemoryConversations(ConversationStore):
     def _changed(self, client: str, found: _Kept) -> None:
         found.changed = self._clock()
         self._by_client[client].move_to_end(found.conversation.id)
+        self._recent.move_to_end((client, found.conversation.id))
 
     def get(self, client: str, conversation_id: str) -> Conversation | None:
         found = self._find(client, conversation_id)
@@ -151,20 +210,19 @@ class MemoryConversations(ConversationStore):
     def delete(self, client: str, conversation_id: str) -> bool:
         if self._find(client, conversation_id) is None:
             return False
-        del self._by_client[client][conversation_id]
+        self._forget(client, conversation_id)
         return True
 
     def append(self, client: str, conversation_id: str, items: list[dict[str, Any]]) -> bool:
         found = self._find(client, conversation_id)
         if found is None:
             return False
-        for item in items:
-            size = len(encoded(item))
-            found.items.append((item, size))
-            found.size += size
-        while len(found.items) > 1 and (len(found.items) > self.bounds.items or found.size > self.bounds.bytes):
-            found.size -= found.items.popleft()[1]
+        added = [(item, len(encoded(item))) for item in items]  # all or none: a refused item adds nothing
+        found.items.extend(added)
+        before, found.size = found.size, trimmed(found.items, found.size + sum(size for _, size in added), self.bounds)
+        self._resize(client, found.size - before)
         self._changed(client, found)
+        self._within_budgets(client, conversation_id)
         return True
 
     def items(self, client: str, conversation_id: str) -> list[dict[str, Any]] | None:
@@ -179,6 +237,7 @@ class MemoryConversations(ConversationStore):
             if entry[0].get("id") == item_id:
                 found.items.remove(entry)
                 found.size -= entry[1]
+                self._resize(client, -entry[1])
                 self._changed(client, found)
                 return True
         return False

@@ -47,6 +47,11 @@ class Counters(Protocol):
         """Where `key`'s limits stand (nothing counted)."""
         ...
 
+    def request(self, key: ClientKey) -> Verdict:
+        """Count a request of `key` that starts no generation (a conversation's change, a token
+        count) against its rpm, or refuse it without counting."""
+        ...
+
     def spend(self, spent: Iterable[tuple[ClientKey, int]]) -> None:
         """Count completion tokens produced since the last call, per key."""
         ...
@@ -97,6 +102,15 @@ class MemoryCounters:
 
     def peek(self, key: ClientKey) -> Verdict:
         return _verdict(key, self._counts(key), self._clock(), None, 0.0)
+
+    def request(self, key: ClientKey) -> Verdict:
+        counts, now = self._counts(key), self._clock()
+        refused, retry_after = None, 0.0
+        if key.rpm is not None and counts.requests.total(now) >= key.rpm:
+            refused, retry_after = "rpm", counts.requests.free_after(now, 1, key.rpm)
+        else:
+            counts.requests.add(now, 1)
+        return _verdict(key, counts, now, refused, retry_after)
 
     def spend(self, spent: Iterable[tuple[ClientKey, int]]) -> None:
         now = self._clock()

@@ -85,6 +85,20 @@ class Limits:
         self.metrics.key_generation(key.name, 1, prompt_tokens)
         return ticket, verdict
 
+    def request(self, key: ClientKey) -> Verdict | None:
+        """Count a request of `key` that starts no generation (a conversation's change, a token
+        count) against its rpm: ApiError(rate_limited) when the key is at it; None when the
+        counters are out of reach (counted nowhere, or refused: KEY_LIMITS_WITHOUT_REDIS)."""
+        try:
+            verdict = self.counters.request(key)
+        except CountersUnavailable:
+            self._unreached(Ticket(key))
+            return None
+        if verdict.refused is not None:
+            self.metrics.key_refused(key.name, verdict.refused)
+            raise ApiError("rate_limited", _detail(key, verdict), retry_after=max(1.0, verdict.retry_after))
+        return verdict
+
     def look(self, key: ClientKey) -> Verdict | None:
         """Where `key`'s limits stand (None: counters out of reach)."""
         try:

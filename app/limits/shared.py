@@ -28,9 +28,10 @@ PAUSE_SECONDS = 1.0  # after a failure, calls do not wait on Redis again for thi
 LEASE_MS = 5_000
 
 # Where a key's limits stand, and with ARGV[1] = 'admit' its new generation counted when no limit
-# refuses. KEYS: live (ZSET ticket -> lease end, ms), requests and tokens (HASH second -> count).
-# ARGV: mode (admit|peek), ticket, max_streams, rpm, tpm (-1: none), tokens (the prompt and the
-# completion's reservation), lease ms. Redis's clock, so every worker agrees. Returns {refused
+# refuses (with 'request', a request that starts none: rpm alone). KEYS: live (ZSET ticket ->
+# lease end, ms), requests and tokens (HASH second -> count). ARGV: mode (admit|request|peek),
+# ticket, max_streams, rpm, tpm (-1: none), tokens (the prompt and the completion's reservation),
+# lease ms. Redis's clock, so every worker agrees. Returns {refused
 # ('' none), retry ms, live, requests used, requests reset ms, tokens used, tokens reset ms, the
 # second counted in}.
 _LOOK = """#!lua
@@ -69,7 +70,15 @@ local live = redis.call('ZCARD', KEYS[1])
 local rs, rc, rtotal = minute(KEYS[2])
 local ts, tc, ttotal = minute(KEYS[3])
 local refused, retry = '', 0
-if ARGV[1] == 'admit' then
+if ARGV[1] == 'request' then
+  if rpm >= 0 and rtotal >= rpm then refused = 'rpm'; retry = free_after(rs, rc, rtotal, 1, rpm)
+  else
+    redis.call('HINCRBY', KEYS[2], second, 1)
+    redis.call('PEXPIRE', KEYS[2], 61000)
+    if #rs == 0 or rs[#rs] ~= second then table.insert(rs, second) end
+    rtotal = rtotal + 1
+  end
+elseif ARGV[1] == 'admit' then
   if max_streams >= 0 and live >= max_streams then refused = 'max_streams'
   elseif rpm >= 0 and rtotal >= rpm then refused = 'rpm'; retry = free_after(rs, rc, rtotal, 1, rpm)
   elseif tpm >= 0 and (ttotal >= tpm or (ttotal > 0 and ttotal + prompt > tpm)) then
@@ -153,6 +162,9 @@ class RedisCounters:
 
     def peek(self, key: ClientKey) -> Verdict:
         return self._look(key, "peek", "", 0)
+
+    def request(self, key: ClientKey) -> Verdict:
+        return self._look(key, "request", "", 0)
 
     def spend(self, spent: Iterable[tuple[ClientKey, int]]) -> None:
         with self._reaching() as client:

@@ -345,7 +345,13 @@ def _build_store(settings: Settings, abandon: Abandon) -> StreamStore:
 
 def _build_conversations(settings: Settings) -> ConversationStore:
     """Conversations where the streams are: in Redis, or in this worker's memory."""
-    bounds = Bounds(settings.max_conversations, settings.max_conversation_items, settings.conversation_ttl_seconds)
+    bounds = Bounds(
+        settings.max_conversations,
+        settings.max_conversation_items,
+        settings.conversation_ttl_seconds,
+        key_bytes=settings.conversation_key_bytes,
+        worker_bytes=settings.conversation_worker_bytes,
+    )
     if settings.stream_store == "redis":
         from ..conversations.redis import RedisConversations
 

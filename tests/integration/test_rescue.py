@@ -113,6 +113,20 @@ def test_a_reply_that_keeps_breaking_ends_honestly_after_the_rescues(rescuing, f
     assert len(fake.outcomes_for(message)) == 3, "the first attempt and UPSTREAM_RESCUES continuations"
 
 
+@pytest.mark.parametrize("mode", ["streaming", "wait"])
+def test_replies_ended_without_a_finish_reason_spend_the_same_budget(rescuing, fake, mode) -> None:
+    """A prompt the upstream ends early every time (no finish_reason: a preemption) costs the
+    first attempt and UPSTREAM_RESCUES continuations, no more: one budget for every cause."""
+    message = _unique("@tokens=10 @fault=nofinish")
+    if mode == "streaming":
+        _, error = _native(rescuing, message)
+        assert error.event == "error" and error.data["error_code"] == "upstream_interrupted"
+    else:
+        answer = httpx.post(f"{rescuing.url}/v1/chat/wait", json={"message": message}, timeout=60)
+        assert answer.status_code == 502 and answer.json()["error_code"] == "upstream_interrupted", answer.text
+    assert len(fake.outcomes_for(message)) == 3, "the first attempt and UPSTREAM_RESCUES (2) continuations"
+
+
 def test_a_tool_call_is_never_continued(rescuing, fake) -> None:
     tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
     message = _unique("@tokens=0 @fault=nofinish @argpieces=4")

@@ -135,6 +135,31 @@ def test_a_client_of_the_killed_worker_resumes_and_gets_the_rest(takeover) -> No
     _whole(seen, 300)
 
 
+def test_a_taken_over_stream_keeps_its_keys_place(takeover, tmp_path) -> None:
+    """A key with max_streams=1: its stream, taken over from a worker that died, still holds the
+    key's one place while it runs (no other generation of the key starts), and frees it at its end."""
+    key = "sk-one-place-" + uuid.uuid4().hex
+    keys = tmp_path / "keys.txt"
+    keys.write_text(f"{key} name=one-{uuid.uuid4().hex[:6]} max_streams=1\n")
+    server = takeover(CHATWAIT_API_KEYS_FILE=str(keys))
+    auth = {"Authorization": f"Bearer {key}"}
+    cid = f"taken-key-{uuid.uuid4().hex[:8]}"
+    message = f"{uuid.uuid4().hex} @tokens=2000 @delay_ms=10"
+    with httpx.Client(base_url=server.url, timeout=60, limits=FRESH, headers=auth) as client:
+        post = {"json": {"message": message}, "headers": {"X-Correlation-Id": cid}}
+        with client.stream("POST", "/v1/chat/streaming", **post) as r:
+            stream_id = r.headers["x-stream-id"]
+            read_events(r, 3)
+        os.kill(_worker_of(server, cid), signal.SIGKILL)
+        _wait_for_takeover(server, stream_id)
+        time.sleep(6)  # past the dead worker's ticket lease (5 s): only the new owner holds the place now
+        refused = client.post("/v1/chat/wait", json={"message": "@tokens=1"})
+        assert refused.status_code == 429 and "max_streams" in refused.json()["detail"], refused.text
+        events = parse(client.get(f"/v1/chat/streaming/{stream_id}").content)[0]
+        assert events[-1].event == "done"
+        assert client.post("/v1/chat/wait", json={"message": "@tokens=1"}).status_code == 200, "freed at its end"
+
+
 def test_a_stream_cut_in_a_tool_call_is_not_continued_but_ends_lost(takeover) -> None:
     server = takeover()
     tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]

@@ -94,3 +94,36 @@ def test_listed_items_take_openais_shape_and_ids() -> None:
     assert answer["content"][0]["type"] == "output_text" and answer["phase"] == "final_answer"
     output = listed({"type": "function_call_output", "call_id": "c1", "output": "21 C"})
     assert output["id"].startswith("fco_") and output["status"] == "completed" and output["output"] == "21 C"
+
+
+def _call(n: int, kind: str = "function_call") -> dict:
+    return {"id": f"fc_{n}_{kind}", "type": kind, "call_id": f"call_{n}", "name": "f", "arguments": "{}", "output": ""}
+
+
+def test_items_go_by_whole_turns_never_leaving_an_output_without_its_call() -> None:
+    store = MemoryConversations(Bounds(per_key=5, items=4, ttl_seconds=60))
+    parallel = [item(1), _call(1), _call(2), _call(1, "function_call_output"), _call(2, "function_call_output")]
+    conversation = store.create("k", {}, [*parallel, item(2)])
+    kept = store.items("k", conversation.id)
+    assert [found["id"] for found in kept] == ["msg_2"], "the whole first turn went, its outputs with its calls"
+    store.append("k", conversation.id, [_call(3), _call(3, "function_call_output"), item(4), _call(5)])
+    store.append("k", conversation.id, [_call(5, "function_call_output")])
+    kept = [found["id"] for found in store.items("k", conversation.id)]
+    assert kept == ["msg_4", "fc_5_function_call", "fc_5_function_call_output"], kept
+
+
+def test_a_keys_conversations_and_a_workers_share_byte_budgets() -> None:
+    one = len(encoded(item(0, 1000)))
+    store = MemoryConversations(Bounds(per_key=50, items=10, ttl_seconds=60, key_bytes=one * 3, worker_bytes=one * 5))
+    made = [store.create("k", {}, [item(n, 1000)]).id for n in range(5)]
+    assert [cid for cid in made if store.get("k", cid)] == made[-3:], "the key's least recently changed went"
+    others = [store.create("other", {}, [item(n, 1000)]).id for n in range(3)]
+    kept = [cid for cid in made if store.get("k", cid)] + [cid for cid in others if store.get("other", cid)]
+    assert len(kept) == 5 and kept[-3:] == others, "the worker's least recently changed went first"
+
+
+def test_an_integer_beyond_64_bits_is_a_400_not_a_500() -> None:
+    store = MemoryConversations(Bounds(per_key=5, items=5, ttl_seconds=60))
+    with pytest.raises(ApiError) as refused:
+        store.create("k", {}, [{**item(1), "n": 2**70}])
+    assert refused.value.status == 400

@@ -18,7 +18,7 @@ from ...streaming.stream import Retention
 from ...streaming.wire import Wire
 from .. import streams
 from ..family import kept
-from ..request import admitted, client_key, correlation_id, services
+from ..request import admitted, client_key, correlation_id, counted, services
 from . import replies
 from .intake import count_tokens, prepare_message
 from .wire import NAME as WIRE
@@ -43,9 +43,10 @@ def create() -> Response | dict[str, Any]:
 @bp.post("/v1/messages/count_tokens")
 def tokens() -> dict[str, Any]:
     """How many input tokens the model would read for this request."""
+    counted()
     found = services()
-    counted = count_tokens(request._get_current_object(), kept(NAME).count, found.settings, found.provider)
-    return replies.token_count(counted)
+    counted_tokens = count_tokens(request._get_current_object(), kept(NAME).count, found.settings, found.provider)
+    return replies.token_count(counted_tokens)
 
 
 @bp.get("/v1/messages/streams/<message_id>")

@@ -21,7 +21,7 @@ from ...generation.outcome import Outcome
 from ...service.services import Services
 from ...streaming.stream import Stream
 from ..intake import read_json, validate_request
-from ..request import client, services
+from ..request import client, counted, services
 from ..schema import serialise
 from .conversation_schemas import (
     ConversationCreateSchema,
@@ -45,6 +45,7 @@ log = logging.getLogger("chatwait.conversations")
 @bp.post("/v1/conversations")
 def create() -> dict[str, Any]:
     """A new conversation, with its first items (no body: an empty one)."""
+    counted()  # a change: under the key's rpm
     empty = not request.content_length and "chunked" not in request.headers.get("Transfer-Encoding", "").lower()
     fields = validate_request({} if empty else read_json(request), ConversationCreateSchema())
     items = _new_items(fields.get("items", []))
@@ -60,6 +61,7 @@ def retrieve(conversation_id: str) -> dict[str, Any]:
 @bp.post("/v1/conversations/<conversation_id>")
 def update(conversation_id: str) -> dict[str, Any]:
     """Replace the conversation's metadata."""
+    counted()  # a change: under the key's rpm
     fields = validate_request(read_json(request), ConversationUpdateSchema())
     updated = services().conversations.update(client(), conversation_id, fields.get("metadata", {}))
     return _reply(_found(updated, conversation_id))
@@ -68,6 +70,7 @@ def update(conversation_id: str) -> dict[str, Any]:
 @bp.delete("/v1/conversations/<conversation_id>")
 def delete(conversation_id: str) -> dict[str, Any]:
     """Forget the conversation and its items."""
+    counted()  # a change: under the key's rpm
     _found(services().conversations.delete(client(), conversation_id) or None, conversation_id)
     deleted = {"id": conversation_id, "object": "conversation.deleted", "deleted": True}
     return serialise(ConversationDeletedSchema, deleted)
@@ -82,6 +85,7 @@ def list_items(conversation_id: str) -> dict[str, Any]:
 @bp.post("/v1/conversations/<conversation_id>/items")
 def add_items(conversation_id: str) -> dict[str, Any]:
     """Add items at the conversation's end; the items as added (with their ids)."""
+    counted()  # a change: under the key's rpm
     fields = validate_request(read_json(request), ConversationItemsCreateSchema())
     items = _new_items(fields["items"])
     _found(services().conversations.append(client(), conversation_id, items) or None, conversation_id)
@@ -102,6 +106,7 @@ def retrieve_item(conversation_id: str, item_id: str) -> dict[str, Any]:
 @bp.delete("/v1/conversations/<conversation_id>/items/<item_id>")
 def delete_item(conversation_id: str, item_id: str) -> dict[str, Any]:
     """Remove one item; the conversation."""
+    counted()  # a change: under the key's rpm
     store = services().conversations
     removed = _found(store.delete_item(client(), conversation_id, item_id), conversation_id)
     if not removed:

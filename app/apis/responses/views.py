@@ -21,7 +21,7 @@ from ...streaming.view import StreamView
 from ...streaming.wire import Wire
 from .. import streams
 from ..family import kept
-from ..request import client, correlation_id, services
+from ..request import client, correlation_id, counted, services
 from . import conversations
 from .conversations import appender, input_tokens_reply
 from .intake import count_input_tokens, prepare_response
@@ -70,9 +70,9 @@ def create() -> Response | dict[str, Any]:
 @bp.post("/v1/responses/input_tokens")
 def input_tokens() -> dict[str, Any]:
     """The input tokens a create with this body would send the model (nothing is generated)."""
+    counted()
     found, req = services(), request._get_current_object()
-    counted = count_input_tokens(req, kept(NAME), found.settings, found.provider, references())
-    return input_tokens_reply(counted)
+    return input_tokens_reply(count_input_tokens(req, kept(NAME), found.settings, found.provider, references()))
 
 
 @bp.get("/v1/responses/<response_id:response_id>")
