@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +38,8 @@ def _finite_float(text: str) -> float:
     return number
 
 
+# An escaped UTF-16 surrogate (paired or not): a body of valid UTF-8 holds one only so.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 # json.loads with these arguments, its decoder made once rather than on every call.
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 
@@ -56,13 +59,43 @@ def read_json(request: Request) -> Any:
     except UnicodeDecodeError as exc:
         raise ApiError("invalid_json", f"The body is not valid UTF-8 (byte {exc.start}).") from None
     try:
-        return _DECODER.decode(text)
+        found = _DECODER.decode(text)
     except RecursionError:
         raise ApiError("invalid_json", "The JSON is nested too deeply.") from None
     except json.JSONDecodeError as exc:
         raise ApiError("invalid_json", f"Malformed JSON at line {exc.lineno}, column {exc.colno}.") from None
     except ValueError:
         raise ApiError("invalid_json", "The JSON holds a number that is not finite or too large.") from None
+    if _SURROGATE_ESCAPE.search(text):  # the only way a body of valid UTF-8 holds one
+        try:
+            _refuse_lone_surrogates(found, "")
+        except RecursionError:
+            raise ApiError("invalid_json", "The JSON is nested too deeply.") from None
+    return found
+
+
+def _refuse_lone_surrogates(value: Any, path: str) -> None:
+    """validation_error naming the first string (or name) of the body that holds an unpaired
+    surrogate (`\ud800`): nothing of the body can then be sent upstream or kept as text."""
+    if isinstance(value, str):
+        if not _encodable(value):
+            message = "Contains an unpaired UTF-16 surrogate; send valid Unicode text."
+            raise ApiError("validation_error", "1 field(s) are invalid.", fields={path or "_body": [message]})
+    elif isinstance(value, dict):
+        for name, inner in value.items():
+            _refuse_lone_surrogates(name, path)
+            _refuse_lone_surrogates(inner, f"{path}.{name}" if path else name)
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            _refuse_lone_surrogates(inner, f"{path}.{index}" if path else str(index))
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _body(request: Request, limit: int | None) -> bytes:

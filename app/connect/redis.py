@@ -108,7 +108,12 @@ def connect(topology: Topology, max_connections: int, socket_timeout: float) -> 
 
 
 def disconnect(client: Client) -> None:
-    """Close every connection of `client` (a client made on its own pool does not on close())."""
+    """Close every connection of `client` (a client made on its own pool does not on close(),
+    nor do a Cluster's node clients, each on a pool of its own)."""
+    if isinstance(client, RedisCluster):
+        for node in client.get_nodes():
+            if node.redis_connection is not None:
+                node.redis_connection.connection_pool.disconnect()
     client.close()
     if not isinstance(client, RedisCluster):
         client.connection_pool.disconnect()

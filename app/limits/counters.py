@@ -33,14 +33,16 @@ class Verdict:
     tokens: Quota | None = None
     streams: tuple[int, int] | None = None  # (max_streams, live generations)
     second: int = 0  # the second of the minute an admission's tokens were counted in (for `release`)
+    reserved: int = 0  # an admission's completion tokens reserved (lowered to what its tpm has left)
 
 
 class Counters(Protocol):
     """Where a key's counts live: this worker's memory, or Redis."""
 
-    def admit(self, key: ClientKey, ticket: str, tokens: int) -> Verdict:
-        """Admit a generation `ticket` of `key` and count it with `tokens` (its prompt and what
-        is reserved for its completion), or refuse it without counting."""
+    def admit(self, key: ClientKey, ticket: str, tokens: int, reserve: int = 0) -> Verdict:
+        """Admit a generation `ticket` of `key` and count it with `tokens` (its prompt) and what is
+        reserved for its completion (`reserve`, lowered to what the key's tpm has left: at least
+        one token must be), or refuse it without counting."""
         ...
 
     def peek(self, key: ClientKey) -> Verdict:
@@ -91,14 +93,18 @@ class MemoryCounters:
         self._clock = clock
         self._keys: dict[str, _Counts] = {}  # by key name: at most MAX_KEYS
 
-    def admit(self, key: ClientKey, ticket: str, tokens: int) -> Verdict:
+    def admit(self, key: ClientKey, ticket: str, tokens: int, reserve: int = 0) -> Verdict:
         counts, now = self._counts(key), self._clock()
-        refused, retry_after = _refusal(key, counts, now, tokens)
+        refused, retry_after = _refusal(key, counts, now, tokens + min(reserve, 1))
+        reserved = 0
         if refused is None:
+            spent = counts.tokens.total(now)
+            reserved = reserve if not spent or key.tpm is None else min(reserve, key.tpm - spent - tokens)
             counts.live.add(ticket)
             counts.requests.add(now, 1)
-            counts.tokens.add(now, tokens)
-        return dataclasses.replace(_verdict(key, counts, now, refused, retry_after), second=int(now))
+            counts.tokens.add(now, tokens + reserved)
+        verdict = _verdict(key, counts, now, refused, retry_after)
+        return dataclasses.replace(verdict, second=int(now), reserved=reserved)
 
     def peek(self, key: ClientKey) -> Verdict:
         return _verdict(key, self._counts(key), self._clock(), None, 0.0)

@@ -69,11 +69,12 @@ class Limits:
 
     def admit(self, key: ClientKey, prompt_tokens: int, max_tokens: int = 0) -> tuple[Ticket, Verdict | None]:
         """Admit a generation of `key`, counting its request, its prompt tokens and (with tpm)
-        its `max_tokens` as reserved; its ticket and the verdict (None: counters out of reach,
+        its `max_tokens` as reserved, lowered to what tpm has left (the ticket's `reserved`: the
+        generation asks for no more); its ticket and the verdict (None: counters out of reach,
         admitted anyway). ApiError when a limit refuses."""
         ticket = Ticket(key, max_tokens if key.tpm is not None else 0)
         try:
-            verdict = self.counters.admit(key, ticket.id, prompt_tokens + ticket.reserved)
+            verdict = self.counters.admit(key, ticket.id, prompt_tokens, ticket.reserved)
         except CountersUnavailable:
             ticket.counted = 0  # nothing was reserved
             return self._unreached(ticket), None
@@ -81,6 +82,7 @@ class Limits:
             self.metrics.key_refused(key.name, verdict.refused)
             raise ApiError("rate_limited", _detail(key, verdict), retry_after=max(1.0, verdict.retry_after))
         ticket.second = verdict.second
+        ticket.reserved = ticket.counted = verdict.reserved  # lowered to what tpm has left
         self._running[ticket.id] = ticket
         self.metrics.key_generation(key.name, 1, prompt_tokens)
         return ticket, verdict

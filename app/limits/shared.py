@@ -30,10 +30,11 @@ LEASE_MS = 5_000
 # Where a key's limits stand, and with ARGV[1] = 'admit' its new generation counted when no limit
 # refuses (with 'request', a request that starts none: rpm alone). KEYS: live (ZSET ticket ->
 # lease end, ms), requests and tokens (HASH second -> count). ARGV: mode (admit|request|peek),
-# ticket, max_streams, rpm, tpm (-1: none), tokens (the prompt and the completion's reservation),
-# lease ms. Redis's clock, so every worker agrees. Returns {refused
+# ticket, max_streams, rpm, tpm (-1: none), the prompt's tokens, lease ms, the completion's
+# reservation (lowered to what tpm has left once something is counted; at least one token must
+# be). Redis's clock, so every worker agrees. Returns {refused
 # ('' none), retry ms, live, requests used, requests reset ms, tokens used, tokens reset ms, the
-# second counted in}.
+# second counted in, the completion tokens reserved}.
 _LOOK = """#!lua
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -65,7 +66,8 @@ local function reset(seconds)
   return math.max(0, (seconds[1] + 60) * 1000 - now)
 end
 local max_streams, rpm, tpm = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local prompt = tonumber(ARGV[6])
+local prompt, reserve = tonumber(ARGV[6]), tonumber(ARGV[8] or '0')
+local needed, reserved = prompt + math.min(reserve, 1), 0
 local live = redis.call('ZCARD', KEYS[1])
 local rs, rc, rtotal = minute(KEYS[2])
 local ts, tc, ttotal = minute(KEYS[3])
@@ -81,10 +83,13 @@ if ARGV[1] == 'request' then
 elseif ARGV[1] == 'admit' then
   if max_streams >= 0 and live >= max_streams then refused = 'max_streams'
   elseif rpm >= 0 and rtotal >= rpm then refused = 'rpm'; retry = free_after(rs, rc, rtotal, 1, rpm)
-  elseif tpm >= 0 and (ttotal >= tpm or (ttotal > 0 and ttotal + prompt > tpm)) then
-    refused = 'tpm'; retry = free_after(ts, tc, ttotal, math.min(prompt, tpm), tpm)
+  elseif tpm >= 0 and (ttotal >= tpm or (ttotal > 0 and ttotal + needed > tpm)) then
+    refused = 'tpm'; retry = free_after(ts, tc, ttotal, math.min(needed, tpm), tpm)
   end
   if refused == '' then
+    reserved = reserve
+    if tpm >= 0 and ttotal > 0 then reserved = math.min(reserve, tpm - ttotal - prompt) end
+    prompt = prompt + reserved
     redis.call('ZADD', KEYS[1], now + tonumber(ARGV[7]), ARGV[2])
     redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[7]) + 60000)
     live = live + 1
@@ -100,7 +105,7 @@ elseif ARGV[1] == 'admit' then
     end
   end
 end
-return {refused, retry, live, rtotal, reset(rs), ttotal, reset(ts), second}
+return {refused, retry, live, rtotal, reset(rs), ttotal, reset(ts), second, reserved}
 """
 
 # A worker's generations still running: their leases renewed by Redis's clock. KEYS: live.
@@ -157,8 +162,8 @@ class RedisCounters:
         self._clock = clock
         self._paused_until = 0.0
 
-    def admit(self, key: ClientKey, ticket: str, tokens: int) -> Verdict:
-        return self._look(key, "admit", ticket, tokens)
+    def admit(self, key: ClientKey, ticket: str, tokens: int, reserve: int = 0) -> Verdict:
+        return self._look(key, "admit", ticket, tokens, reserve)
 
     def peek(self, key: ClientKey) -> Verdict:
         return self._look(key, "peek", "", 0)
@@ -202,9 +207,9 @@ class RedisCounters:
     def close(self) -> None:
         disconnect(self._client)
 
-    def _look(self, key: ClientKey, mode: str, ticket: str, tokens: int) -> Verdict:
+    def _look(self, key: ClientKey, mode: str, ticket: str, tokens: int, reserve: int = 0) -> Verdict:
         limits = [-1 if value is None else value for value in (key.max_streams, key.rpm, key.tpm)]
-        args = [mode, ticket, *limits, tokens, LEASE_MS]
+        args = [mode, ticket, *limits, tokens, LEASE_MS, reserve]
         with self._reaching() as client:
             found = self._run(client, "look", counter_keys(key.name), args)
         return _verdict(key, found)
@@ -237,7 +242,7 @@ class RedisCounters:
 
 
 def _verdict(key: ClientKey, found: list[Any]) -> Verdict:
-    refused, retry_ms, live, requests, requests_reset, tokens, tokens_reset, second = found
+    refused, retry_ms, live, requests, requests_reset, tokens, tokens_reset, second, reserved = found
     refused = refused.decode() if isinstance(refused, bytes) else refused
     retry = STREAMS_RETRY_SECONDS if refused == "max_streams" else int(retry_ms) / 1000
     return Verdict(
@@ -247,6 +252,7 @@ def _verdict(key: ClientKey, found: list[Any]) -> Verdict:
         tokens=None if key.tpm is None else _quota(key.tpm, tokens, tokens_reset),
         streams=None if key.max_streams is None else (key.max_streams, int(live)),
         second=int(second),
+        reserved=int(reserved),
     )
 
 

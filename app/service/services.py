@@ -76,6 +76,13 @@ class Admission:
         """Whether its key's limits were checked (its answer tells where they stand)."""
         return self.ticket is not None
 
+    def fitted(self, call: ChatCall) -> ChatCall:
+        """`call`, asking for no more completion tokens than its key's tpm had left to reserve."""
+        ticket = self.ticket
+        if ticket is None or not ticket.key.tpm or ticket.reserved >= call.max_tokens or ticket.reserved <= 0:
+            return call
+        return dataclasses.replace(call, max_tokens=ticket.reserved)
+
 
 @dataclasses.dataclass(frozen=True)
 class Services:
@@ -168,7 +175,7 @@ class Services:
     ) -> Outcome:
         """Generate a whole reply for a wait-mode request, cancelled if the client of `sock`
         leaves first; raises the ApiError it ended with."""
-        ticket = admitted.ticket
+        ticket, call = admitted.ticket, admitted.fitted(call)
         relay = Relay(
             self.provider,
             self.settings,
@@ -206,7 +213,7 @@ class Services:
         admitted the stream (the Redis store registers it meanwhile), or, when every slot is taken
         and ADMISSION_WAIT_SECONDS allows, the request's place in the queue (`Pending`). Its
         ticket is released if it cannot start."""
-        ticket = admitted.ticket
+        ticket, call = admitted.ticket, admitted.fitted(call)
         stream_id = random_id()
 
         def open_slot() -> Stream:

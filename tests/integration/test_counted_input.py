@@ -6,6 +6,7 @@ definitions count as input tokens on every API, at the limit and in the key's tp
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 
@@ -149,3 +150,22 @@ def test_tool_definitions_count_toward_max_input_tokens(gateway, api) -> None:
         answer = _messages(gateway, body)
     assert answer.status_code == 400, answer.text
     assert "input_too_long" in answer.text or "context_length_exceeded" in answer.text, answer.text
+
+
+def test_a_big_reservation_is_lowered_to_what_tpm_has_left_not_refused(fake, tmp_path) -> None:
+    """MAX_TOKENS=32000 and tpm=20000: after a 23-token request, one asking for 32,000 tokens is
+    answered, asking the upstream for no more than the key has left, instead of a 429 for a minute."""
+    keys = tmp_path / "keys.txt"
+    keys.write_text(f"{KEY} name=lowered-{uuid.uuid4().hex[:6]} tpm=20000\n")
+    server = ChatWaitServer(server_env(fake.base_url, CHATWAIT_API_KEYS_FILE=str(keys), MAX_TOKENS="32000"))
+    try:
+        with httpx.Client(base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {KEY}"}) as client:
+            assert client.post("/v1/chat/wait", json={"message": "@tokens=3"}).status_code == 200
+            asking = [{"role": "user", "content": "@reply=request"}]
+            body = {"model": FAKE_MODEL, "max_tokens": 32000, "messages": asking}
+            answer = client.post("/v1/chat/completions", json=body)
+            assert answer.status_code == 200, answer.text
+            asked = json.loads(answer.json()["choices"][0]["message"]["content"])
+            assert 19_000 < asked["max_tokens"] < 20_000, asked["max_tokens"]
+    finally:
+        server.stop()

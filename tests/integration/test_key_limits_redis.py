@@ -38,6 +38,7 @@ def _counters(url: str, kind: str = "single") -> RedisCounters:
 def _same(redis_verdict, memory_verdict) -> None:
     assert redis_verdict.refused == memory_verdict.refused
     assert redis_verdict.streams == memory_verdict.streams
+    assert redis_verdict.reserved == memory_verdict.reserved
     for kind in ("requests", "tokens"):
         shared, local = getattr(redis_verdict, kind), getattr(memory_verdict, kind)
         assert (shared is None) == (local is None)
@@ -61,6 +62,10 @@ def _sequence(counters) -> list:
     reserved = counters.admit(reserving, "h", 60)  # 10 of prompt, 50 reserved
     counters.release(reserving, "h", spent=7, refund=45, second=reserved.second)  # 7 past what it reserved
     seen.append(counters.peek(reserving))
+    lowering = ClientKey("", "seq-lower", tpm=100)
+    alone = counters.admit(lowering, "i", 23, 200)  # nothing counted yet: admitted whole
+    counters.release(lowering, "i", refund=190, second=alone.second)  # 23 + 10 stay counted
+    seen += [alone, counters.admit(lowering, "j", 20, 200), counters.admit(lowering, "k", 1, 5)]
     return seen
 
 
@@ -68,8 +73,10 @@ def test_the_script_counts_as_the_memory_counters_do(standalone) -> None:
     counters = _counters(standalone.server.url)
     try:
         shared, local = _sequence(counters), _sequence(MemoryCounters())
-        assert [v.refused for v in shared] == [None, None, "max_streams", "tpm", None, None, None, "rpm", None, None]
-        assert shared[-1].tokens.remaining == 78, "what was reserved and not produced came back"
+        refusals = [None, None, "max_streams", "tpm", None, None, None, "rpm", None, None, None, None, "tpm"]
+        assert [v.refused for v in shared] == refusals
+        assert shared[9].tokens.remaining == 78, "what was reserved and not produced came back"
+        assert [v.reserved for v in shared[-3:]] == [200, 100 - 33 - 20, 0], "lowered to what tpm has left"
         for redis_verdict, memory_verdict in zip(shared, local, strict=True):
             _same(redis_verdict, memory_verdict)
         assert 59 <= shared[7].retry_after <= 60, "rpm frees when the minute's first request leaves it"

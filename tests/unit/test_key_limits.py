@@ -196,7 +196,7 @@ def test_headers_are_openais_with_durations() -> None:
         "0ms", "250ms", "1s", "13s", "1m0s", "1m0s", "1m3s"]
 
 
-def test_tpm_reserves_max_tokens_so_a_burst_overshoots_by_one_reservation_at_most() -> None:
+def test_tpm_reserves_max_tokens_so_a_burst_stays_within_it() -> None:
     limits = Limits(MemoryCounters(Clock()), NoMetrics())
     key = ClientKey("", "web", tpm=500)
     admitted = []
@@ -205,8 +205,21 @@ def test_tpm_reserves_max_tokens_so_a_burst_overshoots_by_one_reservation_at_mos
             admitted.append(limits.admit(key, 10, 200)[0])
         except ApiError as refused:
             assert refused.error_code == "rate_limited" and "(tpm)" in refused.detail
-    assert len(admitted) == 2, "210 + 210 fit in 500; a third would not"
-    assert limits.look(key).tokens.remaining == 80
+    assert [ticket.reserved for ticket in admitted] == [200, 200, 70], "the third gets what is left: 500 - 420 - 10"
+    assert limits.look(key).tokens.remaining == 0
+
+
+def test_a_reservation_is_lowered_to_what_tpm_has_left() -> None:
+    """MAX_TOKENS=32000 and tpm=20000: after a small request, a big one is admitted with what is
+    left (its call asks for no more), not refused for a minute (the Redis script does the same:
+    tests/integration/test_key_limits_redis.py)."""
+    limits = Limits(MemoryCounters(Clock()), NoMetrics())
+    key = ClientKey("", "big", tpm=20_000)
+    first, _ = limits.admit(key, 23, 32_000)
+    assert first.reserved == 32_000, "alone past tpm with nothing counted: admitted whole"
+    limits.end(first, 10)
+    second, verdict = limits.admit(key, 23, 32_000)
+    assert second.reserved == 20_000 - 33 - 23 and verdict.tokens.remaining == 0
 
 
 def test_the_end_takes_back_what_was_reserved_and_not_produced() -> None:

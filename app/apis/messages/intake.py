@@ -14,6 +14,7 @@ from typing import Any
 from flask import Request
 
 from ...config import Settings
+from ...errors import ApiError
 from ...providers.base import ChatCall, Provider
 from ..functions import refuse_untaken
 from ..intake import count_prompt, read_json, refuse_oversized_messages, validate_request
@@ -82,11 +83,19 @@ def _fields(
     return data, validate_request(data, schema)
 
 
+MAX_BETA_CHARS = 1024
+
+
 def _native(data: dict[str, Any], request: Request) -> dict[str, Any]:
     """The body as the client wrote it (its nulls left out, as validation reads them) and its beta
-    features: what a server that speaks the Messages API is sent, so nothing is translated twice."""
+    features: what a server that speaks the Messages API is sent, so nothing is translated twice.
+    The `anthropic-beta` header is a list of feature names (printable ASCII), sent on as it is."""
     body = {name: value for name, value in data.items() if value is not None}
-    return {"api": "messages", "body": body, "beta": request.headers.get("anthropic-beta")}
+    beta = request.headers.get("anthropic-beta")
+    if beta is not None and not (beta.isascii() and beta.isprintable() and len(beta) <= MAX_BETA_CHARS):
+        message = f"A comma-separated list of beta feature names in printable ASCII, at most {MAX_BETA_CHARS} long."
+        raise ApiError("validation_error", "1 field(s) are invalid.", fields={"anthropic-beta": [message]})
+    return {"api": "messages", "body": body, "beta": beta}
 
 
 def _translated(fields: dict[str, Any], provider: Provider) -> tuple[list[dict[str, Any]], dict[str, Any]]:
