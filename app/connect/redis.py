@@ -107,6 +107,27 @@ def connect(topology: Topology, max_connections: int, socket_timeout: float) -> 
     return redis.Redis(connection_pool=pool)
 
 
+class Later:
+    """A client made at its first use: a Cluster's client connects as it is made, and a worker
+    boots whatever Redis does. Until it can be made, each use raises redis.ConnectionError."""
+
+    def __init__(self, topology: Topology, max_connections: int, socket_timeout: float) -> None:
+        self._made: Client | None = None
+        self._make = lambda: connect(topology, max_connections, socket_timeout)
+
+    def __call__(self) -> Client:
+        if self._made is None:
+            try:
+                self._made = self._make()
+            except redis.exceptions.RedisClusterException as error:
+                raise redis.ConnectionError(f"The Cluster did not answer ({type(error).__name__}).") from None
+        return self._made
+
+    def close(self) -> None:
+        if self._made is not None:
+            disconnect(self._made)
+
+
 def disconnect(client: Client) -> None:
     """Close every connection of `client` (a client made on its own pool does not on close(),
     nor do a Cluster's node clients, each on a pool of its own)."""

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import redis
 
-from ..connect.redis import Client, Topology, connect, disconnect
+from ..connect.redis import Client, Later, Topology
 from ..errors import ApiError
 from . import Bounds, Conversation, ConversationStore, encoded, new_id
 
@@ -165,11 +165,30 @@ class RedisConversations(ConversationStore):
 
     def __init__(self, topology: Topology, bounds: Bounds) -> None:
         super().__init__(bounds)
-        self._client: Client = connect(topology, CONNECTIONS, TIMEOUT_SECONDS)
-        self._append = self._client.register_script(_APPEND)
-        self._update = self._client.register_script(_UPDATE)
-        self._delete_item = self._client.register_script(_DELETE_ITEM)
-        self._delete = self._client.register_script(_DELETE)
+        self._later = Later(topology, CONNECTIONS, TIMEOUT_SECONDS)
+        self._scripts: dict[str, Any] = {}
+
+    @property
+    def _client(self) -> Client:
+        return self._later()
+
+    def _script(self, source: str) -> Any:
+        """A script, registered on the client once it can be made."""
+        if source not in self._scripts:
+            self._scripts[source] = self._client.register_script(source)
+        return self._scripts[source]
+
+    def _append(self, keys: list[str], args: list[Any]) -> Any:
+        return self._script(_APPEND)(keys, args)
+
+    def _update(self, keys: list[str], args: list[Any]) -> Any:
+        return self._script(_UPDATE)(keys, args)
+
+    def _delete_item(self, keys: list[str], args: list[Any]) -> Any:
+        return self._script(_DELETE_ITEM)(keys, args)
+
+    def _delete(self, keys: list[str], args: list[Any]) -> Any:
+        return self._script(_DELETE)(keys, args)
 
     def _bounds(self, conversation_id: str) -> list[Any]:
         ttl_ms = int(self.bounds.ttl_seconds * 1000)
@@ -226,4 +245,4 @@ class RedisConversations(ConversationStore):
         return None if found == -1 else bool(found)
 
     def close(self) -> None:
-        disconnect(self._client)
+        self._later.close()

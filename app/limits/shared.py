@@ -17,7 +17,7 @@ from typing import Any
 import redis
 
 from ..config import ClientKey
-from ..connect.redis import Client, Topology, connect, disconnect
+from ..connect.redis import Later, Topology
 from .counters import STREAMS_RETRY_SECONDS, Quota, Verdict
 from .limits import CountersUnavailable
 
@@ -158,7 +158,7 @@ class RedisCounters:
     """The counters of every key in Redis, through a small pool of its own."""
 
     def __init__(self, topology: Topology, clock: Callable[[], float] = time.monotonic) -> None:
-        self._client: Client = connect(topology, CONNECTIONS, TIMEOUT_SECONDS)
+        self._client = Later(topology, CONNECTIONS, TIMEOUT_SECONDS)
         self._clock = clock
         self._paused_until = 0.0
 
@@ -205,7 +205,7 @@ class RedisCounters:
         return True
 
     def close(self) -> None:
-        disconnect(self._client)
+        self._client.close()
 
     def _look(self, key: ClientKey, mode: str, ticket: str, tokens: int, reserve: int = 0) -> Verdict:
         limits = [-1 if value is None else value for value in (key.max_streams, key.rpm, key.tpm)]
@@ -221,7 +221,7 @@ class RedisCounters:
         if self._clock() < self._paused_until:
             raise CountersUnavailable("paused after a failure")
         try:
-            yield self._client
+            yield self._client()
         except redis.RedisError as exc:
             self._paused_until = self._clock() + PAUSE_SECONDS
             raise CountersUnavailable(type(exc).__name__) from exc

@@ -329,3 +329,40 @@ def test_streams_survive_workers_killed_under_load(fake, redis_server, tmp_path)
     ARTIFACTS.mkdir(exist_ok=True)
     summary = {"streams": len(results), "workers_killed": len(killed), "taken_over": taken}
     (ARTIFACTS / "takeover-chaos.json").write_text(json.dumps(summary))
+
+
+def test_a_dead_workers_streams_that_redis_then_loses_end_with_one_terminal_event(fake, tmp_path) -> None:
+    """The double fault: a worker is SIGKILLed, and Redis restarts empty 2 s later (before anyone
+    could take its streams over): nothing holds their events any more. Every client following one
+    elsewhere gets one terminal generation_lost event with an id (not an interruption that sends
+    it to resume a stream that no longer exists); a resume is told the stream was lost."""
+    redis = RedisServer()
+    env = server_env(
+        "", UPSTREAMS_FILE=_upstreams(fake, tmp_path), STREAM_STORE="redis", REDIS_URL=redis.url,
+        WEB_CONCURRENCY="2", UPSTREAM_RESCUES="2",
+    )  # fmt: skip
+    server = ChatWaitServer(env)
+    try:
+        message = f"{uuid.uuid4().hex} @tokens=3000 @delay_ms=10"
+        stream_id, owner, _ = _started(server, message, 3)
+        following = threading.Event()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            follower = pool.submit(_follow_elsewhere, server, stream_id, owner, following)
+            assert following.wait(60)
+            os.kill(owner, signal.SIGKILL)
+            time.sleep(2.0)
+            redis.stop()
+            redis.start()  # empty
+            events = follower.result(timeout=90)
+        assert [e.id for e in events] == list(range(len(events))), "contiguous ids, the ending's too"
+        assert [e.event for e in events].count("error") == 1 and events[-1].event == "error"
+        assert events[-1].data["error_code"] == "generation_lost", events[-1]
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            resumed = client.get(f"/v1/chat/streaming/{stream_id}", headers={"Last-Event-ID": str(events[-2].id)})
+            while resumed.status_code == 503:  # Redis lost keys moments ago: their owners may write them again
+                time.sleep(1.0)
+                resumed = client.get(f"/v1/chat/streaming/{stream_id}", headers={"Last-Event-ID": "1"})
+        assert resumed.status_code == 404 and "Redis lost the stream" in resumed.json()["detail"], resumed.text
+    finally:
+        server.stop()
+        redis.stop()

@@ -64,4 +64,7 @@ def not_found(link: Link, duties: Any) -> None:
     if age is not None and age < keys.RECOVERY_SECONDS:
         detail = "Redis lost keys moments ago (a restart, a failover, an eviction); their workers write them again."
         raise ApiError("store_unavailable", detail, retry_after=keys.RECOVERY_SECONDS - age)
+    if age is not None and age < link.done_ttl_ms / 1000:
+        detail = "The id is unknown, or Redis lost the stream (a restart, a failover) after its worker stopped."
+        raise ApiError("stream_not_found", detail)
     raise ApiError("stream_not_found", "The id is unknown, or the stream ended and expired.")

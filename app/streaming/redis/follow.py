@@ -73,6 +73,7 @@ class RemoteStream:
         self.context = meta.get(b"context", b"")
         self.last_event_id = last_event_id
         self._ending: bytes | None = None
+        self._lost = False  # Redis lost the stream after its owner died: it can only end
         # How long a follower waits through an outage, or for Redis to get the stream's keys back.
         self._patience = max(outage_seconds, keys.RECOVERY_SECONDS)
 
@@ -176,6 +177,9 @@ class RemoteStream:
                 last_check = now
                 fine = entries is not None and self._healthy()
                 trouble_since = None if fine else (trouble_since or now)
+                if self._lost:  # Redis lost the stream and its owner is gone: nobody can go on with it
+                    yield self._lost_ending(writer, cursor)
+                    return
             if trouble_since is not None and now - trouble_since > self._patience:
                 yield self._interruption(cursor - 1, now - trouble_since)
                 return
@@ -203,6 +207,8 @@ class RemoteStream:
                 return True  # ended: the terminal entry is on its way to this follower
             self.owner = self.owner if owner is None else owner.decode()  # another worker's, once taken over
             owners = self._link.owners([self.owner])
+            if state is None and self.owner in owners.gone:
+                self._lost = True  # lost by Redis, and its owner is gone too: nobody writes it again
             if state is None or self.owner in owners.stuck:
                 return False  # lost by Redis (its owner writes it again), or its owner cannot write
             if self.owner in owners.gone:
@@ -214,6 +220,15 @@ class RemoteStream:
             self._link.failed()
             return False
         return True
+
+    def _lost_ending(self, writer: WireWriter, cursor: int) -> bytes:
+        """The terminal event (id `cursor`) of a stream Redis lost after its owner died: its events
+        are gone from every store, so nothing can continue it; a resume finds nothing either."""
+        log.warning("generation_lost", extra={"stream_id": self.stream_id, "owner": self.owner, "reason": "store_lost"})
+        detail = "Redis lost this reply's events (a restart or failover) after the worker generating it stopped."
+        error = ApiError("generation_lost", detail)
+        outcome = Outcome("", max(0, cursor - 1), Usage(0, 0, estimated=True), 0.0, None, error=error)
+        return writer.terminal(max(0, cursor - 1), 0, outcome)
 
     def _interruption(self, last_id: int, seconds: float) -> bytes:
         """The id-less error that ends this response when Redis stays out of reach."""
