@@ -23,13 +23,34 @@ import pytest
 
 from load.processes import ChatWaitServer, FakeUpstream, RedisServer
 
-from ..conftest import server_env
+from ..conftest import FAKE_MODEL, server_env
 from ..sse import Event, expected_reply, iter_events, parse
 from .test_scale_out import FRESH, _workers_by_request
 
 pytestmark = pytest.mark.integration
 
 STREAMS = 40
+# How each API starts, resumes and ends a stream, and its text.
+APIS = {
+    "native": {
+        "post": "/v1/chat/streaming",
+        "body": lambda message: {"message": message},
+        "resume": "/v1/chat/streaming/{}",
+        "endings": ("done", "error"),
+        "done": "done",
+        "text": lambda e: e.data["content"] if e.event == "chunk" else "",
+    },
+    "messages": {
+        "post": "/v1/messages",
+        "body": lambda message: {
+            "model": FAKE_MODEL, "max_tokens": 4000, "stream": True, "messages": [{"role": "user", "content": message}]
+        },
+        "resume": "/v1/messages/streams/{}",
+        "endings": ("message_stop", "error"),
+        "done": "message_stop",
+        "text": lambda e: e.data["delta"].get("text", "") if e.event == "content_block_delta" else "",
+    },
+}
 TOKENS = 500  # 10 s at 20 ms a token: still running when the stalled worker comes back
 SPLIT_RUNS = int(os.environ.get("CHATWAIT_SPLIT_RUNS", "2"))  # 10 when checked by hand (docs/scaling.md)
 
@@ -48,7 +69,14 @@ def _instances(fake: FakeUpstream, redis: RedisServer, folder: Path) -> list[Cha
     return [ChatWaitServer(env), ChatWaitServer(env)]
 
 
-def _read_to_the_end(servers: list[ChatWaitServer], path: str, first: httpx.Response, deadline: float) -> list[Event]:
+def _kept(events: list[Event]) -> list[Event]:
+    """The events of the stream's log: no comments, keepalives (`ping`) or id-less notices."""
+    return [e for e in events if e.event not in (":comment", "ping") and e.id is not None]
+
+
+def _read_to_the_end(
+    servers: list[ChatWaitServer], api: dict, path: str, first: httpx.Response, deadline: float
+) -> list[Event]:
     """The events of one client of a stream: `first` (an open response), then resumes after the
     last id received (an id-less ending says to), alternating instances, until a terminal event."""
     seen: list[Event] = []
@@ -59,37 +87,36 @@ def _read_to_the_end(servers: list[ChatWaitServer], path: str, first: httpx.Resp
         if response is not None:
             with contextlib.suppress(httpx.HTTPError):
                 for event in iter_events(response):
-                    if event.event == ":comment":
+                    if event.event in (":comment", "ping"):
                         continue
                     if event.id is None:
                         break  # an id-less ending: resume
                     seen.append(event)
-                    if event.event in ("done", "error"):
+                    if event.event in api["endings"]:
                         return seen
         turn += 1
         headers = {"Last-Event-ID": str(seen[-1].id)} if seen else {}
         with contextlib.suppress(httpx.HTTPError), httpx.Client(timeout=60, limits=FRESH) as client:
             reply = client.get(f"{servers[turn % 2].url}{path}", headers=headers)
             if reply.status_code == 200:
-                events = [e for e in parse(reply.content)[0] if e.event != ":comment" and e.id is not None]
-                seen += events
-                if seen and seen[-1].event in ("done", "error"):
+                seen += _kept(parse(reply.content)[0])
+                if seen and seen[-1].event in api["endings"]:
                     return seen
         response = None
         time.sleep(0.2)
 
 
-def _client(servers: list[ChatWaitServer], stream_id: str, post: httpx.Response | None) -> list[Event]:
+def _client(servers: list[ChatWaitServer], api: dict, stream_id: str, post: httpx.Response | None) -> list[Event]:
     """Follow `stream_id` to its end: the poster on its own response, a follower from event 0 on B."""
-    path = f"/v1/chat/streaming/{stream_id}"
+    path = api["resume"].format(stream_id)
     deadline = time.monotonic() + 120
     if post is not None:
-        return _read_to_the_end(servers, path, post, deadline)
+        return _read_to_the_end(servers, api, path, post, deadline)
     with httpx.Client(timeout=60, limits=FRESH) as client, client.stream("GET", f"{servers[1].url}{path}") as reply:
-        return _read_to_the_end(servers, path, reply, deadline)
+        return _read_to_the_end(servers, api, path, reply, deadline)
 
 
-def _split_run(servers: list[ChatWaitServer], fake: FakeUpstream, fault: signal.Signals) -> None:
+def _split_run(servers: list[ChatWaitServer], fake: FakeUpstream, fault: signal.Signals, api: dict) -> None:
     """Post STREAMS streams on A, follow each on B, then stall (8 s) or kill A's busiest worker."""
     tag = uuid.uuid4().hex[:8]
     messages = {i: f"split {tag} {i} @tokens={TOKENS} @delay_ms=20" for i in range(STREAMS)}
@@ -100,13 +127,13 @@ def _split_run(servers: list[ChatWaitServer], fake: FakeUpstream, fault: signal.
             client = httpx.Client(timeout=60, limits=FRESH)
             clients.append(client)
             cid = f"split-{tag}-{i}"
-            request = client.build_request("POST", f"{servers[0].url}/v1/chat/streaming", json={"message": message})
+            request = client.build_request("POST", f"{servers[0].url}{api['post']}", json=api["body"](message))
             request.headers["X-Correlation-Id"] = cid
             response = client.send(request, stream=True)
             assert response.status_code == 200, response.read()
             opened[i] = (response.headers["x-stream-id"], response)
-        posters = {i: pool.submit(_client, servers, sid, response) for i, (sid, response) in opened.items()}
-        followers = {i: pool.submit(_client, servers, sid, None) for i, (sid, _) in opened.items()}
+        posters = {i: pool.submit(_client, servers, api, sid, response) for i, (sid, response) in opened.items()}
+        followers = {i: pool.submit(_client, servers, api, sid, None) for i, (sid, _) in opened.items()}
         time.sleep(1.5)  # every stream under way, followed on B
         by_worker = _workers_by_request(servers[0])
         owners = Counter(by_worker[f"split-{tag}-{i}"] for i in messages)
@@ -120,23 +147,25 @@ def _split_run(servers: list[ChatWaitServer], fake: FakeUpstream, fault: signal.
         client.close()
     with httpx.Client(timeout=60) as client:
         for i, (stream_id, _) in opened.items():
-            replay = [e for e in parse(client.get(f"{servers[1].url}/v1/chat/streaming/{stream_id}").content)[0]]
+            replay = _kept(parse(client.get(f"{servers[1].url}{api['resume'].format(stream_id)}").content)[0])
             poster, follower = got[i]
-            _one_answer(poster, follower, [e for e in replay if e.event != ":comment"])
+            _one_answer(api, poster, follower, replay)
             continuations = [o for o in fake.outcomes_for(messages[i]) if o.get("continued_from")]
             taken = _taken_over(servers, stream_id)
             lines = [r for server in servers for r in server.log_records() if r.get("stream_id") == stream_id]
             assert len(continuations) == taken, (stream_id, continuations, [r for r in lines if r["level"] != "DEBUG"])
 
 
-def _one_answer(poster: list[Event], follower: list[Event], replay: list[Event]) -> None:
+def _one_answer(api: dict, poster: list[Event], follower: list[Event], replay: list[Event]) -> None:
     """One text, one ending, contiguous ids, equal for every client and for the replay."""
     key = [(e.id, e.event, e.data) for e in replay]
     assert [(e.id, e.event, e.data) for e in poster] == key, "the poster saw what a replay shows"
     assert [(e.id, e.event, e.data) for e in follower] == key, "the follower saw what a replay shows"
-    assert [e.id for e in replay] == list(range(len(replay)))
-    assert [e.event for e in replay].count("done") == 1 and replay[-1].event == "done", replay[-1]
-    assert "".join(e.data["content"] for e in replay if e.event == "chunk") == expected_reply(TOKENS)
+    ids = sorted({e.id for e in replay})
+    assert ids == list(range(len(ids))) and [e.id for e in replay] == sorted(e.id for e in replay)
+    endings = [e.event for e in replay if e.event in api["endings"]]
+    assert endings == [api["done"]] and replay[-1].event == api["done"], replay[-1]
+    assert "".join(api["text"](e) for e in replay) == expected_reply(TOKENS)
 
 
 def _taken_over(servers: list[ChatWaitServer], stream_id: str) -> int:
@@ -147,12 +176,16 @@ def _taken_over(servers: list[ChatWaitServer], stream_id: str) -> int:
     )
 
 
-@pytest.mark.parametrize("fault", [signal.SIGSTOP, signal.SIGKILL], ids=["stalled", "killed"])
-def test_a_stalled_or_killed_worker_leaves_one_generation_per_stream(fake, redis_server, tmp_path, fault) -> None:
+@pytest.mark.parametrize(
+    ("fault", "api"),
+    [(signal.SIGSTOP, "native"), (signal.SIGKILL, "native"), (signal.SIGSTOP, "messages")],
+    ids=["stalled", "killed", "stalled-messages"],
+)
+def test_a_stalled_or_killed_worker_leaves_one_generation_per_stream(fake, redis_server, tmp_path, fault, api) -> None:
     servers = _instances(fake, redis_server, tmp_path)
     try:
-        for _ in range(SPLIT_RUNS if fault == signal.SIGSTOP else 1):
-            _split_run(servers, fake, fault)
+        for _ in range(SPLIT_RUNS if (fault, api) == (signal.SIGSTOP, "native") else 1):
+            _split_run(servers, fake, fault, APIS[api])
     finally:
         for server in servers:
             server.stop()
