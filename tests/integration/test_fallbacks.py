@@ -129,8 +129,9 @@ def test_a_fallback_no_server_serves_is_refused_at_start(tmp_path: Path, fake) -
 
 
 def test_a_flapping_primary_costs_one_attempt_per_rest_and_is_used_again(fake, tmp_path: Path) -> None:
-    """A lone server that fails UPSTREAM_BREAKER_FAILURES times in a row rests (the breaker opens):
-    requests go to the fallback at once, one probe per rest tries it, and it answers again."""
+    """A lone server whose model has a fallback rests once UPSTREAM_BREAKER_FAILURES requests in
+    a row failed on it (each with its retries: one request's evidence): requests go to the
+    fallback at once, one probe per rest tries it, and it answers again."""
     primary = SwitchServer("status:503")
     try:
         listing = tmp_path / "upstreams.yaml"
@@ -145,7 +146,7 @@ def test_a_flapping_primary_costs_one_attempt_per_rest_and_is_used_again(fake, t
         try:
             answered = [_wait(running, _unique("@tokens=2")).json()["model"] for _ in range(15)]
             assert answered == [BACKUP] * 15, "served from the fallback during the outage"
-            assert primary.answered <= 3 + 1, "the breaker: 3 failures in a row, then one probe per rest"
+            assert primary.answered <= 3 * 3 + 1, "the breaker: 3 requests of 3 attempts, then one probe per rest"
             primary.target_port, primary.mode = fake.port, "pass"
             deadline = time.monotonic() + 10
             while _wait(running, _unique("@tokens=2")).json()["model"] != FAKE_MODEL:
