@@ -41,6 +41,7 @@ class Server:
         self.continuation = config.continuation  # `message` once it refused a prefill
         self.slots = config.concurrency  # 1 once it preempted a request: it serves one at a time
         self.checked: tuple[bool, str] = (True, "Not checked yet.")
+        self._shedding = False  # a model's only server refusing part of its requests (`throttle`)
         metrics.server_known(self.name, KINDS)
 
     def serves(self, model: str) -> bool:
@@ -73,9 +74,18 @@ class Server:
         """Whether a new request may go to this server (always, unless it is a model's only
         route and sheds load: then how long to wait, and whether it is rate limiting)."""
         throttle = self.health.throttle
-        if throttle is None or throttle.admit():
+        if throttle is None:
             return None
-        return throttle.wait_seconds()
+        admitted = throttle.admit()
+        if (throttle.ratio > 0) != self._shedding:  # it began or stopped shedding: said once
+            self._shedding = throttle.ratio > 0
+            self.metrics.server_resting(self.name, self._shedding)
+            extra = {"upstream_server": self.name, "shed": round(throttle.ratio, 2)}
+            if self._shedding:
+                log.warning("upstream_shedding", extra=extra)
+            else:
+                log.info("upstream_recovered", extra=extra)
+        return None if admitted else throttle.wait_seconds()
 
     @contextlib.contextmanager
     def judging(self, probe: bool, requester: int = 0) -> Iterator[None]:

@@ -46,6 +46,7 @@ class Throttle:
         self._draw = draw
         self._buckets: collections.deque[Bucket] = collections.deque()
         self._tried_at = float("-inf")  # when a request was last let through
+        self.ratio = 0.0  # the share of requests refused at the last admission
         self.retry_after: tuple[float, float] | None = None  # a 429's Retry-After: (until, seconds)
 
     def _now_bucket(self) -> Bucket:
@@ -70,8 +71,9 @@ class Throttle:
         return max(0.0, (requests - K * accepts) / (requests + 1))
 
     def admit(self) -> bool:
-        """Whether this request goes to the server (counted either way)."""
-        ratio = self.shed_ratio()
+        """Whether this request goes to the server (counted either way); `ratio` keeps the share
+        refused now."""
+        ratio = self.ratio = self.shed_ratio()
         now = self._clock()
         self._now_bucket().requests += 1
         if ratio <= 0.0 or now - self._tried_at >= PROBE_SECONDS or self._draw() >= ratio:

@@ -42,7 +42,7 @@ class Takeover:
         self._journal = journal
         self._local = local
         self._clock = clock
-        self._most = most  # takeovers of one stream (UPSTREAM_RESCUES; 0: none)
+        self._most = most  # continuations of one stream, takeovers included (UPSTREAM_RESCUES; 0: none)
         self.adopt: Adopt | None = None  # set by the services; None: streams are ended as lost
         self.moved: Callable[[Stream], None] = lambda stream: None  # the store's: a stale copy stops
         self.accepting = True
