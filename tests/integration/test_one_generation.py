@@ -52,7 +52,7 @@ APIS = {
     },
 }
 TOKENS = 500  # 10 s at 20 ms a token: still running when the stalled worker comes back
-SPLIT_RUNS = int(os.environ.get("CHATWAIT_SPLIT_RUNS", "2"))  # 10 when checked by hand (docs/scaling.md)
+SPLIT_RUNS = int(os.environ.get("CHATWAIT_SPLIT_RUNS", "1"))  # 10 when checked by hand (docs/scaling.md)
 
 
 def _instances(fake: FakeUpstream, redis: RedisServer, folder: Path) -> list[ChatWaitServer]:
