@@ -19,13 +19,14 @@ pytestmark = pytest.mark.integration
 
 KEY = "sk-conv-bounds-" + "2" * 20
 LIMITED = "sk-conv-rpm-" + "3" * 20
+OTHER = "sk-conv-other-" + "4" * 20
 
 
-@pytest.fixture(params=["memory", "redis"])
-def gateways(request, fake, tmp_path) -> Iterator[list[ChatWaitServer]]:
-    keys = tmp_path / "keys.txt"
-    run = uuid.uuid4().hex[:6]  # names of this run only: the session's Redis outlives the test
-    keys.write_text(f"{KEY} name=bounds-{run}\n{LIMITED} name=rpm-{run} rpm=3\n")
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def gateways(request, fake, tmp_path_factory) -> Iterator[list[ChatWaitServer]]:
+    keys = tmp_path_factory.mktemp("conversation-bounds") / "keys.txt"
+    run = uuid.uuid4().hex[:6]  # names of this run only: the session's Redis outlives the module
+    keys.write_text(f"{KEY} name=bounds-{run}\n{LIMITED} name=rpm-{run} rpm=3\n{OTHER} name=other-{run}\n")
     env = server_env(
         fake.base_url,
         CHATWAIT_API_KEYS_FILE=str(keys),
@@ -66,7 +67,7 @@ def test_the_item_bound_drops_whole_turns_never_orphaning_a_tool_output(gateways
 
 def test_a_keys_conversations_share_a_byte_budget(gateways) -> None:
     text = "x" * 20_000
-    with _client(gateways[0]) as client, _client(gateways[-1], LIMITED) as other:
+    with _client(gateways[0]) as client, _client(gateways[-1], OTHER) as other:
         theirs = other.post("/v1/conversations", json={"items": [_message("user", text)]}).json()["id"]
         made = [
             client.post("/v1/conversations", json={"items": [_message("user", f"{n} {text}")]}).json()["id"]
@@ -90,7 +91,7 @@ def test_conversation_changes_and_token_counts_are_under_the_keys_rpm(gateways) 
 
 
 def test_an_item_that_cannot_be_kept_is_a_400(gateways) -> None:
-    huge = {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}", "extra": 2**70}
+    huge = {"type": "reasoning", "summary": [{"type": "summary_text", "text": "x", "n": 2**70}]}
     with _client(gateways[0]) as client:
         refused = client.post("/v1/conversations", json={"items": [_message("user", "hi"), huge]})
         assert refused.status_code == 400, refused.text
