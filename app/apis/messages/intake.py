@@ -78,9 +78,13 @@ def _fields(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The body as sent and its validated fields."""
     data = read_json(request)
-    droppable = lambda found: (0, max(0, len(found) - 1))  # noqa: E731
-    refuse_oversized_messages(data, settings, provider, droppable, DROPPABLE, block_chars)
+    refuse_oversized_messages(data, settings, provider, _before_the_last, DROPPABLE, block_chars)
     return data, validate_request(data, schema)
+
+
+def _before_the_last(messages: list[dict[str, Any]]) -> tuple[int, int]:
+    """The messages a client may drop: those before the last one."""
+    return 0, max(0, len(messages) - 1)
 
 
 MAX_BETA_CHARS = 1024
