@@ -143,6 +143,8 @@ def _split_run(servers: list[ChatWaitServer], fake: FakeUpstream, fault: signal.
             time.sleep(8)
             os.kill(victim, signal.SIGCONT)
         got = {i: (posters[i].result(timeout=180), followers[i].result(timeout=180)) for i in messages}
+    for _, response in opened.values():
+        response.close()
     for client in clients:
         client.close()
     with httpx.Client(timeout=60) as client:

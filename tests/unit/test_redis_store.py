@@ -497,3 +497,15 @@ def test_the_call_kept_for_a_takeover_lives_only_while_the_stream_does(store) ->
     _write(stream, [], end=b"id: 2\nevent: done\ndata: {}\n\n")
     _settle(lambda: stream.finished and store.journal.durable(stream))
     assert store.link.commands.hget(keys.meta_key(stream.stream_id), "call") is None, "deleted with the ending"
+
+
+def test_a_worker_whose_redis_goes_away_while_it_starts_still_starts(redis_server) -> None:
+    """Redis answered the store's check, then went away before the owner's first lease: the
+    worker starts all the same (a worker that failed to boot would halt gunicorn's master)."""
+    found = _store(redis_server.url)
+    try:
+        found.link.scripts.command = lambda *_: ("PING", "not", "a", "command")  # the renewal fails
+        found.duties.start()
+        assert len(found.duties._greenlets) == 2, "the lease is kept, and stops listened for, from then on"
+    finally:
+        found.close()

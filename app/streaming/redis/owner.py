@@ -66,8 +66,13 @@ class OwnerDuties:
         self._orphans: gevent.Greenlet | None = None  # the sweep of gone owners' streams, while it runs
 
     def start(self) -> None:
-        """Take the lease at once, then keep it and listen for stops in the background."""
-        self.renew()
+        """Take the lease at once (Redis may have gone since the store was checked: then the
+        next renewal takes it), then keep it and listen for stops in the background."""
+        try:
+            self.renew()
+        except redis.RedisError as error:  # a worker boots whatever Redis does
+            log.warning("store_lease_failed", extra={"error_type": type(error).__name__})
+            self._link.failed()
         for run in (self._keep_lease, self._listen):
             greenlet = gevent.spawn(run)
             greenlet.link_exception(log_greenlet_failure)
