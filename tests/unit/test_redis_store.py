@@ -503,9 +503,13 @@ def test_a_worker_whose_redis_goes_away_while_it_starts_still_starts(redis_serve
     """Redis answered the store's check, then went away before the owner's first lease: the
     worker starts all the same (a worker that failed to boot would halt gunicorn's master)."""
     found = _store(redis_server.url)
+    ran: list[str] = []
     try:
         found.link.scripts.command = lambda *_: ("PING", "not", "a", "command")  # the renewal fails
+        found.duties._keep_lease = lambda: ran.append("lease")  # unpatched: a real listener would block
+        found.duties._listen = lambda: ran.append("listen")
         found.duties.start()
-        assert len(found.duties._greenlets) == 2, "the lease is kept, and stops listened for, from then on"
+        gevent.sleep(0)
+        assert ran == ["lease", "listen"], "the lease is kept, and stops listened for, from then on"
     finally:
         found.close()
