@@ -19,10 +19,11 @@ from ..providers.base import ChatCall
 from ..service.services import Pending
 from ..streaming import consumer
 from ..streaming.direct import client_writer
+from ..streaming.lost import LostStream, StreamLost
 from ..streaming.stream import DEFAULT_RETENTION, Retention, Stream
 from ..streaming.view import StreamView
 from ..streaming.wire import Wire
-from ..streaming.wire.sse import Position
+from ..streaming.wire.sse import Position, parse_last_event_id
 from . import queued
 from .request import admitted, client, client_key, correlation_id, owns, services, trace_stream, traced_body
 
@@ -121,6 +122,20 @@ def find(stream_id: str, wire: str) -> StreamView:
         detail = f"This stream was started with POST {_STARTED_AT[other]}."
         raise ApiError("stream_not_found", detail, action=f"Resume it with GET {_RESUMED_AT[other]}.")
     return stream
+
+
+def resume_by_id(stream_id: str, wire: str, query: str | None) -> Response:
+    """`resume` this client's stream `stream_id` of `wire`. One that Redis lost after its worker
+    died (nothing holds it any more) ends, for a client that names the last event it received,
+    with one terminal generation_lost event after it; else stream_not_found."""
+    try:
+        stream = find(stream_id, wire)
+    except StreamLost:
+        seen = parse_last_event_id(request.headers.get("Last-Event-ID"), query)
+        if seen is None:
+            raise
+        stream = LostStream(stream_id, wire, seen, client(), correlation_id())
+    return resume(stream, query)
 
 
 def resume(stream: StreamView, query: str | None) -> Response:

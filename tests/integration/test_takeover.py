@@ -335,7 +335,8 @@ def test_a_dead_workers_streams_that_redis_then_loses_end_with_one_terminal_even
     """The double fault: a worker is SIGKILLed, and Redis restarts empty 2 s later (before anyone
     could take its streams over): nothing holds their events any more. Every client following one
     elsewhere gets one terminal generation_lost event with an id (not an interruption that sends
-    it to resume a stream that no longer exists); a resume is told the stream was lost."""
+    it to resume a stream that no longer exists), and so does a client that resumes after the
+    last event it had; a replay from the start is told the stream was lost."""
     redis = RedisServer()
     env = server_env(
         "", UPSTREAMS_FILE=_upstreams(fake, tmp_path), STREAM_STORE="redis", REDIS_URL=redis.url,
@@ -358,11 +359,13 @@ def test_a_dead_workers_streams_that_redis_then_loses_end_with_one_terminal_even
         assert [e.event for e in events].count("error") == 1 and events[-1].event == "error"
         assert events[-1].data["error_code"] == "generation_lost", events[-1]
         with httpx.Client(base_url=server.url, timeout=30) as client:
-            resumed = client.get(f"/v1/chat/streaming/{stream_id}", headers={"Last-Event-ID": str(events[-2].id)})
-            while resumed.status_code == 503:  # Redis lost keys moments ago: their owners may write them again
+            path, cut = f"/v1/chat/streaming/{stream_id}", {"Last-Event-ID": "1"}  # a client cut early
+            while (resumed := client.get(path, headers=cut)).status_code == 503:  # owners may write theirs again
                 time.sleep(1.0)
-                resumed = client.get(f"/v1/chat/streaming/{stream_id}", headers={"Last-Event-ID": "1"})
-        assert resumed.status_code == 404 and "Redis lost the stream" in resumed.json()["detail"], resumed.text
+            ended = [e for e in parse(resumed.content)[0] if e.event != ":comment"]
+            whole = client.get(path)  # a replay from the start: nothing to replay
+        assert [(e.id, e.event, e.data["error_code"]) for e in ended] == [(2, "error", "generation_lost")], ended
+        assert whole.status_code == 404 and "Redis lost the stream" in whole.json()["detail"], whole.text
     finally:
         server.stop()
         redis.stop()

@@ -48,8 +48,8 @@ def create() -> Response | dict[str, Any]:
 def resume(completion_id: str) -> Response:
     """The chunks after the client's last event id (Last-Event-ID, else ?starting_after=N), then
     live ones and [DONE]; 204 when it already has the last one."""
-    stream = streams.find(completion_id.removeprefix(replies.COMPLETION_PREFIX), WIRE)
-    return streams.resume(stream, request.args.get("starting_after"))
+    stream_id = completion_id.removeprefix(replies.COMPLETION_PREFIX)
+    return streams.resume_by_id(stream_id, WIRE, request.args.get("starting_after"))
 
 
 @bp.delete("/v1/chat/completions/<completion_id>/stream")

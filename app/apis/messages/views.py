@@ -53,8 +53,8 @@ def tokens() -> dict[str, Any]:
 def resume(message_id: str) -> Response:
     """The events after the client's last event id (Last-Event-ID, else ?last_event_id=N), then
     live ones; 204 when it already has the last one."""
-    stream = streams.find(message_id.removeprefix(replies.MESSAGE_PREFIX), WIRE)
-    return streams.resume(stream, request.args.get("last_event_id"))
+    stream_id = message_id.removeprefix(replies.MESSAGE_PREFIX)
+    return streams.resume_by_id(stream_id, WIRE, request.args.get("last_event_id"))
 
 
 @bp.delete("/v1/messages/streams/<message_id>")

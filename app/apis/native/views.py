@@ -42,7 +42,7 @@ def start_stream() -> Response:
 @bp.get("/chat/streaming/<stream_id>")
 def resume_stream(stream_id: str) -> Response:
     """Replay a stream after the client's last event id, then follow it live (204: nothing left)."""
-    return streams.resume(streams.find(stream_id, NATIVE.name), request.args.get("last_event_id"))
+    return streams.resume_by_id(stream_id, NATIVE.name, request.args.get("last_event_id"))
 
 
 @bp.delete("/v1/chat/streaming/<stream_id>")

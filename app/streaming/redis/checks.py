@@ -10,6 +10,7 @@ import redis
 
 from ...connect.redis import StoreUnusable, Topology, problems
 from ...errors import ApiError
+from ..lost import StreamLost
 from . import link as keys
 from .link import Link
 from .scripts import Scripts
@@ -66,5 +67,5 @@ def not_found(link: Link, duties: Any) -> None:
         raise ApiError("store_unavailable", detail, retry_after=keys.RECOVERY_SECONDS - age)
     if age is not None and age < link.done_ttl_ms / 1000:
         detail = "The id is unknown, or Redis lost the stream (a restart, a failover) after its worker stopped."
-        raise ApiError("stream_not_found", detail)
+        raise StreamLost("stream_not_found", detail)
     raise ApiError("stream_not_found", "The id is unknown, or the stream ended and expired.")

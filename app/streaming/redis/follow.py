@@ -30,6 +30,7 @@ from ...generation.outcome import Outcome
 from ...providers.base import Usage
 from ...providers.deltas import ReplyParts, fold_stored
 from ..direct import ClientWriter
+from ..lost import lost_ending
 from ..wire import NATIVE_NAME, Wire, WireWriter, chunk_frame, known
 from ..wire.sse import KEEPALIVE_FRAME
 from . import link as keys
@@ -223,12 +224,9 @@ class RemoteStream:
 
     def _lost_ending(self, writer: WireWriter, cursor: int) -> bytes:
         """The terminal event (id `cursor`) of a stream Redis lost after its owner died: its events
-        are gone from every store, so nothing can continue it; a resume finds nothing either."""
+        are gone from every store, so nothing can continue it (`lost`)."""
         log.warning("generation_lost", extra={"stream_id": self.stream_id, "owner": self.owner, "reason": "store_lost"})
-        detail = "Redis lost this reply's events (a restart or failover) after the worker generating it stopped."
-        error = ApiError("generation_lost", detail)
-        outcome = Outcome("", max(0, cursor - 1), Usage(0, 0, estimated=True), 0.0, None, error=error)
-        return writer.terminal(max(0, cursor - 1), 0, outcome)
+        return lost_ending(writer, cursor - 1)
 
     def _interruption(self, last_id: int, seconds: float) -> bytes:
         """The id-less error that ends this response when Redis stays out of reach."""
