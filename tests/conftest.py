@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +25,15 @@ register_formats()
 # sequence, so that a run cannot fail on a new example nobody can see locally.
 settings.register_profile("ci", derandomize=True, database=None)
 settings.load_profile("ci" if os.environ.get("CI") else "default")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _collected_after_each_module() -> Iterator[None]:
+    """A client left unclosed warns when collected: collecting at each module's end names the
+    module that leaked it, not whichever later test the garbage collector happened to run in."""
+    yield
+    gc.collect()
+
 
 CANARY_KEY = "sk-proj-CANARYkey0123456789abcdefXYZ"
 FAKE_MODEL = "fake-model"

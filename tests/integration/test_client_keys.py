@@ -57,7 +57,7 @@ def test_the_page_probes_and_contract_stay_open(keyed) -> None:
 
 
 @pytest.mark.parametrize("key", [None, "not-a-key-of-this-service", f"{KEY_A}x"])
-def test_every_api_endpoint_refuses_a_missing_or_wrong_key_in_its_shape(keyed, key) -> None:
+def test_every_api_endpoint_refuses_a_missing_or_wrong_key_in_its_shape(keyed, key, request) -> None:
     with as_client(keyed, key) as client:
         for path in ("/v1/chat/wait", "/chat/wait", "/v1/chat/streaming", "/chat/streaming"):
             refused = client.post(path, json={"message": "@tokens=1"})
@@ -70,15 +70,17 @@ def test_every_api_endpoint_refuses_a_missing_or_wrong_key_in_its_shape(keyed, k
             conform("OpenAIError", refused.json())
         assert client.options("/v1/chat/completions").status_code == 200, "a CORS preflight carries no key"
     sdk = openai.OpenAI(base_url=f"{keyed.url}/v1", api_key=key or "missing", max_retries=0)
+    request.addfinalizer(sdk.close)
     with pytest.raises(openai.AuthenticationError):
         sdk.models.list()
 
 
 @pytest.mark.parametrize("key", [KEY_A, KEY_B, KEY_C])
-def test_each_key_opens_both_apis(keyed, key) -> None:
+def test_each_key_opens_both_apis(keyed, key, request) -> None:
     with as_client(keyed, key) as client:
         assert client.post("/v1/chat/wait", json={"message": "@tokens=2"}).status_code == 200
     sdk = openai.OpenAI(base_url=f"{keyed.url}/v1", api_key=key, max_retries=0)
+    request.addfinalizer(sdk.close)
     reply = sdk.chat.completions.create(**completion("@tokens=2"))
     assert reply.choices[0].message.content == "tok0 tok1 "
 

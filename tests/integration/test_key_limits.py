@@ -119,7 +119,7 @@ def _until_admitted(client: httpx.Client) -> httpx.Response:
     return answer
 
 
-def test_rpm_counts_five_across_instances_then_refuses(gateways) -> None:
+def test_rpm_counts_five_across_instances_then_refuses(gateways, request) -> None:
     remaining = []
     for at in range(5):
         with gateways.client(COUNTER, at) as client:
@@ -136,6 +136,7 @@ def test_rpm_counts_five_across_instances_then_refuses(gateways) -> None:
             assert refused.headers["x-ratelimit-remaining-requests"] == "0"
             assert client.get("/v1/models").headers["x-ratelimit-remaining-requests"] == "0", "a look counts nothing"
     sdk = openai.OpenAI(base_url=f"{gateways.servers[-1].url}/v1", api_key=COUNTER, max_retries=0)
+    request.addfinalizer(sdk.close)
     with pytest.raises(openai.RateLimitError) as raised:
         sdk.chat.completions.create(model=FAKE_MODEL, messages=[{"role": "user", "content": "@tokens=1"}])
     assert raised.value.code == "rate_limit_exceeded"

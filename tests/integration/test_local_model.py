@@ -248,11 +248,12 @@ def test_waiting_replies_hear_their_place_and_an_abandoned_one_gives_way(local, 
     assert [r["stream_id"] for r in abandoned] == [a_id]
 
 
-def test_the_openai_sdk_works_against_the_embedded_model(local_server) -> None:
+def test_the_openai_sdk_works_against_the_embedded_model(local_server, request) -> None:
     """The README's first OpenAI example, as it is, then a stream with its options."""
     import openai
 
     client = openai.OpenAI(base_url=f"{local_server.url}/v1", api_key="unused", max_retries=0, timeout=120)
+    request.addfinalizer(client.close)
     reply = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "What is 2+2?"}])
     assert reply.choices[0].message.content.strip() and reply.choices[0].finish_reason in ("stop", "length")
     assert reply.usage.prompt_tokens > 5 and reply.model_extra["usage_source"] == "upstream", "the model's own count"
@@ -315,13 +316,14 @@ FORECAST = {
 }
 
 
-def test_structured_output_always_parses_and_validates(local_server) -> None:
+def test_structured_output_always_parses_and_validates(local_server, request) -> None:
     import json
 
     import jsonschema
     import openai
 
     sdk = openai.OpenAI(base_url=f"{local_server.url}/v1", api_key="unused", max_retries=0, timeout=120)
+    request.addfinalizer(sdk.close)
     form = {"type": "json_schema", "json_schema": {"name": "forecast", "schema": FORECAST, "strict": True}}
     cities = ["Paris", "Lima", "Oslo", "Kyoto", "Accra"]
     for number in range(20):
@@ -336,12 +338,13 @@ def test_structured_output_always_parses_and_validates(local_server) -> None:
         jsonschema.validate(json.loads(text), FORECAST)
 
 
-def test_a_forced_tool_call_comes_whole_and_what_it_cannot_do_is_refused(local_server) -> None:
+def test_a_forced_tool_call_comes_whole_and_what_it_cannot_do_is_refused(local_server, request) -> None:
     import json
 
     import openai
 
     sdk = openai.OpenAI(base_url=f"{local_server.url}/v1", api_key="unused", max_retries=0, timeout=120)
+    request.addfinalizer(sdk.close)
     tool = {"type": "function", "function": {"name": "get_weather", "parameters": FORECAST}}
     messages = [{"role": "user", "content": "What is the weather in Paris?"}]
     reply = sdk.chat.completions.create(model=MODEL, messages=messages, tools=[tool], tool_choice="required")

@@ -298,11 +298,12 @@ def _clients_helper() -> dict:
 
 
 @pytest.mark.parametrize("cut_after", [700, 1500, 2600, 4100])
-def test_the_clients_helper_resumes_the_sdks_stream_after_a_cut(server, cut_after) -> None:
+def test_the_clients_helper_resumes_the_sdks_stream_after_a_cut(server, cut_after, request) -> None:
     """Cut at different points (inside an event that opens a block too): every event once."""
     proxy = CuttingProxy(server.port)
     try:
         client = anthropic.Anthropic(base_url=proxy.url, api_key="unused", max_retries=0, timeout=30)
+        request.addfinalizer(client.close)
         resumable_events = _clients_helper()["resumable_events"]
         proxy.cut_next_stream(after_bytes=cut_after)
         message = _unique("@tokens=40 @delay_ms=10 @reasoning=5")
@@ -353,7 +354,7 @@ def test_what_claude_code_sends_is_taken(sdk, fake, upstream) -> None:
     assert asked["reasoning_effort"] == "xhigh" and asked["max_tokens"] == 1024
 
 
-def test_the_client_key_comes_as_x_api_key(fake) -> None:
+def test_the_client_key_comes_as_x_api_key(fake, request) -> None:
     key = "k-" + uuid.uuid4().hex
     server = ChatWaitServer(server_env(fake.base_url, CHATWAIT_API_KEYS=key))
     try:
@@ -363,6 +364,7 @@ def test_the_client_key_comes_as_x_api_key(fake) -> None:
             )
             assert reply.content[0].text == expected_reply(2)
         wrong = anthropic.Anthropic(base_url=server.url, api_key="k-" + "0" * 32, max_retries=0)
+        request.addfinalizer(wrong.close)
         with wrong, pytest.raises(anthropic.AuthenticationError) as refused:
             wrong.messages.create(model=FAKE_MODEL, max_tokens=20, messages=[{"role": "user", "content": "x"}])
         assert refused.value.body["error"]["type"] == "authentication_error"

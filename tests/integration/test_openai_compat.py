@@ -4,6 +4,7 @@ streams as the SDK parses them, the options it sends, what ChatWait refuses, err
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import httpx
 import openai
@@ -17,9 +18,10 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def sdk(server) -> openai.OpenAI:
+def sdk(server) -> Iterator[openai.OpenAI]:
     """The SDK as a user points it at ChatWait (no retries: a test sees every answer)."""
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=30)
+    with openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=30) as client:
+        yield client
 
 
 def user(text: str) -> list[dict]:

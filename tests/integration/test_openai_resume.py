@@ -63,10 +63,11 @@ def test_resume_after_the_last_event_received_gives_exactly_the_rest(http: httpx
     assert http.get(f"/v1/chat/completions/{stream_id}/stream", headers={"Last-Event-ID": "31"}).status_code == 204
 
 
-def test_the_readme_helper_resumes_an_sdk_stream_cut_mid_reply(server) -> None:
+def test_the_readme_helper_resumes_an_sdk_stream_cut_mid_reply(server, request) -> None:
     proxy = CuttingProxy(server.port)
     try:
         client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=30)
+        request.addfinalizer(client.close)
         resumable_stream = readme_helper()["resumable_stream"]
         proxy.cut_next_stream(after_bytes=2500)
         messages = [{"role": "user", "content": "Survive @tokens=60 @delay_ms=20"}]
@@ -118,9 +119,10 @@ def test_each_family_resumes_only_its_own_streams(http: httpx.Client) -> None:
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_last_event_id"
 
 
-def test_the_sdks_delete_stops_and_deletes_a_streamed_completion(server, fake) -> None:
+def test_the_sdks_delete_stops_and_deletes_a_streamed_completion(server, fake, request) -> None:
     message = f"delete {uuid.uuid4().hex} @tokens=2000 @delay_ms=10"
     sdk = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    request.addfinalizer(sdk.close)
     with httpx.Client(base_url=server.url, timeout=30) as http:
         with http.stream("POST", "/v1/chat/completions", json=completion(message)) as response:
             stream_id = response.headers["x-stream-id"]

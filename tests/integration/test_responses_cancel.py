@@ -20,8 +20,9 @@ pytestmark = pytest.mark.integration
 ASK = "Tell me @tokens=300 @delay_ms=20"
 
 
-def test_the_openai_sdk_stream_helper_does_not_take_it_for_a_whole_answer(server) -> None:
+def test_the_openai_sdk_stream_helper_does_not_take_it_for_a_whole_answer(server, request) -> None:
     sdk = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=30)
+    request.addfinalizer(sdk.close)
     with sdk.responses.stream(model=FAKE_MODEL, input=ASK) as stream:
         events = []
         for event in stream:

@@ -68,8 +68,10 @@ def test_a_resume_on_another_instance_lands_exactly_live_or_ended(two) -> None:
             again = client.get(f"{reader.url}/v1/responses/resp_{stream_id}",
                                params={"stream": "true", "starting_after": cut}).content  # fmt: skip
             assert whole.endswith(again.removeprefix(b"retry: 2000\n")), f"after {cut}: byte for byte the rest"
-    on_writer = openai.OpenAI(base_url=f"{writer.url}/v1", api_key="unused").responses.retrieve(f"resp_{stream_id}")
-    on_reader = openai.OpenAI(base_url=f"{reader.url}/v1", api_key="unused").responses.retrieve(f"resp_{stream_id}")
+    with openai.OpenAI(base_url=f"{writer.url}/v1", api_key="unused") as sdk:
+        on_writer = sdk.responses.retrieve(f"resp_{stream_id}")
+    with openai.OpenAI(base_url=f"{reader.url}/v1", api_key="unused") as sdk:
+        on_reader = sdk.responses.retrieve(f"resp_{stream_id}")
     assert on_reader.model_dump() == on_writer.model_dump()
     assert [item.type for item in on_reader.output] == ["reasoning", "function_call", "function_call"]
 
