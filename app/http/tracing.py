@@ -1,8 +1,8 @@
 """Per-request correlation id: taken from a valid X-Correlation-Id or generated, bound to the
 request's log lines and echoed in the response; the request_received/completed lines (never for
 /metrics; for the probes only with LOG_REQUESTS; a streamed response's once its body ends; with
-the client key's name); and
-the request counter of /metrics."""
+the client key's name); the names of the request's fields ChatWait does not know, on the
+response (`apis.unknown`); and the request counter of /metrics."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import time
 from flask import Flask, Response, g, request
 
 from ..apis.request import client_name, services
+from ..apis.unknown import HEADER as UNKNOWN_HEADER
+from ..apis.unknown import header_value
 from ..ids import current_pid
 from ..logs import accept_correlation_id, correlation_id_var, stream_id_var
 from .metrics import PATH as METRICS_PATH
@@ -52,6 +54,9 @@ def _after(response: Response) -> Response:
         headers.add("X-Correlation-Id", correlation_id)
     if "x-request-id" not in present:  # where OpenAI's SDKs look
         headers.add("X-Request-Id", correlation_id)
+    named = state.get("unknown_fields")
+    if named:
+        headers.add(UNKNOWN_HEADER, header_value(named))
     rule = req.url_rule
     services().metrics.request(
         route_label(rule.rule) if rule is not None else "unmatched", req.method, response.status_code

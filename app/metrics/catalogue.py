@@ -2,7 +2,8 @@
 
 Label values are bounded: models come from ALLOWED_MODELS (requests naming another are refused
 first), routes are Flask's URL rules (never raw paths), methods are HTTP's own (any other is
-`other`), codes come from the error catalogue, servers from the configured pool (at most 32).
+`other`), codes come from the error catalogue, servers from the configured pool (at most 32),
+the names of unknown fields the first a process saw (at most MAX_FIELD_NAMES, then `other`).
 Nothing here runs per token: a generation's tokens are added once, when it ends.
 
 Under gunicorn, PROMETHEUS_MULTIPROC_DIR is set (gunicorn.conf.py) and each worker writes its
@@ -42,6 +43,7 @@ SAMPLE_SECONDS = 1.0  # how often this worker's sampled gauges are refreshed
 _WORKER_FILE = re.compile(r"_(\d+)\.db$")
 SUMMED_KINDS = ("counter", "histogram")  # what a worker that exits leaves in the archive files
 ARCHIVE = "archive"  # counter_archive.db, histogram_archive.db
+MAX_FIELD_NAMES = 64  # distinct names of unknown fields a process labels (a client's keys are any text)
 METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 
 if os.environ.get(MULTIPROC_ENV):
@@ -92,6 +94,10 @@ class Metrics:
         self.stops = count("stream_stops", "Stop requests, by result.", "result")
         self.store_streams = gauge("store_streams", "Streams held in workers' memory.")
         self.queue_length = gauge("local_queue_length", "Replies waiting for the embedded model.")
+        self.unknown_fields = count("unknown_fields", "Fields of requests that ChatWait does not know, left out of "
+                                    "validation (passed on, or left out), by API and name (the first "
+                                    f"{MAX_FIELD_NAMES} names; then other).", "api", "field")
+        self._field_names: set[str] = set()
         self.queue_wait = histogram("local_queue_wait_seconds", "How long a reply waited for the embedded model.",
                                     LATENCY_BUCKETS)
         self._declare_recovery_metrics()
@@ -225,6 +231,15 @@ class Metrics:
 
     def key_tokens_out(self, key: str, tokens: int) -> None:
         self._child(self.key_tokens, key, "out").inc(tokens)
+
+    def unknown_field(self, api: str, name: str) -> None:
+        """A request held a field ChatWait does not know (`api`: one of three families)."""
+        if name not in self._field_names:
+            if len(self._field_names) >= MAX_FIELD_NAMES:
+                name = "other"
+            else:
+                self._field_names.add(name)
+        self._child(self.unknown_fields, api, name).inc()
 
     def queue_waited(self, seconds: float) -> None:
         self.queue_wait.observe(seconds)

@@ -41,8 +41,9 @@ class ChatCall:
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     typed: bool = False
     fallbacks: tuple[str, ...] | None = None  # the request's own fallback models (None: UPSTREAMS_FILE's)
-    # The request as the client wrote it in another API (`{"api": "messages", "body", "beta"}`): a
-    # server that speaks that API is sent it as it is; the others, and continuations, `messages`.
+    # The request as the client wrote it in another API (`{"api": "messages", "body", "beta"}`), or
+    # its chat completions fields ChatWait does not know (`{"api": "chat_completions", "fields"}`): a
+    # server that speaks that API is sent them as they are; the others, and continuations, not.
     native: dict[str, Any] | None = None
     # What else the upstream reads, as messages, for counting only: the parts of a body passed
     # through that `messages` leaves out (thinking and its signatures, images in tool results...).

@@ -450,3 +450,30 @@ def test_the_stop_sequence_that_ended_a_reply_is_named(sdk, upstream) -> None:
     said = ("stop_sequence", "END") if upstream == "messages" else ("end_turn", None)
     for reply in (whole, streamed):
         assert (reply.stop_reason, reply.stop_sequence) == said and reply.content[0].text == expected_reply(3)
+
+
+def test_the_newest_clients_fields_are_taken_passed_through_and_named(sdk, fake, upstream) -> None:
+    """Claude Code's deferred tools and thinking display, the Vercel AI SDK's eager input
+    streaming, fields of anthropic's newest types, and a reply's tool_use block sent back as the
+    SDK dumps it: never a 400; sent on to a Messages API server, named either way."""
+    tools = [{**TOOLS[0], "defer_loading": True, "eager_input_streaming": True, "allowed_callers": ["direct"]}]
+    question = [{"role": "user", "content": _unique("look up 'hello'")}]
+    newest = {"thinking": {"type": "adaptive", "display": "summarized"}, "speed": "fast", "inference_geo": "us"}
+    first = sdk.messages.with_raw_response.create(
+        model=FAKE_MODEL, max_tokens=100, tools=tools, messages=question, extra_body=newest
+    )
+    named = {"tools[].defer_loading", "tools[].eager_input_streaming", "tools[].allowed_callers", "thinking.display"}
+    assert set(first.headers["x-chatwait-unknown-fields"].split(", ")) == {*named, "speed", "inference_geo"}
+    asked = first.parse()
+    (call,) = [block.model_dump() for block in asked.content if block.type == "tool_use"]
+    dumped = {**call, "caller": {"type": "direct"}, "toolset_name": None}  # as anthropic 2.14's types dump it
+    result = {"type": "tool_result", "tool_use_id": call["id"], "content": "a greeting"}
+    turns = [*question, {"role": "assistant", "content": [dumped]}, {"role": "user", "content": [result]}]
+    answered = sdk.messages.with_raw_response.create(model=FAKE_MODEL, max_tokens=100, tools=tools, messages=turns)
+    assert answered.parse().content[0].text == "The tool said: a greeting"
+    assert "messages[].content[].caller" in answered.headers["x-chatwait-unknown-fields"]
+    if upstream == "messages":
+        sent, again = [outcome["body"] for outcome in fake.outcomes_for(question[0]["content"])]
+        assert again["messages"][1]["content"][0]["caller"] == {"type": "direct"}
+        assert sent["tools"][0]["defer_loading"] is True and sent["tools"][0]["eager_input_streaming"] is True
+        assert sent["thinking"] == newest["thinking"] and sent["speed"] == "fast", "the body as sent, all of it"

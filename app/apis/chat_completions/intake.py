@@ -20,6 +20,7 @@ from ...providers.base import ChatCall, Provider, definitions
 from ..functions import refuse_untaken
 from ..intake import count_prompt, read_json, refuse_oversized_messages, validate_request
 from ..openai import SYSTEM_ROLES
+from ..unknown import passed, tolerance
 from .schemas import CompletionRequestSchema
 
 DROPPABLE = "message(s) after the system prompt"
@@ -50,7 +51,8 @@ def prepare_completion(
     """The validated request, or ApiError (400 naming the fields, input_too_long, 413, 415)."""
     data = read_json(request)
     refuse_oversized_messages(data, settings, provider, _droppable, DROPPABLE)
-    fields = validate_request(data, schema)
+    tolerant = tolerance(settings, "chat_completions")
+    fields = validate_request(data, schema, tolerant=tolerant)
     messages = [_message(entry) for entry in fields["messages"]]
     options = {name: fields[name] for name in OPTIONS if name in fields and fields[name] != _NOTHING.get(name)}
     if "tools" not in options:  # what is left of tool_choice without tools asks for nothing
@@ -65,9 +67,17 @@ def prepare_completion(
         temperature=fields.get("temperature"),
         options=options,
         typed=True,
+        native=_native(data, schema) if tolerant else None,
     )
     include_usage = bool(fields.get("stream_options", {}).get("include_usage"))
     return Completion(call, total, bool(fields.get("stream")), include_usage)
+
+
+def _native(data: dict[str, Any], schema: CompletionRequestSchema) -> dict[str, Any] | None:
+    """The request's top-level fields ChatWait does not know, for a server that speaks chat
+    completions to get as they were sent (the others, and continuations, leave them out)."""
+    fields = passed(data, schema)
+    return {"api": "chat_completions", "fields": fields} if fields else None
 
 
 def _droppable(messages: list[dict[str, Any]]) -> tuple[int, int]:

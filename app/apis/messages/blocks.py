@@ -12,6 +12,7 @@ from marshmallow import ValidationError, fields
 
 from ..functions import MAX_IMAGE_URL_CHARS, NAME, image_url_ok
 from ..schema import text_of
+from ..unknown import UNKNOWN
 
 MAX_BLOCKS = 512
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
@@ -35,10 +36,11 @@ def _block(index: int, block: Any, nested: bool = False) -> dict[str, Any]:
         raise ValidationError({index: [f"A content block is an object whose type is {allowed}."]})
     required, optional = _FIELDS[kind]
     missing = [name for name in required if name not in block]
-    unknown = sorted(set(block) - {"type", *required, *optional})
-    if missing or unknown:
-        said = f"needs {', '.join(missing)}" if missing else f"has no field {unknown[0]}"
-        raise ValidationError({index: [f"A {kind} block {said}."]})
+    if missing:
+        raise ValidationError({index: [f"A {kind} block needs {', '.join(missing)}."]})
+    unknown = set(block) - {"type", *required, *optional}
+    if unknown:  # as marshmallow names them: the tolerant contract takes them out and names them
+        raise ValidationError({index: {name: [UNKNOWN] for name in sorted(unknown)}})
     try:
         if not isinstance(block.get("cache_control", {}), dict):
             raise ValidationError("cache_control must be an object.")

@@ -18,6 +18,7 @@ from ...errors import ApiError
 from ...providers.base import ChatCall, Provider
 from ..functions import refuse_untaken
 from ..intake import count_prompt, read_json, refuse_oversized_messages, validate_request
+from ..unknown import tolerance
 from .blocks import block_chars, chat_messages, untranslated
 from .schemas import CountTokensSchema, MessagesRequestSchema
 
@@ -79,7 +80,7 @@ def _fields(
     """The body as sent and its validated fields."""
     data = read_json(request)
     refuse_oversized_messages(data, settings, provider, _before_the_last, DROPPABLE, block_chars)
-    return data, validate_request(data, schema)
+    return data, validate_request(data, schema, tolerant=tolerance(settings, "messages"))
 
 
 def _before_the_last(messages: list[dict[str, Any]]) -> tuple[int, int]:

@@ -23,6 +23,7 @@ from ...streaming.stream import Stream
 from ..intake import read_json, validate_request
 from ..request import client, counted, services
 from ..schema import serialise
+from ..unknown import tolerance
 from .conversation_schemas import (
     ConversationCreateSchema,
     ConversationDeletedSchema,
@@ -47,7 +48,7 @@ def create() -> dict[str, Any]:
     """A new conversation, with its first items (no body: an empty one)."""
     counted()  # a change: under the key's rpm
     empty = not request.content_length and "chunked" not in request.headers.get("Transfer-Encoding", "").lower()
-    fields = validate_request({} if empty else read_json(request), ConversationCreateSchema())
+    fields = _validated({} if empty else read_json(request), ConversationCreateSchema())
     items = _new_items(fields.get("items", []))
     return _reply(services().conversations.create(client(), fields.get("metadata", {}), items))
 
@@ -62,7 +63,7 @@ def retrieve(conversation_id: str) -> dict[str, Any]:
 def update(conversation_id: str) -> dict[str, Any]:
     """Replace the conversation's metadata."""
     counted()  # a change: under the key's rpm
-    fields = validate_request(read_json(request), ConversationUpdateSchema())
+    fields = _validated(read_json(request), ConversationUpdateSchema())
     updated = services().conversations.update(client(), conversation_id, fields.get("metadata", {}))
     return _reply(_found(updated, conversation_id))
 
@@ -86,7 +87,7 @@ def list_items(conversation_id: str) -> dict[str, Any]:
 def add_items(conversation_id: str) -> dict[str, Any]:
     """Add items at the conversation's end; the items as added (with their ids)."""
     counted()  # a change: under the key's rpm
-    fields = validate_request(read_json(request), ConversationItemsCreateSchema())
+    fields = _validated(read_json(request), ConversationItemsCreateSchema())
     items = _new_items(fields["items"])
     _found(services().conversations.append(client(), conversation_id, items) or None, conversation_id)
     added = {"object": "list", "data": items, "has_more": False}
@@ -169,3 +170,8 @@ def _reply(conversation: Conversation) -> dict[str, Any]:
             "metadata": conversation.metadata,
         },
     )
+
+
+def _validated(data: Any, schema: Any) -> dict[str, Any]:
+    """The request's fields, its unknown ones left out and named (the Responses family's contract)."""
+    return validate_request(data, schema, tolerant=tolerance(services().settings, "responses"))

@@ -26,6 +26,7 @@ from ...streaming.stream import Retention, Stream
 from ..functions import refuse_untaken
 from ..intake import read_json, refuse_long_text, validate_request
 from ..openai import content_length
+from ..unknown import tolerance
 from .fit import DROPPABLE, fit
 from .items import item_chars, resolve, to_messages
 from .listing import listed
@@ -159,7 +160,8 @@ def _fields(
 ) -> dict[str, Any]:
     data = read_json(request)
     _refuse_oversized_input(data, settings, provider)
-    return validate_request(data, schema, partial=("input",) if input_optional else ())
+    partial = ("input",) if input_optional else ()
+    return validate_request(data, schema, partial, tolerance(settings, "responses"))
 
 
 def _plan(fields: dict[str, Any], settings: Settings, provider: Provider, stored: Stored) -> Planned:

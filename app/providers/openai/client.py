@@ -129,6 +129,9 @@ class OpenAIProvider(Provider):
             body["temperature"] = call.temperature
         if call.options:
             body.update(call.options)
+        native = call.native
+        if native is not None and native.get("api") == "chat_completions":
+            body = {**native["fields"], **body}  # what ChatWait does not know, as sent; its own fields win
         response = self.post(body)
         return OpenAIGeneration(
             response, self.settings.idle_timeout_seconds, self.settings.upstream_max_line_bytes, self._stop_stream
