@@ -176,21 +176,36 @@ def validate_request(
 ) -> dict[str, Any]:
     """The validated request fields, or ApiError(validation_error) naming every bad field (the
     required ones named in `partial` may be missing). `tolerant`: the API whose fields ChatWait
-    does not know are left out of validation and named rather than refused (`unknown`)."""
+    does not know (and hosted tools it cannot run) are left out and named rather than refused
+    (`unknown`)."""
     if not isinstance(data, dict):
         raise ApiError("validation_error", "The body must be a JSON object.", fields={"_body": ["Not an object."]})
+    if tolerant is None:
+        return _loaded(data, schema, partial)
+    with unknown.tolerating() as left_out:
+        try:
+            fields = schema.load(data, partial=partial or None)
+            paths: list[unknown.Path] = []
+        except ValidationError as exc:
+            paths, others = unknown.split(exc.normalized_messages())
+            if others or not paths:
+                raise _invalid(others or exc.normalized_messages()) from None
+            del left_out[:]
+            fields = _loaded(unknown.without(data, paths), schema, partial)
+    if paths or left_out:
+        unknown.record([*paths, *left_out], tolerant)
+    return fields
+
+
+def _loaded(data: dict[str, Any], schema: Schema, partial: tuple[str, ...]) -> dict[str, Any]:
     try:
         return schema.load(data, partial=partial or None)
     except ValidationError as exc:
-        messages = exc.normalized_messages()
-    if tolerant is not None:
-        paths, others = unknown.split(messages)
-        if paths and not others:
-            fields = validate_request(unknown.without(data, paths), schema, partial)
-            unknown.record(paths, tolerant)
-            return fields
-        messages = others or messages
-    raise ApiError("validation_error", f"{len(messages)} field(s) are invalid.", fields=messages)
+        raise _invalid(exc.normalized_messages()) from None
+
+
+def _invalid(messages: dict[str, Any]) -> ApiError:
+    return ApiError("validation_error", f"{len(messages)} field(s) are invalid.", fields=messages)
 
 
 def count_prompt(

@@ -9,10 +9,12 @@ client updates. What ChatWait does read keeps its strict types and bounds.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from flask import g, has_request_context
@@ -30,6 +32,31 @@ OTHER = "other"  # a name that is not a plain identifier (never put in a header,
 _NAME = re.compile(r"[A-Za-z0-9_$@:/-]{1,64}")
 
 Path = tuple[str | int, ...]
+
+
+# What a field's own check left out while a tolerant request is validated (None: not tolerant).
+_left_out: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar("left_out", default=None)
+
+
+def leave_out(path: Path) -> bool:
+    """Note a value ChatWait cannot use (a hosted tool) as left out and named; False when the
+    request's contract is strict (the caller refuses it)."""
+    noted = _left_out.get()
+    if noted is None:
+        return False
+    noted.append(path)
+    return True
+
+
+@contextlib.contextmanager
+def tolerating() -> Iterator[list[Path]]:
+    """While validating a tolerant request: what `leave_out` notes."""
+    noted: list[Path] = []
+    token = _left_out.set(noted)
+    try:
+        yield noted
+    finally:
+        _left_out.reset(token)
 
 
 def split(messages: Mapping[Any, Any]) -> tuple[list[Path], dict[Any, Any]]:

@@ -131,6 +131,15 @@ def test_an_image_part_reaches_the_upstream_as_an_image_url(sdk: openai.OpenAI) 
     ]
 
 
+def test_the_response_object_holds_each_function_tool_whole_strict_included(sdk: openai.OpenAI) -> None:
+    bare = {"type": "function", "name": "get_weather", "parameters": WEATHER["parameters"]}
+    with sdk.responses.stream(model=FAKE_MODEL, input="Two calls @tool_calls=1", tools=[bare]) as stream:
+        events = list(stream)
+    for response in [events[0].response, events[-1].response]:
+        (tool,) = [t.model_dump(exclude_unset=True) for t in response.tools]
+        assert tool == {**bare, "description": None, "strict": None}, "strict is there, null: not asked for"
+
+
 def test_tools_and_format_reach_the_upstream_in_chat_completions_terms(sdk: openai.OpenAI) -> None:
     reply = sdk.responses.create(
         model=FAKE_MODEL, input="@reply=request", tools=[WEATHER], tool_choice="none", parallel_tool_calls=False
@@ -198,11 +207,14 @@ def test_each_upstream_quirk_still_gives_one_well_formed_function_call_item_per_
     assert len({item.call_id for item in final.output}) == 2 and all(item.call_id for item in final.output)
 
 
-def test_hosted_tools_and_file_inputs_are_refused_by_name(http: httpx.Client) -> None:
-    hosted = http.post(
-        "/v1/responses", json={"model": FAKE_MODEL, "input": "hi", "tools": [WEATHER, {"type": "web_search"}]}
-    )
-    assert hosted.status_code == 400 and hosted.json()["error"]["param"] == "tools[1]"
+def test_hosted_tools_are_left_out_and_named_and_file_inputs_refused_by_name(http: httpx.Client) -> None:
+    tools = [WEATHER, {"type": "web_search"}, {"type": "file_search", "vector_store_ids": ["vs_1"]}]
+    hosted = http.post("/v1/responses", json={"model": FAKE_MODEL, "input": "hi", "tools": tools})
+    assert hosted.status_code == 200, "Codex CLI's defaults hold web_search: the function tools still work"
+    assert hosted.headers["x-chatwait-unknown-fields"] == "tools[].web_search, tools[].file_search"
+    assert [tool["name"] for tool in hosted.json()["tools"]] == ["get_weather"]
+    refuse = http.post("/v1/responses", json={"model": FAKE_MODEL, "input": "hi", "tools": [{"name": "x"}]})
+    assert refuse.status_code == 400 and refuse.json()["error"]["param"] == "tools[0]", "a tool with no type"
     image = {"type": "input_image", "file_id": "file-1"}
     files = http.post("/v1/responses", json={"model": FAKE_MODEL, "input": [{"role": "user", "content": [image]}]})
     assert files.status_code == 400 and files.json()["error"]["param"] == "input[0].content"

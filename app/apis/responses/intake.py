@@ -194,6 +194,8 @@ def _echo(fields: dict[str, Any]) -> dict[str, Any]:
     """The request's parameters the response object repeats (what it left out of `text` and
     `reasoning` takes their defaults: `objects.Head`)."""
     echo = {name: fields[name] for name in ECHOED if name in fields}
+    if "tools" in fields:  # each function tool whole, as the Response object has it (strict: null when not sent)
+        echo["tools"] = [{"type": "function", **dict.fromkeys(FUNCTION_FIELDS), **tool} for tool in fields["tools"]]
     if "reasoning" in fields:
         reasoning = fields["reasoning"]
         summary = reasoning.get("summary", reasoning.get("generate_summary"))

@@ -30,6 +30,7 @@ from ..schema import (
     check_model,
     text_of,
 )
+from ..unknown import leave_out
 from .items import (
     FunctionCallInputSchema,
     FunctionCallOutputInputSchema,
@@ -74,7 +75,8 @@ class FunctionToolSchema(NullMeansAbsent):
 
 
 class Tools(fields.Field):
-    """`tools`: function tools (tools that need OpenAI's own servers cannot run here)."""
+    """`tools`: function tools. Tools that need OpenAI's own servers cannot run here: left out and
+    named under the tolerant contract, else refused."""
 
     json_types = ("array",)
 
@@ -84,6 +86,8 @@ class Tools(fields.Field):
         tools, errors = [], {}
         for index, tool in enumerate(value):
             kind = tool.get("type") if isinstance(tool, dict) else None
+            if kind != "function" and isinstance(kind, str) and leave_out(("tools", index, kind)):
+                continue  # a hosted tool (Codex sends web_search by default): left out, named
             if kind != "function":
                 errors[index] = [
                     f"Tool {index} is of type {str(kind)[:40]!r}: only function tools can be called through "
