@@ -62,6 +62,6 @@ def refuse_untaken(
     if images and not provider.takes("images", options):
         wanted.append(conversation)
     if wanted:
-        why = "The embedded model cannot honour it (images, logit_bias, logprobs, tools unless tool_choice names "
-        why += "one): set OPENAI_BASE_URL or UPSTREAMS_FILE to a server whose model can, or leave it out."
+        why = "The embedded model cannot honour it (images, logit_bias, logprobs): set OPENAI_BASE_URL or "
+        why += "UPSTREAMS_FILE to a server whose model can, or leave it out."
         raise ApiError("validation_error", f"{len(wanted)} field(s) are invalid.", fields={n: [why] for n in wanted})

@@ -107,15 +107,18 @@ def _follow(client: Client, url: str, seed: int) -> None:
             time.sleep(0.2 if outcome == "dropped" else 1.0)
             client.resumes += 1
             headers = {"Last-Event-ID": str(len(client.events) - 1)} if client.events else {}
-            with http.stream("GET", f"/v1/chat/streaming/{client.stream_id}", headers=headers) as response:
-                if response.status_code == 200:
-                    outcome = client.read(response)
-                elif response.status_code == 503 and b'"store_unavailable"' in response.read():
-                    client.refused[response.status_code] += 1
-                    outcome = "interrupted"
-                else:
-                    client.problems.append(f"a resume answered {response.status_code}: {response.read()[:300]!r}")
-                    return
+            try:
+                with http.stream("GET", f"/v1/chat/streaming/{client.stream_id}", headers=headers) as response:
+                    if response.status_code == 200:
+                        outcome = client.read(response)
+                    elif response.status_code == 503 and b'"store_unavailable"' in response.read():
+                        client.refused[response.status_code] += 1
+                        outcome = "interrupted"
+                    else:
+                        client.problems.append(f"a resume answered {response.status_code}: {response.read()[:300]!r}")
+                        return
+            except httpx.TransportError:  # a resume sent to the worker a fault killed: sent again, as a client would
+                outcome = "dropped"
     if client.ending is None:
         client.problems.append(f"no ending ({outcome}) within {CLIENT_SECONDS} s")
 

@@ -24,7 +24,8 @@ from ...config import Settings
 from ...ids import random_id
 from ..base import ChatCall, Generation, Provider, Route, UpstreamError, Usage, message_text
 from ..deltas import TOOL_CALL, Delta
-from .grammar import forced_tool, json_grammar, structured
+from .grammar import CALL, TEXT, arguments_schema, json_grammar, names_grammar, reply_schema, tool_plan
+from .prompt import template_messages, tools_hint
 from .waiting_line import WaitingLine
 
 log = logging.getLogger("chatwait.local")
@@ -34,9 +35,9 @@ REPLY_ROOM_TOKENS = 16  # the input limit keeps at least this much of the contex
 # The sampling options llama.cpp takes under their OpenAI names (not `user`, which is OpenAI's own).
 LLAMA_OPTIONS = frozenset(("top_p", "stop", "seed", "presence_penalty", "frequency_penalty"))
 # What the embedded model cannot honour (a request asking for it is refused, naming the setting
-# that points ChatWait at a server that can): images, logit_bias; tools unless one is forced.
+# that points ChatWait at a server that can): images, logit_bias, log probabilities.
 NOT_TAKEN = frozenset(("logit_bias", "images", "logprobs", "top_logprobs"))
-TOOL_OPTIONS = frozenset(("tools", "tool_choice", "parallel_tool_calls"))
+CHOICE_TOKENS = 24  # the most a tool's name takes, as the model names the one to call
 _END = object()
 
 
@@ -97,9 +98,9 @@ class LocalGeneration(Generation):
     ) -> None:
         self._lease = lease
         self._counter = counter
-        self._messages = call.messages
+        self._messages = template_messages(call.messages)
         options: dict[str, Any] = {
-            "messages": call.messages,
+            "messages": self._messages,
             "max_tokens": call.max_tokens,
             "stream": True,
             "repeat_penalty": repeat_penalty,
@@ -107,7 +108,9 @@ class LocalGeneration(Generation):
         if call.temperature is not None:
             options["temperature"] = call.temperature
         options.update((name, value) for name, value in call.options.items() if name in LLAMA_OPTIONS)
-        schema, self._tool = structured(call.options)
+        self._plan, self._tools = tool_plan(call.options, call.messages)
+        self._tool: str | None = None
+        schema = reply_schema(call.options) if self._plan == TEXT else None
         if schema is not None:
             options["grammar"] = json_grammar(schema)
         self._options = options
@@ -116,6 +119,8 @@ class LocalGeneration(Generation):
 
     def __iter__(self) -> Iterator[str | Delta]:
         lease = self._lease
+        if self._plan != TEXT:
+            self._call(self._tools[0] if self._plan == CALL else self._choose())
         self._chunks = lease.run(lambda: lease.llama.create_chat_completion(**self._options))
         pieces: list[str] = []
         while not self._closed:
@@ -140,6 +145,24 @@ class LocalGeneration(Generation):
         if self.finish_reason is not None and self._counter is not None:
             counter = self._counter
             self.usage = Usage(counter.prompt_tokens(self._messages), counter.completion_tokens("".join(pieces)))
+
+    def _choose(self) -> dict[str, Any]:
+        """The tool the model names, its output constrained to the tools' names."""
+        lease, names = self._lease, [tool["function"]["name"] for tool in self._tools]
+        asked = [*self._messages, tools_hint(self._tools, "Name the one tool to call now.")]
+        grammar = names_grammar(names)
+        chosen = lease.run(
+            lambda: lease.llama.create_chat_completion(messages=asked, grammar=grammar, max_tokens=CHOICE_TOKENS)
+        )
+        name = (chosen["choices"][0]["message"].get("content") or "").strip()
+        return next((tool for tool in self._tools if tool["function"]["name"] == name), self._tools[0])
+
+    def _call(self, tool: dict[str, Any]) -> None:
+        """Make the reply a call to `tool`: its arguments constrained to its parameters' schema."""
+        self._tool = tool["function"]["name"]
+        self._options["grammar"] = json_grammar(arguments_schema(tool))
+        hint = tools_hint([tool], f"Write the arguments of {self._tool} as JSON.")
+        self._options["messages"] = [*self._messages, hint]
 
     def close(self) -> None:
         """Stop asking for tokens; the step in flight finishes, then the generator is closed."""
@@ -214,11 +237,8 @@ class LocalProvider(Provider):
         return len(self._line)
 
     def takes(self, option: str, options: dict[str, Any]) -> bool:
-        """Structured output (a grammar from the JSON Schema), and tools when tool_choice forces a
-        call (`required` with one tool, or a function by name) or says `none`; not images,
-        logit_bias or log probabilities (llama.cpp keeps them only with every logit of the prompt)."""
-        if option in TOOL_OPTIONS:  # taken when a call is forced, or when none may be made
-            return forced_tool(options) is not None or options.get("tool_choice") == "none"
+        """Structured output (a grammar from the JSON Schema) and tools (`grammar.tool_plan`); not
+        images, logit_bias or log probabilities (llama.cpp keeps them only with every logit of the prompt)."""
         return option not in NOT_TAKEN
 
     def open(self, call: ChatCall, slot: Lease | None = None, route: Route | None = None) -> Generation:
@@ -239,7 +259,7 @@ class LocalProvider(Provider):
         """Exact: the messages rendered with the model's own chat template, then tokenized."""
         if self._formatter is None:
             return sum(self.message_costs(messages)) + MESSAGE_OVERHEAD_TOKENS
-        rendered = self._formatter(messages=list(messages))
+        rendered = self._formatter(messages=template_messages(list(messages)))
         return self._count(rendered.prompt, special=True, add_bos=not rendered.added_special)
 
     def completion_tokens(self, text: str) -> int:
