@@ -162,7 +162,7 @@ class LocalGeneration(Generation):
         self._tool = tool["function"]["name"]
         self._options["grammar"] = json_grammar(arguments_schema(tool))
         hint = tools_hint([tool], f"Write the arguments of {self._tool} as JSON.")
-        self._options["messages"] = [*self._messages, hint]
+        self._messages = self._options["messages"] = [*self._messages, hint]  # the prompt counted is the one read
 
     def close(self) -> None:
         """Stop asking for tokens; the step in flight finishes, then the generator is closed."""
