@@ -1,6 +1,7 @@
 """Claude Code (`claude -p`, `@anthropic-ai/claude-code` from npm, in tests/node) through ChatWait's
 Messages API, over the fake upstream scripted to call one tool (Bash) and then answer: the
-command finishes with the scripted answer, and the tool ran. Over the fake as chat completions
+command finishes with the scripted answer, the tool ran, and no request of the session was
+refused (its deferred tools and thinking display are fields ChatWait takes and names). Over the fake as chat completions
 (translated) and as a Messages API server (Claude Code's own bodies passed through)."""
 
 from __future__ import annotations
@@ -66,7 +67,10 @@ def test_claude_code_runs_the_tool_and_ends_with_the_answer(server, fake, tmp_pa
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("The tool said: "), result.stdout  # the fake's answer to the tool's result
     assert marker.read_text() == "ran\n", "Claude Code ran the Bash call ChatWait streamed to it"
-    ended = [r for r in server.log_records() if r.get("event") == "stream_completed"]
+    records = server.log_records()
+    refused = [r for r in records if r.get("event") == "request_completed" and r["status"] >= 400]
+    assert not refused, "not one request of the session refused (its newest fields taken and named)"
+    ended = [r for r in records if r.get("event") == "stream_completed"]
     assert [r["finish_reason"] for r in ended][-2:] == ["tool_calls", "stop"], "the call, then the answer"
     if server.upstream == "messages":  # Claude Code's own bodies reached the Messages API server
         sent = [o["body"] for o in fake.stats()["outcomes"] if o.get("api") == "messages" and args in json.dumps(o)]
