@@ -23,6 +23,9 @@ from ..providers.base import Provider, message_text
 from . import unknown
 from .openai import content_length
 
+# Validations of a tolerant request at most: a check that stops at a block's own unknown fields
+# finds those inside it (a tool result's content) on the next pass.
+UNKNOWN_PASSES = 4
 # MAX_CONVERSATION_CHARS when unset: characters per input token allowed. Real text runs 2-5
 # characters a token; this bound only spares the tokenizer a conversation that cannot fit.
 CHARS_PER_INPUT_TOKEN = 12
@@ -182,16 +185,21 @@ def validate_request(
         raise ApiError("validation_error", "The body must be a JSON object.", fields={"_body": ["Not an object."]})
     if tolerant is None:
         return _loaded(data, schema, partial)
+    paths: list[unknown.Path] = []
     with unknown.tolerating() as left_out:
-        try:
-            fields = schema.load(data, partial=partial or None)
-            paths: list[unknown.Path] = []
-        except ValidationError as exc:
-            paths, others = unknown.split(exc.normalized_messages())
-            if others or not paths:
-                raise _invalid(others or exc.normalized_messages()) from None
+        for _ in range(UNKNOWN_PASSES):
             del left_out[:]
-            fields = _loaded(unknown.without(data, paths), schema, partial)
+            try:
+                fields = schema.load(data, partial=partial or None)
+                break
+            except ValidationError as exc:
+                found, others = unknown.split(exc.normalized_messages())
+                if others or not found:
+                    raise _invalid(others or exc.normalized_messages()) from None
+            paths += found  # where they were: only fields are taken out, never list items
+            data = unknown.without(data, found)
+        else:
+            fields = _loaded(data, schema, partial)
     if paths or left_out:
         unknown.record([*paths, *left_out], tolerant)
     return fields

@@ -119,7 +119,16 @@ class MessageContent(fields.Field):
             return text_of(value)
         if not isinstance(value, list) or not value:
             raise ValidationError("Must be a string, or a non-empty list of parts.")
-        parts = [self.part(index, part) for index, part in enumerate(value)]
+        parts, unknown = [], {}
+        for index, part in enumerate(value):
+            try:
+                parts.append(self.part(index, part))
+            except ValidationError as error:  # unknown fields (by name) are gathered; any other error ends here
+                if not isinstance(error.messages, dict):
+                    raise
+                unknown[index] = error.messages
+        if unknown:
+            raise ValidationError(unknown)
         if all(part["type"] == "text" for part in parts):
             return "\n".join(part["text"] for part in parts)
         return parts

@@ -235,7 +235,7 @@ def test_live_responses_of_the_responses_api_conform(http: httpx.Client) -> None
     conform("ResponseObject", http.post(f"/v1/responses/{created['id']}/cancel").json())
     conform("ResponseDeleted", http.delete(f"/v1/responses/{created['id']}").json())
     conform("OpenAIError", http.get(f"/v1/responses/{created['id']}").json())
-    conform("OpenAIError", http.post("/v1/responses", json={"input": "x", "tools": [{"type": "x"}]}).json())
+    conform("OpenAIError", http.post("/v1/responses", json={"input": "x", "tools": [{"name": "x"}]}).json())
 
 
 def test_the_tolerant_components_are_the_openai_and_anthropic_requests_only() -> None:

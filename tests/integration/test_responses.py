@@ -167,7 +167,7 @@ def test_delete_forgets_a_response(sdk) -> None:
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"tools": [{"type": "web_search"}]}, "tools[0]"),
+        ({"tools": [{"type": "function"}]}, "tools[0].name"),
         ({"text": {"format": {"type": "json_schema", "schema": {}}}}, "text.format"),
         ({"prompt": {"id": "pmpt_1"}}, "prompt"),
         ({"include": ["file_search_call.everything"]}, "include[0]"),

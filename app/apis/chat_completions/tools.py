@@ -11,6 +11,7 @@ from marshmallow import ValidationError, fields, validate
 
 from ..functions import NAME, TOOL_CHOICES, check_json_schema, check_name, image_url_ok
 from ..schema import NullMeansAbsent, StrictBoolean, StrictSchema, Text, text_of
+from ..unknown import UNKNOWN
 
 
 class FunctionSchema(NullMeansAbsent):
@@ -92,10 +93,10 @@ def content_part(index: int, part: Any) -> dict[str, Any]:
     """One part of a message's content: `text`, `image_url` (an http(s) URL or an image's data
     URL) and, in an assistant's message, `refusal` (read as text)."""
     kind = part.get("type") if isinstance(part, dict) else None
-    if kind == "text" and set(part) == {"type", "text"} and isinstance(part["text"], str):
-        return {"type": "text", "text": text_of(part["text"])}
-    if kind == "refusal" and set(part) == {"type", "refusal"} and isinstance(part["refusal"], str):
-        return {"type": "text", "text": text_of(part["refusal"])}
+    if kind in ("text", "refusal", "image_url") and set(part) - {"type", kind} and kind in part:
+        raise ValidationError({name: [UNKNOWN] for name in sorted(set(part) - {"type", kind})})
+    if kind in ("text", "refusal") and set(part) == {"type", kind} and isinstance(part[kind], str):
+        return {"type": "text", "text": text_of(part[kind])}
     if kind == "image_url" and set(part) == {"type", "image_url"}:
         return {"type": "image_url", "image_url": _image(index, part["image_url"])}
     if kind in ("text", "refusal", "image_url"):

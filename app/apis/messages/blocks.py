@@ -83,8 +83,10 @@ def _tool_result(block: dict[str, Any]) -> None:
         raise ValidationError("is_error must be a boolean.")
     content = block.get("content", "")
     if isinstance(content, list):
-        for index, part in enumerate(content):
-            _block(index, part, nested=True)
+        try:
+            _blocks(content, nested=True)
+        except ValidationError as error:  # named where they are: the result's content
+            raise ValidationError({"content": error.messages}) from None
     elif not isinstance(content, str):
         raise ValidationError("content is a string or a list of text and image blocks.")
 
@@ -103,6 +105,19 @@ def image_url(source: Any) -> str | None:
     return None
 
 
+def _blocks(value: list[Any], nested: bool = False) -> list[dict[str, Any]]:
+    """Each block checked; the errors of all of them (every unknown field named at once)."""
+    blocks, errors = [], {}
+    for index, block in enumerate(value):
+        try:
+            blocks.append(_block(index, block, nested))
+        except ValidationError as error:
+            errors.update(error.messages)  # type: ignore[arg-type]  # _block's are keyed by index
+    if errors:
+        raise ValidationError(errors)
+    return blocks
+
+
 class Content(fields.Field):
     """A message's content: a string, or a non-empty list of content blocks."""
 
@@ -113,7 +128,7 @@ class Content(fields.Field):
             return text_of(value)
         if not isinstance(value, list) or not 1 <= len(value) <= MAX_BLOCKS:
             raise ValidationError(f"Must be a string or a list of 1 to {MAX_BLOCKS} content blocks.")
-        return [_block(index, block) for index, block in enumerate(value)]
+        return _blocks(value)
 
 
 class SystemPrompt(fields.Field):
@@ -126,7 +141,7 @@ class SystemPrompt(fields.Field):
             return text_of(value)
         if not isinstance(value, list) or not value:
             raise ValidationError("Must be a string or a list of text blocks.")
-        blocks = [_block(index, block) for index, block in enumerate(value)]
+        blocks = _blocks(value)
         if any(block["type"] != "text" for block in blocks):
             raise ValidationError("A system prompt takes text blocks only.")
         return "\n\n".join(block["text"] for block in blocks)

@@ -1,11 +1,10 @@
 """The Responses API's schemas (`/v1/responses`): the request ChatWait takes, and the response
 objects it sends, one per `Response*` component of contracts/openapi.yaml (a test keeps them in step).
 
-The request takes every parameter of OpenAI's published API: `input` as a string or as items
-(`items`), the options the upstream is sent (`intake`), the ways to chain (`previous_response_id`
-or `conversation`) and to answer. What needs OpenAI's own servers (hosted tools, files, prompt
-templates) is refused with a 400 naming the parameter; an optional field set to null counts as
-not given. The response object has every field of OpenAI's, numbers as numbers.
+The request takes OpenAI's parameters: `input` as a string or as items (`items`), the options
+the upstream is sent (`intake`), the ways to chain and to answer. Hosted tools are left out and
+named (`unknown`); files and prompt templates are a 400 naming the parameter; an optional field
+set to null counts as not given. The response object has every field of OpenAI's.
 """
 
 from __future__ import annotations
@@ -75,8 +74,7 @@ class FunctionToolSchema(NullMeansAbsent):
 
 
 class Tools(fields.Field):
-    """`tools`: function tools. Tools that need OpenAI's own servers cannot run here: left out and
-    named under the tolerant contract, else refused."""
+    """`tools`: function tools; hosted ones (run by OpenAI's own servers) left out and named, or refused."""
 
     json_types = ("array",)
 
@@ -89,10 +87,8 @@ class Tools(fields.Field):
             if kind != "function" and isinstance(kind, str) and leave_out(("tools", index, kind)):
                 continue  # a hosted tool (Codex sends web_search by default): left out, named
             if kind != "function":
-                errors[index] = [
-                    f"Tool {index} is of type {str(kind)[:40]!r}: only function tools can be called through "
-                    "ChatWait (hosted tools run on OpenAI's own servers)."
-                ]
+                errors[index] = [f"Tool {index} is of type {str(kind)[:40]!r}: only function tools can be called "
+                                 "through ChatWait (hosted tools run on OpenAI's own servers)."]
                 continue
             try:
                 tools.append(FunctionToolSchema().load(tool))
