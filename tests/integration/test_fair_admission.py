@@ -76,7 +76,7 @@ def test_a_flooding_key_cannot_shut_another_key_out_of_the_queue(start_server) -
         ADMISSION_QUEUE_SIZE="10",
         CHATWAIT_API_KEYS=f"{FLOOD},{OTHER}",
     )
-    holder = Follower(server, FLOOD, "@tokens=30 @delay_ms=100").until()
+    holder = Follower(server, FLOOD, "@tokens=600 @delay_ms=100").until()  # holds the slot until stopped below
     flood = [Follower(server, FLOOD, unique("@tokens=1")).until() for _ in range(10)]
     assert all(f.events[0].event == "queued" for f in flood), "the queue is full of the flooding key"
     refused = Follower(server, FLOOD, "@tokens=1").until()
@@ -87,6 +87,9 @@ def test_a_flooding_key_cannot_shut_another_key_out_of_the_queue(start_server) -
     displaced = flood[-1].until(3)
     assert [e.event for e in displaced.events[-2:]] == ["stream", "error"]
     assert displaced.events[-1].data["error_code"] == "rate_limited", "the flood's newest gave its place up"
+    stopped = httpx.delete(f"{server.url}/v1/chat/streaming/{holder.events[0].data['stream_id']}",
+                           headers={"Authorization": f"Bearer {FLOOD}"}, timeout=10)  # fmt: skip
+    assert stopped.status_code == 200, stopped.text  # the slot frees: the queue's order decides who opens
     other.until_event("stream", 30)  # while it holds the slot, no flood waiter can open
     opened = [f for f in flood[:-1] if any(e.event == "stream" for e in f.events)]
     assert not opened, "the other key, never served, went first when the slot freed"
