@@ -315,7 +315,8 @@ class FakeOpenAI:
             return buffer
 
         prompt_tokens = sum(len(str(m.get("content", "")).split()) + 4 for m in messages)
-        if knobs.echo_request:
+        if knobs.echo_request:  # the request, whatever else it asks for (a forced tool too)
+            knobs.typed, knobs.pieces, knobs.finish = None, None, knobs.found.get("finish", "stop")
             knobs.tokens = 1
             knobs.text = json.dumps({k: v for k, v in request.items() if k != "stream"}, sort_keys=True)
         if knobs.echo_message and messages:

@@ -6,7 +6,7 @@ conversation of the previous response (its input and its output), then this requ
 (`items`); together they meet the bounds a direct input meets, or lose their oldest turns with
 truncation "auto" (`fit`), the tools' definitions counted as a system message (the model reads
 them too). Instructions are not carried over from a previous response, as OpenAI's API does.
-Function tools, the choice of tool and `text.format` go to the model in chat completions' terms.
+The tools (`tools`), the choice of tool and `text.format` go to the model in chat completions' terms.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from .items import item_chars, resolve, to_messages
 from .listing import listed
 from .objects import ECHOED
 from .schemas import LOGPROBS_INCLUDED, ResponseRequestSchema
+from .tools import chat_tools, chosen, echoed
 from .wire import LOGPROBS_MARK
 
-FUNCTION_FIELDS = ("name", "description", "parameters", "strict")
 # Options passed on as they are, under the same names in chat completions.
 PASSED = (
     "top_p", "user", "presence_penalty", "frequency_penalty", "service_tier", "prompt_cache_key", "safety_identifier",
@@ -194,8 +194,8 @@ def _echo(fields: dict[str, Any]) -> dict[str, Any]:
     """The request's parameters the response object repeats (what it left out of `text` and
     `reasoning` takes their defaults: `objects.Head`)."""
     echo = {name: fields[name] for name in ECHOED if name in fields}
-    if "tools" in fields:  # each function tool whole, as the Response object has it (strict: null when not sent)
-        echo["tools"] = [{"type": "function", **dict.fromkeys(FUNCTION_FIELDS), **tool} for tool in fields["tools"]]
+    if "tools" in fields:  # each tool whole, as the Response object has it (strict: null when not sent)
+        echo["tools"] = echoed(fields["tools"])
     if "reasoning" in fields:
         reasoning = fields["reasoning"]
         summary = reasoning.get("summary", reasoning.get("generate_summary"))
@@ -241,11 +241,10 @@ def _options(fields: dict[str, Any]) -> dict[str, Any]:
     options = {name: fields[name] for name in PASSED if name in fields}
     tools = fields.get("tools")
     if tools:
-        functions = ({name: tool[name] for name in FUNCTION_FIELDS if name in tool} for tool in tools)
-        options["tools"] = [{"type": "function", "function": function} for function in functions]
+        options["tools"] = chat_tools(tools)
         choice = fields.get("tool_choice")
         if isinstance(choice, dict):
-            options["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
+            options["tool_choice"] = {"type": "function", "function": {"name": chosen(choice, tools)}}
         elif choice is not None:
             options["tool_choice"] = choice
         if "parallel_tool_calls" in fields:

@@ -2,11 +2,12 @@
 
 `input` is a string (one user message) or a list of items: messages (content a string or
 `input_text`, `output_text`, `refusal` and `input_image` parts), an earlier reply's
-`function_call` items and the client's `function_call_output` for them, its `reasoning` items,
-and `item_reference`s to an earlier response's output items (by their id, which names the
-response: `resolve`). The model is sent a chat conversation: a message as it is, consecutive function calls as
-one assistant message's `tool_calls` (with the assistant's text just before them), an output as
-a `tool` message. A reasoning item is taken but not sent on: a chat completions server takes no
+`function_call` and `custom_tool_call` items and the client's outputs for them, its `reasoning`
+items, and `item_reference`s to an earlier response's output items (by their id, which names the
+response: `resolve`). The model is sent a chat conversation: a message as it is, consecutive
+calls as one assistant message's `tool_calls` (with the assistant's text just before them; each
+named, and a custom tool's input put, as the model is sent the tools: `tools`), an output as a
+`tool` message. A reasoning item is taken but not sent on: a chat completions server takes no
 reasoning back (the model reasons afresh each turn).
 """
 
@@ -21,12 +22,15 @@ from ...errors import ApiError
 from ..functions import check_name, image_url_ok
 from ..openai import ROLES, SYSTEM_ROLES, MessageContent, content_length
 from ..schema import Neutral, NullMeansAbsent, Text, text_of
+from .freeform import arguments_of
+from .tools import sent_name
 
 ITEM_STATUSES = ("in_progress", "completed", "incomplete")
 PHASES = ("commentary", "final_answer")
 TEXT_PARTS = ("input_text", "output_text")
 MAX_CALL_ID_CHARS = 256
-_TAKEN = "message, function_call, function_call_output, reasoning and item_reference"
+CALLS, OUTPUTS = ("function_call", "custom_tool_call"), ("function_call_output", "custom_tool_call_output")
+_TAKEN = "message, function_call, custom_tool_call, their outputs, reasoning and item_reference"
 
 
 def _part(index: int, part: Any) -> dict[str, Any]:
@@ -82,7 +86,20 @@ class FunctionCallInputSchema(NullMeansAbsent):
     type = fields.String(required=True, validate=validate.OneOf(("function_call",)))
     call_id = Text(required=True, validate=validate.Length(min=1, max=MAX_CALL_ID_CHARS))
     name = Text(required=True, validate=check_name)
+    namespace = Text(validate=check_name)
     arguments = Text(required=True)
+    id = Text(validate=validate.Length(min=1, max=128))
+    status = fields.String(validate=validate.OneOf(ITEM_STATUSES))
+
+
+class CustomToolCallInputSchema(NullMeansAbsent):
+    """An earlier reply's `custom_tool_call` item: a custom tool's free-form input."""
+
+    type = fields.String(required=True, validate=validate.OneOf(("custom_tool_call",)))
+    call_id = Text(required=True, validate=validate.Length(min=1, max=MAX_CALL_ID_CHARS))
+    name = Text(required=True, validate=check_name)
+    namespace = Text(validate=check_name)
+    input = Text(required=True)
     id = Text(validate=validate.Length(min=1, max=128))
     status = fields.String(validate=validate.OneOf(ITEM_STATUSES))
 
@@ -115,6 +132,12 @@ class FunctionCallOutputInputSchema(NullMeansAbsent):
     status = fields.String(validate=validate.OneOf(ITEM_STATUSES))
 
 
+class CustomToolCallOutputInputSchema(FunctionCallOutputInputSchema):
+    """The client's result of a custom tool call."""
+
+    type = fields.String(required=True, validate=validate.OneOf(("custom_tool_call_output",)))
+
+
 class ReasoningInputSchema(NullMeansAbsent):
     """An earlier reply's reasoning item, sent back as it came (taken, not sent on)."""
 
@@ -137,6 +160,8 @@ _SCHEMAS = {
     "message": InputMessageSchema,
     "function_call": FunctionCallInputSchema,
     "function_call_output": FunctionCallOutputInputSchema,
+    "custom_tool_call": CustomToolCallInputSchema,
+    "custom_tool_call_output": CustomToolCallOutputInputSchema,
     "reasoning": ReasoningInputSchema,
     "item_reference": ItemReferenceSchema,
 }
@@ -174,11 +199,11 @@ def item_chars(item: Any) -> int:
     arguments or an output."""
     if not isinstance(item, dict):
         return 0
-    arguments = item.get("arguments")
+    said = [item.get(name) for name in ("arguments", "input")]
     return (
         content_length(item.get("content"))
         + content_length(item.get("output"))
-        + (len(arguments) if isinstance(arguments, str) else 0)
+        + sum(len(text) for text in said if isinstance(text, str))
     )
 
 
@@ -199,7 +224,8 @@ def resolve(items: list[dict[str, Any]], lookup: Callable[[str], dict[str, Any] 
             text = "".join(part.get("text") or part.get("refusal") or "" for part in found["content"])
             resolved.append({"type": "message", "role": "assistant", "content": text})
         else:
-            resolved.append({key: found[key] for key in ("type", "call_id", "name", "arguments") if key in found})
+            taken = ("type", "call_id", "name", "namespace", "arguments", "input")
+            resolved.append({key: found[key] for key in taken if key in found})
     return resolved
 
 
@@ -211,15 +237,16 @@ def to_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if kind == "message":
             role = "system" if item["role"] in SYSTEM_ROLES else item["role"]
             messages.append({"role": role, "content": item["content"]})
-        elif kind == "function_call":
-            function = {"name": item["name"], "arguments": item["arguments"]}
+        elif kind in CALLS:
+            arguments = item["arguments"] if kind == "function_call" else arguments_of(item["input"])
+            function = {"name": sent_name(item.get("namespace"), item["name"]), "arguments": arguments}
             call = {"id": item["call_id"], "type": "function", "function": function}
             last = messages[-1] if messages else None
             if last is not None and last["role"] == "assistant" and type(last["content"]) is not list:
                 last.setdefault("tool_calls", []).append(call)
             else:
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
-        elif kind == "function_call_output":
+        elif kind in OUTPUTS:
             messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": item["output"]})
     return messages
 

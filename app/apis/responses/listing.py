@@ -2,7 +2,7 @@
 
 An input item, once checked (`items`), is kept in OpenAI's item shape with an id of its own (the
 one it came with, else a fresh one): a message's content as `input_text` (an assistant's as
-`output_text`) and `input_image` parts, a function call, a function's output, a reasoning item.
+`output_text`) and `input_image` parts, a call (of a function, of a custom tool) and its output, a reasoning item.
 A page is `{"object": "list", "data", "first_id", "last_id", "has_more"}`, after `after`, at
 most `limit` (1 to 100, default 20) items, in `order` (`desc`, the default, or `asc`).
 """
@@ -18,7 +18,15 @@ from ...ids import random_id
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
 ORDERS = ("asc", "desc")
-_ID_PREFIXES = {"message": "msg", "function_call": "fc", "function_call_output": "fco", "reasoning": "rs"}
+_ID_PREFIXES = {
+    "message": "msg",
+    "function_call": "fc",
+    "function_call_output": "fco",
+    "custom_tool_call": "ctc",
+    "custom_tool_call_output": "ctco",
+    "reasoning": "rs",
+}
+_CALL_FIELDS = ("call_id", "name", "namespace", "arguments", "input", "output")
 
 
 def listed(item: dict[str, Any]) -> dict[str, Any]:
@@ -35,7 +43,7 @@ def listed(item: dict[str, Any]) -> dict[str, Any]:
     elif kind == "reasoning":
         found.update({name: item[name] for name in ("summary", "content", "encrypted_content") if name in item})
     else:
-        found.update({name: item[name] for name in ("call_id", "name", "arguments", "output") if name in item})
+        found.update({name: item[name] for name in _CALL_FIELDS if name in item})
         found["status"] = "completed"
     return found
 

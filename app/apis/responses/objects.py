@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..openai import openai_error_body
 from ..schema import serialise
+from .freeform import whole_input
 from .layout import FUNCTION_CALL, MESSAGE, REFUSAL_PART, TEXT_PART
 from .schemas import ResponseDeletedSchema, ResponseObjectSchema
 
@@ -19,8 +20,10 @@ if TYPE_CHECKING:
     from ...generation.outcome import Outcome
     from ...providers.base import Usage
     from ...providers.deltas import Delta
+    from .tools import Called
 
 RESPONSE_PREFIX = "resp_"
+CUSTOM_TOOL_CALL = "custom_tool_call"
 MESSAGE_PREFIX = "msg_"
 # The request's parameters every response object repeats, and their value when not given (the
 # defaults OpenAI applies; `text` and `reasoning` given in part are completed with theirs).
@@ -174,11 +177,26 @@ def output_item(
     return {"id": item_id, "type": "reasoning", "status": status, "summary": [], "content": content}
 
 
-def call_item(item_id: str, status: str, call: Delta | None, arguments: str) -> dict[str, Any]:
-    """A `function_call` item: the call's id, the function's name, its arguments as JSON text."""
+def call_item(
+    item_id: str, status: str, call: Delta | None, arguments: str, called: Mapping[str, Called]
+) -> dict[str, Any]:
+    """A `function_call` item (the call's id, the function's name, its arguments as JSON text), or a
+    `custom_tool_call` one (its input); with its `namespace` where the tool had one. `called`: the
+    custom and namespaced tools by the name the model was sent."""
     call_id, name = (call.call_id or "", call.name or "") if call is not None else ("", "")
-    item = {"id": item_id, "type": FUNCTION_CALL, "status": status, "call_id": call_id, "name": name}
-    return {**item, "arguments": arguments}
+    tool = called.get(name)
+    if tool is None:
+        item = {"id": item_id, "type": FUNCTION_CALL, "status": status, "call_id": call_id, "name": name}
+        return {**item, "arguments": arguments}
+    kind = CUSTOM_TOOL_CALL if tool.custom else FUNCTION_CALL
+    item = {"id": item_id, "type": kind, "status": status, "call_id": call_id, "name": tool.name}
+    if tool.namespace:
+        item["namespace"] = tool.namespace
+    if tool.custom:
+        item["input"] = whole_input(arguments) if arguments else ""
+    else:
+        item["arguments"] = arguments
+    return item
 
 
 def response_reply(

@@ -2,9 +2,9 @@
 objects it sends, one per `Response*` component of contracts/openapi.yaml (a test keeps them in step).
 
 The request takes OpenAI's parameters: `input` as a string or as items (`items`), the options
-the upstream is sent (`intake`), the ways to chain and to answer. Hosted tools are left out and
-named (`unknown`); files and prompt templates are a 400 naming the parameter; an optional field
-set to null counts as not given. The response object has every field of OpenAI's.
+the upstream is sent (`intake`), the tools (`tools`), the ways to chain and to answer. Files and
+prompt templates are a 400 naming the parameter; an optional field set to null counts as not
+given. The response object has every field of OpenAI's.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
-from ..functions import MAX_TOOLS, NAME, TOOL_CHOICES, check_json_schema, check_name
+from ..functions import check_json_schema
 from ..openai import MAX_TOP_LOGPROBS, REASONING_EFFORTS, SERVICE_TIERS, VERBOSITIES
 from ..schema import (
     AsGiven,
@@ -29,8 +29,9 @@ from ..schema import (
     check_model,
     text_of,
 )
-from ..unknown import leave_out
 from .items import (
+    CustomToolCallInputSchema,
+    CustomToolCallOutputInputSchema,
     FunctionCallInputSchema,
     FunctionCallOutputInputSchema,
     InputMessageSchema,
@@ -38,6 +39,7 @@ from .items import (
     ReasoningInputSchema,
     ResponseInput,
 )
+from .tools import CustomToolSchema, FunctionToolSchema, NamespaceToolSchema, ToolChoice, Tools
 
 TRUNCATIONS = ("auto", "disabled")
 STATUSES = ("queued", "in_progress", "completed", "incomplete", "failed", "cancelled")
@@ -61,61 +63,6 @@ INCLUDABLE = (
     "code_interpreter_call.outputs",
     "computer_call_output.output.image_url",
 )
-
-
-class FunctionToolSchema(NullMeansAbsent):
-    """A function the model may call: its name, what it does, its JSON Schema parameters."""
-
-    type = fields.String(required=True, validate=validate.OneOf(("function",)))
-    name = Text(required=True, validate=check_name)
-    description = Text()
-    parameters = fields.Dict(keys=fields.String())
-    strict = StrictBoolean()
-
-
-class Tools(fields.Field):
-    """`tools`: function tools; hosted ones (run by OpenAI's own servers) left out and named, or refused."""
-
-    json_types = ("array",)
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[dict[str, Any]]:
-        if not isinstance(value, list) or len(value) > MAX_TOOLS:
-            raise ValidationError(f"Must be a list of at most {MAX_TOOLS} function tools.")
-        tools, errors = [], {}
-        for index, tool in enumerate(value):
-            kind = tool.get("type") if isinstance(tool, dict) else None
-            if kind != "function" and isinstance(kind, str) and leave_out(("tools", index, kind)):
-                continue  # a hosted tool (Codex sends web_search by default): left out, named
-            if kind != "function":
-                errors[index] = [f"Tool {index} is of type {str(kind)[:40]!r}: only function tools can be called "
-                                 "through ChatWait (hosted tools run on OpenAI's own servers)."]
-                continue
-            try:
-                tools.append(FunctionToolSchema().load(tool))
-            except ValidationError as exc:
-                errors[index] = exc.messages
-        if errors:
-            raise ValidationError(errors)
-        return tools
-
-
-class ToolChoice(fields.Field):
-    """`none`, `auto`, `required`, or `{"type": "function", "name": ...}`."""
-
-    json_types = ("string", "object")
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
-        if value in TOOL_CHOICES:
-            return value
-        if (
-            isinstance(value, dict)
-            and set(value) == {"type", "name"}
-            and value["type"] == "function"
-            and isinstance(value["name"], str)
-            and NAME.fullmatch(value["name"])
-        ):
-            return value
-        raise ValidationError('Must be "none", "auto", "required" or {"type": "function", "name": ...}.')
 
 
 class TextFormat(fields.Field):
@@ -290,7 +237,20 @@ class OutputFunctionCallSchema(StrictSchema):
     status = fields.String(required=True, validate=validate.OneOf(ITEM_STATUSES))
     call_id = fields.String(required=True)
     name = fields.String(required=True)
+    namespace = fields.String()  # a namespace tool's function
     arguments = fields.String(required=True)
+
+
+class OutputCustomToolCallSchema(StrictSchema):
+    """A call of one of the request's custom tools: its id, name and free-form input."""
+
+    id = fields.String(required=True)
+    type = fields.String(required=True, validate=validate.OneOf(("custom_tool_call",)))
+    status = fields.String(required=True, validate=validate.OneOf(ITEM_STATUSES))
+    call_id = fields.String(required=True)
+    name = fields.String(required=True)
+    namespace = fields.String()
+    input = fields.String(required=True)
 
 
 class OutputReasoningSchema(StrictSchema):
@@ -306,6 +266,7 @@ class OutputReasoningSchema(StrictSchema):
 OUTPUT_ITEMS = {
     "message": OutputMessageSchema,
     "function_call": OutputFunctionCallSchema,
+    "custom_tool_call": OutputCustomToolCallSchema,
     "reasoning": OutputReasoningSchema,
 }
 
@@ -380,9 +341,13 @@ RESPONSES_COMPONENTS: dict[str, type[Schema]] = {
     "ResponseInputMessage": InputMessageSchema,
     "ResponseFunctionCallInput": FunctionCallInputSchema,
     "ResponseFunctionCallOutputInput": FunctionCallOutputInputSchema,
+    "ResponseCustomToolCallInput": CustomToolCallInputSchema,
+    "ResponseCustomToolCallOutputInput": CustomToolCallOutputInputSchema,
     "ResponseReasoningInput": ReasoningInputSchema,
     "ResponseItemReferenceInput": ItemReferenceSchema,
     "ResponseFunctionTool": FunctionToolSchema,
+    "ResponseCustomTool": CustomToolSchema,
+    "ResponseNamespaceTool": NamespaceToolSchema,
     "ResponseTextOptions": TextOptionsSchema,
     "ResponseReasoningOptions": ReasoningOptionsSchema,
     "ResponseStreamOptions": StreamOptionsSchema,
@@ -391,6 +356,7 @@ RESPONSES_COMPONENTS: dict[str, type[Schema]] = {
     "ResponseOutputText": OutputTextSchema,
     "ResponseOutputRefusal": OutputRefusalSchema,
     "ResponseOutputFunctionCall": OutputFunctionCallSchema,
+    "ResponseOutputCustomToolCall": OutputCustomToolCallSchema,
     "ResponseOutputReasoning": OutputReasoningSchema,
     "ResponseReasoningText": ReasoningTextSchema,
     "ResponseUsage": ResponseUsageSchema,

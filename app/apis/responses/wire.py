@@ -3,7 +3,8 @@
 Every SSE event carries its `sequence_number` as its `id:`, contiguous from 0. The priming event
 (id 0) is written as two: `response.created`, `response.in_progress`. A chunk is its delta event
 (`response.output_text.delta`, `response.refusal.delta`, `response.reasoning_text.delta`,
-`response.function_call_arguments.delta`), preceded by `response.output_item.added` and
+`response.function_call_arguments.delta`, `response.custom_tool_call_input.delta`: a custom
+tool's input decoded from its arguments, `freeform`), preceded by `response.output_item.added` and
 `response.content_part.added` where it opens an output item or a content part (`layout`). The
 terminal event closes every item in output order (the `done` events of its parts, then
 `response.output_item.done`), then says how the response ended: `response.completed`,
@@ -17,11 +18,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ...providers.deltas import LOGPROBS, REASONING, REFUSAL, TEXT_KIND, Delta, ReplyParts, decode
+from ...providers.deltas import LOGPROBS, REASONING, REFUSAL, TEXT_KIND, TOOL_CALL, Delta, ReplyParts, decode
 from ...streaming.wire.sse import Position, dumps, quote
 from ..openai import openai_error_body
+from .freeform import InputDecoder
 from .layout import FUNCTION_CALL, MESSAGE, REASONING_PART, REFUSAL_PART, TEXT_PART, Item, Layout
-from .objects import Head, call_item, content_part, item_status, output_item
+from .objects import CUSTOM_TOOL_CALL, Head, call_item, content_part, item_status, output_item
+from .tools import callables
 
 if TYPE_CHECKING:
     from ...errors import ApiError
@@ -52,6 +55,9 @@ class ResponsesWriter:
         if self.logprobs:
             self.echo[LOGPROBS_MARK] = 1
         self.layout = Layout(self.head.response_id, legacy)
+        self.called = callables(self.head.echo.get("tools"))  # the custom and namespaced tools
+        self._inputs: dict[int, InputDecoder] = {}  # a custom tool call's input, by its item's place
+        self._pieces: dict[int, str] = {}  # the input each chunk of a custom tool call adds
         self._delta = b""  # the bytes every text delta of this response shares, once its text part is open
 
     @property
@@ -66,7 +72,7 @@ class ResponsesWriter:
         if kind == TEXT_KIND:
             self.layout.place_text(event_id)
         else:
-            self.layout.place(event_id, decode(kind, payload))
+            self._placed(event_id, decode(kind, payload))
 
     def numbered(self, event_id: int) -> int:
         """The sequence number of the last numbered event of stream event `event_id` (not the
@@ -135,7 +141,7 @@ class ResponsesWriter:
             head, _, tail = written.rpartition(b'"logprobs":[]')  # the text delta's (the last event)
             return head + b'"logprobs":' + dumps(delta.data).encode("utf-8", "replace") + tail
         layout = self.layout
-        first = layout.place(sequence, delta) if sequence > layout.chunks else layout.first_number(sequence)
+        first = self._placed(sequence, delta)
         if delta.kind in (REASONING, REFUSAL):
             item = layout.reasoning if delta.kind == REASONING else layout.message
             part = REASONING_PART if delta.kind == REASONING else REFUSAL_PART
@@ -156,8 +162,26 @@ class ResponsesWriter:
             first += 1
         if delta.text or item.opened_by != sequence:  # as many events as the layout numbered
             place = {"item_id": item.item_id, "output_index": item.output_index, "delta": delta.text}
-            frames.append(_event(first, "response.function_call_arguments.delta", place))
+            event = "response.function_call_arguments.delta"
+            if item.output_index in self._inputs:
+                place["delta"], event = self._pieces.get(sequence, ""), "response.custom_tool_call_input.delta"
+            frames.append(_event(first, event, place))
         return b"".join(frames)
+
+    def _placed(self, sequence: int, delta: Delta) -> int:
+        """The first number of chunk `sequence`, placed if it is the next one (a custom tool call's
+        piece decoded as it is)."""
+        layout = self.layout
+        if sequence <= layout.chunks:
+            return layout.first_number(sequence)
+        first = layout.place(sequence, delta)
+        item = layout.call_item(delta.index) if delta.kind == TOOL_CALL and self.called else None
+        tool = self.called.get(item.call.name or "") if item is not None and item.call is not None else None
+        if item is not None and tool is not None and tool.custom:
+            piece = self._inputs.setdefault(item.output_index, InputDecoder()).feed(delta.text)
+            if piece:
+                self._pieces[sequence] = piece
+        return first
 
     def _opening(self, sequence: int, first: int, item: Item | None) -> bytes:
         """The `added` events chunk `sequence` opens its item and content part with."""
@@ -243,13 +267,13 @@ class ResponsesWriter:
                 continue
             index = item.call.index if item.call is not None else -1
             arguments = found.tool_calls[index].arguments if 0 <= index < len(found.tool_calls) else ""
-            output.append(call_item(item.item_id, status, item.call, arguments))
+            output.append(call_item(item.item_id, status, item.call, arguments, self.called))
         return output
 
     def _item(self, item: Item) -> dict[str, Any]:
         """An item as it opens."""
         if item.kind == FUNCTION_CALL:
-            return call_item(item.item_id, "in_progress", item.call, "")
+            return call_item(item.item_id, "in_progress", item.call, "", self.called)
         return output_item(item.kind, item.item_id, "in_progress", {})
 
     @staticmethod
@@ -264,6 +288,8 @@ def _closing(output_index: int, item: dict[str, Any]) -> list[tuple[str, dict[st
     if item["type"] == FUNCTION_CALL:
         done = {**place, "name": item["name"], "arguments": item["arguments"]}
         events.append(("response.function_call_arguments.done", done))
+    elif item["type"] == CUSTOM_TOOL_CALL:
+        events.append(("response.custom_tool_call_input.done", {**place, "input": item["input"]}))
     for index, part in enumerate(item.get("content", [])):
         kind = part["type"]
         said = {"refusal": part.get("refusal")} if kind == REFUSAL_PART else {"text": part["text"]}
