@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,10 +17,11 @@ import pytest
 from load.processes import ChatWaitServer, FakeUpstream
 
 from ..conftest import FAKE_MODEL, anthropic_upstream, server_env
+from ..node import client_bin, node_env
 
 pytestmark = pytest.mark.integration
 
-CLAUDE = Path(__file__).resolve().parents[1] / "node" / "node_modules" / ".bin" / "claude"
+CLAUDE = client_bin("claude")
 
 
 @pytest.fixture(scope="module", params=["chat", "messages"])
@@ -42,7 +42,7 @@ def server(
 
 def _claude(server: ChatWaitServer, home: Path, prompt: str) -> subprocess.CompletedProcess[str]:
     env = {
-        "PATH": os.environ["PATH"],
+        **node_env(),
         "HOME": str(home),
         "ANTHROPIC_BASE_URL": server.url,
         "ANTHROPIC_API_KEY": "sk-unused",

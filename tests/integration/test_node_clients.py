@@ -1,26 +1,29 @@
-"""The JavaScript clients (openai-node, the Vercel AI SDK), as they are, against ChatWait's chat
-completions and Responses API over the fake upstream scripted to call tools: tests/node/clients.mjs runs each
-scenario with Node and prints what the client reported. Their packages are pinned by
-tests/node/package-lock.json and installed by the test command."""
+"""The JavaScript clients (openai-node, the Vercel AI SDK over OpenAI and Anthropic), as they are,
+against ChatWait's chat completions, Responses and Messages APIs over the fake upstream scripted to
+call tools: clients.mjs runs each scenario with Node and prints what the client reported. Their
+packages (Node 22 among them) are pinned by tests/node/package-lock.json and installed by the test
+command; `CHATWAIT_NODE_CLIENTS` names another such folder (scripts/clients-drift: the newest)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from ..conftest import FAKE_MODEL
+from ..node import CLIENTS, NODE
 
 pytestmark = pytest.mark.integration
 
-SCRIPT = Path(__file__).resolve().parents[1] / "node" / "clients.mjs"
 
 
 def run(server, scenario: str) -> dict:
     done = subprocess.run(
-        ["node", str(SCRIPT), server.url, FAKE_MODEL, scenario], capture_output=True, text=True, timeout=120
+        [str(NODE), str(CLIENTS / "clients.mjs"), server.url, FAKE_MODEL, scenario],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     reported = json.loads(done.stdout.strip().splitlines()[-1])
@@ -35,9 +38,9 @@ def test_openai_node_accumulates_two_streamed_tool_calls(server) -> None:
                                  ["call_fake1", "get_weather", '{"city": "fake"}']]  # fmt: skip
 
 
-@pytest.mark.parametrize("api", ["chat", "responses"])
+@pytest.mark.parametrize("api", ["chat", "responses", "messages"])
 def test_vercel_stream_text_runs_a_tool_and_answers(server, api: str) -> None:
-    reported = run(server, "vercel-responses-stream-tool" if api == "responses" else "vercel-stream-tool")
+    reported = run(server, f"vercel-{api}-stream-tool" if api != "chat" else "vercel-stream-tool")
     assert reported["calls"] == [["get_weather", {"city": "fake"}]], "called once, with its input parsed"
     assert reported["text"] == "The tool said: clear in fake" and reported["finish"] == "stop"
 

@@ -1,5 +1,6 @@
 // The JavaScript clients people use, against ChatWait's chat completions and Responses API, each
 // scenario printing what the client reported as one JSON line: node clients.mjs BASE_URL MODEL SCENARIO
+import { createAnthropic } from "@ai-sdk/anthropic";
 import { createOpenAI } from "@ai-sdk/openai";
 import { generateObject, stepCountIs, streamText, tool } from "ai";
 import OpenAI from "openai";
@@ -22,11 +23,14 @@ const weatherTools = {
   }),
 };
 
-// The Vercel AI SDK: streamText with a tool it executes, then the model's answer (`api`: chat or responses).
+// The Vercel AI SDK: streamText with a tool it executes, then the model's answer (`api`: chat,
+// responses, or messages: Anthropic's Messages API).
 async function vercelStreamTool(api) {
-  const openai = createOpenAI({ baseURL: `${base}/v1`, apiKey: "unused" });
+  const provider = api === "messages"
+    ? createAnthropic({ baseURL: `${base}/v1`, apiKey: "unused" })
+    : createOpenAI({ baseURL: `${base}/v1`, apiKey: "unused" });
   const result = streamText({
-    model: openai[api](model),
+    model: api === "messages" ? provider(model) : provider[api](model),
     prompt: "Weather in Oslo? @delay_ms=5",
     tools: weatherTools,
     stopWhen: stepCountIs(3),
@@ -67,6 +71,7 @@ const scenarios = {
   "vercel-stream-tool": () => vercelStreamTool("chat"),
   "vercel-generate-object": () => vercelGenerateObject("chat"),
   "vercel-responses-stream-tool": () => vercelStreamTool("responses"),
+  "vercel-messages-stream-tool": () => vercelStreamTool("messages"),
   "vercel-responses-generate-object": () => vercelGenerateObject("responses"),
   // openai-node: a streamed response cancelled after its third delta, as its stream helper ends it
   // (its final response is the snapshot it accumulated: only `response.completed` replaces it).
