@@ -24,7 +24,9 @@ from typing import Any, TypeVar
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent  # the virtualenv's bin, where gunicorn is
+# The virtualenv's bin, where gunicorn is: ChatWait's own (scripts/clients-drift runs the clients
+# from a venv of their newest releases, and ChatWait on its pinned one: CHATWAIT_SERVER_BIN).
+BIN = Path(os.environ.get("CHATWAIT_SERVER_BIN") or Path(sys.executable).parent)
 START_TIMEOUT = 60.0
 _PR_SET_PDEATHSIG = 1
 T = TypeVar("T")
