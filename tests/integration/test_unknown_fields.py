@@ -57,7 +57,7 @@ def _named(response: httpx.Response) -> set[str]:
     return set(response.headers[HEADER].split(", "))
 
 
-def test_chat_completions_takes_the_newest_fields_and_passes_the_top_level_ones_on(
+def test_chat_completions_takes_the_newest_fields_and_passes_them_on(
     server: ChatWaitServer, http: httpx.Client
 ) -> None:
     body = {"model": FAKE_MODEL, "messages": [{"role": "user", "content": _unique("@reply=request")}], **CHAT_FIELDS}
@@ -71,8 +71,10 @@ def test_chat_completions_takes_the_newest_fields_and_passes_the_top_level_ones_
                        "content": _unique("@tool_calls=1")}]})  # fmt: skip
     assert called.status_code == 200 and called.json()["choices"][0]["finish_reason"] == "tool_calls"
     assert _named(called) == {*CHAT_FIELDS, "tools[].function.defer_loading"}
+    echoed = http.post("/v1/chat/completions", json={**body, "tools": [tool], "tool_choice": "none"})
+    assert json.loads(echoed.json()["choices"][0]["message"]["content"])["tools"] == [tool], "the tools as sent"
     lines = [r for r in server.log_records() if r.get("event") == "unknown_fields"]
-    (line,) = [r for r in lines if "tools[].function.defer_loading" in r["fields"] and r["api"] == "chat_completions"]
+    line = next(r for r in lines if "tools[].function.defer_loading" in r["fields"] and r["api"] == "chat_completions")
     assert line["count"] == 6 and SECRET not in json.dumps(line)
     assert SECRET not in server.log_text()
     metrics = http.get("/metrics").text

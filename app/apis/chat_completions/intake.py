@@ -67,17 +67,28 @@ def prepare_completion(
         temperature=fields.get("temperature"),
         options=options,
         typed=True,
-        native=_native(data, schema) if tolerant else None,
+        native=_native(data, fields, schema) if tolerant else None,
     )
     include_usage = bool(fields.get("stream_options", {}).get("include_usage"))
     return Completion(call, total, bool(fields.get("stream")), include_usage)
 
 
-def _native(data: dict[str, Any], schema: CompletionRequestSchema) -> dict[str, Any] | None:
-    """The request's top-level fields ChatWait does not know, for a server that speaks chat
-    completions to get as they were sent (the others, and continuations, leave them out)."""
-    fields = passed(data, schema)
-    return {"api": "chat_completions", "fields": fields} if fields else None
+def _native(data: dict[str, Any], fields: dict[str, Any], schema: CompletionRequestSchema) -> dict[str, Any] | None:
+    """What a server that speaks chat completions gets as it was sent (the others, and
+    continuations, leave it out): the top-level fields ChatWait does not know, and the tools
+    whole where they hold such fields (a function's `defer_loading`, `output_schema`...)."""
+    native: dict[str, Any] = {"api": "chat_completions", "fields": passed(data, schema)}
+    if "tools" in fields and _more(data["tools"], fields["tools"]):
+        native["tools"] = data["tools"]
+    return native if native["fields"] or "tools" in native else None
+
+
+def _more(sent: list[Any], taken: list[dict[str, Any]]) -> bool:
+    """Whether the tools as sent hold fields the validated ones do not."""
+    return any(
+        set(given) - set(tool) or set(given.get("function") or ()) - set(tool.get("function") or ())
+        for given, tool in zip(sent, taken, strict=False)
+    )
 
 
 def _droppable(messages: list[dict[str, Any]]) -> tuple[int, int]:

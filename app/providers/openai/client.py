@@ -132,6 +132,8 @@ class OpenAIProvider(Provider):
         native = call.native
         if native is not None and native.get("api") == "chat_completions":
             body = {**native["fields"], **body}  # what ChatWait does not know, as sent; its own fields win
+            if "tools" in native and "tools" in body:
+                body["tools"] = native["tools"]  # with the fields of theirs ChatWait does not know
         response = self.post(body)
         return OpenAIGeneration(
             response, self.settings.idle_timeout_seconds, self.settings.upstream_max_line_bytes, self._stop_stream
