@@ -2,13 +2,16 @@
 
 contracts/openapi.yaml states the defaults; a deployment may allow other models or other
 bounds, and its served contract says so, so generated clients and fuzzers see the truth. Each
-API family fills in its own components (`Family.contract`).
+API family fills in its own components (`Family.contract`). With UNKNOWN_FIELDS=refuse, the
+objects that take fields ChatWait does not know take none, and what is there only to be left
+out (a hosted tool: `x-chatwait-tolerant`) is gone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import yaml
 from flask import Blueprint, Flask, Response, current_app
@@ -18,6 +21,7 @@ from ..config import Settings
 
 CONTRACT_PATH = Path(__file__).resolve().parents[2] / "contracts" / "openapi.yaml"
 EXTENSION = "chatwait.contract"
+TOLERANT = "x-chatwait-tolerant"  # marks what the tolerant contract takes only to leave out
 
 bp = Blueprint("contract", __name__)
 
@@ -33,7 +37,22 @@ def render_contract(settings: Settings, families: Iterable[Family] | None = None
     for family in families:
         if family.contract is not None:
             family.contract(schemas, settings)
+    if settings.unknown_fields == "refuse":
+        _strict(schemas)
     return yaml.safe_dump(contract, sort_keys=False, allow_unicode=True).encode("utf-8")
+
+
+def _strict(node: Any) -> None:
+    """The contract's part `node` as the strict contract has it (in place)."""
+    if isinstance(node, dict):
+        if node.get("additionalProperties") is True:
+            node["additionalProperties"] = False
+        for value in node.values():
+            _strict(value)
+    elif isinstance(node, list):
+        node[:] = [entry for entry in node if not (isinstance(entry, dict) and entry.get(TOLERANT))]
+        for entry in node:
+            _strict(entry)
 
 
 @bp.get("/openapi.yaml")

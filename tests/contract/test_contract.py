@@ -3,6 +3,7 @@ by live responses of the real server (JSON bodies and every SSE event's data).""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import httpx
 import jsonschema
 import pytest
+import yaml
 from marshmallow import fields as mfields
 from marshmallow import validate
 from openapi_spec_validator import validate as validate_spec
@@ -241,3 +243,20 @@ def test_live_responses_of_the_responses_api_conform(http: httpx.Client) -> None
 def test_the_tolerant_components_are_the_openai_and_anthropic_requests_only() -> None:
     assert {"CompletionRequest", "ResponseRequest", "MessagesRequest", "MessagesToolUseBlock"} <= TOLERANT
     assert not TOLERANT & {"ChatRequest", "HistoryMessage", "Completion", "ResponseObject", "Message"}
+
+
+def test_the_strict_deployment_serves_a_strict_contract() -> None:
+    """With UNKNOWN_FIELDS=refuse, no object of the served contract takes fields it does not list,
+    and nothing is there only to be left out (hosted tools); the default serves the tolerant one."""
+    from app.config import load_settings
+    from app.http.openapi import render_contract
+
+    from ..conftest import server_env
+
+    strict = yaml.safe_load(render_contract(load_settings(environ=server_env("", UNKNOWN_FIELDS="refuse"))))
+    served = json.dumps(strict)
+    assert '"additionalProperties": true' not in served and "x-chatwait-tolerant" not in served
+    assert not [name for name in TOLERANT if strict["components"]["schemas"][name].get("additionalProperties", False)]
+    validate_spec(strict)
+    tolerant = json.dumps(yaml.safe_load(render_contract(load_settings(environ=server_env("")))))
+    assert tolerant.count("x-chatwait-tolerant") == 4, "the hosted tools' entries, served"

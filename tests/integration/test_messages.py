@@ -477,3 +477,17 @@ def test_the_newest_clients_fields_are_taken_passed_through_and_named(sdk, fake,
         assert again["messages"][1]["content"][0]["caller"] == {"type": "direct"}
         assert sent["tools"][0]["defer_loading"] is True and sent["tools"][0]["eager_input_streaming"] is True
         assert sent["thinking"] == newest["thinking"] and sent["speed"] == "fast", "the body as sent, all of it"
+
+
+def test_a_server_tool_is_left_out_and_named_and_a_messages_server_gets_it(sdk, fake, upstream) -> None:
+    """Anthropic's own tools (web search) run on its servers: a Messages API server gets the body
+    as sent; translated for a chat completions server, the tool is left out and named."""
+    search = {"type": "web_search_20250305", "name": "web_search", "max_uses": 2}
+    question = [{"role": "user", "content": _unique("look up 'hello'")}]
+    raw = sdk.messages.with_raw_response.create(model=FAKE_MODEL, max_tokens=100, tools=[*TOOLS, search],
+                                               messages=question)  # fmt: skip
+    assert raw.headers["x-chatwait-unknown-fields"] == "tools[].web_search_20250305"
+    assert [block.type for block in raw.parse().content] == ["tool_use"], "the client tool still called"
+    if upstream == "messages":
+        (sent,) = [outcome["body"] for outcome in fake.outcomes_for(question[0]["content"])]
+        assert sent["tools"][1] == search, "the body as sent"

@@ -2,7 +2,8 @@
 Anthropic's clients send, checked as strictly as the other families check theirs. A message's
 content is a string or a list of content blocks (`text`, `image`, `tool_use`, `tool_result`,
 `thinking`, `redacted_thinking`), each checked by its type (`blocks`); anything ChatWait cannot
-honour is refused with a 400 that names the field and says why."""
+honour is refused with a 400 that names the field and says why (a server tool, which only a
+Messages API server runs, is left out and named: `Tools`)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from ..schema import (
     check_model,
     text_of,
 )
+from ..unknown import leave_out
 from .blocks import Content, SystemPrompt
 
 MAX_STOP_SEQUENCES = 16
@@ -50,6 +52,29 @@ class ToolSchema(StrictSchema):
     @validates("input_schema")
     def _schema(self, value: dict[str, Any], **_: Any) -> None:
         check_json_schema({"name": "input", "schema": value})
+
+
+class Tools(fields.Field):
+    """`tools`: client tools; a server tool (any other `type`: `web_search_20250305`...) is left
+    out and named (a Messages API server still gets it, in the body as sent), or refused."""
+
+    json_types = ("array",)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        if not isinstance(value, list) or len(value) > MAX_TOOLS:
+            raise ValidationError(f"Must be a list of at most {MAX_TOOLS} tools.")
+        tools, errors = [], {}
+        for index, tool in enumerate(value):
+            kind = tool.get("type") if isinstance(tool, dict) else None
+            if isinstance(kind, str) and kind != "custom" and leave_out(("tools", index, kind)):
+                continue
+            try:
+                tools.append(ToolSchema().load(tool))
+            except ValidationError as exc:
+                errors[index] = exc.messages
+        if errors:
+            raise ValidationError(errors)
+        return tools
 
 
 class ToolChoiceSchema(StrictSchema):
@@ -119,7 +144,7 @@ class CountTokensSchema(StrictSchema):
     model = fields.String(required=True)
     system = SystemPrompt()
     messages = fields.List(fields.Nested(MessageSchema), required=True)
-    tools = fields.List(fields.Nested(ToolSchema), validate=validate.Length(max=MAX_TOOLS))
+    tools = Tools()
     tool_choice = fields.Nested(ToolChoiceSchema)
     thinking = fields.Nested(ThinkingSchema)
     output_config = fields.Nested(OutputConfigSchema)
