@@ -30,6 +30,7 @@ class RedisProcess:
         self.args = args
         self.sentinel = sentinel
         self.proc: subprocess.Popen | None = None
+        self._client: redis.Redis | None = None
         self.start()
 
     @property
@@ -63,10 +64,20 @@ class RedisProcess:
             return False
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+        """This server's client (one, reused): closed when the server stops or is killed, since a
+        client left open warns when collected, in whichever test that happens."""
+        if self._client is None:
+            self._client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+        return self._client
+
+    def _close_client(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def kill(self) -> None:
         """SIGKILL: what was not persisted is gone."""
+        self._close_client()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
@@ -80,6 +91,7 @@ class RedisProcess:
         self.proc.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
+        self._close_client()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGCONT)  # a paused server cannot act on SIGTERM
             self.proc.terminate()

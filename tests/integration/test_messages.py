@@ -491,3 +491,15 @@ def test_a_server_tool_is_left_out_and_named_and_a_messages_server_gets_it(sdk, 
     if upstream == "messages":
         (sent,) = [outcome["body"] for outcome in fake.outcomes_for(question[0]["content"])]
         assert sent["tools"][1] == search, "the body as sent"
+
+
+def test_a_choice_of_a_server_tool_is_left_out_with_it(sdk, upstream) -> None:
+    search = {"type": "web_search_20250305", "name": "web_search"}
+    question = [{"role": "user", "content": _unique("hello")}]
+    for choice in ({"type": "tool", "name": "web_search"}, {"type": "any"}):
+        raw = sdk.messages.with_raw_response.create(
+            model=FAKE_MODEL, max_tokens=50, tools=[search], tool_choice=choice, messages=question
+        )
+        assert raw.http_response.status_code == 200, "the model chooses (auto): it answers in text"
+        named = set(raw.headers["x-chatwait-unknown-fields"].split(", "))
+        assert named == {"tools[].web_search_20250305", "tool_choice"}

@@ -74,7 +74,7 @@ const scenarios = {
   "vercel-messages-stream-tool": () => vercelStreamTool("messages"),
   "vercel-responses-generate-object": () => vercelGenerateObject("responses"),
   // openai-node: a streamed response cancelled after its third delta, as its stream helper ends it
-  // (its final response is the snapshot it accumulated: only `response.completed` replaces it).
+  // (its final response: what the terminal event, `response.incomplete` here, carries).
   async "openai-responses-cancel"() {
     const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: "unused", maxRetries: 0 });
     const stream = client.responses.stream({ model, input: cancelAsk });

@@ -31,7 +31,8 @@ def _store(url: str, max_streams: int = 3, outage_seconds: float = 10.0) -> Redi
 @pytest.fixture
 def store(redis_server: RedisServer):
     """A Redis store (one "worker") on the tests' Redis, emptied first."""
-    redis.Redis.from_url(redis_server.url).flushall()
+    with redis.Redis.from_url(redis_server.url) as client:  # closed: an open one warns when collected
+        client.flushall()
     found = _store(redis_server.url)
     found.journal.start()  # not the owner's greenlets: unpatched, their blocking reads would hold the test up
     found.duties.renew()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import ValidationError, fields, validate, validates, validates_schema
+from marshmallow import ValidationError, fields, pre_load, validate, validates, validates_schema
 
 from ..functions import MAX_TOOLS, check_json_schema, check_name
 from ..schema import (
@@ -162,6 +162,24 @@ class CountTokensSchema(StrictSchema):
     @validates("model")
     def _model(self, value: str, **_: Any) -> None:
         check_model(value, self.allowed_models)
+
+    @pre_load
+    def _choice_of_server_tools(self, data: Any, **_: Any) -> Any:
+        """A `tool_choice` that asks for a server tool (by name, or `any` when no client tool is
+        given) is left out and named with it: the model chooses (a Messages API server still gets it)."""
+        choice, tools = (data.get("tool_choice"), data.get("tools")) if isinstance(data, dict) else (None, None)
+        if not isinstance(choice, dict) or not isinstance(tools, list) or ToolChoiceSchema().validate(choice):
+            return data  # a choice that is not well formed is refused, named
+        kinds = [(tool.get("type"), tool.get("name")) for tool in tools if isinstance(tool, dict)]
+        kinds = [(kind, name) for kind, name in kinds if isinstance(name, str)]  # others: refused below
+        server = {name for kind, name in kinds if isinstance(kind, str) and kind != "custom"}
+        client = {name for kind, name in kinds if not (isinstance(kind, str) and kind != "custom")}
+        kind, named = choice.get("type"), choice.get("name")
+        by_name = kind == "tool" and isinstance(named, str) and named in server and named not in client
+        any_of_them = kind == "any" and "name" not in choice and not client
+        if server and (by_name or any_of_them) and leave_out(("tool_choice",)):
+            return {key: value for key, value in data.items() if key != "tool_choice"}
+        return data
 
     @validates_schema
     def _tools_named(self, data: dict[str, Any], **_: Any) -> None:
