@@ -12,6 +12,7 @@ interrupted the generation.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -88,29 +89,51 @@ class Lease:
         self.after_step(lambda: self._give_back(self.llama))
 
 
+@dataclasses.dataclass(frozen=True)
+class Prefill:
+    """A reply continued from its own beginning: the conversation rendered by the chat template
+    up to the assistant's turn, then the reply so far, as tokens; and where the turn ends."""
+
+    tokens: list[int]
+    stop: list[str]
+
+
 class LocalGeneration(Generation):
-    """One chat completion from the embedded model, advanced one token per threadpool call. Its
-    usage is counted with the model's own tokenizer (`counter`: the prompt as its chat template
-    renders it, and the text it generated), as llama.cpp counts what it evaluates."""
+    """One chat completion from the embedded model, advanced one token per threadpool call (or,
+    `prefill`, the continuation of a reply cut short: a text completion of its prompt). Its usage
+    is counted with the model's own tokenizer (`counter`: the prompt as its chat template renders
+    it, and the text it generated), as llama.cpp counts what it evaluates."""
 
     def __init__(
-        self, lease: Lease, call: ChatCall, repeat_penalty: float = 1.0, counter: TokenCounter | None = None
+        self,
+        lease: Lease,
+        call: ChatCall,
+        repeat_penalty: float = 1.0,
+        counter: TokenCounter | None = None,
+        prefill: Prefill | None = None,
     ) -> None:
         self._lease = lease
         self._counter = counter
+        self._prefill = prefill
         self._messages = template_messages(call.messages)
         options: dict[str, Any] = {
-            "messages": self._messages,
             "max_tokens": call.max_tokens,
             "stream": True,
             "repeat_penalty": repeat_penalty,
         }
+        if prefill is None:
+            options["messages"] = self._messages
+        else:
+            options.update(prompt=prefill.tokens, stop=prefill.stop)
         if call.temperature is not None:
             options["temperature"] = call.temperature
         options.update((name, value) for name, value in call.options.items() if name in LLAMA_OPTIONS)
-        self._plan, self._tools = tool_plan(call.options, call.messages)
+        if prefill is not None:  # the turn's end, and the client's own stop sequences
+            given = options.get("stop") or []
+            options["stop"] = [*prefill.stop, *([given] if isinstance(given, str) else given)]
+        self._plan, self._tools = tool_plan(call.options, call.messages) if prefill is None else (TEXT, [])
         self._tool: str | None = None
-        schema = reply_schema(call.options) if self._plan == TEXT else None
+        schema = reply_schema(call.options) if self._plan == TEXT and prefill is None else None
         if schema is not None:
             options["grammar"] = json_grammar(schema)
         self._options = options
@@ -121,14 +144,15 @@ class LocalGeneration(Generation):
         lease = self._lease
         if self._plan != TEXT:
             self._call(self._tools[0] if self._plan == CALL else self._choose())
-        self._chunks = lease.run(lambda: lease.llama.create_chat_completion(**self._options))
+        create = lease.llama.create_chat_completion if self._prefill is None else lease.llama.create_completion
+        self._chunks = lease.run(lambda: create(**self._options))
         pieces: list[str] = []
         while not self._closed:
             chunk = lease.run(next, self._chunks, _END)
             if chunk is _END:
                 break
             choice = chunk["choices"][0]
-            content = (choice.get("delta") or {}).get("content")
+            content = (choice.get("delta") or {}).get("content") if self._prefill is None else choice.get("text")
             if content and self._tool is not None:  # the forced tool call's arguments
                 if not pieces:
                     yield Delta(TOOL_CALL, "", 0, "call_" + random_id()[:24], self._tool)
@@ -144,7 +168,8 @@ class LocalGeneration(Generation):
             raise UpstreamError("upstream_interrupted", "The embedded model stopped without a finish reason.")
         if self.finish_reason is not None and self._counter is not None:
             counter = self._counter
-            self.usage = Usage(counter.prompt_tokens(self._messages), counter.completion_tokens("".join(pieces)))
+            prompt = counter.prompt_tokens(self._messages) if self._prefill is None else len(self._prefill.tokens)
+            self.usage = Usage(prompt, counter.completion_tokens("".join(pieces)))
 
     def _choose(self) -> dict[str, Any]:
         """The tool the model names, its output constrained to the tools' names."""
@@ -244,7 +269,25 @@ class LocalProvider(Provider):
     def open(self, call: ChatCall, slot: Lease | None = None, route: Route | None = None) -> Generation:
         if slot is None:
             raise RuntimeError("the local provider generates only inside reserve()")
-        return LocalGeneration(slot, call, self.settings.local_repeat_penalty, self)
+        return LocalGeneration(slot, call, self.settings.local_repeat_penalty, self, self._prefill(call))
+
+    def continuation(self, model: str, route: Route) -> str:
+        """A reply cut short (its worker died) is continued in-process from its own text."""
+        return "prefill" if self._formatter is not None else "none"
+
+    def _prefill(self, call: ChatCall) -> Prefill | None:
+        """The prompt that continues `call`'s last message, the assistant's reply so far, where
+        the call asks for it (`continue_final_message`); else None."""
+        messages = call.messages
+        if not call.options.get("continue_final_message") or self._formatter is None or not messages:
+            return None
+        if messages[-1]["role"] != "assistant":
+            return None
+        rendered = self._formatter(messages=template_messages(messages[:-1]))
+        text = rendered.prompt + message_text(messages[-1])
+        tokens = self._instances[0].tokenize(text.encode("utf-8"), add_bos=not rendered.added_special, special=True)
+        stop = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop] if rendered.stop else []
+        return Prefill(tokens, stop)
 
     def _count(self, text: str, special: bool = False, add_bos: bool = False) -> int:
         # Tokenizing reads only the vocabulary, which is safe while the instance generates.
