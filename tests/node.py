@@ -21,3 +21,30 @@ def client_bin(name: str) -> Path:
 def node_env() -> dict[str, str]:
     """PATH with the clients' Node first: a client's `#!/usr/bin/env node` runs on it."""
     return {"PATH": f"{NODE.parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+def claude_code_env(base_url: str, home: Path, model: str) -> dict[str, str]:
+    """Claude Code's environment: ChatWait's Messages API at `base_url`, `model` for every call,
+    nothing sent elsewhere."""
+    return {
+        **node_env(),
+        "HOME": str(home),
+        "ANTHROPIC_BASE_URL": base_url,
+        "ANTHROPIC_API_KEY": "sk-unused",
+        "ANTHROPIC_MODEL": model,
+        "ANTHROPIC_SMALL_FAST_MODEL": model,
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    }
+
+
+def codex_env(base_url: str, home: Path, model: str) -> dict[str, str]:
+    """Codex CLI's environment, its `home` holding a config with ChatWait at `base_url` (`/v1`) as
+    a custom provider of the Responses API; its defaults otherwise."""
+    (home / ".codex").mkdir(exist_ok=True)
+    (home / ".codex" / "config.toml").write_text(
+        f'model = "{model}"\nmodel_provider = "chatwait"\n\n[model_providers.chatwait]\nname = "ChatWait"\n'
+        f'base_url = "{base_url}/v1"\nenv_key = "CHATWAIT_API_KEY"\nwire_api = "responses"\n'
+    )
+    return {**node_env(), "HOME": str(home), "CHATWAIT_API_KEY": "sk-unused", "NO_COLOR": "1"}

@@ -31,7 +31,7 @@ import httpx
 from load.processes import ChatWaitServer, FakeUpstream
 
 from ..conftest import FAKE_MODEL, server_env
-from ..node import CLIENTS, NODE, client_bin, node_env
+from ..node import CLIENTS, NODE, claude_code_env, client_bin, codex_env
 
 HERE = Path(__file__).resolve().parent
 MAX_BODY = 8 * 1024 * 1024
@@ -100,12 +100,7 @@ def _run(command: list[str], env: dict[str, str], cwd: Path) -> None:
 
 def codex(url: str, home: Path) -> None:
     """Codex CLI: a shell call and the answer, with its default configuration."""
-    (home / ".codex").mkdir()
-    (home / ".codex" / "config.toml").write_text(
-        f'model = "{FAKE_MODEL}"\nmodel_provider = "chatwait"\n[model_providers.chatwait]\nname = "ChatWait"\n'
-        f'base_url = "{url}/v1"\nenv_key = "CHATWAIT_API_KEY"\nwire_api = "responses"\n'
-    )
-    env = {**node_env(), "HOME": str(home), "CHATWAIT_API_KEY": "sk-unused"}
+    env = codex_env(url, home, FAKE_MODEL)
     prompt = f"List it @tool=exec_command @args={_args({'cmd': 'echo listed'})}"
     flags = ["--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox"]
     _run([str(client_bin("codex")), "exec", *flags, prompt], env, home)
@@ -113,17 +108,7 @@ def codex(url: str, home: Path) -> None:
 
 def claude_code(url: str, home: Path) -> None:
     """Claude Code: a Bash call and the answer."""
-    env = {
-        **node_env(),
-        "HOME": str(home),
-        "ANTHROPIC_BASE_URL": url,
-        "ANTHROPIC_API_KEY": "sk-unused",
-        "ANTHROPIC_MODEL": FAKE_MODEL,
-        "ANTHROPIC_SMALL_FAST_MODEL": FAKE_MODEL,
-        "DISABLE_TELEMETRY": "1",
-        "DISABLE_AUTOUPDATER": "1",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-    }
+    env = claude_code_env(url, home, FAKE_MODEL)
     prompt = f"List it @tool=Bash @args={_args({'command': 'echo listed', 'description': 'List'})}"
     _run([str(client_bin("claude")), "-p", prompt, "--allowedTools", "Bash"], env, home)
 

@@ -17,7 +17,7 @@ import pytest
 from load.processes import ChatWaitServer, FakeUpstream
 
 from ..conftest import FAKE_MODEL, anthropic_upstream, server_env
-from ..node import client_bin, node_env
+from ..node import claude_code_env, client_bin
 
 pytestmark = pytest.mark.integration
 
@@ -41,17 +41,7 @@ def server(
 
 
 def _claude(server: ChatWaitServer, home: Path, prompt: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **node_env(),
-        "HOME": str(home),
-        "ANTHROPIC_BASE_URL": server.url,
-        "ANTHROPIC_API_KEY": "sk-unused",
-        "ANTHROPIC_MODEL": FAKE_MODEL,
-        "ANTHROPIC_SMALL_FAST_MODEL": FAKE_MODEL,
-        "DISABLE_TELEMETRY": "1",
-        "DISABLE_AUTOUPDATER": "1",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-    }
+    env = claude_code_env(server.url, home, FAKE_MODEL)
     command = [str(CLAUDE), "-p", prompt, "--allowedTools", "Bash"]
     return subprocess.run(
         command, cwd=home, env=env, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL, check=False

@@ -19,7 +19,7 @@ import pytest
 from load.processes import ChatWaitServer, FakeUpstream
 
 from ..conftest import FAKE_MODEL, server_env, store_env
-from ..node import client_bin, node_env
+from ..node import client_bin, codex_env
 
 pytestmark = pytest.mark.integration
 
@@ -35,12 +35,7 @@ def server(fake: FakeUpstream, request: pytest.FixtureRequest) -> Iterator[ChatW
 
 
 def _codex(server: ChatWaitServer, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    (home / ".codex").mkdir(exist_ok=True)
-    (home / ".codex" / "config.toml").write_text(
-        f'model = "{FAKE_MODEL}"\nmodel_provider = "chatwait"\n\n[model_providers.chatwait]\nname = "ChatWait"\n'
-        f'base_url = "{server.url}/v1"\nenv_key = "CHATWAIT_API_KEY"\nwire_api = "responses"\n'
-    )
-    env = {**node_env(), "HOME": str(home), "CHATWAIT_API_KEY": "sk-unused", "NO_COLOR": "1"}
+    env = codex_env(server.url, home, FAKE_MODEL)
     command = [str(CODEX), "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox", *args]
     return subprocess.run(
         command, cwd=home, env=env, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL, check=False

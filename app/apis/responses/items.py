@@ -80,28 +80,28 @@ class InputMessageSchema(NullMeansAbsent):
     phase = fields.String(validate=validate.OneOf(PHASES))  # an assistant message's, as it came (not sent on)
 
 
-class FunctionCallInputSchema(NullMeansAbsent):
+class _CallInputSchema(NullMeansAbsent):
+    """What every call item sent back holds: its call id, the tool's name and namespace, its own id."""
+
+    call_id = Text(required=True, validate=validate.Length(min=1, max=MAX_CALL_ID_CHARS))
+    name = Text(required=True, validate=check_name)
+    namespace = Text(validate=check_name)
+    id = Text(validate=validate.Length(min=1, max=128))
+    status = fields.String(validate=validate.OneOf(ITEM_STATUSES))
+
+
+class FunctionCallInputSchema(_CallInputSchema):
     """An earlier reply's `function_call` item, sent back with the conversation."""
 
     type = fields.String(required=True, validate=validate.OneOf(("function_call",)))
-    call_id = Text(required=True, validate=validate.Length(min=1, max=MAX_CALL_ID_CHARS))
-    name = Text(required=True, validate=check_name)
-    namespace = Text(validate=check_name)
     arguments = Text(required=True)
-    id = Text(validate=validate.Length(min=1, max=128))
-    status = fields.String(validate=validate.OneOf(ITEM_STATUSES))
 
 
-class CustomToolCallInputSchema(NullMeansAbsent):
+class CustomToolCallInputSchema(_CallInputSchema):
     """An earlier reply's `custom_tool_call` item: a custom tool's free-form input."""
 
     type = fields.String(required=True, validate=validate.OneOf(("custom_tool_call",)))
-    call_id = Text(required=True, validate=validate.Length(min=1, max=MAX_CALL_ID_CHARS))
-    name = Text(required=True, validate=check_name)
-    namespace = Text(validate=check_name)
     input = Text(required=True)
-    id = Text(validate=validate.Length(min=1, max=128))
-    status = fields.String(validate=validate.OneOf(ITEM_STATUSES))
 
 
 class ToolOutput(fields.Field):
