@@ -40,6 +40,8 @@ REPLY_CHARS_FLOOR = 65_536
 class Listener(Protocol):
     """Receives a generation as it happens (a stream writer; nothing in wait mode)."""
 
+    def answering(self, model: str) -> None: ...
+
     def chunk(self, content: str | Delta) -> None: ...
 
     def queued(self, ahead: int) -> None: ...
@@ -313,6 +315,8 @@ class Relay:
             if piece.kind == LOGPROBS:  # type: ignore[union-attr]
                 self._pieces.append(piece.text)  # type: ignore[union-attr]
         if self.listener is not None:
+            if self._first_token_at is None:
+                self.listener.answering(self.call.model)
             self.listener.chunk(piece)
         now = time.monotonic()
         self._gaps.token_at(now)

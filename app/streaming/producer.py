@@ -38,7 +38,8 @@ def start(
 ) -> None:
     """Generate `call` into `stream` in a new producer greenlet, which runs first. A stream that
     holds chunks already (taken over from a worker that died) is continued from its text."""
-    writer = StreamWriter(stream)
+    fallbacks = call.fallbacks if call.fallbacks is not None else settings.fallbacks_of(call.model)
+    writer = StreamWriter(stream, hold_priming=bool(fallbacks) and stream.writer.model_first)
     so_far = stream.result() if stream.chunks else None
     relay = Relay(
         provider,
@@ -70,26 +71,38 @@ def stop(stream: Stream, wait_seconds: float = STOP_WAIT_SECONDS) -> bool:
 
 
 class StreamWriter:
-    """The relay's listener in streaming mode; writes the priming `stream` event at once.
+    """The relay's listener in streaming mode; writes the priming event at once, or with
+    `hold_priming` once the model that answers is known (a wire whose clients read the model
+    there, and a call a fallback model may answer).
 
     Chunk sequences equal their event ids (1..n); the terminal event has id n+1 and tells
     the last chunk sequence and the total content length so a client can check it has all.
     """
 
-    def __init__(self, stream: Stream) -> None:
+    def __init__(self, stream: Stream, hold_priming: bool = False) -> None:
         self.stream = stream
         self.content_length = 0
         self._first = True  # until the first chunk
         self._debug = log.isEnabledFor(logging.DEBUG)
+        self._primed = bool(stream.written)
         if stream.written:  # taken over: its events so far came from Redis
             found = stream.result()
             self.content_length = 0 if found is None else len(found[0])
-        else:
-            stream.append(stream.writer.priming())
+        elif not hold_priming:
+            self.answering(stream.model)
+
+    def answering(self, model: str) -> None:
+        """The reply begins, from `model`: its priming event, naming it, if not written yet."""
+        if not self._primed:
+            self._primed = True
+            self.stream.answered_by(model)
+            self.stream.append(self.stream.writer.priming())
 
     def chunk(self, content: str | Delta) -> None:
         """Append one `chunk` event (text, or a typed delta). The first one is written to the
         clients before this returns: the producer yields to them once, before its own bookkeeping."""
+        if not self._primed:
+            self.answering(self.stream.model)
         if type(content) is str:
             self.content_length += len(content)
             self.stream.append_chunk(content)
@@ -124,6 +137,7 @@ class StreamWriter:
     def end(self, outcome: Outcome) -> None:
         """Append the one terminal event: `done`, or `error` with the catalogue fields (once the
         stream's API has recorded how it ended: `Retention.ended`)."""
+        self.answering(outcome.model or self.stream.model)
         if self.stream.retention.ended is not None:
             self.stream.retention.ended(self.stream, outcome)
         frame = self.stream.writer.terminal(self.stream.chunks, self.content_length, outcome)

@@ -53,6 +53,7 @@ class Stream:
         "_tail",
         "_text",
         "_wakeup",
+        "_wire",
         "cancelled",
         "client",
         "consumers",
@@ -92,7 +93,7 @@ class Stream:
         self.correlation_id = correlation_id
         self.model = model
         self.created = time.time() if created is None else created
-        self.writer = wire.writer(stream_id, correlation_id, model, self.created)
+        self.writer, self._wire = wire.writer(stream_id, correlation_id, model, self.created), wire
         self.client = client
         self.retention = retention
         self.finished, self.finished_at, self.consumers = False, 0.0, 0
@@ -148,6 +149,12 @@ class Stream:
     def ended(self) -> bool:
         """Whether the terminal frame has been written (followers may not see it yet)."""
         return self._tail is not None
+
+    def answered_by(self, model: str) -> None:
+        """Name `model` (a fallback that answers) in its events: only before its first frame."""
+        if model != self.model and self._head is None:
+            self.model = model
+            self.writer = self._wire.writer(self.stream_id, self.correlation_id, model, self.created)
 
     def append(self, frame: bytes, final: bool = False, now: float | None = None) -> None:
         """Add the priming frame (id 0), or with `final` the terminal one, and wake every follower."""

@@ -16,7 +16,7 @@ import pytest
 from app.config import ConfigError, load_settings
 from load.processes import ChatWaitServer, FakeUpstream
 
-from ..conftest import FAKE_MODEL, server_env
+from ..conftest import FAKE_MODEL, server_env, store_env
 from ..sse import content_of, expected_reply, parse
 from ..upstream_servers import SwitchServer
 
@@ -40,10 +40,12 @@ def _listing(path: Path, fake: FakeUpstream) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def server(fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatWaitServer]:
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def server(fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory, request) -> Iterator[ChatWaitServer]:
+    """The fallback deployment on each stream store (Redis: two workers)."""
     listing = _listing(tmp_path_factory.mktemp("fallbacks") / "upstreams.yaml", fake)
-    running = ChatWaitServer(server_env("", UPSTREAMS_FILE=str(listing), UPSTREAM_RETRIES="1"))
+    env = server_env("", UPSTREAMS_FILE=str(listing), UPSTREAM_RETRIES="1", **store_env(request, request.param))
+    running = ChatWaitServer(env)
     yield running
     running.stop()
 
@@ -71,6 +73,48 @@ def test_a_streamed_answer_names_its_fallback(server, fake) -> None:
     events, _ = parse(response.content)
     assert events[-1].event == "done" and events[-1].data["model"] == BACKUP
     assert content_of(events) == expected_reply(4)
+
+
+def test_every_streamed_chunk_names_the_model_that_answered(server, request) -> None:
+    """The SDK takes the model from the first chunk: every chunk of a fallback's answer (its
+    first, the usage chunk) names the fallback, as the same answer not streamed does; a resume
+    from the start gives the same bytes."""
+    message = _unique("@tokens=4 @fault=503 @only=fake-model")
+    body = {"model": FAKE_MODEL, "messages": [{"role": "user", "content": message}], "stream": True}
+    body["stream_options"] = {"include_usage": True}
+    answer = httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=30)
+    events, _ = parse(answer.content)
+    chunks = [event.data for event in events if isinstance(event.data, dict)]
+    assert len(chunks) == 7 and {chunk["model"] for chunk in chunks} == {BACKUP}, chunks
+    stream_id = answer.headers["X-Stream-Id"]
+    again = httpx.get(f"{server.url}/v1/chat/completions/{stream_id}/stream", timeout=30)
+    assert again.content == answer.content, "a replay (from Redis: another worker's) says the same"
+    sdk = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    request.addfinalizer(sdk.close)
+    messages = [{"role": "user", "content": _unique("@tokens=3 @fault=500 @only=fake-model")}]
+    with sdk.chat.completions.stream(model=FAKE_MODEL, messages=messages) as stream:
+        final = stream.get_final_completion()
+    assert final.model == BACKUP and final.choices[0].message.content == expected_reply(3)
+    waited = sdk.chat.completions.create(model=FAKE_MODEL, messages=messages)
+    assert waited.model == final.model
+
+
+def test_a_messages_stream_starts_with_the_model_that_answered(server) -> None:
+    message = _unique("@tokens=3 @fault=503 @only=fake-model")
+    body = {"model": FAKE_MODEL, "max_tokens": 50, "messages": [{"role": "user", "content": message}], "stream": True}
+    answer = httpx.post(f"{server.url}/v1/messages", json=body, timeout=30)
+    events, _ = parse(answer.content)
+    assert events[0].event == "message_start" and events[0].data["message"]["model"] == BACKUP
+
+
+def test_a_stream_that_fails_everywhere_ends_once_naming_the_model_asked(server) -> None:
+    message = _unique("@tokens=3 @fault=503")
+    body = {"model": FAKE_MODEL, "messages": [{"role": "user", "content": message}], "stream": True}
+    answer = httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=30)
+    assert answer.status_code == 503 and answer.json()["error"]["code"] == "upstream_unavailable"
+    waited = httpx.post(f"{server.url}/v1/chat/streaming", json={"message": message}, timeout=30)
+    events, _ = parse(waited.content)
+    assert [event.event for event in events] == ["stream", "error"] and events[0].data["model"] == FAKE_MODEL
 
 
 def test_a_silent_model_gives_way_within_the_deadline(server, fake) -> None:

@@ -78,6 +78,7 @@ class Recorder:
 
     def __init__(self, budget: int | None = None) -> None:
         self.chunks: list[str] = []
+        self.models: list[str] = []  # the model named when the reply begins
         self.places: list[int] = []
         self.ends: list = []
         self.budget = budget
@@ -89,6 +90,9 @@ class Recorder:
             return True
         self.budget -= 1
         return self.budget >= 0
+
+    def answering(self, model: str) -> None:
+        self.models.append(model)
 
     def chunk(self, content: str) -> None:
         self.chunks.append(content)

@@ -32,6 +32,7 @@ class OpenAIWriter:
 
     name = NAME
     echo = None  # no request parameters repeated in its events
+    model_first = True
     position = staticmethod(one_id_per_event)
 
     def __init__(self, stream_id: str, correlation_id: str, model: str, created: float, include_usage: bool) -> None:

@@ -41,6 +41,7 @@ class MessagesWriter:
 
     name = NAME
     echo = None
+    model_first = True
     # Anthropic's keepalive: an event without an id (a resume goes on from the last event's).
     keepalive = b'event: ping\ndata: {"type":"ping"}\n\n'
     position = staticmethod(one_id_per_event)

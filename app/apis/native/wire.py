@@ -19,6 +19,7 @@ class NativeWriter:
 
     name = NATIVE_NAME
     echo = None  # no request parameters repeated in its events
+    model_first = False
     chunk = staticmethod(encode_chunk)
     position = staticmethod(one_id_per_event)
 

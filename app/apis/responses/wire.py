@@ -42,6 +42,7 @@ class ResponsesWriter:
     stream another worker wrote), it writes any of them again with the same numbers."""
 
     name = NAME
+    model_first = False  # response.created names the model asked for; the finished object the answering one
 
     def __init__(
         self, stream_id: str, correlation_id: str, model: str, created: float, echo: Mapping[str, Any] | None

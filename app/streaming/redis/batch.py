@@ -63,6 +63,8 @@ class Batch:
                 stream.retention.context,
                 stream.revival,
             )
+        elif first == 0 and end > 0:  # the priming frame names the model that answers: the hash too
+            identity = ("", "", stream.model, *NO_IDENTITY[3:])
         done_ttl_ms = int(stream.retention.kept_for(self.done_ttl_ms / 1000) * 1000)
         outcome = json.dumps(stream.outcome.record()) if final != "0" and stream.outcome is not None else ""
         args: list[object] = [

@@ -163,6 +163,8 @@ class RemoteStream:
             entries = self._read(cursor, block)
             if entries:
                 trouble_since = None
+                if cursor == 0 and writer.model_first:
+                    writer = self._answered_by()
                 frames, cursor, ended = _frames(entries, writer)
                 yield frames
                 last_write = time.monotonic()
@@ -186,6 +188,18 @@ class RemoteStream:
                 return
             if entries is None:
                 gevent.sleep(block)
+
+    def _answered_by(self) -> WireWriter:
+        """The writer, naming the model its priming frame names: a fallback's, written there
+        after this follower read the hash (a wire whose priming waits for the answering model)."""
+        try:
+            model = self._link.commands.hget(keys.meta_key(self.stream_id), "model")
+        except redis.RedisError:
+            return self._writer  # its reads fail too: the loop sees to it
+        if model is not None and model.decode() != self.model:
+            self.model = model.decode()
+            self._writer = writer_of(self.stream_id, {**self._meta, b"model": model})
+        return self._writer
 
     def _read(self, cursor: int, block: float) -> list[tuple[bytes, dict[bytes, bytes]]] | None:
         """The entries from `cursor` on, waiting up to `block` s for some; None when Redis fails."""

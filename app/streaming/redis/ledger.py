@@ -89,7 +89,7 @@ class Ledger:
             first = self._sent.get(sid, self._durable.get(sid, 0))
             if sid in self.admitting:
                 self._held[sid] = stream
-            elif stream.written > first:
+            elif stream.written > first or (first == 0 and sid in self._creating):
                 calls.append(("write", stream, first, stream.written))
         self.dirty = {}
         return calls
@@ -133,7 +133,7 @@ class Ledger:
         if not admitted:  # the cluster holds MAX_STREAMS live streams
             self._creating.discard(sid)
             self.dirty.pop(sid, None)
-        elif stream.written:
+        else:  # its frames, or its hash alone while its priming waits for the answering model
             self.dirty[sid] = stream
         return admitted
 

@@ -16,22 +16,23 @@ from typing import Any
 import redis
 
 # Writes a stream's next entries: KEYS = meta, events. ARGV: [1] live TTL ms, [2] TTL once
-# finished, [3] how the stream ends with this batch (finish_reason or error_code) or 0, [4] 1
-# to create the stream (its first batch, or again once Redis lost it), [5] the newest entry id
+# finished, [3] how the stream ends with this batch (finish_reason or error_code) or 0, [4] 1 to
+# create the stream (its first batch, or again once Redis lost it), [5] the newest entry id
 # expected (compare and set: a lost stream's ending) or '', [6..14] owner, correlation id, model,
 # created, wire format, client key digest, the wire's echoed parameters (JSON), the API's context,
 # the call that another worker continues it with if this one dies (JSON, or '') (all empty unless
-# [4] is 1); [15] the worker writing (its owner); [16] how the generation ended (the outcome's
-# record, JSON) with the ending, else ''; [17] the writer's epoch (the fencing token: 0 for the
-# worker that started the stream, raised by each claim); [18] 1 to fence the writer out once the
-# ending is written (a lost stream's ending, written by a worker that is not its owner); [19..]
-# (event id, field, value) triples, field h (the priming frame), c (a chunk's text) or t (the
-# terminal frame). Entries Redis holds already are skipped, so a batch can be sent again by the
-# same owner and epoch, even once the stream has ended. Returns {status, n}: ok (n: entries
-# held), gap (an earlier batch is missing: send again from entry n), missing (the stream's hash is
-# gone: create it again), ended (someone else ended it), moved (the newest entry is not the one
-# expected), taken (another owner or epoch holds it now: it was taken over from this writer,
-# whose lease had lapsed). A write from any other owner or epoch is refused whole.
+# [4] is 1, but the model with the priming frame: the model that answers); [15] the worker writing
+# (its owner); [16] how the generation ended (the outcome's record, JSON) with the ending, else
+# ''; [17] the writer's epoch (the fencing token: 0 for the worker that started the stream, raised
+# by each claim); [18] 1 to fence the writer out once the ending is written (a lost stream's
+# ending, written by a worker that is not its owner); [19..] (event id, field, value) triples,
+# field h (the priming frame), c (a chunk's text) or t (the terminal frame). Entries Redis holds
+# already are skipped, so a batch can be sent again by the same owner and epoch, even once the
+# stream has ended. Returns {status, n}: ok (n: entries held), gap (an earlier batch is missing:
+# send again from entry n), missing (the stream's hash is gone: create it again), ended (someone
+# else ended it), moved (the newest entry is not the one expected), taken (another owner or epoch
+# holds it now: it was taken over from this writer, whose lease had lapsed). A write from any
+# other owner or epoch is refused whole.
 _WRITE = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then
@@ -55,6 +56,7 @@ if state ~= 'live' then
 end
 if ARGV[5] ~= '' and next_id - 1 ~= tonumber(ARGV[5]) then return {'moved', next_id} end
 if #ARGV >= 19 and tonumber(ARGV[19]) > next_id then return {'gap', next_id} end
+if ARGV[4] ~= '1' and ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'model', ARGV[8]) end
 local last = next_id - 1
 for i = 19, #ARGV, 3 do
   last = tonumber(ARGV[i])

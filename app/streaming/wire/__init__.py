@@ -32,6 +32,9 @@ class WireWriter(Protocol):
 
     name: str
     echo: Mapping[str, Any] | None  # the options other workers need to write its events (kept in Redis)
+    # Whether its clients take the answer's model from the priming event (so that a fallback's
+    # stream holds it back until the answering model is known).
+    model_first: bool
 
     def position(self, seen: int | None, last_event_id: int, finished: bool) -> Position | None:
         """Where a resume after the SSE id `seen` starts in a stream whose last event is
