@@ -20,6 +20,8 @@ parallel tests do not interfere), falling back to the command-line defaults:
   @fault=badjson@K send one chunk that is not JSON after K tokens, then the rest
   @fault=garbage@K send chunks that are not JSON instead of the tokens from K on
   @fault=errorchunk@K  send an {"error": ...} chunk after K tokens
+  @fault=late@MS   the first token after MS (as @first_ms, but a fault: @only and @fail_times apply)
+  @fault=nodone    end after the finish chunk (and usage) without `data: [DONE]`
   @fault=context   400: the context length exceeded (vLLM's words); @fault=filter: 400, a content
                    filter (Azure's); @fault=nostreamoptions: 400 to a request with stream_options
   @usage=0         never send usage, even when asked (stream_options.include_usage)
@@ -289,6 +291,8 @@ class FakeOpenAI:
             self.attempts[last_user] += 1
             if knobs.fail_times is not None and self.attempts[last_user] > knobs.fail_times:
                 knobs.fault = ""  # this message has failed its share: answer normally
+        if knobs.fault == "late":
+            knobs.first_ms = knobs.fault_at
         if knobs.fault in ("429", "401", "500", "503"):
             status = int(knobs.fault)
             key = headers.get("authorization", "").removeprefix("Bearer ")
@@ -459,7 +463,8 @@ class FakeOpenAI:
                     "total_tokens": prompt_tokens + sent,
                 }
                 send(b"data: " + prefix + b',"choices":[],"usage":' + json.dumps(usage).encode() + b"}\n\n")
-            send(b"data: [DONE]\n\n")
+            if knobs.fault != "nodone":
+                send(b"data: [DONE]\n\n")
             sock.sendall(b"0\r\n\r\n")
             outcome.update(ended=time.time(), how="completed", tokens=sent)
         except (ClientGone, ConnectionError, OSError):

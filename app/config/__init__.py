@@ -49,7 +49,9 @@ class Settings:
     upstreams: tuple[UpstreamServer, ...] = ()  # resolved: the file's servers, else OPENAI_BASE_URL's
     upstream_rest_seconds: float = 5.0
     upstream_breaker_failures: int = 3  # failures in a row that rest a server alone in serving a model (0: never)
-    upstream_attempt_seconds: float | None = None  # None: an attempt may take all of TIMEOUT_SECONDS
+    # None: 10 s when another server or a fallback model could answer instead, else all of
+    # TIMEOUT_SECONDS; 0: always all of it.
+    upstream_attempt_seconds: float | None = None
     openai_model: str = "gpt-4o-mini"
     api_keys: tuple[ClientKey, ...] = ()  # ClientKey hides its key from repr
     api_keys_from_file: tuple[ClientKey, ...] = ()
@@ -194,7 +196,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "UPSTREAMS_FILE": ("upstreams_file", upstreams.upstreams_file),
     "UPSTREAM_REST_SECONDS": ("upstream_rest_seconds", read.seconds(0.1, 3600)),
     "UPSTREAM_BREAKER_FAILURES": ("upstream_breaker_failures", read.integer(0, 100)),
-    "UPSTREAM_ATTEMPT_SECONDS": ("upstream_attempt_seconds", read.seconds(0.05, 3600)),
+    "UPSTREAM_ATTEMPT_SECONDS": ("upstream_attempt_seconds", read.seconds(0, 3600)),
     "OPENAI_MODEL": ("openai_model", read.text),
     "ALLOWED_MODELS": ("allowed_models", read.models),
     "CHATWAIT_API_KEYS": ("api_keys", keys.client_keys),

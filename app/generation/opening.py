@@ -1,7 +1,8 @@
 """Opening a generation's upstream until its first piece: retries of what may be retried (with
 backoff and jitter, honouring Retry-After; at once on another server of a pool), fallback models
 (UPSTREAMS_FILE's or the request's) and the first-token deadlines (TIMEOUT_SECONDS for it all,
-UPSTREAM_ATTEMPT_SECONDS for one attempt)."""
+UPSTREAM_ATTEMPT_SECONDS for one attempt, 10 s by default where another server or model could
+answer). An attempt that sends no first token in time is never tried again on its server."""
 
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ from . import backoff
 from .cancel import StreamCancelled
 
 log = logging.getLogger("chatwait.relay")
+
+# The first-token limit of one attempt where another server or a fallback model could answer
+# instead (UPSTREAM_ATTEMPT_SECONDS unset): about what gateways' users are advised to set.
+ATTEMPT_SECONDS = 10.0
 
 
 # An opened generation: it, its first piece (None: the reply has none) and the rest.
@@ -85,6 +90,7 @@ class Opener:
                 if (
                     not failure.retryable
                     or "all_resting" in failure.log_fields
+                    or (failure.error_code == "upstream_timeout" and not failover)  # a silent server: not again
                     or attempt >= self.settings.upstream_retries
                     or time.monotonic() + delay >= deadline
                 ):
@@ -105,7 +111,7 @@ class Opener:
 
     def attempt(self, deadline: float, slot: Any, call: ChatCall) -> Opened:
         left = deadline - time.monotonic()
-        per_attempt = self.settings.upstream_attempt_seconds
+        per_attempt = self.attempt_seconds(call.model)
         timeout = gevent.Timeout(max(0.0, min(left, per_attempt or left)), FirstTokenDeadline)
         timeout.start()
         generation: Generation | None = None
@@ -129,6 +135,14 @@ class Opener:
         finally:
             timeout.close()
         return generation, first, pieces
+
+    def attempt_seconds(self, model: str) -> float | None:
+        """The first-token limit of one attempt on `model` (None: all of the deadline)."""
+        configured = self.settings.upstream_attempt_seconds
+        if configured is not None:
+            return configured or None
+        elsewhere = bool(self.spare) or self.provider.servers_of(model) > 1
+        return ATTEMPT_SECONDS if elsewhere else None
 
     def preempted_pause(self) -> None:
         """A busy server ended this generation's reply early, mid-answer (llama.cpp's servers

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -97,6 +98,30 @@ def test_every_streamed_chunk_names_the_model_that_answered(server, request) -> 
     assert final.model == BACKUP and final.choices[0].message.content == expected_reply(3)
     waited = sdk.chat.completions.create(model=FAKE_MODEL, messages=messages)
     assert waited.model == final.model
+
+
+def test_a_resume_on_another_worker_before_the_answer_begins_names_the_fallback(fake, tmp_path, request) -> None:
+    """Followed through Redis before its priming chunk exists (the primary is silent for its
+    10 s attempt; the answer's head goes out at 5 s, HOLD_SECONDS, with no chunk yet), the stream
+    still names the model that answered, byte for byte, on every worker."""
+    listing = _listing(tmp_path / "upstreams.yaml", fake)
+    env = server_env("", UPSTREAMS_FILE=str(listing), TIMEOUT_SECONDS="30", IDLE_TIMEOUT_SECONDS="30")
+    running = ChatWaitServer({**env, **store_env(request, "redis")})
+    request.addfinalizer(running.stop)
+    message = _unique("@tokens=4 @fault=late@20000 @only=fake-model")
+    body = {"model": FAKE_MODEL, "messages": [{"role": "user", "content": message}], "stream": True}
+    url = f"{running.url}/v1/chat/completions"
+    with httpx.Client(timeout=30) as http, http.stream("POST", url, json=body) as answer:
+        again = f"{url}/{answer.headers['X-Stream-Id']}/stream"
+        with ThreadPoolExecutor(12) as pool:  # each its own connection: some reach the other worker
+            resumed = list(pool.map(lambda _: httpx.get(again, timeout=30), range(12)))
+        original = answer.read()
+    events = {again.content.replace(b": keepalive\n", b"") for again in resumed}  # as many as it waited
+    assert events == {original.replace(b": keepalive\n", b"")}
+    parsed, _ = parse(original)
+    assert {event.data["model"] for event in parsed if isinstance(event.data, dict)} == {BACKUP}
+    served = [r for r in running.log_records() if r.get("event") == "request_received" and "/stream" in r["path"]]
+    assert len({r["pid"] for r in served}) == 2, "followed on both workers"
 
 
 def test_a_messages_stream_starts_with_the_model_that_answered(server) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from app.config import load_settings
 from app.errors import ApiError
+from app.generation import opening
 from app.generation.relay import Relay
 from app.metrics.catalogue import NoMetrics
 from app.providers.base import ENDED_EARLY, FirstTokenDeadline, Route, UpstreamError
@@ -357,3 +358,35 @@ def test_concurrency_from_the_file_bounds_a_server_and_the_wait_is_the_callers()
     with pytest.raises(gevent.Timeout), gevent.Timeout(0.05):
         pool.open(CALL, None, Route())  # the caller's first-token deadline bounds the wait
     assert not pool._waiting, "a waiter that gave up is forgotten"
+
+
+def test_by_default_a_silent_server_costs_one_attempt_where_another_server_could_answer(monkeypatch) -> None:
+    """UPSTREAM_ATTEMPT_SECONDS unset: an attempt gets ATTEMPT_SECONDS (shortened here) when the
+    model has another server; the silent one is not tried again."""
+    monkeypatch.setattr(opening, "ATTEMPT_SECONDS", 0.2)
+    pool, providers, _ = _pool(TIMEOUT_SECONDS="5", UPSTREAM_RETRIES="2")
+    providers["a"].script = [ScriptedGeneration(["late"], delay=3)]
+    providers["b"].script = [_ok("on ", "time")]
+    relay = Relay(pool, pool.settings, CALL, 3, Recorder(), "cid", metrics=NoMetrics(), route=Route("a"))
+    outcome = relay.run()
+    assert outcome.error is None and outcome.text == "on time" and relay.route.tried == {"a", "b"}
+
+
+def test_a_lone_server_with_nowhere_else_to_go_gets_the_whole_deadline(monkeypatch) -> None:
+    monkeypatch.setattr(opening, "ATTEMPT_SECONDS", 0.2)
+    pool, providers, _ = _pool(urls="http://a/v1", TIMEOUT_SECONDS="5")
+    providers["a"].script = [ScriptedGeneration(["late"], delay=0.5)]
+    outcome = Relay(pool, pool.settings, CALL, 3, Recorder(), "cid", metrics=NoMetrics()).run()
+    assert outcome.error is None and outcome.text == "late"
+    pool, providers, _ = _pool(TIMEOUT_SECONDS="5", UPSTREAM_ATTEMPT_SECONDS="0")
+    providers["a"].script = [ScriptedGeneration(["late"], delay=0.5)]
+    outcome = Relay(pool, pool.settings, CALL, 3, Recorder(), "cid", metrics=NoMetrics(), route=Route("a")).run()
+    assert outcome.error is None and outcome.text == "late", "0: every attempt may take all of the deadline"
+
+
+def test_a_server_silent_past_its_attempt_is_never_tried_again_by_that_request() -> None:
+    pool, providers, _ = _pool(urls="http://a/v1", TIMEOUT_SECONDS="5", UPSTREAM_ATTEMPT_SECONDS="0.2")
+    providers["a"].script = [ScriptedGeneration(["late"], delay=3), _ok("never")]
+    outcome = Relay(pool, pool.settings, CALL, 3, Recorder(), "cid", metrics=NoMetrics()).run()
+    assert outcome.error is not None and outcome.error.error_code == "upstream_timeout"
+    assert "UPSTREAM_ATTEMPT_SECONDS (0.2 s)" in outcome.error.detail and len(providers["a"].script) == 1

@@ -32,7 +32,7 @@ from ...logs import log_greenlet_failure
 from ..base import ChatCall, Generation, Provider, Route, UpstreamError
 from ..http1 import Http1Transport
 from . import tokens
-from .errors import MAX_REFUSAL_BYTES, refusal_reason, status_error, transport_error
+from .errors import MAX_REFUSAL_BYTES, STREAM_OPTIONS, refusal_reason, status_error, transport_error
 from .stream import OpenAIGeneration
 
 log = logging.getLogger("chatwait.openai")
@@ -108,8 +108,10 @@ class OpenAIProvider(Provider):
         try:
             return self._open(call, self._include_usage)
         except UpstreamError as error:
-            # A refusal of the request's content (its own code) is never sent again.
-            if not (self._include_usage and error.error_code == "upstream_rejected" and error.upstream_status == 400):
+            # A refusal that says why, and not for stream_options, is never sent again.
+            unsaid = error.log_fields.get("upstream_refused") in (None, STREAM_OPTIONS)
+            plain = error.error_code == "upstream_rejected" and error.upstream_status == 400
+            if not (self._include_usage and plain and unsaid):
                 raise
         # Some compatible servers reject stream_options: ask once more without it.
         generation = self._open(call, include_usage=False)

@@ -25,7 +25,7 @@ _STATUS_ERRORS = {401: "upstream_auth_failed", 403: "upstream_auth_failed", 429:
 _RETRY_AFTER_HEADERS = (("retry-after-ms", 0.001), ("llm_provider-retry-after", 1.0), ("retry-after", 1.0))
 MAX_LOCATION_CHARS = 200
 MAX_REFUSAL_BYTES = 16_384  # of a 400's body, read to learn why (an error object is far shorter)
-CONTEXT, CONTENT, STREAM_OPTIONS = "context_length", "content_policy", "stream_options"
+CONTEXT, CONTENT, STREAM_OPTIONS, PREFILL = "context_length", "content_policy", "stream_options", "prefill"
 # How providers say why they refused: error codes and types, then words of their messages.
 _CONTEXT_CODES = frozenset(("context_length_exceeded", "string_above_max_length", "exceed_context_size_error"))
 _CONTENT_CODES = frozenset(("content_filter", "content_policy_violation", "invalid_prompt", "moderation_blocked"))
@@ -38,6 +38,7 @@ _CONTEXT_WORDS = (
     "prompt is too long",  # Anthropic's
 )
 _CONTENT_WORDS = ("content management policy", "content policy", "content filter", "safety system")
+_PREFILL_WORDS = ("prefill", "final assistant message", "continue_final_message")
 _REFUSALS = {
     CONTEXT: ("input_too_long", "The model provider says the conversation is longer than the model's context."),
     CONTENT: ("content_policy_violation", "The model provider refused the request under its content policy."),
@@ -46,7 +47,8 @@ _REFUSALS = {
 
 def refusal_reason(body: bytes) -> str | None:
     """Why a 400 refused the request, from its error object: CONTEXT, CONTENT, STREAM_OPTIONS
-    (a server that takes no stream_options), or None (it does not say)."""
+    (a server that takes no stream_options), PREFILL (one that continues no assistant message),
+    or None (it does not say)."""
     try:
         error = json.loads(body).get("error")
     except (ValueError, AttributeError):
@@ -61,6 +63,8 @@ def refusal_reason(body: bytes) -> str | None:
         return CONTENT
     if STREAM_OPTIONS in said or STREAM_OPTIONS in words or "include_usage" in words:
         return STREAM_OPTIONS
+    if any(phrase in words for phrase in _PREFILL_WORDS):
+        return PREFILL
     return None
 
 
