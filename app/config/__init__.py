@@ -49,6 +49,7 @@ class Settings:
     upstreams: tuple[UpstreamServer, ...] = ()  # resolved: the file's servers, else OPENAI_BASE_URL's
     upstream_rest_seconds: float = 5.0
     upstream_breaker_failures: int = 3  # failures in a row that rest a server alone in serving a model (0: never)
+    upstream_affinity: float = 1.25  # how much busier than the average a conversation's server may be (0: off)
     # None: 10 s when another server or a fallback model could answer instead, else all of
     # TIMEOUT_SECONDS; 0: always all of it.
     upstream_attempt_seconds: float | None = None
@@ -196,6 +197,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "UPSTREAMS_FILE": ("upstreams_file", upstreams.upstreams_file),
     "UPSTREAM_REST_SECONDS": ("upstream_rest_seconds", read.seconds(0.1, 3600)),
     "UPSTREAM_BREAKER_FAILURES": ("upstream_breaker_failures", read.integer(0, 100)),
+    "UPSTREAM_AFFINITY": ("upstream_affinity", read.bound),
     "UPSTREAM_ATTEMPT_SECONDS": ("upstream_attempt_seconds", read.seconds(0, 3600)),
     "OPENAI_MODEL": ("openai_model", read.text),
     "ALLOWED_MODELS": ("allowed_models", read.models),

@@ -46,6 +46,14 @@ def number(minimum: float, maximum: float) -> Callable[[str, str], float]:
     return _ranged(float, minimum, maximum, "a number", f"{minimum:g}", f"{minimum:g} to {maximum:g}")
 
 
+def bound(name: str, raw: str) -> float:
+    """A load bound: 0 (off), or how many times the average, from 1 to 100."""
+    value = number(0, 100)(name, raw)
+    if 0 < value < 1:
+        raise ConfigError(f"{name}={raw.strip()} is out of range: use 0 (off) or 1 to 100 (times the average load).")
+    return value
+
+
 def seconds(minimum: float, maximum: float) -> Callable[[str, str], float]:
     """A parser of durations in seconds from `minimum` to `maximum`."""
     return _ranged(float, minimum, maximum, "a number of seconds", "30", f"{minimum:g} to {maximum:g} seconds")

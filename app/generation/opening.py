@@ -42,6 +42,8 @@ class Opener:
         self.metrics = metrics
         self.call = call
         self.route = route
+        if route.affinity is None:  # a takeover's, or one admitted without a server
+            route.affinity = provider.affinity(call)
         self.preemptions = 0  # replies a busy server preempted mid-answer, continued so far
         # The fallback models not tried yet (the request's, else UPSTREAMS_FILE's), in order.
         self.spare = list(call.fallbacks if call.fallbacks is not None else settings.fallbacks_of(call.model))
@@ -72,7 +74,7 @@ class Opener:
         )
         self.metrics.upstream_fallback(failure.error_code)
         self.call = dataclasses.replace(self.call, model=model)
-        self.route = Route()
+        self.route = Route(affinity=self.provider.affinity(self.call))
 
     def _until_first_piece(self, slot: Any, call: ChatCall, deadline: float) -> Opened:
         """Open the upstream and wait for its first piece (None: the reply has none), retrying

@@ -143,6 +143,7 @@ class Route:
     server: str | None = None
     tried: set[str] = dataclasses.field(default_factory=set)
     pinned: bool = False
+    affinity: str | None = None  # what keeps its conversation on one server (a pool's; `pool.affinity`)
     request: int = dataclasses.field(default_factory=itertools.count(1).__next__)  # the generation's number
 
 
@@ -256,10 +257,15 @@ class Provider(abc.ABC):
         """How many generations wait for their turn (the embedded model's line)."""
         return 0
 
-    def route(self, model: str) -> Route:
-        """Where a new generation of `model` goes first (a pool picks a server); raises
-        ApiError(upstream_unavailable) when no server can take it now."""
-        return Route()
+    def route(self, model: str, affinity: str | None = None) -> Route:
+        """Where a new generation of `model` goes first (a pool picks a server, the one that
+        holds the `affinity` key's cache where it can); raises ApiError(upstream_unavailable)
+        when no server can take it now."""
+        return Route(affinity=affinity)
+
+    def affinity(self, call: ChatCall) -> str | None:
+        """The key that keeps `call`'s conversation on one server (None: no choice to make)."""
+        return None
 
     def can_fail_over(self, model: str, route: Route) -> bool:
         """Whether a server `route` has not tried can take a retry now (then without backoff)."""

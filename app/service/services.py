@@ -164,7 +164,7 @@ class Services:
         """Where the generation goes first; when every server of its model rests, its fallback
         models answer (the relay goes on to them), else upstream_unavailable at once."""
         try:
-            return self.provider.route(call.model)
+            return self.provider.route(call.model, self.provider.affinity(call))
         except ApiError:
             if call.fallbacks or (call.fallbacks is None and self.settings.fallbacks_of(call.model)):
                 return Route()

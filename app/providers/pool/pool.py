@@ -18,6 +18,7 @@ from ...metrics.catalogue import Metrics, NoMetrics
 from ..anthropic.client import AnthropicProvider
 from ..base import ChatCall, Generation, Provider, Route, UpstreamError
 from ..openai.client import OpenAIProvider
+from .affinity import Ring, choose, key_of
 from .health import Health
 from .server import Server
 from .throttle import Throttle
@@ -75,20 +76,37 @@ class UpstreamPool(Provider):
             for config in configs
         ]
         self._by_name = {server.name: server for server in self.servers}
+        self._rings: dict[str, Ring] = {}  # per model served by more than one server
         self._waiting: list[Event] = []  # requests waiting for a server with room
         self._tokens = self.servers[0].provider
 
-    def route(self, model: str) -> Route:
-        server = self._choose(model, set())
+    def route(self, model: str, affinity: str | None = None) -> Route:
+        server = self._choose(model, set(), key=affinity)
         busy = server is None and self._usable(model, set(), room=False)
         if busy:
-            server = self._choose(model, set(), room=False)  # busy, not resting: the request waits for room
+            server = self._choose(model, set(), room=False, key=affinity)  # busy, not resting: it waits for room
         if server is None:
             raise ApiError("upstream_unavailable", ALL_RESTING.format(model=model), retry_after=self._soonest(model))
         shed = self._shed(server, model)
         if shed is not None:
             raise shed
-        return Route() if busy else Route(server.name)
+        return Route(affinity=affinity) if busy else Route(server.name, affinity=affinity)
+
+    def affinity(self, call: ChatCall) -> str | None:
+        """The conversation's key where its model has servers to choose from (UPSTREAM_AFFINITY)."""
+        if not self.settings.upstream_affinity or self._ring(call.model) is None:
+            return None
+        return key_of(call)
+
+    def _ring(self, model: str) -> Ring | None:
+        """The hash ring of `model`'s servers (None: it has one)."""
+        ring = self._rings.get(model)
+        if ring is None:
+            serving = [server for server in self.servers if server.serves(model)]
+            if len(serving) < 2:
+                return None
+            ring = self._rings[model] = Ring(serving)
+        return ring
 
     def _shed(self, server: Server, model: str) -> ApiError | None:
         """The refusal of this request here if `server`, the only route to `model`, sheds it (its
@@ -118,7 +136,7 @@ class UpstreamPool(Provider):
         one too: a rest keeps new requests away, and a continuation is tried at most
         UPSTREAM_RESCUES times), least busy first."""
         failed = {route.server} if route.server is not None else set()
-        server = self._choose(model, failed)
+        server = self._choose(model, failed, key=route.affinity)
         if server is None:
             serving = [s for s in self.servers if s.serves(model)]
             others = [s for s in serving if s.name not in failed] or serving
@@ -140,7 +158,7 @@ class UpstreamPool(Provider):
         server = self._by_name.get(route.server or "")
         pinned, route.pinned = route.pinned, False
         if server is None or (not pinned and (route.server in route.tried or not server.health.usable(self.clock()))):
-            server = self._waited(lambda: self._choose(call.model, route.tried, room=False))
+            server = self._waited(lambda: self._choose(call.model, route.tried, room=False, key=route.affinity))
         else:
             server = self._waited(lambda: server)
         if server is None:
@@ -165,14 +183,20 @@ class UpstreamPool(Provider):
             if s.serves(model) and s.name not in tried and s.health.usable(now) and (s.has_room() or not room)
         ]
 
-    def _choose(self, model: str, tried: set[str], room: bool = True) -> Server | None:
-        """Least outstanding (weighted) among the usable servers with room, untried first, ties at
-        random; without `room`, the best of them even when full (the caller waits for room)."""
+    def _choose(self, model: str, tried: set[str], room: bool = True, key: str | None = None) -> Server | None:
+        """Among the usable servers with room, untried first: the one holding the `key`'s cache
+        while it is not too busy (`affinity`), else least outstanding (weighted), ties at random;
+        without `room`, the best of them even when full (the caller waits for room)."""
         candidates = self._usable(model, tried) or self._usable(model, set())
         if not candidates and not room:
             candidates = self._usable(model, tried, room=False) or self._usable(model, set(), room=False)
         if not candidates:
             return None
+        ring = None if key is None else self._ring(model)
+        if ring is not None and key is not None:
+            kept = choose(ring, key, candidates, self.settings.upstream_affinity)
+            if kept is not None:
+                return kept
         best = min(server.load() for server in candidates)
         return random.choice([server for server in candidates if server.load() == best])
 

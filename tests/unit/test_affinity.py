@@ -1,0 +1,103 @@
+"""Cache-affine routing: a conversation's key, the ring, and the pool's bounded-load choice."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+
+import pytest
+
+from app.config import ConfigError, load_settings
+from app.providers.base import Route
+from app.providers.pool.affinity import Ring, choose, key_of
+
+from .test_pool import _ok, _pool
+from .test_relay import CALL
+
+SYSTEM = {"role": "system", "content": "You are terse."}
+
+
+def _turns(first: str, n: int) -> list[dict]:
+    """The messages of turn `n` of a conversation that began with `first`."""
+    messages = [SYSTEM, {"role": "user", "content": first}]
+    for turn in range(1, n):
+        messages += [{"role": "assistant", "content": f"answer {turn}"}, {"role": "user", "content": f"more {turn}"}]
+    return messages
+
+
+def test_a_conversation_keeps_its_key_over_its_turns_and_another_has_its_own() -> None:
+    keys = {key_of(dataclasses.replace(CALL, messages=_turns("rivers", n))) for n in range(1, 7)}
+    assert len(keys) == 1
+    assert key_of(dataclasses.replace(CALL, messages=_turns("mountains", 1))) not in keys
+    named = dataclasses.replace(CALL, messages=_turns("rivers", 2), options={"prompt_cache_key": "conv-7"})
+    assert key_of(named) == "key:conv-7"
+    claude = dataclasses.replace(CALL, options={"user": "user_x_account_y_session_z"})  # Messages metadata.user_id
+    assert key_of(claude) == "key:user_x_account_y_session_z"
+
+
+def test_the_ring_spreads_keys_by_weight_and_moves_few_when_a_server_leaves() -> None:
+    pool, _, _ = _pool(urls="http://a/v1,http://b/v1,http://c/v1")
+    ring = Ring(pool.servers)
+    firsts = {f"k{n}": ring.order(f"k{n}")[0].name for n in range(3000)}
+    shares = collections.Counter(firsts.values())
+    assert set(shares) == {"a", "b", "c"} and min(shares.values()) > 700, shares
+    assert all(len(ring.order(key)) == 3 for key in list(firsts)[:50])
+    smaller = Ring(pool.servers[:2])
+    moved = sum(1 for key, name in firsts.items() if name != "c" and smaller.order(key)[0].name != name)
+    assert moved == 0, "only the keys of the server that left move"
+
+
+def test_a_busy_servers_keys_spill_to_the_next_on_the_ring_within_the_bound() -> None:
+    pool, _, _ = _pool()
+    ring = Ring(pool.servers)
+    home, second = ring.order("hot")
+    assert choose(ring, "hot", pool.servers, 1.25) is home
+    home.outstanding = 1
+    assert choose(ring, "hot", pool.servers, 1.25) is home, "2 of 2 open: within 1.25 times the average"
+    home.outstanding = 2
+    assert choose(ring, "hot", pool.servers, 1.25) is second, "3 of 3 would be too many"
+    second.outstanding = 2
+    assert choose(ring, "hot", pool.servers, 1.25) is home
+
+
+def test_the_pool_keeps_a_conversation_on_one_server_and_spreads_a_hot_one() -> None:
+    pool, providers, _ = _pool(urls="http://a/v1,http://b/v1,http://c/v1")
+    for provider in providers.values():
+        provider.script = [_ok() for _ in range(50)]
+    calls = [dataclasses.replace(CALL, messages=_turns(f"topic {n}", 1)) for n in range(12)]
+    homes = {pool.route(call.model, pool.affinity(call)).server for call in calls}
+    assert len(homes) > 1, "conversations are spread"
+    call = calls[0]
+    key = pool.affinity(call)
+    home = pool.route(call.model, key).server
+    assert {pool.route(call.model, key).server for _ in range(20)} == {home}, "idle: always its server"
+    held = [pool.open(call, None, pool.route(call.model, key)) for _ in range(9)]
+    spread = collections.Counter(generation.server.name for generation in held)
+    assert set(spread) == {"a", "b", "c"} and max(spread.values()) <= 4, spread  # at most ceil(1.25 * avg)
+    for generation in held:
+        generation.close()
+
+
+def test_a_rescue_and_a_takeover_go_where_the_cache_is() -> None:
+    pool, _, _ = _pool(urls="http://a/v1,http://b/v1,http://c/v1")
+    key = pool.affinity(CALL)
+    home = pool.route(CALL.model, key).server
+    taken_over = Route(affinity=key)  # a worker that died: another continues, with no server yet
+    pool.continuation(CALL.model, taken_over)
+    assert taken_over.server == home
+    cut = Route(home, affinity=key)  # its server broke the reply: the next one on the ring
+    pool.continuation(CALL.model, cut)
+    assert cut.server == Ring(pool.servers).order(key)[1].name
+
+
+def test_affinity_off_or_a_lone_server_needs_no_key() -> None:
+    pool, _, _ = _pool(UPSTREAM_AFFINITY="0")
+    assert pool.affinity(CALL) is None
+    pool, _, _ = _pool(urls="http://a/v1")
+    assert pool.affinity(CALL) is None
+
+
+def test_a_bound_under_the_average_is_refused_at_start() -> None:
+    with pytest.raises(ConfigError, match=r"UPSTREAM_AFFINITY=0.5 is out of range: use 0 \(off\) or 1 to 100"):
+        load_settings(environ={"UPSTREAM_AFFINITY": "0.5"})
+    assert load_settings(environ={}).upstream_affinity == 1.25
