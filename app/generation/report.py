@@ -60,3 +60,5 @@ def ended(outcome: Outcome, metrics: Metrics, source: tuple[str, str], fields: d
         log.info(event, extra={"finish_reason": ending, **fields})
     tokens = (usage.prompt_tokens, usage.completion_tokens, usage.source)
     metrics.generation_ended(*source, ending, failed, outcome.duration_ms / 1000, tokens)
+    if usage.cached_tokens:
+        metrics.prompt_cached(source[0], usage.cached_tokens)

@@ -88,6 +88,8 @@ class Metrics:
                                   DURATION_BUCKETS, "model", "provider")
         self.tokens = count("tokens", "Tokens in and out (source: the upstream's usage, or estimated by ChatWait).",
                             "model", "direction", "source")
+        self.cached = count("prompt_cached_tokens", "Prompt tokens the model's server read from its prompt cache, "
+                            "as it reported them (the share of `tokens` in that a cache-affine route saves).", "model")
         self.retries = count("upstream_retries", "Upstream attempts retried, by error.", "error_code")
         self.upstream_errors = count("upstream_errors", "Upstream failures that ended a generation.", "error_code")
         self.resumes = count("stream_resumes", "Stream resumes (api: chatwait, openai, responses or anthropic).", "api")
@@ -183,6 +185,10 @@ class Metrics:
         prompt, completion, source = tokens
         self._child(self.tokens, model, "in", source).inc(prompt)
         self._child(self.tokens, model, "out", source).inc(completion)
+
+    def prompt_cached(self, model: str, tokens: int) -> None:
+        """The server said it read `tokens` of a generation's prompt from its cache."""
+        self._child(self.cached, model).inc(tokens)
 
     def generation_closed(self, mode: str) -> None:
         """A generation's greenlet is done with it, whatever happened (the open gauge)."""

@@ -32,6 +32,7 @@ def test_each_event_moves_its_series() -> None:
     metrics.first_token_after("m", "openai", 0.06)
     assert value(metrics, "chatwait_streams_open", mode="streaming") == 1
     metrics.generation_ended("m", "openai", "stop", False, 1.5, (12, 30, "upstream"))
+    metrics.prompt_cached("m", 8)
     metrics.generation_closed("streaming")
     metrics.resumed("chatwait")
     metrics.stopped("already_finished")
@@ -43,6 +44,7 @@ def test_each_event_moves_its_series() -> None:
     assert value(metrics, "chatwait_streams_completed_total", model="m", provider="openai", finish_reason="stop") == 1
     assert value(metrics, "chatwait_tokens_total", model="m", direction="in", source="upstream") == 12
     assert value(metrics, "chatwait_tokens_total", model="m", direction="out", source="upstream") == 30
+    assert value(metrics, "chatwait_prompt_cached_tokens_total", model="m") == 8
     first = {"model": "m", "provider": "openai"}
     assert value(metrics, "chatwait_first_token_seconds_bucket", **first, le="0.05") == 0
     assert value(metrics, "chatwait_first_token_seconds_bucket", **first, le="0.075") == 1

@@ -396,3 +396,19 @@ def test_a_stopped_generation_stops_an_upstream_that_named_its_stream(
     assert stop.call_count == stops
     if stops:
         assert stop.calls[0].request.headers["authorization"] == "Bearer sk-x"
+
+
+@pytest.mark.parametrize("timings_first", [True, False])
+def test_the_cached_part_of_the_prompt_is_read_from_llama_cpps_timings(upstream_mock, provider, timings_first) -> None:
+    usage = {"prompt_tokens": 50, "completion_tokens": 1, "total_tokens": 51}
+    finish = {**_delta(None, "stop"), "timings": {"cache_n": 40, "prompt_n": 10, "predicted_n": 1}}
+    tail = [finish, {"choices": [], "usage": usage}] if timings_first else [{**finish, "usage": usage}]
+    upstream_mock.post(URL).mock(return_value=httpx.Response(200, content=_sse(_delta("x"), *tail)))
+    _, generation = _collect(provider)
+    assert generation.usage.prompt_tokens == 50 and generation.usage.cached_tokens == 40
+    detailed = {**usage, "prompt_tokens_details": {"cached_tokens": 30}}
+    upstream_mock.post(URL).mock(
+        return_value=httpx.Response(200, content=_sse(_delta("x"), {**finish, "usage": detailed}))
+    )
+    _, generation = _collect(provider)
+    assert generation.usage.cached_tokens == 30, "the usage's own details first"

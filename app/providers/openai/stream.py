@@ -13,6 +13,7 @@ UPSTREAM_MAX_LINE_BYTES, a broken tool call), the generation ends with upstream_
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
@@ -65,6 +66,7 @@ class OpenAIGeneration(Generation):
         self._stop_upstream = stop_upstream
         self._tool_calls = ToolCalls()
         self._skipped = 0  # malformed chunks skipped so far
+        self._cache_n = 0  # prompt tokens read from the server's cache, as llama.cpp's `timings` say
 
     def __iter__(self) -> Iterator[str | Delta]:
         encoding = self._response.headers.get("content-encoding", "identity").strip().lower()
@@ -122,7 +124,7 @@ class OpenAIGeneration(Generation):
                 if finish_reason:
                     self.finish(finish_reason)
                 if usage:
-                    self.usage = _usage(usage)
+                    self.usage = _usage(usage, self._cache_n)
             if len(rest) > max_line:
                 raise _line_too_long(max_line)
 
@@ -150,7 +152,18 @@ class OpenAIGeneration(Generation):
             and (type(finish_reason) is not str or len(finish_reason) > MAX_FINISH_REASON_CHARS)
         ):
             raise _Malformed
+        timings = chunk.get("timings")
+        if timings:
+            self._timed(timings)
         return content, finish_reason, chunk.get("usage"), delta, logprobs
+
+    def _timed(self, timings: Any) -> None:
+        """llama.cpp's `timings`: how much of the prompt its cache held (`cache_n`), for the usage."""
+        cached = timings.get("cache_n") if isinstance(timings, dict) else None
+        if count(cached):
+            self._cache_n = cached
+            if self.usage is not None and not self.usage.cached_tokens and cached <= self.usage.prompt_tokens:
+                self.usage = dataclasses.replace(self.usage, cached_tokens=cached)
 
     def _skip(self) -> None:
         """A malformed chunk is skipped (one garbled line need not lose a reply); more than
@@ -235,8 +248,9 @@ def drain(blocks: Iterator[bytes]) -> None:
             pass
 
 
-def _usage(raw: Any) -> Usage | None:
-    """The upstream's usage object, if it is a well-formed one (else we count ourselves)."""
+def _usage(raw: Any, cache_n: int = 0) -> Usage | None:
+    """The upstream's usage object, if it is a well-formed one (else we count ourselves); the
+    cached part of its prompt from its details, else from llama.cpp's `cache_n`."""
     if not isinstance(raw, dict):
         return None
     prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
@@ -244,6 +258,7 @@ def _usage(raw: Any) -> Usage | None:
         return None
     details = raw.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    cached = cached if count(cached) else cache_n
     return Usage(prompt, completion, cached_tokens=cached if count(cached) and cached <= prompt else 0)
 
 
