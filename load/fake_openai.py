@@ -30,6 +30,8 @@ parallel tests do not interfere), falling back to the command-line defaults:
   @reply=message   reply with the last message itself, its @directives removed, 3 characters a token
   @prefill=reject  400 to a request ending with an assistant message (as a server that takes no prefill)
   @overlap=N       a continuation asked for by message repeats the last N tokens (default 2)
+  @seam=chat|restart  the first continuation asked for by message answers as a chat turn ("Sure!
+                   Here is the rest:" then the tokens), or starts the reply over in other words
   @only=MODEL      the fault (any of them) only for requests of this model
 
 A continuation is honoured as a deterministic model would: a request ending with an assistant
@@ -362,6 +364,7 @@ class FakeOpenAI:
         knobs.start = self.continued_from(knobs, messages)
         if knobs.start:
             outcome["continued_from"] = knobs.start
+        self.bad_seam(knobs, messages, last_user)
         include_usage = knobs.usage and bool((request.get("stream_options") or {}).get("include_usage"))
         return self.stream(sock, request, knobs, outcome, buffer, prompt_tokens, include_usage, base_headers)
 
@@ -377,6 +380,19 @@ class FakeOpenAI:
             held += self.token_text(knobs, index)
             index += 1
         return max(0, index - int(knobs.found.get("overlap", 2))) if asked else index
+
+    def bad_seam(self, knobs: Directives, messages: list[dict], last_user: str) -> None:
+        """@seam: the first continuation asked for by message goes wrong as a chat model's might."""
+        seam = knobs.found.get("seam")
+        asked = messages[-1].get("role") == "user" and _ASKED_TO_GO_ON in fake_replies._text(messages[-1]["content"])
+        if seam not in ("chat", "restart") or not asked:
+            return
+        self.attempts[("seam", last_user)] += 1
+        if self.attempts[("seam", last_user)] > 1:
+            return
+        words = [f"TOK{i} " for i in range(knobs.tokens)]  # the same reply, other words
+        knobs.pieces = ["Sure! ", "Here is the rest: ", *words[knobs.start :]] if seam == "chat" else words
+        knobs.start, knobs.tokens = 0, len(knobs.pieces)
 
     def token_text(self, knobs: Directives, index: int) -> str:
         if knobs.pieces is not None:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 
 from ..providers.base import ChatCall, UpstreamError
 from ..providers.deltas import LOGPROBS, REASONING, Delta, ReplyParts
+from .seam import seamed
 
 # What cut the reply (the metric's `cause` label): the error codes a continuation can mend.
 _CAUSES = {
@@ -72,9 +73,10 @@ def continuation_call(call: ChatCall, text: str, strategy: str, tokens_left: int
 
 def continued(pieces: Iterable[str | Delta], text: str, strategy: str) -> Iterator[str | Delta]:
     """A continuation's pieces as the client gets them: without reasoning (the reply's text has
-    begun), and, for `message`, without what repeats the end of the delivered `text`."""
+    begun), and, for `message`, without what repeats the end of the delivered `text`, judged at
+    the seam (`seam`)."""
     pieces = (piece for piece in pieces if type(piece) is str or piece.kind != REASONING)
-    return pieces if strategy == "prefill" else without_overlap(text, pieces)
+    return pieces if strategy == "prefill" else seamed(text, without_overlap(text, pieces))
 
 
 def without_overlap(text: str, pieces: Iterable[str | Delta]) -> Iterator[str | Delta]:

@@ -96,6 +96,19 @@ def test_a_reply_cut_mid_answer_is_continued_whole(rescuing, fake, fault, contin
     assert usage["completion_tokens"] == tokens.count_text(expected_reply(10)), "what the client got"
 
 
+@pytest.mark.parametrize(("seam", "verdict"), [("chat", "answered as a chat turn"), ("restart", "restarted the reply")])
+def test_a_continuation_that_does_not_continue_is_refused_and_the_next_one_taken(rescuing, fake, seam, verdict) -> None:
+    """Asked by message to go on, the model first answers as a chat turn, or starts over in other
+    words: nothing of it reaches the client; the next continuation goes on where the reply stopped."""
+    message = _unique(f"@tokens=10 @fault=reset@6 @fail_times=1 @seam={seam}")
+    events, done = _native(rescuing, message)
+    assert done.event == "done" and content_of(events) == expected_reply(10)
+    hows = [a["how"] for a in fake.outcomes_for(message)]
+    assert hows[0] == "reset" and hows[2:] == ["completed"] and len(hows) == 3, "one refused continuation"
+    refused = [r for r in _rescue_logs(rescuing) if r.get("cause") == "bad_response"]
+    assert refused and verdict in refused[-1]["detail"]
+
+
 def test_one_malformed_chunk_is_skipped(rescuing, fake) -> None:
     message = _unique("@tokens=10 @fault=badjson@5")
     events, done = _native(rescuing, message)

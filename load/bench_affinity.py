@@ -1,0 +1,185 @@
+"""What cache-affine routing saves on real model servers: first-token time per turn and the share
+of prompts the servers read from their cache, with UPSTREAM_AFFINITY on (1.25) and off (0).
+
+    ./scripts/load bench_affinity.py --rounds 2
+
+Two llama-cpp-python servers on the embedded model, each pinned to a CPU of its own, with their
+prompt cache on (`--cache true`: states kept in RAM, the longest matching prefix loaded) and
+serving one request at a time (`--interrupt_requests false`), behind one ChatWait (unpinned: it
+and this client are light next to the servers). A run is 20 conversations of 6 turns (a shared
+system prompt, a first message of their own, then follow-ups; 24 tokens an answer), four
+clients each taking turns across five conversations, so that a server has served others between
+two turns of one. The hot run adds one conversation 10 times hotter: ten sessions that begin
+alike (one key) at once. Arms alternate within a round; each round's conversations are new, so
+nothing is cached from an earlier run. Reported per arm: first-token time per turn (p50, p99,
+median over rounds and range), and the servers' prefix reuse (prompt tokens they did not
+evaluate again, from their own log lines, over all prompt tokens).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from app.config import bundled_model_path
+from load.processes import ChatWaitServer, LlamaServer
+
+MODEL = "smol"
+ANSWER_TOKENS = 24
+CONVERSATIONS, TURNS, CLIENTS, HOT_SESSIONS = 20, 6, 4, 10
+ARMS = {"affinity": "1.25", "off": "0"}
+SYSTEM = (
+    "You are a patient guide to the natural world. Answer in plain words, one short paragraph, "
+    "without lists. Prefer concrete examples over general statements, name places where it helps, "
+    "and never repeat the question. If you do not know, say so in one sentence."
+)
+TOPICS = ("rivers", "mountains", "forests", "deserts", "glaciers", "islands", "caves", "volcanoes", "lakes", "coasts")
+FOLLOW_UP = (
+    "Thank you. Now say more about the part you found most interesting, as if to a curious child who "
+    "keeps asking why; give one more example from another place in the world (part {turn})."
+)
+_REUSED = re.compile(rb"(\d+) prefix-match hit, remaining (\d+) prompt tokens to eval")
+
+
+def _first_message(conversation: str, n: int) -> str:
+    topic = TOPICS[n % len(TOPICS)]
+    return f"[{conversation}] Tell me something surprising about {topic}, and why it happens there."
+
+
+def _turn(url: str, messages: list[dict[str, str]]) -> tuple[float, str]:
+    """One streamed turn: its first-token time (s) and its answer."""
+    body = {"model": MODEL, "messages": messages, "stream": True, "max_tokens": ANSWER_TOKENS}
+    started = time.monotonic()
+    first, pieces = None, []
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=300) as response:
+        for line in response.iter_lines():
+            if not line.startswith("data: {"):
+                continue
+            text = json.loads(line[6:])["choices"]
+            content = text[0]["delta"].get("content") if text else None
+            if content:
+                first = first or time.monotonic()
+                pieces.append(content)
+    return (first or time.monotonic()) - started, "".join(pieces)
+
+
+def _client(url: str, conversations: list[list[dict[str, str]]]) -> list[float]:
+    """Take turns across `conversations` (each its messages so far), TURNS each; the first-token times."""
+    times = []
+    for turn in range(TURNS):
+        for messages in conversations:
+            if turn:
+                messages.append({"role": "user", "content": FOLLOW_UP.format(turn=turn + 1)})
+            took, answer = _turn(url, messages)
+            times.append(took)
+            messages.append({"role": "assistant", "content": answer or "..."})
+    return times
+
+
+def _run(url: str, tag: str, hot: bool) -> list[float]:
+    """One run's first-token times: 20 conversations over four clients (and the hot sessions)."""
+    start = [{"role": "system", "content": SYSTEM}]
+    firsts = [{"role": "user", "content": _first_message(f"{tag}-{n}", n)} for n in range(CONVERSATIONS)]
+    conversations = [[*start, first] for first in firsts]
+    groups = [conversations[i::CLIENTS] for i in range(CLIENTS)]
+    if hot:
+        first = {"role": "user", "content": _first_message(f"{tag}-hot", 0)}
+        groups += [[[*start, dict(first)]] for _ in range(HOT_SESSIONS)]
+    with ThreadPoolExecutor(len(groups)) as pool:
+        return [took for times in pool.map(lambda group: _client(url, group), groups) for took in times]
+
+
+def _reuse(logs: list[Path], offsets: list[int]) -> tuple[float, list[int]]:
+    """The share of prompt tokens the servers reused since `offsets` (their logs' sizes then)."""
+    reused = total = 0
+    ends = []
+    for log, offset in zip(logs, offsets, strict=True):
+        data = log.read_bytes()
+        ends.append(len(data))
+        fresh = data[offset:]
+        for hit, rest in _REUSED.findall(fresh):
+            reused, total = reused + int(hit), total + int(hit) + int(rest)
+    return (reused / total if total else 0.0), ends
+
+
+def _gateway(servers: list[LlamaServer], affinity: str, folder: Path) -> ChatWaitServer:
+    listing = folder / f"affinity-{affinity}.yaml"
+    listing.write_text(
+        "upstreams:\n" + "".join(f"  - {{name: llama-{i}, url: {s.base_url!r}}}\n" for i, s in enumerate(servers))
+    )
+    env = {
+        "UPSTREAMS_FILE": str(listing),
+        "OPENAI_MODEL": MODEL,
+        "ALLOWED_MODELS": MODEL,
+        "UPSTREAM_AFFINITY": affinity,
+        "TIMEOUT_SECONDS": "300",
+        "IDLE_TIMEOUT_SECONDS": "300",
+        "LOG_LEVEL": "WARNING",
+    }
+    return ChatWaitServer(env)
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    path = bundled_model_path()
+    assert path is not None, "./scripts/run installs the embedded model"
+    flags = ("--cache", "true", "--interrupt_requests", "false")
+    servers = [LlamaServer(path, MODEL, *flags, cpus={cpu}) for cpu in (0, 1)]
+    logs = [Path(server.log_file.name) for server in servers]
+    results: dict[tuple[str, bool], list[tuple[float, float, float]]] = {}
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            for round_number in range(args.rounds):
+                for hot in (False, True):
+                    order = list(ARMS) if round_number % 2 == 0 else list(reversed(ARMS))
+                    for arm in order:
+                        gateway = _gateway(servers, ARMS[arm], Path(folder))
+                        try:
+                            _, offsets = _reuse(logs, [0, 0])
+                            times = _run(gateway.url, f"{uuid.uuid4().hex[:6]}", hot)
+                            reuse, _ = _reuse(logs, offsets)
+                        finally:
+                            gateway.stop()
+                        row = (_percentile(times, 0.5), _percentile(times, 0.99), reuse)
+                        results.setdefault((arm, hot), []).append(row)
+                        print(f"round {round_number + 1} {'hot' if hot else 'even'} {arm}: "
+                              f"p50 {row[0] * 1000:.0f} ms, p99 {row[1] * 1000:.0f} ms, reuse {row[2]:.0%}",
+                              flush=True)  # fmt: skip
+    finally:
+        for server in servers:
+            server.stop()
+    print("\n| run | arm | first token p50 (ms) | p99 (ms) | prefix reused |\n|---|---|---|---|---|")
+    for (arm, hot), rows in sorted(results.items(), key=lambda item: (item[0][1], item[0][0])):
+        p50s, p99s, reuses = zip(*rows, strict=True)
+        print(
+            f"| {'hot' if hot else 'even'} | {arm} | {_cell(p50s, 1000, '.0f')} | {_cell(p99s, 1000, '.0f')} | "
+            f"{_cell(reuses, 100, '.0f')} % |"
+        )
+
+
+def _cell(values: tuple[float, ...], scale: float, spec: str) -> str:
+    """The median over rounds and the range."""
+    median = statistics.median(values) * scale
+    return f"{median:{spec}} ({min(values) * scale:{spec}}–{max(values) * scale:{spec}})"
+
+
+if __name__ == "__main__":
+    main()
