@@ -16,6 +16,7 @@ import openai
 import pytest
 
 from app.config import bundled_model_path
+from app.generation import seam
 from load.processes import ChatWaitServer, LlamaServer
 
 from ..conftest import server_env
@@ -121,3 +122,45 @@ def test_a_server_killed_mid_stream_costs_no_answer(llama_pool) -> None:
         _completed(running.result(timeout=600))
     rested = [r for r in gateway.log_records() if r.get("event") == "upstream_rested"]
     assert [r["upstream_server"] for r in rested] == ["llama-0"], "the killed server rests; answers went on"
+
+
+def test_a_server_killed_mid_answer_is_continued_at_a_clean_seam(tmp_path: Path) -> None:
+    """Two llama-cpp-python servers (they continue by `message`: their chat formatter closes a
+    trailing assistant turn); the one answering is SIGKILLed mid-answer. The answer ends once and
+    whole, and the seam reads as one answer by the seam's own rules: the continuation neither
+    answers as a chat turn nor starts the answer over, and no word is glued to the last one."""
+    path = bundled_model_path()
+    assert path is not None, "scripts/test installs the embedded model"
+    servers = [LlamaServer(path, MODEL, "--interrupt_requests", "false") for _ in range(2)]
+    listing = tmp_path / "upstreams.yaml"
+    listing.write_text(
+        "upstreams:\n" + "".join(f"  - {{name: llama-{i}, url: {s.base_url!r}}}\n" for i, s in enumerate(servers))
+    )
+    env = server_env("", UPSTREAMS_FILE=str(listing), OPENAI_MODEL=MODEL, ALLOWED_MODELS=MODEL, MAX_TOKENS="160")
+    for name in ("UPSTREAM_RESCUES", "UPSTREAM_BREAKER_FAILURES", "IDLE_TIMEOUT_SECONDS"):
+        env.pop(name)
+    gateway = ChatWaitServer({**env, "TIMEOUT_SECONDS": "120"})
+    try:
+        body = {"message": "Tell me a long story about a river that changed its course, with many details."}
+        got: list[str] = []
+        served = ""
+        with httpx.stream("POST", f"{gateway.url}/v1/chat/streaming", json=body, timeout=300) as answer:
+            for line in answer.iter_lines():
+                got.append(line)
+                if not served and sum(x == "event: chunk" for x in got) == 8:  # mid-answer: kill its server
+                    started = [r for r in gateway.log_records() if r.get("event") == "stream_started"]
+                    served = started[-1]["upstream_server"]
+                    servers[int(served[-1])].kill()
+        events, _ = parse(("\n".join(got) + "\n").encode())
+        assert [e.event for e in events if e.event in ("done", "error")] == ["done"], events[-1]
+        rescue = [r for r in gateway.log_records() if r.get("event") == "upstream_rescue"]
+        assert rescue and rescue[0]["strategy"] == "message" and rescue[0]["failed_server"] == served
+        chunks = [e.data["content"] for e in events if e.event == "chunk"]
+        before, after = "".join(chunks[: rescue[0]["chunks_sent"]]), "".join(chunks[rescue[0]["chunks_sent"] :])
+        assert before and after, "cut mid-answer, and continued"
+        assert seam.judge(before, after) is None, (before[-80:], after[:80])
+        assert not (before[-1].islower() and after[0].isupper()), (before[-40:], after[:40])
+    finally:
+        gateway.stop()
+        for server in servers:
+            server.stop()
