@@ -7,11 +7,12 @@ Two llama-cpp-python servers on the embedded model, each pinned to a CPU of its 
 prompt cache on (`--cache true`: states kept in RAM, the longest matching prefix loaded) and
 serving one request at a time (`--interrupt_requests false`), behind one ChatWait (unpinned: it
 and this client are light next to the servers). A run is 20 conversations of 6 turns (a shared
-system prompt, a first message of their own, then follow-ups; 24 tokens an answer), four
-clients each taking turns across five conversations, so that a server has served others between
-two turns of one. The hot run adds one conversation 10 times hotter: ten sessions that begin
-alike (one key) at once. Arms alternate within a round; each round's conversations are new, so
-nothing is cached from an earlier run. Reported per arm: first-token time per turn (p50, p99,
+system prompt, a first message of their own, then follow-ups; 24 tokens an answer), two
+clients each taking turns across ten conversations, so that a server has served others between
+two turns of one. The hot run adds one conversation 10 times hotter: a third client taking
+turns across ten sessions that begin alike (one key), 60 turns of one key against 6 of each
+other. Arms alternate within a round; each round's conversations are new, so nothing is cached
+from an earlier run. Reported per arm: first-token time per turn (p50, p99,
 median over rounds and range), and the servers' prefix reuse (prompt tokens they did not
 evaluate again, from their own log lines, over all prompt tokens).
 """
@@ -37,7 +38,7 @@ from load.processes import ChatWaitServer, LlamaServer
 
 MODEL = "smol"
 ANSWER_TOKENS = 24
-CONVERSATIONS, TURNS, CLIENTS, HOT_SESSIONS = 20, 6, 4, 10
+CONVERSATIONS, TURNS, CLIENTS, HOT_SESSIONS = 20, 6, 2, 10
 ARMS = {"affinity": "1.25", "off": "0"}
 SYSTEM = (
     "You are a patient guide to the natural world. Answer in plain words, one short paragraph, "
@@ -66,7 +67,10 @@ def _turn(url: str, messages: list[dict[str, str]]) -> tuple[float, str]:
         for line in response.iter_lines():
             if not line.startswith("data: {"):
                 continue
-            text = json.loads(line[6:])["choices"]
+            chunk = json.loads(line[6:])
+            if "error" in chunk:
+                raise RuntimeError(f"turn failed: {chunk['error'].get('code')}: {chunk['error'].get('message')}")
+            text = chunk["choices"]
             content = text[0]["delta"].get("content") if text else None
             if content:
                 first = first or time.monotonic()
@@ -81,7 +85,11 @@ def _client(url: str, conversations: list[list[dict[str, str]]]) -> list[float]:
         for messages in conversations:
             if turn:
                 messages.append({"role": "user", "content": FOLLOW_UP.format(turn=turn + 1)})
-            took, answer = _turn(url, messages)
+            try:
+                took, answer = _turn(url, messages)
+            except RuntimeError as failed:  # counted as a miss of the whole run: reported, not hidden
+                print(f"  {failed}", flush=True)
+                took, answer = float("inf"), ""
             times.append(took)
             messages.append({"role": "assistant", "content": answer or "..."})
     return times
@@ -95,7 +103,7 @@ def _run(url: str, tag: str, hot: bool) -> list[float]:
     groups = [conversations[i::CLIENTS] for i in range(CLIENTS)]
     if hot:
         first = {"role": "user", "content": _first_message(f"{tag}-hot", 0)}
-        groups += [[[*start, dict(first)]] for _ in range(HOT_SESSIONS)]
+        groups.append([[*start, dict(first)] for _ in range(HOT_SESSIONS)])  # one more client, one key
     with ThreadPoolExecutor(len(groups)) as pool:
         return [took for times in pool.map(lambda group: _client(url, group), groups) for took in times]
 

@@ -50,8 +50,8 @@ class Settings:
     upstream_rest_seconds: float = 5.0
     upstream_breaker_failures: int = 3  # failures in a row that rest a server alone in serving a model (0: never)
     upstream_affinity: float = 1.25  # how much busier than the average a conversation's server may be (0: off)
-    # None: 10 s when another server or a fallback model could answer instead, else all of
-    # TIMEOUT_SECONDS; 0: always all of it.
+    # None: 10 s when a fallback model could answer instead, else all of TIMEOUT_SECONDS; 0:
+    # always all of it.
     upstream_attempt_seconds: float | None = None
     openai_model: str = "gpt-4o-mini"
     api_keys: tuple[ClientKey, ...] = ()  # ClientKey hides its key from repr

@@ -1,8 +1,8 @@
 """Opening a generation's upstream until its first piece: retries of what may be retried (with
 backoff and jitter, honouring Retry-After; at once on another server of a pool), fallback models
 (UPSTREAMS_FILE's or the request's) and the first-token deadlines (TIMEOUT_SECONDS for it all,
-UPSTREAM_ATTEMPT_SECONDS for one attempt, 10 s by default where another server or model could
-answer). An attempt that sends no first token in time is never tried again on its server."""
+UPSTREAM_ATTEMPT_SECONDS for one attempt, 10 s by default where a fallback model could answer).
+An attempt that sends no first token in time is never tried again on its server."""
 
 from __future__ import annotations
 
@@ -23,8 +23,9 @@ from .cancel import StreamCancelled
 
 log = logging.getLogger("chatwait.relay")
 
-# The first-token limit of one attempt where another server or a fallback model could answer
-# instead (UPSTREAM_ATTEMPT_SECONDS unset): about what gateways' users are advised to set.
+# The first-token limit of one attempt where a fallback model could answer instead
+# (UPSTREAM_ATTEMPT_SECONDS unset): about what gateways' users are advised to set. Not where only
+# other servers of the model could: a busy self-hosted pool queues first tokens longer than that.
 ATTEMPT_SECONDS = 10.0
 
 
@@ -143,8 +144,7 @@ class Opener:
         configured = self.settings.upstream_attempt_seconds
         if configured is not None:
             return configured or None
-        elsewhere = bool(self.spare) or self.provider.servers_of(model) > 1
-        return ATTEMPT_SECONDS if elsewhere else None
+        return ATTEMPT_SECONDS if self.spare else None
 
     def preempted_pause(self) -> None:
         """A busy server ended this generation's reply early, mid-answer (llama.cpp's servers

@@ -271,10 +271,6 @@ class Provider(abc.ABC):
         """Whether a server `route` has not tried can take a retry now (then without backoff)."""
         return False
 
-    def servers_of(self, model: str) -> int:
-        """How many usable servers serve `model` now (an attempt that fails on one may go to another)."""
-        return 1
-
     def can_continue(self, model: str, route: Route) -> bool:
         """Whether a server of `model` other than `route`'s, not resting, can take a continuation
         (else a fallback model may); a single source always can."""

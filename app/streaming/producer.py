@@ -39,7 +39,8 @@ def start(
     """Generate `call` into `stream` in a new producer greenlet, which runs first. A stream that
     holds chunks already (taken over from a worker that died) is continued from its text."""
     fallbacks = call.fallbacks if call.fallbacks is not None else settings.fallbacks_of(call.model)
-    writer = StreamWriter(stream, hold_priming=bool(fallbacks) and stream.writer.model_first)
+    wider = settings.fallbacks_of(call.model, too_long=True)  # another model may answer either way
+    writer = StreamWriter(stream, hold_priming=bool(fallbacks or wider) and stream.writer.model_first)
     so_far = stream.result() if stream.chunks else None
     relay = Relay(
         provider,

@@ -360,24 +360,15 @@ def test_concurrency_from_the_file_bounds_a_server_and_the_wait_is_the_callers()
     assert not pool._waiting, "a waiter that gave up is forgotten"
 
 
-def test_by_default_a_silent_server_costs_one_attempt_where_another_server_could_answer(monkeypatch) -> None:
-    """UPSTREAM_ATTEMPT_SECONDS unset: an attempt gets ATTEMPT_SECONDS (shortened here) when the
-    model has another server; the silent one is not tried again."""
+def test_without_a_fallback_model_an_attempt_gets_the_whole_deadline_by_default(monkeypatch) -> None:
+    """UPSTREAM_ATTEMPT_SECONDS unset: the 10 s limit (shortened here) is for a model with a
+    fallback (tests/integration/test_failover_scenarios.py); a pool alone waits, busy as it may be."""
     monkeypatch.setattr(opening, "ATTEMPT_SECONDS", 0.2)
-    pool, providers, _ = _pool(TIMEOUT_SECONDS="5", UPSTREAM_RETRIES="2")
-    providers["a"].script = [ScriptedGeneration(["late"], delay=3)]
-    providers["b"].script = [_ok("on ", "time")]
+    pool, providers, _ = _pool(TIMEOUT_SECONDS="5")
+    providers["a"].script = [ScriptedGeneration(["late"], delay=0.5)]
     relay = Relay(pool, pool.settings, CALL, 3, Recorder(), "cid", metrics=NoMetrics(), route=Route("a"))
     outcome = relay.run()
-    assert outcome.error is None and outcome.text == "on time" and relay.route.tried == {"a", "b"}
-
-
-def test_a_lone_server_with_nowhere_else_to_go_gets_the_whole_deadline(monkeypatch) -> None:
-    monkeypatch.setattr(opening, "ATTEMPT_SECONDS", 0.2)
-    pool, providers, _ = _pool(urls="http://a/v1", TIMEOUT_SECONDS="5")
-    providers["a"].script = [ScriptedGeneration(["late"], delay=0.5)]
-    outcome = Relay(pool, pool.settings, CALL, 3, Recorder(), "cid", metrics=NoMetrics()).run()
-    assert outcome.error is None and outcome.text == "late"
+    assert outcome.error is None and outcome.text == "late" and relay.route.tried == {"a"}
     pool, providers, _ = _pool(TIMEOUT_SECONDS="5", UPSTREAM_ATTEMPT_SECONDS="0")
     providers["a"].script = [ScriptedGeneration(["late"], delay=0.5)]
     outcome = Relay(pool, pool.settings, CALL, 3, Recorder(), "cid", metrics=NoMetrics(), route=Route("a")).run()

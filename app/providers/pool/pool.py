@@ -125,9 +125,6 @@ class UpstreamPool(Provider):
     def can_fail_over(self, model: str, route: Route) -> bool:
         return bool(self._usable(model, route.tried))
 
-    def servers_of(self, model: str) -> int:
-        return len(self._usable(model, set(), room=False))
-
     def can_continue(self, model: str, route: Route) -> bool:
         return bool(self._usable(model, {route.server} if route.server is not None else set(), room=False))
 
