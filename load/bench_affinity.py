@@ -6,13 +6,12 @@ of prompts the servers read from their cache, with UPSTREAM_AFFINITY on (1.25) a
 Two llama-cpp-python servers on the embedded model, each pinned to a CPU of its own, with their
 prompt cache on (`--cache true`: states kept in RAM, the longest matching prefix loaded) and
 serving one request at a time (`--interrupt_requests false`), behind one ChatWait (unpinned: it
-and this client are light next to the servers). A run is 20 conversations of 6 turns (a shared
-system prompt, a first message of their own, then follow-ups; 24 tokens an answer), two
-clients each taking turns across ten conversations, so that a server has served others between
-two turns of one. The hot run adds one conversation 10 times hotter: a third client taking
-turns across ten sessions that begin alike (one key), 60 turns of one key against 6 of each
-other. Arms alternate within a round; each round's conversations are new, so nothing is cached
-from an earlier run. Reported per arm: first-token time per turn (p50, p99,
+and this client are light next to the servers). A run is 20 people in conversation at once, 6
+turns each (a shared system prompt, a first message of their own, then follow-ups; 24 tokens an
+answer), each pausing 4-12 s before a turn, so that a server serves others between two turns of
+one. The hot run adds one conversation 10 times hotter: ten more people whose conversations
+begin alike (one key). Arms alternate within a round; each round's conversations are new, so
+nothing is cached from an earlier run. Reported per arm: first-token time per turn (p50, p99,
 median over rounds and range), and the servers' prefix reuse (prompt tokens they did not
 evaluate again, from their own log lines, over all prompt tokens).
 """
@@ -21,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import re
 import statistics
 import sys
@@ -38,7 +38,8 @@ from load.processes import ChatWaitServer, LlamaServer
 
 MODEL = "smol"
 ANSWER_TOKENS = 24
-CONVERSATIONS, TURNS, CLIENTS, HOT_SESSIONS = 20, 6, 2, 10
+CONVERSATIONS, TURNS, HOT_SESSIONS = 20, 6, 10
+THINK_SECONDS = (4.0, 12.0)  # between a person's turns
 ARMS = {"affinity": "1.25", "off": "0"}
 SYSTEM = (
     "You are a patient guide to the natural world. Answer in plain words, one short paragraph, "
@@ -78,34 +79,36 @@ def _turn(url: str, messages: list[dict[str, str]]) -> tuple[float, str]:
     return (first or time.monotonic()) - started, "".join(pieces)
 
 
-def _client(url: str, conversations: list[list[dict[str, str]]]) -> list[float]:
-    """Take turns across `conversations` (each its messages so far), TURNS each; the first-token times."""
+def _user(url: str, messages: list[dict[str, str]], seed: int) -> list[float]:
+    """One person's conversation: TURNS turns, a think time of THINK_SECONDS (random, seeded)
+    before each; the first-token times."""
+    pause = random.Random(seed)
     times = []
     for turn in range(TURNS):
-        for messages in conversations:
-            if turn:
-                messages.append({"role": "user", "content": FOLLOW_UP.format(turn=turn + 1)})
-            try:
-                took, answer = _turn(url, messages)
-            except RuntimeError as failed:  # counted as a miss of the whole run: reported, not hidden
-                print(f"  {failed}", flush=True)
-                took, answer = float("inf"), ""
-            times.append(took)
-            messages.append({"role": "assistant", "content": answer or "..."})
+        time.sleep(pause.uniform(*THINK_SECONDS))
+        if turn:
+            messages.append({"role": "user", "content": FOLLOW_UP.format(turn=turn + 1)})
+        try:
+            took, answer = _turn(url, messages)
+        except RuntimeError as failed:  # reported, and counted as the slowest turn
+            print(f"  {failed}", flush=True)
+            took, answer = float("inf"), ""
+        times.append(took)
+        messages.append({"role": "assistant", "content": answer or "..."})
     return times
 
 
 def _run(url: str, tag: str, hot: bool) -> list[float]:
-    """One run's first-token times: 20 conversations over four clients (and the hot sessions)."""
+    """One run's first-token times: 20 people in conversation at once (and the hot sessions)."""
     start = [{"role": "system", "content": SYSTEM}]
     firsts = [{"role": "user", "content": _first_message(f"{tag}-{n}", n)} for n in range(CONVERSATIONS)]
     conversations = [[*start, first] for first in firsts]
-    groups = [conversations[i::CLIENTS] for i in range(CLIENTS)]
-    if hot:
+    if hot:  # ten more people whose conversations begin alike: one key, 10 times a conversation's turns
         first = {"role": "user", "content": _first_message(f"{tag}-hot", 0)}
-        groups.append([[*start, dict(first)] for _ in range(HOT_SESSIONS)])  # one more client, one key
-    with ThreadPoolExecutor(len(groups)) as pool:
-        return [took for times in pool.map(lambda group: _client(url, group), groups) for took in times]
+        conversations += [[*start, dict(first)] for _ in range(HOT_SESSIONS)]
+    with ThreadPoolExecutor(len(conversations)) as pool:
+        runs = pool.map(lambda n: _user(url, conversations[n], n), range(len(conversations)))
+        return [took for times in runs for took in times]
 
 
 def _reuse(logs: list[Path], offsets: list[int]) -> tuple[float, list[int]]:

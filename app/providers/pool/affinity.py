@@ -8,6 +8,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -65,14 +66,13 @@ class Ring:
 
 
 def choose(ring: Ring, key: str, candidates: Sequence[Server], bound: float) -> Server | None:
-    """The first of `candidates` round the ring from `key` whose open generations (for its weight)
-    are at most `bound` times their average: an idle server takes its own conversations, a busy
-    one gives the next request to the next server; None if none is (the caller picks the least
-    busy). (Not the paper's rounded-up share with the request counted: a few requests at once on
-    a server that answers one at a time would queue behind each other.)"""
+    """The first of `candidates` round the ring from `key` that would hold, with this request, no
+    more than `bound` times its weighted share of all their open generations and this one,
+    rounded up (so an idle server always takes its own conversations); None if none would."""
     allowed = set(candidates)
-    average = sum(server.outstanding for server in candidates) / sum(server.config.weight for server in candidates)
+    total = sum(server.outstanding for server in candidates) + 1
+    weights = sum(server.config.weight for server in candidates)
     for server in ring.order(key):
-        if server in allowed and server.outstanding / server.config.weight <= bound * average:
+        if server in allowed and server.outstanding + 1 <= math.ceil(bound * total * server.config.weight / weights):
             return server
     return None
