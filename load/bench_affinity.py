@@ -8,7 +8,7 @@ prompt cache on (`--cache true`: states kept in RAM, the longest matching prefix
 serving one request at a time (`--interrupt_requests false`), behind one ChatWait (unpinned: it
 and this client are light next to the servers). A run is 20 people in conversation at once, 6
 turns each (a shared system prompt, a first message of their own, then follow-ups; 24 tokens an
-answer), each pausing 4-12 s before a turn, so that a server serves others between two turns of
+answer), each pausing 10-30 s before a turn, so that a server serves others between two turns of
 one. The hot run adds one conversation 10 times hotter: ten more people whose conversations
 begin alike (one key). Arms alternate within a round; each round's conversations are new, so
 nothing is cached from an earlier run. Reported per arm: first-token time per turn (p50, p99,
@@ -39,7 +39,7 @@ from load.processes import ChatWaitServer, LlamaServer
 MODEL = "smol"
 ANSWER_TOKENS = 24
 CONVERSATIONS, TURNS, HOT_SESSIONS = 20, 6, 10
-THINK_SECONDS = (4.0, 12.0)  # between a person's turns
+THINK_SECONDS = (10.0, 30.0)  # between a person's turns: the servers not saturated
 ARMS = {"affinity": "1.25", "off": "0"}
 SYSTEM = (
     "You are a patient guide to the natural world. Answer in plain words, one short paragraph, "
@@ -141,6 +141,24 @@ def _gateway(servers: list[LlamaServer], affinity: str, folder: Path) -> ChatWai
     return ChatWaitServer(env)
 
 
+def _measured(path: Path, affinity: str, folder: Path, hot: bool) -> tuple[float, float, float]:
+    """One run on two fresh servers (their caches empty: a run inherits nothing, and a cache
+    filled by earlier runs slows its lookups): first-token p50, p99 (s) and the prefix reused."""
+    flags = ("--cache", "true", "--interrupt_requests", "false")
+    servers = [LlamaServer(path, MODEL, *flags, cpus={cpu}) for cpu in (0, 1)]
+    try:
+        gateway = _gateway(servers, affinity, folder)
+        try:
+            times = _run(gateway.url, f"{uuid.uuid4().hex[:6]}", hot)
+        finally:
+            gateway.stop()
+        reuse, _ = _reuse([Path(server.log_file.name) for server in servers], [0, 0])
+    finally:
+        for server in servers:
+            server.stop()
+    return _percentile(times, 0.5), _percentile(times, 0.99), reuse
+
+
 def _percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -152,31 +170,17 @@ def main() -> None:
     args = parser.parse_args()
     path = bundled_model_path()
     assert path is not None, "./scripts/run installs the embedded model"
-    flags = ("--cache", "true", "--interrupt_requests", "false")
-    servers = [LlamaServer(path, MODEL, *flags, cpus={cpu}) for cpu in (0, 1)]
-    logs = [Path(server.log_file.name) for server in servers]
     results: dict[tuple[str, bool], list[tuple[float, float, float]]] = {}
-    try:
-        with tempfile.TemporaryDirectory() as folder:
-            for round_number in range(args.rounds):
-                for hot in (False, True):
-                    order = list(ARMS) if round_number % 2 == 0 else list(reversed(ARMS))
-                    for arm in order:
-                        gateway = _gateway(servers, ARMS[arm], Path(folder))
-                        try:
-                            _, offsets = _reuse(logs, [0, 0])
-                            times = _run(gateway.url, f"{uuid.uuid4().hex[:6]}", hot)
-                            reuse, _ = _reuse(logs, offsets)
-                        finally:
-                            gateway.stop()
-                        row = (_percentile(times, 0.5), _percentile(times, 0.99), reuse)
-                        results.setdefault((arm, hot), []).append(row)
-                        print(f"round {round_number + 1} {'hot' if hot else 'even'} {arm}: "
-                              f"p50 {row[0] * 1000:.0f} ms, p99 {row[1] * 1000:.0f} ms, reuse {row[2]:.0%}",
-                              flush=True)  # fmt: skip
-    finally:
-        for server in servers:
-            server.stop()
+    with tempfile.TemporaryDirectory() as folder:
+        for round_number in range(args.rounds):
+            for hot in (False, True):
+                order = list(ARMS) if round_number % 2 == 0 else list(reversed(ARMS))
+                for arm in order:
+                    row = _measured(path, ARMS[arm], Path(folder), hot)
+                    results.setdefault((arm, hot), []).append(row)
+                    print(f"round {round_number + 1} {'hot' if hot else 'even'} {arm}: "
+                          f"p50 {row[0] * 1000:.0f} ms, p99 {row[1] * 1000:.0f} ms, reuse {row[2]:.0%}",
+                          flush=True)  # fmt: skip
     print("\n| run | arm | first token p50 (ms) | p99 (ms) | prefix reused |\n|---|---|---|---|---|")
     for (arm, hot), rows in sorted(results.items(), key=lambda item: (item[0][1], item[0][0])):
         p50s, p99s, reuses = zip(*rows, strict=True)
