@@ -10,8 +10,8 @@ and this client are light next to the servers). A run is 20 people in conversati
 turns each (a shared system prompt, a first message of their own, then follow-ups; 24 tokens an
 answer), each pausing 10-30 s before a turn, so that a server serves others between two turns of
 one. The hot run adds one conversation 10 times hotter: ten more people whose conversations
-begin alike (one key). Arms alternate within a round; each round's conversations are new, so
-nothing is cached from an earlier run. Reported per arm: first-token time per turn (p50, p99,
+begin alike (one key). Arms alternate within a round; each run's conversations are new, and
+the servers start afresh for every run. Reported per arm: first-token time per turn (p50, p99,
 median over rounds and range), and the servers' prefix reuse (prompt tokens they did not
 evaluate again, from their own log lines, over all prompt tokens).
 """
