@@ -88,8 +88,7 @@ class Metrics:
                                   DURATION_BUCKETS, "model", "provider")
         self.tokens = count("tokens", "Tokens in and out (source: the upstream's usage, or estimated by ChatWait).",
                             "model", "direction", "source")
-        self.cached = count("prompt_cached_tokens", "Prompt tokens the model's server read from its prompt cache, "
-                            "as it reported them (the share of `tokens` in that a cache-affine route saves).", "model")
+        self.cached = count("prompt_cached_tokens", "Prompt tokens the model's server read from its cache.", "model")
         self.retries = count("upstream_retries", "Upstream attempts retried, by error.", "error_code")
         self.upstream_errors = count("upstream_errors", "Upstream failures that ended a generation.", "error_code")
         self.resumes = count("stream_resumes", "Stream resumes (api: chatwait, openai, responses or anthropic).", "api")

@@ -246,10 +246,11 @@ def test_a_streamed_completion_that_fails_before_its_first_token_answers_with_th
 
 def test_a_first_token_later_than_the_hold_is_streamed_as_before(start_server) -> None:
     """Past the hold (5 s) the answer commits to 200 and keepalives; the tokens follow."""
-    server = start_server(TIMEOUT_SECONDS="20")
+    server = start_server(TIMEOUT_SECONDS="20", IDLE_TIMEOUT_SECONDS="10")  # the first token within both
     body = {"model": FAKE_MODEL, "messages": user("@first_ms=5600 @tokens=2"), "stream": True}
     url = f"{server.url}/v1/chat/completions"
     with httpx.Client(timeout=30) as http, http.stream("POST", url, json=body) as answer:
         assert answer.status_code == 200
         text = answer.read().decode()
     assert ": keepalive" in text and text.rstrip().endswith("data: [DONE]")
+    assert '"content":"tok0 "' in text and '"content":"tok1 "' in text and '"error"' not in text
