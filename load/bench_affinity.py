@@ -111,17 +111,13 @@ def _run(url: str, tag: str, hot: bool) -> list[float]:
         return [took for times in runs for took in times]
 
 
-def _reuse(logs: list[Path], offsets: list[int]) -> tuple[float, list[int]]:
-    """The share of prompt tokens the servers reused since `offsets` (their logs' sizes then)."""
+def _reuse(logs: list[Path]) -> float:
+    """The share of prompt tokens the servers reused, from their logs."""
     reused = total = 0
-    ends = []
-    for log, offset in zip(logs, offsets, strict=True):
-        data = log.read_bytes()
-        ends.append(len(data))
-        fresh = data[offset:]
-        for hit, rest in _REUSED.findall(fresh):
+    for log in logs:
+        for hit, rest in _REUSED.findall(log.read_bytes()):
             reused, total = reused + int(hit), total + int(hit) + int(rest)
-    return (reused / total if total else 0.0), ends
+    return reused / total if total else 0.0
 
 
 def _gateway(servers: list[LlamaServer], affinity: str, folder: Path) -> ChatWaitServer:
@@ -152,7 +148,7 @@ def _measured(path: Path, affinity: str, folder: Path, hot: bool) -> tuple[float
             times = _run(gateway.url, f"{uuid.uuid4().hex[:6]}", hot)
         finally:
             gateway.stop()
-        reuse, _ = _reuse([Path(server.log_file.name) for server in servers], [0, 0])
+        reuse = _reuse([Path(server.log_file.name) for server in servers])
     finally:
         for server in servers:
             server.stop()

@@ -15,8 +15,8 @@ import dataclasses
 from collections.abc import Iterable, Iterator
 
 from ..providers.base import ChatCall, UpstreamError
-from ..providers.deltas import LOGPROBS, REASONING, Delta, ReplyParts
-from .seam import seamed
+from ..providers.deltas import REASONING, Delta, ReplyParts
+from .seam import hold, seamed
 
 # What cut the reply (the metric's `cause` label): the error codes a continuation can mend.
 _CAUSES = {
@@ -83,18 +83,8 @@ def without_overlap(text: str, pieces: Iterable[str | Delta]) -> Iterator[str | 
     """`pieces` less their beginning where it repeats the end of `text` (a model asked to go on
     often starts a few words back, or from the start): pieces are held while what they say so far
     is found in `text` (up to OVERLAP_WINDOW characters), then everything flows."""
-    held: list[str | Delta] = []
-    seen = ""
     pieces = iter(pieces)
-    other = None  # a piece that is not text (a tool call) ends the holding
-    for piece in pieces:
-        if type(piece) is not str and piece.kind != LOGPROBS:
-            other = piece
-            break
-        held.append(piece)
-        seen += piece if type(piece) is str else piece.text
-        if len(seen) >= OVERLAP_WINDOW or seen not in text:
-            break
+    held, seen, other = hold(pieces, lambda seen: len(seen) >= OVERLAP_WINDOW or seen not in text)
     yield from _cut(held, overlap(text, seen))
     if other is not None:
         yield other

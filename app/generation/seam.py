@@ -7,7 +7,7 @@ tried, or the reply ends as cut), a glued word gets the space it needs."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from ..providers.base import UpstreamError
 from ..providers.deltas import LOGPROBS, Delta
@@ -24,22 +24,27 @@ _WORD = re.compile(r"[^\W_]+")
 _CLOSES = ".!?,;:"
 
 
+def hold(pieces: Iterator[str | Delta], enough: Callable[[str], bool]) -> tuple[list[str | Delta], str, Delta | None]:
+    """Take text pieces from `pieces` until `enough(what they say so far)`, or a piece that is not
+    text (a tool call: it ends the holding); the pieces held, their text, and that other piece."""
+    held: list[str | Delta] = []
+    seen = ""
+    for piece in pieces:
+        if type(piece) is not str and piece.kind != LOGPROBS:
+            return held, seen, piece
+        held.append(piece)
+        seen += piece if type(piece) is str else piece.text
+        if enough(seen):
+            break
+    return held, seen, None
+
+
 def seamed(text: str, pieces: Iterable[str | Delta]) -> Iterator[str | Delta]:
     """`pieces` of a continuation of the delivered `text`, judged by their first JUDGE_CHARS
     characters: UpstreamError (upstream_bad_response) if they answer as a chat turn or restart the
     reply, else as they are, with a space before them where the seam needs one."""
-    held: list[str | Delta] = []
-    seen = ""
     pieces = iter(pieces)
-    other = None  # a piece that is not text (a tool call) ends the holding
-    for piece in pieces:
-        if type(piece) is not str and piece.kind != LOGPROBS:
-            other = piece
-            break
-        held.append(piece)
-        seen += piece if type(piece) is str else piece.text
-        if len(seen.strip()) >= JUDGE_CHARS:
-            break
+    held, seen, other = hold(pieces, lambda seen: len(seen.strip()) >= JUDGE_CHARS)
     verdict = judge(text, seen)
     if verdict is not None:
         detail = f"The continuation did not go on with the reply (it {verdict})."

@@ -76,7 +76,7 @@ class UpstreamPool(Provider):
             for config in configs
         ]
         self._by_name = {server.name: server for server in self.servers}
-        self._rings: dict[str, Ring] = {}  # per model served by more than one server
+        self._rings: dict[str, Ring | None] = {}  # per allowed model (None: one server serves it)
         self._waiting: list[Event] = []  # requests waiting for a server with room
         self._tokens = self.servers[0].provider
 
@@ -100,13 +100,10 @@ class UpstreamPool(Provider):
 
     def _ring(self, model: str) -> Ring | None:
         """The hash ring of `model`'s servers (None: it has one)."""
-        ring = self._rings.get(model)
-        if ring is None:
+        if model not in self._rings:
             serving = [server for server in self.servers if server.serves(model)]
-            if len(serving) < 2:
-                return None
-            ring = self._rings[model] = Ring(serving)
-        return ring
+            self._rings[model] = Ring(serving) if len(serving) > 1 else None
+        return self._rings[model]
 
     def _shed(self, server: Server, model: str) -> ApiError | None:
         """The refusal of this request here if `server`, the only route to `model`, sheds it (its
