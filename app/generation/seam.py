@@ -16,9 +16,10 @@ JUDGE_CHARS = 48  # of the continuation, held to judge it (after what repeated t
 RESTART_WORDS = 6  # a continuation whose first words are mostly the reply's first words restarts it
 # How a model answers "continue" as if it were a new turn (its first words, capitalised).
 PREAMBLE = re.compile(
-    r"(?:Sure|Certainly|Of course|Absolutely|No problem|Apologies|I apologi[sz]e|Sorry|You're welcome|"
-    r"You are welcome|Thanks|Thank you|Continuing|As I was saying|I'd be happy|I would be happy|"
-    r"Let me continue|Here(?: is|'s| are) the (?:rest|continuation|remaining)|Okay[!,.:]|OK[!,.:])"
+    r"(?:Sure|Certainly|Of course|Absolutely|No problem|Apologies|I apologi[sz]e|Sorry|I'm sorry|I am sorry|"
+    r"I'm afraid|You're welcome|You are welcome|Thanks|Thank you|Continuing|As I was saying|I'd be happy|"
+    r"I would be happy|Let me continue|Here(?: is|'s| are) (?:the|a) (?:rest|continuation|remaining)|"
+    r"Okay[!,.:]|OK[!,.:])"
 )
 _WORD = re.compile(r"[^\W_]+")
 _CLOSES = ".!?,;:"

@@ -26,6 +26,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.serial]  # CPU-bound: run alo
 
 MODEL = "smol"
 MAX_TOKENS = 24
+# One budget pays for preemptions, continuations after the kill and continuations the seam refused
+# (the 135M model asked to go on starts over or answers as a chat turn now and then): the default
+# (2) can run out on a preempted, killed and refused reply, which then ends with an honest error.
+RESCUES = "5"
 
 
 # The SDK imports its resources when first used: once here, not from ten threads at once.
@@ -47,9 +51,9 @@ def llama_pool(tmp_path: Path) -> Iterator[tuple[ChatWaitServer, list[LlamaServe
     # The product's defaults for what this tests; deadlines long enough for a 2-core machine: ten
     # replies queued on two servers of the embedded model, one at a time once they preempt, can
     # wait near the default first-token deadline (30 s) when the machine is busy.
-    for name in ("UPSTREAM_RESCUES", "UPSTREAM_BREAKER_FAILURES", "IDLE_TIMEOUT_SECONDS"):
+    for name in ("UPSTREAM_BREAKER_FAILURES", "IDLE_TIMEOUT_SECONDS"):
         env.pop(name)
-    env["TIMEOUT_SECONDS"] = "120"
+    env.update(TIMEOUT_SECONDS="120", UPSTREAM_RESCUES=RESCUES)
     gateway = ChatWaitServer(env)
     yield gateway, servers
     gateway.stop()
@@ -137,9 +141,9 @@ def test_a_server_killed_mid_answer_is_continued_at_a_clean_seam(tmp_path: Path)
         "upstreams:\n" + "".join(f"  - {{name: llama-{i}, url: {s.base_url!r}}}\n" for i, s in enumerate(servers))
     )
     env = server_env("", UPSTREAMS_FILE=str(listing), OPENAI_MODEL=MODEL, ALLOWED_MODELS=MODEL, MAX_TOKENS="160")
-    for name in ("UPSTREAM_RESCUES", "UPSTREAM_BREAKER_FAILURES", "IDLE_TIMEOUT_SECONDS"):
+    for name in ("UPSTREAM_BREAKER_FAILURES", "IDLE_TIMEOUT_SECONDS"):
         env.pop(name)
-    gateway = ChatWaitServer({**env, "TIMEOUT_SECONDS": "120"})
+    gateway = ChatWaitServer({**env, "TIMEOUT_SECONDS": "120", "UPSTREAM_RESCUES": RESCUES})
     try:
         body = {"message": "Tell me a long story about a river that changed its course, with many details."}
         got: list[str] = []

@@ -22,7 +22,8 @@ def _joined(text: str, pieces: list) -> str:
 @pytest.mark.parametrize(
     "head",
     ["Sure! Here is the rest of it:", "Certainly, continuing from there", "You're welcome! Anything else?",
-     "I apologize for the interruption.", "Here's the rest of the story.", "Okay, so the town"],
+     "I apologize for the interruption.", "Here's the rest of the story.", "Okay, so the town",
+     "Here's a continuation of the previous story:", "I'm sorry, but please continue", "I'm afraid that a part"],
 )  # fmt: skip
 def test_a_continuation_that_answers_as_a_chat_turn_is_refused(head: str) -> None:
     with pytest.raises(UpstreamError) as refused:
