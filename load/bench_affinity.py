@@ -5,15 +5,18 @@ of prompts the servers read from their cache, with UPSTREAM_AFFINITY on (1.25) a
 
 Two llama-cpp-python servers on the embedded model, each pinned to a CPU of its own, with their
 prompt cache on (`--cache true`: states kept in RAM, the longest matching prefix loaded) and
-serving one request at a time (`--interrupt_requests false`), behind one ChatWait (unpinned: it
+serving one request at a time (`--interrupt_requests false`), `concurrency: 1` in the upstreams
+file (what ChatWait learns of that server on its defaults; `--concurrency 0`: none, requests
+queue in the servers), behind one ChatWait (unpinned: it
 and this client are light next to the servers). A run is 20 people in conversation at once, 6
 turns each (a shared system prompt, a first message of their own, then follow-ups; 24 tokens an
 answer), each pausing 10-30 s before a turn, so that a server serves others between two turns of
 one. The hot run adds one conversation 10 times hotter: ten more people whose conversations
-begin alike (one key). Arms alternate within a round; each run's conversations are new, and
-the servers start afresh for every run. Reported per arm: first-token time per turn (p50, p99,
-median over rounds and range), and the servers' prefix reuse (prompt tokens they did not
-evaluate again, from their own log lines, over all prompt tokens).
+begin alike (one start; their first replies part them). Arms alternate within a round; each
+run's conversations are new, and the servers start afresh for every run. Reported per arm:
+first-token time per turn (p50, p99, median over rounds and range), and the servers' prefix
+reuse (prompt tokens they did not evaluate again, from their own log lines, over all prompt
+tokens).
 """
 
 from __future__ import annotations
@@ -120,10 +123,12 @@ def _reuse(logs: list[Path]) -> float:
     return reused / total if total else 0.0
 
 
-def _gateway(servers: list[LlamaServer], affinity: str, folder: Path) -> ChatWaitServer:
+def _gateway(servers: list[LlamaServer], affinity: str, folder: Path, concurrency: int) -> ChatWaitServer:
     listing = folder / f"affinity-{affinity}.yaml"
+    limit = f", concurrency: {concurrency}" if concurrency else ""
     listing.write_text(
-        "upstreams:\n" + "".join(f"  - {{name: llama-{i}, url: {s.base_url!r}}}\n" for i, s in enumerate(servers))
+        "upstreams:\n"
+        + "".join(f"  - {{name: llama-{i}, url: {s.base_url!r}{limit}}}\n" for i, s in enumerate(servers))
     )
     env = {
         "UPSTREAMS_FILE": str(listing),
@@ -137,13 +142,13 @@ def _gateway(servers: list[LlamaServer], affinity: str, folder: Path) -> ChatWai
     return ChatWaitServer(env)
 
 
-def _measured(path: Path, affinity: str, folder: Path, hot: bool) -> tuple[float, float, float]:
+def _measured(path: Path, affinity: str, folder: Path, hot: bool, concurrency: int) -> tuple[float, float, float]:
     """One run on two fresh servers (their caches empty: a run inherits nothing, and a cache
     filled by earlier runs slows its lookups): first-token p50, p99 (s) and the prefix reused."""
     flags = ("--cache", "true", "--interrupt_requests", "false")
     servers = [LlamaServer(path, MODEL, *flags, cpus={cpu}) for cpu in (0, 1)]
     try:
-        gateway = _gateway(servers, affinity, folder)
+        gateway = _gateway(servers, affinity, folder, concurrency)
         try:
             times = _run(gateway.url, f"{uuid.uuid4().hex[:6]}", hot)
         finally:
@@ -163,6 +168,7 @@ def _percentile(values: list[float], share: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=1, help="the servers' `concurrency` (0: none set)")
     args = parser.parse_args()
     path = bundled_model_path()
     assert path is not None, "./scripts/run installs the embedded model"
@@ -172,7 +178,7 @@ def main() -> None:
             for hot in (False, True):
                 order = list(ARMS) if round_number % 2 == 0 else list(reversed(ARMS))
                 for arm in order:
-                    row = _measured(path, ARMS[arm], Path(folder), hot)
+                    row = _measured(path, ARMS[arm], Path(folder), hot, args.concurrency)
                     results.setdefault((arm, hot), []).append(row)
                     print(f"round {round_number + 1} {'hot' if hot else 'even'} {arm}: "
                           f"p50 {row[0] * 1000:.0f} ms, p99 {row[1] * 1000:.0f} ms, reuse {row[2]:.0%}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 
+import gevent
 import pytest
 
 from app.config import ConfigError, load_settings
@@ -17,22 +18,31 @@ from .test_relay import CALL
 SYSTEM = {"role": "system", "content": "You are terse."}
 
 
-def _turns(first: str, n: int) -> list[dict]:
-    """The messages of turn `n` of a conversation that began with `first`."""
+def _turns(first: str, n: int, reply: str = "answer") -> list[dict]:
+    """The messages of turn `n` of a conversation that began with `first` (its replies `reply` N)."""
     messages = [SYSTEM, {"role": "user", "content": first}]
     for turn in range(1, n):
-        messages += [{"role": "assistant", "content": f"answer {turn}"}, {"role": "user", "content": f"more {turn}"}]
+        messages += [{"role": "assistant", "content": f"{reply} {turn}"}, {"role": "user", "content": f"more {turn}"}]
     return messages
 
 
-def test_a_conversation_keeps_its_key_over_its_turns_and_another_has_its_own() -> None:
-    keys = {key_of(dataclasses.replace(CALL, messages=_turns("rivers", n))) for n in range(1, 7)}
-    assert len(keys) == 1
-    assert key_of(dataclasses.replace(CALL, messages=_turns("mountains", 1))) not in keys
-    named = dataclasses.replace(CALL, messages=_turns("rivers", 2), options={"prompt_cache_key": "conv-7"})
-    assert key_of(named) == "key:conv-7"
-    claude = dataclasses.replace(CALL, options={"user": "user_x_account_y_session_z"})  # Messages metadata.user_id
-    assert key_of(claude) == "key:user_x_account_y_session_z"
+def _key(messages: list[dict], **options: str) -> str:
+    return key_of(dataclasses.replace(CALL, messages=messages, options=options))
+
+
+def test_a_conversation_keeps_its_key_from_its_second_turn_and_another_has_its_own() -> None:
+    assert len({_key(_turns("rivers", n)) for n in range(2, 7)}) == 1
+    assert _key(_turns("rivers", 1)) != _key(_turns("rivers", 2)), "the first reply joins the key"
+    assert _key(_turns("mountains", 1)) != _key(_turns("rivers", 1))
+    # Conversations that begin alike part at their first reply, and one user's two chats are two.
+    assert _key(_turns("Hi", 3, "Hello!")) != _key(_turns("Hi", 3, "Hi there."))
+    assert _key(_turns("rivers", 3), user="u1") not in (_key(_turns("rivers", 3), user="u2"), _key(_turns("rivers", 3)))
+    assert _key(_turns("rivers", 2), prompt_cache_key="conv-7") == "key:conv-7"
+    # Claude Code's session (Messages metadata.user_id): its turns keep one key.
+    session = {"user": "user_x_account_y_session_z"}
+    assert len({_key(_turns("fix the bug", n), **session) for n in range(2, 7)}) == 1
+    greeting = [SYSTEM, {"role": "assistant", "content": "How can I help?"}, {"role": "user", "content": "rivers"}]
+    assert _key(greeting) != _key([*greeting, {"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}])
 
 
 def test_the_ring_spreads_keys_by_weight_and_moves_few_when_a_server_leaves() -> None:
@@ -107,3 +117,29 @@ def test_a_bound_under_the_average_is_refused_at_start() -> None:
     with pytest.raises(ConfigError, match=r"UPSTREAM_AFFINITY=0.5 is out of range: use 0 \(off\) or 1 to 100"):
         load_settings(environ={"UPSTREAM_AFFINITY": "0.5"})
     assert load_settings(environ={}).upstream_affinity == 1.25
+
+
+def test_a_conversation_waits_for_its_busy_server_within_the_bound_then_spills() -> None:
+    """Servers that take one request at a time: a request whose server is busy waits here for it
+    (its cache is worth a short queue) while that server's running and waiting requests stay
+    within the bound; past it, a free server takes it at once."""
+    pool, providers, _ = _pool()
+    for provider in providers.values():
+        provider.script = [_ok() for _ in range(5)]
+    for server in pool.servers:
+        server.slots = 1
+    key = pool.affinity(CALL)
+    home, other = Ring(pool.servers).order(key)
+    running = pool.open(CALL, None, pool.route(CALL.model, key))
+    assert running.server is home
+    route = pool.route(CALL.model, key)
+    assert route.server is None, "its server is busy: admitted, to wait for room"
+    waiting = gevent.spawn(pool.open, CALL, None, route)
+    gevent.sleep(0.01)
+    assert not waiting.ready() and home.waiting == 1 and other.outstanding == 0
+    spilled = pool.open(CALL, None, pool.route(CALL.model, key))  # 2 of 3 would be home's: over ceil(1.25 x 1.5)
+    assert spilled.server is other and home.waiting == 1
+    running.close()
+    assert waiting.get(timeout=1).server is home and home.waiting == 0
+    for generation in (spilled, waiting.get()):
+        generation.close()

@@ -23,15 +23,21 @@ _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=s
 
 def key_of(call: ChatCall) -> str:
     """What names a conversation across its turns: the client's own key for its cache
-    (`prompt_cache_key`, else its `user`: Claude Code's session), else the digest of its start
-    (its system prompt and first user message, the same on every turn)."""
-    named = call.options.get("prompt_cache_key") or call.options.get("user")
+    (`prompt_cache_key`), else the digest of its `user` (Claude Code's session) and its start: the
+    system prompt, the first user message and the first reply, the same on every later turn. The
+    reply tells apart conversations that begin alike ("Hi" after one system prompt), which would
+    otherwise share one server; a conversation moves at most once, at its second turn, whose
+    prompt is the cheapest to read again."""
+    named = call.options.get("prompt_cache_key")
     if isinstance(named, str) and named:
         return "key:" + named
-    start: list[Any] = []
+    user = call.options.get("user")
+    start: list[Any] = [user if isinstance(user, str) else None]
+    asked = False
     for message in call.messages:
         start.append(message)
-        if message.get("role") == "user":
+        asked = asked or message.get("role") == "user"
+        if asked and message.get("role") == "assistant":
             break
     text = _COMPACT(start)[:MAX_START_CHARS]
     return "start:" + hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=8).hexdigest()
@@ -67,12 +73,14 @@ class Ring:
 
 def choose(ring: Ring, key: str, candidates: Sequence[Server], bound: float) -> Server | None:
     """The first of `candidates` round the ring from `key` that would hold, with this request, no
-    more than `bound` times its weighted share of all their open generations and this one,
-    rounded up (so an idle server always takes its own conversations); None if none would."""
+    more than `bound` times its weighted share of all their requests and this one, rounded up (so
+    an idle server always takes its own conversations); None if none would. A server's requests
+    are those it generates and those waiting here for its room (a server taking one at a time)."""
     allowed = set(candidates)
-    total = sum(server.outstanding for server in candidates) + 1
+    total = sum(server.outstanding + server.waiting for server in candidates) + 1
     weights = sum(server.config.weight for server in candidates)
     for server in ring.order(key):
-        if server in allowed and server.outstanding + 1 <= math.ceil(bound * total * server.config.weight / weights):
+        held = server.outstanding + server.waiting
+        if server in allowed and held + 1 <= math.ceil(bound * total * server.config.weight / weights):
             return server
     return None

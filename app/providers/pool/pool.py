@@ -81,16 +81,14 @@ class UpstreamPool(Provider):
         self._tokens = self.servers[0].provider
 
     def route(self, model: str, affinity: str | None = None) -> Route:
-        server = self._choose(model, set(), key=affinity)
-        busy = server is None and self._usable(model, set(), room=False)
-        if busy:
-            server = self._choose(model, set(), room=False, key=affinity)  # busy, not resting: it waits for room
+        server = self._choose(model, set(), key=affinity) or self._choose(model, set(), room=False, key=affinity)
         if server is None:
             raise ApiError("upstream_unavailable", ALL_RESTING.format(model=model), retry_after=self._soonest(model))
         shed = self._shed(server, model)
         if shed is not None:
             raise shed
-        return Route(affinity=affinity) if busy else Route(server.name, affinity=affinity)
+        # Busy, not resting: the request waits for room, and looks again each time some frees.
+        return Route(server.name, affinity=affinity) if server.has_room() else Route(affinity=affinity)
 
     def affinity(self, call: ChatCall) -> str | None:
         """The conversation's key where its model has servers to choose from (UPSTREAM_AFFINITY)."""
@@ -131,6 +129,8 @@ class UpstreamPool(Provider):
         UPSTREAM_RESCUES times), least busy first."""
         failed = {route.server} if route.server is not None else set()
         server = self._choose(model, failed, key=route.affinity)
+        if server is not None and not server.has_room():  # no cache to wait for: one with room
+            server = self._choose(model, failed) or server
         if server is None:
             serving = [s for s in self.servers if s.serves(model)]
             others = [s for s in serving if s.name not in failed] or serving
@@ -178,19 +178,21 @@ class UpstreamPool(Provider):
         ]
 
     def _choose(self, model: str, tried: set[str], room: bool = True, key: str | None = None) -> Server | None:
-        """Among the usable servers with room, untried first: the one holding the `key`'s cache
-        while it is not too busy (`affinity`), else least outstanding (weighted), ties at random;
-        without `room`, the best of them even when full (the caller waits for room)."""
+        """Among the usable servers, untried first: the one holding the `key`'s cache while it is
+        not too busy (`affinity`; it may be full: the caller waits for its room), else the least
+        outstanding (weighted) with room, ties at random; without `room`, the best of them even
+        when full (the caller waits for room)."""
+        ring = None if key is None else self._ring(model)
+        if ring is not None and key is not None:
+            everyone = self._usable(model, tried, room=False) or self._usable(model, set(), room=False)
+            kept = choose(ring, key, everyone, self.settings.upstream_affinity)
+            if kept is not None:
+                return kept
         candidates = self._usable(model, tried) or self._usable(model, set())
         if not candidates and not room:
             candidates = self._usable(model, tried, room=False) or self._usable(model, set(), room=False)
         if not candidates:
             return None
-        ring = None if key is None else self._ring(model)
-        if ring is not None and key is not None:
-            kept = choose(ring, key, candidates, self.settings.upstream_affinity)
-            if kept is not None:
-                return kept
         best = min(server.load() for server in candidates)
         return random.choice([server for server in candidates if server.load() == best])
 
@@ -203,9 +205,11 @@ class UpstreamPool(Provider):
                 return server
             waiter = Event()
             self._waiting.append(waiter)
+            server.waiting += 1
             try:
                 waiter.wait()
             finally:
+                server.waiting -= 1
                 if waiter in self._waiting:
                     self._waiting.remove(waiter)
 

@@ -38,6 +38,7 @@ class Server:
         self.metrics = metrics
         self.clock = clock
         self.outstanding = 0
+        self.waiting = 0  # requests this worker holds for its room (a server with slots)
         self.continuation = config.continuation  # `message` once it refused a prefill
         self.slots = config.concurrency  # 1 once it preempted a request: it serves one at a time
         self.checked: tuple[bool, str] = (True, "Not checked yet.")
