@@ -12,7 +12,8 @@ and this client are light next to the servers). A run is 20 people in conversati
 turns each (a shared system prompt, a first message of their own, then follow-ups; 24 tokens an
 answer), each pausing 10-30 s before a turn, so that a server serves others between two turns of
 one. The hot run adds one conversation 10 times hotter: ten more people whose conversations
-begin alike (one start; their first replies part them). Arms alternate within a round; each
+begin alike (`start`: their first replies part them), and the same ten under one
+`prompt_cache_key` (`key`: one key ten times as busy). Arms alternate within a round; each
 run's conversations are new, and the servers start afresh for every run. Reported per arm:
 first-token time per turn (p50, p99, median over rounds and range), and the servers' prefix
 reuse (prompt tokens they did not evaluate again, from their own log lines, over all prompt
@@ -62,9 +63,11 @@ def _first_message(conversation: str, n: int) -> str:
     return f"[{conversation}] Tell me something surprising about {topic}, and why it happens there."
 
 
-def _turn(url: str, messages: list[dict[str, str]]) -> tuple[float, str]:
-    """One streamed turn: its first-token time (s) and its answer."""
+def _turn(url: str, messages: list[dict[str, str]], key: str | None) -> tuple[float, str]:
+    """One streamed turn (`key`: its prompt_cache_key): its first-token time (s) and its answer."""
     body = {"model": MODEL, "messages": messages, "stream": True, "max_tokens": ANSWER_TOKENS}
+    if key:
+        body["prompt_cache_key"] = key
     started = time.monotonic()
     first, pieces = None, []
     with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=300) as response:
@@ -82,7 +85,7 @@ def _turn(url: str, messages: list[dict[str, str]]) -> tuple[float, str]:
     return (first or time.monotonic()) - started, "".join(pieces)
 
 
-def _user(url: str, messages: list[dict[str, str]], seed: int) -> list[float]:
+def _user(url: str, messages: list[dict[str, str]], seed: int, key: str | None) -> list[float]:
     """One person's conversation: TURNS turns, a think time of THINK_SECONDS (random, seeded)
     before each; the first-token times."""
     pause = random.Random(seed)
@@ -92,7 +95,7 @@ def _user(url: str, messages: list[dict[str, str]], seed: int) -> list[float]:
         if turn:
             messages.append({"role": "user", "content": FOLLOW_UP.format(turn=turn + 1)})
         try:
-            took, answer = _turn(url, messages)
+            took, answer = _turn(url, messages, key)
         except RuntimeError as failed:  # reported, and counted as the slowest turn
             print(f"  {failed}", flush=True)
             took, answer = float("inf"), ""
@@ -101,16 +104,19 @@ def _user(url: str, messages: list[dict[str, str]], seed: int) -> list[float]:
     return times
 
 
-def _run(url: str, tag: str, hot: bool) -> list[float]:
-    """One run's first-token times: 20 people in conversation at once (and the hot sessions)."""
+def _run(url: str, tag: str, hot: str) -> list[float]:
+    """One run's first-token times: 20 people in conversation at once (and the hot sessions:
+    `start`, beginning alike; `key`, under one prompt_cache_key too)."""
     start = [{"role": "system", "content": SYSTEM}]
     firsts = [{"role": "user", "content": _first_message(f"{tag}-{n}", n)} for n in range(CONVERSATIONS)]
     conversations = [[*start, first] for first in firsts]
-    if hot:  # ten more people whose conversations begin alike: one key, 10 times a conversation's turns
+    keys: list[str | None] = [None] * len(conversations)
+    if hot:  # ten more people whose conversations begin alike: 10 times a conversation's turns
         first = {"role": "user", "content": _first_message(f"{tag}-hot", 0)}
         conversations += [[*start, dict(first)] for _ in range(HOT_SESSIONS)]
+        keys += [f"{tag}-hot" if hot == "key" else None] * HOT_SESSIONS
     with ThreadPoolExecutor(len(conversations)) as pool:
-        runs = pool.map(lambda n: _user(url, conversations[n], n), range(len(conversations)))
+        runs = pool.map(lambda n: _user(url, conversations[n], n, keys[n]), range(len(conversations)))
         return [took for times in runs for took in times]
 
 
@@ -142,7 +148,7 @@ def _gateway(servers: list[LlamaServer], affinity: str, folder: Path, concurrenc
     return ChatWaitServer(env)
 
 
-def _measured(path: Path, affinity: str, folder: Path, hot: bool, concurrency: int) -> tuple[float, float, float]:
+def _measured(path: Path, affinity: str, folder: Path, hot: str, concurrency: int) -> tuple[float, float, float]:
     """One run on two fresh servers (their caches empty: a run inherits nothing, and a cache
     filled by earlier runs slows its lookups): first-token p50, p99 (s) and the prefix reused."""
     flags = ("--cache", "true", "--interrupt_requests", "false")
@@ -172,22 +178,22 @@ def main() -> None:
     args = parser.parse_args()
     path = bundled_model_path()
     assert path is not None, "./scripts/run installs the embedded model"
-    results: dict[tuple[str, bool], list[tuple[float, float, float]]] = {}
+    results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     with tempfile.TemporaryDirectory() as folder:
         for round_number in range(args.rounds):
-            for hot in (False, True):
+            for hot in ("", "start", "key"):
                 order = list(ARMS) if round_number % 2 == 0 else list(reversed(ARMS))
                 for arm in order:
                     row = _measured(path, ARMS[arm], Path(folder), hot, args.concurrency)
                     results.setdefault((arm, hot), []).append(row)
-                    print(f"round {round_number + 1} {'hot' if hot else 'even'} {arm}: "
+                    print(f"round {round_number + 1} {hot or 'even'} {arm}: "
                           f"p50 {row[0] * 1000:.0f} ms, p99 {row[1] * 1000:.0f} ms, reuse {row[2]:.0%}",
                           flush=True)  # fmt: skip
     print("\n| run | arm | first token p50 (ms) | p99 (ms) | prefix reused |\n|---|---|---|---|---|")
     for (arm, hot), rows in sorted(results.items(), key=lambda item: (item[0][1], item[0][0])):
         p50s, p99s, reuses = zip(*rows, strict=True)
         print(
-            f"| {'hot' if hot else 'even'} | {arm} | {_cell(p50s, 1000, '.0f')} | {_cell(p99s, 1000, '.0f')} | "
+            f"| {hot or 'even'} | {arm} | {_cell(p50s, 1000, '.0f')} | {_cell(p99s, 1000, '.0f')} | "
             f"{_cell(reuses, 100, '.0f')} % |"
         )
 

@@ -26,14 +26,19 @@ def _turns(first: str, n: int, reply: str = "answer") -> list[dict]:
     return messages
 
 
-def _key(messages: list[dict], **options: str) -> str:
+def _key(messages: list[dict], **options: str) -> str | None:
     return key_of(dataclasses.replace(CALL, messages=messages, options=options))
 
 
+ONGOING = dataclasses.replace(CALL, messages=_turns("rivers", 2))  # a conversation at its second turn
+
+
 def test_a_conversation_keeps_its_key_from_its_second_turn_and_another_has_its_own() -> None:
-    assert len({_key(_turns("rivers", n)) for n in range(2, 7)}) == 1
-    assert _key(_turns("rivers", 1)) != _key(_turns("rivers", 2)), "the first reply joins the key"
-    assert _key(_turns("mountains", 1)) != _key(_turns("rivers", 1))
+    keys = {_key(_turns("rivers", n)) for n in range(2, 7)}
+    assert len(keys) == 1 and None not in keys
+    assert _key(_turns("mountains", 2)) not in keys
+    assert _key(_turns("rivers", 1)) is None, "a first turn: no history in any cache, least outstanding"
+    assert _key(_turns("rivers", 1), prompt_cache_key="conv-7") == "key:conv-7"
     # Conversations that begin alike part at their first reply, and one user's two chats are two.
     assert _key(_turns("Hi", 3, "Hello!")) != _key(_turns("Hi", 3, "Hi there."))
     assert _key(_turns("rivers", 3), user="u1") not in (_key(_turns("rivers", 3), user="u2"), _key(_turns("rivers", 3)))
@@ -42,7 +47,8 @@ def test_a_conversation_keeps_its_key_from_its_second_turn_and_another_has_its_o
     session = {"user": "user_x_account_y_session_z"}
     assert len({_key(_turns("fix the bug", n), **session) for n in range(2, 7)}) == 1
     greeting = [SYSTEM, {"role": "assistant", "content": "How can I help?"}, {"role": "user", "content": "rivers"}]
-    assert _key(greeting) != _key([*greeting, {"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}])
+    assert _key(greeting) is None, "a greeting before the question is no reply"
+    assert _key([*greeting, {"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}]) is not None
 
 
 def test_the_ring_spreads_keys_by_weight_and_moves_few_when_a_server_leaves() -> None:
@@ -80,7 +86,7 @@ def test_the_pool_keeps_a_conversation_on_one_server_and_spreads_a_hot_one() -> 
     pool, providers, _ = _pool(urls="http://a/v1,http://b/v1,http://c/v1")
     for provider in providers.values():
         provider.script = [_ok() for _ in range(50)]
-    calls = [dataclasses.replace(CALL, messages=_turns(f"topic {n}", 1)) for n in range(12)]
+    calls = [dataclasses.replace(CALL, messages=_turns(f"topic {n}", 2)) for n in range(12)]
     homes = {pool.route(call.model, pool.affinity(call)).server for call in calls}
     assert len(homes) > 1, "conversations are spread"
     call = calls[0]
@@ -96,21 +102,21 @@ def test_the_pool_keeps_a_conversation_on_one_server_and_spreads_a_hot_one() -> 
 
 def test_a_rescue_and_a_takeover_go_where_the_cache_is() -> None:
     pool, _, _ = _pool(urls="http://a/v1,http://b/v1,http://c/v1")
-    key = pool.affinity(CALL)
-    home = pool.route(CALL.model, key).server
+    key = pool.affinity(ONGOING)
+    home = pool.route(ONGOING.model, key).server
     taken_over = Route(affinity=key)  # a worker that died: another continues, with no server yet
-    pool.continuation(CALL.model, taken_over)
+    pool.continuation(ONGOING.model, taken_over)
     assert taken_over.server == home
     cut = Route(home, affinity=key)  # its server broke the reply: the next one on the ring
-    pool.continuation(CALL.model, cut)
+    pool.continuation(ONGOING.model, cut)
     assert cut.server == Ring(pool.servers).order(key)[1].name
 
 
 def test_affinity_off_or_a_lone_server_needs_no_key() -> None:
     pool, _, _ = _pool(UPSTREAM_AFFINITY="0")
-    assert pool.affinity(CALL) is None
+    assert pool.affinity(ONGOING) is None
     pool, _, _ = _pool(urls="http://a/v1")
-    assert pool.affinity(CALL) is None
+    assert pool.affinity(ONGOING) is None
 
 
 def test_a_bound_under_the_average_is_refused_at_start() -> None:
@@ -128,16 +134,16 @@ def test_a_conversation_waits_for_its_busy_server_within_the_bound_then_spills()
         provider.script = [_ok() for _ in range(5)]
     for server in pool.servers:
         server.slots = 1
-    key = pool.affinity(CALL)
+    key = pool.affinity(ONGOING)
     home, other = Ring(pool.servers).order(key)
-    running = pool.open(CALL, None, pool.route(CALL.model, key))
+    running = pool.open(ONGOING, None, pool.route(ONGOING.model, key))
     assert running.server is home
-    route = pool.route(CALL.model, key)
+    route = pool.route(ONGOING.model, key)
     assert route.server is None, "its server is busy: admitted, to wait for room"
     waiting = gevent.spawn(pool.open, CALL, None, route)
     gevent.sleep(0.01)
     assert not waiting.ready() and home.waiting == 1 and other.outstanding == 0
-    spilled = pool.open(CALL, None, pool.route(CALL.model, key))  # 2 of 3 would be home's: over ceil(1.25 x 1.5)
+    spilled = pool.open(ONGOING, None, pool.route(ONGOING.model, key))  # 2 of 3 would be home's: over ceil(1.25 x 1.5)
     assert spilled.server is other and home.waiting == 1
     running.close()
     assert waiting.get(timeout=1).server is home and home.waiting == 0

@@ -21,13 +21,12 @@ MAX_START_CHARS = 65_536  # of the conversation's start, hashed (a longer one is
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
 
-def key_of(call: ChatCall) -> str:
+def key_of(call: ChatCall) -> str | None:
     """What names a conversation across its turns: the client's own key for its cache
     (`prompt_cache_key`), else the digest of its `user` (Claude Code's session) and its start: the
-    system prompt, the first user message and the first reply, the same on every later turn. The
-    reply tells apart conversations that begin alike ("Hi" after one system prompt), which would
-    otherwise share one server; a conversation moves at most once, at its second turn, whose
-    prompt is the cheapest to read again."""
+    system prompt, the first user message and the first reply, the same on every later turn. None
+    before the first reply: a first turn has no history of its own in any cache, and first turns
+    that begin alike ("Hi" after one system prompt) would all queue on one server."""
     named = call.options.get("prompt_cache_key")
     if isinstance(named, str) and named:
         return "key:" + named
@@ -38,9 +37,9 @@ def key_of(call: ChatCall) -> str:
         start.append(message)
         asked = asked or message.get("role") == "user"
         if asked and message.get("role") == "assistant":
-            break
-    text = _COMPACT(start)[:MAX_START_CHARS]
-    return "start:" + hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=8).hexdigest()
+            text = _COMPACT(start)[:MAX_START_CHARS]
+            return "start:" + hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=8).hexdigest()
+    return None
 
 
 def _point(text: str) -> int:
