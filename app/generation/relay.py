@@ -207,7 +207,10 @@ class Relay:
         cause = cause or rescue.cause(failure)
         text = "".join(self._pieces)
         left = self.call.max_tokens - self.provider.completion_tokens(text)
-        while cause is not None and left > 0 and rescue.continuable(text, self._parts):
+        if cause is not None and left <= 0 and rescue.continuable(text, self._parts):
+            log.warning("upstream_cut_at_limit", extra={"error_code": failure.error_code, **self._server()})
+            return rescue.AtLimit(), None, iter(())
+        while cause is not None and rescue.continuable(text, self._parts):
             if not self._may_continue(cause):
                 break
             failed_on = self._server()

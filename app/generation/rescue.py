@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Iterator
 
-from ..providers.base import ChatCall, UpstreamError
+from ..providers.base import ChatCall, Generation, UpstreamError
 from ..providers.deltas import REASONING, Delta, ReplyParts
 from .seam import hold, seamed
 
@@ -58,6 +58,19 @@ def after_failed_continuation(failure: UpstreamError) -> str | None:
 def continuable(text: str, parts: ReplyParts) -> bool:
     """Whether a reply cut here can be continued: it has text, and no tool call or refusal."""
     return bool(text) and not parts.tool_calls and not parts.refusal
+
+
+class AtLimit(Generation):
+    """The end of a reply cut after its text had used max_tokens (as counted here): nothing is
+    left to continue, so it ends as `length`, as the upstream would have said had it lived."""
+
+    finish_reason = "length"
+
+    def __iter__(self) -> Iterator[str | Delta]:
+        return iter(())
+
+    def close(self) -> None:
+        pass
 
 
 def continuation_call(call: ChatCall, text: str, strategy: str, tokens_left: int) -> ChatCall:

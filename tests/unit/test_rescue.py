@@ -156,3 +156,15 @@ def test_a_refused_prefill_is_asked_again_by_message() -> None:
     provider = Continuing("prefill", ScriptedGeneration(["a ", CUT]), refused, ScriptedGeneration(["b"]))
     outcome, _ = _run(provider)
     assert outcome.text == "a b" and provider.calls[2].messages[-1]["content"] == rescue.CONTINUE_PROMPT
+
+
+def test_a_reply_cut_after_it_used_max_tokens_ends_as_length() -> None:
+    """Nothing left to continue: the client asked for at most max_tokens and has them (a server
+    killed between its last token and its finish), so the reply ends `length`, not as an error."""
+    words = [f"w{i} " for i in range(CALL.max_tokens)]
+    provider = Continuing("prefill", ScriptedGeneration([*words, CUT]))
+    outcome, _ = _run(provider)
+    assert outcome.error is None and outcome.finish_reason == "length" and outcome.text == "".join(words)
+    assert len(provider.calls) == 1, "no continuation asked for"
+    provider = Continuing("prefill", ScriptedGeneration([*words[:-1], CUT]), ScriptedGeneration(["end"]))
+    assert _run(provider)[0].text == "".join(words[:-1]) + "end", "one token left: continued"
