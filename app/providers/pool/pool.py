@@ -177,6 +177,10 @@ class UpstreamPool(Provider):
             if s.serves(model) and s.name not in tried and s.health.usable(now) and (s.has_room() or not room)
         ]
 
+    def _untried_first(self, model: str, tried: set[str], room: bool = True) -> list[Server]:
+        """The usable servers not `tried`, else all the usable ones (a retry may go back)."""
+        return self._usable(model, tried, room) or self._usable(model, set(), room)
+
     def _choose(self, model: str, tried: set[str], room: bool = True, key: str | None = None) -> Server | None:
         """Among the usable servers, untried first: the one holding the `key`'s cache while it is
         not too busy (`affinity`; it may be full: the caller waits for its room), else the least
@@ -184,13 +188,12 @@ class UpstreamPool(Provider):
         when full (the caller waits for room)."""
         ring = None if key is None else self._ring(model)
         if ring is not None and key is not None:
-            everyone = self._usable(model, tried, room=False) or self._usable(model, set(), room=False)
-            kept = choose(ring, key, everyone, self.settings.upstream_affinity)
+            kept = choose(ring, key, self._untried_first(model, tried, room=False), self.settings.upstream_affinity)
             if kept is not None:
                 return kept
-        candidates = self._usable(model, tried) or self._usable(model, set())
+        candidates = self._untried_first(model, tried)
         if not candidates and not room:
-            candidates = self._usable(model, tried, room=False) or self._usable(model, set(), room=False)
+            candidates = self._untried_first(model, tried, room=False)
         if not candidates:
             return None
         best = min(server.load() for server in candidates)
