@@ -6,6 +6,7 @@ import gc
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -37,6 +38,14 @@ def _collected_after_each_module() -> Iterator[None]:
 
 CANARY_KEY = "sk-proj-CANARYkey0123456789abcdefXYZ"
 FAKE_MODEL = "fake-model"
+
+
+def completion_lines(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The log lines that say how generations ended: the request_completed line of a request whose
+    generation ended while it was open, else the generation's own (DESIGN §7)."""
+    own = ("stream_completed", "stream_cancelled")
+    carried = "request_completed"
+    return [r for r in records if r.get("event") in own or (r.get("event") == carried and "finish_reason" in r)]
 
 
 def server_env(upstream_url: str, **overrides: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import current_app, g
 
+from ..generation.report import Handoff
 from ..logs import bind, correlation_id_var, stream_id_var
 
 if TYPE_CHECKING:
@@ -83,28 +84,43 @@ def trace_stream(stream_id: str, stream_correlation_id: str) -> None:
     stream_id_var.set(stream_id)
 
 
+def handoff() -> Handoff:
+    """A handoff for the generation this request starts: while the request is open, its
+    request_completed line carries the generation's completion fields (`generation.report`)."""
+    state = g._get_current_object()
+    state.handoff = made = Handoff()
+    return made
+
+
 def traced_body(body: Iterator[bytes], stream_id: str) -> Iterator[bytes]:
     """A streamed response's body with this request's ids on its log lines, and its
     request_completed line once the body has ended (however it ended)."""
     state = g._get_current_object()
-    started = state.get("started", time.monotonic())
-    return _traced(body, stream_id, state.correlation_id, started, state.get("logged", True), client_name(state))
+    return _traced(body, stream_id, state.correlation_id, state if state.get("logged", True) else None)
 
 
-def client_name(state: Any) -> dict[str, str]:
-    """The name of the request's client key, for its request_completed line (never the key)."""
+def completion(state: Any, status: int, streamed: bool = False) -> dict[str, Any]:
+    """The request_completed line's fields: the generation's the request started, if it ended
+    meanwhile (its own duration as `generation_ms`), the request's status and duration, its
+    client key's name (never the key)."""
+    found = state.get("handoff")
+    fields = {} if found is None else dict(found.close())
+    if "duration_ms" in fields:
+        fields["generation_ms"] = fields.pop("duration_ms")
+    fields["status"] = status
+    fields["duration_ms"] = round((time.monotonic() - state.get("started", time.monotonic())) * 1000, 1)
+    if streamed:
+        fields["streamed"] = True
     key = state.get("client_key")
-    return {} if key is None else {"client_name": key.name}
+    if key is not None:
+        fields["client_name"] = key.name
+    return fields
 
 
-def _traced(
-    body: Iterator[bytes], stream_id: str, correlation_id: str, started: float, logged: bool, client: dict[str, str]
-) -> Iterator[bytes]:
+def _traced(body: Iterator[bytes], stream_id: str, correlation_id: str, state: Any) -> Iterator[bytes]:
     with bind(correlation_id, stream_id):
         try:
             yield from body
         finally:
-            if logged:
-                duration = round((time.monotonic() - started) * 1000, 1)
-                extra = {"status": 200, "duration_ms": duration, "streamed": True, **client}
-                log.info("request_completed", extra=extra)
+            if state is not None:
+                log.info("request_completed", extra=completion(state, 200, streamed=True))

@@ -14,6 +14,7 @@ from typing import Any
 from flask import Response, request
 
 from ..errors import ApiError
+from ..generation.outcome import Outcome
 from ..hub.disconnect import client_socket, until_client_gone
 from ..providers.base import ChatCall
 from ..service.services import Pending
@@ -25,7 +26,17 @@ from ..streaming.view import StreamView
 from ..streaming.wire import Wire
 from ..streaming.wire.sse import Position, parse_last_event_id
 from . import queued
-from .request import admitted, client, client_key, correlation_id, owns, services, trace_stream, traced_body
+from .request import (
+    admitted,
+    client,
+    client_key,
+    correlation_id,
+    handoff,
+    owns,
+    services,
+    trace_stream,
+    traced_body,
+)
 
 HOLD_SECONDS = 5.0  # an OpenAI family's streamed answer waits this long at most for its first chunk
 # Where each wire's streams start and resume, for the errors that point a client there.
@@ -86,10 +97,19 @@ def begin(call: ChatCall, prompt_tokens: int | None, wire: Wire, retention: Rete
 def _open(call: ChatCall, prompt_tokens: int | None, wire: Wire, retention: Retention) -> Stream | Pending:
     found, key = services(), client_key()
     admission = admitted(found.admit(call, prompt_tokens, key))
-    opened = found.stream(admission, call, prompt_tokens, wire, correlation_id(), client(), retention, key)
+    cid = correlation_id()
+    opened = found.stream(admission, call, prompt_tokens, wire, cid, client(), retention, key, handoff())
     if isinstance(opened, Stream):
         trace_stream(opened.stream_id, opened.correlation_id)
     return opened
+
+
+def wait(call: ChatCall, prompt_tokens: int | None) -> Outcome:
+    """Admit and generate a whole reply for a wait-mode request (cancelled if its client leaves
+    first); raises the ApiError it ended with."""
+    found = services()
+    admission = admitted(found.admit(call, prompt_tokens, client_key()))
+    return found.wait(admission, call, prompt_tokens, correlation_id(), client_socket(request.environ), handoff())
 
 
 def wait_for_end(stream: StreamView, environ: Mapping[str, Any]) -> None:

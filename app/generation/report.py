@@ -1,4 +1,9 @@
-"""What a generation tells when it fails upstream or ends: the log lines and the metrics."""
+"""What a generation tells when it fails upstream or ends: the log lines and the metrics.
+
+Two INFO lines per request (DESIGN §7): a generation whose starting request is still open hands
+its completion fields to that request's request_completed line (`Handoff`) and logs its own
+line at DEBUG; one that outlives its request (the client left, background mode, a takeover)
+logs it at INFO. A failure keeps its WARNING line either way."""
 
 from __future__ import annotations
 
@@ -39,7 +44,24 @@ def upstream_failure(failure: UpstreamError, metrics: Metrics, retries: int, ext
     return error
 
 
-def ended(outcome: Outcome, metrics: Metrics, source: tuple[str, str], fields: dict[str, Any]) -> None:
+class Handoff:
+    """The completion fields of a generation, for the request that started it while it is open."""
+
+    __slots__ = ("fields", "open")
+
+    def __init__(self) -> None:
+        self.open = True
+        self.fields: dict[str, Any] = {}
+
+    def close(self) -> dict[str, Any]:
+        """The request ends: the generation's fields (none yet: it will log its own line)."""
+        self.open = False
+        return self.fields
+
+
+def ended(
+    outcome: Outcome, metrics: Metrics, source: tuple[str, str], fields: dict[str, Any], handoff: Handoff | None
+) -> None:
     """A generation's completion line (stream_completed, stream_cancelled or stream_failed) with
     `fields`, and its metrics; `source` is the model that answered and the provider's name."""
     usage = outcome.usage
@@ -53,11 +75,14 @@ def ended(outcome: Outcome, metrics: Metrics, source: tuple[str, str], fields: d
     }
     failed = outcome.error is not None
     ending = outcome.error.error_code if outcome.error is not None else str(outcome.finish_reason)
+    carried = handoff is not None and handoff.open
+    if carried:
+        handoff.fields = {("error_code" if failed else "finish_reason"): ending, **fields}  # type: ignore[union-attr]
     if failed:
         log.warning("stream_failed", extra={"error_code": ending, **fields})
     else:
         event = "stream_cancelled" if ending == "cancelled" else "stream_completed"
-        log.info(event, extra={"finish_reason": ending, **fields})
+        log.log(logging.DEBUG if carried else logging.INFO, event, extra={"finish_reason": ending, **fields})
     tokens = (usage.prompt_tokens, usage.completion_tokens, usage.source)
     metrics.generation_ended(*source, ending, failed, outcome.duration_ms / 1000, tokens)
     if usage.cached_tokens:

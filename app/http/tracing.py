@@ -11,7 +11,7 @@ import time
 
 from flask import Flask, Response, g, request
 
-from ..apis.request import client_name, services
+from ..apis.request import completion, services
 from ..apis.unknown import HEADER as UNKNOWN_HEADER
 from ..apis.unknown import header_value
 from ..ids import current_pid
@@ -62,9 +62,7 @@ def _after(response: Response) -> Response:
         route_label(rule.rule) if rule is not None else "unmatched", req.method, response.status_code
     )
     if state.get("logged", True) and not response.is_streamed:
-        duration = round((time.monotonic() - state.get("started", time.monotonic())) * 1000, 1)
-        extra = {"status": response.status_code, "duration_ms": duration, **client_name(state)}
-        log.info("request_completed", extra=extra)
+        log.info("request_completed", extra=completion(state, response.status_code))
     return response
 
 

@@ -17,6 +17,7 @@ from ..errors import ApiError
 from ..generation import rescue
 from ..generation.outcome import Outcome
 from ..generation.relay import Relay
+from ..generation.report import Handoff
 from ..generation.waiting import WaitGenerations
 from ..hub.disconnect import on_client_gone
 from ..ids import random_id
@@ -171,10 +172,16 @@ class Services:
             raise
 
     def wait(
-        self, admitted: Admission, call: ChatCall, prompt_tokens: int | None, correlation_id: str, sock: Any
+        self,
+        admitted: Admission,
+        call: ChatCall,
+        prompt_tokens: int | None,
+        correlation_id: str,
+        sock: Any,
+        handoff: Handoff | None = None,
     ) -> Outcome:
         """Generate a whole reply for a wait-mode request, cancelled if the client of `sock`
-        leaves first; raises the ApiError it ended with."""
+        leaves first; raises the ApiError it ended with. `handoff`: see `producer.start`."""
         ticket, call = admitted.ticket, admitted.fitted(call)
         relay = Relay(
             self.provider,
@@ -185,6 +192,7 @@ class Services:
             correlation_id,
             metrics=self.metrics,
             route=admitted.route,
+            handoff=handoff,
         )
         outcome = None
         try:
@@ -208,6 +216,7 @@ class Services:
         client: str,
         retention: Retention = DEFAULT_RETENTION,
         key: ClientKey | None = None,
+        handoff: Handoff | None = None,
     ) -> Stream | Pending:
         """Start a generation into a new stream in its own greenlet; returns once the store has
         admitted the stream (the Redis store registers it meanwhile), or, when every slot is taken
@@ -221,13 +230,9 @@ class Services:
             if self.durable and self.settings.upstream_rescues:  # continued elsewhere if this worker dies
                 held = None if ticket is None else self.limits.held(ticket)
                 stream.revival = revival.record(call, prompt_tokens, retention, held)
-            producer.start(stream, self.provider, self.settings, call, prompt_tokens, self.metrics, admitted.route)
-            if self.gate.wait_seconds > 0:  # a slot freed here wakes the next waiter at once
-                assert stream.producer is not None
-                stream.producer.link(lambda _: self.gate.notify())
-            self.store.admit(stream)
-            if ticket is not None:
-                self._count_while_it_runs(ticket, stream)
+            route = admitted.route
+            producer.start(stream, self.provider, self.settings, call, prompt_tokens, self.metrics, route, handoff)
+            self._running(stream, ticket)
             return stream
 
         name = "" if key is None else key.name
@@ -237,6 +242,15 @@ class Services:
             self._end(ticket)
             raise
         return opened if opened is not None else self._queue(name, stream_id, open_slot, ticket)
+
+    def _running(self, stream: Stream, ticket: Ticket | None) -> None:
+        """A stream whose producer started: admitted to the store, its ticket counted as it runs."""
+        if self.gate.wait_seconds > 0:  # a slot freed here wakes the next waiter at once
+            assert stream.producer is not None
+            stream.producer.link(lambda _: self.gate.notify())
+        self.store.admit(stream)
+        if ticket is not None:
+            self._count_while_it_runs(ticket, stream)
 
     def adopt(self, stream: Stream, record: dict[str, Any]) -> bool:
         """Continue here a stream taken over from a worker that died (`record`: its call, as

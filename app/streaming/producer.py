@@ -14,7 +14,9 @@ import gevent
 from ..config import Settings
 from ..errors import ApiError
 from ..generation.outcome import Outcome
-from ..generation.relay import Prefix, Relay
+from ..generation.relay import Relay
+from ..generation.reply import Prefix
+from ..generation.report import Handoff
 from ..hub.scheduling import run_first
 from ..logs import log_greenlet_failure
 from ..metrics.catalogue import Metrics
@@ -35,9 +37,11 @@ def start(
     prompt_tokens: int | None,
     metrics: Metrics,
     route: Route | None = None,
+    handoff: Handoff | None = None,
 ) -> None:
     """Generate `call` into `stream` in a new producer greenlet, which runs first. A stream that
-    holds chunks already (taken over from a worker that died) is continued from its text."""
+    holds chunks already (taken over from a worker that died) is continued from its text.
+    `handoff`: the starting request's, which logs the generation's completion while it is open."""
     fallbacks = call.fallbacks if call.fallbacks is not None else settings.fallbacks_of(call.model)
     wider = settings.fallbacks_of(call.model, too_long=True)  # another model may answer either way
     writer = StreamWriter(stream, hold_priming=bool(fallbacks or wider) and stream.writer.model_first)
@@ -53,6 +57,7 @@ def start(
         metrics=metrics,
         route=route,
         prefix=None if so_far is None else Prefix(so_far[0], so_far[2], stream.chunks),
+        handoff=handoff,
     )
     producer = stream.producer = gevent.spawn(relay.run)
     producer.link_exception(log_greenlet_failure)

@@ -16,7 +16,7 @@ import pytest
 
 from load.processes import ChatWaitServer, FakeUpstream
 
-from ..conftest import FAKE_MODEL, anthropic_upstream, server_env
+from ..conftest import FAKE_MODEL, anthropic_upstream, completion_lines, server_env
 from ..node import claude_code_env, client_bin
 
 pytestmark = pytest.mark.integration
@@ -60,7 +60,7 @@ def test_claude_code_runs_the_tool_and_ends_with_the_answer(server, fake, tmp_pa
     records = server.log_records()
     refused = [r for r in records if r.get("event") == "request_completed" and r["status"] >= 400]
     assert not refused, "not one request of the session refused (its newest fields taken and named)"
-    ended = [r for r in records if r.get("event") == "stream_completed"]
+    ended = completion_lines(records)
     assert [r["finish_reason"] for r in ended][-2:] == ["tool_calls", "stop"], "the call, then the answer"
     if server.upstream == "messages":  # Claude Code's own bodies reached the Messages API server
         sent = [o["body"] for o in fake.stats()["outcomes"] if o.get("api") == "messages" and args in json.dumps(o)]

@@ -23,7 +23,7 @@ import pytest
 
 from load.processes import ChatWaitServer, FakeUpstream
 
-from ..conftest import CANARY_KEY
+from ..conftest import CANARY_KEY, completion_lines
 from ..sse import expected_reply
 from ..upstream_servers import SwitchServer
 
@@ -279,5 +279,5 @@ def test_failover_accounting_names_and_counts_the_model_that_answered(deployment
     assert 'chatwait_upstream_fallbacks_total{error_code="upstream_unavailable"}' in metrics
     fell = [r for r in deployment.server.log_records() if r.get("event") == "upstream_fallback"]
     assert any(r["model"] == "accounting" and r["fallback"] == BACKUP for r in fell)
-    ended = [r for r in deployment.server.log_records() if r.get("event") == "stream_completed"]
+    ended = completion_lines(deployment.server.log_records())
     assert ended and any(r.get("model") == BACKUP for r in ended), "the completion line names the model that answered"

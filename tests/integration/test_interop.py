@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from ..conftest import FAKE_MODEL
+from ..conftest import FAKE_MODEL, completion_lines
 from ..sse import parse
 
 pytestmark = pytest.mark.integration
@@ -47,6 +47,6 @@ def test_an_unknown_finish_reason_is_mapped_and_kept_in_the_log(http: httpx.Clie
     assert native(http, "@tokens=2 @finish=eos_token", stream)["finish_reason"] == "stop"
     assert native(http, "@tokens=2 @finish=max_tokens", stream)["finish_reason"] == "length"
     assert compat(http, "@tokens=2 @finish=eos_token", stream)[1] == "stop"
-    completed = [r for r in server.log_records() if r.get("event") == "stream_completed"]
+    completed = completion_lines(server.log_records())
     assert {r.get("upstream_finish_reason") for r in completed} >= {"eos_token", "max_tokens"}
     assert all(r["finish_reason"] in ("stop", "length") for r in completed if r.get("upstream_finish_reason"))

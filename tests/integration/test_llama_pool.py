@@ -53,7 +53,7 @@ def llama_pool(tmp_path: Path) -> Iterator[tuple[ChatWaitServer, list[LlamaServe
     # wait near the default first-token deadline (30 s) when the machine is busy.
     for name in ("UPSTREAM_BREAKER_FAILURES", "IDLE_TIMEOUT_SECONDS"):
         env.pop(name)
-    env.update(TIMEOUT_SECONDS="120", UPSTREAM_RESCUES=RESCUES)
+    env.update(TIMEOUT_SECONDS="120", UPSTREAM_RESCUES=RESCUES, LOG_LEVEL="DEBUG")  # first_token is DEBUG
     gateway = ChatWaitServer(env)
     yield gateway, servers
     gateway.stop()
@@ -145,7 +145,8 @@ def test_a_server_killed_mid_answer_is_continued_at_a_clean_seam(tmp_path: Path)
     env = server_env("", UPSTREAMS_FILE=str(listing), OPENAI_MODEL=MODEL, ALLOWED_MODELS=MODEL, MAX_TOKENS="160")
     for name in ("UPSTREAM_BREAKER_FAILURES", "IDLE_TIMEOUT_SECONDS"):
         env.pop(name)
-    gateway = ChatWaitServer({**env, "TIMEOUT_SECONDS": "120", "UPSTREAM_RESCUES": RESCUES})
+    # LOG_LEVEL=DEBUG: stream_started (which names the server answering) is a DEBUG line.
+    gateway = ChatWaitServer({**env, "TIMEOUT_SECONDS": "120", "UPSTREAM_RESCUES": RESCUES, "LOG_LEVEL": "DEBUG"})
     try:
         body = {"message": "Tell me a long story about a river that changed its course, with many details."}
         got: list[str] = []

@@ -3,6 +3,8 @@ secret or personal datum sent in messages, headers or upstream errors ever appea
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -54,6 +56,7 @@ def test_log_lines_are_json_and_leak_nothing(debug_server) -> None:
     assert "Incorrect API key" not in text and "exploded" not in text
     events = {r.get("event") for r in records}
     assert {"request_received", "stream_started", "first_token", "stream_completed", "error_occurred"} <= events
+    assert "request_completed" in events
     assert "chunk_sent" in events  # DEBUG shows chunk metadata, never content
 
 
@@ -66,15 +69,59 @@ def test_a_request_is_traceable_by_correlation_id(server, http) -> None:
     http.get(f"/v1/chat/streaming/{stream_id}")
     lines = [r for r in server.log_records() if r.get("correlation_id") == "trace-me-1"]
     names = [r["event"] for r in lines]
-    for expected in ("request_received", "stream_started", "first_token", "stream_completed", "stream_resumed"):
+    for expected in ("request_received", "request_completed", "stream_resumed"):
         assert expected in names
-    completed = next(r for r in lines if r["event"] == "stream_completed")
+    completed = next(r for r in lines if r["event"] == "request_completed")
     assert completed["stream_id"] == stream_id
     assert completed["finish_reason"] == "stop"
     assert completed["completion_tokens"] == 3
-    assert completed["duration_ms"] >= completed["ttft_ms"] >= 0
+    assert completed["generation_ms"] >= completed["ttft_ms"] >= 0
     for record in lines:
         assert record["timestamp"].endswith("Z") and record["level"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/chat/streaming", {"message": "@tokens=3"}),
+        ("/v1/chat/wait", {"message": "@tokens=3"}),
+        ("/v1/chat/completions", {"model": "fake-model", "messages": [{"role": "user", "content": "@tokens=3"}]}),
+        ("/v1/responses", {"model": "fake-model", "input": "@tokens=3", "stream": True}),
+        (
+            "/v1/messages",
+            {"model": "fake-model", "max_tokens": 9, "messages": [{"role": "user", "content": "@tokens=3"}]},
+        ),
+    ],
+)
+def test_a_request_has_two_info_lines_and_the_second_carries_everything(server, http, path, body) -> None:
+    cid = "two-lines-" + path.replace("/", "-")
+    http.post(path, json=body, headers={"X-Correlation-Id": cid})
+    lines = [r for r in server.log_records() if r.get("correlation_id") == cid and r["level"] == "INFO"]
+    assert [r["event"] for r in lines] == ["request_received", "request_completed"], lines
+    completed = lines[1]
+    assert completed["status"] == 200 and completed["finish_reason"] == "stop", completed
+    assert completed["completion_tokens"] == 3 and completed["prompt_tokens"] > 0
+    assert completed["model"] == "fake-model" and completed["provider"] and completed["ttft_ms"] >= 0
+    assert completed["duration_ms"] >= completed["generation_ms"] >= completed["ttft_ms"]
+
+
+def test_a_generation_that_outlives_its_request_logs_its_own_completion(server) -> None:
+    cid = "outlives-its-request"
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        body = {"message": "@tokens=12 @delay_ms=40"}
+        with client.stream("POST", "/v1/chat/streaming", json=body, headers={"X-Correlation-Id": cid}) as response:
+            next(response.iter_bytes())  # the priming event; then the client leaves
+    deadline = time.monotonic() + 20
+    while not any(
+        r.get("event") == "stream_completed" and r.get("correlation_id") == cid for r in server.log_records()
+    ):
+        assert time.monotonic() < deadline, "the generation never logged its completion"
+        time.sleep(0.05)
+    lines = [r for r in server.log_records() if r.get("correlation_id") == cid]
+    done = next(r for r in lines if r["event"] == "stream_completed")
+    assert done["level"] == "INFO" and done["completion_tokens"] == 12
+    request_done = next(r for r in lines if r["event"] == "request_completed")
+    assert "finish_reason" not in request_done  # the request ended before its generation did
 
 
 def test_error_lines_carry_code_type_action_and_upstream_request_id(server, http) -> None:
@@ -95,6 +142,4 @@ def test_a_streamed_request_has_its_request_completed_line_when_its_body_ends(se
     lines = [r for r in server.log_records() if r.get("correlation_id") == "trace-done-1"]
     completed = [r for r in lines if r["event"] == "request_completed"]
     assert len(completed) == 1 and completed[0]["status"] == 200 and completed[0]["streamed"] is True, lines
-    assert [r["event"] for r in lines].index("stream_completed") < [r["event"] for r in lines].index(
-        "request_completed"
-    )
+    assert completed[0]["finish_reason"] == "stop"  # the generation had ended: its fields are on the line

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from load.processes import ChatWaitServer, RedisServer, free_port
 
-from ..conftest import FAKE_MODEL, server_env, store_env
+from ..conftest import FAKE_MODEL, completion_lines, server_env, store_env
 from ..sse import iter_events, parse
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "monitoring" / "grafana-dashboard.json"
@@ -152,7 +152,7 @@ def test_logs_carry_the_errors_words_and_the_gaps_but_no_probe_or_scrape_lines(w
     error = next(r for r in records if r.get("correlation_id") == "fault-401" and r["event"] == "error_occurred")
     assert error["error_message"] == "The model provider rejected this service's credentials."
     assert error["detail"] == "The model provider answered HTTP 401." and "OPENAI_API_KEY" in error["action"]
-    completed = next(r for r in records if r.get("correlation_id") == "gaps" and r["event"] == "stream_completed")
+    completed = next(r for r in completion_lines(records) if r.get("correlation_id") == "gaps")
     assert 0 < completed["gap_p50_ms"] <= completed["gap_max_ms"]
     assert [r for r in records if r.get("correlation_id") == "gaps" and r["event"] == "request_received"]
 
@@ -162,7 +162,8 @@ def test_probe_requests_are_logged_by_default(server) -> None:
     httpx.get(f"{server.url}/metrics", headers={"X-Correlation-Id": "scrape-default"}, timeout=10)
     records = server.log_records()
     assert [r["event"] for r in records if r.get("correlation_id") == "probe-default"] == [
-        "request_received", "request_completed"
+        "request_received",
+        "request_completed",
     ]
     assert not [r for r in records if r.get("correlation_id") == "scrape-default"], "/metrics is never logged"
 
@@ -196,6 +197,7 @@ def _worker_of(server: ChatWaitServer, correlation_id: str) -> int:
 
 def _until_both_workers_served(server: ChatWaitServer, http: httpx.Client) -> int:
     """Send overlapping wait requests, 8 at a time, until both workers have answered some; how many were sent."""
+
     def post(cid: str) -> httpx.Response:
         return http.post("/v1/chat/wait", json={"message": "@tokens=5 @delay_ms=20"}, headers={"X-Correlation-Id": cid})
 

@@ -9,6 +9,7 @@ import uuid
 import httpx
 import pytest
 
+from ..conftest import completion_lines
 from ..rawhttp import connect, read_until_close, responses
 from ..sse import content_of, expected_reply, iter_events, parse
 
@@ -156,7 +157,7 @@ def test_a_wait_client_that_leaves_cancels_its_generation(server, fake) -> None:
     records = server.log_records()
     detached = [r for r in records if r["event"] == "client_detached" and r.get("mode") == "wait"]
     assert detached, "the departure is logged"
-    ended = [r for r in records if r["event"] == "stream_cancelled"]
+    ended = [r for r in completion_lines(records) if r["finish_reason"] == "cancelled"]
     assert any(r["correlation_id"] == detached[-1]["correlation_id"] for r in ended)
 
 

@@ -97,7 +97,7 @@ def test_the_relay_retries_on_another_server_and_names_it(caplog) -> None:
     providers["b"].script = [_ok("one ", "two")]
     settings = load_settings(environ={"OPENAI_BASE_URL": "http://a/v1", "UPSTREAM_RETRIES": "1"})
     recorder = Recorder()
-    with caplog.at_level("INFO"):
+    with caplog.at_level("DEBUG"):  # stream_started is a DEBUG line
         outcome = Relay(pool, settings, CALL, 3, recorder, "cid", metrics=NoMetrics(), route=Route("a")).run()
     assert outcome.error is None and outcome.text == "one two"
     started = next(r for r in caplog.records if r.msg == "stream_started")

@@ -14,13 +14,12 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from ...hub.disconnect import client_socket
 from ...ids import random_id
 from ...streaming.stream import Retention
 from ...streaming.wire import Wire
 from .. import streams
 from ..family import kept
-from ..request import admitted, client_key, correlation_id, services
+from ..request import services
 from . import replies
 from .intake import prepare_completion
 from .wire import NAME as WIRE
@@ -39,8 +38,7 @@ def create() -> Response | dict[str, Any]:
         wire = Wire(WIRE, {"include_usage": completion.include_usage})
         return streams.start(call, prompt_tokens, wire, Retention(foreground=True), streams.HOLD_SECONDS)
     created = time.time()
-    admission = admitted(found.admit(call, prompt_tokens, client_key()))
-    outcome = found.wait(admission, call, prompt_tokens, correlation_id(), client_socket(request.environ))
+    outcome = streams.wait(call, prompt_tokens)
     return replies.completion(random_id(), created, outcome.model or call.model, outcome)
 
 

@@ -12,13 +12,12 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from ...hub.disconnect import client_socket
 from ...ids import random_id
 from ...streaming.stream import Retention
 from ...streaming.wire import Wire
 from .. import streams
 from ..family import kept
-from ..request import admitted, client_key, correlation_id, counted, services
+from ..request import counted, services
 from . import replies
 from .intake import count_tokens, prepare_message
 from .wire import NAME as WIRE
@@ -35,8 +34,7 @@ def create() -> Response | dict[str, Any]:
     call, prompt_tokens = asked.call, asked.prompt_tokens
     if asked.stream:
         return streams.start(call, prompt_tokens, Wire(WIRE), Retention(foreground=True), streams.HOLD_SECONDS)
-    admission = admitted(found.admit(call, prompt_tokens, client_key()))
-    outcome = found.wait(admission, call, prompt_tokens, correlation_id(), client_socket(request.environ))
+    outcome = streams.wait(call, prompt_tokens)
     return replies.message(random_id(), outcome.model or call.model, outcome)
 
 

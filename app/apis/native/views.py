@@ -6,12 +6,11 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from ...hub.disconnect import client_socket
 from ...providers.base import ChatCall
 from ...streaming.wire import NATIVE
 from .. import streams
 from ..family import kept
-from ..request import admitted, client_key, correlation_id, services
+from ..request import correlation_id, services
 from .intake import prepare
 from .replies import stop_result, wait_reply
 
@@ -24,10 +23,8 @@ NAME = "native"
 def wait() -> dict[str, Any]:
     """Generate the whole reply and return it as one JSON object."""
     call, prompt_tokens = _prepare()
-    found, cid = services(), correlation_id()
-    admission = admitted(found.admit(call, prompt_tokens, client_key()))
-    outcome = found.wait(admission, call, prompt_tokens, cid, client_socket(request.environ))
-    return wait_reply(cid, outcome.model or call.model, outcome)
+    outcome = streams.wait(call, prompt_tokens)
+    return wait_reply(correlation_id(), outcome.model or call.model, outcome)
 
 
 @bp.post("/v1/chat/streaming")

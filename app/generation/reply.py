@@ -1,0 +1,66 @@
+"""The reply a generation has relayed so far: its text pieces and its typed deltas' parts,
+counted, and bounded (a broken or hostile upstream that ignores max_tokens would otherwise fill
+memory)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from ..providers.base import UpstreamError
+from ..providers.deltas import LOGPROBS, Delta, ReplyParts
+
+# A reply longer than this many characters per token asked for is not a model's reply.
+MAX_CHARS_PER_TOKEN = 64
+REPLY_CHARS_FLOOR = 65_536
+
+
+class Prefix(NamedTuple):
+    """What a generation taken over from a worker that died had delivered: its text, its typed
+    deltas' parts, and how many chunks it took."""
+
+    text: str
+    parts: ReplyParts
+    chunks: int
+
+
+class Reply:
+    """The pieces relayed so far. A taken-over reply (`prefix`) starts from what its clients have:
+    its text as one piece, and the chunks it had besides (`inherited`)."""
+
+    __slots__ = ("_chars", "_max_chars", "_max_tokens", "deltas", "inherited", "parts", "pieces")
+
+    def __init__(self, max_tokens: int, prefix: Prefix | None = None) -> None:
+        self.pieces: list[str] = [] if prefix is None else [prefix.text]
+        self.parts = ReplyParts() if prefix is None else prefix.parts  # the typed deltas (a family that carries them)
+        self.deltas = 0  # typed deltas relayed
+        self.inherited = 0 if prefix is None else prefix.chunks - 1
+        self._chars = 0
+        self._max_tokens = max_tokens
+        self._max_chars = max_tokens * MAX_CHARS_PER_TOKEN + REPLY_CHARS_FLOOR
+
+    def add(self, piece: str | Delta, text: bool) -> None:
+        """Keep one piece (`text`, else a typed delta); upstream_bad_response past the bound."""
+        self._chars += len(piece) if text else piece.size  # type: ignore[arg-type,union-attr]
+        if self._chars > self._max_chars:
+            detail = f"The reply is longer than {self._max_tokens} tokens (max_tokens) can be."
+            raise UpstreamError("upstream_bad_response", detail, log_fields={"limit": "max_tokens"})
+        if text:
+            self.pieces.append(piece)  # type: ignore[arg-type]
+            return
+        self.parts.add(piece)  # type: ignore[arg-type]
+        self.deltas += 1
+        if piece.kind == LOGPROBS:  # type: ignore[union-attr]
+            self.pieces.append(piece.text)  # type: ignore[union-attr]
+
+    def produced(self) -> int:
+        """How many pieces it has produced so far (about the completion tokens)."""
+        return len(self.pieces) + self.deltas + self.inherited
+
+    def text(self) -> str:
+        """Its text so far."""
+        return "".join(self.pieces)
+
+    def counted_text(self) -> str:
+        """What its completion tokens are counted from: its text, and its typed deltas' text."""
+        text = self.text()
+        return text + self.parts.counted_text() if self.deltas or self.inherited else text

@@ -1,0 +1,150 @@
+"""A reply's continuations after its upstream broke mid-answer (or its worker died): whether one
+more fits UPSTREAM_RESCUES, the model and route that continue it, opening it, and what they cost
+(the tokens the attempts before the last one generated, the input sent again). The pieces of a
+continuation are `rescue`'s."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from typing import Any
+
+from ..config import Settings
+from ..metrics.catalogue import Metrics
+from ..providers.base import ChatCall, Generation, Provider, Route, UpstreamError, Usage
+from . import rescue
+from .opening import Opened, Opener
+from .reply import Reply
+
+log = logging.getLogger("chatwait.relay")
+
+
+class Rescues:
+    """The continuations of one reply. `continuing()`: the listener's word that the stream's
+    budget, shared by every worker that generates it, allows one more (None in wait mode)."""
+
+    def __init__(
+        self, opener: Opener, provider: Provider, settings: Settings, metrics: Metrics, reply: Reply, continuing: Any
+    ) -> None:
+        self._opener, self._provider, self._settings, self._metrics = opener, provider, settings, metrics
+        self._reply, self._continuing = reply, continuing
+        self.count = 0  # continuations opened
+        self._spent = 0  # those counted against UPSTREAM_RESCUES
+        self._generated = 0  # tokens the attempts before the current one generated
+        self.resent = 0  # input tokens sent again by continuations (the prompt and the text so far)
+        self._attempt_from = 0  # where the current attempt's text begins in the reply's pieces
+        self._last_usage: Usage | None = None  # the upstream's count of the last attempt
+
+    def ended(self, generation: Generation) -> None:
+        """The attempt that ended the reply: its upstream's count, for `over_attempts`."""
+        self._last_usage = generation.usage
+
+    def over_attempts(self) -> int | None:
+        """The tokens every attempt generated (None: there was only one)."""
+        return self._generated + self._attempt_tokens(self._last_usage) if self.count else None
+
+    def rescued(self, failure: UpstreamError, slot: Any, broken: Generation | None, cause: str | None = None) -> Opened:
+        """The continuation of a reply `failure` cut (`cause`: else the failure's), opened on the
+        route the provider picks; raises `failure` (or the continuation's own) when none can be made."""
+        self._generated += self._attempt_tokens(None if broken is None else broken.usage)
+        self._attempt_from = len(self._reply.pieces)
+        cause = cause or rescue.cause(failure)
+        text = self._reply.text()
+        left = self._call.max_tokens - self._provider.completion_tokens(text)
+        if cause is not None and left <= 0 and rescue.continuable(text, self._reply.parts):
+            log.warning("upstream_cut_at_limit", extra={"error_code": failure.error_code, **self._opener.server()})
+            return rescue.AtLimit(), None, iter(())
+        while cause is not None and rescue.continuable(text, self._reply.parts):
+            if not self._may_continue(cause):
+                break
+            failed_on = self._opener.server()
+            self._rescue_model(failure)
+            strategy = self._provider.continuation(self._call.model, self._opener.route)
+            if strategy not in rescue.STRATEGIES:
+                break
+            self.count += 1
+            self._log(failure, cause, strategy, failed_on, broken)
+            try:
+                return self._continue(strategy, text, left, slot, cause)
+            except UpstreamError as again:  # tried again (the server rests) while it may help
+                failure, cause = again, rescue.after_failed_continuation(again)
+        raise failure
+
+    @property
+    def _call(self) -> ChatCall:
+        return self._opener.call
+
+    def _may_continue(self, cause: str) -> bool:
+        """Whether one more continuation fits UPSTREAM_RESCUES, then counted: one budget for
+        rescues, preemptions (after a short wait: a busy server) and takeovers (counted by the
+        claim), shared by every worker that generates the stream (its listener's word)."""
+        if cause == rescue.TAKEOVER:
+            return True
+        if self._spent >= self._settings.upstream_rescues:
+            return False
+        if self._continuing is not None and not self._continuing():
+            return False
+        self._spent += 1
+        if cause == "preempted":
+            self._opener.preempted_pause()
+        return True
+
+    def _rescue_model(self, failure: UpstreamError) -> None:
+        """When no other server of the model can continue the reply (all rest), the first fallback
+        model one of whose servers can does; else the model's own servers are tried, resting or not."""
+        spare = self._opener.spare
+        if self._provider.can_continue(self._call.model, self._opener.route):
+            return
+        for model in list(spare):
+            if self._provider.can_continue(model, Route()):
+                spare.remove(model)
+                self._opener.fall_back(model, failure)
+                return
+
+    def _continue(self, strategy: str, text: str, left: int, slot: Any, cause: str) -> Opened:
+        """Open one continuation by `strategy`; a server that refuses a prefill is asked by message."""
+        deadline = time.monotonic() + self._settings.timeout_seconds
+        try:
+            opened = self._opener.attempt(deadline, slot, self._continuation(text, strategy, left))
+        except UpstreamError as refused:
+            if strategy != "prefill" or refused.error_code != "upstream_rejected":
+                raise
+            self._provider.prefill_refused(self._opener.route)
+            self._opener.route.pinned, strategy = True, "message"
+            opened = self._opener.attempt(deadline, slot, self._continuation(text, strategy, left))
+        self._metrics.upstream_rescue(cause, strategy)
+        generation, first, rest = opened
+        pieces = itertools.chain(() if first is None else (first,), rest)
+        return generation, None, rescue.continued(pieces, text, strategy)
+
+    def _continuation(self, text: str, strategy: str, left: int) -> ChatCall:
+        """The call that continues the reply from `text`; its input is counted (charged to the key)."""
+        call = rescue.continuation_call(self._call, text, strategy, left)
+        self.resent += self._provider.prompt_tokens(call.counted())
+        return call
+
+    def _attempt_tokens(self, usage: Usage | None) -> int:
+        """What the current attempt generated: its upstream's count, else ChatWait's of its text."""
+        if usage is not None:
+            return usage.completion_tokens
+        return self._provider.completion_tokens("".join(self._reply.pieces[self._attempt_from :]))
+
+    def _log(
+        self, failure: UpstreamError, cause: str, strategy: str, failed_on: dict[str, str], broken: Generation | None
+    ) -> None:
+        usage = None if broken is None else broken.usage
+        log.warning(
+            "upstream_rescue",
+            extra={
+                "rescue": self.count,
+                "cause": cause,
+                "strategy": strategy,
+                "error_code": failure.error_code,
+                "detail": failure.detail,
+                "chunks_sent": self._reply.produced(),
+                "failed_server": failed_on.get("upstream_server"),
+                "attempt_completion_tokens": None if usage is None else usage.completion_tokens,
+                **self._opener.server(),
+            },
+        )
