@@ -32,6 +32,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from ..ids import current_pid
 from ..logs import log_greenlet_failure
 from . import MULTIPROC_ENV, process_alive
+from .live import LiveGauges
 
 log = logging.getLogger("chatwait.metrics")
 
@@ -71,9 +72,32 @@ class Metrics:
         self.registry = None if self.multiprocess else CollectorRegistry()
         self._sampler: gevent.Greenlet | None = None
         self._children: dict[tuple, Any] = {}  # (metric, label values) -> its child: labels() once each
+        self._live = LiveGauges()
         count, gauge, histogram = self._counter, self._gauge, self._histogram
         self.requests = count("http_requests", "HTTP requests answered, by route, method and status.",
                               "route", "method", "status")
+        self.retries = count("upstream_retries", "Upstream attempts retried, by error.", "error_code")
+        self.upstream_errors = count("upstream_errors", "Upstream failures that ended a generation.", "error_code")
+        self.resumes = count("stream_resumes", "Stream resumes (api: chatwait, openai, responses or anthropic).", "api")
+        self.stops = count("stream_stops", "Stop requests, by result.", "result")
+        self.store_streams = gauge("store_streams", "Streams held in workers' memory.")
+        self.queue_length = gauge("local_queue_length", "Replies waiting for the embedded model.")
+        self.unknown_fields = count("unknown_fields", "Fields of requests that ChatWait does not know, left out of "
+                                    "validation (passed on, or left out), by API and name (the first "
+                                    f"{MAX_FIELD_NAMES} names; then other).", "api", "field")
+        self._field_names: set[str] = set()
+        self.queue_wait = histogram("local_queue_wait_seconds", "How long a reply waited for the embedded model.",
+                                    LATENCY_BUCKETS)
+        self._declare_generation_metrics()
+        self._declare_recovery_metrics()
+        self._declare_server_metrics()
+        self._declare_key_metrics()
+        if self.multiprocess:
+            self._forget_dead_workers()
+
+    def _declare_generation_metrics(self) -> None:
+        """How generations start, end and run, their latency and their tokens, by model."""
+        count, gauge, histogram = self._counter, self._gauge, self._histogram
         self.started = count("streams_started", "Generations started (mode: streaming or wait).",
                              "model", "provider", "mode")
         self.completed = count("streams_completed", "Generations that ended with a finish reason.",
@@ -89,23 +113,6 @@ class Metrics:
         self.tokens = count("tokens", "Tokens in and out (source: the upstream's usage, or estimated by ChatWait).",
                             "model", "direction", "source")
         self.cached = count("prompt_cached_tokens", "Prompt tokens the model's server read from its cache.", "model")
-        self.retries = count("upstream_retries", "Upstream attempts retried, by error.", "error_code")
-        self.upstream_errors = count("upstream_errors", "Upstream failures that ended a generation.", "error_code")
-        self.resumes = count("stream_resumes", "Stream resumes (api: chatwait, openai, responses or anthropic).", "api")
-        self.stops = count("stream_stops", "Stop requests, by result.", "result")
-        self.store_streams = gauge("store_streams", "Streams held in workers' memory.")
-        self.queue_length = gauge("local_queue_length", "Replies waiting for the embedded model.")
-        self.unknown_fields = count("unknown_fields", "Fields of requests that ChatWait does not know, left out of "
-                                    "validation (passed on, or left out), by API and name (the first "
-                                    f"{MAX_FIELD_NAMES} names; then other).", "api", "field")
-        self._field_names: set[str] = set()
-        self.queue_wait = histogram("local_queue_wait_seconds", "How long a reply waited for the embedded model.",
-                                    LATENCY_BUCKETS)
-        self._declare_recovery_metrics()
-        self._declare_server_metrics()
-        self._declare_key_metrics()
-        if self.multiprocess:
-            self._forget_dead_workers()
 
     def _declare_recovery_metrics(self) -> None:
         """The rescues and fallbacks, every series (bounded sets) present at zero for the dashboard."""
@@ -164,7 +171,7 @@ class Metrics:
 
     def generation_started(self, model: str, provider: str, mode: str) -> None:
         self._child(self.started, model, provider, mode).inc()
-        self._child(self.open, mode).inc()
+        self._live.add(self._child(self.open, mode), 1)
 
     def first_token_after(self, model: str, provider: str, seconds: float) -> None:
         self._child(self.first_token, model, provider).observe(seconds)
@@ -191,7 +198,7 @@ class Metrics:
 
     def generation_closed(self, mode: str) -> None:
         """A generation's greenlet is done with it, whatever happened (the open gauge)."""
-        self._child(self.open, mode).dec()
+        self._live.add(self._child(self.open, mode), -1)
 
     def upstream_retry(self, error_code: str) -> None:
         self.retries.labels(error_code).inc()
@@ -220,7 +227,7 @@ class Metrics:
         self._child(self.server_failures, server, kind).inc()
 
     def server_open_delta(self, server: str, delta: int) -> None:
-        self._child(self.server_open, server).inc(delta)
+        self._live.add(self._child(self.server_open, server), delta)
 
     def server_resting(self, server: str, resting: bool) -> None:
         self.server_rested.labels(server).set(1 if resting else 0)
@@ -230,7 +237,7 @@ class Metrics:
 
     def key_generation(self, key: str, delta: int, prompt_tokens: int) -> None:
         """A generation of key `key` started (+1, with its prompt tokens) or ended (-1)."""
-        self._child(self.key_generations, key).inc(delta)
+        self._live.add(self._child(self.key_generations, key), delta)
         if prompt_tokens:
             self._child(self.key_tokens, key, "in").inc(prompt_tokens)
 
@@ -256,7 +263,7 @@ class Metrics:
         self._child(self.stops, result).inc()
 
     def follower(self, delta: int) -> None:
-        self.followers.inc(delta)
+        self._live.add(self.followers, delta)
 
     def watch(self, read: Callable[[], tuple[int, int]]) -> None:
         """Refresh the sampled gauges from `read()` -> (streams held, replies queued) every second."""
@@ -272,9 +279,15 @@ class Metrics:
     def sample(self, store_streams: int, queue_length: int) -> None:
         self.store_streams.set(store_streams)
         self.queue_length.set(queue_length)
+        self._live.flush()
+
+    def flush(self) -> None:
+        """Write this process's open counts to their gauges now (`live`)."""
+        self._live.flush()
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text of every metric (every worker's, under gunicorn), and its type."""
+        self._live.flush()
         if not self.multiprocess:
             return generate_latest(self.registry), CONTENT_TYPE_LATEST
         self._forget_dead_workers()

@@ -229,7 +229,10 @@ def test_two_workers_are_summed_and_a_killed_ones_live_gauges_dropped(request, f
             with http.stream("POST", "/v1/chat/streaming", json=body, headers={"X-Correlation-Id": "held"}) as live:
                 next(e for e in iter_events(live) if e.event == "chunk")
                 open_streams = ("chatwait_streams_open", frozenset({("mode", "streaming")}))
-                assert scrape(server.url)[0][open_streams] == 1
+                deadline = time.monotonic() + 20  # the other worker's scrape sees it once its gauges are sampled
+                while scrape(server.url)[0].get(open_streams, 0) != 1:
+                    assert time.monotonic() < deadline, "the open stream is never counted"
+                    time.sleep(0.2)
                 os.kill(_worker_of(server, "held"), signal.SIGKILL)
             deadline = time.monotonic() + 20
             while (samples := scrape(server.url)[0]).get(open_streams, 0) != 0:

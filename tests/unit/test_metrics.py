@@ -21,7 +21,8 @@ from .test_relay import Recorder, ScriptedGeneration, ScriptedProvider, _relay
 
 
 def value(metrics: Metrics, name: str, **labels: str) -> float:
-    """A sample's value (0 when it has never been set)."""
+    """A sample's value (0 when it has never been set), as a scrape reads it (the live gauges flushed)."""
+    metrics.flush()
     return metrics.registry.get_sample_value(name, labels) or 0.0
 
 
