@@ -162,23 +162,36 @@ class Relay:
         return self._rescues.rescued(failure, slot, None, rescue.TAKEOVER)
 
     def _emit(self, piece: str | Delta) -> None:
-        text = type(piece) is str
-        if not text and piece.kind == LOGPROBS and not self.call.typed:  # type: ignore[union-attr]
-            piece, text = piece.text, True  # type: ignore[union-attr]
-        if not (text or self.call.typed):
-            return  # a family that carries the text only gets nothing else, as before
-        self._reply.add(piece, text)
+        if type(piece) is str:
+            self._reply.add_text(piece)
+        else:
+            kept = self._typed(piece)  # type: ignore[arg-type]
+            if kept is None:
+                return
+            piece = kept
+        first = self._first_token_at is None
         if self.listener is not None:
-            if self._first_token_at is None:
+            if first:
                 self.listener.answering(self.call.model)
             self.listener.chunk(piece)
         now = time.monotonic()
         self._gaps.token_at(now)
-        if self._first_token_at is None:
+        if first:
             self._first_token_at = now
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("first_token", extra={"ttft_ms": _ms(now - self._started)})
             self.metrics.first_token_after(self.call.model, self.provider.name, now - self._started)
+
+    def _typed(self, delta: Delta) -> str | Delta | None:
+        """A typed delta as the call's family takes it: kept, or (a family that carries the text
+        only) a log-probability entry's text and nothing of the others, as before."""
+        if self.call.typed:
+            self._reply.add_delta(delta)
+            return delta
+        if delta.kind != LOGPROBS:
+            return None
+        self._reply.add_text(delta.text)
+        return delta.text
 
     def _upstream_failure(self, failure: UpstreamError) -> ApiError:
         extra = {"chunks_sent": self.produced(), **self._server()}

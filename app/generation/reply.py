@@ -38,19 +38,26 @@ class Reply:
         self._max_tokens = max_tokens
         self._max_chars = max_tokens * MAX_CHARS_PER_TOKEN + REPLY_CHARS_FLOOR
 
-    def add(self, piece: str | Delta, text: bool) -> None:
-        """Keep one piece (`text`, else a typed delta); upstream_bad_response past the bound."""
-        self._chars += len(piece) if text else piece.size  # type: ignore[arg-type,union-attr]
+    def add_text(self, piece: str) -> None:
+        """Keep one piece of text; upstream_bad_response past the bound."""
+        self._chars += len(piece)
         if self._chars > self._max_chars:
-            detail = f"The reply is longer than {self._max_tokens} tokens (max_tokens) can be."
-            raise UpstreamError("upstream_bad_response", detail, log_fields={"limit": "max_tokens"})
-        if text:
-            self.pieces.append(piece)  # type: ignore[arg-type]
-            return
-        self.parts.add(piece)  # type: ignore[arg-type]
+            self._too_long()
+        self.pieces.append(piece)
+
+    def add_delta(self, delta: Delta) -> None:
+        """Keep one typed delta (a log-probability entry's text with the text); upstream_bad_response past the bound."""
+        self._chars += delta.size
+        if self._chars > self._max_chars:
+            self._too_long()
+        self.parts.add(delta)
         self.deltas += 1
-        if piece.kind == LOGPROBS:  # type: ignore[union-attr]
-            self.pieces.append(piece.text)  # type: ignore[union-attr]
+        if delta.kind == LOGPROBS:
+            self.pieces.append(delta.text)
+
+    def _too_long(self) -> None:
+        detail = f"The reply is longer than {self._max_tokens} tokens (max_tokens) can be."
+        raise UpstreamError("upstream_bad_response", detail, log_fields={"limit": "max_tokens"})
 
     def produced(self) -> int:
         """How many pieces it has produced so far (about the completion tokens)."""

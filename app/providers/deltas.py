@@ -10,7 +10,6 @@ in memory and in Redis alike, so that any worker re-writes the same event from i
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -84,43 +83,67 @@ def decode(kind: bytes, payload: bytes) -> Delta:
     return Delta(_NAME_OF[kind], payload.decode("utf-8", "replace"))
 
 
-@dataclasses.dataclass(slots=True)
 class ToolCall:
-    """One whole tool call of a reply."""
+    """One whole tool call of a reply (its arguments kept as pieces: joined when read, so that
+    a call streamed in many pieces costs each piece its own size, not the whole so far)."""
 
-    call_id: str
-    name: str
-    arguments: str = ""
+    __slots__ = ("_arguments", "call_id", "name")
+
+    def __init__(self, call_id: str, name: str, arguments: str = "") -> None:
+        self.call_id = call_id
+        self.name = name
+        self._arguments = [arguments] if arguments else []
+
+    @property
+    def arguments(self) -> str:
+        return _joined(self._arguments)
+
+    def extend(self, piece: str) -> None:
+        """One more piece of its arguments."""
+        self._arguments.append(piece)
 
     def as_openai(self) -> dict[str, Any]:
         """The call as chat completions writes it in a message's `tool_calls`."""
         return {"id": self.call_id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
 
 
-@dataclasses.dataclass(slots=True)
 class ReplyParts:
-    """What a reply's deltas add up to: its reasoning, refusal and tool calls, in order."""
+    """What a reply's deltas add up to: its reasoning, refusal and tool calls, in order. Text
+    arrives in pieces and is joined when read (see ToolCall)."""
 
-    reasoning: str = ""
-    signature: str = ""  # the last thinking block's, where an Anthropic server sealed it
-    refusal: str = ""
-    tool_calls: list[ToolCall] = dataclasses.field(default_factory=list)
-    logprobs: list[Any] = dataclasses.field(default_factory=list)  # the text's tokens', where asked
+    __slots__ = ("_reasoning", "_refusal", "logprobs", "signature", "tool_calls")
+
+    def __init__(self) -> None:
+        self.signature = ""  # the last thinking block's, where an Anthropic server sealed it
+        self.tool_calls: list[ToolCall] = []
+        self.logprobs: list[Any] = []  # the text's tokens', where asked
+        self._reasoning: list[str] = []
+        self._refusal: list[str] = []
+
+    @property
+    def reasoning(self) -> str:
+        return _joined(self._reasoning)
+
+    @property
+    def refusal(self) -> str:
+        return _joined(self._refusal)
 
     def add(self, delta: Delta) -> None:
         """Fold one delta in (the text of a LOGPROBS delta is the reply's text, kept apart)."""
-        if delta.kind == LOGPROBS:
-            self.logprobs += delta.data
-        elif delta.kind == REASONING:
-            self.reasoning += delta.text
+        kind = delta.kind
+        if kind == REASONING:
+            if delta.text:
+                self._reasoning.append(delta.text)
             if delta.data is not None:
                 self.signature = delta.data
-        elif delta.kind == REFUSAL:
-            self.refusal += delta.text
-        elif delta.starts_call:
-            self.tool_calls.append(ToolCall(delta.call_id or "", delta.name or "", delta.text))
+        elif kind == LOGPROBS:
+            self.logprobs += delta.data
+        elif kind == REFUSAL:
+            self._refusal.append(delta.text)
+        elif delta.call_id is not None:
+            self.tool_calls.append(ToolCall(delta.call_id, delta.name or "", delta.text))
         elif 0 <= delta.index < len(self.tool_calls):
-            self.tool_calls[delta.index].arguments += delta.text
+            self.tool_calls[delta.index].extend(delta.text)
 
     def counted_text(self) -> str:
         """What the model generated besides the text, for counting its tokens."""
@@ -141,3 +164,10 @@ def fold_stored(chunks: Iterable[tuple[bytes, bytes]]) -> tuple[str, ReplyParts]
         if delta.kind == LOGPROBS:
             texts.append(delta.text.encode("utf-8", "replace"))
     return b"".join(texts).decode("utf-8", "replace"), parts
+
+
+def _joined(pieces: list[str]) -> str:
+    """The pieces' text, kept joined as one piece from then on."""
+    if len(pieces) > 1:
+        pieces[:] = ["".join(pieces)]
+    return pieces[0] if pieces else ""
