@@ -5,6 +5,7 @@ reaching into gevent's internals from the views, the service, the generations or
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -261,3 +262,18 @@ def test_the_check_sees_upward_and_sideways_imports() -> None:
     assert _upward("app.errors", ["app.streaming.stream"]) == ["app.streaming.stream"]
     assert _upward("app.apis.native.views", ["app.streaming.producer", "app.errors", "app.apis.intake"]) == []
     assert _upward("app.service.services", ["app.apis.request"]) == ["app.apis.request"]
+
+
+def _named_in(doc: str) -> set[str]:
+    """The module names a page names in backticks: `name`, `name.py`, or a path ending in one."""
+    return {m.group(1) for m in re.finditer(r"`(?:[a-z_0-9]+/)*([a-z_0-9]+)(?:\.py)?/?`", doc)}
+
+
+def test_the_architecture_page_names_every_module() -> None:
+    named = _named_in((APP.parent / "docs" / "architecture.md").read_text())
+    missing = [_name(path) for path in MODULES if path.stem != "__init__" and path.stem not in named]
+    assert not missing, f"docs/architecture.md does not name {missing}"
+
+
+def test_the_page_check_reads_names_and_paths() -> None:
+    assert _named_in("the `pool` and `streaming/redis/pipe`, `ids.py`; not plain words") == {"pool", "pipe", "ids"}
