@@ -277,3 +277,12 @@ def test_the_architecture_page_names_every_module() -> None:
 
 def test_the_page_check_reads_names_and_paths() -> None:
     assert _named_in("the `pool` and `streaming/redis/pipe`, `ids.py`; not plain words") == {"pool", "pipe", "ids"}
+
+
+def test_the_tests_page_names_every_test_file() -> None:
+    page = (APP.parent / "tests" / "README.md").read_text()
+    named = set(re.findall(r"`(?:[a-z_0-9]+/)*(test_[a-z_0-9]+\*?)`", page))
+    prefixes = tuple(name[:-1] for name in named if name.endswith("*"))
+    files = sorted((APP.parent / "tests").glob("*/test_*.py"))
+    missing = [f.name for f in files if f.stem not in named and not f.stem.startswith(prefixes or ("\0",))]
+    assert not missing, f"tests/README.md does not name {missing}"
