@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 import respx
 from hypothesis import settings
@@ -151,6 +152,13 @@ def start_store_server(request: pytest.FixtureRequest, fake: FakeUpstream) -> It
 def http(server: ChatWaitServer) -> Iterator[httpx.Client]:
     """An HTTP client for the shared server."""
     with httpx.Client(base_url=server.url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def sdk(server: ChatWaitServer) -> Iterator[openai.OpenAI]:
+    """The openai SDK as a user points it at the module's `server` (no retries: a test sees every answer)."""
+    with openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=30) as client:
         yield client
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, Flask, current_app
 
 from ..config import Settings
+from ..service.services import Reviver, Services
 from ..streaming import wire
 from . import shapes, streams
 
@@ -42,6 +43,10 @@ class Family:
     per_app: Callable[[Settings], Any] | None = None
     contract: Callable[[dict[str, Any], Settings], None] | None = None  # (the contract's schemas, settings)
     error_status: shapes.Status | None = None  # its statuses where they differ from the catalogue's
+    # What a takeover of one of its streams does when the stream ends on the worker that took it
+    # over (the stream's `Retention.ended`, rebuilt from the arguments it kept): made once per app
+    # from the app's services, and called with the stream's client and those arguments.
+    reviver: Callable[[Services], Reviver] | None = None
 
     def register_formats(self) -> None:
         """Its error shape and stream wire, which need no app (the server shell and the stores use them)."""
@@ -55,6 +60,9 @@ class Family:
         """Register it with `app`."""
         self.register_formats()
         app.register_blueprint(self.blueprint)
+        if self.reviver is not None and self.stream_wire is not None:
+            found = app.extensions["chatwait"]
+            found.revivers[self.stream_wire.name] = self.reviver(found)
         if self.per_app is not None:
             app.extensions[f"chatwait.{self.name}"] = self.per_app(settings)
 

@@ -23,7 +23,7 @@ from ..streaming.wire.sse import KEEPALIVE_FRAME, Position
 from .request import correlation_id, services, traced_body
 
 if TYPE_CHECKING:
-    from ..service.services import Pending
+    from ..service.admission import Pending
 
 
 def response(pending: Pending, wire: Wire, model: str, headers: dict[str, str]) -> Response:

@@ -19,7 +19,8 @@ from ..logs import bind, correlation_id_var, stream_id_var
 if TYPE_CHECKING:
     from ..config import ClientKey
     from ..limits import Verdict
-    from ..service.services import Admission, Services
+    from ..service.admission import Admission
+    from ..service.services import Services
 
 log = logging.getLogger("chatwait.http")
 

@@ -17,7 +17,7 @@ from ..errors import ApiError
 from ..generation.outcome import Outcome
 from ..hub.disconnect import client_socket, until_client_gone
 from ..providers.base import ChatCall
-from ..service.services import Pending
+from ..service.admission import Pending
 from ..streaming import consumer
 from ..streaming.direct import client_writer
 from ..streaming.lost import LostStream, StreamLost

@@ -26,12 +26,8 @@ TOLERANT = "x-chatwait-tolerant"  # marks what the tolerant contract takes only 
 bp = Blueprint("contract", __name__)
 
 
-def render_contract(settings: Settings, families: Iterable[Family] | None = None) -> bytes:
+def render_contract(settings: Settings, families: Iterable[Family]) -> bytes:
     """The contract with the allowed models and the configured bounds of every request body."""
-    if families is None:
-        from . import FAMILIES
-
-        families = FAMILIES
     contract = yaml.safe_load(CONTRACT_PATH.read_text(encoding="utf-8"))
     schemas = contract["components"]["schemas"]
     for family in families:

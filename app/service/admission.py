@@ -8,19 +8,29 @@ The queue holds ADMISSION_QUEUE_SIZE waiters; when it is full each key is owed a
 newcomer whose key holds fewer places than the key holding most takes that key's newest place
 (which ends with 429 rate_limited), else it is refused (429 naming its share; 503 without client
 keys). A waiter whose client hangs up leaves the queue at once (`hang_up`) and opens nothing.
+
+Also here: what admitting a generation gives (`Admission`: its route, its key's ticket and
+verdict), and a new stream's place in the queue (`Pending`).
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import time
 from collections.abc import Callable, Generator
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import gevent
 
 from ..errors import ApiError
+from ..hub.disconnect import on_client_gone
 from ..hub.scheduling import Wakeup
+from ..limits import Ticket, Verdict
+from ..providers.base import ChatCall, Route
+
+if TYPE_CHECKING:
+    from ..streaming.stream import Stream
 
 T = TypeVar("T")
 POLL_SECONDS = 0.25
@@ -235,3 +245,46 @@ def waited(turns: Generator[int | None, None, T]) -> T:
         except StopIteration as done:
             return done.value
 
+
+@dataclasses.dataclass(frozen=True)
+class Pending:
+    """A new stream waiting for a slot (MAX_STREAMS): its id, its turns (`Gate.turns`: places,
+    then the stream), what to do when it never opens, and when its client hangs up."""
+
+    stream_id: str
+    turns: Generator[int | None, None, Stream]
+    never_opened: Callable[[], None]
+    hang_up: Callable[[], None]
+
+    def wait(self, sock: Any) -> Stream:
+        """The stream, once it has a slot (waiting here, while the client of `sock` stays);
+        ApiError(server_busy) past the wait or once the client left."""
+        try:
+            with on_client_gone(sock, self.hang_up):
+                return waited(self.turns)
+        except BaseException:
+            self.never_opened()
+            raise
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Admission:
+    """A generation admitted to start: where its attempts go, and (for a key with limits) its
+    ticket and the verdict its answer's x-ratelimit-* headers tell (None when the counters were
+    out of reach and it was admitted anyway)."""
+
+    route: Route
+    ticket: Ticket | None = None
+    verdict: Verdict | None = None
+
+    @property
+    def limited(self) -> bool:
+        """Whether its key's limits were checked (its answer tells where they stand)."""
+        return self.ticket is not None
+
+    def fitted(self, call: ChatCall) -> ChatCall:
+        """`call`, asking for no more completion tokens than its key's tpm had left to reserve."""
+        ticket = self.ticket
+        if ticket is None or not ticket.key.tpm or ticket.reserved >= call.max_tokens or ticket.reserved <= 0:
+            return call
+        return dataclasses.replace(call, max_tokens=ticket.reserved)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..config import ClientKey, Settings
@@ -19,9 +19,8 @@ from ..generation.outcome import Outcome
 from ..generation.relay import Relay
 from ..generation.report import Handoff
 from ..generation.waiting import WaitGenerations
-from ..hub.disconnect import on_client_gone
 from ..ids import random_id
-from ..limits import Counters, Limits, MemoryCounters, Ticket, Verdict
+from ..limits import Counters, Limits, MemoryCounters, Ticket
 from ..metrics.catalogue import Metrics, NoMetrics
 from ..providers import build_provider
 from ..providers.base import ChatCall, Provider, Route
@@ -31,7 +30,7 @@ from ..streaming.abandon import Abandon
 from ..streaming.store import MemoryStreamStore, StreamStore
 from ..streaming.stream import DEFAULT_RETENTION, Retention, Stream
 from ..streaming.wire import Wire
-from .admission import Gate, waited
+from .admission import Admission, Gate, Pending
 from .keys import ClientKeys
 from .readiness import Readiness
 
@@ -41,48 +40,8 @@ if TYPE_CHECKING:
 SHUTDOWN_WAIT_SECONDS = 2.0  # for stopped generations to close their upstream requests
 
 
-@dataclasses.dataclass(frozen=True)
-class Pending:
-    """A new stream waiting for a slot (MAX_STREAMS): its id, its turns (`Gate.turns`: places,
-    then the stream), what to do when it never opens, and when its client hangs up."""
-
-    stream_id: str
-    turns: Generator[int | None, None, Stream]
-    never_opened: Callable[[], None]
-    hang_up: Callable[[], None]
-
-    def wait(self, sock: Any) -> Stream:
-        """The stream, once it has a slot (waiting here, while the client of `sock` stays);
-        ApiError(server_busy) past the wait or once the client left."""
-        try:
-            with on_client_gone(sock, self.hang_up):
-                return waited(self.turns)
-        except BaseException:
-            self.never_opened()
-            raise
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Admission:
-    """A generation admitted to start: where its attempts go, and (for a key with limits) its
-    ticket and the verdict its answer's x-ratelimit-* headers tell (None when the counters were
-    out of reach and it was admitted anyway)."""
-
-    route: Route
-    ticket: Ticket | None = None
-    verdict: Verdict | None = None
-
-    @property
-    def limited(self) -> bool:
-        """Whether its key's limits were checked (its answer tells where they stand)."""
-        return self.ticket is not None
-
-    def fitted(self, call: ChatCall) -> ChatCall:
-        """`call`, asking for no more completion tokens than its key's tpm had left to reserve."""
-        ticket = self.ticket
-        if ticket is None or not ticket.key.tpm or ticket.reserved >= call.max_tokens or ticket.reserved <= 0:
-            return call
-        return dataclasses.replace(call, max_tokens=ticket.reserved)
+# (the stream's client, its `Retention.ended_args`) -> its `Retention.ended`
+Reviver = Callable[[str, dict[str, Any]], Callable[[Stream, Outcome], None]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,10 +60,8 @@ class Services:
     metrics: Metrics | NoMetrics
     readiness: Readiness
     started: int  # Unix time the services were built (the `created` of /v1/models)
-    # What rebuilds a stream's `Retention.ended` from its `ended_args`, by wire (a family registers it).
-    revivers: dict[str, Callable[[str, dict[str, Any]], Callable[[Stream, Outcome], None]]] = dataclasses.field(
-        default_factory=dict
-    )
+    # What rebuilds a stream's `Retention.ended` from its `ended_args`, by wire (`Family.reviver`).
+    revivers: dict[str, Reviver] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:

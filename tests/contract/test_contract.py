@@ -249,14 +249,15 @@ def test_the_strict_deployment_serves_a_strict_contract() -> None:
     """With UNKNOWN_FIELDS=refuse, no object of the served contract takes fields it does not list,
     and nothing is there only to be left out (hosted tools); the default serves the tolerant one."""
     from app.config import load_settings
+    from app.http import FAMILIES
     from app.http.openapi import render_contract
 
     from ..conftest import server_env
 
-    strict = yaml.safe_load(render_contract(load_settings(environ=server_env("", UNKNOWN_FIELDS="refuse"))))
+    strict = yaml.safe_load(render_contract(load_settings(environ=server_env("", UNKNOWN_FIELDS="refuse")), FAMILIES))
     served = json.dumps(strict)
     assert '"additionalProperties": true' not in served and "x-chatwait-tolerant" not in served
     assert not [name for name in TOLERANT if strict["components"]["schemas"][name].get("additionalProperties", False)]
     validate_spec(strict)
-    tolerant = json.dumps(yaml.safe_load(render_contract(load_settings(environ=server_env("")))))
+    tolerant = json.dumps(yaml.safe_load(render_contract(load_settings(environ=server_env("")), FAMILIES)))
     assert tolerant.count("x-chatwait-tolerant") == 4, "the hosted tools' entries, served"

@@ -9,6 +9,7 @@ import yaml
 from hypothesis import HealthCheck, settings
 
 from app.config import load_settings
+from app.http import FAMILIES
 from app.http.openapi import render_contract
 from load.processes import ChatWaitServer
 
@@ -18,7 +19,7 @@ GENEROUS = {"MAX_INPUT_TOKENS": "1000000", "STREAM_TTL_SECONDS": "30"}
 
 
 # The contract such a server serves: its allowed models and bounds filled in.
-CONTRACT = render_contract(load_settings(environ=server_env("http://127.0.0.1:1/v1", **GENEROUS)))
+CONTRACT = render_contract(load_settings(environ=server_env("http://127.0.0.1:1/v1", **GENEROUS)), FAMILIES)
 SCHEMA = schemathesis.openapi.from_dict(yaml.safe_load(CONTRACT))
 
 pytestmark = [pytest.mark.integration, pytest.mark.serial]  # xdist (--dist loadfile) loses its generated cases

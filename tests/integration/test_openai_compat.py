@@ -4,7 +4,6 @@ streams as the SDK parses them, the options it sends, what ChatWait refuses, err
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import httpx
 import openai
@@ -15,13 +14,6 @@ from ..conftest import CANARY_KEY, FAKE_MODEL
 from ..sse import expected_reply, parse
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def sdk(server) -> Iterator[openai.OpenAI]:
-    """The SDK as a user points it at ChatWait (no retries: a test sees every answer)."""
-    with openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=30) as client:
-        yield client
 
 
 def user(text: str) -> list[dict]:

@@ -8,7 +8,6 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -31,12 +30,6 @@ CLOSING = ["response.output_text.done", "response.content_part.done", "response.
 @pytest.fixture(scope="module")
 def server(store_server):
     return store_server
-
-
-@pytest.fixture
-def sdk(server) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=30) as client:
-        yield client
 
 
 def unique(text: str) -> str:

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 
 import httpx
-import openai
 import pytest
 
 from ..conftest import FAKE_MODEL
@@ -46,12 +44,6 @@ def _directive(tool: str, arguments: dict) -> str:
 @pytest.fixture(scope="module")
 def server(store_server):
     return store_server
-
-
-@pytest.fixture
-def sdk(server) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=30) as client:
-        yield client
 
 
 def test_a_namespace_reaches_the_upstream_flat_and_its_call_comes_back_named_as_sent(sdk, http) -> None:

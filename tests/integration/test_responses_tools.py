@@ -9,7 +9,6 @@ import asyncio
 import concurrent.futures
 import json
 import re
-from collections.abc import Iterator
 
 import httpx
 import openai
@@ -47,12 +46,6 @@ class Answer(pydantic.BaseModel):
 @pytest.fixture(scope="module")
 def server(store_server):
     return store_server
-
-
-@pytest.fixture
-def sdk(server) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=30) as client:
-        yield client
 
 
 def test_a_function_call_and_its_output_make_a_conversation(sdk: openai.OpenAI) -> None:

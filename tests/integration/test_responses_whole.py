@@ -26,12 +26,6 @@ def server(store_server):
     return store_server
 
 
-@pytest.fixture
-def sdk(server):
-    with openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=30) as client:
-        yield client
-
-
 def unique(text: str) -> str:
     return f"{uuid.uuid4().hex} {text}"
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 
 import httpx
 import openai
@@ -46,12 +45,6 @@ class Answer(pydantic.BaseModel):
 @pytest.fixture(scope="module")
 def server(store_server):
     return store_server
-
-
-@pytest.fixture
-def sdk(server) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=30) as client:
-        yield client
 
 
 def ask(text: str) -> list[dict]:

@@ -12,7 +12,7 @@ from ..family import Family, StreamWire
 from ..openai import openai_error_shape
 from . import wire
 from .schemas import ResponseRequestSchema
-from .views import NAME, bp
+from .views import NAME, bp, revive_turns
 
 
 def _schema(settings: Settings) -> ResponseRequestSchema:
@@ -40,4 +40,5 @@ FAMILY = Family(
     stream_wire=StreamWire(wire.NAME, wire.writer, "/v1/responses", "/v1/responses/{id}?stream=true"),
     per_app=_schema,
     contract=_contract,
+    reviver=revive_turns,
 )

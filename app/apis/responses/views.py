@@ -16,7 +16,7 @@ from flask import Blueprint, Response, request
 from werkzeug.routing import BaseConverter
 
 from ...errors import ApiError
-from ...service.services import Services
+from ...service.services import Reviver, Services
 from ...streaming.view import StreamView
 from ...streaming.wire import Wire
 from .. import streams
@@ -33,7 +33,6 @@ from .wire import NAME as WIRE
 
 bp = Blueprint("responses", __name__)
 bp.record_once(lambda state: state.app.url_map.converters.setdefault("response_id", ResponseId))
-bp.record_once(lambda state: _revive_turns(state.app.extensions["chatwait"]))
 bp.register_blueprint(conversations.bp)
 NAME = "responses"
 
@@ -44,9 +43,9 @@ class ResponseId(BaseConverter):
     regex = r"(?!input_tokens$)[^/]+"
 
 
-def _revive_turns(found: Services) -> None:
+def revive_turns(found: Services) -> Reviver:
     """A response another worker takes over (its own died) appends its turn to its conversation there."""
-    found.revivers[WIRE] = lambda digest, turn: appender(found, digest, turn["conversation_id"], turn["input_items"])
+    return lambda digest, turn: appender(found, digest, turn["conversation_id"], turn["input_items"])
 
 
 @bp.post("/v1/responses")
