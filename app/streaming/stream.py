@@ -10,9 +10,6 @@ the shared store lacks.
 
 from __future__ import annotations
 
-import array
-import collections
-import itertools
 import time
 from collections.abc import Iterator
 
@@ -21,37 +18,25 @@ import gevent
 from ..generation.cancel import StreamCancelled
 from ..generation.outcome import Outcome
 from ..hub.scheduling import Wakeup
-from ..providers.deltas import TEXT_KIND, Delta, ReplyParts, fold_stored
+from ..providers.deltas import Delta, ReplyParts
 from .direct import ClientWriter, DirectFollowers, Parked
+from .frames import Frames
 from .journal import NOWHERE, Handover, Journal
 from .retention import DEFAULT_RETENTION, Retention
 from .silence import Silence
-from .wire import NATIVE, Wire, chunk_frame
+from .wire import NATIVE, Wire
 from .wire.sse import KEEPALIVE_FRAME
-
-RECENT_FRAMES = 64  # chunk frames kept encoded for followers that keep up
 
 
 class Stream:
-    """The event log of one generation and the handle on its producer.
-
-    Frames are kept compactly so that a long reply does not cost its weight in encoded SSE:
-    the priming and terminal frames as bytes, the chunks as their UTF-8 text in one buffer
-    with each chunk's length (2 bytes a chunk, 4 if one is ever longer than 64 KiB). The last
-    RECENT_FRAMES chunk frames are also kept encoded: followers that keep up share those exact
-    bytes (encoded once); a resume from further back re-encodes the older chunks from the text.
-    Followers see frames up to `visible` (all written ones, unless a journal holds some back).
-    """
+    """The event log of one generation and the handle on its producer. Its frames are kept
+    compactly (`frames`); followers see them up to `visible` (all written ones, unless a journal
+    holds some back)."""
 
     __slots__ = (
         "_direct",
-        "_head",
+        "_frames",
         "_journal",
-        "_kinds",
-        "_lengths",
-        "_recent",
-        "_tail",
-        "_text",
         "_wakeup",
         "_wire",
         "cancelled",
@@ -111,12 +96,7 @@ class Stream:
         self._journal = journal
         self._wakeup = Wakeup()
         self._direct = DirectFollowers()  # followers the producer writes to (see `direct`)
-        self._head: bytes | None = None
-        self._tail: bytes | None = None
-        self._text = bytearray()
-        self._lengths = array.array("H")
-        self._kinds: bytearray | None = None  # each chunk's stored kind, once one is not text
-        self._recent: collections.deque[bytes] = collections.deque(maxlen=RECENT_FRAMES)
+        self._frames = Frames()
 
     @property
     def context(self) -> bytes:
@@ -126,7 +106,7 @@ class Stream:
     @property
     def chunks(self) -> int:
         """How many chunk frames the stream holds."""
-        return len(self._lengths)
+        return self._frames.chunks
 
     @property
     def wire_name(self) -> str:
@@ -141,55 +121,45 @@ class Stream:
     @property
     def written(self) -> int:
         """How many frames have been written (visible or not yet)."""
-        if self._head is None:
-            return 0
-        return 1 + len(self._lengths) + (1 if self._tail is not None else 0)
+        return self._frames.written
 
     @property
     def ended(self) -> bool:
         """Whether the terminal frame has been written (followers may not see it yet)."""
-        return self._tail is not None
+        return self._frames.tail is not None
 
     def answered_by(self, model: str) -> None:
         """Name `model` (a fallback that answers) in its events: only before its first frame."""
-        if model != self.model and self._head is None:
+        if model != self.model and self._frames.head is None:
             self.model = model
             self.writer = self._wire.writer(self.stream_id, self.correlation_id, model, self.created)
 
     def append(self, frame: bytes, final: bool = False, now: float | None = None) -> None:
         """Add the priming frame (id 0), or with `final` the terminal one, and wake every follower."""
-        if self._head is None:
-            self._head = frame
-        elif final and self._tail is None:
-            self._tail = frame
+        frames = self._frames
+        if frames.head is None:
+            frames.head = frame
+        elif final and frames.tail is None:
+            frames.tail = frame
         else:
             raise ValueError("after the priming frame, only chunks and then one terminal frame")
         self._written(now)
 
     def append_chunk(self, content: str) -> bytes:
         """Add the next `chunk` frame (its sequence is its event id), wake followers; its bytes."""
-        sequence = len(self._lengths) + 1
+        sequence = self._frames.chunks + 1
         frame = self.writer.chunk(sequence, content)
-        if self._kinds is not None:
-            self._kinds += TEXT_KIND
-        return self._store(sequence, frame, content.encode("utf-8", "replace"))
+        self._frames.add_text(frame, content.encode("utf-8", "replace"))
+        return self._stored(sequence, frame)
 
     def append_delta(self, delta: Delta) -> bytes:
         """Add the next chunk event as a typed delta (reasoning, a refusal, a tool call's piece)."""
-        sequence = len(self._lengths) + 1
+        sequence = self._frames.chunks + 1
         frame = self.writer.delta(sequence, delta)
-        kind, payload = delta.encode()
-        if self._kinds is None:
-            self._kinds = bytearray(TEXT_KIND * len(self._lengths))
-        self._kinds += kind
-        return self._store(sequence, frame, payload)
+        self._frames.add_delta(frame, *delta.encode())
+        return self._stored(sequence, frame)
 
-    def _store(self, sequence: int, frame: bytes, encoded: bytes) -> bytes:
-        self._recent.append(frame)
-        self._text += encoded
-        if len(encoded) > 0xFFFF and self._lengths.typecode == "H":
-            self._lengths = array.array("I", self._lengths)
-        self._lengths.append(len(encoded))
+    def _stored(self, sequence: int, frame: bytes) -> bytes:
         if self._journal is None:  # as `publish` does, for a chunk: followers may see it now
             self.visible = sequence + 1
             if self._direct:
@@ -233,7 +203,7 @@ class Stream:
     def publish(self, end: int, now: float | None = None) -> None:
         """Let followers see frames up to `end - 1` and wake them (the terminal one ends the stream)."""
         seen, self.visible = self.visible, end
-        if self._tail is not None and end == self.written and not self.finished:
+        if self._frames.tail is not None and end == self.written and not self.finished:
             self.finished = True
             self.finished_at = time.monotonic() if now is None else now
         if self._direct:  # chunks go to parked followers' clients; the end wakes them
@@ -244,61 +214,17 @@ class Stream:
         self._wakeup.notify()
 
     def entries(self, first: int, end: int) -> list[tuple[int, bytes, bytes]]:
-        """Frames `first` to `end - 1` as the journal stores them: (event id, field, value).
-
-        The priming (`h`) and terminal (`t`) frames come as bytes; a chunk as its kind (`c` for
-        text, a delta's letter) and its UTF-8 text or payload.
-        """
-        chunks = len(self._lengths)
-        kinds = self._kinds
-        offset = len(self._text) - sum(self._lengths[max(0, first - 1) :])
-        found: list[tuple[int, bytes, bytes]] = []
-        for event_id in range(first, end):
-            if event_id == 0:
-                found.append((0, b"h", self._head))  # type: ignore[arg-type]
-            elif event_id > chunks:
-                found.append((event_id, b"t", self._tail))  # type: ignore[arg-type]
-            else:
-                length = self._lengths[event_id - 1]
-                kind = TEXT_KIND if kinds is None else kinds[event_id - 1 : event_id]
-                found.append((event_id, bytes(kind), bytes(self._text[offset : offset + length])))
-                offset += length
-        return found
+        """Frames `first` to `end - 1` as the journal stores them (`Frames.entries`)."""
+        return self._frames.entries(first, end)
 
     def result(self) -> tuple[str, Outcome | None, ReplyParts] | None:
         """The text so far, the typed deltas' parts so far and, once the terminal frame is
         written, how the generation ended (None before the priming frame)."""
-        if self._head is None:
-            return None
-        outcome = self.outcome if self._tail is not None else None
-        if self._kinds is None:
-            return self._text.decode("utf-8", "replace"), outcome, ReplyParts()
-        offsets = itertools.accumulate(self._lengths, initial=0)
-        stored = zip(self._kinds, offsets, self._lengths, strict=False)
-        text, parts = fold_stored((bytes((kind,)), bytes(self._text[at : at + n])) for kind, at, n in stored)
-        return text, outcome, parts
+        return self._frames.result(self.outcome)
 
     def frames(self, first: int, end: int) -> list[bytes]:
         """The bytes of frames `first` to `end - 1` (within 0 .. last_event_id)."""
-        chunks = len(self._lengths)
-        recent_first = chunks - len(self._recent) + 1
-        found: list[bytes] = []
-        offset = -1
-        for event_id in range(first, end):
-            if event_id == 0:
-                found.append(self._head)  # type: ignore[arg-type]
-            elif event_id > chunks:
-                found.append(self._tail)  # type: ignore[arg-type]
-            elif event_id >= recent_first:
-                found.append(self._recent[event_id - recent_first])
-            else:  # older than the encoded window: re-encode from the text
-                if offset < 0:
-                    offset = sum(self._lengths[: event_id - 1])
-                length = self._lengths[event_id - 1]
-                kind = TEXT_KIND if self._kinds is None else self._kinds[event_id - 1 : event_id]
-                found.append(chunk_frame(self.writer, event_id, bytes(kind), self._text[offset : offset + length]))
-                offset += length
-        return found
+        return self._frames.frames(first, end, self.writer)
 
     def follow(
         self, after_id: int | None, keepalive_seconds: float, writer: ClientWriter | None = None
@@ -348,11 +274,7 @@ class Stream:
 
     def _next_write(self, cursor: int, end: int) -> bytes:
         """The bytes of frames `cursor` to `end - 1` as one write."""
-        recent = self._recent
-        if end == cursor + 1 and cursor == len(self._lengths) and recent:
-            return recent[-1]  # the usual case: the one new chunk, kept encoded
-        found = self.frames(cursor, end)
-        return found[0] if len(found) == 1 else b"".join(found)
+        return self._frames.next_write(cursor, end, self.writer)
 
     def catch_up(self, event_id: int) -> None:
         """Nothing to wait for: every event a client got from this worker is here."""
@@ -377,7 +299,7 @@ class Stream:
         """Stop the producer if it still runs (with `reason`, default a plain stop); True when
         this call stopped it."""
         producer = self.producer
-        if self._tail is not None or self.cancelled or producer is None or producer.dead:
+        if self._frames.tail is not None or self.cancelled or producer is None or producer.dead:
             return False
         self.cancelled = True
         producer.kill(reason or StreamCancelled(), block=False)

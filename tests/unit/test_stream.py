@@ -9,7 +9,8 @@ from gevent import socket
 
 from app.generation.cancel import StreamCancelled
 from app.streaming import producer
-from app.streaming.stream import RECENT_FRAMES, Stream
+from app.streaming.frames import RECENT_FRAMES
+from app.streaming.stream import Stream
 from app.streaming.wire.sse import KEEPALIVE_FRAME, encode_chunk
 
 
@@ -82,7 +83,8 @@ def test_memory_stays_small_for_long_replies() -> None:
     stream = _stream()
     for index in range(10_000):
         stream.append_chunk(f"tok{index % 100} ")
-    held = len(stream._text) + stream._lengths.itemsize * len(stream._lengths) + sum(map(len, stream._recent))
+    frames = stream._frames
+    held = len(frames._text) + frames._lengths.itemsize * len(frames._lengths) + sum(map(len, frames._recent))
     assert held < 100_000, "about the reply's own text, not its encoded frames"
 
 
