@@ -13,7 +13,7 @@ from ..openai import openai_error_body
 from ..schema import serialise
 from .freeform import whole_input
 from .layout import FUNCTION_CALL, MESSAGE, REFUSAL_PART, TEXT_PART
-from .schemas import ResponseDeletedSchema, ResponseObjectSchema
+from .object_schemas import ResponseDeletedSchema, ResponseObjectSchema
 
 if TYPE_CHECKING:
     from ...errors import ApiError
