@@ -28,13 +28,15 @@ class Wakeup:
     (libuv), it falls back to `run_callback`, the way a gevent Event wakes its waiters.
     """
 
-    __slots__ = ("_hub", "_waiters", "_watcher")
+    __slots__ = ("_hub", "_kick", "_waiters", "_watcher")
 
     def __init__(self) -> None:
         self._hub = get_hub()
         self._waiters: list[Waiter] = []
         loop = self._hub.loop
-        self._watcher = loop.timer(0) if _feeds_events(loop) else None
+        fed = _feeds_events(loop)
+        self._watcher = loop.timer(0) if fed else None
+        self._kick = loop.timer(0) if fed else None
 
     def wait(self) -> None:
         """Block the current greenlet until the next notify."""
@@ -60,6 +62,17 @@ class Wakeup:
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             waiter.switch(None)
+        if self._kick is not None:
+            # What the woken greenlets scheduled as loop callbacks (a greenlet's end told to
+            # those waiting for it) runs at the loop's next turn; fed from the loop's prepare
+            # phase, this runs after gevent's callbacks, which then wait for the poll to return
+            # (up to the next timer: a request that waited for a stream's end answered up to a
+            # second late). A due zero timer keeps the poll from blocking.
+            self._kick.start(_nothing)
+
+
+def _nothing() -> None:
+    """A timer callback that only keeps the loop turning (see `Wakeup._wake_all`)."""
 
 
 def _feeds_events(loop: object) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gevent
 from gevent import get_hub
 
-from app.hub.scheduling import run_first
+from app.hub.scheduling import Wakeup, run_first
 
 
 def test_the_greenlet_runs_before_ready_callbacks_and_the_caller_resumes_after_it_waits() -> None:
@@ -73,3 +73,21 @@ def test_from_the_hub_the_greenlet_runs_at_once_and_the_hub_carries_on_when_it_w
     hub.loop.run_callback(accept_callback)
     gevent.sleep(0.05)
     assert order == ["handler starts", "hub carries on", "ready callback", "handler ends"]
+
+
+def test_a_greenlet_a_notify_woke_is_seen_ending_before_the_loop_next_blocks() -> None:
+    """A notify from the loop's callback phase (a producer resumed by a callback) wakes a follower
+    that ends; whoever joins the follower hears of its end at once, not at the loop's next timer
+    (a waited-for Responses request answered up to a second late)."""
+    wakeup = Wakeup()
+    follower = gevent.spawn(wakeup.wait)
+    gevent.sleep(0)  # the follower waits
+    late: list[bool] = []
+    timer = get_hub().loop.timer(5.0)
+    timer.start(late.append, True)
+    try:
+        get_hub().loop.run_callback(wakeup.notify)
+        follower.join(timeout=10)
+        assert follower.dead and not late, "the join waited for the next timer"
+    finally:
+        timer.close()
