@@ -38,7 +38,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.config import bundled_model_path
-from load.processes import ChatWaitServer, LlamaServer
+from harness.processes import ChatWaitServer, LlamaServer
 
 MODEL = "smol"
 ANSWER_TOKENS = 24

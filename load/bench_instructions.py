@@ -36,8 +36,8 @@ import psutil  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from harness.processes import BIN, ROOT, FakeUpstream, free_port  # noqa: E402
 from load.bench_client import MARKERS, one_stream, post_request  # noqa: E402
-from load.processes import BIN, ROOT, FakeUpstream, free_port  # noqa: E402
 
 
 def arguments() -> argparse.Namespace:

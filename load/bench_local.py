@@ -25,8 +25,8 @@ from pathlib import Path  # noqa: E402
 import gevent  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from harness.processes import ChatWaitServer  # noqa: E402
 from load.bench_client import MARKERS, one_stream, post_request  # noqa: E402
-from load.processes import ChatWaitServer  # noqa: E402
 
 SUBJECTS = [
     "a lighthouse keeper",

@@ -28,7 +28,7 @@ from pathlib import Path
 from playwright.sync_api import Page, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from load.processes import ROOT, ChatWaitServer, FakeUpstream
+from harness.processes import ROOT, ChatWaitServer, FakeUpstream
 from load.stats import pct
 
 ARMS = {"burst": "@tokens={tokens} @delay_ms=0", "paced": "@tokens={tokens} @delay_ms=10"}

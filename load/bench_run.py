@@ -15,9 +15,9 @@ from pathlib import Path
 import gevent
 import psutil
 
+from harness.processes import ROOT, ChatWaitServer, FakeUpstream, RedisServer
 from load.bench_client import MARKERS, STOP_PATHS, one_stream, post_request
 from load.bench_report import PROCESSES, added, cpu_per_token_us, diff, summarise
-from load.processes import ROOT, ChatWaitServer, FakeUpstream, RedisServer
 from load.schedule import start_offsets
 
 SELF_CHECK_MS = 1.0

@@ -46,10 +46,10 @@ import gevent  # noqa: E402
 import psutil  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from harness.processes import ChatWaitServer, FakeUpstream, RedisServer  # noqa: E402
 from load import cpu_slice  # noqa: E402
 from load.bench_client import post_request  # noqa: E402
 from load.bench_run import cpu_seconds  # noqa: E402
-from load.processes import ChatWaitServer, FakeUpstream, RedisServer  # noqa: E402
 from load.schedule import GOLDEN_FRACTION  # noqa: E402
 from load.stats import ms, pct  # noqa: E402
 

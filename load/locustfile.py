@@ -6,7 +6,7 @@ without a terminal event, counts as a failure. Wait-mode requests are reported b
 At the end the run fails (exit code 1) if any request failed or first-token p95 exceeds
 FIRST_TOKEN_P95_MS (2000 ms, the seed's target).
 
-Run it with load/locust.py, which starts the fake upstream and ChatWait first.
+Run it with load/run_locust.py, which starts the fake upstream and ChatWait first.
 """
 
 from __future__ import annotations

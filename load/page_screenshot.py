@@ -17,7 +17,7 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from load.processes import ROOT, ChatWaitServer
+from harness.processes import ROOT, ChatWaitServer
 
 QUESTION = "Give me three short tips for writing clear emails."
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from load.processes import ChatWaitServer, FakeUpstream
+from harness.processes import ChatWaitServer, FakeUpstream
 
 from ..conftest import anthropic_upstream, server_env
 from ..sse import parse

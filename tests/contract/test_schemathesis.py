@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, settings
 from app.config import load_settings
 from app.http import FAMILIES
 from app.http.openapi import render_contract
-from load.processes import ChatWaitServer
+from harness.processes import ChatWaitServer
 
 from ..conftest import server_env
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from load.processes import ChatWaitServer, FakeUpstream
+from harness.processes import ChatWaitServer, FakeUpstream
 
 from ..conftest import FAKE_MODEL, server_env
 from ..node import CLIENTS, NODE, claude_code_env, client_bin, codex_env

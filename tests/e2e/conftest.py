@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from load.processes import ChatWaitServer
+from harness.processes import ChatWaitServer
+from harness.proxy import CuttingProxy
 
 from ..conftest import server_env
-from ..proxy import CuttingProxy
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"

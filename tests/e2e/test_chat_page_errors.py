@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from load.processes import ChatWaitServer
+from harness.processes import ChatWaitServer
 
 from ..conftest import server_env
 from .conftest import ROOT, open_page, screenshot

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 
-from load.processes import ChatWaitServer
+from harness.processes import ChatWaitServer
 
 from ..conftest import server_env
 from .conftest import open_page, screenshot

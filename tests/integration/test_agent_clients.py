@@ -1,5 +1,5 @@
 """Agent frameworks through chat completions, with the fake upstream scripted to call tools
-(load/fake_replies.py): LangChain's `bind_tools` and `with_structured_output`, and the OpenAI
+(harness/fake_replies.py): LangChain's `bind_tools` and `with_structured_output`, and the OpenAI
 Agents SDK on its chat-completions model (an agent with one function tool, `Runner.run` and
 `run_streamed`, a structured `output_type`)."""
 

@@ -2,7 +2,7 @@
 (`kind = "anthropic"` in UPSTREAMS_FILE), as the `openai` SDK uses them: the request translated
 into Anthropic's (system prompt, turns, tools, tool results, reasoning effort), its events back
 into each family's stream; the key as `x-api-key`; what the Messages API cannot do refused with
-a reason. The fake upstream plays the Messages API server (`load/fake_anthropic.py`)."""
+a reason. The fake upstream plays the Messages API server (`harness/fake_anthropic.py`)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import httpx
 import openai
 import pytest
 
-from load.fake_replies import ARG_PIECE
-from load.processes import ChatWaitServer, FakeUpstream
+from harness.fake_replies import ARG_PIECE
+from harness.processes import ChatWaitServer, FakeUpstream
 
 from ..conftest import FAKE_MODEL, UPSTREAM_KEY, anthropic_upstream, server_env
 from ..sse import expected_reply

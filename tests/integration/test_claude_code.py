@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from load.processes import ChatWaitServer, FakeUpstream
+from harness.processes import ChatWaitServer, FakeUpstream
 
 from ..conftest import FAKE_MODEL, anthropic_upstream, completion_lines, server_env
 from ..node import claude_code_env, client_bin

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from load.processes import ChatWaitServer, FakeUpstream
+from harness.processes import ChatWaitServer, FakeUpstream
 
 from ..conftest import FAKE_MODEL, server_env, store_env
 from ..node import client_bin, codex_env

@@ -8,10 +8,10 @@ from __future__ import annotations
 import openai
 import pytest
 
-from load.processes import ChatWaitServer
+from harness.processes import ChatWaitServer
+from harness.redis_servers import Cluster, Standalone
 
 from ..conftest import FAKE_MODEL, server_env
-from ..redis_servers import Cluster, Standalone
 
 pytestmark = pytest.mark.integration
 

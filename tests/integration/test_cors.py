@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from load.processes import ChatWaitServer
+from harness.processes import ChatWaitServer
 
 from ..conformance import conform
 from ..conftest import FAKE_MODEL, server_env

@@ -21,11 +21,11 @@ import httpx
 import openai
 import pytest
 
-from load.processes import ChatWaitServer, FakeUpstream
+from harness.processes import ChatWaitServer, FakeUpstream
+from harness.upstream_servers import SwitchServer
 
 from ..conftest import CANARY_KEY, completion_lines
 from ..sse import expected_reply
-from ..upstream_servers import SwitchServer
 
 pytestmark = pytest.mark.integration
 

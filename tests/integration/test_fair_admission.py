@@ -13,7 +13,7 @@ import uuid
 import httpx
 import pytest
 
-from load.processes import ChatWaitServer
+from harness.processes import ChatWaitServer
 
 from ..conftest import FAKE_MODEL, gateways_of, server_env
 from ..rawhttp import connect

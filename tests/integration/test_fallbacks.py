@@ -15,11 +15,11 @@ import openai
 import pytest
 
 from app.config import ConfigError, load_settings
-from load.processes import ChatWaitServer, FakeUpstream
+from harness.processes import ChatWaitServer, FakeUpstream
+from harness.upstream_servers import SwitchServer
 
 from ..conftest import FAKE_MODEL, server_env, store_env
 from ..sse import content_of, expected_reply, parse
-from ..upstream_servers import SwitchServer
 
 pytestmark = pytest.mark.integration
 

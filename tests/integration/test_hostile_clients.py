@@ -25,7 +25,7 @@ WAIT = b"POST /v1/chat/wait HTTP/1.1\r\nHost: x\r\nContent-Type: application/jso
 @pytest.fixture(scope="module")
 def edgy(fake):
     """A server with short deadlines, so that slow clients are cut within the test's time."""
-    from load.processes import ChatWaitServer
+    from harness.processes import ChatWaitServer
 
     from ..conftest import server_env
 

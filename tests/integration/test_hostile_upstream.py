@@ -9,10 +9,10 @@ import uuid
 import httpx
 import pytest
 
-from load.processes import ChatWaitServer
+from harness.hostile_upstream import HostileUpstream
+from harness.processes import ChatWaitServer
 
 from ..conftest import server_env
-from ..hostile_upstream import HostileUpstream
 from ..rawhttp import HealthProbe, worker_rss_kb
 from ..sse import content_of, parse
 

@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from load.processes import ChatWaitServer
+from harness.processes import ChatWaitServer
 
 from ..conformance import conform
 from ..conftest import FAKE_MODEL, server_env

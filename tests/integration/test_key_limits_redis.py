@@ -14,10 +14,10 @@ from app.config import ClientKey
 from app.connect.redis import Topology
 from app.limits import CountersUnavailable, MemoryCounters, shared
 from app.limits.shared import RedisCounters, counter_keys
-from load.processes import ChatWaitServer
+from harness.processes import ChatWaitServer
+from harness.redis_servers import Cluster, Standalone
 
 from ..conftest import server_env
-from ..redis_servers import Cluster, Standalone
 
 pytestmark = pytest.mark.integration
 

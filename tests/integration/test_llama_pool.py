@@ -17,7 +17,7 @@ import pytest
 
 from app.config import bundled_model_path
 from app.generation import seam
-from load.processes import ChatWaitServer, LlamaServer
+from harness.processes import ChatWaitServer, LlamaServer
 
 from ..conftest import server_env
 from ..sse import parse

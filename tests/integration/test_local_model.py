@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from load.processes import ChatWaitServer
+from harness.processes import ChatWaitServer
 
 from ..conformance import conform
 from ..sse import Event, content_of, iter_events, parse

@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from load.processes import ChatWaitServer
+from harness.processes import ChatWaitServer
 
 from ..conftest import CANARY_KEY, server_env
 from ..sse import parse

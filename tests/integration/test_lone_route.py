@@ -16,11 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from load.processes import ChatWaitServer
+from harness.processes import ChatWaitServer
+from harness.upstream_servers import SwitchServer
 
 from ..conftest import server_env
 from ..sse import expected_reply
-from ..upstream_servers import SwitchServer
 from .test_scale_out import ARTIFACTS, FRESH
 
 pytestmark = pytest.mark.integration

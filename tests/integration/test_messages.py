@@ -17,11 +17,11 @@ import anthropic
 import httpx
 import pytest
 
-from load.fake_replies import ARG_PIECE
-from load.processes import ChatWaitServer, FakeUpstream
+from harness.fake_replies import ARG_PIECE
+from harness.processes import ChatWaitServer, FakeUpstream
+from harness.proxy import CuttingProxy
 
 from ..conftest import FAKE_MODEL, UPSTREAM_KEY, anthropic_upstream, server_env
-from ..proxy import CuttingProxy
 from ..sse import expected_reply, parse
 from .test_scale_out import _worker_of
 

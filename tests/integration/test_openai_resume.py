@@ -12,8 +12,9 @@ import httpx
 import openai
 import pytest
 
+from harness.proxy import CuttingProxy
+
 from ..conftest import FAKE_MODEL
-from ..proxy import CuttingProxy
 from ..sse import expected_reply, iter_events, parse
 
 pytestmark = pytest.mark.integration

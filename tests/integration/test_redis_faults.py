@@ -30,10 +30,10 @@ from typing import Any
 import httpx
 import pytest
 
-from load.processes import ChatWaitServer
+from harness.processes import ChatWaitServer
+from harness.redis_servers import Cluster, Standalone, Topology, WithSentinel
 
 from ..conftest import server_env
-from ..redis_servers import Cluster, Standalone, Topology, WithSentinel
 from ..sse import Event, content_of, expected_reply, iter_events, parse
 
 pytestmark = pytest.mark.integration

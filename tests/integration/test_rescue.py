@@ -1,7 +1,7 @@
 """Mid-stream rescue: a reply the upstream cut, ended early, let go silent or garbled after its
 first token is continued on a route that works, in the same stream, with nothing lost or twice.
 
-The fake upstream honours a continuation as a deterministic model would (load/fake_openai.py):
+The fake upstream honours a continuation as a deterministic model would (harness/fake_openai.py):
 a prefill goes on after the tokens it holds, a request to go on starts two tokens back, so the
 whole answer equals the uninterrupted one only if ChatWait drops the overlap exactly.
 """
@@ -17,7 +17,7 @@ import openai
 import pytest
 
 from app.providers.openai import tokens
-from load.processes import ChatWaitServer, FakeUpstream
+from harness.processes import ChatWaitServer, FakeUpstream
 
 from ..conftest import FAKE_MODEL, gateways_of, server_env
 from ..sse import content_of, expected_reply, parse, read_events

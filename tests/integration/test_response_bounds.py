@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from load.processes import ChatWaitServer
+from harness.processes import ChatWaitServer
 
 from ..conformance import conform
 from ..conftest import FAKE_MODEL, gateways_of, server_env

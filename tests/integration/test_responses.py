@@ -14,10 +14,10 @@ import httpx
 import openai
 import pytest
 
-from load.processes import ChatWaitServer
+from harness.processes import ChatWaitServer
+from harness.proxy import CuttingProxy
 
 from ..conftest import FAKE_MODEL, server_env, store_env
-from ..proxy import CuttingProxy
 from ..sse import expected_reply, iter_events, parse
 
 pytestmark = pytest.mark.integration

@@ -1,6 +1,6 @@
 """Tools, structured output, images and reasoning through the Responses API, with the `openai`
 SDK, the OpenAI Agents SDK (its default, Responses model) and LangChain against the fake
-upstream scripted to call tools (load/fake_replies.py), on both stream stores (Redis: two
+upstream scripted to call tools (harness/fake_replies.py), on both stream stores (Redis: two
 workers, so a resume may land on a worker that did not write the stream)."""
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ import openai
 import pydantic
 import pytest
 
+from harness.proxy import CuttingProxy
+
 from ..conftest import FAKE_MODEL
-from ..proxy import CuttingProxy
 from ..sse import iter_events, parse
 from .test_tools import QUIRKS
 

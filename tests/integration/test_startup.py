@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from app import create_app
-from load.processes import BIN, ROOT, clean_env
+from harness.processes import BIN, ROOT, clean_env
 
 from ..sse import iter_events
 

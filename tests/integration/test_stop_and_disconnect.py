@@ -176,7 +176,7 @@ def test_a_wait_client_that_stays_gets_its_reply_on_a_kept_alive_connection(serv
 def test_a_stop_travels_up_a_chain_of_chatwaits(fake) -> None:
     """B relays A (any upstream that names its stream with X-Stream-Id): a DELETE on B stops
     the generation on A too, which closes its own upstream instead of generating for nobody."""
-    from load.processes import ChatWaitServer
+    from harness.processes import ChatWaitServer
 
     from ..conftest import server_env
 

@@ -2,7 +2,7 @@
 are claimed by another worker, which continues each from the text its clients have; followers
 anywhere, and later resumes, get one whole answer with contiguous ids and nothing twice.
 
-The fake upstream continues a prefill as a deterministic model would (load/fake_openai.py), so
+The fake upstream continues a prefill as a deterministic model would (harness/fake_openai.py), so
 a taken-over answer equals the uninterrupted one exactly.
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from load.processes import ChatWaitServer, FakeUpstream, RedisServer
+from harness.processes import ChatWaitServer, FakeUpstream, RedisServer
 
 from ..conftest import server_env
 from ..sse import Event, content_of, expected_reply, iter_events, parse, read_events

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from load.processes import ChatWaitServer, FakeUpstream
+from harness.processes import ChatWaitServer, FakeUpstream
 
 from ..conftest import server_env
 from ..sse import content_of, expected_reply, parse

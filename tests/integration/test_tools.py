@@ -1,5 +1,5 @@
 """Tools, structured output, images and reasoning through chat completions, with the `openai`
-SDK against the fake upstream scripted to call tools (load/fake_replies.py), on both stream
+SDK against the fake upstream scripted to call tools (harness/fake_replies.py), on both stream
 stores (Redis: two workers, so a resume may land on the other one)."""
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import openai
 import pydantic
 import pytest
 
+from harness.proxy import CuttingProxy
+
 from ..conftest import FAKE_MODEL
-from ..proxy import CuttingProxy
 from ..sse import iter_events, parse
 
 pytestmark = pytest.mark.integration

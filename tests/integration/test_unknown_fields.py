@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from load.processes import ChatWaitServer, FakeUpstream
+from harness.processes import ChatWaitServer, FakeUpstream
 
 from ..conftest import FAKE_MODEL, server_env
 

@@ -1,5 +1,5 @@
 """A pool of model servers, against real HTTP servers: two fake upstreams, and servers that answer
-503 or 429 to everything or never answer (tests/upstream_servers.py). Both stores, 2 workers: each
+503 or 429 to everything or never answer (harness/upstream_servers.py). Both stores, 2 workers: each
 worker learns health on its own, so "a few" requests reach a sick server (one per worker per rest).
 """
 
@@ -15,11 +15,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from load.processes import FakeUpstream
+from harness.processes import FakeUpstream
+from harness.upstream_servers import SwitchServer
 
 from ..conftest import completion_lines
 from ..sse import content_of, expected_reply, parse
-from ..upstream_servers import SwitchServer
 
 pytestmark = pytest.mark.integration
 

@@ -8,13 +8,13 @@ import subprocess
 import sys
 import time
 
-from load.processes import ROOT
+from harness.processes import ROOT
 
 # A parent that starts a long sleeper the way benchmarks and tests start servers, prints its
 # pid, then waits to be killed.
 PARENT = """
 import subprocess, sys, time
-from load.processes import ends_with_parent
+from harness.processes import ends_with_parent
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], preexec_fn=ends_with_parent)
 print(child.pid, flush=True)
 time.sleep(60)

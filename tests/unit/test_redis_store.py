@@ -18,7 +18,7 @@ from app.streaming.redis import link as keys
 from app.streaming.redis.follow import RemoteStream, end_if_owner_gone
 from app.streaming.redis.store import RedisSettings, RedisStreamStore
 from app.streaming.stream import Stream
-from load.processes import RedisServer, free_port
+from harness.processes import RedisServer, free_port
 
 from ..sse import parse
 

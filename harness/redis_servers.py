@@ -16,7 +16,7 @@ from pathlib import Path
 
 import redis
 
-from load.processes import ends_with_parent, free_port
+from harness.processes import ends_with_parent, free_port
 
 START_SECONDS = 30.0
 

@@ -102,10 +102,10 @@ def _wait_for(probe: Callable[[], T | None], proc: subprocess.Popen, log: Callab
 
 
 class FakeUpstream:
-    """load/fake_openai.py in a subprocess."""
+    """harness/fake_openai.py in a subprocess."""
 
     def __init__(self, *args: str, cpus: set[int] | None = None) -> None:
-        command = [sys.executable, str(ROOT / "load" / "fake_openai.py"), "--port", "0", *args]
+        command = [sys.executable, str(ROOT / "harness" / "fake_openai.py"), "--port", "0", *args]
         self.proc, self.log_file = _spawn("fake-openai-", pinned(command, cpus), {})
 
         def announced_port() -> int | None:

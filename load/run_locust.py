@@ -1,6 +1,6 @@
 """Run the locust suite headless against the fake upstream through ChatWait, then stop both.
 
-    ./scripts/load locust.py [--users 100] [--seconds 60] [--tokens 200] [--delay-ms 20]
+    ./scripts/load run_locust.py [--users 100] [--seconds 60] [--tokens 200] [--delay-ms 20]
 
 Exit code 0 only if no request failed and first-token p95 stayed within 2 s.
 """
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from load.processes import BIN, ROOT, ChatWaitServer, FakeUpstream
+from harness.processes import BIN, ROOT, ChatWaitServer, FakeUpstream
 
 
 def main() -> int:
