@@ -20,7 +20,7 @@ from ..streaming import consumer
 from ..streaming.direct import client_writer
 from ..streaming.wire import Wire
 from ..streaming.wire.sse import KEEPALIVE_FRAME, Position
-from .request import correlation_id, services, traced_body
+from .request import correlation_id, event_response, services
 
 if TYPE_CHECKING:
     from ..service.admission import Pending
@@ -59,8 +59,6 @@ def response(pending: Pending, wire: Wire, model: str, headers: dict[str, str]) 
             raise
         yield from consumer.consume(stream, Position(None), settings.keepalive_seconds, clock, metrics, writer)
 
-    answer = Response(
-        traced_body(body(), pending.stream_id), direct_passthrough=True, mimetype="text/event-stream", headers=headers
-    )
+    answer = event_response(body(), pending.stream_id, headers)
     answer.call_on_close(lambda: None if opened else pending.never_opened())  # even if never iterated
     return answer

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from flask import current_app, g
+from flask import Response, current_app, g
 
 from ..generation.report import Handoff
 from ..logs import bind, correlation_id_var, stream_id_var
@@ -93,11 +93,20 @@ def handoff() -> Handoff:
     return made
 
 
-def traced_body(body: Iterator[bytes], stream_id: str) -> Iterator[bytes]:
-    """A streamed response's body with this request's ids on its log lines, and its
-    request_completed line once the body has ended (however it ended)."""
+def event_response(body: Iterator[bytes], stream_id: str, headers: dict[str, str]) -> Response:
+    """A streamed (SSE) response whose body carries this request's ids on its log lines, and its
+    request_completed line once the body has ended, however it ended (closed unread too)."""
     state = g._get_current_object()
-    return _traced(body, stream_id, state.correlation_id, state if state.get("logged", True) else None)
+    logged = state.get("logged", True)
+    answer = Response(
+        _traced(body, stream_id, state.correlation_id, state if logged else None),
+        direct_passthrough=True,  # the server iterates the frames itself, without werkzeug's wrappers
+        mimetype="text/event-stream",
+        headers=headers,
+    )
+    if logged:  # a body closed before its first frame never ran its `finally`
+        answer.call_on_close(lambda: _completed(state, stream_id))
+    return answer
 
 
 def completion(state: Any, status: int, streamed: bool = False) -> dict[str, Any]:
@@ -124,4 +133,13 @@ def _traced(body: Iterator[bytes], stream_id: str, correlation_id: str, state: A
             yield from body
         finally:
             if state is not None:
-                log.info("request_completed", extra=completion(state, 200, streamed=True))
+                _completed(state, stream_id)
+
+
+def _completed(state: Any, stream_id: str) -> None:
+    """The request_completed line of a streamed response, once."""
+    if state.get("completion_logged"):
+        return
+    state.completion_logged = True
+    with bind(state.correlation_id, stream_id):
+        log.info("request_completed", extra=completion(state, 200, streamed=True))

@@ -31,11 +31,11 @@ from .request import (
     client,
     client_key,
     correlation_id,
+    event_response,
     handoff,
     owns,
     services,
     trace_stream,
-    traced_body,
 )
 
 HOLD_SECONDS = 5.0  # an OpenAI family's streamed answer waits this long at most for its first chunk
@@ -190,12 +190,7 @@ def event_stream(stream: StreamView, position: Position) -> Response:
         keepalive = found.settings.keepalive_seconds
         writer = client_writer(req.environ)
         body = consumer.consume(stream, position, keepalive, found.store.clock, found.metrics, writer)
-    return Response(
-        traced_body(body, stream.stream_id),
-        direct_passthrough=True,  # the server iterates the frames itself, without werkzeug's wrappers
-        mimetype="text/event-stream",
-        headers=_headers(stream),
-    )
+    return event_response(body, stream.stream_id, _headers(stream))
 
 
 def _headers(stream: StreamView | Pending) -> dict[str, str]:

@@ -235,3 +235,18 @@ def test_gunicorn_access_lines_are_built_only_when_they_would_be_written(monkeyp
     logger.access_log.setLevel(logging.INFO)
     logger.access(None, None, {}, None)
     assert built == [True]
+
+
+def test_a_streamed_response_closed_before_its_first_frame_still_has_its_completion_line(app, caplog) -> None:
+    from app.apis.request import event_response
+
+    for iterated in (False, True):
+        caplog.clear()
+        with app.test_request_context("/v1/chat/streaming", method="POST"), caplog.at_level("INFO"):
+            app.preprocess_request()  # the tracing hook: ids, start time
+            answer = event_response(iter([b"data: x\n\n"]), "sid", {})
+            if iterated:
+                assert list(answer.response) == [b"data: x\n\n"]
+            answer.close()
+        completed = [r for r in caplog.records if r.msg == "request_completed"]
+        assert len(completed) == 1 and completed[0].streamed is True, (iterated, completed)
