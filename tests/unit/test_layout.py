@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 from pathlib import Path
 
 import pytest
 
 APP = Path(__file__).resolve().parents[2] / "app"
 MAX_MODULE_LINES = 400
+WARN_MODULE_LINES = 300  # past this, the test run names the module (a warning, not a failure)
 MAX_FUNCTION_LINES = 40
 MAX_TOP_MODULES = 5  # app/__init__.py and the base pieces beside it
 # The layers, from the top: a module may import from its own package and from lower ranks.
@@ -92,10 +94,14 @@ def _upward(module: str, imports: list[str]) -> list[str]:
 HARNESS = sorted((APP.parent / "harness").glob("*.py"))  # the fakes and process helpers: the same caps
 
 
+@pytest.mark.filterwarnings("default::UserWarning")  # shown in the summary; the cap fails
 @pytest.mark.parametrize("path", MODULES + HARNESS, ids=_name)
 def test_modules_and_functions_stay_small(path: Path) -> None:
     source = path.read_text()
-    assert len(source.splitlines()) <= MAX_MODULE_LINES
+    lines = len(source.splitlines())
+    assert lines <= MAX_MODULE_LINES
+    if lines > WARN_MODULE_LINES:
+        warnings.warn(f"{_name(path)} has {lines} lines: split it by concept before it reaches the cap", stacklevel=1)
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             assert node.end_lineno - node.lineno + 1 <= MAX_FUNCTION_LINES, f"{node.name} is too long"
