@@ -16,7 +16,7 @@ import gevent
 
 from ..config import Settings
 from ..metrics.catalogue import Metrics
-from ..providers.base import ChatCall, FirstTokenDeadline, Generation, Provider, Route, UpstreamError
+from ..providers.base import Attempt, ChatCall, FirstTokenDeadline, Provider, Route, UpstreamError
 from ..providers.deltas import Delta
 from . import backoff
 from .cancel import StreamCancelled
@@ -30,7 +30,7 @@ ATTEMPT_SECONDS = 10.0
 
 
 # An opened generation: it, its first piece (None: the reply has none) and the rest.
-Opened = tuple[Generation, str | Delta | None, Iterator[str | Delta]]
+Opened = tuple[Attempt, str | Delta | None, Iterator[str | Delta]]
 
 
 class Opener:
@@ -117,7 +117,7 @@ class Opener:
         per_attempt = self.attempt_seconds(call.model)
         timeout = gevent.Timeout(max(0.0, min(left, per_attempt or left)), FirstTokenDeadline)
         timeout.start()
-        generation: Generation | None = None
+        generation: Attempt | None = None
         try:
             generation = self.provider.open(call, slot, self.route)
             pieces = iter(generation)

@@ -20,7 +20,7 @@ from ..config import Settings
 from ..errors import ApiError
 from ..logs import bind
 from ..metrics.catalogue import Metrics
-from ..providers.base import ChatCall, Generation, Provider, Route, UpstreamError, Usage
+from ..providers.base import Attempt, ChatCall, Provider, Route, UpstreamError, Usage
 from ..providers.deltas import LOGPROBS, Delta
 from . import report, rescue
 from .cancel import StreamCancelled
@@ -80,7 +80,7 @@ class Relay:
         self._rescues = Rescues(self._opener, provider, settings, metrics, self._reply, continuing)
         self._first_token_at: float | None = None
         self._started = 0.0
-        self._ended_by: Generation | None = None  # the attempt that ended the reply (its own words)
+        self._ended_by: Attempt | None = None  # the attempt that ended the reply (its own words)
         self._gaps = Gaps()
         self._mode = "wait" if listener is None else "streaming"
         self._requested = call.model  # `call` names a fallback model once one answers instead
@@ -136,7 +136,7 @@ class Relay:
         finally:
             total.close()
 
-    def _relay_all(self, opened: Opened, slot: Any) -> Generation:
+    def _relay_all(self, opened: Opened, slot: Any) -> Attempt:
         """Relay the opened generation to its end, continuing it on another route when the
         upstream breaks mid-answer and it can be (`rescue`); returns the generation that ended it."""
         while True:

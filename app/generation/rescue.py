@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Iterator
 
-from ..providers.base import ChatCall, Generation, UpstreamError
+from ..providers.base import Attempt, ChatCall, UpstreamError
 from ..providers.deltas import REASONING, Delta, ReplyParts
 from .seam import hold, seamed
 
@@ -60,7 +60,7 @@ def continuable(text: str, parts: ReplyParts) -> bool:
     return bool(text) and not parts.tool_calls and not parts.refusal
 
 
-class AtLimit(Generation):
+class AtLimit(Attempt):
     """The end of a reply cut after its text had used max_tokens (as counted here): nothing is
     left to continue, so it ends as `length`, as the upstream would have said had it lived."""
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..config import Settings
 from ..metrics.catalogue import Metrics
-from ..providers.base import ChatCall, Generation, Provider, Route, UpstreamError, Usage
+from ..providers.base import Attempt, ChatCall, Provider, Route, UpstreamError, Usage
 from . import rescue
 from .opening import Opened, Opener
 from .reply import Reply
@@ -36,7 +36,7 @@ class Rescues:
         self._attempt_from = 0  # where the current attempt's text begins in the reply's pieces
         self._last_usage: Usage | None = None  # the upstream's count of the last attempt
 
-    def ended(self, generation: Generation) -> None:
+    def ended(self, generation: Attempt) -> None:
         """The attempt that ended the reply: its upstream's count, for `over_attempts`."""
         self._last_usage = generation.usage
 
@@ -44,7 +44,7 @@ class Rescues:
         """The tokens every attempt generated (None: there was only one)."""
         return self._generated + self._attempt_tokens(self._last_usage) if self.count else None
 
-    def rescued(self, failure: UpstreamError, slot: Any, broken: Generation | None, cause: str | None = None) -> Opened:
+    def rescued(self, failure: UpstreamError, slot: Any, broken: Attempt | None, cause: str | None = None) -> Opened:
         """The continuation of a reply `failure` cut (`cause`: else the failure's), opened on the
         route the provider picks; raises `failure` (or the continuation's own) when none can be made."""
         self._generated += self._attempt_tokens(None if broken is None else broken.usage)
@@ -131,7 +131,7 @@ class Rescues:
         return self._provider.completion_tokens("".join(self._reply.pieces[self._attempt_from :]))
 
     def _log(
-        self, failure: UpstreamError, cause: str, strategy: str, failed_on: dict[str, str], broken: Generation | None
+        self, failure: UpstreamError, cause: str, strategy: str, failed_on: dict[str, str], broken: Attempt | None
     ) -> None:
         usage = None if broken is None else broken.usage
         log.warning(

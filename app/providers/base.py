@@ -193,8 +193,8 @@ class UpstreamError(Exception):
         return CATALOGUE[self.error_code].retryable
 
 
-class Generation(abc.ABC):
-    """One generation in progress: iterate to get its pieces (text as `str`, anything else as a
+class Attempt(abc.ABC):
+    """One upstream attempt of a generation, in progress: iterate to get its pieces (text as `str`, anything else as a
     `Delta`); close releases the upstream.
 
     After the iteration ends normally, `finish_reason` is set (a provider raises
@@ -228,7 +228,7 @@ class Generation(abc.ABC):
         (a ChatWait named its stream), tell it. Closing alone leaves some servers generating."""
         self.close()
 
-    def __enter__(self) -> Generation:
+    def __enter__(self) -> Attempt:
         return self
 
     def __exit__(
@@ -286,7 +286,7 @@ class Provider(abc.ABC):
         """`route`'s server refused a prefilled continuation: it continues by `message` from now on."""
 
     @abc.abstractmethod
-    def open(self, call: ChatCall, slot: Any = None, route: Route | None = None) -> Generation:
+    def open(self, call: ChatCall, slot: Any = None, route: Route | None = None) -> Attempt:
         """Start a generation in `slot` (from `reserve`) on `route`'s server (a pool moves it to
         another after a failure); raises UpstreamError when it cannot start."""
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from app.generation.outcome import Outcome
 from app.providers.anthropic.request import messages_body
-from app.providers.anthropic.stream import AnthropicGeneration
+from app.providers.anthropic.stream import AnthropicAttempt
 from app.providers.base import ChatCall, UpstreamError, Usage
 from app.providers.deltas import REASONING, TOOL_CALL, Delta, ReplyParts, decode
 
@@ -77,8 +77,8 @@ WHOLE = (
 )
 
 
-def _generation(blocks: list[bytes]) -> AnthropicGeneration:
-    return AnthropicGeneration(FedResponse(blocks), idle_timeout=1.0, max_line=MAX_LINE)
+def _generation(blocks: list[bytes]) -> AnthropicAttempt:
+    return AnthropicAttempt(FedResponse(blocks), idle_timeout=1.0, max_line=MAX_LINE)
 
 
 @settings(max_examples=150, deadline=None)

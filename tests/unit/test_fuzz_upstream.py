@@ -19,7 +19,7 @@ from app.providers.deltas import LOGPROBS, Delta
 from app.providers.http1.body import ResponseBody
 from app.providers.http1.connection import ConnectionClosed
 from app.providers.http1.framing import CHUNKED, framing, read_head
-from app.providers.openai.stream import OpenAIGeneration
+from app.providers.openai.stream import OpenAIAttempt
 
 PIECE = 4096  # the largest chunk the valid bodies hold
 MAX_LINE = 2048
@@ -125,8 +125,8 @@ class FedResponse:
         pass
 
 
-def _generation(blocks: list[bytes]) -> OpenAIGeneration:
-    return OpenAIGeneration(FedResponse(blocks), idle_timeout=1.0, max_line=MAX_LINE)
+def _generation(blocks: list[bytes]) -> OpenAIAttempt:
+    return OpenAIAttempt(FedResponse(blocks), idle_timeout=1.0, max_line=MAX_LINE)
 
 
 def _sse_chunk(content: Any = None, finish: Any = None, usage: Any = None) -> bytes:

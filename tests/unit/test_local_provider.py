@@ -12,7 +12,7 @@ from gevent.queue import Queue
 
 from app.generation.cancel import StreamCancelled
 from app.providers.base import ChatCall, UpstreamError, Usage
-from app.providers.local.model import Lease, LocalGeneration
+from app.providers.local.model import Lease, LocalAttempt
 from app.providers.local.waiting_line import WaitingLine
 
 CALL = ChatCall(model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=5)
@@ -59,7 +59,7 @@ def _lease(llama: FakeLlama, pool: Queue | None = None, idle: float = 5.0) -> Le
 def test_generation_yields_pieces_and_finish_reason() -> None:
     llama = FakeLlama(["Hel", "lo"])
     call = ChatCall(model="m", messages=[], max_tokens=7, temperature=0.5)
-    generation = LocalGeneration(_lease(llama), call, repeat_penalty=1.2)
+    generation = LocalAttempt(_lease(llama), call, repeat_penalty=1.2)
     assert list(generation) == ["Hel", "lo"] and generation.finish_reason == "stop"
     assert llama.options == {"messages": [], "max_tokens": 7, "stream": True, "temperature": 0.5, "repeat_penalty": 1.2}
 
@@ -75,13 +75,13 @@ class WordCounter:
 
 
 def test_usage_is_the_models_own_count_not_an_estimate() -> None:
-    generation = LocalGeneration(_lease(FakeLlama(["one ", "two ", "three"])), CALL, counter=WordCounter())
+    generation = LocalAttempt(_lease(FakeLlama(["one ", "two ", "three"])), CALL, counter=WordCounter())
     assert list(generation) == ["one ", "two ", "three"]
     assert generation.usage == Usage(11, 3) and generation.usage.source == "upstream"
 
 
 def test_a_generation_stopped_early_reports_no_usage_of_its_own() -> None:
-    generation = LocalGeneration(_lease(FakeLlama(["one ", "two"])), CALL, counter=WordCounter())
+    generation = LocalAttempt(_lease(FakeLlama(["one ", "two"])), CALL, counter=WordCounter())
     pieces = iter(generation)
     next(pieces)
     generation.close()
@@ -93,21 +93,21 @@ def test_steps_run_off_the_event_loop() -> None:
     llama = FakeLlama(["a"] * 5, step_seconds=0.05)
     ticks = []
     ticker = gevent.spawn(lambda: [ticks.append(gevent.sleep(0.01)) for _ in range(100)])
-    list(LocalGeneration(_lease(llama), CALL))
+    list(LocalAttempt(_lease(llama), CALL))
     ticker.kill()
     assert len(ticks) >= 10, "other greenlets ran while the model computed"
 
 
 def test_a_model_that_ends_without_finish_reason_is_an_error() -> None:
     with pytest.raises(UpstreamError) as raised:
-        list(LocalGeneration(_lease(FakeLlama(["a"], finish=None)), CALL))
+        list(LocalAttempt(_lease(FakeLlama(["a"], finish=None)), CALL))
     assert raised.value.error_code == "upstream_interrupted"
 
 
 def test_idle_deadline() -> None:
     llama = FakeLlama(["slow"], step_seconds=0.5)
     with pytest.raises(UpstreamError) as raised:
-        list(LocalGeneration(_lease(llama, idle=0.1), CALL))
+        list(LocalAttempt(_lease(llama, idle=0.1), CALL))
     assert raised.value.error_code == "upstream_timeout" and "IDLE_TIMEOUT_SECONDS" in raised.value.detail
 
 
@@ -118,7 +118,7 @@ def test_cancel_releases_the_instance_only_after_the_step_in_flight() -> None:
 
     def run() -> None:
         lease = _lease(llama, pool)
-        generation = LocalGeneration(lease, CALL)
+        generation = LocalAttempt(lease, CALL)
         try:
             with generation:
                 for piece in generation:
@@ -187,5 +187,5 @@ def test_an_outer_deadline_is_not_mistaken_for_the_idle_one() -> None:
     llama = FakeLlama(["slow"], step_seconds=0.5)
     outer = gevent.Timeout(0.1)
     with pytest.raises(gevent.Timeout) as raised, outer:
-        list(LocalGeneration(_lease(llama, idle=5), CALL))
+        list(LocalAttempt(_lease(llama, idle=5), CALL))
     assert raised.value is outer

@@ -17,7 +17,7 @@ from app.metrics import MULTIPROC_ENV, prepare_multiprocess_dir, remove_multipro
 from app.metrics.catalogue import Metrics, NoMetrics, retire_worker
 from app.providers.base import UpstreamError, Usage
 
-from .test_relay import Recorder, ScriptedGeneration, ScriptedProvider, _relay
+from .test_relay import Recorder, ScriptedAttempt, ScriptedProvider, _relay
 
 
 def value(metrics: Metrics, name: str, **labels: str) -> float:
@@ -82,7 +82,7 @@ def test_switched_off_every_event_is_ignored() -> None:
 
 def test_a_relay_reports_a_completed_generation() -> None:
     metrics = Metrics()
-    provider = ScriptedProvider(ScriptedGeneration(["a", "b", "c"], usage=Usage(5, 3)))
+    provider = ScriptedProvider(ScriptedAttempt(["a", "b", "c"], usage=Usage(5, 3)))
     outcome = _relay(provider, Recorder(), metrics).run()
     assert outcome.finish_reason == "stop"
     labels = {"model": "m", "provider": "scripted"}
@@ -108,7 +108,7 @@ def test_a_relay_reports_retries_and_the_failure_that_ended_it() -> None:
 
 def test_a_relay_reports_a_cancelled_generation() -> None:
     metrics = Metrics()
-    provider = ScriptedProvider(ScriptedGeneration(["a", StreamCancelled()]))
+    provider = ScriptedProvider(ScriptedAttempt(["a", StreamCancelled()]))
     outcome = _relay(provider, Recorder(), metrics).run()
     assert outcome.finish_reason == "cancelled"
     assert value(metrics, "chatwait_streams_cancelled_total", model="m") == 1

@@ -16,7 +16,7 @@ from app.metrics.catalogue import NoMetrics
 from app.providers.base import ENDED_EARLY, FirstTokenDeadline, Route, UpstreamError
 from app.providers.pool import UpstreamPool
 
-from .test_relay import CALL, Recorder, ScriptedGeneration, ScriptedProvider
+from .test_relay import CALL, Recorder, ScriptedAttempt, ScriptedProvider
 
 
 class Clock:
@@ -41,8 +41,8 @@ def _pool(urls: str = "http://a/v1,http://b/v1", rest: str = "2", **env: str):
     return UpstreamPool(settings, NoMetrics(), clock, connect), providers, clock
 
 
-def _ok(*pieces: str) -> ScriptedGeneration:
-    return ScriptedGeneration(list(pieces or ("hi",)))
+def _ok(*pieces: str) -> ScriptedAttempt:
+    return ScriptedAttempt(list(pieces or ("hi",)))
 
 
 def _open(pool: UpstreamPool, route: Route | None = None):
@@ -153,7 +153,7 @@ def test_a_probe_cancelled_before_its_first_token_lets_another_probe() -> None:
 
 def test_no_first_token_in_time_rests_the_server_but_a_rejection_does_not() -> None:
     pool, providers, _ = _pool()
-    providers["a"].script = [ScriptedGeneration([FirstTokenDeadline()])]
+    providers["a"].script = [ScriptedAttempt([FirstTokenDeadline()])]
     generation = pool.open(CALL, None, Route("a"))
     with pytest.raises(FirstTokenDeadline):
         list(generation)
@@ -166,7 +166,7 @@ def test_no_first_token_in_time_rests_the_server_but_a_rejection_does_not() -> N
 
 def test_a_failure_after_the_first_token_rests_the_server_without_failover() -> None:
     pool, providers, _ = _pool()
-    providers["a"].script = [ScriptedGeneration(["x", UpstreamError("upstream_unavailable", "reset")])]
+    providers["a"].script = [ScriptedAttempt(["x", UpstreamError("upstream_unavailable", "reset")])]
     generation = pool.open(CALL, None, Route("a"))
     pieces = iter(generation)
     assert next(pieces) == "x"
@@ -178,11 +178,11 @@ def test_a_failure_after_the_first_token_rests_the_server_without_failover() -> 
 def test_a_reply_ended_without_a_finish_reason_is_preemption_not_sickness() -> None:
     pool, providers, _ = _pool()
     early = UpstreamError("upstream_interrupted", "no finish", log_fields={"upstream_ended": ENDED_EARLY})
-    providers["a"].script = [ScriptedGeneration(["x", early])]
+    providers["a"].script = [ScriptedAttempt(["x", early])]
     with pytest.raises(UpstreamError), pool.open(CALL, None, Route("a")) as generation:
         list(generation)
     assert pool.servers[0].health.state == "healthy", "llama.cpp ends a preempted request so: the server is busy"
-    providers["a"].script = [ScriptedGeneration(["x", UpstreamError("upstream_interrupted", "cut")])]
+    providers["a"].script = [ScriptedAttempt(["x", UpstreamError("upstream_interrupted", "cut")])]
     with pytest.raises(UpstreamError), pool.open(CALL, None, Route("a")) as generation:
         list(generation)
     assert pool.servers[0].health.state == "resting", "a reply cut off still rests it"
@@ -318,7 +318,7 @@ def test_ready_lists_every_server_and_passes_while_each_model_has_a_healthy_one(
 
 def test_with_upstream_attempt_seconds_a_silent_server_costs_the_attempt_not_the_request() -> None:
     pool, providers, _ = _pool(UPSTREAM_ATTEMPT_SECONDS="0.2", TIMEOUT_SECONDS="5")
-    providers["a"].script = [ScriptedGeneration(["late"], delay=3)]
+    providers["a"].script = [ScriptedAttempt(["late"], delay=3)]
     providers["b"].script = [_ok("on ", "time")]
     relay = Relay(pool, pool.settings, CALL, 3, Recorder(), "cid", metrics=NoMetrics(), route=Route("a"))
     outcome = relay.run()
@@ -365,19 +365,19 @@ def test_without_a_fallback_model_an_attempt_gets_the_whole_deadline_by_default(
     fallback (tests/integration/test_failover_scenarios.py); a pool alone waits, busy as it may be."""
     monkeypatch.setattr(opening, "ATTEMPT_SECONDS", 0.2)
     pool, providers, _ = _pool(TIMEOUT_SECONDS="5")
-    providers["a"].script = [ScriptedGeneration(["late"], delay=0.5)]
+    providers["a"].script = [ScriptedAttempt(["late"], delay=0.5)]
     relay = Relay(pool, pool.settings, CALL, 3, Recorder(), "cid", metrics=NoMetrics(), route=Route("a"))
     outcome = relay.run()
     assert outcome.error is None and outcome.text == "late" and relay.route.tried == {"a"}
     pool, providers, _ = _pool(TIMEOUT_SECONDS="5", UPSTREAM_ATTEMPT_SECONDS="0")
-    providers["a"].script = [ScriptedGeneration(["late"], delay=0.5)]
+    providers["a"].script = [ScriptedAttempt(["late"], delay=0.5)]
     outcome = Relay(pool, pool.settings, CALL, 3, Recorder(), "cid", metrics=NoMetrics(), route=Route("a")).run()
     assert outcome.error is None and outcome.text == "late", "0: every attempt may take all of the deadline"
 
 
 def test_a_server_silent_past_its_attempt_is_never_tried_again_by_that_request() -> None:
     pool, providers, _ = _pool(urls="http://a/v1", TIMEOUT_SECONDS="5", UPSTREAM_ATTEMPT_SECONDS="0.2")
-    providers["a"].script = [ScriptedGeneration(["late"], delay=3), _ok("never")]
+    providers["a"].script = [ScriptedAttempt(["late"], delay=3), _ok("never")]
     outcome = Relay(pool, pool.settings, CALL, 3, Recorder(), "cid", metrics=NoMetrics()).run()
     assert outcome.error is not None and outcome.error.error_code == "upstream_timeout"
     assert "UPSTREAM_ATTEMPT_SECONDS (0.2 s)" in outcome.error.detail and len(providers["a"].script) == 1

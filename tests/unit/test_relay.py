@@ -12,13 +12,13 @@ from app.config import load_settings
 from app.generation.cancel import StreamCancelled
 from app.generation.relay import Relay
 from app.metrics.catalogue import Metrics
-from app.providers.base import ChatCall, Generation, Provider, UpstreamError, Usage
+from app.providers.base import Attempt, ChatCall, Provider, UpstreamError, Usage
 from app.providers.deltas import LOGPROBS, Delta
 
 CALL = ChatCall(model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=5)
 
 
-class ScriptedGeneration(Generation):
+class ScriptedAttempt(Attempt):
     def __init__(self, pieces: list, finish: str | None = "stop", usage: Usage | None = None, delay: float = 0) -> None:
         self.pieces, self.finish, self.delay = pieces, finish, delay
         self.usage_at_end = usage
@@ -38,17 +38,17 @@ class ScriptedGeneration(Generation):
 
 
 class ScriptedProvider(Provider):
-    """Each open() takes the next scripted item: a Generation, or an exception to raise."""
+    """Each open() takes the next scripted item: a Attempt, or an exception to raise."""
 
     name = "scripted"
     check_name = "upstream"
 
     def __init__(self, *script: object, open_delay: float = 0) -> None:
         self.script = list(script)
-        self.opened: list[Generation] = []
+        self.opened: list[Attempt] = []
         self.open_delay = open_delay
 
-    def open(self, call: ChatCall, slot=None, route=None) -> Generation:
+    def open(self, call: ChatCall, slot=None, route=None) -> Attempt:
         if self.open_delay:
             gevent.sleep(self.open_delay)
         item = self.script.pop(0)
@@ -113,7 +113,7 @@ def _relay(provider: Provider, listener=None, metrics: Metrics | None = None, **
 
 def test_success_with_upstream_usage() -> None:
     listener = Recorder()
-    outcome = _relay(ScriptedProvider(ScriptedGeneration(["a ", "b"], usage=Usage(7, 2))), listener).run()
+    outcome = _relay(ScriptedProvider(ScriptedAttempt(["a ", "b"], usage=Usage(7, 2))), listener).run()
     assert listener.chunks == ["a ", "b"] and listener.ends == [outcome]
     assert outcome.text == "a b" and outcome.finish_reason == "stop" and outcome.error is None
     assert outcome.usage == Usage(7, 2) and outcome.chunks == 2 and outcome.ttft_ms is not None
@@ -121,20 +121,20 @@ def test_success_with_upstream_usage() -> None:
 
 
 def test_usage_is_counted_when_the_upstream_gives_none() -> None:
-    outcome = _relay(ScriptedProvider(ScriptedGeneration(["one ", "two ", "three"]))).run()
+    outcome = _relay(ScriptedProvider(ScriptedAttempt(["one ", "two ", "three"]))).run()
     assert outcome.usage == Usage(10, 3, estimated=True) and outcome.usage.source == "estimated"
 
 
 def test_prompt_tokens_not_counted_at_intake_are_counted_for_the_usage() -> None:
     config = load_settings({}, environ={"OPENAI_API_KEY": "sk-x"})
-    provider = ScriptedProvider(ScriptedGeneration(["one ", "two"]))
+    provider = ScriptedProvider(ScriptedAttempt(["one ", "two"]))
     outcome = Relay(provider, config, CALL, None, None, "cid", metrics=Metrics()).run()
     assert outcome.usage == Usage(10, 2, estimated=True)
 
 
 def test_retryable_failure_before_the_first_token_is_retried(sleeps) -> None:
     failure = UpstreamError("upstream_rate_limited", "429", retry_after=1.0)
-    provider = ScriptedProvider(failure, UpstreamError("upstream_unavailable", "503"), ScriptedGeneration(["ok"]))
+    provider = ScriptedProvider(failure, UpstreamError("upstream_unavailable", "503"), ScriptedAttempt(["ok"]))
     outcome = _relay(provider).run()
     assert outcome.text == "ok" and outcome.error is None
     assert 1.0 <= sleeps[0] <= 1.2, "Retry-After is honoured"
@@ -142,15 +142,15 @@ def test_retryable_failure_before_the_first_token_is_retried(sleeps) -> None:
 
 
 def test_failure_while_waiting_for_the_first_token_is_retried(sleeps) -> None:
-    broken = ScriptedGeneration([UpstreamError("upstream_interrupted", "reset")])
-    fine = ScriptedGeneration(["x"])
+    broken = ScriptedAttempt([UpstreamError("upstream_interrupted", "reset")])
+    fine = ScriptedAttempt(["x"])
     outcome = _relay(ScriptedProvider(broken, fine)).run()
     assert outcome.text == "x" and broken.closed and fine.closed
 
 
 def test_no_retry_after_the_first_token(sleeps) -> None:
-    generation = ScriptedGeneration(["a", UpstreamError("upstream_interrupted", "reset")])
-    provider = ScriptedProvider(generation, ScriptedGeneration(["never"]))
+    generation = ScriptedAttempt(["a", UpstreamError("upstream_interrupted", "reset")])
+    provider = ScriptedProvider(generation, ScriptedAttempt(["never"]))
     listener = Recorder()
     outcome = _relay(provider, listener).run()
     assert outcome.error.error_code == "upstream_interrupted"
@@ -159,7 +159,7 @@ def test_no_retry_after_the_first_token(sleeps) -> None:
 
 
 def test_non_retryable_is_not_retried(sleeps) -> None:
-    provider = ScriptedProvider(UpstreamError("upstream_auth_failed", "401"), ScriptedGeneration(["x"]))
+    provider = ScriptedProvider(UpstreamError("upstream_auth_failed", "401"), ScriptedAttempt(["x"]))
     outcome = _relay(provider).run()
     assert outcome.error.error_code == "upstream_auth_failed" and outcome.error.status == 502
     assert len(provider.script) == 1 and sleeps == []
@@ -173,29 +173,29 @@ def test_retries_are_bounded(sleeps) -> None:
 
 def test_retry_after_beyond_the_deadline_gives_up_at_once(sleeps) -> None:
     limited = UpstreamError("upstream_rate_limited", "429", retry_after=60)
-    provider = ScriptedProvider(limited, ScriptedGeneration(["x"]))
+    provider = ScriptedProvider(limited, ScriptedAttempt(["x"]))
     outcome = _relay(provider).run()
     assert outcome.error.error_code == "upstream_rate_limited" and sleeps == []
     assert outcome.error.retry_after == 60
 
 
 def test_first_token_deadline_closes_the_generation() -> None:
-    slow = ScriptedGeneration(["late"], delay=5)
+    slow = ScriptedAttempt(["late"], delay=5)
     outcome = _relay(ScriptedProvider(slow), TIMEOUT_SECONDS="0.1", UPSTREAM_RETRIES="0").run()
     assert outcome.error.error_code == "upstream_timeout" and "TIMEOUT_SECONDS" in outcome.error.detail
     assert slow.closed
 
 
 def test_total_deadline_keeps_the_partial_reply() -> None:
-    slow = ScriptedGeneration(["a", "b", "c", "d"], delay=0.1)
+    slow = ScriptedAttempt(["a", "b", "c", "d"], delay=0.1)
     outcome = _relay(ScriptedProvider(slow), MAX_STREAM_SECONDS="0.25").run()
     assert outcome.error.error_code == "upstream_timeout" and "MAX_STREAM_SECONDS" in outcome.error.detail
     assert outcome.text in ("a", "ab") and slow.closed
 
 
-def _stopped_midway(reason: StreamCancelled) -> tuple[Recorder, ScriptedGeneration]:
+def _stopped_midway(reason: StreamCancelled) -> tuple[Recorder, ScriptedAttempt]:
     """A generation of four pieces 50 ms apart, stopped with `reason` after the second."""
-    generation = ScriptedGeneration(["one ", "two ", "three ", "four "], delay=0.05)
+    generation = ScriptedAttempt(["one ", "two ", "three ", "four "], delay=0.05)
     listener = Recorder()
     producer = gevent.spawn(_relay(ScriptedProvider(generation), listener).run)
     gevent.sleep(0.12)
@@ -213,7 +213,7 @@ def test_cancel_ends_with_cancelled_and_partial_usage() -> None:
 
 
 def test_cancel_during_backoff() -> None:
-    provider = ScriptedProvider(UpstreamError("upstream_unavailable", "503"), ScriptedGeneration(["x"]))
+    provider = ScriptedProvider(UpstreamError("upstream_unavailable", "503"), ScriptedAttempt(["x"]))
     listener = Recorder()
     producer = gevent.spawn(_relay(provider, listener, TIMEOUT_SECONDS="30").run)
     gevent.sleep(0.01)
@@ -235,7 +235,7 @@ def test_a_stop_while_the_first_chunk_is_written_closes_the_upstream() -> None:
             super().chunk(content)
             raise StreamCancelled()
 
-    generation = ScriptedGeneration(["a", "b"])
+    generation = ScriptedAttempt(["a", "b"])
     listener = StoppedAtFirstChunk()
     outcome = _relay(ScriptedProvider(generation), listener).run()
     assert outcome.finish_reason == "cancelled" and listener.chunks == ["a"]
@@ -255,7 +255,7 @@ def test_a_restart_ends_the_generation_with_its_error_and_keeps_the_partial_repl
 
 def test_a_reply_longer_than_max_tokens_allows_is_a_bad_response() -> None:
     """An upstream that ignores max_tokens (5 here) is cut before it fills memory."""
-    flood = ScriptedGeneration(["x" * 1000] * 1000)
+    flood = ScriptedAttempt(["x" * 1000] * 1000)
     listener = Recorder()
     outcome = _relay(ScriptedProvider(flood), listener).run()
     assert outcome.error is not None and outcome.error.error_code == "upstream_bad_response"
@@ -282,7 +282,7 @@ def test_text_with_log_probabilities_is_the_replys_text_in_every_family(typed: b
     config = load_settings({"TIMEOUT_SECONDS": "2"}, environ={"OPENAI_API_KEY": "sk-x"})
     call = dataclasses.replace(CALL, typed=typed)
     outcome = Relay(
-        ScriptedProvider(ScriptedGeneration(pieces)), config, call, 10, recorder, "c", "s", metrics=Metrics()
+        ScriptedProvider(ScriptedAttempt(pieces)), config, call, 10, recorder, "c", "s", metrics=Metrics()
     ).run()
     assert outcome.text == "Hello"
     if typed:
@@ -295,7 +295,7 @@ def test_log_probabilities_without_text_still_end_an_endless_reply() -> None:
     """A hostile upstream that sends log-probability entries with no text forever is cut as any
     reply past what max_tokens allows (each entry counts)."""
     entry = [{"token": "", "logprob": -0.1}]
-    flood = ScriptedGeneration([Delta(LOGPROBS, "", data=entry)] * 100_000)
+    flood = ScriptedAttempt([Delta(LOGPROBS, "", data=entry)] * 100_000)
     config = load_settings({"TIMEOUT_SECONDS": "2"}, environ={"OPENAI_API_KEY": "sk-x"})
     call = dataclasses.replace(CALL, typed=True)
     outcome = Relay(ScriptedProvider(flood), config, call, 10, Recorder(), "c", "s", metrics=Metrics()).run()

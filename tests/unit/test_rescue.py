@@ -13,7 +13,7 @@ from app.metrics.catalogue import NoMetrics
 from app.providers.base import ENDED_EARLY, ChatCall, UpstreamError
 from app.providers.deltas import LOGPROBS, REASONING, TOOL_CALL, Delta
 
-from .test_relay import Recorder, ScriptedGeneration, ScriptedProvider
+from .test_relay import Recorder, ScriptedAttempt, ScriptedProvider
 
 CALL = ChatCall(model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=20, options={"seed": 1})
 CUT = UpstreamError("upstream_interrupted", "cut")
@@ -85,7 +85,7 @@ def _run(provider, call: ChatCall = CALL, listener: Recorder | None = None, **se
 
 
 def test_a_prefill_continues_from_the_delivered_text() -> None:
-    provider = Continuing("prefill", ScriptedGeneration(["one ", "two ", CUT]), ScriptedGeneration(["three"]))
+    provider = Continuing("prefill", ScriptedAttempt(["one ", "two ", CUT]), ScriptedAttempt(["three"]))
     outcome, listener = _run(provider)
     assert outcome.error is None and outcome.text == "one two three" and listener.chunks == ["one ", "two ", "three"]
     continued = provider.calls[1]
@@ -95,7 +95,7 @@ def test_a_prefill_continues_from_the_delivered_text() -> None:
 
 
 def test_a_message_continuation_asks_to_go_on_and_drops_the_repeat() -> None:
-    provider = Continuing("message", ScriptedGeneration(["one ", "two ", CUT]), ScriptedGeneration(["two ", "three"]))
+    provider = Continuing("message", ScriptedAttempt(["one ", "two ", CUT]), ScriptedAttempt(["two ", "three"]))
     outcome, _ = _run(provider)
     assert outcome.text == "one two three"
     assert provider.calls[1].messages[-2:] == [
@@ -107,33 +107,33 @@ def test_a_message_continuation_asks_to_go_on_and_drops_the_repeat() -> None:
 
 def test_no_rescue_for_a_tool_call_none_or_when_turned_off() -> None:
     call = Delta(TOOL_CALL, "{", 0, "call_1", "f")
-    provider = Continuing("prefill", ScriptedGeneration(["a ", call, CUT]))
+    provider = Continuing("prefill", ScriptedAttempt(["a ", call, CUT]))
     outcome, _ = _run(provider, dataclasses.replace(CALL, typed=True))
     assert outcome.error is not None and len(provider.calls) == 1
-    provider = Continuing("none", ScriptedGeneration(["a ", CUT]))
+    provider = Continuing("none", ScriptedAttempt(["a ", CUT]))
     assert _run(provider)[0].error.error_code == "upstream_interrupted" and len(provider.calls) == 1
-    provider = Continuing("prefill", ScriptedGeneration(["a ", CUT]))
+    provider = Continuing("prefill", ScriptedAttempt(["a ", CUT]))
     assert _run(provider, UPSTREAM_RESCUES="0")[0].error is not None and len(provider.calls) == 1
 
 
 def test_rescues_and_preemptions_come_out_of_one_budget(sleeps) -> None:
-    cuts = [ScriptedGeneration(["a ", CUT])] + [ScriptedGeneration([CUT]) for _ in range(5)]
+    cuts = [ScriptedAttempt(["a ", CUT])] + [ScriptedAttempt([CUT]) for _ in range(5)]
     provider = Continuing("prefill", *cuts)
     outcome, _ = _run(provider, UPSTREAM_RESCUES="2")
     assert outcome.error is not None and len(provider.calls) == 3, "the first attempt and 2 continuations"
 
-    preempted = [ScriptedGeneration([f"w{i} ", PREEMPTED]) for i in range(3)] + [ScriptedGeneration(["end"])]
+    preempted = [ScriptedAttempt([f"w{i} ", PREEMPTED]) for i in range(3)] + [ScriptedAttempt(["end"])]
     provider = Continuing("prefill", *preempted)
     outcome, _ = _run(provider, UPSTREAM_RESCUES="3")
     assert outcome.error is None and outcome.text == "w0 w1 w2 end", "a busy server is waited for"
     assert len(sleeps) == 3 and all(0 < delay <= 2 for delay in sleeps), "with backoff, so they do not herd"
 
-    endless = [ScriptedGeneration(["a ", PREEMPTED])] + [ScriptedGeneration([PREEMPTED]) for _ in range(30)]
+    endless = [ScriptedAttempt(["a ", PREEMPTED])] + [ScriptedAttempt([PREEMPTED]) for _ in range(30)]
     provider = Continuing("prefill", *endless)
     outcome, _ = _run(provider, UPSTREAM_RESCUES="2")
     assert outcome.error is not None and len(provider.calls) == 1 + 2, "a preemption spends UPSTREAM_RESCUES too"
 
-    mixed = [ScriptedGeneration(["a ", PREEMPTED]), ScriptedGeneration([CUT]), ScriptedGeneration(["b"])]
+    mixed = [ScriptedAttempt(["a ", PREEMPTED]), ScriptedAttempt([CUT]), ScriptedAttempt(["b"])]
     provider = Continuing("prefill", *mixed)
     assert _run(provider, UPSTREAM_RESCUES="1")[0].error is not None and len(provider.calls) == 2
 
@@ -141,10 +141,10 @@ def test_rescues_and_preemptions_come_out_of_one_budget(sleeps) -> None:
 def test_the_streams_shared_budget_has_the_last_word_and_continuations_are_charged() -> None:
     """Another worker may have spent some of the stream's continuations (it took the stream over):
     the listener's count decides; what a continuation sends again is charged to the key."""
-    provider = Continuing("prefill", ScriptedGeneration(["a ", CUT]), ScriptedGeneration(["b"]))
+    provider = Continuing("prefill", ScriptedAttempt(["a ", CUT]), ScriptedAttempt(["b"]))
     outcome, listener = _run(provider, listener=Recorder(budget=0), UPSTREAM_RESCUES="2")
     assert outcome.error is not None and len(provider.calls) == 1 and listener.asked == 1
-    provider = Continuing("prefill", ScriptedGeneration(["one ", CUT]), ScriptedGeneration(["two"]))
+    provider = Continuing("prefill", ScriptedAttempt(["one ", CUT]), ScriptedAttempt(["two"]))
     outcome, _ = _run(provider, UPSTREAM_RESCUES="2")
     resent = provider.prompt_tokens(provider.calls[1].messages)
     assert outcome.error is None and outcome.usage.resent == resent > 0
@@ -153,7 +153,7 @@ def test_the_streams_shared_budget_has_the_last_word_and_continuations_are_charg
 
 def test_a_refused_prefill_is_asked_again_by_message() -> None:
     refused = UpstreamError("upstream_rejected", "no prefill", upstream_status=400)
-    provider = Continuing("prefill", ScriptedGeneration(["a ", CUT]), refused, ScriptedGeneration(["b"]))
+    provider = Continuing("prefill", ScriptedAttempt(["a ", CUT]), refused, ScriptedAttempt(["b"]))
     outcome, _ = _run(provider)
     assert outcome.text == "a b" and provider.calls[2].messages[-1]["content"] == rescue.CONTINUE_PROMPT
 
@@ -162,9 +162,9 @@ def test_a_reply_cut_after_it_used_max_tokens_ends_as_length() -> None:
     """Nothing left to continue: the client asked for at most max_tokens and has them (a server
     killed between its last token and its finish), so the reply ends `length`, not as an error."""
     words = [f"w{i} " for i in range(CALL.max_tokens)]
-    provider = Continuing("prefill", ScriptedGeneration([*words, CUT]))
+    provider = Continuing("prefill", ScriptedAttempt([*words, CUT]))
     outcome, _ = _run(provider)
     assert outcome.error is None and outcome.finish_reason == "length" and outcome.text == "".join(words)
     assert len(provider.calls) == 1, "no continuation asked for"
-    provider = Continuing("prefill", ScriptedGeneration([*words[:-1], CUT]), ScriptedGeneration(["end"]))
+    provider = Continuing("prefill", ScriptedAttempt([*words[:-1], CUT]), ScriptedAttempt(["end"]))
     assert _run(provider)[0].text == "".join(words[:-1]) + "end", "one token left: continued"

@@ -9,10 +9,10 @@ from typing import Any
 
 import openai
 
-from ..base import ChatCall, Generation, Route
+from ..base import Attempt, ChatCall, Route
 from ..openai.client import OpenAIProvider
 from .request import ANTHROPIC_VERSION, messages_body
-from .stream import AnthropicGeneration
+from .stream import AnthropicAttempt
 
 BETA_HEADER = "anthropic-beta"  # a client's beta features, sent on with its own body
 
@@ -30,9 +30,9 @@ class AnthropicProvider(OpenAIProvider):
             headers["x-api-key"] = self.server.api_key
         return headers
 
-    def open(self, call: ChatCall, slot: Any = None, route: Route | None = None) -> Generation:
+    def open(self, call: ChatCall, slot: Any = None, route: Route | None = None) -> Attempt:
         """Send the request (the client's own Messages body where it came in one); return once
         the upstream answered 200 with its headers."""
         beta = (call.native or {}).get("beta")
         response = self.post(messages_body(call), {BETA_HEADER: beta} if beta else None)
-        return AnthropicGeneration(response, self.settings.idle_timeout_seconds, self.settings.upstream_max_line_bytes)
+        return AnthropicAttempt(response, self.settings.idle_timeout_seconds, self.settings.upstream_max_line_bytes)

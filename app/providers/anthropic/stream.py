@@ -22,7 +22,7 @@ import orjson
 
 from ..base import UpstreamError, Usage
 from ..deltas import REASONING, TOOL_CALL, Delta
-from ..openai.stream import MAX_FINISH_REASON_CHARS, OpenAIGeneration, count, drain
+from ..openai.stream import MAX_FINISH_REASON_CHARS, OpenAIAttempt, count, drain
 from ..tool_calls import MAX_NAME_CHARS, MAX_TOOL_CALLS
 
 # Anthropic's stop reasons as OpenAI's finish reasons (others, like pause_turn, are a stop).
@@ -55,7 +55,7 @@ _SKIPPED = object()  # a content block ChatWait does not carry
 _OPENS = {"text_delta": "text", "thinking_delta": "thinking"}  # the block a piece of one never started is
 
 
-class AnthropicGeneration(OpenAIGeneration):
+class AnthropicAttempt(OpenAIAttempt):
     """A Messages API stream read line by line from the upstream HTTP response (the chat
     completions reader's frame: encoding check, failure classes, skipped-event bound, close)."""
 

@@ -23,7 +23,7 @@ from gevent.event import AsyncResult
 
 from ...config import Settings
 from ...ids import random_id
-from ..base import ChatCall, Generation, Provider, Route, UpstreamError, Usage, message_text
+from ..base import Attempt, ChatCall, Provider, Route, UpstreamError, Usage, message_text
 from ..deltas import TOOL_CALL, Delta
 from .grammar import CALL, TEXT, arguments_schema, json_grammar, names_grammar, reply_schema, tool_plan
 from .prompt import template_messages, tools_hint
@@ -98,7 +98,7 @@ class Prefill:
     stop: list[str]
 
 
-class LocalGeneration(Generation):
+class LocalAttempt(Attempt):
     """One chat completion from the embedded model, advanced one token per threadpool call (or,
     `prefill`, the continuation of a reply cut short: a text completion of its prompt). Its usage
     is counted with the model's own tokenizer (`counter`: the prompt as its chat template renders
@@ -266,10 +266,10 @@ class LocalProvider(Provider):
         images, logit_bias or log probabilities (llama.cpp keeps them only with every logit of the prompt)."""
         return option not in NOT_TAKEN
 
-    def open(self, call: ChatCall, slot: Lease | None = None, route: Route | None = None) -> Generation:
+    def open(self, call: ChatCall, slot: Lease | None = None, route: Route | None = None) -> Attempt:
         if slot is None:
             raise RuntimeError("the local provider generates only inside reserve()")
-        return LocalGeneration(slot, call, self.settings.local_repeat_penalty, self, self._prefill(call))
+        return LocalAttempt(slot, call, self.settings.local_repeat_penalty, self, self._prefill(call))
 
     def continuation(self, model: str, route: Route) -> str:
         """A reply cut short (its worker died) is continued in-process from its own text."""

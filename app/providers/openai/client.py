@@ -29,11 +29,11 @@ from gevent.pool import Pool
 from ...config import Settings, UpstreamServer
 from ...errors import CATALOGUE
 from ...logs import log_greenlet_failure
-from ..base import ChatCall, Generation, Provider, Route, UpstreamError
+from ..base import Attempt, ChatCall, Provider, Route, UpstreamError
 from ..http1 import Http1Transport
 from . import tokens
 from .errors import MAX_REFUSAL_BYTES, STREAM_OPTIONS, refusal_reason, status_error, transport_error
-from .stream import OpenAIGeneration
+from .stream import OpenAIAttempt
 
 log = logging.getLogger("chatwait.openai")
 
@@ -103,7 +103,7 @@ class OpenAIProvider(Provider):
         """How this server is told the key (OpenAI's API: a bearer token)."""
         return dict(sdk.auth_headers)
 
-    def open(self, call: ChatCall, slot: Any = None, route: Route | None = None) -> Generation:
+    def open(self, call: ChatCall, slot: Any = None, route: Route | None = None) -> Attempt:
         """Send the request; return once the upstream answered 200 with its headers."""
         try:
             return self._open(call, self._include_usage)
@@ -118,7 +118,7 @@ class OpenAIProvider(Provider):
         self._include_usage = False
         return generation
 
-    def _open(self, call: ChatCall, include_usage: bool) -> Generation:
+    def _open(self, call: ChatCall, include_usage: bool) -> Attempt:
         body: dict[str, Any] = {
             "model": call.model,
             "messages": call.messages,
@@ -137,7 +137,7 @@ class OpenAIProvider(Provider):
             if "tools" in native and "tools" in body:
                 body["tools"] = native["tools"]  # with the fields of theirs ChatWait does not know
         response = self.post(body)
-        return OpenAIGeneration(
+        return OpenAIAttempt(
             response, self.settings.idle_timeout_seconds, self.settings.upstream_max_line_bytes, self._stop_stream
         )
 

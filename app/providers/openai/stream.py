@@ -25,7 +25,7 @@ import gevent
 import httpx
 import orjson
 
-from ..base import ENDED_EARLY, Generation, UpstreamError, Usage
+from ..base import ENDED_EARLY, Attempt, UpstreamError, Usage
 from ..deltas import LOGPROBS, REASONING, REFUSAL, Delta
 from ..http1 import MalformedResponse
 from ..tool_calls import MalformedToolCall, ToolCalls
@@ -41,7 +41,7 @@ _NO_DELTA: dict[str, Any] = {}
 _STREAM_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")  # an upstream ChatWait's X-Stream-Id
 
 
-class OpenAIGeneration(Generation):
+class OpenAIAttempt(Attempt):
     """A streamed chat completion read line by line from the upstream HTTP response. Another
     API's reader (`anthropic.stream`) keeps this frame — the encoding check, the failures'
     classes, the bound on skipped chunks — and reads its own events in `_pieces`."""

@@ -16,7 +16,7 @@ from ...config import Settings, UpstreamServer
 from ...errors import ApiError
 from ...metrics.catalogue import Metrics, NoMetrics
 from ..anthropic.client import AnthropicProvider
-from ..base import ChatCall, Generation, Provider, Route, UpstreamError
+from ..base import Attempt, ChatCall, Provider, Route, UpstreamError
 from ..openai.client import OpenAIProvider
 from .affinity import Ring, choose, key_of
 from .health import Health
@@ -146,7 +146,7 @@ class UpstreamPool(Provider):
             server.continuation = "message"
             log.warning("upstream_prefill_refused", extra={"upstream_server": server.name})
 
-    def open(self, call: ChatCall, slot: Any = None, route: Route | None = None) -> Generation:
+    def open(self, call: ChatCall, slot: Any = None, route: Route | None = None) -> Attempt:
         """Open on the route's server, or the best other one after a failure."""
         route = route if route is not None else Route()
         server = self._by_name.get(route.server or "")

@@ -11,7 +11,7 @@ from typing import Any
 
 from ...config import UpstreamServer
 from ...metrics.catalogue import Metrics, NoMetrics
-from ..base import ChatCall, FirstTokenDeadline, Generation, Provider, UpstreamError
+from ..base import Attempt, ChatCall, FirstTokenDeadline, Provider, UpstreamError
 from ..openai.client import origin
 from .health import KINDS, Health, failure_kind
 
@@ -56,7 +56,7 @@ class Server:
         """Least outstanding requests first, weighted: the score this request would give it."""
         return (self.outstanding + 1) / self.config.weight
 
-    def open(self, call: ChatCall, requester: int = 0) -> Generation:
+    def open(self, call: ChatCall, requester: int = 0) -> Attempt:
         """Send the request to this server; its generation reports back to this server's health
         (`requester`: the id of the request, the same for its retries)."""
         probe = self.health.take(self.clock())
@@ -69,7 +69,7 @@ class Server:
             self.count_open(-1)
             self.health.released(probe, self.clock())  # no verdict yet (a failure rested it already)
             raise
-        return PooledGeneration(inner, self, probe, requester)
+        return PooledAttempt(inner, self, probe, requester)
 
     def admit(self) -> tuple[float, bool] | None:
         """Whether a new request may go to this server (always, unless it is a model's only
@@ -146,11 +146,11 @@ class Server:
         }
 
 
-class PooledGeneration(Generation):
+class PooledAttempt(Attempt):
     """A server's generation: the first token (or a good end) is the server's success; a failure
     before or after it counts against the server; closing it frees the server's slot once."""
 
-    def __init__(self, inner: Generation, server: Server, probe: bool, requester: int = 0) -> None:
+    def __init__(self, inner: Attempt, server: Server, probe: bool, requester: int = 0) -> None:
         self.inner = inner
         self.server = server
         self.probe = probe
