@@ -74,7 +74,7 @@ class Waiter:
         self.flagged = False
 
 
-class Gate:
+class AdmissionQueue:
     """The waiting requests of this worker, by key name."""
 
     def __init__(
@@ -248,7 +248,7 @@ def waited(turns: Generator[int | None, None, T]) -> T:
 
 @dataclasses.dataclass(frozen=True)
 class Pending:
-    """A new stream waiting for a slot (MAX_STREAMS): its id, its turns (`Gate.turns`: places,
+    """A new stream waiting for a slot (MAX_STREAMS): its id, its turns (`AdmissionQueue.turns`: places,
     then the stream), what to do when it never opens, and when its client hangs up."""
 
     stream_id: str

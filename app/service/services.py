@@ -30,7 +30,7 @@ from ..streaming.abandon import Abandon
 from ..streaming.store import MemoryStreamStore, StreamStore
 from ..streaming.stream import DEFAULT_RETENTION, Retention, Stream
 from ..streaming.wire import Wire
-from .admission import Admission, Gate, Pending
+from .admission import Admission, AdmissionQueue, Pending
 from .keys import ClientKeys
 from .readiness import Readiness
 
@@ -56,7 +56,7 @@ class Services:
     waits: WaitGenerations
     client_keys: ClientKeys
     limits: Limits
-    gate: Gate
+    queue: AdmissionQueue  # for a slot (MAX_STREAMS), fair across keys
     metrics: Metrics | NoMetrics
     readiness: Readiness
     started: int  # Unix time the services were built (the `created` of /v1/models)
@@ -82,7 +82,7 @@ class Services:
             waits=waits,
             client_keys=ClientKeys(keys),
             limits=limits,
-            gate=Gate(
+            queue=AdmissionQueue(
                 settings.admission_wait_seconds,
                 places=settings.admission_queue_size,
                 over_share=lambda name: metrics.key_refused(name, "queue_share") if name else None,
@@ -194,17 +194,17 @@ class Services:
 
         name = "" if key is None else key.name
         try:
-            opened = self.gate.try_now(name, open_slot)
+            opened = self.queue.try_now(name, open_slot)
         except BaseException:
             self._end(ticket)
             raise
-        return opened if opened is not None else self._queue(name, stream_id, open_slot, ticket)
+        return opened if opened is not None else self._enqueue(name, stream_id, open_slot, ticket)
 
     def _running(self, stream: Stream, ticket: Ticket | None) -> None:
         """A stream whose producer started: admitted to the store, its ticket counted as it runs."""
-        if self.gate.wait_seconds > 0:  # a slot freed here wakes the next waiter at once
+        if self.queue.wait_seconds > 0:  # a slot freed here wakes the next waiter at once
             assert stream.producer is not None
-            stream.producer.link(lambda _: self.gate.notify())
+            stream.producer.link(lambda _: self.queue.notify())
         self.store.admit(stream)
         if ticket is not None:
             self._count_while_it_runs(ticket, stream)
@@ -232,21 +232,21 @@ class Services:
             self._count_while_it_runs(self.limits.resume(key, held), stream)
         return True
 
-    def _queue(self, name: str, stream_id: str, open_slot: Callable[[], Stream], ticket: Ticket | None) -> Pending:
+    def _enqueue(self, name: str, stream_id: str, open_slot: Callable[[], Stream], ticket: Ticket | None) -> Pending:
         """A place in the admission queue for a new stream of key `name` (ApiError when its key
         holds its share of a full queue: its ticket is released)."""
         try:
-            waiter = self.gate.join(name)
+            waiter = self.queue.join(name)
         except ApiError:
             self._end(ticket)
             raise
-        turns = self.gate.turns(name, open_slot, self.store.has_room, self.settings.keepalive_seconds, waiter)
+        turns = self.queue.turns(name, open_slot, self.store.has_room, self.settings.keepalive_seconds, waiter)
 
         def never_opened() -> None:
-            self.gate.leave(waiter)
+            self.queue.leave(waiter)
             self._end(ticket)
 
-        return Pending(stream_id, turns, never_opened, lambda: self.gate.hang_up(waiter))
+        return Pending(stream_id, turns, never_opened, lambda: self.queue.hang_up(waiter))
 
     def _end(self, ticket: Ticket | None) -> None:
         """A generation admitted under its key's limits never started: release its slot."""

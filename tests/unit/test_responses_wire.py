@@ -15,7 +15,7 @@ from openai._streaming import SSEDecoder
 from openai.lib.streaming.responses._responses import ResponseStreamState
 from openai.types.responses import ResponseStreamEvent
 
-from app.apis.responses.objects import response_reply
+from app.apis.responses.replies import response_reply
 from app.apis.responses.wire import LAYOUT_MARK, ResponsesWriter
 from app.errors import ApiError
 from app.generation.outcome import Outcome

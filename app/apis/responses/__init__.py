@@ -1,7 +1,7 @@
 """OpenAI's Responses API (POST /v1/responses: foreground, background, streamed; retrieve,
 resume, cancel, delete; input items and input tokens; `previous_response_id` chains) and its
 Conversations API, in OpenAI's error shape (a conversation too long is in `input`). `views`,
-`conversations`, `intake`, `fit`, `stored`, `listing`, `schemas`, `objects`, `wire`."""
+`conversations`, `intake`, `fit`, `stored`, `listing`, `schemas`, `replies`, `wire`."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ from .conversation_schemas import (
 )
 from .items import resolve
 from .listing import listed, page
-from .objects import response_status
+from .replies import response_status
 from .stored import conversation_items, references
 from .wire import ResponsesWriter
 

@@ -30,7 +30,7 @@ from ..unknown import tolerance
 from .fit import DROPPABLE, fit
 from .items import item_chars, resolve, to_messages
 from .listing import listed
-from .objects import ECHOED
+from .replies import ECHOED
 from .schemas import LOGPROBS_INCLUDED, ResponseRequestSchema
 from .tools import chat_tools, chosen, echoed
 from .wire import LOGPROBS_MARK

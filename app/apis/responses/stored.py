@@ -16,7 +16,7 @@ from ..request import client, services
 from .intake import Stored
 from .items import messages_of
 from .layout import ITEM_PREFIXES
-from .objects import RESPONSE_PREFIX
+from .replies import RESPONSE_PREFIX
 from .wire import NAME as WIRE
 from .wire import ResponsesWriter
 

@@ -5,7 +5,7 @@ GET /v1/responses/{id} (the object as it stands, or with `stream=true` its event
 Every response is a ChatWait stream in the `responses` wire: its events resume on any worker,
 and its stored conversation (`store`, the default) lets a later request continue it with
 `previous_response_id` for RESPONSE_TTL_SECONDS. Its object is built from the stream's text
-and outcome (`objects`), never from its events' bytes.
+and outcome (`replies`), never from its events' bytes.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from . import conversations
 from .conversations import appender, input_tokens_reply
 from .intake import count_input_tokens, prepare_response
 from .listing import page
-from .objects import deleted_reply, response_reply
+from .replies import deleted_reply, response_reply
 from .stored import find_response, kept_by, references
 from .wire import LAYOUT_MARK, ResponsesWriter
 from .wire import NAME as WIRE

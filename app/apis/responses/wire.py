@@ -23,7 +23,7 @@ from ...streaming.wire.sse import Position, dumps, quote
 from ..openai import openai_error_body
 from .freeform import InputDecoder
 from .layout import FUNCTION_CALL, MESSAGE, REASONING_PART, REFUSAL_PART, TEXT_PART, Item, Layout
-from .objects import CUSTOM_TOOL_CALL, Head, call_item, content_part, item_status, output_item
+from .replies import CUSTOM_TOOL_CALL, Head, call_item, content_part, item_status, output_item
 from .tools import callables
 
 if TYPE_CHECKING:
