@@ -264,8 +264,8 @@ def _chaos_stream(servers: list[ChatWaitServer], seed: int) -> tuple[list[Event]
             url = servers[turn % 2].url
             if stream_id is None:
                 request = client.stream("POST", f"{url}/v1/chat/streaming", json={"message": message})
-            else:
-                headers = {"Last-Event-ID": str(received[-1].id)}
+            else:  # a client cut before its first event (it has the id from the head) replays it all
+                headers = {"Last-Event-ID": str(received[-1].id)} if received else {}
                 request = client.stream("GET", f"{url}/v1/chat/streaming/{stream_id}", headers=headers)
             with request as response:
                 assert response.status_code == 200, (response.status_code, response.read())
