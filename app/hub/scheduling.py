@@ -64,10 +64,8 @@ class Wakeup:
             waiter.switch(None)
         if self._kick is not None:
             # What the woken greenlets scheduled as loop callbacks (a greenlet's end told to
-            # those waiting for it) runs at the loop's next turn; fed from the loop's prepare
-            # phase, this runs after gevent's callbacks, which then wait for the poll to return
-            # (up to the next timer: a request that waited for a stream's end answered up to a
-            # second late). A due zero timer keeps the poll from blocking.
+            # those joining it) runs at the loop's next turn; fed from the prepare phase, this
+            # runs after gevent's callbacks, so without a due timer the poll would block first.
             self._kick.start(_nothing)
 
 
