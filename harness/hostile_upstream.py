@@ -14,7 +14,7 @@ import socket
 import threading
 from collections.abc import Callable
 
-from app.providers.openai.stream import MAX_SKIPPED_CHUNKS
+from app.providers.httpapi.stream import MAX_SKIPPED_CHUNKS
 
 FIRST = b'data: {"choices":[{"index":0,"delta":{"content":"ok "},"finish_reason":null}]}\n\n'
 STOP = b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'

@@ -175,37 +175,6 @@ class LlamaServer:
         _stop(self.proc, self.log_file)
 
 
-class RedisServer:
-    """Debian's redis-server on a loopback port of its own, with no persistence; stop/start keep the port."""
-
-    def __init__(self, cpus: set[int] | None = None) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.cpus = cpus
-        self.proc: subprocess.Popen | None = None
-        self.start()
-
-    def start(self) -> None:
-        """Start the server (again, empty) on its port; returns once it answers."""
-        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self.proc, self.log_file = _spawn("redis-", pinned(command, self.cpus), {})
-        _wait_for(self._answers, self.proc, lambda: Path(self.log_file.name).read_text(errors="replace"))
-
-    def _answers(self) -> bool | None:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as probe:
-                probe.sendall(b"PING\r\n")
-                return True if probe.recv(16).startswith(b"+PONG") else None
-        except OSError:
-            return None
-
-    def stop(self) -> None:
-        """Stop the server (what it held is gone)."""
-        if self.proc is not None:
-            _stop(self.proc, self.log_file)
-            self.proc = None
-
-
 class ChatWaitServer:
     """`gunicorn -c gunicorn.conf.py wsgi:app` with the given environment; logs to a file.
 

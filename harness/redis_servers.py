@@ -1,6 +1,7 @@
-"""Real Redis topologies for the fault tests, each on free loopback ports in a folder of its own:
-one server (with or without persistence), a primary with a replica and a Sentinel, and a Cluster
-of three primaries with a replica each. Every process is stopped by `stop()`; faults are
+"""Real Redis servers for tests and benchmarks: one on a free loopback port (`RedisServer`), and
+the fault tests' topologies, each in a folder of its own: one server (with or without
+persistence), a primary with a replica and a Sentinel, and a Cluster of three primaries with a
+replica each. Every process is stopped by `stop()`; faults are
 injected as an operator (or a crash) would: SIGKILL, SIGSTOP/SIGCONT, CONFIG SET."""
 
 from __future__ import annotations
@@ -16,19 +17,29 @@ from pathlib import Path
 
 import redis
 
-from harness.processes import ends_with_parent, free_port
+from harness.processes import ends_with_parent, free_port, pinned
 
 START_SECONDS = 30.0
 
 
-class RedisProcess:
-    """One redis-server (or redis-sentinel) on its own port and folder; stop/start keep both."""
+class RedisServer:
+    """One redis-server (or redis-sentinel) on its own loopback port and folder; stop/start keep
+    both. With no `folder`, a temporary one (removed by `stop`) and no persistence; `cpus`: the
+    CPUs it runs on (taskset), for benchmarks."""
 
-    def __init__(self, folder: Path, args: list[str], port: int | None = None, sentinel: bool = False) -> None:
-        self.port = port or free_port()
-        self.folder = folder
-        self.args = args
+    def __init__(
+        self,
+        folder: Path | None = None,
+        args: list[str] | None = None,
+        sentinel: bool = False,
+        cpus: set[int] | None = None,
+    ) -> None:
+        self.port = free_port()
+        self._temporary = folder is None
+        self.folder = folder or Path(tempfile.mkdtemp(prefix="chatwait-redis-"))
+        self.args = ["--save", "", "--appendonly", "no"] if args is None else args
         self.sentinel = sentinel
+        self.cpus = cpus
         self.proc: subprocess.Popen | None = None
         self._client: redis.Redis | None = None
         self.start()
@@ -41,9 +52,7 @@ class RedisProcess:
         """Start (again) with the same port, folder and arguments; returns once it answers."""
         self.folder.mkdir(parents=True, exist_ok=True)
         where = ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder)]
-        command = ["redis-server", *self.args, *where]
-        if self.sentinel:
-            command.append("--sentinel")
+        command = pinned(["redis-server", *self.args, *where, *(["--sentinel"] if self.sentinel else [])], self.cpus)
         log = open(self.folder / "redis.log", "ab")  # noqa: SIM115 (closed with the process)
         self.proc = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=ends_with_parent
@@ -91,6 +100,7 @@ class RedisProcess:
         self.proc.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
+        """Stop the server (a temporary folder goes with what it held)."""
         self._close_client()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGCONT)  # a paused server cannot act on SIGTERM
@@ -101,6 +111,8 @@ class RedisProcess:
                 self.proc.kill()
                 self.proc.wait(5)
         self.proc = None
+        if self._temporary:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class Topology:
@@ -108,11 +120,11 @@ class Topology:
 
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="chatwait-redis-"))
-        self.processes: list[RedisProcess] = []
+        self.processes: list[RedisServer] = []
         self.env: dict[str, str] = {}
 
-    def _server(self, name: str, args: list[str], sentinel: bool = False) -> RedisProcess:
-        process = RedisProcess(self.root / name, args, sentinel=sentinel)
+    def _server(self, name: str, args: list[str], sentinel: bool = False) -> RedisServer:
+        process = RedisServer(self.root / name, args, sentinel=sentinel)
         self.processes.append(process)
         return process
 
@@ -172,14 +184,29 @@ class Cluster(Topology):
 
     def __init__(self) -> None:
         super().__init__()
-        args = ["--save", "", "--appendonly", "no", "--cluster-enabled", "yes", "--cluster-node-timeout", "2000",
-                "--cluster-require-full-coverage", "no", "--cluster-replica-validity-factor", "0"]
+        args = [
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--cluster-enabled",
+            "yes",
+            "--cluster-node-timeout",
+            "2000",
+            "--cluster-require-full-coverage",
+            "no",
+            "--cluster-replica-validity-factor",
+            "0",
+        ]
         own = ["--cluster-config-file", "nodes.conf", "--cluster-port"]  # the bus port: any free one
         self.nodes = [self._server(f"node-{n}", [*args, *own, str(free_port())]) for n in range(6)]
         addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
         subprocess.run(
             ["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas", "1", "--cluster-yes"],
-            check=True, capture_output=True, timeout=60, stdin=subprocess.DEVNULL,
+            check=True,
+            capture_output=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
         )
         self.until_healthy()
         self.env = {"REDIS_URL": f"redis+cluster://127.0.0.1:{self.nodes[0].port}"}
@@ -192,7 +219,7 @@ class Cluster(Topology):
             assert time.monotonic() < deadline, "the cluster did not settle"
             time.sleep(0.2)
 
-    def _ok(self, node: RedisProcess) -> bool:
+    def _ok(self, node: RedisServer) -> bool:
         alive = {other.port for other in self.nodes if other.proc is not None}
         try:
             info = node.client().cluster("info")
@@ -202,7 +229,7 @@ class Cluster(Topology):
         served = sum(end - start + 1 for start, end, primary, *_ in _ranges(slots) if primary in alive)
         return info.get("cluster_state") == "ok" and served == 16384
 
-    def a_primary(self) -> RedisProcess:
+    def a_primary(self) -> RedisServer:
         """One of the nodes that is a primary now."""
         for node in self.nodes:
             if node.proc is not None and node.client().info("replication").get("role") == "master":

@@ -15,7 +15,8 @@ from pathlib import Path
 import gevent
 import psutil
 
-from harness.processes import ROOT, ChatWaitServer, FakeUpstream, RedisServer
+from harness.processes import ROOT, ChatWaitServer, FakeUpstream
+from harness.redis_servers import RedisServer
 from load.bench_client import MARKERS, STOP_PATHS, one_stream, post_request
 from load.bench_report import PROCESSES, added, cpu_per_token_us, diff, summarise
 from load.schedule import start_offsets

@@ -46,7 +46,8 @@ import gevent  # noqa: E402
 import psutil  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from harness.processes import ChatWaitServer, FakeUpstream, RedisServer  # noqa: E402
+from harness.processes import ChatWaitServer, FakeUpstream  # noqa: E402
+from harness.redis_servers import RedisServer  # noqa: E402
 from load import cpu_slice  # noqa: E402
 from load.bench_client import post_request  # noqa: E402
 from load.bench_run import cpu_seconds  # noqa: E402

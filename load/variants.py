@@ -32,16 +32,16 @@ def _no_run_first() -> None:
 
 def _client_send() -> None:
     """Each upstream request goes through httpx's Client.send, not straight to its transport."""
-    from app.providers.openai import client as openai
+    from app.providers.httpapi import client
 
-    openai.OpenAIProvider._send = lambda self, request: self._http.send(request, stream=True)
+    client.HttpProvider._send = lambda self, request: self._http.send(request, stream=True)
 
 
 def _transport(factory: Callable[[], Any]) -> Callable[[], None]:
     def use() -> None:
-        from app.providers.openai import client as openai
+        from app.providers.httpapi import client
 
-        openai.Http1Transport = factory
+        client.Http1Transport = factory
 
     return use
 

@@ -17,7 +17,8 @@ from hypothesis import settings
 from app import build_app, close_app
 from app.config import load_settings
 from app.http import register_formats
-from harness.processes import ChatWaitServer, FakeUpstream, RedisServer
+from harness.processes import ChatWaitServer, FakeUpstream
+from harness.redis_servers import RedisServer
 
 # The families' stream wires and error shapes, as building an app registers them: the unit
 # tests of streams, stores and wires use them without an app.

@@ -5,7 +5,10 @@
 2. Running generations get until GUNICORN_GRACEFUL_TIMEOUT, less a margin, to finish.
 3. Those still running then end with exactly one terminal `service_restarting` error, partial
    text kept; their followers write it out during the margin.
-4. Connections left (idle keep-alive, clients that do not read) are closed.
+4. Until the deadline, the worker stays while connections are served, or while the shared store
+   lacks frames its clients were shown (Redis paused or failing: a worker gone before Redis took
+   them would leave Redis to end those streams otherwise than their clients saw them).
+5. Connections left (idle keep-alive, clients that do not read) are closed.
 
 The app takes part through the `Lifecycle` it registers in `app.extensions[LIFECYCLE]`.
 """
@@ -42,6 +45,9 @@ class Lifecycle(Protocol):
     def end_generations(self) -> None:
         """End every running generation with a terminal service_restarting error."""
 
+    def settled(self) -> bool:
+        """Whether the store holds every frame this worker's clients were shown."""
+
 
 def lifecycle_of(app: Any) -> Lifecycle | None:
     """The Lifecycle the WSGI app registered, if any."""
@@ -68,7 +74,8 @@ def drain(
         _wait_until(lambda: not lifecycle.generating() or (not durable and _idle(servers)), last - margin, heartbeat)
         if lifecycle.generating():
             lifecycle.end_generations()
-    _wait_until(lambda: _idle(servers), last, heartbeat)
+    settled = lifecycle.settled if lifecycle is not None else lambda: True
+    _wait_until(lambda: _idle(servers) and settled(), last, heartbeat)
     for server in servers:
         server.stop(timeout=STOP_SECONDS)
 

@@ -290,6 +290,10 @@ class Services:
         self.waits.end_all()
         self.store.end_live()
 
+    def settled(self) -> bool:
+        """Whether the store holds every frame this worker's clients were shown."""
+        return self.store.settled()
+
     def close(self) -> None:
         """End every live generation (closing its upstream request), then release the provider."""
         self.waits.end_all()

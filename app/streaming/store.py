@@ -126,6 +126,11 @@ class StreamStore(abc.ABC):
         """How many of this worker's streams are still generating."""
         return sum(1 for stream in self._own() if not stream.finished)
 
+    def settled(self) -> bool:
+        """Whether every frame shown to this worker's clients is kept where other workers can
+        read it (always, in memory: nobody else reads it)."""
+        return True
+
     def stop_accepting(self) -> None:
         """Refuse new streams from now on (ApiError(service_restarting)): the worker stops."""
         self._accepting = False

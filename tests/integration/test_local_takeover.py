@@ -18,7 +18,8 @@ from app.config import load_settings
 from app.generation.rescue import continuation_call
 from app.providers.base import ChatCall, Route
 from app.providers.local.model import LocalProvider
-from harness.processes import ChatWaitServer, RedisServer
+from harness.processes import ChatWaitServer
+from harness.redis_servers import RedisServer
 
 from ..sse import content_of, read_events
 from .test_scale_out import _follow_elsewhere, _worker_of

@@ -19,7 +19,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.processes import ChatWaitServer, RedisServer, free_port
+from harness.processes import ChatWaitServer, free_port
+from harness.redis_servers import RedisServer
 
 from ..conftest import FAKE_MODEL, completion_lines, server_env, store_env
 from ..sse import iter_events, parse

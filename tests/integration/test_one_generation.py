@@ -21,7 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.processes import ChatWaitServer, FakeUpstream, RedisServer
+from harness.processes import ChatWaitServer, FakeUpstream
+from harness.redis_servers import RedisServer
 
 from ..conftest import FAKE_MODEL, server_env
 from ..sse import Event, expected_reply, iter_events, parse

@@ -16,7 +16,7 @@ import httpx
 import openai
 import pytest
 
-from app.providers.openai import tokens
+from app.providers.httpapi import tokens
 from harness.processes import ChatWaitServer, FakeUpstream
 
 from ..conftest import FAKE_MODEL, gateways_of, server_env

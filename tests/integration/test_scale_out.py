@@ -18,7 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.processes import ChatWaitServer, RedisServer
+from harness.processes import ChatWaitServer
+from harness.redis_servers import RedisServer
 
 from ..conftest import server_env
 from ..sse import Event, content_of, expected_reply, iter_events, parse, read_events

@@ -24,7 +24,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.processes import ChatWaitServer, FakeUpstream, RedisServer
+from harness.processes import ChatWaitServer, FakeUpstream
+from harness.redis_servers import RedisServer
 
 from ..conftest import server_env
 from ..sse import Event, content_of, expected_reply, iter_events, parse, read_events

@@ -12,9 +12,9 @@ import respx
 from app.config import load_settings
 from app.providers.base import ChatCall, UpstreamError
 from app.providers.http1 import Http1Transport
+from app.providers.httpapi.errors import refusal_reason, retry_after_seconds
+from app.providers.httpapi.stream import MAX_SKIPPED_CHUNKS
 from app.providers.openai.client import OpenAIProvider
-from app.providers.openai.errors import refusal_reason, retry_after_seconds
-from app.providers.openai.stream import MAX_SKIPPED_CHUNKS
 
 URL = "http://upstream.test/v1/chat/completions"
 SECRET_BODY = {"error": {"message": "Incorrect API key provided: sk-proj-LEAKYkey0123456789. See dashboard."}}

@@ -18,7 +18,8 @@ from app.streaming.redis import link as keys
 from app.streaming.redis.follow import RemoteStream, end_if_owner_gone
 from app.streaming.redis.store import RedisSettings, RedisStreamStore
 from app.streaming.stream import Stream
-from harness.processes import RedisServer, free_port
+from harness.processes import free_port
+from harness.redis_servers import RedisServer
 
 from ..sse import parse
 
@@ -420,11 +421,13 @@ def test_while_redis_is_down_frames_wait_then_the_outage_ends_the_streams_and_al
         stream.ending = "store_unavailable"
         stream.append(b"id: 4\nevent: error\ndata: {}\n\n", final=True)
         assert stream.visible == 5 and stream.finished, "past the grace, the ending reaches clients at once"
+        assert not found.settled(), "a stopping worker must stay: its clients saw frames Redis lacks"
         server.start()  # empty: the scripts are loaded again, and the stream is written again whole
         _settle(lambda: found.journal.health.healthy and found.journal.durable(stream), seconds=10)
         held = found.link.commands.xrange(keys.events_key(stream.stream_id))
         assert [f.get(b"c") for _, f in held] == [None, b"x", b"y", b"z", None]
         assert found.link.commands.hget(keys.meta_key(stream.stream_id), "ending") == b"store_unavailable"
+        _settle(found.settled)  # the ending's confirmation read too
     finally:
         if found is not None:
             found.close()

@@ -140,6 +140,7 @@ class FakeLifecycle:
         self.running, self.server, self.calls = running, server, []
         self.finishes_after = finishes_after
         self.durable = durable
+        self.unwritten = False  # frames its clients were shown that the store does not hold yet
 
     def stop_accepting(self) -> None:
         self.calls.append("stop_accepting")
@@ -157,21 +158,46 @@ class FakeLifecycle:
         self._finish()
         self.server.pool.busy = 0  # the followers wrote their terminal events and left
 
+    def settled(self) -> bool:
+        self.calls.append("settled")
+        return not self.unwritten
+
 
 def test_generations_that_finish_in_the_grace_are_not_ended() -> None:
     server = FakeServer(busy=3)
     lifecycle = FakeLifecycle(3, server, finishes_after=0.2)
     shutdown.drain([server], lifecycle, graceful_seconds=2.0, heartbeat=lambda: None)
-    assert lifecycle.calls == ["stop_accepting"] and server.calls[0] == "close" and server.calls[-1] == "stop"
+    assert "end_generations" not in lifecycle.calls and server.calls[0] == "close" and server.calls[-1] == "stop"
 
 
 def test_generations_still_running_at_the_deadline_are_ended_before_the_stop() -> None:
     server = FakeServer(busy=3)
     lifecycle = FakeLifecycle(3, server, finishes_after=None)
     beats: list[bool] = []
-    shutdown.drain([server], lifecycle, graceful_seconds=2.6, heartbeat=lambda: beats.append(True))
-    assert lifecycle.calls == ["stop_accepting", "end_generations"]
+    # The generations get until 2 s (the deadline less a margin): a beat falls due at 1 s whatever the machine's load.
+    shutdown.drain([server], lifecycle, graceful_seconds=4.0, heartbeat=lambda: beats.append(True))
+    assert lifecycle.calls[:2] == ["stop_accepting", "end_generations"]
     assert server.calls == ["close", "stop"] and beats, "the master heard from the worker meanwhile"
+
+
+@pytest.mark.parametrize("written_after", [0.3, None])
+def test_a_worker_stays_until_the_store_holds_what_its_clients_were_shown(written_after) -> None:
+    """Redis paused across a deploy: the generations ended and their clients left, but Redis
+    has yet to take their last frames. The worker stays until it has (or until the deadline):
+    gone before, it would leave Redis to end those streams otherwise than their clients saw."""
+    server = FakeServer(busy=0)
+    lifecycle = FakeLifecycle(0, server, finishes_after=None, durable=True)
+    lifecycle.unwritten = True
+    if written_after is not None:
+        gevent.spawn_later(written_after, setattr, lifecycle, "unwritten", False)
+    started = time.monotonic()
+    shutdown.drain([server], lifecycle, graceful_seconds=2.0, heartbeat=lambda: None)
+    stayed = time.monotonic() - started
+    assert server.calls[-1] == "stop" and lifecycle.calls[-1] == "settled"
+    if written_after is None:
+        assert stayed >= 1.0 and lifecycle.unwritten, "stayed until the deadline (graceful less the stop)"
+    else:
+        assert stayed >= written_after and not lifecycle.unwritten, "stayed until the store had it"
 
 
 @pytest.mark.parametrize(("durable", "ended"), [(False, True), (True, False)])

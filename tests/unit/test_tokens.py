@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.providers.openai import tokens
+from app.providers.httpapi import tokens
 
 CONVERSATIONS = [
     [{"role": "user", "content": ""}],

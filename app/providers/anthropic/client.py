@@ -1,31 +1,30 @@
 """A pool member that speaks Anthropic's Messages API (`kind = "anthropic"` in UPSTREAMS_FILE):
-the same HTTP client, transport, timeouts and failure classes as an OpenAI-compatible server,
-with Anthropic's endpoint (`messages` under the base URL), its key header (`x-api-key`) and
-version header, its request body (`request`) and its event stream (`stream`)."""
+what every HTTP server shares (`httpapi.client`: the client, transport, timeouts and failure
+classes), with Anthropic's endpoint (`messages` under the base URL), its key header
+(`x-api-key`) and version header, its request body (`request`) and its event stream (`stream`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import openai
-
 from ..base import Attempt, ChatCall, Route
-from ..openai.client import OpenAIProvider
+from ..httpapi.client import HttpProvider
 from .request import ANTHROPIC_VERSION, messages_body
 from .stream import AnthropicAttempt
 
 BETA_HEADER = "anthropic-beta"  # a client's beta features, sent on with its own body
 
 
-class AnthropicProvider(OpenAIProvider):
+class AnthropicProvider(HttpProvider):
     """The Messages API over HTTP, to one server."""
 
     name = "anthropic"
     endpoint = "messages"
 
-    def _auth_headers(self, sdk: openai.OpenAI) -> dict[str, str]:
+    def _identity(self) -> dict[str, str]:
         """Anthropic's key header (vLLM's and llama.cpp's servers take it too) and API version."""
-        headers = {"anthropic-version": ANTHROPIC_VERSION}
+        headers = {"Accept": "application/json", "User-Agent": "ChatWait"}
+        headers["anthropic-version"] = ANTHROPIC_VERSION
         if self.server.api_key:
             headers["x-api-key"] = self.server.api_key
         return headers

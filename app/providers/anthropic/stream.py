@@ -13,7 +13,6 @@ error. Malformed events are skipped up to MAX_SKIPPED_CHUNKS a reply, as for cha
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -22,7 +21,7 @@ import orjson
 
 from ..base import UpstreamError, Usage
 from ..deltas import REASONING, TOOL_CALL, Delta
-from ..openai.stream import MAX_FINISH_REASON_CHARS, OpenAIAttempt, count, drain
+from ..httpapi.stream import MAX_FINISH_REASON_CHARS, HttpAttempt, count
 from ..tool_calls import MAX_NAME_CHARS, MAX_TOOL_CALLS
 
 # Anthropic's stop reasons as OpenAI's finish reasons (others, like pause_turn, are a stop).
@@ -55,22 +54,19 @@ _SKIPPED = object()  # a content block ChatWait does not carry
 _OPENS = {"text_delta": "text", "thinking_delta": "thinking"}  # the block a piece of one never started is
 
 
-class AnthropicAttempt(OpenAIAttempt):
-    """A Messages API stream read line by line from the upstream HTTP response (the chat
-    completions reader's frame: encoding check, failure classes, skipped-event bound, close)."""
+class AnthropicAttempt(HttpAttempt):
+    """A Messages API stream read from the upstream HTTP response (`httpapi.stream`'s frame)."""
 
     chunks = "Messages API events"
     ending = "a stop reason"
 
     def __init__(self, response: Any, idle_timeout: float, max_line: int) -> None:
-        super().__init__(response, idle_timeout, max_line)
         headers = response.headers
-        self.upstream_request_id = headers.get("request-id") or headers.get("x-request-id")
+        super().__init__(response, idle_timeout, max_line, headers.get("request-id") or headers.get("x-request-id"))
         self._blocks: dict[int, Any] = {}  # a block's index -> its kind (text, thinking, a call's number) or _SKIPPED
         self._calls = 0
         self._usage: dict[str, int] = {}
         self._stop_reason: str | None = None
-        self._body: Iterator[bytes] = iter(())
 
     def _pieces(self) -> Iterator[str | Delta]:
         for data in self._data():
@@ -84,27 +80,12 @@ class AnthropicAttempt(OpenAIAttempt):
             kind = event.get("type") if isinstance(event, dict) else None
             if kind == "message_stop":
                 self._finish()
-                drain(self._body)  # the end of the body, so the connection goes back to the pool
+                self._drain()
                 return
             try:
                 yield from self._event(kind, event)
             except (_Malformed, AttributeError, TypeError, KeyError):
                 self._skip()
-
-    def _data(self) -> Iterator[bytes]:
-        """The `data:` payloads of the body's lines (LF or CRLF; one over the line limit refused
-        before it is buffered further; a final newline ends a last unterminated line)."""
-        self._body = blocks = itertools.chain(self._response.stream, (b"\n",))
-        rest = b""
-        for block in blocks:
-            *complete, rest = (rest + block).split(b"\n")
-            for line in complete:
-                if len(line) > self._max_line:
-                    raise self._too_long()
-                if line[:5] == b"data:":
-                    yield line[5:].strip()
-            if len(rest) > self._max_line:
-                raise self._too_long()
 
     def _event(self, kind: Any, event: Any) -> Iterator[str | Delta]:
         if kind == "content_block_delta":
@@ -207,9 +188,6 @@ class AnthropicAttempt(OpenAIAttempt):
         said = kind if isinstance(kind, str) and kind in ERROR_TYPES else "other"
         detail = "The model provider reported an error mid-reply."
         return self._error("upstream_interrupted", detail, upstream_error=said)
-
-    def _too_long(self) -> UpstreamError:
-        return self._error("upstream_bad_response", f"A line of the reply is over {self._max_line} bytes.")
 
 
 class _Malformed(Exception):

@@ -1,2 +1,2 @@
-"""OpenAI and OpenAI-compatible upstreams: the client (`client`), its streamed replies (`stream`),
-what their failures mean (`errors`) and the prompt's token count (`tokens`)."""
+"""OpenAI and OpenAI-compatible upstreams: the client (`client`) and its streamed replies (`stream`),
+built on what every HTTP server shares (`providers.httpapi`)."""

@@ -12,42 +12,30 @@ UPSTREAM_MAX_LINE_BYTES, a broken tool call), the generation ends with upstream_
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import itertools
 import json
-import logging
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import gevent
-import httpx
 import orjson
 
-from ..base import ENDED_EARLY, Attempt, UpstreamError, Usage
+from ..base import Usage
 from ..deltas import LOGPROBS, REASONING, REFUSAL, Delta
-from ..http1 import MalformedResponse
+from ..httpapi.stream import MAX_FINISH_REASON_CHARS, HttpAttempt, count
 from ..tool_calls import MalformedToolCall, ToolCalls
 
-log = logging.getLogger("chatwait.openai")
-
-DRAIN_SECONDS = 0.2
-MAX_SKIPPED_CHUNKS = 3  # malformed chunks skipped in one reply before it counts as broken
-MAX_FINISH_REASON_CHARS = 64
 MAX_LOGPROB_ENTRIES = 256  # a chunk's tokens with log probabilities (one or a few, from any server)
 MAX_TOP_LOGPROBS = 20  # alternatives per token, as OpenAI's API bounds top_logprobs
 _NO_DELTA: dict[str, Any] = {}
 _STREAM_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")  # an upstream ChatWait's X-Stream-Id
 
 
-class OpenAIAttempt(Attempt):
-    """A streamed chat completion read line by line from the upstream HTTP response. Another
-    API's reader (`anthropic.stream`) keeps this frame — the encoding check, the failures'
-    classes, the bound on skipped chunks — and reads its own events in `_pieces`."""
+class OpenAIAttempt(HttpAttempt):
+    """A streamed chat completion read from the upstream HTTP response (`httpapi.stream`'s frame)."""
 
-    chunks = "chat completion chunks"  # what a well-formed piece of the reply is, as errors say it
-    ending = "a finish_reason"  # what a complete reply ends with, as errors say it
+    chunks = "chat completion chunks"
+    ending = "a finish_reason"
 
     def __init__(
         self,
@@ -56,77 +44,38 @@ class OpenAIAttempt(Attempt):
         max_line: int,
         stop_upstream: Callable[[str], None] | None = None,
     ) -> None:
-        self._response = response
-        self._idle_timeout = idle_timeout
-        self._max_line = max_line
-        self.upstream_request_id = response.headers.get("x-request-id")
+        super().__init__(response, idle_timeout, max_line, response.headers.get("x-request-id"))
         stream_id = response.headers.get("x-stream-id", "")
         # An upstream that names its stream (a ChatWait) is told to stop it: `stop_upstream(id)`.
         self._upstream_stream = stream_id if stop_upstream and _STREAM_ID.fullmatch(stream_id) else None
         self._stop_upstream = stop_upstream
         self._tool_calls = ToolCalls()
-        self._skipped = 0  # malformed chunks skipped so far
         self._cache_n = 0  # prompt tokens read from the server's cache, as llama.cpp's `timings` say
 
-    def __iter__(self) -> Iterator[str | Delta]:
-        encoding = self._response.headers.get("content-encoding", "identity").strip().lower()
-        if encoding not in ("identity", ""):
-            raise self._error("upstream_bad_response", "The model provider compressed its reply, though asked not to.")
-        try:
-            yield from self._pieces()
-        except MalformedResponse:
-            raise self._error("upstream_bad_response", "The model provider's reply breaks HTTP/1.1 framing.") from None
-        except httpx.TimeoutException:
-            raise self._error(
-                "upstream_timeout", f"No data from the model provider for {self._idle_timeout:g} s."
-            ) from None
-        except httpx.TransportError:
-            raise self._error("upstream_interrupted", "The connection to the model provider broke mid-reply.") from None
-        if self.finish_reason is None:  # e.g. llama.cpp ending a request another one preempted
-            detail = f"The model provider ended the reply without {self.ending}."
-            raise self._error("upstream_interrupted", detail, upstream_ended=ENDED_EARLY)
+    def _pieces(self) -> Iterator[str | Delta]:
+        for data in self._data():
+            if data == b"[DONE]":
+                self._drain()
+                return
+            try:
+                content, finish_reason, usage, delta, logprobs = self._parse(data)
+            except _Malformed:
+                self._skip()
+                continue
+            if logprobs:
+                yield Delta(LOGPROBS, content or "", data=self._logprobs(logprobs))
+            elif content:
+                yield content
+            if len(delta) > 1 or content is None:  # more than text: reasoning, a refusal, tool calls
+                yield from self._typed(delta)
+            if finish_reason:
+                self.finish(finish_reason)
+            if usage:
+                self.usage = _usage(usage, self._cache_n)
+
+    def _check_whole(self) -> None:
         if self._tool_calls.unnamed():
             raise self._error("upstream_bad_response", "A streamed tool call never got its name.")
-
-    def _pieces(self) -> Iterator[str | Delta]:
-        # The body's blocks are read from the transport's stream itself, without httpx's decoder
-        # and chunker layers around each block (there is no compression to decode). Lines end
-        # with LF or CRLF (the CR is left to `strip`); one over UPSTREAM_MAX_LINE_BYTES is
-        # refused, after the lines before it, before it is buffered further. A final newline
-        # ends a last line the body left unterminated.
-        blocks = itertools.chain(self._response.stream, (b"\n",))
-        max_line = self._max_line
-        rest = b""
-        for block in blocks:
-            if rest:
-                block = rest + block
-            *complete, rest = block.split(b"\n")
-            for line in complete:
-                if len(line) > max_line:
-                    raise _line_too_long(max_line)
-                if line[:5] != b"data:":
-                    continue  # blank separators, comments, `event:` and `id:` fields
-                data = line[5:].strip()
-                if data == b"[DONE]":
-                    drain(blocks)
-                    return
-                try:
-                    content, finish_reason, usage, delta, logprobs = self._parse(data)
-                except _Malformed:
-                    self._skip()
-                    continue
-                if logprobs:
-                    yield Delta(LOGPROBS, content or "", data=self._logprobs(logprobs))
-                elif content:
-                    yield content
-                if len(delta) > 1 or content is None:  # more than text: reasoning, a refusal, tool calls
-                    yield from self._typed(delta)
-                if finish_reason:
-                    self.finish(finish_reason)
-                if usage:
-                    self.usage = _usage(usage, self._cache_n)
-            if len(rest) > max_line:
-                raise _line_too_long(max_line)
 
     def _parse(self, data: bytes) -> tuple[Any, Any, Any, dict[str, Any], Any]:
         """The content, finish_reason, usage, delta and log probabilities (the tokens' entries, where
@@ -164,17 +113,6 @@ class OpenAIAttempt(Attempt):
             self._cache_n = cached
             if self.usage is not None and not self.usage.cached_tokens and cached <= self.usage.prompt_tokens:
                 self.usage = dataclasses.replace(self.usage, cached_tokens=cached)
-
-    def _skip(self) -> None:
-        """A malformed chunk is skipped (one garbled line need not lose a reply); more than
-        MAX_SKIPPED_CHUNKS in a reply end it: the server is broken."""
-        self._skipped += 1
-        if self._skipped > MAX_SKIPPED_CHUNKS:
-            detail = f"More than {MAX_SKIPPED_CHUNKS} streamed chunks were not {self.chunks}."
-            raise self._error("upstream_bad_response", detail)
-        log.warning(
-            "upstream_chunk_skipped", extra={"skipped": self._skipped, "upstream_request_id": self.upstream_request_id}
-        )
 
     def _typed(self, delta: dict[str, Any]) -> list[Delta]:
         """The reasoning, refusal and tool-call deltas of one chunk's delta, in that order."""
@@ -214,13 +152,6 @@ class OpenAIAttempt(Attempt):
             raise self._error("upstream_bad_response", "A streamed chunk's reasoning or refusal is not text.")
         return value
 
-    def _error(self, code: str, detail: str, **log_fields: str) -> UpstreamError:
-        return UpstreamError(code, detail, upstream_request_id=self.upstream_request_id, log_fields=log_fields)
-
-    def close(self) -> None:
-        """Close the upstream HTTP response; an unread body closes its connection."""
-        self._response.close()
-
     def stop(self) -> None:
         """Close, and ask an upstream that named its stream to stop generating it."""
         self.close()
@@ -231,21 +162,6 @@ class OpenAIAttempt(Attempt):
 
 class _Malformed(Exception):
     """A streamed chunk that is not a chat completion chunk (skipped, within bounds)."""
-
-
-def _line_too_long(max_line: int) -> UpstreamError:
-    return UpstreamError("upstream_bad_response", f"A line of the reply is over {max_line} bytes.")
-
-
-def drain(blocks: Iterator[bytes]) -> None:
-    """Read the end of the body after [DONE] so the connection goes back to the pool.
-
-    A server that keeps the body open after [DONE] gets DRAIN_SECONDS, one that breaks the
-    end of its body is forgiven: the reply is complete, only the connection is not reused.
-    """
-    with gevent.Timeout(DRAIN_SECONDS, False), contextlib.suppress(httpx.TransportError, UpstreamError):
-        for _ in blocks:
-            pass
 
 
 def _usage(raw: Any, cache_n: int = 0) -> Usage | None:
@@ -260,8 +176,3 @@ def _usage(raw: Any, cache_n: int = 0) -> Usage | None:
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
     cached = cached if count(cached) else cache_n
     return Usage(prompt, completion, cached_tokens=cached if count(cached) and cached <= prompt else 0)
-
-
-def count(value: Any) -> bool:
-    """Whether `value` is a plausible token count (not a bool, a fraction or a negative)."""
-    return type(value) is int and 0 <= value < 1_000_000_000

@@ -12,7 +12,7 @@ from typing import Any
 from ...config import UpstreamServer
 from ...metrics.catalogue import Metrics, NoMetrics
 from ..base import Attempt, ChatCall, FirstTokenDeadline, Provider, UpstreamError
-from ..openai.client import origin
+from ..httpapi.client import origin
 from .health import KINDS, Health, failure_kind
 
 log = logging.getLogger("chatwait.pool")

@@ -140,6 +140,9 @@ class RedisStreamStore(StreamStore):
     def trusted(self) -> bool:
         return self.duties.trusted()
 
+    def settled(self) -> bool:
+        return self.journal.idle()  # Redis confirmed every frame written here
+
     def continuing(self, stream: Stream) -> bool:
         """Whether one more continuation of `stream` fits UPSTREAM_RESCUES, counted in its hash
         (one budget for its rescues and takeovers, whichever worker makes them); StreamCancelled

