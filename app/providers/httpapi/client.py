@@ -12,11 +12,14 @@ retry owner. Upstream error text is never copied into our errors.
 from __future__ import annotations
 
 import abc
+import functools
 import json
+import os
 import ssl
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,6 +35,7 @@ from .errors import MAX_REFUSAL_BYTES, refusal_reason, status_error, transport_e
 CHECK_TIMEOUT_SECONDS = 3.0
 # Answers to GET /models that still show the upstream reachable with valid credentials.
 _REACHABLE = frozenset((404, 405, 429))
+_CERT_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR")  # where httpx's default context looks besides certifi
 
 
 class HttpProvider(Provider):
@@ -50,7 +54,7 @@ class HttpProvider(Provider):
             write=settings.timeout_seconds,
             pool=settings.timeout_seconds,
         )
-        tls = _tls_context(settings)
+        tls = _tls_context(settings.openai_ca_bundle, *(os.environ.get(name) for name in _CERT_VARIABLES))
         self._http = httpx.Client(
             timeout=timeout,
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
@@ -202,12 +206,12 @@ def _proxied() -> bool:
     return any(proxies.get(scheme) for scheme in ("http", "https", "all"))
 
 
-def _tls_context(settings: Settings) -> ssl.SSLContext:
+@functools.cache
+def _tls_context(ca_bundle: Path | None, *_variables: str | None) -> ssl.SSLContext:
     """The context that verifies the upstream's certificate: OPENAI_CA_BUNDLE's authorities if
-    set, else httpx's defaults (certifi, or SSL_CERT_FILE / SSL_CERT_DIR when set)."""
-    if settings.openai_ca_bundle is not None:
-        context = ssl.create_default_context(cafile=str(settings.openai_ca_bundle))
-    else:
-        context = httpx.create_ssl_context()
+    set, else httpx's defaults (certifi, or SSL_CERT_FILE / SSL_CERT_DIR when set: the other
+    arguments). One per process for the same arguments: loading the authorities takes ~50 ms,
+    once for each server of a pool otherwise."""
+    context = httpx.create_ssl_context() if ca_bundle is None else ssl.create_default_context(cafile=str(ca_bundle))
     context.set_alpn_protocols(["http/1.1"])
     return context
