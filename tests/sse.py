@@ -30,10 +30,9 @@ class SseParser:
         self.retry: int | None = None
 
     def feed(self, data: bytes) -> list[Event]:
-        self._buffer += data
+        *lines, self._buffer = (self._buffer + data).split(b"\n")  # in one pass: a big body is no quadratic copy
         events: list[Event] = []
-        while b"\n" in self._buffer:
-            raw, self._buffer = self._buffer.split(b"\n", 1)
+        for raw in lines:
             line = raw.decode("utf-8")
             if line.startswith(":"):
                 events.append(Event(None, ":comment", line[1:].strip()))

@@ -42,6 +42,7 @@ STREAMS = 30
 TOKENS, DELAY_MS = 300, 25  # 7.5 s of reply each
 LONG_TOKENS = 1000  # 25 s: longer than REDIS_OUTAGE_SECONDS (10), so that an outage ends them
 CLIENT_SECONDS = 120  # a client that has no ending by then has failed
+GRACEFUL_SECONDS = 60  # GUNICORN_GRACEFUL_TIMEOUT: what a stopping worker gets to finish and write
 FRESH = httpx.Limits(max_keepalive_connections=0)  # a new connection per request: any worker takes it
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 RESULTS: dict[str, dict[str, Any]] = {}
@@ -200,7 +201,9 @@ def _workers(server: ChatWaitServer) -> list[int]:
 def _pause_across(operation: str) -> Callable[[Topology, ChatWaitServer], None]:
     """Redis paused for 8 s while a worker is killed (gunicorn starts another, which boots while
     Redis does not answer) or every worker is replaced (SIGHUP, as a deploy does): the master
-    goes on, and so does the service once Redis is back."""
+    goes on, and so does the service once Redis is back. The pause ends within the old workers'
+    graceful time (GRACEFUL_SECONDS less what they need to write what their clients saw): one
+    longer leaves Redis to end their streams otherwise than their clients saw them."""
 
     def pause(topology: Topology, server: ChatWaitServer) -> None:
         topology.server.pause()  # type: ignore[attr-defined]
@@ -210,9 +213,11 @@ def _pause_across(operation: str) -> Callable[[Topology, ChatWaitServer], None]:
                 os.kill(min(before), signal.SIGKILL)
             else:
                 os.kill(server.proc.pid, signal.SIGHUP)
+            resume_by = time.monotonic() + GRACEFUL_SECONDS - 20
             _until(lambda: len(set(_workers(server)) - before) >= (1 if operation == "kill" else 3), 20)
-            _until(lambda: any(r.get("event") == "store_unavailable" for r in server.log_records()), 30)
-            time.sleep(8.0)
+            booted = lambda: any(r.get("event") == "store_unavailable" for r in server.log_records())  # noqa: E731
+            _until(lambda: booted() or time.monotonic() > resume_by - 8, 40)  # a new worker met the paused Redis
+            time.sleep(max(0.0, min(8.0, resume_by - time.monotonic())))
         finally:
             topology.server.resume()  # type: ignore[attr-defined]
         assert server.proc.poll() is None, "the master runs on"
@@ -281,7 +286,8 @@ def test_every_client_gets_its_stream_whole_through_a_redis_fault(fake, fault) -
     topology = make_topology()
     server = None
     try:
-        server = ChatWaitServer(server_env(fake.base_url, STREAM_STORE="redis", WEB_CONCURRENCY="3", **topology.env))
+        env = server_env(fake.base_url, STREAM_STORE="redis", WEB_CONCURRENCY="3", **topology.env)
+        server = ChatWaitServer({**env, "GUNICORN_GRACEFUL_TIMEOUT": str(GRACEFUL_SECONDS)})
         clients = [
             Client(f"{fault} {n} {uuid.uuid4().hex[:6]} @tokens={tokens} @delay_ms={DELAY_MS}", n % 2 == 0)
             for n in range(STREAMS)
