@@ -317,19 +317,27 @@ def test_streams_survive_workers_killed_under_load(fake, redis_server, tmp_path)
             time.sleep(CHAOS_SECONDS)
             stop.set()
             results = [stream for running in clients for stream in running.result(timeout=180)]
-        taken = sum(r.get("event") == "generation_taken_over" for server in servers for r in server.log_records())
+        records = [r for server in servers for r in server.log_records()]
+        taken = sum(r.get("event") == "generation_taken_over" for r in records)
     finally:
         stop.set()
         for server in servers:
             server.stop()
     endings = Counter(events[-1].data.get("error_code", "done") for events, _ in results)
-    assert endings == Counter({"done": len(results)}), endings
+    assert endings == Counter({"done": len(results)}), (endings, _story_of_lost(results, records))
     for events, tokens in results:
         _whole(events, tokens)
     assert len(killed) >= 3 and taken > 0, (killed, taken)
     ARTIFACTS.mkdir(exist_ok=True)
     summary = {"streams": len(results), "workers_killed": len(killed), "taken_over": taken}
     (ARTIFACTS / "takeover-chaos.json").write_text(json.dumps(summary))
+
+
+def _story_of_lost(results: list[tuple[list[Event], int]], records: list[dict]) -> list[tuple[str, list]]:
+    """For each stream that did not end done: what the servers logged of it (to tell why)."""
+    lost = {events[0].data["stream_id"] for events, _ in results if events[-1].event != "done"}
+    fields = ("pid", "event", "error_code", "owner", "chunks")
+    return [(sid, [[r.get(f) for f in fields] for r in records if r.get("stream_id") == sid]) for sid in lost]
 
 
 def test_a_dead_workers_streams_that_redis_then_loses_end_with_one_terminal_event(fake, tmp_path) -> None:
