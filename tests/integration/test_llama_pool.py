@@ -127,7 +127,8 @@ def test_a_server_killed_mid_stream_costs_no_answer(llama_pool) -> None:
         servers[0].kill()
         _completed(running.result(timeout=600), gateway)
     rested = [r for r in gateway.log_records() if r.get("event") == "upstream_rested"]
-    assert [r["upstream_server"] for r in rested] == ["llama-0"], "the killed server rests; answers went on"
+    # Only the killed server rests (again after each rest whose probe finds it still dead).
+    assert {r["upstream_server"] for r in rested} == {"llama-0"}, "the killed server rests; answers went on"
 
 
 def test_a_server_killed_mid_answer_is_continued_at_a_clean_seam(tmp_path: Path) -> None:
