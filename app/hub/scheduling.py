@@ -95,6 +95,18 @@ def run_first(greenlet: Greenlet) -> None:
     greenlet.switch()
 
 
+def turn() -> float:
+    """The loop's time as of its current iteration: the same for everything that runs before the
+    loop next polls (libev's cached `now`)."""
+    return get_hub().loop.now()
+
+
+def soon(callback: Callable[[], None]) -> None:
+    """Call `callback` in the hub, once the running greenlet yields to the loop (to wait on I/O,
+    a timer or an event), before the loop polls for more."""
+    get_hub().loop.run_callback(callback)
+
+
 class RestartableTimer:
     """A repeating timer on the hub's loop: `again(callback)` (re)starts it, `close` ends it."""
 

@@ -1,5 +1,5 @@
-"""Followers the producer writes to itself: a follower that has caught up parks, and each new
-chunk goes to its client from the producer as the chunk is appended, without waking it.
+"""Followers the producer writes to itself: a follower that has caught up parks, and new chunks
+go to its client from the producer's turn of the loop, without waking it.
 
 Waking a follower for each token costs two greenlet switches and a pass through the WSGI
 server's write path; a follower that has caught up has nothing else to do. The producer sends
@@ -8,6 +8,12 @@ Anything else wakes the parked follower, which then carries on as before: bytes 
 not take (it writes them itself, waiting as a write does), a failed write (it raises it, as
 the server's own write would), and every frame that is not a chunk (the terminal frame, a
 notice, a keepalive), which it yields to the server.
+
+A chunk goes out at once when it is the first of its turn of the loop; those that follow it in
+the same turn (a burst of small events from one read of the upstream: an agent's reasoning, a
+tool call's arguments) go out together, from a loop callback once the producer yields (`write_soon`):
+one send per read of the upstream rather than one per event, and no wait for a stream of one
+token per read.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from ..hub.scheduling import Wakeup
+from ..hub.scheduling import Wakeup, soon, turn
 
 CLIENT_WRITER = "chatwait.client_writer"  # the WSGI environ key under which the server shell puts it
 
@@ -55,12 +61,15 @@ class Parked:
 
 
 class DirectFollowers:
-    """The parked followers of one stream."""
+    """The parked followers of one stream, and the chunks to send them at the producer's next yield."""
 
-    __slots__ = ("_parked",)
+    __slots__ = ("_end", "_first", "_parked", "_soon", "_turn")
 
     def __init__(self) -> None:
         self._parked: list[Parked] = []
+        self._soon: list[bytes] = []  # frames _first .. _end - 1, to write once the producer yields
+        self._first = self._end = 0
+        self._turn = 0.0  # the loop turn of the last chunk written at once
 
     def __bool__(self) -> bool:
         return bool(self._parked)
@@ -81,6 +90,27 @@ class DirectFollowers:
         if rest:
             follower.writer.write_rest(rest)
         return follower.cursor
+
+    def write_soon(self, sequence: int, frame: bytes) -> None:
+        """Chunk frame `sequence` (the next after those already visible) is visible now: send it
+        at once if it is the first of this turn of the loop, else with the others that follow it
+        in this turn, from a loop callback."""
+        if self._soon:
+            self._soon.append(frame)
+            self._end = sequence + 1
+            return
+        now = turn()
+        if now != self._turn:
+            self._turn = now
+            self.write(sequence, sequence + 1, frame)
+            return
+        self._soon, self._first, self._end = [frame], sequence, sequence + 1
+        soon(self._flush)
+
+    def _flush(self) -> None:
+        soon, self._soon = self._soon, []
+        if soon:
+            self.write(self._first, self._end, soon[0] if len(soon) == 1 else b"".join(soon))
 
     def write(self, first: int, end: int, data: bytes) -> None:
         """Frames `first` to `end - 1` (`data`) are visible now: send them to each parked follower

@@ -163,7 +163,7 @@ class Stream:
         if self._journal is None:  # as `publish` does, for a chunk: followers may see it now
             self.visible = sequence + 1
             if self._direct:
-                self._direct.write(sequence, sequence + 1, frame)
+                self._direct.write_soon(sequence, frame)
             self._wakeup.notify()
         else:
             self._journal.written(self)
