@@ -30,6 +30,32 @@ settings.register_profile("ci", derandomize=True, database=None)
 settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 
+# The files that take longest (minutes of Redis faults, killed workers, restarts), first: the
+# suite runs a file per process at a time, in the order collected, so a long file started last
+# would be the run's tail. The others keep their order after them.
+LONGEST_FIRST = (
+    "integration/test_redis_faults.py",
+    "integration/test_takeover.py",
+    "integration/test_scale_out.py",
+    "integration/test_upstream_pool.py",
+    "integration/test_one_generation.py",
+    "integration/test_fair_admission.py",
+    "integration/test_response_bounds.py",
+    "integration/test_shutdown.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the files of LONGEST_FIRST before the others (see there)."""
+    rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
+
+    def place(item: pytest.Item) -> int:
+        path = item.path.as_posix()
+        return next((rank[name] for name in rank if path.endswith(name)), len(rank))
+
+    items.sort(key=place)  # stable: each file's tests, and the other files, keep their order
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _collected_after_each_module() -> Iterator[None]:
     """A client left unclosed warns when collected: collecting at each module's end names the
