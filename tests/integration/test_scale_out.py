@@ -252,6 +252,7 @@ def test_redis_lost_and_back_mid_run(cluster) -> None:
     """Streams running when Redis goes end with store_unavailable; meanwhile new streams and
     resumes get 503 store_unavailable and /ready says why; once Redis is back, all works again."""
     redis = RedisServer()
+    server = None
     try:
         server = cluster(redis)
         with httpx.Client(base_url=server.url, timeout=30) as client:
@@ -292,6 +293,8 @@ def test_redis_lost_and_back_mid_run(cluster) -> None:
             assert content_of(parse(again.content)[0]) == expected_reply(4)
             assert client.get("/ready").status_code == 200
     finally:
+        if server is not None:  # before its Redis: a worker that stops holding events Redis lacks waits for it
+            server.stop()
         redis.stop()
 
 
