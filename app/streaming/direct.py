@@ -108,9 +108,9 @@ class DirectFollowers:
         soon(self._flush)
 
     def _flush(self) -> None:
-        soon, self._soon = self._soon, []
-        if soon:
-            self.write(self._first, self._end, soon[0] if len(soon) == 1 else b"".join(soon))
+        frames, self._soon = self._soon, []
+        if frames:
+            self.write(self._first, self._end, frames[0] if len(frames) == 1 else b"".join(frames))
 
     def write(self, first: int, end: int, data: bytes) -> None:
         """Frames `first` to `end - 1` (`data`) are visible now: send them to each parked follower
