@@ -99,7 +99,8 @@ def _run_all(url: str, count: int) -> list[tuple[str, str]]:
 
 def _completed(endings: list[tuple[str, str]], gateway: ChatWaitServer) -> None:
     """Every stream ended whole; else the endings and the gateway's warnings say why."""
-    warned = [r for r in gateway.log_records() if r.get("level") in ("WARNING", "ERROR")]
+    fields = ("event", "error_code", "upstream_server", "correlation_id")
+    warned = [[r.get(f) for f in fields] for r in gateway.log_records() if r.get("level") in ("WARNING", "ERROR")]
     for event, how in endings:
         assert event == "done" and how in ("stop", "length", "completed", "incomplete"), (endings, warned)
 
