@@ -24,8 +24,8 @@ EXTENSION = "chatwait.contract"
 TOLERANT = "x-chatwait-tolerant"  # marks what the tolerant contract takes only to leave out
 
 bp = Blueprint("contract", __name__)
-# libyaml's parser and emitter (PyYAML's wheels carry it): the same document, a tenth of the
-# time of the pure-Python ones, paid by every worker as it boots.
+# libyaml's parser and emitter (PyYAML's wheels carry it): the same document as the pure-Python
+# ones give, for less of a worker's boot.
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 

@@ -210,8 +210,8 @@ def _proxied() -> bool:
 def _tls_context(ca_bundle: Path | None, *_variables: str | None) -> ssl.SSLContext:
     """The context that verifies the upstream's certificate: OPENAI_CA_BUNDLE's authorities if
     set, else httpx's defaults (certifi, or SSL_CERT_FILE / SSL_CERT_DIR when set: the other
-    arguments). One per process for the same arguments: loading the authorities takes ~50 ms,
-    once for each server of a pool otherwise."""
+    arguments). One per process for the same arguments: the authorities are loaded once, not
+    once for each server of a pool."""
     context = httpx.create_ssl_context() if ca_bundle is None else ssl.create_default_context(cafile=str(ca_bundle))
     context.set_alpn_protocols(["http/1.1"])
     return context
