@@ -185,7 +185,7 @@ class Relay:
     def _typed(self, delta: Delta) -> str | Delta | None:
         """A typed delta as the call's family takes it: kept, or (a family that carries the text
         only) a log-probability entry's text and nothing of the others, as before."""
-        if self.call.typed:
+        if self._opener.call.typed:
             self._reply.add_delta(delta)
             return delta
         if delta.kind != LOGPROBS:

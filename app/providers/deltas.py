@@ -51,6 +51,8 @@ class Delta(NamedTuple):
     def size(self) -> int:
         """Characters it adds to the reply (what MAX_CHARS bounds); a log-probability entry counts
         as one, so that pieces without text still end an endless reply."""
+        if self.call_id is None and self.data is None:  # reasoning, a refusal, a piece of arguments
+            return len(self.text)
         return len(self.text) + len(self.name or "") + len(self.call_id or "") + (len(self.data) if self.data else 0)
 
     def encode(self) -> tuple[bytes, bytes]:

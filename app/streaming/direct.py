@@ -94,7 +94,9 @@ class DirectFollowers:
     def write_soon(self, sequence: int, frame: bytes) -> None:
         """Chunk frame `sequence` (the next after those already visible) is visible now: send it
         at once if it is the first of this turn of the loop, else with the others that follow it
-        in this turn, from a loop callback."""
+        in this turn, from a loop callback. Nothing while no follower is parked."""
+        if not self._parked:
+            return
         if self._soon:
             self._soon.append(frame)
             self._end = sequence + 1

@@ -61,9 +61,10 @@ class Frames:
     def _add(self, frame: bytes, encoded: bytes) -> None:
         self._recent.append(frame)
         self._text += encoded
-        if len(encoded) > 0xFFFF and self._lengths.typecode == "H":
+        length = len(encoded)
+        if length > 0xFFFF and self._lengths.typecode == "H":
             self._lengths = array.array("I", self._lengths)
-        self._lengths.append(len(encoded))
+        self._lengths.append(length)
 
     def entries(self, first: int, end: int) -> list[tuple[int, bytes, bytes]]:
         """Frames `first` to `end - 1` as the journal stores them: (event id, field, value).

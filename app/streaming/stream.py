@@ -162,8 +162,7 @@ class Stream:
     def _stored(self, sequence: int, frame: bytes) -> bytes:
         if self._journal is None:  # as `publish` does, for a chunk: followers may see it now
             self.visible = sequence + 1
-            if self._direct:
-                self._direct.write_soon(sequence, frame)
+            self._direct.write_soon(sequence, frame)
             self._wakeup.notify()
         else:
             self._journal.written(self)

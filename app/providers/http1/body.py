@@ -110,16 +110,27 @@ class ResponseBody(httpx.SyncByteStream):
         """Append the chunk data in `buffer` to `decoded`. Returns where decoding stopped, what
         is left of the current chunk there (None: at a size line), and whether the last chunk
         (size 0) was reached (decoding stops at its size line, for `skip_trailers`)."""
-        position = 0
+        position, length, sizes = 0, len(buffer), CHUNK_SIZES
         while True:
             if left is None:
                 line_end = buffer.find(b"\r\n", position)
                 if line_end < 0:
                     return position, None, False
-                size = chunk_size(buffer[position:line_end])
+                line = buffer[position:line_end]
+                size = sizes.get(line)
+                if size is None:
+                    size = chunk_size(line)
                 if size == 0:
                     return position, None, True
-                position, left = line_end + 2, size + 2  # the data, then its CRLF
+                start = line_end + 2
+                end = start + size
+                if end + 2 <= length:  # the whole chunk is here (a burst's usual case)
+                    if buffer[end : end + 2] != b"\r\n":
+                        raise MalformedResponse("Malformed chunked body.", request=self._request)
+                    decoded.append(buffer[start:end])
+                    position = end + 2
+                    continue
+                position, left = start, size + 2  # the data, then its CRLF
             data = min(left - 2, len(buffer) - position)
             if data > 0:
                 decoded.append(buffer[position : position + data])

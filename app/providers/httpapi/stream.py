@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import gevent
@@ -73,6 +73,10 @@ class HttpAttempt(Attempt):
         (no compression to decode). Lines end with LF or CRLF (the CR is left to `strip`); one
         over the line limit is refused, after the lines before it; a final newline ends a last
         line the body left unterminated. Blank lines, comments, `event:` and `id:` are skipped."""
+        return itertools.chain.from_iterable(self._reads())
+
+    def _reads(self) -> Iterator[list[bytes]]:
+        """`_data`'s payloads, a list for each read (a burst's events cost no generator step each)."""
         self._body = blocks = itertools.chain(self._response.stream, (b"\n",))
         max_line = self._max_line
         rest = b""
@@ -80,11 +84,11 @@ class HttpAttempt(Attempt):
             if rest:
                 block = rest + block
             *complete, rest = block.split(b"\n")
-            for line in complete:
-                if len(line) > max_line:
-                    raise self._too_long()
-                if line[:5] == b"data:":
-                    yield line[5:].strip()
+            if complete and max(map(len, complete)) > max_line:
+                yield _payloads(itertools.takewhile(lambda line: len(line) <= max_line, complete))
+                raise self._too_long()
+            if complete:
+                yield _payloads(complete)
             if len(rest) > max_line:
                 raise self._too_long()
 
@@ -118,6 +122,10 @@ class HttpAttempt(Attempt):
     def close(self) -> None:
         """Close the upstream HTTP response; an unread body closes its connection."""
         self._response.close()
+
+
+def _payloads(lines: Iterable[bytes]) -> list[bytes]:
+    return [line[5:].strip() for line in lines if line[:5] == b"data:"]
 
 
 def count(value: Any) -> bool:
