@@ -186,7 +186,7 @@ class Services:
             stream = self.store.create(correlation_id, call.model, wire, client, retention, stream_id)
             if self.durable and self.settings.upstream_rescues:  # continued elsewhere if this worker dies
                 held = None if ticket is None else self.limits.held(ticket)
-                stream.revival = revival.record(call, prompt_tokens, retention, held)
+                stream.tenure.revival = revival.record(call, prompt_tokens, retention, held)
             route = admitted.route
             producer.start(stream, self.provider, self.settings, call, prompt_tokens, self.metrics, route, handoff)
             self._running(stream, ticket)
@@ -262,7 +262,7 @@ class Services:
             return
 
         def ended(done: Any) -> None:
-            if stream.moved is not None:  # another worker took it over: it settles the ticket
+            if stream.tenure.moved is not None:  # another worker took it over: it settles the ticket
                 self.limits.hand_over(ticket)
                 return
             outcome = done.value if done.successful() else None

@@ -31,10 +31,10 @@ class Abandon:
         crowded = math.inf if not self.crowded() else self.seconds
         found = []
         for stream in streams:
-            if stream.finished or stream.consumers:
+            if stream.finished or stream.lifetime.consumers:
                 continue
             limit = min(crowded, self.foreground_seconds if stream.retention.foreground else math.inf)
-            if now - stream.idle_since > limit:
+            if now - stream.lifetime.idle_since > limit:
                 found.append((stream, limit))
         return found
 

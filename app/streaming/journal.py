@@ -26,6 +26,19 @@ class Journal(Protocol):
 Handover = Callable[[int, float], Iterator[bytes]]
 
 
+class Tenure:
+    """What the Redis store keeps of a stream besides its frames: what another worker continues it
+    with if this one dies (`revival`), the fencing token its writes carry (`epoch`, raised by each
+    takeover), and where its followers here go once another worker took it over (`moved`)."""
+
+    __slots__ = ("epoch", "moved", "revival")
+
+    def __init__(self) -> None:
+        self.revival = ""
+        self.epoch = 0
+        self.moved: Handover | None = None
+
+
 class Nowhere:
     """The journal of a stream another worker took over: what is written here stays unseen."""
 

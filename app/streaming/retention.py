@@ -33,3 +33,29 @@ class Retention:
 
 
 DEFAULT_RETENTION = Retention()
+
+
+class Lifetime:
+    """A stream's clocks for the store's sweeps: how many consumers follow it, since when nobody
+    does (`idle_since`), and when followers saw its end (`finished_at`); monotonic seconds."""
+
+    __slots__ = ("consumers", "finished_at", "idle_since")
+
+    def __init__(self, now: float) -> None:
+        self.consumers = 0
+        self.idle_since = now
+        self.finished_at = 0.0
+
+    def attach(self) -> None:
+        """Count a consumer in."""
+        self.consumers += 1
+
+    def detach(self, now: float) -> None:
+        """Count a consumer out; the idle clock starts when the last one leaves."""
+        self.consumers -= 1
+        if self.consumers == 0:
+            self.idle_since = now
+
+    def unfollowed_for(self, now: float) -> float:
+        """Seconds nobody has followed it (0 while someone does)."""
+        return 0.0 if self.consumers else now - self.idle_since

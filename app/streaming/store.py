@@ -176,7 +176,7 @@ class MemoryStreamStore(StreamStore):
 
     def has_room(self) -> bool:
         return len(self._streams) < self.max_streams or any(
-            stream.finished and stream.consumers == 0 for stream in self._streams.values()
+            stream.finished and stream.lifetime.consumers == 0 for stream in self._streams.values()
         )
 
     def _make_room(self) -> None:
@@ -203,7 +203,7 @@ class MemoryStreamStore(StreamStore):
 
     def _evict_one_finished(self) -> bool:
         for stream_id, stream in self._streams.items():
-            if stream.finished and stream.consumers == 0:
+            if stream.finished and stream.lifetime.consumers == 0:
                 self._drop(stream_id)
                 return True
         return False
@@ -222,8 +222,8 @@ class MemoryStreamStore(StreamStore):
         expired = [
             stream
             for stream in self._streams.values()
-            if (stream.finished and now - stream.finished_at > stream.retention.kept_for(self.ttl_seconds))
-            or (not stream.finished and stream.consumers == 0 and now - stream.idle_since > self.ttl_seconds)
+            if (stream.finished and now - stream.lifetime.finished_at > stream.retention.kept_for(self.ttl_seconds))
+            or (not stream.finished and stream.lifetime.unfollowed_for(now) > self.ttl_seconds)
         ]
         for stream in expired:
             self._drop(stream.stream_id)
@@ -238,7 +238,7 @@ class MemoryStreamStore(StreamStore):
                 )
         if self.abandon is not None:
             for stream, _ in self.abandon.candidates(self._streams.values(), now):
-                cancel_abandoned(stream, now - stream.idle_since)
+                cancel_abandoned(stream, now - stream.lifetime.idle_since)
         return len(expired)
 
     def _own(self) -> Iterable[Stream]:

@@ -21,8 +21,8 @@ from ..hub.scheduling import Wakeup
 from ..providers.deltas import Delta, ReplyParts
 from .direct import ClientWriter, DirectFollowers, Parked
 from .frames import Frames
-from .journal import NOWHERE, Handover, Journal
-from .retention import DEFAULT_RETENTION, Retention
+from .journal import NOWHERE, Handover, Journal, Tenure
+from .retention import DEFAULT_RETENTION, Lifetime, Retention
 from .silence import Silence
 from .wire import NATIVE, Wire
 from .wire.sse import KEEPALIVE_FRAME
@@ -41,23 +41,18 @@ class Stream:
         "_wire",
         "cancelled",
         "client",
-        "consumers",
         "correlation_id",
         "created",
         "ending",
-        "epoch",
         "finished",
-        "finished_at",
-        "idle_since",
+        "lifetime",
         "model",
-        "moved",
         "notice",
-        "notice_serial",
         "outcome",
         "producer",
         "retention",
-        "revival",
         "stream_id",
+        "tenure",
         "visible",
         "writer",
     )
@@ -81,18 +76,17 @@ class Stream:
         self.writer, self._wire = wire.writer(stream_id, correlation_id, model, self.created), wire
         self.client = client
         self.retention = retention
-        self.finished, self.finished_at, self.consumers = False, 0.0, 0
-        self.idle_since = now
+        self.finished = False
+        self.lifetime = Lifetime(now)  # consumers, and the clocks the store's sweeps read
         self.producer: gevent.Greenlet | None = None
         self.cancelled = False  # a stop was sent to the producer (it ends the stream shortly)
         self.visible = 0  # frames 0 .. visible - 1 are what followers may see
         self.ending: str | None = None  # once ended: the finish_reason, or the error_code
         self.outcome: Outcome | None = None  # once ended: how (what the API's objects are built from)
-        self.notice: bytes | None = None  # a live frame outside the log (the place in line), or None
-        self.notice_serial = 0
-        self.revival = ""  # what another worker continues it with if this one dies (the Redis store's)
-        self.moved: Handover | None = None  # another worker took it over: followers here follow it there
-        self.epoch = 0  # the fencing token its writes to Redis carry (raised by each takeover)
+        # A live frame outside the log (the place in line; None: none), with a serial that
+        # changes with it: (serial, frame).
+        self.notice: tuple[int, bytes | None] = (0, None)
+        self.tenure = Tenure()  # the Redis store's: revival, epoch, and where followers go once moved
         self._journal = journal
         self._wakeup = Wakeup()
         self._direct = DirectFollowers()  # followers the producer writes to (see `direct`)
@@ -181,7 +175,7 @@ class Stream:
     def move(self, handover: Handover) -> None:
         """Another worker took this stream over (this one's lease had lapsed): followers here
         follow it there (`handover`) after the visible frames; nothing more becomes visible."""
-        self.moved = handover
+        self.tenure.moved = handover
         self._journal = NOWHERE
         self._direct.wake_all()
         self._wakeup.notify()
@@ -189,8 +183,7 @@ class Stream:
     def set_notice(self, frame: bytes | None) -> None:
         """Show followers a frame that is not part of the log (sent to those following now, never
         replayed); None withdraws it."""
-        self.notice = frame
-        self.notice_serial += 1
+        self.notice = (self.notice[0] + 1, frame)
         self._direct.wake_all()
         self._wakeup.notify()
 
@@ -204,7 +197,7 @@ class Stream:
         seen, self.visible = self.visible, end
         if self._frames.tail is not None and end == self.written and not self.finished:
             self.finished = True
-            self.finished_at = time.monotonic() if now is None else now
+            self.lifetime.finished_at = time.monotonic() if now is None else now
         if self._direct:  # chunks go to parked followers' clients; the end wakes them
             if self.finished or end <= seen:
                 self._direct.wake_all()
@@ -248,13 +241,13 @@ class Stream:
                         silence.parked = Parked(writer)  # the server wrote the head: the producer may write now
                 elif self.finished:
                     return
-                elif self.moved is not None:
-                    yield from self.moved(cursor - 1, keepalive_seconds)
+                elif self.tenure.moved is not None:
+                    yield from self.tenure.moved(cursor - 1, keepalive_seconds)
                     return
-                elif self.notice_serial != notice_seen and cursor > 0:
-                    notice_seen = self.notice_serial
-                    if self.notice is not None:
-                        yield self.notice
+                elif self.notice[0] != notice_seen and cursor > 0:
+                    notice_seen, notice = self.notice
+                    if notice is not None:
+                        yield notice
                 elif silence.due:
                     silence.wrote()
                     yield KEEPALIVE_FRAME
@@ -280,13 +273,11 @@ class Stream:
 
     def attach(self) -> None:
         """Count a consumer in."""
-        self.consumers += 1
+        self.lifetime.attach()
 
     def detach(self, now: float) -> None:
         """Count a consumer out; the idle clock starts when the last one leaves."""
-        self.consumers -= 1
-        if self.consumers == 0:
-            self.idle_since = now
+        self.lifetime.detach(now)
 
     def continuing(self) -> bool:
         """A continuation of its reply is about to be sent upstream: whether the budget for them,

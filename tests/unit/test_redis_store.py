@@ -163,7 +163,7 @@ def test_a_stream_whose_owner_is_gone_is_ended_once_with_generation_lost(store) 
 def _orphan(store: RedisStreamStore, chunks: list[str], revival: str = "") -> tuple[Stream, dict[bytes, bytes]]:
     """A live stream in Redis whose owner ("dead-worker") is gone, and its hash."""
     stream = store.create("cid-t", "m")
-    stream.revival = revival
+    stream.tenure.revival = revival
     _write(stream, chunks)
     _settle(lambda: stream.visible == len(chunks) + 1 and store.journal.durable(stream))
     store.journal.forget(stream)  # as if another worker had written it
@@ -207,7 +207,7 @@ def test_the_former_owner_finds_its_writes_refused_once_the_stream_is_taken(stor
     store.duties.renew()
     assert not store.duties.trusted()
     _write(stream, ["two"])
-    _settle(lambda: stream.moved is not None)
+    _settle(lambda: stream.tenure.moved is not None)
     assert stream.visible == 2, "the frame Redis refused is never shown"
     assert _texts(store, stream.stream_id) == [None, b"one "]
     assert stream.stream_id not in store._local
@@ -274,7 +274,7 @@ def test_a_stream_taken_back_from_a_worker_that_took_it_stops_the_stale_copy(sto
     """A -> B -> A: this worker lost a stream (its lease lapsed), the taker died, and this worker
     claims it back while its first copy still runs: that copy is moved away, never written."""
     stale = store.create("cid-b", "m")
-    stale.revival = '{"call": {"model": "m"}}'
+    stale.tenure.revival = '{"call": {"model": "m"}}'
     _write(stale, ["one "])
     _settle(lambda: store.journal.durable(stale))
     sid = stale.stream_id
@@ -284,7 +284,7 @@ def test_a_stream_taken_back_from_a_worker_that_took_it_stops_the_stale_copy(sto
     store.link.commands.hset(keys.OWNERS_KEY, "taker", 1)
     assert store.takeover.orphaned(sid, {b"owner": b"taker"})
     taken = store._local[sid]
-    assert taken is not stale and taken.epoch == 2 and stale.moved is not None
+    assert taken is not stale and taken.tenure.epoch == 2 and stale.tenure.moved is not None
     _write(stale, ["stale"])
     _write(taken, ["two"])
     _settle(lambda: store.journal.durable(taken) and taken.visible == 3)
@@ -494,7 +494,7 @@ def test_a_redis_that_may_evict_keys_is_refused_at_start_up_and_fails_ready(stor
 
 def test_the_call_kept_for_a_takeover_lives_only_while_the_stream_does(store) -> None:
     stream = store.create("cid-k", "m")
-    stream.revival = '{"call": {"model": "m"}}'
+    stream.tenure.revival = '{"call": {"model": "m"}}'
     _write(stream, ["one "])
     _settle(lambda: store.journal.durable(stream))
     assert store.link.commands.hget(keys.meta_key(stream.stream_id), "call") == b'{"call": {"model": "m"}}'

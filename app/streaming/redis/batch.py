@@ -61,7 +61,7 @@ class Batch:
                 stream.client,
                 json.dumps(stream.writer.echo) if stream.writer.echo else "",
                 stream.retention.context,
-                stream.revival,
+                stream.tenure.revival,
             )
         elif first == 0 and end > 0:  # the priming frame names the model that answers: the hash too
             identity = ("", "", stream.model, *NO_IDENTITY[3:])
@@ -76,7 +76,7 @@ class Batch:
             *identity,
             self.owner,
             outcome,
-            stream.epoch,
+            stream.tenure.epoch,
             "0",
         ]
         for event_id, field, value in stream.entries(first, end):

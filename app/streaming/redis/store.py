@@ -147,7 +147,7 @@ class RedisStreamStore(StreamStore):
         """Whether one more continuation of `stream` fits UPSTREAM_RESCUES, counted in its hash
         (one budget for its rescues and takeovers, whichever worker makes them); StreamCancelled
         when another worker owns it now. Redis out of reach: this worker's own count decides."""
-        args = [self.worker_id, stream.epoch, self._budget]
+        args = [self.worker_id, stream.tenure.epoch, self._budget]
         try:
             status = self.link.scripts.run(self.link.commands, "continue", [keys.meta_key(stream.stream_id)], args)
         except redis.RedisError:
@@ -285,7 +285,7 @@ class RedisStreamStore(StreamStore):
             unlist(self.link, stream_id, owner, client)
 
     def _stored_ended(self, stream: Stream) -> None:
-        if stream.moved is None:  # else listed by the worker that took it over
+        if stream.tenure.moved is None:  # else listed by the worker that took it over
             self.stored.ended(stream)
 
     def _own(self) -> Iterable[Stream]:
@@ -326,26 +326,22 @@ class RedisStreamStore(StreamStore):
             log.warning("store_failed", extra=extra)
         now = self.clock()
         for stream in list(self._local.values()):
-            if stream.finished and stream.consumers == 0 and self.journal.durable(stream):
+            if stream.finished and stream.lifetime.consumers == 0 and self.journal.durable(stream):
                 del self._local[stream.stream_id]
                 if stream.stream_id in self._expired:  # dropped, as the memory store drops it
                     self._expired.discard(stream.stream_id)
                     self.link.commands.delete(*keys.stream_keys(stream.stream_id))
-        idle = [
-            s
-            for s in self._local.values()
-            if not s.finished and s.consumers == 0 and now - s.idle_since > self.ttl_seconds
-        ]
+        idle = [s for s in self._local.values() if not s.finished and s.lifetime.unfollowed_for(now) > self.ttl_seconds]
         abandoned = [] if self.abandon is None else self.abandon.candidates(self._local.values(), now)
         if not idle and not abandoned:
             return
         last_seen = seen(list({stream.stream_id: None for stream in (*idle, *(s for s, _ in abandoned))}))
         for stream, limit in abandoned:
             if time.time() - last_seen.get(stream.stream_id, 0.0) >= limit:
-                cancel_abandoned(stream, now - stream.idle_since)
+                cancel_abandoned(stream, now - stream.lifetime.idle_since)
         for stream in idle:
             if time.time() - last_seen.get(stream.stream_id, 0.0) < self.ttl_seconds:
-                stream.idle_since = now
+                stream.lifetime.idle_since = now
             elif stream.cancel():
                 self._expired.add(stream.stream_id)
                 log.info("stream_expired", extra={"stream_id": stream.stream_id, "reason": "no_consumer"})

@@ -68,7 +68,7 @@ class StoredResponses:
         now = time.time()
         args: list[object] = [self.bound, kept_ms, int(now * 1000)]
         for stream in streams:
-            finished = now - max(0.0, time.monotonic() - stream.finished_at)
+            finished = now - max(0.0, time.monotonic() - stream.lifetime.finished_at)
             args += [member(stream.stream_id, self._link.worker), int(finished * 1000)]
         found = self._link.scripts.run(self._link.commands, "stored", [stored_key(client)], args)
         return [entry.decode() for entry in found]

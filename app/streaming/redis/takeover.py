@@ -90,8 +90,8 @@ class Takeover:
         if stale is not None:  # this worker owned it before another did: that copy's producer stops
             self.moved(stale)
         stream = rebuilt(stream_id, meta, entries, self._clock(), record)
-        stream.revival = call.decode()
-        stream.epoch = int(meta[b"epoch"])
+        stream.tenure.revival = call.decode()
+        stream.tenure.epoch = int(meta[b"epoch"])
         self._journal.adopt(stream)
         self._local[stream_id] = stream
         extra = {"stream_id": stream_id, "correlation_id": stream.correlation_id, "chunks": stream.chunks}
