@@ -1,8 +1,8 @@
 """OpenAI and OpenAI-compatible servers (vLLM, Ollama, llama.cpp server, LiteLLM, Azure).
 
-The `openai` SDK's client is configured once, for what it makes of the base URL (its
-OPENAI_BASE_URL default included), the key and its standard headers; requests are sent as every
-HTTP server's are (`httpapi.client`), not through `chat.completions.create`. The streamed body
+Requests carry what the `openai` SDK's client makes of the base URL (its default included), the
+key and its standard headers (`identity`), and are sent as every HTTP server's are
+(`httpapi.client`). The streamed body
 is read by `stream`. An upstream that is a ChatWait is told to stop a stream a client stopped.
 """
 
@@ -13,7 +13,6 @@ from typing import Any
 
 import gevent
 import httpx
-import openai
 from gevent.pool import Pool
 
 from ...config import Settings, UpstreamServer
@@ -21,6 +20,7 @@ from ...logs import log_greenlet_failure
 from ..base import Attempt, ChatCall, Route, UpstreamError
 from ..httpapi.client import HttpProvider
 from ..httpapi.errors import STREAM_OPTIONS
+from . import identity
 from .stream import OpenAIAttempt
 
 log = logging.getLogger("chatwait.openai")
@@ -38,30 +38,16 @@ class OpenAIProvider(HttpProvider):
 
     def __init__(self, settings: Settings, server: UpstreamServer | None = None) -> None:
         self._include_usage = True
-        self._sdk: openai.OpenAI | None = None
         super().__init__(settings, server)
         self._stops = Pool(STOPS_AT_ONCE)
 
-    def _client(self) -> openai.OpenAI:
-        """The SDK's client over this provider's httpx client: what it makes of the base URL
-        (OPENAI_BASE_URL's default included), the key and its standard headers."""
-        if self._sdk is None:
-            self._sdk = openai.OpenAI(
-                api_key=self.server.api_key or "no-key-needed",
-                base_url=self.server.url,
-                max_retries=0,
-                http_client=self._http,
-            )
-        return self._sdk
-
     def base_url(self) -> str:
-        return str(self._client().base_url)
+        return identity.base_url(self.server.url)
 
     def _identity(self) -> dict[str, str]:
-        """The SDK's standard headers and its bearer token (said once), no retries counted."""
-        sdk = self._client()
-        headers = {k: v for k, v in sdk.default_headers.items() if isinstance(v, str) and k.lower() != "authorization"}
-        return {**headers, **sdk.auth_headers, "X-Stainless-Retry-Count": "0"}
+        """The SDK's standard headers and its bearer token, no retries counted."""
+        headers = identity.headers(self.server.api_key or "no-key-needed")
+        return {**headers, "X-Stainless-Retry-Count": "0"}
 
     def open(self, call: ChatCall, slot: Any = None, route: Route | None = None) -> Attempt:
         """Send the request; return once the upstream answered 200 with its headers."""
