@@ -70,10 +70,8 @@ def _operating_system() -> str:
         return {"darwin": "MacOS", "windows": "Windows"}[system]
     if "android" in name:
         return "Android"
-    if system == "linux":
-        import distro  # the SDK's own dependency, as it tells FreeBSD and OpenBSD apart
-
-        return {"freebsd": "FreeBSD", "openbsd": "OpenBSD"}.get(distro.id(), "Linux")
+    if system == "linux":  # (the SDK asks the `distro` package whether a Linux is a BSD: never here)
+        return "Linux"
     return f"other:{name}" if name else "Unknown"
 
 
