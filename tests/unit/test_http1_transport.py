@@ -202,6 +202,20 @@ def test_broken_bodies_raise_protocol_errors(client_for, raw) -> None:
         client.get(server.url + "/")
 
 
+@pytest.mark.parametrize("seed", [None, 0, 1, 2])
+def test_the_data_before_a_broken_chunk_end_is_delivered_however_it_arrives(client_for, seed) -> None:
+    """Whole in one read (each chunk decoded in one step) or split anywhere (byte by byte): the
+    same bytes come before the error, the broken chunk's data included."""
+    raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndefXY\r\n0\r\n\r\n"
+    script = reply_and_close(raw) if seed is None else send_in_random_pieces(raw, seed)
+    client, server = client_for(script)
+    got = b""
+    with pytest.raises(httpx.RemoteProtocolError), client.stream("GET", server.url + "/") as response:
+        for data in response.iter_raw():
+            got += data
+    assert got == b"abcdef"
+
+
 @pytest.mark.parametrize(
     "raw",
     [

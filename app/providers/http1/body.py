@@ -125,9 +125,9 @@ class ResponseBody(httpx.SyncByteStream):
                 start = line_end + 2
                 end = start + size
                 if end + 2 <= length:  # the whole chunk is here (a burst's usual case)
+                    decoded.append(buffer[start:end])
                     if buffer[end : end + 2] != b"\r\n":
                         raise MalformedResponse("Malformed chunked body.", request=self._request)
-                    decoded.append(buffer[start:end])
                     position = end + 2
                     continue
                 position, left = start, size + 2  # the data, then its CRLF
