@@ -62,18 +62,12 @@ FALLBACK_ERRORS = (
 )  # fmt: skip
 
 
-class Metrics:
-    """The metrics of one process; `render` answers a scrape (all workers' values under gunicorn)."""
+class ServiceSeries:
+    """Requests answered, the upstream's retries and errors, resumes and stops, what the store and
+    the embedded model's line hold, the fields ChatWait does not know."""
 
-    enabled = True
-
-    def __init__(self) -> None:
-        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
-        self.registry = None if self.multiprocess else CollectorRegistry()
-        self._sampler: gevent.Greenlet | None = None
-        self._children: dict[tuple, Any] = {}  # (metric, label values) -> its child: labels() once each
-        self._live = LiveGauges()
-        count, gauge, histogram = self._counter, self._gauge, self._histogram
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        count, gauge, histogram = _declarers(registry)
         self.requests = count("http_requests", "HTTP requests answered, by route, method and status.",
                               "route", "method", "status")
         self.retries = count("upstream_retries", "Upstream attempts retried, by error.", "error_code")
@@ -85,19 +79,15 @@ class Metrics:
         self.unknown_fields = count("unknown_fields", "Fields of requests that ChatWait does not know, left out of "
                                     "validation (passed on, or left out), by API and name (the first "
                                     f"{MAX_FIELD_NAMES} names; then other).", "api", "field")
-        self._field_names: set[str] = set()
         self.queue_wait = histogram("local_queue_wait_seconds", "How long a reply waited for the embedded model.",
                                     LATENCY_BUCKETS)
-        self._declare_generation_metrics()
-        self._declare_recovery_metrics()
-        self._declare_server_metrics()
-        self._declare_key_metrics()
-        if self.multiprocess:
-            self._forget_dead_workers()
 
-    def _declare_generation_metrics(self) -> None:
-        """How generations start, end and run, their latency and their tokens, by model."""
-        count, gauge, histogram = self._counter, self._gauge, self._histogram
+
+class GenerationSeries:
+    """How generations start, end and run, their latency and their tokens, by model."""
+
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        count, gauge, histogram = _declarers(registry)
         self.started = count("streams_started", "Generations started (mode: streaming or wait).",
                              "model", "provider", "mode")
         self.completed = count("streams_completed", "Generations that ended with a finish reason.",
@@ -114,9 +104,12 @@ class Metrics:
                             "model", "direction", "source")
         self.cached = count("prompt_cached_tokens", "Prompt tokens the model's server read from its cache.", "model")
 
-    def _declare_recovery_metrics(self) -> None:
-        """The rescues and fallbacks, every series (bounded sets) present at zero for the dashboard."""
-        count = self._counter
+
+class RecoverySeries:
+    """The rescues and fallbacks, every series (bounded sets) present at zero for the dashboard."""
+
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        count = _declarers(registry)[0]
         self.rescues = count("upstream_rescues", "Replies cut mid-answer (or whose worker died: takeover) continued "
                              "on another route, by cause and strategy (prefill, message).", "cause", "strategy")
         self.fallbacks = count(
@@ -128,35 +121,68 @@ class Metrics:
         for error_code in FALLBACK_ERRORS:
             self.fallbacks.labels(error_code)
 
-    def _declare_server_metrics(self) -> None:
-        """The series of the pool's model servers, by server name (at most MAX_UPSTREAMS)."""
-        count, gauge = self._counter, self._gauge
-        self.server_requests = count("upstream_server_requests", "Requests sent to each model server of the pool.",
-                                     "server")
-        self.server_failures = count("upstream_server_failures", "Failed requests to each model server, by kind "
-                                     "(connection, unavailable, rate_limited, tls, timeout, interrupted, "
-                                     "bad_response, rejected).", "server", "kind")
-        self.server_open = gauge("upstream_server_open", "Generations open on each model server now.", "server")
-        self.server_rested = Gauge("chatwait_upstream_server_resting", "1 while a worker rests a model server after "
-                                   "failures.", ["server"], registry=self.registry, multiprocess_mode="livemax")
 
-    def _declare_key_metrics(self) -> None:
-        """The series of client keys' limits, by key name (at most MAX_KEYS names)."""
-        self.key_refusals = self._counter("key_refusals", "Requests a client key's limit refused (limit: "
-                                          "max_streams, rpm, tpm, queue_share), by key name.", "key", "limit")
-        self.key_generations = self._gauge("key_generations", "Generations running now, by client key name.", "key")
-        self.key_tokens = self._counter("key_tokens", "Tokens counted against client keys' limits (prompt at "
-                                        "admission, completion as produced), by key name.", "key", "direction")
+class ServerSeries:
+    """The series of the pool's model servers, by server name (at most MAX_UPSTREAMS)."""
 
-    def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
-        return Counter(f"chatwait_{name}", documentation, labels, registry=self.registry)
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        count, gauge, _ = _declarers(registry)
+        self.requests = count("upstream_server_requests", "Requests sent to each model server of the pool.", "server")
+        self.failures = count("upstream_server_failures", "Failed requests to each model server, by kind "
+                              "(connection, unavailable, rate_limited, tls, timeout, interrupted, "
+                              "bad_response, rejected).", "server", "kind")
+        self.open = gauge("upstream_server_open", "Generations open on each model server now.", "server")
+        self.rested = Gauge("chatwait_upstream_server_resting", "1 while a worker rests a model server after "
+                            "failures.", ["server"], registry=registry, multiprocess_mode="livemax")
 
-    def _gauge(self, name: str, documentation: str, *labels: str) -> Gauge:
-        """A gauge of this worker's state: summed over the workers that are still running."""
-        return Gauge(f"chatwait_{name}", documentation, labels, registry=self.registry, multiprocess_mode="livesum")
 
-    def _histogram(self, name: str, documentation: str, buckets: tuple[float, ...], *labels: str) -> Histogram:
-        return Histogram(f"chatwait_{name}", documentation, labels, registry=self.registry, buckets=buckets)
+class KeySeries:
+    """The series of client keys' limits, by key name (at most MAX_KEYS names)."""
+
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        count, gauge, _ = _declarers(registry)
+        self.refusals = count("key_refusals", "Requests a client key's limit refused (limit: max_streams, rpm, "
+                              "tpm, queue_share), by key name.", "key", "limit")
+        self.generations = gauge("key_generations", "Generations running now, by client key name.", "key")
+        self.tokens = count("key_tokens", "Tokens counted against client keys' limits (prompt at admission, "
+                            "completion as produced), by key name.", "key", "direction")
+
+
+def _declarers(registry: CollectorRegistry | None) -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]:
+    """How a group declares its counters, gauges (summed over the workers still running) and histograms."""
+
+    def count(name: str, documentation: str, *labels: str) -> Counter:
+        return Counter(f"chatwait_{name}", documentation, labels, registry=registry)
+
+    def gauge(name: str, documentation: str, *labels: str) -> Gauge:
+        return Gauge(f"chatwait_{name}", documentation, labels, registry=registry, multiprocess_mode="livesum")
+
+    def histogram(name: str, documentation: str, buckets: tuple[float, ...], *labels: str) -> Histogram:
+        return Histogram(f"chatwait_{name}", documentation, labels, registry=registry, buckets=buckets)
+
+    return count, gauge, histogram
+
+
+class Metrics:
+    """The metrics of one process, in groups of series; its methods are the events that move them;
+    `render` answers a scrape (all workers' values under gunicorn)."""
+
+    enabled = True
+
+    def __init__(self) -> None:
+        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
+        self.registry = None if self.multiprocess else CollectorRegistry()
+        self._sampler: gevent.Greenlet | None = None
+        self._children: dict[tuple, Any] = {}  # (metric, label values) -> its child: labels() once each
+        self._live = LiveGauges()
+        self._field_names: set[str] = set()
+        self.service = ServiceSeries(self.registry)
+        self.generations = GenerationSeries(self.registry)
+        self.recovery = RecoverySeries(self.registry)
+        self.servers = ServerSeries(self.registry)
+        self.keys = KeySeries(self.registry)
+        if self.multiprocess:
+            self._forget_dead_workers()
 
     def _child(self, metric: Any, *labels: str) -> Any:
         """`metric.labels(*labels)`, looked up in a dict after the first time (a few per request)."""
@@ -167,14 +193,14 @@ class Metrics:
         return child
 
     def request(self, route: str, method: str, status: int) -> None:
-        self._child(self.requests, route, method if method in METHODS else "other", str(status)).inc()
+        self._child(self.service.requests, route, method if method in METHODS else "other", str(status)).inc()
 
     def generation_started(self, model: str, provider: str, mode: str) -> None:
-        self._child(self.started, model, provider, mode).inc()
-        self._live.add(self._child(self.open, mode), 1)
+        self._child(self.generations.started, model, provider, mode).inc()
+        self._live.add(self._child(self.generations.open, mode), 1)
 
     def first_token_after(self, model: str, provider: str, seconds: float) -> None:
-        self._child(self.first_token, model, provider).observe(seconds)
+        self._child(self.generations.first_token, model, provider).observe(seconds)
 
     def generation_ended(
         self, model: str, provider: str, ending: str, failed: bool, seconds: float, tokens: tuple[int, int, str]
@@ -182,67 +208,67 @@ class Metrics:
         """A generation ended: `ending` is its finish reason (or `cancelled`), or with `failed`
         its error code; `tokens` are (prompt, completion, source)."""
         if failed:
-            self._child(self.failed, model, ending).inc()
+            self._child(self.generations.failed, model, ending).inc()
         elif ending == "cancelled":
-            self._child(self.cancelled, model).inc()
+            self._child(self.generations.cancelled, model).inc()
         else:
-            self._child(self.completed, model, provider, ending).inc()
-        self._child(self.duration, model, provider).observe(seconds)
+            self._child(self.generations.completed, model, provider, ending).inc()
+        self._child(self.generations.duration, model, provider).observe(seconds)
         prompt, completion, source = tokens
-        self._child(self.tokens, model, "in", source).inc(prompt)
-        self._child(self.tokens, model, "out", source).inc(completion)
+        self._child(self.generations.tokens, model, "in", source).inc(prompt)
+        self._child(self.generations.tokens, model, "out", source).inc(completion)
 
     def prompt_cached(self, model: str, tokens: int) -> None:
         """The server said it read `tokens` of a generation's prompt from its cache."""
-        self._child(self.cached, model).inc(tokens)
+        self._child(self.generations.cached, model).inc(tokens)
 
     def generation_closed(self, mode: str) -> None:
         """A generation's greenlet is done with it, whatever happened (the open gauge)."""
-        self._live.add(self._child(self.open, mode), -1)
+        self._live.add(self._child(self.generations.open, mode), -1)
 
     def upstream_retry(self, error_code: str) -> None:
-        self.retries.labels(error_code).inc()
+        self.service.retries.labels(error_code).inc()
 
     def upstream_rescue(self, cause: str, strategy: str) -> None:
-        self._child(self.rescues, cause, strategy).inc()
+        self._child(self.recovery.rescues, cause, strategy).inc()
 
     def upstream_fallback(self, error_code: str) -> None:
-        self._child(self.fallbacks, error_code).inc()
+        self._child(self.recovery.fallbacks, error_code).inc()
 
     def upstream_error(self, error_code: str) -> None:
-        self.upstream_errors.labels(error_code).inc()
+        self.service.upstream_errors.labels(error_code).inc()
 
     def server_known(self, server: str, kinds: tuple[str, ...]) -> None:
         """Every series of a pool's server, at zero: present before its first request or failure."""
-        self.server_requests.labels(server)
+        self.servers.requests.labels(server)
         for kind in kinds:
-            self.server_failures.labels(server, kind)
-        self.server_open.labels(server)
-        self.server_rested.labels(server).set(0)
+            self.servers.failures.labels(server, kind)
+        self.servers.open.labels(server)
+        self.servers.rested.labels(server).set(0)
 
     def server_request(self, server: str) -> None:
-        self._child(self.server_requests, server).inc()
+        self._child(self.servers.requests, server).inc()
 
     def server_failure(self, server: str, kind: str) -> None:
-        self._child(self.server_failures, server, kind).inc()
+        self._child(self.servers.failures, server, kind).inc()
 
     def server_open_delta(self, server: str, delta: int) -> None:
-        self._live.add(self._child(self.server_open, server), delta)
+        self._live.add(self._child(self.servers.open, server), delta)
 
     def server_resting(self, server: str, resting: bool) -> None:
-        self.server_rested.labels(server).set(1 if resting else 0)
+        self.servers.rested.labels(server).set(1 if resting else 0)
 
     def key_refused(self, key: str, limit: str) -> None:
-        self._child(self.key_refusals, key, limit).inc()
+        self._child(self.keys.refusals, key, limit).inc()
 
     def key_generation(self, key: str, delta: int, prompt_tokens: int) -> None:
         """A generation of key `key` started (+1, with its prompt tokens) or ended (-1)."""
-        self._live.add(self._child(self.key_generations, key), delta)
+        self._live.add(self._child(self.keys.generations, key), delta)
         if prompt_tokens:
-            self._child(self.key_tokens, key, "in").inc(prompt_tokens)
+            self._child(self.keys.tokens, key, "in").inc(prompt_tokens)
 
     def key_tokens_out(self, key: str, tokens: int) -> None:
-        self._child(self.key_tokens, key, "out").inc(tokens)
+        self._child(self.keys.tokens, key, "out").inc(tokens)
 
     def unknown_field(self, api: str, name: str) -> None:
         """A request held a field ChatWait does not know (`api`: one of three families)."""
@@ -251,19 +277,19 @@ class Metrics:
                 name = "other"
             else:
                 self._field_names.add(name)
-        self._child(self.unknown_fields, api, name).inc()
+        self._child(self.service.unknown_fields, api, name).inc()
 
     def queue_waited(self, seconds: float) -> None:
-        self.queue_wait.observe(seconds)
+        self.service.queue_wait.observe(seconds)
 
     def resumed(self, api: str) -> None:
-        self._child(self.resumes, api).inc()
+        self._child(self.service.resumes, api).inc()
 
     def stopped(self, result: str) -> None:
-        self._child(self.stops, result).inc()
+        self._child(self.service.stops, result).inc()
 
     def follower(self, delta: int) -> None:
-        self._live.add(self.followers, delta)
+        self._live.add(self.generations.followers, delta)
 
     def watch(self, read: Callable[[], tuple[int, int]]) -> None:
         """Refresh the sampled gauges from `read()` -> (streams held, replies queued) every second."""
@@ -277,8 +303,8 @@ class Metrics:
         self._sampler.link_exception(log_greenlet_failure)
 
     def sample(self, store_streams: int, queue_length: int) -> None:
-        self.store_streams.set(store_streams)
-        self.queue_length.set(queue_length)
+        self.service.store_streams.set(store_streams)
+        self.service.queue_length.set(queue_length)
         self._live.flush()
 
     def flush(self) -> None:
