@@ -249,13 +249,19 @@ def test_a_waiting_key_gets_the_next_free_slot_ahead_of_the_busy_one(start_serve
             threading.Event().wait(0.05)
         raise AssertionError(f"{who} got nothing")
 
-    begin("short", BUSY, "@tokens=15 @delay_ms=100")
+    # "short" frees the first slot when the test stops it, once both waiters are in line (a
+    # loaded machine may take seconds to get there: a reply that ended by itself could free the
+    # slot for busy5 before "other" arrives).
+    begin("short", BUSY, "@tokens=400 @delay_ms=100")
     for who in ("long1", "long2", "long3"):
         begin(who, BUSY, "@tokens=40 @delay_ms=100")
     begin("busy5", BUSY, "@tokens=2")
     assert streams["busy5"][0].event == "queued" and streams["busy5"][0].data == {"ahead": 0}
     begin("other", OTHER, "@tokens=3 @delay_ms=300")  # holds the slot a while: busy5 opens after it, not 1 ms after
     assert streams["other"][0].event == "queued" and streams["other"][0].data == {"ahead": 0}, "it goes first"
+    short = streams["short"][0].data["stream_id"]
+    stopped = httpx.delete(f"{server.url}/v1/chat/streaming/{short}", headers={"Authorization": f"Bearer {BUSY}"})
+    assert stopped.status_code == 200, stopped.text
     for thread in threads.values():
         thread.join(30)
     assert streams["busy5"][-1].event == "done" and streams["other"][-1].event == "done"
