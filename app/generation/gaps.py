@@ -20,21 +20,30 @@ class Gaps:
         self._stride = 1
         self.longest = 0.0
 
-    def token_at(self, now: float) -> None:
-        """A token arrived at `now` (a monotonic clock, in seconds)."""
+    def tokens_at(self, now: float, count: int = 1) -> None:
+        """`count` tokens arrived together at `now` (a monotonic clock, in seconds): one gap since
+        the last, then count - 1 of none."""
         last, self._last = self._last, now
-        if last is None:
-            return
-        gap = now - last
-        if gap > self.longest:
-            self.longest = gap
-        self._due -= 1
-        if not self._due:
-            self._sample.append(gap)
-            if len(self._sample) >= SAMPLE_LIMIT:
-                self._sample = self._sample[1::2]
-                self._stride *= 2
-            self._due = self._stride
+        if last is not None:
+            gap = now - last
+            if gap > self.longest:
+                self.longest = gap
+            self._add(gap, 1)
+        if count > 1:
+            self._add(0.0, count - 1)
+
+    def _add(self, gap: float, count: int) -> None:
+        """`count` gaps of `gap`: every `stride`-th one is sampled."""
+        while count:
+            taken = min(count, self._due)
+            count -= taken
+            self._due -= taken
+            if not self._due:
+                self._sample.append(gap)
+                if len(self._sample) >= SAMPLE_LIMIT:
+                    self._sample = self._sample[1::2]
+                    self._stride *= 2
+                self._due = self._stride
 
     def median(self) -> float | None:
         """The median gap (None: fewer than two tokens)."""

@@ -29,8 +29,9 @@ log = logging.getLogger("chatwait.relay")
 ATTEMPT_SECONDS = 10.0
 
 
-# An opened generation: it, its first piece (None: the reply has none) and the rest.
-Opened = tuple[Attempt, str | Delta | None, Iterator[str | Delta]]
+# An opened generation: it, its first batch of pieces (None: the reply has none) and the rest
+# (`Attempt.batches`).
+Opened = tuple[Attempt, list[str | Delta] | None, Iterator[list[str | Delta]]]
 
 
 class Opener:
@@ -79,7 +80,7 @@ class Opener:
 
     def _until_first_piece(self, slot: Any, call: ChatCall, deadline: float) -> Opened:
         """Open the upstream and wait for its first piece (None: the reply has none), retrying
-        what may be retried; returns the generation, that piece and the rest.
+        what may be retried; returns the generation, its first batch of pieces and the rest.
 
         The first-token `deadline` covers every attempt and the waits between.
         """
@@ -120,7 +121,7 @@ class Opener:
         generation: Attempt | None = None
         try:
             generation = self.provider.open(call, slot, self.route)
-            pieces = iter(generation)
+            pieces = generation.batches()
             first = next(pieces, None)
         except FirstTokenDeadline:
             if generation is not None:

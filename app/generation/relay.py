@@ -38,7 +38,7 @@ class Listener(Protocol):
 
     def answering(self, model: str) -> None: ...
 
-    def chunk(self, content: str | Delta) -> None: ...
+    def write(self, pieces: list[str | Delta]) -> None: ...
 
     def queued(self, ahead: int) -> None: ...
 
@@ -146,8 +146,8 @@ class Relay:
                     try:
                         if first is not None:
                             self._emit(first)
-                        for piece in rest:
-                            self._emit(piece)
+                        for batch in rest:
+                            self._emit(batch)
                     except StreamCancelled:
                         generation.stop()  # nobody wants the rest: an upstream ChatWait stops too
                         raise
@@ -161,21 +161,34 @@ class Relay:
         failure = UpstreamError("generation_lost", "The worker generating this reply stopped.")
         return self._rescues.rescued(failure, slot, None, rescue.TAKEOVER)
 
-    def _emit(self, piece: str | Delta) -> None:
-        if type(piece) is str:
-            self._reply.add_text(piece)
-        else:
-            kept = self._typed(piece)  # type: ignore[arg-type]
-            if kept is None:
-                return
-            piece = kept
+    def _emit(self, pieces: list[str | Delta]) -> None:
+        """Relay the pieces read together: kept in the reply, then written to the listener (those
+        kept before a piece that breaks the reply's bound too)."""
+        if self._reply.add_texts(pieces):  # the usual batch: text within the bound
+            self._write(pieces)
+            return
+        kept: list[str | Delta] = []
+        try:
+            for piece in pieces:
+                if type(piece) is not str:
+                    piece = self._typed(piece)  # type: ignore[arg-type, assignment]
+                    if piece is None:
+                        continue
+                else:
+                    self._reply.add_text(piece)
+                kept.append(piece)
+        finally:
+            if kept:
+                self._write(kept)
+
+    def _write(self, pieces: list[str | Delta]) -> None:
         first = self._first_token_at is None
         if self.listener is not None:
             if first:
                 self.listener.answering(self.call.model)
-            self.listener.chunk(piece)
+            self.listener.write(pieces)
         now = time.monotonic()
-        self._gaps.token_at(now)
+        self._gaps.tokens_at(now, len(pieces))
         if first:
             self._first_token_at = now
             if log.isEnabledFor(logging.DEBUG):

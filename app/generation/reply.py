@@ -12,6 +12,7 @@ from ..providers.deltas import LOGPROBS, Delta, ReplyParts
 # A reply longer than this many characters per token asked for is not a model's reply.
 MAX_CHARS_PER_TOKEN = 64
 REPLY_CHARS_FLOOR = 65_536
+_TEXT_ONLY = {str}
 
 
 class Prefix(NamedTuple):
@@ -44,6 +45,17 @@ class Reply:
         if self._chars > self._max_chars:
             self._too_long()
         self.pieces.append(piece)
+
+    def add_texts(self, pieces: list[str | Delta]) -> bool:
+        """Keep `pieces` if they are all text and within the bound (True); else keep none of them."""
+        if set(map(type, pieces)) != _TEXT_ONLY:
+            return False
+        chars = self._chars + sum(map(len, pieces))  # type: ignore[arg-type]
+        if chars > self._max_chars:
+            return False
+        self._chars = chars
+        self.pieces += pieces  # type: ignore[arg-type]
+        return True
 
     def add_delta(self, delta: Delta) -> None:
         """Keep one typed delta (a log-probability entry's text with the text); upstream_bad_response past the bound."""

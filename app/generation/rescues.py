@@ -115,8 +115,8 @@ class Rescues:
             opened = self._opener.attempt(deadline, slot, self._continuation(text, strategy, left))
         self._metrics.upstream_rescue(cause, strategy)
         generation, first, rest = opened
-        pieces = itertools.chain(() if first is None else (first,), rest)
-        return generation, None, rescue.continued(pieces, text, strategy)
+        pieces = itertools.chain.from_iterable(itertools.chain(() if first is None else (first,), rest))
+        return generation, None, ([piece] for piece in rescue.continued(pieces, text, strategy))
 
     def _continuation(self, text: str, strategy: str, left: int) -> ChatCall:
         """The call that continues the reply from `text`; its input is counted (charged to the key)."""

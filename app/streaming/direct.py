@@ -91,22 +91,23 @@ class DirectFollowers:
             follower.writer.write_rest(rest)
         return follower.cursor
 
-    def write_soon(self, sequence: int, frame: bytes) -> None:
-        """Chunk frame `sequence` (the next after those already visible) is visible now: send it
-        at once if it is the first of this turn of the loop, else with the others that follow it
+    def write_soon(self, first: int, frames: list[bytes]) -> None:
+        """Chunk frames `first`.. (the next after those already visible) are visible now: send them
+        at once if they are the first of this turn of the loop, else with the others that follow
         in this turn, from a loop callback. Nothing while no follower is parked."""
         if not self._parked:
             return
+        end = first + len(frames)
         if self._soon:
-            self._soon.append(frame)
-            self._end = sequence + 1
+            self._soon += frames
+            self._end = end
             return
         now = turn()
         if now != self._turn:
             self._turn = now
-            self.write(sequence, sequence + 1, frame)
+            self.write(first, end, frames[0] if len(frames) == 1 else b"".join(frames))
             return
-        self._soon, self._first, self._end = [frame], sequence, sequence + 1
+        self._soon, self._first, self._end = list(frames), first, end
         soon(self._flush)
 
     def _flush(self) -> None:

@@ -14,10 +14,11 @@ import collections
 import itertools
 
 from ..generation.outcome import Outcome
-from ..providers.deltas import TEXT_KIND, ReplyParts, fold_stored
+from ..providers.deltas import TEXT_KIND, Delta, ReplyParts, fold_stored
 from .wire import WireWriter, chunk_frame
 
 RECENT_FRAMES = 64  # chunk frames kept encoded for followers that keep up
+_TEXT_ONLY = {str}
 
 
 class Frames:
@@ -50,6 +51,33 @@ class Frames:
         if self._kinds is not None:
             self._kinds += TEXT_KIND
         self._add(frame, encoded)
+
+    def add_pieces(self, pieces: list[str | Delta], writer: WireWriter) -> list[bytes]:
+        """The next chunks, a piece each (text, or a typed delta), framed by `writer`; their frames."""
+        first = len(self._lengths) + 1
+        if set(map(type, pieces)) == _TEXT_ONLY:
+            frames = [writer.chunk(sequence, text) for sequence, text in enumerate(pieces, first)]  # type: ignore[arg-type]
+            self._add_texts(frames, [text.encode("utf-8", "replace") for text in pieces])  # type: ignore[union-attr]
+            return frames
+        frames = []
+        for sequence, piece in enumerate(pieces, first):
+            if type(piece) is str:
+                frames.append(writer.chunk(sequence, piece))
+                self.add_text(frames[-1], piece.encode("utf-8", "replace"))
+            else:
+                frames.append(writer.delta(sequence, piece))  # type: ignore[arg-type]
+                self.add_delta(frames[-1], *piece.encode())  # type: ignore[union-attr]
+        return frames
+
+    def _add_texts(self, frames: list[bytes], encoded: list[bytes]) -> None:
+        if self._kinds is not None:
+            self._kinds += TEXT_KIND * len(encoded)
+        self._recent.extend(frames)
+        self._text += b"".join(encoded)
+        lengths = list(map(len, encoded))
+        if self._lengths.typecode == "H" and max(lengths) > 0xFFFF:
+            self._lengths = array.array("I", self._lengths)
+        self._lengths.extend(lengths)
 
     def add_delta(self, frame: bytes, kind: bytes, payload: bytes) -> None:
         """The next chunk as a typed delta: its frame, its kind's letter and its stored payload."""

@@ -27,6 +27,7 @@ from .stream import Stream
 log = logging.getLogger("chatwait.producer")
 
 STOP_WAIT_SECONDS = 2.0
+_TEXT_ONLY = {str}
 
 
 def start(
@@ -104,24 +105,22 @@ class StreamWriter:
             self.stream.answered_by(model)
             self.stream.append(self.stream.writer.priming())
 
-    def chunk(self, content: str | Delta) -> None:
-        """Append one `chunk` event (text, or a typed delta). The first one is written to the
-        clients before this returns: the producer yields to them once, before its own bookkeeping."""
+    def write(self, pieces: list[str | Delta]) -> None:
+        """Append a `chunk` event for each piece (text, or a typed delta), read together. The first
+        ones are written to the clients before this returns: the producer yields to them once,
+        before its own bookkeeping."""
         if not self._primed:
             self.answering(self.stream.model)
-        if type(content) is str:
-            self.content_length += len(content)
-            self.stream.append_chunk(content)
-        else:
-            if content.kind == LOGPROBS:  # type: ignore[union-attr]
-                self.content_length += len(content.text)  # type: ignore[union-attr]
-            self.stream.append_delta(content)  # type: ignore[arg-type]
+        self.stream.append_pieces(pieces)
+        self.content_length += _content_length(pieces)
         if self._first:
             self._first = False
             gevent.sleep(0)
         if self._debug:
-            size = len(content) if type(content) is str else content.size  # type: ignore[union-attr]
-            log.debug("chunk_sent", extra={"sequence": self.stream.chunks, "chars": size})
+            first = self.stream.chunks - len(pieces) + 1
+            for sequence, piece in enumerate(pieces, first):
+                size = len(piece) if type(piece) is str else piece.size  # type: ignore[union-attr]
+                log.debug("chunk_sent", extra={"sequence": sequence, "chars": size})
 
     def queued(self, ahead: int) -> None:
         """Tell the stream's followers how many replies are ahead of this one (0: it starts)."""
@@ -150,3 +149,16 @@ class StreamWriter:
         self.stream.ending = outcome.error.error_code if outcome.error is not None else outcome.finish_reason
         self.stream.outcome = outcome
         self.stream.append(frame, final=True)
+
+
+def _content_length(pieces: list[str | Delta]) -> int:
+    """The characters of text in `pieces` (a log-probability entry's text is text)."""
+    if set(map(type, pieces)) == _TEXT_ONLY:
+        return sum(map(len, pieces))  # type: ignore[arg-type]
+    length = 0
+    for piece in pieces:
+        if type(piece) is str:
+            length += len(piece)
+        elif piece.kind == LOGPROBS:  # type: ignore[union-attr]
+            length += len(piece.text)  # type: ignore[union-attr]
+    return length

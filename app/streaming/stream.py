@@ -141,26 +141,20 @@ class Stream:
 
     def append_chunk(self, content: str) -> bytes:
         """Add the next `chunk` frame (its sequence is its event id), wake followers; its bytes."""
-        sequence = self._frames.chunks + 1
-        frame = self.writer.chunk(sequence, content)
-        self._frames.add_text(frame, content.encode("utf-8", "replace"))
-        return self._stored(sequence, frame)
+        return self.append_pieces([content])[0]
 
-    def append_delta(self, delta: Delta) -> bytes:
-        """Add the next chunk event as a typed delta (reasoning, a refusal, a tool call's piece)."""
-        sequence = self._frames.chunks + 1
-        frame = self.writer.delta(sequence, delta)
-        self._frames.add_delta(frame, *delta.encode())
-        return self._stored(sequence, frame)
-
-    def _stored(self, sequence: int, frame: bytes) -> bytes:
-        if self._journal is None:  # as `publish` does, for a chunk: followers may see it now
-            self.visible = sequence + 1
-            self._direct.write_soon(sequence, frame)
+    def append_pieces(self, pieces: list[str | Delta]) -> list[bytes]:
+        """Add a chunk frame for each piece (text, or a typed delta), then wake followers once;
+        the frames' bytes."""
+        first = self._frames.chunks + 1
+        written = self._frames.add_pieces(pieces, self.writer)
+        if self._journal is None:  # as `publish` does, for chunks: followers may see them now
+            self.visible = first + len(written)
+            self._direct.write_soon(first, written)
             self._wakeup.notify()
         else:
             self._journal.written(self)
-        return frame
+        return written
 
     def _written(self, now: float | None = None) -> None:
         if self._journal is None:

@@ -208,3 +208,24 @@ def test_log_probabilities_come_with_their_text() -> None:
     body = _logprobs_chunk("a", entries) + _sse_chunk("b") + _sse_chunk(finish="stop") + b"data: [DONE]\n\n"
     pieces = list(_generation([body]))
     assert pieces == [Delta(LOGPROBS, "a", data=entries), "b"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts=st.lists(st.text(min_size=1, max_size=30), max_size=8), cuts=st.lists(st.integers(0, 3000), max_size=8))
+def test_the_text_before_an_upstream_error_is_handed_on_however_the_body_is_split(
+    texts: list[str], cuts: list[int]
+) -> None:
+    """Pieces come a read at a time; those read before the error event come before the error."""
+    body = b"".join(_sse_chunk(t) for t in texts) + b'data: {"error": {"message": "overloaded"}}\n\n'
+    got: list[Any] = []
+    with pytest.raises(UpstreamError) as failed:
+        for batch in _generation(_split(body, cuts)).batches():
+            assert batch, "no empty batch"
+            got += batch
+    assert got == texts and failed.value.error_code == "upstream_interrupted"
+
+
+def test_the_events_of_one_read_come_as_one_batch() -> None:
+    first = _sse_chunk("a") + _sse_chunk("b") + _sse_chunk("c")
+    rest = _sse_chunk("d") + _sse_chunk(finish="stop") + b"data: [DONE]\n\n"
+    assert list(_generation([first, rest]).batches()) == [["a", "b", "c"], ["d"]]

@@ -9,6 +9,8 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
 from app.generation.cancel import StreamCancelled
@@ -120,11 +122,25 @@ def test_gaps_give_the_median_and_the_longest_in_bounded_memory() -> None:
     now = 0.0
     for index in range(100_000):
         now += 0.030 if index % 10 == 0 else 0.010  # one gap in ten is 30 ms
-        gaps.token_at(now)
-    gaps.token_at(now + 2.0)  # one stall
+        gaps.tokens_at(now)
+    gaps.tokens_at(now + 2.0)  # one stall
     assert gaps.median() == pytest.approx(0.010)
     assert gaps.longest == pytest.approx(2.0)
     assert len(gaps._sample) < SAMPLE_LIMIT
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0.0, 0.01, 0.03, 2.0]), st.integers(1, 3000)), max_size=40))
+def test_tokens_read_together_count_as_they_would_one_by_one(arrivals: list[tuple[float, int]]) -> None:
+    together, one_by_one = Gaps(), Gaps()
+    now = 0.0
+    for gap, count in arrivals:
+        now += gap
+        together.tokens_at(now, count)
+        for _ in range(count):
+            one_by_one.tokens_at(now)
+    assert together.median() == one_by_one.median() and together.longest == one_by_one.longest
+    assert together._sample == one_by_one._sample
 
 
 @pytest.fixture

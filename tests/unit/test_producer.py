@@ -24,8 +24,8 @@ def test_priming_chunks_and_done() -> None:
     stream = Stream("sid", "cid", "m", 0.0)
     writer = StreamWriter(stream)
     assert stream.last_event_id == 0 and not stream.finished
-    writer.chunk("Hé")
-    writer.chunk("llo")
+    writer.write(["Hé"])
+    writer.write(["llo"])
     writer.end(Outcome("Héllo", 2, Usage(3, 2), 12.5, 1.0, finish_reason="stop"))
     first, one, two, done = _events(stream)
     assert first.data == {"stream_id": "sid", "correlation_id": "cid", "model": "m", "created": int(stream.created)}
@@ -46,7 +46,7 @@ def test_priming_chunks_and_done() -> None:
 def test_error_event_carries_the_catalogue_fields() -> None:
     stream = Stream("sid", "cid", "m", 0.0)
     writer = StreamWriter(stream)
-    writer.chunk("a")
+    writer.write(["a"])
     error = ApiError("upstream_interrupted", "cut")
     writer.end(Outcome("a", 1, Usage(3, 1), 5.0, 1.0, error=error))
     last = _events(stream)[-1]
@@ -59,7 +59,7 @@ def test_error_event_carries_the_catalogue_fields() -> None:
 def test_abort_ends_an_orphaned_stream_once() -> None:
     stream = Stream("sid", "cid", "m", 0.0)
     writer = StreamWriter(stream)
-    writer.chunk("abc")
+    writer.write(["abc"])
     writer.abort()
     writer.abort()
     events = _events(stream)
@@ -86,7 +86,7 @@ def _relay_woken_by_reads(pieces: tuple[str, ...], received: list[bytes], after_
         for piece in pieces:
             gevent.socket.wait_read(upstream.fileno())
             upstream.recv(16)
-            writer.chunk(piece)
+            writer.write([piece])
             after_chunk()
         writer.end(Outcome("".join(pieces), len(pieces), Usage(1, len(pieces)), 1.0, 1.0, finish_reason="stop"))
 

@@ -94,6 +94,10 @@ class Recorder:
     def answering(self, model: str) -> None:
         self.models.append(model)
 
+    def write(self, pieces: list) -> None:
+        for piece in pieces:
+            self.chunk(piece)
+
     def chunk(self, content: str) -> None:
         self.chunks.append(content)
 
@@ -261,6 +265,31 @@ def test_a_reply_longer_than_max_tokens_allows_is_a_bad_response() -> None:
     assert outcome.error is not None and outcome.error.error_code == "upstream_bad_response"
     assert "max_tokens" in outcome.error.detail
     assert 60 <= len(listener.chunks) <= 70 and flood.closed
+
+
+class BatchedAttempt(ScriptedAttempt):
+    """Its pieces `size` at a time, as an HTTP upstream's reads give them."""
+
+    def __init__(self, pieces: list, size: int) -> None:
+        super().__init__(pieces)
+        self.size = size
+
+    def batches(self):
+        pieces = list(self)
+        for start in range(0, len(pieces), self.size):
+            yield pieces[start : start + self.size]
+
+
+def test_a_batch_that_breaks_the_bound_delivers_the_pieces_before_it() -> None:
+    """Pieces read together are kept and written as one batch; where one of them passes the
+    reply's bound, those before it are still written, as they would be one by one."""
+    flood = BatchedAttempt(["x" * 1000] * 1000, size=7)
+    listener = Recorder()
+    outcome = _relay(ScriptedProvider(flood), listener).run()
+    assert outcome.error is not None and outcome.error.error_code == "upstream_bad_response"
+    one_by_one = Recorder()
+    _relay(ScriptedProvider(ScriptedAttempt(["x" * 1000] * 1000)), one_by_one).run()
+    assert listener.chunks == one_by_one.chunks and outcome.text == "".join(listener.chunks) and flood.closed
 
 
 @pytest.mark.parametrize("code", ["upstream_rate_limited", "upstream_unavailable"])

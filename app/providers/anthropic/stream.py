@@ -68,8 +68,8 @@ class AnthropicAttempt(HttpAttempt):
         self._usage: dict[str, int] = {}
         self._stop_reason: str | None = None
 
-    def _pieces(self) -> Iterator[str | Delta]:
-        for data in self._data():
+    def _read(self, payloads: list[bytes], found: list[str | Delta]) -> None:
+        for data in payloads:
             try:
                 event = orjson.loads(data)
             except orjson.JSONDecodeError:
@@ -80,10 +80,11 @@ class AnthropicAttempt(HttpAttempt):
             kind = event.get("type") if isinstance(event, dict) else None
             if kind == "message_stop":
                 self._finish()
-                self._drain()
+                self._ended = True
                 return
             try:
-                yield from self._event(kind, event)
+                for piece in self._event(kind, event):
+                    found.append(piece)
             except (_Malformed, AttributeError, TypeError, KeyError):
                 self._skip()
 

@@ -3,7 +3,7 @@ carries: the body's `data:` payloads line by line (one over UPSTREAM_MAX_LINE_BY
 before it is buffered further), a compressed body refused, the transport's failures as catalogue
 errors, a reply that ends without its ending as an error, and at most MAX_SKIPPED_CHUNKS
 malformed events skipped in one reply. Each API's reader (`openai.stream`, `anthropic.stream`)
-turns the payloads into text pieces and typed deltas in `_pieces`.
+turns one read's payloads into text pieces and typed deltas in `_read`.
 """
 
 from __future__ import annotations
@@ -41,13 +41,19 @@ class HttpAttempt(Attempt):
         self.upstream_request_id = request_id
         self._body: Iterator[bytes] = iter(())
         self._skipped = 0  # malformed chunks skipped so far
+        self._ended = False  # the reply's end marker was read
 
     def __iter__(self) -> Iterator[str | Delta]:
+        return itertools.chain.from_iterable(self.batches())
+
+    def batches(self) -> Iterator[list[str | Delta]]:
+        """The reply's pieces, a list for each read of the body (`_read`), and its failures as
+        catalogue errors: a reply that ends without its ending, or does not end whole, raises."""
         encoding = self._response.headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("identity", ""):
             raise self._error("upstream_bad_response", "The model provider compressed its reply, though asked not to.")
         try:
-            yield from self._pieces()
+            yield from self._batches()
         except MalformedResponse:
             raise self._error("upstream_bad_response", "The model provider's reply breaks HTTP/1.1 framing.") from None
         except httpx.TimeoutException:
@@ -61,22 +67,36 @@ class HttpAttempt(Attempt):
             raise self._error("upstream_interrupted", detail, upstream_ended=ENDED_EARLY)
         self._check_whole()
 
-    def _pieces(self) -> Iterator[str | Delta]:
-        """The reply's text pieces and typed deltas, from the body's payloads (`_data`)."""
+    def _batches(self) -> Iterator[list[str | Delta]]:
+        """The pieces of each read's payloads, until the reply's end (`_ended`), after which the rest
+        of the body is drained. Pieces read before a failure are handed on before it is raised."""
+        for payloads in self._reads():
+            found: list[str | Delta] = []
+            try:
+                self._read(payloads, found)
+            except Exception:
+                if found:
+                    yield found
+                raise
+            if found:
+                yield found
+            if self._ended:
+                self._drain()
+                return
+
+    def _read(self, payloads: list[bytes], found: list[str | Delta]) -> None:
+        """Add the text pieces and typed deltas of one read's payloads to `found`; at the reply's
+        end marker, set `_ended` and stop."""
         raise NotImplementedError
 
     def _check_whole(self) -> None:
         """Raise the UpstreamError of a reply that ended but is not whole (none by default)."""
 
-    def _data(self) -> Iterator[bytes]:
-        """The `data:` payloads of the body's lines, read from the transport's stream itself
-        (no compression to decode). Lines end with LF or CRLF (the CR is left to `strip`); one
-        over the line limit is refused, after the lines before it; a final newline ends a last
-        line the body left unterminated. Blank lines, comments, `event:` and `id:` are skipped."""
-        return itertools.chain.from_iterable(self._reads())
-
     def _reads(self) -> Iterator[list[bytes]]:
-        """`_data`'s payloads, a list for each read (a burst's events cost no generator step each)."""
+        """The `data:` payloads of the body's lines, a list for each read of the transport's stream
+        itself (no compression to decode). Lines end with LF or CRLF (the CR is left to `strip`);
+        one over the line limit is refused, after the lines before it; a final newline ends a last
+        line the body left unterminated. Blank lines, comments, `event:` and `id:` are skipped."""
         self._body = blocks = itertools.chain(self._response.stream, (b"\n",))
         max_line = self._max_line
         rest = b""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -52,10 +52,10 @@ class OpenAIAttempt(HttpAttempt):
         self._tool_calls = ToolCalls()
         self._cache_n = 0  # prompt tokens read from the server's cache, as llama.cpp's `timings` say
 
-    def _pieces(self) -> Iterator[str | Delta]:
-        for data in self._data():
+    def _read(self, payloads: list[bytes], found: list[str | Delta]) -> None:
+        for data in payloads:
             if data == b"[DONE]":
-                self._drain()
+                self._ended = True
                 return
             try:
                 content, finish_reason, usage, delta, logprobs = self._parse(data)
@@ -63,11 +63,11 @@ class OpenAIAttempt(HttpAttempt):
                 self._skip()
                 continue
             if logprobs:
-                yield Delta(LOGPROBS, content or "", data=self._logprobs(logprobs))
+                found.append(Delta(LOGPROBS, content or "", data=self._logprobs(logprobs)))
             elif content:
-                yield content
+                found.append(content)
             if len(delta) > 1 or content is None:  # more than text: reasoning, a refusal, tool calls
-                yield from self._typed(delta)
+                found += self._typed(delta)
             if finish_reason:
                 self.finish(finish_reason)
             if usage:

@@ -4,6 +4,7 @@ wrapper that tells the health what happened (first token, failure, or neither)."
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from typing import Any
 from ...config import UpstreamServer
 from ...metrics.catalogue import Metrics, NoMetrics
 from ..base import Attempt, ChatCall, FirstTokenDeadline, Provider, UpstreamError
+from ..deltas import Delta
 from ..httpapi.client import origin
 from .health import KINDS, Health, failure_kind
 
@@ -158,15 +160,18 @@ class PooledAttempt(Attempt):
         self.upstream_request_id = inner.upstream_request_id
         self._open = True
 
-    def __iter__(self) -> Iterator[str]:
-        pieces = iter(self.inner)
+    def __iter__(self) -> Iterator[str | Delta]:
+        return itertools.chain.from_iterable(self.batches())
+
+    def batches(self) -> Iterator[list[str | Delta]]:
+        batches = self.inner.batches()
         with self.server.judging(self.probe, self.requester):
-            first = next(pieces, None)
+            first = next(batches, None)
             self.server.succeeded(self.probe)
             if first is None:
                 return
             yield first
-            yield from pieces
+            yield from batches
 
     @property
     def finish_reason(self) -> str | None:  # type: ignore[override]

@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from ...providers.deltas import TEXT_KIND, decode
+from ...providers.deltas import TEXT_KIND, Delta, decode
 from ..revival import retention_of
 from ..stream import Stream
 from . import link as keys
@@ -129,13 +129,13 @@ def rebuilt(stream_id: str, meta: dict[bytes, bytes], entries: Entries, now: flo
         retention=retention_of(record, context),
         created=float(meta.get(b"created", b"0")),
     )
+    pieces: list[str | Delta] = []
     for _, fields in entries:
         if b"h" in fields:
             stream.append(fields[b"h"])
         elif b"t" not in fields:
             ((kind, payload),) = fields.items()
-            if kind == TEXT_KIND:
-                stream.append_chunk(payload.decode("utf-8", "replace"))
-            else:
-                stream.append_delta(decode(kind, payload))
+            pieces.append(payload.decode("utf-8", "replace") if kind == TEXT_KIND else decode(kind, payload))
+    if pieces:
+        stream.append_pieces(pieces)
     return stream
