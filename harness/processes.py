@@ -51,6 +51,10 @@ def _stop(proc: subprocess.Popen, log_file: Any) -> None:
     Path(log_file.name).unlink(missing_ok=True)
 
 
+PORT_TRIES = 3  # starts of a server whose free port was taken meanwhile
+PORT_TAKEN = "another process uses that port"  # how ChatWait says so at start-up
+
+
 def free_port() -> int:
     """A loopback port nobody listens on right now."""
     with socket.socket() as probe:
@@ -185,22 +189,23 @@ class ChatWaitServer:
     def __init__(
         self, env: dict[str, str], root: Path = ROOT, cpus: set[int] | None = None, args: tuple[str, ...] = ()
     ) -> None:
-        self.port = free_port()
         self.env = env
-        command = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", *args, "wsgi:app"]
-        self.proc, self.log_file = _spawn(
-            "chatwait-",
-            pinned(command, cpus),
-            {"BIND": f"127.0.0.1:{self.port}", "PYTHONUNBUFFERED": "1", **env},
-            cwd=root,
-        )
-        self.log_path = Path(self.log_file.name)
-        self.url = f"http://127.0.0.1:{self.port}"
-        try:
-            _wait_for(self._healthy, self.proc, self.log_text)
-        except RuntimeError:
-            self.stop()
-            raise
+        command = pinned([str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", *args, "wsgi:app"], cpus)
+        # The free port it is given can be taken before it binds (by another test's server, or as
+        # a connection's ephemeral port): then it is started again on another one.
+        for attempt in range(1, PORT_TRIES + 1):
+            self.port = free_port()
+            bound = {"BIND": f"127.0.0.1:{self.port}", "PYTHONUNBUFFERED": "1", **env}
+            self.proc, self.log_file = _spawn("chatwait-", command, bound, cwd=root)
+            self.log_path = Path(self.log_file.name)
+            self.url = f"http://127.0.0.1:{self.port}"
+            try:
+                _wait_for(self._healthy, self.proc, self.log_text)
+                return
+            except RuntimeError as failed:
+                self.stop()
+                if attempt == PORT_TRIES or PORT_TAKEN not in str(failed) or "BIND" in env or "PORT" in env:
+                    raise
 
     def _healthy(self) -> bool | None:
         """The server answers /health and, with several workers, each has built its app (one

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import redis
 
-from harness.processes import ends_with_parent, free_port, pinned
+from harness.processes import PORT_TRIES, ends_with_parent, free_port, pinned
 
 START_SECONDS = 30.0
 
@@ -42,7 +42,14 @@ class RedisServer:
         self.cpus = cpus
         self.proc: subprocess.Popen | None = None
         self._client: redis.Redis | None = None
-        self.start()
+        for attempt in range(1, PORT_TRIES + 1):  # its free port may be taken before it binds
+            try:
+                self.start()
+                return
+            except AssertionError as failed:
+                if attempt == PORT_TRIES or "Address already in use" not in str(failed):
+                    raise
+                self.port = free_port()
 
     @property
     def url(self) -> str:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 
+from harness import processes, redis_servers
 from harness.processes import ROOT
 
 # A parent that starts a long sleeper the way benchmarks and tests start servers, prints its
@@ -41,3 +43,18 @@ def test_a_killed_parent_leaves_no_helper_process_behind() -> None:
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(child)
+
+
+def test_a_redis_server_whose_free_port_was_taken_meanwhile_starts_on_another(monkeypatch) -> None:
+    """The port `free_port` names can be taken before the server binds it (another test's server,
+    a connection's ephemeral port): the server starts again on another port, not a failed test."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports = iter([taken.getsockname()[1]])
+        monkeypatch.setattr(redis_servers, "free_port", lambda: next(ports, None) or processes.free_port())
+        server = redis_servers.RedisServer()
+        try:
+            assert server.port != taken.getsockname()[1] and server.client().ping()
+        finally:
+            server.stop()
