@@ -28,22 +28,31 @@ class Gaps:
             gap = now - last
             if gap > self.longest:
                 self.longest = gap
-            self._add(gap, 1)
-        if count > 1:
-            self._add(0.0, count - 1)
-
-    def _add(self, gap: float, count: int) -> None:
-        """`count` gaps of `gap`: every `stride`-th one is sampled."""
-        while count:
-            taken = min(count, self._due)
-            count -= taken
-            self._due -= taken
+            self._due -= 1
             if not self._due:
                 self._sample.append(gap)
                 if len(self._sample) >= SAMPLE_LIMIT:
-                    self._sample = self._sample[1::2]
-                    self._stride *= 2
+                    self._halved()
                 self._due = self._stride
+        if count > 1:
+            self._zeros(count - 1)
+
+    def _zeros(self, zeros: int) -> None:
+        """Gaps of none (tokens read together): every stride-th of them is sampled."""
+        while zeros:
+            taken = min(zeros, self._due)
+            zeros -= taken
+            self._due -= taken
+            if not self._due:
+                self._sample.append(0.0)
+                if len(self._sample) >= SAMPLE_LIMIT:
+                    self._halved()
+                self._due = self._stride
+
+    def _halved(self) -> None:
+        """Every other gap of the sample dropped; every other one sampled from now on."""
+        self._sample = self._sample[1::2]
+        self._stride *= 2
 
     def median(self) -> float | None:
         """The median gap (None: fewer than two tokens)."""

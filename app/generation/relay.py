@@ -38,6 +38,8 @@ class Listener(Protocol):
 
     def answering(self, model: str) -> None: ...
 
+    def chunk(self, content: str | Delta) -> None: ...
+
     def write(self, pieces: list[str | Delta]) -> None: ...
 
     def queued(self, ahead: int) -> None: ...
@@ -162,9 +164,22 @@ class Relay:
         return self._rescues.rescued(failure, slot, None, rescue.TAKEOVER)
 
     def _emit(self, pieces: list[str | Delta]) -> None:
-        """Relay the pieces read together: kept in the reply, then written to the listener (those
-        kept before a piece that breaks the reply's bound too)."""
-        if self._reply.add_texts(pieces):  # the usual batch: text within the bound
+        """Relay the pieces read together: kept in the reply, then told to the listener (those kept
+        before a piece that breaks the reply's bound too). The usual token has a path of its own."""
+        if len(pieces) == 1 and type(pieces[0]) is str:
+            piece = pieces[0]
+            self._reply.add_text(piece)  # type: ignore[arg-type]
+            first = self._first_token_at is None
+            if self.listener is not None:
+                if first:
+                    self.listener.answering(self.call.model)
+                self.listener.chunk(piece)
+            now = time.monotonic()
+            self._gaps.tokens_at(now)
+            if first:
+                self._first_token(now)
+            return
+        if self._reply.add_texts(pieces):  # a burst of text within the bound
             self._write(pieces)
             return
         kept: list[str | Delta] = []
@@ -190,10 +205,13 @@ class Relay:
         now = time.monotonic()
         self._gaps.tokens_at(now, len(pieces))
         if first:
-            self._first_token_at = now
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug("first_token", extra={"ttft_ms": _ms(now - self._started)})
-            self.metrics.first_token_after(self.call.model, self.provider.name, now - self._started)
+            self._first_token(now)
+
+    def _first_token(self, now: float) -> None:
+        self._first_token_at = now
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("first_token", extra={"ttft_ms": _ms(now - self._started)})
+        self.metrics.first_token_after(self.call.model, self.provider.name, now - self._started)
 
     def _typed(self, delta: Delta) -> str | Delta | None:
         """A typed delta as the call's family takes it: kept, or (a family that carries the text

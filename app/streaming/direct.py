@@ -91,23 +91,23 @@ class DirectFollowers:
             follower.writer.write_rest(rest)
         return follower.cursor
 
-    def write_soon(self, first: int, frames: list[bytes]) -> None:
-        """Chunk frames `first`.. (the next after those already visible) are visible now: send them
-        at once if they are the first of this turn of the loop, else with the others that follow
-        in this turn, from a loop callback. Nothing while no follower is parked."""
+    def write_soon(self, first: int, data: bytes, count: int = 1) -> None:
+        """Chunk frames `first` to `first + count - 1` (`data`; the next after those already
+        visible) are visible now: send them at once if they are the first of this turn of the
+        loop, else with the others that follow in this turn, from a loop callback. Nothing while
+        no follower is parked."""
         if not self._parked:
             return
-        end = first + len(frames)
         if self._soon:
-            self._soon += frames
-            self._end = end
+            self._soon.append(data)
+            self._end = first + count
             return
         now = turn()
         if now != self._turn:
             self._turn = now
-            self.write(first, end, frames[0] if len(frames) == 1 else b"".join(frames))
+            self.write(first, first + count, data)
             return
-        self._soon, self._first, self._end = list(frames), first, end
+        self._soon, self._first, self._end = [data], first, first + count
         soon(self._flush)
 
     def _flush(self) -> None:

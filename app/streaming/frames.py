@@ -55,7 +55,7 @@ class Frames:
     def add_pieces(self, pieces: list[str | Delta], writer: WireWriter) -> list[bytes]:
         """The next chunks, a piece each (text, or a typed delta), framed by `writer`; their frames."""
         first = len(self._lengths) + 1
-        if set(map(type, pieces)) == _TEXT_ONLY:
+        if set(map(type, pieces)) == _TEXT_ONLY:  # a burst of text: all at once
             frames = [writer.chunk(sequence, text) for sequence, text in enumerate(pieces, first)]  # type: ignore[arg-type]
             self._add_texts(frames, [text.encode("utf-8", "replace") for text in pieces])  # type: ignore[union-attr]
             return frames

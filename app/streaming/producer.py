@@ -105,10 +105,26 @@ class StreamWriter:
             self.stream.answered_by(model)
             self.stream.append(self.stream.writer.priming())
 
+    def chunk(self, content: str | Delta) -> None:
+        """Append one `chunk` event (text, or a typed delta). The first one is written to the
+        clients before this returns: the producer yields to them once, before its own bookkeeping."""
+        if not self._primed:
+            self.answering(self.stream.model)
+        if type(content) is str:
+            self.content_length += len(content)
+            self.stream.append_chunk(content)
+        else:
+            if content.kind == LOGPROBS:  # type: ignore[union-attr]
+                self.content_length += len(content.text)  # type: ignore[union-attr]
+            self.stream.append_delta(content)  # type: ignore[arg-type]
+        if self._first:
+            self._first = False
+            gevent.sleep(0)
+        if self._debug:
+            self._logged([content])
+
     def write(self, pieces: list[str | Delta]) -> None:
-        """Append a `chunk` event for each piece (text, or a typed delta), read together. The first
-        ones are written to the clients before this returns: the producer yields to them once,
-        before its own bookkeeping."""
+        """Append a `chunk` event for each of the pieces read together, as `chunk` does one."""
         if not self._primed:
             self.answering(self.stream.model)
         self.stream.append_pieces(pieces)
@@ -117,10 +133,14 @@ class StreamWriter:
             self._first = False
             gevent.sleep(0)
         if self._debug:
-            first = self.stream.chunks - len(pieces) + 1
-            for sequence, piece in enumerate(pieces, first):
-                size = len(piece) if type(piece) is str else piece.size  # type: ignore[union-attr]
-                log.debug("chunk_sent", extra={"sequence": sequence, "chars": size})
+            self._logged(pieces)
+
+    def _logged(self, pieces: list[str | Delta]) -> None:
+        """The DEBUG line of each chunk just appended."""
+        first = self.stream.chunks - len(pieces) + 1
+        for sequence, piece in enumerate(pieces, first):
+            size = len(piece) if type(piece) is str else piece.size  # type: ignore[union-attr]
+            log.debug("chunk_sent", extra={"sequence": sequence, "chars": size})
 
     def queued(self, ahead: int) -> None:
         """Tell the stream's followers how many replies are ahead of this one (0: it starts)."""

@@ -83,8 +83,7 @@ class Stream:
         self.visible = 0  # frames 0 .. visible - 1 are what followers may see
         self.ending: str | None = None  # once ended: the finish_reason, or the error_code
         self.outcome: Outcome | None = None  # once ended: how (what the API's objects are built from)
-        # A live frame outside the log (the place in line; None: none), with a serial that
-        # changes with it: (serial, frame).
+        # (serial, frame): a live frame outside the log (the place in line; None: none)
         self.notice: tuple[int, bytes | None] = (0, None)
         self.tenure = Tenure()  # the Redis store's: revival, epoch, and where followers go once moved
         self._journal = journal
@@ -141,20 +140,33 @@ class Stream:
 
     def append_chunk(self, content: str) -> bytes:
         """Add the next `chunk` frame (its sequence is its event id), wake followers; its bytes."""
-        return self.append_pieces([content])[0]
+        sequence = self._frames.chunks + 1
+        frame = self.writer.chunk(sequence, content)
+        self._frames.add_text(frame, content.encode("utf-8", "replace"))
+        self._stored(sequence, frame)
+        return frame
 
-    def append_pieces(self, pieces: list[str | Delta]) -> list[bytes]:
-        """Add a chunk frame for each piece (text, or a typed delta), then wake followers once;
-        the frames' bytes."""
+    def append_delta(self, delta: Delta) -> None:
+        """Add the next chunk event as a typed delta (reasoning, a refusal, a tool call's piece)."""
+        sequence = self._frames.chunks + 1
+        frame = self.writer.delta(sequence, delta)
+        self._frames.add_delta(frame, *delta.encode())
+        self._stored(sequence, frame)
+
+    def append_pieces(self, pieces: list[str | Delta]) -> None:
+        """Add a chunk frame for each of several pieces (text or typed deltas); wake followers once."""
         first = self._frames.chunks + 1
-        written = self._frames.add_pieces(pieces, self.writer)
+        frames = self._frames.add_pieces(pieces, self.writer)
+        self._stored(first, b"".join(frames), len(frames))
+
+    def _stored(self, first: int, data: bytes, count: int = 1) -> None:
+        """Chunk frames `first`.. (`count` of them, `data`) are written: visible, or to the journal."""
         if self._journal is None:  # as `publish` does, for chunks: followers may see them now
-            self.visible = first + len(written)
-            self._direct.write_soon(first, written)
+            self.visible = first + count
+            self._direct.write_soon(first, data, count)
             self._wakeup.notify()
         else:
             self._journal.written(self)
-        return written
 
     def _written(self, now: float | None = None) -> None:
         if self._journal is None:
