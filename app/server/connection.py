@@ -18,7 +18,7 @@ import logging
 from typing import Any
 
 import gevent
-from gevent.socket import wait_read
+from gevent import get_hub
 from gunicorn import util
 from gunicorn.http.errors import NoMoreData
 
@@ -49,6 +49,7 @@ class ClientConnection:
         self.reader = HeadBudgetSocket(client, worker.max_head_bytes)
         self.parser = StrictRequestParser(worker.cfg, self.reader, addr)
         self._linger = False
+        self._readable: Any = None  # the watcher that waits for a request's first byte
 
     def serve(self) -> None:
         """Read and serve requests until the connection must close; always closes the socket."""
@@ -75,6 +76,8 @@ class ClientConnection:
     def _close(self) -> None:
         """Close the socket; after a refusal or an unread body, first let the client read the answer
         (closing with unread input makes the kernel reset the connection, losing the answer)."""
+        if self._readable is not None:
+            self._readable.close()
         if self._linger:
             util.close_graceful(self.client, timeout=LINGER_SECONDS)
         else:
@@ -108,13 +111,18 @@ class ClientConnection:
         its way is answered (503 service_restarting for a new generation, `Connection: close`)
         rather than met by a closed socket.
         """
-        if getattr(self.client, "pending", lambda: 0)():  # TLS: bytes already decrypted
+        pending = getattr(self.client, "pending", None)
+        if pending is not None and pending():  # TLS: bytes already decrypted
             return True
         try:
-            wait_read(self.client.fileno(), timeout=idle_seconds)
-        except (TimeoutError, OSError):
-            return False
-        return True
+            if self._readable is None:  # one watcher for the connection's waits, not one each
+                self._readable = get_hub().loop.io(self.client.fileno(), 1)
+            with gevent.Timeout(idle_seconds, False):
+                get_hub().wait(self._readable)
+                return True
+        except OSError:
+            pass
+        return False
 
     def _buffered(self) -> bytes:
         """What the parser holds already of the next request (left in place)."""

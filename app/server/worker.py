@@ -40,6 +40,20 @@ from .shutdown import drain, lifecycle_of
 HEARTBEAT_SECONDS = 1.0  # how often the worker tells the master it lives
 
 
+class SettledConfig:
+    """gunicorn's configuration as a worker reads it: each setting looked up once, then a plain
+    attribute. gunicorn's Config resolves every read through two calls, and its parser and WSGI
+    layer read some thirty a request; a worker's settings do not change (a reload forks new ones)."""
+
+    def __init__(self, cfg: Any) -> None:
+        self._cfg = cfg
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._cfg, name)
+        setattr(self, name, value)
+        return value
+
+
 class ChatWaitWorker(GeventWorker):
     """gunicorn's `gevent` worker with deadlines, JSON refusals and a graceful stop that ends streams."""
 
@@ -48,6 +62,7 @@ class ChatWaitWorker(GeventWorker):
     max_head_bytes = 65536
 
     def init_process(self) -> None:
+        self.cfg = SettledConfig(self.cfg)
         settings = running_settings()  # validated in the master, inherited through fork
         self.read_timeout = settings.request_read_timeout_seconds
         self.write_timeout = settings.client_write_timeout_seconds

@@ -8,7 +8,6 @@ turns one read's payloads into text pieces and typed deltas in `_read`.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 from collections.abc import Iterable, Iterator
@@ -118,8 +117,11 @@ class HttpAttempt(Attempt):
         A server that keeps the body open gets DRAIN_SECONDS, one that breaks the end of its body
         is forgiven: the reply is complete, only the connection is not reused.
         """
-        with gevent.Timeout(DRAIN_SECONDS, False), contextlib.suppress(httpx.TransportError, UpstreamError):
-            for _ in self._body:
+        with gevent.Timeout(DRAIN_SECONDS, False):
+            try:
+                for _ in self._body:
+                    pass
+            except (httpx.TransportError, UpstreamError):
                 pass
 
     def _skip(self) -> None:
