@@ -269,3 +269,26 @@ def test_the_head_keeps_only_its_first_bytes_and_a_refusal_takes_their_shape() -
     openai = json.loads(error_response(error, "cid", path="/v1/responses/x").split(b"\r\n\r\n", 1)[1])
     native = json.loads(error_response(error, "cid", path="/v1/chat/wait").split(b"\r\n\r\n", 1)[1])
     assert openai["error"]["code"] == "request_line_too_long" and native["error_code"] == "request_line_too_long"
+
+
+def test_a_worker_reads_each_of_gunicorns_settings_once() -> None:
+    """The settled view answers what gunicorn's Config answers (settings and properties alike),
+    and asks the Config once per name."""
+    from gunicorn.config import Config
+
+    from app.server.worker import SettledConfig
+
+    config = Config()
+    config.set("keepalive", 7)
+    asked: list[str] = []
+
+    class Counting:
+        def __getattr__(self, name: str):
+            asked.append(name)
+            return getattr(config, name)
+
+    settled = SettledConfig(Counting())
+    for _ in range(3):
+        assert settled.keepalive == 7 and settled.is_ssl == config.is_ssl
+        assert settled.limit_request_fields == config.limit_request_fields
+    assert asked == ["keepalive", "is_ssl", "limit_request_fields"]
