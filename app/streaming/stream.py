@@ -155,8 +155,7 @@ class Stream:
 
     def append_pieces(self, pieces: list[str | Delta]) -> None:
         """Add a chunk frame for each of several pieces (text or typed deltas); wake followers once."""
-        first = self._frames.chunks + 1
-        frames = self._frames.add_pieces(pieces, self.writer)
+        first, frames = self._frames.chunks + 1, self._frames.add_pieces(pieces, self.writer)
         self._stored(first, b"".join(frames), len(frames))
 
     def _stored(self, first: int, data: bytes, count: int = 1) -> None:
@@ -187,8 +186,7 @@ class Stream:
         self._wakeup.notify()
 
     def set_notice(self, frame: bytes | None) -> None:
-        """Show followers a frame that is not part of the log (sent to those following now, never
-        replayed); None withdraws it."""
+        """Show followers a frame outside the log (to those following now, never replayed); None: no more."""
         self.notice = (self.notice[0] + 1, frame)
         self._direct.wake_all()
         self._wakeup.notify()
