@@ -127,9 +127,12 @@ def test_cancel_releases_the_instance_only_after_the_step_in_flight() -> None:
             lease.release()
 
     producer = gevent.spawn(run)
-    gevent.sleep(0.12)
+    deadline = time.monotonic() + 10  # the first piece, however long a loaded machine takes to step
+    while not got and time.monotonic() < deadline:
+        gevent.sleep(0.01)
+    seen = len(got)
     producer.kill(StreamCancelled(), block=True)
-    assert 1 <= len(got) <= 3
+    assert seen >= 1 and len(got) <= seen + 1, "the stop lands at once, not after the reply"
     assert pool.qsize() == 0, "the step in flight still owns the instance"
     instance = pool.get(timeout=1)  # handed back once that step finished
     assert instance is llama and llama.closed_generators == 1 and not llama.overlapped
