@@ -228,8 +228,14 @@ class ChatWaitServer:
         """Every whole log line parsed as JSON (a non-JSON line fails the parse); a last line still
         being written (no newline yet) is left for the next call."""
         text = self.log_text()
-        whole = text[: text.rfind("\n") + 1]
-        return [json.loads(line) for line in whole.splitlines() if line.strip()]
+        lines = [line for line in text[: text.rfind("\n") + 1].splitlines() if line.strip()]
+        records = []
+        for number, line in enumerate(lines):
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:  # stray output (a raw traceback): shown whole, not its first line
+                raise AssertionError("a log line is not JSON:\n" + "\n".join(lines[number : number + 40])) from None
+        return records
 
     def _written_through_now(self, timeout: float = 10.0) -> None:
         """Wait until lines logged up to now are in the file.
