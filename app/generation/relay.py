@@ -201,7 +201,10 @@ class Relay:
         if self.listener is not None:
             if first:
                 self.listener.answering(self.call.model)
-            self.listener.write(pieces)
+            if len(pieces) == 1:  # a typed delta alone in its read: the single chunk's path
+                self.listener.chunk(pieces[0])
+            else:
+                self.listener.write(pieces)
         now = time.monotonic()
         self._gaps.tokens_at(now, len(pieces))
         if first:

@@ -43,7 +43,7 @@ HEARTBEAT_SECONDS = 1.0  # how often the worker tells the master it lives
 class SettledConfig:
     """gunicorn's configuration as a worker reads it: each setting looked up once, then a plain
     attribute. gunicorn's Config resolves every read through two calls, and its parser and WSGI
-    layer read some thirty a request; a worker's settings do not change (a reload forks new ones)."""
+    layer read many a request; a worker's settings do not change (a reload forks new ones)."""
 
     def __init__(self, cfg: Any) -> None:
         self._cfg = cfg

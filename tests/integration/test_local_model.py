@@ -179,7 +179,7 @@ def test_concurrent_streams_all_complete_and_a_queued_one_is_primed_at_once(loca
     def one(index: int) -> tuple[list[Event], bytes]:
         with httpx.Client(base_url=local_server.url, timeout=120) as client:
             # A reply that runs to max_tokens (a count may stop after a dozen tokens): the stream that
-            # waits in line waits for a whole one, about 0.9 s here, three KEEPALIVE_SECONDS (0.3 s).
+            # waits in line waits for a whole one, several KEEPALIVE_SECONDS (0.3 s).
             body = {"message": f"Write a long story about cat number {index}, with many details.", "max_tokens": 80}
             with client.stream("POST", "/v1/chat/streaming", json=body) as response:
                 raw = b""
