@@ -8,7 +8,7 @@ heavier than app.config, app.logs and plain-socket helpers.
 import logging
 
 from app.config import ConfigError
-from app.logs import logging_config
+from app.logs import logging_config, route_uncaught_errors
 from app.metrics import prepare_multiprocess_dir, remove_multiprocess_dir
 from app.server.listen import address_in_use
 from app.server.master import master_settings
@@ -76,6 +76,7 @@ limit_request_field_size = _settings.gunicorn_limit_request_field_size
 
 # The same JSON logging with redaction as the app, for gunicorn's own lines too.
 logconfig_dict = logging_config(_settings.log_level, _settings.secrets)
+route_uncaught_errors()  # the master's too: no raw traceback on stderr
 
 # The app logs each request itself (request_received/request_completed); no plain-text access log,
 # and a logger class that does not build access lines nobody writes.

@@ -14,7 +14,6 @@ import gevent
 
 from ..errors import ApiError
 from ..hub.disconnect import on_client_gone
-from ..logs import log_greenlet_failure
 from .cancel import STOPPING_DETAIL, StreamCancelled, restarting
 from .outcome import Outcome
 from .relay import Relay
@@ -38,7 +37,6 @@ class WaitGenerations:
         if not self._accepting:
             raise ApiError("service_restarting", STOPPING_DETAIL)
         generation = gevent.spawn(relay.run)
-        generation.link_exception(log_greenlet_failure)
         self._running.add(generation)
 
         def client_gone() -> None:

@@ -40,7 +40,6 @@ def on_client_gone(sock: Any, callback: Callable[[], None]) -> Iterator[None]:
         yield
         return
     watcher = gevent.spawn(_watch, sock, callback)
-    watcher.link_exception(_log_failure)
     try:
         yield
     finally:
@@ -79,7 +78,3 @@ def _watch(sock: Any, callback: Callable[[], None]) -> None:
         gone = True
     if gone:
         callback()
-
-
-def _log_failure(greenlet: gevent.Greenlet) -> None:
-    log.error("greenlet_failed", exc_info=greenlet.exc_info, extra={"error_type": type(greenlet.exception).__name__})

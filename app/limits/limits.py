@@ -22,7 +22,6 @@ import gevent
 from ..config import ClientKey
 from ..errors import ApiError
 from ..ids import random_id
-from ..logs import log_greenlet_failure
 from ..metrics.catalogue import Metrics, NoMetrics
 from .counters import Counters, Quota, Verdict
 
@@ -147,7 +146,6 @@ class Limits:
     def start(self) -> None:
         """Count running generations' tokens (and renew their leases) every FLUSH_SECONDS."""
         self._flusher = gevent.spawn(self._flush_forever)
-        self._flusher.link_exception(log_greenlet_failure)
 
     def close(self) -> None:
         if self._flusher is not None:

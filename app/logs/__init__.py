@@ -9,7 +9,6 @@ from .context import (
     accept_correlation_id,
     bind,
     correlation_id_var,
-    log_greenlet_failure,
     new_correlation_id,
     stream_id_var,
 )
@@ -17,6 +16,7 @@ from .formatter import RedactingJsonFormatter
 from .handler import DeferredStreamHandler
 from .redaction import REDACTED, redact
 from .setup import configure_logging, logging_config
+from .uncaught import route_uncaught_errors
 
 __all__ = [
     "REDACTED",
@@ -27,9 +27,9 @@ __all__ = [
     "bind",
     "configure_logging",
     "correlation_id_var",
-    "log_greenlet_failure",
     "logging_config",
     "new_correlation_id",
     "redact",
+    "route_uncaught_errors",
     "stream_id_var",
 ]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextvars
 import logging
 import re
-from typing import Any
 
 from ..ids import random_id
 
@@ -58,13 +57,3 @@ class bind:  # noqa: N801 - used as a function: `with bind(...)`
     def __exit__(self, *exc: object) -> None:
         stream_id_var.reset(self._tokens[1])
         correlation_id_var.reset(self._tokens[0])
-
-
-def log_greenlet_failure(greenlet: Any) -> None:
-    """`link_exception` callback for every spawned greenlet: a crash is logged, never silent."""
-    exc = greenlet.exception
-    logging.getLogger("chatwait").error(
-        "greenlet_failed",
-        exc_info=(type(exc), exc, exc.__traceback__) if exc is not None else None,
-        extra={"error_type": type(exc).__name__},
-    )

@@ -10,6 +10,7 @@ from typing import Any
 from .context import ContextFilter
 from .formatter import RedactingJsonFormatter
 from .handler import DeferredStreamHandler
+from .uncaught import route_uncaught_errors
 
 
 def logging_config(level: str = "INFO", secrets: Sequence[str] = ()) -> dict[str, Any]:
@@ -41,7 +42,7 @@ def logging_config(level: str = "INFO", secrets: Sequence[str] = ()) -> dict[str
 
 
 def configure_logging(level: str, secrets: Sequence[str] = ()) -> None:
-    """Install the JSON logging setup for the whole process.
+    """Install the JSON logging setup for the whole process, uncaught errors included.
 
     Records skip the thread, process and caller fields (the logging HOWTO's optimisation):
     none is written, and under gevent asking for the current thread builds a dummy Thread
@@ -52,3 +53,4 @@ def configure_logging(level: str, secrets: Sequence[str] = ()) -> None:
     logging.logMultiprocessing = False
     logging._srcfile = None  # type: ignore[attr-defined]
     logging.config.dictConfig(logging_config(level, secrets))
+    route_uncaught_errors()

@@ -30,7 +30,6 @@ from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from ..ids import current_pid
-from ..logs import log_greenlet_failure
 from . import MULTIPROC_ENV, process_alive
 from .live import LiveGauges
 
@@ -300,7 +299,6 @@ class Metrics:
                 gevent.sleep(SAMPLE_SECONDS)
 
         self._sampler = gevent.spawn(sample_forever)
-        self._sampler.link_exception(log_greenlet_failure)
 
     def sample(self, store_streams: int, queue_length: int) -> None:
         self.service.store_streams.set(store_streams)

@@ -18,7 +18,6 @@ from ..generation.relay import Relay
 from ..generation.reply import Prefix
 from ..generation.report import Handoff
 from ..hub.scheduling import run_first
-from ..logs import log_greenlet_failure
 from ..metrics.catalogue import Metrics
 from ..providers.base import ChatCall, Provider, Route, Usage
 from ..providers.deltas import LOGPROBS, Delta
@@ -61,7 +60,6 @@ def start(
         handoff=handoff,
     )
     producer = stream.producer = gevent.spawn(relay.run)
-    producer.link_exception(log_greenlet_failure)
     producer.link_exception(lambda _: writer.abort())
     run_first(producer)  # it sends its upstream request first; the response is written meanwhile
 

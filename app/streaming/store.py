@@ -19,7 +19,6 @@ import gevent
 from ..errors import ApiError
 from ..generation.cancel import STOPPING_DETAIL, restarting
 from ..ids import random_id
-from ..logs import log_greenlet_failure
 from . import producer
 from .abandon import Abandon
 from .abandon import cancel as cancel_abandoned
@@ -249,7 +248,6 @@ class MemoryStreamStore(StreamStore):
         if self._reaper is None:
             every = min(5.0, self.ttl_seconds / 4, self.abandon.shortest / 4 if self.abandon else 5.0)
             self._reaper = gevent.spawn(self._reap_forever, every)
-            self._reaper.link_exception(log_greenlet_failure)
 
     def _reap_forever(self, interval: float) -> None:
         while True:

@@ -6,6 +6,8 @@ import io
 import json
 import logging
 import socket
+import subprocess
+import sys
 import time
 
 import gevent
@@ -250,3 +252,37 @@ def test_a_streamed_response_closed_before_its_first_frame_still_has_its_complet
             answer.close()
         completed = [r for r in caplog.records if r.msg == "request_completed"]
         assert len(completed) == 1 and completed[0].streamed is True, (iterated, completed)
+
+
+UNCAUGHT = """
+from gevent import monkey
+monkey.patch_all()
+import threading, gevent
+from app.logs import configure_logging
+configure_logging("INFO", ["sk-uncaught-secret-0123456789"])
+
+def crash(message):
+    raise ValueError(message)
+
+gevent.spawn(crash, "greenlet sk-uncaught-secret-0123456789").join()
+thread = threading.Thread(target=crash, args=("thread",))
+thread.start()
+thread.join()
+crash("main")
+"""
+
+
+def test_uncaught_errors_are_json_lines_not_raw_tracebacks_on_stderr() -> None:
+    """A greenlet's, a thread's and the process's last uncaught error are each one redacted
+    ERROR line on stdout with its traceback; gevent and the interpreter print nothing raw."""
+    done = subprocess.run([sys.executable, "-c", UNCAUGHT], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert done.stderr == ""
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(r["event"], r["level"], r["error_type"], r["context"]) for r in records] == [
+        ("greenlet_failed", "ERROR", "ValueError", "Greenlet"),
+        ("thread_failed", "ERROR", "ValueError", "thread"),
+        ("uncaught_error", "ERROR", "ValueError", "main"),
+    ]
+    assert all("Traceback" in r["exc_info"] and "in crash" in r["exc_info"] for r in records)
+    assert "sk-uncaught-secret" not in done.stdout

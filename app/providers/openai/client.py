@@ -16,7 +16,6 @@ import httpx
 from gevent.pool import Pool
 
 from ...config import Settings, UpstreamServer
-from ...logs import log_greenlet_failure
 from ..base import Attempt, ChatCall, Route, UpstreamError
 from ..httpapi.client import HttpProvider
 from ..httpapi.errors import STREAM_OPTIONS
@@ -93,7 +92,7 @@ class OpenAIProvider(HttpProvider):
         if self._stops.full():
             log.warning("upstream_stop_skipped", extra={"upstream_stream_id": stream_id})
             return
-        self._stops.spawn(self._send_stop, stream_id).link_exception(log_greenlet_failure)
+        self._stops.spawn(self._send_stop, stream_id)
 
     def _send_stop(self, stream_id: str) -> None:
         request = httpx.Request(

@@ -19,7 +19,6 @@ import gevent
 
 from ...connect.redis import StoreUnusable
 from ...errors import ApiError
-from ...logs import log_greenlet_failure
 from .. import producer
 from ..retention import DEFAULT_RETENTION, Retention
 from ..store import StreamStore
@@ -64,7 +63,6 @@ class DeferredRedisStore(StreamStore):
     def start(self) -> None:
         """Try again in the background until Redis can hold streams."""
         self._retrying = gevent.spawn(self._retry)
-        self._retrying.link_exception(log_greenlet_failure)
 
     def _retry(self) -> None:
         while self._store is None:

@@ -26,7 +26,6 @@ import gevent
 import redis
 
 from ...hub.scheduling import RestartableTimer, Wakeup
-from ...logs import log_greenlet_failure
 from ..stream import Stream
 from .batch import PROBE, Batch, Call
 from .health import Health, outages
@@ -157,7 +156,6 @@ class RedisJournal:
         if self._writer is None:
             self._ack_timer = RestartableTimer(ACK_IDLE_SECONDS)
             self._writer = gevent.spawn(self._run)
-            self._writer.link_exception(log_greenlet_failure)
 
     def close(self) -> None:
         """Stop the writer (whatever is unwritten stays unwritten) and close its connection."""

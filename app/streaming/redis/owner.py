@@ -22,7 +22,6 @@ import gevent
 import redis
 
 from ...connect.redis import evicted_keys
-from ...logs import log_greenlet_failure
 from ..stream import Stream
 from . import link as keys
 from .follow import Orphaned
@@ -75,7 +74,6 @@ class OwnerDuties:
             self._link.failed()
         for run in (self._keep_lease, self._listen):
             greenlet = gevent.spawn(run)
-            greenlet.link_exception(log_greenlet_failure)
             self._greenlets.append(greenlet)
 
     def close(self) -> None:
@@ -161,7 +159,6 @@ class OwnerDuties:
         if self._orphans is not None and not self._orphans.dead:
             return
         self._orphans = gevent.spawn(self._end_orphans_logged)
-        self._orphans.link_exception(log_greenlet_failure)
 
     def _end_orphans_logged(self) -> None:
         try:
