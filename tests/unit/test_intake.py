@@ -92,6 +92,7 @@ def test_a_conversation_over_the_character_bound_is_refused_with_what_to_drop() 
         {"message": "m" * 1000, "history": []},
         {"message": "m" * 9000},  # over MAX_MESSAGE_CHARS: the schema names the field
         {"message": 5, "history": "no", "system": None},  # the schema refuses these
+        {"message": "hi", "history": -264, "system": 0.1},  # not iterable: the schema's too (found by schemathesis)
         [1, 2],
     ],
 )

@@ -41,7 +41,8 @@ def refuse_oversized(data: Any, settings: Settings, provider: Provider) -> None:
     own = (_text_length(data.get("message")), _text_length(data.get("system")))
     if max(own) > settings.max_message_chars:
         return  # the schema names that field, within the history's bound
-    lengths = [_text_length(entry.get("content")) for entry in history or () if isinstance(entry, dict)]
+    entries = history if isinstance(history, list) else ()  # any other kind: the schema refuses it
+    lengths = [_text_length(entry.get("content")) for entry in entries if isinstance(entry, dict)]
     refuse_long_text([own[1], *lengths, own[0]], (1, 1 + len(lengths)), settings, provider)
 
 
