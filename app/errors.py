@@ -115,6 +115,30 @@ CATALOGUE: dict[str, ErrorKind] = {
         "Use one of the methods listed in the Allow header.",
         False,
     ),
+    "upgrade_required": ErrorKind(
+        426,
+        "This endpoint has no WebSocket mode.",
+        "Send a plain HTTP request here; WebSocket mode is on GET /v1/responses.",
+        False,
+    ),
+    "websocket_connection_limit_reached": ErrorKind(
+        400,
+        "This WebSocket has been open as long as one may be.",
+        "Open a new WebSocket and continue: previous_response_id works across sockets for stored responses.",
+        False,
+    ),
+    "unknown_client_event": ErrorKind(
+        400,
+        "The WebSocket message is not an event this socket takes.",
+        'Send {"type": "response.create", ...} with the fields of POST /v1/responses.',
+        False,
+    ),
+    "too_many_pending_turns": ErrorKind(
+        429,
+        "Too many turns are waiting on this WebSocket.",
+        "Send the next response.create once a turn has ended.",
+        True,
+    ),
     "request_timeout": ErrorKind(
         408,
         "The request did not arrive in time.",

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response, request
 
 from ..apis import chat_completions, messages, native, responses
 from ..config import Settings
-from . import auth, cors, errors, health, metrics, openapi, page, tracing
+from . import auth, cors, errors, health, metrics, openapi, page, tracing, upgrades
 
+WEBSOCKET_PATHS = "chatwait.websocket_paths"  # app.extensions: the paths of werkzeug's websocket rules
 FAMILIES = (
     native.FAMILY,
     chat_completions.FAMILY,
@@ -33,6 +34,18 @@ class SyncFlask(Flask):
         of every request, and none here is one (`test_layout` checks)."""
         return func
 
+    def make_default_options_response(self) -> Response:
+        """Flask's answer to OPTIONS, its Allow without the methods only a WebSocket upgrade may
+        use there (werkzeug counts those too): Allow is what a plain request may use."""
+        response = super().make_default_options_response()
+        paths = self.extensions.get(WEBSOCKET_PATHS)
+        if paths is None:
+            paths = self.extensions[WEBSOCKET_PATHS] = {r.rule for r in self.url_map.iter_rules() if r.websocket}
+        if request.path in paths:
+            for method in ("get", "head"):  # lower case: HeaderSet.remove compares its entries lowered
+                response.allow.discard(method)
+        return response
+
 
 def register_formats() -> None:
     """Every family's error shape and stream wire (what the stores and the server shell need,
@@ -47,6 +60,7 @@ def init_app(app: Flask, settings: Settings) -> None:
     tracing.init_app(app)
     cors.init_app(app)  # a preflight is answered before the key check: it never carries one
     auth.init_app(app)  # after tracing: a refused request is logged with its correlation id
+    upgrades.init_app(app)
     for family in FAMILIES:
         family.init_app(app, settings)
     openapi.init_app(app, settings, FAMILIES)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import gevent.queue
 from gevent import Greenlet, get_hub, getcurrent
 from gevent.hub import Waiter
 
@@ -125,3 +126,34 @@ class RestartableTimer:
 
     def close(self) -> None:
         self._timer.close()
+
+
+class Inbox:
+    """A queue of at most `bound` items for one reader; `close` always gets in, after the items."""
+
+    _CLOSED = object()
+
+    def __init__(self, bound: int) -> None:
+        self.bound = bound
+        self._queue: gevent.queue.Queue = gevent.queue.Queue()
+
+    def offer(self, item: object) -> bool:
+        """Queue `item`; False (and nothing queued) when `bound` items wait already."""
+        if self._queue.qsize() >= self.bound:
+            return False
+        self._queue.put_nowait(item)
+        return True
+
+    def close(self) -> None:
+        self._queue.put_nowait(self._CLOSED)
+
+    def take(self, timeout: float) -> object:
+        """The next item; raises EOFError once closed, TimeoutError after `timeout` with none."""
+        try:
+            item = self._queue.get(timeout=timeout)
+        except gevent.queue.Empty:
+            raise TimeoutError from None
+        if item is self._CLOSED:
+            self._queue.put_nowait(item)  # closed for good
+            raise EOFError
+        return item

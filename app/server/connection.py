@@ -62,7 +62,8 @@ class ClientConnection:
                 request = self._next_request(first)
                 if request is None:
                     return
-                self.worker.handle_request(self.listener_name, request, self.client, self.addr)
+                if self.worker.handle_request(self.listener_name, request, self.client, self.addr) is False:
+                    return  # the connection was taken over (a WebSocket), and has ended
                 first = False
         except (StopIteration, NoMoreData, RequestBodyError):
             pass  # closed by either side; or a body the app did not read turned out bad: it has answered

@@ -107,6 +107,7 @@ def models(client: Any) -> None:
     "responses.cancel",
     "responses.delete",
     "responses.input_tokens",
+    "responses.connect",
 )
 def responses(client: Any) -> None:
     created = client.post("/v1/responses", json={"model": MODEL, "input": "hi"}).get_json()
@@ -121,6 +122,11 @@ def responses(client: Any) -> None:
     assert client.get(f"/v1/responses/{response_id}").status_code == 404
     counted = client.post("/v1/responses/input_tokens", json={"model": MODEL, "input": "hi"}).get_json()
     assert counted["object"] == "response.input_tokens" and counted["input_tokens"] > 0
+    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13"}
+    refused = client.get("/v1/responses", headers={**upgrade, "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    assert refused.status_code == 405, "no connection to take in this process (tests/integration take sockets)"
+    allowed = {method.strip() for method in client.options("/v1/responses").headers["Allow"].split(",")}
+    assert allowed == {"POST", "OPTIONS"}, "Allow is for plain requests: GET here is only an upgrade"
 
 
 @scenario(

@@ -22,7 +22,7 @@ from ...streaming.wire import Wire
 from .. import streams
 from ..family import kept
 from ..request import client, correlation_id, counted, services
-from . import conversations
+from . import conversations, socket
 from .conversations import appender, input_tokens_reply
 from .intake import count_input_tokens, prepare_response
 from .listing import page
@@ -64,6 +64,12 @@ def create() -> Response | dict[str, Any]:
         streams.wait_for_end(stream, request.environ)
         _raise_failure(stream)
     return _object(stream)
+
+
+@bp.route("/v1/responses", methods=["GET"], websocket=True)  # matched by upgrade requests only
+def connect() -> Response:
+    """WebSocket mode: an upgrade request becomes a socket whose messages are turns (`socket`)."""
+    return socket.serve()
 
 
 @bp.post("/v1/responses/input_tokens")

@@ -1,0 +1,236 @@
+"""The Responses API's WebSocket mode (OpenAI's, and the Open Responses specification's): one
+socket on GET /v1/responses, each `response.create` message a turn.
+
+A turn is a POST /v1/responses made through the app itself (`stream` forced on), so it has the
+same key, limits, validation, logs and metrics as over HTTP, and is a ChatWait stream like any
+other: its events, each sent as one message, resume over SSE on any worker. Turns run one
+after the other, MAX_PENDING_TURNS at most waiting; a `store: false` chain is kept in the
+socket (`Chains`); the socket lasts CONNECTION_SECONDS at most.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import gevent
+import orjson
+from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import MethodNotAllowed
+
+from ...errors import ApiError
+from ...hub.scheduling import Inbox
+from ...hub.websocket import TAKEN_OVER, SocketClosed, WebSocket, asks_for_websocket
+from ..request import correlation_id, services
+from ..shapes import error_body
+
+log = logging.getLogger("chatwait.responses")
+
+PATH = "/v1/responses"
+CONNECTION_SECONDS = 3600.0  # the specification's connection limit
+PING_SECONDS = 20.0  # a ping after this long without a word from the client
+SILENT_SECONDS = 60.0  # a client that answers nothing for this long is gone
+MAX_PENDING_TURNS = 4
+MAX_CHAINS = 32  # `store: false` responses a socket remembers for previous_response_id
+_KEPT_HEADERS = ("HTTP_AUTHORIZATION", "HTTP_X_API_KEY", "HTTP_OPENAI_ORGANIZATION", "HTTP_USER_AGENT")
+
+
+def serve() -> Response:
+    """GET /v1/responses upgraded to a WebSocket: the socket's whole life (405 where the
+    connection cannot be taken: Flask's test client)."""
+    environ = request.environ
+    sock = environ.get("gunicorn.socket")
+    if not asks_for_websocket(environ) or sock is None:
+        raise MethodNotAllowed(valid_methods=["POST"])
+    socket = WebSocket(sock, services().settings.max_body_bytes)
+    headers = [(key[5:].replace("_", "-"), value) for key, value in environ.items() if key.startswith("HTTP_")]
+    environ[TAKEN_OVER] = True  # from here on the connection is the socket's, whatever happens
+    if socket.accept(PATH, headers):
+        Session(socket, current_app._get_current_object(), environ).run()
+    return Response(status=101)
+
+
+class Session:
+    """The turns of one socket: a reader greenlet queues them, this greenlet runs them in order."""
+
+    def __init__(self, socket: WebSocket, app: Flask, environ: dict[str, Any]) -> None:
+        self.socket = socket
+        self.app = app
+        self.base = {key: environ[key] for key in _KEPT_HEADERS if key in environ}
+        self.base.update({key: environ.get(key) for key in ("SERVER_NAME", "SERVER_PORT", "REMOTE_ADDR")})
+        self.turns = Inbox(MAX_PENDING_TURNS)
+        self.chains = Chains(MAX_CHAINS)
+        self.correlation_id = correlation_id()
+
+    def run(self) -> None:
+        reader = gevent.spawn(self._read)
+        deadline = time.monotonic() + CONNECTION_SECONDS
+        try:
+            while True:
+                try:
+                    turn = self.turns.take(max(0.0, deadline - time.monotonic()))
+                except TimeoutError:
+                    self._error(ApiError("websocket_connection_limit_reached", _LIMIT_DETAIL))
+                    return
+                Turn(self, turn).run()  # type: ignore[arg-type]
+        except (EOFError, SocketClosed):
+            pass
+        except Exception:
+            log.exception("error_occurred", extra={"error_code": "internal_error", "mode": "websocket"})
+            self.socket.close(1011, "internal error")
+        finally:
+            reader.kill()
+            self.socket.close()
+
+    def _read(self) -> None:
+        """Queue each `response.create`; answer what is not one with an error event; ping a quiet client."""
+        try:
+            while True:
+                message = self.socket.receive(PING_SECONDS)
+                if message is None:
+                    if time.monotonic() - self.socket.heard > SILENT_SECONDS:
+                        self.socket.close(1011, "no answer to pings")
+                        return
+                    self.socket.ping()
+                    continue
+                self._take(message)
+        except SocketClosed:
+            pass
+        finally:
+            self.turns.close()
+
+    def _take(self, message: str | bytes) -> None:
+        try:
+            event = orjson.loads(message)
+        except orjson.JSONDecodeError:
+            self._error(ApiError("invalid_json", "A WebSocket message must be one JSON object."))
+            return
+        kind = event.get("type") if isinstance(event, dict) else None
+        if kind != "response.create":
+            self._error(ApiError("unknown_client_event", f"Type {str(kind)[:80]!r} is not one this socket takes."))
+        elif not self.turns.offer(event):
+            self._error(ApiError("too_many_pending_turns", f"{MAX_PENDING_TURNS} turns are waiting already."))
+
+    def _error(self, error: ApiError, previous: str | None = None) -> None:
+        self.socket.send_text(error_event(error_body(error, self.correlation_id, PATH), error.status, previous))
+
+
+_LIMIT_DETAIL = f"A socket lasts {CONNECTION_SECONDS / 60:g} minutes at most; open a new one to continue."
+
+
+class Turn:
+    """One `response.create`: its request through the app, its events sent as messages."""
+
+    def __init__(self, session: Session, event: dict[str, Any]) -> None:
+        self.session = session
+        self.body = {key: value for key, value in event.items() if key != "type"}
+        self.previous = self.body.get("previous_response_id")
+
+    def run(self) -> None:
+        if self.body.pop("background", False):
+            self.session._error(ApiError("validation_error", "Background mode is not available over a WebSocket."))
+            return
+        self.body["stream"] = True
+        sent = self.session.chains.expand(self.body)
+        status, body = self._dispatch(orjson.dumps(self.body))
+        try:
+            if status != 200:
+                found = orjson.loads(b"".join(body))
+                self.session.socket.send_text(error_event(found, status, self.previous))
+                return
+            for data in sse_data(body):
+                self.session.socket.send_text(data)
+                if self.body.get("store") is False:
+                    self.session.chains.remember(data, sent)
+        finally:
+            getattr(body, "close", lambda: None)()
+
+    def _dispatch(self, content: bytes) -> tuple[int, Any]:
+        """POST the turn through the app in a fresh app context (its own `g`); the status and body."""
+        environ = {
+            **self.session.base,
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": PATH,
+            "QUERY_STRING": "",
+            "CONTENT_TYPE": "application/json",
+            "CONTENT_LENGTH": str(len(content)),
+            "wsgi.input": io.BytesIO(content),
+            "wsgi.url_scheme": "http",
+            "wsgi.errors": io.StringIO(),
+            "wsgi.version": (1, 0),
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        answered: list[int] = []
+
+        def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+            answered.append(int(status[:3]))
+            return lambda _: None
+
+        with self.session.app.app_context():
+            body = self.session.app.wsgi_app(environ, start_response)
+        return answered[0], body
+
+
+def error_event(found: dict[str, Any], status: int, previous: str | None) -> str:
+    """An `error` event: OpenAI's event fields (code, message, param) and its WebSocket form (status, error)."""
+    error = dict(found.get("error", found))
+    if previous and error.get("code") == "response_not_found":
+        error["code"], error["param"] = "previous_response_not_found", "previous_response_id"
+    event = {
+        "type": "error",
+        "sequence_number": 0,
+        "status": status,
+        "code": error.get("code"),
+        "message": error.get("message"),
+        "param": error.get("param"),
+        "error": error,
+    }
+    return orjson.dumps(event).decode()
+
+
+def sse_data(body: Any) -> Iterator[str]:
+    """The `data` of each event of a streamed answer (ChatWait's own SSE bytes), as it comes."""
+    rest = b""
+    for chunk in body:
+        *frames, rest = (rest + chunk).split(b"\n\n")
+        for frame in frames:
+            data = [line[6:] for line in frame.split(b"\n") if line.startswith(b"data: ")]
+            if data and data != [b"[DONE]"]:
+                yield b"\n".join(data).decode()
+
+
+class Chains:
+    """The conversations of a socket's `store: false` responses (input and output items), by
+    response id, for a later turn's previous_response_id; the newest MAX_CHAINS are kept."""
+
+    def __init__(self, bound: int) -> None:
+        self.bound = bound
+        self.items: collections.OrderedDict[str, list[Any]] = collections.OrderedDict()
+
+    def expand(self, body: dict[str, Any]) -> list[Any]:
+        """Put a kept chain's items before the turn's input (dropping previous_response_id); the
+        items this turn adds to its chain before its output."""
+        given = body.get("input", [])
+        turn = [{"type": "message", "role": "user", "content": given}] if isinstance(given, str) else list(given)
+        earlier = self.items.get(body.get("previous_response_id") or "")
+        if earlier is None:
+            return turn
+        del body["previous_response_id"]
+        body["input"] = [*earlier, *turn]
+        return body["input"]
+
+    def remember(self, data: str, sent: list[Any]) -> None:
+        """Keep a completed response's chain (`data`: one of its events; `sent`: what `expand` gave)."""
+        if '"response.completed"' not in data[:64]:
+            return
+        response = orjson.loads(data).get("response") or {}
+        if response.get("id"):
+            self.items[response["id"]] = [*sent, *response.get("output", [])]
+            while len(self.items) > self.bound:
+                self.items.popitem(last=False)

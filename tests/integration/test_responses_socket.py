@@ -1,0 +1,181 @@
+"""The Responses API's WebSocket mode, with openai-python's own client (`responses.connect`) and
+raw sockets: tool loops over one socket (stored and `store: false`), the same events as HTTP
+streaming, a socket cut mid-turn whose turn resumes over SSE without a lost or repeated event,
+errors as events, and hostile clients closed with the protocol's codes."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from websockets.client import ClientProtocol
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as ws_connect
+from websockets.uri import parse_uri
+
+from ..conftest import FAKE_MODEL
+from .test_responses_tools import WEATHER
+
+pytestmark = pytest.mark.integration
+ENDINGS = ("response.completed", "response.incomplete", "response.failed", "error")
+
+
+@pytest.fixture(scope="module")
+def server(store_server):
+    return store_server
+
+
+def _turn(conn: Any, **body: Any) -> list[Any]:
+    """Send one response.create; its events, up to and including its last."""
+    conn.send({"type": "response.create", "model": FAKE_MODEL, **body})
+    events = []
+    for event in conn:
+        events.append(event)
+        if event.type in ENDINGS:
+            return events
+    raise AssertionError("the socket closed mid-turn")
+
+
+def _ws_url(server: Any) -> str:
+    return server.url.replace("http://", "ws://") + "/v1/responses"
+
+
+@pytest.mark.parametrize("store", [True, False])
+def test_a_tool_loop_of_three_turns_runs_over_one_socket(sdk: openai.OpenAI, store: bool) -> None:
+    with sdk.responses.connect() as conn:
+        first = _turn(conn, input="Weather?", tools=[WEATHER], store=store)[-1].response
+        (call,) = first.output
+        assert call.type == "function_call" and call.name == "get_weather"
+        output = {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}
+        second = _turn(conn, previous_response_id=first.id, input=[output], tools=[WEATHER], store=store)[-1].response
+        assert second.output_text == "The tool said: sunny", "the turn saw the call its output answers"
+        assert second.previous_response_id == (first.id if store else None)
+        again = {"type": "function_call_output", "call_id": call.call_id, "output": "rain"}
+        third = _turn(conn, previous_response_id=second.id, input=[again], tools=[WEATHER], store=store)[-1].response
+        assert third.output_text == "The tool said: rain" and third.status == "completed"
+    if store:
+        assert sdk.responses.retrieve(third.id).output_text == "The tool said: rain"
+    else:  # a store=false chain lives in its socket only
+        with pytest.raises(openai.NotFoundError):
+            sdk.responses.create(model=FAKE_MODEL, previous_response_id=first.id, input="and?")
+
+
+def test_a_turn_sends_the_events_that_http_streaming_sends(sdk: openai.OpenAI) -> None:
+    asked = {"input": "Weather? @tool_calls=1 @reasoning=2 @tokens=3", "tools": [WEATHER]}
+    with sdk.responses.connect() as conn:
+        over_socket = _turn(conn, **asked)
+    over_http = list(sdk.responses.create(model=FAKE_MODEL, stream=True, **asked))
+
+    def shape(events: list[Any]) -> list[tuple[str, int, str]]:
+        return [(e.type, e.sequence_number, getattr(e, "delta", "") or "") for e in events]
+
+    assert shape(over_socket) == shape(over_http)
+    assert over_socket[-1].type == "response.completed"
+
+
+def test_a_socket_cut_mid_turn_leaves_its_turn_running_and_resumable_over_sse(server: Any) -> None:
+    """What the socket delivered before the cut, then what a resume over SSE gives after its last
+    sequence number, is byte for byte the response's whole event stream: nothing lost or twice."""
+    body = {"type": "response.create", "model": FAKE_MODEL, "input": "@tokens=60 @delay_ms=15", "store": False}
+    ws = ws_connect(_ws_url(server))
+    ws.send(json.dumps(body))
+    received = [ws.recv(timeout=10) for _ in range(12)]
+    ws.socket.shutdown(socket.SHUT_RDWR)  # the network drops: no closing handshake
+    ws.socket.close()
+    response_id = json.loads(received[0])["response"]["id"]
+    last = json.loads(received[-1])["sequence_number"]
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        rest = http.get(f"/v1/responses/{response_id}", params={"stream": "true", "starting_after": str(last)})
+        whole = http.get(f"/v1/responses/{response_id}", params={"stream": "true"})
+    events = _data(whole.content)
+    assert received + _data(rest.content) == events
+    assert json.loads(events[-1])["type"] == "response.completed"
+
+
+def _data(body: bytes) -> list[str]:
+    """The `data` of each event of an SSE body, as sent."""
+    found = []
+    for frame in body.split(b"\n\n"):
+        data = [line[6:] for line in frame.split(b"\n") if line.startswith(b"data: ")]
+        if data and data != [b"[DONE]"]:
+            found.append(b"\n".join(data).decode())
+    return found
+
+
+def test_errors_are_events_and_the_socket_stays_open(server: Any) -> None:
+    with ws_connect(_ws_url(server)) as ws:
+        for message, code in (
+            ("{not json", "invalid_json"),
+            ('{"type": "response.steer"}', "unknown_client_event"),
+            (json.dumps({"type": "response.create", "model": FAKE_MODEL, "input": "x", "background": True}), None),
+            (json.dumps({"type": "response.create", "model": FAKE_MODEL, "previous_response_id": "resp_gone"}), None),
+            (json.dumps({"type": "response.create", "model": "no-such-model", "input": "x"}), "model_not_found"),
+        ):
+            ws.send(message)
+            event = json.loads(ws.recv(timeout=10))
+            assert event["type"] == "error" and event["error"]["code"] == event["code"], event
+            assert code is None or event["code"] == code
+            assert event["message"] and isinstance(event["status"], int)
+        ws.send(json.dumps({"type": "response.create", "model": FAKE_MODEL, "input": "@tokens=2"}))
+        kinds = [json.loads(ws.recv(timeout=10))["type"]]
+        while kinds[-1] not in ENDINGS:
+            kinds.append(json.loads(ws.recv(timeout=10))["type"])
+        assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+
+
+def test_an_unknown_previous_response_is_previous_response_not_found(sdk: openai.OpenAI) -> None:
+    with sdk.responses.connect() as conn:
+        (event,) = _turn(conn, previous_response_id="resp_nowhere", input="hi")
+    assert event.type == "error" and event.code == "previous_response_not_found"
+    assert event.param == "previous_response_id"
+
+
+def test_a_flood_of_turns_is_bounded_and_health_stays_fast(server: Any) -> None:
+    body = json.dumps({"type": "response.create", "model": FAKE_MODEL, "input": "@tokens=3 @delay_ms=20"})
+    with ws_connect(_ws_url(server)) as ws:
+        for _ in range(30):
+            ws.send(body)
+        started = time.monotonic()
+        assert httpx.get(f"{server.url}/health", timeout=5).status_code == 200
+        assert time.monotonic() - started < 5
+        events = []
+        while sum(1 for e in events if e["type"] in ENDINGS) < 30:
+            events.append(json.loads(ws.recv(timeout=20)))
+    refused = [e for e in events if e["type"] == "error"]
+    completed = [e for e in events if e["type"] == "response.completed"]
+    assert refused and all(e["code"] == "too_many_pending_turns" for e in refused)
+    assert len(refused) + len(completed) == 30 and len(completed) >= 1
+
+
+def test_a_message_over_the_bound_closes_the_socket_with_1009(server: Any) -> None:
+    with ws_connect(_ws_url(server), max_size=None) as ws:
+        ws.send("x" * (1_048_576 + 10))
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+
+def test_an_unmasked_frame_closes_the_socket_with_1002(server: Any) -> None:
+    client = ClientProtocol(parse_uri(_ws_url(server)))
+    client.send_request(client.connect())
+    with socket.create_connection((server.url.split("//")[1].split(":")[0], int(server.url.rsplit(":", 1)[1]))) as raw:
+        raw.settimeout(10)
+        raw.sendall(b"".join(client.data_to_send()))
+        client.receive_data(raw.recv(65536))
+        assert client.events_received()[0].status_code == 101
+        raw.sendall(b"\x81\x05hello")  # a text frame without the client's mask
+        client.receive_data(raw.recv(65536))
+    assert client.close_rcvd is not None and client.close_rcvd.code == 1002
+
+
+def test_an_upgrade_where_there_is_no_websocket_mode_is_426(http: httpx.Client) -> None:
+    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13"}
+    upgrade["Sec-WebSocket-Key"] = "dGhlIHNhbXBsZSBub25jZQ=="
+    refused = http.get("/v1/models", headers=upgrade)
+    assert refused.status_code == 426 and refused.json()["error"]["code"] == "upgrade_required"
+    assert http.get("/v1/responses").status_code == 405, "a plain GET is no upgrade"

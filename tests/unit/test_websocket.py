@@ -1,0 +1,136 @@
+"""app.hub.websocket on a socket pair, driven by websockets' own client protocol: the handshake
+(and its refusal), messages whole however they are framed or batched, pings answered, the
+message bound (1009) and the client's mask (1002) enforced, a close answered; the Inbox."""
+
+from __future__ import annotations
+
+import socket
+
+import gevent
+import pytest
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.uri import parse_uri
+
+from app.hub.scheduling import Inbox
+from app.hub.websocket import SocketClosed, WebSocket
+
+BOUND = 1000
+
+
+@pytest.fixture
+def pair():
+    """(server WebSocket, client protocol, client socket), the handshake done."""
+    server_sock, client_sock = socket.socketpair()
+    client_sock.settimeout(5)
+    client = ClientProtocol(parse_uri("ws://chatwait/v1/responses"), max_size=None)
+    request = client.connect()
+    client.send_request(request)
+    client.data_to_send()  # gunicorn read it: the server is handed the parsed head
+    ws = WebSocket(server_sock, BOUND)
+    assert ws.accept("/v1/responses", request.headers.raw_items())
+    client.receive_data(client_sock.recv(65536))
+    assert isinstance(client.events_received()[0], Response)
+    yield ws, client, client_sock
+    server_sock.close()
+    client_sock.close()
+
+
+def _send(client: ClientProtocol, sock: socket.socket, *frames: Frame) -> None:
+    for frame in frames:
+        client.send_frame(frame)
+    sock.sendall(b"".join(client.data_to_send()))
+
+
+def _received(client: ClientProtocol, sock: socket.socket) -> list[Frame]:
+    client.receive_data(sock.recv(65536))
+    return client.events_received()
+
+
+def test_an_upgrade_without_a_key_is_refused_with_the_protocols_400() -> None:
+    server_sock, client_sock = socket.socketpair()
+    with server_sock, client_sock:
+        headers = [("Host", "chatwait"), ("Upgrade", "websocket"), ("Connection", "Upgrade")]
+        assert not WebSocket(server_sock, BOUND).accept("/v1/responses", headers)
+        assert client_sock.recv(65536).startswith(b"HTTP/1.1 400")
+
+
+def test_messages_come_whole_however_they_are_fragmented_or_batched(pair) -> None:
+    ws, client, sock = pair
+    _send(
+        client,
+        sock,
+        Frame(Opcode.TEXT, b"he", fin=False),
+        Frame(Opcode.PING, b"!"),  # a control frame may come between fragments
+        Frame(Opcode.CONT, b"llo", fin=False),
+        Frame(Opcode.CONT, b" world"),
+        Frame(Opcode.TEXT, "naïve".encode()),
+        Frame(Opcode.BINARY, b"\x00\x01"),
+    )
+    assert [ws.receive(2), ws.receive(2), ws.receive(2)] == ["hello world", "naïve", b"\x00\x01"]
+    assert [(f.opcode, f.data) for f in _received(client, sock)] == [(Opcode.PONG, b"!")]
+    assert ws.receive(0.05) is None, "nothing more: a timeout, not an error"
+
+
+def test_text_goes_out_as_one_message_and_a_ping_is_sent_on_demand(pair) -> None:
+    ws, client, sock = pair
+    ws.send_text('{"type": "response.created"}')
+    ws.ping()
+    frames = _received(client, sock)
+    assert [(f.opcode, f.data) for f in frames] == [(Opcode.TEXT, b'{"type": "response.created"}'), (Opcode.PING, b"")]
+
+
+def test_a_message_over_the_bound_across_fragments_closes_with_1009(pair) -> None:
+    ws, client, sock = pair
+    _send(client, sock, Frame(Opcode.TEXT, b"x" * 600, fin=False), Frame(Opcode.CONT, b"x" * 600))
+    with pytest.raises(SocketClosed):
+        ws.receive(2)
+    (close,) = _received(client, sock)
+    assert close.opcode is Opcode.CLOSE and close.data[:2] == (1009).to_bytes(2, "big")
+    with pytest.raises(SocketClosed):
+        ws.send_text("too late")
+
+
+def test_an_unmasked_frame_closes_with_1002(pair) -> None:
+    ws, client, sock = pair
+    sock.sendall(b"\x81\x02hi")
+    with pytest.raises(SocketClosed):
+        ws.receive(2)
+    (close,) = _received(client, sock)
+    assert close.data[:2] == (1002).to_bytes(2, "big")
+
+
+def test_a_close_is_answered_and_ends_the_socket(pair) -> None:
+    ws, client, sock = pair
+    client.send_close(1000, "bye")
+    sock.sendall(b"".join(client.data_to_send()))
+    with pytest.raises(SocketClosed):
+        ws.receive(2)
+    (close,) = _received(client, sock)
+    assert close.opcode is Opcode.CLOSE and close.data[:2] == (1000).to_bytes(2, "big")
+
+
+def test_a_connection_that_breaks_is_socket_closed(pair) -> None:
+    ws, _, sock = pair
+    sock.close()
+    with pytest.raises(SocketClosed):
+        ws.receive(2)
+
+
+def test_the_inbox_is_bounded_and_its_end_always_gets_in() -> None:
+    inbox = Inbox(2)
+    assert inbox.offer("a") and inbox.offer("b") and not inbox.offer("c")
+    inbox.close()
+    assert inbox.take(1) == "a" and inbox.take(1) == "b"
+    with pytest.raises(EOFError):
+        inbox.take(1)
+    with pytest.raises(EOFError):
+        inbox.take(1)
+    empty = Inbox(1)
+    with pytest.raises(TimeoutError):
+        empty.take(0.01)
+    waiting = gevent.spawn(empty.take, 5)
+    gevent.sleep(0)
+    empty.offer("late")
+    assert waiting.get(timeout=2) == "late"
