@@ -19,13 +19,16 @@ class CuttingProxy:
         self.port = self._listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._cut_after: int | None = None
+        self._after_head = False
         self._lock = threading.Lock()
         self.cuts = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
-    def cut_next_stream(self, after_bytes: int) -> None:
+    def cut_next_stream(self, after_bytes: int, after_head: bool = False) -> None:
+        """Cut the next event stream after `after_bytes` of it (counted from the end of its
+        response head with `after_head`, else from its first byte)."""
         with self._lock:
-            self._cut_after = after_bytes
+            self._cut_after, self._after_head = after_bytes, after_head
 
     def _accept(self) -> None:
         while True:
@@ -37,9 +40,11 @@ class CuttingProxy:
             threading.Thread(target=self._pipe, args=(client, upstream, False), daemon=True).start()
             threading.Thread(target=self._pipe, args=(upstream, client, True), daemon=True).start()
 
-    def _take_cut(self) -> int | None:
+    def _take_cut(self, data: bytes) -> int | None:
         with self._lock:
             limit, self._cut_after = self._cut_after, None
+            if limit is not None and self._after_head:
+                limit += data.index(b"\r\n\r\n") + 4
             return limit
 
     def _pipe(self, source: socket.socket, target: socket.socket, responses: bool) -> None:
@@ -48,7 +53,7 @@ class CuttingProxy:
         try:
             while data := source.recv(65536):
                 if responses and limit is None and b"text/event-stream" in data:
-                    limit = self._take_cut()
+                    limit = self._take_cut(data)
                     sent = 0
                 if limit is not None and sent + len(data) >= limit:
                     target.sendall(data[: max(0, limit - sent)])

@@ -96,5 +96,16 @@ def test_the_javascript_responses_reader_resumes_to_the_exact_text(browser: Brow
             proxy.url,
         )
         assert refused == "input", "a refusal is thrown with the service's error body"
+        proxy.cut_next_stream(after_bytes=0, after_head=True)  # dropped before its first event
+        early = page.evaluate(
+            f"""async (base) => {{
+                {source}
+                let text = "";
+                const final = await respond("Early @tokens=30 @delay_ms=10", (p) => {{ text += p; }}, base);
+                return {{text, status: final.status}};
+            }}""",
+            proxy.url,
+        )
+        assert proxy.cuts == 2 and early == {"text": full_reply(30), "status": "completed"}
     finally:
         page.context.close()
