@@ -21,6 +21,8 @@ from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+__all__ = ["TAKEN_OVER", "CloseCode", "SocketClosed", "WebSocket", "asks_for_websocket"]
+
 TAKEN_OVER = "chatwait.taken_over"  # set in a WSGI environ whose connection became a WebSocket
 READ_BYTES = 65536
 

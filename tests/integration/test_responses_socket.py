@@ -6,6 +6,7 @@ errors as events, and hostile clients closed with the protocol's codes."""
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import time
 from typing import Any
@@ -115,6 +116,9 @@ def test_errors_are_events_and_the_socket_stays_open(server: Any) -> None:
             (json.dumps({"type": "response.create", "model": FAKE_MODEL, "input": "x", "background": True}), None),
             (json.dumps({"type": "response.create", "model": FAKE_MODEL, "previous_response_id": "resp_gone"}), None),
             (json.dumps({"type": "response.create", "model": "no-such-model", "input": "x"}), "model_not_found"),
+            (json.dumps({"type": "response.create", "model": FAKE_MODEL, "input": 5}), "validation_error"),
+            (json.dumps({"type": "response.create", "model": FAKE_MODEL, "previous_response_id": [1]}), None),
+            ("[1, 2]", "unknown_client_event"),
         ):
             ws.send(message)
             event = json.loads(ws.recv(timeout=10))
@@ -179,3 +183,26 @@ def test_an_upgrade_where_there_is_no_websocket_mode_is_426(http: httpx.Client) 
     refused = http.get("/v1/models", headers=upgrade)
     assert refused.status_code == 426 and refused.json()["error"]["code"] == "upgrade_required"
     assert http.get("/v1/responses").status_code == 405, "a plain GET is no upgrade"
+
+
+def test_a_worker_that_stops_closes_its_sockets_with_1012_so_that_clients_reconnect(start_server) -> None:
+    """SIGHUP: the old worker's socket, idle between turns, is told `service restart` (which the
+    SDKs reconnect on) as soon as it stops, not cut when the graceful timeout ends; a new socket
+    is served by the new worker."""
+    server = start_server(GUNICORN_GRACEFUL_TIMEOUT="60")
+    with ws_connect(_ws_url(server)) as ws:
+        ws.send(json.dumps({"type": "response.create", "model": FAKE_MODEL, "input": "@tokens=2"}))
+        while json.loads(ws.recv(timeout=10))["type"] != "response.completed":
+            pass
+        booted = server.log_text().count('"service_started"')
+        server.proc.send_signal(signal.SIGHUP)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=30)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+    deadline = time.monotonic() + 30
+    while server.log_text().count('"service_started"') == booted:
+        assert time.monotonic() < deadline, "no new worker"
+        time.sleep(0.1)
+    with ws_connect(_ws_url(server)) as again:
+        again.send(json.dumps({"type": "response.create", "model": FAKE_MODEL, "input": "@tokens=2"}))
+        assert json.loads(again.recv(timeout=10))["type"] == "response.created"

@@ -24,7 +24,7 @@ from werkzeug.exceptions import MethodNotAllowed
 
 from ...errors import ApiError
 from ...hub.scheduling import Inbox
-from ...hub.websocket import TAKEN_OVER, SocketClosed, WebSocket, asks_for_websocket
+from ...hub.websocket import TAKEN_OVER, CloseCode, SocketClosed, WebSocket, asks_for_websocket
 from ..request import correlation_id, services
 from ..shapes import error_body
 
@@ -35,6 +35,7 @@ CONNECTION_SECONDS = 3600.0  # the specification's connection limit
 PING_SECONDS = 20.0  # a ping after this long without a word from the client
 SILENT_SECONDS = 60.0  # a client that answers nothing for this long is gone
 MAX_PENDING_TURNS = 4
+STOP_POLL_SECONDS = 1.0  # how soon a socket between turns notices that its worker stops
 MAX_CHAINS = 32  # `store: false` responses a socket remembers for previous_response_id
 _KEPT_HEADERS = ("HTTP_AUTHORIZATION", "HTTP_X_API_KEY", "HTTP_OPENAI_ORGANIZATION", "HTTP_USER_AGENT")
 
@@ -65,23 +66,30 @@ class Session:
         self.turns = Inbox(MAX_PENDING_TURNS)
         self.chains = Chains(MAX_CHAINS)
         self.correlation_id = correlation_id()
+        self.waits = services().waits
 
     def run(self) -> None:
         reader = gevent.spawn(self._read)
         deadline = time.monotonic() + CONNECTION_SECONDS
         try:
             while True:
-                try:
-                    turn = self.turns.take(max(0.0, deadline - time.monotonic()))
-                except TimeoutError:
+                if not self.waits.accepting:  # the worker stops: the client reconnects to another
+                    self.socket.close(CloseCode.SERVICE_RESTART, "the server restarts: reconnect")
+                    return
+                left = deadline - time.monotonic()
+                if left <= 0:
                     self._error(ApiError("websocket_connection_limit_reached", _LIMIT_DETAIL))
                     return
+                try:
+                    turn = self.turns.take(min(left, STOP_POLL_SECONDS))
+                except TimeoutError:
+                    continue
                 Turn(self, turn).run()  # type: ignore[arg-type]
         except (EOFError, SocketClosed):
             pass
         except Exception:
             log.exception("error_occurred", extra={"error_code": "internal_error", "mode": "websocket"})
-            self.socket.close(1011, "internal error")
+            self.socket.close(CloseCode.INTERNAL_ERROR, "internal error")
         finally:
             reader.kill()
             self.socket.close()
@@ -93,7 +101,7 @@ class Session:
                 message = self.socket.receive(PING_SECONDS)
                 if message is None:
                     if time.monotonic() - self.socket.heard > SILENT_SECONDS:
-                        self.socket.close(1011, "no answer to pings")
+                        self.socket.close(CloseCode.INTERNAL_ERROR, "no answer to pings")
                         return
                     self.socket.ping()
                     continue
@@ -139,8 +147,7 @@ class Turn:
         status, body = self._dispatch(orjson.dumps(self.body))
         try:
             if status != 200:
-                found = orjson.loads(b"".join(body))
-                self.session.socket.send_text(error_event(found, status, self.previous))
+                self.session.socket.send_text(error_event(_error_body(body), status, self.previous))
                 return
             for data in sse_data(body):
                 self.session.socket.send_text(data)
@@ -177,10 +184,19 @@ class Turn:
         return answered[0], body
 
 
-def error_event(found: dict[str, Any], status: int, previous: str | None) -> str:
+def _error_body(body: Any) -> dict[str, Any]:
+    """The JSON error an answer carries (every error of the app is one)."""
+    try:
+        found = orjson.loads(b"".join(body))
+    except orjson.JSONDecodeError:
+        found = None
+    return found if isinstance(found, dict) else {"error": {"code": "internal_error", "message": "No error body."}}
+
+
+def error_event(found: dict[str, Any], status: int, previous: Any) -> str:
     """An `error` event: OpenAI's event fields (code, message, param) and its WebSocket form (status, error)."""
     error = dict(found.get("error", found))
-    if previous and error.get("code") == "response_not_found":
+    if isinstance(previous, str) and error.get("code") == "response_not_found":
         error["code"], error["param"] = "previous_response_not_found", "previous_response_id"
     event = {
         "type": "error",
@@ -216,9 +232,11 @@ class Chains:
     def expand(self, body: dict[str, Any]) -> list[Any]:
         """Put a kept chain's items before the turn's input (dropping previous_response_id); the
         items this turn adds to its chain before its output."""
-        given = body.get("input", [])
+        given, previous = body.get("input", []), body.get("previous_response_id")
+        if not isinstance(given, (str, list)):
+            return []  # the request's validation names the field
         turn = [{"type": "message", "role": "user", "content": given}] if isinstance(given, str) else list(given)
-        earlier = self.items.get(body.get("previous_response_id") or "")
+        earlier = self.items.get(previous) if isinstance(previous, str) else None
         if earlier is None:
             return turn
         del body["previous_response_id"]
