@@ -11,6 +11,8 @@ import contextlib
 import socket
 import threading
 
+EVENT_STREAM = b"text/event-stream"
+
 
 class CuttingProxy:
     def __init__(self, target_port: int) -> None:
@@ -20,15 +22,16 @@ class CuttingProxy:
         self.url = f"http://127.0.0.1:{self.port}"
         self._cut_after: int | None = None
         self._after_head = False
+        self._marker = EVENT_STREAM
         self._lock = threading.Lock()
         self.cuts = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
-    def cut_next_stream(self, after_bytes: int, after_head: bool = False) -> None:
-        """Cut the next event stream after `after_bytes` of it (counted from the end of its
-        response head with `after_head`, else from its first byte)."""
+    def cut_next_stream(self, after_bytes: int, after_head: bool = False, marker: bytes = EVENT_STREAM) -> None:
+        """Cut the next response whose head holds `marker` (an event stream; a WebSocket's 101)
+        after `after_bytes` of it (counted from the end of its head with `after_head`)."""
         with self._lock:
-            self._cut_after, self._after_head = after_bytes, after_head
+            self._cut_after, self._after_head, self._marker = after_bytes, after_head, marker
 
     def _accept(self) -> None:
         while True:
@@ -52,7 +55,7 @@ class CuttingProxy:
         sent = 0
         try:
             while data := source.recv(65536):
-                if responses and limit is None and b"text/event-stream" in data:
+                if responses and limit is None and self._marker in data:
                     limit = self._take_cut(data)
                     sent = 0
                 if limit is not None and sent + len(data) >= limit:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,13 @@ def _collected_after_each_module() -> Iterator[None]:
 
 CANARY_KEY = "sk-proj-CANARYkey0123456789abcdefXYZ"
 FAKE_MODEL = "fake-model"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def readme_block(language: str, marker: str, document: str = "README.md") -> str:
+    """The code block of `language` in `document` that holds `marker`, as a user would paste it."""
+    blocks = re.findall(rf"```{language}\n(.*?)```", (ROOT / document).read_text(encoding="utf-8"), re.DOTALL)
+    return next(block for block in blocks if marker in block)
 
 
 def completion_lines(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -5,20 +5,11 @@ what to fix in which field."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 from playwright.sync_api import Browser
 
+from ..conftest import readme_block
 from .conftest import open_page
 from .test_chat_page import full_reply
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def readme_block(language: str, marker: str, document: str = "README.md") -> str:
-    blocks = re.findall(rf"```{language}\n(.*?)```", (ROOT / document).read_text(encoding="utf-8"), re.DOTALL)
-    return next(block for block in blocks if marker in block)
 
 
 def test_the_javascript_reader_resumes_to_the_exact_text(browser: Browser, proxy) -> None:

@@ -19,7 +19,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 from websockets.uri import parse_uri
 
-from ..conftest import FAKE_MODEL
+from harness.proxy import CuttingProxy
+
+from ..conftest import FAKE_MODEL, readme_block
 from .test_responses_tools import WEATHER
 
 pytestmark = pytest.mark.integration
@@ -206,3 +208,24 @@ def test_a_worker_that_stops_closes_its_sockets_with_1012_so_that_clients_reconn
     with ws_connect(_ws_url(server)) as again:
         again.send(json.dumps({"type": "response.create", "model": FAKE_MODEL, "input": "@tokens=2"}))
         assert json.loads(again.recv(timeout=10))["type"] == "response.created"
+
+
+def test_the_helper_of_docs_clients_md_resumes_a_turn_whose_socket_dropped(server: Any) -> None:
+    """The socket cut after the turn's first 3,000 bytes: the helper's events are the whole
+    turn's, each sequence number once, in order, and its text the whole reply."""
+    namespace: dict[str, Any] = {}
+    exec(readme_block("python", "def turn_over_socket(", "docs/clients.md"), namespace)
+    proxy = CuttingProxy(server.port)
+    try:
+        proxy.cut_next_stream(after_bytes=3000, after_head=True, marker=b"Switching Protocols")
+        with openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="unused", max_retries=0, timeout=30) as client:
+            request = {"model": FAKE_MODEL, "input": "@tokens=80 @delay_ms=10", "store": False}
+            events = namespace["turn_over_socket"](client, **request)
+            whole = namespace["turn_over_socket"](client, **request)  # not cut: the reference
+    finally:
+        proxy.close()
+    assert proxy.cuts == 1
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert [e.type for e in events] == [e.type for e in whole] and events[-1].type == "response.completed"
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == events[-1].response.output_text and len(text) > 80
