@@ -37,6 +37,7 @@ def logging_config(level: str = "INFO", secrets: Sequence[str] = ()) -> dict[str
             "httpx": {"level": "WARNING"},
             "httpcore": {"level": "WARNING"},
             "openai": {"level": "WARNING"},
+            "websockets": {"level": "WARNING"},  # its DEBUG lines: a socket's headers and messages
         },
     }
 

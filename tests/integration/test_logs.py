@@ -3,14 +3,16 @@ secret or personal datum sent in messages, headers or upstream errors ever appea
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
 import pytest
+from websockets.sync.client import connect as ws_connect
 
 from harness.processes import ChatWaitServer
 
-from ..conftest import CANARY_KEY, server_env
+from ..conftest import CANARY_KEY, FAKE_MODEL, server_env
 from ..sse import parse
 
 pytestmark = pytest.mark.integration
@@ -48,6 +50,11 @@ def test_log_lines_are_json_and_leak_nothing(debug_server) -> None:
             "/v1/chat/wait", json={"message": "@tokens=1"}, headers={"X-Correlation-Id": "sk-CANARYcorrelation12345"}
         )
         assert masked_id.status_code == 200
+    socket_url = debug_server.url.replace("http://", "ws://") + "/v1/responses"
+    with ws_connect(socket_url, additional_headers=HEADER_CANARIES) as ws:  # WebSocket mode: frames logged at DEBUG?
+        ws.send(json.dumps({"type": "response.create", "model": FAKE_MODEL, "input": content + " @tokens=3"}))
+        while json.loads(ws.recv(timeout=10))["type"] != "response.completed":
+            pass
     text = debug_server.log_text()
     records = debug_server.log_records()  # fails on any line that is not JSON
     assert len(records) > 20
@@ -58,6 +65,7 @@ def test_log_lines_are_json_and_leak_nothing(debug_server) -> None:
     assert {"request_received", "stream_started", "first_token", "stream_completed", "error_occurred"} <= events
     assert "request_completed" in events
     assert "chunk_sent" in events  # DEBUG shows chunk metadata, never content
+    assert not [r for r in records if r["logger"].startswith("websockets")], "its DEBUG lines hold headers and messages"
 
 
 def test_a_request_is_traceable_by_correlation_id(server, http) -> None:
