@@ -61,3 +61,10 @@ def test_openai_node_accumulates_streamed_function_calls_of_the_responses_api(se
             ["function_call", "call_fake1", '{"city": "fake"}'],
         ],
     }
+
+
+def test_openai_node_runs_a_tool_loop_over_the_responses_websocket(server) -> None:
+    """openai-node's `ResponsesWS` (over the `ws` package): two turns chained by
+    previous_response_id on one socket, with `store` true and false."""
+    turn = ["function_call", "get_weather", "response.completed", "The tool said: sunny"]
+    assert run(server, "openai-responses-websocket") == {"true": turn, "false": turn}

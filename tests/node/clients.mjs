@@ -4,6 +4,7 @@ import { createAnthropic } from "@ai-sdk/anthropic";
 import { createOpenAI } from "@ai-sdk/openai";
 import { generateObject, stepCountIs, streamText, tool } from "ai";
 import OpenAI from "openai";
+import { ResponsesWS } from "openai/resources/responses/ws";
 import { z } from "zod";
 
 const [base, model, scenario] = process.argv.slice(2);
@@ -103,6 +104,29 @@ const scenarios = {
     const result = streamText({ model: openai.responses(model), prompt: cancelAsk });
     const text = await result.text;
     return { finish: await result.finishReason, partial: text.length > 0 && text.length < 300 * 5 };
+  },
+  // openai-node's WebSocket client of the Responses API: a tool loop of two turns, stored and not.
+  async "openai-responses-websocket"() {
+    const ws = new ResponsesWS(new OpenAI({ baseURL: `${base}/v1`, apiKey: "unused", maxRetries: 0 }));
+    const turn = async (body) => {
+      ws.send({ type: "response.create", model, tools: [{ type: "function", ...weather.function }], ...body });
+      for await (const received of ws.stream()) {
+        if (received.type === "error") throw received.error;
+        const event = received.type === "message" ? received.message : null;
+        if (event && ["response.completed", "response.failed", "error"].includes(event.type)) return event;
+      }
+      throw new Error("the socket closed mid-turn");
+    };
+    const loops = {};
+    for (const store of [true, false]) {
+      const first = await turn({ input: "Weather?", store });
+      const [call] = first.response.output;
+      const output = { type: "function_call_output", call_id: call.call_id, output: "sunny" };
+      const second = await turn({ previous_response_id: first.response.id, input: [output], store });
+      loops[store] = [call.type, call.name, second.type, second.response.output[0].content[0].text];
+    }
+    ws.close({ code: 1000, reason: "done" });
+    return loops;
   },
   // openai-node: streamed function calls of the Responses API, accumulated by the SDK's stream helper.
   async "openai-responses-tool-stream"() {
