@@ -1,9 +1,11 @@
 """app.hub.websocket on a socket pair, driven by websockets' own client protocol: the handshake
 (and its refusal), messages whole however they are framed or batched, pings answered, the
-message bound (1009) and the client's mask (1002) enforced, a close answered; the Inbox."""
+message bound (1009) and the client's mask (1002) enforced, a close answered; the Inbox; the
+bound on a socket's `store: false` chains (app.apis.responses.socket)."""
 
 from __future__ import annotations
 
+import json
 import socket
 
 import gevent
@@ -13,6 +15,7 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
+from app.apis.responses.socket import CHAIN_BODIES, Chains
 from app.hub.scheduling import Inbox
 from app.hub.websocket import SocketClosed, WebSocket
 
@@ -134,3 +137,27 @@ def test_the_inbox_is_bounded_and_its_end_always_gets_in() -> None:
     gevent.sleep(0)
     empty.offer("late")
     assert waiting.get(timeout=2) == "late"
+
+
+def _completed(response_id: str, text: str) -> str:
+    output = [{"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": text}]}]
+    return json.dumps({"type": "response.completed", "response": {"id": response_id, "output": output}})
+
+
+def test_a_sockets_store_false_chains_are_bounded_in_number_and_bytes() -> None:
+    """The newest chains are kept: at most `bound` of them, within CHAIN_BODIES bodies' worth of
+    JSON; a chain longer than one body is not kept (its continuation could not be sent)."""
+    chains = Chains(bound=3, max_bytes=1000)
+    for n in range(5):
+        chains.remember(_completed(f"resp_{n}", "x" * 10), [{"role": "user", "content": "hi"}])
+    assert list(chains.items) == ["resp_2", "resp_3", "resp_4"]
+    body = {"input": "and?", "previous_response_id": "resp_4"}
+    sent = chains.expand(body)
+    assert "previous_response_id" not in body and body["input"] == sent and sent[-1]["content"] == "and?"
+    chains.remember(_completed("resp_big", "y" * 2000), [])
+    assert "resp_big" not in chains.items
+    wide = Chains(bound=100, max_bytes=1000)
+    for n in range(20):
+        wide.remember(_completed(f"resp_{n}", "z" * 800), [])
+    assert sum(wide.sizes.values()) <= CHAIN_BODIES * 1000 and "resp_19" in wide.items
+    assert len(wide.items) < 20

@@ -37,6 +37,7 @@ SILENT_SECONDS = 60.0  # a client that answers nothing for this long is gone
 MAX_PENDING_TURNS = 4
 STOP_POLL_SECONDS = 1.0  # how soon a socket between turns notices that its worker stops
 MAX_CHAINS = 32  # `store: false` responses a socket remembers for previous_response_id
+CHAIN_BODIES = 4  # and at most this many MAX_BODY_BYTES of them in all
 _KEPT_HEADERS = ("HTTP_AUTHORIZATION", "HTTP_X_API_KEY", "HTTP_OPENAI_ORGANIZATION", "HTTP_USER_AGENT")
 
 
@@ -64,7 +65,7 @@ class Session:
         self.base = {key: environ[key] for key in _KEPT_HEADERS if key in environ}
         self.base.update({key: environ.get(key) for key in ("SERVER_NAME", "SERVER_PORT", "REMOTE_ADDR")})
         self.turns = Inbox(MAX_PENDING_TURNS)
-        self.chains = Chains(MAX_CHAINS)
+        self.chains = Chains(MAX_CHAINS, services().settings.max_body_bytes)
         self.correlation_id = correlation_id()
         self.waits = services().waits
 
@@ -223,11 +224,15 @@ def sse_data(body: Any) -> Iterator[str]:
 
 class Chains:
     """The conversations of a socket's `store: false` responses (input and output items), by
-    response id, for a later turn's previous_response_id; the newest MAX_CHAINS are kept."""
+    response id, for a later turn's previous_response_id: the newest `bound` of them, within
+    CHAIN_BODIES request bodies' worth of JSON; one longer than a request body may be (its
+    continuation could not be sent) is not kept."""
 
-    def __init__(self, bound: int) -> None:
+    def __init__(self, bound: int, max_bytes: int) -> None:
         self.bound = bound
+        self.max_bytes = max_bytes
         self.items: collections.OrderedDict[str, list[Any]] = collections.OrderedDict()
+        self.sizes: dict[str, int] = {}
 
     def expand(self, body: dict[str, Any]) -> list[Any]:
         """Put a kept chain's items before the turn's input (dropping previous_response_id); the
@@ -248,7 +253,13 @@ class Chains:
         if '"response.completed"' not in data[:64]:
             return
         response = orjson.loads(data).get("response") or {}
-        if response.get("id"):
-            self.items[response["id"]] = [*sent, *response.get("output", [])]
-            while len(self.items) > self.bound:
-                self.items.popitem(last=False)
+        if not response.get("id"):
+            return
+        items = [*sent, *response.get("output", [])]
+        size = len(orjson.dumps(items))
+        if size > self.max_bytes:
+            return
+        self.items[response["id"]], self.sizes[response["id"]] = items, size
+        while len(self.items) > self.bound or sum(self.sizes.values()) > CHAIN_BODIES * self.max_bytes:
+            oldest, _ = self.items.popitem(last=False)
+            del self.sizes[oldest]
