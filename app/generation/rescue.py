@@ -5,17 +5,18 @@ stream (contiguous, no seam, nothing twice).
 Strategies (per server, `continuation` in UPSTREAMS_FILE): `prefill` sends the delivered text as
 a trailing assistant message the server completes (vLLM with `continue_final_message`, llama.cpp's
 llama-server by default); `message` sends that message and a request to go on, and drops what the
-continuation repeats of the delivered text's end. A reply with a tool call or a refusal, or with
+continuation repeats of the delivered text's end (it is given the tokens to repeat it, and stopped
+where the client's max_tokens ends the reply). A reply with a tool call or a refusal, or with
 reasoning and no text yet, is never continued: a call cut mid-arguments would be corrupted.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from ..providers.base import Attempt, ChatCall, UpstreamError
-from ..providers.deltas import REASONING, Delta, ReplyParts
+from ..providers.deltas import LOGPROBS, REASONING, Delta, ReplyParts
 from .seam import hold, seamed
 
 # What cut the reply (the metric's `cause` label): the error codes a continuation can mend.
@@ -73,15 +74,40 @@ class AtLimit(Attempt):
         pass
 
 
-def continuation_call(call: ChatCall, text: str, strategy: str, tokens_left: int) -> ChatCall:
-    """The request that continues `call`'s reply from its delivered `text` by `strategy`."""
+def continuation_call(call: ChatCall, text: str, strategy: str, tokens_left: int, repeat_tokens: int = 0) -> ChatCall:
+    """The request that continues `call`'s reply from its delivered `text` by `strategy`; a
+    `message` continuation may generate `repeat_tokens` more, to say again what it repeats."""
     messages = [*call.messages, {"role": "assistant", "content": text}]
     options = dict(call.options)
+    max_tokens = max(1, tokens_left)
     if strategy == "prefill":
         options.update(PREFILL_OPTIONS)
     else:
         messages.append({"role": "user", "content": CONTINUE_PROMPT})
-    return dataclasses.replace(call, messages=messages, max_tokens=max(1, tokens_left), options=options, native=None)
+        max_tokens += repeat_tokens
+    return dataclasses.replace(call, messages=messages, max_tokens=max_tokens, options=options, native=None)
+
+
+def repeatable(text: str) -> str:
+    """The end of the delivered `text` that a `message` continuation is given the tokens to say
+    again: as much as `without_overlap` can find and drop (a model asked to go on often restarts)."""
+    return text[-OVERLAP_WINDOW:]
+
+
+def capped(
+    pieces: Iterable[str | Delta], attempt: Attempt, tokens_left: int, count: Callable[[str], int]
+) -> Iterator[str | Delta]:
+    """A `message` continuation's `pieces` (what it repeated dropped) up to `tokens_left` tokens of
+    text, as `count` counts them: where the client's max_tokens ends the reply, the attempt is
+    stopped and ends as `length` (its own max_tokens left room for the repeat)."""
+    for piece in pieces:
+        if type(piece) is str or piece.kind == LOGPROBS:
+            tokens_left -= count(piece if type(piece) is str else piece.text)
+            if tokens_left < 0:
+                attempt.finish("length")
+                attempt.stop()
+                return
+        yield piece
 
 
 def continued(pieces: Iterable[str | Delta], text: str, strategy: str) -> Iterator[str | Delta]:

@@ -116,11 +116,15 @@ class Rescues:
         self._metrics.upstream_rescue(cause, strategy)
         generation, first, rest = opened
         pieces = itertools.chain.from_iterable(itertools.chain(() if first is None else (first,), rest))
-        return generation, None, ([piece] for piece in rescue.continued(pieces, text, strategy))
+        pieces = rescue.continued(pieces, text, strategy)
+        if strategy == "message":
+            pieces = rescue.capped(pieces, generation, left, self._provider.completion_tokens)
+        return generation, None, ([piece] for piece in pieces)
 
     def _continuation(self, text: str, strategy: str, left: int) -> ChatCall:
         """The call that continues the reply from `text`; its input is counted (charged to the key)."""
-        call = rescue.continuation_call(self._call, text, strategy, left)
+        repeat = self._provider.completion_tokens(rescue.repeatable(text)) if strategy == "message" else 0
+        call = rescue.continuation_call(self._call, text, strategy, left, repeat)
         self.resent += self._provider.prompt_tokens(call.counted())
         return call
 

@@ -20,9 +20,9 @@ CALL = ChatCall(model="m", messages=[{"role": "user", "content": "hi"}], max_tok
 
 class ScriptedAttempt(Attempt):
     def __init__(self, pieces: list, finish: str | None = "stop", usage: Usage | None = None, delay: float = 0) -> None:
-        self.pieces, self.finish, self.delay = pieces, finish, delay
+        self.pieces, self.finish_at_end, self.delay = pieces, finish, delay
         self.usage_at_end = usage
-        self.closed = False
+        self.closed = self.stopped = False
 
     def __iter__(self) -> Iterator[str]:
         for piece in self.pieces:
@@ -31,10 +31,14 @@ class ScriptedAttempt(Attempt):
             if isinstance(piece, BaseException):
                 raise piece
             yield piece
-        self.finish_reason, self.usage = self.finish, self.usage_at_end
+        self.finish_reason, self.usage = self.finish_at_end, self.usage_at_end
 
     def close(self) -> None:
         self.closed = True
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.close()
 
 
 class ScriptedProvider(Provider):

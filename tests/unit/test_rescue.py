@@ -105,6 +105,31 @@ def test_a_message_continuation_asks_to_go_on_and_drops_the_repeat() -> None:
     assert "continue_final_message" not in provider.calls[1].options
 
 
+def test_a_message_continuation_has_room_to_restart_and_ends_where_max_tokens_does() -> None:
+    """A model asked to go on often says the reply again from its start: its max_tokens leaves
+    room for that (what it repeats is dropped), and the client still gets at most max_tokens in
+    all: past them the continuation is stopped and the reply ends as `length`."""
+    words = [f"w{i} " for i in range(30)]
+    restarted = ScriptedAttempt(["one ", "two ", *words])
+    provider = Continuing("message", ScriptedAttempt(["one ", "two ", CUT]), restarted)
+    outcome, listener = _run(provider)
+    assert provider.calls[1].max_tokens == 18 + 2, "the tokens left, and those of the text it may repeat"
+    assert outcome.error is None and outcome.finish_reason == "length"
+    assert outcome.text == "one two " + "".join(words[:18]) and len(listener.chunks) == 20
+    assert restarted.stopped, "the upstream is told to stop"
+
+    provider = Continuing("message", ScriptedAttempt(["one ", "two ", CUT]), ScriptedAttempt(["one ", "two ", "end"]))
+    outcome, _ = _run(provider)
+    assert outcome.text == "one two end" and outcome.finish_reason == "stop", "under the limit: its own ending"
+
+
+def test_a_prefill_continuation_gets_only_the_tokens_left() -> None:
+    provider = Continuing("prefill", ScriptedAttempt(["one ", "two ", CUT]), ScriptedAttempt(["x "] * 30))
+    outcome, _ = _run(provider)
+    assert provider.calls[1].max_tokens == 18, "a prefill repeats nothing: the server enforces the limit"
+    assert outcome.text.count("x") == 30, "the upstream's count, not ChatWait's, ends a prefill"
+
+
 def test_no_rescue_for_a_tool_call_none_or_when_turned_off() -> None:
     call = Delta(TOOL_CALL, "{", 0, "call_1", "f")
     provider = Continuing("prefill", ScriptedAttempt(["a ", call, CUT]))
