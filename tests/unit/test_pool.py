@@ -61,6 +61,18 @@ def test_least_outstanding_first_and_ties_at_random() -> None:
     assert set(firsts) == {"a", "b"} and min(firsts.values()) > 120  # not herded onto one
 
 
+def test_a_pooled_attempt_is_finished_and_stopped_through_to_its_servers() -> None:
+    """What a capped continuation does to the attempt it reads (`rescue.capped`), through the pool."""
+    pool, providers, _ = _pool()
+    providers["a"].script = [_ok("x ", "y ")]
+    generation = pool.open(CALL, None, Route("a"))
+    assert next(iter(generation)) == "x "
+    generation.finish("length")
+    generation.stop()
+    assert generation.finish_reason == "length" and providers["a"].opened[0].stopped
+    assert all(server.outstanding == 0 for server in pool.servers), "its slot is free"
+
+
 def test_weights_share_open_generations(tmp_path) -> None:
     listing = tmp_path / "u.toml"
     listing.write_text(

@@ -177,6 +177,9 @@ class PooledAttempt(Attempt):
     def finish_reason(self) -> str | None:  # type: ignore[override]
         return self.inner.finish_reason
 
+    def finish(self, reason: str) -> None:
+        self.inner.finish(reason)
+
     @property
     def upstream_finish_reason(self) -> str | None:  # type: ignore[override]
         return self.inner.upstream_finish_reason
