@@ -1,5 +1,6 @@
 """Opening a generation's upstream until its first piece: retries of what may be retried (with
-backoff and jitter, honouring Retry-After; at once on another server of a pool), fallback models
+backoff and jitter, honouring Retry-After; at once on another server of a pool; a busy server's
+preemption apart from UPSTREAM_RETRIES), fallback models
 (UPSTREAMS_FILE's or the request's) and the first-token deadlines (TIMEOUT_SECONDS for it all,
 UPSTREAM_ATTEMPT_SECONDS for one attempt, 10 s by default where a fallback model could answer).
 An attempt that sends no first token in time is never tried again on its server."""
@@ -27,6 +28,9 @@ log = logging.getLogger("chatwait.relay")
 # (UPSTREAM_ATTEMPT_SECONDS unset): about what gateways' users are advised to set. Not where only
 # other servers of the model could: a busy self-hosted pool queues first tokens longer than that.
 ATTEMPT_SECONDS = 10.0
+# Retries after a busy server preempted the request before its first token, apart from
+# UPSTREAM_RETRIES: busy is not sick, and a server that does fail later still gets its failover.
+MAX_BUSY_RETRIES = 8
 
 
 # An opened generation: it, its first batch of pieces (None: the reply has none) and the rest
@@ -84,27 +88,27 @@ class Opener:
 
         The first-token `deadline` covers every attempt and the waits between.
         """
-        attempt = 0
+        failed = busy = 0  # retries after a failure, and after a busy server's preemption
         while True:
             try:
                 return self.attempt(deadline, slot, call)
             except UpstreamError as failure:
                 failover = failure.retryable and self.provider.can_fail_over(self.call.model, self.route)
-                delay = 0.0 if failover else backoff.delay(attempt, failure.retry_after)
+                delay = 0.0 if failover else backoff.delay(failed + busy, failure.retry_after)
                 if (
                     not failure.retryable
                     or "all_resting" in failure.log_fields
                     or (failure.error_code == "upstream_timeout" and not failover)  # a silent server: not again
-                    or attempt >= self.settings.upstream_retries
+                    or (busy >= self._busy_retries() if failure.preempted else failed >= self.settings.upstream_retries)
                     or time.monotonic() + delay >= deadline
                 ):
                     raise
-                attempt += 1
+                busy, failed = (busy + 1, failed) if failure.preempted else (busy, failed + 1)
                 self.metrics.upstream_retry(failure.error_code)
                 log.warning(
                     "upstream_retry",
                     extra={
-                        "attempt": attempt,
+                        "attempt": failed + busy,
                         "delay_ms": round(delay * 1000),
                         "error_code": failure.error_code,
                         "upstream_status": failure.upstream_status,
@@ -112,6 +116,10 @@ class Opener:
                     },
                 )
                 gevent.sleep(delay)
+
+    def _busy_retries(self) -> int:
+        """How many preemptions before the first token are retried (none when UPSTREAM_RETRIES is 0)."""
+        return MAX_BUSY_RETRIES if self.settings.upstream_retries else 0
 
     def attempt(self, deadline: float, slot: Any, call: ChatCall) -> Opened:
         left = deadline - time.monotonic()

@@ -9,10 +9,11 @@ import gevent
 import pytest
 
 from app.config import load_settings
+from app.generation import opening
 from app.generation.cancel import StreamCancelled
 from app.generation.relay import Relay
 from app.metrics.catalogue import Metrics
-from app.providers.base import Attempt, ChatCall, Provider, UpstreamError, Usage
+from app.providers.base import ENDED_EARLY, Attempt, ChatCall, Provider, UpstreamError, Usage
 from app.providers.deltas import LOGPROBS, Delta
 
 CALL = ChatCall(model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=5)
@@ -177,6 +178,22 @@ def test_retries_are_bounded(sleeps) -> None:
     provider = ScriptedProvider(*[UpstreamError("upstream_unavailable", "503") for _ in range(5)])
     outcome = _relay(provider, UPSTREAM_RETRIES="2").run()
     assert outcome.error.error_code == "upstream_unavailable" and len(sleeps) == 2 and len(provider.script) == 2
+
+
+def test_a_busy_servers_preemptions_do_not_spend_the_retries_a_failure_needs(sleeps) -> None:
+    """Preempted before its first token (llama.cpp's busy server ends it without a finish reason),
+    a request is tried again apart from UPSTREAM_RETRIES, at most MAX_BUSY_RETRIES times: the
+    retries are left for a server that does fail. UPSTREAM_RETRIES=0 retries nothing."""
+    busy = UpstreamError("upstream_interrupted", "early", log_fields={"upstream_ended": ENDED_EARLY})
+    down = UpstreamError("upstream_unavailable", "refused")
+    provider = ScriptedProvider(busy, busy, busy, down, down, ScriptedAttempt(["x"]))
+    outcome = _relay(provider, UPSTREAM_RETRIES="2", TIMEOUT_SECONDS="300").run()
+    assert outcome.error is None and outcome.text == "x" and len(sleeps) == 5
+    endless = ScriptedProvider(*[busy] * (opening.MAX_BUSY_RETRIES + 5))
+    outcome = _relay(endless, UPSTREAM_RETRIES="2", TIMEOUT_SECONDS="300").run()
+    assert outcome.error.error_code == "upstream_interrupted" and len(endless.script) == 4, "bounded"
+    provider = ScriptedProvider(busy, ScriptedAttempt(["x"]))
+    assert _relay(provider, UPSTREAM_RETRIES="0").run().error is not None and len(provider.script) == 1
 
 
 def test_retry_after_beyond_the_deadline_gives_up_at_once(sleeps) -> None:
