@@ -108,6 +108,7 @@ def models(client: Any) -> None:
     "responses.delete",
     "responses.input_tokens",
     "responses.connect",
+    "responses.compact",
 )
 def responses(client: Any) -> None:
     created = client.post("/v1/responses", json={"model": MODEL, "input": "hi"}).get_json()
@@ -122,6 +123,8 @@ def responses(client: Any) -> None:
     assert client.get(f"/v1/responses/{response_id}").status_code == 404
     counted = client.post("/v1/responses/input_tokens", json={"model": MODEL, "input": "hi"}).get_json()
     assert counted["object"] == "response.input_tokens" and counted["input_tokens"] > 0
+    compacted = client.post("/v1/responses/compact", json={"model": MODEL, "input": "hi"}).get_json()
+    assert compacted["object"] == "response.compaction" and compacted["output"][-1]["type"] == "compaction"
     upgrade = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13"}
     refused = client.get("/v1/responses", headers={**upgrade, "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
     assert refused.status_code == 405, "no connection to take in this process (tests/integration take sockets)"

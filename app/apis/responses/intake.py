@@ -27,6 +27,7 @@ from ..functions import refuse_untaken
 from ..intake import read_json, refuse_long_text, validate_request
 from ..openai import content_length
 from ..unknown import tolerance
+from .compaction import compaction_messages
 from .fit import DROPPABLE, fit
 from .items import item_chars, resolve, to_messages
 from .listing import listed
@@ -143,12 +144,36 @@ def count_input_tokens(
     """The input tokens a response to this request would be sent (the tools' definitions, the
     instructions, the earlier turns and the input that fit), or the ApiError a create would get;
     `input` may be left out when `conversation` or `previous_response_id` gives the turns."""
-    fields = _fields(request, schema, settings, provider, input_optional=True)
-    if "input" not in fields and not (fields.get("conversation") or fields.get("previous_response_id")):
-        detail = "Nothing to count: send input, or a conversation or previous_response_id."
-        raise ApiError("validation_error", detail, fields={"input": ["Missing data for required field."]})
+    fields = _turns_given(_fields(request, schema, settings, provider, input_optional=True), "count")
     planned = _plan(fields, settings, provider, stored)
     return planned.prompt_tokens if planned.prompt_tokens is not None else provider.prompt_tokens(planned.counted)
+
+
+def prepare_compaction(
+    request: Request, schema: ResponseRequestSchema, settings: Settings, provider: Provider, stored: Stored
+) -> tuple[ChatCall, int | None, list[dict[str, Any]]]:
+    """The call that asks the model for a summary of the conversation a compact request gives (as
+    a create would: `input`, after `previous_response_id` or `conversation`, with `instructions`),
+    its counted prompt tokens (None: it fits without counting), and that conversation; or the
+    ApiError a create would get. No tool is called: the model is asked for text."""
+    fields = _turns_given(_fields(request, schema, settings, provider, input_optional=True), "compact")
+    planned = _plan(fields, settings, provider, stored)
+    messages = compaction_messages(planned.messages)
+    options = planned.options
+    if "tools" in options:
+        options["tool_choice"] = "none"
+    counted = None if planned.prompt_tokens is None else planned.prompt_tokens + provider.prompt_tokens(messages[-1:])
+    model = fields.get("model", settings.default_model)
+    call = ChatCall(model=model, messages=messages, max_tokens=settings.max_tokens, options=options)
+    return call, counted, planned.conversation
+
+
+def _turns_given(fields: dict[str, Any], doing: str) -> dict[str, Any]:
+    """`fields`, when they give turns: `input`, or a conversation or previous_response_id."""
+    if "input" not in fields and not (fields.get("conversation") or fields.get("previous_response_id")):
+        detail = f"Nothing to {doing}: send input, or a conversation or previous_response_id."
+        raise ApiError("validation_error", detail, fields={"input": ["Missing data for required field."]})
+    return fields
 
 
 def _fields(

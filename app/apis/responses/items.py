@@ -3,7 +3,8 @@
 `input` is a string (one user message) or a list of items: messages (content a string or
 `input_text`, `output_text`, `refusal` and `input_image` parts), an earlier reply's
 `function_call` and `custom_tool_call` items and the client's outputs for them, its `reasoning`
-items, and `item_reference`s to an earlier response's output items (by their id, which names the
+items, the `compaction` item of /v1/responses/compact (its summary, as an assistant message:
+`compaction`), and `item_reference`s to an earlier response's output items (by their id, which names the
 response: `resolve`). The model is sent a chat conversation: a message as it is, consecutive
 calls as one assistant message's `tool_calls` (with the assistant's text just before them; each
 named, and a custom tool's input put, as the model is sent the tools: `tools`), an output as a
@@ -22,6 +23,7 @@ from ...errors import ApiError
 from ..functions import check_name, image_url_ok
 from ..openai import ROLES, SYSTEM_ROLES, MessageContent, content_length
 from ..schema import Neutral, NullMeansAbsent, Text, text_of
+from .compaction import COMPACTION, summary_message, unseal
 from .freeform import arguments_of
 from .tools import sent_name
 
@@ -30,7 +32,7 @@ PHASES = ("commentary", "final_answer")
 TEXT_PARTS = ("input_text", "output_text")
 MAX_CALL_ID_CHARS = 256
 CALLS, OUTPUTS = ("function_call", "custom_tool_call"), ("function_call_output", "custom_tool_call_output")
-_TAKEN = "message, function_call, custom_tool_call, their outputs, reasoning and item_reference"
+_TAKEN = "message, function_call, custom_tool_call, their outputs, reasoning, compaction and item_reference"
 
 
 def _part(index: int, part: Any) -> dict[str, Any]:
@@ -149,6 +151,15 @@ class ReasoningInputSchema(NullMeansAbsent):
     status = fields.String(validate=validate.OneOf(ITEM_STATUSES))
 
 
+class CompactionInputSchema(NullMeansAbsent):
+    """The compaction item /v1/responses/compact answered, sent back: its summary goes to the model."""
+
+    type = fields.String(required=True, validate=validate.OneOf((COMPACTION,)))
+    id = Text(validate=validate.Length(min=1, max=128))
+    encrypted_content = Text(required=True, validate=unseal)
+    created_by = Text(validate=validate.Length(max=128))
+
+
 class ItemReferenceSchema(NullMeansAbsent):
     """An output item of an earlier stored response of this client, by its id."""
 
@@ -163,6 +174,7 @@ _SCHEMAS = {
     "custom_tool_call": CustomToolCallInputSchema,
     "custom_tool_call_output": CustomToolCallOutputInputSchema,
     "reasoning": ReasoningInputSchema,
+    COMPACTION: CompactionInputSchema,
     "item_reference": ItemReferenceSchema,
 }
 
@@ -200,6 +212,8 @@ def item_chars(item: Any) -> int:
     if not isinstance(item, dict):
         return 0
     said = [item.get(name) for name in ("arguments", "input")]
+    if item.get("type") == COMPACTION:
+        said.append(item.get("encrypted_content"))
     return (
         content_length(item.get("content"))
         + content_length(item.get("output"))
@@ -248,6 +262,8 @@ def to_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
         elif kind in OUTPUTS:
             messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": item["output"]})
+        elif kind == COMPACTION:
+            messages.append(summary_message(item["encrypted_content"]))
     return messages
 
 

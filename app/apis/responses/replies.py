@@ -1,22 +1,27 @@
 """The Responses API's objects, built once from what a response is (its stream's id, model, creation
 time and the request's echoed parameters: a `Head`) and where it stands (its text so far and,
 once ended, its outcome): the response object its events carry and GET /v1/responses/{id}
-answers, its output message, usage and error. Never rebuilt from the events' bytes."""
+answers, its output message, usage and error. Never rebuilt from the events' bytes. And the
+compaction object of /v1/responses/compact."""
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ...errors import ApiError
+from ...ids import random_id
 from ..openai import openai_error_body
 from ..schema import serialise
+from .compaction import COMPACTION, seal
 from .freeform import whole_input
 from .layout import FUNCTION_CALL, MESSAGE, REFUSAL_PART, TEXT_PART
+from .listing import listed
 from .object_schemas import ResponseDeletedSchema, ResponseObjectSchema
 
 if TYPE_CHECKING:
-    from ...errors import ApiError
     from ...generation.outcome import Outcome
     from ...providers.base import Usage
     from ...providers.deltas import Delta
@@ -211,3 +216,20 @@ def deleted_reply(stream_id: str) -> dict[str, Any]:
     return serialise(
         ResponseDeletedSchema, {"id": RESPONSE_PREFIX + stream_id, "object": "response.deleted", "deleted": True}
     )
+
+
+def compacted_reply(conversation: list[dict[str, Any]], outcome: Outcome) -> dict[str, Any]:
+    """The compaction object: the user's messages of `conversation` (chat messages), then one
+    compaction item with the summary the model wrote; 502 when it wrote none."""
+    summary = outcome.text.strip()
+    if not summary:
+        raise ApiError("upstream_bad_response", "The model wrote no summary of the conversation.")
+    users = [listed({"type": "message", **m}) for m in conversation if m["role"] == "user"]
+    item = {"id": f"cmp_{random_id()}", "type": COMPACTION, "encrypted_content": seal(summary)}
+    return {
+        "id": RESPONSE_PREFIX + random_id(),
+        "object": "response.compaction",
+        "created_at": int(time.time()),
+        "output": [*users, item],
+        "usage": response_usage(outcome.usage),
+    }

@@ -1,6 +1,7 @@
 """OpenAI's Responses API: POST /v1/responses (foreground or background, streamed or not),
 GET /v1/responses/{id} (the object as it stands, or with `stream=true` its events after
-`starting_after`), POST /v1/responses/{id}/cancel and DELETE /v1/responses/{id}.
+`starting_after`), POST /v1/responses/{id}/cancel, DELETE /v1/responses/{id}, and
+POST /v1/responses/compact (a conversation summarised by the model: `compaction`).
 
 Every response is a ChatWait stream in the `responses` wire: its events resume on any worker,
 and its stored conversation (`store`, the default) lets a later request continue it with
@@ -24,9 +25,9 @@ from ..family import kept
 from ..request import client, correlation_id, counted, services
 from . import conversations, socket
 from .conversations import appender, input_tokens_reply
-from .intake import count_input_tokens, prepare_response
+from .intake import count_input_tokens, prepare_compaction, prepare_response
 from .listing import page
-from .replies import deleted_reply, response_reply
+from .replies import compacted_reply, deleted_reply, response_reply
 from .stored import find_response, kept_by, references
 from .wire import LAYOUT_MARK, ResponsesWriter
 from .wire import NAME as WIRE
@@ -38,9 +39,9 @@ NAME = "responses"
 
 
 class ResponseId(BaseConverter):
-    """A response id: any path segment but the API's own names (`input_tokens`)."""
+    """A response id: any path segment but the API's own names (`input_tokens`, `compact`)."""
 
-    regex = r"(?!input_tokens$)[^/]+"
+    regex = r"(?!(?:input_tokens|compact)$)[^/]+"
 
 
 def revive_turns(found: Services) -> Reviver:
@@ -78,6 +79,14 @@ def input_tokens() -> dict[str, Any]:
     counted()
     found, req = services(), request._get_current_object()
     return input_tokens_reply(count_input_tokens(req, kept(NAME), found.settings, found.provider, references()))
+
+
+@bp.post("/v1/responses/compact")
+def compact() -> dict[str, Any]:
+    """The conversation compacted: its user messages and one item with the model's summary of it."""
+    found, req = services(), request._get_current_object()
+    call, tokens, conversation = prepare_compaction(req, kept(NAME), found.settings, found.provider, references())
+    return compacted_reply(conversation, streams.wait(call, tokens))
 
 
 @bp.get("/v1/responses/<response_id:response_id>")
