@@ -39,12 +39,14 @@ def claude_code_env(base_url: str, home: Path, model: str) -> dict[str, str]:
     }
 
 
-def codex_env(base_url: str, home: Path, model: str) -> dict[str, str]:
+def codex_env(base_url: str, home: Path, model: str, websockets: bool = False) -> dict[str, str]:
     """Codex CLI's environment, its `home` holding a config with ChatWait at `base_url` (`/v1`) as
-    a custom provider of the Responses API; its defaults otherwise."""
+    a custom provider of the Responses API (`websockets`: over its WebSocket mode); its defaults
+    otherwise."""
     (home / ".codex").mkdir(exist_ok=True)
     (home / ".codex" / "config.toml").write_text(
         f'model = "{model}"\nmodel_provider = "chatwait"\n\n[model_providers.chatwait]\nname = "ChatWait"\n'
         f'base_url = "{base_url}/v1"\nenv_key = "CHATWAIT_API_KEY"\nwire_api = "responses"\n'
+        + ("supports_websockets = true\n" if websockets else "")
     )
     return {**node_env(), "HOME": str(home), "CHATWAIT_API_KEY": "sk-unused", "NO_COLOR": "1"}

@@ -38,6 +38,18 @@ MAX_BUSY_RETRIES = 8
 Opened = tuple[Attempt, list[str | Delta] | None, Iterator[list[str | Delta]]]
 
 
+class Prepared(Attempt):
+    """A warmup's attempt: no upstream, an empty reply that ends at once."""
+
+    finish_reason = "stop"
+
+    def __iter__(self) -> Iterator[str | Delta]:
+        return iter(())
+
+    def close(self) -> None:
+        pass
+
+
 class Opener:
     """Opens one generation's upstream: `call` names the model that answers (a fallback's once
     one does), `route` the server of the current attempt (a pool's), named in the log lines."""
@@ -57,7 +69,10 @@ class Opener:
     def open_routes(self, slot: Any) -> Opened:
         """Open the call's model, else its fallback models in turn, before the first token: a
         failure of its servers goes to `fallbacks`, an input too long to `context_window_fallbacks`.
-        The first-token deadline is shared: each model gets its part of what is left."""
+        The first-token deadline is shared: each model gets its part of what is left. A call that
+        asks for nothing to be generated opens no upstream."""
+        if not self.call.generate:
+            return Prepared(), None, iter(())
         deadline = time.monotonic() + self.settings.timeout_seconds
         model = self.call.model
         spare = self.spare

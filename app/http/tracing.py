@@ -14,6 +14,7 @@ from flask import Flask, Response, g, request
 from ..apis.request import completion, services
 from ..apis.unknown import HEADER as UNKNOWN_HEADER
 from ..apis.unknown import header_value
+from ..hub.websocket import TURN
 from ..ids import current_pid
 from ..logs import accept_correlation_id, correlation_id_var, stream_id_var
 from .metrics import PATH as METRICS_PATH
@@ -40,7 +41,10 @@ def _before() -> None:
     state.log_tokens = (correlation_id_var.set(correlation_id), stream_id_var.set(None))
     state.logged = _logged(req.path)
     if state.logged:
-        log.info("request_received", extra={"method": req.method, "path": req.path, "pid": current_pid()})
+        fields = {"method": req.method, "path": req.path, "pid": current_pid()}
+        if TURN in req.environ:
+            fields["websocket"] = True  # a turn a WebSocket message made, not an HTTP request
+        log.info("request_received", extra=fields)
 
 
 def _after(response: Response) -> Response:

@@ -48,6 +48,7 @@ class ChatCall:
     # What else the upstream reads, as messages, for counting only: the parts of a body passed
     # through that `messages` leaves out (thinking and its signatures, images in tool results...).
     extra: tuple[dict[str, Any], ...] = ()
+    generate: bool = True  # False: a warmup (the Responses API's `generate: false`): nothing generated
 
     def counted(self) -> list[dict[str, Any]]:
         """Every message the model reads, for counting its input tokens: the tools' definitions,

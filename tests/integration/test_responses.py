@@ -53,6 +53,16 @@ def test_a_response_without_streaming_is_the_whole_reply(sdk) -> None:
     assert sdk.responses.retrieve(response.id).output_text == expected_reply(7), "stored, and retrievable"
 
 
+def test_a_warmup_over_http_is_an_empty_completed_response_to_chain_from(sdk, fake) -> None:
+    before = fake.stats()["requests"]
+    warm = sdk.responses.create(model=FAKE_MODEL, input=unique("context"), extra_body={"generate": False})
+    assert warm.status == "completed" and warm.output == [] and warm.usage.output_tokens == 0
+    assert fake.stats()["requests"] == before, "nothing generated"
+    assert sdk.responses.retrieve(warm.id).output == []
+    turn = sdk.responses.create(model=FAKE_MODEL, previous_response_id=warm.id, input="@reply=request")
+    assert [m["role"] for m in json.loads(turn.output_text)["messages"]] == ["user", "user"], "no reply it never had"
+
+
 def test_a_streamed_response_is_the_whole_event_sequence_numbered_by_its_sse_ids(server) -> None:
     body = {"model": FAKE_MODEL, "input": "Hi @tokens=5", "stream": True, "metadata": {"app": "tests"}}
     reply = httpx.post(f"{server.url}/v1/responses", json=body, timeout=30)

@@ -9,6 +9,7 @@ import json
 import signal
 import socket
 import time
+import uuid
 from typing import Any
 
 import httpx
@@ -66,6 +67,23 @@ def test_a_tool_loop_of_three_turns_runs_over_one_socket(sdk: openai.OpenAI, sto
     else:  # a store=false chain lives in its socket only
         with pytest.raises(openai.NotFoundError):
             sdk.responses.create(model=FAKE_MODEL, previous_response_id=first.id, input="and?")
+
+
+@pytest.mark.parametrize("store", [True, False])
+def test_a_warmup_generates_nothing_and_the_next_turn_chains_from_it(sdk: openai.OpenAI, fake, store: bool) -> None:
+    """`generate: false` (Codex sends one first): the turn's state is prepared, the model is not
+    asked; a turn that chains from it is sent its input and no reply it never had."""
+    marker = uuid.uuid4().hex
+    before = fake.stats()["requests"]
+    with sdk.responses.connect() as conn:
+        warm = _turn(conn, input=f"{marker} the context", generate=False, store=store)
+        assert [e.type for e in warm] == ["response.created", "response.in_progress", "response.completed"]
+        prepared = warm[-1].response
+        assert prepared.status == "completed" and prepared.output == [] and prepared.usage.output_tokens == 0
+        assert fake.stats()["requests"] == before, "nothing generated"
+        turn = _turn(conn, previous_response_id=prepared.id, input="@reply=request", store=store)[-1].response
+    sent = json.loads(turn.output_text)["messages"]
+    assert [m["role"] for m in sent] == ["user", "user"] and marker in sent[0]["content"], sent
 
 
 def test_a_turn_sends_the_events_that_http_streaming_sends(sdk: openai.OpenAI) -> None:

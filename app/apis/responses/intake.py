@@ -34,7 +34,7 @@ from .listing import listed
 from .replies import ECHOED
 from .schemas import LOGPROBS_INCLUDED, ResponseRequestSchema
 from .tools import chat_tools, chosen, echoed
-from .wire import LOGPROBS_MARK
+from .wire import LOGPROBS_MARK, PREPARED_MARK
 
 # Options passed on as they are, under the same names in chat completions.
 PASSED = (
@@ -123,6 +123,7 @@ def prepare_response(
         temperature=fields.get("temperature"),
         options=planned.options,
         typed=True,
+        generate=fields.get("generate", True),
     )
     stream, background, store = bool(fields.get("stream")), bool(fields.get("background")), fields.get("store", True)
     return ResponseRequest(
@@ -229,6 +230,8 @@ def _echo(fields: dict[str, Any]) -> dict[str, Any]:
         echo["conversation"] = {"id": fields["conversation"]}
     if logprobs_asked(fields):
         echo[LOGPROBS_MARK] = 1  # not repeated in the object: tells the wire to write them
+    if fields.get("generate") is False:
+        echo[PREPARED_MARK] = 1  # not repeated in the object: tells the wire there is no output
     return echo
 
 

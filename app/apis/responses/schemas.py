@@ -156,6 +156,7 @@ class ResponseRequestSchema(NullMeansAbsent):
     stream_options = fields.Nested(StreamOptionsSchema)
     background = StrictBoolean()
     store = StrictBoolean()
+    generate = StrictBoolean()  # false: a warmup that prepares a chain's state, nothing generated
     previous_response_id = Text(validate=validate.Length(min=1, max=MAX_ID_CHARS))
     conversation = ConversationId()
     metadata = Metadata()

@@ -24,7 +24,7 @@ from werkzeug.exceptions import MethodNotAllowed
 
 from ...errors import ApiError
 from ...hub.scheduling import Inbox
-from ...hub.websocket import TAKEN_OVER, CloseCode, SocketClosed, WebSocket, asks_for_websocket
+from ...hub.websocket import TAKEN_OVER, TURN, CloseCode, SocketClosed, WebSocket, asks_for_websocket
 from ..request import correlation_id, services
 from ..shapes import error_body
 
@@ -173,6 +173,7 @@ class Turn:
             "wsgi.multithread": True,
             "wsgi.multiprocess": False,
             "wsgi.run_once": False,
+            TURN: True,
         }
         answered: list[int] = []
 

@@ -97,6 +97,9 @@ def _earlier_turns(response_id: str) -> list[dict[str, Any]]:
     if not stream.finished:
         detail = f"The response {response_id[:80]!r} is still in progress."
         raise ApiError("validation_error", detail, fields={"previous_response_id": ["Wait until it has ended."]})
+    writer = stream.writer
+    if isinstance(writer, ResponsesWriter) and writer.prepared:  # a warmup: its input, no reply
+        return kept_by(stream)["messages"]
     found = stream.result()
     text, calls = (found[0], found[2].tool_calls) if found else ("", [])
     reply: dict[str, Any] = {"role": "assistant", "content": text or (None if calls else "")}

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 NAME = "responses"  # the wire's name, as streams in Redis record it
 LAYOUT_MARK = "layout"  # in the echo a stream keeps: its events are laid out by item (absent: an earlier release's)
 LOGPROBS_MARK = "logprobs"  # in the echo: the client asked for log probabilities (an upstream may send them unasked)
+PREPARED_MARK = "prepared"  # in the echo: `generate: false`, a warmup with no output at all
 _DELTA_EVENTS = {TEXT_PART: "output_text", REFUSAL_PART: "refusal", REASONING_PART: "reasoning_text"}
 _TEXT_EVENT = b'id: %d%b,"delta":%b,"logprobs":[],"sequence_number":%d}\n\n'  # after `_delta`, its head
 
@@ -55,6 +56,9 @@ class ResponsesWriter:
         self.logprobs = bool(echo and echo.get(LOGPROBS_MARK))
         if self.logprobs:
             self.echo[LOGPROBS_MARK] = 1
+        self.prepared = bool(echo and echo.get(PREPARED_MARK))
+        if self.prepared:
+            self.echo[PREPARED_MARK] = 1
         self.layout = Layout(self.head.response_id, legacy)
         self.called = callables(self.head.echo.get("tools"))  # the custom and namespaced tools
         self._inputs: dict[int, InputDecoder] = {}  # a custom tool call's input, by its item's place
@@ -225,7 +229,7 @@ class ResponsesWriter:
         number = self.layout.next_number
         final = self.head.ended(outcome, self.correlation_id, self.output(outcome.text, outcome.parts, outcome))
         frames = []
-        if not self.layout.items:
+        if not self.layout.items and not self.prepared:
             message = final["output"][0]
             opened = {**message, "status": "in_progress", "content": []}
             frames.append(_event(number, "response.output_item.added", {"output_index": 0, "item": opened}))
@@ -245,7 +249,9 @@ class ResponsesWriter:
     def _closing_events(self) -> int:
         """How many numbered events the terminal event holds (as `terminal` writes them)."""
         if not self.layout.items:
-            return 6  # the empty message's two `added` events, its part's two `done` ones, its own, the ending
+            # The empty message's two `added` events, its part's two `done` ones, its own, the
+            # ending; a warmup's ending alone.
+            return 1 if self.prepared else 6
         count = 1
         for item in self.layout.items:
             count += 2 if item.kind == FUNCTION_CALL else 1 + 2 * len(item.parts)
@@ -253,10 +259,12 @@ class ResponsesWriter:
 
     def output(self, text: str, parts: ReplyParts | None, outcome: Outcome | None) -> list[dict[str, Any]]:
         """The response's output items in output order, as they stand (`outcome` None: in
-        progress); once ended, a reply without any item has its empty message."""
+        progress); once ended, a reply without any item has its empty message (a warmup, none)."""
         status = item_status(outcome)
         if not self.layout.items:
-            return [] if outcome is None else [output_item(MESSAGE, self.head.item_id, status, {TEXT_PART: text})]
+            if outcome is None or self.prepared:
+                return []
+            return [output_item(MESSAGE, self.head.item_id, status, {TEXT_PART: text})]
         found = parts or ReplyParts()
         texts = {TEXT_PART: text, REFUSAL_PART: found.refusal, REASONING_PART: found.reasoning}
         logprobs = found.logprobs if self.logprobs else None
