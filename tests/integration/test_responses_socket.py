@@ -5,6 +5,7 @@ errors as events, and hostile clients closed with the protocol's codes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -195,6 +196,62 @@ def test_an_unmasked_frame_closes_the_socket_with_1002(server: Any) -> None:
         raw.sendall(b"\x81\x05hello")  # a text frame without the client's mask
         client.receive_data(raw.recv(65536))
     assert client.close_rcvd is not None and client.close_rcvd.code == 1002
+
+
+def _raw_socket(server: Any, receive_buffer: int = 0) -> tuple[socket.socket, ClientProtocol]:
+    """A socket past its upgrade, driven by hand (`receive_buffer`: its SO_RCVBUF, before connecting)."""
+    client = ClientProtocol(parse_uri(_ws_url(server)))
+    client.send_request(client.connect())
+    raw = socket.socket()
+    if receive_buffer:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    raw.settimeout(10)
+    raw.connect(("127.0.0.1", server.port))
+    raw.sendall(b"".join(client.data_to_send()))
+    client.receive_data(raw.recv(4096))
+    assert client.events_received()[0].status_code == 101
+    return raw, client
+
+
+def test_a_client_that_stops_reading_loses_its_socket_not_its_turn(start_server) -> None:
+    """A slow reader: once a send waits CLIENT_WRITE_TIMEOUT_SECONDS the connection is dropped (no
+    close frame can reach a client that reads nothing), the worker stays free, and the turn runs
+    on, resumable over SSE."""
+    server = start_server(CLIENT_WRITE_TIMEOUT_SECONDS="1", MAX_TOKENS="100000")
+    raw, client = _raw_socket(server, receive_buffer=4096)
+    with raw:
+        turn = {"type": "response.create", "model": FAKE_MODEL, "input": "@tokens=60000 @delay_ms=0"}
+        client.send_text(json.dumps(turn).encode())
+        raw.sendall(b"".join(client.data_to_send()))
+        deadline = time.monotonic() + 30
+        while not [r for r in server.log_records() if r.get("event") == "request_completed" and r["status"] == 101]:
+            assert time.monotonic() < deadline, "the socket of a client that reads nothing is dropped"
+            assert httpx.get(f"{server.url}/health", timeout=5).status_code == 200
+            time.sleep(0.2)
+    (created,) = [r for r in server.log_records() if r.get("event") == "stream_started" or r.get("stream_id")][:1]
+    response_id = "resp_" + created["stream_id"]
+    with httpx.stream("GET", f"{server.url}/v1/responses/{response_id}?stream=true", timeout=60) as resumed:
+        events = [line for line in resumed.iter_lines() if line.startswith("event: ")]
+    warned = [(r.get("event"), r.get("error_code")) for r in server.log_records() if r.get("level") != "INFO"]
+    assert events[-1] == "event: response.completed", ("the turn ran on without its socket", warned)
+
+
+def test_fragments_that_never_end_are_bounded_like_a_message(server: Any) -> None:
+    """A message sent as fragments without a last one: past MAX_BODY_BYTES in all, 1009."""
+    raw, client = _raw_socket(server)
+    with raw:
+        chunk = b"x" * 65536
+        client.send_text(chunk, fin=False)
+        for _ in range(20):
+            client.send_continuation(chunk, fin=False)
+        with contextlib.suppress(OSError):  # the server may close before it has read everything
+            raw.sendall(b"".join(client.data_to_send()))
+        while client.close_rcvd is None:
+            data = raw.recv(65536)
+            if not data:
+                break
+            client.receive_data(data)
+    assert client.close_rcvd is not None and client.close_rcvd.code == 1009
 
 
 def test_an_upgrade_where_there_is_no_websocket_mode_is_426(http: httpx.Client) -> None:
