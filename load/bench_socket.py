@@ -3,7 +3,7 @@
     ./scripts/load bench_socket.py --turns 300 --rounds 6 [--baseline-root ../prev]
 
 An agent's tool loop is a chain of short turns, each continuing the last with
-`previous_response_id`. Each round runs `--turns` such turns, one after the other, on each arm in
+`previous_response_id`. Each round runs `--turns` such turns (in chains of CHAIN), one after the other, on each arm in
 turn (the order rotating each round): `http` (POST /v1/responses, streamed, on one kept-alive
 connection, as an SDK's client does) and `websocket` (`response.create` messages on one socket,
 as `client.responses.connect()` does), on this tree and on each `--baseline-root` checkout. A
@@ -39,6 +39,7 @@ MESSAGE = "turn @tokens=1 @delay_ms=0"
 COMPLETED = b"response.completed"
 RESPONSE_ID = re.compile(rb'"id":"(resp_[0-9a-f]+)"')
 CHUNKED_END = b"\r\n0\r\n\r\n"
+CHAIN = 10  # turns a chain has before the next starts afresh (a chain's history grows with each)
 
 
 def _body(previous: str | None) -> dict:
@@ -62,7 +63,7 @@ def http_chain(port: int, turns: int) -> list[float]:
                     raise ConnectionError("the server closed the connection")
                 answer += data
             times.append(time.perf_counter() - started)
-            previous = _completed_id(answer)
+            previous = _completed_id(answer) if len(times) % CHAIN else None
     return times
 
 
@@ -81,7 +82,7 @@ def socket_chain(port: int, turns: int) -> list[float]:
             sock.sendall(b"".join(client.data_to_send()))
             messages = _receive(sock, client, _ended)
             times.append(time.perf_counter() - started)
-            previous = _completed_id(messages[-1])
+            previous = _completed_id(messages[-1]) if len(times) % CHAIN else None
         client.send_close()
         sock.sendall(b"".join(client.data_to_send()))
     return times
