@@ -28,8 +28,9 @@ log = logging.getLogger("chatwait.relay")
 # (UPSTREAM_ATTEMPT_SECONDS unset): about what gateways' users are advised to set. Not where only
 # other servers of the model could: a busy self-hosted pool queues first tokens longer than that.
 ATTEMPT_SECONDS = 10.0
-# Retries after a busy server preempted the request before its first token, apart from
-# UPSTREAM_RETRIES: busy is not sick, and a server that does fail later still gets its failover.
+# Retries after a busy server preempted the request before its first token (`UpstreamError.busy`),
+# apart from UPSTREAM_RETRIES: busy is not sick, and a server that does fail later still gets its
+# failover. A request ended early on a server alone with it counts as a failure.
 MAX_BUSY_RETRIES = 8
 
 
@@ -114,11 +115,11 @@ class Opener:
                     not failure.retryable
                     or "all_resting" in failure.log_fields
                     or (failure.error_code == "upstream_timeout" and not failover)  # a silent server: not again
-                    or (busy >= self._busy_retries() if failure.preempted else failed >= self.settings.upstream_retries)
+                    or (busy >= self._busy_retries() if failure.busy else failed >= self.settings.upstream_retries)
                     or time.monotonic() + delay >= deadline
                 ):
                     raise
-                busy, failed = (busy + 1, failed) if failure.preempted else (busy, failed + 1)
+                busy, failed = (busy + 1, failed) if failure.busy else (busy, failed + 1)
                 self.metrics.upstream_retry(failure.error_code)
                 log.warning(
                     "upstream_retry",

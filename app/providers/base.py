@@ -189,6 +189,12 @@ class UpstreamError(Exception):
         return self.log_fields.get("upstream_ended") == ENDED_EARLY
 
     @property
+    def busy(self) -> bool:
+        """Whether it was a preemption by a server known to preempt, or one that held another of
+        this worker's requests (a pool says so): a busy server, not a broken one."""
+        return self.preempted and bool(self.log_fields.get("busy"))
+
+    @property
     def retryable(self) -> bool:
         """Whether the same request may succeed if tried again."""
         return CATALOGUE[self.error_code].retryable

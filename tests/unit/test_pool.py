@@ -359,6 +359,27 @@ def test_a_server_that_preempts_takes_one_request_at_a_time_and_others_wait() ->
     assert list(waiting.get(timeout=1)) == ["two"]
 
 
+def test_a_request_ended_early_beside_another_is_busy_and_alone_it_is_not() -> None:
+    """What `opening` retries apart from UPSTREAM_RETRIES: a preemption the pool calls busy."""
+    pool, providers, _ = _pool(urls="http://a/v1")
+
+    def early() -> UpstreamError:
+        return UpstreamError("upstream_interrupted", "early", log_fields={"upstream_ended": ENDED_EARLY})
+
+    providers["a"].script = [early(), _ok("held"), early(), early()]
+    with pytest.raises(UpstreamError) as alone:
+        pool.open(CALL, None, Route())
+    assert not alone.value.busy, "alone on its server, it may be a broken upstream"
+    held = pool.open(CALL, None, Route())
+    with pytest.raises(UpstreamError) as beside:
+        pool.open(CALL, None, Route())
+    assert beside.value.busy, "preempted beside another of ours"
+    held.close()
+    with pytest.raises(UpstreamError) as known:
+        pool.open(CALL, None, Route())
+    assert known.value.busy, "alone again, on a server known to preempt"
+
+
 def test_concurrency_from_the_file_bounds_a_server_and_the_wait_is_the_callers() -> None:
     pool, providers, _ = _pool(urls="http://a/v1,http://b/v1")
     pool.servers[0].slots = pool.servers[1].slots = 1

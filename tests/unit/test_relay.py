@@ -181,10 +181,12 @@ def test_retries_are_bounded(sleeps) -> None:
 
 
 def test_a_busy_servers_preemptions_do_not_spend_the_retries_a_failure_needs(sleeps) -> None:
-    """Preempted before its first token (llama.cpp's busy server ends it without a finish reason),
-    a request is tried again apart from UPSTREAM_RETRIES, at most MAX_BUSY_RETRIES times: the
-    retries are left for a server that does fail. UPSTREAM_RETRIES=0 retries nothing."""
-    busy = UpstreamError("upstream_interrupted", "early", log_fields={"upstream_ended": ENDED_EARLY})
+    """Preempted before its first token by a busy server (llama.cpp's ends it without a finish
+    reason; the pool says busy when the server held another request or is known to preempt), a
+    request is tried again apart from UPSTREAM_RETRIES, at most MAX_BUSY_RETRIES times: the
+    retries are left for a server that does fail. UPSTREAM_RETRIES=0 retries nothing; a request
+    that ended early alone on its server is a failure like any."""
+    busy = UpstreamError("upstream_interrupted", "early", log_fields={"upstream_ended": ENDED_EARLY, "busy": True})
     down = UpstreamError("upstream_unavailable", "refused")
     provider = ScriptedProvider(busy, busy, busy, down, down, ScriptedAttempt(["x"]))
     outcome = _relay(provider, UPSTREAM_RETRIES="2", TIMEOUT_SECONDS="300").run()
@@ -194,6 +196,9 @@ def test_a_busy_servers_preemptions_do_not_spend_the_retries_a_failure_needs(sle
     assert outcome.error.error_code == "upstream_interrupted" and len(endless.script) == 4, "bounded"
     provider = ScriptedProvider(busy, ScriptedAttempt(["x"]))
     assert _relay(provider, UPSTREAM_RETRIES="0").run().error is not None and len(provider.script) == 1
+    alone = UpstreamError("upstream_interrupted", "early", log_fields={"upstream_ended": ENDED_EARLY})
+    provider = ScriptedProvider(alone, alone, alone, ScriptedAttempt(["x"]))
+    assert _relay(provider, UPSTREAM_RETRIES="2").run().error is not None, "ended early, alone: a failure"
 
 
 def test_retry_after_beyond_the_deadline_gives_up_at_once(sleeps) -> None:

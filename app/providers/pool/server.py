@@ -96,6 +96,8 @@ class Server:
         try:
             yield
         except UpstreamError as failure:
+            if failure.preempted and (self.slots is not None or self.outstanding > 1):
+                failure.log_fields["busy"] = True  # not alone on it, or it is known to preempt
             self.failed(failure_kind(failure), failure.retry_after, probe, requester)
             raise
         except FirstTokenDeadline:
