@@ -160,6 +160,46 @@ def test_an_unknown_previous_response_is_previous_response_not_found(sdk: openai
     assert event.param == "previous_response_id"
 
 
+def test_lanes_run_side_by_side_and_their_events_say_which(server: Any) -> None:
+    """`stream_id` lanes (the newest SDKs' multiplexing): a slow turn on one lane does not hold up
+    a quick one on another; each lane runs its own turns in order; every event of a lane's turn
+    names it; a turn without one runs on the default lane, its events as they were."""
+    slow = {"type": "response.create", "model": FAKE_MODEL, "input": "@tokens=20 @delay_ms=50", "stream_id": "a"}
+    quick = {**slow, "input": "@tokens=2", "stream_id": "b"}
+    plain = {key: value for key, value in quick.items() if key != "stream_id"}
+    with ws_connect(_ws_url(server)) as ws:
+        for turn in (slow, {**slow, "input": "@tokens=3"}, quick, plain):
+            ws.send(json.dumps(turn))
+        events = []
+        while sum(1 for e in events if e["type"] in ENDINGS) < 4:
+            events.append(json.loads(ws.recv(timeout=30)))
+    ended = [(e.get("stream_id"), e["response"]["usage"]["output_tokens"]) for e in events if e["type"] in ENDINGS]
+    assert ended.index(("b", 2)) < ended.index(("a", 20)), "the quick lane is not held up by the slow one"
+    assert ended.index(("a", 20)) < ended.index(("a", 3)), "a lane's turns in their order"
+    assert (None, 2) in ended, "no stream_id: the default lane"
+    by_response: dict[str, set] = {}
+    for event in events:
+        found = event.get("response", {}).get("id") or event.get("item_id") or event.get("item", {}).get("id")
+        if found:
+            by_response.setdefault(found.rsplit("_", 1)[-1], set()).add(event.get("stream_id"))
+    assert all(len(lanes) == 1 for lanes in by_response.values()), "each turn's events in one lane only"
+
+
+def test_lanes_are_bounded(server: Any) -> None:
+    with ws_connect(_ws_url(server)) as ws:
+        for lane in range(9):
+            turn = {"type": "response.create", "model": FAKE_MODEL, "input": "@tokens=1", "stream_id": f"l{lane}"}
+            ws.send(json.dumps(turn))
+        events = []
+        while sum(1 for e in events if e["type"] in ENDINGS) < 9:
+            events.append(json.loads(ws.recv(timeout=30)))
+        ws.send(json.dumps({"type": "response.create", "model": FAKE_MODEL, "input": "x", "stream_id": 7}))
+        invalid = json.loads(ws.recv(timeout=30))
+    refused = [e for e in events if e["type"] == "error"]
+    assert len(refused) == 1 and refused[0]["stream_id"] == "l8" and refused[0]["code"] == "too_many_pending_turns"
+    assert invalid["type"] == "error" and invalid["param"] == "stream_id"
+
+
 def test_a_flood_of_turns_is_bounded_and_health_stays_fast(server: Any) -> None:
     body = json.dumps({"type": "response.create", "model": FAKE_MODEL, "input": "@tokens=3 @delay_ms=20"})
     with ws_connect(_ws_url(server)) as ws:

@@ -4,8 +4,9 @@ socket on GET /v1/responses, each `response.create` message a turn.
 A turn is a POST /v1/responses made through the app itself (`stream` forced on), so it has the
 same key, limits, validation, logs and metrics as over HTTP, and is a ChatWait stream like any
 other: its events, each sent as one message, resume over SSE on any worker. Turns run one
-after the other, MAX_PENDING_TURNS at most waiting; a `store: false` chain is kept in the
-socket (`Chains`); the socket lasts CONNECTION_SECONDS at most.
+after the other, MAX_PENDING_TURNS at most waiting; turns that name a `stream_id` (a lane) run
+in that lane's order, beside the others, and their events carry it (MAX_LANES a socket); a
+`store: false` chain is kept in the socket (`Chains`); the socket lasts CONNECTION_SECONDS at most.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ PATH = "/v1/responses"
 CONNECTION_SECONDS = 3600.0  # the specification's connection limit
 PING_SECONDS = 20.0  # a ping after this long without a word from the client
 SILENT_SECONDS = 60.0  # a client that answers nothing for this long is gone
-MAX_PENDING_TURNS = 4
+MAX_PENDING_TURNS = 4  # in each lane
+MAX_LANES = 8  # named lanes (`stream_id`) a socket runs beside its default one
+MAX_LANE_CHARS = 128
 STOP_POLL_SECONDS = 1.0  # how soon a socket between turns notices that its worker stops
 MAX_CHAINS = 32  # `store: false` responses a socket remembers for previous_response_id
 CHAIN_BODIES = 4  # and at most this many MAX_BODY_BYTES of them in all
@@ -65,6 +68,7 @@ class Session:
         self.base = {key: environ[key] for key in _KEPT_HEADERS if key in environ}
         self.base.update({key: environ.get(key) for key in ("SERVER_NAME", "SERVER_PORT", "REMOTE_ADDR")})
         self.turns = Inbox(MAX_PENDING_TURNS)
+        self.lanes: dict[str, tuple[Inbox, gevent.Greenlet]] = {}
         self.chains = Chains(MAX_CHAINS, services().settings.max_body_bytes)
         self.correlation_id = correlation_id()
         self.waits = services().waits
@@ -94,6 +98,8 @@ class Session:
         finally:
             reader.kill()
             self.socket.close()
+            for _, runner in self.lanes.values():
+                runner.kill()
 
     def _read(self) -> None:
         """Queue each `response.create`; answer what is not one with an error event; ping a quiet client."""
@@ -111,6 +117,8 @@ class Session:
             pass
         finally:
             self.turns.close()
+            for inbox, _ in self.lanes.values():
+                inbox.close()
 
     def _take(self, message: str | bytes) -> None:
         try:
@@ -121,11 +129,43 @@ class Session:
         kind = event.get("type") if isinstance(event, dict) else None
         if kind != "response.create":
             self._error(ApiError("unknown_client_event", f"Type {str(kind)[:80]!r} is not one this socket takes."))
-        elif not self.turns.offer(event):
-            self._error(ApiError("too_many_pending_turns", f"{MAX_PENDING_TURNS} turns are waiting already."))
+            return
+        lane = event.get("stream_id")
+        inbox = self.turns if lane is None else self._lane(lane)
+        if inbox is not None and not inbox.offer(event):
+            detail = f"{MAX_PENDING_TURNS} turns are waiting in this lane already."
+            self._error(ApiError("too_many_pending_turns", detail), lane=lane)
 
-    def _error(self, error: ApiError, previous: str | None = None) -> None:
-        self.socket.send_text(error_event(error_body(error, self.correlation_id, PATH), error.status, previous))
+    def _lane(self, lane: Any) -> Inbox | None:
+        """The inbox of lane `lane`, its runner started on its first turn; None (after an error
+        event) for a lane that is not a short string, or one over MAX_LANES."""
+        if type(lane) is not str or not 0 < len(lane) <= MAX_LANE_CHARS:
+            detail = f"stream_id must be a string of 1 to {MAX_LANE_CHARS} characters."
+            self._error(ApiError("validation_error", detail, fields={"stream_id": [detail]}))
+            return None
+        if lane not in self.lanes:
+            if len(self.lanes) >= MAX_LANES:
+                detail = f"A socket runs {MAX_LANES} stream_id lanes at most: send this turn on one of them."
+                self._error(ApiError("too_many_pending_turns", detail), lane=lane)
+                return None
+            inbox = Inbox(MAX_PENDING_TURNS)
+            self.lanes[lane] = inbox, gevent.spawn(self._run_lane, inbox)
+        return self.lanes[lane][0]
+
+    def _run_lane(self, inbox: Inbox) -> None:
+        """Run a lane's turns in order until the socket ends."""
+        try:
+            while True:
+                Turn(self, inbox.take(CONNECTION_SECONDS)).run()  # type: ignore[arg-type]
+        except (EOFError, TimeoutError, SocketClosed):
+            pass
+        except Exception:
+            log.exception("error_occurred", extra={"error_code": "internal_error", "mode": "websocket"})
+            self.socket.close(CloseCode.INTERNAL_ERROR, "internal error")
+
+    def _error(self, error: ApiError, previous: str | None = None, lane: Any = None) -> None:
+        body = error_body(error, self.correlation_id, PATH)
+        self.socket.send_text(in_lane(error_event(body, error.status, previous), lane))
 
 
 _LIMIT_DETAIL = f"A socket lasts {CONNECTION_SECONDS / 60:g} minutes at most; open a new one to continue."
@@ -136,22 +176,24 @@ class Turn:
 
     def __init__(self, session: Session, event: dict[str, Any]) -> None:
         self.session = session
-        self.body = {key: value for key, value in event.items() if key != "type"}
+        self.body = {key: value for key, value in event.items() if key not in ("type", "stream_id")}
         self.previous = self.body.get("previous_response_id")
+        self.lane = event.get("stream_id")
 
     def run(self) -> None:
         if self.body.pop("background", False):
-            self.session._error(ApiError("validation_error", "Background mode is not available over a WebSocket."))
+            error = ApiError("validation_error", "Background mode is not available over a WebSocket.")
+            self.session._error(error, lane=self.lane)
             return
         self.body["stream"] = True
         sent = self.session.chains.expand(self.body)
         status, body = self._dispatch(orjson.dumps(self.body))
         try:
             if status != 200:
-                self.session.socket.send_text(error_event(_error_body(body), status, self.previous))
+                self.session.socket.send_text(in_lane(error_event(_error_body(body), status, self.previous), self.lane))
                 return
             for data in sse_data(body):
-                self.session.socket.send_text(data)
+                self.session.socket.send_text(in_lane(data, self.lane))
                 if self.body.get("store") is False:
                     self.session.chains.remember(data, sent)
         finally:
@@ -210,6 +252,11 @@ def error_event(found: dict[str, Any], status: int, previous: Any) -> str:
         "error": error,
     }
     return orjson.dumps(event).decode()
+
+
+def in_lane(data: str, lane: Any) -> str:
+    """An event's JSON text with the `stream_id` of its turn's lane first (as it is, without one)."""
+    return data if lane is None else '{"stream_id":' + orjson.dumps(lane).decode() + "," + data[1:]
 
 
 def sse_data(body: Any) -> Iterator[str]:
