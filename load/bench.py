@@ -115,9 +115,7 @@ def parse_arguments() -> argparse.Namespace:
 
 
 def start_servers(bench: Bench, args: argparse.Namespace) -> None:
-    bench.add_server("chatwait")
-    for root in args.baseline_roots:
-        bench.add_server(f"baseline:{root.resolve().name}", root=root.resolve())
+    bench.add_checkouts(args.baseline_roots)
     for name in args.variant:
         bench.add_server(name, variant=name)
     if args.redis:

@@ -112,15 +112,12 @@ def main() -> None:
     args = parser.parse_args()
     bench = Bench()
     try:
-        bench.add_server("chatwait")
-        for root in args.baseline_roots:
-            bench.add_server(f"baseline:{root.resolve().name}", root=root.resolve())
+        folders = bench.add_checkouts(args.baseline_roots)
         for name in args.variant:
             bench.add_server(name, variant=name)
         for app in ("wsgi", "flask"):
             bench.add_server(f"floor_{app}", worker_class="load.floor_worker.FloorWorker", FLOOR_APP=app)
         families = [family for family, wanted in zip(FAMILIES, (args.openai, args.responses), strict=True) if wanted]
-        folders = [""] + [root.resolve().name for root in args.baseline_roots]
         arms = [*bench.servers, *(f"{family}:{folder}".rstrip(":") for family in families for folder in folders)]
         for arm in arms:  # warm up: connections, lazy imports, caches
             one_round(bench, arm, 50, args.keep_alive)

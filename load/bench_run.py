@@ -69,6 +69,16 @@ class Bench:
         server.worker = server.master.children()[0]
         return server
 
+    def add_checkouts(self, roots: list[Path]) -> list[str]:
+        """Start `chatwait` (this tree) and `baseline:FOLDER` for each other checkout; the folders'
+        names, this tree's first as "" (the suffix of an arm on a server's other endpoints)."""
+        self.add_server("chatwait")
+        folders = [""]
+        for root in roots:
+            folders.append(root.resolve().name)
+            self.add_server(f"baseline:{folders[-1]}", root=root.resolve())
+        return folders
+
     def add_redis_server(self, name: str = "redis", root: Path = ROOT, variant: str | None = None) -> ChatWaitServer:
         """A ChatWait arm on the Redis store (one worker), with a Redis of its own on the load's CPUs."""
         redis = RedisServer(cpus=self.load_cpus)

@@ -142,10 +142,7 @@ def main() -> None:
     args = parser.parse_args()
     bench = Bench()
     try:
-        bench.add_server("chatwait")
-        for root in args.baseline_roots:
-            bench.add_server(f"baseline:{root.resolve().name}", root=root.resolve())
-        folders = [""] + [root.resolve().name for root in args.baseline_roots]
+        folders = bench.add_checkouts(args.baseline_roots)
         arms = [f"{kind}:{folder}".rstrip(":") for folder in folders for kind in CHAINS]
         for arm in arms:  # warm up: connections, lazy imports, caches
             one_round(bench, arm, 30)
