@@ -57,6 +57,15 @@ def parse(body: bytes) -> tuple[list[Event], SseParser]:
     return parser.feed(body), parser
 
 
+def responses_events(body: bytes) -> list[Event]:
+    """The events of a whole Responses stream, which Open Responses ends with `data: [DONE]` (no
+    id, after the terminal event and nowhere else): checked, then left out."""
+    events = parse(body)[0]
+    assert events and events[-1].data == "[DONE]" and events[-1].id is None, events[-1:]
+    assert all(event.data != "[DONE]" for event in events[:-1])
+    return events[:-1]
+
+
 def iter_events(response: httpx.Response) -> Iterator[Event]:
     """Events of a streaming httpx response as they arrive."""
     parser = SseParser()

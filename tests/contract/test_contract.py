@@ -26,7 +26,7 @@ from app.errors import CATALOGUE
 from app.http.schemas import SERVICE_COMPONENTS
 
 from ..conformance import CONTRACT, CONTRACT_PATH, SCHEMAS, conform
-from ..sse import parse
+from ..sse import parse, responses_events
 
 
 def test_the_contract_is_valid_openapi() -> None:
@@ -229,7 +229,7 @@ def test_live_responses_of_the_responses_api_conform(http: httpx.Client) -> None
     conform("ResponseObject", http.get(f"/v1/responses/{created['id']}").json())
     for text in ("@tokens=3", "@tokens=3 @fault=reset@1", "@tokens=3 @finish=length"):
         streamed = http.post("/v1/responses", json={**body, "input": text, "stream": True})
-        events = parse(streamed.content)[0]
+        events = responses_events(streamed.content)
         assert [e.id for e in events] == list(range(len(events)))
         for event in events:
             conform("ResponseEvent", event.data)

@@ -18,7 +18,7 @@ from harness.processes import ChatWaitServer
 from harness.proxy import CuttingProxy
 
 from ..conftest import FAKE_MODEL, server_env, store_env
-from ..sse import expected_reply, iter_events, parse
+from ..sse import expected_reply, iter_events, responses_events
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +66,7 @@ def test_a_warmup_over_http_is_an_empty_completed_response_to_chain_from(sdk, fa
 def test_a_streamed_response_is_the_whole_event_sequence_numbered_by_its_sse_ids(server) -> None:
     body = {"model": FAKE_MODEL, "input": "Hi @tokens=5", "stream": True, "metadata": {"app": "tests"}}
     reply = httpx.post(f"{server.url}/v1/responses", json=body, timeout=30)
-    events, _ = parse(reply.content)
+    events = responses_events(reply.content)
     assert [e.event for e in events] == [*OPENING, *["response.output_text.delta"] * 5, *CLOSING, "response.completed"]
     assert [e.id for e in events] == list(range(len(events))), "one id per event, contiguous from 0"
     assert all(e.data["sequence_number"] == e.id and e.data["type"] == e.event for e in events)
@@ -105,9 +105,9 @@ def test_a_background_stream_cut_mid_way_resumes_exactly_with_starting_after(ser
 def test_a_resume_inside_the_opening_or_closing_events_gets_the_rest_of_them(server, sdk) -> None:
     done = sdk.responses.create(model=FAKE_MODEL, input="@tokens=3")
     url = f"{server.url}/v1/responses/{done.id}"
-    after_1 = parse(httpx.get(url, params={"stream": "true", "starting_after": "1"}).content)[0]
+    after_1 = responses_events(httpx.get(url, params={"stream": "true", "starting_after": "1"}).content)
     assert [e.id for e in after_1] == list(range(2, 11))
-    after_8 = parse(httpx.get(url, params={"stream": "true"}, headers={"Last-Event-ID": "8"}).content)[0]
+    after_8 = responses_events(httpx.get(url, params={"stream": "true"}, headers={"Last-Event-ID": "8"}).content)
     assert [e.event for e in after_8] == [CLOSING[2], "response.completed"]
     assert httpx.get(url, params={"stream": "true", "starting_after": "10"}).status_code == 204
 
@@ -208,7 +208,7 @@ def test_unknown_ids_are_404_in_openais_shape(sdk) -> None:
 
 def test_a_failure_mid_reply_ends_with_response_failed(server) -> None:
     body = {"model": FAKE_MODEL, "input": unique("@tokens=10 @fault=reset@3"), "stream": True}
-    events, _ = parse(httpx.post(f"{server.url}/v1/responses", json=body, timeout=30).content)
+    events = responses_events(httpx.post(f"{server.url}/v1/responses", json=body, timeout=30).content)
     assert events[-1].event == "response.failed" and [e.id for e in events] == list(range(len(events)))
     failed = events[-1].data["response"]
     assert failed["status"] == "failed" and failed["error"]["code"] == "upstream_interrupted"
@@ -220,7 +220,8 @@ def test_the_events_of_a_live_response_are_followed_from_another_request(server,
     with httpx.stream("GET", f"{server.url}/v1/responses/{started.id}", params={"stream": "true"}) as live:
         events = list(iter_events(live))
     events = [e for e in events if e.event != ":comment"]
-    assert [e.id for e in events] == list(range(48)) and events[-1].event == "response.completed"
+    assert events[-1].data == "[DONE]", "the Open Responses end of stream"
+    assert [e.id for e in events[:-1]] == list(range(48)) and events[-2].event == "response.completed"
 
 
 def test_the_docs_helper_resumes_a_background_stream_cut_mid_reply(server, request) -> None:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from ..conftest import FAKE_MODEL
-from ..sse import parse
+from ..sse import responses_events
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +83,7 @@ def test_a_namespace_reaches_the_upstream_flat_and_its_call_comes_back_named_as_
     body = {"model": FAKE_MODEL, "input": "Who is 7?", "tools": [CRM], "stream": True}
     streamed = http.post("/v1/responses", json=body)
     assert streamed.headers["x-chatwait-unknown-fields"] == "tools[].tools[].defer_loading"
-    events = [e.data for e in parse(streamed.content)[0]]
+    events = [e.data for e in responses_events(streamed.content)]
     added = next(e for e in events if e["type"] == "response.output_item.added")
     assert (added["item"]["name"], added["item"]["namespace"]) == ("lookup", "crm")
     done = next(e for e in events if e["type"] == "response.function_call_arguments.done")
@@ -94,7 +94,7 @@ def test_a_custom_tool_call_streams_its_input_and_resumes_byte_for_byte(http: ht
     asked = f"Patch it {_directive('apply_patch', {'input': PATCH_TEXT})} @delay_ms=5"
     body = {"model": FAKE_MODEL, "input": asked, "tools": [WEATHER, PATCH], "stream": True}
     streamed = http.post("/v1/responses", json=body)
-    events, _ = parse(streamed.content)
+    events = responses_events(streamed.content)
     data = [e.data for e in events]
     deltas = [d["delta"] for d in data if d["type"] == "response.custom_tool_call_input.delta"]
     assert len(deltas) > 10 and "".join(deltas) == PATCH_TEXT, "the input, decoded piece by piece"

@@ -22,7 +22,7 @@ from openai.types.responses import ResponseStreamEvent
 from harness.processes import ChatWaitServer
 
 from ..conftest import FAKE_MODEL, server_env
-from ..sse import iter_events, parse
+from ..sse import iter_events, parse, responses_events
 from .test_responses_tools import WEATHER
 
 pytestmark = pytest.mark.integration
@@ -62,7 +62,7 @@ def test_a_resume_on_another_instance_lands_exactly_live_or_ended(two) -> None:
             rest = list(live)
         assert parse(elsewhere.content)[0] == rest, "the other instance followed it live, event for event"
         whole = client.get(f"{writer.url}/v1/responses/resp_{stream_id}", params={"stream": "true"}).content
-        events = parse(whole)[0]
+        events = responses_events(whole)
         assert [int(e.id) for e in events] == list(range(len(events)))
         for cut in range(len(events) - 1):
             again = client.get(f"{reader.url}/v1/responses/resp_{stream_id}",
@@ -100,7 +100,8 @@ def test_a_killed_writer_mid_arguments_ends_with_every_item_closed(two) -> None:
             time.sleep(0.3)
             pids = [line["pid"] for line in writer.log_records() if line.get("event") == "request_received"]
             os.kill(pids[-1], signal.SIGKILL)
-            events = followed.result(timeout=60)
+            *events, done = followed.result(timeout=60)
+    assert done.data == "[DONE]" and done.id is None, "the Open Responses end of stream"
     assert [int(e.id) for e in events] == list(range(len(events))), "contiguous, to the reader's ending"
     ending = events[-1].data
     assert ending["type"] == "response.failed" and ending["response"]["error"]["code"] == "generation_lost"

@@ -18,7 +18,7 @@ import pytest
 from harness.proxy import CuttingProxy
 
 from ..conftest import FAKE_MODEL
-from ..sse import iter_events, parse
+from ..sse import iter_events, responses_events
 from .test_tools import QUIRKS
 
 pytestmark = pytest.mark.integration
@@ -155,12 +155,12 @@ def test_a_function_call_cut_mid_arguments_resumes_exactly(http: httpx.Client) -
         live = iter_events(response)
         head = [next(live) for _ in range(9)]  # created, in progress, reasoning, a call's start and pieces
     whole = http.get(f"/v1/responses/resp_{stream_id}", params={"stream": "true"})
-    events, _ = parse(whole.content)
+    events = responses_events(whole.content)
     assert [(e.id, e.data) for e in head] == [(e.id, e.data) for e in events[:9]], "what the client saw is the replay"
     assert [int(e.id) for e in events] == list(range(len(events)))
     for cut in range(len(events) - 1):
         rest = http.get(f"/v1/responses/resp_{stream_id}", params={"stream": "true", "starting_after": cut}).content
-        assert [e.id for e in parse(rest)[0]] == [e.id for e in events[cut + 1 :]], f"after {cut}"
+        assert [e.id for e in responses_events(rest)] == [e.id for e in events[cut + 1 :]], f"after {cut}"
         assert whole.content.endswith(rest.removeprefix(b"retry: 2000\n")), "byte for byte the rest of the replay"
     last = http.get(f"/v1/responses/resp_{stream_id}", params={"stream": "true", "starting_after": len(events) - 1})
     assert last.status_code == 204

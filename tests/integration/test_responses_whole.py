@@ -16,7 +16,7 @@ import pytest
 
 from ..conftest import FAKE_MODEL
 from ..openai_response_schema import check_events, check_response
-from ..sse import expected_reply, iter_events
+from ..sse import expected_reply, responses_events
 
 pytestmark = pytest.mark.integration
 
@@ -95,13 +95,13 @@ def test_the_object_conforms_in_every_state_and_every_event(server, sdk) -> None
         with http.stream(
             "POST", f"{server.url}/v1/responses", json={"model": FAKE_MODEL, "input": "@tokens=3", "stream": True}
         ) as streamed:
-            check_events(list(iter_events(streamed)))
+            check_events(responses_events(streamed.read()))
         with http.stream(
             "POST",
             f"{server.url}/v1/responses",
             json={"model": FAKE_MODEL, "input": "@tokens=3 @fault=errorchunk@1", "stream": True},
         ) as failing:
-            events = list(iter_events(failing))
+            events = responses_events(failing.read())
         check_events(events)
         assert events[-1].event == "response.failed" and events[-1].data["response"]["completed_at"] is None
     incomplete = _raw(
@@ -270,7 +270,7 @@ def test_streamed_log_probabilities_ride_on_each_text_delta(server) -> None:
     body = {"model": FAKE_MODEL, "input": unique("@tokens=3"), "stream": True, "top_logprobs": 1}
     body["include"] = ["message.output_text.logprobs"]
     with httpx.Client(timeout=30) as http, http.stream("POST", f"{server.url}/v1/responses", json=body) as streamed:
-        events = list(iter_events(streamed))
+        events = responses_events(streamed.read())
     deltas = [event.data for event in events if event.event == "response.output_text.delta"]
     assert [len(delta["logprobs"]) for delta in deltas] == [1, 1, 1]
     assert all(len(delta["logprobs"][0]["top_logprobs"]) == 1 for delta in deltas)

@@ -32,7 +32,11 @@ def writer(echo: dict | None = None) -> ResponsesWriter:
 
 
 def events(*frames: bytes) -> list:
-    decoded = SSEDecoder().iter_bytes(iter(frames))
+    """The events the SDK reads, up to the `[DONE]` it stops on (the last frame)."""
+    decoded = list(SSEDecoder().iter_bytes(iter(frames)))
+    if decoded and decoded[-1].data == "[DONE]":
+        decoded.pop()
+    assert all(sse.data != "[DONE]" for sse in decoded), "only at the very end"
     return [(sse.id, construct_type(type_=ResponseStreamEvent, value=sse.json())) for sse in decoded]
 
 
@@ -78,7 +82,9 @@ def typed_stream(wire: ResponsesWriter) -> tuple[list[bytes], Outcome]:
 
 
 def test_every_event_is_numbered_by_its_sse_id_and_the_sdk_reads_each_one() -> None:
-    read = events(*whole(outcome("Hello")))
+    frames = whole(outcome("Hello"))
+    assert frames[-1].endswith(b'"sequence_number":9}\n\ndata: [DONE]\n\n'), "Open Responses' end, without an id"
+    read = events(*frames)
     assert [int(sse_id) for sse_id, _ in read] == list(range(10))
     assert [event.sequence_number for _, event in read] == list(range(10))
     kinds = [event.type for _, event in read]
@@ -162,15 +168,18 @@ def test_the_object_as_it_stands_is_built_from_the_streams_text_and_outcome() ->
     ended = response_reply(wire.head, outcome("Hello"), "cid", wire.output("Hello", None, outcome("Hello")))
     assert ended["status"] == "completed" and ended["usage"]["output_tokens"] == 3
     assert json.loads(json.dumps(ended)) == ended
-    last = json.loads(frames[-1].rstrip(b"\n").rsplit(b"\ndata: ", 1)[1])
-    assert last["response"] == ended, "the object is the one the last event carried"
+    assert events(frames[-1])[-1][1].response.model_dump(exclude_unset=True) == ended, (
+        "the object is the one the last event carried"
+    )
 
 
 def test_an_interruption_tells_the_sequence_number_to_resume_after() -> None:
     wire = writer()
     whole(outcome("Hello"), wire)
     frame = wire.interrupted(2, ApiError("store_unavailable"))
-    data = json.loads(frame.split(b"data: ", 1)[1])
+    error, done = frame.split(b"\n\n", 1)
+    assert done == b"data: [DONE]\n\n", "this response's stream ends as every Open Responses stream does"
+    data = json.loads(error.split(b"data: ", 1)[1])
     assert b"id:" not in frame and data["type"] == "error" and data["resume_after"] == 5
 
 

@@ -34,6 +34,7 @@ NAME = "responses"  # the wire's name, as streams in Redis record it
 LAYOUT_MARK = "layout"  # in the echo a stream keeps: its events are laid out by item (absent: an earlier release's)
 LOGPROBS_MARK = "logprobs"  # in the echo: the client asked for log probabilities (an upstream may send them unasked)
 PREPARED_MARK = "prepared"  # in the echo: `generate: false`, a warmup with no output at all
+DONE = b"data: [DONE]\n\n"  # the Open Responses end of stream, after the terminal event, without an id
 _DELTA_EVENTS = {TEXT_PART: "output_text", REFUSAL_PART: "refusal", REASONING_PART: "reasoning_text"}
 _TEXT_EVENT = b'id: %d%b,"delta":%b,"logprobs":[],"sequence_number":%d}\n\n'  # after `_delta`, its head
 
@@ -221,7 +222,8 @@ class ResponsesWriter:
         starting_after the number it gives continues it)."""
         body = openai_error_body(error, self.correlation_id)["error"]
         data = {"type": "error", "code": body["code"], "message": body["message"], "param": None}
-        return b"event: error\ndata: %b\n\n" % dumps({**data, "resume_after": self.numbered(last_id)}).encode()
+        payload = dumps({**data, "resume_after": self.numbered(last_id)}).encode()
+        return b"event: error\ndata: %b\n\n%b" % (payload, DONE)
 
     def terminal(self, last_chunk: int, content_length: int, outcome: Outcome) -> bytes:
         """Every open item's `done` events, in output order, then how the response ended (a
@@ -244,6 +246,7 @@ class ResponsesWriter:
                 number += 1
         ending = {"completed": "response.completed", "failed": "response.failed"}.get(final["status"])
         frames.append(_event(number, ending or "response.incomplete", {"response": final}))
+        frames.append(DONE)
         return b"".join(frames)
 
     def _closing_events(self) -> int:
