@@ -7,6 +7,7 @@ command; `CHATWAIT_NODE_CLIENTS` names another such folder (scripts/clients-drif
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -18,12 +19,14 @@ pytestmark = pytest.mark.integration
 
 
 
-def run(server, scenario: str) -> dict:
+def run(server, scenario: str, **env: str) -> dict:
+    """What clients.mjs reports of `scenario` against `server` (`env`: the scenario's settings)."""
     done = subprocess.run(
         [str(NODE), str(CLIENTS / "clients.mjs"), server.url, FAKE_MODEL, scenario],
         capture_output=True,
         text=True,
         timeout=120,
+        env={**os.environ, **env},
     )
     assert done.returncode == 0, done.stderr
     reported = json.loads(done.stdout.strip().splitlines()[-1])

@@ -28,6 +28,7 @@ from .test_responses_tools import WEATHER
 
 pytestmark = pytest.mark.integration
 ENDINGS = ("response.completed", "response.incomplete", "response.failed", "error")
+RESUME = "chatwait:response.resume"
 
 
 @pytest.fixture(scope="module")
@@ -114,12 +115,52 @@ def test_a_socket_cut_mid_turn_leaves_its_turn_running_and_resumable_over_sse(se
     with httpx.Client(base_url=server.url, timeout=30) as http:
         rest = http.get(f"/v1/responses/{response_id}", params={"stream": "true", "starting_after": str(last)})
         whole = http.get(f"/v1/responses/{response_id}", params={"stream": "true"})
-    events = _data(whole.content)
-    assert received + _data(rest.content) == events
+    events = sse_messages(whole.content)
+    assert received + sse_messages(rest.content) == events
     assert json.loads(events[-1])["type"] == "response.completed"
 
 
-def _data(body: bytes) -> list[str]:
+def _until_ending(ws: Any) -> list[str]:
+    """A raw socket's messages up to and including a turn's last."""
+    messages = [ws.recv(timeout=30)]
+    while json.loads(messages[-1])["type"] not in ENDINGS:
+        messages.append(ws.recv(timeout=30))
+    return messages
+
+
+def test_a_turn_is_reattached_on_a_new_socket_in_its_lane_and_bad_reattachments_are_error_events(server) -> None:
+    """`chatwait:response.resume` on a new socket: a running turn's events after the number given,
+    live to its end, each in the lane the message names; without a number, all of them; after its
+    last, nothing (the socket goes on); an unknown response or bad fields, error events."""
+    body = {"type": "response.create", "model": FAKE_MODEL, "input": "@tokens=40 @delay_ms=15"}
+    ws = ws_connect(_ws_url(server))
+    ws.send(json.dumps(body))
+    received = [ws.recv(timeout=10) for _ in range(6)]
+    ws.socket.shutdown(socket.SHUT_RDWR)  # the network drops mid-turn
+    ws.socket.close()
+    response_id, last = json.loads(received[0])["response"]["id"], json.loads(received[-1])["sequence_number"]
+    with ws_connect(_ws_url(server)) as again:
+        again.send(json.dumps({"type": RESUME, "response_id": response_id, "starting_after": last, "stream_id": "x"}))
+        rest = _until_ending(again)
+        assert all(message.startswith('{"stream_id":"x","type":') for message in rest)
+        whole = sse_messages(httpx.get(f"{server.url}/v1/responses/{response_id}?stream=true", timeout=30).content)
+        assert received + [message.replace('"stream_id":"x",', "", 1) for message in rest] == whole
+        again.send(json.dumps({"type": RESUME, "response_id": response_id}))
+        assert _until_ending(again) == whole, "without starting_after: every event"
+        again.send(json.dumps({"type": RESUME, "response_id": response_id, "starting_after": len(whole) - 1}))
+        for fields, code, param in (
+            ({"response_id": "resp_nowhere"}, "response_not_found", None),
+            ({}, "validation_error", "response_id"),
+            ({"response_id": "x" * 201}, "validation_error", "response_id"),
+            ({"response_id": response_id, "starting_after": -1}, "validation_error", "starting_after"),
+            ({"response_id": response_id, "starting_after": "3"}, "validation_error", "starting_after"),
+        ):
+            again.send(json.dumps({"type": RESUME, **fields}))
+            event = json.loads(again.recv(timeout=10))  # the first message since: nothing came after the last
+            assert event["type"] == "error" and event["code"] == code and event["param"] == param, event
+
+
+def sse_messages(body: bytes) -> list[str]:
     """The `data` of each event of an SSE body, as sent."""
     found = []
     for frame in body.split(b"\n\n"):

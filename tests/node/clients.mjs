@@ -128,6 +128,47 @@ const scenarios = {
     ws.close({ code: 1000, reason: "done" });
     return loops;
   },
+  // openai-node's WebSocket client: a tool loop's turn whose socket is terminated after
+  // CHATWAIT_CUT_AFTER events, reattached on a new socket to CHATWAIT_OTHER_URL (another instance)
+  // with ChatWait's `chatwait:response.resume`; the messages each socket got, as sent, then the
+  // loop's next turn there (CHATWAIT_STORE: its `store`).
+  async "openai-responses-websocket-reattach"() {
+    const store = process.env.CHATWAIT_STORE === "true";
+    const ask = { model, input: "Weather? @tool_calls=2 @argpieces=12 @delay_ms=10", tools: [{ type: "function", ...weather.function }], store };
+    const open = (url) => {
+      const ws = new ResponsesWS(new OpenAI({ baseURL: `${url}/v1`, apiKey: "unused", maxRetries: 0 }));
+      const raw = [];
+      ws.socket.platformSocket.on("message", (data) => raw.push(String(data)));
+      return [ws, raw];
+    };
+    const untilEnding = async (ws, counted) => {
+      for await (const received of ws.stream()) {
+        const event = received.type === "message" ? received.message : null;
+        if (event && counted(event)) return event;
+      }
+      return null;
+    };
+    const [first, before] = open(base);
+    first.send({ type: "response.create", ...ask });
+    let seen = 0;
+    await untilEnding(first, () => ++seen === Number(process.env.CHATWAIT_CUT_AFTER));
+    first.socket.terminate(); // the connection drops: no closing handshake
+    const had = [...before];
+    const [second, after] = open(process.env.CHATWAIT_OTHER_URL);
+    const last = JSON.parse(had[had.length - 1]);
+    second.send({ type: "chatwait:response.resume", response_id: JSON.parse(had[0]).response.id, starting_after: last.sequence_number });
+    const ending = (event) => ["response.completed", "response.incomplete", "response.failed", "error"].includes(event.type);
+    const ended = await untilEnding(second, ending);
+    const reattached = [...after];
+    const outputs = ended.response.output.map((call) => ({ type: "function_call_output", call_id: call.call_id, output: "sunny" }));
+    const goesOn = store
+      ? { previous_response_id: ended.response.id, input: outputs }
+      : { input: [{ role: "user", content: ask.input }, ...ended.response.output, ...outputs] };
+    second.send({ type: "response.create", ...ask, ...goesOn });
+    const answer = await untilEnding(second, ending);
+    second.close({ code: 1000, reason: "done" });
+    return { before: had, after: reattached, answer: [answer.type, answer.response?.output[0].content[0].text] };
+  },
   // openai-node: streamed function calls of the Responses API, accumulated by the SDK's stream helper.
   async "openai-responses-tool-stream"() {
     const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: "unused", maxRetries: 0 });

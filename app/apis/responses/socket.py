@@ -7,6 +7,9 @@ other: its events, each sent as one message, resume over SSE on any worker. Turn
 after the other, MAX_PENDING_TURNS at most waiting; turns that name a `stream_id` (a lane) run
 in that lane's order, beside the others, and their events carry it (MAX_LANES a socket); a
 `store: false` chain is kept in the socket (`Chains`); the socket lasts CONNECTION_SECONDS at most.
+ChatWait's own `chatwait:response.resume` message reattaches a turn (one whose socket dropped, on
+any worker or instance): its events after `starting_after`, as GET /v1/responses/{id}?stream=true
+gives them, in the turn order of its lane.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import logging
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import gevent
 import orjson
@@ -38,6 +42,9 @@ SILENT_SECONDS = 60.0  # a client that answers nothing for this long is gone
 MAX_PENDING_TURNS = 4  # in each lane
 MAX_LANES = 8  # named lanes (`stream_id`) a socket runs beside its default one
 MAX_LANE_CHARS = 128
+CREATE = "response.create"
+RESUME = "chatwait:response.resume"  # ChatWait's extension, prefixed as Open Responses asks
+MAX_ID_CHARS = 200
 STOP_POLL_SECONDS = 1.0  # how soon a socket between turns notices that its worker stops
 MAX_CHAINS = 32  # `store: false` responses a socket remembers for previous_response_id
 CHAIN_BODIES = 4  # and at most this many MAX_BODY_BYTES of them in all
@@ -127,7 +134,7 @@ class Session:
             self._error(ApiError("invalid_json", "A WebSocket message must be one JSON object."))
             return
         kind = event.get("type") if isinstance(event, dict) else None
-        if kind != "response.create":
+        if kind not in (CREATE, RESUME):
             self._error(ApiError("unknown_client_event", f"Type {str(kind)[:80]!r} is not one this socket takes."))
             return
         lane = event.get("stream_id")
@@ -172,40 +179,61 @@ _LIMIT_DETAIL = f"A socket lasts {CONNECTION_SECONDS / 60:g} minutes at most; op
 
 
 class Turn:
-    """One `response.create`: its request through the app, its events sent as messages."""
+    """One `response.create` (or `chatwait:response.resume`): its request through the app, its
+    events sent as messages."""
 
     def __init__(self, session: Session, event: dict[str, Any]) -> None:
         self.session = session
         self.body = {key: value for key, value in event.items() if key not in ("type", "stream_id")}
         self.previous = self.body.get("previous_response_id")
         self.lane = event.get("stream_id")
+        self.resumes = event.get("type") == RESUME
 
     def run(self) -> None:
+        if self.resumes:
+            self._resume()
+            return
         if self.body.pop("background", False):
             error = ApiError("validation_error", "Background mode is not available over a WebSocket.")
             self.session._error(error, lane=self.lane)
             return
         self.body["stream"] = True
         sent = self.session.chains.expand(self.body)
-        status, body = self._dispatch(orjson.dumps(self.body))
+        chains = self.session.chains
+        seen = (lambda data: chains.remember(data, sent)) if self.body.get("store") is False else None
+        self._relay(*self._dispatch("POST", PATH, "", orjson.dumps(self.body)), seen)
+
+    def _resume(self) -> None:
+        """A turn's events after `starting_after` (all of them without it), as a resume over SSE
+        gets them; none where the client has the last one (the SSE resume's 204)."""
+        response_id, after = self.body.get("response_id"), self.body.get("starting_after")
+        problem = _resume_problem(response_id, after)
+        if problem is not None:
+            self.session._error(problem, lane=self.lane)
+            return
+        query = urlencode({"stream": "true", **({} if after is None else {"starting_after": after})})
+        self._relay(*self._dispatch("GET", f"{PATH}/{quote(response_id, safe='')}", query, b""))
+
+    def _relay(self, status: int, body: Any, seen: Any = None) -> None:
+        """Send an answer's events as messages in this lane (`seen` is given each), or its error as an event."""
         try:
-            if status != 200:
+            if status == 200:
+                for data in sse_data(body):
+                    self.session.socket.send_text(in_lane(data, self.lane))
+                    if seen is not None:
+                        seen(data)
+            elif status != 204:
                 self.session.socket.send_text(in_lane(error_event(_error_body(body), status, self.previous), self.lane))
-                return
-            for data in sse_data(body):
-                self.session.socket.send_text(in_lane(data, self.lane))
-                if self.body.get("store") is False:
-                    self.session.chains.remember(data, sent)
         finally:
             getattr(body, "close", lambda: None)()
 
-    def _dispatch(self, content: bytes) -> tuple[int, Any]:
-        """POST the turn through the app in a fresh app context (its own `g`); the status and body."""
+    def _dispatch(self, method: str, path: str, query: str, content: bytes) -> tuple[int, Any]:
+        """Make the turn's request through the app in a fresh app context (its own `g`); the status and body."""
         environ = {
             **self.session.base,
-            "REQUEST_METHOD": "POST",
-            "PATH_INFO": PATH,
-            "QUERY_STRING": "",
+            "REQUEST_METHOD": method,
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
             "CONTENT_TYPE": "application/json",
             "CONTENT_LENGTH": str(len(content)),
             "wsgi.input": io.BytesIO(content),
@@ -226,6 +254,17 @@ class Turn:
         with self.session.app.app_context():
             body = self.session.app.wsgi_app(environ, start_response)
         return answered[0], body
+
+
+def _resume_problem(response_id: Any, after: Any) -> ApiError | None:
+    """What is wrong with a resume message's fields, or None."""
+    if type(response_id) is not str or not 0 < len(response_id) <= MAX_ID_CHARS:
+        field, detail = "response_id", f"response_id must be a response's id (1 to {MAX_ID_CHARS} characters)."
+    elif after is not None and (type(after) is not int or after < 0):
+        field, detail = "starting_after", "starting_after must be the last sequence_number received (0 or more)."
+    else:
+        return None
+    return ApiError("validation_error", detail, fields={field: [detail]})
 
 
 def _error_body(body: Any) -> dict[str, Any]:
