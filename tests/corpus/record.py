@@ -195,6 +195,7 @@ CLIENTS_RECORDED: dict[str, tuple[str, Callable[[str, Path], None]]] = {
     "vercel-openai-chat": ("@ai-sdk/openai", node_scenario("vercel-stream-tool")),
     "vercel-openai-responses": ("@ai-sdk/openai", node_scenario("vercel-responses-stream-tool")),
     "vercel-anthropic": ("@ai-sdk/anthropic", node_scenario("vercel-messages-stream-tool")),
+    "vercel-open-responses": ("@ai-sdk/open-responses", node_scenario("vercel-open-responses-stream-tool")),
     "anthropic-python": ("anthropic", anthropic_sdk),
     "openai-python": ("openai", openai_sdk),
     "langchain-openai": ("langchain-openai", langchain),

@@ -1,4 +1,4 @@
-"""The JavaScript clients (openai-node, the Vercel AI SDK over OpenAI and Anthropic), as they are,
+"""The JavaScript clients (openai-node, the Vercel AI SDK over OpenAI, Anthropic and Open Responses), as they are,
 against ChatWait's chat completions, Responses and Messages APIs over the fake upstream scripted to
 call tools: clients.mjs runs each scenario with Node and prints what the client reported. Their
 packages (Node 22 among them) are pinned by tests/node/package-lock.json and installed by the test
@@ -41,16 +41,16 @@ def test_openai_node_accumulates_two_streamed_tool_calls(server) -> None:
                                  ["call_fake1", "get_weather", '{"city": "fake"}']]  # fmt: skip
 
 
-@pytest.mark.parametrize("api", ["chat", "responses", "messages"])
+@pytest.mark.parametrize("api", ["chat", "responses", "messages", "open-responses"])
 def test_vercel_stream_text_runs_a_tool_and_answers(server, api: str) -> None:
     reported = run(server, f"vercel-{api}-stream-tool" if api != "chat" else "vercel-stream-tool")
     assert reported["calls"] == [["get_weather", {"city": "fake"}]], "called once, with its input parsed"
     assert reported["text"] == "The tool said: clear in fake" and reported["finish"] == "stop"
 
 
-@pytest.mark.parametrize("api", ["chat", "responses"])
+@pytest.mark.parametrize("api", ["chat", "responses", "open-responses"])
 def test_vercel_generate_object_gets_an_object_of_its_schema(server, api: str) -> None:
-    scenario = "vercel-responses-generate-object" if api == "responses" else "vercel-generate-object"
+    scenario = f"vercel-{api}-generate-object" if api != "chat" else "vercel-generate-object"
     assert run(server, scenario) == {"object": {"city": "fake", "days": 1.5}}
 
 

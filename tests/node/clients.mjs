@@ -2,6 +2,7 @@
 // scenario printing what the client reported as one JSON line: node clients.mjs BASE_URL MODEL SCENARIO
 import { createAnthropic } from "@ai-sdk/anthropic";
 import { createOpenAI } from "@ai-sdk/openai";
+import { createOpenResponses } from "@ai-sdk/open-responses";
 import { generateObject, stepCountIs, streamText, tool } from "ai";
 import OpenAI from "openai";
 import { ResponsesWS } from "openai/resources/responses/ws";
@@ -25,13 +26,14 @@ const weatherTools = {
 };
 
 // The Vercel AI SDK: streamText with a tool it executes, then the model's answer (`api`: chat,
-// responses, or messages: Anthropic's Messages API).
+// responses, messages: Anthropic's Messages API, or open-responses: its Open Responses provider).
 async function vercelStreamTool(api) {
-  const provider = api === "messages"
-    ? createAnthropic({ baseURL: `${base}/v1`, apiKey: "unused" })
-    : createOpenAI({ baseURL: `${base}/v1`, apiKey: "unused" });
+  const providers = {
+    messages: () => createAnthropic({ baseURL: `${base}/v1`, apiKey: "unused" })(model),
+    "open-responses": () => createOpenResponses({ name: "chatwait", url: `${base}/v1/responses`, apiKey: "unused" })(model),
+  };
   const result = streamText({
-    model: api === "messages" ? provider(model) : provider[api](model),
+    model: providers[api]?.() ?? createOpenAI({ baseURL: `${base}/v1`, apiKey: "unused" })[api](model),
     prompt: "Weather in Oslo? @delay_ms=5",
     tools: weatherTools,
     stopWhen: stepCountIs(3),
@@ -46,9 +48,11 @@ async function vercelStreamTool(api) {
 
 // The Vercel AI SDK: generateObject with a schema (structured output).
 async function vercelGenerateObject(api) {
-  const openai = createOpenAI({ baseURL: `${base}/v1`, apiKey: "unused" });
+  const provider = api === "open-responses"
+    ? createOpenResponses({ name: "chatwait", url: `${base}/v1/responses`, apiKey: "unused" })
+    : createOpenAI({ baseURL: `${base}/v1`, apiKey: "unused" })[api];
   const { object } = await generateObject({
-    model: openai[api](model),
+    model: provider(model),
     schema: z.object({ city: z.string(), days: z.number() }),
     prompt: "Forecast for Oslo",
   });
@@ -73,7 +77,9 @@ const scenarios = {
   "vercel-generate-object": () => vercelGenerateObject("chat"),
   "vercel-responses-stream-tool": () => vercelStreamTool("responses"),
   "vercel-messages-stream-tool": () => vercelStreamTool("messages"),
+  "vercel-open-responses-stream-tool": () => vercelStreamTool("open-responses"),
   "vercel-responses-generate-object": () => vercelGenerateObject("responses"),
+  "vercel-open-responses-generate-object": () => vercelGenerateObject("open-responses"),
   // openai-node: a streamed response cancelled after its third delta, as its stream helper ends it
   // (its final response: what the terminal event, `response.incomplete` here, carries).
   async "openai-responses-cancel"() {
