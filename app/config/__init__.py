@@ -59,6 +59,7 @@ class Settings:
     key_max_streams: int | None = None  # limits of a key that sets none of its own (None: unlimited)
     key_requests_per_minute: int | None = None
     key_tokens_per_minute: int | None = None
+    key_max_sockets: int | None = None
     key_limits_without_redis: str = "open"  # Redis out of reach: admit (open) or refuse (closed)
     admission_wait_seconds: float = 0.0  # MAX_STREAMS reached: how long a request waits for a slot
     admission_queue_size: int = 1000  # places in a worker's queue, shared fairly among keys when full
@@ -142,7 +143,7 @@ class Settings:
         listed = {entry.key: entry for entry in self.api_keys}
         listed.update((entry.key, entry) for entry in self.api_keys_from_file)
         defaults = (self.key_max_streams, self.key_requests_per_minute, self.key_tokens_per_minute)
-        return tuple(entry.with_defaults(*defaults) for entry in listed.values())
+        return tuple(entry.with_defaults(*defaults, self.key_max_sockets) for entry in listed.values())
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -206,6 +207,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "KEY_MAX_STREAMS": ("key_max_streams", read.integer(1, keys.MAX_LIMIT)),
     "KEY_REQUESTS_PER_MINUTE": ("key_requests_per_minute", read.integer(1, keys.MAX_LIMIT)),
     "KEY_TOKENS_PER_MINUTE": ("key_tokens_per_minute", read.integer(1, keys.MAX_LIMIT)),
+    "KEY_MAX_SOCKETS": ("key_max_sockets", read.integer(1, keys.MAX_LIMIT)),
     "KEY_LIMITS_WITHOUT_REDIS": ("key_limits_without_redis", read.choice(FAILURE_MODES)),
     "ADMISSION_WAIT_SECONDS": ("admission_wait_seconds", read.seconds(0, 300)),
     "ADMISSION_QUEUE_SIZE": ("admission_queue_size", read.integer(1, 100_000)),

@@ -1,7 +1,7 @@
 """Client keys as configured: CHATWAIT_API_KEYS (a comma list) and CHATWAIT_API_KEYS_FILE, whose
-lines are `KEY [name=NAME] [max_streams=N] [rpm=N] [tpm=N]`. A key's name is what logs and
-metrics show (a key never appears there); a limit left out takes KEY_MAX_STREAMS,
-KEY_REQUESTS_PER_MINUTE or KEY_TOKENS_PER_MINUTE (unset: unlimited). Errors name the variable,
+lines are `KEY [name=NAME] [max_streams=N] [rpm=N] [tpm=N] [max_sockets=N]`. A key's name is what
+logs and metrics show (a key never appears there); a limit left out takes KEY_MAX_STREAMS,
+KEY_REQUESTS_PER_MINUTE, KEY_TOKENS_PER_MINUTE or KEY_MAX_SOCKETS (unset: unlimited). Errors name the variable,
 the line and the field, never the key."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ MAX_LIMIT = 1_000_000_000
 _CLIENT_KEY = re.compile(r"[A-Za-z0-9._~+/-]+=*")  # what an HTTP Bearer token may hold (RFC 6750)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _FIELD_WORD = re.compile(r"[a-z_]{1,20}")
-LIMIT_FIELDS = ("max_streams", "rpm", "tpm")
+LIMIT_FIELDS = ("max_streams", "rpm", "tpm", "max_sockets")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,20 +31,18 @@ class ClientKey:
     max_streams: int | None = None
     rpm: int | None = None
     tpm: int | None = None
+    max_sockets: int | None = None  # Responses WebSockets open at once
 
-    def with_defaults(self, max_streams: int | None, rpm: int | None, tpm: int | None) -> ClientKey:
-        """This key with each limit it leaves out taken from the defaults."""
-        return dataclasses.replace(
-            self,
-            max_streams=self.max_streams if self.max_streams is not None else max_streams,
-            rpm=self.rpm if self.rpm is not None else rpm,
-            tpm=self.tpm if self.tpm is not None else tpm,
-        )
+    def with_defaults(self, *defaults: int | None) -> ClientKey:
+        """This key with each limit it leaves out taken from the defaults (in LIMIT_FIELDS' order)."""
+        found = {field: getattr(self, field) for field in LIMIT_FIELDS}
+        taken = {field: default for field, default in zip(LIMIT_FIELDS, defaults, strict=True) if found[field] is None}
+        return dataclasses.replace(self, **taken)
 
     @property
     def limited(self) -> bool:
         """Whether any limit applies to it."""
-        return any(value is not None for value in (self.max_streams, self.rpm, self.tpm))
+        return any(getattr(self, field) is not None for field in LIMIT_FIELDS)
 
 
 def default_name(key: str) -> str:
@@ -102,7 +100,7 @@ def _line(where: str, line: str) -> ClientKey:
         field, equals, value = word.partition("=")
         if not equals or field not in ("name", *LIMIT_FIELDS):
             shown = repr(field) if equals and _FIELD_WORD.fullmatch(field) else "a word"  # never a key
-            raise ConfigError(f"{where}: {shown} is not a field: use name=, max_streams=, rpm= or tpm=.")
+            raise ConfigError(f"{where}: {shown} is not a field: use name=, max_streams=, rpm=, tpm= or max_sockets=.")
         if field in fields:
             raise ConfigError(f"{where}: {field} is given twice.")
         fields[field] = value

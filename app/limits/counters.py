@@ -64,8 +64,18 @@ class Counters(Protocol):
         second it was admitted in (`Verdict.second`), if that is still counted."""
         ...
 
-    def renew(self, tickets: Iterable[tuple[ClientKey, str]]) -> None:
-        """The generations still running here (Redis: their leases)."""
+    def renew(self, tickets: Iterable[tuple[ClientKey, str]], sockets: bool = False) -> None:
+        """The generations still running here, or with `sockets` the WebSockets still open
+        (Redis: their leases)."""
+        ...
+
+    def hold(self, key: ClientKey, ticket: str) -> bool:
+        """Count a WebSocket `ticket` of `key` as open, unless it has max_sockets open already
+        (False, nothing counted)."""
+        ...
+
+    def let_go(self, key: ClientKey, ticket: str) -> None:
+        """A WebSocket of `key` closed: it no longer counts against max_sockets."""
         ...
 
     def reachable(self) -> bool:
@@ -78,10 +88,11 @@ class Counters(Protocol):
 
 
 class _Counts:
-    __slots__ = ("live", "requests", "tokens")
+    __slots__ = ("live", "requests", "sockets", "tokens")
 
     def __init__(self) -> None:
         self.live: set[str] = set()
+        self.sockets: set[str] = set()
         self.requests = Minute()
         self.tokens = Minute()
 
@@ -129,8 +140,18 @@ class MemoryCounters:
         counts.tokens.add(now, spent)
         counts.tokens.take(now, second, refund)
 
-    def renew(self, tickets: Iterable[tuple[ClientKey, str]]) -> None:
+    def renew(self, tickets: Iterable[tuple[ClientKey, str]], sockets: bool = False) -> None:
         """Nothing to renew: a worker's memory goes with it."""
+
+    def hold(self, key: ClientKey, ticket: str) -> bool:
+        counts = self._counts(key)
+        if key.max_sockets is not None and len(counts.sockets) >= key.max_sockets:
+            return False
+        counts.sockets.add(ticket)
+        return True
+
+    def let_go(self, key: ClientKey, ticket: str) -> None:
+        self._counts(key).sockets.discard(ticket)
 
     def reachable(self) -> bool:
         return True

@@ -23,7 +23,7 @@ from ..config import ClientKey
 from ..errors import ApiError
 from ..ids import random_id
 from ..metrics.catalogue import Metrics, NoMetrics
-from .counters import Counters, Quota, Verdict
+from .counters import STREAMS_RETRY_SECONDS, Counters, Quota, Verdict
 
 log = logging.getLogger("chatwait.limits")
 
@@ -32,6 +32,7 @@ WORDS = {
     "max_streams": "generations running at once (max_streams)",
     "rpm": "requests in the last minute (rpm)",
     "tpm": "tokens in the last minute (tpm)",
+    "max_sockets": "WebSockets open at once (max_sockets)",
 }
 
 
@@ -64,6 +65,7 @@ class Limits:
         self.metrics = metrics
         self.fail_open = fail_open
         self._running: dict[str, Ticket] = {}
+        self._sockets: dict[str, Ticket] = {}
         self._flusher: gevent.Greenlet | None = None
 
     def admit(self, key: ClientKey, prompt_tokens: int, max_tokens: int = 0) -> tuple[Ticket, Verdict | None]:
@@ -99,6 +101,34 @@ class Limits:
             self.metrics.key_refused(key.name, verdict.refused)
             raise ApiError("rate_limited", _detail(key, verdict), retry_after=max(1.0, verdict.retry_after))
         return verdict
+
+    def open_socket(self, key: ClientKey) -> Ticket | None:
+        """Count a Responses WebSocket of `key` against its max_sockets while it is open (its
+        lease renewed here): its ticket, None where nothing counts it (no max_sockets, or counters
+        out of reach with KEY_LIMITS_WITHOUT_REDIS=open). ApiError when the key is at it."""
+        if key.max_sockets is None:
+            return None
+        ticket = Ticket(key)
+        try:
+            held = self.counters.hold(key, ticket.id)
+        except CountersUnavailable:
+            self._unreached(ticket)
+            return None
+        if not held:
+            self.metrics.key_refused(key.name, "max_sockets")
+            detail = _detail(key, Verdict(refused="max_sockets")) + " Close one of them, or send turns on one."
+            raise ApiError("rate_limited", detail, retry_after=STREAMS_RETRY_SECONDS)
+        self._sockets[ticket.id] = ticket
+        return ticket
+
+    def close_socket(self, ticket: Ticket | None) -> None:
+        """A WebSocket `open_socket` counted closed."""
+        if ticket is None or self._sockets.pop(ticket.id, None) is None:
+            return
+        try:
+            self.counters.let_go(ticket.key, ticket.id)
+        except CountersUnavailable:
+            log.warning("limits_unreached", extra={"client_name": ticket.key.name, "operation": "close_socket"})
 
     def look(self, key: ClientKey) -> Verdict | None:
         """Where `key`'s limits stand (None: counters out of reach)."""
@@ -171,6 +201,7 @@ class Limits:
             try:
                 self._spend([(ticket, ticket.progress()) for ticket in running])
                 self.counters.renew([(ticket.key, ticket.id) for ticket in running])
+                self.counters.renew([(ticket.key, ticket.id) for ticket in list(self._sockets.values())], sockets=True)
             except CountersUnavailable:
                 log.warning("limits_unreached", extra={"operation": "flush", "generations": len(running)})
 
@@ -201,7 +232,7 @@ class Limits:
 
 def _detail(key: ClientKey, verdict: Verdict) -> str:
     limit = verdict.refused or ""
-    allowed = {"max_streams": key.max_streams, "rpm": key.rpm, "tpm": key.tpm}.get(limit)
+    allowed = getattr(key, limit, None) if limit in WORDS else None
     return f"The key {key.name!r} is at its limit of {allowed} {WORDS.get(limit, limit)}."
 
 

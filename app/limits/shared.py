@@ -144,7 +144,19 @@ redis.call('PEXPIRE', KEYS[1], 61000)
 return 1
 """
 
-_SOURCES = {"look": _LOOK, "renew": _RENEW, "spend": _SPEND, "release": _RELEASE}
+# A WebSocket opened, unless its key has ARGV[1] open already: KEYS: sockets (ZSET ticket ->
+# lease end, ms). ARGV: max_sockets, ticket, lease ms. Returns 1 (counted) or 0.
+_HOLD = """#!lua
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + 60000)
+return 1
+"""
+
+_SOURCES = {"look": _LOOK, "renew": _RENEW, "spend": _SPEND, "release": _RELEASE, "hold": _HOLD}
 _SHAS = {name: hashlib.sha1(source.encode("utf-8")).hexdigest() for name, source in _SOURCES.items()}
 
 
@@ -152,6 +164,11 @@ def counter_keys(name: str) -> tuple[str, str, str]:
     """A key's live generations, requests and tokens: one hash tag, one slot."""
     tag = f"{PREFIX}:{{{name}}}"
     return f"{tag}:live", f"{tag}:requests", f"{tag}:tokens"
+
+
+def sockets_key(name: str) -> str:
+    """A key's open WebSockets (in the slot of its other counters)."""
+    return f"{PREFIX}:{{{name}}}:sockets"
 
 
 class RedisCounters:
@@ -183,7 +200,7 @@ class RedisCounters:
         with self._reaching() as client:
             self._run(client, "release", [live, tokens], [ticket, spent, refund, second])
 
-    def renew(self, tickets: Iterable[tuple[ClientKey, str]]) -> None:
+    def renew(self, tickets: Iterable[tuple[ClientKey, str]], sockets: bool = False) -> None:
         by_key: dict[str, list[str]] = {}
         for key, ticket in tickets:
             by_key.setdefault(key.name, []).append(ticket)
@@ -192,8 +209,17 @@ class RedisCounters:
         with self._reaching() as client:
             pipe = client.pipeline(transaction=False)
             for name, ids in by_key.items():
-                self._queue(pipe, "renew", [counter_keys(name)[0]], [LEASE_MS, *ids])
+                held = sockets_key(name) if sockets else counter_keys(name)[0]
+                self._queue(pipe, "renew", [held], [LEASE_MS, *ids])
             self._execute(client, pipe)
+
+    def hold(self, key: ClientKey, ticket: str) -> bool:
+        with self._reaching() as client:
+            return bool(self._run(client, "hold", [sockets_key(key.name)], [key.max_sockets or 0, ticket, LEASE_MS]))
+
+    def let_go(self, key: ClientKey, ticket: str) -> None:
+        with self._reaching() as client:
+            client.zrem(sockets_key(key.name), ticket)
 
     def reachable(self) -> bool:
         """Whether Redis answers now (for /ready)."""

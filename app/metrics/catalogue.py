@@ -141,7 +141,7 @@ class KeySeries:
     def __init__(self, registry: CollectorRegistry | None) -> None:
         count, gauge, _ = _declarers(registry)
         self.refusals = count("key_refusals", "Requests a client key's limit refused (limit: max_streams, rpm, "
-                              "tpm, queue_share), by key name.", "key", "limit")
+                              "tpm, max_sockets, queue_share), by key name.", "key", "limit")
         self.generations = gauge("key_generations", "Generations running now, by client key name.", "key")
         self.tokens = count("key_tokens", "Tokens counted against client keys' limits (prompt at admission, "
                             "completion as produced), by key name.", "key", "direction")

@@ -5,10 +5,13 @@ open or closed as KEY_LIMITS_WITHOUT_REDIS says, then recover."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect as ws_connect
 
 from app.config import ClientKey
 from app.connect.redis import Topology
@@ -207,3 +210,58 @@ def test_limits_without_redis_fail_open_or_closed_as_set(fake, tmp_path, mode: s
     finally:
         server.stop()
         topology.stop()
+
+
+def test_sockets_are_held_as_the_memory_counters_hold_them_and_an_unrenewed_one_lapses(standalone, monkeypatch) -> None:
+    monkeypatch.setattr(shared, "LEASE_MS", 400)
+    counters = _counters(standalone.server.url)
+    key = ClientKey("", "sockets", max_sockets=2)
+    try:
+        for held in (counters, MemoryCounters()):
+            assert [held.hold(key, name) for name in ("kept", "dead", "third")] == [True, True, False]
+            held.let_go(key, "third")  # never held: nothing changes
+            assert held.hold(key, "third") is False
+        counters.let_go(key, "kept")
+        assert counters.hold(key, "kept") is True
+        for _ in range(6):  # "dead"'s worker died: only "kept" is renewed
+            time.sleep(0.1)
+            counters.renew([(key, "kept")], sockets=True)
+        assert counters.hold(key, "third") is True, "the dead socket's lease lapsed"
+        assert counters.peek(key).streams is None, "sockets are not generations"
+        assert 0 < standalone.server.client().pttl(shared.sockets_key("sockets")) <= 61_000
+    finally:
+        counters.close()
+
+
+def test_a_keys_max_sockets_holds_across_instances(fake, redis_server, tmp_path) -> None:
+    """max_sockets=1 over two instances on one Redis: the key's second socket is a 429 before any
+    upgrade, on the other instance too, with Retry-After; once the first closes, it opens."""
+    key_file = tmp_path / "keys"
+    key_file.write_text(f"{KEY} name=sockets max_sockets=1\n", encoding="utf-8")
+    env = server_env(fake.base_url, STREAM_STORE="redis", REDIS_URL=redis_server.url, WEB_CONCURRENCY="1",
+                     CHATWAIT_API_KEYS_FILE=str(key_file))  # fmt: skip
+    servers = [ChatWaitServer(env), ChatWaitServer(env)]
+    auth = {"Authorization": f"Bearer {KEY}"}
+    try:
+        urls = [server.url.replace("http://", "ws://") + "/v1/responses" for server in servers]
+        with ws_connect(urls[0], additional_headers=auth) as first:
+            first.send(json.dumps({"type": "response.create", "model": "fake-model", "input": "@tokens=1"}))
+            assert json.loads(first.recv(timeout=10))["type"] == "response.created"
+            for url in urls:
+                with pytest.raises(InvalidStatus) as refused:
+                    ws_connect(url, additional_headers=auth, open_timeout=10)
+                answer = refused.value.response
+                assert answer.status_code == 429 and int(answer.headers["retry-after"]) >= 1
+                error = json.loads(answer.body)["error"]
+                assert error["code"] == "rate_limit_exceeded" and "max_sockets" in error["message"], error
+        for _ in range(50):  # the close reaches Redis as the first socket's session ends
+            try:
+                with ws_connect(urls[1], additional_headers=auth, open_timeout=10):
+                    break
+            except InvalidStatus:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("the key's socket was never let go")
+    finally:
+        for server in servers:
+            server.stop()

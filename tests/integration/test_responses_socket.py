@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import resource
 import signal
 import socket
 import time
@@ -292,6 +293,48 @@ def _raw_socket(server: Any, receive_buffer: int = 0) -> tuple[socket.socket, Cl
     client.receive_data(raw.recv(4096))
     assert client.events_received()[0].status_code == 101
     return raw, client
+
+
+_UPGRADE = (b"GET /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+
+
+def _upgraded(port: int) -> tuple[socket.socket, bytes]:
+    """A raw socket that asked for the upgrade, and the head of the answer."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+    raw.sendall(_UPGRADE)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += raw.recv(4096) or b"\r\n\r\n"
+    return raw, head
+
+
+def test_sockets_take_half_of_a_workers_connections_at_most_and_http_still_answers(start_server) -> None:
+    """GUNICORN_WORKER_CONNECTIONS=2000: 1,000 sockets open, the next upgrade is a 503 (not a
+    connection the worker can no longer serve HTTP with); one closed, one opens again."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert hard >= 2600, f"1,001 sockets each side need more descriptors than {hard}"
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))  # the server inherits it
+    server = start_server(WEB_CONCURRENCY="1", GUNICORN_WORKER_CONNECTIONS="2000")
+    opened = []
+    try:
+        for _ in range(1000):
+            opened.append(_upgraded(server.port)[0])
+        refused, head = _upgraded(server.port)
+        refused.close()
+        assert head.startswith(b"HTTP/1.1 503") and b"retry-after" in head.lower(), head[:200]
+        assert httpx.get(f"{server.url}/health", timeout=10).status_code == 200
+        opened.pop().close()
+        for _ in range(50):  # the worker notices the close as its session's read ends
+            again, head = _upgraded(server.port)
+            again.close()
+            if head.startswith(b"HTTP/1.1 101"):
+                break
+            time.sleep(0.1)
+        assert head.startswith(b"HTTP/1.1 101"), head[:200]
+    finally:
+        for raw in opened:
+            raw.close()
 
 
 def test_a_client_that_stops_reading_loses_its_socket_not_its_turn(start_server) -> None:

@@ -42,6 +42,13 @@ def test_key_file_lines_give_names_and_limits_and_the_defaults_fill_in(tmp_path)
     assert load_settings(environ={**BASE, "CHATWAIT_API_KEYS": KEY}).keys[0].limited is False
 
 
+def test_max_sockets_is_a_key_field_with_its_default(tmp_path) -> None:
+    env = _file(tmp_path, f"{KEY}a max_sockets=3\n{KEY}b\n") | {"KEY_MAX_SOCKETS": "8"}
+    keys = {entry.key: entry for entry in load_settings(environ=env).keys}
+    assert (keys[f"{KEY}a"].max_sockets, keys[f"{KEY}b"].max_sockets) == (3, 8)
+    assert keys[f"{KEY}b"].limited and keys[f"{KEY}b"].max_streams is None
+
+
 @pytest.mark.parametrize(
     "line,words",
     [
@@ -49,6 +56,7 @@ def test_key_file_lines_give_names_and_limits_and_the_defaults_fill_in(tmp_path)
         (f"{KEY} rpm=five", "line 2: rpm='five' is not valid"),
         (f"{KEY} tpm=1000000001", "whole number from 1 to"),
         (f"{KEY} burst=3", "line 2: 'burst' is not a field"),
+        (f"{KEY} max_sockets=0", "line 2: max_sockets='0' is not valid"),
         (f"{KEY} {KEY}x", "line 2: a word is not a field"),
         (f"{KEY} rpm=1 rpm=2", "rpm is given twice"),
         (f"{KEY} name=-web", "name must be"),
@@ -138,7 +146,7 @@ class Failing:
     def admit(self, *_):
         raise CountersUnavailable("down")
 
-    peek = spend = release = renew = admit
+    peek = spend = release = renew = hold = let_go = admit
 
     def reachable(self) -> bool:
         return False
@@ -163,6 +171,25 @@ def test_limits_refuse_with_rate_limited_and_count_completion_tokens() -> None:
     assert limits.look(key).tokens.remaining == 35 and limits.look(key).streams == (1, 0)
     limits.end(ticket, 45)
     assert limits.look(key).tokens.remaining == 35, "an ending counts once"
+
+
+def test_a_keys_sockets_are_counted_while_open_and_refused_past_max_sockets() -> None:
+    limits = Limits(MemoryCounters(Clock()), NoMetrics())
+    key = ClientKey("", "web", max_sockets=1)
+    assert limits.open_socket(ClientKey("", "open")) is None, "no max_sockets: nothing counted"
+    first = limits.open_socket(key)
+    with pytest.raises(ApiError) as raised:
+        limits.open_socket(key)
+    assert raised.value.error_code == "rate_limited" and raised.value.retry_after == 1.0
+    assert "'web' is at its limit of 1 WebSockets open at once (max_sockets)" in raised.value.detail
+    limits.close_socket(first)
+    limits.close_socket(first)  # once only
+    limits.close_socket(None)
+    assert limits.open_socket(key) is not None
+    assert Limits(Failing(), NoMetrics(), fail_open=True).open_socket(key) is None, "out of reach, open: not counted"
+    with pytest.raises(ApiError) as unreached:
+        Limits(Failing(), NoMetrics(), fail_open=False).open_socket(key)
+    assert unreached.value.error_code == "store_unavailable"
 
 
 def test_limits_fail_open_or_closed_when_the_counters_are_out_of_reach() -> None:

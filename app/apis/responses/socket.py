@@ -30,7 +30,7 @@ from werkzeug.exceptions import MethodNotAllowed
 from ...errors import ApiError
 from ...hub.scheduling import Inbox
 from ...hub.websocket import TAKEN_OVER, TURN, CloseCode, SocketClosed, WebSocket, asks_for_websocket
-from ..request import correlation_id, services
+from ..request import client_key, correlation_id, services
 from ..shapes import error_body
 
 log = logging.getLogger("chatwait.responses")
@@ -48,21 +48,33 @@ MAX_ID_CHARS = 200
 STOP_POLL_SECONDS = 1.0  # how soon a socket between turns notices that its worker stops
 MAX_CHAINS = 32  # `store: false` responses a socket remembers for previous_response_id
 CHAIN_BODIES = 4  # and at most this many MAX_BODY_BYTES of them in all
+_OPEN: set[WebSocket] = set()  # this worker's sockets
 _KEPT_HEADERS = ("HTTP_AUTHORIZATION", "HTTP_X_API_KEY", "HTTP_OPENAI_ORGANIZATION", "HTTP_USER_AGENT")
 
 
 def serve() -> Response:
     """GET /v1/responses upgraded to a WebSocket: the socket's whole life (405 where the
-    connection cannot be taken: Flask's test client)."""
+    connection cannot be taken: Flask's test client). Refused before the upgrade: 503 when half
+    this worker's connections are sockets already (the rest stay HTTP's), 429 when the key has
+    its max_sockets open."""
     environ = request.environ
     sock = environ.get("gunicorn.socket")
     if not asks_for_websocket(environ) or sock is None:
         raise MethodNotAllowed(valid_methods=["POST"])
-    socket = WebSocket(sock, services().settings.max_body_bytes)
-    headers = [(key[5:].replace("_", "-"), value) for key, value in environ.items() if key.startswith("HTTP_")]
-    environ[TAKEN_OVER] = True  # from here on the connection is the socket's, whatever happens
-    if socket.accept(PATH, headers):
-        Session(socket, current_app._get_current_object(), environ).run()
+    settings, limits, key = services().settings, services().limits, client_key()
+    if len(_OPEN) >= settings.gunicorn_worker_connections // 2:
+        raise ApiError("server_busy", "This worker has as many WebSockets open as it takes: try again shortly.")
+    held = None if key is None else limits.open_socket(key)
+    socket = WebSocket(sock, settings.max_body_bytes)
+    _OPEN.add(socket)
+    try:
+        headers = [(name[5:].replace("_", "-"), value) for name, value in environ.items() if name.startswith("HTTP_")]
+        environ[TAKEN_OVER] = True  # from here on the connection is the socket's, whatever happens
+        if socket.accept(PATH, headers):
+            Session(socket, current_app._get_current_object(), environ).run()
+    finally:
+        _OPEN.discard(socket)
+        limits.close_socket(held)
     return Response(status=101)
 
 
