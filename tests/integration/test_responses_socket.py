@@ -175,7 +175,7 @@ def test_errors_are_events_and_the_socket_stays_open(server: Any) -> None:
     with ws_connect(_ws_url(server)) as ws:
         for message, code in (
             ("{not json", "invalid_json"),
-            ('{"type": "response.steer"}', "unknown_client_event"),
+            ('{"type": "response.interrupt"}', "unknown_client_event"),
             (json.dumps({"type": "response.create", "model": FAKE_MODEL, "input": "x", "background": True}), None),
             (json.dumps({"type": "response.create", "model": FAKE_MODEL, "previous_response_id": "resp_gone"}), None),
             (json.dumps({"type": "response.create", "model": "no-such-model", "input": "x"}), "model_not_found"),
@@ -193,6 +193,21 @@ def test_errors_are_events_and_the_socket_stays_open(server: Any) -> None:
         while kinds[-1] not in ENDINGS:
             kinds.append(json.loads(ws.recv(timeout=10))["type"])
         assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+
+
+def test_steering_is_answered_as_openai_answers_for_a_model_that_cannot_be_steered(server: Any) -> None:
+    """`response.steer` (OpenAI's beta): `response.steer.failed`, `steering_not_supported`, the
+    input given back for the next turn; `invalid_input` for a malformed one; the socket goes on."""
+    with ws_connect(_ws_url(server)) as ws:
+        ws.send(json.dumps({"type": "response.steer", "previous_response_id": "resp_x", "input": "Shorter, please."}))
+        failed = json.loads(ws.recv(timeout=10))
+        assert failed["type"] == "response.steer.failed" and failed["error"]["code"] == "steering_not_supported"
+        assert failed["steer"] == {"input": "Shorter, please.", "previous_response_id": "resp_x"}
+        assert failed["error"]["type"] == "invalid_request_error" and failed["error"]["message"]
+        ws.send(json.dumps({"type": "response.steer", "input": []}))
+        assert json.loads(ws.recv(timeout=10))["error"]["code"] == "invalid_input"
+        ws.send(json.dumps({"type": "response.create", "model": FAKE_MODEL, "input": "@tokens=1"}))
+        assert json.loads(ws.recv(timeout=10))["type"] == "response.created"
 
 
 def test_an_unknown_previous_response_is_previous_response_not_found(sdk: openai.OpenAI) -> None:

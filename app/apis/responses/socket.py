@@ -18,7 +18,6 @@ import collections
 import io
 import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -32,6 +31,7 @@ from ...hub.scheduling import Inbox
 from ...hub.websocket import TAKEN_OVER, TURN, CloseCode, SocketClosed, WebSocket, asks_for_websocket
 from ..request import client_key, correlation_id, services
 from ..shapes import error_body
+from .messages import error_event, in_lane, sse_data, steer_failed
 
 log = logging.getLogger("chatwait.responses")
 
@@ -44,6 +44,7 @@ MAX_LANES = 8  # named lanes (`stream_id`) a socket runs beside its default one
 MAX_LANE_CHARS = 128
 CREATE = "response.create"
 RESUME = "chatwait:response.resume"  # ChatWait's extension, prefixed as Open Responses asks
+STEER = "response.steer"  # OpenAI's beta: input queued into a running response, which no model here takes
 MAX_ID_CHARS = 200
 STOP_POLL_SECONDS = 1.0  # how soon a socket between turns notices that its worker stops
 MAX_CHAINS = 32  # `store: false` responses a socket remembers for previous_response_id
@@ -146,6 +147,9 @@ class Session:
             self._error(ApiError("invalid_json", "A WebSocket message must be one JSON object."))
             return
         kind = event.get("type") if isinstance(event, dict) else None
+        if kind == STEER:
+            self.socket.send_text(steer_failed(event))
+            return
         if kind not in (CREATE, RESUME):
             self._error(ApiError("unknown_client_event", f"Type {str(kind)[:80]!r} is not one this socket takes."))
             return
@@ -286,39 +290,6 @@ def _error_body(body: Any) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         found = None
     return found if isinstance(found, dict) else {"error": {"code": "internal_error", "message": "No error body."}}
-
-
-def error_event(found: dict[str, Any], status: int, previous: Any) -> str:
-    """An `error` event: OpenAI's event fields (code, message, param) and its WebSocket form (status, error)."""
-    error = dict(found.get("error", found))
-    if isinstance(previous, str) and error.get("code") == "response_not_found":
-        error["code"], error["param"] = "previous_response_not_found", "previous_response_id"
-    event = {
-        "type": "error",
-        "sequence_number": 0,
-        "status": status,
-        "code": error.get("code"),
-        "message": error.get("message"),
-        "param": error.get("param"),
-        "error": error,
-    }
-    return orjson.dumps(event).decode()
-
-
-def in_lane(data: str, lane: Any) -> str:
-    """An event's JSON text with the `stream_id` of its turn's lane first (as it is, without one)."""
-    return data if lane is None else '{"stream_id":' + orjson.dumps(lane).decode() + "," + data[1:]
-
-
-def sse_data(body: Any) -> Iterator[str]:
-    """The `data` of each event of a streamed answer (ChatWait's own SSE bytes), as it comes."""
-    rest = b""
-    for chunk in body:
-        *frames, rest = (rest + chunk).split(b"\n\n")
-        for frame in frames:
-            data = [line[6:] for line in frame.split(b"\n") if line.startswith(b"data: ")]
-            if data and data != [b"[DONE]"]:
-                yield b"\n".join(data).decode()
 
 
 class Chains:
