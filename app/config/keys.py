@@ -42,7 +42,7 @@ class ClientKey:
     @property
     def limited(self) -> bool:
         """Whether any limit applies to it."""
-        return any(getattr(self, field) is not None for field in LIMIT_FIELDS)
+        return not (self.max_streams is None and self.rpm is None and self.tpm is None and self.max_sockets is None)
 
 
 def default_name(key: str) -> str:
