@@ -75,6 +75,7 @@ class ServiceSeries:
         self.stops = count("stream_stops", "Stop requests, by result.", "result")
         self.store_streams = gauge("store_streams", "Streams held in workers' memory.")
         self.queue_length = gauge("local_queue_length", "Replies waiting for the embedded model.")
+        self.websockets = gauge("websockets_open", "Responses API WebSockets open now.")
         self.unknown_fields = count("unknown_fields", "Fields of requests that ChatWait does not know, left out of "
                                     "validation (passed on, or left out), by API and name (the first "
                                     f"{MAX_FIELD_NAMES} names; then other).", "api", "field")
@@ -289,6 +290,10 @@ class Metrics:
 
     def follower(self, delta: int) -> None:
         self._live.add(self.generations.followers, delta)
+
+    def websocket(self, delta: int) -> None:
+        """A Responses WebSocket opened (+1) or closed (-1)."""
+        self._live.add(self.service.websockets, delta)
 
     def watch(self, read: Callable[[], tuple[int, int]]) -> None:
         """Refresh the sampled gauges from `read()` -> (streams held, replies queued) every second."""

@@ -339,6 +339,7 @@ def test_sockets_take_half_of_a_workers_connections_at_most_and_http_still_answe
         refused.close()
         assert head.startswith(b"HTTP/1.1 503") and b"retry-after" in head.lower(), head[:200]
         assert httpx.get(f"{server.url}/health", timeout=10).status_code == 200
+        assert "chatwait_websockets_open 1000.0" in httpx.get(f"{server.url}/metrics", timeout=10).text
         opened.pop().close()
         for _ in range(50):  # the worker notices the close as its session's read ends
             again, head = _upgraded(server.port)

@@ -68,6 +68,7 @@ def serve() -> Response:
     held = None if key is None else limits.open_socket(key)
     socket = WebSocket(sock, settings.max_body_bytes)
     _OPEN.add(socket)
+    services().metrics.websocket(1)
     try:
         headers = [(name[5:].replace("_", "-"), value) for name, value in environ.items() if name.startswith("HTTP_")]
         environ[TAKEN_OVER] = True  # from here on the connection is the socket's, whatever happens
@@ -75,6 +76,7 @@ def serve() -> Response:
             Session(socket, current_app._get_current_object(), environ).run()
     finally:
         _OPEN.discard(socket)
+        services().metrics.websocket(-1)
         limits.close_socket(held)
     return Response(status=101)
 
