@@ -65,8 +65,8 @@ def serve() -> Response:
     settings, limits, key = services().settings, services().limits, client_key()
     if len(_OPEN) >= settings.gunicorn_worker_connections // 2:
         raise ApiError("server_busy", "This worker has as many WebSockets open as it takes: try again shortly.")
-    held = None if key is None else limits.open_socket(key)
     socket = WebSocket(sock, settings.max_body_bytes)
+    held = None if key is None else limits.open_socket(key)  # the last step that may refuse
     _OPEN.add(socket)
     services().metrics.websocket(1)
     try:
