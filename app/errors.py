@@ -133,6 +133,12 @@ CATALOGUE: dict[str, ErrorKind] = {
         'Send {"type": "response.create", ...} with the fields of POST /v1/responses.',
         False,
     ),
+    "nothing_to_resume": ErrorKind(
+        409,
+        "This response has ended and its last event is the one you gave.",
+        "You have all of it: read it with GET /v1/responses/{id} (a stored one), or start the next turn.",
+        False,
+    ),
     "too_many_pending_turns": ErrorKind(
         429,
         "Too many turns are waiting on this WebSocket.",

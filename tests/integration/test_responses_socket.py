@@ -132,7 +132,8 @@ def _until_ending(ws: Any) -> list[str]:
 def test_a_turn_is_reattached_on_a_new_socket_in_its_lane_and_bad_reattachments_are_error_events(server) -> None:
     """`chatwait:response.resume` on a new socket: a running turn's events after the number given,
     live to its end, each in the lane the message names; without a number, all of them; after its
-    last, nothing (the socket goes on); an unknown response or bad fields, error events."""
+    last, a `nothing_to_resume` error event (a client waiting for an ending gets one; the socket
+    goes on); an unknown response or bad fields, error events."""
     body = {"type": "response.create", "model": FAKE_MODEL, "input": "@tokens=40 @delay_ms=15"}
     ws = ws_connect(_ws_url(server))
     ws.send(json.dumps(body))
@@ -148,8 +149,8 @@ def test_a_turn_is_reattached_on_a_new_socket_in_its_lane_and_bad_reattachments_
         assert received + [message.replace('"stream_id":"x",', "", 1) for message in rest] == whole
         again.send(json.dumps({"type": RESUME, "response_id": response_id}))
         assert _until_ending(again) == whole, "without starting_after: every event"
-        again.send(json.dumps({"type": RESUME, "response_id": response_id, "starting_after": len(whole) - 1}))
         for fields, code, param in (
+            ({"response_id": response_id, "starting_after": len(whole) - 1}, "nothing_to_resume", None),
             ({"response_id": "resp_nowhere"}, "response_not_found", None),
             ({}, "validation_error", "response_id"),
             ({"response_id": "x" * 201}, "validation_error", "response_id"),
@@ -157,7 +158,7 @@ def test_a_turn_is_reattached_on_a_new_socket_in_its_lane_and_bad_reattachments_
             ({"response_id": response_id, "starting_after": "3"}, "validation_error", "starting_after"),
         ):
             again.send(json.dumps({"type": RESUME, **fields}))
-            event = json.loads(again.recv(timeout=10))  # the first message since: nothing came after the last
+            event = json.loads(again.recv(timeout=10))
             assert event["type"] == "error" and event["code"] == code and event["param"] == param, event
 
 

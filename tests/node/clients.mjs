@@ -162,10 +162,16 @@ const scenarios = {
     const had = [...before];
     const [second, after] = open(process.env.CHATWAIT_OTHER_URL);
     const last = JSON.parse(had[had.length - 1]);
-    second.send({ type: "chatwait:response.resume", response_id: JSON.parse(had[0]).response.id, starting_after: last.sequence_number });
     const ending = (event) => ["response.completed", "response.incomplete", "response.failed", "error"].includes(event.type);
-    const ended = await untilEnding(second, ending);
+    let ended = last; // it may have had the whole turn before the cut: nothing to reattach to
+    if (!ending(last)) {
+      second.send({ type: "chatwait:response.resume", response_id: JSON.parse(had[0]).response.id, starting_after: last.sequence_number });
+      ended = await untilEnding(second, ending);
+    }
     const reattached = [...after];
+    if (ended?.type !== "response.completed") {
+      throw new Error(`the reattached turn ended ${JSON.stringify(ended)?.slice(0, 300)} after ${had.length} + ${reattached.length} messages`);
+    }
     const outputs = ended.response.output.map((call) => ({ type: "function_call_output", call_id: call.call_id, output: "sunny" }));
     const goesOn = store
       ? { previous_response_id: ended.response.id, input: outputs }
@@ -189,5 +195,6 @@ const scenarios = {
 try {
   console.log(JSON.stringify({ ok: true, ...(await scenarios[scenario]()) }));
 } catch (error) {
-  console.log(JSON.stringify({ ok: false, error: String(error), name: error?.name }));
+  console.log(JSON.stringify({ ok: false, error: String(error), name: error?.name, stack: error?.stack }));
 }
+process.exit(0); // a socket a failed scenario left open must not keep Node running

@@ -223,14 +223,18 @@ class Turn:
 
     def _resume(self) -> None:
         """A turn's events after `starting_after` (all of them without it), as a resume over SSE
-        gets them; none where the client has the last one (the SSE resume's 204)."""
+        gets them; where the client has the last one (the SSE resume's 204), a `nothing_to_resume`
+        error event, so that a client waiting for an ending gets one."""
         response_id, after = self.body.get("response_id"), self.body.get("starting_after")
         problem = _resume_problem(response_id, after)
         if problem is not None:
             self.session._error(problem, lane=self.lane)
             return
         query = urlencode({"stream": "true", **({} if after is None else {"starting_after": after})})
-        self._relay(*self._dispatch("GET", f"{PATH}/{quote(response_id, safe='')}", query, b""))
+        status, body = self._dispatch("GET", f"{PATH}/{quote(response_id, safe='')}", query, b"")
+        if status == 204:
+            self.session._error(ApiError("nothing_to_resume"), lane=self.lane)
+        self._relay(status, body)
 
     def _relay(self, status: int, body: Any, seen: Any = None) -> None:
         """Send an answer's events as messages in this lane (`seen` is given each), or its error as an event."""
@@ -240,7 +244,7 @@ class Turn:
                     self.session.socket.send_text(in_lane(data, self.lane))
                     if seen is not None:
                         seen(data)
-            elif status != 204:
+            elif status != 204:  # nothing after the last event: `_resume` said so
                 self.session.socket.send_text(in_lane(error_event(_error_body(body), status, self.previous), self.lane))
         finally:
             getattr(body, "close", lambda: None)()
