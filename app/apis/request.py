@@ -18,6 +18,7 @@ from ..logs import bind, correlation_id_var, stream_id_var
 
 if TYPE_CHECKING:
     from ..config import ClientKey
+    from ..generation.outcome import Outcome
     from ..limits import Verdict
     from ..service.admission import Admission
     from ..service.services import Services
@@ -51,6 +52,21 @@ def client_key() -> ClientKey | None:
 def owns(started_by: str) -> bool:
     """Whether this request's key is the one that started a stream (always, when the API is open)."""
     return hmac.compare_digest(started_by, client())
+
+
+COST_HEADER = "X-ChatWait-Cost-USD"  # on a whole (non-streamed) answer whose model has a price
+
+
+def costed(outcome: Outcome) -> Outcome:
+    """Keep what this request's generation cost, for its answer's COST_HEADER."""
+    if outcome.cost_usd is not None:
+        g._get_current_object().cost_usd = outcome.cost_usd
+    return outcome
+
+
+def cost_header(cost_usd: float) -> str:
+    """COST_HEADER's value: USD as a plain decimal, to a billionth."""
+    return f"{cost_usd:.9f}".rstrip("0").rstrip(".") or "0"
 
 
 def admitted(admission: Admission) -> Admission:

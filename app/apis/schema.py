@@ -43,6 +43,7 @@ class UsageSchema(StrictSchema):
     total_tokens = fields.Integer(required=True)
     prompt_tokens_details = fields.Dict()  # {cached_tokens}, where the upstream read its prompt cache
     generated_tokens = fields.Integer()  # a rescued reply's, over its attempts
+    cost_usd = fields.Float()  # the native API's, where the model has a price (UPSTREAMS_FILE)
 
 
 @functools.cache

@@ -31,6 +31,7 @@ from .request import (
     client,
     client_key,
     correlation_id,
+    costed,
     event_response,
     handoff,
     owns,
@@ -109,7 +110,8 @@ def wait(call: ChatCall, prompt_tokens: int | None) -> Outcome:
     first); raises the ApiError it ended with."""
     found = services()
     admission = admitted(found.admit(call, prompt_tokens, client_key()))
-    return found.wait(admission, call, prompt_tokens, correlation_id(), client_socket(request.environ), handoff())
+    outcome = found.wait(admission, call, prompt_tokens, correlation_id(), client_socket(request.environ), handoff())
+    return costed(outcome)
 
 
 def wait_for_end(stream: StreamView, environ: Mapping[str, Any]) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from . import keys, upstreams
 from . import values as read
 from .keys import ClientKey
+from .prices import Price
 from .upstreams import KINDS, UpstreamServer, UpstreamsFile
 from .values import ConfigError
 
@@ -158,6 +159,11 @@ class Settings:
         if found is None:
             return ()
         return (found.context_window if too_long else found.fallbacks).get(model, ())
+
+    def price_of(self, model: str) -> Price | None:
+        """What `model` costs, as UPSTREAMS_FILE's `prices` says (None: no price, no cost)."""
+        found = self.upstreams_file
+        return None if found is None else found.prices.get(model)
 
     @property
     def workers(self) -> int:

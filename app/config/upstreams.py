@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from .prices import Price, price_table
 from .values import MAX_UPSTREAMS, ConfigError, file, url
 
 MAX_WEIGHT = 1000.0
@@ -90,6 +91,7 @@ class UpstreamsFile:
     servers: tuple[UpstreamServer, ...]
     fallbacks: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     context_window: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    prices: Mapping[str, Price] = dataclasses.field(default_factory=dict)  # by model
 
 
 MAX_FALLBACKS = 5  # fallback models of one model (each costs a request's attempts)
@@ -97,8 +99,8 @@ _FALLBACK_TABLES = ("fallbacks", "context_window_fallbacks")
 
 
 def upstreams_file(name: str, raw: str, environ: Mapping[str, str] | None = None) -> UpstreamsFile:
-    """The servers listed in a TOML (`[[upstream]]` tables) or YAML (`upstreams:` list) file, and
-    its `fallbacks` and `context_window_fallbacks` tables (model -> models)."""
+    """The servers listed in a TOML (`[[upstream]]` tables) or YAML (`upstreams:` list) file, its
+    `fallbacks` and `context_window_fallbacks` tables (model -> models) and its `prices`."""
     path = file("a TOML or YAML file listing the model servers")(name, raw)
     try:
         text = path.read_text(encoding="utf-8")
@@ -123,11 +125,12 @@ def upstreams_file(name: str, raw: str, environ: Mapping[str, str] | None = None
         if names.count(server.name) > 1:
             raise ConfigError(f"{name}: two servers are named {server.name!r}: give each entry its own name.")
     for field in document:
-        if field not in ("upstream", "upstreams", *_FALLBACK_TABLES):
-            tables = ", ".join(("upstreams", *_FALLBACK_TABLES))
+        if field not in ("upstream", "upstreams", *_FALLBACK_TABLES, "prices"):
+            tables = ", ".join(("upstreams", *_FALLBACK_TABLES, "prices"))
             raise ConfigError(f"{name}: {field!r} is not a table of the file: use {tables}.")
     fallbacks, context_window = (_fallbacks(f"{name}: {table}", document.get(table, {})) for table in _FALLBACK_TABLES)
-    return UpstreamsFile(tuple(servers), fallbacks, context_window)
+    prices = price_table(f"{name}: prices", document.get("prices", {}))
+    return UpstreamsFile(tuple(servers), fallbacks, context_window, prices)
 
 
 def _fallbacks(where: str, table: Any) -> dict[str, tuple[str, ...]]:

@@ -26,6 +26,14 @@ class Outcome:
     parts: ReplyParts | None = None
     model: str | None = None  # the fallback model that answered (None: the one asked for)
     stop_sequence: str | None = None  # the stop sequence that ended it, where the upstream said which
+    cost_usd: float | None = None  # what it cost, where its model has a price (`cost`)
+
+    def usage_and_cost(self) -> dict[str, Any]:
+        """Its `usage` object, with `cost_usd` where its model has a price."""
+        found: dict[str, Any] = self.usage.as_dict()
+        if self.cost_usd is not None:
+            found["cost_usd"] = self.cost_usd
+        return found
 
     def record(self) -> dict[str, Any]:
         """How it ended, as a stream keeps it beside its events (JSON-ready; the text is the
@@ -48,6 +56,7 @@ class Outcome:
             "error": None if error is None else _error_record(error),
             "model": self.model,
             "stop_sequence": self.stop_sequence,
+            "cost_usd": self.cost_usd,
         }
 
     @classmethod
@@ -64,8 +73,9 @@ class Outcome:
         generated, cached, written = (*more, *(None, 0, 0)[len(more) :])[:3]
         usage = Usage(int(prompt), int(completion), bool(estimated), generated, int(cached), int(written))
         duration, ttft = record["duration_ms"], record["ttft_ms"]
-        model, stop = record.get("model"), record.get("stop_sequence")
-        return cls(text, record["chunks"], usage, duration, ttft, record["finish_reason"], error, parts, model, stop)
+        model, stop, cost = record.get("model"), record.get("stop_sequence"), record.get("cost_usd")
+        ending = record["finish_reason"]
+        return cls(text, record["chunks"], usage, duration, ttft, ending, error, parts, model, stop, cost)
 
 
 def _error_record(error: ApiError) -> dict[str, Any]:

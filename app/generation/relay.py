@@ -24,6 +24,7 @@ from ..providers.base import Attempt, ChatCall, Provider, Route, UpstreamError, 
 from ..providers.deltas import LOGPROBS, Delta
 from . import report, rescue
 from .cancel import StreamCancelled
+from .cost import cost
 from .gaps import Gaps
 from .opening import Opened, Opener
 from .outcome import Outcome
@@ -252,6 +253,7 @@ class Relay:
             parts=reply.parts if reply.deltas or self._prefix is not None else None,
             model=self.call.model if self.call.model != self._requested else None,
             stop_sequence=None if self._ended_by is None else self._ended_by.stop_sequence,
+            cost_usd=cost(self.settings.price_of(self.call.model), usage),
         )
 
     def _report_end(self, outcome: Outcome) -> None:

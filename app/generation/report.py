@@ -69,7 +69,7 @@ def ended(
         "duration_ms": outcome.duration_ms,
         "ttft_ms": outcome.ttft_ms,
         "chunks": outcome.chunks,
-        **usage.as_dict(),
+        **outcome.usage_and_cost(),
         "usage_source": usage.source,
         **fields,
     }
@@ -87,3 +87,5 @@ def ended(
     metrics.generation_ended(*source, ending, failed, outcome.duration_ms / 1000, tokens)
     if usage.cached_tokens:
         metrics.prompt_cached(source[0], usage.cached_tokens)
+    if outcome.cost_usd:
+        metrics.cost(source[0], outcome.cost_usd)

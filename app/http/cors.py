@@ -17,7 +17,9 @@ from ..apis.request import services
 from ..errors import ApiError
 
 ALLOWED_METHODS = "GET, POST, DELETE, OPTIONS"
-EXPOSED_HEADERS = "X-Stream-Id, X-Correlation-Id, X-Request-Id, Retry-After, X-ChatWait-Unknown-Fields"
+EXPOSED_HEADERS = (
+    "X-Stream-Id, X-Correlation-Id, X-Request-Id, Retry-After, X-ChatWait-Unknown-Fields, X-ChatWait-Cost-USD"
+)
 PREFLIGHT_MAX_AGE_SECONDS = "600"
 MAX_REQUESTED_HEADERS_CHARS = 2000
 # What Access-Control-Request-Headers may hold: header names (RFC 9110 tokens), comma-separated.

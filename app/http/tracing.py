@@ -1,8 +1,8 @@
 """Per-request correlation id: taken from a valid X-Correlation-Id or generated, bound to the
 request's log lines and echoed in the response; the request_received/completed lines (never for
 /metrics; for the probes only with LOG_REQUESTS; a streamed response's once its body ends; with
-the client key's name); the names of the request's fields ChatWait does not know, on the
-response (`apis.unknown`); and the request counter of /metrics."""
+the client key's name); the names of the request's fields ChatWait does not know, and what a
+whole answer's generation cost, on the response; and the request counter of /metrics."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import time
 
 from flask import Flask, Response, g, request
 
-from ..apis.request import completion, services
+from ..apis.request import COST_HEADER, completion, cost_header, services
 from ..apis.unknown import HEADER as UNKNOWN_HEADER
 from ..apis.unknown import header_value
 from ..hub.websocket import TURN
@@ -61,6 +61,9 @@ def _after(response: Response) -> Response:
     named = state.get("unknown_fields")
     if named:
         headers.add(UNKNOWN_HEADER, header_value(named))
+    cost = state.get("cost_usd")
+    if cost is not None:
+        headers.add(COST_HEADER, cost_header(cost))
     rule = req.url_rule
     services().metrics.request(
         route_label(rule.rule) if rule is not None else "unmatched", req.method, response.status_code

@@ -103,6 +103,7 @@ class GenerationSeries:
         self.tokens = count("tokens", "Tokens in and out (source: the upstream's usage, or estimated by ChatWait).",
                             "model", "direction", "source")
         self.cached = count("prompt_cached_tokens", "Prompt tokens the model's server read from its cache.", "model")
+        self.cost = count("cost_usd", "What generations cost in USD, by model (those UPSTREAMS_FILE prices).", "model")
 
 
 class RecoverySeries:
@@ -217,6 +218,10 @@ class Metrics:
         prompt, completion, source = tokens
         self._child(self.generations.tokens, model, "in", source).inc(prompt)
         self._child(self.generations.tokens, model, "out", source).inc(completion)
+
+    def cost(self, model: str, usd: float) -> None:
+        """A generation of `model` ended having cost `usd` (its model has a price)."""
+        self._child(self.generations.cost, model).inc(usd)
 
     def prompt_cached(self, model: str, tokens: int) -> None:
         """The server said it read `tokens` of a generation's prompt from its cache."""

@@ -493,6 +493,15 @@ def test_a_server_tool_is_left_out_and_named_and_a_messages_server_gets_it(sdk, 
         assert sent["tools"][1] == search, "the body as sent"
 
 
+def test_a_server_tool_without_a_name_is_a_400_naming_it(sdk) -> None:
+    """Anthropic's API names every tool; a server tool without a name is malformed, not unknown."""
+    question = [{"role": "user", "content": "hello"}]
+    for search in ({"type": "web_search_20250305"}, {"type": "web_search_20250305", "name": "no spaces"}):
+        with pytest.raises(anthropic.BadRequestError) as refused:
+            sdk.messages.create(model=FAKE_MODEL, max_tokens=50, tools=[search], messages=question)
+        assert "tools" in refused.value.message and "name" in refused.value.message
+
+
 def test_a_choice_of_a_server_tool_is_left_out_with_it(sdk, upstream) -> None:
     search = {"type": "web_search_20250305", "name": "web_search"}
     question = [{"role": "user", "content": _unique("hello")}]

@@ -20,7 +20,7 @@ def wait_reply(correlation_id: str, model: str, outcome: Outcome) -> dict[str, A
         "model": model,
         "content": outcome.text,
         "finish_reason": outcome.finish_reason,
-        "usage": outcome.usage.as_dict(),
+        "usage": outcome.usage_and_cost(),
         "usage_source": outcome.usage.source,
         "duration_ms": outcome.duration_ms,
     }

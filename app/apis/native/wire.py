@@ -60,7 +60,7 @@ class NativeWriter:
             "last_sequence": last_chunk,
             "content_length": content_length,
             "duration_ms": outcome.duration_ms,
-            "usage": outcome.usage.as_dict(),
+            "usage": outcome.usage_and_cost(),
             "usage_source": outcome.usage.source,
         }
         if outcome.error is not None:

@@ -22,7 +22,7 @@ from ...streaming.view import StreamView
 from ...streaming.wire import Wire
 from .. import streams
 from ..family import kept
-from ..request import client, correlation_id, counted, services
+from ..request import client, correlation_id, costed, counted, services
 from . import conversations, socket
 from .conversations import appender, input_tokens_reply
 from .intake import count_input_tokens, prepare_compaction, prepare_response
@@ -136,4 +136,5 @@ def _object(stream: StreamView) -> dict[str, Any]:
     writer = stream.writer
     assert isinstance(writer, ResponsesWriter)
     text, outcome, parts = found
+    costed(outcome)
     return response_reply(writer.head, outcome, correlation_id(), writer.output(text, parts, outcome))
