@@ -57,9 +57,9 @@ def owns(started_by: str) -> bool:
 COST_HEADER = "X-ChatWait-Cost-USD"  # on a whole (non-streamed) answer whose model has a price
 
 
-def costed(outcome: Outcome) -> Outcome:
-    """Keep what this request's generation cost, for its answer's COST_HEADER."""
-    if outcome.cost_usd is not None:
+def costed(outcome: Outcome | None) -> Outcome | None:
+    """Keep what this request's generation cost (None: still running), for its answer's COST_HEADER."""
+    if outcome is not None and outcome.cost_usd is not None:
         g._get_current_object().cost_usd = outcome.cost_usd
     return outcome
 

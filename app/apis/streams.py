@@ -111,7 +111,8 @@ def wait(call: ChatCall, prompt_tokens: int | None) -> Outcome:
     found = services()
     admission = admitted(found.admit(call, prompt_tokens, client_key()))
     outcome = found.wait(admission, call, prompt_tokens, correlation_id(), client_socket(request.environ), handoff())
-    return costed(outcome)
+    costed(outcome)
+    return outcome
 
 
 def wait_for_end(stream: StreamView, environ: Mapping[str, Any]) -> None:

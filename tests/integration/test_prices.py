@@ -4,6 +4,7 @@ and /metrics; a model without a price has no cost anywhere."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -68,3 +69,18 @@ def test_a_stream_says_what_it_cost_in_its_done_event_its_log_line_and_the_metri
     spent = [line for line in metrics.splitlines() if line.startswith(series)]
     assert spent and float(spent[0].split()[-1]) >= done.data["usage"]["cost_usd"]
     assert f'chatwait_cost_usd_total{{model="{UNPRICED}"}}' not in metrics
+
+
+def test_a_responses_object_says_its_cost_once_it_has_ended(server) -> None:
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        started = http.post("/v1/responses", json={"model": FAKE_MODEL, "input": "@tokens=30 @delay_ms=20",
+                                                   "background": True})  # fmt: skip
+        assert started.status_code == 200 and "x-chatwait-cost-usd" not in started.headers, "running: no cost yet"
+        for _ in range(100):
+            found = http.get(f"/v1/responses/{started.json()['id']}")
+            if found.json()["status"] == "completed":
+                break
+            assert "x-chatwait-cost-usd" not in found.headers
+            time.sleep(0.1)
+        assert float(found.headers["x-chatwait-cost-usd"]) == pytest.approx(_expected(
+            {"prompt_tokens": found.json()["usage"]["input_tokens"], "completion_tokens": 30}))
