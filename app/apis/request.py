@@ -57,16 +57,15 @@ def owns(started_by: str) -> bool:
 COST_HEADER = "X-ChatWait-Cost-USD"  # on a whole (non-streamed) answer whose model has a price
 
 
-def costed(outcome: Outcome | None) -> Outcome | None:
+def costed(outcome: Outcome | None) -> None:
     """Keep what this request's generation cost (None: still running), for its answer's COST_HEADER."""
     if outcome is not None and outcome.cost_usd is not None:
         g._get_current_object().cost_usd = outcome.cost_usd
-    return outcome
 
 
 def cost_header(cost_usd: float) -> str:
     """COST_HEADER's value: USD as a plain decimal, to a billionth."""
-    return f"{cost_usd:.9f}".rstrip("0").rstrip(".") or "0"
+    return f"{cost_usd:.9f}".rstrip("0").rstrip(".")
 
 
 def admitted(admission: Admission) -> Admission:

@@ -96,6 +96,7 @@ class UpstreamsFile:
 
 MAX_FALLBACKS = 5  # fallback models of one model (each costs a request's attempts)
 _FALLBACK_TABLES = ("fallbacks", "context_window_fallbacks")
+_TABLES = ("upstreams", *_FALLBACK_TABLES, "prices")  # `upstream` too: TOML's [[upstream]]
 
 
 def upstreams_file(name: str, raw: str, environ: Mapping[str, str] | None = None) -> UpstreamsFile:
@@ -125,9 +126,8 @@ def upstreams_file(name: str, raw: str, environ: Mapping[str, str] | None = None
         if names.count(server.name) > 1:
             raise ConfigError(f"{name}: two servers are named {server.name!r}: give each entry its own name.")
     for field in document:
-        if field not in ("upstream", "upstreams", *_FALLBACK_TABLES, "prices"):
-            tables = ", ".join(("upstreams", *_FALLBACK_TABLES, "prices"))
-            raise ConfigError(f"{name}: {field!r} is not a table of the file: use {tables}.")
+        if field not in ("upstream", *_TABLES):
+            raise ConfigError(f"{name}: {field!r} is not a table of the file: use {', '.join(_TABLES)}.")
     fallbacks, context_window = (_fallbacks(f"{name}: {table}", document.get(table, {})) for table in _FALLBACK_TABLES)
     prices = price_table(f"{name}: prices", document.get("prices", {}))
     return UpstreamsFile(tuple(servers), fallbacks, context_window, prices)

@@ -66,14 +66,19 @@ class Tools(fields.Field):
         tools, errors = [], {}
         for index, tool in enumerate(value):
             kind = tool.get("type") if isinstance(tool, dict) else None
+            if isinstance(kind, str) and kind != "custom":  # a server tool needs its name, as Anthropic's API says
+                name = tool.get("name")
+                try:
+                    check_name(name if isinstance(name, str) else "")
+                except ValidationError as exc:
+                    errors[index] = {"name": exc.messages}
+                    continue
+                if leave_out(("tools", index, kind)):
+                    continue
             try:
-                if isinstance(kind, str) and kind != "custom":  # a server tool needs its name, as Anthropic's API says
-                    check_name(tool.get("name") if isinstance(tool.get("name"), str) else "")
-                    if leave_out(("tools", index, kind)):
-                        continue
                 tools.append(ToolSchema().load(tool))
             except ValidationError as exc:
-                errors[index] = {"name": exc.messages} if isinstance(exc.messages, list) else exc.messages
+                errors[index] = exc.messages
         if errors:
             raise ValidationError(errors)
         return tools

@@ -62,13 +62,14 @@ def serve() -> Response:
     sock = environ.get("gunicorn.socket")
     if not asks_for_websocket(environ) or sock is None:
         raise MethodNotAllowed(valid_methods=["POST"])
-    settings, limits, key = services().settings, services().limits, client_key()
+    found, key = services(), client_key()
+    settings, limits = found.settings, found.limits
     if len(_OPEN) >= settings.gunicorn_worker_connections // 2:
         raise ApiError("server_busy", "This worker has as many WebSockets open as it takes: try again shortly.")
     socket = WebSocket(sock, settings.max_body_bytes)
     held = None if key is None else limits.open_socket(key)  # the last step that may refuse
     _OPEN.add(socket)
-    services().metrics.websocket(1)
+    found.metrics.websocket(1)
     try:
         headers = [(name[5:].replace("_", "-"), value) for name, value in environ.items() if name.startswith("HTTP_")]
         environ[TAKEN_OVER] = True  # from here on the connection is the socket's, whatever happens
@@ -76,7 +77,7 @@ def serve() -> Response:
             Session(socket, current_app._get_current_object(), environ).run()
     finally:
         _OPEN.discard(socket)
-        services().metrics.websocket(-1)
+        found.metrics.websocket(-1)
         limits.close_socket(held)
     return Response(status=101)
 
@@ -231,20 +232,20 @@ class Turn:
             self.session._error(problem, lane=self.lane)
             return
         query = urlencode({"stream": "true", **({} if after is None else {"starting_after": after})})
-        status, body = self._dispatch("GET", f"{PATH}/{quote(response_id, safe='')}", query, b"")
-        if status == 204:
-            self.session._error(ApiError("nothing_to_resume"), lane=self.lane)
-        self._relay(status, body)
+        self._relay(*self._dispatch("GET", f"{PATH}/{quote(response_id, safe='')}", query, b""))
 
     def _relay(self, status: int, body: Any, seen: Any = None) -> None:
-        """Send an answer's events as messages in this lane (`seen` is given each), or its error as an event."""
+        """Send an answer's events as messages in this lane (`seen` is given each), or its error as
+        an event (a resume's 204, nothing after the last event, as `nothing_to_resume`)."""
         try:
             if status == 200:
                 for data in sse_data(body):
                     self.session.socket.send_text(in_lane(data, self.lane))
                     if seen is not None:
                         seen(data)
-            elif status != 204:  # nothing after the last event: `_resume` said so
+            elif status == 204:
+                self.session._error(ApiError("nothing_to_resume"), lane=self.lane)
+            else:
                 self.session.socket.send_text(in_lane(error_event(_error_body(body), status, self.previous), self.lane))
         finally:
             getattr(body, "close", lambda: None)()
