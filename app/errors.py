@@ -220,6 +220,14 @@ CATALOGUE: dict[str, ErrorKind] = {
         retry_after=1.0,
         operator="A client key reached a limit set for it (CHATWAIT_API_KEYS_FILE, KEY_* defaults).",
     ),
+    "budget_exhausted": ErrorKind(
+        429,
+        "This client key has spent its budget for the day or the month.",
+        "Wait until the budget resets (Retry-After says when), or ask the operator for a larger budget.",
+        True,
+        retry_after=60.0,
+        operator="A client key spent its budget_day or budget_month (CHATWAIT_API_KEYS_FILE).",
+    ),
     "upstream_rate_limited": ErrorKind(
         429,
         "The model provider is rate limiting this service.",

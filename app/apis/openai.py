@@ -44,7 +44,7 @@ def openai_error_body(error: ApiError, correlation_id: str | None, conversation:
     status = error.status
     kind = "invalid_request_error" if status < 500 else "server_error"
     if status == 429:
-        kind = "rate_limit_error"
+        kind = "insufficient_quota" if error.error_code == "budget_exhausted" else "rate_limit_error"
     param, why = None, error.detail
     if error.fields:
         paths = _field_paths(error.fields)

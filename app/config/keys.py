@@ -1,8 +1,9 @@
 """Client keys as configured: CHATWAIT_API_KEYS (a comma list) and CHATWAIT_API_KEYS_FILE, whose
-lines are `KEY [name=NAME] [max_streams=N] [rpm=N] [tpm=N] [max_sockets=N]`. A key's name is what
-logs and metrics show (a key never appears there); a limit left out takes KEY_MAX_STREAMS,
-KEY_REQUESTS_PER_MINUTE, KEY_TOKENS_PER_MINUTE or KEY_MAX_SOCKETS (unset: unlimited). Errors name the variable,
-the line and the field, never the key."""
+lines are `KEY [name=NAME] [max_streams=N] [rpm=N] [tpm=N] [max_sockets=N] [budget_day=USD]
+[budget_month=USD]`. A key's name is what logs and metrics show (a key never appears there); a
+limit left out takes KEY_MAX_STREAMS, KEY_REQUESTS_PER_MINUTE, KEY_TOKENS_PER_MINUTE or
+KEY_MAX_SOCKETS (unset: unlimited); a budget left out is none. Errors name the variable, the line
+and the field, never the key."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ _CLIENT_KEY = re.compile(r"[A-Za-z0-9._~+/-]+=*")  # what an HTTP Bearer token m
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _FIELD_WORD = re.compile(r"[a-z_]{1,20}")
 LIMIT_FIELDS = ("max_streams", "rpm", "tpm", "max_sockets")
+BUDGET_FIELDS = ("budget_day", "budget_month")  # USD a key may spend per UTC day and month
+MAX_BUDGET = 1_000_000.0  # USD: counted in billionths, exact in Redis's Lua numbers below 2**53
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +35,8 @@ class ClientKey:
     rpm: int | None = None
     tpm: int | None = None
     max_sockets: int | None = None  # Responses WebSockets open at once
+    budget_day: float | None = None  # USD per UTC day
+    budget_month: float | None = None  # USD per UTC month
 
     def with_defaults(self, *defaults: int | None) -> ClientKey:
         """This key with each limit it leaves out taken from the defaults (in LIMIT_FIELDS' order)."""
@@ -42,7 +47,13 @@ class ClientKey:
     @property
     def limited(self) -> bool:
         """Whether any limit applies to it."""
-        return not (self.max_streams is None and self.rpm is None and self.tpm is None and self.max_sockets is None)
+        limits = (self.max_streams, self.rpm, self.tpm, self.max_sockets, self.budget_day, self.budget_month)
+        return any(limit is not None for limit in limits)
+
+    @property
+    def budgeted(self) -> bool:
+        """Whether it has a budget in money."""
+        return self.budget_day is not None or self.budget_month is not None
 
 
 def default_name(key: str) -> str:
@@ -98,23 +109,38 @@ def _line(where: str, line: str) -> ClientKey:
     fields: dict[str, str] = {}
     for word in words:
         field, equals, value = word.partition("=")
-        if not equals or field not in ("name", *LIMIT_FIELDS):
+        if not equals or field not in ("name", *LIMIT_FIELDS, *BUDGET_FIELDS):
             shown = repr(field) if equals and _FIELD_WORD.fullmatch(field) else "a word"  # never a key
-            raise ConfigError(f"{where}: {shown} is not a field: use name=, max_streams=, rpm=, tpm= or max_sockets=.")
+            raise ConfigError(
+                f"{where}: {shown} is not a field: use name=, max_streams=, rpm=, tpm=, max_sockets=, "
+                "budget_day= or budget_month=."
+            )
         if field in fields:
             raise ConfigError(f"{where}: {field} is given twice.")
         fields[field] = value
     named = fields.pop("name", None)
     if named is not None and not _NAME.fullmatch(named):
         raise ConfigError(f"{where}: name must be 1 to 64 characters from A-Z a-z 0-9 . _ - (not starting with . _ -).")
-    limits = {field: _limit(where, field, value) for field, value in fields.items()}
-    return ClientKey(key, named or default_name(key), **limits)
+    limits: dict[str, float | int] = {
+        field: (_budget if field in BUDGET_FIELDS else _limit)(where, field, value) for field, value in fields.items()
+    }
+    return ClientKey(key, named or default_name(key), **limits)  # type: ignore[arg-type]
 
 
 def _limit(where: str, field: str, value: str) -> int:
     if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_LIMIT:
         raise ConfigError(f"{where}: {field}={value[:20]!r} is not valid: use a whole number from 1 to {MAX_LIMIT}.")
     return int(value)
+
+
+def _budget(where: str, field: str, value: str) -> float:
+    """A budget in USD: a plain decimal number such as 5 or 0.25, above 0."""
+    if not re.fullmatch(r"[0-9]{1,7}(\.[0-9]{1,9})?", value) or not 0 < float(value) <= MAX_BUDGET:
+        raise ConfigError(
+            f"{where}: {field}={value[:20]!r} is not valid: use USD as a number above 0 and at most "
+            f"{MAX_BUDGET:,.0f} (e.g. {field}=25 or {field}=0.50)."
+        )
+    return float(value)
 
 
 def _check_key(where: str, key: str) -> None:

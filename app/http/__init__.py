@@ -1,5 +1,5 @@
 """The Flask glue: the app's hooks (tracing, CORS, client keys, error rendering), the service's
-own endpoints (health and readiness, metrics, the contract, the page), and the API families
+own endpoints (health and readiness, metrics, a key's spend, the contract, the page), and the API families
 (`app.apis`), registered here: one line each in FAMILIES.
 
 Views stay thin: validate, hand over to the services, return; every failure is raised
@@ -15,7 +15,7 @@ from flask import Flask, Response, request
 
 from ..apis import chat_completions, messages, native, responses
 from ..config import Settings
-from . import auth, cors, errors, health, metrics, openapi, page, tracing, upgrades
+from . import auth, cors, errors, health, metrics, openapi, page, spend, tracing, upgrades
 
 WEBSOCKET_PATHS = "chatwait.websocket_paths"  # app.extensions: the paths of werkzeug's websocket rules
 FAMILIES = (
@@ -66,4 +66,5 @@ def init_app(app: Flask, settings: Settings) -> None:
     openapi.init_app(app, settings, FAMILIES)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(spend.bp)
     page.init_app(app)

@@ -1,5 +1,5 @@
-"""The schemas of the service's own endpoints (GET /health and /ready), one per component of
-contracts/openapi.yaml (a test keeps them in step)."""
+"""The schemas of the service's own endpoints (GET /health, /ready and /v1/spend), one per
+component of contracts/openapi.yaml (a test keeps them in step)."""
 
 from __future__ import annotations
 
@@ -76,10 +76,39 @@ class ReadySchema(StrictSchema):
 
 
 # Contract component name -> schema class (used by the contract test).
+class BudgetSpendSchema(StrictSchema):
+    """Where one budget of a key stands (USD): its period (UTC), the budget, what is spent (the
+    reservations of generations still running included), what remains, and when it resets."""
+
+    period = fields.String(required=True)
+    budget_usd = fields.Float(required=True)
+    spent_usd = fields.Float(required=True)
+    remaining_usd = fields.Float(required=True)
+    resets_in_seconds = fields.Float(required=True)
+
+
+class BudgetsSchema(StrictSchema):
+    """A key's budgets in money, each where it has one."""
+
+    budget_day = fields.Nested(BudgetSpendSchema)
+    budget_month = fields.Nested(BudgetSpendSchema)
+
+
+class SpendSchema(StrictSchema):
+    """The reply of GET /v1/spend: the calling key's name and its budgets."""
+
+    object = fields.String(required=True, validate=validate.OneOf(("spend",)))
+    key = fields.String(required=True)
+    budgets = fields.Nested(BudgetsSchema, required=True)
+
+
 SERVICE_COMPONENTS: dict[str, type[Schema]] = {
     "Health": HealthSchema,
     "Ready": ReadySchema,
     "ReadyChecks": ReadyChecksSchema,
     "ReadyCheck": ReadyCheckSchema,
     "ReadyServer": ReadyServerSchema,
+    "Spend": SpendSchema,
+    "Budgets": BudgetsSchema,
+    "BudgetSpend": BudgetSpendSchema,
 }

@@ -9,9 +9,11 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from ..config import ClientKey
+from . import budget
 from .window import Minute
 
 STREAMS_RETRY_SECONDS = 1.0  # nobody knows when a stream ends: a client at max_streams tries again soon
+Settlement = tuple[int, tuple[str, str]] | None  # (nano-USD beyond the reservation, its periods)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,22 +29,25 @@ class Quota:
 class Verdict:
     """Whether a key may start a generation now, and where its limits stand."""
 
-    refused: str | None = None  # the limit that refuses: max_streams, rpm or tpm
+    refused: str | None = None  # the limit that refuses: max_streams, rpm, tpm, budget_day or budget_month
     retry_after: float = 0.0
     requests: Quota | None = None
     tokens: Quota | None = None
     streams: tuple[int, int] | None = None  # (max_streams, live generations)
     second: int = 0  # the second of the minute an admission's tokens were counted in (for `release`)
     reserved: int = 0  # an admission's completion tokens reserved (lowered to what its tpm has left)
+    budgets: tuple[budget.Spend, ...] = ()  # where the key's budgets in money stand
+    periods: tuple[str, str] = ("", "")  # the day and month an admission's cost was reserved in
 
 
 class Counters(Protocol):
     """Where a key's counts live: this worker's memory, or Redis."""
 
-    def admit(self, key: ClientKey, ticket: str, tokens: int, reserve: int = 0) -> Verdict:
+    def admit(self, key: ClientKey, ticket: str, tokens: int, reserve: int = 0, cost: int = 0) -> Verdict:
         """Admit a generation `ticket` of `key` and count it with `tokens` (its prompt) and what is
         reserved for its completion (`reserve`, lowered to what the key's tpm has left: at least
-        one token must be), or refuse it without counting."""
+        one token must be) and for its cost (`cost`, nano-USD, against its budgets), or refuse it
+        without counting."""
         ...
 
     def peek(self, key: ClientKey) -> Verdict:
@@ -58,10 +63,14 @@ class Counters(Protocol):
         """Count completion tokens produced since the last call, per key."""
         ...
 
-    def release(self, key: ClientKey, ticket: str, spent: int = 0, refund: int = 0, second: int = 0) -> None:
+    def release(
+        self, key: ClientKey, ticket: str, spent: int = 0, refund: int = 0, second: int = 0, settle: Settlement = None
+    ) -> None:
         """A generation ended: it no longer counts against max_streams; `spent` tokens it produced
         beyond what was counted count now, and `refund` tokens of its reservation come off the
-        second it was admitted in (`Verdict.second`), if that is still counted."""
+        second it was admitted in (`Verdict.second`), if that is still counted. `settle`: what it
+        cost beyond its reservation (nano-USD, below 0 to give back) and the periods it was
+        reserved in (`Verdict.periods`), where those are still counted."""
         ...
 
     def renew(self, tickets: Iterable[tuple[ClientKey, str]], sockets: bool = False) -> None:
@@ -88,13 +97,20 @@ class Counters(Protocol):
 
 
 class _Counts:
-    __slots__ = ("live", "requests", "sockets", "tokens")
+    __slots__ = ("live", "requests", "sockets", "spent", "tokens")
 
     def __init__(self) -> None:
         self.live: set[str] = set()
         self.sockets: set[str] = set()
         self.requests = Minute()
         self.tokens = Minute()
+        self.spent: dict[str, int] = {}  # nano-USD by day (2026-11-27) and month (2026-11)
+
+    def spend(self, at: budget.Periods) -> tuple[int, int]:
+        """The day's and the month's spend; the periods before them forgotten."""
+        if len(self.spent) > 2 or any(period not in (at.day, at.month) for period in self.spent):
+            self.spent = {period: self.spent[period] for period in (at.day, at.month) if period in self.spent}
+        return self.spent.get(at.day, 0), self.spent.get(at.month, 0)
 
 
 class MemoryCounters:
@@ -104,9 +120,12 @@ class MemoryCounters:
         self._clock = clock
         self._keys: dict[str, _Counts] = {}  # by key name: at most MAX_KEYS
 
-    def admit(self, key: ClientKey, ticket: str, tokens: int, reserve: int = 0) -> Verdict:
+    def admit(self, key: ClientKey, ticket: str, tokens: int, reserve: int = 0, cost: int = 0) -> Verdict:
         counts, now = self._counts(key), self._clock()
+        at = budget.periods(now)
         refused, retry_after = _refusal(key, counts, now, tokens + min(reserve, 1))
+        if refused is None and key.budgeted:
+            refused, retry_after = budget.refusal(key, counts.spend(at), cost, at)
         reserved = 0
         if refused is None:
             spent = counts.tokens.total(now)
@@ -114,8 +133,11 @@ class MemoryCounters:
             counts.live.add(ticket)
             counts.requests.add(now, 1)
             counts.tokens.add(now, tokens + reserved)
+            if key.budgeted:
+                for period in (at.day, at.month):
+                    counts.spent[period] = counts.spent.get(period, 0) + cost
         verdict = _verdict(key, counts, now, refused, retry_after)
-        return dataclasses.replace(verdict, second=int(now), reserved=reserved)
+        return dataclasses.replace(verdict, second=int(now), reserved=reserved, periods=(at.day, at.month))
 
     def peek(self, key: ClientKey) -> Verdict:
         return _verdict(key, self._counts(key), self._clock(), None, 0.0)
@@ -134,11 +156,17 @@ class MemoryCounters:
         for key, tokens in spent:
             self._counts(key).tokens.add(now, tokens)
 
-    def release(self, key: ClientKey, ticket: str, spent: int = 0, refund: int = 0, second: int = 0) -> None:
+    def release(
+        self, key: ClientKey, ticket: str, spent: int = 0, refund: int = 0, second: int = 0, settle: Settlement = None
+    ) -> None:
         counts, now = self._counts(key), self._clock()
         counts.live.discard(ticket)
         counts.tokens.add(now, spent)
         counts.tokens.take(now, second, refund)
+        if settle is not None and settle[0]:
+            for period in settle[1]:
+                if period in counts.spent:  # a period already forgotten stays as it ended
+                    counts.spent[period] = max(0, counts.spent[period] + settle[0])
 
     def renew(self, tickets: Iterable[tuple[ClientKey, str]], sockets: bool = False) -> None:
         """Nothing to renew: a worker's memory goes with it."""
@@ -181,6 +209,8 @@ def _refusal(key: ClientKey, counts: _Counts, now: float, tokens: int) -> tuple[
 
 
 def _verdict(key: ClientKey, counts: _Counts, now: float, refused: str | None, retry_after: float) -> Verdict:
+    at = budget.periods(now)
+    budgets = budget.standing(key, counts.spend(at), at) if key.budgeted else ()
     requests = tokens = None
     if key.rpm is not None:
         used = counts.requests.total(now)
@@ -189,4 +219,4 @@ def _verdict(key: ClientKey, counts: _Counts, now: float, refused: str | None, r
         used = counts.tokens.total(now)
         tokens = Quota(key.tpm, max(0, key.tpm - used), counts.tokens.reset_after(now))
     streams = None if key.max_streams is None else (key.max_streams, len(counts.live))
-    return Verdict(refused, retry_after, requests, tokens, streams)
+    return Verdict(refused, retry_after, requests, tokens, streams, budgets=budgets)

@@ -7,8 +7,11 @@ prompt, so that concurrent requests cannot all pass a limit none of them has rea
 once overshoot it by one reservation at most. Tokens produced beyond the reservation are counted
 without any work per token: once a second the counts of the generations running here are read
 (their chunks so far) and what is new is added. When a generation ends, its usage settles: what
-it reserved and did not produce is taken back. With Redis, counters that cannot be reached admit
-without counting (KEY_LIMITS_WITHOUT_REDIS=open) or refuse with 503 (closed).
+it reserved and did not produce is taken back. A key with a budget in money reserves the most a
+generation can cost (its prompt and max_tokens at its model's price) in the same step, and
+settles what it did cost (429 budget_exhausted when a budget says no). With Redis, counters that
+cannot be reached admit without counting (KEY_LIMITS_WITHOUT_REDIS=open) or refuse with 503
+(closed).
 """
 
 from __future__ import annotations
@@ -16,13 +19,16 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from typing import Any
 
 import gevent
 
 from ..config import ClientKey
+from ..config.prices import Price
 from ..errors import ApiError
 from ..ids import random_id
 from ..metrics.catalogue import Metrics, NoMetrics
+from . import budget
 from .counters import STREAMS_RETRY_SECONDS, Counters, Quota, Verdict
 
 log = logging.getLogger("chatwait.limits")
@@ -43,9 +49,10 @@ class CountersUnavailable(Exception):
 class Ticket:
     """One admitted generation: its key, the completion tokens reserved for it (tpm), how many it
     has produced so far (`progress`), how many are counted against tpm already (the reservation
-    counts from admission), how many are in the metrics, and the second it was admitted in."""
+    counts from admission), how many are in the metrics, the second it was admitted in, and (with
+    a budget and a priced model) its reservation in money."""
 
-    __slots__ = ("counted", "id", "key", "progress", "reported", "reserved", "second")
+    __slots__ = ("counted", "id", "key", "money", "progress", "reported", "reserved", "second")
 
     def __init__(self, key: ClientKey, reserved: int = 0, ticket_id: str = "") -> None:
         self.id = ticket_id or random_id()
@@ -55,6 +62,7 @@ class Ticket:
         self.counted = reserved
         self.reported = 0
         self.second = 0
+        self.money: budget.Reservation | None = None
 
 
 class Limits:
@@ -68,21 +76,29 @@ class Limits:
         self._sockets: dict[str, Ticket] = {}
         self._flusher: gevent.Greenlet | None = None
 
-    def admit(self, key: ClientKey, prompt_tokens: int, max_tokens: int = 0) -> tuple[Ticket, Verdict | None]:
+    def admit(
+        self, key: ClientKey, prompt_tokens: int, max_tokens: int = 0, price: Price | None = None, rescues: int = 0
+    ) -> tuple[Ticket, Verdict | None]:
         """Admit a generation of `key`, counting its request, its prompt tokens and (with tpm)
         its `max_tokens` as reserved, lowered to what tpm has left (the ticket's `reserved`: the
-        generation asks for no more); its ticket and the verdict (None: counters out of reach,
+        generation asks for no more), and (with a budget) the most it can cost at `price` with
+        `rescues` continuations; its ticket and the verdict (None: counters out of reach,
         admitted anyway). ApiError when a limit refuses."""
         ticket = Ticket(key, max_tokens if key.tpm is not None else 0)
+        money = None
+        if key.budgeted and price is not None:
+            money = budget.Reservation.of(price, prompt_tokens, max_tokens, rescues)
         try:
-            verdict = self.counters.admit(key, ticket.id, prompt_tokens, ticket.reserved)
+            verdict = self.counters.admit(key, ticket.id, prompt_tokens, ticket.reserved, money.cost if money else 0)
         except CountersUnavailable:
             ticket.counted = 0  # nothing was reserved
             return self._unreached(ticket), None
         if verdict.refused is not None:
             self.metrics.key_refused(key.name, verdict.refused)
-            raise ApiError("rate_limited", _detail(key, verdict), retry_after=max(1.0, verdict.retry_after))
+            raise _refusal(key, verdict)
         ticket.second = verdict.second
+        if money is not None:
+            money.periods, ticket.money = verdict.periods, money
         ticket.reserved = ticket.counted = verdict.reserved  # lowered to what tpm has left
         self._running[ticket.id] = ticket
         self.metrics.key_generation(key.name, 1, prompt_tokens)
@@ -99,7 +115,7 @@ class Limits:
             return None
         if verdict.refused is not None:
             self.metrics.key_refused(key.name, verdict.refused)
-            raise ApiError("rate_limited", _detail(key, verdict), retry_after=max(1.0, verdict.retry_after))
+            raise _refusal(key, verdict)
         return verdict
 
     def open_socket(self, key: ClientKey) -> Ticket | None:
@@ -137,29 +153,41 @@ class Limits:
         except CountersUnavailable:
             return None
 
-    def end(self, ticket: Ticket, completion_tokens: int) -> None:
-        """A generation ended with `completion_tokens`: count what was not counted yet, take back
-        what was reserved and not produced, and release its slot (one call to the counters)."""
+    def end(self, ticket: Ticket, completion_tokens: int, cost_usd: float | None = None) -> None:
+        """A generation ended with `completion_tokens` and (where its model has a price)
+        `cost_usd`: count what was not counted yet, take back what was reserved and not
+        produced or not spent, and release its slot (one call to the counters)."""
         if self._running.pop(ticket.id, None) is None:
             return
         self.metrics.key_generation(ticket.key.name, -1, 0)
         self._report(ticket, completion_tokens)
         spent = max(0, completion_tokens - ticket.counted)
         refund = min(ticket.reserved, max(0, ticket.counted - completion_tokens))
+        money, settle = ticket.money, None
+        if money is not None:
+            cost = money.spent(completion_tokens, cost_usd)
+            self.metrics.key_spend(ticket.key.name, cost / budget.NANO)
+            settle = (cost - money.cost, money.periods)
+        elif cost_usd:
+            self.metrics.key_spend(ticket.key.name, cost_usd)
         try:
-            self.counters.release(ticket.key, ticket.id, spent, refund, ticket.second)
+            self.counters.release(ticket.key, ticket.id, spent, refund, ticket.second, settle)
         except CountersUnavailable:
             log.warning("limits_unreached", extra={"client_name": ticket.key.name, "operation": "release"})
 
     def held(self, ticket: Ticket) -> dict[str, object]:
         """What another worker needs to go on with `ticket` if this one dies (kept with the call)."""
-        return {"key": ticket.key.name, "id": ticket.id, "reserved": ticket.reserved, "second": ticket.second}
+        found = {"key": ticket.key.name, "id": ticket.id, "reserved": ticket.reserved, "second": ticket.second}
+        return found if ticket.money is None else found | ticket.money.held()
 
-    def resume(self, key: ClientKey, held: dict[str, object]) -> Ticket:
+    def resume(self, key: ClientKey, held: dict[str, Any], price: Price | None = None) -> Ticket:
         """A generation taken over from a worker that died keeps its place among its key's
-        (max_streams) and its reservation: its ticket (`held`) is renewed and settled here."""
-        ticket = Ticket(key, int(held.get("reserved") or 0), str(held["id"]))  # type: ignore[call-overload]
-        ticket.second = int(held.get("second") or 0)  # type: ignore[call-overload]
+        (max_streams) and its reservations (tokens, money): its ticket (`held`) is renewed and
+        settled here."""
+        ticket = Ticket(key, int(held.get("reserved") or 0), str(held["id"]))
+        ticket.second = int(held.get("second") or 0)
+        if key.budgeted and price is not None:
+            ticket.money = budget.Reservation.taken_over(held, price)
         self._running[ticket.id] = ticket
         self.metrics.key_generation(key.name, 1, 0)
         try:
@@ -228,6 +256,14 @@ class Limits:
             detail = "The client key limits live in Redis, which is out of reach (KEY_LIMITS_WITHOUT_REDIS=closed)."
             raise ApiError("store_unavailable", detail)
         return ticket
+
+
+def _refusal(key: ClientKey, verdict: Verdict) -> ApiError:
+    """The error of a refused admission: rate_limited, or budget_exhausted with what was spent."""
+    spend = next((found for found in verdict.budgets if found.name == verdict.refused), None)
+    if spend is not None:
+        return ApiError("budget_exhausted", budget.detail(key, spend), retry_after=max(1.0, verdict.retry_after))
+    return ApiError("rate_limited", _detail(key, verdict), retry_after=max(1.0, verdict.retry_after))
 
 
 def _detail(key: ClientKey, verdict: Verdict) -> str:

@@ -1,9 +1,10 @@
 """Counters in Redis (STREAM_STORE=redis): every worker of every instance counts against the same
 limits. One script call admits or refuses a generation (one round trip per request); a key's
-three counters share a hash tag, so the script runs on a Cluster too. All of it is bounded:
-a key's minute is at most 61 one-second fields, its live generations a sorted set of leases
-(each renewed every second by the worker running it, gone within LEASE_MS once that worker is),
-and every key expires a minute after its last use.
+counters share a hash tag, so the script runs on a Cluster too. All of it is bounded: a key's
+minute is at most 61 one-second fields, its live generations a sorted set of leases (each
+renewed every second by the worker running it, gone within LEASE_MS once that worker is), its
+spend one integer per day and month (nano-USD), kept a day past the period's end; the minute's
+keys expire a minute after their last use.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import redis
 
 from ..config import ClientKey
 from ..connect.redis import Later, Topology
-from .counters import STREAMS_RETRY_SECONDS, Quota, Verdict
+from . import budget
+from .counters import STREAMS_RETRY_SECONDS, Quota, Settlement, Verdict
 from .limits import CountersUnavailable
 
 PREFIX = "chatwait:limits"
@@ -26,15 +28,18 @@ CONNECTIONS = 32
 TIMEOUT_SECONDS = 1.0  # a request waits this long at most for its admission
 PAUSE_SECONDS = 1.0  # after a failure, calls do not wait on Redis again for this long
 LEASE_MS = 5_000
+KEPT_SECONDS = 86_400  # a period's spend outlives it by a day: generations admitted in it settle there
 
 # Where a key's limits stand, and with ARGV[1] = 'admit' its new generation counted when no limit
 # refuses (with 'request', a request that starts none: rpm alone). KEYS: live (ZSET ticket ->
-# lease end, ms), requests and tokens (HASH second -> count). ARGV: mode (admit|request|peek),
-# ticket, max_streams, rpm, tpm (-1: none), the prompt's tokens, lease ms, the completion's
-# reservation (lowered to what tpm has left once something is counted; at least one token must
-# be). Redis's clock, so every worker agrees. Returns {refused
-# ('' none), retry ms, live, requests used, requests reset ms, tokens used, tokens reset ms, the
-# second counted in, the completion tokens reserved}.
+# lease end, ms), requests and tokens (HASH second -> count), the day's and the month's spend
+# (nano-USD). ARGV: mode (admit|request|peek), ticket, max_streams, rpm, tpm (-1: none), the
+# prompt's tokens, lease ms, the completion's reservation (lowered to what tpm has left once
+# something is counted; at least one token must be), the cost reserved (nano-USD), budget_day,
+# budget_month (nano-USD, -1: none), the day's and the month's keys' lifetimes (ms). Redis's
+# clock for the minute, so every worker agrees. Returns {refused ('' none), retry ms, live,
+# requests used, requests reset ms, tokens used, tokens reset ms, the second counted in, the
+# completion tokens reserved, the day's spend, the month's spend}.
 _LOOK = """#!lua
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -71,6 +76,8 @@ local needed, reserved = prompt + math.min(reserve, 1), 0
 local live = redis.call('ZCARD', KEYS[1])
 local rs, rc, rtotal = minute(KEYS[2])
 local ts, tc, ttotal = minute(KEYS[3])
+local cost, budgets = tonumber(ARGV[9] or '0'), {tonumber(ARGV[10] or '-1'), tonumber(ARGV[11] or '-1')}
+local spent = {tonumber(redis.call('GET', KEYS[4]) or '0'), tonumber(redis.call('GET', KEYS[5]) or '0')}
 local refused, retry = '', 0
 if ARGV[1] == 'request' then
   if rpm >= 0 and rtotal >= rpm then refused = 'rpm'; retry = free_after(rs, rc, rtotal, 1, rpm)
@@ -85,6 +92,11 @@ elseif ARGV[1] == 'admit' then
   elseif rpm >= 0 and rtotal >= rpm then refused = 'rpm'; retry = free_after(rs, rc, rtotal, 1, rpm)
   elseif tpm >= 0 and (ttotal >= tpm or (ttotal > 0 and ttotal + needed > tpm)) then
     refused = 'tpm'; retry = free_after(ts, tc, ttotal, math.min(needed, tpm), tpm)
+  else
+    for i, name in ipairs({'budget_day', 'budget_month'}) do
+      local over = spent[i] >= budgets[i] or (spent[i] > 0 and spent[i] + cost > budgets[i])
+      if refused == '' and budgets[i] >= 0 and over then refused = name end
+    end
   end
   if refused == '' then
     reserved = reserve
@@ -103,9 +115,15 @@ elseif ARGV[1] == 'admit' then
       if #ts == 0 or ts[#ts] ~= second then table.insert(ts, second) end
       ttotal = ttotal + prompt
     end
+    if budgets[1] >= 0 or budgets[2] >= 0 then
+      for i = 1, 2 do
+        spent[i] = redis.call('INCRBY', KEYS[3 + i], cost)
+        redis.call('PEXPIRE', KEYS[3 + i], tonumber(ARGV[11 + i]))
+      end
+    end
   end
 end
-return {refused, retry, live, rtotal, reset(rs), ttotal, reset(ts), second, reserved}
+return {refused, retry, live, rtotal, reset(rs), ttotal, reset(ts), second, reserved, spent[1], spent[2]}
 """
 
 # A worker's generations still running: their leases renewed by Redis's clock. KEYS: live.
@@ -118,11 +136,23 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) + 60000)
 return #ARGV - 1
 """
 
-# A generation ended: KEYS: live, tokens. ARGV: ticket, tokens produced beyond what was counted
-# (counted now), tokens reserved and not produced (taken back off ARGV[4], the second it was
-# admitted in, if that is still counted). allow-oom: it frees more than it writes.
+# A generation ended: KEYS: live, tokens, the spend of the day and the month it was admitted in.
+# ARGV: ticket, tokens produced beyond what was counted (counted now), tokens reserved and not
+# produced (taken back off ARGV[4], the second it was admitted in, if that is still counted), what
+# it cost beyond its reservation (nano-USD, below 0 to give back), to the periods still counted.
+# allow-oom: it frees more than it writes.
 _RELEASE = """#!lua flags=allow-oom
 redis.call('ZREM', KEYS[1], ARGV[1])
+local cost = tonumber(ARGV[5] or '0')
+if cost ~= 0 then
+  for i = 3, #KEYS do
+    local held = redis.call('GET', KEYS[i])
+    if held then
+      if tonumber(held) + cost > 0 then redis.call('INCRBY', KEYS[i], cost)
+      else redis.call('SET', KEYS[i], 0, 'KEEPTTL') end
+    end
+  end
+end
 local spent, refund = tonumber(ARGV[2]), tonumber(ARGV[3])
 if spent > 0 then
   redis.call('HINCRBY', KEYS[2], tonumber(redis.call('TIME')[1]), spent)
@@ -166,6 +196,11 @@ def counter_keys(name: str) -> tuple[str, str, str]:
     return f"{tag}:live", f"{tag}:requests", f"{tag}:tokens"
 
 
+def spend_keys(name: str, periods: tuple[str, str]) -> list[str]:
+    """A key's spend in a day and a month (in the slot of its other counters)."""
+    return [f"{PREFIX}:{{{name}}}:spent:{period}" for period in periods]
+
+
 def sockets_key(name: str) -> str:
     """A key's open WebSockets (in the slot of its other counters)."""
     return f"{PREFIX}:{{{name}}}:sockets"
@@ -179,8 +214,8 @@ class RedisCounters:
         self._clock = clock
         self._paused_until = 0.0
 
-    def admit(self, key: ClientKey, ticket: str, tokens: int, reserve: int = 0) -> Verdict:
-        return self._look(key, "admit", ticket, tokens, reserve)
+    def admit(self, key: ClientKey, ticket: str, tokens: int, reserve: int = 0, cost: int = 0) -> Verdict:
+        return self._look(key, "admit", ticket, tokens, reserve, cost)
 
     def peek(self, key: ClientKey) -> Verdict:
         return self._look(key, "peek", "", 0)
@@ -195,10 +230,16 @@ class RedisCounters:
                 self._queue(pipe, "spend", [counter_keys(key.name)[2]], [tokens])
             self._execute(client, pipe)
 
-    def release(self, key: ClientKey, ticket: str, spent: int = 0, refund: int = 0, second: int = 0) -> None:
+    def release(
+        self, key: ClientKey, ticket: str, spent: int = 0, refund: int = 0, second: int = 0, settle: Settlement = None
+    ) -> None:
         live, _, tokens = counter_keys(key.name)
+        keys, cost = [live, tokens], 0
+        if settle is not None and settle[0] and all(settle[1]):
+            cost = settle[0]
+            keys += spend_keys(key.name, settle[1])
         with self._reaching() as client:
-            self._run(client, "release", [live, tokens], [ticket, spent, refund, second])
+            self._run(client, "release", keys, [ticket, spent, refund, second, cost])
 
     def renew(self, tickets: Iterable[tuple[ClientKey, str]], sockets: bool = False) -> None:
         by_key: dict[str, list[str]] = {}
@@ -233,12 +274,16 @@ class RedisCounters:
     def close(self) -> None:
         self._client.close()
 
-    def _look(self, key: ClientKey, mode: str, ticket: str, tokens: int, reserve: int = 0) -> Verdict:
+    def _look(self, key: ClientKey, mode: str, ticket: str, tokens: int, reserve: int = 0, cost: int = 0) -> Verdict:
         limits = [-1 if value is None else value for value in (key.max_streams, key.rpm, key.tpm)]
-        args = [mode, ticket, *limits, tokens, LEASE_MS, reserve]
+        budgets = [-1 if value is None else budget.nano(value) for value in (key.budget_day, key.budget_month)]
+        at = budget.periods(time.time())
+        lifetimes = [round((left + KEPT_SECONDS) * 1000) for left in (at.day_left, at.month_left)]
+        args = [mode, ticket, *limits, tokens, LEASE_MS, reserve, cost, *budgets, *lifetimes]
+        keys = [*counter_keys(key.name), *spend_keys(key.name, (at.day, at.month))]
         with self._reaching() as client:
-            found = self._run(client, "look", counter_keys(key.name), args)
-        return _verdict(key, found)
+            found = self._run(client, "look", keys, args)
+        return _verdict(key, found, at)
 
     @contextlib.contextmanager
     def _reaching(self) -> Iterator[Any]:
@@ -267,10 +312,12 @@ class RedisCounters:
                 raise result
 
 
-def _verdict(key: ClientKey, found: list[Any]) -> Verdict:
-    refused, retry_ms, live, requests, requests_reset, tokens, tokens_reset, second, reserved = found
+def _verdict(key: ClientKey, found: list[Any], at: budget.Periods) -> Verdict:
+    refused, retry_ms, live, requests, requests_reset, tokens, tokens_reset, second, reserved, day, month = found
     refused = refused.decode() if isinstance(refused, bytes) else refused
     retry = STREAMS_RETRY_SECONDS if refused == "max_streams" else int(retry_ms) / 1000
+    if refused in budget.NAMES:
+        retry = at.left(refused)
     return Verdict(
         refused=refused or None,
         retry_after=retry if refused else 0.0,
@@ -279,6 +326,8 @@ def _verdict(key: ClientKey, found: list[Any]) -> Verdict:
         streams=None if key.max_streams is None else (key.max_streams, int(live)),
         second=int(second),
         reserved=int(reserved),
+        budgets=budget.standing(key, (int(day), int(month)), at) if key.budgeted else (),
+        periods=(at.day, at.month),
     )
 
 

@@ -143,10 +143,12 @@ class KeySeries:
     def __init__(self, registry: CollectorRegistry | None) -> None:
         count, gauge, _ = _declarers(registry)
         self.refusals = count("key_refusals", "Requests a client key's limit refused (limit: max_streams, rpm, "
-                              "tpm, max_sockets, queue_share), by key name.", "key", "limit")
+                              "tpm, max_sockets, budget_day, budget_month, queue_share), by key name.", "key", "limit")
         self.generations = gauge("key_generations", "Generations running now, by client key name.", "key")
         self.tokens = count("key_tokens", "Tokens counted against client keys' limits (prompt at admission, "
                             "completion as produced), by key name.", "key", "direction")
+        self.spend = count("key_spend_usd", "What client keys with limits spent in USD (generations settled, "
+                           "their models priced in UPSTREAMS_FILE), by key name.", "key")
 
 
 def _declarers(registry: CollectorRegistry | None) -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]:
@@ -274,6 +276,10 @@ class Metrics:
 
     def key_tokens_out(self, key: str, tokens: int) -> None:
         self._child(self.keys.tokens, key, "out").inc(tokens)
+
+    def key_spend(self, key: str, usd: float) -> None:
+        """A generation of key `key` settled having cost `usd`."""
+        self._child(self.keys.spend, key).inc(usd)
 
     def unknown_field(self, api: str, name: str) -> None:
         """A request held a field ChatWait does not know (`api`: one of three families)."""

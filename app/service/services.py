@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..config import ClientKey, Settings
+from ..config.prices import Price
 from ..conversations import Bounds, ConversationStore, MemoryConversations
 from ..errors import ApiError
 from ..generation import rescue
@@ -108,15 +109,24 @@ class Services:
 
     def admit(self, call: ChatCall, prompt_tokens: int | None, key: ClientKey | None) -> Admission:
         """Admit a generation of `call` for a request of `key`: its route (upstream_unavailable at
-        once when every server of the model rests), then its key's limits (rate_limited when one
-        says no; None or a key without limits: nothing to count)."""
+        once when every server of the model rests), then its key's limits (rate_limited or
+        budget_exhausted when one says no; None or a key without limits: nothing to count)."""
         route = self._route(call)
         if key is None or not key.limited:
             return Admission(route)
-        if prompt_tokens is None and key.tpm is not None:
+        price = self._dearest(call) if key.budgeted else None
+        if prompt_tokens is None and (key.tpm is not None or price is not None):
             prompt_tokens = self.provider.prompt_tokens(call.counted())  # tools' definitions included
-        ticket, verdict = self.limits.admit(key, prompt_tokens or 0, call.max_tokens)
+        rescues = self.settings.upstream_rescues
+        ticket, verdict = self.limits.admit(key, prompt_tokens or 0, call.max_tokens, price, rescues)
         return Admission(route, ticket, verdict)
+
+    def _dearest(self, call: ChatCall) -> Price | None:
+        """The price of the dearest model that may answer `call` (its own, or a fallback's): what a
+        budget reserves at."""
+        fallbacks = call.fallbacks if call.fallbacks is not None else self.settings.fallbacks_of(call.model)
+        prices = [price for model in (call.model, *fallbacks) if (price := self.settings.price_of(model)) is not None]
+        return max(prices, key=lambda price: (price.output, price.input), default=None)
 
     def _route(self, call: ChatCall) -> Route:
         """Where the generation goes first; when every server of its model rests, its fallback
@@ -158,7 +168,7 @@ class Services:
             outcome = self.waits.run(relay, sock)
         finally:
             if ticket is not None:
-                self.limits.end(ticket, outcome.usage.charged if outcome else relay.produced())
+                self.limits.end(ticket, *_spent(outcome, relay.produced))
         if outcome.error is not None:
             raise outcome.error
         return outcome
@@ -229,7 +239,7 @@ class Services:
         if isinstance(held, dict):
             key = next((k for k in self.settings.keys if k.name == held.get("key") and k.limited), None)
         if key is not None:  # it keeps its key's place (max_streams) and its tokens are charged
-            self._count_while_it_runs(self.limits.resume(key, held), stream)
+            self._count_while_it_runs(self.limits.resume(key, held, self._dearest(call)), stream)
         return True
 
     def _enqueue(self, name: str, stream_id: str, open_slot: Callable[[], Stream], ticket: Ticket | None) -> Pending:
@@ -266,7 +276,7 @@ class Services:
                 self.limits.hand_over(ticket)
                 return
             outcome = done.value if done.successful() else None
-            self.limits.end(ticket, outcome.usage.charged if outcome is not None else stream.chunks)
+            self.limits.end(ticket, *_spent(outcome, lambda: stream.chunks))
 
         greenlet.link(ended)
 
@@ -302,6 +312,14 @@ class Services:
         self.limits.close()
         self.conversations.close()
         self.metrics.close()
+
+
+def _spent(outcome: Outcome | None, produced: Callable[[], int]) -> tuple[int, float | None]:
+    """What a generation's ticket settles: its completion tokens and its cost (where its model has
+    a price); without an outcome, the tokens it produced, at its price."""
+    if outcome is None:
+        return produced(), None
+    return outcome.usage.charged, outcome.cost_usd
 
 
 def _build_store(settings: Settings, abandon: Abandon) -> StreamStore:

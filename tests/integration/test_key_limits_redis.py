@@ -15,7 +15,7 @@ from websockets.sync.client import connect as ws_connect
 
 from app.config import ClientKey
 from app.connect.redis import Topology
-from app.limits import CountersUnavailable, MemoryCounters, shared
+from app.limits import CountersUnavailable, MemoryCounters, budget, shared
 from app.limits.shared import RedisCounters, counter_keys
 from harness.processes import ChatWaitServer
 from harness.redis_servers import Cluster, Standalone
@@ -89,6 +89,42 @@ def test_the_script_counts_as_the_memory_counters_do(standalone) -> None:
         counters.close()
 
 
+def _spending(counters) -> list:
+    """The same reservations and settlements against budgets, for both kinds of counters."""
+    key = ClientKey("", "seq-money", budget_day=1.0, budget_month=1.5)
+    dollar = budget.NANO
+    seen = [counters.admit(key, "a", 10, cost=3 * dollar), counters.admit(key, "b", 10, cost=1)]  # alone, whole
+    periods = seen[0].periods
+    counters.release(key, "a", settle=(-3 * dollar + dollar // 4, periods))  # it cost a quarter
+    seen += [counters.peek(key), counters.admit(key, "c", 10, cost=dollar // 2)]
+    seen += [counters.admit(key, "d", 10, cost=dollar // 2), counters.admit(key, "e", 10, cost=dollar // 4)]
+    counters.release(key, "c", settle=(dollar // 2, periods))  # it cost twice its reservation
+    counters.release(key, "e", settle=(-dollar, periods))
+    seen += [counters.peek(key), counters.admit(ClientKey("", "seq-month", budget_month=1.0), "f", 1, cost=dollar)]
+    counters.release(key, "f", settle=(-5 * dollar, periods))  # never below zero
+    seen.append(counters.peek(key))
+    return seen
+
+
+def test_the_script_reserves_and_settles_money_as_the_memory_counters_do(standalone) -> None:
+    counters = _counters(standalone.server.url)
+    try:
+        found, local = _spending(counters), _spending(MemoryCounters())
+        assert [v.refused for v in found] == [None, "budget_day", None, None, "budget_day", None, None, None, None]
+        spent = [[(s.name, round(s.spent, 9)) for s in v.budgets] for v in found]
+        assert spent == [[(s.name, round(s.spent, 9)) for s in v.budgets] for v in local]
+        assert spent[2] == [("budget_day", 0.25), ("budget_month", 0.25)]
+        assert spent[6] == [("budget_day", 0.5), ("budget_month", 0.5)], "1.0 reserved, +0.5 for c, -1.0 for e"
+        assert spent[8] == [("budget_day", 0.0), ("budget_month", 0.0)], "a refund stops at zero"
+        assert 0 < found[1].retry_after <= 86_400 and found[1].retry_after == pytest.approx(
+            budget.periods(time.time()).day_left, abs=5)
+        client = standalone.server.client()
+        lifetimes = [client.pttl(name) for name in shared.spend_keys("seq-money", found[0].periods)]
+        assert all(86_400_000 < ttl <= 86_400_000 * 33 for ttl in lifetimes), "kept a day past the period"
+    finally:
+        counters.close()
+
+
 def test_the_script_runs_on_a_cluster() -> None:
     cluster = Cluster()
     try:
@@ -96,6 +132,7 @@ def test_the_script_runs_on_a_cluster() -> None:
         shared, local = _sequence(counters), _sequence(MemoryCounters())
         for redis_verdict, memory_verdict in zip(shared, local, strict=True):
             _same(redis_verdict, memory_verdict)
+        assert [v.refused for v in _spending(counters)] == [v.refused for v in _spending(MemoryCounters())]
         key = ClientKey("", "seq", max_streams=2)
         counters.renew([(key, "e"), (ClientKey("", "other"), "x")])  # two keys, two slots, one pipeline
         counters.close()

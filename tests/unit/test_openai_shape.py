@@ -14,7 +14,7 @@ def test_every_error_has_openais_shape(code: str) -> None:
     body = openai_error_body(ApiError(code, "Why it happened."), "cid")
     error = body["error"]
     assert set(error) <= {"message", "type", "param", "code", "correlation_id", "retry_after_seconds"}
-    assert error["type"] in ("invalid_request_error", "rate_limit_error", "server_error")
+    assert error["type"] in ("invalid_request_error", "rate_limit_error", "insufficient_quota", "server_error")
     assert (error["type"] == "server_error") == (CATALOGUE[code].status >= 500)
     assert error["message"].startswith(CATALOGUE[code].message) and "Why it happened." in error["message"]
     assert error["correlation_id"] == "cid" and error["code"]

@@ -173,12 +173,16 @@ def messages(client: Any) -> None:
     assert counted.get_json()["input_tokens"] > 0
 
 
-@scenario("health.health", "health.ready", "metrics.metrics", "contract.contract", "page.index", "static")
+@scenario(
+    "health.health", "health.ready", "metrics.metrics", "spend.spend", "contract.contract", "page.index", "static"
+)
 def service(client: Any) -> None:
     assert client.get("/health").get_json()["status"] == "healthy"
     ready = client.get("/ready")
     assert ready.status_code == 200, ready.get_data(as_text=True)
     assert b"chatwait_http_requests_total" in client.get("/metrics").get_data()
+    spend = client.get("/v1/spend")  # no client keys: nothing is counted per key
+    assert spend.status_code == 404 and "CHATWAIT_API_KEYS" in spend.get_json()["error"]["message"]
     assert client.get("/openapi.yaml").get_data().startswith(b"openapi:")
     with client.get("/") as page:
         assert page.status_code == 200 and b"<html" in page.get_data()

@@ -1,0 +1,30 @@
+"""GET /v1/spend: where the calling key's budgets in money stand (what it spent today and this
+month, UTC, and what remains), as its generations reserve and settle them."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from ..apis.request import client_key, services
+from ..apis.schema import serialise
+from ..errors import ApiError
+from .schemas import SpendSchema
+
+bp = Blueprint("spend", __name__)
+
+PATH = "/v1/spend"
+
+
+@bp.get(PATH)
+def spend() -> dict[str, object]:
+    """The calling key's budgets (none when it has none); 404 when the API asks for no key."""
+    key = client_key()
+    if key is None:
+        raise ApiError("not_found", "The API asks for no client key (CHATWAIT_API_KEYS): spend is counted per key.")
+    budgets: dict[str, object] = {}
+    if key.budgeted:
+        standing = services().limits.look(key)
+        if standing is None:
+            raise ApiError("store_unavailable", "The client keys' counters live in Redis, which is out of reach.")
+        budgets = {found.name: found.body() for found in standing.budgets}
+    return serialise(SpendSchema, {"object": "spend", "key": key.name, "budgets": budgets})

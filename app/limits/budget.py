@@ -1,0 +1,155 @@
+"""Budgets in money: the UTC day and month a key's spend counts in, when each resets, and which
+budget refuses a generation. Money is counted in whole billionths of a dollar (nano-USD) so that
+memory and Redis add it exactly; a generation reserves its estimate at admission and settles
+what it cost when it ends (`Limits`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from typing import Any
+
+from ..config import ClientKey
+from ..config.prices import Price
+
+NANO = 1_000_000_000
+NAMES = ("budget_day", "budget_month")
+
+
+def nano(usd: float | None) -> int:
+    """USD as whole billionths (0 for None)."""
+    return 0 if not usd else round(usd * NANO)
+
+
+@dataclasses.dataclass(frozen=True)
+class Periods:
+    """The UTC day and month of an instant, and the seconds until each ends."""
+
+    day: str  # 2026-11-27
+    month: str  # 2026-11
+    day_left: float
+    month_left: float
+
+    def left(self, name: str) -> float:
+        """Seconds until the period of budget `name` resets."""
+        return self.day_left if name == "budget_day" else self.month_left
+
+    def period(self, name: str) -> str:
+        return self.day if name == "budget_day" else self.month
+
+
+def periods(now: float) -> Periods:
+    """The periods `now` (Unix seconds) falls in."""
+    moment = datetime.datetime.fromtimestamp(now, datetime.UTC)
+    day_start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    next_day = day_start + datetime.timedelta(days=1)
+    month_start = day_start.replace(day=1)
+    next_month = (month_start + datetime.timedelta(days=32)).replace(day=1)
+    return Periods(
+        moment.strftime("%Y-%m-%d"),
+        moment.strftime("%Y-%m"),
+        (next_day - moment).total_seconds(),
+        (next_month - moment).total_seconds(),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Spend:
+    """Where one budget of a key stands: its limit, what is spent (the reservations of its running
+    generations included), both in USD, its period and the seconds until it resets."""
+
+    name: str  # budget_day or budget_month
+    limit: float
+    spent: float
+    period: str
+    resets_in: float
+
+    def body(self) -> dict[str, object]:
+        """As the spend endpoint shows it."""
+        return {
+            "period": self.period,
+            "budget_usd": self.limit,
+            "spent_usd": round(self.spent, 9),
+            "remaining_usd": round(max(0.0, self.limit - self.spent), 9),
+            "resets_in_seconds": round(self.resets_in, 3),
+        }
+
+
+@dataclasses.dataclass
+class Reservation:
+    """A generation's reservation against its key's budgets: the most it can cost (nano-USD, at
+    `price`: `most_tokens`), the day and month it was reserved in, and what settles it should it
+    end without its cost known (its price, its prompt's tokens)."""
+
+    price: Price
+    prompt: int
+    cost: int = 0
+    periods: tuple[str, str] = ("", "")
+
+    @classmethod
+    def of(cls, price: Price, prompt: int, max_tokens: int, rescues: int = 0) -> Reservation:
+        return cls(price, prompt, nano(price.cost(*most_tokens(prompt, max_tokens, rescues))))
+
+    def spent(self, completion_tokens: int, cost_usd: float | None) -> int:
+        """What the generation cost (nano-USD): `cost_usd` where known, else its prompt and
+        `completion_tokens` at its price."""
+        if cost_usd is not None:
+            return nano(cost_usd)
+        return nano(self.price.cost(self.prompt, 0, completion_tokens))
+
+    def held(self) -> dict[str, Any]:
+        """As another worker takes it over (without the price: its settings have it)."""
+        return {"cost": self.cost, "periods": list(self.periods), "prompt": self.prompt}
+
+    @classmethod
+    def taken_over(cls, held: dict[str, Any], price: Price) -> Reservation:
+        periods = held.get("periods")
+        found = cls(price, int(held.get("prompt") or 0), int(held.get("cost") or 0))
+        if isinstance(periods, list) and len(periods) == 2:
+            found.periods = (str(periods[0]), str(periods[1]))
+        return found
+
+
+def most_tokens(prompt: int, max_tokens: int, rescues: int) -> tuple[int, int, int]:
+    """The most tokens (input, cached input, output) a generation can be charged: its prompt and
+    max_tokens, and for each continuation `rescues` allows (UPSTREAM_RESCUES: after a cut, a
+    preemption or a takeover) the prompt and the reply so far sent again and at most max_tokens
+    more. So that a key's spend stays within its budget and one reservation, rescued or not."""
+    return prompt + rescues * (prompt + max_tokens), 0, (1 + rescues) * max_tokens
+
+
+def limit_of(key: ClientKey, name: str) -> float | None:
+    return key.budget_day if name == "budget_day" else key.budget_month
+
+
+def refusal(key: ClientKey, spent: tuple[int, int], cost: int, at: Periods) -> tuple[str | None, float]:
+    """Which budget refuses a generation reserving `cost` (nano-USD) when the day and month have
+    `spent`, and the seconds until it resets (None: none refuses). With nothing spent, one that
+    costs more than the budget alone still goes, as tpm lets it."""
+    for name, used in zip(NAMES, spent, strict=True):
+        limit = limit_of(key, name)
+        if limit is None:
+            continue
+        if used >= nano(limit) or (used and used + cost > nano(limit)):
+            return name, at.left(name)
+    return None, 0.0
+
+
+def standing(key: ClientKey, spent: tuple[int, int], at: Periods) -> tuple[Spend, ...]:
+    """Where each budget `key` has stands, from the day's and the month's spend (nano-USD)."""
+    found = []
+    for name, used in zip(NAMES, spent, strict=True):
+        limit = limit_of(key, name)
+        if limit is not None:
+            found.append(Spend(name, limit, used / NANO, at.period(name), at.left(name)))
+    return tuple(found)
+
+
+def detail(key: ClientKey, spend: Spend) -> str:
+    """Why a generation of `key` is refused by the budget `spend` tells."""
+    word = "daily" if spend.name == "budget_day" else "monthly"
+    return (
+        f"The key {key.name!r} has spent (or reserved for generations still running) ${spend.spent:.6f} of its "
+        f"${spend.limit:g} {word} budget ({spend.name}) for {spend.period} (UTC); it resets in "
+        f"{round(spend.resets_in)} s."
+    )

@@ -1,0 +1,150 @@
+"""Budgets in money across two instances sharing Redis: concurrent requests of one key spend at
+most its budget and one request's reservation, rescued streams too; a refusal is a 429
+budget_exhausted in the family's shape with Retry-After; GET /v1/spend and /metrics say what the
+key spent, which is what its answers said they cost."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from harness.processes import ChatWaitServer, FakeUpstream
+
+from ..conftest import FAKE_MODEL, server_env
+from ..sse import parse
+
+pytestmark = pytest.mark.integration
+
+KEY = "budget-key-0123456789abcdef"
+OTHER = "other-budget-key-0123456789abcdef"
+INPUT, OUTPUT = 100.0, 1_000.0  # USD per million tokens: a token of output is a tenth of a cent
+BUDGET = 1.0
+MAX_TOKENS = 20
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+@pytest.fixture(scope="module")
+def instances(fake: FakeUpstream, redis_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    folder = tmp_path_factory.mktemp("budgets")
+    (folder / "upstreams.yaml").write_text(
+        f"upstreams:\n  - {{name: fake, url: {fake.base_url!r}}}\n"
+        f"prices: {{{FAKE_MODEL}: {{input: {INPUT}, output: {OUTPUT}}}}}\n"
+    )
+    (folder / "keys").write_text(f"{KEY} name=team budget_day={BUDGET}\n{OTHER} name=other budget_month=0.1\n")
+    env = server_env("", UPSTREAMS_FILE=str(folder / "upstreams.yaml"), CHATWAIT_API_KEYS_FILE=str(folder / "keys"),
+                     STREAM_STORE="redis", REDIS_URL=redis_server.url, WEB_CONCURRENCY="2",
+                     UPSTREAM_RESCUES=str(RESCUES))  # fmt: skip
+    servers = [ChatWaitServer(env), ChatWaitServer(env)]
+    yield [server.url for server in servers]
+    for server in servers:
+        server.stop()
+
+
+RESCUES = 2  # UPSTREAM_RESCUES
+
+
+def _reservation(prompt: int, max_tokens: int = MAX_TOKENS) -> float:
+    """The most a request can cost: its prompt and max_tokens, and for each continuation allowed
+    the prompt and max_tokens sent again and max_tokens more generated."""
+    return ((prompt + RESCUES * (prompt + max_tokens)) * INPUT + (1 + RESCUES) * max_tokens * OUTPUT) / 1e6
+
+
+def _spend(url: str, auth: dict[str, str] = AUTH) -> dict:
+    answer = httpx.get(f"{url}/v1/spend", headers=auth, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def _ask(url: str, content: str) -> httpx.Response:
+    body = {"model": FAKE_MODEL, "max_tokens": MAX_TOKENS, "messages": [{"role": "user", "content": content}]}
+    return httpx.post(f"{url}/v1/chat/completions", json=body, headers=AUTH, timeout=60)
+
+
+def _costs(answers: list[httpx.Response]) -> float:
+    return sum(float(answer.headers["x-chatwait-cost-usd"]) for answer in answers if answer.status_code == 200)
+
+
+def test_fifty_concurrent_requests_on_two_instances_spend_at_most_the_budget_and_one_reservation(instances) -> None:
+    content = "Hello @tokens=10 @delay_ms=20"
+    with concurrent.futures.ThreadPoolExecutor(50) as pool:
+        answers = list(pool.map(lambda n: _ask(instances[n % 2], content), range(50)))
+    served = [answer for answer in answers if answer.status_code == 200]
+    refused = [answer for answer in answers if answer.status_code == 429]
+    assert len(served) + len(refused) == 50 and served and refused, [a.status_code for a in answers]
+    prompt = served[0].json()["usage"]["prompt_tokens"]
+    for answer in refused:
+        error = answer.json()["error"]
+        assert (error["code"], error["type"]) == ("budget_exhausted", "insufficient_quota"), error
+        assert "'team'" in error["message"] and "daily budget" in error["message"]
+        assert 1 <= int(answer.headers["retry-after"]) <= 86_400
+    spend = _spend(instances[1])["budgets"]["budget_day"]
+    assert spend["spent_usd"] == pytest.approx(_costs(answers), abs=1e-6), "settled: what the answers cost"
+    assert spend["spent_usd"] <= BUDGET + _reservation(prompt) + 1e-9
+    more = []
+    while len(more) < 200 and (not more or more[-1].status_code == 200):  # what the reservations left
+        more.append(_ask(instances[len(more) % 2], "Hello @tokens=10"))
+    assert more[-1].status_code == 429, "the budget ends"
+    spent = _spend(instances[0])["budgets"]["budget_day"]
+    assert spent["spent_usd"] == pytest.approx(_costs(answers + more), abs=1e-6)
+    # ChatWait counts the prompt itself at admission: its estimate, a few tokens above the upstream's
+    assert BUDGET - _reservation(2 * prompt) < spent["spent_usd"] <= BUDGET + _reservation(prompt) + 1e-9
+    assert spent["remaining_usd"] == pytest.approx(max(0.0, BUDGET - spent["spent_usd"]), abs=1e-9)
+    metrics = httpx.get(f"{instances[0]}/metrics", timeout=10).text
+    assert 'chatwait_key_refusals_total{key="team",limit="budget_day"}' in metrics
+
+
+def test_rescued_streams_of_a_key_settle_what_they_cost(instances) -> None:
+    """Streams cut by the upstream and continued on it cost their resent input too: the key pays
+    what their `done` events say, and its spend stays within a reservation of its budget."""
+    auth = {"Authorization": f"Bearer {OTHER}"}
+
+    def stream(n: int) -> httpx.Response:
+        body = {"message": f"Hi {n} @tokens=4 @delay_ms=10 @fault=reset@2 @fail_times=1", "max_tokens": 6}
+        return httpx.post(f"{instances[n % 2]}/v1/chat/streaming", json=body, headers=auth, timeout=60)
+
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(stream, range(20)))
+    costs, refused = 0.0, 0
+    for answer in answers:
+        if answer.status_code == 429:
+            assert answer.json()["error_code"] == "budget_exhausted" and "monthly budget" in answer.json()["detail"]
+            refused += 1
+            continue
+        done = parse(answer.content)[0][-1]
+        assert done.event == "done", done
+        usage = done.data["usage"]
+        assert usage["generated_tokens"] > usage["completion_tokens"], "rescued"
+        plain = (usage["prompt_tokens"] * INPUT + usage["generated_tokens"] * OUTPUT) / 1e6
+        assert usage["cost_usd"] > plain, "its resent input is paid for"
+        costs += usage["cost_usd"]
+        prompt = usage["prompt_tokens"]
+    spend = _spend(instances[0], auth)["budgets"]["budget_month"]
+    assert refused and spend["spent_usd"] == pytest.approx(costs, abs=1e-6)
+    assert spend["spent_usd"] <= 0.1 + _reservation(prompt, 6) + 1e-9
+
+
+def test_the_messages_api_refuses_in_anthropics_shape(instances) -> None:
+    body = {"model": FAKE_MODEL, "max_tokens": MAX_TOKENS, "messages": [{"role": "user", "content": "@tokens=2"}]}
+    for _ in range(60):
+        answer = httpx.post(f"{instances[0]}/v1/messages", json=body, headers={"x-api-key": KEY}, timeout=30)
+        if answer.status_code != 200:
+            break
+    assert answer.status_code == 429, answer.text
+    found = answer.json()
+    assert found["type"] == "error" and found["error"]["type"] == "rate_limit_error"
+    assert "daily budget" in found["error"]["message"] and int(answer.headers["retry-after"]) >= 1
+
+
+def test_spend_without_a_budget_is_empty_and_without_keys_a_404(instances, fake) -> None:
+    assert set(_spend(instances[0])["budgets"]) == {"budget_day"}
+    assert set(_spend(instances[0], {"Authorization": f"Bearer {OTHER}"})["budgets"]) == {"budget_month"}
+    assert httpx.get(f"{instances[0]}/v1/spend", timeout=10).status_code == 401
+    open_api = ChatWaitServer(server_env(fake.base_url))
+    try:
+        answer = httpx.get(f"{open_api.url}/v1/spend", timeout=10)
+        assert answer.status_code == 404 and "CHATWAIT_API_KEYS" in answer.text
+    finally:
+        open_api.stop()

@@ -1,0 +1,136 @@
+"""Budgets in money: the key file's budget_day and budget_month, the UTC periods they reset with,
+the memory counters' reservations and settlements, and the Limits façade's refusals
+(budget_exhausted with what was spent and when it resets), takeovers included."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from app.config import ClientKey, ConfigError, load_settings
+from app.config.prices import Price
+from app.errors import ApiError
+from app.limits import Limits, MemoryCounters, budget
+from app.metrics.catalogue import NoMetrics
+
+BASE = {"OPENAI_API_KEY": "sk-test"}
+KEY = "k" * 16
+PRICE = Price(input=1.0, output=10.0)  # USD per million tokens
+MIDDAY = datetime.datetime(2026, 11, 27, 12, tzinfo=datetime.UTC).timestamp()
+
+
+class Clock:
+    def __init__(self, now: float = MIDDAY) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _keys(tmp_path, text: str) -> dict[str, ClientKey]:
+    path = tmp_path / "keys"
+    path.write_text(text, encoding="utf-8")
+    return {entry.key: entry for entry in load_settings(environ={**BASE, "CHATWAIT_API_KEYS_FILE": str(path)}).keys}
+
+
+def test_budgets_are_key_fields_in_usd(tmp_path) -> None:
+    keys = _keys(tmp_path, f"{KEY}a name=team budget_day=5 budget_month=100.25\n{KEY}b budget_month=0.000001\n{KEY}c\n")
+    assert (keys[f"{KEY}a"].budget_day, keys[f"{KEY}a"].budget_month) == (5.0, 100.25)
+    assert keys[f"{KEY}b"].budget_month == 0.000001 and keys[f"{KEY}b"].budgeted and keys[f"{KEY}b"].limited
+    assert not keys[f"{KEY}c"].budgeted and not keys[f"{KEY}c"].limited
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "five", "1e3", "2000000", "0.1234567891", "$5", ""])
+def test_a_budget_that_is_not_a_plain_amount_is_refused_naming_its_line(tmp_path, value: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        _keys(tmp_path, f"{KEY} budget_day={value}\n")
+    assert "line 1: budget_day=" in str(refused.value) and "USD" in str(refused.value)
+    assert KEY not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "moment,day,month,day_left,month_left",
+    [
+        ((2026, 11, 27, 12), "2026-11-27", "2026-11", 12 * 3600, 3 * 86400 + 12 * 3600),
+        ((2026, 12, 31, 23, 59, 59), "2026-12-31", "2026-12", 1, 1),
+        ((2028, 2, 28, 0), "2028-02-28", "2028-02", 86400, 2 * 86400),  # a leap year
+    ],
+)
+def test_periods_are_utc_days_and_months(moment, day, month, day_left, month_left) -> None:
+    at = budget.periods(datetime.datetime(*moment, tzinfo=datetime.UTC).timestamp())
+    assert (at.day, at.month, at.day_left, at.month_left) == (day, month, day_left, month_left)
+
+
+def test_the_memory_counters_reserve_refuse_and_settle() -> None:
+    clock = Clock()
+    counters = MemoryCounters(clock)
+    key = ClientKey("", "money", budget_day=1.0)
+    dollar = budget.NANO
+    assert counters.admit(key, "a", 0, cost=3 * dollar).refused is None, "with nothing spent, one goes whole"
+    refused = counters.admit(key, "b", 0, cost=1)
+    assert refused.refused == "budget_day" and refused.retry_after == 12 * 3600
+    assert refused.budgets[0].spent == 3.0 and refused.budgets[0].period == "2026-11-27"
+    counters.release(key, "a", settle=(-3 * dollar + dollar // 4, ("2026-11-27", "2026-11")))  # cost a quarter
+    assert counters.peek(key).budgets[0].spent == 0.25
+    assert counters.admit(key, "c", 0, cost=dollar // 2).refused is None
+    assert counters.admit(key, "d", 0, cost=dollar // 2).refused == "budget_day", "0.25 + 0.5 + 0.5 > 1"
+    assert counters.admit(key, "e", 0, cost=dollar // 4).refused is None, "exactly the budget"
+    clock.now += 12 * 3600  # the next day: a new budget_day; the releases of yesterday's go nowhere
+    counters.release(key, "c", settle=(dollar, ("2026-11-27", "2026-11")))
+    assert counters.peek(key).budgets[0].spent == 0.0 and counters.admit(key, "f", 0, cost=dollar).refused is None
+
+
+def test_the_month_counts_every_day_of_it() -> None:
+    clock = Clock()
+    counters = MemoryCounters(clock)
+    key = ClientKey("", "monthly", budget_day=1.0, budget_month=1.5)
+    assert counters.admit(key, "a", 0, cost=budget.NANO).refused is None
+    clock.now += 86400
+    verdict = counters.admit(key, "b", 0, cost=budget.NANO)
+    assert verdict.refused == "budget_month", "a new day, the same month"
+    assert [spend.name for spend in verdict.budgets] == ["budget_day", "budget_month"]
+
+
+def test_limits_refuse_with_budget_exhausted_saying_what_was_spent_and_when_it_resets() -> None:
+    limits = Limits(MemoryCounters(Clock()), NoMetrics())
+    key = ClientKey("", "team", budget_day=0.01)
+    ticket, _ = limits.admit(key, 1_000, 1_000, PRICE)  # 0.001 + 0.01 reserved
+    assert ticket.money is not None and ticket.money.cost == 11_000_000
+    with pytest.raises(ApiError) as refused:
+        limits.admit(key, 10, 10, PRICE)
+    error = refused.value
+    assert error.error_code == "budget_exhausted" and error.status == 429 and error.retry_after == 12 * 3600
+    assert "'team'" in error.detail and "$0.011000" in error.detail and "budget_day" in error.detail
+    limits.end(ticket, 100, cost_usd=0.002)
+    assert limits.look(key).budgets[0].spent == pytest.approx(0.002)
+    second, _ = limits.admit(key, 10, 10, PRICE)
+    limits.end(second, 7)  # no cost known: its prompt and tokens at its price
+    assert limits.look(key).budgets[0].spent == pytest.approx(0.002 + (10 * 1.0 + 7 * 10.0) / 1e6)
+
+
+def test_an_unpriced_model_reserves_nothing_and_a_spent_budget_still_refuses() -> None:
+    limits = Limits(MemoryCounters(Clock()), NoMetrics())
+    key = ClientKey("", "free", budget_day=0.001)
+    ticket, _ = limits.admit(key, 10, 10, None)
+    assert ticket.money is None
+    limits.end(ticket, 10, cost_usd=None)
+    priced, _ = limits.admit(key, 1_000, 100, PRICE)
+    limits.end(priced, 100, cost_usd=0.005)
+    with pytest.raises(ApiError) as refused:
+        limits.admit(key, 1, 1, None)
+    assert refused.value.error_code == "budget_exhausted" and "daily budget" in refused.value.detail
+
+
+def test_a_taken_over_generation_settles_its_reservation_where_it_ends() -> None:
+    counters = MemoryCounters(Clock())
+    first, second = Limits(counters, NoMetrics()), Limits(counters, NoMetrics())
+    key = ClientKey("", "moved", budget_day=1.0)
+    ticket, _ = first.admit(key, 1_000, 10_000, PRICE)  # 0.101 reserved
+    held = first.held(ticket)
+    first.hand_over(ticket)
+    resumed = second.resume(key, held, PRICE)
+    assert resumed.money is not None and resumed.money.cost == ticket.money.cost
+    assert first.look(key).budgets[0].spent == pytest.approx(0.101), "the reservation holds while it moves"
+    second.end(resumed, 500, cost_usd=0.006)
+    assert first.look(key).budgets[0].spent == pytest.approx(0.006)
