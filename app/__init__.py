@@ -5,7 +5,7 @@ endpoints, the families registered) → `apis` (one package per API family, and 
 → `service` (framework-free: admission, key limits, starting or waiting a generation) →
 `limits` (client keys' limits) → `streaming` (resumable streams, their wire registry, the
 `redis` store) → `generation` (a generation in any mode) → `providers` (where text comes from)
-→ `metrics` (Prometheus) → `connect` (Redis connections) → `hub` and `logs` (gevent
+→ `metrics` (Prometheus) and `traces` (OpenTelemetry) → `connect` (Redis connections) → `hub` and `logs` (gevent
 primitives; logging) → the base pieces beside this file (`config`, `errors`, `ids`). `server`
 is the gunicorn shell on top: only gunicorn.conf.py, wsgi.py and `create_app` reach it.
 
@@ -52,8 +52,10 @@ def build_app(settings: Settings) -> Flask:
     from .logs import configure_logging
     from .server.shutdown import LIFECYCLE
     from .service.services import Services
+    from .traces import configure_tracing
 
     configure_logging(settings.log_level, settings.secrets)
+    configure_tracing(settings)
     _warn_of_short_keys(settings)
     app = http.SyncFlask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes

@@ -130,6 +130,8 @@ class FakeOpenAI:
         last_user = users[-1] if users else ""
         knobs = self._knobs(request, last_user)
         outcome = self._outcome(request_id, request, messages, last_user)
+        if "traceparent" in headers:  # the trace the request belongs to (W3C Trace Context)
+            outcome["traceparent"] = headers["traceparent"]
         base_headers = {"x-request-id": request_id}
         if self._refused(sock, headers, request, messages, knobs, outcome, base_headers):
             return buffer

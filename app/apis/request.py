@@ -15,6 +15,7 @@ from flask import Response, current_app, g
 
 from ..generation.report import Handoff
 from ..logs import bind, correlation_id_var, stream_id_var
+from ..traces import end_request, parent_of
 
 if TYPE_CHECKING:
     from ..config import ClientKey
@@ -104,8 +105,20 @@ def handoff() -> Handoff:
     """A handoff for the generation this request starts: while the request is open, its
     request_completed line carries the generation's completion fields (`generation.report`)."""
     state = g._get_current_object()
-    state.handoff = made = Handoff()
+    span = state.get("span")
+    state.handoff = made = Handoff(None if span is None else parent_of(span[0]))
     return made
+
+
+def end_span(state: Any, status: int, stream_id: str | None = None) -> None:
+    """End the request's span (a streamed response's once its body has ended), once."""
+    started = state.get("span")
+    if started is None:
+        return
+    state.span = None
+    key = state.get("client_key")
+    attributes = {"chatwait.correlation_id": state.get("correlation_id"), "chatwait.stream_id": stream_id}
+    end_request(started[0], status, attributes | {"chatwait.client_name": None if key is None else key.name})
 
 
 def event_response(body: Iterator[bytes], stream_id: str, headers: dict[str, str]) -> Response:
@@ -114,13 +127,15 @@ def event_response(body: Iterator[bytes], stream_id: str, headers: dict[str, str
     state = g._get_current_object()
     logged = state.get("logged", True)
     answer = Response(
-        _traced(body, stream_id, state.correlation_id, state if logged else None),
+        _traced(body, stream_id, state.correlation_id, state, logged),
         direct_passthrough=True,  # the server iterates the frames itself, without werkzeug's wrappers
         mimetype="text/event-stream",
         headers=headers,
     )
     if logged:  # a body closed before its first frame never ran its `finally`
         answer.call_on_close(lambda: _completed(state, stream_id))
+    if state.get("span") is not None:
+        answer.call_on_close(lambda: end_span(state, 200, stream_id))
     return answer
 
 
@@ -142,13 +157,14 @@ def completion(state: Any, status: int, streamed: bool = False) -> dict[str, Any
     return fields
 
 
-def _traced(body: Iterator[bytes], stream_id: str, correlation_id: str, state: Any) -> Iterator[bytes]:
+def _traced(body: Iterator[bytes], stream_id: str, correlation_id: str, state: Any, logged: bool) -> Iterator[bytes]:
     with bind(correlation_id, stream_id):
         try:
             yield from body
         finally:
-            if state is not None:
+            if logged:
                 _completed(state, stream_id)
+            end_span(state, 200, stream_id)
 
 
 def _completed(state: Any, stream_id: str) -> None:

@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, pre_load
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 
 
 class StrictSchema(Schema):
@@ -35,15 +35,45 @@ class NullMeansAbsent(StrictSchema):
 USAGE_SOURCES = ("upstream", "estimated")
 
 
+ATTEMPT_OUTCOMES = ("completed", "cut", "failed", "cancelled", "stopped")
+
+
+class LedgerAttemptSchema(StrictSchema):
+    """One upstream attempt of a generation, as its ledger keeps it."""
+
+    model = fields.String(required=True)
+    server = fields.String(required=True, allow_none=True)  # a pool's server (None: the only one)
+    outcome = fields.String(required=True, validate=validate.OneOf(ATTEMPT_OUTCOMES))
+    input_tokens = fields.Integer(required=True)
+    output_tokens = fields.Integer(required=True)
+    cached_tokens = fields.Integer()
+    error_code = fields.String()
+    cost_usd = fields.Float()
+
+
+class LedgerSchema(StrictSchema):
+    """ChatWait's account of a generation (`usage.chatwait` in the OpenAI and Anthropic shapes):
+    the tokens its attempts generated and the input they sent again, what it cost, its attempts."""
+
+    generated_tokens = fields.Integer(required=True)
+    resent_tokens = fields.Integer()
+    cost_usd = fields.Float()
+    attempts = fields.List(fields.Nested(LedgerAttemptSchema), required=True)
+
+
 class UsageSchema(StrictSchema):
-    """Token usage of one generation (the native API's and chat completions')."""
+    """Token usage of one generation: the native API's (with its ledger's fields) and chat
+    completions' (with the ledger as `chatwait`)."""
 
     prompt_tokens = fields.Integer(required=True)
     completion_tokens = fields.Integer(required=True)
     total_tokens = fields.Integer(required=True)
     prompt_tokens_details = fields.Dict()  # {cached_tokens}, where the upstream read its prompt cache
-    generated_tokens = fields.Integer()  # a rescued reply's, over its attempts
+    generated_tokens = fields.Integer()  # over its attempts
+    resent_tokens = fields.Integer()  # the native API's: input its continuations sent again
     cost_usd = fields.Float()  # the native API's, where the model has a price (UPSTREAMS_FILE)
+    attempts = fields.List(fields.Nested(LedgerAttemptSchema))  # the native API's
+    chatwait = fields.Nested(LedgerSchema)  # chat completions'
 
 
 @functools.cache

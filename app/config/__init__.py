@@ -95,6 +95,11 @@ class Settings:
     log_requests: bool = True  # false: no request lines for the probes (/health, /ready)
     metrics_enabled: bool = True
     ready_cache_seconds: float = 5.0
+    # Traces over OTLP/HTTP, where the standard variables point (None: no traces); the exporter
+    # reads the rest of the standard OTEL_EXPORTER_OTLP_* variables itself.
+    otel_endpoint: str | None = None
+    otel_traces_endpoint: str | None = None
+    otel_service_name: str = "chatwait"
     # A field the OpenAI and Anthropic families do not know: passed on or left out, and named (pass),
     # or a 400 (refuse). The native API always refuses one.
     unknown_fields: str = "pass"
@@ -164,6 +169,11 @@ class Settings:
         """What `model` costs, as UPSTREAMS_FILE's `prices` says (None: no price, no cost)."""
         found = self.upstreams_file
         return None if found is None else found.prices.get(model)
+
+    @property
+    def traced(self) -> bool:
+        """Whether traces are exported (an OTLP endpoint is set)."""
+        return self.otel_endpoint is not None or self.otel_traces_endpoint is not None
 
     @property
     def workers(self) -> int:
@@ -247,6 +257,9 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "LOG_REQUESTS": ("log_requests", read.flag),
     "METRICS_ENABLED": ("metrics_enabled", read.flag),
     "READY_CACHE_SECONDS": ("ready_cache_seconds", read.seconds(0, 3600)),
+    "OTEL_EXPORTER_OTLP_ENDPOINT": ("otel_endpoint", read.url),
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": ("otel_traces_endpoint", read.url),
+    "OTEL_SERVICE_NAME": ("otel_service_name", read.text),
     "UNKNOWN_FIELDS": ("unknown_fields", read.choice(UNKNOWN_FIELD_MODES)),
     "MAX_BODY_BYTES": ("max_body_bytes", read.integer(1024, 100_000_000)),
     "MAX_CONVERSATION_CHARS": ("max_conversation_chars", read.integer(1, 100_000_000)),

@@ -19,7 +19,9 @@ from ..config import Settings
 from ..metrics.catalogue import Metrics
 from ..providers.base import Attempt, ChatCall, FirstTokenDeadline, Provider, Route, UpstreamError
 from ..providers.deltas import Delta
+from ..traces import Parent
 from . import backoff
+from .attempts import Attempts
 from .cancel import StreamCancelled
 
 log = logging.getLogger("chatwait.relay")
@@ -53,10 +55,21 @@ class Prepared(Attempt):
 
 class Opener:
     """Opens one generation's upstream: `call` names the model that answers (a fallback's once
-    one does), `route` the server of the current attempt (a pool's), named in the log lines."""
+    one does), `route` the server of the current attempt (a pool's), named in the log lines;
+    `attempts` keeps every attempt (its span a child of `parent`, the request's)."""
 
-    def __init__(self, provider: Provider, settings: Settings, metrics: Metrics, call: ChatCall, route: Route) -> None:
+    def __init__(
+        self,
+        provider: Provider,
+        settings: Settings,
+        metrics: Metrics,
+        call: ChatCall,
+        route: Route,
+        parent: Parent = None,
+    ) -> None:
         self.provider = provider
+        request = {"gen_ai.request.max_tokens": call.max_tokens, "gen_ai.request.temperature": call.temperature}
+        self.attempts = Attempts(parent, provider.name, request)
         self.settings = settings
         self.metrics = metrics
         self.call = call
@@ -137,14 +150,28 @@ class Opener:
         """How many preemptions before the first token are retried (none when UPSTREAM_RETRIES is 0)."""
         return MAX_BUSY_RETRIES if self.settings.upstream_retries else 0
 
-    def attempt(self, deadline: float, slot: Any, call: ChatCall) -> Opened:
+    def attempt(self, deadline: float, slot: Any, call: ChatCall, cause: str | None = None) -> Opened:
+        """One attempt of `call` up to its first piece (`cause`: it continues a reply that ended
+        so); the UpstreamError it failed with, its attempt kept as failed."""
+        self.attempts.begin(call.model, cause)
+        try:
+            return self._first_piece(deadline, slot, call)
+        except UpstreamError as failure:
+            self.attempts.end("failed", self.route.server, error_code=failure.error_code)
+            raise
+        except StreamCancelled:
+            self.attempts.end("cancelled", self.route.server)
+            raise
+
+    def _first_piece(self, deadline: float, slot: Any, call: ChatCall) -> Opened:
         left = deadline - time.monotonic()
         per_attempt = self.attempt_seconds(call.model)
         timeout = gevent.Timeout(max(0.0, min(left, per_attempt or left)), FirstTokenDeadline)
         timeout.start()
         generation: Attempt | None = None
         try:
-            generation = self.provider.open(call, slot, self.route)
+            with self.attempts.current():  # its request carries the attempt's traceparent
+                generation = self.provider.open(call, slot, self.route)
             pieces = generation.batches()
             first = next(pieces, None)
         except FirstTokenDeadline:

@@ -27,12 +27,27 @@ class Outcome:
     model: str | None = None  # the fallback model that answered (None: the one asked for)
     stop_sequence: str | None = None  # the stop sequence that ended it, where the upstream said which
     cost_usd: float | None = None  # what it cost, where its model has a price (`cost`)
+    attempts: tuple[dict[str, Any], ...] = ()  # its upstream attempts (`attempts.Entry.as_dict`)
 
     def usage_and_cost(self) -> dict[str, Any]:
-        """Its `usage` object, with `cost_usd` where its model has a price."""
-        found: dict[str, Any] = self.usage.as_dict()
+        """Its `usage` object with its ledger's fields (the native API's)."""
+        return {**self.usage.as_dict(), **self.ledger()}
+
+    def ledger(self) -> dict[str, Any]:
+        """What its attempts generated and sent again, what it cost (where its model has a
+        price), and its attempts: the `chatwait` extension of the OpenAI and Anthropic usages."""
+        usage, attempts = self.usage, self.attempts
+        generated = usage.completion_tokens if usage.generated is None else usage.generated
+        if attempts:  # each by its upstream's count where it gave one
+            generated = sum(attempt["output_tokens"] for attempt in attempts)
+        found: dict[str, Any] = {"generated_tokens": generated}
+        answered = [attempt for attempt in attempts if attempt["outcome"] != "failed"]
+        resent = sum(attempt["input_tokens"] for attempt in answered[1:]) if answered else usage.resent
+        if resent:
+            found["resent_tokens"] = resent
         if self.cost_usd is not None:
             found["cost_usd"] = self.cost_usd
+        found["attempts"] = list(self.attempts)
         return found
 
     def record(self) -> dict[str, Any]:
@@ -49,6 +64,7 @@ class Outcome:
                 usage.generated,
                 usage.cached_tokens,
                 usage.cache_write_tokens,
+                usage.resent,
             ],
             "chunks": self.chunks,
             "duration_ms": self.duration_ms,
@@ -57,6 +73,7 @@ class Outcome:
             "model": self.model,
             "stop_sequence": self.stop_sequence,
             "cost_usd": self.cost_usd,
+            "attempts": list(self.attempts),
         }
 
     @classmethod
@@ -70,12 +87,12 @@ class Outcome:
             error = ApiError(
                 kind, found.get("detail"), action=found.get("action"), retry_after=found.get("retry_after")
             )
-        generated, cached, written = (*more, *(None, 0, 0)[len(more) :])[:3]
-        usage = Usage(int(prompt), int(completion), bool(estimated), generated, int(cached), int(written))
+        generated, cached, written, resent = (*more, *(None, 0, 0, 0)[len(more) :])[:4]
+        usage = Usage(int(prompt), int(completion), bool(estimated), generated, int(cached), int(written), int(resent))
         duration, ttft = record["duration_ms"], record["ttft_ms"]
         model, stop, cost = record.get("model"), record.get("stop_sequence"), record.get("cost_usd")
-        ending = record["finish_reason"]
-        return cls(text, record["chunks"], usage, duration, ttft, ending, error, parts, model, stop, cost)
+        ending, attempts = record["finish_reason"], tuple(record.get("attempts") or ())
+        return cls(text, record["chunks"], usage, duration, ttft, ending, error, parts, model, stop, cost, attempts)
 
 
 def _error_record(error: ApiError) -> dict[str, Any]:

@@ -22,9 +22,8 @@ from ..logs import bind
 from ..metrics.catalogue import Metrics
 from ..providers.base import Attempt, ChatCall, Provider, Route, UpstreamError, Usage
 from ..providers.deltas import LOGPROBS, Delta
-from . import report, rescue
+from . import cost, report, rescue
 from .cancel import StreamCancelled
-from .cost import cost
 from .gaps import Gaps
 from .opening import Opened, Opener
 from .outcome import Outcome
@@ -71,7 +70,8 @@ class Relay:
     ) -> None:
         self.provider = provider
         self._prefix = prefix
-        self._opener = Opener(provider, settings, metrics, call, route or Route())
+        parent = None if handoff is None else handoff.trace
+        self._opener = Opener(provider, settings, metrics, call, route or Route(), parent)
         self.metrics = metrics
         self.settings = settings
         self.prompt_tokens = prompt_tokens
@@ -103,6 +103,7 @@ class Relay:
                     self.listener.end(outcome)
                 return outcome
             finally:
+                self._opener.attempts.close()  # an attempt still open ends with its generation
                 self.metrics.generation_closed(self._mode)  # however run() ends
 
     def produced(self) -> int:
@@ -153,10 +154,23 @@ class Relay:
                             self._emit(batch)
                     except StreamCancelled:
                         generation.stop()  # nobody wants the rest: an upstream ChatWait stops too
+                        self._attempt_ended(generation, "cancelled")
                         raise
+                self._attempt_ended(generation, "completed")
                 return generation
             except UpstreamError as failure:
+                self._attempt_ended(generation, "cut", failure.error_code)
                 opened = self._rescues.rescued(failure, slot, generation)
+
+    def _attempt_ended(self, generation: Attempt, outcome: str, error_code: str | None = None) -> None:
+        """The ledger's and the trace's word on the attempt that just ended."""
+        usage = generation.usage
+        output = self._rescues.attempt_tokens(usage)
+        finish = generation.upstream_finish_reason or generation.finish_reason
+        counts = {} if usage is None else {"input": usage.prompt_tokens, "cached": usage.cached_tokens}
+        self._opener.attempts.end(
+            outcome, self.route.server, output, finish_reason=finish, error_code=error_code, **counts
+        )
 
     def _taken_over(self, slot: Any) -> Opened:
         """The continuation of a reply whose worker died, from the text its clients have."""
@@ -213,6 +227,7 @@ class Relay:
 
     def _first_token(self, now: float) -> None:
         self._first_token_at = now
+        self._opener.attempts.first_token()
         if log.isEnabledFor(logging.DEBUG):
             log.debug("first_token", extra={"ttft_ms": _ms(now - self._started)})
         self.metrics.first_token_after(self.call.model, self.provider.name, now - self._started)
@@ -241,6 +256,8 @@ class Relay:
                 prompt = self.provider.prompt_tokens(self.call.counted())
             completion = self.provider.completion_tokens(reply.counted_text())
             usage = Usage(prompt, completion, True, self._rescues.over_attempts(), resent=self._rescues.resent)
+        self._opener.attempts.close(usage.prompt_tokens)
+        attempts = tuple(entry.as_dict(self.settings) for entry in self._opener.attempts.entries)
         first = self._first_token_at
         return Outcome(
             text=text,
@@ -253,8 +270,13 @@ class Relay:
             parts=reply.parts if reply.deltas or self._prefix is not None else None,
             model=self.call.model if self.call.model != self._requested else None,
             stop_sequence=None if self._ended_by is None else self._ended_by.stop_sequence,
-            cost_usd=cost(self.settings.price_of(self.call.model), usage),
+            cost_usd=self._cost(attempts, usage),
+            attempts=attempts,
         )
+
+    def _cost(self, attempts: tuple[dict[str, Any], ...], usage: Usage) -> float | None:
+        """What it cost: its attempts' costs, each at its model's price (a warmup's: its usage's)."""
+        return cost.of_attempts(attempts) if attempts else cost.cost(self.settings.price_of(self.call.model), usage)
 
     def _report_end(self, outcome: Outcome) -> None:
         """The generation's last log line, and its metrics."""

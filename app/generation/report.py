@@ -13,6 +13,7 @@ from typing import Any
 from ..errors import ApiError
 from ..metrics.catalogue import Metrics
 from ..providers.base import UpstreamError
+from ..traces import Parent
 from . import backoff
 from .outcome import Outcome
 
@@ -47,11 +48,12 @@ def upstream_failure(failure: UpstreamError, metrics: Metrics, retries: int, ext
 class Handoff:
     """The completion fields of a generation, for the request that started it while it is open."""
 
-    __slots__ = ("fields", "open")
+    __slots__ = ("fields", "open", "trace")
 
-    def __init__(self) -> None:
+    def __init__(self, trace: Parent = None) -> None:
         self.open = True
         self.fields: dict[str, Any] = {}
+        self.trace = trace  # the request's span, the parent of the generation's attempts
 
     def close(self) -> dict[str, Any]:
         """The request ends: the generation's fields (none yet: it will log its own line)."""
@@ -70,6 +72,7 @@ def ended(
         "ttft_ms": outcome.ttft_ms,
         "chunks": outcome.chunks,
         **outcome.usage_and_cost(),
+        "attempts": len(outcome.attempts),  # each is in the trace (and the stream's objects)
         "usage_source": usage.source,
         **fields,
     }
@@ -87,5 +90,6 @@ def ended(
     metrics.generation_ended(*source, ending, failed, outcome.duration_ms / 1000, tokens)
     if usage.cached_tokens:
         metrics.prompt_cached(source[0], usage.cached_tokens)
+    metrics.ledger(source[0], fields["generated_tokens"], usage.resent)
     if outcome.cost_usd:
         metrics.cost(source[0], outcome.cost_usd)

@@ -34,6 +34,7 @@ class Rescues:
         self._generated = 0  # tokens the attempts before the current one generated
         self.resent = 0  # input tokens sent again by continuations (the prompt and the text so far)
         self._attempt_from = 0  # where the current attempt's text begins in the reply's pieces
+        self._produced_from = reply.produced()  # and its chunks (a takeover's start after its prefix)
         self._last_usage: Usage | None = None  # the upstream's count of the last attempt
 
     def ended(self, generation: Attempt) -> None:
@@ -42,13 +43,13 @@ class Rescues:
 
     def over_attempts(self) -> int | None:
         """The tokens every attempt generated (None: there was only one)."""
-        return self._generated + self._attempt_tokens(self._last_usage) if self.count else None
+        return self._generated + self.attempt_tokens(self._last_usage) if self.count else None
 
     def rescued(self, failure: UpstreamError, slot: Any, broken: Attempt | None, cause: str | None = None) -> Opened:
         """The continuation of a reply `failure` cut (`cause`: else the failure's), opened on the
         route the provider picks; raises `failure` (or the continuation's own) when none can be made."""
-        self._generated += self._attempt_tokens(None if broken is None else broken.usage)
-        self._attempt_from = len(self._reply.pieces)
+        self._generated += self.attempt_tokens(None if broken is None else broken.usage)
+        self._attempt_from, self._produced_from = len(self._reply.pieces), self._reply.produced()
         cause = cause or rescue.cause(failure)
         text = self._reply.text()
         left = self._call.max_tokens - self._provider.completion_tokens(text)
@@ -106,13 +107,13 @@ class Rescues:
         """Open one continuation by `strategy`; a server that refuses a prefill is asked by message."""
         deadline = time.monotonic() + self._settings.timeout_seconds
         try:
-            opened = self._opener.attempt(deadline, slot, self._continuation(text, strategy, left))
+            opened = self._opener.attempt(deadline, slot, self._continuation(text, strategy, left), cause)
         except UpstreamError as refused:
             if strategy != "prefill" or refused.error_code != "upstream_rejected":
                 raise
             self._provider.prefill_refused(self._opener.route)
             self._opener.route.pinned, strategy = True, "message"
-            opened = self._opener.attempt(deadline, slot, self._continuation(text, strategy, left))
+            opened = self._opener.attempt(deadline, slot, self._continuation(text, strategy, left), cause)
         self._metrics.upstream_rescue(cause, strategy)
         generation, first, rest = opened
         pieces = itertools.chain.from_iterable(itertools.chain(() if first is None else (first,), rest))
@@ -125,13 +126,18 @@ class Rescues:
         """The call that continues the reply from `text`; its input is counted (charged to the key)."""
         repeat = self._provider.completion_tokens(rescue.repeatable(text)) if strategy == "message" else 0
         call = rescue.continuation_call(self._call, text, strategy, left, repeat)
-        self.resent += self._provider.prompt_tokens(call.counted())
+        resent = self._provider.prompt_tokens(call.counted())
+        self.resent += resent
+        self._opener.attempts.resending(resent)
         return call
 
-    def _attempt_tokens(self, usage: Usage | None) -> int:
-        """What the current attempt generated: its upstream's count, else ChatWait's of its text."""
+    def attempt_tokens(self, usage: Usage | None) -> int:
+        """What the current attempt generated: its upstream's count, else its chunks where its
+        server streams a token a chunk, else ChatWait's count of its text."""
         if usage is not None:
             return usage.completion_tokens
+        if self._provider.chunk_tokens(self._opener.route):
+            return self._reply.produced() - self._produced_from
         return self._provider.completion_tokens("".join(self._reply.pieces[self._attempt_from :]))
 
     def _log(

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Request, Response, g, request
 
-from ..apis.request import COST_HEADER, completion, cost_header, services
+from ..apis.request import COST_HEADER, completion, cost_header, end_span, services
 from ..apis.unknown import HEADER as UNKNOWN_HEADER
 from ..apis.unknown import header_value
 from ..hub.websocket import TURN
 from ..ids import current_pid
 from ..logs import accept_correlation_id, correlation_id_var, stream_id_var
+from ..traces import detach, start_request
+from ..traces import enabled as traces_enabled
 from .metrics import PATH as METRICS_PATH
 from .routes import route_label
 
@@ -40,6 +43,9 @@ def _before() -> None:
     state.started = time.monotonic()
     state.log_tokens = (correlation_id_var.set(correlation_id), stream_id_var.set(None))
     state.logged = _logged(req.path)
+    state.span = started = _span(req) if traces_enabled() else None
+    if started is not None:
+        state.log_tokens += (started[1],)
     if state.logged:
         fields = {"method": req.method, "path": req.path, "pid": current_pid()}
         if TURN in req.environ:
@@ -70,13 +76,27 @@ def _after(response: Response) -> Response:
     )
     if state.get("logged", True) and not response.is_streamed:
         log.info("request_completed", extra=completion(state, response.status_code))
+    if not response.is_streamed:
+        end_span(state, response.status_code)
     return response
+
+
+def _span(req: Request) -> tuple[Any, Any] | None:
+    """The request's span (None without traces, and for /metrics and the probes)."""
+    if req.path == METRICS_PATH or req.path in PROBES:
+        return None
+    rule = req.url_rule
+    return start_request(req.method, route_label(rule.rule) if rule is not None else "unmatched", req.path, req.headers)
+
+
 
 
 def _teardown(_: BaseException | None) -> None:
     """Unbind the ids: the greenlet may serve another request of the connection next."""
     tokens = g._get_current_object().pop("log_tokens", None)
     if tokens is not None:
+        if len(tokens) > 2:
+            detach(tokens[2])  # the request's span is no longer this greenlet's current one
         correlation_id_var.reset(tokens[0])
         stream_id_var.reset(tokens[1])
 

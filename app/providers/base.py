@@ -295,6 +295,11 @@ class Provider(abc.ABC):
         failed where it can) and pins `route` to it."""
         return "none"
 
+    def chunk_tokens(self, route: Route) -> bool:
+        """Whether `route`'s server streams one token a chunk, as OpenAI-compatible servers and
+        llama.cpp do: its chunks then count what an attempt cut before its usage generated."""
+        return False
+
     def prefill_refused(self, route: Route) -> None:
         """`route`'s server refused a prefilled continuation: it continues by `message` from now on."""
 

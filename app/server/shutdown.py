@@ -21,6 +21,8 @@ from typing import Any, Protocol
 
 import gevent
 
+from ..traces import shutdown_tracing
+
 LIFECYCLE = "chatwait.lifecycle"
 END_MARGIN_SECONDS = 2.0  # for terminal events to reach the clients
 STOP_SECONDS = 1.0  # for the last handlers to be killed before the master's deadline
@@ -78,6 +80,7 @@ def drain(
     _wait_until(lambda: _idle(servers) and settled(), last, heartbeat)
     for server in servers:
         server.stop(timeout=STOP_SECONDS)
+    shutdown_tracing()  # the spans still queued go out before the worker exits
 
 
 def _idle(servers: list[Any]) -> bool:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 
 from ..errors import ApiError
 from ..metrics.catalogue import Metrics
+from ..traces import event
 from .direct import ClientWriter
 from .view import StreamView
 from .wire.sse import KEEPALIVE_FRAME, RETRY_LINE, Position, parse_last_event_id, skip_numbered
@@ -28,6 +29,7 @@ def resume_position(stream: StreamView, header: str | None, query: str | None) -
         stream.catch_up(position.after)
         position = stream.writer.position(seen, stream.last_event_id, stream.finished)
     extra = {"last_event_id": seen, "finished": stream.finished, "stream_correlation_id": stream.correlation_id}
+    event("chatwait.resume", {"chatwait.last_event_id": -1 if seen is None else seen})
     if position is None:
         log.info("stream_resumed", extra={**extra, "nothing_left": True})
         return None

@@ -21,6 +21,7 @@ from ..hub.scheduling import run_first
 from ..metrics.catalogue import Metrics
 from ..providers.base import ChatCall, Provider, Route, Usage
 from ..providers.deltas import LOGPROBS, Delta
+from ..traces import event
 from .stream import Stream
 
 log = logging.getLogger("chatwait.producer")
@@ -68,6 +69,7 @@ def stop(stream: Stream, wait_seconds: float = STOP_WAIT_SECONDS) -> bool:
     """Cancel the stream's generation and wait for its producer to end; False if it ended
     otherwise (it had ended, or a producer already woken ended it before the stop landed)."""
     log.info("stop_requested", extra={"last_event_id": stream.last_event_id, "finished": stream.finished})
+    event("chatwait.cancel", {"chatwait.stream_id": stream.stream_id, "chatwait.last_event_id": stream.last_event_id})
     if not stream.cancel():
         return False
     if stream.producer is not None:

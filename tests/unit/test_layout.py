@@ -28,6 +28,7 @@ RANKS = {
     "generation": 6,
     "providers": 5,
     "metrics": 4,
+    "traces": 4,
     "connect": 3,
     "hub": 2,
     "logs": 1,
@@ -252,7 +253,7 @@ def test_views_generations_and_streams_use_only_gevents_public_greenlet_api(path
         p
         for p in MODULES
         if _package(_name(p))
-        in ("service", "limits", "streaming", "generation", "providers", "metrics", "connect", "hub", "logs")
+        in ("service", "limits", "streaming", "generation", "providers", "metrics", "traces", "connect", "hub", "logs")
     ],
     ids=_name,
 )

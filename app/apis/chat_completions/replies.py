@@ -43,7 +43,7 @@ def completion(completion_id: str, created: float, model: str, outcome: Outcome)
         "created": int(created),
         "model": model,
         "choices": [choice],
-        "usage": outcome.usage.as_dict(),
+        "usage": {**outcome.usage.as_dict(), "chatwait": outcome.ledger()},
         "usage_source": outcome.usage.source,
     }
     return serialise(CompletionSchema, reply)

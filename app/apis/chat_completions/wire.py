@@ -107,7 +107,7 @@ class OpenAIWriter:
             finish = dumps({"index": 0, "delta": {}, "finish_reason": openai_finish_reason(outcome.finish_reason)})
             blocks = [b'%b,"choices":[%b]}' % (self._head, finish.encode())]
             if self.include_usage:
-                usage = dumps(outcome.usage.as_dict())
+                usage = dumps({**outcome.usage.as_dict(), "chatwait": outcome.ledger()})
                 source = quote(outcome.usage.source)
                 tail = b'"usage":%b,"usage_source":%b}' % (usage.encode(), source.encode())
                 blocks.append(b'%b,"choices":[],%b' % (self._head, tail))

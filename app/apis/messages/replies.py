@@ -87,7 +87,7 @@ def message(message_id: str, model: str, outcome: Outcome) -> dict[str, Any]:
         "model": model,
         "content": content,
         **stop_reason(outcome),
-        "usage": usage_of(outcome.usage),
+        "usage": {**usage_of(outcome.usage), "chatwait": outcome.ledger()},
         "usage_source": outcome.usage.source,
     }
 

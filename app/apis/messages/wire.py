@@ -172,7 +172,7 @@ class MessagesWriter:
         delta = {
             "type": "message_delta",
             "delta": stop_reason(outcome),
-            "usage": usage_of(outcome.usage),
+            "usage": {**usage_of(outcome.usage), "chatwait": outcome.ledger()},
         }
         frames += _event(event_id, b"message_delta", dumps(delta).encode())
         return frames + _event(event_id, b"message_stop", b'{"type":"message_stop"}')

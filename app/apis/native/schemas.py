@@ -12,6 +12,8 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 from ...providers.base import OPENAI_FINISH_REASONS
 from ..schema import (
     USAGE_SOURCES,
+    LedgerAttemptSchema,
+    LedgerSchema,
     StrictInteger,
     StrictNumber,
     StrictSchema,
@@ -175,6 +177,8 @@ NATIVE_COMPONENTS: dict[str, type[Schema]] = {
     "ChatRequest": ChatRequestSchema,
     "HistoryMessage": HistoryMessageSchema,
     "Usage": UsageSchema,
+    "Ledger": LedgerSchema,
+    "LedgerAttempt": LedgerAttemptSchema,
     "ChatReply": ChatReplySchema,
     "Error": ErrorSchema,
     "StreamEvent": StreamEventSchema,

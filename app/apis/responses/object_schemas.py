@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from ..schema import AsGiven, StrictSchema, Tagged
+from ..schema import AsGiven, LedgerSchema, StrictSchema, Tagged
 from .items import ITEM_STATUSES
 
 STATUSES = ("queued", "in_progress", "completed", "incomplete", "failed", "cancelled")
@@ -97,6 +97,7 @@ class ResponseUsageSchema(StrictSchema):
     output_tokens_details = fields.Dict(required=True)
     total_tokens = fields.Integer(required=True)
     generated_tokens = fields.Integer()  # a rescued reply's, over its attempts
+    chatwait = fields.Nested(LedgerSchema)  # ChatWait's ledger of the generation
 
 
 class ResponseErrorSchema(StrictSchema):

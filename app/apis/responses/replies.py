@@ -90,6 +90,7 @@ class Head:
         error: dict[str, str] | None = None,
         completed_at: int | None = None,
         model: str | None = None,
+        ledger: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The response object with this status, output, usage and error. A cancelled response
         says so in `incomplete_details` too: clients that read only that (the Vercel AI SDK)
@@ -105,7 +106,7 @@ class Head:
             "incomplete_details": incomplete,
             "model": model or self.model,  # a fallback model's name once it answered
             "output": output,
-            "usage": None if usage is None else response_usage(usage),
+            "usage": None if usage is None else response_usage(usage, ledger),
             **self.echo,
         }
 
@@ -114,7 +115,7 @@ class Head:
         status = response_status(outcome.finish_reason, outcome.error is not None)
         error = None if outcome.error is None else response_error(outcome.error, correlation_id)
         completed = self.created + round(outcome.duration_ms / 1000) if status == "completed" else None
-        return self.response(status, output, outcome.usage, error, completed, outcome.model)
+        return self.response(status, output, outcome.usage, error, completed, outcome.model, outcome.ledger())
 
     def as_it_stands(
         self, outcome: Outcome | None, correlation_id: str, output: list[dict[str, Any]]
@@ -132,9 +133,9 @@ def response_status(finish_reason: str | None, failed: bool) -> str:
     return {"length": "incomplete", "cancelled": "cancelled"}.get(finish_reason or "", "completed")
 
 
-def response_usage(usage: Usage) -> dict[str, Any]:
-    """Usage in the Responses API's terms."""
-    return {
+def response_usage(usage: Usage, ledger: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Usage in the Responses API's terms (with ChatWait's `ledger` as `chatwait`)."""
+    found = {
         "input_tokens": usage.prompt_tokens,
         "input_tokens_details": {"cached_tokens": usage.cached_tokens},
         "output_tokens": usage.completion_tokens,
@@ -142,6 +143,9 @@ def response_usage(usage: Usage) -> dict[str, Any]:
         "total_tokens": usage.total_tokens,
         **({"generated_tokens": usage.generated} if usage.generated is not None else {}),
     }
+    if ledger is not None:
+        found["chatwait"] = ledger
+    return found
 
 
 def response_error(error: ApiError, correlation_id: str | None) -> dict[str, str]:
@@ -231,5 +235,5 @@ def compacted_reply(conversation: list[dict[str, Any]], outcome: Outcome) -> dic
         "object": "response.compaction",
         "created_at": int(time.time()),
         "output": [*users, item],
-        "usage": response_usage(outcome.usage),
+        "usage": response_usage(outcome.usage, outcome.ledger()),
     }

@@ -27,6 +27,8 @@ import orjson
 
 from ...config import Settings, UpstreamServer
 from ...errors import CATALOGUE
+from ...traces import enabled as traces_enabled
+from ...traces import inject, upstream
 from ..base import Provider
 from ..http1 import Http1Transport
 from . import tokens
@@ -101,6 +103,11 @@ class HttpProvider(Provider):
         headers["Content-Length"] = str(len(content))
         if extra_headers:
             headers.update(extra_headers)
+        if traces_enabled():  # the attempt's span: its traceparent, and the server it reaches
+            carrier: dict[str, str] = {}
+            inject(carrier)
+            headers.update(carrier)
+            upstream(self._host, self._url.port, self.name)
         request = httpx.Request(  # the same request as `content=` makes
             "POST",
             self._url,

@@ -35,6 +35,9 @@ class OpenAIProvider(HttpProvider):
     name = "openai"
     endpoint = "chat/completions"
 
+    def chunk_tokens(self, route: Route) -> bool:
+        return True
+
     def __init__(self, settings: Settings, server: UpstreamServer | None = None) -> None:
         self._include_usage = True
         super().__init__(settings, server)

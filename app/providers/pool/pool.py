@@ -123,6 +123,10 @@ class UpstreamPool(Provider):
     def can_continue(self, model: str, route: Route) -> bool:
         return bool(self._usable(model, {route.server} if route.server is not None else set(), room=False))
 
+    def chunk_tokens(self, route: Route) -> bool:
+        server = self._by_name.get(route.server or "")
+        return server is not None and server.provider.chunk_tokens(route)
+
     def continuation(self, model: str, route: Route) -> str:
         """A usable server other than the one that failed, else any of the model's (a resting
         one too: a rest keeps new requests away, and a continuation is tried at most

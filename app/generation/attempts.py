@@ -1,0 +1,127 @@
+"""The upstream attempts of one generation, as its ledger keeps them and its trace shows them:
+each request to a model server (a retry, a failover, a fallback model, a continuation after a
+cut or a takeover), its server and model, the tokens it read and generated, and how it ended;
+one span each, a child of the request's, from its request to its last token."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+from ..config import Settings
+from ..traces import AttemptSpan, Parent
+
+MAX_ATTEMPTS = 64  # kept per generation: retries and rescues are bounded, fallbacks by the models
+
+
+@dataclasses.dataclass
+class Entry:
+    """One attempt: `input_tokens` its upstream counted (or ChatWait, for a continuation), None
+    until known; `outcome` completed, cut (mid-answer), failed (before its first token),
+    cancelled or stopped (the generation's deadline)."""
+
+    model: str
+    server: str | None = None
+    input_tokens: int | None = None
+    cached_tokens: int = 0
+    output_tokens: int = 0
+    outcome: str = "running"
+    error_code: str | None = None
+
+    def as_dict(self, settings: Settings) -> dict[str, Any]:
+        found: dict[str, Any] = {"model": self.model, "server": self.server, "outcome": self.outcome}
+        found |= {"input_tokens": self.input_tokens or 0, "output_tokens": self.output_tokens}
+        if self.cached_tokens:
+            found["cached_tokens"] = self.cached_tokens
+        if self.error_code is not None:
+            found["error_code"] = self.error_code
+        price = settings.price_of(self.model)
+        if price is not None:
+            fresh = max(0, (self.input_tokens or 0) - self.cached_tokens)
+            found["cost_usd"] = price.cost(fresh, self.cached_tokens, self.output_tokens)
+        return found
+
+
+class Attempts:
+    """The attempts of one generation, the current one last; spans where traces are on."""
+
+    def __init__(self, parent: Parent, provider: str, request: dict[str, Any]) -> None:
+        self.entries: list[Entry] = []
+        self._parent, self._provider, self._request = parent, provider, request
+        self._span: AttemptSpan | None = None
+        self._resent: int | None = None  # the input the next attempt sends (a continuation's)
+
+    def begin(self, model: str, cause: str | None = None) -> None:
+        """An attempt on `model` starts (`cause`: it continues a reply cut by that)."""
+        self._close_open("stopped")
+        entry = Entry(model, input_tokens=self._resent)
+        self._resent = None
+        if len(self.entries) >= MAX_ATTEMPTS:  # the oldest retries give way
+            del self.entries[1]
+        self.entries.append(entry)
+        self._span = AttemptSpan.begin(self._parent, model, self._provider, self._request)
+        if self._span is not None and cause is not None:
+            self._span.event("chatwait.rescue", {"chatwait.cause": cause})
+
+    def resending(self, tokens: int) -> None:
+        """The next attempt (a continuation) sends `tokens` of input again."""
+        self._resent = tokens
+
+    @contextlib.contextmanager
+    def current(self) -> Iterator[None]:
+        """The current attempt's span as the current one (its request carries its traceparent)."""
+        if self._span is None:
+            yield
+            return
+        with self._span.current():
+            yield
+
+    def first_token(self) -> None:
+        if self._span is not None:
+            self._span.event("chatwait.first_token")
+
+    def end(self, outcome: str, server: str | None, output: int = 0, **how: Any) -> None:
+        """The current attempt ended: `outcome`, on `server`, `output` tokens generated; `how`:
+        `input`, `cached` (its upstream's counts), `finish_reason`, `error_code`."""
+        if not self.entries or self.entries[-1].outcome != "running":
+            return
+        entry = self.entries[-1]
+        entry.outcome, entry.server, entry.output_tokens = outcome, server, output
+        entry.error_code = how.get("error_code")
+        if how.get("input") is not None:
+            entry.input_tokens, entry.cached_tokens = how["input"], how.get("cached") or 0
+        span, self._span = self._span, None
+        if span is not None:
+            usage = {"gen_ai.usage.output_tokens": output, "gen_ai.usage.input_tokens": entry.input_tokens}
+            usage |= {"gen_ai.response.model": entry.model, "chatwait.upstream_server": server}
+            failed = None if outcome == "completed" else entry.error_code or outcome
+            span.end(usage, how.get("finish_reason"), failed)
+
+    def event(self, name: str, attributes: dict[str, Any] | None = None) -> None:
+        """An event of the generation on its current attempt's span (a cancel)."""
+        if self._span is not None:
+            self._span.event(name, attributes)
+
+    def close(self, prompt_tokens: int | None = None) -> None:
+        """The generation is over: an attempt still open stopped (its deadline), and the first
+        that answered read the prompt (`prompt_tokens`) where its upstream did not say (one that
+        failed before its first token read nothing a server charges)."""
+        self._close_open("stopped")
+        if prompt_tokens is None:
+            return
+        for entry in self.entries:
+            if entry.outcome != "failed":
+                if entry.input_tokens is None:
+                    entry.input_tokens = prompt_tokens
+                return
+
+    @property
+    def generated(self) -> int:
+        """Tokens the attempts generated, all together."""
+        return sum(entry.output_tokens for entry in self.entries)
+
+    def _close_open(self, outcome: str) -> None:
+        if self.entries and self.entries[-1].outcome == "running":
+            self.end(outcome, self.entries[-1].server)

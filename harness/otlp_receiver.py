@@ -1,0 +1,103 @@
+"""An OTLP/HTTP trace receiver for tests: POST /v1/traces with a protobuf ExportTraceServiceRequest
+(as the OpenTelemetry exporters send it, gzip or not), decoded with the specification's own
+protobuf definitions (opentelemetry-proto); the spans are kept as plain dicts, on 127.0.0.1 and a
+free port, in a thread of the test process."""
+
+from __future__ import annotations
+
+import gzip
+import http.server
+import threading
+import time
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+MAX_BODY_BYTES = 16 * 1_048_576
+KINDS = {0: "UNSPECIFIED", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
+
+
+def _value(value: Any) -> Any:
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return [_value(item) for item in value.array_value.values]
+    return getattr(value, kind) if kind else None
+
+
+def _span(span: Any, resource: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": span.name,
+        "kind": KINDS.get(span.kind, str(span.kind)),
+        "trace_id": span.trace_id.hex(),
+        "span_id": span.span_id.hex(),
+        "parent_span_id": span.parent_span_id.hex(),
+        "start_ns": span.start_time_unix_nano,
+        "end_ns": span.end_time_unix_nano,
+        "attributes": {item.key: _value(item.value) for item in span.attributes},
+        "events": [{"name": e.name, "attributes": {i.key: _value(i.value) for i in e.attributes}} for e in span.events],
+        "status": span.status.code,
+        "resource": resource,
+    }
+
+
+class OtlpReceiver:
+    """The receiver: `endpoint` for OTEL_EXPORTER_OTLP_ENDPOINT, `spans` as received."""
+
+    def __init__(self) -> None:
+        self.spans: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                if self.path != "/v1/traces" or not 0 < length <= MAX_BODY_BYTES:
+                    self.send_response(404 if self.path != "/v1/traces" else 413)
+                    self.end_headers()
+                    return
+                body = self.rfile.read(length)
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                receiver._received(ExportTraceServiceRequest.FromString(body))
+                answer = ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def _received(self, request: ExportTraceServiceRequest) -> None:
+        found = []
+        for resource_spans in request.resource_spans:
+            resource = {item.key: _value(item.value) for item in resource_spans.resource.attributes}
+            for scope_spans in resource_spans.scope_spans:
+                found += [_span(span, resource) for span in scope_spans.spans]
+        with self._lock:
+            self.spans += found
+
+    def wait_for(self, check: Any, timeout: float = 15.0) -> list[dict[str, Any]]:
+        """The spans once `check(spans)` holds (AssertionError after `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                spans = list(self.spans)
+            if check(spans):
+                return spans
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the spans never came: {[span['name'] for span in spans]}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,128 @@
+"""The ledger of a generation against the upstream's own count (the fake records every attempt's
+tokens): `generated_tokens` and each attempt in the native usage and as `usage.chatwait` on every
+family's objects and final chunks or events, streamed and not; for a reply completed, cut and
+continued, stopped by its client; in the completion log line and /metrics; kept with a stored
+response for any worker."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from harness.processes import ChatWaitServer, FakeUpstream
+
+from ..conftest import FAKE_MODEL, server_env, store_env
+from ..sse import parse, responses_events
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def server(fake: FakeUpstream, request) -> Iterator[ChatWaitServer]:
+    running = ChatWaitServer(server_env(fake.base_url, UPSTREAM_RESCUES="2", **store_env(request, request.param)))
+    yield running
+    running.stop()
+
+
+def _message(directives: str) -> str:
+    return f"ledger {uuid.uuid4().hex[:8]} {directives}"
+
+
+def _ask(server: ChatWaitServer, family: str, message: str, stream: bool) -> dict:
+    """The ledger a family's answer carries: the native usage, else `usage.chatwait`."""
+    if family == "native":
+        if not stream:
+            return httpx.post(f"{server.url}/v1/chat/wait", json={"message": message}, timeout=30).json()["usage"]
+        events, _ = parse(httpx.post(f"{server.url}/v1/chat/streaming", json={"message": message}, timeout=30).content)
+        return events[-1].data["usage"]
+    if family == "chat_completions":
+        body = {"model": FAKE_MODEL, "messages": [{"role": "user", "content": message}], "stream": stream}
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+        answer = httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=30)
+        if not stream:
+            return answer.json()["usage"]["chatwait"]
+        chunks = [json.loads(line[6:]) for line in answer.text.splitlines() if line.startswith("data: {")]
+        return chunks[-1]["usage"]["chatwait"]
+    if family == "responses":
+        body = {"model": FAKE_MODEL, "input": message, "stream": stream}
+        answer = httpx.post(f"{server.url}/v1/responses", json=body, timeout=30)
+        found = responses_events(answer.content)[-1].data["response"] if stream else answer.json()
+        return found["usage"]["chatwait"]
+    body = {"model": FAKE_MODEL, "max_tokens": 100, "messages": [{"role": "user", "content": message}]}
+    answer = httpx.post(f"{server.url}/v1/messages", json={**body, "stream": stream}, timeout=30)
+    if not stream:
+        return answer.json()["usage"]["chatwait"]
+    delta = next(e for e in parse(answer.content)[0] if e.event == "message_delta")
+    return delta.data["usage"]["chatwait"]
+
+
+FAMILIES = ["native", "chat_completions", "responses", "messages"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_completed_reply_has_the_upstreams_count(server, fake, family, stream) -> None:
+    message = _message("@tokens=7")
+    ledger = _ask(server, family, message, stream)
+    (sent,) = fake.outcomes_for(message)
+    assert ledger["generated_tokens"] == sent["tokens"] == 7
+    (attempt,) = ledger["attempts"]
+    assert attempt["outcome"] == "completed" and attempt["output_tokens"] == 7 and attempt["model"] == FAKE_MODEL
+    assert attempt["input_tokens"] > 0
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_reply_cut_and_continued_counts_every_attempt(server, fake, family) -> None:
+    message = _message("@tokens=12 @delay_ms=5 @fault=reset@5 @fail_times=1")
+    ledger = _ask(server, family, message, True)
+    sent = fake.outcomes_for(message)
+    assert len(sent) == 2 and sent[0]["tokens"] == 5
+    assert ledger["generated_tokens"] == sum(o["tokens"] for o in sent), "the upstream's count, over its attempts"
+    cut, continued = ledger["attempts"]
+    assert (cut["outcome"], cut["error_code"], cut["output_tokens"]) == ("cut", "upstream_interrupted", 5)
+    assert continued["outcome"] == "completed" and continued["output_tokens"] == sent[1]["tokens"]
+    assert ledger["resent_tokens"] == continued["input_tokens"] > cut["input_tokens"], "the prompt and the text so far"
+
+
+def test_a_stopped_stream_counts_what_was_generated_until_its_stop(server, fake) -> None:
+    message = _message("@tokens=400 @delay_ms=30")
+    with httpx.stream("POST", f"{server.url}/v1/chat/streaming", json={"message": message}, timeout=30) as started:
+        stream_id = started.headers["x-stream-id"]
+        for line in started.iter_lines():
+            if line.startswith("id: 6"):
+                break
+    assert httpx.delete(f"{server.url}/v1/chat/streaming/{stream_id}", timeout=30).status_code == 200
+    resumed = httpx.get(f"{server.url}/v1/chat/streaming/{stream_id}", headers={"Last-Event-ID": "0"}, timeout=30)
+    done = parse(resumed.content)[0][-1]
+    assert done.data["finish_reason"] == "cancelled"
+    (sent,) = [fake.wait_for_outcome(message, "client_closed")]
+    usage = done.data["usage"]
+    assert usage["generated_tokens"] == sent["tokens"] == usage["attempts"][0]["output_tokens"] >= 6
+    assert usage["attempts"][0]["outcome"] == "cancelled"
+
+
+def test_the_log_line_and_the_metrics_have_the_ledger(server, fake) -> None:
+    message = _message("@tokens=9 @fault=reset@3 @fail_times=1")
+    stream_id = httpx.post(f"{server.url}/v1/chat/streaming", json={"message": message}, timeout=30).headers[
+        "x-stream-id"
+    ]
+    lines = [r for r in server.log_records() if r.get("stream_id") == stream_id and "generated_tokens" in r]
+    assert lines and lines[-1]["attempts"] == 2
+    assert lines[-1]["generated_tokens"] == sum(o["tokens"] for o in fake.outcomes_for(message))
+    metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+    assert f'chatwait_ledger_tokens_total{{kind="generated",model="{FAKE_MODEL}"}}' in metrics
+    assert f'chatwait_ledger_tokens_total{{kind="resent",model="{FAKE_MODEL}"}}' in metrics
+
+
+def test_a_stored_response_keeps_its_ledger_for_any_worker(server, fake) -> None:
+    message = _message("@tokens=6 @fault=reset@2 @fail_times=1")
+    created = httpx.post(f"{server.url}/v1/responses", json={"model": FAKE_MODEL, "input": message}, timeout=30).json()
+    for _ in range(4):  # with Redis, two workers: any of them answers from the stored record
+        found = httpx.get(f"{server.url}/v1/responses/{created['id']}", timeout=30).json()
+        assert found["usage"]["chatwait"] == created["usage"]["chatwait"]
+    assert [a["outcome"] for a in created["usage"]["chatwait"]["attempts"]] == ["cut", "completed"]
