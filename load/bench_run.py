@@ -11,6 +11,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import gevent
 import psutil
@@ -51,6 +52,7 @@ class Bench:
         self.scratch = tempfile.TemporaryDirectory(prefix="chatwait-bench-")  # an arm's UPSTREAMS_FILE
         self.servers: dict[str, ChatWaitServer] = {}
         self.openai_arms: dict[str, str] = {}  # arm (openai, responses, tools[:FOLDER]) -> the server it uses
+        self.otlp: Any = None  # the traced arm's OTLP receiver
 
     def pinning(self) -> dict[str, list[int] | None]:
         return {"server": _listed(self.server_cpus), "load": _listed(self.load_cpus)}
@@ -62,6 +64,8 @@ class Bench:
         env = {"OPENAI_BASE_URL": self.fake.base_url, **SERVER_ENV, **env}
         if variant:
             env["CHATWAIT_VARIANT"] = variant
+        if variant and "traced" in variant.split(","):
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.otlp_endpoint()
             worker_class = "load.variants.VariantWorker"
         args = ("--worker-class", worker_class) if worker_class else ()
         server = self.servers[name] = ChatWaitServer(env, root=root, cpus=self.server_cpus, args=args)
@@ -102,7 +106,17 @@ class Bench:
         )
         return self.add_server(name, OPENAI_BASE_URL="", UPSTREAMS_FILE=str(listing))
 
+    def otlp_endpoint(self) -> str:
+        """An OTLP receiver of the bench's own (in this process, on the load's CPUs), once."""
+        if self.otlp is None:
+            from harness.otlp_receiver import OtlpReceiver
+
+            self.otlp = OtlpReceiver()
+        return self.otlp.endpoint
+
     def stop(self) -> None:
+        if self.otlp is not None:
+            self.otlp.stop()
         for server in self.servers.values():
             server.stop()
             if getattr(server, "redis", None) is not None:

@@ -90,12 +90,36 @@ def _limits() -> None:
     each generation is admitted, counted and released (in Redis on the Redis store): what the
     limits cost, without the cost of checking a key."""
     from app.config import ClientKey
+
+    _keyed(ClientKey("", "bench", max_streams=1_000_000, rpm=1_000_000_000, tpm=1_000_000_000))
+
+
+def _budgets() -> None:
+    """As `limits`, the key with a day's and a month's budget too and the model priced: each
+    generation reserves what it may cost and settles what it cost."""
+    from app.config import ClientKey, Settings
+    from app.config.prices import Price
+
+    Settings.price_of = lambda self, model: Price(0.15, 0.6, 0.075)  # type: ignore[method-assign]
+    big = 1_000_000.0
+    _keyed(ClientKey("", "bench", max_streams=1_000_000, rpm=1_000_000_000, tpm=1_000_000_000, budget_day=big,
+                     budget_month=big))  # fmt: skip
+
+
+def _traced() -> None:
+    """Traces exported over OTLP to the receiver the bench started ($OTEL_EXPORTER_OTLP_ENDPOINT,
+    which `Bench.add_server` sets for this variant): what a span per request and attempt costs."""
+    if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        raise RuntimeError("the traced variant needs OTEL_EXPORTER_OTLP_ENDPOINT (Bench.add_server sets it)")
+
+
+def _keyed(key: Any) -> None:
+    """Every API request comes from `key` (its limits counted in Redis on the Redis store)."""
     from app.http import auth
     from app.limits import Limits
     from app.limits.shared import RedisCounters
     from app.service import services
 
-    key = ClientKey("", "bench", max_streams=1_000_000, rpm=1_000_000_000, tpm=1_000_000_000)
     checked = auth._check
 
     def check() -> None:
@@ -128,6 +152,8 @@ _AFTER_BUILD: list[Callable[[], Any]] = []
 
 VARIANTS: dict[str, Callable[[], None]] = {
     "limits": _limits,
+    "budgets": _budgets,
+    "traced": _traced,
     "profile": _profile,
     "metrics_off": _metrics_off,
     "quiet": _quiet,

@@ -65,6 +65,11 @@ class Attempts:
         if self._span is not None and cause is not None:
             self._span.event("chatwait.rescue", {"chatwait.cause": cause})
 
+    def lost(self, model: str, chunks: int) -> None:
+        """The attempt of a worker that died, as its stream has it: `chunks` written, a token each
+        (the ledger of a reply taken over starts with it)."""
+        self.entries.append(Entry(model, output_tokens=chunks, outcome="cut", error_code="generation_lost"))
+
     def resending(self, tokens: int) -> None:
         """The next attempt (a continuation) sends `tokens` of input again."""
         self._resent = tokens

@@ -175,6 +175,7 @@ class Relay:
     def _taken_over(self, slot: Any) -> Opened:
         """The continuation of a reply whose worker died, from the text its clients have."""
         self._first_token_at = self._started  # its first token went out long ago
+        self._opener.attempts.lost(self.call.model, self._prefix.chunks if self._prefix is not None else 0)
         failure = UpstreamError("generation_lost", "The worker generating this reply stopped.")
         return self._rescues.rescued(failure, slot, None, rescue.TAKEOVER)
 

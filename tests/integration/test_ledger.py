@@ -7,6 +7,7 @@ response for any worker."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -23,7 +24,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module", params=["memory", "redis"])
 def server(fake: FakeUpstream, request) -> Iterator[ChatWaitServer]:
-    running = ChatWaitServer(server_env(fake.base_url, UPSTREAM_RESCUES="2", **store_env(request, request.param)))
+    env = server_env(fake.base_url, UPSTREAM_RESCUES="2", ABANDON_SECONDS="1", **store_env(request, request.param))
+    running = ChatWaitServer(env)
     yield running
     running.stop()
 
@@ -126,3 +128,33 @@ def test_a_stored_response_keeps_its_ledger_for_any_worker(server, fake) -> None
         found = httpx.get(f"{server.url}/v1/responses/{created['id']}", timeout=30).json()
         assert found["usage"]["chatwait"] == created["usage"]["chatwait"]
     assert [a["outcome"] for a in created["usage"]["chatwait"]["attempts"]] == ["cut", "completed"]
+
+
+def test_a_failed_generation_lists_its_failed_attempts_and_generated_nothing(server, fake) -> None:
+    message = _message("@fault=500")
+    events, _ = parse(httpx.post(f"{server.url}/v1/chat/streaming", json={"message": message}, timeout=30).content)
+    error = events[-1]
+    assert error.event == "error" and error.data["error_code"] == "upstream_unavailable"
+    usage = error.data["usage"]
+    assert usage["generated_tokens"] == 0 and len(usage["attempts"]) == len(fake.outcomes_for(message)) == 3
+    assert {(a["outcome"], a["error_code"], a["input_tokens"]) for a in usage["attempts"]} == {
+        ("failed", "upstream_unavailable", 0)
+    }
+
+
+def test_a_stream_whose_client_left_counts_what_was_generated_until_it_was_abandoned(server, fake) -> None:
+    """A foreground OpenAI stream its client leaves stops after ABANDON_SECONDS: its completion
+    line counts every token the upstream sent until then."""
+    message = _message("@tokens=400 @delay_ms=20")
+    body = {"model": FAKE_MODEL, "messages": [{"role": "user", "content": message}], "stream": True}
+    with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, timeout=30) as started:
+        stream_id = started.headers["x-stream-id"]
+        next(started.iter_lines())
+    sent = fake.wait_for_outcome(message, "client_closed", timeout=20)
+    for _ in range(100):
+        lines = [r for r in server.log_records() if r.get("stream_id") == stream_id and "generated_tokens" in r]
+        if lines:
+            break
+        time.sleep(0.1)
+    assert lines and lines[-1]["finish_reason"] == "cancelled"
+    assert lines[-1]["generated_tokens"] == sent["tokens"] < 400

@@ -52,8 +52,12 @@ def unique(directives: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def watched(fake) -> Iterator[ChatWaitServer]:
-    running = ChatWaitServer(server_env(fake.base_url, LOG_REQUESTS="false"))
+def watched(fake, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatWaitServer]:
+    """Its model priced (the cost series exist), the fake its one server."""
+    listing = tmp_path_factory.mktemp("watched") / "upstreams.yaml"
+    listing.write_text(f"upstreams:\n  - {{name: fake, url: {fake.base_url!r}}}\n"
+                       f"prices: {{{FAKE_MODEL}: {{input: 0.15, output: 0.6}}}}\n")  # fmt: skip
+    running = ChatWaitServer(server_env("", UPSTREAMS_FILE=str(listing), LOG_REQUESTS="false"))
     yield running
     running.stop()
 

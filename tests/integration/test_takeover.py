@@ -114,6 +114,10 @@ def test_a_killed_workers_stream_is_continued_by_another(takeover, fake) -> None
     assert [r["stream_id"] for r in taken] == [stream_id]
     rescues = [r for r in server.log_records() if r.get("event") == "upstream_rescue"]
     assert [(r["cause"], r["strategy"]) for r in rescues] == [("takeover", "prefill")]
+    lost, continuation = events[-1].data["usage"]["attempts"]  # the ledger: the dead worker's attempt too
+    assert (lost["outcome"], lost["error_code"]) == ("cut", "generation_lost")
+    assert lost["output_tokens"] == attempts[1]["continued_from"], "what its stream had (the upstream sent no more)"
+    assert continuation["outcome"] == "completed" and continuation["output_tokens"] == attempts[1]["tokens"]
 
 
 def test_a_client_of_the_killed_worker_resumes_and_gets_the_rest(takeover) -> None:
