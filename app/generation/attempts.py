@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator
 from typing import Any
 
 from ..config import Settings
 from ..traces import AttemptSpan, Parent
 
+_UNTRACED = contextlib.nullcontext()  # reusable: it holds nothing
 MAX_ATTEMPTS = 64  # kept per generation: retries and rescues are bounded, fallbacks by the models
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Entry:
     """One attempt: `input_tokens` its upstream counted (or ChatWait, for a continuation), None
     until known; `outcome` completed, cut (mid-answer), failed (before its first token),
@@ -74,14 +74,9 @@ class Attempts:
         """The next attempt (a continuation) sends `tokens` of input again."""
         self._resent = tokens
 
-    @contextlib.contextmanager
-    def current(self) -> Iterator[None]:
+    def current(self) -> contextlib.AbstractContextManager[None]:
         """The current attempt's span as the current one (its request carries its traceparent)."""
-        if self._span is None:
-            yield
-            return
-        with self._span.current():
-            yield
+        return _UNTRACED if self._span is None else self._span.current()
 
     def first_token(self) -> None:
         if self._span is not None:
