@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from websockets.sync.client import connect as ws_connect
 
 from harness.otlp_receiver import OtlpReceiver
 from harness.processes import ChatWaitServer, FakeUpstream
@@ -127,3 +128,21 @@ def test_a_resume_and_a_stop_are_events_of_their_requests_and_the_attempt_ends_c
     stop = receiver.wait_for(lambda spans: any(s["trace_id"] == stop_trace for s in spans))
     (stop_span,) = [s for s in stop if s["trace_id"] == stop_trace]
     assert [e["name"] for e in stop_span["events"]] == ["chatwait.cancel"]
+
+
+def test_a_websockets_turns_join_the_trace_its_upgrade_named(server, receiver) -> None:
+    trace_id = "9bf92f3577b34da6a3ce929d0e0e4736"
+    url = server.url.replace("http://", "ws://") + "/v1/responses"
+    with ws_connect(url, additional_headers={"traceparent": f"00-{trace_id}-{CLIENT_SPAN}-01"}) as socket:
+        for _ in range(2):
+            socket.send(json.dumps({"type": "response.create", "model": FAKE_MODEL, "input": "@tokens=2"}))
+            while json.loads(socket.recv(timeout=10))["type"] != "response.completed":
+                pass
+
+    def whole(spans: list[dict]) -> bool:
+        return sum(s["trace_id"] == trace_id and s["kind"] == "CLIENT" for s in spans) >= 2
+
+    spans = [s for s in receiver.wait_for(whole) if s["trace_id"] == trace_id]
+    turns = [s for s in spans if s["kind"] == "SERVER" and s["name"] == "POST /v1/responses"]
+    assert len(turns) == 2 and all(turn["parent_span_id"] == CLIENT_SPAN for turn in turns)
+    assert {s["parent_span_id"] for s in spans if s["kind"] == "CLIENT"} == {turn["span_id"] for turn in turns}

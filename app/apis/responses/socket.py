@@ -50,7 +50,8 @@ STOP_POLL_SECONDS = 1.0  # how soon a socket between turns notices that its work
 MAX_CHAINS = 32  # `store: false` responses a socket remembers for previous_response_id
 CHAIN_BODIES = 4  # and at most this many MAX_BODY_BYTES of them in all
 _OPEN: set[WebSocket] = set()  # this worker's sockets
-_KEPT_HEADERS = ("HTTP_AUTHORIZATION", "HTTP_X_API_KEY", "HTTP_OPENAI_ORGANIZATION", "HTTP_USER_AGENT")
+_KEPT_HEADERS = ("HTTP_AUTHORIZATION", "HTTP_X_API_KEY", "HTTP_OPENAI_ORGANIZATION", "HTTP_USER_AGENT",
+                 "HTTP_TRACEPARENT", "HTTP_TRACESTATE")  # each turn's span joins the trace the upgrade named
 
 
 def serve() -> Response:
