@@ -108,6 +108,14 @@ class Metrics:
         """A generation of `model` ended having cost `usd` (its model has a price)."""
         self._child(self.generations.cost, model).inc(usd)
 
+    def delivery(self, model: str, new: int, again: int) -> None:
+        """A consumer of a stream of `model` was written `new` chunks no client had before, and
+        `again` that one had (a resume)."""
+        if new:
+            self._child(self.generations.ledger, model, "delivered").inc(new)
+        if again:
+            self._child(self.generations.ledger, model, "replayed").inc(again)
+
     def ledger(self, model: str, generated: int, resent: int) -> None:
         """A generation of `model` ended: what its attempts generated and sent again."""
         self._child(self.generations.ledger, model, "generated").inc(generated)

@@ -65,7 +65,8 @@ class GenerationSeries:
         self.cached = count("prompt_cached_tokens", "Prompt tokens the model's server read from its cache.", "model")
         self.cost = count("cost_usd", "What generations cost in USD, by model (those UPSTREAMS_FILE prices).", "model")
         self.ledger = count("ledger_tokens", "Tokens in generations' ledgers, by model and kind (generated: over "
-                            "every attempt; resent: input continuations sent again).", "model", "kind")
+                            "every attempt; resent: input continuations sent again; delivered: written to a "
+                            "client's connection; replayed: written again by a resume).", "model", "kind")
 
 
 class RecoverySeries:

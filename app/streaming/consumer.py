@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from ..errors import ApiError
 from ..metrics.catalogue import Metrics
 from ..traces import event
+from .delivery import Progress, chunks_of
 from .direct import ClientWriter
 from .view import StreamView
 from .wire.sse import KEEPALIVE_FRAME, RETRY_LINE, Position, parse_last_event_id, skip_numbered
@@ -56,8 +57,9 @@ def consume(
     metrics.follower(1)
     delivered = False
     keepalive = getattr(stream.writer, "keepalive", KEEPALIVE_FRAME)
+    progress = Progress(position.after)
     try:
-        frames = stream.follow(position.after, keepalive_seconds, writer)
+        frames = stream.follow(position.after, keepalive_seconds, writer, progress)
         for frame in frames:
             if frame.startswith(b":"):
                 yield keepalive if frame is KEEPALIVE_FRAME else frame
@@ -76,3 +78,12 @@ def consume(
         metrics.follower(-1)
         if not delivered:
             log.info("client_detached", extra={"stream_finished": stream.finished})
+        _delivered(stream, progress, metrics)
+
+
+def _delivered(stream: StreamView, progress: Progress, metrics: Metrics) -> None:
+    """Count what this session wrote to its client in the stream's ledger: chunks delivered for
+    the first time, and chunks sent again that a consumer had been written before (a resume)."""
+    written = chunks_of(progress, stream.last_event_id, stream.finished)
+    if written is not None:
+        metrics.delivery(stream.model, *stream.delivery.session(*written))

@@ -11,6 +11,7 @@ from ..errors import ApiError
 from ..generation.outcome import Outcome
 from ..providers.base import Usage
 from ..providers.deltas import ReplyParts
+from .delivery import LocalDelivery, Progress
 from .direct import ClientWriter
 from .wire import Wire, WireWriter
 
@@ -42,13 +43,18 @@ class LostStream:
         self.context = b""
         self.writer = Wire(wire_name).writer(stream_id, correlation_id, "", self.created)
         self._seen = seen
+        self.delivery = LocalDelivery()  # its chunks are gone: nothing more reaches anyone
 
     @property
     def last_event_id(self) -> int:
         return self._seen + 1
 
     def follow(
-        self, after_id: int | None, keepalive_seconds: float, writer: ClientWriter | None = None
+        self,
+        after_id: int | None,
+        keepalive_seconds: float,
+        writer: ClientWriter | None = None,
+        progress: Progress | None = None,
     ) -> Iterator[bytes]:
         if after_id is None or after_id <= self._seen:
             yield lost_ending(self.writer, self._seen)

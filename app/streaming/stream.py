@@ -19,6 +19,7 @@ from ..generation.cancel import StreamCancelled
 from ..generation.outcome import Outcome
 from ..hub.scheduling import Wakeup
 from ..providers.deltas import Delta, ReplyParts
+from .delivery import Delivery, LocalDelivery, Progress
 from .direct import ClientWriter, DirectFollowers, Parked
 from .frames import Frames
 from .journal import NOWHERE, Handover, Journal, Tenure
@@ -43,6 +44,7 @@ class Stream:
         "client",
         "correlation_id",
         "created",
+        "delivery",
         "ending",
         "finished",
         "lifetime",
@@ -86,6 +88,7 @@ class Stream:
         # (serial, frame): a live frame outside the log (the place in line; None: none)
         self.notice: tuple[int, bytes | None] = (0, None)
         self.tenure = Tenure()  # the Redis store's: revival, epoch, and where followers go once moved
+        self.delivery: Delivery = LocalDelivery()  # what reached its clients (the Redis store's: in Redis)
         self._journal = journal
         self._wakeup = Wakeup()
         self._direct = DirectFollowers()  # followers the producer writes to (see `direct`)
@@ -223,15 +226,14 @@ class Stream:
         return self._frames.frames(first, end, self.writer)
 
     def follow(
-        self, after_id: int | None, keepalive_seconds: float, writer: ClientWriter | None = None
-    ) -> Iterator[bytes]:
-        """Yield the frames after `after_id` (all when None), then live ones until the end.
-
-        Frames that piled up since the last yield go out together in one write. With the
-        client's `writer`, a follower that has caught up parks and the producer writes the
-        chunks itself (`direct`). A keepalive goes out within `keepalive_seconds` of silence.
-        """
-        cursor = 0 if after_id is None else after_id + 1
+        self, after_id: int | None, keepalive_seconds: float, writer: ClientWriter | None = None,
+        progress: Progress | None = None,
+    ) -> Iterator[bytes]:  # fmt: skip
+        """Yield the frames after `after_id` (all when None), then live ones until the end: those
+        piled up since the last yield in one write; with the client's `writer`, a follower that has
+        caught up parks and the producer writes the chunks itself (`direct`); a keepalive within
+        `keepalive_seconds` of silence. `progress` is told the last frame the client's socket took."""
+        cursor, progress = (0 if after_id is None else after_id + 1), progress or Progress(after_id)
         notice_seen = 0
         silence = Silence(keepalive_seconds, self._wake_follower)
         try:
@@ -239,7 +241,7 @@ class Stream:
                 end = self.visible
                 if cursor < end:
                     yield self._next_write(cursor, end)
-                    cursor = end
+                    cursor, progress.upto = end, end - 1  # the server wrote it: it asks for more
                     silence.wrote()
                     if silence.parked is None and writer is not None:
                         silence.parked = Parked(writer)  # the server wrote the head: the producer may write now
@@ -256,10 +258,12 @@ class Stream:
                     silence.wrote()
                     yield KEEPALIVE_FRAME
                 elif silence.parked is not None:
-                    cursor = self._direct.park(silence.parked, cursor)
+                    cursor = progress.parked(self._direct.park(silence.parked, cursor))
                 else:
                     self._wakeup.wait()
         finally:
+            if silence.parked is not None:  # the producer's own writes to its client
+                progress.upto = max(progress.upto, silence.parked.cursor - 1)
             silence.close()
 
     def _wake_follower(self, parked: Parked | None) -> None:

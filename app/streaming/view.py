@@ -7,6 +7,7 @@ from typing import Protocol
 
 from ..generation.outcome import Outcome
 from ..providers.deltas import ReplyParts
+from .delivery import Delivery, Progress
 from .direct import ClientWriter
 from .wire import WireWriter
 
@@ -23,12 +24,17 @@ class StreamView(Protocol):
     writer: WireWriter  # writes its events in the wire format of the API that started it
     wire_name: str  # that wire's name (read without laying out the events, as `writer` may)
     context: bytes  # what the API that started it stored with it (Retention.context)
+    delivery: Delivery  # what reached its clients (`delivery`)
 
     @property
     def last_event_id(self) -> int: ...
 
     def follow(
-        self, after_id: int | None, keepalive_seconds: float, writer: ClientWriter | None = None
+        self,
+        after_id: int | None,
+        keepalive_seconds: float,
+        writer: ClientWriter | None = None,
+        progress: Progress | None = None,
     ) -> Iterator[bytes]: ...
 
     def catch_up(self, event_id: int) -> None: ...

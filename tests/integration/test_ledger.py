@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from harness.processes import ChatWaitServer, FakeUpstream
 
@@ -104,7 +105,9 @@ def test_a_stopped_stream_counts_what_was_generated_until_its_stop(server, fake)
     assert done.data["finish_reason"] == "cancelled"
     (sent,) = [fake.wait_for_outcome(message, "client_closed")]
     usage = done.data["usage"]
-    assert usage["generated_tokens"] == sent["tokens"] == usage["attempts"][0]["output_tokens"] >= 6
+    # A token the upstream sent as the stop landed is generated but never read: its count is one up then.
+    assert sent["tokens"] - 1 <= usage["generated_tokens"] == usage["attempts"][0]["output_tokens"] <= sent["tokens"]
+    assert usage["generated_tokens"] >= 6
     assert usage["attempts"][0]["outcome"] == "cancelled"
 
 
@@ -157,4 +160,44 @@ def test_a_stream_whose_client_left_counts_what_was_generated_until_it_was_aband
             break
         time.sleep(0.1)
     assert lines and lines[-1]["finish_reason"] == "cancelled"
-    assert lines[-1]["generated_tokens"] == sent["tokens"] < 400
+    assert sent["tokens"] - 1 <= lines[-1]["generated_tokens"] <= sent["tokens"] < 400  # one in flight, unread
+
+
+def _ledger_tokens(server: ChatWaitServer, kind: str) -> float:
+    """chatwait_ledger_tokens_total of the fake's model and `kind`, summed over the workers."""
+    for family in text_string_to_metric_families(httpx.get(f"{server.url}/metrics", timeout=10).text):
+        for sample in family.samples:
+            if sample.name == "chatwait_ledger_tokens_total" and sample.labels == {"model": FAKE_MODEL, "kind": kind}:
+                return sample.value
+    return 0.0
+
+
+def test_what_reached_the_client_is_delivered_and_what_resumes_sent_again_replayed(server, fake) -> None:
+    """A stream cut after its fifth chunk, generated to its end, then resumed three times after
+    chunk 2: delivered counts each chunk once (fewer than generated until the first resume),
+    replayed the chunks each resume sent again."""
+    kinds = ("generated", "delivered", "replayed")
+    before = {kind: _ledger_tokens(server, kind) for kind in kinds}
+
+    def moved(kind: str) -> float:
+        return _ledger_tokens(server, kind) - before[kind]
+
+    with httpx.stream("POST", f"{server.url}/v1/chat/streaming", json={"message": _message("@tokens=30 @delay_ms=20")},
+                      timeout=30) as cut:  # fmt: skip
+        stream_id = cut.headers["x-stream-id"]
+        for line in cut.iter_lines():
+            if line == "id: 5":
+                break
+    for _ in range(100):  # the stream runs on to its end without a client
+        if moved("generated") == 30:
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)
+    first = moved("delivered")
+    assert moved("generated") == 30 and 5 <= first < 30, "what its connection took before it closed"
+    assert moved("replayed") == 0
+    for _ in range(3):
+        resumed = httpx.get(f"{server.url}/v1/chat/streaming/{stream_id}", headers={"Last-Event-ID": "2"}, timeout=30)
+        assert parse(resumed.content)[0][-1].event == "done"
+    assert moved("delivered") == 30, "each chunk delivered once"
+    assert moved("replayed") == (first - 2) + 28 + 28, "the chunks each resume sent that a client had been sent"

@@ -29,11 +29,12 @@ from ...errors import CATALOGUE, ApiError
 from ...generation.outcome import Outcome
 from ...providers.base import Usage
 from ...providers.deltas import ReplyParts, fold_stored
-from ..direct import ClientWriter
+from ..delivery import Progress
 from ..lost import lost_ending
 from ..wire import NATIVE_NAME, Wire, WireWriter, chunk_frame, known
 from ..wire.sse import KEEPALIVE_FRAME
 from . import link as keys
+from .delivery import RedisDelivery
 from .link import Link, store_errors
 
 log = logging.getLogger("chatwait.follow")
@@ -75,6 +76,7 @@ class RemoteStream:
         self.last_event_id = last_event_id
         self._ending: bytes | None = None
         self._lost = False  # Redis lost the stream after its owner died: it can only end
+        self.delivery = RedisDelivery(link, stream_id)
         # How long a follower waits through an outage, or for Redis to get the stream's keys back.
         self._patience = max(outage_seconds, keys.RECOVERY_SECONDS)
 
@@ -149,13 +151,12 @@ class RemoteStream:
         """See attach."""
 
     def follow(
-        self, after_id: int | None, keepalive_seconds: float, writer: ClientWriter | None = None
+        self, after_id: int | None, keepalive_seconds: float, writer: object = None, progress: Progress | None = None
     ) -> Iterator[bytes]:
-        """Yield the frames after `after_id` (all when None), then live ones until the terminal
-        one, or an interruption when Redis stays out of reach (see the module docstring). Every
-        frame goes through the server (`writer` is for the owner's own followers)."""
-        cursor = 0 if after_id is None else after_id + 1
-        writer = self._taught(cursor - 1)  # fed the chunks before `cursor` (its own writes place the rest)
+        """The frames after `after_id` (all when None), then live ones until the terminal one, or an
+        interruption when Redis stays out of reach (the module docstring); `progress`: see Stream."""
+        cursor, progress = (0 if after_id is None else after_id + 1), progress or Progress(after_id)
+        wire = self._taught(cursor - 1)  # fed the chunks before `cursor` (its own writes place the rest)
         block = min(keepalive_seconds, LIVENESS_SECONDS)
         last_write = last_check = time.monotonic()
         trouble_since: float | None = None  # since when Redis fails, or the stream's keys are gone
@@ -163,13 +164,13 @@ class RemoteStream:
             entries = self._read(cursor, block)
             if entries:
                 trouble_since = None
-                if cursor == 0 and writer.model_first:
-                    writer = self._answered_by()
-                frames, cursor, ended = _frames(entries, writer)
+                if cursor == 0 and wire.model_first:
+                    wire = self._answered_by()
+                frames, cursor, ended = _frames(entries, wire)
                 yield frames
-                last_write = time.monotonic()
+                progress.upto, last_write = cursor - 1, time.monotonic()  # written: the server asks for more
                 if ended:
-                    self.finished = True
+                    self.finished, self.last_event_id = True, max(self.last_event_id, cursor - 1)
                     return
                 continue
             now = time.monotonic()
@@ -181,7 +182,7 @@ class RemoteStream:
                 fine = entries is not None and self._healthy()
                 trouble_since = None if fine else (trouble_since or now)
                 if self._lost:  # Redis lost the stream and its owner is gone: nobody can go on with it
-                    yield self._lost_ending(writer, cursor)
+                    yield self._lost_ending(wire, cursor)
                     return
             if trouble_since is not None and now - trouble_since > self._patience:
                 yield self._interruption(cursor - 1, now - trouble_since)

@@ -32,6 +32,7 @@ from ..stream import Stream
 from ..view import StreamView
 from . import link as keys
 from .checks import check_at_start, not_answering, not_found, ready
+from .delivery import RedisDelivery
 from .follow import RemoteStream
 from .journal import RedisJournal
 from .link import Link, store_errors
@@ -209,6 +210,7 @@ class RedisStreamStore(StreamStore):
     def _hold(self, stream: Stream) -> None:
         """Own the new stream here; Redis admits it (`admit`) before its first frames."""
         self.journal.create(stream)
+        stream.delivery = RedisDelivery(self.link, stream.stream_id)  # what reached its clients, anywhere
         self._local[stream.stream_id] = stream
 
     def _back(self) -> bool:

@@ -20,6 +20,7 @@ from ...providers.deltas import TEXT_KIND, Delta, decode
 from ..revival import retention_of
 from ..stream import Stream
 from . import link as keys
+from .delivery import RedisDelivery
 from .follow import end_if_owner_gone, wire_of
 from .journal import RedisJournal
 from .link import Link
@@ -90,6 +91,7 @@ class Takeover:
         if stale is not None:  # this worker owned it before another did: that copy's producer stops
             self.moved(stale)
         stream = rebuilt(stream_id, meta, entries, self._clock(), record)
+        stream.delivery = RedisDelivery(self._link, stream_id)
         stream.tenure.revival = call.decode()
         stream.tenure.epoch = int(meta[b"epoch"])
         self._journal.adopt(stream)

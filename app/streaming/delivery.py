@@ -1,0 +1,64 @@
+"""What reached a stream's clients, for its ledger: the chunks written to a client's connection
+(delivered: the furthest any consumer got) and those a resume sent again that a consumer had
+been written before (replayed), counted once per consumer session, when it ends. A stream's
+frames are numbered as its events: 0 the priming event, then one per chunk (a token each), then
+the terminal one. In this worker's memory (`LocalDelivery`), or in Redis for every worker."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Progress:
+    """How far one consumer session got: the frame it started after (-1: from the start) and
+    the last frame handed to its client's connection (-1: none)."""
+
+    __slots__ = ("after", "upto")
+
+    def __init__(self, after: int | None) -> None:
+        self.after = -1 if after is None else after
+        self.upto = -1
+
+    def parked(self, cursor: int) -> int:
+        """A parked follower woke at `cursor`: the producer wrote its client the frames before."""
+        self.upto = cursor - 1
+        return cursor
+
+
+class Delivery(Protocol):
+    """Where a stream's delivery is counted."""
+
+    def session(self, after: int, upto: int) -> tuple[int, int]:
+        """A consumer was written chunks `after + 1` to `upto`: the chunks delivered for the
+        first time, and those sent again (already delivered before)."""
+        ...
+
+
+class LocalDelivery:
+    """A stream's delivery in this worker's memory (the memory store)."""
+
+    __slots__ = ("delivered", "replayed")
+
+    def __init__(self) -> None:
+        self.delivered = 0
+        self.replayed = 0
+
+    def session(self, after: int, upto: int) -> tuple[int, int]:
+        new, again = counted(self.delivered, after, upto)
+        self.delivered, self.replayed = max(self.delivered, upto), self.replayed + again
+        return new, again
+
+
+def counted(delivered: int, after: int, upto: int) -> tuple[int, int]:
+    """The chunks new and sent again of a session that wrote `after + 1` to `upto`, when
+    `delivered` were delivered before."""
+    return max(0, upto - delivered), max(0, min(delivered, upto) - after)
+
+
+def chunks_of(progress: Progress, last_event_id: int, finished: bool) -> tuple[int, int] | None:
+    """A session's frames as chunks: (after, upto), or None when it wrote none."""
+    upto = progress.upto
+    if finished and upto >= last_event_id:
+        upto = last_event_id - 1  # the terminal frame is no chunk
+    after = max(0, progress.after)
+    return (after, upto) if upto > after else None
