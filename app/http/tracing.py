@@ -2,7 +2,8 @@
 request's log lines and echoed in the response; the request_received/completed lines (never for
 /metrics; for the probes only with LOG_REQUESTS; a streamed response's once its body ends; with
 the client key's name); the names of the request's fields ChatWait does not know, and what a
-whole answer's generation cost, on the response; and the request counter of /metrics."""
+whole answer's generation cost, on the response; the request counter of /metrics; and, with
+traces on, the request's span (`app.traces`), ended with its response (a stream's body)."""
 
 from __future__ import annotations
 
@@ -87,8 +88,6 @@ def _span(req: Request) -> tuple[Any, Any] | None:
         return None
     rule = req.url_rule
     return start_request(req.method, route_label(rule.rule) if rule is not None else "unmatched", req.path, req.headers)
-
-
 
 
 def _teardown(_: BaseException | None) -> None:
