@@ -264,20 +264,21 @@ class Services:
             self.limits.end(ticket, 0)
 
     def _count_while_it_runs(self, ticket: Ticket, stream: Stream) -> None:
-        """Count a stream's completion tokens as its chunks come, and end its ticket with it."""
+        """Count a stream's completion tokens as its chunks come, and end its ticket with it (with
+        its outcome's usage and cost, also when its producer ended before it got here)."""
         ticket.progress = lambda: stream.chunks
         greenlet = stream.producer
-        if greenlet is None or greenlet.dead:
-            self.limits.end(ticket, stream.chunks)
-            return
 
         def ended(done: Any) -> None:
             if stream.tenure.moved is not None:  # another worker took it over: it settles the ticket
                 self.limits.hand_over(ticket)
                 return
-            outcome = done.value if done.successful() else None
+            outcome = done.value if done is not None and done.successful() else None
             self.limits.end(ticket, *_spent(outcome, lambda: stream.chunks))
 
+        if greenlet is None or greenlet.dead:  # a short reply can end while the store admits it
+            ended(greenlet)
+            return
         greenlet.link(ended)
 
     def start(self) -> None:

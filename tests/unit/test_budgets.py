@@ -134,3 +134,30 @@ def test_a_taken_over_generation_settles_its_reservation_where_it_ends() -> None
     assert first.look(key).budgets[0].spent == pytest.approx(0.101), "the reservation holds while it moves"
     second.end(resumed, 500, cost_usd=0.006)
     assert first.look(key).budgets[0].spent == pytest.approx(0.006)
+
+
+def test_a_stream_that_ended_before_its_ticket_was_counted_settles_its_outcomes_cost() -> None:
+    """A short reply can end while the store admits its stream: its ticket still settles what its
+    outcome cost (not its chunks at its price), as a later end does."""
+    import gevent
+
+    from app.generation.outcome import Outcome
+    from app.providers.base import Usage
+    from app.service.services import Services
+    from app.streaming.stream import Stream
+
+    settled: list[tuple] = []
+
+    class Recording:
+        def end(self, ticket, completion_tokens, cost_usd=None):
+            settled.append((completion_tokens, cost_usd))
+
+    services = object.__new__(Services)
+    object.__setattr__(services, "limits", Recording())
+    stream = Stream("s", "c", "m", 0.0)
+    outcome = Outcome("ab", 2, Usage(10, 2, generated=5, resent=20), 1.0, 1.0, "stop", cost_usd=0.0136)
+    stream.producer = gevent.spawn(lambda: outcome)
+    stream.producer.join()
+    ticket, _ = Limits(MemoryCounters(Clock()), NoMetrics()).admit(ClientKey("", "short", budget_day=1.0), 10, 6, PRICE)
+    services._count_while_it_runs(ticket, stream)
+    assert settled == [(25, 0.0136)], "its usage charged (generated and resent) and its cost"
