@@ -95,10 +95,10 @@ class BudgetsSchema(StrictSchema):
 
 
 class SpendSchema(StrictSchema):
-    """The reply of GET /v1/spend: the calling key's name and its budgets."""
+    """The reply of GET /v1/spend: the calling key's name (None: the API asks for no key) and its budgets."""
 
     object = fields.String(required=True, validate=validate.OneOf(("spend",)))
-    key = fields.String(required=True)
+    key = fields.String(required=True, allow_none=True)
     budgets = fields.Nested(BudgetsSchema, required=True)
 
 

@@ -17,14 +17,13 @@ PATH = "/v1/spend"
 
 @bp.get(PATH)
 def spend() -> dict[str, object]:
-    """The calling key's budgets (none when it has none); 404 when the API asks for no key."""
+    """The calling key's budgets (none when it has none, or when the API asks for no key: then
+    `key` is null, as nothing is counted per key)."""
     key = client_key()
-    if key is None:
-        raise ApiError("not_found", "The API asks for no client key (CHATWAIT_API_KEYS): spend is counted per key.")
     budgets: dict[str, object] = {}
-    if key.budgeted:
+    if key is not None and key.budgeted:
         standing = services().limits.look(key)
         if standing is None:
             raise ApiError("store_unavailable", "The client keys' counters live in Redis, which is out of reach.")
         budgets = {found.name: found.body() for found in standing.budgets}
-    return serialise(SpendSchema, {"object": "spend", "key": key.name, "budgets": budgets})
+    return serialise(SpendSchema, {"object": "spend", "key": None if key is None else key.name, "budgets": budgets})
