@@ -99,11 +99,6 @@ class Attempts:
             failed = None if outcome == "completed" else entry.error_code or outcome
             span.end(usage, how.get("finish_reason"), failed)
 
-    def event(self, name: str, attributes: dict[str, Any] | None = None) -> None:
-        """An event of the generation on its current attempt's span (a cancel)."""
-        if self._span is not None:
-            self._span.event(name, attributes)
-
     def close(self, prompt_tokens: int | None = None) -> None:
         """The generation is over: an attempt still open stopped (its deadline), and the first
         that answered read the prompt (`prompt_tokens`) where its upstream did not say (one that
@@ -116,11 +111,6 @@ class Attempts:
                 if entry.input_tokens is None:
                     entry.input_tokens = prompt_tokens
                 return
-
-    @property
-    def generated(self) -> int:
-        """Tokens the attempts generated, all together."""
-        return sum(entry.output_tokens for entry in self.entries)
 
     def _close_open(self, outcome: str) -> None:
         if self.entries and self.entries[-1].outcome == "running":

@@ -38,6 +38,14 @@ class Periods:
         return self.day if name == "budget_day" else self.month
 
 
+UNBUDGETED = Periods("", "", 0.0, 0.0)  # a key without budgets: no period is read or written
+
+
+def periods_for(key: ClientKey, now: float) -> Periods:
+    """The periods of `key`'s budgets at `now` (none to work out for a key without budgets)."""
+    return periods(now) if key.budgeted else UNBUDGETED
+
+
 def periods(now: float) -> Periods:
     """The periods `now` (Unix seconds) falls in."""
     moment = datetime.datetime.fromtimestamp(now, datetime.UTC)

@@ -122,7 +122,7 @@ class MemoryCounters:
 
     def admit(self, key: ClientKey, ticket: str, tokens: int, reserve: int = 0, cost: int = 0) -> Verdict:
         counts, now = self._counts(key), self._clock()
-        at = budget.periods(now)
+        at = budget.periods_for(key, now)
         refused, retry_after = _refusal(key, counts, now, tokens + min(reserve, 1))
         if refused is None and key.budgeted:
             refused, retry_after = budget.refusal(key, counts.spend(at), cost, at)
@@ -209,7 +209,7 @@ def _refusal(key: ClientKey, counts: _Counts, now: float, tokens: int) -> tuple[
 
 
 def _verdict(key: ClientKey, counts: _Counts, now: float, refused: str | None, retry_after: float) -> Verdict:
-    at = budget.periods(now)
+    at = budget.periods_for(key, now)
     budgets = budget.standing(key, counts.spend(at), at) if key.budgeted else ()
     requests = tokens = None
     if key.rpm is not None:

@@ -277,7 +277,7 @@ class RedisCounters:
     def _look(self, key: ClientKey, mode: str, ticket: str, tokens: int, reserve: int = 0, cost: int = 0) -> Verdict:
         limits = [-1 if value is None else value for value in (key.max_streams, key.rpm, key.tpm)]
         budgets = [-1 if value is None else budget.nano(value) for value in (key.budget_day, key.budget_month)]
-        at = budget.periods(time.time())
+        at = budget.periods_for(key, time.time())
         lifetimes = [round((left + KEPT_SECONDS) * 1000) for left in (at.day_left, at.month_left)]
         args = [mode, ticket, *limits, tokens, LEASE_MS, reserve, cost, *budgets, *lifetimes]
         keys = [*counter_keys(key.name), *spend_keys(key.name, (at.day, at.month))]

@@ -37,15 +37,14 @@ class Delivery(Protocol):
 class LocalDelivery:
     """A stream's delivery in this worker's memory (the memory store)."""
 
-    __slots__ = ("delivered", "replayed")
+    __slots__ = ("delivered",)
 
     def __init__(self) -> None:
-        self.delivered = 0
-        self.replayed = 0
+        self.delivered = 0  # the furthest chunk any consumer was written
 
     def session(self, after: int, upto: int) -> tuple[int, int]:
         new, again = counted(self.delivered, after, upto)
-        self.delivered, self.replayed = max(self.delivered, upto), self.replayed + again
+        self.delivered = max(self.delivered, upto)
         return new, again
 
 

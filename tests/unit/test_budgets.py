@@ -14,18 +14,12 @@ from app.errors import ApiError
 from app.limits import Limits, MemoryCounters, budget
 from app.metrics.catalogue import NoMetrics
 
+from .test_key_limits import Clock
+
 BASE = {"OPENAI_API_KEY": "sk-test"}
 KEY = "k" * 16
 PRICE = Price(input=1.0, output=10.0)  # USD per million tokens
 MIDDAY = datetime.datetime(2026, 11, 27, 12, tzinfo=datetime.UTC).timestamp()
-
-
-class Clock:
-    def __init__(self, now: float = MIDDAY) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _keys(tmp_path, text: str) -> dict[str, ClientKey]:
@@ -63,7 +57,7 @@ def test_periods_are_utc_days_and_months(moment, day, month, day_left, month_lef
 
 
 def test_the_memory_counters_reserve_refuse_and_settle() -> None:
-    clock = Clock()
+    clock = Clock(MIDDAY)
     counters = MemoryCounters(clock)
     key = ClientKey("", "money", budget_day=1.0)
     dollar = budget.NANO
@@ -82,7 +76,7 @@ def test_the_memory_counters_reserve_refuse_and_settle() -> None:
 
 
 def test_the_month_counts_every_day_of_it() -> None:
-    clock = Clock()
+    clock = Clock(MIDDAY)
     counters = MemoryCounters(clock)
     key = ClientKey("", "monthly", budget_day=1.0, budget_month=1.5)
     assert counters.admit(key, "a", 0, cost=budget.NANO).refused is None
@@ -93,7 +87,7 @@ def test_the_month_counts_every_day_of_it() -> None:
 
 
 def test_limits_refuse_with_budget_exhausted_saying_what_was_spent_and_when_it_resets() -> None:
-    limits = Limits(MemoryCounters(Clock()), NoMetrics())
+    limits = Limits(MemoryCounters(Clock(MIDDAY)), NoMetrics())
     key = ClientKey("", "team", budget_day=0.01)
     ticket, _ = limits.admit(key, 1_000, 1_000, PRICE)  # 0.001 + 0.01 reserved
     assert ticket.money is not None and ticket.money.cost == 11_000_000
@@ -110,7 +104,7 @@ def test_limits_refuse_with_budget_exhausted_saying_what_was_spent_and_when_it_r
 
 
 def test_an_unpriced_model_reserves_nothing_and_a_spent_budget_still_refuses() -> None:
-    limits = Limits(MemoryCounters(Clock()), NoMetrics())
+    limits = Limits(MemoryCounters(Clock(MIDDAY)), NoMetrics())
     key = ClientKey("", "free", budget_day=0.001)
     ticket, _ = limits.admit(key, 10, 10, None)
     assert ticket.money is None
@@ -123,7 +117,7 @@ def test_an_unpriced_model_reserves_nothing_and_a_spent_budget_still_refuses() -
 
 
 def test_a_taken_over_generation_settles_its_reservation_where_it_ends() -> None:
-    counters = MemoryCounters(Clock())
+    counters = MemoryCounters(Clock(MIDDAY))
     first, second = Limits(counters, NoMetrics()), Limits(counters, NoMetrics())
     key = ClientKey("", "moved", budget_day=1.0)
     ticket, _ = first.admit(key, 1_000, 10_000, PRICE)  # 0.101 reserved
@@ -158,6 +152,7 @@ def test_a_stream_that_ended_before_its_ticket_was_counted_settles_its_outcomes_
     outcome = Outcome("ab", 2, Usage(10, 2, generated=5, resent=20), 1.0, 1.0, "stop", cost_usd=0.0136)
     stream.producer = gevent.spawn(lambda: outcome)
     stream.producer.join()
-    ticket, _ = Limits(MemoryCounters(Clock()), NoMetrics()).admit(ClientKey("", "short", budget_day=1.0), 10, 6, PRICE)
+    limits = Limits(MemoryCounters(Clock(MIDDAY)), NoMetrics())
+    ticket, _ = limits.admit(ClientKey("", "short", budget_day=1.0), 10, 6, PRICE)
     services._count_while_it_runs(ticket, stream)
     assert settled == [(25, 0.0136)], "its usage charged (generated and resent) and its cost"

@@ -104,7 +104,7 @@ def test_the_ledger_keeps_each_attempt_with_its_cost() -> None:
          "cost_usd": 0.00105},
         {"model": "free", "server": None, "outcome": "stopped", "input_tokens": 300, "output_tokens": 0},
     ]  # fmt: skip
-    assert attempts.generated == 5
+    assert sum(attempt["output_tokens"] for attempt in found) == 5
 
 
 def test_attempts_are_bounded_the_first_and_the_latest_kept() -> None:
