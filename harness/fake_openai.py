@@ -165,6 +165,9 @@ class FakeOpenAI:
                 knobs.fault = ""  # this message has failed its share: answer normally
         if knobs.fault == "late":
             knobs.first_ms = knobs.fault_at
+        cap = request.get("max_completion_tokens") or request.get("max_tokens")
+        if knobs.found.get("limit") == "max_tokens" and isinstance(cap, int) and 0 < cap < knobs.tokens:
+            knobs.tokens, knobs.finish = cap, "length"
         return knobs
 
     def _outcome(self, request_id: str, request: dict, messages: list[dict], last_user: str) -> dict:

@@ -35,15 +35,21 @@ def _message(directives: str) -> str:
     return f"ledger {uuid.uuid4().hex[:8]} {directives}"
 
 
-def _ask(server: ChatWaitServer, family: str, message: str, stream: bool) -> dict:
+MAX_TOKENS_FIELD = {"native": "max_tokens", "chat_completions": "max_completion_tokens", "responses": "max_output_tokens"}
+
+
+def _ask(server: ChatWaitServer, family: str, message: str, stream: bool, max_tokens: int = 100) -> dict:
     """The ledger a family's answer carries: the native usage, else `usage.chatwait`."""
+    field = MAX_TOKENS_FIELD.get(family, "max_tokens")
     if family == "native":
+        body = {"message": message, field: max_tokens}
         if not stream:
-            return httpx.post(f"{server.url}/v1/chat/wait", json={"message": message}, timeout=30).json()["usage"]
-        events, _ = parse(httpx.post(f"{server.url}/v1/chat/streaming", json={"message": message}, timeout=30).content)
+            return httpx.post(f"{server.url}/v1/chat/wait", json=body, timeout=30).json()["usage"]
+        events, _ = parse(httpx.post(f"{server.url}/v1/chat/streaming", json=body, timeout=30).content)
         return events[-1].data["usage"]
     if family == "chat_completions":
         body = {"model": FAKE_MODEL, "messages": [{"role": "user", "content": message}], "stream": stream}
+        body[field] = max_tokens
         if stream:
             body["stream_options"] = {"include_usage": True}
         answer = httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=30)
@@ -52,11 +58,11 @@ def _ask(server: ChatWaitServer, family: str, message: str, stream: bool) -> dic
         chunks = [json.loads(line[6:]) for line in answer.text.splitlines() if line.startswith("data: {")]
         return chunks[-1]["usage"]["chatwait"]
     if family == "responses":
-        body = {"model": FAKE_MODEL, "input": message, "stream": stream}
+        body = {"model": FAKE_MODEL, "input": message, "stream": stream, field: max_tokens}
         answer = httpx.post(f"{server.url}/v1/responses", json=body, timeout=30)
         found = responses_events(answer.content)[-1].data["response"] if stream else answer.json()
         return found["usage"]["chatwait"]
-    body = {"model": FAKE_MODEL, "max_tokens": 100, "messages": [{"role": "user", "content": message}]}
+    body = {"model": FAKE_MODEL, field: max_tokens, "messages": [{"role": "user", "content": message}]}
     answer = httpx.post(f"{server.url}/v1/messages", json={**body, "stream": stream}, timeout=30)
     if not stream:
         return answer.json()["usage"]["chatwait"]
@@ -77,6 +83,17 @@ def test_a_completed_reply_has_the_upstreams_count(server, fake, family, stream)
     (attempt,) = ledger["attempts"]
     assert attempt["outcome"] == "completed" and attempt["output_tokens"] == 7 and attempt["model"] == FAKE_MODEL
     assert attempt["input_tokens"] > 0
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_reply_stopped_at_max_tokens_has_the_upstreams_count(server, fake, family, stream) -> None:
+    message = _message("@tokens=40 @limit=max_tokens")
+    ledger = _ask(server, family, message, stream, max_tokens=6)
+    (sent,) = fake.outcomes_for(message)
+    assert ledger["generated_tokens"] == sent["tokens"] == 6, "the upstream stopped at max_tokens"
+    (attempt,) = ledger["attempts"]
+    assert attempt["outcome"] == "completed" and attempt["output_tokens"] == 6
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -161,6 +178,32 @@ def test_a_stream_whose_client_left_counts_what_was_generated_until_it_was_aband
         time.sleep(0.1)
     assert lines and lines[-1]["finish_reason"] == "cancelled"
     assert sent["tokens"] - 1 <= lines[-1]["generated_tokens"] <= sent["tokens"] < 400  # one in flight, unread
+
+
+def _completion_line(server: ChatWaitServer, stream_id: str, seconds: float = 20) -> dict:
+    """The completion log line of a stream, once it is written."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        lines = [r for r in server.log_records() if r.get("stream_id") == stream_id and "generated_tokens" in r]
+        if lines:
+            return lines[-1]
+        time.sleep(0.1)
+    raise AssertionError(f"no completion line for {stream_id}")
+
+
+def test_a_stream_that_expired_unfollowed_counts_what_was_generated_until_it_expired(start_store_server, fake) -> None:
+    """A native stream nobody follows for STREAM_TTL_SECONDS is cancelled by the store: its
+    completion line counts every token the upstream sent until then."""
+    server = start_store_server(STREAM_TTL_SECONDS="1")
+    message = _message("@tokens=1000 @delay_ms=20")
+    with httpx.stream("POST", f"{server.url}/v1/chat/streaming", json={"message": message}, timeout=30) as started:
+        stream_id = started.headers["x-stream-id"]
+        next(started.iter_lines())
+    sent = fake.wait_for_outcome(message, "client_closed", timeout=20)
+    line = _completion_line(server, stream_id)
+    assert line["finish_reason"] == "cancelled"
+    assert sent["tokens"] - 1 <= line["generated_tokens"] <= sent["tokens"] < 1000  # one in flight, unread
+    assert any(r.get("stream_id") == stream_id and r.get("event") == "stream_expired" for r in server.log_records())
 
 
 def _ledger_tokens(server: ChatWaitServer, kind: str) -> float:
