@@ -13,7 +13,26 @@ from . import budget
 from .window import Minute
 
 STREAMS_RETRY_SECONDS = 1.0  # nobody knows when a stream ends: a client at max_streams tries again soon
-Settlement = tuple[int, tuple[str, str]] | None  # (nano-USD beyond the reservation, its periods)
+MAX_TAKEN = 4096  # tickets taken over that this worker's memory remembers the settlements of
+
+
+@dataclasses.dataclass(frozen=True)
+class Settlement:
+    """What a generation's reservation settles to: what it cost and what it reserved (nano-USD),
+    in the day and month it was reserved in."""
+
+    cost: int
+    reserved: int
+    periods: tuple[str, str]
+
+    def change(self, before: int | None) -> tuple[int, int]:
+        """The spend's change, and what the ticket has settled after it, when a ticket taken over
+        had settled `before` (None or below 0: not yet). A stalled owner and the worker that took
+        its generation over may both end it: the reservation comes back once, and the spend
+        keeps the dearest of their costs (the taker's ledger holds the owner's attempt)."""
+        if before is None or before < 0:
+            return self.cost - self.reserved, self.cost
+        return max(0, self.cost - before), max(before, self.cost)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,13 +83,25 @@ class Counters(Protocol):
         ...
 
     def release(
-        self, key: ClientKey, ticket: str, spent: int = 0, refund: int = 0, second: int = 0, settle: Settlement = None
+        self,
+        key: ClientKey,
+        ticket: str,
+        spent: int = 0,
+        refund: int = 0,
+        second: int = 0,
+        settle: Settlement | None = None,
     ) -> None:
         """A generation ended: it no longer counts against max_streams; `spent` tokens it produced
         beyond what was counted count now, and `refund` tokens of its reservation come off the
         second it was admitted in (`Verdict.second`), if that is still counted. `settle`: what it
-        cost beyond its reservation (nano-USD, below 0 to give back) and the periods it was
-        reserved in (`Verdict.periods`), where those are still counted."""
+        cost and reserved, in the periods it was reserved in (`Verdict.periods`), where those are
+        still counted. A ticket taken over gives its reservation back once (`Settlement.change`)."""
+        ...
+
+    def take_over(self, key: ClientKey, ticket: str) -> None:
+        """A generation `ticket` of a worker that stopped answering goes on here: its lease is
+        renewed, and its settlements from now on are remembered so that its reservation comes
+        back once, should its first worker still end it too."""
         ...
 
     def renew(self, tickets: Iterable[tuple[ClientKey, str]], sockets: bool = False) -> None:
@@ -97,7 +128,7 @@ class Counters(Protocol):
 
 
 class _Counts:
-    __slots__ = ("live", "requests", "sockets", "spent", "tokens")
+    __slots__ = ("live", "requests", "sockets", "spent", "taken", "tokens")
 
     def __init__(self) -> None:
         self.live: set[str] = set()
@@ -105,6 +136,7 @@ class _Counts:
         self.requests = Minute()
         self.tokens = Minute()
         self.spent: dict[str, int] = {}  # nano-USD by day (2026-11-27) and month (2026-11)
+        self.taken: dict[str, int] = {}  # tickets taken over: what each settled (-1: nothing yet)
 
     def spend(self, at: budget.Periods) -> tuple[int, int]:
         """The day's and the month's spend; the periods before them forgotten."""
@@ -157,16 +189,34 @@ class MemoryCounters:
             self._counts(key).tokens.add(now, tokens)
 
     def release(
-        self, key: ClientKey, ticket: str, spent: int = 0, refund: int = 0, second: int = 0, settle: Settlement = None
+        self,
+        key: ClientKey,
+        ticket: str,
+        spent: int = 0,
+        refund: int = 0,
+        second: int = 0,
+        settle: Settlement | None = None,
     ) -> None:
         counts, now = self._counts(key), self._clock()
         counts.live.discard(ticket)
         counts.tokens.add(now, spent)
-        counts.tokens.take(now, second, refund)
-        if settle is not None and settle[0]:
-            for period in settle[1]:
-                if period in counts.spent:  # a period already forgotten stays as it ended
-                    counts.spent[period] = max(0, counts.spent[period] + settle[0])
+        before = counts.taken.get(ticket)
+        if before is None or before < 0:  # a second settlement gives nothing back
+            counts.tokens.take(now, second, refund)
+        if settle is None:
+            return
+        change, settled = settle.change(before)
+        if before is not None:
+            counts.taken[ticket] = settled
+        for period in settle.periods if change else ():
+            if period in counts.spent:  # a period already forgotten stays as it ended
+                counts.spent[period] = max(0, counts.spent[period] + change)
+
+    def take_over(self, key: ClientKey, ticket: str) -> None:
+        taken = self._counts(key).taken
+        taken.setdefault(ticket, -1)
+        while len(taken) > MAX_TAKEN:
+            del taken[next(iter(taken))]
 
     def renew(self, tickets: Iterable[tuple[ClientKey, str]], sockets: bool = False) -> None:
         """Nothing to renew: a worker's memory goes with it."""

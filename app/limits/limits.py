@@ -29,7 +29,7 @@ from ..errors import ApiError
 from ..ids import random_id
 from ..metrics.catalogue import Metrics, NoMetrics
 from . import budget
-from .counters import STREAMS_RETRY_SECONDS, Counters, Quota, Verdict
+from .counters import STREAMS_RETRY_SECONDS, Counters, Quota, Settlement, Verdict
 
 log = logging.getLogger("chatwait.limits")
 
@@ -167,7 +167,7 @@ class Limits:
         if money is not None:
             cost = money.spent(completion_tokens, cost_usd)
             self.metrics.key_spend(ticket.key.name, cost / budget.NANO)
-            settle = (cost - money.cost, money.periods)
+            settle = Settlement(cost, money.cost, money.periods)
         elif cost_usd:
             self.metrics.key_spend(ticket.key.name, cost_usd)
         try:
@@ -191,7 +191,7 @@ class Limits:
         self._running[ticket.id] = ticket
         self.metrics.key_generation(key.name, 1, 0)
         try:
-            self.counters.renew([(key, ticket.id)])
+            self.counters.take_over(key, ticket.id)
         except CountersUnavailable:
             log.warning("limits_unreached", extra={"client_name": key.name, "operation": "resume"})
         return ticket

@@ -136,19 +136,31 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) + 60000)
 return #ARGV - 1
 """
 
-# A generation ended: KEYS: live, tokens, the spend of the day and the month it was admitted in.
-# ARGV: ticket, tokens produced beyond what was counted (counted now), tokens reserved and not
-# produced (taken back off ARGV[4], the second it was admitted in, if that is still counted), what
-# it cost beyond its reservation (nano-USD, below 0 to give back), to the periods still counted.
+# A generation ended: KEYS: live, tokens, its ticket's settlements (a ticket taken over: see
+# take_over), the spend of the day and the month it was admitted in. ARGV: ticket, tokens produced
+# beyond what was counted (counted now), tokens reserved and not produced (taken back off ARGV[4],
+# the second it was admitted in, if that is still counted), what it cost and what it reserved
+# (nano-USD), to the periods still counted. A ticket taken over and settled before gives nothing
+# back and adds what it cost beyond the dearest settlement before (counters.Settlement.change).
 # allow-oom: it frees more than it writes.
 _RELEASE = """#!lua flags=allow-oom
 redis.call('ZREM', KEYS[1], ARGV[1])
-local cost = tonumber(ARGV[5] or '0')
-if cost ~= 0 then
-  for i = 3, #KEYS do
+local cost, reserved = tonumber(ARGV[5] or '0'), tonumber(ARGV[6] or '0')
+local change, again = cost - reserved, false
+local before = redis.call('GET', KEYS[3])
+if before then
+  before = tonumber(before)
+  if before >= 0 then
+    again, change = true, math.max(0, cost - before)
+    cost = math.max(before, cost)
+  end
+  redis.call('SET', KEYS[3], cost, 'KEEPTTL')
+end
+if change ~= 0 then
+  for i = 4, #KEYS do
     local held = redis.call('GET', KEYS[i])
     if held then
-      if tonumber(held) + cost > 0 then redis.call('INCRBY', KEYS[i], cost)
+      if tonumber(held) + change > 0 then redis.call('INCRBY', KEYS[i], change)
       else redis.call('SET', KEYS[i], 0, 'KEEPTTL') end
     end
   end
@@ -158,7 +170,7 @@ if spent > 0 then
   redis.call('HINCRBY', KEYS[2], tonumber(redis.call('TIME')[1]), spent)
   redis.call('PEXPIRE', KEYS[2], 61000)
 end
-if refund > 0 then
+if refund > 0 and not again then
   local held = tonumber(redis.call('HGET', KEYS[2], ARGV[4]) or '0')
   if held > refund then redis.call('HINCRBY', KEYS[2], ARGV[4], -refund)
   elseif held > 0 then redis.call('HDEL', KEYS[2], ARGV[4]) end
@@ -201,6 +213,11 @@ def spend_keys(name: str, periods: tuple[str, str]) -> list[str]:
     return [f"{PREFIX}:{{{name}}}:spent:{period}" for period in periods]
 
 
+def taken_key(name: str, ticket: str) -> str:
+    """What a ticket taken over has settled (in the slot of its key's other counters)."""
+    return f"{PREFIX}:{{{name}}}:taken:{ticket}"
+
+
 def sockets_key(name: str) -> str:
     """A key's open WebSockets (in the slot of its other counters)."""
     return f"{PREFIX}:{{{name}}}:sockets"
@@ -231,15 +248,28 @@ class RedisCounters:
             self._execute(client, pipe)
 
     def release(
-        self, key: ClientKey, ticket: str, spent: int = 0, refund: int = 0, second: int = 0, settle: Settlement = None
+        self,
+        key: ClientKey,
+        ticket: str,
+        spent: int = 0,
+        refund: int = 0,
+        second: int = 0,
+        settle: Settlement | None = None,
     ) -> None:
         live, _, tokens = counter_keys(key.name)
-        keys, cost = [live, tokens], 0
-        if settle is not None and settle[0] and all(settle[1]):
-            cost = settle[0]
-            keys += spend_keys(key.name, settle[1])
+        keys, money = [live, tokens, taken_key(key.name, ticket)], [0, 0]
+        if settle is not None and all(settle.periods):
+            keys += spend_keys(key.name, settle.periods)
+            money = [settle.cost, settle.reserved]
         with self._reaching() as client:
-            self._run(client, "release", keys, [ticket, spent, refund, second, cost])
+            self._run(client, "release", keys, [ticket, spent, refund, second, *money])
+
+    def take_over(self, key: ClientKey, ticket: str) -> None:
+        with self._reaching() as client:
+            pipe = client.pipeline(transaction=False)
+            self._queue(pipe, "renew", [counter_keys(key.name)[0]], [LEASE_MS, ticket])
+            pipe.set(taken_key(key.name, ticket), -1, px=KEPT_SECONDS * 1000, nx=True)
+            self._execute(client, pipe)
 
     def renew(self, tickets: Iterable[tuple[ClientKey, str]], sockets: bool = False) -> None:
         by_key: dict[str, list[str]] = {}

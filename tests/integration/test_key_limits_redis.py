@@ -16,6 +16,7 @@ from websockets.sync.client import connect as ws_connect
 from app.config import ClientKey
 from app.connect.redis import Topology
 from app.limits import CountersUnavailable, MemoryCounters, budget, shared
+from app.limits.counters import Settlement
 from app.limits.shared import RedisCounters, counter_keys
 from harness.processes import ChatWaitServer
 from harness.redis_servers import Cluster, Standalone
@@ -95,15 +96,46 @@ def _spending(counters) -> list:
     dollar = budget.NANO
     seen = [counters.admit(key, "a", 10, cost=3 * dollar), counters.admit(key, "b", 10, cost=1)]  # alone, whole
     periods = seen[0].periods
-    counters.release(key, "a", settle=(-3 * dollar + dollar // 4, periods))  # it cost a quarter
+    counters.release(key, "a", settle=Settlement(dollar // 4, 3 * dollar, periods))  # it cost a quarter
     seen += [counters.peek(key), counters.admit(key, "c", 10, cost=dollar // 2)]
     seen += [counters.admit(key, "d", 10, cost=dollar // 2), counters.admit(key, "e", 10, cost=dollar // 4)]
-    counters.release(key, "c", settle=(dollar // 2, periods))  # it cost twice its reservation
-    counters.release(key, "e", settle=(-dollar, periods))
+    counters.release(key, "c", settle=Settlement(dollar, dollar // 2, periods))  # it cost twice its reservation
+    counters.release(key, "e", settle=Settlement(0, dollar, periods))
     seen += [counters.peek(key), counters.admit(ClientKey("", "seq-month", budget_month=1.0), "f", 1, cost=dollar)]
-    counters.release(key, "f", settle=(-5 * dollar, periods))  # never below zero
+    counters.release(key, "f", settle=Settlement(0, 5 * dollar, periods))  # never below zero
     seen.append(counters.peek(key))
     return seen
+
+
+def _taken_over(counters) -> list:
+    """Tickets taken over and settled by both their stalled owner and their taker, in either order."""
+    key = ClientKey("", "seq-taken", tpm=1000, budget_day=10.0)
+    dollar = budget.NANO
+    seen = []
+    for ticket, costs in (("t", (1, 3)), ("u", (3, 1))):  # the owner ends it first, then the taker first
+        admitted = counters.admit(key, ticket, 0, 100, cost=dollar // 2)
+        counters.take_over(key, ticket)
+        for cost, refund in zip(costs, (90, 60), strict=True):
+            settled = Settlement(cost * dollar // 10, dollar // 2, admitted.periods)
+            counters.release(key, ticket, 0, refund, admitted.second, settle=settled)
+        seen.append(counters.peek(key))
+    admitted = counters.admit(key, "v", 0, 100, cost=dollar // 2)  # not taken over: settled as usual
+    counters.release(key, "v", 0, 100, admitted.second, settle=Settlement(0, dollar // 2, admitted.periods))
+    return [*seen, counters.peek(key)]
+
+
+def test_a_ticket_taken_over_and_ended_twice_gives_its_reservation_back_once(standalone) -> None:
+    """A stalled owner and the worker that took its generation over both end it: the spend keeps
+    the dearer of their costs, and its tpm reservation comes back once (Redis as memory)."""
+    counters = _counters(standalone.server.url)
+    try:
+        found, local = _taken_over(counters), _taken_over(MemoryCounters())
+        spent = [round(v.budgets[0].spent, 9) for v in found]
+        assert spent == [round(v.budgets[0].spent, 9) for v in local] == [0.3, 0.6, 0.6]
+        assert [v.tokens.remaining for v in found] == [v.tokens.remaining for v in local] == [990, 980, 980]
+        assert 0 < standalone.server.client().pttl(shared.taken_key("seq-taken", "t")) <= 86_400_000
+    finally:
+        counters.close()
 
 
 def test_the_script_reserves_and_settles_money_as_the_memory_counters_do(standalone) -> None:

@@ -12,6 +12,7 @@ from app.config import ClientKey, ConfigError, load_settings
 from app.config.prices import Price
 from app.errors import ApiError
 from app.limits import Limits, MemoryCounters, budget
+from app.limits.counters import Settlement
 from app.metrics.catalogue import NoMetrics
 
 from .test_key_limits import Clock
@@ -65,13 +66,13 @@ def test_the_memory_counters_reserve_refuse_and_settle() -> None:
     refused = counters.admit(key, "b", 0, cost=1)
     assert refused.refused == "budget_day" and refused.retry_after == 12 * 3600
     assert refused.budgets[0].spent == 3.0 and refused.budgets[0].period == "2026-11-27"
-    counters.release(key, "a", settle=(-3 * dollar + dollar // 4, ("2026-11-27", "2026-11")))  # cost a quarter
+    counters.release(key, "a", settle=Settlement(dollar // 4, 3 * dollar, ("2026-11-27", "2026-11")))  # cost a quarter
     assert counters.peek(key).budgets[0].spent == 0.25
     assert counters.admit(key, "c", 0, cost=dollar // 2).refused is None
     assert counters.admit(key, "d", 0, cost=dollar // 2).refused == "budget_day", "0.25 + 0.5 + 0.5 > 1"
     assert counters.admit(key, "e", 0, cost=dollar // 4).refused is None, "exactly the budget"
     clock.now += 12 * 3600  # the next day: a new budget_day; the releases of yesterday's go nowhere
-    counters.release(key, "c", settle=(dollar, ("2026-11-27", "2026-11")))
+    counters.release(key, "c", settle=Settlement(3 * dollar // 2, dollar // 2, ("2026-11-27", "2026-11")))
     assert counters.peek(key).budgets[0].spent == 0.0 and counters.admit(key, "f", 0, cost=dollar).refused is None
 
 
