@@ -1,11 +1,15 @@
 """Budgets in money across two instances sharing Redis: concurrent requests of one key spend at
-most its budget and one request's reservation, rescued streams too; a refusal is a 429
+most its budget and one request's reservation, rescued and taken-over streams too; a refusal is a 429
 budget_exhausted in the family's shape with Retry-After; GET /v1/spend and /metrics say what the
 key spent, which is what its answers said they cost."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import os
+import signal
+import time
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -14,12 +18,14 @@ import pytest
 from harness.processes import ChatWaitServer, FakeUpstream
 
 from ..conftest import FAKE_MODEL, server_env
-from ..sse import parse
+from ..sse import parse, read_events
+from .test_scale_out import FRESH, _worker_of
 
 pytestmark = pytest.mark.integration
 
 KEY = "budget-key-0123456789abcdef"
 OTHER = "other-budget-key-0123456789abcdef"
+TAKEN = "taken-budget-key-0123456789abcdef"
 INPUT, OUTPUT = 100.0, 1_000.0  # USD per million tokens: a token of output is a tenth of a cent
 BUDGET = 1.0
 MAX_TOKENS = 20
@@ -27,20 +33,27 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
 @pytest.fixture(scope="module")
-def instances(fake: FakeUpstream, redis_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+def servers(fake: FakeUpstream, redis_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list]:
     folder = tmp_path_factory.mktemp("budgets")
     (folder / "upstreams.yaml").write_text(
         f"upstreams:\n  - {{name: fake, url: {fake.base_url!r}}}\n"
         f"prices: {{{FAKE_MODEL}: {{input: {INPUT}, output: {OUTPUT}}}}}\n"
     )
-    (folder / "keys").write_text(f"{KEY} name=team budget_day={BUDGET}\n{OTHER} name=other budget_month=0.1\n")
+    (folder / "keys").write_text(
+        f"{KEY} name=team budget_day={BUDGET}\n{OTHER} name=other budget_month=0.1\n{TAKEN} name=taken budget_day=2\n"
+    )
     env = server_env("", UPSTREAMS_FILE=str(folder / "upstreams.yaml"), CHATWAIT_API_KEYS_FILE=str(folder / "keys"),
                      STREAM_STORE="redis", REDIS_URL=redis_server.url, WEB_CONCURRENCY="2",
                      UPSTREAM_RESCUES=str(RESCUES))  # fmt: skip
-    servers = [ChatWaitServer(env), ChatWaitServer(env)]
-    yield [server.url for server in servers]
-    for server in servers:
+    running = [ChatWaitServer(env), ChatWaitServer(env)]
+    yield running
+    for server in running:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def instances(servers: list[ChatWaitServer]) -> list[str]:
+    return [server.url for server in servers]
 
 
 RESCUES = 2  # UPSTREAM_RESCUES
@@ -148,3 +161,45 @@ def test_spend_without_a_budget_is_empty_and_without_keys_keyless(instances, fak
         assert answer.status_code == 200 and answer.json() == {"object": "spend", "key": None, "budgets": {}}
     finally:
         open_api.stop()
+
+
+def test_streams_taken_over_from_a_killed_worker_settle_what_they_cost(servers) -> None:
+    """A burst of a key's streams, and the worker holding most of them killed (SIGKILL): another
+    worker continues each and settles its reservation; the key pays what every `done` says,
+    the dead worker's attempt included, and stays within one reservation of its budget."""
+    auth = {"Authorization": f"Bearer {TAKEN}"}
+    server = servers[0]
+
+    def start(n: int) -> tuple[str | None, str]:
+        cid = f"budget-taken-{n}-{uuid.uuid4().hex[:8]}"
+        body = {"message": f"Go {n} @tokens=40 @delay_ms=60", "max_tokens": 60}
+        with (
+            httpx.Client(base_url=server.url, timeout=60, limits=FRESH, headers=auth) as client,
+            client.stream("POST", "/v1/chat/streaming", json=body, headers={"X-Correlation-Id": cid}) as answer,
+        ):
+            if answer.status_code == 429:
+                return None, cid
+            read_events(answer, 3)
+            return answer.headers["x-stream-id"], cid
+
+    with concurrent.futures.ThreadPoolExecutor(14) as pool:
+        started = list(pool.map(start, range(14)))
+    admitted = [(stream_id, _worker_of(server, cid)) for stream_id, cid in started if stream_id is not None]
+    owners = [pid for _, pid in admitted]
+    victim = max(set(owners), key=owners.count)
+    assert 3 <= len(admitted) < 14, "the budget lets some through, not all"
+    os.kill(victim, signal.SIGKILL)
+    costs, prompt = 0.0, 0
+    for stream_id, owner in admitted:
+        whole = httpx.get(f"{servers[1].url}/v1/chat/streaming/{stream_id}", headers=auth, timeout=60)
+        done = parse(whole.content)[0][-1]
+        assert done.event == "done", (owner == victim, done)
+        usage = done.data["usage"]
+        if owner == victim:
+            assert usage["attempts"][0]["error_code"] == "generation_lost", "taken over: the dead worker's attempt"
+        costs, prompt = costs + usage["cost_usd"], usage["prompt_tokens"]
+    deadline = time.monotonic() + 20  # the taker settles as its generation ends, after its last event
+    while (spent := _spend(servers[1].url, auth)["budgets"]["budget_day"]["spent_usd"]) != pytest.approx(costs, 1e-6):
+        assert time.monotonic() < deadline, (spent, costs)
+        time.sleep(0.2)
+    assert spent <= 2 + _reservation(2 * prompt, 60) + 1e-9

@@ -35,7 +35,7 @@ def _message(directives: str) -> str:
     return f"ledger {uuid.uuid4().hex[:8]} {directives}"
 
 
-MAX_TOKENS_FIELD = {"native": "max_tokens", "chat_completions": "max_completion_tokens", "responses": "max_output_tokens"}
+MAX_TOKENS_FIELD = {"chat_completions": "max_completion_tokens", "responses": "max_output_tokens"}
 
 
 def _ask(server: ChatWaitServer, family: str, message: str, stream: bool, max_tokens: int = 100) -> dict:
