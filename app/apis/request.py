@@ -8,7 +8,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from flask import Response, current_app, g
@@ -53,6 +53,22 @@ def client_key() -> ClientKey | None:
 def owns(started_by: str) -> bool:
     """Whether this request's key is the one that started a stream (always, when the API is open)."""
     return hmac.compare_digest(started_by, client())
+
+
+def charger() -> Callable[[str, int], None] | None:
+    """How this request's key is charged for chunks of a model's output that reach its client
+    for the first time, where it pays for delivery (None: it pays for what is generated, or has
+    no limits to count it against). Taken while the request is current: a body outlives it."""
+    key, found = client_key(), services()
+    if key is None or not key.pays_delivered or not key.limited:
+        return None
+
+    def charge(model: str, chunks: int) -> None:
+        price = found.settings.price_of(model)
+        if price is not None:
+            found.limits.charge(key, price.cost(0, 0, chunks))
+
+    return charge
 
 
 COST_HEADER = "X-ChatWait-Cost-USD"  # on a whole (non-streamed) answer whose model has a price

@@ -28,6 +28,7 @@ from ..streaming.wire.sse import Position, parse_last_event_id
 from . import queued
 from .request import (
     admitted,
+    charger,
     client,
     client_key,
     correlation_id,
@@ -112,6 +113,7 @@ def wait(call: ChatCall, prompt_tokens: int | None) -> Outcome:
     admission = admitted(found.admit(call, prompt_tokens, client_key()))
     outcome = found.wait(admission, call, prompt_tokens, correlation_id(), client_socket(request.environ), handoff())
     costed(outcome)
+    found.metrics.delivery(outcome.model or call.model, outcome.chunks, 0)  # the whole reply, in its answer
     return outcome
 
 
@@ -192,8 +194,14 @@ def event_stream(stream: StreamView, position: Position) -> Response:
     if req.method != "HEAD":
         keepalive = found.settings.keepalive_seconds
         writer = client_writer(req.environ)
-        body = consumer.consume(stream, position, keepalive, found.store.clock, found.metrics, writer)
+        body = consumer.consume(stream, position, keepalive, found.store.clock, found.metrics, writer, charger())
     return event_response(body, stream.stream_id, _headers(stream))
+
+
+def handed_whole(stream: StreamView) -> None:
+    """A client was handed the stream's reply so far as one object: its chunks delivered (and
+    charged, where its key pays for delivery)."""
+    consumer.whole(stream, services().metrics, charger())
 
 
 def _headers(stream: StreamView | Pending) -> dict[str, str]:

@@ -1,9 +1,10 @@
 """Client keys as configured: CHATWAIT_API_KEYS (a comma list) and CHATWAIT_API_KEYS_FILE, whose
 lines are `KEY [name=NAME] [max_streams=N] [rpm=N] [tpm=N] [max_sockets=N] [budget_day=USD]
-[budget_month=USD]`. A key's name is what logs and metrics show (a key never appears there); a
-limit left out takes KEY_MAX_STREAMS, KEY_REQUESTS_PER_MINUTE, KEY_TOKENS_PER_MINUTE or
-KEY_MAX_SOCKETS (unset: unlimited); a budget left out is none. Errors name the variable, the line
-and the field, never the key."""
+[budget_month=USD] [pays=generated|delivered]`. A key's name is what logs and metrics show (a key
+never appears there); a limit left out takes KEY_MAX_STREAMS, KEY_REQUESTS_PER_MINUTE,
+KEY_TOKENS_PER_MINUTE or KEY_MAX_SOCKETS (unset: unlimited); a budget left out is none; `pays`
+says whether the key is charged for the tokens generated for it (the default) or for those that
+reached its clients. Errors name the variable, the line and the field, never the key."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ _FIELD_WORD = re.compile(r"[a-z_]{1,20}")
 LIMIT_FIELDS = ("max_streams", "rpm", "tpm", "max_sockets")
 BUDGET_FIELDS = ("budget_day", "budget_month")  # USD a key may spend per UTC day and month
 MAX_BUDGET = 1_000_000.0  # USD: counted in billionths, exact in Redis's Lua numbers below 2**53
+PAYS = ("generated", "delivered")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +39,7 @@ class ClientKey:
     max_sockets: int | None = None  # Responses WebSockets open at once
     budget_day: float | None = None  # USD per UTC day
     budget_month: float | None = None  # USD per UTC month
+    pays: str = "generated"  # or delivered: its output charged as it reaches its clients
 
     def with_defaults(self, *defaults: int | None) -> ClientKey:
         """This key with each limit it leaves out taken from the defaults (in LIMIT_FIELDS' order)."""
@@ -49,6 +52,11 @@ class ClientKey:
         """Whether any limit applies to it."""
         limits = (self.max_streams, self.rpm, self.tpm, self.max_sockets, self.budget_day, self.budget_month)
         return any(limit is not None for limit in limits)
+
+    @property
+    def pays_delivered(self) -> bool:
+        """Whether its output is charged as it reaches its clients rather than as it is generated."""
+        return self.pays == "delivered"
 
     @property
     def budgeted(self) -> bool:
@@ -109,11 +117,11 @@ def _line(where: str, line: str) -> ClientKey:
     fields: dict[str, str] = {}
     for word in words:
         field, equals, value = word.partition("=")
-        if not equals or field not in ("name", *LIMIT_FIELDS, *BUDGET_FIELDS):
+        if not equals or field not in ("name", "pays", *LIMIT_FIELDS, *BUDGET_FIELDS):
             shown = repr(field) if equals and _FIELD_WORD.fullmatch(field) else "a word"  # never a key
             raise ConfigError(
                 f"{where}: {shown} is not a field: use name=, max_streams=, rpm=, tpm=, max_sockets=, "
-                "budget_day= or budget_month=."
+                "budget_day=, budget_month= or pays=."
             )
         if field in fields:
             raise ConfigError(f"{where}: {field} is given twice.")
@@ -121,10 +129,13 @@ def _line(where: str, line: str) -> ClientKey:
     named = fields.pop("name", None)
     if named is not None and not _NAME.fullmatch(named):
         raise ConfigError(f"{where}: name must be 1 to 64 characters from A-Z a-z 0-9 . _ - (not starting with . _ -).")
+    pays = fields.pop("pays", PAYS[0])
+    if pays not in PAYS:
+        raise ConfigError(f"{where}: pays={pays[:20]!r} is not valid: use pays=generated or pays=delivered.")
     limits: dict[str, float | int] = {
         field: (_budget if field in BUDGET_FIELDS else _limit)(where, field, value) for field, value in fields.items()
     }
-    return ClientKey(key, named or default_name(key), **limits)  # type: ignore[arg-type]
+    return ClientKey(key, named or default_name(key), pays=pays, **limits)  # type: ignore[arg-type]
 
 
 def _limit(where: str, field: str, value: str) -> int:

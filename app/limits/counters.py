@@ -98,6 +98,11 @@ class Counters(Protocol):
         still counted. A ticket taken over gives its reservation back once (`Settlement.change`)."""
         ...
 
+    def charge(self, key: ClientKey, cost: int) -> None:
+        """Add `cost` (nano-USD) to `key`'s spend of this day and month: output that reached a
+        client of a key that pays for delivery."""
+        ...
+
     def take_over(self, key: ClientKey, ticket: str) -> None:
         """A generation `ticket` of a worker that stopped answering goes on here: its lease is
         renewed, and its settlements from now on are remembered so that its reservation comes
@@ -211,6 +216,12 @@ class MemoryCounters:
         for period in settle.periods if change else ():
             if period in counts.spent:  # a period already forgotten stays as it ended
                 counts.spent[period] = max(0, counts.spent[period] + change)
+
+    def charge(self, key: ClientKey, cost: int) -> None:
+        counts, at = self._counts(key), budget.periods(self._clock())
+        counts.spend(at)  # the periods before forgotten
+        for period in (at.day, at.month):
+            counts.spent[period] = counts.spent.get(period, 0) + cost
 
     def take_over(self, key: ClientKey, ticket: str) -> None:
         taken = self._counts(key).taken

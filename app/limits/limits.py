@@ -175,6 +175,19 @@ class Limits:
         except CountersUnavailable:
             log.warning("limits_unreached", extra={"client_name": ticket.key.name, "operation": "release"})
 
+    def charge(self, key: ClientKey, cost_usd: float) -> None:
+        """Charge a key that pays for delivery `cost_usd` for output that reached its client, to
+        its budgets now (what its generations settle leaves that output out)."""
+        if cost_usd <= 0 or not key.limited:
+            return
+        self.metrics.key_spend(key.name, cost_usd)
+        if not key.budgeted:
+            return
+        try:
+            self.counters.charge(key, budget.nano(cost_usd))
+        except CountersUnavailable:
+            log.warning("limits_unreached", extra={"client_name": key.name, "operation": "charge"})
+
     def held(self, ticket: Ticket) -> dict[str, object]:
         """What another worker needs to go on with `ticket` if this one dies (kept with the call)."""
         found = {"key": ticket.key.name, "id": ticket.id, "reserved": ticket.reserved, "second": ticket.second}

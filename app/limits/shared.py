@@ -178,6 +178,16 @@ end
 return 1
 """
 
+# Output that reached a client of a key that pays for delivery: KEYS: the spend of the day and
+# the month. ARGV: nano-USD, each key's lifetime (ms).
+_CHARGE = """#!lua
+for i = 1, #KEYS do
+  redis.call('INCRBY', KEYS[i], tonumber(ARGV[1]))
+  redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[1 + i]))
+end
+return 1
+"""
+
 # Completion tokens produced: KEYS: tokens. ARGV: count. By Redis's clock.
 _SPEND = """#!lua
 local second = tonumber(redis.call('TIME')[1])
@@ -198,7 +208,7 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + 60000)
 return 1
 """
 
-_SOURCES = {"look": _LOOK, "renew": _RENEW, "spend": _SPEND, "release": _RELEASE, "hold": _HOLD}
+_SOURCES = {"look": _LOOK, "renew": _RENEW, "spend": _SPEND, "release": _RELEASE, "hold": _HOLD, "charge": _CHARGE}
 _SHAS = {name: hashlib.sha1(source.encode("utf-8")).hexdigest() for name, source in _SOURCES.items()}
 
 
@@ -263,6 +273,12 @@ class RedisCounters:
             money = [settle.cost, settle.reserved]
         with self._reaching() as client:
             self._run(client, "release", keys, [ticket, spent, refund, second, *money])
+
+    def charge(self, key: ClientKey, cost: int) -> None:
+        at = budget.periods(time.time())
+        lifetimes = [round((left + KEPT_SECONDS) * 1000) for left in (at.day_left, at.month_left)]
+        with self._reaching() as client:
+            self._run(client, "charge", spend_keys(key.name, (at.day, at.month)), [cost, *lifetimes])
 
     def take_over(self, key: ClientKey, ticket: str) -> None:
         with self._reaching() as client:

@@ -15,7 +15,7 @@ from ..config import ClientKey, Settings
 from ..config.prices import Price
 from ..conversations import Bounds, ConversationStore, MemoryConversations
 from ..errors import ApiError
-from ..generation import rescue
+from ..generation import cost, rescue
 from ..generation.outcome import Outcome
 from ..generation.relay import Relay
 from ..generation.report import Handoff
@@ -168,7 +168,7 @@ class Services:
             outcome = self.waits.run(relay, sock)
         finally:
             if ticket is not None:
-                self.limits.end(ticket, *_spent(outcome, relay.produced))
+                self.limits.end(ticket, *self._spent(ticket, outcome, relay.produced, call.model, whole=True))
         if outcome.error is not None:
             raise outcome.error
         return outcome
@@ -274,12 +274,27 @@ class Services:
                 self.limits.hand_over(ticket)
                 return
             outcome = done.value if done is not None and done.successful() else None
-            self.limits.end(ticket, *_spent(outcome, lambda: stream.chunks))
+            self.limits.end(ticket, *self._spent(ticket, outcome, lambda: stream.chunks, stream.model, whole=False))
 
         if greenlet is None or greenlet.dead:  # a short reply can end while the store admits it
             ended(greenlet)
             return
         greenlet.link(ended)
+
+    def _spent(
+        self, ticket: Ticket, outcome: Outcome | None, produced: Callable[[], int], model: str, whole: bool
+    ) -> tuple[int, float | None]:
+        """What a generation's ticket settles: its completion tokens and its cost (where its model
+        has a price); without an outcome, the tokens it produced, at its price. A key that pays
+        for delivery pays the input and, of a `whole` answer, its reply (a stream's output is
+        charged as it reaches a client: `apis.streams`)."""
+        if outcome is None:
+            return produced(), None
+        if not ticket.key.pays_delivered:
+            return outcome.usage.charged, outcome.cost_usd
+        output = outcome.usage.completion_tokens if whole and outcome.error is None else 0
+        charged = cost.delivered(outcome.attempts, outcome.usage, self.settings.price_of, model, output)
+        return outcome.usage.charged, charged
 
     def start(self) -> None:
         """Start background work (the store's expiry, the sampled metrics)."""
@@ -313,14 +328,6 @@ class Services:
         self.limits.close()
         self.conversations.close()
         self.metrics.close()
-
-
-def _spent(outcome: Outcome | None, produced: Callable[[], int]) -> tuple[int, float | None]:
-    """What a generation's ticket settles: its completion tokens and its cost (where its model has
-    a price); without an outcome, the tokens it produced, at its price."""
-    if outcome is None:
-        return produced(), None
-    return outcome.usage.charged, outcome.cost_usd
 
 
 def _build_store(settings: Settings, abandon: Abandon) -> StreamStore:

@@ -18,6 +18,7 @@ from .view import StreamView
 from .wire.sse import KEEPALIVE_FRAME, RETRY_LINE, Position, parse_last_event_id, skip_numbered
 
 log = logging.getLogger("chatwait.consumer")
+Charge = Callable[[str, int], None]  # told a stream's model and its chunks delivered for the first time
 
 
 def resume_position(stream: StreamView, header: str | None, query: str | None) -> Position | None:
@@ -48,11 +49,13 @@ def consume(
     clock: Callable[[], float],
     metrics: Metrics,
     writer: ClientWriter | None = None,
+    charge: Charge | None = None,
 ) -> Iterator[bytes]:
     """The SSE body of one consumer: the frames from `position`, then live ones (written by the
     producer through `writer` while the consumer keeps up). The first event carries the `retry:`
     field (a keepalive before it goes out as it is). A keepalive is the wire's own where it has one
-    (`keepalive`: Anthropic's `ping` event), else an SSE comment."""
+    (`keepalive`: Anthropic's `ping` event), else an SSE comment. `charge`: told the chunks that
+    reached a client for the first time (a key that pays for delivery)."""
     stream.attach()
     metrics.follower(1)
     delivered = False
@@ -78,12 +81,25 @@ def consume(
         metrics.follower(-1)
         if not delivered:
             log.info("client_detached", extra={"stream_finished": stream.finished})
-        _delivered(stream, progress, metrics)
+        count_session(stream, progress, metrics, charge)
 
 
-def _delivered(stream: StreamView, progress: Progress, metrics: Metrics) -> None:
-    """Count what this session wrote to its client in the stream's ledger: chunks delivered for
-    the first time, and chunks sent again that a consumer had been written before (a resume)."""
+def count_session(stream: StreamView, progress: Progress, metrics: Metrics, charge: Charge | None = None) -> None:
+    """Count what a session wrote to its client in the stream's ledger: chunks delivered for the
+    first time (charged with `charge`), and chunks sent again that a consumer had been written
+    before (a resume)."""
     written = chunks_of(progress, stream.last_event_id, stream.finished)
-    if written is not None:
-        metrics.delivery(stream.model, *stream.delivery.session(*written))
+    if written is None:
+        return
+    new, again = stream.delivery.session(*written)
+    metrics.delivery(stream.model, new, again)
+    if new and charge is not None:
+        charge(stream.model, new)
+
+
+def whole(stream: StreamView, metrics: Metrics, charge: Charge | None = None) -> None:
+    """A client was handed the stream's reply so far as one object (a Responses object, whole or
+    in the background): its chunks as one session's."""
+    progress = Progress(None)
+    progress.upto = stream.last_event_id
+    count_session(stream, progress, metrics, charge)

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.integration
 KEY = "budget-key-0123456789abcdef"
 OTHER = "other-budget-key-0123456789abcdef"
 TAKEN = "taken-budget-key-0123456789abcdef"
+READER = "reader-budget-key-0123456789abcdef"
 INPUT, OUTPUT = 100.0, 1_000.0  # USD per million tokens: a token of output is a tenth of a cent
 BUDGET = 1.0
 MAX_TOKENS = 20
@@ -41,6 +42,7 @@ def servers(fake: FakeUpstream, redis_server, tmp_path_factory: pytest.TempPathF
     )
     (folder / "keys").write_text(
         f"{KEY} name=team budget_day={BUDGET}\n{OTHER} name=other budget_month=0.1\n{TAKEN} name=taken budget_day=2\n"
+        f"{READER} name=reader budget_day=5 pays=delivered\n"
     )
     env = server_env("", UPSTREAMS_FILE=str(folder / "upstreams.yaml"), CHATWAIT_API_KEYS_FILE=str(folder / "keys"),
                      STREAM_STORE="redis", REDIS_URL=redis_server.url, WEB_CONCURRENCY="2",
@@ -161,6 +163,55 @@ def test_spend_without_a_budget_is_empty_and_without_keys_keyless(instances, fak
         assert answer.status_code == 200 and answer.json() == {"object": "spend", "key": None, "budgets": {}}
     finally:
         open_api.stop()
+
+
+def _settled(url: str, auth: dict[str, str], below: float) -> float:
+    """The key's spend today once its running generations have settled (under `below`: no
+    reservation held), and stopped moving."""
+    deadline, last = time.monotonic() + 20, None
+    while True:
+        spent = _spend(url, auth)["budgets"]["budget_day"]["spent_usd"]
+        if spent < below and spent == last:
+            return spent
+        assert time.monotonic() < deadline, spent
+        last = spent
+        time.sleep(0.3)
+
+
+def test_a_key_that_pays_for_delivery_pays_the_input_and_what_reached_its_clients(instances) -> None:
+    """pays=delivered: a stream whose client left after a few chunks costs its key the input and
+    the chunks its connection took; resumed to its end on the other instance, every chunk once
+    (what a resume sends again is not charged twice); a whole answer, its input and its reply."""
+    auth = {"Authorization": f"Bearer {READER}"}
+    body = {"message": "Read @tokens=30 @delay_ms=20", "max_tokens": 40}
+    with httpx.stream("POST", f"{instances[0]}/v1/chat/streaming", json=body, headers=auth, timeout=30) as cut:
+        stream_id = cut.headers["x-stream-id"]
+        for line in cut.iter_lines():
+            if line == "id: 5":
+                break
+    first = _settled(instances[0], auth, below=_reservation(50, 40) / 2)
+    url = f"{instances[1]}/v1/chat/streaming/{stream_id}"
+    done = parse(httpx.get(url, headers={**auth, "Last-Event-ID": "2"}, timeout=30).content)[0][-1]
+    usage = done.data["usage"]
+    (attempt,) = usage["attempts"]
+    paid_input = attempt["input_tokens"] * INPUT / 1e6
+    chunks_first = round((first - paid_input) * 1e6 / OUTPUT, 6)
+    assert chunks_first == int(chunks_first) and 5 <= chunks_first < 30, "the input and what its connection took"
+    whole = _settled(instances[1], auth, below=1.0)
+    assert whole == pytest.approx(paid_input + 30 * OUTPUT / 1e6, abs=1e-9), "every chunk once, not the replay"
+    assert whole < usage["cost_usd"] + 1e-9
+    httpx.get(url, headers={**auth, "Last-Event-ID": "0"}, timeout=30)  # all of it again: nothing new reached anyone
+    assert _settled(instances[0], auth, below=1.0) == pytest.approx(whole, abs=1e-9)
+    asked = {"model": FAKE_MODEL, "max_tokens": MAX_TOKENS, "messages": [{"role": "user", "content": "Hi @tokens=7"}]}
+    answer = httpx.post(f"{instances[0]}/v1/chat/completions", json=asked, headers=auth, timeout=30).json()
+    read = answer["usage"]["chatwait"]["attempts"][0]["input_tokens"]
+    expected = whole + (read * INPUT + 7 * OUTPUT) / 1e6
+    assert _settled(instances[1], auth, below=1.0) == pytest.approx(expected, abs=1e-9), "a whole answer: all of it"
+    response = {"model": FAKE_MODEL, "input": "Hi @tokens=4", "max_output_tokens": MAX_TOKENS}
+    made = httpx.post(f"{instances[1]}/v1/responses", json=response, headers=auth, timeout=30).json()
+    read = made["usage"]["chatwait"]["attempts"][0]["input_tokens"]
+    expected += (read * INPUT + 4 * OUTPUT) / 1e6
+    assert _settled(instances[0], auth, below=1.0) == pytest.approx(expected, abs=1e-9), "a whole Response too"
 
 
 def test_streams_taken_over_from_a_killed_worker_settle_what_they_cost(servers) -> None:

@@ -138,6 +138,24 @@ def test_a_ticket_taken_over_and_ended_twice_gives_its_reservation_back_once(sta
         counters.close()
 
 
+def test_output_delivered_is_charged_in_redis_as_in_memory(standalone) -> None:
+    """A key that pays for delivery: its output is added to today's and this month's spend."""
+    counters, local = _counters(standalone.server.url), MemoryCounters()
+    key = ClientKey("", "seq-delivered", budget_day=1.0, pays="delivered")
+    try:
+        for found in (counters, local):
+            found.charge(key, budget.NANO // 4)
+            found.charge(key, budget.NANO // 2)
+        assert [s.spent for s in counters.peek(key).budgets] == [s.spent for s in local.peek(key).budgets] == [0.75]
+        assert counters.admit(key, "a", 10, cost=budget.NANO // 2).refused == "budget_day"
+        periods = budget.periods(time.time())
+        names = shared.spend_keys("seq-delivered", (periods.day, periods.month))
+        lifetimes = [standalone.server.client().pttl(name) for name in names]
+        assert all(86_400_000 < ttl <= 86_400_000 * 33 for ttl in lifetimes), "kept a day past the period"
+    finally:
+        counters.close()
+
+
 def test_the_script_reserves_and_settles_money_as_the_memory_counters_do(standalone) -> None:
     counters = _counters(standalone.server.url)
     try:

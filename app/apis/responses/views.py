@@ -137,4 +137,5 @@ def _object(stream: StreamView) -> dict[str, Any]:
     assert isinstance(writer, ResponsesWriter)
     text, outcome, parts = found
     costed(outcome)
+    streams.handed_whole(stream)
     return response_reply(writer.head, outcome, correlation_id(), writer.output(text, parts, outcome))
