@@ -53,9 +53,13 @@ class LedgerAttemptSchema(StrictSchema):
 
 class LedgerSchema(StrictSchema):
     """ChatWait's account of a generation (`usage.chatwait` in the OpenAI and Anthropic shapes):
-    the tokens its attempts generated and the input they sent again, what it cost, its attempts."""
+    the tokens its attempts generated, the chunks (a token each) that reached clients and those
+    resumes sent again (in a streamed terminal event: as the client reading it gets it), the
+    input its attempts sent again, what it cost, its attempts."""
 
     generated_tokens = fields.Integer(required=True)
+    delivered_tokens = fields.Integer(required=True)
+    replayed_tokens = fields.Integer(required=True)
     resent_tokens = fields.Integer()
     cost_usd = fields.Float()
     attempts = fields.List(fields.Nested(LedgerAttemptSchema), required=True)
@@ -70,6 +74,8 @@ class UsageSchema(StrictSchema):
     total_tokens = fields.Integer(required=True)
     prompt_tokens_details = fields.Dict()  # {cached_tokens}, where the upstream read its prompt cache
     generated_tokens = fields.Integer()  # over its attempts
+    delivered_tokens = fields.Integer()  # the native API's: chunks that reached clients
+    replayed_tokens = fields.Integer()  # the native API's: chunks resumes sent again
     resent_tokens = fields.Integer()  # the native API's: input its continuations sent again
     cost_usd = fields.Float()  # the native API's, where the model has a price (UPSTREAMS_FILE)
     attempts = fields.List(fields.Nested(LedgerAttemptSchema))  # the native API's

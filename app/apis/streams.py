@@ -7,6 +7,7 @@ asked for on another family's path is pointed to its own."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -114,7 +115,7 @@ def wait(call: ChatCall, prompt_tokens: int | None) -> Outcome:
     outcome = found.wait(admission, call, prompt_tokens, correlation_id(), client_socket(request.environ), handoff())
     costed(outcome)
     found.metrics.delivery(outcome.model or call.model, outcome.chunks, 0)  # the whole reply, in its answer
-    return outcome
+    return dataclasses.replace(outcome, delivery=(outcome.chunks, 0))
 
 
 def wait_for_end(stream: StreamView, environ: Mapping[str, Any]) -> None:
@@ -198,10 +199,10 @@ def event_stream(stream: StreamView, position: Position) -> Response:
     return event_response(body, stream.stream_id, _headers(stream))
 
 
-def handed_whole(stream: StreamView) -> None:
+def handed_whole(stream: StreamView) -> tuple[int, int]:
     """A client was handed the stream's reply so far as one object: its chunks delivered (and
-    charged, where its key pays for delivery)."""
-    consumer.whole(stream, services().metrics, charger())
+    charged, where its key pays for delivery); the stream's chunks delivered and sent again."""
+    return consumer.whole(stream, services().metrics, charger())
 
 
 def _headers(stream: StreamView | Pending) -> dict[str, str]:

@@ -28,19 +28,24 @@ class Outcome:
     stop_sequence: str | None = None  # the stop sequence that ended it, where the upstream said which
     cost_usd: float | None = None  # what it cost, where its model has a price (`cost`)
     attempts: tuple[dict[str, Any], ...] = ()  # its upstream attempts (`attempts.Entry.as_dict`)
+    # chunks that reached a client and chunks sent again, as its object is handed out; (0, 0) in a
+    # terminal event as written: each consumer puts its own tally there (`consumer.TALLY`)
+    delivery: tuple[int, int] = (0, 0)
 
     def usage_and_cost(self) -> dict[str, Any]:
         """Its `usage` object with its ledger's fields (the native API's)."""
         return {**self.usage.as_dict(), **self.ledger()}
 
     def ledger(self) -> dict[str, Any]:
-        """What its attempts generated and sent again, what it cost (where its model has a
-        price), and its attempts: the `chatwait` extension of the OpenAI and Anthropic usages."""
+        """What its attempts generated, what reached clients and was sent again to them, what the
+        upstreams read again, what it cost (where its model has a price), and its attempts: the
+        `chatwait` extension of the OpenAI and Anthropic usages."""
         usage, attempts = self.usage, self.attempts
         generated = usage.completion_tokens if usage.generated is None else usage.generated
         if attempts:  # each by its upstream's count where it gave one
             generated = sum(attempt["output_tokens"] for attempt in attempts)
         found: dict[str, Any] = {"generated_tokens": generated}
+        found["delivered_tokens"], found["replayed_tokens"] = self.delivery  # together: consumer.TALLY
         answered = [attempt for attempt in attempts if attempt["outcome"] != "failed"]
         resent = sum(attempt["input_tokens"] for attempt in answered[1:]) if answered else usage.resent
         if resent:

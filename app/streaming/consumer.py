@@ -12,12 +12,13 @@ from collections.abc import Callable, Iterator
 from ..errors import ApiError
 from ..metrics.catalogue import Metrics
 from ..traces import event
-from .delivery import Progress, chunks_of
+from .delivery import WHOLE, Progress, chunks_of
 from .direct import ClientWriter
 from .view import StreamView
 from .wire.sse import KEEPALIVE_FRAME, RETRY_LINE, Position, parse_last_event_id, skip_numbered
 
 log = logging.getLogger("chatwait.consumer")
+TALLY = b'"delivered_tokens":0,"replayed_tokens":0'  # a terminal event's, as written (Outcome.ledger)
 Charge = Callable[[str, int], None]  # told a stream's model and its chunks delivered for the first time
 
 
@@ -52,10 +53,9 @@ def consume(
     charge: Charge | None = None,
 ) -> Iterator[bytes]:
     """The SSE body of one consumer: the frames from `position`, then live ones (written by the
-    producer through `writer` while the consumer keeps up). The first event carries the `retry:`
-    field (a keepalive before it goes out as it is). A keepalive is the wire's own where it has one
-    (`keepalive`: Anthropic's `ping` event), else an SSE comment. `charge`: told the chunks that
-    reached a client for the first time (a key that pays for delivery)."""
+    producer through `writer` while the consumer keeps up). The first event carries `retry:`; a
+    keepalive is the wire's own where it has one (Anthropic's `ping`), else an SSE comment; the
+    terminal event, this client's tally (`_tallied`: `charge`, see `count_session`)."""
     stream.attach()
     metrics.follower(1)
     delivered = False
@@ -69,12 +69,13 @@ def consume(
                 continue
             if position.skip_through is not None:
                 frame = skip_numbered(frame, position.skip_through)
-            yield RETRY_LINE + frame
+            yield RETRY_LINE + _tallied(frame, stream, progress, metrics, charge)
             break
-        if keepalive is KEEPALIVE_FRAME:
-            yield from frames
-        else:
-            yield from (keepalive if frame is KEEPALIVE_FRAME else frame for frame in frames)
+        for frame in frames:
+            if frame is KEEPALIVE_FRAME:
+                yield keepalive
+            else:
+                yield frame if progress.terminal is None else _tallied(frame, stream, progress, metrics, charge)
         delivered = True
     finally:
         stream.detach(clock())
@@ -84,22 +85,48 @@ def consume(
         count_session(stream, progress, metrics, charge)
 
 
-def count_session(stream: StreamView, progress: Progress, metrics: Metrics, charge: Charge | None = None) -> None:
+def _tallied(frame: bytes, stream: StreamView, progress: Progress, metrics: Metrics, charge: Charge | None) -> bytes:
+    """`frame`, and when it holds the terminal event, that event's delivery tally as this client
+    gets it: the session counted now (every chunk before the terminal goes out with it), then
+    the stream's chunks delivered and sent again, in place of TALLY."""
+    if progress.terminal is None or progress.counted:
+        return frame
+    progress.upto = progress.terminal
+    delivered, replayed = count_session(stream, progress, metrics, charge, totals=True)
+    return frame.replace(TALLY, b'"delivered_tokens":%d,"replayed_tokens":%d' % (delivered, replayed))
+
+
+def count_session(
+    stream: StreamView, progress: Progress, metrics: Metrics, charge: Charge | None = None, totals: bool = False
+) -> tuple[int, int]:
     """Count what a session wrote to its client in the stream's ledger: chunks delivered for the
     first time (charged with `charge`), and chunks sent again that a consumer had been written
-    before (a resume)."""
-    written = chunks_of(progress, stream.last_event_id, stream.finished)
-    if written is None:
-        return
-    new, again = stream.delivery.session(*written)
+    before (a resume); with `totals`, the stream's totals of both (else (0, 0) when it wrote none).
+    A session is counted once: as its terminal frame goes out, else as it ends. `charge`: told the
+    chunks that reached a client for the first time (a key that pays for delivery)."""
+    if progress.counted:
+        return 0, 0
+    progress.counted = True
+    finished = stream.finished or progress.terminal is not None
+    last = stream.last_event_id if progress.terminal is None else progress.terminal
+    written = chunks_of(progress, last, finished)
+    if written is None and not totals:
+        return 0, 0
+    after, upto = written or (progress.after, progress.after)
+    return _counted(stream, after, upto, metrics, charge)
+
+
+def whole(stream: StreamView, metrics: Metrics, charge: Charge | None = None) -> tuple[int, int]:
+    """A client was handed the stream's reply so far as one object (a Responses object, whole or
+    in the background): its chunks delivered, none counted as sent again (an object fetched
+    again is no resume); the stream's chunks delivered and sent again."""
+    last = stream.last_event_id - 1 if stream.finished else stream.last_event_id
+    return _counted(stream, WHOLE, max(0, last), metrics, charge)
+
+
+def _counted(stream: StreamView, after: int, upto: int, metrics: Metrics, charge: Charge | None) -> tuple[int, int]:
+    new, again, delivered, replayed = stream.delivery.session(after, upto)
     metrics.delivery(stream.model, new, again)
     if new and charge is not None:
         charge(stream.model, new)
-
-
-def whole(stream: StreamView, metrics: Metrics, charge: Charge | None = None) -> None:
-    """A client was handed the stream's reply so far as one object (a Responses object, whole or
-    in the background): its chunks as one session's."""
-    progress = Progress(None)
-    progress.upto = stream.last_event_id
-    count_session(stream, progress, metrics, charge)
+    return delivered, replayed

@@ -8,16 +8,22 @@ from __future__ import annotations
 
 from typing import Protocol
 
+WHOLE = -1  # the `after` of a reply handed out as one object: its chunks from the first, none a replay
+
 
 class Progress:
-    """How far one consumer session got: the frame it started after (-1: from the start) and
-    the last frame handed to its client's connection (-1: none)."""
+    """How far one consumer session got: the frame it started after (-1: from the start), the
+    last frame handed to its client's connection (-1: none), the terminal frame's id once the
+    write about to go out holds it (set by the stream's `follow`), and whether the session was
+    counted (as its terminal frame went out)."""
 
-    __slots__ = ("after", "upto")
+    __slots__ = ("after", "counted", "terminal", "upto")
 
     def __init__(self, after: int | None) -> None:
         self.after = -1 if after is None else after
         self.upto = -1
+        self.terminal: int | None = None
+        self.counted = False
 
     def parked(self, cursor: int) -> int:
         """A parked follower woke at `cursor`: the producer wrote its client the frames before."""
@@ -28,30 +34,35 @@ class Progress:
 class Delivery(Protocol):
     """Where a stream's delivery is counted."""
 
-    def session(self, after: int, upto: int) -> tuple[int, int]:
-        """A consumer was written chunks `after + 1` to `upto`: the chunks delivered for the
-        first time, and those sent again (already delivered before)."""
+    def session(self, after: int, upto: int) -> tuple[int, int, int, int]:
+        """A consumer was written chunks `after + 1` to `upto` (none when `upto <= after`): the
+        chunks delivered for the first time and those sent again (already delivered before);
+        then the stream's totals: chunks delivered, chunks sent again."""
         ...
 
 
 class LocalDelivery:
     """A stream's delivery in this worker's memory (the memory store)."""
 
-    __slots__ = ("delivered",)
+    __slots__ = ("delivered", "replayed")
 
     def __init__(self) -> None:
         self.delivered = 0  # the furthest chunk any consumer was written
+        self.replayed = 0
 
-    def session(self, after: int, upto: int) -> tuple[int, int]:
+    def session(self, after: int, upto: int) -> tuple[int, int, int, int]:
         new, again = counted(self.delivered, after, upto)
         self.delivered = max(self.delivered, upto)
-        return new, again
+        self.replayed += again
+        return new, again, self.delivered, self.replayed
 
 
 def counted(delivered: int, after: int, upto: int) -> tuple[int, int]:
     """The chunks new and sent again of a session that wrote `after + 1` to `upto`, when
-    `delivered` were delivered before."""
-    return max(0, upto - delivered), max(0, min(delivered, upto) - after)
+    `delivered` were delivered before (`after` WHOLE: an object, nothing counted again)."""
+    if upto <= after:
+        return 0, 0
+    return max(0, upto - delivered), 0 if after == WHOLE else max(0, min(delivered, upto) - after)
 
 
 def chunks_of(progress: Progress, last_event_id: int, finished: bool) -> tuple[int, int] | None:

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from ..errors import ApiError
 from ..generation.cancel import StreamCancelled
+from .delivery import Progress
 
 Stream = Any  # a streaming.stream.Stream (which imports this module)
 
@@ -23,7 +24,7 @@ class Journal(Protocol):
 
 # Where the followers of a stream another worker took over go on: the frames after an event id
 # (with a keepalive after so many seconds of silence), as the new owner writes them.
-Handover = Callable[[int, float], Iterator[bytes]]
+Handover = Callable[[int, float, Progress], Iterator[bytes]]
 
 
 class Tenure:

@@ -57,6 +57,8 @@ class LostStream:
         progress: Progress | None = None,
     ) -> Iterator[bytes]:
         if after_id is None or after_id <= self._seen:
+            if progress is not None:
+                progress.terminal = self.last_event_id
             yield lost_ending(self.writer, self._seen)
 
     def catch_up(self, event_id: int) -> None:

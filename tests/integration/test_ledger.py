@@ -80,6 +80,7 @@ def test_a_completed_reply_has_the_upstreams_count(server, fake, family, stream)
     ledger = _ask(server, family, message, stream)
     (sent,) = fake.outcomes_for(message)
     assert ledger["generated_tokens"] == sent["tokens"] == 7
+    assert (ledger["delivered_tokens"], ledger["replayed_tokens"]) == (7, 0), "every token reached its client once"
     (attempt,) = ledger["attempts"]
     assert attempt["outcome"] == "completed" and attempt["output_tokens"] == 7 and attempt["model"] == FAKE_MODEL
     assert attempt["input_tokens"] > 0
@@ -239,8 +240,14 @@ def test_what_reached_the_client_is_delivered_and_what_resumes_sent_again_replay
     first = moved("delivered")
     assert moved("generated") == 30 and 5 <= first < 30, "what its connection took before it closed"
     assert moved("replayed") == 0
-    for _ in range(3):
+    tallies = []
+    for _ in range(3):  # on any worker: each terminal event tells its client the stream's tally
         resumed = httpx.get(f"{server.url}/v1/chat/streaming/{stream_id}", headers={"Last-Event-ID": "2"}, timeout=30)
-        assert parse(resumed.content)[0][-1].event == "done"
+        done = parse(resumed.content)[0][-1]
+        assert done.event == "done"
+        tallies.append((done.data["usage"]["delivered_tokens"], done.data["usage"]["replayed_tokens"]))
     assert moved("delivered") == 30, "each chunk delivered once"
     assert moved("replayed") == (first - 2) + 28 + 28, "the chunks each resume sent that a client had been sent"
+    assert tallies == [(30, first - 2), (30, first - 2 + 28), (30, first - 2 + 56)]
+    ended = httpx.get(f"{server.url}/v1/chat/streaming/{stream_id}", headers={"Last-Event-ID": "30"}, timeout=30)
+    assert parse(ended.content)[0][-1].data["usage"]["replayed_tokens"] == first - 2 + 56, "only the end: none again"

@@ -11,6 +11,7 @@ and outcome (`replies`), never from its events' bytes.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -137,5 +138,7 @@ def _object(stream: StreamView) -> dict[str, Any]:
     assert isinstance(writer, ResponsesWriter)
     text, outcome, parts = found
     costed(outcome)
-    streams.handed_whole(stream)
+    delivery = streams.handed_whole(stream)  # its reply so far reached this client
+    if outcome is not None:
+        outcome = dataclasses.replace(outcome, delivery=delivery)
     return response_reply(writer.head, outcome, correlation_id(), writer.output(text, parts, outcome))

@@ -167,10 +167,11 @@ class RemoteStream:
                 if cursor == 0 and wire.model_first:
                     wire = self._answered_by()
                 frames, cursor, ended = _frames(entries, wire)
+                if ended:  # known before the terminal frame goes out (the consumer tallies it)
+                    self._ended(cursor - 1, progress)
                 yield frames
                 progress.upto, last_write = cursor - 1, time.monotonic()  # written: the server asks for more
                 if ended:
-                    self.finished, self.last_event_id = True, max(self.last_event_id, cursor - 1)
                     return
                 continue
             now = time.monotonic()
@@ -189,6 +190,10 @@ class RemoteStream:
                 return
             if entries is None:
                 gevent.sleep(block)
+
+    def _ended(self, terminal: int, progress: Progress) -> None:
+        self.finished, self.last_event_id = True, max(self.last_event_id, terminal)
+        progress.terminal = terminal
 
     def _answered_by(self) -> WireWriter:
         """The writer, naming the model its priming frame names: a fallback's, written there

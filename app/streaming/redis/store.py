@@ -27,6 +27,7 @@ from ...ids import random_id
 from .. import producer
 from ..abandon import Abandon
 from ..abandon import cancel as cancel_abandoned
+from ..delivery import Progress
 from ..store import DEFAULT_MAX_STORED, StreamStore
 from ..stream import Stream
 from ..view import StreamView
@@ -122,12 +123,14 @@ class RedisStreamStore(StreamStore):
         if self._local.get(stream.stream_id) is stream:
             del self._local[stream.stream_id]
         self.journal.forget(stream)
-        stream.move(lambda after_id, keepalive: self._handed_over(stream, after_id, keepalive))
+        stream.move(lambda after_id, keepalive, progress: self._handed_over(stream, after_id, keepalive, progress))
         detail = "This worker lost its lease on the reply: another worker continues it."
         stream.cancel(StreamCancelled("moved", ApiError("generation_lost", detail)))
         log.warning("stream_moved", extra={"stream_id": stream.stream_id, "last_event_id": stream.last_event_id})
 
-    def _handed_over(self, stream: Stream, after_id: int, keepalive_seconds: float) -> Iterator[bytes]:
+    def _handed_over(
+        self, stream: Stream, after_id: int, keepalive_seconds: float, progress: Progress
+    ) -> Iterator[bytes]:
         """The frames after `after_id` of a stream this worker lost, as Redis has them; when
         Redis cannot be read, an id-less ending that says to resume."""
         try:
@@ -136,7 +139,7 @@ class RedisStreamStore(StreamStore):
             action = f"Resume after event {after_id}: the reply goes on where it left off."
             yield stream.writer.interrupted(after_id, ApiError(error.error_code, error.detail, action=action))
             return
-        yield from view.follow(after_id, keepalive_seconds)
+        yield from view.follow(after_id, keepalive_seconds, None, progress)
 
     def trusted(self) -> bool:
         return self.duties.trusted()
