@@ -54,12 +54,12 @@ class LedgerAttemptSchema(StrictSchema):
 class LedgerSchema(StrictSchema):
     """ChatWait's account of a generation (`usage.chatwait` in the OpenAI and Anthropic shapes):
     the tokens its attempts generated, the chunks (a token each) that reached clients and those
-    resumes sent again (in a streamed terminal event: as the client reading it gets it), the
-    input its attempts sent again, what it cost, its attempts."""
+    resumes sent again (where known: not in a streamed terminal event, whose every reader has
+    all its chunks), the input its attempts sent again, what it cost, its attempts."""
 
     generated_tokens = fields.Integer(required=True)
     delivered_tokens = fields.Integer(required=True)
-    replayed_tokens = fields.Integer(required=True)
+    replayed_tokens = fields.Integer()
     resent_tokens = fields.Integer()
     cost_usd = fields.Float()
     attempts = fields.List(fields.Nested(LedgerAttemptSchema), required=True)

@@ -115,7 +115,7 @@ def wait(call: ChatCall, prompt_tokens: int | None) -> Outcome:
     outcome = found.wait(admission, call, prompt_tokens, correlation_id(), client_socket(request.environ), handoff())
     costed(outcome)
     found.metrics.delivery(outcome.model or call.model, outcome.chunks, 0)  # the whole reply, in its answer
-    return dataclasses.replace(outcome, delivery=(outcome.chunks, 0))
+    return dataclasses.replace(outcome, replayed=0)
 
 
 def wait_for_end(stream: StreamView, environ: Mapping[str, Any]) -> None:

@@ -28,24 +28,27 @@ class Outcome:
     stop_sequence: str | None = None  # the stop sequence that ended it, where the upstream said which
     cost_usd: float | None = None  # what it cost, where its model has a price (`cost`)
     attempts: tuple[dict[str, Any], ...] = ()  # its upstream attempts (`attempts.Entry.as_dict`)
-    # chunks that reached a client and chunks sent again, as its object is handed out; (0, 0) in a
-    # terminal event as written: each consumer puts its own tally there (`consumer.TALLY`)
-    delivery: tuple[int, int] = (0, 0)
+    # chunks that reached clients (None: all of them, as whoever reads a terminal event has them)
+    # and chunks resumes sent again (None: not known here, as in a terminal event): `ledger`
+    delivered: int | None = None
+    replayed: int | None = None
 
     def usage_and_cost(self) -> dict[str, Any]:
         """Its `usage` object with its ledger's fields (the native API's)."""
         return {**self.usage.as_dict(), **self.ledger()}
 
     def ledger(self) -> dict[str, Any]:
-        """What its attempts generated, what reached clients and was sent again to them, what the
-        upstreams read again, what it cost (where its model has a price), and its attempts: the
-        `chatwait` extension of the OpenAI and Anthropic usages."""
+        """What its attempts generated, what reached clients (and was sent again, where known),
+        what the upstreams read again, what it cost (where its model has a price), and its
+        attempts: the `chatwait` extension of the OpenAI and Anthropic usages."""
         usage, attempts = self.usage, self.attempts
         generated = usage.completion_tokens if usage.generated is None else usage.generated
         if attempts:  # each by its upstream's count where it gave one
             generated = sum(attempt["output_tokens"] for attempt in attempts)
         found: dict[str, Any] = {"generated_tokens": generated}
-        found["delivered_tokens"], found["replayed_tokens"] = self.delivery  # together: consumer.TALLY
+        found["delivered_tokens"] = self.chunks if self.delivered is None else self.delivered
+        if self.replayed is not None:
+            found["replayed_tokens"] = self.replayed
         answered = [attempt for attempt in attempts if attempt["outcome"] != "failed"]
         resent = sum(attempt["input_tokens"] for attempt in answered[1:]) if answered else usage.resent
         if resent:

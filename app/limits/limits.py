@@ -9,7 +9,8 @@ without any work per token: once a second the counts of the generations running 
 (their chunks so far) and what is new is added. When a generation ends, its usage settles: what
 it reserved and did not produce is taken back. A key with a budget in money reserves the most a
 generation can cost (`budget.most_tokens` at the dearest price that may answer) in the same
-step, and settles what it did cost (429 budget_exhausted when a budget says no). With Redis, counters that
+step, and settles what it did cost (429 budget_exhausted when a budget says no); a key that pays
+for delivery is charged its output as it reaches a client (`charge`). With Redis, counters that
 cannot be reached admit without counting (KEY_LIMITS_WITHOUT_REDIS=open) or refuse with 503
 (closed).
 """

@@ -18,7 +18,6 @@ from .view import StreamView
 from .wire.sse import KEEPALIVE_FRAME, RETRY_LINE, Position, parse_last_event_id, skip_numbered
 
 log = logging.getLogger("chatwait.consumer")
-TALLY = b'"delivered_tokens":0,"replayed_tokens":0'  # a terminal event's, as written (Outcome.ledger)
 Charge = Callable[[str, int], None]  # told a stream's model and its chunks delivered for the first time
 
 
@@ -54,8 +53,8 @@ def consume(
 ) -> Iterator[bytes]:
     """The SSE body of one consumer: the frames from `position`, then live ones (written by the
     producer through `writer` while the consumer keeps up). The first event carries `retry:`; a
-    keepalive is the wire's own where it has one (Anthropic's `ping`), else an SSE comment; the
-    terminal event, this client's tally (`_tallied`: `charge`, see `count_session`)."""
+    keepalive is the wire's own where it has one (Anthropic's `ping`), else an SSE comment. What
+    the session wrote is counted as it ends (`count_session`, `charge` there)."""
     stream.attach()
     metrics.follower(1)
     delivered = False
@@ -69,13 +68,12 @@ def consume(
                 continue
             if position.skip_through is not None:
                 frame = skip_numbered(frame, position.skip_through)
-            yield RETRY_LINE + _tallied(frame, stream, progress, metrics, charge)
+            yield RETRY_LINE + frame
             break
-        for frame in frames:
-            if frame is KEEPALIVE_FRAME:
-                yield keepalive
-            else:
-                yield frame if progress.terminal is None else _tallied(frame, stream, progress, metrics, charge)
+        if keepalive is KEEPALIVE_FRAME:
+            yield from frames
+        else:
+            yield from (keepalive if frame is KEEPALIVE_FRAME else frame for frame in frames)
         delivered = True
     finally:
         stream.detach(clock())
@@ -85,35 +83,15 @@ def consume(
         count_session(stream, progress, metrics, charge)
 
 
-def _tallied(frame: bytes, stream: StreamView, progress: Progress, metrics: Metrics, charge: Charge | None) -> bytes:
-    """`frame`, and when it holds the terminal event, that event's delivery tally as this client
-    gets it: the session counted now (every chunk before the terminal goes out with it), then
-    the stream's chunks delivered and sent again, in place of TALLY."""
-    if progress.terminal is None or progress.counted:
-        return frame
-    progress.upto = progress.terminal
-    delivered, replayed = count_session(stream, progress, metrics, charge, totals=True)
-    return frame.replace(TALLY, b'"delivered_tokens":%d,"replayed_tokens":%d' % (delivered, replayed))
-
-
-def count_session(
-    stream: StreamView, progress: Progress, metrics: Metrics, charge: Charge | None = None, totals: bool = False
-) -> tuple[int, int]:
+def count_session(stream: StreamView, progress: Progress, metrics: Metrics, charge: Charge | None = None) -> None:
     """Count what a session wrote to its client in the stream's ledger: chunks delivered for the
-    first time (charged with `charge`), and chunks sent again that a consumer had been written
-    before (a resume); with `totals`, the stream's totals of both (else (0, 0) when it wrote none).
-    A session is counted once: as its terminal frame goes out, else as it ends. `charge`: told the
-    chunks that reached a client for the first time (a key that pays for delivery)."""
-    if progress.counted:
-        return 0, 0
-    progress.counted = True
+    first time (charged with `charge`: a key that pays for delivery), and chunks sent again that
+    a consumer had been written before (a resume)."""
     finished = stream.finished or progress.terminal is not None
     last = stream.last_event_id if progress.terminal is None else progress.terminal
     written = chunks_of(progress, last, finished)
-    if written is None and not totals:
-        return 0, 0
-    after, upto = written or (progress.after, progress.after)
-    return _counted(stream, after, upto, metrics, charge)
+    if written is not None:
+        _counted(stream, *written, metrics, charge)
 
 
 def whole(stream: StreamView, metrics: Metrics, charge: Charge | None = None) -> tuple[int, int]:

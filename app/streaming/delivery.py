@@ -13,17 +13,15 @@ WHOLE = -1  # the `after` of a reply handed out as one object: its chunks from t
 
 class Progress:
     """How far one consumer session got: the frame it started after (-1: from the start), the
-    last frame handed to its client's connection (-1: none), the terminal frame's id once the
-    write about to go out holds it (set by the stream's `follow`), and whether the session was
-    counted (as its terminal frame went out)."""
+    last frame handed to its client's connection (-1: none), and the terminal frame's id once a
+    write holds it (set by the `follow` that read it: a stream another worker took over too)."""
 
-    __slots__ = ("after", "counted", "terminal", "upto")
+    __slots__ = ("after", "terminal", "upto")
 
     def __init__(self, after: int | None) -> None:
         self.after = -1 if after is None else after
         self.upto = -1
         self.terminal: int | None = None
-        self.counted = False
 
     def parked(self, cursor: int) -> int:
         """A parked follower woke at `cursor`: the producer wrote its client the frames before."""

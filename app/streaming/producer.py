@@ -7,6 +7,7 @@ it. The writer turns the generation into the `stream`, `chunk` and `done`/`error
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import gevent
@@ -165,6 +166,8 @@ class StreamWriter:
         self.answering(outcome.model or self.stream.model)
         if self.stream.retention.ended is not None:
             self.stream.retention.ended(self.stream, outcome)
+        if outcome.chunks != self.stream.chunks:  # a reply taken over: its reader has every chunk
+            outcome = dataclasses.replace(outcome, delivered=self.stream.chunks)
         frame = self.stream.writer.terminal(self.stream.chunks, self.content_length, outcome)
         self.stream.ending = outcome.error.error_code if outcome.error is not None else outcome.finish_reason
         self.stream.outcome = outcome

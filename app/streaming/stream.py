@@ -239,7 +239,7 @@ class Stream:
             while True:
                 end = self.visible
                 if cursor < end:
-                    progress.terminal = end - 1 if self.finished else None  # the consumer tallies it
+                    progress.terminal = end - 1 if self.finished else None
                     yield self._next_write(cursor, end)
                     cursor, progress.upto = end, end - 1  # the server wrote it: it asks for more
                     silence.wrote()

@@ -67,8 +67,8 @@ def test_an_outcome_keeps_its_cost_in_its_record_and_an_older_record_has_none() 
     record = outcome.record()
     assert Outcome.from_record("Hi", record).cost_usd == 0.000123
     assert outcome.usage_and_cost() == {"prompt_tokens": 7, "completion_tokens": 1, "total_tokens": 8,
-                                        "generated_tokens": 1, "delivered_tokens": 0, "replayed_tokens": 0,
-                                        "cost_usd": 0.000123, "attempts": []}  # fmt: skip
+                                        "generated_tokens": 1, "delivered_tokens": 1, "cost_usd": 0.000123,
+                                        "attempts": []}  # fmt: skip
     del record["cost_usd"]
     assert Outcome.from_record("Hi", record).cost_usd is None
     assert "cost_usd" not in Outcome("Hi", 1, Usage(7, 1), 10.0, 2.0, finish_reason="stop").usage_and_cost()

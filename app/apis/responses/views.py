@@ -138,7 +138,7 @@ def _object(stream: StreamView) -> dict[str, Any]:
     assert isinstance(writer, ResponsesWriter)
     text, outcome, parts = found
     costed(outcome)
-    delivery = streams.handed_whole(stream)  # its reply so far reached this client
+    delivered, replayed = streams.handed_whole(stream)  # its reply so far reached this client
     if outcome is not None:
-        outcome = dataclasses.replace(outcome, delivery=delivery)
+        outcome = dataclasses.replace(outcome, delivered=delivered, replayed=replayed)
     return response_reply(writer.head, outcome, correlation_id(), writer.output(text, parts, outcome))

@@ -167,7 +167,7 @@ class RemoteStream:
                 if cursor == 0 and wire.model_first:
                     wire = self._answered_by()
                 frames, cursor, ended = _frames(entries, wire)
-                if ended:  # known before the terminal frame goes out (the consumer tallies it)
+                if ended:
                     self._ended(cursor - 1, progress)
                 yield frames
                 progress.upto, last_write = cursor - 1, time.monotonic()  # written: the server asks for more
