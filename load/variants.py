@@ -94,16 +94,17 @@ def _limits() -> None:
     _keyed(ClientKey("", "bench", max_streams=1_000_000, rpm=1_000_000_000, tpm=1_000_000_000))
 
 
-def _budgets() -> None:
+def _budgets(pays: str = "generated") -> None:
     """As `limits`, the key with a day's and a month's budget too and the model priced: each
-    generation reserves what it may cost and settles what it cost."""
+    generation reserves what it may cost and settles what it cost (`delivered`: the key pays for
+    delivery, so each consumer session charges what it delivered too)."""
     from app.config import ClientKey, Settings
     from app.config.prices import Price
 
     Settings.price_of = lambda self, model: Price(0.15, 0.6, 0.075)  # type: ignore[method-assign]
     big = 1_000_000.0
     _keyed(ClientKey("", "bench", max_streams=1_000_000, rpm=1_000_000_000, tpm=1_000_000_000, budget_day=big,
-                     budget_month=big))  # fmt: skip
+                     budget_month=big, pays=pays))  # fmt: skip
 
 
 def _traced() -> None:
@@ -153,6 +154,7 @@ _AFTER_BUILD: list[Callable[[], Any]] = []
 VARIANTS: dict[str, Callable[[], None]] = {
     "limits": _limits,
     "budgets": _budgets,
+    "delivered": lambda: _budgets("delivered"),
     "traced": _traced,
     "profile": _profile,
     "metrics_off": _metrics_off,

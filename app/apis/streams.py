@@ -7,7 +7,6 @@ asked for on another family's path is pointed to its own."""
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -115,7 +114,7 @@ def wait(call: ChatCall, prompt_tokens: int | None) -> Outcome:
     outcome = found.wait(admission, call, prompt_tokens, correlation_id(), client_socket(request.environ), handoff())
     costed(outcome)
     found.metrics.delivery(outcome.model or call.model, outcome.chunks, 0)  # the whole reply, in its answer
-    return dataclasses.replace(outcome, replayed=0)
+    return outcome
 
 
 def wait_for_end(stream: StreamView, environ: Mapping[str, Any]) -> None:

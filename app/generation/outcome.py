@@ -29,7 +29,7 @@ class Outcome:
     cost_usd: float | None = None  # what it cost, where its model has a price (`cost`)
     attempts: tuple[dict[str, Any], ...] = ()  # its upstream attempts (`attempts.Entry.as_dict`)
     # chunks that reached clients (None: all of them, as whoever reads a terminal event has them)
-    # and chunks resumes sent again (None: not known here, as in a terminal event): `ledger`
+    # and chunks resumes sent again (None: not known here, as in a terminal event; shown above 0)
     delivered: int | None = None
     replayed: int | None = None
 
@@ -38,16 +38,16 @@ class Outcome:
         return {**self.usage.as_dict(), **self.ledger()}
 
     def ledger(self) -> dict[str, Any]:
-        """What its attempts generated, what reached clients (and was sent again, where known),
-        what the upstreams read again, what it cost (where its model has a price), and its
-        attempts: the `chatwait` extension of the OpenAI and Anthropic usages."""
+        """What its attempts generated, what reached clients (and what resumes sent again, where
+        known and any), what the upstreams read again, what it cost (where its model has a
+        price), and its attempts: the `chatwait` extension of the OpenAI and Anthropic usages."""
         usage, attempts = self.usage, self.attempts
         generated = usage.completion_tokens if usage.generated is None else usage.generated
         if attempts:  # each by its upstream's count where it gave one
             generated = sum(attempt["output_tokens"] for attempt in attempts)
         found: dict[str, Any] = {"generated_tokens": generated}
         found["delivered_tokens"] = self.chunks if self.delivered is None else self.delivered
-        if self.replayed is not None:
+        if self.replayed:
             found["replayed_tokens"] = self.replayed
         answered = [attempt for attempt in attempts if attempt["outcome"] != "failed"]
         resent = sum(attempt["input_tokens"] for attempt in answered[1:]) if answered else usage.resent

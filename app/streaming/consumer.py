@@ -99,7 +99,7 @@ def whole(stream: StreamView, metrics: Metrics, charge: Charge | None = None) ->
     in the background): its chunks delivered, none counted as sent again (an object fetched
     again is no resume); the stream's chunks delivered and sent again."""
     last = stream.last_event_id - 1 if stream.finished else stream.last_event_id
-    return _counted(stream, WHOLE, max(0, last), metrics, charge)
+    return (0, 0) if last < 1 else _counted(stream, WHOLE, last, metrics, charge)  # none yet: nothing to count
 
 
 def _counted(stream: StreamView, after: int, upto: int, metrics: Metrics, charge: Charge | None) -> tuple[int, int]:
