@@ -150,7 +150,8 @@ def main() -> None:
                 for delay in (float(d) for d in args.delay_ms.split(",")):
                     cell = bench.cell(concurrency, tokens, delay, args.rounds, args.wait_arms and concurrency <= 100)
                     report["cells"].append(cell)
-                    progress = {k: cell[k] for k in ("concurrency", "tokens", "delay_ms", "servers", "valid")}
+                    keys = ("concurrency", "tokens", "delay_ms", "servers", "valid", "invalid_reason")
+                    progress = {k: cell[k] for k in keys}
                     print(json.dumps(progress), flush=True)
         if args.memory_streams > 0:
             streams, delay = args.memory_streams, args.memory_delay_ms
@@ -164,7 +165,10 @@ def main() -> None:
     report["valid"] = all(cell["valid"] for cell in report["cells"])
     write_outputs(report, Path(args.out))
     print(markdown(report))
-    print(f"wrote {args.out}/bench.json, bench.png, bench.md" + ("" if report["valid"] else "  (INVALID: see 'valid')"))
+    print(f"wrote {args.out}/bench.json, bench.png, bench.md")
+    for cell in report["cells"]:
+        if not cell["valid"]:
+            print(f"INVALID: {cell['concurrency']} streams x {cell['tokens']} tokens: {cell['invalid_reason']}")
 
 
 if __name__ == "__main__":

@@ -71,6 +71,9 @@ def markdown(report: dict) -> str:
                 f"{spread(rounds, 'cpu_per_token_us')} | {cell['errors'][name]} | {cell['incomplete'][name]} | "
                 f"{_waits(cell, 'direct')} / {_waits(cell, name)} | {'yes' if cell['valid'] else 'NO'} |"
             )
+    for cell in report["cells"]:
+        if not cell["valid"]:
+            lines.append(f"\nNot valid, {cell['concurrency']} streams: {cell.get('invalid_reason')}.")
     for memory in report.get("memory", []):
         lines.append(
             f"\nMemory per open stream, {memory['streams']} streams of {memory['tokens']} tokens at "

@@ -258,6 +258,7 @@ class Bench:
             servers["chatwait"]["wait_p50_ms"] = diff(wait, summary["direct_wait"]["total_ms"]["p50"])
         direct_gap = summary["direct"]["gap_ms"]["p99"]
         valid = concurrency > 100 or direct_gap is None or tokens < 2 or direct_gap - delay_ms <= SELF_CHECK_MS
+        why = None if valid else invalid_reason(direct_gap, delay_ms)
         return {
             "concurrency": concurrency,
             "tokens": tokens,
@@ -267,6 +268,7 @@ class Bench:
             "errors": {arm: s["errors"] for arm, s in summary.items()},
             "incomplete": {arm: s["incomplete"] for arm, s in summary.items()},
             "valid": valid,
+            "invalid_reason": why,
         }
 
     def memory_per_stream(self, streams: int, tokens: int, hold_seconds: float, delay_ms: float) -> dict:
@@ -379,3 +381,14 @@ def _schedstat(pid: int, field: int) -> float | None:
         except (OSError, IndexError, ValueError):
             continue  # a thread that ended, or a kernel without schedstats
     return total / 1e9 if found else None
+
+
+def invalid_reason(direct_gap_p99: float, delay_ms: float) -> str:
+    """Why a cell does not count: the direct client, with no ChatWait in the way, saw its tokens
+    late, so the machine was the bottleneck and the cell measures it rather than ChatWait."""
+    return (
+        f"the direct client (no ChatWait) saw inter-token p99 {direct_gap_p99:.2f} ms for tokens {delay_ms:g} ms "
+        f"apart, more than {SELF_CHECK_MS:g} ms late: this machine was busy or short of CPUs (the load generator "
+        "and fakes share one), so the cell measures the machine; run it again on a quiet machine, pinned "
+        "(the default), or with fewer streams"
+    )

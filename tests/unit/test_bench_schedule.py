@@ -1,4 +1,5 @@
-"""The benchmark's stream starts: steady starts keep N streams open and their tokens apart."""
+"""The benchmark's stream starts: steady starts keep N streams open and their tokens apart; a cell
+that does not count says why."""
 
 from __future__ import annotations
 
@@ -38,3 +39,13 @@ def test_steady_starts_keep_their_even_spacing_within_one_token_period() -> None
 
 def test_burst_starts_are_all_at_once() -> None:
     assert start_offsets("burst", 5, 4.0, PERIOD) == [0.0] * 5
+
+
+def test_an_invalid_cell_says_why() -> None:
+    from load.bench_report import markdown
+    from load.bench_run import invalid_reason
+
+    why = invalid_reason(23.4, 20)
+    assert "23.40 ms" in why and "20 ms apart" in why and "machine" in why
+    cell = {"concurrency": 100, "tokens": 200, "delay_ms": 20.0, "servers": {}, "valid": False, "invalid_reason": why}
+    assert f"Not valid, 100 streams: {why}." in markdown({"cells": [cell]})
