@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Response, current_app, g
 
 from ..generation.report import Handoff
-from ..logs import bind, correlation_id_var, stream_id_var
+from ..logs import bind, stream_correlation_id_var, stream_id_var
 from ..traces import end_request, parent_of
 
 if TYPE_CHECKING:
@@ -107,14 +107,14 @@ def verdict() -> Verdict | object | None:
 
 
 def trace_stream(stream_id: str, stream_correlation_id: str) -> None:
-    """Trace the rest of this request with a stream: under the correlation id the client sent
-    with this request, else the one the stream was started with (a resume or stop continues
-    the same turn)."""
+    """Trace the rest of this request with a stream: its lines keep this request's correlation id
+    (one per request, from its first line to its last) and carry the stream's id, and the
+    correlation id the stream was started with where that is another (a resume, a stop)."""
     state = g._get_current_object()
-    if not state.get("client_correlation_id"):
-        state.correlation_id = stream_correlation_id
-    correlation_id_var.set(state.correlation_id)
     stream_id_var.set(stream_id)
+    if stream_correlation_id != state.correlation_id:
+        state.stream_correlation_id = stream_correlation_id  # for the lines its body logs
+        stream_correlation_id_var.set(stream_correlation_id)
 
 
 def handoff() -> Handoff:
@@ -174,7 +174,7 @@ def completion(state: Any, status: int, streamed: bool = False) -> dict[str, Any
 
 
 def _traced(body: Iterator[bytes], stream_id: str, correlation_id: str, state: Any, logged: bool) -> Iterator[bytes]:
-    with bind(correlation_id, stream_id):
+    with bind(correlation_id, stream_id, state.get("stream_correlation_id")):
         try:
             yield from body
         finally:
@@ -188,5 +188,5 @@ def _completed(state: Any, stream_id: str) -> None:
     if state.get("completion_logged"):
         return
     state.completion_logged = True
-    with bind(state.correlation_id, stream_id):
+    with bind(state.correlation_id, stream_id, state.get("stream_correlation_id")):
         log.info("request_completed", extra=completion(state, 200, streamed=True))

@@ -18,7 +18,7 @@ from ..apis.unknown import HEADER as UNKNOWN_HEADER
 from ..apis.unknown import header_value
 from ..hub.websocket import TURN
 from ..ids import current_pid
-from ..logs import accept_correlation_id, correlation_id_var, stream_id_var
+from ..logs import accept_correlation_id, correlation_id_var, stream_correlation_id_var, stream_id_var
 from ..traces import detach, start_request
 from ..traces import enabled as traces_enabled
 from .metrics import PATH as METRICS_PATH
@@ -40,9 +40,12 @@ def _before() -> None:
     req, state = request._get_current_object(), g._get_current_object()  # the objects, looked up once
     sent = req.headers.get("X-Correlation-Id")
     state.correlation_id = correlation_id = accept_correlation_id(sent)
-    state.client_correlation_id = correlation_id == sent  # the client named this request itself
     state.started = time.monotonic()
-    state.log_tokens = (correlation_id_var.set(correlation_id), stream_id_var.set(None))
+    state.log_tokens = (
+        correlation_id_var.set(correlation_id),
+        stream_id_var.set(None),
+        stream_correlation_id_var.set(None),
+    )
     state.logged = _logged(req.path)
     state.span = started = _span(req) if traces_enabled() else None
     if started is not None:
@@ -94,10 +97,11 @@ def _teardown(_: BaseException | None) -> None:
     """Unbind the ids: the greenlet may serve another request of the connection next."""
     tokens = g._get_current_object().pop("log_tokens", None)
     if tokens is not None:
-        if len(tokens) > 2:
-            detach(tokens[2])  # the request's span is no longer this greenlet's current one
+        if len(tokens) > 3:
+            detach(tokens[3])  # the request's span is no longer this greenlet's current one
         correlation_id_var.reset(tokens[0])
         stream_id_var.reset(tokens[1])
+        stream_correlation_id_var.reset(tokens[2])
 
 
 def init_app(app: Flask) -> None:

@@ -10,6 +10,7 @@ from .context import (
     bind,
     correlation_id_var,
     new_correlation_id,
+    stream_correlation_id_var,
     stream_id_var,
 )
 from .formatter import RedactingJsonFormatter
@@ -31,5 +32,6 @@ __all__ = [
     "new_correlation_id",
     "redact",
     "route_uncaught_errors",
+    "stream_correlation_id_var",
     "stream_id_var",
 ]

@@ -14,6 +14,10 @@ from ..ids import random_id
 
 correlation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
 stream_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("stream_id", default=None)
+# the correlation id a stream was started with, on the lines of a later request about it (a resume, a stop)
+stream_correlation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "stream_correlation_id", default=None
+)
 
 _CORRELATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
@@ -27,6 +31,9 @@ class ContextFilter(logging.Filter):
             fields["correlation_id"] = correlation_id_var.get()
         if "stream_id" not in fields:
             fields["stream_id"] = stream_id_var.get()
+        started_by = stream_correlation_id_var.get()
+        if started_by is not None and "stream_correlation_id" not in fields:
+            fields["stream_correlation_id"] = started_by
         return True
 
 
@@ -48,12 +55,18 @@ class bind:  # noqa: N801 - used as a function: `with bind(...)`
 
     __slots__ = ("_ids", "_tokens")
 
-    def __init__(self, correlation_id: str | None, stream_id: str | None = None) -> None:
-        self._ids = (correlation_id, stream_id)
+    def __init__(self, correlation_id: str | None, stream_id: str | None = None, started_by: str | None = None) -> None:
+        self._ids = (correlation_id, stream_id, started_by)  # started_by: the stream's own correlation id
 
     def __enter__(self) -> None:
-        self._tokens = (correlation_id_var.set(self._ids[0]), stream_id_var.set(self._ids[1]))
+        correlation_id, stream_id, started_by = self._ids
+        self._tokens = (
+            correlation_id_var.set(correlation_id),
+            stream_id_var.set(stream_id),
+            stream_correlation_id_var.set(started_by),
+        )
 
     def __exit__(self, *exc: object) -> None:
+        stream_correlation_id_var.reset(self._tokens[2])
         stream_id_var.reset(self._tokens[1])
         correlation_id_var.reset(self._tokens[0])

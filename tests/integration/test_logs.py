@@ -74,8 +74,9 @@ def test_a_request_is_traceable_by_correlation_id(server, http) -> None:
     )
     parse(response.content)
     stream_id = response.headers["x-stream-id"]
-    http.get(f"/v1/chat/streaming/{stream_id}")
-    lines = [r for r in server.log_records() if r.get("correlation_id") == "trace-me-1"]
+    http.get(f"/v1/chat/streaming/{stream_id}")  # a request of its own, about the stream
+    ids = ("correlation_id", "stream_correlation_id")
+    lines = [r for r in server.log_records() if "trace-me-1" in (r.get(name) for name in ids)]
     names = [r["event"] for r in lines]
     for expected in ("request_received", "request_completed", "stream_resumed"):
         assert expected in names
@@ -111,6 +112,27 @@ def test_a_request_has_two_info_lines_and_the_second_carries_everything(server, 
     assert completed["completion_tokens"] == 3 and completed["prompt_tokens"] > 0
     assert completed["model"] == "fake-model" and completed["provider"] and completed["ttft_ms"] >= 0
     assert completed["duration_ms"] >= completed["generation_ms"] >= completed["ttft_ms"]
+
+
+@pytest.mark.parametrize("resume", ["/v1/chat/streaming/{id}", "/v1/responses/{id}?stream=true"])
+def test_a_resume_keeps_one_correlation_id_and_names_the_streams(server, http, resume) -> None:
+    """A request about a stream (a resume, without an id of its own) logs every line under its own
+    correlation id, from its first line to its last; the stream's own id is a field of its own."""
+    if resume.startswith("/v1/responses"):
+        body = {"model": "fake-model", "input": "@tokens=3"}
+        started = http.post("/v1/responses", json=body, headers={"X-Correlation-Id": "resumed-from-r"})
+        stream_id, original = started.json()["id"], "resumed-from-r"
+    else:
+        original = "resumed-from"
+        started = http.post("/v1/chat/streaming", json={"message": "@tokens=3"}, headers={"X-Correlation-Id": original})
+        stream_id = started.headers["x-stream-id"]
+    resumed = http.get(resume.format(id=stream_id))
+    cid = resumed.headers["x-correlation-id"]
+    assert resumed.status_code == 200 and cid != original
+    lines = [r for r in server.log_records() if r.get("correlation_id") == cid]
+    assert lines[0]["event"] == "request_received" and lines[-1]["event"] == "request_completed"
+    assert any(r["event"] == "stream_resumed" for r in lines), "no line of it under another id"
+    assert {r.get("stream_correlation_id") for r in lines if r["event"] != "request_received"} == {original}
 
 
 def test_a_generation_that_outlives_its_request_logs_its_own_completion(server) -> None:

@@ -84,7 +84,7 @@ def test_resume_without_last_event_id_replays_everything(http: httpx.Client) -> 
     replay = http.get(f"/v1/chat/streaming/{first.headers['x-stream-id']}")
     assert replay.status_code == 200
     assert replay.headers["x-stream-id"] == first.headers["x-stream-id"]
-    assert replay.headers["x-correlation-id"] == first.headers["x-correlation-id"]
+    assert replay.headers["x-correlation-id"] != first.headers["x-correlation-id"], "a request: its own id"
     assert parse(replay.content)[0] == parse(first.content)[0]
 
 
@@ -174,7 +174,8 @@ def test_expired_stream_is_a_404(start_server) -> None:
 
 
 def test_a_resume_or_stop_answers_with_the_correlation_id_the_client_sent(http: httpx.Client) -> None:
-    """Without one of its own, a resume continues under the stream's; with one, it is echoed."""
+    """A resume or stop is a request with its own correlation id: the one it sent, echoed, else a
+    new one (its log lines name the stream's as `stream_correlation_id`)."""
     first = http.post("/v1/chat/streaming", json={"message": "@tokens=400 @delay_ms=5"})
     stream_id = first.headers["x-stream-id"]
     mine = {"X-Correlation-Id": "resume-own-id-1"}
@@ -182,4 +183,4 @@ def test_a_resume_or_stop_answers_with_the_correlation_id_the_client_sent(http: 
         assert resumed.headers["x-correlation-id"] == "resume-own-id-1"
     stopped = http.delete(f"/v1/chat/streaming/{stream_id}", headers={"X-Correlation-Id": "stop-own-id-1"})
     assert stopped.headers["x-correlation-id"] == "stop-own-id-1"
-    assert http.get(f"/v1/chat/streaming/{stream_id}").headers["x-correlation-id"] == first.headers["x-correlation-id"]
+    assert http.get(f"/v1/chat/streaming/{stream_id}").headers["x-correlation-id"] != first.headers["x-correlation-id"]
