@@ -13,8 +13,9 @@ WHOLE = -1  # the `after` of a reply handed out as one object: its chunks from t
 
 class Progress:
     """How far one consumer session got: the frame it started after (-1: from the start), the
-    last frame handed to its client's connection (-1: none), and the terminal frame's id once a
-    write holds it (set by the `follow` that read it: a stream another worker took over too)."""
+    last frame handed to its client's connection (-1: none), and the terminal frame's id where
+    the stream followed is not the one that knows it (a stream in Redis, one another worker took
+    over: set by the `follow` that read it)."""
 
     __slots__ = ("after", "terminal", "upto")
 

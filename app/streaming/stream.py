@@ -229,9 +229,10 @@ class Stream:
         self, after_id: int | None, keepalive_seconds: float, writer: ClientWriter | None = None,
         progress: Progress | None = None,
     ) -> Iterator[bytes]:  # fmt: skip
-        """Yield the frames after `after_id` (all when None), then live ones until the end, piled up
-        in one write; with the client's `writer`, a caught-up follower parks and the producer writes
-        it the chunks (`direct`); a keepalive within `keepalive_seconds` of silence. `progress`."""
+        """Yield the frames after `after_id` (all when None), then live ones until the end: those
+        piled up since the last yield in one write; with the client's `writer`, a follower that has
+        caught up parks and the producer writes the chunks itself (`direct`); a keepalive within
+        `keepalive_seconds` of silence. `progress` is told the last frame the client's socket took."""
         cursor, progress = (0 if after_id is None else after_id + 1), progress or Progress(after_id)
         notice_seen = 0
         silence = Silence(keepalive_seconds, self._wake_follower)
@@ -239,7 +240,6 @@ class Stream:
             while True:
                 end = self.visible
                 if cursor < end:
-                    progress.terminal = end - 1 if self.finished else None
                     yield self._next_write(cursor, end)
                     cursor, progress.upto = end, end - 1  # the server wrote it: it asks for more
                     silence.wrote()
