@@ -8,6 +8,8 @@ from pathlib import Path
 
 from load.stats import ms, pct
 
+SELF_CHECK_MS = 1.0  # a cell is invalid when the direct client's inter-token p99 is later than this
+
 PROCESSES = ("client", "fake", "worker")  # whose CPU waits are reported
 
 
@@ -123,3 +125,14 @@ def plot(report: dict, path: Path) -> None:
     figure.suptitle("ChatWait overhead over a direct client (same fake upstream, same run)")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
+
+
+def invalid_reason(direct_gap_p99: float, delay_ms: float) -> str:
+    """Why a cell does not count: the direct client, with no ChatWait in the way, saw its tokens
+    late, so the machine was the bottleneck and the cell measures it rather than ChatWait."""
+    return (
+        f"the direct client (no ChatWait) saw inter-token p99 {direct_gap_p99:.2f} ms for tokens {delay_ms:g} ms "
+        f"apart, more than {SELF_CHECK_MS:g} ms late: this machine was busy or short of CPUs (the load generator "
+        "and fakes share one), so the cell measures the machine; run it again on a quiet machine, pinned "
+        "(the default), or with fewer streams"
+    )

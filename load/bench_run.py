@@ -19,10 +19,9 @@ import psutil
 from harness.processes import ROOT, ChatWaitServer, FakeUpstream
 from harness.redis_servers import RedisServer
 from load.bench_client import MARKERS, STOP_PATHS, one_stream, post_request
-from load.bench_report import PROCESSES, added, cpu_per_token_us, diff, summarise
+from load.bench_report import PROCESSES, SELF_CHECK_MS, added, cpu_per_token_us, diff, invalid_reason, summarise
 from load.schedule import start_offsets
 
-SELF_CHECK_MS = 1.0
 SERVER_ENV = {"OPENAI_API_KEY": "sk-bench", "OPENAI_MODEL": "fake-model", "MAX_STREAMS": "20000", "MAX_TOKENS": "20000"}
 
 
@@ -382,13 +381,3 @@ def _schedstat(pid: int, field: int) -> float | None:
             continue  # a thread that ended, or a kernel without schedstats
     return total / 1e9 if found else None
 
-
-def invalid_reason(direct_gap_p99: float, delay_ms: float) -> str:
-    """Why a cell does not count: the direct client, with no ChatWait in the way, saw its tokens
-    late, so the machine was the bottleneck and the cell measures it rather than ChatWait."""
-    return (
-        f"the direct client (no ChatWait) saw inter-token p99 {direct_gap_p99:.2f} ms for tokens {delay_ms:g} ms "
-        f"apart, more than {SELF_CHECK_MS:g} ms late: this machine was busy or short of CPUs (the load generator "
-        "and fakes share one), so the cell measures the machine; run it again on a quiet machine, pinned "
-        "(the default), or with fewer streams"
-    )

@@ -27,7 +27,6 @@ def of_attempts(attempts: tuple[dict[str, Any], ...]) -> float | None:
     return round(sum(costs), 9) if costs else None
 
 
-
 def delivered(
     attempts: tuple[dict[str, Any], ...], usage: Usage, price_of: Callable[[str], Price | None], model: str, output: int
 ) -> float | None:

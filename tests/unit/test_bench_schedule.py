@@ -42,8 +42,7 @@ def test_burst_starts_are_all_at_once() -> None:
 
 
 def test_an_invalid_cell_says_why() -> None:
-    from load.bench_report import markdown
-    from load.bench_run import invalid_reason
+    from load.bench_report import invalid_reason, markdown
 
     why = invalid_reason(23.4, 20)
     assert "23.40 ms" in why and "20 ms apart" in why and "machine" in why
