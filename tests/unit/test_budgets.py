@@ -157,3 +157,16 @@ def test_a_stream_that_ended_before_its_ticket_was_counted_settles_its_outcomes_
     ticket, _ = limits.admit(ClientKey("", "short", budget_day=1.0), 10, 6, PRICE)
     services._count_while_it_runs(ticket, stream)
     assert settled == [(25, 0.0136)], "its usage charged (generated and resent) and its cost"
+
+
+def test_the_tickets_taken_over_that_memory_remembers_are_bounded(monkeypatch) -> None:
+    """Memory keeps the settlements of at most MAX_TAKEN tickets taken over per key, the oldest
+    forgotten first (a forgotten one settles as any ticket does)."""
+    from app.limits import counters as counted
+
+    monkeypatch.setattr(counted, "MAX_TAKEN", 3)
+    memory = MemoryCounters(Clock(MIDDAY))
+    key = ClientKey("", "taker", budget_day=1.0)
+    for ticket in ("a", "b", "c", "d", "e"):
+        memory.take_over(key, ticket)
+    assert list(memory._counts(key).taken) == ["c", "d", "e"]

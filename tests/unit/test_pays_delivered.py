@@ -99,3 +99,4 @@ def test_a_generations_ticket_settles_by_its_keys_policy(pays: str) -> None:
     else:
         assert whole == (outcome.usage.charged, pytest.approx((100 * 1.0 + 10 * 10.0) / 1e6))
         assert streamed == (outcome.usage.charged, pytest.approx(100 * 1.0 / 1e6))
+
