@@ -96,7 +96,8 @@ class FakeOpenAI:
         if method == "GET" and path == "/_stats":
             self.send_json(sock, 200, {"requests": self.requests, "outcomes": list(self.outcomes)})
         elif method == "GET" and path in ("/v1/models", "/models"):
-            self.send_json(sock, 200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+            listed = [{"id": name, "object": "model", "owned_by": "fake"} for name in self.defaults.models.split(",")]
+            self.send_json(sock, 200, {"object": "list", "data": listed})
         elif method == "POST" and path in ("/v1/chat/completions", "/chat/completions"):
             return self.completions(sock, headers, json.loads(body or b"{}"), buffer)
         elif method == "POST" and path in ("/v1/messages", "/messages"):
@@ -374,6 +375,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=20)
     parser.add_argument("--delay-ms", dest="delay_ms", type=float, default=0.0)
     parser.add_argument("--first-ms", dest="first_ms", type=float, default=0.0)
+    parser.add_argument("--models", default="fake-model,other-model", help="what GET /models lists (it serves any)")
     parser.add_argument("--tls-cert", dest="tls_cert", help="serve HTTPS with this certificate (PEM)")
     parser.add_argument("--tls-key", dest="tls_key", help="the certificate's private key (PEM)")
     args = parser.parse_args()

@@ -95,6 +95,7 @@ class Settings:
     log_requests: bool = True  # false: no request lines for the probes (/health, /ready)
     metrics_enabled: bool = True
     ready_cache_seconds: float = 5.0
+    ready_check_models: bool = True  # /ready holds each configured model against its server's GET /models
     # Traces over OTLP/HTTP, where the standard variables point (None: no traces); the exporter
     # reads the rest of the standard OTEL_EXPORTER_OTLP_* variables itself.
     otel_endpoint: str | None = None
@@ -257,6 +258,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "LOG_REQUESTS": ("log_requests", read.flag),
     "METRICS_ENABLED": ("metrics_enabled", read.flag),
     "READY_CACHE_SECONDS": ("ready_cache_seconds", read.seconds(0, 3600)),
+    "READY_CHECK_MODELS": ("ready_check_models", read.flag),
     "OTEL_EXPORTER_OTLP_ENDPOINT": ("otel_endpoint", read.url),
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": ("otel_traces_endpoint", read.url),
     "OTEL_SERVICE_NAME": ("otel_service_name", read.text),

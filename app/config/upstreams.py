@@ -44,6 +44,8 @@ class UpstreamServer:
     continuation: str = "message"
     concurrency: int | None = None  # requests it takes at once (None: no limit; 1 is learned from a preemption)
     kind: str = "openai"  # the API it speaks (`KINDS`)
+    url_setting: str = "OPENAI_BASE_URL"  # where it is configured, as /ready names it
+    key_setting: str = "OPENAI_API_KEY"
 
     def serves(self, model: str) -> bool:
         """Whether requests for `model` may go to this server."""
@@ -70,7 +72,15 @@ def pool_from_list(base_urls: str | None, api_keys: str | None) -> tuple[Upstrea
         )
     names = _unique_names([server_name(address) for address in listed])
     keys = keys * len(listed) if len(keys) == 1 else keys
-    return tuple(UpstreamServer(*server) for server in zip(names, listed, keys, strict=True))
+    return tuple(
+        UpstreamServer(name, address, key, url_setting=_item("OPENAI_BASE_URL", n, len(listed)))
+        for n, (name, address, key) in enumerate(zip(names, listed, keys, strict=True), start=1)
+    )
+
+
+def _item(setting: str, number: int, count: int) -> str:
+    """The setting, and which of its comma-separated items, where it has several."""
+    return setting if count == 1 else f"{setting} (item {number})"
 
 
 def _unique_names(names: list[str]) -> list[str]:
@@ -182,7 +192,16 @@ def _entry(name: str, number: int, entry: Any, environ: Mapping[str, str]) -> Up
         continuation,
         concurrency,
         kind,
+        f"the url of {name} entry {number} ({label})",
+        _key_field(f"{name} entry {number} ({label})", entry),
     )
+
+
+def _key_field(where: str, entry: dict[str, Any]) -> str:
+    """Where an entry's key comes from, as an operator would look for it."""
+    if "api_key_env" in entry:
+        return f"{entry['api_key_env']} (the api_key_env of {where})"
+    return f"the api_key of {where}"
 
 
 def _entry_key(where: str, entry: dict[str, Any], environ: Mapping[str, str]) -> str | None:

@@ -7,6 +7,7 @@ from marshmallow import Schema, fields, validate
 
 from ..apis.schema import StrictSchema
 from ..config import KINDS
+from ..providers.pool.routes import STATES
 
 
 class HealthSchema(StrictSchema):
@@ -53,6 +54,16 @@ class ReadyServerSchema(StrictSchema):
     detail = fields.String(required=True)
 
 
+class ReadyRouteSchema(StrictSchema):
+    """How one allowed model is answered now (GET /ready's `routes`)."""
+
+    model = fields.String(required=True)
+    state = fields.String(required=True, validate=validate.OneOf(STATES))
+    servers = fields.List(fields.String(), required=True)
+    fallback = fields.String(required=True, allow_none=True)
+    detail = fields.String(required=True)
+
+
 class ReadySchema(StrictSchema):
     """The reply of GET /ready: `upstream` with the openai provider; `model_file`,
     `context_tokens` and `instances` with the local one."""
@@ -65,6 +76,7 @@ class ReadySchema(StrictSchema):
     allowed_models = fields.List(fields.String(), required=True)
     upstream = fields.String()
     servers = fields.List(fields.Nested(ReadyServerSchema))
+    routes = fields.List(fields.Nested(ReadyRouteSchema))
     model_file = fields.String()
     context_tokens = fields.Integer()
     instances = fields.Integer()
@@ -108,6 +120,7 @@ SERVICE_COMPONENTS: dict[str, type[Schema]] = {
     "ReadyChecks": ReadyChecksSchema,
     "ReadyCheck": ReadyCheckSchema,
     "ReadyServer": ReadyServerSchema,
+    "ReadyRoute": ReadyRouteSchema,
     "Spend": SpendSchema,
     "Budgets": BudgetsSchema,
     "BudgetSpend": BudgetSpendSchema,

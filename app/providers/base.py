@@ -350,5 +350,10 @@ class Provider(abc.ABC):
         """Whether this provider can generate now, and why not (in ChatWait's words, never the
         upstream's); called by /ready, whose answer is cached."""
 
+    def listed_models(self) -> frozenset[str] | None:
+        """The model names the server's own list held at the last check, where that list is
+        complete (None: no such list, or it cannot tell)."""
+        return None
+
     def close(self) -> None:
         """Release pooled connections (shutdown)."""

@@ -211,17 +211,33 @@ def test_a_flapping_primary_costs_one_attempt_per_rest_and_is_used_again(fake, t
             f"fallbacks: {{{FAKE_MODEL}: [{BACKUP}]}}\n"
         )
         env = server_env("", UPSTREAMS_FILE=str(listing), UPSTREAM_BREAKER_FAILURES="3", UPSTREAM_REST_SECONDS="1")
-        running = ChatWaitServer({**env, "WEB_CONCURRENCY": "1"})
+        running = ChatWaitServer({**env, "WEB_CONCURRENCY": "1", "READY_CACHE_SECONDS": "0"})
         try:
             answered = [_wait(running, _unique("@tokens=2")).json()["model"] for _ in range(15)]
             assert answered == [BACKUP] * 15, "served from the fallback during the outage"
             assert primary.answered <= 3 * 3 + 1, "the breaker: 3 requests of 3 attempts, then one probe per rest"
+            ready = httpx.get(f"{running.url}/ready", timeout=10)
+            assert ready.status_code == 200, "the fallback covers: a load balancer keeps the instance"
+            route = ready.json()["routes"][0]
+            assert route == {
+                "model": FAKE_MODEL,
+                "state": "degraded",
+                "servers": ["backup"],
+                "fallback": BACKUP,
+                "detail": f"No server of {FAKE_MODEL} answers: its fallback {BACKUP} answers its requests.",
+            }
+            assert (
+                ready.json()["checks"]["upstream"]["detail"]
+                == f"Ready, degraded ({FAKE_MODEL}: degraded): see `routes`."
+            )
             primary.target_port, primary.mode = fake.port, "pass"
             deadline = time.monotonic() + 10
             while _wait(running, _unique("@tokens=2")).json()["model"] != FAKE_MODEL:
                 assert time.monotonic() < deadline, "the primary is probed and used again when back"
                 time.sleep(0.2)
             assert [_wait(running, _unique("@tokens=2")).json()["model"] for _ in range(3)] == [FAKE_MODEL] * 3
+            healed = httpx.get(f"{running.url}/ready", timeout=10).json()
+            assert [route["state"] for route in healed["routes"]] == ["serving", "serving"]
         finally:
             running.stop()
     finally:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.processes import FakeUpstream
+from harness.processes import FakeUpstream, free_port
 from harness.upstream_servers import SwitchServer
 
 from ..conftest import completion_lines
@@ -163,6 +163,36 @@ def test_each_model_goes_to_the_servers_that_serve_it(start_store_server, fake, 
         ("small", ["other-model"], 1.0),
     ]
     assert "sk-small" not in server.log_text()
+
+
+def test_a_model_its_server_does_not_list_makes_ready_503_naming_it(start_store_server, fake, tmp_path: Path) -> None:
+    """A typo in the configuration fails /ready, so that a deploy carrying it stops there; the
+    fake lists fake-model and other-model (its GET /models), as vLLM lists what it serves."""
+    listing = tmp_path / "upstreams.toml"
+    listing.write_text(
+        f'[[upstream]]\nname = "vllm"\nurl = "{fake.base_url}"\nmodels = ["fake-model", "other-modle"]\n'
+    )
+    server = start_store_server(UPSTREAMS_FILE=str(listing), OPENAI_BASE_URL="", ALLOWED_MODELS="", OPENAI_MODEL="")
+    ready = httpx.get(f"{server.url}/ready", timeout=10)
+    body = ready.json()
+    assert ready.status_code == 503 and body["failing"] == ["upstream"]
+    assert (
+        "'other-modle' is not in the models listed by vllm (GET /models): check the name."
+        in body["checks"]["upstream"]["detail"]
+    )
+    assert [(r["model"], r["state"]) for r in body["routes"]] == [
+        ("fake-model", "serving"),
+        ("other-modle", "unlisted"),
+    ]
+
+
+def test_an_unreachable_server_is_named_with_the_setting_that_points_at_it(start_store_server, tmp_path: Path) -> None:
+    listing = tmp_path / "upstreams.toml"
+    listing.write_text(f'[[upstream]]\nname = "gpu-1"\nurl = "http://127.0.0.1:{free_port()}/v1"\n')
+    server = start_store_server(UPSTREAMS_FILE=str(listing), OPENAI_BASE_URL="", ALLOWED_MODELS="")
+    detail = httpx.get(f"{server.url}/ready", timeout=10).json()["checks"]["upstream"]["detail"]
+    assert "(set by the url of UPSTREAMS_FILE entry 1 (gpu-1)): Could not connect" in detail, detail
+    assert "check the url of UPSTREAMS_FILE entry 1 (gpu-1), and that the server is up" in detail, detail
 
 
 def test_every_server_down_answers_503_with_retry_after(start_store_server, switch) -> None:

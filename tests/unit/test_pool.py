@@ -319,13 +319,70 @@ def test_ready_lists_every_server_and_passes_while_each_model_has_a_healthy_one(
     with pytest.raises(UpstreamError):
         pool.open(CALL, None, Route("a"))
     ok, detail = pool.check()
-    assert ok and detail == "1 of 2 servers healthy; every allowed model has one."
-    described = pool.describe()["servers"]
-    states = [(s["name"], s["state"], s["rest_seconds"]) for s in described]
+    assert ok and detail == "Ready, degraded (m: degraded): see `routes`."
+    described = pool.describe()
+    states = [(s["name"], s["state"], s["rest_seconds"]) for s in described["servers"]]
     assert states == [("a", "resting", 2.0), ("b", "healthy", 0)]
-    providers["b"].check = lambda: (False, "The model provider is temporarily unavailable.")
+    assert described["routes"] == [
+        {
+            "model": "m",
+            "state": "degraded",
+            "servers": ["b"],
+            "fallback": None,
+            "detail": "a of m's servers do not answer.",
+        }
+    ]
+    providers["b"].check = lambda: (False, "http://b (set by OPENAI_BASE_URL (item 2)): it is down.")
     ok, detail = pool.check()
-    assert not ok and detail == "No healthy server for m: see `servers`."
+    assert not ok and detail.startswith("No route answers the default model: No server of m answers")
+    assert detail.endswith("http://b (set by OPENAI_BASE_URL (item 2)): it is down.")  # why, and where to look
+
+
+def test_ready_while_a_fallback_answers_for_the_default_model_with_the_route_named(tmp_path) -> None:
+    pool, providers, _ = _with_fallback(tmp_path)
+    providers["a"].check = lambda: (False, "http://a (set by the url of UPSTREAMS_FILE entry 1 (a)): down.")
+    ok, detail = pool.check()
+    assert ok and detail == "Ready, degraded (m: degraded): see `routes`."
+    routes = {route["model"]: route for route in pool.describe()["routes"]}
+    assert routes["m"] == {
+        "model": "m",
+        "state": "degraded",
+        "servers": ["b"],
+        "fallback": "f",
+        "detail": "No server of m answers: its fallback f answers its requests.",
+    }
+    assert routes["f"]["state"] == "serving"
+    providers["b"].check = lambda: (False, "down too")
+    ok, detail = pool.check()
+    assert not ok and "No server of m answers, nor one of a fallback model" in detail
+    assert [route["state"] for route in pool.describe()["routes"]] == ["down", "down"]
+
+
+def test_a_non_default_model_without_a_route_is_named_and_the_service_stays_ready(tmp_path) -> None:
+    pool, providers, _ = _with_fallback(tmp_path)
+    providers["b"].check = lambda: (False, "down")
+    ok, detail = pool.check()
+    assert ok and detail == "Ready, degraded (f: down): see `routes`."
+
+
+def test_a_model_its_server_does_not_list_is_not_ready_and_named(tmp_path) -> None:
+    pool, providers, _ = _with_fallback(tmp_path)
+    providers["a"].listed_models = lambda: frozenset(("n", "other"))  # "m" is a typo of "n"
+    providers["b"].listed_models = lambda: frozenset(("f-20250101",))  # "f" is an alias of a dated one
+    ok, detail = pool.check()
+    assert not ok and detail == "'m' is not in the models listed by a (GET /models): check the name."
+    routes = {route["model"]: route["state"] for route in pool.describe()["routes"]}
+    assert routes == {"m": "unlisted", "f": "serving"}
+    providers["a"].listed_models = lambda: None  # a list it cannot judge by: nothing judged
+    assert pool.check() == (True, "Every allowed model has a server that answers.")
+
+
+def test_ready_check_models_false_judges_no_name(tmp_path) -> None:
+    listing = tmp_path / "u.toml"
+    listing.write_text('[[upstream]]\nname="a"\nurl="http://a/v1"\nmodels=["m"]\n')
+    pool, providers, _ = _pool(urls="", UPSTREAMS_FILE=str(listing), READY_CHECK_MODELS="false")
+    providers["a"].listed_models = lambda: frozenset(("n",))
+    assert pool.check()[0] and pool.describe()["routes"][0]["state"] == "serving"
 
 
 def test_with_upstream_attempt_seconds_a_silent_server_costs_the_attempt_not_the_request() -> None:

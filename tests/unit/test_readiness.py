@@ -23,10 +23,14 @@ MODELS = f"{UNIT_UPSTREAM}/models"
         (httpx.Response(200, json={"data": []}), True, "answered HTTP 200"),
         (httpx.Response(404), True, "answered HTTP 404"),  # a server without /models still answers
         (httpx.Response(429), True, "answered HTTP 429"),  # rate limited: reachable, credentials fine
-        (httpx.Response(401, json={"error": {"message": f"Incorrect API key {CANARY_KEY}"}}), False, "credentials"),
-        (httpx.Response(503, text="upstream body"), False, "temporarily unavailable"),
-        (httpx.ConnectError("refused"), False, "Could not connect"),
-        (httpx.ConnectTimeout("slow"), False, "did not answer in time"),
+        (
+            httpx.Response(401, json={"error": {"message": f"Incorrect API key {CANARY_KEY}"}}),
+            False,
+            "refused this service's credentials: check OPENAI_API_KEY",
+        ),
+        (httpx.Response(503, text="upstream body"), False, "temporarily unavailable: check OPENAI_BASE_URL"),
+        (httpx.ConnectError("refused"), False, "(set by OPENAI_BASE_URL): Could not connect"),
+        (httpx.ConnectTimeout("slow"), False, "did not answer in time. Check OPENAI_BASE_URL"),
     ],
 )
 def test_the_upstream_check_says_how_get_models_went(client, upstream_mock, answer, ok, words) -> None:
@@ -42,6 +46,19 @@ def test_the_upstream_check_says_how_get_models_went(client, upstream_mock, answ
     assert body["checks"]["store"] == {"ok": True, "detail": "In this worker's memory."}
     assert CANARY_KEY not in response.get_data(as_text=True) and "upstream body" not in response.get_data(as_text=True)
     assert route.calls.last.request.headers["Authorization"] == f"Bearer {CANARY_KEY}"
+
+
+def test_a_configured_model_the_upstream_does_not_list_is_not_ready_and_named(client, upstream_mock) -> None:
+    listed = [{"id": "fake-modle", "owned_by": "system"}, {"id": "other-model", "owned_by": "system"}]
+    upstream_mock.get(MODELS).respond(200, json={"object": "list", "data": listed})
+    response = client.get("/ready")
+    body = response.get_json()
+    assert response.status_code == 503 and body["failing"] == ["upstream"]
+    assert body["checks"]["upstream"]["detail"] == (
+        f"GET /models answered HTTP 200. {FAKE_MODEL!r} is not in the models listed by "
+        f"{UNIT_UPSTREAM.split('//')[1].split('/')[0]} (GET /models): check the name."
+    )
+    assert [(route["model"], route["state"]) for route in body["routes"]] == [(FAKE_MODEL, "unlisted")]
 
 
 def test_the_upstream_check_is_cached(client, upstream_mock) -> None:

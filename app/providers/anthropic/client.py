@@ -20,6 +20,7 @@ class AnthropicProvider(HttpProvider):
 
     name = "anthropic"
     endpoint = "messages"
+    models_path = "models?limit=1000"  # the most a page holds (20 unless asked)
 
     def _identity(self) -> dict[str, str]:
         """Anthropic's key header (vLLM's and llama.cpp's servers take it too) and API version."""

@@ -26,13 +26,13 @@ import httpx
 import orjson
 
 from ...config import Settings, UpstreamServer
-from ...errors import CATALOGUE
 from ...traces import enabled as traces_enabled
 from ...traces import inject, upstream
 from ..base import Provider
 from ..http1 import Http1Transport
 from . import tokens
-from .errors import MAX_REFUSAL_BYTES, refusal_reason, status_error, transport_error
+from .errors import MAX_REFUSAL_BYTES, checked_failure, refusal_reason, status_error, transport_error
+from .models import MAX_LIST_BYTES, listed_models
 
 CHECK_TIMEOUT_SECONDS = 3.0
 # Answers to GET /models that still show the upstream reachable with valid credentials.
@@ -46,6 +46,8 @@ class HttpProvider(Provider):
 
     check_name = "upstream"
     endpoint = ""  # under the server's base URL
+    models_path = "models"  # its list of models, under the base URL (GET)
+    listed: frozenset[str] | None = None  # the names that list holds, where it is complete
 
     def __init__(self, settings: Settings, server: UpstreamServer | None = None) -> None:
         self.settings = settings
@@ -137,23 +139,33 @@ class HttpProvider(Provider):
         return response
 
     def check(self) -> tuple[bool, str]:
-        """GET /models with this service's credentials: reachable and accepted, or why not."""
+        """GET /models with this service's credentials: reachable and accepted, or why not, in an
+        operator's words with the setting to look at; keeps the server's list of models."""
         request = httpx.Request(
             "GET",
-            self._base_url.join("models"),
+            self._base_url.join(self.models_path),
             headers=self.bodiless_headers(),
             extensions={"timeout": httpx.Timeout(min(CHECK_TIMEOUT_SECONDS, self.settings.timeout_seconds)).as_dict()},
         )
+        self.listed = None
         try:
             response = self._send(request)
         except httpx.TransportError as exc:
-            failure = transport_error(exc, self._host)
-            return False, f"{CATALOGUE[failure.error_code].message} {failure.detail}"
-        response.close()  # the body is not read
+            return False, checked_failure(transport_error(exc, self._host), origin(self.server.url), self.server)
+        try:
+            if response.status_code == 200:
+                self.listed = listed_models(_bounded_body(response), self._host)
+        except (httpx.HTTPError, httpx.StreamError):
+            pass  # the list could not be read whole: no model is judged by it
+        finally:
+            response.close()
         if response.status_code < 300 or response.status_code in _REACHABLE:
             return True, f"GET /models answered HTTP {response.status_code}."
         failure = status_error(response.status_code, response.headers)
-        return False, f"{CATALOGUE[failure.error_code].message} {failure.detail}"
+        return False, checked_failure(failure, origin(self.server.url), self.server)
+
+    def listed_models(self) -> frozenset[str] | None:
+        return self.listed
 
     def message_costs(self, messages: Sequence[dict[str, str]]) -> list[int]:
         return tokens.message_costs(messages)
@@ -183,6 +195,16 @@ def origin(base_url: str | None) -> str:
     """A server's scheme, host and port, as /ready shows it: never a credential or a path."""
     parts = urllib.parse.urlsplit(base_url or "https://api.openai.com/v1")
     return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
+
+
+def _bounded_body(response: httpx.Response) -> bytes:
+    """The answer's body, or as much of it as shows it is longer than MAX_LIST_BYTES."""
+    body = bytearray()
+    for piece in [response.content] if response.is_stream_consumed else response.iter_raw():  # a mock's: read
+        body += piece
+        if len(body) > MAX_LIST_BYTES:
+            break
+    return bytes(body)
 
 
 def _refusal(response: httpx.Response) -> str | None:

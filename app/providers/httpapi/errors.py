@@ -17,6 +17,7 @@ from collections.abc import Mapping
 
 import httpx
 
+from ...config import UpstreamServer
 from ..base import UpstreamError
 from ..http1 import MalformedResponse
 
@@ -95,6 +96,23 @@ def status_error(status: int, headers: Mapping[str, str], reason: str | None = N
         upstream_request_id=headers.get("x-request-id"),
         log_fields=log_fields,
     )
+
+
+# What an operator does about a failed check, by the failure's catalogue code.
+_CHECK_ADVICE = {
+    "upstream_auth_failed": "It refused this service's credentials: check {key}.",
+    "upstream_tls_failed": "Fix its certificate, or set OPENAI_CA_BUNDLE to the authority that signed it.",
+    "upstream_timeout": "Check {url}, and the server's load.",
+    "upstream_unavailable": "It is down or temporarily unavailable: check {url}, and that the server is up.",
+}
+
+
+def checked_failure(failure: UpstreamError, where: str, server: UpstreamServer) -> str:
+    """A failed check in an operator's words: the server, the setting that points at it, what
+    went wrong, and what to look at."""
+    advice = _CHECK_ADVICE.get(failure.error_code, "Check {url}.")
+    said = advice.format(url=server.url_setting, key=server.key_setting)
+    return f"{where} (set by {server.url_setting}): {failure.detail} {said}"
 
 
 def transport_error(exc: httpx.TransportError, host: str) -> UpstreamError:

@@ -20,6 +20,7 @@ from ..base import Attempt, ChatCall, Provider, Route, UpstreamError
 from ..openai.client import OpenAIProvider
 from .affinity import Ring, choose, key_of
 from .health import Health
+from .routes import model_routes, verdict
 from .server import Server
 from .throttle import Throttle
 
@@ -233,19 +234,19 @@ class UpstreamPool(Provider):
         return max(1.0, min(ends, default=1.0))
 
     def check(self) -> tuple[bool, str]:
-        """Every server's check at once (GET /models), then: does each allowed model have a
-        server that answers and is not resting (or whose rest is over)?"""
+        """Every server's check at once (GET /models), then each allowed model's route (`routes`):
+        ready while the default model has one and every configured model is on its servers' lists."""
         checking = Pool(len(self.servers))
         for server, result in zip(self.servers, checking.imap(lambda s: s.provider.check(), self.servers), strict=True):
             server.checked = result
-        now = self.clock()  # a rest that is over counts: the next request tries the server
-        healthy = [s for s in self.servers if s.checked[0] and (s.health.state == "healthy" or s.health.usable(now))]
-        missing = [m for m in self.settings.allowed_models if not any(s.serves(m) for s in healthy)]
-        if len(self.servers) == 1:
-            return self.servers[0].checked
-        if missing:
-            return False, f"No healthy server for {', '.join(missing)}: see `servers`."
-        return True, f"{len(healthy)} of {len(self.servers)} servers healthy; every allowed model has one."
+        default = self.settings.default_model
+        ok, detail = verdict(model_routes(self.servers, self.settings, self.clock()), default)
+        failed = [s.checked[1] for s in self.servers if s.serves(default) and not s.checked[0]]
+        if not ok and failed:
+            detail = " ".join((detail, *failed))
+        if len(self.servers) == 1 and self.servers[0].checked[0]:
+            detail = f"{self.servers[0].checked[1]} {detail}"
+        return ok, detail
 
     def describe(self) -> dict[str, Any]:
         now = self.clock()
@@ -255,6 +256,7 @@ class UpstreamPool(Provider):
             "allowed_models": list(self.settings.allowed_models),
             "upstream": self.servers[0].report(now)["url"],
             "servers": [server.report(now) for server in self.servers],
+            "routes": [route.report() for route in model_routes(self.servers, self.settings, now)],
         }
 
     def message_costs(self, messages: Sequence[dict[str, str]]) -> list[int]:
