@@ -98,6 +98,7 @@ def server_env(upstream_url: str, **overrides: str) -> dict[str, str]:
         # One fake plays every misbehaving server here: the fault tests check each failure's honest
         # ending; rescues and the breaker of a lone server are tested on servers of their own.
         "UPSTREAM_RESCUES": "0",
+        "UPSTREAM_TAKEOVERS": "0",  # a dead worker's streams end generation_lost, unless a test asks
         "UPSTREAM_BREAKER_FAILURES": "0",
         "MAX_INPUT_TOKENS": "2000",
         **overrides,

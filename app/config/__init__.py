@@ -75,6 +75,7 @@ class Settings:
     max_stream_seconds: float = 600.0
     upstream_retries: int = 2
     upstream_rescues: int = 2  # continuations of one reply an upstream cut mid-answer (0: none)
+    upstream_takeovers: int = 2  # times one stream is continued after its worker died (Redis; 0: none)
     keepalive_seconds: float = 15.0
     stream_ttl_seconds: float = 300.0
     response_ttl_seconds: float = 3600.0
@@ -238,6 +239,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "MAX_STREAM_SECONDS": ("max_stream_seconds", read.seconds(0.1, 86400)),
     "UPSTREAM_RETRIES": ("upstream_retries", read.integer(0, 10)),
     "UPSTREAM_RESCUES": ("upstream_rescues", read.integer(0, 10)),
+    "UPSTREAM_TAKEOVERS": ("upstream_takeovers", read.integer(0, 10)),
     "KEEPALIVE_SECONDS": ("keepalive_seconds", read.seconds(0.05, 3600)),
     "STREAM_TTL_SECONDS": ("stream_ttl_seconds", read.seconds(0.1, 86400)),
     "RESPONSE_TTL_SECONDS": ("response_ttl_seconds", read.seconds(0.1, 7 * 86400)),

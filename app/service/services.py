@@ -117,7 +117,7 @@ class Services:
         price = self._dearest(call) if key.budgeted else None
         if prompt_tokens is None and (key.tpm is not None or price is not None):
             prompt_tokens = self.provider.prompt_tokens(call.counted())  # tools' definitions included
-        rescues = self.settings.upstream_rescues
+        rescues = self.settings.upstream_rescues + (self.settings.upstream_takeovers if self.durable else 0)
         ticket, verdict = self.limits.admit(key, prompt_tokens or 0, call.max_tokens, price, rescues)
         return Admission(route, ticket, verdict)
 
@@ -194,7 +194,7 @@ class Services:
 
         def open_slot() -> Stream:
             stream = self.store.create(correlation_id, call.model, wire, client, retention, stream_id)
-            if self.durable and self.settings.upstream_rescues:  # continued elsewhere if this worker dies
+            if self.durable and self.settings.upstream_takeovers:  # continued elsewhere if this worker dies
                 held = None if ticket is None else self.limits.held(ticket)
                 stream.tenure.revival = revival.record(call, prompt_tokens, retention, held)
             route = admitted.route
@@ -344,6 +344,7 @@ def _build_store(settings: Settings, abandon: Abandon) -> StreamStore:
             settings.redis_outage_seconds,
             settings.max_stored_responses,
             settings.upstream_rescues,
+            settings.upstream_takeovers,
         )
         return open_store(lambda: RedisStreamStore(config, abandon=abandon))  # boots whatever Redis does
     return MemoryStreamStore(

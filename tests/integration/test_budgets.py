@@ -46,7 +46,7 @@ def servers(fake: FakeUpstream, redis_server, tmp_path_factory: pytest.TempPathF
     )
     env = server_env("", UPSTREAMS_FILE=str(folder / "upstreams.yaml"), CHATWAIT_API_KEYS_FILE=str(folder / "keys"),
                      STREAM_STORE="redis", REDIS_URL=redis_server.url, WEB_CONCURRENCY="2",
-                     UPSTREAM_RESCUES=str(RESCUES))  # fmt: skip
+                     UPSTREAM_RESCUES=str(RESCUES), UPSTREAM_TAKEOVERS=str(TAKEOVERS))  # fmt: skip
     running = [ChatWaitServer(env), ChatWaitServer(env)]
     yield running
     for server in running:
@@ -59,12 +59,14 @@ def instances(servers: list[ChatWaitServer]) -> list[str]:
 
 
 RESCUES = 2  # UPSTREAM_RESCUES
+TAKEOVERS = 1  # UPSTREAM_TAKEOVERS
 
 
 def _reservation(prompt: int, max_tokens: int = MAX_TOKENS) -> float:
     """The most a request can cost: its prompt and max_tokens, and for each continuation allowed
-    the prompt and max_tokens sent again and max_tokens more generated."""
-    return ((prompt + RESCUES * (prompt + max_tokens)) * INPUT + (1 + RESCUES) * max_tokens * OUTPUT) / 1e6
+    (after a cut, or a takeover) the prompt and max_tokens sent again and max_tokens more generated."""
+    again = RESCUES + TAKEOVERS
+    return ((prompt + again * (prompt + max_tokens)) * INPUT + (1 + again) * max_tokens * OUTPUT) / 1e6
 
 
 def _spend(url: str, auth: dict[str, str] = AUTH) -> dict:

@@ -66,6 +66,7 @@ def _instances(fake: FakeUpstream, redis: RedisServer, folder: Path) -> list[Cha
         REDIS_URL=redis.url,
         WEB_CONCURRENCY="2",
         UPSTREAM_RESCUES="2",
+        UPSTREAM_TAKEOVERS="2",
     )
     return [ChatWaitServer(env), ChatWaitServer(env)]
 

@@ -54,8 +54,7 @@ def takeover(fake: FakeUpstream, redis_server: RedisServer, tmp_path: Path) -> I
             STREAM_STORE="redis",
             REDIS_URL=redis_server.url,
             WEB_CONCURRENCY="2",
-            UPSTREAM_RESCUES="2",
-            **overrides,
+            **{"UPSTREAM_RESCUES": "2", "UPSTREAM_TAKEOVERS": "2", **overrides},
         )
         running = ChatWaitServer(env)
         started.append(running)
@@ -90,7 +89,8 @@ def _whole(events: list[Event], tokens: int) -> None:
 
 
 def test_a_killed_workers_stream_is_continued_by_another(takeover, fake) -> None:
-    server = takeover()
+    """UPSTREAM_TAKEOVERS alone continues it: UPSTREAM_RESCUES (after a cut) is 0 here."""
+    server = takeover(UPSTREAM_RESCUES="0")
     message = f"{uuid.uuid4().hex} @tokens=400 @delay_ms=10"
     stream_id, owner, _ = _started(server, message, 3)
     following = threading.Event()
@@ -295,6 +295,7 @@ def test_streams_survive_workers_killed_under_load(fake, redis_server, tmp_path)
         REDIS_URL=redis_server.url,
         WEB_CONCURRENCY="2",
         UPSTREAM_RESCUES="2",
+        UPSTREAM_TAKEOVERS="2",
     )
     servers = [ChatWaitServer(env), ChatWaitServer(env)]
     stop = threading.Event()
@@ -354,7 +355,7 @@ def test_a_dead_workers_streams_that_redis_then_loses_end_with_one_terminal_even
     redis = RedisServer()
     env = server_env(
         "", UPSTREAMS_FILE=_upstreams(fake, tmp_path), STREAM_STORE="redis", REDIS_URL=redis.url,
-        WEB_CONCURRENCY="2", UPSTREAM_RESCUES="2",
+        WEB_CONCURRENCY="2", UPSTREAM_RESCUES="2", UPSTREAM_TAKEOVERS="2",
     )  # fmt: skip
     server = ChatWaitServer(env)
     try:

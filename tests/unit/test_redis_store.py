@@ -198,6 +198,25 @@ def test_a_claim_is_won_once_and_only_on_the_newest_event(store) -> None:
     assert _claim(store, other.stream_id, "dead-worker", 1) == "none", "no call kept: nothing to continue with"
 
 
+def test_takeovers_and_continuations_after_a_cut_have_budgets_of_their_own(store) -> None:
+    """UPSTREAM_TAKEOVERS counts claims (`taken`), UPSTREAM_RESCUES a reply's continuations
+    after a cut (`spent`): spending one leaves the other whole."""
+    stream, _ = _orphan(store, ["one ", "two"], revival='{"call": {}}')
+    sid, meta = stream.stream_id, keys.meta_key(stream.stream_id)
+
+    def cut(budget: int) -> str:
+        epoch = int(store.link.commands.hget(meta, "epoch") or 0)
+        args = [store.worker_id, epoch, budget]
+        return store.link.scripts.run(store.link.commands, "continue", [meta], args).decode()
+
+    store.link.commands.hset(meta, "spent", 1)  # the dead owner had continued it once after a cut
+    assert _claim(store, sid, "dead-worker", 2, most=1) == "ok", "a rescue spends no takeover"
+    assert cut(budget=2) == "ok" and cut(budget=2) == "spent", "the takeover spent no rescue"
+    store.link.commands.hset(meta, "owner", "dead-worker")
+    assert _claim(store, sid, "dead-worker", 2, most=1, epoch=1) == "spent", "one takeover allowed"
+    assert store.link.commands.hmget(meta, "taken", "spent") == [b"1", b"2"]
+
+
 def test_the_former_owner_finds_its_writes_refused_once_the_stream_is_taken(store) -> None:
     stream = store.create("cid-w", "m")
     _write(stream, ["one "])

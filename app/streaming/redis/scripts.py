@@ -150,7 +150,7 @@ return 1
 
 # Claims a live stream whose owner is gone, for one worker of the cluster to continue it: KEYS =
 # meta, events. ARGV: the owner found gone, the claiming worker (never the owner itself), how
-# many continuations a stream may have (UPSTREAM_RESCUES: its rescues and takeovers, `spent`),
+# many takeovers a stream may have (UPSTREAM_TAKEOVERS, counted in `taken`),
 # the newest event id and the epoch the claimer read (-1: no event). A compare-and-set on the
 # owner, the epoch and the newest event: the claim fails against any owner or epoch but the one
 # found gone, so one worker of the cluster wins, and a stream is never claimed from a live owner
@@ -168,15 +168,15 @@ if #top > 0 then newest = tonumber(string.match(top[1][1], '%-(%d+)$')) - 1 end
 if newest ~= tonumber(ARGV[4]) then return {'moved', '', 0} end
 local call = redis.call('HGET', KEYS[1], 'call')
 if not call or call == '' then return {'none', '', 0} end
-if tonumber(redis.call('HGET', KEYS[1], 'spent') or '0') >= tonumber(ARGV[3]) then return {'spent', '', 0} end
-redis.call('HINCRBY', KEYS[1], 'spent', 1)
+if tonumber(redis.call('HGET', KEYS[1], 'taken') or '0') >= tonumber(ARGV[3]) then return {'spent', '', 0} end
+redis.call('HINCRBY', KEYS[1], 'taken', 1)
 local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
 redis.call('HSET', KEYS[1], 'owner', ARGV[2])
 return {'ok', call, epoch}
 """
 
-# Counts one continuation of a live stream's reply (a rescue, a preemption) against its budget,
-# shared with its takeovers (`spent`): KEYS = meta. ARGV: the worker, its epoch, the budget
+# Counts one continuation of a live stream's reply after a cut (a rescue, a preemption) against
+# its budget (`spent`; takeovers count apart): KEYS = meta. ARGV: the worker, its epoch, the budget
 # (UPSTREAM_RESCUES). Returns ok (counted), spent (none left), taken (another owner or epoch
 # holds it: the caller's copy is stale) or missing (Redis lost the hash: the caller counts alone).
 _CONTINUE = """#!lua flags=allow-oom

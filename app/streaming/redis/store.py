@@ -60,7 +60,8 @@ class RedisSettings:
     max_stream_seconds: float
     outage_seconds: float = 10.0
     max_stored: int = DEFAULT_MAX_STORED
-    takeovers: int = 0  # continuations of a stream, takeovers of it included (UPSTREAM_RESCUES)
+    rescues: int = 0  # continuations of a stream after an upstream cut it (UPSTREAM_RESCUES)
+    takeovers: int = 0  # continuations of a stream after its worker died (UPSTREAM_TAKEOVERS)
 
 
 class RedisStreamStore(StreamStore):
@@ -89,7 +90,7 @@ class RedisStreamStore(StreamStore):
         commands = self.link.commands
         pipe = ClusterPipe(commands, self.link.maps) if config.topology.kind == "cluster" else RedisPipe(commands)
         self.journal = RedisJournal(pipe, self.link.scripts, (live_ttl_ms, self.link.done_ttl_ms), self)
-        self._budget = config.takeovers
+        self._budget = config.rescues
         self.takeover = Takeover(self.link, self.journal, self._local, clock, config.takeovers)
         self.takeover.moved = self.moved
         tasks = (self._reap, self._forget_local, self.takeover.orphaned)
@@ -148,8 +149,8 @@ class RedisStreamStore(StreamStore):
         return self.journal.idle()  # Redis confirmed every frame written here
 
     def continuing(self, stream: Stream) -> bool:
-        """Whether one more continuation of `stream` fits UPSTREAM_RESCUES, counted in its hash
-        (one budget for its rescues and takeovers, whichever worker makes them); StreamCancelled
+        """Whether one more continuation of `stream` after a cut fits UPSTREAM_RESCUES, counted in
+        its hash (whichever worker makes it; takeovers have a budget of their own); StreamCancelled
         when another worker owns it now. Redis out of reach: this worker's own count decides."""
         args = [self.worker_id, stream.tenure.epoch, self._budget]
         try:

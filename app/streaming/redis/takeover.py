@@ -2,7 +2,7 @@
 cluster claims each (a compare-and-set on its owner, epoch and newest event in Redis, never from
 itself; the claim raises the epoch, which fences the former owner's writes out), rebuilds it from
 Redis and continues its generation from the text its clients have (`Adopt`: the services pick
-the continuation, as a rescue does). Where none can be made (no call kept, UPSTREAM_RESCUES
+the continuation, as a rescue does). Where none can be made (no call kept, UPSTREAM_TAKEOVERS
 spent, a tool call cut, no server that continues) it ends as generation_lost, for every follower.
 """
 
@@ -43,7 +43,7 @@ class Takeover:
         self._journal = journal
         self._local = local
         self._clock = clock
-        self._most = most  # continuations of one stream, takeovers included (UPSTREAM_RESCUES; 0: none)
+        self._most = most  # takeovers of one stream (UPSTREAM_TAKEOVERS; 0: none)
         self.adopt: Adopt | None = None  # set by the services; None: streams are ended as lost
         self.moved: Callable[[Stream], None] = lambda stream: None  # the store's: a stale copy stops
         self.accepting = True
