@@ -58,6 +58,12 @@ export async function readiness() {
   return (await checked(await fetch("/ready", { cache: "no-store" }))).json();
 }
 
+/** The ids of the models the service offers (GET /v1/models), in its order. */
+export async function listModels() {
+  const answer = await (await checked(await fetch("/v1/models", { headers: withKey(), cache: "no-store" }))).json();
+  return (answer.data || []).map((model) => model.id).filter((id) => typeof id === "string");
+}
+
 /** POST /v1/chat/streaming; resolves to the open SSE response. */
 export async function startStream(body, signal) {
   const response = await fetch("/v1/chat/streaming", {

@@ -4,12 +4,13 @@
 // A turn the service refuses is taken back: its text returns to the composer and a notice says
 // why and what to do. Several tabs share the conversations (store.js); each has its own active one.
 
-import { readiness } from "./api.js";
+import { listModels, readiness } from "./api.js";
+import { friendly } from "./friendly.js";
 import { KeyDialog } from "./keydialog.js";
 import { ReplyStream } from "./reply.js";
 import { FollowScroll } from "./scroll.js";
 import { BEAT_MS, ConversationStore, IN_FLIGHT, TAB_ID, dropOldest, historyOf, newId, streamingElsewhere, titleOf } from "./store.js";
-import { element, messageView, noticeView, renderState, showText, stateText, viewOf, welcomeView } from "./views.js";
+import { editView, element, messageView, noticeView, renderState, showText, stateText, viewOf, welcomeView } from "./views.js";
 
 const $ = (selector) => document.querySelector(selector);
 const ui = {
@@ -18,6 +19,7 @@ const ui = {
   toggleSidebar: $("#toggle-sidebar"),
   title: $("#conversation-title"),
   model: $("#model"),
+  picker: $("#model-picker"),
   messages: $("#messages"),
   jump: $("#jump"),
   status: $("#status"),
@@ -44,7 +46,10 @@ const ANNOUNCEMENTS = {
 
 const store = new ConversationStore();
 let current = null; // {reply, conversation, message} while this tab streams a reply
-let modelName = "";
+let modelName = ""; // the service's default model
+let models = []; // the models a person may pick (GET /v1/models)
+// Sent as the reply's last user turn when a person asks a reply cut at its length limit to go on.
+const CONTINUE_PROMPT = "Continue your previous reply exactly where it stopped, without repeating any of it.";
 const unsaved = new Set();
 let saveTimer = null;
 const unshown = new Set();
@@ -86,7 +91,7 @@ function renderConversation() {
       nodes.push(element("p", "context-start", "The messages above are no longer sent to the model."));
     }
     if (message.deleted) return;
-    const { root } = messageView(message, retry);
+    const { root } = messageView(message, { retry, continueReply, edit: editLast });
     if (index < (conversation.contextStart || 0)) root.classList.add("out-of-context");
     nodes.push(root);
   });
@@ -94,6 +99,14 @@ function renderConversation() {
   ui.messages.replaceChildren(...nodes);
   scroll.restart();
   renderComposer();
+  renderPicker();
+}
+
+/** Mark the last turn (its person's message may be edited; its reply regenerated or continued). */
+function markLastTurn() {
+  const shown = visible(store.active?.messages ?? []);
+  const last = new Set([shown.findLast((m) => m.role === "user"), shown.findLast((m) => m.role === "assistant")]);
+  for (const message of shown) viewOf(message)?.root.classList.toggle("last-turn", last.has(message));
 }
 
 function renderComposer() {
@@ -104,6 +117,9 @@ function renderComposer() {
   ui.send.hidden = current !== null;
   ui.stop.hidden = current === null;
   ui.input.placeholder = elsewhere ? "This conversation is answering in another tab…" : "Message ChatWait…";
+  ui.picker.disabled = busy;
+  document.body.classList.toggle("busy", busy);
+  markLastTurn();
 }
 
 function announce(message) {
@@ -224,6 +240,7 @@ function send(text) {
   hideNotice();
   const conversation = store.active || store.create();
   const history = historyOf(conversation.messages, conversation.contextStart || 0);
+  const model = modelOf(conversation);
   const now = Date.now();
   const user = { id: newId(), role: "user", content: text, createdAt: now, updatedAt: now };
   const assistant = {
@@ -235,7 +252,13 @@ function send(text) {
   saveNow(conversation);
   renderConversation();
   renderSidebar();
-  follow(conversation, assistant, (reply) => reply.start({ message: text, history }), text);
+  follow(conversation, assistant, (reply) => reply.start({ message: text, history, ...model }), text);
+}
+
+/** The model a conversation asks for: `{model}` when the person picked one, else nothing (the default). */
+function modelOf(conversation) {
+  const picked = conversation.model;
+  return picked && models.includes(picked) && picked !== modelName ? { model: picked } : {};
 }
 
 /** The service refused the turn (or it could not be sent): take it back, say why, offer what helps. */
@@ -273,10 +296,11 @@ function refused(conversation, assistant, text, error) {
 
 /** A retried turn was refused: the reply says why, in place. */
 function refusedAgain(message, error) {
+  const [headline, todo] = friendly(error.errorCode, error.message, error.action);
   message.status = "error";
   message.error = {
-    message: error.message, action: error.action, code: error.errorCode, detail: error.detail,
-    retryable: error.retryable, correlationId: error.correlationId,
+    message: headline, action: todo, code: error.errorCode, said: `${error.message} ${error.action}`,
+    detail: error.detail, retryable: error.retryable, correlationId: error.correlationId,
   };
   touch(message);
   const view = viewOf(message);
@@ -303,7 +327,7 @@ function hideNotice() {
   ui.notice.replaceChildren();
 }
 
-/** Send the same turn again in place of a failed or stopped reply. */
+/** Send the same turn again in place of a reply: a failed or stopped one, or the last (Regenerate). */
 function retry(message) {
   if (current) return;
   const conversation = store.active;
@@ -311,13 +335,45 @@ function retry(message) {
   const user = conversation.messages[index - 1];
   if (index < 1 || user.role !== "user") return;
   const history = historyOf(conversation.messages.slice(0, index - 1), conversation.contextStart || 0);
-  Object.assign(message, { content: "", status: "streaming", streamId: null, lastEventId: null, error: null });
+  restart(message, "");
+  follow(conversation, message, (reply) => reply.start({ message: user.content, history, ...modelOf(conversation) }));
+}
+
+/** A reply cut at its length limit goes on in place: the model is sent the reply so far and asked
+ * to continue it; what it writes is appended, and the conversation keeps one reply. */
+function continueReply(message) {
+  if (current) return;
+  const conversation = store.active;
+  const index = conversation.messages.indexOf(message);
+  const history = historyOf(conversation.messages.slice(0, index + 1), conversation.contextStart || 0);
+  restart(message, message.content);
+  follow(conversation, message, (reply) => reply.start({ message: CONTINUE_PROMPT, history, ...modelOf(conversation) }));
+}
+
+/** A reply about to stream again, holding `content` (empty: regenerated; its text: continued). */
+function restart(message, content) {
+  Object.assign(message, { content, status: "streaming", streamId: null, lastEventId: null, error: null });
   for (const key of ["usage", "durationMs", "finishReason", "ttftMs", "model", "queuedAhead"]) delete message[key];
   touch(message);
   const view = viewOf(message);
   view.markdown.reset();
   renderState(message, view);
-  follow(conversation, message, (reply) => reply.start({ message: user.content, history }));
+}
+
+/** Edit the last message of the person in place; sending it regenerates the reply after it. */
+function editLast(user) {
+  const conversation = store.active;
+  const reply = conversation.messages.slice(conversation.messages.indexOf(user) + 1).find((m) => !m.deleted);
+  if (current || !reply) return;
+  editView(user, viewOf(user), (text) => {
+    user.content = text;
+    touch(user);
+    conversation.title = titleOf(conversation.messages);
+    saveNow(conversation);
+    renderConversation();
+    renderSidebar();
+    retry(reply);
+  }, () => renderConversation());
 }
 
 /** Replies left in flight: resume this tab's own (a reload) and those of tabs that have gone. */
@@ -420,6 +476,31 @@ function autoGrow() {
 }
 
 ui.input.addEventListener("input", autoGrow);
+
+// ---- the model -----------------------------------------------------------------------------
+
+/** The picker shows the active conversation's model (when the service offers more than one). */
+function renderPicker() {
+  if (models.length < 2) return;
+  const picked = store.active?.model;
+  ui.picker.value = picked && models.includes(picked) ? picked : modelName || models[0];
+}
+
+function showModels(offered) {
+  models = offered;
+  if (models.length < 2) return;
+  ui.picker.replaceChildren(...models.map((id) => Object.assign(element("option", "", id), { value: id })));
+  ui.picker.hidden = false;
+  ui.model.hidden = true;
+  renderPicker();
+}
+
+ui.picker.addEventListener("change", () => {
+  const conversation = store.active || store.create();
+  conversation.model = ui.picker.value;
+  ui.model.textContent = ui.picker.value;
+  saveNow(conversation);
+});
 ui.stop.addEventListener("click", () => current?.reply.stop());
 
 // ---- start ---------------------------------------------------------------------------------
@@ -432,6 +513,9 @@ setInterval(() => {
   pickUpOrphans(); // a tab that streamed a reply has gone: this one takes it over
   if (store.active) refreshActive();
 }, BEAT_MS * 2);
+listModels()
+  .then(showModels)
+  .catch(() => {}); // no list (a key not given yet): the default model answers
 readiness()
   .then((ready) => {
     modelName = ready.model;
@@ -440,6 +524,7 @@ readiness()
     ui.keyButton.hidden = !ready.client_keys;
     const welcome = ui.messages.querySelector(".welcome-model");
     if (welcome) welcome.textContent = `Model: ${ready.model}`;
+    renderPicker(); // the list may have come first
   })
   .catch(() => {
     ui.model.textContent = "service not ready";

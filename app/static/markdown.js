@@ -28,13 +28,17 @@ const PURIFY = {
   RETURN_DOM_FRAGMENT: true,
 };
 
+// A code block's language (marked's), and highlight.js's classes (`code.js`): no other class.
+const CLASSES = /^(language-[\w+-]{1,40}|hljs-[\w-]{1,40}( [\w-]{1,40}){0,3})$/;
+const HIGHLIGHTED = { ALLOWED_TAGS: ["span"], ALLOWED_ATTR: ["class"], RETURN_DOM_FRAGMENT: true };
+
 DOMPurify.addHook("afterSanitizeAttributes", (node) => {
   if (node.tagName === "A" && node.hasAttribute("href")) {
     node.setAttribute("target", "_blank");
     node.setAttribute("rel", "noopener noreferrer nofollow");
   }
   if (node.tagName === "INPUT" && node.getAttribute("type") !== "checkbox") node.remove(); // task lists only
-  if (node.hasAttribute("class") && !/^language-[\w+-]{1,40}$/.test(node.getAttribute("class"))) {
+  if (node.hasAttribute("class") && !CLASSES.test(node.getAttribute("class"))) {
     node.removeAttribute("class");
   }
 });
@@ -48,6 +52,11 @@ export function renderMarkdown(text) {
   renderStats.chars += text.length;
   renderStats.largest = Math.max(renderStats.largest, text.length);
   return DOMPurify.sanitize(marked.parse(text), PURIFY);
+}
+
+/** highlight.js's markup of a code block (spans with its classes), sanitised like a reply. */
+export function sanitizeHighlight(html) {
+  return DOMPurify.sanitize(html, HIGHLIGHTED);
 }
 
 const FENCE = /^ {0,3}(`{3,}|~{3,})/;

@@ -8,6 +8,7 @@
 // a 503 that says to retry is retried).
 
 import { ApiError, resumeStream, startStream, stopStream } from "./api.js";
+import { friendly } from "./friendly.js";
 import { SseParser } from "./sse.js";
 
 export const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000, 8000, 8000, 8000, 8000, 8000];
@@ -182,11 +183,15 @@ export class ReplyStream {
     this.hooks.onChange();
   }
 
+  /** End in failure: the page's own words (`message`, `action`) where it knows better, else the
+   * plain words for the service's error, whose own words go under Details. */
   fail(error, message = null, action = null, status = "error") {
+    const [headline, todo] = friendly(error?.errorCode || "network_error", error?.message, error?.action);
     this.message.error = {
-      message: message || error?.message || "The reply failed.",
-      action: action || error?.action || "Retry the message.",
+      message: message || headline,
+      action: action || todo,
       code: error?.errorCode || "network_error",
+      said: error ? `${error.message} ${error.action}` : "",
       detail: error?.detail || "",
       retryable: error ? error.retryable : true,
       correlationId: error?.correlationId || null,

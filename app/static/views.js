@@ -3,6 +3,8 @@
 // A person's text is only ever inserted as text. A reply's text is Markdown, rendered by
 // markdown.js (sanitised); while it streams, the page calls `showText` once per animation frame.
 
+import { copyButton, decorate } from "./code.js";
+import { friendly } from "./friendly.js";
 import { LiveMarkdown } from "./markdown.js";
 import { IN_FLIGHT, streamingElsewhere } from "./store.js";
 
@@ -35,14 +37,20 @@ export function viewOf(message) {
   return views.get(message);
 }
 
-/** The DOM of one message; assistant messages also get state, details and retry (`onRetry`). */
-export function messageView(message, onRetry) {
+/** The DOM of one message. A person's has Edit (`hooks.edit`, shown on the last one); a reply
+ * has its state, Copy, Details, Retry or Regenerate (`hooks.retry`) and, when it stopped at its
+ * length limit, Continue (`hooks.continueReply`). */
+export function messageView(message, hooks) {
   const root = element("article", `message ${message.role}`);
   const bubble = element("div", "bubble");
   root.append(bubble);
   const view = { root, bubble };
   if (message.role === "user") {
     bubble.textContent = message.content;
+    view.edit = button("edit", "Edit", () => hooks.edit(message));
+    const meta = element("div", "meta");
+    meta.append(view.edit);
+    root.append(meta);
   } else {
     view.body = element("div", "markdown");
     view.markdown = new LiveMarkdown(view.body);
@@ -51,29 +59,70 @@ export function messageView(message, onRetry) {
     bubble.append(view.body, view.cursor);
     const meta = element("div", "meta");
     view.state = element("span", "state");
-    view.retry = element("button", "retry", "Retry");
-    view.retry.addEventListener("click", () => onRetry(message));
-    view.detailsToggle = element("button", "details-toggle", "Details");
+    view.cut = element("span", "cut", "Stopped at its length limit.");
+    view.continue = button("continue primary", "Continue", () => hooks.continueReply(message));
+    view.copy = copyButton("Copy", () => message.content);
+    view.copy.setAttribute("aria-label", "Copy reply");
+    view.retry = button("retry", "Retry", () => hooks.retry(message));
+    view.detailsToggle = button("details-toggle", "Details", () => toggleDetails(message, view));
     view.detailsToggle.setAttribute("aria-expanded", "false");
     view.details = element("dl", "details");
     view.details.hidden = true;
-    view.detailsToggle.addEventListener("click", () => {
-      view.details.hidden = !view.details.hidden;
-      view.detailsToggle.setAttribute("aria-expanded", String(!view.details.hidden));
-      if (!view.details.hidden) {
-        renderDetails(message, view);
-        view.details.scrollIntoView({block: "nearest"}); // opened below the fold: bring it in view
-      }
-    });
     view.error = element("div", "error");
     view.error.setAttribute("role", "alert");
-    meta.append(view.state, view.detailsToggle, view.retry);
+    meta.append(view.state, view.cut, view.continue, view.copy, view.detailsToggle, view.retry);
     root.append(view.error, meta, view.details);
     showText(message, view);
   }
   views.set(message, view);
   renderState(message, view);
   return view;
+}
+
+function button(className, label, onClick) {
+  const node = element("button", className, label);
+  node.type = "button";
+  node.addEventListener("click", onClick);
+  return node;
+}
+
+function toggleDetails(message, view) {
+  view.details.hidden = !view.details.hidden;
+  view.detailsToggle.setAttribute("aria-expanded", String(!view.details.hidden));
+  if (!view.details.hidden) {
+    renderDetails(message, view);
+    view.details.scrollIntoView({ block: "nearest" }); // opened below the fold: bring it in view
+  }
+}
+
+/** The last message of a person, edited in place: `onSave(text)` sends it again, `onCancel` keeps it. */
+export function editView(message, view, onSave, onCancel) {
+  const form = element("form", "edit-form");
+  const area = element("textarea", "edit-input");
+  area.value = message.content;
+  area.setAttribute("aria-label", "Edit message");
+  const save = element("button", "primary", "Send");
+  save.type = "submit";
+  const cancel = button("", "Cancel", onCancel);
+  const buttons = element("div", "edit-buttons");
+  buttons.append(cancel, save);
+  form.append(area, buttons);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (area.value.trim()) onSave(area.value);
+  });
+  area.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      form.requestSubmit();
+    } else if (event.key === "Escape") {
+      onCancel();
+    }
+  });
+  view.bubble.replaceChildren(form);
+  view.root.classList.add("editing");
+  area.focus();
+  area.setSelectionRange(area.value.length, area.value.length);
 }
 
 /** Bring a reply's text on screen: the new part while it streams, all of it once it has ended. */
@@ -83,6 +132,7 @@ export function showText(message, view) {
     view.finished = false;
   } else if (!view.finished || view.shown !== message.content) {
     view.markdown.finish(message.content);
+    decorate(view.body);
     view.finished = true;
   }
   view.shown = message.content;
@@ -105,7 +155,12 @@ export function renderState(message, view) {
   view.cursor.hidden = !inFlight;
   view.state.textContent = stateText(message);
   const failed = (status === "error" || status === "interrupted") && message.error;
-  view.retry.hidden = inFlight || status === "complete" || (failed && message.error.retryable === false);
+  const cut = status === "complete" && message.finishReason === "length";
+  view.cut.hidden = !cut;
+  view.continue.hidden = !cut;
+  view.copy.hidden = inFlight || !message.content;
+  view.retry.textContent = status === "complete" ? "Regenerate" : "Retry";
+  view.retry.hidden = inFlight || (failed && message.error.retryable === false);
   view.detailsToggle.hidden = inFlight;
   view.error.hidden = !failed;
   view.error.textContent = failed ? `${message.error.message} ${message.error.action}` : "";
@@ -124,6 +179,7 @@ function renderDetails(message, view) {
     ["Duration", message.durationMs !== undefined ? `${Math.round(message.durationMs)} ms` : undefined],
     ["Stream", message.streamId],
     ["Error", message.error?.code],
+    ["Service said", message.error?.said],
     ["Why", message.error?.detail],
     ["Correlation id", message.error?.correlationId],
   ].filter(([, value]) => value !== undefined && value !== null && value !== "");
@@ -169,7 +225,8 @@ export function noticeView(error, actions, onClose) {
   const root = element("div", "notice");
   root.setAttribute("role", "alert");
   const text = element("p", "notice-text");
-  text.append(element("strong", "", error.message), " ", error.action);
+  const [headline, todo] = friendly(error.errorCode, error.message, error.action);
+  text.append(element("strong", "", headline), " ", todo);
   const problems = fieldProblems(error.fields);
   if (problems.length) text.append(element("ul", "notice-fields"));
   for (const problem of problems) text.lastChild.append(element("li", "", problem));
@@ -186,6 +243,7 @@ export function noticeView(error, actions, onClose) {
   details.hidden = true;
   const rows = [
     ["Error", error.errorCode],
+    ["Service said", `${error.message} ${error.action}`],
     ["Why", error.detail],
     ["HTTP status", error.status || undefined],
     ["Correlation id", error.correlationId],

@@ -1,4 +1,4 @@
-"""The chat page when a turn is refused (the server's own words, the text back in the composer,
+"""The chat page when a turn is refused (a person's words, the server's one click away, the text back in the composer,
 the actions that help), in several tabs at once, with long Markdown replies, and its welcome."""
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ def test_a_refused_turn_goes_back_to_the_composer_with_the_servers_words(strict:
     send(page, text)
     notice = page.locator("#notice")
     expect(notice).to_be_visible()
-    expect(notice).to_contain_text("invalid or unknown fields")  # the catalogue's message
-    expect(notice).to_contain_text("Fix the fields")  # ...and its action
+    expect(notice.locator(".notice-text")).to_contain_text("This message could not be sent.")  # a person's words
+    expect(notice.locator(".notice-text")).to_contain_text("Change what is listed below")
+    expect(notice.locator(".notice-text")).not_to_contain_text("fields")  # no developer's words
     problems = notice.locator(".notice-fields li")
     expect(problems).to_have_text(["Your message: Longer than 400 characters (401): shorten it."])
     expect(page.locator("#conversation-list .open")).to_have_text(["New conversation"])  # not titled by the refusal
@@ -50,6 +51,7 @@ def test_a_refused_turn_goes_back_to_the_composer_with_the_servers_words(strict:
     expect(notice.get_by_role("button", name="Try again")).to_have_count(0)  # retrying will not help
     notice.get_by_role("button", name="Details").click()
     expect(notice.locator(".details")).to_contain_text("validation_error")
+    expect(notice.locator(".details")).to_contain_text("Fix the fields")  # the service's own words, one click away
     screenshot(page, "refused")
 
 
@@ -60,8 +62,9 @@ def test_a_conversation_over_the_input_limit_drops_its_oldest_turns_as_advised(s
         expect(last_reply(page)).to_have_attribute("data-status", "complete")
     send(page, "What did I say? @reply=request")
     notice = page.locator("#notice")
-    expect(notice).to_contain_text("longer than the model's maximum context length")
-    expect(notice).to_contain_text("Drop the")  # the server's advice
+    expect(notice).to_contain_text("This conversation has grown too long for the model.")
+    notice.get_by_role("button", name="Details").click()
+    expect(notice.locator(".details")).to_contain_text("Drop the")  # the server's advice
     expect(page.locator(".message")).to_have_count(4)
     expect(page.locator("#input")).to_have_value("What did I say? @reply=request")
     screenshot(page, "input-too-long")
