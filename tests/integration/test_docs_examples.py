@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import pytest
 
-from app.config.upstreams import upstreams_file
 from harness.processes import ChatWaitServer
 
 from ..conftest import ROOT, server_env
@@ -75,16 +74,6 @@ def _four(out: str) -> None:
     assert "4" in out and "completion_tokens=" in out, out
 
 
-def test_the_upstreams_file_loads(tmp_path) -> None:
-    (text,) = [text for _, language, text in _blocks() if language == "toml"]
-    path = tmp_path / "upstreams.toml"
-    path.write_text(text)
-    keys = {"OPENAI_KEY": "sk-readme-0123456789abcdef", "ANTHROPIC_KEY": "sk-ant-readme-0123456789"}
-    listed = upstreams_file("UPSTREAMS_FILE", str(path), keys)
-    assert [server.name for server in listed.servers] == ["openai", "vllm", "claude"]
-    assert listed.fallbacks == {"gpt-4o-mini": ("llama-8b",)}
-
-
 def _printed(out: str) -> None:
     assert len(out.strip()) > 0, "it printed the reply"
 
@@ -109,7 +98,7 @@ CASES: dict[tuple[str, str], Case] = {
     ("README.md", "chat/completions/$ID/stream"): Case(EMBEDDED, _completion_resumed),
     ("README.md", '"background": true'): Case(EMBEDDED, _responses),
     ("README.md", "# KEY [name=NAME]"): Case(NOT_RUN, why="the keys file's format (test_client_keys loads such files)"),
-    ("README.md", "upstream = [  #"): Case(NOT_RUN, why="an UPSTREAMS_FILE: loaded by test_the_upstreams_file_loads"),
+    ("README.md", "upstream = [  #"): Case(NOT_RUN, why="an UPSTREAMS_FILE: test_upstreams_config loads it"),
     ("README.md", "docker build"): Case(NOT_RUN, why=DOCKER),
     ("README.md", "bench.py --quick"): Case(NOT_RUN, why="a benchmark of minutes: docs/performance.md has its figures"),
     ("docs/clients.md", "async function chat("): Case(NOT_RUN, why=ELSEWHERE),
