@@ -329,7 +329,7 @@ def test_ready_lists_every_server_and_passes_while_each_model_has_a_healthy_one(
             "state": "degraded",
             "servers": ["b"],
             "fallback": None,
-            "detail": "a of m's servers do not answer.",
+            "detail": "Of m's servers, a does not answer.",
         }
     ]
     providers["b"].check = lambda: (False, "http://b (set by OPENAI_BASE_URL (item 2)): it is down.")

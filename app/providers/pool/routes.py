@@ -9,7 +9,7 @@ is a mistake in the configuration: not ready, so that a deploy carrying it goes 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ...config import Settings
@@ -70,14 +70,15 @@ def model_routes(servers: Sequence[Server], settings: Settings, now: float) -> l
         elif len(own) == len(all_own):
             routes.append(ModelRoute(model, "serving", own, None, f"Every server of {model} answers."))
         elif own:
-            missing = ", ".join(name for name in all_own if name not in own)
-            routes.append(ModelRoute(model, "degraded", own, None, f"{missing} of {model}'s servers do not answer."))
+            missing = [name for name in all_own if name not in own]
+            detail = f"Of {model}'s servers, {', '.join(missing)} {'does' if len(missing) == 1 else 'do'} not answer."
+            routes.append(ModelRoute(model, "degraded", own, None, detail))
         else:
             routes.append(_without_servers(model, settings, answering))
     return routes
 
 
-def _without_servers(model: str, settings: Settings, answering: Any) -> ModelRoute:
+def _without_servers(model: str, settings: Settings, answering: Callable[[str], tuple[str, ...]]) -> ModelRoute:
     """The route of a model none of whose servers answers: a fallback model's, or none."""
     for fallback in settings.fallbacks_of(model):
         servers = answering(fallback)
