@@ -249,11 +249,14 @@ def test_two_workers_are_summed_and_a_killed_ones_live_gauges_dropped(request, f
 
 
 def test_ready_names_an_unreachable_upstream(start_server) -> None:
-    nobody = f"http://127.0.0.1:{free_port()}/v1"
-    server = start_server(OPENAI_BASE_URL=nobody)
+    port = free_port()
+    server = start_server(OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1")
     ready = httpx.get(f"{server.url}/ready", timeout=30)
     assert ready.status_code == 503 and ready.json()["failing"] == ["upstream"]
-    assert ready.json()["checks"]["upstream"]["detail"].startswith("The model provider is temporarily unavailable.")
+    assert ready.json()["checks"]["upstream"]["detail"] == (
+        f"http://127.0.0.1:{port} (set by OPENAI_BASE_URL): Could not connect to the model provider. It is down "
+        "or temporarily unavailable: check OPENAI_BASE_URL, and that the server is up."
+    )
     assert ready.json()["checks"]["store"]["ok"] is True
 
 

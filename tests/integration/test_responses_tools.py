@@ -293,12 +293,3 @@ def test_langchain_binds_tools_over_the_responses_api(server, request) -> None:
     assert chat.with_structured_output(Forecast, method="json_schema").invoke("Forecast") == Forecast(
         city="fake", days=1
     )
-
-
-def test_the_function_call_snippet_of_docs_clients_md_runs(sdk: openai.OpenAI, capsys) -> None:
-    from .test_openai_resume import CLIENTS
-
-    blocks = re.findall(r"```python\n(.*?)```", CLIENTS.read_text(encoding="utf-8"), re.DOTALL)
-    source = next(block for block in blocks if "function_call_output" in block)
-    exec(compile(source, "docs/clients.md", "exec"), {"client": sdk, "MODEL": FAKE_MODEL})
-    assert capsys.readouterr().out == "The tool said: clear, 21 C\n"

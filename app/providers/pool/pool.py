@@ -241,12 +241,11 @@ class UpstreamPool(Provider):
             server.checked = result
         default = self.settings.default_model
         ok, detail = verdict(model_routes(self.servers, self.settings, self.clock()), default)
+        if len(self.servers) == 1:  # its own words first: what failed, and the setting to check
+            passed, said = self.servers[0].checked
+            return ok, f"{said} {detail}" if passed else said
         failed = [s.checked[1] for s in self.servers if s.serves(default) and not s.checked[0]]
-        if not ok and failed:
-            detail = " ".join((detail, *failed))
-        if len(self.servers) == 1 and self.servers[0].checked[0]:
-            detail = f"{self.servers[0].checked[1]} {detail}"
-        return ok, detail
+        return ok, " ".join((detail, *failed)) if not ok else detail
 
     def describe(self) -> dict[str, Any]:
         now = self.clock()
