@@ -45,6 +45,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--arm", default="chatwait", choices=("chatwait", "floor_wsgi", "floor_flask"))
     parser.add_argument("--variant", action="append", default=[], help="load/variants.py names, repeatable")
     parser.add_argument("--root", type=Path, default=ROOT, help="the checkout to serve")
+    parser.add_argument("--family", default="native", choices=("native", "openai"), help="the API its streams use")
     parser.add_argument("--streams", type=int, default=4)
     parser.add_argument("--tokens", type=int, default=41)
     parser.add_argument("--batches", type=int, default=5)
@@ -87,13 +88,21 @@ def start_worker(args: argparse.Namespace, fake: FakeUpstream, out: str) -> tupl
     raise SystemExit("the server did not start under valgrind within 300 s")
 
 
-def batch(port: int, tokens: int, streams: int, delay_ms: float) -> None:
+def streamed(family: str, tokens: int, delay_ms: float) -> tuple[bytes, bytes]:
+    """One stream's request of `family` (the native API, or chat completions), and its token marker."""
+    message = f"bench @tokens={tokens} @delay_ms={delay_ms}"
+    if family == "openai":
+        body = {"model": "fake-model", "messages": [{"role": "user", "content": message}], "max_tokens": tokens}
+        body |= {"stream": True, "stream_options": {"include_usage": True}}
+        return post_request("/v1/chat/completions", body), MARKERS["openai"]
+    return post_request("/v1/chat/streaming", {"message": message, "max_tokens": tokens}), MARKERS["chatwait"]
+
+
+def batch(port: int, tokens: int, streams: int, delay_ms: float, family: str = "native") -> None:
     """`streams` concurrent streams of `tokens` tokens, each read whole."""
-    request = post_request(
-        "/v1/chat/streaming", {"message": f"bench @tokens={tokens} @delay_ms={delay_ms}", "max_tokens": tokens}
-    )
+    request, marker = streamed(family, tokens, delay_ms)
     spread = delay_ms / 1000 / streams
-    jobs = [gevent.spawn(one_stream, port, request, MARKERS["chatwait"], 600, None, i * spread) for i in range(streams)]
+    jobs = [gevent.spawn(one_stream, port, request, marker, 600, None, i * spread) for i in range(streams)]
     gevent.joinall(jobs)
     counts = [len(job.value["arrivals"]) if job.value else 0 for job in jobs]
     if counts != [tokens] * streams:
@@ -102,7 +111,7 @@ def batch(port: int, tokens: int, streams: int, delay_ms: float) -> None:
 
 def batches(port: int, tokens: int, args: argparse.Namespace) -> None:
     for _ in range(args.batches):
-        batch(port, tokens, args.streams, args.delay_ms)
+        batch(port, tokens, args.streams, args.delay_ms, args.family)
 
 
 def counted(worker: int, out: str, run: Callable[[], None]) -> int:
@@ -128,7 +137,7 @@ def main() -> None:
     proc, port, worker = start_worker(args, fake, out)
     try:
         for _ in range(3):
-            batch(port, 5, args.streams, args.delay_ms)  # warm-up, not counted
+            batch(port, 5, args.streams, args.delay_ms, args.family)  # warm-up, not counted
         requests = args.batches * args.streams
         counts = {}
         for tokens in (1, args.tokens):
@@ -142,6 +151,7 @@ def main() -> None:
     report = {
         "arm": args.arm,
         "variant": ",".join(args.variant),
+        "family": args.family,
         "root": str(args.root),
         "instructions_per_request": round(per_request),
         "instructions_per_token": round(per_token),
