@@ -4,7 +4,7 @@
 
 import { sanitizeHighlight } from "./markdown.js";
 
-const AUTO_MAX_CHARS = 20_000; // a block without a language is guessed only when short
+const AUTO_MAX_CHARS = 5_000; // a block without a language is guessed only when short (it tries every language)
 let highlighter = null; // the import in flight or done
 
 /** Copy `text` to the clipboard; resolves true when it was copied. */
