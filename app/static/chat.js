@@ -58,6 +58,7 @@ let frame = 0;
 const scroll = new FollowScroll(ui.messages, ui.jump);
 const keys = new KeyDialog({
   dialog: ui.keyDialog, form: ui.keyForm, input: ui.keyInput, cancel: ui.keyCancel, button: ui.keyButton,
+  onKey: () => loadModels(),
 });
 
 const visible = (messages) => messages.filter((message) => !message.deleted);
@@ -513,9 +514,14 @@ setInterval(() => {
   pickUpOrphans(); // a tab that streamed a reply has gone: this one takes it over
   if (store.active) refreshActive();
 }, BEAT_MS * 2);
-listModels()
-  .then(showModels)
-  .catch(() => {}); // no list (a key not given yet): the default model answers
+/** The models the service offers; without a key yet (401), asked again once one is given. */
+function loadModels() {
+  listModels()
+    .then(showModels)
+    .catch(() => {}); // no list: the default model answers
+}
+
+loadModels();
 readiness()
   .then((ready) => {
     modelName = ready.model;

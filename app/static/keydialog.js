@@ -4,13 +4,14 @@
 import { apiKey, setApiKey } from "./api.js";
 
 export class KeyDialog {
-  constructor({ dialog, form, input, cancel, button }) {
+  constructor({ dialog, form, input, cancel, button, onKey = () => {} }) {
     Object.assign(this, { dialog, input, button });
     this.then = null; // what to do once a key is given
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       setApiKey(input.value.trim());
       dialog.close();
+      onKey(); // what needed the key all along (the list of models)
       const then = this.then;
       this.then = null;
       then?.();

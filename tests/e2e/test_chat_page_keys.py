@@ -28,6 +28,7 @@ def test_the_page_asks_for_a_key_then_sends_the_turn_with_it(browser: Browser, k
     page = open_page(browser, keyed_page_server.url)
     try:
         expect(page.locator("#key-button")).to_be_visible()  # /ready says the API asks for keys
+        expect(page.get_by_role("combobox", name="Model")).to_be_hidden()  # /v1/models needs the key
         send(page, "Hello with a key @tokens=6")
         expect(page.locator("#key-dialog")).to_be_visible()
         expect(page.locator(".message")).to_have_count(0)  # the refused turn is taken back...
@@ -43,6 +44,7 @@ def test_the_page_asks_for_a_key_then_sends_the_turn_with_it(browser: Browser, k
         expect(last_reply(page)).to_have_attribute("data-status", "complete")
         assert_reply(page, full_reply(6))
         expect(page.locator(".message.user")).to_have_count(1)
+        expect(page.get_by_role("combobox", name="Model").locator("option")).to_have_text(["fake-model", "other-model"])
         send(page, "Again @tokens=3")  # the key is kept
         expect(last_reply(page)).to_have_attribute("data-status", "complete")
         assert_reply(page, full_reply(3))
