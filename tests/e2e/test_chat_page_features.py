@@ -23,6 +23,13 @@ def _complete(page: Page) -> None:
     expect(last_reply(page)).to_have_attribute("data-status", "complete")
 
 
+def _turns(page: Page, *messages: str) -> None:
+    """Send each message and wait for its reply to complete."""
+    for message in messages:
+        send(page, message)
+        _complete(page)
+
+
 def _send_code(page: Page) -> None:
     """A reply holding a code block: the fake answers with the message itself (`@reply=message`)."""
     page.locator("#input").fill(f"Here it is:\n\n{CODE}\n@reply=message")
@@ -78,10 +85,7 @@ def test_code_is_highlighted_by_the_vendored_library(page: Page) -> None:
 
 
 def test_the_last_message_is_edited_and_its_reply_regenerated(page: Page) -> None:
-    send(page, "First @tokens=3")
-    _complete(page)
-    send(page, "Second @tokens=4")
-    _complete(page)
+    _turns(page, "First @tokens=3", "Second @tokens=4")
     users = page.locator(".message.user")
     expect(users.nth(0).get_by_role("button", name="Edit")).to_be_hidden()  # only the last turn
     users.nth(1).get_by_role("button", name="Edit").click()
@@ -105,8 +109,7 @@ def test_the_last_message_is_edited_and_its_reply_regenerated(page: Page) -> Non
 
 
 def test_an_edit_cancelled_keeps_the_message(page: Page) -> None:
-    send(page, "Keep me @tokens=2")
-    _complete(page)
+    _turns(page, "Keep me @tokens=2")
     user = page.locator(".message.user")
     user.get_by_role("button", name="Edit").click()
     user.get_by_role("textbox", name="Edit message").fill("something else")
@@ -116,10 +119,7 @@ def test_an_edit_cancelled_keeps_the_message(page: Page) -> None:
 
 
 def test_the_last_reply_is_regenerated_in_place(page: Page) -> None:
-    send(page, "One @tokens=2")
-    _complete(page)
-    send(page, "Two @tokens=3")
-    _complete(page)
+    _turns(page, "One @tokens=2", "Two @tokens=3")
     replies = page.locator(".message.assistant")
     expect(replies.nth(0).get_by_role("button", name="Regenerate")).to_be_hidden()
     before = page.evaluate(STORED)["messages"][-1]["streamId"]
@@ -136,8 +136,7 @@ def test_the_model_picker_offers_the_services_models_and_the_reply_uses_the_pick
     expect(picker.locator("option")).to_have_text(["fake-model", "other-model"])  # GET /v1/models
     expect(picker).to_have_value("fake-model")
     picker.select_option("other-model")
-    send(page, "Which model? picker @tokens=2")
-    _complete(page)
+    _turns(page, "Which model? picker @tokens=2")
     (asked,) = fake.outcomes_for("Which model? picker @tokens=2")
     assert asked["model"] == "other-model"
     last_reply(page).locator(".details-toggle").click()

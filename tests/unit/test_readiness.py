@@ -9,6 +9,7 @@ import pytest
 
 from app import build_app, close_app
 from app.config import load_settings
+from app.providers.httpapi.models import MAX_LIST_BYTES
 from app.service.readiness import Readiness
 from app.streaming.store import MemoryStreamStore
 
@@ -59,6 +60,33 @@ def test_a_configured_model_the_upstream_does_not_list_is_not_ready_and_named(cl
         f"{UNIT_UPSTREAM.split('//')[1].split('/')[0]} (GET /models): check the name."
     )
     assert [(route["model"], route["state"]) for route in body["routes"]] == [(FAKE_MODEL, "unlisted")]
+
+
+class ListStream(httpx.SyncByteStream):
+    """A GET /models body that stalls part-way (ReadTimeout), or runs past MAX_LIST_BYTES."""
+
+    def __init__(self, stall: bool) -> None:
+        self.stall = stall
+        self.sent = 0
+
+    def __iter__(self):
+        yield b'{"object": "list", "data": [{"id": "fake-modle"}]'
+        if self.stall:
+            raise httpx.ReadTimeout("the server stopped sending")
+        for _ in range(MAX_LIST_BYTES // 2**20 + 4):
+            self.sent += 1
+            yield b" " * 2**20
+        yield b"}"
+
+
+@pytest.mark.parametrize("stall", [True, False], ids=["stalled", "too-long"])
+def test_a_list_of_models_that_stalls_or_runs_too_long_judges_no_name(client, upstream_mock, stall) -> None:
+    body = ListStream(stall)
+    upstream_mock.get(MODELS).mock(return_value=httpx.Response(200, stream=body))
+    response = client.get("/ready")
+    assert response.status_code == 200, response.get_json()  # the typo'd list is not read whole: not judged
+    assert response.get_json()["routes"][0]["state"] == "serving"
+    assert body.sent <= MAX_LIST_BYTES // 2**20 + 1, "reading stops past the bound"
 
 
 def test_the_upstream_check_is_cached(client, upstream_mock) -> None:

@@ -154,7 +154,7 @@ class HttpProvider(Provider):
             return False, checked_failure(transport_error(exc, self._host), origin(self.server.url), self.server)
         try:
             if response.status_code == 200:
-                self.listed = listed_models(_bounded_body(response), self._host)
+                self.listed = listed_models(_bounded_body(response, MAX_LIST_BYTES), self._host)
         except (httpx.HTTPError, httpx.StreamError):
             pass  # the list could not be read whole: no model is judged by it
         finally:
@@ -197,27 +197,24 @@ def origin(base_url: str | None) -> str:
     return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
 
 
-def _bounded_body(response: httpx.Response) -> bytes:
-    """The answer's body, or as much of it as shows it is longer than MAX_LIST_BYTES."""
+def _bounded_body(response: httpx.Response, limit: int) -> bytes:
+    """The answer's body, or as much of it as shows it is longer than `limit` bytes."""
     body = bytearray()
     for piece in [response.content] if response.is_stream_consumed else response.iter_raw():  # a mock's: read
         body += piece
-        if len(body) > MAX_LIST_BYTES:
+        if len(body) > limit:
             break
     return bytes(body)
 
 
 def _refusal(response: httpx.Response) -> str | None:
     """Why a 400 refused the request (`refusal_reason`), from at most MAX_REFUSAL_BYTES of its body."""
-    body = b""
     try:
-        pieces = [response.content] if response.is_stream_consumed else response.iter_raw()  # read: a mock's
-        for piece in pieces:
-            body += piece
-            if len(body) >= MAX_REFUSAL_BYTES:
-                return None  # longer than any error object: it says nothing we read
+        body = _bounded_body(response, MAX_REFUSAL_BYTES)
     except (httpx.HTTPError, httpx.StreamError):
         return None
+    if len(body) >= MAX_REFUSAL_BYTES:
+        return None  # longer than any error object: it says nothing we read
     return refusal_reason(body)
 
 

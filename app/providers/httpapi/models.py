@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-MAX_LIST_BYTES = 8 * 1024 * 1024  # OpenRouter's list is the longest known, under 4 MiB
+MAX_LIST_BYTES = 8 * 1024 * 1024  # the longest lists known (OpenRouter's, with descriptions) fit with room
 # `owned_by` of the servers that answer any model name while they load one model:
 # llama.cpp's llama-server, and llama-cpp-python's server.
 _ANY_NAME_OWNERS = frozenset(("llamacpp", "me"))
