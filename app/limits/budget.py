@@ -121,8 +121,9 @@ class Reservation:
 def most_tokens(prompt: int, max_tokens: int, rescues: int) -> tuple[int, int, int]:
     """The most tokens (input, cached input, output) a generation can be charged: its prompt and
     max_tokens, and for each continuation `rescues` allows (UPSTREAM_RESCUES after a cut or a
-    preemption, and UPSTREAM_TAKEOVERS with Redis) the prompt and the reply so far sent again and at most max_tokens
-    more. So that a key's spend stays within its budget and one reservation, rescued or not."""
+    preemption, and UPSTREAM_TAKEOVERS with Redis) the prompt and the reply so far sent again
+    and at most max_tokens more. So that a key's spend stays within its budget and one
+    reservation, rescued or not."""
     return prompt + rescues * (prompt + max_tokens), 0, (1 + rescues) * max_tokens
 
 

@@ -90,7 +90,7 @@ class RedisStreamStore(StreamStore):
         commands = self.link.commands
         pipe = ClusterPipe(commands, self.link.maps) if config.topology.kind == "cluster" else RedisPipe(commands)
         self.journal = RedisJournal(pipe, self.link.scripts, (live_ttl_ms, self.link.done_ttl_ms), self)
-        self._budget = config.rescues
+        self._rescues = config.rescues
         self.takeover = Takeover(self.link, self.journal, self._local, clock, config.takeovers)
         self.takeover.moved = self.moved
         tasks = (self._reap, self._forget_local, self.takeover.orphaned)
@@ -152,7 +152,7 @@ class RedisStreamStore(StreamStore):
         """Whether one more continuation of `stream` after a cut fits UPSTREAM_RESCUES, counted in
         its hash (whichever worker makes it; takeovers have a budget of their own); StreamCancelled
         when another worker owns it now. Redis out of reach: this worker's own count decides."""
-        args = [self.worker_id, stream.tenure.epoch, self._budget]
+        args = [self.worker_id, stream.tenure.epoch, self._rescues]
         try:
             status = self.link.scripts.run(self.link.commands, "continue", [keys.meta_key(stream.stream_id)], args)
         except redis.RedisError:
