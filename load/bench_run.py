@@ -63,9 +63,9 @@ class Bench:
         env = {"OPENAI_BASE_URL": self.fake.base_url, **SERVER_ENV, **env}
         if variant:
             env["CHATWAIT_VARIANT"] = variant
+            worker_class = "load.variants.VariantWorker"
         if variant and "traced" in variant.split(","):
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.otlp_endpoint()
-            worker_class = "load.variants.VariantWorker"
         args = ("--worker-class", worker_class) if worker_class else ()
         server = self.servers[name] = ChatWaitServer(env, root=root, cpus=self.server_cpus, args=args)
         server.master = psutil.Process(server.proc.pid)
