@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.processes import BIN, ROOT, FakeUpstream, free_port  # noqa: E402
 from load.bench_client import MARKERS, one_stream, post_request  # noqa: E402
+from load.variants import gunicorn_args  # noqa: E402
 
 
 def arguments() -> argparse.Namespace:
@@ -67,13 +68,13 @@ def start_worker(args: argparse.Namespace, fake: FakeUpstream, out: str) -> tupl
         "GUNICORN_TIMEOUT": "3600",
         "PYTHONPATH": str(ROOT),
     }
-    extra: list[str] = []
-    if args.arm.startswith("floor"):
+    floor = args.arm.startswith("floor")
+    variant = None if floor else ",".join(args.variant) or None
+    if floor:
         env["FLOOR_APP"] = args.arm.split("_")[1]
-        extra = ["--worker-class", "load.floor_worker.FloorWorker"]
-    elif args.variant:
-        env["CHATWAIT_VARIANT"] = ",".join(args.variant)
-        extra = ["--worker-class", "load.variants.VariantWorker"]
+    if variant:
+        env["CHATWAIT_VARIANT"] = variant
+    extra = gunicorn_args(variant, "load.floor_worker.FloorWorker" if floor else None)
     command = ["valgrind", "--tool=callgrind", "--trace-children=yes", "--instr-atstart=no"]
     command += [f"--callgrind-out-file={out}.%p", str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", *extra, "wsgi:app"]
     proc = subprocess.Popen(command, cwd=args.root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

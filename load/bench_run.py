@@ -21,6 +21,7 @@ from harness.redis_servers import RedisServer
 from load.bench_client import MARKERS, STOP_PATHS, one_stream, post_request
 from load.bench_report import PROCESSES, SELF_CHECK_MS, added, cpu_per_token_us, diff, invalid_reason, summarise
 from load.schedule import start_offsets
+from load.variants import gunicorn_args
 
 SERVER_ENV = {"OPENAI_API_KEY": "sk-bench", "OPENAI_MODEL": "fake-model", "MAX_STREAMS": "20000", "MAX_TOKENS": "20000"}
 
@@ -63,10 +64,9 @@ class Bench:
         env = {"OPENAI_BASE_URL": self.fake.base_url, **SERVER_ENV, **env}
         if variant:
             env["CHATWAIT_VARIANT"] = variant
-            worker_class = "load.variants.VariantWorker"
         if variant and "traced" in variant.split(","):
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.otlp_endpoint()
-        args = ("--worker-class", worker_class) if worker_class else ()
+        args = gunicorn_args(variant, worker_class)
         server = self.servers[name] = ChatWaitServer(env, root=root, cpus=self.server_cpus, args=args)
         server.master = psutil.Process(server.proc.pid)
         server.worker = server.master.children()[0]

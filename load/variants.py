@@ -68,6 +68,13 @@ def _settings(**changes: Any) -> None:
     master.running_settings = lambda: dataclasses.replace(running(), **changes)
 
 
+def _inline_logs() -> None:
+    """Each log line formatted and written when it is logged, not queued for the 2 ms timer."""
+    from app.logs.handler import DeferredStreamHandler
+
+    DeferredStreamHandler._defers = lambda self: False
+
+
 def _metrics_off() -> None:
     """No Prometheus metrics (METRICS_ENABLED=false): what counting costs."""
     _settings(metrics_enabled=False)
@@ -159,6 +166,7 @@ VARIANTS: dict[str, Callable[[], None]] = {
     "profile": _profile,
     "metrics_off": _metrics_off,
     "quiet": _quiet,
+    "inline_logs": _inline_logs,
     "no_direct_writes": _no_direct_writes,
     "no_fed_wakeup": _no_fed_wakeup,
     "no_run_first": _no_run_first,
@@ -166,6 +174,16 @@ VARIANTS: dict[str, Callable[[], None]] = {
     "httpx_transport": _transport(_httpx_transport),
     "geventhttpclient": _transport(_geventhttpclient_transport),
 }
+
+
+WORKER_CLASS = "load.variants.VariantWorker"
+
+
+def gunicorn_args(variant: str | None, worker_class: str | None = None) -> tuple[str, ...]:
+    """The `--worker-class` of a server arm: VariantWorker for a variant (the worker that applies
+    it), else `worker_class` (a floor relay's), else none (ChatWait's own)."""
+    chosen = WORKER_CLASS if variant else worker_class
+    return ("--worker-class", chosen) if chosen else ()
 
 
 class VariantWorker(ChatWaitWorker):
