@@ -11,6 +11,7 @@ key resumes or stops it; to any other it does not exist. Without keys everything
 from __future__ import annotations
 
 from flask import Flask, Response, g, request
+from werkzeug.datastructures import Headers
 
 from .. import limits
 from ..apis.request import NOT_ADMITTED, services, verdict
@@ -41,8 +42,19 @@ def _limit_headers(response: Response) -> Response:
         standing = verdict()
         if standing is NOT_ADMITTED:
             standing = services().limits.look(key)
-        response.headers.update(limits.headers(standing))  # type: ignore[arg-type]
+        _replace(response.headers, limits.headers(standing))
     return response
+
+
+def _replace(headers: Headers, found: dict[str, str]) -> None:
+    """Set each of `found`, replacing a header of the same name in any case, as `update` does,
+    but reading the present names once (`update` scans every header again for each name)."""
+    present = {name.lower() for name, _ in headers}
+    for name, value in found.items():
+        if name.lower() in present:
+            headers.set(name, value)
+        else:
+            headers.add(name, value)
 
 
 def init_app(app: Flask) -> None:

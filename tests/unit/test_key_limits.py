@@ -278,3 +278,17 @@ def test_a_refund_after_the_window_moved_on_takes_nothing() -> None:
     counters.admit(key, "t2", 100)
     counters.release(key, "t1", refund=290, second=verdict.second)
     assert counters.peek(key).tokens.remaining == 900
+
+
+def test_limit_headers_replace_their_names_in_any_case_and_add_the_rest() -> None:
+    """The x-ratelimit-* headers go on a response as werkzeug's `update` would put them."""
+    from werkzeug.datastructures import Headers
+
+    from app.http.auth import _replace
+
+    found = {"x-ratelimit-limit-requests": "5", "x-ratelimit-remaining-requests": "4"}
+    ours, werkzeugs = (Headers([("Content-Type", "text/plain"), ("X-RateLimit-Limit-Requests", "9")]) for _ in "ab")
+    _replace(ours, found)
+    werkzeugs.update(found)
+    assert list(ours.items()) == list(werkzeugs.items())
+    assert ours.getlist("x-ratelimit-limit-requests") == ["5"] and ours["X-Ratelimit-Remaining-Requests"] == "4"
