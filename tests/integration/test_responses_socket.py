@@ -61,7 +61,7 @@ def test_a_tool_loop_of_three_turns_runs_over_one_socket(sdk: openai.OpenAI, sto
         output = {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}
         second = _turn(conn, previous_response_id=first.id, input=[output], tools=[WEATHER], store=store)[-1].response
         assert second.output_text == "The tool said: sunny", "the turn saw the call its output answers"
-        assert second.previous_response_id == (first.id if store else None)
+        assert second.previous_response_id == first.id, "echoed, the socket's chain or the store's"
         again = {"type": "function_call_output", "call_id": call.call_id, "output": "rain"}
         third = _turn(conn, previous_response_id=second.id, input=[again], tools=[WEATHER], store=store)[-1].response
         assert third.output_text == "The tool said: rain" and third.status == "completed"

@@ -29,17 +29,20 @@ from ..openai import content_length
 from ..unknown import tolerance
 from .compaction import compaction_messages
 from .fit import DROPPABLE, fit
-from .items import item_chars, resolve, to_messages
+from .items import Earlier, added_tools, item_chars, resolve, to_messages
 from .listing import listed
 from .replies import ECHOED
 from .schemas import LOGPROBS_INCLUDED, ResponseRequestSchema
-from .tools import chat_tools, chosen, echoed
-from .wire import LOGPROBS_MARK, PREPARED_MARK
+from .tools import called_names, chat_tools, chosen, echoed
+from .wire import ADDED_MARK, LOGPROBS_MARK, PREPARED_MARK
 
 # Options passed on as they are, under the same names in chat completions.
 PASSED = (
     "top_p", "user", "presence_penalty", "frequency_penalty", "service_tier", "prompt_cache_key", "safety_identifier",
 )  # fmt: skip
+# In a WebSocket turn's environ: the `store: false` response its socket's chain continues (the
+# socket put that chain in its input, so the body no longer names it; the object echoes it).
+CHAINED = "chatwait.chained_from"
 # This API's name of an option a provider may not take.
 NAMES = {
     "logprobs": "include",
@@ -55,16 +58,17 @@ class Stored:
     the conversation a stored response continues (`previous_response_id`), an output item of a
     stored response (`item_reference`: None when there is none), a conversation's turns."""
 
-    turns: Callable[[str], list[dict[str, Any]]]
+    turns: Callable[[str], Earlier]
     item: Callable[[str], dict[str, Any] | None]
-    conversation: Callable[[str], list[dict[str, Any]]]
+    conversation: Callable[[str], Earlier]
 
 
 @dataclasses.dataclass(frozen=True)
 class Planned:
     """What the model is sent: the messages (instructions, then the earlier turns and the input
     that fit), the options, the counted prompt tokens (None: it fits without counting) and what
-    was counted (the tools' definitions first); this input as listed items."""
+    was counted (the tools' definitions first); this input as listed items; the tools the
+    chain's `additional_tools` items made available (the earlier turns' and this input's)."""
 
     messages: list[dict[str, Any]]
     options: dict[str, Any]
@@ -72,14 +76,16 @@ class Planned:
     counted: list[dict[str, Any]]
     conversation: list[dict[str, Any]]
     input_items: list[dict[str, Any]]
+    added_tools: list[dict[str, Any]]
 
 
 @dataclasses.dataclass(frozen=True)
 class ResponseRequest:
     """A validated Responses request: the call, its counted prompt tokens (None: it fits without
     counting), how to answer, the parameters echoed in the response object, the conversation to
-    store for a later `previous_response_id` (earlier turns and this input), this input as
-    listed items, and the conversation (`conversation`) its turn is appended to."""
+    store for a later `previous_response_id` (earlier turns and this input, and the tools their
+    items added), this input as listed items, and the conversation (`conversation`) its turn is
+    appended to."""
 
     call: ChatCall
     prompt_tokens: int | None
@@ -90,6 +96,7 @@ class ResponseRequest:
     conversation: list[dict[str, Any]]
     input_items: list[dict[str, Any]]
     conversation_id: str | None
+    added_tools: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def retention(self, settings: Settings, ended: Callable[[Stream, Outcome], None] | None = None) -> Retention:
         """How its stream is kept: a stored response with its conversation and input items for
@@ -101,7 +108,8 @@ class ResponseRequest:
             turn = {"conversation_id": self.conversation_id, "input_items": self.input_items}
         if not self.store:
             return Retention(foreground=foreground, ended=ended, ended_args=turn)
-        context = json.dumps({"messages": self.conversation, "input": self.input_items}).encode()
+        kept = {"messages": self.conversation, "input": self.input_items, "tools": self.added_tools}
+        context = json.dumps(kept).encode()
         kept = settings.response_ttl_seconds
         return Retention(kept, context, foreground=foreground, stored=True, ended=ended, ended_args=turn)
 
@@ -126,16 +134,20 @@ def prepare_response(
         generate=fields.get("generate", True),
     )
     stream, background, store = bool(fields.get("stream")), bool(fields.get("background")), fields.get("store", True)
+    echo = _echo(fields, planned.added_tools)
+    if request.environ.get(CHAINED):
+        echo["previous_response_id"] = request.environ[CHAINED]
     return ResponseRequest(
         call,
         planned.prompt_tokens,
         stream,
         background,
         store,
-        _echo(fields),
+        echo,
         planned.conversation,
         planned.input_items,
         fields.get("conversation"),
+        planned.added_tools,
     )
 
 
@@ -193,10 +205,13 @@ def _fields(
 def _plan(fields: dict[str, Any], settings: Settings, provider: Provider, stored: Stored) -> Planned:
     """The conversation and options for the model, fitted to the bounds (see the module docstring)."""
     previous, conversation = fields.get("previous_response_id"), fields.get("conversation")
-    history = stored.turns(previous) if previous else stored.conversation(conversation) if conversation else []
+    earlier = stored.turns(previous) if previous else stored.conversation(conversation) if conversation else Earlier()
+    history = earlier.messages
     items = resolve(fields.get("input", []), stored.item)
-    turn = _turn(items) if items or not history else []
-    options = _options(fields)
+    turn = _turn(items, fields.get("generate", True)) if items or not history else []
+    _refuse_orphans([*history, *turn])
+    added = [*earlier.tools, *added_tools(items)]
+    options = _options(fields, added)
     refuse_untaken(options, any(type(m["content"]) is list for m in turn), provider, "input", NAMES)
     system = [{"role": "system", "content": fields["instructions"]}] if fields.get("instructions") else []
     tools = definitions(options)
@@ -204,24 +219,41 @@ def _plan(fields: dict[str, Any], settings: Settings, provider: Provider, stored
     fitted = fit([*tools, *system], [*history, *turn], len(history), settings, provider, auto, chain)
     counted = [*tools, *system, *fitted.items]
     listed_items = [listed(item) for item in items]
-    return Planned([*system, *fitted.items], options, fitted.prompt_tokens, counted, fitted.items, listed_items)
+    messages = [*system, *fitted.items]
+    return Planned(messages, options, fitted.prompt_tokens, counted, fitted.items, listed_items, added)
 
 
-def _turn(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """This request's input as chat messages; a 400 when nothing in it is for the model."""
+def _turn(items: list[dict[str, Any]], generate: bool) -> list[dict[str, Any]]:
+    """This request's input as chat messages; a 400 when nothing in it is for the model (a
+    warmup's may be empty: it prepares the chain, no model reads it)."""
     turn = to_messages(items)
-    if not turn:
-        detail = "The input holds reasoning items only: nothing for the model to answer."
+    if not turn and generate:
+        detail = "The input holds no message and no tool output: nothing for the model to answer."
         raise ApiError("validation_error", detail, fields={"input": ["Send a message or a function_call_output too."]})
     return turn
 
 
-def _echo(fields: dict[str, Any]) -> dict[str, Any]:
+def _refuse_orphans(messages: list[dict[str, Any]]) -> None:
+    """A 400 naming the first tool output whose call_id no call before it in the conversation has:
+    the client's mistake, which no upstream takes (OpenAI answers it with a 400 too)."""
+    called: set[str] = set()
+    for message in messages:
+        called.update(call["id"] for call in message.get("tool_calls") or ())
+        if message["role"] == "tool" and message["tool_call_id"] not in called:
+            call_id = message["tool_call_id"][:80]
+            detail = f"No tool call found for the output with call_id {call_id!r}: no call before it has that id."
+            action = "Send the call's item before its output, or chain from the response that made it."
+            raise ApiError("validation_error", detail, action=action, fields={"input": [detail]})
+
+
+def _echo(fields: dict[str, Any], added: list[dict[str, Any]]) -> dict[str, Any]:
     """The request's parameters the response object repeats (what it left out of `text` and
     `reasoning` takes their defaults: `objects.Head`)."""
     echo = {name: fields[name] for name in ECHOED if name in fields}
     if "tools" in fields:  # each tool whole, as the Response object has it (strict: null when not sent)
         echo["tools"] = echoed(fields["tools"])
+    if added:  # not repeated in the object: tells the wire how to name their calls
+        echo[ADDED_MARK] = called_names(added)
     if "reasoning" in fields:
         reasoning = fields["reasoning"]
         summary = reasoning.get("summary", reasoning.get("generate_summary"))
@@ -260,14 +292,15 @@ def _refuse_oversized_input(data: Any, settings: Settings, provider: Provider) -
     refuse_long_text([instructions, *lengths], (1, len(lengths)), settings, provider, DROPPABLE)
 
 
-def _options(fields: dict[str, Any]) -> dict[str, Any]:
-    """What the model is asked beyond the conversation, in chat completions' terms: tools as
-    chat tools, a named tool choice, `text.format` as `response_format`, `reasoning.effort` as
-    `reasoning_effort`, `text.verbosity` as `verbosity`, log probabilities when `include` names
-    them (or `top_logprobs` asks for alternatives). The choice of tool and parallel calls without
-    tools ask for nothing and are not sent on."""
+def _options(fields: dict[str, Any], added: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the model is asked beyond the conversation, in chat completions' terms: tools (the
+    request's, then those its chain's items `added`) as chat tools, a named tool choice,
+    `text.format` as `response_format`, `reasoning.effort` as `reasoning_effort`, `text.verbosity`
+    as `verbosity`, log probabilities when `include` names them (or `top_logprobs` asks for
+    alternatives). The choice of tool and parallel calls without tools ask for nothing and are
+    not sent on."""
     options = {name: fields[name] for name in PASSED if name in fields}
-    tools = fields.get("tools")
+    tools = [*fields.get("tools", ()), *added]
     if tools:
         options["tools"] = chat_tools(tools)
         choice = fields.get("tool_choice")

@@ -4,8 +4,11 @@
 `input_text`, `output_text`, `refusal` and `input_image` parts), an earlier reply's
 `function_call` and `custom_tool_call` items and the client's outputs for them, its `reasoning`
 items, the `compaction` item of /v1/responses/compact (its summary, as an assistant message:
-`compaction`), and `item_reference`s to an earlier response's output items (by their id, which names the
-response: `resolve`). The model is sent a chat conversation: a message as it is, consecutive
+`compaction`), `additional_tools` (tools the conversation makes available from that item on:
+they join the request's, `added_tools`), and `item_reference`s to an earlier response's output
+items (by their id, which names the response: `resolve`). The other items OpenAI publishes are
+the calls and results of tools run on its own servers (`HOSTED_ITEMS`): left out and named, as
+hosted tools are. The model is sent a chat conversation: a message as it is, consecutive
 calls as one assistant message's `tool_calls` (with the assistant's text just before them; each
 named, and a custom tool's input put, as the model is sent the tools: `tools`), an output as a
 `tool` message. A reasoning item is taken but not sent on: a chat completions server takes no
@@ -14,6 +17,7 @@ reasoning back (the model reasons afresh each turn).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -23,16 +27,31 @@ from ...errors import ApiError
 from ..functions import check_name, image_url_ok
 from ..openai import ROLES, SYSTEM_ROLES, MessageContent, content_length
 from ..schema import Neutral, NullMeansAbsent, Text, text_of
+from ..unknown import leave_out
 from .compaction import COMPACTION, summary_message, unseal
 from .freeform import arguments_of
-from .tools import sent_name
+from .tools import ItemTools, sent_name
 
 ITEM_STATUSES = ("in_progress", "completed", "incomplete")
 PHASES = ("commentary", "final_answer")
 TEXT_PARTS = ("input_text", "output_text")
 MAX_CALL_ID_CHARS = 256
 CALLS, OUTPUTS = ("function_call", "custom_tool_call"), ("function_call_output", "custom_tool_call_output")
-_TAKEN = "message, function_call, custom_tool_call, their outputs, reasoning, compaction and item_reference"
+ADDED_TOOLS = "additional_tools"
+_TAKEN = (
+    "message, function_call, custom_tool_call, their outputs, reasoning, compaction, additional_tools and "
+    "item_reference"
+)
+# Items of OpenAI's published input that record a tool run by OpenAI's servers (or by a client
+# for a tool only OpenAI's models call): no model here called them, so none is sent on.
+HOSTED_ITEMS = frozenset(
+    (
+        "file_search_call", "computer_call", "computer_call_output", "web_search_call", "tool_search_call",
+        "tool_search_output", "image_generation_call", "code_interpreter_call", "local_shell_call",
+        "local_shell_call_output", "shell_call", "shell_call_output", "apply_patch_call", "apply_patch_call_output",
+        "mcp_list_tools", "mcp_approval_request", "mcp_approval_response", "mcp_call", "program", "program_output",
+    )
+)  # fmt: skip
 
 
 def _part(index: int, part: Any) -> dict[str, Any]:
@@ -160,6 +179,16 @@ class CompactionInputSchema(NullMeansAbsent):
     created_by = Text(validate=validate.Length(max=128))
 
 
+class AdditionalToolsSchema(NullMeansAbsent):
+    """Tools made available from this item on (Codex sends its tools so, as the first item, for
+    the models it knows): they join the request's `tools`."""
+
+    type = fields.String(required=True, validate=validate.OneOf((ADDED_TOOLS,)))
+    role = fields.String(required=True, validate=validate.OneOf(("developer",), error="Must be developer."))
+    tools = ItemTools(required=True)
+    id = Text(validate=validate.Length(min=1, max=128))
+
+
 class ItemReferenceSchema(NullMeansAbsent):
     """An output item of an earlier stored response of this client, by its id."""
 
@@ -175,24 +204,28 @@ _SCHEMAS = {
     "custom_tool_call_output": CustomToolCallOutputInputSchema,
     "reasoning": ReasoningInputSchema,
     COMPACTION: CompactionInputSchema,
+    ADDED_TOOLS: AdditionalToolsSchema,
     "item_reference": ItemReferenceSchema,
 }
 
 
 class ResponseInput(fields.Field):
-    """`input`: a string (one user message), or a list of items."""
+    """`input`: a string (one user message), or a list of items (empty: a warmup's, `generate`
+    false, or a turn that only names its chain); hosted tools' items left out and named."""
 
     json_types = ("string", "array")
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[dict[str, Any]]:
         if isinstance(value, str):
             return [{"type": "message", "role": "user", "content": text_of(value)}]
-        if not isinstance(value, list) or not value:
-            raise ValidationError("Must be a string, or a non-empty list of items.")
+        if not isinstance(value, list):
+            raise ValidationError("Must be a string, or a list of items.")
         items, errors = [], {}
         for index, item in enumerate(value):
             kind = (item.get("type") or "message") if isinstance(item, dict) else None  # null: a message
             schema = _SCHEMAS.get(kind) if isinstance(kind, str) else None
+            if kind in HOSTED_ITEMS and leave_out(("input", index, kind)):
+                continue
             if schema is None:
                 shown = "not an object" if not isinstance(item, dict) else f"of type {str(kind)[:40]!r}"
                 errors[index] = [f"This item is {shown}: ChatWait takes {_TAKEN} items."]
@@ -206,14 +239,20 @@ class ResponseInput(fields.Field):
         return items
 
 
+def added_tools(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tools `additional_tools` items make available, in order."""
+    return [tool for item in items if item["type"] == ADDED_TOOLS for tool in item["tools"]]
+
+
 def item_chars(item: Any) -> int:
     """The characters of an input item as sent (before validation): its content, a call's
-    arguments or an output."""
+    arguments or an output (the tools an item adds count as tokens, as `tools` do)."""
     if not isinstance(item, dict):
         return 0
     said = [item.get(name) for name in ("arguments", "input")]
     if item.get("type") == COMPACTION:
         said.append(item.get("encrypted_content"))
+
     return (
         content_length(item.get("content"))
         + content_length(item.get("output"))
@@ -267,9 +306,19 @@ def to_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return messages
 
 
-def messages_of(items: list[Any]) -> list[dict[str, Any]]:
-    """The chat conversation kept items make (a conversation's, checked when they were added)."""
-    return to_messages(ResponseInput().deserialize(items)) if items else []
+@dataclasses.dataclass(frozen=True)
+class Earlier:
+    """The turns a request continues (a stored response's, a conversation's): the chat
+    conversation they make, and the tools their `additional_tools` items made available."""
+
+    messages: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    tools: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
+def earlier_of(items: list[Any]) -> Earlier:
+    """The turns kept items make (a conversation's, checked when they were added)."""
+    checked = ResponseInput().deserialize(items) if items else []
+    return Earlier(to_messages(checked), added_tools(checked))
 
 
 def message_chars(message: dict[str, Any]) -> int:

@@ -3,7 +3,7 @@
 An input item, once checked (`items`), is kept in OpenAI's item shape with an id of its own (the
 one it came with, else a fresh one): a message's content as `input_text` (an assistant's as
 `output_text`) and `input_image` parts, a call (of a function, of a custom tool) and its output, a
-reasoning or compaction item.
+reasoning or compaction item, an `additional_tools` item.
 A page is `{"object": "list", "data", "first_id", "last_id", "has_more"}`, after `after`, at
 most `limit` (1 to 100, default 20) items, in `order` (`desc`, the default, or `asc`).
 """
@@ -27,6 +27,7 @@ _ID_PREFIXES = {
     "custom_tool_call_output": "ctco",
     "reasoning": "rs",
     "compaction": "cmp",
+    "additional_tools": "at",
 }
 _CALL_FIELDS = ("call_id", "name", "namespace", "arguments", "input", "output")
 
@@ -42,6 +43,8 @@ def listed(item: dict[str, Any]) -> dict[str, Any]:
         found.update(role=role, status="completed", content=[_part(part, role) for part in parts])
         if "phase" in item:
             found["phase"] = item["phase"]
+    elif kind == "additional_tools":
+        found.update(role=item["role"], tools=item["tools"])
     elif kind in ("reasoning", "compaction"):
         found.update({name: item[name] for name in ("summary", "content", "encrypted_content") if name in item})
     else:

@@ -31,6 +31,7 @@ from ...hub.scheduling import Inbox
 from ...hub.websocket import TAKEN_OVER, TURN, CloseCode, SocketClosed, WebSocket, asks_for_websocket
 from ..request import client_key, correlation_id, services
 from ..shapes import error_body
+from .intake import CHAINED
 from .messages import error_event, in_lane, sse_data, steer_failed
 
 log = logging.getLogger("chatwait.responses")
@@ -218,10 +219,12 @@ class Turn:
             self.session._error(error, lane=self.lane)
             return
         self.body["stream"] = True
-        sent = self.session.chains.expand(self.body)
         chains = self.session.chains
+        sent, chained = chains.expand(self.body)
         seen = (lambda data: chains.remember(data, sent)) if self.body.get("store") is False else None
-        self._relay(*self._dispatch("POST", PATH, "", orjson.dumps(self.body)), seen)
+        extra = {CHAINED: chained} if chained else {}
+        if not self._relay(*self._dispatch("POST", PATH, "", orjson.dumps(self.body), extra), seen) and chained:
+            chains.forget(chained)  # a failed continuation evicts its chain: the client sends it whole
 
     def _resume(self) -> None:
         """A turn's events after `starting_after` (all of them without it), as a resume over SSE
@@ -235,26 +238,35 @@ class Turn:
         query = urlencode({"stream": "true", **({} if after is None else {"starting_after": after})})
         self._relay(*self._dispatch("GET", f"{PATH}/{quote(response_id, safe='')}", query, b""))
 
-    def _relay(self, status: int, body: Any, seen: Any = None) -> None:
+    def _relay(self, status: int, body: Any, seen: Any = None) -> bool:
         """Send an answer's events as messages in this lane (`seen` is given each), or its error as
-        an event (a resume's 204, nothing after the last event, as `nothing_to_resume`)."""
+        an event (a resume's 204, nothing after the last event, as `nothing_to_resume`); False
+        when the turn failed (an error, or a response that ended `failed`)."""
         try:
             if status == 200:
+                failed = False
                 for data in sse_data(body):
                     self.session.socket.send_text(in_lane(data, self.lane))
+                    failed = failed or _failed(data)
                     if seen is not None:
                         seen(data)
-            elif status == 204:
+                return not failed
+            if status == 204:
                 self.session._error(ApiError("nothing_to_resume"), lane=self.lane)
             else:
                 self.session.socket.send_text(in_lane(error_event(_error_body(body), status, self.previous), self.lane))
+            return False
         finally:
             getattr(body, "close", lambda: None)()
 
-    def _dispatch(self, method: str, path: str, query: str, content: bytes) -> tuple[int, Any]:
-        """Make the turn's request through the app in a fresh app context (its own `g`); the status and body."""
+    def _dispatch(
+        self, method: str, path: str, query: str, content: bytes, extra: dict[str, Any] | None = None
+    ) -> tuple[int, Any]:
+        """Make the turn's request through the app in a fresh app context (its own `g`), `extra`
+        in its environ; the status and body."""
         environ = {
             **self.session.base,
+            **(extra or {}),
             "REQUEST_METHOD": method,
             "PATH_INFO": path,
             "QUERY_STRING": query,
@@ -278,6 +290,12 @@ class Turn:
         with self.session.app.app_context():
             body = self.session.app.wsgi_app(environ, start_response)
         return answered[0], body
+
+
+def _failed(data: str) -> bool:
+    """Whether an event (its JSON) says its response failed: `response.failed`, or an `error`."""
+    head = data[:64]
+    return '"response.failed"' in head or '"type":"error"' in head
 
 
 def _resume_problem(response_id: Any, after: Any) -> ApiError | None:
@@ -312,19 +330,25 @@ class Chains:
         self.items: collections.OrderedDict[str, list[Any]] = collections.OrderedDict()
         self.sizes: dict[str, int] = {}
 
-    def expand(self, body: dict[str, Any]) -> list[Any]:
+    def expand(self, body: dict[str, Any]) -> tuple[list[Any], str | None]:
         """Put a kept chain's items before the turn's input (dropping previous_response_id); the
-        items this turn adds to its chain before its output."""
+        items this turn adds to its chain before its output, and the id of the chain it continues
+        (None: none kept here)."""
         given, previous = body.get("input", []), body.get("previous_response_id")
         if not isinstance(given, (str, list)):
-            return []  # the request's validation names the field
+            return [], None  # the request's validation names the field
         turn = [{"type": "message", "role": "user", "content": given}] if isinstance(given, str) else list(given)
         earlier = self.items.get(previous) if isinstance(previous, str) else None
         if earlier is None:
-            return turn
+            return turn, None
         del body["previous_response_id"]
         body["input"] = [*earlier, *turn]
-        return body["input"]
+        return body["input"], previous
+
+    def forget(self, response_id: str) -> None:
+        """Evict a chain (its continuation failed: OpenAI's rule, so that no turn builds on it)."""
+        if self.items.pop(response_id, None) is not None:
+            del self.sizes[response_id]
 
     def remember(self, data: str, sent: list[Any]) -> None:
         """Keep a completed response's chain (`data`: one of its events; `sent`: what `expand` gave)."""

@@ -14,7 +14,7 @@ from ...streaming.view import StreamView
 from .. import streams
 from ..request import client, services
 from .intake import Stored
-from .items import messages_of
+from .items import Earlier, earlier_of
 from .layout import ITEM_PREFIXES
 from .replies import RESPONSE_PREFIX
 from .wire import NAME as WIRE
@@ -40,9 +40,10 @@ def find_response(response_id: str, stored_only: bool = True) -> StreamView:
 
 def kept_by(stream: StreamView) -> dict[str, Any]:
     """What a stored response keeps for later requests: its conversation's `messages` (earlier
-    turns and its input) and its `input` items (an earlier release kept the messages alone)."""
+    turns and its input), its `input` items and the `tools` its chain's items added (an earlier
+    release kept the messages alone, then no tools)."""
     kept = json.loads(stream.context or b"[]")
-    return kept if isinstance(kept, dict) else {"messages": kept, "input": []}
+    return {"tools": [], **kept} if isinstance(kept, dict) else {"messages": kept, "input": [], "tools": []}
 
 
 def references() -> Stored:
@@ -51,9 +52,9 @@ def references() -> Stored:
     return Stored(_earlier_turns, functools.partial(_output_item, outputs), conversation_turns)
 
 
-def conversation_turns(conversation_id: str) -> list[dict[str, Any]]:
-    """The chat conversation a conversation's items make (404 when this client has none by that id)."""
-    return messages_of(conversation_items(conversation_id))
+def conversation_turns(conversation_id: str) -> Earlier:
+    """The turns a conversation's items make (404 when this client has none by that id)."""
+    return earlier_of(conversation_items(conversation_id))
 
 
 def conversation_items(conversation_id: str) -> list[dict[str, Any]]:
@@ -91,18 +92,20 @@ def _stored_output(stream_id: str) -> list[dict[str, Any]]:
     return writer.output(found[0], found[2], found[1])
 
 
-def _earlier_turns(response_id: str) -> list[dict[str, Any]]:
-    """The conversation a stored response continues: its input (with the turns before it) and its output."""
+def _earlier_turns(response_id: str) -> Earlier:
+    """The conversation a stored response continues: its input (with the turns before it) and its
+    output; the tools its chain's items added."""
     stream = find_response(response_id)
     if not stream.finished:
         detail = f"The response {response_id[:80]!r} is still in progress."
         raise ApiError("validation_error", detail, fields={"previous_response_id": ["Wait until it has ended."]})
+    kept = kept_by(stream)
     writer = stream.writer
     if isinstance(writer, ResponsesWriter) and writer.prepared:  # a warmup: its input, no reply
-        return kept_by(stream)["messages"]
+        return Earlier(kept["messages"], kept["tools"])
     found = stream.result()
     text, calls = (found[0], found[2].tool_calls) if found else ("", [])
     reply: dict[str, Any] = {"role": "assistant", "content": text or (None if calls else "")}
     if calls:
         reply["tool_calls"] = [call.as_openai() for call in calls]
-    return [*kept_by(stream)["messages"], reply]
+    return Earlier([*kept["messages"], reply], kept["tools"])

@@ -139,6 +139,15 @@ class Tools(fields.Field):
         return _tools(value, {**_INNER, "namespace": NamespaceToolSchema}, ("tools",))
 
 
+class ItemTools(fields.Field):
+    """An `additional_tools` item's tools: as `tools` (hosted ones left out and named)."""
+
+    json_types = ("array",)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        return _tools(value, {**_INNER, "namespace": NamespaceToolSchema}, ("input", 0, "tools"))
+
+
 class ToolChoice(fields.Field):
     """`none`, `auto`, `required`, `{"type": "function" | "custom", "name": ...}`; a hosted tool's
     choice is left out with its tool (the model chooses)."""
@@ -240,3 +249,13 @@ def callables(tools: Iterable[Mapping[str, Any]] | None) -> dict[str, Called]:
         if namespace or tool["type"] == "custom":
             found[sent] = Called(namespace and namespace["name"], tool["name"], tool["type"] == "custom")
     return found
+
+
+def called_names(tools: Iterable[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """`callables(tools)` as JSON (kept in a stream's echo, for every worker to name calls alike)."""
+    return {sent: [called.namespace, called.name, called.custom] for sent, called in callables(tools).items()}
+
+
+def callables_of(names: Mapping[str, list[Any]]) -> dict[str, Called]:
+    """What `called_names` kept, as `callables` gave it."""
+    return {sent: Called(*entry) for sent, entry in names.items()}

@@ -24,7 +24,7 @@ from ..openai import openai_error_body
 from .freeform import InputDecoder
 from .layout import FUNCTION_CALL, MESSAGE, REASONING_PART, REFUSAL_PART, TEXT_PART, Item, Layout
 from .replies import CUSTOM_TOOL_CALL, Head, call_item, content_part, item_status, output_item
-from .tools import callables
+from .tools import callables, callables_of
 
 if TYPE_CHECKING:
     from ...errors import ApiError
@@ -34,6 +34,7 @@ NAME = "responses"  # the wire's name, as streams in Redis record it
 LAYOUT_MARK = "layout"  # in the echo a stream keeps: its events are laid out by item (absent: an earlier release's)
 LOGPROBS_MARK = "logprobs"  # in the echo: the client asked for log probabilities (an upstream may send them unasked)
 PREPARED_MARK = "prepared"  # in the echo: `generate: false`, a warmup with no output at all
+ADDED_MARK = "added_tools"  # in the echo: how to name the calls of the tools the input's items added
 DONE = b"data: [DONE]\n\n"  # the Open Responses end of stream, after the terminal event, without an id
 _DELTA_EVENTS = {TEXT_PART: "output_text", REFUSAL_PART: "refusal", REASONING_PART: "reasoning_text"}
 _TEXT_EVENT = b'id: %d%b,"delta":%b,"logprobs":[],"sequence_number":%d}\n\n'  # after `_delta`, its head
@@ -62,6 +63,10 @@ class ResponsesWriter:
             self.echo[PREPARED_MARK] = 1
         self.layout = Layout(self.head.response_id, legacy)
         self.called = callables(self.head.echo.get("tools"))  # the custom and namespaced tools
+        added = echo.get(ADDED_MARK) if echo else None
+        if added:
+            self.echo[ADDED_MARK] = added
+            self.called.update(callables_of(added))
         self._inputs: dict[int, InputDecoder] = {}  # a custom tool call's input, by its item's place
         self._pieces: dict[int, str] = {}  # the input each chunk of a custom tool call adds
         self._delta = b""  # the bytes every text delta of this response shares, once its text part is open
