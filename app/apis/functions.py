@@ -11,7 +11,7 @@ from typing import Any
 from marshmallow import ValidationError
 
 from ..errors import ApiError
-from ..providers.base import Provider
+from ..providers.base import FILE_PART, Provider
 
 MAX_TOOLS = 128
 TOOL_CHOICES = ("none", "auto", "required")
@@ -53,15 +53,43 @@ def check_json_schema(spec: Any, keys: Iterable[str] = _SCHEMA_KEYS) -> None:
         raise ValidationError("json_schema.schema must be an object, strict a boolean, description a string.")
 
 
+def attached(messages: Iterable[Mapping[str, Any]]) -> set[str]:
+    """What beyond text the messages carry, by the name a provider is asked about: `images`,
+    `files` (data or an OpenAI file id), `file_urls`."""
+    found = set()
+    for message in messages:
+        content = message.get("content")
+        for part in content if type(content) is list else ():
+            if part["type"] == "image_url":
+                found.add("images")
+            elif part["type"] == FILE_PART:
+                found.add("file_urls" if "file_url" in part[FILE_PART] else "files")
+    return found
+
+
+_UNTAKEN = {
+    "images": "The embedded model cannot read images",
+    "files": "The embedded model cannot read files but text ones (inlined)",
+    "file_urls": "A file by URL is read by Anthropic's servers only (ChatWait fetches nothing): send its data",
+}
+
+
 def refuse_untaken(
-    options: dict[str, Any], images: bool, provider: Provider, conversation: str, names: Mapping[str, str] = {}
+    options: dict[str, Any],
+    media: set[str],
+    provider: Provider,
+    conversation: str,
+    names: Mapping[str, str] = {},
 ) -> None:
-    """A 400 naming each option (or the `conversation` field, for its images) the provider cannot
-    honour, and what to do; `names`: the request's name of an option, where it differs."""
-    wanted = list(dict.fromkeys(names.get(name, name) for name in options if not provider.takes(name, options)))
-    if images and not provider.takes("images", options):
-        wanted.append(conversation)
+    """A 400 naming each option (or the `conversation` field, for the `media` it carries: images,
+    files) the provider cannot honour, and what to do; `names`: the request's name of an option,
+    where it differs."""
+    wanted = {names.get(name, name): "" for name in options if not provider.takes(name, options)}
+    untaken = [_UNTAKEN[kind] for kind in sorted(media) if not provider.takes(kind, options)]
+    if untaken:
+        wanted[conversation] = "; ".join(untaken) + "."
     if wanted:
-        why = "The embedded model cannot honour it (images, logit_bias, logprobs): set OPENAI_BASE_URL or "
-        why += "UPSTREAMS_FILE to a server whose model can, or leave it out."
-        raise ApiError("validation_error", f"{len(wanted)} field(s) are invalid.", fields={n: [why] for n in wanted})
+        why = "The embedded model cannot honour it (logit_bias, logprobs)."
+        fix = " Set OPENAI_BASE_URL or UPSTREAMS_FILE to a server whose model can, or leave it out."
+        fields = {name: [(reason or why) + fix] for name, reason in wanted.items()}
+        raise ApiError("validation_error", f"{len(wanted)} field(s) are invalid.", fields=fields)

@@ -13,6 +13,7 @@ from typing import Any
 from marshmallow import ValidationError, fields
 
 from ..errors import ApiError
+from .files import data_chars
 from .schema import StrictSchema, serialise, text_of
 
 ROLES = ("system", "developer", "user", "assistant")
@@ -135,10 +136,11 @@ class MessageContent(fields.Field):
 
 
 def content_length(content: Any) -> int:
-    """The characters of a message's content as sent (a string, or text parts), before validation."""
+    """The characters of a message's content as sent (a string, or text parts and the data of
+    files), before validation."""
     if isinstance(content, str):
         return len(content)
     if isinstance(content, list):
         texts = (part.get("text") for part in content if isinstance(part, dict))
-        return sum(len(text) for text in texts if isinstance(text, str))
+        return sum(len(text) for text in texts if isinstance(text, str)) + sum(map(data_chars, content))
     return 0

@@ -69,6 +69,9 @@ def definitions(options: dict[str, Any]) -> list[dict[str, Any]]:
 # What one image of a message is counted as (OpenAI bills a 1024x1024 image at high detail so):
 # an estimate for the input limit; the upstream's usage is what the reply reports.
 IMAGE_TOKENS = 765
+FILE_PART = "file"  # a chat part that carries a file (`apis/files`): its data, an OpenAI file id, or a URL
+FILE_BYTES_PER_TOKEN = 3  # a file's data is counted as a token per this many bytes (a PDF's text and pages)
+FILE_REFERENCE_TOKENS = 4000  # a file by id or URL, whose size ChatWait cannot see: an estimate
 
 
 def message_text(message: dict[str, Any]) -> str:
@@ -85,11 +88,19 @@ def message_text(message: dict[str, Any]) -> str:
 
 
 def image_tokens(message: dict[str, Any]) -> int:
-    """The tokens a message's images are counted as."""
+    """The tokens a message's images and files are counted as (estimates: the upstream's usage
+    settles what was spent)."""
     content = message.get("content")
     if type(content) is not list:
         return 0
-    return IMAGE_TOKENS * sum(1 for part in content if part.get("type") == "image_url")
+    return sum(IMAGE_TOKENS if part["type"] == "image_url" else _file_tokens(part) for part in content)
+
+
+def _file_tokens(part: dict[str, Any]) -> int:
+    if part["type"] != FILE_PART:
+        return 0
+    data = part[FILE_PART].get("file_data")
+    return (len(data) * 3 // 4) // FILE_BYTES_PER_TOKEN if data else FILE_REFERENCE_TOKENS
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -17,7 +17,8 @@ import pytest
 
 from harness.processes import ChatWaitServer, FakeUpstream
 
-from ..conftest import anthropic_upstream, server_env
+from ..conftest import FAKE_MODEL, anthropic_upstream, server_env
+from ..node import CODEX_MODELS
 from ..sse import parse
 
 CORPUS = Path(os.environ.get("CHATWAIT_CORPUS") or Path(__file__).resolve().parents[1] / "corpus")  # or the newest
@@ -31,12 +32,13 @@ ENDINGS = {"[DONE]", "response.completed", "message_stop"}
 
 @pytest.fixture(scope="module", params=["openai", "anthropic"])
 def server(fake: FakeUpstream, request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[ChatWaitServer]:
-    """The agents' prompts are some 20,000 tokens."""
+    """The agents' prompts are some 20,000 tokens; Codex's own model names allowed too."""
+    models = ",".join((FAKE_MODEL, "other-model", *CODEX_MODELS))
     if request.param == "anthropic":
-        listing = anthropic_upstream(fake, tmp_path_factory.mktemp("corpus"))
-        env = server_env("", UPSTREAMS_FILE=str(listing), MAX_INPUT_TOKENS="200000")
+        listing = anthropic_upstream(fake, tmp_path_factory.mktemp("corpus"), models.split(","))
+        env = server_env("", UPSTREAMS_FILE=str(listing), MAX_INPUT_TOKENS="200000", ALLOWED_MODELS=models)
     else:
-        env = server_env(fake.base_url, MAX_INPUT_TOKENS="200000")
+        env = server_env(fake.base_url, MAX_INPUT_TOKENS="200000", ALLOWED_MODELS=models)
     running = ChatWaitServer(env)
     running.upstream = request.param
     yield running
@@ -45,7 +47,8 @@ def server(fake: FakeUpstream, request: pytest.FixtureRequest, tmp_path_factory)
 
 def test_the_corpus_holds_every_client_of_the_issue() -> None:
     clients = {param.values[0] for param in RECORDED}
-    assert {"codex", "claude-code", "vercel-anthropic", "vercel-openai-responses", "openai-agents"} <= clients
+    expected = {"codex", "codex-default-model", "claude-code", "vercel-anthropic", "vercel-openai-responses"}
+    assert expected | {"openai-agents"} <= clients
 
 
 @pytest.mark.parametrize(("client", "index", "recorded"), RECORDED)

@@ -31,7 +31,7 @@ import httpx
 from harness.processes import ChatWaitServer, FakeUpstream
 
 from ..conftest import FAKE_MODEL, server_env
-from ..node import CLIENTS, NODE, claude_code_env, client_bin, codex_env
+from ..node import CLIENTS, CODEX_MODELS, NODE, claude_code_env, client_bin, codex_env, codex_exec
 
 HERE = Path(__file__).resolve().parent
 MAX_BODY = 8 * 1024 * 1024
@@ -104,6 +104,14 @@ def codex(url: str, home: Path) -> None:
     prompt = f"List it @tool=exec_command @args={_args({'cmd': 'echo listed'})}"
     flags = ["--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox"]
     _run([str(client_bin("codex")), "exec", *flags, prompt], env, home)
+
+
+def codex_default_model(url: str, home: Path) -> None:
+    """Codex CLI with its default model: its tools as an `additional_tools` item, a call of its
+    `functions.exec` tool and the answer."""
+    env = codex_env(url, home, CODEX_MODELS[0])
+    flags = ["--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox"]
+    _run([str(client_bin("codex")), "exec", *flags, f"List it {codex_exec('echo listed')}"], env, home)
 
 
 def claude_code(url: str, home: Path) -> None:
@@ -189,6 +197,7 @@ def agents_sdk(url: str, home: Path) -> None:
 
 CLIENTS_RECORDED: dict[str, tuple[str, Callable[[str, Path], None]]] = {
     "codex": ("@openai/codex", codex),
+    "codex-default-model": ("@openai/codex", codex_default_model),
     "claude-code": ("@anthropic-ai/claude-code", claude_code),
     "openai-node": ("openai", node_scenario("openai-responses-tool-stream")),
     "openai-node-chat": ("openai", node_scenario("openai-tool-stream")),
@@ -220,7 +229,10 @@ def main() -> None:
     parser.add_argument("clients", nargs="*", default=list(CLIENTS_RECORDED))
     options = parser.parse_args()
     fake = FakeUpstream()
-    server = ChatWaitServer(server_env(fake.base_url, MAX_INPUT_TOKENS="200000", TIMEOUT_SECONDS="30"))
+    models = ",".join((FAKE_MODEL, *CODEX_MODELS))
+    server = ChatWaitServer(
+        server_env(fake.base_url, MAX_INPUT_TOKENS="200000", TIMEOUT_SECONDS="30", ALLOWED_MODELS=models)
+    )
     try:
         for name in options.clients:
             package, session = CLIENTS_RECORDED[name]
@@ -231,7 +243,7 @@ def main() -> None:
                 except Exception as exc:  # a client that broke is what this records too
                     print(f"{name}: {type(exc).__name__}: {exc}", file=sys.stderr)
             recorder.close()
-            node = name in ("codex", "claude-code") or name.startswith(("openai-node", "vercel"))
+            node = name.startswith(("codex", "claude-code", "openai-node", "vercel"))
             found, registry = version(package, node), "npm" if node else "PyPI"
             record = {"client": name, "package": package, "registry": registry, "version": found}
             record["requests"] = recorder.bodies

@@ -5,7 +5,10 @@ scripted to call its shell tool and then answer: the command ran, Codex ends wit
 not one request of the session was refused; `codex exec resume` goes on (a second call and
 answer) with the whole conversation sent back; with `supports_websockets`, its turns go over one
 WebSocket. Two workers on Redis (a turn may land on either). The sandbox is bypassed: the test
-checks the wire, not Codex's sandbox (which needs user namespaces)."""
+checks the wire, not Codex's sandbox (which needs user namespaces). With a model name Codex knows
+(its default `gpt-6.2-sol`, and `gpt-5.6-terra`), its tools come as an `additional_tools` input
+item and its shell runs inside its JavaScript `exec` tool: the same session, over HTTP and over
+its WebSocket (whose warmup has an empty input)."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import base64
 import json
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +25,7 @@ import pytest
 from harness.processes import ChatWaitServer, FakeUpstream
 
 from ..conftest import FAKE_MODEL, server_env, store_env
-from ..node import client_bin, codex_env
+from ..node import CODEX_MODELS, client_bin, codex_env, codex_exec
 
 pytestmark = pytest.mark.integration
 
@@ -31,15 +35,17 @@ CODEX = client_bin("codex")
 @pytest.fixture(scope="module")
 def server(fake: FakeUpstream, request: pytest.FixtureRequest) -> Iterator[ChatWaitServer]:
     """Codex's prompt (its instructions and tools) is some 6,000 tokens."""
-    running = ChatWaitServer(server_env(fake.base_url, MAX_INPUT_TOKENS="200000", **store_env(request, "redis")))
+    models = ",".join((FAKE_MODEL, *CODEX_MODELS))
+    env = server_env(fake.base_url, MAX_INPUT_TOKENS="200000", ALLOWED_MODELS=models, **store_env(request, "redis"))
+    running = ChatWaitServer(env)
     yield running
     running.stop()
 
 
 def _codex(
-    server: ChatWaitServer, home: Path, *args: str, websockets: bool = False
+    server: ChatWaitServer, home: Path, *args: str, websockets: bool = False, model: str = FAKE_MODEL
 ) -> subprocess.CompletedProcess[str]:
-    env = codex_env(server.url, home, FAKE_MODEL, websockets)
+    env = codex_env(server.url, home, model, websockets)
     command = [str(CODEX), "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox", *args]
     return subprocess.run(
         command, cwd=home, env=env, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL, check=False
@@ -100,3 +106,39 @@ def test_codex_over_the_websocket_runs_its_tool_loop_on_one_socket(server, fake,
     warmups = [r for r in records if r.get("event") == "unknown_fields" and "generate" in r["fields"]]
     assert not warmups, "its warmup (generate: false) is taken as such"
     assert len([o for o in fake.stats()["outcomes"] if o["started"] >= started]) == 2, "and the model not asked for it"
+
+
+def _refused(server: ChatWaitServer, since: str) -> list[dict]:
+    records = server.log_records()
+    ended = [r for r in records if r.get("event") == "request_completed" and r["timestamp"] >= since]
+    return [r for r in ended if r["status"] >= 400]
+
+
+@pytest.mark.parametrize("websockets", [False, True], ids=["http", "websocket"])
+@pytest.mark.parametrize("model", CODEX_MODELS)
+def test_codex_with_a_model_it_knows_runs_its_tool_and_a_second_turn(server, fake, tmp_path, model, websockets) -> None:
+    """Its tools arrive as an `additional_tools` item (no top-level `tools`): they reach the model
+    as the request's would, its `functions.exec` call comes back as the custom tool call it
+    sent, the command runs; `resume` sends the first turn back with the second."""
+    since = max((r["timestamp"] for r in server.log_records()), default="")
+    marker, again_marker = uuid.uuid4().hex, uuid.uuid4().hex  # the fake keeps a message's first 200 characters
+    first = codex_exec(f"echo first-{model} > ran.txt && echo said-by-the-tool")
+    result = _codex(server, tmp_path, f"{marker} {first}", websockets=websockets, model=model)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "ran.txt").read_text() == f"first-{model}\n", "Codex ran the command its exec tool was given"
+    assert "said-by-the-tool" in result.stdout, "the fake's answer quotes the tool's output"
+    called, answered = [o for o in fake.stats()["outcomes"] if marker in o.get("message", "")]
+    assert answered["messages"] > called["messages"], "the call and its output sent back"
+    second = codex_exec("echo second-turn")
+    again = _codex(server, tmp_path, "resume", "--last", f"{again_marker} {second}", websockets=websockets, model=model)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "second-turn" in again.stdout
+    (resumed, _) = [o for o in fake.stats()["outcomes"] if again_marker in o.get("message", "")]
+    assert resumed["messages"] > answered["messages"], "the first turn sent back with the second"
+    assert not _refused(server, since), "not one request of either session refused"
+    records = [r for r in server.log_records() if r["timestamp"] >= since]
+    named = {name for r in records if r.get("event") == "unknown_fields" for name in r["fields"]}
+    assert not {name for name in named if name.startswith("input")}, f"every item taken: {named}"
+    if websockets:
+        upgraded = [r for r in records if r.get("event") == "request_completed" and r["status"] == 101]
+        assert len(upgraded) == 2, "each session over its socket"

@@ -149,7 +149,7 @@ def test_a_model_that_writes_no_json_for_a_custom_tool_gives_its_text_as_the_inp
     assert item["type"] == "custom_tool_call" and item["input"] == '{"text": "xxxxxxxx"}', "the arguments as written"
 
 
-def test_a_hosted_tool_choice_is_left_out_with_its_tool_and_a_file_or_bad_tool_refused(http: httpx.Client) -> None:
+def test_a_hosted_tool_choice_is_left_out_with_its_tool_and_a_bad_tool_refused(http: httpx.Client) -> None:
     body = {"model": FAKE_MODEL, "input": "hi", "tools": [WEATHER, {"type": "web_search"}]}
     chose = http.post("/v1/responses", json={**body, "tool_choice": {"type": "web_search"}})
     assert chose.status_code == 200 and chose.json()["tool_choice"] == "auto"
@@ -157,10 +157,6 @@ def test_a_hosted_tool_choice_is_left_out_with_its_tool_and_a_file_or_bad_tool_r
     nested = {"type": "namespace", "name": "n", "tools": [{"type": "web_search"}]}
     refused = http.post("/v1/responses", json={"model": FAKE_MODEL, "input": "hi", "tools": [nested]})
     assert refused.status_code == 400 and refused.json()["error"]["param"] == "tools[0].tools[0]"
-    part = {"type": "input_file", "file_data": "data:application/pdf;base64,JVBERi0=", "filename": "a.pdf"}
-    filed = http.post("/v1/responses", json={"model": FAKE_MODEL, "input": [{"role": "user", "content": [part]}]})
-    assert filed.status_code == 400 and filed.json()["error"]["param"] == "input[0].content"
-    assert "'input_file'" in filed.json()["error"]["message"], "refused by name: no file reaches the model"
     grammar = {**PATCH, "format": {"type": "grammar", "syntax": "ebnf", "definition": "x"}}
     bad = http.post("/v1/responses", json={"model": FAKE_MODEL, "input": "hi", "tools": [grammar]})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "tools[0].format"

@@ -152,8 +152,11 @@ def test_a_sockets_store_false_chains_are_bounded_in_number_and_bytes() -> None:
         chains.remember(_completed(f"resp_{n}", "x" * 10), [{"role": "user", "content": "hi"}])
     assert list(chains.items) == ["resp_2", "resp_3", "resp_4"]
     body = {"input": "and?", "previous_response_id": "resp_4"}
-    sent = chains.expand(body)
+    sent, chained = chains.expand(body)
     assert "previous_response_id" not in body and body["input"] == sent and sent[-1]["content"] == "and?"
+    assert chained == "resp_4", "the chain it continues, for its echo and its eviction on failure"
+    chains.forget("resp_4")
+    assert "resp_4" not in chains.items and "resp_4" not in chains.sizes
     chains.remember(_completed("resp_big", "y" * 2000), [])
     assert "resp_big" not in chains.items
     wide = Chains(bound=100, max_bytes=1000)

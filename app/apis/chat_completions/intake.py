@@ -17,7 +17,7 @@ from flask import Request
 
 from ...config import Settings
 from ...providers.base import ChatCall, Provider, definitions
-from ..functions import refuse_untaken
+from ..functions import attached, refuse_untaken
 from ..intake import count_prompt, read_json, refuse_oversized_messages, validate_request
 from ..openai import SYSTEM_ROLES
 from ..unknown import passed, tolerance
@@ -57,7 +57,7 @@ def prepare_completion(
     options = {name: fields[name] for name in OPTIONS if name in fields and fields[name] != _NOTHING.get(name)}
     if "tools" not in options:  # what is left of tool_choice without tools asks for nothing
         options.pop("tool_choice", None)
-    refuse_untaken(options, any(type(m["content"]) is list for m in messages), provider, "messages")
+    refuse_untaken(options, attached(messages), provider, "messages")
     total = _count(messages, options, settings, provider)
     call = ChatCall(
         model=fields.get("model", settings.default_model),

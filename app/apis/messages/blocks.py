@@ -1,7 +1,9 @@
 """Anthropic's content blocks, checked one by one by their type, and what each becomes in the chat
 messages every upstream takes: text stays text, an image becomes an `image_url` part (base64 as a
-data URL), an assistant's `tool_use` a tool call, a user's `tool_result` a `tool` message, and
-thinking is left out (the model's own reasoning is not sent back to it)."""
+data URL), a document a file (`apis/files`: a text one inlined), a search result its text, an
+assistant's `tool_use` a tool call, a user's `tool_result` a `tool` message, and thinking is left
+out (the model's own reasoning is not sent back to it). The blocks of tools Anthropic's servers
+run (`HOSTED_BLOCKS`) are left out and named: a server of the Messages API gets them as sent."""
 
 from __future__ import annotations
 
@@ -10,11 +12,13 @@ from typing import Any
 
 from marshmallow import ValidationError, fields
 
+from ..files import data_chars, file_part, inlined
 from ..functions import MAX_IMAGE_URL_CHARS, NAME, image_url_ok
 from ..schema import text_of
-from ..unknown import UNKNOWN
+from ..unknown import UNKNOWN, leave_out
 
 MAX_BLOCKS = 512
+ATTACHED = "The tool results above returned these too:"  # before the images and documents of tool results
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 # Each block type, its required fields and the optional ones (cache_control is taken and
 # ignored: ChatWait does not cache prompts).
@@ -25,14 +29,32 @@ _FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "tool_result": (("tool_use_id",), ("content", "is_error", "cache_control")),
     "thinking": (("thinking",), ("signature",)),
     "redacted_thinking": (("data",), ()),
+    "document": (("source",), ("cache_control", "title", "context", "citations")),
+    "search_result": (("source", "title", "content"), ("cache_control", "citations")),
 }
+NESTED = ("text", "image", "document", "search_result")  # what a tool result's content holds
+# Blocks of the tools Anthropic's servers run (their calls, results, uploads), and in a tool
+# result the blocks only its tools make: no other model called them, so none is sent elsewhere.
+HOSTED_BLOCKS = frozenset(
+    (
+        "server_tool_use", "web_search_tool_result", "web_fetch_tool_result", "code_execution_tool_result",
+        "bash_code_execution_tool_result", "text_editor_code_execution_tool_result", "tool_search_tool_result",
+        "container_upload", "mcp_tool_use", "mcp_tool_result",
+    )
+)  # fmt: skip
+NESTED_HOSTED = frozenset(("browser_state", "tool_reference"))
 
 
-def _block(index: int, block: Any, nested: bool = False) -> dict[str, Any]:
-    """One content block, checked (`nested`: inside a tool result, where only text and images go)."""
+def _block(index: int, block: Any, nested: bool = False) -> dict[str, Any] | None:
+    """One content block, checked (`nested`: inside a tool result); None for a hosted tool's,
+    left out and named."""
     kind = block.get("type") if isinstance(block, dict) else None
-    if not isinstance(kind, str) or kind not in _FIELDS or (nested and kind not in ("text", "image")):
-        allowed = "text or image" if nested else ", ".join(_FIELDS)
+    hosted = NESTED_HOSTED if nested else HOSTED_BLOCKS
+    where = ("messages", 0, "content", 0, "content", index, kind) if nested else ("messages", 0, "content", index, kind)
+    if isinstance(kind, str) and kind in hosted and leave_out(where):
+        return None
+    if not isinstance(kind, str) or kind not in _FIELDS or (nested and kind not in NESTED):
+        allowed = ", ".join(NESTED) if nested else ", ".join(_FIELDS)
         raise ValidationError({index: [f"A content block is an object whose type is {allowed}."]})
     required, optional = _FIELDS[kind]
     missing = [name for name in required if name not in block]
@@ -73,6 +95,10 @@ def _check(kind: str, block: dict[str, Any]) -> None:
         raise ValidationError("thinking and signature must be strings.")
     elif kind == "redacted_thinking" and not isinstance(block["data"], str):
         raise ValidationError("data must be a string.")
+    elif kind == "document":
+        document_part(block)
+    elif kind == "search_result":
+        search_text(block)
 
 
 def _tool_result(block: dict[str, Any]) -> None:
@@ -88,7 +114,7 @@ def _tool_result(block: dict[str, Any]) -> None:
         except ValidationError as error:  # named where they are: the result's content
             raise ValidationError({"content": error.messages}) from None
     elif not isinstance(content, str):
-        raise ValidationError("content is a string or a list of text and image blocks.")
+        raise ValidationError(f"content is a string or a list of {', '.join(NESTED)} blocks.")
 
 
 def image_url(source: Any) -> str | None:
@@ -105,12 +131,53 @@ def image_url(source: Any) -> str | None:
     return None
 
 
+def document_part(block: dict[str, Any]) -> dict[str, Any]:
+    """A document block as a chat part (`apis/files`): base64 data, plain text or text blocks
+    (inlined), a URL, or a file of Anthropic's Files API; ValidationError when malformed."""
+    source, title = block["source"], block.get("title")
+    kind = source.get("type") if isinstance(source, dict) else None
+    if title is not None and not isinstance(title, str):
+        raise ValidationError("A document's title is a string.")
+    if kind == "text" and isinstance(source.get("data"), str):
+        return {"type": "text", "text": inlined(title or "document", text_of(source["data"]))}
+    if kind == "content" and isinstance(source.get("content"), str | list):
+        texts = _texts(source["content"])
+        return {"type": "text", "text": inlined(title or "document", "\n".join(texts))}
+    if kind == "base64":
+        return file_part(data=source.get("data"), filename=title, media_type=source.get("media_type"))
+    if kind == "url":
+        return file_part(url=source.get("url"), filename=title)
+    if kind == "file":
+        return file_part(file_id=source.get("file_id"), filename=title)
+    raise ValidationError("A document's source is of type base64, text, content, url or file.")
+
+
+def _texts(content: Any) -> list[str]:
+    """The texts of a string, or of a list of text blocks; ValidationError otherwise."""
+    if isinstance(content, str):
+        return [text_of(content)]
+    if all(isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str) for b in content):
+        return [text_of(b["text"]) for b in content]
+    raise ValidationError("Text content is a string or a list of text blocks.")
+
+
+def search_text(block: dict[str, Any]) -> str:
+    """A search result as the text a model reads: its title, its source, its text blocks."""
+    said = (block["source"], block["title"])
+    if not (all(isinstance(text, str) for text in said) and isinstance(block["content"], list)):
+        raise ValidationError("A search result has a source and a title (strings) and content (text blocks).")
+    return "\n".join([text_of(block["title"]), text_of(block["source"]), *_texts(block["content"])])
+
+
 def _blocks(value: list[Any], nested: bool = False) -> list[dict[str, Any]]:
-    """Each block checked; the errors of all of them (every unknown field named at once)."""
+    """Each block checked, a hosted tool's left out; the errors of all of them (every unknown
+    field named at once)."""
     blocks, errors = [], {}
     for index, block in enumerate(value):
         try:
-            blocks.append(_block(index, block, nested))
+            checked = _block(index, block, nested)
+            if checked is not None:
+                blocks.append(checked)
         except ValidationError as error:
             errors.update(error.messages)  # type: ignore[arg-type]  # _block's are keyed by index
     if errors:
@@ -155,11 +222,14 @@ def chat_messages(role: str, content: str | list[dict[str, Any]]) -> list[dict[s
     texts = [block["text"] for block in content if block["type"] == "text"]
     if role == "system":
         return [{"role": "system", "content": "\n\n".join(texts)}]
-    images = [block for block in content if block["type"] == "image"]
+    media = [block for block in content if block["type"] in ("image", "document")]
     out: list[dict[str, Any]] = []
     for block in content:
         if block["type"] == "tool_result":
             out.append({"role": "tool", "tool_call_id": block["tool_use_id"], "content": _result_text(block)})
+    attached = [_part(part) for block in content if block["type"] == "tool_result" for part in _media_of(block)]
+    if attached:  # a chat completions server takes images and files from users only
+        out.append({"role": "user", "content": [{"type": "text", "text": ATTACHED}, *attached]})
     if role == "assistant":
         calls = [
             {"id": b["id"], "type": "function", "function": {"name": b["name"], "arguments": json.dumps(b["input"])}}
@@ -170,24 +240,36 @@ def chat_messages(role: str, content: str | list[dict[str, Any]]) -> list[dict[s
         if calls:
             message["tool_calls"] = calls
         return [message]
-    if images:
-        parts = [_part(block) for block in content if block["type"] in ("text", "image")]
-        out.append({"role": "user", "content": parts})
-    elif texts:
-        out.append({"role": "user", "content": "\n".join(texts)})
+    said = [block for block in content if block["type"] in ("text", "search_result", "document", "image")]
+    if media:
+        out.append({"role": "user", "content": [_part(block) for block in said]})
+    elif said:
+        out.append({"role": "user", "content": "\n".join(_part(block)["text"] for block in said)})
     return out
 
 
 def _part(block: dict[str, Any]) -> dict[str, Any]:
     if block["type"] == "text":
         return {"type": "text", "text": block["text"]}
+    if block["type"] == "search_result":
+        return {"type": "text", "text": search_text(block)}
+    if block["type"] == "document":
+        return document_part(block)
     return {"type": "image_url", "image_url": {"url": image_url(block["source"]), "detail": "auto"}}
 
 
+def _media_of(block: dict[str, Any]) -> list[dict[str, Any]]:
+    """A tool result's images and documents (which a `tool` message cannot carry)."""
+    content = block.get("content")
+    return [part for part in content if part.get("type") in ("image", "document")] if isinstance(content, list) else []
+
+
 def _result_text(block: dict[str, Any]) -> str:
-    """A tool result's content as the text a `tool` message carries (an error said as one)."""
+    """A tool result's content as the text a `tool` message carries (an error said as one): its
+    text and search results."""
     content = block.get("content", "")
-    text = content if isinstance(content, str) else "\n".join(p["text"] for p in content if p["type"] == "text")
+    said = (_part(p)["text"] for p in content if p.get("type") in ("text", "search_result")) if content else ()
+    text = content if isinstance(content, str) else "\n".join(said)
     return f"Error: {text}" if block.get("is_error") else text
 
 
@@ -202,26 +284,29 @@ TRANSLATED = frozenset(
 
 def untranslated(body: dict[str, Any]) -> list[dict[str, Any]]:
     """What a body passed through as sent holds beyond its chat messages, as one message to count
-    (input tokens, the key's tpm): thinking and its signatures, redacted thinking, images in tool
-    results, and the top-level fields the translation does not read (context_management...)."""
+    (input tokens, the key's tpm): thinking and its signatures, redacted thinking, the blocks of
+    hosted tools (their JSON), and the top-level fields the translation does not read
+    (context_management...)."""
     texts: list[str] = []
-    images: list[dict[str, Any]] = []
     for message in body.get("messages") or ():
         for block in message.get("content") if isinstance(message.get("content"), list) else ():
+            if not isinstance(block, dict):
+                continue
             texts += [block[name] for name in ("thinking", "signature", "data") if isinstance(block.get(name), str)]
             nested = block.get("content") if block.get("type") == "tool_result" else None
-            images += [_part(part) for part in nested if part["type"] == "image"] if isinstance(nested, list) else []
+            for inner in [block, *(nested if isinstance(nested, list) else ())]:
+                if isinstance(inner, dict) and inner.get("type") in HOSTED_BLOCKS | NESTED_HOSTED:
+                    texts.append(json.dumps(inner, ensure_ascii=False, separators=(",", ":")))
     rest = {name: value for name, value in body.items() if name not in TRANSLATED}
     if rest:
         texts.append(json.dumps(rest, ensure_ascii=False, separators=(",", ":")))
-    if not texts and not images:
-        return []
-    return [{"role": "user", "content": [{"type": "text", "text": "\n".join(texts)}, *images]}]
+    return [{"role": "user", "content": "\n".join(texts)}] if texts else []
 
 
 def block_chars(content: Any) -> int:
     """The characters of a message's content as sent, before validation: every string of its
-    blocks (text, thinking, signatures, redacted data, tool calls and results), images aside."""
+    blocks (text, thinking, signatures, redacted data, tool calls and results, a document's
+    data), images aside."""
     if isinstance(content, str):
         return len(content)
     if not isinstance(content, list):
@@ -231,6 +316,7 @@ def block_chars(content: Any) -> int:
         if not isinstance(block, dict):
             continue
         total += sum(len(block[n]) for n in ("text", "thinking", "signature", "data") if isinstance(block.get(n), str))
+        total += data_chars(block) if block.get("type") == "document" else 0
         if isinstance(block.get("input"), dict | list):
             total += len(json.dumps(block["input"], ensure_ascii=False))
         total += block_chars(block.get("content")) if block.get("type") == "tool_result" else 0

@@ -16,7 +16,7 @@ from flask import Request
 from ...config import Settings
 from ...errors import ApiError
 from ...providers.base import ChatCall, Provider
-from ..functions import refuse_untaken
+from ..functions import attached, refuse_untaken
 from ..intake import count_prompt, read_json, refuse_oversized_messages, validate_request
 from ..unknown import tolerance
 from .blocks import block_chars, chat_messages, untranslated
@@ -109,8 +109,7 @@ def _translated(fields: dict[str, Any], provider: Provider) -> tuple[list[dict[s
     for message in fields["messages"]:
         messages += chat_messages(message["role"], message["content"])
     options = _options(fields)
-    images = any(isinstance(m.get("content"), list) for m in messages)
-    refuse_untaken(options, images, provider, "messages", NAMES)
+    refuse_untaken(options, attached(messages), provider, "messages", NAMES)
     return messages, options
 
 

@@ -29,7 +29,7 @@ MAX_STOP_SEQUENCES = 16
 MAX_STOP_CHARS = 256
 TOOL_CHOICES = ("auto", "any", "tool", "none")
 _BLOCKS_OF = {
-    "user": {"text", "image", "tool_result"},
+    "user": {"text", "image", "document", "search_result", "tool_result"},
     "assistant": {"text", "tool_use", "thinking", "redacted_thinking"},
     "system": {"text"},
 }

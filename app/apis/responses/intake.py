@@ -23,7 +23,7 @@ from ...errors import ApiError
 from ...generation.outcome import Outcome
 from ...providers.base import ChatCall, Provider, definitions
 from ...streaming.stream import Retention, Stream
-from ..functions import refuse_untaken
+from ..functions import attached, refuse_untaken
 from ..intake import read_json, refuse_long_text, validate_request
 from ..openai import content_length
 from ..unknown import tolerance
@@ -212,7 +212,7 @@ def _plan(fields: dict[str, Any], settings: Settings, provider: Provider, stored
     _refuse_orphans([*history, *turn])
     added = [*earlier.tools, *added_tools(items)]
     options = _options(fields, added)
-    refuse_untaken(options, any(type(m["content"]) is list for m in turn), provider, "input", NAMES)
+    refuse_untaken(options, attached(turn), provider, "input", NAMES)
     system = [{"role": "system", "content": fields["instructions"]}] if fields.get("instructions") else []
     tools = definitions(options)
     auto, chain = fields.get("truncation") == "auto", "conversation" if conversation else "previous_response_id"

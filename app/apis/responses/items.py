@@ -24,10 +24,11 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate
 
 from ...errors import ApiError
+from ..files import file_part
 from ..functions import check_name, image_url_ok
 from ..openai import ROLES, SYSTEM_ROLES, MessageContent, content_length
 from ..schema import Neutral, NullMeansAbsent, Text, text_of
-from ..unknown import leave_out
+from ..unknown import UNKNOWN, leave_out
 from .compaction import COMPACTION, summary_message, unseal
 from .freeform import arguments_of
 from .tools import ItemTools, sent_name
@@ -38,6 +39,7 @@ TEXT_PARTS = ("input_text", "output_text")
 MAX_CALL_ID_CHARS = 256
 CALLS, OUTPUTS = ("function_call", "custom_tool_call"), ("function_call_output", "custom_tool_call_output")
 ADDED_TOOLS = "additional_tools"
+ATTACHED = "The tool calls above returned these too:"  # before the images and files of tool outputs
 _TAKEN = (
     "message, function_call, custom_tool_call, their outputs, reasoning, compaction, additional_tools and "
     "item_reference"
@@ -54,33 +56,54 @@ HOSTED_ITEMS = frozenset(
 )  # fmt: skip
 
 
+# Each part type: its fields (any other is unknown: left out and named).
+_PART_FIELDS = {
+    "input_text": ("text",),
+    "output_text": ("text", "annotations", "logprobs"),
+    "refusal": ("refusal",),
+    "input_image": ("image_url", "detail", "file_id"),
+    "input_file": ("file_data", "filename", "file_id", "file_url", "detail"),
+}
+_PARTS = "input_text, output_text, refusal, input_image and input_file parts"
+
+
 def _part(index: int, part: Any) -> dict[str, Any]:
+    """One part of a message's content, as a chat part (an image an `image_url`, a file `files`')."""
     kind = part.get("type") if isinstance(part, dict) else None
+    if kind not in _PART_FIELDS:
+        raise ValidationError(f"Part {index} is of type {str(kind)[:40]!r}: ChatWait takes {_PARTS}.")
+    unknown = set(part) - {"type", *_PART_FIELDS[kind]}
+    if unknown:  # as marshmallow names them: the tolerant contract takes them out and names them
+        raise ValidationError({name: [UNKNOWN] for name in sorted(unknown)})
     if kind in TEXT_PARTS:
-        extra = set(part) - {"type", "text", "annotations", "logprobs"}
-        listed = all(_objects(part.get(name, [])) for name in ("annotations", "logprobs"))
-        if not extra and listed and isinstance(part.get("text"), str):
+        if all(_objects(part.get(name, [])) for name in ("annotations", "logprobs")) and isinstance(part["text"], str):
             return {"type": "text", "text": text_of(part["text"])}
-    elif kind == "refusal" and set(part) == {"type", "refusal"} and isinstance(part["refusal"], str):
+    elif kind == "refusal" and isinstance(part.get("refusal"), str):
         return {"type": "text", "text": text_of(part["refusal"])}
     elif kind == "input_image":
-        if "file_id" in part and part["file_id"] is not None:
-            raise ValidationError(
-                f"Part {index}: ChatWait keeps no files: send the image as image_url (a URL or a data URL)."
-            )
-        url, detail = part.get("image_url"), part.get("detail", "auto")
-        if image_url_ok(url, detail) and not set(part) - {"type", "image_url", "detail", "file_id"}:
-            return {"type": "image_url", "image_url": {"url": url, "detail": detail}}
-        raise ValidationError(
-            f'Part {index} must be {{"type": "input_image", "image_url": "https://..." or "data:image/png;base64,...", '
-            '"detail": "auto" | "low" | "high"}.'
-        )
-    else:
-        shown = str(kind)[:40]
-        raise ValidationError(
-            f"Part {index} is of type {shown!r}: ChatWait takes input_text, output_text, refusal and input_image parts."
-        )
+        return _image(index, part)
+    elif kind == "input_file":
+        given = {"data": part.get("file_data"), "file_id": part.get("file_id"), "url": part.get("file_url")}
+        try:
+            return file_part(filename=part.get("filename"), **given)
+        except ValidationError as error:
+            raise ValidationError(f"Part {index}: {error.messages[0]}") from None
     raise ValidationError(f"Part {index} is not a well-formed {kind} part.")
+
+
+def _image(index: int, part: dict[str, Any]) -> dict[str, Any]:
+    if part.get("file_id") is not None:
+        raise ValidationError(
+            f"Part {index}: ChatWait keeps no files: send the image as image_url (a URL or a data URL)."
+        )
+    url, detail = part.get("image_url"), part.get("detail") or "auto"
+    detail = "high" if detail == "original" else detail  # the most a chat completions server renders
+    if image_url_ok(url, detail):
+        return {"type": "image_url", "image_url": {"url": url, "detail": detail}}
+    raise ValidationError(
+        f'Part {index} must be {{"type": "input_image", "image_url": "https://..." or "data:image/png;base64,...", '
+        '"detail": "auto" | "low" | "high" | "original"}.'
+    )
 
 
 def _objects(value: Any) -> bool:
@@ -126,21 +149,21 @@ class CustomToolCallInputSchema(_CallInputSchema):
 
 
 class ToolOutput(fields.Field):
-    """A function's output: a string, or `input_text` parts (joined by newlines)."""
+    """A tool's output: a string, or `input_text`, `input_image` and `input_file` parts (text
+    parts joined by newlines; images and files, which a chat completions server takes from users
+    only, follow the tool messages as a user message: `to_messages`)."""
 
     json_types = ("string", "array")
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str | list[dict[str, Any]]:
         if isinstance(value, str):
             return text_of(value)
-        if isinstance(value, list) and all(
-            isinstance(part, dict) and part.get("type") == "input_text" and isinstance(part.get("text"), str)
-            for part in value
+        if not isinstance(value, list) or not all(
+            isinstance(part, dict) and part.get("type") in ("input_text", "input_image", "input_file") for part in value
         ):
-            return "\n".join(text_of(part["text"]) for part in value)
-        raise ValidationError(
-            "Must be a string, or a list of input_text parts: a chat completions server takes text results."
-        )
+            raise ValidationError("Must be a string, or a list of input_text, input_image and input_file parts.")
+        parts = MessageContent(_part).deserialize(value) if value else ""
+        return parts
 
 
 class FunctionCallOutputInputSchema(NullMeansAbsent):
@@ -285,8 +308,11 @@ def resolve(items: list[dict[str, Any]], lookup: Callable[[str], dict[str, Any] 
 def to_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The chat conversation `items` make (see the module docstring)."""
     messages: list[dict[str, Any]] = []
+    attached: list[dict[str, Any]] = []  # the images and files of the tool outputs just read
     for item in items:
         kind = item["type"]
+        if kind not in OUTPUTS:
+            _attach(messages, attached)
         if kind == "message":
             role = "system" if item["role"] in SYSTEM_ROLES else item["role"]
             messages.append({"role": role, "content": item["content"]})
@@ -300,10 +326,22 @@ def to_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
             else:
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
         elif kind in OUTPUTS:
-            messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": item["output"]})
+            output = item["output"]
+            text = output if type(output) is str else "\n".join(p["text"] for p in output if p["type"] == "text")
+            messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": text})
+            if type(output) is list:
+                attached.extend(part for part in output if part["type"] != "text")
         elif kind == COMPACTION:
             messages.append(summary_message(item["encrypted_content"]))
+    _attach(messages, attached)
     return messages
+
+
+def _attach(messages: list[dict[str, Any]], attached: list[dict[str, Any]]) -> None:
+    """The images and files tool outputs returned, as a user message after the tool messages."""
+    if attached:
+        messages.append({"role": "user", "content": [{"type": "text", "text": ATTACHED}, *attached]})
+        attached.clear()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any
 
 from ...errors import ApiError
 from ...ids import random_id
+from ...providers.base import FILE_PART
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
@@ -49,6 +50,8 @@ def listed(item: dict[str, Any]) -> dict[str, Any]:
         found.update({name: item[name] for name in ("summary", "content", "encrypted_content") if name in item})
     else:
         found.update({name: item[name] for name in _CALL_FIELDS if name in item})
+        if type(item.get("output")) is list:
+            found["output"] = [_part(part, "user") for part in item["output"]]
         found["status"] = "completed"
     return found
 
@@ -57,6 +60,8 @@ def _part(part: dict[str, Any], role: str) -> dict[str, Any]:
     if part["type"] == "image_url":
         image = part["image_url"]
         return {"type": "input_image", "image_url": image["url"], "detail": image.get("detail", "auto")}
+    if part["type"] == FILE_PART:
+        return {"type": "input_file", **part[FILE_PART]}
     if role == "assistant":
         return {"type": "output_text", "text": part["text"], "annotations": [], "logprobs": []}
     return {"type": "input_text", "text": part["text"]}

@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any
 
-from ..base import ChatCall, UpstreamError
+from ..base import FILE_PART, ChatCall, UpstreamError
 
 ANTHROPIC_VERSION = "2023-06-01"
 MIN_THINKING_BUDGET = 1024  # Anthropic's smallest budget_tokens
@@ -88,6 +88,8 @@ def _blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
     for part in content if isinstance(content, list) else ():
         if part.get("type") == "image_url":
             blocks.append(_image(part["image_url"]["url"]))
+        elif part.get("type") == FILE_PART:
+            blocks.append(_document(part[FILE_PART]))
         elif part.get("text"):
             blocks.append({"type": "text", "text": part["text"]})
         elif part.get("refusal"):
@@ -109,6 +111,22 @@ def _image(url: str) -> dict[str, Any]:
     found = _DATA_URL.fullmatch(url)
     source = {"type": "base64", "media_type": found[1], "data": found[2]} if found else {"type": "url", "url": url}
     return {"type": "image", "source": source}
+
+
+def _document(file: dict[str, Any]) -> dict[str, Any]:
+    """A `file` part as a document block: its data as base64, a URL, or a file of Anthropic's
+    Files API by its id."""
+    if "file_url" in file:
+        source = {"type": "url", "url": file["file_url"]}
+    elif "file_id" in file:
+        source = {"type": "file", "file_id": file["file_id"]}
+    else:
+        found = _DATA_URL.fullmatch(file["file_data"])
+        source = {"type": "base64", "media_type": found[1], "data": found[2]} if found else {}
+    block = {"type": "document", "source": source}
+    if file.get("filename"):
+        block["title"] = file["filename"]
+    return block
 
 
 def _input(function: dict[str, Any]) -> dict[str, Any]:

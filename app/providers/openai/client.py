@@ -35,6 +35,10 @@ class OpenAIProvider(HttpProvider):
     name = "openai"
     endpoint = "chat/completions"
 
+    def takes(self, option: str, options: dict[str, Any]) -> bool:
+        """Everything the server itself may refuse, but a file by URL: chat completions has none."""
+        return option != "file_urls"
+
     def chunk_tokens(self, route: Route) -> bool:
         return True
 

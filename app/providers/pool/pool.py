@@ -118,6 +118,10 @@ class UpstreamPool(Provider):
         detail = SHEDDING.format(model=model, share=round(100 * share))
         return ApiError("upstream_unavailable", detail, retry_after=seconds)
 
+    def takes(self, option: str, options: dict[str, Any]) -> bool:
+        """What every server takes (a request may go to any of them)."""
+        return all(server.provider.takes(option, options) for server in self.servers)
+
     def can_fail_over(self, model: str, route: Route) -> bool:
         return bool(self._usable(model, route.tried))
 
