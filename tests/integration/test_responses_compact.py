@@ -88,6 +88,8 @@ def test_what_cannot_be_compacted_is_a_clear_400(server) -> None:
         error = refused.json()["error"]
         assert error["param"] == "input[0].encrypted_content", error
         assert "Not a compaction ChatWait made" in error["message"], error
-        missing = client.post("/v1/responses/compact", json={"previous_response_id": "resp_" + "0" * 32})
+        missing = client.post(
+            "/v1/responses/compact", json={"model": FAKE_MODEL, "previous_response_id": "resp_" + "0" * 32}
+        )
         assert missing.status_code == 404, missing.text
         assert client.get("/v1/responses/compact").status_code == 405, "compact is no response id"

@@ -8,9 +8,10 @@ from hypothesis import strategies as st
 from marshmallow import ValidationError
 
 from app.apis.responses import compaction
-from app.apis.responses.items import ResponseInput, to_messages
+from app.apis.responses.items import ResponseInput
 from app.apis.responses.listing import listed
 from app.apis.responses.replies import compacted_reply
+from app.apis.responses.turns import to_messages
 from app.errors import ApiError
 from app.generation.outcome import Outcome
 from app.providers.base import Usage

@@ -33,10 +33,10 @@ from .conversation_schemas import (
     InputTokensSchema,
     ItemListSchema,
 )
-from .items import resolve
 from .listing import listed, page
 from .replies import response_status
 from .stored import conversation_items, references
+from .turns import resolve
 from .wire import ResponsesWriter
 
 bp = Blueprint("conversations", __name__)

@@ -27,14 +27,16 @@ from ..functions import attached, refuse_untaken
 from ..intake import read_json, refuse_long_text, validate_request
 from ..openai import content_length
 from ..unknown import tolerance
+from . import window
 from .compaction import compaction_messages
 from .fit import DROPPABLE, fit
-from .items import Earlier, added_tools, item_chars, resolve, to_messages
+from .items import item_chars
 from .listing import listed
 from .replies import ECHOED
 from .schemas import LOGPROBS_INCLUDED, ResponseRequestSchema
 from .tools import called_names, chat_tools, chosen, echoed
-from .wire import ADDED_MARK, LOGPROBS_MARK, PREPARED_MARK
+from .turns import Earlier, added_tools, configured, refuse_orphans, resolve, triggered, turn_of
+from .wire import ADDED_MARK, COMPACTED_MARK, LOGPROBS_MARK, PREPARED_MARK
 
 # Options passed on as they are, under the same names in chat completions.
 PASSED = (
@@ -77,6 +79,7 @@ class Planned:
     conversation: list[dict[str, Any]]
     input_items: list[dict[str, Any]]
     added_tools: list[dict[str, Any]]
+    triggered: bool  # the input ends with a compaction_trigger
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +100,19 @@ class ResponseRequest:
     input_items: list[dict[str, Any]]
     conversation_id: str | None
     added_tools: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    compaction: window.Compaction | None = None  # to make before it is generated (server-side compaction)
+
+    def compacted(self, summary: str, provider: Provider) -> ResponseRequest:
+        """This request once its conversation is compacted to the model's `summary`: generated
+        from the instructions, the summary and the last turn, its output opened by the compaction
+        item, its kept conversation the summary and the last turn."""
+        assert self.compaction is not None
+        made = window.item(summary)
+        messages, kept = window.compacted(self.compaction, made)
+        call = dataclasses.replace(self.call, messages=messages)
+        tokens = provider.prompt_tokens(call.counted())
+        echo = {**self.echo, COMPACTED_MARK: made}
+        return dataclasses.replace(self, call=call, prompt_tokens=tokens, echo=echo, conversation=kept, compaction=None)
 
     def retention(self, settings: Settings, ended: Callable[[Stream, Outcome], None] | None = None) -> Retention:
         """How its stream is kept: a stored response with its conversation and input items for
@@ -133,6 +149,7 @@ def prepare_response(
         typed=True,
         generate=fields.get("generate", True),
     )
+    compaction = _compaction(fields, planned, call, provider)
     stream, background, store = bool(fields.get("stream")), bool(fields.get("background")), fields.get("store", True)
     echo = _echo(fields, planned.added_tools)
     if request.environ.get(CHAINED):
@@ -148,7 +165,20 @@ def prepare_response(
         planned.input_items,
         fields.get("conversation"),
         planned.added_tools,
+        compaction,
     )
+
+
+def _compaction(
+    fields: dict[str, Any], planned: Planned, call: ChatCall, provider: Provider
+) -> window.Compaction | None:
+    """The server-side compaction this request asks for (`window`), or None."""
+    limit, forced = window.threshold(fields), planned.triggered
+    if (limit is None and not forced) or not call.generate:
+        return None
+    tokens = planned.prompt_tokens if planned.prompt_tokens is not None else provider.prompt_tokens(planned.counted)
+    system = planned.messages[: len(planned.messages) - len(planned.conversation)]
+    return window.plan(call, system, planned.conversation, tokens, forced, limit)
 
 
 def count_input_tokens(
@@ -170,14 +200,16 @@ def prepare_compaction(
     its counted prompt tokens (None: it fits without counting), and that conversation; or the
     ApiError a create would get. No tool is called: the model is asked for text."""
     fields = _turns_given(_fields(request, schema, settings, provider, input_optional=True), "compact")
+    if "model" not in fields:  # the API requires it here, unlike a create
+        detail = "A compaction names its model: send model."
+        raise ApiError("validation_error", detail, fields={"model": ["Missing data for required field."]})
     planned = _plan(fields, settings, provider, stored)
     messages = compaction_messages(planned.messages)
     options = planned.options
     if "tools" in options:
         options["tool_choice"] = "none"
     counted = None if planned.prompt_tokens is None else planned.prompt_tokens + provider.prompt_tokens(messages[-1:])
-    model = fields.get("model", settings.default_model)
-    call = ChatCall(model=model, messages=messages, max_tokens=settings.max_tokens, options=options)
+    call = ChatCall(model=fields["model"], messages=messages, max_tokens=settings.max_tokens, options=options)
     return call, counted, planned.conversation
 
 
@@ -208,10 +240,11 @@ def _plan(fields: dict[str, Any], settings: Settings, provider: Provider, stored
     earlier = stored.turns(previous) if previous else stored.conversation(conversation) if conversation else Earlier()
     history = earlier.messages
     items = resolve(fields.get("input", []), stored.item)
-    turn = _turn(items, fields.get("generate", True)) if items or not history else []
-    _refuse_orphans([*history, *turn])
+    forced = triggered(items)
+    turn = turn_of(items, fields.get("generate", True) and not forced) if items or not history else []
+    refuse_orphans([*history, *turn])
     added = [*earlier.tools, *added_tools(items)]
-    options = _options(fields, added)
+    options = _options(configured(items, fields), added)
     refuse_untaken(options, attached(turn), provider, "input", NAMES)
     system = [{"role": "system", "content": fields["instructions"]}] if fields.get("instructions") else []
     tools = definitions(options)
@@ -220,30 +253,7 @@ def _plan(fields: dict[str, Any], settings: Settings, provider: Provider, stored
     counted = [*tools, *system, *fitted.items]
     listed_items = [listed(item) for item in items]
     messages = [*system, *fitted.items]
-    return Planned(messages, options, fitted.prompt_tokens, counted, fitted.items, listed_items, added)
-
-
-def _turn(items: list[dict[str, Any]], generate: bool) -> list[dict[str, Any]]:
-    """This request's input as chat messages; a 400 when nothing in it is for the model (a
-    warmup's may be empty: it prepares the chain, no model reads it)."""
-    turn = to_messages(items)
-    if not turn and generate:
-        detail = "The input holds no message and no tool output: nothing for the model to answer."
-        raise ApiError("validation_error", detail, fields={"input": ["Send a message or a function_call_output too."]})
-    return turn
-
-
-def _refuse_orphans(messages: list[dict[str, Any]]) -> None:
-    """A 400 naming the first tool output whose call_id no call before it in the conversation has:
-    the client's mistake, which no upstream takes (OpenAI answers it with a 400 too)."""
-    called: set[str] = set()
-    for message in messages:
-        called.update(call["id"] for call in message.get("tool_calls") or ())
-        if message["role"] == "tool" and message["tool_call_id"] not in called:
-            call_id = message["tool_call_id"][:80]
-            detail = f"No tool call found for the output with call_id {call_id!r}: no call before it has that id."
-            action = "Send the call's item before its output, or chain from the response that made it."
-            raise ApiError("validation_error", detail, action=action, fields={"input": [detail]})
+    return Planned(messages, options, fitted.prompt_tokens, counted, fitted.items, listed_items, added, forced)
 
 
 def _echo(fields: dict[str, Any], added: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,48 +1,40 @@
-"""The Responses API's input items, checked, and the conversation they make for the model.
+"""The Responses API's input items, checked (the conversation they make: `turns`).
 
-`input` is a string (one user message) or a list of items: messages (content a string or
-`input_text`, `output_text`, `refusal` and `input_image` parts), an earlier reply's
-`function_call` and `custom_tool_call` items and the client's outputs for them, its `reasoning`
-items, the `compaction` item of /v1/responses/compact (its summary, as an assistant message:
-`compaction`), `additional_tools` (tools the conversation makes available from that item on:
-they join the request's, `added_tools`), and `item_reference`s to an earlier response's output
-items (by their id, which names the response: `resolve`). The other items OpenAI publishes are
-the calls and results of tools run on its own servers (`HOSTED_ITEMS`): left out and named, as
-hosted tools are. The model is sent a chat conversation: a message as it is, consecutive
-calls as one assistant message's `tool_calls` (with the assistant's text just before them; each
-named, and a custom tool's input put, as the model is sent the tools: `tools`), an output as a
-`tool` message. A reasoning item is taken but not sent on: a chat completions server takes no
-reasoning back (the model reasons afresh each turn).
+`input` is a string (one user message) or a list of items: messages (their content `parts`), an
+earlier reply's `function_call` and `custom_tool_call` items and the client's outputs for them,
+its `reasoning` items, a `compaction` item (of /v1/responses/compact, or of a server-side
+compaction) and a `compaction_trigger`, `additional_tools` (tools the conversation makes available
+from that item on), `configuration_update` (a reasoning effort or a reply's format from there
+on), and `item_reference`s to an earlier response's output items. The other items OpenAI
+publishes are the calls and results of tools run on its own servers (`HOSTED_ITEMS`): left out
+and named, as hosted tools are.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
 from typing import Any
 
 from marshmallow import ValidationError, fields, validate
 
-from ...errors import ApiError
-from ..files import file_part
-from ..functions import check_name, image_url_ok
-from ..openai import ROLES, SYSTEM_ROLES, MessageContent, content_length
+from ..functions import check_name
+from ..openai import REASONING_EFFORTS, ROLES, MessageContent, content_length
 from ..schema import Neutral, NullMeansAbsent, Text, text_of
-from ..unknown import UNKNOWN, leave_out
-from .compaction import COMPACTION, summary_message, unseal
-from .freeform import arguments_of
-from .tools import ItemTools, sent_name
+from ..unknown import leave_out
+from .compaction import COMPACTION, unseal
+from .formats import TextFormat
+from .parts import ToolOutput, input_part
+from .tools import ItemTools
 
 ITEM_STATUSES = ("in_progress", "completed", "incomplete")
 PHASES = ("commentary", "final_answer")
-TEXT_PARTS = ("input_text", "output_text")
 MAX_CALL_ID_CHARS = 256
 CALLS, OUTPUTS = ("function_call", "custom_tool_call"), ("function_call_output", "custom_tool_call_output")
 ADDED_TOOLS = "additional_tools"
-ATTACHED = "The tool calls above returned these too:"  # before the images and files of tool outputs
+TRIGGER = "compaction_trigger"
+CONFIGURED = "configuration_update"
 _TAKEN = (
-    "message, function_call, custom_tool_call, their outputs, reasoning, compaction, additional_tools and "
-    "item_reference"
+    "message, function_call, custom_tool_call, their outputs, reasoning, compaction, compaction_trigger, "
+    "additional_tools, configuration_update and item_reference"
 )
 # Items of OpenAI's published input that record a tool run by OpenAI's servers (or by a client
 # for a tool only OpenAI's models call): no model here called them, so none is sent on.
@@ -56,61 +48,6 @@ HOSTED_ITEMS = frozenset(
 )  # fmt: skip
 
 
-# Each part type: its fields (any other is unknown: left out and named).
-_PART_FIELDS = {
-    "input_text": ("text",),
-    "output_text": ("text", "annotations", "logprobs"),
-    "refusal": ("refusal",),
-    "input_image": ("image_url", "detail", "file_id"),
-    "input_file": ("file_data", "filename", "file_id", "file_url", "detail"),
-}
-_PARTS = "input_text, output_text, refusal, input_image and input_file parts"
-
-
-def _part(index: int, part: Any) -> dict[str, Any]:
-    """One part of a message's content, as a chat part (an image an `image_url`, a file `files`')."""
-    kind = part.get("type") if isinstance(part, dict) else None
-    if kind not in _PART_FIELDS:
-        raise ValidationError(f"Part {index} is of type {str(kind)[:40]!r}: ChatWait takes {_PARTS}.")
-    unknown = set(part) - {"type", *_PART_FIELDS[kind]}
-    if unknown:  # as marshmallow names them: the tolerant contract takes them out and names them
-        raise ValidationError({name: [UNKNOWN] for name in sorted(unknown)})
-    if kind in TEXT_PARTS:
-        if all(_objects(part.get(name, [])) for name in ("annotations", "logprobs")) and isinstance(part["text"], str):
-            return {"type": "text", "text": text_of(part["text"])}
-    elif kind == "refusal" and isinstance(part.get("refusal"), str):
-        return {"type": "text", "text": text_of(part["refusal"])}
-    elif kind == "input_image":
-        return _image(index, part)
-    elif kind == "input_file":
-        given = {"data": part.get("file_data"), "file_id": part.get("file_id"), "url": part.get("file_url")}
-        try:
-            return file_part(filename=part.get("filename"), **given)
-        except ValidationError as error:
-            raise ValidationError(f"Part {index}: {error.messages[0]}") from None
-    raise ValidationError(f"Part {index} is not a well-formed {kind} part.")
-
-
-def _image(index: int, part: dict[str, Any]) -> dict[str, Any]:
-    if part.get("file_id") is not None:
-        raise ValidationError(
-            f"Part {index}: ChatWait keeps no files: send the image as image_url (a URL or a data URL)."
-        )
-    url, detail = part.get("image_url"), part.get("detail") or "auto"
-    detail = "high" if detail == "original" else detail  # the most a chat completions server renders
-    if image_url_ok(url, detail):
-        return {"type": "image_url", "image_url": {"url": url, "detail": detail}}
-    raise ValidationError(
-        f'Part {index} must be {{"type": "input_image", "image_url": "https://..." or "data:image/png;base64,...", '
-        '"detail": "auto" | "low" | "high" | "original"}.'
-    )
-
-
-def _objects(value: Any) -> bool:
-    """Whether `value` is a list of JSON objects (a part's annotations or logprobs, sent back as they came)."""
-    return isinstance(value, list) and all(isinstance(entry, dict) for entry in value)
-
-
 class InputMessageSchema(NullMeansAbsent):
     """A message item of `input` (also an earlier reply's output message, sent back as it came)."""
 
@@ -118,7 +55,9 @@ class InputMessageSchema(NullMeansAbsent):
     role = fields.String(
         required=True, validate=validate.OneOf(ROLES, error="Must be one of: user, assistant, system, developer.")
     )
-    content = MessageContent(_part, required=True, error_messages={"required": "Every message item needs content."})
+    content = MessageContent(
+        input_part, required=True, error_messages={"required": "Every message item needs content."}
+    )
     id = Text(validate=validate.Length(min=1, max=128))
     status = fields.String(validate=validate.OneOf(ITEM_STATUSES))
     phase = fields.String(validate=validate.OneOf(PHASES))  # an assistant message's, as it came (not sent on)
@@ -146,24 +85,6 @@ class CustomToolCallInputSchema(_CallInputSchema):
 
     type = fields.String(required=True, validate=validate.OneOf(("custom_tool_call",)))
     input = Text(required=True)
-
-
-class ToolOutput(fields.Field):
-    """A tool's output: a string, or `input_text`, `input_image` and `input_file` parts (text
-    parts joined by newlines; images and files, which a chat completions server takes from users
-    only, follow the tool messages as a user message: `to_messages`)."""
-
-    json_types = ("string", "array")
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str | list[dict[str, Any]]:
-        if isinstance(value, str):
-            return text_of(value)
-        if not isinstance(value, list) or not all(
-            isinstance(part, dict) and part.get("type") in ("input_text", "input_image", "input_file") for part in value
-        ):
-            raise ValidationError("Must be a string, or a list of input_text, input_image and input_file parts.")
-        parts = MessageContent(_part).deserialize(value) if value else ""
-        return parts
 
 
 class FunctionCallOutputInputSchema(NullMeansAbsent):
@@ -212,6 +133,35 @@ class AdditionalToolsSchema(NullMeansAbsent):
     id = Text(validate=validate.Length(min=1, max=128))
 
 
+class ReasoningUpdateSchema(NullMeansAbsent):
+    """A configuration update's reasoning: its effort."""
+
+    effort = fields.String(validate=validate.OneOf(REASONING_EFFORTS))
+
+
+class TextUpdateSchema(NullMeansAbsent):
+    """A configuration update's text: the reply's format."""
+
+    format = TextFormat(required=True)
+
+
+class ConfigurationUpdateSchema(NullMeansAbsent):
+    """The reasoning effort or the reply's format from this item on, until a later one: applied
+    over the request's own (`configured`)."""
+
+    type = fields.String(required=True, validate=validate.OneOf((CONFIGURED,)))
+    id = Text(validate=validate.Length(min=1, max=128))
+    reasoning = fields.Nested(ReasoningUpdateSchema)
+    text = fields.Nested(TextUpdateSchema)
+
+
+class CompactionTriggerSchema(NullMeansAbsent):
+    """Compact the conversation now (the input's last item): server-side compaction (`window`)."""
+
+    type = fields.String(required=True, validate=validate.OneOf((TRIGGER,)))
+    id = Text(validate=validate.Length(min=1, max=128))
+
+
 class ItemReferenceSchema(NullMeansAbsent):
     """An output item of an earlier stored response of this client, by its id."""
 
@@ -228,6 +178,8 @@ _SCHEMAS = {
     "reasoning": ReasoningInputSchema,
     COMPACTION: CompactionInputSchema,
     ADDED_TOOLS: AdditionalToolsSchema,
+    TRIGGER: CompactionTriggerSchema,
+    CONFIGURED: ConfigurationUpdateSchema,
     "item_reference": ItemReferenceSchema,
 }
 
@@ -262,11 +214,6 @@ class ResponseInput(fields.Field):
         return items
 
 
-def added_tools(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The tools `additional_tools` items make available, in order."""
-    return [tool for item in items if item["type"] == ADDED_TOOLS for tool in item["tools"]]
-
-
 def item_chars(item: Any) -> int:
     """The characters of an input item as sent (before validation): its content, a call's
     arguments or an output (the tools an item adds count as tokens, as `tools` do)."""
@@ -280,88 +227,4 @@ def item_chars(item: Any) -> int:
         content_length(item.get("content"))
         + content_length(item.get("output"))
         + sum(len(text) for text in said if isinstance(text, str))
-    )
-
-
-def resolve(items: list[dict[str, Any]], lookup: Callable[[str], dict[str, Any] | None]) -> list[dict[str, Any]]:
-    """`items` with each `item_reference` replaced by the output item it names, as an input item
-    (`lookup(id)`: the output item, None when no stored response of this client has it: 404
-    response_not_found, as for an unknown previous_response_id)."""
-    resolved = []
-    for item in items:
-        if item["type"] != "item_reference":
-            resolved.append(item)
-            continue
-        found = lookup(item["id"])
-        if found is None:
-            detail = f"No output item {item['id'][:80]!r} of a finished stored response of yours is kept."
-            raise ApiError("response_not_found", detail, action="Send the item itself instead of a reference.")
-        if found["type"] == "message":
-            text = "".join(part.get("text") or part.get("refusal") or "" for part in found["content"])
-            resolved.append({"type": "message", "role": "assistant", "content": text})
-        else:
-            taken = ("type", "call_id", "name", "namespace", "arguments", "input")
-            resolved.append({key: found[key] for key in taken if key in found})
-    return resolved
-
-
-def to_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The chat conversation `items` make (see the module docstring)."""
-    messages: list[dict[str, Any]] = []
-    attached: list[dict[str, Any]] = []  # the images and files of the tool outputs just read
-    for item in items:
-        kind = item["type"]
-        if kind not in OUTPUTS:
-            _attach(messages, attached)
-        if kind == "message":
-            role = "system" if item["role"] in SYSTEM_ROLES else item["role"]
-            messages.append({"role": role, "content": item["content"]})
-        elif kind in CALLS:
-            arguments = item["arguments"] if kind == "function_call" else arguments_of(item["input"])
-            function = {"name": sent_name(item.get("namespace"), item["name"]), "arguments": arguments}
-            call = {"id": item["call_id"], "type": "function", "function": function}
-            last = messages[-1] if messages else None
-            if last is not None and last["role"] == "assistant" and type(last["content"]) is not list:
-                last.setdefault("tool_calls", []).append(call)
-            else:
-                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
-        elif kind in OUTPUTS:
-            output = item["output"]
-            text = output if type(output) is str else "\n".join(p["text"] for p in output if p["type"] == "text")
-            messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": text})
-            if type(output) is list:
-                attached.extend(part for part in output if part["type"] != "text")
-        elif kind == COMPACTION:
-            messages.append(summary_message(item["encrypted_content"]))
-    _attach(messages, attached)
-    return messages
-
-
-def _attach(messages: list[dict[str, Any]], attached: list[dict[str, Any]]) -> None:
-    """The images and files tool outputs returned, as a user message after the tool messages."""
-    if attached:
-        messages.append({"role": "user", "content": [{"type": "text", "text": ATTACHED}, *attached]})
-        attached.clear()
-
-
-@dataclasses.dataclass(frozen=True)
-class Earlier:
-    """The turns a request continues (a stored response's, a conversation's): the chat
-    conversation they make, and the tools their `additional_tools` items made available."""
-
-    messages: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    tools: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-
-
-def earlier_of(items: list[Any]) -> Earlier:
-    """The turns kept items make (a conversation's, checked when they were added)."""
-    checked = ResponseInput().deserialize(items) if items else []
-    return Earlier(to_messages(checked), added_tools(checked))
-
-
-def message_chars(message: dict[str, Any]) -> int:
-    """The characters of a chat message: its content and its tool calls' names and arguments."""
-    calls = message.get("tool_calls") or ()
-    return content_length(message.get("content")) + sum(
-        len(c["function"]["name"]) + len(c["function"]["arguments"]) for c in calls
     )

@@ -19,6 +19,7 @@ from ...providers.deltas import LOGPROBS, REASONING, REFUSAL, TOOL_CALL, Delta
 MESSAGE, REASONING_ITEM, FUNCTION_CALL = "message", "reasoning", "function_call"
 TEXT_PART, REFUSAL_PART, REASONING_PART = "output_text", "refusal", "reasoning_text"
 PRIMING_EVENTS = 2  # response.created, response.in_progress
+COMPACTED_EVENTS = 2  # and a compacted response's compaction item: its output_item.added, output_item.done
 LEGACY_PRIMING_EVENTS = 4  # and the message's output_item.added, content_part.added (streams of earlier releases)
 _PREFIXES = {MESSAGE: "msg_", REASONING_ITEM: "rs_", FUNCTION_CALL: "fc_"}  # item ids: prefix + the stream's id
 ITEM_PREFIXES = ("msg", "rs", "fc")
@@ -48,10 +49,13 @@ class Item:
 class Layout:
     """The output items of one response and the first sequence number of each of its chunks;
     fed the chunks in order (`place`). `legacy`: a stream of an earlier release, whose priming
-    event opened the message and its text part."""
+    event opened the message and its text part; `compacted`: its output opens with a compaction
+    item, written whole by the priming event (the reply's items come after it)."""
 
-    def __init__(self, response_id: str, legacy: bool = False) -> None:
+    def __init__(self, response_id: str, legacy: bool = False, compacted: bool = False) -> None:
         self._suffix = response_id.removeprefix("resp_")
+        self.legacy = legacy
+        self.offset = int(compacted)  # the output index of the reply's first item
         self.items: list[Item] = []
         self.message: Item | None = None
         self.reasoning: Item | None = None
@@ -62,7 +66,7 @@ class Layout:
         self._opening_ids: list[int] = []
         self._added: list[int] = []
         self.text_opened_by = -1  # the chunk that opened the message's text part (0: the priming event)
-        self.priming_events = LEGACY_PRIMING_EVENTS if legacy else PRIMING_EVENTS
+        self.priming_events = LEGACY_PRIMING_EVENTS if legacy else PRIMING_EVENTS + COMPACTED_EVENTS * compacted
         self.next_number = self.priming_events
         if legacy:
             self._open(MESSAGE, 0)
@@ -125,7 +129,7 @@ class Layout:
         return opened + 1
 
     def _open(self, kind: str, event_id: int) -> Item:
-        index = len(self.items)
+        index = len(self.items) + self.offset
         item_id = _PREFIXES[kind] + self._suffix
         if kind == FUNCTION_CALL:
             item_id += f"_{index}"

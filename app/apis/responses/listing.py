@@ -3,7 +3,7 @@
 An input item, once checked (`items`), is kept in OpenAI's item shape with an id of its own (the
 one it came with, else a fresh one): a message's content as `input_text` (an assistant's as
 `output_text`) and `input_image` parts, a call (of a function, of a custom tool) and its output, a
-reasoning or compaction item, an `additional_tools` item.
+reasoning or compaction item, an `additional_tools`, `configuration_update` or `compaction_trigger` item.
 A page is `{"object": "list", "data", "first_id", "last_id", "has_more"}`, after `after`, at
 most `limit` (1 to 100, default 20) items, in `order` (`desc`, the default, or `asc`).
 """
@@ -29,6 +29,8 @@ _ID_PREFIXES = {
     "reasoning": "rs",
     "compaction": "cmp",
     "additional_tools": "at",
+    "configuration_update": "cfg",
+    "compaction_trigger": "ctr",
 }
 _CALL_FIELDS = ("call_id", "name", "namespace", "arguments", "input", "output")
 
@@ -46,6 +48,8 @@ def listed(item: dict[str, Any]) -> dict[str, Any]:
             found["phase"] = item["phase"]
     elif kind == "additional_tools":
         found.update(role=item["role"], tools=item["tools"])
+    elif kind in ("configuration_update", "compaction_trigger"):
+        found.update({name: item[name] for name in ("reasoning", "text") if name in item})
     elif kind in ("reasoning", "compaction"):
         found.update({name: item[name] for name in ("summary", "content", "encrypted_content") if name in item})
     else:

@@ -80,7 +80,16 @@ class OutputReasoningSchema(StrictSchema):
     content = fields.List(fields.Nested(ReasoningTextSchema), required=True)
 
 
+class OutputCompactionSchema(StrictSchema):
+    """A server-side compaction's item: the model's summary of the conversation before it."""
+
+    id = fields.String(required=True)
+    type = fields.String(required=True, validate=validate.OneOf(("compaction",)))
+    encrypted_content = fields.String(required=True)
+
+
 OUTPUT_ITEMS = {
+    "compaction": OutputCompactionSchema,
     "message": OutputMessageSchema,
     "function_call": OutputFunctionCallSchema,
     "custom_tool_call": OutputCustomToolCallSchema,

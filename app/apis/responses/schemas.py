@@ -13,7 +13,6 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
-from ..functions import check_json_schema
 from ..openai import MAX_TOP_LOGPROBS, REASONING_EFFORTS, SERVICE_TIERS, VERBOSITIES
 from ..schema import (
     Neutral,
@@ -26,7 +25,11 @@ from ..schema import (
     check_model,
     text_of,
 )
+from .formats import TextFormat
 from .items import (
+    AdditionalToolsSchema,
+    CompactionTriggerSchema,
+    ConfigurationUpdateSchema,
     CustomToolCallInputSchema,
     CustomToolCallOutputInputSchema,
     FunctionCallInputSchema,
@@ -34,10 +37,13 @@ from .items import (
     InputMessageSchema,
     ItemReferenceSchema,
     ReasoningInputSchema,
+    ReasoningUpdateSchema,
     ResponseInput,
+    TextUpdateSchema,
 )
 from .object_schemas import (
     TRUNCATIONS,
+    OutputCompactionSchema,
     OutputCustomToolCallSchema,
     OutputFunctionCallSchema,
     OutputMessageSchema,
@@ -71,22 +77,6 @@ INCLUDABLE = (
     "code_interpreter_call.outputs",
     "computer_call_output.output.image_url",
 )
-
-
-class TextFormat(fields.Field):
-    """`{"type": "text"}`, `{"type": "json_object"}`, or `{"type": "json_schema", "name",
-    "schema", "description"?, "strict"?}`."""
-
-    json_types = ("object",)
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
-        kind = value.get("type") if isinstance(value, dict) else None
-        if kind in ("text", "json_object") and set(value) == {"type"}:
-            return value
-        if kind != "json_schema":
-            raise ValidationError('Must be {"type": "text"}, {"type": "json_object"} or {"type": "json_schema", ...}.')
-        check_json_schema(value, ("type", "name", "description", "schema", "strict"))
-        return value
 
 
 class Metadata(fields.Dict):
@@ -127,6 +117,13 @@ class StreamOptionsSchema(NullMeansAbsent):
     """`stream_options`: obfuscation padding may be asked for or not; none is sent."""
 
     include_obfuscation = StrictBoolean()
+
+
+class ContextManagementSchema(NullMeansAbsent):
+    """One `context_management` entry: server-side compaction past a number of input tokens."""
+
+    type = fields.String(required=True, validate=validate.OneOf(("compaction",)))
+    compact_threshold = StrictInteger(validate=validate.Range(min=1, max=100_000_000))
 
 
 class ConversationId(fields.Field):
@@ -176,6 +173,7 @@ class ResponseRequestSchema(NullMeansAbsent):
         validate=validate.OneOf(TRUNCATIONS, error="Must be auto (drop the oldest turns to fit) or disabled (refuse).")
     )
     prompt = Neutral((), "Prompt templates are not supported: send input instead.", ("null",))
+    context_management = fields.List(fields.Nested(ContextManagementSchema), validate=validate.Length(max=8))
 
     def __init__(
         self, *, max_items: int = 202, max_tokens: int = 1024, allowed_models: tuple[str, ...] = (), **kwargs: Any
@@ -214,12 +212,18 @@ RESPONSES_COMPONENTS: dict[str, type[Schema]] = {
     "ResponseCustomToolCallOutputInput": CustomToolCallOutputInputSchema,
     "ResponseReasoningInput": ReasoningInputSchema,
     "ResponseItemReferenceInput": ItemReferenceSchema,
+    "ResponseAdditionalToolsInput": AdditionalToolsSchema,
+    "ResponseConfigurationUpdateInput": ConfigurationUpdateSchema,
+    "ResponseCompactionTriggerInput": CompactionTriggerSchema,
+    "ResponseReasoningUpdate": ReasoningUpdateSchema,
+    "ResponseTextUpdate": TextUpdateSchema,
     "ResponseFunctionTool": FunctionToolSchema,
     "ResponseCustomTool": CustomToolSchema,
     "ResponseNamespaceTool": NamespaceToolSchema,
     "ResponseTextOptions": TextOptionsSchema,
     "ResponseReasoningOptions": ReasoningOptionsSchema,
     "ResponseStreamOptions": StreamOptionsSchema,
+    "ResponseContextManagement": ContextManagementSchema,
     "ResponseObject": ResponseObjectSchema,
     "ResponseOutputMessage": OutputMessageSchema,
     "ResponseOutputText": OutputTextSchema,
@@ -227,6 +231,7 @@ RESPONSES_COMPONENTS: dict[str, type[Schema]] = {
     "ResponseOutputFunctionCall": OutputFunctionCallSchema,
     "ResponseOutputCustomToolCall": OutputCustomToolCallSchema,
     "ResponseOutputReasoning": OutputReasoningSchema,
+    "ResponseOutputCompaction": OutputCompactionSchema,
     "ResponseReasoningText": ReasoningTextSchema,
     "ResponseUsage": ResponseUsageSchema,
     "ResponseError": ResponseErrorSchema,

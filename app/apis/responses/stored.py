@@ -14,9 +14,9 @@ from ...streaming.view import StreamView
 from .. import streams
 from ..request import client, services
 from .intake import Stored
-from .items import Earlier, earlier_of
 from .layout import ITEM_PREFIXES
 from .replies import RESPONSE_PREFIX
+from .turns import Earlier, earlier_of
 from .wire import NAME as WIRE
 from .wire import ResponsesWriter
 

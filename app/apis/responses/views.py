@@ -56,6 +56,9 @@ def create() -> Response | dict[str, Any]:
     has ended, or at once (`background`)."""
     found, req = services(), request._get_current_object()
     asked = prepare_response(req, kept(NAME), found.settings, found.provider, references())
+    if asked.compaction is not None:  # server-side compaction: the model's summary first
+        summary = streams.wait(asked.compaction.call, asked.compaction.prompt_tokens).text
+        asked = asked.compacted(summary, found.provider)
     ended = appender(found, client(), asked.conversation_id, asked.input_items) if asked.conversation_id else None
     retention, wire = asked.retention(found.settings, ended), Wire(WIRE, {**asked.echo, LAYOUT_MARK: 1})
     if asked.stream:  # a failure before the first token is an HTTP status, as OpenAI answers (not in the background)

@@ -35,6 +35,7 @@ LAYOUT_MARK = "layout"  # in the echo a stream keeps: its events are laid out by
 LOGPROBS_MARK = "logprobs"  # in the echo: the client asked for log probabilities (an upstream may send them unasked)
 PREPARED_MARK = "prepared"  # in the echo: `generate: false`, a warmup with no output at all
 ADDED_MARK = "added_tools"  # in the echo: how to name the calls of the tools the input's items added
+COMPACTED_MARK = "compacted"  # in the echo: the compaction item a server-side compaction opens the output with
 DONE = b"data: [DONE]\n\n"  # the Open Responses end of stream, after the terminal event, without an id
 _DELTA_EVENTS = {TEXT_PART: "output_text", REFUSAL_PART: "refusal", REASONING_PART: "reasoning_text"}
 _TEXT_EVENT = b'id: %d%b,"delta":%b,"logprobs":[],"sequence_number":%d}\n\n'  # after `_delta`, its head
@@ -61,7 +62,10 @@ class ResponsesWriter:
         self.prepared = bool(echo and echo.get(PREPARED_MARK))
         if self.prepared:
             self.echo[PREPARED_MARK] = 1
-        self.layout = Layout(self.head.response_id, legacy)
+        self.compaction = echo.get(COMPACTED_MARK) if echo else None  # the output's first item, written whole
+        if self.compaction:
+            self.echo[COMPACTED_MARK] = self.compaction
+        self.layout = Layout(self.head.response_id, legacy, bool(self.compaction))
         self.called = callables(self.head.echo.get("tools"))  # the custom and namespaced tools
         added = echo.get(ADDED_MARK) if echo else None
         if added:
@@ -112,7 +116,11 @@ class ResponsesWriter:
             _event(0, "response.created", {"response": started}),
             _event(1, "response.in_progress", {"response": started}),
         ]
-        if self.layout.priming_events > 2:  # an earlier release's stream, written again elsewhere
+        if self.compaction:
+            done = {"output_index": 0, "item": self.compaction}
+            frames.append(_event(2, "response.output_item.added", done))
+            frames.append(_event(3, "response.output_item.done", done))
+        if self.layout.legacy:  # an earlier release's stream, written again elsewhere
             message = self.layout.items[0]
             frames.append(_event(2, "response.output_item.added", {"output_index": 0, "item": self._item(message)}))
             frames.append(
@@ -236,16 +244,17 @@ class ResponsesWriter:
         number = self.layout.next_number
         final = self.head.ended(outcome, self.correlation_id, self.output(outcome.text, outcome.parts, outcome))
         frames = []
+        first = self.layout.offset  # the reply's first item (a compaction item before it is written already)
         if not self.layout.items and not self.prepared:
-            message = final["output"][0]
+            message = final["output"][first]
             opened = {**message, "status": "in_progress", "content": []}
-            frames.append(_event(number, "response.output_item.added", {"output_index": 0, "item": opened}))
-            place = {"item_id": message["id"], "output_index": 0, "content_index": 0}
+            frames.append(_event(number, "response.output_item.added", {"output_index": first, "item": opened}))
+            place = {"item_id": message["id"], "output_index": first, "content_index": 0}
             frames.append(
                 _event(number + 1, "response.content_part.added", {**place, "part": content_part(TEXT_PART, "")})
             )
             number += 2
-        for index, item in enumerate(final["output"]):
+        for index, item in enumerate(final["output"][first:], first):
             for event, data in _closing(index, item):
                 frames.append(_event(number, event, data))
                 number += 1
@@ -267,7 +276,12 @@ class ResponsesWriter:
 
     def output(self, text: str, parts: ReplyParts | None, outcome: Outcome | None) -> list[dict[str, Any]]:
         """The response's output items in output order, as they stand (`outcome` None: in
-        progress); once ended, a reply without any item has its empty message (a warmup, none)."""
+        progress): a compaction's item first; once ended, a reply without any item has its
+        empty message (a warmup, none)."""
+        found = self._reply(text, parts, outcome)
+        return [self.compaction, *found] if self.compaction else found
+
+    def _reply(self, text: str, parts: ReplyParts | None, outcome: Outcome | None) -> list[dict[str, Any]]:
         status = item_status(outcome)
         if not self.layout.items:
             if outcome is None or self.prepared:
