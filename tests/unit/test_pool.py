@@ -4,6 +4,7 @@ health (rest with backoff or Retry-After, one probe after a rest), failover befo
 from __future__ import annotations
 
 import collections
+import itertools
 
 import gevent
 import pytest
@@ -246,6 +247,68 @@ def test_a_lone_server_with_a_fallback_rests_after_failures_of_distinct_requests
     assert refused.value.retry_after == 2, "refused at once for the rest, no request sent (the fallback answers)"
     clock.now += 2
     assert _open(pool)[1] == ["hi"] and pool.servers[0].health.state == "healthy"  # the probe closes it
+
+
+def _probe_times(pool, providers, clock, down_for: float, every: float = 1.0) -> tuple[list[float], float]:
+    """A request every `every` seconds to a model whose lone server is down for `down_for`
+    seconds: when the server was tried while down, and how long after its recovery it answered."""
+    started, tried = clock.now, []
+
+    def answer() -> object:
+        tried.append(clock.now - started)
+        if clock.now - started < down_for:
+            return UpstreamError("upstream_unavailable", "down")
+        return _ok()
+
+    while True:
+        try:
+            route = pool.route(CALL.model)
+        except ApiError:
+            route = None  # resting: the fallback answers
+        if route is not None:
+            providers["a"].script = [answer()]
+            try:
+                _open(pool, route)
+                return tried, clock.now - started - down_for
+            except UpstreamError:
+                pass
+        clock.now += every
+        assert clock.now - started < down_for + 600
+
+
+@pytest.mark.parametrize("down_for", [60.0, 300.0])
+def test_a_server_back_from_a_long_outage_is_used_again_within_30_seconds(tmp_path, down_for: float) -> None:
+    """Failover Bench S15 (a primary down 60 s, its fallback answering): rests double up to
+    REST_CEILING_SECONDS, so the first try after the recovery comes within it, however long the
+    outage; default settings."""
+    pool, providers, clock = _with_fallback(tmp_path)
+    pool.servers[0].health.rest_seconds = 5.0  # UPSTREAM_REST_SECONDS's default
+    tried, back_after = _probe_times(pool, providers, clock, down_for)
+    assert back_after <= 15.0, f"used again {back_after:.0f} s after its recovery (tried at {tried})"
+    gaps = [later - earlier for earlier, later in itertools.pairwise(tried[2:])]  # after the breaker opened
+    assert max(gaps) <= 15.0 and gaps[:2] == [5.0, 10.0], f"rests of 5, 10, then 15 s at most: {gaps}"
+
+
+def test_a_new_outage_after_a_quiet_spell_starts_its_rests_over(tmp_path) -> None:
+    pool, providers, clock = _with_fallback(tmp_path)
+    pool.servers[0].health.rest_seconds = 5.0
+    _probe_times(pool, providers, clock, 60.0)
+    assert pool.servers[0].health.rests == 0, "a success ends the streak"
+    health = pool.servers[0].health
+    down = UpstreamError("upstream_unavailable", "down")
+    providers["a"].script = [down] * 12
+    for _ in range(3):
+        with pytest.raises(UpstreamError):
+            pool.open(CALL, None, Route())
+    assert health.rest_until == clock.now + 5
+    clock.now += 5  # the probe fails: 10 s
+    with pytest.raises(UpstreamError):
+        pool.open(CALL, None, pool.route(CALL.model))
+    assert health.rest_until == clock.now + 10
+    clock.now += 10 + 120  # nobody asks for two minutes; then the next probe fails: a new outage, 5 s
+    with pytest.raises(UpstreamError):
+        pool.open(CALL, None, pool.route(CALL.model))
+    assert health.rest_until == clock.now + 5
 
 
 def test_a_lone_route_is_never_shut_by_one_request_and_sheds_in_proportion_to_failures() -> None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 from ..base import UpstreamError
 from .throttle import Throttle
 
-REST_CEILING_SECONDS = 60.0  # doubling rests stop here (or at UPSTREAM_REST_SECONDS when larger)
+REST_CEILING_SECONDS = 15.0  # doubling rests stop here (or at UPSTREAM_REST_SECONDS when larger): a
+# server back from a long outage is tried again within this long, whatever the outage's length
+STREAK_SECONDS = 60.0  # a rest that ended this long before the next failure starts the doubling over
 RETRY_AFTER_CEILING_SECONDS = 300.0  # a 429's Retry-After rests a server at most this long
 # Failure kinds (a bounded label): the server's fault, which rest it; `preempted` (a reply ended
 # cleanly without a finish_reason: llama.cpp's servers end a request another one preempts) is
@@ -39,8 +41,9 @@ def failure_kind(error: UpstreamError) -> str:
 
 class Health:
     """The state machine of one server: `healthy`, `resting` until `rest_until`, `probing` (one
-    request tries it after its rest). It rests after `threshold` failures in a row of distinct
-    requests (a request's retries count once): 1 for a server with others serving its models,
+    request tries it after its rest). Rests double from `rest_seconds` up to REST_CEILING_SECONDS,
+    and start over after a success or STREAK_SECONDS without a failure. It rests after
+    `threshold` failures in a row of distinct requests (a request's retries count once): 1 for a server with others serving its models,
     UPSTREAM_BREAKER_FAILURES for one alone in serving a model that has fallback models (a circuit
     breaker: an outage then costs one attempt per rest; 0: never rested). A server that is the
     only route to a model never rests: its `throttle` sheds load in proportion to its failures."""
@@ -94,6 +97,8 @@ class Health:
         self._failing = requester
         if not probe and self.failures < self.threshold:
             return None
+        if now - self.rest_until >= STREAK_SECONDS:  # idle since its last rest: a new outage
+            self.rests = 0
         self.rests += 1
         if kind == "rate_limited" and retry_after is not None:
             rest = min(retry_after, RETRY_AFTER_CEILING_SECONDS)
