@@ -53,15 +53,15 @@ def _until_ending(ws) -> list[str]:
 
 def test_the_documented_block_forwards_websocket_upgrades(proxied: Nginx) -> None:
     assert "proxy_set_header Upgrade $http_upgrade;" in documented_block()
-    with openai.OpenAI(base_url=f"{proxied.url}/v1", api_key="unused", max_retries=0, timeout=30) as sdk:
-        with sdk.responses.connect() as conn:
-            conn.send({"type": "response.create", "model": FAKE_MODEL, "input": "Weather?", "tools": [WEATHER]})
-            events = list(_events(conn))
-            (call,) = events[-1].response.output
-            output = {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}
-            chained = {"previous_response_id": events[-1].response.id, "input": [output], "tools": [WEATHER]}
-            conn.send({"type": "response.create", "model": FAKE_MODEL, **chained})
-            answer = list(_events(conn))[-1].response
+    sdk = openai.OpenAI(base_url=f"{proxied.url}/v1", api_key="unused", max_retries=0, timeout=30)
+    with sdk, sdk.responses.connect() as conn:
+        conn.send({"type": "response.create", "model": FAKE_MODEL, "input": "Weather?", "tools": [WEATHER]})
+        events = list(_events(conn))
+        (call,) = events[-1].response.output
+        output = {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}
+        chained = {"previous_response_id": events[-1].response.id, "input": [output], "tools": [WEATHER]}
+        conn.send({"type": "response.create", "model": FAKE_MODEL, **chained})
+        answer = list(_events(conn))[-1].response
     assert answer.status == "completed" and answer.output_text == "The tool said: sunny"
 
 

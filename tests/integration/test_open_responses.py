@@ -109,7 +109,8 @@ def test_server_side_compaction_opens_the_output_with_its_item_and_generates_fro
 
     # Appended to the input as the docs say, the compaction stands for all before it.
     items = [entry.model_dump(exclude_none=True, warnings=False) for entry in answered.output]
-    later = sdk.responses.create(model=FAKE_MODEL, input=[*turns, *items, {"role": "user", "content": "@reply=request"}])
+    question = {"role": "user", "content": "@reply=request"}
+    later = sdk.responses.create(model=FAKE_MODEL, input=[*turns, *items, question])
     sent = _sent(later.output_text)["messages"]
     assert [m["role"] for m in sent] == ["assistant", "assistant", "user"], "summary, reply, the new question"
     assert marker not in json.dumps(sent)

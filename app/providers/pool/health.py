@@ -43,10 +43,11 @@ class Health:
     """The state machine of one server: `healthy`, `resting` until `rest_until`, `probing` (one
     request tries it after its rest). Rests double from `rest_seconds` up to REST_CEILING_SECONDS,
     and start over after a success or STREAK_SECONDS without a failure. It rests after
-    `threshold` failures in a row of distinct requests (a request's retries count once): 1 for a server with others serving its models,
-    UPSTREAM_BREAKER_FAILURES for one alone in serving a model that has fallback models (a circuit
-    breaker: an outage then costs one attempt per rest; 0: never rested). A server that is the
-    only route to a model never rests: its `throttle` sheds load in proportion to its failures."""
+    `threshold` failures in a row of distinct requests (a request's retries count once): 1 for a
+    server with others serving its models, UPSTREAM_BREAKER_FAILURES for one alone in serving a
+    model that has fallback models (a circuit breaker: an outage then costs one attempt per rest;
+    0: never rested). A server that is the only route to a model never rests: its `throttle`
+    sheds load in proportion to its failures."""
 
     def __init__(self, rest_seconds: float, threshold: int, throttle: Throttle | None = None) -> None:
         self.rest_seconds = rest_seconds
