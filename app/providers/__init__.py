@@ -15,5 +15,14 @@ def build_provider(settings: Settings, metrics: Metrics | NoMetrics) -> Provider
 
         return LocalProvider(settings)
     from .pool import UpstreamPool
+    from .pool.remembered import Remembered, SharedRemembered
 
-    return UpstreamPool(settings, metrics)
+    remembered = Remembered()
+    if settings.stream_store == "redis" and len(settings.upstreams) > 1:  # where conversations ran, shared
+        from ..connect.redis import Topology
+
+        topology = Topology.of(
+            settings.redis_url, settings.redis_sentinels, settings.redis_sentinel_master or "", settings.redis_cluster
+        )
+        remembered = SharedRemembered(topology)
+    return UpstreamPool(settings, metrics, remembered=remembered)

@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Any
 
 from ..errors import CATALOGUE
-from .deltas import Delta
+from .deltas import Delta, ToolCall
 
 # How a generation ends, as providers report it: OpenAI's finish reasons (other servers' words
 # are mapped onto them). The native API adds its own `cancelled` (a stop by the client).
@@ -290,6 +290,10 @@ class Provider(abc.ABC):
     def affinity(self, call: ChatCall) -> str | None:
         """The key that keeps `call`'s conversation on one server (None: no choice to make)."""
         return None
+
+    def answered(self, call: ChatCall, route: Route, text: str, calls: Sequence[ToolCall]) -> None:
+        """`call` was answered in full on `route`'s server (its reply: `text` and tool `calls`):
+        a pool remembers where its conversation's next turn finds its cache."""
 
     def can_fail_over(self, model: str, route: Route) -> bool:
         """Whether a server `route` has not tried can take a retry now (then without backoff)."""

@@ -1,7 +1,8 @@
-"""Cache-affine routing: a conversation's requests go to the server that holds its prompt cache,
-found by consistent hashing over the servers of its model, unless that server is busier than
-UPSTREAM_AFFINITY times the average; then to the next one on the ring that is not (consistent
-hashing with bounded loads: Mirrokni, Thorup and Zadimoghaddam, 2018)."""
+"""Cache-affine routing: a conversation's requests go to the server that holds its prompt cache:
+the one that answered its latest turn (`remembered`), else the one consistent hashing places it
+on among the servers of its model; unless that server is busier than UPSTREAM_AFFINITY times the
+average, then the next one on the ring that is not (consistent hashing with bounded loads:
+Mirrokni, Thorup and Zadimoghaddam, 2018)."""
 
 from __future__ import annotations
 
@@ -14,32 +15,60 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..base import ChatCall
+    from ..deltas import ToolCall
     from .server import Server
 
 POINTS_PER_WEIGHT = 64  # a server's places on the ring per unit of weight: an even share of keys
 MAX_START_CHARS = 65_536  # of the conversation's start, hashed (a longer one is told apart by its beginning)
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+_SORTED = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True, default=str).encode
 
 
-def key_of(call: ChatCall) -> str | None:
+def key_of(call: ChatCall, reply: dict[str, Any] | None = None) -> str | None:
     """What names a conversation across its turns: the client's own key for its cache
     (`prompt_cache_key`), else the digest of its `user` (Claude Code's session) and its start: the
-    system prompt, the first user message and the first reply, the same on every later turn. None
-    before the first reply: a first turn has no history of its own in any cache, and first turns
-    that begin alike ("Hi" after one system prompt) would all queue on one server."""
+    system prompt, the first user message and the first reply, the same on every later turn, each
+    by what the model reads of it (`said`: as every API sends it back). None before the first
+    reply: first turns that begin alike ("Hi" after one system prompt) would all queue on one
+    server. `reply`: the call's own reply after its messages (the key its next turn will have)."""
     named = call.options.get("prompt_cache_key")
     if isinstance(named, str) and named:
         return "key:" + named
     user = call.options.get("user")
     start: list[Any] = [user if isinstance(user, str) else None]
     asked = False
-    for message in call.messages:
-        start.append(message)
+    for message in [*call.messages, reply] if reply is not None else call.messages:
+        start.append(_said(message))
         asked = asked or message.get("role") == "user"
         if asked and message.get("role") == "assistant":
             text = _COMPACT(start)[:MAX_START_CHARS]
             return "start:" + hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=8).hexdigest()
     return None
+
+
+def reply_message(text: str, calls: Sequence[ToolCall]) -> dict[str, Any]:
+    """A reply as the assistant message its next turn sends back."""
+    return {"role": "assistant", "content": text, "tool_calls": [call.as_openai() for call in calls]}
+
+
+def _said(message: dict[str, Any]) -> list[Any]:
+    """A message as its next turns send it back, whatever the API: its role, its text (parts
+    joined, edges stripped), its tool calls' names and arguments (one JSON form), the call it
+    answers."""
+    called = message.get("tool_calls") or ()
+    calls = [[call["function"]["name"], _arguments(call["function"]["arguments"])] for call in called]
+    content = message.get("content")
+    parts = content if isinstance(content, list) else ()
+    text = content if isinstance(content, str) else "".join(p.get("text", "") for p in parts if isinstance(p, dict))
+    return [message.get("role"), text.strip(), calls, message.get("tool_call_id")]
+
+
+def _arguments(arguments: str) -> str:
+    """A call's arguments in one JSON form (an API that parses them writes them back otherwise)."""
+    try:
+        return _SORTED(json.loads(arguments))
+    except ValueError:
+        return arguments
 
 
 def _point(text: str) -> int:
@@ -70,15 +99,18 @@ class Ring:
         return [self._servers[index] for index in seen]
 
 
-def choose(ring: Ring, key: str, candidates: Sequence[Server], bound: float) -> Server | None:
-    """The first of `candidates` round the ring from `key` that would hold, with this request, no
-    more than `bound` times its weighted share of all their requests and this one, rounded up (so
-    an idle server always takes its own conversations); None if none would. A server's requests
-    are those it generates and those waiting here for its room (a server taking one at a time)."""
+def choose(
+    ring: Ring, key: str, candidates: Sequence[Server], bound: float, first: Server | None = None
+) -> Server | None:
+    """`first` (the server that answered the conversation's latest turn), else the first of
+    `candidates` round the ring from `key`, that would hold, with this request, no more than
+    `bound` times its weighted share of all their requests and this one, rounded up (so an idle
+    server always takes its own conversations); None if none would. A server's requests are
+    those it generates and those waiting here for its room (a server taking one at a time)."""
     allowed = set(candidates)
     total = sum(server.outstanding + server.waiting for server in candidates) + 1
     weights = sum(server.config.weight for server in candidates)
-    for server in ring.order(key):
+    for server in [first, *ring.order(key)] if first is not None else ring.order(key):
         held = server.outstanding + server.waiting
         if server in allowed and held + 1 <= math.ceil(bound * total * server.config.weight / weights):
             return server

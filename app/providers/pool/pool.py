@@ -17,9 +17,11 @@ from ...errors import ApiError
 from ...metrics.catalogue import Metrics, NoMetrics
 from ..anthropic.client import AnthropicProvider
 from ..base import Attempt, ChatCall, Provider, Route, UpstreamError
+from ..deltas import ToolCall
 from ..openai.client import OpenAIProvider
-from .affinity import Ring, choose, key_of
+from .affinity import Ring, choose, key_of, reply_message
 from .health import Health
+from .remembered import Remembered
 from .routes import model_routes, verdict
 from .server import Server
 from .throttle import Throttle
@@ -55,9 +57,11 @@ class UpstreamPool(Provider):
         metrics: Metrics | NoMetrics,
         clock: Callable[[], float] = time.monotonic,
         connect: Callable[[Settings, UpstreamServer], Provider] | None = None,
+        remembered: Remembered | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
+        self.remembered = remembered or Remembered(clock)
         configs = settings.upstreams
 
         def health(config: UpstreamServer) -> Health:
@@ -96,6 +100,15 @@ class UpstreamPool(Provider):
         if not self.settings.upstream_affinity or self._ring(call.model) is None:
             return None
         return key_of(call)
+
+    def answered(self, call: ChatCall, route: Route, text: str, calls: Sequence[ToolCall]) -> None:
+        """Remember the server that answered: the conversation's next turn goes back to it (a
+        first turn's conversation is named by the key its next turn will have)."""
+        if route.server is None or not self.settings.upstream_affinity or self._ring(call.model) is None:
+            return
+        key = key_of(call) or key_of(call, reply_message(text, calls))
+        if key is not None:
+            self.remembered.keep(call.model, key, route.server)
 
     def _ring(self, model: str) -> Ring | None:
         """The hash ring of `model`'s servers (None: it has one)."""
@@ -197,7 +210,9 @@ class UpstreamPool(Provider):
         when full (the caller waits for room)."""
         ring = None if key is None else self._ring(model)
         if ring is not None and key is not None:
-            kept = choose(ring, key, self._untried_first(model, tried, room=False), self.settings.upstream_affinity)
+            last = self._by_name.get(self.remembered.find(model, key) or "")  # where its latest turn ran
+            usable = self._untried_first(model, tried, room=False)
+            kept = choose(ring, key, usable, self.settings.upstream_affinity, last)
             if kept is not None:
                 return kept
         candidates = self._untried_first(model, tried)
@@ -277,3 +292,4 @@ class UpstreamPool(Provider):
     def close(self) -> None:
         for server in self.servers:
             server.provider.close()
+        self.remembered.close()
