@@ -12,7 +12,7 @@ from app.config import ConfigError, load_settings
 from app.providers.base import Route
 from app.providers.pool.affinity import Ring, choose, key_of
 
-from .test_pool import _ok, _pool
+from .test_pool import Clock, _ok, _pool
 from .test_relay import CALL
 
 SYSTEM = {"role": "system", "content": "You are terse."}
@@ -149,3 +149,85 @@ def test_a_conversation_waits_for_its_busy_server_within_the_bound_then_spills()
     assert waiting.get(timeout=1).server is home and home.waiting == 0
     for generation in (spilled, waiting.get()):
         generation.close()
+
+
+def test_a_later_turn_goes_to_the_server_that_answered_the_first_whatever_the_ring_says() -> None:
+    """The first turn goes to the least busy server; the pool remembers it under the key the next
+    turn will have, so the second turn (and every later one) goes back there while it is usable
+    and within the bound."""
+    pool, _, clock = _pool(urls="http://a/v1,http://b/v1,http://c/v1")
+    first = dataclasses.replace(CALL, messages=_turns("rivers", 1))
+    assert pool.affinity(first) is None, "a first turn has no key: least outstanding"
+    second = dataclasses.replace(CALL, messages=[*_turns("rivers", 1), *_turns("rivers", 2)[2:]])
+    key = pool.affinity(second)
+    ringed = Ring(pool.servers).order(key)
+    answered_on = ringed[2].name  # the ring would send the second turn elsewhere
+    pool.answered(first, Route(answered_on), "answer 1", [])
+    assert pool.route(CALL.model, key).server == answered_on
+    third = dataclasses.replace(CALL, messages=_turns("rivers", 3))
+    assert pool.route(CALL.model, pool.affinity(third)).server == answered_on, "the same key on every turn"
+    busy = pool._by_name[answered_on]
+    busy.outstanding = 5  # over the bound: the ring's choice, within it
+    assert pool.route(CALL.model, key).server != answered_on
+    busy.outstanding = 0
+    busy.health.state, busy.health.rest_until = "resting", clock.now + 5
+    assert pool.route(CALL.model, key).server != answered_on, "a resting server is not waited for"
+    busy.health.state = "healthy"
+    pool.answered(third, Route(ringed[0].name), "answer 3", [])
+    assert pool.route(CALL.model, key).server == ringed[0].name, "it follows where the latest turn ran"
+
+
+def test_a_first_reply_with_tool_calls_is_known_again_however_its_api_sends_it_back() -> None:
+    """The next turn sends the reply back as its API writes it: arguments parsed and written again
+    (the Messages API), text with edges trimmed: the key is the same."""
+    from app.providers.deltas import ToolCall
+
+    pool, _, _ = _pool()
+    asked = [SYSTEM, {"role": "user", "content": "Weather in Oslo?"}]
+    sent_back = {
+        "role": "assistant",
+        "content": "Let me look.",
+        "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "w", "arguments": '{"a": "x", "b": 1}'}}],
+    }
+    result = {"role": "tool", "tool_call_id": "c1", "content": "5"}
+    later = dataclasses.replace(CALL, messages=[*asked, sent_back, result])
+    elsewhere = Ring(pool.servers).order(pool.affinity(later))[1].name  # not where the ring would send it
+    calls = [ToolCall("c1", "w", '{"b":1,"a":"x"}')]
+    pool.answered(dataclasses.replace(CALL, messages=asked), Route(elsewhere), "Let me look. ", calls)
+    assert pool.route(CALL.model, pool.affinity(later)).server == elsewhere
+
+
+def test_what_a_worker_remembers_is_bounded_and_expires() -> None:
+    from app.providers.pool.remembered import TTL_SECONDS, Remembered
+
+    clock = Clock()
+    remembered = Remembered(clock, entries=3)
+    for n in range(5):
+        remembered.keep("m", f"k{n}", "a")
+    assert [remembered.find("m", f"k{n}") for n in range(5)] == [None, None, "a", "a", "a"], "the oldest go"
+    assert remembered.find("other-model", "k4") is None, "per model"
+    clock.now += TTL_SECONDS
+    assert remembered.find("m", "k4") is None, "expired"
+
+
+def test_workers_share_where_conversations_ran_through_redis_and_route_without_it() -> None:
+    """Two workers on one Redis: what one learns, the other finds. With Redis stopped, routing
+    does not wait on it: each worker goes on with its own memory (and the ring)."""
+    from app.connect.redis import Topology
+    from app.providers.pool.remembered import SharedRemembered
+    from harness.redis_servers import RedisServer
+
+    server = RedisServer()
+    try:
+        topology = Topology.of(server.url, "", "", False)
+        one, two = SharedRemembered(topology), SharedRemembered(topology)
+        one.keep("m", "conversation", "b")
+        assert two.find("m", "conversation") == "b" and two.find("m", "another") is None
+        server.kill()
+        one.keep("m", "later", "a")  # Redis gone: kept here, not shared
+        assert one.find("m", "later") == "a" and two.find("m", "later") is None
+        assert two.find("m", "conversation") == "b", "what a worker learned stays in its memory"
+        for remembered in (one, two):
+            remembered.close()
+    finally:
+        server.stop()
