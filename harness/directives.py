@@ -22,14 +22,16 @@ parallel tests do not interfere), falling back to the command-line defaults:
   @fault=context   400: the context length exceeded (vLLM's words); @fault=filter: 400, a content
                    filter (Azure's); @fault=nostreamoptions: 400 to a request with stream_options
   @usage=0         never send usage, even when asked (stream_options.include_usage)
-  @finish=REASON   end with this finish_reason instead of `stop` (e.g. eos_token, as some servers do)
+  @finish=REASON   end with this finish_reason instead of `stop` (e.g. eos_token, as some servers do;
+                   content_filter: the Messages fake's `refusal`)
+  @refusal=N       the reply is a refusal of N pieces (`delta.refusal`), no text
   @reply=request   reply with one token: the JSON of what was asked (model, messages, options)
   @reply=message   reply with the last message itself, its @directives removed, 3 characters a token
   @prefill=reject  400 to a request ending with an assistant message (as a server that takes no prefill)
   @overlap=N       a continuation asked for by message repeats the last N tokens (default 2)
   @seam=chat|restart  the first continuation asked for by message answers as a chat turn ("Sure!
                    Here is the rest:" then the tokens), or starts the reply over in other words
-  @only=MODEL      the fault (any of them) only for requests of this model
+  @only=MODEL      the fault (any of them), @finish and @refusal only for requests of this model
   @limit=max_tokens  stop at the request's max_tokens (or max_completion_tokens) with `length`, as
                    a model does (without it the fake ignores them: the benches' replies stay whole)
 

@@ -4,7 +4,8 @@ A request is read as the chat completions request it means (`chat_request`), so 
 directives and typed replies drive it; what the fake would send as chat completions is written
 as Anthropic's events (`MessagesSocket`): `message_start` and a `ping`, content blocks (text,
 thinking sealed with a signature, tool_use with `input_json_delta` pieces), `message_delta` with
-the stop reason (`@stopped_by=SEQ`: that stop sequence) and usage, `message_stop`; an
+the stop reason (`@stopped_by=SEQ`: that stop sequence; a refusal, `@refusal`, is `refusal` with
+no content) and usage, `message_stop`; an
 `{"error": ...}` chunk becomes an `error` event, and a reply ended without a finish reason ends
 without a stop reason. A request that marks any block with `cache_control` is answered as if
 part of its prompt came from the cache (CACHE_READ and CACHE_WRITTEN tokens). Errors are in
@@ -103,6 +104,7 @@ def whole_message(reply: dict[str, Any], from_cache: bool) -> dict[str, Any]:
         content.append({"type": "thinking", "thinking": said["reasoning_content"], "signature": "sig-fake"})
     if said.get("content"):
         content.append({"type": "text", "text": said["content"]})
+    refused = bool(said.get("refusal"))  # Anthropic's models say so by the stop reason alone
     for call in said.get("tool_calls") or ():
         function = call["function"]
         content.append(
@@ -115,7 +117,7 @@ def whole_message(reply: dict[str, Any], from_cache: bool) -> dict[str, Any]:
         "role": "assistant",
         "model": reply["model"],
         "content": content,
-        "stop_reason": STOP_REASONS.get(choice["finish_reason"], "end_turn"),
+        "stop_reason": "refusal" if refused else STOP_REASONS.get(choice["finish_reason"], "end_turn"),
         "stop_sequence": None,
         "usage": usage(counted["prompt_tokens"], counted["completion_tokens"], from_cache),
     }
@@ -141,6 +143,7 @@ class MessagesSocket:
         self._blocks: list[str] = []  # each open or closed block's type
         self._calls: dict[int, int] = {}  # a chat tool call's index -> its block
         self._stop: str | None = None
+        self._refused = False  # the reply was a refusal (`@refusal`): it ends with stop_reason refusal
         self._usage = usage(0, 0, from_cache)
 
     def __getattr__(self, name: str) -> Any:
@@ -210,9 +213,12 @@ class MessagesSocket:
         for choice in chunk.get("choices") or ():
             self._delta(choice.get("delta") or {})
             if choice.get("finish_reason"):
-                self._stop = STOP_REASONS.get(choice["finish_reason"], "end_turn")
+                self._stop = "refusal" if self._refused else STOP_REASONS.get(choice["finish_reason"], "end_turn")
 
     def _delta(self, delta: dict[str, Any]) -> None:
+        if delta.get("refusal"):  # the model refuses: Anthropic's models say so by the stop reason alone
+            self._refused = True
+            return
         if delta.get("reasoning_content"):
             self._piece("thinking", {"type": "thinking_delta", "thinking": delta["reasoning_content"]})
         if delta.get("content"):

@@ -153,13 +153,14 @@ class FakeOpenAI:
         """The directives of the last user message, with the typed reply the request calls for;
         a fault limited to another model, or past its `@fail_times`, is no fault."""
         knobs = Directives(last_user, self.defaults)
+        if knobs.found.get("only") not in (None, request.get("model")):  # another model's misbehaviour
+            knobs.fault, knobs.finish = "", "stop"
+            knobs.found = {key: value for key, value in knobs.found.items() if key != "refusal"}
         knobs.typed = fake_replies.typed_reply(request, knobs.found)
         if knobs.typed is not None and knobs.typed["content"] is not None:
             knobs.pieces, knobs.tokens = knobs.typed["content"], len(knobs.typed["content"])
         if knobs.typed is not None and knobs.typed.get("finish"):
             knobs.finish = knobs.typed["finish"]
-        if knobs.found.get("only") not in (None, request.get("model")):
-            knobs.fault = ""
         if knobs.fault:
             self.attempts[last_user] += 1
             if knobs.fail_times is not None and self.attempts[last_user] > knobs.fail_times:

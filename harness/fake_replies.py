@@ -6,8 +6,9 @@ tool result yet after the last user message, it calls tools (`@tool_calls=K`, de
 tool_choice names, else the first K), with arguments made from each function's JSON Schema; after a
 tool result it answers in text that quotes it; with `response_format` json_schema (or json_object)
 its text is a JSON value that validates against the schema. `@reasoning=N` sends N pieces of
-reasoning first; `@argpieces=N` makes a call's arguments N pieces long; `@tool=NAME` calls that
-tool and `@args=B64` (URL-safe base64 of the JSON) gives its arguments. Quirks: noindex,
+reasoning first; `@refusal=N` makes the reply a refusal of N pieces (`delta.refusal`, no text);
+`@argpieces=N` makes a call's arguments N pieces long; `@tool=NAME` calls that tool and
+`@args=B64` (URL-safe base64 of the JSON) gives its arguments. Quirks: noindex,
 reuse_index, empty_name, finish_every, whole_args, noid, dict_args. With `logprobs`, each text
 chunk has its token's log probability (-0.1 times its index) and `top_logprobs` alternatives.
 """
@@ -57,6 +58,9 @@ def typed_reply(request: dict[str, Any], found: dict[str, str]) -> dict[str, Any
     pieces, then `tool_calls` (each `{"id", "name", "arguments"}`) or `content` pieces."""
     reasoning = [f"think{i} " for i in range(int(found.get("reasoning", 0)))]
     messages = request.get("messages") or []
+    if int(found.get("refusal", 0)):  # the model refuses: refusal pieces, no text
+        refusal = [f"no{i} " for i in range(int(found["refusal"]))]
+        return {"reasoning": reasoning, "tool_calls": [], "content": [], "refusal": refusal, "finish": "stop"}
     tools = [tool["function"] for tool in request.get("tools") or () if tool.get("type") == "function"]
     choice = request.get("tool_choice", "auto")
     answered = bool(messages) and messages[-1].get("role") == "tool"
@@ -116,6 +120,7 @@ def _text(content: Any) -> str:
 def delta_chunks(reply: dict[str, Any], quirk: str) -> list[tuple[dict[str, Any], str | None]]:
     """The streamed (delta, finish_reason) pairs of a typed reply's reasoning and tool calls."""
     chunks: list[tuple[dict[str, Any], str | None]] = [({"reasoning_content": r}, None) for r in reply["reasoning"]]
+    chunks += [({"refusal": r}, None) for r in reply.get("refusal", ())]
     every = "tool_calls" if quirk == "finish_every" else None
     for index, call in enumerate(reply["tool_calls"]):
         chunks += [({"tool_calls": [entry]}, every) for entry in _call_entries(index, call, quirk)]
@@ -149,6 +154,8 @@ def whole_message(reply: dict[str, Any]) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": "".join(reply["content"] or []) or None}
     if reply["reasoning"]:
         message["reasoning_content"] = "".join(reply["reasoning"])
+    if reply.get("refusal"):
+        message["refusal"] = "".join(reply["refusal"])
     if reply["tool_calls"]:
         message["tool_calls"] = [
             {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}

@@ -19,7 +19,10 @@ from .values import MAX_UPSTREAMS, ConfigError, file, url
 
 MAX_WEIGHT = 1000.0
 _SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
-_ENTRY_FIELDS = ("name", "url", "kind", "api_key", "api_key_env", "models", "weight", "continuation", "concurrency")
+_ENTRY_FIELDS = (
+    "name", "url", "kind", "api_key", "api_key_env", "models", "weight", "continuation", "concurrency",
+    "fallback_on_refusal",
+)  # fmt: skip
 # The API a server speaks: OpenAI's chat completions, or Anthropic's Messages API (Anthropic's
 # own, vLLM, llama.cpp's server, SGLang).
 KINDS = ("openai", "anthropic")
@@ -34,7 +37,8 @@ CONTINUATIONS = ("prefill", "message", "none")
 class UpstreamServer:
     """One model server of the pool: its name (metrics, logs, /ready), base URL (None: OpenAI's),
     key, the models it serves (empty: every allowed model), its routing weight, how it
-    continues a reply cut mid-answer (`CONTINUATIONS`) and the API it speaks (`KINDS`)."""
+    continues a reply cut mid-answer (`CONTINUATIONS`), the API it speaks (`KINDS`), and whether
+    its models' refusals go to their fallback models (`fallback_on_refusal`)."""
 
     name: str
     url: str | None
@@ -46,6 +50,7 @@ class UpstreamServer:
     kind: str = "openai"  # the API it speaks (`KINDS`)
     url_setting: str = "OPENAI_BASE_URL"  # where it is configured, as /ready names it
     key_setting: str = "OPENAI_API_KEY"
+    fallback_on_refusal: bool = False  # a refusal (a model's, or a content filter's) asks the fallback model
 
     def serves(self, model: str) -> bool:
         """Whether requests for `model` may go to this server."""
@@ -183,6 +188,9 @@ def _entry(name: str, number: int, entry: Any, environ: Mapping[str, str]) -> Up
     concurrency = entry.get("concurrency")
     if concurrency is not None and (type(concurrency) is not int or not 1 <= concurrency <= MAX_CONCURRENCY):
         raise ConfigError(f"{named}: concurrency must be a whole number from 1 to {MAX_CONCURRENCY} (unset: no limit).")
+    refusals = entry.get("fallback_on_refusal", False)
+    if type(refusals) is not bool:
+        raise ConfigError(f"{named}: fallback_on_refusal must be true or false (default false).")
     return UpstreamServer(
         label,
         address,
@@ -194,6 +202,7 @@ def _entry(name: str, number: int, entry: Any, environ: Mapping[str, str]) -> Up
         kind,
         f"the url of {name} entry {number} ({label})",
         _key_field(f"{name} entry {number} ({label})", entry),
+        refusals,
     )
 
 

@@ -17,8 +17,8 @@ import gevent
 
 from ..config import Settings
 from ..metrics.catalogue import Metrics
-from ..providers.base import Attempt, ChatCall, FirstTokenDeadline, Provider, Route, UpstreamError
-from ..providers.deltas import Delta
+from ..providers.base import Attempt, ChatCall, FirstTokenDeadline, Provider, Route, UpstreamError, refusal
+from ..providers.deltas import REFUSAL, Delta
 from ..traces import Parent
 from . import backoff
 from .attempts import Attempts
@@ -96,7 +96,10 @@ class Opener:
             try:
                 return self._until_first_piece(slot, self.call, time.monotonic() + share)
             except UpstreamError as failure:
-                models = wider if failure.error_code == "input_too_long" else spare if failure.retryable else []
+                if failure.error_code == "input_too_long":
+                    models = wider
+                else:
+                    models = spare if failure.retryable or failure.refused else []
                 if not models or time.monotonic() >= deadline:
                     raise
                 self.fall_back(models.pop(0), failure)
@@ -174,6 +177,9 @@ class Opener:
                 generation = self.provider.open(call, slot, self.route)
             pieces = generation.batches()
             first = next(pieces, None)
+            if self.refused(generation, first):  # before its first token: the fallback model answers
+                generation.close()
+                raise refusal(self.route)
         except FirstTokenDeadline:
             if generation is not None:
                 generation.close()
@@ -190,6 +196,16 @@ class Opener:
         finally:
             timeout.close()
         return generation, first, pieces
+
+    def refused(self, generation: Attempt, first: list[str | Delta] | None) -> bool:
+        """Whether the reply so far is a refusal to ask the fallback model about instead: its
+        server says so (`fallback_on_refusal`), a fallback model is left, and the reply opens with
+        a refusal (`first`), or ended with one (none: a content filter's or a model's refusal)."""
+        if not self.spare or not self.provider.falls_back_on_refusal(self.route):
+            return False
+        if first:
+            return isinstance(first[0], Delta) and first[0].kind == REFUSAL
+        return generation.finish_reason == "content_filter"
 
     def attempt_seconds(self, model: str) -> float | None:
         """The first-token limit of one attempt on `model` (None: all of the deadline)."""

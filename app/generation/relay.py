@@ -20,7 +20,7 @@ from ..config import Settings
 from ..errors import ApiError
 from ..logs import bind
 from ..metrics.catalogue import Metrics
-from ..providers.base import Attempt, ChatCall, Provider, Route, UpstreamError, Usage
+from ..providers.base import Attempt, ChatCall, Provider, Route, UpstreamError, Usage, refusal
 from ..providers.deltas import LOGPROBS, Delta
 from . import cost, report, rescue
 from .cancel import StreamCancelled
@@ -154,6 +154,8 @@ class Relay:
                             self._emit(first)
                         for batch in rest:
                             self._emit(batch)
+                        if generation.finish_reason == "content_filter" and self._opener.refused(generation, None):
+                            raise refusal(self.route)  # mid-answer: continued by the fallback model
                     except StreamCancelled:
                         generation.stop()  # nobody wants the rest: an upstream ChatWait stops too
                         self._attempt_ended(generation, "cancelled")

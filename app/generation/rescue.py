@@ -43,6 +43,8 @@ def cause(failure: UpstreamError) -> str | None:
     (a refusal, a reply longer than max_tokens allows, a rate limit)."""
     if failure.preempted:
         return "preempted"
+    if failure.refused:
+        return "refused"
     if failure.log_fields.get("limit"):
         return None
     return _CAUSES.get(failure.error_code)
@@ -59,6 +61,18 @@ def after_failed_continuation(failure: UpstreamError) -> str | None:
 def continuable(text: str, parts: ReplyParts) -> bool:
     """Whether a reply cut here can be continued: it has text, and no tool call or refusal."""
     return bool(text) and not parts.tool_calls and not parts.refusal
+
+
+class Refused(Attempt):
+    """The end of a reply whose refusal no fallback model could continue: as the model ended it."""
+
+    finish_reason = "content_filter"
+
+    def __iter__(self) -> Iterator[str | Delta]:
+        return iter(())
+
+    def close(self) -> None:
+        pass
 
 
 class AtLimit(Attempt):

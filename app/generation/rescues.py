@@ -70,6 +70,8 @@ class Rescues:
                 return self._continue(strategy, text, left, slot, cause)
             except UpstreamError as again:  # tried again (the server rests) while it may help
                 failure, cause = again, rescue.after_failed_continuation(again)
+        if failure.refused:  # no fallback model could continue it: it ends as the model ended it
+            return rescue.Refused(), None, iter(())
         raise failure
 
     @property
@@ -93,8 +95,12 @@ class Rescues:
 
     def _rescue_model(self, failure: UpstreamError) -> None:
         """When no other server of the model can continue the reply (all rest), the first fallback
-        model one of whose servers can does; else the model's own servers are tried, resting or not."""
+        model one of whose servers can does; else the model's own servers are tried, resting or not.
+        A refusal goes to the first fallback model."""
         spare = self._opener.spare
+        if failure.refused and spare:
+            self._opener.fall_back(spare.pop(0), failure)
+            return
         if self._provider.can_continue(self._call.model, self._opener.route):
             return
         for model in list(spare):

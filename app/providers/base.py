@@ -165,6 +165,7 @@ class FirstTokenDeadline(BaseException):
 
 
 ENDED_EARLY = "without_finish_reason"  # `upstream_ended` of a reply ended cleanly with no finish_reason
+REFUSED = "refused"  # in an UpstreamError's log fields: a refusal asked of the fallback model
 
 
 class UpstreamError(Exception):
@@ -209,6 +210,18 @@ class UpstreamError(Exception):
     def retryable(self) -> bool:
         """Whether the same request may succeed if tried again."""
         return CATALOGUE[self.error_code].retryable
+
+    @property
+    def refused(self) -> bool:
+        """Whether it is a model's refusal that its server sends to a fallback model
+        (`fallback_on_refusal`): never tried again on the model, asked of the next."""
+        return bool(self.log_fields.get(REFUSED))
+
+
+def refusal(route: Route) -> UpstreamError:
+    """The failure a refusal is, where its server sends refusals to the fallback model."""
+    detail = "The model refused; its server sends refusals to the fallback model (fallback_on_refusal)."
+    return UpstreamError("upstream_rejected", detail, log_fields={REFUSED: True, "upstream_server": route.server})
 
 
 class Attempt(abc.ABC):
@@ -290,6 +303,10 @@ class Provider(abc.ABC):
     def affinity(self, call: ChatCall) -> str | None:
         """The key that keeps `call`'s conversation on one server (None: no choice to make)."""
         return None
+
+    def falls_back_on_refusal(self, route: Route) -> bool:
+        """Whether a refusal from `route`'s server goes to the fallback model (its UPSTREAMS_FILE entry)."""
+        return False
 
     def answered(self, call: ChatCall, route: Route, text: str, calls: Sequence[ToolCall]) -> None:
         """`call` was answered in full on `route`'s server (its reply: `text` and tool `calls`):

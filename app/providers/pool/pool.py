@@ -101,6 +101,10 @@ class UpstreamPool(Provider):
             return None
         return key_of(call)
 
+    def falls_back_on_refusal(self, route: Route) -> bool:
+        server = self._by_name.get(route.server or "")
+        return server is not None and server.config.fallback_on_refusal
+
     def answered(self, call: ChatCall, route: Route, text: str, calls: Sequence[ToolCall]) -> None:
         """Remember the server that answered: the conversation's next turn goes back to it (a
         first turn's conversation is named by the key its next turn will have)."""
