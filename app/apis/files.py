@@ -53,7 +53,7 @@ def file_part(
     given = [name for name, value in (("data", data), ("file_id", file_id), ("url", url)) if value is not None]
     if len(given) != 1 or not all(isinstance(value, str | None) for value in (data, filename, file_id, url)):
         raise ValidationError(f"A file is given by one of: {_SHAPE}.")
-    if filename is not None and not 0 < len(filename) <= MAX_FILENAME_CHARS:
+    if filename is not None and not 0 < len(text_of(filename)) <= MAX_FILENAME_CHARS:
         raise ValidationError(f"A file's name is 1 to {MAX_FILENAME_CHARS} characters.")
     if file_id is not None:
         if not 0 < len(file_id) <= MAX_FILE_ID_CHARS:

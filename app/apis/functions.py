@@ -55,13 +55,15 @@ def check_json_schema(spec: Any, keys: Iterable[str] = _SCHEMA_KEYS) -> None:
 
 def attached(messages: Iterable[Mapping[str, Any]]) -> set[str]:
     """What beyond text the messages carry, by the name a provider is asked about: `images`,
-    `files` (data or an OpenAI file id), `file_urls`."""
+    `files` (data or an OpenAI file id), `file_urls`, `audio`."""
     found = set()
     for message in messages:
         content = message.get("content")
         for part in content if type(content) is list else ():
             if part["type"] == "image_url":
                 found.add("images")
+            elif part["type"] == "input_audio":
+                found.add("audio")
             elif part["type"] == FILE_PART:
                 found.add("file_urls" if "file_url" in part[FILE_PART] else "files")
     return found
@@ -71,6 +73,7 @@ _UNTAKEN = {
     "images": "The embedded model cannot read images",
     "files": "The embedded model cannot read files but text ones (inlined)",
     "file_urls": "A file by URL is read by Anthropic's servers only (ChatWait fetches nothing): send its data",
+    "audio": "Audio is read by OpenAI-compatible servers' audio models only (not Anthropic's, not the embedded one)",
 }
 
 

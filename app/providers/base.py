@@ -72,6 +72,7 @@ IMAGE_TOKENS = 765
 FILE_PART = "file"  # a chat part that carries a file (`apis/files`): its data, an OpenAI file id, or a URL
 FILE_BYTES_PER_TOKEN = 3  # a file's data is counted as a token per this many bytes (a PDF's text and pages)
 FILE_REFERENCE_TOKENS = 4000  # a file by id or URL, whose size ChatWait cannot see: an estimate
+AUDIO_BYTES_PER_TOKEN = 500  # audio is counted as a token per this many bytes (OpenAI's audio models read fewer)
 
 
 def message_text(message: dict[str, Any]) -> str:
@@ -97,6 +98,8 @@ def image_tokens(message: dict[str, Any]) -> int:
 
 
 def _file_tokens(part: dict[str, Any]) -> int:
+    if part["type"] == "input_audio":
+        return (len(part["input_audio"]["data"]) * 3 // 4) // AUDIO_BYTES_PER_TOKEN
     if part["type"] != FILE_PART:
         return 0
     data = part[FILE_PART].get("file_data")

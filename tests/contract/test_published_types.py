@@ -202,6 +202,14 @@ RESULT_CONTENT = {
     "tool_reference": {"type": "tool_reference", "tool_name": "get_weather"},
 }
 ROLES = {"user", "assistant", "system"}
+# Chat completions: a user's content parts, an assistant's.
+CHAT_PARTS = {
+    "text": {"type": "text", "text": "Look:"},
+    "image_url": {"type": "image_url", "image_url": {"url": PNG}},
+    "file": {"type": "file", "file": {"file_data": PDF, "filename": "forecast.pdf"}},
+    "input_audio": {"type": "input_audio", "input_audio": {"data": "UklGRiQAAABXQVZF", "format": "wav"}},
+}
+CHAT_ASSISTANT_PARTS = {"text": {"type": "text", "text": "Earlier."}, "refusal": {"type": "refusal", "refusal": "No."}}
 
 
 def _published() -> dict[str, set[str]]:
@@ -226,6 +234,12 @@ def _published() -> dict[str, set[str]]:
             anthropic, "anthropic.types.tool_result_block_param", "ToolResultBlockParam", "content"
         ),
         "messages roles": published(anthropic, "anthropic.types.message_param", "MessageParam", "role"),
+        "chat parts": published(
+            openai, "openai.types.chat.chat_completion_content_part_param", "ChatCompletionContentPartParam"
+        ),
+        "chat assistant parts": published(
+            openai, "openai.types.chat.chat_completion_assistant_message_param", "ContentArrayOfContentPart"
+        ),
     }
 
 
@@ -238,6 +252,8 @@ SAMPLED = {
     "messages blocks": set(BLOCKS),
     "messages tool result content": set(RESULT_CONTENT),
     "messages roles": ROLES,
+    "chat parts": set(CHAT_PARTS),
+    "chat assistant parts": set(CHAT_ASSISTANT_PARTS),
 }
 
 
@@ -339,3 +355,16 @@ def test_every_messages_role_is_taken(server, role: str) -> None:
     turns = [{"role": role, "content": "Be brief." if role == "system" else "Hi"}, {"role": "user", "content": "Hi"}]
     body = {"model": FAKE_MODEL, "max_tokens": 50, "messages": turns}
     assert not _answered(httpx.post(f"{server.url}/v1/messages", json=body, timeout=30), None)
+
+
+@pytest.mark.parametrize(
+    ("role", "part"),
+    [("user", part) for part in CHAT_PARTS.values()] + [("assistant", part) for part in CHAT_ASSISTANT_PARTS.values()],
+    ids=[f"user-{kind}" for kind in CHAT_PARTS] + [f"assistant-{kind}" for kind in CHAT_ASSISTANT_PARTS],
+)
+def test_every_chat_completions_content_part_is_taken(server, role: str, part: dict) -> None:
+    messages = [{"role": role, "content": [part]}, {"role": "user", "content": "And now?"}]
+    answer = httpx.post(
+        f"{server.url}/v1/chat/completions", json={"model": FAKE_MODEL, "messages": messages}, timeout=30
+    )
+    assert not _answered(answer, None)

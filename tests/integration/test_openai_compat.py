@@ -140,7 +140,7 @@ def test_messages_and_options_reach_the_upstream_as_openai_names_them(sdk: opena
         (
             {"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
             "messages[0].content",
-            "text and image_url parts",
+            '"format": "wav" | "mp3"',
         ),
         ({"messages": [{"role": "assistant", "content": None, "tool_calls": [{"id": "1"}]}]}, "messages[0]", "missing"),
     ],

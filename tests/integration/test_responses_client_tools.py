@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import httpx
 import pytest
@@ -160,3 +161,41 @@ def test_a_hosted_tool_choice_is_left_out_with_its_tool_and_a_bad_tool_refused(h
     grammar = {**PATCH, "format": {"type": "grammar", "syntax": "ebnf", "definition": "x"}}
     bad = http.post("/v1/responses", json={"model": FAKE_MODEL, "input": "hi", "tools": [grammar]})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "tools[0].format"
+
+
+ADDED = {"type": "additional_tools", "role": "developer", "tools": [CRM, PATCH, {"type": "web_search"}]}
+
+
+def test_tools_an_additional_tools_item_adds_are_offered_and_named_back_stored_and_resumed(sdk, http) -> None:
+    """Codex's way for the models it knows: no top-level `tools`, an `additional_tools` input item.
+    Its tools reach the model flat (a hosted one left out and named), their calls come back as the
+    client sent the tools, a resume writes the same bytes, a stored chain offers them again, and a
+    background response does the same."""
+    shown = sdk.responses.create(model=FAKE_MODEL, input=[ADDED, {"role": "user", "content": "@reply=request"}])
+    sent = json.loads(shown.output_text)
+    assert [t["function"]["name"] for t in sent["tools"]] == ["crm__lookup", "apply_patch"]
+    assert shown.tools == [], "the response echoes the request's own tools"
+    body = {"model": FAKE_MODEL, "input": [ADDED, {"role": "user", "content": "Who is 7? @tool=crm__lookup"}]}
+    streamed = http.post("/v1/responses", json={**body, "stream": True})
+    named = streamed.headers["x-chatwait-unknown-fields"]
+    assert named == "input[].tools[].tools[].defer_loading, input[].tools[].web_search"
+    final = responses_events(streamed.content)[-1].data["response"]
+    (call,) = final["output"]
+    assert (call["type"], call["name"], call["namespace"]) == ("function_call", "lookup", "crm")
+    again = http.get(f"/v1/responses/{final['id']}", params={"stream": "true"}).content
+    assert again.removeprefix(b"retry: 2000\n") == streamed.content.removeprefix(b"retry: 2000\n"), "byte for byte"
+
+    output = {"type": "function_call_output", "call_id": call["call_id"], "output": "Ada"}
+    chained = sdk.responses.create(model=FAKE_MODEL, previous_response_id=final["id"], input=[output])
+    assert chained.output_text == "The tool said: Ada"
+    later = sdk.responses.create(model=FAKE_MODEL, previous_response_id=chained.id, input="@reply=request")
+    assert [t["function"]["name"] for t in json.loads(later.output_text)["tools"]] == ["crm__lookup", "apply_patch"]
+
+    background = sdk.responses.create(**body, background=True)
+    for _ in range(100):
+        fetched = sdk.responses.retrieve(background.id)
+        if fetched.status not in ("queued", "in_progress"):
+            break
+        time.sleep(0.05)
+    (called,) = fetched.output
+    assert (fetched.status, called.name, called.namespace) == ("completed", "lookup", "crm")

@@ -9,7 +9,8 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate
 
-from ..functions import NAME, TOOL_CHOICES, check_json_schema, check_name, image_url_ok
+from ..files import file_part
+from ..functions import MAX_IMAGE_URL_CHARS, NAME, TOOL_CHOICES, check_json_schema, check_name, image_url_ok
 from ..schema import NullMeansAbsent, StrictBoolean, StrictSchema, Text, text_of
 from ..unknown import UNKNOWN
 
@@ -89,20 +90,51 @@ class ResponseFormat(fields.Field):
         return value
 
 
+# The part types, each holding a field of its own name (any other field is unknown: left out and named).
+_PART_FIELDS = ("text", "refusal", "image_url", "file", "input_audio")
+AUDIO_FORMATS = ("wav", "mp3")
+
+
 def content_part(index: int, part: Any) -> dict[str, Any]:
     """One part of a message's content: `text`, `image_url` (an http(s) URL or an image's data
-    URL) and, in an assistant's message, `refusal` (read as text)."""
+    URL), `file` (`apis/files`: a text file inlined), `input_audio` (passed on to a server that
+    takes audio) and, in an assistant's message, `refusal` (read as text)."""
     kind = part.get("type") if isinstance(part, dict) else None
-    if kind in ("text", "refusal", "image_url") and set(part) - {"type", kind} and kind in part:
+    if kind in _PART_FIELDS and set(part) - {"type", kind} and kind in part:
         raise ValidationError({name: [UNKNOWN] for name in sorted(set(part) - {"type", kind})})
     if kind in ("text", "refusal") and set(part) == {"type", kind} and isinstance(part[kind], str):
         return {"type": "text", "text": text_of(part[kind])}
     if kind == "image_url" and set(part) == {"type", "image_url"}:
         return {"type": "image_url", "image_url": _image(index, part["image_url"])}
-    if kind in ("text", "refusal", "image_url"):
+    if kind == "file" and isinstance(part.get("file"), dict) and not set(part["file"]) - _FILE_FIELDS:
+        given = part["file"]
+        try:
+            return file_part(data=given.get("file_data"), filename=given.get("filename"), file_id=given.get("file_id"))
+        except ValidationError as error:
+            raise ValidationError(f"Part {index}: {error.messages[0]}") from None
+    if kind == "input_audio":
+        return {"type": "input_audio", "input_audio": _audio(index, part.get("input_audio"))}
+    if kind in _PART_FIELDS:
         raise ValidationError(f"Part {index} is not a well-formed {kind} part.")
     shown = str(kind)[:40]
-    raise ValidationError(f"Part {index} is of type {shown!r}: ChatWait takes text and image_url parts.")
+    raise ValidationError(
+        f"Part {index} is of type {shown!r}: ChatWait takes text, image_url, file and input_audio parts."
+    )
+
+
+_FILE_FIELDS = {"file_data", "filename", "file_id"}
+
+
+def _audio(index: int, audio: Any) -> dict[str, Any]:
+    if (
+        isinstance(audio, dict)
+        and set(audio) == {"data", "format"}
+        and audio["format"] in AUDIO_FORMATS
+        and isinstance(audio["data"], str)
+        and 0 < len(audio["data"]) <= MAX_IMAGE_URL_CHARS
+    ):
+        return audio
+    raise ValidationError(f'Part {index}: input_audio must be {{"data": "<base64>", "format": "wav" | "mp3"}}.')
 
 
 def _image(index: int, image: Any) -> dict[str, Any]:

@@ -199,7 +199,7 @@ class ResponseInput(fields.Field):
         for index, item in enumerate(value):
             kind = (item.get("type") or "message") if isinstance(item, dict) else None  # null: a message
             schema = _SCHEMAS.get(kind) if isinstance(kind, str) else None
-            if kind in HOSTED_ITEMS and leave_out(("input", index, kind)):
+            if isinstance(kind, str) and kind in HOSTED_ITEMS and leave_out(("input", index, kind)):
                 continue
             if schema is None:
                 shown = "not an object" if not isinstance(item, dict) else f"of type {str(kind)[:40]!r}"

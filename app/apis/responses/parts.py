@@ -15,6 +15,7 @@ from ..schema import text_of
 from ..unknown import UNKNOWN
 
 TEXT_PARTS = ("input_text", "output_text")
+FILE_DETAILS = (None, "auto", "low", "high")
 # Each part type: its fields (any other is unknown: left out and named).
 _PART_FIELDS = {
     "input_text": ("text",),
@@ -29,19 +30,22 @@ _PARTS = "input_text, output_text, refusal, input_image and input_file parts"
 def input_part(index: int, part: Any) -> dict[str, Any]:
     """One part of a message's content, as a chat part (an image an `image_url`, a file `files`')."""
     kind = part.get("type") if isinstance(part, dict) else None
-    if kind not in _PART_FIELDS:
+    if not isinstance(kind, str) or kind not in _PART_FIELDS:
         raise ValidationError(f"Part {index} is of type {str(kind)[:40]!r}: ChatWait takes {_PARTS}.")
     unknown = set(part) - {"type", *_PART_FIELDS[kind]}
     if unknown:  # as marshmallow names them: the tolerant contract takes them out and names them
         raise ValidationError({name: [UNKNOWN] for name in sorted(unknown)})
     if kind in TEXT_PARTS:
-        if all(_objects(part.get(name, [])) for name in ("annotations", "logprobs")) and isinstance(part["text"], str):
+        listed = all(_objects(part.get(name, [])) for name in ("annotations", "logprobs"))
+        if listed and isinstance(part.get("text"), str):
             return {"type": "text", "text": text_of(part["text"])}
     elif kind == "refusal" and isinstance(part.get("refusal"), str):
         return {"type": "text", "text": text_of(part["refusal"])}
     elif kind == "input_image":
         return _image(index, part)
     elif kind == "input_file":
+        if part.get("detail") not in FILE_DETAILS:
+            raise ValidationError(f"Part {index}: a file's detail is auto, low or high.")
         given = {"data": part.get("file_data"), "file_id": part.get("file_id"), "url": part.get("file_url")}
         try:
             return file_part(filename=part.get("filename"), **given)

@@ -22,6 +22,10 @@ class AnthropicProvider(HttpProvider):
     endpoint = "messages"
     models_path = "models?limit=1000"  # the most a page holds (20 unless asked)
 
+    def takes(self, option: str, options: dict[str, Any]) -> bool:
+        """Everything the translation carries (documents by data, id or URL too), but audio."""
+        return option != "audio"
+
     def _identity(self) -> dict[str, str]:
         """Anthropic's key header (vLLM's and llama.cpp's servers take it too) and API version."""
         headers = {"Accept": "application/json", "User-Agent": "ChatWait"}

@@ -37,7 +37,7 @@ REPLY_ROOM_TOKENS = 16  # the input limit keeps at least this much of the contex
 LLAMA_OPTIONS = frozenset(("top_p", "stop", "seed", "presence_penalty", "frequency_penalty"))
 # What the embedded model cannot honour (a request asking for it is refused, naming the setting
 # that points ChatWait at a server that can): images, logit_bias, log probabilities.
-NOT_TAKEN = frozenset(("logit_bias", "images", "files", "file_urls", "logprobs", "top_logprobs"))
+NOT_TAKEN = frozenset(("logit_bias", "images", "files", "file_urls", "audio", "logprobs", "top_logprobs"))
 CHOICE_TOKENS = 24  # the most a tool's name takes, as the model names the one to call
 _END = object()
 
