@@ -38,12 +38,27 @@ def _within_64_bits(value) -> bool:
     return not isinstance(value, int) or -(2**63) <= value < 2**64
 
 
+def _orphaned(items: list) -> bool:
+    """Whether a Responses input holds a tool output whose call_id no call before it has."""
+    called = set()
+    for item in items:
+        kind = item.get("type") if isinstance(item, dict) else None
+        if kind in ("function_call", "custom_tool_call"):
+            called.add(item.get("call_id"))
+        elif kind in ("function_call_output", "custom_tool_call_output") and item.get("call_id") not in called:
+            return True
+    return False
+
+
 @schemathesis.hook
 def filter_body(ctx, body) -> bool:
     """The rules of the contract JSON Schema cannot say (its descriptions do): a conversation's
-    items hold no integer beyond 64 bits; a tool_choice that names a function (OpenAI's) or a
-    tool (Anthropic's) names one of `tools`."""
+    items hold no integer beyond 64 bits; a Responses input's tool outputs answer calls before
+    them; a tool_choice that names a function (OpenAI's) or a tool (Anthropic's) names one of
+    `tools`."""
     if isinstance(body, dict) and "items" in body and not _within_64_bits(body["items"]):
+        return False
+    if isinstance(body, dict) and isinstance(body.get("input"), list) and _orphaned(body["input"]):
         return False
     if not isinstance(body, dict) or not isinstance(body.get("tool_choice"), dict):
         return True

@@ -79,7 +79,7 @@ class Planned:
     conversation: list[dict[str, Any]]
     input_items: list[dict[str, Any]]
     added_tools: list[dict[str, Any]]
-    triggered: bool  # the input ends with a compaction_trigger
+    triggered: bool  # the input holds a compaction_trigger
 
 
 @dataclasses.dataclass(frozen=True)

@@ -156,7 +156,7 @@ class ConfigurationUpdateSchema(NullMeansAbsent):
 
 
 class CompactionTriggerSchema(NullMeansAbsent):
-    """Compact the conversation now (the input's last item): server-side compaction (`window`)."""
+    """Compact the conversation now (sent as the input's last item): server-side compaction (`window`)."""
 
     type = fields.String(required=True, validate=validate.OneOf((TRIGGER,)))
     id = Text(validate=validate.Length(min=1, max=128))

@@ -18,7 +18,7 @@ TEXT_PARTS = ("input_text", "output_text")
 FILE_DETAILS = (None, "auto", "low", "high")
 # Each part type: its fields (any other is unknown: left out and named).
 _PART_FIELDS = {
-    "input_text": ("text",),
+    "input_text": ("text", "annotations", "logprobs"),  # as output_text: some clients send them back so
     "output_text": ("text", "annotations", "logprobs"),
     "refusal": ("refusal",),
     "input_image": ("image_url", "detail", "file_id"),
@@ -59,7 +59,8 @@ def _image(index: int, part: dict[str, Any]) -> dict[str, Any]:
         raise ValidationError(
             f"Part {index}: ChatWait keeps no files: send the image as image_url (a URL or a data URL)."
         )
-    url, detail = part.get("image_url"), part.get("detail") or "auto"
+    url, detail = part.get("image_url"), part.get("detail")
+    detail = "auto" if detail is None else detail
     detail = "high" if detail == "original" else detail  # the most a chat completions server renders
     if image_url_ok(url, detail):
         return {"type": "image_url", "image_url": {"url": url, "detail": detail}}

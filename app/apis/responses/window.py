@@ -1,6 +1,6 @@
 """Server-side compaction: a create with `context_management` (`{"type": "compaction",
-"compact_threshold": N}`) whose conversation comes to N input tokens or more, or whose input ends
-with a `compaction_trigger` item, is compacted before the model answers it.
+"compact_threshold": N}`) whose conversation comes to N input tokens or more, or whose input
+holds a `compaction_trigger` item (sent last), is compacted before the model answers it.
 
 The model first writes a summary of the whole conversation (as /v1/responses/compact asks it);
 the response is then generated from the instructions, that summary and the conversation's last
