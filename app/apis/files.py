@@ -19,7 +19,7 @@ from typing import Any
 
 from marshmallow import ValidationError
 
-from ..providers.base import FILE_PART
+from ..providers.counted import FILE_PART
 from .schema import text_of
 
 MAX_FILENAME_CHARS = 256

@@ -11,7 +11,8 @@ from typing import Any
 from marshmallow import ValidationError
 
 from ..errors import ApiError
-from ..providers.base import FILE_PART, Provider
+from ..providers.base import Provider
+from ..providers.counted import FILE_PART
 
 MAX_TOOLS = 128
 TOOL_CHOICES = ("none", "auto", "required")

@@ -19,7 +19,8 @@ from marshmallow import Schema, ValidationError
 
 from ..config import Settings
 from ..errors import ApiError, RequestBodyError
-from ..providers.base import Provider, message_text
+from ..providers.base import Provider
+from ..providers.counted import message_text
 from . import unknown
 from .openai import content_length
 

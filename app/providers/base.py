@@ -6,12 +6,12 @@ import abc
 import contextlib
 import dataclasses
 import itertools
-import json
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
 from ..errors import CATALOGUE
+from .counted import definitions
 from .deltas import Delta, ToolCall
 
 # How a generation ends, as providers report it: OpenAI's finish reasons (other servers' words
@@ -54,56 +54,6 @@ class ChatCall:
         """Every message the model reads, for counting its input tokens: the tools' definitions,
         what else a body passed through holds, then the conversation."""
         return [*definitions(self.options), *self.extra, *self.messages]
-
-
-_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
-
-
-def definitions(options: dict[str, Any]) -> list[dict[str, Any]]:
-    """The tools' definitions as the system message the model reads them in: input tokens on
-    every API (Claude Code sends some 18,000 tokens of them with every request)."""
-    tools = options.get("tools")
-    return [{"role": "system", "content": _COMPACT(tools)}] if tools else []
-
-
-# What one image of a message is counted as (OpenAI bills a 1024x1024 image at high detail so):
-# an estimate for the input limit; the upstream's usage is what the reply reports.
-IMAGE_TOKENS = 765
-FILE_PART = "file"  # a chat part that carries a file (`apis/files`): its data, an OpenAI file id, or a URL
-FILE_BYTES_PER_TOKEN = 3  # a file's data is counted as a token per this many bytes (a PDF's text and pages)
-FILE_REFERENCE_TOKENS = 4000  # a file by id or URL, whose size ChatWait cannot see: an estimate
-AUDIO_BYTES_PER_TOKEN = 500  # audio is counted as a token per this many bytes (OpenAI's audio models read fewer)
-
-
-def message_text(message: dict[str, Any]) -> str:
-    """What of a message the model reads as text: its content (text parts joined), and an
-    assistant's tool calls (names and arguments) or a tool message's call id."""
-    content = message.get("content")
-    text = content if type(content) is str else ""
-    if type(content) is list:
-        text = "".join(part["text"] for part in content if "text" in part)
-    calls = message.get("tool_calls")
-    if calls:
-        text += "".join(call["function"]["name"] + call["function"]["arguments"] for call in calls)
-    return text + message.get("tool_call_id", "")
-
-
-def image_tokens(message: dict[str, Any]) -> int:
-    """The tokens a message's images and files are counted as (estimates: the upstream's usage
-    settles what was spent)."""
-    content = message.get("content")
-    if type(content) is not list:
-        return 0
-    return sum(IMAGE_TOKENS if part["type"] == "image_url" else _file_tokens(part) for part in content)
-
-
-def _file_tokens(part: dict[str, Any]) -> int:
-    if part["type"] == "input_audio":
-        return (len(part["input_audio"]["data"]) * 3 // 4) // AUDIO_BYTES_PER_TOKEN
-    if part["type"] != FILE_PART:
-        return 0
-    data = part[FILE_PART].get("file_data")
-    return (len(data) * 3 // 4) // FILE_BYTES_PER_TOKEN if data else FILE_REFERENCE_TOKENS
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

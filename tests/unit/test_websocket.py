@@ -15,7 +15,7 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
-from app.apis.responses.socket import CHAIN_BODIES, Chains
+from app.apis.responses.chains import CHAIN_BODIES, Chains
 from app.hub.scheduling import Inbox
 from app.hub.websocket import SocketClosed, WebSocket
 

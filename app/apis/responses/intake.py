@@ -21,7 +21,8 @@ from flask import Request
 from ...config import Settings
 from ...errors import ApiError
 from ...generation.outcome import Outcome
-from ...providers.base import ChatCall, Provider, definitions
+from ...providers.base import ChatCall, Provider
+from ...providers.counted import definitions
 from ...streaming.stream import Retention, Stream
 from ..functions import attached, refuse_untaken
 from ..intake import read_json, refuse_long_text, validate_request
@@ -32,16 +33,13 @@ from .compaction import compaction_messages
 from .fit import DROPPABLE, fit
 from .items import item_chars
 from .listing import listed
+from .options import logprobs_asked, model_options
 from .replies import ECHOED
-from .schemas import LOGPROBS_INCLUDED, ResponseRequestSchema
-from .tools import called_names, chat_tools, chosen, echoed
+from .schemas import ResponseRequestSchema
+from .tools import called_names, echoed
 from .turns import Earlier, added_tools, configured, refuse_orphans, resolve, triggered, turn_of
 from .wire import ADDED_MARK, COMPACTED_MARK, LOGPROBS_MARK, PREPARED_MARK
 
-# Options passed on as they are, under the same names in chat completions.
-PASSED = (
-    "top_p", "user", "presence_penalty", "frequency_penalty", "service_tier", "prompt_cache_key", "safety_identifier",
-)  # fmt: skip
 # In a WebSocket turn's environ: the `store: false` response its socket's chain continues (the
 # socket put that chain in its input, so the body no longer names it; the object echoes it).
 CHAINED = "chatwait.chained_from"
@@ -244,7 +242,7 @@ def _plan(fields: dict[str, Any], settings: Settings, provider: Provider, stored
     turn = turn_of(items, fields.get("generate", True) and not forced) if items or not history else []
     refuse_orphans([*history, *turn])
     added = [*earlier.tools, *added_tools(items)]
-    options = _options(configured(items, fields), added)
+    options = model_options(configured(items, fields), added)
     refuse_untaken(options, attached(turn), provider, "input", NAMES)
     system = [{"role": "system", "content": fields["instructions"]}] if fields.get("instructions") else []
     tools = definitions(options)
@@ -300,44 +298,3 @@ def _refuse_oversized_input(data: Any, settings: Settings, provider: Provider) -
         return
     instructions = content_length(data.get("instructions"))
     refuse_long_text([instructions, *lengths], (1, len(lengths)), settings, provider, DROPPABLE)
-
-
-def _options(fields: dict[str, Any], added: list[dict[str, Any]]) -> dict[str, Any]:
-    """What the model is asked beyond the conversation, in chat completions' terms: tools (the
-    request's, then those its chain's items `added`) as chat tools, a named tool choice,
-    `text.format` as `response_format`, `reasoning.effort` as `reasoning_effort`, `text.verbosity`
-    as `verbosity`, log probabilities when `include` names them (or `top_logprobs` asks for
-    alternatives). The choice of tool and parallel calls without tools ask for nothing and are
-    not sent on."""
-    options = {name: fields[name] for name in PASSED if name in fields}
-    tools = [*fields.get("tools", ()), *added]
-    if tools:
-        options["tools"] = chat_tools(tools)
-        choice = fields.get("tool_choice")
-        if isinstance(choice, dict):
-            options["tool_choice"] = {"type": "function", "function": {"name": chosen(choice, tools)}}
-        elif choice is not None:
-            options["tool_choice"] = choice
-        if "parallel_tool_calls" in fields:
-            options["parallel_tool_calls"] = fields["parallel_tool_calls"]
-    text = fields.get("text", {})
-    found = text.get("format")
-    if found and found["type"] == "json_object":
-        options["response_format"] = found
-    elif found and found["type"] == "json_schema":
-        spec = {name: found[name] for name in ("name", "description", "schema", "strict") if name in found}
-        options["response_format"] = {"type": "json_schema", "json_schema": spec}
-    if "verbosity" in text:
-        options["verbosity"] = text["verbosity"]
-    if "effort" in fields.get("reasoning", {}):
-        options["reasoning_effort"] = fields["reasoning"]["effort"]
-    if logprobs_asked(fields):
-        options["logprobs"] = True
-        if fields.get("top_logprobs"):
-            options["top_logprobs"] = fields["top_logprobs"]
-    return options
-
-
-def logprobs_asked(fields: dict[str, Any]) -> bool:
-    """Whether the output's text carries its tokens' log probabilities."""
-    return LOGPROBS_INCLUDED in fields.get("include", ()) or bool(fields.get("top_logprobs"))

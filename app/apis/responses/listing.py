@@ -15,7 +15,7 @@ from typing import Any
 
 from ...errors import ApiError
 from ...ids import random_id
-from ...providers.base import FILE_PART
+from ...providers.counted import FILE_PART
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 20

@@ -14,7 +14,6 @@ gives them, in the turn order of its lane.
 
 from __future__ import annotations
 
-import collections
 import io
 import logging
 import time
@@ -31,6 +30,7 @@ from ...hub.scheduling import Inbox
 from ...hub.websocket import TAKEN_OVER, TURN, CloseCode, SocketClosed, WebSocket, asks_for_websocket
 from ..request import client_key, correlation_id, services
 from ..shapes import error_body
+from .chains import Chains
 from .intake import CHAINED
 from .messages import error_event, in_lane, sse_data, steer_failed
 
@@ -49,7 +49,6 @@ STEER = "response.steer"  # OpenAI's beta: input queued into a running response,
 MAX_ID_CHARS = 200
 STOP_POLL_SECONDS = 1.0  # how soon a socket between turns notices that its worker stops
 MAX_CHAINS = 32  # `store: false` responses a socket remembers for previous_response_id
-CHAIN_BODIES = 4  # and at most this many MAX_BODY_BYTES of them in all
 _OPEN: set[WebSocket] = set()  # this worker's sockets
 _KEPT_HEADERS = ("HTTP_AUTHORIZATION", "HTTP_X_API_KEY", "HTTP_OPENAI_ORGANIZATION", "HTTP_USER_AGENT",
                  "HTTP_TRACEPARENT", "HTTP_TRACESTATE")  # each turn's span joins the trace the upgrade named
@@ -316,52 +315,3 @@ def _error_body(body: Any) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         found = None
     return found if isinstance(found, dict) else {"error": {"code": "internal_error", "message": "No error body."}}
-
-
-class Chains:
-    """The conversations of a socket's `store: false` responses (input and output items), by
-    response id, for a later turn's previous_response_id: the newest `bound` of them, within
-    CHAIN_BODIES request bodies' worth of JSON; one longer than a request body may be (its
-    continuation could not be sent) is not kept."""
-
-    def __init__(self, bound: int, max_bytes: int) -> None:
-        self.bound = bound
-        self.max_bytes = max_bytes
-        self.items: collections.OrderedDict[str, list[Any]] = collections.OrderedDict()
-        self.sizes: dict[str, int] = {}
-
-    def expand(self, body: dict[str, Any]) -> tuple[list[Any], str | None]:
-        """Put a kept chain's items before the turn's input (dropping previous_response_id); the
-        items this turn adds to its chain before its output, and the id of the chain it continues
-        (None: none kept here)."""
-        given, previous = body.get("input", []), body.get("previous_response_id")
-        if not isinstance(given, (str, list)):
-            return [], None  # the request's validation names the field
-        turn = [{"type": "message", "role": "user", "content": given}] if isinstance(given, str) else list(given)
-        earlier = self.items.get(previous) if isinstance(previous, str) else None
-        if earlier is None:
-            return turn, None
-        del body["previous_response_id"]
-        body["input"] = [*earlier, *turn]
-        return body["input"], previous
-
-    def forget(self, response_id: str) -> None:
-        """Evict a chain (its continuation failed: OpenAI's rule, so that no turn builds on it)."""
-        if self.items.pop(response_id, None) is not None:
-            del self.sizes[response_id]
-
-    def remember(self, data: str, sent: list[Any]) -> None:
-        """Keep a completed response's chain (`data`: one of its events; `sent`: what `expand` gave)."""
-        if '"response.completed"' not in data[:64]:
-            return
-        response = orjson.loads(data).get("response") or {}
-        if not response.get("id"):
-            return
-        items = [*sent, *response.get("output", [])]
-        size = len(orjson.dumps(items))
-        if size > self.max_bytes:
-            return
-        self.items[response["id"]], self.sizes[response["id"]] = items, size
-        while len(self.items) > self.bound or sum(self.sizes.values()) > CHAIN_BODIES * self.max_bytes:
-            oldest, _ = self.items.popitem(last=False)
-            del self.sizes[oldest]

@@ -14,7 +14,8 @@ import json
 import re
 from typing import Any
 
-from ..base import FILE_PART, ChatCall, UpstreamError
+from ..base import ChatCall, UpstreamError
+from ..counted import FILE_PART
 
 ANTHROPIC_VERSION = "2023-06-01"
 MIN_THINKING_BUDGET = 1024  # Anthropic's smallest budget_tokens

@@ -11,7 +11,7 @@ import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..base import image_tokens, message_text
+from ..counted import attached_tokens, message_text
 
 if TYPE_CHECKING:
     import tiktoken
@@ -37,7 +37,8 @@ def count_text(text: str) -> int:
 def message_costs(messages: Sequence[dict[str, Any]]) -> list[int]:
     """The token cost of each chat message, format overhead included."""
     return [
-        TOKENS_PER_MESSAGE + _role_tokens(m["role"]) + count_text(message_text(m)) + image_tokens(m) for m in messages
+        TOKENS_PER_MESSAGE + _role_tokens(m["role"]) + count_text(message_text(m)) + attached_tokens(m)
+        for m in messages
     ]
 
 
@@ -60,7 +61,7 @@ def prompt_tokens_bound(messages: Sequence[dict[str, Any]]) -> int:
     total = TOKENS_REPLY_PRIMING
     for message in messages:
         total += TOKENS_PER_MESSAGE + _utf8_length(message["role"]) + _utf8_length(message_text(message))
-        total += image_tokens(message)
+        total += attached_tokens(message)
     return total
 
 

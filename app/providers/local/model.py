@@ -23,7 +23,8 @@ from gevent.event import AsyncResult
 
 from ...config import Settings
 from ...ids import random_id
-from ..base import Attempt, ChatCall, Provider, Route, UpstreamError, Usage, message_text
+from ..base import Attempt, ChatCall, Provider, Route, UpstreamError, Usage
+from ..counted import message_text
 from ..deltas import TOOL_CALL, Delta
 from .grammar import CALL, TEXT, arguments_schema, json_grammar, names_grammar, reply_schema, tool_plan
 from .prompt import template_messages, tools_hint
