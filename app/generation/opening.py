@@ -41,10 +41,13 @@ MAX_BUSY_RETRIES = 8
 Opened = tuple[Attempt, list[str | Delta] | None, Iterator[list[str | Delta]]]
 
 
-class Prepared(Attempt):
-    """A warmup's attempt: no upstream, an empty reply that ends at once."""
+class Ended(Attempt):
+    """An attempt with no upstream, an empty reply that ends at once as `finish_reason` says: a
+    warmup's (`stop`); a reply cut after its text used max_tokens (`length`, as the upstream
+    would have said had it lived); a refusal no fallback could continue (`content_filter`)."""
 
-    finish_reason = "stop"
+    def __init__(self, finish_reason: str) -> None:
+        self.finish_reason = finish_reason
 
     def __iter__(self) -> Iterator[str | Delta]:
         return iter(())
@@ -86,7 +89,7 @@ class Opener:
         The first-token deadline is shared: each model gets its part of what is left. A call that
         asks for nothing to be generated opens no upstream."""
         if not self.call.generate:
-            return Prepared(), None, iter(())
+            return Ended("stop"), None, iter(())
         deadline = time.monotonic() + self.settings.timeout_seconds
         model = self.call.model
         spare = self.spare

@@ -63,31 +63,6 @@ def continuable(text: str, parts: ReplyParts) -> bool:
     return bool(text) and not parts.tool_calls and not parts.refusal
 
 
-class Refused(Attempt):
-    """The end of a reply whose refusal no fallback model could continue: as the model ended it."""
-
-    finish_reason = "content_filter"
-
-    def __iter__(self) -> Iterator[str | Delta]:
-        return iter(())
-
-    def close(self) -> None:
-        pass
-
-
-class AtLimit(Attempt):
-    """The end of a reply cut after its text had used max_tokens (as counted here): nothing is
-    left to continue, so it ends as `length`, as the upstream would have said had it lived."""
-
-    finish_reason = "length"
-
-    def __iter__(self) -> Iterator[str | Delta]:
-        return iter(())
-
-    def close(self) -> None:
-        pass
-
-
 def continuation_call(call: ChatCall, text: str, strategy: str, tokens_left: int, repeat_tokens: int = 0) -> ChatCall:
     """The request that continues `call`'s reply from its delivered `text` by `strategy`; a
     `message` continuation may generate `repeat_tokens` more, to say again what it repeats."""

@@ -14,7 +14,7 @@ from ..config import Settings
 from ..metrics.catalogue import Metrics
 from ..providers.base import Attempt, ChatCall, Provider, Route, UpstreamError, Usage
 from . import rescue
-from .opening import Opened, Opener
+from .opening import Ended, Opened, Opener
 from .reply import Reply
 
 log = logging.getLogger("chatwait.relay")
@@ -55,7 +55,7 @@ class Rescues:
         left = self._call.max_tokens - self._provider.completion_tokens(text)
         if cause is not None and left <= 0 and rescue.continuable(text, self._reply.parts):
             log.warning("upstream_cut_at_limit", extra={"error_code": failure.error_code, **self._opener.server()})
-            return rescue.AtLimit(), None, iter(())
+            return Ended("length"), None, iter(())
         while cause is not None and rescue.continuable(text, self._reply.parts):
             if not self._may_continue(cause):
                 break
@@ -71,7 +71,7 @@ class Rescues:
             except UpstreamError as again:  # tried again (the server rests) while it may help
                 failure, cause = again, rescue.after_failed_continuation(again)
         if failure.refused:  # no fallback model could continue it: it ends as the model ended it
-            return rescue.Refused(), None, iter(())
+            return Ended("content_filter"), None, iter(())
         raise failure
 
     @property

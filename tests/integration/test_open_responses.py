@@ -20,26 +20,16 @@ from app.apis.responses.compaction import COMPACT_PROMPT, SUMMARY_PREFIX, WINDOW
 
 from ..conftest import FAKE_MODEL
 from ..sse import responses_events
+from .test_responses_socket import _turn
 from .test_responses_tools import WEATHER
 
 pytestmark = pytest.mark.integration
-ENDINGS = ("response.completed", "response.incomplete", "response.failed", "error")
 COMPACT_AT = {"context_management": [{"type": "compaction", "compact_threshold": 1}]}
 
 
 @pytest.fixture(scope="module")
 def server(store_server):
     return store_server
-
-
-def _turn(conn: Any, **body: Any) -> list[Any]:
-    conn.send({"type": "response.create", "model": FAKE_MODEL, **body})
-    events = []
-    for event in conn:
-        events.append(event)
-        if event.type in ENDINGS:
-            return events
-    raise AssertionError("the socket closed mid-turn")
 
 
 def _summaries(fake) -> int:
