@@ -33,7 +33,6 @@ CHAT_FIELDS = {
 # The Responses API's: Codex CLI's client_metadata, and the newest function tools' fields.
 RESPONSES_FIELDS = {
     "client_metadata": {"session": SECRET},
-    "context_management": [{"type": "compaction"}],
     "prompt_cache_retention": "24h",
     "prompt_cache_options": {"mode": "auto"},
     "moderation": {"policy": "default"},
