@@ -130,6 +130,14 @@ def fake() -> Iterator[FakeUpstream]:
     upstream.stop()
 
 
+@pytest.fixture(scope="module")
+def fake2() -> Iterator[FakeUpstream]:
+    """A second fake upstream: a pool's other server."""
+    upstream = FakeUpstream()
+    yield upstream
+    upstream.stop()
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """A redis-server of the tests' own on a free loopback port (no system service relied on)."""

@@ -25,13 +25,6 @@ WEATHER = {
 
 
 @pytest.fixture(scope="module")
-def fake2() -> Iterator[FakeUpstream]:
-    upstream = FakeUpstream()
-    yield upstream
-    upstream.stop()
-
-
-@pytest.fixture(scope="module")
 def deployment(fake, fake2, redis_server) -> Iterator[list[ChatWaitServer]]:
     """Two instances (two workers and one) on one Redis, both servers behind each."""
     env = server_env(

@@ -24,14 +24,6 @@ from ..sse import content_of, expected_reply, parse
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def fake2() -> Iterator[FakeUpstream]:
-    """A second fake upstream: the pool's other server."""
-    upstream = FakeUpstream()
-    yield upstream
-    upstream.stop()
-
-
 @pytest.fixture
 def switch() -> Iterator[Callable[..., SwitchServer]]:
     made: list[SwitchServer] = []
