@@ -122,10 +122,9 @@ class ResponseRequest:
             turn = {"conversation_id": self.conversation_id, "input_items": self.input_items}
         if not self.store:
             return Retention(foreground=foreground, ended=ended, ended_args=turn)
-        kept = {"messages": self.conversation, "input": self.input_items, "tools": self.added_tools}
-        context = json.dumps(kept).encode()
+        context = json.dumps({"messages": self.conversation, "input": self.input_items, "tools": self.added_tools})
         kept = settings.response_ttl_seconds
-        return Retention(kept, context, foreground=foreground, stored=True, ended=ended, ended_args=turn)
+        return Retention(kept, context.encode(), foreground=foreground, stored=True, ended=ended, ended_args=turn)
 
 
 def prepare_response(
