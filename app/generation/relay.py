@@ -98,11 +98,11 @@ class Relay:
             try:
                 finish_reason, usage, error = self._generate()
                 outcome = self._outcome(finish_reason, usage, error)
+                if error is None and finish_reason != "cancelled":  # before the end: a next turn may come at once
+                    self.provider.answered(self.call, self.route, outcome.text, self._reply.parts.tool_calls)
                 self._report_end(outcome)
                 if self.listener is not None:
                     self.listener.end(outcome)
-                if error is None and finish_reason != "cancelled":  # where its conversation's cache now is
-                    self.provider.answered(self.call, self.route, outcome.text, self._reply.parts.tool_calls)
                 return outcome
             finally:
                 self._opener.attempts.close()  # an attempt still open ends with its generation

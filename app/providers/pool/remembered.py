@@ -4,8 +4,9 @@ key (`affinity.key_of`), so that its next turn goes back to the prompt cache it 
 A worker remembers in its memory (bounded: the MEMORY_ENTRIES most recent, each for TTL_SECONDS);
 on the Redis store, every worker and instance also shares what it learns (a key per conversation
 that expires with TTL_SECONDS). Routing must not wait on it: Redis is asked with a short deadline,
-and after an error not asked again for PAUSE_SECONDS (the ring places the turn meanwhile); what
-a worker learns is written to Redis in a greenlet of its own, off the generation's path.
+and after an error not asked again for PAUSE_SECONDS (the ring places the turn meanwhile). What a
+worker learns is written before the turn's terminal event: a client may send the next turn to
+another instance the moment it has the reply.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import logging
 import time
 from collections.abc import Callable
 
-import gevent
 import redis
 
 from ...connect.redis import Later, Topology
@@ -82,15 +82,11 @@ class SharedRemembered(Remembered):
         return server
 
     def keep(self, model: str, key: str, server: str) -> None:
-        """Remember it here at once, and in Redis in a greenlet of its own: a generation's end
-        (a wait-mode reply) never waits on Redis for it."""
         super().keep(model, key, server)
-        if self._usable():
-            gevent.spawn(self._share, _name(model, key), server).link_exception(_logged)
-
-    def _share(self, name: str, server: str) -> None:
+        if not self._usable():
+            return
         try:
-            self._client().set(PREFIX + name, server, ex=int(TTL_SECONDS))
+            self._client().set(PREFIX + _name(model, key), server, ex=int(TTL_SECONDS))
         except redis.RedisError as error:
             self._pause(error)
 
@@ -103,10 +99,6 @@ class SharedRemembered(Remembered):
 
     def close(self) -> None:
         self._client.close()
-
-
-def _logged(greenlet: gevent.Greenlet) -> None:
-    log.error("error_occurred", exc_info=greenlet.exc_info, extra={"error_code": "internal_error"})
 
 
 def _name(model: str, key: str) -> str:
