@@ -33,7 +33,8 @@ parallel tests do not interfere), falling back to the command-line defaults:
                    Here is the rest:" then the tokens), or starts the reply over in other words
   @only=MODEL      the fault (any of them), @finish and @refusal only for requests of this model
   @limit=max_tokens  stop at the request's max_tokens (or max_completion_tokens) with `length`, as
-                   a model does (without it the fake ignores them: the benches' replies stay whole)
+                   a model does (without it the fake ignores them: the benches' replies stay whole);
+                   @limit=llama: as llama.cpp's server, n_predict first (then max_tokens)
 
 A continuation is honoured as a deterministic model would: a request ending with an assistant
 message (prefill) goes on after the tokens that message holds; one ending with that message and

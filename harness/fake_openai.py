@@ -136,7 +136,7 @@ class FakeOpenAI:
         base_headers = {"x-request-id": request_id}
         if self._refused(sock, headers, request, messages, knobs, outcome, base_headers):
             return buffer
-        prompt_tokens = sum(len(str(m.get("content", "")).split()) + 4 for m in messages)
+        prompt_tokens = fake_replies.prompt_tokens(request)  # images by OpenAI's published rule
         self._echoed(knobs, request, messages)
         if not request.get("stream"):
             self._whole(sock, request, knobs, prompt_tokens, base_headers)
@@ -168,7 +168,9 @@ class FakeOpenAI:
         if knobs.fault == "late":
             knobs.first_ms = knobs.fault_at
         cap = request.get("max_completion_tokens") or request.get("max_tokens")
-        if knobs.found.get("limit") == "max_tokens" and isinstance(cap, int) and 0 < cap < knobs.tokens:
+        if knobs.found.get("limit") == "llama":  # llama.cpp's server reads n_predict before max_tokens
+            cap = request.get("n_predict", request.get("max_tokens"))
+        if knobs.found.get("limit") in ("max_tokens", "llama") and isinstance(cap, int) and 0 < cap < knobs.tokens:
             knobs.tokens, knobs.finish = cap, "length"
         return knobs
 

@@ -17,8 +17,12 @@ from __future__ import annotations
 
 import base64
 import functools
+import io
 import json
+import math
 from typing import Any
+
+import PIL.Image
 
 ARG_PIECE = 4  # characters of arguments per chunk
 PLAIN = {"reasoning": [], "tool_calls": []}  # a text reply's typed deltas: none
@@ -162,3 +166,30 @@ def whole_message(reply: dict[str, Any]) -> dict[str, Any]:
             for c in reply["tool_calls"]
         ]
     return message
+
+
+def prompt_tokens(request: dict[str, Any]) -> int:
+    """What the fake bills a request's prompt: its words, and each image by OpenAI's published
+    tile rule (gpt-4o-mini's base and tile prices, else gpt-4o's), from the size its data holds."""
+    messages = request.get("messages") or [{}]
+    base, tile = (2833, 5667) if str(request.get("model", "")).startswith("gpt-4o-mini") else (85, 170)
+    total = sum(len(str(m.get("content", "")).split()) + 4 for m in messages)
+    for message in messages:
+        content = message.get("content")
+        for part in content if isinstance(content, list) else ():
+            if isinstance(part, dict) and part.get("type") == "image_url":
+                image = part.get("image_url") or {}
+                total += base if image.get("detail") == "low" else base + tile * _tiles(image.get("url", ""))
+    return total
+
+
+def _tiles(url: str) -> int:
+    """512-pixel tiles of an image scaled within 2048 x 2048, then to 768 on its short side (8 unread)."""
+    try:
+        with PIL.Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))) as image:
+            width, height = image.size
+    except (IndexError, ValueError, OSError):
+        return 8
+    scale = min(1.0, 2048 / max(width, height))
+    scale *= min(1.0, 768 / (min(width, height) * scale))
+    return math.ceil(width * scale / 512) * math.ceil(height * scale / 512)

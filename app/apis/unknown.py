@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import json
 import logging
 import re
 from collections.abc import Iterator, Mapping
@@ -21,6 +22,8 @@ from flask import g, has_request_context
 from marshmallow import Schema
 
 from ..config import Settings
+from ..config.controls import held_back
+from ..errors import ApiError
 from .request import services
 
 log = logging.getLogger("chatwait.api")
@@ -138,6 +141,28 @@ def passed(data: dict[str, Any], schema: Schema) -> dict[str, Any]:
     same API is sent as they were sent."""
     declared = _declared(type(schema))
     return {name: value for name, value in data.items() if name not in declared and value is not None}
+
+
+def refuse_controls(fields: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    """A 400 naming each server-side control among a body's unknown top-level `fields` that no
+    server of the model allows (`config.controls`): passed on, it could make the upstream
+    generate more than ChatWait reserved, or otherwise than asked."""
+    held = held_back(fields, allowed)
+    if held:
+        why = (
+            "A model server's own control (of how much it generates, a grammar, a template, a slot): ChatWait "
+            "does not pass it on. Leave it out, or ask the operator to allow it for a server (allow_fields in "
+            "UPSTREAMS_FILE)."
+        )
+        raise ApiError("validation_error", f"{len(held)} field(s) are invalid.", fields={name: [why] for name in held})
+
+
+def as_input(fields: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Unknown top-level `fields` passed on, as one message to count: their bytes are input (the
+    input limits, the key's tpm and budget), as known fields are."""
+    if not fields:
+        return []
+    return [{"role": "user", "content": json.dumps(fields, ensure_ascii=False, separators=(",", ":"))}]
 
 
 @functools.cache

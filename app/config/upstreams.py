@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from .controls import CONTROLS
 from .prices import Price, price_table
 from .values import MAX_UPSTREAMS, ConfigError, file, url
 
@@ -21,7 +22,7 @@ MAX_WEIGHT = 1000.0
 _SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 _ENTRY_FIELDS = (
     "name", "url", "kind", "api_key", "api_key_env", "models", "weight", "continuation", "concurrency",
-    "fallback_on_refusal",
+    "fallback_on_refusal", "allow_fields",
 )  # fmt: skip
 # The API a server speaks: OpenAI's chat completions, or Anthropic's Messages API (Anthropic's
 # own, vLLM, llama.cpp's server, SGLang).
@@ -51,6 +52,7 @@ class UpstreamServer:
     url_setting: str = "OPENAI_BASE_URL"  # where it is configured, as /ready names it
     key_setting: str = "OPENAI_API_KEY"
     fallback_on_refusal: bool = False  # a refusal (a model's, or a content filter's) asks the fallback model
+    allow_fields: frozenset[str] = frozenset()  # server-side controls it is sent (`controls.CONTROLS`)
 
     def serves(self, model: str) -> bool:
         """Whether requests for `model` may go to this server."""
@@ -185,9 +187,6 @@ def _entry(name: str, number: int, entry: Any, environ: Mapping[str, str]) -> Up
     kind = entry.get("kind", "openai")
     if kind not in KINDS:
         raise ConfigError(f"{named}: kind must be one of {', '.join(KINDS)} (default openai).")
-    concurrency = entry.get("concurrency")
-    if concurrency is not None and (type(concurrency) is not int or not 1 <= concurrency <= MAX_CONCURRENCY):
-        raise ConfigError(f"{named}: concurrency must be a whole number from 1 to {MAX_CONCURRENCY} (unset: no limit).")
     refusals = entry.get("fallback_on_refusal", False)
     if type(refusals) is not bool:
         raise ConfigError(f"{named}: fallback_on_refusal must be true or false (default false).")
@@ -198,12 +197,34 @@ def _entry(name: str, number: int, entry: Any, environ: Mapping[str, str]) -> Up
         _entry_models(named, entry),
         _entry_weight(named, entry),
         continuation,
-        concurrency,
+        _concurrency(named, entry),
         kind,
         f"the url of {name} entry {number} ({label})",
         _key_field(f"{name} entry {number} ({label})", entry),
         refusals,
+        _allowed(named, entry),
     )
+
+
+def _concurrency(where: str, entry: dict[str, Any]) -> int | None:
+    concurrency = entry.get("concurrency")
+    if concurrency is not None and (type(concurrency) is not int or not 1 <= concurrency <= MAX_CONCURRENCY):
+        raise ConfigError(f"{where}: concurrency must be a whole number from 1 to {MAX_CONCURRENCY} (unset: no limit).")
+    return concurrency
+
+
+def _allowed(where: str, entry: dict[str, Any]) -> frozenset[str]:
+    """The server-side controls a server is sent as a client wrote them (still held to the reservation)."""
+    listed = entry.get("allow_fields", [])
+    if not isinstance(listed, list) or not all(isinstance(name, str) for name in listed):
+        raise ConfigError(f'{where}: allow_fields must be a list of field names, e.g. ["grammar"].')
+    passed = [name for name in listed if name not in CONTROLS]
+    if passed:
+        raise ConfigError(
+            f"{where}: allow_fields names {', '.join(map(repr, passed))}, which ChatWait never holds back: "
+            "list only server-side controls (docs/reference.md names them)."
+        )
+    return frozenset(listed)
 
 
 def _key_field(where: str, entry: dict[str, Any]) -> str:

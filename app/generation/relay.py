@@ -27,7 +27,7 @@ from .cancel import StreamCancelled
 from .gaps import Gaps
 from .opening import Opened, Opener
 from .outcome import Outcome
-from .reply import Prefix, Reply
+from .reply import Ceiling, Prefix, Reply
 from .rescues import Rescues
 
 log = logging.getLogger("chatwait.relay")
@@ -160,11 +160,20 @@ class Relay:
                         generation.stop()  # nobody wants the rest: an upstream ChatWait stops too
                         self._attempt_ended(generation, "cancelled")
                         raise
+                    except Ceiling:
+                        self._cut_at_ceiling(generation)
                 self._attempt_ended(generation, "completed")
                 return generation
             except UpstreamError as failure:
                 self._attempt_ended(generation, "cut", failure.error_code)
                 opened = self._rescues.rescued(failure, slot, generation)
+
+    def _cut_at_ceiling(self, generation: Attempt) -> None:
+        """The reply reached the tokens reserved for it and the upstream went on (it read a limit
+        of its own, or none): stopped there, ended as at its length."""
+        generation.stop()
+        generation.finish("length")
+        log.warning("reply_ceiling", extra={"max_tokens": self.call.max_tokens, **self._server()})
 
     def _attempt_ended(self, generation: Attempt, outcome: str, error_code: str | None = None) -> None:
         """The ledger's and the trace's word on the attempt that just ended."""

@@ -1,6 +1,7 @@
 """The reply a generation has relayed so far: its text pieces and its typed deltas' parts,
-counted, and bounded (a broken or hostile upstream that ignores max_tokens would otherwise fill
-memory)."""
+counted, and bounded: at the tokens reserved for it (max_tokens, counted on the stream whatever
+the upstream was told: `Ceiling`), and in characters (a broken or hostile upstream would
+otherwise fill memory)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ from ..providers.deltas import LOGPROBS, Delta, ReplyParts
 MAX_CHARS_PER_TOKEN = 64
 REPLY_CHARS_FLOOR = 65_536
 _TEXT_ONLY = {str}
+
+
+class Ceiling(Exception):
+    """The reply reached the tokens reserved for it: the attempt ends there, as at `length`."""
 
 
 class Prefix(NamedTuple):
@@ -28,7 +33,7 @@ class Reply:
     """The pieces relayed so far. A taken-over reply (`prefix`) starts from what its clients have:
     its text as one piece, and the chunks it had besides (`inherited`)."""
 
-    __slots__ = ("_chars", "_max_chars", "_max_tokens", "deltas", "inherited", "parts", "pieces")
+    __slots__ = ("_chars", "_max_chars", "_max_tokens", "_tokens", "deltas", "inherited", "parts", "pieces")
 
     def __init__(self, max_tokens: int, prefix: Prefix | None = None) -> None:
         self.pieces: list[str] = [] if prefix is None else [prefix.text]
@@ -36,11 +41,15 @@ class Reply:
         self.deltas = 0  # typed deltas relayed
         self.inherited = 0 if prefix is None else prefix.chunks - 1
         self._chars = 0
+        self._tokens = 0 if prefix is None else prefix.chunks  # pieces with a token's text: one token at least each
         self._max_tokens = max_tokens
         self._max_chars = max_tokens * MAX_CHARS_PER_TOKEN + REPLY_CHARS_FLOOR
 
     def add_text(self, piece: str) -> None:
-        """Keep one piece of text; upstream_bad_response past the bound."""
+        """Keep one piece of text; Ceiling at the reserved tokens, upstream_bad_response past the bound."""
+        self._tokens += 1
+        if self._tokens > self._max_tokens:
+            raise Ceiling
         self._chars += len(piece)
         if self._chars > self._max_chars:
             self._too_long()
@@ -51,14 +60,21 @@ class Reply:
         if set(map(type, pieces)) != _TEXT_ONLY:
             return False
         chars = self._chars + sum(map(len, pieces))  # type: ignore[arg-type]
-        if chars > self._max_chars:
+        tokens = self._tokens + len(pieces)
+        if chars > self._max_chars or tokens > self._max_tokens:
             return False
-        self._chars = chars
+        self._chars, self._tokens = chars, tokens
         self.pieces += pieces  # type: ignore[arg-type]
         return True
 
     def add_delta(self, delta: Delta) -> None:
-        """Keep one typed delta (a log-probability entry's text with the text); upstream_bad_response past the bound."""
+        """Keep one typed delta (a log-probability entry's text with the text); Ceiling at the
+        reserved tokens (a delta with text, or a token's log probabilities), upstream_bad_response
+        past the bound."""
+        if delta.text or delta.kind == LOGPROBS:
+            self._tokens += 1
+            if self._tokens > self._max_tokens:
+                raise Ceiling
         self._chars += delta.size
         if self._chars > self._max_chars:
             self._too_long()

@@ -320,6 +320,10 @@ class Provider(abc.ABC):
         otherwise themselves."""
         return True
 
+    def allowed_fields(self, model: str) -> frozenset[str]:
+        """The server-side controls (`config.controls`) a server of `model` may be sent."""
+        return frozenset()
+
     def input_token_limit(self, configured: int) -> int:
         """The most prompt tokens accepted: MAX_INPUT_TOKENS, or less where the model's context is smaller."""
         return configured

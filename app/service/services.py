@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..config import ClientKey, Settings
-from ..config.prices import Price
 from ..conversations import Bounds, ConversationStore, MemoryConversations
 from ..errors import ApiError
 from ..generation import cost, rescue
@@ -31,6 +30,7 @@ from ..streaming.abandon import Abandon
 from ..streaming.store import MemoryStreamStore, StreamStore
 from ..streaming.stream import DEFAULT_RETENTION, Retention, Stream
 from ..streaming.wire import Wire
+from . import reserving
 from .admission import Admission, AdmissionQueue, Pending
 from .keys import ClientKeys
 from .readiness import Readiness
@@ -114,19 +114,14 @@ class Services:
         route = self._route(call)
         if key is None or not key.limited:
             return Admission(route)
-        price = self._dearest(call) if key.budgeted else None
-        if prompt_tokens is None and (key.tpm is not None or price is not None):
-            prompt_tokens = self.provider.prompt_tokens(call.counted())  # tools' definitions included
+        price = reserving.dearest(self.settings, call) if key.budgeted else None
+        if key.tpm is not None or price is not None:
+            if prompt_tokens is None:
+                prompt_tokens = self.provider.prompt_tokens(call.counted())  # tools' definitions included
+            prompt_tokens += reserving.image_surcharge(self.settings, call)  # as the models bill them
         rescues = self.settings.upstream_rescues + (self.settings.upstream_takeovers if self.durable else 0)
         ticket, verdict = self.limits.admit(key, prompt_tokens or 0, call.max_tokens, price, rescues)
         return Admission(route, ticket, verdict)
-
-    def _dearest(self, call: ChatCall) -> Price | None:
-        """The price of the dearest model that may answer `call` (its own, or a fallback's): what a
-        budget reserves at."""
-        fallbacks = call.fallbacks if call.fallbacks is not None else self.settings.fallbacks_of(call.model)
-        prices = [price for model in (call.model, *fallbacks) if (price := self.settings.price_of(model)) is not None]
-        return max(prices, key=lambda price: (price.output, price.input), default=None)
 
     def _route(self, call: ChatCall) -> Route:
         """Where the generation goes first; when every server of its model rests, its fallback
@@ -239,7 +234,7 @@ class Services:
         if isinstance(held, dict):
             key = next((k for k in self.settings.keys if k.name == held.get("key") and k.limited), None)
         if key is not None:  # it keeps its key's place (max_streams) and its tokens are charged
-            self._count_while_it_runs(self.limits.resume(key, held, self._dearest(call)), stream)
+            self._count_while_it_runs(self.limits.resume(key, held, reserving.dearest(self.settings, call)), stream)
         return True
 
     def _enqueue(self, name: str, stream_id: str, open_slot: Callable[[], Stream], ticket: Ticket | None) -> Pending:

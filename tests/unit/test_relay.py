@@ -284,13 +284,26 @@ def test_a_restart_ends_the_generation_with_its_error_and_keeps_the_partial_repl
 
 
 def test_a_reply_longer_than_max_tokens_allows_is_a_bad_response() -> None:
-    """An upstream that ignores max_tokens (5 here) is cut before it fills memory."""
-    flood = ScriptedAttempt(["x" * 1000] * 1000)
+    """An upstream whose pieces hold more characters than max_tokens (5 here) can is cut before
+    it fills memory."""
+    flood = ScriptedAttempt(["x" * 20_000] * 5)
     listener = Recorder()
     outcome = _relay(ScriptedProvider(flood), listener).run()
     assert outcome.error is not None and outcome.error.error_code == "upstream_bad_response"
     assert "max_tokens" in outcome.error.detail
-    assert 60 <= len(listener.chunks) <= 70 and flood.closed
+    assert len(listener.chunks) == 3 and flood.closed
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_a_reply_is_cut_at_the_tokens_reserved_whatever_the_upstream_was_told(batch: int) -> None:
+    """An upstream that reads a limit of its own (llama.cpp's n_predict) or none goes on past
+    max_tokens (5 here): the reply ends there, as at its length, and the upstream is let go."""
+    flood = BatchedAttempt(["tok "] * 1000, size=batch)
+    listener = Recorder()
+    outcome = _relay(ScriptedProvider(flood), listener).run()
+    assert outcome.error is None and outcome.finish_reason == "length"
+    assert outcome.text == "tok " * 5 and "".join(listener.chunks) == outcome.text and flood.closed
+    assert outcome.usage.completion_tokens == 5 and outcome.usage.estimated
 
 
 class BatchedAttempt(ScriptedAttempt):
@@ -309,12 +322,12 @@ class BatchedAttempt(ScriptedAttempt):
 def test_a_batch_that_breaks_the_bound_delivers_the_pieces_before_it() -> None:
     """Pieces read together are kept and written as one batch; where one of them passes the
     reply's bound, those before it are still written, as they would be one by one."""
-    flood = BatchedAttempt(["x" * 1000] * 1000, size=7)
+    flood = BatchedAttempt(["x" * 20_000] * 5, size=3)
     listener = Recorder()
     outcome = _relay(ScriptedProvider(flood), listener).run()
     assert outcome.error is not None and outcome.error.error_code == "upstream_bad_response"
     one_by_one = Recorder()
-    _relay(ScriptedProvider(ScriptedAttempt(["x" * 1000] * 1000)), one_by_one).run()
+    _relay(ScriptedProvider(ScriptedAttempt(["x" * 20_000] * 5)), one_by_one).run()
     assert listener.chunks == one_by_one.chunks and outcome.text == "".join(listener.chunks) and flood.closed
 
 
@@ -347,11 +360,12 @@ def test_text_with_log_probabilities_is_the_replys_text_in_every_family(typed: b
 
 
 def test_log_probabilities_without_text_still_end_an_endless_reply() -> None:
-    """A hostile upstream that sends log-probability entries with no text forever is cut as any
-    reply past what max_tokens allows (each entry counts)."""
+    """A hostile upstream that sends log-probability entries with no text forever is cut at
+    max_tokens as any reply (each entry counts)."""
     entry = [{"token": "", "logprob": -0.1}]
     flood = ScriptedAttempt([Delta(LOGPROBS, "", data=entry)] * 100_000)
     config = load_settings({"TIMEOUT_SECONDS": "2"}, environ={"OPENAI_API_KEY": "sk-x"})
     call = dataclasses.replace(CALL, typed=True)
     outcome = Relay(ScriptedProvider(flood), config, call, 10, Recorder(), "c", "s", metrics=Metrics()).run()
-    assert outcome.error is not None and outcome.error.error_code == "upstream_bad_response" and flood.closed
+    assert outcome.error is None and outcome.finish_reason == "length"
+    assert flood.closed

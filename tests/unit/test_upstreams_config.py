@@ -85,6 +85,8 @@ def test_a_yaml_file_works_the_same(tmp_path: Path) -> None:
         ('url = "http://a/v1"\nconcurrency = 1.5', "entry 1 (a): concurrency must be a whole number from 1"),
         ('url = "http://a/v1"\ncontinuation = "maybe"', "entry 1 (a): continuation must be one of prefill"),
         ('url = "http://a/v1"\nkind = "gemini"', "entry 1 (a): kind must be one of openai, anthropic"),
+        ('url = "http://a/v1"\nallow_fields = "grammar"', "entry 1 (a): allow_fields must be a list of field names"),
+        ('url = "http://a/v1"\nallow_fields = ["top_k"]', "allow_fields names 'top_k', which ChatWait never holds"),
     ],
 )
 def test_a_bad_entry_stops_start_up_naming_entry_and_field(tmp_path: Path, entry: str, said: str) -> None:

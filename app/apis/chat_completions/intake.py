@@ -21,7 +21,7 @@ from ...providers.counted import definitions
 from ..functions import attached, refuse_untaken
 from ..intake import count_prompt, read_json, refuse_oversized_messages, validate_request
 from ..openai import SYSTEM_ROLES
-from ..unknown import passed, tolerance
+from ..unknown import as_input, passed, refuse_controls, tolerance
 from .schemas import CompletionRequestSchema
 
 DROPPABLE = "message(s) after the system prompt"
@@ -59,16 +59,22 @@ def prepare_completion(
     if "tools" not in options:  # what is left of tool_choice without tools asks for nothing
         options.pop("tool_choice", None)
     refuse_untaken(options, attached(messages), provider, "messages")
-    total = _count(messages, options, settings, provider)
+    model = fields.get("model", settings.default_model)
+    native = _native(data, fields, schema) if tolerant else None
+    unknown = as_input(native["fields"]) if native else []
+    if native:
+        refuse_controls(native["fields"], provider.allowed_fields(model))
+    total = _count([*unknown, *definitions(options)], messages, settings, provider)
     call = ChatCall(
-        model=fields.get("model", settings.default_model),
+        model=model,
         fallbacks=tuple(fields["fallbacks"]) if "fallbacks" in fields else None,
         messages=messages,
         max_tokens=min(fields.get(name, settings.max_tokens) for name in ("max_tokens", "max_completion_tokens")),
         temperature=fields.get("temperature"),
         options=options,
         typed=True,
-        native=_native(data, fields, schema) if tolerant else None,
+        native=native,
+        extra=tuple(unknown),
     )
     include_usage = bool(fields.get("stream_options", {}).get("include_usage"))
     return Completion(call, total, bool(fields.get("stream")), include_usage)
@@ -111,10 +117,9 @@ def _message(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def _count(
-    messages: list[dict[str, Any]], options: dict[str, Any], settings: Settings, provider: Provider
+    ahead: list[dict[str, Any]], messages: list[dict[str, Any]], settings: Settings, provider: Provider
 ) -> int | None:
-    """The prompt tokens (None: it fits by the cheap bound), the tools' definitions included
-    (counted as a leading system message: the model reads them too)."""
-    tools = definitions(options)
+    """The prompt tokens (None: it fits by the cheap bound), what the model reads before the
+    conversation included (`ahead`: unknown fields passed on, the tools' definitions), never dropped."""
     first, end = _droppable(messages)
-    return count_prompt([*tools, *messages], (first + len(tools), end + len(tools)), settings, provider, DROPPABLE)
+    return count_prompt([*ahead, *messages], (first + len(ahead), end + len(ahead)), settings, provider, DROPPABLE)

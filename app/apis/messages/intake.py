@@ -18,7 +18,7 @@ from ...errors import ApiError
 from ...providers.base import ChatCall, Provider
 from ..functions import attached, refuse_untaken
 from ..intake import count_prompt, read_json, refuse_oversized_messages, validate_request
-from ..unknown import tolerance
+from ..unknown import passed, refuse_controls, tolerance
 from .blocks import block_chars, chat_messages, untranslated
 from .schemas import CountTokensSchema, MessagesRequestSchema
 
@@ -80,7 +80,9 @@ def _fields(
     """The body as sent and its validated fields."""
     data = read_json(request)
     refuse_oversized_messages(data, settings, provider, _before_the_last, DROPPABLE, block_chars)
-    return data, validate_request(data, schema, tolerant=tolerance(settings, "messages"))
+    fields = validate_request(data, schema, tolerant=tolerance(settings, "messages"))
+    refuse_controls(passed(data, schema), provider.allowed_fields(fields["model"]))
+    return data, fields
 
 
 def _before_the_last(messages: list[dict[str, Any]]) -> tuple[int, int]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...config.controls import allowed_only
 from ..base import Attempt, ChatCall, Route
 from ..httpapi.client import HttpProvider
 from .request import ANTHROPIC_VERSION, messages_body
@@ -38,5 +39,6 @@ class AnthropicProvider(HttpProvider):
         """Send the request (the client's own Messages body where it came in one); return once
         the upstream answered 200 with its headers."""
         beta = (call.native or {}).get("beta")
-        response = self.post(messages_body(call), {BETA_HEADER: beta} if beta else None)
+        body = allowed_only(messages_body(call), self.server.allow_fields)
+        response = self.post(body, {BETA_HEADER: beta} if beta else None)
         return AnthropicAttempt(response, self.settings.idle_timeout_seconds, self.settings.upstream_max_line_bytes)

@@ -74,6 +74,9 @@ class HttpProvider(Provider):
         self._host = self._url.host
         tokens.encoding()  # load the tokenizer now rather than on the first request
 
+    def allowed_fields(self, model: str) -> frozenset[str]:
+        return self.server.allow_fields
+
     def base_url(self) -> str:
         """The server's base URL, ending in a slash (requests' paths are joined under it)."""
         url = self.server.url or ""

@@ -16,6 +16,7 @@ import httpx
 from gevent.pool import Pool
 
 from ...config import Settings, UpstreamServer
+from ...config.controls import allowed_only
 from ..base import Attempt, ChatCall, Route, UpstreamError
 from ..httpapi.client import HttpProvider
 from ..httpapi.errors import STREAM_OPTIONS
@@ -85,7 +86,8 @@ class OpenAIProvider(HttpProvider):
             body.update(call.options)
         native = call.native
         if native is not None and native.get("api") == "chat_completions":
-            body = {**native["fields"], **body}  # what ChatWait does not know, as sent; its own fields win
+            fields = allowed_only(native["fields"], self.server.allow_fields)
+            body = {**fields, **body}  # what ChatWait does not know, as sent; its own fields win
             if "tools" in native and "tools" in body:
                 body["tools"] = native["tools"]  # with the fields of theirs ChatWait does not know
         response = self.post(body)

@@ -139,6 +139,10 @@ class UpstreamPool(Provider):
         """What every server takes (a request may go to any of them)."""
         return all(server.provider.takes(option, options) for server in self.servers)
 
+    def allowed_fields(self, model: str) -> frozenset[str]:
+        """What any server of `model` allows (each server is sent only what it allows)."""
+        return frozenset().union(*(s.config.allow_fields for s in self.servers if s.serves(model)))
+
     def can_fail_over(self, model: str, route: Route) -> bool:
         return bool(self._usable(model, route.tried))
 

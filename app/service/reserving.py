@@ -1,0 +1,28 @@
+"""What a generation reserves beyond its counted prompt: the price of the dearest model that may
+answer it, and what its images are billed as by those models' published rules (`images`)."""
+
+from __future__ import annotations
+
+from ..config import Settings
+from ..config.prices import Price
+from ..providers import images
+from ..providers.base import ChatCall
+
+
+def answering(settings: Settings, call: ChatCall) -> tuple[str, ...]:
+    """The models that may answer `call`: its own, and its fallbacks."""
+    fallbacks = call.fallbacks if call.fallbacks is not None else settings.fallbacks_of(call.model)
+    return (call.model, *fallbacks)
+
+
+def dearest(settings: Settings, call: ChatCall) -> Price | None:
+    """The price of the dearest model that may answer `call` (its own, or a fallback's): what a
+    budget reserves at."""
+    prices = [price for model in answering(settings, call) if (price := settings.price_of(model)) is not None]
+    return max(prices, key=lambda price: (price.output, price.input), default=None)
+
+
+def image_surcharge(settings: Settings, call: ChatCall) -> int:
+    """The tokens `call`'s images are billed as beyond the input count's estimate, by the model
+    that may answer that bills them most."""
+    return max(images.surcharge(model, call.messages) for model in answering(settings, call))
