@@ -133,15 +133,33 @@ def limit_of(key: ClientKey, name: str) -> float | None:
 
 def refusal(key: ClientKey, spent: tuple[int, int], cost: int, at: Periods) -> tuple[str | None, float]:
     """Which budget refuses a generation reserving `cost` (nano-USD) when the day and month have
-    `spent`, and the seconds until it resets (None: none refuses). With nothing spent, one that
-    costs more than the budget alone still goes, as tpm lets it."""
+    `spent`, and the seconds until it resets (None: none refuses): any it would pass (`Limits`
+    then tries a lowered reservation, `fitting` what is left)."""
     for name, used in zip(NAMES, spent, strict=True):
         limit = limit_of(key, name)
         if limit is None:
             continue
-        if used >= nano(limit) or (used and used + cost > nano(limit)):
+        if used >= nano(limit) or used + cost > nano(limit):
             return name, at.left(name)
     return None, 0.0
+
+
+def fitting(price: Price, prompt: int, rescues: int, left: int) -> int:
+    """The most completion tokens (max_tokens) whose reservation (`most_tokens`) costs no more than
+    `left` nano-USD (0: not even one)."""
+    fixed = nano(price.cost(*most_tokens(prompt, 0, rescues)))
+    per_token = price.cost(rescues * 1_000_000, 0, (1 + rescues) * 1_000_000)  # a million tokens' worth, in USD
+    if left <= fixed or per_token <= 0:
+        return 0
+    tokens = int((left - fixed) * 1_000_000 // nano(per_token))
+    while tokens > 0 and nano(price.cost(*most_tokens(prompt, tokens, rescues))) > left:
+        tokens -= 1  # rounding to billionths
+    return tokens
+
+
+def left(spends: tuple[Spend, ...]) -> int:
+    """What the tightest budget has left (nano-USD)."""
+    return min((max(0, nano(spend.limit) - nano(spend.spent)) for spend in spends), default=0)
 
 
 def standing(key: ClientKey, spent: tuple[int, int], at: Periods) -> tuple[Spend, ...]:
@@ -161,4 +179,13 @@ def detail(key: ClientKey, spend: Spend) -> str:
         f"The key {key.name!r} has spent (or reserved for generations still running) ${spend.spent:.6f} of its "
         f"${spend.limit:g} {word} budget ({spend.name}) for {spend.period} (UTC); it resets in "
         f"{round(spend.resets_in)} s."
+    )
+
+
+def never(key: ClientKey, spend: Spend, prompt: int) -> str:
+    """Why a generation of `key` is refused by a budget too small for any reservation of its prompt."""
+    return (
+        f"This request's prompt ({prompt} tokens, reserved again for each continuation allowed) costs more than "
+        f"the key {key.name!r}'s whole ${spend.limit:g} budget ({spend.name}): no answer to it fits in that budget. "
+        "Shorten the input, or ask the operator to raise the budget."
     )

@@ -53,11 +53,12 @@ class Ticket:
     counts from admission), how many are in the metrics, the second it was admitted in, and (with
     a budget and a priced model) its reservation in money."""
 
-    __slots__ = ("counted", "id", "key", "money", "progress", "reported", "reserved", "second")
+    __slots__ = ("counted", "id", "key", "max_tokens", "money", "progress", "reported", "reserved", "second")
 
     def __init__(self, key: ClientKey, reserved: int = 0, ticket_id: str = "") -> None:
         self.id = ticket_id or random_id()
         self.key = key
+        self.max_tokens: int | None = None  # lowered to what its budget had left (None: as asked)
         self.progress: Callable[[], int] = lambda: 0
         self.reserved = reserved
         self.counted = reserved
@@ -78,13 +79,19 @@ class Limits:
         self._flusher: gevent.Greenlet | None = None
 
     def admit(
-        self, key: ClientKey, prompt_tokens: int, max_tokens: int = 0, price: Price | None = None, rescues: int = 0
+        self,
+        key: ClientKey,
+        prompt_tokens: int,
+        max_tokens: int = 0,
+        price: Price | None = None,
+        rescues: int = 0,
+        lower: bool = True,
     ) -> tuple[Ticket, Verdict | None]:
         """Admit a generation of `key`, counting its request, its prompt tokens and (with tpm)
         its `max_tokens` as reserved, lowered to what tpm has left (the ticket's `reserved`: the
         generation asks for no more), and (with a budget) the most it can cost at `price` with
-        `rescues` continuations; its ticket and the verdict (None: counters out of reach,
-        admitted anyway). ApiError when a limit refuses."""
+        `rescues` continuations, else (`lower`) as many tokens as the budget has left; its ticket
+        and the verdict (None: counters out of reach, admitted anyway). ApiError when a limit refuses."""
         ticket = Ticket(key, max_tokens if key.tpm is not None else 0)
         money = None
         if key.budgeted and price is not None:
@@ -95,8 +102,13 @@ class Limits:
             ticket.counted = 0  # nothing was reserved
             return self._unreached(ticket), None
         if verdict.refused is not None:
+            lowered = _lowered(verdict, money, max_tokens, rescues) if lower else 0
+            if lowered:  # what the budget has left: an answer that fits in it
+                ticket, verdict = self.admit(key, prompt_tokens, lowered, price, rescues, lower=False)
+                ticket.max_tokens = lowered
+                return ticket, verdict
             self.metrics.key_refused(key.name, verdict.refused)
-            raise _refusal(key, verdict)
+            raise _refusal(key, verdict, money, rescues)
         ticket.second = verdict.second
         if money is not None:
             money.periods, ticket.money = verdict.periods, money
@@ -272,10 +284,21 @@ class Limits:
         return ticket
 
 
-def _refusal(key: ClientKey, verdict: Verdict) -> ApiError:
-    """The error of a refused admission: rate_limited, or budget_exhausted with what was spent."""
+def _lowered(verdict: Verdict, money: budget.Reservation | None, max_tokens: int, rescues: int) -> int:
+    """The max_tokens a budget's refusal leaves room for (0: none, or not a budget's refusal)."""
+    if money is None or verdict.refused not in budget.NAMES:
+        return 0
+    fits = budget.fitting(money.price, money.prompt, rescues, budget.left(verdict.budgets))
+    return fits if 0 < fits < max_tokens else 0
+
+
+def _refusal(key: ClientKey, verdict: Verdict, money: budget.Reservation | None = None, rescues: int = 0) -> ApiError:
+    """The error of a refused admission: rate_limited, or budget_exhausted with what was spent
+    (and, where even a whole budget holds no reservation of this prompt, that it never will)."""
     spend = next((found for found in verdict.budgets if found.name == verdict.refused), None)
     if spend is not None:
+        if money is not None and not budget.fitting(money.price, money.prompt, rescues, budget.nano(spend.limit)):
+            return ApiError("budget_exhausted", budget.never(key, spend, money.prompt), retry_after=spend.resets_in)
         return ApiError("budget_exhausted", budget.detail(key, spend), retry_after=max(1.0, verdict.retry_after))
     return ApiError("rate_limited", _detail(key, verdict), retry_after=max(1.0, verdict.retry_after))
 

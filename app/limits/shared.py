@@ -94,7 +94,7 @@ elseif ARGV[1] == 'admit' then
     refused = 'tpm'; retry = free_after(ts, tc, ttotal, math.min(needed, tpm), tpm)
   else
     for i, name in ipairs({'budget_day', 'budget_month'}) do
-      local over = spent[i] >= budgets[i] or (spent[i] > 0 and spent[i] + cost > budgets[i])
+      local over = spent[i] >= budgets[i] or spent[i] + cost > budgets[i]
       if refused == '' and budgets[i] >= 0 and over then refused = name end
     end
   end

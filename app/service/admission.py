@@ -283,8 +283,13 @@ class Admission:
         return self.ticket is not None
 
     def fitted(self, call: ChatCall) -> ChatCall:
-        """`call`, asking for no more completion tokens than its key's tpm had left to reserve."""
+        """`call`, asking for no more completion tokens than its key's tpm and budget had left to reserve."""
         ticket = self.ticket
-        if ticket is None or not ticket.key.tpm or ticket.reserved >= call.max_tokens or ticket.reserved <= 0:
+        if ticket is None:
             return call
-        return dataclasses.replace(call, max_tokens=ticket.reserved)
+        most = call.max_tokens
+        if ticket.key.tpm and 0 < ticket.reserved < most:
+            most = ticket.reserved
+        if ticket.max_tokens is not None and ticket.max_tokens < most:
+            most = ticket.max_tokens
+        return call if most == call.max_tokens else dataclasses.replace(call, max_tokens=most)

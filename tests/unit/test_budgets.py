@@ -14,12 +14,15 @@ from app.errors import ApiError
 from app.limits import Limits, MemoryCounters, budget
 from app.limits.counters import Settlement
 from app.metrics.catalogue import NoMetrics
+from app.providers.base import ChatCall, Route
+from app.service.admission import Admission
 
 from .test_key_limits import Clock
 
 BASE = {"OPENAI_API_KEY": "sk-test"}
 KEY = "k" * 16
 PRICE = Price(input=1.0, output=10.0)  # USD per million tokens
+CALL_1000 = ChatCall(model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=1_000)
 MIDDAY = datetime.datetime(2026, 11, 27, 12, tzinfo=datetime.UTC).timestamp()
 
 
@@ -62,11 +65,12 @@ def test_the_memory_counters_reserve_refuse_and_settle() -> None:
     counters = MemoryCounters(clock)
     key = ClientKey("", "money", budget_day=1.0)
     dollar = budget.NANO
-    assert counters.admit(key, "a", 0, cost=3 * dollar).refused is None, "with nothing spent, one goes whole"
-    refused = counters.admit(key, "b", 0, cost=1)
+    assert counters.admit(key, "a", 0, cost=3 * dollar).refused == "budget_day", "more than the whole budget"
+    assert counters.admit(key, "a", 0, cost=3 * dollar // 4).refused is None
+    refused = counters.admit(key, "b", 0, cost=dollar // 2)
     assert refused.refused == "budget_day" and refused.retry_after == 12 * 3600
-    assert refused.budgets[0].spent == 3.0 and refused.budgets[0].period == "2026-11-27"
-    counters.release(key, "a", settle=Settlement(dollar // 4, 3 * dollar, ("2026-11-27", "2026-11")))  # cost a quarter
+    assert refused.budgets[0].spent == 0.75 and refused.budgets[0].period == "2026-11-27"
+    counters.release(key, "a", settle=Settlement(dollar // 4, 3 * dollar // 4, ("2026-11-27", "2026-11")))  # a quarter
     assert counters.peek(key).budgets[0].spent == 0.25
     assert counters.admit(key, "c", 0, cost=dollar // 2).refused is None
     assert counters.admit(key, "d", 0, cost=dollar // 2).refused == "budget_day", "0.25 + 0.5 + 0.5 > 1"
@@ -90,13 +94,13 @@ def test_the_month_counts_every_day_of_it() -> None:
 def test_limits_refuse_with_budget_exhausted_saying_what_was_spent_and_when_it_resets() -> None:
     limits = Limits(MemoryCounters(Clock(MIDDAY)), NoMetrics())
     key = ClientKey("", "team", budget_day=0.01)
-    ticket, _ = limits.admit(key, 1_000, 1_000, PRICE)  # 0.001 + 0.01 reserved
-    assert ticket.money is not None and ticket.money.cost == 11_000_000
+    ticket, _ = limits.admit(key, 1_000, 1_000, PRICE)  # 0.001 + 0.01 asked: lowered to what the budget holds
+    assert ticket.max_tokens == 900 and ticket.money is not None and ticket.money.cost == 10_000_000
     with pytest.raises(ApiError) as refused:
         limits.admit(key, 10, 10, PRICE)
     error = refused.value
     assert error.error_code == "budget_exhausted" and error.status == 429 and error.retry_after == 12 * 3600
-    assert "'team'" in error.detail and "$0.011000" in error.detail and "budget_day" in error.detail
+    assert "'team'" in error.detail and "$0.010000" in error.detail and "budget_day" in error.detail
     limits.end(ticket, 100, cost_usd=0.002)
     assert limits.look(key).budgets[0].spent == pytest.approx(0.002)
     second, _ = limits.admit(key, 10, 10, PRICE)
@@ -106,15 +110,35 @@ def test_limits_refuse_with_budget_exhausted_saying_what_was_spent_and_when_it_r
 
 def test_an_unpriced_model_reserves_nothing_and_a_spent_budget_still_refuses() -> None:
     limits = Limits(MemoryCounters(Clock(MIDDAY)), NoMetrics())
-    key = ClientKey("", "free", budget_day=0.001)
+    key = ClientKey("", "free", budget_day=0.01)
     ticket, _ = limits.admit(key, 10, 10, None)
     assert ticket.money is None
     limits.end(ticket, 10, cost_usd=None)
     priced, _ = limits.admit(key, 1_000, 100, PRICE)
-    limits.end(priced, 100, cost_usd=0.005)
+    limits.end(priced, 100, cost_usd=0.05)  # the upstream's count, past the reservation: a debt
     with pytest.raises(ApiError) as refused:
         limits.admit(key, 1, 1, None)
     assert refused.value.error_code == "budget_exhausted" and "daily budget" in refused.value.detail
+
+
+def test_a_budget_smaller_than_a_reservation_answers_within_what_is_left_or_says_it_never_can() -> None:
+    limits = Limits(MemoryCounters(Clock(MIDDAY)), NoMetrics())
+    key = ClientKey("", "small", budget_day=0.0125)
+    first, _ = limits.admit(key, 100, 1_000, PRICE, rescues=1)  # 0.0002 + 0.021 asked (21 µUSD a token)
+    assert first.max_tokens == 585 and first.money.cost == budget.nano(0.012485)
+    limits.end(first, 10, cost_usd=0.0005)
+    second, _ = limits.admit(key, 100, 1_000, PRICE, rescues=1)
+    assert second.max_tokens == 561, "what the first left"
+    assert Admission(Route(), second).fitted(CALL_1000).max_tokens == 561
+    limits.end(second, 10, cost_usd=0.012)
+    with pytest.raises(ApiError) as spent:
+        limits.admit(key, 100, 1_000, PRICE, rescues=1)
+    assert "resets in" in spent.value.detail
+    with pytest.raises(ApiError) as never:
+        Limits(MemoryCounters(Clock(MIDDAY)), NoMetrics()).admit(key, 20_000, 10, PRICE, rescues=1)
+    error = never.value
+    assert error.error_code == "budget_exhausted" and "no answer to it fits" in error.detail
+    assert "20000 tokens" in error.detail and error.retry_after == 12 * 3600
 
 
 def test_a_taken_over_generation_settles_its_reservation_where_it_ends() -> None:
