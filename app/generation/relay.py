@@ -21,6 +21,7 @@ from ..errors import ApiError
 from ..logs import bind
 from ..metrics.catalogue import Metrics
 from ..providers.base import Attempt, ChatCall, Provider, Route, UpstreamError, Usage, refusal
+from ..providers import images
 from ..providers.deltas import LOGPROBS, Delta
 from . import cost, report, rescue
 from .cancel import StreamCancelled
@@ -268,7 +269,8 @@ class Relay:
             prompt = self.prompt_tokens
             if prompt is None:  # not counted at intake: the upstream's usage was expected
                 prompt = self.provider.prompt_tokens(self.call.counted())
-            completion = self.provider.completion_tokens(reply.counted_text())
+            prompt += images.surcharge(self.call.model, self.call.messages)  # as its model bills them
+            completion = reply.capped or self.provider.completion_tokens(reply.counted_text())
             usage = Usage(prompt, completion, True, self._rescues.over_attempts(), resent=self._rescues.resent)
         self._opener.attempts.close(usage.prompt_tokens)
         attempts = tuple(entry.as_dict(self.settings) for entry in self._opener.attempts.entries)

@@ -87,6 +87,12 @@ class Reply:
         detail = f"The reply is longer than {self._max_tokens} tokens (max_tokens) can be."
         raise UpstreamError("upstream_bad_response", detail, log_fields={"limit": "max_tokens"})
 
+    @property
+    def capped(self) -> int | None:
+        """The tokens it was cut at, had it reached its reservation (None: it had not): what it
+        is counted as (one a piece: a server streams a token a chunk)."""
+        return self._max_tokens if self._tokens > self._max_tokens else None
+
     def produced(self) -> int:
         """How many pieces it has produced so far (about the completion tokens)."""
         return len(self.pieces) + self.deltas + self.inherited
