@@ -5,7 +5,10 @@ key spent, which is what its answers said they cost."""
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
+import io
+import json
 import os
 import signal
 import time
@@ -13,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 
 import httpx
+import PIL.Image
 import pytest
 
 from harness.processes import ChatWaitServer, FakeUpstream
@@ -27,6 +31,7 @@ KEY = "budget-key-0123456789abcdef"
 OTHER = "other-budget-key-0123456789abcdef"
 TAKEN = "taken-budget-key-0123456789abcdef"
 READER = "reader-budget-key-0123456789abcdef"
+ATTACKER = "attacker-budget-key-0123456789abcdef"
 INPUT, OUTPUT = 100.0, 1_000.0  # USD per million tokens: a token of output is a tenth of a cent
 BUDGET = 1.0
 MAX_TOKENS = 20
@@ -37,12 +42,12 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 def servers(fake: FakeUpstream, redis_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list]:
     folder = tmp_path_factory.mktemp("budgets")
     (folder / "upstreams.yaml").write_text(
-        f"upstreams:\n  - {{name: fake, url: {fake.base_url!r}}}\n"
+        f"upstreams:\n  - {{name: fake, url: {fake.base_url!r}, allow_fields: [n_predict]}}\n"
         f"prices: {{{FAKE_MODEL}: {{input: {INPUT}, output: {OUTPUT}}}}}\n"
     )
     (folder / "keys").write_text(
         f"{KEY} name=team budget_day={BUDGET}\n{OTHER} name=other budget_month=0.1\n{TAKEN} name=taken budget_day=4\n"
-        f"{READER} name=reader budget_day=5 pays=delivered\n"
+        f"{READER} name=reader budget_day=5 pays=delivered\n{ATTACKER} name=attacker budget_day={BUDGET}\n"
     )
     env = server_env("", UPSTREAMS_FILE=str(folder / "upstreams.yaml"), CHATWAIT_API_KEYS_FILE=str(folder / "keys"),
                      STREAM_STORE="redis", REDIS_URL=redis_server.url, WEB_CONCURRENCY="2",
@@ -113,6 +118,47 @@ def test_fifty_concurrent_requests_on_two_instances_spend_at_most_the_budget_and
     assert 'chatwait_key_refusals_total{key="team",limit="budget_day"}' in metrics
 
 
+def test_n_predict_images_and_padding_spend_at_most_the_budget_and_one_reservation(instances) -> None:
+    """The red team's mix on 50 concurrent streams of one key over 2 instances x 2 workers: an
+    allowed n_predict of 3000 against max_tokens 20, an image billed by its published rule, and
+    100 KB of an unknown field; what the key spent stays within its budget and one reservation."""
+    image = {"type": "image_url", "image_url": {"url": _png(1024, 1024), "detail": "high"}}
+
+    def stream(n: int) -> tuple[int, float, int]:
+        text = {"type": "text", "text": f"attack {n} @tokens=3000 @limit=llama @delay_ms=1"}
+        body = {
+            "model": FAKE_MODEL,
+            "messages": [{"role": "user", "content": [text, image]}],
+            "max_tokens": MAX_TOKENS,
+            "n_predict": 3000,
+            "knowledge_base": "lorem ipsum " * 400,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        auth = {"Authorization": f"Bearer {ATTACKER}"}
+        answer = httpx.post(f"{instances[n % 2]}/v1/chat/completions", json=body, headers=auth, timeout=60)
+        if answer.status_code != 200:
+            return answer.status_code, 0.0, 0
+        chunks = [json.loads(line[6:]) for line in answer.text.splitlines() if line.startswith("data: {")]
+        usage = chunks[-1]["usage"]
+        return 200, (usage["prompt_tokens"] * INPUT + usage["completion_tokens"] * OUTPUT) / 1e6, usage["prompt_tokens"]
+
+    with concurrent.futures.ThreadPoolExecutor(50) as pool:
+        answers = list(pool.map(stream, range(50)))
+    served = [answer for answer in answers if answer[0] == 200]
+    assert served and len(served) < 50 and {status for status, _, _ in answers} <= {200, 429}, answers
+    assert all(prompt >= 765 for _, _, prompt in served), "the image is billed"
+    spent = _spend(instances[0], {"Authorization": f"Bearer {ATTACKER}"})["budgets"]["budget_day"]["spent_usd"]
+    assert spent == pytest.approx(sum(cost for _, cost, _ in served), abs=1e-6)
+    assert spent <= BUDGET + _reservation(max(prompt for _, _, prompt in served)) + 1e-9
+
+
+def _png(width: int, height: int) -> str:
+    data = io.BytesIO()
+    PIL.Image.new("RGB", (width, height), "white").save(data, "PNG")
+    return "data:image/png;base64," + base64.b64encode(data.getvalue()).decode()
+
+
 def test_rescued_streams_of_a_key_settle_what_they_cost(instances) -> None:
     """Streams cut by the upstream and continued on it cost their resent input too: the key pays
     what their `done` events say, and its spend stays within a reservation of its budget."""
@@ -124,7 +170,7 @@ def test_rescued_streams_of_a_key_settle_what_they_cost(instances) -> None:
 
     with concurrent.futures.ThreadPoolExecutor(20) as pool:
         answers = list(pool.map(stream, range(20)))
-    costs, refused = 0.0, 0
+    costs, refused, rescued = 0.0, 0, 0
     for answer in answers:
         if answer.status_code == 429:
             assert answer.json()["error_code"] == "budget_exhausted" and "monthly budget" in answer.json()["detail"]
@@ -133,13 +179,14 @@ def test_rescued_streams_of_a_key_settle_what_they_cost(instances) -> None:
         done = parse(answer.content)[0][-1]
         assert done.event == "done", done
         usage = done.data["usage"]
-        assert usage["generated_tokens"] > usage["completion_tokens"], "rescued"
-        plain = (usage["prompt_tokens"] * INPUT + usage["generated_tokens"] * OUTPUT) / 1e6
-        assert usage["cost_usd"] > plain, "its resent input is paid for"
+        if usage.get("generated_tokens", 0) > usage["completion_tokens"]:  # rescued (not one the budget lowered)
+            plain = (usage["prompt_tokens"] * INPUT + usage["generated_tokens"] * OUTPUT) / 1e6
+            assert usage["cost_usd"] > plain, "its resent input is paid for"
+            rescued += 1
         costs += usage["cost_usd"]
         prompt = usage["prompt_tokens"]
     spend = _spend(instances[0], auth)["budgets"]["budget_month"]
-    assert refused and spend["spent_usd"] == pytest.approx(costs, abs=1e-6)
+    assert refused and rescued and spend["spent_usd"] == pytest.approx(costs, abs=1e-6)
     assert spend["spent_usd"] <= 0.1 + _reservation(prompt, 6) + 1e-9
 
 
