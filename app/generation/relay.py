@@ -20,8 +20,8 @@ from ..config import Settings
 from ..errors import ApiError
 from ..logs import bind
 from ..metrics.catalogue import Metrics
-from ..providers.base import Attempt, ChatCall, Provider, Route, UpstreamError, Usage, refusal
 from ..providers import images
+from ..providers.base import Attempt, ChatCall, Provider, Route, UpstreamError, Usage, refusal
 from ..providers.deltas import LOGPROBS, Delta
 from . import cost, report, rescue
 from .cancel import StreamCancelled

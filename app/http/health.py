@@ -8,6 +8,7 @@ from flask import Blueprint
 
 from ..apis.request import services
 from ..apis.schema import serialise
+from .operator import is_operator
 from .schemas import HealthSchema, ReadySchema
 
 bp = Blueprint("health", __name__)
@@ -25,13 +26,17 @@ def ready() -> tuple[dict[str, object], int]:
     """Readiness: the upstream answering (or the embedded model loaded) and the stream store
     answering; 503 naming the failing checks. Also which provider, model and store, the streams
     this worker holds, the live streams the store counts (the cluster's, with Redis), and
-    whether the API asks for client keys."""
+    whether the API asks for client keys; with OPERATOR_TOKEN set and not sent, the status and
+    the failing checks alone."""
     found = services()
     checks, live, ok = found.readiness.report()
+    failing = [name for name, check in checks.items() if not check["ok"]]
+    status = {"status": "ready" if ok else "not_ready", "failing": failing}
+    if not is_operator():  # OPERATOR_TOKEN set and not sent: the status alone
+        return serialise(ReadySchema, status), 200 if ok else 503
     reply = {
-        "status": "ready" if ok else "not_ready",
+        **status,
         "checks": checks,
-        "failing": [name for name, check in checks.items() if not check["ok"]],
         **found.provider.describe(),
         "streams": len(found.store),
         "live_streams": live,

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import io
-import json
 import uuid
 from collections.abc import Iterator
 
@@ -46,7 +45,8 @@ def gateway(fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Ite
         f'[prices."{MINI}"]\ninput = {INPUT}\noutput = {OUTPUT}\n'
     )
     (folder / "keys").write_text(
-        f"{BUDGETED} name=budgeted budget_day={BUDGET}\n{IMAGES} name=images budget_day=1\n{TOKENS} name=tokens tpm=100000\n"
+        f"{BUDGETED} name=budgeted budget_day={BUDGET}\n{IMAGES} name=images budget_day=1\n"
+        f"{TOKENS} name=tokens tpm=100000\n"
     )
     env = server_env(
         "",

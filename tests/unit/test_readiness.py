@@ -150,3 +150,28 @@ def test_metrics_are_scraped_or_switched_off(client, no_metrics_app) -> None:
     off = no_metrics_app.test_client().get("/metrics")
     assert off.status_code == 404 and off.get_json()["error_code"] == "not_found"
     assert "METRICS_ENABLED=false" in off.get_json()["detail"]
+
+
+OPERATOR = "operator-token-0123456789abcdef"
+
+
+def test_an_operator_token_guards_metrics_and_the_readiness_details(upstream_mock) -> None:
+    """The red team read key names and spend in /metrics and the upstream hosts in /ready: with
+    OPERATOR_TOKEN, only its bearer does; probes still get the status (and its code) and /health."""
+    upstream_mock.get(f"{UNIT_UPSTREAM}/models").respond(200, json={"data": [{"id": FAKE_MODEL}]})
+    settings = {"OPENAI_BASE_URL": UNIT_UPSTREAM, "OPENAI_MODEL": FAKE_MODEL, "OPERATOR_TOKEN": OPERATOR}
+    application = build_app(load_settings(settings))
+    try:
+        client = application.test_client()
+        refused = client.get("/metrics")
+        assert refused.status_code == 401 and "OPERATOR_TOKEN" in refused.get_json()["detail"]
+        assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert client.get("/metrics", headers={"Authorization": f"Bearer {OPERATOR}"}).status_code == 200
+        bare = client.get("/ready")
+        assert bare.status_code == 200 and bare.get_json() == {"status": "ready", "failing": []}
+        whole = client.get("/ready", headers={"Authorization": f"Bearer {OPERATOR}"}).get_json()
+        assert whole["status"] == "ready" and "upstream.test" in str(whole) and whole["checks"]["upstream"]["ok"]
+        assert client.get("/health").status_code == 200
+        assert OPERATOR in load_settings(settings).secrets, "redacted from the logs"
+    finally:
+        close_app(application)

@@ -536,3 +536,23 @@ def test_a_worker_whose_redis_goes_away_while_it_starts_still_starts(redis_serve
         assert ran == ["lease", "listen"], "the lease is kept, and stops listened for, from then on"
     finally:
         found.close()
+
+
+def test_a_store_that_cannot_hold_streams_yet_tells_clients_no_host_or_user() -> None:
+    """The red team's finding: a client's store_unavailable named Redis's host and user; the log
+    and /ready carry them, a client gets what it can act on."""
+    from app.connect.redis import StoreUnusable
+    from app.errors import ApiError
+    from app.streaming.redis.deferred import open_store
+
+    reason = "STREAM_STORE=redis, but Redis at redis://chatwait@10.1.2.3:6379 did not answer (ConnectionError)"
+
+    def build():
+        raise StoreUnusable(reason)
+
+    store = open_store(build)
+    with pytest.raises(ApiError) as refused:
+        store.get("s-1")
+    detail = refused.value.detail
+    assert refused.value.error_code == "store_unavailable" and "10.1.2.3" not in detail and "chatwait@" not in detail
+    assert store.ready()[1] == reason, "/ready (the operator's) still says where"

@@ -30,6 +30,8 @@ from .store import RedisStreamStore
 log = logging.getLogger("chatwait.store")
 
 RETRY_SECONDS = 1.0
+# What a client is told (the reason names Redis's host and user: the log and /ready carry it).
+CLIENT_DETAIL = "The service's stream store (Redis) cannot hold streams yet; its operator's log says why."
 Adopt = Callable[[Stream, dict[str, Any]], bool]
 
 
@@ -57,7 +59,7 @@ class DeferredRedisStore(StreamStore):
     def _ready_store(self) -> RedisStreamStore:
         """The real store; store_unavailable, with what was found, until Redis can hold streams."""
         if self._store is None:
-            raise ApiError("store_unavailable", self._reason, retry_after=RETRY_SECONDS)
+            raise ApiError("store_unavailable", CLIENT_DETAIL, retry_after=RETRY_SECONDS)
         return self._store
 
     def start(self) -> None:
