@@ -148,7 +148,13 @@ class WebSocket:
             return None
         data = b"".join(self._parts)
         self._parts = []
-        return data.decode() if self._opcode is Opcode.TEXT else data
+        if self._opcode is not Opcode.TEXT:
+            return data
+        try:
+            return data.decode()
+        except UnicodeDecodeError:  # RFC 6455: a text message that is not UTF-8 fails the connection
+            self.close(CloseCode.INVALID_DATA, "a text message must be UTF-8")
+            raise SocketClosed("a text message was not UTF-8") from None
 
     def _flush(self) -> None:
         """Write what the protocol has to send (the caller holds `_sending`, or is alone)."""

@@ -104,6 +104,20 @@ def test_an_unmasked_frame_closes_with_1002(pair) -> None:
     assert close.data[:2] == (1002).to_bytes(2, "big")
 
 
+@pytest.mark.parametrize("fragments", [[b"\xff\xfe"], [b"ok \xe2\x82", b"\x28"]])
+def test_a_text_message_that_is_not_utf8_closes_with_1007(pair, fragments) -> None:
+    ws, client, sock = pair
+    frames = [
+        Frame(Opcode.TEXT if n == 0 else Opcode.CONT, data, fin=n == len(fragments) - 1)
+        for n, data in enumerate(fragments)
+    ]
+    _send(client, sock, *frames)
+    with pytest.raises(SocketClosed):
+        ws.receive(2)
+    (close,) = _received(client, sock)
+    assert close.opcode is Opcode.CLOSE and close.data[:2] == (1007).to_bytes(2, "big")
+
+
 def test_a_close_is_answered_and_ends_the_socket(pair) -> None:
     ws, client, sock = pair
     client.send_close(1000, "bye")
