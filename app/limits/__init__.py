@@ -2,7 +2,8 @@
 memory, or in Redis, shared by every worker and instance (see `limits` and `counters`)."""
 
 from .counters import Counters, MemoryCounters, Quota, Verdict
-from .limits import CountersUnavailable, Limits, Ticket, duration, headers
+from .headers import duration, headers
+from .limits import CountersUnavailable, Limits, Ticket
 
 __all__ = [
     "Counters",

@@ -93,6 +93,7 @@ class Reservation:
     prompt: int
     cost: int = 0
     periods: tuple[str, str] = ("", "")
+    unsure: bool = False  # asked while the counters were out of reach: reserved only if they took it late
 
     @classmethod
     def of(cls, price: Price, prompt: int, max_tokens: int, rescues: int = 0) -> Reservation:

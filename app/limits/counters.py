@@ -24,6 +24,7 @@ class Settlement:
     cost: int
     reserved: int
     periods: tuple[str, str]
+    unsure: bool = False  # admitted while the counters were out of reach: `reserved` only if they took it
 
     def change(self, before: int | None) -> tuple[int, int]:
         """The spend's change, and what the ticket has settled after it, when a ticket taken over
@@ -203,6 +204,7 @@ class MemoryCounters:
         settle: Settlement | None = None,
     ) -> None:
         counts, now = self._counts(key), self._clock()
+        admitted = ticket in counts.live
         counts.live.discard(ticket)
         counts.tokens.add(now, spent)
         before = counts.taken.get(ticket)
@@ -210,12 +212,14 @@ class MemoryCounters:
             counts.tokens.take(now, second, refund)
         if settle is None:
             return
+        if settle.unsure and not admitted:  # never taken here: nothing reserved to give back
+            settle = dataclasses.replace(settle, reserved=0)
         change, settled = settle.change(before)
         if before is not None:
             counts.taken[ticket] = settled
         for period in settle.periods if change else ():
-            if period in counts.spent:  # a period already forgotten stays as it ended
-                counts.spent[period] = max(0, counts.spent[period] + change)
+            if period in counts.spent or (settle.unsure and change > 0):  # one forgotten stays as it ended
+                counts.spent[period] = max(0, counts.spent.get(period, 0) + change)
 
     def charge(self, key: ClientKey, cost: int) -> None:
         counts, at = self._counts(key), budget.periods(self._clock())

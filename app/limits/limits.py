@@ -18,7 +18,7 @@ cannot be reached admit without counting (KEY_LIMITS_WITHOUT_REDIS=open) or refu
 from __future__ import annotations
 
 import logging
-import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -30,7 +30,8 @@ from ..errors import ApiError
 from ..ids import random_id
 from ..metrics.catalogue import Metrics, NoMetrics
 from . import budget
-from .counters import STREAMS_RETRY_SECONDS, Counters, Quota, Settlement, Verdict
+from .counters import STREAMS_RETRY_SECONDS, Counters, Settlement, Verdict
+from .owed import Owed
 
 log = logging.getLogger("chatwait.limits")
 
@@ -77,6 +78,7 @@ class Limits:
         self._running: dict[str, Ticket] = {}
         self._sockets: dict[str, Ticket] = {}
         self._flusher: gevent.Greenlet | None = None
+        self.owed = Owed()  # spend settled while the counters were out of reach
 
     def admit(
         self,
@@ -99,8 +101,14 @@ class Limits:
         try:
             verdict = self.counters.admit(key, ticket.id, prompt_tokens, ticket.reserved, money.cost if money else 0)
         except CountersUnavailable:
-            ticket.counted = 0  # nothing was reserved
-            return self._unreached(ticket), None
+            ticket.counted = 0  # nothing counted (or, Redis slow, maybe later): settled as unsure
+            if money is not None:
+                at = budget.periods(time.time())
+                money.periods, money.unsure, ticket.money = (at.day, at.month), True, money
+            self._unreached(ticket)
+            self._running[ticket.id] = ticket  # settled when it ends: now, or once the counters answer
+            self.metrics.key_generation(key.name, 1, prompt_tokens)
+            return ticket, None
         if verdict.refused is not None:
             lowered = _lowered(verdict, money, max_tokens, rescues) if lower else 0
             if lowered:  # what the budget has left: an answer that fits in it
@@ -180,13 +188,15 @@ class Limits:
         if money is not None:
             cost = money.spent(completion_tokens, cost_usd)
             self.metrics.key_spend(ticket.key.name, cost / budget.NANO)
-            settle = Settlement(cost, money.cost, money.periods)
+            settle = Settlement(cost, money.cost, money.periods, money.unsure)
         elif cost_usd:
             self.metrics.key_spend(ticket.key.name, cost_usd)
         try:
             self.counters.release(ticket.key, ticket.id, spent, refund, ticket.second, settle)
         except CountersUnavailable:
             log.warning("limits_unreached", extra={"client_name": ticket.key.name, "operation": "release"})
+            if settle is not None:
+                self.owed.add(ticket.key, ticket.id, settle)
 
     def charge(self, key: ClientKey, cost_usd: float) -> None:
         """Charge a key that pays for delivery `cost_usd` for output that reached its client, to
@@ -200,6 +210,8 @@ class Limits:
             self.counters.charge(key, budget.nano(cost_usd))
         except CountersUnavailable:
             log.warning("limits_unreached", extra={"client_name": key.name, "operation": "charge"})
+            at = budget.periods(time.time())
+            self.owed.add(key, random_id(), Settlement(budget.nano(cost_usd), 0, (at.day, at.month)))
 
     def held(self, ticket: Ticket) -> dict[str, object]:
         """What another worker needs to go on with `ticket` if this one dies (kept with the call)."""
@@ -256,6 +268,8 @@ class Limits:
                 self._spend([(ticket, ticket.progress()) for ticket in running])
                 self.counters.renew([(ticket.key, ticket.id) for ticket in running])
                 self.counters.renew([(ticket.key, ticket.id) for ticket in list(self._sockets.values())], sockets=True)
+                if self.owed:
+                    self.owed.pay(self.counters)
             except CountersUnavailable:
                 log.warning("limits_unreached", extra={"operation": "flush", "generations": len(running)})
 
@@ -307,35 +321,3 @@ def _detail(key: ClientKey, verdict: Verdict) -> str:
     limit = verdict.refused or ""
     allowed = getattr(key, limit, None) if limit in WORDS else None
     return f"The key {key.name!r} is at its limit of {allowed} {WORDS.get(limit, limit)}."
-
-
-def headers(verdict: Verdict | None) -> dict[str, str]:
-    """The x-ratelimit-* headers of an answer to a key with limits, as OpenAI sends them (and
-    ChatWait's own pair for max_streams)."""
-    found: dict[str, str] = {}
-    if verdict is None:
-        return found
-    for kind, quota in (("requests", verdict.requests), ("tokens", verdict.tokens)):
-        if quota is not None:
-            found |= _quota(kind, quota)
-    if verdict.streams is not None:
-        limit, live = verdict.streams
-        found["x-ratelimit-limit-streams"] = str(limit)
-        found["x-ratelimit-remaining-streams"] = str(max(0, limit - live))
-    return found
-
-
-def _quota(kind: str, quota: Quota) -> dict[str, str]:
-    return {
-        f"x-ratelimit-limit-{kind}": str(quota.limit),
-        f"x-ratelimit-remaining-{kind}": str(quota.remaining),
-        f"x-ratelimit-reset-{kind}": duration(quota.reset),
-    }
-
-
-def duration(seconds: float) -> str:
-    """A duration the way OpenAI writes it in x-ratelimit-reset-*: `250ms`, `12s`, `1m3s`."""
-    if seconds < 1:
-        return f"{math.ceil(seconds * 1000)}ms"
-    whole = math.ceil(seconds)
-    return f"{whole // 60}m{whole % 60}s" if whole >= 60 else f"{whole}s"

@@ -29,11 +29,14 @@ TIMEOUT_SECONDS = 1.0  # a request waits this long at most for its admission
 PAUSE_SECONDS = 1.0  # after a failure, calls do not wait on Redis again for this long
 LEASE_MS = 5_000
 KEPT_SECONDS = 86_400  # a period's spend outlives it by a day: generations admitted in it settle there
+HELD_MS = 3_600_000  # how long a budgeted ticket's reservation is known (a longer generation settles as unsure)
+SETTLED_MS = 600_000  # how long a settled ticket is known: a late admission or settlement of it is void
 
 # Where a key's limits stand, and with ARGV[1] = 'admit' its new generation counted when no limit
 # refuses (with 'request', a request that starts none: rpm alone). KEYS: live (ZSET ticket ->
 # lease end, ms), requests and tokens (HASH second -> count), the day's and the month's spend
-# (nano-USD). ARGV: mode (admit|request|peek), ticket, max_streams, rpm, tpm (-1: none), the
+# (nano-USD), and (admit with a cost) what the ticket holds (`held_key`; one settled already: a
+# late admission, void). ARGV: mode (admit|request|peek), ticket, max_streams, rpm, tpm (-1: none), the
 # prompt's tokens, lease ms, the completion's reservation (lowered to what tpm has left once
 # something is counted; at least one token must be), the cost reserved (nano-USD), budget_day,
 # budget_month (nano-USD, -1: none), the day's and the month's keys' lifetimes (ms). Redis's
@@ -88,6 +91,9 @@ if ARGV[1] == 'request' then
     rtotal = rtotal + 1
   end
 elseif ARGV[1] == 'admit' then
+  if KEYS[6] and redis.call('EXISTS', KEYS[6]) == 1 then
+    return {'stale', 0, live, rtotal, reset(rs), ttotal, reset(ts), second, 0, spent[1], spent[2]}
+  end
   if max_streams >= 0 and live >= max_streams then refused = 'max_streams'
   elseif rpm >= 0 and rtotal >= rpm then refused = 'rpm'; retry = free_after(rs, rc, rtotal, 1, rpm)
   elseif tpm >= 0 and (ttotal >= tpm or (ttotal > 0 and ttotal + needed > tpm)) then
@@ -120,6 +126,7 @@ elseif ARGV[1] == 'admit' then
         spent[i] = redis.call('INCRBY', KEYS[3 + i], cost)
         redis.call('PEXPIRE', KEYS[3 + i], tonumber(ARGV[11 + i]))
       end
+      if KEYS[6] and cost > 0 then redis.call('SET', KEYS[6], cost, 'PX', HELD_MS) end
     end
   end
 end
@@ -137,15 +144,26 @@ return #ARGV - 1
 """
 
 # A generation ended: KEYS: live, tokens, its ticket's settlements (a ticket taken over: see
-# take_over), the spend of the day and the month it was admitted in. ARGV: ticket, tokens produced
-# beyond what was counted (counted now), tokens reserved and not produced (taken back off ARGV[4],
-# the second it was admitted in, if that is still counted), what it cost and what it reserved
-# (nano-USD), to the periods still counted. A ticket taken over and settled before gives nothing
-# back and adds what it cost beyond the dearest settlement before (counters.Settlement.change).
-# allow-oom: it frees more than it writes.
+# take_over), what it held (`held_key`), the spend of the day and the month it was admitted in.
+# ARGV: ticket, tokens produced beyond what was counted (counted now), tokens reserved and not
+# produced (taken back off ARGV[4], the second it was admitted in, if that is still counted), what
+# it cost and what it reserved (nano-USD), to the periods still counted; whether it is unsure
+# (admitted or settled while Redis was out of reach: what it held is what it reserved, none if
+# nothing; once settled, void) and the lifetime (ms) of a period's spend it creates. A ticket taken
+# over and settled before gives nothing back and adds what it cost beyond the dearest settlement
+# before (counters.Settlement.change). allow-oom: it frees more than it writes.
 _RELEASE = """#!lua flags=allow-oom
 redis.call('ZREM', KEYS[1], ARGV[1])
 local cost, reserved = tonumber(ARGV[5] or '0'), tonumber(ARGV[6] or '0')
+local unsure = ARGV[7] == '1'
+if KEYS[5] then
+  local held = redis.call('GET', KEYS[4])
+  if unsure then
+    if held == 'settled' then return 0 end
+    reserved = tonumber(held or '0')
+  end
+  redis.call('SET', KEYS[4], 'settled', 'PX', SETTLED_MS)
+end
 local change, again = cost - reserved, false
 local before = redis.call('GET', KEYS[3])
 if before then
@@ -157,12 +175,12 @@ if before then
   redis.call('SET', KEYS[3], cost, 'KEEPTTL')
 end
 if change ~= 0 then
-  for i = 4, #KEYS do
+  for i = 5, #KEYS do
     local held = redis.call('GET', KEYS[i])
     if held then
       if tonumber(held) + change > 0 then redis.call('INCRBY', KEYS[i], change)
       else redis.call('SET', KEYS[i], 0, 'KEEPTTL') end
-    end
+    elseif unsure and change > 0 then redis.call('SET', KEYS[i], change, 'PX', tonumber(ARGV[8])) end
   end
 end
 local spent, refund = tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -208,6 +226,8 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + 60000)
 return 1
 """
 
+_LOOK = _LOOK.replace("HELD_MS", str(HELD_MS))
+_RELEASE = _RELEASE.replace("SETTLED_MS", str(SETTLED_MS))
 _SOURCES = {"look": _LOOK, "renew": _RENEW, "spend": _SPEND, "release": _RELEASE, "hold": _HOLD, "charge": _CHARGE}
 _SHAS = {name: hashlib.sha1(source.encode("utf-8")).hexdigest() for name, source in _SOURCES.items()}
 
@@ -226,6 +246,12 @@ def spend_keys(name: str, periods: tuple[str, str]) -> list[str]:
 def taken_key(name: str, ticket: str) -> str:
     """What a ticket taken over has settled (in the slot of its key's other counters)."""
     return f"{PREFIX}:{{{name}}}:taken:{ticket}"
+
+
+def held_key(name: str, ticket: str) -> str:
+    """What a budgeted ticket reserved, until it settles (then `settled`: a late admission of it,
+    or a second settlement, does nothing)."""
+    return f"{PREFIX}:{{{name}}}:held:{ticket}"
 
 
 def sockets_key(name: str) -> str:
@@ -269,8 +295,8 @@ class RedisCounters:
         live, _, tokens = counter_keys(key.name)
         keys, money = [live, tokens, taken_key(key.name, ticket)], [0, 0]
         if settle is not None and all(settle.periods):
-            keys += spend_keys(key.name, settle.periods)
-            money = [settle.cost, settle.reserved]
+            keys += [held_key(key.name, ticket), *spend_keys(key.name, settle.periods)]
+            money = [settle.cost, settle.reserved, int(settle.unsure), round((31 * 86_400 + KEPT_SECONDS) * 1000)]
         with self._reaching() as client:
             self._run(client, "release", keys, [ticket, spent, refund, second, *money])
 
@@ -327,6 +353,8 @@ class RedisCounters:
         lifetimes = [round((left + KEPT_SECONDS) * 1000) for left in (at.day_left, at.month_left)]
         args = [mode, ticket, *limits, tokens, LEASE_MS, reserve, cost, *budgets, *lifetimes]
         keys = [*counter_keys(key.name), *spend_keys(key.name, (at.day, at.month))]
+        if mode == "admit" and cost:
+            keys.append(held_key(key.name, ticket))
         with self._reaching() as client:
             found = self._run(client, "look", keys, args)
         return _verdict(key, found, at)

@@ -21,7 +21,7 @@ from app.limits.shared import RedisCounters, counter_keys
 from harness.processes import ChatWaitServer
 from harness.redis_servers import Cluster, Standalone
 
-from ..conftest import server_env
+from ..conftest import FAKE_MODEL, server_env
 
 pytestmark = pytest.mark.integration
 
@@ -94,9 +94,11 @@ def _spending(counters) -> list:
     """The same reservations and settlements against budgets, for both kinds of counters."""
     key = ClientKey("", "seq-money", budget_day=1.0, budget_month=1.5)
     dollar = budget.NANO
-    seen = [counters.admit(key, "a", 10, cost=3 * dollar), counters.admit(key, "b", 10, cost=1)]  # alone, whole
+    seen = [counters.admit(key, "a", 10, cost=3 * dollar), counters.admit(key, "b", 10, cost=1)]  # more than it all
     periods = seen[0].periods
-    counters.release(key, "a", settle=Settlement(dollar // 4, 3 * dollar, periods))  # it cost a quarter
+    seen[1:1] = [counters.admit(key, "a", 10, cost=3 * dollar // 4)]
+    counters.release(key, "b", settle=Settlement(0, 1, periods))
+    counters.release(key, "a", settle=Settlement(dollar // 4, 3 * dollar // 4, periods))  # it cost a quarter
     seen += [counters.peek(key), counters.admit(key, "c", 10, cost=dollar // 2)]
     seen += [counters.admit(key, "d", 10, cost=dollar // 2), counters.admit(key, "e", 10, cost=dollar // 4)]
     counters.release(key, "c", settle=Settlement(dollar, dollar // 2, periods))  # it cost twice its reservation
@@ -160,13 +162,14 @@ def test_the_script_reserves_and_settles_money_as_the_memory_counters_do(standal
     counters = _counters(standalone.server.url)
     try:
         found, local = _spending(counters), _spending(MemoryCounters())
-        assert [v.refused for v in found] == [None, "budget_day", None, None, "budget_day", None, None, None, None]
+        refused = ["budget_day", None, None, None, None, "budget_day", None, None, None, None]
+        assert [v.refused for v in found] == refused
         spent = [[(s.name, round(s.spent, 9)) for s in v.budgets] for v in found]
         assert spent == [[(s.name, round(s.spent, 9)) for s in v.budgets] for v in local]
-        assert spent[2] == [("budget_day", 0.25), ("budget_month", 0.25)]
-        assert spent[6] == [("budget_day", 0.5), ("budget_month", 0.5)], "1.0 reserved, +0.5 for c, -1.0 for e"
-        assert spent[8] == [("budget_day", 0.0), ("budget_month", 0.0)], "a refund stops at zero"
-        assert 0 < found[1].retry_after <= 86_400 and found[1].retry_after == pytest.approx(
+        assert spent[3] == [("budget_day", 0.25), ("budget_month", 0.25)]
+        assert spent[7] == [("budget_day", 0.5), ("budget_month", 0.5)], "1.0 reserved, +0.5 for c, -1.0 for e"
+        assert spent[9] == [("budget_day", 0.0), ("budget_month", 0.0)], "a refund stops at zero"
+        assert 0 < found[0].retry_after <= 86_400 and found[0].retry_after == pytest.approx(
             budget.periods(time.time()).day_left, abs=5)
         client = standalone.server.client()
         lifetimes = [client.pttl(name) for name in shared.spend_keys("seq-money", found[0].periods)]
@@ -352,3 +355,44 @@ def test_a_keys_max_sockets_holds_across_instances(fake, redis_server, tmp_path)
     finally:
         for server in servers:
             server.stop()
+
+
+def test_spend_made_while_redis_is_paused_is_recorded_once_it_answers(fake, tmp_path) -> None:
+    """The red team's finding: limits open while Redis was away (the default) served requests whose
+    spend was never recorded; it is kept in the worker and charged to the key once Redis is back."""
+    topology = Standalone()
+    (tmp_path / "keys").write_text(f"{KEY} name=outage budget_day=100\n", encoding="utf-8")
+    (tmp_path / "upstreams.toml").write_text(
+        f'[[upstream]]\nurl = "{fake.base_url}"\n[prices."{FAKE_MODEL}"]\ninput = 100\noutput = 1000\n'
+    )
+    env = server_env("", STREAM_STORE="redis", WEB_CONCURRENCY="1", CHATWAIT_API_KEYS_FILE=str(tmp_path / "keys"),
+                     UPSTREAMS_FILE=str(tmp_path / "upstreams.toml"), **topology.env)  # fmt: skip
+    env.pop("OPENAI_BASE_URL")
+    server = ChatWaitServer(env)
+    body = {"model": FAKE_MODEL, "messages": [{"role": "user", "content": "hi @tokens=5"}]}
+    try:
+        with httpx.Client(base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {KEY}"}) as client:
+            first = client.post("/v1/chat/completions", json=body)
+            assert first.status_code == 200, first.text
+            before = client.get("/v1/spend").json()["budgets"]["budget_day"]["spent_usd"]
+            topology.server.pause()
+            try:
+                during = [client.post("/v1/chat/completions", json=body) for _ in range(8)]
+            finally:
+                topology.server.resume()
+            assert all(answer.status_code == 200 for answer in during), [a.text for a in during]
+            owed = sum(float(answer.headers["x-chatwait-cost-usd"]) for answer in during)
+            assert owed > 0
+            spent = before
+            for _ in range(100):
+                time.sleep(0.2)
+                answer = client.get("/v1/spend")  # a 503 while the counters rest after the outage
+                if answer.status_code == 200:
+                    spent = answer.json()["budgets"]["budget_day"]["spent_usd"]
+                    if abs(spent - before - owed) < 1e-6:  # an admission Redis took late is given back
+                        break
+            assert spent == pytest.approx(before + owed, abs=1e-6), "settled into the key's totals once Redis is back"
+            assert any(record.get("event") == "spend_recorded" for record in server.log_records())
+    finally:
+        server.stop()
+        topology.stop()

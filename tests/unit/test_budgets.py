@@ -5,14 +5,16 @@ the memory counters' reservations and settlements, and the Limits façade's refu
 from __future__ import annotations
 
 import datetime
+import time
 
 import pytest
 
 from app.config import ClientKey, ConfigError, load_settings
 from app.config.prices import Price
 from app.errors import ApiError
-from app.limits import Limits, MemoryCounters, budget
+from app.limits import CountersUnavailable, Limits, MemoryCounters, budget
 from app.limits.counters import Settlement
+from app.limits.owed import Owed
 from app.metrics.catalogue import NoMetrics
 from app.providers.base import ChatCall, Route
 from app.service.admission import Admission
@@ -194,3 +196,46 @@ def test_the_tickets_taken_over_that_memory_remembers_are_bounded(monkeypatch) -
     for ticket in ("a", "b", "c", "d", "e"):
         memory.take_over(key, ticket)
     assert list(memory._counts(key).taken) == ["c", "d", "e"]
+
+
+class Flaky:
+    """Memory counters that can be made out of reach, as Redis away is."""
+
+    def __init__(self, counters: MemoryCounters) -> None:
+        self.counters, self.away = counters, False
+
+    def __getattr__(self, name: str):
+        method = getattr(self.counters, name)
+
+        def call(*args, **kwargs):
+            if self.away:
+                raise CountersUnavailable("away")
+            return method(*args, **kwargs)
+
+        return call
+
+
+def test_spend_made_while_the_counters_are_away_is_kept_and_settled_when_they_answer() -> None:
+    flaky = Flaky(MemoryCounters(Clock(time.time())))  # the periods of what is owed are today's
+    limits = Limits(flaky, NoMetrics())
+    key = ClientKey("", "outage", budget_day=10.0)
+    flaky.away = True
+    admitted, verdict = limits.admit(key, 100, 100, PRICE)  # limits open: admitted, counted nowhere
+    assert verdict is None and admitted.money is not None and admitted.money.unsure
+    limits.end(admitted, 50, cost_usd=0.25)
+    limits.charge(ClientKey("", "outage", budget_day=10.0), 0.5)  # delivered output, also owed
+    assert len(limits.owed) == 2
+    with pytest.raises(CountersUnavailable):
+        limits.owed.pay(flaky)
+    assert len(limits.owed) == 2, "kept while the counters are away"
+    flaky.away = False
+    limits.owed.pay(flaky)
+    assert len(limits.owed) == 0 and limits.look(key).budgets[0].spent == pytest.approx(0.75)
+
+
+def test_what_is_owed_is_bounded() -> None:
+    owed = Owed(entries=3)
+    key = ClientKey("", "many", budget_day=1.0)
+    for n in range(5):
+        owed.add(key, f"t{n}", Settlement(n, 0, ("2026-11-27", "2026-11")))
+    assert len(owed) == 3
