@@ -6,6 +6,9 @@ heavier than app.config, app.logs and plain-socket helpers.
 """
 
 import logging
+import os
+import shutil
+import tempfile
 
 from app.config import ConfigError
 from app.logs import logging_config, route_uncaught_errors
@@ -100,7 +103,16 @@ def worker_exit(server, worker):
         close_app(app)
 
 
+# A private folder through which a draining worker hands its key counters to the next (a reload
+# on the memory store: app/limits/handoff.py, whose VARIABLE this is); made once, kept across reloads.
+HANDOFF_VARIABLE = "CHATWAIT_HANDOFF_DIR"
+if _settings.stream_store == "memory" and not os.environ.get(HANDOFF_VARIABLE):
+    os.environ[HANDOFF_VARIABLE] = tempfile.mkdtemp(prefix="chatwait-handoff-")
+
+
 def on_exit(server):
-    """The server stops: remove the metrics folder it created."""
+    """The server stops: remove the metrics folder it created, and the hand-over folder."""
     if _metrics_dir is not None and _metrics_dir_created:
         remove_multiprocess_dir(_metrics_dir)
+    if os.environ.get(HANDOFF_VARIABLE):
+        shutil.rmtree(os.environ[HANDOFF_VARIABLE], ignore_errors=True)

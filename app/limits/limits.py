@@ -29,8 +29,9 @@ from ..config.prices import Price
 from ..errors import ApiError
 from ..ids import random_id
 from ..metrics.catalogue import Metrics, NoMetrics
-from . import budget
+from . import budget, handoff
 from .counters import STREAMS_RETRY_SECONDS, Counters, Settlement, Verdict
+from .memory import MemoryCounters
 from .owed import Owed
 
 log = logging.getLogger("chatwait.limits")
@@ -79,6 +80,9 @@ class Limits:
         self._sockets: dict[str, Ticket] = {}
         self._flusher: gevent.Greenlet | None = None
         self.owed = Owed()  # spend settled while the counters were out of reach
+        # A reload on the memory store: counters handed over by a draining worker (`handoff`).
+        self._handoff = handoff.folder() if isinstance(counters, MemoryCounters) else None
+        self._handed: dict[str, Any] | None = None
 
     def admit(
         self,
@@ -243,9 +247,16 @@ class Limits:
         """Count running generations' tokens (and renew their leases) every FLUSH_SECONDS."""
         self._flusher = gevent.spawn(self._flush_forever)
 
+    def stop_accepting(self) -> None:
+        """The worker drains: hand the counters to the workers that follow (a reload, the memory store)."""
+        if self._handoff is not None and self._handed is None:
+            self._handed = handoff.hand_over(self._handoff, self.counters, None)  # type: ignore[arg-type]
+
     def close(self) -> None:
         if self._flusher is not None:
             self._flusher.kill(block=False)
+        if self._handoff is not None and self._handed is not None:  # what settled since the drain began
+            handoff.hand_over(self._handoff, self.counters, self._handed)  # type: ignore[arg-type]
         self.counters.close()
 
     def check(self, shared: bool) -> dict[str, object]:
@@ -270,6 +281,8 @@ class Limits:
                 self.counters.renew([(ticket.key, ticket.id) for ticket in list(self._sockets.values())], sockets=True)
                 if self.owed:
                     self.owed.pay(self.counters)
+                if self._handoff is not None and self._handed is None:
+                    handoff.take(self._handoff, self.counters)  # type: ignore[arg-type]
             except CountersUnavailable:
                 log.warning("limits_unreached", extra={"operation": "flush", "generations": len(running)})
 

@@ -66,6 +66,18 @@ class Minute:
         self._prune(now)
         return max(0.0, self._buckets[0][0] + WINDOW_SECONDS - now) if self._buckets else 0.0
 
+    def buckets(self) -> list[list[int]]:
+        """Its [second, count] buckets, oldest first (what a reload hands over)."""
+        return [list(bucket) for bucket in self._buckets]
+
+    def merge(self, buckets: list[list[int]]) -> None:
+        """Add another window's buckets (a worker's that drained) to this one's."""
+        counts: dict[int, int] = {}
+        for second, count in [*self._buckets, *buckets]:
+            counts[int(second)] = counts.get(int(second), 0) + int(count)
+        self._buckets = collections.deque([second, count] for second, count in sorted(counts.items()) if count > 0)
+        self._total = sum(count for _, count in self._buckets)
+
     def _prune(self, now: float) -> None:
         oldest = int(now) - WINDOW_SECONDS
         buckets = self._buckets

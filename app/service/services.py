@@ -301,6 +301,7 @@ class Services:
         """Refuse new generations: the worker stops."""
         self.store.stop_accepting()
         self.waits.stop_accepting()
+        self.limits.stop_accepting()
 
     def generating(self) -> int:
         """How many generations (streaming and wait) are still running."""

@@ -262,3 +262,42 @@ def test_sighup_with_a_bad_upstreams_file_keeps_the_running_pool(start_server, f
         while [s["name"] for s in client.get("/ready").json()["servers"]] != ["second"]:
             assert time.monotonic() < deadline + 30
             time.sleep(0.2)
+
+
+def test_a_reload_on_the_memory_store_keeps_every_keys_spend_and_windows(start_server, fake, tmp_path) -> None:
+    """The red team's finding: `kill -HUP` (how the key file is reloaded) reset every key's spend
+    to 0 on the memory store. The draining worker hands its counters to the new one: the spend,
+    what a generation running through the drain settles, and the minute's requests survive."""
+    key = "reload-spend-key-0123456789abcdef"
+    (tmp_path / "keys").write_text(f"{key} name=reloaded budget_day=50 rpm=1000\n")
+    (tmp_path / "upstreams.toml").write_text(
+        f'[[upstream]]\nurl = "{fake.base_url}"\n[prices."fake-model"]\ninput = 100\noutput = 1000\n'
+    )
+    files = {"CHATWAIT_API_KEYS_FILE": str(tmp_path / "keys"), "UPSTREAMS_FILE": str(tmp_path / "upstreams.toml")}
+    running = start_server(**files, OPENAI_BASE_URL="", GUNICORN_GRACEFUL_TIMEOUT="5")
+    auth = {"Authorization": f"Bearer {key}"}
+    body = {"model": "fake-model", "messages": [{"role": "user", "content": "hi @tokens=5"}]}
+    with httpx.Client(base_url=running.url, timeout=30, headers=auth) as client:
+        costs = [float(client.post("/v1/chat/completions", json=body).headers["x-chatwait-cost-usd"]) for _ in range(4)]
+        spent = client.get("/v1/spend").json()["budgets"]["budget_day"]["spent_usd"]
+        assert spent == pytest.approx(sum(costs), abs=1e-9)
+        slow = {**body, "messages": [{"role": "user", "content": "slow @tokens=60 @delay_ms=20"}]}
+        during: list[httpx.Response] = []
+        runner = threading.Thread(target=lambda: during.append(client.post("/v1/chat/completions", json=slow)))
+        runner.start()
+        time.sleep(0.3)
+        running.proc.send_signal(signal.SIGHUP)
+        runner.join()
+        assert during[0].status_code == 200, during[0].text
+        total = sum(costs) + float(during[0].headers["x-chatwait-cost-usd"])
+        after = None
+        for _ in range(100):
+            time.sleep(0.2)
+            answer = client.get("/v1/spend")
+            if answer.status_code == 200:
+                after = answer.json()["budgets"]["budget_day"]["spent_usd"]
+                if abs(after - total) < 1e-9 and _logged(running, "counters_taken"):
+                    break
+        assert after == pytest.approx(total, abs=1e-9), "what was spent before and through the reload"
+        answer = client.post("/v1/chat/completions", json=body)
+        assert int(answer.headers["x-ratelimit-remaining-requests"]) <= 1000 - 6, "the minute's requests too"

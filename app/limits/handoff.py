@@ -1,0 +1,78 @@
+"""A reload (SIGHUP) on the memory store: a worker that drains hands its keys' counters to the
+workers its master starts, through files in a folder of the master's (CHATWAIT_HANDOFF_DIR, made
+private at start-up), so that no key may spend its budget again after each reload.
+
+At the drain's start the worker writes every key's spend and minute windows; when it exits, what
+its last generations settled since (the spend's change). A worker of the same master takes each
+file within a second (renamed first: one taker), adds it to its own counters, and deletes it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from .memory import MemoryCounters
+
+log = logging.getLogger("chatwait.limits")
+
+VARIABLE = "CHATWAIT_HANDOFF_DIR"
+MAX_FILE_BYTES = 16 * 1_048_576  # a hand-over larger than this is not read (MAX_KEYS keys' counters are far less)
+MAX_FILES = 64  # taken in one look
+
+
+def folder() -> Path | None:
+    """The master's hand-over folder (None: not under a gunicorn master, or not a private folder)."""
+    named = os.environ.get(VARIABLE)
+    if not named:
+        return None
+    path = Path(named)
+    try:
+        found = path.lstat()
+    except OSError:
+        return None
+    private = path.is_dir() and not path.is_symlink() and found.st_uid == os.getuid() and found.st_mode & 0o077 == 0
+    return path if private else None
+
+
+def hand_over(place: Path, counters: MemoryCounters, before: dict[str, Any] | None) -> dict[str, Any]:
+    """Write what `counters` hold (only the spend's change since `before`, when given); the state
+    written, for the next hand-over to start from."""
+    state = counters.snapshot()
+    found = state if before is None else MemoryCounters.change(before, state)
+    if found:
+        name = f"{os.getpid()}-{'settled' if before is not None else 'drain'}"
+        partial = place / f".{name}.tmp"
+        try:
+            partial.write_text(json.dumps(found), encoding="utf-8")
+            partial.rename(place / f"{name}.json")
+        except OSError as error:  # a full disk: the next workers start from nothing, as before
+            log.warning("counters_not_handed_over", extra={"error_type": type(error).__name__})
+        else:
+            log.info("counters_handed_over", extra={"keys": len(found)})
+    return state
+
+
+def take(place: Path, counters: MemoryCounters) -> int:
+    """Add every hand-over file in `place` to `counters`; how many were taken."""
+    taken = 0
+    for path in sorted(place.glob("*.json"))[:MAX_FILES]:
+        claimed = path.with_suffix(f".{os.getpid()}.taking")
+        try:
+            path.rename(claimed)
+        except OSError:
+            continue  # another worker took it
+        try:
+            if claimed.stat().st_size <= MAX_FILE_BYTES:
+                counters.merge(json.loads(claimed.read_text(encoding="utf-8")))
+                taken += 1
+        except (OSError, ValueError, TypeError, AttributeError) as error:
+            log.warning("counters_not_taken", extra={"error_type": type(error).__name__})
+        finally:
+            claimed.unlink(missing_ok=True)
+    if taken:
+        log.info("counters_taken", extra={"files": taken})
+    return taken
