@@ -55,7 +55,7 @@ class Settings:
     key_max_streams: int | None = None  # limits of a key that sets none of its own (None: unlimited)
     key_requests_per_minute: int | None = None
     key_tokens_per_minute: int | None = None
-    key_max_sockets: int | None = None
+    key_max_sockets: int | None = 64  # a key's WebSockets open at once (its line's max_sockets= says otherwise)
     key_limits_without_redis: str = "open"  # Redis out of reach: admit (open) or refuse (closed)
     admission_wait_seconds: float = 0.0  # MAX_STREAMS reached: how long a request waits for a slot
     admission_queue_size: int = 1000  # places in a worker's queue, shared fairly among keys when full
@@ -80,6 +80,8 @@ class Settings:
     max_conversation_items: int = 1000  # items kept per conversation (the oldest go first)
     conversation_key_bytes: int = 64 * 1_048_576  # items all of a key's conversations hold
     conversation_worker_bytes: int = 512 * 1_048_576  # items all conversations hold in one worker (memory store)
+    socket_chains_key_bytes: int = 64 * 1_048_576  # a key's WebSockets' store:false chains, in one worker
+    socket_chains_worker_bytes: int = 256 * 1_048_576  # every WebSocket's store:false chains in one worker
     max_streams: int = 5000
     stream_store: str = "memory"
     redis_url: str = dataclasses.field(default="redis://localhost:6379/0", repr=False)

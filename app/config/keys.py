@@ -49,8 +49,9 @@ class ClientKey:
 
     @property
     def limited(self) -> bool:
-        """Whether any limit applies to it."""
-        limits = (self.max_streams, self.rpm, self.tpm, self.max_sockets, self.budget_day, self.budget_month)
+        """Whether any limit applies to its requests and generations (max_sockets, which counts
+        its WebSockets alone, aside)."""
+        limits = (self.max_streams, self.rpm, self.tpm, self.budget_day, self.budget_month)
         return any(limit is not None for limit in limits)
 
     @property

@@ -56,6 +56,8 @@ VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "MAX_CONVERSATION_ITEMS": ("max_conversation_items", read.integer(2, 100_000)),
     "CONVERSATION_KEY_BYTES": ("conversation_key_bytes", read.integer(65_536, 1 << 40)),
     "CONVERSATION_WORKER_BYTES": ("conversation_worker_bytes", read.integer(65_536, 1 << 40)),
+    "SOCKET_CHAINS_KEY_BYTES": ("socket_chains_key_bytes", read.integer(65_536, 1 << 40)),
+    "SOCKET_CHAINS_WORKER_BYTES": ("socket_chains_worker_bytes", read.integer(65_536, 1 << 40)),
     "MAX_STREAMS": ("max_streams", read.integer(1, 1_000_000)),
     "STREAM_STORE": ("stream_store", read.choice(STREAM_STORES)),
     "REDIS_URL": ("redis_url", read.redis_url),

@@ -105,14 +105,7 @@ class Limits:
         try:
             verdict = self.counters.admit(key, ticket.id, prompt_tokens, ticket.reserved, money.cost if money else 0)
         except CountersUnavailable:
-            ticket.counted = 0  # nothing counted (or, Redis slow, maybe later): settled as unsure
-            if money is not None:
-                at = budget.periods(time.time())
-                money.periods, money.unsure, ticket.money = (at.day, at.month), True, money
-            self._unreached(ticket)
-            self._running[ticket.id] = ticket  # settled when it ends: now, or once the counters answer
-            self.metrics.key_generation(key.name, 1, prompt_tokens)
-            return ticket, None
+            return self._admitted_unreached(ticket, money, prompt_tokens), None
         if verdict.refused is not None:
             lowered = _lowered(verdict, money, max_tokens, rescues) if lower else 0
             if lowered:  # what the budget has left: an answer that fits in it
@@ -128,6 +121,18 @@ class Limits:
         self._running[ticket.id] = ticket
         self.metrics.key_generation(key.name, 1, prompt_tokens)
         return ticket, verdict
+
+    def _admitted_unreached(self, ticket: Ticket, money: budget.Reservation | None, prompt_tokens: int) -> Ticket:
+        """A generation admitted while the counters are out of reach (KEY_LIMITS_WITHOUT_REDIS=open):
+        counted nowhere (or, Redis slow, maybe later), it settles as unsure when it ends."""
+        ticket.counted = 0
+        if money is not None:
+            at = budget.periods(time.time())
+            money.periods, money.unsure, ticket.money = (at.day, at.month), True, money
+        self._unreached(ticket)
+        self._running[ticket.id] = ticket  # settled when it ends: now, or once the counters answer
+        self.metrics.key_generation(ticket.key.name, 1, prompt_tokens)
+        return ticket
 
     def request(self, key: ClientKey) -> Verdict | None:
         """Count a request of `key` that starts no generation (a conversation's change, a token

@@ -188,7 +188,7 @@ def test_a_stream_that_ended_before_its_ticket_was_counted_settles_its_outcomes_
 def test_the_tickets_taken_over_that_memory_remembers_are_bounded(monkeypatch) -> None:
     """Memory keeps the settlements of at most MAX_TAKEN tickets taken over per key, the oldest
     forgotten first (a forgotten one settles as any ticket does)."""
-    from app.limits import counters as counted
+    from app.limits import memory as counted
 
     monkeypatch.setattr(counted, "MAX_TAKEN", 3)
     memory = MemoryCounters(Clock(MIDDAY))

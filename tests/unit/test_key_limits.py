@@ -46,7 +46,9 @@ def test_max_sockets_is_a_key_field_with_its_default(tmp_path) -> None:
     env = _file(tmp_path, f"{KEY}a max_sockets=3\n{KEY}b\n") | {"KEY_MAX_SOCKETS": "8"}
     keys = {entry.key: entry for entry in load_settings(environ=env).keys}
     assert (keys[f"{KEY}a"].max_sockets, keys[f"{KEY}b"].max_sockets) == (3, 8)
-    assert keys[f"{KEY}b"].limited and keys[f"{KEY}b"].max_streams is None
+    assert not keys[f"{KEY}b"].limited and keys[f"{KEY}b"].max_streams is None, "sockets alone: no generation counted"
+    default = {entry.key: entry for entry in load_settings(environ=_file(tmp_path, f"{KEY}c\n")).keys}
+    assert default[f"{KEY}c"].max_sockets == 64, "a default that fits the worker's bound on sockets' chains"
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
-from app.apis.responses.chains import CHAIN_BODIES, Chains
+from app.apis.responses.chains import CHAIN_BODIES, HELD, Chains
 from app.hub.scheduling import Inbox
 from app.hub.websocket import SocketClosed, WebSocket
 
@@ -178,3 +178,26 @@ def test_a_sockets_store_false_chains_are_bounded_in_number_and_bytes() -> None:
         wide.remember(_completed(f"resp_{n}", "z" * 800), [])
     assert sum(wide.sizes.values()) <= CHAIN_BODIES * 1000 and "resp_19" in wide.items
     assert len(wide.items) < 20
+    chains.close()
+    wide.close()
+
+
+def test_every_sockets_chains_are_bounded_per_key_and_per_worker_and_go_with_the_socket() -> None:
+    """The red team's finding: 30 sockets of one key x 4 turns with a 0.9 MB image grew a worker by
+    170 MiB that stayed after they closed. A key's chains (and all of them) are bounded in bytes
+    over every socket of the worker, the oldest dropped first; a closed socket's chains go."""
+    start = HELD.total
+    assert start == 0, "every socket's chains went with it"
+    one, two = Chains(10, 10_000, "team", key_bytes=3_000, worker_bytes=4_000), Chains(10, 10_000, "team", 3_000, 4_000)
+    other = Chains(10, 10_000, "other", key_bytes=3_000, worker_bytes=4_000)
+    one.remember(_completed("r1", "a" * 1_000), [])
+    two.remember(_completed("r2", "b" * 1_000), [])
+    assert HELD.of("team") < 3_000 and list(one.items) == ["r1"]
+    one.remember(_completed("r3", "c" * 1_000), [])  # the key passes 3,000 bytes: its oldest (r1) goes
+    assert "r1" not in one.items and list(two.items) == ["r2"] and HELD.of("team") <= 3_000
+    other.remember(_completed("o1", "d" * 1_000), [])
+    other.remember(_completed("o2", "e" * 1_000), [])  # the worker passes 4,000: the oldest of all goes
+    assert HELD.total - start <= 4_000 and "r2" not in two.items
+    for chains in (one, two, other):
+        chains.close()
+    assert HELD.total == start and HELD.of("team") == HELD.of("other") == 0

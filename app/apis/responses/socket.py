@@ -93,7 +93,9 @@ class Session:
         self.base.update({key: environ.get(key) for key in ("SERVER_NAME", "SERVER_PORT", "REMOTE_ADDR")})
         self.turns = Inbox(MAX_PENDING_TURNS)
         self.lanes: dict[str, tuple[Inbox, gevent.Greenlet]] = {}
-        self.chains = Chains(MAX_CHAINS, services().settings.max_body_bytes)
+        settings, key = services().settings, client_key()
+        bounds = (settings.socket_chains_key_bytes, settings.socket_chains_worker_bytes)
+        self.chains = Chains(MAX_CHAINS, settings.max_body_bytes, "" if key is None else key.name, *bounds)
         self.correlation_id = correlation_id()
         self.waits = services().waits
 
@@ -114,6 +116,7 @@ class Session:
                 except TimeoutError:
                     continue
                 Turn(self, turn).run()  # type: ignore[arg-type]
+                turn = None  # an idle socket keeps nothing of its last turn (an image, say)
         except (EOFError, SocketClosed):
             pass
         except Exception:
@@ -124,6 +127,7 @@ class Session:
             self.socket.close()
             for _, runner in self.lanes.values():
                 runner.kill()
+            self.chains.close()
 
     def _read(self) -> None:
         """Queue each `response.create`; answer what is not one with an error event; ping a quiet client."""
@@ -137,6 +141,7 @@ class Session:
                     self.socket.ping()
                     continue
                 self._take(message)
+                message = None  # nor of its last message while it waits for the next
         except SocketClosed:
             pass
         finally:
