@@ -112,6 +112,8 @@ class Services:
         once when every server of the model rests), then its key's limits (rate_limited or
         budget_exhausted when one says no; None or a key without limits: nothing to count)."""
         route = self._route(call)
+        if key is not None:
+            route.owner = key.name  # its turn at a busy server: fair across keys
         if key is None or not key.limited:
             return Admission(route)
         price = reserving.dearest(self.settings, call) if key.budgeted else None

@@ -185,3 +185,33 @@ def test_what_a_request_reserved_and_did_not_produce_comes_back(burst_gateways) 
         produced = answer.json()["usage"]["completion_tokens"]
         after = int(client.get("/v1/models").headers["x-ratelimit-remaining-tokens"])
         assert after == before - prompt - produced, "settled: what it reserved and did not produce came back"
+
+
+def test_waits_for_a_busy_servers_room_are_in_turn_across_keys(fake, tmp_path) -> None:
+    """The red team's finding: with `concurrency` on the pool's servers, one key's burst held
+    another key's first token for the whole burst (the wait for a server's room was first come,
+    first served). Now a freed slot goes to the key served least recently: the other key's request
+    starts upstream before all but about one slot's worth of the burst queued ahead of it."""
+    (tmp_path / "upstreams.toml").write_text(f'[[upstream]]\nurl = "{fake.base_url}"\nconcurrency = 2\n')
+    (tmp_path / "keys").write_text(f"{FLOOD} name=flood\n{OTHER} name=other\n")
+    env = server_env("", UPSTREAMS_FILE=str(tmp_path / "upstreams.toml"), CHATWAIT_API_KEYS_FILE=str(tmp_path / "keys"),
+                     TIMEOUT_SECONDS="30")  # fmt: skip
+    env.pop("OPENAI_BASE_URL")
+    server = ChatWaitServer(env)
+    try:
+        burst = [Follower(server, FLOOD, unique("burst @tokens=10 @delay_ms=40")) for _ in range(12)]
+        time.sleep(1.0)  # the burst fills both slots and queues for them
+        other = unique("other @tokens=2")
+        arrived = time.time()
+        late = Follower(server, OTHER, other)
+        for follower in [*burst, late]:
+            follower.join(60)
+        assert late.status == 200 and all(follower.status == 200 for follower in burst)
+        outcomes = fake.stats()["outcomes"]
+        came = next(o["started"] for o in outcomes if o["message"] == other)
+        bursts = sorted(o["started"] for o in outcomes if o["message"].split(" ", 1)[-1].startswith("burst"))
+        queued = [started for started in bursts if started > arrived]
+        ahead = [started for started in queued if started < came]
+        assert len(queued) >= 4 and len(ahead) <= 1, f"{len(ahead)} of the {len(queued)} queued went first"
+    finally:
+        server.stop()

@@ -510,7 +510,31 @@ def test_concurrency_from_the_file_bounds_a_server_and_the_wait_is_the_callers()
     assert pool.route(CALL.model).server is None, "both full: admitted, and the request waits for room"
     with pytest.raises(gevent.Timeout), gevent.Timeout(0.05):
         pool.open(CALL, None, Route())  # the caller's first-token deadline bounds the wait
-    assert not pool._waiting, "a waiter that gave up is forgotten"
+    assert not len(pool._turns), "a waiter that gave up is forgotten"
+
+
+def test_waits_for_a_servers_room_are_served_in_turn_across_keys() -> None:
+    """The red team's finding: one key's 24 streams held another key's first token for 7 s. A
+    freed slot goes to the key served least recently, each key's requests in the order they came."""
+    pool, providers, _ = _pool(urls="http://a/v1")
+    pool.servers[0].slots = 1
+    providers["a"].script = [_ok(str(n)) for n in range(8)]
+    held = pool.open(CALL, None, Route(owner="burst"))
+    order: list[str] = []
+
+    def ask(owner: str, n: int) -> None:
+        attempt = pool.open(CALL, None, Route(owner=owner))
+        order.append(f"{owner}{n}")
+        gevent.sleep(0.01)
+        attempt.close()
+
+    waiting = [gevent.spawn(ask, "burst", n) for n in range(4)]
+    gevent.sleep(0.01)
+    waiting.append(gevent.spawn(ask, "other", 0))  # it came last
+    gevent.sleep(0.01)
+    held.close()
+    gevent.joinall(waiting, timeout=5)
+    assert order[:2] == ["other0", "burst0"] and order[2:] == ["burst1", "burst2", "burst3"], order
 
 
 def test_without_a_fallback_model_an_attempt_gets_the_whole_deadline_by_default(monkeypatch) -> None:

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gevent.event import Event
 from gevent.pool import Pool
 
 from ...config import Settings, UpstreamServer
@@ -25,6 +24,7 @@ from .remembered import Remembered
 from .routes import model_routes, verdict
 from .server import Server
 from .throttle import Throttle
+from .turns import Turns
 
 log = logging.getLogger("chatwait.pool")
 
@@ -82,7 +82,7 @@ class UpstreamPool(Provider):
         ]
         self._by_name = {server.name: server for server in self.servers}
         self._rings: dict[str, Ring | None] = {}  # per allowed model (None: one server serves it)
-        self._waiting: list[Event] = []  # requests waiting for a server with room
+        self._turns = Turns()  # requests waiting for a server with room, in turn across keys
         self._tokens = self.servers[0].provider
 
     def route(self, model: str, affinity: str | None = None) -> Route:
@@ -182,9 +182,9 @@ class UpstreamPool(Provider):
         server = self._by_name.get(route.server or "")
         pinned, route.pinned = route.pinned, False
         if server is None or (not pinned and (route.server in route.tried or not server.health.usable(self.clock()))):
-            server = self._waited(lambda: self._choose(call.model, route.tried, room=False, key=route.affinity))
+            server = self._waited(lambda: self._choose(call.model, route.tried, room=False, key=route.affinity), route)
         else:
-            server = self._waited(lambda: server)
+            server = self._waited(lambda: server, route)
         if server is None:
             detail = ALL_RESTING.format(model=call.model)  # no retry helps within the rest: a fallback may
             raise UpstreamError(
@@ -231,28 +231,26 @@ class UpstreamPool(Provider):
         best = min(server.load() for server in candidates)
         return random.choice([server for server in candidates if server.load() == best])
 
-    def _waited(self, pick: Callable[[], Server | None]) -> Server | None:
+    def _waited(self, pick: Callable[[], Server | None], route: Route) -> Server | None:
         """The server `pick` gives once it has room (a server with slots takes the next request
-        when one of its own ends); the wait is bounded by the caller's first-token deadline."""
+        when one of its own ends, in turn across keys: `turns`); the wait is bounded by the
+        caller's first-token deadline."""
+        arrival = self._turns.arrival()
         while True:
             server = pick()
             if server is None or server.has_room():
+                self._turns.served(route.owner)
                 return server
-            waiter = Event()
-            self._waiting.append(waiter)
-            server.waiting += 1
-            try:
-                waiter.wait()
-            finally:
-                server.waiting -= 1
-                if waiter in self._waiting:
-                    self._waiting.remove(waiter)
+            with self._turns.waiting(route.owner, arrival) as waiter:
+                server.waiting += 1
+                try:
+                    waiter.wait()
+                finally:
+                    server.waiting -= 1
 
     def _released(self) -> None:
-        """A generation ended on some server: the waiting requests look again."""
-        waiting, self._waiting = self._waiting, []
-        for waiter in waiting:
-            waiter.set()
+        """A generation ended on some server: the waiting requests look again, in turn."""
+        self._turns.wake()
 
     def _soonest(self, model: str) -> float:
         """Seconds until the first rest of `model`'s servers ends (Retry-After when all rest)."""
