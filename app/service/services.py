@@ -73,7 +73,7 @@ class Services:
         store = _build_store(settings, abandon)
         waits = WaitGenerations()
         keys = settings.keys
-        limited = any(key.limited for key in keys)
+        limited = any(key.limited or key.max_sockets is not None for key in keys)
         limits = _build_limits(settings, metrics, shared=limited and settings.stream_store == "redis")
         built = cls(
             settings=settings,

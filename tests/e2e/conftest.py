@@ -58,7 +58,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture(scope="session")
 def page_server(fake) -> Iterator[ChatWaitServer]:
     """ChatWait for the page tests (a longer keepalive than the API tests need)."""
-    running = ChatWaitServer(server_env(fake.base_url, KEEPALIVE_SECONDS="5"))
+    running = ChatWaitServer(server_env(fake.base_url, KEEPALIVE_SECONDS="5", MAX_TOKENS="16000"))  # a reply of 10,000
     yield running
     running.stop()
 
