@@ -121,7 +121,8 @@ def transport_error(exc: httpx.TransportError, host: str) -> UpstreamError:
         return UpstreamError("upstream_timeout", "The model provider did not answer in time.")
     problem = tls_problem(exc)
     if problem is not None:
-        return UpstreamError("upstream_tls_failed", f"The TLS certificate of {host} was refused: {problem}.")
+        detail = f"The model server's TLS certificate was refused: {problem}."  # its host: the log's, not a client's
+        return UpstreamError("upstream_tls_failed", detail, log_fields={"upstream_host": host})
     if isinstance(exc, MalformedResponse):
         return UpstreamError("upstream_bad_response", "The model provider's answer is not valid HTTP/1.1.")
     return UpstreamError("upstream_unavailable", "Could not connect to the model provider.")
