@@ -33,7 +33,7 @@ class Reply:
     """The pieces relayed so far. A taken-over reply (`prefix`) starts from what its clients have:
     its text as one piece, and the chunks it had besides (`inherited`)."""
 
-    __slots__ = ("_chars", "_max_chars", "_max_tokens", "_tokens", "deltas", "inherited", "parts", "pieces")
+    __slots__ = ("_capped", "_chars", "_max_chars", "_max_tokens", "_room", "deltas", "inherited", "parts", "pieces")
 
     def __init__(self, max_tokens: int, prefix: Prefix | None = None) -> None:
         self.pieces: list[str] = [] if prefix is None else [prefix.text]
@@ -41,29 +41,30 @@ class Reply:
         self.deltas = 0  # typed deltas relayed
         self.inherited = 0 if prefix is None else prefix.chunks - 1
         self._chars = 0
-        self._tokens = 0 if prefix is None else prefix.chunks  # pieces with a token's text: one token at least each
         self._max_tokens = max_tokens
+        # The pieces it may hold: max_tokens less the tokens counted apart (a prefix's chunks beyond
+        # its one piece, typed deltas with text); a piece is one token at least.
+        self._room = max_tokens - self.inherited
+        self._capped = False
         self._max_chars = max_tokens * MAX_CHARS_PER_TOKEN + REPLY_CHARS_FLOOR
 
     def add_text(self, piece: str) -> None:
         """Keep one piece of text; Ceiling at the reserved tokens, upstream_bad_response past the bound."""
-        self._tokens += 1
-        if self._tokens > self._max_tokens:
-            raise Ceiling
+        if len(self.pieces) >= self._room:
+            self._cap()
         self._chars += len(piece)
         if self._chars > self._max_chars:
             self._too_long()
         self.pieces.append(piece)
 
     def add_texts(self, pieces: list[str | Delta]) -> bool:
-        """Keep `pieces` if they are all text and within the bound (True); else keep none of them."""
+        """Keep `pieces` if they are all text and within the bounds (True); else keep none of them."""
         if set(map(type, pieces)) != _TEXT_ONLY:
             return False
         chars = self._chars + sum(map(len, pieces))  # type: ignore[arg-type]
-        tokens = self._tokens + len(pieces)
-        if chars > self._max_chars or tokens > self._max_tokens:
+        if chars > self._max_chars or len(self.pieces) + len(pieces) > self._room:
             return False
-        self._chars, self._tokens = chars, tokens
+        self._chars = chars
         self.pieces += pieces  # type: ignore[arg-type]
         return True
 
@@ -71,10 +72,13 @@ class Reply:
         """Keep one typed delta (a log-probability entry's text with the text); Ceiling at the
         reserved tokens (a delta with text, or a token's log probabilities), upstream_bad_response
         past the bound."""
-        if delta.text or delta.kind == LOGPROBS:
-            self._tokens += 1
-            if self._tokens > self._max_tokens:
-                raise Ceiling
+        if delta.kind == LOGPROBS:
+            if len(self.pieces) >= self._room:
+                self._cap()
+        elif delta.text:
+            if len(self.pieces) >= self._room:
+                self._cap()
+            self._room -= 1
         self._chars += delta.size
         if self._chars > self._max_chars:
             self._too_long()
@@ -82,6 +86,10 @@ class Reply:
         self.deltas += 1
         if delta.kind == LOGPROBS:
             self.pieces.append(delta.text)
+
+    def _cap(self) -> None:
+        self._capped = True
+        raise Ceiling
 
     def _too_long(self) -> None:
         detail = f"The reply is longer than {self._max_tokens} tokens (max_tokens) can be."
@@ -91,7 +99,7 @@ class Reply:
     def capped(self) -> int | None:
         """The tokens it was cut at, had it reached its reservation (None: it had not): what it
         is counted as (one a piece: a server streams a token a chunk)."""
-        return self._max_tokens if self._tokens > self._max_tokens else None
+        return self._max_tokens if self._capped else None
 
     def produced(self) -> int:
         """How many pieces it has produced so far (about the completion tokens)."""
