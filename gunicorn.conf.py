@@ -104,15 +104,15 @@ def worker_exit(server, worker):
 
 
 # A private folder through which a draining worker hands its key counters to the next (a reload
-# on the memory store: app/limits/handoff.py, whose VARIABLE this is); made once, kept across reloads.
-HANDOFF_VARIABLE = "CHATWAIT_HANDOFF_DIR"
-if _settings.stream_store == "memory" and not os.environ.get(HANDOFF_VARIABLE):
-    os.environ[HANDOFF_VARIABLE] = tempfile.mkdtemp(prefix="chatwait-handoff-")
+# on the memory store: app/limits/reload.py, whose VARIABLE this is); made once, kept across reloads.
+RELOAD_VARIABLE = "CHATWAIT_RELOAD_DIR"
+if _settings.stream_store == "memory" and not os.environ.get(RELOAD_VARIABLE):
+    os.environ[RELOAD_VARIABLE] = tempfile.mkdtemp(prefix="chatwait-reload-")
 
 
 def on_exit(server):
-    """The server stops: remove the metrics folder it created, and the hand-over folder."""
+    """The server stops: remove the metrics folder it created, and the reload folder."""
     if _metrics_dir is not None and _metrics_dir_created:
         remove_multiprocess_dir(_metrics_dir)
-    if os.environ.get(HANDOFF_VARIABLE):
-        shutil.rmtree(os.environ[HANDOFF_VARIABLE], ignore_errors=True)
+    if os.environ.get(RELOAD_VARIABLE):
+        shutil.rmtree(os.environ[RELOAD_VARIABLE], ignore_errors=True)

@@ -29,7 +29,7 @@ from ..config.prices import Price
 from ..errors import ApiError
 from ..ids import random_id
 from ..metrics.catalogue import Metrics, NoMetrics
-from . import budget, handoff
+from . import budget, reload
 from .counters import STREAMS_RETRY_SECONDS, Counters, Settlement, Verdict
 from .memory import MemoryCounters
 from .owed import Owed
@@ -80,8 +80,8 @@ class Limits:
         self._sockets: dict[str, Ticket] = {}
         self._flusher: gevent.Greenlet | None = None
         self.owed = Owed()  # spend settled while the counters were out of reach
-        # A reload on the memory store: counters handed over by a draining worker (`handoff`).
-        self._handoff = handoff.folder() if isinstance(counters, MemoryCounters) else None
+        # A reload on the memory store: counters handed over by a draining worker (`reload`).
+        self._reload_dir = reload.folder() if isinstance(counters, MemoryCounters) else None
         self._handed: dict[str, Any] | None = None
 
     def admit(
@@ -254,14 +254,14 @@ class Limits:
 
     def stop_accepting(self) -> None:
         """The worker drains: hand the counters to the workers that follow (a reload, the memory store)."""
-        if self._handoff is not None and self._handed is None:
-            self._handed = handoff.hand_over(self._handoff, self.counters, None)  # type: ignore[arg-type]
+        if self._reload_dir is not None and self._handed is None:
+            self._handed = reload.hand_over(self._reload_dir, self.counters, None)  # type: ignore[arg-type]
 
     def close(self) -> None:
         if self._flusher is not None:
             self._flusher.kill(block=False)
-        if self._handoff is not None and self._handed is not None:  # what settled since the drain began
-            handoff.hand_over(self._handoff, self.counters, self._handed)  # type: ignore[arg-type]
+        if self._reload_dir is not None and self._handed is not None:  # what settled since the drain began
+            reload.hand_over(self._reload_dir, self.counters, self._handed)  # type: ignore[arg-type]
         self.counters.close()
 
     def check(self, shared: bool) -> dict[str, object]:
@@ -286,8 +286,8 @@ class Limits:
                 self.counters.renew([(ticket.key, ticket.id) for ticket in list(self._sockets.values())], sockets=True)
                 if self.owed:
                     self.owed.pay(self.counters)
-                if self._handoff is not None and self._handed is None:
-                    handoff.take(self._handoff, self.counters)  # type: ignore[arg-type]
+                if self._reload_dir is not None and self._handed is None:
+                    reload.take(self._reload_dir, self.counters)  # type: ignore[arg-type]
             except CountersUnavailable:
                 log.warning("limits_unreached", extra={"operation": "flush", "generations": len(running)})
 

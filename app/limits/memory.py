@@ -136,7 +136,7 @@ class MemoryCounters:
         """Nothing to let go of."""
 
     def snapshot(self) -> dict[str, Any]:
-        """Every key's spend and minute windows, as JSON (what a reload hands over: `handoff`)."""
+        """Every key's spend and minute windows, as JSON (what a reload hands over: `reload`)."""
         return {
             name: {"spent": dict(c.spent), "requests": c.requests.buckets(), "tokens": c.tokens.buckets()}
             for name, c in self._keys.items()

@@ -1,5 +1,5 @@
 """A reload (SIGHUP) on the memory store: a worker that drains hands its keys' counters to the
-workers its master starts, through files in a folder of the master's (CHATWAIT_HANDOFF_DIR, made
+workers its master starts, through files in a folder of the master's (CHATWAIT_RELOAD_DIR, made
 private at start-up), so that no key may spend its budget again after each reload.
 
 At the drain's start the worker writes every key's spend and minute windows; when it exits, what
@@ -19,7 +19,7 @@ from .memory import MemoryCounters
 
 log = logging.getLogger("chatwait.limits")
 
-VARIABLE = "CHATWAIT_HANDOFF_DIR"
+VARIABLE = "CHATWAIT_RELOAD_DIR"
 MAX_FILE_BYTES = 16 * 1_048_576  # a hand-over larger than this is not read (MAX_KEYS keys' counters are far less)
 MAX_FILES = 64  # taken in one look
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.config import ClientKey
-from app.limits import MemoryCounters, budget, handoff
+from app.limits import MemoryCounters, budget, reload
 from app.limits.counters import Settlement
 
 from .test_key_limits import Clock
@@ -22,43 +22,43 @@ def _spent(counters: MemoryCounters, key: ClientKey) -> float:
 
 
 def test_a_draining_workers_counters_reach_the_next_one_with_what_settled_after(tmp_path: Path, monkeypatch) -> None:
-    folder = tmp_path / "handoff"
+    folder = tmp_path / "reload"
     folder.mkdir(mode=0o700)
-    monkeypatch.setenv(handoff.VARIABLE, str(folder))
-    assert handoff.folder() == folder
+    monkeypatch.setenv(reload.VARIABLE, str(folder))
+    assert reload.folder() == folder
     key = ClientKey("", "team", rpm=100, budget_day=5.0)
     old, new = MemoryCounters(Clock(NOW)), MemoryCounters(Clock(NOW + 1))
     periods = old.admit(key, "a", 10, cost=budget.NANO).periods
     old.admit(key, "b", 10, cost=budget.NANO)
     old.release(key, "a", settle=Settlement(budget.NANO // 4, budget.NANO, periods))
     new.admit(key, "c", 10, cost=budget.NANO // 2)  # the new worker serves meanwhile
-    state = handoff.hand_over(folder, old, None)  # the drain starts: 1.25 spent or reserved
-    assert handoff.take(folder, new) == 1 and _spent(new, key) == 1.75
+    state = reload.hand_over(folder, old, None)  # the drain starts: 1.25 spent or reserved
+    assert reload.take(folder, new) == 1 and _spent(new, key) == 1.75
     old.release(key, "b", settle=Settlement(budget.NANO // 2, budget.NANO, periods))  # b ends in the drain
-    handoff.hand_over(folder, old, state)
-    assert handoff.take(folder, new) == 1 and _spent(new, key) == 1.25, "0.25 + 0.5 + 0.5"
+    reload.hand_over(folder, old, state)
+    assert reload.take(folder, new) == 1 and _spent(new, key) == 1.25, "0.25 + 0.5 + 0.5"
     assert new.peek(key).requests.remaining == 100 - 3, "the minute's requests too"
-    assert handoff.take(folder, new) == 0 and not list(folder.iterdir()), "each file taken once"
+    assert reload.take(folder, new) == 0 and not list(folder.iterdir()), "each file taken once"
 
 
 def test_a_folder_that_is_not_private_or_a_broken_file_is_not_trusted(tmp_path: Path, monkeypatch) -> None:
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o777)
     os.chmod(shared, 0o777)
-    monkeypatch.setenv(handoff.VARIABLE, str(shared))
-    assert handoff.folder() is None
+    monkeypatch.setenv(reload.VARIABLE, str(shared))
+    assert reload.folder() is None
     link = tmp_path / "link"
     link.symlink_to(shared)
-    monkeypatch.setenv(handoff.VARIABLE, str(link))
-    assert handoff.folder() is None
-    monkeypatch.delenv(handoff.VARIABLE)
-    assert handoff.folder() is None
+    monkeypatch.setenv(reload.VARIABLE, str(link))
+    assert reload.folder() is None
+    monkeypatch.delenv(reload.VARIABLE)
+    assert reload.folder() is None
     private = tmp_path / "private"
     private.mkdir(mode=0o700)
     (private / "1-drain.json").write_text("{not json")
     (private / "2-drain.json").write_text('{"team": {"spent": {"2026-11-27": "x"}}}')
     counters = MemoryCounters(Clock(NOW))
-    assert handoff.take(private, counters) == 0 and not list(private.iterdir())
+    assert reload.take(private, counters) == 0 and not list(private.iterdir())
 
 
 @pytest.mark.parametrize("count", [0, 3])
