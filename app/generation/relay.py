@@ -269,7 +269,7 @@ class Relay:
             prompt = self.prompt_tokens
             if prompt is None:  # not counted at intake: the upstream's usage was expected
                 prompt = self.provider.prompt_tokens(self.call.counted())
-            prompt += images.surcharge(self.call.model, self.call.messages)  # as its model bills them
+            prompt += images.surcharge((self.call.model,), self.call.messages)  # as its model bills them
             completion = reply.capped or self.provider.completion_tokens(reply.counted_text())
             usage = Usage(prompt, completion, True, self._rescues.over_attempts(), resent=self._rescues.resent)
         self._opener.attempts.close(usage.prompt_tokens)

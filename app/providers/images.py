@@ -39,17 +39,20 @@ CLAUDE_MAX_EDGE, CLAUDE_MAX_TOKENS = 1568, 1600
 WORST = (768, 2048)  # the most tiles a scaled image has (8)
 
 
-def surcharge(model: str, messages: Iterable[dict[str, Any]]) -> int:
-    """The tokens `messages`' images are billed as by `model` beyond what the input count gave
-    them (IMAGE_TOKENS each; never below it)."""
-    extra = 0
+def surcharge(models: Iterable[str], messages: Iterable[dict[str, Any]]) -> int:
+    """The tokens `messages`' images are billed as beyond what the input count gave them
+    (IMAGE_TOKENS each; never below it), by the one of `models` that bills them most (each
+    image's header read once)."""
+    found = []
     for message in messages:
         content = message.get("content")
         for part in content if type(content) is list else ():
             if part.get("type") == "image_url":
                 image = part["image_url"]
-                extra += max(0, billed(model, size(image.get("url", "")), image.get("detail")) - IMAGE_TOKENS)
-    return extra
+                found.append((size(image.get("url", "")), image.get("detail")))
+    if not found:
+        return 0
+    return max(sum(max(0, billed(model, *image) - IMAGE_TOKENS) for image in found) for model in models)
 
 
 def billed(model: str, dimensions: tuple[int, int] | None, detail: str | None = None) -> int:

@@ -25,4 +25,4 @@ def dearest(settings: Settings, call: ChatCall) -> Price | None:
 def image_surcharge(settings: Settings, call: ChatCall) -> int:
     """The tokens `call`'s images are billed as beyond the input count's estimate, by the model
     that may answer that bills them most."""
-    return max(images.surcharge(model, call.messages) for model in answering(settings, call))
+    return images.surcharge(answering(settings, call), call.messages)

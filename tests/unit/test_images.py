@@ -62,8 +62,10 @@ def test_the_surcharge_is_what_the_input_count_left_out() -> None:
         {"role": "user", "content": [{"type": "text", "text": "hi"}, part, part]},
         {"role": "user", "content": "x"},
     ]
-    assert images.surcharge("gpt-4o-mini", messages) == 2 * (48_169 - IMAGE_TOKENS)
-    assert images.surcharge("gpt-4o", [{"role": "user", "content": [{**part, "image_url": {"url": _url(8, 8)}}]}]) == 0
+    assert images.surcharge(["gpt-4o-mini"], messages) == 2 * (48_169 - IMAGE_TOKENS)
+    assert images.surcharge(["gpt-4o", "gpt-4o-mini"], messages) == 2 * (48_169 - IMAGE_TOKENS), "the dearest"
+    small = [{"role": "user", "content": [{**part, "image_url": {"url": _url(8, 8)}}]}]
+    assert images.surcharge(["gpt-4o"], small) == 0 and images.surcharge(["gpt-4o"], [{"content": "hi"}]) == 0
 
 
 @settings(max_examples=300, deadline=None)
