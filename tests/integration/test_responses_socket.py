@@ -445,3 +445,32 @@ def test_the_helper_of_docs_clients_md_resumes_a_turn_whose_socket_dropped(serve
     assert [e.type for e in events] == [e.type for e in whole] and events[-1].type == "response.completed"
     text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
     assert text == events[-1].response.output_text and len(text) > 80
+
+
+def test_a_keys_store_false_chains_are_bounded_over_all_its_sockets(start_server) -> None:
+    """The red team's finding: chains were bounded per socket only, so a key's many sockets held
+    any amount. With SOCKET_CHAINS_KEY_BYTES at 64 KiB, a third chain of 30 KB drops the key's
+    oldest, on another socket: a turn naming it gets previous_response_not_found; the newest holds."""
+    key = "socket-chains-key-0123456789abcdef"
+    server = start_server(CHATWAIT_API_KEYS=key, SOCKET_CHAINS_KEY_BYTES="65536", MAX_INPUT_TOKENS="20000")
+    auth = {"Authorization": f"Bearer {key}"}
+
+    def turn(ws: Any, **body: Any) -> dict[str, Any]:
+        ws.send(json.dumps({"type": "response.create", "model": FAKE_MODEL, "store": False, **body}))
+        while True:
+            event = json.loads(ws.recv(timeout=30))
+            if event["type"] in ("response.completed", "response.failed", "error"):
+                return event
+
+    padding = "lorem ipsum dolor " * 1_700  # about 30 KB
+    with (
+        ws_connect(_ws_url(server), additional_headers=auth) as one,
+        ws_connect(_ws_url(server), additional_headers=auth) as two,
+    ):
+        first = turn(one, input=f"{padding} first @tokens=2")["response"]["id"]
+        turn(two, input=f"{padding} second @tokens=2")
+        third = turn(two, input=f"{padding} third @tokens=2")["response"]["id"]
+        dropped = turn(one, input="and then? @tokens=2", previous_response_id=first)
+        assert dropped["type"] == "error" and dropped["error"]["code"] == "previous_response_not_found", dropped
+        kept = turn(two, input="and then? @tokens=2", previous_response_id=third)
+        assert kept["type"] == "response.completed", kept
