@@ -29,7 +29,7 @@ from ..config.prices import Price
 from ..errors import ApiError
 from ..ids import random_id
 from ..metrics.catalogue import Metrics, NoMetrics
-from . import budget, reload
+from . import budget, refusals, reload
 from .counters import STREAMS_RETRY_SECONDS, Counters, Settlement, Verdict
 from .memory import MemoryCounters
 from .owed import Owed
@@ -37,12 +37,6 @@ from .owed import Owed
 log = logging.getLogger("chatwait.limits")
 
 FLUSH_SECONDS = 1.0
-WORDS = {
-    "max_streams": "generations running at once (max_streams)",
-    "rpm": "requests in the last minute (rpm)",
-    "tpm": "tokens in the last minute (tpm)",
-    "max_sockets": "WebSockets open at once (max_sockets)",
-}
 
 
 class CountersUnavailable(Exception):
@@ -107,13 +101,13 @@ class Limits:
         except CountersUnavailable:
             return self._admitted_unreached(ticket, money, prompt_tokens), None
         if verdict.refused is not None:
-            lowered = _lowered(verdict, money, max_tokens, rescues) if lower else 0
+            lowered = refusals.lowered(verdict, money, max_tokens, rescues) if lower else 0
             if lowered:  # what the budget has left: an answer that fits in it
                 ticket, verdict = self.admit(key, prompt_tokens, lowered, price, rescues, lower=False)
                 ticket.max_tokens = lowered
                 return ticket, verdict
             self.metrics.key_refused(key.name, verdict.refused)
-            raise _refusal(key, verdict, money, rescues)
+            raise refusals.refusal(key, verdict, money, rescues)
         ticket.second = verdict.second
         if money is not None:
             money.periods, ticket.money = verdict.periods, money
@@ -145,7 +139,7 @@ class Limits:
             return None
         if verdict.refused is not None:
             self.metrics.key_refused(key.name, verdict.refused)
-            raise _refusal(key, verdict)
+            raise refusals.refusal(key, verdict)
         return verdict
 
     def open_socket(self, key: ClientKey) -> Ticket | None:
@@ -162,7 +156,7 @@ class Limits:
             return None
         if not held:
             self.metrics.key_refused(key.name, "max_sockets")
-            detail = _detail(key, Verdict(refused="max_sockets")) + " Close one of them, or send turns on one."
+            detail = refusals.detail(key, Verdict(refused="max_sockets")) + " Close one of them, or send turns on one."
             raise ApiError("rate_limited", detail, retry_after=STREAMS_RETRY_SECONDS)
         self._sockets[ticket.id] = ticket
         return ticket
@@ -314,28 +308,3 @@ class Limits:
             detail = "The client key limits live in Redis, which is out of reach (KEY_LIMITS_WITHOUT_REDIS=closed)."
             raise ApiError("store_unavailable", detail)
         return ticket
-
-
-def _lowered(verdict: Verdict, money: budget.Reservation | None, max_tokens: int, rescues: int) -> int:
-    """The max_tokens a budget's refusal leaves room for (0: none, or not a budget's refusal)."""
-    if money is None or verdict.refused not in budget.NAMES:
-        return 0
-    fits = budget.fitting(money.price, money.prompt, rescues, budget.left(verdict.budgets))
-    return fits if 0 < fits < max_tokens else 0
-
-
-def _refusal(key: ClientKey, verdict: Verdict, money: budget.Reservation | None = None, rescues: int = 0) -> ApiError:
-    """The error of a refused admission: rate_limited, or budget_exhausted with what was spent
-    (and, where even a whole budget holds no reservation of this prompt, that it never will)."""
-    spend = next((found for found in verdict.budgets if found.name == verdict.refused), None)
-    if spend is not None:
-        if money is not None and not budget.fitting(money.price, money.prompt, rescues, budget.nano(spend.limit)):
-            return ApiError("budget_exhausted", budget.never(key, spend, money.prompt), retry_after=spend.resets_in)
-        return ApiError("budget_exhausted", budget.detail(key, spend), retry_after=max(1.0, verdict.retry_after))
-    return ApiError("rate_limited", _detail(key, verdict), retry_after=max(1.0, verdict.retry_after))
-
-
-def _detail(key: ClientKey, verdict: Verdict) -> str:
-    limit = verdict.refused or ""
-    allowed = getattr(key, limit, None) if limit in WORDS else None
-    return f"The key {key.name!r} is at its limit of {allowed} {WORDS.get(limit, limit)}."
