@@ -16,6 +16,7 @@ from app.generation.relay import Relay
 from app.metrics.catalogue import NoMetrics
 from app.providers.base import ENDED_EARLY, FirstTokenDeadline, Route, UpstreamError
 from app.providers.pool import UpstreamPool
+from app.providers.pool.turns import Turns
 
 from .test_relay import CALL, Recorder, ScriptedAttempt, ScriptedProvider
 
@@ -558,3 +559,10 @@ def test_a_server_silent_past_its_attempt_is_never_tried_again_by_that_request()
     outcome = Relay(pool, pool.settings, CALL, 3, Recorder(), "cid", metrics=NoMetrics()).run()
     assert outcome.error is not None and outcome.error.error_code == "upstream_timeout"
     assert "UPSTREAM_ATTEMPT_SECONDS (0.2 s)" in outcome.error.detail and len(providers["a"].script) == 1
+
+
+def test_the_keys_whose_turn_is_remembered_are_bounded() -> None:
+    turns = Turns(keys=3)
+    for owner in ("a", "b", "c", "d", "e"):
+        turns.served(owner)
+    assert list(turns._served) == ["c", "d", "e"], "the longest served ago forgotten first"

@@ -66,3 +66,12 @@ def test_a_change_holds_only_what_moved(count: int) -> None:
     before = {"a": {"spent": {"2026-11-27": 5}}, "b": {"spent": {"2026-11-27": 1}}}
     after = {"a": {"spent": {"2026-11-27": 5 + count}}, "b": {"spent": {"2026-11-27": 1}}}
     assert MemoryCounters.change(before, after) == ({"a": {"spent": {"2026-11-27": count}}} if count else {})
+
+
+def test_a_hand_over_bigger_than_its_bound_is_not_read(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(reload, "MAX_FILE_BYTES", 64)
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    (private / "1-drain.json").write_text('{"team": {"spent": {"2026-11-27": 5}}, "pad": {"spent": {}}, "x": {}}')
+    counters = MemoryCounters(Clock(NOW))
+    assert reload.take(private, counters) == 0 and not list(private.iterdir()), "too big: dropped, not read"
