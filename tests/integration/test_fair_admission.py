@@ -199,7 +199,7 @@ def test_waits_for_a_busy_servers_room_are_in_turn_across_keys(fake, tmp_path) -
     env.pop("OPENAI_BASE_URL")
     server = ChatWaitServer(env)
     try:
-        burst = [Follower(server, FLOOD, unique("burst @tokens=10 @delay_ms=40")) for _ in range(12)]
+        burst = [Follower(server, FLOOD, unique("burst @tokens=10 @delay_ms=40")) for _ in range(16)]
         time.sleep(1.0)  # the burst fills both slots and queues for them
         other = unique("other @tokens=2")
         arrived = time.time()
@@ -212,6 +212,8 @@ def test_waits_for_a_busy_servers_room_are_in_turn_across_keys(fake, tmp_path) -
         bursts = sorted(o["started"] for o in outcomes if o["message"].split(" ", 1)[-1].startswith("burst"))
         queued = [started for started in bursts if started > arrived]
         ahead = [started for started in queued if started < came]
-        assert len(queued) >= 4 and len(ahead) <= 1, f"{len(ahead)} of the {len(queued)} queued went first"
+        # First come, first served, all of the queued (8 or more) went first; in turn, one slot's
+        # worth at most (a slot that freed while the request was still on its way in).
+        assert len(queued) >= 8 and len(ahead) <= 2, f"{len(ahead)} of the {len(queued)} queued went first"
     finally:
         server.stop()
