@@ -14,11 +14,10 @@ import socket
 import threading
 from collections.abc import Callable
 
-from app.providers.httpapi.stream import MAX_SKIPPED_CHUNKS
-
 FIRST = b'data: {"choices":[{"index":0,"delta":{"content":"ok "},"finish_reason":null}]}\n\n'
 STOP = b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
 CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+BROKEN_CHUNKS = 4  # malformed chunks in a row: more than a client may skip (a test holds it to the app's bound)
 
 
 def _chunk(data: bytes) -> bytes:
@@ -59,13 +58,13 @@ def bad_gzip(sock: socket.socket) -> None:
 
 def deep_json(sock: socket.socket) -> None:
     """Nesting too deep to parse, more times than a reply may skip a malformed chunk."""
-    deep = _chunk(b"data: " + b"[" * 100_000 + b"\n\n") * (MAX_SKIPPED_CHUNKS + 1)
+    deep = _chunk(b"data: " + b"[" * 100_000 + b"\n\n") * BROKEN_CHUNKS
     sock.sendall(CHUNKED_HEAD + _chunk(FIRST) + deep + b"0\r\n\r\n")
 
 
 def not_text(sock: socket.socket) -> None:
     bad = b'data: {"choices":[{"index":0,"delta":{"content":{"x":[1,2]}},"finish_reason":null}]}\n\n'
-    sock.sendall(CHUNKED_HEAD + _chunk(FIRST) + _chunk(bad) * (MAX_SKIPPED_CHUNKS + 1) + b"0\r\n\r\n")
+    sock.sendall(CHUNKED_HEAD + _chunk(FIRST) + _chunk(bad) * BROKEN_CHUNKS + b"0\r\n\r\n")
 
 
 def redirect(sock: socket.socket) -> None:

@@ -9,7 +9,8 @@ import uuid
 import httpx
 import pytest
 
-from harness.hostile_upstream import HostileUpstream
+from app.providers.httpapi.stream import MAX_SKIPPED_CHUNKS
+from harness.hostile_upstream import BROKEN_CHUNKS, HostileUpstream
 from harness.processes import ChatWaitServer
 
 from ..conftest import server_env
@@ -82,6 +83,11 @@ def test_an_endless_reply_ends_at_max_tokens_as_its_length(exposed) -> None:
     assert len([e for e in events if e.event == "chunk"]) == 50
     assert wait.status_code == 200 and wait.json()["finish_reason"] == "length"
     assert any(r["event"] == "reply_ceiling" and r["max_tokens"] == 50 for r in exposed.log_records())
+
+
+def test_the_broken_replies_break_more_chunks_than_chatwait_skips() -> None:
+    """The harness knows nothing of the app: its bound is held to the app's here."""
+    assert BROKEN_CHUNKS > MAX_SKIPPED_CHUNKS
 
 
 def test_a_redirect_is_logged_with_its_location(exposed) -> None:
