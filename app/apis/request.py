@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Response, current_app, g
 
-from ..generation.report import Handoff
+from ..accounts.account import Handoff, delivery
 from ..logs import bind, stream_correlation_id_var, stream_id_var
 from ..traces import end_request, parent_of
 
@@ -57,18 +57,10 @@ def owns(started_by: str) -> bool:
 
 def charger() -> Callable[[str, int], None] | None:
     """How this request's key is charged for chunks of a model's output that reach its client
-    for the first time, where it pays for delivery (None: it pays for what is generated, or has
-    no limits to count it against). Taken while the request is current: a body outlives it."""
-    key, found = client_key(), services()
-    if key is None or not key.pays_delivered or not key.limited:
-        return None
-
-    def charge(model: str, chunks: int) -> None:
-        price = found.settings.price_of(model)
-        if price is not None:
-            found.limits.charge(key, price.cost(0, 0, chunks))
-
-    return charge
+    for the first time, where it pays for delivery (`account.delivery`). Taken while the request
+    is current: a body outlives it."""
+    found = services()
+    return delivery(client_key(), found.limits, found.settings.price_of)
 
 
 COST_HEADER = "X-ChatWait-Cost-USD"  # on a whole (non-streamed) answer whose model has a price

@@ -17,7 +17,7 @@ from ..errors import ApiError
 from ..generation.outcome import Outcome
 from ..hub.disconnect import client_socket, until_client_gone
 from ..providers.base import ChatCall
-from ..service.admission import Pending
+from ..service.admission import Admission, Pending
 from ..streaming import consumer
 from ..streaming.direct import client_writer
 from ..streaming.lost import LostStream, StreamLost
@@ -97,21 +97,23 @@ def begin(call: ChatCall, prompt_tokens: int | None, wire: Wire, retention: Rete
 
 
 def _open(call: ChatCall, prompt_tokens: int | None, wire: Wire, retention: Retention) -> Stream | Pending:
-    found, key = services(), client_key()
-    admission = admitted(found.admit(call, prompt_tokens, key))
-    cid = correlation_id()
-    opened = found.stream(admission, call, prompt_tokens, wire, cid, client(), retention, key, handoff())
+    admission = _admit(call, prompt_tokens)
+    opened = services().stream(admission.account, wire, client(), retention)
     if isinstance(opened, Stream):
         trace_stream(opened.stream_id, opened.correlation_id)
     return opened
 
 
+def _admit(call: ChatCall, prompt_tokens: int | None) -> Admission:
+    """Admit a generation of this request (its account; where its key's limits stand, kept for its answer)."""
+    return admitted(services().admit(call, prompt_tokens, client_key(), correlation_id(), handoff()))
+
+
 def wait(call: ChatCall, prompt_tokens: int | None) -> Outcome:
     """Admit and generate a whole reply for a wait-mode request (cancelled if its client leaves
     first); raises the ApiError it ended with."""
-    found = services()
-    admission = admitted(found.admit(call, prompt_tokens, client_key()))
-    outcome = found.wait(admission, call, prompt_tokens, correlation_id(), client_socket(request.environ), handoff())
+    found, admission = services(), _admit(call, prompt_tokens)
+    outcome = found.wait(admission.account, client_socket(request.environ))
     costed(outcome)
     found.metrics.delivery(outcome.model or call.model, outcome.chunks, 0)  # the whole reply, in its answer
     return outcome

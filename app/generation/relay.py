@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import gevent
 
+from ..accounts.account import Account
 from ..config import Settings
 from ..errors import ApiError
 from ..logs import bind
@@ -23,7 +24,7 @@ from ..metrics.catalogue import Metrics
 from ..providers import images
 from ..providers.base import Attempt, ChatCall, Provider, Route, UpstreamError, Usage, refusal
 from ..providers.deltas import LOGPROBS, Delta
-from . import cost, report, rescue
+from . import report, rescue
 from .cancel import StreamCancelled
 from .gaps import Gaps
 from .opening import Opened, Opener
@@ -58,27 +59,21 @@ class Relay:
         self,
         provider: Provider,
         settings: Settings,
-        call: ChatCall,
-        prompt_tokens: int | None,
+        account: Account,
         listener: Listener | None,
-        correlation_id: str,
-        stream_id: str | None = None,
         *,
         metrics: Metrics,
-        route: Route | None = None,
         prefix: Prefix | None = None,
-        handoff: report.Handoff | None = None,
     ) -> None:
         self.provider = provider
+        self.account = account
         self._prefix = prefix
+        call, handoff = account.call, account.handoff
         parent = None if handoff is None else handoff.trace
-        self._opener = Opener(provider, settings, metrics, call, route or Route(), parent)
+        self._opener = Opener(provider, settings, metrics, call, account.route, parent)
         self.metrics = metrics
         self.settings = settings
-        self.prompt_tokens = prompt_tokens
-        self.listener, self._handoff = listener, handoff  # the handoff: see `report`
-        self.correlation_id = correlation_id
-        self.stream_id = stream_id
+        self.listener = listener
         self._reply = Reply(call.max_tokens, prefix)
         continuing = None if listener is None else listener.continuing
         self._rescues = Rescues(self._opener, provider, settings, metrics, self._reply, continuing)
@@ -91,7 +86,7 @@ class Relay:
 
     def run(self) -> Outcome:
         """Generate to the end, cancellation or failure; always ends the listener exactly once."""
-        with bind(self.correlation_id, self.stream_id):
+        with bind(self.account.correlation_id, self.account.stream_id):
             self._started = time.monotonic()
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("stream_started", extra={**self._asked(), "model": self.call.model, **self._server()})
@@ -266,7 +261,7 @@ class Relay:
         reply = self._reply
         text = reply.text()
         if usage is None:
-            prompt = self.prompt_tokens
+            prompt = self.account.prompt_tokens
             if prompt is None:  # not counted at intake: the upstream's usage was expected
                 prompt = self.provider.prompt_tokens(self.call.counted())
             prompt += images.surcharge((self.call.model,), self.call.messages)  # as its model bills them
@@ -286,13 +281,9 @@ class Relay:
             parts=reply.parts if reply.deltas or self._prefix is not None else None,
             model=self.call.model if self.call.model != self._requested else None,
             stop_sequence=None if self._ended_by is None else self._ended_by.stop_sequence,
-            cost_usd=self._cost(attempts, usage),
+            cost_usd=self.account.cost(attempts, usage, self.call.model),
             attempts=attempts,
         )
-
-    def _cost(self, attempts: tuple[dict[str, Any], ...], usage: Usage) -> float | None:
-        """What it cost: its attempts' costs, each at its model's price (a warmup's: its usage's)."""
-        return cost.of_attempts(attempts) if attempts else cost.cost(self.settings.price_of(self.call.model), usage)
 
     def _report_end(self, outcome: Outcome) -> None:
         """The generation's last log line, and its metrics."""
@@ -307,7 +298,7 @@ class Relay:
         }
         if self._ended_by is not None and self._ended_by.upstream_finish_reason is not None:  # mapped
             fields["upstream_finish_reason"] = self._ended_by.upstream_finish_reason
-        report.ended(outcome, self.metrics, (self.call.model, self.provider.name), fields, self._handoff)
+        report.ended(outcome, self.metrics, (self.call.model, self.provider.name), fields, self.account.handoff)
 
     @property
     def call(self) -> ChatCall:

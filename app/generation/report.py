@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ..accounts.account import Handoff
 from ..errors import ApiError
 from ..metrics.catalogue import Metrics
 from ..providers.base import UpstreamError
-from ..traces import Parent
 from . import backoff
 from .outcome import Outcome
 
@@ -43,22 +43,6 @@ def upstream_failure(failure: UpstreamError, metrics: Metrics, retries: int, ext
         },
     )
     return error
-
-
-class Handoff:
-    """The completion fields of a generation, for the request that started it while it is open."""
-
-    __slots__ = ("fields", "open", "trace")
-
-    def __init__(self, trace: Parent = None) -> None:
-        self.open = True
-        self.fields: dict[str, Any] = {}
-        self.trace = trace  # the request's span, the parent of the generation's attempts
-
-    def close(self) -> dict[str, Any]:
-        """The request ends: the generation's fields (none yet: it will log its own line)."""
-        self.open = False
-        return self.fields
 
 
 def ended(

@@ -1,18 +1,18 @@
 """Client keys' limits (max_streams, rpm, tpm) and where they are counted: in this worker's
 memory, or in Redis, shared by every worker and instance (see `limits` and `counters`)."""
 
-from .counters import Counters, Quota, Verdict
+from .counters import Closing, Counters, Quota, Verdict
 from .headers import duration, headers
-from .limits import CountersUnavailable, Limits, Ticket
+from .limits import CountersUnavailable, Limits
 from .memory import MemoryCounters
 
 __all__ = [
+    "Closing",
     "Counters",
     "CountersUnavailable",
     "Limits",
     "MemoryCounters",
     "Quota",
-    "Ticket",
     "Verdict",
     "duration",
     "headers",

@@ -8,8 +8,8 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Protocol
 
+from ..accounts import budget
 from ..config import ClientKey
-from . import budget
 
 STREAMS_RETRY_SECONDS = 1.0  # nobody knows when a stream ends: a client at max_streams tries again soon
 
@@ -32,6 +32,22 @@ class Settlement:
         if before is None or before < 0:
             return self.cost - self.reserved, self.cost
         return max(0, self.cost - before), max(before, self.cost)
+
+
+@dataclasses.dataclass(frozen=True)
+class Closing:
+    """What a generation's end tells its key's counters: it no longer counts against max_streams;
+    `spent` tokens it produced beyond what was counted count now, and `refund` tokens of its
+    reservation come off the second it was admitted in (`Verdict.second`), if that is still
+    counted. `settle`: what it cost and reserved, in the periods it was reserved in
+    (`Verdict.periods`), where those are still counted."""
+
+    key: ClientKey
+    ticket: str
+    spent: int = 0
+    refund: int = 0
+    second: int = 0
+    settle: Settlement | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,20 +97,9 @@ class Counters(Protocol):
         """Count completion tokens produced since the last call, per key."""
         ...
 
-    def release(
-        self,
-        key: ClientKey,
-        ticket: str,
-        spent: int = 0,
-        refund: int = 0,
-        second: int = 0,
-        settle: Settlement | None = None,
-    ) -> None:
-        """A generation ended: it no longer counts against max_streams; `spent` tokens it produced
-        beyond what was counted count now, and `refund` tokens of its reservation come off the
-        second it was admitted in (`Verdict.second`), if that is still counted. `settle`: what it
-        cost and reserved, in the periods it was reserved in (`Verdict.periods`), where those are
-        still counted. A ticket taken over gives its reservation back once (`Settlement.change`)."""
+    def release(self, closing: Closing) -> None:
+        """A generation ended (`Closing`). A ticket taken over gives its reservation back once
+        (`Settlement.change`)."""
         ...
 
     def charge(self, key: ClientKey, cost: int) -> None:

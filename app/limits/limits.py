@@ -19,18 +19,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import gevent
 
+from ..accounts import budget
+from ..accounts.ticket import Ticket
 from ..config import ClientKey
 from ..config.prices import Price
 from ..errors import ApiError
 from ..ids import random_id
 from ..metrics.catalogue import Metrics, NoMetrics
-from . import budget, refusals, reload
-from .counters import STREAMS_RETRY_SECONDS, Counters, Settlement, Verdict
+from . import refusals, reload
+from .counters import STREAMS_RETRY_SECONDS, Closing, Counters, Settlement, Verdict
 from .memory import MemoryCounters
 from .owed import Owed
 
@@ -41,26 +42,6 @@ FLUSH_SECONDS = 1.0
 
 class CountersUnavailable(Exception):
     """The counters could not be reached (Redis out of reach)."""
-
-
-class Ticket:
-    """One admitted generation: its key, the completion tokens reserved for it (tpm), how many it
-    has produced so far (`progress`), how many are counted against tpm already (the reservation
-    counts from admission), how many are in the metrics, the second it was admitted in, and (with
-    a budget and a priced model) its reservation in money."""
-
-    __slots__ = ("counted", "id", "key", "max_tokens", "money", "progress", "reported", "reserved", "second")
-
-    def __init__(self, key: ClientKey, reserved: int = 0, ticket_id: str = "") -> None:
-        self.id = ticket_id or random_id()
-        self.key = key
-        self.max_tokens: int | None = None  # lowered to what its budget had left (None: as asked)
-        self.progress: Callable[[], int] = lambda: 0
-        self.reserved = reserved
-        self.counted = reserved
-        self.reported = 0
-        self.second = 0
-        self.money: budget.Reservation | None = None
 
 
 class Limits:
@@ -195,7 +176,7 @@ class Limits:
         elif cost_usd:
             self.metrics.key_spend(ticket.key.name, cost_usd)
         try:
-            self.counters.release(ticket.key, ticket.id, spent, refund, ticket.second, settle)
+            self.counters.release(Closing(ticket.key, ticket.id, spent, refund, ticket.second, settle))
         except CountersUnavailable:
             log.warning("limits_unreached", extra={"client_name": ticket.key.name, "operation": "release"})
             if settle is not None:
@@ -215,11 +196,6 @@ class Limits:
             log.warning("limits_unreached", extra={"client_name": key.name, "operation": "charge"})
             at = budget.periods(time.time())
             self.owed.add(key, random_id(), Settlement(budget.nano(cost_usd), 0, (at.day, at.month)))
-
-    def held(self, ticket: Ticket) -> dict[str, object]:
-        """What another worker needs to go on with `ticket` if this one dies (kept with the call)."""
-        found = {"key": ticket.key.name, "id": ticket.id, "reserved": ticket.reserved, "second": ticket.second}
-        return found if ticket.money is None else found | ticket.money.held()
 
     def resume(self, key: ClientKey, held: dict[str, Any], price: Price | None = None) -> Ticket:
         """A generation taken over from a worker that died keeps its place among its key's

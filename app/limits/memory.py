@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..accounts import budget
 from ..config import ClientKey
-from . import budget
-from .counters import STREAMS_RETRY_SECONDS, Quota, Settlement, Verdict
+from .counters import STREAMS_RETRY_SECONDS, Closing, Quota, Verdict
 from .window import Minute
 
 MAX_HANDED_KEYS = 100_000  # keys a worker takes over from one that drained
@@ -77,22 +77,15 @@ class MemoryCounters:
         for key, tokens in spent:
             self._counts(key).tokens.add(now, tokens)
 
-    def release(
-        self,
-        key: ClientKey,
-        ticket: str,
-        spent: int = 0,
-        refund: int = 0,
-        second: int = 0,
-        settle: Settlement | None = None,
-    ) -> None:
+    def release(self, closing: Closing) -> None:
+        key, ticket, settle = closing.key, closing.ticket, closing.settle
         counts, now = self._counts(key), self._clock()
         admitted = ticket in counts.live
         counts.live.discard(ticket)
-        counts.tokens.add(now, spent)
+        counts.tokens.add(now, closing.spent)
         before = counts.taken.get(ticket)
         if before is None or before < 0:  # a second settlement gives nothing back
-            counts.tokens.take(now, second, refund)
+            counts.tokens.take(now, closing.second, closing.refund)
         if settle is None:
             return
         if settle.unsure and not admitted:  # never taken here: nothing reserved to give back

@@ -9,7 +9,7 @@ import dataclasses
 import logging
 
 from ..config import ClientKey
-from .counters import Counters, Settlement
+from .counters import Closing, Counters, Settlement
 
 log = logging.getLogger("chatwait.limits")
 
@@ -36,7 +36,7 @@ class Owed:
         are still out of reach)."""
         while self._owed:
             ticket, (key, settle) = next(iter(self._owed.items()))
-            counters.release(key, ticket, settle=settle)
+            counters.release(Closing(key, ticket, settle=settle))
             del self._owed[ticket]
             log.info("spend_recorded", extra={"client_name": key.name, "usd": settle.cost / 1e9})
 

@@ -3,9 +3,9 @@ and the max_tokens a budget's refusal still leaves room for."""
 
 from __future__ import annotations
 
+from ..accounts import budget
 from ..config import ClientKey
 from ..errors import ApiError
-from . import budget
 from .counters import Verdict
 
 WORDS = {

@@ -16,10 +16,10 @@ from typing import Any
 
 import redis
 
+from ..accounts import budget
 from ..config import ClientKey
 from ..connect.redis import Later, Topology
-from . import budget
-from .counters import STREAMS_RETRY_SECONDS, Quota, Settlement, Verdict
+from .counters import STREAMS_RETRY_SECONDS, Closing, Quota, Verdict
 from .limits import CountersUnavailable
 from .scripts import SHAS, SOURCES
 
@@ -81,22 +81,15 @@ class RedisCounters:
                 self._queue(pipe, "spend", [counter_keys(key.name)[2]], [tokens])
             self._execute(client, pipe)
 
-    def release(
-        self,
-        key: ClientKey,
-        ticket: str,
-        spent: int = 0,
-        refund: int = 0,
-        second: int = 0,
-        settle: Settlement | None = None,
-    ) -> None:
+    def release(self, closing: Closing) -> None:
+        key, ticket, settle = closing.key, closing.ticket, closing.settle
         live, _, tokens = counter_keys(key.name)
         keys, money = [live, tokens, taken_key(key.name, ticket)], [0, 0]
         if settle is not None and all(settle.periods):
             keys += [held_key(key.name, ticket), *spend_keys(key.name, settle.periods)]
             money = [settle.cost, settle.reserved, int(settle.unsure), round((31 * 86_400 + KEPT_SECONDS) * 1000)]
         with self._reaching() as client:
-            self._run(client, "release", keys, [ticket, spent, refund, second, *money])
+            self._run(client, "release", keys, [ticket, closing.spent, closing.refund, closing.second, *money])
 
     def charge(self, key: ClientKey, cost: int) -> None:
         at = budget.periods(time.time())

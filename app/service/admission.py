@@ -9,7 +9,7 @@ newcomer whose key holds fewer places than the key holding most takes that key's
 (which ends with 429 rate_limited), else it is refused (429 naming its share; 503 without client
 keys). A waiter whose client hangs up leaves the queue at once (`hang_up`) and opens nothing.
 
-Also here: what admitting a generation gives (`Admission`: its route, its key's ticket and
+Also here: what admitting a generation gives (`Admission`: its account, and its key's
 verdict), and a new stream's place in the queue (`Pending`).
 """
 
@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import gevent
 
+from ..accounts.account import Account
 from ..errors import ApiError
 from ..hub.disconnect import on_client_gone
 from ..hub.scheduling import Wakeup
-from ..limits import Ticket, Verdict
-from ..providers.base import ChatCall, Route
+from ..limits import Verdict
 
 if TYPE_CHECKING:
     from ..streaming.stream import Stream
@@ -269,27 +269,14 @@ class Pending:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Admission:
-    """A generation admitted to start: where its attempts go, and (for a key with limits) its
-    ticket and the verdict its answer's x-ratelimit-* headers tell (None when the counters were
-    out of reach and it was admitted anyway)."""
+    """A generation admitted to start: its account, and (for a key with limits) the verdict its
+    answer's x-ratelimit-* headers tell (None when the counters were out of reach and it was
+    admitted anyway)."""
 
-    route: Route
-    ticket: Ticket | None = None
+    account: Account
     verdict: Verdict | None = None
 
     @property
     def limited(self) -> bool:
         """Whether its key's limits were checked (its answer tells where they stand)."""
-        return self.ticket is not None
-
-    def fitted(self, call: ChatCall) -> ChatCall:
-        """`call`, asking for no more completion tokens than its key's tpm and budget had left to reserve."""
-        ticket = self.ticket
-        if ticket is None:
-            return call
-        most = call.max_tokens
-        if ticket.key.tpm and 0 < ticket.reserved < most:
-            most = ticket.reserved
-        if ticket.max_tokens is not None and ticket.max_tokens < most:
-            most = ticket.max_tokens
-        return call if most == call.max_tokens else dataclasses.replace(call, max_tokens=most)
+        return self.account.limited

@@ -11,16 +11,17 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..accounts import reserving
+from ..accounts.account import Account, Handoff
 from ..config import ClientKey, Settings
 from ..conversations import Bounds, ConversationStore, MemoryConversations
 from ..errors import ApiError
-from ..generation import cost, rescue
+from ..generation import rescue
 from ..generation.outcome import Outcome
 from ..generation.relay import Relay
-from ..generation.report import Handoff
 from ..generation.waiting import WaitGenerations
 from ..ids import random_id
-from ..limits import Counters, Limits, MemoryCounters, Ticket
+from ..limits import Counters, Limits, MemoryCounters
 from ..metrics.catalogue import Metrics, NoMetrics
 from ..providers import build_provider
 from ..providers.base import ChatCall, Provider, Route
@@ -30,7 +31,6 @@ from ..streaming.abandon import Abandon
 from ..streaming.store import MemoryStreamStore, StreamStore
 from ..streaming.stream import DEFAULT_RETENTION, Retention, Stream
 from ..streaming.wire import Wire
-from . import reserving
 from .admission import Admission, AdmissionQueue, Pending
 from .keys import ClientKeys
 from .readiness import Readiness
@@ -107,15 +107,25 @@ class Services:
         on a stop even when no client follows them here."""
         return self.settings.stream_store == "redis"
 
-    def admit(self, call: ChatCall, prompt_tokens: int | None, key: ClientKey | None) -> Admission:
-        """Admit a generation of `call` for a request of `key`: its route (upstream_unavailable at
-        once when every server of the model rests), then its key's limits (rate_limited or
-        budget_exhausted when one says no; None or a key without limits: nothing to count)."""
+    def admit(
+        self,
+        call: ChatCall,
+        prompt_tokens: int | None,
+        key: ClientKey | None,
+        correlation_id: str = "",
+        handoff: Handoff | None = None,
+    ) -> Admission:
+        """Admit a generation of `call` for a request of `key`: its account, with its route
+        (upstream_unavailable at once when every server of the model rests) and its key's ticket
+        (rate_limited or budget_exhausted when a limit says no; None or a key without limits:
+        nothing to count). `handoff`: the starting request's, which logs the generation's
+        completion while it is open."""
         route = self._route(call)
         if key is not None:
             route.owner = key.name  # its turn at a busy server: fair across keys
+        account = Account(call, prompt_tokens, correlation_id, route, key, handoff, prices=self.settings.price_of)
         if key is None or not key.limited:
-            return Admission(route)
+            return Admission(account)
         price = reserving.dearest(self.settings, call) if key.budgeted else None
         if key.tpm is not None or price is not None:
             if prompt_tokens is None:
@@ -123,7 +133,8 @@ class Services:
             prompt_tokens += reserving.image_surcharge(self.settings, call)  # as the models bill them
         rescues = self.settings.upstream_rescues + (self.settings.upstream_takeovers if self.durable else 0)
         ticket, verdict = self.limits.admit(key, prompt_tokens or 0, call.max_tokens, price, rescues)
-        return Admission(route, ticket, verdict)
+        account.reserve(ticket, self.limits)
+        return Admission(account, verdict)
 
     def _route(self, call: ChatCall) -> Route:
         """Where the generation goes first; when every server of its model rests, its fallback
@@ -135,86 +146,54 @@ class Services:
                 return Route()
             raise
 
-    def wait(
-        self,
-        admitted: Admission,
-        call: ChatCall,
-        prompt_tokens: int | None,
-        correlation_id: str,
-        sock: Any,
-        handoff: Handoff | None = None,
-    ) -> Outcome:
+    def wait(self, account: Account, sock: Any) -> Outcome:
         """Generate a whole reply for a wait-mode request, cancelled if the client of `sock`
-        leaves first; raises the ApiError it ended with. `handoff`: see `producer.start`."""
-        ticket, call = admitted.ticket, admitted.fitted(call)
-        relay = Relay(
-            self.provider,
-            self.settings,
-            call,
-            prompt_tokens,
-            None,
-            correlation_id,
-            metrics=self.metrics,
-            route=admitted.route,
-            handoff=handoff,
-        )
+        leaves first; raises the ApiError it ended with."""
+        relay = Relay(self.provider, self.settings, account, None, metrics=self.metrics)
         outcome = None
         try:
-            if ticket is not None:
-                ticket.progress = relay.produced
+            account.counting(relay.produced)
             outcome = self.waits.run(relay, sock)
         finally:
-            if ticket is not None:
-                self.limits.end(ticket, *self._spent(ticket, outcome, relay.produced, call.model, whole=True))
+            account.settle(outcome, relay.produced, account.call.model, whole=True)
         if outcome.error is not None:
             raise outcome.error
         return outcome
 
     def stream(
-        self,
-        admitted: Admission,
-        call: ChatCall,
-        prompt_tokens: int | None,
-        wire: Wire,
-        correlation_id: str,
-        client: str,
-        retention: Retention = DEFAULT_RETENTION,
-        key: ClientKey | None = None,
-        handoff: Handoff | None = None,
+        self, account: Account, wire: Wire, client: str, retention: Retention = DEFAULT_RETENTION
     ) -> Stream | Pending:
         """Start a generation into a new stream in its own greenlet; returns once the store has
         admitted the stream (the Redis store registers it meanwhile), or, when every slot is taken
         and ADMISSION_WAIT_SECONDS allows, the request's place in the queue (`Pending`). Its
-        ticket is released if it cannot start."""
-        ticket, call = admitted.ticket, admitted.fitted(call)
-        stream_id = random_id()
+        account is released if it cannot start."""
+        account.stream_id = stream_id = random_id()
+        call = account.call
 
         def open_slot() -> Stream:
-            stream = self.store.create(correlation_id, call.model, wire, client, retention, stream_id)
+            stream = self.store.create(account.correlation_id, call.model, wire, client, retention, stream_id)
             if self.durable and self.settings.upstream_takeovers:  # continued elsewhere if this worker dies
-                held = None if ticket is None else self.limits.held(ticket)
-                stream.tenure.revival = revival.record(call, prompt_tokens, retention, held)
-            route = admitted.route
-            producer.start(stream, self.provider, self.settings, call, prompt_tokens, self.metrics, route, handoff)
-            self._running(stream, ticket)
+                stream.tenure.revival = revival.record(call, account.prompt_tokens, retention, account.revival())
+            producer.start(stream, self.provider, self.settings, account, self.metrics)
+            self._running(stream, account)
             return stream
 
-        name = "" if key is None else key.name
+        name = "" if account.key is None else account.key.name
         try:
             opened = self.queue.try_now(name, open_slot)
         except BaseException:
-            self._end(ticket)
+            account.release()
             raise
-        return opened if opened is not None else self._enqueue(name, stream_id, open_slot, ticket)
+        return opened if opened is not None else self._enqueue(name, stream_id, open_slot, account)
 
-    def _running(self, stream: Stream, ticket: Ticket | None) -> None:
-        """A stream whose producer started: admitted to the store, its ticket counted as it runs."""
+    def _running(self, stream: Stream, account: Account) -> None:
+        """A stream whose producer started: admitted to the store, its account counted as it runs."""
         if self.queue.wait_seconds > 0:  # a slot freed here wakes the next waiter at once
             assert stream.producer is not None
             stream.producer.link(lambda _: self.queue.notify())
         self.store.admit(stream)
-        if ticket is not None:
-            self._count_while_it_runs(ticket, stream)
+        if account.limited:
+            _settled_with(account, stream)
 
     def adopt(self, stream: Stream, record: dict[str, Any]) -> bool:
         """Continue here a stream taken over from a worker that died (`record`: its call, as
@@ -231,67 +210,33 @@ class Services:
         revive = self.revivers.get(stream.wire_name)
         if args is not None and revive is not None:
             stream.retention = dataclasses.replace(stream.retention, ended=revive(stream.client, args))
-        producer.start(stream, self.provider, self.settings, call, prompt_tokens, self.metrics)
+        account = Account(call, prompt_tokens, stream.correlation_id, stream_id=stream.stream_id)
+        account.prices = self.settings.price_of
+        producer.start(stream, self.provider, self.settings, account, self.metrics)
         held, key = record.get("ticket"), None
         if isinstance(held, dict):
             key = next((k for k in self.settings.keys if k.name == held.get("key") and k.limited), None)
         if key is not None:  # it keeps its key's place (max_streams) and its tokens are charged
-            self._count_while_it_runs(self.limits.resume(key, held, reserving.dearest(self.settings, call)), stream)
+            account.key = key
+            account.reserve(self.limits.resume(key, held, reserving.dearest(self.settings, call)), self.limits)
+            _settled_with(account, stream)
         return True
 
-    def _enqueue(self, name: str, stream_id: str, open_slot: Callable[[], Stream], ticket: Ticket | None) -> Pending:
+    def _enqueue(self, name: str, stream_id: str, open_slot: Callable[[], Stream], account: Account) -> Pending:
         """A place in the admission queue for a new stream of key `name` (ApiError when its key
-        holds its share of a full queue: its ticket is released)."""
+        holds its share of a full queue: its account is released)."""
         try:
             waiter = self.queue.join(name)
         except ApiError:
-            self._end(ticket)
+            account.release()
             raise
         turns = self.queue.turns(name, open_slot, self.store.has_room, self.settings.keepalive_seconds, waiter)
 
         def never_opened() -> None:
             self.queue.leave(waiter)
-            self._end(ticket)
+            account.release()
 
         return Pending(stream_id, turns, never_opened, lambda: self.queue.hang_up(waiter))
-
-    def _end(self, ticket: Ticket | None) -> None:
-        """A generation admitted under its key's limits never started: release its slot."""
-        if ticket is not None:
-            self.limits.end(ticket, 0)
-
-    def _count_while_it_runs(self, ticket: Ticket, stream: Stream) -> None:
-        """Count a stream's completion tokens as its chunks come, and end its ticket with it (with
-        its outcome's usage and cost, also when its producer ended before it got here)."""
-        ticket.progress = lambda: stream.chunks
-        greenlet = stream.producer
-
-        def ended(done: Any) -> None:
-            if stream.tenure.moved is not None:  # another worker took it over: it settles the ticket
-                self.limits.hand_over(ticket)
-                return
-            outcome = done.value if done is not None and done.successful() else None
-            self.limits.end(ticket, *self._spent(ticket, outcome, lambda: stream.chunks, stream.model, whole=False))
-
-        if greenlet is None or greenlet.dead:  # a short reply can end while the store admits it
-            ended(greenlet)
-            return
-        greenlet.link(ended)
-
-    def _spent(
-        self, ticket: Ticket, outcome: Outcome | None, produced: Callable[[], int], model: str, whole: bool
-    ) -> tuple[int, float | None]:
-        """What a generation's ticket settles: its completion tokens and its cost (where its model
-        has a price); without an outcome, the tokens it produced, at its price. A key that pays
-        for delivery pays the input and, of a `whole` answer, its reply (a stream's output is
-        charged as it reaches a client: `apis.streams`)."""
-        if outcome is None:
-            return produced(), None
-        if not ticket.key.pays_delivered:
-            return outcome.usage.charged, outcome.cost_usd
-        output = outcome.usage.completion_tokens if whole and outcome.error is None else 0
-        charged = cost.delivered(outcome.attempts, outcome.usage, self.settings.price_of, model, output)
-        return outcome.usage.charged, charged
 
     def start(self) -> None:
         """Start background work (the store's expiry, the sampled metrics)."""
@@ -326,6 +271,25 @@ class Services:
         self.limits.close()
         self.conversations.close()
         self.metrics.close()
+
+
+def _settled_with(account: Account, stream: Stream) -> None:
+    """Count a stream's completion tokens as its chunks come, and settle its account with it
+    (from its outcome, also when its producer ended before it got here)."""
+    account.counting(lambda: stream.chunks)
+    greenlet = stream.producer
+
+    def ended(done: Any) -> None:
+        if stream.tenure.moved is not None:  # another worker took it over: it settles the account
+            account.hand_over()
+            return
+        outcome = done.value if done is not None and done.successful() else None
+        account.settle(outcome, lambda: stream.chunks, stream.model, whole=False)
+
+    if greenlet is None or greenlet.dead:  # a short reply can end while the store admits it
+        ended(greenlet)
+        return
+    greenlet.link(ended)
 
 
 def _build_store(settings: Settings, abandon: Abandon) -> StreamStore:

@@ -12,15 +12,15 @@ import logging
 
 import gevent
 
+from ..accounts.account import Account
 from ..config import Settings
 from ..errors import ApiError
 from ..generation.outcome import Outcome
 from ..generation.relay import Relay
 from ..generation.reply import Prefix
-from ..generation.report import Handoff
 from ..hub.scheduling import run_first
 from ..metrics.catalogue import Metrics
-from ..providers.base import ChatCall, Provider, Route, Usage
+from ..providers.base import Provider, Usage
 from ..providers.deltas import LOGPROBS, Delta
 from ..traces import event
 from .stream import Stream
@@ -31,36 +31,16 @@ STOP_WAIT_SECONDS = 2.0
 _TEXT_ONLY = {str}
 
 
-def start(
-    stream: Stream,
-    provider: Provider,
-    settings: Settings,
-    call: ChatCall,
-    prompt_tokens: int | None,
-    metrics: Metrics,
-    route: Route | None = None,
-    handoff: Handoff | None = None,
-) -> None:
-    """Generate `call` into `stream` in a new producer greenlet, which runs first. A stream that
-    holds chunks already (taken over from a worker that died) is continued from its text.
-    `handoff`: the starting request's, which logs the generation's completion while it is open."""
+def start(stream: Stream, provider: Provider, settings: Settings, account: Account, metrics: Metrics) -> None:
+    """Generate the `account`'s call into `stream` in a new producer greenlet, which runs first. A
+    stream that holds chunks already (taken over from a worker that died) is continued from its text."""
+    call = account.call
     fallbacks = call.fallbacks if call.fallbacks is not None else settings.fallbacks_of(call.model)
     wider = settings.fallbacks_of(call.model, too_long=True)  # another model may answer either way
     writer = StreamWriter(stream, hold_priming=bool(fallbacks or wider) and stream.writer.model_first)
     so_far = stream.result() if stream.chunks else None
-    relay = Relay(
-        provider,
-        settings,
-        call,
-        prompt_tokens,
-        writer,
-        stream.correlation_id,
-        stream.stream_id,
-        metrics=metrics,
-        route=route,
-        prefix=None if so_far is None else Prefix(so_far[0], so_far[2], stream.chunks),
-        handoff=handoff,
-    )
+    prefix = None if so_far is None else Prefix(so_far[0], so_far[2], stream.chunks)
+    relay = Relay(provider, settings, account, writer, metrics=metrics, prefix=prefix)
     producer = stream.producer = gevent.spawn(relay.run)
     producer.link_exception(lambda _: writer.abort())
     run_first(producer)  # it sends its upstream request first; the response is written meanwhile

@@ -13,9 +13,10 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
+from app.accounts import budget
 from app.config import ClientKey
 from app.connect.redis import Topology
-from app.limits import CountersUnavailable, MemoryCounters, budget, shared
+from app.limits import Closing, CountersUnavailable, MemoryCounters, shared
 from app.limits.counters import Settlement
 from app.limits.shared import RedisCounters, counter_keys
 from harness.processes import ChatWaitServer
@@ -54,21 +55,21 @@ def _sequence(counters) -> list:
     """The same admissions, spends and releases, for both kinds of counters."""
     key = ClientKey("", "seq", max_streams=2, rpm=4, tpm=100)
     seen = [counters.admit(key, "a", 30), counters.admit(key, "b", 30), counters.admit(key, "c", 5)]
-    counters.release(key, "a")
+    counters.release(Closing(key, "a"))
     counters.spend([(key, 35)])
     seen += [counters.admit(key, "d", 10), counters.peek(key)]
-    counters.release(key, "b")
-    counters.release(key, "d")
+    counters.release(Closing(key, "b"))
+    counters.release(Closing(key, "d"))
     seen.append(counters.admit(key, "e", 1))
-    counters.release(key, "e")
+    counters.release(Closing(key, "e"))
     seen += [counters.admit(key, "f", 1), counters.admit(key, "g", 1), counters.peek(key)]
     reserving = ClientKey("", "seq-reserve", tpm=100)
     reserved = counters.admit(reserving, "h", 60)  # 10 of prompt, 50 reserved
-    counters.release(reserving, "h", spent=7, refund=45, second=reserved.second)  # 7 past what it reserved
+    counters.release(Closing(reserving, "h", spent=7, refund=45, second=reserved.second))  # 7 past what it reserved
     seen.append(counters.peek(reserving))
     lowering = ClientKey("", "seq-lower", tpm=100)
     alone = counters.admit(lowering, "i", 23, 200)  # nothing counted yet: admitted whole
-    counters.release(lowering, "i", refund=190, second=alone.second)  # 23 + 10 stay counted
+    counters.release(Closing(lowering, "i", refund=190, second=alone.second))  # 23 + 10 stay counted
     seen += [alone, counters.admit(lowering, "j", 20, 200), counters.admit(lowering, "k", 1, 5)]
     return seen
 
@@ -97,14 +98,15 @@ def _spending(counters) -> list:
     seen = [counters.admit(key, "a", 10, cost=3 * dollar), counters.admit(key, "b", 10, cost=1)]  # more than it all
     periods = seen[0].periods
     seen[1:1] = [counters.admit(key, "a", 10, cost=3 * dollar // 4)]
-    counters.release(key, "b", settle=Settlement(0, 1, periods))
-    counters.release(key, "a", settle=Settlement(dollar // 4, 3 * dollar // 4, periods))  # it cost a quarter
+    counters.release(Closing(key, "b", settle=Settlement(0, 1, periods)))
+    counters.release(Closing(key, "a", settle=Settlement(dollar // 4, 3 * dollar // 4, periods)))  # it cost a quarter
     seen += [counters.peek(key), counters.admit(key, "c", 10, cost=dollar // 2)]
     seen += [counters.admit(key, "d", 10, cost=dollar // 2), counters.admit(key, "e", 10, cost=dollar // 4)]
-    counters.release(key, "c", settle=Settlement(dollar, dollar // 2, periods))  # it cost twice its reservation
-    counters.release(key, "e", settle=Settlement(0, dollar, periods))
+    # it cost twice its reservation
+    counters.release(Closing(key, "c", settle=Settlement(dollar, dollar // 2, periods)))
+    counters.release(Closing(key, "e", settle=Settlement(0, dollar, periods)))
     seen += [counters.peek(key), counters.admit(ClientKey("", "seq-month", budget_month=1.0), "f", 1, cost=dollar)]
-    counters.release(key, "f", settle=Settlement(0, 5 * dollar, periods))  # never below zero
+    counters.release(Closing(key, "f", settle=Settlement(0, 5 * dollar, periods)))  # never below zero
     seen.append(counters.peek(key))
     return seen
 
@@ -119,10 +121,10 @@ def _taken_over(counters) -> list:
         counters.take_over(key, ticket)
         for cost, refund in zip(costs, (90, 60), strict=True):
             settled = Settlement(cost * dollar // 10, dollar // 2, admitted.periods)
-            counters.release(key, ticket, 0, refund, admitted.second, settle=settled)
+            counters.release(Closing(key, ticket, 0, refund, admitted.second, settle=settled))
         seen.append(counters.peek(key))
     admitted = counters.admit(key, "v", 0, 100, cost=dollar // 2)  # not taken over: settled as usual
-    counters.release(key, "v", 0, 100, admitted.second, settle=Settlement(0, dollar // 2, admitted.periods))
+    counters.release(Closing(key, "v", 0, 100, admitted.second, settle=Settlement(0, dollar // 2, admitted.periods)))
     return [*seen, counters.peek(key)]
 
 
@@ -259,7 +261,7 @@ def test_out_of_memory_refuses_admissions_whole_but_running_ones_still_end(stand
             counters.admit(key, "new", 0)
         time.sleep(shared.PAUSE_SECONDS)
         counters.renew([(key, "running")])  # allow-oom: running generations keep their leases
-        counters.release(key, "running")
+        counters.release(Closing(key, "running"))
         client.config_set("maxmemory", "0")
         time.sleep(shared.PAUSE_SECONDS)
         verdict = counters.peek(key)

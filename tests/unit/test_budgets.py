@@ -9,15 +9,15 @@ import time
 
 import pytest
 
+from app.accounts import budget
 from app.config import ClientKey, ConfigError, load_settings
 from app.config.prices import Price
 from app.errors import ApiError
-from app.limits import CountersUnavailable, Limits, MemoryCounters, budget
+from app.limits import Closing, CountersUnavailable, Limits, MemoryCounters
 from app.limits.counters import Settlement
 from app.limits.owed import Owed
 from app.metrics.catalogue import NoMetrics
-from app.providers.base import ChatCall, Route
-from app.service.admission import Admission
+from app.providers.base import ChatCall
 
 from .test_key_limits import Clock
 
@@ -72,13 +72,14 @@ def test_the_memory_counters_reserve_refuse_and_settle() -> None:
     refused = counters.admit(key, "b", 0, cost=dollar // 2)
     assert refused.refused == "budget_day" and refused.retry_after == 12 * 3600
     assert refused.budgets[0].spent == 0.75 and refused.budgets[0].period == "2026-11-27"
-    counters.release(key, "a", settle=Settlement(dollar // 4, 3 * dollar // 4, ("2026-11-27", "2026-11")))  # a quarter
+    quarter = Settlement(dollar // 4, 3 * dollar // 4, ("2026-11-27", "2026-11"))  # it cost a quarter
+    counters.release(Closing(key, "a", settle=quarter))
     assert counters.peek(key).budgets[0].spent == 0.25
     assert counters.admit(key, "c", 0, cost=dollar // 2).refused is None
     assert counters.admit(key, "d", 0, cost=dollar // 2).refused == "budget_day", "0.25 + 0.5 + 0.5 > 1"
     assert counters.admit(key, "e", 0, cost=dollar // 4).refused is None, "exactly the budget"
     clock.now += 12 * 3600  # the next day: a new budget_day; the releases of yesterday's go nowhere
-    counters.release(key, "c", settle=Settlement(3 * dollar // 2, dollar // 2, ("2026-11-27", "2026-11")))
+    counters.release(Closing(key, "c", settle=Settlement(3 * dollar // 2, dollar // 2, ("2026-11-27", "2026-11"))))
     assert counters.peek(key).budgets[0].spent == 0.0 and counters.admit(key, "f", 0, cost=dollar).refused is None
 
 
@@ -131,7 +132,7 @@ def test_a_budget_smaller_than_a_reservation_answers_within_what_is_left_or_says
     limits.end(first, 10, cost_usd=0.0005)
     second, _ = limits.admit(key, 100, 1_000, PRICE, rescues=1)
     assert second.max_tokens == 561, "what the first left"
-    assert Admission(Route(), second).fitted(CALL_1000).max_tokens == 561
+    assert second.most_tokens(CALL_1000.max_tokens) == 561
     limits.end(second, 10, cost_usd=0.012)
     with pytest.raises(ApiError) as spent:
         limits.admit(key, 100, 1_000, PRICE, rescues=1)
@@ -148,7 +149,7 @@ def test_a_taken_over_generation_settles_its_reservation_where_it_ends() -> None
     first, second = Limits(counters, NoMetrics()), Limits(counters, NoMetrics())
     key = ClientKey("", "moved", budget_day=1.0)
     ticket, _ = first.admit(key, 1_000, 10_000, PRICE)  # 0.101 reserved
-    held = first.held(ticket)
+    held = ticket.held()
     first.hand_over(ticket)
     resumed = second.resume(key, held, PRICE)
     assert resumed.money is not None and resumed.money.cost == ticket.money.cost
@@ -162,9 +163,10 @@ def test_a_stream_that_ended_before_its_ticket_was_counted_settles_its_outcomes_
     outcome cost (not its chunks at its price), as a later end does."""
     import gevent
 
+    from app.accounts.account import Account
     from app.generation.outcome import Outcome
-    from app.providers.base import Usage
-    from app.service.services import Services
+    from app.providers.base import ChatCall, Usage
+    from app.service import services
     from app.streaming.stream import Stream
 
     settled: list[tuple] = []
@@ -173,15 +175,15 @@ def test_a_stream_that_ended_before_its_ticket_was_counted_settles_its_outcomes_
         def end(self, ticket, completion_tokens, cost_usd=None):
             settled.append((completion_tokens, cost_usd))
 
-    services = object.__new__(Services)
-    object.__setattr__(services, "limits", Recording())
     stream = Stream("s", "c", "m", 0.0)
     outcome = Outcome("ab", 2, Usage(10, 2, generated=5, resent=20), 1.0, 1.0, "stop", cost_usd=0.0136)
     stream.producer = gevent.spawn(lambda: outcome)
     stream.producer.join()
     limits = Limits(MemoryCounters(Clock(MIDDAY)), NoMetrics())
     ticket, _ = limits.admit(ClientKey("", "short", budget_day=1.0), 10, 6, PRICE)
-    services._count_while_it_runs(ticket, stream)
+    account = Account(ChatCall("m", (), 6), 10)
+    account.reserve(ticket, Recording())  # type: ignore[arg-type]
+    services._settled_with(account, stream)
     assert settled == [(25, 0.0136)], "its usage charged (generated and resent) and its cost"
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from app.config import ClientKey, ConfigError, load_settings
 from app.errors import ApiError
-from app.limits import CountersUnavailable, Limits, MemoryCounters, duration, headers
+from app.limits import Closing, CountersUnavailable, Limits, MemoryCounters, duration, headers
 from app.limits.window import Minute
 from app.metrics.catalogue import NoMetrics
 from app.service.keys import ClientKeys
@@ -120,10 +120,10 @@ def test_memory_counters_refuse_in_order_and_count_only_what_they_admit() -> Non
     _admit(counters, key, "t2", 10)
     refused = _admit(counters, key, "t3", 10)
     assert (refused.refused, refused.retry_after) == ("max_streams", 1.0) and refused.requests.remaining == 1
-    counters.release(key, "t1")
+    counters.release(Closing(key, "t1"))
     assert _admit(counters, key, "t3", 10).refused is None
-    counters.release(key, "t2")
-    counters.release(key, "t3")
+    counters.release(Closing(key, "t2"))
+    counters.release(Closing(key, "t3"))
     clock.now += 10
     at_rpm = _admit(counters, key, "t4", 10)
     assert at_rpm.refused == "rpm" and at_rpm.retry_after == pytest.approx(50.0)
@@ -278,7 +278,7 @@ def test_a_refund_after_the_window_moved_on_takes_nothing() -> None:
     verdict = counters.admit(key, "t1", 300)
     clock.now += 61
     counters.admit(key, "t2", 100)
-    counters.release(key, "t1", refund=290, second=verdict.second)
+    counters.release(Closing(key, "t1", refund=290, second=verdict.second))
     assert counters.peek(key).tokens.remaining == 900
 
 

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import pytest
 
+from app.accounts import cost
+from app.accounts.account import Account
 from app.config import ClientKey, ConfigError
 from app.config.prices import Price
 from app.errors import ApiError
-from app.generation import cost
 from app.generation.outcome import Outcome
 from app.limits import Limits, MemoryCounters
 from app.metrics.catalogue import NoMetrics
-from app.providers.base import Usage
-from app.service.services import Services
+from app.providers.base import ChatCall, Usage
 
 from .test_budgets import KEY, MIDDAY, _keys
 from .test_key_limits import Clock
@@ -76,8 +76,14 @@ def test_output_delivered_is_charged_to_the_budgets_of_today_and_this_month() ->
     assert refused.value.error_code == "budget_exhausted"
 
 
-class _Settings:
-    price_of = staticmethod(PRICES.get)
+class _Recording:
+    """Stands for the limits: what an account's ticket settles with."""
+
+    def __init__(self) -> None:
+        self.settled: list[tuple[int, float | None]] = []
+
+    def end(self, ticket, completion_tokens, cost_usd=None):
+        self.settled.append((completion_tokens, cost_usd))
 
 
 @pytest.mark.parametrize("pays", ["generated", "delivered"])
@@ -85,18 +91,21 @@ def test_a_generations_ticket_settles_by_its_keys_policy(pays: str) -> None:
     """Paying for generation, a ticket settles the generation's cost; paying for delivery, the
     input of the attempt that answered, and a whole answer's reply (a stream's output is charged
     as it reaches a client)."""
-    services = object.__new__(Services)
-    object.__setattr__(services, "settings", _Settings())
     limits = Limits(MemoryCounters(Clock(MIDDAY)), NoMetrics())
     ticket, _ = limits.admit(ClientKey("", "k", budget_day=1.0, pays=pays), 100, 10, PRICES["small"])
     attempts = (_attempt("small", "cut", 100, 4), _attempt("small", "completed", 110, 6))
     outcome = Outcome("reply", 10, Usage(100, 10, generated=10, resent=110), 1.0, 1.0, "stop", None, None, None, None,
                       cost_usd=0.00031, attempts=attempts)  # fmt: skip
-    whole = services._spent(ticket, outcome, lambda: 10, "small", whole=True)
-    streamed = services._spent(ticket, outcome, lambda: 10, "small", whole=False)
+    recording = _Recording()
+    for whole in (True, False):
+        account = Account(ChatCall("small", (), 10), 100, prices=PRICES.get)
+        account.reserve(ticket, recording)  # type: ignore[arg-type]
+        account.settle(outcome, lambda: 10, "small", whole=whole)
+        account.settle(outcome, lambda: 10, "small", whole=whole)  # once only
+    whole_answer, streamed = recording.settled
     if pays == "generated":
-        assert whole == streamed == (outcome.usage.charged, 0.00031)
+        assert whole_answer == streamed == (outcome.usage.charged, 0.00031)
     else:
-        assert whole == (outcome.usage.charged, pytest.approx((100 * 1.0 + 10 * 10.0) / 1e6))
+        assert whole_answer == (outcome.usage.charged, pytest.approx((100 * 1.0 + 10 * 10.0) / 1e6))
         assert streamed == (outcome.usage.charged, pytest.approx(100 * 1.0 / 1e6))
 

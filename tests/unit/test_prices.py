@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from app.accounts.cost import cost
 from app.config import ConfigError
 from app.config.prices import MAX_PRICED_MODELS, Price, price_table
 from app.config.upstreams import upstreams_file
-from app.generation.cost import cost
 from app.generation.outcome import Outcome
 from app.providers.base import Usage
 

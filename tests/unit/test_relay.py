@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import gevent
 import pytest
 
+from app.accounts.account import Account
 from app.config import load_settings
 from app.generation import opening
 from app.generation.cancel import StreamCancelled
@@ -117,7 +118,7 @@ def _relay(provider: Provider, listener=None, metrics: Metrics | None = None, **
     config = load_settings(
         {"TIMEOUT_SECONDS": "2", "UPSTREAM_RETRIES": "2", **settings}, environ={"OPENAI_API_KEY": "sk-x"}
     )
-    return Relay(provider, config, CALL, 10, listener, "cid", "sid", metrics=metrics or Metrics())
+    return Relay(provider, config, Account(CALL, 10, "cid", stream_id="sid"), listener, metrics=metrics or Metrics())
 
 
 def test_success_with_upstream_usage() -> None:
@@ -137,7 +138,7 @@ def test_usage_is_counted_when_the_upstream_gives_none() -> None:
 def test_prompt_tokens_not_counted_at_intake_are_counted_for_the_usage() -> None:
     config = load_settings({}, environ={"OPENAI_API_KEY": "sk-x"})
     provider = ScriptedProvider(ScriptedAttempt(["one ", "two"]))
-    outcome = Relay(provider, config, CALL, None, None, "cid", metrics=Metrics()).run()
+    outcome = Relay(provider, config, Account(CALL, None, "cid"), None, metrics=Metrics()).run()
     assert outcome.usage == Usage(10, 2, estimated=True)
 
 
@@ -349,9 +350,8 @@ def test_text_with_log_probabilities_is_the_replys_text_in_every_family(typed: b
     recorder = Recorder()
     config = load_settings({"TIMEOUT_SECONDS": "2"}, environ={"OPENAI_API_KEY": "sk-x"})
     call = dataclasses.replace(CALL, typed=typed)
-    outcome = Relay(
-        ScriptedProvider(ScriptedAttempt(pieces)), config, call, 10, recorder, "c", "s", metrics=Metrics()
-    ).run()
+    account = Account(call, 10, "c", stream_id="s")
+    outcome = Relay(ScriptedProvider(ScriptedAttempt(pieces)), config, account, recorder, metrics=Metrics()).run()
     assert outcome.text == "Hello"
     if typed:
         assert recorder.chunks == pieces and outcome.parts is not None and outcome.parts.logprobs == entries
@@ -366,6 +366,7 @@ def test_log_probabilities_without_text_still_end_an_endless_reply() -> None:
     flood = ScriptedAttempt([Delta(LOGPROBS, "", data=entry)] * 100_000)
     config = load_settings({"TIMEOUT_SECONDS": "2"}, environ={"OPENAI_API_KEY": "sk-x"})
     call = dataclasses.replace(CALL, typed=True)
-    outcome = Relay(ScriptedProvider(flood), config, call, 10, Recorder(), "c", "s", metrics=Metrics()).run()
+    account = Account(call, 10, "c", stream_id="s")
+    outcome = Relay(ScriptedProvider(flood), config, account, Recorder(), metrics=Metrics()).run()
     assert outcome.error is None and outcome.finish_reason == "length"
     assert flood.closed

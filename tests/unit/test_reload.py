@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from app.accounts import budget
 from app.config import ClientKey
-from app.limits import MemoryCounters, budget, reload
+from app.limits import Closing, MemoryCounters, reload
 from app.limits.counters import Settlement
 
 from .test_key_limits import Clock
@@ -30,11 +31,11 @@ def test_a_draining_workers_counters_reach_the_next_one_with_what_settled_after(
     old, new = MemoryCounters(Clock(NOW)), MemoryCounters(Clock(NOW + 1))
     periods = old.admit(key, "a", 10, cost=budget.NANO).periods
     old.admit(key, "b", 10, cost=budget.NANO)
-    old.release(key, "a", settle=Settlement(budget.NANO // 4, budget.NANO, periods))
+    old.release(Closing(key, "a", settle=Settlement(budget.NANO // 4, budget.NANO, periods)))
     new.admit(key, "c", 10, cost=budget.NANO // 2)  # the new worker serves meanwhile
     state = reload.hand_over(folder, old, None)  # the drain starts: 1.25 spent or reserved
     assert reload.take(folder, new) == 1 and _spent(new, key) == 1.75
-    old.release(key, "b", settle=Settlement(budget.NANO // 2, budget.NANO, periods))  # b ends in the drain
+    old.release(Closing(key, "b", settle=Settlement(budget.NANO // 2, budget.NANO, periods)))  # b ends in the drain
     reload.hand_over(folder, old, state)
     assert reload.take(folder, new) == 1 and _spent(new, key) == 1.25, "0.25 + 0.5 + 0.5"
     assert new.peek(key).requests.remaining == 100 - 3, "the minute's requests too"

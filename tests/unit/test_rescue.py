@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from app.accounts.account import Account
 from app.config import load_settings
 from app.generation import rescue
 from app.generation.relay import Relay
@@ -80,7 +81,7 @@ class Continuing(ScriptedProvider):
 def _run(provider, call: ChatCall = CALL, listener: Recorder | None = None, **settings: str):
     config = load_settings({"TIMEOUT_SECONDS": "2", **settings}, environ={"OPENAI_API_KEY": "sk-x"})
     listener = listener or Recorder()
-    outcome = Relay(provider, config, call, 10, listener, "cid", "sid", metrics=NoMetrics()).run()
+    outcome = Relay(provider, config, Account(call, 10, "cid", stream_id="sid"), listener, metrics=NoMetrics()).run()
     return outcome, listener
 
 

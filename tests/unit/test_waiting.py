@@ -6,17 +6,18 @@ import gevent
 import pytest
 from gevent import socket
 
+from app.accounts.account import Account
 from app.errors import ApiError
 from app.generation.cancel import StreamCancelled
 from app.generation.outcome import Outcome
 from app.generation.waiting import WaitGenerations
-from app.providers.base import Usage
+from app.providers.base import ChatCall, Usage
 
 
 class SlowRelay:
     """Stands for a Relay: runs until stopped; says how it ended."""
 
-    correlation_id = "cid"
+    account = Account(ChatCall("m", (), 10), None, "cid")
 
     def __init__(self, seconds: float = 30) -> None:
         self.seconds = seconds

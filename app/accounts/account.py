@@ -1,0 +1,159 @@
+"""A generation's account, made at admission: who asked (its key), what (its call, fitted to what
+its key's limits reserved, and its counted prompt), where it goes first (its route), how it is
+traced (its correlation id, its stream's id, the starting request's handoff) and what its key's
+counters hold of it (its ticket). The services carry it down to the relay in place of long
+parameter lists; it settles itself once, from its generation's outcome, and each client's
+delivery is charged through it where the key pays for what reaches its clients."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ..config import ClientKey
+from ..config.prices import Price
+from ..errors import ApiError
+from ..providers.base import ChatCall, Route, Usage
+from ..traces import Parent
+from . import cost
+from .ticket import Ticket
+
+Prices = Callable[[str], Price | None]  # a model's price (`Settings.price_of`)
+
+
+class Ledger(Protocol):
+    """Where a key's tickets settle (`limits.Limits`)."""
+
+    def end(self, ticket: Ticket, completion_tokens: int, cost_usd: float | None = None) -> None: ...
+
+    def hand_over(self, ticket: Ticket) -> None: ...
+
+    def charge(self, key: ClientKey, cost_usd: float) -> None: ...
+
+
+class Ending(Protocol):
+    """What settles an account: its generation's outcome."""
+
+    @property
+    def usage(self) -> Usage: ...
+
+    @property
+    def cost_usd(self) -> float | None: ...
+
+    @property
+    def attempts(self) -> tuple[dict[str, Any], ...]: ...
+
+    @property
+    def error(self) -> ApiError | None: ...
+
+
+class Handoff:
+    """The completion fields of a generation, for the request that started it while it is open."""
+
+    __slots__ = ("fields", "open", "trace")
+
+    def __init__(self, trace: Parent = None) -> None:
+        self.open = True
+        self.fields: dict[str, Any] = {}
+        self.trace = trace  # the request's span, the parent of the generation's attempts
+
+    def close(self) -> dict[str, Any]:
+        """The request ends: the generation's fields (none yet: it will log its own line)."""
+        self.open = False
+        return self.fields
+
+
+def _no_prices(_model: str) -> Price | None:
+    return None
+
+
+@dataclasses.dataclass(eq=False)
+class Account:
+    """One generation's account (see the module)."""
+
+    call: ChatCall
+    prompt_tokens: int | None  # None: counted from the upstream's usage (or ChatWait's count) at the end
+    correlation_id: str = ""
+    route: Route = dataclasses.field(default_factory=Route)
+    key: ClientKey | None = None
+    handoff: Handoff | None = None
+    stream_id: str | None = None  # its stream's (None in wait mode)
+    prices: Prices = _no_prices
+    ticket: Ticket | None = None  # its key's counters' hold, where the key has limits
+    ledger: Ledger | None = None  # where the ticket settles
+    settled: bool = dataclasses.field(default=False, init=False)
+
+    @property
+    def limited(self) -> bool:
+        """Whether its key's limits counted it (its answer tells where they stand)."""
+        return self.ticket is not None
+
+    @property
+    def pays_delivered(self) -> bool:
+        """Whether its key pays for the output that reaches its clients (else for what is generated)."""
+        return self.ticket is not None and self.ticket.key.pays_delivered
+
+    def reserve(self, ticket: Ticket, ledger: Ledger) -> None:
+        """Its key's counters admitted it: it asks for no more than they reserved."""
+        self.ticket, self.ledger = ticket, ledger
+        most = ticket.most_tokens(self.call.max_tokens)
+        if most != self.call.max_tokens:
+            self.call = dataclasses.replace(self.call, max_tokens=most)
+
+    def counting(self, produced: Callable[[], int]) -> None:
+        """Its tokens so far, read while it runs (tpm counts them once a second)."""
+        if self.ticket is not None:
+            self.ticket.progress = produced
+
+    def revival(self) -> dict[str, object] | None:
+        """What another worker needs to go on settling it if this one dies."""
+        return None if self.ticket is None else self.ticket.held()
+
+    def cost(self, attempts: tuple[dict[str, Any], ...], usage: Usage, model: str) -> float | None:
+        """What its generation cost: its attempts' costs, each at its model's price (a warmup's: its usage's)."""
+        return cost.of_attempts(attempts) if attempts else cost.cost(self.prices(model), usage)
+
+    def settle(self, ending: Ending | None, produced: Callable[[], int], model: str, whole: bool) -> None:
+        """Its generation ended: its ticket settles, once, with its completion tokens and cost
+        (without an outcome, the tokens it `produced`, at its price). A key that pays for delivery
+        pays the input and, of a `whole` answer, its reply (a stream's output is charged as it
+        reaches a client: `delivery`)."""
+        if self.ticket is None or self.ledger is None or self.settled:
+            return
+        self.settled = True
+        if ending is None:
+            self.ledger.end(self.ticket, produced())
+            return
+        charged = ending.cost_usd
+        if self.pays_delivered:
+            output = ending.usage.completion_tokens if whole and ending.error is None else 0
+            charged = cost.delivered(ending.attempts, ending.usage, self.prices, model, output)
+        self.ledger.end(self.ticket, ending.usage.charged, charged)
+
+    def release(self) -> None:
+        """It never started: its ticket's slot and reservations come back."""
+        if self.ticket is not None and self.ledger is not None and not self.settled:
+            self.settled = True
+            self.ledger.end(self.ticket, 0)
+
+    def hand_over(self) -> None:
+        """Another worker took its generation over and settles it: forgotten here."""
+        if self.ticket is not None and self.ledger is not None and not self.settled:
+            self.settled = True
+            self.ledger.hand_over(self.ticket)
+
+
+def delivery(key: ClientKey | None, ledger: Ledger, prices: Prices) -> Callable[[str, int], None] | None:
+    """How `key` is charged for chunks of a model's output that reach its client for the first
+    time, where it pays for delivery (None: it pays for what is generated, or has no limits to
+    count it against)."""
+    if key is None or not key.pays_delivered or not key.limited:
+        return None
+
+    def charge(model: str, chunks: int) -> None:
+        price = prices(model)
+        if price is not None:
+            ledger.charge(key, price.cost(0, 0, chunks))
+
+    return charge
