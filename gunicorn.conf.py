@@ -72,7 +72,7 @@ http_parser = "python"
 
 # What one request head may hold: the request line, the number of headers, each header's size.
 # Over them the request is refused (414 or 431, JSON); the whole head is bounded by
-# REQUEST_MAX_HEAD_BYTES (app/server/head_budget.py).
+# REQUEST_MAX_HEAD_BYTES (app/server/head_limit.py).
 limit_request_line = _settings.gunicorn_limit_request_line
 limit_request_fields = _settings.gunicorn_limit_request_fields
 limit_request_field_size = _settings.gunicorn_limit_request_field_size

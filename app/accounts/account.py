@@ -22,7 +22,7 @@ from .ticket import Ticket
 Prices = Callable[[str], Price | None]  # a model's price (`Settings.price_of`)
 
 
-class Ledger(Protocol):
+class KeyLimits(Protocol):
     """Where a key's tickets settle (`limits.Limits`)."""
 
     def end(self, ticket: Ticket, completion_tokens: int, cost_usd: float | None = None) -> None: ...
@@ -81,7 +81,7 @@ class Account:
     stream_id: str | None = None  # its stream's (None in wait mode)
     prices: Prices = _no_prices
     ticket: Ticket | None = None  # its key's counters' hold, where the key has limits
-    ledger: Ledger | None = None  # where the ticket settles
+    ledger: KeyLimits | None = None  # where the ticket settles
     settled: bool = dataclasses.field(default=False, init=False)
 
     @property
@@ -94,7 +94,7 @@ class Account:
         """Whether its key pays for the output that reaches its clients (else for what is generated)."""
         return self.ticket is not None and self.ticket.key.pays_delivered
 
-    def reserve(self, ticket: Ticket, ledger: Ledger) -> None:
+    def reserve(self, ticket: Ticket, ledger: KeyLimits) -> None:
         """Its key's counters admitted it: it asks for no more than they reserved."""
         self.ticket, self.ledger = ticket, ledger
         most = ticket.most_tokens(self.call.max_tokens)
@@ -144,7 +144,7 @@ class Account:
             self.ledger.hand_over(self.ticket)
 
 
-def delivery(key: ClientKey | None, ledger: Ledger, prices: Prices) -> Callable[[str, int], None] | None:
+def delivery(key: ClientKey | None, ledger: KeyLimits, prices: Prices) -> Callable[[str, int], None] | None:
     """How `key` is charged for chunks of a model's output that reach its client for the first
     time, where it pays for delivery (None: it pays for what is generated, or has no limits to
     count it against)."""

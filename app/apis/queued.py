@@ -20,7 +20,7 @@ from ..streaming import consumer
 from ..streaming.direct import client_writer
 from ..streaming.wire import Wire
 from ..streaming.wire.sse import KEEPALIVE_FRAME, Position
-from .request import charger, correlation_id, event_response, services
+from .request import correlation_id, event_response, on_delivery, services
 
 if TYPE_CHECKING:
     from ..service.admission import Pending
@@ -31,7 +31,7 @@ def response(pending: Pending, wire: Wire, model: str, headers: dict[str, str]) 
     found = services()
     settings, metrics, clock = found.settings, found.metrics, found.store.clock
     environ = request._get_current_object().environ
-    writer, sock, charge = client_writer(environ), client_socket(environ), charger()
+    writer, sock, delivered = client_writer(environ), client_socket(environ), on_delivery()
     ending = wire.writer(pending.stream_id, correlation_id(), model, time.time())
     opened: list[bool] = []
 
@@ -57,7 +57,8 @@ def response(pending: Pending, wire: Wire, model: str, headers: dict[str, str]) 
             pending.turns.close()
             pending.never_opened()
             raise
-        yield from consumer.consume(stream, Position(None), settings.keepalive_seconds, clock, metrics, writer, charge)
+        keepalive = settings.keepalive_seconds
+        yield from consumer.consume(stream, Position(None), keepalive, clock, metrics, writer, delivered)
 
     answer = event_response(body(), pending.stream_id, headers)
     answer.call_on_close(lambda: None if opened else pending.never_opened())  # even if never iterated

@@ -36,7 +36,7 @@ def services() -> Services:
 
 
 def correlation_id() -> str:
-    """This request's correlation id (`app.http.tracing` sets it)."""
+    """This request's correlation id (`app.http.request_log` sets it)."""
     return g._get_current_object().correlation_id
 
 
@@ -55,7 +55,7 @@ def owns(started_by: str) -> bool:
     return hmac.compare_digest(started_by, client())
 
 
-def charger() -> Callable[[str, int], None] | None:
+def on_delivery() -> Callable[[str, int], None] | None:
     """How this request's key is charged for chunks of a model's output that reach its client
     for the first time, where it pays for delivery (`account.delivery`). Taken while the request
     is current: a body outlives it."""

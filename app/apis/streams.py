@@ -28,13 +28,13 @@ from ..streaming.wire.sse import Position, parse_last_event_id
 from . import queued
 from .request import (
     admitted,
-    charger,
     client,
     client_key,
     correlation_id,
     costed,
     event_response,
     handoff,
+    on_delivery,
     owns,
     services,
     trace_stream,
@@ -196,14 +196,14 @@ def event_stream(stream: StreamView, position: Position) -> Response:
     if req.method != "HEAD":
         keepalive = found.settings.keepalive_seconds
         writer = client_writer(req.environ)
-        body = consumer.consume(stream, position, keepalive, found.store.clock, found.metrics, writer, charger())
+        body = consumer.consume(stream, position, keepalive, found.store.clock, found.metrics, writer, on_delivery())
     return event_response(body, stream.stream_id, _headers(stream))
 
 
 def handed_whole(stream: StreamView) -> tuple[int, int]:
     """A client was handed the stream's reply so far as one object: its chunks delivered (and
     charged, where its key pays for delivery); the stream's chunks delivered and sent again."""
-    return consumer.whole(stream, services().metrics, charger())
+    return consumer.whole(stream, services().metrics, on_delivery())
 
 
 def _headers(stream: StreamView | Pending) -> dict[str, str]:

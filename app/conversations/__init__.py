@@ -169,7 +169,7 @@ class MemoryConversations(ConversationStore):
         if not self._held[client]:
             del self._held[client]
 
-    def _within_budgets(self, client: str, keep: str) -> None:
+    def _within_bounds(self, client: str, keep: str) -> None:
         """Drop the least recently changed conversations (never `keep`) over the key's and the
         worker's bytes."""
         kept = self._by_client[client]
@@ -222,7 +222,7 @@ class MemoryConversations(ConversationStore):
         before, found.size = found.size, trimmed(found.items, found.size + sum(size for _, size in added), self.bounds)
         self._resize(client, found.size - before)
         self._changed(client, found)
-        self._within_budgets(client, conversation_id)
+        self._within_bounds(client, conversation_id)
         return True
 
     def items(self, client: str, conversation_id: str) -> list[dict[str, Any]] | None:

@@ -42,7 +42,7 @@ end
 # bytes (CONVERSATION_KEY_BYTES), then 'add' and the items; or, for a new conversation, 'new', its
 # created_at, metadata and the key's bound (its oldest conversations beyond it are popped), then
 # the items. Items beyond the bounds go from the oldest by whole turns (up to the next message);
-# the key's least recently changed conversations go while its bytes are over its budget. Returns
+# the key's least recently changed conversations go while its bytes are over its bound. Returns
 # -1 when the conversation is gone, else {evicted ids} (the caller deletes their keys).
 _APPEND = "#!lua\n" + _SIZES + """
 local first = 8

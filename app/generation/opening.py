@@ -36,8 +36,8 @@ ATTEMPT_SECONDS = 10.0
 MAX_BUSY_RETRIES = 8
 
 
-# An opened generation: it, its first batch of pieces (None: the reply has none) and the rest
-# (`Attempt.batches`).
+# An opened generation: it, its first read of pieces (None: the reply has none) and the rest
+# (`Attempt.reads`).
 Opened = tuple[Attempt, list[str | Delta] | None, Iterator[list[str | Delta]]]
 
 
@@ -119,7 +119,7 @@ class Opener:
 
     def _until_first_piece(self, slot: Any, call: ChatCall, deadline: float) -> Opened:
         """Open the upstream and wait for its first piece (None: the reply has none), retrying
-        what may be retried; returns the generation, its first batch of pieces and the rest.
+        what may be retried; returns the generation, its first read of pieces and the rest.
 
         The first-token `deadline` covers every attempt and the waits between.
         """
@@ -178,7 +178,7 @@ class Opener:
         try:
             with self.attempts.current():  # its request carries the attempt's traceparent
                 generation = self.provider.open(call, slot, self.route)
-            pieces = generation.batches()
+            pieces = generation.reads()
             first = next(pieces, None)
             if self.refused(generation, first):  # before its first token: the fallback model answers
                 generation.close()

@@ -24,7 +24,7 @@ from ..metrics.catalogue import Metrics
 from ..providers import images
 from ..providers.base import Attempt, ChatCall, Provider, Route, UpstreamError, Usage, refusal
 from ..providers.deltas import LOGPROBS, Delta
-from . import report, rescue
+from . import continuation, report
 from .cancel import StreamCancelled
 from .gaps import Gaps
 from .opening import Opened, Opener
@@ -148,8 +148,8 @@ class Relay:
                     try:
                         if first is not None:
                             self._emit(first)
-                        for batch in rest:
-                            self._emit(batch)
+                        for pieces in rest:
+                            self._emit(pieces)
                         if generation.finish_reason == "content_filter" and self._opener.refused(generation, None):
                             raise refusal(self.route)  # mid-answer: continued by the fallback model
                     except StreamCancelled:
@@ -186,7 +186,7 @@ class Relay:
         self._first_token_at = self._started  # its first token went out long ago
         self._opener.attempts.lost(self.call.model, self._prefix.chunks if self._prefix is not None else 0)
         failure = UpstreamError("generation_lost", "The worker generating this reply stopped.")
-        return self._rescues.rescued(failure, slot, None, rescue.TAKEOVER)
+        return self._rescues.rescued(failure, slot, None, continuation.TAKEOVER)
 
     def _emit(self, pieces: list[str | Delta]) -> None:
         """Relay the pieces read together: kept in the reply, then told to the listener (those kept

@@ -13,7 +13,7 @@ from typing import Any
 from ..config import Settings
 from ..metrics.catalogue import Metrics
 from ..providers.base import Attempt, ChatCall, Provider, Route, UpstreamError, Usage
-from . import rescue
+from . import continuation
 from .opening import Ended, Opened, Opener
 from .reply import Reply
 
@@ -22,7 +22,7 @@ log = logging.getLogger("chatwait.relay")
 
 class Rescues:
     """The continuations of one reply. `continuing()`: the listener's word that the stream's
-    budget, shared by every worker that generates it, allows one more (None in wait mode)."""
+    allowance, shared by every worker that generates it, allows one more (None in wait mode)."""
 
     def __init__(
         self, opener: Opener, provider: Provider, settings: Settings, metrics: Metrics, reply: Reply, continuing: Any
@@ -50,26 +50,26 @@ class Rescues:
         route the provider picks; raises `failure` (or the continuation's own) when none can be made."""
         self._generated += self.attempt_tokens(None if broken is None else broken.usage)
         self._attempt_from, self._produced_from = len(self._reply.pieces), self._reply.produced()
-        cause = cause or rescue.cause(failure)
+        cause = cause or continuation.cause(failure)
         text = self._reply.text()
         left = self._call.max_tokens - self._provider.completion_tokens(text)
-        if cause is not None and left <= 0 and rescue.continuable(text, self._reply.parts):
+        if cause is not None and left <= 0 and continuation.continuable(text, self._reply.parts):
             log.warning("upstream_cut_at_limit", extra={"error_code": failure.error_code, **self._opener.server()})
             return Ended("length"), None, iter(())
-        while cause is not None and rescue.continuable(text, self._reply.parts):
+        while cause is not None and continuation.continuable(text, self._reply.parts):
             if not self._may_continue(cause):
                 break
             failed_on = self._opener.server()
             self._rescue_model(failure)
             strategy = self._provider.continuation(self._call.model, self._opener.route)
-            if strategy not in rescue.STRATEGIES:
+            if strategy not in continuation.STRATEGIES:
                 break
             self.count += 1
             self._log(failure, cause, strategy, failed_on, broken)
             try:
                 return self._continue(strategy, text, left, slot, cause)
             except UpstreamError as again:  # tried again (the server rests) while it may help
-                failure, cause = again, rescue.after_failed_continuation(again)
+                failure, cause = again, continuation.after_failed_continuation(again)
         if failure.refused:  # no fallback model could continue it: it ends as the model ended it
             return Ended("content_filter"), None, iter(())
         raise failure
@@ -79,10 +79,10 @@ class Rescues:
         return self._opener.call
 
     def _may_continue(self, cause: str) -> bool:
-        """Whether one more continuation fits UPSTREAM_RESCUES, then counted: one budget for
+        """Whether one more continuation fits UPSTREAM_RESCUES, then counted: one allowance for
         rescues, preemptions (after a short wait: a busy server) and takeovers (counted by the
         claim), shared by every worker that generates the stream (its listener's word)."""
-        if cause == rescue.TAKEOVER:
+        if cause == continuation.TAKEOVER:
             return True
         if self._spent >= self._settings.upstream_rescues:
             return False
@@ -123,15 +123,15 @@ class Rescues:
         self._metrics.upstream_rescue(cause, strategy)
         generation, first, rest = opened
         pieces = itertools.chain.from_iterable(itertools.chain(() if first is None else (first,), rest))
-        pieces = rescue.continued(pieces, text, strategy)
+        pieces = continuation.continued(pieces, text, strategy)
         if strategy == "message":
-            pieces = rescue.capped(pieces, generation, left, self._provider.completion_tokens)
+            pieces = continuation.capped(pieces, generation, left, self._provider.completion_tokens)
         return generation, None, ([piece] for piece in pieces)
 
     def _continuation(self, text: str, strategy: str, left: int) -> ChatCall:
         """The call that continues the reply from `text`; its input is counted (charged to the key)."""
-        repeat = self._provider.completion_tokens(rescue.repeatable(text)) if strategy == "message" else 0
-        call = rescue.continuation_call(self._call, text, strategy, left, repeat)
+        repeat = self._provider.completion_tokens(continuation.repeatable(text)) if strategy == "message" else 0
+        call = continuation.continuation_call(self._call, text, strategy, left, repeat)
         resent = self._provider.prompt_tokens(call.counted())
         self.resent += resent
         self._opener.attempts.resending(resent)

@@ -15,7 +15,7 @@ from flask import Flask, Response, request
 
 from ..apis import chat_completions, messages, native, responses
 from ..config import Settings
-from . import auth, cors, errors, health, metrics, openapi, page, spend, tracing, upgrades
+from . import auth, cors, errors, health, metrics, openapi, page, request_log, spend, upgrades
 
 WEBSOCKET_PATHS = "chatwait.websocket_paths"  # app.extensions: the paths of werkzeug's websocket rules
 FAMILIES = (
@@ -57,9 +57,9 @@ def register_formats() -> None:
 def init_app(app: Flask, settings: Settings) -> None:
     """Register the error handlers, the tracing and key hooks, the service's endpoints and every family."""
     errors.init_app(app)
-    tracing.init_app(app)
+    request_log.init_app(app)
     cors.init_app(app)  # a preflight is answered before the key check: it never carries one
-    auth.init_app(app)  # after tracing: a refused request is logged with its correlation id
+    auth.init_app(app)  # after request_log: a refused request is logged with its correlation id
     upgrades.init_app(app)
     for family in FAMILIES:
         family.init_app(app, settings)

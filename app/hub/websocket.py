@@ -21,9 +21,9 @@ from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-__all__ = ["TAKEN_OVER", "TURN", "CloseCode", "SocketClosed", "WebSocket", "asks_for_websocket"]
+__all__ = ["TURN", "UPGRADED", "CloseCode", "SocketClosed", "WebSocket", "asks_for_websocket"]
 
-TAKEN_OVER = "chatwait.taken_over"  # set in a WSGI environ whose connection became a WebSocket
+UPGRADED = "chatwait.upgraded"  # set in a WSGI environ whose connection became a WebSocket
 TURN = "chatwait.websocket_turn"  # set in the WSGI environ of a request a WebSocket message made
 READ_BYTES = 65536
 

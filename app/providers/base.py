@@ -204,7 +204,7 @@ class Attempt(abc.ABC):
     @abc.abstractmethod
     def __iter__(self) -> Iterator[str | Delta]: ...
 
-    def batches(self) -> Iterator[list[str | Delta]]:
+    def reads(self) -> Iterator[list[str | Delta]]:
         """Its pieces a list at a time, those that arrived together (one read of an upstream's
         body: a burst costs the relay a step per read, not per piece); by default one per list."""
         for piece in self:

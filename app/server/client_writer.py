@@ -17,7 +17,7 @@ from typing import Any
 from gunicorn.http.wsgi import Response
 from gunicorn.workers.base_async import ALREADY_HANDLED
 
-from ..hub.websocket import TAKEN_OVER
+from ..hub.websocket import UPGRADED
 from ..streaming.direct import CLIENT_WRITER
 from .send_first import SendFirst
 
@@ -44,7 +44,7 @@ class ClientWriter:
 
 def with_client_writer(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
     """The WSGI app, with each request on a plain connection given its ClientWriter in the environ;
-    a request whose connection became a WebSocket (TAKEN_OVER) is told to gunicorn as handled."""
+    a request whose connection became a WebSocket (UPGRADED) is told to gunicorn as handled."""
 
     def serve(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         response = getattr(start_response, "__self__", None)  # gunicorn's start_response is its response's
@@ -52,7 +52,7 @@ def with_client_writer(app: Callable[..., Iterable[bytes]]) -> Callable[..., Ite
         if isinstance(response, Response) and isinstance(sock, SendFirst):
             environ[CLIENT_WRITER] = ClientWriter(response, sock)
         answer = app(environ, start_response)
-        if environ.get(TAKEN_OVER):
+        if environ.get(UPGRADED):
             getattr(answer, "close", lambda: None)()
             return ALREADY_HANDLED  # type: ignore[no-any-return]
         return answer

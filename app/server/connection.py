@@ -24,7 +24,7 @@ from gunicorn.http.errors import NoMoreData
 
 from ..errors import ApiError, RequestBodyError
 from ..ids import random_id
-from .head_budget import HeadBudgetSocket
+from .head_limit import HeadLimitSocket
 from .parser import StrictRequestParser
 from .protocol import error_response, refusal, request_path
 
@@ -46,7 +46,7 @@ class ClientConnection:
         self.listener_name = listener.getsockname()
         self.client = client
         self.addr = addr
-        self.reader = HeadBudgetSocket(client, worker.max_head_bytes)
+        self.reader = HeadLimitSocket(client, worker.max_head_bytes)
         self.parser = StrictRequestParser(worker.cfg, self.reader, addr)
         self._linger = False
         self._readable: Any = None  # the watcher that waits for a request's first byte

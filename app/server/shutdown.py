@@ -47,7 +47,7 @@ class Lifecycle(Protocol):
     def end_generations(self) -> None:
         """End every running generation with a terminal service_restarting error."""
 
-    def settled(self) -> bool:
+    def flushed(self) -> bool:
         """Whether the store holds every frame this worker's clients were shown."""
 
 
@@ -76,8 +76,8 @@ def drain(
         _wait_until(lambda: not lifecycle.generating() or (not durable and _idle(servers)), last - margin, heartbeat)
         if lifecycle.generating():
             lifecycle.end_generations()
-    settled = lifecycle.settled if lifecycle is not None else lambda: True
-    _wait_until(lambda: _idle(servers) and settled(), last, heartbeat)
+    flushed = lifecycle.flushed if lifecycle is not None else lambda: True
+    _wait_until(lambda: _idle(servers) and flushed(), last, heartbeat)
     for server in servers:
         server.stop(timeout=STOP_SECONDS)
     shutdown_tracing()  # the spans still queued go out before the worker exits

@@ -9,34 +9,32 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..accounts import reserving
 from ..accounts.account import Account, Handoff
 from ..config import ClientKey, Settings
-from ..conversations import Bounds, ConversationStore, MemoryConversations
+from ..conversations import ConversationStore
 from ..errors import ApiError
-from ..generation import rescue
+from ..generation import continuation
 from ..generation.outcome import Outcome
 from ..generation.relay import Relay
 from ..generation.waiting import WaitGenerations
 from ..ids import random_id
-from ..limits import Counters, Limits, MemoryCounters
+from ..limits import Limits
 from ..metrics.catalogue import Metrics, NoMetrics
 from ..providers import build_provider
 from ..providers.base import ChatCall, Provider, Route
 from ..providers.deltas import ReplyParts
 from ..streaming import producer, revival
 from ..streaming.abandon import Abandon
-from ..streaming.store import MemoryStreamStore, StreamStore
+from ..streaming.store import StreamStore
 from ..streaming.stream import DEFAULT_RETENTION, Retention, Stream
 from ..streaming.wire import Wire
+from . import building
 from .admission import Admission, AdmissionQueue, Pending
 from .keys import ClientKeys
 from .readiness import Readiness
-
-if TYPE_CHECKING:
-    from ..connect.redis import Topology
 
 SHUTDOWN_WAIT_SECONDS = 2.0  # for stopped generations to close their upstream requests
 
@@ -70,16 +68,16 @@ class Services:
         metrics = Metrics() if settings.metrics_enabled else NoMetrics()
         provider = build_provider(settings, metrics)
         abandon = Abandon(settings.local_abandon_seconds, lambda: provider.waiting() > 0, settings.abandon_seconds)
-        store = _build_store(settings, abandon)
+        store = building.store(settings, abandon)
         waits = WaitGenerations()
         keys = settings.keys
         limited = any(key.limited or key.max_sockets is not None for key in keys)
-        limits = _build_limits(settings, metrics, shared=limited and settings.stream_store == "redis")
+        limits = building.limits(settings, metrics, shared=limited and settings.stream_store == "redis")
         built = cls(
             settings=settings,
             provider=provider,
             store=store,
-            conversations=_build_conversations(settings),
+            conversations=building.conversations(settings),
             waits=waits,
             client_keys=ClientKeys(keys),
             limits=limits,
@@ -202,9 +200,9 @@ class Services:
         call, prompt_tokens = revival.call_of(record)
         if stream.chunks:
             text, _, parts = stream.result() or ("", None, ReplyParts())
-            if not rescue.continuable(text, parts):
+            if not continuation.continuable(text, parts):
                 return False
-            if self.provider.continuation(call.model, Route()) not in rescue.STRATEGIES:
+            if self.provider.continuation(call.model, Route()) not in continuation.STRATEGIES:
                 return False
         args = stream.retention.ended_args
         revive = self.revivers.get(stream.wire_name)
@@ -259,9 +257,9 @@ class Services:
         self.waits.end_all()
         self.store.end_live()
 
-    def settled(self) -> bool:
+    def flushed(self) -> bool:
         """Whether the store holds every frame this worker's clients were shown."""
-        return self.store.settled()
+        return self.store.flushed()
 
     def close(self) -> None:
         """End every live generation (closing its upstream request), then release the provider."""
@@ -290,61 +288,3 @@ def _settled_with(account: Account, stream: Stream) -> None:
         ended(greenlet)
         return
     greenlet.link(ended)
-
-
-def _build_store(settings: Settings, abandon: Abandon) -> StreamStore:
-    """The stream store STREAM_STORE names (Redis is imported only when used)."""
-    if settings.stream_store == "redis":
-        from ..streaming.redis.deferred import open_store
-        from ..streaming.redis.store import RedisSettings, RedisStreamStore
-
-        config = RedisSettings(
-            _topology(settings),
-            settings.max_streams,
-            settings.stream_ttl_seconds,
-            settings.max_stream_seconds,
-            settings.redis_outage_seconds,
-            settings.max_stored_responses,
-            settings.upstream_rescues,
-            settings.upstream_takeovers,
-        )
-        return open_store(lambda: RedisStreamStore(config, abandon=abandon))  # boots whatever Redis does
-    return MemoryStreamStore(
-        settings.max_streams, settings.stream_ttl_seconds, abandon=abandon, max_stored=settings.max_stored_responses
-    )
-
-
-def _build_conversations(settings: Settings) -> ConversationStore:
-    """Conversations where the streams are: in Redis, or in this worker's memory."""
-    bounds = Bounds(
-        settings.max_conversations,
-        settings.max_conversation_items,
-        settings.conversation_ttl_seconds,
-        key_bytes=settings.conversation_key_bytes,
-        worker_bytes=settings.conversation_worker_bytes,
-    )
-    if settings.stream_store == "redis":
-        from ..conversations.redis import RedisConversations
-
-        return RedisConversations(_topology(settings), bounds)
-    return MemoryConversations(bounds)
-
-
-def _topology(settings: Settings) -> Topology:
-    """Where Redis is: one server, a primary found through Sentinel, or a Cluster."""
-    from ..connect.redis import Topology
-
-    return Topology.of(
-        settings.redis_url, settings.redis_sentinels, settings.redis_sentinel_master or "", settings.redis_cluster
-    )
-
-
-def _build_limits(settings: Settings, metrics: Metrics | NoMetrics, shared: bool) -> Limits:
-    """Per-key limits counted in Redis when `shared` (the Redis store, and some key has limits),
-    shared by every worker and instance; else in this worker's memory."""
-    counters: Counters = MemoryCounters()
-    if shared:
-        from ..limits.shared import RedisCounters
-
-        counters = RedisCounters(_topology(settings))
-    return Limits(counters, metrics, fail_open=settings.key_limits_without_redis == "open")

@@ -18,7 +18,7 @@ from .view import StreamView
 from .wire.sse import KEEPALIVE_FRAME, RETRY_LINE, Position, parse_last_event_id, skip_numbered
 
 log = logging.getLogger("chatwait.consumer")
-Charge = Callable[[str, int], None]  # told a stream's model and its chunks delivered for the first time
+OnDelivery = Callable[[str, int], None]  # told a stream's model and its chunks delivered for the first time
 
 
 def resume_position(stream: StreamView, header: str | None, query: str | None) -> Position | None:
@@ -49,12 +49,12 @@ def consume(
     clock: Callable[[], float],
     metrics: Metrics,
     writer: ClientWriter | None = None,
-    charge: Charge | None = None,
+    on_delivery: OnDelivery | None = None,
 ) -> Iterator[bytes]:
     """The SSE body of one consumer: the frames from `position`, then live ones (written by the
     producer through `writer` while the consumer keeps up). The first event carries `retry:`; a
     keepalive is the wire's own where it has one (Anthropic's `ping`), else an SSE comment. What
-    the session wrote is counted as it ends (`count_session`, `charge` there)."""
+    the session wrote is counted as it ends (`count_session`, `on_delivery` there)."""
     stream.attach()
     metrics.follower(1)
     delivered = False
@@ -80,31 +80,35 @@ def consume(
         metrics.follower(-1)
         if not delivered:
             log.info("client_detached", extra={"stream_finished": stream.finished})
-        count_session(stream, progress, metrics, charge)
+        count_session(stream, progress, metrics, on_delivery)
 
 
-def count_session(stream: StreamView, progress: Progress, metrics: Metrics, charge: Charge | None = None) -> None:
+def count_session(
+    stream: StreamView, progress: Progress, metrics: Metrics, on_delivery: OnDelivery | None = None
+) -> None:
     """Count what a session wrote to its client in the stream's ledger: chunks delivered for the
-    first time (charged with `charge`: a key that pays for delivery), and chunks sent again that
-    a consumer had been written before (a resume)."""
+    first time (told to `on_delivery`, which charges a key that pays for delivery), and chunks
+    sent again that a consumer had been written before (a resume)."""
     finished = stream.finished or progress.terminal is not None
     last = stream.last_event_id if progress.terminal is None else progress.terminal
     written = chunks_of(progress, last, finished)
     if written is not None:
-        _counted(stream, *written, metrics, charge)
+        _counted(stream, *written, metrics, on_delivery)
 
 
-def whole(stream: StreamView, metrics: Metrics, charge: Charge | None = None) -> tuple[int, int]:
+def whole(stream: StreamView, metrics: Metrics, on_delivery: OnDelivery | None = None) -> tuple[int, int]:
     """A client was handed the stream's reply so far as one object (a Responses object, whole or
     in the background): its chunks delivered, none counted as sent again (an object fetched
     again is no resume); the stream's chunks delivered and sent again."""
     last = stream.last_event_id - 1 if stream.finished else stream.last_event_id
-    return (0, 0) if last < 1 else _counted(stream, WHOLE, last, metrics, charge)  # none yet: nothing to count
+    return (0, 0) if last < 1 else _counted(stream, WHOLE, last, metrics, on_delivery)  # none yet: nothing to count
 
 
-def _counted(stream: StreamView, after: int, upto: int, metrics: Metrics, charge: Charge | None) -> tuple[int, int]:
+def _counted(
+    stream: StreamView, after: int, upto: int, metrics: Metrics, on_delivery: OnDelivery | None
+) -> tuple[int, int]:
     new, again, delivered, replayed = stream.delivery.session(after, upto)
     metrics.delivery(stream.model, new, again)
-    if new and charge is not None:
-        charge(stream.model, new)
+    if new and on_delivery is not None:
+        on_delivery(stream.model, new)
     return delivered, replayed

@@ -128,7 +128,7 @@ class StreamWriter:
         self.stream.set_notice(self.stream.writer.queued(ahead) if ahead else None)
 
     def continuing(self) -> bool:
-        """A continuation is about to be sent upstream: whether the stream's budget allows it
+        """A continuation is about to be sent upstream: whether the stream's allowance allows it
         (StreamCancelled when another worker has taken the stream over)."""
         return self.stream.continuing()
 

@@ -125,7 +125,7 @@ class StreamStore(abc.ABC):
         """How many of this worker's streams are still generating."""
         return sum(1 for stream in self._own() if not stream.finished)
 
-    def settled(self) -> bool:
+    def flushed(self) -> bool:
         """Whether every frame shown to this worker's clients is kept where other workers can
         read it (always, in memory: nobody else reads it)."""
         return True

@@ -17,16 +17,14 @@ import gevent
 
 from ..generation.cancel import StreamCancelled
 from ..generation.outcome import Outcome
-from ..hub.scheduling import Wakeup
 from ..providers.deltas import Delta, ReplyParts
 from .delivery import Delivery, LocalDelivery, Progress
-from .direct import ClientWriter, DirectFollowers, Parked
+from .direct import ClientWriter
+from .following import Followers
 from .frames import Frames
-from .journal import NOWHERE, Handover, Journal, Tenure
 from .retention import DEFAULT_RETENTION, Lifetime, Retention
-from .silence import Silence
+from .tenure import NOWHERE, Handover, Journal, Tenure
 from .wire import NATIVE, Wire
-from .wire.sse import KEEPALIVE_FRAME
 
 
 class Stream:
@@ -35,10 +33,8 @@ class Stream:
     holds some back)."""
 
     __slots__ = (
-        "_direct",
         "_frames",
         "_journal",
-        "_wakeup",
         "_wire",
         "cancelled",
         "client",
@@ -47,9 +43,9 @@ class Stream:
         "delivery",
         "ending",
         "finished",
+        "followers",
         "lifetime",
         "model",
-        "notice",
         "outcome",
         "producer",
         "retention",
@@ -85,13 +81,10 @@ class Stream:
         self.visible = 0  # frames 0 .. visible - 1 are what followers may see
         self.ending: str | None = None  # once ended: the finish_reason, or the error_code
         self.outcome: Outcome | None = None  # once ended: how (what the API's objects are built from)
-        # (serial, frame): a live frame outside the log (the place in line; None: none)
-        self.notice: tuple[int, bytes | None] = (0, None)
         self.tenure = Tenure()  # the Redis store's: revival, epoch, and where followers go once moved
         self.delivery: Delivery = LocalDelivery()  # what reached its clients (the Redis store's: in Redis)
         self._journal = journal
-        self._wakeup = Wakeup()
-        self._direct = DirectFollowers()  # followers the producer writes to (see `direct`)
+        self.followers = Followers()
         self._frames = Frames()
 
     @property
@@ -165,8 +158,8 @@ class Stream:
         """Chunk frames `first`.. (`count` of them, `data`) are written: visible, or to the journal."""
         if self._journal is None:  # as `publish` does, for chunks: followers may see them now
             self.visible = first + count
-            self._direct.write_soon(first, data, count)
-            self._wakeup.notify()
+            self.followers.direct.write_soon(first, data, count)
+            self.followers.wakeup.notify()
         else:
             self._journal.written(self)
 
@@ -185,19 +178,15 @@ class Stream:
         follow it there (`handover`) after the visible frames; nothing more becomes visible."""
         self.tenure.moved = handover
         self._journal = NOWHERE
-        self._direct.wake_all()
-        self._wakeup.notify()
+        self.followers.wake_all()
 
     def set_notice(self, frame: bytes | None) -> None:
         """Show followers a frame outside the log (to those following now, never replayed); None: no more."""
-        self.notice = (self.notice[0] + 1, frame)
-        self._direct.wake_all()
-        self._wakeup.notify()
+        self.followers.show(frame)
 
     def wait(self, timeout: float) -> None:
         """Block until the stream changes (a frame written or published) or `timeout` passes."""
-        with gevent.Timeout(timeout, False):
-            self._wakeup.wait()
+        self.followers.wait(timeout)
 
     def publish(self, end: int, now: float | None = None) -> None:
         """Let followers see frames up to `end - 1` and wake them (the terminal one ends the stream)."""
@@ -205,12 +194,7 @@ class Stream:
         if self._frames.tail is not None and end == self.written and not self.finished:
             self.finished = True
             self.lifetime.finished_at = time.monotonic() if now is None else now
-        if self._direct:  # chunks go to parked followers' clients; the end wakes them
-            if self.finished or end <= seen:
-                self._direct.wake_all()
-            else:
-                self._direct.write(seen, end, self._next_write(seen, end))
-        self._wakeup.notify()
+        self.followers.published(seen, end, self.finished, self.next_write)
 
     def entries(self, first: int, end: int) -> list[tuple[int, bytes, bytes]]:
         """Frames `first` to `end - 1` as the journal stores them (`Frames.entries`)."""
@@ -233,46 +217,9 @@ class Stream:
         piled up since the last yield in one write; with the client's `writer`, a follower that has
         caught up parks and the producer writes the chunks itself (`direct`); a keepalive within
         `keepalive_seconds` of silence. `progress` is told the last frame the client's socket took."""
-        cursor, progress = (0 if after_id is None else after_id + 1), progress or Progress(after_id)
-        notice_seen = 0
-        silence = Silence(keepalive_seconds, self._wake_follower)
-        try:
-            while True:
-                end = self.visible
-                if cursor < end:
-                    yield self._next_write(cursor, end)
-                    cursor, progress.upto = end, end - 1  # the server wrote it: it asks for more
-                    silence.wrote()
-                    if silence.parked is None and writer is not None:
-                        silence.parked = Parked(writer)  # the server wrote the head: the producer may write now
-                elif self.finished:
-                    return
-                elif self.tenure.moved is not None:
-                    yield from self.tenure.moved(cursor - 1, keepalive_seconds, progress)
-                    return
-                elif self.notice[0] != notice_seen and cursor > 0:
-                    notice_seen, notice = self.notice
-                    if notice is not None:
-                        yield notice
-                elif silence.due:
-                    silence.wrote()
-                    yield KEEPALIVE_FRAME
-                elif silence.parked is not None:
-                    cursor = progress.parked(self._direct.park(silence.parked, cursor))
-                else:
-                    self._wakeup.wait()
-        finally:
-            if silence.parked is not None:  # the producer's own writes to its client
-                progress.upto = max(progress.upto, silence.parked.cursor - 1)
-            silence.close()
+        return self.followers.follow(self, after_id, keepalive_seconds, writer, progress)
 
-    def _wake_follower(self, parked: Parked | None) -> None:
-        """Wake a follower (parked or not) that owes its client a keepalive."""
-        if parked is not None:
-            self._direct.wake(parked)
-        self._wakeup.notify()
-
-    def _next_write(self, cursor: int, end: int) -> bytes:
+    def next_write(self, cursor: int, end: int) -> bytes:
         """The bytes of frames `cursor` to `end - 1` as one write."""
         return self._frames.next_write(cursor, end, self.writer)
 
@@ -288,7 +235,7 @@ class Stream:
         self.lifetime.detach(now)
 
     def continuing(self) -> bool:
-        """A continuation of its reply is about to be sent upstream: whether the budget for them,
+        """A continuation of its reply is about to be sent upstream: whether the allowance for them,
         shared by every worker that generates the stream, allows one more (then counted there);
         StreamCancelled once another worker has taken the stream over."""
         return self._journal is None or self._journal.continuing(self)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from app.config import load_settings
-from app.generation.rescue import continuation_call
+from app.generation.continuation import continuation_call
 from app.providers.base import ChatCall, Route
 from app.providers.local.model import LocalProvider
 from harness.processes import ChatWaitServer

@@ -219,7 +219,7 @@ def test_the_text_before_an_upstream_error_is_handed_on_however_the_body_is_spli
     body = b"".join(_sse_chunk(t) for t in texts) + b'data: {"error": {"message": "overloaded"}}\n\n'
     got: list[Any] = []
     with pytest.raises(UpstreamError) as failed:
-        for batch in _generation(_split(body, cuts)).batches():
+        for batch in _generation(_split(body, cuts)).reads():
             assert batch, "no empty batch"
             got += batch
     assert got == texts and failed.value.error_code == "upstream_interrupted"
@@ -228,4 +228,4 @@ def test_the_text_before_an_upstream_error_is_handed_on_however_the_body_is_spli
 def test_the_events_of_one_read_come_as_one_batch() -> None:
     first = _sse_chunk("a") + _sse_chunk("b") + _sse_chunk("c")
     rest = _sse_chunk("d") + _sse_chunk(finish="stop") + b"data: [DONE]\n\n"
-    assert list(_generation([first, rest]).batches()) == [["a", "b", "c"], ["d"]]
+    assert list(_generation([first, rest]).reads()) == [["a", "b", "c"], ["d"]]

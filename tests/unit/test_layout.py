@@ -286,6 +286,23 @@ def test_the_architecture_page_names_every_module() -> None:
     assert not missing, f"docs/architecture.md does not name {missing}"
 
 
+MAP_LINE_CHARS = 100
+MAP_PATHS = ("A streamed HTTP request", "A WebSocket turn", "The Redis write path", "A generation's account")
+
+
+def test_the_architecture_page_reads_as_a_map() -> None:
+    """Lines of normal length, and one small diagram for each of the four paths."""
+    page = (APP.parent / "docs" / "architecture.md").read_text()
+    long = [number for number, line in enumerate(page.splitlines(), 1) if len(line) > MAP_LINE_CHARS]
+    assert long == [], f"docs/architecture.md lines over {MAP_LINE_CHARS} characters: {long}"
+    for path in MAP_PATHS:
+        section = page.split(f"### {path}\n", 1)
+        assert len(section) == 2, f"docs/architecture.md has no section for {path!r}"
+        diagram = section[1].split("```", 2)
+        assert section[1].startswith("\n```") and len(diagram) == 3, f"{path!r} opens with no diagram"
+        assert 3 <= len(diagram[1].strip().splitlines()) <= 20, f"{path!r}: a diagram of a few lines"
+
+
 def test_the_page_check_reads_names_and_paths() -> None:
     assert _named_in("the `pool` and `streaming/redis/pipe`, `ids.py`; not plain words") == {"pool", "pipe", "ids"}
 

@@ -349,8 +349,8 @@ def test_the_writer_waits_while_a_new_streams_admission_is_in_flight(store) -> N
     instead of taking them again and again (a busy loop that held the whole worker up to
     ACK_SECONDS, every new stream's first token with it)."""
     journal, taken = store.journal, []
-    take = journal._ledger.take
-    journal._ledger.take = lambda: taken.append(1) or take()  # type: ignore[method-assign]
+    take = journal._standing.take
+    journal._standing.take = lambda: taken.append(1) or take()  # type: ignore[method-assign]
     stream = store.create("cid-held", "m")
     _write(stream, ["first"])
     ticks = 0
@@ -358,7 +358,7 @@ def test_the_writer_waits_while_a_new_streams_admission_is_in_flight(store) -> N
         gevent.sleep(0)
         ticks += 1
     assert journal.admitting(stream) and stream.visible == 0
-    assert not journal._ledger.has_work(), "held frames are no work until the admission is answered"
+    assert not journal._standing.has_work(), "held frames are no work until the admission is answered"
     assert len(taken) <= 3, f"the writer took {len(taken)} batches with nothing to send"
     store.admit(stream)
     _settle(lambda: stream.visible == stream.written)
@@ -372,8 +372,8 @@ def test_a_batch_behind_one_that_was_lost_is_written_again_from_what_redis_holds
     assert _run(store, "write", sid, _write_args(store, [3, "c", b"d"])) == ("gap", 2), "no gap is left"
     stream.append_chunk("b")
     stream.append_chunk("c")
-    store.journal._ledger._sent[sid] = 3  # as if frame 2 had gone out in a batch that was lost
-    store.journal._ledger._durable[sid] = 3
+    store.journal._standing._sent[sid] = 3  # as if frame 2 had gone out in a batch that was lost
+    store.journal._standing._durable[sid] = 3
     _settle(lambda: stream.visible == 4 and store.journal.durable(stream))
     assert _texts(store, sid) == [None, b"a", b"b", b"c"]
 
@@ -440,13 +440,13 @@ def test_while_redis_is_down_frames_wait_then_the_outage_ends_the_streams_and_al
         stream.ending = "store_unavailable"
         stream.append(b"id: 4\nevent: error\ndata: {}\n\n", final=True)
         assert stream.visible == 5 and stream.finished, "past the grace, the ending reaches clients at once"
-        assert not found.settled(), "a stopping worker must stay: its clients saw frames Redis lacks"
+        assert not found.flushed(), "a stopping worker must stay: its clients saw frames Redis lacks"
         server.start()  # empty: the scripts are loaded again, and the stream is written again whole
         _settle(lambda: found.journal.health.healthy and found.journal.durable(stream), seconds=10)
         held = found.link.commands.xrange(keys.events_key(stream.stream_id))
         assert [f.get(b"c") for _, f in held] == [None, b"x", b"y", b"z", None]
         assert found.link.commands.hget(keys.meta_key(stream.stream_id), "ending") == b"store_unavailable"
-        _settle(found.settled)  # the ending's confirmation read too
+        _settle(found.flushed)  # the ending's confirmation read too
     finally:
         if found is not None:
             found.close()

@@ -314,7 +314,7 @@ class BatchedAttempt(ScriptedAttempt):
         super().__init__(pieces)
         self.size = size
 
-    def batches(self):
+    def reads(self):
         pieces = list(self)
         for start in range(0, len(pieces), self.size):
             yield pieces[start : start + self.size]

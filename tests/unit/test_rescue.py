@@ -8,7 +8,7 @@ import pytest
 
 from app.accounts.account import Account
 from app.config import load_settings
-from app.generation import rescue
+from app.generation import continuation
 from app.generation.relay import Relay
 from app.metrics.catalogue import NoMetrics
 from app.providers.base import ENDED_EARLY, ChatCall, UpstreamError
@@ -32,14 +32,14 @@ PREEMPTED = UpstreamError("upstream_interrupted", "ended early", log_fields={"up
     ],
 )
 def test_overlap_is_the_longest_repeat_of_the_end(text, seen, expected) -> None:
-    assert rescue.overlap(text, seen) == expected
+    assert continuation.overlap(text, seen) == expected
 
 
 def test_a_message_continuation_loses_what_it_repeats_across_pieces() -> None:
     pieces = ["two ", "thr", "ee ", "four ", "five"]
-    assert "".join(rescue.without_overlap("one two three ", pieces)) == "four five"
+    assert "".join(continuation.without_overlap("one two three ", pieces)) == "four five"
     logprobs = [Delta(LOGPROBS, "ee fo", data=[1]), "ur"]
-    kept = list(rescue.without_overlap("one two three ", ["thr", *logprobs]))
+    kept = list(continuation.without_overlap("one two three ", ["thr", *logprobs]))
     assert kept == [Delta(LOGPROBS, "fo", data=[1]), "ur"]
 
 
@@ -48,18 +48,18 @@ def test_pieces_flow_once_they_differ_from_the_delivered_text() -> None:
         yield "four "
         raise AssertionError("read past the first piece that decides")
 
-    flowing = rescue.without_overlap("one two three ", pieces())
+    flowing = continuation.without_overlap("one two three ", pieces())
     assert next(flowing) == "four "
 
 
 def test_a_tool_call_ends_the_holding_and_passes() -> None:
     call = Delta(TOOL_CALL, "", 0, "call_1", "f")
-    assert list(rescue.without_overlap("a b c ", ["b c ", call, "x"])) == [call, "x"]
+    assert list(continuation.without_overlap("a b c ", ["b c ", call, "x"])) == [call, "x"]
 
 
 def test_a_continuation_drops_reasoning() -> None:
     pieces = [Delta(REASONING, "hmm"), "four"]
-    assert list(rescue.continued(pieces, "one ", "prefill")) == ["four"]
+    assert list(continuation.continued(pieces, "one ", "prefill")) == ["four"]
 
 
 class Continuing(ScriptedProvider):
@@ -91,7 +91,7 @@ def test_a_prefill_continues_from_the_delivered_text() -> None:
     assert outcome.error is None and outcome.text == "one two three" and listener.chunks == ["one ", "two ", "three"]
     continued = provider.calls[1]
     assert continued.messages[-1] == {"role": "assistant", "content": "one two "}
-    assert continued.options == {"seed": 1, **rescue.PREFILL_OPTIONS} and continued.max_tokens == 18
+    assert continued.options == {"seed": 1, **continuation.PREFILL_OPTIONS} and continued.max_tokens == 18
     assert outcome.usage.estimated, "a rescued reply's usage is ChatWait's count"
 
 
@@ -101,7 +101,7 @@ def test_a_message_continuation_asks_to_go_on_and_drops_the_repeat() -> None:
     assert outcome.text == "one two three"
     assert provider.calls[1].messages[-2:] == [
         {"role": "assistant", "content": "one two "},
-        {"role": "user", "content": rescue.CONTINUE_PROMPT},
+        {"role": "user", "content": continuation.CONTINUE_PROMPT},
     ]
     assert "continue_final_message" not in provider.calls[1].options
 
@@ -181,7 +181,7 @@ def test_a_refused_prefill_is_asked_again_by_message() -> None:
     refused = UpstreamError("upstream_rejected", "no prefill", upstream_status=400)
     provider = Continuing("prefill", ScriptedAttempt(["a ", CUT]), refused, ScriptedAttempt(["b"]))
     outcome, _ = _run(provider)
-    assert outcome.text == "a b" and provider.calls[2].messages[-1]["content"] == rescue.CONTINUE_PROMPT
+    assert outcome.text == "a b" and provider.calls[2].messages[-1]["content"] == continuation.CONTINUE_PROMPT
 
 
 def test_a_reply_cut_after_it_used_max_tokens_ends_as_length() -> None:

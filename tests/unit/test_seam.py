@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.generation.rescue import continued
+from app.generation.continuation import continued
 from app.generation.seam import JUDGE_CHARS, judge, seamed, spacing
 from app.providers.base import UpstreamError
 from app.providers.deltas import TOOL_CALL, Delta

@@ -13,7 +13,7 @@ from gunicorn.http import errors as parse_errors
 
 from app.errors import ApiError, RequestBodyError, RequestReadTimeout
 from app.server import shutdown
-from app.server.head_budget import HeadBudgetSocket
+from app.server.head_limit import HeadLimitSocket
 from app.server.protocol import error_response, refusal, request_path
 from app.server.request_body import DeadlineBody
 
@@ -158,7 +158,7 @@ class FakeLifecycle:
         self._finish()
         self.server.pool.busy = 0  # the followers wrote their terminal events and left
 
-    def settled(self) -> bool:
+    def flushed(self) -> bool:
         self.calls.append("settled")
         return not self.unwritten
 
@@ -226,7 +226,7 @@ class Chunks:
 
 
 def test_a_head_over_its_budget_is_refused_and_bodies_are_not_counted() -> None:
-    reader = HeadBudgetSocket(Chunks(*[b"x" * 8192] * 20), limit=16384)
+    reader = HeadLimitSocket(Chunks(*[b"x" * 8192] * 20), limit=16384)
     reader.reading_head()
     for _ in range(3):  # the budget, and one recv that may carry what follows the head
         reader.recv(8192)
@@ -258,7 +258,7 @@ def test_a_refusal_finds_its_path_in_the_start_of_the_head(start, path) -> None:
 
 
 def test_the_head_keeps_only_its_first_bytes_and_a_refusal_takes_their_shape() -> None:
-    reader = HeadBudgetSocket(Chunks(b"GET /v1/", b"responses/" + b"r" * 5000), limit=16384)
+    reader = HeadLimitSocket(Chunks(b"GET /v1/", b"responses/" + b"r" * 5000), limit=16384)
     reader.reading_head(b"")
     reader.recv(8192)
     reader.recv(8192)

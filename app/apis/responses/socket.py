@@ -27,12 +27,12 @@ from werkzeug.exceptions import MethodNotAllowed
 
 from ...errors import ApiError
 from ...hub.scheduling import Inbox
-from ...hub.websocket import TAKEN_OVER, TURN, CloseCode, SocketClosed, WebSocket, asks_for_websocket
+from ...hub.websocket import TURN, UPGRADED, CloseCode, SocketClosed, WebSocket, asks_for_websocket
 from ..request import client_key, correlation_id, services
 from ..shapes import error_body
 from .chains import Chains
 from .intake import CHAINED
-from .messages import error_event, in_lane, sse_data, steer_failed
+from .notices import error_event, in_lane, sse_data, steer_failed
 
 log = logging.getLogger("chatwait.responses")
 
@@ -73,7 +73,7 @@ def serve() -> Response:
     found.metrics.websocket(1)
     try:
         headers = [(name[5:].replace("_", "-"), value) for name, value in environ.items() if name.startswith("HTTP_")]
-        environ[TAKEN_OVER] = True  # from here on the connection is the socket's, whatever happens
+        environ[UPGRADED] = True  # from here on the connection is the socket's, whatever happens
         if socket.accept(PATH, headers):
             Session(socket, current_app._get_current_object(), environ).run()
     finally:

@@ -50,11 +50,11 @@ def _passed_through(call: ChatCall, body: dict[str, Any]) -> dict[str, Any]:
     body.update(model=call.model, max_tokens=call.max_tokens, stream=True)
     thinking = body.get("thinking")
     if isinstance(thinking, dict) and isinstance(thinking.get("budget_tokens"), int):
-        budget = min(thinking["budget_tokens"], call.max_tokens - 1)
-        if budget < MIN_THINKING_BUDGET:
+        thinking_tokens = min(thinking["budget_tokens"], call.max_tokens - 1)
+        if thinking_tokens < MIN_THINKING_BUDGET:
             body.pop("thinking")
         else:
-            body["thinking"] = {**thinking, "budget_tokens": budget}
+            body["thinking"] = {**thinking, "budget_tokens": thinking_tokens}
     return body
 
 
@@ -151,9 +151,9 @@ def _options(options: dict[str, Any], max_tokens: int) -> dict[str, Any]:
         body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
     if options.get("user"):
         body["metadata"] = {"user_id": options["user"]}
-    budget = min(THINKING_BUDGETS.get(options.get("reasoning_effort") or "", 0), max_tokens - 1)
-    if budget >= MIN_THINKING_BUDGET:
-        body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    thinking_tokens = min(THINKING_BUDGETS.get(options.get("reasoning_effort") or "", 0), max_tokens - 1)
+    if thinking_tokens >= MIN_THINKING_BUDGET:
+        body["thinking"] = {"type": "enabled", "budget_tokens": thinking_tokens}
     body.update(_tools(options))
     schema = _json_schema(options.get("response_format"))
     if schema is not None:

@@ -43,9 +43,9 @@ class HttpAttempt(Attempt):
         self._ended = False  # the reply's end marker was read
 
     def __iter__(self) -> Iterator[str | Delta]:
-        return itertools.chain.from_iterable(self.batches())
+        return itertools.chain.from_iterable(self.reads())
 
-    def batches(self) -> Iterator[list[str | Delta]]:
+    def reads(self) -> Iterator[list[str | Delta]]:
         """The reply's pieces, a list for each read of the body (`_read`), and its failures as
         catalogue errors: a reply that ends without its ending, or does not end whole, raises."""
         encoding = self._response.headers.get("content-encoding", "identity").strip().lower()

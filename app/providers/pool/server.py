@@ -163,17 +163,17 @@ class PooledAttempt(Attempt):
         self._open = True
 
     def __iter__(self) -> Iterator[str | Delta]:
-        return itertools.chain.from_iterable(self.batches())
+        return itertools.chain.from_iterable(self.reads())
 
-    def batches(self) -> Iterator[list[str | Delta]]:
-        batches = self.inner.batches()
+    def reads(self) -> Iterator[list[str | Delta]]:
+        reads = self.inner.reads()
         with self.server.judging(self.probe, self.requester):
-            first = next(batches, None)
+            first = next(reads, None)
             self.server.succeeded(self.probe)
             if first is None:
                 return
             yield first
-            yield from batches
+            yield from reads
 
     @property
     def finish_reason(self) -> str | None:  # type: ignore[override]

@@ -7,7 +7,7 @@ on any worker continues exactly where it left off. Replies are read together, wi
 of their own: at the next send once the oldest is ACK_SECONDS old, after ACK_IDLE_SECONDS
 without a send, or at once when a new stream's POST awaits its admission (MAX_STREAMS).
 
-What Redis answers decides what follows (Ledger.booked): a stream whose hash is gone is written
+What Redis answers decides what follows (Standing.booked): a stream whose hash is gone is written
 again whole and counted again; one behind a lost batch, again from the newest entry Redis holds;
 one another worker ended or took over (this worker's lease had lapsed: it wrote with an older
 owner or epoch) stops here, and its followers here follow it on from Redis. When Redis
@@ -29,8 +29,8 @@ from ...hub.scheduling import RestartableTimer, Wakeup
 from ..stream import Stream
 from .batch import PROBE, Batch, Call
 from .health import Health, outages
-from .ledger import Ledger
 from .scripts import Scripts
+from .standing import Standing
 
 log = logging.getLogger("chatwait.journal")
 
@@ -59,7 +59,7 @@ class Owner:
         generating it; its followers here follow it from Redis."""
 
     def continuing(self, stream: Stream) -> bool:
-        """A continuation of `stream` is about to be sent upstream: whether its shared budget allows it."""
+        """A continuation of `stream` is about to be sent upstream: whether its shared allowance allows it."""
         return True
 
     def failing(self) -> None:
@@ -79,7 +79,7 @@ class RedisJournal:
         self._scripts = scripts
         self._batch = Batch(scripts, *ttls_ms, owner.worker_id, owner.max_streams)
         self._owner = owner
-        self._ledger = Ledger()
+        self._standing = Standing()
         self._urgent = False
         self._wakeup = Wakeup()
         self._writer: gevent.Greenlet | None = None
@@ -90,14 +90,14 @@ class RedisJournal:
 
     def create(self, stream: Stream) -> None:
         """Register a new stream: admitted first (MAX_STREAMS), then written from its first frame."""
-        self._ledger.create(stream)
+        self._standing.create(stream)
         self._urgent = True
         self._wakeup.notify()
 
     def written(self, stream: Stream) -> None:
         """A stream has new frames: write them with the next batch (published at once when degraded)."""
-        idle = not self._ledger.dirty
-        self._ledger.dirty[stream.stream_id] = stream
+        idle = not self._standing.dirty
+        self._standing.dirty[stream.stream_id] = stream
         if self.health.degraded:
             stream.publish(stream.written)
         if stream.written <= 2 or stream.ended:  # the priming frame, the first token, the end
@@ -112,17 +112,17 @@ class RedisJournal:
 
     def rewrite(self, stream: Stream) -> None:
         """Redis lost `stream`: write it again from its first frame (counted again if live)."""
-        if self._ledger.rewrite(stream):
+        if self._standing.rewrite(stream):
             log.warning("store_stream_rewritten", extra={"stream_id": stream.stream_id, "frames": stream.written})
             self.written(stream)
 
     def adopt(self, stream: Stream) -> None:
         """Write a stream taken over from a dead worker from its next frame (Redis holds the rest)."""
-        self._ledger.adopt(stream)
+        self._standing.adopt(stream)
         stream.journal_to(self)
 
     def forget(self, stream: Stream) -> None:
-        self._ledger.forget(stream)  # write nothing more of it (it was deleted)
+        self._standing.forget(stream)  # write nothing more of it (it was deleted)
 
     def retry_now(self) -> None:
         """Redis answers again: send what waits without waiting out the backoff."""
@@ -130,7 +130,7 @@ class RedisJournal:
         self._wakeup.notify()
 
     def admitting(self, stream: Stream) -> bool:
-        return stream.stream_id in self._ledger.admitting  # Redis has yet to admit it
+        return stream.stream_id in self._standing.admitting  # Redis has yet to admit it
 
     def await_admission(self, stream: Stream, seconds: float) -> None:
         """Wait, at most `seconds`, until Redis has answered `stream`'s admission (through the
@@ -145,11 +145,11 @@ class RedisJournal:
             self._awaited -= 1
 
     def durable(self, stream: Stream) -> bool:
-        return self._ledger.durable(stream)  # Redis confirmed every frame written to it
+        return self._standing.durable(stream)  # Redis confirmed every frame written to it
 
     def idle(self) -> bool:
         """Whether nothing is waiting to be written or confirmed."""
-        return self._ledger.idle() and not self._pipe.in_flight
+        return self._standing.idle() and not self._pipe.in_flight
 
     def start(self) -> None:
         """Start the writer greenlet."""
@@ -194,7 +194,7 @@ class RedisJournal:
     def _has_work(self) -> bool:
         """Something to send; or, while Redis fails, a probe to learn that it is back (a worker
         with nothing to write would otherwise refuse new streams after Redis returned)."""
-        return self._ledger.has_work() or (not self.health.healthy and not self._pipe.in_flight)
+        return self._standing.has_work() or (not self.health.healthy and not self._pipe.in_flight)
 
     def _replies_due(self) -> bool:
         """Whether to read the replies in flight now: an admission is awaited, MAX_IN_FLIGHT
@@ -218,27 +218,27 @@ class RedisJournal:
         self._wakeup.notify()
 
     def take(self) -> list[Call]:
-        """The next batch's calls (see Ledger.take)."""
+        """The next batch's calls (see Standing.take)."""
         self._urgent = False
-        return self._ledger.take()
+        return self._standing.take()
 
     def _send(self, calls: list[Call]) -> None:
         """Send `calls` in one write, then publish the frames sent to this worker's followers."""
         commands: list[tuple[object, ...]] = []
         context: list[Call] = []
         for call in calls:
-            for command, part in self._batch.commands(call, *self._ledger.flags(call)):
+            for command, part in self._batch.commands(call, *self._standing.flags(call)):
                 commands.append(command)
                 context.append(part)
         if not commands and self.health.healthy:
             return
         if not commands:
             commands, context = [("PING",)], [PROBE]
-        self._ledger.sending(calls)
+        self._standing.sending(calls)
         try:
             self._pipe.send(commands, context)
         except redis.RedisError as error:
-            self._ledger.requeue(calls)
+            self._standing.requeue(calls)
             self._failed(error)
             return
         if self._pipe.in_flight == 1 and self._ack_timer is not None:
@@ -262,7 +262,7 @@ class RedisJournal:
                 self._admitted(call[1], result == 1)
             elif call[0] == "write":
                 again += self._written(call, result)
-        self._ledger.requeue(again)
+        self._standing.requeue(again)
         self._after(errors)
 
     def _after(self, errors: list[Exception]) -> None:
@@ -276,7 +276,7 @@ class RedisJournal:
             self.health.recovered()
 
     def _admitted(self, stream: Stream, admitted: bool) -> None:
-        answer = self._ledger.admitted(stream, admitted)
+        answer = self._standing.admitted(stream, admitted)
         if answer is None:
             return
         if not answer:
@@ -288,7 +288,7 @@ class RedisJournal:
     def _written(self, call: Call, result: Any) -> list[Call]:
         """What one write's answer means: the calls to send again."""
         stream = call[1]
-        status = self._ledger.booked(call, result)
+        status = self._standing.booked(call, result)
         if status == "again":
             return [call]
         if status == "ok" and call[3] > stream.visible:  # sent while the lease was in doubt
@@ -296,22 +296,22 @@ class RedisJournal:
         if status == "missing":
             self.rewrite(stream)
         elif status in ("ended", "taken"):  # another worker ended or continues it: this worker's lease had lapsed
-            self._ledger.forget(stream)
+            self._standing.forget(stream)
             self._owner.moved(stream)
         return []
 
     def _broken(self, contexts: list[list[Call]], error: Exception) -> None:
         """The connection failed with these batches in flight: send their streams again."""
         for context in contexts:
-            self._ledger.requeue(context)
+            self._standing.requeue(context)
         self._failed(error)
 
     def _failed(self, error: Exception) -> None:
-        for stream in self._ledger.admitting.values():
+        for stream in self._standing.admitting.values():
             stream.publish(stream.visible)  # a POST waiting for its admission learns of the failure
         healthy = self.health.healthy
         if self.health.failed(error):
-            for stream in self._ledger.dirty.values():
+            for stream in self._standing.dirty.values():
                 stream.publish(stream.written)
             self._owner.outage()
         elif healthy:

@@ -176,7 +176,7 @@ return {'ok', call, epoch}
 """
 
 # Counts one continuation of a live stream's reply after a cut (a rescue, a preemption) against
-# its budget (`spent`; takeovers count apart): KEYS = meta. ARGV: the worker, its epoch, the budget
+# its allowance (`spent`; takeovers count apart): KEYS = meta. ARGV: the worker, its epoch, the allowance
 # (UPSTREAM_RESCUES). Returns ok (counted), spent (none left), taken (another owner or epoch
 # holds it: the caller's copy is stale) or missing (Redis lost the hash: the caller counts alone).
 _CONTINUE = """#!lua flags=allow-oom

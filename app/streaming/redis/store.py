@@ -145,12 +145,12 @@ class RedisStreamStore(StreamStore):
     def trusted(self) -> bool:
         return self.duties.trusted()
 
-    def settled(self) -> bool:
+    def flushed(self) -> bool:
         return self.journal.idle()  # Redis confirmed every frame written here
 
     def continuing(self, stream: Stream) -> bool:
         """Whether one more continuation of `stream` after a cut fits UPSTREAM_RESCUES, counted in
-        its hash (whichever worker makes it; takeovers have a budget of their own); StreamCancelled
+        its hash (whichever worker makes it; takeovers have an allowance of their own); StreamCancelled
         when another worker owns it now. Redis out of reach: this worker's own count decides."""
         args = [self.worker_id, stream.tenure.epoch, self._rescues]
         try:

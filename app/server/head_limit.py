@@ -17,7 +17,7 @@ RECV_BYTES = 8192  # what gunicorn's reader asks for at a time while it reads a 
 START_BYTES = 64  # the start of each head kept: its path says the shape of a refusal
 
 
-class HeadBudgetSocket:
+class HeadLimitSocket:
     """Wraps the client socket; `reading_head()` opens a budget, `done()` closes it."""
 
     def __init__(self, sock: Any, limit: int) -> None:

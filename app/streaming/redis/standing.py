@@ -1,7 +1,7 @@
 """What this worker owes Redis, stream by stream: admissions to ask for, frames to write (from
 which one), frames sent and not yet confirmed, endings to release from the live count.
 
-The journal's writer takes its batches from here and books Redis's answers here; the ledger
+The journal's writer takes its batches from here and books Redis's answers here; the standing
 itself does no I/O and wakes nobody.
 """
 
@@ -14,7 +14,7 @@ from ..stream import Stream
 from .batch import Call
 
 
-class Ledger:
+class Standing:
     """Each stream's standing with Redis (everything keyed by stream id)."""
 
     def __init__(self) -> None:
