@@ -164,18 +164,42 @@ def gateways_of(request: pytest.FixtureRequest, env: dict[str, str], store: str)
 
 
 @pytest.fixture(scope="session")
-def server(fake: FakeUpstream) -> Iterator[ChatWaitServer]:
-    """ChatWait under gunicorn/gevent, pointed at the fake upstream."""
+def shared_server(fake: FakeUpstream) -> Iterator[ChatWaitServer]:
+    """ChatWait under gunicorn/gevent, pointed at the fake upstream: one for the whole session."""
     running = ChatWaitServer(server_env(fake.base_url))
     yield running
     running.stop()
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module marked `both_stores` runs its tests that use `server` once per stream store; marked
+    `both_stores("server", "start_server")`, those that start servers of their own too."""
+    marker = metafunc.definition.get_closest_marker("both_stores")
+    fixtures = (marker.args or ("server",)) if marker is not None else ()
+    if "server" in fixtures and "server" in metafunc.fixturenames:
+        metafunc.parametrize("server", ["memory", "redis"], indirect=True, scope="module")
+    if "start_server" in fixtures and "start_server" in metafunc.fixturenames:
+        metafunc.parametrize("start_server", ["memory", "redis"], indirect=True)
+
+
+@pytest.fixture(scope="module")
+def server(request: pytest.FixtureRequest, fake: FakeUpstream) -> Iterator[ChatWaitServer]:
+    """The shared server; in a module marked `both_stores`, one per stream store (`store_server`)."""
+    store = getattr(request, "param", None)
+    if store is None:
+        yield request.getfixturevalue("shared_server")
+        return
+    yield from _on_store(request, fake, store)
+
+
 @pytest.fixture(scope="module", params=["memory", "redis"])
 def store_server(request: pytest.FixtureRequest, fake: FakeUpstream) -> Iterator[ChatWaitServer]:
-    """The shared server once per stream store (a module aliases `server` to it to run its
-    tests against both): memory with one worker, Redis with two."""
-    running = ChatWaitServer(server_env(fake.base_url, **store_env(request, request.param)))
+    """A server once per stream store: memory with one worker, Redis with two."""
+    yield from _on_store(request, fake, request.param)
+
+
+def _on_store(request: pytest.FixtureRequest, fake: FakeUpstream, store: str) -> Iterator[ChatWaitServer]:
+    running = ChatWaitServer(server_env(fake.base_url, **store_env(request, store)))
     yield running
     running.stop()
 
@@ -183,10 +207,18 @@ def store_server(request: pytest.FixtureRequest, fake: FakeUpstream) -> Iterator
 @pytest.fixture(params=["memory", "redis"])
 def start_store_server(request: pytest.FixtureRequest, fake: FakeUpstream) -> Iterator[Callable[..., ChatWaitServer]]:
     """`start_server` once per stream store."""
+    yield from _starting(request, fake, request.param)
+
+
+def _starting(
+    request: pytest.FixtureRequest, fake: FakeUpstream, store: str | None
+) -> Iterator[Callable[..., ChatWaitServer]]:
+    """Start servers with extra settings (on `store`, when named); stopped after the test."""
     started: list[ChatWaitServer] = []
+    on_store = {} if store is None else store_env(request, store)
 
     def start(**overrides: str) -> ChatWaitServer:
-        running = ChatWaitServer(server_env(fake.base_url, **{**store_env(request, request.param), **overrides}))
+        running = ChatWaitServer(server_env(fake.base_url, **{**on_store, **overrides}))
         started.append(running)
         return running
 
@@ -210,18 +242,10 @@ def sdk(server: ChatWaitServer) -> Iterator[openai.OpenAI]:
 
 
 @pytest.fixture
-def start_server(fake: FakeUpstream) -> Iterator[Callable[..., ChatWaitServer]]:
-    """Start a ChatWait server with extra settings; stopped after the test."""
-    started: list[ChatWaitServer] = []
-
-    def start(**overrides: str) -> ChatWaitServer:
-        running = ChatWaitServer(server_env(fake.base_url, **overrides))
-        started.append(running)
-        return running
-
-    yield start
-    for running in started:
-        running.stop()
+def start_server(request: pytest.FixtureRequest, fake: FakeUpstream) -> Iterator[Callable[..., ChatWaitServer]]:
+    """Start a ChatWait server with extra settings; stopped after the test (in a module marked
+    `both_stores`, once per stream store)."""
+    yield from _starting(request, fake, getattr(request, "param", None))
 
 
 UNIT_UPSTREAM = "http://upstream.test/v1"

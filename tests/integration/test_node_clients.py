@@ -18,7 +18,6 @@ from ..node import CLIENTS, NODE
 pytestmark = pytest.mark.integration
 
 
-
 def run(server, scenario: str, **env: str) -> dict:
     """What clients.mjs reports of `scenario` against `server` (`env`: the scenario's settings)."""
     done = subprocess.run(

@@ -23,13 +23,9 @@ from ..sse import responses_events
 from .test_responses_socket import _turn
 from .test_responses_tools import WEATHER
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_stores]  # each test that uses `server`: on both stores
 COMPACT_AT = {"context_management": [{"type": "compaction", "compact_threshold": 1}]}
 
-
-@pytest.fixture(scope="module")
-def server(store_server):
-    return store_server
 
 
 def _summaries(fake) -> int:

@@ -17,14 +17,10 @@ from harness.proxy import CuttingProxy
 from ..conftest import FAKE_MODEL
 from ..sse import expected_reply, iter_events, parse
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_stores]  # each test that uses `server`: on both stores
 
 CLIENTS = Path(__file__).resolve().parents[2] / "docs" / "clients.md"
 
-
-@pytest.fixture(scope="module")
-def server(store_server):
-    return store_server
 
 
 def completion(text: str, **extra) -> dict:

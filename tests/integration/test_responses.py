@@ -20,16 +20,12 @@ from harness.proxy import CuttingProxy
 from ..conftest import FAKE_MODEL, server_env, store_env
 from ..sse import expected_reply, iter_events, responses_events
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_stores]  # each test that uses `server`: on both stores
 
 CLIENTS = Path(__file__).resolve().parents[2] / "docs" / "clients.md"
 OPENING = ["response.created", "response.in_progress", "response.output_item.added", "response.content_part.added"]
 CLOSING = ["response.output_text.done", "response.content_part.done", "response.output_item.done"]
 
-
-@pytest.fixture(scope="module")
-def server(store_server):
-    return store_server
 
 
 def unique(text: str) -> str:

@@ -16,7 +16,7 @@ import pytest
 from ..conftest import FAKE_MODEL
 from ..sse import responses_events
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_stores]  # each test that uses `server`: on both stores
 
 LOOKUP = {
     "type": "function",
@@ -41,10 +41,6 @@ def _directive(tool: str, arguments: dict) -> str:
     encoded = base64.urlsafe_b64encode(json.dumps(arguments).encode()).decode().rstrip("=")
     return f"@tool={tool} @args={encoded}"
 
-
-@pytest.fixture(scope="module")
-def server(store_server):
-    return store_server
 
 
 def test_a_namespace_reaches_the_upstream_flat_and_its_call_comes_back_named_as_sent(sdk, http) -> None:

@@ -15,12 +15,7 @@ from app.apis.responses.compaction import COMPACT_PROMPT, SEAL_MARK, SUMMARY_PRE
 from ..conftest import FAKE_MODEL
 from ..sse import expected_reply
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def server(store_server):
-    return store_server
+pytestmark = [pytest.mark.integration, pytest.mark.both_stores]  # each test that uses `server`: on both stores
 
 
 def _sent(response) -> list[dict]:

@@ -27,14 +27,10 @@ from harness.proxy import CuttingProxy
 from ..conftest import FAKE_MODEL, readme_block
 from .test_responses_tools import WEATHER
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_stores]  # each test that uses `server`: on both stores
 ENDINGS = ("response.completed", "response.incomplete", "response.failed", "error")
 RESUME = "chatwait:response.resume"
 
-
-@pytest.fixture(scope="module")
-def server(store_server):
-    return store_server
 
 
 def _turn(conn: Any, **body: Any) -> list[Any]:

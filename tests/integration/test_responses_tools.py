@@ -21,7 +21,7 @@ from ..conftest import FAKE_MODEL
 from ..sse import iter_events, responses_events
 from .test_tools import QUIRKS
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_stores]  # each test that uses `server`: on both stores
 
 WEATHER = {
     "type": "function",
@@ -43,10 +43,6 @@ class Answer(pydantic.BaseModel):
     days: int
     sunny: bool
 
-
-@pytest.fixture(scope="module")
-def server(store_server):
-    return store_server
 
 
 def test_a_function_call_and_its_output_make_a_conversation(sdk: openai.OpenAI) -> None:

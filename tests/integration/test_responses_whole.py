@@ -18,12 +18,7 @@ from ..conftest import FAKE_MODEL
 from ..openai_response_schema import check_events, check_response
 from ..sse import expected_reply, responses_events
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def server(store_server):
-    return store_server
+pytestmark = [pytest.mark.integration, pytest.mark.both_stores]  # each test that uses `server`: on both stores
 
 
 def unique(text: str) -> str:

@@ -11,19 +11,7 @@ import pytest
 
 from ..sse import Event, content_of, expected_reply, parse, read_events
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def server(store_server):
-    """These tests run against both stream stores."""
-    return store_server
-
-
-@pytest.fixture
-def start_server(start_store_server):
-    """Servers started here use both stream stores too."""
-    return start_store_server
+pytestmark = [pytest.mark.integration, pytest.mark.both_stores("server", "start_server")]  # on both stores
 
 
 TRIALS = 200

@@ -18,13 +18,7 @@ import pytest
 from ..rawhttp import connect, read_until_close, responses
 from ..sse import content_of, expected_reply, parse
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def start_server(start_store_server):
-    """Both stream stores: memory with one worker, Redis with two."""
-    return start_store_server
+pytestmark = [pytest.mark.integration, pytest.mark.both_stores("start_server")]  # on both stores
 
 
 def _unique(directives: str) -> str:

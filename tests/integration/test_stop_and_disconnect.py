@@ -13,19 +13,7 @@ from ..conftest import completion_lines
 from ..rawhttp import connect, read_until_close, responses
 from ..sse import content_of, expected_reply, iter_events, parse
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def server(store_server):
-    """These tests run against both stream stores."""
-    return store_server
-
-
-@pytest.fixture
-def start_server(start_store_server):
-    """Servers started here use both stream stores too."""
-    return start_store_server
+pytestmark = [pytest.mark.integration, pytest.mark.both_stores("server", "start_server")]  # on both stores
 
 
 def _unique(directives: str) -> str:

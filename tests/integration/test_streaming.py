@@ -10,19 +10,7 @@ import pytest
 
 from ..sse import content_of, expected_reply, iter_events, parse
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def server(store_server):
-    """These tests run against both stream stores."""
-    return store_server
-
-
-@pytest.fixture
-def start_server(start_store_server):
-    """Servers started here use both stream stores too."""
-    return start_store_server
+pytestmark = [pytest.mark.integration, pytest.mark.both_stores("server", "start_server")]  # on both stores
 
 
 def test_streaming_frames_headers_and_terminal_event(http: httpx.Client) -> None:

@@ -17,7 +17,7 @@ from harness.proxy import CuttingProxy
 from ..conftest import FAKE_MODEL
 from ..sse import iter_events, parse
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_stores]  # each test that uses `server`: on both stores
 
 WEATHER = {
     "type": "function",
@@ -42,10 +42,6 @@ class Answer(pydantic.BaseModel):
     days: int
     sunny: bool
 
-
-@pytest.fixture(scope="module")
-def server(store_server):
-    return store_server
 
 
 def ask(text: str) -> list[dict]:
