@@ -159,16 +159,34 @@ def completion(state: Any, status: int, streamed: bool = False) -> dict[str, Any
     fields["duration_ms"] = round((time.monotonic() - state.get("started", time.monotonic())) * 1000, 1)
     if streamed:
         fields["streamed"] = True
+        if state.get("client_left"):
+            fields["client_left"] = True
     key = state.get("client_key")
     if key is not None:
         fields["client_name"] = key.name
+    noted = state.get("noted")
+    if noted:
+        fields.update(noted)
     return fields
+
+
+def note(**fields: Any) -> None:
+    """Fields for this request's completion line (the fields it carried that ChatWait does not
+    know, where a resume started): said there, not on a line of their own."""
+    state = g._get_current_object()
+    noted = state.get("noted")
+    if noted is None:
+        state.noted = noted = {}
+    noted.update(fields)
 
 
 def _traced(body: Iterator[bytes], stream_id: str, correlation_id: str, state: Any, logged: bool) -> Iterator[bytes]:
     with bind(correlation_id, stream_id, state.get("stream_correlation_id")):
         try:
             yield from body
+        except (GeneratorExit, OSError):  # the client left (or its socket broke) before the end reached it
+            state.client_left = True
+            raise
         finally:
             if logged:
                 _completed(state, stream_id)

@@ -34,6 +34,7 @@ from .request import (
     costed,
     event_response,
     handoff,
+    note,
     on_delivery,
     owns,
     services,
@@ -114,6 +115,8 @@ def wait(call: ChatCall, prompt_tokens: int | None) -> Outcome:
     first); raises the ApiError it ended with."""
     found, admission = services(), _admit(call, prompt_tokens)
     outcome = found.wait(admission.account, client_socket(request.environ))
+    if outcome.finish_reason == "cancelled":  # only its client leaving cancels a wait-mode generation
+        note(client_left=True)
     costed(outcome)
     found.metrics.delivery(outcome.model or call.model, outcome.chunks, 0)  # the whole reply, in its answer
     return outcome
@@ -167,9 +170,12 @@ def resume_by_id(stream_id: str, wire: str, query: str | None) -> Response:
 
 def resume(stream: StreamView, query: str | None) -> Response:
     """The events after the client's last event id (`Last-Event-ID`, else `query`), then live ones."""
-    position = consumer.resume_position(stream, request.headers.get("Last-Event-ID"), query)
+    header = request.headers.get("Last-Event-ID")
+    position = consumer.resume_position(stream, header, query)
     services().metrics.resumed(stream.writer.name)
+    note(resumed=True, last_event_id=parse_last_event_id(header, query), finished=stream.finished)
     if position is None:
+        note(nothing_left=True)
         return Response(status=204, headers=_headers(stream))
     return event_stream(stream, position)
 

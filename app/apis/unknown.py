@@ -24,7 +24,7 @@ from marshmallow import Schema
 from ..config import Settings
 from ..config.controls import held_back
 from ..errors import ApiError
-from .request import services
+from .request import note, services
 
 log = logging.getLogger("chatwait.api")
 
@@ -131,9 +131,11 @@ def record(paths: list[Path], api: str) -> None:
     metrics = services().metrics
     for name in named:
         metrics.unknown_field(api, name)
-    log.info("unknown_fields", extra={"api": api, "fields": named[:MAX_NAMED], "count": len(named)})
-    if has_request_context():
+    if has_request_context():  # named on the request's completion line and its response's header
         g.unknown_fields = named
+        note(unknown_fields=named[:MAX_NAMED], unknown_count=len(named))
+    else:
+        log.info("unknown_fields", extra={"api": api, "fields": named[:MAX_NAMED], "count": len(named)})
 
 
 def passed(data: dict[str, Any], schema: Schema) -> dict[str, Any]:

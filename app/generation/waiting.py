@@ -40,7 +40,7 @@ class WaitGenerations:
         self._running.add(generation)
 
         def client_gone() -> None:
-            log.info("client_detached", extra={"mode": "wait", "correlation_id": relay.account.correlation_id})
+            log.debug("client_detached", extra={"mode": "wait"})  # its completion line says `client_left`
             self._stop(generation, StreamCancelled("client_gone"))
 
         try:

@@ -33,12 +33,12 @@ def resume_position(stream: StreamView, header: str | None, query: str | None) -
     extra = {"last_event_id": seen, "finished": stream.finished, "stream_correlation_id": stream.correlation_id}
     event("chatwait.resume", {"chatwait.last_event_id": -1 if seen is None else seen})
     if position is None:
-        log.info("stream_resumed", extra={**extra, "nothing_left": True})
+        log.debug("stream_resumed", extra={**extra, "nothing_left": True})
         return None
     if position.after is not None and position.after > stream.last_event_id:
         newest = stream.writer.numbered(stream.last_event_id)
         raise ApiError("invalid_last_event_id", f"Event {seen} was never sent; the newest is {newest}.")
-    log.info("stream_resumed", extra=extra)
+    log.debug("stream_resumed", extra=extra)  # the request's completion line says it too
     return position
 
 
@@ -79,7 +79,7 @@ def consume(
         stream.detach(clock())
         metrics.follower(-1)
         if not delivered:
-            log.info("client_detached", extra={"stream_finished": stream.finished})
+            log.debug("client_detached", extra={"stream_finished": stream.finished})  # and `client_left`
         count_session(stream, progress, metrics, on_delivery)
 
 

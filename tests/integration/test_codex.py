@@ -64,7 +64,7 @@ def test_codex_runs_its_shell_tool_and_answers_with_no_request_refused(server, f
     records = server.log_records()
     refused = [r for r in records if r.get("event") == "request_completed" and r["status"] >= 400]
     assert not refused, "not one request of the session refused"
-    named = {name for r in records if r.get("event") == "unknown_fields" for name in r["fields"]}
+    named = {name for r in records if r.get("event") == "request_completed" for name in r.get("unknown_fields", ())}
     assert {"client_metadata", "tools[].web_search"} <= named, "what it sends that ChatWait does not know, named"
     asked = [o for o in fake.stats()["outcomes"] if args in o.get("message", "")]
     assert len(asked) == 2, "the call, then the answer to its result"
@@ -103,7 +103,7 @@ def test_codex_over_the_websocket_runs_its_tool_loop_on_one_socket(server, fake,
     assert len(asked) == 2, "the call, then the answer to its result"
     refused = [r for r in records if r.get("event") == "request_completed" and r["status"] >= 400]
     assert not refused, "not one turn refused"
-    warmups = [r for r in records if r.get("event") == "unknown_fields" and "generate" in r["fields"]]
+    warmups = [r for r in records if "generate" in r.get("unknown_fields", ())]
     assert not warmups, "its warmup (generate: false) is taken as such"
     assert len([o for o in fake.stats()["outcomes"] if o["started"] >= started]) == 2, "and the model not asked for it"
 
@@ -137,7 +137,7 @@ def test_codex_with_a_model_it_knows_runs_its_tool_and_a_second_turn(server, fak
     assert resumed["messages"] > answered["messages"], "the first turn sent back with the second"
     assert not _refused(server, since), "not one request of either session refused"
     records = [r for r in server.log_records() if r["timestamp"] >= since]
-    named = {name for r in records if r.get("event") == "unknown_fields" for name in r["fields"]}
+    named = {name for r in records if r.get("event") == "request_completed" for name in r.get("unknown_fields", ())}
     assert not {name for name in named if name.startswith("input")}, f"every item taken: {named}"
     if websockets:
         upgraded = [r for r in records if r.get("event") == "request_completed" and r["status"] == 101]

@@ -78,8 +78,10 @@ def test_a_request_is_traceable_by_correlation_id(server, http) -> None:
     ids = ("correlation_id", "stream_correlation_id")
     lines = [r for r in server.log_records() if "trace-me-1" in (r.get(name) for name in ids)]
     names = [r["event"] for r in lines]
-    for expected in ("request_received", "request_completed", "stream_resumed"):
-        assert expected in names
+    # the resume's own request_received line comes before it finds the stream: under its own id only
+    assert names == ["request_received", "request_completed", "request_completed"], f"no third line: {names}"
+    resumed = [r for r in lines if r["event"] == "request_completed" and r.get("resumed")]
+    assert len(resumed) == 1 and resumed[0]["last_event_id"] is None, "the resume said on its completion line"
     completed = next(r for r in lines if r["event"] == "request_completed")
     assert completed["stream_id"] == stream_id
     assert completed["finish_reason"] == "stop"
@@ -131,7 +133,8 @@ def test_a_resume_keeps_one_correlation_id_and_names_the_streams(server, http, r
     assert resumed.status_code == 200 and cid != original
     lines = [r for r in server.log_records() if r.get("correlation_id") == cid]
     assert lines[0]["event"] == "request_received" and lines[-1]["event"] == "request_completed"
-    assert any(r["event"] == "stream_resumed" for r in lines), "no line of it under another id"
+    assert [r["event"] for r in lines] == ["request_received", "request_completed"], "two lines, no third"
+    assert lines[-1]["resumed"] is True, "the resume said on its completion line, under its own id"
     assert {r.get("stream_correlation_id") for r in lines if r["event"] != "request_received"} == {original}
 
 

@@ -72,9 +72,10 @@ def test_chat_completions_takes_the_newest_fields_and_passes_them_on(
     assert _named(called) == {*CHAT_FIELDS, "tools[].function.defer_loading"}
     echoed = http.post("/v1/chat/completions", json={**body, "tools": [tool], "tool_choice": "none"})
     assert json.loads(echoed.json()["choices"][0]["message"]["content"])["tools"] == [tool], "the tools as sent"
-    lines = [r for r in server.log_records() if r.get("event") == "unknown_fields"]
-    line = next(r for r in lines if "tools[].function.defer_loading" in r["fields"] and r["api"] == "chat_completions")
-    assert line["count"] == 6 and SECRET not in json.dumps(line)
+    lines = [r for r in server.log_records() if r.get("event") == "request_completed"]
+    line = next(r for r in lines if "tools[].function.defer_loading" in r.get("unknown_fields", ()))
+    assert line["unknown_count"] == 6 and SECRET not in json.dumps(line), "named on its completion line"
+    assert not [r for r in server.log_records() if r.get("event") == "unknown_fields"], "not a line of their own"
     assert SECRET not in server.log_text()
     metrics = http.get("/metrics").text
     assert 'chatwait_unknown_fields_total{api="chat_completions",field="prediction"}' in metrics
