@@ -15,7 +15,8 @@ from app.connect.redis import StoreUnusable, Topology
 from app.errors import ApiError
 from app.generation.cancel import StreamCancelled
 from app.streaming.redis import link as keys
-from app.streaming.redis.follow import RemoteStream, end_if_owner_gone
+from app.streaming.redis.follow import RemoteStream
+from app.streaming.redis.orphans import end_if_owner_gone
 from app.streaming.redis.store import RedisSettings, RedisStreamStore
 from app.streaming.stream import Stream
 from harness.processes import free_port

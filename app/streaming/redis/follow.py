@@ -18,24 +18,24 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from collections.abc import Callable, Iterator
 
 import gevent
 import redis
 
-from ...errors import CATALOGUE, ApiError
+from ...errors import ApiError
 from ...generation.outcome import Outcome
-from ...providers.base import Usage
 from ...providers.deltas import ReplyParts, fold_stored
 from ..delivery import Progress
 from ..lost import lost_ending
-from ..wire import NATIVE_NAME, Wire, WireWriter, chunk_frame, known
+from ..wire import WireWriter
 from ..wire.sse import KEEPALIVE_FRAME
 from . import link as keys
 from .delivery import RedisDelivery
+from .entries import STATELESS, frames_of, outcome_of_ending, stored_chunks, teach, writer_of
 from .link import Link, store_errors
+from .orphans import end_if_owner_gone
 
 log = logging.getLogger("chatwait.follow")
 
@@ -43,7 +43,6 @@ LIVENESS_SECONDS = 1.0  # how often a silent follower looks at the stream and it
 STOP_POLL_SECONDS = 0.02
 CATCH_UP_SECONDS = 1.0  # how long a resume waits for an event the client has and Redis not yet
 PAGE = 512  # entries per read
-STATELESS = sys.maxsize  # what a writer that writes any event on its own has `learned`
 # What is done with a live stream whose owner is gone (its id, its hash): taken over, or ended.
 Orphaned = Callable[[str, dict[bytes, bytes]], bool]
 
@@ -137,12 +136,12 @@ class RemoteStream:
         if not entries or b"h" not in entries[0][1]:
             return None
         teach(self._writer, entries)
-        text, parts = fold_stored(_stored_chunks(entries))
+        text, parts = fold_stored(stored_chunks(entries))
         if b"t" not in entries[-1][1]:
             return text, None, parts
         if record:
             return text, Outcome.from_record(text, json.loads(record), parts), parts
-        return text, _outcome_of_ending(text, len(entries) - 2, (ending or b"").decode()), parts
+        return text, outcome_of_ending(text, len(entries) - 2, (ending or b"").decode()), parts
 
     def attach(self) -> None:
         """Followers of a remote stream are counted by the owner through `seen`, not here."""
@@ -166,7 +165,7 @@ class RemoteStream:
                 trouble_since = None
                 if cursor == 0 and wire.model_first:
                     wire = self._answered_by()
-                frames, cursor, ended = _frames(entries, wire)
+                frames, cursor, ended = frames_of(entries, wire)
                 if ended:
                     self._ended(cursor - 1, progress)
                 yield frames
@@ -285,99 +284,3 @@ class RemoteStream:
         if last is not None:
             self.last_event_id = int(last)
         return self.finished
-
-
-def _outcome_of_ending(text: str, chunks: int, ending: str) -> Outcome:
-    """How a stream ended, from its hash's `ending` alone (a finish reason or an error code)."""
-    usage = Usage(0, 0, estimated=True)
-    if ending in CATALOGUE:
-        return Outcome(text, chunks, usage, 0.0, None, error=ApiError(ending))
-    return Outcome(text, chunks, usage, 0.0, None, finish_reason=ending or "stop")
-
-
-def _stored_chunks(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> Iterator[tuple[bytes, bytes]]:
-    """The (kind, payload) of each chunk among Redis entries (the priming and terminal ones left out)."""
-    for _, fields in entries:
-        if b"h" not in fields and b"t" not in fields:
-            ((kind, payload),) = fields.items()
-            yield kind, payload
-
-
-def teach(writer: WireWriter, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
-    """Feed a writer that lays a stream's events out the chunks among `entries` it has not placed yet."""
-    learned = getattr(writer, "learned", STATELESS)
-    for entry, fields in entries:
-        event_id = keys.event_id(entry)
-        if event_id == learned + 1 and b"h" not in fields and b"t" not in fields:
-            ((kind, payload),) = fields.items()
-            writer.learn(event_id, kind, payload)  # type: ignore[attr-defined]
-            learned = event_id
-
-
-def wire_of(meta: dict[bytes, bytes]) -> Wire:
-    """The wire (and the echoed parameters) a stream's hash in Redis records."""
-    name = meta.get(b"wire", b"").decode()
-    echo = json.loads(meta[b"echo"]) if meta.get(b"echo") else None
-    return Wire(name if known(name) else NATIVE_NAME, echo)
-
-
-def writer_of(stream_id: str, meta: dict[bytes, bytes]) -> WireWriter:
-    """The writer of a stream's events, as its hash in Redis records them."""
-    correlation_id, model = meta.get(b"correlation_id", b"").decode(), meta.get(b"model", b"").decode()
-    return wire_of(meta).writer(stream_id, correlation_id, model, float(meta.get(b"created", b"0")))
-
-
-def _frames(entries: list[tuple[bytes, dict[bytes, bytes]]], writer: WireWriter) -> tuple[bytes, int, bool]:
-    """The SSE bytes of Redis entries, the next event id wanted, and whether the last one ends the stream."""
-    out: list[bytes] = []
-    ended = False
-    event_id = -1
-    for entry, fields in entries:
-        event_id = keys.event_id(entry)
-        text = fields.get(b"c")
-        if text is not None:
-            out.append(writer.chunk(event_id, text.decode("utf-8", "replace")))
-        elif b"t" in fields or b"h" in fields:
-            ended = b"t" in fields
-            out.append(fields[b"t"] if ended else fields[b"h"])
-        else:  # a typed delta: its kind's letter is its field
-            ((kind, payload),) = fields.items()
-            out.append(chunk_frame(writer, event_id, kind, payload))
-    return b"".join(out), event_id + 1, ended
-
-
-def end_if_owner_gone(link: Link, stream_id: str, meta: dict[bytes, bytes]) -> bool:
-    """End a live stream (`meta`: its hash) whose owner is gone with one terminal generation_lost
-    error; True when this call ended it (exactly one caller in the cluster does: the ending is
-    written only if the newest entry is still the one read)."""
-    owner = meta.get(b"owner", b"").decode()
-    writer = writer_of(stream_id, meta)
-    error = ApiError("generation_lost", "The worker generating this reply stopped renewing its lease.")
-    for _ in range(3):  # the owner may have written its last entries meanwhile: read again
-        pipe = link.commands.pipeline(transaction=False)
-        pipe.xrange(keys.events_key(stream_id))
-        pipe.hget(keys.meta_key(stream_id), "epoch")
-        entries, epoch = pipe.execute()
-        chunks = list(_stored_chunks(entries))
-        last = keys.event_id(entries[-1][0]) if entries else -1
-        duration_ms = round(max(0.0, time.time() - float(meta.get(b"created", b"0"))) * 1000, 1)
-        text, parts = fold_stored(chunks)
-        teach(writer, entries)
-        usage = Usage(0, 0, estimated=True)
-        outcome = Outcome(text, len(chunks), usage, duration_ms, None, error=error, parts=parts)
-        frames: list[object] = [0, "h", writer.priming()] if last < 0 else []
-        frames += (max(last, 0) + 1, "t", writer.terminal(len(chunks), len(text), outcome))
-        identity = (owner, "", "", "", "", "", "", "", "")
-        record = json.dumps(outcome.record())
-        fencing = [int(epoch or 0), 1]  # written as the owner found gone, whose later writes it refuses
-        args = [link.live_ttl_ms, link.done_ttl_ms, "generation_lost", "0", last, *identity, owner, record]
-        status, _ = link.scripts.run(link.commands, "end", keys.stream_keys(stream_id), [*args, *fencing, *frames])
-        if status == b"taken":
-            return False  # another worker claimed it meanwhile: it goes on there
-        if status != b"moved":
-            ended = status == b"ok"
-            if ended:
-                log.warning("generation_lost", extra={"stream_id": stream_id, "owner": owner, "chunks": len(chunks)})
-            link.commands.hdel(keys.LIVE_KEY, stream_id)
-            return ended
-    return False

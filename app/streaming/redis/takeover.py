@@ -21,9 +21,10 @@ from ..revival import retention_of
 from ..stream import Stream
 from . import link as keys
 from .delivery import RedisDelivery
-from .follow import end_if_owner_gone, wire_of
+from .entries import wire_of
 from .journal import RedisJournal
 from .link import Link
+from .orphans import end_if_owner_gone
 
 log = logging.getLogger("chatwait.takeover")
 
