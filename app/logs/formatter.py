@@ -1,4 +1,5 @@
-"""The JSON line format: python-json-logger with a UTC timestamp first, redacted as a whole."""
+"""The JSON line format: python-json-logger's orjson formatter with a UTC timestamp first,
+redacted as a whole."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
-from pythonjsonlogger.json import JsonFormatter
+from pythonjsonlogger.orjson import OrjsonFormatter
 
 from .redaction import literal_redactor, redact
 
@@ -21,27 +22,29 @@ _RESERVED = frozenset(RESERVED_ATTRS)
 _STANDARD_FIELDS = len(logging.LogRecord("", logging.INFO, "", 0, "", (), None).__dict__)
 
 
-class RedactingJsonFormatter(JsonFormatter):
-    """python-json-logger formatter: UTC ISO-8601 timestamp, level, event; redacts the final line,
-    the configured `secrets` first (as they are, and as JSON escapes them), then every pattern.
+class RedactingJsonFormatter(OrjsonFormatter):
+    """python-json-logger's orjson formatter: UTC ISO-8601 timestamp, level, event; redacts the
+    final line, the configured `secrets` first (as they are, and as JSON escapes them), then
+    every pattern.
 
     The timestamp is joined after redaction, so the date's digits are never scanned for phone
     and card numbers. A record without exception or stack information (nearly every line) is
     serialized directly: the same fields in the same order as the base class gives, without
-    its generic field machinery, and one JSON encoder serves every line.
+    its generic field machinery. What orjson cannot encode (an integer past 64 bits) goes
+    through the standard library's encoder instead.
     """
 
     def __init__(self, *args: Any, secrets: Sequence[str] = (), **kwargs: Any) -> None:
         kwargs.setdefault("rename_fields", {"levelname": "level", "message": "event", "name": "logger"})
         super().__init__("%(levelname)s %(name)s %(message)s", *args, **kwargs)
         self._secrets = literal_redactor(secrets)
-        self._encode = (self.json_encoder or json.JSONEncoder)(
-            default=self.json_default, indent=self.json_indent, ensure_ascii=self.json_ensure_ascii
-        ).encode
 
     def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
-        """The base class's JSON, from an encoder built once rather than one per line."""
-        return self._encode(log_data)
+        """orjson's JSON of the line (the standard library's for what orjson refuses)."""
+        try:
+            return super().jsonify_log_record(log_data)
+        except TypeError:
+            return json.dumps(log_data, default=str, separators=(",", ":"))
 
     def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
         """The base class's fields, without empty ids."""
@@ -58,7 +61,7 @@ class RedactingJsonFormatter(JsonFormatter):
                     fields[key] = value
             _drop_empty_ids(fields)
             body = self.serialize_log_record(fields)
-        return f'{{"timestamp": "{_timestamp(record)}", {redact(self._secrets(body))[1:]}'
+        return f'{{"timestamp":"{_timestamp(record)}",{redact(self._secrets(body))[1:]}'
 
 
 @functools.lru_cache(maxsize=4)
