@@ -32,7 +32,8 @@ if _refused is not None:
 # /metrics sums every worker's values (prometheus_client's multiprocess mode): the workers write
 # them to files in PROMETHEUS_MULTIPROC_DIR (emptied at start), or in a temporary folder removed
 # when the server stops.
-_metrics_dir, _metrics_dir_created = prepare_multiprocess_dir() if _settings.metrics_enabled else (None, False)
+_metrics_enabled = _settings.operations.metrics_enabled
+_metrics_dir, _metrics_dir_created = prepare_multiprocess_dir() if _metrics_enabled else (None, False)
 
 # Where to listen: BIND (host:port) wins over PORT; 0.0.0.0 so a container is reachable.
 bind = _settings.bind_address
@@ -51,20 +52,20 @@ worker_class = "app.server.worker.ChatWaitWorker"
 workers = _settings.workers
 
 # Concurrent connections per worker (each open stream holds one).
-worker_connections = _settings.gunicorn_worker_connections
+worker_connections = _settings.server.gunicorn_worker_connections
 
 # No preload: gevent must patch in the worker before the app (and ssl, httpx) are imported.
 preload_app = False
 
 # For gevent workers this is a heartbeat, not a request limit: long streams are fine.
-timeout = _settings.gunicorn_timeout
+timeout = _settings.server.gunicorn_timeout
 
 # On SIGTERM or SIGHUP, running generations get this long to finish; those still running then
 # end with a terminal service_restarting error (app/server/shutdown.py).
-graceful_timeout = _settings.gunicorn_graceful_timeout
+graceful_timeout = _settings.server.gunicorn_graceful_timeout
 
 # Seconds an idle keep-alive connection stays open between requests.
-keepalive = _settings.gunicorn_keepalive
+keepalive = _settings.server.gunicorn_keepalive
 
 # gunicorn's pure-Python parser, even where its C parser (gunicorn-h1c) is installed: that one
 # accepts bare LF line ends, so a request hidden behind them gets answered (docs/performance.md).
@@ -73,12 +74,12 @@ http_parser = "python"
 # What one request head may hold: the request line, the number of headers, each header's size.
 # Over them the request is refused (414 or 431, JSON); the whole head is bounded by
 # REQUEST_MAX_HEAD_BYTES (app/server/head_limit.py).
-limit_request_line = _settings.gunicorn_limit_request_line
-limit_request_fields = _settings.gunicorn_limit_request_fields
-limit_request_field_size = _settings.gunicorn_limit_request_field_size
+limit_request_line = _settings.server.gunicorn_limit_request_line
+limit_request_fields = _settings.server.gunicorn_limit_request_fields
+limit_request_field_size = _settings.server.gunicorn_limit_request_field_size
 
 # The same JSON logging with redaction as the app, for gunicorn's own lines too.
-logconfig_dict = logging_config(_settings.log_level, _settings.secrets)
+logconfig_dict = logging_config(_settings.operations.log_level, _settings.secrets)
 route_uncaught_errors()  # the master's too: no raw traceback on stderr
 
 # The app logs each request itself (request_received/request_completed); no plain-text access log,
@@ -91,7 +92,7 @@ errorlog = "-"
 
 # gunicorn's runtime control socket (one path per user) is off: several instances on one host
 # would fight over it. GUNICORN_CONTROL_SOCKET=true turns it on.
-control_socket_disable = not _settings.gunicorn_control_socket
+control_socket_disable = not _settings.server.gunicorn_control_socket
 
 
 def worker_exit(server, worker):
@@ -106,7 +107,7 @@ def worker_exit(server, worker):
 # A private folder through which a draining worker hands its key counters to the next (a reload
 # on the memory store: app/limits/reload.py, whose VARIABLE this is); made once, kept across reloads.
 RELOAD_VARIABLE = "CHATWAIT_RELOAD_DIR"
-if _settings.stream_store == "memory" and not os.environ.get(RELOAD_VARIABLE):
+if _settings.streams.stream_store == "memory" and not os.environ.get(RELOAD_VARIABLE):
     os.environ[RELOAD_VARIABLE] = tempfile.mkdtemp(prefix="chatwait-reload-")
 
 

@@ -54,11 +54,11 @@ def build_app(settings: Settings) -> Flask:
     from .service.services import Services
     from .traces import configure_tracing
 
-    configure_logging(settings.log_level, settings.secrets)
+    configure_logging(settings.operations.log_level, settings.secrets)
     configure_tracing(settings)
     _warn_of_short_keys(settings)
     app = http.SyncFlask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["MAX_CONTENT_LENGTH"] = settings.requests.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     services = Services.build(settings)
     app.extensions["chatwait"] = services
@@ -74,7 +74,7 @@ def _warn_of_short_keys(settings: Settings) -> None:
     """A key shorter than MIN_LITERAL_CHARS is not redacted from the logs as it is: say so."""
     from .logs.redaction import MIN_LITERAL_CHARS
 
-    for server in settings.upstreams:
+    for server in settings.upstream.upstreams:
         key = server.api_key
         if key and len(key) < MIN_LITERAL_CHARS:
             extra = {"setting": "OPENAI_API_KEY", "upstream_server": server.name, "min_chars": MIN_LITERAL_CHARS}

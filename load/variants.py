@@ -140,7 +140,7 @@ def _keyed(key: Any) -> None:
         auth.g._get_current_object().client_key = key
 
     def build_limits(settings: Any, metrics: Any, shared: bool) -> Limits:
-        if settings.stream_store != "redis":
+        if settings.streams.stream_store != "redis":
             return built(settings, metrics, shared)
         return Limits(RedisCounters(topology(settings)), metrics)
 

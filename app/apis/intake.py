@@ -159,7 +159,7 @@ def refuse_oversized_messages(
     messages = data.get("messages") if isinstance(data, dict) else None
     if not isinstance(messages, list):
         return
-    bound = settings.max_history_messages + 2
+    bound = settings.requests.max_history_messages + 2
     if len(messages) > bound:
         message = f"{len(messages)} messages; at most {bound} (MAX_HISTORY_MESSAGES + 2): drop the oldest ones."
         raise ApiError("validation_error", "1 field(s) are invalid.", fields={"messages": [message]})
@@ -170,8 +170,8 @@ def refuse_oversized_messages(
 
 def conversation_char_limit(settings: Settings, provider: Provider) -> int:
     """MAX_CONVERSATION_CHARS, else CHARS_PER_INPUT_TOKEN per input token allowed."""
-    return settings.max_conversation_chars or CHARS_PER_INPUT_TOKEN * provider.input_token_limit(
-        settings.max_input_tokens
+    return settings.requests.max_conversation_chars or CHARS_PER_INPUT_TOKEN * provider.input_token_limit(
+        settings.requests.max_input_tokens
     )
 
 
@@ -229,7 +229,7 @@ def count_prompt(
     Raises ApiError(input_too_long) saying how many of the oldest droppable messages (`droppable`:
     the range of indexes the client may drop, `what` they are called) to drop.
     """
-    limit = provider.input_token_limit(settings.max_input_tokens)
+    limit = provider.input_token_limit(settings.requests.max_input_tokens)
     bound = provider.prompt_tokens_bound(messages)
     if bound is not None and bound <= limit:
         return None

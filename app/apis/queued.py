@@ -57,7 +57,7 @@ def response(pending: Pending, wire: Wire, model: str, headers: dict[str, str]) 
             pending.turns.close()
             pending.never_opened()
             raise
-        keepalive = settings.keepalive_seconds
+        keepalive = settings.streams.keepalive_seconds
         yield from consumer.consume(stream, Position(None), keepalive, clock, metrics, writer, delivered)
 
     answer = event_response(body(), pending.stream_id, headers)

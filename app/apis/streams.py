@@ -126,7 +126,7 @@ def wait_for_end(stream: StreamView, environ: Mapping[str, Any]) -> None:
     """Follow a stream until its terminal event, as one of its clients, or until this request's
     client leaves (the stream is then unfollowed: see ABANDON_SECONDS)."""
     found = services()
-    keepalive, clock = found.settings.keepalive_seconds, found.store.clock
+    keepalive, clock = found.settings.streams.keepalive_seconds, found.store.clock
     until_client_gone(lambda: _follow_to_end(stream, keepalive, clock), client_socket(environ))
 
 
@@ -200,7 +200,7 @@ def event_stream(stream: StreamView, position: Position) -> Response:
     body: Iterator[bytes] = iter(())
     req = request._get_current_object()
     if req.method != "HEAD":
-        keepalive = found.settings.keepalive_seconds
+        keepalive = found.settings.streams.keepalive_seconds
         writer = client_writer(req.environ)
         body = consumer.consume(stream, position, keepalive, found.store.clock, found.metrics, writer, on_delivery())
     return event_response(body, stream.stream_id, _headers(stream))

@@ -174,7 +174,7 @@ def _declared(schema: type[Schema]) -> frozenset[str]:
 
 def tolerance(settings: Settings, api: str) -> str | None:
     """`api`, whose unknown fields are left out and named, unless UNKNOWN_FIELDS=refuse."""
-    return api if settings.unknown_fields == "pass" else None
+    return api if settings.requests.unknown_fields == "pass" else None
 
 
 def header_value(named: list[str]) -> str:

@@ -20,6 +20,8 @@ from redis.cluster import RedisCluster
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
+from ..config.settings import RedisSettings
+
 CONNECT_TIMEOUT_SECONDS = 1.0
 POOL_WAIT_SECONDS = 2.0  # for a free connection when a pool is at its bound
 MIN_VERSION = (7, 0)  # scripts declare their flags (allow-oom, no-writes)
@@ -42,6 +44,11 @@ class Topology:
     url: str
     sentinels: tuple[tuple[str, int], ...] = ()
     master: str = ""
+
+    @classmethod
+    def configured(cls, where: RedisSettings) -> Topology:
+        """The topology the REDIS_* settings describe."""
+        return cls.of(where.redis_url, where.redis_sentinels, where.redis_sentinel_master or "", where.redis_cluster)
 
     @classmethod
     def of(

@@ -90,7 +90,7 @@ class Opener:
         asks for nothing to be generated opens no upstream."""
         if not self.call.generate:
             return Ended("stop"), None, iter(())
-        deadline = time.monotonic() + self.settings.timeout_seconds
+        deadline = time.monotonic() + self.settings.upstream.timeout_seconds
         model = self.call.model
         spare = self.spare
         wider = list(self.settings.fallbacks_of(model, too_long=True))
@@ -134,7 +134,7 @@ class Opener:
                     not failure.retryable
                     or "all_resting" in failure.log_fields
                     or (failure.error_code == "upstream_timeout" and not failover)  # a silent server: not again
-                    or (busy >= self._busy_retries() if failure.busy else failed >= self.settings.upstream_retries)
+                    or (busy >= self._busy_retries() if failure.busy else failed >= self._retries())
                     or time.monotonic() + delay >= deadline
                 ):
                     raise
@@ -152,9 +152,13 @@ class Opener:
                 )
                 gevent.sleep(delay)
 
+    def _retries(self) -> int:
+        """How many failures before the first token are retried (UPSTREAM_RETRIES)."""
+        return self.settings.upstream.upstream_retries
+
     def _busy_retries(self) -> int:
         """How many preemptions before the first token are retried (none when UPSTREAM_RETRIES is 0)."""
-        return MAX_BUSY_RETRIES if self.settings.upstream_retries else 0
+        return MAX_BUSY_RETRIES if self._retries() else 0
 
     def attempt(self, deadline: float, slot: Any, call: ChatCall, cause: str | None = None) -> Opened:
         """One attempt of `call` up to its first piece (`cause`: it continues a reply that ended
@@ -186,7 +190,7 @@ class Opener:
         except FirstTokenDeadline:
             if generation is not None:
                 generation.close()
-            detail = f"No first token within TIMEOUT_SECONDS ({self.settings.timeout_seconds:g} s)."
+            detail = f"No first token within TIMEOUT_SECONDS ({self.settings.upstream.timeout_seconds:g} s)."
             if per_attempt is not None and per_attempt < left:
                 detail = f"No first token from the server within UPSTREAM_ATTEMPT_SECONDS ({per_attempt:g} s)."
             raise UpstreamError("upstream_timeout", detail) from None
@@ -212,7 +216,7 @@ class Opener:
 
     def attempt_seconds(self, model: str) -> float | None:
         """The first-token limit of one attempt on `model` (None: all of the deadline)."""
-        configured = self.settings.upstream_attempt_seconds
+        configured = self.settings.upstream.upstream_attempt_seconds
         if configured is not None:
             return configured or None
         return ATTEMPT_SECONDS if self.spare else None

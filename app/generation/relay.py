@@ -109,7 +109,7 @@ class Relay:
         return self._reply.produced()
 
     def _generate(self) -> tuple[str | None, Usage | None, ApiError | None]:
-        total = gevent.Timeout(self.settings.max_stream_seconds)
+        total = gevent.Timeout(self.settings.streams.max_stream_seconds)
         total.start()
         try:
             on_wait = None if self.listener is None else self.listener.queued
@@ -128,7 +128,7 @@ class Relay:
         except gevent.Timeout as timeout:
             if timeout is not total:
                 raise
-            detail = f"The reply took longer than MAX_STREAM_SECONDS ({self.settings.max_stream_seconds:g} s)."
+            detail = f"The reply took longer than MAX_STREAM_SECONDS ({self.settings.streams.max_stream_seconds:g} s)."
             return None, None, self._upstream_failure(UpstreamError("upstream_timeout", detail))
         except UpstreamError as failure:
             return None, None, self._upstream_failure(failure)
@@ -255,7 +255,7 @@ class Relay:
 
     def _upstream_failure(self, failure: UpstreamError) -> ApiError:
         extra = {"chunks_sent": self.produced(), **self._server()}
-        return report.upstream_failure(failure, self.metrics, self.settings.upstream_retries, extra)
+        return report.upstream_failure(failure, self.metrics, self.settings.upstream.upstream_retries, extra)
 
     def _outcome(self, finish_reason: str | None, usage: Usage | None, error: ApiError | None) -> Outcome:
         reply = self._reply

@@ -84,7 +84,7 @@ class Rescues:
         claim), shared by every worker that generates the stream (its listener's word)."""
         if cause == continuation.TAKEOVER:
             return True
-        if self._spent >= self._settings.upstream_rescues:
+        if self._spent >= self._settings.upstream.upstream_rescues:
             return False
         if self._continuing is not None and not self._continuing():
             return False
@@ -111,7 +111,7 @@ class Rescues:
 
     def _continue(self, strategy: str, text: str, left: int, slot: Any, cause: str) -> Opened:
         """Open one continuation by `strategy`; a server that refuses a prefill is asked by message."""
-        deadline = time.monotonic() + self._settings.timeout_seconds
+        deadline = time.monotonic() + self._settings.upstream.timeout_seconds
         try:
             opened = self._opener.attempt(deadline, slot, self._continuation(text, strategy, left), cause)
         except UpstreamError as refused:

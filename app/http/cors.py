@@ -27,7 +27,7 @@ _HEADER_LIST = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+(\s*,\s*[!#$%&'*+.^_`|~0-
 
 
 def _allowed(origin: str | None) -> bool:
-    listed = services().settings.cors_origins
+    listed = services().settings.access.cors_origins
     return bool(origin) and bool(listed) and (listed == ("*",) or origin.lower() in listed)
 
 
@@ -50,7 +50,7 @@ def _preflight() -> Response | None:
 
 def _headers(response: Response) -> Response:
     """Let a listed origin read this answer (errors included) and the stream headers."""
-    if services().settings.cors_origins:
+    if services().settings.access.cors_origins:
         response.vary.add("Origin")
         origin = request.headers.get("Origin")
         if _allowed(origin):

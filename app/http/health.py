@@ -40,7 +40,7 @@ def ready() -> tuple[dict[str, object], int]:
         **found.provider.describe(),
         "streams": len(found.store),
         "live_streams": live,
-        "store": found.settings.stream_store,
+        "store": found.settings.streams.stream_store,
         "store_detail": checks["store"]["detail"],
         "client_keys": found.client_keys.enabled,
     }

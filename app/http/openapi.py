@@ -37,7 +37,7 @@ def render_contract(settings: Settings, families: Iterable[Family]) -> bytes:
     for family in families:
         if family.contract is not None:
             family.contract(schemas, settings)
-    if settings.unknown_fields == "refuse":
+    if settings.requests.unknown_fields == "refuse":
         _strict(schemas)
     return yaml.dump(contract, Dumper=_DUMPER, sort_keys=False, allow_unicode=True).encode("utf-8")
 

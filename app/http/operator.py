@@ -15,7 +15,7 @@ from ..errors import ApiError
 
 def is_operator() -> bool:
     """Whether this request may read the operator's details (always, without OPERATOR_TOKEN)."""
-    token = services().settings.operator_token
+    token = services().settings.operations.operator_token
     if token is None:
         return True
     sent = request.headers.get("Authorization", "")

@@ -33,7 +33,7 @@ def _logged(path: str) -> bool:
     """Whether a request for `path` gets request_received/request_completed lines."""
     if path == METRICS_PATH:
         return False
-    return path not in PROBES or services().settings.log_requests
+    return path not in PROBES or services().settings.operations.log_requests
 
 
 def _before() -> None:

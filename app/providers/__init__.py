@@ -10,7 +10,7 @@ from .base import Provider
 def build_provider(settings: Settings, metrics: Metrics | NoMetrics) -> Provider:
     """The provider selected by LLM_PROVIDER (already resolved from `auto` by the settings): the
     embedded model, or the pool of OpenAI-compatible servers (one server is a pool of one)."""
-    if settings.llm_provider == "local":
+    if settings.upstream.llm_provider == "local":
         from .local.model import LocalProvider
 
         return LocalProvider(settings)
@@ -18,11 +18,10 @@ def build_provider(settings: Settings, metrics: Metrics | NoMetrics) -> Provider
     from .pool.remembered import Remembered, SharedRemembered
 
     remembered = Remembered()
-    if settings.stream_store == "redis" and len(settings.upstreams) > 1:  # where conversations ran, shared
+    shared = settings.streams.stream_store == "redis"
+    if shared and len(settings.upstream.upstreams) > 1:  # where conversations ran, shared
         from ..connect.redis import Topology
 
-        topology = Topology.of(
-            settings.redis_url, settings.redis_sentinels, settings.redis_sentinel_master or "", settings.redis_cluster
-        )
+        topology = Topology.configured(settings.redis)
         remembered = SharedRemembered(topology)
     return UpstreamPool(settings, metrics, remembered=remembered)

@@ -64,9 +64,9 @@ class ChatWaitWorker(GeventWorker):
     def init_process(self) -> None:
         self.cfg = SettledConfig(self.cfg)
         settings = running_settings()  # validated in the master, inherited through fork
-        self.read_timeout = settings.request_read_timeout_seconds
-        self.write_timeout = settings.client_write_timeout_seconds
-        self.max_head_bytes = settings.request_max_head_bytes
+        self.read_timeout = settings.requests.request_read_timeout_seconds
+        self.write_timeout = settings.requests.client_write_timeout_seconds
+        self.max_head_bytes = settings.requests.request_max_head_bytes
         super().init_process()
 
     def load_wsgi(self) -> None:

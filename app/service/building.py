@@ -18,36 +18,37 @@ if TYPE_CHECKING:
 
 def store(settings: Settings, abandon: Abandon) -> StreamStore:
     """The stream store STREAM_STORE names (Redis is imported only when used)."""
-    if settings.stream_store == "redis":
+    if settings.streams.stream_store == "redis":
         from ..streaming.redis.deferred import open_store
-        from ..streaming.redis.store import RedisSettings, RedisStreamStore
+        from ..streaming.redis.store import RedisStoreSettings, RedisStreamStore
 
-        config = RedisSettings(
+        config = RedisStoreSettings(
             topology(settings),
-            settings.max_streams,
-            settings.stream_ttl_seconds,
-            settings.max_stream_seconds,
-            settings.redis_outage_seconds,
-            settings.max_stored_responses,
-            settings.upstream_rescues,
-            settings.upstream_takeovers,
+            settings.streams.max_streams,
+            settings.streams.stream_ttl_seconds,
+            settings.streams.max_stream_seconds,
+            settings.redis.redis_outage_seconds,
+            settings.streams.max_stored_responses,
+            settings.upstream.upstream_rescues,
+            settings.upstream.upstream_takeovers,
         )
         return open_store(lambda: RedisStreamStore(config, abandon=abandon))  # boots whatever Redis does
+    streams = settings.streams
     return MemoryStreamStore(
-        settings.max_streams, settings.stream_ttl_seconds, abandon=abandon, max_stored=settings.max_stored_responses
+        streams.max_streams, streams.stream_ttl_seconds, abandon=abandon, max_stored=streams.max_stored_responses
     )
 
 
 def conversations(settings: Settings) -> ConversationStore:
     """Conversations where the streams are: in Redis, or in this worker's memory."""
     bounds = Bounds(
-        settings.max_conversations,
-        settings.max_conversation_items,
-        settings.conversation_ttl_seconds,
-        key_bytes=settings.conversation_key_bytes,
-        worker_bytes=settings.conversation_worker_bytes,
+        settings.conversations.max_conversations,
+        settings.conversations.max_conversation_items,
+        settings.conversations.conversation_ttl_seconds,
+        key_bytes=settings.conversations.conversation_key_bytes,
+        worker_bytes=settings.conversations.conversation_worker_bytes,
     )
-    if settings.stream_store == "redis":
+    if settings.streams.stream_store == "redis":
         from ..conversations.redis import RedisConversations
 
         return RedisConversations(topology(settings), bounds)
@@ -58,9 +59,7 @@ def topology(settings: Settings) -> Topology:
     """Where Redis is: one server, a primary found through Sentinel, or a Cluster."""
     from ..connect.redis import Topology
 
-    return Topology.of(
-        settings.redis_url, settings.redis_sentinels, settings.redis_sentinel_master or "", settings.redis_cluster
-    )
+    return Topology.configured(settings.redis)
 
 
 def limits(settings: Settings, metrics: Metrics | NoMetrics, shared: bool) -> Limits:
@@ -71,4 +70,4 @@ def limits(settings: Settings, metrics: Metrics | NoMetrics, shared: bool) -> Li
         from ..limits.shared import RedisCounters
 
         counters = RedisCounters(topology(settings))
-    return Limits(counters, metrics, fail_open=settings.key_limits_without_redis == "open")
+    return Limits(counters, metrics, fail_open=settings.access.key_limits_without_redis == "open")

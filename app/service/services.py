@@ -65,14 +65,15 @@ class Services:
     @classmethod
     def build(cls, settings: Settings) -> Services:
         """Services for these settings."""
-        metrics = Metrics() if settings.metrics_enabled else NoMetrics()
+        metrics = Metrics() if settings.operations.metrics_enabled else NoMetrics()
         provider = build_provider(settings, metrics)
-        abandon = Abandon(settings.local_abandon_seconds, lambda: provider.waiting() > 0, settings.abandon_seconds)
+        waiting = lambda: provider.waiting() > 0  # noqa: E731
+        abandon = Abandon(settings.local.local_abandon_seconds, waiting, settings.streams.abandon_seconds)
         store = building.store(settings, abandon)
         waits = WaitGenerations()
         keys = settings.keys
         limited = any(key.limited or key.max_sockets is not None for key in keys)
-        limits = building.limits(settings, metrics, shared=limited and settings.stream_store == "redis")
+        limits = building.limits(settings, metrics, shared=limited and settings.streams.stream_store == "redis")
         built = cls(
             settings=settings,
             provider=provider,
@@ -82,17 +83,17 @@ class Services:
             client_keys=ClientKeys(keys),
             limits=limits,
             queue=AdmissionQueue(
-                settings.admission_wait_seconds,
-                places=settings.admission_queue_size,
+                settings.access.admission_wait_seconds,
+                places=settings.access.admission_queue_size,
                 over_share=lambda name: metrics.key_refused(name, "queue_share") if name else None,
             ),
             metrics=metrics,
             readiness=Readiness(
                 provider,
                 store,
-                settings.ready_cache_seconds,
+                settings.operations.ready_cache_seconds,
                 accepting=lambda: waits.accepting,
-                key_limits=(lambda: limits.check(settings.stream_store == "redis")) if limited else None,
+                key_limits=(lambda: limits.check(settings.streams.stream_store == "redis")) if limited else None,
             ),
             started=int(time.time()),
         )
@@ -103,7 +104,7 @@ class Services:
     def durable(self) -> bool:
         """Whether streams outlive this worker (a shared store): generations are worth finishing
         on a stop even when no client follows them here."""
-        return self.settings.stream_store == "redis"
+        return self.settings.streams.stream_store == "redis"
 
     def admit(
         self,
@@ -129,7 +130,8 @@ class Services:
             if prompt_tokens is None:
                 prompt_tokens = self.provider.prompt_tokens(call.counted())  # tools' definitions included
             prompt_tokens += reserving.image_surcharge(self.settings, call)  # as the models bill them
-        rescues = self.settings.upstream_rescues + (self.settings.upstream_takeovers if self.durable else 0)
+        upstream = self.settings.upstream
+        rescues = upstream.upstream_rescues + (upstream.upstream_takeovers if self.durable else 0)
         ticket, verdict = self.limits.admit(key, prompt_tokens or 0, call.max_tokens, price, rescues)
         account.reserve(ticket, self.limits)
         return Admission(account, verdict)
@@ -170,7 +172,7 @@ class Services:
 
         def open_slot() -> Stream:
             stream = self.store.create(account.correlation_id, call.model, wire, client, retention, stream_id)
-            if self.durable and self.settings.upstream_takeovers:  # continued elsewhere if this worker dies
+            if self.durable and self.settings.upstream.upstream_takeovers:  # continued elsewhere if this worker dies
                 stream.tenure.revival = revival.record(call, account.prompt_tokens, retention, account.revival())
             producer.start(stream, self.provider, self.settings, account, self.metrics)
             self._running(stream, account)
@@ -228,7 +230,7 @@ class Services:
         except ApiError:
             account.release()
             raise
-        turns = self.queue.turns(name, open_slot, self.store.has_room, self.settings.keepalive_seconds, waiter)
+        turns = self.queue.turns(name, open_slot, self.store.has_room, self.settings.streams.keepalive_seconds, waiter)
 
         def never_opened() -> None:
             self.queue.leave(waiter)

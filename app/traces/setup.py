@@ -28,7 +28,7 @@ def configure_tracing(settings: Settings) -> None:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    provider = TracerProvider(resource=Resource.create({"service.name": settings.otel_service_name}))
+    provider = TracerProvider(resource=Resource.create({"service.name": settings.operations.otel_service_name}))
     processor = BatchSpanProcessor(
         OTLPSpanExporter(),
         max_queue_size=MAX_QUEUE,
@@ -38,7 +38,7 @@ def configure_tracing(settings: Settings) -> None:
     )
     provider.add_span_processor(processor)
     _state["provider"], _state["tracer"] = provider, provider.get_tracer("chatwait")
-    log.info("traces_exported", extra={"service_name": settings.otel_service_name})
+    log.info("traces_exported", extra={"service_name": settings.operations.otel_service_name})
 
 
 def enabled() -> bool:

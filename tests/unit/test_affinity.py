@@ -122,7 +122,7 @@ def test_affinity_off_or_a_lone_server_needs_no_key() -> None:
 def test_a_bound_under_the_average_is_refused_at_start() -> None:
     with pytest.raises(ConfigError, match=r"UPSTREAM_AFFINITY=0.5 is out of range: use 0 \(off\) or 1 to 100"):
         load_settings(environ={"UPSTREAM_AFFINITY": "0.5"})
-    assert load_settings(environ={}).upstream_affinity == 1.25
+    assert load_settings(environ={}).upstream.upstream_affinity == 1.25
 
 
 def test_a_conversation_waits_for_its_busy_server_within_the_bound_then_spills() -> None:

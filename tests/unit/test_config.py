@@ -11,13 +11,13 @@ BASE = {"OPENAI_API_KEY": "sk-test"}
 
 def test_defaults() -> None:
     settings = load_settings(environ=BASE)
-    assert settings.llm_provider == "openai", "auto picks openai when a key is set"
-    assert settings.max_message_chars == 8000
-    assert settings.timeout_seconds == 30
-    assert settings.keepalive_seconds == 15
-    assert settings.stream_ttl_seconds == 300
-    assert settings.allowed_models == ("gpt-4o-mini",)
-    assert settings.idle_timeout_seconds == 30
+    assert settings.upstream.llm_provider == "openai", "auto picks openai when a key is set"
+    assert settings.requests.max_message_chars == 8000
+    assert settings.upstream.timeout_seconds == 30
+    assert settings.streams.keepalive_seconds == 15
+    assert settings.streams.stream_ttl_seconds == 300
+    assert settings.upstream.allowed_models == ("gpt-4o-mini",)
+    assert settings.upstream.idle_timeout_seconds == 30
 
 
 def test_values_are_parsed_and_overrides_win() -> None:
@@ -25,17 +25,17 @@ def test_values_are_parsed_and_overrides_win() -> None:
         {"MAX_TOKENS": 64, "TIMEOUT_SECONDS": "2.5"},
         environ={**BASE, "ALLOWED_MODELS": "a, b,a", "OPENAI_MODEL": "b", "LOG_LEVEL": "debug", "MAX_TOKENS": "9"},
     )
-    assert settings.max_tokens == 64
-    assert settings.timeout_seconds == 2.5
-    assert settings.idle_timeout_seconds == 2.5  # follows TIMEOUT_SECONDS unless set
-    assert settings.allowed_models == ("a", "b")
-    assert settings.log_level == "DEBUG"
+    assert settings.requests.max_tokens == 64
+    assert settings.upstream.timeout_seconds == 2.5
+    assert settings.upstream.idle_timeout_seconds == 2.5  # follows TIMEOUT_SECONDS unless set
+    assert settings.upstream.allowed_models == ("a", "b")
+    assert settings.operations.log_level == "DEBUG"
 
 
 def test_blank_values_count_as_unset() -> None:
     settings = load_settings(environ={**BASE, "OPENAI_MODEL": "  ", "MAX_TOKENS": "", "OPENAI_BASE_URL": ""})
-    assert settings.openai_model == "gpt-4o-mini" and settings.max_tokens == 1024
-    assert settings.openai_base_url is None
+    assert settings.upstream.openai_model == "gpt-4o-mini" and settings.requests.max_tokens == 1024
+    assert settings.upstream.openai_base_url is None
 
 
 def test_the_key_is_not_in_the_repr() -> None:
@@ -80,31 +80,32 @@ def test_openai_needs_a_key_or_a_base_url() -> None:
     with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
         load_settings(environ={"LLM_PROVIDER": "openai"})
     settings = load_settings(environ={"OPENAI_BASE_URL": "http://localhost:11434/v1"})
-    assert settings.llm_provider == "openai" and settings.openai_api_key is None
+    assert settings.upstream.llm_provider == "openai" and settings.upstream.openai_api_key is None
 
 
 def test_auto_without_upstream_is_the_embedded_model() -> None:
     settings = load_settings(environ={})
-    assert settings.llm_provider == "local"
-    assert settings.local_model_path is not None and settings.local_model_path.name.endswith(".gguf")
+    assert settings.upstream.llm_provider == "local"
+    assert settings.local.local_model_path is not None and settings.local.local_model_path.name.endswith(".gguf")
     assert settings.default_model == "SmolLM2-135M-Instruct.Q4_1"
-    assert settings.allowed_models == ("SmolLM2-135M-Instruct.Q4_1",)
-    assert load_settings(environ={"LLM_PROVIDER": "local", "OPENAI_API_KEY": "sk-x"}).llm_provider == "local"
+    assert settings.upstream.allowed_models == ("SmolLM2-135M-Instruct.Q4_1",)
+    assert load_settings(environ={"LLM_PROVIDER": "local", "OPENAI_API_KEY": "sk-x"}).upstream.llm_provider == "local"
 
 
 def test_cors_origins_are_normalised() -> None:
-    assert load_settings(environ=BASE).cors_origins == ()
+    assert load_settings(environ=BASE).access.cors_origins == ()
     listed = load_settings(environ={**BASE, "CORS_ORIGINS": " https://App.example.com/, http://localhost:3000 "})
-    assert listed.cors_origins == ("https://app.example.com", "http://localhost:3000")
-    assert load_settings(environ={**BASE, "CORS_ORIGINS": "*"}).cors_origins == ("*",)
-    assert load_settings(environ={**BASE, "CORS_ORIGINS": "http://[::1]:8080"}).cors_origins == ("http://[::1]:8080",)
+    assert listed.access.cors_origins == ("https://app.example.com", "http://localhost:3000")
+    assert load_settings(environ={**BASE, "CORS_ORIGINS": "*"}).access.cors_origins == ("*",)
+    assert load_settings(environ={**BASE, "CORS_ORIGINS": "http://[::1]:8080"}).access.cors_origins == ("http://[::1]:8080",)
 
 
 def test_the_embedded_model_has_its_own_reply_limit() -> None:
     local = load_settings(environ={})
-    assert local.max_tokens == 512 and local.local_abandon_seconds == 10
-    assert load_settings(environ={"LOCAL_MAX_TOKENS": "64", "MAX_TOKENS": "2000"}).max_tokens == 64
-    assert load_settings(environ={**BASE, "LOCAL_MAX_TOKENS": "64"}).max_tokens == 1024, "MAX_TOKENS for others"
+    assert local.requests.max_tokens == 512 and local.local.local_abandon_seconds == 10
+    assert load_settings(environ={"LOCAL_MAX_TOKENS": "64", "MAX_TOKENS": "2000"}).requests.max_tokens == 64
+    others = load_settings(environ={**BASE, "LOCAL_MAX_TOKENS": "64"})
+    assert others.requests.max_tokens == 1024, "MAX_TOKENS for others"
 
 
 def test_local_model_path_must_be_a_file(tmp_path) -> None:
@@ -113,7 +114,7 @@ def test_local_model_path_must_be_a_file(tmp_path) -> None:
     model = tmp_path / "tiny-chat.gguf"
     model.write_bytes(b"GGUF")
     settings = load_settings(environ={"LOCAL_MODEL_PATH": str(model)})
-    assert settings.local_model_path == model and settings.default_model == "tiny-chat"
+    assert settings.local.local_model_path == model and settings.default_model == "tiny-chat"
 
 
 def test_missing_bundled_model_is_a_clear_error(monkeypatch) -> None:
@@ -131,7 +132,7 @@ def test_workers_default_to_one_per_core_with_redis_and_one_with_memory(monkeypa
     monkeypatch.setattr("os.cpu_count", lambda: 6)
     assert load_settings(environ=BASE).workers == 1
     shared = load_settings(environ={**BASE, "STREAM_STORE": "redis", "REDIS_URL": "redis://cache:6379/2"})
-    assert (shared.stream_store, shared.redis_url, shared.workers) == ("redis", "redis://cache:6379/2", 6)
+    assert (shared.streams.stream_store, shared.redis.redis_url, shared.workers) == ("redis", "redis://cache:6379/2", 6)
     assert load_settings(environ={**BASE, "STREAM_STORE": "Redis", "WEB_CONCURRENCY": "3"}).workers == 3
     assert "redis_url" not in repr(shared), "a Redis URL may hold a password"
     with pytest.raises(ConfigError, match="STREAM_STORE='disk' is not supported: use one of memory, redis"):
@@ -143,11 +144,13 @@ def test_workers_default_to_one_per_core_with_redis_and_one_with_memory(monkeypa
 def test_the_server_settings_gunicorn_reads() -> None:
     settings = load_settings(environ=BASE)
     assert settings.bind_address == "0.0.0.0:8000"
-    assert (settings.workers, settings.gunicorn_worker_connections) == (1, 4000)
-    assert (settings.gunicorn_timeout, settings.gunicorn_graceful_timeout, settings.gunicorn_keepalive) == (30, 30, 5)
-    assert settings.gunicorn_control_socket is False
+    assert (settings.workers, settings.server.gunicorn_worker_connections) == (1, 4000)
+    server = settings.server
+    assert (server.gunicorn_timeout, server.gunicorn_graceful_timeout, server.gunicorn_keepalive) == (30, 30, 5)
+    assert settings.server.gunicorn_control_socket is False
     custom = load_settings(environ={**BASE, "PORT": "9000", "GUNICORN_KEEPALIVE": "0", "GUNICORN_CONTROL_SOCKET": "1"})
-    assert custom.bind_address == "0.0.0.0:9000" and custom.gunicorn_keepalive == 0 and custom.gunicorn_control_socket
+    assert custom.bind_address == "0.0.0.0:9000"
+    assert custom.server.gunicorn_keepalive == 0 and custom.server.gunicorn_control_socket
     assert load_settings(environ={**BASE, "PORT": "9000", "BIND": "127.0.0.1:7000"}).bind_address == "127.0.0.1:7000"
 
 

@@ -52,7 +52,8 @@ def _settings(tmp_path: Path):
 
 def test_a_pool_allows_what_any_of_its_servers_allows(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    assert [server.allow_fields for server in settings.upstreams] == [frozenset({"n_predict", "grammar"}), frozenset()]
+    allowed = [server.allow_fields for server in settings.upstream.upstreams]
+    assert allowed == [frozenset({"n_predict", "grammar"}), frozenset()]
     pool = UpstreamPool(settings, NoMetrics())
     assert pool.allowed_fields("m") == {"n_predict", "grammar"}
     pool.close()
@@ -81,7 +82,7 @@ def test_a_server_is_sent_only_the_controls_it_allows(tmp_path: Path) -> None:
 def _open_on_each(settings) -> None:
     native = {"api": "chat_completions", "fields": {"n_predict": 3000, "grammar": "root ::= x", "top_k": 5}}
     call = ChatCall(model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=5, native=native)
-    for server in settings.upstreams:
+    for server in settings.upstream.upstreams:
         provider = OpenAIProvider(settings, server)
         with pytest.raises(UpstreamError):
             provider.open(call)

@@ -107,7 +107,7 @@ def _completion(messages: list, provider: CountingProvider, **extra):
     from app.apis.chat_completions.schemas import CompletionRequestSchema
 
     settings = load_settings({"MAX_INPUT_TOKENS": "100", "MAX_HISTORY_MESSAGES": "4"}, environ={"OPENAI_API_KEY": "x"})
-    schema = CompletionRequestSchema(max_messages=6, allowed_models=settings.allowed_models)
+    schema = CompletionRequestSchema(max_messages=6, allowed_models=settings.upstream.allowed_models)
     with Flask(__name__).test_request_context(json={"messages": messages, **extra}):
         from flask import request
 

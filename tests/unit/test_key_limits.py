@@ -82,7 +82,7 @@ def test_two_keys_under_one_name_or_one_key_twice_stop_the_start(tmp_path) -> No
 
 def test_the_failure_mode_and_the_wait_are_settings() -> None:
     settings = load_settings(environ={**BASE, "KEY_LIMITS_WITHOUT_REDIS": "closed", "ADMISSION_WAIT_SECONDS": "2.5"})
-    assert settings.key_limits_without_redis == "closed" and settings.admission_wait_seconds == 2.5
+    assert settings.access.key_limits_without_redis == "closed" and settings.access.admission_wait_seconds == 2.5
     bad = (("KEY_LIMITS_WITHOUT_REDIS", "maybe"), ("ADMISSION_WAIT_SECONDS", "301"), ("KEY_MAX_STREAMS", "0"))
     for name, raw in bad:
         with pytest.raises(ConfigError, match=name):

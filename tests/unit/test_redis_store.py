@@ -17,7 +17,7 @@ from app.generation.cancel import StreamCancelled
 from app.streaming.redis import link as keys
 from app.streaming.redis.follow import RemoteStream
 from app.streaming.redis.orphans import end_if_owner_gone
-from app.streaming.redis.store import RedisSettings, RedisStreamStore
+from app.streaming.redis.store import RedisStoreSettings, RedisStreamStore
 from app.streaming.stream import Stream
 from harness.processes import free_port
 from harness.redis_servers import RedisServer
@@ -27,7 +27,7 @@ from ..sse import parse
 
 def _store(url: str, max_streams: int = 3, outage_seconds: float = 10.0) -> RedisStreamStore:
     """A store that takes streams over twice at most, once it is given what continues them."""
-    return RedisStreamStore(RedisSettings(Topology.of(url), max_streams, 60, 60, outage_seconds, takeovers=2))
+    return RedisStreamStore(RedisStoreSettings(Topology.of(url), max_streams, 60, 60, outage_seconds, takeovers=2))
 
 
 @pytest.fixture

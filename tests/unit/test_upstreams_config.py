@@ -19,18 +19,19 @@ def _settings(**env: str):
 
 def test_a_comma_list_is_a_pool_of_servers_with_one_key_or_one_each() -> None:
     one_key = _settings(OPENAI_BASE_URL="http://a:8000/v1, http://b:8000/v1/", OPENAI_API_KEY=KEY)
-    assert [(s.name, s.url, s.api_key) for s in one_key.upstreams] == [
+    assert [(s.name, s.url, s.api_key) for s in one_key.upstream.upstreams] == [
         ("a:8000", "http://a:8000/v1", KEY),
         ("b:8000", "http://b:8000/v1", KEY),
     ]
     each = _settings(OPENAI_BASE_URL="http://a/v1,http://a/v2", OPENAI_API_KEY=f"{KEY}1,{KEY}2")
-    assert [(s.name, s.api_key) for s in each.upstreams] == [("a", f"{KEY}1"), ("a#2", f"{KEY}2")]
+    assert [(s.name, s.api_key) for s in each.upstream.upstreams] == [("a", f"{KEY}1"), ("a#2", f"{KEY}2")]
     assert {f"{KEY}1", f"{KEY}2"} <= set(each.secrets)  # each key is redacted from the logs
 
 
 def test_one_server_or_openai_itself_is_a_pool_of_one() -> None:
-    assert [(s.name, s.url) for s in _settings(OPENAI_API_KEY=KEY).upstreams] == [("api.openai.com", None)]
-    assert [s.name for s in _settings(OPENAI_BASE_URL="http://localhost:11434/v1").upstreams] == ["localhost:11434"]
+    assert [(s.name, s.url) for s in _settings(OPENAI_API_KEY=KEY).upstream.upstreams] == [("api.openai.com", None)]
+    listed = _settings(OPENAI_BASE_URL="http://localhost:11434/v1").upstream.upstreams
+    assert [s.name for s in listed] == ["localhost:11434"]
 
 
 def test_keys_that_do_not_match_the_servers_stop_start_up_without_echoing_them() -> None:
@@ -50,12 +51,12 @@ def test_a_toml_file_lists_servers_with_models_weights_and_keys(tmp_path: Path, 
         '[[upstream]]\nurl = "http://10.0.0.5:8000/v1"\nmodels = ["gpt-4o-mini", "llama"]\n'
     )
     settings = _settings(UPSTREAMS_FILE=str(listing))
-    assert settings.llm_provider == "openai"
-    assert [(s.name, s.models, s.weight, s.api_key) for s in settings.upstreams] == [
+    assert settings.upstream.llm_provider == "openai"
+    assert [(s.name, s.models, s.weight, s.api_key) for s in settings.upstream.upstreams] == [
         ("openai", ("gpt-4o-mini", "gpt-4o"), 3.0, KEY),
         ("10.0.0.5:8000", ("gpt-4o-mini", "llama"), 1.0, None),
     ]
-    assert settings.allowed_models == ("gpt-4o-mini", "gpt-4o", "llama")  # the default model, then the file's
+    assert settings.upstream.allowed_models == ("gpt-4o-mini", "gpt-4o", "llama")  # the default model, then the file's
     assert KEY in settings.secrets and KEY not in repr(settings)
 
 
@@ -66,8 +67,8 @@ def test_a_yaml_file_works_the_same(tmp_path: Path) -> None:
         "  - name: vllm-2\n    url: http://10.0.0.6:8000/v1\n    models: [llama]\n    weight: 0.5\n"
     )
     settings = _settings(UPSTREAMS_FILE=str(listing))
-    assert [(s.name, s.weight) for s in settings.upstreams] == [("vllm-1", 1.0), ("vllm-2", 0.5)]
-    assert settings.default_model == "llama" and settings.allowed_models == ("llama",)
+    assert [(s.name, s.weight) for s in settings.upstream.upstreams] == [("vllm-1", 1.0), ("vllm-2", 0.5)]
+    assert settings.default_model == "llama" and settings.upstream.allowed_models == ("llama",)
 
 
 @pytest.mark.parametrize(
@@ -139,10 +140,11 @@ def test_the_documented_examples_are_valid_pools(
         listing = tmp_path / f"upstreams{number}{suffix}"
         listing.write_text(example)
         settings = _settings(UPSTREAMS_FILE=str(listing))
-        assert settings.upstreams[0].name == "openai" and settings.upstreams[0].api_key == KEY
+        assert settings.upstream.upstreams[0].name == "openai" and settings.upstream.upstreams[0].api_key == KEY
         if "anthropic" in example:  # a server that speaks the Messages API
-            assert [(s.name, s.kind) for s in settings.upstreams if s.kind != "openai"] == [("claude", "anthropic")]
+            others = [(s.name, s.kind) for s in settings.upstream.upstreams if s.kind != "openai"]
+            assert others == [("claude", "anthropic")]
         if "context_window_fallbacks" in example:  # the fallbacks example
             assert settings.fallbacks_of("gpt-4o-mini") == ("llama-8b",)
             assert settings.fallbacks_of("llama-8b", too_long=True) == ("llama-70b",)
-            assert settings.upstreams[1].continuation == "prefill"
+            assert settings.upstream.upstreams[1].continuation == "prefill"

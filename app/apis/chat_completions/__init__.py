@@ -19,19 +19,19 @@ __all__ = ["FAMILY", "models"]
 def _schema(settings: Settings) -> CompletionRequestSchema:
     """The request schema, bounded by the settings."""
     return CompletionRequestSchema(
-        max_messages=settings.max_history_messages + 2,
-        max_tokens=settings.max_tokens,
-        allowed_models=settings.allowed_models,
+        max_messages=settings.requests.max_history_messages + 2,
+        max_tokens=settings.requests.max_tokens,
+        allowed_models=settings.upstream.allowed_models,
     )
 
 
 def _contract(schemas: dict[str, Any], settings: Settings) -> None:
     """This deployment's bounds in the CompletionRequest component."""
     completion = schemas["CompletionRequest"]["properties"]
-    completion["model"]["enum"] = [*settings.allowed_models, None]
-    completion["fallbacks"]["items"]["enum"] = list(settings.allowed_models)
-    completion["messages"]["maxItems"] = settings.max_history_messages + 2
-    completion["max_tokens"]["maximum"] = completion["max_completion_tokens"]["maximum"] = settings.max_tokens
+    completion["model"]["enum"] = [*settings.upstream.allowed_models, None]
+    completion["fallbacks"]["items"]["enum"] = list(settings.upstream.allowed_models)
+    completion["messages"]["maxItems"] = settings.requests.max_history_messages + 2
+    completion["max_tokens"]["maximum"] = completion["max_completion_tokens"]["maximum"] = settings.requests.max_tokens
 
 
 FAMILY = Family(

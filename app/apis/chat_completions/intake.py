@@ -69,7 +69,9 @@ def prepare_completion(
         model=model,
         fallbacks=tuple(fields["fallbacks"]) if "fallbacks" in fields else None,
         messages=messages,
-        max_tokens=min(fields.get(name, settings.max_tokens) for name in ("max_tokens", "max_completion_tokens")),
+        max_tokens=min(
+            fields.get(name, settings.requests.max_tokens) for name in ("max_tokens", "max_completion_tokens")
+        ),
         temperature=fields.get("temperature"),
         options=options,
         typed=True,

@@ -14,14 +14,14 @@ from .views import bp
 @bp.get("/v1/models")
 def list_models() -> dict[str, Any]:
     """Every allowed model, in OpenAI's list shape."""
-    models = [_model(name) for name in services().settings.allowed_models]
+    models = [_model(name) for name in services().settings.upstream.allowed_models]
     return serialise(ModelListSchema, {"object": "list", "data": models})
 
 
 @bp.get("/v1/models/<path:model_id>")
 def get_model(model_id: str) -> dict[str, Any]:
     """One allowed model; 404 model_not_found for any other."""
-    if model_id not in services().settings.allowed_models:
+    if model_id not in services().settings.upstream.allowed_models:
         raise ApiError("model_not_found", f"{model_id[:100]!r} is not one of the models this service allows.")
     return serialise(ModelSchema, _model(model_id))
 

@@ -29,8 +29,8 @@ class Schemas:
 
 def _schemas(settings: Settings) -> Schemas:
     bounds: dict[str, Any] = {
-        "max_messages": settings.max_history_messages + 2,
-        "allowed_models": settings.allowed_models,
+        "max_messages": settings.requests.max_history_messages + 2,
+        "allowed_models": settings.upstream.allowed_models,
     }
     return Schemas(MessagesRequestSchema(**bounds), CountTokensSchema(**bounds))
 
@@ -39,8 +39,8 @@ def _contract(schemas: dict[str, Any], settings: Settings) -> None:
     """This deployment's bounds in the Messages request components."""
     for name in ("MessagesRequest", "MessagesCountTokensRequest"):
         request = schemas[name]["properties"]
-        request["model"]["enum"] = list(settings.allowed_models)
-        request["messages"]["maxItems"] = settings.max_history_messages + 2
+        request["model"]["enum"] = list(settings.upstream.allowed_models)
+        request["messages"]["maxItems"] = settings.requests.max_history_messages + 2
 
 
 def _shape(error: ApiError, correlation_id: str | None) -> dict[str, Any]:

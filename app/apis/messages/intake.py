@@ -53,7 +53,7 @@ def prepare_message(
     call = ChatCall(
         model=fields["model"],
         messages=messages,
-        max_tokens=min(fields["max_tokens"], settings.max_tokens),  # Claude Code asks for 32,000
+        max_tokens=min(fields["max_tokens"], settings.requests.max_tokens),  # Claude Code asks for 32,000
         temperature=fields.get("temperature"),
         options=options,
         typed=True,

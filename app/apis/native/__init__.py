@@ -18,21 +18,21 @@ from .views import NAME, bp
 def _schema(settings: Settings) -> ChatRequestSchema:
     """The request schema, bounded by the settings."""
     return ChatRequestSchema(
-        max_message_chars=settings.max_message_chars,
-        max_history_messages=settings.max_history_messages,
-        max_tokens=settings.max_tokens,
-        allowed_models=settings.allowed_models,
+        max_message_chars=settings.requests.max_message_chars,
+        max_history_messages=settings.requests.max_history_messages,
+        max_tokens=settings.requests.max_tokens,
+        allowed_models=settings.upstream.allowed_models,
     )
 
 
 def _contract(schemas: dict[str, Any], settings: Settings) -> None:
     """This deployment's bounds in the ChatRequest component."""
     request = schemas["ChatRequest"]["properties"]
-    request["model"]["enum"] = request["fallbacks"]["items"]["enum"] = list(settings.allowed_models)
-    request["message"]["maxLength"] = settings.max_message_chars
-    request["system"]["maxLength"] = settings.max_message_chars
-    request["history"]["maxItems"] = settings.max_history_messages
-    request["max_tokens"]["maximum"] = settings.max_tokens
+    request["model"]["enum"] = request["fallbacks"]["items"]["enum"] = list(settings.upstream.allowed_models)
+    request["message"]["maxLength"] = settings.requests.max_message_chars
+    request["system"]["maxLength"] = settings.requests.max_message_chars
+    request["history"]["maxItems"] = settings.requests.max_history_messages
+    request["max_tokens"]["maximum"] = settings.requests.max_tokens
 
 
 FAMILY = Family(

@@ -35,11 +35,11 @@ def refuse_oversized(data: Any, settings: Settings, provider: Provider) -> None:
     if not isinstance(data, dict):
         return
     history = data.get("history")
-    if isinstance(history, list) and len(history) > settings.max_history_messages:
-        message = f"{len(history)} messages; at most {settings.max_history_messages}: drop the oldest ones."
+    if isinstance(history, list) and len(history) > settings.requests.max_history_messages:
+        message = f"{len(history)} messages; at most {settings.requests.max_history_messages}: drop the oldest ones."
         raise ApiError("validation_error", "1 field(s) are invalid.", fields={"history": [message]})
     own = (_text_length(data.get("message")), _text_length(data.get("system")))
-    if max(own) > settings.max_message_chars:
+    if max(own) > settings.requests.max_message_chars:
         return  # the schema names that field, within the history's bound
     entries = history if isinstance(history, list) else ()  # any other kind: the schema refuses it
     lengths = [_text_length(entry.get("content")) for entry in entries if isinstance(entry, dict)]
@@ -64,7 +64,7 @@ def build_call(fields: dict[str, Any], settings: Settings, provider: Provider) -
         model=fields.get("model", settings.default_model),
         fallbacks=tuple(fields["fallbacks"]) if "fallbacks" in fields else None,
         messages=messages,
-        max_tokens=fields.get("max_tokens", settings.max_tokens),
+        max_tokens=fields.get("max_tokens", settings.requests.max_tokens),
         temperature=fields.get("temperature"),
     )
     return call, total

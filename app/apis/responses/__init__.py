@@ -18,18 +18,18 @@ from .views import NAME, bp, revive_turns
 def _schema(settings: Settings) -> ResponseRequestSchema:
     """The request schema, bounded by the settings."""
     return ResponseRequestSchema(
-        max_items=settings.max_history_messages + 2,
-        max_tokens=settings.max_tokens,
-        allowed_models=settings.allowed_models,
+        max_items=settings.requests.max_history_messages + 2,
+        max_tokens=settings.requests.max_tokens,
+        allowed_models=settings.upstream.allowed_models,
     )
 
 
 def _contract(schemas: dict[str, Any], settings: Settings) -> None:
     """This deployment's bounds in the ResponseRequest component."""
     response = schemas["ResponseRequest"]["properties"]
-    response["model"]["enum"] = [*settings.allowed_models, None]
-    response["input"]["oneOf"][1]["maxItems"] = settings.max_history_messages + 2
-    response["max_output_tokens"]["maximum"] = settings.max_tokens
+    response["model"]["enum"] = [*settings.upstream.allowed_models, None]
+    response["input"]["oneOf"][1]["maxItems"] = settings.requests.max_history_messages + 2
+    response["max_output_tokens"]["maximum"] = settings.requests.max_tokens
 
 
 FAMILY = Family(

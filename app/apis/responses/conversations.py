@@ -147,7 +147,7 @@ def input_tokens_reply(count: int) -> dict[str, Any]:
 def _new_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Checked items as kept: references resolved, each in OpenAI's item shape with an id; at most
     MAX_CONVERSATION_ITEMS (a conversation keeps no more)."""
-    bound = services().settings.max_conversation_items
+    bound = services().settings.conversations.max_conversation_items
     if len(items) > bound:
         message = f"{len(items)} items; a conversation keeps at most {bound} (MAX_CONVERSATION_ITEMS)."
         raise ApiError("validation_error", "1 field(s) are invalid.", fields={"items": [message]})

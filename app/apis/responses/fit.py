@@ -55,7 +55,7 @@ def fit(
             raise _advised(error, chained, chain) from None
         return Fitted(items, total)
     kept = _cut(items, _over_sizes(system, items, settings, provider))
-    limit = provider.input_token_limit(settings.max_input_tokens)
+    limit = provider.input_token_limit(settings.requests.max_input_tokens)
     total = _count(system, kept, settings, provider)
     for _ in range(MAX_TOKEN_PASSES):
         if total is None or total <= limit or len(kept) == 1:
@@ -71,7 +71,7 @@ def fit(
 def _refuse_over_sizes(system: list[Message], items: list[Message], settings: Settings, provider: Provider) -> None:
     """input_too_long when the items are more than MAX_HISTORY_MESSAGES + 2, or longer than
     MAX_CONVERSATION_CHARS with the instructions."""
-    bound = settings.max_history_messages + 2
+    bound = settings.requests.max_history_messages + 2
     if len(items) > bound:
         excess = len(items) - bound
         detail = f"The conversation holds {len(items)} items; the limit is {bound} (MAX_HISTORY_MESSAGES + 2)."
@@ -87,7 +87,7 @@ def _refuse_over_sizes(system: list[Message], items: list[Message], settings: Se
 
 def _over_sizes(system: list[Message], items: list[Message], settings: Settings, provider: Provider) -> int:
     """How many of the oldest items to drop to be within the item and character bounds."""
-    drop = max(0, len(items) - (settings.max_history_messages + 2))
+    drop = max(0, len(items) - (settings.requests.max_history_messages + 2))
     excess = sum(message_chars(m) for m in (*system, *items)) - conversation_char_limit(settings, provider)
     return max(drop, _enough([message_chars(m) for m in items[:-1]], excess))
 
@@ -121,7 +121,7 @@ def _count(system: list[Message], items: list[Message], settings: Settings, prov
     """The prompt tokens of the conversation (None: its cheap bound is within the limit)."""
     messages = [*system, *items]
     bound = provider.prompt_tokens_bound(messages)
-    if bound is not None and bound <= provider.input_token_limit(settings.max_input_tokens):
+    if bound is not None and bound <= provider.input_token_limit(settings.requests.max_input_tokens):
         return None
     return provider.prompt_tokens(messages)
 

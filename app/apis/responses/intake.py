@@ -123,7 +123,7 @@ class ResponseRequest:
         if not self.store:
             return Retention(foreground=foreground, ended=ended, ended_args=turn)
         context = json.dumps({"messages": self.conversation, "input": self.input_items, "tools": self.added_tools})
-        kept = settings.response_ttl_seconds
+        kept = settings.streams.response_ttl_seconds
         return Retention(kept, context.encode(), foreground=foreground, stored=True, ended=ended, ended_args=turn)
 
 
@@ -140,7 +140,7 @@ def prepare_response(
     call = ChatCall(
         model=fields.get("model", settings.default_model),
         messages=planned.messages,
-        max_tokens=fields.get("max_output_tokens", settings.max_tokens),
+        max_tokens=fields.get("max_output_tokens", settings.requests.max_tokens),
         temperature=fields.get("temperature"),
         options=planned.options,
         typed=True,
@@ -206,7 +206,7 @@ def prepare_compaction(
     if "tools" in options:
         options["tool_choice"] = "none"
     counted = None if planned.prompt_tokens is None else planned.prompt_tokens + provider.prompt_tokens(messages[-1:])
-    call = ChatCall(model=fields["model"], messages=messages, max_tokens=settings.max_tokens, options=options)
+    call = ChatCall(model=fields["model"], messages=messages, max_tokens=settings.requests.max_tokens, options=options)
     return call, counted, planned.conversation
 
 
@@ -284,7 +284,7 @@ def _refuse_oversized_input(data: Any, settings: Settings, provider: Provider) -
     items = data.get("input")
     auto = data.get("truncation") == "auto"
     if isinstance(items, list):
-        bound = settings.max_history_messages + 2
+        bound = settings.requests.max_history_messages + 2
         if len(items) > bound and auto:
             data["input"] = items = items[-bound:]
         if len(items) > bound:

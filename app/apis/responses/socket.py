@@ -65,9 +65,9 @@ def serve() -> Response:
         raise MethodNotAllowed(valid_methods=["POST"])
     found, key = services(), client_key()
     settings, limits = found.settings, found.limits
-    if len(_OPEN) >= settings.gunicorn_worker_connections // 2:
+    if len(_OPEN) >= settings.server.gunicorn_worker_connections // 2:
         raise ApiError("server_busy", "This worker has as many WebSockets open as it takes: try again shortly.")
-    socket = WebSocket(sock, settings.max_body_bytes)
+    socket = WebSocket(sock, settings.requests.max_body_bytes)
     held = None if key is None else limits.open_socket(key)  # the last step that may refuse
     _OPEN.add(socket)
     found.metrics.websocket(1)
@@ -94,8 +94,8 @@ class Session:
         self.turns = Inbox(MAX_PENDING_TURNS)
         self.lanes: dict[str, tuple[Inbox, gevent.Greenlet]] = {}
         settings, key = services().settings, client_key()
-        bounds = (settings.socket_chains_key_bytes, settings.socket_chains_worker_bytes)
-        self.chains = Chains(MAX_CHAINS, settings.max_body_bytes, "" if key is None else key.name, *bounds)
+        bounds = (settings.conversations.socket_chains_key_bytes, settings.conversations.socket_chains_worker_bytes)
+        self.chains = Chains(MAX_CHAINS, settings.requests.max_body_bytes, "" if key is None else key.name, *bounds)
         self.correlation_id = correlation_id()
         self.waits = services().waits
 

@@ -41,4 +41,5 @@ class AnthropicProvider(HttpProvider):
         beta = (call.native or {}).get("beta")
         body = allowed_only(messages_body(call), self.server.allow_fields)
         response = self.post(body, {BETA_HEADER: beta} if beta else None)
-        return AnthropicAttempt(response, self.settings.idle_timeout_seconds, self.settings.upstream_max_line_bytes)
+        upstream = self.settings.upstream
+        return AnthropicAttempt(response, upstream.idle_timeout_seconds, upstream.upstream_max_line_bytes)

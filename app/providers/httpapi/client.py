@@ -51,14 +51,14 @@ class HttpProvider(Provider):
 
     def __init__(self, settings: Settings, server: UpstreamServer | None = None) -> None:
         self.settings = settings
-        self.server = server or settings.upstreams[0]
+        self.server = server or settings.upstream.upstreams[0]
         timeout = httpx.Timeout(
-            connect=min(10.0, settings.timeout_seconds),
-            read=settings.idle_timeout_seconds,
-            write=settings.timeout_seconds,
-            pool=settings.timeout_seconds,
+            connect=min(10.0, settings.upstream.timeout_seconds),
+            read=settings.upstream.idle_timeout_seconds,
+            write=settings.upstream.timeout_seconds,
+            pool=settings.upstream.timeout_seconds,
         )
-        tls = _tls_context(settings.openai_ca_bundle, *(os.environ.get(name) for name in _CERT_VARIABLES))
+        tls = _tls_context(settings.upstream.openai_ca_bundle, *(os.environ.get(name) for name in _CERT_VARIABLES))
         self._http = httpx.Client(
             timeout=timeout,
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
@@ -148,7 +148,7 @@ class HttpProvider(Provider):
             "GET",
             self._base_url.join(self.models_path),
             headers=self.bodiless_headers(),
-            extensions={"timeout": httpx.Timeout(min(CHECK_TIMEOUT_SECONDS, self.settings.timeout_seconds)).as_dict()},
+            extensions={"timeout": httpx.Timeout(min(CHECK_TIMEOUT_SECONDS, self._timeout["write"])).as_dict()},
         )
         self.listed = None
         try:
@@ -186,7 +186,7 @@ class HttpProvider(Provider):
         return {
             "provider": self.name,
             "model": self.settings.default_model,
-            "allowed_models": list(self.settings.allowed_models),
+            "allowed_models": list(self.settings.upstream.allowed_models),
             "upstream": origin(self.server.url),
         }
 

@@ -222,18 +222,18 @@ class LocalProvider(Provider):
     def __init__(self, settings: Settings) -> None:
         from llama_cpp import Llama  # imported here: only this provider needs the C library
 
-        assert settings.local_model_path is not None  # resolved by load_settings
+        assert settings.local.local_model_path is not None  # resolved by load_settings
         self.settings = settings
         self.model = settings.default_model
         started = time.monotonic()
         self._instances = [
             Llama(
-                model_path=str(settings.local_model_path),
-                n_ctx=settings.local_context_tokens,
-                n_threads=settings.local_threads,
+                model_path=str(settings.local.local_model_path),
+                n_ctx=settings.local.local_context_tokens,
+                n_threads=settings.local.local_threads,
                 verbose=False,
             )
-            for _ in range(settings.local_instances)
+            for _ in range(settings.local.local_instances)
         ]
         self._line = WaitingLine(self._instances)
         self.context_tokens = self._instances[0].n_ctx()
@@ -244,7 +244,7 @@ class LocalProvider(Provider):
                 "model": self.model,
                 "instances": len(self._instances),
                 "context_tokens": self.context_tokens,
-                "threads": settings.local_threads,
+                "threads": settings.local.local_threads,
                 "load_ms": round((time.monotonic() - started) * 1000),
             },
         )
@@ -253,7 +253,7 @@ class LocalProvider(Provider):
     def reserve(self, on_wait: Callable[[int], None] | None = None) -> Iterator[Lease]:
         """Wait in line for a model instance (first come, first served) and hold it; `on_wait`
         hears how many are ahead while waiting, then 0."""
-        lease = Lease(self._line.take(on_wait), self._line.give_back, self.settings.idle_timeout_seconds)
+        lease = Lease(self._line.take(on_wait), self._line.give_back, self.settings.upstream.idle_timeout_seconds)
         try:
             yield lease
         finally:
@@ -271,7 +271,7 @@ class LocalProvider(Provider):
     def open(self, call: ChatCall, slot: Lease | None = None, route: Route | None = None) -> Attempt:
         if slot is None:
             raise RuntimeError("the local provider generates only inside reserve()")
-        return LocalAttempt(slot, call, self.settings.local_repeat_penalty, self, self._prefill(call))
+        return LocalAttempt(slot, call, self.settings.local.local_repeat_penalty, self, self._prefill(call))
 
     def continuation(self, model: str, route: Route) -> str:
         """A reply cut short (its worker died) is continued in-process from its own text."""
@@ -318,7 +318,7 @@ class LocalProvider(Provider):
             "provider": self.name,
             "model": self.model,
             "allowed_models": [self.model],
-            "model_file": self.settings.local_model_path.name if self.settings.local_model_path else None,
+            "model_file": self.settings.local.local_model_path.name if self.settings.local.local_model_path else None,
             "context_tokens": self.context_tokens,
             "instances": len(self._instances),
         }

@@ -91,9 +91,9 @@ class OpenAIProvider(HttpProvider):
             if "tools" in native and "tools" in body:
                 body["tools"] = native["tools"]  # with the fields of theirs ChatWait does not know
         response = self.post(body)
-        return OpenAIAttempt(
-            response, self.settings.idle_timeout_seconds, self.settings.upstream_max_line_bytes, self._stop_stream
-        )
+        upstream = self.settings.upstream
+        seconds, line_bytes = upstream.idle_timeout_seconds, upstream.upstream_max_line_bytes
+        return OpenAIAttempt(response, seconds, line_bytes, self._stop_stream)
 
     def _stop_stream(self, stream_id: str) -> None:
         """Ask the upstream (a ChatWait, which named its stream) to stop generating it, in the

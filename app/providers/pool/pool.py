@@ -62,14 +62,14 @@ class UpstreamPool(Provider):
         self.settings = settings
         self.clock = clock
         self.remembered = remembered or Remembered(clock)
-        configs = settings.upstreams
+        configs = settings.upstream.upstreams
 
         def health(config: UpstreamServer) -> Health:
             """Rested at once when others serve its models; after UPSTREAM_BREAKER_FAILURES
             failing requests when its models have fallbacks; else throttled, never rested."""
-            models = config.models or settings.allowed_models
+            models = config.models or settings.upstream.allowed_models
             alone = [model for model in models if sum(other.serves(model) for other in configs) == 1]
-            rest, failures = settings.upstream_rest_seconds, settings.upstream_breaker_failures
+            rest, failures = settings.upstream.upstream_rest_seconds, settings.upstream.upstream_breaker_failures
             if not alone:
                 return Health(rest, 1)
             if all(settings.fallbacks_of(model) for model in alone):
@@ -97,7 +97,7 @@ class UpstreamPool(Provider):
 
     def affinity(self, call: ChatCall) -> str | None:
         """The conversation's key where its model has servers to choose from (UPSTREAM_AFFINITY)."""
-        if not self.settings.upstream_affinity or self._ring(call.model) is None:
+        if not self.settings.upstream.upstream_affinity or self._ring(call.model) is None:
             return None
         return key_of(call)
 
@@ -108,7 +108,7 @@ class UpstreamPool(Provider):
     def answered(self, call: ChatCall, route: Route, text: str, calls: Sequence[ToolCall]) -> None:
         """Remember the server that answered: the conversation's next turn goes back to it (a
         first turn's conversation is named by the key its next turn will have)."""
-        if route.server is None or not self.settings.upstream_affinity or self._ring(call.model) is None:
+        if route.server is None or not self.settings.upstream.upstream_affinity or self._ring(call.model) is None:
             return
         key = key_of(call) or key_of(call, reply_message(text, calls))
         if key is not None:
@@ -220,7 +220,7 @@ class UpstreamPool(Provider):
         if ring is not None and key is not None:
             last = self._by_name.get(self.remembered.find(model, key) or "")  # where its latest turn ran
             usable = self._untried_first(model, tried, room=False)
-            kept = choose(ring, key, usable, self.settings.upstream_affinity, last)
+            kept = choose(ring, key, usable, self.settings.upstream.upstream_affinity, last)
             if kept is not None:
                 return kept
         candidates = self._untried_first(model, tried)
@@ -277,7 +277,7 @@ class UpstreamPool(Provider):
         return {
             "provider": self.name,
             "model": self.settings.default_model,
-            "allowed_models": list(self.settings.allowed_models),
+            "allowed_models": list(self.settings.upstream.allowed_models),
             "upstream": self.servers[0].report(now)["url"],
             "servers": [server.report(now) for server in self.servers],
             "routes": [route.report() for route in model_routes(self.servers, self.settings, now)],

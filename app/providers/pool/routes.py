@@ -37,14 +37,14 @@ def configured(server: Server, settings: Settings) -> tuple[str, ...]:
     """The models requests may take to `server`: its own list, else every allowed and fallback model."""
     if server.config.models:
         return server.config.models
-    fallbacks = [m for model in settings.allowed_models for m in settings.fallbacks_of(model)]
-    return tuple(dict.fromkeys((*settings.allowed_models, *fallbacks)))
+    fallbacks = [m for model in settings.upstream.allowed_models for m in settings.fallbacks_of(model)]
+    return tuple(dict.fromkeys((*settings.upstream.allowed_models, *fallbacks)))
 
 
 def unlisted(servers: Sequence[Server], settings: Settings) -> dict[str, list[str]]:
     """Each model a server is configured for and its own list does not hold: the servers."""
     found: dict[str, list[str]] = {}
-    for server in servers if settings.ready_check_models else ():
+    for server in servers if settings.upstream.ready_check_models else ():
         listed = server.provider.listed_models()
         for model in configured(server, settings) if listed is not None else ():
             if not is_listed(model, listed):
@@ -61,7 +61,7 @@ def model_routes(servers: Sequence[Server], settings: Settings, now: float) -> l
         return tuple(s.name for s in up if s.serves(model) and s.name not in wrong.get(model, ()))
 
     routes = []
-    for model in settings.allowed_models:
+    for model in settings.upstream.allowed_models:
         own, all_own = answering(model), [s.name for s in servers if s.serves(model)]
         if model in wrong:
             names = ", ".join(wrong[model])

@@ -51,7 +51,7 @@ ADMIT_SECONDS = keys.COMMAND_TIMEOUT_SECONDS + 1.0
 
 
 @dataclasses.dataclass(frozen=True)
-class RedisSettings:
+class RedisStoreSettings:
     """What the Redis store is given: where Redis is, the bounds and the lifetimes of streams."""
 
     topology: Topology
@@ -69,7 +69,7 @@ class RedisStreamStore(StreamStore):
 
     def __init__(
         self,
-        config: RedisSettings,
+        config: RedisStoreSettings,
         clock: Callable[[], float] = time.monotonic,
         abandon: Abandon | None = None,
     ) -> None:
