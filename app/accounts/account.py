@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from ..config import ClientKey
 from ..config.prices import Price
 from ..errors import ApiError
-from ..providers.base import ChatCall, Route, Usage
+from ..providers.call import ChatCall, Route, Usage
 from ..traces import Parent
 from . import cost
 from .ticket import Ticket

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..config.prices import Price
-from ..providers.base import Usage
+from ..providers.call import Usage
 
 
 def cost(price: Price | None, usage: Usage) -> float | None:

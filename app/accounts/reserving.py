@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..config import Settings
 from ..config.prices import Price
 from ..providers import images
-from ..providers.base import ChatCall
+from ..providers.call import ChatCall
 
 
 def answering(settings: Settings, call: ChatCall) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from flask import Response, request
 from ..errors import ApiError
 from ..generation.outcome import Outcome
 from ..hub.disconnect import client_socket, on_client_gone
-from ..providers.base import Usage
+from ..providers.call import Usage
 from ..service.admission import ClientLeft
 from ..streaming import consumer
 from ..streaming.direct import client_writer

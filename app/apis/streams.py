@@ -16,7 +16,7 @@ from flask import Response, request
 from ..errors import ApiError
 from ..generation.outcome import Outcome
 from ..hub.disconnect import client_socket, until_client_gone
-from ..providers.base import ChatCall
+from ..providers.call import ChatCall
 from ..service.admission import Admission, Pending
 from ..streaming import consumer
 from ..streaming.direct import client_writer

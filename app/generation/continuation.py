@@ -15,7 +15,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 
-from ..providers.base import Attempt, ChatCall, UpstreamError
+from ..providers.base import Attempt, UpstreamError
+from ..providers.call import ChatCall
 from ..providers.deltas import LOGPROBS, REASONING, Delta, ReplyParts
 from .seam import hold, seamed
 

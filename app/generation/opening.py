@@ -17,7 +17,8 @@ import gevent
 
 from ..config import Settings
 from ..metrics.catalogue import Metrics
-from ..providers.base import Attempt, ChatCall, FirstTokenDeadline, Provider, Route, UpstreamError, refusal
+from ..providers.base import Attempt, FirstTokenDeadline, Provider, UpstreamError, refusal
+from ..providers.call import ChatCall, Route
 from ..providers.deltas import REFUSAL, Delta
 from ..traces import Parent
 from . import backoff

@@ -7,7 +7,7 @@ import dataclasses
 from typing import Any
 
 from ..errors import CATALOGUE, ApiError
-from ..providers.base import Usage
+from ..providers.call import Usage
 from ..providers.deltas import ReplyParts
 
 

@@ -22,7 +22,8 @@ from ..errors import ApiError
 from ..logs import bind
 from ..metrics.catalogue import Metrics
 from ..providers import images
-from ..providers.base import Attempt, ChatCall, Provider, Route, UpstreamError, Usage, refusal
+from ..providers.base import Attempt, Provider, UpstreamError, refusal
+from ..providers.call import ChatCall, Route, Usage
 from ..providers.deltas import LOGPROBS, Delta
 from . import continuation, report
 from .cancel import StreamCancelled

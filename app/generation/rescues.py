@@ -12,7 +12,8 @@ from typing import Any
 
 from ..config import Settings
 from ..metrics.catalogue import Metrics
-from ..providers.base import Attempt, ChatCall, Provider, Route, UpstreamError, Usage
+from ..providers.base import Attempt, Provider, UpstreamError
+from ..providers.call import ChatCall, Route, Usage
 from . import continuation
 from .opening import Ended, Opened, Opener
 from .reply import Reply

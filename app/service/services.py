@@ -24,7 +24,8 @@ from ..ids import random_id
 from ..limits import Limits
 from ..metrics.catalogue import Metrics, NoMetrics
 from ..providers import build_provider
-from ..providers.base import ChatCall, Provider, Route
+from ..providers.base import Provider
+from ..providers.call import ChatCall, Route
 from ..providers.deltas import ReplyParts
 from ..streaming import producer, revival
 from ..streaming.abandon import Abandon

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 from ..errors import ApiError
 from ..generation.outcome import Outcome
-from ..providers.base import Usage
+from ..providers.call import Usage
 from ..providers.deltas import ReplyParts
 from .delivery import LocalDelivery, Progress
 from .direct import ClientWriter

@@ -20,7 +20,8 @@ from ..generation.relay import Relay
 from ..generation.reply import Prefix
 from ..hub.scheduling import run_first
 from ..metrics.catalogue import Metrics
-from ..providers.base import Provider, Usage
+from ..providers.base import Provider
+from ..providers.call import Usage
 from ..providers.deltas import LOGPROBS, Delta
 from ..traces import event
 from .stream import Stream

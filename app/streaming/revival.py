@@ -8,7 +8,7 @@ import dataclasses
 import json
 from typing import Any
 
-from ..providers.base import ChatCall
+from ..providers.call import ChatCall
 from .retention import Retention
 
 # The client's own body (`native`, and `extra` counted from it) is not kept: a continuation is

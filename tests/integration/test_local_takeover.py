@@ -16,7 +16,7 @@ import pytest
 
 from app.config import load_settings
 from app.generation.continuation import continuation_call
-from app.providers.base import ChatCall, Route
+from app.providers.call import ChatCall, Route
 from app.providers.local.model import LocalProvider
 from harness.processes import ChatWaitServer
 from harness.redis_servers import RedisServer

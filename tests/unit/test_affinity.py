@@ -9,7 +9,7 @@ import gevent
 import pytest
 
 from app.config import ConfigError, load_settings
-from app.providers.base import Route
+from app.providers.call import Route
 from app.providers.pool.affinity import Ring, choose, key_of
 
 from .test_pool import Clock, _ok, _pool

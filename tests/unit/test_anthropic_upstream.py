@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from app.generation.outcome import Outcome
 from app.providers.anthropic.request import messages_body
 from app.providers.anthropic.stream import AnthropicAttempt
-from app.providers.base import ChatCall, UpstreamError, Usage
+from app.providers.base import UpstreamError
+from app.providers.call import ChatCall, Usage
 from app.providers.deltas import REASONING, TOOL_CALL, Delta, ReplyParts, decode
 
 from .test_fuzz_upstream import _split

@@ -17,7 +17,7 @@ from app.limits import Closing, CountersUnavailable, Limits, MemoryCounters
 from app.limits.counters import Settlement
 from app.limits.owed import Owed
 from app.metrics.catalogue import NoMetrics
-from app.providers.base import ChatCall
+from app.providers.call import ChatCall
 
 from .test_key_limits import Clock
 
@@ -165,7 +165,7 @@ def test_a_stream_that_ended_before_its_ticket_was_counted_settles_its_outcomes_
 
     from app.accounts.account import Account
     from app.generation.outcome import Outcome
-    from app.providers.base import ChatCall, Usage
+    from app.providers.call import ChatCall, Usage
     from app.service import services
     from app.streaming.stream import Stream
 

@@ -14,7 +14,7 @@ from app.apis.responses.replies import compacted_reply
 from app.apis.responses.turns import to_messages
 from app.errors import ApiError
 from app.generation.outcome import Outcome
-from app.providers.base import Usage
+from app.providers.call import Usage
 
 
 @given(st.text())

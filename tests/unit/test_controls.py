@@ -12,7 +12,8 @@ import pytest
 from app.config import load_settings
 from app.config.controls import CONTROLS, allowed_only, held_back
 from app.metrics.catalogue import NoMetrics
-from app.providers.base import ChatCall, UpstreamError
+from app.providers.base import UpstreamError
+from app.providers.call import ChatCall
 from app.providers.openai.client import OpenAIProvider
 from app.providers.pool.pool import UpstreamPool
 

@@ -11,7 +11,8 @@ import pytest
 from gevent.queue import Queue
 
 from app.generation.cancel import StreamCancelled
-from app.providers.base import ChatCall, UpstreamError, Usage
+from app.providers.base import UpstreamError
+from app.providers.call import ChatCall, Usage
 from app.providers.local.model import Lease, LocalAttempt
 from app.providers.local.waiting_line import WaitingLine
 

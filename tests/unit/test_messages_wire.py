@@ -15,7 +15,7 @@ from anthropic.types import RawMessageStreamEvent
 from app.apis.messages.wire import MessagesWriter
 from app.errors import ApiError
 from app.generation.outcome import Outcome
-from app.providers.base import Usage
+from app.providers.call import Usage
 from app.providers.deltas import REASONING, REFUSAL, TEXT_KIND, TOOL_CALL, Delta, ReplyParts
 from app.streaming.wire import chunk_frame
 

@@ -17,7 +17,8 @@ from app.generation.cancel import StreamCancelled
 from app.generation.gaps import SAMPLE_LIMIT, Gaps
 from app.metrics import MULTIPROC_ENV, prepare_multiprocess_dir, remove_multiprocess_dir
 from app.metrics.catalogue import Metrics, NoMetrics, retire_worker
-from app.providers.base import UpstreamError, Usage
+from app.providers.base import UpstreamError
+from app.providers.call import Usage
 
 from .test_relay import Recorder, ScriptedAttempt, ScriptedProvider, _relay
 

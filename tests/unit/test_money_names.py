@@ -29,7 +29,7 @@ REPORT = (
     "app.generation.report",  # the cost metric
     "app.http.spend",  # GET /v1/spend
     "app.http.schemas",  # its reply
-    "app.providers.base",  # Usage.charged: the tokens a generation is charged
+    "app.providers.call",  # Usage.charged: the tokens a generation is charged
 )
 ALLOWED = HOME + RESERVE_AND_SETTLE + CONFIGURE + REPORT
 

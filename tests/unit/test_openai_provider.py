@@ -10,7 +10,8 @@ import pytest
 import respx
 
 from app.config import load_settings
-from app.providers.base import ChatCall, UpstreamError
+from app.providers.base import UpstreamError
+from app.providers.call import ChatCall
 from app.providers.http1 import Http1Transport
 from app.providers.httpapi.errors import refusal_reason, retry_after_seconds
 from app.providers.httpapi.stream import MAX_SKIPPED_CHUNKS

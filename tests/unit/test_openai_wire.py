@@ -13,7 +13,7 @@ from app.apis.chat_completions.replies import completion as completion_object
 from app.apis.chat_completions.wire import OpenAIWriter
 from app.errors import ApiError
 from app.generation.outcome import Outcome
-from app.providers.base import Usage
+from app.providers.call import Usage
 from app.streaming.stream import Stream
 from app.streaming.wire import Wire
 from app.streaming.wire.sse import KEEPALIVE_FRAME, RETRY_LINE

@@ -15,7 +15,7 @@ from app.errors import ApiError
 from app.generation.outcome import Outcome
 from app.limits import Limits, MemoryCounters
 from app.metrics.catalogue import NoMetrics
-from app.providers.base import ChatCall, Usage
+from app.providers.call import ChatCall, Usage
 
 from .test_budgets import KEY, MIDDAY, _keys
 from .test_key_limits import Clock

@@ -15,7 +15,8 @@ from app.errors import ApiError
 from app.generation import opening
 from app.generation.relay import Relay
 from app.metrics.catalogue import NoMetrics
-from app.providers.base import ENDED_EARLY, FirstTokenDeadline, Route, UpstreamError
+from app.providers.base import ENDED_EARLY, FirstTokenDeadline, UpstreamError
+from app.providers.call import Route
 from app.providers.pool import UpstreamPool
 from app.providers.pool.turns import Turns
 

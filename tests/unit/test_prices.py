@@ -11,7 +11,7 @@ from app.config import ConfigError
 from app.config.prices import MAX_PRICED_MODELS, Price, price_table
 from app.config.upstreams import upstreams_file
 from app.generation.outcome import Outcome
-from app.providers.base import Usage
+from app.providers.call import Usage
 
 
 def test_a_price_table_gives_each_model_its_prices_and_cached_input_defaults_to_input() -> None:

@@ -9,7 +9,7 @@ import gevent.socket
 
 from app.errors import ApiError
 from app.generation.outcome import Outcome
-from app.providers.base import Usage
+from app.providers.call import Usage
 from app.streaming.producer import StreamWriter
 from app.streaming.stream import Stream
 

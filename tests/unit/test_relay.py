@@ -14,7 +14,8 @@ from app.generation import opening
 from app.generation.cancel import StreamCancelled
 from app.generation.relay import Relay
 from app.metrics.catalogue import Metrics
-from app.providers.base import ENDED_EARLY, Attempt, ChatCall, Provider, UpstreamError, Usage
+from app.providers.base import ENDED_EARLY, Attempt, Provider, UpstreamError
+from app.providers.call import ChatCall, Usage
 from app.providers.deltas import LOGPROBS, Delta
 
 CALL = ChatCall(model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=5)

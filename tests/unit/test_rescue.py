@@ -11,7 +11,8 @@ from app.config import load_settings
 from app.generation import continuation
 from app.generation.relay import Relay
 from app.metrics.catalogue import NoMetrics
-from app.providers.base import ENDED_EARLY, ChatCall, UpstreamError
+from app.providers.base import ENDED_EARLY, UpstreamError
+from app.providers.call import ChatCall
 from app.providers.deltas import LOGPROBS, REASONING, TOOL_CALL, Delta
 
 from .test_relay import Recorder, ScriptedAttempt, ScriptedProvider

@@ -19,7 +19,7 @@ from app.apis.responses.replies import response_reply
 from app.apis.responses.wire import LAYOUT_MARK, ResponsesWriter
 from app.errors import ApiError
 from app.generation.outcome import Outcome
-from app.providers.base import Usage
+from app.providers.call import Usage
 from app.providers.deltas import LOGPROBS, REASONING, REFUSAL, TEXT_KIND, TOOL_CALL, Delta, ReplyParts
 from app.streaming.wire import chunk_frame
 from app.streaming.wire.sse import Position, one_id_per_event, skip_numbered

@@ -11,7 +11,7 @@ from app.errors import ApiError
 from app.generation.cancel import StreamCancelled
 from app.generation.outcome import Outcome
 from app.generation.waiting import WaitGenerations
-from app.providers.base import ChatCall, Usage
+from app.providers.call import ChatCall, Usage
 
 
 class SlowRelay:

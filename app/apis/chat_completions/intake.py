@@ -16,7 +16,8 @@ from typing import Any
 from flask import Request
 
 from ...config import Settings
-from ...providers.base import ChatCall, Provider
+from ...providers.base import Provider
+from ...providers.call import ChatCall
 from ...providers.counted import definitions
 from ..functions import attached, refuse_untaken
 from ..intake import count_prompt, read_json, refuse_oversized_messages, validate_request

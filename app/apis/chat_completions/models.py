@@ -7,7 +7,7 @@ from typing import Any
 from ...errors import ApiError
 from ..request import services
 from ..schema import serialise
-from .schemas import ModelListSchema, ModelSchema
+from .object_schemas import ModelListSchema, ModelSchema
 from .views import bp
 
 

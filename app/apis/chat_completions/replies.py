@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...providers.base import OPENAI_FINISH_REASONS
 from ..schema import serialise
-from .schemas import CompletionDeletedSchema, CompletionSchema, CompletionStopSchema
+from .object_schemas import CompletionDeletedSchema, CompletionSchema, CompletionStopSchema
 
 if TYPE_CHECKING:
     from ...generation.outcome import Outcome

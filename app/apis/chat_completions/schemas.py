@@ -1,6 +1,6 @@
 """The schemas of chat completions and the models API, one per `Completion*`/`Model*` component
-of contracts/openapi.yaml (a test keeps them in step): the request ChatWait takes, and what it
-sends (completions, chunks, models, stops and deletions).
+of contracts/openapi.yaml (a test keeps them in step): the request ChatWait takes here, what it
+sends (completions, chunks, models, stops and deletions) in `object_schemas`.
 
 The request schema takes what OpenAI's clients send: text messages (a string, or text parts),
 the sampling options ChatWait passes on, and the fields of features it lacks only at values
@@ -15,7 +15,6 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
-from ...providers.base import OPENAI_FINISH_REASONS
 from ..functions import MAX_TOOLS
 from ..openai import (
     MAX_TOP_LOGPROBS,
@@ -28,7 +27,6 @@ from ..openai import (
     OpenAIErrorSchema,
 )
 from ..schema import (
-    USAGE_SOURCES,
     Neutral,
     NullMeansAbsent,
     StrictBoolean,
@@ -36,12 +34,26 @@ from ..schema import (
     StrictNumber,
     StrictSchema,
     Text,
-    UsageSchema,
     check_fallbacks,
     check_max_tokens,
     check_message_count,
     check_model,
     text_of,
+)
+from .object_schemas import (
+    ChoiceLogprobsSchema,
+    ChunkChoiceSchema,
+    ChunkDeltaSchema,
+    ChunkFunctionSchema,
+    ChunkToolCallSchema,
+    CompletionChoiceSchema,
+    CompletionChunkSchema,
+    CompletionDeletedSchema,
+    CompletionSchema,
+    CompletionStopSchema,
+    ModelListSchema,
+    ModelSchema,
+    ReplyMessageSchema,
 )
 from .tools import (
     CalledFunctionSchema,
@@ -213,128 +225,6 @@ class CompletionTextPartSchema(StrictSchema):
 
     type = fields.String(required=True, validate=validate.OneOf(("text",)))
     text = fields.String(required=True)
-
-
-class ReplyMessageSchema(StrictSchema):
-    """The assistant's message in a `chat.completion`: its text (null when it only calls tools),
-    its refusal, its tool calls, and the reasoning a reasoning model's server sent."""
-
-    role = fields.String(required=True, validate=validate.OneOf(("assistant",)))
-    content = fields.String(required=True, allow_none=True)
-    refusal = fields.String(required=True, allow_none=True)
-    tool_calls = fields.List(fields.Nested(ToolCallSchema))
-    reasoning_content = fields.String()
-
-
-class ChoiceLogprobsSchema(StrictSchema):
-    """The text's tokens with their log probabilities, as the upstream gave them (where the
-    client asked with `logprobs`)."""
-
-    content = fields.List(fields.Dict(), required=True, allow_none=True)
-    refusal = fields.List(fields.Dict(), required=True, allow_none=True)
-
-
-class CompletionChoiceSchema(StrictSchema):
-    """The one choice of a `chat.completion`."""
-
-    index = fields.Integer(required=True)
-    message = fields.Nested(ReplyMessageSchema, required=True)
-    logprobs = fields.Nested(ChoiceLogprobsSchema, required=True, allow_none=True)
-    finish_reason = fields.String(required=True, validate=validate.OneOf(OPENAI_FINISH_REASONS))
-
-
-class CompletionSchema(StrictSchema):
-    """The reply of POST /v1/chat/completions with `stream` false: a `chat.completion`."""
-
-    id = fields.String(required=True)
-    object = fields.String(required=True, validate=validate.OneOf(("chat.completion",)))
-    created = fields.Integer(required=True)
-    model = fields.String(required=True)
-    choices = fields.List(fields.Nested(CompletionChoiceSchema), required=True)
-    usage = fields.Nested(UsageSchema, required=True)
-    usage_source = fields.String(required=True, validate=validate.OneOf(USAGE_SOURCES))
-
-
-class ChunkFunctionSchema(StrictSchema):
-    """A tool call's function in a chunk: its name (first chunk) and a piece of its arguments."""
-
-    name = fields.String()
-    arguments = fields.String(required=True)
-
-
-class ChunkToolCallSchema(StrictSchema):
-    """A piece of one tool call: `index` names the call; its first piece has `id` and `type`."""
-
-    index = fields.Integer(required=True)
-    id = fields.String()
-    type = fields.String(validate=validate.OneOf(("function",)))
-    function = fields.Nested(ChunkFunctionSchema, required=True)
-
-
-class ChunkDeltaSchema(StrictSchema):
-    """What a chunk adds: the role (first chunk), text, reasoning, a refusal, a piece of a tool
-    call, or nothing (the finish chunk)."""
-
-    role = fields.String(validate=validate.OneOf(("assistant",)))
-    content = fields.String()
-    reasoning_content = fields.String()
-    refusal = fields.String()
-    tool_calls = fields.List(fields.Nested(ChunkToolCallSchema))
-
-
-class ChunkChoiceSchema(StrictSchema):
-    """The one choice of a `chat.completion.chunk`."""
-
-    index = fields.Integer(required=True)
-    delta = fields.Nested(ChunkDeltaSchema, required=True)
-    logprobs = fields.Nested(ChoiceLogprobsSchema, allow_none=True)
-    finish_reason = fields.String(required=True, allow_none=True, validate=validate.OneOf(OPENAI_FINISH_REASONS))
-
-
-class CompletionChunkSchema(StrictSchema):
-    """One event's data in a completion stream: a `chat.completion.chunk` (the usage chunk has no
-    choice, and `usage` with `usage_source`)."""
-
-    id = fields.String(required=True)
-    object = fields.String(required=True, validate=validate.OneOf(("chat.completion.chunk",)))
-    created = fields.Integer(required=True)
-    model = fields.String(required=True)
-    choices = fields.List(fields.Nested(ChunkChoiceSchema), required=True)
-    usage = fields.Nested(UsageSchema)
-    usage_source = fields.String(validate=validate.OneOf(USAGE_SOURCES))
-
-
-class ModelSchema(StrictSchema):
-    """One allowed model, as GET /v1/models lists it."""
-
-    id = fields.String(required=True)
-    object = fields.String(required=True, validate=validate.OneOf(("model",)))
-    created = fields.Integer(required=True)
-    owned_by = fields.String(required=True)
-
-
-class ModelListSchema(StrictSchema):
-    """The reply of GET /v1/models."""
-
-    object = fields.String(required=True, validate=validate.OneOf(("list",)))
-    data = fields.List(fields.Nested(ModelSchema), required=True)
-
-
-class CompletionStopSchema(StrictSchema):
-    """The reply of DELETE /v1/chat/completions/{id}/stream."""
-
-    id = fields.String(required=True)
-    object = fields.String(required=True, validate=validate.OneOf(("chat.completion.stream",)))
-    status = fields.String(required=True, validate=validate.OneOf(("cancelled", "already_finished")))
-    last_event_id = fields.Integer(required=True)
-
-
-class CompletionDeletedSchema(StrictSchema):
-    """The reply of DELETE /v1/chat/completions/{id}."""
-
-    id = fields.String(required=True)
-    object = fields.String(required=True, validate=validate.OneOf(("chat.completion.deleted",)))
-    deleted = fields.Boolean(required=True)
 
 
 # Contract component name -> schema class (used by the contract test).

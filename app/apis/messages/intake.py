@@ -15,7 +15,8 @@ from flask import Request
 
 from ...config import Settings
 from ...errors import ApiError
-from ...providers.base import ChatCall, Provider
+from ...providers.base import Provider
+from ...providers.call import ChatCall
 from ..functions import attached, refuse_untaken
 from ..intake import count_prompt, read_json, refuse_oversized_messages, validate_request
 from ..unknown import passed, refuse_controls, tolerance

@@ -13,7 +13,7 @@ from ..openai import openai_error_body
 if TYPE_CHECKING:
     from ...errors import ApiError
     from ...generation.outcome import Outcome
-    from ...providers.base import Usage
+    from ...providers.call import Usage
 
 MESSAGE_PREFIX = "msg_"
 # How a generation ended, as Anthropic says it (a stop by the client ends the turn).

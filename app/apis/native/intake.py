@@ -13,7 +13,8 @@ from flask import Request
 
 from ...config import Settings
 from ...errors import ApiError
-from ...providers.base import ChatCall, Provider
+from ...providers.base import Provider
+from ...providers.call import ChatCall
 from ..intake import count_prompt, read_json, refuse_long_text, validate_request
 from .schemas import ChatRequestSchema
 

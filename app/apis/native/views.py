@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from ...providers.base import ChatCall
+from ...providers.call import ChatCall
 from ...streaming.wire import NATIVE
 from .. import streams
 from ..family import kept

@@ -21,7 +21,8 @@ from flask import Request
 from ...config import Settings
 from ...errors import ApiError
 from ...generation.outcome import Outcome
-from ...providers.base import ChatCall, Provider
+from ...providers.base import Provider
+from ...providers.call import ChatCall
 from ...providers.counted import definitions
 from ...streaming.stream import Retention, Stream
 from ..functions import attached, refuse_untaken

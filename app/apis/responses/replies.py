@@ -23,7 +23,7 @@ from .object_schemas import ResponseDeletedSchema, ResponseObjectSchema
 
 if TYPE_CHECKING:
     from ...generation.outcome import Outcome
-    from ...providers.base import Usage
+    from ...providers.call import Usage
     from ...providers.deltas import Delta
     from .tools import Called
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from ...errors import ApiError
 from ...ids import random_id
-from ...providers.base import ChatCall
+from ...providers.call import ChatCall
 from .compaction import COMPACTION, compaction_messages, seal, summary_message
 
 Message = dict[str, Any]

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 from ...errors import CATALOGUE, ApiError
 from ...generation.outcome import Outcome
-from ...providers.base import Usage
+from ...providers.call import Usage
 from ..wire import NATIVE_NAME, Wire, WireWriter, chunk_frame, known
 from . import link as keys
 

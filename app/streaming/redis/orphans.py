@@ -10,7 +10,7 @@ import time
 
 from ...errors import ApiError
 from ...generation.outcome import Outcome
-from ...providers.base import Usage
+from ...providers.call import Usage
 from ...providers.deltas import fold_stored
 from . import link as keys
 from .entries import stored_chunks, teach, writer_of
