@@ -1,6 +1,6 @@
-"""What the Redis store tells of Redis itself: whether it can hold streams at start-up, whether
-it is ready now, and whether a stream it does not know may yet come back (Redis lost keys moments
-ago and their owners are writing them again) or does not exist."""
+"""What the Redis store tells of Redis itself: the link to one that can hold streams (checked at
+start-up), whether it is ready now, and whether a stream it does not know may yet come back
+(Redis lost keys moments ago and their owners are writing them again) or does not exist."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 
-from ...connect.redis import StoreUnusable, Topology, problems
+from ...connect.redis import StoreUnusable, Topology, connect, disconnect, problems
 from ...errors import ApiError
 from ..lost import StreamLost
 from . import link as keys
@@ -69,3 +69,21 @@ def not_found(link: Link, duties: Any) -> None:
         detail = "The id is unknown, or Redis lost the stream (a restart, a failover) after its worker stopped."
         raise StreamLost("stream_not_found", detail)
     raise ApiError("stream_not_found", "The id is unknown, or the stream ended and expired.")
+
+
+def linked(topology: Topology, worker_id: str, live_ttl_ms: int, done_ttl_ms: int) -> Link:
+    """The link to a Redis fit to hold streams (checked, its scripts loaded); StoreUnusable,
+    saying what was found and what to do, when it does not answer or cannot hold them."""
+    try:
+        commands = connect(topology, keys.COMMAND_CONNECTIONS, keys.COMMAND_TIMEOUT_SECONDS)
+        blocking = connect(topology, keys.FOLLOW_CONNECTIONS, keys.COMMAND_TIMEOUT_SECONDS + 2.0)
+    except (redis.RedisError, redis.exceptions.RedisClusterException) as error:  # a Cluster's client connects at once
+        raise StoreUnusable(not_answering(topology, error)) from None
+    scripts = Scripts(commands)
+    try:
+        check_at_start(commands, scripts, topology)
+    except StoreUnusable:
+        disconnect(commands)
+        disconnect(blocking)
+        raise
+    return Link(commands, blocking, scripts, worker_id, live_ttl_ms, done_ttl_ms)

@@ -20,7 +20,7 @@ from typing import Any
 import gevent
 import redis
 
-from ...connect.redis import StoreUnusable, Topology, connect, disconnect
+from ...connect.redis import Topology, disconnect
 from ...errors import ApiError
 from ...generation.cancel import StreamCancelled
 from ...ids import random_id
@@ -32,14 +32,13 @@ from ..store import DEFAULT_MAX_STORED, StreamStore
 from ..stream import Stream
 from ..view import StreamView
 from . import link as keys
-from .checks import check_at_start, not_answering, not_found, ready
+from .checks import linked, not_found, ready
 from .delivery import RedisDelivery
 from .follow import RemoteStream
 from .journal import RedisJournal
-from .link import Link, store_errors
+from .link import store_errors
 from .owner import OwnerDuties
 from .pipe import ClusterPipe, RedisPipe
-from .scripts import Scripts
 from .stored import StoredResponses, unlist
 from .takeover import Adopt, Takeover
 
@@ -351,21 +350,3 @@ class RedisStreamStore(StreamStore):
             elif stream.cancel():
                 self._expired.add(stream.stream_id)
                 log.info("stream_expired", extra={"stream_id": stream.stream_id, "reason": "no_consumer"})
-
-
-def linked(topology: Topology, worker_id: str, live_ttl_ms: int, done_ttl_ms: int) -> Link:
-    """The link to a Redis fit to hold streams (checked, its scripts loaded); StoreUnusable,
-    saying what was found and what to do, when it does not answer or cannot hold them."""
-    try:
-        commands = connect(topology, keys.COMMAND_CONNECTIONS, keys.COMMAND_TIMEOUT_SECONDS)
-        blocking = connect(topology, keys.FOLLOW_CONNECTIONS, keys.COMMAND_TIMEOUT_SECONDS + 2.0)
-    except (redis.RedisError, redis.exceptions.RedisClusterException) as error:  # a Cluster's client connects at once
-        raise StoreUnusable(not_answering(topology, error)) from None
-    scripts = Scripts(commands)
-    try:
-        check_at_start(commands, scripts, topology)
-    except StoreUnusable:
-        disconnect(commands)
-        disconnect(blocking)
-        raise
-    return Link(commands, blocking, scripts, worker_id, live_ttl_ms, done_ttl_ms)
