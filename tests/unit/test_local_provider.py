@@ -13,7 +13,7 @@ from gevent.queue import Queue
 from app.generation.cancel import StreamCancelled
 from app.providers.base import UpstreamError
 from app.providers.call import ChatCall, Usage
-from app.providers.local.model import Lease, LocalAttempt
+from app.providers.local.attempt import Lease, LocalAttempt
 from app.providers.local.waiting_line import WaitingLine
 
 CALL = ChatCall(model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=5)

@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from ...config.controls import allowed_only
-from ..base import Attempt, ChatCall, Route
+from ..base import Attempt
+from ..call import ChatCall, Route
 from ..httpapi.client import HttpProvider
 from .request import ANTHROPIC_VERSION, messages_body
 from .stream import AnthropicAttempt

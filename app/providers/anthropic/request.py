@@ -14,7 +14,8 @@ import json
 import re
 from typing import Any
 
-from ..base import ChatCall, UpstreamError
+from ..base import UpstreamError
+from ..call import ChatCall
 from ..counted import FILE_PART
 
 ANTHROPIC_VERSION = "2023-06-01"

@@ -19,7 +19,8 @@ from typing import Any
 
 import orjson
 
-from ..base import UpstreamError, Usage
+from ..base import UpstreamError
+from ..call import Usage
 from ..deltas import REASONING, TOOL_CALL, Delta
 from ..httpapi.stream import MAX_FINISH_REASON_CHARS, HttpAttempt, count
 from ..tool_calls import MAX_NAME_CHARS, MAX_TOOL_CALLS

@@ -17,7 +17,8 @@ from gevent.pool import Pool
 
 from ...config import Settings, UpstreamServer
 from ...config.controls import allowed_only
-from ..base import Attempt, ChatCall, Route, UpstreamError
+from ..base import Attempt, UpstreamError
+from ..call import ChatCall, Route
 from ..httpapi.client import HttpProvider
 from ..httpapi.errors import STREAM_OPTIONS
 from . import identity

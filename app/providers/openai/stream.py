@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from ..base import Usage
+from ..call import Usage
 from ..deltas import LOGPROBS, REASONING, REFUSAL, Delta
 from ..httpapi.stream import MAX_FINISH_REASON_CHARS, HttpAttempt, count
 from ..tool_calls import MalformedToolCall, ToolCalls

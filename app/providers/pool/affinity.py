@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..base import ChatCall
+    from ..call import ChatCall
     from ..deltas import ToolCall
     from .server import Server
 

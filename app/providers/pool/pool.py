@@ -15,7 +15,8 @@ from ...config import Settings, UpstreamServer
 from ...errors import ApiError
 from ...metrics.catalogue import Metrics, NoMetrics
 from ..anthropic.client import AnthropicProvider
-from ..base import Attempt, ChatCall, Provider, Route, UpstreamError
+from ..base import Attempt, Provider, UpstreamError
+from ..call import ChatCall, Route
 from ..deltas import ToolCall
 from ..openai.client import OpenAIProvider
 from .affinity import Ring, choose, key_of, reply_message

@@ -12,7 +12,8 @@ from typing import Any
 
 from ...config import UpstreamServer
 from ...metrics.catalogue import Metrics, NoMetrics
-from ..base import Attempt, ChatCall, FirstTokenDeadline, Provider, UpstreamError
+from ..base import Attempt, FirstTokenDeadline, Provider, UpstreamError
+from ..call import ChatCall
 from ..deltas import Delta
 from ..httpapi.client import origin
 from .health import KINDS, Health, failure_kind
