@@ -10,11 +10,10 @@ Redis may be one server, a primary found through Sentinel, or a Cluster (`connec
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import gevent
@@ -22,12 +21,10 @@ import redis
 
 from ...connect.redis import Topology, disconnect
 from ...errors import ApiError
-from ...generation.cancel import StreamCancelled
 from ...ids import random_id
 from .. import producer
 from ..abandon import Abandon
 from ..abandon import cancel as cancel_abandoned
-from ..delivery import Progress
 from ..store import DEFAULT_MAX_STORED, StreamStore
 from ..stream import Stream
 from ..view import StreamView
@@ -36,6 +33,7 @@ from .checks import linked, not_found, ready
 from .delivery import RedisDelivery
 from .follow import RemoteStream
 from .journal import RedisJournal
+from .journal_owner import JournalOwner
 from .link import store_errors
 from .owner import OwnerDuties
 from .pipe import ClusterPipe, RedisPipe
@@ -81,85 +79,22 @@ class RedisStreamStore(StreamStore):
         self.topology = config.topology
         live_ttl_ms = int((config.max_stream_seconds + config.ttl_seconds + LIVE_MARGIN_SECONDS) * 1000)
         self.link = linked(config.topology, self.worker_id, live_ttl_ms, int(config.ttl_seconds * 1000))
-        self.link.scripts.on_reload = self.keys_lost
-        self._noting_loss = False
         self._local: dict[str, Stream] = {}
         self._expired: set[str] = set()  # cancelled for want of followers: deleted once ended
         self._refused: set[str] = set()  # new streams Redis did not admit (MAX_STREAMS)
+        self.owner = JournalOwner(self, self._local, self._refused, config.rescues)
+        self.link.scripts.on_reload = self.owner.keys_lost
         commands = self.link.commands
         pipe = ClusterPipe(commands, self.link.maps) if config.topology.kind == "cluster" else RedisPipe(commands)
-        self.journal = RedisJournal(pipe, self.link.scripts, (live_ttl_ms, self.link.done_ttl_ms), self)
-        self._rescues = config.rescues
+        self.journal = RedisJournal(pipe, self.link.scripts, (live_ttl_ms, self.link.done_ttl_ms), self.owner)
         self.takeover = Takeover(self.link, self.journal, self._local, clock, config.takeovers)
-        self.takeover.moved = self.moved
+        self.takeover.moved = self.owner.moved
         tasks = (self._reap, self._forget_local, self.takeover.orphaned)
         self.duties = OwnerDuties(self.link, self._local, self.journal, tasks, self.ttl_seconds)
         self.stored = StoredResponses(self.link, config.max_stored, self._forget_local)
 
     def __len__(self) -> int:
         return len(self._local)
-
-    # What the journal needs of its owner (journal.Owner).
-
-    def outage(self) -> None:
-        """Redis has failed for REDIS_OUTAGE_SECONDS: end this worker's live streams."""
-        detail = f"Redis did not take this reply's events for {self.outage_seconds:g} s."
-        error = ApiError("store_unavailable", detail)
-        for stream in list(self._local.values()):
-            stream.cancel(StreamCancelled("store_unavailable", error))
-
-    def refused(self, stream: Stream) -> None:
-        """Redis did not admit the new stream: the cluster holds MAX_STREAMS (`admit` answers
-        server_busy). Stop generating."""
-        self._refused.add(stream.stream_id)
-        error = ApiError("server_busy", f"The cluster holds {self.max_streams} live streams (MAX_STREAMS).")
-        stream.cancel(StreamCancelled("refused", error))
-
-    def moved(self, stream: Stream) -> None:
-        """Another worker took `stream` over, or ended it as lost (this worker's lease had
-        lapsed): stop generating it here; its followers here follow it on from Redis, where the
-        new owner writes it (every frame they have seen is there: shown only once Redis took it,
-        or while the lease surely held)."""
-        if self._local.get(stream.stream_id) is stream:
-            del self._local[stream.stream_id]
-        self.journal.forget(stream)
-        stream.move(lambda after_id, keepalive, progress: self._handed_over(stream, after_id, keepalive, progress))
-        detail = "This worker lost its lease on the reply: another worker continues it."
-        stream.cancel(StreamCancelled("moved", ApiError("generation_lost", detail)))
-        log.warning("stream_moved", extra={"stream_id": stream.stream_id, "last_event_id": stream.last_event_id})
-
-    def _handed_over(
-        self, stream: Stream, after_id: int, keepalive_seconds: float, progress: Progress
-    ) -> Iterator[bytes]:
-        """The frames after `after_id` of a stream this worker lost, as Redis has them; when
-        Redis cannot be read, an id-less ending that says to resume."""
-        try:
-            view = self.get(stream.stream_id)  # Redis's, or this worker's again if it took it back
-        except ApiError as error:
-            action = f"Resume after event {after_id}: the reply goes on where it left off."
-            yield stream.writer.interrupted(after_id, ApiError(error.error_code, error.detail, action=action))
-            return
-        yield from view.follow(after_id, keepalive_seconds, None, progress)
-
-    def trusted(self) -> bool:
-        return self.duties.trusted()
-
-    def flushed(self) -> bool:
-        return self.journal.idle()  # Redis confirmed every frame written here
-
-    def continuing(self, stream: Stream) -> bool:
-        """Whether one more continuation of `stream` after a cut fits UPSTREAM_RESCUES, counted in
-        its hash (whichever worker makes it; takeovers have an allowance of their own); StreamCancelled
-        when another worker owns it now. Redis out of reach: this worker's own count decides."""
-        args = [self.worker_id, stream.tenure.epoch, self._rescues]
-        try:
-            status = self.link.scripts.run(self.link.commands, "continue", [keys.meta_key(stream.stream_id)], args)
-        except redis.RedisError:
-            return True
-        if status == b"taken":
-            detail = "This worker lost its lease on the reply: another worker continues it."
-            raise StreamCancelled("moved", ApiError("generation_lost", detail))
-        return status != b"spent"
 
     def take_over_with(self, adopt: Adopt) -> None:
         """Continue here, with `adopt`, the live streams of workers that died (takeover); a
@@ -173,27 +108,12 @@ class RedisStreamStore(StreamStore):
 
         self.takeover.adopt = adopted
 
+    def flushed(self) -> bool:
+        return self.journal.idle()  # Redis confirmed every frame written here
+
     def stop_accepting(self) -> None:
         super().stop_accepting()
         self.takeover.accepting = False
-
-    def failing(self) -> None:
-        """Writes began to fail: the lease says so at once (resumes elsewhere then wait for events
-        this worker's clients have and Redis has not)."""
-        with contextlib.suppress(redis.RedisError):
-            self.duties.renew()
-
-    def keys_lost(self) -> None:
-        """Redis lost its scripts (a restart, a failover): record it, and check at once what
-        else it lost (this worker's streams are written again)."""
-        self.duties.check_soon()
-        if not self._noting_loss:  # the renewal itself may find the scripts gone again
-            self._noting_loss = True
-            try:
-                with contextlib.suppress(redis.RedisError):
-                    self.duties.renew(lost=True)
-            finally:
-                self._noting_loss = False
 
     # The store.
 
