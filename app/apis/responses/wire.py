@@ -22,8 +22,9 @@ from ...providers.deltas import LOGPROBS, REASONING, REFUSAL, TEXT_KIND, TOOL_CA
 from ...streaming.wire.sse import Position, dumps, quote
 from ..openai import openai_error_body
 from .freeform import InputDecoder
-from .layout import FUNCTION_CALL, MESSAGE, REASONING_PART, REFUSAL_PART, TEXT_PART, Item, Layout
-from .replies import CUSTOM_TOOL_CALL, Head, call_item, content_part, item_status, output_item
+from .layout import FUNCTION_CALL, REASONING_PART, REFUSAL_PART, TEXT_PART, Item, Layout
+from .output import DELTA_EVENTS, closing_events, opening_item, output_items
+from .replies import Head, content_part
 from .tools import callables, callables_of
 
 if TYPE_CHECKING:
@@ -37,7 +38,6 @@ PREPARED_MARK = "prepared"  # in the echo: `generate: false`, a warmup with no o
 ADDED_MARK = "added_tools"  # in the echo: how to name the calls of the tools the input's items added
 COMPACTED_MARK = "compacted"  # in the echo: the compaction item a server-side compaction opens the output with
 DONE = b"data: [DONE]\n\n"  # the Open Responses end of stream, after the terminal event, without an id
-_DELTA_EVENTS = {TEXT_PART: "output_text", REFUSAL_PART: "refusal", REASONING_PART: "reasoning_text"}
 _TEXT_EVENT = b'id: %d%b,"delta":%b,"logprobs":[],"sequence_number":%d}\n\n'  # after `_delta`, its head
 
 
@@ -122,7 +122,8 @@ class ResponsesWriter:
             frames.append(_event(3, "response.output_item.done", done))
         if self.layout.legacy:  # an earlier release's stream, written again elsewhere
             message = self.layout.items[0]
-            frames.append(_event(2, "response.output_item.added", {"output_index": 0, "item": self._item(message)}))
+            opened = {"output_index": 0, "item": opening_item(message, self.called)}
+            frames.append(_event(2, "response.output_item.added", opened))
             frames.append(
                 _event(
                     3, "response.content_part.added", {**self._place(message, 0), "part": content_part(TEXT_PART, "")}
@@ -166,7 +167,7 @@ class ResponsesWriter:
             part = REASONING_PART if delta.kind == REASONING else REFUSAL_PART
             opening = self._opening(sequence, first, item)
             place = {**self._place(item, item.part_index(part)), "delta": delta.text}  # type: ignore[union-attr]
-            return opening + _event(first + self._opened(sequence), f"response.{_DELTA_EVENTS[part]}.delta", place)
+            return opening + _event(first + self._opened(sequence), f"response.{DELTA_EVENTS[part]}.delta", place)
         item = layout.call_item(delta.index)
         if item is None:  # a piece of a call that never started: the mender lets none through
             return _event(
@@ -176,7 +177,7 @@ class ResponsesWriter:
             )
         frames = []
         if item.opened_by == sequence:
-            added = {"output_index": item.output_index, "item": self._item(item)}
+            added = {"output_index": item.output_index, "item": opening_item(item, self.called)}
             frames.append(_event(first, "response.output_item.added", added))
             first += 1
         if delta.text or item.opened_by != sequence:  # as many events as the layout numbered
@@ -208,7 +209,7 @@ class ResponsesWriter:
             return b""
         frames = []
         if item.opened_by == sequence:
-            added = {"output_index": item.output_index, "item": self._item(item)}
+            added = {"output_index": item.output_index, "item": opening_item(item, self.called)}
             frames.append(_event(first, "response.output_item.added", added))
             first += 1
         for index, (part, opened_by) in enumerate(item.parts):
@@ -255,7 +256,7 @@ class ResponsesWriter:
             )
             number += 2
         for index, item in enumerate(final["output"][first:], first):
-            for event, data in _closing(index, item):
+            for event, data in closing_events(index, item):
                 frames.append(_event(number, event, data))
                 number += 1
         ending = {"completed": "response.completed", "failed": "response.failed"}.get(final["status"])
@@ -278,58 +279,13 @@ class ResponsesWriter:
         """The response's output items in output order, as they stand (`outcome` None: in
         progress): a compaction's item first; once ended, a reply without any item has its
         empty message (a warmup, none)."""
-        found = self._reply(text, parts, outcome)
+        reply = (text, parts, outcome)
+        found = output_items(self.layout, self.head.item_id, *reply, self.called, self.logprobs, self.prepared)
         return [self.compaction, *found] if self.compaction else found
-
-    def _reply(self, text: str, parts: ReplyParts | None, outcome: Outcome | None) -> list[dict[str, Any]]:
-        status = item_status(outcome)
-        if not self.layout.items:
-            if outcome is None or self.prepared:
-                return []
-            return [output_item(MESSAGE, self.head.item_id, status, {TEXT_PART: text})]
-        found = parts or ReplyParts()
-        texts = {TEXT_PART: text, REFUSAL_PART: found.refusal, REASONING_PART: found.reasoning}
-        logprobs = found.logprobs if self.logprobs else None
-        output = []
-        for item in self.layout.items:
-            if item.kind != FUNCTION_CALL:
-                given = {part: texts[part] for part, _ in item.parts}
-                output.append(output_item(item.kind, item.item_id, status, given, logprobs))
-                continue
-            index = item.call.index if item.call is not None else -1
-            arguments = found.tool_calls[index].arguments if 0 <= index < len(found.tool_calls) else ""
-            output.append(call_item(item.item_id, status, item.call, arguments, self.called))
-        return output
-
-    def _item(self, item: Item) -> dict[str, Any]:
-        """An item as it opens."""
-        if item.kind == FUNCTION_CALL:
-            return call_item(item.item_id, "in_progress", item.call, "", self.called)
-        return output_item(item.kind, item.item_id, "in_progress", {})
 
     @staticmethod
     def _place(item: Item, content_index: int) -> dict[str, Any]:
         return {"item_id": item.item_id, "output_index": item.output_index, "content_index": content_index}
-
-
-def _closing(output_index: int, item: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """The `done` events of one output item as it ended: its parts', then its own."""
-    events: list[tuple[str, dict[str, Any]]] = []
-    place = {"item_id": item["id"], "output_index": output_index}
-    if item["type"] == FUNCTION_CALL:
-        done = {**place, "name": item["name"], "arguments": item["arguments"]}
-        events.append(("response.function_call_arguments.done", done))
-    elif item["type"] == CUSTOM_TOOL_CALL:
-        events.append(("response.custom_tool_call_input.done", {**place, "input": item["input"]}))
-    for index, part in enumerate(item.get("content", [])):
-        kind = part["type"]
-        said = {"refusal": part.get("refusal")} if kind == REFUSAL_PART else {"text": part["text"]}
-        if kind == TEXT_PART:
-            said["logprobs"] = part["logprobs"]
-        events.append((f"response.{_DELTA_EVENTS[kind]}.done", {**place, "content_index": index, **said}))
-        events.append(("response.content_part.done", {**place, "content_index": index, "part": part}))
-    events.append(("response.output_item.done", {"output_index": output_index, "item": item}))
-    return events
 
 
 def _event(sequence: int, kind: str, data: dict[str, Any]) -> bytes:
