@@ -14,11 +14,9 @@ gives them, in the turn order of its lane.
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from typing import Any
-from urllib.parse import quote, urlencode
 
 import gevent
 import orjson
@@ -27,16 +25,15 @@ from werkzeug.exceptions import MethodNotAllowed
 
 from ...errors import ApiError
 from ...hub.scheduling import Inbox
-from ...hub.websocket import TURN, UPGRADED, CloseCode, SocketClosed, WebSocket, asks_for_websocket
+from ...hub.websocket import UPGRADED, CloseCode, SocketClosed, WebSocket, asks_for_websocket
 from ..request import client_key, correlation_id, services
 from ..shapes import error_body
 from .chains import Chains
-from .intake import CHAINED
-from .notices import error_event, in_lane, sse_data, steer_failed
+from .notices import error_event, in_lane, steer_failed
+from .socket_turn import PATH, RESUME, Turn
 
 log = logging.getLogger("chatwait.responses")
 
-PATH = "/v1/responses"
 CONNECTION_SECONDS = 3600.0  # the specification's connection limit
 PING_SECONDS = 20.0  # a ping after this long without a word from the client
 SILENT_SECONDS = 60.0  # a client that answers nothing for this long is gone
@@ -44,9 +41,7 @@ MAX_PENDING_TURNS = 4  # in each lane
 MAX_LANES = 8  # named lanes (`stream_id`) a socket runs beside its default one
 MAX_LANE_CHARS = 128
 CREATE = "response.create"
-RESUME = "chatwait:response.resume"  # ChatWait's extension, prefixed as Open Responses asks
 STEER = "response.steer"  # OpenAI's beta: input queued into a running response, which no model here takes
-MAX_ID_CHARS = 200
 STOP_POLL_SECONDS = 1.0  # how soon a socket between turns notices that its worker stops
 MAX_CHAINS = 32  # `store: false` responses a socket remembers for previous_response_id
 _OPEN: set[WebSocket] = set()  # this worker's sockets
@@ -109,13 +104,13 @@ class Session:
                     return
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    self._error(ApiError("websocket_connection_limit_reached", _LIMIT_DETAIL))
+                    self.error(ApiError("websocket_connection_limit_reached", _LIMIT_DETAIL))
                     return
                 try:
                     turn = self.turns.take(min(left, STOP_POLL_SECONDS))
                 except TimeoutError:
                     continue
-                Turn(self, turn).run()  # type: ignore[arg-type]
+                Turn(self, turn).run()
                 turn = None  # an idle socket keeps nothing of its last turn (an image, say)
         except (EOFError, SocketClosed):
             pass
@@ -153,32 +148,32 @@ class Session:
         try:
             event = orjson.loads(message)
         except orjson.JSONDecodeError:
-            self._error(ApiError("invalid_json", "A WebSocket message must be one JSON object."))
+            self.error(ApiError("invalid_json", "A WebSocket message must be one JSON object."))
             return
         kind = event.get("type") if isinstance(event, dict) else None
         if kind == STEER:
             self.socket.send_text(steer_failed(event))
             return
         if kind not in (CREATE, RESUME):
-            self._error(ApiError("unknown_client_event", f"Type {str(kind)[:80]!r} is not one this socket takes."))
+            self.error(ApiError("unknown_client_event", f"Type {str(kind)[:80]!r} is not one this socket takes."))
             return
         lane = event.get("stream_id")
         inbox = self.turns if lane is None else self._lane(lane)
         if inbox is not None and not inbox.offer(event):
             detail = f"{MAX_PENDING_TURNS} turns are waiting in this lane already."
-            self._error(ApiError("too_many_pending_turns", detail), lane=lane)
+            self.error(ApiError("too_many_pending_turns", detail), lane=lane)
 
     def _lane(self, lane: Any) -> Inbox | None:
         """The inbox of lane `lane`, its runner started on its first turn; None (after an error
         event) for a lane that is not a short string, or one over MAX_LANES."""
         if type(lane) is not str or not 0 < len(lane) <= MAX_LANE_CHARS:
             detail = f"stream_id must be a string of 1 to {MAX_LANE_CHARS} characters."
-            self._error(ApiError("validation_error", detail, fields={"stream_id": [detail]}))
+            self.error(ApiError("validation_error", detail, fields={"stream_id": [detail]}))
             return None
         if lane not in self.lanes:
             if len(self.lanes) >= MAX_LANES:
                 detail = f"A socket runs {MAX_LANES} stream_id lanes at most: send this turn on one of them."
-                self._error(ApiError("too_many_pending_turns", detail), lane=lane)
+                self.error(ApiError("too_many_pending_turns", detail), lane=lane)
                 return None
             inbox = Inbox(MAX_PENDING_TURNS)
             self.lanes[lane] = inbox, gevent.spawn(self._run_lane, inbox)
@@ -188,135 +183,16 @@ class Session:
         """Run a lane's turns in order until the socket ends."""
         try:
             while True:
-                Turn(self, inbox.take(CONNECTION_SECONDS)).run()  # type: ignore[arg-type]
+                Turn(self, inbox.take(CONNECTION_SECONDS)).run()
         except (EOFError, TimeoutError, SocketClosed):
             pass
         except Exception:
             log.exception("error_occurred", extra={"error_code": "internal_error", "mode": "websocket"})
             self.socket.close(CloseCode.INTERNAL_ERROR, "internal error")
 
-    def _error(self, error: ApiError, previous: str | None = None, lane: Any = None) -> None:
+    def error(self, error: ApiError, previous: str | None = None, lane: Any = None) -> None:
         body = error_body(error, self.correlation_id, PATH)
         self.socket.send_text(in_lane(error_event(body, error.status, previous), lane))
 
 
 _LIMIT_DETAIL = f"A socket lasts {CONNECTION_SECONDS / 60:g} minutes at most; open a new one to continue."
-
-
-class Turn:
-    """One `response.create` (or `chatwait:response.resume`): its request through the app, its
-    events sent as messages."""
-
-    def __init__(self, session: Session, event: dict[str, Any]) -> None:
-        self.session = session
-        self.body = {key: value for key, value in event.items() if key not in ("type", "stream_id")}
-        self.previous = self.body.get("previous_response_id")
-        self.lane = event.get("stream_id")
-        self.resumes = event.get("type") == RESUME
-
-    def run(self) -> None:
-        if self.resumes:
-            self._resume()
-            return
-        if self.body.pop("background", False):
-            error = ApiError("validation_error", "Background mode is not available over a WebSocket.")
-            self.session._error(error, lane=self.lane)
-            return
-        self.body["stream"] = True
-        chains = self.session.chains
-        sent, chained = chains.expand(self.body)
-        seen = (lambda data: chains.remember(data, sent)) if self.body.get("store") is False else None
-        extra = {CHAINED: chained} if chained else {}
-        if not self._relay(*self._dispatch("POST", PATH, "", orjson.dumps(self.body), extra), seen) and chained:
-            chains.forget(chained)  # a failed continuation evicts its chain: the client sends it whole
-
-    def _resume(self) -> None:
-        """A turn's events after `starting_after` (all of them without it), as a resume over SSE
-        gets them; where the client has the last one (the SSE resume's 204), a `nothing_to_resume`
-        error event, so that a client waiting for an ending gets one."""
-        response_id, after = self.body.get("response_id"), self.body.get("starting_after")
-        problem = _resume_problem(response_id, after)
-        if problem is not None:
-            self.session._error(problem, lane=self.lane)
-            return
-        query = urlencode({"stream": "true", **({} if after is None else {"starting_after": after})})
-        self._relay(*self._dispatch("GET", f"{PATH}/{quote(response_id, safe='')}", query, b""))
-
-    def _relay(self, status: int, body: Any, seen: Any = None) -> bool:
-        """Send an answer's events as messages in this lane (`seen` is given each), or its error as
-        an event (a resume's 204, nothing after the last event, as `nothing_to_resume`); False
-        when the turn failed (an error, or a response that ended `failed`)."""
-        try:
-            if status == 200:
-                failed = False
-                for data in sse_data(body):
-                    self.session.socket.send_text(in_lane(data, self.lane))
-                    failed = failed or _failed(data)
-                    if seen is not None:
-                        seen(data)
-                return not failed
-            if status == 204:
-                self.session._error(ApiError("nothing_to_resume"), lane=self.lane)
-            else:
-                self.session.socket.send_text(in_lane(error_event(_error_body(body), status, self.previous), self.lane))
-            return False
-        finally:
-            getattr(body, "close", lambda: None)()
-
-    def _dispatch(
-        self, method: str, path: str, query: str, content: bytes, extra: dict[str, Any] | None = None
-    ) -> tuple[int, Any]:
-        """Make the turn's request through the app in a fresh app context (its own `g`), `extra`
-        in its environ; the status and body."""
-        environ = {
-            **self.session.base,
-            **(extra or {}),
-            "REQUEST_METHOD": method,
-            "PATH_INFO": path,
-            "QUERY_STRING": query,
-            "CONTENT_TYPE": "application/json",
-            "CONTENT_LENGTH": str(len(content)),
-            "wsgi.input": io.BytesIO(content),
-            "wsgi.url_scheme": "http",
-            "wsgi.errors": io.StringIO(),
-            "wsgi.version": (1, 0),
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": False,
-            "wsgi.run_once": False,
-            TURN: True,
-        }
-        answered: list[int] = []
-
-        def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
-            answered.append(int(status[:3]))
-            return lambda _: None
-
-        with self.session.app.app_context():
-            body = self.session.app.wsgi_app(environ, start_response)
-        return answered[0], body
-
-
-def _failed(data: str) -> bool:
-    """Whether an event (its JSON) says its response failed: `response.failed`, or an `error`."""
-    head = data[:64]
-    return '"response.failed"' in head or '"type":"error"' in head
-
-
-def _resume_problem(response_id: Any, after: Any) -> ApiError | None:
-    """What is wrong with a resume message's fields, or None."""
-    if type(response_id) is not str or not 0 < len(response_id) <= MAX_ID_CHARS:
-        field, detail = "response_id", f"response_id must be a response's id (1 to {MAX_ID_CHARS} characters)."
-    elif after is not None and (type(after) is not int or after < 0):
-        field, detail = "starting_after", "starting_after must be the last sequence_number received (0 or more)."
-    else:
-        return None
-    return ApiError("validation_error", detail, fields={field: [detail]})
-
-
-def _error_body(body: Any) -> dict[str, Any]:
-    """The JSON error an answer carries (every error of the app is one)."""
-    try:
-        found = orjson.loads(b"".join(body))
-    except orjson.JSONDecodeError:
-        found = None
-    return found if isinstance(found, dict) else {"error": {"code": "internal_error", "message": "No error body."}}
