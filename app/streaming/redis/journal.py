@@ -29,6 +29,7 @@ from ...hub.scheduling import RestartableTimer, Wakeup
 from ..stream import Stream
 from .batch import PROBE, Batch, Call
 from .health import Health, outages
+from .journal_owner import Owner
 from .scripts import Scripts
 from .standing import Standing
 
@@ -39,35 +40,6 @@ GATHER_FROM_STREAMS = 2  # a batch of at least this many streams: the next one g
 MAX_IN_FLIGHT = 64  # batches sent whose replies are not read yet
 ACK_SECONDS = 0.05  # replies are read at the next send once their batch is this old
 ACK_IDLE_SECONDS = 0.1  # or, when nothing more is sent, this long after the batch
-
-
-class Owner:
-    """What the journal needs to know of the store it writes for, and tells it."""
-
-    worker_id: str
-    max_streams: int
-    outage_seconds: float
-
-    def outage(self) -> None:
-        """Redis has been failing for the outage grace: end the live streams."""
-
-    def refused(self, stream: Stream) -> None:
-        """Redis did not admit `stream`: the cluster holds MAX_STREAMS live streams."""
-
-    def moved(self, stream: Stream) -> None:
-        """Another worker took `stream` over or ended it (this worker's lease had lapsed): stop
-        generating it; its followers here follow it from Redis."""
-
-    def continuing(self, stream: Stream) -> bool:
-        """A continuation of `stream` is about to be sent upstream: whether its shared allowance allows it."""
-        return True
-
-    def failing(self) -> None:
-        """Writes began to fail: say so in the lease (this worker's clients may be ahead of Redis)."""
-
-    def trusted(self) -> bool:
-        """Whether its lease surely held lately (frames are shown as they are sent, else once taken)."""
-        return True
 
 
 class RedisJournal:

@@ -17,9 +17,52 @@ from ..delivery import Progress
 from ..stream import Stream
 from ..view import StreamView
 from . import link as keys
-from .journal import RedisJournal
 from .link import Link
-from .owner import OwnerDuties
+
+
+class Owner:
+    """What the journal needs to know of the store it writes for, and tells it."""
+
+    worker_id: str
+    max_streams: int
+    outage_seconds: float
+
+    def outage(self) -> None:
+        """Redis has been failing for the outage grace: end the live streams."""
+
+    def refused(self, stream: Stream) -> None:
+        """Redis did not admit `stream`: the cluster holds MAX_STREAMS live streams."""
+
+    def moved(self, stream: Stream) -> None:
+        """Another worker took `stream` over or ended it (this worker's lease had lapsed): stop
+        generating it; its followers here follow it from Redis."""
+
+    def continuing(self, stream: Stream) -> bool:
+        """A continuation of `stream` is about to be sent upstream: whether its shared allowance allows it."""
+        return True
+
+    def failing(self) -> None:
+        """Writes began to fail: say so in the lease (this worker's clients may be ahead of Redis)."""
+
+    def trusted(self) -> bool:
+        """Whether its lease surely held lately (frames are shown as they are sent, else once taken)."""
+        return True
+
+
+class Forgets(Protocol):
+    """The store's journal, as its owner uses it."""
+
+    def forget(self, stream: Stream) -> None: ...
+
+
+class Duties(Protocol):
+    """The store's lease (`owner.OwnerDuties`), as the journal's owner uses it."""
+
+    def trusted(self) -> bool: ...
+
+    def renew(self, lost: bool = False) -> None: ...
+
+    def check_soon(self) -> None: ...
 
 
 class Store(Protocol):
@@ -29,15 +72,15 @@ class Store(Protocol):
     max_streams: int
     outage_seconds: float
     link: Link
-    journal: RedisJournal
-    duties: OwnerDuties
+    journal: Forgets
+    duties: Duties
 
     def get(self, stream_id: str) -> StreamView: ...
 
 log = logging.getLogger("chatwait.store")
 
 
-class JournalOwner:
+class JournalOwner(Owner):
     """What the journal tells the store it writes for, and asks of it."""
 
     def __init__(self, store: Store, local: dict[str, Stream], refused: set[str], rescues: int) -> None:
