@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Protocol
 
 import gevent
 
+from ..errors import ApiError
 from ..generation.cancel import StreamCancelled
 from ..generation.outcome import Outcome
 from ..providers.deltas import Delta, ReplyParts
@@ -23,8 +25,16 @@ from .direct import ClientWriter
 from .following import Followers
 from .frames import Frames
 from .retention import DEFAULT_RETENTION, Lifetime, Retention
-from .tenure import NOWHERE, Handover, Journal, Tenure
+from .tenure import Handover, Tenure
 from .wire import NATIVE, Wire
+
+
+class Journal(Protocol):
+    """Makes a stream's written frames durable, then calls `stream.publish` (the Redis store)."""
+
+    def written(self, stream: Stream) -> None: ...
+
+    def continuing(self, stream: Stream) -> bool: ...
 
 
 class Stream:
@@ -249,3 +259,17 @@ class Stream:
         self.cancelled = True
         producer.kill(reason or StreamCancelled(), block=False)
         return True
+
+
+class Nowhere:
+    """The journal of a stream another worker took over: what is written here stays unseen."""
+
+    def written(self, stream: Stream) -> None:
+        """Nothing: the stream's frames are the new owner's to write."""
+
+    def continuing(self, stream: Stream) -> bool:
+        """Never: the reply is the new owner's to continue."""
+        raise StreamCancelled("moved", ApiError("generation_lost", "Another worker continues this reply."))
+
+
+NOWHERE = Nowhere()
