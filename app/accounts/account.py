@@ -81,7 +81,7 @@ class Account:
     stream_id: str | None = None  # its stream's (None in wait mode)
     prices: Prices = _no_prices
     ticket: Ticket | None = None  # its key's counters' hold, where the key has limits
-    ledger: KeyLimits | None = None  # where the ticket settles
+    limits: KeyLimits | None = None  # where the ticket settles (the key limits)
     settled: bool = dataclasses.field(default=False, init=False)
 
     @property
@@ -94,9 +94,9 @@ class Account:
         """Whether its key pays for the output that reaches its clients (else for what is generated)."""
         return self.ticket is not None and self.ticket.key.pays_delivered
 
-    def reserve(self, ticket: Ticket, ledger: KeyLimits) -> None:
+    def reserve(self, ticket: Ticket, limits: KeyLimits) -> None:
         """Its key's counters admitted it: it asks for no more than they reserved."""
-        self.ticket, self.ledger = ticket, ledger
+        self.ticket, self.limits = ticket, limits
         most = ticket.most_tokens(self.call.max_tokens)
         if most != self.call.max_tokens:
             self.call = dataclasses.replace(self.call, max_tokens=most)
@@ -119,32 +119,32 @@ class Account:
         (without an outcome, the tokens it `produced`, at its price). A key that pays for delivery
         pays the input and, of a `whole` answer, its reply (a stream's output is charged as it
         reaches a client: `delivery`)."""
-        if self.ticket is None or self.ledger is None or self.settled:
+        if self.ticket is None or self.limits is None or self.settled:
             return
         self.settled = True
         if ending is None:
-            self.ledger.end(self.ticket, produced())
+            self.limits.end(self.ticket, produced())
             return
         charged = ending.cost_usd
         if self.pays_delivered:
             output = ending.usage.completion_tokens if whole and ending.error is None else 0
             charged = cost.delivered(ending.attempts, ending.usage, self.prices, model, output)
-        self.ledger.end(self.ticket, ending.usage.charged, charged)
+        self.limits.end(self.ticket, ending.usage.charged, charged)
 
     def release(self) -> None:
         """It never started: its ticket's slot and reservations come back."""
-        if self.ticket is not None and self.ledger is not None and not self.settled:
+        if self.ticket is not None and self.limits is not None and not self.settled:
             self.settled = True
-            self.ledger.end(self.ticket, 0)
+            self.limits.end(self.ticket, 0)
 
     def hand_over(self) -> None:
         """Another worker took its generation over and settles it: forgotten here."""
-        if self.ticket is not None and self.ledger is not None and not self.settled:
+        if self.ticket is not None and self.limits is not None and not self.settled:
             self.settled = True
-            self.ledger.hand_over(self.ticket)
+            self.limits.hand_over(self.ticket)
 
 
-def delivery(key: ClientKey | None, ledger: KeyLimits, prices: Prices) -> Callable[[str, int], None] | None:
+def delivery(key: ClientKey | None, limits: KeyLimits, prices: Prices) -> Callable[[str, int], None] | None:
     """How `key` is charged for chunks of a model's output that reach its client for the first
     time, where it pays for delivery (None: it pays for what is generated, or has no limits to
     count it against)."""
@@ -154,6 +154,6 @@ def delivery(key: ClientKey | None, ledger: KeyLimits, prices: Prices) -> Callab
     def charge(model: str, chunks: int) -> None:
         price = prices(model)
         if price is not None:
-            ledger.charge(key, price.cost(0, 0, chunks))
+            limits.charge(key, price.cost(0, 0, chunks))
 
     return charge
