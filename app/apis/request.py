@@ -159,8 +159,6 @@ def completion(state: Any, status: int, streamed: bool = False) -> dict[str, Any
     fields["duration_ms"] = round((time.monotonic() - state.get("started", time.monotonic())) * 1000, 1)
     if streamed:
         fields["streamed"] = True
-        if state.get("client_left"):
-            fields["client_left"] = True
     key = state.get("client_key")
     if key is not None:
         fields["client_name"] = key.name
@@ -172,8 +170,11 @@ def completion(state: Any, status: int, streamed: bool = False) -> dict[str, Any
 
 def note(**fields: Any) -> None:
     """Fields for this request's completion line (the fields it carried that ChatWait does not
-    know, where a resume started): said there, not on a line of their own."""
-    state = g._get_current_object()
+    know, where a resume started, that its client left): said there, not on lines of their own."""
+    _note(g._get_current_object(), fields)
+
+
+def _note(state: Any, fields: dict[str, Any]) -> None:
     noted = state.get("noted")
     if noted is None:
         state.noted = noted = {}
@@ -185,7 +186,7 @@ def _traced(body: Iterator[bytes], stream_id: str, correlation_id: str, state: A
         try:
             yield from body
         except (GeneratorExit, OSError):  # the client left (or its socket broke) before the end reached it
-            state.client_left = True
+            _note(state, {"client_left": True})
             raise
         finally:
             if logged:
