@@ -211,8 +211,9 @@ class Services:
         revive = self.revivers.get(stream.wire_name)
         if args is not None and revive is not None:
             stream.retention = dataclasses.replace(stream.retention, ended=revive(stream.client, args))
-        account = Account(call, prompt_tokens, stream.correlation_id, stream_id=stream.stream_id)
-        account.prices = self.settings.price_of
+        account = Account(
+            call, prompt_tokens, stream.correlation_id, stream_id=stream.stream_id, prices=self.settings.price_of
+        )
         producer.start(stream, self.provider, self.settings, account, self.metrics)
         held, key = record.get("ticket"), None
         if isinstance(held, dict):
