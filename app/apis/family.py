@@ -18,6 +18,7 @@ from ..config import Settings
 from ..service.services import Reviver, Services
 from ..streaming import wire
 from . import shapes, streams
+from .items import references
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +48,8 @@ class Family:
     # over (the stream's `Retention.ended`, rebuilt from the arguments it kept): made once per app
     # from the app's services, and called with the stream's client and those arguments.
     reviver: Callable[[Services], Reviver] | None = None
+    # Where its streams' output items are found by id (an `item_reference`), one lookup per request.
+    output_items: Callable[[], references.OutputItem] | None = None
 
     def register_formats(self) -> None:
         """Its error shape and stream wire, which need no app (the server shell and the stores use them)."""
@@ -65,6 +68,8 @@ class Family:
             found.revivers[self.stream_wire.name] = self.reviver(found)
         if self.per_app is not None:
             app.extensions[f"chatwait.{self.name}"] = self.per_app(settings)
+        if self.output_items is not None:
+            references.register(app, self.output_items)
 
 
 def kept(name: str) -> Any:

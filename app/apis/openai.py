@@ -1,5 +1,6 @@
 """What the two OpenAI families (chat completions and the Responses API) share: the OpenAI shape
-of ChatWait's errors, a message's text content, the roles and which of them are system prompts.
+of ChatWait's errors, a message's text content, the roles and which of them are system prompts,
+and a response's or conversation's `metadata`.
 
 The catalogue (`errors`) stays the one source of what an error says; `openai_error_body` only
 says it the way the `openai` SDK, LangChain and the like expect to read it.
@@ -24,6 +25,9 @@ SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority")
 VERBOSITIES = ("low", "medium", "high")
 
 # OpenAI's own `code` for the errors it has a name for (its SDKs and clients look for these).
+MAX_METADATA_PAIRS = 16
+MAX_METADATA_KEY_CHARS = 64
+MAX_METADATA_VALUE_CHARS = 512
 _OPENAI_CODES = {
     "input_too_long": "context_length_exceeded",
     "upstream_rate_limited": "rate_limit_exceeded",
@@ -144,3 +148,21 @@ def content_length(content: Any) -> int:
         texts = (part.get("text") for part in content if isinstance(part, dict))
         return sum(len(text) for text in texts if isinstance(text, str)) + sum(map(data_chars, content))
     return 0
+
+
+class Metadata(fields.Dict):
+    """Up to 16 string pairs, kept with the response and sent back with it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(keys=fields.String(), values=fields.String(), **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict[str, str]:
+        pairs = super()._deserialize(value, attr, data, **kwargs)
+        if len(pairs) > MAX_METADATA_PAIRS:
+            raise ValidationError(f"At most {MAX_METADATA_PAIRS} pairs.")
+        for key, text in pairs.items():
+            if len(key) > MAX_METADATA_KEY_CHARS or len(text) > MAX_METADATA_VALUE_CHARS:
+                limits = f"{MAX_METADATA_KEY_CHARS} and {MAX_METADATA_VALUE_CHARS}"
+                raise ValidationError(f"Keys and values are at most {limits} characters.")
+            text_of(key + text)
+        return pairs

@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-from ..apis import chat_completions, messages, native, responses
+from ..apis import chat_completions, conversations, messages, native, responses
 from ..config import Settings
 from . import auth, cors, errors, health, metrics, openapi, page, request_log, spend, upgrades
 
@@ -22,6 +22,7 @@ FAMILIES = (
     native.FAMILY,
     chat_completions.FAMILY,
     responses.FAMILY,
+    conversations.FAMILY,
     messages.FAMILY,
 )
 

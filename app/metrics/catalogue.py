@@ -179,7 +179,7 @@ class Metrics:
         self._child(self.keys.spend, key).inc(usd)
 
     def unknown_field(self, api: str, name: str) -> None:
-        """A request held a field ChatWait does not know (`api`: one of three families)."""
+        """A request held a field ChatWait does not know (`api`: the family's name, a bounded set)."""
         if name not in self._field_names:
             if len(self._field_names) >= MAX_FIELD_NAMES:
                 name = "other"

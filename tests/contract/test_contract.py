@@ -17,9 +17,9 @@ from marshmallow import validate
 from openapi_spec_validator import validate as validate_spec
 
 from app.apis.chat_completions.schemas import OPENAI_COMPONENTS, CompletionRequestSchema
+from app.apis.conversations.schemas import CONVERSATION_COMPONENTS
 from app.apis.messages.schemas import MESSAGES_COMPONENTS, MessagesRequestSchema
 from app.apis.native.schemas import NATIVE_COMPONENTS, ChatRequestSchema
-from app.apis.responses.conversation_schemas import CONVERSATION_COMPONENTS
 from app.apis.responses.schemas import RESPONSES_COMPONENTS
 from app.apis.schema import BLANK, NOT_BLANK_PATTERN
 from app.errors import CATALOGUE

@@ -16,7 +16,8 @@ import httpx
 import openai
 import pytest
 
-from app.apis.responses.compaction import COMPACT_PROMPT, SUMMARY_PREFIX, WINDOW_MARK
+from app.apis.items.compaction import SUMMARY_PREFIX, WINDOW_MARK
+from app.apis.responses.compaction import COMPACT_PROMPT
 
 from ..conftest import FAKE_MODEL
 from ..sse import responses_events

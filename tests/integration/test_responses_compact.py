@@ -10,7 +10,8 @@ import uuid
 import httpx
 import pytest
 
-from app.apis.responses.compaction import COMPACT_PROMPT, SEAL_MARK, SUMMARY_PREFIX
+from app.apis.items.compaction import SEAL_MARK, SUMMARY_PREFIX
+from app.apis.responses.compaction import COMPACT_PROMPT
 
 from ..conftest import FAKE_MODEL
 from ..sse import expected_reply

@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 
-from app.apis.responses import compaction
-from app.apis.responses.items import ResponseInput
-from app.apis.responses.listing import listed
+from app.apis.items import compaction
+from app.apis.items.input import ResponseInput
+from app.apis.items.listing import listed
 from app.apis.responses.replies import compacted_reply
 from app.apis.responses.turns import to_messages
 from app.errors import ApiError

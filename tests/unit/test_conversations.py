@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.apis.responses.listing import listed, page
+from app.apis.items.listing import listed, page
 from app.conversations import Bounds, MemoryConversations, encoded
 from app.errors import ApiError
 

@@ -38,6 +38,7 @@ BASE_RANK = 0  # config, errors, ids: beside app/__init__.py
 # What the views, the generations and the streams may use of gevent: its public greenlet API only.
 PUBLIC_GEVENT = {"spawn", "sleep", "Timeout", "Greenlet", "joinall"}
 WEB_FRAMEWORK = ("flask", "werkzeug")
+SHARED_APIS = ("items",)  # packages under apis/ that families share: not families themselves
 
 MODULES = sorted(path for path in APP.rglob("*.py"))
 
@@ -164,7 +165,7 @@ def test_the_top_of_app_holds_only_the_base_pieces() -> None:
 def _family(module: str) -> str | None:
     """The API family of `module` (app.apis.responses.views -> responses), None outside one."""
     parts = module.split(".")
-    if len(parts) > 2 and parts[1] == "apis" and (APP / "apis" / parts[2]).is_dir():
+    if len(parts) > 2 and parts[1] == "apis" and parts[2] not in SHARED_APIS and (APP / "apis" / parts[2]).is_dir():
         return parts[2]
     return None
 
@@ -189,13 +190,17 @@ def test_the_family_check_sees_a_family_reaching_another() -> None:
     assert _other_families("app.apis.streams", ["app.apis.native"]) == ["app.apis.native"]
     assert _other_families("app.apis.responses.views", ["app.apis.openai", "app.apis.responses.wire"]) == []
     assert _family("app.apis.schema") is None and _family("app.apis.native.wire") == "native"
+    assert _family("app.apis.items.input") is None
+    assert _other_families("app.apis.items.input", ["app.apis.responses.wire"]) == ["app.apis.responses.wire"]
+    assert _other_families("app.apis.conversations.views", ["app.apis.items.input"]) == []
 
 
 def test_every_family_is_registered_once() -> None:
     """A family's folder is one line in app.http.FAMILIES, and every line is a folder."""
     from app.http import FAMILIES
 
-    folders = sorted(p.name for p in (APP / "apis").iterdir() if p.is_dir() and (p / "__init__.py").exists())
+    packages = [p for p in (APP / "apis").iterdir() if p.is_dir() and (p / "__init__.py").exists()]
+    folders = sorted(p.name for p in packages if p.name not in SHARED_APIS)
     registered = sorted(family.blueprint.import_name.split(".")[2] for family in FAMILIES)
     assert registered == folders
 

@@ -135,14 +135,14 @@ def responses(client: Any) -> None:
 
 
 @scenario(
-    "responses.conversations.create",
-    "responses.conversations.retrieve",
-    "responses.conversations.update",
-    "responses.conversations.delete",
-    "responses.conversations.list_items",
-    "responses.conversations.add_items",
-    "responses.conversations.retrieve_item",
-    "responses.conversations.delete_item",
+    "conversations.create",
+    "conversations.retrieve",
+    "conversations.update",
+    "conversations.delete",
+    "conversations.list_items",
+    "conversations.add_items",
+    "conversations.retrieve_item",
+    "conversations.delete_item",
 )
 def conversations(client: Any) -> None:
     made = client.post("/v1/conversations", json={"metadata": {"topic": "a"}}).get_json()

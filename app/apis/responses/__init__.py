@@ -1,7 +1,7 @@
 """OpenAI's Responses API (POST /v1/responses: foreground, background, streamed; retrieve,
-resume, cancel, delete; input items and input tokens; `previous_response_id` chains) and its
-Conversations API, in OpenAI's error shape (a conversation too long is in `input`). `views`,
-`conversations`, `intake`, `fit`, `stored`, `listing`, `schemas`, `replies`, `wire`."""
+resume, cancel, delete; input items and input tokens; `previous_response_id` chains; turns added
+to a conversation), in OpenAI's error shape (a conversation too long is in `input`). `views`,
+`socket`, `intake`, `fit`, `stored`, `schemas`, `replies`, `wire`; its items: `apis.items`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from ...config import Settings
 from ..family import Family, StreamWire
 from ..openai import openai_error_shape
-from . import wire
+from . import stored, wire
 from .schemas import ResponseRequestSchema
 from .views import NAME, bp, revive_turns
 
@@ -35,10 +35,11 @@ def _contract(schemas: dict[str, Any], settings: Settings) -> None:
 FAMILY = Family(
     name=NAME,
     blueprint=bp,
-    error_prefixes=("/v1/responses", "/v1/conversations"),
+    error_prefixes=("/v1/responses",),
     error_shape=openai_error_shape("input"),
     stream_wire=StreamWire(wire.NAME, wire.writer, "/v1/responses", "/v1/responses/{id}?stream=true"),
     per_app=_schema,
     contract=_contract,
     reviver=revive_turns,
+    output_items=stored.output_items,
 )

@@ -27,18 +27,19 @@ from ...providers.counted import definitions
 from ...streaming.stream import Retention, Stream
 from ..functions import attached, refuse_untaken
 from ..intake import read_json, refuse_long_text, validate_request
+from ..items.input import item_chars
+from ..items.listing import listed
+from ..items.references import resolve
 from ..openai import content_length
 from ..unknown import tolerance
 from . import window
 from .compaction import compaction_messages
 from .fit import DROPPABLE, fit
-from .items import item_chars
-from .listing import listed
 from .options import logprobs_asked, model_options
 from .replies import ECHOED
 from .schemas import ResponseRequestSchema
 from .tools import called_names, echoed
-from .turns import Earlier, added_tools, configured, refuse_orphans, resolve, triggered, turn_of
+from .turns import Earlier, Stored, added_tools, configured, refuse_orphans, triggered, turn_of
 from .wire import ADDED_MARK, COMPACTED_MARK, LOGPROBS_MARK, PREPARED_MARK
 
 # In a WebSocket turn's environ: the `store: false` response its socket's chain continues (the
@@ -51,17 +52,6 @@ NAMES = {
     "response_format": "text.format",
     "verbosity": "text.verbosity",
 }
-
-
-@dataclasses.dataclass(frozen=True)
-class Stored:
-    """Where a request's references are read, each raising ApiError (404) when there is nothing:
-    the conversation a stored response continues (`previous_response_id`), an output item of a
-    stored response (`item_reference`: None when there is none), a conversation's turns."""
-
-    turns: Callable[[str], Earlier]
-    item: Callable[[str], dict[str, Any] | None]
-    conversation: Callable[[str], Earlier]
 
 
 @dataclasses.dataclass(frozen=True)

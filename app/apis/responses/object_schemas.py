@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
+from ..items.input import ITEM_STATUSES
 from ..schema import AsGiven, LedgerSchema, StrictSchema, Tagged
-from .items import ITEM_STATUSES
 
 STATUSES = ("queued", "in_progress", "completed", "incomplete", "failed", "cancelled")
 TRUNCATIONS = ("auto", "disabled")
@@ -160,3 +160,10 @@ class ResponseDeletedSchema(StrictSchema):
     id = fields.String(required=True)
     object = fields.String(required=True, validate=validate.OneOf(("response.deleted",)))
     deleted = fields.Boolean(required=True)
+
+
+class InputTokensSchema(StrictSchema):
+    """The reply of POST /v1/responses/input_tokens."""
+
+    object = fields.String(required=True, validate=validate.OneOf(("response.input_tokens",)))
+    input_tokens = fields.Integer(required=True)

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import ApiError
 from ...ids import random_id
+from ..items.compaction import COMPACTION, seal
+from ..items.listing import listed
 from ..openai import openai_error_body
 from ..schema import serialise
-from .compaction import COMPACTION, seal
 from .freeform import whole_input
 from .layout import FUNCTION_CALL, MESSAGE, REFUSAL_PART, TEXT_PART
-from .listing import listed
-from .object_schemas import ResponseDeletedSchema, ResponseObjectSchema
+from .object_schemas import InputTokensSchema, ResponseDeletedSchema, ResponseObjectSchema
 
 if TYPE_CHECKING:
     from ...generation.outcome import Outcome
@@ -237,3 +237,8 @@ def compacted_reply(conversation: list[dict[str, Any]], outcome: Outcome) -> dic
         "output": [*users, item],
         "usage": response_usage(outcome.usage, outcome.ledger()),
     }
+
+
+def input_tokens_reply(count: int) -> dict[str, Any]:
+    """The reply of POST /v1/responses/input_tokens."""
+    return serialise(InputTokensSchema, {"object": "response.input_tokens", "input_tokens": count})

@@ -13,20 +13,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
-from ..openai import MAX_TOP_LOGPROBS, REASONING_EFFORTS, SERVICE_TIERS, VERBOSITIES
-from ..schema import (
-    Neutral,
-    NullMeansAbsent,
-    StrictBoolean,
-    StrictInteger,
-    StrictNumber,
-    Text,
-    check_max_tokens,
-    check_model,
-    text_of,
-)
-from .formats import TextFormat
-from .items import (
+from ..items.formats import TextFormat
+from ..items.input import (
     AdditionalToolsSchema,
     CompactionTriggerSchema,
     ConfigurationUpdateSchema,
@@ -41,8 +29,22 @@ from .items import (
     ResponseInput,
     TextUpdateSchema,
 )
+from ..items.tools import CustomToolSchema, FunctionToolSchema, NamespaceToolSchema, ToolChoice, Tools
+from ..openai import MAX_TOP_LOGPROBS, REASONING_EFFORTS, SERVICE_TIERS, VERBOSITIES, Metadata
+from ..schema import (
+    Neutral,
+    NullMeansAbsent,
+    StrictBoolean,
+    StrictInteger,
+    StrictNumber,
+    Text,
+    check_max_tokens,
+    check_model,
+    text_of,
+)
 from .object_schemas import (
     TRUNCATIONS,
+    InputTokensSchema,
     OutputCompactionSchema,
     OutputCustomToolCallSchema,
     OutputFunctionCallSchema,
@@ -56,11 +58,7 @@ from .object_schemas import (
     ResponseObjectSchema,
     ResponseUsageSchema,
 )
-from .tools import CustomToolSchema, FunctionToolSchema, NamespaceToolSchema, ToolChoice, Tools
 
-MAX_METADATA_PAIRS = 16
-MAX_METADATA_KEY_CHARS = 64
-MAX_METADATA_VALUE_CHARS = 512
 MAX_ID_CHARS = 128
 MAX_TOOL_CALLS = 1000
 REASONING_SUMMARIES = ("auto", "concise", "detailed")
@@ -77,24 +75,6 @@ INCLUDABLE = (
     "code_interpreter_call.outputs",
     "computer_call_output.output.image_url",
 )
-
-
-class Metadata(fields.Dict):
-    """Up to 16 string pairs, kept with the response and sent back with it."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(keys=fields.String(), values=fields.String(), **kwargs)
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict[str, str]:
-        pairs = super()._deserialize(value, attr, data, **kwargs)
-        if len(pairs) > MAX_METADATA_PAIRS:
-            raise ValidationError(f"At most {MAX_METADATA_PAIRS} pairs.")
-        for key, text in pairs.items():
-            if len(key) > MAX_METADATA_KEY_CHARS or len(text) > MAX_METADATA_VALUE_CHARS:
-                limits = f"{MAX_METADATA_KEY_CHARS} and {MAX_METADATA_VALUE_CHARS}"
-                raise ValidationError(f"Keys and values are at most {limits} characters.")
-            text_of(key + text)
-        return pairs
 
 
 class TextOptionsSchema(NullMeansAbsent):
@@ -234,6 +214,7 @@ RESPONSES_COMPONENTS: dict[str, type[Schema]] = {
     "ResponseOutputCompaction": OutputCompactionSchema,
     "ResponseReasoningText": ReasoningTextSchema,
     "ResponseUsage": ResponseUsageSchema,
+    "ResponseInputTokens": InputTokensSchema,
     "ResponseError": ResponseErrorSchema,
     "ResponseDeleted": ResponseDeletedSchema,
 }

@@ -12,11 +12,11 @@ from typing import Any
 from ...errors import ApiError
 from ...streaming.view import StreamView
 from .. import streams
-from ..request import client, services
-from .intake import Stored
+from ..items.kept import conversation_items
+from ..items.references import OutputItem
 from .layout import ITEM_PREFIXES
 from .replies import RESPONSE_PREFIX
-from .turns import Earlier, earlier_of
+from .turns import Earlier, Stored, earlier_of
 from .wire import NAME as WIRE
 from .wire import ResponsesWriter
 
@@ -48,21 +48,19 @@ def kept_by(stream: StreamView) -> dict[str, Any]:
 
 def references() -> Stored:
     """Where this request's references are read (each referenced response read once)."""
+    return Stored(_earlier_turns, output_items(), conversation_turns)
+
+
+def output_items() -> OutputItem:
+    """Where the output items of this client's stored responses are found by id, for one request
+    (each response read once)."""
     outputs: dict[str, list[dict[str, Any]]] = {}
-    return Stored(_earlier_turns, functools.partial(_output_item, outputs), conversation_turns)
+    return functools.partial(_output_item, outputs)
 
 
 def conversation_turns(conversation_id: str) -> Earlier:
     """The turns a conversation's items make (404 when this client has none by that id)."""
     return earlier_of(conversation_items(conversation_id))
-
-
-def conversation_items(conversation_id: str) -> list[dict[str, Any]]:
-    """This client's conversation's items (404 when it has none by that id)."""
-    found = services().conversations.items(client(), conversation_id)
-    if found is None:
-        raise ApiError("conversation_not_found", f"No conversation {conversation_id[:80]!r} of yours is kept here.")
-    return found
 
 
 def _output_item(outputs: dict[str, list[dict[str, Any]]], item_id: str) -> dict[str, Any] | None:

@@ -5,7 +5,7 @@ before them; each named, and a custom tool's input put, as the model is sent the
 messages), a compaction item's summary as an assistant message. A reasoning item is taken but not
 sent on: a chat completions server takes no reasoning back (the model reasons afresh each turn).
 Beside the messages, what items add: the tools of `additional_tools` (`added_tools`), the
-settings of `configuration_update` (`configured`); and `item_reference`s `resolve`d.
+settings of `configuration_update` (`configured`); (its `item_reference`s resolved: `apis.items.references`).
 """
 
 from __future__ import annotations
@@ -15,13 +15,25 @@ from collections.abc import Callable
 from typing import Any
 
 from ...errors import ApiError
+from ..items.compaction import COMPACTION, summary_message, windowed
+from ..items.input import ADDED_TOOLS, CALLS, CONFIGURED, OUTPUTS, TRIGGER, ResponseInput
+from ..items.references import OutputItem
 from ..openai import SYSTEM_ROLES, content_length
-from .compaction import COMPACTION, summary_message, windowed
 from .freeform import arguments_of
-from .items import ADDED_TOOLS, CALLS, CONFIGURED, OUTPUTS, TRIGGER, ResponseInput
 from .tools import sent_name
 
 ATTACHED = "The tool calls above returned these too:"  # before the images and files of tool outputs
+
+
+@dataclasses.dataclass(frozen=True)
+class Stored:
+    """Where a request's references are read, each raising ApiError (404) when there is nothing:
+    the conversation a stored response continues (`previous_response_id`), an output item of a
+    stored response (`item_reference`: None when there is none), a conversation's turns."""
+
+    turns: Callable[[str], Earlier]
+    item: OutputItem
+    conversation: Callable[[str], Earlier]
 
 
 def configured(items: list[dict[str, Any]], fields: dict[str, Any]) -> dict[str, Any]:
@@ -39,28 +51,6 @@ def configured(items: list[dict[str, Any]], fields: dict[str, Any]) -> dict[str,
 def added_tools(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The tools `additional_tools` items make available, in order."""
     return [tool for item in items if item["type"] == ADDED_TOOLS for tool in item["tools"]]
-
-
-def resolve(items: list[dict[str, Any]], lookup: Callable[[str], dict[str, Any] | None]) -> list[dict[str, Any]]:
-    """`items` with each `item_reference` replaced by the output item it names, as an input item
-    (`lookup(id)`: the output item, None when no stored response of this client has it: 404
-    response_not_found, as for an unknown previous_response_id)."""
-    resolved = []
-    for item in items:
-        if item["type"] != "item_reference":
-            resolved.append(item)
-            continue
-        found = lookup(item["id"])
-        if found is None:
-            detail = f"No output item {item['id'][:80]!r} of a finished stored response of yours is kept."
-            raise ApiError("response_not_found", detail, action="Send the item itself instead of a reference.")
-        if found["type"] == "message":
-            text = "".join(part.get("text") or part.get("refusal") or "" for part in found["content"])
-            resolved.append({"type": "message", "role": "assistant", "content": text})
-        else:
-            taken = ("type", "call_id", "name", "namespace", "arguments", "input")
-            resolved.append({key: found[key] for key in taken if key in found})
-    return resolved
 
 
 def to_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:

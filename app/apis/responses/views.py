@@ -23,19 +23,18 @@ from ...streaming.view import StreamView
 from ...streaming.wire import Wire
 from .. import streams
 from ..family import kept
+from ..items.listing import page
 from ..request import client, correlation_id, costed, counted, services
-from . import conversations, socket
-from .conversations import appender, input_tokens_reply
+from . import socket
+from .conversation import appender
 from .intake import count_input_tokens, prepare_compaction, prepare_response
-from .listing import page
-from .replies import compacted_reply, deleted_reply, response_reply
+from .replies import compacted_reply, deleted_reply, input_tokens_reply, response_reply
 from .stored import find_response, kept_by, references
 from .wire import LAYOUT_MARK, ResponsesWriter
 from .wire import NAME as WIRE
 
 bp = Blueprint("responses", __name__)
 bp.record_once(lambda state: state.app.url_map.converters.setdefault("response_id", ResponseId))
-bp.register_blueprint(conversations.bp)
 NAME = "responses"
 
 

@@ -18,7 +18,8 @@ from typing import Any
 from ...errors import ApiError
 from ...ids import random_id
 from ...providers.call import ChatCall
-from .compaction import COMPACTION, compaction_messages, seal, summary_message
+from ..items.compaction import COMPACTION, seal, summary_message
+from .compaction import compaction_messages
 
 Message = dict[str, Any]
 ITEM_PREFIX = "cmp_"

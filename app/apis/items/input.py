@@ -1,4 +1,5 @@
-"""The Responses API's input items, checked (the conversation they make: `turns`).
+"""OpenAI's input items, checked: a Responses API input's and a conversation's (the chat
+conversation they make: `apis.responses.turns`).
 
 `input` is a string (one user message) or a list of items: messages (their content `parts`), an
 earlier reply's `function_call` and `custom_tool_call` items and the client's outputs for them,

@@ -1,6 +1,6 @@
 """Items as OpenAI lists them (a response's input items, a conversation's items), and their pages.
 
-An input item, once checked (`items`), is kept in OpenAI's item shape with an id of its own (the
+An input item, once checked (`input`), is kept in OpenAI's item shape with an id of its own (the
 one it came with, else a fresh one): a message's content as `input_text` (an assistant's as
 `output_text`) and `input_image` parts, a call (of a function, of a custom tool) and its output, a
 reasoning or compaction item, an `additional_tools`, `configuration_update` or `compaction_trigger` item.
@@ -13,9 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from marshmallow import fields, validate
+
 from ...errors import ApiError
 from ...ids import random_id
 from ...providers.counted import FILE_PART
+from ..schema import StrictSchema
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
@@ -104,3 +107,13 @@ def _limit(given: str | None) -> int:
 
 def _invalid(name: str, message: str) -> ApiError:
     return ApiError("validation_error", "1 field(s) are invalid.", fields={name: [message]})
+
+
+class ItemListSchema(StrictSchema):
+    """A page of items: a conversation's, or a response's input."""
+
+    object = fields.String(required=True, validate=validate.OneOf(("list",)))
+    data = fields.List(fields.Dict(), required=True)
+    first_id = fields.String(required=True, allow_none=True)
+    last_id = fields.String(required=True, allow_none=True)
+    has_more = fields.Boolean(required=True)

@@ -7,9 +7,10 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from ..items.input import ResponseInput
+from ..items.listing import ItemListSchema
+from ..openai import Metadata
 from ..schema import NullMeansAbsent, StrictSchema
-from .items import ResponseInput
-from .schemas import Metadata
 
 
 class ConversationItems(ResponseInput):
@@ -59,23 +60,6 @@ class ConversationDeletedSchema(StrictSchema):
     deleted = fields.Boolean(required=True)
 
 
-class ItemListSchema(StrictSchema):
-    """A page of items: a conversation's, or a response's input."""
-
-    object = fields.String(required=True, validate=validate.OneOf(("list",)))
-    data = fields.List(fields.Dict(), required=True)
-    first_id = fields.String(required=True, allow_none=True)
-    last_id = fields.String(required=True, allow_none=True)
-    has_more = fields.Boolean(required=True)
-
-
-class InputTokensSchema(StrictSchema):
-    """The reply of POST /v1/responses/input_tokens."""
-
-    object = fields.String(required=True, validate=validate.OneOf(("response.input_tokens",)))
-    input_tokens = fields.Integer(required=True)
-
-
 CONVERSATION_COMPONENTS: dict[str, type[Schema]] = {
     "ConversationCreateRequest": ConversationCreateSchema,
     "ConversationUpdateRequest": ConversationUpdateSchema,
@@ -83,5 +67,4 @@ CONVERSATION_COMPONENTS: dict[str, type[Schema]] = {
     "Conversation": ConversationSchema,
     "ConversationDeleted": ConversationDeletedSchema,
     "ItemList": ItemListSchema,
-    "ResponseInputTokens": InputTokensSchema,
 }

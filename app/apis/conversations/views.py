@@ -1,7 +1,6 @@
 """OpenAI's Conversations API: POST /v1/conversations, GET / POST (its metadata) / DELETE
-/v1/conversations/{id}, and its items (GET a page, POST more, GET or DELETE one); and a
-response's `conversation`: the conversation's items come before its input, and as it ends
-(completed or incomplete) its input and output items are appended, before its last event.
+/v1/conversations/{id}, and its items (GET a page, POST more, GET or DELETE one). A response
+that names a conversation adds its turns (`apis.responses.conversation`).
 
 Conversations are this client key's own, bounded and expiring (`app.conversations`); in Redis
 (STREAM_STORE=redis) every worker and instance reads and changes the same ones.
@@ -9,38 +8,29 @@ Conversations are this client key's own, bounded and expiring (`app.conversation
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, request
 
 from ...conversations import Conversation
 from ...errors import ApiError
-from ...generation.outcome import Outcome
-from ...service.services import Services
-from ...streaming.stream import Stream
 from ..intake import read_json, validate_request
+from ..items.kept import conversation_items, no_conversation
+from ..items.listing import ItemListSchema, listed, page
+from ..items.references import lookup, resolve
 from ..request import client, counted, services
 from ..schema import serialise
 from ..unknown import tolerance
-from .conversation_schemas import (
+from .schemas import (
     ConversationCreateSchema,
     ConversationDeletedSchema,
     ConversationItemsCreateSchema,
     ConversationSchema,
     ConversationUpdateSchema,
-    InputTokensSchema,
-    ItemListSchema,
 )
-from .listing import listed, page
-from .replies import response_status
-from .stored import conversation_items, references
-from .turns import resolve
-from .wire import ResponsesWriter
 
 bp = Blueprint("conversations", __name__)
-log = logging.getLogger("chatwait.conversations")
+NAME = "conversations"
 
 
 @bp.post("/v1/conversations")
@@ -115,35 +105,6 @@ def delete_item(conversation_id: str, item_id: str) -> dict[str, Any]:
     return _reply(_found(store.get(client(), conversation_id), conversation_id))
 
 
-def appender(
-    found: Services, client_digest: str, conversation_id: str, input_items: list[dict[str, Any]]
-) -> Callable[[Stream, Outcome], None]:
-    """What appends a response's turn (its input items, then its output items) to its
-    conversation as its generation ends, before its last event: a client that saw the end finds
-    the turn there. A failed or cancelled turn is not appended; a store that fails loses the
-    turn (logged), never the response."""
-
-    def append(stream: Stream, outcome: Outcome) -> None:
-        said = {"conversation_id": conversation_id, "stream_id": stream.stream_id}
-        status = response_status(outcome.finish_reason, outcome.error is not None)
-        writer = stream.writer
-        if status not in ("completed", "incomplete") or not isinstance(writer, ResponsesWriter):
-            return
-        try:
-            turn = [*input_items, *writer.output(outcome.text, outcome.parts, outcome)]
-            if not found.conversations.append(client_digest, conversation_id, turn):
-                log.warning("conversation_gone", extra=said)
-        except Exception as error:  # the response stands: only its turn is missing from the conversation
-            log.error("conversation_not_appended", extra={**said, "error_type": type(error).__name__})
-
-    return append
-
-
-def input_tokens_reply(count: int) -> dict[str, Any]:
-    """The reply of POST /v1/responses/input_tokens."""
-    return serialise(InputTokensSchema, {"object": "response.input_tokens", "input_tokens": count})
-
-
 def _new_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Checked items as kept: references resolved, each in OpenAI's item shape with an id; at most
     MAX_CONVERSATION_ITEMS (a conversation keeps no more)."""
@@ -151,12 +112,12 @@ def _new_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if len(items) > bound:
         message = f"{len(items)} items; a conversation keeps at most {bound} (MAX_CONVERSATION_ITEMS)."
         raise ApiError("validation_error", "1 field(s) are invalid.", fields={"items": [message]})
-    return [listed(item) for item in resolve(items, references().item)]
+    return [listed(item) for item in resolve(items, lookup())]
 
 
 def _found(found: Any, conversation_id: str) -> Any:
     if found is None:
-        raise ApiError("conversation_not_found", f"No conversation {conversation_id[:80]!r} of yours is kept here.")
+        raise no_conversation(conversation_id)
     return found
 
 
@@ -173,5 +134,5 @@ def _reply(conversation: Conversation) -> dict[str, Any]:
 
 
 def _validated(data: Any, schema: Any) -> dict[str, Any]:
-    """The request's fields, its unknown ones left out and named (the Responses family's contract)."""
-    return validate_request(data, schema, tolerant=tolerance(services().settings, "responses"))
+    """The request's fields, its unknown ones left out and named (unless UNKNOWN_FIELDS=refuse)."""
+    return validate_request(data, schema, tolerant=tolerance(services().settings, NAME))
