@@ -2,17 +2,17 @@
 
 The relay opens the upstream (`opening`: retries, failover and fallback models before the
 first token, counted once the provider's turn has come), continues a reply the upstream broke
-mid-answer (`rescue`), and owns the total cap (queueing included; the idle deadline between
-tokens is the provider's read timeout), cancellation (StreamCancelled raised into the producer
-greenlet), usage (the upstream's count, else our own) and the lifecycle log lines. Streaming
-and wait mode share it; only the listener differs.
+mid-answer (`rescue`), hands its pieces out (`emission`), and owns the total cap (queueing
+included; the idle deadline between tokens is the provider's read timeout), cancellation
+(StreamCancelled raised into the producer greenlet), usage (the upstream's count, else our own)
+and the lifecycle log lines. Streaming and wait mode share it; only the listener differs.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Protocol
+from typing import Any
 
 import gevent
 
@@ -24,32 +24,15 @@ from ..metrics.catalogue import Metrics
 from ..providers import images
 from ..providers.base import Attempt, Provider, UpstreamError, refusal
 from ..providers.call import ChatCall, Route, Usage
-from ..providers.deltas import LOGPROBS, Delta
 from . import continuation, report
 from .cancel import StreamCancelled
-from .gaps import Gaps
+from .emission import Emission, Listener, ms
 from .opening import Opened, Opener
 from .outcome import Outcome
 from .reply import Ceiling, Prefix, Reply
 from .rescues import Rescues
 
 log = logging.getLogger("chatwait.relay")
-
-
-class Listener(Protocol):
-    """Receives a generation as it happens (a stream writer; nothing in wait mode)."""
-
-    def answering(self, model: str) -> None: ...
-
-    def chunk(self, content: str | Delta) -> None: ...
-
-    def write(self, pieces: list[str | Delta]) -> None: ...
-
-    def queued(self, ahead: int) -> None: ...
-
-    def continuing(self) -> bool: ...
-
-    def end(self, outcome: Outcome) -> None: ...
 
 
 class Relay:
@@ -78,17 +61,16 @@ class Relay:
         self._reply = Reply(call.max_tokens, prefix)
         continuing = None if listener is None else listener.continuing
         self._rescues = Rescues(self._opener, provider, settings, metrics, self._reply, continuing)
-        self._first_token_at: float | None = None
-        self._started = 0.0
+        self._emission = Emission(self._reply, listener, self._opener, metrics, provider.name)
+        self._emit = self._emission.emit
         self._ended_by: Attempt | None = None  # the attempt that ended the reply (its own words)
-        self._gaps = Gaps()
         self._mode = "wait" if listener is None else "streaming"
         self._requested = call.model  # `call` names a fallback model once one answers instead
 
     def run(self) -> Outcome:
         """Generate to the end, cancellation or failure; always ends the listener exactly once."""
         with bind(self.account.correlation_id, self.account.stream_id):
-            self._started = time.monotonic()
+            self._emission.started = time.monotonic()
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("stream_started", extra={**self._asked(), "model": self.call.model, **self._server()})
             self.metrics.generation_started(self.call.model, self.provider.name, self._mode)
@@ -116,7 +98,7 @@ class Relay:
             on_wait = None if self.listener is None else self.listener.queued
             with self.provider.reserve(on_wait) as slot:  # a line for the embedded model; no wait otherwise
                 if self.provider.takes_turns:
-                    self.metrics.queue_waited(time.monotonic() - self._started)
+                    self.metrics.queue_waited(time.monotonic() - self._emission.started)
                 opened = self._taken_over(slot) if self._prefix is not None else self._opener.open_routes(slot)
                 generation = self._relay_all(opened, slot)
             self._ended_by = generation
@@ -184,75 +166,10 @@ class Relay:
 
     def _taken_over(self, slot: Any) -> Opened:
         """The continuation of a reply whose worker died, from the text its clients have."""
-        self._first_token_at = self._started  # its first token went out long ago
+        self._emission.first_token_at = self._emission.started  # its first token went out long ago
         self._opener.attempts.lost(self.call.model, self._prefix.chunks if self._prefix is not None else 0)
         failure = UpstreamError("generation_lost", "The worker generating this reply stopped.")
         return self._rescues.rescued(failure, slot, None, continuation.TAKEOVER)
-
-    def _emit(self, pieces: list[str | Delta]) -> None:
-        """Relay the pieces read together: kept in the reply, then told to the listener (those kept
-        before a piece that breaks the reply's bound too). The usual token has a path of its own."""
-        if len(pieces) == 1 and type(pieces[0]) is str:
-            piece = pieces[0]
-            self._reply.add_text(piece)  # type: ignore[arg-type]
-            first = self._first_token_at is None
-            if self.listener is not None:
-                if first:
-                    self.listener.answering(self.call.model)
-                self.listener.chunk(piece)
-            now = time.monotonic()
-            self._gaps.tokens_at(now)
-            if first:
-                self._first_token(now)
-            return
-        if self._reply.add_texts(pieces):  # a burst of text within the bound
-            self._write(pieces)
-            return
-        kept: list[str | Delta] = []
-        try:
-            for piece in pieces:
-                if type(piece) is not str:
-                    piece = self._typed(piece)  # type: ignore[arg-type, assignment]
-                    if piece is None:
-                        continue
-                else:
-                    self._reply.add_text(piece)
-                kept.append(piece)
-        finally:
-            if kept:
-                self._write(kept)
-
-    def _write(self, pieces: list[str | Delta]) -> None:
-        first = self._first_token_at is None
-        if self.listener is not None:
-            if first:
-                self.listener.answering(self.call.model)
-            if len(pieces) == 1:  # a typed delta alone in its read: the single chunk's path
-                self.listener.chunk(pieces[0])
-            else:
-                self.listener.write(pieces)
-        now = time.monotonic()
-        self._gaps.tokens_at(now, len(pieces))
-        if first:
-            self._first_token(now)
-
-    def _first_token(self, now: float) -> None:
-        self._first_token_at = now
-        self._opener.attempts.first_token()
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("first_token", extra={"ttft_ms": _ms(now - self._started)})
-        self.metrics.first_token_after(self.call.model, self.provider.name, now - self._started)
-
-    def _typed(self, delta: Delta) -> str | Delta | None:
-        """A typed delta as the call's family takes it: kept, or (a family that carries the text
-        only) a log-probability entry's text and nothing of the others, as before."""
-        if self._opener.call.typed:
-            self._reply.add_delta(delta)
-            return delta
-        if delta.kind != LOGPROBS:
-            return None
-        self._reply.add_text(delta.text)
-        return delta.text
 
     def _upstream_failure(self, failure: UpstreamError) -> ApiError:
         extra = {"chunks_sent": self.produced(), **self._server()}
@@ -270,13 +187,13 @@ class Relay:
             usage = Usage(prompt, completion, True, self._rescues.over_attempts(), resent=self._rescues.resent)
         self._opener.attempts.close(usage.prompt_tokens)
         attempts = tuple(entry.as_dict(self.settings) for entry in self._opener.attempts.entries)
-        first = self._first_token_at
+        started, first = self._emission.started, self._emission.first_token_at
         return Outcome(
             text=text,
             chunks=self.produced(),
             usage=usage,
-            duration_ms=_ms(time.monotonic() - self._started),
-            ttft_ms=None if first is None else _ms(first - self._started),
+            duration_ms=ms(time.monotonic() - started),
+            ttft_ms=None if first is None else ms(first - started),
             finish_reason=finish_reason,
             error=error,
             parts=reply.parts if reply.deltas or self._prefix is not None else None,
@@ -288,10 +205,11 @@ class Relay:
 
     def _report_end(self, outcome: Outcome) -> None:
         """The generation's last log line, and its metrics."""
-        median = self._gaps.median()
+        gaps = self._emission.gaps
+        median = gaps.median()
         fields = {
-            "gap_p50_ms": None if median is None else _ms(median),
-            "gap_max_ms": _ms(self._gaps.longest),
+            "gap_p50_ms": None if median is None else ms(median),
+            "gap_max_ms": ms(gaps.longest),
             "rescues": self._rescues.count,
             **self._asked(),
             "model": self.call.model,  # the fallback model, when one answered
@@ -316,7 +234,3 @@ class Relay:
 
     def _server(self) -> dict[str, str]:
         return self._opener.server()
-
-
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000, 1)
