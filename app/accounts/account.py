@@ -1,4 +1,4 @@
-"""A generation's account, made at admission: who asked (its key), what (its call, fitted to what
+"""A generation's account, made at admission: who asked (its key and its end user), what (its call, fitted to what
 its key's limits reserved, and its counted prompt), where it goes first (its route), how it is
 traced (its correlation id, its stream's id, the starting request's handoff) and what its key's
 counters hold of it (its ticket). The services carry it down to the relay in place of long
@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..config import ClientKey
+from ..config.keys import EndUser
 from ..config.prices import Price
 from ..errors import ApiError
 from ..providers.call import ChatCall, Route, Usage
@@ -29,7 +30,7 @@ class KeyLimits(Protocol):
 
     def hand_over(self, ticket: Ticket) -> None: ...
 
-    def charge(self, key: ClientKey, cost_usd: float) -> None: ...
+    def charge(self, key: ClientKey, cost_usd: float, user: EndUser | None = None) -> None: ...
 
 
 class Ending(Protocol):
@@ -82,6 +83,7 @@ class Account:
     prices: Prices = _no_prices
     ticket: Ticket | None = None  # its key's counters' hold, where the key has limits
     limits: KeyLimits | None = None  # where the ticket settles (the key limits)
+    end_user: str | None = None  # the application's own id of the person it answers
     settled: bool = dataclasses.field(default=False, init=False)
 
     @property
@@ -144,16 +146,26 @@ class Account:
             self.limits.hand_over(self.ticket)
 
 
-def delivery(key: ClientKey | None, limits: KeyLimits, prices: Prices) -> Callable[[str, int], None] | None:
-    """How `key` is charged for chunks of a model's output that reach its client for the first
-    time, where it pays for delivery (None: it pays for what is generated, or has no limits to
-    count it against)."""
+def delivery(
+    key: ClientKey | None, limits: KeyLimits, prices: Prices, end_user: str | None = None
+) -> Callable[[str, int], None] | None:
+    """How `key` (and its `end_user`) is charged for chunks of a model's output that reach its
+    client for the first time, where it pays for delivery (None: it pays for what is generated,
+    or has no limits to count it against)."""
     if key is None or not key.pays_delivered or not key.limited:
         return None
+    user = end_user_of(key, end_user)
 
     def charge(model: str, chunks: int) -> None:
         price = prices(model)
         if price is not None:
-            limits.charge(key, price.cost(0, 0, chunks))
+            limits.charge(key, price.cost(0, 0, chunks), user)
 
     return charge
+
+
+def end_user_of(key: ClientKey | None, end_user: str | None) -> EndUser | None:
+    """The end user `key`'s counters hold (None: no end user, or none of its end users is limited)."""
+    if key is None or end_user is None or key.users is None:
+        return None
+    return EndUser(end_user, key.users)

@@ -7,13 +7,30 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from ..config import ClientKey
 from ..config.prices import Price
 
 NANO = 1_000_000_000
 NAMES = ("budget_day", "budget_month")
+
+
+class Budgeted(Protocol):
+    """What has budgets in money: a key, or what each end user of a key is held to."""
+
+    @property
+    def budget_day(self) -> float | None: ...
+
+    @property
+    def budget_month(self) -> float | None: ...
+
+    @property
+    def budgeted(self) -> bool: ...
+
+
+def is_budget(name: str | None) -> bool:
+    """Whether a limit's name is a budget's (a key's, or its end users' `user_...`)."""
+    return name is not None and name.removeprefix("user_") in NAMES
 
 
 def nano(usd: float | None) -> int:
@@ -32,18 +49,18 @@ class Periods:
 
     def left(self, name: str) -> float:
         """Seconds until the period of budget `name` resets."""
-        return self.day_left if name == "budget_day" else self.month_left
+        return self.day_left if name.endswith("budget_day") else self.month_left
 
     def period(self, name: str) -> str:
-        return self.day if name == "budget_day" else self.month
+        return self.day if name.endswith("budget_day") else self.month
 
 
 UNBUDGETED = Periods("", "", 0.0, 0.0)  # a key without budgets: no period is read or written
 
 
-def periods_for(key: ClientKey, now: float) -> Periods:
-    """The periods of `key`'s budgets at `now` (none to work out for a key without budgets)."""
-    return periods(now) if key.budgeted else UNBUDGETED
+def periods_for(now: float, *holders: Budgeted | None) -> Periods:
+    """The periods of the `holders`' budgets at `now` (none to work out where none has a budget)."""
+    return periods(now) if any(holder is not None and holder.budgeted for holder in holders) else UNBUDGETED
 
 
 def periods(now: float) -> Periods:
@@ -128,11 +145,11 @@ def most_tokens(prompt: int, max_tokens: int, rescues: int) -> tuple[int, int, i
     return prompt + rescues * (prompt + max_tokens), 0, (1 + rescues) * max_tokens
 
 
-def limit_of(key: ClientKey, name: str) -> float | None:
+def limit_of(key: Budgeted, name: str) -> float | None:
     return key.budget_day if name == "budget_day" else key.budget_month
 
 
-def refusal(key: ClientKey, spent: tuple[int, int], cost: int, at: Periods) -> tuple[str | None, float]:
+def refusal(key: Budgeted, spent: tuple[int, int], cost: int, at: Periods) -> tuple[str | None, float]:
     """Which budget refuses a generation reserving `cost` (nano-USD) when the day and month have
     `spent`, and the seconds until it resets (None: none refuses): any it would pass (`Limits`
     then tries a lowered reservation, `fitting` what is left)."""
@@ -163,30 +180,31 @@ def left(spends: tuple[Spend, ...]) -> int:
     return min((max(0, nano(spend.limit) - nano(spend.spent)) for spend in spends), default=0)
 
 
-def standing(key: ClientKey, spent: tuple[int, int], at: Periods) -> tuple[Spend, ...]:
-    """Where each budget `key` has stands, from the day's and the month's spend (nano-USD)."""
+def standing(key: Budgeted, spent: tuple[int, int], at: Periods, prefix: str = "") -> tuple[Spend, ...]:
+    """Where each budget `key` has stands, from the day's and the month's spend (nano-USD), each
+    named with `prefix` (an end user's: `user_`)."""
     found = []
     for name, used in zip(NAMES, spent, strict=True):
         limit = limit_of(key, name)
         if limit is not None:
-            found.append(Spend(name, limit, used / NANO, at.period(name), at.left(name)))
+            found.append(Spend(prefix + name, limit, used / NANO, at.period(name), at.left(name)))
     return tuple(found)
 
 
-def detail(key: ClientKey, spend: Spend) -> str:
-    """Why a generation of `key` is refused by the budget `spend` tells."""
-    word = "daily" if spend.name == "budget_day" else "monthly"
+def detail(who: str, spend: Spend) -> str:
+    """Why a generation is refused by the budget `spend` tells, of `who` ("the key 'app'")."""
+    word = "daily" if spend.name.endswith("budget_day") else "monthly"
     return (
-        f"The key {key.name!r} has spent (or reserved for generations still running) ${spend.spent:.6f} of its "
-        f"${spend.limit:g} {word} budget ({spend.name}) for {spend.period} (UTC); it resets in "
+        f"{who[0].upper()}{who[1:]} has spent (or reserved for generations still running) ${spend.spent:.6f} of "
+        f"its ${spend.limit:g} {word} budget ({spend.name}) for {spend.period} (UTC); it resets in "
         f"{round(spend.resets_in)} s."
     )
 
 
-def never(key: ClientKey, spend: Spend, prompt: int) -> str:
-    """Why a generation of `key` is refused by a budget too small for any reservation of its prompt."""
+def never(who: str, spend: Spend, prompt: int) -> str:
+    """Why a generation is refused by a budget of `who` too small for any reservation of its prompt."""
     return (
         f"This request's prompt ({prompt} tokens, reserved again for each continuation allowed) costs more than "
-        f"the key {key.name!r}'s whole ${spend.limit:g} budget ({spend.name}): no answer to it fits in that budget. "
+        f"{who}'s whole ${spend.limit:g} budget ({spend.name}): no answer to it fits in that budget. "
         "Shorten the input, or ask the operator to raise the budget."
     )

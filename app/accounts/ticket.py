@@ -1,11 +1,12 @@
-"""A key's ticket: one admitted generation as its key's counters know it (its id, the second it
-was admitted in, the tokens and the money it reserved, what is counted of it so far)."""
+"""A key's ticket: one admitted generation as its key's counters know it (its id, its end user,
+the second it was admitted in, the tokens and the money it reserved, what is counted of it so far)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from ..config import ClientKey
+from ..config.keys import EndUser
 from ..ids import random_id
 from .budget import Reservation
 
@@ -16,11 +17,12 @@ class Ticket:
     counts from admission), how many are in the metrics, the second it was admitted in, and (with
     a budget and a priced model) its reservation in money."""
 
-    __slots__ = ("counted", "id", "key", "max_tokens", "money", "progress", "reported", "reserved", "second")
+    __slots__ = ("counted", "id", "key", "max_tokens", "money", "progress", "reported", "reserved", "second", "user")
 
-    def __init__(self, key: ClientKey, reserved: int = 0, ticket_id: str = "") -> None:
+    def __init__(self, key: ClientKey, reserved: int = 0, ticket_id: str = "", user: EndUser | None = None) -> None:
         self.id = ticket_id or random_id()
         self.key = key
+        self.user = user  # its end user, counted beside its key (None: none)
         self.max_tokens: int | None = None  # lowered to what its budget had left (None: as asked)
         self.progress: Callable[[], int] = lambda: 0
         self.reserved = reserved
@@ -32,6 +34,8 @@ class Ticket:
     def held(self) -> dict[str, object]:
         """What another worker needs to go on with this ticket if this one dies (kept with the call)."""
         found = {"key": self.key.name, "id": self.id, "reserved": self.reserved, "second": self.second}
+        if self.user is not None:
+            found["user"] = self.user.id
         return found if self.money is None else found | self.money.held()
 
     def most_tokens(self, asked: int) -> int:

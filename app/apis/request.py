@@ -55,12 +55,22 @@ def owns(started_by: str) -> bool:
     return hmac.compare_digest(started_by, client())
 
 
+def identified(end_user: str | None) -> str | None:
+    """Keep this request's end user (None: none) for its completion line and its span."""
+    if end_user is not None:
+        state = g._get_current_object()
+        state.end_user = end_user
+        _note(state, {"end_user": end_user})
+    return end_user
+
+
 def on_delivery() -> Callable[[str, int], None] | None:
-    """How this request's key is charged for chunks of a model's output that reach its client
-    for the first time, where it pays for delivery (`account.delivery`). Taken while the request
-    is current: a body outlives it."""
+    """How this request's key (and end user) is charged for chunks of a model's output that reach
+    its client for the first time, where it pays for delivery (`account.delivery`). Taken while
+    the request is current: a body outlives it."""
     found = services()
-    return delivery(client_key(), found.limits, found.settings.price_of)
+    end_user = g._get_current_object().get("end_user")
+    return delivery(client_key(), found.limits, found.settings.price_of, end_user)
 
 
 COST_HEADER = "X-ChatWait-Cost-USD"  # on a whole (non-streamed) answer whose model has a price
@@ -126,7 +136,8 @@ def end_span(state: Any, status: int, stream_id: str | None = None) -> None:
     state.span = None
     key = state.get("client_key")
     attributes = {"chatwait.correlation_id": state.get("correlation_id"), "chatwait.stream_id": stream_id}
-    end_request(started[0], status, attributes | {"chatwait.client_name": None if key is None else key.name})
+    attributes["chatwait.client_name"] = None if key is None else key.name
+    end_request(started[0], status, attributes | {"user.id": state.get("end_user")})
 
 
 def event_response(body: Iterator[bytes], stream_id: str, headers: dict[str, str]) -> Response:

@@ -26,6 +26,7 @@ from ..streaming.view import StreamView
 from ..streaming.wire import Wire
 from ..streaming.wire.sse import Position, parse_last_event_id
 from . import queued
+from .end_users import end_user
 from .request import (
     admitted,
     client,
@@ -34,6 +35,7 @@ from .request import (
     costed,
     event_response,
     handoff,
+    identified,
     note,
     on_delivery,
     owns,
@@ -106,8 +108,10 @@ def _open(call: ChatCall, prompt_tokens: int | None, wire: Wire, retention: Rete
 
 
 def _admit(call: ChatCall, prompt_tokens: int | None) -> Admission:
-    """Admit a generation of this request (its account; where its key's limits stand, kept for its answer)."""
-    return admitted(services().admit(call, prompt_tokens, client_key(), correlation_id(), handoff()))
+    """Admit a generation of this request, for its end user (its account; where its key's limits
+    stand, kept for its answer)."""
+    user = identified(end_user(request.headers, call.options))
+    return admitted(services().admit(call, prompt_tokens, client_key(), correlation_id(), handoff(), user))
 
 
 def wait(call: ChatCall, prompt_tokens: int | None) -> Outcome:

@@ -1,10 +1,12 @@
 """Client keys as configured: CHATWAIT_API_KEYS (a comma list) and CHATWAIT_API_KEYS_FILE, whose
 lines are `KEY [name=NAME] [max_streams=N] [rpm=N] [tpm=N] [max_sockets=N] [budget_day=USD]
-[budget_month=USD] [pays=generated|delivered]`. A key's name is what logs and metrics show (a key
+[budget_month=USD] [pays=generated|delivered] [user_max_streams=N] [user_rpm=N] [user_tpm=N]
+[user_budget_day=USD] [user_budget_month=USD]`. A key's name is what logs and metrics show (a key
 never appears there); a limit left out takes KEY_MAX_STREAMS, KEY_REQUESTS_PER_MINUTE,
 KEY_TOKENS_PER_MINUTE or KEY_MAX_SOCKETS (unset: unlimited); a budget left out is none; `pays`
 says whether the key is charged for the tokens generated for it (the default) or for those that
-reached its clients. Errors name the variable, the line and the field, never the key."""
+reached its clients. The `user_` fields hold each end user of the key (`EndUserLimits`) on top of
+the key's own. Errors name the variable, the line and the field, never the key."""
 
 from __future__ import annotations
 
@@ -23,8 +25,44 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _FIELD_WORD = re.compile(r"[a-z_]{1,20}")
 LIMIT_FIELDS = ("max_streams", "rpm", "tpm", "max_sockets")
 BUDGET_FIELDS = ("budget_day", "budget_month")  # USD a key may spend per UTC day and month
+USER_FIELDS = ("user_max_streams", "user_rpm", "user_tpm", "user_budget_day", "user_budget_month")
 MAX_BUDGET = 1_000_000.0  # USD: counted in billionths, exact in Redis's Lua numbers below 2**53
 PAYS = ("generated", "delivered")
+
+
+@dataclasses.dataclass(frozen=True)
+class EndUserLimits:
+    """The limits each end user of a key is held to, on top of the key's own (None: none)."""
+
+    max_streams: int | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    budget_day: float | None = None  # USD per UTC day
+    budget_month: float | None = None  # USD per UTC month
+
+    @property
+    def budgeted(self) -> bool:
+        """Whether it has a budget in money."""
+        return self.budget_day is not None or self.budget_month is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class EndUser:
+    """One end user of a key, as the key's counters hold them: their id (the application's own)
+    and what each end user of the key is held to."""
+
+    id: str
+    limits: EndUserLimits
+
+
+def budgeted(key: ClientKey, user: EndUser | None) -> bool:
+    """Whether a generation of `key` for `user` reserves money: either has a budget."""
+    return key.budgeted or (user is not None and user.limits.budgeted)
+
+
+def counts_tokens(key: ClientKey, user: EndUser | None) -> bool:
+    """Whether a generation of `key` for `user` reserves tokens: either has a tpm."""
+    return key.tpm is not None or (user is not None and user.limits.tpm is not None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +78,7 @@ class ClientKey:
     budget_day: float | None = None  # USD per UTC day
     budget_month: float | None = None  # USD per UTC month
     pays: str = "generated"  # or delivered: its output charged as it reaches its clients
+    users: EndUserLimits | None = None  # what each of its end users is held to (None: nothing)
 
     def with_defaults(self, *defaults: int | None) -> ClientKey:
         """This key with each limit it leaves out taken from the defaults (in LIMIT_FIELDS' order)."""
@@ -49,9 +88,9 @@ class ClientKey:
 
     @property
     def limited(self) -> bool:
-        """Whether any limit applies to its requests and generations (max_sockets, which counts
-        its WebSockets alone, aside)."""
-        limits = (self.max_streams, self.rpm, self.tpm, self.budget_day, self.budget_month)
+        """Whether any limit applies to its requests and generations, its own or its end users'
+        (max_sockets, which counts its WebSockets alone, aside)."""
+        limits = (self.max_streams, self.rpm, self.tpm, self.budget_day, self.budget_month, self.users)
         return any(limit is not None for limit in limits)
 
     @property
@@ -118,11 +157,12 @@ def _line(where: str, line: str) -> ClientKey:
     fields: dict[str, str] = {}
     for word in words:
         field, equals, value = word.partition("=")
-        if not equals or field not in ("name", "pays", *LIMIT_FIELDS, *BUDGET_FIELDS):
+        if not equals or field not in ("name", "pays", *LIMIT_FIELDS, *BUDGET_FIELDS, *USER_FIELDS):
             shown = repr(field) if equals and _FIELD_WORD.fullmatch(field) else "a word"  # never a key
             raise ConfigError(
                 f"{where}: {shown} is not a field: use name=, max_streams=, rpm=, tpm=, max_sockets=, "
-                "budget_day=, budget_month= or pays=."
+                "budget_day=, budget_month=, pays=, user_max_streams=, user_rpm=, user_tpm=, "
+                "user_budget_day= or user_budget_month=."
             )
         if field in fields:
             raise ConfigError(f"{where}: {field} is given twice.")
@@ -134,9 +174,12 @@ def _line(where: str, line: str) -> ClientKey:
     if pays not in PAYS:
         raise ConfigError(f"{where}: pays={pays[:20]!r} is not valid: use pays=generated or pays=delivered.")
     limits: dict[str, float | int] = {
-        field: (_budget if field in BUDGET_FIELDS else _limit)(where, field, value) for field, value in fields.items()
+        field: (_budget if field.endswith(BUDGET_FIELDS) else _limit)(where, field, value)
+        for field, value in fields.items()
     }
-    return ClientKey(key, named or default_name(key), pays=pays, **limits)  # type: ignore[arg-type]
+    users = {field.removeprefix("user_"): limits.pop(field) for field in USER_FIELDS if field in limits}
+    found = EndUserLimits(**users) if users else None  # type: ignore[arg-type]
+    return ClientKey(key, named or default_name(key), pays=pays, users=found, **limits)  # type: ignore[arg-type]
 
 
 def _limit(where: str, field: str, value: str) -> int:

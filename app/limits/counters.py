@@ -1,6 +1,6 @@
 """What a key's limits allow now: the verdict of an admission or a look, a settlement, and what
 every store of counters does (`memory`: one worker's; `shared`: Redis's, for every worker and
-instance)."""
+instance). An end user of a key (`EndUser`) is counted beside the key, in the same step."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Protocol
 
 from ..accounts import budget
 from ..config import ClientKey
+from ..config.keys import EndUser
 
 STREAMS_RETRY_SECONDS = 1.0  # nobody knows when a stream ends: a client at max_streams tries again soon
 
@@ -48,6 +49,7 @@ class Closing:
     refund: int = 0
     second: int = 0
     settle: Settlement | None = None
+    user: EndUser | None = None  # its end user, counted beside the key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +65,9 @@ class Quota:
 class Verdict:
     """Whether a key may start a generation now, and where its limits stand."""
 
-    refused: str | None = None  # the limit that refuses: max_streams, rpm, tpm, budget_day or budget_month
+    # The limit that refuses: max_streams, rpm, tpm, budget_day or budget_month; an end user's:
+    # user_max_streams, user_rpm, user_tpm, user_budget_day or user_budget_month.
+    refused: str | None = None
     retry_after: float = 0.0
     requests: Quota | None = None
     tokens: Quota | None = None
@@ -71,17 +75,20 @@ class Verdict:
     second: int = 0  # the second of the minute an admission's tokens were counted in (for `release`)
     reserved: int = 0  # an admission's completion tokens reserved (lowered to what its tpm has left)
     budgets: tuple[budget.Spend, ...] = ()  # where the key's budgets in money stand
+    user_budgets: tuple[budget.Spend, ...] = ()  # where its end user's stand
     periods: tuple[str, str] = ("", "")  # the day and month an admission's cost was reserved in
 
 
 class Counters(Protocol):
     """Where a key's counts live: this worker's memory, or Redis."""
 
-    def admit(self, key: ClientKey, ticket: str, tokens: int, reserve: int = 0, cost: int = 0) -> Verdict:
-        """Admit a generation `ticket` of `key` and count it with `tokens` (its prompt) and what is
-        reserved for its completion (`reserve`, lowered to what the key's tpm has left: at least
-        one token must be) and for its cost (`cost`, nano-USD, against its budgets), or refuse it
-        without counting."""
+    def admit(
+        self, key: ClientKey, ticket: str, tokens: int, reserve: int = 0, cost: int = 0, user: EndUser | None = None
+    ) -> Verdict:
+        """Admit a generation `ticket` of `key` (and of its end `user`, whose limits hold too) and
+        count it with `tokens` (its prompt) and what is reserved for its completion (`reserve`,
+        lowered to what the key's and the user's tpm have left: at least one token must be) and
+        for its cost (`cost`, nano-USD, against their budgets), or refuse it without counting."""
         ...
 
     def peek(self, key: ClientKey) -> Verdict:
@@ -93,8 +100,8 @@ class Counters(Protocol):
         count) against its rpm, or refuse it without counting."""
         ...
 
-    def spend(self, spent: Iterable[tuple[ClientKey, int]]) -> None:
-        """Count completion tokens produced since the last call, per key."""
+    def spend(self, spent: Iterable[tuple[ClientKey, EndUser | None, int]]) -> None:
+        """Count completion tokens produced since the last call, per key (and end user)."""
         ...
 
     def release(self, closing: Closing) -> None:
@@ -102,18 +109,18 @@ class Counters(Protocol):
         (`Settlement.change`)."""
         ...
 
-    def charge(self, key: ClientKey, cost: int) -> None:
-        """Add `cost` (nano-USD) to `key`'s spend of this day and month: output that reached a
-        client of a key that pays for delivery."""
+    def charge(self, key: ClientKey, cost: int, user: EndUser | None = None) -> None:
+        """Add `cost` (nano-USD) to `key`'s (and its end `user`'s) spend of this day and month:
+        output that reached a client of a key that pays for delivery."""
         ...
 
-    def take_over(self, key: ClientKey, ticket: str) -> None:
+    def take_over(self, key: ClientKey, ticket: str, user: EndUser | None = None) -> None:
         """A generation `ticket` of a worker that stopped answering goes on here: its lease is
         renewed, and its settlements from now on are remembered so that its reservation comes
         back once, should its first worker still end it too."""
         ...
 
-    def renew(self, tickets: Iterable[tuple[ClientKey, str]], sockets: bool = False) -> None:
+    def renew(self, tickets: Iterable[tuple[ClientKey, EndUser | None, str]], sockets: bool = False) -> None:
         """The generations still running here, or with `sockets` the WebSockets still open
         (Redis: their leases)."""
         ...

@@ -26,6 +26,7 @@ import gevent
 from ..accounts import budget
 from ..accounts.ticket import Ticket
 from ..config import ClientKey
+from ..config.keys import EndUser, budgeted, counts_tokens
 from ..config.prices import Price
 from ..errors import ApiError
 from ..ids import random_id
@@ -67,28 +68,31 @@ class Limits:
         price: Price | None = None,
         rescues: int = 0,
         lower: bool = True,
+        user: EndUser | None = None,
     ) -> tuple[Ticket, Verdict | None]:
-        """Admit a generation of `key`, counting its request, its prompt tokens and (with tpm)
-        its `max_tokens` as reserved, lowered to what tpm has left (the ticket's `reserved`: the
-        generation asks for no more), and (with a budget) the most it can cost at `price` with
-        `rescues` continuations, else (`lower`) as many tokens as the budget has left; its ticket
-        and the verdict (None: counters out of reach, admitted anyway). ApiError when a limit refuses."""
-        ticket = Ticket(key, max_tokens if key.tpm is not None else 0)
+        """Admit a generation of `key` (and of its end `user`, held to the key's end-user limits
+        too), counting its request, its prompt tokens and (with tpm) its `max_tokens` as reserved,
+        lowered to what tpm has left (the ticket's `reserved`: the generation asks for no more),
+        and (with a budget) the most it can cost at `price` with `rescues` continuations, else
+        (`lower`) as many tokens as the budgets have left; its ticket and the verdict (None:
+        counters out of reach, admitted anyway). ApiError when a limit refuses."""
+        ticket = Ticket(key, max_tokens if counts_tokens(key, user) else 0, user=user)
         money = None
-        if key.budgeted and price is not None:
+        if price is not None and budgeted(key, user):
             money = budget.Reservation.of(price, prompt_tokens, max_tokens, rescues)
         try:
-            verdict = self.counters.admit(key, ticket.id, prompt_tokens, ticket.reserved, money.cost if money else 0)
+            cost = money.cost if money else 0
+            verdict = self.counters.admit(key, ticket.id, prompt_tokens, ticket.reserved, cost, user)
         except CountersUnavailable:
             return self._admitted_unreached(ticket, money, prompt_tokens), None
         if verdict.refused is not None:
             lowered = refusals.lowered(verdict, money, max_tokens, rescues) if lower else 0
-            if lowered:  # what the budget has left: an answer that fits in it
-                ticket, verdict = self.admit(key, prompt_tokens, lowered, price, rescues, lower=False)
+            if lowered:  # what the budgets have left: an answer that fits in them
+                ticket, verdict = self.admit(key, prompt_tokens, lowered, price, rescues, lower=False, user=user)
                 ticket.max_tokens = lowered
                 return ticket, verdict
             self.metrics.key_refused(key.name, verdict.refused)
-            raise refusals.refusal(key, verdict, money, rescues)
+            raise refusals.refusal(key, verdict, money, rescues, user)
         ticket.second = verdict.second
         if money is not None:
             money.periods, ticket.money = verdict.periods, money
@@ -176,39 +180,44 @@ class Limits:
         elif cost_usd:
             self.metrics.key_spend(ticket.key.name, cost_usd)
         try:
-            self.counters.release(Closing(ticket.key, ticket.id, spent, refund, ticket.second, settle))
+            self.counters.release(Closing(ticket.key, ticket.id, spent, refund, ticket.second, settle, ticket.user))
         except CountersUnavailable:
             log.warning("limits_unreached", extra={"client_name": ticket.key.name, "operation": "release"})
             if settle is not None:
-                self.owed.add(ticket.key, ticket.id, settle)
+                self.owed.add(ticket.key, ticket.id, settle, ticket.user)
 
-    def charge(self, key: ClientKey, cost_usd: float) -> None:
-        """Charge a key that pays for delivery `cost_usd` for output that reached its client, to
-        its budgets now (what its generations settle leaves that output out)."""
+    def charge(self, key: ClientKey, cost_usd: float, user: EndUser | None = None) -> None:
+        """Charge a key that pays for delivery `cost_usd` for output that reached its client (of
+        its end `user`), to its budgets now (what its generations settle leaves that output out)."""
         if cost_usd <= 0 or not key.limited:
             return
         self.metrics.key_spend(key.name, cost_usd)
-        if not key.budgeted:
+        if user is not None and not user.limits.budgeted:
+            user = None
+        if not key.budgeted and user is None:
             return
         try:
-            self.counters.charge(key, budget.nano(cost_usd))
+            self.counters.charge(key, budget.nano(cost_usd), user)
         except CountersUnavailable:
             log.warning("limits_unreached", extra={"client_name": key.name, "operation": "charge"})
             at = budget.periods(time.time())
-            self.owed.add(key, random_id(), Settlement(budget.nano(cost_usd), 0, (at.day, at.month)))
+            self.owed.add(key, random_id(), Settlement(budget.nano(cost_usd), 0, (at.day, at.month)), user)
 
     def resume(self, key: ClientKey, held: dict[str, Any], price: Price | None = None) -> Ticket:
         """A generation taken over from a worker that died keeps its place among its key's
         (max_streams) and its reservations (tokens, money): its ticket (`held`) is renewed and
         settled here."""
-        ticket = Ticket(key, int(held.get("reserved") or 0), str(held["id"]))
+        user = None
+        if isinstance(held.get("user"), str) and key.users is not None:
+            user = EndUser(held["user"], key.users)
+        ticket = Ticket(key, int(held.get("reserved") or 0), str(held["id"]), user)
         ticket.second = int(held.get("second") or 0)
-        if key.budgeted and price is not None:
+        if price is not None and budgeted(key, user):
             ticket.money = budget.Reservation.taken_over(held, price)
         self._running[ticket.id] = ticket
         self.metrics.key_generation(key.name, 1, 0)
         try:
-            self.counters.take_over(key, ticket.id)
+            self.counters.take_over(key, ticket.id, user)
         except CountersUnavailable:
             log.warning("limits_unreached", extra={"client_name": key.name, "operation": "resume"})
         return ticket
@@ -252,8 +261,9 @@ class Limits:
             running = list(self._running.values())
             try:
                 self._spend([(ticket, ticket.progress()) for ticket in running])
-                self.counters.renew([(ticket.key, ticket.id) for ticket in running])
-                self.counters.renew([(ticket.key, ticket.id) for ticket in list(self._sockets.values())], sockets=True)
+                self.counters.renew([(ticket.key, ticket.user, ticket.id) for ticket in running])
+                sockets = list(self._sockets.values())
+                self.counters.renew([(ticket.key, None, ticket.id) for ticket in sockets], sockets=True)
                 if self.owed:
                     self.owed.pay(self.counters)
                 if self._reload_dir is not None and self._handed is None:
@@ -267,7 +277,7 @@ class Limits:
         for ticket, total in produced:
             self._report(ticket, total)
             if total > ticket.counted:
-                spent.append((ticket.key, total - ticket.counted))
+                spent.append((ticket.key, ticket.user, total - ticket.counted))
                 ticket.counted = total
         if spent:
             self.counters.spend(spent)

@@ -1,18 +1,21 @@
-"""The counts of one worker's memory: each worker (and instance) enforces its own limits."""
+"""The counts of one worker's memory: each worker (and instance) enforces its own limits. A key's
+end users are counted beside it, the least recently seen forgotten past MAX_END_USERS."""
 
 from __future__ import annotations
 
 import dataclasses
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from ..accounts import budget
 from ..config import ClientKey
-from .counters import STREAMS_RETRY_SECONDS, Closing, Quota, Verdict
+from .counters import STREAMS_RETRY_SECONDS, Closing, EndUser, Quota, Verdict
 from .window import Minute
 
-MAX_HANDED_KEYS = 100_000  # keys a worker takes over from one that drained
+MAX_HANDED_KEYS = 100_000  # keys (and end users) a worker takes over from one that drained
+MAX_END_USERS = 100_000  # end users this worker's memory counts (the least recently seen forgotten)
+USER_MARK = "\t"  # between a key's name and an end user's id, in a snapshot (a name holds no tab)
 MAX_TAKEN = 4096  # tickets taken over that this worker's memory remembers the settlements of
 
 
@@ -40,28 +43,38 @@ class MemoryCounters:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._keys: dict[str, _Counts] = {}  # by key name: at most MAX_KEYS
+        self._users: dict[tuple[str, str], _Counts] = {}  # by key name and end user, least recently seen first
 
-    def admit(self, key: ClientKey, ticket: str, tokens: int, reserve: int = 0, cost: int = 0) -> Verdict:
+    def admit(
+        self, key: ClientKey, ticket: str, tokens: int, reserve: int = 0, cost: int = 0, user: EndUser | None = None
+    ) -> Verdict:
         counts, now = self._counts(key), self._clock()
-        at = budget.periods_for(key, now)
-        refused, retry_after = _refusal(key, counts, now, tokens + min(reserve, 1))
-        if refused is None and key.budgeted:
-            refused, retry_after = budget.refusal(key, counts.spend(at), cost, at)
+        at = budget.periods_for(now, key, user and user.limits)
+        levels = [("", key, counts)]
+        if user is not None:
+            levels.append(("user_", user.limits, self._user_counts(key, user)))  # type: ignore[arg-type]
+        refused, retry_after = None, 0.0
+        for prefix, limits, found in levels:
+            refused, retry_after = _refusal(limits, found, now, tokens + min(reserve, 1))
+            if refused is None and limits.budgeted:
+                refused, retry_after = budget.refusal(limits, found.spend(at), cost, at)
+            if refused is not None:
+                refused = prefix + refused
+                break
         reserved = 0
         if refused is None:
-            spent = counts.tokens.total(now)
-            reserved = reserve if not spent or key.tpm is None else min(reserve, key.tpm - spent - tokens)
-            counts.live.add(ticket)
-            counts.requests.add(now, 1)
-            counts.tokens.add(now, tokens + reserved)
-            if key.budgeted:
-                for period in (at.day, at.month):
-                    counts.spent[period] = counts.spent.get(period, 0) + cost
-        verdict = _verdict(key, counts, now, refused, retry_after)
-        return dataclasses.replace(verdict, second=int(now), reserved=reserved, periods=(at.day, at.month))
+            reserved = min(_reservable(limits, found, now, tokens, reserve) for _, limits, found in levels)
+            for _, limits, found in levels:
+                _count(found, limits, now, ticket, tokens + reserved, cost, at)
+        verdict = _verdict(key, counts, now, refused, retry_after, at)
+        user_budgets = () if user is None else _user_budgets(user, levels[1][2], at)
+        return dataclasses.replace(
+            verdict, second=int(now), reserved=reserved, periods=(at.day, at.month), user_budgets=user_budgets
+        )
 
     def peek(self, key: ClientKey) -> Verdict:
-        return _verdict(key, self._counts(key), self._clock(), None, 0.0)
+        now = self._clock()
+        return _verdict(key, self._counts(key), now, None, 0.0, budget.periods_for(now, key))
 
     def request(self, key: ClientKey) -> Verdict:
         counts, now = self._counts(key), self._clock()
@@ -70,16 +83,22 @@ class MemoryCounters:
             refused, retry_after = "rpm", counts.requests.free_after(now, 1, key.rpm)
         else:
             counts.requests.add(now, 1)
-        return _verdict(key, counts, now, refused, retry_after)
+        return _verdict(key, counts, now, refused, retry_after, budget.periods_for(now, key))
 
-    def spend(self, spent: Iterable[tuple[ClientKey, int]]) -> None:
+    def spend(self, spent: Iterable[tuple[ClientKey, EndUser | None, int]]) -> None:
         now = self._clock()
-        for key, tokens in spent:
+        for key, user, tokens in spent:
             self._counts(key).tokens.add(now, tokens)
+            if user is not None:
+                self._user_counts(key, user).tokens.add(now, tokens)
 
     def release(self, closing: Closing) -> None:
-        key, ticket, settle = closing.key, closing.ticket, closing.settle
-        counts, now = self._counts(key), self._clock()
+        self._release(self._counts(closing.key), closing)
+        if closing.user is not None:
+            self._release(self._user_counts(closing.key, closing.user), closing)
+
+    def _release(self, counts: _Counts, closing: Closing) -> None:
+        ticket, settle, now = closing.ticket, closing.settle, self._clock()
         admitted = ticket in counts.live
         counts.live.discard(ticket)
         counts.tokens.add(now, closing.spent)
@@ -97,19 +116,20 @@ class MemoryCounters:
             if period in counts.spent or (settle.unsure and change > 0):  # one forgotten stays as it ended
                 counts.spent[period] = max(0, counts.spent.get(period, 0) + change)
 
-    def charge(self, key: ClientKey, cost: int) -> None:
-        counts, at = self._counts(key), budget.periods(self._clock())
-        counts.spend(at)  # the periods before forgotten
-        for period in (at.day, at.month):
-            counts.spent[period] = counts.spent.get(period, 0) + cost
+    def charge(self, key: ClientKey, cost: int, user: EndUser | None = None) -> None:
+        at = budget.periods(self._clock())
+        for counts in (self._counts(key), *(() if user is None else (self._user_counts(key, user),))):
+            counts.spend(at)  # the periods before forgotten
+            for period in (at.day, at.month):
+                counts.spent[period] = counts.spent.get(period, 0) + cost
 
-    def take_over(self, key: ClientKey, ticket: str) -> None:
-        taken = self._counts(key).taken
-        taken.setdefault(ticket, -1)
-        while len(taken) > MAX_TAKEN:
-            del taken[next(iter(taken))]
+    def take_over(self, key: ClientKey, ticket: str, user: EndUser | None = None) -> None:
+        for counts in (self._counts(key), *(() if user is None else (self._user_counts(key, user),))):
+            counts.taken.setdefault(ticket, -1)
+            while len(counts.taken) > MAX_TAKEN:
+                del counts.taken[next(iter(counts.taken))]
 
-    def renew(self, tickets: Iterable[tuple[ClientKey, str]], sockets: bool = False) -> None:
+    def renew(self, tickets: Iterable[tuple[ClientKey, EndUser | None, str]], sockets: bool = False) -> None:
         """Nothing to renew: a worker's memory goes with it."""
 
     def hold(self, key: ClientKey, ticket: str) -> bool:
@@ -129,20 +149,20 @@ class MemoryCounters:
         """Nothing to let go of."""
 
     def snapshot(self) -> dict[str, Any]:
-        """Every key's spend and minute windows, as JSON (what a reload hands over: `reload`)."""
+        """Every key's (and end user's) spend and minute windows, as JSON (what a reload hands
+        over: `reload`)."""
+        named = [*self._keys.items(), *((USER_MARK.join(pair), c) for pair, c in self._users.items())]
         return {
             name: {"spent": dict(c.spent), "requests": c.requests.buckets(), "tokens": c.tokens.buckets()}
-            for name, c in self._keys.items()
+            for name, c in named
         }
 
     def merge(self, found: dict[str, Any]) -> None:
         """Add a snapshot (or a change) another worker of this instance handed over."""
         for name, held in found.items():
-            counts = self._keys.get(name)
+            counts = self._handed(name)
             if counts is None:
-                if len(self._keys) >= MAX_HANDED_KEYS:
-                    continue
-                counts = self._keys[name] = _Counts()
+                continue
             for period, nano in held.get("spent", {}).items():
                 counts.spent[str(period)] = max(0, counts.spent.get(str(period), 0) + int(nano))
             counts.requests.merge(held.get("requests", []))
@@ -165,8 +185,38 @@ class MemoryCounters:
             counts = self._keys[key.name] = _Counts()
         return counts
 
+    def _user_counts(self, key: ClientKey, user: EndUser) -> _Counts:
+        """An end user's counts, now the most recently seen (the least recently seen forgotten
+        past MAX_END_USERS: what they spent goes with them)."""
+        pair = (key.name, user.id)
+        counts = self._users.pop(pair, None)
+        if counts is None:
+            counts = _Counts()
+            while len(self._users) >= MAX_END_USERS:
+                del self._users[next(iter(self._users))]
+        self._users[pair] = counts
+        return counts
 
-def _refusal(key: ClientKey, counts: _Counts, now: float, tokens: int) -> tuple[str | None, float]:
+    def _handed(self, name: str) -> _Counts | None:
+        """The counts a handed-over entry adds to (None: past the bound)."""
+        key_name, mark, user_id = name.partition(USER_MARK)
+        table: dict[Any, _Counts] = self._users if mark else self._keys
+        found = (key_name, user_id) if mark else name
+        counts = table.get(found)
+        if counts is None and len(table) < MAX_HANDED_KEYS:
+            counts = table[found] = _Counts()
+        return counts
+
+
+class _Limited(Protocol):
+    """A key's limits, or those each of its end users is held to."""
+
+    max_streams: int | None
+    rpm: int | None
+    tpm: int | None
+
+
+def _refusal(key: _Limited, counts: _Counts, now: float, tokens: int) -> tuple[str | None, float]:
     """Which limit refuses a new generation needing `tokens`, and when to try again (None: none
     refuses). With nothing counted, one that needs more than tpm alone still goes."""
     if key.max_streams is not None and len(counts.live) >= key.max_streams:
@@ -180,8 +230,30 @@ def _refusal(key: ClientKey, counts: _Counts, now: float, tokens: int) -> tuple[
     return None, 0.0
 
 
-def _verdict(key: ClientKey, counts: _Counts, now: float, refused: str | None, retry_after: float) -> Verdict:
-    at = budget.periods_for(key, now)
+def _reservable(key: _Limited, counts: _Counts, now: float, tokens: int, reserve: int) -> int:
+    """The completion tokens an admission reserves: `reserve`, lowered to what tpm has left once
+    something is counted."""
+    spent = counts.tokens.total(now)
+    return reserve if not spent or key.tpm is None else min(reserve, key.tpm - spent - tokens)
+
+
+def _count(counts: _Counts, key: Any, now: float, ticket: str, tokens: int, cost: int, at: budget.Periods) -> None:
+    """Count an admitted generation: live, a request, its tokens, and (budgeted) its cost."""
+    counts.live.add(ticket)
+    counts.requests.add(now, 1)
+    counts.tokens.add(now, tokens)
+    if key.budgeted:
+        for period in (at.day, at.month):
+            counts.spent[period] = counts.spent.get(period, 0) + cost
+
+
+def _user_budgets(user: EndUser, counts: _Counts, at: budget.Periods) -> tuple[budget.Spend, ...]:
+    return budget.standing(user.limits, counts.spend(at), at, "user_") if user.limits.budgeted else ()
+
+
+def _verdict(
+    key: ClientKey, counts: _Counts, now: float, refused: str | None, retry_after: float, at: budget.Periods
+) -> Verdict:
     budgets = budget.standing(key, counts.spend(at), at) if key.budgeted else ()
     requests = tokens = None
     if key.rpm is not None:

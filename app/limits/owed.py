@@ -9,6 +9,7 @@ import dataclasses
 import logging
 
 from ..config import ClientKey
+from ..config.keys import EndUser
 from .counters import Closing, Counters, Settlement
 
 log = logging.getLogger("chatwait.limits")
@@ -20,23 +21,24 @@ class Owed:
     """Settlements to make, oldest first."""
 
     def __init__(self, entries: int = MAX_OWED) -> None:
-        self._owed: dict[str, tuple[ClientKey, Settlement]] = {}  # by ticket
+        self._owed: dict[str, tuple[ClientKey, Settlement, EndUser | None]] = {}  # by ticket
         self._entries = entries
 
-    def add(self, key: ClientKey, ticket: str, settle: Settlement) -> None:
-        """Keep `ticket`'s settlement until the counters answer (the oldest given up past the bound)."""
-        self._owed[ticket] = (key, dataclasses.replace(settle, unsure=True))
+    def add(self, key: ClientKey, ticket: str, settle: Settlement, user: EndUser | None = None) -> None:
+        """Keep `ticket`'s settlement (of `key`, and its end `user`) until the counters answer
+        (the oldest given up past the bound)."""
+        self._owed[ticket] = (key, dataclasses.replace(settle, unsure=True), user)
         if len(self._owed) > self._entries:
             oldest = next(iter(self._owed))
-            lost, given_up = self._owed.pop(oldest)
+            lost, given_up, _ = self._owed.pop(oldest)
             log.warning("spend_unrecorded", extra={"client_name": lost.name, "usd": given_up.cost / 1e9})
 
     def pay(self, counters: Counters) -> None:
         """Make the kept settlements (raises CountersUnavailable, the rest kept, while the counters
         are still out of reach)."""
         while self._owed:
-            ticket, (key, settle) = next(iter(self._owed.items()))
-            counters.release(Closing(key, ticket, settle=settle))
+            ticket, (key, settle, user) = next(iter(self._owed.items()))
+            counters.release(Closing(key, ticket, settle=settle, user=user))
             del self._owed[ticket]
             log.info("spend_recorded", extra={"client_name": key.name, "usd": settle.cost / 1e9})
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..accounts import budget
 from ..config import ClientKey
+from ..config.keys import EndUser
 from ..errors import ApiError
 from .counters import Verdict
 
@@ -17,25 +18,47 @@ WORDS = {
 
 
 def lowered(verdict: Verdict, money: budget.Reservation | None, max_tokens: int, rescues: int) -> int:
-    """The max_tokens a budget's refusal leaves room for (0: none, or not a budget's refusal)."""
-    if money is None or verdict.refused not in budget.NAMES:
+    """The max_tokens a budget's refusal leaves room for (0: none, or not a budget's refusal): what
+    the tightest budget, the key's or its end user's, has left."""
+    if money is None or not budget.is_budget(verdict.refused):
         return 0
-    fits = budget.fitting(money.price, money.prompt, rescues, budget.left(verdict.budgets))
+    left = budget.left((*verdict.budgets, *verdict.user_budgets))
+    fits = budget.fitting(money.price, money.prompt, rescues, left)
     return fits if 0 < fits < max_tokens else 0
 
 
-def refusal(key: ClientKey, verdict: Verdict, money: budget.Reservation | None = None, rescues: int = 0) -> ApiError:
+def refusal(
+    key: ClientKey,
+    verdict: Verdict,
+    money: budget.Reservation | None = None,
+    rescues: int = 0,
+    user: EndUser | None = None,
+) -> ApiError:
     """The error of a refused admission: rate_limited, or budget_exhausted with what was spent
-    (and, where even a whole budget holds no reservation of this prompt, that it never will)."""
-    spend = next((found for found in verdict.budgets if found.name == verdict.refused), None)
+    (and, where even a whole budget holds no reservation of this prompt, that it never will); it
+    names whose limit it is, the key's or its end user's."""
+    who = _who(key, user, verdict.refused)
+    spends = (*verdict.budgets, *verdict.user_budgets)
+    spend = next((found for found in spends if found.name == verdict.refused), None)
     if spend is not None:
         if money is not None and not budget.fitting(money.price, money.prompt, rescues, budget.nano(spend.limit)):
-            return ApiError("budget_exhausted", budget.never(key, spend, money.prompt), retry_after=spend.resets_in)
-        return ApiError("budget_exhausted", budget.detail(key, spend), retry_after=max(1.0, verdict.retry_after))
-    return ApiError("rate_limited", detail(key, verdict), retry_after=max(1.0, verdict.retry_after))
+            return ApiError("budget_exhausted", budget.never(who, spend, money.prompt), retry_after=spend.resets_in)
+        return ApiError("budget_exhausted", budget.detail(who, spend), retry_after=max(1.0, verdict.retry_after))
+    return ApiError("rate_limited", detail(key, verdict, user), retry_after=max(1.0, verdict.retry_after))
 
 
-def detail(key: ClientKey, verdict: Verdict) -> str:
+def detail(key: ClientKey, verdict: Verdict, user: EndUser | None = None) -> str:
     limit = verdict.refused or ""
-    allowed = getattr(key, limit, None) if limit in WORDS else None
-    return f"The key {key.name!r} is at its limit of {allowed} {WORDS.get(limit, limit)}."
+    own = limit.removeprefix("user_")
+    holder = user.limits if user is not None and limit.startswith("user_") else key
+    allowed = getattr(holder, own, None) if own in WORDS else None
+    words = WORDS.get(own, own).replace(f"({own})", f"({limit})")
+    who = _who(key, user, limit)
+    return f"{who[0].upper()}{who[1:]} is at its limit of {allowed} {words}."
+
+
+def _who(key: ClientKey, user: EndUser | None, limit: str | None) -> str:
+    """Whose limit `limit` is: the key's, or its end user's."""
+    if user is not None and limit is not None and limit.startswith("user_"):
+        return f"the end user {user.id[:80]!r} of the key {key.name!r}"
+    return f"the key {key.name!r}"

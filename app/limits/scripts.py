@@ -9,21 +9,23 @@ HELD_MS = 3_600_000  # how long a budgeted ticket's reservation is known (a long
 SETTLED_MS = 600_000  # how long a settled ticket is known: a late admission or settlement of it is void
 
 # Where a key's limits stand, and with ARGV[1] = 'admit' its new generation counted when no limit
-# refuses (with 'request', a request that starts none: rpm alone). KEYS: live (ZSET ticket ->
-# lease end, ms), requests and tokens (HASH second -> count), the day's and the month's spend
-# (nano-USD), and (admit with a cost) what the ticket holds (`held_key`; one settled already: a
-# late admission, void). ARGV: mode (admit|request|peek), ticket, max_streams, rpm, tpm (-1: none), the
-# prompt's tokens, lease ms, the completion's reservation (lowered to what tpm has left once
-# something is counted; at least one token must be), the cost reserved (nano-USD), budget_day,
-# budget_month (nano-USD, -1: none), the day's and the month's keys' lifetimes (ms). Redis's
-# clock for the minute, so every worker agrees. Returns {refused ('' none), retry ms, live,
-# requests used, requests reset ms, tokens used, tokens reset ms, the second counted in, the
-# completion tokens reserved, the day's spend, the month's spend}.
+# refuses (with 'request', a request that starts none: rpm alone), for the key and (a second
+# level) its end user at once: every level is checked before any is counted. KEYS, six per level:
+# live (ZSET ticket -> lease end, ms), requests and tokens (HASH second -> count), the day's and
+# the month's spend (nano-USD), and what the ticket holds (`held_key`; the key's: one settled
+# already makes a late admission with a cost void). ARGV: mode (admit|request|peek), ticket, the
+# prompt's tokens, lease ms, the completion's reservation (lowered to what every level's tpm has
+# left once something is counted; at least one token must be), the cost reserved (nano-USD), the
+# number of levels, then per level: max_streams, rpm, tpm (-1: none), budget_day, budget_month
+# (nano-USD, -1: none), the day's and the month's keys' lifetimes (ms). Redis's clock for the
+# minute, so every worker agrees. Returns {refused ('' none; an end user's limit as user_...),
+# retry ms, live, requests used, requests reset ms, tokens used, tokens reset ms, the second
+# counted in, the completion tokens reserved, the day's spend, the month's spend} of the key, then
+# {live, the day's spend, the month's spend} of each further level.
 _LOOK = """#!lua
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local second = math.floor(now / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local function minute(key)
   local seconds, counts, total = {}, {}, 0
   local all = redis.call('HGETALL', key)
@@ -49,64 +51,89 @@ local function reset(seconds)
   if #seconds == 0 then return 0 end
   return math.max(0, (seconds[1] + 60) * 1000 - now)
 end
-local max_streams, rpm, tpm = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local prompt, reserve = tonumber(ARGV[6]), tonumber(ARGV[8] or '0')
+local function add(key, count, seconds)
+  redis.call('HINCRBY', key, second, count)
+  redis.call('PEXPIRE', key, 61000)
+  if #seconds == 0 or seconds[#seconds] ~= second then table.insert(seconds, second) end
+end
+local mode, ticket, prompt, lease = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local reserve, cost = tonumber(ARGV[5]), tonumber(ARGV[6])
 local needed, reserved = prompt + math.min(reserve, 1), 0
-local live = redis.call('ZCARD', KEYS[1])
-local rs, rc, rtotal = minute(KEYS[2])
-local ts, tc, ttotal = minute(KEYS[3])
-local cost, budgets = tonumber(ARGV[9] or '0'), {tonumber(ARGV[10] or '-1'), tonumber(ARGV[11] or '-1')}
-local spent = {tonumber(redis.call('GET', KEYS[4]) or '0'), tonumber(redis.call('GET', KEYS[5]) or '0')}
-local refused, retry = '', 0
-if ARGV[1] == 'request' then
-  if rpm >= 0 and rtotal >= rpm then refused = 'rpm'; retry = free_after(rs, rc, rtotal, 1, rpm)
-  else
-    redis.call('HINCRBY', KEYS[2], second, 1)
-    redis.call('PEXPIRE', KEYS[2], 61000)
-    if #rs == 0 or rs[#rs] ~= second then table.insert(rs, second) end
-    rtotal = rtotal + 1
+local levels = {}
+for i = 1, tonumber(ARGV[7]) do
+  local k, a = (i - 1) * 6, 7 + (i - 1) * 7
+  local L = {keys = {KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], KEYS[k + 6]},
+    max_streams = tonumber(ARGV[a + 1]), rpm = tonumber(ARGV[a + 2]), tpm = tonumber(ARGV[a + 3]),
+    budgets = {tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])},
+    lifetimes = {tonumber(ARGV[a + 6]), tonumber(ARGV[a + 7])}}
+  redis.call('ZREMRANGEBYSCORE', L.keys[1], '-inf', now)
+  L.live = redis.call('ZCARD', L.keys[1])
+  L.rs, L.rc, L.rtotal = minute(L.keys[2])
+  L.ts, L.tc, L.ttotal = minute(L.keys[3])
+  L.spent = {tonumber(redis.call('GET', L.keys[4]) or '0'), tonumber(redis.call('GET', L.keys[5]) or '0')}
+  levels[i] = L
+end
+local function result(refused, retry)
+  local K = levels[1]
+  local found = {refused, retry, K.live, K.rtotal, reset(K.rs), K.ttotal, reset(K.ts), second, reserved,
+    K.spent[1], K.spent[2]}
+  for i = 2, #levels do
+    local L = levels[i]
+    table.insert(found, L.live); table.insert(found, L.spent[1]); table.insert(found, L.spent[2])
   end
-elseif ARGV[1] == 'admit' then
-  if KEYS[6] and redis.call('EXISTS', KEYS[6]) == 1 then
-    return {'stale', 0, live, rtotal, reset(rs), ttotal, reset(ts), second, 0, spent[1], spent[2]}
+  return found
+end
+local function refusal(L)
+  if mode == 'request' then
+    if L.rpm >= 0 and L.rtotal >= L.rpm then return 'rpm', free_after(L.rs, L.rc, L.rtotal, 1, L.rpm) end
+    return '', 0
   end
-  if max_streams >= 0 and live >= max_streams then refused = 'max_streams'
-  elseif rpm >= 0 and rtotal >= rpm then refused = 'rpm'; retry = free_after(rs, rc, rtotal, 1, rpm)
-  elseif tpm >= 0 and (ttotal >= tpm or (ttotal > 0 and ttotal + needed > tpm)) then
-    refused = 'tpm'; retry = free_after(ts, tc, ttotal, math.min(needed, tpm), tpm)
-  else
-    for i, name in ipairs({'budget_day', 'budget_month'}) do
-      local over = spent[i] >= budgets[i] or spent[i] + cost > budgets[i]
-      if refused == '' and budgets[i] >= 0 and over then refused = name end
-    end
+  if L.max_streams >= 0 and L.live >= L.max_streams then return 'max_streams', 0 end
+  if L.rpm >= 0 and L.rtotal >= L.rpm then return 'rpm', free_after(L.rs, L.rc, L.rtotal, 1, L.rpm) end
+  if L.tpm >= 0 and (L.ttotal >= L.tpm or (L.ttotal > 0 and L.ttotal + needed > L.tpm)) then
+    return 'tpm', free_after(L.ts, L.tc, L.ttotal, math.min(needed, L.tpm), L.tpm)
   end
-  if refused == '' then
-    reserved = reserve
-    if tpm >= 0 and ttotal > 0 then reserved = math.min(reserve, tpm - ttotal - prompt) end
-    prompt = prompt + reserved
-    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[7]), ARGV[2])
-    redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[7]) + 60000)
-    live = live + 1
-    redis.call('HINCRBY', KEYS[2], second, 1)
-    redis.call('PEXPIRE', KEYS[2], 61000)
-    if #rs == 0 or rs[#rs] ~= second then table.insert(rs, second) end
-    rtotal = rtotal + 1
-    if prompt > 0 then
-      redis.call('HINCRBY', KEYS[3], second, prompt)
-      redis.call('PEXPIRE', KEYS[3], 61000)
-      if #ts == 0 or ts[#ts] ~= second then table.insert(ts, second) end
-      ttotal = ttotal + prompt
-    end
-    if budgets[1] >= 0 or budgets[2] >= 0 then
-      for i = 1, 2 do
-        spent[i] = redis.call('INCRBY', KEYS[3 + i], cost)
-        redis.call('PEXPIRE', KEYS[3 + i], tonumber(ARGV[11 + i]))
-      end
-      if KEYS[6] and cost > 0 then redis.call('SET', KEYS[6], cost, 'PX', HELD_MS) end
-    end
+  for i, name in ipairs({'budget_day', 'budget_month'}) do
+    if L.budgets[i] >= 0 and (L.spent[i] >= L.budgets[i] or L.spent[i] + cost > L.budgets[i]) then return name, 0 end
+  end
+  return '', 0
+end
+if mode == 'peek' then return result('', 0) end
+if mode == 'admit' and cost > 0 and redis.call('EXISTS', levels[1].keys[6]) == 1 then return result('stale', 0) end
+for i, L in ipairs(levels) do
+  local refused, retry = refusal(L)
+  if refused ~= '' then
+    if i > 1 then refused = 'user_' .. refused end
+    return result(refused, retry)
   end
 end
-return {refused, retry, live, rtotal, reset(rs), ttotal, reset(ts), second, reserved, spent[1], spent[2]}
+if mode == 'request' then
+  for _, L in ipairs(levels) do add(L.keys[2], 1, L.rs); L.rtotal = L.rtotal + 1 end
+  return result('', 0)
+end
+reserved = reserve
+for _, L in ipairs(levels) do
+  if L.tpm >= 0 and L.ttotal > 0 then reserved = math.min(reserved, L.tpm - L.ttotal - prompt) end
+end
+for _, L in ipairs(levels) do
+  redis.call('ZADD', L.keys[1], now + lease, ticket)
+  redis.call('PEXPIRE', L.keys[1], lease + 60000)
+  L.live = L.live + 1
+  add(L.keys[2], 1, L.rs)
+  L.rtotal = L.rtotal + 1
+  if prompt + reserved > 0 then
+    add(L.keys[3], prompt + reserved, L.ts)
+    L.ttotal = L.ttotal + prompt + reserved
+  end
+  if L.budgets[1] >= 0 or L.budgets[2] >= 0 then
+    for j = 1, 2 do
+      L.spent[j] = redis.call('INCRBY', L.keys[3 + j], cost)
+      redis.call('PEXPIRE', L.keys[3 + j], L.lifetimes[j])
+    end
+    if cost > 0 then redis.call('SET', L.keys[6], cost, 'PX', HELD_MS) end
+  end
+end
+return result('', 0)
 """
 
 # A worker's generations still running: their leases renewed by Redis's clock. KEYS: live.

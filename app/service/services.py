@@ -12,8 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ..accounts import reserving
-from ..accounts.account import Account, Handoff
+from ..accounts.account import Account, Handoff, end_user_of
 from ..config import ClientKey, Settings
+from ..config.keys import budgeted, counts_tokens
 from ..conversations import ConversationStore
 from ..errors import ApiError
 from ..generation import continuation
@@ -114,26 +115,29 @@ class Services:
         key: ClientKey | None,
         correlation_id: str = "",
         handoff: Handoff | None = None,
+        end_user: str | None = None,
     ) -> Admission:
-        """Admit a generation of `call` for a request of `key`: its account, with its route
-        (upstream_unavailable at once when every server of the model rests) and its key's ticket
-        (rate_limited or budget_exhausted when a limit says no; None or a key without limits:
-        nothing to count). `handoff`: the starting request's, which logs the generation's
-        completion while it is open."""
+        """Admit a generation of `call` for a request of `key` (for its `end_user`): its account,
+        with its route (upstream_unavailable at once when every server of the model rests) and its
+        key's ticket (rate_limited or budget_exhausted when a limit, the key's or its end user's,
+        says no; None or a key without limits: nothing to count). `handoff`: the starting
+        request's, which logs the generation's completion while it is open."""
         route = self._route(call)
         if key is not None:
             route.owner = key.name  # its turn at a busy server: fair across keys
         account = Account(call, prompt_tokens, correlation_id, route, key, handoff, prices=self.settings.price_of)
+        account.end_user = end_user
         if key is None or not key.limited:
             return Admission(account)
-        price = reserving.dearest(self.settings, call) if key.budgeted else None
-        if key.tpm is not None or price is not None:
+        user = end_user_of(key, end_user)
+        price = reserving.dearest(self.settings, call) if budgeted(key, user) else None
+        if counts_tokens(key, user) or price is not None:
             if prompt_tokens is None:
                 prompt_tokens = self.provider.prompt_tokens(call.counted())  # tools' definitions included
             prompt_tokens += reserving.image_surcharge(self.settings, call)  # as the models bill them
         upstream = self.settings.upstream
         rescues = upstream.upstream_rescues + (upstream.upstream_takeovers if self.durable else 0)
-        ticket, verdict = self.limits.admit(key, prompt_tokens or 0, call.max_tokens, price, rescues)
+        ticket, verdict = self.limits.admit(key, prompt_tokens or 0, call.max_tokens, price, rescues, user=user)
         account.reserve(ticket, self.limits)
         return Admission(account, verdict)
 
@@ -220,7 +224,9 @@ class Services:
             key = next((k for k in self.settings.keys if k.name == held.get("key") and k.limited), None)
         if key is not None:  # it keeps its key's place (max_streams) and its tokens are charged
             account.key = key
-            account.reserve(self.limits.resume(key, held, reserving.dearest(self.settings, call)), self.limits)
+            ticket = self.limits.resume(key, held, reserving.dearest(self.settings, call))
+            account.end_user = None if ticket.user is None else ticket.user.id
+            account.reserve(ticket, self.limits)
             _settled_with(account, stream)
         return True
 

@@ -15,6 +15,7 @@ from websockets.sync.client import connect as ws_connect
 
 from app.accounts import budget
 from app.config import ClientKey
+from app.config.keys import EndUser, EndUserLimits
 from app.connect.redis import Topology
 from app.limits import Closing, CountersUnavailable, MemoryCounters, shared
 from app.limits.counters import Settlement
@@ -56,7 +57,7 @@ def _sequence(counters) -> list:
     key = ClientKey("", "seq", max_streams=2, rpm=4, tpm=100)
     seen = [counters.admit(key, "a", 30), counters.admit(key, "b", 30), counters.admit(key, "c", 5)]
     counters.release(Closing(key, "a"))
-    counters.spend([(key, 35)])
+    counters.spend([(key, None, 35)])
     seen += [counters.admit(key, "d", 10), counters.peek(key)]
     counters.release(Closing(key, "b"))
     counters.release(Closing(key, "d"))
@@ -180,6 +181,53 @@ def test_the_script_reserves_and_settles_money_as_the_memory_counters_do(standal
         counters.close()
 
 
+def _end_users(counters) -> list:
+    """The same admissions, spends, charges and settlements of a key's end users, for both kinds of counters."""
+    dollar = budget.NANO
+    users = EndUserLimits(max_streams=1, rpm=3, tpm=100, budget_day=1.0)
+    key = ClientKey("", "seq-users", rpm=6, budget_day=3.0, users=users)
+    alice, bob = EndUser("alice@example.com", users), EndUser("bob {x}", users)
+    seen = [counters.admit(key, "a", 10, 40, cost=dollar // 2, user=alice)]
+    seen += [counters.admit(key, "a2", 1, user=alice), counters.admit(key, "b", 10, 50, cost=dollar // 2, user=bob)]
+    counters.spend([(key, alice, 20)])
+    settled = Settlement(dollar // 4, dollar // 2, seen[0].periods)
+    counters.release(Closing(key, "a", 0, 30, seen[0].second, settled, alice))  # alice: 40 tokens, $0.25
+    seen.append(counters.admit(key, "a3", 60, 1, cost=dollar // 2, user=alice))  # 40 + 61 pass alice's tpm
+    seen.append(counters.admit(key, "a4", 1, cost=dollar, user=alice))  # past alice's budget, within the key's
+    counters.charge(key, dollar // 4, bob)
+    seen.append(counters.admit(key, "c", 1, cost=5 * dollar // 2, user=EndUser("carol", users)))  # the key's first
+    counters.take_over(key, "b", bob)
+    counters.renew([(key, bob, "b")])
+    counters.release(Closing(key, "b", settle=Settlement(dollar // 10, dollar // 2, seen[2].periods), user=bob))
+    seen += [counters.admit(key, "b2", 1, user=bob), counters.admit(key, "n", 1), counters.peek(key)]
+    return seen
+
+
+def _spent(spends) -> list:
+    return [(spend.name, round(spend.spent, 9)) for spend in spends]
+
+
+def test_end_users_are_counted_in_the_script_as_in_memory(standalone) -> None:
+    counters = _counters(standalone.server.url)
+    try:
+        found, local = _end_users(counters), _end_users(MemoryCounters())
+        refused = [None, "user_max_streams", None, "user_tpm", "user_budget_day", "budget_day", None, None, None]
+        assert [v.refused for v in found] == [v.refused for v in local] == refused
+        for redis_verdict, memory_verdict in zip(found, local, strict=True):
+            _same(redis_verdict, memory_verdict)
+            assert _spent(redis_verdict.user_budgets) == _spent(memory_verdict.user_budgets)
+            assert _spent(redis_verdict.budgets) == _spent(memory_verdict.budgets)
+        assert _spent(found[4].user_budgets) == [("user_budget_day", 0.25)], "alice settled what she cost"
+        assert found[4].retry_after == pytest.approx(budget.periods(time.time()).day_left, abs=5)
+        assert _spent(found[-1].budgets) == [("budget_day", 0.6)], "alice 0.25; bob 0.5 - 0.4 given back + 0.25 charged"
+        client = standalone.server.client()
+        names = [name.decode() for name in client.keys("chatwait:limits:{seq-users}:u:*")]
+        assert names and all(client.pttl(name) > 0 for name in names), "every end user's key expires"
+        assert any(name.startswith("chatwait:limits:{seq-users}:u:bob {x}:") for name in names)
+    finally:
+        counters.close()
+
+
 def test_the_script_runs_on_a_cluster() -> None:
     cluster = Cluster()
     try:
@@ -188,8 +236,9 @@ def test_the_script_runs_on_a_cluster() -> None:
         for redis_verdict, memory_verdict in zip(shared, local, strict=True):
             _same(redis_verdict, memory_verdict)
         assert [v.refused for v in _spending(counters)] == [v.refused for v in _spending(MemoryCounters())]
+        assert [v.refused for v in _end_users(counters)] == [v.refused for v in _end_users(MemoryCounters())]
         key = ClientKey("", "seq", max_streams=2)
-        counters.renew([(key, "e"), (ClientKey("", "other"), "x")])  # two keys, two slots, one pipeline
+        counters.renew([(key, None, "e"), (ClientKey("", "other"), None, "x")])  # two keys, two slots, one pipeline
         counters.close()
     finally:
         cluster.stop()
@@ -205,7 +254,7 @@ def test_a_lease_not_renewed_lapses_and_a_renewed_one_holds(standalone, monkeypa
         assert counters.admit(key, "third", 0).refused == "max_streams"
         for _ in range(6):
             time.sleep(0.1)
-            counters.renew([(key, "kept")])
+            counters.renew([(key, None, "kept")])
         assert counters.peek(key).streams == (2, 1)
         assert counters.admit(key, "third", 0).refused is None
     finally:
@@ -226,7 +275,7 @@ def test_killed_then_restarted_empty_the_counters_fail_fast_then_count_again(sta
         time.sleep(shared.PAUSE_SECONDS)
         assert counters.reachable()
         assert counters.peek(key).requests.remaining == 100, "Redis lost the minute"
-        counters.renew([(key, "running")])  # the worker's next renewal counts its generation again
+        counters.renew([(key, None, "running")])  # the worker's next renewal counts its generation again
         assert counters.admit(key, "next", 0).refused == "max_streams"
     finally:
         counters.close()
@@ -260,7 +309,7 @@ def test_out_of_memory_refuses_admissions_whole_but_running_ones_still_end(stand
         with pytest.raises(CountersUnavailable):
             counters.admit(key, "new", 0)
         time.sleep(shared.PAUSE_SECONDS)
-        counters.renew([(key, "running")])  # allow-oom: running generations keep their leases
+        counters.renew([(key, None, "running")])  # allow-oom: running generations keep their leases
         counters.release(Closing(key, "running"))
         client.config_set("maxmemory", "0")
         time.sleep(shared.PAUSE_SECONDS)
@@ -317,7 +366,7 @@ def test_sockets_are_held_as_the_memory_counters_hold_them_and_an_unrenewed_one_
         assert counters.hold(key, "kept") is True
         for _ in range(6):  # "dead"'s worker died: only "kept" is renewed
             time.sleep(0.1)
-            counters.renew([(key, "kept")], sockets=True)
+            counters.renew([(key, None, "kept")], sockets=True)
         assert counters.hold(key, "third") is True, "the dead socket's lease lapsed"
         assert counters.peek(key).streams is None, "sockets are not generations"
         assert 0 < standalone.server.client().pttl(shared.sockets_key("sockets")) <= 61_000

@@ -128,7 +128,7 @@ def test_memory_counters_refuse_in_order_and_count_only_what_they_admit() -> Non
     at_rpm = _admit(counters, key, "t4", 10)
     assert at_rpm.refused == "rpm" and at_rpm.retry_after == pytest.approx(50.0)
     clock.now += 51
-    counters.spend([(key, 95)])
+    counters.spend([(key, None, 95)])
     at_tpm = _admit(counters, key, "t5", 10)
     assert at_tpm.refused == "tpm" and at_tpm.tokens.remaining == 5 and at_tpm.retry_after == pytest.approx(60.0)
     other = ClientKey("", "other", rpm=1)

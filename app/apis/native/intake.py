@@ -67,5 +67,6 @@ def build_call(fields: dict[str, Any], settings: Settings, provider: Provider) -
         messages=messages,
         max_tokens=fields.get("max_tokens", settings.requests.max_tokens),
         temperature=fields.get("temperature"),
+        options={"user": fields["user"]} if "user" in fields else {},
     )
     return call, total

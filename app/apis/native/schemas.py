@@ -47,6 +47,7 @@ class ChatRequestSchema(StrictSchema):
     fallbacks = fields.List(fields.String())
     max_tokens = StrictInteger()
     temperature = StrictNumber(validate=validate.Range(min=0, max=2))
+    user = Text(validate=validate.Length(min=1, max=256))  # the end user (apis.end_users)
 
     def __init__(
         self,

@@ -1,0 +1,174 @@
+"""End users behind a key: the key file's user_* fields, the request's end user (the header,
+else the family's field; bounded), and the limits and budgets each end user is held to in the
+memory counters and the Limits façade, beside the key's own and named in every refusal."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.accounts.account import end_user_of
+from app.apis.end_users import HEADER, MAX_CHARS, end_user
+from app.config import ClientKey, ConfigError, load_settings
+from app.config.keys import EndUser, EndUserLimits
+from app.config.prices import Price
+from app.errors import ApiError
+from app.limits import Closing, Limits, MemoryCounters, memory
+from app.metrics.catalogue import NoMetrics
+
+from .test_budgets import MIDDAY
+from .test_key_limits import Clock
+
+BASE = {"OPENAI_API_KEY": "sk-test"}
+KEY = "k" * 16
+PRICE = Price(input=1.0, output=10.0)  # USD per million tokens
+
+
+def _keys(tmp_path, text: str) -> dict[str, ClientKey]:
+    path = tmp_path / "keys"
+    path.write_text(text, encoding="utf-8")
+    return {entry.key: entry for entry in load_settings(environ={**BASE, "CHATWAIT_API_KEYS_FILE": str(path)}).keys}
+
+
+def test_user_fields_of_a_key_line_are_what_each_end_user_is_held_to(tmp_path) -> None:
+    line = f"{KEY}a name=app rpm=100 user_rpm=5 user_tpm=900 user_max_streams=2 user_budget_day=0.5 user_budget_month=3"
+    keys = _keys(tmp_path, f"{line}\n{KEY}b name=plain\n")
+    app = keys[f"{KEY}a"]
+    assert app.rpm == 100 and app.users == EndUserLimits(2, 5, 900, 0.5, 3.0) and app.users.budgeted
+    assert keys[f"{KEY}b"].users is None and not keys[f"{KEY}b"].limited
+    only_users = _keys(tmp_path, f"{KEY}c user_rpm=1\n")[f"{KEY}c"]
+    assert only_users.limited and only_users.rpm is None, "a key whose end users are limited is counted"
+
+
+@pytest.mark.parametrize(
+    ("word", "said"),
+    [("user_rpm=0", "user_rpm='0' is not valid"), ("user_budget_day=-1", "user_budget_day='-1' is not valid"),
+     ("user_name=x", "'user_name' is not a field"), ("user_tpm=1 user_tpm=2", "user_tpm is given twice")],
+)  # fmt: skip
+def test_a_bad_user_field_is_refused_naming_its_line(tmp_path, word: str, said: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        _keys(tmp_path, f"{KEY}a name=app {word}\n")
+    assert "line 1" in str(refused.value) and said in str(refused.value) and KEY not in str(refused.value)
+
+
+def test_the_end_user_is_the_header_else_the_familys_field() -> None:
+    assert end_user({HEADER: "alice"}, {"user": "bob"}) == "alice", "the header wins"
+    assert end_user({}, {"safety_identifier": "carol", "user": "bob"}) == "carol"
+    assert end_user({}, {"user": "bob"}) == "bob"
+    assert end_user({}, {"user": ""}) is None and end_user({}, {}) is None
+    assert end_user({HEADER: "José ü 👋 user@example.com"}, {}) == "José ü 👋 user@example.com"
+
+
+@pytest.mark.parametrize(
+    ("headers", "options", "field"),
+    [({HEADER: "a" * (MAX_CHARS + 1)}, {}, HEADER), ({HEADER: "  "}, {}, HEADER), ({HEADER: "a\nb"}, {}, HEADER),
+     ({}, {"user": "a\x00b"}, "user"), ({}, {"safety_identifier": "\u200b"}, "safety_identifier")],
+)  # fmt: skip
+def test_an_end_user_too_long_blank_or_with_control_characters_is_a_400_naming_where(headers, options, field) -> None:
+    with pytest.raises(ApiError) as refused:
+        end_user(headers, options)
+    error = refused.value
+    assert error.status == 400 and error.error_code == "validation_error" and list(error.fields) == [field]
+    assert str(MAX_CHARS) in error.fields[field][0]
+
+
+def test_an_end_user_is_counted_only_where_the_key_limits_its_end_users() -> None:
+    limited = ClientKey("", "app", users=EndUserLimits(rpm=1))
+    assert end_user_of(limited, "alice") == EndUser("alice", EndUserLimits(rpm=1))
+    assert end_user_of(ClientKey("", "plain", rpm=5), "alice") is None and end_user_of(limited, None) is None
+
+
+def test_each_end_user_is_held_to_the_users_limits_and_the_key_to_its_own() -> None:
+    counters = MemoryCounters(Clock())
+    key = ClientKey("", "app", rpm=5, users=EndUserLimits(max_streams=1, rpm=2))
+    alice, bob = EndUser("alice", key.users), EndUser("bob", key.users)
+    assert counters.admit(key, "a1", 1, user=alice).refused is None
+    refused = counters.admit(key, "a2", 1, user=alice)
+    assert (refused.refused, refused.retry_after) == ("user_max_streams", 1.0), "alice has one running"
+    assert counters.admit(key, "b1", 1, user=bob).refused is None, "bob is another end user"
+    counters.release(Closing(key, "a1", user=alice))
+    assert counters.admit(key, "a3", 1, user=alice).refused is None
+    counters.release(Closing(key, "a3", user=alice))
+    at_rpm = counters.admit(key, "a4", 1, user=alice)
+    assert at_rpm.refused == "user_rpm" and at_rpm.retry_after == pytest.approx(60.0)
+    assert at_rpm.requests.remaining == 2, "the headers tell the key's own limits; a refusal counts nothing"
+    counters.release(Closing(key, "b1", user=bob))
+    assert counters.admit(key, "c1", 1, user=EndUser("carol", key.users)).refused is None
+    assert counters.admit(key, "d1", 1, user=EndUser("dave", key.users)).refused is None, "the key's fifth"
+    assert counters.admit(key, "e1", 1, user=EndUser("erin", key.users)).refused == "rpm", "the key's own limit"
+    assert counters.admit(key, "n1", 1).refused == "rpm", "a request without an end user: the key's limits alone"
+
+
+def test_end_user_tokens_reserve_and_come_back_as_the_keys_do() -> None:
+    clock = Clock()
+    counters = MemoryCounters(clock)
+    key = ClientKey("", "app", tpm=1_000, users=EndUserLimits(tpm=100))
+    alice = EndUser("alice", key.users)
+    first = counters.admit(key, "a1", 10, 50, user=alice)
+    assert (first.refused, first.reserved, first.tokens.remaining) == (None, 50, 940)
+    lowered = counters.admit(key, "a2", 10, 500, user=alice)
+    assert (lowered.refused, lowered.reserved) == (None, 100 - 60 - 10), "lowered to what alice's tpm has left"
+    assert counters.admit(key, "a3", 10, 5, user=alice).refused == "user_tpm"
+    counters.release(Closing(key, "a1", refund=50, second=first.second, user=alice))
+    counters.spend([(key, alice, 5)])
+    taken = counters.admit(key, "a4", 10, 5, user=alice)
+    assert (taken.refused, taken.reserved) == (None, 5), "100 - 50 given back + 5 produced: 55 counted"
+    assert counters.admit(key, "a5", 40, 1, user=alice).refused == "user_tpm", "70 counted: 41 more do not fit"
+    clock.now += 61
+    assert counters.admit(key, "a6", 40, 1, user=alice).refused is None, "the minute has passed"
+
+
+def test_end_user_budgets_reserve_settle_and_refuse_beside_the_keys() -> None:
+    limits = Limits(MemoryCounters(Clock(MIDDAY)), NoMetrics())
+    key = ClientKey("", "app", budget_day=1.0, users=EndUserLimits(budget_day=0.01))
+    alice, bob = EndUser("alice", key.users), EndUser("bob", key.users)
+    ticket, verdict = limits.admit(key, 1_000, 1_000, PRICE, user=alice)  # 0.011 asked: lowered to alice's 0.01
+    assert ticket.max_tokens == 900 and ticket.user == alice
+    assert [(s.name, s.spent) for s in verdict.user_budgets] == [("user_budget_day", pytest.approx(0.01))]
+    assert [(s.name, s.spent) for s in verdict.budgets] == [("budget_day", pytest.approx(0.01))]
+    with pytest.raises(ApiError) as refused:
+        limits.admit(key, 10, 10, PRICE, user=alice)
+    error = refused.value
+    assert error.error_code == "budget_exhausted" and error.retry_after == 12 * 3600
+    assert "end user 'alice' of the key 'app'" in error.detail and "user_budget_day" in error.detail
+    other, _ = limits.admit(key, 10, 10, PRICE, user=bob)
+    assert other.max_tokens is None, "bob has his own budget"
+    limits.end(ticket, 100, cost_usd=0.002)
+    limits.end(other, 10, cost_usd=0.0001)
+    found = limits.counters.admit(key, "peek", 0, 0, 0, alice)
+    assert found.user_budgets[0].spent == pytest.approx(0.002 + 0.0), "alice settled what she cost"
+    assert limits.look(key).budgets[0].spent == pytest.approx(0.0021), "the key pays for both"
+
+
+def test_a_refused_end_user_is_told_whose_limit_it_is() -> None:
+    limits = Limits(MemoryCounters(Clock()), NoMetrics())
+    key = ClientKey("", "app", users=EndUserLimits(rpm=1))
+    alice = EndUser("alice", key.users)
+    limits.admit(key, 1, user=alice)
+    with pytest.raises(ApiError) as refused:
+        limits.admit(key, 1, user=alice)
+    error = refused.value
+    assert error.error_code == "rate_limited" and error.retry_after == pytest.approx(60.0)
+    said = "The end user 'alice' of the key 'app' is at its limit of 1 requests in the last minute (user_rpm)."
+    assert error.detail == said
+
+
+def test_end_users_in_memory_are_bounded_the_least_recently_seen_forgotten(monkeypatch) -> None:
+    monkeypatch.setattr(memory, "MAX_END_USERS", 3)
+    counters = MemoryCounters(Clock())
+    key = ClientKey("", "app", users=EndUserLimits(rpm=1))
+    for name in ("a", "b", "c"):
+        counters.admit(key, name, 1, user=EndUser(name, key.users))
+    assert counters.admit(key, "a2", 1, user=EndUser("a", key.users)).refused == "user_rpm", "a seen again"
+    counters.admit(key, "d", 1, user=EndUser("d", key.users))  # b, the least recently seen, goes
+    assert len(counters._users) == 3
+    assert counters.admit(key, "b2", 1, user=EndUser("b", key.users)).refused is None, "b was forgotten"
+    assert counters.admit(key, "a3", 1, user=EndUser("a", key.users)).refused == "user_rpm", "a was kept"
+
+
+def test_a_reload_hands_end_users_counts_over_with_the_keys() -> None:
+    first, second = MemoryCounters(Clock()), MemoryCounters(Clock())
+    key = ClientKey("", "app", rpm=10, users=EndUserLimits(rpm=1))
+    first.admit(key, "a", 1, user=EndUser("alice", key.users))
+    second.merge(first.snapshot())
+    assert second.admit(key, "a2", 1, user=EndUser("alice", key.users)).refused == "user_rpm"
+    assert second.peek(key).requests.remaining == 9
