@@ -35,7 +35,11 @@ COPY app ./app
 COPY contracts ./contracts
 COPY wsgi.py gunicorn.conf.py ./
 
-RUN useradd --system --uid 10001 --no-create-home chatwait
+RUN useradd --system --uid 10001 --no-create-home chatwait \
+    && mkdir -p /data && chown chatwait /data
+# Managed keys without Redis (ADMIN_API_KEY): mount a volume here to keep them.
+ENV DATA_DIR=/data
+VOLUME /data
 USER chatwait
 
 EXPOSE 8000

@@ -126,10 +126,25 @@ def _check_redis(settings: Settings) -> None:
         raise ConfigError("A Redis Cluster is not found through Sentinel: set either REDIS_SENTINELS or REDIS_CLUSTER.")
 
 
+def _check_data_dir(data_dir: str) -> None:
+    """DATA_DIR can hold the managed keys' file (made if missing)."""
+    folder = Path(data_dir).resolve()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        raise ConfigError(f"DATA_DIR={data_dir!r} cannot be made: point it at a folder ChatWait may write.") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"DATA_DIR={data_dir!r} cannot be written: point it at a folder ChatWait may write.")
+
+
 def _check_consistency(settings: Settings) -> None:
     if len(settings.keys) > keys.MAX_KEYS:
         raise ConfigError(f"CHATWAIT_API_KEYS and its file hold more than {keys.MAX_KEYS} keys together.")
     keys.unique("CHATWAIT_API_KEYS and CHATWAIT_API_KEYS_FILE", list(settings.keys))
+    if set(settings.access.admin_api_keys) & set(settings.client_keys):
+        raise ConfigError("ADMIN_API_KEY holds a client key: an admin key opens /v1/admin/ alone; give it its own.")
+    if settings.access.admin_api_keys and settings.streams.stream_store == "memory":
+        _check_data_dir(settings.access.data_dir)
     if settings.default_model not in settings.upstream.allowed_models:
         raise ConfigError(
             f"OPENAI_MODEL={settings.default_model!r} is not in ALLOWED_MODELS: add it to the list or pick one of them."

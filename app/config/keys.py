@@ -21,7 +21,8 @@ MAX_KEY_CHARS = 256
 MAX_KEYS = 100  # each key is searched for in every log line, each name is a metric label
 MAX_LIMIT = 1_000_000_000
 _CLIENT_KEY = re.compile(r"[A-Za-z0-9._~+/-]+=*")  # what an HTTP Bearer token may hold (RFC 6750)
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"  # a key's name
+_NAME = re.compile(NAME)
 _FIELD_WORD = re.compile(r"[a-z_]{1,20}")
 LIMIT_FIELDS = ("max_streams", "rpm", "tpm", "max_sockets")
 BUDGET_FIELDS = ("budget_day", "budget_month")  # USD a key may spend per UTC day and month
@@ -79,6 +80,7 @@ class ClientKey:
     budget_month: float | None = None  # USD per UTC month
     pays: str = "generated"  # or delivered: its output charged as it reaches its clients
     users: EndUserLimits | None = None  # what each of its end users is held to (None: nothing)
+    models: tuple[str, ...] = ()  # the models it may ask for (none: every allowed model)
 
     def with_defaults(self, *defaults: int | None) -> ClientKey:
         """This key with each limit it leaves out taken from the defaults (in LIMIT_FIELDS' order)."""
@@ -117,6 +119,16 @@ def client_keys(name: str, raw: str) -> tuple[ClientKey, ...]:
     for number, key in enumerate(keys, start=1):
         _check_key(f"{name}: key number {number}", key)
     return tuple(ClientKey(key, default_name(key)) for key in dict.fromkeys(keys))
+
+
+def admin_keys(name: str, raw: str) -> tuple[str, ...]:
+    """Comma-separated admin keys (ADMIN_API_KEY): what opens /v1/admin/, and nothing else."""
+    found = [key.strip() for key in raw.split(",") if key.strip()]
+    for number, key in enumerate(found, start=1):
+        _check_key(f"{name}: key number {number}", key)
+    if not found:
+        raise ConfigError(f"{name} holds no key: give one (e.g. `openssl rand -hex 24`), or leave it unset.")
+    return tuple(dict.fromkeys(found))
 
 
 def client_key_file(name: str, raw: str) -> tuple[ClientKey, ...]:
@@ -211,3 +223,8 @@ def _check_count(name: str, count: int) -> None:
         raise ConfigError(f"{name} holds no key: give at least one, or leave it unset to keep the API open.")
     if count > MAX_KEYS:
         raise ConfigError(f"{name} holds {count} keys; at most {MAX_KEYS}.")
+
+
+def digest(key: str) -> str:
+    """What is kept of a client key, and what a stream records of the key that started it: SHA-256, hex."""
+    return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()

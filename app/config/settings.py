@@ -56,6 +56,8 @@ class AccessSettings:
     admission_wait_seconds: float = 0.0  # MAX_STREAMS reached: how long a request waits for a slot
     admission_queue_size: int = 1000  # places in a worker's queue, shared fairly among keys when full
     cors_origins: tuple[str, ...] = ()  # () = same origin only; ("*",) = any
+    admin_api_keys: tuple[str, ...] = dataclasses.field(default=(), repr=False)  # open /v1/admin/ (keys managed)
+    data_dir: str = "data"  # where managed keys are kept without Redis (an SQLite file)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,14 +211,25 @@ class Settings:
         both CHATWAIT_API_KEYS and its file is the file's."""
         listed = {entry.key: entry for entry in self.access.api_keys}
         listed.update((entry.key, entry) for entry in self.access.api_keys_from_file)
-        defaults = (self.access.key_max_streams, self.access.key_requests_per_minute, self.access.key_tokens_per_minute)
-        return tuple(entry.with_defaults(*defaults, self.access.key_max_sockets) for entry in listed.values())
+        return tuple(self.with_key_defaults(entry) for entry in listed.values())
+
+    def with_key_defaults(self, entry: ClientKey) -> ClientKey:
+        """`entry` with each limit it leaves out taken from KEY_MAX_STREAMS and the like."""
+        access = self.access
+        defaults = (access.key_max_streams, access.key_requests_per_minute, access.key_tokens_per_minute)
+        return entry.with_defaults(*defaults, access.key_max_sockets)
 
     @property
     def secrets(self) -> tuple[str, ...]:
         """Every configured secret, redacted from the logs wherever it appears."""
         upstream_keys = (server.api_key for server in self.upstream.upstreams)
-        found = (self.upstream.openai_api_key, self.operations.operator_token, *upstream_keys, *self.client_keys)
+        found = (
+            self.upstream.openai_api_key,
+            self.operations.operator_token,
+            *upstream_keys,
+            *self.client_keys,
+            *self.access.admin_api_keys,
+        )
         return tuple(dict.fromkeys(key for key in found if key))
 
     def fallbacks_of(self, model: str, too_long: bool = False) -> tuple[str, ...]:

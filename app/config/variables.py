@@ -29,6 +29,8 @@ VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "ALLOWED_MODELS": ("allowed_models", read.models),
     "CHATWAIT_API_KEYS": ("api_keys", keys.client_keys),
     "CHATWAIT_API_KEYS_FILE": ("api_keys_from_file", keys.client_key_file),
+    "ADMIN_API_KEY": ("admin_api_keys", keys.admin_keys),
+    "DATA_DIR": ("data_dir", read.text),
     "KEY_MAX_STREAMS": ("key_max_streams", read.integer(1, keys.MAX_LIMIT)),
     "KEY_REQUESTS_PER_MINUTE": ("key_requests_per_minute", read.integer(1, keys.MAX_LIMIT)),
     "KEY_TOKENS_PER_MINUTE": ("key_tokens_per_minute", read.integer(1, keys.MAX_LIMIT)),

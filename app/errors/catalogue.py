@@ -101,6 +101,30 @@ CATALOGUE: dict[str, ErrorKind] = {
         "List the models this service allows with GET /v1/models.",
         False,
     ),
+    "model_not_allowed": ErrorKind(
+        403,
+        "This client key may not use that model.",
+        "Ask for one of the models the key allows, or ask the operator to allow it for the key.",
+        False,
+    ),
+    "end_user_blocked": ErrorKind(
+        403,
+        "The operator has blocked this end user on this client key.",
+        "Ask the application's operator; the key's other end users are not affected.",
+        False,
+    ),
+    "key_not_found": ErrorKind(
+        404,
+        "No client key with this id is managed here.",
+        "List the keys with GET /v1/admin/keys.",
+        False,
+    ),
+    "key_conflict": ErrorKind(
+        409,
+        "The change conflicts with the keys as they are.",
+        "Read the message: pick another name, or change a key of the key file in the file.",
+        False,
+    ),
     "method_not_allowed": ErrorKind(
         405,
         "This endpoint does not accept that HTTP method.",

@@ -13,9 +13,9 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-from ..apis import chat_completions, conversations, messages, native, responses
+from ..apis import chat_completions, conversations, messages, native, responses, shapes
 from ..config import Settings
-from . import auth, cors, errors, health, metrics, openapi, page, request_log, spend, upgrades
+from . import admin, auth, cors, errors, health, metrics, openapi, page, request_log, spend, upgrades
 
 WEBSOCKET_PATHS = "chatwait.websocket_paths"  # app.extensions: the paths of werkzeug's websocket rules
 FAMILIES = (
@@ -53,6 +53,7 @@ def register_formats() -> None:
     with or without an app)."""
     for family in FAMILIES:
         family.register_formats()
+    shapes.register((admin.PREFIX,), shapes.own_shape)  # the admin API answers in the service's own shape
 
 
 def init_app(app: Flask, settings: Settings) -> None:
@@ -68,4 +69,5 @@ def init_app(app: Flask, settings: Settings) -> None:
     app.register_blueprint(metrics.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(spend.bp)
+    app.register_blueprint(admin.bp)
     page.init_app(app)

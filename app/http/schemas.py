@@ -8,6 +8,7 @@ from marshmallow import Schema, fields, validate
 from ..apis.schema import StrictSchema
 from ..config import KINDS
 from ..providers.pool.routes import STATES
+from .admin_schemas import ADMIN_COMPONENTS
 
 
 class HealthSchema(StrictSchema):
@@ -125,4 +126,5 @@ SERVICE_COMPONENTS: dict[str, type[Schema]] = {
     "Spend": SpendSchema,
     "Budgets": BudgetsSchema,
     "BudgetSpend": BudgetSpendSchema,
+    **ADMIN_COMPONENTS,
 }

@@ -1,8 +1,10 @@
 """How the services' parts are built for a deployment's settings: the stream store (in memory,
-or in Redis), the conversations beside it, the key limits' counters, and where Redis is."""
+or in Redis), the conversations beside it, the key limits' counters, the managed keys, and where
+Redis is."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config import Settings
@@ -14,6 +16,7 @@ from ..streaming.store import MemoryStreamStore, StreamStore
 
 if TYPE_CHECKING:
     from ..connect.redis import Topology
+    from ..keystore.view import KeyView
 
 
 def store(settings: Settings, abandon: Abandon) -> StreamStore:
@@ -71,3 +74,18 @@ def limits(settings: Settings, metrics: Metrics | NoMetrics, shared: bool) -> Li
 
         counters = RedisCounters(topology(settings))
     return Limits(counters, metrics, fail_open=settings.access.key_limits_without_redis == "open")
+
+
+def key_view(settings: Settings) -> KeyView | None:
+    """The managed keys (with ADMIN_API_KEY): in Redis with the streams, else in DATA_DIR's file."""
+    if not settings.access.admin_api_keys:
+        return None
+    from ..keystore.view import KeyView
+
+    if settings.streams.stream_store == "redis":
+        from ..keystore.redis import RedisKeys
+
+        return KeyView(RedisKeys(topology(settings)), settings.with_key_defaults)
+    from ..keystore.store import SqliteKeys
+
+    return KeyView(SqliteKeys(Path(settings.access.data_dir).resolve()), settings.with_key_defaults)

@@ -1,14 +1,18 @@
-"""Client keys (CHATWAIT_API_KEYS and its file) as the service keeps them: SHA-256 digests, each
-with the key's name and limits; never the keys themselves."""
+"""Client keys as the service keeps them: those of CHATWAIT_API_KEYS and its file, and (with
+ADMIN_API_KEY) those managed by the admin API (`keystore`); SHA-256 digests, each with the key's
+name and limits, never the keys themselves. An admin key opens none of the client's endpoints."""
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Iterable
 
 from ..config import ClientKey
+from ..config.keys import EndUser, digest
 from ..errors import ApiError
+from ..keystore.admin import KeyAdmin
+from ..keystore.record import BLOCKED
+from ..keystore.view import KeyView
 
 _SCHEME = "bearer "
 
@@ -16,27 +20,81 @@ _SCHEME = "bearer "
 class ClientKeys:
     """The digests of the keys clients may present, and what each key is (its name and limits)."""
 
-    def __init__(self, keys: Iterable[ClientKey]) -> None:
+    def __init__(self, keys: Iterable[ClientKey], view: KeyView | None = None, admin_keys: Iterable[str] = ()) -> None:
         # The key itself is dropped: an entry keeps its digest's place, its name and its limits.
         self._entries = {digest(entry.key): dataclasses.replace(entry, key="") for entry in keys}
+        self._names = {entry.name: entry for entry in self._entries.values()}
+        self.view = view  # the managed keys (None: no admin API)
+        self.managed = None if view is None else KeyAdmin(view, tuple(self._entries.values()))
+        self._admin = frozenset(digest(key) for key in admin_keys)
 
     @property
     def enabled(self) -> bool:
         """Whether the API asks for a key."""
-        return bool(self._entries)
+        return bool(self._entries) or self.view is not None
+
+    def admin(self, authorization: str | None) -> str:
+        """The name of the admin key in an Authorization header (what the audit log says:
+        `admin-` and the start of its digest); ApiError(invalid_api_key) otherwise."""
+        found = _digest_of(authorization)
+        if found not in self._admin:
+            raise ApiError("invalid_api_key", "/v1/admin/ asks for an admin key (ADMIN_API_KEY) as a Bearer token.")
+        return "admin-" + found[:8]
+
+    def named(self, name: str) -> ClientKey | None:
+        """A key by its name (None: none, or revoked)."""
+        found = self._names.get(name)
+        if found is None and self.view is not None:
+            record = self.view.named(name)
+            found = None if record is None or record.revoked_at is not None else self.view.key(record.id)
+        return found
+
+    @staticmethod
+    def check_model(key: ClientKey, model: str) -> None:
+        """ApiError(model_not_allowed) when `key` may not ask for `model`."""
+        if key.models and model not in key.models:
+            detail = f"The key {key.name!r} may use {', '.join(key.models)}; not {model[:80]!r}."
+            raise ApiError("model_not_allowed", detail)
+
+    def end_user(self, key: ClientKey, end_user: str | None) -> EndUser | None:
+        """The end user a request of `key` is counted as (None: no end user, or the key limits
+        none); ApiError(end_user_blocked) when the operator blocked them on the key."""
+        if end_user is None:
+            return None
+        record = None if self.view is None else self.view.named(key.name)
+        override = None if record is None else record.override(end_user)
+        if override == BLOCKED:
+            raise ApiError("end_user_blocked", f"The end user {end_user[:80]!r} is blocked on the key {key.name!r}.")
+        limits = override or key.users
+        return None if limits is None else EndUser(end_user, limits)  # type: ignore[arg-type]
+
+    def start(self) -> None:
+        """Follow the managed keys' changes."""
+        if self.view is not None:
+            self.view.start()
+
+    def close(self) -> None:
+        if self.view is not None:
+            self.view.close()
 
     def identify(self, authorization: str | None) -> tuple[str, ClientKey]:
         """The digest of the key in an Authorization header and what that key is;
         ApiError(invalid_api_key) otherwise."""
-        if authorization is None or not authorization.lower().startswith(_SCHEME):
-            raise ApiError("invalid_api_key", "The request has no Authorization: Bearer header.")
-        found = digest(authorization[len(_SCHEME) :].strip())
+        found = _digest_of(authorization)
         entry = self._entries.get(found)  # a lookup by digest leaks nothing about the keys
+        if entry is None and self.view is not None:
+            managed = self.view.find(found)
+            entry = None if managed is None else managed[0]
         if entry is None:
+            if found in self._admin:
+                detail = "That is an admin key (ADMIN_API_KEY): it opens /v1/admin/ alone. Send a client key."
+                raise ApiError("invalid_api_key", detail)
             raise ApiError("invalid_api_key", "The key in the Authorization header is not one of this service's keys.")
         return found, entry
 
 
-def digest(key: str) -> str:
-    """What a stream records of the key that started it: SHA-256, hex."""
-    return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
+def _digest_of(authorization: str | None) -> str:
+    """The digest of the Bearer key in an Authorization header; ApiError(invalid_api_key) without one."""
+    if authorization is None or not authorization.lower().startswith(_SCHEME):
+        raise ApiError("invalid_api_key", "The request has no Authorization: Bearer header.")
+    return digest(authorization[len(_SCHEME) :].strip())

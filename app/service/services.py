@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..accounts import reserving
-from ..accounts.account import Account, Handoff, end_user_of
+from ..accounts.account import Account, Handoff
 from ..config import ClientKey, Settings
 from ..config.keys import budgeted, counts_tokens
 from ..conversations import ConversationStore
@@ -73,8 +73,8 @@ class Services:
         abandon = Abandon(settings.local.local_abandon_seconds, waiting, settings.streams.abandon_seconds)
         store = building.store(settings, abandon)
         waits = WaitGenerations()
-        keys = settings.keys
-        limited = any(key.limited or key.max_sockets is not None for key in keys)
+        keys, view = settings.keys, building.key_view(settings)
+        limited = view is not None or any(key.limited or key.max_sockets is not None for key in keys)
         limits = building.limits(settings, metrics, shared=limited and settings.streams.stream_store == "redis")
         built = cls(
             settings=settings,
@@ -82,7 +82,7 @@ class Services:
             store=store,
             conversations=building.conversations(settings),
             waits=waits,
-            client_keys=ClientKeys(keys),
+            client_keys=ClientKeys(keys, view, settings.access.admin_api_keys),
             limits=limits,
             queue=AdmissionQueue(
                 settings.access.admission_wait_seconds,
@@ -127,9 +127,12 @@ class Services:
             route.owner = key.name  # its turn at a busy server: fair across keys
         account = Account(call, prompt_tokens, correlation_id, route, key, handoff, prices=self.settings.price_of)
         account.end_user = end_user
-        if key is None or not key.limited:
+        if key is None:
             return Admission(account)
-        user = end_user_of(key, end_user)
+        self.client_keys.check_model(key, call.model)
+        user = self.client_keys.end_user(key, end_user)
+        if not key.limited and user is None:
+            return Admission(account)
         price = reserving.dearest(self.settings, call) if budgeted(key, user) else None
         if counts_tokens(key, user) or price is not None:
             if prompt_tokens is None:
@@ -221,7 +224,8 @@ class Services:
         producer.start(stream, self.provider, self.settings, account, self.metrics)
         held, key = record.get("ticket"), None
         if isinstance(held, dict):
-            key = next((k for k in self.settings.keys if k.name == held.get("key") and k.limited), None)
+            key = self.client_keys.named(str(held.get("key")))
+            key = key if key is not None and key.limited else None
         if key is not None:  # it keeps its key's place (max_streams) and its tokens are charged
             account.key = key
             ticket = self.limits.resume(key, held, reserving.dearest(self.settings, call))
@@ -250,6 +254,7 @@ class Services:
         """Start background work (the store's expiry, the sampled metrics)."""
         self.store.start()
         self.limits.start()
+        self.client_keys.start()
         self.metrics.watch(lambda: (len(self.store), self.provider.waiting()))
 
     def stop_accepting(self) -> None:
@@ -277,6 +282,7 @@ class Services:
         self.store.close(timeout=SHUTDOWN_WAIT_SECONDS)
         self.provider.close()
         self.limits.close()
+        self.client_keys.close()
         self.conversations.close()
         self.metrics.close()
 

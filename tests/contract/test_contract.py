@@ -129,7 +129,8 @@ def test_marshmallow_schemas_mirror_the_contract(name: str) -> None:
                 allowed = [choice for choice in spec["enum"] if choice is not None]
                 assert list(validator.choices) == allowed, f"{name}.{key} enum"
             if isinstance(validator, validate.Range):
-                assert (validator.min, validator.max) == (spec.get("minimum"), spec.get("maximum")), f"{name}.{key}"
+                low = spec.get("minimum") if validator.min_inclusive else spec.get("exclusiveMinimum")
+                assert (validator.min, validator.max) == (low, spec.get("maximum")), f"{name}.{key}"
         if isinstance(field, mfields.List) and isinstance(field.inner, mfields.Nested):
             inner = field.inner.nested if isinstance(field.inner.nested, type) else type(field.inner.nested)
             assert spec["items"]["$ref"].endswith("/" + next(k for k, v in ALL_COMPONENTS.items() if v is inner))

@@ -24,6 +24,7 @@ RANKS = {
     "service": 10,
     "limits": 9,
     "conversations": 9,
+    "keystore": 9,
     "streaming": 8,
     "generation": 7,
     "accounts": 6,

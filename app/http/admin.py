@@ -1,0 +1,113 @@
+"""The admin API (ADMIN_API_KEY): client keys managed without editing a file (`keystore.admin`).
+POST and GET /v1/admin/keys; GET, PATCH and DELETE (revoke) /v1/admin/keys/{id};
+POST /v1/admin/keys/{id}/rotate; PUT and DELETE /v1/admin/keys/{id}/users/{user} (block or
+limit one end user, or give them back the key's defaults). Only an admin key opens it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, request
+
+from ..apis.end_users import MAX_CHARS
+from ..apis.intake import read_json, validate_request
+from ..apis.request import services
+from ..apis.schema import serialise
+from ..errors import ApiError
+from ..keystore.admin import KeyAdmin
+from ..keystore.record import BLOCKED
+from .admin_schemas import (
+    AdminKeyChangeSchema,
+    AdminKeyCreateSchema,
+    AdminKeyListSchema,
+    AdminKeySchema,
+    AdminKeySecretSchema,
+    AdminRotateSchema,
+    AdminUserOverrideSchema,
+)
+
+bp = Blueprint("admin", __name__)
+PREFIX = "/v1/admin/"
+
+
+def _admin() -> tuple[KeyAdmin, str]:
+    """The key admin, and who asks (the admin key's name); 404 when the admin API is off."""
+    keys = services().client_keys
+    if keys.managed is None:
+        raise ApiError("not_found", "The admin API is off: set ADMIN_API_KEY to manage keys here.")
+    return keys.managed, keys.admin(request.headers.get("Authorization"))
+
+
+def _fields(schema: Any) -> dict[str, Any]:
+    """The request's fields, checked (the models a key may use among ALLOWED_MODELS)."""
+    allowed = services().settings.upstream.allowed_models
+    made = schema(allowed_models=allowed) if issubclass(schema, AdminKeyChangeSchema) else schema()
+    return validate_request(read_json(request), made)
+
+
+@bp.post("/v1/admin/keys")
+def create() -> tuple[dict[str, Any], int]:
+    """A new key: its secret, shown this once."""
+    admin, who = _admin()
+    secret, record = admin.create(_fields(AdminKeyCreateSchema), who)
+    return serialise(AdminKeySecretSchema, {**record.public(), "key": secret}), 201
+
+
+@bp.get("/v1/admin/keys")
+def listed() -> dict[str, Any]:
+    """Every key (the key file's too, read-only), never a secret."""
+    admin, _ = _admin()
+    return serialise(AdminKeyListSchema, {"object": "list", "data": admin.listed()})
+
+
+@bp.get("/v1/admin/keys/<key_id>")
+def shown(key_id: str) -> dict[str, Any]:
+    admin, _ = _admin()
+    return serialise(AdminKeySchema, admin.shown(key_id))
+
+
+@bp.patch("/v1/admin/keys/<key_id>")
+def change(key_id: str) -> dict[str, Any]:
+    """New limits, budgets, models or end-user defaults (null clears one)."""
+    admin, who = _admin()
+    return serialise(AdminKeySchema, admin.change(key_id, _fields(AdminKeyChangeSchema), who).public())
+
+
+@bp.post("/v1/admin/keys/<key_id>/rotate")
+def rotate(key_id: str) -> dict[str, Any]:
+    """A new secret, shown this once; the old one still opens the key for `overlap_seconds`."""
+    admin, who = _admin()
+    fields = _fields(AdminRotateSchema) if request.content_length else {}
+    secret, record = admin.rotate(key_id, fields.get("overlap_seconds", 3600.0), who)
+    return serialise(AdminKeySecretSchema, {**record.public(), "key": secret})
+
+
+@bp.delete("/v1/admin/keys/<key_id>")
+def revoke(key_id: str) -> dict[str, Any]:
+    """No secret opens the key any more."""
+    admin, who = _admin()
+    return serialise(AdminKeySchema, admin.revoke(key_id, who).public())
+
+
+@bp.put("/v1/admin/keys/<key_id>/users/<path:user>")
+def end_user(key_id: str, user: str) -> dict[str, Any]:
+    """Block one end user of the key (`{"blocked": true}`) or hold them to limits of their own."""
+    admin, who = _admin()
+    _check_user(user)
+    fields = _fields(AdminUserOverrideSchema)
+    override: dict[str, Any] | str = BLOCKED if fields.pop("blocked", False) else fields
+    return serialise(AdminKeySchema, admin.end_user(key_id, user, override, who).public())
+
+
+@bp.delete("/v1/admin/keys/<key_id>/users/<path:user>")
+def end_user_defaults(key_id: str, user: str) -> dict[str, Any]:
+    """The end user is held to the key's end-user defaults again."""
+    admin, who = _admin()
+    _check_user(user)
+    return serialise(AdminKeySchema, admin.end_user(key_id, user, None, who).public())
+
+
+def _check_user(user: str) -> None:
+    if not user.strip() or len(user) > MAX_CHARS:
+        message = f"1 to {MAX_CHARS} characters."
+        raise ApiError("validation_error", "1 field(s) are invalid.", fields={"user": [message]})

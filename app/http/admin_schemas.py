@@ -1,0 +1,117 @@
+"""The admin API's schemas (`/v1/admin/keys`): the requests it takes and the key objects it
+answers, one per `AdminKey*` component of contracts/openapi.yaml (a test keeps them in step)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates
+
+from ..apis.schema import StrictBoolean, StrictInteger, StrictNumber, StrictSchema
+from ..config.keys import MAX_BUDGET, MAX_LIMIT, NAME, PAYS
+
+MAX_OVERLAP_SECONDS = 30 * 86_400
+MAX_MODELS = 64
+
+
+def _count(**kwargs: Any) -> StrictInteger:
+    return StrictInteger(validate=validate.Range(min=1, max=MAX_LIMIT), **kwargs)
+
+
+def _usd(**kwargs: Any) -> StrictNumber:
+    return StrictNumber(validate=validate.Range(min=0, min_inclusive=False, max=MAX_BUDGET), **kwargs)
+
+
+class AdminUserLimitsSchema(StrictSchema):
+    """What an end user of a key is held to (a key's defaults, or one end user's own)."""
+
+    max_streams = _count()
+    rpm = _count()
+    tpm = _count()
+    budget_day = _usd()
+    budget_month = _usd()
+
+
+class AdminKeyChangeSchema(StrictSchema):
+    """The body of PATCH /v1/admin/keys/{id}: the settings to change (null clears a limit)."""
+
+    max_streams = _count(allow_none=True)
+    rpm = _count(allow_none=True)
+    tpm = _count(allow_none=True)
+    max_sockets = _count(allow_none=True)
+    budget_day = _usd(allow_none=True)
+    budget_month = _usd(allow_none=True)
+    pays = fields.String(validate=validate.OneOf(PAYS))
+    users = fields.Nested(AdminUserLimitsSchema, allow_none=True)
+    models = fields.List(fields.String(), allow_none=True, validate=validate.Length(max=MAX_MODELS))
+
+    def __init__(self, *, allowed_models: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.allowed_models = allowed_models
+
+    @validates("models")
+    def _models(self, value: list[str] | None, **_: Any) -> None:
+        allowed = self.allowed_models
+        unknown = [model for model in value or () if model not in allowed]
+        if unknown:
+            raise ValidationError(f"{unknown[0][:80]!r} is not in ALLOWED_MODELS ({', '.join(allowed)}).")
+
+
+class AdminKeyCreateSchema(AdminKeyChangeSchema):
+    """The body of POST /v1/admin/keys: a name, and the settings of AdminKeyChange."""
+
+    name = fields.String(required=True, validate=validate.Regexp(f"^{NAME}$", error="1 to 64 of A-Z a-z 0-9 . _ -"))
+
+
+class AdminRotateSchema(StrictSchema):
+    """The body of POST /v1/admin/keys/{id}/rotate (optional)."""
+
+    overlap_seconds = StrictNumber(validate=validate.Range(min=0, max=MAX_OVERLAP_SECONDS))
+
+
+class AdminUserOverrideSchema(AdminUserLimitsSchema):
+    """The body of PUT /v1/admin/keys/{id}/users/{user}: blocked, or limits of the end user's own."""
+
+    blocked = StrictBoolean()
+
+
+class AdminKeySchema(StrictSchema):
+    """A key as the admin API shows it: never its secret."""
+
+    id = fields.String(required=True)
+    object = fields.String(required=True, validate=validate.OneOf(("key",)))
+    name = fields.String(required=True)
+    source = fields.String(required=True, validate=validate.OneOf(("api", "file")))
+    created_at = fields.Integer(required=True, allow_none=True)
+    revoked_at = fields.Integer(required=True, allow_none=True)
+    rotating_until = fields.Integer(required=True, allow_none=True)
+    limits = fields.Dict(keys=fields.String(), values=fields.Float(), required=True)
+    pays = fields.String(required=True, validate=validate.OneOf(PAYS))
+    users = fields.Dict(keys=fields.String(), values=fields.Float(), required=True, allow_none=True)
+    models = fields.List(fields.String(), required=True)
+    overrides = fields.Integer(required=True)
+
+
+class AdminKeySecretSchema(AdminKeySchema):
+    """A key just created or rotated: with its secret, shown this once."""
+
+    key = fields.String(required=True)
+
+
+class AdminKeyListSchema(StrictSchema):
+    """The reply of GET /v1/admin/keys."""
+
+    object = fields.String(required=True, validate=validate.OneOf(("list",)))
+    data = fields.List(fields.Nested(AdminKeySchema), required=True)
+
+
+ADMIN_COMPONENTS: dict[str, type[Schema]] = {
+    "AdminUserLimits": AdminUserLimitsSchema,
+    "AdminKeyChange": AdminKeyChangeSchema,
+    "AdminKeyCreate": AdminKeyCreateSchema,
+    "AdminRotate": AdminRotateSchema,
+    "AdminUserOverride": AdminUserOverrideSchema,
+    "AdminKey": AdminKeySchema,
+    "AdminKeySecret": AdminKeySecretSchema,
+    "AdminKeyList": AdminKeyListSchema,
+}

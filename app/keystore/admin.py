@@ -1,0 +1,163 @@
+"""What the admin API does to keys: create one (its secret shown once, kept only as a digest),
+list and read them (never a secret), change limits, budgets, models and end-user defaults,
+rotate (the old secret valid beside the new one for an overlap), revoke, and block or limit one
+end user. Keys of the key file are listed, read-only. Every change is one `admin_action` line on
+the audit log (who, what, which key: never a secret), and holds on this worker at once and on
+every other within REFRESH_SECONDS."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import secrets
+import time
+from typing import Any
+
+from ..config import ClientKey
+from ..config.keys import digest
+from ..errors import ApiError
+from ..ids import random_id
+from .record import BLOCKED, KEY_LIMITS, StoredKey
+from .view import KeyView
+
+log = logging.getLogger("chatwait.audit")
+
+MAX_KEYS = 1_000  # managed keys (a key's name is a metric label)
+MAX_OVERRIDES = 10_000  # end users with limits of their own, per key
+SECRET_PREFIX = "cw-"
+
+
+class KeyAdmin:
+    """The admin API's operations over the keys (see the module)."""
+
+    def __init__(self, view: KeyView, file_keys: tuple[ClientKey, ...]) -> None:
+        self.view = view
+        self._file = {key.name: key for key in file_keys}
+
+    def create(self, fields: dict[str, Any], who: str) -> tuple[str, StoredKey]:
+        """A new key from validated `fields` (name, limits, pays, users, models): its secret (shown
+        once) and its record. key_conflict when its name is taken or the keys are at MAX_KEYS."""
+        name = fields["name"]
+        if name in self._file or len(self.view.records()) >= MAX_KEYS:
+            raise _conflict(f"A key is named {name!r} already." if name in self._file else f"{MAX_KEYS} keys are kept.")
+        secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+        record = StoredKey(random_id(), name, digest(secret), int(time.time()), **_settings(fields))
+        if not self.view.store.add(record):
+            raise _conflict(f"A key is named {name!r} already.")
+        self._done(who, "create", record)
+        return secret, record
+
+    def listed(self) -> list[dict[str, Any]]:
+        """Every key as the API shows it: the key file's first, then the managed ones."""
+        return [*(_file_view(key) for key in self._file.values()), *(r.public() for r in self.view.records())]
+
+    def shown(self, key_id: str) -> dict[str, Any]:
+        """One key as the API shows it."""
+        found = next((_file_view(key) for key in self._file.values() if _file_id(key) == key_id), None)
+        return found if found is not None else self._found(key_id).public()
+
+    def change(self, key_id: str, fields: dict[str, Any], who: str) -> StoredKey:
+        """New limits, budgets, `pays`, end-user defaults or models (those given; null clears one)."""
+        record = self._found(key_id, changing=True)
+        settings = _settings(fields, base=record)
+        changed = dataclasses.replace(record, **settings)
+        return self._put(changed, who, "change", fields=sorted(fields))
+
+    def rotate(self, key_id: str, overlap_seconds: float, who: str) -> tuple[str, StoredKey]:
+        """A new secret; the current one opens the key too for `overlap_seconds` more."""
+        record = self._found(key_id, changing=True)
+        secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+        rotated = dataclasses.replace(
+            record, digest=digest(secret), previous=record.digest, previous_until=time.time() + overlap_seconds
+        )
+        return secret, self._put(rotated, who, "rotate", overlap_seconds=overlap_seconds)
+
+    def revoke(self, key_id: str, who: str) -> StoredKey:
+        """No secret opens the key any more (its record stays, for the spend it made)."""
+        record = self._found(key_id, changing=True)
+        return self._put(dataclasses.replace(record, revoked_at=int(time.time()), previous=None), who, "revoke")
+
+    def end_user(self, key_id: str, user: str, override: dict[str, Any] | str | None, who: str) -> StoredKey:
+        """Block one end user of the key (BLOCKED), hold them to limits of their own, or (None)
+        give them back the key's end-user defaults."""
+        record = self._found(key_id, changing=True)
+        overrides = dict(record.overrides)
+        if override is None:
+            overrides.pop(user, None)
+        else:
+            if user not in overrides and len(overrides) >= MAX_OVERRIDES:
+                raise _conflict(f"The key holds {MAX_OVERRIDES} end users of its own already: clear one first.")
+            overrides[user] = override
+        action = "unblock" if override is None else "block" if override == BLOCKED else "limit_user"
+        return self._put(dataclasses.replace(record, overrides=overrides), who, action)
+
+    def _found(self, key_id: str, changing: bool = False) -> StoredKey:
+        self.view.refresh()
+        found = self.view.record(key_id)
+        if found is not None and not (changing and found.revoked_at is not None):
+            return found
+        if changing and any(_file_id(key) == key_id for key in self._file.values()):
+            raise _conflict("This key comes from CHATWAIT_API_KEYS_FILE: change it there (and reload with SIGHUP).")
+        if found is not None:
+            raise _conflict("This key is revoked: create another.")
+        raise ApiError("key_not_found", f"No key {key_id[:80]!r} is managed here.")
+
+    def _put(self, record: StoredKey, who: str, action: str, **said: Any) -> StoredKey:
+        self.view.store.put(record)
+        self._done(who, action, record, **said)
+        return record
+
+    def _done(self, who: str, action: str, record: StoredKey, **said: Any) -> None:
+        """The change's audit line, and this worker's view of the keys read again."""
+        log.info(
+            "admin_action", extra={"admin": who, "action": action, "key_id": record.id, "key_name": record.name, **said}
+        )
+        self.view.refresh()
+
+
+def _settings(fields: dict[str, Any], base: StoredKey | None = None) -> dict[str, Any]:
+    """A record's settings from validated fields, over `base`'s (null clears a limit)."""
+    limits = dict(base.limits) if base is not None else {}
+    for name in KEY_LIMITS:
+        if name in fields:
+            limits.pop(name, None)
+            if fields[name] is not None:
+                limits[name] = fields[name]
+    found: dict[str, Any] = {"limits": limits}
+    if "pays" in fields or base is None:
+        found["pays"] = fields.get("pays") or "generated"
+    if "users" in fields:
+        found["users"] = fields["users"] or None
+    if "models" in fields:
+        found["models"] = tuple(fields["models"] or ())
+    return found
+
+
+def _file_id(key: ClientKey) -> str:
+    return f"file-{key.name}"
+
+
+def _file_view(key: ClientKey) -> dict[str, Any]:
+    """A key of the key file as the API shows it (read-only)."""
+    limits = {
+        name: getattr(key, name) for name in ("max_streams", "rpm", "tpm", "max_sockets", "budget_day", "budget_month")
+    }
+    users = None if key.users is None else {k: v for k, v in dataclasses.asdict(key.users).items() if v is not None}
+    return {
+        "id": _file_id(key),
+        "object": "key",
+        "name": key.name,
+        "source": "file",
+        "created_at": None,
+        "revoked_at": None,
+        "rotating_until": None,
+        "limits": {name: value for name, value in limits.items() if value is not None},
+        "pays": key.pays,
+        "users": users,
+        "models": list(key.models),
+        "overrides": 0,
+    }
+
+
+def _conflict(detail: str) -> ApiError:
+    return ApiError("key_conflict", detail)

@@ -1,0 +1,69 @@
+"""Keys managed by the admin API on two instances x two workers sharing Redis: a key made on one
+instance opens every worker of both, a change and a revocation hold everywhere, a rotation keeps
+both secrets for its overlap only, an end user blocked on one instance is blocked on the other;
+no answer and no log line ever shows a secret after its creation."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from harness.processes import ChatWaitServer, FakeUpstream
+
+from ..conftest import FAKE_MODEL, server_env
+
+pytestmark = pytest.mark.integration
+
+ADMIN = "admin-redis-key-0123456789abcdef"
+AS_ADMIN = {"Authorization": f"Bearer {ADMIN}"}
+TRIES = 8  # requests per instance: its two workers both answer some
+
+
+@pytest.fixture(scope="module")
+def instances(fake: FakeUpstream, redis_server) -> Iterator[list[ChatWaitServer]]:
+    env = server_env(fake.base_url, ADMIN_API_KEY=ADMIN, STREAM_STORE="redis", REDIS_URL=redis_server.url,
+                     WEB_CONCURRENCY="2")  # fmt: skip
+    running = [ChatWaitServer(env), ChatWaitServer(env)]
+    yield running
+    for server in running:
+        server.stop()
+
+
+def _ask(url: str, key: str, user: str | None = None) -> int:
+    headers = {"Authorization": f"Bearer {key}"} | ({"X-ChatWait-User": user} if user else {})
+    body = {"model": FAKE_MODEL, "messages": [{"role": "user", "content": "Hello @tokens=2"}]}
+    return httpx.post(f"{url}/v1/chat/completions", json=body, headers=headers, timeout=30).status_code
+
+
+def _everywhere(instances: list[ChatWaitServer], check: Callable[[str], bool], seconds: float = 10.0) -> None:
+    """Wait until `check` holds for every request to every instance (each worker's view reads the
+    store again within half a second of a change)."""
+    deadline = time.monotonic() + seconds
+    while not all(check(server.url) for server in instances for _ in range(TRIES)):
+        assert time.monotonic() < deadline, "the change did not reach every worker"
+        time.sleep(0.1)
+
+
+def test_a_managed_key_holds_on_every_worker_of_every_instance(instances) -> None:
+    first, second = (server.url for server in instances)
+    made = httpx.post(f"{first}/v1/admin/keys", json={"name": "shared"}, headers=AS_ADMIN, timeout=10)
+    assert made.status_code == 201, made.text
+    secret, key_id = made.json()["key"], made.json()["id"]
+    _everywhere(instances, lambda url: _ask(url, secret) == 200)
+    assert [k["name"] for k in httpx.get(f"{second}/v1/admin/keys", headers=AS_ADMIN).json()["data"]] == ["shared"]
+    blocked = httpx.put(f"{second}/v1/admin/keys/{key_id}/users/eve", json={"blocked": True}, headers=AS_ADMIN)
+    assert blocked.status_code == 200
+    _everywhere(instances, lambda url: _ask(url, secret, "eve") == 403 and _ask(url, secret, "bob") == 200)
+    rotated = httpx.post(f"{second}/v1/admin/keys/{key_id}/rotate", json={"overlap_seconds": 2}, headers=AS_ADMIN)
+    new = rotated.json()["key"]
+    _everywhere(instances, lambda url: _ask(url, new) == 200)
+    _everywhere(instances, lambda url: _ask(url, secret) == 401 and _ask(url, new) == 200)
+    assert httpx.delete(f"{first}/v1/admin/keys/{key_id}", headers=AS_ADMIN).status_code == 200
+    _everywhere(instances, lambda url: _ask(url, new) == 401)
+    for server in instances:
+        text = server.log_text()
+        assert secret not in text and new not in text and ADMIN not in text
+        assert '"event":"admin_action"' in text, "each instance made changes: each logged them"
