@@ -33,6 +33,14 @@ class KeyLimits(Protocol):
     def charge(self, key: ClientKey, cost_usd: float, user: EndUser | None = None) -> None: ...
 
 
+class Spending(Protocol):
+    """Where what a key (and its end user) is charged is summed by model and day (`spend.tally`)."""
+
+    def add(
+        self, key: str, user: str | None, model: str, usd: float | None, tokens: tuple[int, int], requests: int = 1
+    ) -> None: ...
+
+
 class Ending(Protocol):
     """What settles an account: its generation's outcome."""
 
@@ -84,6 +92,7 @@ class Account:
     ticket: Ticket | None = None  # its key's counters' hold, where the key has limits
     limits: KeyLimits | None = None  # where the ticket settles (the key limits)
     end_user: str | None = None  # the application's own id of the person it answers
+    spending: Spending | None = None  # where what it is charged is summed for the spend report
     settled: bool = dataclasses.field(default=False, init=False)
 
     @property
@@ -109,8 +118,14 @@ class Account:
             self.ticket.progress = produced
 
     def revival(self) -> dict[str, object] | None:
-        """What another worker needs to go on settling it if this one dies."""
-        return None if self.ticket is None else self.ticket.held()
+        """What another worker needs to go on settling it if this one dies: its key and end user,
+        and its ticket."""
+        if self.key is None:
+            return None
+        found: dict[str, object] = {"key": self.key.name}
+        if self.end_user is not None:
+            found["user"] = self.end_user
+        return found if self.ticket is None else found | self.ticket.held()
 
     def cost(self, attempts: tuple[dict[str, Any], ...], usage: Usage, model: str) -> float | None:
         """What its generation cost: its attempts' costs, each at its model's price (a warmup's: its usage's)."""
@@ -118,20 +133,26 @@ class Account:
 
     def settle(self, ending: Ending | None, produced: Callable[[], int], model: str, whole: bool) -> None:
         """Its generation ended: its ticket settles, once, with its completion tokens and cost
-        (without an outcome, the tokens it `produced`, at its price). A key that pays for delivery
-        pays the input and, of a `whole` answer, its reply (a stream's output is charged as it
-        reaches a client: `delivery`)."""
-        if self.ticket is None or self.limits is None or self.settled:
+        (without an outcome, the tokens it `produced`, at its price), and what it was charged
+        joins the spend. A key that pays for delivery pays the input and, of a `whole` answer, its
+        reply (a stream's output is charged as it reaches a client: `delivery`)."""
+        if self.settled or (self.ticket is None and self.spending is None):
             return
         self.settled = True
         if ending is None:
-            self.limits.end(self.ticket, produced())
+            if self.ticket is not None and self.limits is not None:
+                self.limits.end(self.ticket, produced())
             return
         charged = ending.cost_usd
         if self.pays_delivered:
             output = ending.usage.completion_tokens if whole and ending.error is None else 0
             charged = cost.delivered(ending.attempts, ending.usage, self.prices, model, output)
-        self.limits.end(self.ticket, ending.usage.charged, charged)
+        if self.spending is not None:
+            usage = ending.usage
+            tokens = (usage.prompt_tokens + usage.resent, usage.charged - usage.resent)
+            self.spending.add("" if self.key is None else self.key.name, self.end_user, model, charged, tokens)
+        if self.ticket is not None and self.limits is not None:
+            self.limits.end(self.ticket, ending.usage.charged, charged)
 
     def release(self) -> None:
         """It never started: its ticket's slot and reservations come back."""
@@ -147,19 +168,27 @@ class Account:
 
 
 def delivery(
-    key: ClientKey | None, limits: KeyLimits, prices: Prices, end_user: str | None = None
+    key: ClientKey | None,
+    limits: KeyLimits,
+    prices: Prices,
+    end_user: str | None = None,
+    spending: Spending | None = None,
 ) -> Callable[[str, int], None] | None:
     """How `key` (and its `end_user`) is charged for chunks of a model's output that reach its
     client for the first time, where it pays for delivery (None: it pays for what is generated,
-    or has no limits to count it against)."""
-    if key is None or not key.pays_delivered or not key.limited:
+    or nothing counts it: no limits, no spend)."""
+    if key is None or not key.pays_delivered or not (key.limited or spending is not None):
         return None
     user = end_user_of(key, end_user)
 
     def charge(model: str, chunks: int) -> None:
         price = prices(model)
-        if price is not None:
-            limits.charge(key, price.cost(0, 0, chunks), user)
+        if price is None:
+            return
+        usd = price.cost(0, 0, chunks)
+        limits.charge(key, usd, user)
+        if spending is not None:
+            spending.add(key.name, end_user, model, usd, (0, chunks), requests=0)
 
     return charge
 

@@ -70,7 +70,7 @@ def on_delivery() -> Callable[[str, int], None] | None:
     the request is current: a body outlives it."""
     found = services()
     end_user = g._get_current_object().get("end_user")
-    return delivery(client_key(), found.limits, found.settings.price_of, end_user)
+    return delivery(client_key(), found.limits, found.settings.price_of, end_user, found.spending)
 
 
 COST_HEADER = "X-ChatWait-Cost-USD"  # on a whole (non-streamed) answer whose model has a price

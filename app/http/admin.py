@@ -1,13 +1,15 @@
 """The admin API (ADMIN_API_KEY): client keys managed without editing a file (`keystore.admin`).
 POST and GET /v1/admin/keys; GET, PATCH and DELETE (revoke) /v1/admin/keys/{id};
 POST /v1/admin/keys/{id}/rotate; PUT and DELETE /v1/admin/keys/{id}/users/{user} (block or
-limit one end user, or give them back the key's defaults). Only an admin key opens it."""
+limit one end user, or give them back the key's defaults); GET /v1/admin/spend (the spend
+report, JSON or CSV). Only an admin key opens it."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 
 from ..apis.end_users import MAX_CHARS
 from ..apis.intake import read_json, validate_request
@@ -16,6 +18,7 @@ from ..apis.schema import serialise
 from ..errors import ApiError
 from ..keystore.admin import KeyAdmin
 from ..keystore.record import BLOCKED
+from ..spend import report
 from .admin_schemas import (
     AdminKeyChangeSchema,
     AdminKeyCreateSchema,
@@ -23,6 +26,8 @@ from .admin_schemas import (
     AdminKeySchema,
     AdminKeySecretSchema,
     AdminRotateSchema,
+    AdminSpendQuerySchema,
+    AdminSpendSchema,
     AdminUserOverrideSchema,
 )
 
@@ -111,3 +116,22 @@ def _check_user(user: str) -> None:
     if not user.strip() or len(user) > MAX_CHARS:
         message = f"1 to {MAX_CHARS} characters."
         raise ApiError("validation_error", "1 field(s) are invalid.", fields={"user": [message]})
+
+
+@bp.get("/v1/admin/spend")
+def spend() -> Response | dict[str, Any]:
+    """Spend by key, end user, model and day (`group_by`), over `from` to `to` (UTC days; the
+    month so far by default), of one `key` or all; `format=csv` for CSV."""
+    _admin()
+    spending = services().spending
+    if spending is None:
+        raise ApiError("not_found", "No spend is kept here: it is kept in Redis (STREAM_STORE=redis) or DATA_DIR.")
+    asked = validate_request(dict(request.args), AdminSpendQuerySchema())
+    first, last = report.span(asked.get("from"), asked.get("to"), time.time())
+    by = tuple(asked.get("group_by", report.GROUPS))
+    data = report.grouped(report.read(spending, first, last, asked.get("key")), by)
+    if asked.get("format") == "csv":
+        return Response(report.as_csv(data, by), mimetype="text/csv")
+    total = sum(entry["cost_usd"] for entry in data)
+    found = {"object": "spend_report", "from": first, "to": last, "group_by": list(by), "data": data}
+    return serialise(AdminSpendSchema, found | {"total_usd": total})

@@ -3,6 +3,7 @@ answers, one per `AdminKey*` component of contracts/openapi.yaml (a test keeps t
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
@@ -11,6 +12,7 @@ from ..apis.schema import StrictBoolean, StrictInteger, StrictNumber, StrictSche
 from ..config.keys import MAX_BUDGET, MAX_LIMIT, NAME, PAYS
 
 MAX_OVERLAP_SECONDS = 30 * 86_400
+GROUP_NAMES = ("day", "key", "end_user", "model")
 MAX_MODELS = 64
 
 
@@ -105,6 +107,65 @@ class AdminKeyListSchema(StrictSchema):
     data = fields.List(fields.Nested(AdminKeySchema), required=True)
 
 
+DAY = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+
+
+class Day(fields.String):
+    """A UTC day, YYYY-MM-DD."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        found = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            datetime.date.fromisoformat(found)
+        except ValueError:
+            raise ValidationError("A day as YYYY-MM-DD.") from None
+        return found
+
+
+class GroupBy(fields.String):
+    """Comma-separated names of day, key, end_user and model."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
+        names = [name.strip() for name in super()._deserialize(value, attr, data, **kwargs).split(",")]
+        if not names or any(name not in GROUP_NAMES for name in names) or len(set(names)) != len(names):
+            raise ValidationError(f"Names among {', '.join(GROUP_NAMES)}, comma-separated, each once.")
+        return names
+
+
+class AdminSpendQuerySchema(StrictSchema):
+    """The query of GET /v1/admin/spend."""
+
+    from_ = Day(data_key="from", attribute="from")
+    to = Day()
+    key = fields.String()
+    group_by = GroupBy()
+    format = fields.String(validate=validate.OneOf(("json", "csv")))
+
+
+class AdminSpendEntrySchema(StrictSchema):
+    """One group of the spend report (a group not asked for is left out; null: no key, no end user)."""
+
+    day = fields.String()
+    key = fields.String(allow_none=True)
+    end_user = fields.String(allow_none=True)
+    model = fields.String()
+    cost_usd = fields.Float(required=True)
+    requests = fields.Integer(required=True)
+    input_tokens = fields.Integer(required=True)
+    output_tokens = fields.Integer(required=True)
+
+
+class AdminSpendSchema(StrictSchema):
+    """The reply of GET /v1/admin/spend (JSON)."""
+
+    object = fields.String(required=True, validate=validate.OneOf(("spend_report",)))
+    from_ = fields.String(required=True, data_key="from", attribute="from")
+    to = fields.String(required=True)
+    group_by = fields.List(fields.String(), required=True)
+    total_usd = fields.Float(required=True)
+    data = fields.List(fields.Nested(AdminSpendEntrySchema), required=True)
+
+
 ADMIN_COMPONENTS: dict[str, type[Schema]] = {
     "AdminUserLimits": AdminUserLimitsSchema,
     "AdminKeyChange": AdminKeyChangeSchema,
@@ -114,4 +175,6 @@ ADMIN_COMPONENTS: dict[str, type[Schema]] = {
     "AdminKey": AdminKeySchema,
     "AdminKeySecret": AdminKeySecretSchema,
     "AdminKeyList": AdminKeyListSchema,
+    "AdminSpend": AdminSpendSchema,
+    "AdminSpendEntry": AdminSpendEntrySchema,
 }

@@ -108,12 +108,23 @@ class BudgetsSchema(StrictSchema):
     budget_month = fields.Nested(BudgetSpendSchema)
 
 
+class EndUserSpendSchema(StrictSchema):
+    """One end user of the calling key: what they spent today and this month (UTC)."""
+
+    end_user = fields.String(required=True)
+    today_usd = fields.Float(required=True)
+    month_usd = fields.Float(required=True)
+    requests = fields.Integer(required=True)
+
+
 class SpendSchema(StrictSchema):
-    """The reply of GET /v1/spend: the calling key's name (None: the API asks for no key) and its budgets."""
+    """The reply of GET /v1/spend: the calling key's name (None: the API asks for no key), its
+    budgets, and its end users where spend is kept."""
 
     object = fields.String(required=True, validate=validate.OneOf(("spend",)))
     key = fields.String(required=True, allow_none=True)
     budgets = fields.Nested(BudgetsSchema, required=True)
+    end_users = fields.List(fields.Nested(EndUserSpendSchema))
 
 
 SERVICE_COMPONENTS: dict[str, type[Schema]] = {
@@ -124,6 +135,7 @@ SERVICE_COMPONENTS: dict[str, type[Schema]] = {
     "ReadyServer": ReadyServerSchema,
     "ReadyRoute": ReadyRouteSchema,
     "Spend": SpendSchema,
+    "EndUserSpend": EndUserSpendSchema,
     "Budgets": BudgetsSchema,
     "BudgetSpend": BudgetSpendSchema,
     **ADMIN_COMPONENTS,

@@ -17,6 +17,7 @@ from ..streaming.store import MemoryStreamStore, StreamStore
 if TYPE_CHECKING:
     from ..connect.redis import Topology
     from ..keystore.view import KeyView
+    from ..spend.tally import SpendTally
 
 
 def store(settings: Settings, abandon: Abandon) -> StreamStore:
@@ -89,3 +90,19 @@ def key_view(settings: Settings) -> KeyView | None:
     from ..keystore.store import SqliteKeys
 
     return KeyView(SqliteKeys(Path(settings.access.data_dir).resolve()), settings.with_key_defaults)
+
+
+def spending(settings: Settings) -> SpendTally | None:
+    """Where spend is summed: in Redis with the streams, else beside the managed keys in
+    DATA_DIR (none without either: the budgets' counters alone)."""
+    from ..spend.tally import SpendTally
+
+    if settings.streams.stream_store == "redis":
+        from ..spend.store import RedisSpend
+
+        return SpendTally(RedisSpend(topology(settings)))
+    if settings.access.admin_api_keys:
+        from ..spend.store import SqliteSpend
+
+        return SpendTally(SqliteSpend(Path(settings.access.data_dir).resolve()))
+    return None

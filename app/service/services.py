@@ -17,7 +17,6 @@ from ..config import ClientKey, Settings
 from ..config.keys import budgeted, counts_tokens
 from ..conversations import ConversationStore
 from ..errors import ApiError
-from ..generation import continuation
 from ..generation.outcome import Outcome
 from ..generation.relay import Relay
 from ..generation.waiting import WaitGenerations
@@ -27,16 +26,17 @@ from ..metrics.catalogue import Metrics, NoMetrics
 from ..providers import build_provider
 from ..providers.base import Provider
 from ..providers.call import ChatCall, Route
-from ..providers.deltas import ReplyParts
+from ..spend.tally import SpendTally
 from ..streaming import producer, revival
 from ..streaming.abandon import Abandon
 from ..streaming.store import StreamStore
 from ..streaming.stream import DEFAULT_RETENTION, Retention, Stream
 from ..streaming.wire import Wire
-from . import building
+from . import building, takeover
 from .admission import Admission, AdmissionQueue, Pending
 from .keys import ClientKeys
 from .readiness import Readiness
+from .settling import settled_with
 
 SHUTDOWN_WAIT_SECONDS = 2.0  # for stopped generations to close their upstream requests
 
@@ -61,6 +61,7 @@ class Services:
     metrics: Metrics | NoMetrics
     readiness: Readiness
     started: int  # Unix time the services were built (the `created` of /v1/models)
+    spending: SpendTally | None = None  # what keys and end users are charged, for the spend report
     # What rebuilds a stream's `Retention.ended` from its `ended_args`, by wire (`Family.reviver`).
     revivers: dict[str, Reviver] = dataclasses.field(default_factory=dict)
 
@@ -98,6 +99,7 @@ class Services:
                 key_limits=(lambda: limits.check(settings.streams.stream_store == "redis")) if limited else None,
             ),
             started=int(time.time()),
+            spending=building.spending(settings),
         )
         store.take_over_with(built.adopt)
         return built
@@ -126,7 +128,7 @@ class Services:
         if key is not None:
             route.owner = key.name  # its turn at a busy server: fair across keys
         account = Account(call, prompt_tokens, correlation_id, route, key, handoff, prices=self.settings.price_of)
-        account.end_user = end_user
+        account.end_user, account.spending = end_user, self.spending
         if key is None:
             return Admission(account)
         self.client_keys.check_model(key, call.model)
@@ -200,39 +202,12 @@ class Services:
             assert stream.producer is not None
             stream.producer.link(lambda _: self.queue.notify())
         self.store.admit(stream)
-        if account.limited:
-            _settled_with(account, stream)
+        if account.limited or account.spending is not None:
+            settled_with(account, stream)
 
     def adopt(self, stream: Stream, record: dict[str, Any]) -> bool:
-        """Continue here a stream taken over from a worker that died (`record`: its call, as
-        `revival` keeps it), from the text its clients have; False when it cannot be continued
-        (a tool call or a refusal cut, reasoning without text, no server that continues)."""
-        call, prompt_tokens = revival.call_of(record)
-        if stream.chunks:
-            text, _, parts = stream.result() or ("", None, ReplyParts())
-            if not continuation.continuable(text, parts):
-                return False
-            if self.provider.continuation(call.model, Route()) not in continuation.STRATEGIES:
-                return False
-        args = stream.retention.ended_args
-        revive = self.revivers.get(stream.wire_name)
-        if args is not None and revive is not None:
-            stream.retention = dataclasses.replace(stream.retention, ended=revive(stream.client, args))
-        account = Account(
-            call, prompt_tokens, stream.correlation_id, stream_id=stream.stream_id, prices=self.settings.price_of
-        )
-        producer.start(stream, self.provider, self.settings, account, self.metrics)
-        held, key = record.get("ticket"), None
-        if isinstance(held, dict):
-            key = self.client_keys.named(str(held.get("key")))
-            key = key if key is not None and key.limited else None
-        if key is not None:  # it keeps its key's place (max_streams) and its tokens are charged
-            account.key = key
-            ticket = self.limits.resume(key, held, reserving.dearest(self.settings, call))
-            account.end_user = None if ticket.user is None else ticket.user.id
-            account.reserve(ticket, self.limits)
-            _settled_with(account, stream)
-        return True
+        """Continue here a stream taken over from a worker that died (`takeover`)."""
+        return takeover.adopt(self, stream, record)
 
     def _enqueue(self, name: str, stream_id: str, open_slot: Callable[[], Stream], account: Account) -> Pending:
         """A place in the admission queue for a new stream of key `name` (ApiError when its key
@@ -255,6 +230,8 @@ class Services:
         self.store.start()
         self.limits.start()
         self.client_keys.start()
+        if self.spending is not None:
+            self.spending.start()
         self.metrics.watch(lambda: (len(self.store), self.provider.waiting()))
 
     def stop_accepting(self) -> None:
@@ -283,24 +260,7 @@ class Services:
         self.provider.close()
         self.limits.close()
         self.client_keys.close()
+        if self.spending is not None:
+            self.spending.close()
         self.conversations.close()
         self.metrics.close()
-
-
-def _settled_with(account: Account, stream: Stream) -> None:
-    """Count a stream's completion tokens as its chunks come, and settle its account with it
-    (from its outcome, also when its producer ended before it got here)."""
-    account.counting(lambda: stream.chunks)
-    greenlet = stream.producer
-
-    def ended(done: Any) -> None:
-        if stream.tenure.moved is not None:  # another worker took it over: it settles the account
-            account.hand_over()
-            return
-        outcome = done.value if done is not None and done.successful() else None
-        account.settle(outcome, lambda: stream.chunks, stream.model, whole=False)
-
-    if greenlet is None or greenlet.dead:  # a short reply can end while the store admits it
-        ended(greenlet)
-        return
-    greenlet.link(ended)

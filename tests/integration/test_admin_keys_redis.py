@@ -1,7 +1,8 @@
 """Keys managed by the admin API on two instances x two workers sharing Redis: a key made on one
 instance opens every worker of both, a change and a revocation hold everywhere, a rotation keeps
 both secrets for its overlap only, an end user blocked on one instance is blocked on the other;
-no answer and no log line ever shows a secret after its creation."""
+no answer and no log line ever shows a secret after its creation. Spend in Redis (one server, a
+Cluster) adds up as in SQLite."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
+from app.connect.redis import Topology
+from app.spend.store import RedisSpend, Row, SqliteSpend
 from harness.processes import ChatWaitServer, FakeUpstream
+from harness.redis_servers import Cluster
 
 from ..conftest import FAKE_MODEL, server_env
 
@@ -67,3 +71,33 @@ def test_a_managed_key_holds_on_every_worker_of_every_instance(instances) -> Non
         text = server.log_text()
         assert secret not in text and new not in text and ADMIN not in text
         assert '"event":"admin_action"' in text, "each instance made changes: each logged them"
+
+
+def _rows() -> list[Row]:
+    """Rows of days long past (the tests' Redis holds today's spend of other tests)."""
+    return [
+        Row("2001-01-27", "app", "alice@example.com", "m", 5, 1, 10, 2),
+        Row("2001-01-28", "app", "", "m", 7, 1, 3, 4),
+        Row("2001-01-27", "app", "alice@example.com", "m", 5, 1, 10, 2),
+        Row("2001-01-28", "other", "bob", "n", 1, 1, 1, 1),
+    ]
+
+
+@pytest.mark.parametrize("kind", ["single", "cluster"])
+def test_spend_in_redis_adds_up_as_in_sqlite_on_one_server_and_a_cluster(kind: str, redis_server, tmp_path) -> None:
+    cluster = Cluster() if kind == "cluster" else None
+    url = cluster.env["REDIS_URL"] if cluster is not None else redis_server.url
+    store = RedisSpend(Topology.of(url, (), "", cluster is not None))
+    try:
+        local = SqliteSpend(tmp_path)
+        for found in (store, local):
+            found.add(_rows()[:2])
+            found.add(_rows()[2:])
+        assert store.rows("2001-01-27", "2001-01-28") == local.rows("2001-01-27", "2001-01-28")
+        assert len(store.rows("2001-01-27", "2001-01-28")) == 3, "alice's two rows are one"
+        assert store.rows("2001-01-28", "2001-01-28", "other") == local.rows("2001-01-28", "2001-01-28", "other")
+        assert store.rows("2001-01-01", "2001-01-26") == []
+    finally:
+        store.close()
+        if cluster is not None:
+            cluster.stop()

@@ -1,7 +1,8 @@
 """End users behind one key, on two instances x two workers sharing Redis: 50 concurrent requests
 of one new end user are held to the key's user_budget_day (spend within it and one reservation),
 user_rpm and user_max_streams, while another end user of the same key is served; the refusals
-name the end user's limit; the end user reaches the log line and the upstream, never a metric."""
+name the end user's limit; the end user reaches the log line and the upstream, never a metric;
+the spend report adds up to the answers' cost headers, per key and per end user."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ MAX_TOKENS = 20
 USER_BUDGET = 0.06  # about five answers of 10 tokens
 USER_RPM = 5
 USER_STREAMS = 2
+ADMIN = "users-admin-key-0123456789abcdef"
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,8 @@ def instances(fake: FakeUpstream, redis_server, tmp_path_factory: pytest.TempPat
         f"{STREAMING} name=streaming user_max_streams={USER_STREAMS}\n"
     )
     env = server_env("", UPSTREAMS_FILE=str(folder / "upstreams.yaml"), CHATWAIT_API_KEYS_FILE=str(folder / "keys"),
-                     STREAM_STORE="redis", REDIS_URL=redis_server.url, WEB_CONCURRENCY="2")  # fmt: skip
+                     STREAM_STORE="redis", REDIS_URL=redis_server.url, WEB_CONCURRENCY="2",
+                     ADMIN_API_KEY=ADMIN)  # fmt: skip
     running = [ChatWaitServer(env), ChatWaitServer(env)]
     yield running
     for server in running:
@@ -137,3 +140,27 @@ def test_the_end_user_is_in_the_log_and_sent_upstream_and_never_a_metric_label(i
     bad = httpx.post(f"{servers[0]}/v1/chat/completions", json={"model": FAKE_MODEL, "messages": [
         {"role": "user", "content": "hi"}]}, headers={"Authorization": f"Bearer {RATED}", "X-ChatWait-User": "a\tb"})
     assert bad.status_code == 400 and "X-ChatWait-User" in bad.json()["error"]["message"], bad.text
+
+
+def test_the_spend_report_adds_up_to_the_cost_headers_per_key_and_end_user(servers) -> None:
+    users = [f"{name}-{uuid.uuid4().hex[:8]}" for name in ("ivan", "judy")]
+    costs: dict[str, float] = {}
+    for n in range(6):
+        user = users[n % 2]
+        answer = _ask(servers[n % 2], BUDGETED, "Hello @tokens=3", user)
+        assert answer.status_code == 200, answer.text
+        costs[user] = costs.get(user, 0.0) + float(answer.headers["x-chatwait-cost-usd"])
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    deadline = time.monotonic() + 10
+
+    def reported() -> dict[str, float]:
+        found = httpx.get(f"{servers[0]}/v1/admin/spend?key=budgeted&group_by=end_user", headers=admin, timeout=10)
+        assert found.status_code == 200, found.text
+        return {e["end_user"]: round(e["cost_usd"], 9) for e in found.json()["data"] if e["end_user"] in users}
+
+    while reported() != {user: round(cost, 9) for user, cost in costs.items()}:  # each worker writes within a second
+        assert time.monotonic() < deadline, (reported(), costs)
+        time.sleep(0.2)
+    own = httpx.get(f"{servers[1]}/v1/spend", headers={"Authorization": f"Bearer {BUDGETED}"}, timeout=10).json()
+    mine = {e["end_user"]: e["month_usd"] for e in own["end_users"] if e["end_user"] in users}
+    assert mine == pytest.approx(costs, abs=1e-9), "the key's own view shows its end users"

@@ -166,7 +166,7 @@ def test_a_stream_that_ended_before_its_ticket_was_counted_settles_its_outcomes_
     from app.accounts.account import Account
     from app.generation.outcome import Outcome
     from app.providers.call import ChatCall, Usage
-    from app.service import services
+    from app.service import settling
     from app.streaming.stream import Stream
 
     settled: list[tuple] = []
@@ -183,7 +183,7 @@ def test_a_stream_that_ended_before_its_ticket_was_counted_settles_its_outcomes_
     ticket, _ = limits.admit(ClientKey("", "short", budget_day=1.0), 10, 6, PRICE)
     account = Account(ChatCall("m", (), 6), 10)
     account.reserve(ticket, Recording())  # type: ignore[arg-type]
-    services._settled_with(account, stream)
+    settling.settled_with(account, stream)
     assert settled == [(25, 0.0136)], "its usage charged (generated and resent) and its cost"
 
 

@@ -25,6 +25,7 @@ RANKS = {
     "limits": 9,
     "conversations": 9,
     "keystore": 9,
+    "spend": 9,
     "streaming": 8,
     "generation": 7,
     "accounts": 6,

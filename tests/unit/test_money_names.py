@@ -19,7 +19,7 @@ MONEY = re.compile(
     r"Owed|owed)$"
 )
 HOME = ("app.accounts",)
-RESERVE_AND_SETTLE = ("app.limits", "app.service.services")
+RESERVE_AND_SETTLE = ("app.limits", "app.service.services", "app.service.settling", "app.service.takeover")
 CONFIGURE = ("app.config",)
 REPORT = (
     "app.apis.request",  # the cost header; the delivery charge taken while the request is current
@@ -29,7 +29,10 @@ REPORT = (
     "app.generation.report",  # the cost metric
     "app.http.spend",  # GET /v1/spend
     "app.http.schemas",  # its reply
+    "app.http.admin",  # GET /v1/admin/spend
+    "app.http.admin_schemas",  # its reply
     "app.providers.call",  # Usage.charged: the tokens a generation is charged
+    "app.spend",  # what keys and end users were charged, by model and day: the spend report
 )
 ALLOWED = HOME + RESERVE_AND_SETTLE + CONFIGURE + REPORT
 

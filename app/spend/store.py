@@ -1,0 +1,179 @@
+"""Where spend is kept: a row per UTC day, key, end user and model (what it cost in nano-USD,
+its generations, their input and output tokens), added to as tallies come. In SQLite (DATA_DIR,
+beside the managed keys) or in Redis: a hash per key and day (`user\\tmodel\\tfield` -> count)
+and a set per day of the keys that spent, each kept KEPT_DAYS."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import redis
+
+from ..connect.redis import Later, Topology
+
+FILE_NAME = "spend.sqlite3"
+BUSY_MS = 2_000
+KEPT_DAYS = 400  # a day's spend is kept this long (Redis; the file keeps it until it is removed)
+PREFIX = "chatwait:spend"
+COUNTS = ("nano", "requests", "input", "output")
+
+
+class SpendUnavailable(Exception):
+    """The spend store could not be read or written."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One day's spend of a key's end user on a model ("" : no key, no end user)."""
+
+    day: str
+    key: str
+    user: str
+    model: str
+    nano: int = 0
+    requests: int = 0
+    input: int = 0
+    output: int = 0
+
+
+class SpendStore(Protocol):
+    def add(self, rows: Iterable[Row]) -> None:
+        """Add each row's counts to what its day, key, end user and model hold."""
+        ...
+
+    def rows(self, first: str, last: str, key: str | None = None) -> list[Row]:
+        """The rows of the days `first` to `last` (YYYY-MM-DD, both included), of `key` alone."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class SqliteSpend:
+    """Spend in an SQLite file: it survives restarts; an instance's workers share it."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self._path = folder / FILE_NAME
+        try:
+            with contextlib.closing(sqlite3.connect(self._path, timeout=BUSY_MS / 1000)) as db:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS spend (day TEXT, key TEXT, user TEXT, model TEXT, nano INTEGER,"
+                    " requests INTEGER, input INTEGER, output INTEGER, PRIMARY KEY (day, key, user, model))"
+                )
+                db.commit()
+        except sqlite3.Error as error:
+            raise SpendUnavailable(type(error).__name__) from error
+
+    def add(self, rows: Iterable[Row]) -> None:
+        upsert = (
+            "INSERT INTO spend VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (day, key, user, model) DO UPDATE SET "
+            "nano = nano + excluded.nano, requests = requests + excluded.requests, "
+            "input = input + excluded.input, output = output + excluded.output"
+        )
+        with self._open() as db:
+            db.executemany(upsert, [dataclasses.astuple(row) for row in rows])
+
+    def rows(self, first: str, last: str, key: str | None = None) -> list[Row]:
+        query, args = "SELECT * FROM spend WHERE day BETWEEN ? AND ?", [first, last]
+        if key is not None:
+            query, args = query + " AND key = ?", [*args, key]
+        with self._open() as db:
+            return [Row(*found) for found in db.execute(query + " ORDER BY day, key, user, model", args)]
+
+    def close(self) -> None:
+        """Nothing held open."""
+
+    @contextlib.contextmanager
+    def _open(self) -> Iterator[sqlite3.Connection]:
+        try:
+            db = sqlite3.connect(self._path, timeout=BUSY_MS / 1000)
+        except sqlite3.Error as error:
+            raise SpendUnavailable(type(error).__name__) from error
+        try:
+            with db:
+                yield db
+        except sqlite3.Error as error:
+            raise SpendUnavailable(type(error).__name__) from error
+        finally:
+            db.close()
+
+
+class RedisSpend:
+    """Spend in Redis, for every instance."""
+
+    def __init__(self, topology: Topology) -> None:
+        self._client = Later(topology, 4, 2.0)
+
+    def add(self, rows: Iterable[Row]) -> None:
+        kept = KEPT_DAYS * 86_400
+        with self._reaching() as client:
+            pipe = client.pipeline(transaction=False)
+            for row in rows:
+                name = _day_key(row.key, row.day)
+                for field in COUNTS:
+                    if getattr(row, field):
+                        pipe.hincrby(name, f"{row.user}\t{row.model}\t{field}", getattr(row, field))
+                pipe.expire(name, kept)
+                pipe.sadd(_day_index(row.day), row.key)
+                pipe.expire(_day_index(row.day), kept)
+            pipe.execute()
+
+    def rows(self, first: str, last: str, key: str | None = None) -> list[Row]:
+        days = _days(first, last)
+        with self._reaching() as client:
+            if key is None:
+                pipe = client.pipeline(transaction=False)
+                for day in days:
+                    pipe.smembers(_day_index(day))
+                keys_by_day = [sorted(_text(name) for name in found) for found in pipe.execute()]
+            else:
+                keys_by_day = [[key] for _ in days]
+            pipe = client.pipeline(transaction=False)
+            asked = [(day, name) for day, names in zip(days, keys_by_day, strict=True) for name in names]
+            for day, name in asked:
+                pipe.hgetall(_day_key(name, day))
+            found = pipe.execute()
+        return [row for (day, name), held in zip(asked, found, strict=True) for row in _rows(day, name, held)]
+
+    def close(self) -> None:
+        self._client.close()
+
+    @contextlib.contextmanager
+    def _reaching(self) -> Iterator[Any]:
+        try:
+            yield self._client()
+        except redis.RedisError as error:
+            raise SpendUnavailable(type(error).__name__) from error
+
+
+def _day_key(key: str, day: str) -> str:
+    return f"{PREFIX}:{{{key}}}:{day}"
+
+
+def _day_index(day: str) -> str:
+    return f"{PREFIX}:keys:{day}"
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _rows(day: str, key: str, held: dict[Any, Any]) -> list[Row]:
+    """A key's day hash as rows, by end user and model."""
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for field, value in held.items():
+        user, model, name = _text(field).rsplit("\t", 2)
+        counts.setdefault((user, model), {})[name] = int(value)
+    return [Row(day, key, user, model, **found) for (user, model), found in sorted(counts.items())]
+
+
+def _days(first: str, last: str) -> list[str]:
+    start, end = datetime.date.fromisoformat(first), datetime.date.fromisoformat(last)
+    return [(start + datetime.timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
