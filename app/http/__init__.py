@@ -53,7 +53,12 @@ def register_formats() -> None:
     with or without an app)."""
     for family in FAMILIES:
         family.register_formats()
-    shapes.register((admin.PREFIX,), shapes.own_shape)  # the admin API answers in the service's own shape
+    _own_shapes()
+
+
+def _own_shapes() -> None:
+    """The service's own paths that answer in its own shape (under /v1/, which OpenAI's takes)."""
+    shapes.register((admin.PREFIX,), shapes.own_shape)
 
 
 def init_app(app: Flask, settings: Settings) -> None:
@@ -65,6 +70,7 @@ def init_app(app: Flask, settings: Settings) -> None:
     upgrades.init_app(app)
     for family in FAMILIES:
         family.init_app(app, settings)
+    _own_shapes()
     openapi.init_app(app, settings, FAMILIES)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(health.bp)

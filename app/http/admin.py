@@ -11,7 +11,6 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from ..apis.end_users import MAX_CHARS
 from ..apis.intake import read_json, validate_request
 from ..apis.request import services
 from ..apis.schema import serialise
@@ -112,9 +111,12 @@ def end_user_defaults(key_id: str, user: str) -> dict[str, Any]:
     return serialise(AdminKeySchema, admin.end_user(key_id, user, None, who).public())
 
 
+MAX_PATH_USER = 256  # characters of an end user in a path (a longer one makes a URL over the request line's bound)
+
+
 def _check_user(user: str) -> None:
-    if not user.strip() or len(user) > MAX_CHARS:
-        message = f"1 to {MAX_CHARS} characters."
+    if not user.strip() or len(user) > MAX_PATH_USER:
+        message = f"1 to {MAX_PATH_USER} characters."
         raise ApiError("validation_error", "1 field(s) are invalid.", fields={"user": [message]})
 
 
