@@ -143,6 +143,9 @@ def _check_consistency(settings: Settings) -> None:
     keys.unique("CHATWAIT_API_KEYS and CHATWAIT_API_KEYS_FILE", list(settings.keys))
     if set(settings.access.admin_api_keys) & set(settings.client_keys):
         raise ConfigError("ADMIN_API_KEY holds a client key: an admin key opens /v1/admin/ alone; give it its own.")
+    operations = settings.operations
+    if bool(operations.budget_alert_webhook) != bool(operations.budget_alert_secret):
+        raise ConfigError("BUDGET_ALERT_WEBHOOK and BUDGET_ALERT_SECRET go together: the secret signs the alerts.")
     if settings.access.admin_api_keys and settings.streams.stream_store == "memory":
         _check_data_dir(settings.access.data_dir)
     if settings.default_model not in settings.upstream.allowed_models:

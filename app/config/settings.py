@@ -131,6 +131,10 @@ class OperationSettings:
     otel_endpoint: str | None = None
     otel_traces_endpoint: str | None = None
     otel_service_name: str = "chatwait"
+    # Budget alerts: where they are POSTed (None: none), the secret that signs them, the thresholds.
+    budget_alert_webhook: str | None = None
+    budget_alert_secret: str | None = dataclasses.field(default=None, repr=False)
+    budget_alert_thresholds: tuple[int, ...] = (50, 80, 100)  # percent of a budget
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,6 +230,7 @@ class Settings:
         found = (
             self.upstream.openai_api_key,
             self.operations.operator_token,
+            self.operations.budget_alert_secret,
             *upstream_keys,
             *self.client_keys,
             *self.access.admin_api_keys,

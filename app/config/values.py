@@ -161,6 +161,14 @@ def origins(name: str, raw: str) -> tuple[str, ...]:
     return found
 
 
+def percents(name: str, raw: str) -> tuple[int, ...]:
+    """Comma-separated whole percents from 1 to 100 (e.g. 50,80,100)."""
+    found = [part.strip() for part in raw.split(",") if part.strip()]
+    if not found or not all(part.isascii() and part.isdigit() and 1 <= int(part) <= 100 for part in found):
+        raise ConfigError(f"{name}={raw.strip()[:40]!r} is not valid: give whole percents from 1 to 100 (50,80,100).")
+    return tuple(sorted({int(part) for part in found}))
+
+
 def models(name: str, raw: str) -> tuple[str, ...]:
     """A comma-separated list of model names, at least one."""
     models = tuple(dict.fromkeys(m.strip() for m in raw.split(",") if m.strip()))

@@ -15,6 +15,10 @@ from ..config.keys import EndUser
 STREAMS_RETRY_SECONDS = 1.0  # nobody knows when a stream ends: a client at max_streams tries again soon
 
 
+class CountersUnavailable(Exception):
+    """The counters could not be reached (Redis out of reach)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Settlement:
     """What a generation's reservation settles to: what it cost and what it reserved (nano-USD),

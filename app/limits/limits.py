@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -32,17 +33,14 @@ from ..errors import ApiError
 from ..ids import random_id
 from ..metrics.catalogue import Metrics, NoMetrics
 from . import refusals, reload
-from .counters import STREAMS_RETRY_SECONDS, Closing, Counters, Settlement, Verdict
+from .counters import Closing, Counters, CountersUnavailable, Settlement, Verdict
 from .memory import MemoryCounters
 from .owed import Owed
+from .sockets import Sockets
 
 log = logging.getLogger("chatwait.limits")
 
 FLUSH_SECONDS = 1.0
-
-
-class CountersUnavailable(Exception):
-    """The counters could not be reached (Redis out of reach)."""
 
 
 class Limits:
@@ -53,12 +51,14 @@ class Limits:
         self.metrics = metrics
         self.fail_open = fail_open
         self._running: dict[str, Ticket] = {}
-        self._sockets: dict[str, Ticket] = {}
+        self.sockets = Sockets(counters, metrics, self._unreached)
         self._flusher: gevent.Greenlet | None = None
         self.owed = Owed()  # spend settled while the counters were out of reach
         # A reload on the memory store: counters handed over by a draining worker (`reload`).
         self._reload_dir = reload.folder() if isinstance(counters, MemoryCounters) else None
         self._handed: dict[str, Any] | None = None
+        # Told where an admission leaves the budgets: the budget alerts (`_watched`).
+        self.watch: Callable[[str, str | None, tuple[Any, ...], tuple[Any, ...], str | None], None] | None = None
 
     def admit(
         self,
@@ -71,18 +71,18 @@ class Limits:
         user: EndUser | None = None,
     ) -> tuple[Ticket, Verdict | None]:
         """Admit a generation of `key` (and of its end `user`, held to the key's end-user limits
-        too), counting its request, its prompt tokens and (with tpm) its `max_tokens` as reserved,
-        lowered to what tpm has left (the ticket's `reserved`: the generation asks for no more),
-        and (with a budget) the most it can cost at `price` with `rescues` continuations, else
-        (`lower`) as many tokens as the budgets have left; its ticket and the verdict (None:
-        counters out of reach, admitted anyway). ApiError when a limit refuses."""
+        too), counting its request, its prompt and (with tpm) its `max_tokens` as reserved, lowered
+        to what tpm has left (the generation asks for no more), and (with a budget) the most it can
+        cost at `price` with `rescues` continuations, else (`lower`) as many tokens as the budgets
+        have left; its ticket and verdict (None: counters out of reach). ApiError when refused."""
         ticket = Ticket(key, max_tokens if counts_tokens(key, user) else 0, user=user)
         money = None
         if price is not None and budgeted(key, user):
             money = budget.Reservation.of(price, prompt_tokens, max_tokens, rescues)
         try:
-            cost = money.cost if money else 0
-            verdict = self.counters.admit(key, ticket.id, prompt_tokens, ticket.reserved, cost, user)
+            verdict = self.counters.admit(
+                key, ticket.id, prompt_tokens, ticket.reserved, money.cost if money else 0, user
+            )
         except CountersUnavailable:
             return self._admitted_unreached(ticket, money, prompt_tokens), None
         if verdict.refused is not None:
@@ -91,15 +91,26 @@ class Limits:
                 ticket, verdict = self.admit(key, prompt_tokens, lowered, price, rescues, lower=False, user=user)
                 ticket.max_tokens = lowered
                 return ticket, verdict
+            self._watched(key, user, verdict)
             self.metrics.key_refused(key.name, verdict.refused)
             raise refusals.refusal(key, verdict, money, rescues, user)
+        self._watched(key, user, verdict)
+        return self._admitted(ticket, money, verdict, prompt_tokens), verdict
+
+    def _admitted(self, ticket: Ticket, money: budget.Reservation | None, verdict: Verdict, prompt: int) -> Ticket:
+        """An admitted generation's ticket, as the counters took it, running here."""
         ticket.second = verdict.second
         if money is not None:
             money.periods, ticket.money = verdict.periods, money
         ticket.reserved = ticket.counted = verdict.reserved  # lowered to what tpm has left
         self._running[ticket.id] = ticket
-        self.metrics.key_generation(key.name, 1, prompt_tokens)
-        return ticket, verdict
+        self.metrics.key_generation(ticket.key.name, 1, prompt)
+        return ticket
+
+    def _watched(self, key: ClientKey, user: EndUser | None, verdict: Verdict) -> None:
+        """Tell the watch (the budget alerts) where a budgeted admission leaves the budgets."""
+        if self.watch is not None and (verdict.budgets or verdict.user_budgets):
+            self.watch(key.name, user and user.id, verdict.budgets, verdict.user_budgets, verdict.refused)
 
     def _admitted_unreached(self, ticket: Ticket, money: budget.Reservation | None, prompt_tokens: int) -> Ticket:
         """A generation admitted while the counters are out of reach (KEY_LIMITS_WITHOUT_REDIS=open):
@@ -128,32 +139,12 @@ class Limits:
         return verdict
 
     def open_socket(self, key: ClientKey) -> Ticket | None:
-        """Count a Responses WebSocket of `key` against its max_sockets while it is open (its
-        lease renewed here): its ticket, None where nothing counts it (no max_sockets, or counters
-        out of reach with KEY_LIMITS_WITHOUT_REDIS=open). ApiError when the key is at it."""
-        if key.max_sockets is None:
-            return None
-        ticket = Ticket(key)
-        try:
-            held = self.counters.hold(key, ticket.id)
-        except CountersUnavailable:
-            self._unreached(ticket)
-            return None
-        if not held:
-            self.metrics.key_refused(key.name, "max_sockets")
-            detail = refusals.detail(key, Verdict(refused="max_sockets")) + " Close one of them, or send turns on one."
-            raise ApiError("rate_limited", detail, retry_after=STREAMS_RETRY_SECONDS)
-        self._sockets[ticket.id] = ticket
-        return ticket
+        """Count a Responses WebSocket of `key` against its max_sockets while it is open (`sockets`)."""
+        return self.sockets.hold(key)
 
     def close_socket(self, ticket: Ticket | None) -> None:
         """A WebSocket `open_socket` counted closed."""
-        if ticket is None or self._sockets.pop(ticket.id, None) is None:
-            return
-        try:
-            self.counters.let_go(ticket.key, ticket.id)
-        except CountersUnavailable:
-            log.warning("limits_unreached", extra={"client_name": ticket.key.name, "operation": "close_socket"})
+        self.sockets.let_go(ticket)
 
     def look(self, key: ClientKey) -> Verdict | None:
         """Where `key`'s limits stand (None: counters out of reach)."""
@@ -262,7 +253,7 @@ class Limits:
             try:
                 self._spend([(ticket, ticket.progress()) for ticket in running])
                 self.counters.renew([(ticket.key, ticket.user, ticket.id) for ticket in running])
-                sockets = list(self._sockets.values())
+                sockets = self.sockets.held()
                 self.counters.renew([(ticket.key, None, ticket.id) for ticket in sockets], sockets=True)
                 if self.owed:
                     self.owed.pay(self.counters)

@@ -21,8 +21,7 @@ import redis
 from ..accounts import budget
 from ..config import ClientKey
 from ..connect.redis import Later, Topology
-from .counters import STREAMS_RETRY_SECONDS, Closing, EndUser, Quota, Verdict
-from .limits import CountersUnavailable
+from .counters import STREAMS_RETRY_SECONDS, Closing, CountersUnavailable, EndUser, Quota, Verdict
 from .scripts import SHAS, SOURCES
 
 PREFIX = "chatwait:limits"

@@ -174,6 +174,10 @@ class Metrics:
     def key_tokens_out(self, key: str, tokens: int) -> None:
         self._child(self.keys.tokens, key, "out").inc(tokens)
 
+    def budget_alert(self, outcome: str) -> None:
+        """A budget alert was sent, failed or dropped."""
+        self._child(self.keys.alerts, outcome).inc()
+
     def key_spend(self, key: str, usd: float) -> None:
         """A generation of key `key` settled having cost `usd`."""
         self._child(self.keys.spend, key).inc(usd)

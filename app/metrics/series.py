@@ -106,12 +106,15 @@ class KeySeries:
     def __init__(self, registry: CollectorRegistry | None) -> None:
         count, gauge, _ = _declarers(registry)
         self.refusals = count("key_refusals", "Requests a client key's limit refused (limit: max_streams, rpm, "
-                              "tpm, max_sockets, budget_day, budget_month, queue_share), by key name.", "key", "limit")
+                              "tpm, max_sockets, budget_day, budget_month, queue_share; an end user's: user_...), "
+                              "by key name.", "key", "limit")
         self.generations = gauge("key_generations", "Generations running now, by client key name.", "key")
         self.tokens = count("key_tokens", "Tokens counted against client keys' limits (prompt at admission, "
                             "completion as produced), by key name.", "key", "direction")
         self.spend = count("key_spend_usd", "What client keys with limits spent in USD (generations settled, "
                            "their models priced in UPSTREAMS_FILE), by key name.", "key")
+        self.alerts = count("budget_alerts", "Budget alerts, by outcome: sent, failed (after every try) or "
+                            "dropped (the queue full).", "outcome")
 
 
 def _declarers(registry: CollectorRegistry | None) -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]:

@@ -15,6 +15,7 @@ from ..streaming.abandon import Abandon
 from ..streaming.store import MemoryStreamStore, StreamStore
 
 if TYPE_CHECKING:
+    from ..alerts.thresholds import Alerts
     from ..connect.redis import Topology
     from ..keystore.view import KeyView
     from ..spend.tally import SpendTally
@@ -106,3 +107,21 @@ def spending(settings: Settings) -> SpendTally | None:
 
         return SpendTally(SqliteSpend(Path(settings.access.data_dir).resolve()))
     return None
+
+
+def alerts(settings: Settings, metrics: Metrics | NoMetrics) -> Alerts | None:
+    """Budget alerts (with BUDGET_ALERT_WEBHOOK), marked where the keys are."""
+    operations = settings.operations
+    if operations.budget_alert_webhook is None or operations.budget_alert_secret is None:
+        return None
+    from ..alerts import thresholds
+    from ..alerts.webhook import Webhook
+
+    marks: thresholds.Marks = thresholds.MemoryMarks()
+    if settings.streams.stream_store == "redis":
+        marks = thresholds.RedisMarks(topology(settings))
+    elif settings.access.admin_api_keys:
+        marks = thresholds.SqliteMarks(Path(settings.access.data_dir).resolve())
+    webhook = Webhook(operations.budget_alert_webhook, operations.budget_alert_secret, metrics)
+    found = thresholds.Thresholds(operations.budget_alert_thresholds, marks)
+    return thresholds.Alerts(found, webhook)

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..accounts import reserving
 from ..accounts.account import Account, Handoff
+from ..alerts.thresholds import Alerts
 from ..config import ClientKey, Settings
 from ..config.keys import budgeted, counts_tokens
 from ..conversations import ConversationStore
@@ -62,6 +63,7 @@ class Services:
     readiness: Readiness
     started: int  # Unix time the services were built (the `created` of /v1/models)
     spending: SpendTally | None = None  # what keys and end users are charged, for the spend report
+    alerts: Alerts | None = None  # budget alerts (BUDGET_ALERT_WEBHOOK)
     # What rebuilds a stream's `Retention.ended` from its `ended_args`, by wire (`Family.reviver`).
     revivers: dict[str, Reviver] = dataclasses.field(default_factory=dict)
 
@@ -100,8 +102,11 @@ class Services:
             ),
             started=int(time.time()),
             spending=building.spending(settings),
+            alerts=building.alerts(settings, metrics),
         )
         store.take_over_with(built.adopt)
+        if built.alerts is not None:
+            limits.watch = built.alerts.check
         return built
 
     @property
@@ -232,6 +237,8 @@ class Services:
         self.client_keys.start()
         if self.spending is not None:
             self.spending.start()
+        if self.alerts is not None:
+            self.alerts.start()
         self.metrics.watch(lambda: (len(self.store), self.provider.waiting()))
 
     def stop_accepting(self) -> None:
@@ -262,5 +269,7 @@ class Services:
         self.client_keys.close()
         if self.spending is not None:
             self.spending.close()
+        if self.alerts is not None:
+            self.alerts.close()
         self.conversations.close()
         self.metrics.close()

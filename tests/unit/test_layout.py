@@ -26,6 +26,7 @@ RANKS = {
     "conversations": 9,
     "keystore": 9,
     "spend": 9,
+    "alerts": 9,
     "streaming": 8,
     "generation": 7,
     "accounts": 6,

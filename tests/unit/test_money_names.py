@@ -33,6 +33,7 @@ REPORT = (
     "app.http.admin_schemas",  # its reply
     "app.providers.call",  # Usage.charged: the tokens a generation is charged
     "app.spend",  # what keys and end users were charged, by model and day: the spend report
+    "app.alerts",  # where budgets stand, as alerts
 )
 ALLOWED = HOME + RESERVE_AND_SETTLE + CONFIGURE + REPORT
 

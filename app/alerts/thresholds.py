@@ -1,0 +1,166 @@
+"""Which budget thresholds an admission's verdict reaches, each marked once per period (in Redis
+for every instance, in DATA_DIR's SQLite file for one, else in this worker's memory), and the
+alert each newly reached one makes."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+import redis
+
+from ..accounts.budget import Spend
+from ..connect.redis import Later, Topology
+
+MARK_SECONDS = 32 * 86_400  # a mark outlives the longest period (a month)
+MAX_SEEN = 100_000  # marks a worker remembers having seen (so it asks the store once)
+FILE_NAME = "alerts.sqlite3"
+
+
+class Marks(Protocol):
+    def mark(self, name: str) -> bool:
+        """Mark `name`; whether it was not marked before (this caller is the one to alert)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class MemoryMarks:
+    """Marks in this worker's memory (each worker alerts once)."""
+
+    def __init__(self) -> None:
+        self._marked: set[str] = set()
+
+    def mark(self, name: str) -> bool:
+        if name in self._marked:
+            return False
+        self._marked.add(name)
+        return True
+
+    def close(self) -> None:
+        """Nothing held."""
+
+
+class RedisMarks:
+    """Marks in Redis, for every worker of every instance (SET NX, expiring after the period)."""
+
+    def __init__(self, topology: Topology) -> None:
+        self._client = Later(topology, 2, 1.0)
+
+    def mark(self, name: str) -> bool:
+        return bool(self._client().set(f"chatwait:alerts:{name}", 1, nx=True, ex=MARK_SECONDS))
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class SqliteMarks:
+    """Marks in an SQLite file, for an instance's workers."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self._path = folder / FILE_NAME
+        with contextlib.closing(sqlite3.connect(self._path, timeout=2)) as db, db:
+            db.execute("CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY, at REAL)")
+
+    def mark(self, name: str) -> bool:
+        with contextlib.closing(sqlite3.connect(self._path, timeout=2)) as db, db:
+            db.execute("DELETE FROM marks WHERE at < ?", (time.time() - MARK_SECONDS,))
+            return db.execute("INSERT OR IGNORE INTO marks VALUES (?, ?)", (name, time.time())).rowcount == 1
+
+    def close(self) -> None:
+        """Nothing held open."""
+
+
+class Sender(Protocol):
+    """Where alerts go (`webhook.Webhook`)."""
+
+    def send(self, alert: dict[str, Any]) -> None: ...
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Alerts:
+    """What an admission's budgets make: the alerts of thresholds newly reached, to the webhook."""
+
+    def __init__(self, thresholds: Thresholds, sender: Sender) -> None:
+        self.thresholds, self.sender = thresholds, sender
+
+    def check(
+        self,
+        key: str,
+        user: str | None,
+        budgets: Iterable[Spend],
+        user_budgets: Iterable[Spend],
+        refused: str | None = None,
+    ) -> None:
+        """Send the alerts a key's budgets (and its end user's) newly make (`refused`: the budget
+        that refused the admission: it is reached whole)."""
+        found = [
+            *self.thresholds.reached(key, None, budgets, refused),
+            *self.thresholds.reached(key, user, user_budgets, refused),
+        ]
+        for alert in found:
+            self.sender.send(alert)
+
+    def start(self) -> None:
+        self.sender.start()
+
+    def close(self) -> None:
+        self.sender.close()
+        self.thresholds.marks.close()
+
+
+class Thresholds:
+    """The thresholds (percent of a budget) that alert, and the marks that make each alert once."""
+
+    def __init__(self, percents: tuple[int, ...], marks: Marks) -> None:
+        self.percents = tuple(sorted(percents))
+        self.marks = marks
+        self._seen: set[str] = set()
+
+    def reached(
+        self, key: str, user: str | None, spends: Iterable[Spend], refused: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The alerts `spends` (where a key's or an end user's budgets stand, running generations'
+        reservations included) newly make; the budget `refused` names has reached all of it."""
+        alerts = []
+        for spend in spends:
+            for percent in self.percents:
+                if spend.spent * 100 < spend.limit * percent and spend.name != refused:
+                    break
+                name = f"{{{key}}}:{user or ''}:{spend.name}:{spend.period}:{percent}"
+                if name in self._seen:
+                    continue
+                try:
+                    first = self.marks.mark(name)
+                except (redis.RedisError, sqlite3.Error):
+                    continue  # asked again at the next admission
+                if len(self._seen) >= MAX_SEEN:
+                    self._seen.clear()
+                self._seen.add(name)
+                if first:
+                    alerts.append(_alert(key, user, spend, percent))
+        return alerts
+
+
+def _alert(key: str, user: str | None, spend: Spend, percent: int) -> dict[str, Any]:
+    """The JSON an alert POSTs."""
+    return {
+        "type": "budget.threshold",
+        "key": key,
+        "end_user": user,
+        "budget": spend.name,
+        "period": spend.period,
+        "threshold_percent": percent,
+        "budget_usd": spend.limit,
+        "spent_usd": round(spend.spent, 9),
+        "resets_in_seconds": round(spend.resets_in),
+        "created": int(time.time()),
+    }
