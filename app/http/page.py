@@ -1,4 +1,5 @@
-"""The chat page at GET /: static HTML, CSS and JavaScript from app/static, nothing from elsewhere."""
+"""The chat page at GET / and the admin page at GET /admin: static HTML, CSS and JavaScript from
+app/static, nothing from elsewhere."""
 
 from __future__ import annotations
 
@@ -17,6 +18,14 @@ CONTENT_SECURITY_POLICY = (
 def index() -> Response:
     """The chat page."""
     response = current_app.send_static_file("index.html")
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    return response
+
+
+@bp.get("/admin")
+def admin() -> Response:
+    """The admin page (the keys, the spend); it asks for the admin key, as the API does."""
+    response = current_app.send_static_file("admin.html")
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     return response
 

@@ -176,7 +176,8 @@ def messages(client: Any) -> None:
 
 
 @scenario(
-    "health.health", "health.ready", "metrics.metrics", "spend.spend", "contract.contract", "page.index", "static"
+    "health.health", "health.ready", "metrics.metrics", "spend.spend", "contract.contract", "page.index", "static",
+    "page.admin",
 )
 def service(client: Any) -> None:
     assert client.get("/health").get_json()["status"] == "healthy"
@@ -188,6 +189,9 @@ def service(client: Any) -> None:
     assert client.get("/openapi.yaml").get_data().startswith(b"openapi:")
     with client.get("/") as page:
         assert page.status_code == 200 and b"<html" in page.get_data()
+    with client.get("/admin") as admin_page:
+        assert admin_page.status_code == 200 and b"/static/admin.js" in admin_page.get_data()
+        assert "default-src 'none'" in admin_page.headers["Content-Security-Policy"]
     with client.get("/static/chat.js") as script:
         assert script.status_code == 200 and script.mimetype == "text/javascript"
     assert json.loads(client.get("/v1/nowhere").get_data())["error"]["code"] == "not_found"
