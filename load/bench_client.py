@@ -28,12 +28,13 @@ STOP_PATHS = {
 }
 
 
-def post_request(path: str, body: dict) -> bytes:
+def post_request(path: str, body: dict, headers: dict[str, str] | None = None) -> bytes:
     """The raw bytes of a JSON POST that asks the server to close the connection afterwards."""
     payload = json.dumps(body).encode()
     head = (
         f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
     )
+    head += "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
     return (head + "Connection: close\r\n\r\n").encode() + payload
 
 

@@ -5,6 +5,7 @@ callgrind: repeatable where the CPU time of a shared machine is not, so a small 
     ./scripts/load bench_instructions.py --arm floor_wsgi   # the bare relay, for comparison
     ./scripts/load bench_instructions.py --root ../old      # another checkout
     ./scripts/load bench_instructions.py --variant quiet    # with a trick of load/variants.py
+    ./scripts/load bench_instructions.py --keys end-user    # a key with limits, each request an end user's
 
 The worker runs under `valgrind --tool=callgrind` with instrumentation off; after a warm-up it is
 switched on for `--batches` batches of `--streams` concurrent streams of 1 token, then of
@@ -38,6 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.processes import BIN, ROOT, FakeUpstream, free_port  # noqa: E402
 from load.bench_client import MARKERS, one_stream, post_request  # noqa: E402
+
+KEYS = ("none", "keyed", "end-user")  # no client key; a key with limits; and each request an end user's
+BENCH_KEY = "bench-key-0123456789abcdef"
 from load.variants import gunicorn_args  # noqa: E402
 
 
@@ -47,6 +51,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--variant", action="append", default=[], help="load/variants.py names, repeatable")
     parser.add_argument("--root", type=Path, default=ROOT, help="the checkout to serve")
     parser.add_argument("--family", default="native", choices=("native", "openai"), help="the API its streams use")
+    parser.add_argument("--keys", default="none", choices=KEYS, help="a client key with limits, and end users")
+    parser.add_argument("--end-user", dest="end_user", default="user-4711", help="the end user of --keys end-user")
     parser.add_argument("--streams", type=int, default=4)
     parser.add_argument("--tokens", type=int, default=41)
     parser.add_argument("--batches", type=int, default=5)
@@ -68,6 +74,11 @@ def start_worker(args: argparse.Namespace, fake: FakeUpstream, out: str) -> tupl
         "GUNICORN_TIMEOUT": "3600",
         "PYTHONPATH": str(ROOT),
     }
+    if args.keys != "none":  # generous limits: counted, never reached
+        line = f"{BENCH_KEY} name=bench rpm=1000000 tpm=1000000000 max_streams=100000"
+        line += " user_rpm=1000000 user_tpm=1000000000 user_max_streams=100000" if args.keys == "end-user" else ""
+        Path(out + ".keys").write_text(line + "\n")
+        env["CHATWAIT_API_KEYS_FILE"] = out + ".keys"
     floor = args.arm.startswith("floor")
     variant = None if floor else ",".join(args.variant) or None
     if floor:
@@ -89,19 +100,23 @@ def start_worker(args: argparse.Namespace, fake: FakeUpstream, out: str) -> tupl
     raise SystemExit("the server did not start under valgrind within 300 s")
 
 
-def streamed(family: str, tokens: int, delay_ms: float) -> tuple[bytes, bytes]:
+def streamed(family: str, tokens: int, delay_ms: float, keys: str = "none", user: str = "") -> tuple[bytes, bytes]:
     """One stream's request of `family` (the native API, or chat completions), and its token marker."""
     message = f"bench @tokens={tokens} @delay_ms={delay_ms}"
+    headers = {} if keys == "none" else {"Authorization": f"Bearer {BENCH_KEY}"}
+    if keys == "end-user":
+        headers["X-ChatWait-User"] = user
     if family == "openai":
         body = {"model": "fake-model", "messages": [{"role": "user", "content": message}], "max_tokens": tokens}
         body |= {"stream": True, "stream_options": {"include_usage": True}}
-        return post_request("/v1/chat/completions", body), MARKERS["openai"]
-    return post_request("/v1/chat/streaming", {"message": message, "max_tokens": tokens}), MARKERS["chatwait"]
+        return post_request("/v1/chat/completions", body, headers), MARKERS["openai"]
+    return post_request("/v1/chat/streaming", {"message": message, "max_tokens": tokens}, headers), MARKERS["chatwait"]
 
 
-def batch(port: int, tokens: int, streams: int, delay_ms: float, family: str = "native") -> None:
-    """`streams` concurrent streams of `tokens` tokens, each read whole."""
-    request, marker = streamed(family, tokens, delay_ms)
+def batch(port: int, tokens: int, args: argparse.Namespace) -> None:
+    """`args.streams` concurrent streams of `tokens` tokens, each read whole."""
+    streams, delay_ms = args.streams, args.delay_ms
+    request, marker = streamed(args.family, tokens, delay_ms, args.keys, args.end_user)
     spread = delay_ms / 1000 / streams
     jobs = [gevent.spawn(one_stream, port, request, marker, 600, None, i * spread) for i in range(streams)]
     gevent.joinall(jobs)
@@ -112,7 +127,7 @@ def batch(port: int, tokens: int, streams: int, delay_ms: float, family: str = "
 
 def batches(port: int, tokens: int, args: argparse.Namespace) -> None:
     for _ in range(args.batches):
-        batch(port, tokens, args.streams, args.delay_ms, args.family)
+        batch(port, tokens, args)
 
 
 def counted(worker: int, out: str, run: Callable[[], None]) -> int:
@@ -138,7 +153,7 @@ def main() -> None:
     proc, port, worker = start_worker(args, fake, out)
     try:
         for _ in range(3):
-            batch(port, 5, args.streams, args.delay_ms, args.family)  # warm-up, not counted
+            batch(port, 5, args)  # warm-up, not counted
         requests = args.batches * args.streams
         counts = {}
         for tokens in (1, args.tokens):
@@ -153,6 +168,7 @@ def main() -> None:
         "arm": args.arm,
         "variant": ",".join(args.variant),
         "family": args.family,
+        "keys": args.keys if args.keys != "end-user" else f"end-user {args.end_user}",
         "root": str(args.root),
         "instructions_per_request": round(per_request),
         "instructions_per_token": round(per_token),

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 from flask import Response, current_app, g
 
 from ..accounts.account import Handoff, delivery
+from ..config.keys import digest
 from ..logs import bind, stream_correlation_id_var, stream_id_var
+from ..logs.redaction import redact
 from ..traces import end_request, parent_of
 
 if TYPE_CHECKING:
@@ -56,11 +58,15 @@ def owns(started_by: str) -> bool:
 
 
 def identified(end_user: str | None) -> str | None:
-    """Keep this request's end user (None: none) for its completion line and its span."""
+    """Keep this request's end user (None: none) for its completion line and its span: as it is,
+    or (an id the logs would scrub: an e-mail, a phone number) as `sha256:` and the start of its
+    digest, which tells one end user's lines apart without showing who they are."""
     if end_user is not None:
         state = g._get_current_object()
         state.end_user = end_user
-        _note(state, {"end_user": end_user})
+        shown = end_user if redact(end_user) == end_user else "sha256:" + digest(end_user)[:16]
+        state.end_user_shown = shown
+        _note(state, {"end_user": shown})
     return end_user
 
 
@@ -137,7 +143,7 @@ def end_span(state: Any, status: int, stream_id: str | None = None) -> None:
     key = state.get("client_key")
     attributes = {"chatwait.correlation_id": state.get("correlation_id"), "chatwait.stream_id": stream_id}
     attributes["chatwait.client_name"] = None if key is None else key.name
-    end_request(started[0], status, attributes | {"user.id": state.get("end_user")})
+    end_request(started[0], status, attributes | {"user.id": state.get("end_user_shown")})
 
 
 def event_response(body: Iterator[bytes], stream_id: str, headers: dict[str, str]) -> Response:

@@ -5,6 +5,7 @@ when it is killed is lost: the budgets' counters (`limits`) are separate and exa
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
@@ -32,7 +33,7 @@ class SpendTally:
         self, key: str, user: str | None, model: str, usd: float | None, tokens: tuple[int, int], requests: int = 1
     ) -> None:
         """A generation of `key`'s `user` on `model` was charged `usd` for `tokens` (input, output)."""
-        entry = (periods(time.time()).day, key, user or "", model)
+        entry = (_day(int(time.time())), key, user or "", model)
         found = self._pending.get(entry)
         if found is None:
             if len(self._pending) >= MAX_PENDING:
@@ -76,3 +77,9 @@ class SpendTally:
         while True:
             gevent.sleep(FLUSH_SECONDS)
             self.flush()
+
+
+@functools.lru_cache(maxsize=2)
+def _day(second: int) -> str:
+    """The UTC day of a second (worked out once a second, not once a generation)."""
+    return periods(second).day

@@ -172,3 +172,24 @@ def test_a_reload_hands_end_users_counts_over_with_the_keys() -> None:
     second.merge(first.snapshot())
     assert second.admit(key, "a2", 1, user=EndUser("alice", key.users)).refused == "user_rpm"
     assert second.peek(key).requests.remaining == 9
+
+
+def test_an_end_user_the_logs_would_scrub_is_logged_by_its_digest(client, caplog) -> None:
+    import hashlib
+    import logging
+
+    import httpx
+    import respx
+
+    from ..conftest import UNIT_UPSTREAM
+    from ..sse import upstream_reply
+
+    with respx.mock(using="httpx", assert_all_called=False) as router, caplog.at_level(logging.INFO):
+        router.post(f"{UNIT_UPSTREAM}/chat/completions").mock(
+            side_effect=lambda request: httpx.Response(200, content=upstream_reply("Hi"))
+        )
+        for user in ("alice@example.com", "user-4711"):
+            answer = client.post("/v1/chat/wait", json={"message": "hi", "user": user})
+            assert answer.status_code == 200, answer.get_json()
+    said = [r.end_user for r in caplog.records if r.getMessage() == "request_completed" and hasattr(r, "end_user")]
+    assert said == ["sha256:" + hashlib.sha256(b"alice@example.com").hexdigest()[:16], "user-4711"]
