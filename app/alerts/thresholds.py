@@ -4,7 +4,6 @@ alert each newly reached one makes."""
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -14,6 +13,7 @@ from typing import Any, Protocol
 import redis
 
 from ..accounts.budget import Spend
+from ..connect import sqlite
 from ..connect.redis import Later, Topology
 
 MARK_SECONDS = 32 * 86_400  # a mark outlives the longest period (a month)
@@ -62,13 +62,11 @@ class SqliteMarks:
     """Marks in an SQLite file, for an instance's workers."""
 
     def __init__(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self._path = folder / FILE_NAME
-        with contextlib.closing(sqlite3.connect(self._path, timeout=2)) as db, db:
-            db.execute("CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY, at REAL)")
+        table = "CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY, at REAL)"
+        self._path = sqlite.prepare(folder, FILE_NAME, (table,), sqlite3.OperationalError)
 
     def mark(self, name: str) -> bool:
-        with contextlib.closing(sqlite3.connect(self._path, timeout=2)) as db, db:
+        with sqlite.transaction(self._path, sqlite3.OperationalError) as db:
             db.execute("DELETE FROM marks WHERE at < ?", (time.time() - MARK_SECONDS,))
             return db.execute("INSERT OR IGNORE INTO marks VALUES (?, ?)", (name, time.time())).rowcount == 1
 

@@ -14,14 +14,15 @@ from typing import Any
 from ..errors import ApiError
 
 HEADER = "X-ChatWait-User"
+ENVIRON = "HTTP_X_CHATWAIT_USER"  # the header in a WSGI environ (read there: no header lookup per request)
 MAX_CHARS = 1024
 FIELDS = ("safety_identifier", "user")  # in a call's options, first found first
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode's control characters (category Cc)
 
 
-def end_user(headers: Mapping[str, str], options: Mapping[str, Any]) -> str | None:
-    """The request's end user (None: it names none)."""
-    given = headers.get(HEADER)
+def end_user(environ: Mapping[str, Any], options: Mapping[str, Any]) -> str | None:
+    """The request's end user (None: it names none), from its WSGI environ and its call's options."""
+    given = environ.get(ENVIRON)
     if given is not None:
         return _checked(HEADER, given)
     for name in FIELDS:

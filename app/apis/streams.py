@@ -110,7 +110,7 @@ def _open(call: ChatCall, prompt_tokens: int | None, wire: Wire, retention: Rete
 def _admit(call: ChatCall, prompt_tokens: int | None) -> Admission:
     """Admit a generation of this request, for its end user (its account; where its key's limits
     stand, kept for its answer)."""
-    user = identified(end_user(request.headers, call.options))
+    user = identified(end_user(request.environ, call.options))
     return admitted(services().admit(call, prompt_tokens, client_key(), correlation_id(), handoff(), user))
 
 

@@ -8,17 +8,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 import redis
 
+from ..connect import sqlite
 from ..connect.redis import Later, Topology
 
 FILE_NAME = "spend.sqlite3"
-BUSY_MS = 2_000
 KEPT_DAYS = 400  # a day's spend is kept this long (Redis; the file keeps it until it is removed)
 PREFIX = "chatwait:spend"
 COUNTS = ("nano", "requests", "input", "output")
@@ -58,18 +57,11 @@ class SqliteSpend:
     """Spend in an SQLite file: it survives restarts; an instance's workers share it."""
 
     def __init__(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self._path = folder / FILE_NAME
-        try:
-            with contextlib.closing(sqlite3.connect(self._path, timeout=BUSY_MS / 1000)) as db:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute(
-                    "CREATE TABLE IF NOT EXISTS spend (day TEXT, key TEXT, user TEXT, model TEXT, nano INTEGER,"
-                    " requests INTEGER, input INTEGER, output INTEGER, PRIMARY KEY (day, key, user, model))"
-                )
-                db.commit()
-        except sqlite3.Error as error:
-            raise SpendUnavailable(type(error).__name__) from error
+        table = (
+            "CREATE TABLE IF NOT EXISTS spend (day TEXT, key TEXT, user TEXT, model TEXT, nano INTEGER,"
+            " requests INTEGER, input INTEGER, output INTEGER, PRIMARY KEY (day, key, user, model))"
+        )
+        self._path = sqlite.prepare(folder, FILE_NAME, (table,), SpendUnavailable)
 
     def add(self, rows: Iterable[Row]) -> None:
         upsert = (
@@ -77,32 +69,18 @@ class SqliteSpend:
             "nano = nano + excluded.nano, requests = requests + excluded.requests, "
             "input = input + excluded.input, output = output + excluded.output"
         )
-        with self._open() as db:
+        with sqlite.transaction(self._path, SpendUnavailable) as db:
             db.executemany(upsert, [dataclasses.astuple(row) for row in rows])
 
     def rows(self, first: str, last: str, key: str | None = None) -> list[Row]:
         query, args = "SELECT * FROM spend WHERE day BETWEEN ? AND ?", [first, last]
         if key is not None:
             query, args = query + " AND key = ?", [*args, key]
-        with self._open() as db:
+        with sqlite.transaction(self._path, SpendUnavailable, write=False) as db:
             return [Row(*found) for found in db.execute(query + " ORDER BY day, key, user, model", args)]
 
     def close(self) -> None:
         """Nothing held open."""
-
-    @contextlib.contextmanager
-    def _open(self) -> Iterator[sqlite3.Connection]:
-        try:
-            db = sqlite3.connect(self._path, timeout=BUSY_MS / 1000)
-        except sqlite3.Error as error:
-            raise SpendUnavailable(type(error).__name__) from error
-        try:
-            with db:
-                yield db
-        except sqlite3.Error as error:
-            raise SpendUnavailable(type(error).__name__) from error
-        finally:
-            db.close()
 
 
 class RedisSpend:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from app.accounts.account import end_user_of
-from app.apis.end_users import HEADER, MAX_CHARS, end_user
+from app.apis.end_users import ENVIRON, HEADER, MAX_CHARS, end_user
 from app.config import ClientKey, ConfigError, load_settings
 from app.config.keys import EndUser, EndUserLimits
 from app.config.prices import Price
@@ -51,16 +51,16 @@ def test_a_bad_user_field_is_refused_naming_its_line(tmp_path, word: str, said: 
 
 
 def test_the_end_user_is_the_header_else_the_familys_field() -> None:
-    assert end_user({HEADER: "alice"}, {"user": "bob"}) == "alice", "the header wins"
+    assert end_user({ENVIRON: "alice"}, {"user": "bob"}) == "alice", "the header wins"
     assert end_user({}, {"safety_identifier": "carol", "user": "bob"}) == "carol"
     assert end_user({}, {"user": "bob"}) == "bob"
     assert end_user({}, {"user": ""}) is None and end_user({}, {"user": "  "}) is None and end_user({}, {}) is None
-    assert end_user({HEADER: "José ü 👋 user@example.com"}, {}) == "José ü 👋 user@example.com"
+    assert end_user({ENVIRON: "José ü 👋 user@example.com"}, {}) == "José ü 👋 user@example.com"
 
 
 @pytest.mark.parametrize(
     ("headers", "options", "field"),
-    [({HEADER: "a" * (MAX_CHARS + 1)}, {}, HEADER), ({HEADER: "  "}, {}, HEADER), ({HEADER: "a\nb"}, {}, HEADER),
+    [({ENVIRON: "a" * (MAX_CHARS + 1)}, {}, HEADER), ({ENVIRON: "  "}, {}, HEADER), ({ENVIRON: "a\nb"}, {}, HEADER),
      ({}, {"user": "a\x00b"}, "user"), ({}, {"safety_identifier": "a\x85"}, "safety_identifier")],
 )  # fmt: skip
 def test_an_end_user_too_long_blank_or_with_control_characters_is_a_400_naming_where(headers, options, field) -> None:
