@@ -1,5 +1,6 @@
 """Where spend is kept: a row per UTC day, key, end user and model (what it cost in nano-USD,
-its generations, their input and output tokens), added to as tallies come. In SQLite (DATA_DIR,
+its generations, their input and output tokens), added to as tallies come; at most
+MAX_ROWS_A_DAY rows a key a day (the end users past it share one row, OTHERS). In SQLite (DATA_DIR,
 beside the managed keys) or in Redis: a hash per key and day (`user\\tmodel\\tfield` -> count)
 and a set per day of the keys that spent, each kept KEPT_DAYS."""
 
@@ -19,8 +20,27 @@ from ..connect.redis import Later, Topology
 
 FILE_NAME = "spend.sqlite3"
 KEPT_DAYS = 400  # a day's spend is kept this long (Redis; the file keeps it until it is removed)
+MAX_ROWS_A_DAY = 10_000  # rows (end user and model) a key keeps a day
+OTHERS = "(other end users)"  # the end user of the rows past MAX_ROWS_A_DAY
 PREFIX = "chatwait:spend"
 COUNTS = ("nano", "requests", "input", "output")
+
+
+# A row's counts added to a key's day hash, as another end user's past the day's most fields.
+# KEYS: the hash. ARGV: end user, model, most fields, lifetime (s), OTHERS, then nano, requests,
+# input and output (`requests` always written: it tells a row is there).
+_ADD = """#!lua
+local field = ARGV[1] .. '\t' .. ARGV[2] .. '\t'
+if redis.call('HEXISTS', KEYS[1], field .. 'requests') == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
+  field = ARGV[5] .. '\t' .. ARGV[2] .. '\t'
+end
+for i, name in ipairs({'nano', 'requests', 'input', 'output'}) do
+  local count = tonumber(ARGV[5 + i])
+  if count ~= 0 or name == 'requests' then redis.call('HINCRBY', KEYS[1], field .. name, count) end
+end
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+return 1
+"""
 
 
 class SpendUnavailable(Exception):
@@ -70,7 +90,13 @@ class SqliteSpend:
             "input = input + excluded.input, output = output + excluded.output"
         )
         with sqlite.transaction(self._path, SpendUnavailable) as db:
-            db.executemany(upsert, [dataclasses.astuple(row) for row in rows])
+            for row in rows:
+                where = (row.day, row.key, row.user, row.model)
+                found = db.execute("SELECT 1 FROM spend WHERE day = ? AND key = ? AND user = ? AND model = ?", where)
+                if found.fetchone() is None:
+                    held = db.execute("SELECT COUNT(*) FROM spend WHERE day = ? AND key = ?", where[:2]).fetchone()[0]
+                    row = row if held < MAX_ROWS_A_DAY else dataclasses.replace(row, user=OTHERS)
+                db.execute(upsert, dataclasses.astuple(row))
 
     def rows(self, first: str, last: str, key: str | None = None) -> list[Row]:
         query, args = "SELECT * FROM spend WHERE day BETWEEN ? AND ?", [first, last]
@@ -95,10 +121,9 @@ class RedisSpend:
             pipe = client.pipeline(transaction=False)
             for row in rows:
                 name = _day_key(row.key, row.day)
-                for field in COUNTS:
-                    if getattr(row, field):
-                        pipe.hincrby(name, f"{row.user}\t{row.model}\t{field}", getattr(row, field))
-                pipe.expire(name, kept)
+                counts = [getattr(row, field) for field in COUNTS]
+                args = [row.user, row.model, MAX_ROWS_A_DAY * len(COUNTS), kept, OTHERS, *counts]
+                pipe.execute_command("EVAL", _ADD, 1, name, *args)
                 pipe.sadd(_day_index(row.day), row.key)
                 pipe.expire(_day_index(row.day), kept)
             pipe.execute()

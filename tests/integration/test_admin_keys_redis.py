@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from app.connect.redis import Topology
+from app.spend import store as spend_store
 from app.spend.store import RedisSpend, Row, SqliteSpend
 from harness.processes import ChatWaitServer, FakeUpstream
 from harness.redis_servers import Cluster
@@ -84,7 +85,9 @@ def _rows() -> list[Row]:
 
 
 @pytest.mark.parametrize("kind", ["single", "cluster"])
-def test_spend_in_redis_adds_up_as_in_sqlite_on_one_server_and_a_cluster(kind: str, redis_server, tmp_path) -> None:
+def test_spend_in_redis_adds_up_as_in_sqlite_on_one_server_and_a_cluster(
+    kind: str, redis_server, tmp_path, monkeypatch
+) -> None:
     cluster = Cluster() if kind == "cluster" else None
     url = cluster.env["REDIS_URL"] if cluster is not None else redis_server.url
     store = RedisSpend(Topology.of(url, (), "", cluster is not None))
@@ -97,6 +100,12 @@ def test_spend_in_redis_adds_up_as_in_sqlite_on_one_server_and_a_cluster(kind: s
         assert len(store.rows("2001-01-27", "2001-01-28")) == 3, "alice's two rows are one"
         assert store.rows("2001-01-28", "2001-01-28", "other") == local.rows("2001-01-28", "2001-01-28", "other")
         assert store.rows("2001-01-01", "2001-01-26") == []
+        monkeypatch.setattr(spend_store, "MAX_ROWS_A_DAY", 1)
+        for found in (store, local):
+            found.add([Row("2001-02-01", "app", user, "m", 1, 1, 1, 1) for user in ("a", "b", "c", "a")])
+        capped = store.rows("2001-02-01", "2001-02-01")
+        assert capped == local.rows("2001-02-01", "2001-02-01")
+        assert [(row.user, row.requests) for row in capped] == [("(other end users)", 2), ("a", 2)]
     finally:
         store.close()
         if cluster is not None:

@@ -149,3 +149,18 @@ def _digest(secret: str) -> str:
     from app.config.keys import digest
 
     return digest(secret)
+
+
+def test_managed_keys_and_end_users_of_their_own_are_bounded(admin_app, monkeypatch) -> None:
+    from app.keystore import admin as key_admin
+
+    monkeypatch.setattr(key_admin, "MAX_KEYS", 1)
+    monkeypatch.setattr(key_admin, "MAX_OVERRIDES", 1)
+    client = admin_app.test_client()
+    made = client.post("/v1/admin/keys", json={"name": "one"}, headers=AS_ADMIN).get_json()
+    refused = client.post("/v1/admin/keys", json={"name": "two"}, headers=AS_ADMIN)
+    assert refused.status_code == 409 and "1 keys are kept" in refused.get_json()["detail"]
+    users = f"/v1/admin/keys/{made['id']}/users"
+    assert client.put(f"{users}/a", json={"rpm": 1}, headers=AS_ADMIN).status_code == 200
+    assert client.put(f"{users}/a", json={"rpm": 2}, headers=AS_ADMIN).status_code == 200, "a change, not one more"
+    assert client.put(f"{users}/b", json={"blocked": True}, headers=AS_ADMIN).status_code == 409

@@ -141,3 +141,29 @@ def test_the_admin_report_adds_up_to_the_cost_headers_by_key_and_end_user(spend_
     assert client.get("/v1/admin/spend?group_by=nope", headers=admin).status_code == 400
     assert client.get("/v1/admin/spend?since=2026-01-01", headers=admin).status_code == 400
     assert client.get("/v1/admin/spend", headers={"Authorization": f"Bearer {CLIENT}"}).status_code == 401
+
+
+def test_a_key_keeps_at_most_so_many_rows_a_day_the_rest_one_row_of_others(tmp_path, monkeypatch) -> None:
+    from app.spend import store as spend_store
+
+    monkeypatch.setattr(spend_store, "MAX_ROWS_A_DAY", 2)
+    found = SqliteSpend(tmp_path)
+    found.add([Row("2026-11-27", "app", user, "m", 1, 1, 1, 1) for user in ("a", "b", "c", "d", "a")])
+    found.add([Row("2026-11-27", "other", "z", "m", 1, 1, 1, 1), Row("2026-11-28", "app", "c", "m", 1, 1, 1, 1)])
+    rows = {(row.day, row.key, row.user): row.requests for row in found.rows("2026-11-27", "2026-11-28")}
+    assert rows == {("2026-11-27", "app", "a"): 2, ("2026-11-27", "app", "b"): 1,
+                    ("2026-11-27", "app", spend_store.OTHERS): 2, ("2026-11-27", "other", "z"): 1,
+                    ("2026-11-28", "app", "c"): 1}  # fmt: skip
+
+
+def test_what_a_tally_holds_unwritten_is_bounded(monkeypatch, caplog) -> None:
+    import logging
+
+    from app.spend import tally as spend_tally
+
+    monkeypatch.setattr(spend_tally, "MAX_PENDING", 2)
+    held = SpendTally(Flaky())
+    with caplog.at_level(logging.WARNING):
+        for user in ("a", "b", "c"):
+            held.add("app", user, "m", 0.1, (1, 1))
+    assert len(held._pending) == 2 and [r.getMessage() for r in caplog.records] == ["spend_unrecorded"]
