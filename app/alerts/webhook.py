@@ -59,7 +59,12 @@ class Webhook:
 
     def _send_forever(self) -> None:
         while True:
-            self._deliver(self._queue.get())
+            alert = self._queue.get()
+            try:
+                self._deliver(alert)
+            except Exception:  # the next alerts still go
+                self._done("failed", alert)
+                log.exception("budget_alert_failed")
 
     def _deliver(self, alert: dict[str, Any]) -> None:
         body = orjson.dumps(alert)

@@ -46,6 +46,9 @@ class KeyView:
             if version != self._version:
                 self._take(self.store.all())
                 self._version = version
+        except (ValueError, TypeError, KeyError):  # a record it cannot read: the last view stays
+            log.exception("keys_unread")
+            return
         except StoreUnavailable as error:
             if self._reached:
                 log.warning("keys_unreached", extra={"error_type": str(error)})
@@ -95,4 +98,7 @@ class KeyView:
     def _refresh_forever(self) -> None:
         while True:
             gevent.sleep(REFRESH_SECONDS)
-            self.refresh()
+            try:
+                self.refresh()
+            except Exception:  # a record it cannot read: the last view stays, and the next round tries again
+                log.exception("keys_unread")

@@ -76,7 +76,10 @@ class SpendTally:
     def _flush_forever(self) -> None:
         while True:
             gevent.sleep(FLUSH_SECONDS)
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # what it could not write is lost (and logged); the next second goes on
+                log.exception("spend_unrecorded")
 
 
 @functools.lru_cache(maxsize=2)

@@ -164,3 +164,38 @@ def test_managed_keys_and_end_users_of_their_own_are_bounded(admin_app, monkeypa
     assert client.put(f"{users}/a", json={"rpm": 1}, headers=AS_ADMIN).status_code == 200
     assert client.put(f"{users}/a", json={"rpm": 2}, headers=AS_ADMIN).status_code == 200, "a change, not one more"
     assert client.put(f"{users}/b", json={"blocked": True}, headers=AS_ADMIN).status_code == 409
+
+
+def test_a_record_the_view_cannot_read_leaves_the_last_view_and_it_reads_again_later(caplog) -> None:
+    from app.keystore.record import StoredKey
+    from app.keystore.view import KeyView
+
+    good = StoredKey("k1", "one", "d" * 64, 1)
+
+    class Store:
+        def __init__(self) -> None:
+            self.n, self.broken = 0, False
+
+        def version(self) -> int:
+            self.n += 1
+            return self.n
+
+        def all(self) -> list:
+            if self.broken:
+                raise ValueError("a record that is not JSON")
+            return [good]
+
+        def close(self) -> None:
+            pass
+
+    store = Store()
+    view = KeyView(store, lambda key: key)
+    assert view.find("d" * 64) is not None
+    store.broken = True
+    with caplog.at_level(logging.ERROR):
+        view.refresh()
+    assert view.find("d" * 64) is not None, "the last view stays"
+    assert [r.getMessage() for r in caplog.records] == ["keys_unread"]
+    store.broken = False
+    view.refresh()
+    assert view.record("k1") == good
