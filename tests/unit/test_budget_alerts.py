@@ -121,3 +121,17 @@ def test_alert_settings_are_checked(environ, said) -> None:
     with pytest.raises(ConfigError) as refused:
         load_settings(environ={"OPENAI_API_KEY": "sk-test", **environ})
     assert said in str(refused.value)
+
+
+def test_the_receivers_answer_is_never_read(sleeps) -> None:
+    class Unread(httpx.SyncByteStream):
+        def __iter__(self):
+            raise AssertionError("the receiver's body was read")
+
+    hook = Webhook(URL, SECRET, Metrics())
+    alert = Thresholds((50,), MemoryMarks()).reached("app", None, [_spend(6.0)])[0]
+    with respx.mock() as router:
+        route = router.post(URL).mock(return_value=httpx.Response(200, stream=Unread()))
+        hook._deliver(alert)
+    assert route.call_count == 1 and sleeps == [], "sent at the first try, its answer's body untouched"
+    hook.close()
