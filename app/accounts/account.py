@@ -103,7 +103,7 @@ class Account:
     @property
     def pays_delivered(self) -> bool:
         """Whether its key pays for the output that reaches its clients (else for what is generated)."""
-        return self.ticket is not None and self.ticket.key.pays_delivered
+        return self.key is not None and self.key.pays_delivered
 
     def reserve(self, ticket: Ticket, limits: KeyLimits) -> None:
         """Its key's counters admitted it: it asks for no more than they reserved."""
@@ -143,13 +143,13 @@ class Account:
             if self.ticket is not None and self.limits is not None:
                 self.limits.end(self.ticket, produced())
             return
-        charged = ending.cost_usd
-        if self.pays_delivered:
-            output = ending.usage.completion_tokens if whole and ending.error is None else 0
-            charged = cost.delivered(ending.attempts, ending.usage, self.prices, model, output)
+        usage, charged = ending.usage, ending.cost_usd
+        tokens = (usage.prompt_tokens + usage.resent, usage.charged - usage.resent)
+        if self.pays_delivered:  # its stream's output joins the spend as it is delivered (`delivery`)
+            output = usage.completion_tokens if whole and ending.error is None else 0
+            charged = cost.delivered(ending.attempts, usage, self.prices, model, output)
+            tokens = (usage.prompt_tokens, output)
         if self.spending is not None:
-            usage = ending.usage
-            tokens = (usage.prompt_tokens + usage.resent, usage.charged - usage.resent)
             self.spending.add("" if self.key is None else self.key.name, self.end_user, model, charged, tokens)
         if self.ticket is not None and self.limits is not None:
             self.limits.end(self.ticket, ending.usage.charged, charged)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from app.accounts import cost
-from app.accounts.account import Account
+from app.accounts.account import Account, delivery
 from app.config import ClientKey, ConfigError
 from app.config.prices import Price
 from app.errors import ApiError
@@ -85,6 +85,9 @@ class _Recording:
     def end(self, ticket, completion_tokens, cost_usd=None):
         self.settled.append((completion_tokens, cost_usd))
 
+    def charge(self, key, cost_usd, user=None):
+        """A key without limits: nothing to count."""
+
 
 @pytest.mark.parametrize("pays", ["generated", "delivered"])
 def test_a_generations_ticket_settles_by_its_keys_policy(pays: str) -> None:
@@ -92,13 +95,14 @@ def test_a_generations_ticket_settles_by_its_keys_policy(pays: str) -> None:
     input of the attempt that answered, and a whole answer's reply (a stream's output is charged
     as it reaches a client)."""
     limits = Limits(MemoryCounters(Clock(MIDDAY)), NoMetrics())
-    ticket, _ = limits.admit(ClientKey("", "k", budget_day=1.0, pays=pays), 100, 10, PRICES["small"])
+    key = ClientKey("", "k", budget_day=1.0, pays=pays)
+    ticket, _ = limits.admit(key, 100, 10, PRICES["small"])
     attempts = (_attempt("small", "cut", 100, 4), _attempt("small", "completed", 110, 6))
     outcome = Outcome("reply", 10, Usage(100, 10, generated=10, resent=110), 1.0, 1.0, "stop", None, None, None, None,
                       cost_usd=0.00031, attempts=attempts)  # fmt: skip
     recording = _Recording()
     for whole in (True, False):
-        account = Account(ChatCall("small", (), 10), 100, prices=PRICES.get)
+        account = Account(ChatCall("small", (), 10), 100, key=key, prices=PRICES.get)
         account.reserve(ticket, recording)  # type: ignore[arg-type]
         account.settle(outcome, lambda: 10, "small", whole=whole)
         account.settle(outcome, lambda: 10, "small", whole=whole)  # once only
@@ -109,3 +113,24 @@ def test_a_generations_ticket_settles_by_its_keys_policy(pays: str) -> None:
         assert whole_answer == (outcome.usage.charged, pytest.approx((100 * 1.0 + 10 * 10.0) / 1e6))
         assert streamed == (outcome.usage.charged, pytest.approx(100 * 1.0 / 1e6))
 
+
+def test_the_spend_of_a_key_that_pays_for_delivery_counts_its_output_once() -> None:
+    """A key without limits that pays for delivery: its stream's settlement joins the spend with
+    its input only, its output as each delivery is charged (never both)."""
+    added: list[tuple] = []
+
+    class Spend:
+        def add(self, key, user, model, usd, tokens, requests=1):
+            added.append((key, user, model, usd, tokens, requests))
+
+    key = ClientKey("", "reader", pays="delivered")
+    outcome = Outcome("reply", 10, Usage(100, 10, generated=10), 1.0, 1.0, "stop", cost_usd=0.0002,
+                      attempts=(_attempt("small", "completed", 100, 10),))  # fmt: skip
+    account = Account(ChatCall("small", (), 10), 100, key=key, prices=PRICES.get)
+    account.end_user, account.spending = "alice", Spend()
+    account.settle(outcome, lambda: 10, "small", whole=False)
+    charge = delivery(key, _Recording(), PRICES.get, "alice", Spend())  # type: ignore[arg-type]
+    assert charge is not None
+    charge("small", 10)
+    assert added == [("reader", "alice", "small", pytest.approx(100 * 1.0 / 1e6), (100, 0), 1),
+                     ("reader", "alice", "small", pytest.approx(10 * 10.0 / 1e6), (0, 10), 0)]  # fmt: skip
