@@ -171,15 +171,15 @@ def delivery(
     key: ClientKey | None,
     limits: KeyLimits,
     prices: Prices,
-    end_user: str | None = None,
+    user: EndUser | None = None,
     spending: Spending | None = None,
+    end_user: str | None = None,
 ) -> Callable[[str, int], None] | None:
-    """How `key` (and its `end_user`) is charged for chunks of a model's output that reach its
-    client for the first time, where it pays for delivery (None: it pays for what is generated,
-    or nothing counts it: no limits, no spend)."""
-    if key is None or not key.pays_delivered or not (key.limited or spending is not None):
+    """How `key` (and its end user: `user` where its counters hold one, `end_user` in the spend)
+    is charged for chunks of a model's output that reach its client for the first time, where it
+    pays for delivery (None: it pays for what is generated, or nothing counts it)."""
+    if key is None or not key.pays_delivered or not (key.limited or user is not None or spending is not None):
         return None
-    user = end_user_of(key, end_user)
 
     def charge(model: str, chunks: int) -> None:
         price = prices(model)
@@ -191,10 +191,3 @@ def delivery(
             spending.add(key.name, end_user, model, usd, (0, chunks), requests=0)
 
     return charge
-
-
-def end_user_of(key: ClientKey | None, end_user: str | None) -> EndUser | None:
-    """The end user `key`'s counters hold (None: no end user, or none of its end users is limited)."""
-    if key is None or end_user is None or key.users is None:
-        return None
-    return EndUser(end_user, key.users)

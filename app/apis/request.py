@@ -74,9 +74,12 @@ def on_delivery() -> Callable[[str, int], None] | None:
     """How this request's key (and end user) is charged for chunks of a model's output that reach
     its client for the first time, where it pays for delivery (`account.delivery`). Taken while
     the request is current: a body outlives it."""
-    found = services()
+    found, key = services(), client_key()
     end_user = g._get_current_object().get("end_user")
-    return delivery(client_key(), found.limits, found.settings.price_of, end_user, found.spending)
+    # A stream's delivery is charged to its end user even after they were blocked (as their own
+    # limits say, else the key's): what reached them was generated for them.
+    user = None if key is None else found.client_keys.end_user(key, end_user, refuse_blocked=False)
+    return delivery(key, found.limits, found.settings.price_of, user, found.spending, end_user)
 
 
 COST_HEADER = "X-ChatWait-Cost-USD"  # on a whole (non-streamed) answer whose model has a price

@@ -55,6 +55,11 @@ def register_paths(wire: str, started_at: str, resumed_at: str) -> None:
     _RESUMED_AT[wire] = resumed_at
 
 
+def started_at(wire: str) -> str:
+    """The path a stream of `wire` was started at (the wire's name if none registered it)."""
+    return _STARTED_AT.get(wire, wire)
+
+
 def start(
     call: ChatCall,
     prompt_tokens: int | None,

@@ -2,10 +2,12 @@
 POST and GET /v1/admin/keys; GET, PATCH and DELETE (revoke) /v1/admin/keys/{id};
 POST /v1/admin/keys/{id}/rotate; PUT and DELETE /v1/admin/keys/{id}/users/{user} (block or
 limit one end user, or give them back the key's defaults); GET /v1/admin/spend (the spend
-report, JSON or CSV). Only an admin key opens it."""
+report, JSON or CSV); GET /v1/admin/streams (the live streams) and DELETE /v1/admin/streams/{id}
+(stop one). Only an admin key opens it."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -14,6 +16,7 @@ from flask import Blueprint, Response, request
 from ..apis.intake import read_json, validate_request
 from ..apis.request import services
 from ..apis.schema import serialise
+from ..apis.streams import started_at, stop
 from ..errors import ApiError
 from ..keystore.admin import KeyAdmin
 from ..keystore.record import BLOCKED
@@ -27,11 +30,17 @@ from .admin_schemas import (
     AdminRotateSchema,
     AdminSpendQuerySchema,
     AdminSpendSchema,
+    AdminStreamListSchema,
+    AdminStreamsQuerySchema,
+    AdminStreamStopSchema,
     AdminUserOverrideSchema,
 )
 
+log = logging.getLogger("chatwait.audit")
+
 bp = Blueprint("admin", __name__)
 PREFIX = "/v1/admin/"
+DEFAULT_LISTED = 100  # live streams listed unless `limit` says otherwise
 
 
 def _admin() -> tuple[KeyAdmin, str]:
@@ -137,3 +146,40 @@ def spend() -> Response | dict[str, Any]:
     total = sum(entry["cost_usd"] for entry in data)
     found = {"object": "spend_report", "from": first, "to": last, "group_by": list(by), "data": data}
     return serialise(AdminSpendSchema, found | {"total_usd": total})
+
+
+@bp.get("/v1/admin/streams")
+def live_streams() -> dict[str, Any]:
+    """The live streams, newest first (`limit`, 100 by default): of the whole cluster in Redis."""
+    _admin()
+    found = services()
+    limit = validate_request(dict(request.args), AdminStreamsQuerySchema()).get("limit", DEFAULT_LISTED)
+    live, streams = found.store.live_streams(limit)
+    now = time.time()
+    data = [
+        {
+            "id": stream.stream_id,
+            "object": "stream",
+            "key": found.client_keys.name_of(stream.client) if stream.client else None,
+            "model": stream.model,
+            "api": started_at(stream.wire),
+            "created_at": int(stream.created),
+            "age_seconds": round(max(0.0, now - stream.created), 3),
+            "events": stream.events,
+            "worker": stream.worker,
+        }
+        for stream in streams
+    ]
+    return serialise(AdminStreamListSchema, {"object": "list", "live": live, "data": data})
+
+
+@bp.delete("/v1/admin/streams/<stream_id>")
+def stop_stream(stream_id: str) -> dict[str, Any]:
+    """Stop any key's stream: it ends as a client's stop ends it (one `admin_action` line)."""
+    _, who = _admin()
+    stream = services().store.get(stream_id)
+    status, last_event_id = stop(stream)
+    said = {"admin": who, "action": "stop_stream", "stream_id": stream.stream_id, "result": status}
+    log.info("admin_action", extra=said)
+    found = {"stream_id": stream.stream_id, "status": status, "last_event_id": last_event_id}
+    return serialise(AdminStreamStopSchema, found)

@@ -10,6 +10,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from ..apis.schema import StrictBoolean, StrictInteger, StrictNumber, StrictSchema
 from ..config.keys import MAX_BUDGET, MAX_LIMIT, NAME, PAYS
+from ..streaming.live import MAX_LISTED
 
 MAX_OVERLAP_SECONDS = 30 * 86_400
 GROUP_NAMES = ("day", "key", "end_user", "model")
@@ -166,6 +167,43 @@ class AdminSpendSchema(StrictSchema):
     data = fields.List(fields.Nested(AdminSpendEntrySchema), required=True)
 
 
+class AdminStreamsQuerySchema(StrictSchema):
+    """The query of GET /v1/admin/streams."""
+
+    limit = fields.Integer(validate=validate.Range(min=1, max=MAX_LISTED))
+
+
+class AdminStreamSchema(StrictSchema):
+    """One live stream (`api`: the path it was started at; null key: started without a key, or
+    by one no longer known)."""
+
+    id = fields.String(required=True)
+    object = fields.String(required=True, validate=validate.OneOf(("stream",)))
+    key = fields.String(required=True, allow_none=True)
+    model = fields.String(required=True)
+    api = fields.String(required=True)
+    created_at = fields.Integer(required=True)
+    age_seconds = fields.Float(required=True)
+    events = fields.Integer(required=True)
+    worker = fields.String(required=True)
+
+
+class AdminStreamListSchema(StrictSchema):
+    """The reply of GET /v1/admin/streams: how many streams are live, the newest of them."""
+
+    object = fields.String(required=True, validate=validate.OneOf(("list",)))
+    live = fields.Integer(required=True)
+    data = fields.List(fields.Nested(AdminStreamSchema), required=True)
+
+
+class AdminStreamStopSchema(StrictSchema):
+    """The reply of DELETE /v1/admin/streams/{id} (as DELETE /v1/chat/streaming/{id} answers)."""
+
+    stream_id = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(("cancelled", "already_finished")))
+    last_event_id = fields.Integer(required=True)
+
+
 ADMIN_COMPONENTS: dict[str, type[Schema]] = {
     "AdminUserLimits": AdminUserLimitsSchema,
     "AdminKeyChange": AdminKeyChangeSchema,
@@ -177,4 +215,7 @@ ADMIN_COMPONENTS: dict[str, type[Schema]] = {
     "AdminKeyList": AdminKeyListSchema,
     "AdminSpend": AdminSpendSchema,
     "AdminSpendEntry": AdminSpendEntrySchema,
+    "AdminStream": AdminStreamSchema,
+    "AdminStreamList": AdminStreamListSchema,
+    "AdminStreamStop": AdminStreamStopSchema,
 }

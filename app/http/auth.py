@@ -15,9 +15,9 @@ from werkzeug.datastructures import Headers
 
 from .. import limits
 from ..apis.request import NOT_ADMITTED, services, verdict
+from .admin import PREFIX  # asks for an admin key instead
 
 PROTECTED_PREFIXES = ("/v1/", "/chat/")
-ADMIN = "/v1/admin/"  # asks for an admin key instead (`admin`)
 
 
 def _check() -> None:
@@ -28,7 +28,7 @@ def _check() -> None:
         return
     req = request._get_current_object()
     # OPTIONS is exempt: a browser's CORS preflight never carries credentials.
-    if req.method != "OPTIONS" and req.path.startswith(PROTECTED_PREFIXES) and not req.path.startswith(ADMIN):
+    if req.method != "OPTIONS" and req.path.startswith(PROTECTED_PREFIXES) and not req.path.startswith(PREFIX):
         authorization = req.headers.get("Authorization")
         if authorization is None and "x-api-key" in req.headers:  # how Anthropic's clients send their key
             authorization = "Bearer " + req.headers["x-api-key"]

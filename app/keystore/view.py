@@ -66,6 +66,11 @@ class KeyView:
         record = self._records[found]
         return (self._keys[found], record) if digest in record.digests(time.time()) else None
 
+    def name_of(self, digest: str) -> str | None:
+        """The name of the key a secret's digest belongs to (a rotated-out one's too)."""
+        found = self._by_digest.get(digest)
+        return None if found is None else self._records[found].name
+
     def key(self, key_id: str) -> ClientKey | None:
         return self._keys.get(key_id)
 

@@ -180,7 +180,7 @@ class Limits:
     def charge(self, key: ClientKey, cost_usd: float, user: EndUser | None = None) -> None:
         """Charge a key that pays for delivery `cost_usd` for output that reached its client (of
         its end `user`), to its budgets now (what its generations settle leaves that output out)."""
-        if cost_usd <= 0 or not key.limited:
+        if cost_usd <= 0 or not (key.limited or user is not None):  # an end user of their own: counted
             return
         self.metrics.key_spend(key.name, cost_usd)
         if user is not None and not user.limits.budgeted:

@@ -49,6 +49,13 @@ class ClientKeys:
             found = None if record is None or record.revoked_at is not None else self.view.key(record.id)
         return found
 
+    def name_of(self, digest: str) -> str | None:
+        """The name of the key whose secret has this digest (None: no key, or one no longer known)."""
+        entry = self._entries.get(digest)
+        if entry is not None:
+            return entry.name
+        return None if self.view is None else self.view.name_of(digest)
+
     @staticmethod
     def check_model(key: ClientKey, model: str) -> None:
         """ApiError(model_not_allowed) when `key` may not ask for `model`."""
@@ -56,15 +63,19 @@ class ClientKeys:
             detail = f"The key {key.name!r} may use {', '.join(key.models)}; not {model[:80]!r}."
             raise ApiError("model_not_allowed", detail)
 
-    def end_user(self, key: ClientKey, end_user: str | None) -> EndUser | None:
-        """The end user a request of `key` is counted as (None: no end user, or the key limits
-        none); ApiError(end_user_blocked) when the operator blocked them on the key."""
+    def end_user(self, key: ClientKey, end_user: str | None, refuse_blocked: bool = True) -> EndUser | None:
+        """The end user a request of `key` is counted as, held to their own limits or else the
+        key's defaults (None: no end user, or none limits them); ApiError(end_user_blocked) when
+        the operator blocked them on the key (`refuse_blocked`; else the key's defaults)."""
         if end_user is None:
             return None
         record = None if self.view is None else self.view.named(key.name)
         override = None if record is None else record.override(end_user)
         if override == BLOCKED:
-            raise ApiError("end_user_blocked", f"The end user {end_user[:80]!r} is blocked on the key {key.name!r}.")
+            if refuse_blocked:
+                detail = f"The end user {end_user[:80]!r} is blocked on the key {key.name!r}."
+                raise ApiError("end_user_blocked", detail)
+            override = None
         limits = override or key.users
         return None if limits is None else EndUser(end_user, limits)  # type: ignore[arg-type]
 

@@ -1,7 +1,9 @@
 // The admin page: the keys (list, create, rotate, revoke), this month's spend by day as a chart,
-// and the top end users, through /v1/admin/ with the admin key this tab was given.
+// the top end users and the live streams (each can be stopped), through /v1/admin/ with the
+// admin key this tab was given. The live streams are read again every few seconds.
 
 const KEY_ITEM = "chatwait.adminKey";
+const STREAMS_EVERY_MS = 3000;
 const $ = (id) => document.getElementById(id);
 
 function adminKey() {
@@ -141,8 +143,41 @@ async function loadSpend() {
   }
 }
 
+function age(seconds) {
+  if (seconds < 60) return `${Math.floor(seconds)} s`;
+  return `${Math.floor(seconds / 60)} min ${Math.floor(seconds % 60)} s`;
+}
+
+function streamRow(tbody, stream) {
+  const row = tbody.insertRow();
+  row.dataset.id = stream.id;
+  cell(row, stream.id, "mono");
+  cell(row, stream.key || "(none)");
+  cell(row, stream.model);
+  cell(row, stream.api);
+  cell(row, age(stream.age_seconds));
+  cell(row, String(stream.events));
+  const stop = document.createElement("button");
+  stop.textContent = "Stop";
+  stop.className = "danger";
+  stop.addEventListener("click", () => act(async () => {
+    await api("DELETE", `/v1/admin/streams/${encodeURIComponent(stream.id)}`);
+  }));
+  cell(row, "", "actions").append(stop);
+}
+
+async function loadStreams() {
+  const found = await api("GET", "/v1/admin/streams?limit=50");
+  const shown = found.data.length < found.live ? ` (the ${found.data.length} newest shown)` : "";
+  $("streams-count").textContent = `${found.live} generating now${shown}`;
+  const tbody = $("streams").tBodies[0];
+  tbody.replaceChildren();
+  for (const stream of found.data) streamRow(tbody, stream);
+}
+
 async function refresh() {
   await loadKeys();
+  await loadStreams().catch((error) => notice(error.message));
   await loadSpend().catch((error) => notice(error.message)); // no spend kept: the keys still show
   document.body.dataset.ready = "true";
 }
@@ -190,6 +225,11 @@ $("create").addEventListener("submit", (event) => {
     $("create").reset();
   });
 });
+
+setInterval(() => {
+  if (document.hidden || !adminKey() || $("key-dialog").open) return;
+  loadStreams().catch(() => {}); // a failed read is shown by the next action, not every 3 s
+}, STREAMS_EVERY_MS);
 
 if (adminKey()) act(async () => {});
 else {

@@ -22,6 +22,7 @@ from ..ids import random_id
 from . import producer
 from .abandon import Abandon
 from .abandon import cancel as cancel_abandoned
+from .live import LiveStream, newest
 from .stored import StoredIndex
 from .stream import DEFAULT_RETENTION, Journal, Retention, Stream
 from .view import StreamView
@@ -124,6 +125,16 @@ class StreamStore(abc.ABC):
     def live(self) -> int:
         """How many of this worker's streams are still generating."""
         return sum(1 for stream in self._own() if not stream.finished)
+
+    def live_streams(self, limit: int) -> tuple[int, list[LiveStream]]:
+        """How many streams are generating, and the `limit` newest of them (this worker's here;
+        the whole cluster's in Redis)."""
+        found = [
+            LiveStream(s.stream_id, s.model, s.wire_name, s.client, s.created, s.visible, self.worker_id)
+            for s in self._own()
+            if not s.finished
+        ]
+        return len(found), newest(found, limit)
 
     def flushed(self) -> bool:
         """Whether every frame shown to this worker's clients is kept where other workers can

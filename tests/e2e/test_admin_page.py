@@ -1,10 +1,13 @@
 """The admin page in Chromium, desktop and phone: it asks for the admin key, lists the keys (the
-key file's too), creates one (its secret shown once), rotates and revokes it, and shows this
-month's spend by day as a chart and the top end users."""
+key file's too), creates one (its secret shown once), rotates and revokes it, shows this
+month's spend by day as a chart and the top end users, and the live streams, one of which it
+stops."""
 
 from __future__ import annotations
 
 import datetime
+import threading
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -14,6 +17,7 @@ from playwright.sync_api import Browser, expect
 from harness.processes import ChatWaitServer
 
 from ..conftest import FAKE_MODEL, server_env
+from ..sse import iter_events
 from .conftest import PHONE, open_page, screenshot
 
 ADMIN = "admin-page-key-0123456789abcdef"
@@ -69,7 +73,6 @@ def test_the_admin_page_lists_creates_rotates_and_revokes_keys_and_shows_spend(b
         expect(page.locator("#top-users tbody tr")).to_have_count(2)
         expect(page.locator("#top-users tbody tr").first).to_contain_text("alice")
         expect(page.locator("#spend-total")).to_contain_text("$0.0")
-        screenshot(page, "admin-desktop")
         page.locator("#keys tbody tr[data-name=web] button", has_text="Rotate").click()
         expect(page.locator("#secret")).to_be_visible()
         assert page.locator("#secret-value").inner_text() not in ("", secret)
@@ -79,6 +82,40 @@ def test_the_admin_page_lists_creates_rotates_and_revokes_keys_and_shows_spend(b
         expect(web).to_contain_text("revoked")
         expect(web.locator("button")).to_have_count(0)
         assert "cw-" not in page.locator("#keys").inner_text(), "never a secret in the list"
+    finally:
+        page.context.close()
+
+
+def test_the_admin_page_shows_the_live_streams_and_stops_one(browser: Browser, admin_server) -> None:
+    started, ending = threading.Event(), []
+
+    def stream() -> None:
+        body = {"message": f"{uuid.uuid4().hex} @tokens=5000 @delay_ms=20"}
+        headers = {"Authorization": f"Bearer {SEEDED}"}
+        url = f"{admin_server.url}/v1/chat/streaming"
+        with httpx.stream("POST", url, json=body, headers=headers, timeout=60) as reply:
+            started.set()
+            ending.extend(event for event in iter_events(reply) if event.event == "done")
+
+    reader = threading.Thread(target=stream, daemon=True)
+    reader.start()
+    assert started.wait(10)
+    page = open_page(browser, f"{admin_server.url}/admin")
+    try:
+        page.locator("#key-input").fill(ADMIN)
+        page.locator("#key-save").click()
+        row = page.locator("#streams tbody tr")
+        expect(row).to_have_count(1)
+        expect(row).to_contain_text("seeded")
+        expect(row).to_contain_text("/v1/chat/streaming")
+        expect(page.locator("#streams-count")).to_contain_text("1 generating now")
+        expect(page.locator("#top-users tbody tr")).to_have_count(2)
+        screenshot(page, "admin-desktop")
+        row.locator("button", has_text="Stop").click()
+        expect(row).to_have_count(0)
+        expect(page.locator("#streams-count")).to_contain_text("0 generating now")
+        reader.join(10)
+        assert [event.data["finish_reason"] for event in ending] == ["cancelled"], "its client got the ending"
     finally:
         page.context.close()
 

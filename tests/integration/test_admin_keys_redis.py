@@ -58,7 +58,8 @@ def test_a_managed_key_holds_on_every_worker_of_every_instance(instances) -> Non
     assert made.status_code == 201, made.text
     secret, key_id = made.json()["key"], made.json()["id"]
     _everywhere(instances, lambda url: _ask(url, secret) == 200)
-    assert [k["name"] for k in httpx.get(f"{second}/v1/admin/keys", headers=AS_ADMIN).json()["data"]] == ["shared"]
+    listed = httpx.get(f"{second}/v1/admin/keys", headers=AS_ADMIN).json()["data"]
+    assert "shared" in [k["name"] for k in listed], "made on one instance, listed on the other (Redis is shared)"
     blocked = httpx.put(f"{second}/v1/admin/keys/{key_id}/users/eve", json={"blocked": True}, headers=AS_ADMIN)
     assert blocked.status_code == 200
     _everywhere(instances, lambda url: _ask(url, secret, "eve") == 403 and _ask(url, secret, "bob") == 200)

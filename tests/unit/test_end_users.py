@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from app.accounts.account import end_user_of
 from app.apis.end_users import ENVIRON, HEADER, MAX_CHARS, end_user
 from app.config import ClientKey, ConfigError, load_settings
 from app.config.keys import EndUser, EndUserLimits
@@ -14,6 +13,7 @@ from app.config.prices import Price
 from app.errors import ApiError
 from app.limits import Closing, Limits, MemoryCounters, memory
 from app.metrics.catalogue import NoMetrics
+from app.service.keys import ClientKeys
 
 from .test_budgets import MIDDAY
 from .test_key_limits import Clock
@@ -73,8 +73,9 @@ def test_an_end_user_too_long_blank_or_with_control_characters_is_a_400_naming_w
 
 def test_an_end_user_is_counted_only_where_the_key_limits_its_end_users() -> None:
     limited = ClientKey("", "app", users=EndUserLimits(rpm=1))
-    assert end_user_of(limited, "alice") == EndUser("alice", EndUserLimits(rpm=1))
-    assert end_user_of(ClientKey("", "plain", rpm=5), "alice") is None and end_user_of(limited, None) is None
+    keys = ClientKeys([])
+    assert keys.end_user(limited, "alice") == EndUser("alice", EndUserLimits(rpm=1))
+    assert keys.end_user(ClientKey("", "plain", rpm=5), "alice") is None and keys.end_user(limited, None) is None
 
 
 def test_each_end_user_is_held_to_the_users_limits_and_the_key_to_its_own() -> None:

@@ -10,6 +10,7 @@ import pytest
 from app.accounts import cost
 from app.accounts.account import Account, delivery
 from app.config import ClientKey, ConfigError
+from app.config.keys import EndUser, EndUserLimits
 from app.config.prices import Price
 from app.errors import ApiError
 from app.generation.outcome import Outcome
@@ -129,8 +130,25 @@ def test_the_spend_of_a_key_that_pays_for_delivery_counts_its_output_once() -> N
     account = Account(ChatCall("small", (), 10), 100, key=key, prices=PRICES.get)
     account.end_user, account.spending = "alice", Spend()
     account.settle(outcome, lambda: 10, "small", whole=False)
-    charge = delivery(key, _Recording(), PRICES.get, "alice", Spend())  # type: ignore[arg-type]
+    charge = delivery(key, _Recording(), PRICES.get, None, Spend(), "alice")  # type: ignore[arg-type]
     assert charge is not None
     charge("small", 10)
     assert added == [("reader", "alice", "small", pytest.approx(100 * 1.0 / 1e6), (100, 0), 1),
                      ("reader", "alice", "small", pytest.approx(10 * 10.0 / 1e6), (0, 10), 0)]  # fmt: skip
+
+
+def test_delivery_is_charged_to_an_end_user_held_to_limits_of_their_own() -> None:
+    """A key without limits or end-user defaults, one of whose end users the admin API holds to a
+    budget: their delivered output counts against it (the key's defaults would count nothing)."""
+    limits = Limits(MemoryCounters(Clock(MIDDAY)), NoMetrics())
+    key = ClientKey("", "reader", pays="delivered")
+    alice = EndUser("alice", EndUserLimits(budget_day=0.0001))
+    charge = delivery(key, limits, PRICES.get, alice, None, "alice")
+    assert charge is not None
+    assert limits.admit(key, 10, 0, PRICES["small"], user=alice)[1].refused is None
+    charge("small", 20)  # $0.0002 of output reached alice
+    with pytest.raises(ApiError) as refused:
+        limits.admit(key, 10, 0, PRICES["small"], user=alice)
+    assert refused.value.error_code == "budget_exhausted" and "user_budget_day" in refused.value.detail
+    bob = EndUser("bob", EndUserLimits(budget_day=0.0001))
+    assert limits.admit(key, 10, 0, PRICES["small"], user=bob)[1].refused is None, "another end user"

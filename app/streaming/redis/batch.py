@@ -51,7 +51,7 @@ class Batch:
         final = (stream.ending or "ended") if stream.ended and end == stream.written else "0"
         identity: tuple[object, ...] = NO_IDENTITY
         if creating:
-            created = int(stream.created)
+            created = round(stream.created, 3)  # to the millisecond: the admin list is newest first
             identity = (
                 self.owner,
                 stream.correlation_id,

@@ -25,6 +25,7 @@ from ...ids import random_id
 from .. import producer
 from ..abandon import Abandon
 from ..abandon import cancel as cancel_abandoned
+from ..live import LiveStream
 from ..store import DEFAULT_MAX_STORED, StreamStore
 from ..stream import Stream
 from ..view import StreamView
@@ -35,6 +36,7 @@ from .follow import RemoteStream
 from .journal import RedisJournal
 from .journal_owner import JournalOwner
 from .link import store_errors
+from .live import live_streams
 from .owner import OwnerDuties
 from .pipe import ClusterPipe, RedisPipe
 from .stored import StoredResponses, unlist
@@ -239,6 +241,9 @@ class RedisStreamStore(StreamStore):
     def ready(self) -> tuple[bool, str, int]:
         """Whether Redis takes writes now and keeps our keys, how it went, and the cluster's live streams."""
         return ready(self.link)
+
+    def live_streams(self, limit: int) -> tuple[int, list[LiveStream]]:
+        return live_streams(self.link, limit)
 
     def _reap(self, seen: Callable[[list[str]], dict[str, float]]) -> None:
         """Drop finished streams that are in Redis from memory; cancel live ones nobody followed
