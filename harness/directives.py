@@ -101,5 +101,14 @@ class Directives:
         self.fault, _, at = fault.partition("@")
         self.fault_at = int(at) if at else 0
         self.found = found
+        # Of the prompt, what the server says it read from its prompt cache and wrote to it.
+        self.cache_read, self.cache_write = int(found.get("cache_read", 0)), int(found.get("cache_write", 0))
         self.typed: dict | None = None  # a reply beyond text (fake_replies)
         self.start = 0  # the first token sent (a continuation's: after what it was given)
+
+    def usage(self, prompt: int, completion: int) -> dict:
+        """The usage object a chat completion reports (its prompt cache's part, where asked)."""
+        found: dict = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+        if self.cache_read or self.cache_write:
+            found["prompt_tokens_details"] = {"cached_tokens": self.cache_read, "cache_write_tokens": self.cache_write}
+        return found

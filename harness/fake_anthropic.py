@@ -79,23 +79,30 @@ def _text(content: Any) -> str:
     return str(content or "")
 
 
-def cached(body: dict[str, Any]) -> bool:
-    """Whether any block of the request asks for prompt caching."""
-    return '"cache_control"' in json.dumps(body)
+def cached(body: dict[str, Any]) -> str | None:
+    """The lifetime of the prompt cache the request asks for (`1h` where a block's cache_control
+    says so, else `5m`); None: no block asks for it."""
+    said = json.dumps(body)
+    if '"cache_control"' not in said:
+        return None
+    return "1h" if '"ttl": "1h"' in said else "5m"
 
 
-def usage(prompt: int, output: int, from_cache: bool) -> dict[str, int]:
-    """Anthropic's usage: input_tokens leave out what the cache read and wrote."""
+def usage(prompt: int, output: int, from_cache: str | None) -> dict[str, Any]:
+    """Anthropic's usage: input_tokens leave out what the cache read and wrote; the writes by
+    their lifetime in `cache_creation`."""
     read, written = (CACHE_READ, CACHE_WRITTEN) if from_cache else (0, 0)
+    long = written if from_cache == "1h" else 0
     return {
         "input_tokens": max(0, prompt - read - written),
         "output_tokens": output,
         "cache_creation_input_tokens": written,
         "cache_read_input_tokens": read,
+        "cache_creation": {"ephemeral_5m_input_tokens": written - long, "ephemeral_1h_input_tokens": long},
     }
 
 
-def whole_message(reply: dict[str, Any], from_cache: bool) -> dict[str, Any]:
+def whole_message(reply: dict[str, Any], from_cache: str | None) -> dict[str, Any]:
     """A non-streamed chat completion as a Messages API `message`."""
     choice = reply["choices"][0]
     said = choice["message"]
@@ -134,7 +141,7 @@ class MessagesSocket:
     """The client's socket, through which the fake's chat completions answer goes out as the
     Messages API's (the rest of the socket's methods are the socket's own)."""
 
-    def __init__(self, sock: Any, model: str | None, from_cache: bool, stopped_by: str | None = None) -> None:
+    def __init__(self, sock: Any, model: str | None, from_cache: str | None, stopped_by: str | None = None) -> None:
         self._sock = sock
         self._stopped_by = stopped_by  # a reply that ends with end_turn ends by this stop sequence
         self._model = model

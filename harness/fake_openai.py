@@ -238,11 +238,7 @@ class FakeOpenAI:
         message = {"role": "assistant", "content": content}
         if knobs.typed is not None:
             message = {**fake_replies.whole_message(knobs.typed), **({"content": content} if content else {})}
-        usage = {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": knobs.tokens,
-            "total_tokens": prompt_tokens + knobs.tokens,
-        }
+        usage = knobs.usage(prompt_tokens, knobs.tokens)
         body = {
             "id": "chatcmpl-fake",
             "object": "chat.completion",
@@ -362,7 +358,7 @@ class FakeOpenAI:
             finish = json.dumps(knobs.finish).encode()
             out.send(b"data: " + prefix + b',"choices":[{"index":0,"delta":{},"finish_reason":' + finish + b"}]}\n\n")
         if usage:
-            counts = {"prompt_tokens": prompt_tokens, "completion_tokens": sent, "total_tokens": prompt_tokens + sent}
+            counts = knobs.usage(prompt_tokens, sent)
             out.send(b"data: " + prefix + b',"choices":[],"usage":' + json.dumps(counts).encode() + b"}\n\n")
         if knobs.fault != "nodone":
             out.send(b"data: [DONE]\n\n")

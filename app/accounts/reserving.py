@@ -16,10 +16,13 @@ def answering(settings: Settings, call: ChatCall) -> tuple[str, ...]:
 
 
 def dearest(settings: Settings, call: ChatCall) -> Price | None:
-    """The price of the dearest model that may answer `call` (its own, or a fallback's): what a
-    budget reserves at."""
-    prices = [price for model in answering(settings, call) if (price := settings.price_of(model)) is not None]
-    return max(prices, key=lambda price: (price.output, price.input), default=None)
+    """What a budget reserves `call` at: the dearest input and output rates of the models that
+    may answer it (its own, and its fallbacks), every input token at its dearest rate (a cache
+    write can cost more than plain input). None: none of them has a price."""
+    prices = [price.reserved() for model in answering(settings, call) if (price := settings.price_of(model))]
+    if not prices:
+        return None
+    return Price(max(price.input for price in prices), max(price.output for price in prices))
 
 
 def image_surcharge(settings: Settings, call: ChatCall) -> int:

@@ -47,6 +47,8 @@ class LedgerAttemptSchema(StrictSchema):
     input_tokens = fields.Integer(required=True)
     output_tokens = fields.Integer(required=True)
     cached_tokens = fields.Integer()
+    cache_write_tokens = fields.Integer()  # of its input, written to the server's prompt cache
+    cache_write_long_tokens = fields.Integer()  # of those, with the long lifetime
     error_code = fields.String()
     cost_usd = fields.Float()
 
@@ -72,7 +74,7 @@ class UsageSchema(StrictSchema):
     prompt_tokens = fields.Integer(required=True)
     completion_tokens = fields.Integer(required=True)
     total_tokens = fields.Integer(required=True)
-    prompt_tokens_details = fields.Dict()  # {cached_tokens}, where the upstream read its prompt cache
+    prompt_tokens_details = fields.Dict()  # {cached_tokens, cache_write_tokens}: the upstream's prompt cache
     generated_tokens = fields.Integer()  # over its attempts
     delivered_tokens = fields.Integer()  # the native API's: chunks that reached clients
     replayed_tokens = fields.Integer()  # the native API's: chunks resumes sent again

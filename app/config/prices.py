@@ -1,6 +1,8 @@
 """What each model costs, as UPSTREAMS_FILE's `prices` table gives it: USD per million tokens of
-input, of input read from the server's prompt cache, and of output. A model without a price has
-no cost (its generations are counted in tokens only)."""
+input, of input read from the server's prompt cache, of input written to it (Anthropic's and
+OpenAI's newest models charge a write more than plain input; Anthropic's one-hour writes more
+again: `cache_write_long`), and of output. A model without a price has no cost (its generations
+are counted in tokens only)."""
 
 from __future__ import annotations
 
@@ -12,22 +14,36 @@ from .values import ConfigError
 
 MAX_PRICED_MODELS = 256
 MAX_PRICE = 100_000.0  # USD per million tokens: far above any model's, below a typo's
-_FIELDS = ("input", "cached_input", "output")
+_FIELDS = ("input", "cached_input", "cache_write", "cache_write_long", "output")
 _EXAMPLE = '{"gpt-4o-mini": {"input": 0.15, "cached_input": 0.075, "output": 0.6}}'
 
 
 @dataclasses.dataclass(frozen=True)
 class Price:
-    """A model's price, USD per million tokens; cached input costs what input costs unless given."""
+    """A model's price, USD per million tokens. Cached input costs what input costs unless
+    given; so does a cache write, and a long write what a write costs."""
 
     input: float
     output: float
     cached_input: float | None = None
+    cache_write: float | None = None
+    cache_write_long: float | None = None
 
-    def cost(self, fresh_input: int, cached_input: int, output: int) -> float:
-        """The cost in USD of these tokens (rounded to a billionth of a dollar)."""
+    def cost(self, fresh_input: int, cached_input: int, output: int, written: int = 0, written_long: int = 0) -> float:
+        """The cost in USD of these tokens (rounded to a billionth of a dollar): `written` input
+        tokens written to the prompt cache, `written_long` with the long lifetime, beside the
+        fresh and the cached ones."""
         cached = self.input if self.cached_input is None else self.cached_input
-        return round((fresh_input * self.input + cached_input * cached + output * self.output) / 1e6, 9)
+        write = self.input if self.cache_write is None else self.cache_write
+        long = write if self.cache_write_long is None else self.cache_write_long
+        inputs = fresh_input * self.input + cached_input * cached + written * write + written_long * long
+        return round((inputs + output * self.output) / 1e6, 9)
+
+    def reserved(self) -> Price:
+        """The price a reservation counts at: every input token at the dearest input rate (a
+        prompt may be written to the cache whole), output at its own."""
+        dearest = max(self.input, self.cache_write or 0.0, self.cache_write_long or 0.0)
+        return Price(dearest, self.output)
 
 
 def price_table(where: str, table: Any) -> dict[str, Price]:
@@ -49,7 +65,8 @@ def _price(where: str, fields: Any) -> Price:
         if field not in fields:
             raise ConfigError(f"{where}: {field} is missing: give USD per million tokens (0 for free).")
     found = {field: _usd(f"{where}: {field}", value) for field, value in fields.items()}
-    return Price(found["input"], found["output"], found.get("cached_input"))
+    written, written_long = found.get("cache_write"), found.get("cache_write_long")
+    return Price(found["input"], found["output"], found.get("cached_input"), written, written_long)
 
 
 def _usd(where: str, value: Any) -> float:

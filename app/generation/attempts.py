@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 from typing import Any
 
+from ..accounts.cost import input_cost
 from ..config import Settings
 from ..traces import AttemptSpan, Parent
 
@@ -29,18 +30,21 @@ class Entry:
     output_tokens: int = 0
     outcome: str = "running"
     error_code: str | None = None
+    written_tokens: int = 0  # of its input, written to the server's prompt cache
+    written_long_tokens: int = 0  # of those, with the long lifetime
 
     def as_dict(self, settings: Settings) -> dict[str, Any]:
         found: dict[str, Any] = {"model": self.model, "server": self.server, "outcome": self.outcome}
         found |= {"input_tokens": self.input_tokens or 0, "output_tokens": self.output_tokens}
-        if self.cached_tokens:
-            found["cached_tokens"] = self.cached_tokens
+        for name, tokens in (("cached_tokens", self.cached_tokens), ("cache_write_tokens", self.written_tokens),
+                             ("cache_write_long_tokens", self.written_long_tokens)):  # fmt: skip
+            if tokens:
+                found[name] = tokens
         if self.error_code is not None:
             found["error_code"] = self.error_code
         price = settings.price_of(self.model)
         if price is not None:
-            fresh = max(0, (self.input_tokens or 0) - self.cached_tokens)
-            found["cost_usd"] = price.cost(fresh, self.cached_tokens, self.output_tokens)
+            found["cost_usd"] = round(input_cost(price, found) + price.cost(0, 0, self.output_tokens), 9)
         return found
 
 
@@ -84,7 +88,8 @@ class Attempts:
 
     def end(self, outcome: str, server: str | None, output: int = 0, **how: Any) -> None:
         """The current attempt ended: `outcome`, on `server`, `output` tokens generated; `how`:
-        `input`, `cached` (its upstream's counts), `finish_reason`, `error_code`."""
+        `input`, `cached`, `written`, `written_long` (its upstream's counts), `finish_reason`,
+        `error_code`."""
         if not self.entries or self.entries[-1].outcome != "running":
             return
         entry = self.entries[-1]
@@ -92,6 +97,7 @@ class Attempts:
         entry.error_code = how.get("error_code")
         if how.get("input") is not None:
             entry.input_tokens, entry.cached_tokens = how["input"], how.get("cached") or 0
+            entry.written_tokens, entry.written_long_tokens = how.get("written") or 0, how.get("written_long") or 0
         span, self._span = self._span, None
         if span is not None:
             usage = {"gen_ai.usage.output_tokens": output, "gen_ai.usage.input_tokens": entry.input_tokens}

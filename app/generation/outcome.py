@@ -73,6 +73,7 @@ class Outcome:
                 usage.cached_tokens,
                 usage.cache_write_tokens,
                 usage.resent,
+                usage.cache_write_long_tokens,
             ],
             "chunks": self.chunks,
             "duration_ms": self.duration_ms,
@@ -95,8 +96,9 @@ class Outcome:
             error = ApiError(
                 kind, found.get("detail"), action=found.get("action"), retry_after=found.get("retry_after")
             )
-        generated, cached, written, resent = (*more, *(None, 0, 0, 0)[len(more) :])[:4]
-        usage = Usage(int(prompt), int(completion), bool(estimated), generated, int(cached), int(written), int(resent))
+        generated, cached, written, resent, long = (*more, *(None, 0, 0, 0, 0)[len(more) :])[:5]
+        usage = Usage(int(prompt), int(completion), bool(estimated), generated, int(cached), int(written), int(resent),
+                      int(long))  # fmt: skip
         duration, ttft = record["duration_ms"], record["ttft_ms"]
         model, stop, cost = record.get("model"), record.get("stop_sequence"), record.get("cost_usd")
         ending, attempts = record["finish_reason"], tuple(record.get("attempts") or ())

@@ -159,7 +159,9 @@ class Relay:
         usage = generation.usage
         output = self._rescues.attempt_tokens(usage)
         finish = generation.upstream_finish_reason or generation.finish_reason
-        counts = {} if usage is None else {"input": usage.prompt_tokens, "cached": usage.cached_tokens}
+        counts = {} if usage is None else {"input": usage.prompt_tokens, "cached": usage.cached_tokens,
+                                           "written": usage.cache_write_tokens,
+                                           "written_long": usage.cache_write_long_tokens}  # fmt: skip
         self._opener.attempts.end(
             outcome, self.route.server, output, finish_reason=finish, error_code=error_code, **counts
         )

@@ -53,8 +53,9 @@ class Usage:
     estimated: bool = False
     generated: int | None = None  # a rescued reply's tokens generated over its attempts (delivered or not)
     cached_tokens: int = 0  # of the prompt, read from the upstream's prompt cache
-    cache_write_tokens: int = 0  # of the prompt, written to it (Anthropic's cache_creation_input_tokens)
+    cache_write_tokens: int = 0  # of the prompt, written to it (cache_creation_input_tokens, cache_write_tokens)
     resent: int = 0  # input tokens continuations sent again (a rescued or taken-over reply's prompt and text)
+    cache_write_long_tokens: int = 0  # of those written, with the long lifetime (Anthropic's one hour)
 
     @property
     def charged(self) -> int:
@@ -80,8 +81,10 @@ class Usage:
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,
         }
-        if self.cached_tokens:
-            found["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
+        if self.cached_tokens or self.cache_write_tokens:
+            details = {"cached_tokens": self.cached_tokens}
+            found["prompt_tokens_details"] = details | ({"cache_write_tokens": self.cache_write_tokens} if
+                                                        self.cache_write_tokens else {})  # fmt: skip
         if self.generated is not None:
             found["generated_tokens"] = self.generated
         return found

@@ -319,10 +319,12 @@ def test_the_clients_own_body_is_passed_through() -> None:
 
 
 def test_a_streams_record_keeps_the_caches_part_and_reads_older_records() -> None:
-    usage = Usage(150, 9, cached_tokens=100, cache_write_tokens=30)
+    usage = Usage(150, 9, cached_tokens=100, cache_write_tokens=30, cache_write_long_tokens=20)
     kept = Outcome("", 3, usage, 12.0, 1.0, finish_reason="stop").record()
     assert Outcome.from_record("", json.loads(json.dumps(kept))).usage == usage
     older = {**kept, "usage": [150, 9, False, 4]}  # a record of the release before: no cache counts
     assert Outcome.from_record("", older).usage == Usage(150, 9, generated=4)
-    assert usage.as_dict()["prompt_tokens_details"] == {"cached_tokens": 100}
+    no_long = {**kept, "usage": kept["usage"][:-1]}  # before the long writes were counted
+    assert Outcome.from_record("", no_long).usage == Usage(150, 9, cached_tokens=100, cache_write_tokens=30)
+    assert usage.as_dict()["prompt_tokens_details"] == {"cached_tokens": 100, "cache_write_tokens": 30}
     assert "prompt_tokens_details" not in Usage(150, 9).as_dict()

@@ -4,12 +4,15 @@ the input continuations sent again."""
 
 from __future__ import annotations
 
+import types
+
 import pytest
 
-from app.accounts.cost import cost
+from app.accounts.cost import cost, delivered, input_cost
 from app.config import ConfigError
 from app.config.prices import MAX_PRICED_MODELS, Price, price_table
 from app.config.upstreams import upstreams_file
+from app.generation.attempts import Entry
 from app.generation.outcome import Outcome
 from app.providers.call import Usage
 
@@ -28,7 +31,7 @@ def test_a_price_table_gives_each_model_its_prices_and_cached_input_defaults_to_
         (["a"], "must map a model to its prices"),
         ({"a": 3}, "'a' must be a table of prices"),
         ({"a": {"input": 1}}, "'a': output is missing"),
-        ({"a": {"input": 1, "output": 1, "cache": 1}}, "'a': 'cache' is not a price: use input, cached_input, output"),
+        ({"a": {"input": 1, "output": 1, "cache": 1}}, "'a': 'cache' is not a price: use input, cached_input, cache_"),
         ({"a": {"input": -1, "output": 1}}, "'a': input must be a number of USD per million tokens"),
         ({"a": {"input": True, "output": 1}}, "'a': input must be a number"),
         ({"a": {"input": float("nan"), "output": 1}}, "'a': input must be a number"),
@@ -72,3 +75,32 @@ def test_an_outcome_keeps_its_cost_in_its_record_and_an_older_record_has_none() 
     del record["cost_usd"]
     assert Outcome.from_record("Hi", record).cost_usd is None
     assert "cost_usd" not in Outcome("Hi", 1, Usage(7, 1), 10.0, 2.0, finish_reason="stop").usage_and_cost()
+
+
+def test_cache_writes_have_prices_of_their_own_and_a_reservation_counts_the_dearest_input() -> None:
+    given = {"input": 3, "cached_input": 0.3, "cache_write": 3.75, "cache_write_long": 6, "output": 15}
+    table = price_table("prices", {"a": given, "b": {"input": 1, "cache_write": 1.25, "output": 4}})
+    a, b = table["a"], table["b"]
+    assert a == Price(3.0, 15.0, 0.3, 3.75, 6.0) and b.cache_write_long is None
+    assert a.cost(100, 40, 10, 30, 20) == pytest.approx((100 * 3 + 40 * 0.3 + 30 * 3.75 + 20 * 6 + 10 * 15) / 1e6)
+    assert b.cost(0, 0, 0, 10, 10) == pytest.approx(20 * 1.25 / 1e6), "a long write costs a write where not given"
+    assert Price(2.0, 8.0).cost(0, 0, 0, 5) == pytest.approx(5 * 2.0 / 1e6), "a write costs input where not given"
+    assert a.reserved() == Price(6.0, 15.0) and b.reserved() == Price(1.25, 4.0)
+    assert Price(2, 8).reserved() == Price(2, 8)
+
+
+def test_a_generation_costs_its_cache_writes_from_its_usage_and_its_ledger() -> None:
+    price = Price(input=3.0, output=15.0, cached_input=0.3, cache_write=3.75, cache_write_long=6.0)
+    usage = Usage(1_000, 10, cached_tokens=400, cache_write_tokens=300, cache_write_long_tokens=100)
+    expected = (300 * 3 + 400 * 0.3 + 200 * 3.75 + 100 * 6 + 10 * 15) / 1e6
+    assert cost(price, usage) == pytest.approx(expected)
+    attempt = {"input_tokens": 1_000, "cached_tokens": 400, "cache_write_tokens": 300, "cache_write_long_tokens": 100}
+    assert input_cost(price, attempt) == pytest.approx(expected - 10 * 15 / 1e6)
+    over = Usage(100, 0, cached_tokens=80, cache_write_tokens=80)  # a server's counts past its prompt: bounded
+    assert cost(price, over) == pytest.approx((80 * 0.3 + 20 * 3.75) / 1e6)
+    settings = types.SimpleNamespace(price_of={"m": price}.get)  # what an entry reads of the settings
+    entry = Entry("m", input_tokens=1_000, cached_tokens=400, output_tokens=10, outcome="completed",
+                  written_tokens=300, written_long_tokens=100).as_dict(settings)  # type: ignore[arg-type]  # fmt: skip
+    assert (entry["cache_write_tokens"], entry["cache_write_long_tokens"]) == (300, 100)
+    assert entry["cost_usd"] == pytest.approx(expected)
+    assert delivered((entry,), usage, settings.price_of, "m", 10) == pytest.approx(expected)

@@ -47,13 +47,18 @@ def stop_reason(outcome: Outcome) -> dict[str, Any]:
 
 
 def usage_of(usage: Usage) -> dict[str, Any]:
-    """A generation's usage in Anthropic's names (its input_tokens leave out the prompt's cached part)."""
+    """A generation's usage in Anthropic's names (its input_tokens leave out the prompt's parts read
+    from or written to the cache; `cache_creation`: the writes by lifetime)."""
     cached, written = usage.cached_tokens, usage.cache_write_tokens
     return {
         "input_tokens": max(0, usage.prompt_tokens - cached - written),
         "output_tokens": usage.completion_tokens,
         "cache_creation_input_tokens": written,
         "cache_read_input_tokens": cached,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": written - usage.cache_write_long_tokens,
+            "ephemeral_1h_input_tokens": usage.cache_write_long_tokens,
+        },
     }
 
 

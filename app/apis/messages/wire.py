@@ -87,6 +87,7 @@ class MessagesWriter:
                 "output_tokens": 0,
                 "cache_creation_input_tokens": 0,
                 "cache_read_input_tokens": 0,
+                "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
             },
         }
         return _event(0, b"message_start", dumps({"type": "message_start", "message": message}).encode())

@@ -137,7 +137,7 @@ def response_usage(usage: Usage, ledger: dict[str, Any] | None = None) -> dict[s
     """Usage in the Responses API's terms (with ChatWait's `ledger` as `chatwait`)."""
     found = {
         "input_tokens": usage.prompt_tokens,
-        "input_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "input_tokens_details": {"cached_tokens": usage.cached_tokens, "cache_write_tokens": usage.cache_write_tokens},
         "output_tokens": usage.completion_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": usage.total_tokens,

@@ -172,6 +172,9 @@ class AnthropicAttempt(HttpAttempt):
             for name in ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
                 if count(usage.get(name)):
                     self._usage[name] = usage[name]
+            lifetimes = usage.get("cache_creation")
+            if isinstance(lifetimes, dict) and count(lifetimes.get("ephemeral_1h_input_tokens")):
+                self._usage["long"] = lifetimes["ephemeral_1h_input_tokens"]
 
     def _finish(self) -> None:
         if self._stop_reason is None:
@@ -180,8 +183,9 @@ class AnthropicAttempt(HttpAttempt):
         found = self._usage
         if "input_tokens" in found and "output_tokens" in found:
             cached, written = found.get("cache_read_input_tokens", 0), found.get("cache_creation_input_tokens", 0)
-            prompt = found["input_tokens"] + cached + written
-            self.usage = Usage(prompt, found["output_tokens"], cached_tokens=cached, cache_write_tokens=written)
+            prompt, long = found["input_tokens"] + cached + written, min(found.get("long", 0), written)
+            self.usage = Usage(prompt, found["output_tokens"], cached_tokens=cached, cache_write_tokens=written,
+                               cache_write_long_tokens=long)  # fmt: skip
 
     def _failure(self, error: Any) -> UpstreamError:
         """An `error` event (Anthropic's servers send `overloaded_error` so): the reply is cut, and

@@ -173,6 +173,9 @@ def _usage(raw: Any, cache_n: int = 0) -> Usage | None:
     if not (count(prompt) and count(completion)):
         return None
     details = raw.get("prompt_tokens_details")
-    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    details = details if isinstance(details, dict) else {}
+    cached, written = details.get("cached_tokens"), details.get("cache_write_tokens")
     cached = cached if count(cached) else cache_n
-    return Usage(prompt, completion, cached_tokens=cached if count(cached) and cached <= prompt else 0)
+    cached = cached if count(cached) and cached <= prompt else 0
+    written = written if count(written) and written <= prompt - cached else 0
+    return Usage(prompt, completion, cached_tokens=cached, cache_write_tokens=written)
