@@ -318,6 +318,24 @@ def test_the_clients_own_body_is_passed_through() -> None:
     assert "thinking" not in messages_body(_call(native=native, max_tokens=1000))
 
 
+def test_the_writes_with_the_long_lifetime_are_read_from_cache_creation() -> None:
+    lifetimes = {"ephemeral_5m_input_tokens": 10, "ephemeral_1h_input_tokens": 20}
+    head = _event({"type": "message_start", "message": {"id": "m", "usage": {**USAGE, "cache_creation": lifetimes}}})
+    usage = _usage_of(head)
+    assert usage is not None and (usage.cache_write_tokens, usage.cache_write_long_tokens) == (30, 20)
+    said = {**lifetimes, "ephemeral_1h_input_tokens": 99}  # more than were written: bounded by them
+    head = _event({"type": "message_start", "message": {"id": "m", "usage": {**USAGE, "cache_creation": said}}})
+    usage = _usage_of(head)
+    assert usage is not None and usage.cache_write_long_tokens == 30
+
+
+def _usage_of(head: bytes) -> Usage | None:
+    """The usage of a whole reply after `head`."""
+    generation = _generation([head + _start(0, {"type": "text", "text": "a"}) + _tail()])
+    list(generation)
+    return generation.usage
+
+
 def test_a_streams_record_keeps_the_caches_part_and_reads_older_records() -> None:
     usage = Usage(150, 9, cached_tokens=100, cache_write_tokens=30, cache_write_long_tokens=20)
     kept = Outcome("", 3, usage, 12.0, 1.0, finish_reason="stop").record()

@@ -413,3 +413,14 @@ def test_the_cached_part_of_the_prompt_is_read_from_llama_cpps_timings(upstream_
     )
     _, generation = _collect(provider)
     assert generation.usage.cached_tokens == 30, "the usage's own details first"
+
+
+def test_the_prompt_caches_writes_are_read_from_the_usage(upstream_mock, provider) -> None:
+    usage = {"prompt_tokens": 100, "completion_tokens": 1, "total_tokens": 101}
+    for details, written in (({"cached_tokens": 40, "cache_write_tokens": 30}, 30),
+                             ({"cached_tokens": 40, "cache_write_tokens": 61}, 0),  # past the prompt: not believed
+                             ({"cache_write_tokens": True}, 0)):  # fmt: skip
+        said = {**_delta("x", "stop"), "usage": {**usage, "prompt_tokens_details": details}}
+        upstream_mock.post(URL).mock(return_value=httpx.Response(200, content=_sse(said)))
+        _, generation = _collect(provider)
+        assert generation.usage.cache_write_tokens == written, details
