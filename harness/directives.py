@@ -106,7 +106,7 @@ class Directives:
         self.typed: dict | None = None  # a reply beyond text (fake_replies)
         self.start = 0  # the first token sent (a continuation's: after what it was given)
 
-    def usage(self, prompt: int, completion: int) -> dict:
+    def usage_counts(self, prompt: int, completion: int) -> dict:
         """The usage object a chat completion reports (its prompt cache's part, where asked)."""
         found: dict = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
         if self.cache_read or self.cache_write:

@@ -238,7 +238,7 @@ class FakeOpenAI:
         message = {"role": "assistant", "content": content}
         if knobs.typed is not None:
             message = {**fake_replies.whole_message(knobs.typed), **({"content": content} if content else {})}
-        usage = knobs.usage(prompt_tokens, knobs.tokens)
+        usage = knobs.usage_counts(prompt_tokens, knobs.tokens)
         body = {
             "id": "chatcmpl-fake",
             "object": "chat.completion",
@@ -358,7 +358,7 @@ class FakeOpenAI:
             finish = json.dumps(knobs.finish).encode()
             out.send(b"data: " + prefix + b',"choices":[{"index":0,"delta":{},"finish_reason":' + finish + b"}]}\n\n")
         if usage:
-            counts = knobs.usage(prompt_tokens, sent)
+            counts = knobs.usage_counts(prompt_tokens, sent)
             out.send(b"data: " + prefix + b',"choices":[],"usage":' + json.dumps(counts).encode() + b"}\n\n")
         if knobs.fault != "nodone":
             out.send(b"data: [DONE]\n\n")

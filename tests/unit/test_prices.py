@@ -4,9 +4,12 @@ the input continuations sent again."""
 
 from __future__ import annotations
 
+import pathlib
+import re
 import types
 
 import pytest
+import yaml
 
 from app.accounts.cost import cost, delivered, input_cost
 from app.config import ConfigError
@@ -104,3 +107,10 @@ def test_a_generation_costs_its_cache_writes_from_its_usage_and_its_ledger() -> 
     assert (entry["cache_write_tokens"], entry["cache_write_long_tokens"]) == (300, 100)
     assert entry["cost_usd"] == pytest.approx(expected)
     assert delivered((entry,), usage, settings.price_of, "m", 10) == pytest.approx(expected)
+
+
+def test_the_documented_prices_are_a_valid_table() -> None:
+    text = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "scaling.md").read_text(encoding="utf-8")
+    (block,) = [b for b in re.findall(r"```yaml\n(prices:.*?)```", text, re.DOTALL)]
+    table = price_table("prices", yaml.safe_load(block)["prices"])
+    assert table["claude-sonnet-5"] == Price(3.0, 15.0, 0.3, 3.75, 6.0)
