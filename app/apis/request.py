@@ -78,7 +78,8 @@ def on_delivery() -> Callable[[str, int], None] | None:
     end_user = g._get_current_object().get("end_user")
     # A stream's delivery is charged to its end user even after they were blocked (as their own
     # limits say, else the key's): what reached them was generated for them.
-    user = None if key is None else found.client_keys.end_user(key, end_user, refuse_blocked=False)
+    paying = key is not None and key.pays_delivered
+    user = found.client_keys.end_user(key, end_user, refuse_blocked=False) if paying else None  # type: ignore[arg-type]
     return delivery(key, found.limits, found.settings.price_of, user, found.spending, end_user)
 
 
