@@ -122,6 +122,17 @@ def anthropic_upstream(
     return listing
 
 
+def admin_instances(fake: FakeUpstream, redis: RedisServer, admin_key: str) -> Iterator[list[ChatWaitServer]]:
+    """Two instances of two workers each, sharing `redis`, with the admin API (`admin_key`): a
+    module fixture's body."""
+    env = server_env(fake.base_url, ADMIN_API_KEY=admin_key, STREAM_STORE="redis", REDIS_URL=redis.url,
+                     WEB_CONCURRENCY="2")  # fmt: skip
+    running = [ChatWaitServer(env), ChatWaitServer(env)]
+    yield running
+    for server in running:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def fake() -> Iterator[FakeUpstream]:
     """The fake OpenAI-compatible upstream."""

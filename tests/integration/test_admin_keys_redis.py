@@ -18,7 +18,7 @@ from app.spend.store import RedisSpend, Row, SqliteSpend
 from harness.processes import ChatWaitServer, FakeUpstream
 from harness.redis_servers import Cluster
 
-from ..conftest import FAKE_MODEL, server_env
+from ..conftest import FAKE_MODEL, admin_instances
 
 pytestmark = pytest.mark.integration
 
@@ -29,12 +29,7 @@ TRIES = 8  # requests per instance: its two workers both answer some
 
 @pytest.fixture(scope="module")
 def instances(fake: FakeUpstream, redis_server) -> Iterator[list[ChatWaitServer]]:
-    env = server_env(fake.base_url, ADMIN_API_KEY=ADMIN, STREAM_STORE="redis", REDIS_URL=redis_server.url,
-                     WEB_CONCURRENCY="2")  # fmt: skip
-    running = [ChatWaitServer(env), ChatWaitServer(env)]
-    yield running
-    for server in running:
-        server.stop()
+    yield from admin_instances(fake, redis_server, ADMIN)
 
 
 def _ask(url: str, key: str, user: str | None = None) -> int:

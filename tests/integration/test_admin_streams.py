@@ -15,7 +15,7 @@ import pytest
 
 from harness.processes import ChatWaitServer, FakeUpstream
 
-from ..conftest import FAKE_MODEL, server_env
+from ..conftest import FAKE_MODEL, admin_instances, server_env
 from ..sse import iter_events
 
 pytestmark = pytest.mark.integration
@@ -34,12 +34,7 @@ def memory(fake: FakeUpstream, tmp_path_factory) -> Iterator[list[ChatWaitServer
 
 @pytest.fixture(scope="module")
 def shared(fake: FakeUpstream, redis_server) -> Iterator[list[ChatWaitServer]]:
-    env = server_env(fake.base_url, ADMIN_API_KEY=ADMIN, STREAM_STORE="redis", REDIS_URL=redis_server.url,
-                     WEB_CONCURRENCY="2")  # fmt: skip
-    running = [ChatWaitServer(env), ChatWaitServer(env)]
-    yield running
-    for server in running:
-        server.stop()
+    yield from admin_instances(fake, redis_server, ADMIN)
 
 
 def _listed(url: str, **query: str) -> httpx.Response:
