@@ -111,7 +111,8 @@ class OpenAIErrorSchema(StrictSchema):
 class MessageContent(fields.Field):
     """A message's content: a string, or a non-empty list of parts, each read by `part(index,
     part)` into a chat part (`{"type": "text", ...}`, `{"type": "image_url", ...}`) or refused.
-    Text parts alone are joined by newlines into one string; with an image, the parts are kept."""
+    Text parts alone are joined by newlines into one string; with an image or a part that ends a
+    prefix to cache, the parts are kept."""
 
     json_types = ("string", "array")
 
@@ -134,7 +135,7 @@ class MessageContent(fields.Field):
                 unknown[index] = error.messages
         if unknown:
             raise ValidationError(unknown)
-        if all(part["type"] == "text" for part in parts):
+        if all(part.keys() == {"type", "text"} for part in parts):  # no image, no mark to keep
             return "\n".join(part["text"] for part in parts)
         return parts
 

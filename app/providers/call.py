@@ -9,15 +9,21 @@ from typing import Any
 
 from .counted import definitions
 
+# A content part's mark that a prompt prefix to be cached ends with it (OpenAI's field, as its
+# servers take it; an Anthropic server is sent the block's `cache_control` instead).
+CACHE_BREAKPOINT = "prompt_cache_breakpoint"
+EXPLICIT = {"mode": "explicit"}  # the one value it has
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ChatCall:
     """One validated generation request, as sent to a provider.
 
     A message is `{"role", "content"}` with text content, as every family sends; chat completions
-    may also send content parts (images), an assistant's `tool_calls` and a `tool` message's
-    `tool_call_id`, as OpenAI's API has them. `typed`: the caller's family carries typed deltas
-    (reasoning, refusals, tool calls); the others get the reply's text only, as before.
+    may also send content parts (images; text parts that end a prefix to cache, CACHE_BREAKPOINT),
+    an assistant's `tool_calls` and a `tool` message's `tool_call_id`, as OpenAI's API has them.
+    `typed`: the caller's family carries typed deltas (reasoning, refusals, tool calls); the
+    others get the reply's text only, as before.
     """
 
     model: str

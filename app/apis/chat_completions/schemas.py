@@ -120,8 +120,9 @@ class CompletionMessageSchema(NullMeansAbsent):
             raise ValidationError("Only assistant messages have tool_calls or a refusal.", "role")
         if "content" not in data and not (role == "assistant" and (data.get("tool_calls") or "refusal" in data)):
             raise ValidationError("Every message needs text content.", "content")
-        if isinstance(data.get("content"), list) and role != "user":
-            raise ValidationError("Only user messages take images.", "content")
+        content = data.get("content")
+        if isinstance(content, list) and role != "user" and any(part["type"] != "text" for part in content):
+            raise ValidationError("Only user messages take images, files and audio.", "content")
 
 
 class StreamOptionsSchema(NullMeansAbsent):

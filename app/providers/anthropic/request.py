@@ -15,11 +15,12 @@ import re
 from typing import Any
 
 from ..base import UpstreamError
-from ..call import ChatCall
+from ..call import CACHE_BREAKPOINT, ChatCall
 from ..counted import FILE_PART
 
 ANTHROPIC_VERSION = "2023-06-01"
 MIN_THINKING_BUDGET = 1024  # Anthropic's smallest budget_tokens
+CACHE_CONTROL = "cache_control"  # a block that ends a prefix to cache
 # OpenAI's reasoning efforts as thinking budgets (none and minimal: no thinking).
 THINKING_BUDGETS = {"low": 1024, "medium": 4096, "high": 16384, "xhigh": 32000}
 # Options that change what the client gets back and that the Messages API cannot honour.
@@ -59,15 +60,16 @@ def _passed_through(call: ChatCall, body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def conversation(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
-    """The system prompt (every system or developer message, in order) and the turns as Anthropic
-    messages: a `tool` message is a user's `tool_result`, consecutive turns of one role are one."""
-    system: list[str] = []
+def conversation(messages: list[dict[str, Any]]) -> tuple[str | list[dict[str, Any]], list[dict[str, Any]]]:
+    """The system prompt (every system or developer message, in order: text, or text blocks where
+    a part ends a prefix to cache) and the turns as Anthropic messages: a `tool` message is a
+    user's `tool_result`, consecutive turns of one role are one."""
+    system: list[dict[str, Any]] = []
     turns: list[dict[str, Any]] = []
     for message in messages:
         role = message["role"]
         if role in ("system", "developer"):
-            system.append(_text(message.get("content")))
+            system.extend(_system_blocks(message.get("content")))
             continue
         blocks = _blocks(message)
         if not blocks:
@@ -77,7 +79,22 @@ def conversation(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, An
             turns[-1]["content"] += blocks
         else:
             turns.append({"role": speaker, "content": blocks})
-    return "\n\n".join(text for text in system if text), turns
+    if any(CACHE_CONTROL in block for block in system):
+        return [block for block in system if block["text"]], turns
+    return "\n\n".join(block["text"] for block in system if block["text"]), turns
+
+
+def _system_blocks(content: Any) -> list[dict[str, Any]]:
+    """A system message as text blocks: one, or one a part where a part ends a prefix to cache."""
+    parts = content if isinstance(content, list) else ()
+    if not any(CACHE_BREAKPOINT in part for part in parts):
+        return [{"type": "text", "text": _text(content)}]
+    return [_marked({"type": "text", "text": part.get("text", "")}, part) for part in parts]
+
+
+def _marked(block: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+    """`block` with the cache_control that ends a prefix to cache where its part is so marked."""
+    return {**block, CACHE_CONTROL: {"type": "ephemeral"}} if CACHE_BREAKPOINT in part else block
 
 
 def _blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
@@ -89,11 +106,11 @@ def _blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
     blocks = [{"type": "text", "text": content}] if isinstance(content, str) and content else []
     for part in content if isinstance(content, list) else ():
         if part.get("type") == "image_url":
-            blocks.append(_image(part["image_url"]["url"]))
+            blocks.append(_marked(_image(part["image_url"]["url"]), part))
         elif part.get("type") == FILE_PART:
-            blocks.append(_document(part[FILE_PART]))
+            blocks.append(_marked(_document(part[FILE_PART]), part))
         elif part.get("text"):
-            blocks.append({"type": "text", "text": part["text"]})
+            blocks.append(_marked({"type": "text", "text": part["text"]}, part))
         elif part.get("refusal"):
             blocks.append({"type": "text", "text": part["refusal"]})
     for call in message.get("tool_calls") or ():
