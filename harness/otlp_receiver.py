@@ -1,7 +1,8 @@
-"""An OTLP/HTTP trace receiver for tests: POST /v1/traces with a protobuf ExportTraceServiceRequest
-(as the OpenTelemetry exporters send it, gzip or not), decoded with the specification's own
-protobuf definitions (opentelemetry-proto); the spans are kept as plain dicts, on 127.0.0.1 and a
-free port, in a thread of the test process."""
+"""An OTLP/HTTP receiver for tests: POST /v1/traces with a protobuf ExportTraceServiceRequest and
+/v1/metrics with an ExportMetricsServiceRequest (as the OpenTelemetry exporters send them, gzip or
+not), decoded with the specification's own protobuf definitions (opentelemetry-proto); the spans
+and the metrics' data points are kept as plain dicts, on 127.0.0.1 and a free port, in a thread
+of the test process."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ import threading
 import time
 from typing import Any
 
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -48,21 +53,26 @@ class OtlpReceiver:
 
     def __init__(self) -> None:
         self.spans: list[dict[str, Any]] = []
+        self.points: list[dict[str, Any]] = []  # every data point of every export, as received
         self._lock = threading.Lock()
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
-                if self.path != "/v1/traces" or not 0 < length <= MAX_BODY_BYTES:
-                    self.send_response(404 if self.path != "/v1/traces" else 413)
+                if self.path not in ("/v1/traces", "/v1/metrics") or not 0 < length <= MAX_BODY_BYTES:
+                    self.send_response(404 if self.path not in ("/v1/traces", "/v1/metrics") else 413)
                     self.end_headers()
                     return
                 body = self.rfile.read(length)
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
-                receiver._received(ExportTraceServiceRequest.FromString(body))
-                answer = ExportTraceServiceResponse().SerializeToString()
+                if self.path == "/v1/metrics":
+                    receiver._measured(ExportMetricsServiceRequest.FromString(body))
+                    answer = ExportMetricsServiceResponse().SerializeToString()
+                else:
+                    receiver._received(ExportTraceServiceRequest.FromString(body))
+                    answer = ExportTraceServiceResponse().SerializeToString()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
                 self.send_header("Content-Length", str(len(answer)))
@@ -85,6 +95,32 @@ class OtlpReceiver:
                 found += [_span(span, resource) for span in scope_spans.spans]
         with self._lock:
             self.spans += found
+
+    def _measured(self, request: ExportMetricsServiceRequest) -> None:
+        found = []
+        for resource_metrics in request.resource_metrics:
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    kind = metric.WhichOneof("data")
+                    for point in getattr(metric, kind).data_points:
+                        attributes = {item.key: _value(item.value) for item in point.attributes}
+                        value = point.sum if kind == "histogram" else point.as_double or point.as_int
+                        found.append({"name": metric.name, "unit": metric.unit, "attributes": attributes,
+                                      "value": value, "count": getattr(point, "count", None)})  # fmt: skip
+        with self._lock:
+            self.points += found
+
+    def wait_for_points(self, check: Any, timeout: float = 15.0) -> list[dict[str, Any]]:
+        """The metrics' data points received once `check(points)` holds (AssertionError after `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                points = list(self.points)
+            if check(points):
+                return points
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the metrics never came: {sorted({point['name'] for point in points})}")
+            time.sleep(0.05)
 
     def wait_for(self, check: Any, timeout: float = 15.0) -> list[dict[str, Any]]:
         """The spans once `check(spans)` holds (AssertionError after `timeout`)."""

@@ -75,6 +75,7 @@ class UsageSchema(StrictSchema):
     completion_tokens = fields.Integer(required=True)
     total_tokens = fields.Integer(required=True)
     prompt_tokens_details = fields.Dict()  # {cached_tokens, cache_write_tokens}: the upstream's prompt cache
+    completion_tokens_details = fields.Dict()  # {reasoning_tokens}, where the upstream says
     generated_tokens = fields.Integer()  # over its attempts
     delivered_tokens = fields.Integer()  # the native API's: chunks that reached clients
     replayed_tokens = fields.Integer()  # the native API's: chunks resumes sent again

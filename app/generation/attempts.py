@@ -11,10 +11,39 @@ from typing import Any
 
 from ..accounts.cost import input_cost
 from ..config import Settings
-from ..traces import AttemptSpan, Parent
+from ..providers.call import ChatCall
+from ..traces import AttemptSpan, Parent, meters
 
 _UNTRACED = contextlib.nullcontext()  # reusable: it holds nothing
 MAX_ATTEMPTS = 64  # kept per generation: retries and rescues are bounded, fallbacks by the models
+# The sampling options (OpenAI's names) an attempt's span names, as the GenAI conventions call them.
+_SAMPLING = (
+    ("top_p", "gen_ai.request.top_p"),
+    ("top_k", "gen_ai.request.top_k"),
+    ("frequency_penalty", "gen_ai.request.frequency_penalty"),
+    ("presence_penalty", "gen_ai.request.presence_penalty"),
+    ("seed", "gen_ai.request.seed"),
+    ("n", "gen_ai.request.choice.count"),
+)
+
+
+def requested(call: ChatCall) -> dict[str, Any]:
+    """What an attempt's span says of the request (the GenAI conventions' names): its limit, its
+    sampling parameters, its stop sequences, that it is streamed (every attempt is), and the
+    conversation a chained turn belongs to."""
+    found: dict[str, Any] = {"gen_ai.request.max_tokens": call.max_tokens, "gen_ai.request.stream": True}
+    if call.temperature is not None:
+        found["gen_ai.request.temperature"] = call.temperature
+    for option, name in _SAMPLING:
+        value = call.options.get(option)
+        if type(value) in (int, float):
+            found[name] = value
+    stop = call.options.get("stop")
+    if stop:
+        found["gen_ai.request.stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+    if call.conversation_id is not None:
+        found["gen_ai.conversation.id"] = call.conversation_id
+    return found
 
 
 @dataclasses.dataclass(slots=True)
@@ -84,12 +113,12 @@ class Attempts:
 
     def first_token(self) -> None:
         if self._span is not None:
-            self._span.event("chatwait.first_token")
+            self._span.first_chunk()
 
     def end(self, outcome: str, server: str | None, output: int = 0, **how: Any) -> None:
         """The current attempt ended: `outcome`, on `server`, `output` tokens generated; `how`:
-        `input`, `cached`, `written`, `written_long` (its upstream's counts), `finish_reason`,
-        `error_code`."""
+        `input`, `cached`, `written`, `written_long`, `reasoning` (its upstream's counts),
+        `finish_reason`, `error_code`, `response_id` (the upstream's id of its reply)."""
         if not self.entries or self.entries[-1].outcome != "running":
             return
         entry = self.entries[-1]
@@ -102,6 +131,10 @@ class Attempts:
         if span is not None:
             usage = {"gen_ai.usage.output_tokens": output, "gen_ai.usage.input_tokens": entry.input_tokens}
             usage |= {"gen_ai.response.model": entry.model, "chatwait.upstream_server": server}
+            usage |= {"gen_ai.usage.cache_read.input_tokens": entry.cached_tokens or None,
+                      "gen_ai.usage.cache_creation.input_tokens": entry.written_tokens or None,
+                      "gen_ai.usage.reasoning.output_tokens": how.get("reasoning") or None,
+                      "gen_ai.response.id": how.get("response_id") or None}  # fmt: skip
             failed = None if outcome == "completed" else entry.error_code or outcome
             span.end(usage, how.get("finish_reason"), failed)
 
@@ -117,6 +150,15 @@ class Attempts:
                 if entry.input_tokens is None:
                     entry.input_tokens = prompt_tokens
                 return
+
+    def ledger(self, settings: Settings) -> tuple[dict[str, Any], ...]:
+        """The attempts as the ledger keeps them (each priced attempt's cost counted in the GenAI
+        metrics too, once: the generation is over)."""
+        found = tuple(entry.as_dict(settings) for entry in self.entries)
+        for attempt in found:
+            if "cost_usd" in attempt:
+                meters.cost(self._provider, attempt["model"], attempt["cost_usd"])
+        return found
 
     def _close_open(self, outcome: str) -> None:
         if self.entries and self.entries[-1].outcome == "running":

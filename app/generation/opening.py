@@ -22,7 +22,7 @@ from ..providers.call import ChatCall, Route
 from ..providers.deltas import REFUSAL, Delta
 from ..traces import Parent
 from . import backoff
-from .attempts import Attempts
+from .attempts import Attempts, requested
 from .cancel import StreamCancelled
 
 log = logging.getLogger("chatwait.relay")
@@ -72,8 +72,7 @@ class Opener:
         parent: Parent = None,
     ) -> None:
         self.provider = provider
-        request = {"gen_ai.request.max_tokens": call.max_tokens, "gen_ai.request.temperature": call.temperature}
-        self.attempts = Attempts(parent, provider.name, request)
+        self.attempts = Attempts(parent, provider.name, requested(call))
         self.settings = settings
         self.metrics = metrics
         self.call = call

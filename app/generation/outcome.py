@@ -74,6 +74,7 @@ class Outcome:
                 usage.cache_write_tokens,
                 usage.resent,
                 usage.cache_write_long_tokens,
+                usage.reasoning_tokens,
             ],
             "chunks": self.chunks,
             "duration_ms": self.duration_ms,
@@ -96,9 +97,9 @@ class Outcome:
             error = ApiError(
                 kind, found.get("detail"), action=found.get("action"), retry_after=found.get("retry_after")
             )
-        generated, cached, written, resent, long = (*more, *(None, 0, 0, 0, 0)[len(more) :])[:5]
+        generated, cached, written, resent, long, reasoning = (*more, *(None, 0, 0, 0, 0, 0)[len(more) :])[:6]
         usage = Usage(int(prompt), int(completion), bool(estimated), generated, int(cached), int(written), int(resent),
-                      int(long))  # fmt: skip
+                      int(long), int(reasoning))  # fmt: skip
         duration, ttft = record["duration_ms"], record["ttft_ms"]
         model, stop, cost = record.get("model"), record.get("stop_sequence"), record.get("cost_usd")
         ending, attempts = record["finish_reason"], tuple(record.get("attempts") or ())

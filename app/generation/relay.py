@@ -161,10 +161,12 @@ class Relay:
         finish = generation.upstream_finish_reason or generation.finish_reason
         counts = {} if usage is None else {"input": usage.prompt_tokens, "cached": usage.cached_tokens,
                                            "written": usage.cache_write_tokens,
-                                           "written_long": usage.cache_write_long_tokens}  # fmt: skip
+                                           "written_long": usage.cache_write_long_tokens,
+                                           "reasoning": usage.reasoning_tokens}  # fmt: skip
         self._opener.attempts.end(
-            outcome, self.route.server, output, finish_reason=finish, error_code=error_code, **counts
-        )
+            outcome, self.route.server, output, finish_reason=finish, error_code=error_code,
+            response_id=generation.response_id, **counts
+        )  # fmt: skip
 
     def _taken_over(self, slot: Any) -> Opened:
         """The continuation of a reply whose worker died, from the text its clients have."""
@@ -188,7 +190,7 @@ class Relay:
             completion = reply.capped or self.provider.completion_tokens(reply.counted_text())
             usage = Usage(prompt, completion, True, self._rescues.over_attempts(), resent=self._rescues.resent)
         self._opener.attempts.close(usage.prompt_tokens)
-        attempts = tuple(entry.as_dict(self.settings) for entry in self._opener.attempts.entries)
+        attempts = self._opener.attempts.ledger(self.settings)
         started, first = self._emission.started, self._emission.first_token_at
         return Outcome(
             text=text,

@@ -27,6 +27,7 @@ class FirstTokenDeadline(BaseException):
 
 ENDED_EARLY = "without_finish_reason"  # `upstream_ended` of a reply ended cleanly with no finish_reason
 REFUSED = "refused"  # in an UpstreamError's log fields: a refusal asked of the fallback model
+MAX_REPLY_ID_CHARS = 256  # an upstream's id of its reply, kept for traces up to this length
 
 
 class UpstreamError(Exception):
@@ -79,6 +80,11 @@ class UpstreamError(Exception):
         return bool(self.log_fields.get(REFUSED))
 
 
+def reply_id(found: Any) -> str:
+    """An upstream's id of its reply as kept (for traces): a short string, else "" (none)."""
+    return found if type(found) is str and 0 < len(found) <= MAX_REPLY_ID_CHARS else ""
+
+
 def refusal(route: Route) -> UpstreamError:
     """The failure a refusal is, where its server sends refusals to the fallback model."""
     detail = "The model refused; its server sends refusals to the fallback model (fallback_on_refusal)."
@@ -99,6 +105,7 @@ class Attempt(abc.ABC):
     stop_sequence: str | None = None  # the client's stop sequence that ended it, where the upstream says which
     usage: Usage | None = None
     upstream_request_id: str | None = None
+    response_id: str | None = None  # the upstream's id of its reply, once read ("": it gave none)
 
     def finish(self, reason: str) -> None:
         """Record the upstream's finish reason as one of OpenAI's (keeping its own word if mapped)."""

@@ -43,6 +43,7 @@ class ChatCall:
     # through that `messages` leaves out (thinking and its signatures, images in tool results...).
     extra: tuple[dict[str, Any], ...] = ()
     generate: bool = True  # False: a warmup (the Responses API's `generate: false`): nothing generated
+    conversation_id: str | None = None  # the conversation a turn belongs to, for traces (never sent)
 
     def counted(self) -> list[dict[str, Any]]:
         """Every message the model reads, for counting its input tokens: the tools' definitions,
@@ -62,6 +63,7 @@ class Usage:
     cache_write_tokens: int = 0  # of the prompt, written to it (cache_creation_input_tokens, cache_write_tokens)
     resent: int = 0  # input tokens continuations sent again (a rescued or taken-over reply's prompt and text)
     cache_write_long_tokens: int = 0  # of those written, with the long lifetime (Anthropic's one hour)
+    reasoning_tokens: int = 0  # of the completion, the model's reasoning (where the upstream says)
 
     @property
     def charged(self) -> int:
@@ -91,6 +93,8 @@ class Usage:
             details = {"cached_tokens": self.cached_tokens}
             found["prompt_tokens_details"] = details | ({"cache_write_tokens": self.cache_write_tokens} if
                                                         self.cache_write_tokens else {})  # fmt: skip
+        if self.reasoning_tokens:
+            found["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
         if self.generated is not None:
             found["generated_tokens"] = self.generated
         return found

@@ -1,5 +1,6 @@
-"""The tracer of this worker: made once its app is built (after the fork), when an OTLP endpoint
-is set; its batch processor's queue is bounded and its export runs beside the requests."""
+"""The tracer of this worker (and its GenAI metrics, `meters`): made once its app is built
+(after the fork), when an OTLP endpoint is set; its batch processor's queue is bounded and its
+export runs beside the requests."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 from typing import Any
 
 from ..config import Settings
+from .meters import configure_meters, shutdown_meters
 
 log = logging.getLogger("chatwait.traces")
 
@@ -28,7 +30,9 @@ def configure_tracing(settings: Settings) -> None:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    provider = TracerProvider(resource=Resource.create({"service.name": settings.operations.otel_service_name}))
+    resource = Resource.create({"service.name": settings.operations.otel_service_name})
+    configure_meters(resource)
+    provider = TracerProvider(resource=resource)
     processor = BatchSpanProcessor(
         OTLPSpanExporter(),
         max_queue_size=MAX_QUEUE,
@@ -56,3 +60,4 @@ def shutdown_tracing() -> None:
     provider = _state["provider"]
     if provider is not None:
         provider.shutdown()
+    shutdown_meters()

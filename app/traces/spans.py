@@ -5,9 +5,11 @@ and the `traceparent` an upstream request carries. Each call is a no-op without 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from . import meters
 from .setup import tracer
 
 Parent = Any  # an OpenTelemetry Context holding the request's span (None: no traces)
@@ -90,7 +92,7 @@ class AttemptSpan:
     """One upstream attempt's span, a child of the request's: `chat {model}`, from its request to
     its last token (or its failure), with the GenAI conventions' request and usage attributes."""
 
-    __slots__ = ("_span",)
+    __slots__ = ("_model", "_provider", "_span", "_started")
 
     def __init__(self, parent: Parent, model: str, provider: str, attributes: Mapping[str, Any]) -> None:
         from opentelemetry import trace
@@ -98,6 +100,7 @@ class AttemptSpan:
         found = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": provider, "gen_ai.request.model": model}
         found |= {name: value for name, value in attributes.items() if value is not None}
         self._span = tracer().start_span(f"chat {model}", context=parent, kind=trace.SpanKind.CLIENT, attributes=found)
+        self._started, self._model, self._provider = time.monotonic(), model, provider
 
     @classmethod
     def begin(cls, parent: Parent, model: str, provider: str, attributes: Mapping[str, Any]) -> AttemptSpan | None:
@@ -115,13 +118,20 @@ class AttemptSpan:
     def event(self, name: str, attributes: Mapping[str, Any] | None = None) -> None:
         self._span.add_event(name, dict(attributes or {}))
 
+    def first_chunk(self) -> None:
+        """Its first chunk came: when (`gen_ai.response.time_to_first_chunk`, seconds, and an event)."""
+        self._span.set_attribute("gen_ai.response.time_to_first_chunk", round(time.monotonic() - self._started, 6))
+        self._span.add_event("chatwait.first_token")
+
     def end(self, usage: Mapping[str, Any], finish_reason: str | None, error_type: str | None) -> None:
         """End it at the attempt's last token: its tokens (`gen_ai.usage.*`, `gen_ai.response.*`)
-        and how it ended (`error.type` for a failure)."""
+        and how it ended (`error.type` for a failure); the operation's metrics (`meters`)."""
         from opentelemetry import trace
 
         span = self._span
         span.set_attributes({name: value for name, value in usage.items() if value is not None})
+        tokens = (usage.get("gen_ai.usage.input_tokens"), usage.get("gen_ai.usage.output_tokens"))
+        meters.operation(self._provider, self._model, time.monotonic() - self._started, tokens, error_type)
         if finish_reason is not None:
             span.set_attribute("gen_ai.response.finish_reasons", [finish_reason])
         if error_type is not None:

@@ -35,7 +35,7 @@ def receiver() -> Iterator[OtlpReceiver]:
 @pytest.fixture(scope="module")
 def server(fake: FakeUpstream, receiver: OtlpReceiver) -> Iterator[ChatWaitServer]:
     env = server_env(fake.base_url, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_SERVICE_NAME="chatwait-test",
-                     UPSTREAM_RESCUES="2")  # fmt: skip
+                     UPSTREAM_RESCUES="2", OTEL_METRIC_EXPORT_INTERVAL="300")  # fmt: skip
     running = ChatWaitServer(env)
     yield running
     running.stop()
@@ -85,6 +85,25 @@ def test_a_request_and_its_attempt_follow_the_genai_conventions_under_the_client
     sent = next(o for o in fake.outcomes_for(f"{SECRET} @tokens=7"))
     assert sent["traceparent"].split("-")[1:3] == [CLIENT_TRACE, attempt["span_id"]], "the upstream joins the trace"
     assert SECRET not in json.dumps(receiver.spans), "no message content in a span"
+    assert attributes["gen_ai.request.stream"] is True and attributes["gen_ai.response.id"].startswith("chatcmpl")
+    assert attributes["gen_ai.response.time_to_first_chunk"] >= 0
+
+
+def test_each_attempt_is_measured_in_the_genai_client_metrics(server, receiver) -> None:
+    body = {"model": FAKE_MODEL, "messages": [{"role": "user", "content": "Measured @tokens=3"}]}
+    assert httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=30).status_code == 200
+
+    def measured(points: list[dict]) -> bool:
+        names = {point["name"] for point in points}
+        return {"gen_ai.client.operation.duration", "gen_ai.client.token.usage"} <= names
+
+    points = receiver.wait_for_points(measured)
+    durations = [p for p in points if p["name"] == "gen_ai.client.operation.duration"]
+    assert durations[-1]["unit"] == "s" and durations[-1]["count"] >= 1
+    assert durations[-1]["attributes"] == {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                                           "gen_ai.request.model": FAKE_MODEL}  # fmt: skip
+    kinds = {p["attributes"]["gen_ai.token.type"] for p in points if p["name"] == "gen_ai.client.token.usage"}
+    assert kinds == {"input", "output"}
 
 
 def test_a_rescued_stream_has_two_attempt_spans_under_one_request_span_ended_at_its_last_token(server, receiver):

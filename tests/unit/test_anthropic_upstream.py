@@ -329,6 +329,12 @@ def test_the_writes_with_the_long_lifetime_are_read_from_cache_creation() -> Non
     assert usage is not None and usage.cache_write_long_tokens == 30
 
 
+def test_the_messages_id_is_kept_as_the_replys() -> None:
+    generation = _generation([HEAD + _start(0, {"type": "text", "text": "a"}) + _tail()])
+    list(generation)
+    assert generation.response_id == "msg_1"
+
+
 def _usage_of(head: bytes) -> Usage | None:
     """The usage of a whole reply after `head`."""
     generation = _generation([head + _start(0, {"type": "text", "text": "a"}) + _tail()])
@@ -342,7 +348,7 @@ def test_a_streams_record_keeps_the_caches_part_and_reads_older_records() -> Non
     assert Outcome.from_record("", json.loads(json.dumps(kept))).usage == usage
     older = {**kept, "usage": [150, 9, False, 4]}  # a record of the release before: no cache counts
     assert Outcome.from_record("", older).usage == Usage(150, 9, generated=4)
-    no_long = {**kept, "usage": kept["usage"][:-1]}  # before the long writes were counted
+    no_long = {**kept, "usage": kept["usage"][:7]}  # before the long writes were counted
     assert Outcome.from_record("", no_long).usage == Usage(150, 9, cached_tokens=100, cache_write_tokens=30)
     assert usage.as_dict()["prompt_tokens_details"] == {"cached_tokens": 100, "cache_write_tokens": 30}
     assert "prompt_tokens_details" not in Usage(150, 9).as_dict()

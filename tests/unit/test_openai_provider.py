@@ -424,3 +424,17 @@ def test_the_prompt_caches_writes_are_read_from_the_usage(upstream_mock, provide
         upstream_mock.post(URL).mock(return_value=httpx.Response(200, content=_sse(said)))
         _, generation = _collect(provider)
         assert generation.usage.cache_write_tokens == written, details
+
+
+def test_the_upstreams_id_of_its_reply_and_its_reasoning_tokens_are_kept(upstream_mock, provider) -> None:
+    usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15,
+             "completion_tokens_details": {"reasoning_tokens": 3}}  # fmt: skip
+    first = {**_delta("x"), "id": "chatcmpl-42"}
+    ending = {**_delta(None, "stop"), "usage": usage}
+    upstream_mock.post(URL).mock(return_value=httpx.Response(200, content=_sse(first, ending)))
+    _, generation = _collect(provider)
+    assert generation.response_id == "chatcmpl-42" and generation.usage.reasoning_tokens == 3
+    odd = {**_delta("x"), "id": "x" * 300}  # too long to keep: none
+    upstream_mock.post(URL).mock(return_value=httpx.Response(200, content=_sse(odd, _delta(None, "stop"))))
+    _, generation = _collect(provider)
+    assert generation.response_id == ""

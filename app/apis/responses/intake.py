@@ -136,6 +136,7 @@ def prepare_response(
         options=planned.options,
         typed=True,
         generate=fields.get("generate", True),
+        conversation_id=fields.get("conversation") or fields.get("previous_response_id"),
     )
     compaction = _compaction(fields, planned, call, provider)
     stream, background, store = bool(fields.get("stream")), bool(fields.get("background")), fields.get("store", True)

@@ -139,7 +139,7 @@ def response_usage(usage: Usage, ledger: dict[str, Any] | None = None) -> dict[s
         "input_tokens": usage.prompt_tokens,
         "input_tokens_details": {"cached_tokens": usage.cached_tokens, "cache_write_tokens": usage.cache_write_tokens},
         "output_tokens": usage.completion_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
         "total_tokens": usage.total_tokens,
         **({"generated_tokens": usage.generated} if usage.generated is not None else {}),
     }

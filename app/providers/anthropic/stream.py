@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from ..base import UpstreamError
+from ..base import UpstreamError, reply_id
 from ..call import Usage
 from ..deltas import REASONING, TOOL_CALL, Delta
 from ..httpapi.stream import MAX_FINISH_REASON_CHARS, HttpAttempt, count
@@ -96,6 +96,7 @@ class AnthropicAttempt(HttpAttempt):
             yield from self._start(event["index"], event["content_block"])
         elif kind == "message_start":
             self._count(event["message"].get("usage"))
+            self.response_id = reply_id(event["message"].get("id"))
         elif kind == "message_delta":
             self._count(event.get("usage"))
             reason, sequence = event["delta"].get("stop_reason"), event["delta"].get("stop_sequence")

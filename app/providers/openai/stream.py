@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from ..base import reply_id
 from ..call import Usage
 from ..deltas import LOGPROBS, REASONING, REFUSAL, Delta
 from ..httpapi.stream import MAX_FINISH_REASON_CHARS, HttpAttempt, count
@@ -87,6 +88,8 @@ class OpenAIAttempt(HttpAttempt):
                 chunk = json.loads(data)  # what orjson refuses but json takes, such as an escaped lone surrogate
             if chunk.get("error"):
                 raise self._error("upstream_interrupted", "The model provider reported an error mid-reply.")
+            if self.response_id is None:
+                self.response_id = reply_id(chunk.get("id"))
             choices = chunk.get("choices")
             choice = choices[0] if choices else {}
             delta = choice.get("delta") or _NO_DELTA
@@ -174,8 +177,11 @@ def _usage(raw: Any, cache_n: int = 0) -> Usage | None:
         return None
     details = raw.get("prompt_tokens_details")
     details = details if isinstance(details, dict) else {}
+    produced = raw.get("completion_tokens_details")
+    reasoning = produced.get("reasoning_tokens") if isinstance(produced, dict) else None
+    reasoning = reasoning if count(reasoning) and reasoning <= completion else 0
     cached, written = details.get("cached_tokens"), details.get("cache_write_tokens")
     cached = cached if count(cached) else cache_n
     cached = cached if count(cached) and cached <= prompt else 0
     written = written if count(written) and written <= prompt - cached else 0
-    return Usage(prompt, completion, cached_tokens=cached, cache_write_tokens=written)
+    return Usage(prompt, completion, cached_tokens=cached, cache_write_tokens=written, reasoning_tokens=reasoning)

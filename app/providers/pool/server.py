@@ -195,6 +195,10 @@ class PooledAttempt(Attempt):
     def usage(self) -> Any:  # type: ignore[override]
         return self.inner.usage
 
+    @property
+    def response_id(self) -> str | None:  # type: ignore[override]
+        return self.inner.response_id
+
     def close(self) -> None:
         self.inner.close()
         self._release()
