@@ -14,6 +14,7 @@ from typing import Any
 from marshmallow import ValidationError, fields
 
 from ..errors import ApiError
+from ..providers.call import CACHE_BREAKPOINT, EXPLICIT
 from .files import data_chars
 from .schema import StrictSchema, serialise, text_of
 
@@ -108,6 +109,17 @@ class OpenAIErrorSchema(StrictSchema):
     error = fields.Nested(OpenAIErrorDetailSchema, required=True)
 
 
+def marked(index: int, part: Any, read: Callable[[int, Any], dict[str, Any]]) -> dict[str, Any]:
+    """`read(index, part)`, the chat part; where the part ends a prefix to cache
+    (`prompt_cache_breakpoint`, whose one value is `{"mode": "explicit"}`), with the mark kept."""
+    if not isinstance(part, dict) or CACHE_BREAKPOINT not in part:
+        return read(index, part)
+    if part[CACHE_BREAKPOINT] != EXPLICIT:
+        raise ValidationError(f'Part {index}: {CACHE_BREAKPOINT} must be {{"mode": "explicit"}}.')
+    found = read(index, {name: value for name, value in part.items() if name != CACHE_BREAKPOINT})
+    return {**found, CACHE_BREAKPOINT: dict(EXPLICIT)}
+
+
 class MessageContent(fields.Field):
     """A message's content: a string, or a non-empty list of parts, each read by `part(index,
     part)` into a chat part (`{"type": "text", ...}`, `{"type": "image_url", ...}`) or refused.
@@ -128,7 +140,7 @@ class MessageContent(fields.Field):
         parts, unknown = [], {}
         for index, part in enumerate(value):
             try:
-                parts.append(self.part(index, part))
+                parts.append(marked(index, part, self.part))
             except ValidationError as error:  # unknown fields (by name) are gathered; any other error ends here
                 if not isinstance(error.messages, dict):
                     raise

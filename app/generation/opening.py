@@ -21,6 +21,7 @@ from ..providers.base import Attempt, FirstTokenDeadline, Provider, UpstreamErro
 from ..providers.call import ChatCall, Route
 from ..providers.deltas import REFUSAL, Delta
 from ..traces import Parent
+from ..traces import enabled as traces_enabled
 from . import backoff
 from .attempts import Attempts, requested
 from .cancel import StreamCancelled
@@ -72,7 +73,7 @@ class Opener:
         parent: Parent = None,
     ) -> None:
         self.provider = provider
-        self.attempts = Attempts(parent, provider.name, requested(call))
+        self.attempts = Attempts(parent, provider.name, requested(call) if traces_enabled() else {})
         self.settings = settings
         self.metrics = metrics
         self.call = call

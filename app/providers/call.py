@@ -13,6 +13,7 @@ from .counted import definitions
 # servers take it; an Anthropic server is sent the block's `cache_control` instead).
 CACHE_BREAKPOINT = "prompt_cache_breakpoint"
 EXPLICIT = {"mode": "explicit"}  # the one value it has
+CACHE_CONTROL = "cache_control"  # Anthropic's: a block that ends a prefix to cache
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

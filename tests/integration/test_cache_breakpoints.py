@@ -1,7 +1,8 @@
-"""Where a prompt prefix to cache ends (`prompt_cache_breakpoint` on a chat completions content
-part, in any message): passed on as it is to an OpenAI-compatible server, with the request's
-`prompt_cache_options`; sent to an Anthropic server as the block's `cache_control` (the system
-prompt as text blocks then). A malformed mark is a 400 naming the part."""
+"""Where a prompt prefix to cache ends (`prompt_cache_breakpoint` on a chat completions or
+Responses content part, in any message; a Messages block's `cache_control`): passed on as it is
+to an OpenAI-compatible server, with the request's `prompt_cache_options`, a Messages block's as
+the part's mark; sent to an Anthropic server as the block's `cache_control` (the system prompt as
+text blocks then). A malformed mark is a 400 naming the part."""
 
 from __future__ import annotations
 
@@ -89,3 +90,33 @@ def test_a_system_message_takes_marked_text_parts_but_no_image(server) -> None:
     body = {"model": FAKE_MODEL, "messages": messages}
     answer = httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=30)
     assert answer.status_code == 400 and "Only user messages take images" in answer.text
+
+
+def test_a_responses_turns_marks_reach_an_openai_compatible_server(server) -> None:
+    marked = {"type": "input_text", "text": "A long policy.", "prompt_cache_breakpoint": MARK}
+    body = {"model": FAKE_MODEL, "input": [
+        {"role": "developer", "content": [marked, {"type": "input_text", "text": "Be brief."}]},
+        {"role": "user", "content": [{"type": "input_text", "text": " @reply=request"}]},
+    ]}  # fmt: skip
+    answer = httpx.post(f"{server.url}/v1/responses", json=body, timeout=30)
+    assert answer.status_code == 200, answer.text
+    sent = json.loads(answer.json()["output"][0]["content"][0]["text"])
+    developer = next(message for message in sent["messages"] if message["role"] in ("developer", "system"))
+    assert developer["content"][0] == {"type": "text", "text": "A long policy.", "prompt_cache_breakpoint": MARK}
+    assert "prompt_cache_breakpoint" not in developer["content"][1]
+
+
+def test_a_messages_requests_cache_control_reaches_an_openai_compatible_server_as_marks(server) -> None:
+    ephemeral = {"type": "ephemeral"}
+    body = {"model": FAKE_MODEL, "max_tokens": 50,
+            "system": [{"type": "text", "text": "A long policy.", "cache_control": ephemeral},
+                       {"type": "text", "text": "Be brief."}],
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "Earlier.", "cache_control": ephemeral},
+                                                      {"type": "text", "text": " @reply=request"}]}]}  # fmt: skip
+    answer = httpx.post(f"{server.url}/v1/messages", json=body, timeout=30)
+    assert answer.status_code == 200, answer.text
+    sent = json.loads(answer.json()["content"][0]["text"])
+    system, user = sent["messages"]
+    assert system["content"] == [{"type": "text", "text": "A long policy.", "prompt_cache_breakpoint": MARK},
+                                 {"type": "text", "text": "Be brief."}]  # fmt: skip
+    assert user["content"][0] == {"type": "text", "text": "Earlier.", "prompt_cache_breakpoint": MARK}

@@ -128,8 +128,9 @@ def test_a_system_prompt_and_earlier_turns_reach_the_model(sdk, fake, upstream) 
         assert (reply.usage.cache_read_input_tokens, reply.usage.cache_creation_input_tokens) == (7, 5)
         return
     asked = _asked(reply)
-    assert asked["messages"] == [
-        {"role": "system", "content": "Be brief.\n\nBe kind."},
+    marked = {"type": "text", "text": "Be kind.", "prompt_cache_breakpoint": {"mode": "explicit"}}
+    assert asked["messages"] == [  # where a prefix to cache ends, as an OpenAI-compatible server takes it
+        {"role": "system", "content": [{"type": "text", "text": "Be brief."}, marked]},
         {"role": "user", "content": "Hello"},
         {"role": "assistant", "content": "Hi."},
         {"role": "user", "content": message},

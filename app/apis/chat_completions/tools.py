@@ -9,7 +9,6 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate
 
-from ...providers.call import CACHE_BREAKPOINT, EXPLICIT
 from ..files import file_part
 from ..functions import MAX_IMAGE_URL_CHARS, NAME, TOOL_CHOICES, check_json_schema, check_name, image_url_ok
 from ..schema import NullMeansAbsent, StrictBoolean, StrictSchema, Text, text_of
@@ -99,13 +98,8 @@ AUDIO_FORMATS = ("wav", "mp3")
 def content_part(index: int, part: Any) -> dict[str, Any]:
     """One part of a message's content: `text`, `image_url` (an http(s) URL or an image's data
     URL), `file` (`apis/files`: a text file inlined), `input_audio` (passed on to a server that
-    takes audio) and, in an assistant's message, `refusal` (read as text); any of them may end a
-    prefix to cache (`prompt_cache_breakpoint`, kept on the part)."""
-    if isinstance(part, dict) and CACHE_BREAKPOINT in part:
-        if part[CACHE_BREAKPOINT] != EXPLICIT:
-            raise ValidationError(f'Part {index}: {CACHE_BREAKPOINT} must be {{"mode": "explicit"}}.')
-        found = content_part(index, {name: value for name, value in part.items() if name != CACHE_BREAKPOINT})
-        return {**found, CACHE_BREAKPOINT: dict(EXPLICIT)}
+    takes audio) and, in an assistant's message, `refusal` (read as text). Any of them may end a
+    prefix to cache (`openai.marked`)."""
     kind = part.get("type") if isinstance(part, dict) else None
     if kind in _PART_FIELDS and set(part) - {"type", kind} and kind in part:
         raise ValidationError({name: [UNKNOWN] for name in sorted(set(part) - {"type", kind})})

@@ -12,6 +12,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields
 
+from ...providers.call import CACHE_BREAKPOINT, CACHE_CONTROL, EXPLICIT
 from ..files import data_chars
 from ..functions import MAX_IMAGE_URL_CHARS, NAME, image_url_ok
 from ..schema import text_of
@@ -162,11 +163,12 @@ class Content(fields.Field):
 
 
 class SystemPrompt(fields.Field):
-    """The system prompt: a string, or a list of text blocks (joined by blank lines)."""
+    """The system prompt: a string, or a list of text blocks (joined by blank lines; kept as text
+    parts where one ends a prefix to cache)."""
 
     json_types = ("string", "array")
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str | list[dict[str, Any]]:
         if isinstance(value, str):
             return text_of(value)
         if not isinstance(value, list) or not value:
@@ -174,6 +176,8 @@ class SystemPrompt(fields.Field):
         blocks = _blocks(value)
         if any(block["type"] != "text" for block in blocks):
             raise ValidationError("A system prompt takes text blocks only.")
+        if any(CACHE_CONTROL in block for block in blocks):  # where a prefix to cache ends: kept
+            return [_part(block) for block in blocks]
         return "\n\n".join(block["text"] for block in blocks)
 
 
@@ -204,7 +208,7 @@ def chat_messages(role: str, content: str | list[dict[str, Any]]) -> list[dict[s
             message["tool_calls"] = calls
         return [message]
     said = [block for block in content if block["type"] in ("text", "search_result", "document", "image")]
-    if media:
+    if media or any(CACHE_CONTROL in block for block in said):
         out.append({"role": "user", "content": [_part(block) for block in said]})
     elif said:
         out.append({"role": "user", "content": "\n".join(_part(block)["text"] for block in said)})
@@ -212,13 +216,16 @@ def chat_messages(role: str, content: str | list[dict[str, Any]]) -> list[dict[s
 
 
 def _part(block: dict[str, Any]) -> dict[str, Any]:
+    """A block as a chat part; one whose `cache_control` ends a prefix to cache carries the mark
+    OpenAI's servers take (CACHE_BREAKPOINT)."""
+    mark = {CACHE_BREAKPOINT: dict(EXPLICIT)} if CACHE_CONTROL in block else {}
     if block["type"] == "text":
-        return {"type": "text", "text": block["text"]}
+        return {"type": "text", "text": block["text"], **mark}
     if block["type"] == "search_result":
-        return {"type": "text", "text": search_text(block)}
+        return {"type": "text", "text": search_text(block), **mark}
     if block["type"] == "document":
-        return document_part(block)
-    return {"type": "image_url", "image_url": {"url": image_url(block["source"]), "detail": "auto"}}
+        return {**document_part(block), **mark}
+    return {"type": "image_url", "image_url": {"url": image_url(block["source"]), "detail": "auto"}, **mark}
 
 
 def _media_of(block: dict[str, Any]) -> list[dict[str, Any]]:

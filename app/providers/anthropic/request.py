@@ -15,12 +15,11 @@ import re
 from typing import Any
 
 from ..base import UpstreamError
-from ..call import CACHE_BREAKPOINT, ChatCall
+from ..call import CACHE_BREAKPOINT, CACHE_CONTROL, ChatCall
 from ..counted import FILE_PART
 
 ANTHROPIC_VERSION = "2023-06-01"
 MIN_THINKING_BUDGET = 1024  # Anthropic's smallest budget_tokens
-CACHE_CONTROL = "cache_control"  # a block that ends a prefix to cache
 # OpenAI's reasoning efforts as thinking budgets (none and minimal: no thinking).
 THINKING_BUDGETS = {"low": 1024, "medium": 4096, "high": 16384, "xhigh": 32000}
 # Options that change what the client gets back and that the Messages API cannot honour.
