@@ -112,26 +112,21 @@ class OtlpReceiver:
 
     def wait_for_points(self, check: Any, timeout: float = 15.0) -> list[dict[str, Any]]:
         """The metrics' data points received once `check(points)` holds (AssertionError after `timeout`)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._lock:
-                points = list(self.points)
-            if check(points):
-                return points
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the metrics never came: {sorted({point['name'] for point in points})}")
-            time.sleep(0.05)
+        return self._polled(lambda: self.points, check, timeout, "metrics")
 
     def wait_for(self, check: Any, timeout: float = 15.0) -> list[dict[str, Any]]:
         """The spans once `check(spans)` holds (AssertionError after `timeout`)."""
+        return self._polled(lambda: self.spans, check, timeout, "spans")
+
+    def _polled(self, kept: Any, check: Any, timeout: float, what: str) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:
-                spans = list(self.spans)
-            if check(spans):
-                return spans
+                found = list(kept())
+            if check(found):
+                return found
             if time.monotonic() > deadline:
-                raise AssertionError(f"the spans never came: {[span['name'] for span in spans]}")
+                raise AssertionError(f"the {what} never came: {sorted({entry['name'] for entry in found})}")
             time.sleep(0.05)
 
     def stop(self) -> None:
