@@ -239,9 +239,10 @@ def test_a_client_of_a_killed_worker_resumes_right_after_the_last_event_it_got(c
                 seen += events  # what was on its way when the worker died
         last = seen[-1].id
         reply = client.get(f"/v1/chat/streaming/{stream_id}", headers={"Last-Event-ID": str(last)})
+    said = (reply.status_code, reply.text[-300:], last, [e.event for e in seen[-3:]])  # if it fails: what came
     resumed = [e for e in parse(reply.content)[0] if e.event != ":comment"]  # keepalives until the lease lapses
     assert [e.id for e in seen + resumed] == list(range(len(seen) + len(resumed))), "no gap, nothing twice"
-    assert resumed and [e.event for e in resumed[:-1]] == ["chunk"] * (len(resumed) - 1)
+    assert resumed and [e.event for e in resumed[:-1]] == ["chunk"] * (len(resumed) - 1), said
     ending = resumed[-1]
     assert ending.event == "error" and ending.data["error_code"] == "generation_lost"
     chunks = [e for e in seen + resumed if e.event == "chunk"]
