@@ -199,7 +199,8 @@ def test_waits_for_a_busy_servers_room_are_in_turn_across_keys(fake, tmp_path) -
     env.pop("OPENAI_BASE_URL")
     server = ChatWaitServer(env)
     try:
-        burst = [Follower(server, FLOOD, unique("burst @tokens=10 @delay_ms=40")) for _ in range(16)]
+        # Each holds its slot a second: the late request's way in, slow on a loaded machine, frees few.
+        burst = [Follower(server, FLOOD, unique("burst @tokens=10 @delay_ms=100")) for _ in range(16)]
         time.sleep(1.0)  # the burst fills both slots and queues for them
         other = unique("other @tokens=2")
         arrived = time.time()
