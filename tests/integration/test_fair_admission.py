@@ -199,12 +199,14 @@ def test_waits_for_a_busy_servers_room_are_in_turn_across_keys(fake, tmp_path) -
     env.pop("OPENAI_BASE_URL")
     server = ChatWaitServer(env)
     try:
-        # Each holds its slot a second: the late request's way in, slow on a loaded machine, frees few.
-        burst = [Follower(server, FLOOD, unique("burst @tokens=10 @delay_ms=100")) for _ in range(16)]
+        burst = [Follower(server, FLOOD, unique("burst @tokens=10 @delay_ms=40")) for _ in range(16)]
         time.sleep(1.0)  # the burst fills both slots and queues for them
         other = unique("other @tokens=2")
-        arrived = time.time()
         late = Follower(server, OTHER, other)
+        deadline = time.monotonic() + 30
+        while late.status is None and time.monotonic() < deadline:  # its stream's head: it waits its turn
+            time.sleep(0.001)
+        arrived = time.time()  # by now it waits for the room (slow as its way in was on a loaded machine)
         for follower in [*burst, late]:
             follower.join(60)
         assert late.status == 200 and all(follower.status == 200 for follower in burst)
@@ -214,7 +216,7 @@ def test_waits_for_a_busy_servers_room_are_in_turn_across_keys(fake, tmp_path) -
         queued = [started for started in bursts if started > arrived]
         ahead = [started for started in queued if started < came]
         # First come, first served, all of the queued (8 or more) went first; in turn, one slot's
-        # worth at most (a slot that freed while the request was still on its way in).
+        # worth at most (a slot that freed while its stream's head was on its way out).
         assert len(queued) >= 8 and len(ahead) <= 2, f"{len(ahead)} of the {len(queued)} queued went first"
     finally:
         server.stop()
