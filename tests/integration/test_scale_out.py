@@ -164,11 +164,16 @@ def test_streams_resume_exactly_after_a_full_restart(cluster) -> None:
 
 def _worker_of(server: ChatWaitServer, correlation_id: str) -> int:
     """The pid of the worker that received the request sent with this correlation id."""
+    return _workers_of(server, [correlation_id])[correlation_id]
+
+
+def _workers_of(server: ChatWaitServer, correlation_ids: list[str]) -> dict[str, int]:
+    """The pid of the worker that received each of these requests, the log read once a poll."""
     deadline = time.monotonic() + 10  # each worker writes its lines a few milliseconds late
-    while (pid := _workers_by_request(server).get(correlation_id)) is None:
-        assert time.monotonic() < deadline, f"no request_received line for {correlation_id}"
+    while missing := set(correlation_ids) - (served := _workers_by_request(server)).keys():
+        assert time.monotonic() < deadline, f"no request_received line for {sorted(missing)}"
         time.sleep(0.05)
-    return pid
+    return {cid: served[cid] for cid in correlation_ids}
 
 
 def _follow_elsewhere(server: ChatWaitServer, stream_id: str, owner: int, following: threading.Event) -> list[Event]:
