@@ -93,6 +93,7 @@ class Account:
     limits: KeyLimits | None = None  # where the ticket settles (the key limits)
     end_user: str | None = None  # the application's own id of the person it answers
     spending: Spending | None = None  # where what it is charged is summed for the spend report
+    lookup: Any = None  # what the response cache made of it (`response_cache.Lookup`; None: not asked)
     settled: bool = dataclasses.field(default=False, init=False)
 
     @property
@@ -145,14 +146,16 @@ class Account:
             return
         usage, charged = ending.usage, ending.cost_usd
         tokens = (usage.prompt_tokens + usage.resent, usage.charged - usage.resent)
-        if self.pays_delivered:  # its stream's output joins the spend as it is delivered (`delivery`)
+        if cost.replayed(ending.attempts):  # a kept answer played back: no tokens used, no cost
+            usage, tokens = dataclasses.replace(usage, completion_tokens=0, generated=None, resent=0), (0, 0)
+        elif self.pays_delivered:  # its stream's output joins the spend as it is delivered (`delivery`)
             output = usage.completion_tokens if whole and ending.error is None else 0
             charged = cost.delivered(ending.attempts, usage, self.prices, model, output)
             tokens = (usage.prompt_tokens, output)
         if self.spending is not None:
             self.spending.add("" if self.key is None else self.key.name, self.end_user, model, charged, tokens)
         if self.ticket is not None and self.limits is not None:
-            self.limits.end(self.ticket, ending.usage.charged, charged)
+            self.limits.end(self.ticket, usage.charged, charged)
 
     def release(self) -> None:
         """It never started: its ticket's slot and reservations come back."""

@@ -34,6 +34,11 @@ def input_cost(price: Price, attempt: dict[str, Any]) -> float:
     return price.cost(read - cached - written, cached, 0, written - long, long)
 
 
+def replayed(attempts: tuple[dict[str, Any], ...]) -> bool:
+    """Whether the response cache answered the whole generation: nothing read or generated upstream."""
+    return bool(attempts) and all(attempt["outcome"] == "cached" for attempt in attempts)
+
+
 def of_attempts(attempts: tuple[dict[str, Any], ...]) -> float | None:
     """The sum of the attempts' costs (None: none of their models has a price)."""
     costs = [attempt["cost_usd"] for attempt in attempts if "cost_usd" in attempt]

@@ -74,8 +74,10 @@ def on_delivery() -> Callable[[str, int], None] | None:
     """How this request's key (and end user) is charged for chunks of a model's output that reach
     its client for the first time, where it pays for delivery (`account.delivery`). Taken while
     the request is current: a body outlives it."""
-    found, key = services(), client_key()
-    end_user = g._get_current_object().get("end_user")
+    found, key, state = services(), client_key(), g._get_current_object()
+    if state.get("cache", ("",))[0] == "hit":  # a kept answer played back costs nothing delivered
+        return None
+    end_user = state.get("end_user")
     # A stream's delivery is charged to its end user even after they were blocked (as their own
     # limits say, else the key's): what reached them was generated for them.
     paying = key is not None and key.pays_delivered
@@ -84,6 +86,8 @@ def on_delivery() -> Callable[[str, int], None] | None:
 
 
 COST_HEADER = "X-ChatWait-Cost-USD"  # on a whole (non-streamed) answer whose model has a price
+CACHE_HEADER = "X-ChatWait-Cache"  # hit, miss or bypass: what the response cache made of the request
+CACHE_ENTRY_HEADER = "X-ChatWait-Cache-Entry"  # the entry it looked for (DELETE /v1/admin/cache?entry=)
 
 
 def costed(outcome: Outcome | None) -> None:
@@ -98,9 +102,15 @@ def cost_header(cost_usd: float) -> str:
 
 
 def admitted(admission: Admission) -> Admission:
-    """Keep where this request's key stands after its generation was admitted, for its answer."""
+    """Keep where this request's key stands after its generation was admitted, and what the
+    response cache made of it, for its answer."""
+    state = g._get_current_object()
     if admission.limited:
-        g._get_current_object().verdict = admission.verdict
+        state.verdict = admission.verdict
+    lookup = admission.account.lookup
+    if lookup is not None:
+        state.cache = lookup.state, lookup.digest
+        _note(state, {"cache": lookup.state})
     return admission
 
 

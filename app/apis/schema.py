@@ -35,7 +35,8 @@ class NullMeansAbsent(StrictSchema):
 USAGE_SOURCES = ("upstream", "estimated")
 
 
-ATTEMPT_OUTCOMES = ("completed", "cut", "failed", "cancelled", "stopped")
+# cached: the response cache answered (nothing read or generated upstream)
+ATTEMPT_OUTCOMES = ("completed", "cut", "failed", "cancelled", "stopped", "cached")
 
 
 class LedgerAttemptSchema(StrictSchema):

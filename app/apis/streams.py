@@ -17,6 +17,7 @@ from ..errors import ApiError
 from ..generation.outcome import Outcome
 from ..hub.disconnect import client_socket, until_client_gone
 from ..providers.call import ChatCall
+from ..response_cache import Asked
 from ..service.admission import Admission, Pending
 from ..streaming import consumer
 from ..streaming.direct import client_writer
@@ -116,7 +117,8 @@ def _admit(call: ChatCall, prompt_tokens: int | None) -> Admission:
     """Admit a generation of this request, for its end user (its account; where its key's limits
     stand, kept for its answer)."""
     user = identified(end_user(request.environ, call.options))
-    return admitted(services().admit(call, prompt_tokens, client_key(), correlation_id(), handoff(), user))
+    asked = Asked.of(request.headers.get("Cache-Control"))
+    return admitted(services().admit(call, prompt_tokens, client_key(), correlation_id(), handoff(), user, asked))
 
 
 def wait(call: ChatCall, prompt_tokens: int | None) -> Outcome:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .caching import CacheSettings
 from .keys import ClientKey
 from .prices import Price
 from .upstreams import UpstreamServer, UpstreamsFile
@@ -180,6 +181,7 @@ class Settings:
     operations: OperationSettings = dataclasses.field(default_factory=OperationSettings)
     local: LocalSettings = dataclasses.field(default_factory=LocalSettings)
     server: ServerSettings = dataclasses.field(default_factory=ServerSettings)
+    caching: CacheSettings = dataclasses.field(default_factory=CacheSettings)
 
     @classmethod
     def of(cls, values: dict[str, Any]) -> Settings:
@@ -278,6 +280,7 @@ GROUP_TYPES: dict[str, Callable[..., Any]] = {
     "operations": OperationSettings,
     "local": LocalSettings,
     "server": ServerSettings,
+    "caching": CacheSettings,
 }
 FIELD_GROUP = {field.name: group for group, kind in GROUP_TYPES.items() for field in dataclasses.fields(kind)}  # type: ignore[arg-type]
 

@@ -135,7 +135,7 @@ class Attempts:
                       "gen_ai.usage.cache_creation.input_tokens": entry.written_tokens or None,
                       "gen_ai.usage.reasoning.output_tokens": how.get("reasoning") or None,
                       "gen_ai.response.id": how.get("response_id") or None}  # fmt: skip
-            failed = None if outcome == "completed" else entry.error_code or outcome
+            failed = None if outcome in ("completed", "cached") else entry.error_code or outcome
             span.end(usage, how.get("finish_reason"), failed)
 
     def close(self, prompt_tokens: int | None = None) -> None:

@@ -163,8 +163,12 @@ class Relay:
                                            "written": usage.cache_write_tokens,
                                            "written_long": usage.cache_write_long_tokens,
                                            "reasoning": usage.reasoning_tokens}  # fmt: skip
+        server = self.route.server
+        if generation.replayed:  # the response cache answered: nothing read or generated upstream
+            output, counts, server = 0, {"input": 0}, None
+            outcome = "cached" if outcome == "completed" else outcome
         self._opener.attempts.end(
-            outcome, self.route.server, output, finish_reason=finish, error_code=error_code,
+            outcome, server, output, finish_reason=finish, error_code=error_code,
             response_id=generation.response_id, **counts
         )  # fmt: skip
 

@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from ..accounts.account import Handoff
+from ..accounts.cost import replayed
 from ..errors import ApiError
 from ..metrics.catalogue import Metrics
 from ..providers.base import UpstreamError
@@ -71,8 +72,10 @@ def ended(
         event = "stream_cancelled" if ending == "cancelled" else "stream_completed"
         log.log(logging.DEBUG if carried else logging.INFO, event, extra={"finish_reason": ending, **fields})
     tokens = (usage.prompt_tokens, usage.completion_tokens, usage.source)
+    if replayed(outcome.attempts):  # the response cache answered: no model read or wrote a token
+        tokens = (0, 0, usage.source)
     metrics.generation_ended(*source, ending, failed, outcome.duration_ms / 1000, tokens)
-    if usage.cached_tokens:
+    if usage.cached_tokens and tokens[0]:
         metrics.prompt_cached(source[0], usage.cached_tokens)
     metrics.ledger(source[0], fields["generated_tokens"], usage.resent)
     if outcome.cost_usd:

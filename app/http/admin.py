@@ -3,7 +3,7 @@ POST and GET /v1/admin/keys; GET, PATCH and DELETE (revoke) /v1/admin/keys/{id};
 POST /v1/admin/keys/{id}/rotate; PUT and DELETE /v1/admin/keys/{id}/users/{user} (block or
 limit one end user, or give them back the key's defaults); GET /v1/admin/spend (the spend
 report, JSON or CSV); GET /v1/admin/streams (the live streams) and DELETE /v1/admin/streams/{id}
-(stop one). Only an admin key opens it."""
+(stop one); DELETE /v1/admin/cache (the response cache's answers). Only an admin key opens it."""
 
 from __future__ import annotations
 
@@ -20,8 +20,11 @@ from ..apis.streams import started_at, stop
 from ..errors import ApiError
 from ..keystore.admin import KeyAdmin
 from ..keystore.record import BLOCKED
+from ..response_cache import CacheUnavailable
 from ..spend import report
 from .admin_schemas import (
+    AdminCacheClearedSchema,
+    AdminCacheQuerySchema,
     AdminKeyChangeSchema,
     AdminKeyCreateSchema,
     AdminKeyListSchema,
@@ -183,3 +186,24 @@ def stop_stream(stream_id: str) -> dict[str, Any]:
     log.info("admin_action", extra=said)
     found = {"stream_id": stream.stream_id, "status": status, "last_event_id": last_event_id}
     return serialise(AdminStreamStopSchema, found)
+
+
+@bp.delete("/v1/admin/cache")
+def clear_cache() -> dict[str, Any]:
+    """Forget the response cache's kept answers: one key's (`key`, its name), one (`entry`), or
+    all (one `admin_action` line)."""
+    _, who = _admin()
+    found = services()
+    asked = validate_request(dict(request.args), AdminCacheQuerySchema())
+    name = asked.get("key")
+    if name is not None and found.client_keys.named(name) is None:
+        detail = f"No key is named {name[:64]!r}: use a key's name, as GET /v1/admin/keys lists them."
+        raise ApiError("key_not_found", detail)
+    scope = None if name is None or found.settings.caching.response_cache_shared else name
+    try:
+        deleted = 0 if found.cache is None else found.cache.clear(scope, asked.get("entry"))
+    except CacheUnavailable:
+        raise ApiError("store_unavailable", "Redis did not answer: the response cache was not cleared.") from None
+    said = {"admin": who, "action": "clear_cache", "key_name": name, "entry": asked.get("entry"), "result": deleted}
+    log.info("admin_action", extra=said)
+    return serialise(AdminCacheClearedSchema, {"object": "response_cache.cleared", "deleted": deleted})

@@ -204,6 +204,21 @@ class AdminStreamStopSchema(StrictSchema):
     last_event_id = fields.Integer(required=True)
 
 
+class AdminCacheQuerySchema(StrictSchema):
+    """The query of DELETE /v1/admin/cache: one key's answers (its name), one entry (the
+    X-ChatWait-Cache-Entry of a request), or (neither) every one."""
+
+    key = fields.String(validate=validate.Length(min=1, max=64))
+    entry = fields.String(validate=validate.Regexp(r"^[0-9a-f]{64}$", error="Use an X-ChatWait-Cache-Entry value."))
+
+
+class AdminCacheClearedSchema(StrictSchema):
+    """The reply of DELETE /v1/admin/cache: how many kept answers went."""
+
+    object = fields.String(required=True, validate=validate.OneOf(("response_cache.cleared",)))
+    deleted = fields.Integer(required=True, validate=validate.Range(min=0))
+
+
 ADMIN_COMPONENTS: dict[str, type[Schema]] = {
     "AdminUserLimits": AdminUserLimitsSchema,
     "AdminKeyChange": AdminKeyChangeSchema,
@@ -218,4 +233,5 @@ ADMIN_COMPONENTS: dict[str, type[Schema]] = {
     "AdminStream": AdminStreamSchema,
     "AdminStreamList": AdminStreamListSchema,
     "AdminStreamStop": AdminStreamStopSchema,
+    "AdminCacheCleared": AdminCacheClearedSchema,
 }

@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask, Request, Response, g, request
 
-from ..apis.request import COST_HEADER, completion, cost_header, end_span, services
+from ..apis.request import CACHE_ENTRY_HEADER, CACHE_HEADER, COST_HEADER, completion, cost_header, end_span, services
 from ..apis.unknown import HEADER as UNKNOWN_HEADER
 from ..apis.unknown import header_value
 from ..hub.websocket import TURN
@@ -74,6 +74,11 @@ def _after(response: Response) -> Response:
     cost = state.get("cost_usd")
     if cost is not None:
         headers.add(COST_HEADER, cost_header(cost))
+    cached = state.get("cache")
+    if cached is not None:
+        headers.add(CACHE_HEADER, cached[0])
+        if cached[1] is not None:
+            headers.add(CACHE_ENTRY_HEADER, cached[1])
     rule = req.url_rule
     services().metrics.request(
         route_label(rule.rule) if rule is not None else "unmatched", req.method, response.status_code

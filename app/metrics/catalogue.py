@@ -15,31 +15,35 @@ scrape), so reloads do not grow the folder.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gevent
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, values
-from prometheus_client.mmap_dict import MmapedDict
-from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from ..ids import current_pid
 from . import MULTIPROC_ENV, process_alive
+from .folder import folder_lock, retire_worker
 from .live import LiveGauges
-from .series import MAX_FIELD_NAMES, GenerationSeries, KeySeries, RecoverySeries, ServerSeries, ServiceSeries
+from .series import (
+    MAX_FIELD_NAMES,
+    CacheSeries,
+    GenerationSeries,
+    KeySeries,
+    RecoverySeries,
+    ServerSeries,
+    ServiceSeries,
+)
 
 log = logging.getLogger("chatwait.metrics")
 
 SAMPLE_SECONDS = 1.0  # how often this worker's sampled gauges are refreshed
 _WORKER_FILE = re.compile(r"_(\d+)\.db$")
-SUMMED_KINDS = ("counter", "histogram")  # what a worker that exits leaves in the archive files
-ARCHIVE = "archive"  # counter_archive.db, histogram_archive.db
 METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 
 if os.environ.get(MULTIPROC_ENV):
@@ -67,6 +71,8 @@ class Metrics:
         self.recovery = RecoverySeries(self.registry)
         self.servers = ServerSeries(self.registry)
         self.keys = KeySeries(self.registry)
+        self.cache = CacheSeries(self.registry)
+        self._cache_held: Callable[[], tuple[int, int]] | None = None
         if self.multiprocess:
             self._forget_dead_workers()
 
@@ -200,6 +206,17 @@ class Metrics:
     def stopped(self, result: str) -> None:
         self._child(self.service.stops, result).inc()
 
+    def response_cache(self, result: str) -> None:
+        """The response cache made `result` (hit, miss, bypass) of a request."""
+        self._child(self.cache.requests, result).inc()
+
+    def response_cache_kept(self, size: int) -> None:
+        self.cache.kept.inc(size)
+
+    def watch_cache(self, held: Callable[[], tuple[int, int]]) -> None:
+        """Sample the response cache's entries and bytes (`held()`) with the other gauges."""
+        self._cache_held = held
+
     def follower(self, delta: int) -> None:
         self._live.add(self.generations.followers, delta)
 
@@ -220,6 +237,10 @@ class Metrics:
     def sample(self, store_streams: int, queue_length: int) -> None:
         self.service.store_streams.set(store_streams)
         self.service.queue_length.set(queue_length)
+        if self._cache_held is not None:
+            entries, size = self._cache_held()
+            self.cache.entries.set(entries)
+            self.cache.bytes.set(size)
         self._live.flush()
 
     def flush(self) -> None:
@@ -234,7 +255,7 @@ class Metrics:
         self._forget_dead_workers()
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
-        with _folder_lock(exclusive=False):  # no worker's files are being folded meanwhile
+        with folder_lock(exclusive=False):  # no worker's files are being folded meanwhile
             return generate_latest(registry), CONTENT_TYPE_LATEST
 
     def close(self) -> None:
@@ -251,36 +272,6 @@ class Metrics:
         for pid in {int(m.group(1)) for f in folder.glob("*.db") if (m := _WORKER_FILE.search(f.name))}:
             if not process_alive(pid):
                 retire_worker(pid)
-
-
-def retire_worker(pid: int) -> None:
-    """Fold the counters and histograms of worker `pid` into the archive files and delete its
-    files (its live gauges with them), under the folder's lock: a scrape sees them once."""
-    folder = Path(os.environ[MULTIPROC_ENV])
-    with _folder_lock(exclusive=True):
-        for kind in SUMMED_KINDS:
-            own = folder / f"{kind}_{pid}.db"
-            if not own.exists():
-                continue  # retired already by another worker, or it never counted one
-            archive = MmapedDict(str(folder / f"{kind}_{ARCHIVE}.db"))
-            try:
-                for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(str(own)):
-                    archive.write_value(key, archive.read_value(key)[0] + value, timestamp)
-            finally:
-                archive.close()
-            own.unlink()
-        mark_process_dead(pid, str(folder))
-
-
-@contextlib.contextmanager
-def _folder_lock(exclusive: bool) -> Iterator[None]:
-    """The metrics folder's lock (flock): shared for a scrape, exclusive to retire a worker."""
-    with open(Path(os.environ[MULTIPROC_ENV]) / ".lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class NoMetrics:

@@ -100,6 +100,21 @@ class ServerSeries:
                             "failures.", ["server"], registry=registry, multiprocess_mode="livemax")
 
 
+class CacheSeries:
+    """The response cache: what it made of requests, what it keeps."""
+
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        count, _, _ = _declarers(registry)
+        self.requests = count("response_cache_requests", "Requests the response cache answered (hit), looked "
+                              "for and did not (miss), or was not asked (bypass), by result.", "result")
+        self.kept = count("response_cache_kept_bytes", "Bytes of whole answers the response cache kept.")
+        # The cache's own count (in Redis, the cluster's): the largest a running worker saw.
+        self.entries = Gauge("chatwait_response_cache_entries", "Answers the response cache keeps now.",
+                             registry=registry, multiprocess_mode="livemax")
+        self.bytes = Gauge("chatwait_response_cache_bytes", "Bytes of the answers the response cache keeps now.",
+                           registry=registry, multiprocess_mode="livemax")
+
+
 class KeySeries:
     """The series of client keys' limits, by key name (at most MAX_KEYS names)."""
 

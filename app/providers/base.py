@@ -106,6 +106,7 @@ class Attempt(abc.ABC):
     usage: Usage | None = None
     upstream_request_id: str | None = None
     response_id: str | None = None  # the upstream's id of its reply, once read ("": it gave none)
+    replayed = False  # a kept answer played back by the response cache: no upstream, no cost
 
     def finish(self, reason: str) -> None:
         """Record the upstream's finish reason as one of OpenAI's (keeping its own word if mapped)."""

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ..alerts.thresholds import Alerts
     from ..connect.redis import Topology
     from ..keystore.view import KeyView
+    from ..response_cache import ResponseCache
     from ..spend.tally import SpendTally
 
 
@@ -125,3 +126,23 @@ def alerts(settings: Settings, metrics: Metrics | NoMetrics) -> Alerts | None:
     webhook = Webhook(operations.budget_alert_webhook, operations.budget_alert_secret, metrics)
     found = thresholds.Thresholds(operations.budget_alert_thresholds, marks)
     return thresholds.Alerts(found, webhook)
+
+
+def response_cache(settings: Settings, metrics: Metrics | NoMetrics) -> ResponseCache:
+    """The response cache where the streams are: in Redis, or in this worker's memory (used only
+    for the keys it is on for: RESPONSE_CACHE, a key's cache=)."""
+    from ..response_cache import Bounds, ResponseCache, Times
+
+    caching = settings.caching
+    bounds = Bounds(caching.response_cache_max_entries, caching.response_cache_max_bytes,
+                    caching.response_cache_ttl_seconds)  # fmt: skip
+    upstream = settings.upstream
+    times = Times(upstream.timeout_seconds + upstream.idle_timeout_seconds, upstream.timeout_seconds / 2,
+                  settings.streams.max_stream_seconds)  # fmt: skip
+    if settings.streams.stream_store == "redis":
+        from ..response_cache.redis import RedisAnswers
+
+        return ResponseCache(caching, RedisAnswers(topology(settings), bounds), times, metrics)
+    from ..response_cache.memory import MemoryAnswers
+
+    return ResponseCache(caching, MemoryAnswers(bounds), times, metrics)

@@ -27,6 +27,7 @@ from ..metrics.catalogue import Metrics, NoMetrics
 from ..providers import build_provider
 from ..providers.base import Provider
 from ..providers.call import ChatCall, Route
+from ..response_cache import Asked, ResponseCache
 from ..spend.tally import SpendTally
 from ..streaming import producer, revival
 from ..streaming.abandon import Abandon
@@ -66,6 +67,7 @@ class Services:
     alerts: Alerts | None = None  # budget alerts (BUDGET_ALERT_WEBHOOK)
     # What rebuilds a stream's `Retention.ended` from its `ended_args`, by wire (`Family.reviver`).
     revivers: dict[str, Reviver] = dataclasses.field(default_factory=dict)
+    cache: ResponseCache | None = None  # whole answers kept and played back (RESPONSE_CACHE, a key's cache=)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -103,6 +105,7 @@ class Services:
             started=int(time.time()),
             spending=building.spending(settings),
             alerts=building.alerts(settings, metrics),
+            cache=building.response_cache(settings, metrics),
         )
         store.take_over_with(built.adopt)
         if built.alerts is not None:
@@ -123,12 +126,29 @@ class Services:
         correlation_id: str = "",
         handoff: Handoff | None = None,
         end_user: str | None = None,
+        asked: Asked | None = None,
     ) -> Admission:
         """Admit a generation of `call` for a request of `key` (for its `end_user`): its account,
         with its route (upstream_unavailable at once when every server of the model rests) and its
         key's ticket (rate_limited or budget_exhausted when a limit, the key's or its end user's,
-        says no; None or a key without limits: nothing to count). `handoff`: the starting
-        request's, which logs the generation's completion while it is open."""
+        says no; None or a key without limits: nothing to count), and what the response cache
+        makes of it as the client `asked` (its Cache-Control). `handoff`: the starting request's,
+        which logs the generation's completion while it is open."""
+        admission = self._admitted(call, prompt_tokens, key, correlation_id, handoff, end_user)
+        account = admission.account
+        if self.cache is not None:
+            account.lookup = self.cache.lookup(account.call, key, asked or Asked())
+        return admission
+
+    def _admitted(
+        self,
+        call: ChatCall,
+        prompt_tokens: int | None,
+        key: ClientKey | None,
+        correlation_id: str,
+        handoff: Handoff | None,
+        end_user: str | None,
+    ) -> Admission:
         route = self._route(call)
         if key is not None:
             route.owner = key.name  # its turn at a busy server: fair across keys
@@ -164,13 +184,14 @@ class Services:
     def wait(self, account: Account, sock: Any) -> Outcome:
         """Generate a whole reply for a wait-mode request, cancelled if the client of `sock`
         leaves first; raises the ApiError it ended with."""
-        relay = Relay(self.provider, self.settings, account, None, metrics=self.metrics)
+        relay = Relay(self._provider_of(account), self.settings, account, None, metrics=self.metrics)
         outcome = None
         try:
             account.counting(relay.produced)
             outcome = self.waits.run(relay, sock)
         finally:
             account.settle(outcome, relay.produced, account.call.model, whole=True)
+            _looked_up(account)
         if outcome.error is not None:
             raise outcome.error
         return outcome
@@ -189,7 +210,7 @@ class Services:
             stream = self.store.create(account.correlation_id, call.model, wire, client, retention, stream_id)
             if self.durable and self.settings.upstream.upstream_takeovers:  # continued elsewhere if this worker dies
                 stream.tenure.revival = revival.record(call, account.prompt_tokens, retention, account.revival())
-            producer.start(stream, self.provider, self.settings, account, self.metrics)
+            producer.start(stream, self._provider_of(account), self.settings, account, self.metrics)
             self._running(stream, account)
             return stream
 
@@ -198,6 +219,7 @@ class Services:
             opened = self.queue.try_now(name, open_slot)
         except BaseException:
             account.release()
+            _looked_up(account)
             raise
         return opened if opened is not None else self._enqueue(name, stream_id, open_slot, account)
 
@@ -207,8 +229,15 @@ class Services:
             assert stream.producer is not None
             stream.producer.link(lambda _: self.queue.notify())
         self.store.admit(stream)
+        if account.lookup is not None:
+            assert stream.producer is not None
+            stream.producer.link(lambda _: _looked_up(account))
         if account.limited or account.spending is not None:
             settled_with(account, stream)
+
+    def _provider_of(self, account: Account) -> Provider:
+        """The provider its generation runs on: the response cache's where it answers or records."""
+        return self.provider if account.lookup is None else account.lookup.provider(self.provider)
 
     def adopt(self, stream: Stream, record: dict[str, Any]) -> bool:
         """Continue here a stream taken over from a worker that died (`takeover`)."""
@@ -221,12 +250,14 @@ class Services:
             waiter = self.queue.join(name)
         except ApiError:
             account.release()
+            _looked_up(account)
             raise
         turns = self.queue.turns(name, open_slot, self.store.has_room, self.settings.streams.keepalive_seconds, waiter)
 
         def never_opened() -> None:
             self.queue.leave(waiter)
             account.release()
+            _looked_up(account)
 
         return Pending(stream_id, turns, never_opened, lambda: self.queue.hang_up(waiter))
 
@@ -240,6 +271,8 @@ class Services:
         if self.alerts is not None:
             self.alerts.start()
         self.metrics.watch(lambda: (len(self.store), self.provider.waiting()))
+        if self.cache is not None and self.settings.caching.response_cache:
+            self.metrics.watch_cache(self.cache.held)
 
     def stop_accepting(self) -> None:
         """Refuse new generations: the worker stops."""
@@ -272,4 +305,12 @@ class Services:
         if self.alerts is not None:
             self.alerts.close()
         self.conversations.close()
+        if self.cache is not None:
+            self.cache.close()
         self.metrics.close()
+
+
+def _looked_up(account: Account) -> None:
+    """Its generation is over (or never starts): what the response cache made of it ends."""
+    if account.lookup is not None:
+        account.lookup.finish()

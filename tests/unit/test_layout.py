@@ -27,6 +27,7 @@ RANKS = {
     "keystore": 9,
     "spend": 9,
     "alerts": 9,
+    "response_cache": 9,
     "streaming": 8,
     "generation": 7,
     "accounts": 6,

@@ -16,7 +16,8 @@ from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from app.generation.cancel import StreamCancelled
 from app.generation.gaps import SAMPLE_LIMIT, Gaps
 from app.metrics import MULTIPROC_ENV, prepare_multiprocess_dir, remove_multiprocess_dir
-from app.metrics.catalogue import Metrics, NoMetrics, retire_worker
+from app.metrics.catalogue import Metrics, NoMetrics
+from app.metrics.folder import retire_worker
 from app.providers.base import UpstreamError
 from app.providers.call import Usage
 

@@ -1,0 +1,137 @@
+"""The response cache of one worker (`ResponseCache`): what it makes of a request (a hit, a miss
+that leads a flight, a bypass), the answers it keeps, and the flights in progress."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import gevent
+
+from ..ids import random_id
+from ..providers.base import Attempt
+from ..providers.call import ChatCall
+from ..providers.deltas import Delta
+from . import BYPASS, HIT, KEPT_ENDINGS, MISS, Answers, Asked, Times
+from .lookup import Lookup
+
+if TYPE_CHECKING:
+    from ..config import ClientKey
+    from ..config.caching import CacheSettings
+    from .flights import Flights
+    from .kept import Kept
+
+log = logging.getLogger("chatwait.response_cache")
+
+FOLLOW_POLL_SECONDS = 0.05  # how often a follower looks for another worker's answer
+
+
+class ResponseCache:
+    """The response cache of one worker: its kept answers (`answers`) and its flights."""
+
+    def __init__(self, settings: CacheSettings, answers: Answers, times: Times, metrics: Any) -> None:
+        from .flights import Flights
+
+        self.settings, self.answers, self._times, self._metrics = settings, answers, times, metrics
+        self.idle_seconds = times.idle_seconds
+        self.flights: Flights = Flights()
+        self._token = random_id()  # this worker's, on the flights it leads across workers
+
+    def on_for(self, key: ClientKey | None) -> bool:
+        """Whether `key`'s answers are kept: its `cache=`, else RESPONSE_CACHE."""
+        chosen = None if key is None else key.cache
+        return self.settings.response_cache if chosen is None else chosen
+
+    def lookup(self, call: ChatCall, key: ClientKey | None, asked: Asked) -> Lookup:
+        """What the cache makes of a generation of `call` for `key`, as the client `asked`."""
+        from . import keying
+
+        settings = self.settings
+        sampled = keying.sampled(call) and not settings.response_cache_sampled
+        if not self.on_for(key) or not call.generate or sampled or not (asked.lookup or asked.store):
+            return self._counted(Lookup(BYPASS))
+        scope = "" if settings.response_cache_shared or key is None else key.name
+        digest = keying.digest(call, scope)
+        if digest is None:
+            return self._counted(Lookup(BYPASS))
+        if asked.lookup:
+            found = self._found(digest, scope)
+            if found is not None:
+                return self._counted(found)
+        flight = self.flights.lead(digest) if asked.store else None
+        if flight is not None and not self.answers.claim(digest, self._token, self._times.claim_seconds):
+            self.flights.land(digest, flight, None)  # another worker leads it: followed from there
+            if asked.lookup:
+                return self._counted(Lookup(HIT, self, digest, scope, remote=True))
+            flight = None
+        return self._counted(Lookup(MISS if asked.lookup else BYPASS, self, digest, scope, flight=flight,
+                                    lead=flight is not None, call=call))  # fmt: skip
+
+    def _found(self, digest: str, scope: str) -> Lookup | None:
+        """A hit under `digest`: a flight in progress, else a kept answer (None: neither)."""
+        from .kept import Kept, Unreadable
+
+        flight = self.flights.joined(digest)
+        if flight is not None:
+            return Lookup(HIT, self, digest, scope, flight=flight)
+        blob = self.answers.get(digest)
+        if blob is None:
+            return None
+        try:
+            return Lookup(HIT, self, digest, scope, kept=Kept.decode(blob))
+        except Unreadable as error:
+            log.warning("response_cache_unreadable", extra={"detail": str(error)})
+            return None
+
+    def whole_answer(self, attempt: Attempt, reads: list[list[str | Delta]]) -> Kept | None:
+        """The answer a whole recorded attempt gave, where it may be kept: it ended as a whole
+        answer ends (at its length limit only where RESPONSE_CACHE_LENGTH says), and no refusal."""
+        from .kept import Kept
+
+        reason = attempt.finish_reason
+        if reason not in KEPT_ENDINGS and not (reason == "length" and self.settings.response_cache_length):
+            return None
+        kept = Kept(tuple(tuple(read) for read in reads), reason, attempt.upstream_finish_reason,  # type: ignore[arg-type]
+                    attempt.stop_sequence, attempt.usage, attempt.response_id)  # fmt: skip
+        return None if kept.refused else kept
+
+    def landed(self, lookup: Lookup, kept: Kept | None) -> None:
+        """A flight's leader ended: its followers end with it, and a whole answer is kept (within
+        RESPONSE_CACHE_ENTRY_BYTES) where its client did not say no-store."""
+        flight = lookup.flight
+        if flight is None or lookup.digest is None:
+            return
+        self.flights.land(lookup.digest, flight, kept)
+        blob = None if kept is None else kept.encode()
+        if blob is not None and len(blob) <= self.settings.response_cache_entry_bytes:
+            self.answers.put(lookup.digest, lookup.scope, blob)
+            self._metrics.response_cache_kept(len(blob))
+        self.answers.release(lookup.digest, self._token)  # after the put: a follower elsewhere finds it
+
+    def awaited(self, digest: str) -> Kept | None:
+        """The answer another worker generates under `digest`, once kept (None: it was not, or
+        not within the follow time: TIMEOUT_SECONDS' half, within the first-token deadline)."""
+        deadline = time.monotonic() + self._times.follow_seconds
+        while True:
+            found = self._found(digest, "")
+            if found is not None and found.kept is not None:
+                return found.kept
+            if time.monotonic() >= deadline or not self.answers.claimed(digest):
+                return None
+            gevent.sleep(FOLLOW_POLL_SECONDS)
+
+    def clear(self, scope: str | None = None, digest: str | None = None) -> int:
+        """Forget every kept answer, or one key's (`scope`), or one (`digest`); how many went."""
+        return self.answers.clear(scope, digest)
+
+    def held(self) -> tuple[int, int]:
+        """Kept answers and their bytes now."""
+        return self.answers.held()
+
+    def close(self) -> None:
+        self.answers.close()
+
+    def _counted(self, lookup: Lookup) -> Lookup:
+        self._metrics.response_cache(lookup.state)
+        return lookup

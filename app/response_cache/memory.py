@@ -1,0 +1,72 @@
+"""The response cache in this worker's memory (the memory stream store): entries by digest, the
+least recently used first out, bounded in count and bytes, each for its TTL."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+from . import Bounds
+
+
+class MemoryAnswers:
+    """Kept answers (their stored form) in an ordered dict: digest -> (expiry, scope, blob)."""
+
+    def __init__(self, bounds: Bounds, clock: type[time.monotonic] = time.monotonic) -> None:  # type: ignore[valid-type]
+        self._bounds = bounds
+        self._entries: OrderedDict[str, tuple[float, str, bytes]] = OrderedDict()
+        self._bytes = 0
+        self._clock = clock
+
+    def get(self, digest: str) -> bytes | None:
+        """An entry's stored form (None: none, or it expired), now the most recently used."""
+        found = self._entries.get(digest)
+        if found is None:
+            return None
+        if found[0] <= self._clock():
+            self._drop(digest)
+            return None
+        self._entries.move_to_end(digest)
+        return found[2]
+
+    def put(self, digest: str, scope: str, blob: bytes) -> None:
+        """Keep an entry (replacing one under its digest), then evict the least recently used
+        while over the bounds."""
+        if digest in self._entries:
+            self._drop(digest)
+        self._entries[digest] = (self._clock() + self._bounds.ttl_seconds, scope, blob)
+        self._bytes += len(blob)
+        while len(self._entries) > self._bounds.entries or self._bytes > self._bounds.bytes:
+            self._drop(next(iter(self._entries)))
+
+    def clear(self, scope: str | None = None, digest: str | None = None) -> int:
+        """Forget every entry, or `scope`'s, or the one under `digest` (of `scope` where given);
+        how many went."""
+        gone = [
+            found for found, (_, owner, _) in self._entries.items()
+            if (digest is None or found == digest) and (scope is None or owner == scope)
+        ]  # fmt: skip
+        for found in gone:
+            self._drop(found)
+        return len(gone)
+
+    def claim(self, digest: str, token: str, seconds: float) -> bool:
+        """One worker: its flights are every flight (`flights`)."""
+        return True
+
+    def claimed(self, digest: str) -> bool:
+        return False
+
+    def release(self, digest: str, token: str) -> None:
+        pass
+
+    def held(self) -> tuple[int, int]:
+        """Entries and bytes held now."""
+        return len(self._entries), self._bytes
+
+    def close(self) -> None:
+        self._entries.clear()
+        self._bytes = 0
+
+    def _drop(self, digest: str) -> None:
+        self._bytes -= len(self._entries.pop(digest)[2])
