@@ -3,24 +3,34 @@ its generation runs on, whose first open the cache answers or records."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..providers.base import Attempt, Provider
 from ..providers.call import ChatCall, Route
+from ..providers.deltas import Delta
 from .attempts import Follow, Recording, Replay
 from .providers import Answering
 
 if TYPE_CHECKING:
-    from .cache import ResponseCache
     from .flights import Flight
     from .kept import Kept
+
+
+class Keeper(Protocol):
+    """What a lookup asks of its cache (`cache.ResponseCache`)."""
+
+    idle_seconds: float
+
+    def landed(self, lookup: Lookup, kept: Kept | None) -> None: ...
+    def whole_answer(self, attempt: Attempt, reads: list[list[str | Delta]]) -> Kept | None: ...
+    def awaited(self, digest: str) -> Kept | None: ...
 
 
 class Lookup:
     """What the cache made of one request: `state` (its header's word), and the provider its
     generation runs on (`provider`); `finish` once it has run (or never will)."""
 
-    def __init__(self, state: str, cache: ResponseCache | None = None, digest: str | None = None, scope: str = "",
+    def __init__(self, state: str, cache: Keeper | None = None, digest: str | None = None, scope: str = "",
                  kept: Kept | None = None, flight: Flight | None = None, lead: bool = False,
                  call: ChatCall | None = None, remote: bool = False) -> None:  # fmt: skip
         self.state, self.digest, self.scope = state, digest, scope

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ..keystore.view import KeyView
     from ..response_cache import ResponseCache
     from ..spend.tally import SpendTally
+    from .admission import AdmissionQueue
 
 
 def store(settings: Settings, abandon: Abandon) -> StreamStore:
@@ -126,6 +127,22 @@ def alerts(settings: Settings, metrics: Metrics | NoMetrics) -> Alerts | None:
     webhook = Webhook(operations.budget_alert_webhook, operations.budget_alert_secret, metrics)
     found = thresholds.Thresholds(operations.budget_alert_thresholds, marks)
     return thresholds.Alerts(found, webhook)
+
+
+def queue(settings: Settings, metrics: Metrics | NoMetrics) -> AdmissionQueue:
+    """The admission queue: for a slot (MAX_STREAMS), fair across keys."""
+    from .admission import AdmissionQueue
+
+    return AdmissionQueue(
+        settings.access.admission_wait_seconds,
+        places=settings.access.admission_queue_size,
+        over_share=lambda name: metrics.key_refused(name, "queue_share") if name else None,
+    )
+
+
+def caches(settings: Settings) -> bool:
+    """Whether the response cache is on for the deployment or for a key of the key file."""
+    return settings.caching.response_cache or any(key.cache for key in settings.keys)
 
 
 def response_cache(settings: Settings, metrics: Metrics | NoMetrics) -> ResponseCache:

@@ -19,9 +19,7 @@ from ..config.keys import budgeted, counts_tokens
 from ..conversations import ConversationStore
 from ..errors import ApiError
 from ..generation.outcome import Outcome
-from ..generation.relay import Relay
 from ..generation.waiting import WaitGenerations
-from ..ids import random_id
 from ..limits import Limits
 from ..metrics.catalogue import Metrics, NoMetrics
 from ..providers import build_provider
@@ -29,16 +27,14 @@ from ..providers.base import Provider
 from ..providers.call import ChatCall, Route
 from ..response_cache import Asked, ResponseCache
 from ..spend.tally import SpendTally
-from ..streaming import producer, revival
 from ..streaming.abandon import Abandon
 from ..streaming.store import StreamStore
 from ..streaming.stream import DEFAULT_RETENTION, Retention, Stream
 from ..streaming.wire import Wire
-from . import building, takeover
+from . import building, running, takeover
 from .admission import Admission, AdmissionQueue, Pending
 from .keys import ClientKeys
 from .readiness import Readiness
-from .settling import settled_with
 
 SHUTDOWN_WAIT_SECONDS = 2.0  # for stopped generations to close their upstream requests
 
@@ -89,11 +85,7 @@ class Services:
             waits=waits,
             client_keys=ClientKeys(keys, view, settings.access.admin_api_keys),
             limits=limits,
-            queue=AdmissionQueue(
-                settings.access.admission_wait_seconds,
-                places=settings.access.admission_queue_size,
-                over_share=lambda name: metrics.key_refused(name, "queue_share") if name else None,
-            ),
+            queue=building.queue(settings, metrics),
             metrics=metrics,
             readiness=Readiness(
                 provider,
@@ -184,82 +176,18 @@ class Services:
     def wait(self, account: Account, sock: Any) -> Outcome:
         """Generate a whole reply for a wait-mode request, cancelled if the client of `sock`
         leaves first; raises the ApiError it ended with."""
-        relay = Relay(self._provider_of(account), self.settings, account, None, metrics=self.metrics)
-        outcome = None
-        try:
-            account.counting(relay.produced)
-            outcome = self.waits.run(relay, sock)
-        finally:
-            account.settle(outcome, relay.produced, account.call.model, whole=True)
-            _looked_up(account)
-        if outcome.error is not None:
-            raise outcome.error
-        return outcome
+        return running.wait(self, account, sock)
 
     def stream(
         self, account: Account, wire: Wire, client: str, retention: Retention = DEFAULT_RETENTION
     ) -> Stream | Pending:
-        """Start a generation into a new stream in its own greenlet; returns once the store has
-        admitted the stream (the Redis store registers it meanwhile), or, when every slot is taken
-        and ADMISSION_WAIT_SECONDS allows, the request's place in the queue (`Pending`). Its
-        account is released if it cannot start."""
-        account.stream_id = stream_id = random_id()
-        call = account.call
-
-        def open_slot() -> Stream:
-            stream = self.store.create(account.correlation_id, call.model, wire, client, retention, stream_id)
-            if self.durable and self.settings.upstream.upstream_takeovers:  # continued elsewhere if this worker dies
-                stream.tenure.revival = revival.record(call, account.prompt_tokens, retention, account.revival())
-            producer.start(stream, self._provider_of(account), self.settings, account, self.metrics)
-            self._running(stream, account)
-            return stream
-
-        name = "" if account.key is None else account.key.name
-        try:
-            opened = self.queue.try_now(name, open_slot)
-        except BaseException:
-            account.release()
-            _looked_up(account)
-            raise
-        return opened if opened is not None else self._enqueue(name, stream_id, open_slot, account)
-
-    def _running(self, stream: Stream, account: Account) -> None:
-        """A stream whose producer started: admitted to the store, its account counted as it runs."""
-        if self.queue.wait_seconds > 0:  # a slot freed here wakes the next waiter at once
-            assert stream.producer is not None
-            stream.producer.link(lambda _: self.queue.notify())
-        self.store.admit(stream)
-        if account.lookup is not None:
-            assert stream.producer is not None
-            stream.producer.link(lambda _: _looked_up(account))
-        if account.limited or account.spending is not None:
-            settled_with(account, stream)
-
-    def _provider_of(self, account: Account) -> Provider:
-        """The provider its generation runs on: the response cache's where it answers or records."""
-        return self.provider if account.lookup is None else account.lookup.provider(self.provider)
+        """Start a generation into a new stream in its own greenlet (`running.stream`): the
+        stream, or the request's place in the admission queue."""
+        return running.stream(self, account, wire, client, retention)
 
     def adopt(self, stream: Stream, record: dict[str, Any]) -> bool:
         """Continue here a stream taken over from a worker that died (`takeover`)."""
         return takeover.adopt(self, stream, record)
-
-    def _enqueue(self, name: str, stream_id: str, open_slot: Callable[[], Stream], account: Account) -> Pending:
-        """A place in the admission queue for a new stream of key `name` (ApiError when its key
-        holds its share of a full queue: its account is released)."""
-        try:
-            waiter = self.queue.join(name)
-        except ApiError:
-            account.release()
-            _looked_up(account)
-            raise
-        turns = self.queue.turns(name, open_slot, self.store.has_room, self.settings.streams.keepalive_seconds, waiter)
-
-        def never_opened() -> None:
-            self.queue.leave(waiter)
-            account.release()
-            _looked_up(account)
-
-        return Pending(stream_id, turns, never_opened, lambda: self.queue.hang_up(waiter))
 
     def start(self) -> None:
         """Start background work (the store's expiry, the sampled metrics)."""
@@ -271,7 +199,7 @@ class Services:
         if self.alerts is not None:
             self.alerts.start()
         self.metrics.watch(lambda: (len(self.store), self.provider.waiting()))
-        if self.cache is not None and self.settings.caching.response_cache:
+        if self.cache is not None and building.caches(self.settings):
             self.metrics.watch_cache(self.cache.held)
 
     def stop_accepting(self) -> None:
@@ -309,8 +237,3 @@ class Services:
             self.cache.close()
         self.metrics.close()
 
-
-def _looked_up(account: Account) -> None:
-    """Its generation is over (or never starts): what the response cache made of it ends."""
-    if account.lookup is not None:
-        account.lookup.finish()

@@ -19,7 +19,9 @@ MONEY = re.compile(
     r"Owed|owed)$"
 )
 HOME = ("app.accounts",)
-RESERVE_AND_SETTLE = ("app.limits", "app.service.services", "app.service.settling", "app.service.takeover")
+RESERVE_AND_SETTLE = (
+    "app.limits", "app.service.services", "app.service.running", "app.service.settling", "app.service.takeover"
+)  # fmt: skip
 CONFIGURE = ("app.config",)
 REPORT = (
     "app.apis.request",  # the cost header; the delivery charge taken while the request is current

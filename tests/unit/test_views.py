@@ -200,14 +200,16 @@ def service(client: Any) -> None:
 @scenario(
     "admin.create", "admin.listed", "admin.shown", "admin.change", "admin.rotate", "admin.revoke",
     "admin.end_user", "admin.end_user_defaults", "admin.spend", "admin.live_streams", "admin.stop_stream",
+    "admin.clear_cache",
 )  # fmt: skip
 def admin(client: Any) -> None:
     """Without ADMIN_API_KEY the admin API is off: 404 saying how to turn it on (its exchanges with
-    a key: test_admin_keys, test_admin_streams)."""
+    a key: test_admin_keys, test_admin_streams, test_response_cache)."""
     calls = [("post", "/v1/admin/keys"), ("get", "/v1/admin/keys"), ("get", "/v1/admin/keys/k"),
              ("patch", "/v1/admin/keys/k"), ("post", "/v1/admin/keys/k/rotate"), ("delete", "/v1/admin/keys/k"),
              ("put", "/v1/admin/keys/k/users/u"), ("delete", "/v1/admin/keys/k/users/u"),
-             ("get", "/v1/admin/spend"), ("get", "/v1/admin/streams"), ("delete", "/v1/admin/streams/s")]  # fmt: skip
+             ("get", "/v1/admin/spend"), ("get", "/v1/admin/streams"), ("delete", "/v1/admin/streams/s"),
+             ("delete", "/v1/admin/cache")]  # fmt: skip
     for method, path in calls:
         answer = getattr(client, method)(path, json={})
         assert answer.status_code == 404 and "ADMIN_API_KEY" in answer.get_json()["detail"], (method, path)
