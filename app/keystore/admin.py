@@ -35,7 +35,7 @@ class KeyAdmin:
         self._file = {key.name: key for key in file_keys}
 
     def create(self, fields: dict[str, Any], who: str) -> tuple[str, StoredKey]:
-        """A new key from validated `fields` (name, limits, pays, users, models): its secret (shown
+        """A new key from validated `fields` (name, limits, pays, cache, users, models): its secret (shown
         once) and its record. key_conflict when its name is taken or the keys are at MAX_KEYS."""
         name = fields["name"]
         if name in self._file or len(self.view.records()) >= MAX_KEYS:
@@ -57,7 +57,7 @@ class KeyAdmin:
         return found if found is not None else self._found(key_id).public()
 
     def change(self, key_id: str, fields: dict[str, Any], who: str) -> StoredKey:
-        """New limits, budgets, `pays`, end-user defaults or models (those given; null clears one)."""
+        """New limits, budgets, `pays`, `cache`, end-user defaults or models (those given; null clears one)."""
         record = self._found(key_id, changing=True)
         settings = _settings(fields, base=record)
         changed = dataclasses.replace(record, **settings)
@@ -126,6 +126,8 @@ def _settings(fields: dict[str, Any], base: StoredKey | None = None) -> dict[str
     found: dict[str, Any] = {"limits": limits}
     if "pays" in fields or base is None:
         found["pays"] = fields.get("pays") or "generated"
+    if "cache" in fields:
+        found["cache"] = fields["cache"]
     if "users" in fields:
         found["users"] = fields["users"] or None
     if "models" in fields:
@@ -153,6 +155,7 @@ def _file_view(key: ClientKey) -> dict[str, Any]:
         "rotating_until": None,
         "limits": {name: value for name, value in limits.items() if value is not None},
         "pays": key.pays,
+        "cache": key.cache,
         "users": users,
         "models": list(key.models),
         "overrides": 0,

@@ -1,6 +1,7 @@
 """A managed key as the store keeps it: its id and name, the digest of its secret (and, after a
 rotation, the old one's until the overlap ends), its limits, budgets, allowed models and end-user
-defaults, each end user's override (other limits, or blocked), when it was made and revoked."""
+defaults, whether the response cache keeps its answers, each end user's override (other limits,
+or blocked), when it was made and revoked."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ class StoredKey:
     created_at: int
     limits: dict[str, Any] = dataclasses.field(default_factory=dict)  # of KEY_LIMITS
     pays: str = "generated"
+    cache: bool | None = None  # its answers kept by the response cache (None: RESPONSE_CACHE says)
     users: dict[str, Any] | None = None  # of USER_LIMITS: what each end user is held to
     models: tuple[str, ...] = ()  # the models it may ask for (none: every allowed model)
     previous: str | None = None  # a rotated-out secret's digest, valid until `previous_until`
@@ -38,7 +40,8 @@ class StoredKey:
     def client_key(self) -> ClientKey:
         """What the limits and the views read of it."""
         users = None if self.users is None else EndUserLimits(**self.users)
-        return ClientKey("", self.name, pays=self.pays, users=users, models=self.models, **self.limits)
+        found = {"pays": self.pays, "users": users, "models": self.models, "cache": self.cache}
+        return ClientKey("", self.name, **found, **self.limits)
 
     def digests(self, now: float) -> tuple[str, ...]:
         """The digests of the secrets that open it now (none once revoked)."""
@@ -66,6 +69,7 @@ class StoredKey:
             "rotating_until": round(self.previous_until) if self.previous and now < self.previous_until else None,
             "limits": dict(self.limits),
             "pays": self.pays,
+            "cache": self.cache,
             "users": self.users,
             "models": list(self.models),
             "overrides": len(self.overrides),

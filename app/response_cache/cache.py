@@ -13,26 +13,25 @@ from ..ids import random_id
 from ..providers.base import Attempt
 from ..providers.call import ChatCall
 from ..providers.deltas import Delta
-from . import BYPASS, HIT, KEPT_ENDINGS, MISS, Answers, Asked, Times
+from . import BYPASS, HIT, KEPT_ENDINGS, MISS, Answers, Asked, Times, keying
+from .flights import Flights
+from .kept import Kept, Unreadable
 from .lookup import Lookup
 
 if TYPE_CHECKING:
     from ..config import ClientKey
     from ..config.caching import CacheSettings
-    from .flights import Flights
-    from .kept import Kept
 
 log = logging.getLogger("chatwait.response_cache")
 
 FOLLOW_POLL_SECONDS = 0.05  # how often a follower looks for another worker's answer
+OFF = Lookup(BYPASS)  # a key the cache is off for: nothing looked up, nothing counted
 
 
 class ResponseCache:
     """The response cache of one worker: its kept answers (`answers`) and its flights."""
 
     def __init__(self, settings: CacheSettings, answers: Answers, times: Times, metrics: Any) -> None:
-        from .flights import Flights
-
         self.settings, self.answers, self._times, self._metrics = settings, answers, times, metrics
         self.idle_seconds = times.idle_seconds
         self.flights: Flights = Flights()
@@ -45,11 +44,11 @@ class ResponseCache:
 
     def lookup(self, call: ChatCall, key: ClientKey | None, asked: Asked) -> Lookup:
         """What the cache makes of a generation of `call` for `key`, as the client `asked`."""
-        from . import keying
-
+        if not self.on_for(key):
+            return OFF
         settings = self.settings
         sampled = keying.sampled(call) and not settings.response_cache_sampled
-        if not self.on_for(key) or not call.generate or sampled or not (asked.lookup or asked.store):
+        if not call.generate or sampled or not (asked.lookup or asked.store):
             return self._counted(Lookup(BYPASS))
         scope = "" if settings.response_cache_shared or key is None else key.name
         digest = keying.digest(call, scope)
@@ -59,19 +58,23 @@ class ResponseCache:
             found = self._found(digest, scope)
             if found is not None:
                 return self._counted(found)
-        flight = self.flights.lead(digest) if asked.store else None
-        if flight is not None and not self.answers.claim(digest, self._token, self._times.claim_seconds):
-            self.flights.land(digest, flight, None)  # another worker leads it: followed from there
-            if asked.lookup:
-                return self._counted(Lookup(HIT, self, digest, scope, remote=True))
-            flight = None
-        return self._counted(Lookup(MISS if asked.lookup else BYPASS, self, digest, scope, flight=flight,
-                                    lead=flight is not None, call=call))  # fmt: skip
+        state = MISS if asked.lookup else BYPASS
+        if not asked.store:
+            return self._counted(Lookup(state))
+        # The claim first (a round trip to Redis): a request of this worker that comes meanwhile
+        # finds no flight here, tries to claim too, and follows from Redis; once claimed, the
+        # flight is registered at once, and those that come after follow it here.
+        if not self.answers.claim(digest, self._token, self._times.claim_seconds):
+            remote = Lookup(HIT, self, digest, scope, remote=True)  # another worker leads it
+            return self._counted(remote if asked.lookup else Lookup(state))
+        flight = self.flights.lead(digest)
+        if flight is None:  # Redis out of reach (every claim holds) and one leads here already
+            joined = self._found(digest, scope)
+            return self._counted(joined if joined is not None and asked.lookup else Lookup(state))
+        return self._counted(Lookup(state, self, digest, scope, flight=flight, lead=True, call=call))
 
     def _found(self, digest: str, scope: str) -> Lookup | None:
         """A hit under `digest`: a flight in progress, else a kept answer (None: neither)."""
-        from .kept import Kept, Unreadable
-
         flight = self.flights.joined(digest)
         if flight is not None:
             return Lookup(HIT, self, digest, scope, flight=flight)
@@ -87,8 +90,6 @@ class ResponseCache:
     def whole_answer(self, attempt: Attempt, reads: list[list[str | Delta]]) -> Kept | None:
         """The answer a whole recorded attempt gave, where it may be kept: it ended as a whole
         answer ends (at its length limit only where RESPONSE_CACHE_LENGTH says), and no refusal."""
-        from .kept import Kept
-
         reason = attempt.finish_reason
         if reason not in KEPT_ENDINGS and not (reason == "length" and self.settings.response_cache_length):
             return None

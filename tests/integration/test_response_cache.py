@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -31,11 +32,13 @@ PLAIN = "plain-cache-key-0123456789abcdef"  # cache=off
 ADMIN = "admin-cache-key-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 INPUT, OUTPUT = 2.0, 8.0  # USD per million tokens
+KEYS_SEEN_SECONDS = 1.5  # every worker reads a managed key's change within a second (keystore.view)
 # What differs between two answers of one reply: their ids and times, and the ledger (a hit's
 # says it was cached); everything else a hit says as the miss said it.
-VOLATILE = frozenset(("id", "correlation_id", "stream_id", "created", "created_at", "completed_at", "item_id", "response_id", "chatwait",
-                      "cost_usd", "duration_ms", "ttft_ms", "attempts", "generated_tokens",
-                      "delivered_tokens"))  # fmt: skip
+VOLATILE = frozenset((
+    "id", "correlation_id", "stream_id", "created", "created_at", "completed_at", "item_id", "response_id",
+    "chatwait", "cost_usd", "duration_ms", "ttft_ms", "attempts", "generated_tokens", "delivered_tokens",
+))  # fmt: skip
 
 
 @pytest.fixture(scope="module", params=["memory", "redis"])
@@ -230,7 +233,7 @@ def test_ten_identical_requests_at_once_make_one_upstream_call(server, fake) -> 
 
     with concurrent.futures.ThreadPoolExecutor(10) as pool:
         answers = list(pool.map(ask, range(10)))
-    assert sorted(state for state, _ in answers) == ["hit"] * 9 + ["miss"]
+    assert sorted(state for state, _ in answers) == ["hit"] * 9 + ["miss"], answers
     assert {text for _, text in answers} == {"".join(f"tok{i} " for i in range(20))}, "one whole answer each"
     assert _upstream_calls(fake, message) == 1
 
@@ -262,8 +265,27 @@ def test_the_metrics_count_hits_misses_bypasses_and_what_is_kept(server) -> None
     message = _unique("Counted @tokens=3")
     _asked(server, "native", message, False)
     _asked(server, "native", message, False)
+    _asked(server, "native", message, False, {"Cache-Control": "no-cache, no-store"})
     text = httpx.get(f"{server.url}/metrics", timeout=10).text
     for result in ("hit", "miss", "bypass"):
         assert re.search(rf'chatwait_response_cache_requests_total\{{result="{result}"\}} [1-9]', text), result
     assert re.search(r"chatwait_response_cache_kept_bytes_total [1-9]", text)
     assert "chatwait_response_cache_bytes" in text and "chatwait_response_cache_entries" in text
+
+
+def test_a_managed_key_switches_the_cache_off_or_back_to_the_deployments_word(server) -> None:
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    name = f"managed-{uuid.uuid4().hex[:8]}"
+    made = httpx.post(f"{server.url}/v1/admin/keys", json={"name": name, "cache": False}, headers=admin, timeout=10)
+    assert made.status_code == 201 and made.json()["cache"] is False, made.text
+    secret, key_id = made.json()["key"], made.json()["id"]
+    time.sleep(KEYS_SEEN_SECONDS)
+    message = _unique("Managed @tokens=2")
+    assert _asked(server, "native", message, False, key=secret)[0].headers["x-chatwait-cache"] == "bypass"
+    changed = httpx.patch(f"{server.url}/v1/admin/keys/{key_id}", json={"cache": None}, headers=admin, timeout=10)
+    assert changed.status_code == 200 and changed.json()["cache"] is None
+    time.sleep(KEYS_SEEN_SECONDS)
+    states = [_asked(server, "native", message, False, key=secret)[0].headers["x-chatwait-cache"] for _ in range(2)]
+    assert states == ["miss", "hit"], "RESPONSE_CACHE's word again"
+    listed = httpx.get(f"{server.url}/v1/admin/keys", headers=admin, timeout=10).json()["data"]
+    assert {entry["name"]: entry["cache"] for entry in listed}["plain"] is False, "a file key's cache= shown"
