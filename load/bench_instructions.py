@@ -6,6 +6,8 @@ callgrind: repeatable where the CPU time of a shared machine is not, so a small 
     ./scripts/load bench_instructions.py --root ../old      # another checkout
     ./scripts/load bench_instructions.py --variant quiet    # with a trick of load/variants.py
     ./scripts/load bench_instructions.py --keys end-user    # a key with limits, each request an end user's
+    ./scripts/load bench_instructions.py --cache miss       # RESPONSE_CACHE on, every request a miss (kept)
+    ./scripts/load bench_instructions.py --cache hit        # RESPONSE_CACHE on, every request a hit (replayed)
 
 The worker runs under `valgrind --tool=callgrind` with instrumentation off; after a warm-up it is
 switched on for `--batches` batches of `--streams` concurrent streams of 1 token, then of
@@ -21,6 +23,7 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
+import itertools  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
@@ -41,7 +44,9 @@ from harness.processes import BIN, ROOT, FakeUpstream, free_port  # noqa: E402
 from load.bench_client import MARKERS, one_stream, post_request  # noqa: E402
 
 KEYS = ("none", "keyed", "end-user")  # no client key; a key with limits; and each request an end user's
+CACHE = ("off", "miss", "hit")  # the response cache off; on, each request new; on, each request kept already
 BENCH_KEY = "bench-key-0123456789abcdef"
+_SERIAL = itertools.count()  # what makes each request of `--cache miss` new
 from load.variants import gunicorn_args  # noqa: E402
 
 
@@ -53,6 +58,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--family", default="native", choices=("native", "openai"), help="the API its streams use")
     parser.add_argument("--keys", default="none", choices=KEYS, help="a client key with limits, and end users")
     parser.add_argument("--end-user", dest="end_user", default="user-4711", help="the end user of --keys end-user")
+    parser.add_argument("--cache", default="off", choices=CACHE, help="the response cache, and what requests find")
     parser.add_argument("--streams", type=int, default=4)
     parser.add_argument("--tokens", type=int, default=41)
     parser.add_argument("--batches", type=int, default=5)
@@ -74,6 +80,8 @@ def start_worker(args: argparse.Namespace, fake: FakeUpstream, out: str) -> tupl
         "GUNICORN_TIMEOUT": "3600",
         "PYTHONPATH": str(ROOT),
     }
+    if args.cache != "off":
+        env["RESPONSE_CACHE"] = "true"
     if args.keys != "none":  # generous limits: counted, never reached
         line = f"{BENCH_KEY} name=bench rpm=1000000 tpm=1000000000 max_streams=100000"
         line += " user_rpm=1000000 user_tpm=1000000000 user_max_streams=100000" if args.keys == "end-user" else ""
@@ -100,25 +108,35 @@ def start_worker(args: argparse.Namespace, fake: FakeUpstream, out: str) -> tupl
     raise SystemExit("the server did not start under valgrind within 300 s")
 
 
-def streamed(family: str, tokens: int, delay_ms: float, keys: str = "none", user: str = "") -> tuple[bytes, bytes]:
-    """One stream's request of `family` (the native API, or chat completions), and its token marker."""
+def streamed(
+    family: str, tokens: int, delay_ms: float, keys: str = "none", user: str = "", cache: str = "off"
+) -> tuple[bytes, bytes]:
+    """One stream's request of `family` (the native API, or chat completions), and its token
+    marker; with the cache on, at temperature 0 (a request the cache keeps), new each time for
+    a miss."""
     message = f"bench @tokens={tokens} @delay_ms={delay_ms}"
+    if cache == "miss":
+        message += f" {next(_SERIAL)}"
+    extra = {} if cache == "off" else {"temperature": 0}
     headers = {} if keys == "none" else {"Authorization": f"Bearer {BENCH_KEY}"}
     if keys == "end-user":
         headers["X-ChatWait-User"] = user
     if family == "openai":
         body = {"model": "fake-model", "messages": [{"role": "user", "content": message}], "max_tokens": tokens}
-        body |= {"stream": True, "stream_options": {"include_usage": True}}
+        body |= {"stream": True, "stream_options": {"include_usage": True}, **extra}
         return post_request("/v1/chat/completions", body, headers), MARKERS["openai"]
-    return post_request("/v1/chat/streaming", {"message": message, "max_tokens": tokens}, headers), MARKERS["chatwait"]
+    body = {"message": message, "max_tokens": tokens, **extra}
+    return post_request("/v1/chat/streaming", body, headers), MARKERS["chatwait"]
 
 
 def batch(port: int, tokens: int, args: argparse.Namespace) -> None:
     """`args.streams` concurrent streams of `tokens` tokens, each read whole."""
     streams, delay_ms = args.streams, args.delay_ms
-    request, marker = streamed(args.family, tokens, delay_ms, args.keys, args.end_user)
     spread = delay_ms / 1000 / streams
-    jobs = [gevent.spawn(one_stream, port, request, marker, 600, None, i * spread) for i in range(streams)]
+    jobs = []
+    for i in range(streams):
+        request, marker = streamed(args.family, tokens, delay_ms, args.keys, args.end_user, args.cache)
+        jobs.append(gevent.spawn(one_stream, port, request, marker, 600, None, i * spread))
     gevent.joinall(jobs)
     counts = [len(job.value["arrivals"]) if job.value else 0 for job in jobs]
     if counts != [tokens] * streams:
@@ -169,6 +187,7 @@ def main() -> None:
         "variant": ",".join(args.variant),
         "family": args.family,
         "keys": args.keys if args.keys != "end-user" else f"end-user {args.end_user}",
+        "cache": args.cache,
         "root": str(args.root),
         "instructions_per_request": round(per_request),
         "instructions_per_token": round(per_token),
