@@ -9,7 +9,7 @@ import pytest
 
 from app.config.caching import CacheSettings
 from app.config.keys import ClientKey
-from app.providers.base import Attempt
+from app.providers.base import Attempt, UpstreamError
 from app.providers.call import ChatCall, Usage
 from app.providers.deltas import LOGPROBS, REASONING, REFUSAL, TOOL_CALL, Delta
 from app.response_cache import BYPASS, HIT, MISS, Asked, Bounds, ResponseCache, Times
@@ -228,3 +228,39 @@ def test_a_follower_ends_with_its_leader_or_goes_to_the_model_when_the_leader_ke
     gevent.sleep(0)
     lost.finish()  # the leader never opened (its client left while it waited for a slot)
     assert waiting.get(timeout=5) == ["own"] and own.opened == 1
+
+
+class _Cut(_Text):
+    """An attempt the upstream cuts after its first read."""
+
+    def reads(self):
+        yield self._reads[0]
+        raise UpstreamError("upstream_interrupted", "cut")
+
+
+def test_a_cut_answer_and_its_rescue_are_not_kept_and_its_followers_are_told() -> None:
+    cache, _ = _cache()
+    leader = cache.lookup(CALL, None, Asked())
+    follower = cache.lookup(CALL, None, Asked())
+    provider = leader.provider(_Model(_Cut([["a"], ["b"]])))
+    attempt = provider.open(CALL)
+    with pytest.raises(UpstreamError), attempt:
+        list(attempt.reads())
+    continued = ChatCall("m", [*CALL.messages, {"role": "assistant", "content": "a"}], 64, 0.0, CALL.options)
+    rescue = _Model(_Text([["b"]]))
+    assert leader.provider(rescue).open(continued) is rescue.attempt, "a continuation is the model's, unrecorded"
+    followed, got = follower.provider(_Model(_Text([["unused"]]))).open(CALL), []
+    with pytest.raises(UpstreamError) as cut:
+        got.extend(followed.reads())
+    assert got == [["a"]] and cut.value.error_code == "upstream_interrupted", "what it had, then a cut reply"
+    leader.finish()
+    assert _state(cache) == MISS, "nothing kept"
+
+
+def test_keys_share_one_cache_only_where_configured() -> None:
+    first = ClientKey("first-secret-0123456789", "first")
+    second = ClientKey("second-secret-0123456789", "second")
+    for shared, expected in ((False, MISS), (True, HIT)):
+        cache, _ = _cache(response_cache_shared=shared)
+        _run(cache.lookup(CALL, first, Asked()), _Model(_Text([["x"]])))
+        assert _state(cache, key=second) == expected, shared
