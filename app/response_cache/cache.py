@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("chatwait.response_cache")
 
 FOLLOW_POLL_SECONDS = 0.05  # how often a follower looks for another worker's answer
-OFF = Lookup(BYPASS)  # a key the cache is off for: nothing looked up, nothing counted
 
 
 class ResponseCache:
@@ -42,10 +41,11 @@ class ResponseCache:
         chosen = None if key is None else key.cache
         return self.settings.response_cache if chosen is None else chosen
 
-    def lookup(self, call: ChatCall, key: ClientKey | None, asked: Asked) -> Lookup:
-        """What the cache makes of a generation of `call` for `key`, as the client `asked`."""
+    def lookup(self, call: ChatCall, key: ClientKey | None, asked: Asked) -> Lookup | None:
+        """What the cache makes of a generation of `call` for `key`, as the client `asked` (None:
+        it is off for `key`: nothing looked up, counted or said)."""
         if not self.on_for(key):
-            return OFF
+            return None
         settings = self.settings
         sampled = keying.sampled(call) and not settings.response_cache_sampled
         if not call.generate or sampled or not (asked.lookup or asked.store):

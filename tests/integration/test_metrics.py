@@ -53,11 +53,14 @@ def unique(directives: str) -> str:
 
 @pytest.fixture(scope="module")
 def watched(fake, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatWaitServer]:
-    """Its model priced (the cost series exist), the fake its one server."""
+    """Its model priced (the cost series exist), the response cache on, the fake its one server."""
     listing = tmp_path_factory.mktemp("watched") / "upstreams.yaml"
     listing.write_text(f"upstreams:\n  - {{name: fake, url: {fake.base_url!r}}}\n"
                        f"prices: {{{FAKE_MODEL}: {{input: 0.15, output: 0.6}}}}\n")  # fmt: skip
-    running = ChatWaitServer(server_env("", UPSTREAMS_FILE=str(listing), LOG_REQUESTS="false"))
+    running = ChatWaitServer(server_env("", UPSTREAMS_FILE=str(listing), LOG_REQUESTS="false", RESPONSE_CACHE="true"))
+    asked = {"message": unique("Kept @tokens=2"), "temperature": 0}
+    for _ in range(2):  # a miss and a hit: the cache's series exist
+        assert httpx.post(f"{running.url}/v1/chat/wait", json=asked, timeout=30).status_code == 200
     yield running
     running.stop()
 

@@ -215,7 +215,7 @@ def test_keys_keep_their_own_answers_unless_switched_off(server, fake) -> None:
     assert _asked(server, "native", message, False)[0].headers["x-chatwait-cache"] == "miss"
     assert _asked(server, "native", message, False, key=OTHER)[0].headers["x-chatwait-cache"] == "miss"
     assert _asked(server, "native", message, False)[0].headers["x-chatwait-cache"] == "hit"
-    assert _asked(server, "native", message, False, key=PLAIN)[0].headers["x-chatwait-cache"] == "bypass"
+    assert "x-chatwait-cache" not in _asked(server, "native", message, False, key=PLAIN)[0].headers, "off for it"
     sampled = httpx.post(f"{server.url}/v1/chat/wait", json={"message": message}, headers=AUTH, timeout=30)
     assert sampled.headers["x-chatwait-cache"] == "bypass", "sampled (no temperature, no seed): not kept"
     asked = {"model": FAKE_MODEL, "seed": 7, "messages": [{"role": "user", "content": message}]}
@@ -281,7 +281,7 @@ def test_a_managed_key_switches_the_cache_off_or_back_to_the_deployments_word(se
     secret, key_id = made.json()["key"], made.json()["id"]
     time.sleep(KEYS_SEEN_SECONDS)
     message = _unique("Managed @tokens=2")
-    assert _asked(server, "native", message, False, key=secret)[0].headers["x-chatwait-cache"] == "bypass"
+    assert "x-chatwait-cache" not in _asked(server, "native", message, False, key=secret)[0].headers
     changed = httpx.patch(f"{server.url}/v1/admin/keys/{key_id}", json={"cache": None}, headers=admin, timeout=10)
     assert changed.status_code == 200 and changed.json()["cache"] is None
     time.sleep(KEYS_SEEN_SECONDS)

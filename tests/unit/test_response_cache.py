@@ -171,6 +171,7 @@ ASKED = Asked()
 def _state(cache: ResponseCache, call: ChatCall = CALL, key: ClientKey | None = None, asked: Asked = ASKED) -> str:
     """What the cache makes of a request that then never runs."""
     lookup = cache.lookup(call, key, asked)
+    assert lookup is not None
     lookup.finish()
     return lookup.state
 
@@ -205,7 +206,7 @@ def test_what_is_not_kept_and_who_is_not_asked() -> None:
         _run(cache.lookup(CALL, None, Asked()), model)
         assert _state(cache) == MISS, attempt.finish_reason
     off = ClientKey("secret-0123456789abcdef", "off", cache=False)
-    assert _state(cache, key=off) == BYPASS
+    assert cache.lookup(CALL, off, Asked()) is None, "off for the key: nothing looked up"
     assert _state(cache, ChatCall("m", [], 8, 0.5)) == BYPASS, "sampled"
     assert _state(cache, asked=Asked(False, False)) == BYPASS
     lengthy, _ = _cache(response_cache_length=True)
