@@ -17,7 +17,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness.processes import ChatWaitServer, FakeUpstream
+from load.bench_client import MARKERS, one_stream, post_request
 
 
 def arguments() -> argparse.Namespace:
@@ -38,30 +38,32 @@ def arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def one(url: str, message: str) -> tuple[float, float, str]:
-    """One native stream read whole: seconds to its first chunk and to its end, and its cache header."""
-    started = time.perf_counter()
-    first = None
-    body = {"message": message, "temperature": 0}
-    with httpx.stream("POST", f"{url}/v1/chat/streaming", json=body, timeout=60) as answer:
-        for line in answer.iter_lines():
-            if first is None and line == "event: chunk":
-                first = time.perf_counter() - started
-        state = answer.headers.get("x-chatwait-cache", "")
-    return first or 0.0, time.perf_counter() - started, state
+def one(port: int, message: str) -> tuple[float, float]:
+    """One native stream read whole (a raw socket, TCP_NODELAY: no delayed ACK in the way):
+    seconds to its first chunk and to its end."""
+    request = post_request("/v1/chat/streaming", {"message": message, "temperature": 0})
+    found = one_stream(port, request, MARKERS["chatwait"], 60)
+    if not found["ok"] or not found["arrivals"]:
+        raise SystemExit(f"a stream failed: {found}")
+    return found["arrivals"][0], found["total"]
 
 
-def arm(url: str, worker: psutil.Process, messages: list[str]) -> dict[str, float]:
-    """Send each message in turn: p50 first token and end (ms), CPU per request (ms), states seen."""
+def state(url: str, message: str) -> str:
+    """What the cache makes of `message` now (its X-ChatWait-Cache)."""
+    answer = httpx.post(f"{url}/v1/chat/wait", json={"message": message, "temperature": 0}, timeout=60)
+    return answer.headers.get("x-chatwait-cache", "")
+
+
+def arm(port: int, worker: psutil.Process, messages: list[str]) -> dict[str, float]:
+    """Send each message in turn: p50 first token and end (ms), CPU per request (ms)."""
     before = worker.cpu_times()
-    results = [one(url, message) for message in messages]
+    results = [one(port, message) for message in messages]
     after = worker.cpu_times()
     cpu = (after.user - before.user + after.system - before.system) / len(messages)
     return {
         "first_ms": statistics.median(r[0] for r in results) * 1000,
         "end_ms": statistics.median(r[1] for r in results) * 1000,
         "cpu_ms": cpu * 1000,
-        "states": sorted({r[2] for r in results}),
     }
 
 
@@ -82,7 +84,8 @@ def main() -> None:
     found: dict[str, list[dict]] = {"miss": [], "hit": []}
     try:
         kept = f"The same question {uuid.uuid4().hex[:8]} {directives}"
-        one(server.url, kept)  # kept from now on
+        one(server.port, kept)  # kept from now on
+        states = {"hit": state(server.url, kept), "miss": state(server.url, f"New {uuid.uuid4().hex} {directives}")}
         for round_ in range(args.rounds):
             order = ("miss", "hit") if round_ % 2 == 0 else ("hit", "miss")
             for name in order:
@@ -90,16 +93,14 @@ def main() -> None:
                     messages = [f"A new question {uuid.uuid4().hex} {directives}" for _ in range(args.requests)]
                 else:
                     messages = [kept] * args.requests
-                found[name].append(arm(server.url, worker, messages))
+                found[name].append(arm(server.port, worker, messages))
     finally:
         server.stop()
         fake.stop()
     report = {"tokens": args.tokens, "first_ms": args.first_ms, "delay_ms": args.delay_ms, "requests": args.requests}
     for name, rounds in found.items():
-        report[name] = {
-            "states": sorted({state for r in rounds for state in r["states"]}),
-            **{key: summary([r[key] for r in rounds]) for key in ("first_ms", "end_ms", "cpu_ms")},
-        }
+        report[name] = {"state": states[name]}
+        report[name] |= {key: summary([r[key] for r in rounds]) for key in ("first_ms", "end_ms", "cpu_ms")}
     print(json.dumps(report, indent=1))
 
 

@@ -10,9 +10,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 
 from ..ids import random_id
-from ..providers.base import Attempt
 from ..providers.call import ChatCall
-from ..providers.deltas import Delta
 from . import BYPASS, HIT, KEPT_ENDINGS, MISS, Answers, Asked, Times, keying
 from .flights import Flights
 from .kept import Kept, Unreadable
@@ -87,24 +85,23 @@ class ResponseCache:
             log.warning("response_cache_unreadable", extra={"detail": str(error)})
             return None
 
-    def whole_answer(self, attempt: Attempt, reads: list[list[str | Delta]]) -> Kept | None:
-        """The answer a whole recorded attempt gave, where it may be kept: it ended as a whole
-        answer ends (at its length limit only where RESPONSE_CACHE_LENGTH says), and no refusal."""
-        reason = attempt.finish_reason
+    def keeps(self, answer: Kept) -> bool:
+        """Whether a whole answer may be kept: it ended as a whole answer ends (at its length
+        limit only where RESPONSE_CACHE_LENGTH says), and the model did not refuse."""
+        reason = answer.finish_reason
         if reason not in KEPT_ENDINGS and not (reason == "length" and self.settings.response_cache_length):
-            return None
-        kept = Kept(tuple(tuple(read) for read in reads), reason, attempt.upstream_finish_reason,  # type: ignore[arg-type]
-                    attempt.stop_sequence, attempt.usage, attempt.response_id)  # fmt: skip
-        return None if kept.refused else kept
+            return False
+        return not answer.refused
 
-    def landed(self, lookup: Lookup, kept: Kept | None) -> None:
-        """A flight's leader ended: its followers end with it, and a whole answer is kept (within
-        RESPONSE_CACHE_ENTRY_BYTES) where its client did not say no-store."""
+    def landed(self, lookup: Lookup, answer: Kept | None) -> None:
+        """A flight's leader ended, with its whole `answer` (None: none, a cut or a failure): its
+        followers end as it ended, and the answer is kept where it may be (within
+        RESPONSE_CACHE_ENTRY_BYTES)."""
         flight = lookup.flight
         if flight is None or lookup.digest is None:
             return
-        self.flights.land(lookup.digest, flight, kept)
-        blob = None if kept is None else kept.encode()
+        self.flights.land(lookup.digest, flight, answer)
+        blob = answer.encode() if answer is not None and self.keeps(answer) else None
         if blob is not None and len(blob) <= self.settings.response_cache_entry_bytes:
             self.answers.put(lookup.digest, lookup.scope, blob)
             self._metrics.response_cache_kept(len(blob))

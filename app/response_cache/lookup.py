@@ -9,11 +9,11 @@ from ..providers.base import Attempt, Provider
 from ..providers.call import ChatCall, Route
 from ..providers.deltas import Delta
 from .attempts import Follow, Recording, Replay
+from .kept import Kept
 from .providers import Answering
 
 if TYPE_CHECKING:
     from .flights import Flight
-    from .kept import Kept
 
 
 class Keeper(Protocol):
@@ -21,8 +21,7 @@ class Keeper(Protocol):
 
     idle_seconds: float
 
-    def landed(self, lookup: Lookup, kept: Kept | None) -> None: ...
-    def whole_answer(self, attempt: Attempt, reads: list[list[str | Delta]]) -> Kept | None: ...
+    def landed(self, lookup: Lookup, answer: Kept | None) -> None: ...
     def awaited(self, digest: str) -> Kept | None: ...
 
 
@@ -90,11 +89,12 @@ class Lookup:
 
     def _recorded(self, attempt: Attempt, whole: bool) -> None:
         """The relay is done with the recorded attempt: the flight lands with its answer where it
-        is whole and may be kept; one that failed before its first read waits for a retry."""
+        is whole (the cache keeps it where it may); one that failed before its first read waits
+        for a retry."""
         flight = self._flight
         if self._cache is None or flight is None or (not whole and not flight.reads):
             return
-        self._cache.landed(self, self._cache.whole_answer(attempt, flight.reads) if whole else None)
+        self._cache.landed(self, _answer(attempt, flight.reads) if whole else None)
 
     @property
     def flight(self) -> Flight | None:
@@ -103,3 +103,9 @@ class Lookup:
     @property
     def kept(self) -> Kept | None:
         return self._kept
+
+
+def _answer(attempt: Attempt, reads: list[list[str | Delta]]) -> Kept:
+    """The whole answer a recorded attempt gave: its reads and how it ended."""
+    ending = (attempt.finish_reason or "stop", attempt.upstream_finish_reason, attempt.stop_sequence)
+    return Kept(tuple(tuple(read) for read in reads), *ending, attempt.usage, attempt.response_id)

@@ -183,5 +183,12 @@ def _now() -> int:
     return int(time.time() * 1000)
 
 
+_said: dict[str, float] = {}  # operation -> when its failure was last logged (monotonic)
+SAY_AGAIN_SECONDS = 10.0  # a Redis away fails every request's lookup: one line per operation this often
+
+
 def _failed(what: str, error: BaseException) -> None:
-    log.warning("response_cache_unavailable", extra={"operation": what, "error_type": type(error).__name__})
+    now = time.monotonic()
+    if now - _said.get(what, -SAY_AGAIN_SECONDS) >= SAY_AGAIN_SECONDS:
+        _said[what] = now
+        log.warning("response_cache_unavailable", extra={"operation": what, "error_type": type(error).__name__})
