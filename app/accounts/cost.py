@@ -36,7 +36,7 @@ def input_cost(price: Price, attempt: dict[str, Any]) -> float:
 
 def replayed(attempts: tuple[dict[str, Any], ...]) -> bool:
     """Whether the response cache answered the whole generation: nothing read or generated upstream."""
-    return bool(attempts) and all(attempt["outcome"] == "cached" for attempt in attempts)
+    return bool(attempts) and attempts[-1]["outcome"] == "cached" and all(a["outcome"] == "cached" for a in attempts)
 
 
 def of_attempts(attempts: tuple[dict[str, Any], ...]) -> float | None:

@@ -74,14 +74,16 @@ def on_delivery() -> Callable[[str, int], None] | None:
     """How this request's key (and end user) is charged for chunks of a model's output that reach
     its client for the first time, where it pays for delivery (`account.delivery`). Taken while
     the request is current: a body outlives it."""
-    found, key, state = services(), client_key(), g._get_current_object()
+    key = client_key()
+    if key is None or not key.pays_delivered:
+        return None
+    found, state = services(), g._get_current_object()
     if state.get("cache", ("",))[0] == "hit":  # a kept answer played back costs nothing delivered
         return None
     end_user = state.get("end_user")
     # A stream's delivery is charged to its end user even after they were blocked (as their own
     # limits say, else the key's): what reached them was generated for them.
-    paying = key is not None and key.pays_delivered
-    user = found.client_keys.end_user(key, end_user, refuse_blocked=False) if paying else None  # type: ignore[arg-type]
+    user = found.client_keys.end_user(key, end_user, refuse_blocked=False)
     return delivery(key, found.limits, found.settings.price_of, user, found.spending, end_user)
 
 

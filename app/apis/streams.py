@@ -17,7 +17,6 @@ from ..errors import ApiError
 from ..generation.outcome import Outcome
 from ..hub.disconnect import client_socket, until_client_gone
 from ..providers.call import ChatCall
-from ..response_cache import Asked
 from ..service.admission import Admission, Pending
 from ..streaming import consumer
 from ..streaming.direct import client_writer
@@ -117,7 +116,7 @@ def _admit(call: ChatCall, prompt_tokens: int | None) -> Admission:
     """Admit a generation of this request, for its end user (its account; where its key's limits
     stand, kept for its answer)."""
     user = identified(end_user(request.environ, call.options))
-    asked = Asked.of(request.headers.get("Cache-Control"))
+    asked = request.environ.get("HTTP_CACHE_CONTROL")  # the response cache's no-cache, no-store
     return admitted(services().admit(call, prompt_tokens, client_key(), correlation_id(), handoff(), user, asked))
 
 

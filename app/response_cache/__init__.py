@@ -58,8 +58,13 @@ class Asked:
 
     @classmethod
     def of(cls, cache_control: str | None) -> Asked:
-        words = {word.strip().lower() for word in (cache_control or "").split(",")}
+        if not cache_control:
+            return ASKED
+        words = {word.strip().lower() for word in cache_control.split(",")}
         return cls("no-cache" not in words, "no-store" not in words)
+
+
+ASKED = Asked()  # no Cache-Control: look, and keep
 
 
 from .cache import ResponseCache  # noqa: E402  (it builds on the above)

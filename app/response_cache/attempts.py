@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+import gevent
+
 from ..providers.base import Attempt, UpstreamError
 from ..providers.call import Usage
 from ..providers.deltas import Delta
@@ -12,6 +14,7 @@ from .flights import Flight
 from .kept import Kept
 
 LEFT = "The identical request this one followed ended without a whole answer."
+YIELD_EVERY = 64  # reads a replay gives before it lets the worker's other greenlets run
 
 
 class Replay(Attempt):
@@ -27,8 +30,10 @@ class Replay(Attempt):
             yield from read
 
     def reads(self) -> Iterator[list[str | Delta]]:
-        for read in self._kept.reads:
+        for index, read in enumerate(self._kept.reads, 1):
             yield list(read)
+            if index % YIELD_EVERY == 0:  # a long answer at full speed lets the worker's others run too
+                gevent.sleep(0)
         _ended_as(self, self._kept)
 
     def close(self) -> None:

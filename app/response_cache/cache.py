@@ -39,11 +39,12 @@ class ResponseCache:
         chosen = None if key is None else key.cache
         return self.settings.response_cache if chosen is None else chosen
 
-    def lookup(self, call: ChatCall, key: ClientKey | None, asked: Asked) -> Lookup | None:
-        """What the cache makes of a generation of `call` for `key`, as the client `asked` (None:
-        it is off for `key`: nothing looked up, counted or said)."""
+    def lookup(self, call: ChatCall, key: ClientKey | None, cache_control: str | None) -> Lookup | None:
+        """What the cache makes of a generation of `call` for `key`, as the client's Cache-Control
+        asks (None: it is off for `key`: nothing looked up, counted or said)."""
         if not self.on_for(key):
             return None
+        asked = Asked.of(cache_control)
         settings = self.settings
         sampled = keying.sampled(call) and not settings.response_cache_sampled
         if not call.generate or sampled or not (asked.lookup or asked.store):

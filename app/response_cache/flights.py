@@ -23,6 +23,7 @@ class Flight:
         self.ended = False
         self.kept: Kept | None = None
         self._changed = Event()
+        self._waiting = 0  # followers waiting for its next read or its end now
 
     def add(self, read: list[str | Delta]) -> None:
         """A read of the leader's generation."""
@@ -39,7 +40,7 @@ class Flight:
         """Wait up to `seconds` for its first read or its end: whether there is anything to
         follow (a read, or a whole answer without one)."""
         while not self.reads and not self.ended:
-            if not self._changed.wait(seconds):
+            if not self._waited(self._changed, seconds):
                 return False
         return bool(self.reads) or self.kept is not None
 
@@ -54,12 +55,21 @@ class Flight:
                 yield self.reads[index - 1]
             elif self.ended:
                 return
-            elif not changed.wait(idle_seconds):
+            elif not self._waited(changed, idle_seconds):
                 raise TimeoutError
 
+    def _waited(self, changed: Event, seconds: float) -> bool:
+        self._waiting += 1
+        try:
+            return changed.wait(seconds)
+        finally:
+            self._waiting -= 1
+
     def _wake(self) -> None:
-        changed, self._changed = self._changed, Event()
-        changed.set()
+        """Wake the followers waiting (none: nothing to do, the leader's read costs an append)."""
+        if self._waiting:
+            changed, self._changed = self._changed, Event()
+            changed.set()
 
 
 class Flights:

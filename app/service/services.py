@@ -25,7 +25,7 @@ from ..metrics.catalogue import Metrics, NoMetrics
 from ..providers import build_provider
 from ..providers.base import Provider
 from ..providers.call import ChatCall, Route
-from ..response_cache import Asked, ResponseCache
+from ..response_cache import ResponseCache
 from ..spend.tally import SpendTally
 from ..streaming.abandon import Abandon
 from ..streaming.store import StreamStore
@@ -118,18 +118,18 @@ class Services:
         correlation_id: str = "",
         handoff: Handoff | None = None,
         end_user: str | None = None,
-        asked: Asked | None = None,
+        cache_control: str | None = None,
     ) -> Admission:
         """Admit a generation of `call` for a request of `key` (for its `end_user`): its account,
         with its route (upstream_unavailable at once when every server of the model rests) and its
         key's ticket (rate_limited or budget_exhausted when a limit, the key's or its end user's,
         says no; None or a key without limits: nothing to count), and what the response cache
-        makes of it as the client `asked` (its Cache-Control). `handoff`: the starting request's,
+        makes of it as the client's `cache_control` asks. `handoff`: the starting request's,
         which logs the generation's completion while it is open."""
         admission = self._admitted(call, prompt_tokens, key, correlation_id, handoff, end_user)
         account = admission.account
         if self.cache is not None:
-            account.lookup = self.cache.lookup(account.call, key, asked or Asked())
+            account.lookup = self.cache.lookup(account.call, key, cache_control)
         return admission
 
     def _admitted(

@@ -165,10 +165,7 @@ def _cache(**settings) -> tuple[ResponseCache, _Counted]:
     return ResponseCache(found, MemoryAnswers(Bounds(10, 10_000, 60)), TIMES, counted), counted
 
 
-ASKED = Asked()
-
-
-def _state(cache: ResponseCache, call: ChatCall = CALL, key: ClientKey | None = None, asked: Asked = ASKED) -> str:
+def _state(cache: ResponseCache, call: ChatCall = CALL, key: ClientKey | None = None, asked: str | None = None) -> str:
     """What the cache makes of a request that then never runs."""
     lookup = cache.lookup(call, key, asked)
     assert lookup is not None
@@ -188,9 +185,9 @@ def _run(lookup, model: _Model) -> list[str]:
 def test_a_miss_records_its_answer_and_the_next_request_plays_it_back() -> None:
     cache, counted = _cache()
     model = _Model(_Text([["Hel"], ["lo"]]))
-    miss = cache.lookup(CALL, None, Asked())
+    miss = cache.lookup(CALL, None, None)
     assert miss.state == MISS and _run(miss, model) == ["Hel", "lo"] and model.opened == 1
-    hit = cache.lookup(CALL, None, Asked())
+    hit = cache.lookup(CALL, None, None)
     provider = hit.provider(model)
     replay = provider.open(CALL)
     assert hit.state == HIT and [piece for read in replay.reads() for piece in read] == ["Hel", "lo"]
@@ -203,27 +200,27 @@ def test_what_is_not_kept_and_who_is_not_asked() -> None:
     cache, _ = _cache()
     for attempt in (_Text([["x"]], "length"), _Text([["x"]], "content_filter")):
         model = _Model(attempt)
-        _run(cache.lookup(CALL, None, Asked()), model)
+        _run(cache.lookup(CALL, None, None), model)
         assert _state(cache) == MISS, attempt.finish_reason
     off = ClientKey("secret-0123456789abcdef", "off", cache=False)
-    assert cache.lookup(CALL, off, Asked()) is None, "off for the key: nothing looked up"
+    assert cache.lookup(CALL, off, None) is None, "off for the key: nothing looked up"
     assert _state(cache, ChatCall("m", [], 8, 0.5)) == BYPASS, "sampled"
-    assert _state(cache, asked=Asked(False, False)) == BYPASS
+    assert _state(cache, asked="no-cache, no-store") == BYPASS
     lengthy, _ = _cache(response_cache_length=True)
-    _run(lengthy.lookup(CALL, None, Asked()), _Model(_Text([["x"]], "length")))
+    _run(lengthy.lookup(CALL, None, None), _Model(_Text([["x"]], "length")))
     assert _state(lengthy) == HIT, "kept where RESPONSE_CACHE_LENGTH says"
 
 
 def test_a_follower_ends_with_its_leader_or_goes_to_the_model_when_the_leader_keeps_nothing() -> None:
     cache, _ = _cache()
-    leader = cache.lookup(CALL, None, Asked())
-    follower = cache.lookup(CALL, None, Asked())
+    leader = cache.lookup(CALL, None, None)
+    follower = cache.lookup(CALL, None, None)
     assert (leader.state, follower.state) == (MISS, HIT)
     followed = gevent.spawn(lambda: _run(follower, _Model(_Text([["never"]]))))
     assert _run(leader, _Model(_Text([["a"], ["b"]]))) == ["a", "b"]
     assert followed.get(timeout=5) == ["a", "b"]
-    lost = cache.lookup(ChatCall("m", [{"role": "user", "content": "other"}], 8, 0.0), None, Asked())
-    behind = cache.lookup(ChatCall("m", [{"role": "user", "content": "other"}], 8, 0.0), None, Asked())
+    lost = cache.lookup(ChatCall("m", [{"role": "user", "content": "other"}], 8, 0.0), None, None)
+    behind = cache.lookup(ChatCall("m", [{"role": "user", "content": "other"}], 8, 0.0), None, None)
     own = _Model(_Text([["own"]]))
     waiting = gevent.spawn(lambda: _run(behind, own))
     gevent.sleep(0)
@@ -241,8 +238,8 @@ class _Cut(_Text):
 
 def test_a_cut_answer_and_its_rescue_are_not_kept_and_its_followers_are_told() -> None:
     cache, _ = _cache()
-    leader = cache.lookup(CALL, None, Asked())
-    follower = cache.lookup(CALL, None, Asked())
+    leader = cache.lookup(CALL, None, None)
+    follower = cache.lookup(CALL, None, None)
     provider = leader.provider(_Model(_Cut([["a"], ["b"]])))
     attempt = provider.open(CALL)
     with pytest.raises(UpstreamError), attempt:
@@ -263,5 +260,5 @@ def test_keys_share_one_cache_only_where_configured() -> None:
     second = ClientKey("second-secret-0123456789", "second")
     for shared, expected in ((False, MISS), (True, HIT)):
         cache, _ = _cache(response_cache_shared=shared)
-        _run(cache.lookup(CALL, first, Asked()), _Model(_Text([["x"]])))
+        _run(cache.lookup(CALL, first, None), _Model(_Text([["x"]])))
         assert _state(cache, key=second) == expected, shared
