@@ -59,13 +59,12 @@ class Follow(Replay):
 
 
 class Recording(Attempt):
-    """An upstream attempt whose reads are told to `record` as they come; `ended` is told the
+    """An upstream attempt whose reads are added to `flight` as they come; `ended` is told the
     attempt once the relay is done with it, whole (read to its end, never stopped) or not."""
 
-    def __init__(self, inner: Attempt, record: Callable[[list[str | Delta]], None],
-                 ended: Callable[[Recording, bool], None]) -> None:  # fmt: skip
+    def __init__(self, inner: Attempt, flight: Flight, ended: Callable[[Recording, bool], None]) -> None:
         self.inner = inner
-        self._record, self._ended = record, ended
+        self._flight, self._ended = flight, ended
         self._whole = self._done = False
 
     def __iter__(self) -> Iterator[str | Delta]:
@@ -73,8 +72,12 @@ class Recording(Attempt):
             yield from read
 
     def reads(self) -> Iterator[list[str | Delta]]:
+        flight = self._flight
+        kept = flight.reads.append  # a read costs an append; followers are woken only when one waits
         for read in self.inner.reads():
-            self._record(read)
+            kept(read)
+            if flight.waiting:
+                flight.wake()
             yield read
         self._whole = True
 

@@ -23,18 +23,19 @@ class Flight:
         self.ended = False
         self.kept: Kept | None = None
         self._changed = Event()
-        self._waiting = 0  # followers waiting for its next read or its end now
+        self.waiting = 0  # followers waiting for its next read or its end now
 
     def add(self, read: list[str | Delta]) -> None:
         """A read of the leader's generation."""
         self.reads.append(read)
-        self._wake()
+        if self.waiting:
+            self.wake()
 
     def end(self, kept: Kept | None) -> None:
         """The leader's generation ended (idempotent: the first end holds)."""
         if not self.ended:
             self.ended, self.kept = True, kept
-            self._wake()
+            self.wake()
 
     def started(self, seconds: float) -> bool:
         """Wait up to `seconds` for its first read or its end: whether there is anything to
@@ -59,15 +60,15 @@ class Flight:
                 raise TimeoutError
 
     def _waited(self, changed: Event, seconds: float) -> bool:
-        self._waiting += 1
+        self.waiting += 1
         try:
             return changed.wait(seconds)
         finally:
-            self._waiting -= 1
+            self.waiting -= 1
 
-    def _wake(self) -> None:
-        """Wake the followers waiting (none: nothing to do, the leader's read costs an append)."""
-        if self._waiting:
+    def wake(self) -> None:
+        """Wake the followers waiting for what came (none: nothing to do)."""
+        if self.waiting:
             changed, self._changed = self._changed, Event()
             changed.set()
 

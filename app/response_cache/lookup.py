@@ -85,7 +85,7 @@ class Lookup:
         if flight.reads or call.model != asked.model or call.messages is not asked.messages:
             self._cache.landed(self, None)  # a fallback model's or a continuation's: not one whole attempt
             return attempt
-        return Recording(attempt, flight.add, self._recorded)
+        return Recording(attempt, flight, self._recorded)
 
     def _recorded(self, attempt: Attempt, whole: bool) -> None:
         """The relay is done with the recorded attempt: the flight lands with its answer where it
