@@ -13,6 +13,7 @@ class CacheSettings:
     response_cache: bool = False
     response_cache_ttl_seconds: float = 3600.0
     response_cache_max_bytes: int = 64 * 1_048_576  # every entry's bytes (a worker's; in Redis, the cluster's)
+    response_cache_key_bytes: int = 16 * 1_048_576  # one key's entries' bytes (a key churning evicts its own)
     response_cache_max_entries: int = 10_000
     response_cache_entry_bytes: int = 1_048_576  # a bigger answer is not kept
     response_cache_shared: bool = False  # one cache for every key (else each key its own)

@@ -98,6 +98,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "RESPONSE_CACHE": ("response_cache", read.flag),
     "RESPONSE_CACHE_TTL_SECONDS": ("response_cache_ttl_seconds", read.seconds(1, 30 * 86400)),
     "RESPONSE_CACHE_MAX_BYTES": ("response_cache_max_bytes", read.integer(65_536, 1 << 40)),
+    "RESPONSE_CACHE_KEY_BYTES": ("response_cache_key_bytes", read.integer(65_536, 1 << 40)),
     "RESPONSE_CACHE_MAX_ENTRIES": ("response_cache_max_entries", read.integer(1, 10_000_000)),
     "RESPONSE_CACHE_ENTRY_BYTES": ("response_cache_entry_bytes", read.integer(1024, 64 * 1_048_576)),
     "RESPONSE_CACHE_SHARED": ("response_cache_shared", read.flag),

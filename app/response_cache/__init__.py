@@ -28,11 +28,16 @@ class Times:
 
 @dataclasses.dataclass(frozen=True)
 class Bounds:
-    """What the kept answers may hold: entries, bytes, and how long each is kept."""
+    """What the kept answers may hold: entries, bytes (of them, one key's), and how long each is kept."""
 
     entries: int
     bytes: int
     ttl_seconds: float
+    key_bytes: int | None = None  # one key's answers (None: the whole bound)
+
+    @property
+    def per_key(self) -> int:
+        return self.bytes if self.key_bytes is None else self.key_bytes
 
 
 class Answers(Protocol):

@@ -2,7 +2,7 @@
 surviving their restarts: its own key space under one hash tag (one Cluster slot).
 
 `lru` (a sorted set: digest -> last use, ms) orders the entries, `meta` (a hash: digest ->
-"bytes:scope", `_total` -> every entry's bytes) bounds them, and each entry is one string with
+"bytes:scope", `_total` -> every entry's bytes, `_key:NAME` -> a key's) bounds them, and each entry is one string with
 the TTL. A write is one script that applies the bounds (the least recently used out) and returns
 what it evicted, whose strings are unlinked after. An entry is written whole by one SET or not at
 all (out of memory, the script is refused whole): a read never sees part of one."""
@@ -25,24 +25,46 @@ CONNECTIONS = 16
 TIMEOUT_SECONDS = 1.0  # a cache that does not answer in time is a miss, not a wait
 FAILURES = (redis.RedisError, redis.exceptions.RedisClusterException)
 
-# KEYS: lru, meta, the entry. ARGV: now ms, ttl ms, max entries, max bytes, digest, scope, blob.
-_PUT = """#!lua
-local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
-local evicted = {}
+# Forgetting one entry: its meta field, its bytes from the total and from its key's (`_key:NAME`),
+# its place in the order (its string is unlinked by the caller).
+_FORGET = """
 local function forget(digest)
   local held = redis.call('HGET', KEYS[2], digest)
   if held then
+    local size, owner = string.match(held, '^(%d+):(.*)$')
     redis.call('HDEL', KEYS[2], digest)
-    redis.call('HINCRBY', KEYS[2], '_total', 0 - tonumber(string.match(held, '^(%d+)')))
+    redis.call('HINCRBY', KEYS[2], '_total', 0 - tonumber(size))
+    if owner ~= '' and redis.call('HINCRBY', KEYS[2], '_key:' .. owner, 0 - tonumber(size)) <= 0 then
+      redis.call('HDEL', KEYS[2], '_key:' .. owner)
+    end
   end
   redis.call('ZREM', KEYS[1], digest)
 end
+"""
+
+# KEYS: lru, meta, the entry. ARGV: now ms, ttl ms, max entries, max bytes, digest, scope, blob,
+# a key's bytes. The key's own least recently used go while it holds more than its bytes (a key
+# churning its answers evicts its own), then anyone's while the whole is over its bounds.
+_PUT = "#!lua" + _FORGET + """
+local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local evicted = {}
 for _, digest in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - ttl)) do forget(digest) end
 forget(ARGV[5])
+local size, scope = string.len(ARGV[7]), ARGV[6]
 redis.call('SET', KEYS[3], ARGV[7], 'PX', ttl)
-redis.call('HSET', KEYS[2], ARGV[5], string.len(ARGV[7]) .. ':' .. ARGV[6])
-redis.call('HINCRBY', KEYS[2], '_total', string.len(ARGV[7]))
+redis.call('HSET', KEYS[2], ARGV[5], size .. ':' .. scope)
+redis.call('HINCRBY', KEYS[2], '_total', size)
 redis.call('ZADD', KEYS[1], now, ARGV[5])
+if scope ~= '' and redis.call('HINCRBY', KEYS[2], '_key:' .. scope, size) > tonumber(ARGV[8]) then
+  for _, digest in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+    if tonumber(redis.call('HGET', KEYS[2], '_key:' .. scope) or '0') <= tonumber(ARGV[8]) then break end
+    local held = redis.call('HGET', KEYS[2], digest)
+    if digest ~= ARGV[5] and held and string.match(held, '^%d+:(.*)$') == scope then
+      forget(digest)
+      table.insert(evicted, digest)
+    end
+  end
+end
 while redis.call('ZCARD', KEYS[1]) > tonumber(ARGV[3])
     or tonumber(redis.call('HGET', KEYS[2], '_total') or '0') > tonumber(ARGV[4]) do
   local oldest = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
@@ -63,15 +85,14 @@ return found
 """
 
 # KEYS: lru, meta. ARGV: scope ('*': every one), digest ('*': every one). The digests forgotten.
-_CLEAR = """#!lua
+_CLEAR = "#!lua" + _FORGET + """
 local gone = {}
 local held = redis.call('HGETALL', KEYS[2])
 for i = 1, #held, 2 do
   local digest, owner = held[i], string.match(held[i + 1], '^%d+:(.*)$')
-  if digest ~= '_total' and (ARGV[1] == '*' or owner == ARGV[1]) and (ARGV[2] == '*' or digest == ARGV[2]) then
-    redis.call('HDEL', KEYS[2], digest)
-    redis.call('HINCRBY', KEYS[2], '_total', 0 - tonumber(string.match(held[i + 1], '^(%d+)')))
-    redis.call('ZREM', KEYS[1], digest)
+  if string.sub(digest, 1, 1) ~= '_' and (ARGV[1] == '*' or owner == ARGV[1])
+      and (ARGV[2] == '*' or digest == ARGV[2]) then
+    forget(digest)
     table.insert(gone, digest)
   end
 end
@@ -104,6 +125,7 @@ class RedisAnswers:
     def put(self, digest: str, scope: str, blob: bytes) -> None:
         bounds = self._bounds
         args = [_now(), int(bounds.ttl_seconds * 1000), bounds.entries, bounds.bytes, digest, scope, blob]
+        args.append(bounds.per_key)
         try:
             evicted = self._run(_PUT, [_LRU, _META, _entry(digest)], args)
             if evicted:

@@ -152,7 +152,7 @@ def response_cache(settings: Settings, metrics: Metrics | NoMetrics) -> Response
 
     caching = settings.caching
     bounds = Bounds(caching.response_cache_max_entries, caching.response_cache_max_bytes,
-                    caching.response_cache_ttl_seconds)  # fmt: skip
+                    caching.response_cache_ttl_seconds, caching.response_cache_key_bytes)  # fmt: skip
     upstream = settings.upstream
     times = Times(upstream.timeout_seconds + upstream.idle_timeout_seconds, upstream.timeout_seconds / 2,
                   settings.streams.max_stream_seconds)  # fmt: skip

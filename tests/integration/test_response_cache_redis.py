@@ -32,8 +32,10 @@ def redis_alone() -> Iterator[RedisServer]:
     running.stop()
 
 
-def _answers(redis: RedisServer, entries: int = 100, size: int = 1_000_000, ttl: float = 60) -> RedisAnswers:
-    return RedisAnswers(Topology.of(redis.url), Bounds(entries, size, ttl))
+def _answers(
+    redis: RedisServer, entries: int = 100, size: int = 1_000_000, ttl: float = 60, key_bytes: int | None = None
+) -> RedisAnswers:
+    return RedisAnswers(Topology.of(redis.url), Bounds(entries, size, ttl, key_bytes))
 
 
 def test_redis_keeps_answers_within_count_bytes_and_time_least_recently_used_out(redis_alone) -> None:
@@ -52,6 +54,23 @@ def test_redis_keeps_answers_within_count_bytes_and_time_least_recently_used_out
         assert answers.clear(scope="k") == 2 and answers.get("e" * 64) == b"e" * 80
         assert answers.clear(digest="e" * 64) == 1 and answers.held() == (0, 0)
         assert redis_alone.client().keys(f"{PREFIX}:e:*") == []
+    finally:
+        answers.close()
+
+
+def test_in_redis_a_key_that_churns_its_answers_evicts_its_own(redis_alone) -> None:
+    answers = _answers(redis_alone, size=1_000, key_bytes=300)
+    try:
+        answers.put("q" * 64, "other", b"q" * 100)
+        for index in range(20):
+            answers.put(f"{index:02d}" * 32, "busy", b"b" * 100)
+            time.sleep(0.002)
+        assert answers.get("q" * 64) == b"q" * 100, "the other key's answer stays"
+        assert all(answers.get(f"{index:02d}" * 32) for index in range(17, 20)) and answers.get("16" * 32) is None
+        assert answers.held() == (4, 400) and len(redis_alone.client().keys(f"{PREFIX}:e:*")) == 4
+        meta = redis_alone.client().hgetall(f"{PREFIX}:meta")
+        assert meta[b"_key:busy"] == b"300" and meta[b"_key:other"] == b"100"
+        assert answers.clear(scope="busy") == 3 and b"_key:busy" not in redis_alone.client().hgetall(f"{PREFIX}:meta")
     finally:
         answers.close()
 

@@ -262,3 +262,18 @@ def test_keys_share_one_cache_only_where_configured() -> None:
         cache, _ = _cache(response_cache_shared=shared)
         _run(cache.lookup(CALL, first, None), _Model(_Text([["x"]])))
         assert _state(cache, key=second) == expected, shared
+
+
+def test_a_key_that_churns_its_answers_evicts_its_own_not_the_others() -> None:
+    answers = MemoryAnswers(Bounds(entries=100, bytes=1_000, ttl_seconds=60, key_bytes=300))
+    answers.put("quiet", "other", b"q" * 100)
+    for index in range(20):  # 100 bytes each: at most 3 of the busy key's at once
+        answers.put(f"busy{index}", "busy", b"b" * 100)
+    assert answers.get("quiet") == b"q" * 100, "the other key's answer stays"
+    assert [answers.get(f"busy{index}") is not None for index in range(17, 20)] == [True] * 3
+    assert answers.get("busy16") is None and answers.held() == (4, 400)
+    assert answers.clear(scope="busy") == 3 and answers.held() == (1, 100)
+    shared = MemoryAnswers(Bounds(entries=100, bytes=1_000, ttl_seconds=60, key_bytes=300))
+    for index in range(5):
+        shared.put(f"s{index}", "", b"s" * 100)
+    assert shared.held() == (5, 500), "one cache shared across keys: only the whole is bounded"
