@@ -90,8 +90,9 @@ def _resolve_provider(settings: Settings, model_named: bool = True) -> Settings:
                 "package), or set LOCAL_MODEL_PATH to a chat model in GGUF format."
             )
         settings = settings.but(llm_provider="local", local_model_path=path)
-        # The embedded model's reply limit is its own (a small model that loops holds the only slot).
-        limit = settings.local.local_max_tokens
+        # The embedded model's reply limit is its own (a small model that loops holds the only
+        # slot), within MAX_TOKENS as every model's is.
+        limit = min(settings.local.local_max_tokens, settings.requests.max_tokens)
         return settings.but(allowed_models=(settings.default_model,), max_tokens=limit)
     settings = settings.but(llm_provider=provider, upstreams=_pool(settings))
     listed = tuple(dict.fromkeys(model for server in settings.upstream.upstreams for model in server.models))

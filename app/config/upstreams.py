@@ -113,7 +113,20 @@ class UpstreamsFile:
 
 MAX_FALLBACKS = 5  # fallback models of one model (each costs a request's attempts)
 _FALLBACK_TABLES = ("fallbacks", "context_window_fallbacks")
+_TOML_AT = re.compile(r"\(at line (?P<line>\d+), column (?P<column>\d+)\)")  # tomllib's words
 _TABLES = ("upstreams", *_FALLBACK_TABLES, "prices")  # `upstream` too: TOML's [[upstream]]
+
+
+def _toml_position(error: BaseException) -> str:
+    """Where a TOML file went wrong and what the parser found there ("line 3, column 9: Invalid
+    value"), from its message; "" for another error."""
+    if not isinstance(error, tomllib.TOMLDecodeError):
+        return ""
+    found = _TOML_AT.search(str(error))
+    if found is None:
+        return ""
+    said = str(error)[: found.start()].strip()[:80]
+    return f"line {found['line']}, column {found['column']}" + (f": {said}" if said else "")
 
 
 def upstreams_file(name: str, raw: str, environ: Mapping[str, str] | None = None) -> UpstreamsFile:
@@ -124,7 +137,7 @@ def upstreams_file(name: str, raw: str, environ: Mapping[str, str] | None = None
         text = path.read_text(encoding="utf-8")
         document = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else tomllib.loads(text)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, yaml.YAMLError) as error:
-        where = getattr(error, "problem_mark", None) or ""
+        where = getattr(error, "problem_mark", None) or _toml_position(error)
         raise ConfigError(
             f"{name}={raw.strip()!r} cannot be read as {'YAML' if path.suffix in ('.yaml', '.yml') else 'TOML'}"
             f"{f' ({where})' if where else ''}: check the file (a .yaml or .yml file is YAML, any other TOML)."

@@ -72,4 +72,5 @@ def test_the_environments_port_wins_over_the_env_files(tmp_path: Path) -> None:
         os.killpg(run.pid, signal.SIGTERM)
         output = run.communicate(timeout=60)[0].decode(errors="replace")
     assert f"Starting ChatWait on 0.0.0.0:{wanted}" in output
+    assert f"The chat page: http://localhost:{wanted}/" in output, "the page's address, to open"
     assert '"INFO"' not in output, "the file's LOG_LEVEL=WARNING was taken"

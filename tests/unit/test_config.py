@@ -106,6 +106,8 @@ def test_the_embedded_model_has_its_own_reply_limit() -> None:
     assert load_settings(environ={"LOCAL_MAX_TOKENS": "64", "MAX_TOKENS": "2000"}).requests.max_tokens == 64
     others = load_settings(environ={**BASE, "LOCAL_MAX_TOKENS": "64"})
     assert others.requests.max_tokens == 1024, "MAX_TOKENS for others"
+    bounded = load_settings(environ={"MAX_TOKENS": "64"})
+    assert bounded.requests.max_tokens == 64, "MAX_TOKENS bounds the embedded model too (issue 82)"
 
 
 def test_local_model_path_must_be_a_file(tmp_path) -> None:

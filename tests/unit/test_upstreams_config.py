@@ -105,6 +105,16 @@ def test_files_that_are_not_pools_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot be read as TOML") as raised:
         _settings(UPSTREAMS_FILE=str(broken))
     assert KEY not in str(raised.value)
+    assert "(line 1, column 11: Expected" in str(raised.value), "where, and what the parser found there"
+    deeper = tmp_path / "deeper.toml"
+    deeper.write_text(f'[[upstream]]\nurl = "http://a/v1"\napi_key = = "{KEY}"\n')
+    with pytest.raises(ConfigError, match=r"\(line 3, column 11: Invalid value\)") as raised:
+        _settings(UPSTREAMS_FILE=str(deeper))
+    assert KEY not in str(raised.value)
+    yaml_broken = tmp_path / "broken.yaml"
+    yaml_broken.write_text("upstreams:\n  - {name: a\n")
+    with pytest.raises(ConfigError, match="line 3, column 1"):
+        _settings(UPSTREAMS_FILE=str(yaml_broken))
     empty = tmp_path / "empty.yaml"
     empty.write_text("servers: []\n")
     with pytest.raises(ConfigError, match="lists no server"):
