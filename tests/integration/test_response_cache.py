@@ -295,24 +295,24 @@ def test_a_managed_key_switches_the_cache_off_or_back_to_the_deployments_word(se
 
 def test_the_sdks_read_a_hit_as_they_read_the_miss(server) -> None:
     """The newest openai and anthropic SDKs parse a hit, streamed and whole, as they parse a miss."""
-    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEY, max_retries=0)
-    asked = [{"role": "user", "content": _unique("SDK @tokens=5 @reasoning=1")}]
-    whole = [client.chat.completions.create(model=FAKE_MODEL, messages=asked, temperature=0) for _ in range(2)]
-    assert whole[1].choices[0].message.content == whole[0].choices[0].message.content
-    assert whole[1].usage.completion_tokens == whole[0].usage.completion_tokens == 5
-    pieces = []
-    for _ in range(2):
-        with client.chat.completions.create(model=FAKE_MODEL, messages=asked, temperature=0, stream=True) as stream:
-            pieces.append([chunk.choices[0].delta.content for chunk in stream if chunk.choices])
-    assert pieces[1] == pieces[0] and "".join(p or "" for p in pieces[0]) == whole[0].choices[0].message.content
-    said = _unique("Responses SDK @tokens=4")
-    made = [client.responses.create(model=FAKE_MODEL, input=said, temperature=0) for _ in range(2)]
-    assert made[1].output_text == made[0].output_text and made[1].id != made[0].id
-    claude = anthropic.Anthropic(base_url=server.url, api_key=KEY, max_retries=0)
+    with openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEY, max_retries=0) as client:
+        asked = [{"role": "user", "content": _unique("SDK @tokens=5 @reasoning=1")}]
+        whole = [client.chat.completions.create(model=FAKE_MODEL, messages=asked, temperature=0) for _ in range(2)]
+        assert whole[1].choices[0].message.content == whole[0].choices[0].message.content
+        assert whole[1].usage.completion_tokens == whole[0].usage.completion_tokens == 5
+        pieces = []
+        for _ in range(2):
+            with client.chat.completions.create(model=FAKE_MODEL, messages=asked, temperature=0, stream=True) as got:
+                pieces.append([chunk.choices[0].delta.content for chunk in got if chunk.choices])
+        assert pieces[1] == pieces[0] and "".join(p or "" for p in pieces[0]) == whole[0].choices[0].message.content
+        said = _unique("Responses SDK @tokens=4")
+        made = [client.responses.create(model=FAKE_MODEL, input=said, temperature=0) for _ in range(2)]
+        assert made[1].output_text == made[0].output_text and made[1].id != made[0].id
     zero = {"temperature": 0}  # the newest SDK's stream() takes it no more: the body's field
     message = [{"role": "user", "content": _unique("Messages SDK @tokens=4")}]
     texts = []
-    for _ in range(2):
-        with claude.messages.stream(model=FAKE_MODEL, max_tokens=64, messages=message, extra_body=zero) as stream:
-            texts.append(stream.get_final_message().content[0].text)
+    with anthropic.Anthropic(base_url=server.url, api_key=KEY, max_retries=0) as claude:
+        for _ in range(2):
+            with claude.messages.stream(model=FAKE_MODEL, max_tokens=64, messages=message, extra_body=zero) as stream:
+                texts.append(stream.get_final_message().content[0].text)
     assert texts[1] == texts[0] and texts[0]
