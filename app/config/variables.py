@@ -9,7 +9,7 @@ from typing import Any
 from . import keys, upstreams
 from . import values as read
 
-PROVIDERS = ("auto", "openai", "local")
+PROVIDERS = ("auto", "openai", "anthropic", "local")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 STREAM_STORES = ("memory", "redis")
 FAILURE_MODES = ("open", "closed")
@@ -20,6 +20,9 @@ VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "LLM_PROVIDER": ("llm_provider", read.choice(PROVIDERS)),
     "OPENAI_API_KEY": ("openai_api_key", read.text),
     "OPENAI_BASE_URL": ("openai_base_url", read.urls),
+    "ANTHROPIC_API_KEY": ("anthropic_api_key", read.text),
+    "ANTHROPIC_BASE_URL": ("anthropic_base_url", read.url),
+    "ANTHROPIC_MODEL": ("anthropic_model", read.text),
     "UPSTREAMS_FILE": ("upstreams_file", upstreams.upstreams_file),
     "UPSTREAM_REST_SECONDS": ("upstream_rest_seconds", read.seconds(0.1, 3600)),
     "UPSTREAM_BREAKER_FAILURES": ("upstream_breaker_failures", read.integer(0, 100)),

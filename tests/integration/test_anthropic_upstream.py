@@ -189,3 +189,22 @@ def test_ready_checks_a_messages_api_server_and_names_its_api(server) -> None:
     (listed,) = ready.json()["servers"]
     assert ready.status_code == 200 and listed["kind"] == "anthropic" and listed["ok"] is True
     assert UPSTREAM_KEY not in ready.text
+
+
+def test_llm_provider_anthropic_alone_reaches_a_messages_server_and_says_so(fake: FakeUpstream) -> None:
+    """Issue 82: LLM_PROVIDER=anthropic with ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL (as the SDK
+    takes it, without /v1) is the whole set-up; the start-up line and /ready name `anthropic`."""
+    env = server_env("", LLM_PROVIDER="anthropic", ANTHROPIC_API_KEY=UPSTREAM_KEY, ANTHROPIC_BASE_URL=fake.url)
+    running = ChatWaitServer(env)
+    try:
+        message = _unique("@tokens=3")
+        asked = {"model": FAKE_MODEL, "messages": [{"role": "user", "content": message}]}
+        answer = httpx.post(f"{running.url}/v1/chat/completions", json=asked, timeout=30)
+        assert answer.status_code == 200 and answer.json()["choices"][0]["message"]["content"], answer.text
+        assert _sent(fake, message)["model"] == FAKE_MODEL, "a Messages API request with the key"
+        ready = httpx.get(f"{running.url}/ready", timeout=10).json()
+        assert ready["provider"] == "anthropic" and ready["servers"][0]["url"].startswith(fake.url), ready
+        started = [line for line in running.log_records() if line.get("event") == "service_started"]
+        assert started and started[0]["provider"] == "anthropic"
+    finally:
+        running.stop()

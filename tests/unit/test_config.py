@@ -194,3 +194,28 @@ def test_a_key_file_that_is_missing_or_empty_stops_the_start(tmp_path) -> None:
     empty.write_text("# nothing\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="holds no key"):
         load_settings(environ={**BASE, "CHATWAIT_API_KEYS_FILE": str(empty)})
+
+
+ANTHROPIC_KEY = "sk-ant-test-0123456789abcdef"
+
+
+def test_llm_provider_anthropic_is_one_variable_away_and_says_what_it_needs() -> None:
+    """Issue 82: LLM_PROVIDER=anthropic with ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL, a model)."""
+    with pytest.raises(ConfigError, match="LLM_PROVIDER=anthropic needs ANTHROPIC_API_KEY"):
+        load_settings(environ={"LLM_PROVIDER": "anthropic"})
+    found = load_settings(environ={"LLM_PROVIDER": "anthropic", "ANTHROPIC_API_KEY": ANTHROPIC_KEY})
+    (server,) = found.upstream.upstreams
+    assert (server.kind, server.url, server.api_key) == ("anthropic", "https://api.anthropic.com/v1", ANTHROPIC_KEY)
+    assert (server.url_setting, server.key_setting) == ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY")
+    assert found.upstream.llm_provider == "anthropic" and found.default_model == "claude-sonnet-4-5"
+    assert found.upstream.allowed_models == ("claude-sonnet-4-5",) and ANTHROPIC_KEY in found.secrets
+    alone = load_settings(environ={"ANTHROPIC_API_KEY": ANTHROPIC_KEY, "ANTHROPIC_MODEL": "claude-haiku-4-5"})
+    assert alone.upstream.llm_provider == "anthropic" and alone.default_model == "claude-haiku-4-5", "auto"
+    for base in ("http://10.0.0.7:9000", "http://10.0.0.7:9000/v1/"):  # as the SDK takes it, or with /v1
+        elsewhere = load_settings(environ={"ANTHROPIC_API_KEY": ANTHROPIC_KEY, "ANTHROPIC_BASE_URL": base})
+        assert elsewhere.upstream.upstreams[0].url == "http://10.0.0.7:9000/v1"
+    with pytest.raises(ConfigError, match='kind = "anthropic"'):
+        load_settings(environ={"LLM_PROVIDER": "anthropic", "ANTHROPIC_API_KEY": ANTHROPIC_KEY,
+                               "OPENAI_BASE_URL": "http://10.0.0.5:8000/v1"})  # fmt: skip
+    with pytest.raises(ConfigError, match="use one of auto, openai, anthropic, local"):
+        load_settings(environ={"LLM_PROVIDER": "claude"})

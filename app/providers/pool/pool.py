@@ -47,7 +47,8 @@ def member(settings: Settings, config: UpstreamServer) -> Provider:
 
 
 class UpstreamPool(Provider):
-    """OpenAI-compatible servers behind one provider (one server is a pool of one)."""
+    """Model servers behind one provider (one server is a pool of one), named by the API they
+    speak: `anthropic` where every one speaks the Messages API, else `openai`."""
 
     name = "openai"
     check_name = "upstream"
@@ -64,6 +65,8 @@ class UpstreamPool(Provider):
         self.clock = clock
         self.remembered = remembered or Remembered(clock)
         configs = settings.upstream.upstreams
+        if configs and all(config.kind == "anthropic" for config in configs):
+            self.name = "anthropic"
 
         def health(config: UpstreamServer) -> Health:
             """Rested at once when others serve its models; after UPSTREAM_BREAKER_FAILURES
