@@ -57,6 +57,7 @@ def build_app(settings: Settings) -> Flask:
     configure_logging(settings.operations.log_level, settings.secrets)
     configure_tracing(settings)
     _warn_of_short_keys(settings)
+    _warn_of_unpriced_budgets(settings)
     app = http.SyncFlask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.requests.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -79,6 +80,19 @@ def _warn_of_short_keys(settings: Settings) -> None:
         if key and len(key) < MIN_LITERAL_CHARS:
             extra = {"setting": "OPENAI_API_KEY", "upstream_server": server.name, "min_chars": MIN_LITERAL_CHARS}
             log.warning("short_key_not_redacted", extra={**extra, "chars": len(key)})
+
+
+def _warn_of_unpriced_budgets(settings: Settings) -> None:
+    """A key's budget (or its end users') over models UPSTREAMS_FILE gives no price counts nothing
+    spent on them: say which, once, at start-up."""
+    for key in settings.keys:
+        if not (key.budgeted or (key.users is not None and key.users.budgeted)):
+            continue
+        models = key.models or settings.upstream.allowed_models
+        unpriced = [model for model in models if settings.price_of(model) is None]
+        if unpriced:
+            detail = "A budget counts only priced models: give them a price in UPSTREAMS_FILE's prices table."
+            log.warning("budget_without_price", extra={"key_name": key.name, "models": unpriced[:20], "detail": detail})
 
 
 def close_app(app: Flask) -> None:

@@ -73,7 +73,7 @@ class ReadySchema(StrictSchema):
     status = fields.String(required=True, validate=validate.OneOf(("ready", "not_ready")))
     checks = fields.Nested(ReadyChecksSchema)
     failing = fields.List(fields.String(validate=validate.OneOf(READY_CHECKS)), required=True)
-    provider = fields.String(validate=validate.OneOf(("openai", "local")))
+    provider = fields.String(validate=validate.OneOf(("openai", "anthropic", "local")))
     model = fields.String()
     allowed_models = fields.List(fields.String())
     upstream = fields.String()

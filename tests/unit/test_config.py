@@ -219,3 +219,21 @@ def test_llm_provider_anthropic_is_one_variable_away_and_says_what_it_needs() ->
                                "OPENAI_BASE_URL": "http://10.0.0.5:8000/v1"})  # fmt: skip
     with pytest.raises(ConfigError, match="use one of auto, openai, anthropic, local"):
         load_settings(environ={"LLM_PROVIDER": "claude"})
+
+
+def test_a_budget_over_models_without_a_price_is_named_at_start_up(tmp_path, caplog) -> None:
+    """Issue 82: a budget counts only priced models; a key whose models have none is named once."""
+    from app import _warn_of_unpriced_budgets
+
+    keys = tmp_path / "keys.txt"
+    keys.write_text("budget-key-0123456789abcdef name=spender budget_day=1\nplain-key-0123456789abcdef name=free\n")
+    listing = tmp_path / "upstreams.toml"
+    listing.write_text(
+        '[[upstream]]\nurl = "http://10.0.0.5:8000/v1"\nmodels = ["priced", "free"]\n'
+        "[prices.priced]\ninput = 1.0\noutput = 2.0\n"
+    )
+    settings = load_settings(environ={"UPSTREAMS_FILE": str(listing), "CHATWAIT_API_KEYS_FILE": str(keys)})
+    with caplog.at_level("WARNING", logger="chatwait"):
+        _warn_of_unpriced_budgets(settings)
+    (said,) = [record for record in caplog.records if record.msg == "budget_without_price"]
+    assert said.key_name == "spender" and said.models == ["free"] and "prices" in said.detail
