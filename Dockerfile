@@ -43,7 +43,8 @@ VOLUME /data
 USER chatwait
 
 EXPOSE 8000
-HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\", \"8000\")}/health', timeout=2)"]
+# Healthy means ready (/ready: the model answers with this key, Redis too), not only alive.
+HEALTHCHECK --interval=15s --timeout=12s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\", \"8000\")}/ready', timeout=10)"]
 
 CMD ["gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]

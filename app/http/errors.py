@@ -62,15 +62,34 @@ def _handle_api_error(error: ApiError) -> Response:
     return error_response(error)
 
 
+# A plain GET of a path whose GET is a WebSocket's: a proxy dropped the upgrade's headers.
+_LOST_UPGRADE = (
+    "{path} takes GET only as a WebSocket upgrade, and this GET came without Upgrade: websocket and "
+    "Connection: Upgrade. A WebSocket client sends both: a proxy in between dropped them (nginx: "
+    'proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection "upgrade").'
+)
+
+
 def _handle_http_exception(exc: HTTPException) -> Response:
     status = exc.code or 500
     code = _HTTP_STATUS_CODES.get(status, "internal_error" if status >= 500 else "invalid_json")
-    response = _handle_api_error(
-        ApiError(code, _HTTP_DETAILS.get(code), action=_nearest_route() if status == 404 else None)
-    )
+    detail = _HTTP_DETAILS.get(code)
+    if status == 405 and request.method == "GET" and _upgrades_here():
+        detail = _LOST_UPGRADE.format(path=request.path[:200])
+    response = _handle_api_error(ApiError(code, detail, action=_nearest_route() if status == 404 else None))
     if status == 405:
         response.headers.update({name: value for name, value in exc.get_headers() if name.lower() == "allow"})
     return response
+
+
+def _upgrades_here() -> bool:
+    """Whether this request's path takes a WebSocket upgrade (the Responses API's does)."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    try:
+        adapter.match(request.path, "GET", websocket=True)
+    except HTTPException:
+        return False
+    return True
 
 
 def _nearest_route() -> str | None:

@@ -69,3 +69,14 @@ def test_an_unexpected_exception_is_a_json_500_without_internals(app, client) ->
     body = response.get_json()
     assert body["error_code"] == "internal_error"
     assert "secret" not in response.get_data(as_text=True) and "Traceback" not in response.get_data(as_text=True)
+
+
+def test_a_plain_get_of_the_websocket_path_names_the_proxys_lost_headers(client) -> None:
+    """Issue 82: GET /v1/responses without its upgrade headers (a proxy dropped them) is a 405 that
+    says so; another path's 405 stays the generic one."""
+    lost = client.get("/v1/responses")
+    assert lost.status_code == 405
+    message = lost.get_json()["error"]["message"]
+    assert "Upgrade: websocket" in message and "proxy_set_header Upgrade" in message, message
+    other = client.get("/v1/chat/wait")
+    assert other.status_code == 405 and "Upgrade" not in other.get_data(as_text=True)
