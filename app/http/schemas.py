@@ -47,7 +47,7 @@ class ReadyServerSchema(StrictSchema):
     kind = fields.String(required=True, validate=validate.OneOf(KINDS))
     models = fields.List(fields.String(), required=True)
     weight = fields.Float(required=True)
-    state = fields.String(required=True, validate=validate.OneOf(("healthy", "resting", "probing")))
+    state = fields.String(required=True, validate=validate.OneOf(("healthy", "resting", "probing", "failing")))
     rest_seconds = fields.Float(required=True)
     open = fields.Integer(required=True)
     concurrency = fields.Integer(allow_none=True)

@@ -389,6 +389,9 @@ def test_ready_lists_every_server_and_passes_while_each_model_has_a_healthy_one(
     described = pool.describe()
     states = [(s["name"], s["state"], s["rest_seconds"]) for s in described["servers"]]
     assert states == [("a", "resting", 2.0), ("b", "healthy", 0)]
+    pool.servers[1].checked = (False, "GET /models answered HTTP 401: check its key.")
+    failing = pool.describe()["servers"][1]
+    assert (failing["state"], failing["ok"]) == ("failing", False), "state and ok tell one story (issue 82)"
     assert described["routes"] == [
         {
             "model": "m",

@@ -141,7 +141,8 @@ class Server:
             "kind": self.config.kind,
             "models": list(self.config.models),
             "weight": self.config.weight,
-            "state": self.health.state,
+            # One story with `ok`: a server its routing counts healthy whose check fails is failing.
+            "state": "failing" if not ok and self.health.state == "healthy" else self.health.state,
             "shed": 0.0 if self.health.throttle is None else round(self.health.throttle.shed_ratio(), 2),
             "rest_seconds": round(resting, 1),
             "open": self.outstanding,
