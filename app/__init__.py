@@ -40,7 +40,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from .server.startup import require_gevent_patched
 
     require_gevent_patched()
-    return build_app(running_settings() if overrides is None else load_settings(overrides))
+    app = build_app(running_settings() if overrides is None else load_settings(overrides))
+    app.extensions["chatwait"].readiness.announce()  # a server's start-up says what it found upstream
+    return app
 
 
 def build_app(settings: Settings) -> Flask:
@@ -85,10 +87,10 @@ def _warn_of_short_keys(settings: Settings) -> None:
 def _warn_of_unpriced_budgets(settings: Settings) -> None:
     """A key's budget (or its end users') over models UPSTREAMS_FILE gives no price counts nothing
     spent on them: say which, once, at start-up."""
-    from .config import unpriced_budgets
+    from .config import unpriced_budgets, unpriced_note
 
-    detail = "A budget counts only priced models: give them a price in UPSTREAMS_FILE's prices table."
     for name, models in unpriced_budgets(settings):
+        detail = unpriced_note(name, models)
         log.warning("budget_without_price", extra={"key_name": name, "models": models[:20], "detail": detail})
 
 

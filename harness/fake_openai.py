@@ -124,6 +124,11 @@ class FakeOpenAI:
 
     def completions(self, sock, headers, request, buffer):
         self.requests += 1
+        if self.defaults.strict_models and request.get("model") not in self.defaults.models.split(","):
+            said = f"The model `{request.get('model')}` does not exist or you do not have access to it."
+            error = {"message": said, "type": "invalid_request_error", "code": "model_not_found"}
+            self.send_json(sock, 404, {"error": error})  # as OpenAI answers a name it does not know
+            return buffer
         request_id = f"req_{self.requests}"
         messages = request.get("messages") or [{}]
         users = [fake_replies._text(m.get("content", "")) for m in messages if m.get("role") == "user"]
@@ -375,6 +380,7 @@ def main() -> None:
     parser.add_argument("--delay-ms", dest="delay_ms", type=float, default=0.0)
     parser.add_argument("--first-ms", dest="first_ms", type=float, default=0.0)
     parser.add_argument("--models", default="fake-model,other-model", help="what GET /models lists (it serves any)")
+    parser.add_argument("--strict-models", action="store_true", help="404 a model --models does not list, as OpenAI")
     parser.add_argument("--tls-cert", dest="tls_cert", help="serve HTTPS with this certificate (PEM)")
     parser.add_argument("--tls-key", dest="tls_key", help="the certificate's private key (PEM)")
     args = parser.parse_args()

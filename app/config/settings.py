@@ -29,6 +29,7 @@ class UpstreamSettings:
     upstreams_file: UpstreamsFile | None = None
     upstreams: tuple[UpstreamServer, ...] = ()  # resolved: the file's servers, else OPENAI_BASE_URL's
     upstream_rest_seconds: float = 5.0
+    upstream_misconfigured_seconds: float = 60.0  # a server refusing every attempt since start this long: misconfigured
     upstream_breaker_failures: int = 3  # failures in a row that rest a server alone in serving a model (0: never)
     upstream_affinity: float = 1.25  # how much busier than the average a conversation's server may be (0: off)
     # None: 10 s when a fallback model could answer instead, else all of TIMEOUT_SECONDS; 0:

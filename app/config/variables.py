@@ -25,6 +25,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "ANTHROPIC_MODEL": ("anthropic_model", read.text),
     "UPSTREAMS_FILE": ("upstreams_file", upstreams.upstreams_file),
     "UPSTREAM_REST_SECONDS": ("upstream_rest_seconds", read.seconds(0.1, 3600)),
+    "UPSTREAM_MISCONFIGURED_SECONDS": ("upstream_misconfigured_seconds", read.seconds(0, 86400)),
     "UPSTREAM_BREAKER_FAILURES": ("upstream_breaker_failures", read.integer(0, 100)),
     "UPSTREAM_AFFINITY": ("upstream_affinity", read.bound),
     "UPSTREAM_ATTEMPT_SECONDS": ("upstream_attempt_seconds", read.seconds(0, 3600)),

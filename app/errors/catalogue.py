@@ -263,6 +263,22 @@ CATALOGUE: dict[str, ErrorKind] = {
         "Check the model name and parameters; retrying the same request will not help.",
         False,
     ),
+    "upstream_model_unknown": ErrorKind(
+        502,
+        "The model server does not know the model asked for.",
+        "Retrying will not help: pick another model, or tell the service's operator, who must fix the model's name.",
+        False,
+        operator="A configured model is not on its server: check the model names in ALLOWED_MODELS, "
+        "OPENAI_MODEL or UPSTREAMS_FILE against the server's GET /models (/ready lists the unlisted).",
+    ),
+    "upstream_misconfigured": ErrorKind(
+        502,
+        "The service cannot reach its model server: it looks misconfigured.",
+        "Retrying will not help soon: tell the service's operator, whose /ready and log say what to fix.",
+        False,
+        operator="Check the server's address (OPENAI_BASE_URL, ANTHROPIC_BASE_URL or UPSTREAMS_FILE's url) "
+        "and that the server is up: see /ready's servers and the upstream_checked lines.",
+    ),
     "upstream_tls_failed": ErrorKind(
         502,
         "The model provider's TLS certificate could not be verified.",

@@ -103,7 +103,7 @@ class Opener:
                 if failure.error_code == "input_too_long":
                     models = wider
                 else:
-                    models = spare if failure.retryable or failure.refused else []
+                    models = spare if failure.retryable or failure.refused or failure.misconfigured else []
                 if not models or time.monotonic() >= deadline:
                     raise
                 self.fall_back(models.pop(0), failure)

@@ -53,6 +53,8 @@ class ReadyServerSchema(StrictSchema):
     concurrency = fields.Integer(allow_none=True)
     ok = fields.Boolean(required=True)
     detail = fields.String(required=True)
+    listed = fields.Integer(required=True, allow_none=True)
+    unlisted = fields.List(fields.String(), required=True)
 
 
 class ReadyRouteSchema(StrictSchema):
@@ -87,6 +89,7 @@ class ReadySchema(StrictSchema):
     store = fields.String(validate=validate.OneOf(("memory", "redis")))
     store_detail = fields.String()
     client_keys = fields.Boolean()
+    notes = fields.List(fields.String())
 
 
 # Contract component name -> schema class (used by the contract test).

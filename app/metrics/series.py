@@ -17,7 +17,8 @@ RESCUE_CAUSES = ("interrupted", "preempted", "timeout", "bad_response", "continu
 # What gives a request to a fallback model: its model's servers' retryable failures, or an input too long.
 FALLBACK_ERRORS = (
     "upstream_unavailable", "upstream_rate_limited", "upstream_timeout", "upstream_interrupted",
-    "upstream_bad_response", "upstream_tls_failed", "input_too_long",
+    "upstream_bad_response", "upstream_tls_failed", "input_too_long", "upstream_misconfigured",
+    "upstream_model_unknown",
 )  # fmt: skip
 
 

@@ -74,6 +74,11 @@ class UpstreamError(Exception):
         return CATALOGUE[self.error_code].retryable
 
     @property
+    def misconfigured(self) -> bool:
+        """Whether its server cannot answer the model as configured (a fallback model's may)."""
+        return self.error_code in ("upstream_misconfigured", "upstream_model_unknown")
+
+    @property
     def refused(self) -> bool:
         """Whether it is a model's refusal that its server sends to a fallback model
         (`fallback_on_refusal`): never tried again on the model, asked of the next."""

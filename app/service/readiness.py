@@ -36,8 +36,10 @@ class Readiness:
         clock: Callable[[], float] = time.monotonic,
         accepting: Callable[[], bool] = lambda: True,
         key_limits: Callable[[], dict[str, Any]] | None = None,
+        notes: tuple[str, ...] = (),
     ) -> None:
         self.provider = provider
+        self.notes = notes  # what the configuration does not do as it may seem to
         self.key_limits = key_limits
         self.store = store
         self.accepting = accepting
@@ -59,6 +61,26 @@ class Readiness:
         if self.key_limits is not None:
             checks["key_limits"] = self.key_limits()
         return checks, live, all(check["ok"] for check in checks.values())
+
+    def announce(self) -> gevent.Greenlet:
+        """Check the provider once, in the background, and log what it found of each configured
+        server: reached or not, its list of models, the configured models it does not list (a
+        warning never stops the service; /ready's `servers` say the same)."""
+        return gevent.spawn(self._announce)
+
+    def _announce(self) -> None:
+        self._provider_check()
+        for server in self.provider.describe().get("servers", ()):
+            fields = {
+                "upstream_server": server["name"],
+                "url": server["url"],
+                "reached": server["ok"],
+                "models_listed": server["listed"],
+                "unlisted_models": server["unlisted"],
+                "detail": server["detail"],
+            }
+            found_wrong = not server["ok"] or server["unlisted"]
+            (log.warning if found_wrong else log.info)("upstream_checked", extra=fields)
 
     def _provider_check(self) -> dict[str, Any]:
         """The provider check's result: cached, or from the check in flight, or a new check."""

@@ -14,7 +14,7 @@ from typing import Any
 from ..accounts import reserving
 from ..accounts.account import Account, Handoff
 from ..alerts.thresholds import Alerts
-from ..config import ClientKey, Settings
+from ..config import ClientKey, Settings, unpriced_budgets, unpriced_note
 from ..config.keys import budgeted, counts_tokens
 from ..conversations import ConversationStore
 from ..errors import ApiError
@@ -93,6 +93,7 @@ class Services:
                 settings.operations.ready_cache_seconds,
                 accepting=lambda: waits.accepting,
                 key_limits=(lambda: limits.check(settings.streams.stream_store == "redis")) if limited else None,
+                notes=tuple(unpriced_note(name, models) for name, models in unpriced_budgets(settings)),
             ),
             started=int(time.time()),
             spending=building.spending(settings),

@@ -36,6 +36,7 @@ export class ApiError extends Error {
     this.detail = body.detail || "";
     this.action = body.action || "Try again.";
     this.retryable = body.retryable !== false;
+    this.retryAfter = typeof body.retry_after_seconds === "number" ? body.retry_after_seconds : null;
     this.correlationId = body.correlation_id || null;
     this.dropHistoryMessages = body.drop_history_messages ?? null;
     this.fields = body.fields && typeof body.fields === "object" ? body.fields : null;

@@ -297,7 +297,7 @@ function refused(conversation, assistant, text, error) {
 
 /** A retried turn was refused: the reply says why, in place. */
 function refusedAgain(message, error) {
-  const [headline, todo] = friendly(error.errorCode, error.message, error.action);
+  const [headline, todo] = friendly(error.errorCode, error.message, error.action, error.retryAfter);
   message.status = "error";
   message.error = {
     message: headline, action: todo, code: error.errorCode, said: `${error.message} ${error.action}`,
@@ -348,13 +348,14 @@ function continueReply(message) {
   const index = conversation.messages.indexOf(message);
   const history = historyOf(conversation.messages.slice(0, index + 1), conversation.contextStart || 0);
   restart(message, message.content);
+  message.joining = true; // its first words join the cut text at a word boundary (reply.js)
   follow(conversation, message, (reply) => reply.start({ message: CONTINUE_PROMPT, history, ...modelOf(conversation) }));
 }
 
 /** A reply about to stream again, holding `content` (empty: regenerated; its text: continued). */
 function restart(message, content) {
   Object.assign(message, { content, status: "streaming", streamId: null, lastEventId: null, error: null });
-  for (const key of ["usage", "durationMs", "finishReason", "ttftMs", "model", "queuedAhead"]) delete message[key];
+  for (const key of ["usage", "durationMs", "finishReason", "ttftMs", "model", "queuedAhead", "joining"]) delete message[key];
   touch(message);
   const view = viewOf(message);
   view.markdown.reset();

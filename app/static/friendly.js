@@ -23,12 +23,35 @@ const WORDS = {
   upstream_bad_response: ["The model sent something ChatWait could not read.", "Try again."],
   upstream_auth_failed: ["ChatWait cannot reach its model.", "Tell the operator of this ChatWait."],
   upstream_tls_failed: ["ChatWait cannot reach its model.", "Tell the operator of this ChatWait."],
+  upstream_model_unknown: ["The model server does not know this model.", "Pick another model, or tell the operator of this ChatWait."],
+  upstream_misconfigured: ["ChatWait cannot reach its model.", "Tell the operator of this ChatWait: retrying will not help soon."],
   upstream_rejected: ["The model refused this request.", "Try another model, or rephrase the message."],
   internal_error: ["Something went wrong in ChatWait.", "Try again; if it keeps happening, tell its operator."],
   network_error: ["ChatWait could not be reached.", "Check your connection, then try again."],
 };
 
-/** [headline, what to do] for `code`, or the service's own words when the code is not listed. */
-export function friendly(code, message, action) {
-  return WORDS[code] ?? [message || "Something went wrong.", action || "Try again."];
+// What to do when the service said how long to wait (Retry-After), by the error's code.
+const WAITS = {
+  rate_limited: (wait) => `Wait ${wait}, then try again.`,
+  upstream_rate_limited: (wait) => `Try again in ${wait}.`,
+  server_busy: (wait) => `Try again in ${wait}.`,
+  budget_exhausted: (wait) => `It resets in ${wait}; or ask the operator for more.`,
+};
+
+/** A wait in a person's words: seconds under two minutes, then minutes, hours, days (rounded up). */
+export function howLong(seconds) {
+  const [count, unit] =
+    seconds < 120 ? [Math.max(1, Math.ceil(seconds)), "second"]
+    : seconds < 7200 ? [Math.ceil(seconds / 60), "minute"]
+    : seconds < 172800 ? [Math.ceil(seconds / 3600), "hour"]
+    : [Math.ceil(seconds / 86400), "day"];
+  return `${count} ${unit}${count === 1 ? "" : "s"}`;
+}
+
+/** [headline, what to do] for `code`, or the service's own words when the code is not listed;
+ * where the service said how long to wait (`retryAfter`, seconds), what to do says it. */
+export function friendly(code, message, action, retryAfter = null) {
+  const [headline, todo] = WORDS[code] ?? [message || "Something went wrong.", action || "Try again."];
+  const wait = WAITS[code];
+  return wait && typeof retryAfter === "number" && retryAfter > 0 ? [headline, wait(howLong(retryAfter))] : [headline, todo];
 }

@@ -19,6 +19,19 @@ class Interrupted extends Error {} // the response ended, the stream did not: re
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+const CLOSES = ".!?,;:";
+const isLower = (c) => c !== c.toUpperCase() && c === c.toLowerCase();
+const isUpper = (c) => c !== c.toLowerCase() && c === c.toUpperCase();
+
+/** Whether a space must join a cut reply's `text` and its continuation beginning `next`, as the
+ * service joins its own continuations (app/generation/seam.py): after a sentence's or a clause's
+ * punctuation, or where a capital begins a word glued to a lowercase letter. */
+export function needsSpace(text, next) {
+  if (!text || !next || /\s/u.test(text.at(-1)) || /\s/u.test(next[0])) return false;
+  const [last, first] = [text.at(-1), next[0]];
+  return (CLOSES.includes(last) && /[\p{L}\p{N}]/u.test(first)) || (isLower(last) && isUpper(first));
+}
+
 export class ReplyStream {
   /**
    * @param message the stored assistant message this reply writes into
@@ -151,10 +164,15 @@ export class ReplyStream {
         delete message.queuedAhead;
         this.hooks.onChange();
       }
-      message.content += data.content;
+      let text = data.content;
+      if (message.joining && text) {
+        if (needsSpace(message.content, text)) text = ` ${text}`; // a continuation glued to the cut word
+        delete message.joining;
+      }
+      message.content += text;
       message.lastEventId = data.sequence;
       if (message.status !== "streaming") this.setStatus("streaming");
-      this.hooks.onText(data.content);
+      this.hooks.onText(text);
     } else if (event.event === "error" && data.sequence === undefined) {
       throw new Interrupted(data.detail); // no id: this response ends here, the reply goes on
     } else if (event.event === "done" || event.event === "error") {
@@ -186,7 +204,7 @@ export class ReplyStream {
   /** End in failure: the page's own words (`message`, `action`) where it knows better, else the
    * plain words for the service's error, whose own words go under Details. */
   fail(error, message = null, action = null, status = "error") {
-    const [headline, todo] = friendly(error?.errorCode || "network_error", error?.message, error?.action);
+    const [headline, todo] = friendly(error?.errorCode || "network_error", error?.message, error?.action, error?.retryAfter);
     this.message.error = {
       message: message || headline,
       action: action || todo,

@@ -225,7 +225,7 @@ export function noticeView(error, actions, onClose) {
   const root = element("div", "notice");
   root.setAttribute("role", "alert");
   const text = element("p", "notice-text");
-  const [headline, todo] = friendly(error.errorCode, error.message, error.action);
+  const [headline, todo] = friendly(error.errorCode, error.message, error.action, error.retryAfter);
   text.append(element("strong", "", headline), " ", todo);
   const problems = fieldProblems(error.fields);
   if (problems.length) text.append(element("ul", "notice-fields"));

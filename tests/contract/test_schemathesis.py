@@ -43,9 +43,11 @@ def _orphaned(items: list) -> bool:
     called = set()
     for item in items:
         kind = item.get("type") if isinstance(item, dict) else None
+        call_id = item.get("call_id") if isinstance(item, dict) else None
+        call_id = call_id if isinstance(call_id, str) else None  # a negative case's may be any JSON
         if kind in ("function_call", "custom_tool_call"):
-            called.add(item.get("call_id"))
-        elif kind in ("function_call_output", "custom_tool_call_output") and item.get("call_id") not in called:
+            called.add(call_id)
+        elif kind in ("function_call_output", "custom_tool_call_output") and call_id not in called:
             return True
     return False
 

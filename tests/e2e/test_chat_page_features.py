@@ -56,6 +56,25 @@ def test_a_reply_cut_at_its_length_limit_says_so_and_continues_in_place(page: Pa
     assert [m["role"] for m in stored["messages"]] == ["user", "assistant"], "one turn, one reply: no hidden turn kept"
 
 
+def test_a_continuation_joins_the_cut_reply_at_a_word_boundary(page: Page, fake) -> None:
+    """Issue 82: the model's continuation begins without a space after "…here." (the fake's first
+    word is glued): the page joins them as the service's rescues do, and nowhere else."""
+    send(page, "It ends here. @reply=message @finish=length")
+    _complete(page)
+    assert_reply(page, "It ends here.")
+    last_reply(page).get_by_role("button", name="Continue").click()
+    _complete(page)
+    assert_reply(page, "It ends here. " + full_reply(20))
+    joins = page.evaluate(
+        """async () => {
+            const { needsSpace } = await import('/static/reply.js');
+            return [["for so long", "Rome's"], ["done.", "Next"], ["a list,", "then"], ["word", "s"],
+                    ["ends ", "Then"], ["(", "x"], ["", "A"], ["3.", "14"]].map(([a, b]) => needsSpace(a, b));
+        }"""
+    )
+    assert joins == [True, True, True, False, False, False, False, True]
+
+
 def test_copy_buttons_copy_a_reply_and_its_code_blocks(browser: Browser, proxy) -> None:
     page = open_page(browser, proxy.url)
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
@@ -170,5 +189,29 @@ def test_the_features_on_a_phone(browser: Browser, proxy) -> None:
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], "nothing wider than the screen"
         screenshot(page, "phone-features")
+    finally:
+        page.context.close()
+
+
+def test_on_a_phone_the_title_has_its_room_and_the_length_label_one_line(browser: Browser, proxy) -> None:
+    """Issue 82: the title beside the model pill shrank to "Write a…"; "Stopped at its length
+    limit." wrapped into four lines beside its buttons."""
+    page = open_page(browser, proxy.url, PHONE)
+    try:
+        send(page, "Write a haiku about the sea @tokens=5 @finish=length")
+        _complete(page)
+        title = page.locator("#conversation-title")
+        expect(title).to_have_text("Write a haiku about the sea")
+        shown = page.evaluate("(h) => [h.scrollWidth <= h.clientWidth, h.clientWidth]", title.element_handle())
+        assert shown[0] and shown[1] >= PHONE["width"] * 0.6, f"the title shown whole on its line: {shown}"
+        label = last_reply(page).locator(".cut")
+        expect(label).to_be_visible()
+        lines = page.evaluate(
+            "(e) => e.getBoundingClientRect().height / parseFloat(getComputedStyle(e).fontSize)", label.element_handle()
+        )
+        assert lines < 2, f"one line (about 1.2 font sizes high), not {lines:.1f}"
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], "nothing wider than the screen"
+        screenshot(page, "phone-cut")
     finally:
         page.context.close()

@@ -1,6 +1,6 @@
 """The README's run command as a person runs it: `PORT=… ./scripts/run` with a `.env` that sets
 another port listens on the environment's port (the environment wins over the file), with the
-file's other settings taken."""
+file's other settings taken; paths the shell gives relative are read from the shell's directory."""
 
 from __future__ import annotations
 
@@ -46,13 +46,15 @@ def _answers(port: int) -> bool:
 def test_the_environments_port_wins_over_the_env_files(tmp_path: Path) -> None:
     _installed()
     wanted, in_file = free_port(), free_port()
-    env_file = tmp_path / ".env"
-    env_file.write_text(f"PORT={in_file}\nLOG_LEVEL=WARNING\n")
+    (tmp_path / ".env").write_text(f"PORT={in_file}\nLOG_LEVEL=WARNING\n")
+    (tmp_path / "keys.txt").write_text("run-script-key-0123456789abcdef name=runner\n")
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LLM_", "BIND"))}
-    environment.update(PORT=str(wanted), CHATWAIT_ENV_FILE=str(env_file), WEB_CONCURRENCY="1")
+    # Both relative: read from the shell's directory (tmp_path), not the checkout the server runs in.
+    environment.update(PORT=str(wanted), CHATWAIT_ENV_FILE=".env", CHATWAIT_API_KEYS_FILE="keys.txt")
+    environment.update(WEB_CONCURRENCY="1")
     run = subprocess.Popen(
         [str(ROOT / "scripts" / "run")],
-        cwd=ROOT,
+        cwd=tmp_path,
         env=environment,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -68,6 +70,7 @@ def test_the_environments_port_wins_over_the_env_files(tmp_path: Path) -> None:
         assert not _answers(in_file), "nothing listens on the .env file's port"
         config = httpx.get(f"http://127.0.0.1:{wanted}/ready", timeout=10).json()
         assert config["provider"] == "local", "the embedded model, as on a fresh machine"
+        assert config["client_keys"] is True, "keys.txt, relative, read from the shell's directory"
     finally:
         os.killpg(run.pid, signal.SIGTERM)
         output = run.communicate(timeout=60)[0].decode(errors="replace")

@@ -154,7 +154,7 @@ def test_garbage_and_huge_400_bodies_say_nothing(upstream_mock, provider) -> Non
         (429, "upstream_rate_limited"),
         (302, "upstream_rejected"),
         (307, "upstream_rejected"),
-        (404, "upstream_rejected"),
+        (404, "upstream_model_unknown"),
         (422, "upstream_rejected"),
         (408, "upstream_unavailable"),
         (500, "upstream_unavailable"),
@@ -175,6 +175,20 @@ def test_status_errors_are_classified_without_upstream_text(upstream_mock, provi
     assert "LEAKY" not in str(error) + error.detail and "Incorrect" not in error.detail
     assert error.__cause__ is None and (error.__context__ is None or error.__suppress_context__)
     assert route.call_count == 1, "nothing below the relay retries"
+
+
+def test_a_404_names_the_model_the_server_does_not_know(upstream_mock, provider) -> None:
+    """Issue 82: a typo'd model was a generic 502 "answered HTTP 404"; where the server's own list
+    holds the name, the 404 is the address's (the path), not the model's."""
+    upstream_mock.post(URL).mock(return_value=httpx.Response(404, json={"error": {"code": "model_not_found"}}))
+    with pytest.raises(UpstreamError) as raised:
+        provider._open(CALL, include_usage=False)
+    assert raised.value.error_code == "upstream_model_unknown" and not raised.value.retryable
+    assert f"to the model {CALL.model!r}: it does not know that model name" in raised.value.detail
+    provider.listed = frozenset((CALL.model,))
+    with pytest.raises(UpstreamError) as listed:
+        provider._open(CALL, include_usage=False)
+    assert listed.value.error_code == "upstream_rejected"
 
 
 def test_a_redirect_is_not_followed_and_its_location_goes_to_the_log_only(upstream_mock, provider) -> None:

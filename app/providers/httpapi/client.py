@@ -31,7 +31,7 @@ from ...traces import inject, upstream
 from ..base import Provider
 from ..http1 import Http1Transport
 from . import tokens
-from .errors import MAX_REFUSAL_BYTES, checked_failure, refusal_reason, status_error, transport_error
+from .errors import MAX_REFUSAL_BYTES, checked_failure, refusal_reason, status_error, transport_error, unknown_model
 from .models import MAX_LIST_BYTES, listed_models
 
 CHECK_TIMEOUT_SECONDS = 3.0
@@ -127,7 +127,10 @@ class HttpProvider(Provider):
         if response.status_code != 200:
             reason = _refusal(response) if response.status_code == 400 else None
             response.close()  # the body is not passed on: it may echo the key
-            raise status_error(response.status_code, response.headers, reason)
+            failure = status_error(response.status_code, response.headers, reason)
+            if response.status_code == 404:
+                raise unknown_model(failure, body.get("model"), self.listed)
+            raise failure
         return response
 
     def _send(self, request: httpx.Request) -> httpx.Response:

@@ -14,6 +14,7 @@ import json
 import ssl
 import time
 from collections.abc import Mapping
+from typing import Any
 
 import httpx
 
@@ -96,6 +97,16 @@ def status_error(status: int, headers: Mapping[str, str], reason: str | None = N
         upstream_request_id=headers.get("x-request-id"),
         log_fields=log_fields,
     )
+
+
+def unknown_model(failure: UpstreamError, model: Any, listed: frozenset[str] | None) -> UpstreamError:
+    """A 404 to a generation: the server does not know the model (by name), or, where its list
+    holds the name, the address's path is wrong (the 404's own classification then)."""
+    if not isinstance(model, str) or (listed is not None and model in listed):
+        return failure
+    detail = f"The model server answered HTTP 404 to the model {model[:200]!r}: it does not know that model name."
+    said = {"upstream_request_id": failure.upstream_request_id, "log_fields": failure.log_fields}
+    return UpstreamError("upstream_model_unknown", detail, upstream_status=404, retry_after=failure.retry_after, **said)
 
 
 # What an operator does about a failed check, by the failure's catalogue code.

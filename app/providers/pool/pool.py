@@ -22,7 +22,7 @@ from ..openai.client import OpenAIProvider
 from .affinity import Ring, choose, key_of, reply_message
 from .health import Health
 from .remembered import Remembered
-from .routes import model_routes, verdict
+from .routes import misconfigured, model_routes, unlisted, verdict
 from .server import Server
 from .throttle import Throttle
 from .turns import Turns
@@ -34,6 +34,9 @@ SHEDDING = (
     "The only model server for {model} has been failing: ChatWait sends it part of the requests until it "
     "recovers ({share}% refused now, in proportion to its recent failures)."
 )
+
+
+PASSING = frozenset(("upstream_unavailable", "upstream_timeout"))  # what a misconfiguration looks like
 
 
 def resting_of(call: ChatCall) -> dict[str, str]:
@@ -92,10 +95,13 @@ class UpstreamPool(Provider):
     def route(self, model: str, affinity: str | None = None) -> Route:
         server = self._choose(model, set(), key=affinity) or self._choose(model, set(), room=False, key=affinity)
         if server is None:
-            raise ApiError("upstream_unavailable", ALL_RESTING.format(model=model), retry_after=self._soonest(model))
+            raise self._told(
+                model,
+                ApiError("upstream_unavailable", ALL_RESTING.format(model=model), retry_after=self._soonest(model)),
+            )
         shed = self._shed(server, model)
         if shed is not None:
-            raise shed
+            raise self._told(model, shed)
         # Busy, not resting: the request waits for room, and looks again each time some frees.
         return Route(server.name, affinity=affinity) if server.has_room() else Route(affinity=affinity)
 
@@ -183,6 +189,24 @@ class UpstreamPool(Provider):
     def open(self, call: ChatCall, slot: Any = None, route: Route | None = None) -> Attempt:
         """Open on the route's server, or the best other one after a failure."""
         route = route if route is not None else Route()
+        try:
+            return self._open(call, route)
+        except UpstreamError as failure:
+            wrong = self.misconfigured(call.model) if failure.error_code in PASSING else None
+            if wrong is None:
+                raise
+            raise wrong from None
+
+    def misconfigured(self, model: str) -> UpstreamError | None:
+        """The failure to tell when every server of `model` has never answered (`misconfigured`)."""
+        return misconfigured(self.servers, model, self.settings.upstream.upstream_misconfigured_seconds, self.clock())
+
+    def _told(self, model: str, error: ApiError) -> ApiError:
+        """A refusal at admission as the client is told it: a misconfiguration said as one."""
+        wrong = self.misconfigured(model)
+        return error if wrong is None else ApiError(wrong.error_code, wrong.detail)
+
+    def _open(self, call: ChatCall, route: Route) -> Attempt:
         server = self._by_name.get(route.server or "")
         pinned, route.pinned = route.pinned, False
         if server is None or (not pinned and (route.server in route.tried or not server.health.usable(self.clock()))):
@@ -268,6 +292,7 @@ class UpstreamPool(Provider):
         checking = Pool(len(self.servers))
         for server, result in zip(self.servers, checking.imap(lambda s: s.provider.check(), self.servers), strict=True):
             server.checked = result
+            server.reached(result[0])
         default = self.settings.default_model
         ok, detail = verdict(model_routes(self.servers, self.settings, self.clock()), default)
         if len(self.servers) == 1:  # its own words first: what failed, and the setting to check
@@ -277,13 +302,14 @@ class UpstreamPool(Provider):
         return ok, " ".join((detail, *failed)) if not ok else detail
 
     def describe(self) -> dict[str, Any]:
-        now = self.clock()
+        now, wrong = self.clock(), unlisted(self.servers, self.settings)
+        servers = [s.report(now, [m for m, names in wrong.items() if s.name in names]) for s in self.servers]
         return {
             "provider": self.name,
             "model": self.settings.default_model,
             "allowed_models": list(self.settings.upstream.allowed_models),
-            "upstream": self.servers[0].report(now)["url"],
-            "servers": [server.report(now) for server in self.servers],
+            "upstream": servers[0]["url"],
+            "servers": servers,
             "routes": [route.report() for route in model_routes(self.servers, self.settings, now)],
         }
 

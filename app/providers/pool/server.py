@@ -19,6 +19,7 @@ from ..httpapi.client import origin
 from .health import KINDS, Health, failure_kind
 
 log = logging.getLogger("chatwait.pool")
+UNREACHED = frozenset(("connection", "unavailable", "timeout", "tls"))  # failures that are no answer
 
 
 class Server:
@@ -45,6 +46,8 @@ class Server:
         self.continuation = config.continuation  # `message` once it refused a prefill
         self.slots = config.concurrency  # 1 once it preempted a request: it serves one at a time
         self.checked: tuple[bool, str] = (True, "Not checked yet.")
+        self.answered = False  # a check or a generation it answered, since this worker started
+        self.refusing_since: float | None = None  # its first failure, while it has never answered
         self._shedding = False  # a model's only server refusing part of its requests (`throttle`)
         metrics.server_known(self.name, KINDS)
 
@@ -105,7 +108,21 @@ class Server:
             self.failed("timeout", None, probe, requester)
             raise
 
+    def reached(self, ok: bool) -> None:
+        """Its check passed (it answered) or failed (a refusal, while it never answered)."""
+        if ok:
+            self.answered, self.refusing_since = True, None
+        elif not self.answered and self.refusing_since is None:
+            self.refusing_since = self.clock()
+
+    def misconfigured(self, now: float, after: float) -> bool:
+        """Whether it has refused every attempt (checks too) for `after` seconds or more since
+        this worker started: a configuration error, not a passing one (0: never said)."""
+        since = self.refusing_since
+        return bool(after) and not self.answered and since is not None and now - since >= after
+
     def succeeded(self, probe: bool) -> None:
+        self.reached(True)
         if self.health.succeeded(probe):
             self.metrics.server_resting(self.name, False)
             log.info("upstream_recovered", extra={"upstream_server": self.name})
@@ -115,6 +132,8 @@ class Server:
         preempted one of this worker's requests while it held another (llama-cpp-python's on its
         defaults does when a request arrives) gets one at a time from then on."""
         self.metrics.server_failure(self.name, kind)
+        if kind in UNREACHED:
+            self.reached(False)
         if kind == "preempted" and self.slots is None and self.outstanding > 1:
             self.slots = 1
             log.warning("upstream_one_at_a_time", extra={"upstream_server": self.name})
@@ -131,8 +150,9 @@ class Server:
         if delta < 0 and self.on_release is not None:
             self.on_release()
 
-    def report(self, now: float) -> dict[str, Any]:
-        """What /ready shows of this server (never a credential)."""
+    def report(self, now: float, unlisted: list[str]) -> dict[str, Any]:
+        """What /ready shows of this server (never a credential), with the configured models
+        its own list does not hold (`unlisted`)."""
         ok, detail = self.checked
         resting = max(0.0, self.health.rest_until - now) if self.health.state != "healthy" else 0.0
         return {
@@ -149,6 +169,8 @@ class Server:
             "concurrency": self.slots,
             "ok": ok,
             "detail": detail,
+            "listed": None if (names := self.provider.listed_models()) is None else len(names),
+            "unlisted": unlisted,
         }
 
 
