@@ -138,6 +138,28 @@ def test_every_block_is_run_here_or_says_where_and_why() -> None:
     assert sorted(placed) == sorted(marker for _, marker in CASES), "a case whose block is gone"
 
 
+def test_the_docker_block_asks_only_what_the_image_does() -> None:
+    """Docker cannot run here (DOCKER): the README's block is held to the Dockerfile instead. Its
+    port is the one exposed; its env file is .env.example's kind; the key file it mounts is where
+    the variable it sets points; HUP goes to the container it named, whose first process is
+    gunicorn (exec form: it gets the signal and reloads); the compile it warns of is in the build;
+    the health check it names asks /ready."""
+    (block,) = [text for _, _, text in _blocks() if "docker build" in text]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    published = re.search(r"-p (\d+):(\d+)", block)
+    assert published and f"EXPOSE {published[2]}" in dockerfile and f"PORT={published[2]}" in dockerfile
+    assert "--env-file .env" in block and (ROOT / ".env.example").is_file()
+    mount = re.search(r'-v "\$PWD/([\w.]+):(/[\w./]+):ro"', block)
+    assert mount and f"-e CHATWAIT_API_KEYS_FILE={mount[2]}" in block, "the variable points at the mount"
+    name = re.search(r"--name (\w+)", block)
+    assert name and f"docker kill -s HUP {name[1]}" in block, "HUP to the container started"
+    assert 'CMD ["gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]' in dockerfile, "gunicorn is PID 1: HUP reaches it"
+    assert "_reload" in (ROOT / "gunicorn.conf.py").read_text(), "gunicorn.conf.py reads the settings again on HUP"
+    assert "min: it compiles llama.cpp" in block and "--no-binary llama-cpp-python" in dockerfile
+    readme = (ROOT / "README.md").read_text()
+    assert "`HEALTHCHECK`: `/ready`" in readme and re.search(r"HEALTHCHECK .*\n.*/ready'", dockerfile)
+
+
 @pytest.fixture(scope="module")
 def embedded() -> Iterator[ChatWaitServer]:
     """The service on its defaults: the embedded model (replies bounded, for the test's time)."""
