@@ -124,10 +124,9 @@ class FakeOpenAI:
 
     def completions(self, sock, headers, request, buffer):
         self.requests += 1
-        if self.defaults.strict_models and request.get("model") not in self.defaults.models.split(","):
-            said = f"The model `{request.get('model')}` does not exist or you do not have access to it."
-            error = {"message": said, "type": "invalid_request_error", "code": "model_not_found"}
-            self.send_json(sock, 404, {"error": error})  # as OpenAI answers a name it does not know
+        unknown = self.defaults.strict_models and fake_replies.unknown_model(request, self.defaults.models)
+        if unknown:
+            self.send_json(sock, 404, unknown)  # as OpenAI answers a name it does not know
             return buffer
         request_id = f"req_{self.requests}"
         messages = request.get("messages") or [{}]

@@ -193,3 +193,11 @@ def _tiles(url: str) -> int:
     scale = min(1.0, 2048 / max(width, height))
     scale *= min(1.0, 768 / (min(width, height) * scale))
     return math.ceil(width * scale / 512) * math.ceil(height * scale / 512)
+
+
+def unknown_model(request: dict, models: str) -> dict | None:
+    """OpenAI's 404 body for a model not among `models` (comma-separated), else None."""
+    if request.get("model") in models.split(","):
+        return None
+    said = f"The model `{request.get('model')}` does not exist or you do not have access to it."
+    return {"error": {"message": said, "type": "invalid_request_error", "code": "model_not_found"}}

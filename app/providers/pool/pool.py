@@ -21,28 +21,14 @@ from ..deltas import ToolCall
 from ..openai.client import OpenAIProvider
 from .affinity import Ring, choose, key_of, reply_message
 from .health import Health
+from .refusals import PASSING, all_resting, inside, misconfigured, shed_here
 from .remembered import Remembered
-from .routes import misconfigured, model_routes, unlisted, verdict
+from .routes import model_routes, unlisted, verdict
 from .server import Server
 from .throttle import Throttle
 from .turns import Turns
 
 log = logging.getLogger("chatwait.pool")
-
-ALL_RESTING = "Every model server for {model} is resting after failures; ChatWait tries one again when its rest ends."
-SHEDDING = (
-    "The only model server for {model} has been failing: ChatWait sends it part of the requests until it "
-    "recovers ({share}% refused now, in proportion to its recent failures)."
-)
-
-
-PASSING = frozenset(("upstream_unavailable", "upstream_timeout"))  # what a misconfiguration looks like
-
-
-def resting_of(call: ChatCall) -> dict[str, str]:
-    """The log field that tells the opener no retry on this model helps now (a fallback may)."""
-    return {"all_resting": call.model}
-
 
 def member(settings: Settings, config: UpstreamServer) -> Provider:
     """The client of one server, by the API it speaks."""
@@ -95,11 +81,8 @@ class UpstreamPool(Provider):
     def route(self, model: str, affinity: str | None = None) -> Route:
         server = self._choose(model, set(), key=affinity) or self._choose(model, set(), room=False, key=affinity)
         if server is None:
-            raise self._told(
-                model,
-                ApiError("upstream_unavailable", ALL_RESTING.format(model=model), retry_after=self._soonest(model)),
-            )
-        shed = self._shed(server, model)
+            raise self._told(model, all_resting(self.servers, model, self.clock()))
+        shed = shed_here(server, model)
         if shed is not None:
             raise self._told(model, shed)
         # Busy, not resting: the request waits for room, and looks again each time some frees.
@@ -130,20 +113,6 @@ class UpstreamPool(Provider):
             serving = [server for server in self.servers if server.serves(model)]
             self._rings[model] = Ring(serving) if len(serving) > 1 else None
         return self._rings[model]
-
-    def _shed(self, server: Server, model: str) -> ApiError | None:
-        """The refusal of this request here if `server`, the only route to `model`, sheds it (its
-        share of recent failures): 429 while the server asks to wait (Retry-After), else 503."""
-        shed = server.admit()
-        if shed is None:
-            return None
-        seconds, limited = shed
-        if limited:
-            detail = f"The model server for {model} is rate limiting this service (it asked to wait {seconds:.0f} s)."
-            return ApiError("upstream_rate_limited", detail, retry_after=seconds)
-        share = 0.0 if server.health.throttle is None else server.health.throttle.shed_ratio()
-        detail = SHEDDING.format(model=model, share=round(100 * share))
-        return ApiError("upstream_unavailable", detail, retry_after=seconds)
 
     def takes(self, option: str, options: dict[str, Any]) -> bool:
         """What every server takes (a request may go to any of them)."""
@@ -198,11 +167,10 @@ class UpstreamPool(Provider):
             raise wrong from None
 
     def misconfigured(self, model: str) -> UpstreamError | None:
-        """The failure to tell when every server of `model` has never answered (`misconfigured`)."""
+        """The failure to tell when every server of `model` has never answered (`refusals`)."""
         return misconfigured(self.servers, model, self.settings.upstream.upstream_misconfigured_seconds, self.clock())
 
     def _told(self, model: str, error: ApiError) -> ApiError:
-        """A refusal at admission as the client is told it: a misconfiguration said as one."""
         wrong = self.misconfigured(model)
         return error if wrong is None else ApiError(wrong.error_code, wrong.detail)
 
@@ -213,14 +181,10 @@ class UpstreamPool(Provider):
             server = self._waited(lambda: self._choose(call.model, route.tried, room=False, key=route.affinity), route)
         else:
             server = self._waited(lambda: server, route)
-        if server is None:
-            detail = ALL_RESTING.format(model=call.model)  # no retry helps within the rest: a fallback may
-            raise UpstreamError(
-                "upstream_unavailable", detail, retry_after=self._soonest(call.model), log_fields=resting_of(call)
-            )
-        if server.name in route.tried and not pinned and (shed := self._shed(server, call.model)) is not None:
-            # A retry on a lone server that sheds load is shed too: no retry helps, a fallback may.
-            raise UpstreamError(shed.error_code, shed.detail, retry_after=shed.retry_after, log_fields=resting_of(call))
+        if server is None:  # no retry helps within the rest: a fallback may
+            raise inside(all_resting(self.servers, call.model, self.clock()), call)
+        if server.name in route.tried and not pinned and (shed := shed_here(server, call.model)) is not None:
+            raise inside(shed, call)  # a retry on a lone server that sheds load is shed too
         route.server = server.name
         route.tried.add(server.name)
         return server.open(call, route.request)
@@ -279,12 +243,6 @@ class UpstreamPool(Provider):
     def _released(self) -> None:
         """A generation ended on some server: the waiting requests look again, in turn."""
         self._turns.wake()
-
-    def _soonest(self, model: str) -> float:
-        """Seconds until the first rest of `model`'s servers ends (Retry-After when all rest)."""
-        now = self.clock()
-        ends = [s.health.rest_until - now for s in self.servers if s.serves(model)]
-        return max(1.0, min(ends, default=1.0))
 
     def check(self) -> tuple[bool, str]:
         """Every server's check at once (GET /models), then each allowed model's route (`routes`):

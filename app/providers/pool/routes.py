@@ -13,14 +13,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ...config import Settings
-from ..base import UpstreamError
 from ..httpapi.models import is_listed
 from .server import Server
 
 STATES = ("serving", "degraded", "down", "unlisted")
-MISCONFIGURED = (
-    "Every attempt to reach the model server of {model} has failed, for {seconds} s, since this service started."
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,13 +103,3 @@ def verdict(routes: Sequence[ModelRoute], default: str) -> tuple[bool, str]:
     named = "; ".join(f"{route.model}: {route.state}" for route in others)
     return True, f"Ready, degraded ({named}): see `routes`."
 
-
-def misconfigured(servers: Sequence[Server], model: str, after: float, now: float) -> UpstreamError | None:
-    """The failure to tell when every server of `model` has refused every attempt for `after`
-    seconds (UPSTREAM_MISCONFIGURED_SECONDS) since this worker started (None: it may be passing)."""
-    own = [s for s in servers if s.serves(model)]
-    if not own or not all(s.misconfigured(now, after) for s in own):
-        return None
-    seconds = round(max(now - (s.refusing_since or now) for s in own))
-    detail = MISCONFIGURED.format(model=model, seconds=seconds)
-    return UpstreamError("upstream_misconfigured", detail, log_fields={"upstream_server": own[0].name})
