@@ -15,13 +15,14 @@ MAX_HEAD_BYTES = 65536
 class SwitchServer:
     """`mode`: `pass` (to `target_port`), `status:CODE[:RETRY_AFTER]`, or `silent`. A new mode
     applies to new connections; `answered` counts the requests answered with an error,
-    `silenced` the connections left unanswered. Closing it closes every connection it holds."""
+    `silenced` the requests left unanswered (`checks` the GET /models). Closing it closes every connection it holds."""
 
     def __init__(self, mode: str, target_port: int | None = None) -> None:
         self.mode = mode
         self.target_port = target_port
         self.answered = 0
         self.silenced = 0
+        self.checks = 0  # checks (GET /models) left unanswered
         self._held: list[socket.socket] = []
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -47,8 +48,13 @@ class SwitchServer:
             _pipe(client, upstream)
         elif mode == "silent":
             with self._lock:
-                self.silenced += 1
                 self._held.append(client)  # closed with the server, never answered
+            head = _head(client)
+            with self._lock:  # a check (GET /models: a worker's first, or /ready's) is not a request
+                if head.startswith(b"GET "):
+                    self.checks += 1
+                else:
+                    self.silenced += 1
         else:
             self._answer(client, mode)
 
@@ -101,3 +107,14 @@ def _pipe(source: socket.socket, target: socket.socket) -> None:
     except OSError:
         pass
     close_sockets(source, target)
+
+
+def _head(client: socket.socket) -> bytes:
+    """What a connection sent up to the end of its request's head (or MAX_HEAD_BYTES, or its close)."""
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data and len(data) < MAX_HEAD_BYTES and (chunk := client.recv(65536)):
+            data += chunk
+    except OSError:
+        pass
+    return data
