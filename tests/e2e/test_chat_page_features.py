@@ -202,7 +202,8 @@ def test_on_a_phone_the_title_has_its_room_and_the_length_label_one_line(browser
         _complete(page)
         title = page.locator("#conversation-title")
         expect(title).to_have_text("Haiku @tokens=5 @finish=length")
-        shown = page.evaluate("(h) => [h.scrollWidth <= h.clientWidth, h.clientWidth, h.scrollWidth]", title.element_handle())
+        measure = "(h) => [h.scrollWidth <= h.clientWidth, h.clientWidth, h.scrollWidth]"
+        shown = page.evaluate(measure, title.element_handle())
         assert shown[0] and shown[1] >= PHONE["width"] * 0.6, f"the title shown whole on its line: {shown}"
         label = last_reply(page).locator(".cut")
         expect(label).to_be_visible()

@@ -1,6 +1,6 @@
 """Issue 82, an operator's first day: what start-up, /ready and clients are told when something is
-set up wrong. An unreachable server (a wrong OPENAI_BASE_URL), a model the server does not list
-(a typo in ALLOWED_MODELS), a budget over models without a price: each said at start-up (one
+set up wrong. An unreachable server (a wrong OPENAI_BASE_URL), a refused key, a model the server
+does not list (a typo in ALLOWED_MODELS), a budget over models without a price: each said at start-up (one
 `upstream_checked` line per server, `budget_without_price`), in /ready (its `servers` and
 `notes`), and to clients (a misconfiguration is `upstream_misconfigured`, not "try again"; an
 unknown model named) — through the newest openai SDK, as a client sees it."""
@@ -16,6 +16,7 @@ import openai
 import pytest
 
 from harness.processes import ChatWaitServer, FakeUpstream, free_port
+from harness.upstream_servers import SwitchServer
 
 from ..conftest import CANARY_KEY, FAKE_MODEL, server_env
 
@@ -93,3 +94,22 @@ def test_a_model_the_server_does_not_know_is_named_at_start_up_and_to_clients(st
         assert CANARY_KEY not in server.log_text()
     finally:
         server.stop()
+
+
+def test_a_refused_key_is_said_at_start_up_and_to_clients_as_the_operators_to_fix() -> None:
+    refusing = SwitchServer("status:401")  # every request answered 401, as a server refusing the key
+    server = ChatWaitServer(server_env(refusing.base_url, UPSTREAM_RETRIES="0"))
+    try:
+        (line,) = _lines(server, "upstream_checked")
+        assert line["level"] == "WARNING" and line["reached"] is False, line
+        assert "OPENAI_API_KEY" in line["detail"], "the setting to look at"
+        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+        with pytest.raises(openai.APIStatusError) as told:
+            client.chat.completions.create(model=FAKE_MODEL, messages=[{"role": "user", "content": "hi"}])
+        client.close()
+        error = told.value.response.json()["error"]
+        assert told.value.status_code == 502 and error["code"] == "upstream_auth_failed", error
+        assert "tell the service's operator" in error["message"] and "Try again" not in error["message"]
+    finally:
+        server.stop()
+        refusing.close()
