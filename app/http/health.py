@@ -43,6 +43,6 @@ def ready() -> tuple[dict[str, object], int]:
         "store": found.settings.streams.stream_store,
         "store_detail": checks["store"]["detail"],
         "client_keys": found.client_keys.enabled,
-        "notes": list(found.readiness.notes),
+        "notes": found.readiness.notes(),
     }
     return serialise(ReadySchema, reply), 200 if ok else 503

@@ -28,6 +28,13 @@ class ClientKeys:
         self.managed = None if view is None else KeyAdmin(view, tuple(self._entries.values()))
         self._admin = frozenset(digest(key) for key in admin_keys)
 
+    def every_key(self) -> list[ClientKey]:
+        """Every key clients may use now (the key file's and the environment's, the managed ones
+        not revoked), without their secrets."""
+        managed = [] if self.view is None else self.view.records()
+        live = (self.view.key(record.id) for record in managed if record.revoked_at is None) if self.view else ()
+        return [*self._entries.values(), *(key for key in live if key is not None)]
+
     @property
     def enabled(self) -> bool:
         """Whether the API asks for a key."""

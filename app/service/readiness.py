@@ -36,10 +36,10 @@ class Readiness:
         clock: Callable[[], float] = time.monotonic,
         accepting: Callable[[], bool] = lambda: True,
         key_limits: Callable[[], dict[str, Any]] | None = None,
-        notes: tuple[str, ...] = (),
+        notes: Callable[[], list[str]] = list,
     ) -> None:
         self.provider = provider
-        self.notes = notes  # what the configuration does not do as it may seem to
+        self.notes = notes  # what the configuration does not do as it may seem to (keys change)
         self.key_limits = key_limits
         self.store = store
         self.accepting = accepting

@@ -14,7 +14,7 @@ from typing import Any
 from ..accounts import reserving
 from ..accounts.account import Account, Handoff
 from ..alerts.thresholds import Alerts
-from ..config import ClientKey, Settings, unpriced_budgets, unpriced_note
+from ..config import ClientKey, Settings, unpriced_notes
 from ..config.keys import budgeted, counts_tokens
 from ..conversations import ConversationStore
 from ..errors import ApiError
@@ -77,13 +77,14 @@ class Services:
         keys, view = settings.keys, building.key_view(settings)
         limited = view is not None or any(key.limited or key.max_sockets is not None for key in keys)
         limits = building.limits(settings, metrics, shared=limited and settings.streams.stream_store == "redis")
+        client_keys = ClientKeys(keys, view, settings.access.admin_api_keys)
         built = cls(
             settings=settings,
             provider=provider,
             store=store,
             conversations=building.conversations(settings),
             waits=waits,
-            client_keys=ClientKeys(keys, view, settings.access.admin_api_keys),
+            client_keys=client_keys,
             limits=limits,
             queue=building.queue(settings, metrics),
             metrics=metrics,
@@ -93,7 +94,7 @@ class Services:
                 settings.operations.ready_cache_seconds,
                 accepting=lambda: waits.accepting,
                 key_limits=(lambda: limits.check(settings.streams.stream_store == "redis")) if limited else None,
-                notes=tuple(unpriced_note(name, models) for name, models in unpriced_budgets(settings)),
+                notes=lambda: unpriced_notes(settings, client_keys.every_key()),
             ),
             started=int(time.time()),
             spending=building.spending(settings),

@@ -199,3 +199,16 @@ def test_a_record_the_view_cannot_read_leaves_the_last_view_and_it_reads_again_l
     store.broken = False
     view.refresh()
     assert view.record("k1") == good
+
+
+def test_a_managed_keys_budget_over_unpriced_models_is_noted_in_ready(admin_app, upstream) -> None:
+    """Issue 82: a budget counts only priced models (none is priced here); /ready's notes name a
+    key made by the admin API with one, and forget it once it is revoked."""
+    upstream.get(f"{UNIT_UPSTREAM}/models").mock(return_value=httpx.Response(200, json={"data": []}))
+    client = admin_app.test_client()
+    assert client.get("/ready").get_json()["notes"] == []
+    made = client.post("/v1/admin/keys", json={"name": "spender", "budget_day": 1}, headers=AS_ADMIN).get_json()
+    (note,) = client.get("/ready").get_json()["notes"]
+    assert note.startswith("The key 'spender' has a budget, but fake-model, other have no price")
+    assert client.delete(f"/v1/admin/keys/{made['id']}", headers=AS_ADMIN).get_json()["revoked_at"]
+    assert client.get("/ready").get_json()["notes"] == []
