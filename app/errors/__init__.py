@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .catalogue import CATALOGUE, ErrorKind
+from .catalogue import CATALOGUE
+from .kind import ErrorKind
 
 __all__ = ["CATALOGUE", "ApiError", "ErrorKind", "RequestBodyError", "RequestReadTimeout"]
 

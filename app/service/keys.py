@@ -31,9 +31,11 @@ class ClientKeys:
     def every_key(self) -> list[ClientKey]:
         """Every key clients may use now (the key file's and the environment's, the managed ones
         not revoked), without their secrets."""
-        managed = [] if self.view is None else self.view.records()
-        live = (self.view.key(record.id) for record in managed if record.revoked_at is None) if self.view else ()
-        return [*self._entries.values(), *(key for key in live if key is not None)]
+        view, mine = self.view, list(self._entries.values())
+        if view is None:
+            return mine
+        live = [view.key(record.id) for record in view.records() if record.revoked_at is None]
+        return mine + [key for key in live if key is not None]
 
     @property
     def enabled(self) -> bool:
