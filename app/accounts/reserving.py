@@ -1,12 +1,17 @@
-"""What a generation reserves beyond its counted prompt: the price of the dearest model that may
-answer it, and what its images are billed as by those models' published rules (`images`)."""
+"""What a generation reserves: what its admission asks its payer's counters for (`Needs`), beyond
+its counted prompt the price of the dearest model that may answer it, and what its images are
+billed as by those models' published rules (`images`)."""
 
 from __future__ import annotations
+
+import dataclasses
 
 from ..config import Settings
 from ..config.prices import Price
 from ..providers import images
 from ..providers.call import ChatCall
+from .budget import Reservation
+from .payer import Payer
 
 
 def answering(settings: Settings, call: ChatCall) -> tuple[str, ...]:
@@ -29,3 +34,23 @@ def image_surcharge(settings: Settings, call: ChatCall) -> int:
     """The tokens `call`'s images are billed as beyond the input count's estimate, by the model
     that may answer that bills them most."""
     return images.surcharge(answering(settings, call), call.messages)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Needs:
+    """What an admission asks its payer's counters to reserve: the prompt's tokens and the
+    completion's (max_tokens, lowered to what tpm has left); with a budget, the money the most it
+    can cost takes at `price` with `rescues` continuations (else, `lower`: as many tokens as the
+    budgets have left)."""
+
+    prompt_tokens: int
+    max_tokens: int = 0
+    price: Price | None = None
+    rescues: int = 0
+    lower: bool = True
+
+    def money(self, payer: Payer) -> Reservation | None:
+        """Its reservation in money, where `payer` has a budget and a price is known (None: none)."""
+        if self.price is None or not payer.budgeted:
+            return None
+        return Reservation.of(self.price, self.prompt_tokens, self.max_tokens, self.rescues)

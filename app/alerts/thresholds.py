@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import redis
 
 from ..accounts.budget import Spend
+from ..accounts.payer import Payer
 from ..connect import sqlite
 from ..connect.redis import Later, Topology
 
@@ -90,21 +91,10 @@ class Alerts:
     def __init__(self, thresholds: Thresholds, sender: Sender) -> None:
         self.thresholds, self.sender = thresholds, sender
 
-    def check(
-        self,
-        key: str,
-        user: str | None,
-        budgets: Iterable[Spend],
-        user_budgets: Iterable[Spend],
-        refused: str | None = None,
-    ) -> None:
-        """Send the alerts a key's budgets (and its end user's) newly make (`refused`: the budget
-        that refused the admission: it is reached whole)."""
-        found = [
-            *self.thresholds.reached(key, None, budgets, refused),
-            *self.thresholds.reached(key, user, user_budgets, refused),
-        ]
-        for alert in found:
+    def check(self, payer: Payer, spends: Iterable[Spend], refused: str | None = None) -> None:
+        """Send the alerts `payer`'s budgets (its key's, and its end user's: `user_`) newly make
+        (`refused`: the budget that refused the admission: it is reached whole)."""
+        for alert in self.thresholds.reached(payer, spends, refused):
             self.sender.send(alert)
 
     def start(self) -> None:
@@ -123,17 +113,17 @@ class Thresholds:
         self.marks = marks
         self._seen: set[str] = set()
 
-    def reached(
-        self, key: str, user: str | None, spends: Iterable[Spend], refused: str | None = None
-    ) -> list[dict[str, Any]]:
-        """The alerts `spends` (where a key's or an end user's budgets stand, running generations'
-        reservations included) newly make; the budget `refused` names has reached all of it."""
+    def reached(self, payer: Payer, spends: Iterable[Spend], refused: str | None = None) -> list[dict[str, Any]]:
+        """The alerts `spends` (where `payer`'s budgets stand, its key's and its end user's `user_`
+        ones, running generations' reservations included) newly make; the budget `refused` names
+        has reached all of it."""
         alerts = []
         for spend in spends:
+            user = _end_user(payer, spend)
             for percent in self.percents:
                 if spend.spent * 100 < spend.limit * percent and spend.name != refused:
                     break
-                name = f"{{{key}}}:{user or ''}:{spend.name}:{spend.period}:{percent}"
+                name = f"{{{payer.name}}}:{user or ''}:{spend.name}:{spend.period}:{percent}"
                 if name in self._seen:
                     continue
                 try:
@@ -144,16 +134,21 @@ class Thresholds:
                     self._seen.clear()
                 self._seen.add(name)
                 if first:
-                    alerts.append(_alert(key, user, spend, percent))
+                    alerts.append(_alert(payer, spend, percent))
         return alerts
 
 
-def _alert(key: str, user: str | None, spend: Spend, percent: int) -> dict[str, Any]:
-    """The JSON an alert POSTs."""
+def _end_user(payer: Payer, spend: Spend) -> str | None:
+    """The end user whose budget `spend` is (None: the key's own)."""
+    return payer.user if spend.name.startswith("user_") else None
+
+
+def _alert(payer: Payer, spend: Spend, percent: int) -> dict[str, Any]:
+    """The JSON an alert POSTs: of `payer`'s key's budget, or its end user's."""
     return {
         "type": "budget.threshold",
-        "key": key,
-        "end_user": user,
+        "key": payer.name,
+        "end_user": _end_user(payer, spend),
         "budget": spend.name,
         "period": spend.period,
         "threshold_percent": percent,

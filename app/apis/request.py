@@ -8,22 +8,24 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from flask import Response, current_app, g
+from flask import Response, current_app, g, request
 
-from ..accounts.account import Handoff, delivery
-from ..config.keys import digest
+from ..accounts.account import Handoff, Origin
+from ..accounts.billing import Charge
+from ..accounts.payer import Payer
+from ..ids import random_id
 from ..logs import bind, stream_correlation_id_var, stream_id_var
-from ..logs.redaction import redact
 from ..traces import end_request, parent_of
+from .end_users import end_user
 
 if TYPE_CHECKING:
     from ..config import ClientKey
     from ..generation.outcome import Outcome
     from ..limits import Verdict
-    from ..service.admission import Admission
+    from ..service.admitting import Admission
     from ..service.services import Services
 
 log = logging.getLogger("chatwait.http")
@@ -57,34 +59,35 @@ def owns(started_by: str) -> bool:
     return hmac.compare_digest(started_by, client())
 
 
-def identified(end_user: str | None) -> str | None:
-    """Keep this request's end user (None: none) for its completion line and its span: as it is,
-    or (an id the logs would scrub: an e-mail, a phone number) as `sha256:` and the start of its
-    digest, which tells one end user's lines apart without showing who they are."""
-    if end_user is not None:
-        state = g._get_current_object()
-        state.end_user = end_user
-        shown = end_user if redact(end_user) == end_user else "sha256:" + digest(end_user)[:16]
-        state.end_user_shown = shown
+def payer(options: Mapping[str, Any]) -> Payer:
+    """Who this request asks to pay: its key, and its end user (the X-ChatWait-User header, else the
+    family's field in its call's `options`: `end_users`), kept as logs show them for its completion
+    line and its span. The service resolves it at admission (`ClientKeys.resolve`)."""
+    state = g._get_current_object()
+    found = Payer(state.get("client_key"), end_user(request.environ, options))
+    if found.user is not None:
+        state.end_user_shown = shown = found.shown
         _note(state, {"end_user": shown})
-    return end_user
+    return found
 
 
-def on_delivery() -> Callable[[str, int], None] | None:
-    """How this request's key (and end user) is charged for chunks of a model's output that reach
-    its client for the first time, where it pays for delivery (`account.delivery`). Taken while
-    the request is current: a body outlives it."""
-    key = client_key()
-    if key is None or not key.pays_delivered:
-        return None
-    found, state = services(), g._get_current_object()
-    if state.get("cache", ("",))[0] == "hit":  # a kept answer played back costs nothing delivered
-        return None
-    end_user = state.get("end_user")
-    # A stream's delivery is charged to its end user even after they were blocked (as their own
-    # limits say, else the key's): what reached them was generated for them.
-    user = found.client_keys.end_user(key, end_user, refuse_blocked=False)
-    return delivery(key, found.limits, found.settings.price_of, user, found.spending, end_user)
+def origin(streamed: bool) -> Origin:
+    """Where this request's generation comes from: its correlation id, its stream's new id (None:
+    wait mode), a handoff for its completion line (`handoff`), and its Cache-Control header."""
+    cache_header = request.environ.get("HTTP_CACHE_CONTROL")  # the response cache's no-cache, no-store
+    return Origin(correlation_id(), random_id() if streamed else None, handoff(), cache_header)
+
+
+def on_delivery() -> Charge | None:
+    """How this request's payer is charged for chunks of a model's output that reach its client for
+    the first time, where it pays for delivery: its generation's account's charge (`Account.delivery`),
+    or (a resume, a stop) its key's. Taken while the request is current: a body outlives it."""
+    state = g._get_current_object()
+    account = state.get("account")
+    if account is not None:
+        return account.delivery()
+    key = state.get("client_key")
+    return None if key is None else services().billing.delivery(Payer(key))
 
 
 COST_HEADER = "X-ChatWait-Cost-USD"  # on a whole (non-streamed) answer whose model has a price
@@ -104,9 +107,10 @@ def cost_header(cost_usd: float) -> str:
 
 
 def admitted(admission: Admission) -> Admission:
-    """Keep where this request's key stands after its generation was admitted, and what the
-    response cache made of it, for its answer."""
+    """Keep its generation's account (its delivery charge), where this request's key stands after
+    its generation was admitted, and what the response cache made of it, for its answer."""
     state = g._get_current_object()
+    state.account = admission.account
     if admission.limited:
         state.verdict = admission.verdict
     lookup = admission.account.lookup

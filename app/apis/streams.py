@@ -13,11 +13,13 @@ from typing import Any
 
 from flask import Response, request
 
+from ..accounts.account import Asked
 from ..errors import ApiError
 from ..generation.outcome import Outcome
 from ..hub.disconnect import client_socket, until_client_gone
 from ..providers.call import ChatCall
-from ..service.admission import Admission, Pending
+from ..service.admission import Pending
+from ..service.admitting import Admission
 from ..streaming import consumer
 from ..streaming.direct import client_writer
 from ..streaming.lost import LostStream, StreamLost
@@ -26,19 +28,17 @@ from ..streaming.view import StreamView
 from ..streaming.wire import Wire
 from ..streaming.wire.sse import Position, parse_last_event_id
 from . import queued
-from .end_users import end_user
 from .request import (
     admitted,
     client,
-    client_key,
     correlation_id,
     costed,
     event_response,
-    handoff,
-    identified,
     note,
     on_delivery,
+    origin,
     owns,
+    payer,
     services,
     trace_stream,
 )
@@ -105,19 +105,18 @@ def begin(call: ChatCall, prompt_tokens: int | None, wire: Wire, retention: Rete
 
 
 def _open(call: ChatCall, prompt_tokens: int | None, wire: Wire, retention: Retention) -> Stream | Pending:
-    admission = _admit(call, prompt_tokens)
+    admission = _admit(call, prompt_tokens, streamed=True)
     opened = services().stream(admission.account, wire, client(), retention)
     if isinstance(opened, Stream):
         trace_stream(opened.stream_id, opened.correlation_id)
     return opened
 
 
-def _admit(call: ChatCall, prompt_tokens: int | None) -> Admission:
-    """Admit a generation of this request, for its end user (its account; where its key's limits
+def _admit(call: ChatCall, prompt_tokens: int | None, streamed: bool = False) -> Admission:
+    """Admit a generation of this request, for its payer (its account; where its payer's limits
     stand, kept for its answer)."""
-    user = identified(end_user(request.environ, call.options))
-    asked = request.environ.get("HTTP_CACHE_CONTROL")  # the response cache's no-cache, no-store
-    return admitted(services().admit(call, prompt_tokens, client_key(), correlation_id(), handoff(), user, asked))
+    asked = Asked(call, prompt_tokens)
+    return admitted(services().admit(asked, payer(call.options), origin(streamed)))
 
 
 def wait(call: ChatCall, prompt_tokens: int | None) -> Outcome:

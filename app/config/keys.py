@@ -49,25 +49,6 @@ class EndUserLimits:
 
 
 @dataclasses.dataclass(frozen=True)
-class EndUser:
-    """One end user of a key, as the key's counters hold them: their id (the application's own)
-    and what each end user of the key is held to."""
-
-    id: str
-    limits: EndUserLimits
-
-
-def budgeted(key: ClientKey, user: EndUser | None) -> bool:
-    """Whether a generation of `key` for `user` reserves money: either has a budget."""
-    return key.budgeted or (user is not None and user.limits.budgeted)
-
-
-def counts_tokens(key: ClientKey, user: EndUser | None) -> bool:
-    """Whether a generation of `key` for `user` reserves tokens: either has a tpm."""
-    return key.tpm is not None or (user is not None and user.limits.tpm is not None)
-
-
-@dataclasses.dataclass(frozen=True)
 class ClientKey:
     """A key clients may present, the name it goes by, and its own limits (None: the defaults)."""
 

@@ -52,7 +52,7 @@ class Relay:
         self.provider = provider
         self.account = account
         self._prefix = prefix
-        call, handoff = account.call, account.handoff
+        call, handoff = account.call, account.origin.handoff
         parent = None if handoff is None else handoff.trace
         self._opener = Opener(provider, settings, metrics, call, account.route, parent)
         self.metrics = metrics
@@ -69,7 +69,7 @@ class Relay:
 
     def run(self) -> Outcome:
         """Generate to the end, cancellation or failure; always ends the listener exactly once."""
-        with bind(self.account.correlation_id, self.account.stream_id):
+        with bind(self.account.origin.correlation_id, self.account.origin.stream_id):
             self._emission.started = time.monotonic()
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("stream_started", extra={**self._asked(), "model": self.call.model, **self._server()})
@@ -225,7 +225,7 @@ class Relay:
         }
         if self._ended_by is not None and self._ended_by.upstream_finish_reason is not None:  # mapped
             fields["upstream_finish_reason"] = self._ended_by.upstream_finish_reason
-        report.ended(outcome, self.metrics, (self.call.model, self.provider.name), fields, self.account.handoff)
+        report.ended(outcome, self.metrics, (self.call.model, self.provider.name), fields, self.account.origin.handoff)
 
     @property
     def call(self) -> ChatCall:

@@ -137,7 +137,7 @@ def spend() -> Response | dict[str, Any]:
     """Spend by key, end user, model and day (`group_by`), over `from` to `to` (UTC days; the
     month so far by default), of one `key` or all; `format=csv` for CSV."""
     _admin()
-    spending = services().spending
+    spending = services().billing.spending
     if spending is None:
         raise ApiError("not_found", "No spend is kept here: it is kept in Redis (STREAM_STORE=redis) or DATA_DIR.")
     asked = validate_request(dict(request.args), AdminSpendQuerySchema())

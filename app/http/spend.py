@@ -32,14 +32,14 @@ def spend() -> dict[str, object]:
             raise ApiError("store_unavailable", "The client keys' counters live in Redis, which is out of reach.")
         budgets = {found.name: found.body() for found in standing.budgets}
     found = {"object": "spend", "key": None if key is None else key.name, "budgets": budgets}
-    if key is not None and services().spending is not None:
+    if key is not None and services().billing.spending is not None:
         found["end_users"] = _end_users(key.name)
     return serialise(SpendSchema, found)
 
 
 def _end_users(name: str) -> list[dict[str, object]]:
     """The key's end users this month, the dearest first."""
-    spending = services().spending
+    spending = services().billing.spending
     assert spending is not None
     at = periods(time.time())
     return report.end_users(report.read(spending, at.month + "-01", at.day, name), at.day)

@@ -1,6 +1,7 @@
 """What a key's limits allow now: the verdict of an admission or a look, a settlement, and what
 every store of counters does (`memory`: one worker's; `shared`: Redis's, for every worker and
-instance). An end user of a key (`EndUser`) is counted beside the key, in the same step."""
+instance). A payer's end user, where the key holds them to limits of their own, is counted beside
+the key, in the same step."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from ..accounts import budget
+from ..accounts.payer import Payer
+from ..accounts.ticket import Ticket
 from ..config import ClientKey
-from ..config.keys import EndUser
 
 STREAMS_RETRY_SECONDS = 1.0  # nobody knows when a stream ends: a client at max_streams tries again soon
 
@@ -47,13 +49,12 @@ class Closing:
     counted. `settle`: what it cost and reserved, in the periods it was reserved in
     (`Verdict.periods`), where those are still counted."""
 
-    key: ClientKey
+    payer: Payer  # its key's counters (and its end user's) hold it
     ticket: str
     spent: int = 0
     refund: int = 0
     second: int = 0
     settle: Settlement | None = None
-    user: EndUser | None = None  # its end user, counted beside the key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,13 +87,12 @@ class Verdict:
 class Counters(Protocol):
     """Where a key's counts live: this worker's memory, or Redis."""
 
-    def admit(
-        self, key: ClientKey, ticket: str, tokens: int, reserve: int = 0, cost: int = 0, user: EndUser | None = None
-    ) -> Verdict:
-        """Admit a generation `ticket` of `key` (and of its end `user`, whose limits hold too) and
-        count it with `tokens` (its prompt) and what is reserved for its completion (`reserve`,
-        lowered to what the key's and the user's tpm have left: at least one token must be) and
-        for its cost (`cost`, nano-USD, against their budgets), or refuse it without counting."""
+    def admit(self, ticket: Ticket, tokens: int, cost: int = 0) -> Verdict:
+        """Admit a generation `ticket` of its payer (its key, and its end user where their limits
+        hold too) and count it with `tokens` (its prompt) and what is reserved for its completion
+        (`ticket.reserved`, lowered to what the key's and the end user's tpm have left: at least
+        one token must be) and for its cost (`cost`, nano-USD, against their budgets), or refuse
+        it without counting."""
         ...
 
     def peek(self, key: ClientKey) -> Verdict:
@@ -104,8 +104,8 @@ class Counters(Protocol):
         count) against its rpm, or refuse it without counting."""
         ...
 
-    def spend(self, spent: Iterable[tuple[ClientKey, EndUser | None, int]]) -> None:
-        """Count completion tokens produced since the last call, per key (and end user)."""
+    def spend(self, spent: Iterable[tuple[Payer, int]]) -> None:
+        """Count completion tokens produced since the last call, per payer."""
         ...
 
     def release(self, closing: Closing) -> None:
@@ -113,18 +113,18 @@ class Counters(Protocol):
         (`Settlement.change`)."""
         ...
 
-    def charge(self, key: ClientKey, cost: int, user: EndUser | None = None) -> None:
-        """Add `cost` (nano-USD) to `key`'s (and its end `user`'s) spend of this day and month:
-        output that reached a client of a key that pays for delivery."""
+    def charge(self, payer: Payer, cost: int) -> None:
+        """Add `cost` (nano-USD) to `payer`'s spend of this day and month: output that reached a
+        client of a key that pays for delivery."""
         ...
 
-    def take_over(self, key: ClientKey, ticket: str, user: EndUser | None = None) -> None:
+    def take_over(self, ticket: Ticket) -> None:
         """A generation `ticket` of a worker that stopped answering goes on here: its lease is
         renewed, and its settlements from now on are remembered so that its reservation comes
         back once, should its first worker still end it too."""
         ...
 
-    def renew(self, tickets: Iterable[tuple[ClientKey, EndUser | None, str]], sockets: bool = False) -> None:
+    def renew(self, tickets: Iterable[Ticket], sockets: bool = False) -> None:
         """The generations still running here, or with `sockets` the WebSockets still open
         (Redis: their leases)."""
         ...

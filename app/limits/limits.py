@@ -17,6 +17,7 @@ cannot be reached admit without counting (KEY_LIMITS_WITHOUT_REDIS=open) or refu
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -25,9 +26,10 @@ from typing import Any
 import gevent
 
 from ..accounts import budget
+from ..accounts.payer import Payer
+from ..accounts.reserving import Needs
 from ..accounts.ticket import Ticket
 from ..config import ClientKey
-from ..config.keys import EndUser, budgeted, counts_tokens
 from ..config.prices import Price
 from ..errors import ApiError
 from ..ids import random_id
@@ -57,45 +59,32 @@ class Limits:
         # A reload on the memory store: counters handed over by a draining worker (`reload`).
         self._reload_dir = reload.folder() if isinstance(counters, MemoryCounters) else None
         self._handed: dict[str, Any] | None = None
-        # Told where an admission leaves the budgets: the budget alerts (`_watched`).
-        self.watch: Callable[[str, str | None, tuple[Any, ...], tuple[Any, ...], str | None], None] | None = None
+        # Told where an admission leaves the payer's budgets: the budget alerts (`_watched`).
+        self.watch: Callable[[Payer, tuple[budget.Spend, ...], str | None], None] | None = None
 
-    def admit(
-        self,
-        key: ClientKey,
-        prompt_tokens: int,
-        max_tokens: int = 0,
-        price: Price | None = None,
-        rescues: int = 0,
-        lower: bool = True,
-        user: EndUser | None = None,
-    ) -> tuple[Ticket, Verdict | None]:
-        """Admit a generation of `key` (and of its end `user`, held to the key's end-user limits
-        too), counting its request, its prompt and (with tpm) its `max_tokens` as reserved, lowered
-        to what tpm has left (the generation asks for no more), and (with a budget) the most it can
-        cost at `price` with `rescues` continuations, else (`lower`) as many tokens as the budgets
-        have left; its ticket and verdict (None: counters out of reach). ApiError when refused."""
-        ticket = Ticket(key, max_tokens if counts_tokens(key, user) else 0, user=user)
-        money = None
-        if price is not None and budgeted(key, user):
-            money = budget.Reservation.of(price, prompt_tokens, max_tokens, rescues)
+    def admit(self, payer: Payer, needs: Needs) -> tuple[Ticket, Verdict | None]:
+        """Admit a generation of `payer` (its key, and its end user, held to the key's end-user
+        limits too), counting its request, its prompt and (with tpm) its max_tokens as reserved,
+        lowered to what tpm has left (the generation asks for no more), and (with a budget) the
+        most it can cost, else (`needs.lower`) as many tokens as the budgets have left; its ticket
+        and verdict (None: counters out of reach). ApiError when refused."""
+        ticket = Ticket(payer, needs.max_tokens if payer.counts_tokens else 0)
+        money = needs.money(payer)
         try:
-            verdict = self.counters.admit(
-                key, ticket.id, prompt_tokens, ticket.reserved, money.cost if money else 0, user
-            )
+            verdict = self.counters.admit(ticket, needs.prompt_tokens, money.cost if money else 0)
         except CountersUnavailable:
-            return self._admitted_unreached(ticket, money, prompt_tokens), None
+            return self._admitted_unreached(ticket, money, needs.prompt_tokens), None
         if verdict.refused is not None:
-            lowered = refusals.lowered(verdict, money, max_tokens, rescues) if lower else 0
+            lowered = refusals.lowered(verdict, money, needs.max_tokens, needs.rescues) if needs.lower else 0
             if lowered:  # what the budgets have left: an answer that fits in them
-                ticket, verdict = self.admit(key, prompt_tokens, lowered, price, rescues, lower=False, user=user)
+                ticket, verdict = self.admit(payer, dataclasses.replace(needs, max_tokens=lowered, lower=False))
                 ticket.max_tokens = lowered
                 return ticket, verdict
-            self._watched(key, user, verdict)
-            self.metrics.key_refused(key.name, verdict.refused)
-            raise refusals.refusal(key, verdict, money, rescues, user)
-        self._watched(key, user, verdict)
-        return self._admitted(ticket, money, verdict, prompt_tokens), verdict
+            self._watched(payer, verdict)
+            self.metrics.key_refused(payer.name, verdict.refused)
+            raise refusals.refusal(payer, verdict, money, needs.rescues)
+        self._watched(payer, verdict)
+        return self._admitted(ticket, money, verdict, needs.prompt_tokens), verdict
 
     def _admitted(self, ticket: Ticket, money: budget.Reservation | None, verdict: Verdict, prompt: int) -> Ticket:
         """An admitted generation's ticket, as the counters took it, running here."""
@@ -107,10 +96,10 @@ class Limits:
         self.metrics.key_generation(ticket.key.name, 1, prompt)
         return ticket
 
-    def _watched(self, key: ClientKey, user: EndUser | None, verdict: Verdict) -> None:
+    def _watched(self, payer: Payer, verdict: Verdict) -> None:
         """Tell the watch (the budget alerts) where a budgeted admission leaves the budgets."""
         if self.watch is not None and (verdict.budgets or verdict.user_budgets):
-            self.watch(key.name, user and user.id, verdict.budgets, verdict.user_budgets, verdict.refused)
+            self.watch(payer, (*verdict.budgets, *verdict.user_budgets), verdict.refused)
 
     def _admitted_unreached(self, ticket: Ticket, money: budget.Reservation | None, prompt_tokens: int) -> Ticket:
         """A generation admitted while the counters are out of reach (KEY_LIMITS_WITHOUT_REDIS=open):
@@ -131,11 +120,11 @@ class Limits:
         try:
             verdict = self.counters.request(key)
         except CountersUnavailable:
-            self._unreached(Ticket(key))
+            self._unreached(Ticket(Payer(key)))
             return None
         if verdict.refused is not None:
             self.metrics.key_refused(key.name, verdict.refused)
-            raise refusals.refusal(key, verdict)
+            raise refusals.refusal(Payer(key), verdict)
         return verdict
 
     def open_socket(self, key: ClientKey) -> Ticket | None:
@@ -170,47 +159,46 @@ class Limits:
             settle = Settlement(cost, money.cost, money.periods, money.unsure)
         elif cost_usd:
             self.metrics.key_spend(ticket.key.name, cost_usd)
+        closing = Closing(ticket.payer, ticket.id, spent, refund, ticket.second, settle)
         try:
-            self.counters.release(Closing(ticket.key, ticket.id, spent, refund, ticket.second, settle, ticket.user))
+            self.counters.release(closing)
         except CountersUnavailable:
             log.warning("limits_unreached", extra={"client_name": ticket.key.name, "operation": "release"})
             if settle is not None:
-                self.owed.add(ticket.key, ticket.id, settle, ticket.user)
+                self.owed.add(closing)
 
-    def charge(self, key: ClientKey, cost_usd: float, user: EndUser | None = None) -> None:
-        """Charge a key that pays for delivery `cost_usd` for output that reached its client (of
-        its end `user`), to its budgets now (what its generations settle leaves that output out)."""
-        if cost_usd <= 0 or not (key.limited or user is not None):  # an end user of their own: counted
+    def charge(self, payer: Payer, cost_usd: float) -> None:
+        """Charge a payer who pays for delivery `cost_usd` for output that reached its client, to
+        its budgets now (what its generations settle leaves that output out)."""
+        key = payer.key
+        if cost_usd <= 0 or key is None or not payer.limited:
             return
         self.metrics.key_spend(key.name, cost_usd)
-        if user is not None and not user.limits.budgeted:
-            user = None
-        if not key.budgeted and user is None:
+        if payer.user_limits is not None and not payer.user_limits.budgeted:
+            payer = Payer(key)  # its end user has no budget to charge
+        if not payer.budgeted:
             return
         try:
-            self.counters.charge(key, budget.nano(cost_usd), user)
+            self.counters.charge(payer, budget.nano(cost_usd))
         except CountersUnavailable:
             log.warning("limits_unreached", extra={"client_name": key.name, "operation": "charge"})
             at = budget.periods(time.time())
-            self.owed.add(key, random_id(), Settlement(budget.nano(cost_usd), 0, (at.day, at.month)), user)
+            self.owed.add(Closing(payer, random_id(), settle=Settlement(budget.nano(cost_usd), 0, (at.day, at.month))))
 
-    def resume(self, key: ClientKey, held: dict[str, Any], price: Price | None = None) -> Ticket:
+    def resume(self, payer: Payer, held: dict[str, Any], price: Price | None = None) -> Ticket:
         """A generation taken over from a worker that died keeps its place among its key's
         (max_streams) and its reservations (tokens, money): its ticket (`held`) is renewed and
         settled here."""
-        user = None
-        if isinstance(held.get("user"), str) and key.users is not None:
-            user = EndUser(held["user"], key.users)
-        ticket = Ticket(key, int(held.get("reserved") or 0), str(held["id"]), user)
+        ticket = Ticket(payer, int(held.get("reserved") or 0), str(held["id"]))
         ticket.second = int(held.get("second") or 0)
-        if price is not None and budgeted(key, user):
+        if price is not None and payer.budgeted:
             ticket.money = budget.Reservation.taken_over(held, price)
         self._running[ticket.id] = ticket
-        self.metrics.key_generation(key.name, 1, 0)
+        self.metrics.key_generation(payer.name, 1, 0)
         try:
-            self.counters.take_over(key, ticket.id, user)
+            self.counters.take_over(ticket)
         except CountersUnavailable:
-            log.warning("limits_unreached", extra={"client_name": key.name, "operation": "resume"})
+            log.warning("limits_unreached", extra={"client_name": payer.name, "operation": "resume"})
         return ticket
 
     def hand_over(self, ticket: Ticket) -> None:
@@ -252,9 +240,8 @@ class Limits:
             running = list(self._running.values())
             try:
                 self._spend([(ticket, ticket.progress()) for ticket in running])
-                self.counters.renew([(ticket.key, ticket.user, ticket.id) for ticket in running])
-                sockets = self.sockets.held()
-                self.counters.renew([(ticket.key, None, ticket.id) for ticket in sockets], sockets=True)
+                self.counters.renew(running)
+                self.counters.renew(self.sockets.held(), sockets=True)
                 if self.owed:
                     self.owed.pay(self.counters)
                 if self._reload_dir is not None and self._handed is None:
@@ -268,7 +255,7 @@ class Limits:
         for ticket, total in produced:
             self._report(ticket, total)
             if total > ticket.counted:
-                spent.append((ticket.key, ticket.user, total - ticket.counted))
+                spent.append((ticket.payer, total - ticket.counted))
                 ticket.counted = total
         if spent:
             self.counters.spend(spent)

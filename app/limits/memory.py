@@ -9,8 +9,11 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from ..accounts import budget
+from ..accounts.payer import Payer
+from ..accounts.ticket import Ticket
 from ..config import ClientKey
-from .counters import STREAMS_RETRY_SECONDS, Closing, EndUser, Quota, Verdict
+from ..config.keys import EndUserLimits
+from .counters import STREAMS_RETRY_SECONDS, Closing, Quota, Verdict
 from .window import Minute
 
 MAX_HANDED_KEYS = 100_000  # keys (and end users) a worker takes over from one that drained
@@ -45,17 +48,16 @@ class MemoryCounters:
         self._keys: dict[str, _Counts] = {}  # by key name: at most MAX_KEYS
         self._users: dict[tuple[str, str], _Counts] = {}  # by key name and end user, least recently seen first
 
-    def admit(
-        self, key: ClientKey, ticket: str, tokens: int, reserve: int = 0, cost: int = 0, user: EndUser | None = None
-    ) -> Verdict:
-        counts, now = self._counts(key), self._clock()
-        at = budget.periods_for(now, key, user and user.limits)
+    def admit(self, ticket: Ticket, tokens: int, cost: int = 0) -> Verdict:
+        payer, now = ticket.payer, self._clock()
+        key, counts = ticket.key, self._counts(ticket.key)
+        at = budget.periods_for(now, key, payer.user_limits)
         levels = [("", key, counts)]
-        if user is not None:
-            levels.append(("user_", user.limits, self._user_counts(key, user)))  # type: ignore[arg-type]
+        if payer.user_limits is not None:
+            levels.append(("user_", payer.user_limits, self._user_counts(payer)))  # type: ignore[arg-type]
         refused, retry_after = None, 0.0
         for prefix, limits, found in levels:
-            refused, retry_after = _refusal(limits, found, now, tokens + min(reserve, 1))
+            refused, retry_after = _refusal(limits, found, now, tokens + min(ticket.reserved, 1))
             if refused is None and limits.budgeted:
                 refused, retry_after = budget.refusal(limits, found.spend(at), cost, at)
             if refused is not None:
@@ -63,11 +65,12 @@ class MemoryCounters:
                 break
         reserved = 0
         if refused is None:
-            reserved = min(_reservable(limits, found, now, tokens, reserve) for _, limits, found in levels)
+            reserved = min(_reservable(limits, found, now, tokens, ticket.reserved) for _, limits, found in levels)
             for _, limits, found in levels:
-                _count(found, limits, now, ticket, tokens + reserved, cost, at)
+                _count(found, limits, now, ticket.id, tokens + reserved, cost, at)
         verdict = _verdict(key, counts, now, refused, retry_after, at)
-        user_budgets = () if user is None else _user_budgets(user, levels[1][2], at)
+        user = payer.user_limits
+        user_budgets = () if user is None else _user_budgets(user, levels[-1][2], at)
         return dataclasses.replace(
             verdict, second=int(now), reserved=reserved, periods=(at.day, at.month), user_budgets=user_budgets
         )
@@ -85,17 +88,15 @@ class MemoryCounters:
             counts.requests.add(now, 1)
         return _verdict(key, counts, now, refused, retry_after, budget.periods_for(now, key))
 
-    def spend(self, spent: Iterable[tuple[ClientKey, EndUser | None, int]]) -> None:
+    def spend(self, spent: Iterable[tuple[Payer, int]]) -> None:
         now = self._clock()
-        for key, user, tokens in spent:
-            self._counts(key).tokens.add(now, tokens)
-            if user is not None:
-                self._user_counts(key, user).tokens.add(now, tokens)
+        for payer, tokens in spent:
+            for counts in self._levels(payer):
+                counts.tokens.add(now, tokens)
 
     def release(self, closing: Closing) -> None:
-        self._release(self._counts(closing.key), closing)
-        if closing.user is not None:
-            self._release(self._user_counts(closing.key, closing.user), closing)
+        for counts in self._levels(closing.payer):
+            self._release(counts, closing)
 
     def _release(self, counts: _Counts, closing: Closing) -> None:
         ticket, settle, now = closing.ticket, closing.settle, self._clock()
@@ -116,20 +117,20 @@ class MemoryCounters:
             if period in counts.spent or (settle.unsure and change > 0):  # one forgotten stays as it ended
                 counts.spent[period] = max(0, counts.spent.get(period, 0) + change)
 
-    def charge(self, key: ClientKey, cost: int, user: EndUser | None = None) -> None:
+    def charge(self, payer: Payer, cost: int) -> None:
         at = budget.periods(self._clock())
-        for counts in (self._counts(key), *(() if user is None else (self._user_counts(key, user),))):
+        for counts in self._levels(payer):
             counts.spend(at)  # the periods before forgotten
             for period in (at.day, at.month):
                 counts.spent[period] = counts.spent.get(period, 0) + cost
 
-    def take_over(self, key: ClientKey, ticket: str, user: EndUser | None = None) -> None:
-        for counts in (self._counts(key), *(() if user is None else (self._user_counts(key, user),))):
-            counts.taken.setdefault(ticket, -1)
+    def take_over(self, ticket: Ticket) -> None:
+        for counts in self._levels(ticket.payer):
+            counts.taken.setdefault(ticket.id, -1)
             while len(counts.taken) > MAX_TAKEN:
                 del counts.taken[next(iter(counts.taken))]
 
-    def renew(self, tickets: Iterable[tuple[ClientKey, EndUser | None, str]], sockets: bool = False) -> None:
+    def renew(self, tickets: Iterable[Ticket], sockets: bool = False) -> None:
         """Nothing to renew: a worker's memory goes with it."""
 
     def hold(self, key: ClientKey, ticket: str) -> bool:
@@ -185,10 +186,17 @@ class MemoryCounters:
             counts = self._keys[key.name] = _Counts()
         return counts
 
-    def _user_counts(self, key: ClientKey, user: EndUser) -> _Counts:
+    def _levels(self, payer: Payer) -> tuple[_Counts, ...]:
+        """Whose counts a payer's generation counts in: its key's, and its end user's where the key
+        holds them to limits of their own."""
+        assert payer.key is not None, "only a key's generations are counted"
+        found = self._counts(payer.key)
+        return (found,) if payer.user_limits is None else (found, self._user_counts(payer))
+
+    def _user_counts(self, payer: Payer) -> _Counts:
         """An end user's counts, now the most recently seen (the least recently seen forgotten
         past MAX_END_USERS: what they spent goes with them)."""
-        pair = (key.name, user.id)
+        pair = (payer.name, payer.user or "")
         counts = self._users.pop(pair, None)
         if counts is None:
             counts = _Counts()
@@ -247,8 +255,8 @@ def _count(counts: _Counts, key: Any, now: float, ticket: str, tokens: int, cost
             counts.spent[period] = counts.spent.get(period, 0) + cost
 
 
-def _user_budgets(user: EndUser, counts: _Counts, at: budget.Periods) -> tuple[budget.Spend, ...]:
-    return budget.standing(user.limits, counts.spend(at), at, "user_") if user.limits.budgeted else ()
+def _user_budgets(limits: EndUserLimits, counts: _Counts, at: budget.Periods) -> tuple[budget.Spend, ...]:
+    return budget.standing(limits, counts.spend(at), at, "user_") if limits.budgeted else ()
 
 
 def _verdict(

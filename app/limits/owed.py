@@ -8,9 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from ..config import ClientKey
-from ..config.keys import EndUser
-from .counters import Closing, Counters, Settlement
+from .counters import Closing, Counters
 
 log = logging.getLogger("chatwait.limits")
 
@@ -21,26 +19,30 @@ class Owed:
     """Settlements to make, oldest first."""
 
     def __init__(self, entries: int = MAX_OWED) -> None:
-        self._owed: dict[str, tuple[ClientKey, Settlement, EndUser | None]] = {}  # by ticket
+        self._owed: dict[str, Closing] = {}  # by ticket
         self._entries = entries
 
-    def add(self, key: ClientKey, ticket: str, settle: Settlement, user: EndUser | None = None) -> None:
-        """Keep `ticket`'s settlement (of `key`, and its end `user`) until the counters answer
-        (the oldest given up past the bound)."""
-        self._owed[ticket] = (key, dataclasses.replace(settle, unsure=True), user)
+    def add(self, closing: Closing) -> None:
+        """Keep a closing's settlement until the counters answer (the oldest given up past the bound)."""
+        assert closing.settle is not None, "only a settlement is owed"
+        settle = dataclasses.replace(closing.settle, unsure=True)
+        self._owed[closing.ticket] = Closing(closing.payer, closing.ticket, settle=settle)
         if len(self._owed) > self._entries:
-            oldest = next(iter(self._owed))
-            lost, given_up, _ = self._owed.pop(oldest)
-            log.warning("spend_unrecorded", extra={"client_name": lost.name, "usd": given_up.cost / 1e9})
+            lost = self._owed.pop(next(iter(self._owed)))
+            log.warning("spend_unrecorded", extra={"client_name": lost.payer.name, "usd": _usd(lost)})
 
     def pay(self, counters: Counters) -> None:
         """Make the kept settlements (raises CountersUnavailable, the rest kept, while the counters
         are still out of reach)."""
         while self._owed:
-            ticket, (key, settle, user) = next(iter(self._owed.items()))
-            counters.release(Closing(key, ticket, settle=settle, user=user))
+            ticket, closing = next(iter(self._owed.items()))
+            counters.release(closing)
             del self._owed[ticket]
-            log.info("spend_recorded", extra={"client_name": key.name, "usd": settle.cost / 1e9})
+            log.info("spend_recorded", extra={"client_name": closing.payer.name, "usd": _usd(closing)})
 
     def __len__(self) -> int:
         return len(self._owed)
+
+
+def _usd(closing: Closing) -> float:
+    return 0.0 if closing.settle is None else closing.settle.cost / 1e9

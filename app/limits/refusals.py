@@ -4,8 +4,7 @@ and the max_tokens a budget's refusal still leaves room for."""
 from __future__ import annotations
 
 from ..accounts import budget
-from ..config import ClientKey
-from ..config.keys import EndUser
+from ..accounts.payer import Payer
 from ..errors import ApiError
 from .counters import Verdict
 
@@ -27,38 +26,33 @@ def lowered(verdict: Verdict, money: budget.Reservation | None, max_tokens: int,
     return fits if 0 < fits < max_tokens else 0
 
 
-def refusal(
-    key: ClientKey,
-    verdict: Verdict,
-    money: budget.Reservation | None = None,
-    rescues: int = 0,
-    user: EndUser | None = None,
-) -> ApiError:
+def refusal(payer: Payer, verdict: Verdict, money: budget.Reservation | None = None, rescues: int = 0) -> ApiError:
     """The error of a refused admission: rate_limited, or budget_exhausted with what was spent
     (and, where even a whole budget holds no reservation of this prompt, that it never will); it
     names whose limit it is, the key's or its end user's."""
-    who = _who(key, user, verdict.refused)
+    who = _who(payer, verdict.refused)
     spends = (*verdict.budgets, *verdict.user_budgets)
     spend = next((found for found in spends if found.name == verdict.refused), None)
     if spend is not None:
         if money is not None and not budget.fitting(money.price, money.prompt, rescues, budget.nano(spend.limit)):
             return ApiError("budget_exhausted", budget.never(who, spend, money.prompt), retry_after=spend.resets_in)
         return ApiError("budget_exhausted", budget.detail(who, spend), retry_after=max(1.0, verdict.retry_after))
-    return ApiError("rate_limited", detail(key, verdict, user), retry_after=max(1.0, verdict.retry_after))
+    return ApiError("rate_limited", detail(payer, verdict), retry_after=max(1.0, verdict.retry_after))
 
 
-def detail(key: ClientKey, verdict: Verdict, user: EndUser | None = None) -> str:
+def detail(payer: Payer, verdict: Verdict) -> str:
+    """Which limit of `payer`'s refused, as a sentence."""
     limit = verdict.refused or ""
     own = limit.removeprefix("user_")
-    holder = user.limits if user is not None and limit.startswith("user_") else key
+    holder = payer.user_limits if payer.user_limits is not None and limit.startswith("user_") else payer.key
     allowed = getattr(holder, own, None) if own in WORDS else None
     words = WORDS.get(own, own).replace(f"({own})", f"({limit})")
-    who = _who(key, user, limit)
+    who = _who(payer, limit)
     return f"{who[0].upper()}{who[1:]} is at its limit of {allowed} {words}."
 
 
-def _who(key: ClientKey, user: EndUser | None, limit: str | None) -> str:
+def _who(payer: Payer, limit: str | None) -> str:
     """Whose limit `limit` is: the key's, or its end user's."""
-    if user is not None and limit is not None and limit.startswith("user_"):
-        return f"the end user {user.id[:80]!r} of the key {key.name!r}"
-    return f"the key {key.name!r}"
+    if payer.counted_user is not None and limit is not None and limit.startswith("user_"):
+        return f"the end user {payer.counted_user[:80]!r} of the key {payer.name!r}"
+    return f"the key {payer.name!r}"

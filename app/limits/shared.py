@@ -19,9 +19,11 @@ from typing import Any
 import redis
 
 from ..accounts import budget
+from ..accounts.payer import Payer
+from ..accounts.ticket import Ticket
 from ..config import ClientKey
 from ..connect.redis import Later, Topology
-from .counters import STREAMS_RETRY_SECONDS, Closing, CountersUnavailable, EndUser, Quota, Verdict
+from .counters import STREAMS_RETRY_SECONDS, Closing, CountersUnavailable, Quota, Verdict
 from .scripts import SHAS, SOURCES
 
 PREFIX = "chatwait:limits"
@@ -32,37 +34,43 @@ LEASE_MS = 5_000
 KEPT_SECONDS = 86_400  # a period's spend outlives it by a day: generations admitted in it settle there
 
 
-def _tag(name: str, user: EndUser | None = None) -> str:
-    """Where a key's counters live (or its end user's, in the key's slot)."""
-    tag = f"{PREFIX}:{{{name}}}"
-    return tag if user is None else f"{tag}:u:{user.id}"
+def key_tag(name: str) -> str:
+    """Where the counters of the key named `name` live: one hash tag, one slot."""
+    return f"{PREFIX}:{{{name}}}"
 
 
-def counter_keys(name: str, user: EndUser | None = None) -> tuple[str, str, str]:
-    """A key's (or its end user's) live generations, requests and tokens: one hash tag, one slot."""
-    tag = _tag(name, user)
+def tags(payer: Payer) -> tuple[str, ...]:
+    """Whose counters a payer's generation counts in: its key's, and (where the key holds them to
+    limits of their own) its end user's, in the key's slot."""
+    tag = key_tag(payer.name)
+    user = payer.counted_user
+    return (tag,) if user is None else (tag, f"{tag}:u:{user}")
+
+
+def counter_keys(tag: str) -> tuple[str, str, str]:
+    """The live generations, requests and tokens of a key (or of its end user) under `tag`."""
     return f"{tag}:live", f"{tag}:requests", f"{tag}:tokens"
 
 
-def spend_keys(name: str, periods: tuple[str, str], user: EndUser | None = None) -> list[str]:
-    """A key's (or its end user's) spend in a day and a month (in the slot of its other counters)."""
-    return [f"{_tag(name, user)}:spent:{period}" for period in periods]
+def spend_keys(tag: str, periods: tuple[str, str]) -> list[str]:
+    """The spend in a day and a month under `tag` (in the slot of its other counters)."""
+    return [f"{tag}:spent:{period}" for period in periods]
 
 
-def taken_key(name: str, ticket: str, user: EndUser | None = None) -> str:
+def taken_key(tag: str, ticket: str) -> str:
     """What a ticket taken over has settled (in the slot of its key's other counters)."""
-    return f"{_tag(name, user)}:taken:{ticket}"
+    return f"{tag}:taken:{ticket}"
 
 
-def held_key(name: str, ticket: str, user: EndUser | None = None) -> str:
+def held_key(tag: str, ticket: str) -> str:
     """What a budgeted ticket reserved, until it settles (then `settled`: a late admission of it,
     or a second settlement, does nothing)."""
-    return f"{_tag(name, user)}:held:{ticket}"
+    return f"{tag}:held:{ticket}"
 
 
 def sockets_key(name: str) -> str:
     """A key's open WebSockets (in the slot of its other counters)."""
-    return f"{PREFIX}:{{{name}}}:sockets"
+    return f"{key_tag(name)}:sockets"
 
 
 class RedisCounters:
@@ -73,64 +81,63 @@ class RedisCounters:
         self._clock = clock
         self._paused_until = 0.0
 
-    def admit(
-        self, key: ClientKey, ticket: str, tokens: int, reserve: int = 0, cost: int = 0, user: EndUser | None = None
-    ) -> Verdict:
-        return self._look(key, "admit", ticket, tokens, reserve, cost, user)
+    def admit(self, ticket: Ticket, tokens: int, cost: int = 0) -> Verdict:
+        return self._look(ticket.key, "admit", tokens, ticket, cost)
 
     def peek(self, key: ClientKey) -> Verdict:
-        return self._look(key, "peek", "", 0)
+        return self._look(key, "peek", 0)
 
     def request(self, key: ClientKey) -> Verdict:
-        return self._look(key, "request", "", 0)
+        return self._look(key, "request", 0)
 
-    def spend(self, spent: Iterable[tuple[ClientKey, EndUser | None, int]]) -> None:
+    def spend(self, spent: Iterable[tuple[Payer, int]]) -> None:
         with self._reaching() as client:
             pipe = client.pipeline(transaction=False)
-            for key, user, tokens in spent:
-                for level in _levels(user):
-                    self._queue(pipe, "spend", [counter_keys(key.name, level)[2]], [tokens])
+            for payer, tokens in spent:
+                for tag in tags(payer):
+                    self._queue(pipe, "spend", [counter_keys(tag)[2]], [tokens])
             self._execute(client, pipe)
 
     def release(self, closing: Closing) -> None:
-        key, ticket, settle = closing.key, closing.ticket, closing.settle
+        ticket, settle = closing.ticket, closing.settle
         with self._reaching() as client:
             pipe = client.pipeline(transaction=False)
-            for user in _levels(closing.user):
-                live, _, tokens = counter_keys(key.name, user)
-                keys, money = [live, tokens, taken_key(key.name, ticket, user)], [0, 0]
+            for tag in tags(closing.payer):
+                live, _, tokens = counter_keys(tag)
+                keys, money = [live, tokens, taken_key(tag, ticket)], [0, 0]
                 if settle is not None and all(settle.periods):
-                    keys += [held_key(key.name, ticket, user), *spend_keys(key.name, settle.periods, user)]
+                    keys += [held_key(tag, ticket), *spend_keys(tag, settle.periods)]
                     lifetime = round((31 * 86_400 + KEPT_SECONDS) * 1000)
                     money = [settle.cost, settle.reserved, int(settle.unsure), lifetime]
                 args = [ticket, closing.spent, closing.refund, closing.second, *money]
                 self._queue(pipe, "release", keys, args)
             self._execute(client, pipe)
 
-    def charge(self, key: ClientKey, cost: int, user: EndUser | None = None) -> None:
+    def charge(self, payer: Payer, cost: int) -> None:
         at = budget.periods(time.time())
         lifetimes = [round((left + KEPT_SECONDS) * 1000) for left in (at.day_left, at.month_left)]
         with self._reaching() as client:
             pipe = client.pipeline(transaction=False)
-            for level in _levels(user):
-                self._queue(pipe, "charge", spend_keys(key.name, (at.day, at.month), level), [cost, *lifetimes])
+            for tag in tags(payer):
+                self._queue(pipe, "charge", spend_keys(tag, (at.day, at.month)), [cost, *lifetimes])
             self._execute(client, pipe)
 
-    def take_over(self, key: ClientKey, ticket: str, user: EndUser | None = None) -> None:
+    def take_over(self, ticket: Ticket) -> None:
         with self._reaching() as client:
             pipe = client.pipeline(transaction=False)
-            for level in _levels(user):
-                self._queue(pipe, "renew", [counter_keys(key.name, level)[0]], [LEASE_MS, ticket])
-                pipe.set(taken_key(key.name, ticket, level), -1, px=KEPT_SECONDS * 1000, nx=True)
+            for tag in tags(ticket.payer):
+                self._queue(pipe, "renew", [counter_keys(tag)[0]], [LEASE_MS, ticket.id])
+                pipe.set(taken_key(tag, ticket.id), -1, px=KEPT_SECONDS * 1000, nx=True)
             self._execute(client, pipe)
 
-    def renew(self, tickets: Iterable[tuple[ClientKey, EndUser | None, str]], sockets: bool = False) -> None:
+    def renew(self, tickets: Iterable[Ticket], sockets: bool = False) -> None:
         by_holder: dict[str, list[str]] = {}
-        for key, user, ticket in tickets:
-            for level in () if sockets else _levels(user):
-                by_holder.setdefault(counter_keys(key.name, level)[0], []).append(ticket)
+        for ticket in tickets:
             if sockets:
-                by_holder.setdefault(sockets_key(key.name), []).append(ticket)
+                by_holder.setdefault(sockets_key(ticket.payer.name), []).append(ticket.id)
+                continue
+            for tag in tags(ticket.payer):
+                by_holder.setdefault(counter_keys(tag)[0], []).append(ticket.id)
         if not by_holder:
             return
         with self._reaching() as client:
@@ -159,33 +166,28 @@ class RedisCounters:
     def close(self) -> None:
         self._client.close()
 
-    def _look(
-        self,
-        key: ClientKey,
-        mode: str,
-        ticket: str,
-        tokens: int,
-        reserve: int = 0,
-        cost: int = 0,
-        user: EndUser | None = None,
-    ) -> Verdict:
-        at = budget.periods_for(time.time(), key, user and user.limits)
+    def _look(self, key: ClientKey, mode: str, tokens: int, ticket: Ticket | None = None, cost: int = 0) -> Verdict:
+        """One call of the `look` script: admit `ticket` (its payer's key is `key`), count a request,
+        or peek."""
+        user = None if ticket is None else ticket.payer.user_limits
+        at = budget.periods_for(time.time(), key, user)
         lifetimes = [round((left + KEPT_SECONDS) * 1000) for left in (at.day_left, at.month_left)]
-        levels = [key] if user is None else [key, user.limits]
-        args: list[object] = [mode, ticket, tokens, LEASE_MS, reserve, cost, len(levels)]
+        levels = [key] if user is None else [key, user]
+        names = (key_tag(key.name),) if ticket is None else tags(ticket.payer)
+        held, reserve = ("", 0) if ticket is None else (ticket.id, ticket.reserved)
+        args: list[object] = [mode, held, tokens, LEASE_MS, reserve, cost, len(levels)]
         keys: list[str] = []
-        for limits, level in zip(levels, _levels(user), strict=True):
+        for limits, tag in zip(levels, names, strict=True):
             counts = [-1 if value is None else value for value in (limits.max_streams, limits.rpm, limits.tpm)]
             money = (limits.budget_day, limits.budget_month)
             args += [*counts, *(-1 if value is None else budget.nano(value) for value in money), *lifetimes]
-            keys += [*counter_keys(key.name, level), *spend_keys(key.name, (at.day, at.month), level)]
-            keys.append(held_key(key.name, ticket, level))
+            keys += [*counter_keys(tag), *spend_keys(tag, (at.day, at.month)), held_key(tag, held)]
         with self._reaching() as client:
             found = self._run(client, "look", keys, args)
         verdict = _verdict(key, found, at)
-        if user is not None and user.limits.budgeted:
+        if user is not None and user.budgeted:
             spent = (int(found[12]), int(found[13]))
-            verdict = dataclasses.replace(verdict, user_budgets=budget.standing(user.limits, spent, at, "user_"))
+            verdict = dataclasses.replace(verdict, user_budgets=budget.standing(user, spent, at, "user_"))
         return verdict
 
     @contextlib.contextmanager
@@ -213,11 +215,6 @@ class RedisCounters:
         for result in pipe.execute(raise_on_error=False):
             if isinstance(result, Exception):
                 raise result
-
-
-def _levels(user: EndUser | None) -> tuple[EndUser | None, ...]:
-    """Whose counters a key's generation counts in: the key's, and its end user's."""
-    return (None,) if user is None else (None, user)
 
 
 def _verdict(key: ClientKey, found: list[Any], at: budget.Periods) -> Verdict:

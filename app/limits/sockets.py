@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from ..accounts.payer import Payer
 from ..accounts.ticket import Ticket
 from ..config import ClientKey
 from ..errors import ApiError
@@ -28,7 +29,7 @@ class Sockets:
         reach with KEY_LIMITS_WITHOUT_REDIS=open). ApiError when the key is at its max_sockets."""
         if key.max_sockets is None:
             return None
-        ticket = Ticket(key)
+        ticket = Ticket(Payer(key))
         try:
             held = self.counters.hold(key, ticket.id)
         except CountersUnavailable:
@@ -36,7 +37,8 @@ class Sockets:
             return None
         if not held:
             self.metrics.key_refused(key.name, "max_sockets")
-            detail = refusals.detail(key, Verdict(refused="max_sockets")) + " Close one of them, or send turns on one."
+            detail = refusals.detail(ticket.payer, Verdict(refused="max_sockets"))
+            detail += " Close one of them, or send turns on one."
             raise ApiError("rate_limited", detail, retry_after=STREAMS_RETRY_SECONDS)
         self._open[ticket.id] = ticket
         return ticket

@@ -11,10 +11,11 @@ import gevent
 
 from ..ids import random_id
 from ..providers.call import ChatCall
-from . import BYPASS, HIT, KEPT_ENDINGS, MISS, Answers, Asked, Times, keying
+from . import keying
 from .flights import Flights
 from .kept import Kept, Unreadable
 from .lookup import Lookup
+from .terms import BYPASS, HIT, KEPT_ENDINGS, MISS, Answers, Directives, Times
 
 if TYPE_CHECKING:
     from ..config import ClientKey
@@ -39,12 +40,12 @@ class ResponseCache:
         chosen = None if key is None else key.cache
         return self.settings.response_cache if chosen is None else chosen
 
-    def lookup(self, call: ChatCall, key: ClientKey | None, cache_control: str | None) -> Lookup | None:
+    def lookup(self, call: ChatCall, key: ClientKey | None, cache_header: str | None) -> Lookup | None:
         """What the cache makes of a generation of `call` for `key`, as the client's Cache-Control
         asks (None: it is off for `key`: nothing looked up, counted or said)."""
         if not self.on_for(key):
             return None
-        asked = Asked.of(cache_control)
+        asked = Directives.of(cache_header)
         settings = self.settings
         sampled = keying.sampled(call) and not settings.response_cache_sampled
         if not call.generate or sampled or not (asked.lookup or asked.store):

@@ -11,6 +11,7 @@ from ..providers.deltas import Delta
 from .attempts import Follow, Recording, Replay
 from .kept import Kept
 from .providers import Answering
+from .terms import HIT
 
 if TYPE_CHECKING:
     from .flights import Flight
@@ -95,6 +96,12 @@ class Lookup:
         if self._cache is None or flight is None or (not whole and not flight.reads):
             return
         self._cache.landed(self, _answer(attempt, flight.reads) if whole else None)
+
+    @property
+    def hit(self) -> bool:
+        """Whether a kept answer (or another request's generation) answers it: nothing is delivered
+        that its payer pays for."""
+        return self.state == HIT
 
     @property
     def flight(self) -> Flight | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 
-from . import Bounds
+from .terms import Bounds
 
 
 class MemoryAnswers:

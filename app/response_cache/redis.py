@@ -16,7 +16,7 @@ from typing import Any
 import redis
 
 from ..connect.redis import Client, Later, Topology
-from . import Bounds, CacheUnavailable
+from .terms import Bounds, CacheUnavailable
 
 log = logging.getLogger("chatwait.response_cache")
 

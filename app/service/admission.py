@@ -9,8 +9,7 @@ newcomer whose key holds fewer places than the key holding most takes that key's
 (which ends with 429 rate_limited), else it is refused (429 naming its share; 503 without client
 keys). A waiter whose client hangs up leaves the queue at once (`hang_up`) and opens nothing.
 
-Also here: what admitting a generation gives (`Admission`: its account, and its key's
-verdict), and a new stream's place in the queue (`Pending`).
+Also here: a new stream's place in the queue (`Pending`).
 """
 
 from __future__ import annotations
@@ -23,11 +22,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import gevent
 
-from ..accounts.account import Account
 from ..errors import ApiError
 from ..hub.disconnect import on_client_gone
 from ..hub.scheduling import Wakeup
-from ..limits import Verdict
 
 if TYPE_CHECKING:
     from ..streaming.stream import Stream
@@ -265,18 +262,3 @@ class Pending:
         except BaseException:
             self.never_opened()
             raise
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Admission:
-    """A generation admitted to start: its account, and (for a key with limits) the verdict its
-    answer's x-ratelimit-* headers tell (None when the counters were out of reach and it was
-    admitted anyway)."""
-
-    account: Account
-    verdict: Verdict | None = None
-
-    @property
-    def limited(self) -> bool:
-        """Whether its key's limits were checked (its answer tells where they stand)."""
-        return self.account.limited

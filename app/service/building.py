@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import Settings
+from ..config import Settings, unpriced_notes
 from ..conversations import Bounds, ConversationStore, MemoryConversations
 from ..limits import Counters, Limits, MemoryCounters
 from ..metrics.catalogue import Metrics, NoMetrics
@@ -17,10 +17,14 @@ from ..streaming.store import MemoryStreamStore, StreamStore
 if TYPE_CHECKING:
     from ..alerts.thresholds import Alerts
     from ..connect.redis import Topology
+    from ..generation.waiting import WaitGenerations
     from ..keystore.view import KeyView
+    from ..providers.base import Provider
     from ..response_cache import ResponseCache
     from ..spend.tally import SpendTally
     from .admission import AdmissionQueue
+    from .keys import ClientKeys
+    from .readiness import Readiness
 
 
 def store(settings: Settings, abandon: Abandon) -> StreamStore:
@@ -163,3 +167,26 @@ def response_cache(settings: Settings, metrics: Metrics | NoMetrics) -> Response
     from ..response_cache.memory import MemoryAnswers
 
     return ResponseCache(caching, MemoryAnswers(bounds), times, metrics)
+
+
+def readiness(
+    settings: Settings,
+    provider: Provider,
+    store: StreamStore,
+    waits: WaitGenerations,
+    limits: Limits | None,
+    client_keys: ClientKeys,
+) -> Readiness:
+    """What /ready checks: the provider, the store, whether the worker accepts generations, the
+    key limits where any key has some (None: none has), and the notes on unpriced budgets."""
+    from .readiness import Readiness
+
+    shared = settings.streams.stream_store == "redis"
+    return Readiness(
+        provider,
+        store,
+        settings.operations.ready_cache_seconds,
+        accepting=lambda: waits.accepting,
+        key_limits=None if limits is None else (lambda: limits.check(shared)),
+        notes=lambda: unpriced_notes(settings, client_keys.every_key()),
+    )

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from typing import Any
 
+from ..accounts.payer import Payer
 from ..config import ClientKey
-from ..config.keys import EndUser, digest
+from ..config.keys import EndUserLimits, digest
 from ..errors import ApiError
 from ..keystore.admin import KeyAdmin
 from ..keystore.record import BLOCKED
@@ -72,21 +74,29 @@ class ClientKeys:
             detail = f"The key {key.name!r} may use {', '.join(key.models)}; not {model[:80]!r}."
             raise ApiError("model_not_allowed", detail)
 
-    def end_user(self, key: ClientKey, end_user: str | None, refuse_blocked: bool = True) -> EndUser | None:
-        """The end user a request of `key` is counted as, held to their own limits or else the
-        key's defaults (None: no end user, or none limits them); ApiError(end_user_blocked) when
-        the operator blocked them on the key (`refuse_blocked`; else the key's defaults)."""
-        if end_user is None:
-            return None
+    def resolve(self, payer: Payer, refuse_blocked: bool = True) -> Payer:
+        """Who pays for a request of `payer`'s key for its end user: the end user held to their own
+        limits, else the key's defaults for its end users (none: the key alone is counted);
+        ApiError(end_user_blocked) when the operator blocked them on the key (`refuse_blocked`;
+        else the key's defaults)."""
+        key, user = payer.key, payer.user
+        if key is None or user is None:
+            return payer
         record = None if self.view is None else self.view.named(key.name)
-        override = None if record is None else record.override(end_user)
+        override = None if record is None else record.override(user)
         if override == BLOCKED:
             if refuse_blocked:
-                detail = f"The end user {end_user[:80]!r} is blocked on the key {key.name!r}."
+                detail = f"The end user {user[:80]!r} is blocked on the key {key.name!r}."
                 raise ApiError("end_user_blocked", detail)
             override = None
-        limits = override or key.users
-        return None if limits is None else EndUser(end_user, limits)  # type: ignore[arg-type]
+        return Payer(key, user, override if isinstance(override, EndUserLimits) else key.users)
+
+    def revived(self, record: dict[str, Any]) -> Payer:
+        """The payer a stream's revival record names (`Payer.record`), as it is now: its key's
+        limits and its end user's, blocked since or not (what it generates was asked for)."""
+        key = self.named(str(record.get("key")))
+        user = record.get("user")
+        return self.resolve(Payer(key, user if isinstance(user, str) else None), refuse_blocked=False)
 
     def start(self) -> None:
         """Follow the managed keys' changes."""

@@ -1,11 +1,12 @@
-"""Running a generation for the services: in wait mode, or into a new stream (at once, or after
-a place in the admission queue); on the provider the response cache gives it where it answers or
-records, its account counted as it runs and settled (or released) once."""
+"""Running a generation (`Runner`): in wait mode, or into a new stream (at once, or after a place
+in the admission queue); on the provider the response cache gives it where it answers or records,
+its account counted as it runs and closed once, however it ends or never starts."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from ..accounts.account import Account
 from ..config import Settings
@@ -13,7 +14,6 @@ from ..errors import ApiError
 from ..generation.outcome import Outcome
 from ..generation.relay import Relay
 from ..generation.waiting import WaitGenerations
-from ..ids import random_id
 from ..metrics.catalogue import Metrics, NoMetrics
 from ..providers.base import Provider
 from ..streaming import producer, revival
@@ -21,11 +21,13 @@ from ..streaming.store import StreamStore
 from ..streaming.stream import Retention, Stream
 from ..streaming.wire import Wire
 from .admission import AdmissionQueue, Pending
-from .settling import settled_with
+from .settling import closed_with
 
 
-class Services(Protocol):
-    """What running a generation takes of the services (`services.Services`)."""
+@dataclasses.dataclass(frozen=True)
+class Runner:
+    """What running a generation uses: the settings, the provider, the stream store, the wait-mode
+    generations, the admission queue and the metrics; `durable`: streams outlive this worker."""
 
     settings: Settings
     provider: Provider
@@ -33,94 +35,73 @@ class Services(Protocol):
     waits: WaitGenerations
     queue: AdmissionQueue
     metrics: Metrics | NoMetrics
+    durable: bool = False
 
-    @property
-    def durable(self) -> bool: ...
+    def wait(self, account: Account, sock: Any) -> Outcome:
+        """Generate a whole reply for a wait-mode request, cancelled if the client of `sock`
+        leaves first; raises the ApiError it ended with."""
+        relay = Relay(self._provider_of(account), self.settings, account, None, metrics=self.metrics)
+        outcome = None
+        try:
+            account.counting(relay.produced)
+            outcome = self.waits.run(relay, sock)
+        finally:
+            account.close(outcome)
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome
 
+    def stream(self, account: Account, wire: Wire, client: str, retention: Retention) -> Stream | Pending:
+        """Start a generation into a new stream (its id: the account's) in its own greenlet; returns
+        once the store has admitted the stream (the Redis store registers it meanwhile), or, when
+        every slot is taken and ADMISSION_WAIT_SECONDS allows, the request's place in the queue
+        (`Pending`). Its account is closed unstarted if it cannot start."""
 
-def wait(services: Services, account: Account, sock: Any) -> Outcome:
-    """Generate a whole reply for a wait-mode request, cancelled if the client of `sock`
-    leaves first; raises the ApiError it ended with."""
-    relay = Relay(_provider_of(services, account), services.settings, account, None, metrics=services.metrics)
-    outcome = None
-    try:
-        account.counting(relay.produced)
-        outcome = services.waits.run(relay, sock)
-    finally:
-        account.settle(outcome, relay.produced, account.call.model, whole=True)
-        _looked_up(account)
-    if outcome.error is not None:
-        raise outcome.error
-    return outcome
+        def open_slot() -> Stream:
+            return self._opened(account, wire, client, retention)
 
+        name = account.payer.name
+        try:
+            opened = self.queue.try_now(name, open_slot)
+        except BaseException:
+            account.close()
+            raise
+        return opened if opened is not None else self._enqueue(name, open_slot, account)
 
-def stream(services: Services, account: Account, wire: Wire, client: str, retention: Retention) -> Stream | Pending:
-    """Start a generation into a new stream in its own greenlet; returns once the store has
-    admitted the stream (the Redis store registers it meanwhile), or, when every slot is taken
-    and ADMISSION_WAIT_SECONDS allows, the request's place in the queue (`Pending`). Its
-    account is released if it cannot start."""
-    account.stream_id = stream_id = random_id()
-    call = account.call
-
-    def open_slot() -> Stream:
-        stream = services.store.create(account.correlation_id, call.model, wire, client, retention, stream_id)
-        if services.durable and services.settings.upstream.upstream_takeovers:  # continued elsewhere if it dies
+    def _opened(self, account: Account, wire: Wire, client: str, retention: Retention) -> Stream:
+        """A new stream for the account's generation, its producer started, admitted to the store."""
+        call, origin = account.call, account.origin
+        assert origin.stream_id is not None, "a streamed generation's origin names its stream"
+        stream = self.store.create(origin.correlation_id, call.model, wire, client, retention, origin.stream_id)
+        if self.durable and self.settings.upstream.upstream_takeovers:  # continued elsewhere if it dies
             stream.tenure.revival = revival.record(call, account.prompt_tokens, retention, account.revival())
-        producer.start(stream, _provider_of(services, account), services.settings, account, services.metrics)
-        _running(services, stream, account)
+        producer.start(stream, self._provider_of(account), self.settings, account, self.metrics)
+        if self.queue.wait_seconds > 0:  # a slot freed here wakes the next waiter at once
+            assert stream.producer is not None
+            stream.producer.link(lambda _: self.queue.notify())
+        self.store.admit(stream)
+        if account.settles:
+            closed_with(account, stream)
         return stream
 
-    name = "" if account.key is None else account.key.name
-    try:
-        opened = services.queue.try_now(name, open_slot)
-    except BaseException:
-        account.release()
-        _looked_up(account)
-        raise
-    return opened if opened is not None else _enqueue(services, name, stream_id, open_slot, account)
+    def _provider_of(self, account: Account) -> Provider:
+        """The provider its generation runs on: the response cache's where it answers or records."""
+        return self.provider if account.lookup is None else account.lookup.provider(self.provider)
 
+    def _enqueue(self, name: str, open_slot: Callable[[], Stream], account: Account) -> Pending:
+        """A place in the admission queue for a new stream of key `name` (ApiError when its key
+        holds its share of a full queue: its account is closed unstarted)."""
+        try:
+            waiter = self.queue.join(name)
+        except ApiError:
+            account.close()
+            raise
+        keepalive = self.settings.streams.keepalive_seconds
+        turns = self.queue.turns(name, open_slot, self.store.has_room, keepalive, waiter)
 
-def _running(services: Services, stream: Stream, account: Account) -> None:
-    """A stream whose producer started: admitted to the store, its account counted as it runs."""
-    if services.queue.wait_seconds > 0:  # a slot freed here wakes the next waiter at once
-        assert stream.producer is not None
-        stream.producer.link(lambda _: services.queue.notify())
-    services.store.admit(stream)
-    if account.lookup is not None:
-        assert stream.producer is not None
-        stream.producer.link(lambda _: _looked_up(account))
-    if account.limited or account.spending is not None:
-        settled_with(account, stream)
+        def never_opened() -> None:
+            self.queue.leave(waiter)
+            account.close()
 
-
-def _provider_of(services: Services, account: Account) -> Provider:
-    """The provider its generation runs on: the response cache's where it answers or records."""
-    return services.provider if account.lookup is None else account.lookup.provider(services.provider)
-
-
-def _enqueue(
-    services: Services, name: str, stream_id: str, open_slot: Callable[[], Stream], account: Account
-) -> Pending:
-    """A place in the admission queue for a new stream of key `name` (ApiError when its key
-    holds its share of a full queue: its account is released)."""
-    try:
-        waiter = services.queue.join(name)
-    except ApiError:
-        account.release()
-        _looked_up(account)
-        raise
-    keepalive = services.settings.streams.keepalive_seconds
-    turns = services.queue.turns(name, open_slot, services.store.has_room, keepalive, waiter)
-
-    def never_opened() -> None:
-        services.queue.leave(waiter)
-        account.release()
-        _looked_up(account)
-
-    return Pending(stream_id, turns, never_opened, lambda: services.queue.hang_up(waiter))
-
-
-def _looked_up(account: Account) -> None:
-    """Its generation is over (or never starts): what the response cache made of it ends."""
-    if account.lookup is not None:
-        account.lookup.finish()
+        assert account.origin.stream_id is not None
+        return Pending(account.origin.stream_id, turns, never_opened, lambda: self.queue.hang_up(waiter))

@@ -12,6 +12,7 @@ import time
 import gevent
 
 from ..accounts.budget import NANO, periods
+from ..accounts.payer import Payer
 from .store import Row, SpendStore, SpendUnavailable
 
 log = logging.getLogger("chatwait.spend")
@@ -29,11 +30,9 @@ class SpendTally:
         self._flusher: gevent.Greenlet | None = None
         self._reached = True
 
-    def add(
-        self, key: str, user: str | None, model: str, usd: float | None, tokens: tuple[int, int], requests: int = 1
-    ) -> None:
-        """A generation of `key`'s `user` on `model` was charged `usd` for `tokens` (input, output)."""
-        entry = (_day(int(time.time())), key, user or "", model)
+    def add(self, payer: Payer, model: str, usd: float | None, tokens: tuple[int, int], requests: int = 1) -> None:
+        """A generation of `payer` on `model` was charged `usd` for `tokens` (input, output)."""
+        entry = (_day(int(time.time())), payer.name, payer.user or "", model)
         found = self._pending.get(entry)
         if found is None:
             if len(self._pending) >= MAX_PENDING:

@@ -14,16 +14,18 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 from app.accounts import budget
+from app.accounts.payer import Payer
 from app.config import ClientKey
-from app.config.keys import EndUser, EndUserLimits
+from app.config.keys import EndUserLimits
 from app.connect.redis import Topology
 from app.limits import Closing, CountersUnavailable, MemoryCounters, shared
 from app.limits.counters import Settlement
-from app.limits.shared import RedisCounters, counter_keys
+from app.limits.shared import RedisCounters, counter_keys, key_tag
 from harness.processes import ChatWaitServer
 from harness.redis_servers import Cluster, Standalone
 
 from ..conftest import FAKE_MODEL, server_env
+from ..payers import count, ticket
 
 pytestmark = pytest.mark.integration
 
@@ -55,23 +57,24 @@ def _same(redis_verdict, memory_verdict) -> None:
 def _sequence(counters) -> list:
     """The same admissions, spends and releases, for both kinds of counters."""
     key = ClientKey("", "seq", max_streams=2, rpm=4, tpm=100)
-    seen = [counters.admit(key, "a", 30), counters.admit(key, "b", 30), counters.admit(key, "c", 5)]
-    counters.release(Closing(key, "a"))
-    counters.spend([(key, None, 35)])
-    seen += [counters.admit(key, "d", 10), counters.peek(key)]
-    counters.release(Closing(key, "b"))
-    counters.release(Closing(key, "d"))
-    seen.append(counters.admit(key, "e", 1))
-    counters.release(Closing(key, "e"))
-    seen += [counters.admit(key, "f", 1), counters.admit(key, "g", 1), counters.peek(key)]
+    seen = [count(counters, key, "a", 30), count(counters, key, "b", 30), count(counters, key, "c", 5)]
+    counters.release(Closing(Payer(key), "a"))
+    counters.spend([(Payer(key), 35)])
+    seen += [count(counters, key, "d", 10), counters.peek(key)]
+    counters.release(Closing(Payer(key), "b"))
+    counters.release(Closing(Payer(key), "d"))
+    seen.append(count(counters, key, "e", 1))
+    counters.release(Closing(Payer(key), "e"))
+    seen += [count(counters, key, "f", 1), count(counters, key, "g", 1), counters.peek(key)]
     reserving = ClientKey("", "seq-reserve", tpm=100)
-    reserved = counters.admit(reserving, "h", 60)  # 10 of prompt, 50 reserved
-    counters.release(Closing(reserving, "h", spent=7, refund=45, second=reserved.second))  # 7 past what it reserved
+    reserved = count(counters, reserving, "h", 60)  # 10 of prompt, 50 reserved
+    # 7 past what it reserved
+    counters.release(Closing(Payer(reserving), "h", spent=7, refund=45, second=reserved.second))
     seen.append(counters.peek(reserving))
     lowering = ClientKey("", "seq-lower", tpm=100)
-    alone = counters.admit(lowering, "i", 23, 200)  # nothing counted yet: admitted whole
-    counters.release(Closing(lowering, "i", refund=190, second=alone.second))  # 23 + 10 stay counted
-    seen += [alone, counters.admit(lowering, "j", 20, 200), counters.admit(lowering, "k", 1, 5)]
+    alone = count(counters, lowering, "i", 23, 200)  # nothing counted yet: admitted whole
+    counters.release(Closing(Payer(lowering), "i", refund=190, second=alone.second))  # 23 + 10 stay counted
+    seen += [alone, count(counters, lowering, "j", 20, 200), count(counters, lowering, "k", 1, 5)]
     return seen
 
 
@@ -86,7 +89,7 @@ def test_the_script_counts_as_the_memory_counters_do(standalone) -> None:
         for redis_verdict, memory_verdict in zip(shared, local, strict=True):
             _same(redis_verdict, memory_verdict)
         assert 59 <= shared[7].retry_after <= 60, "rpm frees when the minute's first request leaves it"
-        ttls = [standalone.server.client().pttl(name) for name in counter_keys("seq")]
+        ttls = [standalone.server.client().pttl(name) for name in counter_keys(key_tag("seq"))]
         assert all(0 < ttl <= 65_000 for ttl in ttls), ttls
     finally:
         counters.close()
@@ -96,18 +99,19 @@ def _spending(counters) -> list:
     """The same reservations and settlements against budgets, for both kinds of counters."""
     key = ClientKey("", "seq-money", budget_day=1.0, budget_month=1.5)
     dollar = budget.NANO
-    seen = [counters.admit(key, "a", 10, cost=3 * dollar), counters.admit(key, "b", 10, cost=1)]  # more than it all
+    seen = [count(counters, key, "a", 10, cost=3 * dollar), count(counters, key, "b", 10, cost=1)]  # more than it all
     periods = seen[0].periods
-    seen[1:1] = [counters.admit(key, "a", 10, cost=3 * dollar // 4)]
-    counters.release(Closing(key, "b", settle=Settlement(0, 1, periods)))
-    counters.release(Closing(key, "a", settle=Settlement(dollar // 4, 3 * dollar // 4, periods)))  # it cost a quarter
-    seen += [counters.peek(key), counters.admit(key, "c", 10, cost=dollar // 2)]
-    seen += [counters.admit(key, "d", 10, cost=dollar // 2), counters.admit(key, "e", 10, cost=dollar // 4)]
+    seen[1:1] = [count(counters, key, "a", 10, cost=3 * dollar // 4)]
+    counters.release(Closing(Payer(key), "b", settle=Settlement(0, 1, periods)))
+    quarter = Settlement(dollar // 4, 3 * dollar // 4, periods)  # it cost a quarter
+    counters.release(Closing(Payer(key), "a", settle=quarter))
+    seen += [counters.peek(key), count(counters, key, "c", 10, cost=dollar // 2)]
+    seen += [count(counters, key, "d", 10, cost=dollar // 2), count(counters, key, "e", 10, cost=dollar // 4)]
     # it cost twice its reservation
-    counters.release(Closing(key, "c", settle=Settlement(dollar, dollar // 2, periods)))
-    counters.release(Closing(key, "e", settle=Settlement(0, dollar, periods)))
-    seen += [counters.peek(key), counters.admit(ClientKey("", "seq-month", budget_month=1.0), "f", 1, cost=dollar)]
-    counters.release(Closing(key, "f", settle=Settlement(0, 5 * dollar, periods)))  # never below zero
+    counters.release(Closing(Payer(key), "c", settle=Settlement(dollar, dollar // 2, periods)))
+    counters.release(Closing(Payer(key), "e", settle=Settlement(0, dollar, periods)))
+    seen += [counters.peek(key), count(counters, ClientKey("", "seq-month", budget_month=1.0), "f", 1, cost=dollar)]
+    counters.release(Closing(Payer(key), "f", settle=Settlement(0, 5 * dollar, periods)))  # never below zero
     seen.append(counters.peek(key))
     return seen
 
@@ -117,15 +121,16 @@ def _taken_over(counters) -> list:
     key = ClientKey("", "seq-taken", tpm=1000, budget_day=10.0)
     dollar = budget.NANO
     seen = []
-    for ticket, costs in (("t", (1, 3)), ("u", (3, 1))):  # the owner ends it first, then the taker first
-        admitted = counters.admit(key, ticket, 0, 100, cost=dollar // 2)
-        counters.take_over(key, ticket)
+    for name, costs in (("t", (1, 3)), ("u", (3, 1))):  # the owner ends it first, then the taker first
+        admitted = count(counters, key, name, 0, 100, cost=dollar // 2)
+        counters.take_over(ticket(key, name))
         for cost, refund in zip(costs, (90, 60), strict=True):
             settled = Settlement(cost * dollar // 10, dollar // 2, admitted.periods)
-            counters.release(Closing(key, ticket, 0, refund, admitted.second, settle=settled))
+            counters.release(Closing(Payer(key), name, 0, refund, admitted.second, settle=settled))
         seen.append(counters.peek(key))
-    admitted = counters.admit(key, "v", 0, 100, cost=dollar // 2)  # not taken over: settled as usual
-    counters.release(Closing(key, "v", 0, 100, admitted.second, settle=Settlement(0, dollar // 2, admitted.periods)))
+    admitted = count(counters, key, "v", 0, 100, cost=dollar // 2)  # not taken over: settled as usual
+    settled = Settlement(0, dollar // 2, admitted.periods)
+    counters.release(Closing(Payer(key), "v", 0, 100, admitted.second, settle=settled))
     return [*seen, counters.peek(key)]
 
 
@@ -138,7 +143,7 @@ def test_a_ticket_taken_over_and_ended_twice_gives_its_reservation_back_once(sta
         spent = [round(v.budgets[0].spent, 9) for v in found]
         assert spent == [round(v.budgets[0].spent, 9) for v in local] == [0.3, 0.6, 0.6]
         assert [v.tokens.remaining for v in found] == [v.tokens.remaining for v in local] == [990, 980, 980]
-        assert 0 < standalone.server.client().pttl(shared.taken_key("seq-taken", "t")) <= 86_400_000
+        assert 0 < standalone.server.client().pttl(shared.taken_key(shared.key_tag("seq-taken"), "t")) <= 86_400_000
     finally:
         counters.close()
 
@@ -149,12 +154,12 @@ def test_output_delivered_is_charged_in_redis_as_in_memory(standalone) -> None:
     key = ClientKey("", "seq-delivered", budget_day=1.0, pays="delivered")
     try:
         for found in (counters, local):
-            found.charge(key, budget.NANO // 4)
-            found.charge(key, budget.NANO // 2)
+            found.charge(Payer(key), budget.NANO // 4)
+            found.charge(Payer(key), budget.NANO // 2)
         assert [s.spent for s in counters.peek(key).budgets] == [s.spent for s in local.peek(key).budgets] == [0.75]
-        assert counters.admit(key, "a", 10, cost=budget.NANO // 2).refused == "budget_day"
+        assert count(counters, key, "a", 10, cost=budget.NANO // 2).refused == "budget_day"
         periods = budget.periods(time.time())
-        names = shared.spend_keys("seq-delivered", (periods.day, periods.month))
+        names = shared.spend_keys(shared.key_tag("seq-delivered"), (periods.day, periods.month))
         lifetimes = [standalone.server.client().pttl(name) for name in names]
         assert all(86_400_000 < ttl <= 86_400_000 * 33 for ttl in lifetimes), "kept a day past the period"
     finally:
@@ -175,7 +180,7 @@ def test_the_script_reserves_and_settles_money_as_the_memory_counters_do(standal
         assert 0 < found[0].retry_after <= 86_400 and found[0].retry_after == pytest.approx(
             budget.periods(time.time()).day_left, abs=5)
         client = standalone.server.client()
-        lifetimes = [client.pttl(name) for name in shared.spend_keys("seq-money", found[0].periods)]
+        lifetimes = [client.pttl(name) for name in shared.spend_keys(shared.key_tag("seq-money"), found[0].periods)]
         assert all(86_400_000 < ttl <= 86_400_000 * 33 for ttl in lifetimes), "kept a day past the period"
     finally:
         counters.close()
@@ -186,20 +191,20 @@ def _end_users(counters) -> list:
     dollar = budget.NANO
     users = EndUserLimits(max_streams=1, rpm=3, tpm=100, budget_day=1.0)
     key = ClientKey("", "seq-users", rpm=6, budget_day=3.0, users=users)
-    alice, bob = EndUser("alice@example.com", users), EndUser("bob {x}", users)
-    seen = [counters.admit(key, "a", 10, 40, cost=dollar // 2, user=alice)]
-    seen += [counters.admit(key, "a2", 1, user=alice), counters.admit(key, "b", 10, 50, cost=dollar // 2, user=bob)]
-    counters.spend([(key, alice, 20)])
+    alice, bob = Payer(key, "alice@example.com", users), Payer(key, "bob {x}", users)
+    seen = [count(counters, alice, "a", 10, 40, cost=dollar // 2)]
+    seen += [count(counters, alice, "a2", 1), count(counters, bob, "b", 10, 50, cost=dollar // 2)]
+    counters.spend([(alice, 20)])
     settled = Settlement(dollar // 4, dollar // 2, seen[0].periods)
-    counters.release(Closing(key, "a", 0, 30, seen[0].second, settled, alice))  # alice: 40 tokens, $0.25
-    seen.append(counters.admit(key, "a3", 60, 1, cost=dollar // 2, user=alice))  # 40 + 61 pass alice's tpm
-    seen.append(counters.admit(key, "a4", 1, cost=dollar, user=alice))  # past alice's budget, within the key's
-    counters.charge(key, dollar // 4, bob)
-    seen.append(counters.admit(key, "c", 1, cost=5 * dollar // 2, user=EndUser("carol", users)))  # the key's first
-    counters.take_over(key, "b", bob)
-    counters.renew([(key, bob, "b")])
-    counters.release(Closing(key, "b", settle=Settlement(dollar // 10, dollar // 2, seen[2].periods), user=bob))
-    seen += [counters.admit(key, "b2", 1, user=bob), counters.admit(key, "n", 1), counters.peek(key)]
+    counters.release(Closing(alice, "a", 0, 30, seen[0].second, settled))  # alice: 40 tokens, $0.25
+    seen.append(count(counters, alice, "a3", 60, 1, cost=dollar // 2))  # 40 + 61 pass alice's tpm
+    seen.append(count(counters, alice, "a4", 1, cost=dollar))  # past alice's budget, within the key's
+    counters.charge(bob, dollar // 4)
+    seen.append(count(counters, Payer(key, "carol", users), "c", 1, cost=5 * dollar // 2))  # the key's first
+    counters.take_over(ticket(bob, "b"))
+    counters.renew([ticket(bob, "b")])
+    counters.release(Closing(bob, "b", settle=Settlement(dollar // 10, dollar // 2, seen[2].periods)))
+    seen += [count(counters, bob, "b2", 1), count(counters, key, "n", 1), counters.peek(key)]
     return seen
 
 
@@ -238,7 +243,7 @@ def test_the_script_runs_on_a_cluster() -> None:
         assert [v.refused for v in _spending(counters)] == [v.refused for v in _spending(MemoryCounters())]
         assert [v.refused for v in _end_users(counters)] == [v.refused for v in _end_users(MemoryCounters())]
         key = ClientKey("", "seq", max_streams=2)
-        counters.renew([(key, None, "e"), (ClientKey("", "other"), None, "x")])  # two keys, two slots, one pipeline
+        counters.renew([ticket(key, "e"), ticket(ClientKey("", "other"), "x")])  # two keys, two slots, one pipeline
         counters.close()
     finally:
         cluster.stop()
@@ -249,14 +254,14 @@ def test_a_lease_not_renewed_lapses_and_a_renewed_one_holds(standalone, monkeypa
     counters = _counters(standalone.server.url)
     key = ClientKey("", "lease", max_streams=2)
     try:
-        counters.admit(key, "kept", 0)
-        counters.admit(key, "dead", 0)  # its worker died: nobody renews it
-        assert counters.admit(key, "third", 0).refused == "max_streams"
+        count(counters, key, "kept", 0)
+        count(counters, key, "dead", 0)  # its worker died: nobody renews it
+        assert count(counters, key, "third", 0).refused == "max_streams"
         for _ in range(6):
             time.sleep(0.1)
-            counters.renew([(key, None, "kept")])
+            counters.renew([ticket(key, "kept")])
         assert counters.peek(key).streams == (2, 1)
-        assert counters.admit(key, "third", 0).refused is None
+        assert count(counters, key, "third", 0).refused is None
     finally:
         counters.close()
 
@@ -265,18 +270,18 @@ def test_killed_then_restarted_empty_the_counters_fail_fast_then_count_again(sta
     counters = _counters(standalone.server.url)
     key = ClientKey("", "restart", max_streams=1, rpm=100)
     try:
-        assert counters.admit(key, "running", 0).refused is None
+        assert count(counters, key, "running", 0).refused is None
         standalone.server.kill()
         with pytest.raises(CountersUnavailable):
-            counters.admit(key, "next", 0)
+            count(counters, key, "next", 0)
         with pytest.raises(CountersUnavailable, match="paused"):
             counters.peek(key)  # within PAUSE_SECONDS: no wait on a dead server
         standalone.server.start()
         time.sleep(shared.PAUSE_SECONDS)
         assert counters.reachable()
         assert counters.peek(key).requests.remaining == 100, "Redis lost the minute"
-        counters.renew([(key, None, "running")])  # the worker's next renewal counts its generation again
-        assert counters.admit(key, "next", 0).refused == "max_streams"
+        counters.renew([ticket(key, "running")])  # the worker's next renewal counts its generation again
+        assert count(counters, key, "next", 0).refused == "max_streams"
     finally:
         counters.close()
 
@@ -288,9 +293,9 @@ def test_paused_redis_is_given_up_on_and_paused_calls_do_not_wait(standalone) ->
         counters.peek(key)
         standalone.server.pause()
         with pytest.raises(CountersUnavailable):
-            counters.admit(key, "t", 0)
+            count(counters, key, "t", 0)
         with pytest.raises(CountersUnavailable, match="paused"):
-            counters.admit(key, "t", 0)
+            count(counters, key, "t", 0)
         assert not counters.reachable()
     finally:
         standalone.server.resume()
@@ -302,15 +307,15 @@ def test_out_of_memory_refuses_admissions_whole_but_running_ones_still_end(stand
     key = ClientKey("", "oom", max_streams=5, rpm=10)
     client = standalone.server.client()
     try:
-        counters.admit(key, "running", 0)
+        count(counters, key, "running", 0)
         client.config_set("maxmemory-policy", "noeviction")
         client.set("filler", b"x" * 2_000_000)
         client.config_set("maxmemory", "1mb")
         with pytest.raises(CountersUnavailable):
-            counters.admit(key, "new", 0)
+            count(counters, key, "new", 0)
         time.sleep(shared.PAUSE_SECONDS)
-        counters.renew([(key, None, "running")])  # allow-oom: running generations keep their leases
-        counters.release(Closing(key, "running"))
+        counters.renew([ticket(key, "running")])  # allow-oom: running generations keep their leases
+        counters.release(Closing(Payer(key), "running"))
         client.config_set("maxmemory", "0")
         time.sleep(shared.PAUSE_SECONDS)
         verdict = counters.peek(key)
@@ -366,7 +371,7 @@ def test_sockets_are_held_as_the_memory_counters_hold_them_and_an_unrenewed_one_
         assert counters.hold(key, "kept") is True
         for _ in range(6):  # "dead"'s worker died: only "kept" is renewed
             time.sleep(0.1)
-            counters.renew([(key, None, "kept")], sockets=True)
+            counters.renew([ticket(key, "kept")], sockets=True)
         assert counters.hold(key, "third") is True, "the dead socket's lease lapsed"
         assert counters.peek(key).streams is None, "sockets are not generations"
         assert 0 < standalone.server.client().pttl(shared.sockets_key("sockets")) <= 61_000

@@ -14,14 +14,19 @@ import pytest
 import respx
 
 from app.accounts.budget import Spend
+from app.accounts.payer import Payer
 from app.alerts import thresholds, webhook
 from app.alerts.thresholds import Alerts, MemoryMarks, SqliteMarks, Thresholds
 from app.alerts.webhook import Webhook
-from app.config import ConfigError, load_settings
+from app.config import ClientKey, ConfigError, load_settings
 from app.metrics.catalogue import Metrics
 
 URL = "http://alerts.test/hook"
 SECRET = "s3cret-for-the-alerts"
+
+
+APP = Payer(ClientKey("", "app"))
+ALICE = Payer(APP.key, "alice")
 
 
 def _spend(spent: float, name: str = "budget_day", limit: float = 10.0) -> Spend:
@@ -30,22 +35,22 @@ def _spend(spent: float, name: str = "budget_day", limit: float = 10.0) -> Spend
 
 def test_each_threshold_alerts_once_per_budget_period_and_end_user() -> None:
     found = Thresholds((50, 80, 100), MemoryMarks())
-    assert found.reached("app", None, [_spend(4.9)]) == []
-    first = found.reached("app", None, [_spend(8.5)])
+    assert found.reached(APP, [_spend(4.9)]) == []
+    first = found.reached(APP, [_spend(8.5)])
     assert [(a["threshold_percent"], a["budget"], a["end_user"]) for a in first] == [
         (50, "budget_day", None), (80, "budget_day", None)]  # fmt: skip
-    assert found.reached("app", None, [_spend(9.0)]) == [], "each once"
-    assert [a["threshold_percent"] for a in found.reached("app", None, [_spend(10.0)])] == [100]
-    users = found.reached("app", "alice", [_spend(0.6, "user_budget_day", 1.0)])
+    assert found.reached(APP, [_spend(9.0)]) == [], "each once"
+    assert [a["threshold_percent"] for a in found.reached(APP, [_spend(10.0)])] == [100]
+    users = found.reached(ALICE, [_spend(0.6, "user_budget_day", 1.0)])
     assert [(a["end_user"], a["budget"], a["threshold_percent"]) for a in users] == [("alice", "user_budget_day", 50)]
     other_day = Spend("budget_day", 10.0, 6.0, "2026-11-29", 3600.0)
-    assert [a["period"] for a in found.reached("app", None, [other_day])] == ["2026-11-29"], "a new period"
+    assert [a["period"] for a in found.reached(APP, [other_day])] == ["2026-11-29"], "a new period"
 
 
 def test_workers_sharing_a_file_alert_once(tmp_path) -> None:
     first, second = Thresholds((50,), SqliteMarks(tmp_path)), Thresholds((50,), SqliteMarks(tmp_path))
-    assert len(first.reached("app", None, [_spend(6.0)])) == 1
-    assert second.reached("app", None, [_spend(7.0)]) == [], "the other worker marked it"
+    assert len(first.reached(APP, [_spend(6.0)])) == 1
+    assert second.reached(APP, [_spend(7.0)]) == [], "the other worker marked it"
 
 
 class Failing(MemoryMarks):
@@ -55,15 +60,15 @@ class Failing(MemoryMarks):
 
 def test_a_mark_that_cannot_be_made_is_tried_again_at_the_next_admission() -> None:
     found = Thresholds((50,), Failing())
-    assert found.reached("app", None, [_spend(6.0)]) == []
+    assert found.reached(APP, [_spend(6.0)]) == []
     found.marks = MemoryMarks()
-    assert len(found.reached("app", None, [_spend(6.0)])) == 1
+    assert len(found.reached(APP, [_spend(6.0)])) == 1
 
 
 def test_an_alert_is_posted_signed_and_retried_with_backoff(monkeypatch, sleeps, caplog) -> None:
     metrics = Metrics()
     hook = Webhook(URL, SECRET, metrics)
-    alert = Thresholds((80,), MemoryMarks()).reached("app", "alice", [_spend(9.0)])[0]
+    alert = Thresholds((80,), MemoryMarks()).reached(ALICE, [_spend(9.0)])[0]
     with respx.mock(assert_all_called=True) as router:
         route = router.post(URL).mock(side_effect=[httpx.Response(500), httpx.ConnectError("no"), httpx.Response(204)])
         with caplog.at_level(logging.INFO):
@@ -82,7 +87,7 @@ def test_an_alert_is_posted_signed_and_retried_with_backoff(monkeypatch, sleeps,
 
 def test_an_alert_that_never_gets_through_fails_once_and_a_full_queue_drops(monkeypatch, sleeps, caplog) -> None:
     hook = Webhook(URL, SECRET, Metrics())
-    alert = Thresholds((50,), MemoryMarks()).reached("app", None, [_spend(6.0)])[0]
+    alert = Thresholds((50,), MemoryMarks()).reached(APP, [_spend(6.0)])[0]
     with respx.mock() as router, caplog.at_level(logging.INFO):
         router.post(URL).mock(return_value=httpx.Response(503))
         hook._deliver(alert)
@@ -109,7 +114,7 @@ def test_alerts_go_through_the_sender() -> None:
         def close(self) -> None: ...
 
     alerts = Alerts(Thresholds((50,), MemoryMarks()), Sender())
-    alerts.check("app", "bob", [_spend(6.0)], [_spend(1, "user_budget_day", 1)])
+    alerts.check(Payer(APP.key, "bob"), [_spend(6.0), _spend(1, "user_budget_day", 1)])
     assert [(a["end_user"], a["budget"]) for a in sent] == [(None, "budget_day"), ("bob", "user_budget_day")]
 
 
@@ -129,7 +134,7 @@ def test_the_receivers_answer_is_never_read(sleeps) -> None:
             raise AssertionError("the receiver's body was read")
 
     hook = Webhook(URL, SECRET, Metrics())
-    alert = Thresholds((50,), MemoryMarks()).reached("app", None, [_spend(6.0)])[0]
+    alert = Thresholds((50,), MemoryMarks()).reached(APP, [_spend(6.0)])[0]
     with respx.mock() as router:
         route = router.post(URL).mock(return_value=httpx.Response(200, stream=Unread()))
         hook._deliver(alert)

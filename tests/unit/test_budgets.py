@@ -10,6 +10,7 @@ import time
 import pytest
 
 from app.accounts import budget
+from app.accounts.payer import Payer
 from app.config import ClientKey, ConfigError, load_settings
 from app.config.prices import Price
 from app.errors import ApiError
@@ -19,6 +20,8 @@ from app.limits.owed import Owed
 from app.metrics.catalogue import NoMetrics
 from app.providers.call import ChatCall
 
+from ..payers import admit, count
+from ..payers import ticket as ticket_of
 from .test_key_limits import Clock
 
 BASE = {"OPENAI_API_KEY": "sk-test"}
@@ -67,29 +70,30 @@ def test_the_memory_counters_reserve_refuse_and_settle() -> None:
     counters = MemoryCounters(clock)
     key = ClientKey("", "money", budget_day=1.0)
     dollar = budget.NANO
-    assert counters.admit(key, "a", 0, cost=3 * dollar).refused == "budget_day", "more than the whole budget"
-    assert counters.admit(key, "a", 0, cost=3 * dollar // 4).refused is None
-    refused = counters.admit(key, "b", 0, cost=dollar // 2)
+    assert count(counters, key, "a", 0, cost=3 * dollar).refused == "budget_day", "more than the whole budget"
+    assert count(counters, key, "a", 0, cost=3 * dollar // 4).refused is None
+    refused = count(counters, key, "b", 0, cost=dollar // 2)
     assert refused.refused == "budget_day" and refused.retry_after == 12 * 3600
     assert refused.budgets[0].spent == 0.75 and refused.budgets[0].period == "2026-11-27"
     quarter = Settlement(dollar // 4, 3 * dollar // 4, ("2026-11-27", "2026-11"))  # it cost a quarter
-    counters.release(Closing(key, "a", settle=quarter))
+    counters.release(Closing(Payer(key), "a", settle=quarter))
     assert counters.peek(key).budgets[0].spent == 0.25
-    assert counters.admit(key, "c", 0, cost=dollar // 2).refused is None
-    assert counters.admit(key, "d", 0, cost=dollar // 2).refused == "budget_day", "0.25 + 0.5 + 0.5 > 1"
-    assert counters.admit(key, "e", 0, cost=dollar // 4).refused is None, "exactly the budget"
+    assert count(counters, key, "c", 0, cost=dollar // 2).refused is None
+    assert count(counters, key, "d", 0, cost=dollar // 2).refused == "budget_day", "0.25 + 0.5 + 0.5 > 1"
+    assert count(counters, key, "e", 0, cost=dollar // 4).refused is None, "exactly the budget"
     clock.now += 12 * 3600  # the next day: a new budget_day; the releases of yesterday's go nowhere
-    counters.release(Closing(key, "c", settle=Settlement(3 * dollar // 2, dollar // 2, ("2026-11-27", "2026-11"))))
-    assert counters.peek(key).budgets[0].spent == 0.0 and counters.admit(key, "f", 0, cost=dollar).refused is None
+    late = Settlement(3 * dollar // 2, dollar // 2, ("2026-11-27", "2026-11"))
+    counters.release(Closing(Payer(key), "c", settle=late))
+    assert counters.peek(key).budgets[0].spent == 0.0 and count(counters, key, "f", 0, cost=dollar).refused is None
 
 
 def test_the_month_counts_every_day_of_it() -> None:
     clock = Clock(MIDDAY)
     counters = MemoryCounters(clock)
     key = ClientKey("", "monthly", budget_day=1.0, budget_month=1.5)
-    assert counters.admit(key, "a", 0, cost=budget.NANO).refused is None
+    assert count(counters, key, "a", 0, cost=budget.NANO).refused is None
     clock.now += 86400
-    verdict = counters.admit(key, "b", 0, cost=budget.NANO)
+    verdict = count(counters, key, "b", 0, cost=budget.NANO)
     assert verdict.refused == "budget_month", "a new day, the same month"
     assert [spend.name for spend in verdict.budgets] == ["budget_day", "budget_month"]
 
@@ -97,16 +101,16 @@ def test_the_month_counts_every_day_of_it() -> None:
 def test_limits_refuse_with_budget_exhausted_saying_what_was_spent_and_when_it_resets() -> None:
     limits = Limits(MemoryCounters(Clock(MIDDAY)), NoMetrics())
     key = ClientKey("", "team", budget_day=0.01)
-    ticket, _ = limits.admit(key, 1_000, 1_000, PRICE)  # 0.001 + 0.01 asked: lowered to what the budget holds
+    ticket, _ = admit(limits, key, 1_000, 1_000, PRICE)  # 0.001 + 0.01 asked: lowered to what the budget holds
     assert ticket.max_tokens == 900 and ticket.money is not None and ticket.money.cost == 10_000_000
     with pytest.raises(ApiError) as refused:
-        limits.admit(key, 10, 10, PRICE)
+        admit(limits, key, 10, 10, PRICE)
     error = refused.value
     assert error.error_code == "budget_exhausted" and error.status == 429 and error.retry_after == 12 * 3600
     assert "'team'" in error.detail and "$0.010000" in error.detail and "budget_day" in error.detail
     limits.end(ticket, 100, cost_usd=0.002)
     assert limits.look(key).budgets[0].spent == pytest.approx(0.002)
-    second, _ = limits.admit(key, 10, 10, PRICE)
+    second, _ = admit(limits, key, 10, 10, PRICE)
     limits.end(second, 7)  # no cost known: its prompt and tokens at its price
     assert limits.look(key).budgets[0].spent == pytest.approx(0.002 + (10 * 1.0 + 7 * 10.0) / 1e6)
 
@@ -114,31 +118,31 @@ def test_limits_refuse_with_budget_exhausted_saying_what_was_spent_and_when_it_r
 def test_an_unpriced_model_reserves_nothing_and_a_spent_budget_still_refuses() -> None:
     limits = Limits(MemoryCounters(Clock(MIDDAY)), NoMetrics())
     key = ClientKey("", "free", budget_day=0.01)
-    ticket, _ = limits.admit(key, 10, 10, None)
+    ticket, _ = admit(limits, key, 10, 10, None)
     assert ticket.money is None
     limits.end(ticket, 10, cost_usd=None)
-    priced, _ = limits.admit(key, 1_000, 100, PRICE)
+    priced, _ = admit(limits, key, 1_000, 100, PRICE)
     limits.end(priced, 100, cost_usd=0.05)  # the upstream's count, past the reservation: a debt
     with pytest.raises(ApiError) as refused:
-        limits.admit(key, 1, 1, None)
+        admit(limits, key, 1, 1, None)
     assert refused.value.error_code == "budget_exhausted" and "daily budget" in refused.value.detail
 
 
 def test_a_budget_smaller_than_a_reservation_answers_within_what_is_left_or_says_it_never_can() -> None:
     limits = Limits(MemoryCounters(Clock(MIDDAY)), NoMetrics())
     key = ClientKey("", "small", budget_day=0.0125)
-    first, _ = limits.admit(key, 100, 1_000, PRICE, rescues=1)  # 0.0002 + 0.021 asked (21 µUSD a token)
+    first, _ = admit(limits, key, 100, 1_000, PRICE, rescues=1)  # 0.0002 + 0.021 asked (21 µUSD a token)
     assert first.max_tokens == 585 and first.money.cost == budget.nano(0.012485)
     limits.end(first, 10, cost_usd=0.0005)
-    second, _ = limits.admit(key, 100, 1_000, PRICE, rescues=1)
+    second, _ = admit(limits, key, 100, 1_000, PRICE, rescues=1)
     assert second.max_tokens == 561, "what the first left"
     assert second.most_tokens(CALL_1000.max_tokens) == 561
     limits.end(second, 10, cost_usd=0.012)
     with pytest.raises(ApiError) as spent:
-        limits.admit(key, 100, 1_000, PRICE, rescues=1)
+        admit(limits, key, 100, 1_000, PRICE, rescues=1)
     assert "resets in" in spent.value.detail
     with pytest.raises(ApiError) as never:
-        Limits(MemoryCounters(Clock(MIDDAY)), NoMetrics()).admit(key, 20_000, 10, PRICE, rescues=1)
+        admit(Limits(MemoryCounters(Clock(MIDDAY)), NoMetrics()), key, 20_000, 10, PRICE, rescues=1)
     error = never.value
     assert error.error_code == "budget_exhausted" and "no answer to it fits" in error.detail
     assert "20000 tokens" in error.detail and error.retry_after == 12 * 3600
@@ -148,10 +152,10 @@ def test_a_taken_over_generation_settles_its_reservation_where_it_ends() -> None
     counters = MemoryCounters(Clock(MIDDAY))
     first, second = Limits(counters, NoMetrics()), Limits(counters, NoMetrics())
     key = ClientKey("", "moved", budget_day=1.0)
-    ticket, _ = first.admit(key, 1_000, 10_000, PRICE)  # 0.101 reserved
+    ticket, _ = admit(first, key, 1_000, 10_000, PRICE)  # 0.101 reserved
     held = ticket.held()
     first.hand_over(ticket)
-    resumed = second.resume(key, held, PRICE)
+    resumed = second.resume(Payer(key), held, PRICE)
     assert resumed.money is not None and resumed.money.cost == ticket.money.cost
     assert first.look(key).budgets[0].spent == pytest.approx(0.101), "the reservation holds while it moves"
     second.end(resumed, 500, cost_usd=0.006)
@@ -164,6 +168,7 @@ def test_a_stream_that_ended_before_its_ticket_was_counted_settles_its_outcomes_
     import gevent
 
     from app.accounts.account import Account
+    from app.accounts.billing import Billing
     from app.generation.outcome import Outcome
     from app.providers.call import ChatCall, Usage
     from app.service import settling
@@ -180,10 +185,9 @@ def test_a_stream_that_ended_before_its_ticket_was_counted_settles_its_outcomes_
     stream.producer = gevent.spawn(lambda: outcome)
     stream.producer.join()
     limits = Limits(MemoryCounters(Clock(MIDDAY)), NoMetrics())
-    ticket, _ = limits.admit(ClientKey("", "short", budget_day=1.0), 10, 6, PRICE)
-    account = Account(ChatCall("m", (), 6), 10)
-    account.reserve(ticket, Recording())  # type: ignore[arg-type]
-    settling.settled_with(account, stream)
+    ticket, _ = admit(limits, ClientKey("", "short", budget_day=1.0), 10, 6, PRICE)
+    account = Account(ChatCall("m", (), 6), 10, ticket=ticket, billing=Billing(Recording()))  # type: ignore[arg-type]
+    settling.closed_with(account, stream)
     assert settled == [(25, 0.0136)], "its usage charged (generated and resent) and its cost"
 
 
@@ -195,8 +199,8 @@ def test_the_tickets_taken_over_that_memory_remembers_are_bounded(monkeypatch) -
     monkeypatch.setattr(counted, "MAX_TAKEN", 3)
     memory = MemoryCounters(Clock(MIDDAY))
     key = ClientKey("", "taker", budget_day=1.0)
-    for ticket in ("a", "b", "c", "d", "e"):
-        memory.take_over(key, ticket)
+    for name in ("a", "b", "c", "d", "e"):
+        memory.take_over(ticket_of(key, name))
     assert list(memory._counts(key).taken) == ["c", "d", "e"]
 
 
@@ -222,10 +226,10 @@ def test_spend_made_while_the_counters_are_away_is_kept_and_settled_when_they_an
     limits = Limits(flaky, NoMetrics())
     key = ClientKey("", "outage", budget_day=10.0)
     flaky.away = True
-    admitted, verdict = limits.admit(key, 100, 100, PRICE)  # limits open: admitted, counted nowhere
+    admitted, verdict = admit(limits, key, 100, 100, PRICE)  # limits open: admitted, counted nowhere
     assert verdict is None and admitted.money is not None and admitted.money.unsure
     limits.end(admitted, 50, cost_usd=0.25)
-    limits.charge(ClientKey("", "outage", budget_day=10.0), 0.5)  # delivered output, also owed
+    limits.charge(Payer(ClientKey("", "outage", budget_day=10.0)), 0.5)  # delivered output, also owed
     assert len(limits.owed) == 2
     with pytest.raises(CountersUnavailable):
         limits.owed.pay(flaky)
@@ -239,5 +243,5 @@ def test_what_is_owed_is_bounded() -> None:
     owed = Owed(entries=3)
     key = ClientKey("", "many", budget_day=1.0)
     for n in range(5):
-        owed.add(key, f"t{n}", Settlement(n, 0, ("2026-11-27", "2026-11")))
+        owed.add(Closing(Payer(key), f"t{n}", settle=Settlement(n, 0, ("2026-11-27", "2026-11"))))
     assert len(owed) == 3

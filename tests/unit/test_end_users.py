@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import pytest
 
+from app.accounts.payer import Payer
 from app.apis.end_users import ENVIRON, HEADER, MAX_CHARS, end_user
 from app.config import ClientKey, ConfigError, load_settings
-from app.config.keys import EndUser, EndUserLimits
+from app.config.keys import EndUserLimits
 from app.config.prices import Price
 from app.errors import ApiError
 from app.limits import Closing, Limits, MemoryCounters, memory
 from app.metrics.catalogue import NoMetrics
 from app.service.keys import ClientKeys
 
+from ..payers import admit, count
+from ..payers import end_user as user_of
 from .test_budgets import MIDDAY
 from .test_key_limits import Clock
 
@@ -74,68 +77,70 @@ def test_an_end_user_too_long_blank_or_with_control_characters_is_a_400_naming_w
 def test_an_end_user_is_counted_only_where_the_key_limits_its_end_users() -> None:
     limited = ClientKey("", "app", users=EndUserLimits(rpm=1))
     keys = ClientKeys([])
-    assert keys.end_user(limited, "alice") == EndUser("alice", EndUserLimits(rpm=1))
-    assert keys.end_user(ClientKey("", "plain", rpm=5), "alice") is None and keys.end_user(limited, None) is None
+    assert keys.resolve(Payer(limited, "alice")) == Payer(limited, "alice", EndUserLimits(rpm=1))
+    plain = ClientKey("", "plain", rpm=5)
+    assert keys.resolve(Payer(plain, "alice")).counted_user is None, "no limits of their own: the key's alone"
+    assert keys.resolve(Payer(limited)).counted_user is None
 
 
 def test_each_end_user_is_held_to_the_users_limits_and_the_key_to_its_own() -> None:
     counters = MemoryCounters(Clock())
     key = ClientKey("", "app", rpm=5, users=EndUserLimits(max_streams=1, rpm=2))
-    alice, bob = EndUser("alice", key.users), EndUser("bob", key.users)
-    assert counters.admit(key, "a1", 1, user=alice).refused is None
-    refused = counters.admit(key, "a2", 1, user=alice)
+    alice, bob = user_of(key, "alice"), user_of(key, "bob")
+    assert count(counters, alice, "a1", 1).refused is None
+    refused = count(counters, alice, "a2", 1)
     assert (refused.refused, refused.retry_after) == ("user_max_streams", 1.0), "alice has one running"
-    assert counters.admit(key, "b1", 1, user=bob).refused is None, "bob is another end user"
-    counters.release(Closing(key, "a1", user=alice))
-    assert counters.admit(key, "a3", 1, user=alice).refused is None
-    counters.release(Closing(key, "a3", user=alice))
-    at_rpm = counters.admit(key, "a4", 1, user=alice)
+    assert count(counters, bob, "b1", 1).refused is None, "bob is another end user"
+    counters.release(Closing(alice, "a1"))
+    assert count(counters, alice, "a3", 1).refused is None
+    counters.release(Closing(alice, "a3"))
+    at_rpm = count(counters, alice, "a4", 1)
     assert at_rpm.refused == "user_rpm" and at_rpm.retry_after == pytest.approx(60.0)
     assert at_rpm.requests.remaining == 2, "the headers tell the key's own limits; a refusal counts nothing"
-    counters.release(Closing(key, "b1", user=bob))
-    assert counters.admit(key, "c1", 1, user=EndUser("carol", key.users)).refused is None
-    assert counters.admit(key, "d1", 1, user=EndUser("dave", key.users)).refused is None, "the key's fifth"
-    assert counters.admit(key, "e1", 1, user=EndUser("erin", key.users)).refused == "rpm", "the key's own limit"
-    assert counters.admit(key, "n1", 1).refused == "rpm", "a request without an end user: the key's limits alone"
+    counters.release(Closing(bob, "b1"))
+    assert count(counters, user_of(key, "carol"), "c1", 1).refused is None
+    assert count(counters, user_of(key, "dave"), "d1", 1).refused is None, "the key's fifth"
+    assert count(counters, user_of(key, "erin"), "e1", 1).refused == "rpm", "the key's own limit"
+    assert count(counters, key, "n1", 1).refused == "rpm", "a request without an end user: the key's limits alone"
 
 
 def test_end_user_tokens_reserve_and_come_back_as_the_keys_do() -> None:
     clock = Clock()
     counters = MemoryCounters(clock)
     key = ClientKey("", "app", tpm=1_000, users=EndUserLimits(tpm=100))
-    alice = EndUser("alice", key.users)
-    first = counters.admit(key, "a1", 10, 50, user=alice)
+    alice = user_of(key, "alice")
+    first = count(counters, alice, "a1", 10, 50)
     assert (first.refused, first.reserved, first.tokens.remaining) == (None, 50, 940)
-    lowered = counters.admit(key, "a2", 10, 500, user=alice)
+    lowered = count(counters, alice, "a2", 10, 500)
     assert (lowered.refused, lowered.reserved) == (None, 100 - 60 - 10), "lowered to what alice's tpm has left"
-    assert counters.admit(key, "a3", 10, 5, user=alice).refused == "user_tpm"
-    counters.release(Closing(key, "a1", refund=50, second=first.second, user=alice))
-    counters.spend([(key, alice, 5)])
-    taken = counters.admit(key, "a4", 10, 5, user=alice)
+    assert count(counters, alice, "a3", 10, 5).refused == "user_tpm"
+    counters.release(Closing(alice, "a1", refund=50, second=first.second))
+    counters.spend([(alice, 5)])
+    taken = count(counters, alice, "a4", 10, 5)
     assert (taken.refused, taken.reserved) == (None, 5), "100 - 50 given back + 5 produced: 55 counted"
-    assert counters.admit(key, "a5", 40, 1, user=alice).refused == "user_tpm", "70 counted: 41 more do not fit"
+    assert count(counters, alice, "a5", 40, 1).refused == "user_tpm", "70 counted: 41 more do not fit"
     clock.now += 61
-    assert counters.admit(key, "a6", 40, 1, user=alice).refused is None, "the minute has passed"
+    assert count(counters, alice, "a6", 40, 1).refused is None, "the minute has passed"
 
 
 def test_end_user_budgets_reserve_settle_and_refuse_beside_the_keys() -> None:
     limits = Limits(MemoryCounters(Clock(MIDDAY)), NoMetrics())
     key = ClientKey("", "app", budget_day=1.0, users=EndUserLimits(budget_day=0.01))
-    alice, bob = EndUser("alice", key.users), EndUser("bob", key.users)
-    ticket, verdict = limits.admit(key, 1_000, 1_000, PRICE, user=alice)  # 0.011 asked: lowered to alice's 0.01
-    assert ticket.max_tokens == 900 and ticket.user == alice
+    alice, bob = user_of(key, "alice"), user_of(key, "bob")
+    ticket, verdict = admit(limits, alice, 1_000, 1_000, PRICE)  # 0.011 asked: lowered to alice's 0.01
+    assert ticket.max_tokens == 900 and ticket.payer == alice
     assert [(s.name, s.spent) for s in verdict.user_budgets] == [("user_budget_day", pytest.approx(0.01))]
     assert [(s.name, s.spent) for s in verdict.budgets] == [("budget_day", pytest.approx(0.01))]
     with pytest.raises(ApiError) as refused:
-        limits.admit(key, 10, 10, PRICE, user=alice)
+        admit(limits, alice, 10, 10, PRICE)
     error = refused.value
     assert error.error_code == "budget_exhausted" and error.retry_after == 12 * 3600
     assert "end user 'alice' of the key 'app'" in error.detail and "user_budget_day" in error.detail
-    other, _ = limits.admit(key, 10, 10, PRICE, user=bob)
+    other, _ = admit(limits, bob, 10, 10, PRICE)
     assert other.max_tokens is None, "bob has his own budget"
     limits.end(ticket, 100, cost_usd=0.002)
     limits.end(other, 10, cost_usd=0.0001)
-    found = limits.counters.admit(key, "peek", 0, 0, 0, alice)
+    found = count(limits.counters, alice, "peek")
     assert found.user_budgets[0].spent == pytest.approx(0.002 + 0.0), "alice settled what she cost"
     assert limits.look(key).budgets[0].spent == pytest.approx(0.0021), "the key pays for both"
 
@@ -143,10 +148,10 @@ def test_end_user_budgets_reserve_settle_and_refuse_beside_the_keys() -> None:
 def test_a_refused_end_user_is_told_whose_limit_it_is() -> None:
     limits = Limits(MemoryCounters(Clock()), NoMetrics())
     key = ClientKey("", "app", users=EndUserLimits(rpm=1))
-    alice = EndUser("alice", key.users)
-    limits.admit(key, 1, user=alice)
+    alice = user_of(key, "alice")
+    admit(limits, alice, 1)
     with pytest.raises(ApiError) as refused:
-        limits.admit(key, 1, user=alice)
+        admit(limits, alice, 1)
     error = refused.value
     assert error.error_code == "rate_limited" and error.retry_after == pytest.approx(60.0)
     said = "The end user 'alice' of the key 'app' is at its limit of 1 requests in the last minute (user_rpm)."
@@ -158,20 +163,20 @@ def test_end_users_in_memory_are_bounded_the_least_recently_seen_forgotten(monke
     counters = MemoryCounters(Clock())
     key = ClientKey("", "app", users=EndUserLimits(rpm=1))
     for name in ("a", "b", "c"):
-        counters.admit(key, name, 1, user=EndUser(name, key.users))
-    assert counters.admit(key, "a2", 1, user=EndUser("a", key.users)).refused == "user_rpm", "a seen again"
-    counters.admit(key, "d", 1, user=EndUser("d", key.users))  # b, the least recently seen, goes
+        count(counters, user_of(key, name), name, 1)
+    assert count(counters, user_of(key, "a"), "a2", 1).refused == "user_rpm", "a seen again"
+    count(counters, user_of(key, "d"), "d", 1)  # b, the least recently seen, goes
     assert len(counters._users) == 3
-    assert counters.admit(key, "b2", 1, user=EndUser("b", key.users)).refused is None, "b was forgotten"
-    assert counters.admit(key, "a3", 1, user=EndUser("a", key.users)).refused == "user_rpm", "a was kept"
+    assert count(counters, user_of(key, "b"), "b2", 1).refused is None, "b was forgotten"
+    assert count(counters, user_of(key, "a"), "a3", 1).refused == "user_rpm", "a was kept"
 
 
 def test_a_reload_hands_end_users_counts_over_with_the_keys() -> None:
     first, second = MemoryCounters(Clock()), MemoryCounters(Clock())
     key = ClientKey("", "app", rpm=10, users=EndUserLimits(rpm=1))
-    first.admit(key, "a", 1, user=EndUser("alice", key.users))
+    count(first, user_of(key, "alice"), "a", 1)
     second.merge(first.snapshot())
-    assert second.admit(key, "a2", 1, user=EndUser("alice", key.users)).refused == "user_rpm"
+    assert count(second, user_of(key, "alice"), "a2", 1).refused == "user_rpm"
     assert second.peek(key).requests.remaining == 9
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import pytest
 
+from app.accounts.payer import Payer
 from app.config import ClientKey, ConfigError, load_settings
 from app.errors import ApiError
 from app.limits import Closing, CountersUnavailable, Limits, MemoryCounters, duration, headers
 from app.limits.window import Minute
 from app.metrics.catalogue import NoMetrics
 from app.service.keys import ClientKeys
+
+from ..payers import admit, count
 
 BASE = {"OPENAI_API_KEY": "sk-test"}
 KEY = "k" * 16
@@ -106,8 +109,8 @@ def test_the_minute_slides_second_by_second() -> None:
     assert len(minute._buckets) <= 61
 
 
-def _admit(counters: MemoryCounters, key: ClientKey, ticket: str, prompt: int = 0):
-    return counters.admit(key, ticket, prompt)
+def _admit(counters: MemoryCounters, key: ClientKey, name: str, prompt: int = 0):
+    return count(counters, key, name, prompt)
 
 
 def test_memory_counters_refuse_in_order_and_count_only_what_they_admit() -> None:
@@ -120,15 +123,15 @@ def test_memory_counters_refuse_in_order_and_count_only_what_they_admit() -> Non
     _admit(counters, key, "t2", 10)
     refused = _admit(counters, key, "t3", 10)
     assert (refused.refused, refused.retry_after) == ("max_streams", 1.0) and refused.requests.remaining == 1
-    counters.release(Closing(key, "t1"))
+    counters.release(Closing(Payer(key), "t1"))
     assert _admit(counters, key, "t3", 10).refused is None
-    counters.release(Closing(key, "t2"))
-    counters.release(Closing(key, "t3"))
+    counters.release(Closing(Payer(key), "t2"))
+    counters.release(Closing(Payer(key), "t3"))
     clock.now += 10
     at_rpm = _admit(counters, key, "t4", 10)
     assert at_rpm.refused == "rpm" and at_rpm.retry_after == pytest.approx(50.0)
     clock.now += 51
-    counters.spend([(key, None, 95)])
+    counters.spend([(Payer(key), 95)])
     at_tpm = _admit(counters, key, "t5", 10)
     assert at_tpm.refused == "tpm" and at_tpm.tokens.remaining == 5 and at_tpm.retry_after == pytest.approx(60.0)
     other = ClientKey("", "other", rpm=1)
@@ -160,10 +163,10 @@ class Failing:
 def test_limits_refuse_with_rate_limited_and_count_completion_tokens() -> None:
     limits = Limits(MemoryCounters(Clock()), NoMetrics())
     key = ClientKey("", "web", max_streams=1, tpm=100)
-    ticket, verdict = limits.admit(key, 20)
+    ticket, verdict = admit(limits, key, 20)
     assert verdict.tokens.remaining == 80
     with pytest.raises(ApiError) as raised:
-        limits.admit(key, 5)
+        admit(limits, key, 5)
     assert raised.value.error_code == "rate_limited" and raised.value.retry_after == 1.0
     assert "'web'" in raised.value.detail and "(max_streams)" in raised.value.detail
     ticket.progress = lambda: 30
@@ -197,20 +200,20 @@ def test_a_keys_sockets_are_counted_while_open_and_refused_past_max_sockets() ->
 def test_limits_fail_open_or_closed_when_the_counters_are_out_of_reach() -> None:
     key = ClientKey("", "web", rpm=1)
     opened = Limits(Failing(), NoMetrics(), fail_open=True)
-    ticket, verdict = opened.admit(key, 0)
+    ticket, verdict = admit(opened, key, 0)
     assert verdict is None and opened.look(key) is None and headers(None) == {}
     opened.end(ticket, 3)  # nothing to end: never raises
     assert opened.check(shared=True) == {"ok": True, "detail": opened.check(shared=True)["detail"]}
     closed = Limits(Failing(), NoMetrics(), fail_open=False)
     with pytest.raises(ApiError) as raised:
-        closed.admit(key, 0)
+        admit(closed, key, 0)
     assert raised.value.error_code == "store_unavailable"
     assert closed.check(shared=True)["ok"] is False and "closed" in closed.check(shared=True)["detail"]
 
 
 def test_headers_are_openais_with_durations() -> None:
     limits = Limits(MemoryCounters(Clock()), NoMetrics())
-    _, verdict = limits.admit(ClientKey("", "web", max_streams=3, rpm=10, tpm=1000), 100)
+    _, verdict = admit(limits, ClientKey("", "web", max_streams=3, rpm=10, tpm=1000), 100)
     assert headers(verdict) == {
         "x-ratelimit-limit-requests": "10",
         "x-ratelimit-remaining-requests": "9",
@@ -231,7 +234,7 @@ def test_tpm_reserves_max_tokens_so_a_burst_stays_within_it() -> None:
     admitted = []
     for _ in range(12):  # twelve at once: none has produced a token yet
         try:
-            admitted.append(limits.admit(key, 10, 200)[0])
+            admitted.append(admit(limits, key, 10, 200)[0])
         except ApiError as refused:
             assert refused.error_code == "rate_limited" and "(tpm)" in refused.detail
     assert [ticket.reserved for ticket in admitted] == [200, 200, 70], "the third gets what is left: 500 - 420 - 10"
@@ -244,10 +247,10 @@ def test_a_reservation_is_lowered_to_what_tpm_has_left() -> None:
     tests/integration/test_key_limits_redis.py)."""
     limits = Limits(MemoryCounters(Clock()), NoMetrics())
     key = ClientKey("", "big", tpm=20_000)
-    first, _ = limits.admit(key, 23, 32_000)
+    first, _ = admit(limits, key, 23, 32_000)
     assert first.reserved == 32_000, "alone past tpm with nothing counted: admitted whole"
     limits.end(first, 10)
-    second, verdict = limits.admit(key, 23, 32_000)
+    second, verdict = admit(limits, key, 23, 32_000)
     assert second.reserved == 20_000 - 33 - 23 and verdict.tokens.remaining == 0
 
 
@@ -255,9 +258,9 @@ def test_the_end_takes_back_what_was_reserved_and_not_produced() -> None:
     clock = Clock()
     limits = Limits(MemoryCounters(clock), NoMetrics())
     key = ClientKey("", "web", tpm=1000)
-    short, _ = limits.admit(key, 10, 400)
+    short, _ = admit(limits, key, 10, 400)
     clock.now += 5
-    long, _ = limits.admit(key, 10, 100)
+    long, _ = admit(limits, key, 10, 100)
     assert limits.look(key).tokens.remaining == 480
     limits.end(short, 5)  # 395 of its reservation come back
     assert limits.look(key).tokens.remaining == 875
@@ -267,7 +270,7 @@ def test_the_end_takes_back_what_was_reserved_and_not_produced() -> None:
     limits.end(long, 140)  # usage says fewer than the chunks: back to what it produced
     assert limits.look(key).tokens.remaining == 835
     unlimited = ClientKey("", "free", rpm=100)
-    ticket, _ = limits.admit(unlimited, 10, 400)
+    ticket, _ = admit(limits, unlimited, 10, 400)
     assert ticket.reserved == 0, "nothing is reserved for a key without tpm"
 
 
@@ -275,10 +278,10 @@ def test_a_refund_after_the_window_moved_on_takes_nothing() -> None:
     clock = Clock()
     counters = MemoryCounters(clock)
     key = ClientKey("", "web", tpm=1000)
-    verdict = counters.admit(key, "t1", 300)
+    verdict = count(counters, key, "t1", 300)
     clock.now += 61
-    counters.admit(key, "t2", 100)
-    counters.release(Closing(key, "t1", refund=290, second=verdict.second))
+    count(counters, key, "t2", 100)
+    counters.release(Closing(Payer(key), "t1", refund=290, second=verdict.second))
     assert counters.peek(key).tokens.remaining == 900
 
 

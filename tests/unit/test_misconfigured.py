@@ -10,7 +10,7 @@ import logging
 
 import pytest
 
-from app.accounts.account import Account
+from app.accounts.account import Account, Origin
 from app.errors import CATALOGUE, ApiError
 from app.generation.relay import Relay
 from app.metrics.catalogue import NoMetrics
@@ -111,7 +111,8 @@ def test_a_misconfigured_models_requests_go_to_its_fallback(tmp_path) -> None:
     assert pool.misconfigured("m") is not None and pool.misconfigured("f") is None
     providers["a"].script = [REFUSED]
     providers["b"].script = [_ok("from ", "f")]
-    outcome = Relay(pool, pool.settings, Account(CALL, 3, "cid", Route()), Recorder(), metrics=NoMetrics()).run()
+    account = Account(CALL, 3, Origin("cid"), Route())
+    outcome = Relay(pool, pool.settings, account, Recorder(), metrics=NoMetrics()).run()
     assert outcome.error is None and outcome.text == "from f"
 
 

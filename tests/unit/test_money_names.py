@@ -20,8 +20,13 @@ MONEY = re.compile(
 )
 HOME = ("app.accounts",)
 RESERVE_AND_SETTLE = (
-    "app.limits", "app.service.services", "app.service.running", "app.service.settling", "app.service.takeover"
-)  # fmt: skip
+    "app.limits",
+    "app.service.admitting",  # the one place an account is built: its payer's reservation
+    "app.service.services",
+    "app.service.running",
+    "app.service.settling",
+    "app.service.takeover",
+)
 CONFIGURE = ("app.config",)
 REPORT = (
     "app.apis.request",  # the cost header; the delivery charge taken while the request is current

@@ -8,9 +8,11 @@ from __future__ import annotations
 import pytest
 
 from app.accounts import cost
-from app.accounts.account import Account, delivery
+from app.accounts.account import Account, Origin
+from app.accounts.billing import Billing
+from app.accounts.payer import Payer
 from app.config import ClientKey, ConfigError
-from app.config.keys import EndUser, EndUserLimits
+from app.config.keys import EndUserLimits
 from app.config.prices import Price
 from app.errors import ApiError
 from app.generation.outcome import Outcome
@@ -18,6 +20,7 @@ from app.limits import Limits, MemoryCounters
 from app.metrics.catalogue import NoMetrics
 from app.providers.call import ChatCall, Usage
 
+from ..payers import admit
 from .test_budgets import KEY, MIDDAY, _keys
 from .test_key_limits import Clock
 
@@ -64,16 +67,16 @@ def test_output_delivered_is_charged_to_the_budgets_of_today_and_this_month() ->
     clock = Clock(MIDDAY)
     limits = Limits(MemoryCounters(clock), NoMetrics())
     key = ClientKey("", "reader", budget_day=1.0, budget_month=2.0, pays="delivered")
-    limits.charge(key, 0.25)
-    limits.charge(key, 0.5)
+    limits.charge(Payer(key), 0.25)
+    limits.charge(Payer(key), 0.5)
     assert [round(spend.spent, 9) for spend in limits.look(key).budgets] == [0.75, 0.75]
     clock.now += 86_400  # the next day: the month goes on counting
-    limits.charge(key, 0.125)
+    limits.charge(Payer(key), 0.125)
     assert [round(spend.spent, 9) for spend in limits.look(key).budgets] == [0.125, 0.875]
-    assert limits.admit(key, 10, 10, PRICES["small"])[1].refused is None
-    limits.charge(key, 1.0)
+    assert admit(limits, key, 10, 10, PRICES["small"])[1].refused is None
+    limits.charge(Payer(key), 1.0)
     with pytest.raises(ApiError) as refused:
-        limits.admit(key, 10, 10, PRICES["small"])
+        admit(limits, key, 10, 10, PRICES["small"])
     assert refused.value.error_code == "budget_exhausted"
 
 
@@ -86,7 +89,7 @@ class _Recording:
     def end(self, ticket, completion_tokens, cost_usd=None):
         self.settled.append((completion_tokens, cost_usd))
 
-    def charge(self, key, cost_usd, user=None):
+    def charge(self, payer, cost_usd):
         """A key without limits: nothing to count."""
 
 
@@ -97,16 +100,17 @@ def test_a_generations_ticket_settles_by_its_keys_policy(pays: str) -> None:
     as it reaches a client)."""
     limits = Limits(MemoryCounters(Clock(MIDDAY)), NoMetrics())
     key = ClientKey("", "k", budget_day=1.0, pays=pays)
-    ticket, _ = limits.admit(key, 100, 10, PRICES["small"])
+    ticket, _ = admit(limits, key, 100, 10, PRICES["small"])
     attempts = (_attempt("small", "cut", 100, 4), _attempt("small", "completed", 110, 6))
     outcome = Outcome("reply", 10, Usage(100, 10, generated=10, resent=110), 1.0, 1.0, "stop", None, None, None, None,
                       cost_usd=0.00031, attempts=attempts)  # fmt: skip
     recording = _Recording()
-    for whole in (True, False):
-        account = Account(ChatCall("small", (), 10), 100, key=key, prices=PRICES.get)
-        account.reserve(ticket, recording)  # type: ignore[arg-type]
-        account.settle(outcome, lambda: 10, "small", whole=whole)
-        account.settle(outcome, lambda: 10, "small", whole=whole)  # once only
+    billing = Billing(recording, PRICES.get)  # type: ignore[arg-type]
+    for stream_id in (None, "s"):  # wait mode: a whole answer; a stream
+        account = Account(ChatCall("small", (), 10), 100, Origin("c", stream_id), payer=Payer(key), ticket=ticket,
+                          billing=billing)  # fmt: skip
+        account.close(outcome)
+        account.close(outcome)  # once only
     whole_answer, streamed = recording.settled
     if pays == "generated":
         assert whole_answer == streamed == (outcome.usage.charged, 0.00031)
@@ -121,16 +125,16 @@ def test_the_spend_of_a_key_that_pays_for_delivery_counts_its_output_once() -> N
     added: list[tuple] = []
 
     class Spend:
-        def add(self, key, user, model, usd, tokens, requests=1):
-            added.append((key, user, model, usd, tokens, requests))
+        def add(self, payer, model, usd, tokens, requests=1):
+            added.append((payer.name, payer.user, model, usd, tokens, requests))
 
-    key = ClientKey("", "reader", pays="delivered")
+    alice = Payer(ClientKey("", "reader", pays="delivered"), "alice")
     outcome = Outcome("reply", 10, Usage(100, 10, generated=10), 1.0, 1.0, "stop", cost_usd=0.0002,
                       attempts=(_attempt("small", "completed", 100, 10),))  # fmt: skip
-    account = Account(ChatCall("small", (), 10), 100, key=key, prices=PRICES.get)
-    account.end_user, account.spending = "alice", Spend()
-    account.settle(outcome, lambda: 10, "small", whole=False)
-    charge = delivery(key, _Recording(), PRICES.get, None, Spend(), "alice")  # type: ignore[arg-type]
+    billing = Billing(_Recording(), PRICES.get, Spend())  # type: ignore[arg-type]
+    account = Account(ChatCall("small", (), 10), 100, Origin("c", "s"), payer=alice, billing=billing)
+    account.close(outcome)
+    charge = account.delivery()
     assert charge is not None
     charge("small", 10)
     assert added == [("reader", "alice", "small", pytest.approx(100 * 1.0 / 1e6), (100, 0), 1),
@@ -142,13 +146,13 @@ def test_delivery_is_charged_to_an_end_user_held_to_limits_of_their_own() -> Non
     budget: their delivered output counts against it (the key's defaults would count nothing)."""
     limits = Limits(MemoryCounters(Clock(MIDDAY)), NoMetrics())
     key = ClientKey("", "reader", pays="delivered")
-    alice = EndUser("alice", EndUserLimits(budget_day=0.0001))
-    charge = delivery(key, limits, PRICES.get, alice, None, "alice")
+    alice = Payer(key, "alice", EndUserLimits(budget_day=0.0001))
+    charge = Billing(limits, PRICES.get).delivery(alice)
     assert charge is not None
-    assert limits.admit(key, 10, 0, PRICES["small"], user=alice)[1].refused is None
+    assert admit(limits, alice, 10, 0, PRICES["small"])[1].refused is None
     charge("small", 20)  # $0.0002 of output reached alice
     with pytest.raises(ApiError) as refused:
-        limits.admit(key, 10, 0, PRICES["small"], user=alice)
+        admit(limits, alice, 10, 0, PRICES["small"])
     assert refused.value.error_code == "budget_exhausted" and "user_budget_day" in refused.value.detail
-    bob = EndUser("bob", EndUserLimits(budget_day=0.0001))
-    assert limits.admit(key, 10, 0, PRICES["small"], user=bob)[1].refused is None, "another end user"
+    bob = Payer(key, "bob", EndUserLimits(budget_day=0.0001))
+    assert admit(limits, bob, 10, 0, PRICES["small"])[1].refused is None, "another end user"

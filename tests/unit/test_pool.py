@@ -9,7 +9,7 @@ import itertools
 import gevent
 import pytest
 
-from app.accounts.account import Account
+from app.accounts.account import Account, Origin
 from app.config import load_settings
 from app.errors import ApiError
 from app.generation import opening
@@ -114,7 +114,8 @@ def test_the_relay_retries_on_another_server_and_names_it(caplog) -> None:
     settings = load_settings(environ={"OPENAI_BASE_URL": "http://a/v1", "UPSTREAM_RETRIES": "1"})
     recorder = Recorder()
     with caplog.at_level("DEBUG"):  # stream_started is a DEBUG line
-        outcome = Relay(pool, settings, Account(CALL, 3, "cid", Route("a")), recorder, metrics=NoMetrics()).run()
+        account = Account(CALL, 3, Origin("cid"), Route("a"))
+        outcome = Relay(pool, settings, account, recorder, metrics=NoMetrics()).run()
     assert outcome.error is None and outcome.text == "one two"
     started = next(r for r in caplog.records if r.msg == "stream_started")
     retried = next(r for r in caplog.records if r.msg == "upstream_retry")
@@ -458,7 +459,7 @@ def test_with_upstream_attempt_seconds_a_silent_server_costs_the_attempt_not_the
     pool, providers, _ = _pool(UPSTREAM_ATTEMPT_SECONDS="0.2", TIMEOUT_SECONDS="5")
     providers["a"].script = [ScriptedAttempt(["late"], delay=3)]
     providers["b"].script = [_ok("on ", "time")]
-    relay = Relay(pool, pool.settings, Account(CALL, 3, "cid", Route("a")), Recorder(), metrics=NoMetrics())
+    relay = Relay(pool, pool.settings, Account(CALL, 3, Origin("cid"), Route("a")), Recorder(), metrics=NoMetrics())
     outcome = relay.run()
     assert outcome.error is None and outcome.text == "on time" and relay.route.server == "b"
     assert pool.servers[0].health.state == "resting" and pool.servers[0].outstanding == 0
@@ -549,19 +550,20 @@ def test_without_a_fallback_model_an_attempt_gets_the_whole_deadline_by_default(
     monkeypatch.setattr(opening, "ATTEMPT_SECONDS", 0.2)
     pool, providers, _ = _pool(TIMEOUT_SECONDS="5")
     providers["a"].script = [ScriptedAttempt(["late"], delay=0.5)]
-    relay = Relay(pool, pool.settings, Account(CALL, 3, "cid", Route("a")), Recorder(), metrics=NoMetrics())
+    relay = Relay(pool, pool.settings, Account(CALL, 3, Origin("cid"), Route("a")), Recorder(), metrics=NoMetrics())
     outcome = relay.run()
     assert outcome.error is None and outcome.text == "late" and relay.route.tried == {"a"}
     pool, providers, _ = _pool(TIMEOUT_SECONDS="5", UPSTREAM_ATTEMPT_SECONDS="0")
     providers["a"].script = [ScriptedAttempt(["late"], delay=0.5)]
-    outcome = Relay(pool, pool.settings, Account(CALL, 3, "cid", Route("a")), Recorder(), metrics=NoMetrics()).run()
+    account = Account(CALL, 3, Origin("cid"), Route("a"))
+    outcome = Relay(pool, pool.settings, account, Recorder(), metrics=NoMetrics()).run()
     assert outcome.error is None and outcome.text == "late", "0: every attempt may take all of the deadline"
 
 
 def test_a_server_silent_past_its_attempt_is_never_tried_again_by_that_request() -> None:
     pool, providers, _ = _pool(urls="http://a/v1", TIMEOUT_SECONDS="5", UPSTREAM_ATTEMPT_SECONDS="0.2")
     providers["a"].script = [ScriptedAttempt(["late"], delay=3), _ok("never")]
-    outcome = Relay(pool, pool.settings, Account(CALL, 3, "cid"), Recorder(), metrics=NoMetrics()).run()
+    outcome = Relay(pool, pool.settings, Account(CALL, 3, Origin("cid")), Recorder(), metrics=NoMetrics()).run()
     assert outcome.error is not None and outcome.error.error_code == "upstream_timeout"
     assert "UPSTREAM_ATTEMPT_SECONDS (0.2 s)" in outcome.error.detail and len(providers["a"].script) == 1
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import gevent
 import pytest
 
-from app.accounts.account import Account
+from app.accounts.account import Account, Origin
 from app.config import load_settings
 from app.generation import opening
 from app.generation.cancel import StreamCancelled
@@ -119,7 +119,7 @@ def _relay(provider: Provider, listener=None, metrics: Metrics | None = None, **
     config = load_settings(
         {"TIMEOUT_SECONDS": "2", "UPSTREAM_RETRIES": "2", **settings}, environ={"OPENAI_API_KEY": "sk-x"}
     )
-    return Relay(provider, config, Account(CALL, 10, "cid", stream_id="sid"), listener, metrics=metrics or Metrics())
+    return Relay(provider, config, Account(CALL, 10, Origin("cid", "sid")), listener, metrics=metrics or Metrics())
 
 
 def test_success_with_upstream_usage() -> None:
@@ -139,7 +139,7 @@ def test_usage_is_counted_when_the_upstream_gives_none() -> None:
 def test_prompt_tokens_not_counted_at_intake_are_counted_for_the_usage() -> None:
     config = load_settings({}, environ={"OPENAI_API_KEY": "sk-x"})
     provider = ScriptedProvider(ScriptedAttempt(["one ", "two"]))
-    outcome = Relay(provider, config, Account(CALL, None, "cid"), None, metrics=Metrics()).run()
+    outcome = Relay(provider, config, Account(CALL, None, Origin("cid")), None, metrics=Metrics()).run()
     assert outcome.usage == Usage(10, 2, estimated=True)
 
 
@@ -351,7 +351,7 @@ def test_text_with_log_probabilities_is_the_replys_text_in_every_family(typed: b
     recorder = Recorder()
     config = load_settings({"TIMEOUT_SECONDS": "2"}, environ={"OPENAI_API_KEY": "sk-x"})
     call = dataclasses.replace(CALL, typed=typed)
-    account = Account(call, 10, "c", stream_id="s")
+    account = Account(call, 10, Origin("c", "s"))
     outcome = Relay(ScriptedProvider(ScriptedAttempt(pieces)), config, account, recorder, metrics=Metrics()).run()
     assert outcome.text == "Hello"
     if typed:
@@ -367,7 +367,7 @@ def test_log_probabilities_without_text_still_end_an_endless_reply() -> None:
     flood = ScriptedAttempt([Delta(LOGPROBS, "", data=entry)] * 100_000)
     config = load_settings({"TIMEOUT_SECONDS": "2"}, environ={"OPENAI_API_KEY": "sk-x"})
     call = dataclasses.replace(CALL, typed=True)
-    account = Account(call, 10, "c", stream_id="s")
+    account = Account(call, 10, Origin("c", "s"))
     outcome = Relay(ScriptedProvider(flood), config, account, Recorder(), metrics=Metrics()).run()
     assert outcome.error is None and outcome.finish_reason == "length"
     assert flood.closed

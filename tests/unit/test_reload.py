@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from app.accounts import budget
+from app.accounts.payer import Payer
 from app.config import ClientKey
 from app.limits import Closing, MemoryCounters, reload
 from app.limits.counters import Settlement
 
+from ..payers import count
 from .test_key_limits import Clock
 
 NOW = 1_795_780_800.0  # 2026-11-27 12:00 UTC
@@ -29,13 +31,14 @@ def test_a_draining_workers_counters_reach_the_next_one_with_what_settled_after(
     assert reload.folder() == folder
     key = ClientKey("", "team", rpm=100, budget_day=5.0)
     old, new = MemoryCounters(Clock(NOW)), MemoryCounters(Clock(NOW + 1))
-    periods = old.admit(key, "a", 10, cost=budget.NANO).periods
-    old.admit(key, "b", 10, cost=budget.NANO)
-    old.release(Closing(key, "a", settle=Settlement(budget.NANO // 4, budget.NANO, periods)))
-    new.admit(key, "c", 10, cost=budget.NANO // 2)  # the new worker serves meanwhile
+    periods = count(old, key, "a", 10, cost=budget.NANO).periods
+    count(old, key, "b", 10, cost=budget.NANO)
+    old.release(Closing(Payer(key), "a", settle=Settlement(budget.NANO // 4, budget.NANO, periods)))
+    count(new, key, "c", 10, cost=budget.NANO // 2)  # the new worker serves meanwhile
     state = reload.hand_over(folder, old, None)  # the drain starts: 1.25 spent or reserved
     assert reload.take(folder, new) == 1 and _spent(new, key) == 1.75
-    old.release(Closing(key, "b", settle=Settlement(budget.NANO // 2, budget.NANO, periods)))  # b ends in the drain
+    drained = Settlement(budget.NANO // 2, budget.NANO, periods)
+    old.release(Closing(Payer(key), "b", settle=drained))  # b ends in the drain
     reload.hand_over(folder, old, state)
     assert reload.take(folder, new) == 1 and _spent(new, key) == 1.25, "0.25 + 0.5 + 0.5"
     assert new.peek(key).requests.remaining == 100 - 3, "the minute's requests too"

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from app.accounts.account import Account
+from app.accounts.account import Account, Origin
 from app.config import load_settings
 from app.generation import continuation
 from app.generation.relay import Relay
@@ -82,7 +82,7 @@ class Continuing(ScriptedProvider):
 def _run(provider, call: ChatCall = CALL, listener: Recorder | None = None, **settings: str):
     config = load_settings({"TIMEOUT_SECONDS": "2", **settings}, environ={"OPENAI_API_KEY": "sk-x"})
     listener = listener or Recorder()
-    outcome = Relay(provider, config, Account(call, 10, "cid", stream_id="sid"), listener, metrics=NoMetrics()).run()
+    outcome = Relay(provider, config, Account(call, 10, Origin("cid", "sid")), listener, metrics=NoMetrics()).run()
     return outcome, listener
 
 

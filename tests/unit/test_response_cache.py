@@ -12,7 +12,7 @@ from app.config.keys import ClientKey
 from app.providers.base import Attempt, UpstreamError
 from app.providers.call import ChatCall, Usage
 from app.providers.deltas import LOGPROBS, REASONING, REFUSAL, TOOL_CALL, Delta
-from app.response_cache import BYPASS, HIT, MISS, Asked, Bounds, ResponseCache, Times
+from app.response_cache import BYPASS, HIT, MISS, Bounds, Directives, ResponseCache, Times
 from app.response_cache.flights import Flight
 from app.response_cache.kept import Kept, Unreadable
 from app.response_cache.keying import digest, sampled
@@ -83,9 +83,9 @@ def test_a_kept_answer_reads_back_as_it_was_written() -> None:
 
 
 def test_cache_control_says_whether_to_look_and_whether_to_keep() -> None:
-    assert Asked.of(None) == Asked(True, True) and Asked.of("max-age=0") == Asked(True, True)
-    assert Asked.of("no-cache") == Asked(False, True) and Asked.of("No-Store") == Asked(True, False)
-    assert Asked.of("no-cache, no-store") == Asked(False, False)
+    assert Directives.of(None) == Directives(True, True) and Directives.of("max-age=0") == Directives(True, True)
+    assert Directives.of("no-cache") == Directives(False, True) and Directives.of("No-Store") == Directives(True, False)
+    assert Directives.of("no-cache, no-store") == Directives(False, False)
 
 
 def test_memory_keeps_answers_within_count_bytes_and_time_least_recently_used_out() -> None:

@@ -13,7 +13,8 @@ import pytest
 import respx
 
 from app import build_app, close_app
-from app.config import load_settings
+from app.accounts.payer import Payer
+from app.config import ClientKey, load_settings
 from app.errors import ApiError
 from app.spend import report
 from app.spend.store import Row, SpendUnavailable, SqliteSpend
@@ -23,6 +24,8 @@ from ..conftest import CANARY_KEY, FAKE_MODEL, UNIT_UPSTREAM
 from ..sse import upstream_reply
 from .test_budgets import MIDDAY
 
+APP = ClientKey("", "app")
+ALICE = Payer(APP, "alice")
 ADMIN = "admin-key-0123456789abcdef"
 CLIENT = "client-key-0123456789abcdef"
 
@@ -48,11 +51,11 @@ class Flaky:
 def test_the_tally_sums_by_day_key_user_and_model_and_keeps_what_the_store_did_not_take() -> None:
     store = Flaky()
     tally = SpendTally(store)
-    tally.add("app", "alice", "m", 0.25, (10, 5))
-    tally.add("app", "alice", "m", 0.5, (1, 2))
-    tally.add("app", None, "m", None, (3, 0))
+    tally.add(ALICE, "m", 0.25, (10, 5))
+    tally.add(ALICE, "m", 0.5, (1, 2))
+    tally.add(Payer(APP), "m", None, (3, 0))
     tally.flush()  # away: kept
-    tally.add("app", "alice", "m", 0.25, (0, 1), requests=0)  # a delivery
+    tally.add(ALICE, "m", 0.25, (0, 1), requests=0)  # a delivery
     store.away = False
     tally.flush()
     by_user = {row.user: row for row in store.added}
@@ -165,5 +168,5 @@ def test_what_a_tally_holds_unwritten_is_bounded(monkeypatch, caplog) -> None:
     held = SpendTally(Flaky())
     with caplog.at_level(logging.WARNING):
         for user in ("a", "b", "c"):
-            held.add("app", user, "m", 0.1, (1, 1))
+            held.add(Payer(APP, user), "m", 0.1, (1, 1))
     assert len(held._pending) == 2 and [r.getMessage() for r in caplog.records] == ["spend_unrecorded"]

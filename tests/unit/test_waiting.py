@@ -6,7 +6,7 @@ import gevent
 import pytest
 from gevent import socket
 
-from app.accounts.account import Account
+from app.accounts.account import Account, Origin
 from app.errors import ApiError
 from app.generation.cancel import StreamCancelled
 from app.generation.outcome import Outcome
@@ -17,7 +17,7 @@ from app.providers.call import ChatCall, Usage
 class SlowRelay:
     """Stands for a Relay: runs until stopped; says how it ended."""
 
-    account = Account(ChatCall("m", (), 10), None, "cid")
+    account = Account(ChatCall("m", (), 10), None, Origin("cid"))
 
     def __init__(self, seconds: float = 30) -> None:
         self.seconds = seconds
