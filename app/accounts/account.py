@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ..errors import ApiError
 from ..providers.base import Provider
@@ -68,8 +68,7 @@ class Handoff:
         return self.fields
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Asked:
+class Asked(NamedTuple):
     """What a request asks to have generated: its call, and its prompt's tokens as its intake counted
     them (None: counted at admission where a limit needs them, else from the upstream's usage)."""
 
@@ -77,8 +76,7 @@ class Asked:
     prompt_tokens: int | None = None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Origin:
+class Origin(NamedTuple):
     """The request a generation comes from: its correlation id, its stream's id (None: wait mode),
     its handoff (its completion line and its span), and its Cache-Control header (what it asks
     of the response cache)."""
@@ -87,6 +85,9 @@ class Origin:
     stream_id: str | None = None
     handoff: Handoff | None = None
     cache_header: str | None = None
+
+
+NO_ORIGIN = Origin()  # a generation no request started (tests)
 
 
 class _Once:
@@ -102,13 +103,15 @@ class _Once:
         return first
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+@dataclasses.dataclass(eq=False, slots=True)
 class Account:
-    """One generation's account (see the module)."""
+    """One generation's account (see the module): built whole and never assigned to after, which
+    tests/unit/test_payers.py holds the code to (a frozen dataclass costs every request its
+    construction: docs/performance.md)."""
 
     call: ChatCall
     prompt_tokens: int | None  # None: counted from the upstream's usage (or ChatWait's count) at the end
-    origin: Origin = Origin()
+    origin: Origin = NO_ORIGIN
     route: Route = dataclasses.field(default_factory=Route)
     payer: Payer = NOBODY
     ticket: Ticket | None = None  # its payer's counters' hold, where they count it

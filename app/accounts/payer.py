@@ -5,16 +5,14 @@ whole, and a stream's revival record keeps it for the worker that takes the stre
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..config import ClientKey
 from ..config.keys import EndUserLimits, digest
 from ..logs.redaction import redact
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Payer:
+class Payer(NamedTuple):
     """Who pays: the client key (None: the API is open: nothing is counted, the spend report shows
     the open API's), its end user's id (None: none named) and, where the key holds its end users to
     limits of their own, theirs (None: the key alone is counted)."""

@@ -59,7 +59,7 @@ def hand_over(place: Path, counters: MemoryCounters, before: dict[str, Any] | No
 def take(place: Path, counters: MemoryCounters) -> int:
     """Add every hand-over file in `place` to `counters`; how many were taken."""
     taken = 0
-    for path in sorted(place.glob("*.json"))[:MAX_FILES]:
+    for path in _handed(place):
         claimed = path.with_suffix(f".{os.getpid()}.taking")
         try:
             path.rename(claimed)
@@ -76,3 +76,14 @@ def take(place: Path, counters: MemoryCounters) -> int:
     if taken:
         log.info("counters_taken", extra={"files": taken})
     return taken
+
+
+def _handed(place: Path) -> list[Path]:
+    """The hand-over files in `place`, oldest name first, MAX_FILES at most (one directory read:
+    a worker looks every second, and nearly always finds none)."""
+    try:
+        with os.scandir(place) as entries:
+            names = sorted(entry.name for entry in entries if entry.name.endswith(".json"))
+    except OSError:
+        return []
+    return [place / name for name in names[:MAX_FILES]]

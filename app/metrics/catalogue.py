@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+from gevent import monkey
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -46,11 +47,23 @@ SAMPLE_SECONDS = 1.0  # how often this worker's sampled gauges are refreshed
 _WORKER_FILE = re.compile(r"_(\d+)\.db$")
 METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 
+def _multiprocess_values() -> type:
+    """The multiprocess values as prometheus_client makes them, told the process id by a function
+    that makes no system call (its default, os.getpid, made one on every update), and guarded by
+    an OS lock rather than the one gevent patched in (an update never yields to another greenlet,
+    and a thread of the hub's pool waits on an OS lock as it should)."""
+    patched = values.Lock
+    values.Lock = monkey.get_original("_thread", "allocate_lock")
+    try:
+        return values.MultiProcessValue(current_pid)
+    finally:
+        values.Lock = patched
+
+
 if os.environ.get(MULTIPROC_ENV):
-    # The multiprocess values as prometheus_client makes them, told the process id by a function
-    # that makes no system call (its default, os.getpid, made one on every update). Set once, at
-    # import, before any metric exists: two value classes would keep two maps of the same files.
-    values.ValueClass = values.MultiProcessValue(current_pid)
+    # Set once, at import, before any metric exists: two value classes would keep two maps of the
+    # same files.
+    values.ValueClass = _multiprocess_values()
 
 
 class Metrics:
@@ -235,13 +248,14 @@ class Metrics:
         self._sampler = gevent.spawn(sample_forever)
 
     def sample(self, store_streams: int, queue_length: int) -> None:
-        self.service.store_streams.set(store_streams)
-        self.service.queue_length.set(queue_length)
+        live = self._live
+        live.put(self.service.store_streams, store_streams)
+        live.put(self.service.queue_length, queue_length)
         if self._cache_held is not None:
             entries, size = self._cache_held()
-            self.cache.entries.set(entries)
-            self.cache.bytes.set(size)
-        self._live.flush()
+            live.put(self.cache.entries, entries)
+            live.put(self.cache.bytes, size)
+        live.flush()
 
     def flush(self) -> None:
         """Write this process's open counts to their gauges now (`live`)."""

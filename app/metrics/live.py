@@ -1,7 +1,9 @@
 """Gauges of what is open now (generations, followers, generations per server and per key),
 counted in this process and written to Prometheus when sampled: each second, and before this
 process answers a scrape. A request opens and closes each of them, so writing every change (an
-mmap write each under gunicorn) cost every request writes that net to zero."""
+mmap write each under gunicorn) cost every request writes that net to zero. The gauges sampled
+each second (streams held, replies queued, the response cache's size) are written only when
+they changed: an idle worker writes nothing."""
 
 from __future__ import annotations
 
@@ -20,6 +22,10 @@ class LiveGauges:
     def add(self, child: Any, delta: int) -> None:
         """One more (or fewer, with a negative `delta`) open on `child` (a gauge or a labelled child)."""
         self._counts[child] = self._counts.get(child, 0) + delta
+
+    def put(self, child: Any, value: int) -> None:
+        """`child` holds `value` now (a sampled gauge: written at the next flush only if it changed)."""
+        self._counts[child] = value
 
     def flush(self) -> None:
         """Write each count that changed since the last flush to its gauge."""

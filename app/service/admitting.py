@@ -6,6 +6,7 @@ no more than was reserved), what the response cache makes of it, and where its m
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 from ..accounts import reserving
 from ..accounts.account import Account, Asked, Origin
@@ -21,8 +22,7 @@ from ..response_cache import ResponseCache
 from .keys import ClientKeys
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Admission:
+class Admission(NamedTuple):
     """A generation admitted to start: its account, and (for a payer with limits) the verdict its
     answer's x-ratelimit-* headers tell (None when the counters were out of reach and it was
     admitted anyway)."""

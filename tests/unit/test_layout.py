@@ -48,7 +48,11 @@ MODULES = sorted(path for path in APP.rglob("*.py"))
 
 
 def _name(path: Path) -> str:
-    return ".".join(path.relative_to(APP.parent).with_suffix("").parts)
+    """A module's dotted name; a package's `__init__.py` is the package itself (app.limits)."""
+    return ".".join(path.relative_to(APP.parent).with_suffix("").parts).removesuffix(".__init__")
+
+
+KNOWN = {_name(path) for path in MODULES}
 
 
 def _package(module: str) -> str | None:
@@ -67,7 +71,10 @@ def _imports(path: Path) -> list[str]:
     return _imports_of(path.read_text(), _name(path), path.name == "__init__.py")
 
 
-def _imports_of(source: str, module: str, is_package: bool) -> list[str]:
+def _imports_of(source: str, module: str, is_package: bool, known: set[str] = KNOWN) -> list[str]:
+    """What `module` imports, as Python runs it: `from P import m` imports the module P.m where
+    there is one, else the names of P (its `__init__`); `import P.m` imports P.m. A package's own
+    relative imports start from the package itself (`is_package`: an `__init__.py`)."""
     package = module if is_package else module.rsplit(".", 1)[0]
     found = []
     for node in ast.walk(ast.parse(source)):
@@ -76,10 +83,13 @@ def _imports_of(source: str, module: str, is_package: bool) -> list[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                parts = package.split(".")
+                anchor = parts[: len(parts) - node.level + 1]
                 base = ".".join([*anchor, base] if base else anchor)
-            found.append(base)
-            found += [f"{base}.{alias.name}" for alias in node.names]
+            submodules = [f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in known]
+            if len(submodules) < len(node.names) or base not in known:
+                found.append(base)  # a name the package itself defines (or one outside the app)
+            found += submodules
     return found
 
 
@@ -114,6 +124,14 @@ def test_modules_and_functions_stay_small(path: Path) -> None:
             assert node.end_lineno - node.lineno + 1 <= MAX_FUNCTION_LINES, f"{node.name} is too long"
 
 
+@pytest.mark.parametrize("path", HARNESS, ids=lambda path: path.stem)
+def test_the_harness_imports_nothing_of_the_app(path: Path) -> None:
+    """The fakes and process helpers stand outside the app (they speak its protocols, as a real
+    model server or client would), so that a test through them tests the app, not a copy of it."""
+    imported = _imports_of(path.read_text(), f"harness.{path.stem}", False)
+    assert [name for name in imported if name == "app" or name.startswith("app.")] == []
+
+
 def test_no_view_or_hook_is_a_coroutine() -> None:
     """The app runs every view and hook as it is (app.http.SyncFlask skips Flask's check for
     coroutines): a coroutine function anywhere in app/ would be returned unawaited."""
@@ -142,13 +160,24 @@ def test_only_the_top_reaches_the_gunicorn_shell(path: Path) -> None:
 
 
 def test_no_module_imports_itself_back() -> None:
-    """No import cycle, whether the imports run at start-up, in a function or for type checks only."""
-    known = {_name(path).removesuffix(".__init__") for path in MODULES}
-    graph = {
-        _name(path).removesuffix(".__init__"): sorted({name for name in _imports(path) if name in known})
-        for path in MODULES
-    }
+    """No import cycle, whether the imports run at start-up, in a function or for type checks only,
+    a package's `__init__.py` included."""
+    graph = {_name(path): sorted({name for name in _imports(path) if name in KNOWN}) for path in MODULES}
     assert _cycles(graph) == []
+
+
+def test_a_package_file_is_read_as_its_package() -> None:
+    """A package's relative imports start from the package; `from . import m` needs the module m,
+    `from . import NAME` the package's own names: a package and a module of it that import each
+    other's names are a cycle (as the response cache's were), a package importing its modules is not."""
+    known = {"app.cache", "app.cache.store", "app.cache.keying", "app.limits", "app.limits.limits"}
+    package = _imports_of("from .store import Store\nfrom . import keying\n", "app.cache", True, known)
+    assert package == ["app.cache.store", "app.cache.keying"]
+    module = _imports_of("from . import HIT, keying\nfrom ..limits import Limits\n", "app.cache.store", False, known)
+    assert module == ["app.cache", "app.cache.keying", "app.limits"]
+    assert _cycles({"app.cache": package, "app.cache.store": module}) == [["app.cache", "app.cache.store"]]
+    fixed = _imports_of("from . import keying\n", "app.cache.store", False, known)
+    assert _cycles({"app.cache": package, "app.cache.store": fixed}) == []
 
 
 def test_the_cycle_check_finds_a_cycle() -> None:
@@ -275,9 +304,9 @@ def test_only_the_views_and_the_server_know_the_web_framework(path: Path) -> Non
 def test_the_check_sees_upward_and_sideways_imports() -> None:
     """Relative imports are resolved, and a provider importing the views, the hub importing the
     streams, or a base piece importing a layer are caught; imports within a package or downwards pass."""
-    provider = _imports_of("from ...http import services\nfrom . import tokens\n", "app.providers.openai.client", False)
-    assert provider == ["app.http", "app.http.services", "app.providers.openai", "app.providers.openai.tokens"]
-    assert _upward("app.providers.openai.client", provider) == ["app.http", "app.http.services"]
+    provider = _imports_of("from ...http import page\nfrom . import stream\n", "app.providers.openai.client", False)
+    assert provider == ["app.http.page", "app.providers.openai.stream"]
+    assert _upward("app.providers.openai.client", provider) == ["app.http.page"]
     assert _upward("app.hub.scheduling", ["app.streaming.stream"]) == ["app.streaming.stream"]
     assert _upward("app.errors", ["app.streaming.stream"]) == ["app.streaming.stream"]
     assert _upward("app.apis.native.views", ["app.streaming.producer", "app.errors", "app.apis.intake"]) == []
