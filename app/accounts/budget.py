@@ -79,9 +79,10 @@ def periods(now: float) -> Periods:
 
 
 @dataclasses.dataclass(frozen=True)
-class Spend:
-    """Where one budget of a key stands: its limit, what is spent (the reservations of its running
-    generations included), both in USD, its period and the seconds until it resets."""
+class Budget:
+    """One budget of a key (or of its end users: `user_budget_day`) as it is now: its limit, what
+    is spent (the reservations of its running generations included), both in USD, its period and
+    the seconds until it resets."""
 
     name: str  # budget_day or budget_month
     limit: float
@@ -175,23 +176,23 @@ def fitting(price: Price, prompt: int, rescues: int, left: int) -> int:
     return tokens
 
 
-def left(spends: tuple[Spend, ...]) -> int:
+def left(budgets: tuple[Budget, ...]) -> int:
     """What the tightest budget has left (nano-USD)."""
-    return min((max(0, nano(spend.limit) - nano(spend.spent)) for spend in spends), default=0)
+    return min((max(0, nano(spend.limit) - nano(spend.spent)) for spend in budgets), default=0)
 
 
-def standing(key: Budgeted, spent: tuple[int, int], at: Periods, prefix: str = "") -> tuple[Spend, ...]:
-    """Where each budget `key` has stands, from the day's and the month's spend (nano-USD), each
+def current(key: Budgeted, spent: tuple[int, int], at: Periods, prefix: str = "") -> tuple[Budget, ...]:
+    """Each budget `key` has as it is now, from the day's and the month's spend (nano-USD), each
     named with `prefix` (an end user's: `user_`)."""
     found = []
     for name, used in zip(NAMES, spent, strict=True):
         limit = limit_of(key, name)
         if limit is not None:
-            found.append(Spend(prefix + name, limit, used / NANO, at.period(name), at.left(name)))
+            found.append(Budget(prefix + name, limit, used / NANO, at.period(name), at.left(name)))
     return tuple(found)
 
 
-def detail(who: str, spend: Spend) -> str:
+def detail(who: str, spend: Budget) -> str:
     """Why a generation is refused by the budget `spend` tells, of `who` ("the key 'app'")."""
     word = "daily" if spend.name.endswith("budget_day") else "monthly"
     return (
@@ -201,7 +202,7 @@ def detail(who: str, spend: Spend) -> str:
     )
 
 
-def never(who: str, spend: Spend, prompt: int) -> str:
+def never(who: str, spend: Budget, prompt: int) -> str:
     """Why a generation is refused by a budget of `who` too small for any reservation of its prompt."""
     return (
         f"This request's prompt ({prompt} tokens, reserved again for each continuation allowed) costs more than "

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import redis
 
-from ..accounts.budget import Spend
+from ..accounts.budget import Budget
 from ..accounts.payer import Payer
 from ..connect import sqlite
 from ..connect.redis import Later, Topology
@@ -91,10 +91,10 @@ class Alerts:
     def __init__(self, thresholds: Thresholds, sender: Sender) -> None:
         self.thresholds, self.sender = thresholds, sender
 
-    def check(self, payer: Payer, spends: Iterable[Spend], refused: str | None = None) -> None:
+    def check(self, payer: Payer, budgets: Iterable[Budget], refused: str | None = None) -> None:
         """Send the alerts `payer`'s budgets (its key's, and its end user's: `user_`) newly make
         (`refused`: the budget that refused the admission: it is reached whole)."""
-        for alert in self.thresholds.reached(payer, spends, refused):
+        for alert in self.thresholds.reached(payer, budgets, refused):
             self.sender.send(alert)
 
     def start(self) -> None:
@@ -113,17 +113,17 @@ class Thresholds:
         self.marks = marks
         self._seen: set[str] = set()
 
-    def reached(self, payer: Payer, spends: Iterable[Spend], refused: str | None = None) -> list[dict[str, Any]]:
-        """The alerts `spends` (where `payer`'s budgets stand, its key's and its end user's `user_`
+    def reached(self, payer: Payer, budgets: Iterable[Budget], refused: str | None = None) -> list[dict[str, Any]]:
+        """The alerts `budgets` (where `payer`'s budgets stand, its key's and its end user's `user_`
         ones, running generations' reservations included) newly make; the budget `refused` names
         has reached all of it."""
         alerts = []
-        for spend in spends:
-            user = _end_user(payer, spend)
+        for budget in budgets:
+            user = _end_user(payer, budget)
             for percent in self.percents:
-                if spend.spent * 100 < spend.limit * percent and spend.name != refused:
+                if budget.spent * 100 < budget.limit * percent and budget.name != refused:
                     break
-                name = f"{{{payer.name}}}:{user or ''}:{spend.name}:{spend.period}:{percent}"
+                name = f"{{{payer.name}}}:{user or ''}:{budget.name}:{budget.period}:{percent}"
                 if name in self._seen:
                     continue
                 try:
@@ -134,26 +134,26 @@ class Thresholds:
                     self._seen.clear()
                 self._seen.add(name)
                 if first:
-                    alerts.append(_alert(payer, spend, percent))
+                    alerts.append(_alert(payer, budget, percent))
         return alerts
 
 
-def _end_user(payer: Payer, spend: Spend) -> str | None:
-    """The end user whose budget `spend` is (None: the key's own)."""
-    return payer.user if spend.name.startswith("user_") else None
+def _end_user(payer: Payer, budget: Budget) -> str | None:
+    """The end user whose budget `budget` is (None: the key's own)."""
+    return payer.user if budget.name.startswith("user_") else None
 
 
-def _alert(payer: Payer, spend: Spend, percent: int) -> dict[str, Any]:
+def _alert(payer: Payer, budget: Budget, percent: int) -> dict[str, Any]:
     """The JSON an alert POSTs: of `payer`'s key's budget, or its end user's."""
     return {
         "type": "budget.threshold",
         "key": payer.name,
-        "end_user": _end_user(payer, spend),
-        "budget": spend.name,
-        "period": spend.period,
+        "end_user": _end_user(payer, budget),
+        "budget": budget.name,
+        "period": budget.period,
         "threshold_percent": percent,
-        "budget_usd": spend.limit,
-        "spent_usd": round(spend.spent, 9),
-        "resets_in_seconds": round(spend.resets_in),
+        "budget_usd": budget.limit,
+        "spent_usd": round(budget.spent, 9),
+        "resets_in_seconds": round(budget.resets_in),
         "created": int(time.time()),
     }

@@ -40,7 +40,7 @@ def response(pending: Pending, wire: Wire, model: str, headers: dict[str, str]) 
             with on_client_gone(sock, pending.hang_up):  # a hang-up gives the place up at once
                 while True:
                     try:
-                        ahead = next(pending.turns)
+                        ahead = next(pending.positions)
                     except StopIteration as done:
                         stream = done.value
                         opened.append(True)
@@ -54,7 +54,7 @@ def response(pending: Pending, wire: Wire, model: str, headers: dict[str, str]) 
             yield ending.priming() + ending.terminal(0, 0, Outcome("", 0, Usage(0, 0), 0.0, None, error=busy))
             return
         except BaseException:  # the client left while it waited
-            pending.turns.close()
+            pending.positions.close()
             pending.never_opened()
             raise
         keepalive = settings.streams.keepalive_seconds

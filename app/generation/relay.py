@@ -2,7 +2,7 @@
 
 The relay opens the upstream (`opening`: retries, failover and fallback models before the
 first token, counted once the provider's turn has come), continues a reply the upstream broke
-mid-answer (`rescue`), hands its pieces out (`emission`), and owns the total cap (queueing
+mid-answer (`rescues`), hands its pieces out (`emission`), and owns the total cap (queueing
 included; the idle deadline between tokens is the provider's read timeout), cancellation
 (StreamCancelled raised into the producer greenlet), usage (the upstream's count, else our own)
 and the lifecycle log lines. Streaming and wait mode share it; only the listener differs.
@@ -123,7 +123,7 @@ class Relay:
 
     def _relay_all(self, opened: Opened, slot: Any) -> Attempt:
         """Relay the opened generation to its end, continuing it on another route when the
-        upstream breaks mid-answer and it can be (`rescue`); returns the generation that ended it."""
+        upstream breaks mid-answer and it can be (`rescues`); returns the generation that ended it."""
         while True:
             generation, first, rest = opened
             try:

@@ -40,10 +40,10 @@ def _limit_headers(response: Response) -> Response:
     after this request (its admission's verdict, or a look at the counters)."""
     key = g._get_current_object().get("client_key")
     if key is not None and key.limited:
-        standing = verdict()
-        if standing is NOT_ADMITTED:
-            standing = services().limits.look(key)
-        _replace(response.headers, limits.headers(standing))
+        found = verdict()
+        if found is NOT_ADMITTED:
+            found = services().limits.look(key)
+        _replace(response.headers, limits.headers(found))
     return response
 
 

@@ -79,8 +79,8 @@ class Verdict:
     streams: tuple[int, int] | None = None  # (max_streams, live generations)
     second: int = 0  # the second of the minute an admission's tokens were counted in (for `release`)
     reserved: int = 0  # an admission's completion tokens reserved (lowered to what its tpm has left)
-    budgets: tuple[budget.Spend, ...] = ()  # where the key's budgets in money stand
-    user_budgets: tuple[budget.Spend, ...] = ()  # where its end user's stand
+    budgets: tuple[budget.Budget, ...] = ()  # where the key's budgets in money stand
+    user_budgets: tuple[budget.Budget, ...] = ()  # where its end user's stand
     periods: tuple[str, str] = ("", "")  # the day and month an admission's cost was reserved in
 
 

@@ -60,7 +60,7 @@ class Limits:
         self._reload_dir = reload.folder() if isinstance(counters, MemoryCounters) else None
         self._handed: dict[str, Any] | None = None
         # Told where an admission leaves the payer's budgets: the budget alerts (`_watched`).
-        self.watch: Callable[[Payer, tuple[budget.Spend, ...], str | None], None] | None = None
+        self.watch: Callable[[Payer, tuple[budget.Budget, ...], str | None], None] | None = None
 
     def admit(self, payer: Payer, needs: Needs) -> tuple[Ticket, Verdict | None]:
         """Admit a generation of `payer` (its key, and its end user, held to the key's end-user

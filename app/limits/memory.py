@@ -255,14 +255,14 @@ def _count(counts: _Counts, key: Any, now: float, ticket: str, tokens: int, cost
             counts.spent[period] = counts.spent.get(period, 0) + cost
 
 
-def _user_budgets(limits: EndUserLimits, counts: _Counts, at: budget.Periods) -> tuple[budget.Spend, ...]:
-    return budget.standing(limits, counts.spend(at), at, "user_") if limits.budgeted else ()
+def _user_budgets(limits: EndUserLimits, counts: _Counts, at: budget.Periods) -> tuple[budget.Budget, ...]:
+    return budget.current(limits, counts.spend(at), at, "user_") if limits.budgeted else ()
 
 
 def _verdict(
     key: ClientKey, counts: _Counts, now: float, refused: str | None, retry_after: float, at: budget.Periods
 ) -> Verdict:
-    budgets = budget.standing(key, counts.spend(at), at) if key.budgeted else ()
+    budgets = budget.current(key, counts.spend(at), at) if key.budgeted else ()
     requests = tokens = None
     if key.rpm is not None:
         used = counts.requests.total(now)

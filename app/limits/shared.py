@@ -187,7 +187,7 @@ class RedisCounters:
         verdict = _verdict(key, found, at)
         if user is not None and user.budgeted:
             spent = (int(found[12]), int(found[13]))
-            verdict = dataclasses.replace(verdict, user_budgets=budget.standing(user, spent, at, "user_"))
+            verdict = dataclasses.replace(verdict, user_budgets=budget.current(user, spent, at, "user_"))
         return verdict
 
     @contextlib.contextmanager
@@ -231,7 +231,7 @@ def _verdict(key: ClientKey, found: list[Any], at: budget.Periods) -> Verdict:
         streams=None if key.max_streams is None else (key.max_streams, int(live)),
         second=int(second),
         reserved=int(reserved),
-        budgets=budget.standing(key, (int(day), int(month)), at) if key.budgeted else (),
+        budgets=budget.current(key, (int(day), int(month)), at) if key.budgeted else (),
         periods=(at.day, at.month),
     )
 

@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import gevent
-from gevent import monkey
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from ..ids import current_pid
 from . import MULTIPROC_ENV, process_alive
-from .folder import folder_lock, retire_worker
+from .folder import folder_lock, multiprocess_values, retire_worker
 from .live import LiveGauges
 from .series import (
     MAX_FIELD_NAMES,
@@ -47,23 +46,10 @@ SAMPLE_SECONDS = 1.0  # how often this worker's sampled gauges are refreshed
 _WORKER_FILE = re.compile(r"_(\d+)\.db$")
 METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 
-def _multiprocess_values() -> type:
-    """The multiprocess values as prometheus_client makes them, told the process id by a function
-    that makes no system call (its default, os.getpid, made one on every update), and guarded by
-    an OS lock rather than the one gevent patched in (an update never yields to another greenlet,
-    and a thread of the hub's pool waits on an OS lock as it should)."""
-    patched = values.Lock
-    values.Lock = monkey.get_original("_thread", "allocate_lock")
-    try:
-        return values.MultiProcessValue(current_pid)
-    finally:
-        values.Lock = patched
-
-
 if os.environ.get(MULTIPROC_ENV):
     # Set once, at import, before any metric exists: two value classes would keep two maps of the
     # same files.
-    values.ValueClass = _multiprocess_values()
+    values.ValueClass = multiprocess_values()
 
 
 class Metrics:

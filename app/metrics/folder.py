@@ -1,5 +1,6 @@
-"""The multiprocess folder's workers: a worker that exits (or died) has its counters and
-histograms folded into the archive files, under the folder's lock, so reloads do not grow it."""
+"""The multiprocess folder's workers: how each writes its values there (`multiprocess_values`), and
+a worker that exits (or died) has its counters and histograms folded into the archive files,
+under the folder's lock, so reloads do not grow it."""
 
 from __future__ import annotations
 
@@ -9,13 +10,29 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from gevent import monkey
+from prometheus_client import values
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.multiprocess import mark_process_dead
 
+from ..ids import current_pid
 from . import MULTIPROC_ENV
 
 SUMMED_KINDS = ("counter", "histogram")  # what a worker that exits leaves in the archive files
 ARCHIVE = "archive"  # counter_archive.db, histogram_archive.db
+
+
+def multiprocess_values() -> type:
+    """The multiprocess values as prometheus_client makes them, told the process id by a function
+    that makes no system call (its default, os.getpid, made one on every update), and guarded by
+    an OS lock rather than the one gevent patched in (an update never yields to another greenlet,
+    and a thread of the hub's pool waits on an OS lock as it should)."""
+    patched = values.Lock
+    values.Lock = monkey.get_original("_thread", "allocate_lock")
+    try:
+        return values.MultiProcessValue(current_pid)
+    finally:
+        values.Lock = patched
 
 
 def retire_worker(pid: int) -> None:

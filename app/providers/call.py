@@ -111,5 +111,5 @@ class Route:
     tried: set[str] = dataclasses.field(default_factory=set)
     pinned: bool = False
     affinity: str | None = None  # what keeps its conversation on one server (a pool's; `pool.affinity`)
-    owner: str = ""  # the client key it is for: its turn at a busy server's room (`pool.turns`)
+    owner: str = ""  # the client key it is for: its turn at a busy server's room (`pool.room`)
     request: int = dataclasses.field(default_factory=itertools.count(1).__next__)  # the generation's number

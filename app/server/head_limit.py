@@ -1,10 +1,11 @@
-"""The client socket as gunicorn's parser reads it, with a budget of bytes for each request head.
+"""The client socket as gunicorn's parser reads it, with a head limit in bytes for each request head.
 
 gunicorn bounds a head by its number of fields times their size (50 x 8 KB: 410 KB), and copies
 and scans the whole head read so far after each recv, so large heads cost time quadratic in
-their size (docs/performance.md). With a budget (REQUEST_MAX_HEAD_BYTES, 64 KB by default) a
-head over it is refused with 431 as soon as it is read past. Bytes read along with the head (the start of the body, a
-pipelined request: one recv's worth) count too, so a head of exactly the budget always fits.
+their size (docs/performance.md). With a head limit (REQUEST_MAX_HEAD_BYTES, 64 KB by default) a
+head over it is refused with 431 as soon as it is read past. Bytes read along with the head (the
+start of the body, a pipelined request: one recv's worth) count too, so a head of exactly the
+limit always fits.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ START_BYTES = 64  # the start of each head kept: its path says the shape of a re
 
 
 class HeadLimitSocket:
-    """Wraps the client socket; `reading_head()` opens a budget, `done()` closes it."""
+    """Wraps the client socket; `reading_head()` opens a head limit, `done()` closes it."""
 
     def __init__(self, sock: Any, limit: int) -> None:
         self._sock = sock

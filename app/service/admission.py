@@ -96,7 +96,7 @@ class AdmissionQueue:
 
     def try_now(self, key: str, open_slot: Callable[[], T]) -> T | None:
         """`open_slot()` now if nobody waits; None when the request is to wait its turn (`join`,
-        then `turns`); ApiError(server_busy) when it may not wait."""
+        then `positions`); ApiError(server_busy) when it may not wait."""
         if not self._waiting:
             try:
                 return self._served_now(key, open_slot())
@@ -116,7 +116,7 @@ class AdmissionQueue:
         self._waiting += 1
         return waiter
 
-    def turns(
+    def positions(
         self,
         key: str,
         open_slot: Callable[[], T],
@@ -234,22 +234,23 @@ def _over_share(key: str, held: int, places: int) -> ApiError:
     return ApiError("rate_limited", detail, retry_after=SHARE_RETRY_SECONDS)
 
 
-def waited(turns: Generator[int | None, None, T]) -> T:
-    """What `turns` opens, waiting here (no client to tell its place)."""
+def waited(positions: Generator[int | None, None, T]) -> T:
+    """What `positions` opens, waiting here (no client to tell its place)."""
     while True:
         try:
-            next(turns)
+            next(positions)
         except StopIteration as done:
             return done.value
 
 
 @dataclasses.dataclass(frozen=True)
 class Pending:
-    """A new stream waiting for a slot (MAX_STREAMS): its id, its turns (`AdmissionQueue.turns`: places,
-    then the stream), what to do when it never opens, and when its client hangs up."""
+    """A new stream waiting for a slot (MAX_STREAMS): its id, its positions in line
+    (`AdmissionQueue.positions`: then the stream), what to do when it never opens, and when its client
+    hangs up."""
 
     stream_id: str
-    turns: Generator[int | None, None, Stream]
+    positions: Generator[int | None, None, Stream]
     never_opened: Callable[[], None]
     hang_up: Callable[[], None]
 
@@ -258,7 +259,7 @@ class Pending:
         ApiError(server_busy) past the wait or once the client left."""
         try:
             with on_client_gone(sock, self.hang_up):
-                return waited(self.turns)
+                return waited(self.positions)
         except BaseException:
             self.never_opened()
             raise

@@ -97,11 +97,11 @@ class Runner:
             account.close()
             raise
         keepalive = self.settings.streams.keepalive_seconds
-        turns = self.queue.turns(name, open_slot, self.store.has_room, keepalive, waiter)
+        positions = self.queue.positions(name, open_slot, self.store.has_room, keepalive, waiter)
 
         def never_opened() -> None:
             self.queue.leave(waiter)
             account.close()
 
         assert account.origin.stream_id is not None
-        return Pending(account.origin.stream_id, turns, never_opened, lambda: self.queue.hang_up(waiter))
+        return Pending(account.origin.stream_id, positions, never_opened, lambda: self.queue.hang_up(waiter))

@@ -1,5 +1,5 @@
 """Conversations are bounded as whole turns, and per key: the item bound never keeps a tool output
-without its call; a key's conversations share a byte budget (CONVERSATION_KEY_BYTES), its least
+without its call; a key's conversations share a bound in bytes (CONVERSATION_KEY_BYTES), its least
 recently changed going first; changes and token counts are requests under the key's rpm; an item
 that cannot be kept is a 400. Both stores (Redis: two gateways share them)."""
 

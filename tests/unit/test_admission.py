@@ -36,10 +36,10 @@ def _queue(queue: AdmissionQueue, slots: Slots, key: str, who: str, places: dict
         opened = queue.try_now(key, slots.opener(who))
         if opened is not None:
             return opened
-        turns = queue.turns(key, slots.opener(who), slots.has_room, tick_seconds=60)
+        positions = queue.positions(key, slots.opener(who), slots.has_room, tick_seconds=60)
         while True:
             try:
-                place = next(turns)
+                place = next(positions)
             except StopIteration as done:
                 return done.value
             if place is not None:
@@ -87,7 +87,7 @@ def test_past_the_wait_server_busy_and_the_queue_is_left() -> None:
     queue, slots = AdmissionQueue(0.3), Slots(0)
     assert queue.try_now("k", slots.opener("x")) is None
     with pytest.raises(ApiError) as raised:
-        waited(queue.turns("k", slots.opener("x"), slots.has_room, 60))
+        waited(queue.positions("k", slots.opener("x"), slots.has_room, 60))
     assert raised.value.error_code == "server_busy" and "0.3 s" in raised.value.detail
     assert queue.waiting == 0 and queue._queues == {}
 
@@ -127,7 +127,7 @@ def _waiting(queue: AdmissionQueue, slots: Slots, key: str, who: str, ended: dic
 
     def run() -> str | None:
         try:
-            return waited(queue.turns(key, slots.opener(who), slots.has_room, 60, waiter))
+            return waited(queue.positions(key, slots.opener(who), slots.has_room, 60, waiter))
         except ApiError as error:
             ended[who] = error
             return None
@@ -177,7 +177,7 @@ def test_a_waiter_whose_client_hangs_up_leaves_at_once_and_never_opens() -> None
     queue, slots, ended = AdmissionQueue(30.0), Slots(0), {}
     first = queue.join("k")
     behind = _waiting(queue, slots, "k", "behind", ended)
-    runner = gevent.spawn(waited, queue.turns("k", slots.opener("first"), slots.has_room, 60, first))
+    runner = gevent.spawn(waited, queue.positions("k", slots.opener("first"), slots.has_room, 60, first))
     gevent.sleep(0.01)
     slots.free = 1
     queue.hang_up(first)  # its client left just as a slot freed

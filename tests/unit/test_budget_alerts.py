@@ -13,7 +13,7 @@ import httpx
 import pytest
 import respx
 
-from app.accounts.budget import Spend
+from app.accounts.budget import Budget
 from app.accounts.payer import Payer
 from app.alerts import thresholds, webhook
 from app.alerts.thresholds import Alerts, MemoryMarks, SqliteMarks, Thresholds
@@ -29,8 +29,8 @@ APP = Payer(ClientKey("", "app"))
 ALICE = Payer(APP.key, "alice")
 
 
-def _spend(spent: float, name: str = "budget_day", limit: float = 10.0) -> Spend:
-    return Spend(name, limit, spent, "2026-11-28", 3600.0)
+def _spend(spent: float, name: str = "budget_day", limit: float = 10.0) -> Budget:
+    return Budget(name, limit, spent, "2026-11-28", 3600.0)
 
 
 def test_each_threshold_alerts_once_per_budget_period_and_end_user() -> None:
@@ -43,7 +43,7 @@ def test_each_threshold_alerts_once_per_budget_period_and_end_user() -> None:
     assert [a["threshold_percent"] for a in found.reached(APP, [_spend(10.0)])] == [100]
     users = found.reached(ALICE, [_spend(0.6, "user_budget_day", 1.0)])
     assert [(a["end_user"], a["budget"], a["threshold_percent"]) for a in users] == [("alice", "user_budget_day", 50)]
-    other_day = Spend("budget_day", 10.0, 6.0, "2026-11-29", 3600.0)
+    other_day = Budget("budget_day", 10.0, 6.0, "2026-11-29", 3600.0)
     assert [a["period"] for a in found.reached(APP, [other_day])] == ["2026-11-29"], "a new period"
 
 

@@ -10,8 +10,8 @@ from marshmallow import ValidationError
 from app.apis.items import compaction
 from app.apis.items.input import ResponseInput
 from app.apis.items.listing import listed
+from app.apis.responses.chat import to_messages
 from app.apis.responses.replies import compacted_reply
-from app.apis.responses.turns import to_messages
 from app.errors import ApiError
 from app.generation.outcome import Outcome
 from app.providers.call import Usage

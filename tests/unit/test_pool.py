@@ -18,7 +18,7 @@ from app.metrics.catalogue import NoMetrics
 from app.providers.base import ENDED_EARLY, FirstTokenDeadline, UpstreamError
 from app.providers.call import Route
 from app.providers.pool import UpstreamPool
-from app.providers.pool.turns import Turns
+from app.providers.pool.room import RoomQueue
 
 from .test_relay import CALL, Recorder, ScriptedAttempt, ScriptedProvider
 
@@ -517,7 +517,7 @@ def test_concurrency_from_the_file_bounds_a_server_and_the_wait_is_the_callers()
     assert pool.route(CALL.model).server is None, "both full: admitted, and the request waits for room"
     with pytest.raises(gevent.Timeout), gevent.Timeout(0.05):
         pool.open(CALL, None, Route())  # the caller's first-token deadline bounds the wait
-    assert not len(pool._turns), "a waiter that gave up is forgotten"
+    assert not len(pool._room), "a waiter that gave up is forgotten"
 
 
 def test_waits_for_a_servers_room_are_served_in_turn_across_keys() -> None:
@@ -569,7 +569,7 @@ def test_a_server_silent_past_its_attempt_is_never_tried_again_by_that_request()
 
 
 def test_the_keys_whose_turn_is_remembered_are_bounded() -> None:
-    turns = Turns(keys=3)
+    room = RoomQueue(keys=3)
     for owner in ("a", "b", "c", "d", "e"):
-        turns.served(owner)
-    assert list(turns._served) == ["c", "d", "e"], "the longest served ago forgotten first"
+        room.served(owner)
+    assert list(room._served) == ["c", "d", "e"], "the longest served ago forgotten first"

@@ -17,7 +17,7 @@ from ...config import Settings
 from ...errors import ApiError
 from ...providers.base import Provider
 from ..intake import conversation_char_limit, count_prompt, refuse_long_text
-from .turns import message_chars
+from .chat import message_chars
 
 Message = dict[str, Any]
 DROPPABLE = "input item(s) (or earlier turns)"

@@ -33,13 +33,13 @@ from ..items.references import resolve
 from ..openai import content_length
 from ..unknown import tolerance
 from . import window
+from .chat import Earlier, Stored, added_tools, configured, refuse_orphans, triggered, turn_of
 from .compaction import compaction_messages
 from .fit import DROPPABLE, fit
 from .options import logprobs_asked, model_options
 from .replies import ECHOED
 from .schemas import ResponseRequestSchema
 from .tools import called_names, echoed
-from .turns import Earlier, Stored, added_tools, configured, refuse_orphans, triggered, turn_of
 from .wire import ADDED_MARK, COMPACTED_MARK, LOGPROBS_MARK, PREPARED_MARK
 
 # In a WebSocket turn's environ: the `store: false` response its socket's chain continues (the

@@ -28,8 +28,8 @@ from ...hub.scheduling import Inbox
 from ...hub.websocket import UPGRADED, CloseCode, SocketClosed, WebSocket, asks_for_websocket
 from ..request import client_key, correlation_id, services
 from ..shapes import error_body
+from .asides import error_event, in_lane, steer_failed
 from .chains import Chains
-from .notices import error_event, in_lane, steer_failed
 from .socket_turn import PATH, RESUME, Turn
 
 log = logging.getLogger("chatwait.responses")

@@ -13,9 +13,9 @@ from flask import Flask
 
 from ...errors import ApiError
 from ...hub.websocket import TURN, WebSocket
+from .asides import error_event, in_lane, sse_data
 from .chains import Chains
 from .intake import CHAINED
-from .notices import error_event, in_lane, sse_data
 
 PATH = "/v1/responses"
 RESUME = "chatwait:response.resume"  # ChatWait's extension, prefixed as Open Responses asks

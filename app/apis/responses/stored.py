@@ -14,9 +14,9 @@ from ...streaming.view import StreamView
 from .. import streams
 from ..items.kept import conversation_items
 from ..items.references import OutputItem
+from .chat import Earlier, Stored, earlier_of
 from .layout import ITEM_PREFIXES
 from .replies import RESPONSE_PREFIX
-from .turns import Earlier, Stored, earlier_of
 from .wire import NAME as WIRE
 from .wire import ResponsesWriter
 

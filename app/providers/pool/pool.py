@@ -23,10 +23,10 @@ from .affinity import Ring, choose, key_of, reply_message
 from .health import Health
 from .refusals import PASSING, all_resting, inside, misconfigured, shed_here
 from .remembered import Remembered
+from .room import RoomQueue
 from .routes import model_routes, unlisted, verdict
 from .server import Server
 from .throttle import Throttle
-from .turns import Turns
 
 log = logging.getLogger("chatwait.pool")
 
@@ -75,7 +75,7 @@ class UpstreamPool(Provider):
         ]
         self._by_name = {server.name: server for server in self.servers}
         self._rings: dict[str, Ring | None] = {}  # per allowed model (None: one server serves it)
-        self._turns = Turns()  # requests waiting for a server with room, in turn across keys
+        self._room = RoomQueue()  # requests waiting for a server with room, in turn across keys
         self._tokens = self.servers[0].provider
 
     def route(self, model: str, affinity: str | None = None) -> Route:
@@ -225,15 +225,15 @@ class UpstreamPool(Provider):
 
     def _waited(self, pick: Callable[[], Server | None], route: Route) -> Server | None:
         """The server `pick` gives once it has room (a server with slots takes the next request
-        when one of its own ends, in turn across keys: `turns`); the wait is bounded by the
+        when one of its own ends, in turn across keys: `room`); the wait is bounded by the
         caller's first-token deadline."""
-        arrival = self._turns.arrival()
+        arrival = self._room.arrival()
         while True:
             server = pick()
             if server is None or server.has_room():
-                self._turns.served(route.owner)
+                self._room.served(route.owner)
                 return server
-            with self._turns.waiting(route.owner, arrival) as waiter:
+            with self._room.waiting(route.owner, arrival) as waiter:
                 server.waiting += 1
                 try:
                     waiter.wait()
@@ -242,7 +242,7 @@ class UpstreamPool(Provider):
 
     def _released(self) -> None:
         """A generation ended on some server: the waiting requests look again, in turn."""
-        self._turns.wake()
+        self._room.wake()
 
     def check(self) -> tuple[bool, str]:
         """Every server's check at once (GET /models), then each allowed model's route (`routes`):

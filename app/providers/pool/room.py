@@ -15,7 +15,7 @@ from gevent.event import Event
 MAX_KEYS = 100_000  # keys whose latest turn is remembered (the oldest forgotten: served long ago)
 
 
-class Turns:
+class RoomQueue:
     """Who waits for room, and which key was served when."""
 
     def __init__(self, keys: int = MAX_KEYS) -> None:
