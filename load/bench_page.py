@@ -32,8 +32,15 @@ from harness.processes import ROOT, ChatWaitServer, FakeUpstream
 from load.stats import pct
 
 ARMS = {"burst": "@tokens={tokens} @delay_ms=0", "paced": "@tokens={tokens} @delay_ms=10"}
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 INSTRUMENT = """
 (() => {
   const bench = (window.__bench = { arrivals: [], shows: [], tasks: [] });

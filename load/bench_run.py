@@ -380,4 +380,3 @@ def _schedstat(pid: int, field: int) -> float | None:
         except (OSError, IndexError, ValueError):
             continue  # a thread that ended, or a kernel without schedstats
     return total / 1e9 if found else None
-

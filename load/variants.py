@@ -126,6 +126,7 @@ def _keyed(key: Any) -> None:
     from app.http import auth
     from app.limits import Limits
     from app.limits.shared import RedisCounters
+
     try:
         from app.service import building as where  # the limits' builder, since issue 79
     except ImportError:  # an older tree, measured as a baseline

@@ -117,7 +117,7 @@ def anthropic_upstream(
     extra = "".join(f'{name} = "{value}"\n' for name, value in fields.items())
     listing.write_text(
         f'[[upstream]]\nname = "claude"\nurl = "{fake.base_url}"\nkind = "anthropic"\n'
-        f"api_key = \"{UPSTREAM_KEY}\"\nmodels = {json.dumps(list(models))}\n{extra}"
+        f'api_key = "{UPSTREAM_KEY}"\nmodels = {json.dumps(list(models))}\n{extra}'
     )
     return listing
 

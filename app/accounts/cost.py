@@ -52,9 +52,12 @@ def delivered(
     attempt that answered, at its model's price (one that failed read nothing its client got),
     and `output` tokens that reached the client at `model`'s (a whole answer's; a stream's are
     charged as they reach a client). None: neither has a price."""
-    read: dict[str, Any] = {"input_tokens": usage.prompt_tokens, "cached_tokens": usage.cached_tokens,
-                            "cache_write_tokens": usage.cache_write_tokens,
-                            "cache_write_long_tokens": usage.cache_write_long_tokens}  # fmt: skip
+    read: dict[str, Any] = {
+        "input_tokens": usage.prompt_tokens,
+        "cached_tokens": usage.cached_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+        "cache_write_long_tokens": usage.cache_write_long_tokens,
+    }
     asked = model
     if attempts:
         answered = next((attempt for attempt in attempts if attempt["outcome"] != "failed"), None)

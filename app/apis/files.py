@@ -28,17 +28,16 @@ MAX_URL_CHARS = 8192
 # Media types read as text (besides text/*), and the names of text files sent without one.
 TEXT_MEDIA = frozenset(
     (
-        "application/json", "application/xml", "application/x-yaml", "application/yaml", "application/toml",
-        "application/javascript", "application/x-sh", "application/sql", "application/x-python",
-    )
-)  # fmt: skip
+        "application/json application/xml application/x-yaml application/yaml application/toml "
+        "application/javascript application/x-sh application/sql application/x-python"
+    ).split()
+)
 TEXT_SUFFIXES = frozenset(
     (
-        ".txt", ".md", ".markdown", ".csv", ".tsv", ".json", ".jsonl", ".xml", ".html", ".htm", ".yaml", ".yml",
-        ".toml", ".ini", ".cfg", ".log", ".py", ".js", ".mjs", ".ts", ".tsx", ".jsx", ".sh", ".rs", ".go",
-        ".java", ".kt", ".c", ".h", ".cc", ".cpp", ".hpp", ".rb", ".php", ".sql", ".css", ".diff", ".patch",
-    )
-)  # fmt: skip
+        ".txt .md .markdown .csv .tsv .json .jsonl .xml .html .htm .yaml .yml .toml .ini .cfg .log .py .js "
+        ".mjs .ts .tsx .jsx .sh .rs .go .java .kt .c .h .cc .cpp .hpp .rb .php .sql .css .diff .patch"
+    ).split()
+)
 _DATA_URL = re.compile(r"data:([\w.+/-]+)(?:;[\w=.+-]+)*;base64,(.*)", re.DOTALL | re.IGNORECASE)
 _URL = re.compile(r"https?://\S+", re.IGNORECASE)
 _SHAPE = "data (a data URL, or base64 with its filename), a file_id, or an http(s) URL"

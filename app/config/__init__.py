@@ -169,9 +169,13 @@ def _anthropic(settings: Settings) -> UpstreamServer:
     base = upstream.anthropic_base_url or ANTHROPIC_API
     base = base if base.endswith("/v1") else f"{base}/v1"
     return UpstreamServer(
-        upstreams.server_name(base), base, upstream.anthropic_api_key, kind="anthropic",
-        url_setting="ANTHROPIC_BASE_URL", key_setting="ANTHROPIC_API_KEY",
-    )  # fmt: skip
+        upstreams.server_name(base),
+        base,
+        upstream.anthropic_api_key,
+        kind="anthropic",
+        url_setting="ANTHROPIC_BASE_URL",
+        key_setting="ANTHROPIC_API_KEY",
+    )
 
 
 def _check_redis(settings: Settings) -> None:

@@ -16,24 +16,23 @@ from typing import Any
 CONTROLS = frozenset(
     (
         # How much is generated: a token limit read before max_tokens, or an end held back.
-        "n_predict", "max_new_tokens", "min_tokens", "min_new_tokens", "ignore_eos", "best_of", "n_probs",
-        "use_beam_search", "length_penalty", "early_stopping", "n_keep", "n_discard", "n_cmpl",
-        "t_max_predict_ms", "t_max_prompt_ms", "prompt_logprobs", "truncate_prompt_tokens",
+        "n_predict max_new_tokens min_tokens min_new_tokens ignore_eos best_of n_probs use_beam_search "
+        "length_penalty early_stopping n_keep n_discard n_cmpl t_max_predict_ms t_max_prompt_ms "
+        "prompt_logprobs truncate_prompt_tokens "
         # Ollama's options (num_predict, num_ctx...) and how long it keeps the model loaded.
-        "options", "keep_alive",
+        "options keep_alive "
         # What shape the output must take: grammars and guided decoding.
-        "grammar", "json_schema", "regex", "ebnf", "structural_tag", "structured_outputs", "guided_json",
-        "guided_regex", "guided_choice", "guided_grammar", "guided_decoding_backend", "guided_whitespace_pattern",
-        "logits_processors", "custom_logit_processor",
+        "grammar json_schema regex ebnf structural_tag structured_outputs guided_json guided_regex "
+        "guided_choice guided_grammar guided_decoding_backend guided_whitespace_pattern logits_processors "
+        "custom_logit_processor "
         # How the prompt is built: chat templates and what they are given.
-        "chat_template", "chat_template_kwargs", "add_generation_prompt", "continue_final_message",
-        "add_special_tokens", "echo", "documents", "mm_processor_kwargs", "template", "raw",
+        "chat_template chat_template_kwargs add_generation_prompt continue_final_message add_special_tokens "
+        "echo documents mm_processor_kwargs template raw "
         # What the server does with its own resources: slots, caches, adapters, priorities, sessions.
-        "id_slot", "slot_id", "cache_prompt", "cache_salt", "lora", "lora_path", "lora_request", "priority",
-        "request_id", "rid", "session_params", "kv_transfer_params", "vllm_xargs", "return_hidden_states",
-        "speculative", "samplers",
-    )
-)  # fmt: skip
+        "id_slot slot_id cache_prompt cache_salt lora lora_path lora_request priority request_id rid "
+        "session_params kv_transfer_params vllm_xargs return_hidden_states speculative samplers"
+    ).split()
+)
 
 
 def held_back(fields: Mapping[str, Any], allowed: frozenset[str]) -> list[str]:

@@ -20,10 +20,11 @@ from .values import MAX_UPSTREAMS, ConfigError, file, url
 
 MAX_WEIGHT = 1000.0
 _SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
-_ENTRY_FIELDS = (
-    "name", "url", "kind", "api_key", "api_key_env", "models", "weight", "continuation", "concurrency",
-    "fallback_on_refusal", "allow_fields",
-)  # fmt: skip
+_ENTRY_FIELDS = tuple(
+    (
+        "name url kind api_key api_key_env models weight continuation concurrency fallback_on_refusal allow_fields"
+    ).split()
+)
 # The API a server speaks: OpenAI's chat completions, or Anthropic's Messages API (Anthropic's
 # own, vLLM, llama.cpp's server, SGLang).
 KINDS = ("openai", "anthropic")

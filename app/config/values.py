@@ -67,8 +67,6 @@ def port(name: str, raw: str) -> int:
     return int(value)
 
 
-
-
 def choice(options: tuple[str, ...], upper: bool = False) -> Callable[[str, str], str]:
     """A parser of one of `options` (compared in lower case, or upper with `upper`)."""
 

@@ -44,7 +44,10 @@ end
 # the items. Items beyond the bounds go from the oldest by whole turns (up to the next message);
 # the key's least recently changed conversations go while its bytes are over its bound. Returns
 # -1 when the conversation is gone, else {evicted ids} (the caller deletes their keys).
-_APPEND = "#!lua\n" + _SIZES + """
+_APPEND = (
+    "#!lua\n"
+    + _SIZES
+    + """
 local first = 8
 local evicted = {}
 local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -101,6 +104,7 @@ redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('PEXPIRE', KEYS[4], ttl)
 return evicted
 """
+)
 
 # Replaces a conversation's metadata (ARGV[3]) and renews it; KEYS: index, meta, items. ARGV:
 # now ms, ttl ms, metadata, conversation id. Returns its created_at, or false when it is gone.
@@ -134,12 +138,16 @@ return 0
 
 
 # Forgets a conversation; KEYS: index, meta, items, sizes; ARGV: its id. Returns whether it was there.
-_DELETE = "#!lua\n" + _SIZES + """
+_DELETE = (
+    "#!lua\n"
+    + _SIZES
+    + """
 local found = redis.call('DEL', KEYS[2], KEYS[3])
 redis.call('ZREM', KEYS[1], ARGV[1])
 forget(ARGV[1])
 return found
 """
+)
 
 
 def _tag(client: str) -> str:

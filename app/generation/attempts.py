@@ -65,8 +65,11 @@ class Entry:
     def as_dict(self, settings: Settings) -> dict[str, Any]:
         found: dict[str, Any] = {"model": self.model, "server": self.server, "outcome": self.outcome}
         found |= {"input_tokens": self.input_tokens or 0, "output_tokens": self.output_tokens}
-        for name, tokens in (("cached_tokens", self.cached_tokens), ("cache_write_tokens", self.written_tokens),
-                             ("cache_write_long_tokens", self.written_long_tokens)):  # fmt: skip
+        for name, tokens in (
+            ("cached_tokens", self.cached_tokens),
+            ("cache_write_tokens", self.written_tokens),
+            ("cache_write_long_tokens", self.written_long_tokens),
+        ):
             if tokens:
                 found[name] = tokens
         if self.error_code is not None:
@@ -131,10 +134,12 @@ class Attempts:
         if span is not None:
             usage = {"gen_ai.usage.output_tokens": output, "gen_ai.usage.input_tokens": entry.input_tokens}
             usage |= {"gen_ai.response.model": entry.model, "chatwait.upstream_server": server}
-            usage |= {"gen_ai.usage.cache_read.input_tokens": entry.cached_tokens or None,
-                      "gen_ai.usage.cache_creation.input_tokens": entry.written_tokens or None,
-                      "gen_ai.usage.reasoning.output_tokens": how.get("reasoning") or None,
-                      "gen_ai.response.id": how.get("response_id") or None}  # fmt: skip
+            usage |= {
+                "gen_ai.usage.cache_read.input_tokens": entry.cached_tokens or None,
+                "gen_ai.usage.cache_creation.input_tokens": entry.written_tokens or None,
+                "gen_ai.usage.reasoning.output_tokens": how.get("reasoning") or None,
+                "gen_ai.response.id": how.get("response_id") or None,
+            }
             failed = None if outcome in ("completed", "cached") else entry.error_code or outcome
             span.end(usage, how.get("finish_reason"), failed)
 

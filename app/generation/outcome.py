@@ -98,8 +98,17 @@ class Outcome:
                 kind, found.get("detail"), action=found.get("action"), retry_after=found.get("retry_after")
             )
         generated, cached, written, resent, long, reasoning = (*more, *(None, 0, 0, 0, 0, 0)[len(more) :])[:6]
-        usage = Usage(int(prompt), int(completion), bool(estimated), generated, int(cached), int(written), int(resent),
-                      int(long), int(reasoning))  # fmt: skip
+        usage = Usage(
+            int(prompt),
+            int(completion),
+            bool(estimated),
+            generated,
+            int(cached),
+            int(written),
+            int(resent),
+            int(long),
+            int(reasoning),
+        )
         duration, ttft = record["duration_ms"], record["ttft_ms"]
         model, stop, cost = record.get("model"), record.get("stop_sequence"), record.get("cost_usd")
         ending, attempts = record["finish_reason"], tuple(record.get("attempts") or ())

@@ -159,18 +159,30 @@ class Relay:
         usage = generation.usage
         output = self._rescues.attempt_tokens(usage)
         finish = generation.upstream_finish_reason or generation.finish_reason
-        counts = {} if usage is None else {"input": usage.prompt_tokens, "cached": usage.cached_tokens,
-                                           "written": usage.cache_write_tokens,
-                                           "written_long": usage.cache_write_long_tokens,
-                                           "reasoning": usage.reasoning_tokens}  # fmt: skip
+        counts = (
+            {}
+            if usage is None
+            else {
+                "input": usage.prompt_tokens,
+                "cached": usage.cached_tokens,
+                "written": usage.cache_write_tokens,
+                "written_long": usage.cache_write_long_tokens,
+                "reasoning": usage.reasoning_tokens,
+            }
+        )
         server = self.route.server
         if generation.replayed:  # the response cache answered: nothing read or generated upstream
             output, counts, server = 0, {"input": 0}, None
             outcome = "cached" if outcome == "completed" else outcome
         self._opener.attempts.end(
-            outcome, server, output, finish_reason=finish, error_code=error_code,
-            response_id=generation.response_id, **counts
-        )  # fmt: skip
+            outcome,
+            server,
+            output,
+            finish_reason=finish,
+            error_code=error_code,
+            response_id=generation.response_id,
+            **counts,
+        )
 
     def _taken_over(self, slot: Any) -> Opened:
         """The continuation of a reply whose worker died, from the text its clients have."""

@@ -27,10 +27,10 @@ def spend() -> dict[str, object]:
     key = client_key()
     budgets: dict[str, object] = {}
     if key is not None and key.budgeted:
-        standing = services().limits.look(key)
-        if standing is None:
+        verdict = services().limits.look(key)
+        if verdict is None:
             raise ApiError("store_unavailable", "The client keys' counters live in Redis, which is out of reach.")
-        budgets = {found.name: found.body() for found in standing.budgets}
+        budgets = {found.name: found.body() for found in verdict.budgets}
     found = {"object": "spend", "key": None if key is None else key.name, "budgets": budgets}
     if key is not None and services().billing.spending is not None:
         found["end_users"] = _end_users(key.name)

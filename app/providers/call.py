@@ -92,8 +92,9 @@ class Usage:
         }
         if self.cached_tokens or self.cache_write_tokens:
             details = {"cached_tokens": self.cached_tokens}
-            found["prompt_tokens_details"] = details | ({"cache_write_tokens": self.cache_write_tokens} if
-                                                        self.cache_write_tokens else {})  # fmt: skip
+            found["prompt_tokens_details"] = details | (
+                {"cache_write_tokens": self.cache_write_tokens} if self.cache_write_tokens else {}
+            )
         if self.reasoning_tokens:
             found["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
         if self.generated is not None:

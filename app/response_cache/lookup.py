@@ -30,9 +30,18 @@ class Lookup:
     """What the cache made of one request: `state` (its header's word), and the provider its
     generation runs on (`provider`); `finish` once it has run (or never will)."""
 
-    def __init__(self, state: str, cache: Keeper | None = None, digest: str | None = None, scope: str = "",
-                 kept: Kept | None = None, flight: Flight | None = None, lead: bool = False,
-                 call: ChatCall | None = None, remote: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        state: str,
+        cache: Keeper | None = None,
+        digest: str | None = None,
+        scope: str = "",
+        kept: Kept | None = None,
+        flight: Flight | None = None,
+        lead: bool = False,
+        call: ChatCall | None = None,
+        remote: bool = False,
+    ) -> None:
         self.state, self.digest, self.scope = state, digest, scope
         self._cache, self._kept, self._flight, self._lead, self._call = cache, kept, flight, lead, call
         self._remote = remote  # another worker leads its generation

@@ -54,9 +54,10 @@ class MemoryAnswers:
         """Forget every entry, or `scope`'s, or the one under `digest` (of `scope` where given);
         how many went."""
         gone = [
-            found for found, (_, owner, _) in self._entries.items()
+            found
+            for found, (_, owner, _) in self._entries.items()
             if (digest is None or found == digest) and (scope is None or owner == scope)
-        ]  # fmt: skip
+        ]
         for found in gone:
             self._drop(found)
         return len(gone)

@@ -16,8 +16,12 @@ class Answering(Provider):
     """`real` in all but `open`, which `opened` answers (`opened(call, slot, route, real)`); a
     replay (`replaying`) takes no turn at the embedded model."""
 
-    def __init__(self, real: Provider, opened: Callable[[ChatCall, Any, Route | None, Provider], Attempt],
-                 replaying: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        real: Provider,
+        opened: Callable[[ChatCall, Any, Route | None, Provider], Attempt],
+        replaying: bool = False,
+    ) -> None:
         self.real, self._opened, self._replaying = real, opened, replaying
         self.name, self.check_name = real.name, real.check_name
         self.takes_turns = real.takes_turns and not replaying

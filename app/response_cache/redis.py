@@ -45,7 +45,10 @@ end
 # KEYS: lru, meta, the entry. ARGV: now ms, ttl ms, max entries, max bytes, digest, scope, blob,
 # a key's bytes. The key's own least recently used go while it holds more than its bytes (a key
 # churning its answers evicts its own), then anyone's while the whole is over its bounds.
-_PUT = "#!lua" + _FORGET + """
+_PUT = (
+    "#!lua"
+    + _FORGET
+    + """
 local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 local evicted = {}
 for _, digest in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - ttl)) do forget(digest) end
@@ -76,6 +79,7 @@ redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('PEXPIRE', KEYS[2], ttl)
 return evicted
 """
+)
 
 # KEYS: lru, the entry. ARGV: now ms, digest. The entry, now the most recently used.
 _GET = """#!lua flags=allow-oom
@@ -85,7 +89,10 @@ return found
 """
 
 # KEYS: lru, meta. ARGV: scope ('*': every one), digest ('*': every one). The digests forgotten.
-_CLEAR = "#!lua" + _FORGET + """
+_CLEAR = (
+    "#!lua"
+    + _FORGET
+    + """
 local gone = {}
 local held = redis.call('HGETALL', KEYS[2])
 for i = 1, #held, 2 do
@@ -98,6 +105,7 @@ for i = 1, #held, 2 do
 end
 return gone
 """
+)
 
 
 # KEYS: a claim. ARGV: its holder's token. Deletes the claim where it is still this holder's.

@@ -155,11 +155,18 @@ def response_cache(settings: Settings, metrics: Metrics | NoMetrics) -> Response
     from ..response_cache import Bounds, ResponseCache, Times
 
     caching = settings.caching
-    bounds = Bounds(caching.response_cache_max_entries, caching.response_cache_max_bytes,
-                    caching.response_cache_ttl_seconds, caching.response_cache_key_bytes)  # fmt: skip
+    bounds = Bounds(
+        caching.response_cache_max_entries,
+        caching.response_cache_max_bytes,
+        caching.response_cache_ttl_seconds,
+        caching.response_cache_key_bytes,
+    )
     upstream = settings.upstream
-    times = Times(upstream.timeout_seconds + upstream.idle_timeout_seconds, upstream.timeout_seconds / 2,
-                  settings.streams.max_stream_seconds)  # fmt: skip
+    times = Times(
+        upstream.timeout_seconds + upstream.idle_timeout_seconds,
+        upstream.timeout_seconds / 2,
+        settings.streams.max_stream_seconds,
+    )
     if settings.streams.stream_store == "redis":
         from ..response_cache.redis import RedisAnswers
 

@@ -175,4 +175,3 @@ class Services:
         if self.cache is not None:
             self.cache.close()
         self.metrics.close()
-

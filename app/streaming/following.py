@@ -65,9 +65,13 @@ class Followers:
         self.wakeup.notify()
 
     def follow(
-        self, stream: Followed, after_id: int | None, keepalive_seconds: float, writer: ClientWriter | None,
+        self,
+        stream: Followed,
+        after_id: int | None,
+        keepalive_seconds: float,
+        writer: ClientWriter | None,
         progress: Progress | None,
-    ) -> Iterator[bytes]:  # fmt: skip
+    ) -> Iterator[bytes]:
         """`Stream.follow`'s frames, one follower's way through them."""
         cursor, progress = (0 if after_id is None else after_id + 1), progress or Progress(after_id)
         notice_seen = 0

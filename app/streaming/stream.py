@@ -220,9 +220,12 @@ class Stream:
         return self._frames.frames(first, end, self.writer)
 
     def follow(
-        self, after_id: int | None, keepalive_seconds: float, writer: ClientWriter | None = None,
+        self,
+        after_id: int | None,
+        keepalive_seconds: float,
+        writer: ClientWriter | None = None,
         progress: Progress | None = None,
-    ) -> Iterator[bytes]:  # fmt: skip
+    ) -> Iterator[bytes]:
         """Yield the frames after `after_id` (all when None), then live ones until the end: those
         piled up since the last yield in one write; with the client's `writer`, a follower that has
         caught up parks and the producer writes the chunks itself (`direct`); a keepalive within

@@ -272,9 +272,16 @@ def test_a_store_out_of_reach_makes_the_page_resume_not_fail(page: Page) -> None
         response = route.fetch()
         blocks = response.body().split(b"\n\n")
         cut = b"\n\n".join(blocks[:6]) + b"\n\n"  # the stream event and five chunks
-        interruption = {"error_code": "store_unavailable", "message": "The stream store (Redis) is not answering.",
-                        "detail": "Redis did not serve this reply for 12 s.", "action": "Resume.", "retryable": True,
-                        "correlation_id": None, "is_final": True, "resume_after": 5}
+        interruption = {
+            "error_code": "store_unavailable",
+            "message": "The stream store (Redis) is not answering.",
+            "detail": "Redis did not serve this reply for 12 s.",
+            "action": "Resume.",
+            "retryable": True,
+            "correlation_id": None,
+            "is_final": True,
+            "resume_after": 5,
+        }
         body = cut + b"event: error\ndata: " + json.dumps(interruption).encode() + b"\n\n"
         route.fulfill(status=200, headers=dict(response.headers), body=body)
 
@@ -283,8 +290,13 @@ def test_a_store_out_of_reach_makes_the_page_resume_not_fail(page: Page) -> None
             route.continue_()
             return
         refused.append(route.request.url)
-        error = {"error_code": "store_unavailable", "message": "The stream store (Redis) is not answering.",
-                 "detail": "Redis did not answer.", "action": "Try again in a few seconds.", "retryable": True}
+        error = {
+            "error_code": "store_unavailable",
+            "message": "The stream store (Redis) is not answering.",
+            "detail": "Redis did not answer.",
+            "action": "Try again in a few seconds.",
+            "retryable": True,
+        }
         route.fulfill(status=503, headers={"Retry-After": "1"}, json=error)
 
     page.route("**/v1/chat/streaming", interrupt)

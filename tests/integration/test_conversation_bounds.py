@@ -56,8 +56,10 @@ def test_the_item_bound_drops_whole_turns_never_orphaning_a_tool_output(gateways
     ]
     with _client(gateways[0]) as first, _client(gateways[-1]) as other:
         conversation = first.post("/v1/conversations", json={"items": turn}).json()["id"]
-        added = other.post(f"/v1/conversations/{conversation}/items", json={"items": [
-            _message("user", "and tomorrow?"), _message("user", "and after?")]})
+        added = other.post(
+            f"/v1/conversations/{conversation}/items",
+            json={"items": [_message("user", "and tomorrow?"), _message("user", "and after?")]},
+        )
         assert added.status_code == 200, added.text
         kept = first.get(f"/v1/conversations/{conversation}/items", params={"order": "asc"}).json()["data"]
     kinds = [(item["type"], item.get("call_id")) for item in kept]

@@ -35,7 +35,11 @@ TOOLS = [
     for n in range(20)
 ]
 ANTHROPIC_TOOLS = [
-    {"name": t["function"]["name"], "description": t["function"]["description"], "input_schema": t["function"]["parameters"]}  # noqa: E501
+    {
+        "name": t["function"]["name"],
+        "description": t["function"]["description"],
+        "input_schema": t["function"]["parameters"],
+    }
     for t in TOOLS
 ]
 
@@ -89,10 +93,22 @@ def _turns(assistant: list[dict], user: list[dict] | str = "go on @tokens=2") ->
             "messages": [
                 {"role": "user", "content": "look"},
                 {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "shot", "input": {}}]},
-                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [
-                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": IMAGE}}
-                    for _ in range(3)
-                ]}]},
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "t1",
+                            "content": [
+                                {
+                                    "type": "image",
+                                    "source": {"type": "base64", "media_type": "image/png", "data": IMAGE},
+                                }
+                                for _ in range(3)
+                            ],
+                        }
+                    ],
+                },
             ]
         },
     ],

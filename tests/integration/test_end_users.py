@@ -126,8 +126,11 @@ def test_an_end_users_streams_are_held_to_max_streams_and_other_end_users_are_se
 
 def test_the_end_user_is_in_the_log_and_sent_upstream_and_never_a_metric_label(instances, servers, fake) -> None:
     user, content = f"grace-{uuid.uuid4().hex[:8]}", f"Hello {uuid.uuid4().hex[:8]} @tokens=2"
-    answer = httpx.post(f"{servers[0]}/v1/chat/completions", json={"model": FAKE_MODEL, "messages": [
-        {"role": "user", "content": content}]}, headers={"Authorization": f"Bearer {RATED}", "X-ChatWait-User": user})
+    answer = httpx.post(
+        f"{servers[0]}/v1/chat/completions",
+        json={"model": FAKE_MODEL, "messages": [{"role": "user", "content": content}]},
+        headers={"Authorization": f"Bearer {RATED}", "X-ChatWait-User": user},
+    )
     assert answer.status_code == 200, answer.text
     assert fake.outcomes_for(content)[-1].get("options", {}).get("user") is None, "the header is ChatWait's own"
     sent = _ask(servers[0], RATED, content, user)
@@ -137,8 +140,11 @@ def test_the_end_user_is_in_the_log_and_sent_upstream_and_never_a_metric_label(i
     completed = [r for r in instances[0].log_records() if r.get("event") == "request_completed"]
     said = [r for r in completed if r.get("end_user") == user]
     assert [r["status"] for r in said] == [200, 200], "each of its requests' completion line names it"
-    bad = httpx.post(f"{servers[0]}/v1/chat/completions", json={"model": FAKE_MODEL, "messages": [
-        {"role": "user", "content": "hi"}]}, headers={"Authorization": f"Bearer {RATED}", "X-ChatWait-User": "a\tb"})
+    bad = httpx.post(
+        f"{servers[0]}/v1/chat/completions",
+        json={"model": FAKE_MODEL, "messages": [{"role": "user", "content": "hi"}]},
+        headers={"Authorization": f"Bearer {RATED}", "X-ChatWait-User": "a\tb"},
+    )
     assert bad.status_code == 400 and "X-ChatWait-User" in bad.json()["error"]["message"], bad.text
 
 

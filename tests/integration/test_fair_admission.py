@@ -41,9 +41,10 @@ class Follower(threading.Thread):
 
     def run(self) -> None:
         headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
-        with httpx.Client(base_url=self.server.url, timeout=60, headers=headers) as client, client.stream(
-            "POST", "/v1/chat/streaming", json={"message": self.message}
-        ) as answer:
+        with (
+            httpx.Client(base_url=self.server.url, timeout=60, headers=headers) as client,
+            client.stream("POST", "/v1/chat/streaming", json={"message": self.message}) as answer,
+        ):
             self.status = answer.status_code
             if answer.status_code != 200:
                 answer.read()
@@ -113,9 +114,7 @@ def _hang_up_while_queued(port: int, path: str, body: bytes, wait_for: bytes | N
 
 
 def test_waiters_that_hang_up_leave_at_once_and_never_reach_the_model_server(start_server, fake) -> None:
-    server = start_server(
-        STREAM_STORE="memory", MAX_STREAMS="1", ADMISSION_WAIT_SECONDS="30", KEEPALIVE_SECONDS="15"
-    )
+    server = start_server(STREAM_STORE="memory", MAX_STREAMS="1", ADMISSION_WAIT_SECONDS="30", KEEPALIVE_SECONDS="15")
     holder = Follower(server, "", "@tokens=60 @delay_ms=100").until()  # six seconds: a slot held meanwhile
     left = [unique("@tokens=1") for _ in range(40)]
     for message in left:

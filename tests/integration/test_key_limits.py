@@ -149,8 +149,9 @@ def test_tpm_refuses_once_spent(gateways) -> None:
         assert answer.status_code == 200
         assert answer.headers["x-ratelimit-limit-tokens"] == "50"
     with gateways.client(SPENDER, 1) as second:
-        refused = second.post("/v1/chat/completions", json={"model": FAKE_MODEL, "messages": [
-            {"role": "user", "content": "@tokens=1"}]})
+        refused = second.post(
+            "/v1/chat/completions", json={"model": FAKE_MODEL, "messages": [{"role": "user", "content": "@tokens=1"}]}
+        )
         assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limit_exceeded"
         conform("OpenAIError", refused.json())
         assert refused.headers["x-ratelimit-remaining-tokens"] == "0"
@@ -223,9 +224,10 @@ OTHER = "admission-other-0123456789abcdef"
 
 def _follow(server: ChatWaitServer, key: str, message: str, events: list, timeline: list, who: str) -> None:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    with httpx.Client(base_url=server.url, timeout=30, headers=headers) as client, client.stream(
-        "POST", "/v1/chat/streaming", json={"message": message}
-    ) as answer:
+    with (
+        httpx.Client(base_url=server.url, timeout=30, headers=headers) as client,
+        client.stream("POST", "/v1/chat/streaming", json={"message": message}) as answer,
+    ):
         assert answer.status_code == 200
         for event in iter_events(answer):
             events.append(event)
@@ -294,7 +296,9 @@ def test_past_the_wait_a_queued_stream_ends_with_server_busy(start_server) -> No
         ending = events[-1].data
         assert ending["error_code"] == "server_busy" and "ADMISSION_WAIT_SECONDS" in ending["detail"]
         assert client.get(f"/v1/chat/streaming/{answer.headers['x-stream-id']}").status_code == 404, "nothing kept"
-        completion = client.post("/v1/chat/completions", json={
-            "model": FAKE_MODEL, "messages": [{"role": "user", "content": "@tokens=1"}], "stream": True})
+        completion = client.post(
+            "/v1/chat/completions",
+            json={"model": FAKE_MODEL, "messages": [{"role": "user", "content": "@tokens=1"}], "stream": True},
+        )
         assert completion.status_code == 200 and b'"server_busy"' in completion.content
     thread.join(10)

@@ -178,7 +178,8 @@ def test_the_script_reserves_and_settles_money_as_the_memory_counters_do(standal
         assert spent[7] == [("budget_day", 0.5), ("budget_month", 0.5)], "1.0 reserved, +0.5 for c, -1.0 for e"
         assert spent[9] == [("budget_day", 0.0), ("budget_month", 0.0)], "a refund stops at zero"
         assert 0 < found[0].retry_after <= 86_400 and found[0].retry_after == pytest.approx(
-            budget.periods(time.time()).day_left, abs=5)
+            budget.periods(time.time()).day_left, abs=5
+        )
         client = standalone.server.client()
         lifetimes = [client.pttl(name) for name in shared.spend_keys(shared.key_tag("seq-money"), found[0].periods)]
         assert all(86_400_000 < ttl <= 86_400_000 * 33 for ttl in lifetimes), "kept a day past the period"
@@ -330,8 +331,14 @@ def test_limits_without_redis_fail_open_or_closed_as_set(fake, tmp_path, mode: s
     topology = Standalone()
     key_file = tmp_path / "keys"
     key_file.write_text(f"{KEY} name=limited rpm=100\n", encoding="utf-8")
-    env = server_env(fake.base_url, STREAM_STORE="redis", WEB_CONCURRENCY="1", CHATWAIT_API_KEYS_FILE=str(key_file),
-                     KEY_LIMITS_WITHOUT_REDIS=mode, **topology.env)
+    env = server_env(
+        fake.base_url,
+        STREAM_STORE="redis",
+        WEB_CONCURRENCY="1",
+        CHATWAIT_API_KEYS_FILE=str(key_file),
+        KEY_LIMITS_WITHOUT_REDIS=mode,
+        **topology.env,
+    )
     server = ChatWaitServer(env)
     try:
         with httpx.Client(base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {KEY}"}) as client:

@@ -44,7 +44,10 @@ APIS = {
     "messages": {
         "post": "/v1/messages",
         "body": lambda message: {
-            "model": FAKE_MODEL, "max_tokens": 4000, "stream": True, "messages": [{"role": "user", "content": message}]
+            "model": FAKE_MODEL,
+            "max_tokens": 4000,
+            "stream": True,
+            "messages": [{"role": "user", "content": message}],
         },
         "resume": "/v1/messages/streams/{}",
         "endings": ("message_stop", "error"),

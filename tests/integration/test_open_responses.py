@@ -28,7 +28,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.both_stores]  # each test tha
 COMPACT_AT = {"context_management": [{"type": "compaction", "compact_threshold": 1}]}
 
 
-
 def _summaries(fake) -> int:
     """How many summaries the fake was asked for (its log keeps a request's last user message)."""
     return sum(o.get("message", "").startswith(COMPACT_PROMPT[:60]) for o in fake.stats()["outcomes"])

@@ -22,7 +22,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.both_stores]  # each test tha
 CLIENTS = Path(__file__).resolve().parents[2] / "docs" / "clients.md"
 
 
-
 def completion(text: str, **extra) -> dict:
     return {"model": FAKE_MODEL, "messages": [{"role": "user", "content": text}], "stream": True, **extra}
 

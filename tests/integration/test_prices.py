@@ -82,5 +82,6 @@ def test_a_responses_object_says_its_cost_once_it_has_ended(server) -> None:
                 break
             assert "x-chatwait-cost-usd" not in found.headers
             time.sleep(0.1)
-        assert float(found.headers["x-chatwait-cost-usd"]) == pytest.approx(_expected(
-            {"prompt_tokens": found.json()["usage"]["input_tokens"], "completion_tokens": 30}))
+        assert float(found.headers["x-chatwait-cost-usd"]) == pytest.approx(
+            _expected({"prompt_tokens": found.json()["usage"]["input_tokens"], "completion_tokens": 30})
+        )

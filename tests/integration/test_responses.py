@@ -27,7 +27,6 @@ OPENING = ["response.created", "response.in_progress", "response.output_item.add
 CLOSING = ["response.output_text.done", "response.content_part.done", "response.output_item.done"]
 
 
-
 def unique(text: str) -> str:
     return f"{uuid.uuid4().hex} {text}"
 

@@ -42,7 +42,6 @@ def _directive(tool: str, arguments: dict) -> str:
     return f"@tool={tool} @args={encoded}"
 
 
-
 def test_a_namespace_reaches_the_upstream_flat_and_its_call_comes_back_named_as_sent(sdk, http) -> None:
     shown = sdk.responses.create(
         model=FAKE_MODEL,

@@ -32,7 +32,6 @@ ENDINGS = ("response.completed", "response.incomplete", "response.failed", "erro
 RESUME = "chatwait:response.resume"
 
 
-
 def _turn(conn: Any, **body: Any) -> list[Any]:
     """Send one response.create; its events, up to and including its last."""
     conn.send({"type": "response.create", "model": FAKE_MODEL, **body})
@@ -307,8 +306,10 @@ def _raw_socket(server: Any, receive_buffer: int = 0) -> tuple[socket.socket, Cl
     return raw, client
 
 
-_UPGRADE = (b"GET /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+_UPGRADE = (
+    b"GET /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
 
 
 def _upgraded(port: int) -> tuple[socket.socket, bytes]:

@@ -44,7 +44,6 @@ class Answer(pydantic.BaseModel):
     sunny: bool
 
 
-
 def test_a_function_call_and_its_output_make_a_conversation(sdk: openai.OpenAI) -> None:
     first = sdk.responses.create(model=FAKE_MODEL, input="Weather?", tools=[WEATHER, TIME])
     (call,) = first.output

@@ -103,8 +103,11 @@ def test_a_port_in_use_stops_the_start_naming_the_setting_to_change() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = _run([str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"], OPENAI_API_KEY="sk-x",
-                      BIND=f"127.0.0.1:{port}")
+        result = _run(
+            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+            OPENAI_API_KEY="sk-x",
+            BIND=f"127.0.0.1:{port}",
+        )
     assert result.returncode != 0
     said = result.stdout + result.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in said and "Set PORT (or BIND)" in said, said

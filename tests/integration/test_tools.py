@@ -43,7 +43,6 @@ class Answer(pydantic.BaseModel):
     sunny: bool
 
 
-
 def ask(text: str) -> list[dict]:
     return [{"role": "user", "content": text}]
 

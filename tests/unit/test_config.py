@@ -97,7 +97,9 @@ def test_cors_origins_are_normalised() -> None:
     listed = load_settings(environ={**BASE, "CORS_ORIGINS": " https://App.example.com/, http://localhost:3000 "})
     assert listed.access.cors_origins == ("https://app.example.com", "http://localhost:3000")
     assert load_settings(environ={**BASE, "CORS_ORIGINS": "*"}).access.cors_origins == ("*",)
-    assert load_settings(environ={**BASE, "CORS_ORIGINS": "http://[::1]:8080"}).access.cors_origins == ("http://[::1]:8080",)
+    assert load_settings(environ={**BASE, "CORS_ORIGINS": "http://[::1]:8080"}).access.cors_origins == (
+        "http://[::1]:8080",
+    )
 
 
 def test_the_embedded_model_has_its_own_reply_limit() -> None:

@@ -38,7 +38,11 @@ def test_key_file_lines_give_names_and_limits_and_the_defaults_fill_in(tmp_path)
     env |= {"KEY_REQUESTS_PER_MINUTE": "60", "CHATWAIT_API_KEYS": f"{KEY}c,{KEY}d"}
     keys = {entry.key: entry for entry in load_settings(environ=env).keys}
     assert (keys[f"{KEY}a"].name, keys[f"{KEY}a"].max_streams, keys[f"{KEY}a"].rpm, keys[f"{KEY}a"].tpm) == (
-        "web", 2, 5, None)
+        "web",
+        2,
+        5,
+        None,
+    )
     assert keys[f"{KEY}b"].name.startswith("key-") and keys[f"{KEY}b"].tpm == 900 and keys[f"{KEY}b"].rpm == 60
     assert keys[f"{KEY}c"].rpm == 60 and keys[f"{KEY}d"].rpm == 60 and not keys[f"{KEY}c"].max_streams
     assert keys[f"{KEY}b"].name == ClientKeys([keys[f"{KEY}b"]]).identify(f"Bearer {KEY}b")[1].name
@@ -225,7 +229,14 @@ def test_headers_are_openais_with_durations() -> None:
         "x-ratelimit-remaining-streams": "2",
     }
     assert [duration(s) for s in (0.0, 0.25, 1.0, 12.2, 59.5, 60.0, 63.0)] == [
-        "0ms", "250ms", "1s", "13s", "1m0s", "1m0s", "1m3s"]
+        "0ms",
+        "250ms",
+        "1s",
+        "13s",
+        "1m0s",
+        "1m0s",
+        "1m3s",
+    ]
 
 
 def test_tpm_reserves_max_tokens_so_a_burst_stays_within_it() -> None:

@@ -146,15 +146,15 @@ def _code_lines(source: str) -> int:
 @pytest.mark.parametrize("path", MODULES + HARNESS, ids=_name)
 def test_modules_and_functions_stay_small(path: Path) -> None:
     """Modules of code split by meaning before they grow past the cap (their data tables aside),
-    and functions short."""
+    and functions short (their bodies: however the formatter lays their signature out)."""
     source = path.read_text()
     lines = _code_lines(source)
     assert lines <= MAX_MODULE_LINES
     if lines > WARN_MODULE_LINES:
         warnings.warn(f"{_name(path)} has {lines} lines of code: split it by meaning", stacklevel=1)
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            assert node.end_lineno - node.lineno + 1 <= MAX_FUNCTION_LINES, f"{node.name} is too long"
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):  # its body: the formatter lays out the rest
+            assert node.end_lineno - node.body[0].lineno + 1 <= MAX_FUNCTION_LINES, f"{node.name} is too long"
 
 
 def test_a_data_table_is_not_code() -> None:

@@ -36,8 +36,14 @@ def test_priming_chunks_and_done() -> None:
         "last_sequence": 2,
         "content_length": 5,
         "duration_ms": 12.5,
-        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5, "generated_tokens": 2,
-                  "delivered_tokens": 2, "attempts": []},  # whoever reads it has both chunks
+        "usage": {
+            "prompt_tokens": 3,
+            "completion_tokens": 2,
+            "total_tokens": 5,
+            "generated_tokens": 2,
+            "delivered_tokens": 2,
+            "attempts": [],
+        },  # whoever reads it has both chunks
         "usage_source": "upstream",
         "finish_reason": "stop",
     }

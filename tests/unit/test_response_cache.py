@@ -77,7 +77,7 @@ def test_a_kept_answer_reads_back_as_it_was_written() -> None:
     again = Kept.decode(kept.encode())
     assert again == kept and not again.refused
     assert Kept(((Delta(REFUSAL, "no"),),), "stop").refused
-    for broken in (b"", b"[2]", b"[9, [], \"stop\", null, null, null, null]", b'{"a": 1}'):
+    for broken in (b"", b"[2]", b'[9, [], "stop", null, null, null, null]', b'{"a": 1}'):
         with pytest.raises(Unreadable):
             Kept.decode(broken)
 

@@ -60,7 +60,11 @@ def test_the_tally_sums_by_day_key_user_and_model_and_keeps_what_the_store_did_n
     tally.flush()
     by_user = {row.user: row for row in store.added}
     assert (by_user["alice"].nano, by_user["alice"].requests, by_user["alice"].input, by_user["alice"].output) == (
-        1_000_000_000, 2, 11, 8)
+        1_000_000_000,
+        2,
+        11,
+        8,
+    )
     assert (by_user[""].nano, by_user[""].requests) == (0, 1)
     tally.flush()
     assert len(store.added) == 2, "nothing pending: nothing written"
@@ -133,7 +137,8 @@ def test_the_admin_report_adds_up_to_the_cost_headers_by_key_and_end_user(spend_
     admin = {"Authorization": f"Bearer {ADMIN}"}
     found = client.get("/v1/admin/spend?group_by=key,end_user", headers=admin).get_json()
     assert {(e["key"], e["end_user"] or ""): round(e["cost_usd"], 9) for e in found["data"]} == {
-        ("app", user): round(cost, 9) for user, cost in costs.items()}
+        ("app", user): round(cost, 9) for user, cost in costs.items()
+    }
     assert found["total_usd"] == pytest.approx(sum(costs.values()), abs=1e-9)
     assert [e["requests"] for e in found["data"]] == [1, 2, 1]
     text = client.get("/v1/admin/spend?format=csv&group_by=end_user,model", headers=admin).get_data(as_text=True)

@@ -128,11 +128,18 @@ def test_any_calls_in_any_stray_shape_arrive_whole(calls: list, shape: str) -> N
 @given(
     st.one_of(
         st.builds(lambda kind, text: Delta(kind, text), st.sampled_from([REASONING, REFUSAL]), st.text()),
-        st.builds(lambda i, call_id, name: Delta(TOOL_CALL, "", i, call_id, name), st.integers(0, 127),
-                  st.text(min_size=1), names),
+        st.builds(
+            lambda i, call_id, name: Delta(TOOL_CALL, "", i, call_id, name),
+            st.integers(0, 127),
+            st.text(min_size=1),
+            names,
+        ),
         st.builds(lambda text, i: Delta(TOOL_CALL, text, i), st.text(), st.integers(0, 127)),  # a piece of arguments
-        st.builds(lambda text, logprob: Delta(LOGPROBS, text, data=[{"token": text, "logprob": logprob}]), st.text(),
-                  st.floats(allow_nan=False, allow_infinity=False)),
+        st.builds(
+            lambda text, logprob: Delta(LOGPROBS, text, data=[{"token": text, "logprob": logprob}]),
+            st.text(),
+            st.floats(allow_nan=False, allow_infinity=False),
+        ),
     )
 )
 def test_a_delta_is_stored_and_read_back_unchanged(delta: Delta) -> None:

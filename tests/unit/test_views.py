@@ -176,7 +176,13 @@ def messages(client: Any) -> None:
 
 
 @scenario(
-    "health.health", "health.ready", "metrics.metrics", "spend.spend", "contract.contract", "page.index", "static",
+    "health.health",
+    "health.ready",
+    "metrics.metrics",
+    "spend.spend",
+    "contract.contract",
+    "page.index",
+    "static",
     "page.admin",
 )
 def service(client: Any) -> None:

@@ -27,11 +27,13 @@ from .schemas import CompletionRequestSchema
 
 DROPPABLE = "message(s) after the system prompt"
 # Options passed to the provider as they are, under OpenAI's names.
-OPTIONS = (
-    "top_p", "stop", "seed", "presence_penalty", "frequency_penalty", "user", "tools", "tool_choice",
-    "parallel_tool_calls", "response_format", "logit_bias", "reasoning_effort", "verbosity", "store", "metadata",
-    "service_tier", "prompt_cache_key", "safety_identifier", "logprobs", "top_logprobs",
-)  # fmt: skip
+OPTIONS = tuple(
+    (
+        "top_p stop seed presence_penalty frequency_penalty user tools tool_choice parallel_tool_calls "
+        "response_format logit_bias reasoning_effort verbosity store metadata service_tier prompt_cache_key "
+        "safety_identifier logprobs top_logprobs"
+    ).split()
+)
 # Values that ask for nothing: not sent on (some servers refuse an empty list of tools).
 _NOTHING = {"tools": [], "response_format": {"type": "text"}, "logit_bias": {}, "logprobs": False}
 

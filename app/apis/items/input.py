@@ -41,12 +41,12 @@ _TAKEN = (
 # for a tool only OpenAI's models call): no model here called them, so none is sent on.
 HOSTED_ITEMS = frozenset(
     (
-        "file_search_call", "computer_call", "computer_call_output", "web_search_call", "tool_search_call",
-        "tool_search_output", "image_generation_call", "code_interpreter_call", "local_shell_call",
-        "local_shell_call_output", "shell_call", "shell_call_output", "apply_patch_call", "apply_patch_call_output",
-        "mcp_list_tools", "mcp_approval_request", "mcp_approval_response", "mcp_call", "program", "program_output",
-    )
-)  # fmt: skip
+        "file_search_call computer_call computer_call_output web_search_call tool_search_call "
+        "tool_search_output image_generation_call code_interpreter_call local_shell_call "
+        "local_shell_call_output shell_call shell_call_output apply_patch_call apply_patch_call_output "
+        "mcp_list_tools mcp_approval_request mcp_approval_response mcp_call program program_output"
+    ).split()
+)
 
 
 class InputMessageSchema(NullMeansAbsent):

@@ -79,9 +79,11 @@ def _load(index: int, tool: Any, kinds: Mapping[str, type], path: tuple[Any, ...
     if path and isinstance(kind, str) and leave_out((*path, index, kind)):
         return kind  # a hosted tool (Codex sends web_search by default): left out, named
     raise ValidationError(
-        [f"Tool {index} is of type {str(kind)[:40]!r}: ChatWait takes {', '.join(kinds)} tools "
-         "(hosted tools run on OpenAI's own servers)."]
-    )  # fmt: skip
+        [
+            f"Tool {index} is of type {str(kind)[:40]!r}: ChatWait takes {', '.join(kinds)} tools "
+            "(hosted tools run on OpenAI's own servers)."
+        ]
+    )
 
 
 def _tools(value: Any, kinds: Mapping[str, type], path: tuple[Any, ...]) -> list[dict[str, Any]]:

@@ -39,11 +39,11 @@ NESTED = ("text", "image", "document", "search_result")  # what a tool result's 
 # result the blocks only its tools make: no other model called them, so none is sent elsewhere.
 HOSTED_BLOCKS = frozenset(
     (
-        "server_tool_use", "web_search_tool_result", "web_fetch_tool_result", "code_execution_tool_result",
-        "bash_code_execution_tool_result", "text_editor_code_execution_tool_result", "tool_search_tool_result",
-        "container_upload", "mcp_tool_use", "mcp_tool_result",
-    )
-)  # fmt: skip
+        "server_tool_use web_search_tool_result web_fetch_tool_result code_execution_tool_result "
+        "bash_code_execution_tool_result text_editor_code_execution_tool_result tool_search_tool_result "
+        "container_upload mcp_tool_use mcp_tool_result"
+    ).split()
+)
 NESTED_HOSTED = frozenset(("browser_state", "tool_reference"))
 
 
@@ -246,10 +246,10 @@ def _result_text(block: dict[str, Any]) -> str:
 # The top-level fields of a request that its translation carries (the rest pass through unread).
 TRANSLATED = frozenset(
     (
-        "model", "messages", "system", "max_tokens", "stream", "temperature", "top_p", "top_k",
-        "stop_sequences", "metadata", "tools", "tool_choice", "thinking", "output_config",
-    )
-)  # fmt: skip
+        "model messages system max_tokens stream temperature top_p top_k stop_sequences metadata tools "
+        "tool_choice thinking output_config"
+    ).split()
+)
 
 
 def untranslated(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -291,4 +291,3 @@ def block_chars(content: Any) -> int:
             total += len(json.dumps(block["input"], ensure_ascii=False))
         total += block_chars(block.get("content")) if block.get("type") == "tool_result" else 0
     return total
-

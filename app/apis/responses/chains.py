@@ -13,6 +13,7 @@ import orjson
 
 CHAIN_BODIES = 4  # a socket's chains take at most this many MAX_BODY_BYTES in all
 
+
 class Held:
     """What every socket's chains hold in this worker, oldest first, by key: bounded in bytes per
     key and in all (the oldest chain of the key, or of the worker, is dropped past them)."""

@@ -8,9 +8,7 @@ from .schemas import LOGPROBS_INCLUDED
 from .tools import chat_tools, chosen
 
 # Options passed on as they are, under the same names in chat completions.
-PASSED = (
-    "top_p", "user", "presence_penalty", "frequency_penalty", "service_tier", "prompt_cache_key", "safety_identifier",
-)  # fmt: skip
+PASSED = tuple("top_p user presence_penalty frequency_penalty service_tier prompt_cache_key safety_identifier".split())
 
 
 def model_options(fields: dict[str, Any], added: list[dict[str, Any]]) -> dict[str, Any]:

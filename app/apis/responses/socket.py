@@ -45,9 +45,15 @@ STEER = "response.steer"  # OpenAI's beta: input queued into a running response,
 STOP_POLL_SECONDS = 1.0  # how soon a socket between turns notices that its worker stops
 MAX_CHAINS = 32  # `store: false` responses a socket remembers for previous_response_id
 _OPEN: set[WebSocket] = set()  # this worker's sockets
-_KEPT_HEADERS = ("HTTP_AUTHORIZATION", "HTTP_X_API_KEY", "HTTP_OPENAI_ORGANIZATION", "HTTP_USER_AGENT",
-                 "HTTP_TRACEPARENT", "HTTP_TRACESTATE",  # each turn's span joins the trace the upgrade named
-                 "HTTP_X_CHATWAIT_USER")  # and each turn is its end user's
+_KEPT_HEADERS = (
+    "HTTP_AUTHORIZATION",
+    "HTTP_X_API_KEY",
+    "HTTP_OPENAI_ORGANIZATION",
+    "HTTP_USER_AGENT",
+    "HTTP_TRACEPARENT",
+    "HTTP_TRACESTATE",  # each turn's span joins the trace the upgrade named
+    "HTTP_X_CHATWAIT_USER",
+)  # and each turn is its end user's
 
 
 def serve() -> Response:

@@ -185,8 +185,13 @@ class AnthropicAttempt(HttpAttempt):
         if "input_tokens" in found and "output_tokens" in found:
             cached, written = found.get("cache_read_input_tokens", 0), found.get("cache_creation_input_tokens", 0)
             prompt, long = found["input_tokens"] + cached + written, min(found.get("long", 0), written)
-            self.usage = Usage(prompt, found["output_tokens"], cached_tokens=cached, cache_write_tokens=written,
-                               cache_write_long_tokens=long)  # fmt: skip
+            self.usage = Usage(
+                prompt,
+                found["output_tokens"],
+                cached_tokens=cached,
+                cache_write_tokens=written,
+                cache_write_long_tokens=long,
+            )
 
     def _failure(self, error: Any) -> UpstreamError:
         """An `error` event (Anthropic's servers send `overloaded_error` so): the reply is cut, and

@@ -14,10 +14,7 @@ RETRY_AFTER_CEILING_SECONDS = 300.0  # a 429's Retry-After rests a server at mos
 # cleanly without a finish_reason: llama.cpp's servers end a request another one preempts) is
 # the server being busy, not sick; `rejected` (401, 403, other 4xx) is the request's or the
 # configuration's. Neither of the last two rests a server.
-KINDS = (
-    "connection", "unavailable", "rate_limited", "tls", "timeout", "interrupted", "bad_response",
-    "preempted", "rejected",
-)  # fmt: skip
+KINDS = tuple("connection unavailable rate_limited tls timeout interrupted bad_response preempted rejected".split())
 RESTING_KINDS = frozenset(KINDS[:-2])
 _KIND_OF_CODE = {
     "upstream_rate_limited": "rate_limited",
@@ -80,9 +77,7 @@ class Health:
         self.state, self.rests, self.failures = "healthy", 0, 0
         return recovered
 
-    def failed(
-        self, kind: str, retry_after: float | None, probe: bool, now: float, requester: int = 0
-    ) -> float | None:
+    def failed(self, kind: str, retry_after: float | None, probe: bool, now: float, requester: int = 0) -> float | None:
         """A request (`requester`: its id) failed with `kind`; the rest it starts, in seconds
         (None: no rest)."""
         if kind not in RESTING_KINDS or not self.threshold:

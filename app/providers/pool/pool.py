@@ -30,6 +30,7 @@ from .throttle import Throttle
 
 log = logging.getLogger("chatwait.pool")
 
+
 def member(settings: Settings, config: UpstreamServer) -> Provider:
     """The client of one server, by the API it speaks."""
     return AnthropicProvider(settings, config) if config.kind == "anthropic" else OpenAIProvider(settings, config)

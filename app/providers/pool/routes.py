@@ -102,4 +102,3 @@ def verdict(routes: Sequence[ModelRoute], default: str) -> tuple[bool, str]:
         return True, "Every allowed model has a server that answers."
     named = "; ".join(f"{route.model}: {route.state}" for route in others)
     return True, f"Ready, degraded ({named}): see `routes`."
-

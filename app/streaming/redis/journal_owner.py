@@ -77,6 +77,7 @@ class Store(Protocol):
 
     def get(self, stream_id: str) -> StreamView: ...
 
+
 log = logging.getLogger("chatwait.store")
 
 
