@@ -9,6 +9,7 @@ its master, before gevent patches: it imports the app's modules only inside the 
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable
 from typing import Any
@@ -59,13 +60,20 @@ def _geventhttpclient_transport() -> Any:
 
 
 def _settings(**changes: Any) -> None:
-    """The worker's app is built with these settings changed (the master validated the rest)."""
+    """The worker's app is built with these settings changed (flat names; the master validated the
+    rest)."""
     import dataclasses
 
     from app.server import master
 
     running = master.running_settings
-    master.running_settings = lambda: dataclasses.replace(running(), **changes)
+
+    def changed() -> Any:
+        found = running()
+        but = getattr(found, "but", None)  # grouped settings (since issue 79); a flat tree's replace
+        return but(**changes) if but is not None else dataclasses.replace(found, **changes)
+
+    master.running_settings = changed
 
 
 def _inline_logs() -> None:
@@ -140,10 +148,12 @@ def _keyed(key: Any) -> None:
         checked()
         auth.g._get_current_object().client_key = key
 
-    def build_limits(settings: Any, metrics: Any, shared: bool) -> Limits:
-        if settings.streams.stream_store != "redis":
-            return built(settings, metrics, shared)
-        return Limits(RedisCounters(topology(settings)), metrics)
+    def build_limits(settings: Any, metrics: Any, *args: Any, **kwargs: Any) -> Limits:
+        if settings.streams.stream_store == "redis":
+            return Limits(RedisCounters(topology(settings)), metrics)
+        if "counting" in inspect.signature(built).parameters:  # the key is limited, whatever config says
+            return built(settings, metrics, counting=True)
+        return built(settings, metrics, *args, **kwargs)
 
     built = getattr(where, name)
     auth._check = check

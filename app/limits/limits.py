@@ -48,10 +48,13 @@ FLUSH_SECONDS = 1.0
 class Limits:
     """The limits of every key with limits, over the store's counters."""
 
-    def __init__(self, counters: Counters, metrics: Metrics | NoMetrics, fail_open: bool = True) -> None:
+    def __init__(
+        self, counters: Counters, metrics: Metrics | NoMetrics, fail_open: bool = True, counting: bool = True
+    ) -> None:
         self.counters = counters
         self.metrics = metrics
         self.fail_open = fail_open
+        self.counting = counting  # whether any key has limits (else nothing counts in the background)
         self._running: dict[str, Ticket] = {}
         self.sockets = Sockets(counters, metrics, self._unreached)
         self._flusher: gevent.Greenlet | None = None
@@ -207,8 +210,10 @@ class Limits:
             self.metrics.key_generation(ticket.key.name, -1, 0)
 
     def start(self) -> None:
-        """Count running generations' tokens (and renew their leases) every FLUSH_SECONDS."""
-        self._flusher = gevent.spawn(self._flush_forever)
+        """Count running generations' tokens (and renew their leases) every FLUSH_SECONDS, where
+        any key has limits."""
+        if self.counting:
+            self._flusher = gevent.spawn(self._flush_forever)
 
     def stop_accepting(self) -> None:
         """The worker drains: hand the counters to the workers that follow (a reload, the memory store)."""

@@ -94,10 +94,23 @@ class ChatWaitWorker(GeventWorker):
 
     def run(self) -> None:
         servers = [self._serve(sock) for sock in self.sockets]
-        while self.alive:
-            self.notify()
-            self._stopping.wait(HEARTBEAT_SECONDS)
+        self.notify()
+        beats = gevent.get_hub().loop.timer(HEARTBEAT_SECONDS, HEARTBEAT_SECONDS)
+        beats.start(self._beat)
+        self._stopping.wait()
+        beats.close()
         drain(servers, lifecycle_of(self.wsgi), self.cfg.graceful_timeout, self.notify)
+
+    def _beat(self) -> None:
+        """Tell the master the worker lives, from a repeating timer of the loop (no greenlet woken,
+        no timeout raised): gunicorn's notify, whose exit when the master is gone (or gunicorn's
+        own end of the worker, `alive`) stops the worker gracefully instead."""
+        try:
+            self.notify()
+        except SystemExit:
+            self._stop()
+        if not self.alive:
+            self._stop()
 
     def _serve(self, sock: Any) -> StreamServer:
         """Start accepting on one listening socket (as gunicorn's gevent worker does)."""

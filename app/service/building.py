@@ -73,15 +73,15 @@ def topology(settings: Settings) -> Topology:
     return Topology.configured(settings.redis)
 
 
-def limits(settings: Settings, metrics: Metrics | NoMetrics, shared: bool) -> Limits:
-    """Per-key limits counted in Redis when `shared` (the Redis store, and some key has limits),
-    shared by every worker and instance; else in this worker's memory."""
+def limits(settings: Settings, metrics: Metrics | NoMetrics, counting: bool) -> Limits:
+    """Per-key limits, where some key has limits (`counting`): in Redis with the streams, shared by
+    every worker and instance; else in this worker's memory."""
     counters: Counters = MemoryCounters()
-    if shared:
+    if counting and settings.streams.stream_store == "redis":
         from ..limits.shared import RedisCounters
 
         counters = RedisCounters(topology(settings))
-    return Limits(counters, metrics, fail_open=settings.access.key_limits_without_redis == "open")
+    return Limits(counters, metrics, settings.access.key_limits_without_redis == "open", counting)
 
 
 def key_view(settings: Settings) -> KeyView | None:

@@ -77,7 +77,7 @@ class Services:
         store = building.store(settings, abandon)
         keys, view = settings.keys, building.key_view(settings)
         limited = view is not None or any(key.limited or key.max_sockets is not None for key in keys)
-        limits = building.limits(settings, metrics, shared=limited and settings.streams.stream_store == "redis")
+        limits = building.limits(settings, metrics, counting=limited)
         client_keys = ClientKeys(keys, view, settings.access.admin_api_keys)
         billing = Billing(limits, settings.price_of, building.spending(settings))
         queue, cache = building.queue(settings, metrics), building.response_cache(settings, metrics)
