@@ -175,6 +175,9 @@ class Account:
         """Its ticket settles with its completion tokens and cost, and what it was charged joins the
         spend. A payer who pays for delivery pays the input and, of a wait-mode answer, its reply
         (a stream's output is charged as it reaches a client: `delivery`)."""
+        billing = self.billing
+        if self.ticket is None and billing.spending is None:
+            return  # nothing counts it
         usage, charged, model = ending.usage, ending.cost_usd, ending.model or self.call.model
         tokens = (usage.prompt_tokens + usage.resent, usage.charged - usage.resent)
         if cost.replayed(ending.attempts):  # a kept answer played back: no tokens used, no cost
@@ -183,7 +186,6 @@ class Account:
             output = usage.completion_tokens if self.origin.stream_id is None and ending.error is None else 0
             charged = cost.delivered(ending.attempts, usage, self.billing.prices, model, output)
             tokens = (usage.prompt_tokens, output)
-        billing = self.billing
         if billing.spending is not None:
             billing.spending.add(self.payer, model, charged, tokens)
         if self.ticket is not None and billing.limits is not None:
