@@ -8,6 +8,7 @@ callgrind: repeatable where the CPU time of a shared machine is not, so a small 
     ./scripts/load bench_instructions.py --keys end-user    # a key with limits, each request an end user's
     ./scripts/load bench_instructions.py --cache miss       # RESPONSE_CACHE on, every request a miss (kept)
     ./scripts/load bench_instructions.py --cache hit        # RESPONSE_CACHE on, every request a hit (replayed)
+    ./scripts/load bench_instructions.py --idle 10          # and 10 s of the worker idle, after the requests
 
 The worker runs under `valgrind --tool=callgrind` with instrumentation off; after a warm-up it is
 switched on for `--batches` batches of `--streams` concurrent streams of 1 token, then of
@@ -63,6 +64,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--tokens", type=int, default=41)
     parser.add_argument("--batches", type=int, default=5)
     parser.add_argument("--delay-ms", dest="delay_ms", type=float, default=60.0)
+    parser.add_argument("--idle", type=float, default=0.0, help="also count this many seconds of an idle worker")
     return parser.parse_args()
 
 
@@ -176,6 +178,7 @@ def main() -> None:
         counts = {}
         for tokens in (1, args.tokens):
             counts[tokens] = counted(worker, out, lambda t=tokens: batches(port, t, args))
+        idle = counted(worker, out, lambda: time.sleep(args.idle)) if args.idle else None
     finally:
         proc.terminate()
         proc.wait(60)
@@ -192,6 +195,7 @@ def main() -> None:
         "instructions_per_request": round(per_request),
         "instructions_per_token": round(per_token),
         "per_token_at_200_tokens": round((per_request + 199 * per_token) / 200),
+        "instructions_per_idle_second": None if idle is None else round(idle / args.idle),
         "callgrind_files": folder,
     }
     print(json.dumps(report))
