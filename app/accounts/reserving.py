@@ -4,7 +4,7 @@ billed as by those models' published rules (`images`)."""
 
 from __future__ import annotations
 
-import dataclasses
+from typing import NamedTuple
 
 from ..config import Settings
 from ..config.prices import Price
@@ -36,8 +36,7 @@ def image_surcharge(settings: Settings, call: ChatCall) -> int:
     return images.surcharge(answering(settings, call), call.messages)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Needs:
+class Needs(NamedTuple):
     """What an admission asks its payer's counters to reserve: the prompt's tokens and the
     completion's (max_tokens, lowered to what tpm has left); with a budget, the money the most it
     can cost takes at `price` with `rescues` continuations (else, `lower`: as many tokens as the

@@ -17,7 +17,6 @@ cannot be reached admit without counting (KEY_LIMITS_WITHOUT_REDIS=open) or refu
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -80,7 +79,7 @@ class Limits:
         if verdict.refused is not None:
             lowered = refusals.lowered(verdict, money, needs.max_tokens, needs.rescues) if needs.lower else 0
             if lowered:  # what the budgets have left: an answer that fits in them
-                ticket, verdict = self.admit(payer, dataclasses.replace(needs, max_tokens=lowered, lower=False))
+                ticket, verdict = self.admit(payer, needs._replace(max_tokens=lowered, lower=False))
                 ticket.max_tokens = lowered
                 return ticket, verdict
             self._watched(payer, verdict)
