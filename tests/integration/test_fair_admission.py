@@ -198,7 +198,7 @@ def test_waits_for_a_busy_servers_room_are_in_turn_across_keys(fake, tmp_path) -
     env.pop("OPENAI_BASE_URL")
     server = ChatWaitServer(env)
     try:
-        burst = [Follower(server, FLOOD, unique("burst @tokens=10 @delay_ms=40")) for _ in range(16)]
+        burst = [Follower(server, FLOOD, unique("burst @tokens=12 @delay_ms=40")) for _ in range(20)]
         time.sleep(1.0)  # the burst fills both slots and queues for them
         other = unique("other @tokens=2")
         late = Follower(server, OTHER, other)
@@ -214,8 +214,9 @@ def test_waits_for_a_busy_servers_room_are_in_turn_across_keys(fake, tmp_path) -
         bursts = sorted(o["started"] for o in outcomes if o["message"].split(" ", 1)[-1].startswith("burst"))
         queued = [started for started in bursts if started > arrived]
         ahead = [started for started in queued if started < came]
-        # First come, first served, all of the queued (8 or more) went first; in turn, one slot's
-        # worth at most (a slot that freed while its stream's head was on its way out).
-        assert len(queued) >= 8 and len(ahead) <= 2, f"{len(ahead)} of the {len(queued)} queued went first"
+        # First come, first served, all of the queued (8 or more, fewer where the machine was so
+        # loaded that the late request's way in took seconds; 3 still tell the two apart) went
+        # first; in turn, one slot's worth at most (a slot that freed while its head went out).
+        assert len(queued) >= 3 and len(ahead) <= 2, f"{len(ahead)} of the {len(queued)} queued went first"
     finally:
         server.stop()
