@@ -113,6 +113,13 @@ CATALOGUE: dict[str, ErrorKind] = {
         "Read the message: pick another name, or change a key of the key file in the file.",
         False,
     ),
+    "key_busy": ErrorKind(
+        409,
+        "The key was changed by other requests at the same moment, again and again; this change was not made.",
+        "Read the key again (GET /v1/admin/keys/{id}) and send the change again.",
+        True,
+        1.0,
+    ),
     "method_not_allowed": ErrorKind(
         405,
         "This endpoint does not accept that HTTP method.",

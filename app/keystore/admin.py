@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..config import ClientKey
@@ -25,6 +26,7 @@ log = logging.getLogger("chatwait.audit")
 MAX_KEYS = 1_000  # managed keys (a key's name is a metric label)
 MAX_OVERRIDES = 10_000  # end users with limits of their own, per key
 SECRET_PREFIX = "cw-"
+WRITE_TRIES = 8  # a change read and made again when another came first
 
 
 class KeyAdmin:
@@ -44,8 +46,7 @@ class KeyAdmin:
         record = StoredKey(random_id(), name, digest(secret), int(time.time()), **_settings(fields))
         if not self.view.store.add(record):
             raise _conflict(f"A key is named {name!r} already.")
-        self._done(who, "create", record)
-        return secret, record
+        return secret, self._done(who, "create", record)
 
     def listed(self) -> list[dict[str, Any]]:
         """Every key as the API shows it: the key file's first, then the managed ones."""
@@ -58,42 +59,56 @@ class KeyAdmin:
 
     def change(self, key_id: str, fields: dict[str, Any], who: str) -> StoredKey:
         """New limits, budgets, `pays`, `cache`, end-user defaults or models (those given; null clears one)."""
-        record = self._found(key_id, changing=True)
-        settings = _settings(fields, base=record)
-        changed = dataclasses.replace(record, **settings)
-        return self._put(changed, who, "change", fields=sorted(fields))
+        changed = self._update(key_id, lambda record: record.revised(**_settings(fields, base=record)))
+        return self._done(who, "change", changed, fields=sorted(fields))
 
     def rotate(self, key_id: str, overlap_seconds: float, who: str) -> tuple[str, StoredKey]:
         """A new secret; the current one opens the key too for `overlap_seconds` more."""
-        record = self._found(key_id, changing=True)
         secret = SECRET_PREFIX + secrets.token_urlsafe(32)
-        rotated = dataclasses.replace(
-            record, digest=digest(secret), previous=record.digest, previous_until=time.time() + overlap_seconds
+        until = time.time() + overlap_seconds
+        rotated = self._update(
+            key_id, lambda record: record.revised(digest=digest(secret), previous=record.digest, previous_until=until)
         )
-        return secret, self._put(rotated, who, "rotate", overlap_seconds=overlap_seconds)
+        return secret, self._done(who, "rotate", rotated, overlap_seconds=overlap_seconds)
 
     def revoke(self, key_id: str, who: str) -> StoredKey:
         """No secret opens the key any more (its record stays, for the spend it made)."""
-        record = self._found(key_id, changing=True)
-        return self._put(dataclasses.replace(record, revoked_at=int(time.time()), previous=None), who, "revoke")
+        revoked = self._update(key_id, lambda record: record.revised(revoked_at=int(time.time()), previous=None))
+        return self._done(who, "revoke", revoked)
 
     def end_user(self, key_id: str, user: str, override: dict[str, Any] | str | None, who: str) -> StoredKey:
         """Block one end user of the key (BLOCKED), hold them to limits of their own, or (None)
         give them back the key's end-user defaults."""
-        record = self._found(key_id, changing=True)
-        overrides = dict(record.overrides)
-        if override is None:
-            overrides.pop(user, None)
-        else:
-            if user not in overrides and len(overrides) >= MAX_OVERRIDES:
-                raise _conflict(f"The key holds {MAX_OVERRIDES} end users of its own already: clear one first.")
-            overrides[user] = override
+
+        def overridden(record: StoredKey) -> StoredKey:
+            overrides = dict(record.overrides)
+            if override is None:
+                overrides.pop(user, None)
+            else:
+                if user not in overrides and len(overrides) >= MAX_OVERRIDES:
+                    raise _conflict(f"The key holds {MAX_OVERRIDES} end users of its own already: clear one first.")
+                overrides[user] = override
+            return record.revised(overrides=overrides)
+
         action = "unblock" if override is None else "block" if override == BLOCKED else "limit_user"
-        return self._put(dataclasses.replace(record, overrides=overrides), who, action)
+        return self._done(who, action, self._update(key_id, overridden))
+
+    def _update(self, key_id: str, revise: Callable[[StoredKey], StoredKey]) -> StoredKey:
+        """The key's next revision, made by `revise` from the record the store holds and kept only
+        if no other change came between (else read and made again, up to WRITE_TRIES times)."""
+        for _ in range(WRITE_TRIES):
+            revised = revise(self._found(key_id, changing=True))
+            if self.view.store.replace(revised):
+                return revised
+        raise ApiError("key_busy", f"The key changed {WRITE_TRIES} times while this change was made.")
 
     def _found(self, key_id: str, changing: bool = False) -> StoredKey:
-        self.view.refresh()
-        found = self.view.record(key_id)
+        """The key as the store holds it when `changing`, else as this worker's view has it."""
+        if changing:
+            found = self.view.store.get(key_id)
+        else:
+            self.view.refresh()
+            found = self.view.record(key_id)
         if found is not None and not (changing and found.revoked_at is not None):
             return found
         if changing and any(_file_id(key) == key_id for key in self._file.values()):
@@ -102,17 +117,13 @@ class KeyAdmin:
             raise _conflict("This key is revoked: create another.")
         raise ApiError("key_not_found", f"No key {key_id[:80]!r} is managed here.")
 
-    def _put(self, record: StoredKey, who: str, action: str, **said: Any) -> StoredKey:
-        self.view.store.put(record)
-        self._done(who, action, record, **said)
-        return record
-
-    def _done(self, who: str, action: str, record: StoredKey, **said: Any) -> None:
+    def _done(self, who: str, action: str, record: StoredKey, **said: Any) -> StoredKey:
         """The change's audit line, and this worker's view of the keys read again."""
         log.info(
             "admin_action", extra={"admin": who, "action": action, "key_id": record.id, "key_name": record.name, **said}
         )
         self.view.refresh()
+        return record
 
 
 def _settings(fields: dict[str, Any], base: StoredKey | None = None) -> dict[str, Any]:

@@ -36,6 +36,7 @@ class StoredKey:
     previous_until: float = 0.0
     revoked_at: int | None = None
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)  # end user -> USER_LIMITS, or BLOCKED
+    revision: int = 0  # one more with each change: a write applies only to the revision it read
 
     def client_key(self) -> ClientKey:
         """What the limits and the views read of it."""
@@ -74,6 +75,10 @@ class StoredKey:
             "models": list(self.models),
             "overrides": len(self.overrides),
         }
+
+    def revised(self, **changes: Any) -> StoredKey:
+        """This record with `changes`, one revision on."""
+        return dataclasses.replace(self, **changes, revision=self.revision + 1)
 
     def encoded(self) -> bytes:
         return orjson.dumps(dataclasses.asdict(self))

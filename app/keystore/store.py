@@ -1,6 +1,6 @@
 """Where managed keys are kept: the operations every store does, and the one without Redis, an
-SQLite file in DATA_DIR (one database for an instance's workers; a change and its version bump
-in one transaction)."""
+SQLite file in DATA_DIR (one database for an instance's workers; a change, the check of the
+revision it read and the version bump in one transaction)."""
 
 from __future__ import annotations
 
@@ -33,8 +33,13 @@ class KeyStore(Protocol):
         """Keep a new key; False when its name is taken."""
         ...
 
-    def put(self, key: StoredKey) -> None:
-        """Keep a key's new state (its name unchanged)."""
+    def get(self, key_id: str) -> StoredKey | None:
+        """One key as the store holds it now (not a worker's view of it)."""
+        ...
+
+    def replace(self, key: StoredKey) -> bool:
+        """Keep a key's next revision (its name unchanged); False when the stored one is no longer
+        the revision before it (another change came first)."""
         ...
 
     def close(self) -> None: ...
@@ -68,10 +73,19 @@ class SqliteKeys:
             return False
         return True
 
-    def put(self, key: StoredKey) -> None:
+    def get(self, key_id: str) -> StoredKey | None:
+        with sqlite.transaction(self._path, StoreUnavailable, write=False) as db:
+            row = db.execute("SELECT record FROM keys WHERE id = ?", (key_id,)).fetchone()
+        return None if row is None else StoredKey.decoded(row[0])
+
+    def replace(self, key: StoredKey) -> bool:
         with sqlite.transaction(self._path, StoreUnavailable) as db:
+            row = db.execute("SELECT record FROM keys WHERE id = ?", (key.id,)).fetchone()
+            if row is None or StoredKey.decoded(row[0]).revision != key.revision - 1:
+                return False
             db.execute("UPDATE keys SET record = ? WHERE id = ?", (key.encoded(), key.id))
             db.execute("UPDATE version SET n = n + 1 WHERE id = 1")
+        return True
 
     def close(self) -> None:
         """Nothing held open: each call opens the file."""

@@ -1,11 +1,13 @@
 """Keys managed by the admin API on two instances x two workers sharing Redis: a key made on one
 instance opens every worker of both, a change and a revocation hold everywhere, a rotation keeps
-both secrets for its overlap only, an end user blocked on one instance is blocked on the other;
+both secrets for its overlap only, an end user blocked on one instance is blocked on the other,
+a revoke raced by a change on another instance (or worker, on SQLite) stays a revoke;
 no answer and no log line ever shows a secret after its creation. Spend in Redis (one server, a
 Cluster) adds up as in SQLite."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 from collections.abc import Callable, Iterator
 
@@ -18,7 +20,7 @@ from app.spend.store import RedisSpend, Row, SqliteSpend
 from harness.processes import ChatWaitServer, FakeUpstream
 from harness.redis_servers import Cluster
 
-from ..conftest import FAKE_MODEL, admin_instances
+from ..conftest import FAKE_MODEL, admin_instances, server_env
 
 pytestmark = pytest.mark.integration
 
@@ -106,3 +108,48 @@ def test_spend_in_redis_adds_up_as_in_sqlite_on_one_server_and_a_cluster(
         store.close()
         if cluster is not None:
             cluster.stop()
+
+
+HTTP_RACES = 25  # per pair, over HTTP (the unit test races every pair 100 times through two stores)
+
+
+def _race(urls: tuple[str, str], other: str, n: int) -> tuple[str, httpx.Response, httpx.Response]:
+    """A revoke on one instance (or worker) at the moment of `other` on the other: the new key's
+    secret and both answers."""
+    made = httpx.post(f"{urls[0]}/v1/admin/keys", json={"name": f"race-{other}-{n}"}, headers=AS_ADMIN, timeout=10)
+    assert made.status_code == 201, made.text
+    key = f"/v1/admin/keys/{made.json()['id']}"
+    requests = {
+        "change": lambda url: httpx.patch(f"{url}{key}", json={"rpm": 77}, headers=AS_ADMIN, timeout=10),
+        "rotate": lambda url: httpx.post(f"{url}{key}/rotate", json={"overlap_seconds": 60}, headers=AS_ADMIN, timeout=10),
+        "block": lambda url: httpx.put(f"{url}{key}/users/eve", json={"blocked": True}, headers=AS_ADMIN, timeout=10),
+    }  # fmt: skip
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        revoked = pool.submit(lambda: httpx.delete(f"{urls[0]}{key}", headers=AS_ADMIN, timeout=10))
+        changed = pool.submit(requests[other], urls[1])
+        return made.json()["key"], revoked.result(), changed.result()
+
+
+def _races_lose_no_revoke(urls: tuple[str, str]) -> None:
+    secrets_out: list[str] = []
+    for other in ("change", "rotate", "block"):
+        for n in range(HTTP_RACES):
+            secret, revoked, changed = _race(urls, other, n)
+            assert revoked.status_code == 200, revoked.text
+            assert changed.status_code == 200 or changed.json()["error_code"] == "key_conflict", changed.text
+            secrets_out += [secret, *([changed.json()["key"]] if other == "rotate" and changed.status_code == 200 else [])]
+    time.sleep(1.0)  # every worker's view read again
+    opened = [s for s in secrets_out for url in urls for _ in range(2) if _ask(url, s) != 401]
+    assert opened == [], f"{len(opened)} secrets of revoked keys still open them"
+
+
+def test_a_revoke_raced_by_any_change_stays_a_revoke_across_instances(instances) -> None:
+    _races_lose_no_revoke((instances[0].url, instances[1].url))
+
+
+def test_a_revoke_raced_by_any_change_stays_a_revoke_across_workers_on_sqlite(fake: FakeUpstream, tmp_path) -> None:
+    server = ChatWaitServer(server_env(fake.base_url, ADMIN_API_KEY=ADMIN, DATA_DIR=str(tmp_path), WEB_CONCURRENCY="2"))
+    try:
+        _races_lose_no_revoke((server.url, server.url))
+    finally:
+        server.stop()
