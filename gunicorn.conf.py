@@ -109,6 +109,10 @@ def worker_exit(server, worker):
 RELOAD_VARIABLE = "CHATWAIT_RELOAD_DIR"
 if _settings.streams.stream_store == "memory" and not os.environ.get(RELOAD_VARIABLE):
     os.environ[RELOAD_VARIABLE] = tempfile.mkdtemp(prefix="chatwait-reload-")
+# The workers of a first start count the budgets' spend from the spend report (DATA_DIR); those
+# of a reload from what the draining workers hand over (app/limits/reload.py's RELOADED).
+if _reload:
+    os.environ["CHATWAIT_RELOADED"] = "1"
 
 
 def on_exit(server):

@@ -149,6 +149,17 @@ class MemoryCounters:
     def close(self) -> None:
         """Nothing to let go of."""
 
+    def resume(self, spent: Iterable[tuple[str, str, str, int]]) -> None:
+        """Start from what the spend report holds: each (key name, end user or "", day, nano-USD)
+        counted in its day and month, for the key and for the end user."""
+        for name, user, day, nano in spent:
+            tables: list[_Counts] = [self._keys.setdefault(name, _Counts())]
+            if user and (len(self._users) < MAX_END_USERS or (name, user) in self._users):
+                tables.append(self._users.setdefault((name, user), _Counts()))
+            for counts in tables:
+                for period in (day, day[:7]):
+                    counts.spent[period] = counts.spent.get(period, 0) + nano
+
     def snapshot(self) -> dict[str, Any]:
         """Every key's (and end user's) spend and minute windows, as JSON (what a reload hands
         over: `reload`)."""

@@ -20,6 +20,7 @@ from .memory import MemoryCounters
 log = logging.getLogger("chatwait.limits")
 
 VARIABLE = "CHATWAIT_RELOAD_DIR"
+RELOADED = "CHATWAIT_RELOADED"  # set by the master once it has reloaded: its workers take hand-overs
 MAX_FILE_BYTES = 16 * 1_048_576  # a hand-over larger than this is not read (MAX_KEYS keys' counters are far less)
 MAX_FILES = 64  # taken in one look
 
@@ -36,6 +37,12 @@ def folder() -> Path | None:
         return None
     private = path.is_dir() and not path.is_symlink() and found.st_uid == os.getuid() and found.st_mode & 0o077 == 0
     return path if private else None
+
+
+def reloaded() -> bool:
+    """Whether this worker's master has reloaded (its counters come by hand-over, not from the
+    spend report: starting from both would count the spend twice)."""
+    return os.environ.get(RELOADED) == "1"
 
 
 def hand_over(place: Path, counters: MemoryCounters, before: dict[str, Any] | None) -> dict[str, Any]:

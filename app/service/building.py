@@ -4,15 +4,19 @@ Redis is."""
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config import Settings, unpriced_notes
 from ..conversations import Bounds, ConversationStore, MemoryConversations
-from ..limits import Counters, Limits, MemoryCounters
+from ..limits import Counters, Limits, MemoryCounters, reload
 from ..metrics.catalogue import Metrics, NoMetrics
 from ..streaming.abandon import Abandon
 from ..streaming.store import MemoryStreamStore, StreamStore
+
+log = logging.getLogger("chatwait.spend")
 
 if TYPE_CHECKING:
     from ..alerts.thresholds import Alerts
@@ -21,6 +25,7 @@ if TYPE_CHECKING:
     from ..keystore.view import KeyView
     from ..providers.base import Provider
     from ..response_cache import ResponseCache
+    from ..spend.store import SqliteSpend
     from ..spend.tally import SpendTally
     from .admission import AdmissionQueue
     from .keys import ClientKeys
@@ -99,9 +104,10 @@ def key_view(settings: Settings) -> KeyView | None:
     return KeyView(SqliteKeys(Path(settings.access.data_dir).resolve()), settings.with_key_defaults)
 
 
-def spending(settings: Settings) -> SpendTally | None:
+def spending(settings: Settings, limits: Limits) -> SpendTally | None:
     """Where spend is summed: in Redis with the streams, else beside the managed keys in
-    DATA_DIR (none without either: the budgets' counters alone)."""
+    DATA_DIR (none without either: the budgets' counters alone), where the memory store's
+    counters start from this month's spend."""
     from ..spend.tally import SpendTally
 
     if settings.streams.stream_store == "redis":
@@ -111,8 +117,25 @@ def spending(settings: Settings) -> SpendTally | None:
     if settings.access.admin_api_keys:
         from ..spend.store import SqliteSpend
 
-        return SpendTally(SqliteSpend(Path(settings.access.data_dir).resolve()))
+        found = SqliteSpend(Path(settings.access.data_dir).resolve())
+        if isinstance(limits.counters, MemoryCounters) and not reload.reloaded():
+            _resume(limits.counters, found)
+        return SpendTally(found)
     return None
+
+
+def _resume(counters: MemoryCounters, spend: SqliteSpend) -> None:
+    """Start the budgets' counters from what the spend report holds this month (a restart, a
+    crash or a deploy spends no budget twice); without it, from nothing, and that is logged."""
+    from ..spend.store import SpendUnavailable
+
+    try:
+        found = spend.month_so_far(time.time())
+    except SpendUnavailable as error:
+        log.warning("spend_not_resumed", extra={"error_type": str(error)})
+        return
+    counters.resume(found)
+    log.info("spend_resumed", extra={"rows": len(found)})
 
 
 def alerts(settings: Settings, metrics: Metrics | NoMetrics) -> Alerts | None:

@@ -79,7 +79,7 @@ class Services:
         limited = view is not None or any(key.limited or key.max_sockets is not None for key in keys)
         limits = building.limits(settings, metrics, counting=limited)
         client_keys = ClientKeys(keys, view, settings.access.admin_api_keys)
-        billing = Billing(limits, settings.price_of, building.spending(settings))
+        billing = Billing(limits, settings.price_of, building.spending(settings, limits))
         queue, cache = building.queue(settings, metrics), building.response_cache(settings, metrics)
         waits, durable = WaitGenerations(), settings.streams.stream_store == "redis"
         built = cls(

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import redis
 
+from ..accounts.budget import periods
 from ..connect import sqlite
 from ..connect.redis import Later, Topology
 
@@ -104,6 +105,18 @@ class SqliteSpend:
             query, args = query + " AND key = ?", [*args, key]
         with sqlite.transaction(self._path, SpendUnavailable, write=False) as db:
             return [Row(*found) for found in db.execute(query + " ORDER BY day, key, user, model", args)]
+
+    def month_so_far(self, now: float) -> list[tuple[str, str, str, int]]:
+        """What each key's end user ("": none, or past the day's rows) spent each day of `now`'s
+        month until its day, in nano-USD (where the budgets' counters start, on the memory store)."""
+        at = periods(now)
+        first, last = f"{at.month}-01", at.day
+        query = (
+            "SELECT key, CASE WHEN user = ? THEN '' ELSE user END AS who, day, SUM(nano) FROM spend"
+            " WHERE day BETWEEN ? AND ? AND nano > 0 GROUP BY key, who, day"
+        )
+        with sqlite.transaction(self._path, SpendUnavailable, write=False) as db:
+            return [(key, user, day, int(nano)) for key, user, day, nano in db.execute(query, (OTHERS, first, last))]
 
     def close(self) -> None:
         """Nothing held open."""

@@ -119,11 +119,12 @@ def _race(urls: tuple[str, str], other: str, n: int) -> tuple[str, httpx.Respons
     made = httpx.post(f"{urls[0]}/v1/admin/keys", json={"name": f"race-{other}-{n}"}, headers=AS_ADMIN, timeout=10)
     assert made.status_code == 201, made.text
     key = f"/v1/admin/keys/{made.json()['id']}"
+    sent = {"headers": AS_ADMIN, "timeout": 10}
     requests = {
-        "change": lambda url: httpx.patch(f"{url}{key}", json={"rpm": 77}, headers=AS_ADMIN, timeout=10),
-        "rotate": lambda url: httpx.post(f"{url}{key}/rotate", json={"overlap_seconds": 60}, headers=AS_ADMIN, timeout=10),
-        "block": lambda url: httpx.put(f"{url}{key}/users/eve", json={"blocked": True}, headers=AS_ADMIN, timeout=10),
-    }  # fmt: skip
+        "change": lambda url: httpx.patch(f"{url}{key}", json={"rpm": 77}, **sent),
+        "rotate": lambda url: httpx.post(f"{url}{key}/rotate", json={"overlap_seconds": 60}, **sent),
+        "block": lambda url: httpx.put(f"{url}{key}/users/eve", json={"blocked": True}, **sent),
+    }
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         revoked = pool.submit(lambda: httpx.delete(f"{urls[0]}{key}", headers=AS_ADMIN, timeout=10))
         changed = pool.submit(requests[other], urls[1])
@@ -137,7 +138,8 @@ def _races_lose_no_revoke(urls: tuple[str, str]) -> None:
             secret, revoked, changed = _race(urls, other, n)
             assert revoked.status_code == 200, revoked.text
             assert changed.status_code == 200 or changed.json()["error_code"] == "key_conflict", changed.text
-            secrets_out += [secret, *([changed.json()["key"]] if other == "rotate" and changed.status_code == 200 else [])]
+            rotated = other == "rotate" and changed.status_code == 200
+            secrets_out += [secret, *([changed.json()["key"]] if rotated else [])]
     time.sleep(1.0)  # every worker's view read again
     opened = [s for s in secrets_out for url in urls for _ in range(2) if _ask(url, s) != 401]
     assert opened == [], f"{len(opened)} secrets of revoked keys still open them"

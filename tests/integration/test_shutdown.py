@@ -268,7 +268,8 @@ def test_a_reload_on_the_memory_store_keeps_every_keys_spend_and_windows(start_s
         f'[[upstream]]\nurl = "{fake.base_url}"\n[prices."fake-model"]\ninput = 100\noutput = 1000\n'
     )
     files = {"CHATWAIT_API_KEYS_FILE": str(tmp_path / "keys"), "UPSTREAMS_FILE": str(tmp_path / "upstreams.toml")}
-    running = start_server(**files, OPENAI_BASE_URL="", GUNICORN_GRACEFUL_TIMEOUT="5")
+    report = {"ADMIN_API_KEY": "admin-reload-0123456789abcdef", "DATA_DIR": str(tmp_path / "data")}  # not counted twice
+    running = start_server(**files, **report, OPENAI_BASE_URL="", GUNICORN_GRACEFUL_TIMEOUT="5")
     auth = {"Authorization": f"Bearer {key}"}
     body = {"model": "fake-model", "messages": [{"role": "user", "content": "hi @tokens=5"}]}
     with httpx.Client(base_url=running.url, timeout=30, headers=auth) as client:
@@ -295,3 +296,46 @@ def test_a_reload_on_the_memory_store_keeps_every_keys_spend_and_windows(start_s
         assert after == pytest.approx(total, abs=1e-9), "what was spent before and through the reload"
         answer = client.post("/v1/chat/completions", json=body)
         assert int(answer.headers["x-ratelimit-remaining-requests"]) <= 1000 - 6, "the minute's requests too"
+
+
+@pytest.mark.parametrize("ending", ["stopped", "killed"])
+def test_a_restart_on_the_memory_store_keeps_every_budgets_spend(start_server, fake, tmp_path, ending) -> None:
+    """The red team's finding: a restart (a deploy, a crash) refilled every budget on the memory
+    store. With the spend report in DATA_DIR, the new workers' counters start from this month's
+    spend: /v1/spend says the same after, and an exhausted key stays refused."""
+    key, small = "restart-spend-key-0123456789abcdef", "restart-small-key-0123456789abcdef"
+    names = uuid.uuid4().hex[:8]  # a Redis's counters outlive one test
+    (tmp_path / "keys").write_text(
+        f"{key} name=restarted-{names} budget_day=50 budget_month=60\n{small} name=small-{names} budget_day=0.02\n"
+    )
+    (tmp_path / "upstreams.toml").write_text(
+        f'[[upstream]]\nurl = "{fake.base_url}"\n[prices."fake-model"]\ninput = 100\noutput = 1000\n'
+    )
+    env = {
+        "CHATWAIT_API_KEYS_FILE": str(tmp_path / "keys"), "UPSTREAMS_FILE": str(tmp_path / "upstreams.toml"),
+        "ADMIN_API_KEY": "admin-restart-0123456789abcdef", "DATA_DIR": str(tmp_path / "data"), "OPENAI_BASE_URL": "",
+    }  # fmt: skip
+    body = {"model": "fake-model", "messages": [{"role": "user", "content": "hi @tokens=5"}], "max_tokens": 5}
+    first = start_server(**env)
+    with httpx.Client(base_url=first.url, timeout=30, headers={"Authorization": f"Bearer {key}"}) as client:
+        costs = [float(client.post("/v1/chat/completions", json=body).headers["x-chatwait-cost-usd"]) for _ in range(3)]
+        before = client.get("/v1/spend").json()["budgets"]
+    with httpx.Client(base_url=first.url, timeout=30, headers={"Authorization": f"Bearer {small}"}) as client:
+        while (answer := client.post("/v1/chat/completions", json=body)).status_code == 200:
+            pass
+        assert answer.json()["error"]["code"] == "budget_exhausted", answer.text
+    assert before["budget_day"]["spent_usd"] == pytest.approx(sum(costs), abs=1e-9)
+    time.sleep(1.5)  # the spend report is written once a second
+    if ending == "killed":
+        first.proc.kill()
+        first.proc.wait(10)
+    first.stop()
+    second = start_server(**env)
+    with httpx.Client(base_url=second.url, timeout=30, headers={"Authorization": f"Bearer {key}"}) as client:
+        after = client.get("/v1/spend").json()["budgets"]
+    for name in ("budget_day", "budget_month"):
+        assert after[name]["spent_usd"] == pytest.approx(before[name]["spent_usd"], abs=1e-9), name
+    refused = httpx.post(f"{second.url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {small}"})
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "budget_exhausted", refused.text
+    if second.env.get("STREAM_STORE") != "redis":
+        assert _logged(second, "spend_resumed"), "the start says where its counters come from"

@@ -71,7 +71,7 @@ def _apply(admin: KeyAdmin, operation: str, key_id: str, n: int) -> Any:
 def _kept(final: StoredKey, operation: str, n: int, answer: Any) -> bool:
     """Whether an operation answered as done is in the key the store keeps."""
     if isinstance(answer, ApiError):
-        return answer.error_code == "key_busy" or answer.error_code == "key_conflict" and final.revoked_at is not None
+        return answer.error_code == "key_busy" or (answer.error_code == "key_conflict" and final.revoked_at is not None)
     if operation == "change":
         return final.limits.get("rpm") in (100 + n, 100 + 1 - n)  # the other of a pair of changes may be later
     if operation == "rotate":
@@ -81,23 +81,29 @@ def _kept(final: StoredKey, operation: str, n: int, answer: Any) -> bool:
     return final.overrides.get(f"user-{n}") == BLOCKED
 
 
+def _at_once(admins: tuple[KeyAdmin, KeyAdmin], pair: tuple[str, ...], key_id: str) -> list[Any]:
+    """Both operations of `pair` started at one moment, each by its own admin: their answers."""
+    answers: list[Any] = [None, None]
+    start = threading.Barrier(2)
+
+    def run(i: int) -> None:
+        start.wait()
+        answers[i] = _apply(admins[i], pair[i], key_id, i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return answers
+
+
 @pytest.mark.parametrize("pair", list(itertools.combinations_with_replacement(OPERATIONS, 2)))
 def test_no_change_is_lost_when_two_admins_change_one_key_at_once(admins, pair) -> None:
     lost: list[str] = []
     for race in range(RACES):
         _, made = admins[0].create({"name": f"race-{'-'.join(pair)}-{race}"}, "race")
-        answers: list[Any] = [None, None]
-        start = threading.Barrier(2)
-
-        def run(i: int, key_id: str = made.id) -> None:
-            start.wait()
-            answers[i] = _apply(admins[i], pair[i], key_id, i)
-
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(30)
+        answers = _at_once(admins, pair, made.id)
         final = admins[0].view.store.get(made.id)
         assert final is not None
         for i in range(2):
