@@ -4,6 +4,7 @@ image's URL, a JSON Schema response format, and the refusal of what the model ca
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -23,6 +24,10 @@ _NAME_RULE = "Must be 1 to 64 letters, digits, underscores or dashes."
 _IMAGE_URL = re.compile(r"[Hh][Tt][Tt][Pp][Ss]?://|[Dd][Aa][Tt][Aa]:[Ii][Mm][Aa][Gg][Ee]/[A-Za-z0-9.+-]+;base64,")
 MAX_IMAGE_URL_CHARS = 20 * 1024 * 1024  # a data URL of a 15 MB image; the body limit bounds it first
 _SCHEMA_KEYS = {"name", "description", "schema", "strict"}
+# A structured-output schema's compact JSON, at most (OpenAI bounds a schema's names and values
+# to 120,000 characters; a server like llama.cpp compiles the whole of it into a grammar).
+MAX_SCHEMA_CHARS = 120_000
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
 def check_name(value: str) -> None:
@@ -52,6 +57,15 @@ def check_json_schema(spec: Any, keys: Iterable[str] = _SCHEMA_KEYS) -> None:
         or not isinstance(spec.get("description", ""), str)
     ):
         raise ValidationError("json_schema.schema must be an object, strict a boolean, description a string.")
+    check_schema_size(spec.get("schema", {}))
+
+
+def check_schema_size(schema: dict[str, Any]) -> None:
+    """A structured-output JSON Schema within MAX_SCHEMA_CHARS (it is input the model reads, and a
+    grammar the server compiles)."""
+    size = len(_COMPACT(schema))
+    if size > MAX_SCHEMA_CHARS:
+        raise ValidationError(f"The schema is {size} characters of JSON; at most {MAX_SCHEMA_CHARS}: make it smaller.")
 
 
 def attached(messages: Iterable[Mapping[str, Any]]) -> set[str]:

@@ -11,10 +11,14 @@ _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan
 
 
 def definitions(options: dict[str, Any]) -> list[dict[str, Any]]:
-    """The tools' definitions as the system message the model reads them in: input tokens on
-    every API (Claude Code sends some 18,000 tokens of them with every request)."""
-    tools = options.get("tools")
-    return [{"role": "system", "content": _COMPACT(tools)}] if tools else []
+    """The tools' definitions and the reply's format (a structured output's JSON Schema) as the
+    system messages the model reads them in: input tokens on every API (Claude Code sends some
+    18,000 tokens of tools with every request), counted like the conversation."""
+    tools, form = options.get("tools"), options.get("response_format")
+    found = [{"role": "system", "content": _COMPACT(tools)}] if tools else []
+    if form:
+        found.append({"role": "system", "content": _COMPACT(form)})
+    return found
 
 
 # What one image of a message is counted as (OpenAI bills a 1024x1024 image at high detail so):

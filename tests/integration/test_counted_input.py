@@ -185,3 +185,51 @@ def test_a_big_reservation_is_lowered_to_what_tpm_has_left_not_refused(fake, tmp
             assert 19_000 < asked["max_tokens"] < 20_000, asked["max_tokens"]
     finally:
         server.stop()
+
+
+def _schema(properties: int) -> dict:
+    """A structured-output JSON Schema of `properties` long-described string fields."""
+    described = {f"field_{n}": {"type": "string", "description": f"word{n} " * 20} for n in range(properties)}
+    return {"type": "object", "properties": described, "required": list(described), "additionalProperties": False}
+
+
+def _with_schema(server: ChatWaitServer, api: str, schema: dict) -> httpx.Response:
+    """A request of `api` whose reply must follow `schema` (structured output)."""
+    message = [{"role": "user", "content": f"{uuid.uuid4().hex} @tokens=2"}]
+    if api == "chat_completions":
+        form = {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+        body, path = {"messages": message, "max_tokens": 16, "response_format": form}, "/v1/chat/completions"
+    elif api == "responses":
+        form = {"type": "json_schema", "name": "answer", "schema": schema}
+        body, path = {"input": message[0]["content"], "text": {"format": form}}, "/v1/responses"
+    else:
+        form = {"type": "json_schema", "schema": schema}
+        body, path = {"messages": message, "max_tokens": 16, "output_config": {"format": form}}, "/v1/messages"
+    headers = {"Authorization": f"Bearer {KEY}", "anthropic-version": "2023-06-01"}
+    return httpx.post(f"{server.url}{path}", json={"model": FAKE_MODEL, **body}, headers=headers, timeout=30)
+
+
+NAMED = {"chat_completions": "response_format", "responses": "text", "messages": "output_config"}
+
+
+@pytest.mark.parametrize("api", ["chat_completions", "responses", "messages"])
+def test_a_huge_structured_output_schema_is_refused_naming_its_field(roomy, api) -> None:
+    """The red team's 860 KB schema: past MAX_SCHEMA_CHARS, a 400 that names the field."""
+    huge = _schema(4_000)
+    assert len(json.dumps(huge)) > 800_000
+    refused = _with_schema(roomy, api, huge)
+    assert refused.status_code == 400, refused.text[:300]
+    assert NAMED[api] in refused.text and "120000" in refused.text, refused.text[:500]
+
+
+@pytest.mark.parametrize("api", ["chat_completions", "responses", "messages"])
+def test_a_structured_output_schema_counts_in_the_keys_tpm_and_the_input_limit(roomy, gateway, api) -> None:
+    """A schema under the bound is input the model reads: counted in tpm (as tools are) and
+    toward MAX_INPUT_TOKENS."""
+    with httpx.Client(base_url=roomy.url, timeout=30, headers={"Authorization": f"Bearer {KEY}"}) as client:
+        before = _used(client.post("/v1/chat/wait", json={"message": "@tokens=1"}))
+    counted = _used(_with_schema(roomy, api, _schema(200))) - before
+    assert counted >= 4000, f"a schema of ~45,000 characters is read by the model: {counted} counted"
+    refused = _with_schema(gateway, api, _schema(200))
+    assert refused.status_code == 400, refused.text[:300]
+    assert "input_too_long" in refused.text or "context_length_exceeded" in refused.text, refused.text[:300]

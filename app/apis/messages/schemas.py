@@ -11,7 +11,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, pre_load, validate, validates, validates_schema
 
-from ..functions import MAX_TOOLS, check_json_schema, check_name
+from ..functions import MAX_TOOLS, check_json_schema, check_name, check_schema_size
 from ..schema import (
     StrictBoolean,
     StrictInteger,
@@ -134,7 +134,7 @@ class OutputFormatSchema(StrictSchema):
     """`output_config.format`: the JSON Schema the reply's text follows (structured output)."""
 
     type = fields.String(required=True, validate=validate.OneOf(("json_schema",)))
-    schema = fields.Dict(required=True)
+    schema = fields.Dict(required=True, validate=check_schema_size)
 
 
 class OutputConfigSchema(StrictSchema):
