@@ -45,6 +45,13 @@ class KeyAdmin:
         secret = SECRET_PREFIX + secrets.token_urlsafe(32)
         record = StoredKey(random_id(), name, digest(secret), int(time.time()), **_settings(fields))
         if not self.view.store.add(record):
+            self.view.refresh()
+            taken = self.view.named(name)
+            if taken is not None and taken.revoked_at is not None:
+                raise _conflict(
+                    f"A revoked key is named {name!r}: a name stays with the spend it made (the spend report and "
+                    "the budgets count by name), so it is not given again. Choose another name."
+                )
             raise _conflict(f"A key is named {name!r} already.")
         return secret, self._done(who, "create", record)
 

@@ -61,8 +61,19 @@ def as_csv(data: list[dict[str, Any]], by: tuple[str, ...]) -> str:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([*by, *COLUMNS])
     for entry in data:
-        writer.writerow([*("" if entry[name] is None else entry[name] for name in by), *(entry[c] for c in COLUMNS)])
+        writer.writerow([*(_cell(entry[name]) for name in by), *(entry[c] for c in COLUMNS)])
     return out.getvalue()
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as a formula
+
+
+def _cell(value: str | None) -> str:
+    """A text cell as a spreadsheet shows it and never evaluates: one that starts like a formula
+    (an end user's id is the client's choice: `=HYPERLINK(...)`) behind a quote, as OWASP advises."""
+    if value is None:
+        return ""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
 def end_users(rows: Iterable[Row], today: str) -> list[dict[str, Any]]:

@@ -95,6 +95,8 @@ def test_changes_rotation_and_revocation_hold_at_once(admin_app, upstream, monke
     assert _ask(client, new).status_code == 401, "revoked: no secret opens it"
     again = client.patch(f"/v1/admin/keys/{made['id']}", json={"rpm": 1}, headers=AS_ADMIN)
     assert again.status_code == 409 and "revoked" in again.get_json()["detail"]
+    named = client.post("/v1/admin/keys", json={"name": made["name"]}, headers=AS_ADMIN)
+    assert named.status_code == 409 and "revoked key is named" in named.get_json()["detail"], "the error says why"
 
 
 def test_an_end_user_is_blocked_or_held_to_limits_of_their_own(admin_app, upstream) -> None:

@@ -97,6 +97,18 @@ def test_the_report_groups_by_what_is_asked_and_says_it_as_csv() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "user", ['=HYPERLINK("http://evil.test","x")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\t=1", "\r=1"]
+)
+def test_a_csv_cell_a_spreadsheet_would_evaluate_is_quoted(user: str) -> None:
+    """The red team's finding: client-chosen end-user ids were written as formulas."""
+    rows = [Row("2026-11-27", "app", user, "m", 1, 1, 1, 1)]
+    lines = list(csv.reader(io.StringIO(report.as_csv(report.grouped(rows, ("end_user",)), ("end_user",)))))
+    assert lines[1][0] == "'" + user
+    plain = [Row("2026-11-27", "app", "bob=1", "m", 1, 1, 1, 1)]
+    assert list(csv.reader(io.StringIO(report.as_csv(report.grouped(plain, ("end_user",)), ("end_user",)))))[1][0] == "bob=1"
+
+
 def test_a_report_spans_at_most_a_year_from_its_first_day() -> None:
     assert report.span(None, None, MIDDAY) == ("2026-11-01", "2026-11-27")
     for first, last in (("2026-11-28", "2026-11-27"), ("2025-01-01", "2026-11-27")):
