@@ -46,3 +46,16 @@ def transaction(path: Path, fail: type[Exception], write: bool = True) -> Iterat
         raise fail(type(error).__name__) from error
     finally:
         db.close()
+
+
+def claim(path: Path, mark: str, fail: type[Exception]) -> bool:
+    """Mark the file `path` (its table `marks`) with `mark`: whether this caller is the first to."""
+    with transaction(path, fail) as db:
+        db.execute("CREATE TABLE IF NOT EXISTS marks (mark TEXT PRIMARY KEY)")
+        return db.execute("INSERT OR IGNORE INTO marks VALUES (?)", (mark,)).rowcount == 1
+
+
+def unclaim(path: Path, mark: str, fail: type[Exception]) -> None:
+    """Take the mark `mark` off the file `path` (what it marked did not happen: the next caller tries)."""
+    with transaction(path, fail) as db:
+        db.execute("DELETE FROM marks WHERE mark = ?", (mark,))

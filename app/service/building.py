@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ..alerts.thresholds import Alerts
     from ..connect.redis import Topology
     from ..generation.waiting import WaitGenerations
+    from ..keystore.redis import RedisKeys
     from ..keystore.view import KeyView
     from ..providers.base import Provider
     from ..response_cache import ResponseCache
@@ -98,10 +99,28 @@ def key_view(settings: Settings) -> KeyView | None:
     if settings.streams.stream_store == "redis":
         from ..keystore.redis import RedisKeys
 
-        return KeyView(RedisKeys(topology(settings)), settings.with_key_defaults)
+        keys = RedisKeys(topology(settings))
+        _moved(settings, keys)
+        return KeyView(keys, settings.with_key_defaults)
     from ..keystore.store import SqliteKeys
 
     return KeyView(SqliteKeys(Path(settings.access.data_dir).resolve()), settings.with_key_defaults)
+
+
+def _moved(settings: Settings, keys: RedisKeys) -> None:
+    """Move into Redis the managed keys and the spend DATA_DIR's files hold from before (once)."""
+    from ..keystore.store import StoreUnavailable
+    from ..spend.store import RedisSpend, SpendUnavailable
+    from .moving import to_redis
+
+    spend = RedisSpend(topology(settings))
+    try:
+        to_redis(Path(settings.access.data_dir).resolve(), keys, spend)
+    except (StoreUnavailable, SpendUnavailable) as error:
+        action = "Check Redis and DATA_DIR; the next start moves them."
+        log.error("keys_not_moved", extra={"error_type": str(error), "action": action})
+    finally:
+        spend.close()
 
 
 def spending(settings: Settings, limits: Limits) -> SpendTally | None:

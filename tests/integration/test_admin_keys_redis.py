@@ -8,6 +8,9 @@ Cluster) adds up as in SQLite."""
 from __future__ import annotations
 
 import concurrent.futures
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 
@@ -17,7 +20,7 @@ import pytest
 from app.connect.redis import Topology
 from app.spend import store as spend_store
 from app.spend.store import RedisSpend, Row, SqliteSpend
-from harness.processes import ChatWaitServer, FakeUpstream
+from harness.processes import ROOT, ChatWaitServer, FakeUpstream
 from harness.redis_servers import Cluster
 
 from ..conftest import FAKE_MODEL, admin_instances, server_env
@@ -155,3 +158,51 @@ def test_a_revoke_raced_by_any_change_stays_a_revoke_across_workers_on_sqlite(fa
         _races_lose_no_revoke((server.url, server.url))
     finally:
         server.stop()
+
+
+def test_a_move_to_redis_and_back_keeps_managed_keys_and_spend(fake: FakeUpstream, redis_server, tmp_path) -> None:
+    """The operator's finding: STREAM_STORE=redis on an instance whose keys were made through the
+    admin API answered 401 to all of them, and the spend history was gone. The first start on
+    Redis moves DATA_DIR's keys and spend into it (once); `python -m app.service.moving to-file`
+    moves them back."""
+    env = server_env(fake.base_url, ADMIN_API_KEY=ADMIN, DATA_DIR=str(tmp_path / "data"))
+    on_file = ChatWaitServer(env)
+    try:
+        made = httpx.post(f"{on_file.url}/v1/admin/keys", json={"name": f"moved-{time.time_ns()}"}, headers=AS_ADMIN)
+        secret, name = made.json()["key"], made.json()["name"]
+        assert [_ask(on_file.url, secret) for _ in range(3)] == [200] * 3
+        time.sleep(1.5)  # the spend is written once a second
+    finally:
+        on_file.stop()
+
+    def requests_of(url: str) -> int:
+        report = httpx.get(f"{url}/v1/admin/spend", params={"key": name}, headers=AS_ADMIN, timeout=10).json()
+        return sum(entry["requests"] for entry in report["data"])
+
+    on_redis = {**env, "STREAM_STORE": "redis", "REDIS_URL": redis_server.url, "WEB_CONCURRENCY": "2"}
+    for _ in range(2):  # moved once: a second start adds nothing again
+        moved = ChatWaitServer(on_redis)
+        try:
+            assert [_ask(moved.url, secret) for _ in range(4)] == [200] * 4, "every worker opens the moved key"
+            assert requests_of(moved.url) >= 3, "the spend came along"
+            moves = [r for r in moved.log_records() if r.get("event") in ("keys_moved", "spend_moved")]
+        finally:
+            moved.stop()
+    assert moves == [], "the second start moved nothing"
+    assert requests_of_file(tmp_path, on_redis, name) >= 7
+
+
+def requests_of_file(tmp_path, on_redis: dict[str, str], name: str) -> int:
+    """Move Redis's keys and spend into a new DATA_DIR, start there on the memory store: the key's requests."""
+    back = {**on_redis, "DATA_DIR": str(tmp_path / "back")}
+    done = subprocess.run([sys.executable, "-m", "app.service.moving", "to-file"], env={**os.environ, **back},
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    on_file = ChatWaitServer({**back, "STREAM_STORE": "memory", "WEB_CONCURRENCY": "1"})
+    try:
+        report = httpx.get(f"{on_file.url}/v1/admin/spend", params={"key": name}, headers=AS_ADMIN, timeout=10)
+        keys = httpx.get(f"{on_file.url}/v1/admin/keys", headers=AS_ADMIN, timeout=10).json()["data"]
+        assert name in [key["name"] for key in keys], "the key came back"
+        return sum(entry["requests"] for entry in report.json()["data"])
+    finally:
+        on_file.stop()

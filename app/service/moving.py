@@ -1,0 +1,90 @@
+"""Moving the managed keys and the spend between DATA_DIR's files and Redis, so that a change of
+STREAM_STORE loses neither: a worker that starts on Redis moves what the files hold into it, once
+(the files are marked as moved, and a mark is claimed by one worker alone); `python -m
+app.service.moving to-file` moves them back before an instance leaves Redis."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from ..config import ConfigError, Settings, load_settings
+from ..connect import sqlite
+from ..connect.redis import Topology
+from ..keystore.redis import RedisKeys
+from ..keystore.store import FILE_NAME as KEYS_FILE
+from ..keystore.store import KeyStore, SqliteKeys, StoreUnavailable
+from ..spend.store import FILE_NAME as SPEND_FILE
+from ..spend.store import RedisSpend, SpendStore, SpendUnavailable, SqliteSpend
+
+log = logging.getLogger("chatwait.keys")
+
+ALL_DAYS = ("0001-01-01", "9999-12-31")
+MARK = "redis"  # what a file's mark says it was moved to
+
+
+def to_redis(folder: Path, keys: KeyStore, spend: SpendStore) -> None:
+    """Move the keys and the spend DATA_DIR's files hold into Redis's stores, if a file holds any
+    not moved before (this worker claims each file's mark first: the others leave it; a move that
+    fails takes its mark off again, for the next start)."""
+    if (folder / KEYS_FILE).exists() and sqlite.claim(folder / KEYS_FILE, MARK, StoreUnavailable):
+        try:
+            moved = _keys(SqliteKeys(folder), keys)
+        except StoreUnavailable:
+            sqlite.unclaim(folder / KEYS_FILE, MARK, StoreUnavailable)
+            raise
+        log.warning("keys_moved", extra={"keys": moved, "source": str(folder / KEYS_FILE), "target": "redis"})
+    if (folder / SPEND_FILE).exists() and sqlite.claim(folder / SPEND_FILE, MARK, SpendUnavailable):
+        try:
+            rows = SqliteSpend(folder).rows(*ALL_DAYS)
+            spend.add(rows)
+        except SpendUnavailable:
+            sqlite.unclaim(folder / SPEND_FILE, MARK, SpendUnavailable)
+            raise
+        log.warning("spend_moved", extra={"rows": len(rows), "source": str(folder / SPEND_FILE), "target": "redis"})
+
+
+def to_file(folder: Path, keys: KeyStore, spend: SpendStore) -> tuple[int, int]:
+    """Move Redis's keys and spend into DATA_DIR's files (replacing what they held): how many of each."""
+    for name in (KEYS_FILE, SPEND_FILE):
+        (folder / name).unlink(missing_ok=True)
+    moved = _keys(keys, SqliteKeys(folder))
+    rows = spend.rows(*ALL_DAYS)
+    SqliteSpend(folder).add(rows)
+    for name in (KEYS_FILE, SPEND_FILE):  # moved from Redis: not to be moved into it again
+        sqlite.claim(folder / name, MARK, StoreUnavailable)
+    return moved, len(rows)
+
+
+def _keys(source: KeyStore, target: KeyStore) -> int:
+    """Add every key of `source` to `target` (one whose name `target` holds is left: how many were added)."""
+    return sum(target.add(key) for key in source.all())
+
+
+def main(argv: list[str]) -> int:
+    """`to-file`: Redis's keys and spend into DATA_DIR's files, before STREAM_STORE=memory."""
+    if argv != ["to-file"]:
+        print("Usage: python -m app.service.moving to-file", file=sys.stderr)
+        return 2
+    try:
+        settings: Settings = load_settings()
+    except ConfigError as error:
+        print(f"ChatWait configuration error: {error}", file=sys.stderr)
+        return 2
+    topology = Topology.configured(settings.redis)
+    keys, spend = RedisKeys(topology), RedisSpend(topology)
+    try:
+        moved, rows = to_file(Path(settings.access.data_dir).resolve(), keys, spend)
+    except (StoreUnavailable, SpendUnavailable) as error:
+        print(f"Redis or DATA_DIR could not be reached ({error}); nothing was changed in Redis.", file=sys.stderr)
+        return 1
+    finally:
+        keys.close()
+        spend.close()
+    print(f"Moved {moved} keys and {rows} rows of spend from Redis into {settings.access.data_dir}.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
