@@ -23,6 +23,7 @@ import math
 from typing import Any
 
 import PIL.Image
+import pypdf
 
 ARG_PIECE = 4  # characters of arguments per chunk
 PLAIN = {"reasoning": [], "tool_calls": []}  # a text reply's typed deltas: none
@@ -180,7 +181,23 @@ def prompt_tokens(request: dict[str, Any]) -> int:
             if isinstance(part, dict) and part.get("type") == "image_url":
                 image = part.get("image_url") or {}
                 total += base if image.get("detail") == "low" else base + tile * _tiles(image.get("url", ""))
+            elif isinstance(part, dict) and part.get("type") == "file":
+                total += _pages(part.get("file") or {}) * (PAGE_TEXT_TOKENS + base + tile * 8)
     return total
+
+
+PAGE_TEXT_TOKENS = 1_500  # what the fake bills a PDF page's text, beside the page's image (8 tiles)
+
+
+def _pages(file: dict) -> int:
+    """A PDF's pages, as a provider that renders it counts them (a file by id: 100)."""
+    data = str(file.get("file_data") or "")
+    if not data:
+        return 100
+    try:
+        return len(pypdf.PdfReader(io.BytesIO(base64.b64decode(data.split(",", 1)[1]))).pages)
+    except Exception:  # not a PDF the fake reads: billed by its words
+        return 0
 
 
 def _tiles(url: str) -> int:

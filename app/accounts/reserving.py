@@ -1,6 +1,6 @@
 """What a generation reserves: what its admission asks its payer's counters for (`Needs`), beyond
-its counted prompt the price of the dearest model that may answer it, and what its images are
-billed as by those models' published rules (`images`)."""
+its counted prompt the price of the dearest model that may answer it, and what its images and
+files are billed as by those models' published rules (`providers.surcharge`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import NamedTuple
 
 from ..config import Settings
 from ..config.prices import Price
-from ..providers import images
 from ..providers.call import ChatCall
+from ..providers.surcharge import surcharge as attachments
 from .budget import Reservation
 from .payer import Payer
 
@@ -30,10 +30,10 @@ def dearest(settings: Settings, call: ChatCall) -> Price | None:
     return Price(max(price.input for price in prices), max(price.output for price in prices))
 
 
-def image_surcharge(settings: Settings, call: ChatCall) -> int:
-    """The tokens `call`'s images are billed as beyond the input count's estimate, by the model
-    that may answer that bills them most."""
-    return images.surcharge(answering(settings, call), call.messages)
+def surcharge(settings: Settings, call: ChatCall) -> int:
+    """The tokens `call`'s images and files are billed as beyond the input count's estimate, by
+    the model that may answer that bills them most."""
+    return attachments(answering(settings, call), call.messages)
 
 
 class Needs(NamedTuple):

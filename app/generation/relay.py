@@ -21,9 +21,9 @@ from ..config import Settings
 from ..errors import ApiError
 from ..logs import bind
 from ..metrics.catalogue import Metrics
-from ..providers import images
 from ..providers.base import Attempt, Provider, UpstreamError, refusal
 from ..providers.call import ChatCall, Route, Usage
+from ..providers.surcharge import surcharge
 from . import continuation, report
 from .cancel import StreamCancelled
 from .emission import Emission, Listener, ms
@@ -202,7 +202,7 @@ class Relay:
             prompt = self.account.prompt_tokens
             if prompt is None:  # not counted at intake: the upstream's usage was expected
                 prompt = self.provider.prompt_tokens(self.call.counted())
-            prompt += images.surcharge((self.call.model,), self.call.messages)  # as its model bills them
+            prompt += surcharge((self.call.model,), self.call.messages)  # images and files as its model bills them
             completion = reply.capped or self.provider.completion_tokens(reply.counted_text())
             usage = Usage(prompt, completion, True, self._rescues.over_attempts(), resent=self._rescues.resent)
         self._opener.attempts.close(usage.prompt_tokens)

@@ -57,5 +57,9 @@ def _file_tokens(part: dict[str, Any]) -> int:
         return (len(part["input_audio"]["data"]) * 3 // 4) // AUDIO_BYTES_PER_TOKEN
     if part["type"] != FILE_PART:
         return 0
-    data = part[FILE_PART].get("file_data")
+    return file_tokens(part[FILE_PART].get("file_data"))
+
+
+def file_tokens(data: str | None) -> int:
+    """What a file is counted as: its data's bytes, or (by id or URL) an estimate."""
     return (len(data) * 3 // 4) // FILE_BYTES_PER_TOKEN if data else FILE_REFERENCE_TOKENS

@@ -70,14 +70,14 @@ class Admitter:
 
     def _reserved(self, asked: Asked, payer: Payer) -> tuple[Ticket, Verdict | None]:
         """Its payer's counters' ticket for it: its prompt (counted here where intake did not),
-        its images as their models bill them, its max_tokens and (with a budget) the most it can
+        its images and files as their models bill them, its max_tokens and (with a budget) the most it can
         cost, with every continuation it may take."""
         call, prompt_tokens = asked.call, asked.prompt_tokens
         price = reserving.dearest(self.settings, call) if payer.budgeted else None
         if payer.counts_tokens or price is not None:
             if prompt_tokens is None:
                 prompt_tokens = self.provider.prompt_tokens(call.counted())  # tools' definitions included
-            prompt_tokens += reserving.image_surcharge(self.settings, call)  # as the models bill them
+            prompt_tokens += reserving.surcharge(self.settings, call)  # images and files as the models bill them
         upstream = self.settings.upstream
         rescues = upstream.upstream_rescues + (upstream.upstream_takeovers if self.durable else 0)
         needs = reserving.Needs(prompt_tokens or 0, call.max_tokens, price, rescues)

@@ -1,7 +1,8 @@
 """Nothing a client sends moves an upstream past what ChatWait reserved (the red team's findings):
 a server-side control (llama.cpp's n_predict) is refused by name, or, where the operator allows
 it, passed and still held to max_tokens, counted on the stream; unknown fields are input (the
-input limit, the key's tpm); an image is reserved as its model bills it, so a budget holds."""
+input limit, the key's tpm); an image and a PDF's pages are reserved as their model bills them,
+so a budget holds."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 
 import httpx
 import PIL.Image
+import pypdf
 import pytest
 
 from harness.processes import ChatWaitServer, FakeUpstream
@@ -160,3 +162,77 @@ def test_an_image_is_reserved_as_its_model_bills_it(gateway) -> None:
     assert cheap.json()["usage"]["prompt_tokens"] >= 2833, "the upstream bills the low-detail base"
     spent = httpx.get(f"{gateway.url}/v1/spend", headers={"Authorization": f"Bearer {IMAGES}"}, timeout=10).json()
     assert spent["budgets"]["budget_day"]["spent_usd"] <= 1.0
+
+
+PAGED = "reserve-pdf-0123456789abcdef"
+PDF_BUDGET = 100.0
+PAGE_BILLED = 1_500 + 85 + 170 * 8  # the fake bills a page's text and its image (8 tiles), as OpenAI does
+
+
+def _pdf(pages: int) -> str:
+    """A PDF of `pages` blank pages (~12 KB for 100), as a data URL."""
+    writer = pypdf.PdfWriter()
+    for _ in range(pages):
+        writer.add_blank_page(612, 792)
+    data = io.BytesIO()
+    writer.write(data)
+    return "data:application/pdf;base64," + base64.b64encode(data.getvalue()).decode()
+
+
+@pytest.fixture(scope="module")
+def paged(fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatWaitServer]:
+    """A key with a budget of 100 USD, over the fake billing each PDF page (input 150 USD a million)."""
+    folder = tmp_path_factory.mktemp("paged")
+    (folder / "upstreams.toml").write_text(
+        f'[[upstream]]\nurl = "{fake.base_url}"\n[prices."{FAKE_MODEL}"]\ninput = {INPUT}\noutput = {OUTPUT}\n'
+    )
+    (folder / "keys").write_text(f"{PAGED} name=paged-{uuid.uuid4().hex[:6]} budget_day={PDF_BUDGET}\n")
+    env = server_env("", UPSTREAMS_FILE=str(folder / "upstreams.toml"), CHATWAIT_API_KEYS_FILE=str(folder / "keys"),
+                     MAX_INPUT_TOKENS="20000")  # fmt: skip
+    env.pop("OPENAI_BASE_URL")
+    running = ChatWaitServer(env)
+    yield running
+    running.stop()
+
+
+def _with_pdf(family: str, pdf: str, n: int) -> tuple[str, dict]:
+    """A request of `family` that attaches `pdf`: its path and body."""
+    text = f"summarise {n} @tokens=5"
+    if family == "chat_completions":
+        part = {"type": "file", "file": {"file_data": pdf, "filename": "report.pdf"}}
+        content = [part, {"type": "text", "text": text}]
+        return "/v1/chat/completions", {"messages": [{"role": "user", "content": content}]}
+    if family == "responses":
+        part = {"type": "input_file", "file_data": pdf, "filename": "report.pdf"}
+        return "/v1/responses", {"input": [{"role": "user", "content": [part, {"type": "input_text", "text": text}]}]}
+    source = {"type": "base64", "media_type": "application/pdf", "data": pdf.split(",", 1)[1]}
+    part = {"type": "document", "source": source}
+    return "/v1/messages", {"messages": [{"role": "user", "content": [part, {"type": "text", "text": text}]}]}
+
+
+def test_a_pdf_is_reserved_by_its_pages_so_a_budget_holds_on_every_family(paged) -> None:
+    """The red team's attack: a 10 KB, 100-page PDF was reserved 3,397 tokens by its bytes while
+    the provider bills each page; one request spent 160 USD against a budget of 100. Now each
+    page is reserved as its model bills a page: 30 requests at once over three families spend at
+    most the budget and one reservation."""
+    pdf = _pdf(100)
+    reservation = (100 * PAGE_BILLED * INPUT + 16 * OUTPUT) / 1e6  # its pages, and max_tokens 16
+
+    def ask(n: int) -> httpx.Response:
+        path, body = _with_pdf(("chat_completions", "responses", "messages")[n % 3], pdf, n)
+        sent = {"model": FAKE_MODEL, "max_tokens": 16, **body} if "responses" not in path else {
+            "model": FAKE_MODEL, "max_output_tokens": 16, **body}  # fmt: skip
+        headers = {"Authorization": f"Bearer {PAGED}", "anthropic-version": "2023-06-01"}
+        return httpx.post(f"{paged.url}{path}", json=sent, headers=headers, timeout=60)
+
+    with concurrent.futures.ThreadPoolExecutor(30) as pool:
+        answers = list(pool.map(ask, range(30)))
+    served = [answer for answer in answers if answer.status_code == 200]
+    refused = [answer for answer in answers if answer.status_code == 429]
+    others = [answer.text[:200] for answer in answers if answer.status_code not in (200, 429)]
+    assert served and not others, others
+    assert all("budget_exhausted" in answer.text for answer in refused)
+    spent = httpx.get(f"{paged.url}/v1/spend", headers={"Authorization": f"Bearer {PAGED}"}, timeout=10).json()
+    total = spent["budgets"]["budget_day"]["spent_usd"]
+    assert total >= len(served) * 100 * PAGE_BILLED * INPUT / 1e6, "the fake billed every page"
+    assert total <= PDF_BUDGET + reservation + 1e-9, f"{len(served)} served spent {total} USD"
