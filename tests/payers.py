@@ -37,8 +37,14 @@ def count(counters: Counters, who: Who, name: str, tokens: int = 0, reserve: int
 
 
 def admit(
-    limits: Limits, who: Who, prompt: int = 0, max_tokens: int = 0, price: Price | None = None, rescues: int = 0
+    limits: Limits,
+    who: Who,
+    prompt: int = 0,
+    max_tokens: int = 0,
+    price: Price | None = None,
+    rescues: int = 0,
+    floor: int = 1,
 ) -> tuple[Ticket, Verdict | None]:
     """`limits.admit` of a generation of `who` with `prompt` tokens asking `max_tokens`, reserved at
-    `price` with `rescues` continuations."""
-    return limits.admit(payer(who), Needs(prompt, max_tokens, price, rescues))
+    `price` with `rescues` continuations (lowered to fit a budget down to `floor` tokens)."""
+    return limits.admit(payer(who), Needs(prompt, max_tokens, price, rescues, floor=floor))

@@ -192,13 +192,16 @@ def current(key: Budgeted, spent: tuple[int, int], at: Periods, prefix: str = ""
     return tuple(found)
 
 
-def detail(who: str, spend: Budget) -> str:
-    """Why a generation is refused by the budget `spend` tells, of `who` ("the key 'app'")."""
+def detail(who: str, spend: Budget, least: float | None = None) -> str:
+    """Why a generation is refused by the budget `spend` tells, of `who` ("the key 'app'"): what is
+    spent and left, what the least answer to it costs (`least`, USD), and when it resets."""
     word = "daily" if spend.name.endswith("budget_day") else "monthly"
+    left = max(0.0, spend.limit - spend.spent)
+    need = "" if least is None else f", less than the least answer to this request costs (${least:.6f})"
     return (
         f"{who[0].upper()}{who[1:]} has spent (or reserved for generations still running) ${spend.spent:.6f} of "
-        f"its ${spend.limit:g} {word} budget ({spend.name}) for {spend.period} (UTC); it resets in "
-        f"{round(spend.resets_in)} s."
+        f"its ${spend.limit:g} {word} budget ({spend.name}) for {spend.period} (UTC): ${left:.6f} is left{need}; "
+        f"it resets in {round(spend.resets_in)} s."
     )
 
 

@@ -39,14 +39,15 @@ def surcharge(settings: Settings, call: ChatCall) -> int:
 class Needs(NamedTuple):
     """What an admission asks its payer's counters to reserve: the prompt's tokens and the
     completion's (max_tokens, lowered to what tpm has left); with a budget, the money the most it
-    can cost takes at `price` with `rescues` continuations (else, `lower`: as many tokens as the
-    budgets have left)."""
+    can cost takes at `price` with `rescues` continuations (else, `lower`: that one answer without
+    them, then as many tokens as the budgets have left, not fewer than `floor`)."""
 
     prompt_tokens: int
     max_tokens: int = 0
     price: Price | None = None
     rescues: int = 0
     lower: bool = True
+    floor: int = 1
 
     def money(self, payer: Payer) -> Reservation | None:
         """Its reservation in money, where `payer` has a budget and a price is known (None: none)."""

@@ -115,27 +115,35 @@ class Thresholds:
 
     def reached(self, payer: Payer, budgets: Iterable[Budget], refused: str | None = None) -> list[dict[str, Any]]:
         """The alerts `budgets` (where `payer`'s budgets stand, its key's and its end user's `user_`
-        ones, running generations' reservations included) newly make; the budget `refused` names
-        has reached all of it."""
+        ones, before the admission that asks) newly make: each threshold its spend reached, and
+        (`refused`: the budget that refused the admission) a budget that refuses before its spend
+        reaches all of it, in an alert of its own kind."""
         alerts = []
         for budget in budgets:
             user = _end_user(payer, budget)
+            name = f"{{{payer.name}}}:{user or ''}:{budget.name}:{budget.period}:"
             for percent in self.percents:
-                if budget.spent * 100 < budget.limit * percent and budget.name != refused:
+                if budget.spent * 100 < budget.limit * percent:
                     break
-                name = f"{{{payer.name}}}:{user or ''}:{budget.name}:{budget.period}:{percent}"
-                if name in self._seen:
-                    continue
-                try:
-                    first = self.marks.mark(name)
-                except (redis.RedisError, sqlite3.Error):
-                    continue  # asked again at the next admission
-                if len(self._seen) >= MAX_SEEN:
-                    self._seen.clear()
-                self._seen.add(name)
-                if first:
+                if self._first(name + str(percent)):
                     alerts.append(_alert(payer, budget, percent))
+            if budget.name == refused and budget.spent < budget.limit and self._first(name + "refusing"):
+                alerts.append(_alert(payer, budget, None))
         return alerts
+
+    def _first(self, name: str) -> bool:
+        """Whether this worker is the first of all to mark `name` (never twice; a store out of
+        reach: not now, asked again at the next admission)."""
+        if name in self._seen:
+            return False
+        try:
+            first = self.marks.mark(name)
+        except (redis.RedisError, sqlite3.Error):
+            return False
+        if len(self._seen) >= MAX_SEEN:
+            self._seen.clear()
+        self._seen.add(name)
+        return first
 
 
 def _end_user(payer: Payer, budget: Budget) -> str | None:
@@ -143,10 +151,12 @@ def _end_user(payer: Payer, budget: Budget) -> str | None:
     return payer.user if budget.name.startswith("user_") else None
 
 
-def _alert(payer: Payer, budget: Budget, percent: int) -> dict[str, Any]:
-    """The JSON an alert POSTs: of `payer`'s key's budget, or its end user's."""
+def _alert(payer: Payer, budget: Budget, percent: int | None) -> dict[str, Any]:
+    """The JSON an alert POSTs: of `payer`'s key's budget, or its end user's, at a threshold's
+    `percent`, or (None) refusing before its spend reaches the whole budget (what is left is less
+    than the least answer costs)."""
     return {
-        "type": "budget.threshold",
+        "type": "budget.threshold" if percent is not None else "budget.refusing",
         "key": payer.name,
         "end_user": _end_user(payer, budget),
         "budget": budget.name,

@@ -93,6 +93,7 @@ def on_delivery() -> Charge | None:
 COST_HEADER = "X-ChatWait-Cost-USD"  # on a whole (non-streamed) answer whose model has a price
 CACHE_HEADER = "X-ChatWait-Cache"  # hit, miss or bypass: what the response cache made of the request
 CACHE_ENTRY_HEADER = "X-ChatWait-Cache-Entry"  # the entry it looked for (DELETE /v1/admin/cache?entry=)
+LOWERED_HEADER = "X-ChatWait-Max-Tokens-Lowered"  # the max_tokens a budget had left, below what was asked
 
 
 def costed(outcome: Outcome | None) -> None:
@@ -108,11 +109,16 @@ def cost_header(cost_usd: float) -> str:
 
 def admitted(admission: Admission) -> Admission:
     """Keep its generation's account (its delivery charge), where this request's key stands after
-    its generation was admitted, and what the response cache made of it, for its answer."""
+    its generation was admitted (and the max_tokens its budget lowered), and what the response
+    cache made of it, for its answer."""
     state = g._get_current_object()
     state.account = admission.account
     if admission.limited:
         state.verdict = admission.verdict
+        ticket = admission.account.ticket
+        if ticket is not None and ticket.max_tokens is not None:  # the answer may end `length` for it
+            state.lowered = ticket.max_tokens
+            _note(state, {"max_tokens_lowered": ticket.max_tokens})
     lookup = admission.account.lookup
     if lookup is not None:
         state.cache = lookup.state, lookup.digest

@@ -58,6 +58,7 @@ class AccessSettings:
     key_tokens_per_minute: int | None = None
     key_max_sockets: int | None = 64  # a key's WebSockets open at once (its line's max_sockets= says otherwise)
     key_limits_without_redis: str = "open"  # Redis out of reach: admit (open) or refuse (closed)
+    budget_min_tokens: int = 256  # a budget's last answers: max_tokens lowered to fit what is left, not below this
     admission_wait_seconds: float = 0.0  # MAX_STREAMS reached: how long a request waits for a slot
     admission_queue_size: int = 1000  # places in a worker's queue, shared fairly among keys when full
     cors_origins: tuple[str, ...] = ()  # () = same origin only; ("*",) = any

@@ -40,6 +40,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "KEY_TOKENS_PER_MINUTE": ("key_tokens_per_minute", read.integer(1, keys.MAX_LIMIT)),
     "KEY_MAX_SOCKETS": ("key_max_sockets", read.integer(1, keys.MAX_LIMIT)),
     "KEY_LIMITS_WITHOUT_REDIS": ("key_limits_without_redis", read.choice(FAILURE_MODES)),
+    "BUDGET_MIN_TOKENS": ("budget_min_tokens", read.integer(1, 1_000_000)),
     "ADMISSION_WAIT_SECONDS": ("admission_wait_seconds", read.seconds(0, 300)),
     "ADMISSION_QUEUE_SIZE": ("admission_queue_size", read.integer(1, 100_000)),
     "CORS_ORIGINS": ("cors_origins", read.origins),

@@ -14,7 +14,7 @@ from flask import Flask, Response, g, request
 from werkzeug.datastructures import Headers
 
 from .. import limits
-from ..apis.request import NOT_ADMITTED, services, verdict
+from ..apis.request import LOWERED_HEADER, NOT_ADMITTED, services, verdict
 from .admin import PREFIX  # asks for an admin key instead
 
 PROTECTED_PREFIXES = ("/v1/", "/chat/")
@@ -38,12 +38,15 @@ def _check() -> None:
 def _limit_headers(response: Response) -> Response:
     """The x-ratelimit-* headers on every answer to a key with limits: where its limits stand
     after this request (its admission's verdict, or a look at the counters)."""
-    key = g._get_current_object().get("client_key")
+    state = g._get_current_object()
+    key = state.get("client_key")
     if key is not None and key.limited:
         found = verdict()
         if found is NOT_ADMITTED:
             found = services().limits.look(key)
         _replace(response.headers, limits.headers(found))
+        if "lowered" in state:
+            response.headers[LOWERED_HEADER] = str(state.lowered)
     return response
 
 

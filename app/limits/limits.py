@@ -17,6 +17,7 @@ cannot be reached admit without counting (KEY_LIMITS_WITHOUT_REDIS=open) or refu
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -77,15 +78,16 @@ class Limits:
         except CountersUnavailable:
             return self._admitted_unreached(ticket, money, needs.prompt_tokens), None
         if verdict.refused is not None:
-            lowered = refusals.lowered(verdict, money, needs.max_tokens, needs.rescues) if needs.lower else 0
-            if lowered:  # what the budgets have left: an answer that fits in them
-                ticket, verdict = self.admit(payer, needs._replace(max_tokens=lowered, lower=False))
-                ticket.max_tokens = lowered
+            lowered = refusals.lowered(verdict, money, needs.max_tokens, needs.floor) if needs.lower else 0
+            if lowered:  # what the budgets have left: one answer that fits in them
+                ticket, verdict = self.admit(payer, needs._replace(max_tokens=lowered, rescues=0, lower=False))
+                if lowered < needs.max_tokens:
+                    ticket.max_tokens = lowered
                 return ticket, verdict
             self._watched(payer, verdict)
             self.metrics.key_refused(payer.name, verdict.refused)
-            raise refusals.refusal(payer, verdict, money, needs.rescues)
-        self._watched(payer, verdict)
+            raise refusals.refusal(payer, verdict, money, needs.floor)
+        self._watched(payer, verdict, money.cost if money else 0)
         return self._admitted(ticket, money, verdict, needs.prompt_tokens), verdict
 
     def _admitted(self, ticket: Ticket, money: budget.Reservation | None, verdict: Verdict, prompt: int) -> Ticket:
@@ -98,10 +100,14 @@ class Limits:
         self.metrics.key_generation(ticket.key.name, 1, prompt)
         return ticket
 
-    def _watched(self, payer: Payer, verdict: Verdict) -> None:
-        """Tell the watch (the budget alerts) where a budgeted admission leaves the budgets."""
+    def _watched(self, payer: Payer, verdict: Verdict, reserved: int = 0) -> None:
+        """Tell the watch (the budget alerts) where the budgets stood as a budgeted admission came:
+        its own reservation (`reserved`, nano-USD) not counted as spent."""
         if self.watch is not None and (verdict.budgets or verdict.user_budgets):
-            self.watch(payer, (*verdict.budgets, *verdict.user_budgets), verdict.refused)
+            found = (*verdict.budgets, *verdict.user_budgets)
+            if reserved:
+                found = tuple(dataclasses.replace(b, spent=max(0.0, b.spent - reserved / budget.NANO)) for b in found)
+            self.watch(payer, found, verdict.refused)
 
     def _admitted_unreached(self, ticket: Ticket, money: budget.Reservation | None, prompt_tokens: int) -> Ticket:
         """A generation admitted while the counters are out of reach (KEY_LIMITS_WITHOUT_REDIS=open):

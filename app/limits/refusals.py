@@ -16,27 +16,31 @@ WORDS = {
 }
 
 
-def lowered(verdict: Verdict, money: budget.Reservation | None, max_tokens: int, rescues: int) -> int:
-    """The max_tokens a budget's refusal leaves room for (0: none, or not a budget's refusal): what
-    the tightest budget, the key's or its end user's, has left."""
+def lowered(verdict: Verdict, money: budget.Reservation | None, max_tokens: int, floor: int) -> int:
+    """The max_tokens of one answer, without the continuations a generation may take, that a
+    budget's refusal leaves room for: `max_tokens` where it fits, else what the tightest budget,
+    the key's or its end user's, has left, down to `floor` (0: not even that, or not a budget's
+    refusal)."""
     if money is None or not budget.is_budget(verdict.refused):
         return 0
-    left = budget.left((*verdict.budgets, *verdict.user_budgets))
-    fits = budget.fitting(money.price, money.prompt, rescues, left)
-    return fits if 0 < fits < max_tokens else 0
+    fits = budget.fitting(money.price, money.prompt, 0, budget.left((*verdict.budgets, *verdict.user_budgets)))
+    return min(fits, max_tokens) if fits >= floor else 0
 
 
-def refusal(payer: Payer, verdict: Verdict, money: budget.Reservation | None = None, rescues: int = 0) -> ApiError:
-    """The error of a refused admission: rate_limited, or budget_exhausted with what was spent
-    (and, where even a whole budget holds no reservation of this prompt, that it never will); it
-    names whose limit it is, the key's or its end user's."""
+def refusal(payer: Payer, verdict: Verdict, money: budget.Reservation | None = None, floor: int = 1) -> ApiError:
+    """The error of a refused admission: rate_limited, or budget_exhausted with what was spent,
+    what is left and when it resets (and, where even a whole budget holds no answer of this prompt
+    and `floor` tokens, that it never will); it names whose limit it is, the key's or its end
+    user's."""
     who = _who(payer, verdict.refused)
     spends = (*verdict.budgets, *verdict.user_budgets)
     spend = next((found for found in spends if found.name == verdict.refused), None)
     if spend is not None:
-        if money is not None and not budget.fitting(money.price, money.prompt, rescues, budget.nano(spend.limit)):
+        if money is not None and budget.fitting(money.price, money.prompt, 0, budget.nano(spend.limit)) < floor:
             return ApiError("budget_exhausted", budget.never(who, spend, money.prompt), retry_after=spend.resets_in)
-        return ApiError("budget_exhausted", budget.detail(who, spend), retry_after=max(1.0, verdict.retry_after))
+        least = None if money is None else money.price.cost(money.prompt, 0, floor)
+        said = budget.detail(who, spend, least)
+        return ApiError("budget_exhausted", said, retry_after=max(1.0, verdict.retry_after))
     return ApiError("rate_limited", detail(payer, verdict), retry_after=max(1.0, verdict.retry_after))
 
 

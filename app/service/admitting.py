@@ -80,7 +80,8 @@ class Admitter:
             prompt_tokens += reserving.surcharge(self.settings, call)  # images and files as the models bill them
         upstream = self.settings.upstream
         rescues = upstream.upstream_rescues + (upstream.upstream_takeovers if self.durable else 0)
-        needs = reserving.Needs(prompt_tokens or 0, call.max_tokens, price, rescues)
+        floor = min(call.max_tokens, self.settings.access.budget_min_tokens)
+        needs = reserving.Needs(prompt_tokens or 0, call.max_tokens, price, rescues, floor=floor)
         return self.limits.admit(payer, needs)
 
     def _route(self, call: ChatCall) -> Route:

@@ -191,8 +191,8 @@ def test_rescued_streams_of_a_key_settle_what_they_cost(instances) -> None:
 
 
 def test_the_messages_api_refuses_in_anthropics_shape(instances) -> None:
-    body = {"model": FAKE_MODEL, "max_tokens": MAX_TOKENS, "messages": [{"role": "user", "content": "@tokens=2"}]}
-    for _ in range(60):
+    body = {"model": FAKE_MODEL, "max_tokens": MAX_TOKENS, "messages": [{"role": "user", "content": "@tokens=20"}]}
+    for _ in range(120):
         answer = httpx.post(f"{instances[0]}/v1/messages", json=body, headers={"x-api-key": KEY}, timeout=30)
         if answer.status_code != 200:
             break

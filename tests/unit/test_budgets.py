@@ -129,18 +129,22 @@ def test_an_unpriced_model_reserves_nothing_and_a_spent_budget_still_refuses() -
 
 
 def test_a_budget_smaller_than_a_reservation_answers_within_what_is_left_or_says_it_never_can() -> None:
+    """The red team's small budget: the continuations' allowance is dropped before an answer is
+    cut; an answer is lowered to fit what is left down to a floor; below it, budget_exhausted
+    says what is left; a prompt no budget holds, that it never will."""
     limits = Limits(MemoryCounters(Clock(MIDDAY)), NoMetrics())
     key = ClientKey("", "small", budget_day=0.0125)
-    first, _ = admit(limits, key, 100, 1_000, PRICE, rescues=1)  # 0.0002 + 0.021 asked (21 µUSD a token)
-    assert first.max_tokens == 585 and first.money.cost == budget.nano(0.012485)
-    limits.end(first, 10, cost_usd=0.0005)
+    first, _ = admit(limits, key, 100, 1_000, PRICE, rescues=1)  # 0.0212 with a continuation, 0.0101 without
+    assert first.max_tokens is None and first.money.cost == budget.nano(0.0101), "one whole answer, as asked"
+    limits.end(first, 10, cost_usd=0.005)
     second, _ = admit(limits, key, 100, 1_000, PRICE, rescues=1)
-    assert second.max_tokens == 561, "what the first left"
-    assert second.most_tokens(CALL_1000.max_tokens) == 561
-    limits.end(second, 10, cost_usd=0.012)
+    assert second.max_tokens == 740, "what the first left: (0.0125 - 0.005 - 0.0001) / 0.00001"
+    assert second.most_tokens(CALL_1000.max_tokens) == 740
+    limits.end(second, 10, cost_usd=0.0074)
     with pytest.raises(ApiError) as spent:
-        admit(limits, key, 100, 1_000, PRICE, rescues=1)
-    assert "resets in" in spent.value.detail
+        admit(limits, key, 100, 1_000, PRICE, rescues=1, floor=256)  # $0.0001 left: not 256 tokens' worth
+    assert "resets in" in spent.value.detail and "$0.000100 is left" in spent.value.detail
+    assert "least answer to this request costs ($0.002660)" in spent.value.detail
     with pytest.raises(ApiError) as never:
         admit(Limits(MemoryCounters(Clock(MIDDAY)), NoMetrics()), key, 20_000, 10, PRICE, rescues=1)
     error = never.value

@@ -164,6 +164,9 @@ class _Settings:
         upstream_rescues = 0
         upstream_takeovers = 0
 
+    class access:  # noqa: N801
+        budget_min_tokens = 256
+
     @staticmethod
     def fallbacks_of(model: str, too_long: bool = False) -> tuple[str, ...]:
         return ()
