@@ -138,6 +138,11 @@ class Counters(Protocol):
         """A WebSocket of `key` closed: it no longer counts against max_sockets."""
         ...
 
+    def workers(self, worker: str) -> int:
+        """Count `worker` as counting now; how many workers have counted here lately (one, in a
+        worker's memory)."""
+        ...
+
     def reachable(self) -> bool:
         """Whether the counters answer now."""
         ...

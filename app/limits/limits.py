@@ -37,6 +37,7 @@ from ..metrics.catalogue import Metrics, NoMetrics
 from . import refusals, reload
 from .counters import Closing, Counters, CountersUnavailable, Settlement, Verdict
 from .memory import MemoryCounters
+from .outage import Outage
 from .owed import Owed
 from .sockets import Sockets
 
@@ -59,6 +60,8 @@ class Limits:
         self.sockets = Sockets(counters, metrics, self._unreached)
         self._flusher: gevent.Greenlet | None = None
         self.owed = Owed()  # spend settled while the counters were out of reach
+        self.outage = Outage()  # budgets as last seen: what open admits while the counters are away
+        self._worker = random_id()  # as the counters count the workers that count
         # A reload on the memory store: counters handed over by a draining worker (`reload`).
         self._reload_dir = reload.folder() if isinstance(counters, MemoryCounters) else None
         self._handed: dict[str, Any] | None = None
@@ -77,6 +80,8 @@ class Limits:
             verdict = self.counters.admit(ticket, needs.prompt_tokens, money.cost if money else 0)
         except CountersUnavailable:
             return self._admitted_unreached(ticket, money, needs.prompt_tokens), None
+        if verdict.budgets or verdict.user_budgets:
+            self.outage.saw(payer, verdict)
         if verdict.refused is not None:
             lowered = refusals.lowered(verdict, money, needs.max_tokens, needs.floor) if needs.lower else 0
             if lowered:  # what the budgets have left: one answer that fits in them
@@ -113,10 +118,16 @@ class Limits:
         """A generation admitted while the counters are out of reach (KEY_LIMITS_WITHOUT_REDIS=open):
         counted nowhere (or, Redis slow, maybe later), it settles as unsure when it ends."""
         ticket.counted = 0
+        self._unreached(ticket)
+        if money is not None and not self.outage.allows(ticket.payer, money.cost):
+            detail = (
+                "The client key limits live in Redis, which is out of reach, and this worker has admitted its share "
+                "of what the budget had left when Redis last answered (KEY_LIMITS_WITHOUT_REDIS=open)."
+            )
+            raise ApiError("store_unavailable", detail)
         if money is not None:
             at = budget.periods(time.time())
             money.periods, money.unsure, ticket.money = (at.day, at.month), True, money
-        self._unreached(ticket)
         self._running[ticket.id] = ticket  # settled when it ends: now, or once the counters answer
         self.metrics.key_generation(ticket.key.name, 1, prompt_tokens)
         return ticket
@@ -252,6 +263,7 @@ class Limits:
                 self._spend([(ticket, ticket.progress()) for ticket in running])
                 self.counters.renew(running)
                 self.counters.renew(self.sockets.held(), sockets=True)
+                self.outage.workers = self.counters.workers(self._worker)
                 if self.owed:
                     self.owed.pay(self.counters)
                 if self._reload_dir is not None and self._handed is None:

@@ -32,6 +32,8 @@ TIMEOUT_SECONDS = 1.0  # a request waits this long at most for its admission
 PAUSE_SECONDS = 1.0  # after a failure, calls do not wait on Redis again for this long
 LEASE_MS = 5_000
 KEPT_SECONDS = 86_400  # a period's spend outlives it by a day: generations admitted in it settle there
+WORKERS = f"{{{PREFIX}}}:workers"  # the workers counting lately (ZSET worker -> second last seen)
+WORKERS_SECONDS = 10.0
 
 
 def key_tag(name: str) -> str:
@@ -153,6 +155,16 @@ class RedisCounters:
     def let_go(self, key: ClientKey, ticket: str) -> None:
         with self._reaching() as client:
             client.zrem(sockets_key(key.name), ticket)
+
+    def workers(self, worker: str) -> int:
+        now = time.time()
+        with self._reaching() as client:
+            pipe = client.pipeline(transaction=False)
+            pipe.zadd(WORKERS, {worker: now})
+            pipe.zremrangebyscore(WORKERS, "-inf", now - WORKERS_SECONDS)
+            pipe.pexpire(WORKERS, round(WORKERS_SECONDS * 1000))
+            pipe.zcard(WORKERS)
+            return max(1, int(pipe.execute()[-1]))
 
     def reachable(self) -> bool:
         """Whether Redis answers now (for /ready)."""

@@ -459,3 +459,43 @@ def test_spend_made_while_redis_is_paused_is_recorded_once_it_answers(fake, tmp_
     finally:
         server.stop()
         topology.stop()
+
+
+PAUSED_KEY = "paused-budget-key-0123456789abcdef"
+
+
+def test_a_redis_pause_spends_a_budget_by_at_most_one_reservation_per_worker(fake, standalone, tmp_path) -> None:
+    """The red team's pause: Redis stopped 6 s with KEY_LIMITS_WITHOUT_REDIS=open, 1,887 requests
+    of a key with budget_day 0.125 were admitted and spent 43.4 USD. Each worker now admits its
+    share of what the budget had left when Redis last answered, over 2 instances x 2 workers."""
+    (tmp_path / "keys").write_text(f"{PAUSED_KEY} name=paused-{time.time_ns()} budget_day=0.125\n")
+    (tmp_path / "upstreams.toml").write_text(
+        f'[[upstream]]\nurl = "{fake.base_url}"\n[prices."{FAKE_MODEL}"]\ninput = 100\noutput = 1000\n'
+    )
+    env = server_env("", STREAM_STORE="redis", REDIS_URL=standalone.server.url, WEB_CONCURRENCY="2",
+                     CHATWAIT_API_KEYS_FILE=str(tmp_path / "keys"), UPSTREAMS_FILE=str(tmp_path / "upstreams.toml"),
+                     KEY_LIMITS_WITHOUT_REDIS="open")  # fmt: skip
+    env.pop("OPENAI_BASE_URL")
+    servers = [ChatWaitServer(env), ChatWaitServer(env)]
+    auth = {"Authorization": f"Bearer {PAUSED_KEY}"}
+    body = {"model": FAKE_MODEL, "max_tokens": 5, "messages": [{"role": "user", "content": "hi @tokens=5"}]}
+    reservation = (20 * 100 + 5 * 1000) / 1e6  # a short prompt and 5 tokens: about 0.007 USD
+    try:
+        with httpx.Client(timeout=30, headers=auth) as client:
+            for n in range(16):  # every worker of both sees the key's budget before Redis stops
+                assert client.post(f"{servers[n % 2].url}/v1/chat/completions", json=body).status_code == 200
+            time.sleep(2.5)  # every worker has counted itself (each second)
+            standalone.server.pause()
+            deadline, answers = time.monotonic() + 6, []
+            while time.monotonic() < deadline:
+                answers.append(client.post(f"{servers[len(answers) % 2].url}/v1/chat/completions", json=body))
+            standalone.server.resume()
+            served = sum(answer.status_code == 200 for answer in answers)
+            time.sleep(3)  # what was admitted while away settles once Redis answers
+            spent = client.get(f"{servers[0].url}/v1/spend").json()["budgets"]["budget_day"]["spent_usd"]
+        assert len(answers) > 40 and served < len(answers), f"{served} of {len(answers)} served while Redis was away"
+        assert spent <= 0.125 + 4 * reservation + 1e-9, f"{spent} USD spent, {served} served while Redis was away"
+    finally:
+        standalone.server.resume()
+        for server in servers:
+            server.stop()

@@ -229,6 +229,8 @@ def test_spend_made_while_the_counters_are_away_is_kept_and_settled_when_they_an
     flaky = Flaky(MemoryCounters(Clock(time.time())))  # the periods of what is owed are today's
     limits = Limits(flaky, NoMetrics())
     key = ClientKey("", "outage", budget_day=10.0)
+    seen, _ = admit(limits, key, 100, 100, PRICE)  # where its budget stands, seen before the outage
+    limits.end(seen, 0, cost_usd=0.0)
     flaky.away = True
     admitted, verdict = admit(limits, key, 100, 100, PRICE)  # limits open: admitted, counted nowhere
     assert verdict is None and admitted.money is not None and admitted.money.unsure
@@ -241,6 +243,39 @@ def test_spend_made_while_the_counters_are_away_is_kept_and_settled_when_they_an
     flaky.away = False
     limits.owed.pay(flaky)
     assert len(limits.owed) == 0 and limits.look(key).budgets[0].spent == pytest.approx(0.75)
+
+
+def test_while_the_counters_are_away_each_worker_admits_its_share_of_what_was_left() -> None:
+    """The red team's Redis pause: 1,887 requests of a key with budget_day 0.125 spent 43.4 USD.
+    Now each worker admits against its share of what the budget had left when last seen (split
+    among the workers counting): together they pass it by at most one reservation each."""
+    counters = Flaky(MemoryCounters(Clock(time.time())))
+    workers = [Limits(counters, NoMetrics()) for _ in range(2)]
+    key = ClientKey("", "paused", budget_day=0.125)
+    for limits in workers:
+        limits.outage.workers = 2
+        first, _ = admit(limits, key, 100, 1_000, PRICE)  # 0.0101 reserved each: seen, 0.1048 left
+        limits.end(first, 1_000, cost_usd=0.0101)
+    counters.away = True
+    admitted = 0
+    for limits in workers:
+        while True:
+            try:
+                ticket, _ = admit(limits, key, 100, 1_000, PRICE)
+            except ApiError as refused:
+                assert refused.error_code == "store_unavailable" and "its share" in refused.detail
+                break
+            limits.end(ticket, 1_000, cost_usd=0.0101)
+            admitted += 1
+    spent = 2 * 0.0101 + admitted * 0.0101
+    assert admitted > 0 and spent <= 0.125 + 2 * 0.0101 + 1e-9, f"{admitted} admitted while away: {spent} USD"
+    unseen = Limits(counters, NoMetrics())
+    with pytest.raises(ApiError) as refused:
+        admit(unseen, ClientKey("", "never-seen", budget_day=1.0), 100, 1_000, PRICE)
+    assert refused.value.error_code == "store_unavailable", "a budget never seen cannot be shared out"
+    counters.away = False
+    again, _ = admit(workers[0], key, 100, 10, PRICE)
+    assert again is not None and not workers[0].outage._taken, "the counters answer: the outage's count ends"
 
 
 def test_what_is_owed_is_bounded() -> None:
