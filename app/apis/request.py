@@ -74,7 +74,10 @@ def payer(options: Mapping[str, Any]) -> Payer:
 def origin(streamed: bool) -> Origin:
     """Where this request's generation comes from: its correlation id, its stream's new id (None:
     wait mode), a handoff for its completion line (`handoff`), and its Cache-Control header."""
-    cache_header = request.environ.get("HTTP_CACHE_CONTROL")  # the response cache's no-cache, no-store
+    environ = request.environ
+    cache_header = environ.get("HTTP_CACHE_CONTROL")  # the response cache's no-cache, no-store
+    if cache_header is None and "HTTP_PRAGMA" in environ:  # HTTP/1.0's no-cache, where no Cache-Control says
+        cache_header = environ["HTTP_PRAGMA"]
     return Origin(correlation_id(), random_id() if streamed else None, handoff(), cache_header)
 
 

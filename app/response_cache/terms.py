@@ -9,6 +9,7 @@ from typing import Protocol
 
 HIT, MISS, BYPASS = "hit", "miss", "bypass"  # X-ChatWait-Cache: what the cache made of a request
 KEPT_ENDINGS = ("stop", "tool_calls")  # and `length` where RESPONSE_CACHE_LENGTH says
+MAX_HEADER_CHARS = 1024  # of a Cache-Control header read for directives
 
 
 class CacheUnavailable(RuntimeError):
@@ -54,8 +55,9 @@ class Answers(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class Directives:
-    """What the client's Cache-Control header asks: look for a kept answer (no-cache: not), keep the
-    new one (no-store: not)."""
+    """What the client's Cache-Control header (or, without one, its Pragma) asks: look for a kept
+    answer (no-cache, max-age=0: not), keep the new one (no-store: not). A directive is read by its
+    name in any case, with or without a value (`no-store="x"`)."""
 
     lookup: bool = True
     store: bool = True
@@ -64,8 +66,12 @@ class Directives:
     def of(cls, header: str | None) -> Directives:
         if not header:
             return DEFAULT
-        words = {word.strip().lower() for word in header.split(",")}
-        return cls("no-cache" not in words, "no-store" not in words)
+        named = {}
+        for directive in header[:MAX_HEADER_CHARS].split(","):
+            name, _, value = directive.partition("=")
+            named[name.strip().lower()] = value.strip().strip('"')
+        fresh = "no-cache" in named or named.get("max-age") == "0"
+        return cls(not fresh, "no-store" not in named)
 
 
 DEFAULT = Directives()  # no Cache-Control: look, and keep

@@ -185,9 +185,12 @@ def test_no_cache_skips_the_lookup_and_no_store_the_keeping(server, fake) -> Non
     assert unkept.headers["x-chatwait-cache"] == "miss" and missed.headers["x-chatwait-cache"] == "miss"
     fresh, _ = _asked(server, "native", message, False, {"Cache-Control": "no-cache"})
     assert fresh.headers["x-chatwait-cache"] == "bypass"
-    hit, _ = _asked(server, "native", message, False, {"Cache-Control": "max-age=0, no-store"})
+    hit, _ = _asked(server, "native", message, False, {"Cache-Control": "max-age=60, no-store"})
     assert hit.headers["x-chatwait-cache"] == "hit", "no-store alone still looks"
-    assert _upstream_calls(fake, message) == 3
+    for asked in ({"Cache-Control": "max-age=0"}, {"Cache-Control": 'no-cache="x"'}, {"Pragma": "no-cache"}):
+        again, _ = _asked(server, "native", message, False, asked)
+        assert again.headers["x-chatwait-cache"] == "bypass", asked
+    assert _upstream_calls(fake, message) == 6
 
 
 @pytest.mark.parametrize(

@@ -83,9 +83,15 @@ def test_a_kept_answer_reads_back_as_it_was_written() -> None:
 
 
 def test_cache_control_says_whether_to_look_and_whether_to_keep() -> None:
-    assert Directives.of(None) == Directives(True, True) and Directives.of("max-age=0") == Directives(True, True)
+    assert Directives.of(None) == Directives(True, True) and Directives.of("max-age=60") == Directives(True, True)
     assert Directives.of("no-cache") == Directives(False, True) and Directives.of("No-Store") == Directives(True, False)
     assert Directives.of("no-cache, no-store") == Directives(False, False)
+    # The red team's forms: max-age=0 asks for a fresh answer, a directive with a value is still it.
+    assert Directives.of("max-age=0") == Directives(False, True) and Directives.of('max-age="0"').lookup is False
+    assert Directives.of('no-store="x"') == Directives(True, False)
+    assert Directives.of('no-cache="Set-Cookie"') == Directives(False, True)
+    assert Directives.of("private, max-age=0 ,NO-STORE") == Directives(False, False)
+    assert Directives.of("," * 100_000) == Directives(True, True), "a long header is read within its bound"
 
 
 def test_memory_keeps_answers_within_count_bytes_and_time_least_recently_used_out() -> None:
