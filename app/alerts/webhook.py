@@ -1,7 +1,9 @@
 """An alert's delivery: a JSON POST to BUDGET_ALERT_WEBHOOK signed with HMAC-SHA256 of
 `{timestamp}.{body}` under BUDGET_ALERT_SECRET (`X-ChatWait-Signature: t=...,v1=<hex>`), from a
-bounded queue a greenlet drains, retried with backoff; each alert is one log line (and a count)
-whether it was sent, failed after every try, or dropped (the queue full)."""
+bounded queue SENDERS greenlets drain (a receiver that errs or hangs holds one alert, not all),
+retried with backoff; each alert is one log line (and a count) whether it was sent, failed after
+every try (with the last try's reason: the receiver's status, or the error's type), or dropped
+(the queue full)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from ..metrics.catalogue import Metrics, NoMetrics
 log = logging.getLogger("chatwait.alerts")
 
 MAX_QUEUED = 1_000
+SENDERS = 4  # alerts on their way at once
 TRIES = 5
 BACKOFF_SECONDS = 1.0  # doubled after each failed try
 TIMEOUT_SECONDS = 5.0
@@ -39,8 +42,9 @@ class Webhook:
     def __init__(self, url: str, secret: str, metrics: Metrics | NoMetrics) -> None:
         self._url, self._secret, self._metrics = url, secret, metrics
         self._queue: gevent.queue.Queue[dict[str, Any]] = gevent.queue.Queue(MAX_QUEUED)
-        self._sender: gevent.Greenlet | None = None
-        self._client = httpx.Client(timeout=TIMEOUT_SECONDS, follow_redirects=False)
+        self._senders: list[gevent.Greenlet] = []
+        limits = httpx.Limits(max_connections=SENDERS, max_keepalive_connections=SENDERS)
+        self._client = httpx.Client(timeout=TIMEOUT_SECONDS, follow_redirects=False, limits=limits)
 
     def send(self, alert: dict[str, Any]) -> None:
         """Queue `alert` (never waits: a full queue drops it, and says so)."""
@@ -50,11 +54,10 @@ class Webhook:
             self._done("dropped", alert)
 
     def start(self) -> None:
-        self._sender = gevent.spawn(self._send_forever)
+        self._senders = [gevent.spawn(self._send_forever) for _ in range(SENDERS)]
 
     def close(self) -> None:
-        if self._sender is not None:
-            self._sender.kill(block=False)
+        gevent.killall(self._senders, block=False)
         self._client.close()
 
     def _send_forever(self) -> None:
@@ -62,31 +65,34 @@ class Webhook:
             alert = self._queue.get()
             try:
                 self._deliver(alert)
-            except Exception:  # the next alerts still go
-                self._done("failed", alert)
+            except Exception as error:  # the next alerts still go
+                self._done("failed", alert, reason=type(error).__name__)
                 log.exception("budget_alert_failed")
 
     def _deliver(self, alert: dict[str, Any]) -> None:
         body = orjson.dumps(alert)
-        wait = BACKOFF_SECONDS
+        wait, reason = BACKOFF_SECONDS, ""
         for attempt in range(1, TRIES + 1):
             timestamp = int(time.time())
             headers = {"Content-Type": "application/json", SIGNATURE: signature(self._secret, timestamp, body)}
             try:
                 with self._client.stream("POST", self._url, content=body, headers=headers) as answer:
-                    sent = answer.status_code < 300  # its body is never read: a receiver's size is its own
-                if sent:
+                    status = answer.status_code  # its body is never read: a receiver's size is its own
+                if status < 300:
                     self._done("sent", alert, attempt)
                     return
-            except httpx.HTTPError:
-                pass
+                reason = f"status {status}"
+            except httpx.HTTPError as error:
+                reason = type(error).__name__
             if attempt < TRIES:
                 gevent.sleep(wait)
                 wait *= 2
-        self._done("failed", alert, TRIES)
+        self._done("failed", alert, TRIES, reason)
 
-    def _done(self, outcome: str, alert: dict[str, Any], tries: int = 0) -> None:
+    def _done(self, outcome: str, alert: dict[str, Any], tries: int = 0, reason: str = "") -> None:
         said = {"outcome": outcome, "client_name": alert["key"], "budget": alert["budget"], "tries": tries}
-        said |= {"threshold_percent": alert["threshold_percent"], "end_user": alert["end_user"]}
+        said |= {"type": alert["type"], "threshold_percent": alert["threshold_percent"], "end_user": alert["end_user"]}
+        if reason:
+            said["reason"] = reason
         (log.info if outcome == "sent" else log.warning)("budget_alert", extra=said)
         self._metrics.budget_alert(outcome)

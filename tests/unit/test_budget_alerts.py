@@ -97,9 +97,36 @@ def test_an_alert_that_never_gets_through_fails_once_and_a_full_queue_drops(monk
         full.send(alert)
     said = [(r.outcome, r.tries) for r in caplog.records if r.getMessage() == "budget_alert"]
     assert said == [("failed", webhook.TRIES), ("dropped", 0)]
+    failed = next(r for r in caplog.records if r.getMessage() == "budget_alert" and r.outcome == "failed")
+    assert failed.reason == "status 503", "a failed delivery says why"
     assert sleeps[: webhook.TRIES - 1] == [1.0, 2.0, 4.0, 8.0]
     hook.close()
     full.close()
+
+
+def test_a_receiver_that_hangs_holds_one_alert_not_all(monkeypatch) -> None:
+    """The red team's finding: one serial sender, so an erring receiver held each alert ~31 s."""
+    import gevent
+    import gevent.event
+
+    release, delivered = gevent.event.Event(), []
+    hook = Webhook(URL, SECRET, Metrics())
+
+    def deliver(alert: dict) -> None:
+        if alert["threshold_percent"] == 50:
+            release.wait(10)  # the first alert's receiver hangs
+        delivered.append(alert["threshold_percent"])
+
+    monkeypatch.setattr(hook, "_deliver", deliver)
+    hook.start()
+    for alert in Thresholds((50, 80, 100), MemoryMarks()).reached(APP, [_spend(10.0)]):
+        hook.send(alert)
+    gevent.sleep(0.2)
+    assert delivered == [80, 100], "the others went while the first waited"
+    release.set()
+    gevent.sleep(0.1)
+    assert delivered == [80, 100, 50]
+    hook.close()
 
 
 def test_alerts_go_through_the_sender() -> None:
