@@ -18,6 +18,7 @@ from .store import KeyStore, StoreUnavailable
 log = logging.getLogger("chatwait.keys")
 
 REFRESH_SECONDS = 0.5
+MISS_SECONDS = 0.05  # an unknown digest reads the store's version at most this often (a flood of bad keys)
 
 
 class KeyView:
@@ -32,6 +33,7 @@ class KeyView:
         self._by_name: dict[str, str] = {}  # name -> id
         self._version = -1
         self._reached = True
+        self._missed_at = -MISS_SECONDS  # when a digest it did not know last made it read the store
         self._refresher: gevent.Greenlet | None = None
         self.refresh()
 
@@ -59,10 +61,19 @@ class KeyView:
         self._reached = True
 
     def find(self, digest: str) -> tuple[ClientKey, StoredKey] | None:
-        """The key a secret's digest opens now (a rotated-out one only until its overlap ends)."""
+        """The key a secret's digest opens now (a rotated-out one only until its overlap ends). A
+        digest it does not know makes it read the store's version first (at most once each
+        MISS_SECONDS), so a secret made or rotated on another worker opens this one at once."""
         found = self._by_digest.get(digest)
         if found is None:
-            return None
+            now = time.monotonic()
+            if now - self._missed_at < MISS_SECONDS:
+                return None
+            self._missed_at = now
+            self.refresh()
+            found = self._by_digest.get(digest)
+            if found is None:
+                return None
         record = self._records[found]
         return (self._keys[found], record) if digest in record.digests(time.time()) else None
 

@@ -143,6 +143,9 @@ def test_keys_survive_a_restart_and_other_workers_see_changes_within_a_refresh(a
         view.refresh()  # what its greenlet does every REFRESH_SECONDS
         assert _ask(other.test_client(), made["key"]).status_code == 401
         assert key_view.REFRESH_SECONDS <= 1.0
+        rotated = client.post("/v1/admin/keys", json={"name": "fresh"}, headers=AS_ADMIN).get_json()["key"]
+        time.sleep(key_view.MISS_SECONDS)
+        assert _ask(other.test_client(), rotated).status_code == 200, "a new secret opens another worker at once"
     finally:
         close_app(other)
 
