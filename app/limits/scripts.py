@@ -127,8 +127,10 @@ for _, L in ipairs(levels) do
   end
   if L.budgets[1] >= 0 or L.budgets[2] >= 0 then
     for j = 1, 2 do
-      L.spent[j] = redis.call('INCRBY', L.keys[3 + j], cost)
-      redis.call('PEXPIRE', L.keys[3 + j], L.lifetimes[j])
+      if L.budgets[j] >= 0 then  -- a period without a budget keeps nothing (an end user's month: 32 days)
+        L.spent[j] = redis.call('INCRBY', L.keys[3 + j], cost)
+        redis.call('PEXPIRE', L.keys[3 + j], L.lifetimes[j])
+      end
     end
     if cost > 0 then redis.call('SET', L.keys[6], cost, 'PX', HELD_MS) end
   end

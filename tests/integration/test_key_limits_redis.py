@@ -499,3 +499,22 @@ def test_a_redis_pause_spends_a_budget_by_at_most_one_reservation_per_worker(fak
         standalone.server.resume()
         for server in servers:
             server.stop()
+
+
+def test_an_end_users_counters_live_no_longer_than_the_budgets_that_need_them(standalone) -> None:
+    """The red team's finding: each new end user cost ~14 KiB of Redis for up to 32 days (a
+    month's spend kept with no month budget). A period without a budget keeps nothing."""
+    counters = _counters(standalone.server.url)
+    key = ClientKey("", "daily", budget_day=5.0, users=EndUserLimits(budget_day=1.0))
+    client = standalone.server.client()
+    try:
+        for n in range(20):
+            assert count(counters, Payer(key, f"user-{n}", key.users), f"t{n}", 10, 0, cost=1_000).refused is None
+        at = budget.periods(time.time())
+        kept = {name.decode() for name in client.scan_iter(f"{key_tag('daily')}*")}
+        assert not [name for name in kept if name.endswith(f":spent:{at.month}")], "no month budget: no month kept"
+        days = [name for name in kept if name.endswith(f":spent:{at.day}")]
+        assert len(days) == 21, "the key's day and each end user's"
+        assert all(0 < client.pttl(name) <= (at.day_left + shared.KEPT_SECONDS) * 1000 + 1000 for name in days)
+    finally:
+        counters.close()
