@@ -17,5 +17,6 @@ class CacheSettings:
     response_cache_max_entries: int = 10_000
     response_cache_entry_bytes: int = 1_048_576  # a bigger answer is not kept
     response_cache_shared: bool = False  # one cache for every key (else each key its own)
+    response_cache_scope: str = "key"  # end_user: each end user's answers apart (a hit tells no one another asked)
     response_cache_sampled: bool = False  # answers sampled at a temperature above 0 without a seed too
     response_cache_length: bool = False  # answers that reached their length limit too

@@ -107,6 +107,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "RESPONSE_CACHE_MAX_ENTRIES": ("response_cache_max_entries", read.integer(1, 10_000_000)),
     "RESPONSE_CACHE_ENTRY_BYTES": ("response_cache_entry_bytes", read.integer(1024, 64 * 1_048_576)),
     "RESPONSE_CACHE_SHARED": ("response_cache_shared", read.flag),
+    "RESPONSE_CACHE_SCOPE": ("response_cache_scope", read.choice(("key", "end_user"))),
     "RESPONSE_CACHE_SAMPLED": ("response_cache_sampled", read.flag),
     "RESPONSE_CACHE_LENGTH": ("response_cache_length", read.flag),
     "PORT": ("port", read.port),

@@ -16,13 +16,16 @@ VERSION = b"chatwait-response-cache-1"
 IGNORED = frozenset(("user", "safety_identifier", "metadata", "stream", "stream_options", "store", "background"))
 
 
-def digest(call: ChatCall, scope: str) -> str | None:
-    """The entry `call` is kept under in `scope`'s cache (a key's name; "" when shared), or None
-    when part of it cannot be written down exactly (then it is not cached)."""
+def digest(call: ChatCall, scope: str, user: str = "") -> str | None:
+    """The entry `call` is kept under in `scope`'s cache (a key's name; "" when shared), apart for
+    the end user `user` (RESPONSE_CACHE_SCOPE=end_user), or None when part of it cannot be written
+    down exactly (then it is not cached)."""
     native = call.native
     if native is not None and isinstance(native.get("body"), dict):
         native = {**native, "body": _kept(native["body"])}
     found = [scope, call.model, call.messages, call.max_tokens, call.temperature, _kept(call.options)]
+    if user:
+        found.append(user)
     found += [call.typed, call.fallbacks, native, list(call.extra)]
     try:
         written = orjson.dumps(found, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)

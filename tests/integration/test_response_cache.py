@@ -229,6 +229,26 @@ def test_keys_keep_their_own_answers_unless_switched_off(server, fake) -> None:
     assert _upstream_calls(fake, message) == 5
 
 
+def test_each_end_user_keeps_their_own_answers_with_the_end_user_scope(fake, tmp_path) -> None:
+    """The red team's finding: within a key, `hit` told one end user that another had asked the
+    exact prompt. RESPONSE_CACHE_SCOPE=end_user keeps each end user's answers apart."""
+    (tmp_path / "keys").write_text(f"{KEY} name=cached\n", encoding="utf-8")
+    env = server_env(fake.base_url, CHATWAIT_API_KEYS_FILE=str(tmp_path / "keys"), RESPONSE_CACHE="true",
+                     RESPONSE_CACHE_SCOPE="end_user")  # fmt: skip
+    apart = ChatWaitServer(env)
+    try:
+        message = _unique("Apart @tokens=4")
+        said = [
+            _asked(apart, "native", message, False, {"X-ChatWait-User": user})[0].headers["x-chatwait-cache"]
+            for user in ("alice", "bob", "alice", "bob")
+        ]
+        assert said == ["miss", "miss", "hit", "hit"]
+        assert _asked(apart, "native", message, False)[0].headers["x-chatwait-cache"] == "miss", "no end user: apart too"
+        assert _upstream_calls(fake, message) == 3
+    finally:
+        apart.stop()
+
+
 def test_ten_identical_requests_at_once_make_one_upstream_call(server, fake) -> None:
     message = _unique("Together @tokens=20 @delay_ms=40")
 
