@@ -243,7 +243,8 @@ def test_each_end_user_keeps_their_own_answers_with_the_end_user_scope(fake, tmp
             for user in ("alice", "bob", "alice", "bob")
         ]
         assert said == ["miss", "miss", "hit", "hit"]
-        assert _asked(apart, "native", message, False)[0].headers["x-chatwait-cache"] == "miss", "no end user: apart too"
+        nobody = _asked(apart, "native", message, False)[0]
+        assert nobody.headers["x-chatwait-cache"] == "miss", "no end user: apart too"
         assert _upstream_calls(fake, message) == 3
     finally:
         apart.stop()
