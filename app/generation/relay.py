@@ -136,7 +136,7 @@ class Relay:
                         if generation.finish_reason == "content_filter" and self._opener.refused(generation, None):
                             raise refusal(self.route)  # mid-answer: continued by the fallback model
                     except StreamCancelled:
-                        generation.stop()  # nobody wants the rest: an upstream ChatWait stops too
+                        generation.abandon()  # its client wants no more: stopped, unless others follow it
                         self._attempt_ended(generation, "cancelled")
                         raise
                     except Ceiling:

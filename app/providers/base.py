@@ -139,6 +139,10 @@ class Attempt(abc.ABC):
         (a ChatWait named its stream), tell it. Closing alone leaves some servers generating."""
         self.close()
 
+    def abandon(self) -> None:
+        """Its client stopped wanting the rest: stop (an attempt others follow goes on for them)."""
+        self.stop()
+
     def __enter__(self) -> Attempt:
         return self
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import gevent
 
+from ..accounts.payer import Payer
 from ..ids import random_id
 from ..providers.call import ChatCall
 from . import keying
@@ -40,12 +41,11 @@ class ResponseCache:
         chosen = None if key is None else key.cache
         return self.settings.response_cache if chosen is None else chosen
 
-    def lookup(
-        self, call: ChatCall, key: ClientKey | None, cache_header: str | None, user: str | None = None
-    ) -> Lookup | None:
-        """What the cache makes of a generation of `call` for `key` (and its end user `user`, whose
-        answers are apart with RESPONSE_CACHE_SCOPE=end_user), as the client's Cache-Control asks
-        (None: it is off for `key`: nothing looked up, counted or said)."""
+    def lookup(self, call: ChatCall, payer: Payer, cache_header: str | None) -> Lookup | None:
+        """What the cache makes of a generation of `call` for `payer` (its key's answers, its end
+        user's apart with RESPONSE_CACHE_SCOPE=end_user), as the client's Cache-Control asks (None:
+        it is off for the key: nothing looked up, counted or said)."""
+        key = payer.key
         if not self.on_for(key):
             return None
         asked = Directives.of(cache_header)
@@ -54,7 +54,7 @@ class ResponseCache:
         if not call.generate or sampled or not (asked.lookup or asked.store):
             return self._counted(Lookup(BYPASS))
         scope = "" if settings.response_cache_shared or key is None else key.name
-        apart = user or "" if settings.response_cache_scope == "end_user" else ""
+        apart = payer.user or "" if settings.response_cache_scope == "end_user" else ""
         digest = keying.digest(call, scope, apart)
         if digest is None:
             return self._counted(Lookup(BYPASS))

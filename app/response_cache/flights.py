@@ -24,6 +24,8 @@ class Flight:
         self.kept: Kept | None = None
         self._changed = Event()
         self.waiting = 0  # followers waiting for its next read or its end now
+        self.followers = 0  # followers following it now (its leader's client stopping hands it over to them)
+        self.handed = False  # its leader's client stopped: the generation goes on for the followers
 
     def add(self, read: list[str | Delta]) -> None:
         """A read of the leader's generation."""

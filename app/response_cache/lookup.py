@@ -58,8 +58,10 @@ class Lookup:
         return real
 
     def finish(self) -> None:
-        """Its generation is over: a flight it led and never ended ends without an answer."""
-        if self._lead and self._flight is not None and not self._flight.ended and self._cache is not None:
+        """Its generation is over: a flight it led and never ended ends without an answer (one
+        handed over to its followers ends as the hand-over does)."""
+        flight = self._flight
+        if self._lead and flight is not None and not flight.ended and not flight.handed and self._cache is not None:
             self._cache.landed(self, None)
 
     def _replay(self, call: ChatCall, slot: Any, route: Route | None, real: Provider) -> Attempt:

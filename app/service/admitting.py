@@ -64,7 +64,7 @@ class Admitter:
         ticket, verdict = self._reserved(asked, payer) if payer.limited else (None, None)
         if ticket is not None:
             call = dataclasses.replace(call, max_tokens=ticket.most_tokens(call.max_tokens))
-        lookup = None if self.cache is None else self.cache.lookup(call, key, origin.cache_header, payer.user)
+        lookup = None if self.cache is None else self.cache.lookup(call, payer, origin.cache_header)
         account = Account(call, asked.prompt_tokens, origin, route, payer, ticket, lookup, self.billing)
         return Admission(account, verdict)
 

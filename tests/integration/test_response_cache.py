@@ -264,6 +264,31 @@ def test_ten_identical_requests_at_once_make_one_upstream_call(server, fake) -> 
     assert _upstream_calls(fake, message) == 1
 
 
+def test_a_leader_stopped_by_its_client_goes_on_for_those_that_follow_it(server, fake) -> None:
+    """The red team's finding: one end user's stop cut the identical requests following it in the
+    single flight (9 of 30 tokens, then upstream_interrupted). The generation now goes on for
+    them: each follower gets the whole answer, from one upstream call."""
+    message = _unique("Stopped @tokens=30 @delay_ms=40")
+    path, body = _body("native", message, True)
+    with httpx.stream("POST", f"{server.url}{path}", json=body, headers=AUTH, timeout=30) as leader:
+        stream_id = leader.headers["x-stream-id"]
+        lines = leader.iter_lines()
+        while "tok2" not in next(lines):
+            pass
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            followers = [pool.submit(_asked, server, "native", message, True) for _ in range(2)]
+            time.sleep(0.4)  # both follow it now
+            stopped = httpx.delete(f"{server.url}{path}/{stream_id}", headers=AUTH, timeout=10)
+            assert stopped.status_code == 200 and stopped.json()["status"] == "cancelled", stopped.text
+            answers = [future.result() for future in followers]
+    whole = "".join(f"tok{i} " for i in range(30))
+    for answer, events in answers:
+        text = "".join(data["content"] for name, data in events if name == "chunk")
+        assert answer.headers["x-chatwait-cache"] == "hit", "a hit, and a whole answer"
+        assert text == whole and events[-1][0] == "done" and events[-1][1]["finish_reason"] == "stop", str(events[-1])
+    assert _upstream_calls(fake, message) == 1
+
+
 def test_the_admin_clears_one_entry_one_key_or_all(server, fake) -> None:
     admin = {"Authorization": f"Bearer {ADMIN}"}
     first, second = _unique("One @tokens=2"), _unique("Two @tokens=2")

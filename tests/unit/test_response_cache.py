@@ -7,6 +7,7 @@ from __future__ import annotations
 import gevent
 import pytest
 
+from app.accounts.payer import Payer
 from app.config.caching import CacheSettings
 from app.config.keys import ClientKey
 from app.providers.base import Attempt, UpstreamError
@@ -173,7 +174,7 @@ def _cache(**settings) -> tuple[ResponseCache, _Counted]:
 
 def _state(cache: ResponseCache, call: ChatCall = CALL, key: ClientKey | None = None, asked: str | None = None) -> str:
     """What the cache makes of a request that then never runs."""
-    lookup = cache.lookup(call, key, asked)
+    lookup = cache.lookup(call, Payer(key), asked)
     assert lookup is not None
     lookup.finish()
     return lookup.state
@@ -191,9 +192,9 @@ def _run(lookup, model: _Model) -> list[str]:
 def test_a_miss_records_its_answer_and_the_next_request_plays_it_back() -> None:
     cache, counted = _cache()
     model = _Model(_Text([["Hel"], ["lo"]]))
-    miss = cache.lookup(CALL, None, None)
+    miss = cache.lookup(CALL, Payer(), None)
     assert miss.state == MISS and _run(miss, model) == ["Hel", "lo"] and model.opened == 1
-    hit = cache.lookup(CALL, None, None)
+    hit = cache.lookup(CALL, Payer(), None)
     provider = hit.provider(model)
     replay = provider.open(CALL)
     assert hit.state == HIT and [piece for read in replay.reads() for piece in read] == ["Hel", "lo"]
@@ -206,27 +207,27 @@ def test_what_is_not_kept_and_who_is_not_asked() -> None:
     cache, _ = _cache()
     for attempt in (_Text([["x"]], "length"), _Text([["x"]], "content_filter")):
         model = _Model(attempt)
-        _run(cache.lookup(CALL, None, None), model)
+        _run(cache.lookup(CALL, Payer(), None), model)
         assert _state(cache) == MISS, attempt.finish_reason
     off = ClientKey("secret-0123456789abcdef", "off", cache=False)
-    assert cache.lookup(CALL, off, None) is None, "off for the key: nothing looked up"
+    assert cache.lookup(CALL, Payer(off), None) is None, "off for the key: nothing looked up"
     assert _state(cache, ChatCall("m", [], 8, 0.5)) == BYPASS, "sampled"
     assert _state(cache, asked="no-cache, no-store") == BYPASS
     lengthy, _ = _cache(response_cache_length=True)
-    _run(lengthy.lookup(CALL, None, None), _Model(_Text([["x"]], "length")))
+    _run(lengthy.lookup(CALL, Payer(), None), _Model(_Text([["x"]], "length")))
     assert _state(lengthy) == HIT, "kept where RESPONSE_CACHE_LENGTH says"
 
 
 def test_a_follower_ends_with_its_leader_or_goes_to_the_model_when_the_leader_keeps_nothing() -> None:
     cache, _ = _cache()
-    leader = cache.lookup(CALL, None, None)
-    follower = cache.lookup(CALL, None, None)
+    leader = cache.lookup(CALL, Payer(), None)
+    follower = cache.lookup(CALL, Payer(), None)
     assert (leader.state, follower.state) == (MISS, HIT)
     followed = gevent.spawn(lambda: _run(follower, _Model(_Text([["never"]]))))
     assert _run(leader, _Model(_Text([["a"], ["b"]]))) == ["a", "b"]
     assert followed.get(timeout=5) == ["a", "b"]
-    lost = cache.lookup(ChatCall("m", [{"role": "user", "content": "other"}], 8, 0.0), None, None)
-    behind = cache.lookup(ChatCall("m", [{"role": "user", "content": "other"}], 8, 0.0), None, None)
+    lost = cache.lookup(ChatCall("m", [{"role": "user", "content": "other"}], 8, 0.0), Payer(), None)
+    behind = cache.lookup(ChatCall("m", [{"role": "user", "content": "other"}], 8, 0.0), Payer(), None)
     own = _Model(_Text([["own"]]))
     waiting = gevent.spawn(lambda: _run(behind, own))
     gevent.sleep(0)
@@ -244,8 +245,8 @@ class _Cut(_Text):
 
 def test_a_cut_answer_and_its_rescue_are_not_kept_and_its_followers_are_told() -> None:
     cache, _ = _cache()
-    leader = cache.lookup(CALL, None, None)
-    follower = cache.lookup(CALL, None, None)
+    leader = cache.lookup(CALL, Payer(), None)
+    follower = cache.lookup(CALL, Payer(), None)
     provider = leader.provider(_Model(_Cut([["a"], ["b"]])))
     attempt = provider.open(CALL)
     with pytest.raises(UpstreamError), attempt:
@@ -266,7 +267,7 @@ def test_keys_share_one_cache_only_where_configured() -> None:
     second = ClientKey("second-secret-0123456789", "second")
     for shared, expected in ((False, MISS), (True, HIT)):
         cache, _ = _cache(response_cache_shared=shared)
-        _run(cache.lookup(CALL, first, None), _Model(_Text([["x"]])))
+        _run(cache.lookup(CALL, Payer(first), None), _Model(_Text([["x"]])))
         assert _state(cache, key=second) == expected, shared
 
 
