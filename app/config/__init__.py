@@ -189,6 +189,12 @@ def _check_redis(settings: Settings) -> None:
     cluster = settings.redis.redis_cluster or "+cluster://" in settings.redis.redis_url
     if sentinel and cluster:
         raise ConfigError("A Redis Cluster is not found through Sentinel: set either REDIS_SENTINELS or REDIS_CLUSTER.")
+    hosts = settings.redis.redis_url.partition("://")[2].rpartition("@")[2].partition("/")[0]
+    if "," in hosts and not (sentinel or cluster):
+        raise ConfigError(
+            "REDIS_URL names several servers: a list is for a Cluster's nodes (redis+cluster://node-1:6379,"
+            "node-2:6379, or REDIS_CLUSTER=true) or Sentinels (redis+sentinel://...); name one server otherwise."
+        )
 
 
 def _check_data_dir(data_dir: str) -> None:

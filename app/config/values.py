@@ -105,13 +105,14 @@ REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel",
 
 def redis_url(name: str, raw: str) -> str:
     """A Redis URL: redis://, rediss:// or unix:// (one server), redis+sentinel://host:port,...
-    /master[/db] (a primary found through Sentinel), redis+cluster://host:port (a Cluster)."""
+    /master[/db] (a primary found through Sentinel), redis+cluster://host:port[,host:port...] (a
+    Cluster, found through any node it names)."""
     value = raw.strip()
     scheme, separator, rest = value.partition("://")
     if not separator or scheme not in REDIS_SCHEMES or not rest or " " in value:
         raise ConfigError(
             f"{name} is not a Redis URL: use e.g. {name}=redis://localhost:6379/0, "
-            "redis+sentinel://sentinel-1:26379,sentinel-2:26379/mymaster or redis+cluster://node-1:6379."
+            "redis+sentinel://sentinel-1:26379,sentinel-2:26379/mymaster or redis+cluster://node-1:6379,node-2:6379."
         )
     if "+sentinel" in scheme and "/" not in rest.rpartition("@")[2].strip("/"):
         raise ConfigError(

@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
-from redis.cluster import RedisCluster
+from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
@@ -38,12 +38,14 @@ class StoreUnusable(RuntimeError):
 @dataclasses.dataclass(frozen=True)
 class Topology:
     """Where Redis is: `kind` is standalone, sentinel or cluster; `url` carries the credentials,
-    database and TLS of the data nodes; `sentinels` and `master` name a Sentinel-managed primary."""
+    database and TLS of the data nodes; `sentinels` and `master` name a Sentinel-managed primary;
+    `seeds`, the Cluster's nodes named (the first is `url`'s)."""
 
     kind: str
     url: str
     sentinels: tuple[tuple[str, int], ...] = ()
     master: str = ""
+    seeds: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def configured(cls, where: RedisSettings) -> Topology:
@@ -61,7 +63,7 @@ class Topology:
         if mode == "sentinel":
             return _sentinel_url(base, rest)
         if mode == "cluster" or cluster:
-            return cls("cluster", f"{base}://{rest}")
+            return _cluster_url(base, rest)
         if sentinels:
             return cls("sentinel", url, sentinels, master)
         return cls("standalone", url)
@@ -84,6 +86,18 @@ def _sentinel_url(base: str, rest: str) -> Topology:
     return Topology("sentinel", f"{base}://{auth}sentinel/{db or 0}", sentinels, master)
 
 
+def _cluster_url(base: str, rest: str) -> Topology:
+    """redis+cluster://[user:password@]host:port[,host:port...][/db][?options]: the first node's
+    URL (credentials and TLS for every node), and every node named, as seeds: a worker that
+    starts while some are down finds the Cluster through another."""
+    credentials, at, hosts_and_path = rest.rpartition("@")
+    hosts, slash, path = hosts_and_path.partition("/")
+    named = [item for item in hosts.split(",") if item]
+    auth = f"{credentials}{at}"
+    seeds = tuple(_host_port(item, 6379) for item in named)
+    return Topology("cluster", f"{base}://{auth}{named[0] if named else ''}{slash}{path}", seeds=seeds)
+
+
 def _host_port(item: str, default_port: int) -> tuple[str, int]:
     host, _, port = item.rpartition(":") if ":" in item else (item, "", "")
     return host.strip("[]"), int(port) if port else default_port
@@ -99,8 +113,10 @@ def connect(topology: Topology, max_connections: int, socket_timeout: float) -> 
         "retry": Retry(NoBackoff(), 0),
     }
     if topology.kind == "cluster":
-        return RedisCluster.from_url(
-            topology.url,
+        return RedisCluster(
+            url=topology.url,
+            startup_nodes=[ClusterNode(host, port) for host, port in topology.seeds[1:]],
+            require_full_coverage=False,  # a slot lost (a primary with no replica) fails alone
             connection_pool_class=redis.BlockingConnectionPool,
             max_connections=max_connections,
             timeout=POOL_WAIT_SECONDS,
