@@ -90,18 +90,15 @@ class Budget:
     period: str
     resets_in: float
 
-    def body(self, settled: float | None = None) -> dict[str, object]:
-        """As the spend endpoint shows it: with what generations `settled` (USD, the spend
-        report's), what is spent and what running ones reserved apart."""
-        found: dict[str, object] = {"period": self.period, "budget_usd": self.limit, "spent_usd": round(self.spent, 9)}
-        if settled is not None:
-            settled = min(settled, self.spent)
-            found |= {"spent_usd": round(settled, 9), "reserved_usd": round(self.spent - settled, 9)}
-        found |= {
+    def body(self) -> dict[str, object]:
+        """As the spend endpoint shows it."""
+        return {
+            "period": self.period,
+            "budget_usd": self.limit,
+            "spent_usd": round(self.spent, 9),
             "remaining_usd": round(max(0.0, self.limit - self.spent), 9),
             "resets_in_seconds": round(self.resets_in, 3),
         }
-        return found
 
 
 @dataclasses.dataclass

@@ -5,6 +5,7 @@ app.service.moving to-file` moves them back before an instance leaves Redis."""
 
 from __future__ import annotations
 
+import datetime
 import logging
 import sys
 from pathlib import Path
@@ -16,11 +17,11 @@ from ..keystore.redis import RedisKeys
 from ..keystore.store import FILE_NAME as KEYS_FILE
 from ..keystore.store import KeyStore, SqliteKeys, StoreUnavailable
 from ..spend.store import FILE_NAME as SPEND_FILE
-from ..spend.store import RedisSpend, SpendStore, SpendUnavailable, SqliteSpend
+from ..spend.store import KEPT_DAYS, RedisSpend, SpendStore, SpendUnavailable, SqliteSpend
 
 log = logging.getLogger("chatwait.keys")
 
-ALL_DAYS = ("0001-01-01", "9999-12-31")
+ALL_DAYS = ("0001-01-01", "9999-12-31")  # a file's rows, read in one query
 MARK = "redis"  # what a file's mark says it was moved to
 
 
@@ -50,7 +51,8 @@ def to_file(folder: Path, keys: KeyStore, spend: SpendStore) -> tuple[int, int]:
     for name in (KEYS_FILE, SPEND_FILE):
         (folder / name).unlink(missing_ok=True)
     moved = _keys(keys, SqliteKeys(folder))
-    rows = spend.rows(*ALL_DAYS)
+    today = datetime.datetime.now(datetime.UTC).date()
+    rows = spend.rows((today - datetime.timedelta(days=KEPT_DAYS)).isoformat(), today.isoformat())  # what Redis keeps
     SqliteSpend(folder).add(rows)
     for name in (KEYS_FILE, SPEND_FILE):  # moved from Redis: not to be moved into it again
         sqlite.claim(folder / name, MARK, StoreUnavailable)

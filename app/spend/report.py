@@ -76,16 +76,6 @@ def _cell(value: str | None) -> str:
     return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
-def settled(rows: Iterable[Row], today: str) -> dict[str, float]:
-    """What a key's month of rows settled (USD), today and this month, by the budget's name."""
-    day = month = 0
-    for row in rows:
-        month += row.nano
-        if row.day == today:
-            day += row.nano
-    return {"budget_day": day / NANO, "budget_month": month / NANO}
-
-
 def end_users(rows: Iterable[Row], today: str) -> list[dict[str, Any]]:
     """A key's end users this month (its rows from the month's first day), the dearest first:
     what each spent today and this month."""
