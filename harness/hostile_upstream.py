@@ -161,7 +161,10 @@ class HostileUpstream:
             if data.endswith(b"!"):
                 raise ValueError("closed")
         head, _, body = data.partition(b"\r\n\r\n")
-        length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
+        sized = re.search(rb"(?i)content-length:\s*(\d+)", head)
+        if sized is None:  # a GET (the pool's probe of /models): no request this server scripts
+            raise ValueError("no body")
+        length = int(sized.group(1))
         while len(body) < length:
             body += sock.recv(65536)
         messages = json.loads(body)["messages"]
