@@ -49,7 +49,8 @@ def to_redis(folder: Path, keys: KeyStore, spend: SpendStore) -> None:
 def to_file(folder: Path, keys: KeyStore, spend: SpendStore) -> tuple[int, int]:
     """Move Redis's keys and spend into DATA_DIR's files (replacing what they held): how many of each."""
     for name in (KEYS_FILE, SPEND_FILE):
-        (folder / name).unlink(missing_ok=True)
+        for suffix in ("", "-wal", "-shm"):  # a stale write-ahead log would be read into the new file
+            (folder / f"{name}{suffix}").unlink(missing_ok=True)
     moved = _keys(keys, SqliteKeys(folder))
     today = datetime.datetime.now(datetime.UTC).date()
     rows = spend.rows((today - datetime.timedelta(days=KEPT_DAYS)).isoformat(), today.isoformat())  # what Redis keeps
