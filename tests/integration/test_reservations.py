@@ -14,12 +14,12 @@ from collections.abc import Iterator
 
 import httpx
 import PIL.Image
-import pypdf
 import pytest
 
 from harness.processes import ChatWaitServer, FakeUpstream
 
 from ..conftest import FAKE_MODEL, server_env
+from ..documents import data_url, pdf_bytes
 from ..sse import iter_events
 
 pytestmark = pytest.mark.integration
@@ -169,16 +169,6 @@ PDF_BUDGET = 100.0
 PAGE_BILLED = 1_500 + 85 + 170 * 8  # the fake bills a page's text and its image (8 tiles), as OpenAI does
 
 
-def _pdf(pages: int) -> str:
-    """A PDF of `pages` blank pages (~12 KB for 100), as a data URL."""
-    writer = pypdf.PdfWriter()
-    for _ in range(pages):
-        writer.add_blank_page(612, 792)
-    data = io.BytesIO()
-    writer.write(data)
-    return "data:application/pdf;base64," + base64.b64encode(data.getvalue()).decode()
-
-
 @pytest.fixture(scope="module")
 def paged(fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatWaitServer]:
     """A key with a budget of 100 USD, over the fake billing each PDF page (input 150 USD a million)."""
@@ -215,7 +205,7 @@ def test_a_pdf_is_reserved_by_its_pages_so_a_budget_holds_on_every_family(paged)
     the provider bills each page; one request spent 160 USD against a budget of 100. Now each
     page is reserved as its model bills a page: 30 requests at once over three families spend at
     most the budget and one reservation."""
-    pdf = _pdf(100)
+    pdf = data_url(pdf_bytes(100))
     reservation = (100 * PAGE_BILLED * INPUT + 16 * OUTPUT) / 1e6  # its pages, and max_tokens 16
 
     def ask(n: int) -> httpx.Response:
