@@ -267,7 +267,7 @@ def test_ten_identical_requests_at_once_make_one_upstream_call(server, fake) -> 
 def test_a_leader_stopped_by_its_client_goes_on_for_those_that_follow_it(server, fake) -> None:
     """The red team's finding: one end user's stop cut the identical requests following it in the
     single flight (9 of 30 tokens, then upstream_interrupted). The generation now goes on for
-    them: each follower gets the whole answer, from one upstream call."""
+    them: each follower gets the whole answer (in one worker, from one upstream call)."""
     message = _unique("Stopped @tokens=30 @delay_ms=40")
     path, body = _body("native", message, True)
     with httpx.stream("POST", f"{server.url}{path}", json=body, headers=AUTH, timeout=30) as leader:
@@ -286,7 +286,10 @@ def test_a_leader_stopped_by_its_client_goes_on_for_those_that_follow_it(server,
         text = "".join(data["content"] for name, data in events if name == "chunk")
         assert answer.headers["x-chatwait-cache"] == "hit", "a hit, and a whole answer"
         assert text == whole and events[-1][0] == "done" and events[-1][1]["finish_reason"] == "stop", str(events[-1])
-    assert _upstream_calls(fake, message) == 1
+    if server.env.get("STREAM_STORE") != "redis":
+        assert _upstream_calls(fake, message) == 1, "followed in this worker: one generation"
+    else:  # a follower on the other worker waits a bounded time for the answer, then asks the model itself
+        assert _upstream_calls(fake, message) <= 3
 
 
 def test_the_admin_clears_one_entry_one_key_or_all(server, fake) -> None:
