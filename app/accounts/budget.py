@@ -81,7 +81,7 @@ def periods(now: float) -> Periods:
 @dataclasses.dataclass(frozen=True)
 class Budget:
     """One budget of a key (or of its end users: `user_budget_day`) as it is now: its limit, what
-    is spent (the reservations of its running generations included), both in USD, its period and
+    generations that ended spent and what those still running reserve, all in USD, its period and
     the seconds until it resets."""
 
     name: str  # budget_day or budget_month
@@ -89,6 +89,12 @@ class Budget:
     spent: float
     period: str
     resets_in: float
+    reserved: float = 0.0
+
+    @property
+    def used(self) -> float:
+        """What is spent or reserved: what the budget no longer has for a new generation."""
+        return self.spent + self.reserved
 
     def body(self) -> dict[str, object]:
         """As the spend endpoint shows it."""
@@ -96,7 +102,8 @@ class Budget:
             "period": self.period,
             "budget_usd": self.limit,
             "spent_usd": round(self.spent, 9),
-            "remaining_usd": round(max(0.0, self.limit - self.spent), 9),
+            "reserved_usd": round(self.reserved, 9),
+            "remaining_usd": round(max(0.0, self.limit - self.used), 9),
             "resets_in_seconds": round(self.resets_in, 3),
         }
 
@@ -178,17 +185,23 @@ def fitting(price: Price, prompt: int, rescues: int, left: int) -> int:
 
 def left(budgets: tuple[Budget, ...]) -> int:
     """What the tightest budget has left (nano-USD)."""
-    return min((max(0, nano(spend.limit) - nano(spend.spent)) for spend in budgets), default=0)
+    return min((max(0, nano(spend.limit) - nano(spend.used)) for spend in budgets), default=0)
 
 
-def current(key: Budgeted, spent: tuple[int, int], at: Periods, prefix: str = "") -> tuple[Budget, ...]:
-    """Each budget `key` has as it is now, from the day's and the month's spend (nano-USD), each
+def current(
+    key: Budgeted, spent: tuple[int, int], at: Periods, prefix: str = "", reserved: tuple[int, int] = (0, 0)
+) -> tuple[Budget, ...]:
+    """Each budget `key` has as it is now, from the day's and the month's spend (nano-USD, the
+    reservations of generations still running included) and those reservations (`reserved`), each
     named with `prefix` (an end user's: `user_`)."""
     found = []
-    for name, used in zip(NAMES, spent, strict=True):
+    for name, used, held in zip(NAMES, spent, reserved, strict=True):
         limit = limit_of(key, name)
         if limit is not None:
-            found.append(Budget(prefix + name, limit, used / NANO, at.period(name), at.left(name)))
+            held = min(max(0, held), used)
+            found.append(
+                Budget(prefix + name, limit, (used - held) / NANO, at.period(name), at.left(name), held / NANO)
+            )
     return tuple(found)
 
 
@@ -196,12 +209,12 @@ def detail(who: str, spend: Budget, least: float | None = None) -> str:
     """Why a generation is refused by the budget `spend` tells, of `who` ("the key 'app'"): what is
     spent and left, what the least answer to it costs (`least`, USD), and when it resets."""
     word = "daily" if spend.name.endswith("budget_day") else "monthly"
-    left = max(0.0, spend.limit - spend.spent)
+    left = max(0.0, spend.limit - spend.used)
     need = "" if least is None else f", less than the least answer to this request costs (${least:.6f})"
+    running = f" and reserved ${spend.reserved:.6f} for generations still running" if spend.reserved else ""
     return (
-        f"{who[0].upper()}{who[1:]} has spent (or reserved for generations still running) ${spend.spent:.6f} of "
-        f"its ${spend.limit:g} {word} budget ({spend.name}) for {spend.period} (UTC): ${left:.6f} is left{need}; "
-        f"it resets in {round(spend.resets_in)} s."
+        f"{who[0].upper()}{who[1:]} has spent ${spend.spent:.6f}{running} of its ${spend.limit:g} {word} budget "
+        f"({spend.name}) for {spend.period} (UTC): ${left:.6f} is left{need}; it resets in {round(spend.resets_in)} s."
     )
 
 

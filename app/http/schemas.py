@@ -94,12 +94,13 @@ class ReadySchema(StrictSchema):
 
 # Contract component name -> schema class (used by the contract test).
 class BudgetSpendSchema(StrictSchema):
-    """Where one budget of a key stands (USD): its period (UTC), the budget, what is spent (the
-    reservations of generations still running included), what remains, and when it resets."""
+    """Where one budget of a key stands (USD): its period (UTC), the budget, what generations that
+    ended spent, what those still running reserve, what remains, and when it resets."""
 
     period = fields.String(required=True)
     budget_usd = fields.Float(required=True)
     spent_usd = fields.Float(required=True)
+    reserved_usd = fields.Float(required=True)
     remaining_usd = fields.Float(required=True)
     resets_in_seconds = fields.Float(required=True)
 

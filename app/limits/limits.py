@@ -17,7 +17,6 @@ cannot be reached admit without counting (KEY_LIMITS_WITHOUT_REDIS=open) or refu
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -92,7 +91,7 @@ class Limits:
             self._watched(payer, verdict)
             self.metrics.key_refused(payer.name, verdict.refused)
             raise refusals.refusal(payer, verdict, money, needs.floor)
-        self._watched(payer, verdict, money.cost if money else 0)
+        self._watched(payer, verdict)
         return self._admitted(ticket, money, verdict, needs.prompt_tokens), verdict
 
     def _admitted(self, ticket: Ticket, money: budget.Reservation | None, verdict: Verdict, prompt: int) -> Ticket:
@@ -105,14 +104,11 @@ class Limits:
         self.metrics.key_generation(ticket.key.name, 1, prompt)
         return ticket
 
-    def _watched(self, payer: Payer, verdict: Verdict, reserved: int = 0) -> None:
-        """Tell the watch (the budget alerts) where the budgets stood as a budgeted admission came:
-        its own reservation (`reserved`, nano-USD) not counted as spent."""
+    def _watched(self, payer: Payer, verdict: Verdict) -> None:
+        """Tell the watch (the budget alerts) where the budgets stood as a budgeted admission came
+        (what is spent apart from what running generations reserve)."""
         if self.watch is not None and (verdict.budgets or verdict.user_budgets):
-            found = (*verdict.budgets, *verdict.user_budgets)
-            if reserved:
-                found = tuple(dataclasses.replace(b, spent=max(0.0, b.spent - reserved / budget.NANO)) for b in found)
-            self.watch(payer, found, verdict.refused)
+            self.watch(payer, (*verdict.budgets, *verdict.user_budgets), verdict.refused)
 
     def _admitted_unreached(self, ticket: Ticket, money: budget.Reservation | None, prompt_tokens: int) -> Ticket:
         """A generation admitted while the counters are out of reach (KEY_LIMITS_WITHOUT_REDIS=open):

@@ -23,21 +23,29 @@ MAX_TAKEN = 4096  # tickets taken over that this worker's memory remembers the s
 
 
 class _Counts:
-    __slots__ = ("live", "requests", "sockets", "spent", "taken", "tokens")
+    __slots__ = ("live", "requests", "reserved", "sockets", "spent", "taken", "tokens")
 
     def __init__(self) -> None:
         self.live: set[str] = set()
         self.sockets: set[str] = set()
         self.requests = Minute()
         self.tokens = Minute()
-        self.spent: dict[str, int] = {}  # nano-USD by day (2026-11-27) and month (2026-11)
+        self.spent: dict[str, int] = {}  # nano-USD by day (2026-11-27) and month (2026-11), reservations included
+        self.reserved: dict[str, int] = {}  # what generations still running reserve of it
         self.taken: dict[str, int] = {}  # tickets taken over: what each settled (-1: nothing yet)
 
     def spend(self, at: budget.Periods) -> tuple[int, int]:
         """The day's and the month's spend; the periods before them forgotten."""
         if len(self.spent) > 2 or any(period not in (at.day, at.month) for period in self.spent):
             self.spent = {period: self.spent[period] for period in (at.day, at.month) if period in self.spent}
+            self.reserved = {period: self.reserved[period] for period in (at.day, at.month) if period in self.reserved}
         return self.spent.get(at.day, 0), self.spent.get(at.month, 0)
+
+    def budgets(self, limits: Any, at: budget.Periods, prefix: str = "") -> tuple[budget.Budget, ...]:
+        """Where `limits`' budgets stand in these counts."""
+        spent = self.spend(at)
+        reserved = self.reserved.get(at.day, 0), self.reserved.get(at.month, 0)
+        return budget.current(limits, spent, at, prefix, reserved)
 
 
 class MemoryCounters:
@@ -116,6 +124,9 @@ class MemoryCounters:
         for period in settle.periods if change else ():
             if period in counts.spent or (settle.unsure and change > 0):  # one forgotten stays as it ended
                 counts.spent[period] = max(0, counts.spent.get(period, 0) + change)
+        for period in settle.periods if settle.reserved and (before is None or before < 0) else ():
+            if period in counts.reserved:  # given back once
+                counts.reserved[period] = max(0, counts.reserved[period] - settle.reserved)
 
     def charge(self, payer: Payer, cost: int) -> None:
         at = budget.periods(self._clock())
@@ -168,7 +179,12 @@ class MemoryCounters:
         over: `reload`)."""
         named = [*self._keys.items(), *((USER_MARK.join(pair), c) for pair, c in self._users.items())]
         return {
-            name: {"spent": dict(c.spent), "requests": c.requests.buckets(), "tokens": c.tokens.buckets()}
+            name: {
+                "spent": dict(c.spent),
+                "reserved": dict(c.reserved),
+                "requests": c.requests.buckets(),
+                "tokens": c.tokens.buckets(),
+            }
             for name, c in named
         }
 
@@ -178,20 +194,24 @@ class MemoryCounters:
             counts = self._handed(name)
             if counts is None:
                 continue
-            for period, nano in held.get("spent", {}).items():
-                counts.spent[str(period)] = max(0, counts.spent.get(str(period), 0) + int(nano))
+            for field in ("spent", "reserved"):
+                table = getattr(counts, field)
+                for period, nano in held.get(field, {}).items():
+                    table[str(period)] = max(0, table.get(str(period), 0) + int(nano))
             counts.requests.merge(held.get("requests", []))
             counts.tokens.merge(held.get("tokens", []))
 
     @staticmethod
     def change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-        """What the spend of each key changed from one snapshot to the next."""
-        found = {}
+        """What the spend (and the reservations) of each key changed from one snapshot to the next."""
+        found: dict[str, Any] = {}
         for name, held in after.items():
-            was = before.get(name, {}).get("spent", {})
-            moved = {period: nano - was.get(period, 0) for period, nano in held["spent"].items()}
-            if any(moved.values()):
-                found[name] = {"spent": {period: nano for period, nano in moved.items() if nano}}
+            for field in ("spent", "reserved"):
+                was = before.get(name, {}).get(field, {})
+                now = held.get(field, {})
+                moved = {period: nano - was.get(period, 0) for period, nano in now.items()}
+                if any(moved.values()):
+                    found.setdefault(name, {})[field] = {period: nano for period, nano in moved.items() if nano}
         return found
 
     def _counts(self, key: ClientKey) -> _Counts:
@@ -267,16 +287,18 @@ def _count(counts: _Counts, key: Any, now: float, ticket: str, tokens: int, cost
     if key.budgeted:
         for period in (at.day, at.month):
             counts.spent[period] = counts.spent.get(period, 0) + cost
+            if cost:
+                counts.reserved[period] = counts.reserved.get(period, 0) + cost
 
 
 def _user_budgets(limits: EndUserLimits, counts: _Counts, at: budget.Periods) -> tuple[budget.Budget, ...]:
-    return budget.current(limits, counts.spend(at), at, "user_") if limits.budgeted else ()
+    return counts.budgets(limits, at, "user_") if limits.budgeted else ()
 
 
 def _verdict(
     key: ClientKey, counts: _Counts, now: float, refused: str | None, retry_after: float, at: budget.Periods
 ) -> Verdict:
-    budgets = budget.current(key, counts.spend(at), at) if key.budgeted else ()
+    budgets = counts.budgets(key, at) if key.budgeted else ()
     requests = tokens = None
     if key.rpm is not None:
         used = counts.requests.total(now)

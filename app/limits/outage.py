@@ -64,4 +64,4 @@ def _left(found: budget.Budget, at: budget.Periods) -> int:
     """What `found` has left now (nano-USD): all of it in a period after the one it was seen in."""
     if found.period != at.period(found.name):
         return budget.nano(found.limit)
-    return max(0, budget.nano(found.limit) - budget.nano(found.spent))
+    return max(0, budget.nano(found.limit) - budget.nano(found.used))

@@ -10,18 +10,20 @@ SETTLED_MS = 600_000  # how long a settled ticket is known: a late admission or 
 
 # Where a key's limits stand, and with ARGV[1] = 'admit' its new generation counted when no limit
 # refuses (with 'request', a request that starts none: rpm alone), for the key and (a second
-# level) its end user at once: every level is checked before any is counted. KEYS, six per level:
-# live (ZSET ticket -> lease end, ms), requests and tokens (HASH second -> count), the day's and
-# the month's spend (nano-USD), and what the ticket holds (`held_key`; the key's: one settled
-# already makes a late admission with a cost void). ARGV: mode (admit|request|peek), ticket, the
+# level) its end user at once: every level is checked before any is counted. KEYS, eight per
+# level: live (ZSET ticket -> lease end, ms), requests and tokens (HASH second -> count), the day's
+# and the month's spend (nano-USD, reservations included), what the ticket holds (`held_key`; the
+# key's: one settled already makes a late admission with a cost void), and what generations still
+# running reserve of the day's and the month's spend. ARGV: mode (admit|request|peek), ticket, the
 # prompt's tokens, lease ms, the completion's reservation (lowered to what every level's tpm has
 # left once something is counted; at least one token must be), the cost reserved (nano-USD), the
 # number of levels, then per level: max_streams, rpm, tpm (-1: none), budget_day, budget_month
 # (nano-USD, -1: none), the day's and the month's keys' lifetimes (ms). Redis's clock for the
 # minute, so every worker agrees. Returns {refused ('' none; an end user's limit as user_...),
 # retry ms, live, requests used, requests reset ms, tokens used, tokens reset ms, the second
-# counted in, the completion tokens reserved, the day's spend, the month's spend} of the key, then
-# {live, the day's spend, the month's spend} of each further level.
+# counted in, the completion tokens reserved, the day's spend, the month's spend, the day's and the
+# month's reservations} of the key, then {live, the day's spend, the month's spend, the day's and
+# the month's reservations} of each further level.
 _LOOK = """#!lua
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -61,8 +63,9 @@ local reserve, cost = tonumber(ARGV[5]), tonumber(ARGV[6])
 local needed, reserved = prompt + math.min(reserve, 1), 0
 local levels = {}
 for i = 1, tonumber(ARGV[7]) do
-  local k, a = (i - 1) * 6, 7 + (i - 1) * 7
-  local L = {keys = {KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], KEYS[k + 6]},
+  local k, a = (i - 1) * 8, 7 + (i - 1) * 7
+  local L = {keys = {KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], KEYS[k + 6], KEYS[k + 7],
+    KEYS[k + 8]},
     max_streams = tonumber(ARGV[a + 1]), rpm = tonumber(ARGV[a + 2]), tpm = tonumber(ARGV[a + 3]),
     budgets = {tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])},
     lifetimes = {tonumber(ARGV[a + 6]), tonumber(ARGV[a + 7])}}
@@ -71,15 +74,16 @@ for i = 1, tonumber(ARGV[7]) do
   L.rs, L.rc, L.rtotal = minute(L.keys[2])
   L.ts, L.tc, L.ttotal = minute(L.keys[3])
   L.spent = {tonumber(redis.call('GET', L.keys[4]) or '0'), tonumber(redis.call('GET', L.keys[5]) or '0')}
+  L.held = {tonumber(redis.call('GET', L.keys[7]) or '0'), tonumber(redis.call('GET', L.keys[8]) or '0')}
   levels[i] = L
 end
 local function result(refused, retry)
   local K = levels[1]
   local found = {refused, retry, K.live, K.rtotal, reset(K.rs), K.ttotal, reset(K.ts), second, reserved,
-    K.spent[1], K.spent[2]}
+    K.spent[1], K.spent[2], K.held[1], K.held[2]}
   for i = 2, #levels do
     local L = levels[i]
-    table.insert(found, L.live); table.insert(found, L.spent[1]); table.insert(found, L.spent[2])
+    for _, value in ipairs({L.live, L.spent[1], L.spent[2], L.held[1], L.held[2]}) do table.insert(found, value) end
   end
   return found
 end
@@ -130,6 +134,10 @@ for _, L in ipairs(levels) do
       if L.budgets[j] >= 0 then  -- a period without a budget keeps nothing (an end user's month: 32 days)
         L.spent[j] = redis.call('INCRBY', L.keys[3 + j], cost)
         redis.call('PEXPIRE', L.keys[3 + j], L.lifetimes[j])
+        if cost > 0 then
+          L.held[j] = redis.call('INCRBY', L.keys[6 + j], cost)
+          redis.call('PEXPIRE', L.keys[6 + j], L.lifetimes[j])
+        end
       end
     end
     if cost > 0 then redis.call('SET', L.keys[6], cost, 'PX', HELD_MS) end
@@ -149,7 +157,8 @@ return #ARGV - 1
 """
 
 # A generation ended: KEYS: live, tokens, its ticket's settlements (a ticket taken over: see
-# take_over), what it held (`held_key`), the spend of the day and the month it was admitted in.
+# take_over), what it held (`held_key`), the spend of the day and the month it was admitted in,
+# and what generations still running reserve of each (its reservation given back from them once).
 # ARGV: ticket, tokens produced beyond what was counted (counted now), tokens reserved and not
 # produced (taken back off ARGV[4], the second it was admitted in, if that is still counted), what
 # it cost and what it reserved (nano-USD), to the periods still counted; whether it is unsure
@@ -169,18 +178,25 @@ if KEYS[5] then
   end
   redis.call('SET', KEYS[4], 'settled', 'PX', SETTLED_MS)
 end
-local change, again = cost - reserved, false
+local change, again, given = cost - reserved, false, reserved
 local before = redis.call('GET', KEYS[3])
 if before then
   before = tonumber(before)
   if before >= 0 then
-    again, change = true, math.max(0, cost - before)
+    again, change, given = true, math.max(0, cost - before), 0
     cost = math.max(before, cost)
   end
   redis.call('SET', KEYS[3], cost, 'KEEPTTL')
 end
+if KEYS[5] and given > 0 then
+  for i = 7, 8 do
+    local held = tonumber(redis.call('GET', KEYS[i]) or '-1')
+    if held > given then redis.call('DECRBY', KEYS[i], given)
+    elseif held > 0 then redis.call('SET', KEYS[i], 0, 'KEEPTTL') end
+  end
+end
 if change ~= 0 then
-  for i = 5, #KEYS do
+  for i = 5, 6 do
     local held = redis.call('GET', KEYS[i])
     if held then
       if tonumber(held) + change > 0 then redis.call('INCRBY', KEYS[i], change)

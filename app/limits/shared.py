@@ -54,9 +54,14 @@ def counter_keys(tag: str) -> tuple[str, str, str]:
     return f"{tag}:live", f"{tag}:requests", f"{tag}:tokens"
 
 
-def spend_keys(tag: str, periods: tuple[str, str]) -> list[str]:
+def spend_keys(tag: str, periods: tuple[str, ...]) -> list[str]:
     """The spend in a day and a month under `tag` (in the slot of its other counters)."""
     return [f"{tag}:spent:{period}" for period in periods]
+
+
+def reserved_keys(tag: str, periods: tuple[str, str]) -> list[str]:
+    """What generations still running reserve of the spend in a day and a month under `tag`."""
+    return [f"{tag}:reserved:{period}" for period in periods]
 
 
 def taken_key(tag: str, ticket: str) -> str:
@@ -108,7 +113,11 @@ class RedisCounters:
                 live, _, tokens = counter_keys(tag)
                 keys, money = [live, tokens, taken_key(tag, ticket)], [0, 0]
                 if settle is not None and all(settle.periods):
-                    keys += [held_key(tag, ticket), *spend_keys(tag, settle.periods)]
+                    keys += [
+                        held_key(tag, ticket),
+                        *spend_keys(tag, settle.periods),
+                        *reserved_keys(tag, settle.periods),
+                    ]
                     lifetime = round((31 * 86_400 + KEPT_SECONDS) * 1000)
                     money = [settle.cost, settle.reserved, int(settle.unsure), lifetime]
                 args = [ticket, closing.spent, closing.refund, closing.second, *money]
@@ -166,6 +175,31 @@ class RedisCounters:
             pipe.zcard(WORKERS)
             return max(1, int(pipe.execute()[-1]))
 
+    def resume(self, spent: Iterable[tuple[str, str, str, int]], keys: Iterable[ClientKey]) -> None:
+        """Add what DATA_DIR's spend report holds this month to the budgets' spend (a move to
+        Redis): each (key name, end user or "", day, nano-USD) to its key's day (today's only) and
+        month, and to its end user's where the key (of `keys`) holds end users to budgets."""
+        users = {key.name: key.users for key in keys if key.users is not None and key.users.budgeted}
+        at = budget.periods(time.time())
+        lifetimes = {at.day: at.day_left, at.month: at.month_left}
+        with self._reaching() as client:
+            pipe = client.pipeline(transaction=False)
+            for name, user, day, nano in spent:
+                held = users.get(name)
+                levels = [(key_tag(name), (True, True))]
+                if user and held is not None:
+                    levels.append(
+                        (f"{key_tag(name)}:u:{user}", (held.budget_day is not None, held.budget_month is not None))
+                    )
+                for tag, (daily, monthly) in levels:
+                    periods = tuple(
+                        period for period, kept in ((day, daily and day == at.day), (at.month, monthly)) if kept
+                    )
+                    for period, spend in zip(periods, spend_keys(tag, periods), strict=True):
+                        pipe.incrby(spend, nano)
+                        pipe.pexpire(spend, round((lifetimes[period] + KEPT_SECONDS) * 1000))
+            self._execute(client, pipe)
+
     def reachable(self) -> bool:
         """Whether Redis answers now (for /ready)."""
         try:
@@ -193,13 +227,14 @@ class RedisCounters:
             counts = [-1 if value is None else value for value in (limits.max_streams, limits.rpm, limits.tpm)]
             money = (limits.budget_day, limits.budget_month)
             args += [*counts, *(-1 if value is None else budget.nano(value) for value in money), *lifetimes]
-            keys += [*counter_keys(tag), *spend_keys(tag, (at.day, at.month)), held_key(tag, held)]
+            periods = (at.day, at.month)
+            keys += [*counter_keys(tag), *spend_keys(tag, periods), held_key(tag, held), *reserved_keys(tag, periods)]
         with self._reaching() as client:
             found = self._run(client, "look", keys, args)
         verdict = _verdict(key, found, at)
         if user is not None and user.budgeted:
-            spent = (int(found[12]), int(found[13]))
-            verdict = dataclasses.replace(verdict, user_budgets=budget.current(user, spent, at, "user_"))
+            spent, reserved = (int(found[14]), int(found[15])), (int(found[16]), int(found[17]))
+            verdict = dataclasses.replace(verdict, user_budgets=budget.current(user, spent, at, "user_", reserved))
         return verdict
 
     @contextlib.contextmanager
@@ -231,6 +266,7 @@ class RedisCounters:
 
 def _verdict(key: ClientKey, found: list[Any], at: budget.Periods) -> Verdict:
     refused, retry_ms, live, requests, requests_reset, tokens, tokens_reset, second, reserved, day, month = found[:11]
+    held = int(found[11]), int(found[12])
     refused = refused.decode() if isinstance(refused, bytes) else refused
     retry = STREAMS_RETRY_SECONDS if refused.endswith("max_streams") else int(retry_ms) / 1000
     if budget.is_budget(refused):
@@ -243,7 +279,7 @@ def _verdict(key: ClientKey, found: list[Any], at: budget.Periods) -> Verdict:
         streams=None if key.max_streams is None else (key.max_streams, int(live)),
         second=int(second),
         reserved=int(reserved),
-        budgets=budget.current(key, (int(day), int(month)), at) if key.budgeted else (),
+        budgets=budget.current(key, (int(day), int(month)), at, reserved=held) if key.budgeted else (),
         periods=(at.day, at.month),
     )
 

@@ -110,17 +110,19 @@ def key_view(settings: Settings) -> KeyView | None:
 def _moved(settings: Settings, keys: RedisKeys) -> None:
     """Move into Redis the managed keys and the spend DATA_DIR's files hold from before (once)."""
     from ..keystore.store import StoreUnavailable
+    from ..limits.shared import RedisCounters
     from ..spend.store import RedisSpend, SpendUnavailable
     from .moving import to_redis
 
-    spend = RedisSpend(topology(settings))
+    spend, counters = RedisSpend(topology(settings)), RedisCounters(topology(settings))
     try:
-        to_redis(Path(settings.access.data_dir).resolve(), keys, spend)
+        to_redis(Path(settings.access.data_dir).resolve(), keys, spend, counters, settings.keys)
     except (StoreUnavailable, SpendUnavailable) as error:
         action = "Check Redis and DATA_DIR; the next start moves them."
         log.error("keys_not_moved", extra={"error_type": str(error), "action": action})
     finally:
         spend.close()
+        counters.close()
 
 
 def spending(settings: Settings, limits: Limits) -> SpendTally | None:

@@ -8,14 +8,18 @@ from __future__ import annotations
 import datetime
 import logging
 import sys
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
-from ..config import ConfigError, Settings, load_settings
+from ..config import ClientKey, ConfigError, Settings, load_settings
 from ..connect import sqlite
 from ..connect.redis import Topology
 from ..keystore.redis import RedisKeys
 from ..keystore.store import FILE_NAME as KEYS_FILE
 from ..keystore.store import KeyStore, SqliteKeys, StoreUnavailable
+from ..limits.counters import CountersUnavailable
+from ..limits.shared import RedisCounters
 from ..spend.store import FILE_NAME as SPEND_FILE
 from ..spend.store import KEPT_DAYS, RedisSpend, SpendStore, SpendUnavailable, SqliteSpend
 
@@ -25,10 +29,13 @@ ALL_DAYS = ("0001-01-01", "9999-12-31")  # a file's rows, read in one query
 MARK = "redis"  # what a file's mark says it was moved to
 
 
-def to_redis(folder: Path, keys: KeyStore, spend: SpendStore) -> None:
-    """Move the keys and the spend DATA_DIR's files hold into Redis's stores, if a file holds any
-    not moved before (this worker claims each file's mark first: the others leave it; a move that
-    fails takes its mark off again, for the next start)."""
+def to_redis(
+    folder: Path, keys: KeyStore, spend: SpendStore, counters: RedisCounters, listed: Iterable[ClientKey]
+) -> None:
+    """Move the keys and the spend DATA_DIR's files hold into Redis's stores, and this month's
+    spend into the budgets' counters (of the managed keys and those `listed` in the settings), if a
+    file holds any not moved before (this worker claims each file's mark first: the others leave
+    it; a move that fails takes its mark off again, for the next start)."""
     if (folder / KEYS_FILE).exists() and sqlite.claim(folder / KEYS_FILE, MARK, StoreUnavailable):
         try:
             moved = _keys(SqliteKeys(folder), keys)
@@ -38,11 +45,13 @@ def to_redis(folder: Path, keys: KeyStore, spend: SpendStore) -> None:
         log.warning("keys_moved", extra={"keys": moved, "source": str(folder / KEYS_FILE), "target": "redis"})
     if (folder / SPEND_FILE).exists() and sqlite.claim(folder / SPEND_FILE, MARK, SpendUnavailable):
         try:
-            rows = SqliteSpend(folder).rows(*ALL_DAYS)
+            found = SqliteSpend(folder)
+            rows, month = found.rows(*ALL_DAYS), found.month_so_far(time.time())
             spend.add(rows)
-        except SpendUnavailable:
+            counters.resume(month, [*listed, *(key.client_key() for key in keys.all())])
+        except (SpendUnavailable, StoreUnavailable, CountersUnavailable) as error:
             sqlite.unclaim(folder / SPEND_FILE, MARK, SpendUnavailable)
-            raise
+            raise SpendUnavailable(str(error)) from error
         log.warning("spend_moved", extra={"rows": len(rows), "source": str(folder / SPEND_FILE), "target": "redis"})
 
 

@@ -164,14 +164,24 @@ def test_a_move_to_redis_and_back_keeps_managed_keys_and_spend(fake: FakeUpstrea
     """The operator's finding: STREAM_STORE=redis on an instance whose keys were made through the
     admin API answered 401 to all of them, and the spend history was gone. The first start on
     Redis moves DATA_DIR's keys and spend into it (once); `python -m app.service.moving to-file`
-    moves them back."""
-    env = server_env(fake.base_url, ADMIN_API_KEY=ADMIN, DATA_DIR=str(tmp_path / "data"))
+    moves them back. The budgets' counters start from the moved spend, the key's and its end
+    user's."""
+    (tmp_path / "upstreams.yaml").write_text(
+        f"upstreams:\n  - {{name: fake, url: {fake.base_url!r}}}\n"
+        f"prices: {{{FAKE_MODEL}: {{input: 100, output: 1000}}}}\n"
+    )
+    env = server_env(
+        "", ADMIN_API_KEY=ADMIN, DATA_DIR=str(tmp_path / "data"), UPSTREAMS_FILE=str(tmp_path / "upstreams.yaml")
+    )
     on_file = ChatWaitServer(env)
     try:
-        made = httpx.post(f"{on_file.url}/v1/admin/keys", json={"name": f"moved-{time.time_ns()}"}, headers=AS_ADMIN)
+        asked = {"name": f"moved-{time.time_ns()}", "budget_day": 5, "users": {"budget_month": 1}}
+        made = httpx.post(f"{on_file.url}/v1/admin/keys", json=asked, headers=AS_ADMIN)
         secret, name = made.json()["key"], made.json()["name"]
-        assert [_ask(on_file.url, secret) for _ in range(3)] == [200] * 3
+        assert [_ask(on_file.url, secret, "alice") for _ in range(3)] == [200] * 3
         time.sleep(1.5)  # the spend is written once a second
+        spent = _budget(on_file.url, secret)
+        assert spent > 0
     finally:
         on_file.stop()
 
@@ -180,16 +190,33 @@ def test_a_move_to_redis_and_back_keeps_managed_keys_and_spend(fake: FakeUpstrea
         return sum(entry["requests"] for entry in report["data"])
 
     on_redis = {**env, "STREAM_STORE": "redis", "REDIS_URL": redis_server.url, "WEB_CONCURRENCY": "2"}
+    alices = spent  # all of it was alice's
     for _ in range(2):  # moved once: a second start adds nothing again
         moved = ChatWaitServer(on_redis)
         try:
+            assert _budget(moved.url, secret) == pytest.approx(spent, abs=1e-9), "the budget spent as before"
+            month = time.strftime("%Y-%m", time.gmtime())
+            alice = redis_server.client().get(f"chatwait:limits:{{{name}}}:u:alice:spent:{month}")
+            assert int(alice) == round(alices * 1e9), "and the end user's, held to a month's budget"
             assert [_ask(moved.url, secret) for _ in range(4)] == [200] * 4, "every worker opens the moved key"
             assert requests_of(moved.url) >= 3, "the spend came along"
             moves = [r for r in moved.log_records() if r.get("event") in ("keys_moved", "spend_moved")]
+            spent = _budget(moved.url, secret)  # a second start moves nothing again: it finds this
         finally:
             moved.stop()
     assert moves == [], "the second start moved nothing"
     assert requests_of_file(tmp_path, on_redis, name) >= 7
+
+
+def _budget(url: str, secret: str) -> float:
+    """What the key spent today, by its budget, once nothing it ran holds a reservation."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = httpx.get(f"{url}/v1/spend", headers={"Authorization": f"Bearer {secret}"}, timeout=10).json()
+        if found["budgets"]["budget_day"]["reserved_usd"] == 0:
+            return found["budgets"]["budget_day"]["spent_usd"]
+        assert time.monotonic() < deadline, found
+        time.sleep(0.1)
 
 
 def requests_of_file(tmp_path, on_redis: dict[str, str], name: str) -> int:

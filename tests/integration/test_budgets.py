@@ -22,7 +22,7 @@ import pytest
 from harness.processes import ChatWaitServer, FakeUpstream
 
 from ..conftest import FAKE_MODEL, server_env
-from ..sse import parse, read_events
+from ..sse import iter_events, parse, read_events
 from .test_scale_out import FRESH, _workers_of
 
 pytestmark = pytest.mark.integration
@@ -31,6 +31,7 @@ KEY = "budget-key-0123456789abcdef"
 OTHER = "other-budget-key-0123456789abcdef"
 TAKEN = "taken-budget-key-0123456789abcdef"
 READER = "reader-budget-key-0123456789abcdef"
+WATCHER = "watcher-budget-key-0123456789abcdef"
 ATTACKER = "attacker-budget-key-0123456789abcdef"
 INPUT, OUTPUT = 100.0, 1_000.0  # USD per million tokens: a token of output is a tenth of a cent
 BUDGET = 1.0
@@ -48,6 +49,7 @@ def servers(fake: FakeUpstream, redis_server, tmp_path_factory: pytest.TempPathF
     (folder / "keys").write_text(
         f"{KEY} name=team budget_day={BUDGET}\n{OTHER} name=other budget_month=0.1\n{TAKEN} name=taken budget_day=4\n"
         f"{READER} name=reader budget_day=5 pays=delivered\n{ATTACKER} name=attacker budget_day={BUDGET}\n"
+        f"{WATCHER} name=watcher budget_day=5\n"
     )
     env = server_env("", UPSTREAMS_FILE=str(folder / "upstreams.yaml"), CHATWAIT_API_KEYS_FILE=str(folder / "keys"),
                      STREAM_STORE="redis", REDIS_URL=redis_server.url, WEB_CONCURRENCY="2",
@@ -215,16 +217,40 @@ def test_spend_without_a_budget_is_empty_and_without_keys_keyless(instances, fak
 
 
 def _settled(url: str, auth: dict[str, str], below: float) -> float:
-    """The key's spend today once its running generations have settled (under `below`: no
-    reservation held), and stopped moving."""
+    """The key's spend today once its running generations have settled (no reservation held) and
+    it stopped moving; under `below`."""
     deadline, last = time.monotonic() + 20, None
     while True:
-        spent = _spend(url, auth)["budgets"]["budget_day"]["spent_usd"]
-        if spent < below and spent == last:
+        found = _spend(url, auth)["budgets"]["budget_day"]
+        spent = found["spent_usd"]
+        if found["reserved_usd"] == 0 and spent == last:
+            assert spent < below, spent
             return spent
-        assert time.monotonic() < deadline, spent
+        assert time.monotonic() < deadline, found
         last = spent
         time.sleep(0.3)
+
+
+def test_the_spend_shows_what_running_generations_reserve_apart_from_what_is_spent(instances) -> None:
+    """While a stream runs, /v1/spend (on either instance) shows its reservation as reserved, not
+    spent, and takes it off what remains; once it ends, its cost is spent and nothing is reserved."""
+    auth = {"Authorization": f"Bearer {WATCHER}"}
+    before = _spend(instances[1], auth)["budgets"]["budget_day"]
+    assert before["reserved_usd"] == 0
+    body = {"message": "Watch @tokens=12 @delay_ms=150", "max_tokens": 40}
+    with httpx.stream("POST", f"{instances[0]}/v1/chat/streaming", json=body, headers=auth, timeout=30) as answer:
+        events = iter_events(answer)
+        next(events), next(events)
+        running = _spend(instances[1], auth)["budgets"]["budget_day"]
+        frames = [next(events), *events]
+    again = RESCUES + TAKEOVERS
+    assert running["spent_usd"] == before["spent_usd"], "nothing spent until it ends"
+    assert running["reserved_usd"] >= (1 + again) * 40 * OUTPUT / 1e6, "the most it can cost, every continuation's"
+    left = running["budget_usd"] - running["spent_usd"] - running["reserved_usd"]
+    assert running["remaining_usd"] == pytest.approx(left, abs=1e-9)
+    cost = next(frame for frame in frames if frame.event == "done").data["usage"]["cost_usd"]
+    after = _settled(instances[1], auth, below=5)
+    assert after == pytest.approx(before["spent_usd"] + cost, abs=1e-9), "what it cost, settled"
 
 
 def test_a_key_that_pays_for_delivery_pays_the_input_and_what_reached_its_clients(instances) -> None:
@@ -263,6 +289,16 @@ def test_a_key_that_pays_for_delivery_pays_the_input_and_what_reached_its_client
     assert _settled(instances[0], auth, below=1.0) == pytest.approx(expected, abs=1e-9), "a whole Response too"
 
 
+def _moved_from(server, pid: int, stream_id: str) -> bool:
+    """Whether worker `pid` logged `stream_moved` for this stream: a live worker stalled past its
+    lease (a loaded machine) and another took its stream over."""
+    lines = server.log_records()
+    return any(
+        line.get("event") == "stream_moved" and line.get("pid") == pid and line.get("stream_id") == stream_id
+        for line in lines
+    )
+
+
 def test_streams_taken_over_from_a_killed_worker_settle_what_they_cost(servers) -> None:
     """A burst of a key's streams, and the worker holding most of them killed (SIGKILL): another
     worker continues each and settles its reservation; the key pays what every `done` says,
@@ -299,7 +335,8 @@ def test_streams_taken_over_from_a_killed_worker_settle_what_they_cost(servers) 
         assert done.event == "done", (owner == victim, done)
         usage = done.data["usage"]
         lost = usage["attempts"][0].get("error_code") == "generation_lost"  # the dead worker's attempt
-        assert not lost or owner == victim, "only the dead worker's streams are taken over"
+        moved = lost and owner != victim and _moved_from(server, owner, stream_id)  # it stalled past its lease
+        assert not lost or owner == victim or moved, "only the dead (or a stalled) worker's streams are taken over"
         costs, prompt, taken = costs + usage["cost_usd"], usage["prompt_tokens"], taken + lost
     deadline = time.monotonic() + 20  # the taker settles as its generation ends, after its last event
     while (spent := _spend(servers[1].url, auth)["budgets"]["budget_day"]["spent_usd"]) != pytest.approx(costs, 1e-6):

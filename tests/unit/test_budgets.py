@@ -74,10 +74,12 @@ def test_the_memory_counters_reserve_refuse_and_settle() -> None:
     assert count(counters, key, "a", 0, cost=3 * dollar // 4).refused is None
     refused = count(counters, key, "b", 0, cost=dollar // 2)
     assert refused.refused == "budget_day" and refused.retry_after == 12 * 3600
-    assert refused.budgets[0].spent == 0.75 and refused.budgets[0].period == "2026-11-27"
+    held = refused.budgets[0]
+    assert (held.spent, held.reserved, held.period) == (0.0, 0.75, "2026-11-27"), "reserved, not spent yet"
+    assert held.body()["remaining_usd"] == 0.25
     quarter = Settlement(dollar // 4, 3 * dollar // 4, ("2026-11-27", "2026-11"))  # it cost a quarter
     counters.release(Closing(Payer(key), "a", settle=quarter))
-    assert counters.peek(key).budgets[0].spent == 0.25
+    assert (counters.peek(key).budgets[0].spent, counters.peek(key).budgets[0].reserved) == (0.25, 0.0)
     assert count(counters, key, "c", 0, cost=dollar // 2).refused is None
     assert count(counters, key, "d", 0, cost=dollar // 2).refused == "budget_day", "0.25 + 0.5 + 0.5 > 1"
     assert count(counters, key, "e", 0, cost=dollar // 4).refused is None, "exactly the budget"
@@ -161,9 +163,10 @@ def test_a_taken_over_generation_settles_its_reservation_where_it_ends() -> None
     first.hand_over(ticket)
     resumed = second.resume(Payer(key), held, PRICE)
     assert resumed.money is not None and resumed.money.cost == ticket.money.cost
-    assert first.look(key).budgets[0].spent == pytest.approx(0.101), "the reservation holds while it moves"
+    assert first.look(key).budgets[0].reserved == pytest.approx(0.101), "the reservation holds while it moves"
     second.end(resumed, 500, cost_usd=0.006)
-    assert first.look(key).budgets[0].spent == pytest.approx(0.006)
+    found = first.look(key).budgets[0]
+    assert (found.spent, found.reserved) == (pytest.approx(0.006), 0.0)
 
 
 def test_a_stream_that_ended_before_its_ticket_was_counted_settles_its_outcomes_cost() -> None:

@@ -129,8 +129,8 @@ def test_end_user_budgets_reserve_settle_and_refuse_beside_the_keys() -> None:
     alice, bob = user_of(key, "alice"), user_of(key, "bob")
     ticket, verdict = admit(limits, alice, 1_000, 1_000, PRICE)  # 0.011 asked: lowered to alice's 0.01
     assert ticket.max_tokens == 900 and ticket.payer == alice
-    assert [(s.name, s.spent) for s in verdict.user_budgets] == [("user_budget_day", pytest.approx(0.01))]
-    assert [(s.name, s.spent) for s in verdict.budgets] == [("budget_day", pytest.approx(0.01))]
+    assert [(s.name, s.reserved) for s in verdict.user_budgets] == [("user_budget_day", pytest.approx(0.01))]
+    assert [(s.name, s.reserved) for s in verdict.budgets] == [("budget_day", pytest.approx(0.01))]
     with pytest.raises(ApiError) as refused:
         admit(limits, alice, 10, 10, PRICE)
     error = refused.value
@@ -142,6 +142,7 @@ def test_end_user_budgets_reserve_settle_and_refuse_beside_the_keys() -> None:
     limits.end(other, 10, cost_usd=0.0001)
     found = count(limits.counters, alice, "peek")
     assert found.user_budgets[0].spent == pytest.approx(0.002 + 0.0), "alice settled what she cost"
+    assert found.user_budgets[0].reserved == 0 and found.budgets[0].reserved == 0, "nothing runs: nothing reserved"
     assert limits.look(key).budgets[0].spent == pytest.approx(0.0021), "the key pays for both"
 
 

@@ -21,7 +21,8 @@ NOW = 1_795_780_800.0  # 2026-11-27 12:00 UTC
 
 
 def _spent(counters: MemoryCounters, key: ClientKey) -> float:
-    return counters.peek(key).budgets[0].spent
+    """What is spent or reserved."""
+    return counters.peek(key).budgets[0].used
 
 
 def test_a_draining_workers_counters_reach_the_next_one_with_what_settled_after(tmp_path: Path, monkeypatch) -> None:
@@ -37,10 +38,12 @@ def test_a_draining_workers_counters_reach_the_next_one_with_what_settled_after(
     count(new, key, "c", 10, cost=budget.NANO // 2)  # the new worker serves meanwhile
     state = reload.hand_over(folder, old, None)  # the drain starts: 1.25 spent or reserved
     assert reload.take(folder, new) == 1 and _spent(new, key) == 1.75
+    assert new.peek(key).budgets[0].reserved == 1.5, "b's reservation (handed over) and c's"
     drained = Settlement(budget.NANO // 2, budget.NANO, periods)
     old.release(Closing(Payer(key), "b", settle=drained))  # b ends in the drain
     reload.hand_over(folder, old, state)
     assert reload.take(folder, new) == 1 and _spent(new, key) == 1.25, "0.25 + 0.5 + 0.5"
+    assert new.peek(key).budgets[0].reserved == 0.5, "b gave its reservation back: c's is left"
     assert new.peek(key).requests.remaining == 100 - 3, "the minute's requests too"
     assert reload.take(folder, new) == 0 and not list(folder.iterdir()), "each file taken once"
 
