@@ -16,7 +16,6 @@ from flask import Response, current_app, g, request
 from ..accounts.account import Handoff, Origin
 from ..accounts.billing import Charge
 from ..accounts.payer import Payer
-from ..ids import random_id
 from ..logs import bind, stream_correlation_id_var, stream_id_var
 from ..traces import end_request, parent_of
 from .end_users import end_user
@@ -78,7 +77,7 @@ def origin(streamed: bool) -> Origin:
     cache_header = environ.get("HTTP_CACHE_CONTROL")  # the response cache's no-cache, no-store
     if cache_header is None and "HTTP_PRAGMA" in environ:  # HTTP/1.0's no-cache, where no Cache-Control says
         cache_header = environ["HTTP_PRAGMA"]
-    return Origin(correlation_id(), random_id() if streamed else None, handoff(), cache_header)
+    return Origin(correlation_id(), services().store.new_id() if streamed else None, handoff(), cache_header)
 
 
 def on_delivery() -> Charge | None:

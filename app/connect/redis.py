@@ -204,11 +204,12 @@ class SlotMaps:
             client.nodes_manager.initialize()
 
 
-def problems(client: Client) -> list[str]:
+def problems(client: Client, failing: list[str] | None = None) -> list[str]:
     """What makes this Redis unfit for ChatWait's streams, in words an operator can act on
-    (empty when it is fit): a version before 7.0, or a policy that may evict keys."""
+    (empty when it is fit): a version before 7.0, or a policy that may evict keys. With
+    `failing`, a Cluster's nodes that do not answer are added to it (raised when none answers)."""
     found = []
-    for node, info in _nodes_info(client).items():
+    for node, info in _nodes_info(client, failing).items():
         where = f" ({node})" if node else ""
         version = tuple(int(part) for part in str(info.get("redis_version", "0.0")).split(".")[:2])
         if version < MIN_VERSION:
@@ -234,13 +235,24 @@ def evicted_keys(client: Client) -> int:
     return int(client.info("stats").get("evicted_keys", 0))
 
 
-def _nodes_info(client: Client) -> dict[str, dict[str, Any]]:
-    """INFO server and memory of every node that holds data: {node: fields} ('' for one server)."""
-    if isinstance(client, RedisCluster):
+def _nodes_info(client: Client, failing: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """INFO server and memory of every node that holds data: {node: fields} ('' for one server);
+    with `failing`, a Cluster's primaries that do not answer are named there instead."""
+    if not isinstance(client, RedisCluster):
+        return {"": {**client.info("server"), **client.info("memory")}}
+    if failing is None:
         server = client.info("server", target_nodes=RedisCluster.PRIMARIES)
         memory = client.info("memory", target_nodes=RedisCluster.PRIMARIES)
         return {node: {**server.get(node, {}), **fields} for node, fields in memory.items()}
-    return {"": {**client.info("server"), **client.info("memory")}}
+    found = {}
+    for node in client.get_primaries():
+        try:
+            found[node.name] = {**node.redis_connection.info("server"), **node.redis_connection.info("memory")}
+        except (redis.ConnectionError, redis.TimeoutError):
+            failing.append(node.name)
+    if not found:
+        raise redis.ConnectionError("no node of the Cluster answers")
+    return found
 
 
 def redacted(url: str) -> str:

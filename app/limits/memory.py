@@ -201,19 +201,6 @@ class MemoryCounters:
             counts.requests.merge(held.get("requests", []))
             counts.tokens.merge(held.get("tokens", []))
 
-    @staticmethod
-    def change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-        """What the spend (and the reservations) of each key changed from one snapshot to the next."""
-        found: dict[str, Any] = {}
-        for name, held in after.items():
-            for field in ("spent", "reserved"):
-                was = before.get(name, {}).get(field, {})
-                now = held.get(field, {})
-                moved = {period: nano - was.get(period, 0) for period, nano in now.items()}
-                if any(moved.values()):
-                    found.setdefault(name, {})[field] = {period: nano for period, nano in moved.items() if nano}
-        return found
-
     def _counts(self, key: ClientKey) -> _Counts:
         counts = self._keys.get(key.name)
         if counts is None:

@@ -49,7 +49,7 @@ def hand_over(place: Path, counters: MemoryCounters, before: dict[str, Any] | No
     """Write what `counters` hold (only the spend's change since `before`, when given); the state
     written, for the next hand-over to start from."""
     state = counters.snapshot()
-    found = state if before is None else MemoryCounters.change(before, state)
+    found = state if before is None else change(before, state)
     if found:
         name = f"{os.getpid()}-{'settled' if before is not None else 'drain'}"
         partial = place / f".{name}.tmp"
@@ -94,3 +94,16 @@ def _handed(place: Path) -> list[Path]:
     except OSError:
         return []
     return [place / name for name in names[:MAX_FILES]]
+
+
+def change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """What the spend (and the reservations) of each key changed from one snapshot to the next."""
+    found: dict[str, Any] = {}
+    for name, held in after.items():
+        for field in ("spent", "reserved"):
+            was = before.get(name, {}).get(field, {})
+            now = held.get(field, {})
+            moved = {period: nano - was.get(period, 0) for period, nano in now.items()}
+            if any(moved.values()):
+                found.setdefault(name, {})[field] = {period: nano for period, nano in moved.items() if nano}
+    return found

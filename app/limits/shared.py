@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
+from redis.crc import key_slot
 
 from ..accounts import budget
 from ..accounts.payer import Payer
@@ -86,7 +88,7 @@ class RedisCounters:
     def __init__(self, topology: Topology, clock: Callable[[], float] = time.monotonic) -> None:
         self._client = Later(topology, CONNECTIONS, TIMEOUT_SECONDS)
         self._clock = clock
-        self._paused_until = 0.0
+        self._paused_until: dict[str, float] = {}  # by node ("": the server, or calls of many keys)
 
     def admit(self, ticket: Ticket, tokens: int, cost: int = 0) -> Verdict:
         return self._look(ticket.key, "admit", tokens, ticket, cost)
@@ -107,7 +109,7 @@ class RedisCounters:
 
     def release(self, closing: Closing) -> None:
         ticket, settle = closing.ticket, closing.settle
-        with self._reaching() as client:
+        with self._reaching(key_tag(closing.payer.name)) as client:
             pipe = client.pipeline(transaction=False)
             for tag in tags(closing.payer):
                 live, _, tokens = counter_keys(tag)
@@ -127,14 +129,14 @@ class RedisCounters:
     def charge(self, payer: Payer, cost: int) -> None:
         at = budget.periods(time.time())
         lifetimes = [round((left + KEPT_SECONDS) * 1000) for left in (at.day_left, at.month_left)]
-        with self._reaching() as client:
+        with self._reaching(key_tag(payer.name)) as client:
             pipe = client.pipeline(transaction=False)
             for tag in tags(payer):
                 self._queue(pipe, "charge", spend_keys(tag, (at.day, at.month)), [cost, *lifetimes])
             self._execute(client, pipe)
 
     def take_over(self, ticket: Ticket) -> None:
-        with self._reaching() as client:
+        with self._reaching(key_tag(ticket.payer.name)) as client:
             pipe = client.pipeline(transaction=False)
             for tag in tags(ticket.payer):
                 self._queue(pipe, "renew", [counter_keys(tag)[0]], [LEASE_MS, ticket.id])
@@ -158,11 +160,11 @@ class RedisCounters:
             self._execute(client, pipe)
 
     def hold(self, key: ClientKey, ticket: str) -> bool:
-        with self._reaching() as client:
+        with self._reaching(key_tag(key.name)) as client:
             return bool(self._run(client, "hold", [sockets_key(key.name)], [key.max_sockets or 0, ticket, LEASE_MS]))
 
     def let_go(self, key: ClientKey, ticket: str) -> None:
-        with self._reaching() as client:
+        with self._reaching(key_tag(key.name)) as client:
             client.zrem(sockets_key(key.name), ticket)
 
     def workers(self, worker: str) -> int:
@@ -229,7 +231,7 @@ class RedisCounters:
             args += [*counts, *(-1 if value is None else budget.nano(value) for value in money), *lifetimes]
             periods = (at.day, at.month)
             keys += [*counter_keys(tag), *spend_keys(tag, periods), held_key(tag, held), *reserved_keys(tag, periods)]
-        with self._reaching() as client:
+        with self._reaching(key_tag(key.name)) as client:
             found = self._run(client, "look", keys, args)
         verdict = _verdict(key, found, at)
         if user is not None and user.budgeted:
@@ -238,15 +240,19 @@ class RedisCounters:
         return verdict
 
     @contextlib.contextmanager
-    def _reaching(self) -> Iterator[Any]:
-        """The client, unless Redis failed less than PAUSE_SECONDS ago; a failure of Redis
-        becomes CountersUnavailable (and pauses the calls that follow)."""
-        if self._clock() < self._paused_until:
-            raise CountersUnavailable("paused after a failure")
+    def _reaching(self, tag: str | None = None) -> Iterator[Any]:
+        """The client, unless the node holding `tag`'s slot (a Cluster's; else the server) failed
+        less than PAUSE_SECONDS ago; a failure becomes CountersUnavailable and pauses the calls
+        that follow to that node (the keys on other nodes go on)."""
+        where = ""
         try:
-            yield self._client()
-        except redis.RedisError as exc:
-            self._paused_until = self._clock() + PAUSE_SECONDS
+            client = self._client()
+            where = _node_of(client, tag)
+            if self._clock() < self._paused_until.get(where, 0.0):
+                raise CountersUnavailable("paused after a failure")
+            yield client
+        except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:  # a slot no node serves
+            self._paused_until[where] = self._clock() + PAUSE_SECONDS
             raise CountersUnavailable(type(exc).__name__) from exc
 
     def _run(self, client: Any, name: str, keys: list[str], args: list[object]) -> Any:
@@ -262,6 +268,16 @@ class RedisCounters:
         for result in pipe.execute(raise_on_error=False):
             if isinstance(result, Exception):
                 raise result
+
+
+def _node_of(client: Any, tag: str | None) -> str:
+    """Where the counters under `tag` live: a Cluster's node ("" for one server, or no tag)."""
+    if tag is None or not isinstance(client, RedisCluster):
+        return ""
+    try:
+        return str(client.nodes_manager.get_node_from_slot(key_slot(tag.encode())).name)
+    except redis.exceptions.SlotNotCoveredError:
+        return "(slots no node serves)"
 
 
 def _verdict(key: ClientKey, found: list[Any], at: budget.Periods) -> Verdict:

@@ -97,10 +97,14 @@ class StreamStore(abc.ABC):
         take it now (`_make_room`), and service_restarting once the worker stops."""
         self._refuse_when_stopping()
         self._make_room()
-        stream_id = stream_id or random_id()
+        stream_id = stream_id or self.new_id()
         stream = Stream(stream_id, correlation_id, model, self.clock(), self.journal, wire, client, retention)
         self._hold(stream)
         return stream
+
+    def new_id(self) -> str:
+        """A new stream's id."""
+        return random_id()
 
     @abc.abstractmethod
     def has_room(self) -> bool:

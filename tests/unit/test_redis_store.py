@@ -333,14 +333,14 @@ def test_frames_are_published_once_sent_and_their_replies_are_read_later_in_one_
     _write(stream, [])
     _send_now(store)  # the admission
     assert stream.visible == 0 and store.journal.admitting(stream), "not before its admission"
-    store.journal._receive()
+    store.journal._acks.read()
     assert not store.journal.admitting(stream)
     _send_now(store)
     assert stream.visible == 1
     stream.append_chunk("first")
     _send_now(store)
     assert store.journal._pipe.in_flight == 2 and stream.visible == 2
-    assert not store.journal._replies_due(), "young replies wait to be read together"
+    assert not store.journal._acks.due(), "young replies wait to be read together"
     _settle(lambda: not store.journal._pipe.in_flight)  # read within ACK_IDLE_SECONDS
     assert _texts(store, stream.stream_id) == [None, b"first"]
 
@@ -351,7 +351,7 @@ def test_the_writer_waits_while_a_new_streams_admission_is_in_flight(store) -> N
     ACK_SECONDS, every new stream's first token with it)."""
     journal, taken = store.journal, []
     take = journal._standing.take
-    journal._standing.take = lambda: taken.append(1) or take()  # type: ignore[method-assign]
+    journal._standing.take = lambda now: taken.append(1) or take(now)  # type: ignore[method-assign]
     stream = store.create("cid-held", "m")
     _write(stream, ["first"])
     ticks = 0

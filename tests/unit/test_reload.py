@@ -72,7 +72,7 @@ def test_a_folder_that_is_not_private_or_a_broken_file_is_not_trusted(tmp_path: 
 def test_a_change_holds_only_what_moved(count: int) -> None:
     before = {"a": {"spent": {"2026-11-27": 5}}, "b": {"spent": {"2026-11-27": 1}}}
     after = {"a": {"spent": {"2026-11-27": 5 + count}}, "b": {"spent": {"2026-11-27": 1}}}
-    assert MemoryCounters.change(before, after) == ({"a": {"spent": {"2026-11-27": count}}} if count else {})
+    assert reload.change(before, after) == ({"a": {"spent": {"2026-11-27": count}}} if count else {})
 
 
 def test_a_hand_over_bigger_than_its_bound_is_not_read(tmp_path: Path, monkeypatch) -> None:

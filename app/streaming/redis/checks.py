@@ -42,17 +42,26 @@ def not_answering(topology: Topology, error: Exception) -> str:
 def ready(link: Link) -> tuple[bool, str, int]:
     """Whether Redis takes writes now and keeps our keys, how it went (every problem found),
     and the cluster's live streams (0 if unknown)."""
-    live, found = 0, []
+    live, found, failing = 0, [], []
     try:
-        found = problems(link.commands)
+        found = problems(link.commands, failing)
         live = link.commands.hlen(keys.LIVE_KEY)
-        link.commands.set(keys.ready_key(link.worker), 1, px=READY_PROBE_MS)
+        if not failing:  # this worker's key may sit in a failing node's slots
+            link.commands.set(keys.ready_key(link.worker), 1, px=READY_PROBE_MS)
     except redis.exceptions.OutOfMemoryError:
         found.append("Redis refuses writes: it is out of memory (maxmemory). Raise maxmemory or free memory.")
     except redis.RedisError as error:
         return False, f"Redis did not answer ({type(error).__name__}).", live
     if found:
         return False, " ".join(found), live
+    if failing:
+        nodes = ", ".join(sorted(failing))
+        return (
+            True,
+            f"Redis answers and takes writes, except the Cluster node(s) {nodes}: the streams in their "
+            "slots wait, then end (REDIS_OUTAGE_SECONDS); new streams go to the other slots.",
+            live,
+        )
     return True, "Redis answers and takes writes.", live
 
 

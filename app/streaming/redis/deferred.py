@@ -118,6 +118,9 @@ class DeferredRedisStore(StreamStore):
     def admit(self, stream: Stream) -> None:
         self._ready_store().admit(stream)
 
+    def new_id(self) -> str:
+        return super().new_id() if self._store is None else self._store.new_id()
+
     def get(self, stream_id: str) -> StreamView:
         return self._ready_store().get(stream_id)
 

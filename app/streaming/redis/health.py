@@ -31,7 +31,7 @@ class Health:
         self.healthy = True
         self.degraded = False
         self.retry_at = 0.0  # after a failure, the next send waits until then
-        self._outage_seconds = outage_seconds
+        self.outage_seconds = outage_seconds
         self._on_outage = on_outage
         self._delay = RETRY_FIRST_SECONDS
         self._failing_since = 0.0
@@ -45,7 +45,7 @@ class Health:
         if self.healthy:
             self.healthy = False
             self._failing_since = now
-        elif not self.degraded and now - self._failing_since >= self._outage_seconds:
+        elif not self.degraded and now - self._failing_since >= self.outage_seconds:
             self.degraded = True
             log.warning("store_outage", extra={"seconds": round(now - self._failing_since, 1)})
             return True

@@ -3,7 +3,7 @@
 A producer only marks its stream dirty (no I/O per token). One writer greenlet per worker sends
 batches, one script call per dirty stream with all of its new entries, then publishes the frames
 to the streams' followers here: whatever a client has seen was sent to Redis first, so a resume
-on any worker continues exactly where it left off. Replies are read together, without a wake-up
+on any worker continues exactly where it left off. Replies are read together (`Acks`), without a wake-up
 of their own: at the next send once the oldest is ACK_SECONDS old, after ACK_IDLE_SECONDS
 without a send, or at once when a new stream's POST awaits its admission (MAX_STREAMS).
 
@@ -14,6 +14,8 @@ owner or epoch) stops here, and its followers here follow it on from Redis. When
 fails or refuses writes the journal retries and frames wait; past REDIS_OUTAGE_SECONDS (Health)
 the store ends its live streams with store_unavailable and frames are published at once; once
 Redis is back the journal writes them all, so resumes anywhere see what the clients here saw.
+On a Cluster the same holds node by node: a failing node's streams wait alone, paused until the
+node is tried again, and each ends past the grace while the other nodes' streams go on.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ from typing import Any
 import gevent
 import redis
 
-from ...hub.scheduling import RestartableTimer, Wakeup
+from ...hub.scheduling import Wakeup
 from ..stream import Stream
+from .acks import Acks
 from .batch import PROBE, Batch, Call
 from .health import Health, outages
 from .journal_owner import Owner
+from .pipe import NodeFailing
 from .scripts import Scripts
 from .standing import Standing
 
@@ -37,9 +41,6 @@ log = logging.getLogger("chatwait.journal")
 
 FLUSH_WINDOW_SECONDS = 0.001
 GATHER_FROM_STREAMS = 2  # a batch of at least this many streams: the next one gathers for the window
-MAX_IN_FLIGHT = 64  # batches sent whose replies are not read yet
-ACK_SECONDS = 0.05  # replies are read at the next send once their batch is this old
-ACK_IDLE_SECONDS = 0.1  # or, when nothing more is sent, this long after the batch
 
 
 class RedisJournal:
@@ -56,9 +57,7 @@ class RedisJournal:
         self._wakeup = Wakeup()
         self._writer: gevent.Greenlet | None = None
         self.health = Health(owner.outage_seconds, owner.outage)
-        self._awaited = 0  # new streams whose POST waits for their admission
-        self._ack_now = False  # the replies' timer fired: read them
-        self._ack_timer: RestartableTimer | None = None
+        self._acks = Acks(pipe, self._wakeup.notify)
 
     def create(self, stream: Stream) -> None:
         """Register a new stream: admitted first (MAX_STREAMS), then written from its first frame."""
@@ -70,7 +69,7 @@ class RedisJournal:
         """A stream has new frames: write them with the next batch (published at once when degraded)."""
         idle = not self._standing.dirty
         self._standing.dirty[stream.stream_id] = stream
-        if self.health.degraded:
+        if self.health.degraded or stream.stream_id in self._standing.cut:
             stream.publish(stream.written)
         if stream.written <= 2 or stream.ended:  # the priming frame, the first token, the end
             self._urgent = True
@@ -108,13 +107,13 @@ class RedisJournal:
         """Wait, at most `seconds`, until Redis has answered `stream`'s admission (through the
         journal's retries, when a send fails)."""
         deadline = time.monotonic() + seconds
-        self._awaited += 1
+        self._acks.awaited += 1
         self._wakeup.notify()
         try:
             while self.admitting(stream) and time.monotonic() < deadline:
                 stream.wait(max(0.0, deadline - time.monotonic()))
         finally:
-            self._awaited -= 1
+            self._acks.awaited -= 1
 
     def durable(self, stream: Stream) -> bool:
         return self._standing.durable(stream)  # Redis confirmed every frame written to it
@@ -126,7 +125,7 @@ class RedisJournal:
     def start(self) -> None:
         """Start the writer greenlet."""
         if self._writer is None:
-            self._ack_timer = RestartableTimer(ACK_IDLE_SECONDS)
+            self._acks.start()
             self._writer = gevent.spawn(self._run)
 
     def close(self) -> None:
@@ -134,18 +133,16 @@ class RedisJournal:
         if self._writer is not None:
             self._writer.kill(block=False)
             self._writer = None
-        if self._ack_timer is not None:
-            self._ack_timer.close()
-            self._ack_timer = None
+        self._acks.close()
         self._pipe.close()
 
     def _run(self) -> None:
         gather = False
         while True:
-            while not self._has_work() and not self._replies_due():
+            while not self._has_work() and not self._acks.due():
                 self._wakeup.wait()
-            if self._replies_due():
-                self._receive()
+            if self._acks.due():
+                self._acks.read()
             if not self._has_work():
                 continue
             pause = self.health.retry_at - time.monotonic()
@@ -158,41 +155,27 @@ class RedisJournal:
                     self._wakeup.wait()
             calls = self.take()
             if not calls and self.health.healthy:
-                self._wakeup.wait()  # nothing due after all: never spin (the loop would hold the worker)
+                self._rest()  # nothing due after all: never spin (the loop would hold the worker)
                 continue
             gather = len(calls) >= GATHER_FROM_STREAMS  # busy: worth a window for the next batch
             self._send(calls)
+
+    def _rest(self) -> None:
+        """Wait for a wake-up, or until a stream paused for its failing node is due again."""
+        now = time.monotonic()
+        due = self._standing.next_due(now)
+        with gevent.Timeout(None if due is None else due - now, False):
+            self._wakeup.wait()
 
     def _has_work(self) -> bool:
         """Something to send; or, while Redis fails, a probe to learn that it is back (a worker
         with nothing to write would otherwise refuse new streams after Redis returned)."""
         return self._standing.has_work() or (not self.health.healthy and not self._pipe.in_flight)
 
-    def _replies_due(self) -> bool:
-        """Whether to read the replies in flight now: an admission is awaited, MAX_IN_FLIGHT
-        batches are out, or the oldest was sent ACK_SECONDS ago."""
-        in_flight = self._pipe.in_flight
-        if not in_flight:
-            return False
-        return bool(self._awaited or self._ack_now or in_flight >= MAX_IN_FLIGHT) or (
-            time.monotonic() - self._pipe.oldest >= ACK_SECONDS
-        )
-
-    def _receive(self) -> None:
-        self._ack_now = False
-        self._pipe.receive()
-        if not self._pipe.in_flight and self._ack_timer is not None:
-            self._ack_timer.stop()
-
-    def _ack_due(self) -> None:
-        """ACK_IDLE_SECONDS after a batch went out to an empty pipe: have the replies read."""
-        self._ack_now = True
-        self._wakeup.notify()
-
     def take(self) -> list[Call]:
         """The next batch's calls (see Standing.take)."""
         self._urgent = False
-        return self._standing.take()
+        return self._standing.take(time.monotonic())
 
     def _send(self, calls: list[Call]) -> None:
         """Send `calls` in one write, then publish the frames sent to this worker's followers."""
@@ -213,10 +196,9 @@ class RedisJournal:
             self._standing.requeue(calls)
             self._failed(error)
             return
-        if self._pipe.in_flight == 1 and self._ack_timer is not None:
-            self._ack_timer.again(self._ack_due)
-        if not self._owner.trusted():  # another worker may own them now: shown once Redis takes them
-            self._ack_now = True
+        trusted = self._owner.trusted()
+        self._acks.sent(soon=not trusted)
+        if not trusted:  # another worker may own them now: shown once Redis takes them
             return
         for kind, stream, _, end in calls:
             if kind == "write" and end > stream.visible:
@@ -227,7 +209,9 @@ class RedisJournal:
         again: list[Call] = []
         errors: list[Exception] = []
         for call, result in zip(context, results, strict=True):
-            if isinstance(result, Exception):
+            if isinstance(result, NodeFailing):
+                self._node_failing(call, result)
+            elif isinstance(result, Exception):
                 again.append(call)
                 errors.append(result)
             elif call[0] == "admit":
@@ -246,6 +230,18 @@ class RedisJournal:
             self._failed(failures[0])
         elif not errors:
             self.health.recovered()
+
+    def _node_failing(self, call: Call, error: NodeFailing) -> None:
+        """A call whose Cluster node fails: its stream waits alone (the others go on); past the
+        outage grace it ends, shown without Redis, and is written once the node answers."""
+        if call[0] == "probe":
+            return
+        stream = call[1]
+        if self._standing.node_failing(call, error.retry_at, time.monotonic(), self.health.outage_seconds):
+            stream.publish(stream.written)
+            self._owner.cut(stream)
+        elif call[0] == "admit":
+            stream.publish(stream.visible)  # its POST, waiting for the admission, learns of it
 
     def _admitted(self, stream: Stream, admitted: bool) -> None:
         answer = self._standing.admitted(stream, admitted)

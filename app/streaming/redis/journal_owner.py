@@ -33,6 +33,9 @@ class Owner:
     def refused(self, stream: Stream) -> None:
         """Redis did not admit `stream`: the cluster holds MAX_STREAMS live streams."""
 
+    def cut(self, stream: Stream) -> None:
+        """The Cluster node holding `stream` has failed for the outage grace: end it alone."""
+
     def moved(self, stream: Stream) -> None:
         """Another worker took `stream` over or ended it (this worker's lease had lapsed): stop
         generating it; its followers here follow it from Redis."""
@@ -109,6 +112,15 @@ class JournalOwner(Owner):
         error = ApiError("store_unavailable", detail)
         for stream in list(self._local.values()):
             stream.cancel(StreamCancelled("store_unavailable", error))
+
+    def cut(self, stream: Stream) -> None:
+        """The Cluster node holding `stream` has not taken its events for REDIS_OUTAGE_SECONDS:
+        end it with store_unavailable (the streams on other nodes go on)."""
+        detail = (
+            f"The Redis Cluster node holding this reply did not take its events for {self._store.outage_seconds:g} s."
+        )
+        stream.cancel(StreamCancelled("store_unavailable", ApiError("store_unavailable", detail)))
+        log.warning("stream_cut", extra={"stream_id": stream.stream_id, "last_event_id": stream.last_event_id})
 
     def refused(self, stream: Stream) -> None:
         """Redis did not admit the new stream: the cluster holds MAX_STREAMS (`admit` answers

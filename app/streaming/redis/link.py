@@ -71,7 +71,7 @@ def store_errors(operation: str) -> Iterator[None]:
     """Turn a Redis failure into ApiError(store_unavailable), logged without Redis's own text."""
     try:
         yield
-    except redis.RedisError as error:
+    except (redis.RedisError, redis.exceptions.RedisClusterException) as error:  # a slot no node serves
         log.warning("store_failed", extra={"operation": operation, "error_type": type(error).__name__})
         raise ApiError("store_unavailable", f"Redis did not complete {operation} ({type(error).__name__}).") from None
 

@@ -8,24 +8,29 @@ replies that have long arrived are read in one call, without a wake-up of their 
 connection fails, every batch still in flight on it is handed back as failed, and the next
 send opens a new one (to the new primary, after a failover).
 
-`ClusterPipe` (Redis Cluster): each batch goes through redis-py's cluster pipeline, which sends
-each command to the node of its slot and follows the slot map as it changes; a batch's replies
-are read before the next is sent. One greenlet (the journal's writer) sends and receives.
+`ClusterPipe` (Redis Cluster): each batch is split by node, each part through redis-py's cluster
+pipeline, which follows the slot map as it changes; a batch's replies are read before the next is
+sent. One greenlet (the journal's writer) sends and receives. A node that fails fails its own
+streams alone: the others' parts go on, and new streams are placed in slots that answer.
 """
 
 from __future__ import annotations
 
 import collections
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
+import gevent
 import redis
 
 from ...connect.redis import SlotMaps
 
 Replies = Callable[[Any, list[object]], None]  # (the batch's context, its replies; an error reply as its exception)
 Broken = Callable[[list[Any], Exception], None]  # (the contexts of the batches lost, why)
+
+log = logging.getLogger("chatwait.journal")
 
 
 def _ignore(*_: object) -> None:
@@ -51,6 +56,10 @@ class RedisPipe:
     def in_flight(self) -> int:
         """How many batches await their replies."""
         return len(self._in_flight)
+
+    def place(self, make: Callable[[], str], slot_of: Callable[[str], int]) -> str:
+        """A new id from `make` (one server holds every slot)."""
+        return make()
 
     def send(self, commands: list[tuple[object, ...]], context: Any) -> None:
         """Send `commands` in one write; their replies go to `on_replies` with `context`.
@@ -106,15 +115,36 @@ def _reply(connection: redis.Connection) -> object:
         return error
 
 
+class NodeFailing(redis.ConnectionError):
+    """The reply to a command whose Cluster node (`node`: host:port, or the slots no node serves)
+    fails: the command was not sent; its stream may go again at `retry_at` (time.monotonic)."""
+
+    def __init__(self, node: str, retry_at: float) -> None:
+        super().__init__(f"Redis Cluster node {node} fails")
+        self.node, self.retry_at = node, retry_at
+
+
+UNSERVED = "(slots no node serves)"
+FAILURES = (redis.RedisError, redis.exceptions.RedisClusterException, OSError)  # a node's, or its slots' unserved
+PROBE_FIRST_SECONDS = 0.2
+PROBE_MAX_SECONDS = 2.0
+WATCH_SECONDS = 1.0  # each primary is pinged this often: a worker learns of a lost node before placing a stream there
+
+
 class ClusterPipe:
-    """Each batch through redis-py's cluster pipeline; its replies are handed back at the next
-    `receive` (the interface of RedisPipe)."""
+    """Each batch split by node, each part through redis-py's cluster pipeline (which follows the
+    slot map as it changes); a node that fails fails its own commands alone (`NodeFailing`) and is
+    not sent to again until a probe of its own finds it answering, or its slots moved (a
+    failover); a watch pings every primary each WATCH_SECONDS. Its replies are handed back at the
+    next `receive` (the interface of RedisPipe)."""
 
     def __init__(self, cluster: Any, maps: SlotMaps) -> None:
         self._cluster = cluster
         self._maps = maps
         self._on_replies: Replies = _ignore
         self._done: collections.deque[tuple[Any, list[object]]] = collections.deque()
+        self._down: dict[str, float] = {}  # failing node -> when its commands may go again
+        self._watch: gevent.Greenlet | None = None
         self.oldest = 0.0
 
     def bind(self, on_replies: Replies, on_broken: Broken) -> None:
@@ -124,19 +154,31 @@ class ClusterPipe:
     def in_flight(self) -> int:
         return len(self._done)
 
+    def place(self, make: Callable[[], str], slot_of: Callable[[str], int]) -> str:
+        """A new id from `make` whose slot (`slot_of`) a node that answers serves (a few tries;
+        any id when every node fails)."""
+        found = make()
+        for _ in range(32):
+            node = self._node_of_slot(slot_of(found))
+            if node not in self._down and node != UNSERVED:
+                return found
+            found = make()
+        return found
+
     def send(self, commands: list[tuple[object, ...]], context: Any) -> None:
-        """Run `commands`, each on its slot's node; raises the RedisError of a batch that failed
-        as a whole (a node unreachable); a command's own error comes back as its reply."""
-        pipe = self._cluster.pipeline(transaction=False)
-        for command in commands:
-            pipe.execute_command(*command)
-        try:
-            replies = pipe.execute(raise_on_error=False)
-        except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterDownError):
-            self._maps.refresh(self._cluster)
-            raise
-        if any(isinstance(reply, (redis.ConnectionError, redis.exceptions.ClusterDownError)) for reply in replies):
-            self._maps.refresh(self._cluster)
+        """Run `commands`, each on its slot's node; a failing node's commands come back as
+        NodeFailing replies; raises the RedisError of a batch no node took (every node failing)."""
+        if self._watch is None:
+            self._watch = gevent.spawn(self._watching)
+        groups: dict[str, list[int]] = {}
+        for index, command in enumerate(commands):
+            groups.setdefault(self._node_of(command), []).append(index)
+        replies: list[object] = [None] * len(commands)
+        for node, indexes in groups.items():
+            for index, reply in zip(indexes, self._send_to(node, [commands[i] for i in indexes]), strict=True):
+                replies[index] = reply
+        if all(isinstance(reply, NodeFailing) for reply in replies) and self._all_down():
+            raise replies[0]  # type: ignore[misc]
         if not self._done:
             self.oldest = time.monotonic()
         self._done.append((context, replies))
@@ -148,3 +190,87 @@ class ClusterPipe:
 
     def close(self) -> None:
         self._done.clear()
+        if self._watch is not None:
+            self._watch.kill(block=False)
+            self._watch = None
+
+    def _watching(self) -> None:
+        """Ping every primary not known to fail, each WATCH_SECONDS; one that does not answer fails."""
+        while True:
+            gevent.sleep(WATCH_SECONDS)
+            for node in list(self._cluster.get_primaries()):
+                if node.name in self._down:
+                    continue
+                try:
+                    node.redis_connection.ping()
+                except FAILURES:
+                    self._failed(node.name)
+
+    def _send_to(self, node: str, commands: list[tuple[object, ...]]) -> list[object]:
+        """One node's part of a batch: its replies (NodeFailing for each, the node failing)."""
+        if node in self._down:
+            return [NodeFailing(node, self._down[node])] * len(commands)
+        pipe = self._cluster.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        try:
+            replies = pipe.execute(raise_on_error=False)
+        except FAILURES:
+            return [self._failed(node)] * len(commands)
+        if any(isinstance(reply, (redis.ConnectionError, redis.exceptions.ClusterDownError)) for reply in replies):
+            self._maps.refresh(self._cluster)
+        return replies
+
+    def _failed(self, node: str) -> NodeFailing:
+        """`node` failed: its commands wait until a probe finds it answering, or its slots moved."""
+        self._maps.refresh(self._cluster)
+        if node not in self._down:
+            log.warning("store_node_failed", extra={"node": node})
+            gevent.spawn(self._probe, node)
+        self._down[node] = time.monotonic() + PROBE_FIRST_SECONDS
+        return NodeFailing(node, self._down[node])
+
+    def _probe(self, node: str) -> None:
+        """Ping a failing node, with backoff, until it answers or serves no slot any more."""
+        delay = PROBE_FIRST_SECONDS
+        while node in self._down:
+            gevent.sleep(delay)
+            self._maps.refresh(self._cluster)
+            serving = {found.name for found in self._cluster.get_primaries()}
+            if node != UNSERVED and node not in serving:
+                break  # a failover moved its slots: their commands go to the new primary
+            try:
+                self._ping(node)
+            except FAILURES:
+                delay = min(PROBE_MAX_SECONDS, delay * 2)
+                self._down[node] = time.monotonic() + delay
+                continue
+            break
+        if self._down.pop(node, None) is not None:
+            log.info("store_node_recovered", extra={"node": node})
+
+    def _ping(self, node: str) -> None:
+        if node == UNSERVED:  # served again once the slot map names a node for every slot
+            if any(not self._cluster.nodes_manager.slots_cache.get(slot) for slot in range(16384)):
+                raise redis.exceptions.SlotNotCoveredError(UNSERVED)
+            return
+        found = self._cluster.get_node(node_name=node)
+        if found is None or found.redis_connection is None:
+            raise redis.ConnectionError(f"{node} is not in the slot map")
+        found.redis_connection.ping()
+
+    def _node_of(self, command: tuple[object, ...]) -> str:
+        """The node a command goes to ("" for one without keys: the cluster's pipeline picks)."""
+        if command[0] == "PING":
+            return ""
+        return self._node_of_slot(self._cluster.determine_slot(*command))
+
+    def _node_of_slot(self, slot: int) -> str:
+        try:
+            return str(self._cluster.nodes_manager.get_node_from_slot(slot).name)
+        except redis.exceptions.SlotNotCoveredError:
+            return UNSERVED
+
+    def _all_down(self) -> bool:
+        """Whether every primary the slot map names fails (an outage of the whole Cluster)."""
+        return all(node.name in self._down for node in self._cluster.get_primaries())

@@ -27,6 +27,9 @@ class Standing:
         self._durable: dict[str, int] = {}  # frames in Redis, per stream with frames still to write
         self._sent: dict[str, int] = {}  # frames sent, per stream with a call in flight
         self._forgotten: set[str] = set()
+        self._paused_until: dict[str, float] = {}  # streams whose Cluster node fails: not sent before then
+        self._failing: dict[str, float] = {}  # since when each of those has failed
+        self.cut: set[str] = set()  # streams ended as their node failed too long: shown without Redis
 
     def create(self, stream: Stream) -> None:
         """A new stream: admitted first (MAX_STREAMS), then written from its first frame."""
@@ -61,6 +64,8 @@ class Standing:
             pending.pop(sid, None)
         self._creating.discard(sid)
         self._readmit.discard(sid)
+        self._answered(sid)
+        self.cut.discard(sid)
 
     def durable(self, stream: Stream) -> bool:
         """Whether Redis has confirmed every frame written to `stream`."""
@@ -80,19 +85,47 @@ class Standing:
             return True
         return bool(self.admitting) and any(sid not in self._sent for sid in self.admitting)
 
-    def take(self) -> list[Call]:
-        """The next batch: admissions not asked yet, releases, each admitted dirty stream's new frames."""
-        calls: list[Call] = [("admit", s, 0, 0) for sid, s in self.admitting.items() if sid not in self._sent]
-        calls += [("release", stream, 0, 0) for stream in self.release.values()]
-        self.release = {}
+    def take(self, now: float = 0.0) -> list[Call]:
+        """The next batch: admissions not asked yet, releases, each admitted dirty stream's new
+        frames; of the streams whose node fails, only those due again at `now`."""
+        paused = {sid for sid, until in self._paused_until.items() if until > now}
+        calls: list[Call] = [
+            ("admit", s, 0, 0) for sid, s in self.admitting.items() if sid not in self._sent and sid not in paused
+        ]
+        calls += [("release", stream, 0, 0) for sid, stream in self.release.items() if sid not in paused]
+        self.release = {sid: stream for sid, stream in self.release.items() if sid in paused}
+        waiting = {}
         for sid, stream in self.dirty.items():
             first = self._sent.get(sid, self._durable.get(sid, 0))
-            if sid in self.admitting:
+            if sid in paused:
+                waiting[sid] = stream
+            elif sid in self.admitting:
                 self._held[sid] = stream
             elif stream.written > first or (first == 0 and sid in self._creating):
                 calls.append(("write", stream, first, stream.written))
-        self.dirty = {}
+        self.dirty = waiting
         return calls
+
+    def node_failing(self, call: Call, retry_at: float, now: float, grace: float) -> bool:
+        """A call whose Cluster node fails: its stream paused until `retry_at`, then sent again;
+        True when this write's stream has failed for `grace` and is cut now (shown without Redis)."""
+        sid = call[1].stream_id
+        self.requeue([call])
+        self._paused_until[sid] = retry_at
+        failed_for = now - self._failing.setdefault(sid, now)
+        if call[0] != "write" or failed_for < grace or sid in self.cut:
+            return False
+        self.cut.add(sid)
+        return True
+
+    def next_due(self, now: float) -> float | None:
+        """When the first stream paused for its failing node may go again after `now` (None: none)."""
+        return min((until for until in self._paused_until.values() if until > now), default=None)
+
+    def _answered(self, sid: str) -> None:
+        """Its node answered: not paused any more."""
+        self._paused_until.pop(sid, None)
+        self._failing.pop(sid, None)
 
     def flags(self, call: Call) -> tuple[bool, bool]:
         """Whether a call creates its stream's hash, and counts it again among the live ones."""
@@ -125,6 +158,7 @@ class Standing:
         """Book an admission's answer: whether the new stream was admitted (None: a live stream
         counted again, nothing to do)."""
         sid = stream.stream_id
+        self._answered(sid)
         if self.admitting.pop(sid, None) is None:
             self._readmit.discard(sid)
             return None
@@ -144,6 +178,7 @@ class Standing:
         _, stream, _, end = call
         sid = stream.stream_id
         status, held = bytes(result[0]).decode(), int(result[1])
+        self._answered(sid)
         if self._sent.get(sid) == end:
             del self._sent[sid]
         if sid in self._forgotten:

@@ -18,6 +18,7 @@ from typing import Any
 
 import gevent
 import redis
+from redis.crc import key_slot
 
 from ...connect.redis import Topology, disconnect
 from ...errors import ApiError
@@ -88,6 +89,7 @@ class RedisStreamStore(StreamStore):
         self.link.scripts.on_reload = self.owner.keys_lost
         commands = self.link.commands
         pipe = ClusterPipe(commands, self.link.maps) if config.topology.kind == "cluster" else RedisPipe(commands)
+        self._place = pipe.place
         self.journal = RedisJournal(pipe, self.link.scripts, (live_ttl_ms, self.link.done_ttl_ms), self.owner)
         self.takeover = Takeover(self.link, self.journal, self._local, clock, config.takeovers)
         self.takeover.moved = self.owner.moved
@@ -131,6 +133,10 @@ class RedisStreamStore(StreamStore):
         """In an outage, refuse at once; MAX_STREAMS is Redis's to check (`admit`)."""
         if self.journal.health.failing_for() > ADMIT_SECONDS and not self._back():
             raise ApiError("store_unavailable", "Redis has not taken this worker's writes for a while.")
+
+    def new_id(self) -> str:
+        """A new stream's id, in a slot a node that answers serves (on a Cluster)."""
+        return self._place(super().new_id, lambda stream_id: key_slot(keys.meta_key(stream_id).encode()))
 
     def _hold(self, stream: Stream) -> None:
         """Own the new stream here; Redis admits it (`admit`) before its first frames."""
