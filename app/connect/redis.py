@@ -16,7 +16,8 @@ from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
-from redis.cluster import ClusterNode, RedisCluster
+from redis.cluster import ClusterNode, ClusterPipeline, RedisCluster
+from redis.crc import key_slot
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
@@ -149,6 +150,15 @@ class Later:
     def close(self) -> None:
         if self._made is not None:
             disconnect(self._made)
+
+
+def on_slot(pipe: Any, key: str) -> dict[str, Any]:
+    """The options that send a script call queued on `pipe` straight to the node of `key`'s slot:
+    a Cluster's pipeline would otherwise ask its default node for the call's keys, and that node
+    may be the one lost (nothing for one server)."""
+    if not isinstance(pipe, ClusterPipeline):
+        return {}
+    return {"target_nodes": pipe.nodes_manager.get_node_from_slot(key_slot(key.encode()))}
 
 
 def disconnect(client: Client) -> None:

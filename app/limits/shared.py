@@ -24,11 +24,21 @@ from ..accounts import budget
 from ..accounts.payer import Payer
 from ..accounts.ticket import Ticket
 from ..config import ClientKey
-from ..connect.redis import Later, Topology
+from ..connect.redis import Later, Topology, on_slot
 from .counters import STREAMS_RETRY_SECONDS, Closing, CountersUnavailable, Quota, Verdict
 from .scripts import SHAS, SOURCES
+from .tags import (
+    PREFIX,
+    counter_keys,
+    held_key,
+    key_tag,
+    reserved_keys,
+    sockets_key,
+    spend_keys,
+    tags,
+    taken_key,
+)
 
-PREFIX = "chatwait:limits"
 CONNECTIONS = 32
 TIMEOUT_SECONDS = 1.0  # a request waits this long at most for its admission
 PAUSE_SECONDS = 1.0  # after a failure, calls do not wait on Redis again for this long
@@ -36,50 +46,6 @@ LEASE_MS = 5_000
 KEPT_SECONDS = 86_400  # a period's spend outlives it by a day: generations admitted in it settle there
 WORKERS = f"{{{PREFIX}}}:workers"  # the workers counting lately (ZSET worker -> second last seen)
 WORKERS_SECONDS = 10.0
-
-
-def key_tag(name: str) -> str:
-    """Where the counters of the key named `name` live: one hash tag, one slot."""
-    return f"{PREFIX}:{{{name}}}"
-
-
-def tags(payer: Payer) -> tuple[str, ...]:
-    """Whose counters a payer's generation counts in: its key's, and (where the key holds them to
-    limits of their own) its end user's, in the key's slot."""
-    tag = key_tag(payer.name)
-    user = payer.counted_user
-    return (tag,) if user is None else (tag, f"{tag}:u:{user}")
-
-
-def counter_keys(tag: str) -> tuple[str, str, str]:
-    """The live generations, requests and tokens of a key (or of its end user) under `tag`."""
-    return f"{tag}:live", f"{tag}:requests", f"{tag}:tokens"
-
-
-def spend_keys(tag: str, periods: tuple[str, ...]) -> list[str]:
-    """The spend in a day and a month under `tag` (in the slot of its other counters)."""
-    return [f"{tag}:spent:{period}" for period in periods]
-
-
-def reserved_keys(tag: str, periods: tuple[str, str]) -> list[str]:
-    """What generations still running reserve of the spend in a day and a month under `tag`."""
-    return [f"{tag}:reserved:{period}" for period in periods]
-
-
-def taken_key(tag: str, ticket: str) -> str:
-    """What a ticket taken over has settled (in the slot of its key's other counters)."""
-    return f"{tag}:taken:{ticket}"
-
-
-def held_key(tag: str, ticket: str) -> str:
-    """What a budgeted ticket reserved, until it settles (then `settled`: a late admission of it,
-    or a second settlement, does nothing)."""
-    return f"{tag}:held:{ticket}"
-
-
-def sockets_key(name: str) -> str:
-    """A key's open WebSockets (in the slot of its other counters)."""
-    return f"{key_tag(name)}:sockets"
 
 
 class RedisCounters:
@@ -203,10 +169,14 @@ class RedisCounters:
             self._execute(client, pipe)
 
     def reachable(self) -> bool:
-        """Whether Redis answers now (for /ready)."""
+        """Whether Redis answers now (for /ready; a Cluster: any of its primaries, as the keys on
+        the others are counted)."""
         try:
             with self._reaching() as client:
-                client.ping()
+                if not isinstance(client, RedisCluster):
+                    client.ping()
+                elif not any(_answers(node) for node in client.get_primaries()):
+                    raise redis.ConnectionError("no primary of the Cluster answers")
         except CountersUnavailable:
             return False
         return True
@@ -262,12 +232,19 @@ class RedisCounters:
             return client.execute_command("EVAL", SOURCES[name], len(keys), *keys, *args)
 
     def _queue(self, pipe: Any, name: str, keys: list[str], args: list[object]) -> None:
-        pipe.execute_command("EVAL", SOURCES[name], len(keys), *keys, *args)
+        pipe.execute_command("EVAL", SOURCES[name], len(keys), *keys, *args, **on_slot(pipe, keys[0]))
 
     def _execute(self, client: Any, pipe: Any) -> None:
         for result in pipe.execute(raise_on_error=False):
             if isinstance(result, Exception):
                 raise result
+
+
+def _answers(node: Any) -> bool:
+    try:
+        return node.redis_connection is not None and bool(node.redis_connection.ping())
+    except redis.RedisError:
+        return False
 
 
 def _node_of(client: Any, tag: str | None) -> str:

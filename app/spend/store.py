@@ -17,7 +17,7 @@ import redis
 
 from ..accounts.budget import periods
 from ..connect import sqlite
-from ..connect.redis import Later, Topology
+from ..connect.redis import Later, Topology, on_slot
 
 FILE_NAME = "spend.sqlite3"
 KEPT_DAYS = 400  # a day's spend is kept this long (Redis; the file keeps it until it is removed)
@@ -136,7 +136,7 @@ class RedisSpend:
                 name = _day_key(row.key, row.day)
                 counts = [getattr(row, field) for field in COUNTS]
                 args = [row.user, row.model, MAX_ROWS_A_DAY * len(COUNTS), kept, OTHERS, *counts]
-                pipe.execute_command("EVAL", _ADD, 1, name, *args)
+                pipe.execute_command("EVAL", _ADD, 1, name, *args, **on_slot(pipe, name))
                 pipe.sadd(_day_index(row.day), row.key)
                 pipe.expire(_day_index(row.day), kept)
             pipe.execute()

@@ -145,7 +145,7 @@ def test_a_lost_primary_stops_its_own_slots_alone(fake: FakeUpstream, replica: b
         elsewhere = [events for stream_id, events in ended if not lost(_stream_slot(stream_id))]
         assert there and elsewhere, "streams on both sides of the loss"
         for events in elsewhere:
-            assert events[-1].event == "done", events[-1]
+            assert events[-1].event == "done", events[-1].data.get("detail")
             assert len([e for e in events if e.event == "chunk"]) == 50, "whole"
         for events in there:
             endings = [e for e in events if e.event in ("done", "error")]

@@ -8,10 +8,11 @@ replies that have long arrived are read in one call, without a wake-up of their 
 connection fails, every batch still in flight on it is handed back as failed, and the next
 send opens a new one (to the new primary, after a failover).
 
-`ClusterPipe` (Redis Cluster): each batch is split by node, each part through redis-py's cluster
-pipeline, which follows the slot map as it changes; a batch's replies are read before the next is
-sent. One greenlet (the journal's writer) sends and receives. A node that fails fails its own
-streams alone: the others' parts go on, and new streams are placed in slots that answer.
+`ClusterPipe` (Redis Cluster): each batch is split by node by the slot map, each part sent on
+that node's own client (a slot that moved answers MOVED: the map is read again, the journal sends
+again); a batch's replies are read before the next is sent. One greenlet (the journal's writer)
+sends and receives. A node that fails fails its own streams alone: the others' parts go on, and
+new streams are placed in slots that answer.
 """
 
 from __future__ import annotations
@@ -126,17 +127,18 @@ class NodeFailing(redis.ConnectionError):
 
 UNSERVED = "(slots no node serves)"
 FAILURES = (redis.RedisError, redis.exceptions.RedisClusterException, OSError)  # a node's, or its slots' unserved
+LOST = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterDownError)  # a reply: its node failed
+MOVING = (redis.exceptions.MovedError, redis.exceptions.AskError)  # a reply: its slot moves to another node
 PROBE_FIRST_SECONDS = 0.2
 PROBE_MAX_SECONDS = 2.0
 WATCH_SECONDS = 1.0  # each primary is pinged this often: a worker learns of a lost node before placing a stream there
 
 
 class ClusterPipe:
-    """Each batch split by node, each part through redis-py's cluster pipeline (which follows the
-    slot map as it changes); a node that fails fails its own commands alone (`NodeFailing`) and is
-    not sent to again until a probe of its own finds it answering, or its slots moved (a
-    failover); a watch pings every primary each WATCH_SECONDS. Its replies are handed back at the
-    next `receive` (the interface of RedisPipe)."""
+    """Each batch split by node, each part on that node's own client; a node that fails fails its
+    own commands alone (`NodeFailing`) and is not sent to again until a probe of its own finds it
+    answering, or its slots moved (a failover); a watch pings every primary each WATCH_SECONDS.
+    Its replies are handed back at the next `receive` (the interface of RedisPipe)."""
 
     def __init__(self, cluster: Any, maps: SlotMaps) -> None:
         self._cluster = cluster
@@ -207,23 +209,40 @@ class ClusterPipe:
                     self._failed(node.name)
 
     def _send_to(self, node: str, commands: list[tuple[object, ...]]) -> list[object]:
-        """One node's part of a batch: its replies (NodeFailing for each, the node failing)."""
+        """One node's part of a batch, sent on that node's own client (a slot that moved answers
+        MOVED: the slot map is read again and the journal sends it again); its replies
+        (NodeFailing for each, the node failing)."""
         if node in self._down:
             return [NodeFailing(node, self._down[node])] * len(commands)
-        pipe = self._cluster.pipeline(transaction=False)
-        for command in commands:
-            pipe.execute_command(*command)
         try:
+            pipe = self._client_of(node).pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)
             replies = pipe.execute(raise_on_error=False)
         except FAILURES:
             return [self._failed(node)] * len(commands)
-        if any(isinstance(reply, (redis.ConnectionError, redis.exceptions.ClusterDownError)) for reply in replies):
+        if any(isinstance(reply, MOVING) for reply in replies):
             self._maps.refresh(self._cluster)
-        return replies
+        if not any(isinstance(reply, LOST) for reply in replies):
+            return replies
+        failing = self._failed(node)  # the node was lost under the batch: what it did not answer waits
+        return [failing if isinstance(reply, LOST) else reply for reply in replies]
+
+    def _client_of(self, node: str) -> Any:
+        """The client of `node` ("": any primary that answers, for a command without keys)."""
+        if node == "":
+            node = next((found.name for found in self._cluster.get_primaries() if found.name not in self._down), node)
+        found = self._cluster.get_node(node_name=node) if node != UNSERVED else None
+        if found is None or found.redis_connection is None:
+            raise redis.ConnectionError(f"{node} is not in the slot map")
+        return found.redis_connection
 
     def _failed(self, node: str) -> NodeFailing:
-        """`node` failed: its commands wait until a probe finds it answering, or its slots moved."""
+        """`node` failed: its commands wait until a probe finds it answering, or its slots moved
+        (unless it answers a ping now: a connection lost in passing, its commands go again)."""
         self._maps.refresh(self._cluster)
+        if node not in self._down and self._answers(node):
+            return NodeFailing(node, time.monotonic())
         if node not in self._down:
             log.warning("store_node_failed", extra={"node": node})
             gevent.spawn(self._probe, node)
@@ -239,25 +258,26 @@ class ClusterPipe:
             serving = {found.name for found in self._cluster.get_primaries()}
             if node != UNSERVED and node not in serving:
                 break  # a failover moved its slots: their commands go to the new primary
-            try:
-                self._ping(node)
-            except FAILURES:
-                delay = min(PROBE_MAX_SECONDS, delay * 2)
-                self._down[node] = time.monotonic() + delay
-                continue
-            break
+            if self._answers(node):
+                break
+            delay = min(PROBE_MAX_SECONDS, delay * 2)
+            self._down[node] = time.monotonic() + delay
         if self._down.pop(node, None) is not None:
             log.info("store_node_recovered", extra={"node": node})
+
+    def _answers(self, node: str) -> bool:
+        try:
+            self._ping(node)
+        except FAILURES:
+            return False
+        return True
 
     def _ping(self, node: str) -> None:
         if node == UNSERVED:  # served again once the slot map names a node for every slot
             if any(not self._cluster.nodes_manager.slots_cache.get(slot) for slot in range(16384)):
                 raise redis.exceptions.SlotNotCoveredError(UNSERVED)
             return
-        found = self._cluster.get_node(node_name=node)
-        if found is None or found.redis_connection is None:
-            raise redis.ConnectionError(f"{node} is not in the slot map")
-        found.redis_connection.ping()
+        self._client_of(node).ping()
 
     def _node_of(self, command: tuple[object, ...]) -> str:
         """The node a command goes to ("" for one without keys: the cluster's pipeline picks)."""
