@@ -192,6 +192,7 @@ class ClusterPipe:
 
     def close(self) -> None:
         self._done.clear()
+        self._down.clear()  # the probes end with it
         if self._watch is not None:
             self._watch.kill(block=False)
             self._watch = None
@@ -201,11 +202,7 @@ class ClusterPipe:
         while True:
             gevent.sleep(WATCH_SECONDS)
             for node in list(self._cluster.get_primaries()):
-                if node.name in self._down:
-                    continue
-                try:
-                    node.redis_connection.ping()
-                except FAILURES:
+                if node.name not in self._down and not self._answers(node.name):
                     self._failed(node.name)
 
     def _send_to(self, node: str, commands: list[tuple[object, ...]]) -> list[object]:
@@ -280,7 +277,7 @@ class ClusterPipe:
         self._client_of(node).ping()
 
     def _node_of(self, command: tuple[object, ...]) -> str:
-        """The node a command goes to ("" for one without keys: the cluster's pipeline picks)."""
+        """The node a command goes to ("" for one without keys: any primary that answers)."""
         if command[0] == "PING":
             return ""
         return self._node_of_slot(self._cluster.determine_slot(*command))
