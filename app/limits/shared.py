@@ -37,6 +37,7 @@ from .tags import (
     spend_keys,
     tags,
     taken_key,
+    user_tag,
 )
 
 CONNECTIONS = 32
@@ -156,9 +157,7 @@ class RedisCounters:
                 held = users.get(name)
                 levels = [(key_tag(name), (True, True))]
                 if user and held is not None:
-                    levels.append(
-                        (f"{key_tag(name)}:u:{user}", (held.budget_day is not None, held.budget_month is not None))
-                    )
+                    levels.append((user_tag(name, user), (held.budget_day is not None, held.budget_month is not None)))
                 for tag, (daily, monthly) in levels:
                     periods = tuple(
                         period for period, kept in ((day, daily and day == at.day), (at.month, monthly)) if kept

@@ -16,9 +16,13 @@ def key_tag(name: str) -> str:
 def tags(payer: Payer) -> tuple[str, ...]:
     """Whose counters a payer's generation counts in: its key's, and (where the key holds them to
     limits of their own) its end user's, in the key's slot."""
-    tag = key_tag(payer.name)
     user = payer.counted_user
-    return (tag,) if user is None else (tag, f"{tag}:u:{user}")
+    return (key_tag(payer.name),) if user is None else (key_tag(payer.name), user_tag(payer.name, user))
+
+
+def user_tag(name: str, user: str) -> str:
+    """Where the counters of the end user `user` of the key named `name` live (in its slot)."""
+    return f"{key_tag(name)}:u:{user}"
 
 
 def counter_keys(tag: str) -> tuple[str, str, str]:
