@@ -51,6 +51,7 @@ def build_app(settings: Settings) -> Flask:
     It does not check gevent's patching: tests drive it with Flask's test client.
     """
     from . import http
+    from .config import priced_models
     from .logs import configure_logging
     from .server.shutdown import LIFECYCLE
     from .service.services import Services
@@ -69,7 +70,8 @@ def build_app(settings: Settings) -> Flask:
     http.init_app(app, settings)
     services.start()
     described = services.provider.describe()
-    log.info("service_started", extra={"provider": described["provider"], "model": described["model"]})
+    started = {"provider": described["provider"], "model": described["model"], "prices": priced_models(settings)}
+    log.info("service_started", extra=started)
     return app
 
 

@@ -15,6 +15,7 @@ Anthropic's shape.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
@@ -275,3 +276,39 @@ class MessagesSocket:
             delta = {"type": "message_delta", "delta": ended}
             self._event("message_delta", {**delta, "usage": self._usage})
         self._event("message_stop", {"type": "message_stop"})
+
+
+VERSIONS = ("2023-06-01", "2026-10-21")
+SAMPLING = ("temperature", "top_p", "top_k")
+# Claude models of 2026 (their published rules): only the default sampling, thinking adaptive
+# (a budget refused); those that always think cannot be forced to call a tool.
+_NEW_CLAUDE = re.compile(r"claude-((opus|sonnet)-5|haiku-5|opus-4-[78]|fable-|mythos-)")
+_ALWAYS_THINKING = re.compile(r"claude-(fable|mythos)-")
+
+
+def refusal(headers: dict[str, str], body: dict[str, Any]) -> str | None:
+    """What Anthropic's API would refuse in this request, as its 400 says it (None: nothing): the
+    API version's rules, then the model's."""
+    version = headers.get("anthropic-version")
+    if version not in VERSIONS:
+        return f"anthropic-version: {version!r} is not a valid version"
+    sampled = [name for name in SAMPLING if name in body]
+    if version >= "2026-10-21" and sampled:
+        return f"{sampled[0]}: Extra inputs are not permitted"
+    model = str(body.get("model", ""))
+    thinking = body.get("thinking") or {}
+    forced = (body.get("tool_choice") or {}).get("type") in ("any", "tool")
+    if _NEW_CLAUDE.match(model):
+        if [name for name in sampled if name != "temperature" or body[name] != 1]:
+            return f"{sampled[0]}: {model} takes only the default sampling"
+        if thinking.get("type") == "enabled":
+            return "thinking.type.enabled is not supported for this model: use thinking.type.adaptive"
+        if forced and _ALWAYS_THINKING.match(model):
+            return "tool_choice: this model supports only auto and none"
+    elif thinking.get("type") == "adaptive":
+        return "thinking.type.adaptive is not supported for this model"
+    if forced and thinking.get("type") in ("enabled", "adaptive"):
+        return "tool_choice: thinking may not be used with a forced tool; use auto or none"
+    if "temperature" in body and thinking and body["temperature"] != 1:
+        return "temperature may only be set to 1 when thinking is enabled"
+    return None

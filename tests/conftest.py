@@ -102,6 +102,9 @@ def server_env(upstream_url: str, **overrides: str) -> dict[str, str]:
         "UPSTREAM_TAKEOVERS": "0",  # a dead worker's streams end generation_lost, unless a test asks
         "UPSTREAM_BREAKER_FAILURES": "0",
         "MAX_INPUT_TOKENS": "2000",
+        # The reservations the tests count are at 1,024 tokens a reply; the default (each model's
+        # own output limit) has tests of its own (test_model_rules), which blank this.
+        "MAX_TOKENS": "1024",
         **overrides,
     }
 

@@ -23,6 +23,7 @@ from ..providers.base import Provider
 from ..providers.counted import message_text
 from . import unknown
 from .openai import content_length
+from .request import adapted
 
 # Validations of a tolerant request at most: a check that stops at a block's own unknown fields
 # finds those inside it (a tool result's content) on the next pass.
@@ -263,3 +264,17 @@ def _too_long(
         action=f"Shorten the message or the system prompt: without any history it is still {excess - dropped} "
         f"{unit} over the limit.",
     )
+
+
+def bounded(asked: int | None, model: str, settings: Settings, field: str = "max_tokens") -> int:
+    """The tokens a reply of `model` is asked for: what the client asked (`field`), lowered to
+    the model's output limit or MAX_TOKENS and said so (`request.adapted`); that bound when the
+    client asked none."""
+    bound = settings.output_limit(model)
+    if asked is None:
+        return bound
+    if asked <= bound:
+        return asked
+    reason = "MAX_TOKENS" if bound == settings.requests.max_tokens else "the model's output limit"
+    adapted(f"{field} lowered to {bound} ({reason})")
+    return bound

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from flask import Response, current_app, g, request
+from flask import Response, current_app, g, has_request_context, request
 
 from ..accounts.account import Handoff, Origin
 from ..accounts.billing import Charge
@@ -96,6 +96,24 @@ COST_HEADER = "X-ChatWait-Cost-USD"  # on a whole (non-streamed) answer whose mo
 CACHE_HEADER = "X-ChatWait-Cache"  # hit, miss or bypass: what the response cache made of the request
 CACHE_ENTRY_HEADER = "X-ChatWait-Cache-Entry"  # the entry it looked for (DELETE /v1/admin/cache?entry=)
 LOWERED_HEADER = "X-ChatWait-Max-Tokens-Lowered"  # the max_tokens a budget had left, below what was asked
+ADAPTED_HEADER = "X-ChatWait-Adapted"  # each change ChatWait made to what the client asked, `; `-separated
+MAX_ADAPTED = 16  # changes named on one request (a bounded header)
+
+
+def adapted(change: str) -> None:
+    """Say that ChatWait sends other than the client asked (`change`: what and why, as
+    "temperature dropped (the model takes only its default)"): in ADAPTED_HEADER and on the
+    request's completion line. Outside a request (a WebSocket turn's own) it is logged alone."""
+    if not has_request_context():
+        log.info("request_adapted", extra={"adapted": [change]})
+        return
+    state = g._get_current_object()
+    found = state.get("adapted")
+    if found is None:
+        state.adapted = found = []
+    if change not in found and len(found) < MAX_ADAPTED:
+        found.append(change)
+        _note(state, {"adapted": found})
 
 
 def costed(outcome: Outcome | None) -> None:
@@ -115,6 +133,8 @@ def admitted(admission: Admission) -> Admission:
     cache made of it, for its answer."""
     state = g._get_current_object()
     state.account = admission.account
+    for change in admission.adapted:
+        adapted(change)
     if admission.limited:
         state.verdict = admission.verdict
         ticket = admission.account.ticket

@@ -151,8 +151,12 @@ def check_message_count(value: list[Any], bound: int) -> None:
         raise ValidationError(f"Send 1 to {bound} messages (MAX_HISTORY_MESSAGES + 2).")
 
 
-def check_max_tokens(value: int, limit: int) -> None:
-    """A request's reply length must be from 1 to MAX_TOKENS (every API)."""
+MAX_ASKED_TOKENS = 100_000_000  # the most a request may ask (above a model's bound: lowered to it and said)
+
+
+def check_max_tokens(value: int, limit: int = MAX_ASKED_TOKENS) -> None:
+    """A request's reply length must be a count of tokens from 1 (every API); what is over its
+    model's bound is lowered to it at intake (`intake.bounded`)."""
     if not 1 <= value <= limit:
         raise ValidationError(f"Must be between 1 and {limit}.")
 

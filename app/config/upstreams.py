@@ -16,13 +16,15 @@ import yaml
 
 from .controls import CONTROLS
 from .prices import Price, price_table
+from .rules import Rules, described_table
 from .values import MAX_UPSTREAMS, ConfigError, file, url
 
 MAX_WEIGHT = 1000.0
 _SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 _ENTRY_FIELDS = tuple(
     (
-        "name url kind api_key api_key_env models weight continuation concurrency fallback_on_refusal allow_fields"
+        "name url kind api_key api_key_env models weight continuation concurrency fallback_on_refusal allow_fields "
+        "anthropic_version"
     ).split()
 )
 # The API a server speaks: OpenAI's chat completions, or Anthropic's Messages API (Anthropic's
@@ -33,6 +35,9 @@ MAX_CONCURRENCY = 100_000
 # it completes (`prefill`: vLLM, llama.cpp's llama-server), that message and a request to go on
 # (`message`: any chat server; the overlap is dropped), or not at all (`none`).
 CONTINUATIONS = ("prefill", "message", "none")
+# The Messages API versions ChatWait translates to, newest last (the default): 2026-10-21 refuses
+# every sampling parameter, 2023-06-01 takes them.
+ANTHROPIC_VERSIONS = ("2023-06-01", "2026-10-21")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +59,7 @@ class UpstreamServer:
     key_setting: str = "OPENAI_API_KEY"
     fallback_on_refusal: bool = False  # a refusal (a model's, or a content filter's) asks the fallback model
     allow_fields: frozenset[str] = frozenset()  # server-side controls it is sent (`controls.CONTROLS`)
+    anthropic_version: str = ANTHROPIC_VERSIONS[-1]  # what a translation to its Messages API is sent as
 
     def serves(self, model: str) -> bool:
         """Whether requests for `model` may go to this server."""
@@ -110,12 +116,13 @@ class UpstreamsFile:
     fallbacks: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     context_window: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     prices: Mapping[str, Price] = dataclasses.field(default_factory=dict)  # by model
+    models: Mapping[str, Rules] = dataclasses.field(default_factory=dict)  # each described model's rules
 
 
 MAX_FALLBACKS = 5  # fallback models of one model (each costs a request's attempts)
 _FALLBACK_TABLES = ("fallbacks", "context_window_fallbacks")
 _TOML_AT = re.compile(r"\(at line (?P<line>\d+), column (?P<column>\d+)\)")  # tomllib's words
-_TABLES = ("upstreams", *_FALLBACK_TABLES, "prices")  # `upstream` too: TOML's [[upstream]]
+_TABLES = ("upstreams", *_FALLBACK_TABLES, "prices", "models")  # `upstream` too: TOML's [[upstream]]
 
 
 def _toml_position(error: BaseException) -> str:
@@ -132,7 +139,8 @@ def _toml_position(error: BaseException) -> str:
 
 def upstreams_file(name: str, raw: str, environ: Mapping[str, str] | None = None) -> UpstreamsFile:
     """The servers listed in a TOML (`[[upstream]]` tables) or YAML (`upstreams:` list) file, its
-    `fallbacks` and `context_window_fallbacks` tables (model -> models) and its `prices`."""
+    `fallbacks` and `context_window_fallbacks` tables (model -> models), its `prices` and its
+    `models` (each model's rules, over `rules.TABLE`'s)."""
     path = file("a TOML or YAML file listing the model servers")(name, raw)
     try:
         text = path.read_text(encoding="utf-8")
@@ -161,7 +169,8 @@ def upstreams_file(name: str, raw: str, environ: Mapping[str, str] | None = None
             raise ConfigError(f"{name}: {field!r} is not a table of the file: use {', '.join(_TABLES)}.")
     fallbacks, context_window = (_fallbacks(f"{name}: {table}", document.get(table, {})) for table in _FALLBACK_TABLES)
     prices = price_table(f"{name}: prices", document.get("prices", {}))
-    return UpstreamsFile(tuple(servers), fallbacks, context_window, prices)
+    described = described_table(f"{name}: models", document.get("models", {}))
+    return UpstreamsFile(tuple(servers), fallbacks, context_window, prices, described)
 
 
 def _fallbacks(where: str, table: Any) -> dict[str, tuple[str, ...]]:
@@ -217,7 +226,17 @@ def _entry(name: str, number: int, entry: Any, environ: Mapping[str, str]) -> Up
         _key_field(f"{name} entry {number} ({label})", entry),
         refusals,
         _allowed(named, entry),
+        _version(named, entry),
     )
+
+
+def _version(where: str, entry: dict[str, Any]) -> str:
+    version = entry.get("anthropic_version", ANTHROPIC_VERSIONS[-1])
+    if version not in ANTHROPIC_VERSIONS:
+        raise ConfigError(
+            f"{where}: anthropic_version must be one of {', '.join(ANTHROPIC_VERSIONS)} (default the newest)."
+        )
+    return version
 
 
 def _concurrency(where: str, entry: dict[str, Any]) -> int | None:

@@ -81,6 +81,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "BUDGET_ALERT_THRESHOLDS": ("budget_alert_thresholds", read.percents),
     "READY_CACHE_SECONDS": ("ready_cache_seconds", read.seconds(0, 3600)),
     "READY_CHECK_MODELS": ("ready_check_models", read.flag),
+    "MODEL_CATALOG": ("model_catalog", read.flag),
     "OTEL_EXPORTER_OTLP_ENDPOINT": ("otel_endpoint", read.url),
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": ("otel_traces_endpoint", read.url),
     "OTEL_SERVICE_NAME": ("otel_service_name", read.text),

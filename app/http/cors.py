@@ -19,7 +19,7 @@ from ..errors import ApiError
 ALLOWED_METHODS = "GET, POST, DELETE, OPTIONS"
 EXPOSED_HEADERS = (
     "X-Stream-Id, X-Correlation-Id, X-Request-Id, Retry-After, X-ChatWait-Unknown-Fields, X-ChatWait-Cost-USD, "
-    "X-ChatWait-Cache, X-ChatWait-Cache-Entry, X-ChatWait-Max-Tokens-Lowered"
+    "X-ChatWait-Cache, X-ChatWait-Cache-Entry, X-ChatWait-Max-Tokens-Lowered, X-ChatWait-Adapted"
 )
 PREFLIGHT_MAX_AGE_SECONDS = "600"
 MAX_REQUESTED_HEADERS_CHARS = 2000

@@ -8,6 +8,7 @@ from flask import Blueprint
 
 from ..apis.request import services
 from ..apis.schema import serialise
+from ..config import priced_models
 from .operator import is_operator
 from .schemas import HealthSchema, ReadySchema
 
@@ -44,5 +45,6 @@ def ready() -> tuple[dict[str, object], int]:
         "store_detail": checks["store"]["detail"],
         "client_keys": found.client_keys.enabled,
         "notes": found.readiness.notes(),
+        "prices": priced_models(found.settings),
     }
     return serialise(ReadySchema, reply), 200 if ok else 503

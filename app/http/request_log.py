@@ -13,7 +13,16 @@ from typing import Any
 
 from flask import Flask, Request, Response, g, request
 
-from ..apis.request import CACHE_ENTRY_HEADER, CACHE_HEADER, COST_HEADER, completion, cost_header, end_span, services
+from ..apis.request import (
+    ADAPTED_HEADER,
+    CACHE_ENTRY_HEADER,
+    CACHE_HEADER,
+    COST_HEADER,
+    completion,
+    cost_header,
+    end_span,
+    services,
+)
 from ..apis.unknown import HEADER as UNKNOWN_HEADER
 from ..apis.unknown import header_value
 from ..hub.websocket import TURN
@@ -71,6 +80,9 @@ def _after(response: Response) -> Response:
     named = state.get("unknown_fields")
     if named:
         headers.add(UNKNOWN_HEADER, header_value(named))
+    changed = state.get("adapted")
+    if changed:
+        headers.add(ADAPTED_HEADER, "; ".join(changed))
     cost = state.get("cost_usd")
     if cost is not None:
         headers.add(COST_HEADER, cost_header(cost))

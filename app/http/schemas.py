@@ -90,6 +90,7 @@ class ReadySchema(StrictSchema):
     store_detail = fields.String()
     client_keys = fields.Boolean()
     notes = fields.List(fields.String())
+    prices = fields.Dict(keys=fields.String(), values=fields.String(allow_none=True))
 
 
 # Contract component name -> schema class (used by the contract test).

@@ -249,6 +249,11 @@ class Provider(abc.ABC):
         """The server-side controls (`config.controls`) a server of `model` may be sent."""
         return frozenset()
 
+    def adaptations(self, call: ChatCall) -> tuple[str, ...]:
+        """What sending `call` to this provider changes of what its client asked, each with its
+        reason (a parameter the model or the API refuses): said to the client, never silent."""
+        return ()
+
     def input_token_limit(self, configured: int) -> int:
         """The most prompt tokens accepted: MAX_INPUT_TOKENS, or less where the model's context is smaller."""
         return configured

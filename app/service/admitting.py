@@ -29,6 +29,7 @@ class Admission(NamedTuple):
 
     account: Account
     verdict: Verdict | None = None
+    adapted: tuple[str, ...] = ()  # what ChatWait sends other than the client asked, and why
 
     @property
     def limited(self) -> bool:
@@ -62,11 +63,16 @@ class Admitter:
             self.client_keys.check_model(key, call.model)
             payer = self.client_keys.resolve(payer)
         ticket, verdict = self._reserved(asked, payer) if payer.limited else (None, None)
+        adapted = self.provider.adaptations(call)
         if ticket is not None:
-            call = dataclasses.replace(call, max_tokens=ticket.most_tokens(call.max_tokens))
+            most = ticket.most_tokens(call.max_tokens)
+            if most < call.max_tokens:
+                why = "budget" if ticket.max_tokens == most else "tpm"
+                adapted = (f"max_tokens lowered to {most} (the key's {why})", *adapted)
+                call = dataclasses.replace(call, max_tokens=most)
         lookup = None if self.cache is None else self.cache.lookup(call, payer, origin.cache_header)
         account = Account(call, asked.prompt_tokens, origin, route, payer, ticket, lookup, self.billing)
-        return Admission(account, verdict)
+        return Admission(account, verdict, adapted)
 
     def _reserved(self, asked: Asked, payer: Payer) -> tuple[Ticket, Verdict | None]:
         """Its payer's counters' ticket for it: its prompt (counted here where intake did not),

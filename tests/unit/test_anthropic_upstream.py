@@ -245,7 +245,7 @@ def test_a_chat_call_is_translated_into_a_messages_request() -> None:
         "seed": 3,
         "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "object"}}},
     }
-    body = messages_body(_call(messages=messages, options=options, temperature=0.2))
+    body = messages_body(_call(messages=messages, options=options, temperature=0.2), version="2023-06-01")
     assert body["system"] == "Be brief.\n\nMind the tools." and body["stream"] is True
     assert body["messages"] == [
         {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.config import ConfigError, load_settings
+from app.config.rules import DEFAULT_OUTPUT_LIMIT
 
 BASE = {"OPENAI_API_KEY": "sk-test"}
 
@@ -34,7 +35,7 @@ def test_values_are_parsed_and_overrides_win() -> None:
 
 def test_blank_values_count_as_unset() -> None:
     settings = load_settings(environ={**BASE, "OPENAI_MODEL": "  ", "MAX_TOKENS": "", "OPENAI_BASE_URL": ""})
-    assert settings.upstream.openai_model == "gpt-4o-mini" and settings.requests.max_tokens == 1024
+    assert settings.upstream.openai_model == "gpt-4o-mini" and settings.requests.max_tokens is None
     assert settings.upstream.openai_base_url is None
 
 
@@ -107,7 +108,10 @@ def test_the_embedded_model_has_its_own_reply_limit() -> None:
     assert local.requests.max_tokens == 512 and local.local.local_abandon_seconds == 10
     assert load_settings(environ={"LOCAL_MAX_TOKENS": "64", "MAX_TOKENS": "2000"}).requests.max_tokens == 64
     others = load_settings(environ={**BASE, "LOCAL_MAX_TOKENS": "64"})
-    assert others.requests.max_tokens == 1024, "MAX_TOKENS for others"
+    assert others.requests.max_tokens is None, "others: each model's own output limit"
+    assert others.output_limit("gpt-4o-mini") == 16_384 and others.output_limit("fake-model") == DEFAULT_OUTPUT_LIMIT
+    assert load_settings(environ={**BASE, "MAX_TOKENS": "20000"}).output_limit("gpt-4o-mini") == 16_384
+    assert load_settings(environ={**BASE, "MAX_TOKENS": "9000"}).output_limit("claude-sonnet-5") == 9000
     bounded = load_settings(environ={"MAX_TOKENS": "64"})
     assert bounded.requests.max_tokens == 64, "MAX_TOKENS bounds the embedded model too (issue 82)"
 

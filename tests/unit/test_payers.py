@@ -156,6 +156,9 @@ class _Provider:
     def continuation(self, model: str, route: Route) -> str:
         return "prefill"
 
+    def adaptations(self, call: ChatCall) -> tuple[str, ...]:
+        return ()
+
 
 class _Settings:
     """What admission and a takeover read of the settings."""

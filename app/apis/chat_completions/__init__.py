@@ -9,6 +9,7 @@ from typing import Any
 from ...config import Settings
 from ..family import Family, StreamWire
 from ..openai import openai_error_shape
+from ..schema import MAX_ASKED_TOKENS
 from . import models, wire
 from .schemas import CompletionRequestSchema
 from .views import NAME, bp
@@ -20,7 +21,6 @@ def _schema(settings: Settings) -> CompletionRequestSchema:
     """The request schema, bounded by the settings."""
     return CompletionRequestSchema(
         max_messages=settings.requests.max_history_messages + 2,
-        max_tokens=settings.requests.max_tokens,
         allowed_models=settings.upstream.allowed_models,
     )
 
@@ -31,7 +31,7 @@ def _contract(schemas: dict[str, Any], settings: Settings) -> None:
     completion["model"]["enum"] = [*settings.upstream.allowed_models, None]
     completion["fallbacks"]["items"]["enum"] = list(settings.upstream.allowed_models)
     completion["messages"]["maxItems"] = settings.requests.max_history_messages + 2
-    completion["max_tokens"]["maximum"] = completion["max_completion_tokens"]["maximum"] = settings.requests.max_tokens
+    completion["max_tokens"]["maximum"] = completion["max_completion_tokens"]["maximum"] = MAX_ASKED_TOKENS
 
 
 FAMILY = Family(

@@ -20,7 +20,7 @@ from ...providers.base import Provider
 from ...providers.call import ChatCall
 from ...providers.counted import definitions
 from ..functions import attached, refuse_untaken
-from ..intake import count_prompt, read_json, refuse_oversized_messages, validate_request
+from ..intake import bounded, count_prompt, read_json, refuse_oversized_messages, validate_request
 from ..openai import SYSTEM_ROLES
 from ..unknown import as_input, passed, refuse_controls, tolerance
 from .schemas import CompletionRequestSchema
@@ -72,9 +72,7 @@ def prepare_completion(
         model=model,
         fallbacks=tuple(fields["fallbacks"]) if "fallbacks" in fields else None,
         messages=messages,
-        max_tokens=min(
-            fields.get(name, settings.requests.max_tokens) for name in ("max_tokens", "max_completion_tokens")
-        ),
+        max_tokens=bounded(_asked_tokens(fields), model, settings),
         temperature=fields.get("temperature"),
         options=options,
         typed=True,
@@ -83,6 +81,12 @@ def prepare_completion(
     )
     include_usage = bool(fields.get("stream_options", {}).get("include_usage"))
     return Completion(call, total, bool(fields.get("stream")), include_usage)
+
+
+def _asked_tokens(fields: dict[str, Any]) -> int | None:
+    """The fewest tokens the request asks for (max_tokens or max_completion_tokens; None: neither)."""
+    asked = [fields[name] for name in ("max_tokens", "max_completion_tokens") if name in fields]
+    return min(asked) if asked else None
 
 
 def _native(data: dict[str, Any], fields: dict[str, Any], schema: CompletionRequestSchema) -> dict[str, Any] | None:

@@ -27,6 +27,7 @@ from ..openai import (
     OpenAIErrorSchema,
 )
 from ..schema import (
+    MAX_ASKED_TOKENS,
     Neutral,
     NullMeansAbsent,
     StrictBoolean,
@@ -180,7 +181,7 @@ class CompletionRequestSchema(NullMeansAbsent):
         self,
         *,
         max_messages: int = 202,
-        max_tokens: int = 1024,
+        max_tokens: int = MAX_ASKED_TOKENS,
         allowed_models: tuple[str, ...] = (),
         **kwargs: Any,
     ) -> None:

@@ -9,6 +9,7 @@ first: what `input_too_long` counts.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 from flask import Request
@@ -18,7 +19,7 @@ from ...errors import ApiError
 from ...providers.base import Provider
 from ...providers.call import ChatCall
 from ..functions import attached, refuse_untaken
-from ..intake import count_prompt, read_json, refuse_oversized_messages, validate_request
+from ..intake import bounded, count_prompt, read_json, refuse_oversized_messages, validate_request
 from ..unknown import passed, refuse_controls, tolerance
 from .blocks import block_chars, chat_messages, untranslated
 from .schemas import CountTokensSchema, MessagesRequestSchema
@@ -54,7 +55,7 @@ def prepare_message(
     call = ChatCall(
         model=fields["model"],
         messages=messages,
-        max_tokens=min(fields["max_tokens"], settings.requests.max_tokens),  # Claude Code asks for 32,000
+        max_tokens=bounded(fields["max_tokens"], fields["model"], settings),  # Claude Code asks for 128,000
         temperature=fields.get("temperature"),
         options=options,
         typed=True,
@@ -92,18 +93,24 @@ def _before_the_last(messages: list[dict[str, Any]]) -> tuple[int, int]:
 
 
 MAX_BETA_CHARS = 1024
+_VERSION = re.compile(r"20\d\d-[01]\d-[0-3]\d")
 
 
 def _native(data: dict[str, Any], request: Request) -> dict[str, Any]:
     """The body as the client wrote it (its nulls left out, as validation reads them) and its beta
     features: what a server that speaks the Messages API is sent, so nothing is translated twice.
-    The `anthropic-beta` header is a list of feature names (printable ASCII), sent on as it is."""
+    The `anthropic-beta` header is a list of feature names (printable ASCII), sent on as it is;
+    the `anthropic-version` header a date, sent on with the body it shapes."""
     body = {name: value for name, value in data.items() if value is not None}
     beta = request.headers.get("anthropic-beta")
     if beta is not None and not (beta.isascii() and beta.isprintable() and len(beta) <= MAX_BETA_CHARS):
         message = f"A comma-separated list of beta feature names in printable ASCII, at most {MAX_BETA_CHARS} long."
         raise ApiError("validation_error", "1 field(s) are invalid.", fields={"anthropic-beta": [message]})
-    return {"api": "messages", "body": body, "beta": beta}
+    version = request.headers.get("anthropic-version")
+    if version is not None and not _VERSION.fullmatch(version):
+        message = "An API version is a date, as 2023-06-01 or 2026-10-21."
+        raise ApiError("validation_error", "1 field(s) are invalid.", fields={"anthropic-version": [message]})
+    return {"api": "messages", "body": body, "beta": beta, "version": version}
 
 
 def _translated(fields: dict[str, Any], provider: Provider) -> tuple[list[dict[str, Any]], dict[str, Any]]:

@@ -9,6 +9,7 @@ from typing import Any
 from ...config import Settings
 from ...streaming.wire import NATIVE_NAME
 from ..family import Family, StreamWire
+from ..schema import MAX_ASKED_TOKENS
 from ..shapes import own_shape
 from . import wire
 from .schemas import ChatRequestSchema
@@ -20,7 +21,6 @@ def _schema(settings: Settings) -> ChatRequestSchema:
     return ChatRequestSchema(
         max_message_chars=settings.requests.max_message_chars,
         max_history_messages=settings.requests.max_history_messages,
-        max_tokens=settings.requests.max_tokens,
         allowed_models=settings.upstream.allowed_models,
     )
 
@@ -32,7 +32,7 @@ def _contract(schemas: dict[str, Any], settings: Settings) -> None:
     request["message"]["maxLength"] = settings.requests.max_message_chars
     request["system"]["maxLength"] = settings.requests.max_message_chars
     request["history"]["maxItems"] = settings.requests.max_history_messages
-    request["max_tokens"]["maximum"] = settings.requests.max_tokens
+    request["max_tokens"]["maximum"] = MAX_ASKED_TOKENS
 
 
 FAMILY = Family(

@@ -15,7 +15,7 @@ from ...config import Settings
 from ...errors import ApiError
 from ...providers.base import Provider
 from ...providers.call import ChatCall
-from ..intake import count_prompt, read_json, refuse_long_text, validate_request
+from ..intake import bounded, count_prompt, read_json, refuse_long_text, validate_request
 from .schemas import ChatRequestSchema
 
 
@@ -61,11 +61,12 @@ def build_call(fields: dict[str, Any], settings: Settings, provider: Provider) -
     history = [{"role": m["role"], "content": m["content"]} for m in fields["history"]]
     messages = [*system, *history, {"role": "user", "content": fields["message"]}]
     total = count_prompt(messages, (len(system), len(system) + len(history)), settings, provider)
+    model = fields.get("model", settings.default_model)
     call = ChatCall(
-        model=fields.get("model", settings.default_model),
+        model=model,
         fallbacks=tuple(fields["fallbacks"]) if "fallbacks" in fields else None,
         messages=messages,
-        max_tokens=fields.get("max_tokens", settings.requests.max_tokens),
+        max_tokens=bounded(fields.get("max_tokens"), model, settings),
         temperature=fields.get("temperature"),
         options={"user": fields["user"]} if "user" in fields else {},
     )

@@ -11,6 +11,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from ...providers.base import OPENAI_FINISH_REASONS
 from ..schema import (
+    MAX_ASKED_TOKENS,
     USAGE_SOURCES,
     LedgerAttemptSchema,
     LedgerSchema,
@@ -54,7 +55,7 @@ class ChatRequestSchema(StrictSchema):
         *,
         max_message_chars: int = 8000,
         max_history_messages: int = 200,
-        max_tokens: int = 1024,
+        max_tokens: int = MAX_ASKED_TOKENS,
         allowed_models: tuple[str, ...] = (),
         **kwargs: Any,
     ) -> None:

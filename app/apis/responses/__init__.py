@@ -10,6 +10,7 @@ from typing import Any
 from ...config import Settings
 from ..family import Family, StreamWire
 from ..openai import openai_error_shape
+from ..schema import MAX_ASKED_TOKENS
 from . import stored, wire
 from .schemas import ResponseRequestSchema
 from .views import NAME, bp, revive_turns
@@ -19,7 +20,6 @@ def _schema(settings: Settings) -> ResponseRequestSchema:
     """The request schema, bounded by the settings."""
     return ResponseRequestSchema(
         max_items=settings.requests.max_history_messages + 2,
-        max_tokens=settings.requests.max_tokens,
         allowed_models=settings.upstream.allowed_models,
     )
 
@@ -29,7 +29,7 @@ def _contract(schemas: dict[str, Any], settings: Settings) -> None:
     response = schemas["ResponseRequest"]["properties"]
     response["model"]["enum"] = [*settings.upstream.allowed_models, None]
     response["input"]["oneOf"][1]["maxItems"] = settings.requests.max_history_messages + 2
-    response["max_output_tokens"]["maximum"] = settings.requests.max_tokens
+    response["max_output_tokens"]["maximum"] = MAX_ASKED_TOKENS
 
 
 FAMILY = Family(

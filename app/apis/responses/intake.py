@@ -26,7 +26,7 @@ from ...providers.call import ChatCall
 from ...providers.counted import definitions
 from ...streaming.stream import Retention, Stream
 from ..functions import attached, refuse_untaken
-from ..intake import read_json, refuse_long_text, validate_request
+from ..intake import bounded, read_json, refuse_long_text, validate_request
 from ..items.input import item_chars
 from ..items.listing import listed
 from ..items.references import resolve
@@ -128,10 +128,11 @@ def prepare_response(
         detail = "A background response is stored until it is fetched: store cannot be false."
         raise ApiError("validation_error", detail, fields={"store": ["Leave store out with background true."]})
     planned = _plan(fields, settings, provider, stored)
+    model = fields.get("model", settings.default_model)
     call = ChatCall(
-        model=fields.get("model", settings.default_model),
+        model=model,
         messages=planned.messages,
-        max_tokens=fields.get("max_output_tokens", settings.requests.max_tokens),
+        max_tokens=bounded(fields.get("max_output_tokens"), model, settings, "max_output_tokens"),
         temperature=fields.get("temperature"),
         options=planned.options,
         typed=True,
@@ -198,7 +199,9 @@ def prepare_compaction(
     if "tools" in options:
         options["tool_choice"] = "none"
     counted = None if planned.prompt_tokens is None else planned.prompt_tokens + provider.prompt_tokens(messages[-1:])
-    call = ChatCall(model=fields["model"], messages=messages, max_tokens=settings.requests.max_tokens, options=options)
+    call = ChatCall(
+        model=fields["model"], messages=messages, max_tokens=settings.output_limit(fields["model"]), options=options
+    )
     return call, counted, planned.conversation
 
 

@@ -123,6 +123,11 @@ class UpstreamPool(Provider):
         """What any server of `model` allows (each server is sent only what it allows)."""
         return frozenset().union(*(s.config.allow_fields for s in self.servers if s.serves(model)))
 
+    def adaptations(self, call: ChatCall) -> tuple[str, ...]:
+        """What any server of `call`'s model changes of it (said before the server is chosen)."""
+        found = (change for s in self.servers if s.serves(call.model) for change in s.provider.adaptations(call))
+        return tuple(dict.fromkeys(found))
+
     def can_fail_over(self, model: str, route: Route) -> bool:
         return bool(self._usable(model, route.tried))
 
