@@ -88,7 +88,7 @@ TABLE: tuple[tuple[re.Pattern[str], Rules], ...] = tuple(
         (r"(.*/)?gemma-3", Rules(8192, 131_072, input_modalities=_SEEN)),
     )
 )
-UNKNOWN = Rules(thinking="budget", described="none")  # a model nobody describes: asked as Claude 4 was
+UNKNOWN = Rules(tools=False, thinking="budget", described="none")  # a model nobody describes: asked as Claude 4 was
 
 
 def rules_of(model: str, described: dict[str, Rules]) -> Rules:

@@ -38,6 +38,7 @@ CONTINUATIONS = ("prefill", "message", "none")
 # The Messages API versions ChatWait translates to, newest last (the default): 2026-10-21 refuses
 # every sampling parameter, 2023-06-01 takes them.
 ANTHROPIC_VERSIONS = ("2023-06-01", "2026-10-21")
+SAMPLING_REFUSED_FROM = "2026-10-21"  # the Messages API version that refuses temperature, top_p and top_k
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,6 +16,7 @@ bp = Blueprint("health", __name__)
 
 
 @bp.get("/health")
+@bp.get("/api/hello")  # Claude Code's preconnect (a HEAD) to its base URL
 def health() -> dict[str, str]:
     """Liveness: the worker answers; with its clock (ISO 8601, UTC) for a monitor to compare."""
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -41,16 +41,17 @@ class ResponseCache:
         chosen = None if key is None else key.cache
         return self.settings.response_cache if chosen is None else chosen
 
-    def lookup(self, call: ChatCall, payer: Payer, cache_header: str | None) -> Lookup | None:
+    def lookup(self, call: ChatCall, payer: Payer, cache_header: str | None, fixed: bool = False) -> Lookup | None:
         """What the cache makes of a generation of `call` for `payer` (its key's answers, its end
         user's apart with RESPONSE_CACHE_SCOPE=end_user), as the client's Cache-Control asks (None:
-        it is off for the key: nothing looked up, counted or said)."""
+        it is off for the key: nothing looked up, counted or said). `fixed`: the model's sampling
+        is not the client's to choose (`keying.sampled`)."""
         key = payer.key
         if not self.on_for(key):
             return None
         asked = Directives.of(cache_header)
         settings = self.settings
-        sampled = keying.sampled(call) and not settings.response_cache_sampled
+        sampled = keying.sampled(call, fixed) and not settings.response_cache_sampled
         if not call.generate or sampled or not (asked.lookup or asked.store):
             return self._counted(Lookup(BYPASS))
         scope = "" if settings.response_cache_shared or key is None else key.name

@@ -34,10 +34,17 @@ def digest(call: ChatCall, scope: str, user: str = "") -> str | None:
     return hashlib.sha256(VERSION + written).hexdigest()
 
 
-def sampled(call: ChatCall) -> bool:
+def sampled(call: ChatCall, fixed: bool = False) -> bool:
     """Whether the answer is drawn at random: a temperature above 0 (the model's default where
-    none is given) without a seed."""
+    none is given) without a seed. Where the model's sampling is `fixed` (it takes no sampling
+    parameter, or the client's API version sends none), a request that names none asks for the
+    only answer its clients can ask for: it is not counted as sampled."""
+    if fixed and call.temperature is None and not any(call.options.get(name) is not None for name in _SAMPLING):
+        return False
     return (call.temperature is None or call.temperature > 0) and call.options.get("seed") is None
+
+
+_SAMPLING = ("top_p", "top_k")
 
 
 def _kept(fields: dict[str, Any]) -> dict[str, Any]:

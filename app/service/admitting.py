@@ -14,6 +14,7 @@ from ..accounts.billing import Billing
 from ..accounts.payer import Payer
 from ..accounts.ticket import Ticket
 from ..config import Settings
+from ..config.upstreams import SAMPLING_REFUSED_FROM
 from ..errors import ApiError
 from ..limits import Limits, Verdict
 from ..providers.base import Provider
@@ -70,7 +71,7 @@ class Admitter:
                 why = "budget" if ticket.max_tokens == most else "tpm"
                 adapted = (f"max_tokens lowered to {most} (the key's {why})", *adapted)
                 call = dataclasses.replace(call, max_tokens=most)
-        lookup = None if self.cache is None else self.cache.lookup(call, payer, origin.cache_header)
+        lookup = None if self.cache is None else self.cache.lookup(call, payer, origin.cache_header, self._fixed(call))
         account = Account(call, asked.prompt_tokens, origin, route, payer, ticket, lookup, self.billing)
         return Admission(account, verdict, adapted)
 
@@ -89,6 +90,13 @@ class Admitter:
         floor = min(call.max_tokens, self.settings.access.budget_min_tokens)
         needs = reserving.Needs(prompt_tokens or 0, call.max_tokens, price, rescues, floor=floor)
         return self.limits.admit(payer, needs)
+
+    def _fixed(self, call: ChatCall) -> bool:
+        """Whether `call`'s sampling is not its client's to choose: its model takes only its
+        default, or the client's own Messages API version takes no sampling parameter."""
+        native = call.native
+        version = native.get("version") if native is not None and native.get("api") == "messages" else None
+        return self.settings.rules_of(call.model).sampling == "default" or (version or "") >= SAMPLING_REFUSED_FROM
 
     def _route(self, call: ChatCall) -> Route:
         """Where the generation goes first; when every server of its model rests, its fallback

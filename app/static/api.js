@@ -59,10 +59,11 @@ export async function readiness() {
   return (await checked(await fetch("/ready", { cache: "no-store" }))).json();
 }
 
-/** The ids of the models the service offers (GET /v1/models), in its order. */
+/** The models the service offers (GET /v1/models), in its order: each with its id and what the
+ * service knows of it (context window, output limit, modalities, tools, reasoning). */
 export async function listModels() {
   const answer = await (await checked(await fetch("/v1/models", { headers: withKey(), cache: "no-store" }))).json();
-  return (answer.data || []).map((model) => model.id).filter((id) => typeof id === "string");
+  return (answer.data || []).filter((model) => typeof model?.id === "string");
 }
 
 /** POST /v1/chat/streaming; resolves to the open SSE response. */

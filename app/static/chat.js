@@ -488,10 +488,35 @@ function renderPicker() {
   ui.picker.value = picked && models.includes(picked) ? picked : modelName || models[0];
 }
 
+/** Tokens as a person reads them: 128k, 1M. */
+function tokens(count) {
+  if (count >= 1_000_000) return `${+(count / 1_000_000).toFixed(1)}M`;
+  return count >= 1000 ? `${Math.round(count / 1000)}k` : String(count);
+}
+
+/** What a model is, in a line: its context window and output limit, what it reads, what it does. */
+function describe(model) {
+  const said = [];
+  if (model.context_window) said.push(`${tokens(model.context_window)} context`);
+  if (model.max_output_tokens) said.push(`${tokens(model.max_output_tokens)} out`);
+  const reads = (model.input_modalities || []).filter((kind) => kind !== "text");
+  if (reads.length) said.push(reads.join(", "));
+  if (model.tools) said.push("tools");
+  if (model.reasoning) said.push("reasoning");
+  return said.join(" · ");
+}
+
 function showModels(offered) {
-  models = offered;
+  models = offered.map((model) => model.id);
+  const own = offered.find((model) => model.id === modelName);
+  if (own) ui.model.title = describe(own);
   if (models.length < 2) return;
-  ui.picker.replaceChildren(...models.map((id) => Object.assign(element("option", "", id), { value: id })));
+  const options = offered.map((model) => {
+    const described = describe(model);
+    const option = element("option", "", described ? `${model.id} — ${described}` : model.id);
+    return Object.assign(option, { value: model.id, title: described });
+  });
+  ui.picker.replaceChildren(...options);
   ui.picker.hidden = false;
   ui.model.hidden = true;
   renderPicker();

@@ -152,7 +152,9 @@ def test_the_last_reply_is_regenerated_in_place(page: Page) -> None:
 def test_the_model_picker_offers_the_services_models_and_the_reply_uses_the_pick(page: Page, fake) -> None:
     picker = page.get_by_role("combobox", name="Model")
     expect(picker).to_be_visible()
-    expect(picker.locator("option")).to_have_text(["fake-model", "other-model"])  # GET /v1/models
+    # GET /v1/models: each model with what the service knows of it (here MAX_TOKENS bounds its replies)
+    expect(picker.locator("option")).to_have_text(["fake-model — 16k out", "other-model — 16k out"])
+    expect(picker.locator("option").first).to_have_attribute("title", "16k out")
     expect(picker).to_have_value("fake-model")
     picker.select_option("other-model")
     _turns(page, "Which model? picker @tokens=2")

@@ -1,7 +1,10 @@
-"""OpenAI's models API: the models a request may name (ALLOWED_MODELS, or the embedded model)."""
+"""OpenAI's models API: the models a request may name (ALLOWED_MODELS, or the embedded model), each
+with what ChatWait knows of it (as agentgateway and OpenRouter list theirs): its context window,
+the most a reply may ask, what it reads, whether it calls tools and reasons, its price."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ...errors import ApiError
@@ -27,4 +30,12 @@ def get_model(model_id: str) -> dict[str, Any]:
 
 
 def _model(name: str) -> dict[str, Any]:
-    return {"id": name, "object": "model", "created": services().started, "owned_by": "chatwait"}
+    """OpenAI's fields, and what ChatWait knows of the model (its rules, its bound, its price)."""
+    found = services()
+    settings = found.settings
+    described = {"id": name, "object": "model", "created": found.started, "owned_by": "chatwait"}
+    described.update(settings.rules_of(name).public())
+    described["max_output_tokens"] = settings.output_limit(name)
+    price = settings.price_of(name)
+    described["pricing"] = None if price is None else dataclasses.asdict(price)
+    return described

@@ -112,6 +112,12 @@ class ModelSchema(StrictSchema):
     object = fields.String(required=True, validate=validate.OneOf(("model",)))
     created = fields.Integer(required=True)
     owned_by = fields.String(required=True)
+    context_window = fields.Integer(allow_none=True)
+    max_output_tokens = fields.Integer()
+    input_modalities = fields.List(fields.String(validate=validate.OneOf(("text", "image", "file"))))
+    tools = fields.Boolean()
+    reasoning = fields.Boolean()
+    pricing = fields.Dict(keys=fields.String(), values=fields.Float(allow_none=True), allow_none=True)
 
 
 class ModelListSchema(StrictSchema):

@@ -9,6 +9,7 @@ first: what `input_too_long` counts.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from typing import Any
 
@@ -123,6 +124,26 @@ def _translated(fields: dict[str, Any], provider: Provider) -> tuple[list[dict[s
     return messages, options
 
 
+_SESSION = re.compile(r"_session_[0-9A-Za-z-]+$")  # Claude Code's older user_id: user_..._account_..._session_...
+
+
+def stable_user(user_id: str) -> str:
+    """The end user a `metadata.user_id` names, without the session in it: Claude Code sends a JSON
+    object (its `account_uuid`, else its `device_id`, names the person; its `session_id` changes
+    with every session) or `user_<hash>_account_<uuid>_session_<uuid>`; any other id as it is."""
+    if user_id.startswith("{"):
+        try:
+            found = json.loads(user_id)
+        except ValueError:
+            return user_id
+        if isinstance(found, dict):
+            for name in ("account_uuid", "device_id"):
+                if isinstance(found.get(name), str) and found[name].strip():
+                    return f"{name.split('_')[0]}:{found[name]}"
+        return user_id
+    return _SESSION.sub("", user_id)
+
+
 def _options(fields: dict[str, Any]) -> dict[str, Any]:
     """The sampling and tool options under the names the chat upstreams know."""
     options: dict[str, Any] = {name: fields[name] for name in ("top_p", "top_k") if name in fields}
@@ -130,7 +151,7 @@ def _options(fields: dict[str, Any]) -> dict[str, Any]:
         options["stop"] = fields["stop_sequences"]
     user = (fields.get("metadata") or {}).get("user_id")
     if user:
-        options["user"] = user
+        options["user"] = stable_user(user)
     effort = _effort(fields)
     if effort is not None:
         options["reasoning_effort"] = effort

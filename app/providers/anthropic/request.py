@@ -15,13 +15,12 @@ import re
 from typing import Any
 
 from ...config.rules import UNKNOWN, Rules
-from ...config.upstreams import ANTHROPIC_VERSIONS
+from ...config.upstreams import ANTHROPIC_VERSIONS, SAMPLING_REFUSED_FROM
 from ..base import UpstreamError
 from ..call import CACHE_BREAKPOINT, CACHE_CONTROL, ChatCall
 from ..counted import FILE_PART
 
 LATEST = ANTHROPIC_VERSIONS[-1]  # what a translation is sent as where its server says nothing
-SAMPLING_REFUSED_FROM = "2026-10-21"  # the API version that refuses temperature, top_p and top_k
 MIN_THINKING_BUDGET = 1024  # Anthropic's smallest budget_tokens
 # OpenAI's reasoning efforts as thinking budgets (none and minimal: no thinking).
 THINKING_BUDGETS = {"low": 1024, "medium": 4096, "high": 16384, "xhigh": 32000}
