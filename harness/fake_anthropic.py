@@ -284,6 +284,7 @@ SAMPLING = ("temperature", "top_p", "top_k")
 # (a budget refused); those that always think cannot be forced to call a tool.
 _NEW_CLAUDE = re.compile(r"claude-((opus|sonnet)-5|haiku-5|opus-4-[78]|fable-|mythos-)")
 _ALWAYS_THINKING = re.compile(r"claude-(fable|mythos)-")
+_BUDGET_ONLY = re.compile(r"claude-(3|(opus|sonnet|haiku)-4-[015]|(opus|sonnet)-4(-|$))")  # no adaptive thinking
 
 
 def refusal(headers: dict[str, str], body: dict[str, Any]) -> str | None:
@@ -305,10 +306,32 @@ def refusal(headers: dict[str, str], body: dict[str, Any]) -> str | None:
             return "thinking.type.enabled is not supported for this model: use thinking.type.adaptive"
         if forced and _ALWAYS_THINKING.match(model):
             return "tool_choice: this model supports only auto and none"
-    elif thinking.get("type") == "adaptive":
+    elif thinking.get("type") == "adaptive" and _BUDGET_ONLY.match(model):
         return "thinking.type.adaptive is not supported for this model"
     if forced and thinking.get("type") in ("enabled", "adaptive"):
         return "tool_choice: thinking may not be used with a forced tool; use auto or none"
     if "temperature" in body and thinking and body["temperature"] != 1:
         return "temperature may only be set to 1 when thinking is enabled"
     return None
+
+
+def answer(server: Any, sock: Any, headers: dict[str, str], request: dict[str, Any], buffer: bytes) -> Any:
+    """Answer a Messages request on `server` (the fake): refused as Anthropic's API would
+    (`refusal`), else as the chat completions request it means, in Anthropic's events; the
+    outcome notes the API, the headers a test checks and the body."""
+    refused = refusal(headers, request)
+    if refused is not None:  # kept for the test to see
+        server.requests += 1
+        server.outcomes.append({"api": "messages", "status": 400, "refused": refused, "body": request, "message": ""})
+        server.send_json(sock, 400, {"type": "error", "error": {"type": "invalid_request_error", "message": refused}})
+        return buffer
+    model, from_cache = request.get("model"), cached(request)
+    stopped_by = re.search(r"@stopped_by=(\w+)", json.dumps(request.get("messages")))
+    wrapped = MessagesSocket(sock, model, from_cache, stopped_by and stopped_by[1])
+    asked = {**headers, "authorization": "Bearer " + headers.get("x-api-key", "")}
+    outcome_at = len(server.outcomes)
+    result = server.completions(wrapped, asked, chat_request(request), buffer)
+    if len(server.outcomes) > outcome_at:  # what a test checks came as the Messages API
+        sent = {name: headers.get(name) for name in ("x-api-key", "anthropic-version", "anthropic-beta")}
+        server.outcomes[-1].update(api="messages", headers=sent, body=request)
+    return result

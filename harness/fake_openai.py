@@ -109,23 +109,7 @@ class FakeOpenAI:
     # --- Anthropic's Messages API: the same replies, in its events (fake_anthropic) ----------
 
     def messages(self, sock, headers, request, buffer):
-        refused = fake_anthropic.refusal(headers, request)
-        if refused is not None:  # as Anthropic's API refuses it, and kept for the test to see
-            self.requests += 1
-            self.outcomes.append({"api": "messages", "status": 400, "refused": refused, "body": request, "message": ""})
-            error = {"type": "error", "error": {"type": "invalid_request_error", "message": refused}}
-            self.send_json(sock, 400, error)
-            return buffer
-        model, from_cache = request.get("model"), fake_anthropic.cached(request)
-        stopped_by = re.search(r"@stopped_by=(\w+)", json.dumps(request.get("messages")))
-        wrapped = fake_anthropic.MessagesSocket(sock, model, from_cache, stopped_by and stopped_by[1])
-        asked = {**headers, "authorization": "Bearer " + headers.get("x-api-key", "")}
-        outcome_at = len(self.outcomes)
-        result = self.completions(wrapped, asked, fake_anthropic.chat_request(request), buffer)
-        if len(self.outcomes) > outcome_at:  # what a test checks came as the Messages API
-            sent = {name: headers.get(name) for name in ("x-api-key", "anthropic-version", "anthropic-beta")}
-            self.outcomes[-1].update(api="messages", headers=sent, body=request)
-        return result
+        return fake_anthropic.answer(self, sock, headers, request, buffer)
 
     # --- chat completions -------------------------------------------------------------------
 

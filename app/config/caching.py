@@ -19,4 +19,5 @@ class CacheSettings:
     response_cache_shared: bool = False  # one cache for every key (else each key its own)
     response_cache_scope: str = "key"  # end_user: each end user's answers apart (a hit tells no one another asked)
     response_cache_sampled: bool = False  # answers sampled at a temperature above 0 without a seed too
+    response_cache_unsampled: bool = False  # a request naming no sampling replayed (its model's answer)
     response_cache_length: bool = False  # answers that reached their length limit too

@@ -1,12 +1,13 @@
 """Client keys as configured: CHATWAIT_API_KEYS (a comma list) and CHATWAIT_API_KEYS_FILE, whose
 lines are `KEY [name=NAME] [max_streams=N] [rpm=N] [tpm=N] [max_sockets=N] [budget_day=USD]
-[budget_month=USD] [pays=generated|delivered] [cache=on|off] [user_max_streams=N] [user_rpm=N]
+[budget_month=USD] [pays=generated|delivered] [cache=on|off] [cache_unsampled=on|off] [user_max_streams=N] [user_rpm=N]
 [user_tpm=N] [user_budget_day=USD] [user_budget_month=USD]`. A key's name is what logs and metrics show (a key
 never appears there); a limit left out takes KEY_MAX_STREAMS, KEY_REQUESTS_PER_MINUTE,
 KEY_TOKENS_PER_MINUTE or KEY_MAX_SOCKETS (unset: unlimited); a budget left out is none; `pays`
 says whether the key is charged for the tokens generated for it (the default) or for those that
 reached its clients; `cache` switches the response cache on or off for the key alone (left out:
-RESPONSE_CACHE decides). The `user_` fields hold each end user of the key (`EndUserLimits`) on top of
+RESPONSE_CACHE decides), `cache_unsampled` whether a request naming no sampling is replayed (left
+out: RESPONSE_CACHE_UNSAMPLED decides). The `user_` fields hold each end user of the key (`EndUserLimits`) on top of
 the key's own. Errors name the variable, the line and the field, never the key."""
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ class ClientKey:
     users: EndUserLimits | None = None  # what each of its end users is held to (None: nothing)
     models: tuple[str, ...] = ()  # the models it may ask for (none: every allowed model)
     cache: bool | None = None  # its answers kept and replayed (`response_cache`; None: RESPONSE_CACHE says)
+    # A request naming no sampling replayed as its model's answer (None: RESPONSE_CACHE_UNSAMPLED says).
+    cache_unsampled: bool | None = None
 
     def with_defaults(self, *defaults: int | None) -> ClientKey:
         """This key with each limit it leaves out taken from the defaults (in LIMIT_FIELDS' order)."""
@@ -152,11 +155,11 @@ def _line(where: str, line: str) -> ClientKey:
     fields: dict[str, str] = {}
     for word in words:
         field, equals, value = word.partition("=")
-        if not equals or field not in ("name", "pays", "cache", *LIMIT_FIELDS, *BUDGET_FIELDS, *USER_FIELDS):
+        if not equals or field not in ("name", "pays", *_SWITCHES, *LIMIT_FIELDS, *BUDGET_FIELDS, *USER_FIELDS):
             shown = repr(field) if equals and _FIELD_WORD.fullmatch(field) else "a word"  # never a key
             raise ConfigError(
                 f"{where}: {shown} is not a field: use name=, max_streams=, rpm=, tpm=, max_sockets=, "
-                "budget_day=, budget_month=, pays=, cache=, user_max_streams=, user_rpm=, user_tpm=, "
+                "budget_day=, budget_month=, pays=, cache=, cache_unsampled=, user_max_streams=, user_rpm=, user_tpm=, "
                 "user_budget_day= or user_budget_month=."
             )
         if field in fields:
@@ -168,17 +171,23 @@ def _line(where: str, line: str) -> ClientKey:
     pays = fields.pop("pays", PAYS[0])
     if pays not in PAYS:
         raise ConfigError(f"{where}: pays={pays[:20]!r} is not valid: use pays=generated or pays=delivered.")
-    cache = fields.pop("cache", None)
-    if cache not in (None, "on", "off"):
-        raise ConfigError(f"{where}: cache={cache[:20]!r} is not valid: use cache=on or cache=off.")
+    switched = {name: _switch(where, name, fields.pop(name, None)) for name in _SWITCHES}
     limits: dict[str, float | int] = {
         field: (_budget if field.endswith(BUDGET_FIELDS) else _limit)(where, field, value)
         for field, value in fields.items()
     }
     users = {field.removeprefix("user_"): limits.pop(field) for field in USER_FIELDS if field in limits}
     found = EndUserLimits(**users) if users else None  # type: ignore[arg-type]
-    cached = None if cache is None else cache == "on"
-    return ClientKey(key, named or default_name(key), pays=pays, users=found, cache=cached, **limits)  # type: ignore[arg-type]
+    return ClientKey(key, named or default_name(key), pays=pays, users=found, **switched, **limits)  # type: ignore[arg-type]
+
+
+_SWITCHES = ("cache", "cache_unsampled")  # on or off (left out: the service's setting)
+
+
+def _switch(where: str, field: str, value: str | None) -> bool | None:
+    if value not in (None, "on", "off"):
+        raise ConfigError(f"{where}: {field}={value[:20]!r} is not valid: use {field}=on or {field}=off.")
+    return None if value is None else value == "on"
 
 
 def _limit(where: str, field: str, value: str) -> int:

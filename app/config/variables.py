@@ -110,6 +110,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "RESPONSE_CACHE_SHARED": ("response_cache_shared", read.flag),
     "RESPONSE_CACHE_SCOPE": ("response_cache_scope", read.choice(("key", "end_user"))),
     "RESPONSE_CACHE_SAMPLED": ("response_cache_sampled", read.flag),
+    "RESPONSE_CACHE_UNSAMPLED": ("response_cache_unsampled", read.flag),
     "RESPONSE_CACHE_LENGTH": ("response_cache_length", read.flag),
     "PORT": ("port", read.port),
     "BIND": ("bind", read.text),

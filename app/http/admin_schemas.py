@@ -46,6 +46,7 @@ class AdminKeyChangeSchema(StrictSchema):
     budget_month = _usd(allow_none=True)
     pays = fields.String(validate=validate.OneOf(PAYS))
     cache = StrictBoolean(allow_none=True)  # its answers kept by the response cache (None: RESPONSE_CACHE says)
+    cache_unsampled = StrictBoolean(allow_none=True)  # None: RESPONSE_CACHE_UNSAMPLED says
     users = fields.Nested(AdminUserLimitsSchema, allow_none=True)
     models = fields.List(fields.String(), allow_none=True, validate=validate.Length(max=MAX_MODELS))
 
@@ -92,6 +93,7 @@ class AdminKeySchema(StrictSchema):
     limits = fields.Dict(keys=fields.String(), values=fields.Float(), required=True)
     pays = fields.String(required=True, validate=validate.OneOf(PAYS))
     cache = StrictBoolean(required=True, allow_none=True)
+    cache_unsampled = StrictBoolean(required=True, allow_none=True)
     users = fields.Dict(keys=fields.String(), values=fields.Float(), required=True, allow_none=True)
     models = fields.List(fields.String(), required=True)
     overrides = fields.Integer(required=True)

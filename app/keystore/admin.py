@@ -144,8 +144,9 @@ def _settings(fields: dict[str, Any], base: StoredKey | None = None) -> dict[str
     found: dict[str, Any] = {"limits": limits}
     if "pays" in fields or base is None:
         found["pays"] = fields.get("pays") or "generated"
-    if "cache" in fields:
-        found["cache"] = fields["cache"]
+    for switch in ("cache", "cache_unsampled"):
+        if switch in fields:
+            found[switch] = fields[switch]
     if "users" in fields:
         found["users"] = fields["users"] or None
     if "models" in fields:
@@ -174,6 +175,7 @@ def _file_view(key: ClientKey) -> dict[str, Any]:
         "limits": {name: value for name, value in limits.items() if value is not None},
         "pays": key.pays,
         "cache": key.cache,
+        "cache_unsampled": key.cache_unsampled,
         "users": users,
         "models": list(key.models),
         "overrides": 0,

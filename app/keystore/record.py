@@ -30,6 +30,7 @@ class StoredKey:
     limits: dict[str, Any] = dataclasses.field(default_factory=dict)  # of KEY_LIMITS
     pays: str = "generated"
     cache: bool | None = None  # its answers kept by the response cache (None: RESPONSE_CACHE says)
+    cache_unsampled: bool | None = None  # requests naming no sampling replayed (None: the setting says)
     users: dict[str, Any] | None = None  # of USER_LIMITS: what each end user is held to
     models: tuple[str, ...] = ()  # the models it may ask for (none: every allowed model)
     previous: str | None = None  # a rotated-out secret's digest, valid until `previous_until`
@@ -42,6 +43,7 @@ class StoredKey:
         """What the limits and the views read of it."""
         users = None if self.users is None else EndUserLimits(**self.users)
         found = {"pays": self.pays, "users": users, "models": self.models, "cache": self.cache}
+        found["cache_unsampled"] = self.cache_unsampled
         return ClientKey("", self.name, **found, **self.limits)
 
     def digests(self, now: float) -> tuple[str, ...]:
@@ -71,6 +73,7 @@ class StoredKey:
             "limits": dict(self.limits),
             "pays": self.pays,
             "cache": self.cache,
+            "cache_unsampled": self.cache_unsampled,
             "users": self.users,
             "models": list(self.models),
             "overrides": len(self.overrides),

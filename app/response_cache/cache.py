@@ -44,14 +44,18 @@ class ResponseCache:
     def lookup(self, call: ChatCall, payer: Payer, cache_header: str | None, fixed: bool = False) -> Lookup | None:
         """What the cache makes of a generation of `call` for `payer` (its key's answers, its end
         user's apart with RESPONSE_CACHE_SCOPE=end_user), as the client's Cache-Control asks (None:
-        it is off for the key: nothing looked up, counted or said). `fixed`: the model's sampling
-        is not the client's to choose (`keying.sampled`)."""
+        it is off for the key: nothing looked up, counted or said). A request naming no sampling
+        is replayed where its model's sampling is `fixed` (not the client's to choose) or its key
+        (else RESPONSE_CACHE_UNSAMPLED) says so (`keying.sampled`)."""
         key = payer.key
         if not self.on_for(key):
             return None
         asked = Directives.of(cache_header)
         settings = self.settings
-        sampled = keying.sampled(call, fixed) and not settings.response_cache_sampled
+        unsampled = (
+            settings.response_cache_unsampled if key is None or key.cache_unsampled is None else key.cache_unsampled
+        )
+        sampled = keying.sampled(call, fixed or unsampled) and not settings.response_cache_sampled
         if not call.generate or sampled or not (asked.lookup or asked.store):
             return self._counted(Lookup(BYPASS))
         scope = "" if settings.response_cache_shared or key is None else key.name

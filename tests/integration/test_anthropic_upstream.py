@@ -36,7 +36,8 @@ TOOLS = [
 
 @pytest.fixture(scope="module")
 def server(fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatWaitServer]:
-    listing = anthropic_upstream(fake, tmp_path_factory.mktemp("claude"))
+    # Translated at the version that takes sampling (the newest's rules: test_model_rules).
+    listing = anthropic_upstream(fake, tmp_path_factory.mktemp("claude"), anthropic_version="2023-06-01")
     running = ChatWaitServer(server_env("", UPSTREAMS_FILE=str(listing), MAX_TOKENS="20000"))
     yield running
     running.stop()

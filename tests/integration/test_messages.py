@@ -65,7 +65,7 @@ def _sent(fake: FakeUpstream, message: str) -> dict:
     """The body a Messages API upstream got for the request whose last user text is `message`."""
     (outcome,) = fake.outcomes_for(message)
     assert outcome["api"] == "messages" and outcome["headers"]["x-api-key"] == UPSTREAM_KEY
-    assert outcome["headers"]["anthropic-version"] == "2023-06-01"
+    assert outcome["headers"]["anthropic-version"] == "2026-10-21", "the client's (the SDK's), else the server's"
     return outcome["body"]
 
 

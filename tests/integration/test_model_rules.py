@@ -32,6 +32,7 @@ GPT = "gpt-4o-mini"
 PRICED = "claude-haiku-4-5"  # priced by the operator: the catalog's price is not used
 OPERATOR = {"input": 2.0, "output": 7.0}
 KEY = "sk-rules-" + "r" * 24
+UNSAMPLED = "sk-rules-" + "u" * 24  # a key whose requests naming no sampling are replayed
 TOOL = {"type": "function", "function": {"name": "look", "parameters": {"type": "object"}}}
 
 
@@ -48,16 +49,17 @@ def server(fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iter
         f'[[upstream]]\nname = "openai"\nurl = "{fake.base_url}"\nmodels = ["{GPT}"]\n\n'
         f'[prices."{PRICED}"]\ninput = {OPERATOR["input"]}\noutput = {OPERATOR["output"]}\n'
     )
-    (folder / "keys").write_text(f"{KEY} name=budgeted budget_day=50\n")
+    (folder / "keys").write_text(f"{KEY} name=budgeted budget_day=50\n{UNSAMPLED} name=unsampled cache_unsampled=on\n")
     env = server_env("", UPSTREAMS_FILE=str(listing), ALLOWED_MODELS="", OPENAI_MODEL=GPT, MAX_TOKENS="",
-                     READY_CHECK_MODELS="false", CHATWAIT_API_KEYS_FILE=str(folder / "keys"))  # fmt: skip
+                     READY_CHECK_MODELS="false", CHATWAIT_API_KEYS_FILE=str(folder / "keys"),
+                     RESPONSE_CACHE="true")  # fmt: skip
     running = ChatWaitServer(env)
     yield running
     running.stop()
 
 
-def _client(server: ChatWaitServer) -> httpx.Client:
-    return httpx.Client(base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {KEY}"})
+def _client(server: ChatWaitServer, key: str = KEY) -> httpx.Client:
+    return httpx.Client(base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {key}"})
 
 
 def _asking(model: str, api: str, stream: bool, marker: str) -> tuple[str, dict]:
@@ -204,3 +206,32 @@ def test_a_reply_is_as_long_as_its_model_allows_and_a_lowered_one_is_said(server
         text = f"{uuid.uuid4().hex} @tokens=2"
         answer = http.post("/v1/responses", json={"model": "claude-sonnet-5", "input": text})
         assert answer.status_code == 200 and _sent(fake, text)["body"]["max_tokens"] == 128_000, "none asked: all"
+
+
+def _twice(http: httpx.Client, path: str, body: dict, headers: dict | None = None) -> list[str]:
+    """What the response cache made of the same request sent twice."""
+    found = []
+    for _ in range(2):
+        answer = http.post(path, json=body, headers=headers or {})
+        assert answer.status_code == 200, answer.text
+        found.append(answer.headers["x-chatwait-cache"])
+    return found
+
+
+def test_a_request_naming_no_sampling_is_replayed_where_its_sampling_is_not_the_clients(server) -> None:
+    def chat(model: str) -> dict:
+        return {"model": model, "messages": [{"role": "user", "content": f"{uuid.uuid4().hex} @tokens=3"}]}
+
+    def messages(model: str) -> dict:
+        return {"model": model, "max_tokens": 50, "messages": [{"role": "user", "content": f"{uuid.uuid4().hex} @x"}]}
+
+    with _client(server) as http:
+        assert _twice(http, "/v1/chat/completions", chat("claude-sonnet-5")) == ["miss", "hit"], "takes no sampling"
+        assert _twice(http, "/v1/chat/completions", chat("claude-sonnet-4-5")) == ["bypass", "bypass"], "sampled"
+        new, old = {"anthropic-version": "2026-10-21"}, {"anthropic-version": "2023-06-01"}
+        assert _twice(http, "/v1/messages", messages("claude-sonnet-4-5"), new) == ["miss", "hit"], "sends none"
+        assert _twice(http, "/v1/messages", messages("claude-sonnet-4-5"), old) == ["bypass", "bypass"]
+        asked = {**chat("claude-sonnet-5"), "temperature": 0.6}
+        assert _twice(http, "/v1/chat/completions", asked) == ["bypass", "bypass"], "a temperature asked: sampled"
+    with _client(server, UNSAMPLED) as http:
+        assert _twice(http, "/v1/chat/completions", chat("claude-sonnet-4-5")) == ["miss", "hit"], "the key says so"

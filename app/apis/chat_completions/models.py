@@ -4,7 +4,6 @@ the most a reply may ask, what it reads, whether it calls tools and reasons, its
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from ...errors import ApiError
@@ -32,10 +31,5 @@ def get_model(model_id: str) -> dict[str, Any]:
 def _model(name: str) -> dict[str, Any]:
     """OpenAI's fields, and what ChatWait knows of the model (its rules, its bound, its price)."""
     found = services()
-    settings = found.settings
-    described = {"id": name, "object": "model", "created": found.started, "owned_by": "chatwait"}
-    described.update(settings.rules_of(name).public())
-    described["max_output_tokens"] = settings.output_limit(name)
-    price = settings.price_of(name)
-    described["pricing"] = None if price is None else dataclasses.asdict(price)
-    return described
+    listed = {"id": name, "object": "model", "created": found.started, "owned_by": "chatwait"}
+    return listed | found.settings.described(name)

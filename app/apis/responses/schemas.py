@@ -32,6 +32,7 @@ from ..items.input import (
 from ..items.tools import CustomToolSchema, FunctionToolSchema, NamespaceToolSchema, ToolChoice, Tools
 from ..openai import MAX_TOP_LOGPROBS, REASONING_EFFORTS, SERVICE_TIERS, VERBOSITIES, Metadata
 from ..schema import (
+    MAX_ASKED_TOKENS,
     Neutral,
     NullMeansAbsent,
     StrictBoolean,
@@ -156,7 +157,12 @@ class ResponseRequestSchema(NullMeansAbsent):
     context_management = fields.List(fields.Nested(ContextManagementSchema), validate=validate.Length(max=8))
 
     def __init__(
-        self, *, max_items: int = 202, max_tokens: int = 1024, allowed_models: tuple[str, ...] = (), **kwargs: Any
+        self,
+        *,
+        max_items: int = 202,
+        max_tokens: int = MAX_ASKED_TOKENS,
+        allowed_models: tuple[str, ...] = (),
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.max_items = max_items

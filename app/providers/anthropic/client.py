@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...config.controls import allowed_only
-from ..base import Attempt
+from ..base import Attempt, UpstreamError
 from ..call import ChatCall, Route
 from ..httpapi.client import HttpProvider
 from .request import adapted, messages_body
@@ -43,7 +43,10 @@ class AnthropicProvider(HttpProvider):
     def adaptations(self, call: ChatCall) -> tuple[str, ...]:
         """What translating `call` for this server changes of what its client asked (none for a
         client's own Messages body)."""
-        return tuple(adapted(call, self.settings.rules_of(call.model), self.server.anthropic_version)[1])
+        try:
+            return tuple(adapted(call, self.settings.rules_of(call.model), self.server.anthropic_version)[1])
+        except UpstreamError:  # an option it cannot honour: the attempt refuses it, with its reason
+            return ()
 
     def open(self, call: ChatCall, slot: Any = None, route: Route | None = None) -> Attempt:
         """Send the request (the client's own Messages body where it came in one, with its API
