@@ -7,8 +7,9 @@ tool_choice names, else the first K), with arguments made from each function's J
 tool result it answers in text that quotes it; with `response_format` json_schema (or json_object)
 its text is a JSON value that validates against the schema. `@reasoning=N` sends N pieces of
 reasoning first; `@refusal=N` makes the reply a refusal of N pieces (`delta.refusal`, no text);
-`@argpieces=N` makes a call's arguments N pieces long; `@tool=NAME` calls that tool and
-`@args=B64` (URL-safe base64 of the JSON) gives its arguments. Quirks: noindex,
+`@argpieces=N` makes a call's arguments N pieces long; `@tool=NAME` calls that tool
+(`@tool=none`: none, a plain answer) and `@args=B64` (URL-safe base64 of the JSON) gives its
+arguments. Quirks: noindex,
 reuse_index, empty_name, finish_every, whole_args, noid, dict_args. With `logprobs`, each text
 chunk has its token's log probability (-0.1 times its index) and `top_logprobs` alternatives.
 """
@@ -69,7 +70,7 @@ def typed_reply(request: dict[str, Any], found: dict[str, str]) -> dict[str, Any
     tools = [tool["function"] for tool in request.get("tools") or () if tool.get("type") == "function"]
     choice = request.get("tool_choice", "auto")
     answered = bool(messages) and messages[-1].get("role") == "tool"
-    if tools and choice != "none" and not answered:
+    if tools and choice != "none" and not answered and found.get("tool") != "none":  # @tool=none: plain text
         if isinstance(choice, dict):
             tools = [tool for tool in tools if tool["name"] == choice["function"]["name"]]
         elif "tool" in found:  # `@tool=NAME`: call that one (an agent's many tools: the one the test wants)

@@ -36,7 +36,8 @@ CODEX = client_bin("codex")
 def server(fake: FakeUpstream, request: pytest.FixtureRequest) -> Iterator[ChatWaitServer]:
     """Codex's prompt (its instructions and tools) is some 6,000 tokens."""
     models = ",".join((FAKE_MODEL, *CODEX_MODELS))
-    env = server_env(fake.base_url, MAX_INPUT_TOKENS="200000", ALLOWED_MODELS=models, **store_env(request, "redis"))
+    env = server_env(fake.base_url, MAX_INPUT_TOKENS="200000", ALLOWED_MODELS=models, MAX_TOKENS="",
+                     **store_env(request, "redis"))  # fmt: skip
     running = ChatWaitServer(env)
     yield running
     running.stop()
@@ -142,3 +143,19 @@ def test_codex_with_a_model_it_knows_runs_its_tool_and_a_second_turn(server, fak
     if websockets:
         upgraded = [r for r in records if r.get("event") == "request_completed" and r["status"] == 101]
         assert len(upgraded) == 2, "each session over its socket"
+
+
+def test_codex_writes_a_long_file_and_prints_a_long_answer_whole(server, tmp_path) -> None:
+    """With ChatWait's defaults (Codex asks no max_output_tokens: each model's own bound, here
+    4,096), a 9 KB tool input arrives whole and the command writes it; a 2,000-word answer too."""
+    content = "".join(f"line {n:04d} of a long file Codex writes through ChatWait\n" for n in range(170))
+    assert len(content) > 9000
+    call = {"cmd": f"printf '%s' '{content}' > long.txt"}
+    args = base64.urlsafe_b64encode(json.dumps(call).encode()).decode().rstrip("=")
+    result = _codex(server, tmp_path, f"Write it @tool=exec_command @args={args}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "long.txt").read_text() == content, "the whole tool input reached Codex"
+    told = _codex(server, tmp_path, "Tell me all of it @tool=none @tokens=2000 @limit=max_tokens")
+    assert told.returncode == 0, told.stdout + told.stderr
+    words = told.stdout.split()
+    assert len(words) == 2000 and words[-1] == "tok1999", "the whole answer, not cut at max_output_tokens"
