@@ -50,7 +50,8 @@ class ModelKnowledge:
     def output_limit(self, model: str) -> int:
         """The most tokens a reply of `model` is asked for: its output limit (DEFAULT_OUTPUT_LIMIT
         when nobody says), under MAX_TOKENS where that is set."""
-        limit = self.rules_of(model).max_output_tokens
+        found = self.upstream.upstreams_file
+        limit = rules_of(model, {} if found is None else found.models).max_output_tokens
         bound = self.requests.max_tokens
         if bound is None:
             return limit or DEFAULT_OUTPUT_LIMIT

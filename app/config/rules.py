@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from .values import ConfigError
@@ -91,11 +92,25 @@ TABLE: tuple[tuple[re.Pattern[str], Rules], ...] = tuple(
 UNKNOWN = Rules(tools=False, thinking="budget", described="none")  # a model nobody describes: asked as Claude 4 was
 
 
-def rules_of(model: str, described: dict[str, Rules]) -> Rules:
+def rules_of(model: str, described: Mapping[str, Rules]) -> Rules:
     """`model`'s rules: UPSTREAMS_FILE's description of it, else the table's, else none known."""
     found = described.get(model)
     if found is not None:
         return found
+    found = _TABLED.get(model)
+    if found is None:
+        found = _tabled(model)
+        if len(_TABLED) >= MAX_REMEMBERED:
+            _TABLED.clear()
+        _TABLED[model] = found
+    return found
+
+
+MAX_REMEMBERED = 1024  # model names whose table row is remembered (each request asks)
+_TABLED: dict[str, Rules] = {}
+
+
+def _tabled(model: str) -> Rules:
     lowered = model.lower()
     for pattern, rules in TABLE:
         if pattern.match(lowered):
