@@ -235,3 +235,15 @@ def test_a_request_naming_no_sampling_is_replayed_where_its_sampling_is_not_the_
         assert _twice(http, "/v1/chat/completions", asked) == ["bypass", "bypass"], "a temperature asked: sampled"
     with _client(server, UNSAMPLED) as http:
         assert _twice(http, "/v1/chat/completions", chat("claude-sonnet-4-5")) == ["miss", "hit"], "the key says so"
+
+
+def test_the_models_list_says_what_is_known_of_each_model(server) -> None:
+    with _client(server) as http:
+        listed = {model["id"]: model for model in http.get("/v1/models").json()["data"]}
+        one = http.get("/v1/models/claude-sonnet-5").json()
+    sonnet = listed["claude-sonnet-5"]
+    assert sonnet == one and sonnet["object"] == "model"
+    assert (sonnet["context_window"], sonnet["max_output_tokens"]) == (1_000_000, 128_000)
+    assert sonnet["reasoning"] and sonnet["tools"] and "image" in sonnet["input_modalities"]
+    assert listed[GPT]["max_output_tokens"] == 16_384 and listed[GPT]["pricing"]["input"] == _catalog(GPT)["input_mtok"]
+    assert listed[PRICED]["pricing"]["input"] == OPERATOR["input"], "the operator's price, as charged"

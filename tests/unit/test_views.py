@@ -187,6 +187,8 @@ def messages(client: Any) -> None:
 )
 def service(client: Any) -> None:
     assert client.get("/health").get_json()["status"] == "healthy"
+    hello = client.head("/api/hello")  # Claude Code's preconnect
+    assert hello.status_code == 200 and hello.get_data() == b""
     ready = client.get("/ready")
     assert ready.status_code == 200, ready.get_data(as_text=True)
     assert b"chatwait_http_requests_total" in client.get("/metrics").get_data()
