@@ -64,13 +64,15 @@ class Admitter:
             self.client_keys.check_model(key, call.model)
             payer = self.client_keys.resolve(payer)
         ticket, verdict = self._reserved(asked, payer) if payer.limited else (None, None)
-        adapted = self.provider.adaptations(call)
+        lowered: tuple[str, ...] = ()
         if ticket is not None:
             most = ticket.most_tokens(call.max_tokens)
             if most < call.max_tokens:
-                why = "budget" if ticket.max_tokens == most else "tpm"
-                adapted = (f"max_tokens lowered to {most} (the key's {why})", *adapted)
+                lowered = (
+                    f"max_tokens lowered to {most} (the key's {'budget' if ticket.max_tokens == most else 'tpm'})",
+                )
                 call = dataclasses.replace(call, max_tokens=most)
+        adapted = (*lowered, *self.provider.adaptations(call))  # as the call is sent, its bound lowered
         lookup = None if self.cache is None else self.cache.lookup(call, payer, origin.cache_header, self._fixed(call))
         account = Account(call, asked.prompt_tokens, origin, route, payer, ticket, lookup, self.billing)
         return Admission(account, verdict, adapted)

@@ -52,7 +52,7 @@ def adapted(call: ChatCall, rules: Rules = UNKNOWN, version: str = LATEST) -> tu
     if call.native is not None and call.native.get("api") == "messages":
         return {}, []
     changes: list[str] = []
-    body = _options(call.options, call.max_tokens)
+    body = _options(call.options)
     effort = call.options.get("reasoning_effort")
     if effort in THINKING_BUDGETS:
         thinking = _thinking(effort, call.max_tokens, rules, changes)
@@ -74,8 +74,11 @@ def adapted(call: ChatCall, rules: Rules = UNKNOWN, version: str = LATEST) -> tu
             changes.append(f"{name} dropped (the model takes only its default)")
         elif "thinking" in body and name != "top_p":
             changes.append(f"{name} dropped (thinking takes only the default)")
+        elif name == "temperature" and value > 1.0:  # OpenAI's range is 0-2, Anthropic's 0-1
+            body[name] = 1.0
+            changes.append(f"temperature {value:g} sent as 1 (the Messages API's most)")
         else:
-            body[name] = min(value, 1.0) if name == "temperature" else value  # OpenAI's range is 0-2, Anthropic's 0-1
+            body[name] = value
     return body, changes
 
 
@@ -232,7 +235,7 @@ def _input(function: dict[str, Any]) -> dict[str, Any]:
     return found if isinstance(found, dict) else {"arguments": function.get("arguments")}
 
 
-def _options(options: dict[str, Any], max_tokens: int) -> dict[str, Any]:
+def _options(options: dict[str, Any]) -> dict[str, Any]:
     """The OpenAI-named options in Anthropic's words; UpstreamError for one it cannot honour."""
     refused = [name for name in REFUSED if _asks(name, options.get(name))]
     if refused:
