@@ -68,9 +68,8 @@ class Admitter:
         if ticket is not None:
             most = ticket.most_tokens(call.max_tokens)
             if most < call.max_tokens:
-                lowered = (
-                    f"max_tokens lowered to {most} (the key's {'budget' if ticket.max_tokens == most else 'tpm'})",
-                )
+                why = "budget" if ticket.max_tokens == most else "tpm"
+                lowered = (f"max_tokens lowered to {most} (the key's {why})",)
                 call = dataclasses.replace(call, max_tokens=most)
         adapted = (*lowered, *self.provider.adaptations(call))  # as the call is sent, its bound lowered
         lookup = None if self.cache is None else self.cache.lookup(call, payer, origin.cache_header, self._fixed(call))
