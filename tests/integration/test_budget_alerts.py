@@ -142,6 +142,7 @@ def test_a_small_budget_is_served_until_less_than_an_answer_is_left(fake, receiv
         for answer in lowered:
             most = int(answer.headers["x-chatwait-max-tokens-lowered"])
             assert 4 <= most < 15 and answer.json()["usage"]["completion_tokens"] <= most
+            assert answer.headers["x-chatwait-adapted"] == f"max_tokens lowered to {most} (the key's budget)"
         assert refused.status_code == 429 and refused.json()["error"]["code"] == "budget_exhausted", refused.text
         assert "is left, less than the least answer" in refused.json()["error"]["message"]
         assert lowered, "the last answer that fits is lowered to what is left"
