@@ -183,6 +183,7 @@ def _anthropic(settings: Settings) -> UpstreamServer:
         kind="anthropic",
         url_setting="ANTHROPIC_BASE_URL",
         key_setting="ANTHROPIC_API_KEY",
+        anthropic_version=upstream.anthropic_version,
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from .caching import CacheSettings
 from .keys import ClientKey
 from .models import ModelKnowledge
-from .upstreams import UpstreamServer, UpstreamsFile
+from .upstreams import ANTHROPIC_VERSIONS, UpstreamServer, UpstreamsFile
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +26,7 @@ class UpstreamSettings:
     anthropic_api_key: str | None = dataclasses.field(default=None, repr=False)  # LLM_PROVIDER=anthropic's
     anthropic_base_url: str | None = None  # None: Anthropic's own API
     anthropic_model: str = "claude-sonnet-4-5"
+    anthropic_version: str = ANTHROPIC_VERSIONS[-1]  # LLM_PROVIDER=anthropic's: what a translation is sent as
     upstreams_file: UpstreamsFile | None = None
     upstreams: tuple[UpstreamServer, ...] = ()  # resolved: the file's servers, else OPENAI_BASE_URL's
     upstream_rest_seconds: float = 5.0

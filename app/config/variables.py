@@ -23,6 +23,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "ANTHROPIC_API_KEY": ("anthropic_api_key", read.text),
     "ANTHROPIC_BASE_URL": ("anthropic_base_url", read.url),
     "ANTHROPIC_MODEL": ("anthropic_model", read.text),
+    "ANTHROPIC_VERSION": ("anthropic_version", read.choice(upstreams.ANTHROPIC_VERSIONS)),
     "UPSTREAMS_FILE": ("upstreams_file", upstreams.upstreams_file),
     "UPSTREAM_REST_SECONDS": ("upstream_rest_seconds", read.seconds(0.1, 3600)),
     "UPSTREAM_MISCONFIGURED_SECONDS": ("upstream_misconfigured_seconds", read.seconds(0, 86400)),

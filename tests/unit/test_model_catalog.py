@@ -94,3 +94,12 @@ def test_claude_codes_user_id_names_the_person_not_the_session() -> None:
     assert stable_user('{"device_id":"d1","account_uuid":"a1","session_id":"s2"}') == "account:a1"
     assert stable_user("user_abc_account_a1_session_0f-9") == "user_abc_account_a1"
     assert stable_user("plain-id") == "plain-id" and stable_user("{not json") == "{not json"
+
+
+def test_llm_provider_anthropic_translates_at_its_version() -> None:
+    key = {"LLM_PROVIDER": "anthropic", "ANTHROPIC_API_KEY": "sk-ant-" + "a" * 24}
+    assert load_settings(environ=key).upstream.upstreams[0].anthropic_version == "2026-10-21"
+    older = load_settings(environ={**key, "ANTHROPIC_VERSION": "2023-06-01"})
+    assert older.upstream.upstreams[0].anthropic_version == "2023-06-01"
+    with pytest.raises(ConfigError, match="ANTHROPIC_VERSION"):
+        load_settings(environ={**key, "ANTHROPIC_VERSION": "2025-01-01"})
