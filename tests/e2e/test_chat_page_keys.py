@@ -49,7 +49,8 @@ def test_the_page_asks_for_a_key_then_sends_the_turn_with_it(browser: Browser, k
         expect(last_reply(page)).to_have_attribute("data-status", "complete")
         assert_reply(page, full_reply(6))
         expect(page.locator(".message.user")).to_have_count(1)
-        expect(page.get_by_role("combobox", name="Model").locator("option")).to_have_text(["fake-model", "other-model"])
+        options = page.get_by_role("combobox", name="Model").locator("option")  # the list, once a key is given
+        expect(options).to_have_text(["fake-model — 1k out", "other-model — 1k out"])
         send(page, "Again @tokens=3")  # the key is kept
         expect(last_reply(page)).to_have_attribute("data-status", "complete")
         assert_reply(page, full_reply(3))

@@ -126,7 +126,7 @@ def test_messages_and_options_reach_the_upstream_as_openai_names_them(sdk: opena
         ({"response_format": {"type": "xml"}}, "response_format", "json_schema"),
         ({"top_logprobs": 2}, "top_logprobs", "with logprobs true"),
         ({"stream_options": {"include_usage": True}}, "stream_options", "stream is true"),
-        ({"max_tokens": 5000}, "max_tokens", "between 1 and 1024"),
+        ({"max_tokens": 10**9}, "max_tokens", "between 1 and 100000000"),  # over any model's: more is lowered
         ({"temperature": 3}, "temperature", "2"),
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "1 to 4"),
         ({"model": "gpt-9"}, "model", "does not exist"),
@@ -246,3 +246,19 @@ def test_a_first_token_later_than_the_hold_is_streamed_as_before(start_server) -
         text = answer.read().decode()
     assert ": keepalive" in text and text.rstrip().endswith("data: [DONE]")
     assert '"content":"tok0 "' in text and '"content":"tok1 "' in text and '"error"' not in text
+
+
+def test_a_longer_reply_than_its_bound_is_lowered_and_said(sdk: openai.OpenAI) -> None:
+    """max_tokens over MAX_TOKENS (here 1024) is sent as MAX_TOKENS and the answer says so; the
+    Responses API's max_output_tokens too."""
+    raw = sdk.chat.completions.with_raw_response.create(
+        model=FAKE_MODEL, messages=user("hi @tokens=2"), max_tokens=5000
+    )
+    assert raw.headers["x-chatwait-adapted"] == "max_tokens lowered to 1024 (MAX_TOKENS)"
+    assert raw.parse().choices[0].message.content == expected_reply(2)
+    raw = sdk.responses.with_raw_response.create(model=FAKE_MODEL, input="hi @tokens=2", max_output_tokens=5000)
+    assert raw.headers["x-chatwait-adapted"] == "max_output_tokens lowered to 1024 (MAX_TOKENS)"
+    within = sdk.chat.completions.with_raw_response.create(
+        model=FAKE_MODEL, messages=user("hi @tokens=2"), max_tokens=9
+    )
+    assert "x-chatwait-adapted" not in within.headers, "what fits is sent as asked, and nothing is said"
