@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import logging
 import time
 from decimal import Decimal
 from typing import Any
 
 from .prices import Price
-
-log = logging.getLogger("chatwait.config")
 
 MAX_LOOKED_UP = 1024  # model names remembered (a client's model is checked against the allowed list first)
 FRESH_SECONDS = 60.0  # a price resolved this long ago is resolved again (some change by the hour)
@@ -94,13 +91,3 @@ def _usd(value: Any) -> float | None:
         return float(value)
     base = getattr(value, "base", None)  # TieredPrices
     return float(base) if isinstance(base, Decimal | int | float) else None
-
-
-def warm() -> None:
-    """Read the catalog's data now (a quarter of a second), not on a request's path."""
-    try:
-        from genai_prices import data_snapshot
-
-        data_snapshot.get_snapshot()
-    except Exception:  # pragma: no cover - a broken install: every model is unlisted
-        log.warning("catalog_unreadable", extra={"source": SOURCE})

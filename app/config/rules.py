@@ -56,22 +56,10 @@ TABLE: tuple[tuple[re.Pattern[str], Rules], ...] = tuple(
         (r"(.*/)?claude-(fable|mythos)-", Rules(128_000, 1_000_000, forced_tools=False, **_CLAUDE_NEW)),
         (r"(.*/)?claude-haiku-5", Rules(64_000, 1_000_000, **_CLAUDE_NEW)),
         (r"(.*/)?claude-(opus|sonnet)-5|(.*/)?claude-opus-4-[78]", Rules(128_000, 1_000_000, **_CLAUDE_NEW)),
-        (
-            r"(.*/)?claude-opus-4-6",
-            Rules(128_000, 1_000_000, **_CLAUDE_4),
-        ),
-        (
-            r"(.*/)?claude-sonnet-4-6",
-            Rules(64_000, 1_000_000, **_CLAUDE_4),
-        ),
-        (
-            r"(.*/)?claude-(sonnet|haiku)-4|(.*/)?claude-3-7",
-            Rules(64_000, 200_000, **_CLAUDE_4),
-        ),
-        (
-            r"(.*/)?claude-opus-4",
-            Rules(32_000, 200_000, **_CLAUDE_4),
-        ),
+        (r"(.*/)?claude-opus-4-6", Rules(128_000, 1_000_000, **_CLAUDE_4)),
+        (r"(.*/)?claude-sonnet-4-6", Rules(64_000, 1_000_000, **_CLAUDE_4)),
+        (r"(.*/)?claude-(sonnet|haiku)-4|(.*/)?claude-3-7", Rules(64_000, 200_000, **_CLAUDE_4)),
+        (r"(.*/)?claude-opus-4", Rules(32_000, 200_000, **_CLAUDE_4)),
         (r"(.*/)?claude-3-5", Rules(8192, 200_000, input_modalities=_DOCUMENTS)),
         (r"(.*/)?claude-", Rules(4096, 200_000, input_modalities=_SEEN)),
         (r"(.*/)?gpt-(5|6)", Rules(128_000, 400_000, reasoning=True, input_modalities=_DOCUMENTS)),
@@ -81,12 +69,14 @@ TABLE: tuple[tuple[re.Pattern[str], Rules], ...] = tuple(
         (r"(.*/)?gpt-4-turbo", Rules(4096, 128_000, input_modalities=_SEEN)),
         (r"(.*/)?gpt-3\.5", Rules(4096, 16_385)),
         (r"(.*/)?(meta-)?llama-?3\.[123]", Rules(None, 131_072)),
-        (r"(.*/)?qwen3", Rules(32_768, 131_072, reasoning=True)),
-        (r"(.*/)?qwen2\.5", Rules(8192, 131_072)),
+        # Open-weight models are served with whatever context their server was given: their replies'
+        # bound stays DEFAULT_OUTPUT_LIMIT unless UPSTREAMS_FILE describes them.
+        (r"(.*/)?qwen3", Rules(None, 131_072, reasoning=True)),
+        (r"(.*/)?qwen2\.5", Rules(None, 131_072)),
         (r"(.*/)?deepseek-(r1|reasoner)", Rules(64_000, 128_000, reasoning=True)),
         (r"(.*/)?deepseek-(chat|v3)", Rules(8192, 128_000)),
         (r"(.*/)?(mistral|ministral|magistral|codestral)", Rules(None, 128_000)),
-        (r"(.*/)?gemma-3", Rules(8192, 131_072, input_modalities=_SEEN)),
+        (r"(.*/)?gemma-3", Rules(None, 131_072, input_modalities=_SEEN)),
     )
 )
 UNKNOWN = Rules(tools=False, thinking="budget", described="none")  # a model nobody describes: asked as Claude 4 was
