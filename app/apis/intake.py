@@ -266,7 +266,7 @@ def _too_long(
     )
 
 
-def bounded(asked: int | None, model: str, settings: Settings, field: str = "max_tokens") -> int:
+def bounded(asked: int | None, field: str, model: str, settings: Settings) -> int:
     """The tokens a reply of `model` is asked for: what the client asked (`field`), lowered to
     the model's output limit or MAX_TOKENS and said so (`request.adapted`); that bound when the
     client asked none."""

@@ -103,7 +103,8 @@ MAX_ADAPTED = 16  # changes named on one request (a bounded header)
 def adapted(change: str) -> None:
     """Say that ChatWait sends other than the client asked (`change`: what and why, as
     "temperature dropped (the model takes only its default)"): in ADAPTED_HEADER and on the
-    request's completion line. Outside a request (a WebSocket turn's own) it is logged alone."""
+    request's completion line (a WebSocket turn is a request of its own: its line only). Outside
+    a request it is logged alone."""
     if not has_request_context():
         log.info("request_adapted", extra={"adapted": [change]})
         return

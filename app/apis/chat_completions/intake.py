@@ -72,7 +72,7 @@ def prepare_completion(
         model=model,
         fallbacks=tuple(fields["fallbacks"]) if "fallbacks" in fields else None,
         messages=messages,
-        max_tokens=bounded(_asked_tokens(fields), model, settings),
+        max_tokens=bounded(*_asked_tokens(fields), model, settings),
         temperature=fields.get("temperature"),
         options=options,
         typed=True,
@@ -83,10 +83,11 @@ def prepare_completion(
     return Completion(call, total, bool(fields.get("stream")), include_usage)
 
 
-def _asked_tokens(fields: dict[str, Any]) -> int | None:
-    """The fewest tokens the request asks for (max_tokens or max_completion_tokens; None: neither)."""
-    asked = [fields[name] for name in ("max_tokens", "max_completion_tokens") if name in fields]
-    return min(asked) if asked else None
+def _asked_tokens(fields: dict[str, Any]) -> tuple[int | None, str]:
+    """The fewest tokens the request asks for (None: it asks none) and the field that asks them
+    (max_tokens, or max_completion_tokens, OpenAI's newer name)."""
+    asked = [(fields[name], name) for name in ("max_tokens", "max_completion_tokens") if name in fields]
+    return min(asked) if asked else (None, "max_tokens")
 
 
 def _native(data: dict[str, Any], fields: dict[str, Any], schema: CompletionRequestSchema) -> dict[str, Any] | None:

@@ -56,7 +56,7 @@ def prepare_message(
     call = ChatCall(
         model=fields["model"],
         messages=messages,
-        max_tokens=bounded(fields["max_tokens"], fields["model"], settings),  # Claude Code asks for 128,000
+        max_tokens=bounded(fields["max_tokens"], "max_tokens", fields["model"], settings),  # Claude Code: 128,000
         temperature=fields.get("temperature"),
         options=options,
         typed=True,

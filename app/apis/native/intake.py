@@ -66,7 +66,7 @@ def build_call(fields: dict[str, Any], settings: Settings, provider: Provider) -
         model=model,
         fallbacks=tuple(fields["fallbacks"]) if "fallbacks" in fields else None,
         messages=messages,
-        max_tokens=bounded(fields.get("max_tokens"), model, settings),
+        max_tokens=bounded(fields.get("max_tokens"), "max_tokens", model, settings),
         temperature=fields.get("temperature"),
         options={"user": fields["user"]} if "user" in fields else {},
     )

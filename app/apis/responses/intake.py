@@ -132,7 +132,7 @@ def prepare_response(
     call = ChatCall(
         model=model,
         messages=planned.messages,
-        max_tokens=bounded(fields.get("max_output_tokens"), model, settings, "max_output_tokens"),
+        max_tokens=bounded(fields.get("max_output_tokens"), "max_output_tokens", model, settings),
         temperature=fields.get("temperature"),
         options=planned.options,
         typed=True,
