@@ -258,6 +258,10 @@ def test_a_longer_reply_than_its_bound_is_lowered_and_said(sdk: openai.OpenAI) -
     assert raw.parse().choices[0].message.content == expected_reply(2)
     raw = sdk.responses.with_raw_response.create(model=FAKE_MODEL, input="hi @tokens=2", max_output_tokens=5000)
     assert raw.headers["x-chatwait-adapted"] == "max_output_tokens lowered to 1024 (MAX_TOKENS)"
+    newer = sdk.chat.completions.with_raw_response.create(
+        model=FAKE_MODEL, messages=user("hi @tokens=2"), max_completion_tokens=3000
+    )
+    assert newer.headers["x-chatwait-adapted"] == "max_completion_tokens lowered to 1024 (MAX_TOKENS)", "its own name"
     within = sdk.chat.completions.with_raw_response.create(
         model=FAKE_MODEL, messages=user("hi @tokens=2"), max_tokens=9
     )
