@@ -150,7 +150,8 @@ def unpriced_note(name: str, models: list[str]) -> str:
     verb = "has" if len(models) == 1 else "have"
     return (
         f"The key {name!r} has a budget, but {shown} {verb} no price: what it spends on them is not counted. "
-        "The catalog (genai-prices) does not list them: give them a price in UPSTREAMS_FILE's prices table."
+        "Nobody priced them (the genai-prices catalog does not list them, or MODEL_CATALOG is off): "
+        "give them a price in UPSTREAMS_FILE's prices table."
     )
 
 

@@ -51,7 +51,7 @@ def server(fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iter
     )
     (folder / "keys").write_text(f"{KEY} name=budgeted budget_day=50\n{UNSAMPLED} name=unsampled cache_unsampled=on\n")
     env = server_env("", UPSTREAMS_FILE=str(listing), ALLOWED_MODELS="", OPENAI_MODEL=GPT, MAX_TOKENS="",
-                     READY_CHECK_MODELS="false", CHATWAIT_API_KEYS_FILE=str(folder / "keys"),
+                     MODEL_CATALOG="", READY_CHECK_MODELS="false", CHATWAIT_API_KEYS_FILE=str(folder / "keys"),
                      RESPONSE_CACHE="true")  # fmt: skip
     running = ChatWaitServer(env)
     yield running
