@@ -15,16 +15,13 @@ import re
 from typing import Any
 
 from ...config.rules import UNKNOWN, Rules
-from ...config.upstreams import ANTHROPIC_VERSIONS, SAMPLING_REFUSED_FROM
+from ...config.upstreams import ANTHROPIC_VERSIONS
 from ..base import UpstreamError
 from ..call import CACHE_BREAKPOINT, CACHE_CONTROL, ChatCall
 from ..counted import FILE_PART
+from .adapting import MIN_THINKING_BUDGET, adapt
 
 LATEST = ANTHROPIC_VERSIONS[-1]  # what a translation is sent as where its server says nothing
-MIN_THINKING_BUDGET = 1024  # Anthropic's smallest budget_tokens
-# OpenAI's reasoning efforts as thinking budgets (none and minimal: no thinking).
-THINKING_BUDGETS = {"low": 1024, "medium": 4096, "high": 16384, "xhigh": 32000}
-EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "max"}  # adaptive thinking's
 # Options that change what the client gets back and that the Messages API cannot honour.
 REFUSED = ("logprobs", "top_logprobs", "logit_bias", "n", "audio", "modalities", "prediction")
 _DATA_URL = re.compile(r"data:([\w.+/-]+);base64,(.*)", re.DOTALL)
@@ -47,81 +44,12 @@ def messages_body(call: ChatCall, rules: Rules = UNKNOWN, version: str = LATEST)
 
 def adapted(call: ChatCall, rules: Rules = UNKNOWN, version: str = LATEST) -> tuple[dict[str, Any], list[str]]:
     """`call`'s options in the Messages API's words as the model's `rules` and the API `version`
-    take them, and each change that made to what the client asked (none for a client's own
-    Messages body: it spoke the server's API itself). UpstreamError for one it cannot honour."""
+    take them, and each change that made to what the client asked (`adapting`; none for a client's
+    own Messages body: it spoke the server's API itself). UpstreamError for one it cannot honour."""
     if call.native is not None and call.native.get("api") == "messages":
         return {}, []
-    changes: list[str] = []
     body = _options(call.options)
-    effort = call.options.get("reasoning_effort")
-    if effort in THINKING_BUDGETS:
-        thinking = _thinking(effort, call.max_tokens, rules, changes)
-        config = thinking.pop("output_config", None)
-        body.update(thinking)
-        if config:
-            body["output_config"] = {**body.get("output_config", {}), **config}
-    _forced(body, rules, changes)
-    sampling = {
-        "temperature": call.temperature,
-        **{name: body.pop(name) for name in ("top_p", "top_k") if name in body},
-    }
-    for name, value in sampling.items():
-        if value is None:
-            continue
-        if version >= SAMPLING_REFUSED_FROM:
-            changes.append(f"{name} dropped (Messages API version {version} refuses it)")
-        elif rules.sampling == "default":
-            changes.append(f"{name} dropped (the model takes only its default)")
-        elif "thinking" in body and name != "top_p":
-            changes.append(f"{name} dropped (thinking takes only the default)")
-        elif name == "temperature" and value > 1.0:  # OpenAI's range is 0-2, Anthropic's 0-1
-            body[name] = 1.0
-            changes.append(f"temperature {value:g} sent as 1 (the Messages API's most)")
-        else:
-            body[name] = value
-    return body, changes
-
-
-def _thinking(effort: str, max_tokens: int, rules: Rules, changes: list[str]) -> dict[str, Any]:
-    """`reasoning_effort` as the model thinks: adaptive with an effort, or a token budget under
-    max_tokens (none where the model does not think or max_tokens leaves no room)."""
-    if rules.thinking == "adaptive":
-        level = EFFORTS[effort]
-        changes.append(f"reasoning_effort {effort} sent as adaptive thinking (effort {level})")
-        return {"thinking": {"type": "adaptive"}, "output_config": {"effort": level}}
-    if rules.thinking == "none":
-        changes.append("reasoning_effort dropped (the model does not think)")
-        return {}
-    thinking_tokens = min(THINKING_BUDGETS[effort], max_tokens - 1)
-    if thinking_tokens < MIN_THINKING_BUDGET:
-        changes.append(f"reasoning_effort dropped (max_tokens leaves under {MIN_THINKING_BUDGET} tokens to think)")
-        return {}
-    return {"thinking": {"type": "enabled", "budget_tokens": thinking_tokens}}
-
-
-def _forced(body: dict[str, Any], rules: Rules, changes: list[str]) -> None:
-    """A tool choice that forces a tool, where the model cannot be forced (auto instead) or is
-    asked to think (thinking takes only auto or none: the thinking is dropped)."""
-    choice = body.get("tool_choice")
-    if choice is None or choice["type"] not in ("any", "tool"):
-        return
-    asked = "required" if choice["type"] == "any" else "a named function"
-    if not rules.forced_tools:
-        body["tool_choice"] = {key: value for key, value in choice.items() if key not in ("type", "name")}
-        body["tool_choice"]["type"] = "auto"
-        changes.append(f"tool_choice {asked} sent as auto (the model cannot be forced to call a tool)")
-    elif "thinking" in body:
-        body.pop("thinking")
-        _without_effort(body)
-        changes.append(f"reasoning_effort dropped (tool_choice {asked} takes no thinking)")
-
-
-def _without_effort(body: dict[str, Any]) -> None:
-    config = body.get("output_config")
-    if config is not None:
-        config.pop("effort", None)
-        if not config:
-            body.pop("output_config")
+    return body, adapt(call, body, rules, version)
 
 
 def _passed_through(call: ChatCall, body: dict[str, Any]) -> dict[str, Any]:
