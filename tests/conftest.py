@@ -105,8 +105,8 @@ def server_env(upstream_url: str, **overrides: str) -> dict[str, str]:
         # The reservations the tests count are at 1,024 tokens a reply; the default (each model's
         # own output limit) has tests of its own (test_model_rules), which blank this.
         "MAX_TOKENS": "1024",
-        # The fake's models are in no catalog: each worker is spared reading it (a fifth of a
-        # second of CPU, hundreds of times a run); the catalog's own tests blank this.
+        # The fake's models are in no catalog: no worker reads it (its cost: docs/performance.md);
+        # the catalog's own tests blank this.
         "MODEL_CATALOG": "false",
         **overrides,
     }
